@@ -1,0 +1,326 @@
+//! Assess: the policy's rules turn a household's evidence into findings and one
+//! determination (DESIGN.md §3). One implementation for batch and on-demand.
+//!
+//! All tests are exact integer comparisons. Household income is held in 1/10,000 fen
+//! (`income_x10000`): a member adds 100 × income × 100 where income × 100 =
+//! (100 − deduction) × W + 100 × other, and a supporter adds
+//! (income × 100 − multiple × S_year × size) × share_pct, which keeps the 0.9 factor and the
+//! 50 % share exact. Reported per-capita amounts are rounded half-up to the fen; nothing is
+//! rounded before a comparison.
+
+pub mod policy;
+
+use chrono::{Months, NaiveDate};
+use hedui_connectors::SourceKind;
+use serde_json::json;
+
+use crate::domain::money::div_round_half_up;
+use crate::domain::{Fen, IdNumber};
+use crate::evidence::PersonEvidence;
+use crate::report::{Determination, Finding, Outcome};
+pub use policy::{Policy, PolicyError};
+
+/// A household of the caseload (§2 `households`).
+#[derive(Debug, Clone, Default)]
+pub struct Household {
+    /// Household id.
+    pub id: String,
+    /// Region code (GB/T 2260) as given.
+    pub region_code: String,
+    /// `urban` / `rural` (anything else reads as rural).
+    pub area: String,
+    /// Programme.
+    pub programme: String,
+    /// Category or empty.
+    pub category: String,
+    /// Declared yearly income, if given.
+    pub declared_annual_income: Option<Fen>,
+    /// Declared financial assets, if given.
+    pub declared_financial_assets: Option<Fen>,
+    /// Last verification date, if any.
+    pub last_verified: Option<NaiveDate>,
+}
+
+/// A person of a household as the rules see them.
+#[derive(Debug, Clone)]
+pub struct PersonView<'a> {
+    /// The ID, or why it is invalid.
+    pub id: Result<IdNumber, String>,
+    /// Relation.
+    pub relation: &'a str,
+    /// Disability grade 1-4 (members).
+    pub disability_grade: Option<u8>,
+    /// Whether a consent reference was given.
+    pub consent: bool,
+    /// Own household size (supporters; already max(1, largest given)).
+    pub own_household_size: i64,
+    /// The evidence, when the person was queried (valid ID and consent).
+    pub evidence: Option<&'a PersonEvidence>,
+}
+
+impl PersonView<'_> {
+    fn queried(&self) -> Option<&PersonEvidence> {
+        if self.id.is_ok() && self.consent { self.evidence } else { None }
+    }
+}
+
+/// What the rules need of one household.
+#[derive(Debug, Clone)]
+pub struct HouseholdView<'a> {
+    /// The household row.
+    pub household: &'a Household,
+    /// Member rows (every row counts, §3 reading).
+    pub members: Vec<PersonView<'a>>,
+    /// Distinct supporters of this household.
+    pub supporters: Vec<PersonView<'a>>,
+    /// Sources not answered, or answered with unreadable rows for these persons: (source,
+    /// reason).
+    pub unverified: Vec<(SourceKind, String)>,
+}
+
+/// The result of assessing one household.
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    /// The determination.
+    pub determination: Determination,
+    /// Findings, in rule order.
+    pub findings: Vec<Finding>,
+    /// Member rows counted.
+    pub members: u32,
+    /// Household yearly income incl. support owed, in 1/10,000 fen.
+    pub income_x10000: i128,
+    /// Household financial assets, fen.
+    pub financial_assets: i64,
+    /// Per-capita monthly income, fen, half-up (None without members).
+    pub per_capita_monthly_income: Option<Fen>,
+    /// Per-capita financial assets, fen, half-up (None without members).
+    pub per_capita_financial_assets: Option<Fen>,
+    /// Whether a periodic review is due.
+    pub review_due: bool,
+}
+
+const X: i128 = 10_000;
+
+fn yuan_x(v: i128, den: i128) -> String {
+    Fen(div_round_half_up(v, den) as i64).to_yuan()
+}
+
+fn finding(policy: &Policy, rule: &str, outcome: Outcome, evidence: serde_json::Value) -> Finding {
+    Finding { rule: rule.to_string(), clause: policy.clause(rule).to_string(), outcome, evidence }
+}
+
+/// Apply every rule of `policy` to one household at as-of date `as_of`.
+pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> Assessment {
+    let h = view.household;
+    let s_year = i128::from(policy.standard_year(&h.area).0);
+    let n = view.members.len() as i128;
+    let mut findings = Vec::new();
+
+    // ---- income: members and support owed (1/10,000 fen)
+    let mut income: i128 = 0;
+    let mut fin: i64 = 0;
+    let mut has_wage = false;
+    for m in &view.members {
+        if let Some(e) = m.queried() {
+            income += e.income_x100(policy) * 100;
+            fin += e.financial_assets;
+            has_wage |= e.wage() > 0;
+        }
+    }
+    let mut support_total: i128 = 0;
+    let mut supporter_flags = Vec::new();
+    for (i, s) in view.supporters.iter().enumerate() {
+        if let Some(e) = s.queried() {
+            let threshold = i128::from(policy.support_multiple_pct) * s_year * i128::from(s.own_household_size);
+            let owed = (e.income_x100(policy) - threshold).max(0) * i128::from(policy.support_share_pct);
+            support_total += owed;
+            let mut why = Vec::new();
+            if e.costly_vehicle {
+                why.push("vehicle");
+            }
+            if e.residential_share >= policy.supporter_residential_hundredths * 100 {
+                why.push("residential");
+            }
+            if e.big_capital {
+                why.push("market_entity");
+            }
+            if !why.is_empty() {
+                supporter_flags.push(json!({"supporter": i, "id_number_masked": s.id.as_ref().map(|id| id.masked()).unwrap_or_default(), "assets": why}));
+            }
+        }
+    }
+    income += support_total;
+
+    let per_capita_income = (n > 0).then(|| Fen(div_round_half_up(income, 12 * n * X) as i64));
+    let per_capita_fin = (n > 0).then(|| Fen(div_round_half_up(i128::from(fin), n) as i64));
+    let s_month = yuan_x(s_year, 12);
+
+    if n > 0 {
+        let fails = income >= s_year * n * X;
+        findings.push(finding(
+            policy,
+            "income",
+            if fails { Outcome::Ineligible } else { Outcome::Eligible },
+            json!({
+                "household_income_annual": yuan_x(income, X),
+                "support_owed_annual": yuan_x(support_total, X),
+                "members": n as u64,
+                "per_capita_monthly_income": per_capita_income.map(Fen::to_yuan),
+                "dibao_standard_monthly": s_month,
+            }),
+        ));
+        let fails = 12 * i128::from(fin) > i128::from(policy.asset_months) * s_year * n;
+        findings.push(finding(
+            policy,
+            "financial_assets",
+            if fails { Outcome::Ineligible } else { Outcome::Eligible },
+            json!({
+                "financial_assets_total": Fen(fin).to_yuan(),
+                "per_capita_financial_assets": per_capita_fin.map(Fen::to_yuan),
+                "threshold_per_capita": yuan_x(i128::from(policy.asset_months) * s_year, 12),
+            }),
+        ));
+    }
+
+    // ---- members' assets
+    let queried: Vec<&PersonEvidence> = view.members.iter().filter_map(PersonView::queried).collect();
+    let any = |f: &dyn Fn(&PersonEvidence) -> bool| queried.iter().any(|e| f(e));
+    if any(&|e| e.private_vehicle) {
+        findings.push(finding(policy, "vehicle", Outcome::Ineligible, json!({"usage": "private"})));
+    } else if any(&|e| e.business_vehicle) {
+        findings.push(finding(policy, "vehicle", Outcome::Referred, json!({"usage": "business"})));
+    }
+    let residential: i64 = queried.iter().map(|e| e.residential_share).sum();
+    let residential_count = Fen(residential / 100).to_yuan();
+    if residential > policy.max_residential_hundredths * 100 || any(&|e| e.business_property) {
+        findings.push(finding(
+            policy,
+            "housing",
+            Outcome::Ineligible,
+            json!({"residential_count": residential_count, "business_property": any(&|e| e.business_property)}),
+        ));
+    } else if any(&|e| e.parking) {
+        findings.push(finding(policy, "housing", Outcome::Referred, json!({"parking": true, "residential_count": residential_count})));
+    }
+    if any(&|e| e.big_enterprise) {
+        findings.push(finding(policy, "market_entity", Outcome::Ineligible, json!({"enterprise_at_or_above": policy.entity_capital.to_yuan()})));
+    } else if any(&|e| e.other_entity) {
+        findings.push(finding(policy, "market_entity", Outcome::Referred, json!({"active_entity": true})));
+    }
+    if !supporter_flags.is_empty() {
+        findings.push(finding(policy, "supporter_assets", Outcome::Referred, json!({"supporters": supporter_flags})));
+    }
+
+    // ---- household registration
+    let registration_answered = !view.unverified.iter().any(|(k, _)| *k == SourceKind::HouseholdRegistration);
+    let mut composition = Vec::new();
+    if n == 0 {
+        composition.push(json!({"reason": "no_members"}));
+    }
+    for (i, m) in view.members.iter().enumerate() {
+        if let Some(e) = m.queried() {
+            if e.gone {
+                composition.push(json!({"member": i, "status": e.gone_status}));
+            } else if registration_answered && !e.has_registration {
+                composition.push(json!({"member": i, "status": "no_record"}));
+            }
+        }
+    }
+    if !composition.is_empty() {
+        findings.push(finding(policy, "household_composition", Outcome::Referred, json!({"members": composition})));
+    }
+
+    // ---- sources, identity, consent
+    for (kind, reason) in &view.unverified {
+        findings.push(finding(policy, "source_unverified", Outcome::Referred, json!({"source": kind.name(), "reason": reason})));
+    }
+    let bad_ids: Vec<serde_json::Value> = view
+        .members
+        .iter()
+        .map(|p| ("member", p))
+        .chain(view.supporters.iter().map(|p| ("supporter", p)))
+        .filter_map(|(role, p)| p.id.as_ref().err().map(|why| json!({"role": role, "reason": why})))
+        .collect();
+    if !bad_ids.is_empty() {
+        findings.push(finding(policy, "member_identity", Outcome::Referred, json!({"persons": bad_ids})));
+    }
+    let no_consent = view.members.iter().chain(&view.supporters).filter(|p| !p.consent).count();
+    if no_consent > 0 {
+        findings.push(finding(policy, "consent_missing", Outcome::Referred, json!({"persons_not_queried": no_consent})));
+    }
+
+    // ---- determination with gradual exit
+    let has = |rule: &str, o: Outcome| findings.iter().any(|f| f.rule == rule && f.outcome == o);
+    let income_fails = has("income", Outcome::Ineligible);
+    let other_ineligible = findings.iter().any(|f| f.rule != "income" && f.outcome == Outcome::Ineligible);
+    let any_referred = findings.iter().any(|f| f.outcome == Outcome::Referred);
+    let gradual = h.programme == "dibao" && income_fails && !other_ineligible && has_wage && n > 0;
+    let determination = if gradual {
+        findings.push(finding(policy, "gradual_exit", Outcome::Info, json!({"months": policy.gradual_exit_months})));
+        if any_referred { Determination::Referred } else { Determination::Eligible }
+    } else if income_fails || other_ineligible {
+        Determination::Ineligible
+    } else if any_referred {
+        Determination::Referred
+    } else {
+        Determination::Eligible
+    };
+
+    // ---- informational findings
+    let severe = view.members.iter().any(|m| m.disability_grade.is_some_and(|g| policy.single_person_grades.contains(&g)));
+    let max_oop = queried.iter().map(|e| e.out_of_pocket).max().unwrap_or(0);
+    let medical = n > 0 && i128::from(max_oop) * X > income;
+    if severe || medical {
+        findings.push(finding(
+            policy,
+            "single_person_option",
+            Outcome::Info,
+            json!({"disability": severe, "medical_cost_above_income": medical}),
+        ));
+    }
+    let mut gap = serde_json::Map::new();
+    if let Some(d) = h.declared_annual_income {
+        let d = i128::from(d.0);
+        if income * 100 > d * X * (100 + i128::from(policy.gap_income_pct)) && income > (d + i128::from(policy.gap_income_min.0)) * X {
+            gap.insert("income".into(), json!({"declared": Fen(d as i64).to_yuan(), "verified": yuan_x(income, X)}));
+        }
+    }
+    if let Some(d) = h.declared_financial_assets {
+        let (d, f) = (i128::from(d.0), i128::from(fin));
+        if f * 100 > d * (100 + i128::from(policy.gap_assets_pct)) && f > d + i128::from(policy.gap_assets_min.0) {
+            gap.insert("financial_assets".into(), json!({"declared": Fen(d as i64).to_yuan(), "verified": Fen(fin).to_yuan()}));
+        }
+    }
+    if !gap.is_empty() {
+        findings.push(finding(policy, "declared_gap", Outcome::Info, serde_json::Value::Object(gap)));
+    }
+
+    let months = if policy.six_monthly_categories.iter().any(|c| *c == h.category) {
+        policy.review_short_months
+    } else {
+        policy.review_default_months
+    };
+    let review_due = match h.last_verified {
+        None => true,
+        Some(lv) => as_of.checked_sub_months(Months::new(months)).is_none_or(|limit| lv < limit),
+    };
+
+    Assessment {
+        determination,
+        findings,
+        members: n as u32,
+        income_x10000: income,
+        financial_assets: fin,
+        per_capita_monthly_income: per_capita_income,
+        per_capita_financial_assets: per_capita_fin,
+        review_due,
+    }
+}
+
+/// The declared-vs-verified income gap in fen (verified − declared), for ranking.
+pub fn income_gap(a: &Assessment, h: &Household) -> Option<i64> {
+    h.declared_annual_income.map(|d| (div_round_half_up(a.income_x10000, X) as i64) - d.0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,673 @@
+//! The nightly batch: the whole caseload against every source extract, as one polars plan
+//! per source (the only module besides the file transport that drives polars).
+//!
+//! Stages (DESIGN.md §1): load the caseload → for each source, scan the extract once
+//! (streaming), normalise every key with [`IdNumber::parse`] inside the plan, keep the rows
+//! whose key is a caseload person (exact link on the 17-digit body as an integer key) or is
+//! invalid (quarantine) → evidence per person → per household, in parallel (rayon): assess
+//! with the policy, build the report, seal it → write `reports.jsonl`, `summary.json`,
+//! `quarantine.csv`, `determinations.csv` and, with `--previous`, `changes.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use hedui_connectors::file::frame_to_records;
+use hedui_connectors::{Connector, ConnectorError, FileConnector, FileFormat, RecordSet, SourceKind};
+use indicatif::{ProgressBar, ProgressStyle};
+use polars::prelude::*;
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::assess::{self, HouseholdView, PersonView, Policy};
+use crate::domain::{IdNumber, IdRepair};
+use crate::evidence::{Frame, PersonEvidence};
+use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload};
+use crate::report::{Determination, Outcome, PersonEntry, PolicyRef, ReportRecord, SourceSection, SourceStatus, VerificationReport};
+use crate::seal::{RecipientPublicKey, RunSealer, SigningKey};
+
+/// What a batch run needs.
+pub struct BatchOptions {
+    /// Directory with households, members, supporters (.parquet or .csv).
+    pub caseload: PathBuf,
+    /// Directory with the source extracts (`<source>.parquet` or `.csv`).
+    pub sources: PathBuf,
+    /// The policy.
+    pub policy: Policy,
+    /// Civil-affairs recipients the reports are sealed to.
+    pub recipients: Vec<RecipientPublicKey>,
+    /// hedui's signing key.
+    pub signing: SigningKey,
+    /// Output directory (created).
+    pub out: PathBuf,
+    /// As-of date D.
+    pub as_of: NaiveDate,
+    /// A previous run's output directory, for `changes.json`.
+    pub previous: Option<PathBuf>,
+    /// Draw progress bars on stderr.
+    pub progress: bool,
+}
+
+/// Errors that stop a batch (exit code 2). Bad rows and failed sources do not: they are
+/// quarantined or reported `unverified`.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The caseload cannot be read.
+    #[error(transparent)]
+    Caseload(#[from] crate::ingest::caseload::CaseloadError),
+    /// Writing outputs failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Sealing failed.
+    #[error("sealing failed: {0}")]
+    Seal(#[from] crate::seal::SealError),
+    /// The previous run's output cannot be read.
+    #[error("previous run {path}: {message}")]
+    Previous {
+        /// The directory.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Per-file accounting: every row is linked, unlinked or quarantined.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct FileCounts {
+    /// The file read.
+    pub file: String,
+    /// `csv` or `parquet`.
+    pub format: String,
+    /// Data rows read.
+    pub rows: u64,
+    /// Rows linked to a caseload person and used.
+    pub linked: u64,
+    /// Rows of persons outside the caseload.
+    pub unlinked: u64,
+    /// Rows quarantined (invalid key or unreadable value).
+    pub quarantined: u64,
+    /// Keys repaired on the way (lowercase x, 15-digit, spaces, …), by kind.
+    pub key_repairs: BTreeMap<String, u64>,
+}
+
+/// A source's outcome for the whole run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceSummary {
+    /// `answered` or `unverified`.
+    pub status: &'static str,
+    /// Why unverified (code: message).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Row accounting, when the file was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<FileCounts>,
+    /// Households that say `unverified` for this source.
+    pub households_unverified: u64,
+    /// Milliseconds spent.
+    pub ms: u128,
+}
+
+/// `summary.json`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    /// Run id.
+    pub run_id: String,
+    /// As-of date.
+    pub as_of: String,
+    /// Policy id.
+    pub policy: String,
+    /// Households assessed.
+    pub households: u64,
+    /// Counts by determination.
+    pub determination: BTreeMap<String, u64>,
+    /// Counts by rule and outcome (households).
+    pub rules: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Households due for periodic review.
+    pub review_due: u64,
+    /// Households with the largest verified-over-declared income gap (yuan), at most 20.
+    pub declared_gap_top: Vec<serde_json::Value>,
+    /// Per source: status and row accounting.
+    pub sources: BTreeMap<String, SourceSummary>,
+    /// Caseload rows read and persons.
+    pub caseload: serde_json::Value,
+    /// Quarantine counts by reason.
+    pub quarantine: BTreeMap<String, u64>,
+    /// Milliseconds per stage.
+    pub timings_ms: BTreeMap<String, u128>,
+    /// 0 clean, 1 something quarantined or unverified.
+    pub exit_code: i32,
+}
+
+struct PersonState {
+    evidence: PersonEvidence,
+    incomplete: Vec<(SourceKind, String)>,
+    records: Vec<(u8, u32)>,
+}
+
+struct LinkedSource {
+    records: RecordSet,
+    keys: Vec<u64>,
+    counts: FileCounts,
+    bad: Vec<(u64, String)>,
+}
+
+const REPAIRS: [IdRepair; 6] = [
+    IdRepair::Trimmed,
+    IdRepair::SpreadsheetMarker,
+    IdRepair::FullWidth,
+    IdRepair::InnerSpaces,
+    IdRepair::LowercaseX,
+    IdRepair::Legacy15,
+];
+
+fn repair_name(r: &IdRepair) -> &'static str {
+    match r {
+        IdRepair::Trimmed => "trimmed",
+        IdRepair::SpreadsheetMarker => "spreadsheet_marker",
+        IdRepair::FullWidth => "full_width",
+        IdRepair::InnerSpaces => "inner_spaces",
+        IdRepair::LowercaseX => "lowercase_x",
+        IdRepair::Legacy15 => "legacy_15",
+    }
+}
+
+/// The polars plan for one source: scan, key every row, keep caseload persons' rows and
+/// rows with invalid keys.
+fn link_source(conn: &FileConnector, person_keys: &Series, as_of: NaiveDate) -> Result<LinkedSource, ConnectorError> {
+    let rows = Arc::new(AtomicU64::new(0));
+    let repairs: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
+    let (rows_c, repairs_c) = (rows.clone(), repairs.clone());
+    let key_of = move |c: Column| -> PolarsResult<Column> {
+        let c = c.cast(&DataType::String)?;
+        let ca = c.str()?;
+        rows_c.fetch_add(ca.len() as u64, Ordering::Relaxed);
+        let keys: Int64Chunked = ca
+            .iter()
+            .map(|v| {
+                Some(match v.map(|raw| IdNumber::parse(raw, as_of)) {
+                    Some(Ok((id, rep))) => {
+                        for r in &rep {
+                            if let Some(i) = REPAIRS.iter().position(|x| x == r) {
+                                repairs_c[i].fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        id.key() as i64
+                    }
+                    _ => -1,
+                })
+            })
+            .collect();
+        Ok(keys.with_name(c.name().clone()).into_series().into())
+    };
+    let path = conn.path().to_path_buf();
+    let unreadable = |e: PolarsError| ConnectorError::Unreadable {
+        path: path.display().to_string(),
+        message: e.to_string().lines().next().unwrap_or("").chars().take(160).collect(),
+    };
+    let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number")];
+    keep.extend(conn.kind().columns().iter().map(|c| col(c.name)));
+    let df = conn
+        .scan()?
+        .with_row_index("_row", None)
+        .with_column(col("id_number").map(key_of, |_, f| Ok(Field::new(f.name().clone(), DataType::Int64))).alias("_key"))
+        .filter(col("_key").is_in(lit(person_keys.clone()).implode(false), false).or(col("_key").lt(lit(0i64))))
+        .select(keep)
+        .collect()
+        .map_err(unreadable)?;
+    let key_col = df.column("_key").and_then(|c| c.i64()).map_err(unreadable)?.clone();
+    let good = key_col.gt_eq(0);
+    let linked = df.filter(&good).map_err(unreadable)?;
+    let bad_df = df.filter(&!&good).map_err(unreadable)?;
+    let keys: Vec<u64> = linked.column("_key").and_then(|c| c.i64()).map_err(unreadable)?.into_no_null_iter().map(|k| k as u64).collect();
+    let bad_rows = bad_df.column("_row").and_then(|c| c.cast(&DataType::UInt64)).map_err(unreadable)?;
+    let bad_ids = bad_df.column("id_number").and_then(|c| c.cast(&DataType::String)).map_err(unreadable)?;
+    let bad: Vec<(u64, String)> = bad_rows
+        .u64()
+        .map_err(unreadable)?
+        .into_no_null_iter()
+        .zip(bad_ids.str().map_err(unreadable)?.iter())
+        .map(|(r, v)| (r, v.unwrap_or("").to_string()))
+        .collect();
+    let records = frame_to_records(conn.path(), conn.kind(), linked.drop("_key").map_err(unreadable)?)?;
+    let file = conn.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let counts = FileCounts {
+        file,
+        format: conn.format().extension().to_string(),
+        rows: rows.load(Ordering::Relaxed),
+        key_repairs: REPAIRS
+            .iter()
+            .zip(repairs.iter())
+            .filter(|(_, n)| n.load(Ordering::Relaxed) > 0)
+            .map(|(r, n)| (repair_name(r).to_string(), n.load(Ordering::Relaxed)))
+            .collect(),
+        ..FileCounts::default()
+    };
+    Ok(LinkedSource { records, keys, counts, bad })
+}
+
+fn progress(enabled: bool, len: u64, msg: &'static str) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed_precise} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg);
+    pb
+}
+
+/// A run id: as-of date, UTC time of the run and 4 random bytes.
+pub fn new_run_id(as_of: NaiveDate) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let t = chrono::DateTime::from_timestamp(now, 0).map(|t| t.format("%Y%m%dT%H%M%SZ").to_string()).unwrap_or_default();
+    let mut r = [0u8; 4];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r);
+    format!("{}-{t}-{}", as_of.format("%Y%m%d"), hex::encode(r))
+}
+
+fn write_err(path: &Path) -> impl Fn(std::io::Error) -> BatchError + '_ {
+    move |source| BatchError::Write { path: path.display().to_string(), source }
+}
+
+/// Run the batch. Returns the summary (also written to `summary.json`).
+///
+/// # Errors
+/// [`BatchError`] when the caseload cannot be read or outputs cannot be written; failed
+/// sources and bad rows are not errors (see the summary's exit code).
+pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
+    let t0 = Instant::now();
+    let mut timings = BTreeMap::new();
+    std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
+    let policy = &opts.policy;
+    let frame = Frame::new(opts.as_of, policy);
+    let run_id = new_run_id(opts.as_of);
+    let mut q = Quarantine::default();
+
+    // ---- caseload
+    let caseload = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+    let mut person_index: HashMap<u64, usize> = HashMap::new();
+    let queried = caseload
+        .members
+        .iter()
+        .filter(|m| m.consent)
+        .map(|m| &m.id)
+        .chain(caseload.supporters.iter().filter(|s| s.consent).map(|s| &s.id));
+    for id in queried.flatten() {
+        let n = person_index.len();
+        person_index.entry(id.key()).or_insert(n);
+    }
+    let mut persons: Vec<PersonState> = (0..person_index.len())
+        .map(|_| PersonState { evidence: PersonEvidence::default(), incomplete: Vec::new(), records: Vec::new() })
+        .collect();
+    let mut key_list = vec![0i64; person_index.len()];
+    for (k, i) in &person_index {
+        key_list[*i] = *k as i64;
+    }
+    let person_keys = Series::new("persons".into(), key_list);
+    timings.insert("caseload".to_string(), t0.elapsed().as_millis());
+    tracing::info!(households = caseload.households.len(), persons = persons.len(), "Caseload loaded.");
+
+    // ---- sources
+    let pb = progress(opts.progress, SourceKind::ALL.len() as u64, "sources");
+    let mut unverified: Vec<(SourceKind, String)> = Vec::new();
+    let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
+    let mut record_sets: Vec<RecordSet> = Vec::with_capacity(12);
+    for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
+        let ts = Instant::now();
+        pb.set_message(kind.name());
+        let linked = FileConnector::locate(&opts.sources, kind).and_then(|c| link_source(&c, &person_keys, opts.as_of).map(|l| (c, l)));
+        match linked {
+            Err(e) => {
+                tracing::warn!(source = %kind, reason = e.code(), "Source not answered; every household says unverified for it.");
+                unverified.push((kind, format!("{}: {e}", e.code())));
+                sources.insert(kind.name().into(), SourceSummary { status: "unverified", reason: Some(format!("{}: {e}", e.code())), counts: None, households_unverified: 0, ms: ts.elapsed().as_millis() });
+                record_sets.push(RecordSet::default());
+            }
+            Ok((conn, mut l)) => {
+                let is_csv = conn.format() == FileFormat::Csv;
+                let file = l.counts.file.clone();
+                for (row, raw) in &l.bad {
+                    let e = IdNumber::parse(raw, opts.as_of).err().unwrap_or(crate::domain::IdError::Missing);
+                    q.push(QuarantineEntry::new(&file, is_csv, *row, "id_number", raw, e.code(), Action::Rejected, format!("id_number: {e}; the row cannot be linked to a person")));
+                }
+                l.counts.quarantined = l.bad.len() as u64;
+                for (ri, (rec, key)) in l.records.records.iter().zip(&l.keys).enumerate() {
+                    let Some(&pi) = person_index.get(key) else { continue };
+                    let p = &mut persons[pi];
+                    match p.evidence.add(kind, &rec.values, &frame, policy) {
+                        Ok(in_scope) => {
+                            l.counts.linked += 1;
+                            if in_scope {
+                                p.records.push((si as u8, ri as u32));
+                            }
+                        }
+                        Err(fe) => {
+                            l.counts.quarantined += 1;
+                            let raw = rec.values[kind.columns().iter().position(|c| c.name == fe.column).unwrap_or(0)].clone().unwrap_or_default();
+                            q.push(QuarantineEntry::new(&file, is_csv, rec.row, fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
+                            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
+                                p.incomplete.push((kind, format!("rows_quarantined: a {} row of a person could not be read", kind.name())));
+                            }
+                        }
+                    }
+                }
+                l.counts.unlinked = l.counts.rows.saturating_sub(l.counts.linked + l.counts.quarantined);
+                sources.insert(kind.name().into(), SourceSummary { status: "answered", reason: None, counts: Some(l.counts), households_unverified: 0, ms: ts.elapsed().as_millis() });
+                record_sets.push(l.records);
+            }
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    timings.insert("sources".to_string(), t0.elapsed().as_millis() - timings["caseload"]);
+
+    // ---- assess + report + seal, per household in parallel
+    let ta = Instant::now();
+    let sealer = RunSealer::new(&opts.signing, &opts.recipients, &run_id)?;
+    let mut members_of: Vec<Vec<usize>> = vec![Vec::new(); caseload.households.len()];
+    for (i, m) in caseload.members.iter().enumerate() {
+        members_of[m.household].push(i);
+    }
+    let mut supporters_of: Vec<Vec<usize>> = vec![Vec::new(); caseload.households.len()];
+    for (i, s) in caseload.supporters.iter().enumerate() {
+        supporters_of[s.household].push(i);
+    }
+    let pb = progress(opts.progress, caseload.households.len() as u64, "households");
+    let ctx = Ctx { caseload: &caseload, persons: &persons, person_index: &person_index, record_sets: &record_sets, unverified: &unverified, policy, run_id: &run_id, as_of: opts.as_of };
+    let results: Vec<Result<(String, Outcomes), BatchError>> = (0..caseload.households.len())
+        .into_par_iter()
+        .map(|h| {
+            let (report, gap) = ctx.report(h, &members_of[h], &supporters_of[h]);
+            let text = serde_json::to_vec(&report).expect("reports serialise");
+            let sealed = sealer.seal(&report.report_id, &text)?;
+            pb.inc(1);
+            let fired: Vec<(String, Outcome)> = report.findings.iter().map(|f| (f.rule.clone(), f.outcome)).collect();
+            let unverified_sources: Vec<String> = report.sources.iter().filter(|s| s.status == SourceStatus::Unverified).map(|s| s.source.clone()).collect();
+            Ok((
+                serde_json::to_string(&sealed).expect("envelopes serialise"),
+                Outcomes { household_id: report.household_id, determination: report.determination, fired, review_due: report.review_due, gap, unverified_sources },
+            ))
+        })
+        .collect();
+    pb.finish_and_clear();
+    timings.insert("assess_seal".to_string(), ta.elapsed().as_millis());
+
+    // ---- write
+    let tw = Instant::now();
+    let reports_path = opts.out.join("reports.jsonl");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?);
+    let mut outcomes = Vec::with_capacity(results.len());
+    for r in results {
+        let (line, o) = r?;
+        w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(write_err(&reports_path))?;
+        outcomes.push(o);
+    }
+    w.flush().map_err(write_err(&reports_path))?;
+    let det_path = opts.out.join("determinations.csv");
+    write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
+    if let Some(prev) = &opts.previous {
+        let changes = changes(prev, &outcomes)?;
+        let p = opts.out.join("changes.json");
+        std::fs::write(&p, serde_json::to_vec_pretty(&changes).expect("json")).map_err(write_err(&p))?;
+    }
+    let qpath = opts.out.join("quarantine.csv");
+    q.write_csv(&qpath).map_err(write_err(&qpath))?;
+    timings.insert("write".to_string(), tw.elapsed().as_millis());
+    timings.insert("total".to_string(), t0.elapsed().as_millis());
+
+    // ---- summary
+    let mut determination: BTreeMap<String, u64> = ["eligible", "ineligible", "referred"].iter().map(|d| (d.to_string(), 0)).collect();
+    let mut rules: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for o in &outcomes {
+        *determination.entry(o.determination.as_str().to_string()).or_insert(0) += 1;
+        let mut combined: BTreeMap<&str, Outcome> = BTreeMap::new();
+        for (rule, out) in &o.fired {
+            let e = combined.entry(rule).or_insert(*out);
+            if severity(*out) > severity(*e) {
+                *e = *out;
+            }
+        }
+        for (rule, out) in combined {
+            *rules.entry(rule.to_string()).or_default().entry(outcome_name(out).to_string()).or_insert(0) += 1;
+        }
+        for s in &o.unverified_sources {
+            if let Some(ss) = sources.get_mut(s) {
+                ss.households_unverified += 1;
+            }
+        }
+    }
+    let mut gaps: Vec<(&str, i64)> = outcomes.iter().filter_map(|o| o.gap.filter(|g| *g > 0).map(|g| (o.household_id.as_str(), g))).collect();
+    gaps.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let any_unverified = outcomes.iter().any(|o| !o.unverified_sources.is_empty());
+    let exit_code = if q.entries.is_empty() && !any_unverified { 0 } else { 1 };
+    let summary = Summary {
+        run_id,
+        as_of: opts.as_of.to_string(),
+        policy: policy.id.clone(),
+        households: outcomes.len() as u64,
+        determination,
+        rules,
+        review_due: outcomes.iter().filter(|o| o.review_due).count() as u64,
+        declared_gap_top: gaps.iter().take(20).map(|(h, g)| json!({"household_id": h, "income_gap": crate::domain::Fen(*g).to_yuan()})).collect(),
+        sources,
+        caseload: json!({
+            "households_rows": caseload.rows_read[0], "members_rows": caseload.rows_read[1], "supporters_rows": caseload.rows_read[2],
+            "households": caseload.households.len(), "members": caseload.members.len(), "supporters": caseload.supporters.len(),
+            "persons_queried": person_index.len(),
+        }),
+        quarantine: q.by_reason(),
+        timings_ms: timings,
+        exit_code,
+    };
+    let spath = opts.out.join("summary.json");
+    std::fs::write(&spath, serde_json::to_vec_pretty(&summary).expect("json")).map_err(write_err(&spath))?;
+    Ok(summary)
+}
+
+fn severity(o: Outcome) -> u8 {
+    match o {
+        Outcome::Ineligible => 3,
+        Outcome::Referred => 2,
+        Outcome::Info => 1,
+        Outcome::Eligible => 0,
+    }
+}
+
+fn outcome_name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Eligible => "eligible",
+        Outcome::Ineligible => "ineligible",
+        Outcome::Referred => "referred",
+        Outcome::Info => "info",
+    }
+}
+
+struct Outcomes {
+    household_id: String,
+    determination: Determination,
+    fired: Vec<(String, Outcome)>,
+    review_due: bool,
+    gap: Option<i64>,
+    unverified_sources: Vec<String>,
+}
+
+fn fired_rules(o: &Outcomes) -> String {
+    let mut v: Vec<String> = o
+        .fired
+        .iter()
+        .filter(|(r, out)| !(matches!(r.as_str(), "income" | "financial_assets") && *out == Outcome::Eligible))
+        .map(|(r, out)| format!("{r}:{}", outcome_name(*out)))
+        .collect();
+    v.sort();
+    v.dedup();
+    v.join(";")
+}
+
+fn write_determinations(path: &Path, outcomes: &[Outcomes]) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(["household_id", "determination", "rules"])?;
+    for o in outcomes {
+        w.write_record([o.household_id.as_str(), o.determination.as_str(), &fired_rules(o)])?;
+    }
+    w.flush()
+}
+
+fn changes(prev: &Path, outcomes: &[Outcomes]) -> Result<serde_json::Value, BatchError> {
+    let path = prev.join("determinations.csv");
+    let err = |m: String| BatchError::Previous { path: prev.display().to_string(), message: m };
+    let mut r = csv::Reader::from_path(&path).map_err(|e| err(format!("determinations.csv: {e}")))?;
+    let mut before: HashMap<String, (String, String)> = HashMap::new();
+    for row in r.records() {
+        let row = row.map_err(|e| err(format!("determinations.csv: {e}")))?;
+        before.insert(row.get(0).unwrap_or("").to_string(), (row.get(1).unwrap_or("").to_string(), row.get(2).unwrap_or("").to_string()));
+    }
+    let mut flipped = Vec::new();
+    let mut new = 0;
+    for o in outcomes {
+        match before.get(&o.household_id) {
+            None => new += 1,
+            Some((d, rules)) if d != o.determination.as_str() => {
+                let now = fired_rules(o);
+                let a: std::collections::BTreeSet<&str> = rules.split(';').filter(|s| !s.is_empty()).collect();
+                let b: std::collections::BTreeSet<&str> = now.split(';').filter(|s| !s.is_empty()).collect();
+                flipped.push(json!({
+                    "household_id": o.household_id, "before": d, "after": o.determination.as_str(),
+                    "rules_added": b.difference(&a).collect::<Vec<_>>(), "rules_removed": a.difference(&b).collect::<Vec<_>>(),
+                }));
+            }
+            Some(_) => {}
+        }
+    }
+    let ids: std::collections::HashSet<&str> = outcomes.iter().map(|o| o.household_id.as_str()).collect();
+    let gone = before.keys().filter(|k| !ids.contains(k.as_str())).count();
+    Ok(json!({"previous": prev.display().to_string(), "flipped": flipped, "households_new": new, "households_gone": gone}))
+}
+
+struct Ctx<'a> {
+    caseload: &'a Caseload,
+    persons: &'a [PersonState],
+    person_index: &'a HashMap<u64, usize>,
+    record_sets: &'a [RecordSet],
+    unverified: &'a [(SourceKind, String)],
+    policy: &'a Policy,
+    run_id: &'a str,
+    as_of: NaiveDate,
+}
+
+impl Ctx<'_> {
+    fn state(&self, id: &Result<IdNumber, String>, consent: bool) -> Option<&PersonState> {
+        if !consent {
+            return None;
+        }
+        id.as_ref().ok().and_then(|id| self.person_index.get(&id.key())).map(|&i| &self.persons[i])
+    }
+
+    fn report(&self, h: usize, members: &[usize], supporters: &[usize]) -> (VerificationReport, Option<i64>) {
+        let hh = &self.caseload.households[h];
+        let ms: Vec<_> = members.iter().map(|&i| &self.caseload.members[i]).collect();
+        let ss: Vec<_> = supporters.iter().map(|&i| &self.caseload.supporters[i]).collect();
+        let mut unverified: Vec<(SourceKind, String)> = self.unverified.to_vec();
+        let mut states: Vec<Option<&PersonState>> = Vec::new();
+        for m in &ms {
+            states.push(self.state(&m.id, m.consent));
+        }
+        for s in &ss {
+            states.push(self.state(&s.id, s.consent));
+        }
+        for st in states.iter().flatten() {
+            for (k, why) in &st.incomplete {
+                if !unverified.iter().any(|(u, _)| u == k) {
+                    unverified.push((*k, why.clone()));
+                }
+            }
+        }
+        unverified.sort_by_key(|(k, _)| *k);
+        let view = HouseholdView {
+            household: hh,
+            members: ms
+                .iter()
+                .zip(&states)
+                .map(|(m, st)| PersonView { id: m.id.clone(), relation: &m.relation, disability_grade: m.disability_grade, consent: m.consent, own_household_size: 1, evidence: st.map(|s| &s.evidence) })
+                .collect(),
+            supporters: ss
+                .iter()
+                .zip(&states[ms.len()..])
+                .map(|(s, st)| PersonView { id: s.id.clone(), relation: &s.relation, disability_grade: None, consent: s.consent, own_household_size: s.own_household_size, evidence: st.map(|s| &s.evidence) })
+                .collect(),
+            unverified: unverified.clone(),
+        };
+        let a = assess::assess(&view, self.policy, self.as_of);
+
+        let mut persons = Vec::with_capacity(states.len());
+        for (m, st) in ms.iter().zip(&states) {
+            persons.push(PersonEntry { role: "member".into(), relation: m.relation.clone(), id_number_masked: m.id.as_ref().map(|i| i.masked()).unwrap_or_else(|_| m.id_masked.clone()), linked: st.is_some(), consent: m.consent });
+        }
+        for (s, st) in ss.iter().zip(&states[ms.len()..]) {
+            persons.push(PersonEntry { role: "supporter".into(), relation: s.relation.clone(), id_number_masked: s.id.as_ref().map(|i| i.masked()).unwrap_or_else(|_| s.id_masked.clone()), linked: st.is_some(), consent: s.consent });
+        }
+        let mut sections: Vec<SourceSection> = SourceKind::ALL
+            .iter()
+            .map(|k| SourceSection { source: k.name().into(), status: SourceStatus::NoRecords, reason: None, records: Vec::new() })
+            .collect();
+        for (pi, st) in states.iter().enumerate() {
+            let Some(st) = st else { continue };
+            for &(si, ri) in &st.records {
+                let set = &self.record_sets[si as usize];
+                let rec = &set.records[ri as usize];
+                let fields = set.columns.iter().zip(&rec.values).map(|(c, v)| (c.to_string(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String))).collect();
+                sections[si as usize].records.push(ReportRecord { person: pi, row: rec.row, fields });
+            }
+        }
+        for s in &mut sections {
+            if !s.records.is_empty() {
+                s.status = SourceStatus::Verified;
+            }
+        }
+        for (k, why) in &unverified {
+            let s = &mut sections[SourceKind::ALL.iter().position(|x| x == k).expect("known source")];
+            s.status = SourceStatus::Unverified;
+            s.reason = Some(why.clone());
+        }
+        let s_year = self.policy.standard_year(&hh.area).0;
+        let gap = assess::income_gap(&a, hh);
+        let report = VerificationReport {
+            report_id: format!("{}/{}", self.run_id, hh.id),
+            run_id: self.run_id.to_string(),
+            household_id: hh.id.clone(),
+            region_code: hh.region_code.clone(),
+            area: hh.area.clone(),
+            programme: hh.programme.clone(),
+            category: hh.category.clone(),
+            as_of: self.as_of.to_string(),
+            determination: a.determination,
+            per_capita_monthly_income: a.per_capita_monthly_income.map(|f| f.to_yuan()),
+            per_capita_financial_assets: a.per_capita_financial_assets.map(|f| f.to_yuan()),
+            household_income_annual: crate::domain::Fen(crate::domain::money::div_round_half_up(a.income_x10000, 10_000) as i64).to_yuan(),
+            financial_assets_total: crate::domain::Fen(a.financial_assets).to_yuan(),
+            members: a.members,
+            review_due: a.review_due,
+            findings: a.findings,
+            sources: sections,
+            persons,
+            policy: PolicyRef {
+                id: self.policy.id.clone(),
+                title: self.policy.title.clone(),
+                illustrative: self.policy.illustrative,
+                dibao_standard_monthly: crate::domain::Fen(crate::domain::money::div_round_half_up(i128::from(s_year), 12) as i64).to_yuan(),
+            },
+        };
+        (report, gap)
+    }
+}

@@ -1,0 +1,267 @@
+//! Dates and months as department files spell them, normalised to ISO.
+//!
+//! The engine works with ISO dates (`YYYY-MM-DD`, chrono `NaiveDate`) and months
+//! (`YYYY-MM`, [`Month`]). Non-ISO spellings that staff meet (`2021年9月8日`, `2021/9/8`,
+//! `2021.9.8`, `20210908`, `二〇二一年九月八日`) are accepted and say so; a date without a
+//! year is rejected, never completed with the current year; a month-only value is a
+//! [`Month`], never silently day 1.
+
+use std::fmt;
+
+use chrono::{Datelike, NaiveDate};
+
+/// A calendar month.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month {
+    /// Year, e.g. 2026.
+    pub year: i32,
+    /// Month 1-12.
+    pub month: u32,
+}
+
+impl Month {
+    /// The month containing `d`.
+    pub fn of(d: NaiveDate) -> Month {
+        Month { year: d.year(), month: d.month() }
+    }
+    /// Months since year 0 (for window arithmetic).
+    pub fn index(self) -> i64 {
+        i64::from(self.year) * 12 + i64::from(self.month) - 1
+    }
+    /// The month at an index made by [`Month::index`].
+    pub fn from_index(i: i64) -> Month {
+        Month { year: i.div_euclid(12) as i32, month: (i.rem_euclid(12) + 1) as u32 }
+    }
+    /// Parse `YYYY-MM` (also `YYYY-MM-DD`, read as its month, and `YYYYMM`).
+    ///
+    /// # Errors
+    /// [`DateError`] when the text is not a month.
+    pub fn parse(raw: &str) -> Result<Month, DateError> {
+        let s = raw.trim();
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| -> Option<u32> {
+            let t = s.get(r)?;
+            if t.bytes().all(|c| c.is_ascii_digit()) { t.parse().ok() } else { None }
+        };
+        let (y, m) = if b.len() >= 7 && (b[4] == b'-' || b[4] == b'/') && (b.len() == 7 || b[7] == b'-' || b[7] == b'/') {
+            (digits(0..4), digits(5..7))
+        } else if b.len() == 6 {
+            (digits(0..4), digits(4..6))
+        } else {
+            return match parse_date(s) {
+                Ok(DateValue::Day(d)) => Ok(Month::of(d)),
+                Ok(DateValue::Month(m)) => Ok(m),
+                Err(e) => Err(e),
+            };
+        };
+        match (y, m) {
+            (Some(y), Some(m)) if (1..=12).contains(&m) => Ok(Month { year: y as i32, month: m }),
+            _ => Err(DateError::NotADate),
+        }
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// A parsed date value: a day, or a month when the source gave only year and month.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DateValue {
+    /// A full date.
+    Day(NaiveDate),
+    /// Year and month only (precision kept, flagged by the caller).
+    Month(Month),
+}
+
+/// Why a date did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DateError {
+    /// Empty value.
+    #[error("empty date")]
+    Empty,
+    /// No year in the value (`9月8日`): the year is never assumed.
+    #[error("date without a year")]
+    NoYear,
+    /// Not a date in any accepted spelling.
+    #[error("not a date (expected YYYY-MM-DD)")]
+    NotADate,
+    /// The spelled date does not exist (2021-02-30).
+    #[error("date does not exist")]
+    Impossible,
+}
+
+impl DateError {
+    /// Stable reason code for quarantine.csv.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DateError::Empty => "date_empty",
+            DateError::NoYear => "date_no_year",
+            DateError::NotADate => "date_unrecognised",
+            DateError::Impossible => "date_impossible",
+        }
+    }
+}
+
+fn cn_digit(c: char) -> Option<u32> {
+    "〇一二三四五六七八九".chars().position(|d| d == c).map(|p| p as u32).or(if c == '零' { Some(0) } else { None })
+}
+
+/// Chinese numerals as used in dates: digit strings (二〇二一) or tens (十, 二十三).
+fn cn_number(s: &str) -> Option<u32> {
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(v) = s.parse::<u32>() {
+        return Some(v);
+    }
+    if s.contains('十') {
+        let (a, b) = s.split_once('十')?;
+        let tens = if a.is_empty() { 1 } else { cn_digit(a.chars().next()?)? };
+        let ones = if b.is_empty() { 0 } else { cn_digit(b.chars().next()?)? };
+        return Some(tens * 10 + ones);
+    }
+    s.chars().try_fold(0u32, |acc, c| Some(acc * 10 + cn_digit(c)?))
+}
+
+/// Parse a date in the spellings listed in the module doc. Excel serial numbers are NOT
+/// accepted here: a caller that knows a column came from a spreadsheet uses
+/// [`from_excel_serial`] explicitly.
+///
+/// # Errors
+/// [`DateError`] naming what is wrong.
+pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(DateError::Empty);
+    }
+    let ymd = |y: u32, m: u32, d: u32| {
+        NaiveDate::from_ymd_opt(y as i32, m, d).map(DateValue::Day).ok_or(DateError::Impossible)
+    };
+    // 20210908
+    if s.len() == 8 && s.bytes().all(|c| c.is_ascii_digit()) {
+        let v: u32 = s.parse().map_err(|_| DateError::NotADate)?;
+        return ymd(v / 10000, v / 100 % 100, v % 100);
+    }
+    // ISO with an optional time part: 2021-09-08, 2021-09-08T00:00:00, 2021-09-08 00:00:00
+    let head = s.split(['T', ' ']).next().unwrap_or(s);
+    for sep in ['-', '/', '.'] {
+        let parts: Vec<&str> = head.split(sep).collect();
+        if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit())) {
+            if parts[0].len() != 4 {
+                return Err(DateError::NotADate);
+            }
+            let n = |p: &str| p.parse::<u32>().map_err(|_| DateError::NotADate);
+            return ymd(n(parts[0])?, n(parts[1])?, n(parts[2])?);
+        }
+        if parts.len() == 2 && parts[0].len() == 4 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit())) {
+            let m: u32 = parts[1].parse().map_err(|_| DateError::NotADate)?;
+            let y: i32 = parts[0].parse().map_err(|_| DateError::NotADate)?;
+            return if (1..=12).contains(&m) { Ok(DateValue::Month(Month { year: y, month: m })) } else { Err(DateError::Impossible) };
+        }
+    }
+    // 2021年9月8日, 二〇二一年九月八日, 2021年9月
+    if s.contains('月') || s.contains('年') {
+        let Some((y, rest)) = s.split_once('年') else {
+            return Err(DateError::NoYear);
+        };
+        let y = cn_number(y.trim()).ok_or(DateError::NotADate)?;
+        if y < 1000 {
+            return Err(DateError::NotADate);
+        }
+        let Some((m, rest)) = rest.split_once('月') else {
+            return Err(DateError::NotADate);
+        };
+        let m = cn_number(m.trim()).ok_or(DateError::NotADate)?;
+        let d = rest.trim().trim_end_matches(['日', '号']);
+        if d.is_empty() {
+            return if (1..=12).contains(&m) { Ok(DateValue::Month(Month { year: y as i32, month: m })) } else { Err(DateError::Impossible) };
+        }
+        let d = cn_number(d).ok_or(DateError::NotADate)?;
+        return ymd(y, m, d);
+    }
+    Err(DateError::NotADate)
+}
+
+/// Parse a value that must be a full ISO-like date (month-only values are an error).
+///
+/// # Errors
+/// [`DateError`]; a month-only value is [`DateError::NotADate`].
+pub fn parse_day(raw: &str) -> Result<NaiveDate, DateError> {
+    match parse_date(raw)? {
+        DateValue::Day(d) => Ok(d),
+        DateValue::Month(_) => Err(DateError::NotADate),
+    }
+}
+
+/// Excel's serial day number (days since 1899-12-30, the 1900 date system with Lotus's
+/// leap-year bug absorbed), for spreadsheet columns declared as such.
+pub fn from_excel_serial(serial: i64) -> Option<NaiveDate> {
+    if !(1..=2_958_465).contains(&serial) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(1899, 12, 30)?.checked_add_signed(chrono::Duration::days(serial))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> DateValue {
+        DateValue::Day(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap())
+    }
+
+    #[test]
+    fn every_spelling_of_one_date_reads_the_same() {
+        for s in ["2021-09-08", "2021/9/8", "2021.9.8", "20210908", "2021年9月8日", "2021年09月08日", "二〇二一年九月八日", "2021-09-08 00:00:00", "2021-09-08T00:00:00"] {
+            assert_eq!(parse_date(s), Ok(day("2021-09-08")), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_date_without_a_year_is_rejected() {
+        assert_eq!(parse_date("9月8日"), Err(DateError::NoYear));
+    }
+
+    #[test]
+    fn month_precision_is_kept() {
+        assert_eq!(parse_date("2021年9月"), Ok(DateValue::Month(Month { year: 2021, month: 9 })));
+        assert_eq!(Month::parse("2025-11"), Ok(Month { year: 2025, month: 11 }));
+        assert_eq!(Month::parse("202511"), Ok(Month { year: 2025, month: 11 }));
+        assert_eq!(Month::parse("2025-13"), Err(DateError::NotADate));
+    }
+
+    #[test]
+    fn impossible_dates_are_rejected() {
+        assert_eq!(parse_date("1952-02-31"), Err(DateError::Impossible));
+        assert_eq!(parse_date("44447"), Err(DateError::NotADate));
+    }
+
+    #[test]
+    fn excel_serials_convert_only_when_asked() {
+        assert_eq!(from_excel_serial(44447).map(DateValue::Day), Some(day("2021-09-08")));
+        assert_eq!(from_excel_serial(0), None);
+    }
+
+    #[test]
+    fn month_indices_round_trip() {
+        let m = Month { year: 2026, month: 1 };
+        assert_eq!(Month::from_index(m.index() - 1), Month { year: 2025, month: 12 });
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_date_parser_never_panics(s in "\\PC{0,20}") {
+            let _ = parse_date(&s);
+            let _ = Month::parse(&s);
+        }
+
+        #[test]
+        fn iso_dates_round_trip(days in 0i64..80000) {
+            let d = NaiveDate::from_ymd_opt(1900, 1, 1).unwrap() + chrono::Duration::days(days);
+            proptest::prop_assert_eq!(parse_date(&d.format("%Y-%m-%d").to_string()), Ok(DateValue::Day(d)));
+        }
+    }
+}

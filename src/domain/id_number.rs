@@ -1,0 +1,496 @@
+//! Resident identity numbers (公民身份号码), GB 11643-1999.
+//!
+//! Every key that links a person to a department record passes through
+//! [`IdNumber::parse`]: caseload members and supporters, and every source row. The parser
+//! repairs what can be repaired without guessing (spreadsheet markers, full-width digits,
+//! inner spaces, a lowercase `x`, the 15-digit legacy form) and records each repair; it
+//! rejects what would need a guess (scientific notation, a failing check character, an
+//! impossible birth date) with an [`IdError`] that names the reason.
+//!
+//! Inside the engine an ID is its 17-digit body as a `u64` ([`IdNumber::key`]): the check
+//! character is a function of the body, so the body alone identifies the number and joins as
+//! a compact integer key.
+
+use std::fmt;
+
+use chrono::{Datelike, NaiveDate};
+
+/// ISO 7064 MOD 11-2 weights of the 17 body digits (GB 11643-1999 §5.1).
+const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+/// Check character by `Σ(digit × weight) mod 11`.
+const CHECK: [u8; 11] = *b"10X98765432";
+/// Province-level prefixes of GB/T 2260 (mainland), plus 81/82/83 used by the residence
+/// permits of Hong Kong, Macao and Taiwan residents.
+const PROVINCES: [u8; 35] = [
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51,
+    52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
+];
+
+/// A valid 18-character resident ID number.
+///
+/// Holds the 17-digit body; the check character is derived. `Display` and `Debug` are masked
+/// (`6205**********1234`); [`IdNumber::expose`] gives the full number for the places that
+/// must carry it (source queries, the sealed report's plaintext is masked too).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdNumber(u64);
+
+/// A repair the parser made on the way to a valid number, recorded per row.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdRepair {
+    /// Leading/trailing whitespace (ASCII, U+3000, NBSP, zero-width, BOM) removed.
+    Trimmed,
+    /// A spreadsheet text marker removed: leading `'` or the `="…"` formula wrapper.
+    SpreadsheetMarker,
+    /// Full-width digits or letter (U+FF10–FF19, U+FF38/FF58) turned into ASCII.
+    FullWidth,
+    /// Spaces inside the number (grouping) removed.
+    InnerSpaces,
+    /// A lowercase `x` check character upper-cased.
+    LowercaseX,
+    /// A 15-digit legacy number (before 1999) upgraded to 18 characters, century 19.
+    Legacy15,
+}
+
+/// Why a value is not a usable ID number. `code()` is the stable reason code of the
+/// quarantine file and the summary.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    /// Empty or a placeholder (`NULL`, `\N`, `无`, `/`, `0`, `-` …): missing, never a join key.
+    #[error("missing (empty or a placeholder)")]
+    Missing,
+    /// Scientific notation such as `6.20503E+17`: digits were lost in a spreadsheet.
+    #[error("scientific notation: digits lost in a spreadsheet, not repairable")]
+    Scientific,
+    /// Not 15 or 18 characters after clean-up.
+    #[error("{0} characters, expected 18 (or 15 for a legacy number)")]
+    Length(usize),
+    /// A character other than a digit (or a final X).
+    #[error("character {position} is not a digit")]
+    BadCharacter {
+        /// 1-based position in the cleaned number.
+        position: usize,
+    },
+    /// The MOD 11-2 check character does not match; `digits_lost` when the number ends in
+    /// `000`, the usual trace of a spreadsheet keeping 15 significant digits.
+    #[error("check character {found} does not match {expected}{}", if *.digits_lost { " (ends in 000: digits likely lost in a spreadsheet)" } else { "" })]
+    CheckCharacter {
+        /// The check character given.
+        found: char,
+        /// The one the body requires.
+        expected: char,
+        /// Whether the number ends in `000`.
+        digits_lost: bool,
+    },
+    /// The birth date (characters 7-14) does not exist.
+    #[error("birth date {0} does not exist")]
+    ImpossibleDate(String),
+    /// The birth date lies after the as-of date.
+    #[error("birth date {0} is after the as-of date")]
+    FutureBirthDate(String),
+    /// The first two digits are not a GB/T 2260 province code.
+    #[error("region prefix {0} is not a province code")]
+    Region(String),
+    /// A 15-digit number with sequence code 996-999 (reserved for centenarians born 18xx):
+    /// the century cannot be assumed.
+    #[error("15-digit number with sequence code {0}: century is ambiguous (18xx or 19xx)")]
+    AmbiguousCentury(String),
+}
+
+impl IdError {
+    /// Stable reason code (quarantine.csv `reason`, summary counts).
+    pub fn code(&self) -> &'static str {
+        match self {
+            IdError::Missing => "id_missing",
+            IdError::Scientific => "id_scientific_notation",
+            IdError::Length(_) => "id_length",
+            IdError::BadCharacter { .. } => "id_bad_character",
+            IdError::CheckCharacter { digits_lost: true, .. } => "id_digits_lost",
+            IdError::CheckCharacter { .. } => "id_check_character",
+            IdError::ImpossibleDate(_) => "id_impossible_date",
+            IdError::FutureBirthDate(_) => "id_future_birth_date",
+            IdError::Region(_) => "id_region",
+            IdError::AmbiguousCentury(_) => "id_ambiguous_century",
+        }
+    }
+}
+
+/// Placeholders that mean "no value" in department exports.
+pub const PLACEHOLDERS: [&str; 12] =
+    ["", "null", "NULL", "Null", "\\N", "无", "/", "0", "-", "N/A", "n/a", "NaN"];
+
+fn is_trim_char(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{3000}' | '\u{a0}' | '\u{200b}' | '\u{feff}' | '\u{2060}')
+}
+
+/// The MOD 11-2 check character of a 17-digit body (ASCII digits).
+pub fn check_character(body: &[u8; 17]) -> u8 {
+    let sum: u32 = body.iter().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+    CHECK[(sum % 11) as usize]
+}
+
+impl IdNumber {
+    /// Parse and normalise a raw value as it came from a file or an API.
+    ///
+    /// `as_of` is the run's as-of date D: a birth date after it is rejected. Returns the
+    /// number and the repairs made (empty for a value already in normal form).
+    ///
+    /// # Errors
+    /// An [`IdError`] naming the reason; the value is never repaired by guessing.
+    pub fn parse(raw: &str, as_of: NaiveDate) -> Result<(IdNumber, Vec<IdRepair>), IdError> {
+        // Fast path: 18 ASCII characters already in normal form (the common case).
+        let b = raw.as_bytes();
+        if b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X') {
+            return Self::from_normal(b, as_of).map(|id| (id, Vec::new()));
+        }
+        let mut repairs = Vec::new();
+        let mut s = raw.trim_matches(is_trim_char);
+        if s.len() != raw.len() {
+            repairs.push(IdRepair::Trimmed);
+        }
+        // Spreadsheet text markers: ="…" and a leading apostrophe.
+        if let Some(inner) = s.strip_prefix("=\"").and_then(|r| r.strip_suffix('"')) {
+            s = inner.trim_matches(is_trim_char);
+            repairs.push(IdRepair::SpreadsheetMarker);
+        } else if let Some(inner) = s.strip_prefix('\'') {
+            s = inner.trim_matches(is_trim_char);
+            repairs.push(IdRepair::SpreadsheetMarker);
+        }
+        if PLACEHOLDERS.contains(&s) {
+            return Err(IdError::Missing);
+        }
+        let mut out = String::with_capacity(18);
+        let mut full_width = false;
+        let mut inner_space = false;
+        let mut lower_x = false;
+        for c in s.chars() {
+            let c = match c {
+                '\u{ff10}'..='\u{ff19}' => {
+                    full_width = true;
+                    char::from(b'0' + (c as u32 - 0xff10) as u8)
+                }
+                '\u{ff38}' => {
+                    full_width = true;
+                    'X'
+                }
+                '\u{ff58}' => {
+                    full_width = true;
+                    lower_x = true;
+                    'X'
+                }
+                'x' => {
+                    lower_x = true;
+                    'X'
+                }
+                c if is_trim_char(c) || c == '-' => {
+                    inner_space = true;
+                    continue;
+                }
+                c => c,
+            };
+            out.push(c);
+        }
+        if full_width {
+            repairs.push(IdRepair::FullWidth);
+        }
+        if inner_space {
+            repairs.push(IdRepair::InnerSpaces);
+        }
+        if lower_x {
+            repairs.push(IdRepair::LowercaseX);
+        }
+        if PLACEHOLDERS.contains(&out.as_str()) {
+            return Err(IdError::Missing);
+        }
+        if (out.contains('E') || out.contains('e')) && out.contains('+') {
+            return Err(IdError::Scientific);
+        }
+        let b = out.as_bytes();
+        match b.len() {
+            18 => {}
+            15 => {
+                if let Some(p) = b.iter().position(|c| !c.is_ascii_digit()) {
+                    return Err(IdError::BadCharacter { position: p + 1 });
+                }
+                let seq = &out[12..15];
+                if matches!(seq, "996" | "997" | "998" | "999") {
+                    return Err(IdError::AmbiguousCentury(seq.to_string()));
+                }
+                let mut body = [0u8; 17];
+                body[..6].copy_from_slice(&b[..6]);
+                body[6..8].copy_from_slice(b"19");
+                body[8..].copy_from_slice(&b[6..15]);
+                let mut full = [0u8; 18];
+                full[..17].copy_from_slice(&body);
+                full[17] = check_character(&body);
+                repairs.push(IdRepair::Legacy15);
+                return Self::from_normal(&full, as_of).map(|id| (id, repairs));
+            }
+            _ => {
+                if let Some(p) = out.chars().position(|c| !c.is_ascii_digit() && c != 'X') {
+                    return Err(IdError::BadCharacter { position: p + 1 });
+                }
+                return Err(IdError::Length(out.chars().count()));
+            }
+        }
+        if let Some(p) = b[..17].iter().position(|c| !c.is_ascii_digit()) {
+            return Err(IdError::BadCharacter { position: p + 1 });
+        }
+        if !(b[17].is_ascii_digit() || b[17] == b'X') {
+            return Err(IdError::BadCharacter { position: 18 });
+        }
+        Self::from_normal(b, as_of).map(|id| (id, repairs))
+    }
+
+    /// Validate 18 bytes already in normal form (17 ASCII digits + digit or `X`).
+    fn from_normal(b: &[u8], as_of: NaiveDate) -> Result<IdNumber, IdError> {
+        let body: &[u8; 17] = b[..17].try_into().expect("caller passes 18 bytes");
+        let expected = check_character(body);
+        if expected != b[17] {
+            return Err(IdError::CheckCharacter {
+                found: char::from(b[17]),
+                expected: char::from(expected),
+                digits_lost: b.ends_with(b"000"),
+            });
+        }
+        let province = (b[0] - b'0') * 10 + (b[1] - b'0');
+        if !PROVINCES.contains(&province) {
+            return Err(IdError::Region(String::from_utf8_lossy(&b[..2]).into_owned()));
+        }
+        let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
+        let ymd = String::from_utf8_lossy(&b[6..14]).into_owned();
+        let birth = NaiveDate::from_ymd_opt(num(6..10) as i32, num(10..12), num(12..14))
+            .ok_or_else(|| IdError::ImpossibleDate(ymd.clone()))?;
+        if birth > as_of {
+            return Err(IdError::FutureBirthDate(ymd));
+        }
+        Ok(IdNumber(body.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0'))))
+    }
+
+    /// The compact join key: the 17-digit body as an integer (< 10^17).
+    pub fn key(self) -> u64 {
+        self.0
+    }
+
+    /// Rebuild from a key produced by [`IdNumber::key`].
+    pub fn from_key(key: u64) -> IdNumber {
+        IdNumber(key)
+    }
+
+    fn bytes(self) -> [u8; 18] {
+        let mut out = [0u8; 18];
+        let mut v = self.0;
+        for i in (0..17).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        let body: &[u8; 17] = out[..17].try_into().expect("17 bytes");
+        out[17] = check_character(body);
+        out
+    }
+
+    /// The full 18-character number. Only for source queries and exact outputs that need
+    /// it; never for logs, metrics or client-facing errors.
+    pub fn expose(self) -> String {
+        String::from_utf8(self.bytes().to_vec()).expect("ASCII")
+    }
+
+    /// The six-digit region code of issue (GB/T 2260, current or retired).
+    pub fn region_prefix(self) -> u32 {
+        (self.0 / 100_000_000_000) as u32
+    }
+
+    /// Birth date (characters 7-14).
+    pub fn birth_date(self) -> NaiveDate {
+        let ymd = ((self.0 / 1000) % 100_000_000) as u32;
+        NaiveDate::from_ymd_opt((ymd / 10000) as i32, (ymd / 100) % 100, ymd % 100)
+            .expect("validated at parse")
+    }
+
+    /// Gender from the sequence code's parity (odd = male), GB 11643-1999 §4.3.
+    pub fn is_male(self) -> bool {
+        self.0 % 2 == 1
+    }
+
+    /// Age in whole years on `date`.
+    pub fn age_on(self, date: NaiveDate) -> i32 {
+        let b = self.birth_date();
+        let mut age = date.year() - b.year();
+        if (date.month(), date.day()) < (b.month(), b.day()) {
+            age -= 1;
+        }
+        age
+    }
+
+    /// Masked form `6205**********1234` (first four and last four characters).
+    pub fn masked(self) -> String {
+        mask(&self.expose())
+    }
+}
+
+/// Mask any value that may hold an ID number: keep the first four and the last four
+/// characters of values longer than 8, star the rest; shorter values are fully starred.
+pub fn mask(raw: &str) -> String {
+    let chars: Vec<char> = raw.chars().collect();
+    if chars.len() <= 8 {
+        return "*".repeat(chars.len());
+    }
+    let n = chars.len();
+    chars[..4].iter().chain(std::iter::repeat_n(&'*', n - 8)).chain(chars[n - 4..].iter()).collect()
+}
+
+impl fmt::Display for IdNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for IdNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdNumber({})", self.masked())
+    }
+}
+
+/// Build a valid ID from region, birth date and sequence code (for generators and tests).
+pub fn make_id(region: u32, birth: NaiveDate, seq: u32) -> IdNumber {
+    let body = format!("{:06}{:04}{:02}{:02}{:03}", region, birth.year(), birth.month(), birth.day(), seq % 1000);
+    IdNumber(body.parse().expect("17 digits"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+    const AS_OF: &str = "2026-11-01";
+
+    fn ok(raw: &str) -> (String, Vec<IdRepair>) {
+        let (id, r) = IdNumber::parse(raw, d(AS_OF)).unwrap_or_else(|e| panic!("{raw:?}: {e}"));
+        (id.expose(), r)
+    }
+
+    #[test]
+    fn a_valid_number_parses_without_repairs() {
+        assert_eq!(ok("620503198703151234"), ("620503198703151234".into(), vec![]));
+        assert_eq!(ok("62050219900101118X").0, "62050219900101118X");
+    }
+
+    #[test]
+    fn a_bad_check_character_is_rejected_with_the_expected_one() {
+        let e = IdNumber::parse("620503198703151235", d(AS_OF)).unwrap_err();
+        assert_eq!(e, IdError::CheckCharacter { found: '5', expected: '4', digits_lost: false });
+        assert_eq!(e.code(), "id_check_character");
+    }
+
+    #[test]
+    fn trailing_000_reads_as_digits_lost() {
+        let e = IdNumber::parse("620503198703151000", d(AS_OF)).unwrap_err();
+        assert_eq!(e.code(), "id_digits_lost");
+    }
+
+    #[test]
+    fn an_impossible_or_future_birth_date_is_rejected() {
+        // 1987-02-30 does not exist; build a body with a correct check character anyway.
+        let mut body = *b"62050319870230123";
+        let c = check_character(&body);
+        let raw = format!("{}{}", std::str::from_utf8(&body).unwrap(), c as char);
+        assert_eq!(IdNumber::parse(&raw, d(AS_OF)).unwrap_err(), IdError::ImpossibleDate("19870230".into()));
+        body.copy_from_slice(b"62050320270101123");
+        let c = check_character(&body);
+        let raw = format!("{}{}", std::str::from_utf8(&body).unwrap(), c as char);
+        assert_eq!(IdNumber::parse(&raw, d(AS_OF)).unwrap_err().code(), "id_future_birth_date");
+    }
+
+    #[test]
+    fn a_15_digit_legacy_number_is_upgraded_to_18() {
+        assert_eq!(ok("620503480612031"), ("62050319480612031X".into(), vec![IdRepair::Legacy15]));
+    }
+
+    #[test]
+    fn legacy_centenarian_sequence_codes_are_ambiguous() {
+        for seq in ["996", "997", "998", "999"] {
+            let raw = format!("620503010203{seq}");
+            assert_eq!(IdNumber::parse(&raw, d(AS_OF)).unwrap_err().code(), "id_ambiguous_century");
+        }
+    }
+
+    #[test]
+    fn a_lowercase_x_check_digit_is_normalised() {
+        assert_eq!(ok("62050319880808105x"), ("62050319880808105X".into(), vec![IdRepair::LowercaseX]));
+    }
+
+    #[test]
+    fn full_width_digits_and_grouping_spaces_are_normalised() {
+        let (id, r) = ok("６２０５２１１９６６０３０３１０１Ｘ");
+        assert_eq!(id, "62052119660303101X");
+        assert_eq!(r, vec![IdRepair::FullWidth]);
+        let (id, r) = ok("620503\u{3000}19791120\u{3000}3575");
+        assert_eq!(id, "620503197911203575");
+        assert_eq!(r, vec![IdRepair::InnerSpaces]);
+        assert_eq!(ok("620503 19830214 0462").0, "620503198302140462");
+    }
+
+    #[test]
+    fn spreadsheet_markers_are_stripped_and_recorded() {
+        assert_eq!(ok("'62050219900101118X"), ("62050219900101118X".into(), vec![IdRepair::SpreadsheetMarker]));
+        assert_eq!(ok("=\"620503199505050015\"").1, vec![IdRepair::SpreadsheetMarker]);
+        assert_eq!(ok("\t620503196904120523").1, vec![IdRepair::Trimmed]);
+    }
+
+    #[test]
+    fn scientific_notation_is_never_repaired() {
+        assert_eq!(IdNumber::parse("6.20503E+17", d(AS_OF)).unwrap_err(), IdError::Scientific);
+        assert_eq!(IdNumber::parse("6.20503e+17", d(AS_OF)).unwrap_err(), IdError::Scientific);
+    }
+
+    #[test]
+    fn every_placeholder_is_missing() {
+        for p in PLACEHOLDERS.iter().chain(&["  ", "\u{3000}", "'", "=\"\""]) {
+            assert_eq!(IdNumber::parse(p, d(AS_OF)).unwrap_err(), IdError::Missing, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn the_key_round_trips_and_display_is_masked() {
+        let (id, _) = IdNumber::parse("62050219900101118X", d(AS_OF)).unwrap();
+        assert_eq!(IdNumber::from_key(id.key()).expose(), "62050219900101118X");
+        assert_eq!(id.to_string(), "6205**********118X");
+        assert_eq!(format!("{id:?}"), "IdNumber(6205**********118X)");
+        assert_eq!(id.birth_date(), d("1990-01-01"));
+        assert!(!id.is_male(), "sequence 118 is even: female");
+        assert_eq!(id.region_prefix(), 620502);
+    }
+
+    #[test]
+    fn a_letter_inside_is_a_bad_character() {
+        assert_eq!(IdNumber::parse("62050319A8061203", d(AS_OF)).unwrap_err().code(), "id_bad_character");
+        assert_eq!(IdNumber::parse("6205031948061A031", d(AS_OF)).unwrap_err().code(), "id_bad_character");
+    }
+
+    #[test]
+    fn make_id_builds_a_valid_number() {
+        let id = make_id(620503, d("1987-03-15"), 123);
+        assert_eq!(IdNumber::parse(&id.expose(), d(AS_OF)).unwrap().0, id);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_parser_never_panics(s in "\\PC{0,30}") {
+            let _ = IdNumber::parse(&s, d(AS_OF));
+        }
+
+        #[test]
+        fn what_it_accepts_round_trips(region in 110000u32..659999, days in 0i64..40000, seq in 0u32..1000) {
+            let birth = d("1910-01-01") + chrono::Duration::days(days);
+            let id = make_id(region, birth, seq);
+            if let Ok((p, _)) = IdNumber::parse(&id.expose(), d(AS_OF)) {
+                proptest::prop_assert_eq!(p, id);
+                let (q, r) = IdNumber::parse(&p.expose(), d(AS_OF)).unwrap();
+                proptest::prop_assert_eq!(q, p);
+                proptest::prop_assert!(r.is_empty());
+            }
+        }
+    }
+}

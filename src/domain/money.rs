@@ -1,0 +1,172 @@
+//! Money: integer 分 (fen) inside the engine, yuan only at the edges.
+//!
+//! Department files carry yuan with up to two decimals (`1234.50`, DESIGN.md §2); they are
+//! parsed exactly, digit by digit, never through floating point.
+
+use std::fmt;
+
+/// An amount of money in fen (1 yuan = 100 fen), signed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Fen(pub i64);
+
+/// Why a money value did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    /// Empty value.
+    #[error("empty amount")]
+    Empty,
+    /// Not a decimal number of yuan.
+    #[error("not an amount of yuan: character {0} is not a digit")]
+    NotANumber(usize),
+    /// More than two decimals that are not zero (sub-fen amounts are not rounded silently).
+    #[error("more than 2 decimals")]
+    TooManyDecimals,
+    /// Beyond ±92,233,720,368,547,758.07 yuan.
+    #[error("amount out of range")]
+    OutOfRange,
+}
+
+impl MoneyError {
+    /// Stable reason code for quarantine.csv.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MoneyError::Empty => "money_empty",
+            MoneyError::NotANumber(_) => "money_not_a_number",
+            MoneyError::TooManyDecimals => "money_too_many_decimals",
+            MoneyError::OutOfRange => "money_out_of_range",
+        }
+    }
+}
+
+impl Fen {
+    /// Zero fen.
+    pub const ZERO: Fen = Fen(0);
+
+    /// Parse yuan text exactly: optional sign, optional `¥`/`￥`, digits with optional `,`
+    /// thousands separators, optional `.` and up to two decimals (further decimals must be
+    /// zeros). Surrounding whitespace is ignored.
+    ///
+    /// # Errors
+    /// [`MoneyError`] naming what is wrong; nothing is rounded.
+    pub fn parse_yuan(raw: &str) -> Result<Fen, MoneyError> {
+        let s = raw.trim();
+        if s.is_empty() {
+            return Err(MoneyError::Empty);
+        }
+        let (neg, s) = match s.as_bytes()[0] {
+            b'-' => (true, &s[1..]),
+            b'+' => (false, &s[1..]),
+            _ => (false, s),
+        };
+        let s = s.trim_start_matches(['¥', '￥']);
+        let (int, frac) = match s.split_once('.') {
+            Some((i, f)) => (i, f),
+            None => (s, ""),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return Err(MoneyError::NotANumber(0));
+        }
+        let mut yuan: i64 = 0;
+        for (i, c) in int.bytes().enumerate() {
+            match c {
+                b'0'..=b'9' => {
+                    yuan = yuan.checked_mul(10).and_then(|v| v.checked_add(i64::from(c - b'0'))).ok_or(MoneyError::OutOfRange)?;
+                }
+                b',' if i > 0 => {}
+                _ => return Err(MoneyError::NotANumber(i + 1)),
+            }
+        }
+        let mut fen: i64 = 0;
+        for (i, c) in frac.bytes().enumerate() {
+            if !c.is_ascii_digit() {
+                return Err(MoneyError::NotANumber(int.len() + 2 + i));
+            }
+            if i < 2 {
+                fen = fen * 10 + i64::from(c - b'0');
+            } else if c != b'0' {
+                return Err(MoneyError::TooManyDecimals);
+            }
+        }
+        if frac.len() == 1 {
+            fen *= 10;
+        }
+        let total = yuan.checked_mul(100).and_then(|v| v.checked_add(fen)).ok_or(MoneyError::OutOfRange)?;
+        Ok(Fen(if neg { -total } else { total }))
+    }
+
+    /// Yuan with two decimals, e.g. `-12.05`.
+    pub fn to_yuan(self) -> String {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let a = self.0.unsigned_abs();
+        format!("{sign}{}.{:02}", a / 100, a % 100)
+    }
+}
+
+impl fmt::Display for Fen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_yuan())
+    }
+}
+
+/// Round `num / den` half away from zero (den > 0), on exact integers.
+pub fn div_round_half_up(num: i128, den: i128) -> i128 {
+    debug_assert!(den > 0);
+    if num >= 0 { (2 * num + den) / (2 * den) } else { -((-2 * num + den) / (2 * den)) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuan_strings_parse_exactly_to_fen() {
+        assert_eq!(Fen::parse_yuan("1234.50"), Ok(Fen(123450)));
+        assert_eq!(Fen::parse_yuan("1234.5"), Ok(Fen(123450)));
+        assert_eq!(Fen::parse_yuan("1234"), Ok(Fen(123400)));
+        assert_eq!(Fen::parse_yuan("0.07"), Ok(Fen(7)));
+        assert_eq!(Fen::parse_yuan(".5"), Ok(Fen(50)));
+        assert_eq!(Fen::parse_yuan("-12.05"), Ok(Fen(-1205)));
+        assert_eq!(Fen::parse_yuan("1,234,567.89"), Ok(Fen(123456789)));
+        assert_eq!(Fen::parse_yuan("¥465.00"), Ok(Fen(46500)));
+        assert_eq!(Fen::parse_yuan("1.2300"), Ok(Fen(123)));
+        // 0.1 + 0.2 style float traps do not exist here
+        assert_eq!(Fen::parse_yuan("90071992547409.93"), Ok(Fen(9007199254740993)));
+    }
+
+    #[test]
+    fn bad_amounts_are_rejected_with_a_reason() {
+        assert_eq!(Fen::parse_yuan(""), Err(MoneyError::Empty));
+        assert_eq!(Fen::parse_yuan("12.345"), Err(MoneyError::TooManyDecimals));
+        assert_eq!(Fen::parse_yuan("12a"), Err(MoneyError::NotANumber(3)));
+        assert_eq!(Fen::parse_yuan("1e5"), Err(MoneyError::NotANumber(2)));
+        assert_eq!(Fen::parse_yuan("."), Err(MoneyError::NotANumber(0)));
+        assert_eq!(Fen::parse_yuan("99999999999999999999"), Err(MoneyError::OutOfRange));
+    }
+
+    #[test]
+    fn fen_prints_as_yuan() {
+        assert_eq!(Fen(123450).to_yuan(), "1234.50");
+        assert_eq!(Fen(-5).to_yuan(), "-0.05");
+        assert_eq!(Fen(0).to_string(), "0.00");
+    }
+
+    #[test]
+    fn rounding_is_half_up() {
+        assert_eq!(div_round_half_up(5, 10), 1);
+        assert_eq!(div_round_half_up(4, 10), 0);
+        assert_eq!(div_round_half_up(-5, 10), -1);
+        assert_eq!(div_round_half_up(15, 10), 2);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_money_parser_never_panics(s in "\\PC{0,24}") {
+            let _ = Fen::parse_yuan(&s);
+        }
+
+        #[test]
+        fn what_it_prints_it_parses_back(v in -9_000_000_000_000_000i64..9_000_000_000_000_000) {
+            proptest::prop_assert_eq!(Fen::parse_yuan(&Fen(v).to_yuan()), Ok(Fen(v)));
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Evidence: what the linked source records say about a person, then a household.
+//!
+//! Input: canonical records (text in §2 columns) already linked to a person. Output:
+//! [`PersonEvidence`], the amounts and flags the rules read (DESIGN.md §3), in fen and
+//! hundredths. One implementation for batch and on-demand: both hand records to
+//! [`PersonEvidence::add`]. A value that does not parse is a [`FieldError`]: the caller
+//! quarantines the row and marks the source unverified for that person; it is never read as
+//! zero.
+
+use chrono::{Datelike, NaiveDate};
+use hedui_connectors::SourceKind;
+
+use crate::assess::policy::Policy;
+use crate::domain::{Fen, Month};
+
+/// Why one value of a record could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The §2 column.
+    pub column: &'static str,
+    /// Stable reason code (`money_not_a_number`, `value_unknown`, …).
+    pub code: &'static str,
+    /// A sentence for a clerk (no values of persons).
+    pub message: String,
+}
+
+/// The run's time frame: as-of date D, tax year Y and the income window.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame {
+    /// D.
+    pub as_of: NaiveDate,
+    /// Y = year(D) − 1.
+    pub tax_year: i32,
+    /// First month of the window (month(D) − window).
+    pub window_first: Month,
+    /// Last month of the window (month(D) − 1).
+    pub window_last: Month,
+    /// Whether resident pensions are excluded this year.
+    pub exclude_resident_pension: bool,
+}
+
+impl Frame {
+    /// The frame for as-of date `as_of` under `policy`.
+    pub fn new(as_of: NaiveDate, policy: &Policy) -> Frame {
+        let m = Month::of(as_of).index();
+        let (lo, hi) = policy.resident_pension_excluded_years;
+        Frame {
+            as_of,
+            tax_year: as_of.year() - 1,
+            window_first: Month::from_index(m - i64::from(policy.window_months)),
+            window_last: Month::from_index(m - 1),
+            exclude_resident_pension: (lo..=hi).contains(&as_of.year()),
+        }
+    }
+}
+
+/// Per-person evidence (DESIGN.md §3), amounts in fen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PersonEvidence {
+    /// Tax `wages`+`labour` gross of year Y.
+    pub tax_wages: i64,
+    /// Tax `business`+`property_lease`+`interest_dividend` of year Y.
+    pub tax_other: i64,
+    /// Employee-pension contribution bases in the window.
+    pub contribution_wages: i64,
+    /// Social-insurance benefits in the window (resident pension excluded in 2021-2025).
+    pub benefits: i64,
+    /// Financial assets: bank + securities + insurance cash value + internet finance.
+    pub financial_assets: i64,
+    /// A normal, non-exempt private vehicle.
+    pub private_vehicle: bool,
+    /// A normal, non-exempt business vehicle.
+    pub business_vehicle: bool,
+    /// A normal, non-exempt vehicle bought above the supporter threshold.
+    pub costly_vehicle: bool,
+    /// Residential properties, share-weighted: Σ share_pct in hundredths of a percent
+    /// (one sole-owned home = 10,000).
+    pub residential_share: i64,
+    /// A commercial/office/industrial property with a positive share.
+    pub business_property: bool,
+    /// A parking space with a positive share.
+    pub parking: bool,
+    /// An active enterprise as legal representative/shareholder at or above the capital
+    /// threshold.
+    pub big_enterprise: bool,
+    /// Any other active market entity.
+    pub other_entity: bool,
+    /// Any active entity at or above the supporter capital threshold.
+    pub big_capital: bool,
+    /// At least one household-registration row.
+    pub has_registration: bool,
+    /// A registration row deceased/emigrated/cancelled.
+    pub gone: bool,
+    /// The registration status that made `gone` (first seen).
+    pub gone_status: Option<String>,
+    /// Medical out-of-pocket cost of year Y.
+    pub out_of_pocket: i64,
+}
+
+impl PersonEvidence {
+    /// W = max(tax wages+labour, contribution bases).
+    pub fn wage(&self) -> i64 {
+        self.tax_wages.max(self.contribution_wages)
+    }
+
+    /// Other income: tax business/lease/interest + benefits.
+    pub fn other_income(&self) -> i64 {
+        self.tax_other + self.benefits
+    }
+
+    /// Yearly income × 100, exact: (100 − deduction) × W + 100 × other.
+    pub fn income_x100(&self, policy: &Policy) -> i128 {
+        i128::from(100 - policy.employment_deduction_pct) * i128::from(self.wage()) + 100 * i128::from(self.other_income())
+    }
+
+    /// Add one record of `kind` (values in [`SourceKind::columns`] order). Returns whether
+    /// the record is in the rules' scope (e.g. inside the income window).
+    ///
+    /// # Errors
+    /// [`FieldError`] for a value the rules need that does not parse; nothing is added.
+    pub fn add(&mut self, kind: SourceKind, values: &[Option<String>], frame: &Frame, policy: &Policy) -> Result<bool, FieldError> {
+        let r = Row { kind, values };
+        match kind {
+            SourceKind::Tax => {
+                if r.int("tax_year")? != i64::from(frame.tax_year) {
+                    return Ok(false);
+                }
+                let t = r.enumerated("income_type")?;
+                let g = r.money("gross_income")?;
+                match t {
+                    "wages" | "labour" => self.tax_wages += g,
+                    "business" | "property_lease" | "interest_dividend" => self.tax_other += g,
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+            SourceKind::SocialInsurance => {
+                let m = r.month("period")?;
+                if m < frame.window_first || m > frame.window_last {
+                    return Ok(false);
+                }
+                let ins = r.enumerated("insurance_type")?;
+                let rec = r.enumerated("record_type")?;
+                let amount = r.money("amount")?;
+                match (ins, rec) {
+                    ("employee_pension", "contribution") => self.contribution_wages += amount,
+                    ("resident_pension", "benefit") if frame.exclude_resident_pension => return Ok(false),
+                    (_, "benefit") => self.benefits += amount,
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            }
+            SourceKind::Bank | SourceKind::InternetFinance => {
+                self.financial_assets += r.money("balance")?;
+                Ok(true)
+            }
+            SourceKind::Securities => {
+                self.financial_assets += r.money_or_zero("market_value")? + r.money_or_zero("cash_balance")?;
+                Ok(true)
+            }
+            SourceKind::CommercialInsurance => {
+                self.financial_assets += r.money_or_zero("cash_value")?;
+                Ok(true)
+            }
+            SourceKind::VehicleVessel => {
+                let status = r.enumerated("status")?;
+                let kind = r.enumerated("kind")?;
+                let usage = r.enumerated("usage")?;
+                let price = r.money_or_zero("purchase_price")?;
+                if status != "normal" || policy.exempt_vehicle_kinds.iter().any(|k| k == kind) {
+                    return Ok(true);
+                }
+                match usage {
+                    "private" => self.private_vehicle = true,
+                    "business" => self.business_vehicle = true,
+                    _ => {}
+                }
+                if price > policy.supporter_vehicle_price.0 {
+                    self.costly_vehicle = true;
+                }
+                Ok(true)
+            }
+            SourceKind::RealEstate => {
+                let usage = r.enumerated("usage")?;
+                // share_pct has two decimals like yuan: 100.00 % → 10,000 hundredths.
+                let share = r.money("share_pct")?;
+                if share <= 0 {
+                    return Ok(true);
+                }
+                if usage == "residential" {
+                    self.residential_share += share;
+                } else if policy.business_usages.iter().any(|u| u == usage) {
+                    self.business_property = true;
+                } else if usage == "parking" {
+                    self.parking = true;
+                }
+                Ok(true)
+            }
+            SourceKind::MarketEntity => {
+                if r.enumerated("status")? != "active" {
+                    return Ok(true);
+                }
+                let etype = r.enumerated("entity_type")?;
+                let role = r.enumerated("role")?;
+                let capital = r.money_opt("subscribed_capital")?;
+                let big = etype == "enterprise"
+                    && matches!(role, "legal_representative" | "shareholder")
+                    && capital.is_some_and(|c| c >= policy.entity_capital.0);
+                if big {
+                    self.big_enterprise = true;
+                } else {
+                    self.other_entity = true;
+                }
+                if capital.is_some_and(|c| c >= policy.supporter_capital.0) {
+                    self.big_capital = true;
+                }
+                Ok(true)
+            }
+            SourceKind::HouseholdRegistration => {
+                let status = r.enumerated("status")?;
+                self.has_registration = true;
+                if policy.gone_statuses.iter().any(|s| s == status) {
+                    self.gone = true;
+                    self.gone_status.get_or_insert_with(|| status.to_string());
+                }
+                Ok(true)
+            }
+            SourceKind::MedicalInsurance => {
+                if r.int("year")? != i64::from(frame.tax_year) {
+                    return Ok(false);
+                }
+                self.out_of_pocket += r.money("out_of_pocket")?;
+                Ok(true)
+            }
+            SourceKind::ProvidentFund => {
+                // Used by no rule (excluded from financial assets); shown as evidence.
+                r.month("period")?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+struct Row<'a> {
+    kind: SourceKind,
+    values: &'a [Option<String>],
+}
+
+impl<'a> Row<'a> {
+    fn spec(&self, column: &'static str) -> (usize, &'static hedui_connectors::ColumnSpec) {
+        let i = self.kind.columns().iter().position(|c| c.name == column).expect("column names come from the schema registry");
+        (i, &self.kind.columns()[i])
+    }
+    fn raw(&self, column: &'static str) -> Option<&'a str> {
+        let (i, _) = self.spec(column);
+        self.values.get(i).and_then(|v| v.as_deref()).map(str::trim).filter(|v| !v.is_empty())
+    }
+    fn required(&self, column: &'static str) -> Result<&'a str, FieldError> {
+        self.raw(column).ok_or_else(|| FieldError { column, code: "value_missing", message: format!("{column} is empty") })
+    }
+    fn money_opt(&self, column: &'static str) -> Result<Option<i64>, FieldError> {
+        match self.raw(column) {
+            None => Ok(None),
+            Some(v) => crate::domain::Fen::parse_yuan(v)
+                .map(|f| Some(f.0))
+                .map_err(|e| FieldError { column, code: e.code(), message: format!("{column}: {e}") }),
+        }
+    }
+    fn money(&self, column: &'static str) -> Result<i64, FieldError> {
+        self.required(column)?;
+        self.money_opt(column).map(|v| v.unwrap_or(0))
+    }
+    fn money_or_zero(&self, column: &'static str) -> Result<i64, FieldError> {
+        self.money_opt(column).map(|v| v.unwrap_or(Fen::ZERO.0))
+    }
+    fn int(&self, column: &'static str) -> Result<i64, FieldError> {
+        let v = self.required(column)?;
+        v.parse::<i64>().map_err(|_| FieldError { column, code: "integer_invalid", message: format!("{column} is not a whole number") })
+    }
+    fn month(&self, column: &'static str) -> Result<Month, FieldError> {
+        let v = self.required(column)?;
+        Month::parse(v).map_err(|e| FieldError { column, code: e.code(), message: format!("{column}: {e} (expected YYYY-MM)") })
+    }
+    fn enumerated(&self, column: &'static str) -> Result<&'a str, FieldError> {
+        let v = self.required(column)?;
+        let (_, spec) = self.spec(column);
+        if let hedui_connectors::ColumnKind::Enum(allowed) = spec.kind {
+            if !allowed.contains(&v) {
+                return Err(FieldError {
+                    column,
+                    code: "value_unknown",
+                    message: format!("{column}: value not in the §2 vocabulary ({})", allowed.join("/")),
+                });
+            }
+        }
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals(v: &[&str]) -> Vec<Option<String>> {
+        v.iter().map(|s| if s.is_empty() { None } else { Some(s.to_string()) }).collect()
+    }
+
+    fn frame() -> (Frame, Policy) {
+        let p = Policy::bundled();
+        (Frame::new(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), &p), p)
+    }
+
+    #[test]
+    fn the_window_is_the_12_months_before_the_month_of_d() {
+        let (f, _) = frame();
+        assert_eq!(f.window_first, Month { year: 2025, month: 11 });
+        assert_eq!(f.window_last, Month { year: 2026, month: 10 });
+        assert_eq!(f.tax_year, 2025);
+        assert!(!f.exclude_resident_pension);
+    }
+
+    #[test]
+    fn social_insurance_outside_the_window_is_out_of_scope() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        let row = |period: &str| vals(&[period, "employee_pension", "contribution", "", "3000.00"]);
+        assert_eq!(e.add(SourceKind::SocialInsurance, &row("2026-11"), &f, &p), Ok(false));
+        assert_eq!(e.add(SourceKind::SocialInsurance, &row("2025-10"), &f, &p), Ok(false));
+        assert_eq!(e.add(SourceKind::SocialInsurance, &row("2025-11"), &f, &p), Ok(true));
+        assert_eq!(e.contribution_wages, 300_000);
+    }
+
+    #[test]
+    fn a_bad_amount_is_a_field_error_not_zero() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        let err = e.add(SourceKind::Bank, &vals(&["ICBC", "6217****0001", "current", "12,3x", "2026-10-01"]), &f, &p).unwrap_err();
+        assert_eq!(err.column, "balance");
+        assert_eq!(err.code, "money_not_a_number");
+        assert_eq!(e.financial_assets, 0);
+    }
+
+    #[test]
+    fn an_unknown_vocabulary_value_is_refused() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        let err = e.add(SourceKind::VehicleVessel, &vals(&["甘E1", "spaceship", "private", "1.00", "", "normal"]), &f, &p).unwrap_err();
+        assert_eq!((err.column, err.code), ("kind", "value_unknown"));
+    }
+}

@@ -1,0 +1,240 @@
+//! The caseload (台账): households, members and supporters (DESIGN.md §2).
+//!
+//! Read with the same file transport as the sources (CSV or Parquet, checked columns), then
+//! parsed row by row with the domain parsers. A member or supporter whose ID number is
+//! invalid stays in the caseload (the household is referred, rule `member_identity`) and is
+//! listed in the quarantine with action `referred`; rows that cannot belong to any household
+//! are rejected and listed.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use chrono::NaiveDate;
+use hedui_connectors::file::{FileFormat, locate, scan_table, text_columns};
+use hedui_connectors::{CaseloadTable, ConnectorError};
+use polars::prelude::*;
+
+use crate::assess::Household;
+use crate::domain::{Fen, IdNumber, parse_day};
+use crate::ingest::quarantine::{Action, Quarantine, QuarantineEntry};
+
+/// A member row.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Index of the household in [`Caseload::households`].
+    pub household: usize,
+    /// The ID, or the reason it is invalid (code: message).
+    pub id: Result<IdNumber, String>,
+    /// The raw ID masked (for reports when invalid).
+    pub id_masked: String,
+    /// Relation.
+    pub relation: String,
+    /// Disability grade 1-4.
+    pub disability_grade: Option<u8>,
+    /// Whether a consent reference was given.
+    pub consent: bool,
+}
+
+/// A distinct supporter of one household (rows of the same person in one household are
+/// one supporter: support owed is computed once, §3).
+#[derive(Debug, Clone)]
+pub struct Supporter {
+    /// Index of the household.
+    pub household: usize,
+    /// The ID, or the reason it is invalid.
+    pub id: Result<IdNumber, String>,
+    /// The raw ID masked.
+    pub id_masked: String,
+    /// Relation (of the first row).
+    pub relation: String,
+    /// max(1, the largest own_household_size given).
+    pub own_household_size: i64,
+    /// Whether every row had a consent reference.
+    pub consent: bool,
+}
+
+/// The loaded caseload.
+#[derive(Debug, Default)]
+pub struct Caseload {
+    /// Households, in file order.
+    pub households: Vec<Household>,
+    /// Member rows.
+    pub members: Vec<Member>,
+    /// Distinct supporters per household.
+    pub supporters: Vec<Supporter>,
+    /// Rows read per table (households, members, supporters).
+    pub rows_read: [u64; 3],
+}
+
+/// Errors that stop a run: without a readable caseload there is nothing to assess.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseloadError {
+    /// A table is missing or unreadable.
+    #[error("caseload table {table}: {source}")]
+    Table {
+        /// The table.
+        table: &'static str,
+        /// The cause.
+        source: ConnectorError,
+    },
+}
+
+fn read(dir: &Path, t: CaseloadTable) -> Result<(DataFrame, String, bool), CaseloadError> {
+    let (path, format) = locate(dir, t.name()).ok_or_else(|| CaseloadError::Table {
+        table: t.name(),
+        source: ConnectorError::NotFound { source_name: t.name(), expected: format!("{}/{}.parquet or .csv", dir.display(), t.name()) },
+    })?;
+    let cols: Vec<&str> = t.columns().iter().map(|c| c.name).collect();
+    let unreadable = |e: PolarsError| CaseloadError::Table {
+        table: t.name(),
+        source: ConnectorError::Unreadable { path: path.display().to_string(), message: e.to_string().lines().next().unwrap_or("").to_string() },
+    };
+    let df = scan_table(&path, format, &cols).map_err(|source| CaseloadError::Table { table: t.name(), source })?;
+    let df = df.collect().map_err(unreadable)?;
+    let df = text_columns(df, &[]).map_err(unreadable)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok((df, name, format == FileFormat::Csv))
+}
+
+fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
+    df.column(name).and_then(|c| c.str()).expect("text_columns made every checked column a string")
+}
+
+/// Load the caseload from `dir` (`households`, `members`, `supporters` as .parquet or .csv).
+///
+/// # Errors
+/// [`CaseloadError`] when a table is missing, lacks columns or cannot be read.
+pub fn load_caseload(dir: &Path, as_of: NaiveDate, q: &mut Quarantine) -> Result<Caseload, CaseloadError> {
+    let mut out = Caseload::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+
+    let (df, file, csv) = read(dir, CaseloadTable::Households)?;
+    out.rows_read[0] = df.height() as u64;
+    let [hid, region, area, programme, category, dinc, dfin, lv] = [
+        "household_id", "region_code", "area", "programme", "category", "declared_annual_income",
+        "declared_financial_assets", "last_verified",
+    ]
+    .map(|c| col(&df, c));
+    for i in 0..df.height() {
+        let id = hid.get(i).unwrap_or("").trim();
+        if id.is_empty() {
+            q.push(QuarantineEntry::new(&file, csv, i as u64, "household_id", "", "household_id_missing", Action::Rejected, "household row without household_id".into()));
+            continue;
+        }
+        if index.contains_key(id) {
+            q.push(QuarantineEntry::new(&file, csv, i as u64, "household_id", id, "household_duplicate", Action::Rejected, "household_id appears earlier in the file; the first row is used".into()));
+            continue;
+        }
+        let mut money = |c: &StringChunked, name: &str| -> Option<Fen> {
+            let v = c.get(i)?.trim();
+            if v.is_empty() {
+                return None;
+            }
+            match Fen::parse_yuan(v) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    q.push(QuarantineEntry::new(&file, csv, i as u64, name, v, e.code(), Action::Rejected, format!("{name}: {e}; the value is not used")));
+                    None
+                }
+            }
+        };
+        let declared_annual_income = money(dinc, "declared_annual_income");
+        let declared_financial_assets = money(dfin, "declared_financial_assets");
+        let last_verified = lv.get(i).map(str::trim).filter(|v| !v.is_empty()).and_then(|v| match parse_day(v) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                q.push(QuarantineEntry::new(&file, csv, i as u64, "last_verified", v, e.code(), Action::Rejected, format!("last_verified: {e}; the household reads as never verified")));
+                None
+            }
+        });
+        index.insert(id.to_string(), out.households.len());
+        out.households.push(Household {
+            id: id.to_string(),
+            region_code: region.get(i).unwrap_or("").trim().to_string(),
+            area: area.get(i).unwrap_or("").trim().to_string(),
+            programme: programme.get(i).unwrap_or("").trim().to_string(),
+            category: category.get(i).unwrap_or("").trim().to_string(),
+            declared_annual_income,
+            declared_financial_assets,
+            last_verified,
+        });
+    }
+
+    let parse_id = |raw: &str| IdNumber::parse(raw, as_of).map(|(id, _)| id).map_err(|e| format!("{}: {e}", e.code()));
+
+    let (df, file, csv) = read(dir, CaseloadTable::Members)?;
+    out.rows_read[1] = df.height() as u64;
+    let [hid, idn, rel, grade, consent] = ["household_id", "id_number", "relation", "disability_grade", "consent_ref"].map(|c| col(&df, c));
+    for i in 0..df.height() {
+        let h = hid.get(i).unwrap_or("").trim();
+        let Some(&household) = index.get(h) else {
+            q.push(QuarantineEntry::new(&file, csv, i as u64, "household_id", h, "member_orphan", Action::Rejected, "member of a household that is not in households".into()));
+            continue;
+        };
+        let raw = idn.get(i).unwrap_or("");
+        let id = parse_id(raw);
+        if let Err(why) = &id {
+            q.push(QuarantineEntry::new(&file, csv, i as u64, "id_number", raw, why.split(':').next().unwrap_or(""), Action::Referred, format!("member ID number invalid ({why}); household referred (member_identity)")));
+        }
+        let disability_grade = grade.get(i).map(str::trim).filter(|v| !v.is_empty()).and_then(|v| match v.parse::<u8>() {
+            Ok(g @ 1..=4) => Some(g),
+            _ => {
+                q.push(QuarantineEntry::new(&file, csv, i as u64, "disability_grade", v, "disability_grade_invalid", Action::Rejected, "disability_grade must be 1-4; the value is not used".into()));
+                None
+            }
+        });
+        out.members.push(Member {
+            household,
+            id_masked: crate::domain::mask(raw.trim()),
+            id,
+            relation: rel.get(i).unwrap_or("").trim().to_string(),
+            disability_grade,
+            consent: consent.get(i).is_some_and(|c| !c.trim().is_empty()),
+        });
+    }
+
+    let (df, file, csv) = read(dir, CaseloadTable::Supporters)?;
+    out.rows_read[2] = df.height() as u64;
+    let [hid, idn, rel, size, consent] = ["household_id", "id_number", "relation", "own_household_size", "consent_ref"].map(|c| col(&df, c));
+    let mut seen: HashMap<(usize, String), usize> = HashMap::new();
+    let mut flagged: HashSet<(usize, String)> = HashSet::new();
+    for i in 0..df.height() {
+        let h = hid.get(i).unwrap_or("").trim();
+        let Some(&household) = index.get(h) else {
+            q.push(QuarantineEntry::new(&file, csv, i as u64, "household_id", h, "supporter_orphan", Action::Rejected, "supporter of a household that is not in households".into()));
+            continue;
+        };
+        let raw = idn.get(i).unwrap_or("");
+        let id = parse_id(raw);
+        let key = match &id {
+            Ok(id) => id.expose(),
+            Err(_) => raw.trim().to_uppercase(),
+        };
+        if let Err(why) = &id {
+            if flagged.insert((household, key.clone())) {
+                q.push(QuarantineEntry::new(&file, csv, i as u64, "id_number", raw, why.split(':').next().unwrap_or(""), Action::Referred, format!("supporter ID number invalid ({why}); household referred (member_identity)")));
+            }
+        }
+        let own = size.get(i).and_then(|v| v.trim().parse::<i64>().ok());
+        let has_consent = consent.get(i).is_some_and(|c| !c.trim().is_empty());
+        match seen.get(&(household, key.clone())) {
+            Some(&s) => {
+                let sup = &mut out.supporters[s];
+                sup.own_household_size = sup.own_household_size.max(own.unwrap_or(1)).max(1);
+                sup.consent &= has_consent;
+            }
+            None => {
+                seen.insert((household, key), out.supporters.len());
+                out.supporters.push(Supporter {
+                    household,
+                    id_masked: crate::domain::mask(raw.trim()),
+                    id,
+                    relation: rel.get(i).unwrap_or("").trim().to_string(),
+                    own_household_size: own.unwrap_or(1).max(1),
+                    consent: has_consent,
+                });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,106 @@
+//! The quarantine: rows and values refused, each with where it was and why.
+//!
+//! `quarantine.csv` columns: file, line (physical line of a CSV file; empty for Parquet),
+//! row (0-based data row), column, value (masked), reason (stable code), action (what hedui
+//! did: `rejected` = the row was not used; `referred` = the row was kept and its household
+//! referred), message (a sentence for a clerk, never a person's value).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::domain::mask;
+
+/// What hedui did with a quarantined row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// The row was not used (no person could be linked, or a value is unreadable).
+    Rejected,
+    /// The row was kept; the household it belongs to is referred.
+    Referred,
+}
+
+/// One quarantined row or value.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuarantineEntry {
+    /// File name (as given on the command line, or the source name).
+    pub file: String,
+    /// Physical line (CSV: data row + 2); None for Parquet.
+    pub line: Option<u64>,
+    /// 0-based data row.
+    pub row: u64,
+    /// The column.
+    pub column: String,
+    /// The value, masked.
+    pub value: String,
+    /// Stable reason code.
+    pub reason: String,
+    /// What was done.
+    pub action: Action,
+    /// A sentence for a clerk.
+    pub message: String,
+}
+
+impl QuarantineEntry {
+    /// An entry for `file` at data row `row` (CSV files get a physical line).
+    pub fn new(file: &str, is_csv: bool, row: u64, column: &str, raw_value: &str, reason: &str, action: Action, message: String) -> Self {
+        QuarantineEntry {
+            file: file.to_string(),
+            line: is_csv.then_some(row + 2),
+            row,
+            column: column.to_string(),
+            value: mask(raw_value),
+            reason: reason.to_string(),
+            action,
+            message,
+        }
+    }
+}
+
+/// All quarantined entries of a run.
+#[derive(Debug, Default)]
+pub struct Quarantine {
+    /// The entries, in the order found.
+    pub entries: Vec<QuarantineEntry>,
+}
+
+impl Quarantine {
+    /// Add an entry.
+    pub fn push(&mut self, e: QuarantineEntry) {
+        self.entries.push(e);
+    }
+
+    /// Counts by reason code.
+    pub fn by_reason(&self) -> BTreeMap<String, u64> {
+        let mut m = BTreeMap::new();
+        for e in &self.entries {
+            *m.entry(e.reason.clone()).or_insert(0) += 1;
+        }
+        m
+    }
+
+    /// Write `quarantine.csv`.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
+        let mut w = csv::Writer::from_path(path)?;
+        w.write_record(["file", "line", "row", "column", "value", "reason", "action", "message"])?;
+        for e in &self.entries {
+            w.write_record([
+                e.file.as_str(),
+                &e.line.map(|l| l.to_string()).unwrap_or_default(),
+                &e.row.to_string(),
+                &e.column,
+                &e.value,
+                &e.reason,
+                match e.action {
+                    Action::Rejected => "rejected",
+                    Action::Referred => "referred",
+                },
+                &e.message,
+            ])?;
+        }
+        w.flush()
+    }
+}

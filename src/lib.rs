@@ -1,0 +1,40 @@
+//! hedui (核对): household economic-status verification for social assistance.
+//!
+//! When a family applies for 低保 (minimum living allowance), 特困供养 or other aid, and at
+//! every periodic review after, civil affairs must verify what the family earns and owns.
+//! hedui links every member's and supporter's department records by resident ID number,
+//! totals income and assets per household, applies the region's policy and seals the
+//! verification report so that only civil affairs can read it.
+//!
+//! # A tour of the stages (DESIGN.md §1)
+//! ```text
+//! caseload ─┐                                     ┌─ sealed reports (only civil affairs opens)
+//!           ├─ ingest ─ link ─ evidence ─ assess ─┼─ summary + quarantine
+//! sources ──┘  (connectors)                       └─ change log vs the previous run
+//! ```
+//! - [`domain`]: newtypes with `parse()`: [`domain::IdNumber`] (GB 11643-1999),
+//!   [`domain::Name`], [`domain::RegionCode`] (GB/T 2260), [`domain::Fen`], dates.
+//! - `hedui_connectors` (crate `connectors/`): the [`SourceKind`] registry of the 12 sources
+//!   of DESIGN.md §2, the `Connector` trait and the file transport.
+//! - [`ingest`]: the caseload reader and the quarantine.
+//! - [`batch`]: the polars plan that scans each extract once, normalises keys and links
+//!   rows to caseload persons exactly; then assessment and sealing in parallel (rayon).
+//! - [`evidence`]: per-person income and asset items from linked records.
+//! - [`assess`]: the policy file ([`assess::Policy`]) and the rules: findings and one
+//!   [`report::Determination`] per household.
+//! - [`report`]: the verification report (DESIGN.md §4).
+//! - [`seal`]: envelope encryption to civil-affairs keys and hedui's signature.
+//! - [`gen`](crate::r#gen): a deterministic synthetic county for the demo and the tests.
+//! - [`cli`]: the `hedui` command line.
+
+pub mod assess;
+pub mod batch;
+pub mod cli;
+pub mod domain;
+pub mod evidence;
+pub mod r#gen;
+pub mod ingest;
+pub mod report;
+pub mod seal;
+
+pub use hedui_connectors::SourceKind;
