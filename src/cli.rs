@@ -206,13 +206,10 @@ fn generate_to(cfg: &crate::r#gen::GenConfig, out: &Path, format: Format) -> Res
 /// `hedui demo`: generate, make keys, run the batch, open two reports, print a summary.
 fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     let t0 = std::time::Instant::now();
-    let tmp;
+    // The demo's files stay for the newcomer to explore (printed at the end).
     let root = match keep {
         Some(p) => p,
-        None => {
-            tmp = tempfile::Builder::new().prefix("hedui-demo-").tempdir().context("Failed to make a temporary directory")?;
-            tmp.path().to_path_buf()
-        }
+        None => tempfile::Builder::new().prefix("hedui-demo-").tempdir().context("Failed to make a temporary directory")?.keep(),
     };
     let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).expect("valid date");
     let data = root.join("county");
@@ -257,7 +254,7 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     }
     println!();
     print_summary(&summary, &out);
-    println!("demo finished in {:.1} s; open any household with:", t0.elapsed().as_secs_f64());
+    println!("demo finished in {:.1} s; everything is in {} (remove it when done). Open any household with:", t0.elapsed().as_secs_f64(), root.display());
     println!("  hedui open --key {}/civil.key {}/reports.jsonl --household <HOUSEHOLD_ID>", keys.display(), out.display());
     Ok(0)
 }
@@ -271,7 +268,14 @@ fn print_report_brief(r: &crate::report::VerificationReport) {
     for f in &r.findings {
         println!("    finding {:<24}{:<11}{}", f.rule, format!("{:?}", f.outcome).to_lowercase(), f.evidence);
     }
-    let sources: Vec<String> = r.sources.iter().map(|s| format!("{} {:?}({})", s.source, s.status, s.records.len()).to_lowercase()).collect();
+    let sources: Vec<String> = r
+        .sources
+        .iter()
+        .map(|s| {
+            let status = serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            format!("{} {status} ({})", s.source, s.records.len())
+        })
+        .collect();
     println!("    sources: {}", sources.join(", "));
 }
 
