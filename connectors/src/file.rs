@@ -202,7 +202,8 @@ mod tests {
         let c = FileConnector::locate(d.path(), SourceKind::Tax).unwrap();
         match c.scan() {
             Err(ConnectorError::MissingColumns { missing, .. }) => assert_eq!(missing, vec!["income_type", "tax_paid"]),
-            other => panic!("expected MissingColumns, got {other:?}"),
+            Err(other) => panic!("expected MissingColumns, got {other:?}"),
+            Ok(_) => panic!("expected MissingColumns, the scan was accepted"),
         }
     }
 
