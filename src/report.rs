@@ -79,6 +79,8 @@ pub struct SourceSection {
     /// Why unverified (reason code and message), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The §2 columns of each record's `values` (besides id_number and name).
+    pub columns: Vec<String>,
     /// The records used: person index (into `persons`), source row, §2 values.
     pub records: Vec<ReportRecord>,
 }
@@ -90,8 +92,9 @@ pub struct ReportRecord {
     pub person: usize,
     /// 0-based data row in the source extract.
     pub row: u64,
-    /// §2 column → value (text as delivered; money in yuan).
-    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Values in the section's `columns` order (text as delivered; money in yuan; null
+    /// when empty).
+    pub values: Vec<Option<String>>,
 }
 
 /// A person the report is about.

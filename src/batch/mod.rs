@@ -386,34 +386,42 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     }
     let pb = progress(opts.progress, caseload.households.len() as u64, "households");
     let ctx = Ctx { caseload: &caseload, persons: &persons, person_index: &person_index, record_sets: &record_sets, unverified: &unverified, policy, run_id: &run_id, as_of: opts.as_of };
-    let results: Vec<Result<(String, Outcomes), BatchError>> = (0..caseload.households.len())
-        .into_par_iter()
-        .map(|h| {
-            let (report, gap) = ctx.report(h, &members_of[h], &supporters_of[h]);
-            let text = serde_json::to_vec(&report).expect("reports serialise");
-            let sealed = sealer.seal(&report.report_id, &text)?;
-            pb.inc(1);
-            let fired: Vec<(String, Outcome)> = report.findings.iter().map(|f| (f.rule.clone(), f.outcome)).collect();
-            let unverified_sources: Vec<String> = report.sources.iter().filter(|s| s.status == SourceStatus::Unverified).map(|s| s.source.clone()).collect();
-            Ok((
-                serde_json::to_string(&sealed).expect("envelopes serialise"),
-                Outcomes { household_id: report.household_id, determination: report.determination, fired, review_due: report.review_due, gap, unverified_sources },
-            ))
-        })
-        .collect();
+    // Households are assessed and sealed in parallel, a chunk at a time, and written in
+    // caseload order as each chunk completes: memory holds one chunk of reports, not all.
+    let reports_path = opts.out.join("reports.jsonl");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?);
+    let mut outcomes = Vec::with_capacity(caseload.households.len());
+    let mut write_ms = 0u128;
+    let all: Vec<usize> = (0..caseload.households.len()).collect();
+    for chunk in all.chunks(4096) {
+        let results: Vec<Result<(String, Outcomes), BatchError>> = chunk
+            .par_iter()
+            .map(|&h| {
+                let (report, gap) = ctx.report(h, &members_of[h], &supporters_of[h]);
+                let text = serde_json::to_vec(&report).expect("reports serialise");
+                let sealed = sealer.seal(&report.report_id, &text)?;
+                pb.inc(1);
+                let fired: Vec<(String, Outcome)> = report.findings.iter().map(|f| (f.rule.clone(), f.outcome)).collect();
+                let unverified_sources: Vec<String> = report.sources.iter().filter(|s| s.status == SourceStatus::Unverified).map(|s| s.source.clone()).collect();
+                Ok((
+                    serde_json::to_string(&sealed).expect("envelopes serialise"),
+                    Outcomes { household_id: report.household_id, determination: report.determination, fired, review_due: report.review_due, gap, unverified_sources },
+                ))
+            })
+            .collect();
+        let tw = Instant::now();
+        for r in results {
+            let (line, o) = r?;
+            w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(write_err(&reports_path))?;
+            outcomes.push(o);
+        }
+        write_ms += tw.elapsed().as_millis();
+    }
     pb.finish_and_clear();
-    timings.insert("assess_seal".to_string(), ta.elapsed().as_millis());
+    timings.insert("assess_seal".to_string(), ta.elapsed().as_millis() - write_ms);
 
     // ---- write
     let tw = Instant::now();
-    let reports_path = opts.out.join("reports.jsonl");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?);
-    let mut outcomes = Vec::with_capacity(results.len());
-    for r in results {
-        let (line, o) = r?;
-        w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(write_err(&reports_path))?;
-        outcomes.push(o);
-    }
     w.flush().map_err(write_err(&reports_path))?;
     let det_path = opts.out.join("determinations.csv");
     write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
@@ -424,7 +432,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     }
     let qpath = opts.out.join("quarantine.csv");
     q.write_csv(&qpath).map_err(write_err(&qpath))?;
-    timings.insert("write".to_string(), tw.elapsed().as_millis());
+    timings.insert("write".to_string(), tw.elapsed().as_millis() + write_ms);
     timings.insert("total".to_string(), t0.elapsed().as_millis());
 
     // ---- summary
@@ -619,15 +627,19 @@ impl Ctx<'_> {
         }
         let mut sections: Vec<SourceSection> = SourceKind::ALL
             .iter()
-            .map(|k| SourceSection { source: k.name().into(), status: SourceStatus::NoRecords, reason: None, records: Vec::new() })
+            .map(|k| SourceSection {
+                source: k.name().into(),
+                status: SourceStatus::NoRecords,
+                reason: None,
+                columns: k.columns().iter().map(|c| c.name.to_string()).collect(),
+                records: Vec::new(),
+            })
             .collect();
         for (pi, st) in states.iter().enumerate() {
             let Some(st) = st else { continue };
             for &(si, ri) in &st.records {
-                let set = &self.record_sets[si as usize];
-                let rec = &set.records[ri as usize];
-                let fields = set.columns.iter().zip(&rec.values).map(|(c, v)| (c.to_string(), v.clone().map_or(serde_json::Value::Null, serde_json::Value::String))).collect();
-                sections[si as usize].records.push(ReportRecord { person: pi, row: rec.row, fields });
+                let rec = &self.record_sets[si as usize].records[ri as usize];
+                sections[si as usize].records.push(ReportRecord { person: pi, row: rec.row, values: rec.values.clone() });
             }
         }
         for s in &mut sections {
