@@ -1,77 +1,105 @@
-//! The file transport: a source's extract on disk (CSV or Parquet), DESIGN.md §2.
+//! The file transport: a source's extract on disk, DESIGN.md §2.
 //!
-//! Reading is lazy (a polars plan) so that a batch scans each file once, streaming, and
-//! only the rows of caseload persons are materialised. CSV is read with every column as
-//! text, so ID numbers stay strings and money stays exact until hedui's own parsers read
-//! it; Parquet keeps its types (decimal money, dates) and is turned into text the same way.
-//! Columns are checked by name before any row is read.
+//! An extract is first read by the front-end ([`crate::read::prepare`]): whatever the
+//! department sent (CSV/TSV in UTF-8, GBK/GB18030 or UTF-16, a workbook, JSON lines,
+//! Parquet) becomes a file polars can scan with canonical column names, or is refused with
+//! an error a clerk can act on. Reading is then lazy (a polars plan) so that a batch scans
+//! each file once, streaming, and only the rows of caseload persons are materialised. Text
+//! is read with every column as text, so ID numbers stay strings and money stays exact until
+//! hedui's own parsers read it; Parquet keeps its types (decimal money, dates) and is turned
+//! into text the same way. Columns are checked by name before any row is read.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use polars::prelude::*;
 
+use crate::read::{Prepared, prepare, scan_prepared};
 use crate::{Connector, ConnectorError, Record, RecordSet, SourceKind, SourceOutcome};
 
 /// The on-disk format of an extract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
-    /// Comma-separated text with a header row, UTF-8.
+    /// Delimited text with a header row (`.csv`, `.tsv`, `.txt`; delimiter and encoding
+    /// detected by [`crate::read`]). A prepared file is always comma-separated UTF-8.
     Csv,
     /// Apache Parquet.
     Parquet,
+    /// A workbook (`.xlsx`, `.xlsm`, `.xls`): the first sheet is read.
+    Workbook,
+    /// JSON lines (`.jsonl`, `.ndjson`): one object per line.
+    JsonLines,
 }
 
 impl FileFormat {
-    /// The file extension.
+    /// The usual file extension (also the format's name in the summary).
     pub fn extension(self) -> &'static str {
         match self {
             FileFormat::Csv => "csv",
             FileFormat::Parquet => "parquet",
+            FileFormat::Workbook => "xlsx",
+            FileFormat::JsonLines => "jsonl",
         }
     }
 }
 
-/// Find `<stem>.parquet` or `<stem>.csv` in `dir` (Parquet first, as the reference does).
+/// The extensions `locate` looks for, in order: Parquet first (as the reference does),
+/// then CSV, then the others.
+pub const EXTENSIONS: [(&str, FileFormat); 9] = [
+    ("parquet", FileFormat::Parquet),
+    ("csv", FileFormat::Csv),
+    ("tsv", FileFormat::Csv),
+    ("txt", FileFormat::Csv),
+    ("xlsx", FileFormat::Workbook),
+    ("xlsm", FileFormat::Workbook),
+    ("xls", FileFormat::Workbook),
+    ("jsonl", FileFormat::JsonLines),
+    ("ndjson", FileFormat::JsonLines),
+];
+
+/// Find `<stem>.<ext>` in `dir` for the [`EXTENSIONS`] in order (lower- or upper-case
+/// extension). The format is the extension's; [`crate::read::prepare`] checks the content.
 pub fn locate(dir: &Path, stem: &str) -> Option<(PathBuf, FileFormat)> {
-    [FileFormat::Parquet, FileFormat::Csv].into_iter().find_map(|f| {
-        let p = dir.join(format!("{stem}.{}", f.extension()));
-        p.is_file().then_some((p, f))
+    EXTENSIONS.into_iter().find_map(|(ext, f)| {
+        [ext.to_string(), ext.to_ascii_uppercase()].into_iter().find_map(|e| {
+            let p = dir.join(format!("{stem}.{e}"));
+            p.is_file().then_some((p, f))
+        })
     })
 }
 
+fn expected(dir: &Path, stem: &str) -> String {
+    let exts: Vec<&str> = EXTENSIONS.iter().map(|(e, _)| *e).collect();
+    format!("{}/{stem}.{{{}}}", dir.display(), exts.join(","))
+}
+
 fn unreadable(path: &Path, e: impl std::fmt::Display) -> ConnectorError {
-    // polars errors may quote a value; keep only the first line and cut it short.
-    let msg = e.to_string();
-    let first = msg.lines().next().unwrap_or("").chars().take(160).collect::<String>();
-    ConnectorError::Unreadable { path: path.display().to_string(), message: first }
+    crate::read::unreadable(path, e)
 }
 
 /// A lazy scan of a table file, checked to hold `required` columns and narrowed to them
 /// (extra columns are allowed and ignored, §2).
 ///
+/// The file is first read by [`prepare`] with the field map of the table named by the
+/// file's stem (`members.csv` → `members`; other stems accept the required names only).
+/// A file that needed a canonical copy (another encoding, delimiter or header spelling,
+/// a workbook, JSON lines) is read into memory here, since the copy does not outlive this
+/// call: for large extracts, and to report rows refused while reading and their original
+/// lines, call [`prepare`] and [`scan_prepared`] and keep the [`Prepared`].
+///
 /// # Errors
 /// [`ConnectorError::MissingColumns`] naming every missing column, or
 /// [`ConnectorError::Unreadable`].
 pub fn scan_table(path: &Path, format: FileFormat, required: &[&str]) -> Result<LazyFrame, ConnectorError> {
-    let p = PlRefPath::new(path.to_string_lossy().as_ref());
-    let mut lf = match format {
-        FileFormat::Csv => LazyCsvReader::new(p)
-            .with_has_header(true)
-            .with_infer_schema_length(Some(0))
-            .with_missing_is_null(true)
-            .finish()
-            .map_err(|e| unreadable(path, e))?,
-        FileFormat::Parquet => {
-            LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(|e| unreadable(path, e))?
-        }
-    };
-    let schema = lf.collect_schema().map_err(|e| unreadable(path, e))?;
-    let missing: Vec<String> =
-        required.iter().filter(|c| schema.get(c).is_none()).map(|c| c.to_string()).collect();
-    if !missing.is_empty() {
-        return Err(ConnectorError::MissingColumns { path: path.display().to_string(), missing });
+    let _ = format; // detected again from the content by `prepare`
+    let table = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let prepared = prepare(path, &table, required)?;
+    let lf = scan_prepared(&prepared, required)?;
+    if prepared.is_passthrough() {
+        return Ok(lf);
     }
-    Ok(lf.select(required.iter().map(|c| col(*c)).collect::<Vec<_>>()))
+    let df = lf.collect().map_err(|e| unreadable(path, e))?;
+    Ok(df.lazy())
 }
 
 /// Cast every column but those named in `keep` to text (decimals as `1234.50`, dates ISO).
@@ -87,44 +115,52 @@ pub fn text_columns(df: DataFrame, keep: &[&str]) -> PolarsResult<DataFrame> {
     df.lazy().select(exprs).collect()
 }
 
-/// One source's extract on disk.
+/// One source's extract on disk, read by the front-end ([`Connector`] over a file).
 #[derive(Debug, Clone)]
 pub struct FileConnector {
     kind: SourceKind,
-    path: PathBuf,
-    format: FileFormat,
+    prepared: Arc<Prepared>,
 }
 
 impl FileConnector {
-    /// Find the extract of `kind` in `dir` (`<source>.parquet` or `<source>.csv`).
+    /// Find the extract of `kind` in `dir` (see [`locate`]) and read its front end
+    /// ([`prepare`]): encoding, delimiter, header, field map. Rows are read by [`scan`].
+    ///
+    /// [`scan`]: FileConnector::scan
     ///
     /// # Errors
-    /// [`ConnectorError::NotFound`].
+    /// [`ConnectorError::NotFound`]; [`ConnectorError::MissingColumns`] (every missing
+    /// column, before any row is read); [`ConnectorError::Unreadable`].
     pub fn locate(dir: &Path, kind: SourceKind) -> Result<FileConnector, ConnectorError> {
-        locate(dir, kind.name()).map(|(path, format)| FileConnector { kind, path, format }).ok_or_else(|| {
-            ConnectorError::NotFound {
-                source_name: kind.name(),
-                expected: format!("{}/{}.parquet or .csv", dir.display(), kind.name()),
-            }
-        })
+        let (path, _) = locate(dir, kind.name())
+            .ok_or_else(|| ConnectorError::NotFound { source_name: kind.name(), expected: expected(dir, kind.name()) })?;
+        let prepared = prepare(&path, kind.name(), &kind.required_columns())?;
+        Ok(FileConnector { kind, prepared: Arc::new(prepared) })
     }
 
-    /// The file.
+    /// The original file.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.prepared.source
     }
 
-    /// The format.
+    /// The original file's format (as detected).
     pub fn format(&self) -> FileFormat {
-        self.format
+        self.prepared.format
     }
 
-    /// A lazy scan of the §2 columns (`id_number`, `name`, then the source's columns).
+    /// What the front-end found and did: encoding, header map, repeated headers, rows
+    /// refused while reading, the original line of each row.
+    pub fn prepared(&self) -> &Prepared {
+        &self.prepared
+    }
+
+    /// A lazy scan of the §2 columns (`id_number`, `name`, then the source's columns) of
+    /// the prepared file. Row `r` of the scan is [`Prepared::line_of`]`(r)` in the original.
     ///
     /// # Errors
-    /// As [`scan_table`].
+    /// As [`scan_prepared`].
     pub fn scan(&self) -> Result<LazyFrame, ConnectorError> {
-        scan_table(&self.path, self.format, &self.kind.required_columns())
+        scan_prepared(&self.prepared, &self.kind.required_columns())
     }
 
     /// Turn a collected frame of this source (with a `_row` index column, `id_number` and
@@ -133,7 +169,7 @@ impl FileConnector {
     /// # Errors
     /// [`ConnectorError::Unreadable`] when a column cannot be read as text.
     pub fn records(&self, df: DataFrame) -> Result<RecordSet, ConnectorError> {
-        frame_to_records(&self.path, self.kind, df)
+        frame_to_records(self.path(), self.kind, df)
     }
 }
 
@@ -176,7 +212,7 @@ impl Connector for FileConnector {
             lf.with_row_index("_row", None)
                 .filter(col("id_number").cast(DataType::String).is_in(lit(wanted).implode(false), false))
                 .collect()
-                .map_err(|e| unreadable(&self.path, e))
+                .map_err(|e| unreadable(self.path(), e))
         });
         match df.and_then(|df| self.records(df)) {
             Ok(set) if set.records.is_empty() => SourceOutcome::NoRecords,
@@ -199,11 +235,10 @@ mod tests {
     fn a_missing_column_is_named_before_any_row_is_read() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "tax.csv", "id_number,name,tax_year,gross_income\n620503198703151234,王秀兰,2025,100.00\n");
-        let c = FileConnector::locate(d.path(), SourceKind::Tax).unwrap();
-        match c.scan() {
+        match FileConnector::locate(d.path(), SourceKind::Tax) {
             Err(ConnectorError::MissingColumns { missing, .. }) => assert_eq!(missing, vec!["income_type", "tax_paid"]),
             Err(other) => panic!("expected MissingColumns, got {other:?}"),
-            Ok(_) => panic!("expected MissingColumns, the scan was accepted"),
+            Ok(_) => panic!("expected MissingColumns, the file was accepted"),
         }
     }
 

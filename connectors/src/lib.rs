@@ -2,17 +2,20 @@
 //!
 //! One registry of every source ([`SourceKind::ALL`], DESIGN.md §2) with the columns each
 //! delivers; one trait ([`Connector`]) with one required method; one file transport
-//! ([`file::FileConnector`]) that reads a source's extract (CSV or Parquet) into a
-//! schema-checked polars plan. A source that cannot be read is data, not an abort:
+//! ([`file::FileConnector`]) that reads a source's extract into a schema-checked polars
+//! plan, behind the reading front-end ([`read`]: encodings, delimiters, workbooks, JSON
+//! lines, field maps from `connectors/fieldmaps/`, repeated headers, 万元 amounts). A source that cannot be read is data, not an abort:
 //! [`SourceOutcome::Failed`] makes every affected report say `unverified` for it.
 //!
 //! Where it sits: `ingest` (connectors) → link → evidence → assess → seal.
 #![deny(missing_docs)]
 
 pub mod file;
+pub mod read;
 pub mod schema;
 
 pub use file::{FileConnector, FileFormat};
+pub use read::{FieldMap, Prepared, Rejected, prepare, prepare_generic};
 pub use schema::{CaseloadTable, ColumnKind, ColumnSpec, SourceKind};
 
 /// What a connector answered for a set of persons.
@@ -59,12 +62,19 @@ pub enum ConnectorError {
         expected: String,
     },
     /// The file lacks required §2 columns (named before any row is read).
-    #[error("{path}: missing required column(s) {}", missing.join(", "))]
+    #[error(
+        "{path}: missing required column(s) {}{}",
+        missing.join(", "),
+        if unmapped.is_empty() { String::new() } else { format!("; columns found but not recognised: {}", unmapped.join(", ")) }
+    )]
     MissingColumns {
         /// The file.
         path: String,
-        /// Every missing column.
+        /// Every missing column (canonical §2 names).
         missing: Vec<String>,
+        /// The headers found that the field map does not recognise (a header row that looks
+        /// like data is described, never echoed).
+        unmapped: Vec<String>,
     },
     /// The file could not be read (I/O, format, encoding).
     #[error("{path}: unreadable: {message}")]

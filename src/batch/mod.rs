@@ -221,7 +221,11 @@ fn link_source(conn: &FileConnector, person_keys: &Series, as_of: NaiveDate) -> 
         .with_column(col("id_number").map(key_of, |_, f| Ok(Field::new(f.name().clone(), DataType::Int64))).alias("_key"))
         .filter(col("_key").is_in(lit(person_keys.clone()).implode(false), false).or(col("_key").lt(lit(0i64))))
         .select(keep)
-        .collect()
+        // The streaming engine scans in morsels: only caseload persons' rows and rows with
+        // invalid keys are ever held, never the whole extract.
+        // (One plan has one result; `unwrap_single` only panics for `collect_all`.)
+        .collect_with_engine(Engine::Streaming)
+        .map(|r| r.unwrap_single())
         .map_err(unreadable)?;
     let key_col = df.column("_key").and_then(|c| c.i64()).map_err(unreadable)?.clone();
     let good = key_col.gt_eq(0);

@@ -1,0 +1,223 @@
+//! JSON lines (`.jsonl`, `.ndjson`): one object per line, rewritten as canonical CSV.
+//!
+//! The text is decoded as any text file (BOM, declaration, UTF-8 or GB18030); a BOM at the
+//! start of a later line (files concatenated) is removed and reported. Keys are mapped like
+//! headers, from the keys of the first 1,000 objects (producers leave out null keys).
+//! Values are written as text: strings as they are, numbers in their shortest exact form,
+//! `null` as empty. An ID number given as a JSON number is refused (`id_json_number`: IDs
+//! are strings, §2, and a number may have passed through a double); a line that is not JSON
+//! (`json_invalid`) or not an object (`json_not_object`) is refused with its line.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+
+use serde_json::Value;
+
+use super::fieldmap::ValueKind;
+use super::text::{Chosen, Stop, io_stop, open_decoded, with_encoding};
+use super::{Changes, Ctx, Issue, Prepared, Rejected, Sink, lines_list, mapping_notes, money_exact, money_from_f64, money_text, number_text};
+use crate::ConnectorError;
+use crate::file::FileFormat;
+use crate::read::TextEncoding;
+
+/// How many objects are looked at to find the keys.
+const KEY_SCAN: usize = 1000;
+
+/// JSON lines.
+pub(super) fn prepare_jsonl(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorError> {
+    let mut notes = notes;
+    with_encoding(ctx, &mut notes, |chosen, _, notes| attempt(ctx, chosen, notes))
+}
+
+enum Line {
+    Blank,
+    Object(serde_json::Map<String, Value>),
+    Bad(Rejected),
+}
+
+fn parse_line(text: &str, line: u64) -> Line {
+    let t = text.trim();
+    if t.is_empty() {
+        return Line::Blank;
+    }
+    match serde_json::from_str::<Value>(t) {
+        Ok(Value::Object(m)) => Line::Object(m),
+        Ok(_) => Line::Bad(Rejected {
+            line,
+            column: String::new(),
+            raw: t.to_string(),
+            reason: "json_not_object".into(),
+            message: format!("line {line}: valid JSON but not an object; the line is not read"),
+        }),
+        Err(e) => Line::Bad(Rejected {
+            line,
+            column: String::new(),
+            raw: t.to_string(),
+            reason: "json_invalid".into(),
+            message: format!("line {line}: not JSON (column {} of the line); the line is not read", e.column()),
+        }),
+    }
+}
+
+/// One JSON value as text for a column.
+fn convert(v: &Value, kind: ValueKind, unit: Option<super::MoneyUnit>, changes: &mut Changes, col: &str) -> Result<String, Issue> {
+    match (v, kind) {
+        (Value::Null, _) => Ok(String::new()),
+        (Value::Array(_) | Value::Object(_), _) => Err(Issue {
+            reason: "json_nested_value",
+            message: "a list or object where a single value belongs".into(),
+        }),
+        (Value::Number(_), ValueKind::Id) => Err(Issue {
+            reason: "id_json_number",
+            message: "the ID number is a JSON number, not a string: digits (or the X) may have been lost on the way; send IDs as strings".into(),
+        }),
+        (Value::Number(n), ValueKind::Money) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), ..) => money_exact(&i.to_string(), unit),
+            (None, Some(u), _) => money_exact(&u.to_string(), unit),
+            (None, None, Some(f)) => money_from_f64(f, unit),
+            _ => Err(Issue { reason: "money_not_a_number", message: "not an amount".into() }),
+        },
+        (Value::Number(n), _) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), ..) => Ok(i.to_string()),
+            (None, Some(u), _) => Ok(u.to_string()),
+            (None, None, Some(f)) => number_text(f),
+            _ => Ok(n.to_string()),
+        },
+        (Value::String(s), ValueKind::Money) => match money_text(s, unit)? {
+            Some(t) => {
+                changes.add(format!("column `{col}`: amounts with a unit converted to yuan"));
+                Ok(t)
+            }
+            None => Ok(s.clone()),
+        },
+        (Value::String(s), _) => Ok(s.clone()),
+        (Value::Bool(b), _) => Ok(b.to_string()),
+    }
+}
+
+fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepared, Stop> {
+    let mut rdr = BufReader::with_capacity(1 << 20, open_decoded(ctx, chosen)?);
+    let utf8 = chosen.encoding == TextEncoding::Utf8;
+    let mut buf = Vec::new();
+    let mut line = 0u64;
+    let mut boms = Vec::new();
+    // Read a line as text; None at the end.
+    let mut next = |boms: &mut Vec<u64>| -> Result<Option<(u64, String)>, Stop> {
+        buf.clear();
+        let n = rdr.read_until(b'\n', &mut buf).map_err(|e| io_stop(ctx, e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        line += 1;
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t,
+            Err(_) if utf8 => return Err(Stop::NotUtf8),
+            Err(_) => return Err(Stop::Fail(ctx.unreadable(format!("line {line}: not text after decoding")))),
+        };
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(t) => {
+                if line > 1 {
+                    boms.push(line);
+                }
+                t
+            }
+            None => text,
+        };
+        Ok(Some((line, text.to_string())))
+    };
+    // Look at the first objects for their keys.
+    let mut head: Vec<(u64, Line)> = Vec::new();
+    let mut keys: Vec<String> = Vec::new();
+    let mut objects = 0;
+    while objects < KEY_SCAN {
+        let Some((l, text)) = next(&mut boms)? else { break };
+        let parsed = parse_line(&text, l);
+        if let Line::Object(m) = &parsed {
+            objects += 1;
+            for k in m.keys() {
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        head.push((l, parsed));
+    }
+    if objects == 0 {
+        return Err(Stop::Fail(ctx.unreadable("no JSON object in the file: nothing to map to columns".into())));
+    }
+    let mapping = ctx.map_headers(&keys);
+    if let Some(e) = ctx.missing_error(&mapping, 0).or_else(|| ctx.ambiguous_error(&mapping, 0)) {
+        return Err(Stop::Fail(e));
+    }
+    mapping_notes(&mapping, 0, notes);
+    let names: Vec<&str> = mapping.cols.iter().map(|c| c.name.as_str()).collect();
+    let key_of: HashMap<&str, usize> = mapping.cols.iter().enumerate().map(|(i, c)| (keys[c.src].as_str(), i)).collect();
+    let mut sink = Sink::new(ctx.path, &names)?;
+    let mut rejected = Vec::new();
+    let mut blanks = Vec::new();
+    let mut changes = Changes::default();
+    let mut out: Vec<String> = vec![String::new(); names.len()];
+    let mut handle = |l: u64, parsed: Line, sink: &mut Sink, rejected: &mut Vec<Rejected>| -> Result<(), Stop> {
+        let m = match parsed {
+            Line::Blank => {
+                blanks.push(l);
+                return Ok(());
+            }
+            Line::Bad(r) => {
+                rejected.push(r);
+                return Ok(());
+            }
+            Line::Object(m) => m,
+        };
+        out.iter_mut().for_each(String::clear);
+        for (k, v) in &m {
+            let Some(&i) = key_of.get(k.as_str()) else { continue };
+            let c = &mapping.cols[i];
+            match convert(v, c.kind, c.unit, &mut changes, &c.name) {
+                Ok(t) => out[i] = t,
+                Err(issue) => {
+                    let raw = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    rejected.push(issue.at(l, &c.name, &raw));
+                    return Ok(());
+                }
+            }
+        }
+        sink.row(l, &out)?;
+        Ok(())
+    };
+    for (l, parsed) in head {
+        handle(l, parsed, &mut sink, &mut rejected)?;
+    }
+    while let Some((l, text)) = next(&mut boms)? {
+        handle(l, parse_line(&text, l), &mut sink, &mut rejected)?;
+    }
+    let (dir, path, lines) = sink.finish()?;
+    let mut pnotes = Vec::new();
+    if !boms.is_empty() {
+        pnotes.push(format!("a BOM removed at the start of lines {} (files concatenated?)", lines_list(&boms)));
+    }
+    if !blanks.is_empty() {
+        pnotes.push(format!("empty lines skipped: {}", lines_list(&blanks)));
+    }
+    if !rejected.is_empty() {
+        pnotes.push(format!("{} line(s) refused while reading (see rejected)", rejected.len()));
+    }
+    changes.into_notes(&mut pnotes);
+    Ok(Prepared {
+        path,
+        source: ctx.path.to_path_buf(),
+        format: FileFormat::JsonLines,
+        encoding: String::new(),
+        delimiter: None,
+        header_line: 0,
+        header_map: mapping.header_map,
+        repeated_headers: Vec::new(),
+        line_of_row: Some(lines),
+        rejected,
+        notes: pnotes,
+        _temp: Some(dir),
+    })
+}

@@ -1,0 +1,692 @@
+//! Delimited text (CSV, TSV, Excel's "Unicode text", `.txt`): encoding, delimiter,
+//! header, repeated headers, then either a streaming check that the file can be scanned as
+//! is, or a streaming rewrite into canonical UTF-8 CSV.
+//!
+//! Encoding (never lossy): a BOM decides; else a declared encoding; else NUL bytes mean
+//! UTF-16 without BOM (by the side the NULs are on); else the file is tried as UTF-8 and, at
+//! the first invalid sequence, read again with the GB18030 decoder, which must meet no
+//! malformed sequence. Decoders run without replacement: a malformed sequence is an error
+//! naming its byte offset.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+
+use encoding_rs::{DecoderResult, Encoding, GB18030, UTF_16BE, UTF_16LE};
+
+use super::fieldmap::{Mapping, ValueKind, norm};
+use super::{Changes, Ctx, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes, money_text};
+use crate::ConnectorError;
+use crate::file::FileFormat;
+use crate::read::TextEncoding;
+
+/// How much decoded text is read to detect the delimiter and the header.
+const SNIFF_BYTES: usize = 256 * 1024;
+
+/// Why an attempt at reading stopped.
+pub(super) enum Stop {
+    /// A byte sequence that is not UTF-8 (reading as UTF-8).
+    NotUtf8,
+    /// The decoder met a malformed sequence at this byte offset.
+    Malformed(u64),
+    /// The file is not canonical: read it again, writing the canonical copy.
+    Rewrite,
+    /// Any other failure.
+    Fail(ConnectorError),
+}
+
+impl From<ConnectorError> for Stop {
+    fn from(e: ConnectorError) -> Stop {
+        Stop::Fail(e)
+    }
+}
+
+/// A malformed sequence found by [`DecodeReader`], carried inside an `io::Error`.
+#[derive(Debug)]
+struct MalformedAt(u64);
+
+impl std::fmt::Display for MalformedAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "malformed byte sequence at offset {}", self.0)
+    }
+}
+
+impl std::error::Error for MalformedAt {}
+
+/// A reader that decodes to UTF-8 without replacement.
+struct DecodeReader<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    inbuf: Vec<u8>,
+    in_pos: usize,
+    in_end: usize,
+    out: Vec<u8>,
+    out_pos: usize,
+    out_end: usize,
+    eof: bool,
+    done: bool,
+    consumed: u64,
+}
+
+impl<R: Read> DecodeReader<R> {
+    fn new(inner: R, encoding: &'static Encoding, offset: u64) -> Self {
+        DecodeReader {
+            inner,
+            decoder: encoding.new_decoder_without_bom_handling(),
+            inbuf: vec![0; 64 * 1024],
+            in_pos: 0,
+            in_end: 0,
+            out: vec![0; 3 * 64 * 1024 + 16],
+            out_pos: 0,
+            out_end: 0,
+            eof: false,
+            done: false,
+            consumed: offset,
+        }
+    }
+}
+
+impl<R: Read> Read for DecodeReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.out_pos < self.out_end {
+                let n = buf.len().min(self.out_end - self.out_pos);
+                buf[..n].copy_from_slice(&self.out[self.out_pos..self.out_pos + n]);
+                self.out_pos += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            if self.in_pos == self.in_end && !self.eof {
+                let n = self.inner.read(&mut self.inbuf)?;
+                self.in_pos = 0;
+                self.in_end = n;
+                self.eof = n == 0;
+            }
+            let (res, read, written) =
+                self.decoder.decode_to_utf8_without_replacement(&self.inbuf[self.in_pos..self.in_end], &mut self.out, self.eof);
+            self.in_pos += read;
+            self.consumed += read as u64;
+            self.out_pos = 0;
+            self.out_end = written;
+            match res {
+                DecoderResult::InputEmpty => {
+                    if self.eof {
+                        self.done = true;
+                    }
+                }
+                DecoderResult::OutputFull => {}
+                DecoderResult::Malformed(bad, extra) => {
+                    let at = self.consumed.saturating_sub(u64::from(bad) + u64::from(extra));
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, MalformedAt(at)));
+                }
+            }
+        }
+    }
+}
+
+/// The encoding chosen for a text file and how.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Chosen {
+    pub encoding: TextEncoding,
+    /// Length of the BOM skipped (0 without).
+    pub bom: u64,
+    /// Undeclared, no BOM, tried as UTF-8: may fall back to GB18030.
+    pub may_fall_back: bool,
+}
+
+/// Choose the encoding from the BOM, the declaration and the first bytes.
+pub(super) fn choose_encoding(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Chosen, ConnectorError> {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    File::open(ctx.path)
+        .and_then(|f| f.take(SNIFF_BYTES as u64).read_to_end(&mut head))
+        .map_err(|e| super::unreadable(ctx.path, e))?;
+    if head.starts_with(&[0xFF, 0xFE, 0, 0]) || head.starts_with(&[0, 0, 0xFE, 0xFF]) {
+        return Err(ctx.unreadable("UTF-32 file (by its BOM): save it again as UTF-8 or as Excel's Unicode text (UTF-16)".into()));
+    }
+    let bom = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        Some((TextEncoding::Utf8, 3))
+    } else if head.starts_with(&[0xFF, 0xFE]) {
+        Some((TextEncoding::Utf16Le, 2))
+    } else if head.starts_with(&[0xFE, 0xFF]) {
+        Some((TextEncoding::Utf16Be, 2))
+    } else {
+        None
+    };
+    let declared = ctx.map.and_then(|m| m.encoding());
+    Ok(match (bom, declared) {
+        (Some((b, len)), Some(d)) => {
+            if b != d {
+                notes.push(format!(
+                    "encoding declared {} but the file starts with a {} BOM: read as {}",
+                    d.label(),
+                    b.label(),
+                    b.label()
+                ));
+            }
+            Chosen { encoding: b, bom: len, may_fall_back: false }
+        }
+        (Some((b, len)), None) => {
+            notes.push(format!("encoding {} (by its BOM)", b.label()));
+            Chosen { encoding: b, bom: len, may_fall_back: false }
+        }
+        (None, Some(d)) => {
+            notes.push(format!("encoding {} (declared in the field map)", d.label()));
+            Chosen { encoding: d, bom: 0, may_fall_back: false }
+        }
+        (None, None) => {
+            let zeros_even = head.iter().step_by(2).filter(|b| **b == 0).count();
+            let zeros_odd = head.iter().skip(1).step_by(2).filter(|b| **b == 0).count();
+            if zeros_even + zeros_odd > 0 {
+                let half = head.len() / 2;
+                let enc = if zeros_odd > zeros_even && zeros_odd * 4 >= half {
+                    TextEncoding::Utf16Le
+                } else if zeros_even > zeros_odd && zeros_even * 4 >= half {
+                    TextEncoding::Utf16Be
+                } else {
+                    return Err(ctx.unreadable(
+                        "the file holds NUL bytes but is not UTF-16 text: a binary file, not a text export".into(),
+                    ));
+                };
+                notes.push(format!("encoding {} (no BOM; detected by its NUL bytes)", enc.label()));
+                Chosen { encoding: enc, bom: 0, may_fall_back: false }
+            } else {
+                Chosen { encoding: TextEncoding::Utf8, bom: 0, may_fall_back: true }
+            }
+        }
+    })
+}
+
+/// The file's text as UTF-8 bytes, BOM skipped. UTF-8 is passed through raw (validated by
+/// the caller); other encodings are decoded without replacement.
+pub(super) fn open_decoded(ctx: &Ctx, chosen: Chosen) -> Result<Box<dyn Read>, ConnectorError> {
+    let mut f = File::open(ctx.path).map_err(|e| super::unreadable(ctx.path, e))?;
+    f.seek(SeekFrom::Start(chosen.bom)).map_err(|e| super::unreadable(ctx.path, e))?;
+    let f = BufReader::with_capacity(1 << 20, f);
+    Ok(match chosen.encoding {
+        TextEncoding::Utf8 => Box::new(f),
+        TextEncoding::Gb18030 => Box::new(DecodeReader::new(f, GB18030, chosen.bom)),
+        TextEncoding::Utf16Le => Box::new(DecodeReader::new(f, UTF_16LE, chosen.bom)),
+        TextEncoding::Utf16Be => Box::new(DecodeReader::new(f, UTF_16BE, chosen.bom)),
+    })
+}
+
+/// Map an I/O error from a decoded stream.
+pub(super) fn io_stop(ctx: &Ctx, e: io::Error) -> Stop {
+    if let Some(m) = e.get_ref().and_then(|r| r.downcast_ref::<MalformedAt>()) {
+        return Stop::Malformed(m.0);
+    }
+    Stop::Fail(super::unreadable(ctx.path, e))
+}
+
+/// The byte offset of the first sequence that is not UTF-8, from `start`.
+pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<u64> {
+    let mut f = File::open(ctx.path).ok()?;
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut carry = 0usize;
+    let mut base = start;
+    loop {
+        let n = f.read(&mut buf[carry..]).ok()?;
+        let len = carry + n;
+        if len == 0 {
+            return None;
+        }
+        match std::str::from_utf8(&buf[..len]) {
+            Ok(_) => {
+                if n == 0 {
+                    return None;
+                }
+                base += len as u64;
+                carry = 0;
+            }
+            Err(e) => {
+                if e.error_len().is_some() || n == 0 {
+                    return Some(base + e.valid_up_to() as u64);
+                }
+                // An incomplete sequence at the end of the buffer: carry it over.
+                let valid = e.valid_up_to();
+                buf.copy_within(valid..len, 0);
+                base += valid as u64;
+                carry = len - valid;
+            }
+        }
+    }
+}
+
+/// Resolve the encoding and read the file; restarts on a non-canonical file (rewrite) or
+/// a non-UTF-8 byte (GB18030). Shared by the text and JSON-lines readers.
+pub(super) fn with_encoding(
+    ctx: &Ctx,
+    notes: &mut Vec<String>,
+    mut attempt: impl FnMut(Chosen, bool, &mut Vec<String>) -> Result<Prepared, Stop>,
+) -> Result<Prepared, ConnectorError> {
+    let mut chosen = choose_encoding(ctx, notes)?;
+    let mut check_first = true;
+    let mut utf8_offset: Option<u64> = None;
+    loop {
+        let mut attempt_notes = Vec::new();
+        match attempt(chosen, check_first, &mut attempt_notes) {
+            Ok(mut p) => {
+                if let Some(off) = utf8_offset {
+                    notes.push(format!(
+                        "encoding gb18030 (detected): not UTF-8 (first invalid byte sequence at byte offset {off}); decoded with the GB18030 decoder without a single malformed sequence"
+                    ));
+                } else if chosen.may_fall_back {
+                    notes.push("encoding utf-8 (valid UTF-8, no BOM)".into());
+                }
+                notes.append(&mut attempt_notes);
+                notes.append(&mut p.notes);
+                p.notes = std::mem::take(notes);
+                p.encoding = match (chosen.encoding, chosen.bom) {
+                    (TextEncoding::Utf8, 3) => "utf-8-bom".into(),
+                    (e, _) => e.label().into(),
+                };
+                return Ok(p);
+            }
+            Err(Stop::Rewrite) => check_first = false,
+            Err(Stop::NotUtf8) if chosen.may_fall_back => {
+                utf8_offset = Some(first_invalid_utf8(ctx, chosen.bom).unwrap_or(0));
+                chosen = Chosen { encoding: TextEncoding::Gb18030, bom: 0, may_fall_back: false };
+                check_first = false;
+            }
+            Err(Stop::NotUtf8) => {
+                let off = first_invalid_utf8(ctx, chosen.bom).unwrap_or(0);
+                let why = if chosen.bom == 3 { "starts with a UTF-8 BOM" } else { "is declared UTF-8" };
+                return Err(ctx.unreadable(format!(
+                    "the file {why}, but the byte sequence at byte offset {off} is not UTF-8: part of it may be GBK/GB18030 (two exports concatenated?); export it again in one encoding{}",
+                    if chosen.bom == 3 { "" } else { ", or declare encoding = \"gb18030\" in the field map" }
+                )));
+            }
+            Err(Stop::Malformed(off)) => {
+                let msg = match (utf8_offset, chosen.encoding) {
+                    (Some(u), _) => format!(
+                        "neither UTF-8 (first invalid byte sequence at byte offset {u}) nor GBK/GB18030 (malformed sequence at byte offset {off}): the file is damaged or in another encoding; export it again as UTF-8 or GBK/GB18030"
+                    ),
+                    (None, TextEncoding::Utf16Le | TextEncoding::Utf16Be) => format!(
+                        "UTF-16 file ({}): malformed UTF-16 at byte offset {off} (an unpaired surrogate or a cut-off file); save it again as Unicode text or UTF-8 CSV",
+                        chosen.encoding.label()
+                    ),
+                    (None, e) => format!(
+                        "declared {}, but the byte sequence at byte offset {off} is malformed in it; check the declared encoding (UTF-8? GBK/GB18030?)",
+                        e.label()
+                    ),
+                };
+                return Err(ctx.unreadable(msg));
+            }
+            Err(Stop::Fail(e)) => return Err(e),
+        }
+    }
+}
+
+/// Read the decoded start of the file (for delimiter and header detection).
+fn sniff(ctx: &Ctx, chosen: Chosen) -> Result<(String, bool), Stop> {
+    let r = open_decoded(ctx, chosen)?;
+    let mut bytes = Vec::with_capacity(SNIFF_BYTES);
+    r.take(SNIFF_BYTES as u64).read_to_end(&mut bytes).map_err(|e| io_stop(ctx, e))?;
+    let complete = bytes.len() < SNIFF_BYTES;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let u = e.utf8_error();
+            if u.error_len().is_some() {
+                return Err(Stop::NotUtf8);
+            }
+            let mut b = e.into_bytes();
+            b.truncate(u.valid_up_to());
+            String::from_utf8(b).map_err(|_| Stop::NotUtf8)?
+        }
+    };
+    let text = if complete {
+        text
+    } else {
+        match text.rfind('\n') {
+            Some(p) => text[..=p].to_string(),
+            None => text,
+        }
+    };
+    Ok((text, complete))
+}
+
+/// Count `d` outside double quotes in a line.
+fn count_outside_quotes(line: &str, d: u8) -> usize {
+    let mut quoted = false;
+    let mut n = 0;
+    for b in line.bytes() {
+        if b == b'"' {
+            quoted = !quoted;
+        } else if b == d && !quoted {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Detect the delimiter among `,` TAB `;` `|` from the first lines: the one whose most
+/// common non-zero count per line is shared by the most lines (then the higher count, then
+/// that order).
+pub(super) fn detect_delimiter(text: &str) -> Option<u8> {
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).take(30).collect();
+    let mut best: Option<(usize, usize, u8)> = None; // (lines at mode, mode, delimiter)
+    for d in [b',', b'\t', b';', b'|'] {
+        let mut counts: Vec<usize> = lines.iter().map(|l| count_outside_quotes(l, d)).filter(|c| *c > 0).collect();
+        if counts.is_empty() {
+            continue;
+        }
+        counts.sort_unstable();
+        let (mut mode, mut freq) = (0, 0);
+        let mut i = 0;
+        while i < counts.len() {
+            let j = counts[i..].iter().take_while(|c| **c == counts[i]).count();
+            if j > freq || (j == freq && counts[i] > mode) {
+                (mode, freq) = (counts[i], j);
+            }
+            i += j;
+        }
+        if best.is_none_or(|(f, m, _)| freq > f || (freq == f && mode > m)) {
+            best = Some((freq, mode, d));
+        }
+    }
+    best.map(|(_, _, d)| d)
+}
+
+/// Parse the first records of the sniffed text: (physical line, fields), blank ones skipped.
+fn first_records(text: &str, delimiter: u8) -> Vec<(u64, Vec<String>)> {
+    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    let mut rec = csv::StringRecord::new();
+    while out.len() < 12 {
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {
+                if rec.iter().all(|f| super::strip_bom(f).trim().is_empty()) {
+                    continue;
+                }
+                let line = rec.position().map_or(0, |p| p.line());
+                out.push((line, rec.iter().map(str::to_string).collect()));
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Delimited text.
+pub(super) fn prepare_text(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorError> {
+    let mut notes = notes;
+    with_encoding(ctx, &mut notes, |chosen, check_first, notes| attempt(ctx, chosen, check_first, notes))
+}
+
+fn delimiter_name(d: u8) -> &'static str {
+    match d {
+        b',' => "comma",
+        b'\t' => "TAB",
+        b';' => "semicolon",
+        b'|' => "vertical bar",
+        _ => "?",
+    }
+}
+
+/// One reading of the file with an encoding: sniff, map the header, then check or rewrite.
+fn attempt(ctx: &Ctx, chosen: Chosen, check_first: bool, notes: &mut Vec<String>) -> Result<Prepared, Stop> {
+    let (text, _) = sniff(ctx, chosen)?;
+    let delimiter = match ctx.map.and_then(|m| m.delimiter()) {
+        Some(d) => {
+            notes.push(format!("delimiter {} (declared in the field map)", delimiter_name(d as u8)));
+            d as u8
+        }
+        None => {
+            let d = detect_delimiter(&text).unwrap_or(b',');
+            if d != b',' {
+                notes.push(format!("delimiter {} (detected)", delimiter_name(d)));
+            }
+            d
+        }
+    };
+    let records = first_records(&text, delimiter);
+    if records.is_empty() {
+        return Err(Stop::Fail(ctx.unreadable("no header row: the file holds no text".into())));
+    }
+    let pick = choose_header(ctx, &records);
+    let (header_line, header) = records[pick].clone();
+    let mapping = ctx.map_headers(&header);
+    if let Some(e) = ctx.missing_error(&mapping, header_line).or_else(|| ctx.ambiguous_error(&mapping, header_line)) {
+        return Err(Stop::Fail(e));
+    }
+    if header_line > 1 {
+        notes.push(format!("lines 1-{} above the header (titles) skipped; header at line {header_line}", header_line - 1));
+    }
+    mapping_notes(&mapping, header_line, notes);
+    let header_norm: Vec<String> = header.iter().map(|h| norm(h)).collect();
+    let canonical = chosen.encoding == TextEncoding::Utf8
+        && chosen.bom == 0
+        && delimiter == b','
+        && header_line == 1
+        && mapping.is_canonical()
+        && !header.first().is_some_and(|h| h.starts_with('\u{feff}'));
+    let pass = Pass { ctx, chosen, delimiter, header_line, header_norm: &header_norm, mapping: &mapping };
+    if canonical && check_first {
+        pass.check()?;
+        return Ok(Prepared {
+            path: ctx.path.to_path_buf(),
+            source: ctx.path.to_path_buf(),
+            format: FileFormat::Csv,
+            encoding: String::new(),
+            delimiter: Some(delimiter as char),
+            header_line,
+            header_map: mapping.header_map.clone(),
+            repeated_headers: Vec::new(),
+            line_of_row: None,
+            rejected: Vec::new(),
+            notes: Vec::new(),
+            _temp: None,
+        });
+    }
+    pass.write()
+}
+
+struct Pass<'a> {
+    ctx: &'a Ctx<'a>,
+    chosen: Chosen,
+    delimiter: u8,
+    header_line: u64,
+    header_norm: &'a [String],
+    mapping: &'a Mapping,
+}
+
+impl Pass<'_> {
+    fn reader(&self) -> Result<csv::Reader<Box<dyn Read>>, Stop> {
+        let r = open_decoded(self.ctx, self.chosen)?;
+        Ok(csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(self.delimiter).from_reader(r))
+    }
+
+    fn csv_stop(&self, e: csv::Error, line: u64) -> Stop {
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => io_stop(self.ctx, io),
+            other => Stop::Fail(self.ctx.unreadable(format!("after line {line}: {}", csv::Error::from(other)))),
+        }
+    }
+
+    fn is_header_again<'f>(&self, fields: impl Iterator<Item = &'f str>) -> bool {
+        let mut n = 0;
+        for (i, f) in fields.enumerate() {
+            if self.header_norm.get(i).is_none_or(|h| *h != norm(f)) {
+                return false;
+            }
+            n += 1;
+        }
+        n == self.header_norm.len()
+    }
+
+    /// A streaming check that the file can be scanned as it is: UTF-8, one line per
+    /// record, no blank line, no repeated header, every row as wide as the header, money
+    /// without units. Any doubt → [`Stop::Rewrite`].
+    fn check(&self) -> Result<(), Stop> {
+        let mut rdr = self.reader()?;
+        let mut rec = csv::ByteRecord::new();
+        let width = self.header_norm.len();
+        let money: Vec<usize> = self.mapping.cols.iter().filter(|c| c.kind == ValueKind::Money).map(|c| c.src).collect();
+        let first_byte = self.header_norm.first().and_then(|h| h.bytes().next());
+        let mut expected_line = self.header_line + 1;
+        let mut line = 0;
+        let mut seen_header = false;
+        loop {
+            match rdr.read_byte_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(self.csv_stop(e, line)),
+            }
+            line = rec.position().map_or(0, |p| p.line());
+            if rec.iter().any(|f| std::str::from_utf8(f).is_err()) {
+                return Err(Stop::NotUtf8);
+            }
+            if !seen_header {
+                seen_header = true;
+                if line != self.header_line {
+                    return Err(Stop::Rewrite);
+                }
+                continue;
+            }
+            if line != expected_line || rec.len() != width {
+                return Err(Stop::Rewrite);
+            }
+            if rec.as_slice().iter().any(|b| matches!(b, b'\n' | b'\r')) {
+                return Err(Stop::Rewrite);
+            }
+            let f0 = rec.get(0).unwrap_or(b"");
+            if f0.starts_with(&[0xEF, 0xBB, 0xBF]) || rec.iter().all(|f| f.trim_ascii().is_empty()) {
+                return Err(Stop::Rewrite);
+            }
+            // A repeated header: its first field starts like the header's.
+            if let (Some(fb), Some(&b0)) = (first_byte, f0.trim_ascii_start().first()) {
+                if b0.to_ascii_lowercase() == fb {
+                    let fields = rec.iter().map(|f| std::str::from_utf8(f).unwrap_or(""));
+                    if self.is_header_again(fields) {
+                        return Err(Stop::Rewrite);
+                    }
+                }
+            }
+            if money.iter().any(|&i| rec.get(i).is_some_and(|f| !f.is_ascii())) {
+                return Err(Stop::Rewrite);
+            }
+            expected_line += 1;
+        }
+    }
+
+    /// Stream the file into the canonical CSV.
+    fn write(&self) -> Result<Prepared, Stop> {
+        let ctx = self.ctx;
+        let mut rdr = self.reader()?;
+        let names: Vec<&str> = self.mapping.cols.iter().map(|c| c.name.as_str()).collect();
+        let mut sink = Sink::new(ctx.path, &names)?;
+        let width = self.header_norm.len();
+        let mut rec = csv::ByteRecord::new();
+        let mut rejected: Vec<Rejected> = Vec::new();
+        let (mut repeated, mut blank, mut preamble) = (Vec::new(), Vec::new(), Vec::new());
+        let mut boms = Vec::new();
+        let mut changes = Changes::default();
+        let mut out: Vec<String> = Vec::with_capacity(names.len());
+        let mut line = 0;
+        loop {
+            match rdr.read_byte_record(&mut rec) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(self.csv_stop(e, line)),
+            }
+            line = rec.position().map_or(0, |p| p.line());
+            let mut fields: Vec<&str> = Vec::with_capacity(rec.len());
+            for f in rec.iter() {
+                fields.push(std::str::from_utf8(f).map_err(|_| Stop::NotUtf8)?);
+            }
+            if line < self.header_line {
+                preamble.push(line);
+                continue;
+            }
+            if line == self.header_line {
+                continue;
+            }
+            let f0 = fields.first().copied().unwrap_or("");
+            if let Some(rest) = f0.strip_prefix('\u{feff}') {
+                boms.push(line);
+                fields[0] = rest;
+            }
+            if fields.iter().all(|f| f.trim().is_empty()) {
+                blank.push(line);
+                continue;
+            }
+            if fields.len() == width && self.is_header_again(fields.iter().copied()) {
+                repeated.push(line);
+                continue;
+            }
+            if fields.len() != width {
+                let sep = (self.delimiter as char).to_string();
+                rejected.push(Rejected {
+                    line,
+                    column: String::new(),
+                    raw: fields.join(&sep),
+                    reason: "row_field_count".into(),
+                    message: format!(
+                        "line {line}: the row has {} fields, the header has {width} (a delimiter inside an unquoted value, or a cut-off line?); the row is not read",
+                        fields.len()
+                    ),
+                });
+                continue;
+            }
+            out.clear();
+            let mut bad = None;
+            for c in &self.mapping.cols {
+                let v = fields[c.src];
+                if c.kind == ValueKind::Money {
+                    match money_text(v, c.unit) {
+                        Ok(Some(s)) => {
+                            changes.add(format!("column `{}`: amounts with a unit converted to yuan", c.name));
+                            out.push(s);
+                        }
+                        Ok(None) => out.push(v.to_string()),
+                        Err(issue) => {
+                            bad = Some(issue.at(line, &c.name, v));
+                            break;
+                        }
+                    }
+                } else {
+                    out.push(v.to_string());
+                }
+            }
+            match bad {
+                Some(r) => rejected.push(r),
+                None => sink.row(line, &out)?,
+            }
+        }
+        let (dir, path, lines) = sink.finish()?;
+        let mut notes = Vec::new();
+        if !preamble.is_empty() {
+            notes.push(format!("title lines skipped above the header: {}", lines_list(&preamble)));
+        }
+        if !repeated.is_empty() {
+            notes.push(format!("repeated header rows skipped (two exports concatenated?) at lines {}", lines_list(&repeated)));
+        }
+        if !boms.is_empty() {
+            notes.push(format!("a second BOM removed at the start of lines {}", lines_list(&boms)));
+        }
+        if !blank.is_empty() {
+            notes.push(format!("empty rows skipped at lines {}", lines_list(&blank)));
+        }
+        if !rejected.is_empty() {
+            notes.push(format!("{} row(s) refused while reading (see rejected)", rejected.len()));
+        }
+        changes.into_notes(&mut notes);
+        Ok(Prepared {
+            path,
+            source: ctx.path.to_path_buf(),
+            format: FileFormat::Csv,
+            encoding: String::new(),
+            delimiter: Some(self.delimiter as char),
+            header_line: self.header_line,
+            header_map: self.mapping.header_map.clone(),
+            repeated_headers: repeated,
+            line_of_row: Some(lines),
+            rejected,
+            notes,
+            _temp: Some(dir),
+        })
+    }
+}

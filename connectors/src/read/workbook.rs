@@ -1,0 +1,233 @@
+//! Workbooks (.xlsx, .xlsm, .xls) via calamine: the first sheet, rewritten as canonical CSV.
+//!
+//! Cells are typed, and the types are where spreadsheets damage data:
+//! - an ID number held as a number has lost its digits beyond the 15th (and a trailing X):
+//!   the row is refused (`id_spreadsheet_number`), never repaired;
+//! - money held as a number is written from the shortest decimal that round-trips the
+//!   float, read exactly; more than two decimals is refused (`money_too_many_decimals`);
+//! - date cells are Excel serial day numbers, converted by the 1900 date system rule (day 0
+//!   = 1899-12-30) and recorded; serials before 1900-03-01 (where Excel's phantom 1900-02-29
+//!   makes the rule ambiguous) are refused; a plain number in a date column is left as text
+//!   (the date parser refuses `44447`; it never becomes the year 44447).
+//!
+//! The "line" of a row is its sheet row number (1-based), as Excel shows it.
+
+use std::io::Cursor;
+
+use calamine::{Data, Reader, Xls, Xlsx, open_workbook_from_rs};
+use chrono::{Duration, NaiveDate};
+
+use super::fieldmap::{Mapping, ValueKind, norm};
+use super::{Changes, Ctx, Issue, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes, money_exact, money_from_f64, money_text, number_text};
+use crate::ConnectorError;
+use crate::file::FileFormat;
+
+/// Serial day 0 of the 1900 date system as used by the explicit rule.
+fn epoch() -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(1899, 12, 30)
+}
+
+/// Text of a cell for headers and generic columns.
+fn cell_text(c: &Data) -> String {
+    match c {
+        Data::Empty => String::new(),
+        Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+        Data::Int(i) => i.to_string(),
+        Data::Float(f) => format!("{f}"),
+        Data::Bool(b) => b.to_string(),
+        Data::DateTime(d) => format!("{}", d.as_f64()),
+        Data::Error(e) => format!("#{e:?}"),
+    }
+}
+
+/// An Excel date cell as ISO text (`YYYY-MM-DD`, `YYYY-MM` for month columns).
+fn excel_date(d: &calamine::ExcelDateTime, kind: ValueKind) -> Result<(String, bool), Issue> {
+    if d.is_duration() {
+        return Err(Issue { reason: "date_excel_duration", message: "a duration, not a date".into() });
+    }
+    let v = d.as_f64();
+    if !v.is_finite() || v < 0.0 {
+        return Err(Issue { reason: "date_excel_serial", message: "not an Excel date serial".into() });
+    }
+    let days = v.floor() as i64;
+    if days < 61 {
+        return Err(Issue {
+            reason: "date_excel_serial_ambiguous",
+            message: "an Excel date before 1900-03-01: Excel's phantom 1900-02-29 makes it ambiguous; enter the date as text".into(),
+        });
+    }
+    let mine = epoch()
+        .and_then(|e| e.checked_add_signed(Duration::days(days)))
+        .ok_or(Issue { reason: "date_excel_serial", message: "Excel date serial out of range".into() })?;
+    // calamine knows whether the workbook uses the 1904 date system; our rule is the 1900
+    // one. If they disagree by 1,462 days the workbook is a 1904 one.
+    let (y, m, dd, ..) = d.to_ymd_hms_milli();
+    let theirs = NaiveDate::from_ymd_opt(i32::from(y), u32::from(m), u32::from(dd));
+    let (date, is_1904) = match theirs {
+        Some(t) if t == mine => (mine, false),
+        Some(t) if mine.checked_add_signed(Duration::days(1462)) == Some(t) => (t, true),
+        _ => return Err(Issue { reason: "date_excel_serial", message: "Excel date serial out of range".into() }),
+    };
+    let text = match kind {
+        ValueKind::Month => date.format("%Y-%m").to_string(),
+        ValueKind::Date => date.format("%Y-%m-%d").to_string(),
+        _ if v.fract() == 0.0 => date.format("%Y-%m-%d").to_string(),
+        _ => {
+            let secs = ((v.fract() * 86_400.0).round() as i64).clamp(0, 86_399);
+            format!("{} {:02}:{:02}:{:02}", date.format("%Y-%m-%d"), secs / 3600, secs / 60 % 60, secs % 60)
+        }
+    };
+    Ok((text, is_1904))
+}
+
+/// One output value from a cell, or why the row is refused.
+fn convert(cell: &Data, kind: ValueKind, unit: Option<super::MoneyUnit>, changes: &mut Changes, col: &str) -> Result<String, (Issue, String)> {
+    let raw = cell_text(cell);
+    let fail = |i: Issue| (i, cell_text(cell));
+    match (cell, kind) {
+        (Data::Empty, _) => Ok(String::new()),
+        (Data::Error(e), _) => Err(fail(Issue {
+            reason: "spreadsheet_error_cell",
+            message: format!("the cell holds the spreadsheet error {e:?}, not a value"),
+        })),
+        (Data::Int(_) | Data::Float(_) | Data::DateTime(_), ValueKind::Id) => Err(fail(Issue {
+            reason: "id_spreadsheet_number",
+            message: "the ID number is stored as a number in the workbook: Excel keeps 15 significant digits, so digits (or the X) are lost; format the column as text and enter the number again from the source".into(),
+        })),
+        (Data::String(s), ValueKind::Money) => match money_text(s, unit) {
+            Ok(Some(v)) => {
+                changes.add(format!("column `{col}`: amounts with a unit converted to yuan"));
+                Ok(v)
+            }
+            Ok(None) => Ok(s.clone()),
+            Err(i) => Err((i, raw)),
+        },
+        (Data::Int(i), ValueKind::Money) => money_exact(&i.to_string(), unit).map_err(fail),
+        (Data::Float(f), ValueKind::Money) => money_from_f64(*f, unit).map_err(fail),
+        (Data::DateTime(_), ValueKind::Money) => Err(fail(Issue {
+            reason: "money_not_a_number",
+            message: "the amount cell is formatted as a date".into(),
+        })),
+        (Data::DateTime(d), _) => {
+            let (t, is_1904) = excel_date(d, kind).map_err(fail)?;
+            changes.add(if is_1904 {
+                "date cells converted from Excel serials (1904 date system, recognised by calamine)".to_string()
+            } else {
+                "date cells converted from Excel serials by the 1900 date system rule (day 0 = 1899-12-30)".to_string()
+            });
+            Ok(t)
+        }
+        (Data::Float(f), _) => number_text(*f).map_err(fail),
+        (Data::Int(i), _) => Ok(i.to_string()),
+        _ => Ok(raw),
+    }
+}
+
+/// The first sheet of a workbook.
+pub(super) fn prepare_workbook(ctx: &Ctx, mut notes: Vec<String>) -> Result<Prepared, ConnectorError> {
+    let bytes = std::fs::read(ctx.path).map_err(|e| super::unreadable(ctx.path, e))?;
+    let is_xlsx = bytes.starts_with(b"PK\x03\x04");
+    let (names, range) = if is_xlsx {
+        let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| super::unreadable(ctx.path, e))?;
+        let names = wb.sheet_names();
+        let r = wb.worksheet_range_at(0).map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
+        (names, r)
+    } else {
+        let mut wb: Xls<_> = open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| super::unreadable(ctx.path, e))?;
+        let names = wb.sheet_names();
+        let r = wb.worksheet_range_at(0).map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
+        (names, r)
+    };
+    let range = range.ok_or_else(|| ctx.unreadable("the workbook has no sheet".into()))??;
+    if names.len() > 1 {
+        notes.push(format!("workbook: the first of {} sheets read; the others are ignored", names.len()));
+    }
+    let row0 = u64::from(range.start().map_or(0, |(r, _)| r));
+    let rows: Vec<&[Data]> = range.rows().collect();
+    let line_of = |i: usize| row0 + i as u64 + 1;
+    let blank = |r: &[Data]| r.iter().all(|c| cell_text(c).trim().is_empty());
+    let firsts: Vec<(u64, Vec<String>)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| !blank(r))
+        .take(12)
+        .map(|(i, r)| (i as u64, r.iter().map(cell_text).collect()))
+        .collect();
+    if firsts.is_empty() {
+        return Err(ctx.unreadable("the first sheet is empty (no header row)".into()));
+    }
+    let pick = choose_header(ctx, &firsts);
+    let (header_idx, header) = firsts[pick].clone();
+    let header_idx = header_idx as usize;
+    let header_line = line_of(header_idx);
+    let mapping: Mapping = ctx.map_headers(&header);
+    if let Some(e) = ctx.missing_error(&mapping, header_line).or_else(|| ctx.ambiguous_error(&mapping, header_line)) {
+        return Err(e);
+    }
+    if header_idx > 0 {
+        notes.push(format!("sheet rows above the header (titles) skipped; header at row {header_line}"));
+    }
+    mapping_notes(&mapping, header_line, &mut notes);
+    let header_norm: Vec<String> = header.iter().map(|h| norm(h)).collect();
+    let names: Vec<&str> = mapping.cols.iter().map(|c| c.name.as_str()).collect();
+    let mut sink = Sink::new(ctx.path, &names)?;
+    let (mut repeated, mut blanks) = (Vec::new(), Vec::new());
+    let mut rejected: Vec<Rejected> = Vec::new();
+    let mut changes = Changes::default();
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for (i, row) in rows.iter().enumerate().skip(header_idx + 1) {
+        let line = line_of(i);
+        if blank(row) {
+            blanks.push(line);
+            continue;
+        }
+        let texts: Vec<String> = row.iter().map(|c| norm(&cell_text(c))).collect();
+        let width = texts.iter().rposition(|t| !t.is_empty()).map_or(0, |p| p + 1);
+        let hwidth = header_norm.iter().rposition(|t| !t.is_empty()).map_or(0, |p| p + 1);
+        if width == hwidth && texts[..width] == header_norm[..hwidth] {
+            repeated.push(line);
+            continue;
+        }
+        out.clear();
+        let mut bad = None;
+        for c in &mapping.cols {
+            let cell = row.get(c.src).unwrap_or(&Data::Empty);
+            match convert(cell, c.kind, c.unit, &mut changes, &c.name) {
+                Ok(v) => out.push(v),
+                Err((issue, raw)) => {
+                    bad = Some(issue.at(line, &c.name, &raw));
+                    break;
+                }
+            }
+        }
+        match bad {
+            Some(r) => rejected.push(r),
+            None => sink.row(line, &out)?,
+        }
+    }
+    let (dir, path, lines) = sink.finish()?;
+    if !repeated.is_empty() {
+        notes.push(format!("repeated header rows skipped at sheet rows {}", lines_list(&repeated)));
+    }
+    if !blanks.is_empty() {
+        notes.push(format!("empty sheet rows skipped: {}", lines_list(&blanks)));
+    }
+    if !rejected.is_empty() {
+        notes.push(format!("{} row(s) refused while reading (see rejected)", rejected.len()));
+    }
+    changes.into_notes(&mut notes);
+    Ok(Prepared {
+        path,
+        source: ctx.path.to_path_buf(),
+        format: FileFormat::Workbook,
+        encoding: "binary".into(),
+        delimiter: None,
+        header_line,
+        header_map: mapping.header_map,
+        repeated_headers: repeated,
+        line_of_row: Some(lines),
+        rejected,
+        notes,
+        _temp: Some(dir),
+    })
+}
