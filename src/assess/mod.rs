@@ -191,7 +191,7 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
         findings.push(finding(policy, "vehicle", Outcome::Referred, json!({"usage": "business"})));
     }
     let residential: i64 = queried.iter().map(|e| e.residential_share).sum();
-    let residential_count = Fen(residential / 100).to_yuan();
+    let residential_count = Fen(div_round_half_up(i128::from(residential), 100) as i64).to_yuan();
     if residential > policy.max_residential_hundredths * 100 || any(&|e| e.business_property) {
         findings.push(finding(
             policy,

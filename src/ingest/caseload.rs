@@ -238,3 +238,33 @@ pub fn load_caseload(dir: &Path, as_of: NaiveDate, q: &mut Quarantine) -> Result
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    #[test]
+    fn one_supporter_of_two_members_is_one_supporter_with_the_largest_household_size() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "households.csv", "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,1000.00,,2026-01-02\nH1,620503,urban,dibao,full,,,\n");
+        write(d.path(), "members.csv", "household_id,id_number,name,relation,disability_grade,consent_ref\nH1,620503195809200176,马福祥,applicant,2,C1\nH1,620503196207080319,李建国,spouse,,C1\nH9,620503198703151234,王秀兰,child,,C9\n");
+        write(d.path(), "supporters.csv", "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\nH1,620503198703151234,王秀兰,620503195809200176,child,2,C1-S1\nH1,620503198703151234,王秀兰,620503196207080319,child,4,C1-S1\nH1,620503198703151235,张三,620503196207080319,child,1,C1-S2\n");
+        let mut q = Quarantine::default();
+        let c = load_caseload(d.path(), NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), &mut q).unwrap();
+        assert_eq!(c.households.len(), 1, "the duplicate household row is rejected");
+        assert_eq!(c.households[0].declared_annual_income, Some(Fen(100_000)));
+        assert_eq!(c.members.len(), 2, "the orphan member is rejected");
+        assert_eq!(c.members[0].disability_grade, Some(2));
+        assert_eq!(c.supporters.len(), 2, "two rows of one supporter are one supporter");
+        assert_eq!(c.supporters[0].own_household_size, 4);
+        assert!(c.supporters[1].id.is_err(), "the bad check character is kept as invalid");
+        let reasons: Vec<&str> = q.entries.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons, vec!["household_duplicate", "member_orphan", "id_check_character"]);
+        assert_eq!(q.entries[1].line, Some(4));
+        assert_eq!(q.entries[2].value, "6205**********1235");
+    }
+}
