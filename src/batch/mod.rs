@@ -180,16 +180,25 @@ fn repair_name(r: &IdRepair) -> &'static str {
     }
 }
 
-/// The polars plan for one source: scan, key every row, keep caseload persons' rows and
-/// rows with invalid keys.
-fn link_source(conn: &FileConnector, person_keys: &Series, as_of: NaiveDate) -> Result<LinkedSource, ConnectorError> {
+/// Key of a row whose ID number is invalid or missing (quarantined).
+const KEY_INVALID: i64 = -1;
+/// Key of a row with a valid ID number of a person outside the caseload (unlinked).
+const KEY_UNLINKED: i64 = -2;
+
+/// The polars plan for one source: scan, key every row (the 17-digit body as an integer,
+/// or [`KEY_INVALID`] / [`KEY_UNLINKED`]), keep caseload persons' rows and rows with invalid
+/// keys. Membership is tested inside the keying function against one hash set built once
+/// per run, so the cost per row is one parse and one lookup.
+fn link_source(conn: &FileConnector, persons: &Arc<ahash::AHashSet<u64>>, as_of: NaiveDate) -> Result<LinkedSource, ConnectorError> {
     let rows = Arc::new(AtomicU64::new(0));
+    let unlinked = Arc::new(AtomicU64::new(0));
     let repairs: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
-    let (rows_c, repairs_c) = (rows.clone(), repairs.clone());
+    let (rows_c, unlinked_c, repairs_c, persons) = (rows.clone(), unlinked.clone(), repairs.clone(), persons.clone());
     let key_of = move |c: Column| -> PolarsResult<Column> {
         let c = c.cast(&DataType::String)?;
         let ca = c.str()?;
         rows_c.fetch_add(ca.len() as u64, Ordering::Relaxed);
+        let mut outside = 0u64;
         let keys: Int64Chunked = ca
             .iter()
             .map(|v| {
@@ -200,12 +209,18 @@ fn link_source(conn: &FileConnector, person_keys: &Series, as_of: NaiveDate) -> 
                                 repairs_c[i].fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        id.key() as i64
+                        if persons.contains(&id.key()) {
+                            id.key() as i64
+                        } else {
+                            outside += 1;
+                            KEY_UNLINKED
+                        }
                     }
-                    _ => -1,
+                    _ => KEY_INVALID,
                 })
             })
             .collect();
+        unlinked_c.fetch_add(outside, Ordering::Relaxed);
         Ok(keys.with_name(c.name().clone()).into_series().into())
     };
     let path = conn.path().to_path_buf();
@@ -219,7 +234,7 @@ fn link_source(conn: &FileConnector, person_keys: &Series, as_of: NaiveDate) -> 
         .scan()?
         .with_row_index("_row", None)
         .with_column(col("id_number").map(key_of, |_, f| Ok(Field::new(f.name().clone(), DataType::Int64))).alias("_key"))
-        .filter(col("_key").is_in(lit(person_keys.clone()).implode(false), false).or(col("_key").lt(lit(0i64))))
+        .filter(col("_key").neq(lit(KEY_UNLINKED)))
         .select(keep)
         // The streaming engine scans in morsels: only caseload persons' rows and rows with
         // invalid keys are ever held, never the whole extract.
@@ -247,6 +262,7 @@ fn link_source(conn: &FileConnector, person_keys: &Series, as_of: NaiveDate) -> 
         file,
         format: conn.format().extension().to_string(),
         rows: rows.load(Ordering::Relaxed),
+        unlinked: unlinked.load(Ordering::Relaxed),
         key_repairs: REPAIRS
             .iter()
             .zip(repairs.iter())
@@ -315,11 +331,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     let mut persons: Vec<PersonState> = (0..person_index.len())
         .map(|_| PersonState { evidence: PersonEvidence::default(), incomplete: Vec::new(), records: Vec::new() })
         .collect();
-    let mut key_list = vec![0i64; person_index.len()];
-    for (k, i) in &person_index {
-        key_list[*i] = *k as i64;
-    }
-    let person_keys = Series::new("persons".into(), key_list);
+    let person_keys: Arc<ahash::AHashSet<u64>> = Arc::new(person_index.keys().copied().collect());
     timings.insert("caseload".to_string(), t0.elapsed().as_millis());
     tracing::info!(households = caseload.households.len(), persons = persons.len(), "Caseload loaded.");
 
@@ -367,7 +379,8 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                         }
                     }
                 }
-                l.counts.unlinked = l.counts.rows.saturating_sub(l.counts.linked + l.counts.quarantined);
+                // rows = linked + unlinked + quarantined, each counted where it was decided
+                debug_assert_eq!(l.counts.rows, l.counts.linked + l.counts.unlinked + l.counts.quarantined);
                 sources.insert(kind.name().into(), SourceSummary { status: "answered", reason: None, counts: Some(l.counts), households_unverified: 0, ms: ts.elapsed().as_millis() });
                 record_sets.push(l.records);
             }

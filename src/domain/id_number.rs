@@ -258,11 +258,11 @@ impl IdNumber {
             return Err(IdError::Region(String::from_utf8_lossy(&b[..2]).into_owned()));
         }
         let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
-        let ymd = String::from_utf8_lossy(&b[6..14]).into_owned();
+        let ymd = || String::from_utf8_lossy(&b[6..14]).into_owned();
         let birth = NaiveDate::from_ymd_opt(num(6..10) as i32, num(10..12), num(12..14))
-            .ok_or_else(|| IdError::ImpossibleDate(ymd.clone()))?;
+            .ok_or_else(|| IdError::ImpossibleDate(ymd()))?;
         if birth > as_of {
-            return Err(IdError::FutureBirthDate(ymd));
+            return Err(IdError::FutureBirthDate(ymd()));
         }
         Ok(IdNumber(body.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0'))))
     }
