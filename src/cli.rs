@@ -99,6 +99,9 @@ pub enum Command {
         /// Only this household (pretty JSON); without it, every report as JSON lines.
         #[arg(long)]
         household: Option<String>,
+        /// `json` (default), `html` (the 核对报告 page) or `receipt` (the applicant's 数据查询回执); pages need `--household`.
+        #[arg(long, value_enum, default_value_t = OpenFormat::Json)]
+        format: OpenFormat,
     },
     /// Make a civil-affairs recipient key pair and a hedui signing key pair.
     Keygen {
@@ -106,6 +109,17 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// Output of `open`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenFormat {
+    /// The report as JSON (DESIGN.md §4).
+    Json,
+    /// The verification report as a self-contained HTML page (核对报告).
+    Html,
+    /// The applicant's data receipt as a self-contained HTML page (数据查询回执).
+    Receipt,
 }
 
 /// Output format of `gen`.
@@ -164,7 +178,7 @@ fn run(cli: Cli) -> Result<i32> {
             print_summary(&summary, &opts.out);
             Ok(summary.exit_code)
         }
-        Command::Open { key, signer, file, household } => open(&key, signer, &file, household.as_deref()),
+        Command::Open { key, signer, file, household, format } => open(&key, signer, &file, household.as_deref(), format),
         Command::Gen { households, seed, region, as_of, out, format, population_factor } => {
             let region_code = crate::domain::RegionCode::parse(&region).with_context(|| format!("--region {region}"))?;
             if region_code.level() != "county" {
@@ -284,7 +298,10 @@ fn sibling(path: &Path, name: &str) -> PathBuf {
 }
 
 /// Open reports; print JSON. Exit 1 if any envelope fails to open.
-fn open(key: &Path, signer: Option<PathBuf>, file: &Path, household: Option<&str>) -> Result<i32> {
+fn open(key: &Path, signer: Option<PathBuf>, file: &Path, household: Option<&str>, format: OpenFormat) -> Result<i32> {
+    if format != OpenFormat::Json && household.is_none() {
+        bail!("--format html and --format receipt print one page: give --household ID");
+    }
     let private = RecipientPrivateKey::load(key).with_context(|| format!("Failed to load the key {}", key.display()))?;
     let trusted = match signer {
         Some(p) => Some(VerifyingKey::load(&p).with_context(|| format!("Failed to load the signer key {}", p.display()))?),
@@ -321,8 +338,18 @@ fn open(key: &Path, signer: Option<PathBuf>, file: &Path, household: Option<&str
             Ok(plain) => {
                 found = true;
                 if household.is_some() {
-                    let v: serde_json::Value = serde_json::from_slice(&plain).context("Failed to parse an opened report")?;
-                    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+                    match format {
+                        OpenFormat::Json => {
+                            let v: serde_json::Value = serde_json::from_slice(&plain).context("Failed to parse an opened report")?;
+                            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+                        }
+                        OpenFormat::Html | OpenFormat::Receipt => {
+                            let report: crate::report::VerificationReport = serde_json::from_slice(&plain).context("Failed to parse an opened report")?;
+                            let texts = crate::render::Texts::zh();
+                            let page = if format == OpenFormat::Html { crate::render::report_html(&report, &texts) } else { crate::render::receipt_html(&report, &texts) };
+                            out.write_all(page.as_bytes())?;
+                        }
+                    }
                 } else {
                     out.write_all(&plain)?;
                     out.write_all(b"\n")?;
@@ -362,5 +389,5 @@ pub fn print_summary(s: &Summary, out: &Path) {
     println!("  review due: {}   quarantined: {}   unverified sources: {}", s.review_due, s.quarantine.values().sum::<u64>(),
         s.sources.iter().filter(|(_, v)| v.status != "answered").map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "));
     println!("  timings (ms): {}", s.timings_ms.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
-    println!("  outputs: {}/{{reports.jsonl, summary.json, quarantine.csv, determinations.csv}}", out.display());
+    println!("  outputs: {}/{{reports.jsonl, summary.json, summary.html, quarantine.csv, determinations.csv}}", out.display());
 }

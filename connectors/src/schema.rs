@@ -143,7 +143,7 @@ impl SourceKind {
                 c("birth_date", Date),
                 c("hukou_region_code", Text),
                 c("hukou_type", Enum(&["urban", "rural"])),
-                n("household_head_id", Text),
+                n("household_head_id", IdNumber),
                 c("status", Enum(STATUS_REG)),
                 n("status_date", Date),
             ]; C }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use hedui_connectors::file::frame_to_records;
-use hedui_connectors::{Connector, ConnectorError, FileConnector, FileFormat, RecordSet, SourceKind};
+use hedui_connectors::{ColumnKind, Connector, ConnectorError, FileConnector, FileFormat, RecordSet, SourceKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -498,6 +498,19 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     };
     let spath = opts.out.join("summary.json");
     std::fs::write(&spath, serde_json::to_vec_pretty(&summary).expect("json")).map_err(write_err(&spath))?;
+    let mut by_region: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (o, hh) in outcomes.iter().zip(&caseload.households) {
+        let m = by_region.entry(hh.region_code.clone()).or_default();
+        *m.entry(o.determination.as_str().to_string()).or_insert(0) += 1;
+        *m.entry("review_due".to_string()).or_insert(0) += u64::from(o.review_due);
+    }
+    let by_region: Vec<(String, BTreeMap<String, u64>)> = by_region
+        .into_iter()
+        .map(|(code, m)| (crate::domain::RegionCode::parse(&code).map(|r| format!("{code} {}", r.name())).unwrap_or(code), m))
+        .collect();
+    let hpath = opts.out.join("summary.html");
+    let page = crate::render::summary_html(&serde_json::to_value(&summary).expect("json"), &by_region, &crate::render::Texts::zh());
+    std::fs::write(&hpath, page).map_err(write_err(&hpath))?;
     Ok(summary)
 }
 
@@ -656,7 +669,19 @@ impl Ctx<'_> {
             let Some(st) = st else { continue };
             for &(si, ri) in &st.records {
                 let rec = &self.record_sets[si as usize].records[ri as usize];
-                sections[si as usize].records.push(ReportRecord { person: pi, row: rec.row, values: rec.values.clone() });
+                // ID numbers inside a record (e.g. household_head_id) are masked like every
+                // other ID in a report.
+                let kinds = SourceKind::ALL[si as usize].columns();
+                let values = rec
+                    .values
+                    .iter()
+                    .zip(kinds)
+                    .map(|(v, spec)| match spec.kind {
+                        ColumnKind::IdNumber => v.as_deref().map(crate::domain::mask),
+                        _ => v.clone(),
+                    })
+                    .collect();
+                sections[si as usize].records.push(ReportRecord { person: pi, row: rec.row, values });
             }
         }
         for s in &mut sections {

@@ -102,6 +102,23 @@ fn gen_batch_open_agree_on_every_household() {
         let lines = std::fs::read_to_string(c.pointer("/file").map(|f| dir.parent().unwrap().join("data").join(f.as_str().unwrap())).unwrap()).unwrap().lines().count() as u64;
         assert_eq!(rows + 1, lines, "{name}: every data row was read");
     }
+    // no full ID number anywhere in what civil affairs opens: every ID is masked
+    let opened = serde_json::to_string(&reports).unwrap();
+    for token in opened.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let b = token.as_bytes();
+        let id18 = b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X');
+        let id15 = b.len() == 15 && b.iter().all(u8::is_ascii_digit);
+        assert!(!id18 && !id15, "an unmasked ID number in the opened reports");
+    }
+    // summary.html is written, self-contained
+    let page = std::fs::read_to_string(dir.join("summary.html")).expect("summary.html");
+    assert!(page.contains("<html") && !page.contains("http://") && !page.contains("src=\"http"), "self-contained page");
+    // the clerk's page and the applicant's receipt for one household
+    let hid = reports[3]["household_id"].as_str().unwrap();
+    let html = ok(&hedui(&["open", "--key", s(&c.key("civil.key")), s(&dir.join("reports.jsonl")), "--household", hid, "--format", "html"]));
+    assert!(html.contains(hid) && html.contains("核对报告"), "report page for {hid}");
+    let receipt = ok(&hedui(&["open", "--key", s(&c.key("civil.key")), s(&dir.join("reports.jsonl")), "--household", hid, "--format", "receipt"]));
+    assert!(receipt.contains("复核"), "the receipt says how to ask for a review");
     // one household opened alone is the same report
     let one = &reports[17];
     let text = ok(&hedui(&["open", "--key", s(&c.key("civil.key")), s(&dir.join("reports.jsonl")), "--household", one["household_id"].as_str().unwrap()]));
