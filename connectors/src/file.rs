@@ -61,10 +61,12 @@ pub const EXTENSIONS: [(&str, FileFormat); 9] = [
 /// extension). The format is the extension's; [`crate::read::prepare`] checks the content.
 pub fn locate(dir: &Path, stem: &str) -> Option<(PathBuf, FileFormat)> {
     EXTENSIONS.into_iter().find_map(|(ext, f)| {
-        [ext.to_string(), ext.to_ascii_uppercase()].into_iter().find_map(|e| {
-            let p = dir.join(format!("{stem}.{e}"));
-            p.is_file().then_some((p, f))
-        })
+        [ext.to_string(), ext.to_ascii_uppercase()]
+            .into_iter()
+            .find_map(|e| {
+                let p = dir.join(format!("{stem}.{e}"));
+                p.is_file().then_some((p, f))
+            })
     })
 }
 
@@ -90,9 +92,16 @@ fn unreadable(path: &Path, e: impl std::fmt::Display) -> ConnectorError {
 /// # Errors
 /// [`ConnectorError::MissingColumns`] naming every missing column, or
 /// [`ConnectorError::Unreadable`].
-pub fn scan_table(path: &Path, format: FileFormat, required: &[&str]) -> Result<LazyFrame, ConnectorError> {
+pub fn scan_table(
+    path: &Path,
+    format: FileFormat,
+    required: &[&str],
+) -> Result<LazyFrame, ConnectorError> {
     let _ = format; // detected again from the content by `prepare`
-    let table = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let table = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let prepared = prepare(path, &table, required)?;
     let lf = scan_prepared(&prepared, required)?;
     if prepared.is_passthrough() {
@@ -110,7 +119,13 @@ pub fn text_columns(df: DataFrame, keep: &[&str]) -> PolarsResult<DataFrame> {
     let exprs: Vec<Expr> = df
         .get_column_names()
         .into_iter()
-        .map(|n| if keep.contains(&n.as_str()) { col(n.clone()) } else { col(n.clone()).cast(DataType::String) })
+        .map(|n| {
+            if keep.contains(&n.as_str()) {
+                col(n.clone())
+            } else {
+                col(n.clone()).cast(DataType::String)
+            }
+        })
         .collect();
     df.lazy().select(exprs).collect()
 }
@@ -132,15 +147,20 @@ impl FileConnector {
     /// [`ConnectorError::NotFound`]; [`ConnectorError::MissingColumns`] (every missing
     /// column, before any row is read); [`ConnectorError::Unreadable`].
     pub fn locate(dir: &Path, kind: SourceKind) -> Result<FileConnector, ConnectorError> {
-        let (path, _) = locate(dir, kind.name())
-            .ok_or_else(|| ConnectorError::NotFound { source_name: kind.name(), expected: expected(dir, kind.name()) })?;
+        let (path, _) = locate(dir, kind.name()).ok_or_else(|| ConnectorError::NotFound {
+            source_name: kind.name(),
+            expected: expected(dir, kind.name()),
+        })?;
         let prepared = prepare(&path, kind.name(), &kind.required_columns())?;
-        Ok(FileConnector { kind, prepared: Arc::new(prepared) })
+        Ok(FileConnector {
+            kind,
+            prepared: Arc::new(prepared),
+        })
     }
 
     /// The original file.
     pub fn path(&self) -> &Path {
-        &self.prepared.source
+        self.prepared.source.as_path()
     }
 
     /// The original file's format (as detected).
@@ -177,11 +197,21 @@ impl FileConnector {
 ///
 /// # Errors
 /// [`ConnectorError::Unreadable`] when a column cannot be read as text.
-pub fn frame_to_records(path: &Path, kind: SourceKind, df: DataFrame) -> Result<RecordSet, ConnectorError> {
+pub fn frame_to_records(
+    path: &Path,
+    kind: SourceKind,
+    df: DataFrame,
+) -> Result<RecordSet, ConnectorError> {
     let df = text_columns(df, &["_row"]).map_err(|e| unreadable(path, e))?;
-    let rows = df.column("_row").and_then(|c| c.cast(&DataType::UInt64)).map_err(|e| unreadable(path, e))?;
+    let rows = df
+        .column("_row")
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .map_err(|e| unreadable(path, e))?;
     let rows = rows.u64().map_err(|e| unreadable(path, e))?;
-    let ids = df.column("id_number").and_then(|c| c.str()).map_err(|e| unreadable(path, e))?;
+    let ids = df
+        .column("id_number")
+        .and_then(|c| c.str())
+        .map_err(|e| unreadable(path, e))?;
     let cols: Vec<&StringChunked> = kind
         .columns()
         .iter()
@@ -193,10 +223,16 @@ pub fn frame_to_records(path: &Path, kind: SourceKind, df: DataFrame) -> Result<
         records.push(Record {
             row: rows.get(i).unwrap_or(0),
             id_number: ids.get(i).unwrap_or("").to_string(),
-            values: cols.iter().map(|c| c.get(i).filter(|v| !v.is_empty()).map(str::to_string)).collect(),
+            values: cols
+                .iter()
+                .map(|c| c.get(i).filter(|v| !v.is_empty()).map(str::to_string))
+                .collect(),
         });
     }
-    Ok(RecordSet { columns: kind.columns().iter().map(|c| c.name).collect(), records })
+    Ok(RecordSet {
+        columns: kind.columns().iter().map(|c| c.name).collect(),
+        records,
+    })
 }
 
 impl Connector for FileConnector {
@@ -210,7 +246,11 @@ impl Connector for FileConnector {
         let wanted = Series::new("wanted".into(), id_numbers);
         let df = self.scan().and_then(|lf| {
             lf.with_row_index("_row", None)
-                .filter(col("id_number").cast(DataType::String).is_in(lit(wanted).implode(false), false))
+                .filter(
+                    col("id_number")
+                        .cast(DataType::String)
+                        .is_in(lit(wanted).implode(false), false),
+                )
                 .collect()
                 .map_err(|e| unreadable(self.path(), e))
         });
@@ -228,15 +268,24 @@ mod tests {
     use std::io::Write;
 
     fn write(dir: &Path, name: &str, text: &str) {
-        std::fs::File::create(dir.join(name)).unwrap().write_all(text.as_bytes()).unwrap();
+        std::fs::File::create(dir.join(name))
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
 
     #[test]
     fn a_missing_column_is_named_before_any_row_is_read() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "tax.csv", "id_number,name,tax_year,gross_income\n620503198703151234,王秀兰,2025,100.00\n");
+        write(
+            d.path(),
+            "tax.csv",
+            "id_number,name,tax_year,gross_income\n620503198703151234,王秀兰,2025,100.00\n",
+        );
         match FileConnector::locate(d.path(), SourceKind::Tax) {
-            Err(ConnectorError::MissingColumns { missing, .. }) => assert_eq!(missing, vec!["income_type", "tax_paid"]),
+            Err(ConnectorError::MissingColumns { missing, .. }) => {
+                assert_eq!(missing, vec!["income_type", "tax_paid"])
+            }
             Err(other) => panic!("expected MissingColumns, got {other:?}"),
             Ok(_) => panic!("expected MissingColumns, the file was accepted"),
         }
@@ -253,17 +302,33 @@ mod tests {
              620503196207080319,李建国,2025,labour,1200.00,,y\n",
         );
         let c = FileConnector::locate(d.path(), SourceKind::Tax).unwrap();
-        let SourceOutcome::Records(set) = c.fetch(&["620503196207080319".to_string()]) else { panic!("no records") };
+        let SourceOutcome::Records(set) = c.fetch(&["620503196207080319".to_string()]) else {
+            panic!("no records")
+        };
         assert_eq!(set.records.len(), 1);
         let r = &set.records[0];
         assert_eq!(r.row, 1);
-        assert_eq!(r.values, vec![Some("2025".into()), Some("labour".into()), Some("1200.00".into()), None]);
-        assert!(matches!(c.fetch(&["62050219900101118X".to_string()]), SourceOutcome::NoRecords));
+        assert_eq!(
+            r.values,
+            vec![
+                Some("2025".into()),
+                Some("labour".into()),
+                Some("1200.00".into()),
+                None
+            ]
+        );
+        assert!(matches!(
+            c.fetch(&["62050219900101118X".to_string()]),
+            SourceOutcome::NoRecords
+        ));
     }
 
     #[test]
     fn a_missing_file_is_not_found() {
         let d = tempfile::tempdir().unwrap();
-        assert!(matches!(FileConnector::locate(d.path(), SourceKind::Bank), Err(ConnectorError::NotFound { .. })));
+        assert!(matches!(
+            FileConnector::locate(d.path(), SourceKind::Bank),
+            Err(ConnectorError::NotFound { .. })
+        ));
     }
 }

@@ -4,8 +4,9 @@
 //! delivers; one trait ([`Connector`]) with one required method; one file transport
 //! ([`file::FileConnector`]) that reads a source's extract into a schema-checked polars
 //! plan, behind the reading front-end ([`read`]: encodings, delimiters, workbooks, JSON
-//! lines, field maps from `connectors/fieldmaps/`, repeated headers, 万元 amounts). A source that cannot be read is data, not an abort:
-//! [`SourceOutcome::Failed`] makes every affected report say `unverified` for it.
+//! lines, field maps from `connectors/fieldmaps/`, repeated headers, 万元 amounts). A
+//! source that cannot be read is data, not an abort: [`SourceOutcome::Failed`] makes every
+//! affected report say `unverified` for it.
 //!
 //! Where it sits: `ingest` (connectors) → link → evidence → assess → seal.
 #![deny(missing_docs)]
@@ -42,7 +43,8 @@ pub struct RecordSet {
 /// One source row.
 #[derive(Debug, Clone)]
 pub struct Record {
-    /// 0-based data row in the source file (CSV physical line = row + 2).
+    /// 0-based data row of the scanned file; its physical line in the original is
+    /// [`Prepared::line_of`]`(row)` (row + 2 for a CSV passed through as is).
     pub row: u64,
     /// The holder's ID number as the source wrote it.
     pub id_number: String,

@@ -52,8 +52,8 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
+pub(crate) use fieldmap::Mapping;
 pub use fieldmap::{FieldMap, MoneyUnit, TABLES, TextEncoding};
-pub(crate) use fieldmap::{Mapping, ValueKind};
 
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -118,14 +118,21 @@ impl Prepared {
     /// The format of [`Prepared::path`]: Parquet when a Parquet file is passed through,
     /// otherwise comma-separated UTF-8 text.
     pub fn path_format(&self) -> FileFormat {
-        if self.format == FileFormat::Parquet { FileFormat::Parquet } else { FileFormat::Csv }
+        if self.format == FileFormat::Parquet {
+            FileFormat::Parquet
+        } else {
+            FileFormat::Csv
+        }
     }
 
     /// The physical line in the original of data row `row` (0-based) of [`Prepared::path`]:
     /// what a quarantine entry should name. `None` for Parquet.
     pub fn line_of(&self, row: u64) -> Option<u64> {
         match &self.line_of_row {
-            Some(lines) => usize::try_from(row).ok().and_then(|r| lines.get(r)).copied(),
+            Some(lines) => usize::try_from(row)
+                .ok()
+                .and_then(|r| lines.get(r))
+                .copied(),
             None if self.path_format() == FileFormat::Csv => Some(row + self.header_line + 1),
             None => None,
         }
@@ -133,7 +140,10 @@ impl Prepared {
 
     /// The canonical column that a found header was mapped to.
     pub fn canonical_of(&self, found: &str) -> Option<&str> {
-        self.header_map.iter().find(|(f, _)| f == found).map(|(_, c)| c.as_str())
+        self.header_map
+            .iter()
+            .find(|(f, _)| f == found)
+            .map(|(_, c)| c.as_str())
     }
 
     /// Read the whole prepared file as text (for small tables: the caseload, tests).
@@ -145,20 +155,40 @@ impl Prepared {
             let lf = scan_prepared(self, &[])?;
             let df = lf.collect().map_err(|e| unreadable(&self.source, e))?;
             let df = crate::file::text_columns(df, &[]).map_err(|e| unreadable(&self.source, e))?;
-            let columns: Vec<String> = df.get_column_names().iter().map(|n| n.to_string()).collect();
-            let cols: Vec<&StringChunked> =
-                df.get_columns().iter().map(|c| c.str()).collect::<PolarsResult<_>>().map_err(|e| unreadable(&self.source, e))?;
-            let rows = (0..df.height())
-                .map(|i| cols.iter().map(|c| c.get(i).unwrap_or("").to_string()).collect())
+            let columns: Vec<String> = df
+                .get_column_names()
+                .iter()
+                .map(|n| n.to_string())
                 .collect();
-            return Ok(TextTable { columns, rows, lines: vec![None; df.height()] });
+            let cols: Vec<&StringChunked> = columns
+                .iter()
+                .map(|n| df.column(n.as_str()).and_then(|c| c.str()))
+                .collect::<PolarsResult<_>>()
+                .map_err(|e| unreadable(&self.source, e))?;
+            let rows = (0..df.height())
+                .map(|i| {
+                    cols.iter()
+                        .map(|c| c.get(i).unwrap_or("").to_string())
+                        .collect()
+                })
+                .collect();
+            return Ok(TextTable {
+                columns,
+                rows,
+                lines: vec![None; df.height()],
+            });
         }
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
             .from_path(&self.path)
             .map_err(|e| unreadable(&self.source, e))?;
-        let columns = rdr.headers().map_err(|e| unreadable(&self.source, e))?.iter().map(str::to_string).collect();
+        let columns = rdr
+            .headers()
+            .map_err(|e| unreadable(&self.source, e))?
+            .iter()
+            .map(str::to_string)
+            .collect();
         let mut rows = Vec::new();
         let mut lines = Vec::new();
         for (i, rec) in rdr.records().enumerate() {
@@ -166,7 +196,11 @@ impl Prepared {
             rows.push(rec.iter().map(str::to_string).collect());
             lines.push(self.line_of(i as u64));
         }
-        Ok(TextTable { columns, rows, lines })
+        Ok(TextTable {
+            columns,
+            rows,
+            lines,
+        })
     }
 }
 
@@ -190,7 +224,11 @@ impl TextTable {
     /// The values of one column (empty when the column does not exist).
     pub fn values(&self, name: &str) -> Vec<&str> {
         match self.column(name) {
-            Some(i) => self.rows.iter().map(|r| r.get(i).map_or("", String::as_str)).collect(),
+            Some(i) => self
+                .rows
+                .iter()
+                .map(|r| r.get(i).map_or("", String::as_str))
+                .collect(),
             None => Vec::new(),
         }
     }
@@ -217,7 +255,11 @@ pub fn prepare(path: &Path, table: &str, required: &[&str]) -> Result<Prepared, 
 ///
 /// # Errors
 /// As [`prepare`].
-pub fn prepare_with_map(path: &Path, map: &FieldMap, required: &[&str]) -> Result<Prepared, ConnectorError> {
+pub fn prepare_with_map(
+    path: &Path,
+    map: &FieldMap,
+    required: &[&str],
+) -> Result<Prepared, ConnectorError> {
     prepare_inner(path, Some(map), required)
 }
 
@@ -233,9 +275,17 @@ pub fn prepare_generic(path: &Path) -> Result<Prepared, ConnectorError> {
     prepare_inner(path, None, &[])
 }
 
-fn prepare_inner(path: &Path, map: Option<&FieldMap>, required: &[&str]) -> Result<Prepared, ConnectorError> {
+fn prepare_inner(
+    path: &Path,
+    map: Option<&FieldMap>,
+    required: &[&str],
+) -> Result<Prepared, ConnectorError> {
     let (format, notes) = detect_format(path)?;
-    let ctx = Ctx { path, map, required };
+    let ctx = Ctx {
+        path,
+        map,
+        required,
+    };
     match format {
         FileFormat::Csv => text::prepare_text(&ctx, notes),
         FileFormat::Workbook => workbook::prepare_workbook(&ctx, notes),
@@ -262,16 +312,33 @@ impl Ctx<'_> {
     }
 
     /// The error for a header that lacks required columns (None when nothing is missing).
+    /// `line` is the header's physical line (0: no header line, as in Parquet and JSON).
     pub fn missing_error(&self, mapping: &Mapping, line: u64) -> Option<ConnectorError> {
         if mapping.missing.is_empty() {
             return None;
         }
         let unmapped = if mapping.looks_like_data {
-            vec![format!("(line {line} looks like data, not a header: it holds a long number; the file needs a header row)")]
+            vec![format!(
+                "(line {line} looks like data, not a header: it holds a long number; the file needs a header row)"
+            )]
         } else {
-            mapping.unmapped.iter().map(|h| format!("{h} (line {line})")).collect()
+            mapping
+                .unmapped
+                .iter()
+                .map(|h| {
+                    if line > 0 {
+                        format!("{h} (line {line})")
+                    } else {
+                        h.clone()
+                    }
+                })
+                .collect()
         };
-        Some(ConnectorError::MissingColumns { path: self.path.display().to_string(), missing: mapping.missing.clone(), unmapped })
+        Some(ConnectorError::MissingColumns {
+            path: self.path.display().to_string(),
+            missing: mapping.missing.clone(),
+            unmapped,
+        })
     }
 
     /// The error for headers that cannot be told apart (same spelling twice).
@@ -284,7 +351,10 @@ impl Ctx<'_> {
 
     /// An [`ConnectorError::Unreadable`] for this file.
     pub fn unreadable(&self, message: String) -> ConnectorError {
-        ConnectorError::Unreadable { path: self.path.display().to_string(), message }
+        ConnectorError::Unreadable {
+            path: self.path.display().to_string(),
+            message,
+        }
     }
 }
 
@@ -311,20 +381,35 @@ pub(crate) fn choose_header(ctx: &Ctx, records: &[(u64, Vec<String>)]) -> usize 
 
 /// Notes about a header mapping (renames, ignored and unrecognised headers).
 pub(crate) fn mapping_notes(mapping: &Mapping, header_line: u64, notes: &mut Vec<String>) {
-    let renamed: Vec<String> =
-        mapping.header_map.iter().filter(|(f, c)| f != c).map(|(f, c)| format!("{f} → {c}")).collect();
+    let renamed: Vec<String> = mapping
+        .header_map
+        .iter()
+        .filter(|(f, c)| f != c)
+        .map(|(f, c)| format!("{f} → {c}"))
+        .collect();
     if !renamed.is_empty() {
-        notes.push(format!("header line {header_line}: columns mapped by the field map: {}", renamed.join(", ")));
+        notes.push(format!(
+            "header line {header_line}: columns mapped by the field map: {}",
+            renamed.join(", ")
+        ));
     }
     for (col, used, other) in &mapping.shadowed {
-        notes.push(format!("header {other} also reads as `{col}`; {used} is used (listed first in the field map)"));
+        notes.push(format!(
+            "header {other} also reads as `{col}`; {used} is used (listed first in the field map)"
+        ));
     }
     if !mapping.unmapped.is_empty() && !mapping.looks_like_data {
-        notes.push(format!("columns not in the field map, ignored: {}", mapping.unmapped.join(", ")));
+        notes.push(format!(
+            "columns not in the field map, ignored: {}",
+            mapping.unmapped.join(", ")
+        ));
     }
     for c in &mapping.cols {
         if c.unit == Some(MoneyUnit::Wan) {
-            notes.push(format!("column `{}` is in 万元: amounts converted to yuan exactly (×10,000)", c.name));
+            notes.push(format!(
+                "column `{}` is in 万元: amounts converted to yuan exactly (×10,000)",
+                c.name
+            ));
         }
     }
 }
@@ -332,7 +417,11 @@ pub(crate) fn mapping_notes(mapping: &Mapping, header_line: u64, notes: &mut Vec
 /// A list of lines for a note: the first few, then a count.
 pub(crate) fn lines_list(lines: &[u64]) -> String {
     let shown: Vec<String> = lines.iter().take(10).map(u64::to_string).collect();
-    if lines.len() > 10 { format!("{} … ({} in all)", shown.join(", "), lines.len()) } else { shown.join(", ") }
+    if lines.len() > 10 {
+        format!("{} … ({} in all)", shown.join(", "), lines.len())
+    } else {
+        shown.join(", ")
+    }
 }
 
 /// The canonical CSV being written for a rewritten file.
@@ -347,14 +436,30 @@ pub(crate) struct Sink {
 impl Sink {
     /// A canonical CSV with header `names` in a new temp dir.
     pub fn new(source: &Path, names: &[&str]) -> Result<Sink, ConnectorError> {
-        let err = |e: std::io::Error| unreadable(source, format!("cannot write the prepared copy: {e}"));
-        let dir = tempfile::Builder::new().prefix("hedui-prepared-").tempdir().map_err(err)?;
-        let stem = source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "table".into());
+        let err =
+            |e: std::io::Error| unreadable(source, format!("cannot write the prepared copy: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("hedui-prepared-")
+            .tempdir()
+            .map_err(err)?;
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "table".into());
         let path = dir.path().join(format!("{stem}.csv"));
         let file = File::create(&path).map_err(err)?;
-        let mut writer = csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 20, file));
-        writer.write_record(names).map_err(|e| unreadable(source, format!("cannot write the prepared copy: {e}")))?;
-        Ok(Sink { dir, path, writer, lines: Vec::new(), source: source.to_path_buf() })
+        let mut writer =
+            csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 20, file));
+        writer
+            .write_record(names)
+            .map_err(|e| unreadable(source, format!("cannot write the prepared copy: {e}")))?;
+        Ok(Sink {
+            dir,
+            path,
+            writer,
+            lines: Vec::new(),
+            source: source.to_path_buf(),
+        })
     }
 
     /// Write one data row that came from physical line `line`.
@@ -363,16 +468,18 @@ impl Sink {
         I: IntoIterator<Item = T>,
         T: AsRef<[u8]>,
     {
-        self.writer
-            .write_record(fields)
-            .map_err(|e| unreadable(&self.source, format!("cannot write the prepared copy: {e}")))?;
+        self.writer.write_record(fields).map_err(|e| {
+            unreadable(&self.source, format!("cannot write the prepared copy: {e}"))
+        })?;
         self.lines.push(line);
         Ok(())
     }
 
     /// Flush; the temp dir, the file and the line of each row.
     pub fn finish(mut self) -> Result<(tempfile::TempDir, PathBuf, Vec<u64>), ConnectorError> {
-        self.writer.flush().map_err(|e| unreadable(&self.source, format!("cannot write the prepared copy: {e}")))?;
+        self.writer.flush().map_err(|e| {
+            unreadable(&self.source, format!("cannot write the prepared copy: {e}"))
+        })?;
         Ok((self.dir, self.path, self.lines))
     }
 }
@@ -386,7 +493,10 @@ pub(crate) struct Issue {
 
 impl Issue {
     fn new(reason: &'static str, message: impl Into<String>) -> Issue {
-        Issue { reason, message: message.into() }
+        Issue {
+            reason,
+            message: message.into(),
+        }
     }
 
     /// The rejected row for this issue at `line` in `column`.
@@ -402,7 +512,9 @@ impl Issue {
 }
 
 /// Placeholders that mean "no value" (the same list as the ID parser's): never converted.
-pub(crate) const PLACEHOLDERS: [&str; 12] = ["", "null", "NULL", "Null", "\\N", "无", "/", "0", "-", "N/A", "n/a", "NaN"];
+pub(crate) const PLACEHOLDERS: [&str; 12] = [
+    "", "null", "NULL", "Null", "\\N", "无", "/", "0", "-", "N/A", "n/a", "NaN",
+];
 
 /// An exact decimal read from text: sign, integer digits and fraction digits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -436,7 +548,11 @@ fn parse_decimal(s: &str) -> Option<Decimal> {
     if !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some(Decimal { neg, int: digits, frac: frac.to_string() })
+    Some(Decimal {
+        neg,
+        int: digits,
+        frac: frac.to_string(),
+    })
 }
 
 /// Multiply by 10^shift and print with exactly two decimals; more than two non-zero
@@ -455,14 +571,20 @@ fn format_yuan(d: &Decimal, shift: usize) -> Result<String, Issue> {
     let int = if int.is_empty() { "0" } else { int };
     let extra = frac.get(2..).unwrap_or("");
     if extra.bytes().any(|b| b != b'0') {
-        return Err(Issue::new("money_too_many_decimals", "more than 2 decimals in yuan; sub-fen amounts are not rounded"));
+        return Err(Issue::new(
+            "money_too_many_decimals",
+            "more than 2 decimals in yuan; sub-fen amounts are not rounded",
+        ));
     }
     let mut cents: String = frac.chars().take(2).collect();
     while cents.len() < 2 {
         cents.push('0');
     }
     let zero = int == "0" && cents == "00";
-    Ok(format!("{}{int}.{cents}", if d.neg && !zero { "-" } else { "" }))
+    Ok(format!(
+        "{}{int}.{cents}",
+        if d.neg && !zero { "-" } else { "" }
+    ))
 }
 
 /// Normalise a money text value for a column whose header unit is `unit`: a value suffix
@@ -473,17 +595,22 @@ pub(crate) fn money_text(raw: &str, unit: Option<MoneyUnit>) -> Result<Option<St
     if PLACEHOLDERS.contains(&t) {
         return Ok(None);
     }
-    let (body, value_unit) = if let Some(b) = t.strip_suffix("万元").or_else(|| t.strip_suffix('万')) {
-        (b, Some(MoneyUnit::Wan))
-    } else if let Some(b) = t.strip_suffix('元') {
-        (b, Some(MoneyUnit::Yuan))
-    } else {
-        (t, None)
-    };
+    let (body, value_unit) =
+        if let Some(b) = t.strip_suffix("万元").or_else(|| t.strip_suffix('万')) {
+            (b, Some(MoneyUnit::Wan))
+        } else if let Some(b) = t.strip_suffix('元') {
+            (b, Some(MoneyUnit::Yuan))
+        } else {
+            (t, None)
+        };
     match value_unit.or(unit) {
         Some(MoneyUnit::Wan) => {
-            let d = parse_decimal(body)
-                .ok_or_else(|| Issue::new("money_not_a_number", "not an amount (the column is in 万元 and is converted to yuan)"))?;
+            let d = parse_decimal(body).ok_or_else(|| {
+                Issue::new(
+                    "money_not_a_number",
+                    "not an amount (the column is in 万元 and is converted to yuan)",
+                )
+            })?;
             format_yuan(&d, 4).map(Some)
         }
         Some(MoneyUnit::Yuan) if value_unit.is_some() => Ok(Some(body.trim().to_string())),
@@ -525,8 +652,17 @@ pub(crate) fn number_text(v: f64) -> Result<String, Issue> {
 pub(crate) fn unreadable(path: &Path, e: impl std::fmt::Display) -> ConnectorError {
     // Library errors may quote a value; keep only the first line and cut it short.
     let msg = e.to_string();
-    let first = msg.lines().next().unwrap_or("").chars().take(200).collect::<String>();
-    ConnectorError::Unreadable { path: path.display().to_string(), message: first }
+    let first = msg
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect::<String>();
+    ConnectorError::Unreadable {
+        path: path.display().to_string(),
+        message: first,
+    }
 }
 
 /// Detect the format from the first bytes and the extension.
@@ -547,21 +683,31 @@ fn detect_format(path: &Path) -> Result<(FileFormat, Vec<String>), ConnectorErro
         .map_err(|e| unreadable(path, e))?;
     let head = &head[..n];
     if head.is_empty() {
-        return Err(unreadable(path, "the file is empty (not even a header row)"));
+        return Err(unreadable(
+            path,
+            "the file is empty (not even a header row)",
+        ));
     }
-    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
     let mut notes = Vec::new();
     let is_zip = head.starts_with(b"PK\x03\x04");
     let is_ole = head.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]);
     if head.starts_with(b"PAR1") {
         if ext != "parquet" {
-            notes.push(format!("the .{ext} file is a Parquet file (by its content); read as Parquet"));
+            notes.push(format!(
+                "the .{ext} file is a Parquet file (by its content); read as Parquet"
+            ));
         }
         return Ok((FileFormat::Parquet, notes));
     }
     if is_zip || is_ole {
         if !matches!(ext.as_str(), "xlsx" | "xlsm" | "xls") {
-            notes.push(format!("the .{ext} file is a workbook (by its content); read as a workbook"));
+            notes.push(format!(
+                "the .{ext} file is a workbook (by its content); read as a workbook"
+            ));
         }
         return Ok((FileFormat::Workbook, notes));
     }
@@ -572,15 +718,23 @@ fn detect_format(path: &Path) -> Result<(FileFormat, Vec<String>), ConnectorErro
                 t = rest;
             }
         }
-        t.iter().copied().find(|b| !b.is_ascii_whitespace() && *b != 0)
+        t.iter()
+            .copied()
+            .find(|b| !b.is_ascii_whitespace() && *b != 0)
     };
     match ext.as_str() {
-        "parquet" => Err(unreadable(path, "named .parquet but not a Parquet file (no PAR1 marker); export it again")),
+        "parquet" => Err(unreadable(
+            path,
+            "named .parquet but not a Parquet file (no PAR1 marker); export it again",
+        )),
         "xlsx" | "xlsm" | "xls" if text_start == Some(b'<') => Err(unreadable(
             path,
             "a web page (HTML) saved with a workbook name, not a workbook; open it in Excel and save it as .xlsx or as CSV",
         )),
-        "xlsx" | "xlsm" => Err(unreadable(path, "named .xlsx but not a workbook (not a zip container); save it again as .xlsx")),
+        "xlsx" | "xlsm" => Err(unreadable(
+            path,
+            "named .xlsx but not a workbook (not a zip container); save it again as .xlsx",
+        )),
         "xls" => {
             notes.push("the .xls file is text, not a workbook (a common 'export to Excel'); read as delimited text".into());
             Ok((FileFormat::Csv, notes))
@@ -594,11 +748,15 @@ fn detect_format(path: &Path) -> Result<(FileFormat, Vec<String>), ConnectorErro
 /// scan by [`scan_prepared`]).
 fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorError> {
     let p = PlRefPath::new(ctx.path.to_string_lossy().as_ref());
-    let mut lf = LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(|e| unreadable(ctx.path, e))?;
+    let mut lf = LazyFrame::scan_parquet(p, ScanArgsParquet::default())
+        .map_err(|e| unreadable(ctx.path, e))?;
     let schema = lf.collect_schema().map_err(|e| unreadable(ctx.path, e))?;
     let headers: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let mapping = ctx.map_headers(&headers);
-    if let Some(e) = ctx.missing_error(&mapping, 0).or_else(|| ctx.ambiguous_error(&mapping, 0)) {
+    if let Some(e) = ctx
+        .missing_error(&mapping, 0)
+        .or_else(|| ctx.ambiguous_error(&mapping, 0))
+    {
         return Err(e);
     }
     if let Some(c) = mapping.cols.iter().find(|c| c.unit == Some(MoneyUnit::Wan)) {
@@ -636,9 +794,8 @@ pub fn scan_prepared(prepared: &Prepared, required: &[&str]) -> Result<LazyFrame
     let path = &prepared.path;
     let p = PlRefPath::new(path.to_string_lossy().as_ref());
     let mut lf = match prepared.path_format() {
-        FileFormat::Parquet => {
-            LazyFrame::scan_parquet(p, ScanArgsParquet::default()).map_err(|e| unreadable(&prepared.source, e))?
-        }
+        FileFormat::Parquet => LazyFrame::scan_parquet(p, ScanArgsParquet::default())
+            .map_err(|e| unreadable(&prepared.source, e))?,
         _ => LazyCsvReader::new(p)
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
@@ -649,23 +806,41 @@ pub fn scan_prepared(prepared: &Prepared, required: &[&str]) -> Result<LazyFrame
     if required.is_empty() {
         return Ok(lf);
     }
-    let schema = lf.collect_schema().map_err(|e| unreadable(&prepared.source, e))?;
+    let schema = lf
+        .collect_schema()
+        .map_err(|e| unreadable(&prepared.source, e))?;
     let rename = prepared.path_format() == FileFormat::Parquet;
     let src_of = |c: &str| -> String {
-        if rename {
-            if let Some((found, _)) = prepared.header_map.iter().find(|(_, canon)| canon == c) {
-                return found.clone();
-            }
+        if rename && let Some((found, _)) = prepared.header_map.iter().find(|(_, canon)| canon == c)
+        {
+            return found.clone();
         }
         c.to_string()
     };
-    let missing: Vec<String> = required.iter().filter(|c| schema.get(&src_of(c)).is_none()).map(|c| c.to_string()).collect();
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|c| schema.get(&src_of(c)).is_none())
+        .map(|c| c.to_string())
+        .collect();
     if !missing.is_empty() {
         let used: Vec<String> = required.iter().map(|c| src_of(c)).collect();
-        let unmapped = schema.iter_names().map(|n| n.to_string()).filter(|n| !used.contains(n)).collect();
-        return Err(ConnectorError::MissingColumns { path: prepared.source.display().to_string(), missing, unmapped });
+        let unmapped = schema
+            .iter_names()
+            .map(|n| n.to_string())
+            .filter(|n| !used.contains(n))
+            .collect();
+        return Err(ConnectorError::MissingColumns {
+            path: prepared.source.display().to_string(),
+            missing,
+            unmapped,
+        });
     }
-    Ok(lf.select(required.iter().map(|c| col(src_of(c)).alias(*c)).collect::<Vec<_>>()))
+    Ok(lf.select(
+        required
+            .iter()
+            .map(|c| col(src_of(c)).alias(*c))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Strip a leading BOM (U+FEFF) from a field.

@@ -68,7 +68,11 @@ impl TextEncoding {
     /// Read a declaration: `utf-8`, `gb18030`, `gbk`, `gb2312`, `cp936`, `utf-16le`,
     /// `utf-16be` (case and `-`/`_` ignored).
     pub fn from_label(label: &str) -> Option<TextEncoding> {
-        let l: String = label.chars().filter(|c| !matches!(c, '-' | '_' | ' ')).collect::<String>().to_ascii_lowercase();
+        let l: String = label
+            .chars()
+            .filter(|c| !matches!(c, '-' | '_' | ' '))
+            .collect::<String>()
+            .to_ascii_lowercase();
         Some(match l.as_str() {
             "utf8" => TextEncoding::Utf8,
             "gb18030" | "gbk" | "gb2312" | "cp936" | "windows936" => TextEncoding::Gb18030,
@@ -90,7 +94,7 @@ impl TextEncoding {
 }
 
 /// The unit of a money column or value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum MoneyUnit {
     /// 元 (the §2 unit).
     Yuan,
@@ -115,12 +119,20 @@ pub(crate) enum ValueKind {
 
 /// The reading kind of a canonical column of a table.
 pub(crate) fn kind_of(table: &str, column: &str) -> ValueKind {
-    if matches!(column, "id_number" | "supports_id_number" | "household_head_id") {
+    if matches!(
+        column,
+        "id_number" | "supports_id_number" | "household_head_id"
+    ) {
         return ValueKind::Id;
     }
     let spec = SourceKind::from_name(table)
         .map(|k| k.columns())
-        .or_else(|| CaseloadTable::ALL.into_iter().find(|t| t.name() == table).map(|t| t.columns()))
+        .or_else(|| {
+            CaseloadTable::ALL
+                .into_iter()
+                .find(|t| t.name() == table)
+                .map(|t| t.columns())
+        })
         .and_then(|cols| cols.iter().find(|c| c.name == column));
     match spec.map(|c| c.kind) {
         Some(ColumnKind::IdNumber) => ValueKind::Id,
@@ -177,10 +189,14 @@ impl FieldMap {
     pub fn for_table(table: &str) -> Result<Option<FieldMap>, ConnectorError> {
         match embedded(table) {
             None => Ok(None),
-            Some(text) => FieldMap::from_toml(text).map(Some).map_err(|message| ConnectorError::Unreadable {
-                path: format!("connectors/fieldmaps/{table}.toml"),
-                message,
-            }),
+            Some(text) => {
+                FieldMap::from_toml(text)
+                    .map(Some)
+                    .map_err(|message| ConnectorError::Unreadable {
+                        path: format!("connectors/fieldmaps/{table}.toml"),
+                        message,
+                    })
+            }
         }
     }
 
@@ -189,10 +205,13 @@ impl FieldMap {
     /// # Errors
     /// A sentence naming what is wrong.
     pub fn from_toml(text: &str) -> Result<FieldMap, String> {
-        let f: FieldMapFile = toml::from_str(text).map_err(|e| format!("invalid field map: {e}"))?;
+        let f: FieldMapFile =
+            toml::from_str(text).map_err(|e| format!("invalid field map: {e}"))?;
         let encoding = match &f.encoding {
             None => None,
-            Some(l) => Some(TextEncoding::from_label(l).ok_or_else(|| format!("unknown encoding {l:?}"))?),
+            Some(l) => {
+                Some(TextEncoding::from_label(l).ok_or_else(|| format!("unknown encoding {l:?}"))?)
+            }
         };
         let delimiter = match f.delimiter.as_deref() {
             None => None,
@@ -210,20 +229,33 @@ impl FieldMap {
             let kind = kind_of(&f.table, &name);
             let unit = match f.units.get(&name) {
                 None => None,
-                Some(u) if kind == ValueKind::Money => {
-                    Some(unit_of(u).ok_or_else(|| format!("unit {u:?} of {name} is not 元 or 万元"))?)
+                Some(u) if kind == ValueKind::Money => Some(
+                    unit_of(u).ok_or_else(|| format!("unit {u:?} of {name} is not 元 or 万元"))?,
+                ),
+                Some(_) => {
+                    return Err(format!("[units] names {name}, which is not a money column"));
                 }
-                Some(_) => return Err(format!("[units] names {name}, which is not a money column")),
             };
             let normalised = spellings.iter().map(|s| norm(s)).collect();
-            columns.push(FieldColumn { name, spellings, normalised, kind, unit });
+            columns.push(FieldColumn {
+                name,
+                spellings,
+                normalised,
+                kind,
+                unit,
+            });
         }
         for u in f.units.keys() {
             if !columns.iter().any(|c| &c.name == u) {
                 return Err(format!("[units] names {u}, which is not in [columns]"));
             }
         }
-        Ok(FieldMap { table: f.table, encoding, delimiter, columns })
+        Ok(FieldMap {
+            table: f.table,
+            encoding,
+            delimiter,
+            columns,
+        })
     }
 
     /// A map that accepts each column under its own name only (for tables without a map).
@@ -279,7 +311,10 @@ impl FieldMap {
 
     /// The accepted spellings of a column, as written in the map.
     pub fn spellings(&self, column: &str) -> Option<&[String]> {
-        self.columns.iter().find(|c| c.name == column).map(|c| c.spellings.as_slice())
+        self.columns
+            .iter()
+            .find(|c| c.name == column)
+            .map(|c| c.spellings.as_slice())
     }
 
     /// Map a header row to canonical columns (see [`Mapping`]).
@@ -298,7 +333,8 @@ impl FieldMap {
             }
         }
         // Candidates per column: (spelling priority, header index, header unit).
-        let mut cands: Vec<Vec<(usize, usize, Option<MoneyUnit>)>> = vec![Vec::new(); columns.len()];
+        let mut cands: Vec<Vec<(usize, usize, Option<MoneyUnit>)>> =
+            vec![Vec::new(); columns.len()];
         let mut unmapped = Vec::new();
         let mut looks_like_data = false;
         for (i, h) in headers.iter().enumerate() {
@@ -306,13 +342,25 @@ impl FieldMap {
             if n.is_empty() {
                 continue;
             }
-            let mut hit = columns.iter().enumerate().find_map(|(ci, c)| c.normalised.iter().position(|s| *s == n).map(|p| (ci, p, None)));
-            if hit.is_none() {
-                if let (base, Some(unit)) = split_unit(&n) {
-                    hit = columns.iter().enumerate().filter(|(_, c)| c.kind == ValueKind::Money).find_map(|(ci, c)| {
-                        c.normalised.iter().position(|s| s == base).map(|p| (ci, p, Some(unit)))
+            let mut hit = columns.iter().enumerate().find_map(|(ci, c)| {
+                c.normalised
+                    .iter()
+                    .position(|s| *s == n)
+                    .map(|p| (ci, p, None))
+            });
+            if hit.is_none()
+                && let (base, Some(unit)) = split_unit(&n)
+            {
+                hit = columns
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.kind == ValueKind::Money)
+                    .find_map(|(ci, c)| {
+                        c.normalised
+                            .iter()
+                            .position(|s| s == base)
+                            .map(|p| (ci, p, Some(unit)))
                     });
-                }
             }
             match hit {
                 Some((ci, p, unit)) => cands[ci].push((p, i, unit)),
@@ -327,7 +375,9 @@ impl FieldMap {
         let mut ambiguous = Vec::new();
         for (ci, c) in cands.iter_mut().enumerate() {
             c.sort();
-            let Some(&(p, i, unit)) = c.first() else { continue };
+            let Some(&(p, i, unit)) = c.first() else {
+                continue;
+            };
             for &(p2, i2, _) in &c[1..] {
                 let (a, b) = (clean(&headers[i]), clean(&headers[i2]));
                 if p2 == p {
@@ -349,13 +399,24 @@ impl FieldMap {
                 as_is: headers[i] == columns[ci].name && unit.is_none(),
             })
             .collect::<Vec<_>>();
-        let header_map = chosen.iter().map(|&(i, ci, _)| (clean(&headers[i]), columns[ci].name.clone())).collect();
+        let header_map = chosen
+            .iter()
+            .map(|&(i, ci, _)| (clean(&headers[i]), columns[ci].name.clone()))
+            .collect();
         let missing = required
             .iter()
             .filter(|r| !cols.iter().any(|c| c.name == **r))
             .map(|r| r.to_string())
             .collect();
-        Mapping { cols, header_map, unmapped, missing, shadowed, ambiguous, looks_like_data }
+        Mapping {
+            cols,
+            header_map,
+            unmapped,
+            missing,
+            shadowed,
+            ambiguous,
+            looks_like_data,
+        }
     }
 }
 
@@ -379,7 +440,11 @@ pub(crate) fn generic_mapping(headers: &[String]) -> Mapping {
     let mut cols = Vec::with_capacity(headers.len());
     for (i, h) in headers.iter().enumerate() {
         let base = clean(h);
-        let base = if base.is_empty() { format!("column_{}", i + 1) } else { base };
+        let base = if base.is_empty() {
+            format!("column_{}", i + 1)
+        } else {
+            base
+        };
         let mut name = base.clone();
         let mut k = 2;
         while names.contains(&name) {
@@ -391,11 +456,18 @@ pub(crate) fn generic_mapping(headers: &[String]) -> Mapping {
             src: i,
             as_is: *h == name,
             name,
-            kind: if generic_is_id(h) { ValueKind::Id } else { ValueKind::Text },
+            kind: if generic_is_id(h) {
+                ValueKind::Id
+            } else {
+                ValueKind::Text
+            },
             unit: None,
         });
     }
-    let header_map = cols.iter().map(|c| (clean(&headers[c.src]), c.name.clone())).collect();
+    let header_map = cols
+        .iter()
+        .map(|c| (clean(&headers[c.src]), c.name.clone()))
+        .collect();
     Mapping {
         cols,
         header_map,
@@ -451,7 +523,11 @@ pub(crate) struct MappedColumn {
 
 /// A header as shown in messages: BOM and zero-width characters removed, trimmed.
 pub(crate) fn clean(h: &str) -> String {
-    h.chars().filter(|c| !matches!(c, '\u{feff}' | '\u{200b}'..='\u{200d}' | '\u{2060}')).collect::<String>().trim().to_string()
+    h.chars()
+        .filter(|c| !matches!(c, '\u{feff}' | '\u{200b}'..='\u{200d}' | '\u{2060}'))
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// The comparison form of a header: BOM/zero-width and all whitespace removed, full-width
@@ -461,7 +537,9 @@ pub fn norm(h: &str) -> String {
         .filter_map(|c| match c {
             '\u{feff}' | '\u{200b}'..='\u{200d}' | '\u{2060}' => None,
             c if c.is_whitespace() => None,
-            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).map(|a| a.to_ascii_lowercase()),
+            '\u{ff01}'..='\u{ff5e}' => {
+                char::from_u32(c as u32 - 0xfee0).map(|a| a.to_ascii_lowercase())
+            }
             '【' => Some('['),
             '】' => Some(']'),
             c => Some(c.to_ascii_lowercase()),
@@ -474,13 +552,13 @@ pub fn norm(h: &str) -> String {
 /// whole.
 pub(crate) fn split_unit(n: &str) -> (&str, Option<MoneyUnit>) {
     for (open, close) in [('(', ')'), ('[', ']')] {
-        if let Some(inner_end) = n.strip_suffix(close) {
-            if let Some(pos) = inner_end.rfind(open) {
-                let inner = &inner_end[pos + open.len_utf8()..];
-                let inner = inner.strip_prefix("单位:").unwrap_or(inner);
-                if let Some(u) = unit_of(inner) {
-                    return (&n[..pos], Some(u));
-                }
+        if let Some(inner_end) = n.strip_suffix(close)
+            && let Some(pos) = inner_end.rfind(open)
+        {
+            let inner = &inner_end[pos + open.len_utf8()..];
+            let inner = inner.strip_prefix("单位:").unwrap_or(inner);
+            if let Some(u) = unit_of(inner) {
+                return (&n[..pos], Some(u));
             }
         }
     }

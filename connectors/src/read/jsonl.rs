@@ -15,7 +15,10 @@ use serde_json::Value;
 
 use super::fieldmap::ValueKind;
 use super::text::{Chosen, Stop, io_stop, open_decoded, with_encoding};
-use super::{Changes, Ctx, Issue, Prepared, Rejected, Sink, lines_list, mapping_notes, money_exact, money_from_f64, money_text, number_text};
+use super::{
+    Changes, Ctx, Issue, Prepared, Rejected, Sink, lines_list, mapping_notes, money_exact,
+    money_from_f64, money_text, number_text,
+};
 use crate::ConnectorError;
 use crate::file::FileFormat;
 use crate::read::TextEncoding;
@@ -26,7 +29,9 @@ const KEY_SCAN: usize = 1000;
 /// JSON lines.
 pub(super) fn prepare_jsonl(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorError> {
     let mut notes = notes;
-    with_encoding(ctx, &mut notes, |chosen, _, notes| attempt(ctx, chosen, notes))
+    with_encoding(ctx, &mut notes, |chosen, _, notes| {
+        attempt(ctx, chosen, notes)
+    })
 }
 
 enum Line {
@@ -54,13 +59,22 @@ fn parse_line(text: &str, line: u64) -> Line {
             column: String::new(),
             raw: t.to_string(),
             reason: "json_invalid".into(),
-            message: format!("line {line}: not JSON (column {} of the line); the line is not read", e.column()),
+            message: format!(
+                "line {line}: not JSON (column {} of the line); the line is not read",
+                e.column()
+            ),
         }),
     }
 }
 
 /// One JSON value as text for a column.
-fn convert(v: &Value, kind: ValueKind, unit: Option<super::MoneyUnit>, changes: &mut Changes, col: &str) -> Result<String, Issue> {
+fn convert(
+    v: &Value,
+    kind: ValueKind,
+    unit: Option<super::MoneyUnit>,
+    changes: &mut Changes,
+    col: &str,
+) -> Result<String, Issue> {
     match (v, kind) {
         (Value::Null, _) => Ok(String::new()),
         (Value::Array(_) | Value::Object(_), _) => Err(Issue {
@@ -104,7 +118,9 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
     // Read a line as text; None at the end.
     let mut next = |boms: &mut Vec<u64>| -> Result<Option<(u64, String)>, Stop> {
         buf.clear();
-        let n = rdr.read_until(b'\n', &mut buf).map_err(|e| io_stop(ctx, e))?;
+        let n = rdr
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| io_stop(ctx, e))?;
         if n == 0 {
             return Ok(None);
         }
@@ -112,7 +128,11 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
         let text = match std::str::from_utf8(&buf) {
             Ok(t) => t,
             Err(_) if utf8 => return Err(Stop::NotUtf8),
-            Err(_) => return Err(Stop::Fail(ctx.unreadable(format!("line {line}: not text after decoding")))),
+            Err(_) => {
+                return Err(Stop::Fail(
+                    ctx.unreadable(format!("line {line}: not text after decoding")),
+                ));
+            }
         };
         let text = match text.strip_prefix('\u{feff}') {
             Some(t) => {
@@ -130,7 +150,9 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
     let mut keys: Vec<String> = Vec::new();
     let mut objects = 0;
     while objects < KEY_SCAN {
-        let Some((l, text)) = next(&mut boms)? else { break };
+        let Some((l, text)) = next(&mut boms)? else {
+            break;
+        };
         let parsed = parse_line(&text, l);
         if let Line::Object(m) = &parsed {
             objects += 1;
@@ -143,51 +165,64 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
         head.push((l, parsed));
     }
     if objects == 0 {
-        return Err(Stop::Fail(ctx.unreadable("no JSON object in the file: nothing to map to columns".into())));
+        return Err(Stop::Fail(ctx.unreadable(
+            "no JSON object in the file: nothing to map to columns".into(),
+        )));
     }
     let mapping = ctx.map_headers(&keys);
-    if let Some(e) = ctx.missing_error(&mapping, 0).or_else(|| ctx.ambiguous_error(&mapping, 0)) {
+    if let Some(e) = ctx
+        .missing_error(&mapping, 0)
+        .or_else(|| ctx.ambiguous_error(&mapping, 0))
+    {
         return Err(Stop::Fail(e));
     }
     mapping_notes(&mapping, 0, notes);
     let names: Vec<&str> = mapping.cols.iter().map(|c| c.name.as_str()).collect();
-    let key_of: HashMap<&str, usize> = mapping.cols.iter().enumerate().map(|(i, c)| (keys[c.src].as_str(), i)).collect();
+    let key_of: HashMap<&str, usize> = mapping
+        .cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (keys[c.src].as_str(), i))
+        .collect();
     let mut sink = Sink::new(ctx.path, &names)?;
     let mut rejected = Vec::new();
     let mut blanks = Vec::new();
     let mut changes = Changes::default();
     let mut out: Vec<String> = vec![String::new(); names.len()];
-    let mut handle = |l: u64, parsed: Line, sink: &mut Sink, rejected: &mut Vec<Rejected>| -> Result<(), Stop> {
-        let m = match parsed {
-            Line::Blank => {
-                blanks.push(l);
-                return Ok(());
-            }
-            Line::Bad(r) => {
-                rejected.push(r);
-                return Ok(());
-            }
-            Line::Object(m) => m,
-        };
-        out.iter_mut().for_each(String::clear);
-        for (k, v) in &m {
-            let Some(&i) = key_of.get(k.as_str()) else { continue };
-            let c = &mapping.cols[i];
-            match convert(v, c.kind, c.unit, &mut changes, &c.name) {
-                Ok(t) => out[i] = t,
-                Err(issue) => {
-                    let raw = match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    };
-                    rejected.push(issue.at(l, &c.name, &raw));
+    let mut handle =
+        |l: u64, parsed: Line, sink: &mut Sink, rejected: &mut Vec<Rejected>| -> Result<(), Stop> {
+            let m = match parsed {
+                Line::Blank => {
+                    blanks.push(l);
                     return Ok(());
                 }
+                Line::Bad(r) => {
+                    rejected.push(r);
+                    return Ok(());
+                }
+                Line::Object(m) => m,
+            };
+            out.iter_mut().for_each(String::clear);
+            for (k, v) in &m {
+                let Some(&i) = key_of.get(k.as_str()) else {
+                    continue;
+                };
+                let c = &mapping.cols[i];
+                match convert(v, c.kind, c.unit, &mut changes, &c.name) {
+                    Ok(t) => out[i] = t,
+                    Err(issue) => {
+                        let raw = match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        rejected.push(issue.at(l, &c.name, &raw));
+                        return Ok(());
+                    }
+                }
             }
-        }
-        sink.row(l, &out)?;
-        Ok(())
-    };
+            sink.row(l, &out)?;
+            Ok(())
+        };
     for (l, parsed) in head {
         handle(l, parsed, &mut sink, &mut rejected)?;
     }
@@ -197,13 +232,19 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
     let (dir, path, lines) = sink.finish()?;
     let mut pnotes = Vec::new();
     if !boms.is_empty() {
-        pnotes.push(format!("a BOM removed at the start of lines {} (files concatenated?)", lines_list(&boms)));
+        pnotes.push(format!(
+            "a BOM removed at the start of lines {} (files concatenated?)",
+            lines_list(&boms)
+        ));
     }
     if !blanks.is_empty() {
         pnotes.push(format!("empty lines skipped: {}", lines_list(&blanks)));
     }
     if !rejected.is_empty() {
-        pnotes.push(format!("{} line(s) refused while reading (see rejected)", rejected.len()));
+        pnotes.push(format!(
+            "{} line(s) refused while reading (see rejected)",
+            rejected.len()
+        ));
     }
     changes.into_notes(&mut pnotes);
     Ok(Prepared {

@@ -1,1 +1,847 @@
-//! Tests of the reading front-end.
+//! Tests of the reading front-end: small files of each kind, built in a temp dir, with
+//! exact expected values.
+
+use std::path::{Path, PathBuf};
+
+use super::fieldmap::{norm, split_unit};
+use super::*;
+
+const ID1: &str = "620503198703151234";
+const ID2: &str = "620503196207080319";
+const ID3: &str = "620502197501010467";
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn gbk(s: &str) -> Vec<u8> {
+    let (b, _, errors) = encoding_rs::GBK.encode(s);
+    assert!(!errors, "fixture must be encodable in GBK");
+    b.into_owned()
+}
+
+fn utf16(s: &str, le: bool) -> Vec<u8> {
+    let mut out = if le {
+        vec![0xFF, 0xFE]
+    } else {
+        vec![0xFE, 0xFF]
+    };
+    for u in s.encode_utf16() {
+        out.extend_from_slice(&if le { u.to_le_bytes() } else { u.to_be_bytes() });
+    }
+    out
+}
+
+fn table(p: &Prepared) -> TextTable {
+    p.read_text().unwrap()
+}
+
+fn err_text(r: Result<Prepared, ConnectorError>) -> (ConnectorError, String) {
+    match r {
+        Ok(p) => panic!("expected an error, got a prepared file {:?}", p.path),
+        Err(e) => {
+            let s = e.to_string();
+            (e, s)
+        }
+    }
+}
+
+const MEMBERS_MIN: &[&str] = &["id_number", "name"];
+
+#[test]
+fn a_gbk_export_is_decoded_with_gb18030_and_the_decision_recorded() {
+    let d = tempfile::tempdir().unwrap();
+    let text =
+        format!("序号,户主姓名,身份证号,家庭人口\r\n1,王秀兰,{ID1},3\r\n2,李建国,{ID2},1\r\n");
+    let p = write(d.path(), "members.csv", &gbk(&text));
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.encoding, "gb18030");
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("GB18030 decoder") && n.contains("byte offset 0")),
+        "{:?}",
+        prep.notes
+    );
+    assert!(!prep.is_passthrough());
+    let t = table(&prep);
+    assert_eq!(t.columns, vec!["name", "id_number"]);
+    assert_eq!(t.values("name"), vec!["王秀兰", "李建国"]);
+    assert_eq!(t.values("id_number"), vec![ID1, ID2]);
+    assert_eq!(prep.line_of_row, Some(vec![2, 3]));
+    assert_eq!(
+        prep.header_map,
+        vec![
+            ("户主姓名".into(), "name".into()),
+            ("身份证号".into(), "id_number".into())
+        ]
+    );
+}
+
+#[test]
+fn bytes_that_are_neither_utf8_nor_gb18030_fail_naming_the_byte_offset() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bytes = format!("id_number,name\n{ID1},").into_bytes();
+    let offset = bytes.len();
+    bytes.extend_from_slice(&[0xFF, 0xFF, b'\n']);
+    let p = write(d.path(), "members.csv", &bytes);
+    let (e, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert_eq!(e.code(), "source_unreadable");
+    assert!(msg.contains("members.csv"), "{msg}");
+    assert!(msg.contains(&format!("byte offset {offset}")), "{msg}");
+    assert!(msg.contains("GBK/GB18030"), "{msg}");
+    assert!(
+        !msg.contains(ID1),
+        "an ID number must not appear in an error: {msg}"
+    );
+}
+
+#[test]
+fn a_utf8_bom_file_with_gbk_bytes_later_fails_instead_of_guessing() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bytes = format!("\u{feff}id_number,name\n{ID1},王秀兰\n{ID2},").into_bytes();
+    let offset = bytes.len();
+    bytes.extend_from_slice(&gbk("李建国\n"));
+    let p = write(d.path(), "members.csv", &bytes);
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(
+        msg.contains("UTF-8 BOM") && msg.contains(&format!("byte offset {offset}")),
+        "{msg}"
+    );
+}
+
+#[test]
+fn utf8_text_followed_by_gbk_bytes_is_refused_as_mixed_not_decoded_as_gb18030() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bytes = format!("id_number,name\n{ID1},王秀兰\n{ID2},").into_bytes();
+    let offset = bytes.len();
+    bytes.extend_from_slice(&gbk("李建国\n"));
+    let p = write(d.path(), "members.csv", &bytes);
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(
+        msg.contains("mixes encodings") && msg.contains(&format!("byte offset {offset}")),
+        "{msg}"
+    );
+    assert!(!msg.contains(ID2) && !msg.contains("王秀兰"), "{msg}");
+}
+
+#[test]
+fn a_declared_encoding_is_used_and_recorded() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "m.csv",
+        &gbk(&format!("身份证号,姓名\n{ID1},王秀兰\n")),
+    );
+    let map = FieldMap::for_table("members")
+        .unwrap()
+        .unwrap()
+        .with_encoding(TextEncoding::Gb18030);
+    let prep = prepare_with_map(&p, &map, MEMBERS_MIN).unwrap();
+    assert_eq!(prep.encoding, "gb18030");
+    assert!(
+        prep.notes.iter().any(|n| n.contains("declared")),
+        "{:?}",
+        prep.notes
+    );
+    assert_eq!(table(&prep).values("name"), vec!["王秀兰"]);
+    // Declared UTF-8 but GBK bytes: refused with the offset, no fallback.
+    let map = FieldMap::for_table("members")
+        .unwrap()
+        .unwrap()
+        .with_encoding(TextEncoding::Utf8);
+    let (_, msg) = err_text(prepare_with_map(&p, &map, MEMBERS_MIN));
+    assert!(
+        msg.contains("declared UTF-8") && msg.contains("byte offset 0"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn utf16le_unicode_text_with_bom_is_read_as_tab_separated() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "姓名\t身份证号\t户籍地\r\n王秀兰\t{ID1}\t甘肃省天水市麦积区\r\n张秀英\t{ID3}\t甘肃省天水市秦州区\r\n"
+    );
+    let p = write(d.path(), "members.txt", &utf16(&text, true));
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.encoding, "utf-16le");
+    assert_eq!(prep.delimiter, Some('\t'));
+    let t = table(&prep);
+    assert_eq!(t.values("id_number"), vec![ID1, ID3]);
+    assert_eq!(t.values("name"), vec!["王秀兰", "张秀英"]);
+    let g = table(&prepare_generic(&p).unwrap());
+    assert_eq!(g.columns, vec!["姓名", "身份证号", "户籍地"]);
+    assert_eq!(
+        g.values("户籍地"),
+        vec!["甘肃省天水市麦积区", "甘肃省天水市秦州区"]
+    );
+}
+
+#[test]
+fn utf16be_with_bom_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "m.csv",
+        &utf16(&format!("身份证号,姓名\n{ID1},王秀兰\n"), false),
+    );
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.encoding, "utf-16be");
+    assert_eq!(table(&prep).values("name"), vec!["王秀兰"]);
+}
+
+#[test]
+fn utf16_without_bom_is_recognised_by_its_nul_bytes() {
+    let d = tempfile::tempdir().unwrap();
+    let bytes = utf16(&format!("身份证号\t姓名\r\n{ID1}\t王秀兰\r\n"), true);
+    let p = write(d.path(), "m.txt", &bytes[2..]);
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.encoding, "utf-16le");
+    assert_eq!(table(&prep).values("id_number"), vec![ID1]);
+}
+
+#[test]
+fn a_malformed_utf16_file_says_it_is_utf16() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bytes = utf16(&format!("身份证号\t姓名\r\n{ID1}\t"), true);
+    bytes.extend_from_slice(&[0x00, 0xD8, b'a', 0x00]); // an unpaired high surrogate
+    let p = write(d.path(), "m.txt", &bytes);
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(
+        msg.contains("UTF-16 file") && msg.contains("m.txt"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_repeated_header_with_a_second_bom_is_skipped_and_its_line_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "\u{feff}身份证号,姓名,核查结果\r\n{ID1},王秀兰,通过\r\n{ID2},李建国,不通过\r\n\u{feff}身份证号,姓名,核查结果\r\n{ID3},张秀英,通过\r\n"
+    );
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.encoding, "utf-8-bom");
+    assert_eq!(prep.repeated_headers, vec![4]);
+    assert_eq!(prep.line_of_row, Some(vec![2, 3, 5]));
+    let t = table(&prep);
+    assert_eq!(t.columns, vec!["id_number", "name"]);
+    assert_eq!(t.values("id_number"), vec![ID1, ID2, ID3]);
+    assert_eq!(t.values("name"), vec!["王秀兰", "李建国", "张秀英"]);
+    assert_eq!(t.lines, vec![Some(2), Some(3), Some(5)]);
+    // Without the second BOM too.
+    let p = write(
+        d.path(),
+        "m2.csv",
+        format!("id_number,name\n{ID1},a\nid_number,name\n{ID2},b\n").as_bytes(),
+    );
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.repeated_headers, vec![3]);
+    assert_eq!(table(&prep).values("id_number"), vec![ID1, ID2]);
+}
+
+#[test]
+fn semicolon_tab_and_vertical_bar_delimiters_are_detected() {
+    let d = tempfile::tempdir().unwrap();
+    for (sep, name) in [(';', "a.csv"), ('\t', "b.tsv"), ('|', "c.txt")] {
+        let text = format!(
+            "id_number{sep}name{sep}note\n{ID1}{sep}王秀兰{sep}x, y\n{ID2}{sep}李建国{sep}z\n"
+        );
+        let p = write(d.path(), name, text.as_bytes());
+        let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+        assert_eq!(prep.delimiter, Some(sep), "{name}");
+        assert_eq!(table(&prep).values("id_number"), vec![ID1, ID2], "{name}");
+        assert_eq!(
+            table(&prep).values("name"),
+            vec!["王秀兰", "李建国"],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn chinese_headers_map_to_canonical_names_and_extra_columns_are_ignored() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "序号, 公民身份号码 ,纳税人姓名,所属年度,所得项目,收入额,已缴税额,备注\n1,{ID1},王秀兰,2025,wages,\"36,000.50\",0,x\n"
+    );
+    let p = write(d.path(), "tax.csv", text.as_bytes());
+    let req = crate::SourceKind::Tax.required_columns();
+    let prep = prepare(&p, "tax", &req).unwrap();
+    let t = table(&prep);
+    assert_eq!(
+        t.columns,
+        vec![
+            "id_number",
+            "name",
+            "tax_year",
+            "income_type",
+            "gross_income",
+            "tax_paid"
+        ]
+    );
+    assert_eq!(
+        t.rows,
+        vec![vec![ID1, "王秀兰", "2025", "wages", "36,000.50", "0"]]
+    );
+    assert_eq!(prep.canonical_of("公民身份号码"), Some("id_number"));
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("序号") && n.contains("备注")),
+        "{:?}",
+        prep.notes
+    );
+}
+
+#[test]
+fn the_first_listed_spelling_wins_when_two_headers_match_one_column() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "members.csv",
+        format!("户主姓名,姓名,身份证号\n王秀兰,李建国,{ID2}\n").as_bytes(),
+    );
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(table(&prep).values("name"), vec!["李建国"]);
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("户主姓名") && n.contains("姓名 is used")),
+        "{:?}",
+        prep.notes
+    );
+    // The same spelling twice cannot be decided.
+    let p = write(
+        d.path(),
+        "m2.csv",
+        format!("姓名,身份证号,身份证号\n王秀兰,{ID1},{ID2}\n").as_bytes(),
+    );
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(msg.contains("both read as `id_number`"), "{msg}");
+}
+
+#[test]
+fn a_wan_yuan_header_converts_amounts_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "身份证号,姓名,余额（万元）\n{ID1},a,1.2345\n{ID1},b,\"1,234.5\"\n{ID1},c,0.000001\n{ID1},d,0.0000001\n{ID1},e,\n{ID1},f,NULL\n{ID1},g,abc\n{ID1},h,-2\n"
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(
+        t.values("balance"),
+        vec!["12345.00", "12345000.00", "0.01", "", "NULL", "-20000.00"]
+    );
+    assert_eq!(t.values("name"), vec!["a", "b", "c", "e", "f", "h"]);
+    let reasons: Vec<(u64, &str, &str)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str(), r.column.as_str()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (5, "money_too_many_decimals", "balance"),
+            (8, "money_not_a_number", "balance")
+        ]
+    );
+    assert_eq!(prep.rejected[0].raw, "0.0000001");
+    assert!(!prep.rejected[0].message.contains(ID1));
+    assert!(
+        prep.notes.iter().any(|n| n.contains("万元")),
+        "{:?}",
+        prep.notes
+    );
+}
+
+#[test]
+fn a_unit_written_in_the_value_is_read_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "id_number,name,balance\n{ID1},a,3万\n{ID1},b,465元\n{ID1},c,¥1.5万元\n{ID1},d,12.5\n"
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert!(
+        !prep.is_passthrough(),
+        "a money value with a unit needs the rewrite"
+    );
+    assert_eq!(
+        table(&prep).values("balance"),
+        vec!["30000.00", "465", "15000.00", "12.5"]
+    );
+}
+
+#[test]
+fn a_declared_unit_converts_a_column_without_a_marker() {
+    let map = FieldMap::from_toml(
+        "table = \"market_entity\"\n[columns]\nid_number = [\"id_number\"]\nname = [\"name\"]\nsubscribed_capital = [\"subscribed_capital\", \"认缴出资额\"]\n[units]\nsubscribed_capital = \"万元\"\n",
+    )
+    .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "market_entity.csv",
+        format!("id_number,name,认缴出资额\n{ID1},a,10\n").as_bytes(),
+    );
+    let prep = prepare_with_map(&p, &map, &["id_number", "subscribed_capital"]).unwrap();
+    assert_eq!(table(&prep).values("subscribed_capital"), vec!["100000.00"]);
+    assert!(
+        FieldMap::from_toml(
+            "table = \"tax\"\n[columns]\ntax_year = [\"tax_year\"]\n[units]\ntax_year = \"万元\"\n"
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn missing_required_columns_are_named_with_the_headers_found() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "tax.csv",
+        format!("证件号码,姓名,年份,金额\n{ID1},王秀兰,2025,1\n").as_bytes(),
+    );
+    let req = crate::SourceKind::Tax.required_columns();
+    let (e, msg) = err_text(prepare(&p, "tax", &req));
+    match e {
+        ConnectorError::MissingColumns {
+            missing, unmapped, ..
+        } => {
+            assert_eq!(
+                missing,
+                vec!["tax_year", "income_type", "gross_income", "tax_paid"]
+            );
+            assert_eq!(unmapped, vec!["年份 (line 1)", "金额 (line 1)"]);
+        }
+        other => panic!("expected MissingColumns, got {other:?}"),
+    }
+    assert!(
+        msg.contains("tax.csv") && msg.contains("tax_year") && msg.contains("年份"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_data_row_in_place_of_the_header_is_described_not_echoed() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "members.csv",
+        format!("{ID1},王秀兰\n{ID2},李建国\n").as_bytes(),
+    );
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(msg.contains("looks like data"), "{msg}");
+    assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
+}
+
+#[test]
+fn a_plain_canonical_csv_is_passed_through_without_a_copy() {
+    let d = tempfile::tempdir().unwrap();
+    let text =
+        format!("id_number,name,extra\n{ID1},王秀兰,\"quoted, with comma\"\n{ID2},李建国,y\n");
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert!(prep.is_passthrough());
+    assert_eq!(prep.path, p);
+    assert_eq!(prep.encoding, "utf-8");
+    assert_eq!(prep.line_of_row, None);
+    assert_eq!(prep.line_of(0), Some(2));
+    assert_eq!(prep.line_of(1), Some(3));
+    assert!(prep.rejected.is_empty() && prep.repeated_headers.is_empty());
+}
+
+#[test]
+fn a_title_row_above_the_header_is_skipped() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!("2025年低保家庭成员名单,,\n身份证号,姓名,关系\n{ID1},王秀兰,applicant\n");
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.header_line, 2);
+    assert_eq!(prep.line_of_row, Some(vec![3]));
+    assert_eq!(table(&prep).values("id_number"), vec![ID1]);
+    assert!(
+        prep.notes.iter().any(|n| n.contains("title")),
+        "{:?}",
+        prep.notes
+    );
+}
+
+#[test]
+fn rows_with_the_wrong_number_of_fields_are_refused_with_their_line() {
+    let d = tempfile::tempdir().unwrap();
+    let text =
+        format!("id_number,name,address\n{ID1},王秀兰,甘肃省,天水市\n{ID2},李建国,x\n{ID3}\n");
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(table(&prep).values("id_number"), vec![ID2]);
+    assert_eq!(prep.line_of_row, Some(vec![3]));
+    let got: Vec<(u64, &str)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(got, vec![(2, "row_field_count"), (4, "row_field_count")]);
+    assert_eq!(prep.rejected[0].raw, format!("{ID1},王秀兰,甘肃省,天水市"));
+}
+
+#[test]
+fn a_quoted_value_spanning_lines_and_blank_lines_keep_original_line_numbers() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "id_number,name,note\n{ID1},王秀兰,\"two\nlines\"\n\n{ID2},李建国,x\n,,\n{ID3},张秀英,y\n"
+    );
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert!(!prep.is_passthrough());
+    assert_eq!(prep.line_of_row, Some(vec![2, 5, 7]));
+    assert_eq!(prep.line_of(1), Some(5));
+    assert_eq!(table(&prep).values("id_number"), vec![ID1, ID2, ID3]);
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("empty rows") && n.contains('6')),
+        "{:?}",
+        prep.notes
+    );
+}
+
+#[test]
+fn an_empty_file_and_html_saved_as_xls_are_refused_with_advice() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "members.csv", b"");
+    assert!(
+        err_text(prepare(&p, "members", MEMBERS_MIN))
+            .1
+            .contains("empty")
+    );
+    let p = write(
+        d.path(),
+        "members.xls",
+        b"<html><table><tr><td>x</td></tr></table></html>",
+    );
+    assert!(
+        err_text(prepare(&p, "members", MEMBERS_MIN))
+            .1
+            .contains("HTML")
+    );
+}
+
+#[test]
+fn a_text_file_named_xls_is_read_as_text() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "members.xls",
+        format!("身份证号\t姓名\n{ID1}\t王秀兰\n").as_bytes(),
+    );
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.format, FileFormat::Csv);
+    assert_eq!(table(&prep).values("name"), vec!["王秀兰"]);
+}
+
+fn workbook(path: &Path, rows: &[Vec<Cell>]) {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            let (r, c) = (r as u32, c as u16);
+            match cell {
+                Cell::S(s) => {
+                    ws.write_string(r, c, *s).unwrap();
+                }
+                Cell::N(n) => {
+                    ws.write_number(r, c, *n).unwrap();
+                }
+                Cell::D(y, m, d) => {
+                    let dt = ExcelDateTime::from_ymd(*y, *m, *d).unwrap();
+                    ws.write_datetime_with_format(r, c, &dt, &date).unwrap();
+                }
+                Cell::E => {}
+            }
+        }
+    }
+    wb.save(path).unwrap();
+}
+
+#[derive(Clone)]
+enum Cell {
+    S(&'static str),
+    N(f64),
+    D(u16, u8, u8),
+    E,
+}
+
+#[test]
+fn a_workbook_numeric_id_cell_is_refused_and_money_and_dates_are_exact() {
+    use Cell::*;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.xlsx");
+    let header = vec![S("身份证号"), S("姓名"), S("余额(元)"), S("查询日期")];
+    workbook(
+        &p,
+        &[
+            vec![S("银行存款查询结果"), E, E, E],
+            header.clone(),
+            vec![S(ID1), S("王秀兰"), N(1234.5), D(2021, 9, 8)],
+            vec![N(620503196207080319.0), S("李建国"), N(10.0), D(2021, 9, 8)],
+            vec![S(ID3), S("张秀英"), N(0.1 + 0.2), D(2021, 9, 8)],
+            header,
+            vec![S(ID2), S("李建国"), N(0.07), S("2021年9月8日")],
+            vec![E, E, E, E],
+            vec![S(ID3), S("张秀英"), S("1,000.10"), N(44447.0)],
+        ],
+    );
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance", "as_of_date"]).unwrap();
+    assert_eq!(prep.format, FileFormat::Workbook);
+    assert_eq!(prep.header_line, 2);
+    assert_eq!(prep.repeated_headers, vec![6]);
+    assert_eq!(prep.line_of_row, Some(vec![3, 7, 9]));
+    let t = table(&prep);
+    assert_eq!(
+        t.rows,
+        vec![
+            vec![ID1, "王秀兰", "1234.50", "2021-09-08"],
+            vec![ID2, "李建国", "0.07", "2021年9月8日"],
+            vec![ID3, "张秀英", "1,000.10", "44447"],
+        ]
+    );
+    let got: Vec<(u64, &str, &str)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (4, "id_number", "id_spreadsheet_number"),
+            (5, "balance", "money_too_many_decimals")
+        ]
+    );
+    assert_eq!(prep.rejected[0].raw, "620503196207080300");
+    assert!(
+        prep.notes.iter().any(|n| n.contains("1899-12-30")),
+        "{:?}",
+        prep.notes
+    );
+    // A workbook with a .csv name is still a workbook.
+    let q = d.path().join("copy.csv");
+    std::fs::copy(&p, &q).unwrap();
+    assert_eq!(
+        prepare(&q, "bank", &["id_number", "name", "balance"])
+            .unwrap()
+            .format,
+        FileFormat::Workbook
+    );
+}
+
+#[test]
+fn a_generic_workbook_still_refuses_numeric_id_cells() {
+    use Cell::*;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("list.xlsx");
+    workbook(
+        &p,
+        &[
+            vec![S("姓名"), S("公民身份号码"), S("人口")],
+            vec![S("王秀兰"), N(620503198703151234.0), N(3.0)],
+            vec![S("李建国"), S(ID2), N(1.0)],
+        ],
+    );
+    let prep = prepare_generic(&p).unwrap();
+    assert_eq!(table(&prep).rows, vec![vec!["李建国", ID2, "1"]]);
+    assert_eq!(prep.rejected.len(), 1);
+    assert_eq!(
+        (prep.rejected[0].line, prep.rejected[0].reason.as_str()),
+        (2, "id_spreadsheet_number")
+    );
+}
+
+#[test]
+fn json_lines_are_mapped_and_bad_lines_refused_with_their_line() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{{\"身份证号\":\"{ID1}\",\"姓名\":\"王秀兰\",\"余额\":1234.5,\"extra\":[1]}}\n\
+         {{not json\n\
+         \u{feff}{{\"身份证号\":\"{ID2}\",\"姓名\":\"李建国\",\"余额\":\"2万\"}}\n\
+         \n\
+         {{\"身份证号\":620503195809200176,\"姓名\":\"马福祥\",\"余额\":1}}\n\
+         [1,2]\n\
+         {{\"身份证号\":\"{ID3}\",\"姓名\":null,\"余额\":0.001}}\n"
+    );
+    let p = write(d.path(), "bank.jsonl", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(prep.format, FileFormat::JsonLines);
+    assert_eq!(prep.line_of_row, Some(vec![1, 3]));
+    let t = table(&prep);
+    assert_eq!(t.values("id_number"), vec![ID1, ID2]);
+    assert_eq!(t.values("balance"), vec!["1234.50", "20000.00"]);
+    let got: Vec<(u64, &str)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, "json_invalid"),
+            (5, "id_json_number"),
+            (6, "json_not_object"),
+            (7, "money_too_many_decimals")
+        ]
+    );
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("BOM") && n.contains('3')),
+        "{:?}",
+        prep.notes
+    );
+}
+
+#[test]
+fn a_parquet_extract_with_chinese_column_names_is_renamed_in_the_scan() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("members.parquet");
+    let mut df =
+        df!("身份证号" => [ID1, ID2], "姓名" => ["王秀兰", "李建国"], "other" => [1i32, 2])
+            .unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert!(prep.is_passthrough());
+    assert_eq!(prep.line_of(0), None);
+    let out = scan_prepared(&prep, MEMBERS_MIN)
+        .unwrap()
+        .collect()
+        .unwrap();
+    let names: Vec<String> = out
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(names, vec!["id_number", "name"]);
+    assert_eq!(
+        out.column("name").unwrap().str().unwrap().get(1),
+        Some("李建国")
+    );
+}
+
+#[test]
+fn every_field_map_parses_and_lists_each_section_2_column_under_its_own_name_first() {
+    for t in TABLES {
+        let map = FieldMap::for_table(t)
+            .unwrap()
+            .unwrap_or_else(|| panic!("no field map for {t}"));
+        assert_eq!(map.table(), t);
+        let columns: Vec<&str> = match crate::SourceKind::from_name(t) {
+            Some(k) => k.required_columns(),
+            None => crate::CaseloadTable::ALL
+                .into_iter()
+                .find(|c| c.name() == t)
+                .unwrap()
+                .columns()
+                .iter()
+                .map(|c| c.name)
+                .collect(),
+        };
+        for c in &columns {
+            let s = map
+                .spellings(c)
+                .unwrap_or_else(|| panic!("{t}: no spellings for {c}"));
+            assert_eq!(s[0], *c, "{t}.{c}: the §2 name comes first");
+        }
+        assert_eq!(map.columns().len(), columns.len(), "{t}: only §2 columns");
+        // No spelling is accepted for two columns of one table.
+        let mut seen = std::collections::HashMap::new();
+        for c in &columns {
+            for s in map.spellings(c).unwrap() {
+                if let Some(other) = seen.insert(norm(s), *c) {
+                    panic!("{t}: {s} is listed for {other} and {c}");
+                }
+            }
+        }
+    }
+    let members = FieldMap::for_table("members").unwrap().unwrap();
+    for s in ["身份证号", "身份证号码", "证件号码", "公民身份号码"] {
+        assert!(
+            members
+                .spellings("id_number")
+                .unwrap()
+                .iter()
+                .any(|x| x == s),
+            "{s}"
+        );
+    }
+}
+
+#[test]
+fn header_normalisation_ignores_width_case_spaces_and_reads_units() {
+    assert_eq!(norm(" ＩＤ_Number\u{3000}"), "id_number");
+    assert_eq!(norm("\u{feff}身份证号 "), "身份证号");
+    assert_eq!(
+        split_unit(&norm("余额（万元）")),
+        ("余额", Some(MoneyUnit::Wan))
+    );
+    assert_eq!(
+        split_unit(&norm("金额(元)")),
+        ("金额", Some(MoneyUnit::Yuan))
+    );
+    assert_eq!(
+        split_unit(&norm("余额【单位：万元】")),
+        ("余额", Some(MoneyUnit::Wan))
+    );
+    assert_eq!(split_unit(&norm("面积(平方米)")), ("面积(平方米)", None));
+}
+
+#[test]
+fn money_is_shifted_and_printed_exactly_never_through_floats() {
+    assert_eq!(
+        money_text("1.2345", Some(MoneyUnit::Wan)),
+        Ok(Some("12345.00".into()))
+    );
+    assert_eq!(
+        money_text("0.01", Some(MoneyUnit::Wan)),
+        Ok(Some("100.00".into()))
+    );
+    assert_eq!(
+        money_text("-0", Some(MoneyUnit::Wan)),
+        Ok(Some("0.00".into()))
+    );
+    assert_eq!(
+        money_text("90071992547.40993", Some(MoneyUnit::Wan)),
+        Ok(Some("900719925474099.30".into()))
+    );
+    assert_eq!(money_text("465.00", None), Ok(None));
+    assert_eq!(money_text("\\N", Some(MoneyUnit::Wan)), Ok(None));
+    assert_eq!(
+        money_text("1e5", Some(MoneyUnit::Wan)).unwrap_err().reason,
+        "money_not_a_number"
+    );
+    assert_eq!(
+        money_from_f64(0.1 + 0.2, None).unwrap_err().reason,
+        "money_too_many_decimals"
+    );
+    assert_eq!(money_from_f64(1260.0, None), Ok("1260.00".into()));
+    assert_eq!(
+        money_from_f64(1.5, Some(MoneyUnit::Wan)),
+        Ok("15000.00".into())
+    );
+    assert_eq!(
+        money_from_f64(123456789012.34, None),
+        Ok("123456789012.34".into())
+    );
+    assert_eq!(
+        number_text(620503198703151234.0).unwrap_err().reason,
+        "spreadsheet_number_digits_lost"
+    );
+    assert_eq!(number_text(2025.0), Ok("2025".into()));
+}

@@ -9,12 +9,14 @@
 //! naming its byte offset.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
 use encoding_rs::{DecoderResult, Encoding, GB18030, UTF_16BE, UTF_16LE};
 
 use super::fieldmap::{Mapping, ValueKind, norm};
-use super::{Changes, Ctx, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes, money_text};
+use super::{
+    Changes, Ctx, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes, money_text,
+};
 use crate::ConnectorError;
 use crate::file::FileFormat;
 use crate::read::TextEncoding;
@@ -103,8 +105,11 @@ impl<R: Read> Read for DecodeReader<R> {
                 self.in_end = n;
                 self.eof = n == 0;
             }
-            let (res, read, written) =
-                self.decoder.decode_to_utf8_without_replacement(&self.inbuf[self.in_pos..self.in_end], &mut self.out, self.eof);
+            let (res, read, written) = self.decoder.decode_to_utf8_without_replacement(
+                &self.inbuf[self.in_pos..self.in_end],
+                &mut self.out,
+                self.eof,
+            );
             self.in_pos += read;
             self.consumed += read as u64;
             self.out_pos = 0;
@@ -117,7 +122,9 @@ impl<R: Read> Read for DecodeReader<R> {
                 }
                 DecoderResult::OutputFull => {}
                 DecoderResult::Malformed(bad, extra) => {
-                    let at = self.consumed.saturating_sub(u64::from(bad) + u64::from(extra));
+                    let at = self
+                        .consumed
+                        .saturating_sub(u64::from(bad) + u64::from(extra));
                     return Err(io::Error::new(io::ErrorKind::InvalidData, MalformedAt(at)));
                 }
             }
@@ -136,13 +143,19 @@ pub(super) struct Chosen {
 }
 
 /// Choose the encoding from the BOM, the declaration and the first bytes.
-pub(super) fn choose_encoding(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Chosen, ConnectorError> {
+pub(super) fn choose_encoding(
+    ctx: &Ctx,
+    notes: &mut Vec<String>,
+) -> Result<Chosen, ConnectorError> {
     let mut head = Vec::with_capacity(SNIFF_BYTES);
     File::open(ctx.path)
         .and_then(|f| f.take(SNIFF_BYTES as u64).read_to_end(&mut head))
         .map_err(|e| super::unreadable(ctx.path, e))?;
     if head.starts_with(&[0xFF, 0xFE, 0, 0]) || head.starts_with(&[0, 0, 0xFE, 0xFF]) {
-        return Err(ctx.unreadable("UTF-32 file (by its BOM): save it again as UTF-8 or as Excel's Unicode text (UTF-16)".into()));
+        return Err(ctx.unreadable(
+            "UTF-32 file (by its BOM): save it again as UTF-8 or as Excel's Unicode text (UTF-16)"
+                .into(),
+        ));
     }
     let bom = if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
         Some((TextEncoding::Utf8, 3))
@@ -164,15 +177,30 @@ pub(super) fn choose_encoding(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Chos
                     b.label()
                 ));
             }
-            Chosen { encoding: b, bom: len, may_fall_back: false }
+            Chosen {
+                encoding: b,
+                bom: len,
+                may_fall_back: false,
+            }
         }
         (Some((b, len)), None) => {
             notes.push(format!("encoding {} (by its BOM)", b.label()));
-            Chosen { encoding: b, bom: len, may_fall_back: false }
+            Chosen {
+                encoding: b,
+                bom: len,
+                may_fall_back: false,
+            }
         }
         (None, Some(d)) => {
-            notes.push(format!("encoding {} (declared in the field map)", d.label()));
-            Chosen { encoding: d, bom: 0, may_fall_back: false }
+            notes.push(format!(
+                "encoding {} (declared in the field map)",
+                d.label()
+            ));
+            Chosen {
+                encoding: d,
+                bom: 0,
+                may_fall_back: false,
+            }
         }
         (None, None) => {
             let zeros_even = head.iter().step_by(2).filter(|b| **b == 0).count();
@@ -188,10 +216,21 @@ pub(super) fn choose_encoding(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Chos
                         "the file holds NUL bytes but is not UTF-16 text: a binary file, not a text export".into(),
                     ));
                 };
-                notes.push(format!("encoding {} (no BOM; detected by its NUL bytes)", enc.label()));
-                Chosen { encoding: enc, bom: 0, may_fall_back: false }
+                notes.push(format!(
+                    "encoding {} (no BOM; detected by its NUL bytes)",
+                    enc.label()
+                ));
+                Chosen {
+                    encoding: enc,
+                    bom: 0,
+                    may_fall_back: false,
+                }
             } else {
-                Chosen { encoding: TextEncoding::Utf8, bom: 0, may_fall_back: true }
+                Chosen {
+                    encoding: TextEncoding::Utf8,
+                    bom: 0,
+                    may_fall_back: true,
+                }
             }
         }
     })
@@ -201,7 +240,8 @@ pub(super) fn choose_encoding(ctx: &Ctx, notes: &mut Vec<String>) -> Result<Chos
 /// the caller); other encodings are decoded without replacement.
 pub(super) fn open_decoded(ctx: &Ctx, chosen: Chosen) -> Result<Box<dyn Read>, ConnectorError> {
     let mut f = File::open(ctx.path).map_err(|e| super::unreadable(ctx.path, e))?;
-    f.seek(SeekFrom::Start(chosen.bom)).map_err(|e| super::unreadable(ctx.path, e))?;
+    f.seek(SeekFrom::Start(chosen.bom))
+        .map_err(|e| super::unreadable(ctx.path, e))?;
     let f = BufReader::with_capacity(1 << 20, f);
     Ok(match chosen.encoding {
         TextEncoding::Utf8 => Box::new(f),
@@ -219,13 +259,15 @@ pub(super) fn io_stop(ctx: &Ctx, e: io::Error) -> Stop {
     Stop::Fail(super::unreadable(ctx.path, e))
 }
 
-/// The byte offset of the first sequence that is not UTF-8, from `start`.
-pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<u64> {
+/// The byte offset of the first sequence that is not UTF-8, from `start`, and whether any
+/// non-ASCII (valid UTF-8) text comes before it.
+pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
     let mut f = File::open(ctx.path).ok()?;
     f.seek(SeekFrom::Start(start)).ok()?;
     let mut buf = vec![0u8; 1 << 20];
     let mut carry = 0usize;
     let mut base = start;
+    let mut non_ascii = false;
     loop {
         let n = f.read(&mut buf[carry..]).ok()?;
         let len = carry + n;
@@ -237,15 +279,17 @@ pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<u64> {
                 if n == 0 {
                     return None;
                 }
+                non_ascii |= !buf[..len].is_ascii();
                 base += len as u64;
                 carry = 0;
             }
             Err(e) => {
+                let valid = e.valid_up_to();
+                non_ascii |= !buf[..valid].is_ascii();
                 if e.error_len().is_some() || n == 0 {
-                    return Some(base + e.valid_up_to() as u64);
+                    return Some((base + valid as u64, non_ascii));
                 }
                 // An incomplete sequence at the end of the buffer: carry it over.
-                let valid = e.valid_up_to();
                 buf.copy_within(valid..len, 0);
                 base += valid as u64;
                 carry = len - valid;
@@ -286,13 +330,31 @@ pub(super) fn with_encoding(
             }
             Err(Stop::Rewrite) => check_first = false,
             Err(Stop::NotUtf8) if chosen.may_fall_back => {
-                utf8_offset = Some(first_invalid_utf8(ctx, chosen.bom).unwrap_or(0));
-                chosen = Chosen { encoding: TextEncoding::Gb18030, bom: 0, may_fall_back: false };
+                let (off, utf8_text_before) =
+                    first_invalid_utf8(ctx, chosen.bom).unwrap_or((0, false));
+                if utf8_text_before {
+                    // Valid UTF-8 Chinese before the first bad byte: two encodings in one
+                    // file. Decoding all of it as GB18030 would turn the UTF-8 part into
+                    // other characters without any error, so refuse.
+                    return Err(ctx.unreadable(format!(
+                        "the file mixes encodings: UTF-8 text up to byte offset {off}, then a byte sequence that is not UTF-8 (GBK/GB18030?); two exports concatenated? Export them again in one encoding"
+                    )));
+                }
+                utf8_offset = Some(off);
+                chosen = Chosen {
+                    encoding: TextEncoding::Gb18030,
+                    bom: 0,
+                    may_fall_back: false,
+                };
                 check_first = false;
             }
             Err(Stop::NotUtf8) => {
-                let off = first_invalid_utf8(ctx, chosen.bom).unwrap_or(0);
-                let why = if chosen.bom == 3 { "starts with a UTF-8 BOM" } else { "is declared UTF-8" };
+                let off = first_invalid_utf8(ctx, chosen.bom).map_or(0, |(o, _)| o);
+                let why = if chosen.bom == 3 {
+                    "starts with a UTF-8 BOM"
+                } else {
+                    "is declared UTF-8"
+                };
                 return Err(ctx.unreadable(format!(
                     "the file {why}, but the byte sequence at byte offset {off} is not UTF-8: part of it may be GBK/GB18030 (two exports concatenated?); export it again in one encoding{}",
                     if chosen.bom == 3 { "" } else { ", or declare encoding = \"gb18030\" in the field map" }
@@ -323,7 +385,9 @@ pub(super) fn with_encoding(
 fn sniff(ctx: &Ctx, chosen: Chosen) -> Result<(String, bool), Stop> {
     let r = open_decoded(ctx, chosen)?;
     let mut bytes = Vec::with_capacity(SNIFF_BYTES);
-    r.take(SNIFF_BYTES as u64).read_to_end(&mut bytes).map_err(|e| io_stop(ctx, e))?;
+    r.take(SNIFF_BYTES as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_stop(ctx, e))?;
     let complete = bytes.len() < SNIFF_BYTES;
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
@@ -348,6 +412,147 @@ fn sniff(ctx: &Ctx, chosen: Chosen) -> Result<(String, bool), Stop> {
     Ok((text, complete))
 }
 
+/// Reads delimited records (RFC 4180 quoting) from UTF-8 bytes, knowing the physical line
+/// each record starts on. A quoted field may span lines; a line ends with LF or CRLF.
+/// (The csv crate's record positions count skipped blank lines and the LF of a CRLF into
+/// the next record, so lines are tracked here.)
+pub(super) struct RecordReader<R> {
+    r: R,
+    delim: u8,
+    line: u64,
+    raw: Vec<u8>,
+    data: Vec<u8>,
+    ends: Vec<usize>,
+    start_line: u64,
+    lines_spanned: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Start,
+    Unquoted,
+    Quoted,
+    QuoteInQuoted,
+}
+
+impl<R: BufRead> RecordReader<R> {
+    pub fn new(r: R, delim: u8) -> Self {
+        RecordReader {
+            r,
+            delim,
+            line: 0,
+            raw: Vec::with_capacity(1024),
+            data: Vec::with_capacity(1024),
+            ends: Vec::with_capacity(64),
+            start_line: 0,
+            lines_spanned: 0,
+        }
+    }
+
+    /// Read the next record; `false` at the end. The bytes of each physical line are
+    /// validated as UTF-8 when `utf8` (a failure is [`Stop::NotUtf8`]).
+    pub fn next(&mut self, ctx: &Ctx, utf8: bool) -> Result<bool, Stop> {
+        self.data.clear();
+        self.ends.clear();
+        self.start_line = self.line + 1;
+        self.lines_spanned = 0;
+        let mut state = Field::Start;
+        loop {
+            self.raw.clear();
+            let n = self
+                .r
+                .read_until(b'\n', &mut self.raw)
+                .map_err(|e| io_stop(ctx, e))?;
+            if n == 0 {
+                if self.lines_spanned == 0 {
+                    return Ok(false);
+                }
+                // End of file inside a quoted field: the record ends here.
+                self.ends.push(self.data.len());
+                return Ok(true);
+            }
+            self.line += 1;
+            self.lines_spanned += 1;
+            if utf8 && std::str::from_utf8(&self.raw).is_err() {
+                return Err(Stop::NotUtf8);
+            }
+            let raw = &self.raw;
+            let len = raw.len();
+            // Where the line's terminator starts (LF or CRLF), for unquoted states.
+            let term = if raw.ends_with(b"\r\n") {
+                len - 2
+            } else if raw.ends_with(b"\n") {
+                len - 1
+            } else {
+                len
+            };
+            let mut i = 0;
+            while i < len {
+                let b = raw[i];
+                match state {
+                    Field::Quoted => {
+                        if b == b'"' {
+                            state = Field::QuoteInQuoted;
+                        } else {
+                            self.data.push(b);
+                        }
+                    }
+                    _ if i >= term => {
+                        // The record ends with this line.
+                        self.ends.push(self.data.len());
+                        return Ok(true);
+                    }
+                    Field::Start if b == b'"' => state = Field::Quoted,
+                    Field::QuoteInQuoted if b == b'"' => {
+                        self.data.push(b'"');
+                        state = Field::Quoted;
+                    }
+                    _ if b == self.delim => {
+                        self.ends.push(self.data.len());
+                        state = Field::Start;
+                    }
+                    _ => {
+                        self.data.push(b);
+                        state = Field::Unquoted;
+                    }
+                }
+                i += 1;
+            }
+            if state != Field::Quoted {
+                // The last line of the file without a terminator.
+                self.ends.push(self.data.len());
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The physical line the record starts on.
+    pub fn start_line(&self) -> u64 {
+        self.start_line
+    }
+
+    /// Whether the record spans more than one physical line.
+    pub fn multiline(&self) -> bool {
+        self.lines_spanned > 1
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Field `i` as bytes.
+    pub fn field(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.ends.get(i).map_or(&[][..], |&e| &self.data[start..e])
+    }
+
+    /// The fields as bytes.
+    pub fn fields(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.ends.len()).map(|i| self.field(i))
+    }
+}
+
 /// Count `d` outside double quotes in a line.
 fn count_outside_quotes(line: &str, d: u8) -> usize {
     let mut quoted = false;
@@ -366,10 +571,19 @@ fn count_outside_quotes(line: &str, d: u8) -> usize {
 /// common non-zero count per line is shared by the most lines (then the higher count, then
 /// that order).
 pub(super) fn detect_delimiter(text: &str) -> Option<u8> {
-    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| !l.trim().is_empty()).take(30).collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty())
+        .take(30)
+        .collect();
     let mut best: Option<(usize, usize, u8)> = None; // (lines at mode, mode, delimiter)
     for d in [b',', b'\t', b';', b'|'] {
-        let mut counts: Vec<usize> = lines.iter().map(|l| count_outside_quotes(l, d)).filter(|c| *c > 0).collect();
+        let mut counts: Vec<usize> = lines
+            .iter()
+            .map(|l| count_outside_quotes(l, d))
+            .filter(|c| *c > 0)
+            .collect();
         if counts.is_empty() {
             continue;
         }
@@ -391,18 +605,20 @@ pub(super) fn detect_delimiter(text: &str) -> Option<u8> {
 }
 
 /// Parse the first records of the sniffed text: (physical line, fields), blank ones skipped.
-fn first_records(text: &str, delimiter: u8) -> Vec<(u64, Vec<String>)> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(delimiter).from_reader(text.as_bytes());
+fn first_records(ctx: &Ctx, text: &str, delimiter: u8) -> Vec<(u64, Vec<String>)> {
+    let mut rdr = RecordReader::new(text.as_bytes(), delimiter);
     let mut out = Vec::new();
-    let mut rec = csv::StringRecord::new();
     while out.len() < 12 {
-        match rdr.read_record(&mut rec) {
+        match rdr.next(ctx, false) {
             Ok(true) => {
-                if rec.iter().all(|f| super::strip_bom(f).trim().is_empty()) {
+                let fields: Vec<String> = rdr
+                    .fields()
+                    .map(|f| String::from_utf8_lossy(f).into_owned())
+                    .collect();
+                if fields.iter().all(|f| super::strip_bom(f).trim().is_empty()) {
                     continue;
                 }
-                let line = rec.position().map_or(0, |p| p.line());
-                out.push((line, rec.iter().map(str::to_string).collect()));
+                out.push((rdr.start_line(), fields));
             }
             _ => break,
         }
@@ -413,7 +629,9 @@ fn first_records(text: &str, delimiter: u8) -> Vec<(u64, Vec<String>)> {
 /// Delimited text.
 pub(super) fn prepare_text(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorError> {
     let mut notes = notes;
-    with_encoding(ctx, &mut notes, |chosen, check_first, notes| attempt(ctx, chosen, check_first, notes))
+    with_encoding(ctx, &mut notes, |chosen, check_first, notes| {
+        attempt(ctx, chosen, check_first, notes)
+    })
 }
 
 fn delimiter_name(d: u8) -> &'static str {
@@ -427,11 +645,19 @@ fn delimiter_name(d: u8) -> &'static str {
 }
 
 /// One reading of the file with an encoding: sniff, map the header, then check or rewrite.
-fn attempt(ctx: &Ctx, chosen: Chosen, check_first: bool, notes: &mut Vec<String>) -> Result<Prepared, Stop> {
+fn attempt(
+    ctx: &Ctx,
+    chosen: Chosen,
+    check_first: bool,
+    notes: &mut Vec<String>,
+) -> Result<Prepared, Stop> {
     let (text, _) = sniff(ctx, chosen)?;
     let delimiter = match ctx.map.and_then(|m| m.delimiter()) {
         Some(d) => {
-            notes.push(format!("delimiter {} (declared in the field map)", delimiter_name(d as u8)));
+            notes.push(format!(
+                "delimiter {} (declared in the field map)",
+                delimiter_name(d as u8)
+            ));
             d as u8
         }
         None => {
@@ -442,18 +668,26 @@ fn attempt(ctx: &Ctx, chosen: Chosen, check_first: bool, notes: &mut Vec<String>
             d
         }
     };
-    let records = first_records(&text, delimiter);
+    let records = first_records(ctx, &text, delimiter);
     if records.is_empty() {
-        return Err(Stop::Fail(ctx.unreadable("no header row: the file holds no text".into())));
+        return Err(Stop::Fail(
+            ctx.unreadable("no header row: the file holds no text".into()),
+        ));
     }
     let pick = choose_header(ctx, &records);
     let (header_line, header) = records[pick].clone();
     let mapping = ctx.map_headers(&header);
-    if let Some(e) = ctx.missing_error(&mapping, header_line).or_else(|| ctx.ambiguous_error(&mapping, header_line)) {
+    if let Some(e) = ctx
+        .missing_error(&mapping, header_line)
+        .or_else(|| ctx.ambiguous_error(&mapping, header_line))
+    {
         return Err(Stop::Fail(e));
     }
     if header_line > 1 {
-        notes.push(format!("lines 1-{} above the header (titles) skipped; header at line {header_line}", header_line - 1));
+        notes.push(format!(
+            "lines 1-{} above the header (titles) skipped; header at line {header_line}",
+            header_line - 1
+        ));
     }
     mapping_notes(&mapping, header_line, notes);
     let header_norm: Vec<String> = header.iter().map(|h| norm(h)).collect();
@@ -463,7 +697,14 @@ fn attempt(ctx: &Ctx, chosen: Chosen, check_first: bool, notes: &mut Vec<String>
         && header_line == 1
         && mapping.is_canonical()
         && !header.first().is_some_and(|h| h.starts_with('\u{feff}'));
-    let pass = Pass { ctx, chosen, delimiter, header_line, header_norm: &header_norm, mapping: &mapping };
+    let pass = Pass {
+        ctx,
+        chosen,
+        delimiter,
+        header_line,
+        header_norm: &header_norm,
+        mapping: &mapping,
+    };
     if canonical && check_first {
         pass.check()?;
         return Ok(Prepared {
@@ -494,16 +735,12 @@ struct Pass<'a> {
 }
 
 impl Pass<'_> {
-    fn reader(&self) -> Result<csv::Reader<Box<dyn Read>>, Stop> {
+    fn reader(&self) -> Result<RecordReader<BufReader<Box<dyn Read>>>, Stop> {
         let r = open_decoded(self.ctx, self.chosen)?;
-        Ok(csv::ReaderBuilder::new().has_headers(false).flexible(true).delimiter(self.delimiter).from_reader(r))
-    }
-
-    fn csv_stop(&self, e: csv::Error, line: u64) -> Stop {
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => io_stop(self.ctx, io),
-            other => Stop::Fail(self.ctx.unreadable(format!("after line {line}: {}", csv::Error::from(other)))),
-        }
+        Ok(RecordReader::new(
+            BufReader::with_capacity(1 << 20, r),
+            self.delimiter,
+        ))
     }
 
     fn is_header_again<'f>(&self, fields: impl Iterator<Item = &'f str>) -> bool {
@@ -522,23 +759,20 @@ impl Pass<'_> {
     /// without units. Any doubt → [`Stop::Rewrite`].
     fn check(&self) -> Result<(), Stop> {
         let mut rdr = self.reader()?;
-        let mut rec = csv::ByteRecord::new();
+        let utf8 = self.chosen.encoding == TextEncoding::Utf8;
         let width = self.header_norm.len();
-        let money: Vec<usize> = self.mapping.cols.iter().filter(|c| c.kind == ValueKind::Money).map(|c| c.src).collect();
+        let money: Vec<usize> = self
+            .mapping
+            .cols
+            .iter()
+            .filter(|c| c.kind == ValueKind::Money)
+            .map(|c| c.src)
+            .collect();
         let first_byte = self.header_norm.first().and_then(|h| h.bytes().next());
         let mut expected_line = self.header_line + 1;
-        let mut line = 0;
         let mut seen_header = false;
-        loop {
-            match rdr.read_byte_record(&mut rec) {
-                Ok(true) => {}
-                Ok(false) => return Ok(()),
-                Err(e) => return Err(self.csv_stop(e, line)),
-            }
-            line = rec.position().map_or(0, |p| p.line());
-            if rec.iter().any(|f| std::str::from_utf8(f).is_err()) {
-                return Err(Stop::NotUtf8);
-            }
+        while rdr.next(self.ctx, utf8)? {
+            let line = rdr.start_line();
             if !seen_header {
                 seen_header = true;
                 if line != self.header_line {
@@ -546,30 +780,28 @@ impl Pass<'_> {
                 }
                 continue;
             }
-            if line != expected_line || rec.len() != width {
+            if line != expected_line || rdr.len() != width || rdr.multiline() {
                 return Err(Stop::Rewrite);
             }
-            if rec.as_slice().iter().any(|b| matches!(b, b'\n' | b'\r')) {
-                return Err(Stop::Rewrite);
-            }
-            let f0 = rec.get(0).unwrap_or(b"");
-            if f0.starts_with(&[0xEF, 0xBB, 0xBF]) || rec.iter().all(|f| f.trim_ascii().is_empty()) {
+            let f0 = rdr.field(0);
+            if f0.starts_with(&[0xEF, 0xBB, 0xBF])
+                || rdr.fields().all(|f| f.trim_ascii().is_empty())
+            {
                 return Err(Stop::Rewrite);
             }
             // A repeated header: its first field starts like the header's.
-            if let (Some(fb), Some(&b0)) = (first_byte, f0.trim_ascii_start().first()) {
-                if b0.to_ascii_lowercase() == fb {
-                    let fields = rec.iter().map(|f| std::str::from_utf8(f).unwrap_or(""));
-                    if self.is_header_again(fields) {
-                        return Err(Stop::Rewrite);
-                    }
-                }
+            if let (Some(fb), Some(&b0)) = (first_byte, f0.trim_ascii_start().first())
+                && b0.to_ascii_lowercase() == fb
+                && self.is_header_again(rdr.fields().map(|f| std::str::from_utf8(f).unwrap_or("")))
+            {
+                return Err(Stop::Rewrite);
             }
-            if money.iter().any(|&i| rec.get(i).is_some_and(|f| !f.is_ascii())) {
+            if money.iter().any(|&i| !rdr.field(i).is_ascii()) {
                 return Err(Stop::Rewrite);
             }
             expected_line += 1;
         }
+        Ok(())
     }
 
     /// Stream the file into the canonical CSV.
@@ -579,22 +811,16 @@ impl Pass<'_> {
         let names: Vec<&str> = self.mapping.cols.iter().map(|c| c.name.as_str()).collect();
         let mut sink = Sink::new(ctx.path, &names)?;
         let width = self.header_norm.len();
-        let mut rec = csv::ByteRecord::new();
+        let utf8 = self.chosen.encoding == TextEncoding::Utf8;
         let mut rejected: Vec<Rejected> = Vec::new();
         let (mut repeated, mut blank, mut preamble) = (Vec::new(), Vec::new(), Vec::new());
         let mut boms = Vec::new();
         let mut changes = Changes::default();
         let mut out: Vec<String> = Vec::with_capacity(names.len());
-        let mut line = 0;
-        loop {
-            match rdr.read_byte_record(&mut rec) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return Err(self.csv_stop(e, line)),
-            }
-            line = rec.position().map_or(0, |p| p.line());
-            let mut fields: Vec<&str> = Vec::with_capacity(rec.len());
-            for f in rec.iter() {
+        while rdr.next(ctx, utf8)? {
+            let line = rdr.start_line();
+            let mut fields: Vec<&str> = Vec::with_capacity(rdr.len());
+            for f in rdr.fields() {
                 fields.push(std::str::from_utf8(f).map_err(|_| Stop::NotUtf8)?);
             }
             if line < self.header_line {
@@ -638,7 +864,10 @@ impl Pass<'_> {
                 if c.kind == ValueKind::Money {
                     match money_text(v, c.unit) {
                         Ok(Some(s)) => {
-                            changes.add(format!("column `{}`: amounts with a unit converted to yuan", c.name));
+                            changes.add(format!(
+                                "column `{}`: amounts with a unit converted to yuan",
+                                c.name
+                            ));
                             out.push(s);
                         }
                         Ok(None) => out.push(v.to_string()),
@@ -659,19 +888,34 @@ impl Pass<'_> {
         let (dir, path, lines) = sink.finish()?;
         let mut notes = Vec::new();
         if !preamble.is_empty() {
-            notes.push(format!("title lines skipped above the header: {}", lines_list(&preamble)));
+            notes.push(format!(
+                "title lines skipped above the header: {}",
+                lines_list(&preamble)
+            ));
         }
         if !repeated.is_empty() {
-            notes.push(format!("repeated header rows skipped (two exports concatenated?) at lines {}", lines_list(&repeated)));
+            notes.push(format!(
+                "repeated header rows skipped (two exports concatenated?) at lines {}",
+                lines_list(&repeated)
+            ));
         }
         if !boms.is_empty() {
-            notes.push(format!("a second BOM removed at the start of lines {}", lines_list(&boms)));
+            notes.push(format!(
+                "a second BOM removed at the start of lines {}",
+                lines_list(&boms)
+            ));
         }
         if !blank.is_empty() {
-            notes.push(format!("empty rows skipped at lines {}", lines_list(&blank)));
+            notes.push(format!(
+                "empty rows skipped at lines {}",
+                lines_list(&blank)
+            ));
         }
         if !rejected.is_empty() {
-            notes.push(format!("{} row(s) refused while reading (see rejected)", rejected.len()));
+            notes.push(format!(
+                "{} row(s) refused while reading (see rejected)",
+                rejected.len()
+            ));
         }
         changes.into_notes(&mut notes);
         Ok(Prepared {

@@ -18,7 +18,10 @@ use calamine::{Data, Reader, Xls, Xlsx, open_workbook_from_rs};
 use chrono::{Duration, NaiveDate};
 
 use super::fieldmap::{Mapping, ValueKind, norm};
-use super::{Changes, Ctx, Issue, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes, money_exact, money_from_f64, money_text, number_text};
+use super::{
+    Changes, Ctx, Issue, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes,
+    money_exact, money_from_f64, money_text, number_text,
+};
 use crate::ConnectorError;
 use crate::file::FileFormat;
 
@@ -43,11 +46,17 @@ fn cell_text(c: &Data) -> String {
 /// An Excel date cell as ISO text (`YYYY-MM-DD`, `YYYY-MM` for month columns).
 fn excel_date(d: &calamine::ExcelDateTime, kind: ValueKind) -> Result<(String, bool), Issue> {
     if d.is_duration() {
-        return Err(Issue { reason: "date_excel_duration", message: "a duration, not a date".into() });
+        return Err(Issue {
+            reason: "date_excel_duration",
+            message: "a duration, not a date".into(),
+        });
     }
     let v = d.as_f64();
     if !v.is_finite() || v < 0.0 {
-        return Err(Issue { reason: "date_excel_serial", message: "not an Excel date serial".into() });
+        return Err(Issue {
+            reason: "date_excel_serial",
+            message: "not an Excel date serial".into(),
+        });
     }
     let days = v.floor() as i64;
     if days < 61 {
@@ -58,7 +67,10 @@ fn excel_date(d: &calamine::ExcelDateTime, kind: ValueKind) -> Result<(String, b
     }
     let mine = epoch()
         .and_then(|e| e.checked_add_signed(Duration::days(days)))
-        .ok_or(Issue { reason: "date_excel_serial", message: "Excel date serial out of range".into() })?;
+        .ok_or(Issue {
+            reason: "date_excel_serial",
+            message: "Excel date serial out of range".into(),
+        })?;
     // calamine knows whether the workbook uses the 1904 date system; our rule is the 1900
     // one. If they disagree by 1,462 days the workbook is a 1904 one.
     let (y, m, dd, ..) = d.to_ymd_hms_milli();
@@ -66,7 +78,12 @@ fn excel_date(d: &calamine::ExcelDateTime, kind: ValueKind) -> Result<(String, b
     let (date, is_1904) = match theirs {
         Some(t) if t == mine => (mine, false),
         Some(t) if mine.checked_add_signed(Duration::days(1462)) == Some(t) => (t, true),
-        _ => return Err(Issue { reason: "date_excel_serial", message: "Excel date serial out of range".into() }),
+        _ => {
+            return Err(Issue {
+                reason: "date_excel_serial",
+                message: "Excel date serial out of range".into(),
+            });
+        }
     };
     let text = match kind {
         ValueKind::Month => date.format("%Y-%m").to_string(),
@@ -74,14 +91,26 @@ fn excel_date(d: &calamine::ExcelDateTime, kind: ValueKind) -> Result<(String, b
         _ if v.fract() == 0.0 => date.format("%Y-%m-%d").to_string(),
         _ => {
             let secs = ((v.fract() * 86_400.0).round() as i64).clamp(0, 86_399);
-            format!("{} {:02}:{:02}:{:02}", date.format("%Y-%m-%d"), secs / 3600, secs / 60 % 60, secs % 60)
+            format!(
+                "{} {:02}:{:02}:{:02}",
+                date.format("%Y-%m-%d"),
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            )
         }
     };
     Ok((text, is_1904))
 }
 
 /// One output value from a cell, or why the row is refused.
-fn convert(cell: &Data, kind: ValueKind, unit: Option<super::MoneyUnit>, changes: &mut Changes, col: &str) -> Result<String, (Issue, String)> {
+fn convert(
+    cell: &Data,
+    kind: ValueKind,
+    unit: Option<super::MoneyUnit>,
+    changes: &mut Changes,
+    col: &str,
+) -> Result<String, (Issue, String)> {
     let raw = cell_text(cell);
     let fail = |i: Issue| (i, cell_text(cell));
     match (cell, kind) {
@@ -124,23 +153,35 @@ fn convert(cell: &Data, kind: ValueKind, unit: Option<super::MoneyUnit>, changes
 }
 
 /// The first sheet of a workbook.
-pub(super) fn prepare_workbook(ctx: &Ctx, mut notes: Vec<String>) -> Result<Prepared, ConnectorError> {
+pub(super) fn prepare_workbook(
+    ctx: &Ctx,
+    mut notes: Vec<String>,
+) -> Result<Prepared, ConnectorError> {
     let bytes = std::fs::read(ctx.path).map_err(|e| super::unreadable(ctx.path, e))?;
     let is_xlsx = bytes.starts_with(b"PK\x03\x04");
     let (names, range) = if is_xlsx {
-        let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| super::unreadable(ctx.path, e))?;
+        let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes))
+            .map_err(|e| super::unreadable(ctx.path, e))?;
         let names = wb.sheet_names();
-        let r = wb.worksheet_range_at(0).map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
+        let r = wb
+            .worksheet_range_at(0)
+            .map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
         (names, r)
     } else {
-        let mut wb: Xls<_> = open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| super::unreadable(ctx.path, e))?;
+        let mut wb: Xls<_> = open_workbook_from_rs(Cursor::new(bytes))
+            .map_err(|e| super::unreadable(ctx.path, e))?;
         let names = wb.sheet_names();
-        let r = wb.worksheet_range_at(0).map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
+        let r = wb
+            .worksheet_range_at(0)
+            .map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
         (names, r)
     };
     let range = range.ok_or_else(|| ctx.unreadable("the workbook has no sheet".into()))??;
     if names.len() > 1 {
-        notes.push(format!("workbook: the first of {} sheets read; the others are ignored", names.len()));
+        notes.push(format!(
+            "workbook: the first of {} sheets read; the others are ignored",
+            names.len()
+        ));
     }
     let row0 = u64::from(range.start().map_or(0, |(r, _)| r));
     let rows: Vec<&[Data]> = range.rows().collect();
@@ -161,11 +202,16 @@ pub(super) fn prepare_workbook(ctx: &Ctx, mut notes: Vec<String>) -> Result<Prep
     let header_idx = header_idx as usize;
     let header_line = line_of(header_idx);
     let mapping: Mapping = ctx.map_headers(&header);
-    if let Some(e) = ctx.missing_error(&mapping, header_line).or_else(|| ctx.ambiguous_error(&mapping, header_line)) {
+    if let Some(e) = ctx
+        .missing_error(&mapping, header_line)
+        .or_else(|| ctx.ambiguous_error(&mapping, header_line))
+    {
         return Err(e);
     }
     if header_idx > 0 {
-        notes.push(format!("sheet rows above the header (titles) skipped; header at row {header_line}"));
+        notes.push(format!(
+            "sheet rows above the header (titles) skipped; header at row {header_line}"
+        ));
     }
     mapping_notes(&mapping, header_line, &mut notes);
     let header_norm: Vec<String> = header.iter().map(|h| norm(h)).collect();
@@ -182,8 +228,14 @@ pub(super) fn prepare_workbook(ctx: &Ctx, mut notes: Vec<String>) -> Result<Prep
             continue;
         }
         let texts: Vec<String> = row.iter().map(|c| norm(&cell_text(c))).collect();
-        let width = texts.iter().rposition(|t| !t.is_empty()).map_or(0, |p| p + 1);
-        let hwidth = header_norm.iter().rposition(|t| !t.is_empty()).map_or(0, |p| p + 1);
+        let width = texts
+            .iter()
+            .rposition(|t| !t.is_empty())
+            .map_or(0, |p| p + 1);
+        let hwidth = header_norm
+            .iter()
+            .rposition(|t| !t.is_empty())
+            .map_or(0, |p| p + 1);
         if width == hwidth && texts[..width] == header_norm[..hwidth] {
             repeated.push(line);
             continue;
@@ -207,13 +259,19 @@ pub(super) fn prepare_workbook(ctx: &Ctx, mut notes: Vec<String>) -> Result<Prep
     }
     let (dir, path, lines) = sink.finish()?;
     if !repeated.is_empty() {
-        notes.push(format!("repeated header rows skipped at sheet rows {}", lines_list(&repeated)));
+        notes.push(format!(
+            "repeated header rows skipped at sheet rows {}",
+            lines_list(&repeated)
+        ));
     }
     if !blanks.is_empty() {
         notes.push(format!("empty sheet rows skipped: {}", lines_list(&blanks)));
     }
     if !rejected.is_empty() {
-        notes.push(format!("{} row(s) refused while reading (see rejected)", rejected.len()));
+        notes.push(format!(
+            "{} row(s) refused while reading (see rejected)",
+            rejected.len()
+        ));
     }
     changes.into_notes(&mut notes);
     Ok(Prepared {
