@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use hedui_connectors::file::frame_to_records;
-use hedui_connectors::{ColumnKind, Connector, ConnectorError, FileConnector, FileFormat, RecordSet, SourceKind};
+use hedui_connectors::{ColumnKind, Connector, ConnectorError, FileConnector, RecordSet, SourceKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -97,6 +97,20 @@ pub struct FileCounts {
     pub quarantined: u64,
     /// Keys repaired on the way (lowercase x, 15-digit, spaces, …), by kind.
     pub key_repairs: BTreeMap<String, u64>,
+    /// Encoding read (`utf-8`, `utf-8-bom`, `gb18030`, `utf-16le`, `utf-16be`, `binary`).
+    pub encoding: String,
+    /// Delimiter of a text file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<char>,
+    /// Headers found → §2 columns, where they differ.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub header_map: Vec<(String, String)>,
+    /// Physical lines skipped as repeated header rows (two exports concatenated).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repeated_header_lines: Vec<u64>,
+    /// What the reader decided (encoding detection, unit conversions, date rules).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A source's outcome for the whole run.
@@ -352,13 +366,22 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                 record_sets.push(RecordSet::default());
             }
             Ok((conn, mut l)) => {
-                let is_csv = conn.format() == FileFormat::Csv;
+                let prep = conn.prepared();
                 let file = l.counts.file.clone();
+                for r in &prep.rejected {
+                    q.push(QuarantineEntry::at(&file, Some(r.line), None, &r.column, &r.raw, &r.reason, Action::Rejected, r.message.clone()));
+                }
                 for (row, raw) in &l.bad {
                     let e = IdNumber::parse(raw, opts.as_of).err().unwrap_or(crate::domain::IdError::Missing);
-                    q.push(QuarantineEntry::new(&file, is_csv, *row, "id_number", raw, e.code(), Action::Rejected, format!("id_number: {e}; the row cannot be linked to a person")));
+                    q.push(QuarantineEntry::at(&file, prep.line_of(*row), Some(*row), "id_number", raw, e.code(), Action::Rejected, format!("id_number: {e}; the row cannot be linked to a person")));
                 }
-                l.counts.quarantined = l.bad.len() as u64;
+                l.counts.quarantined = (l.bad.len() + prep.rejected.len()) as u64;
+                l.counts.rows += prep.rejected.len() as u64;
+                l.counts.encoding = prep.encoding.clone();
+                l.counts.delimiter = prep.delimiter;
+                l.counts.header_map = prep.header_map.iter().filter(|(a, b)| a != b).cloned().collect();
+                l.counts.repeated_header_lines = prep.repeated_headers.clone();
+                l.counts.notes = prep.notes.clone();
                 for (ri, (rec, key)) in l.records.records.iter().zip(&l.keys).enumerate() {
                     let Some(&pi) = person_index.get(key) else { continue };
                     let p = &mut persons[pi];
@@ -372,7 +395,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                         Err(fe) => {
                             l.counts.quarantined += 1;
                             let raw = rec.values[kind.columns().iter().position(|c| c.name == fe.column).unwrap_or(0)].clone().unwrap_or_default();
-                            q.push(QuarantineEntry::new(&file, is_csv, rec.row, fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
+                            q.push(QuarantineEntry::at(&file, prep.line_of(rec.row), Some(rec.row), fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
                             if !p.incomplete.iter().any(|(k, _)| *k == kind) {
                                 p.incomplete.push((kind, format!("rows_quarantined: a {} row of a person could not be read", kind.name())));
                             }

@@ -27,8 +27,9 @@ pub struct QuarantineEntry {
     pub file: String,
     /// Physical line (CSV: data row + 2); None for Parquet.
     pub line: Option<u64>,
-    /// 0-based data row.
-    pub row: u64,
+    /// 0-based data row of the file as read (None for a row refused while decoding, before
+    /// it became a data row).
+    pub row: Option<u64>,
     /// The column.
     pub column: String,
     /// The value, masked.
@@ -44,9 +45,15 @@ pub struct QuarantineEntry {
 impl QuarantineEntry {
     /// An entry for `file` at data row `row` (CSV files get a physical line).
     pub fn new(file: &str, is_csv: bool, row: u64, column: &str, raw_value: &str, reason: &str, action: Action, message: String) -> Self {
+        QuarantineEntry::at(file, is_csv.then_some(row + 2), Some(row), column, raw_value, reason, action, message)
+    }
+
+    /// An entry at a known physical line (from the reader's line map) and data row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn at(file: &str, line: Option<u64>, row: Option<u64>, column: &str, raw_value: &str, reason: &str, action: Action, message: String) -> Self {
         QuarantineEntry {
             file: file.to_string(),
-            line: is_csv.then_some(row + 2),
+            line,
             row,
             column: column.to_string(),
             value: mask(raw_value),
@@ -90,7 +97,7 @@ impl Quarantine {
             w.write_record([
                 e.file.as_str(),
                 &e.line.map(|l| l.to_string()).unwrap_or_default(),
-                &e.row.to_string(),
+                &e.row.map(|r| r.to_string()).unwrap_or_default(),
                 &e.column,
                 &e.value,
                 &e.reason,

@@ -269,3 +269,32 @@ fn gen_is_deterministic_and_names_a_bad_region() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("629999"));
 }
+
+#[test]
+fn a_gbk_export_with_chinese_headers_and_a_repeated_header_gives_the_same_determinations() {
+    let c = County::new(150);
+    let (_, clean) = c.batch("clean", &[]);
+    // Re-export the bank extract as a Windows department would: GBK, Chinese headers,
+    // CRLF, and a second export concatenated (its header repeated mid-file).
+    let path = c.data().join("bank.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[0] = lines[0].replacen("id_number", "身份证号", 1).replacen("name", "姓名", 1);
+    let header = lines[0].clone();
+    let mid = lines.len() / 2;
+    lines.insert(mid, header);
+    let joined = lines.join("\r\n") + "\r\n";
+    let (gbk, _, lossy) = encoding_rs::GBK.encode(&joined);
+    assert!(!lossy);
+    std::fs::write(&path, &gbk).unwrap();
+    let (out, dirty) = c.batch("gbk", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let a = std::fs::read_to_string(clean.join("determinations.csv")).unwrap();
+    let b = std::fs::read_to_string(dirty.join("determinations.csv")).unwrap();
+    assert_eq!(a, b, "same determinations from the GBK export");
+    let s = summary(&dirty);
+    let bank = &s["sources"]["bank"]["counts"];
+    assert_eq!(bank["encoding"], "gb18030");
+    assert_eq!(bank["repeated_header_lines"][0], mid as u64 + 1);
+    assert_eq!(bank["rows"].as_u64().unwrap() + 2, lines.len() as u64, "the repeated header is not a row");
+}
