@@ -95,7 +95,7 @@ impl SourceKind {
     ];
 
     /// The §2 name (also the file stem and the serde tag).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             SourceKind::HouseholdRegistration => "household_registration",
             SourceKind::Tax => "tax",
@@ -249,7 +249,7 @@ impl CaseloadTable {
     pub const ALL: [CaseloadTable; 3] = [CaseloadTable::Households, CaseloadTable::Members, CaseloadTable::Supporters];
 
     /// The §2 name (file stem).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             CaseloadTable::Households => "households",
             CaseloadTable::Members => "members",

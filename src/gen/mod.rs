@@ -65,20 +65,15 @@ use chrono::{Datelike, NaiveDate};
 use crate::domain::id_number::{IdNumber, make_id};
 
 /// The 12 department sources in DESIGN.md §2 order (file name = source name).
-pub const SOURCES: [&str; 12] = [
-    "household_registration",
-    "tax",
-    "social_insurance",
-    "real_estate",
-    "market_entity",
-    "provident_fund",
-    "vehicle_vessel",
-    "bank",
-    "commercial_insurance",
-    "securities",
-    "internet_finance",
-    "medical_insurance",
-];
+pub const SOURCES: [&str; 12] = {
+    let mut t = [""; 12];
+    let mut i = 0;
+    while i < 12 {
+        t[i] = hedui_connectors::SourceKind::ALL[i].name();
+        i += 1;
+    }
+    t
+};
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]

@@ -75,35 +75,8 @@ pub fn receipt_html(r: &VerificationReport, lang: &Texts) -> String {
     // ---- persons
     h.raw("<section class=\"block\">")
         .el("h2", "", &lang.ui("receipt_section_persons"));
-    h.raw("<table>");
-    h.thead(&[
-        lang.ui("person_no"),
-        lang.ui("person_role"),
-        lang.ui("person_relation"),
-        lang.ui("person_id"),
-        lang.ui("person_consent"),
-        lang.ui("person_linked"),
-    ]);
-    h.raw("<tbody>");
-    for (i, p) in r.persons.iter().enumerate() {
-        h.raw("<tr>")
-            .td(&(i + 1).to_string())
-            .td(lang.term("role", &p.role))
-            .td(lang.term("relation", &p.relation));
-        h.el("td", "id", &p.id_number_masked);
-        h.td(&lang.ui(if p.consent {
-            "consent_given"
-        } else {
-            "consent_missing"
-        }));
-        h.td(&if p.linked {
-            lang.ui("yes").into_owned()
-        } else {
-            lang.ui("receipt_not_queried").into_owned()
-        })
-        .raw("</tr>");
-    }
-    h.raw("</tbody></table></section>\n");
+    super::report_page::persons_table(&mut h, r, lang, "receipt_not_queried");
+    h.raw("</section>\n");
 
     // ---- sources: whom each was asked about, and whether it answered (no record counts:
     // they would reveal supporters' items). Every queried person is asked of every source.

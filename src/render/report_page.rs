@@ -172,6 +172,31 @@ pub(crate) fn person_short(r: &VerificationReport, index: usize, lang: &Texts) -
 }
 
 /// The index into `persons` of the n-th (0-based) person of a role.
+/// The persons table (masked IDs, consent, whether queried), shared by the report and the
+/// receipt; `not_linked` is the `ui` text key for a person not queried.
+pub(crate) fn persons_table(h: &mut Html, r: &VerificationReport, lang: &Texts, not_linked: &str) {
+    h.raw("<table>");
+    h.thead(&[
+        lang.ui("person_no"),
+        lang.ui("person_role"),
+        lang.ui("person_relation"),
+        lang.ui("person_id"),
+        lang.ui("person_consent"),
+        lang.ui("person_linked"),
+    ]);
+    h.raw("<tbody>");
+    for (i, p) in r.persons.iter().enumerate() {
+        h.raw("<tr>")
+            .td(&(i + 1).to_string())
+            .td(lang.term("role", &p.role))
+            .td(lang.term("relation", &p.relation));
+        h.el("td", "id", &p.id_number_masked);
+        h.td(&lang.ui(if p.consent { "consent_given" } else { "consent_missing" }));
+        h.td(&lang.ui(if p.linked { "yes" } else { not_linked })).raw("</tr>");
+    }
+    h.raw("</tbody></table>");
+}
+
 fn nth_of_role(persons: &[PersonEntry], role: &str, n: usize) -> Option<usize> {
     persons
         .iter()
@@ -246,31 +271,8 @@ fn overview(h: &mut Html, r: &VerificationReport, lang: &Texts) {
     chart_figure(h, r, lang);
 
     h.el("h3", "", &lang.ui("persons_heading"));
-    h.raw("<table>");
-    h.thead(&[
-        lang.ui("person_no"),
-        lang.ui("person_role"),
-        lang.ui("person_relation"),
-        lang.ui("person_id"),
-        lang.ui("person_consent"),
-        lang.ui("person_linked"),
-    ]);
-    h.raw("<tbody>");
-    for (i, p) in r.persons.iter().enumerate() {
-        h.raw("<tr>")
-            .td(&(i + 1).to_string())
-            .td(lang.term("role", &p.role))
-            .td(lang.term("relation", &p.relation));
-        h.el("td", "id", &p.id_number_masked);
-        h.td(&lang.ui(if p.consent {
-            "consent_given"
-        } else {
-            "consent_missing"
-        }));
-        h.td(&lang.ui(if p.linked { "yes" } else { "no" }))
-            .raw("</tr>");
-    }
-    h.raw("</tbody></table>\n");
+    persons_table(h, r, lang, "no");
+    h.raw("\n");
 
     h.el("h3", "", &lang.ui("policy_heading"));
     h.raw("<table class=\"kv\"><tbody>");

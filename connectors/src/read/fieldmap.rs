@@ -12,23 +12,19 @@ use std::collections::BTreeMap;
 use crate::{CaseloadTable, ColumnKind, ConnectorError, SourceKind};
 
 /// Every table with a field map: the 3 caseload tables and the 12 sources (§2).
-pub const TABLES: [&str; 15] = [
-    "households",
-    "members",
-    "supporters",
-    "household_registration",
-    "tax",
-    "social_insurance",
-    "real_estate",
-    "market_entity",
-    "provident_fund",
-    "vehicle_vessel",
-    "bank",
-    "commercial_insurance",
-    "securities",
-    "internet_finance",
-    "medical_insurance",
-];
+pub const TABLES: [&str; 15] = {
+    let mut t = [""; 15];
+    let mut i = 0;
+    while i < 3 {
+        t[i] = CaseloadTable::ALL[i].name();
+        i += 1;
+    }
+    while i < 15 {
+        t[i] = SourceKind::ALL[i - 3].name();
+        i += 1;
+    }
+    t
+};
 
 fn embedded(table: &str) -> Option<&'static str> {
     Some(match table {
