@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 
 use crate::assess::Policy;
 use crate::batch::{BatchOptions, Summary};
-use crate::seal::{Opener, RecipientPrivateKey, RecipientPublicKey, SealedReport, SigningKey, VerifyingKey};
+use crate::seal::{
+    Opener, RecipientPrivateKey, RecipientPublicKey, SealedReport, SigningKey, VerifyingKey,
+};
 
 /// hedui (核对): household economic-status verification for social assistance.
 #[derive(Parser, Debug)]
@@ -136,7 +138,10 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("HEDUI_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HEDUI_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
         .init();
     match run(cli) {
         Ok(code) => code,
@@ -148,48 +153,116 @@ pub fn main() -> i32 {
 }
 
 fn today() -> NaiveDate {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    chrono::DateTime::from_timestamp(secs, 0).map(|t| t.date_naive()).unwrap_or_default()
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map(|t| t.date_naive())
+        .unwrap_or_default()
 }
 
 fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Keygen { out } => {
             let p = crate::seal::keygen(&out).context("Failed to make keys")?;
-            println!("recipient private key (keep it with civil affairs): {}", p.recipient_private.display());
-            println!("recipient public key (give to hedui batch --recipient): {}", p.recipient_public.display());
+            println!(
+                "recipient private key (keep it with civil affairs): {}",
+                p.recipient_private.display()
+            );
+            println!(
+                "recipient public key (give to hedui batch --recipient): {}",
+                p.recipient_public.display()
+            );
             println!("hedui signing key: {}", p.signing_private.display());
-            println!("hedui signing public key (trusted by hedui open): {}", p.signing_public.display());
+            println!(
+                "hedui signing public key (trusted by hedui open): {}",
+                p.signing_public.display()
+            );
             Ok(0)
         }
-        Command::Batch { caseload, sources, policy, recipient, signing_key, out, as_of, previous } => {
+        Command::Batch {
+            caseload,
+            sources,
+            policy,
+            recipient,
+            signing_key,
+            out,
+            as_of,
+            previous,
+        } => {
             let policy = match policy {
                 Some(p) => Policy::load(&p).context("Failed to load the policy")?,
                 None => Policy::bundled(),
             };
             let recipients = recipient
                 .iter()
-                .map(|p| RecipientPublicKey::load(p).with_context(|| format!("Failed to load recipient key {}", p.display())))
+                .map(|p| {
+                    RecipientPublicKey::load(p)
+                        .with_context(|| format!("Failed to load recipient key {}", p.display()))
+                })
                 .collect::<Result<Vec<_>>>()?;
-            let signing_path = signing_key.unwrap_or_else(|| sibling(&recipient[0], "hedui-signing.key"));
-            let signing = SigningKey::load(&signing_path).with_context(|| format!("Failed to load the signing key {}", signing_path.display()))?;
-            let opts = BatchOptions { caseload, sources, policy, recipients, signing, out, as_of: as_of.unwrap_or_else(today), previous, progress: true };
+            let signing_path =
+                signing_key.unwrap_or_else(|| sibling(&recipient[0], "hedui-signing.key"));
+            let signing = SigningKey::load(&signing_path).with_context(|| {
+                format!("Failed to load the signing key {}", signing_path.display())
+            })?;
+            let opts = BatchOptions {
+                caseload,
+                sources,
+                policy,
+                recipients,
+                signing,
+                out,
+                as_of: as_of.unwrap_or_else(today),
+                previous,
+                progress: true,
+            };
             let summary = crate::batch::run(&opts).context("Batch failed")?;
             print_summary(&summary, &opts.out);
             Ok(summary.exit_code)
         }
-        Command::Open { key, signer, file, household, format } => open(&key, signer, &file, household.as_deref(), format),
-        Command::Gen { households, seed, region, as_of, out, format, population_factor } => {
-            let region_code = crate::domain::RegionCode::parse(&region).with_context(|| format!("--region {region}"))?;
+        Command::Open {
+            key,
+            signer,
+            file,
+            household,
+            format,
+        } => open(&key, signer, &file, household.as_deref(), format),
+        Command::Gen {
+            households,
+            seed,
+            region,
+            as_of,
+            out,
+            format,
+            population_factor,
+        } => {
+            let region_code = crate::domain::RegionCode::parse(&region)
+                .with_context(|| format!("--region {region}"))?;
             if region_code.level() != "county" {
-                bail!("--region {region} ({}) is not a county-level code", region_code.name());
+                bail!(
+                    "--region {region} ({}) is not a county-level code",
+                    region_code.name()
+                );
             }
-            let cfg = gen_config(households, seed, region_code.code(), as_of, population_factor);
+            let cfg = gen_config(
+                households,
+                seed,
+                region_code.code(),
+                as_of,
+                population_factor,
+            );
             let t = std::time::Instant::now();
             let stats = generate_to(&cfg, &out, format)?;
             println!(
                 "generated {} households, {} members, {} supporters, {} residents into {} in {:.1} s",
-                stats.households, stats.members, stats.supporters, stats.residents, out.display(), t.elapsed().as_secs_f64()
+                stats.households,
+                stats.members,
+                stats.supporters,
+                stats.residents,
+                out.display(),
+                t.elapsed().as_secs_f64()
             );
             for (t, n) in &stats.rows {
                 println!("  {t:<24}{n:>12} rows");
@@ -200,19 +273,40 @@ fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-fn gen_config(households: usize, seed: u64, region: u32, as_of: NaiveDate, population_factor: f64) -> crate::r#gen::GenConfig {
+fn gen_config(
+    households: usize,
+    seed: u64,
+    region: u32,
+    as_of: NaiveDate,
+    population_factor: f64,
+) -> crate::r#gen::GenConfig {
     let prefix = region / 10_000;
-    let other_counties = crate::domain::region::counties_under(prefix).into_iter().filter(|c| *c != region).collect();
-    crate::r#gen::GenConfig { households, seed, region, other_counties, as_of, population_factor, ..Default::default() }
+    let other_counties = crate::domain::region::counties_under(prefix)
+        .into_iter()
+        .filter(|c| *c != region)
+        .collect();
+    crate::r#gen::GenConfig {
+        households,
+        seed,
+        region,
+        other_counties,
+        as_of,
+        population_factor,
+        ..Default::default()
+    }
 }
 
 /// Generate a county into `out` (created), one file per table.
-fn generate_to(cfg: &crate::r#gen::GenConfig, out: &Path, format: Format) -> Result<crate::r#gen::GenStats> {
+fn generate_to(
+    cfg: &crate::r#gen::GenConfig,
+    out: &Path,
+    format: Format,
+) -> Result<crate::r#gen::GenStats> {
     std::fs::create_dir_all(out).with_context(|| format!("Failed to create {}", out.display()))?;
-    crate::r#gen::generate(cfg, &mut |table| {
-        match format {
-            Format::Csv => crate::r#gen::write_csv(&table, &out.join(format!("{}.csv", table.name))),
-            Format::Parquet => crate::r#gen::write_parquet(&table, &out.join(format!("{}.parquet", table.name))),
+    crate::r#gen::generate(cfg, &mut |table| match format {
+        Format::Csv => crate::r#gen::write_csv(&table, &out.join(format!("{}.csv", table.name))),
+        Format::Parquet => {
+            crate::r#gen::write_parquet(&table, &out.join(format!("{}.parquet", table.name)))
         }
     })
 }
@@ -223,24 +317,49 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     // The demo's files stay for the newcomer to explore (printed at the end).
     let root = match keep {
         Some(p) => p,
-        None => tempfile::Builder::new().prefix("hedui-demo-").tempdir().context("Failed to make a temporary directory")?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("hedui-demo-")
+            .tempdir()
+            .context("Failed to make a temporary directory")?
+            .keep(),
     };
     let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).expect("valid date");
     let data = root.join("county");
-    println!("1/4 generating a synthetic county (620503 麦积区, {households} households) into {}", data.display());
+    println!(
+        "1/4 generating a synthetic county (620503 麦积区, {households} households) into {}",
+        data.display()
+    );
     let cfg = gen_config(households, 20_261_101, 620503, as_of, 8.0);
     let stats = generate_to(&cfg, &data, Format::Parquet)?;
     println!(
         "    {} members, {} supporters; sources cover {} residents in {} rows ({:.1} s)",
-        stats.members, stats.supporters, stats.residents, stats.rows.iter().filter(|(t, _)| crate::SourceKind::from_name(t).is_some()).map(|(_, n)| n).sum::<usize>(), t0.elapsed().as_secs_f64()
+        stats.members,
+        stats.supporters,
+        stats.residents,
+        stats
+            .rows
+            .iter()
+            .filter(|(t, _)| crate::SourceKind::from_name(t).is_some())
+            .map(|(_, n)| n)
+            .sum::<usize>(),
+        t0.elapsed().as_secs_f64()
     );
     let keys = root.join("keys");
     if !keys.join("civil.key").exists() {
         crate::seal::keygen(&keys).context("Failed to make keys")?;
     }
-    println!("2/4 keys: civil-affairs recipient {}/civil.key (.pub), hedui signing {}/hedui-signing.key (.pub)", keys.display(), keys.display());
+    println!(
+        "2/4 keys: civil-affairs recipient {}/civil.key (.pub), hedui signing {}/hedui-signing.key (.pub)",
+        keys.display(),
+        keys.display()
+    );
     let out = root.join("run");
-    println!("3/4 hedui batch --caseload {0} --sources {0} --recipient {1}/civil.pub --out {2} --as-of {as_of}", data.display(), keys.display(), out.display());
+    println!(
+        "3/4 hedui batch --caseload {0} --sources {0} --recipient {1}/civil.pub --out {2} --as-of {as_of}",
+        data.display(),
+        keys.display(),
+        out.display()
+    );
     let opts = BatchOptions {
         caseload: data.clone(),
         sources: data.clone(),
@@ -254,12 +373,16 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     };
     let summary = crate::batch::run(&opts).context("Batch failed")?;
     println!("4/4 opening one referred and one ineligible report with the civil-affairs key:");
-    let opener = Opener::new(RecipientPrivateKey::load(&keys.join("civil.key"))?, Some(VerifyingKey::load(&keys.join("hedui-signing.pub"))?));
+    let opener = Opener::new(
+        RecipientPrivateKey::load(&keys.join("civil.key"))?,
+        Some(VerifyingKey::load(&keys.join("hedui-signing.pub"))?),
+    );
     let text = std::fs::read_to_string(out.join("reports.jsonl"))?;
     for wanted in ["referred", "ineligible"] {
         for line in text.lines() {
             let env: SealedReport = serde_json::from_str(line)?;
-            let report: crate::report::VerificationReport = serde_json::from_slice(&opener.open(&env)?)?;
+            let report: crate::report::VerificationReport =
+                serde_json::from_slice(&opener.open(&env)?)?;
             if report.determination.as_str() == wanted {
                 print_report_brief(&report);
                 break;
@@ -268,25 +391,47 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     }
     println!();
     print_summary(&summary, &out);
-    println!("demo finished in {:.1} s; everything is in {} (remove it when done). Open any household with:", t0.elapsed().as_secs_f64(), root.display());
-    println!("  hedui open --key {}/civil.key {}/reports.jsonl --household <HOUSEHOLD_ID>", keys.display(), out.display());
+    println!(
+        "demo finished in {:.1} s; everything is in {} (remove it when done). Open any household with:",
+        t0.elapsed().as_secs_f64(),
+        root.display()
+    );
+    println!(
+        "  hedui open --key {}/civil.key {}/reports.jsonl --household <HOUSEHOLD_ID>",
+        keys.display(),
+        out.display()
+    );
     Ok(0)
 }
 
 fn print_report_brief(r: &crate::report::VerificationReport) {
     println!(
         "  household {} ({}, {}, {} members): {}  per-capita income {} yuan/month, financial assets {} yuan (S = {})",
-        r.household_id, r.programme, r.area, r.members, r.determination.as_str(),
-        r.per_capita_monthly_income.as_deref().unwrap_or("-"), r.per_capita_financial_assets.as_deref().unwrap_or("-"), r.policy.dibao_standard_monthly
+        r.household_id,
+        r.programme,
+        r.area,
+        r.members,
+        r.determination.as_str(),
+        r.per_capita_monthly_income.as_deref().unwrap_or("-"),
+        r.per_capita_financial_assets.as_deref().unwrap_or("-"),
+        r.policy.dibao_standard_monthly
     );
     for f in &r.findings {
-        println!("    finding {:<24}{:<11}{}", f.rule, format!("{:?}", f.outcome).to_lowercase(), f.evidence);
+        println!(
+            "    finding {:<24}{:<11}{}",
+            f.rule,
+            format!("{:?}", f.outcome).to_lowercase(),
+            f.evidence
+        );
     }
     let sources: Vec<String> = r
         .sources
         .iter()
         .map(|s| {
-            let status = serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            let status = serde_json::to_value(s.status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
             format!("{} {status} ({})", s.source, s.records.len())
         })
         .collect();
@@ -294,24 +439,44 @@ fn print_report_brief(r: &crate::report::VerificationReport) {
 }
 
 fn sibling(path: &Path, name: &str) -> PathBuf {
-    path.parent().map(|d| d.join(name)).unwrap_or_else(|| PathBuf::from(name))
+    path.parent()
+        .map(|d| d.join(name))
+        .unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// Open reports; print JSON. Exit 1 if any envelope fails to open.
-fn open(key: &Path, signer: Option<PathBuf>, file: &Path, household: Option<&str>, format: OpenFormat) -> Result<i32> {
+fn open(
+    key: &Path,
+    signer: Option<PathBuf>,
+    file: &Path,
+    household: Option<&str>,
+    format: OpenFormat,
+) -> Result<i32> {
     if format != OpenFormat::Json && household.is_none() {
         bail!("--format html and --format receipt print one page: give --household ID");
     }
-    let private = RecipientPrivateKey::load(key).with_context(|| format!("Failed to load the key {}", key.display()))?;
-    let trusted = match signer {
-        Some(p) => Some(VerifyingKey::load(&p).with_context(|| format!("Failed to load the signer key {}", p.display()))?),
-        None => {
-            let p = sibling(key, "hedui-signing.pub");
-            if p.is_file() { Some(VerifyingKey::load(&p).with_context(|| format!("Failed to load the signer key {}", p.display()))?) } else { None }
-        }
-    };
+    let private = RecipientPrivateKey::load(key)
+        .with_context(|| format!("Failed to load the key {}", key.display()))?;
+    let trusted =
+        match signer {
+            Some(p) => Some(
+                VerifyingKey::load(&p)
+                    .with_context(|| format!("Failed to load the signer key {}", p.display()))?,
+            ),
+            None => {
+                let p = sibling(key, "hedui-signing.pub");
+                if p.is_file() {
+                    Some(VerifyingKey::load(&p).with_context(|| {
+                        format!("Failed to load the signer key {}", p.display())
+                    })?)
+                } else {
+                    None
+                }
+            }
+        };
     let opener = Opener::new(private, trusted);
-    let text = std::fs::read_to_string(file).with_context(|| format!("Failed to read {}", file.display()))?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("Failed to read {}", file.display()))?;
     let mut failures = 0;
     let mut found = false;
     let stdout = std::io::stdout();
@@ -324,7 +489,11 @@ fn open(key: &Path, signer: Option<PathBuf>, file: &Path, household: Option<&str
         let env: SealedReport = match serde_json::from_str(line) {
             Ok(e) => e,
             Err(e) => {
-                eprintln!("hedui: {}:{}: not a sealed report: {e}", file.display(), i + 1);
+                eprintln!(
+                    "hedui: {}:{}: not a sealed report: {e}",
+                    file.display(),
+                    i + 1
+                );
                 failures += 1;
                 continue;
             }
@@ -340,13 +509,20 @@ fn open(key: &Path, signer: Option<PathBuf>, file: &Path, household: Option<&str
                 if household.is_some() {
                     match format {
                         OpenFormat::Json => {
-                            let v: serde_json::Value = serde_json::from_slice(&plain).context("Failed to parse an opened report")?;
+                            let v: serde_json::Value = serde_json::from_slice(&plain)
+                                .context("Failed to parse an opened report")?;
                             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
                         }
                         OpenFormat::Html | OpenFormat::Receipt => {
-                            let report: crate::report::VerificationReport = serde_json::from_slice(&plain).context("Failed to parse an opened report")?;
+                            let report: crate::report::VerificationReport =
+                                serde_json::from_slice(&plain)
+                                    .context("Failed to parse an opened report")?;
                             let texts = crate::render::Texts::zh();
-                            let page = if format == OpenFormat::Html { crate::render::report_html(&report, &texts) } else { crate::render::receipt_html(&report, &texts) };
+                            let page = if format == OpenFormat::Html {
+                                crate::render::report_html(&report, &texts)
+                            } else {
+                                crate::render::receipt_html(&report, &texts)
+                            };
                             out.write_all(page.as_bytes())?;
                         }
                     }
@@ -356,7 +532,12 @@ fn open(key: &Path, signer: Option<PathBuf>, file: &Path, household: Option<&str
                 }
             }
             Err(e) => {
-                eprintln!("hedui: {}:{}: cannot open report {}: {e}", file.display(), i + 1, env.report_id);
+                eprintln!(
+                    "hedui: {}:{}: cannot open report {}: {e}",
+                    file.display(),
+                    i + 1,
+                    env.report_id
+                );
                 failures += 1;
             }
         }
@@ -373,8 +554,14 @@ fn open(key: &Path, signer: Option<PathBuf>, file: &Path, household: Option<&str
 /// Print a short summary table (counts by determination and by rule).
 pub fn print_summary(s: &Summary, out: &Path) {
     let n = s.households.max(1) as f64;
-    println!("run {}  as of {}  policy {}  households {}", s.run_id, s.as_of, s.policy, s.households);
-    println!("  {:<26}{:>10}{:>9}", "determination", "households", "share");
+    println!(
+        "run {}  as of {}  policy {}  households {}",
+        s.run_id, s.as_of, s.policy, s.households
+    );
+    println!(
+        "  {:<26}{:>10}{:>9}",
+        "determination", "households", "share"
+    );
     for (d, v) in &s.determination {
         println!("  {:<26}{:>10}{:>8.2}%", d, v, 100.0 * *v as f64 / n);
     }
@@ -386,8 +573,27 @@ pub fn print_summary(s: &Summary, out: &Path) {
             }
         }
     }
-    println!("  review due: {}   quarantined: {}   unverified sources: {}", s.review_due, s.quarantine.values().sum::<u64>(),
-        s.sources.iter().filter(|(_, v)| v.status != "answered").map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "));
-    println!("  timings (ms): {}", s.timings_ms.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "));
-    println!("  outputs: {}/{{reports.jsonl, summary.json, summary.html, quarantine.csv, determinations.csv}}", out.display());
+    println!(
+        "  review due: {}   quarantined: {}   unverified sources: {}",
+        s.review_due,
+        s.quarantine.values().sum::<u64>(),
+        s.sources
+            .iter()
+            .filter(|(_, v)| v.status != "answered")
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  timings (ms): {}",
+        s.timings_ms
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "  outputs: {}/{{reports.jsonl, summary.json, summary.html, quarantine.csv, determinations.csv}}",
+        out.display()
+    );
 }

@@ -37,16 +37,26 @@ pub struct ColumnSpec {
 }
 
 const fn c(name: &'static str, kind: ColumnKind) -> ColumnSpec {
-    ColumnSpec { name, kind, nullable: false }
+    ColumnSpec {
+        name,
+        kind,
+        nullable: false,
+    }
 }
 const fn n(name: &'static str, kind: ColumnKind) -> ColumnSpec {
-    ColumnSpec { name, kind, nullable: true }
+    ColumnSpec {
+        name,
+        kind,
+        nullable: true,
+    }
 }
 
 use ColumnKind::*;
 
 /// The 12 department sources of DESIGN.md §2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     /// 户籍: household registration (hukou).
@@ -138,92 +148,192 @@ impl SourceKind {
     /// The §2 columns besides `id_number` and `name`, in §2 order.
     pub fn columns(self) -> &'static [ColumnSpec] {
         match self {
-            SourceKind::HouseholdRegistration => { const C: &[ColumnSpec] = &[
-                c("gender", Enum(&["male", "female", "M", "F", "1", "2", "男", "女"])),
-                c("birth_date", Date),
-                c("hukou_region_code", Text),
-                c("hukou_type", Enum(&["urban", "rural"])),
-                n("household_head_id", IdNumber),
-                c("status", Enum(STATUS_REG)),
-                n("status_date", Date),
-            ]; C }
-            SourceKind::Tax => { const C: &[ColumnSpec] = &[
-                c("tax_year", Integer),
-                c("income_type", Enum(&["wages", "labour", "business", "property_lease", "interest_dividend", "other"])),
-                c("gross_income", Money),
-                n("tax_paid", Money),
-            ]; C }
-            SourceKind::SocialInsurance => { const C: &[ColumnSpec] = &[
-                c("period", Month),
-                c("insurance_type", Enum(&["employee_pension", "resident_pension", "unemployment", "medical", "injury"])),
-                c("record_type", Enum(&["contribution", "benefit"])),
-                n("employer_credit_code", Text),
-                c("amount", Money),
-            ]; C }
-            SourceKind::RealEstate => { const C: &[ColumnSpec] = &[
-                c("certificate_no", Text),
-                n("region_code", Text),
-                c("usage", Enum(&["residential", "commercial", "office", "parking", "industrial", "other"])),
-                n("area_m2", Decimal2),
-                c("share_pct", Decimal2),
-                n("registered_date", Date),
-            ]; C }
-            SourceKind::MarketEntity => { const C: &[ColumnSpec] = &[
-                c("credit_code", Text),
-                n("entity_name", Text),
-                c("entity_type", Enum(&["enterprise", "individual_business", "cooperative"])),
-                c("role", Enum(&["legal_representative", "shareholder", "operator"])),
-                n("subscribed_capital", Money),
-                c("status", Enum(&["active", "revoked", "deregistered"])),
-                n("registered_date", Date),
-            ]; C }
-            SourceKind::ProvidentFund => { const C: &[ColumnSpec] = &[c("period", Month), n("monthly_deposit", Money), n("balance", Money)]; C }
-            SourceKind::VehicleVessel => { const C: &[ColumnSpec] = &[
-                n("plate_no", Text),
-                c("kind", Enum(&[
-                    "car", "suv", "van", "truck", "bus", "motorcycle", "tricycle", "tractor", "harvester", "vessel",
-                    "disabled_vehicle",
-                ])),
-                c("usage", Enum(&["private", "business"])),
-                n("purchase_price", Money),
-                n("registered_date", Date),
-                c("status", Enum(&["normal", "scrapped", "transferred"])),
-            ]; C }
-            SourceKind::Bank => { const C: &[ColumnSpec] = &[
-                n("institution_code", Text),
-                n("account_no_masked", Text),
-                n("product", Enum(&["current", "time", "wealth_management"])),
-                c("balance", Money),
-                n("as_of_date", Date),
-            ]; C }
-            SourceKind::CommercialInsurance => { const C: &[ColumnSpec] = &[
-                n("insurer_code", Text),
-                n("policy_no", Text),
-                n("product_type", Enum(&["life", "annuity", "health", "accident", "property"])),
-                n("cash_value", Money),
-                n("annual_premium", Money),
-                n("as_of_date", Date),
-            ]; C }
-            SourceKind::Securities => { const C: &[ColumnSpec] = &[
-                n("institution_code", Text),
-                n("account_no_masked", Text),
-                n("market_value", Money),
-                n("cash_balance", Money),
-                n("as_of_date", Date),
-            ]; C }
-            SourceKind::InternetFinance => { const C: &[ColumnSpec] = &[
-                n("platform", Text),
-                n("product", Text),
-                c("balance", Money),
-                n("as_of_date", Date),
-            ]; C }
-            SourceKind::MedicalInsurance => { const C: &[ColumnSpec] = &[c("year", Integer), n("total_cost", Money), c("out_of_pocket", Money)]; C }
+            SourceKind::HouseholdRegistration => {
+                const C: &[ColumnSpec] = &[
+                    c(
+                        "gender",
+                        Enum(&["male", "female", "M", "F", "1", "2", "男", "女"]),
+                    ),
+                    c("birth_date", Date),
+                    c("hukou_region_code", Text),
+                    c("hukou_type", Enum(&["urban", "rural"])),
+                    n("household_head_id", IdNumber),
+                    c("status", Enum(STATUS_REG)),
+                    n("status_date", Date),
+                ];
+                C
+            }
+            SourceKind::Tax => {
+                const C: &[ColumnSpec] = &[
+                    c("tax_year", Integer),
+                    c(
+                        "income_type",
+                        Enum(&[
+                            "wages",
+                            "labour",
+                            "business",
+                            "property_lease",
+                            "interest_dividend",
+                            "other",
+                        ]),
+                    ),
+                    c("gross_income", Money),
+                    n("tax_paid", Money),
+                ];
+                C
+            }
+            SourceKind::SocialInsurance => {
+                const C: &[ColumnSpec] = &[
+                    c("period", Month),
+                    c(
+                        "insurance_type",
+                        Enum(&[
+                            "employee_pension",
+                            "resident_pension",
+                            "unemployment",
+                            "medical",
+                            "injury",
+                        ]),
+                    ),
+                    c("record_type", Enum(&["contribution", "benefit"])),
+                    n("employer_credit_code", Text),
+                    c("amount", Money),
+                ];
+                C
+            }
+            SourceKind::RealEstate => {
+                const C: &[ColumnSpec] = &[
+                    c("certificate_no", Text),
+                    n("region_code", Text),
+                    c(
+                        "usage",
+                        Enum(&[
+                            "residential",
+                            "commercial",
+                            "office",
+                            "parking",
+                            "industrial",
+                            "other",
+                        ]),
+                    ),
+                    n("area_m2", Decimal2),
+                    c("share_pct", Decimal2),
+                    n("registered_date", Date),
+                ];
+                C
+            }
+            SourceKind::MarketEntity => {
+                const C: &[ColumnSpec] = &[
+                    c("credit_code", Text),
+                    n("entity_name", Text),
+                    c(
+                        "entity_type",
+                        Enum(&["enterprise", "individual_business", "cooperative"]),
+                    ),
+                    c(
+                        "role",
+                        Enum(&["legal_representative", "shareholder", "operator"]),
+                    ),
+                    n("subscribed_capital", Money),
+                    c("status", Enum(&["active", "revoked", "deregistered"])),
+                    n("registered_date", Date),
+                ];
+                C
+            }
+            SourceKind::ProvidentFund => {
+                const C: &[ColumnSpec] = &[
+                    c("period", Month),
+                    n("monthly_deposit", Money),
+                    n("balance", Money),
+                ];
+                C
+            }
+            SourceKind::VehicleVessel => {
+                const C: &[ColumnSpec] = &[
+                    n("plate_no", Text),
+                    c(
+                        "kind",
+                        Enum(&[
+                            "car",
+                            "suv",
+                            "van",
+                            "truck",
+                            "bus",
+                            "motorcycle",
+                            "tricycle",
+                            "tractor",
+                            "harvester",
+                            "vessel",
+                            "disabled_vehicle",
+                        ]),
+                    ),
+                    c("usage", Enum(&["private", "business"])),
+                    n("purchase_price", Money),
+                    n("registered_date", Date),
+                    c("status", Enum(&["normal", "scrapped", "transferred"])),
+                ];
+                C
+            }
+            SourceKind::Bank => {
+                const C: &[ColumnSpec] = &[
+                    n("institution_code", Text),
+                    n("account_no_masked", Text),
+                    n("product", Enum(&["current", "time", "wealth_management"])),
+                    c("balance", Money),
+                    n("as_of_date", Date),
+                ];
+                C
+            }
+            SourceKind::CommercialInsurance => {
+                const C: &[ColumnSpec] = &[
+                    n("insurer_code", Text),
+                    n("policy_no", Text),
+                    n(
+                        "product_type",
+                        Enum(&["life", "annuity", "health", "accident", "property"]),
+                    ),
+                    n("cash_value", Money),
+                    n("annual_premium", Money),
+                    n("as_of_date", Date),
+                ];
+                C
+            }
+            SourceKind::Securities => {
+                const C: &[ColumnSpec] = &[
+                    n("institution_code", Text),
+                    n("account_no_masked", Text),
+                    n("market_value", Money),
+                    n("cash_balance", Money),
+                    n("as_of_date", Date),
+                ];
+                C
+            }
+            SourceKind::InternetFinance => {
+                const C: &[ColumnSpec] = &[
+                    n("platform", Text),
+                    n("product", Text),
+                    c("balance", Money),
+                    n("as_of_date", Date),
+                ];
+                C
+            }
+            SourceKind::MedicalInsurance => {
+                const C: &[ColumnSpec] = &[
+                    c("year", Integer),
+                    n("total_cost", Money),
+                    c("out_of_pocket", Money),
+                ];
+                C
+            }
         }
     }
 
     /// Every column the file must have: `id_number`, `name`, then [`SourceKind::columns`].
     pub fn required_columns(self) -> Vec<&'static str> {
-        ["id_number", "name"].into_iter().chain(self.columns().iter().map(|c| c.name)).collect()
+        ["id_number", "name"]
+            .into_iter()
+            .chain(self.columns().iter().map(|c| c.name))
+            .collect()
     }
 }
 
@@ -246,7 +356,11 @@ pub enum CaseloadTable {
 
 impl CaseloadTable {
     /// All three, in §2 order.
-    pub const ALL: [CaseloadTable; 3] = [CaseloadTable::Households, CaseloadTable::Members, CaseloadTable::Supporters];
+    pub const ALL: [CaseloadTable; 3] = [
+        CaseloadTable::Households,
+        CaseloadTable::Members,
+        CaseloadTable::Supporters,
+    ];
 
     /// The §2 name (file stem).
     pub const fn name(self) -> &'static str {
@@ -260,33 +374,59 @@ impl CaseloadTable {
     /// The table's columns in §2 order.
     pub fn columns(self) -> &'static [ColumnSpec] {
         match self {
-            CaseloadTable::Households => { const C: &[ColumnSpec] = &[
-                c("household_id", Text),
-                c("region_code", Text),
-                c("area", Enum(&["urban", "rural"])),
-                c("programme", Enum(&["dibao", "tekun", "low_income", "applicant"])),
-                n("category", Enum(&["full", "partial", "class1", "class2", "class3", "class4"])),
-                n("declared_annual_income", Money),
-                n("declared_financial_assets", Money),
-                n("last_verified", Date),
-            ]; C }
-            CaseloadTable::Members => { const C: &[ColumnSpec] = &[
-                c("household_id", Text),
-                c("id_number", IdNumber),
-                n("name", Text),
-                c("relation", Enum(&["applicant", "spouse", "child", "parent", "sibling", "grandchild", "other"])),
-                n("disability_grade", Integer),
-                n("consent_ref", Text),
-            ]; C }
-            CaseloadTable::Supporters => { const C: &[ColumnSpec] = &[
-                c("household_id", Text),
-                c("id_number", IdNumber),
-                n("name", Text),
-                n("supports_id_number", IdNumber),
-                c("relation", Enum(&["child", "parent", "spouse"])),
-                n("own_household_size", Integer),
-                n("consent_ref", Text),
-            ]; C }
+            CaseloadTable::Households => {
+                const C: &[ColumnSpec] = &[
+                    c("household_id", Text),
+                    c("region_code", Text),
+                    c("area", Enum(&["urban", "rural"])),
+                    c(
+                        "programme",
+                        Enum(&["dibao", "tekun", "low_income", "applicant"]),
+                    ),
+                    n(
+                        "category",
+                        Enum(&["full", "partial", "class1", "class2", "class3", "class4"]),
+                    ),
+                    n("declared_annual_income", Money),
+                    n("declared_financial_assets", Money),
+                    n("last_verified", Date),
+                ];
+                C
+            }
+            CaseloadTable::Members => {
+                const C: &[ColumnSpec] = &[
+                    c("household_id", Text),
+                    c("id_number", IdNumber),
+                    n("name", Text),
+                    c(
+                        "relation",
+                        Enum(&[
+                            "applicant",
+                            "spouse",
+                            "child",
+                            "parent",
+                            "sibling",
+                            "grandchild",
+                            "other",
+                        ]),
+                    ),
+                    n("disability_grade", Integer),
+                    n("consent_ref", Text),
+                ];
+                C
+            }
+            CaseloadTable::Supporters => {
+                const C: &[ColumnSpec] = &[
+                    c("household_id", Text),
+                    c("id_number", IdNumber),
+                    n("name", Text),
+                    n("supports_id_number", IdNumber),
+                    c("relation", Enum(&["child", "parent", "spouse"])),
+                    n("own_household_size", Integer),
+                    n("consent_ref", Text),
+                ];
+                C
+            }
         }
     }
 }
@@ -310,7 +450,14 @@ mod tests {
     fn the_tax_source_requires_its_section_2_columns() {
         assert_eq!(
             SourceKind::Tax.required_columns(),
-            vec!["id_number", "name", "tax_year", "income_type", "gross_income", "tax_paid"]
+            vec![
+                "id_number",
+                "name",
+                "tax_year",
+                "income_type",
+                "gross_income",
+                "tax_paid"
+            ]
         );
     }
 }

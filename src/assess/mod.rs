@@ -60,7 +60,11 @@ pub struct PersonView<'a> {
 
 impl PersonView<'_> {
     fn queried(&self) -> Option<&PersonEvidence> {
-        if self.id.is_ok() && self.consent { self.evidence } else { None }
+        if self.id.is_ok() && self.consent {
+            self.evidence
+        } else {
+            None
+        }
     }
 }
 
@@ -106,7 +110,12 @@ fn yuan_x(v: i128, den: i128) -> String {
 }
 
 fn finding(policy: &Policy, rule: &str, outcome: Outcome, evidence: serde_json::Value) -> Finding {
-    Finding { rule: rule.to_string(), clause: policy.clause(rule).to_string(), outcome, evidence }
+    Finding {
+        rule: rule.to_string(),
+        clause: policy.clause(rule).to_string(),
+        outcome,
+        evidence,
+    }
 }
 
 /// Apply every rule of `policy` to one household at as-of date `as_of`.
@@ -131,8 +140,10 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     let mut supporter_flags = Vec::new();
     for (i, s) in view.supporters.iter().enumerate() {
         if let Some(e) = s.queried() {
-            let threshold = i128::from(policy.support_multiple_pct) * s_year * i128::from(s.own_household_size);
-            let owed = (e.income_x100(policy) - threshold).max(0) * i128::from(policy.support_share_pct);
+            let threshold =
+                i128::from(policy.support_multiple_pct) * s_year * i128::from(s.own_household_size);
+            let owed =
+                (e.income_x100(policy) - threshold).max(0) * i128::from(policy.support_share_pct);
             support_total += owed;
             let mut why = Vec::new();
             if e.costly_vehicle {
@@ -160,7 +171,11 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
         findings.push(finding(
             policy,
             "income",
-            if fails { Outcome::Ineligible } else { Outcome::Eligible },
+            if fails {
+                Outcome::Ineligible
+            } else {
+                Outcome::Eligible
+            },
             json!({
                 "household_income_annual": yuan_x(income, X),
                 "support_owed_annual": yuan_x(support_total, X),
@@ -173,7 +188,11 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
         findings.push(finding(
             policy,
             "financial_assets",
-            if fails { Outcome::Ineligible } else { Outcome::Eligible },
+            if fails {
+                Outcome::Ineligible
+            } else {
+                Outcome::Eligible
+            },
             json!({
                 "financial_assets_total": Fen(fin).to_yuan(),
                 "per_capita_financial_assets": per_capita_fin.map(Fen::to_yuan),
@@ -183,12 +202,26 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     }
 
     // ---- members' assets
-    let queried: Vec<&PersonEvidence> = view.members.iter().filter_map(PersonView::queried).collect();
+    let queried: Vec<&PersonEvidence> = view
+        .members
+        .iter()
+        .filter_map(PersonView::queried)
+        .collect();
     let any = |f: &dyn Fn(&PersonEvidence) -> bool| queried.iter().any(|e| f(e));
     if any(&|e| e.private_vehicle) {
-        findings.push(finding(policy, "vehicle", Outcome::Ineligible, json!({"usage": "private"})));
+        findings.push(finding(
+            policy,
+            "vehicle",
+            Outcome::Ineligible,
+            json!({"usage": "private"}),
+        ));
     } else if any(&|e| e.business_vehicle) {
-        findings.push(finding(policy, "vehicle", Outcome::Referred, json!({"usage": "business"})));
+        findings.push(finding(
+            policy,
+            "vehicle",
+            Outcome::Referred,
+            json!({"usage": "business"}),
+        ));
     }
     let residential: i64 = queried.iter().map(|e| e.residential_share).sum();
     let residential_count = Fen(div_round_half_up(i128::from(residential), 100) as i64).to_yuan();
@@ -200,19 +233,42 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
             json!({"residential_count": residential_count, "business_property": any(&|e| e.business_property)}),
         ));
     } else if any(&|e| e.parking) {
-        findings.push(finding(policy, "housing", Outcome::Referred, json!({"parking": true, "residential_count": residential_count})));
+        findings.push(finding(
+            policy,
+            "housing",
+            Outcome::Referred,
+            json!({"parking": true, "residential_count": residential_count}),
+        ));
     }
     if any(&|e| e.big_enterprise) {
-        findings.push(finding(policy, "market_entity", Outcome::Ineligible, json!({"enterprise_at_or_above": policy.entity_capital.to_yuan()})));
+        findings.push(finding(
+            policy,
+            "market_entity",
+            Outcome::Ineligible,
+            json!({"enterprise_at_or_above": policy.entity_capital.to_yuan()}),
+        ));
     } else if any(&|e| e.other_entity) {
-        findings.push(finding(policy, "market_entity", Outcome::Referred, json!({"active_entity": true})));
+        findings.push(finding(
+            policy,
+            "market_entity",
+            Outcome::Referred,
+            json!({"active_entity": true}),
+        ));
     }
     if !supporter_flags.is_empty() {
-        findings.push(finding(policy, "supporter_assets", Outcome::Referred, json!({"supporters": supporter_flags})));
+        findings.push(finding(
+            policy,
+            "supporter_assets",
+            Outcome::Referred,
+            json!({"supporters": supporter_flags}),
+        ));
     }
 
     // ---- household registration
-    let registration_answered = !view.unverified.iter().any(|(k, _)| *k == SourceKind::HouseholdRegistration);
+    let registration_answered = !view
+        .unverified
+        .iter()
+        .any(|(k, _)| *k == SourceKind::HouseholdRegistration);
     let mut composition = Vec::new();
     if n == 0 {
         composition.push(json!({"reason": "no_members"}));
@@ -227,37 +283,77 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
         }
     }
     if !composition.is_empty() {
-        findings.push(finding(policy, "household_composition", Outcome::Referred, json!({"members": composition})));
+        findings.push(finding(
+            policy,
+            "household_composition",
+            Outcome::Referred,
+            json!({"members": composition}),
+        ));
     }
 
     // ---- sources, identity, consent
     for (kind, reason) in &view.unverified {
-        findings.push(finding(policy, "source_unverified", Outcome::Referred, json!({"source": kind.name(), "reason": reason})));
+        findings.push(finding(
+            policy,
+            "source_unverified",
+            Outcome::Referred,
+            json!({"source": kind.name(), "reason": reason}),
+        ));
     }
     let bad_ids: Vec<serde_json::Value> = view
         .members
         .iter()
         .map(|p| ("member", p))
         .chain(view.supporters.iter().map(|p| ("supporter", p)))
-        .filter_map(|(role, p)| p.id.as_ref().err().map(|why| json!({"role": role, "reason": why})))
+        .filter_map(|(role, p)| {
+            p.id.as_ref()
+                .err()
+                .map(|why| json!({"role": role, "reason": why}))
+        })
         .collect();
     if !bad_ids.is_empty() {
-        findings.push(finding(policy, "member_identity", Outcome::Referred, json!({"persons": bad_ids})));
+        findings.push(finding(
+            policy,
+            "member_identity",
+            Outcome::Referred,
+            json!({"persons": bad_ids}),
+        ));
     }
-    let no_consent = view.members.iter().chain(&view.supporters).filter(|p| !p.consent).count();
+    let no_consent = view
+        .members
+        .iter()
+        .chain(&view.supporters)
+        .filter(|p| !p.consent)
+        .count();
     if no_consent > 0 {
-        findings.push(finding(policy, "consent_missing", Outcome::Referred, json!({"persons_not_queried": no_consent})));
+        findings.push(finding(
+            policy,
+            "consent_missing",
+            Outcome::Referred,
+            json!({"persons_not_queried": no_consent}),
+        ));
     }
 
     // ---- determination with gradual exit
     let has = |rule: &str, o: Outcome| findings.iter().any(|f| f.rule == rule && f.outcome == o);
     let income_fails = has("income", Outcome::Ineligible);
-    let other_ineligible = findings.iter().any(|f| f.rule != "income" && f.outcome == Outcome::Ineligible);
+    let other_ineligible = findings
+        .iter()
+        .any(|f| f.rule != "income" && f.outcome == Outcome::Ineligible);
     let any_referred = findings.iter().any(|f| f.outcome == Outcome::Referred);
     let gradual = h.programme == "dibao" && income_fails && !other_ineligible && has_wage && n > 0;
     let determination = if gradual {
-        findings.push(finding(policy, "gradual_exit", Outcome::Info, json!({"months": policy.gradual_exit_months})));
-        if any_referred { Determination::Referred } else { Determination::Eligible }
+        findings.push(finding(
+            policy,
+            "gradual_exit",
+            Outcome::Info,
+            json!({"months": policy.gradual_exit_months}),
+        ));
+        if any_referred {
+            Determination::Referred
+        } else {
+            Determination::Eligible
+        }
     } else if income_fails || other_ineligible {
         Determination::Ineligible
     } else if any_referred {
@@ -267,7 +363,10 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     };
 
     // ---- informational findings
-    let severe = view.members.iter().any(|m| m.disability_grade.is_some_and(|g| policy.single_person_grades.contains(&g)));
+    let severe = view.members.iter().any(|m| {
+        m.disability_grade
+            .is_some_and(|g| policy.single_person_grades.contains(&g))
+    });
     let max_oop = queried.iter().map(|e| e.out_of_pocket).max().unwrap_or(0);
     let medical = n > 0 && i128::from(max_oop) * X > income;
     if severe || medical {
@@ -281,28 +380,49 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     let mut gap = serde_json::Map::new();
     if let Some(d) = h.declared_annual_income {
         let d = i128::from(d.0);
-        if income * 100 > d * X * (100 + i128::from(policy.gap_income_pct)) && income > (d + i128::from(policy.gap_income_min.0)) * X {
-            gap.insert("income".into(), json!({"declared": Fen(d as i64).to_yuan(), "verified": yuan_x(income, X)}));
+        if income * 100 > d * X * (100 + i128::from(policy.gap_income_pct))
+            && income > (d + i128::from(policy.gap_income_min.0)) * X
+        {
+            gap.insert(
+                "income".into(),
+                json!({"declared": Fen(d as i64).to_yuan(), "verified": yuan_x(income, X)}),
+            );
         }
     }
     if let Some(d) = h.declared_financial_assets {
         let (d, f) = (i128::from(d.0), i128::from(fin));
-        if f * 100 > d * (100 + i128::from(policy.gap_assets_pct)) && f > d + i128::from(policy.gap_assets_min.0) {
-            gap.insert("financial_assets".into(), json!({"declared": Fen(d as i64).to_yuan(), "verified": Fen(fin).to_yuan()}));
+        if f * 100 > d * (100 + i128::from(policy.gap_assets_pct))
+            && f > d + i128::from(policy.gap_assets_min.0)
+        {
+            gap.insert(
+                "financial_assets".into(),
+                json!({"declared": Fen(d as i64).to_yuan(), "verified": Fen(fin).to_yuan()}),
+            );
         }
     }
     if !gap.is_empty() {
-        findings.push(finding(policy, "declared_gap", Outcome::Info, serde_json::Value::Object(gap)));
+        findings.push(finding(
+            policy,
+            "declared_gap",
+            Outcome::Info,
+            serde_json::Value::Object(gap),
+        ));
     }
 
-    let months = if policy.six_monthly_categories.iter().any(|c| *c == h.category) {
+    let months = if policy
+        .six_monthly_categories
+        .iter()
+        .any(|c| *c == h.category)
+    {
         policy.review_short_months
     } else {
         policy.review_default_months
     };
     let review_due = match h.last_verified {
         None => true,
-        Some(lv) => as_of.checked_sub_months(Months::new(months)).is_none_or(|limit| lv < limit),
+        Some(lv) => as_of
+            .checked_sub_months(Months::new(months))
+            .is_none_or(|limit| lv < limit),
     };
 
     Assessment {
@@ -319,7 +439,8 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
 
 /// The declared-vs-verified income gap in fen (verified − declared), for ranking.
 pub fn income_gap(a: &Assessment, h: &Household) -> Option<i64> {
-    h.declared_annual_income.map(|d| (div_round_half_up(a.income_x10000, X) as i64) - d.0)
+    h.declared_annual_income
+        .map(|d| (div_round_half_up(a.income_x10000, X) as i64) - d.0)
 }
 
 #[cfg(test)]

@@ -255,16 +255,21 @@ impl Policy {
     /// # Errors
     /// [`PolicyError`] naming the file and the field.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| PolicyError::Io { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         Policy::from_toml(&text, &path.display().to_string())
     }
 
     /// The policy shipped with hedui (`policies/gansu-illustrative-2026.toml`), used by
     /// `hedui demo` and as the default.
     pub fn bundled() -> Policy {
-        Policy::from_toml(include_str!("../../policies/gansu-illustrative-2026.toml"), "bundled policy")
-            .expect("the bundled policy file is valid (checked by a test)")
+        Policy::from_toml(
+            include_str!("../../policies/gansu-illustrative-2026.toml"),
+            "bundled policy",
+        )
+        .expect("the bundled policy file is valid (checked by a test)")
     }
 
     /// Parse and validate policy TOML; `origin` names it in errors.
@@ -272,8 +277,10 @@ impl Policy {
     /// # Errors
     /// [`PolicyError::Parse`] / [`PolicyError::Invalid`].
     pub fn from_toml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-        let f: PolicyFile =
-            toml::from_str(text).map_err(|e| PolicyError::Parse { path: origin.into(), message: e.to_string() })?;
+        let f: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Parse {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
         let money = |field: &str, v: &str| {
             Fen::parse_yuan(v).map_err(|e| PolicyError::Invalid {
                 path: origin.into(),
@@ -283,14 +290,27 @@ impl Policy {
         };
         let pct = |field: &str, v: u32, max: u32| {
             if v > max {
-                Err(PolicyError::Invalid { path: origin.into(), field: field.into(), message: format!("{v} > {max}") })
+                Err(PolicyError::Invalid {
+                    path: origin.into(),
+                    field: field.into(),
+                    message: format!("{v} > {max}"),
+                })
             } else {
                 Ok(i64::from(v))
             }
         };
-        let urban = money("dibao_standard.urban_monthly", &f.dibao_standard.urban_monthly)?;
-        let rural = money("dibao_standard.rural_yearly", &f.dibao_standard.rural_yearly)?;
-        let multiple = money("support.threshold_standard_multiple", &f.support.threshold_standard_multiple)?;
+        let urban = money(
+            "dibao_standard.urban_monthly",
+            &f.dibao_standard.urban_monthly,
+        )?;
+        let rural = money(
+            "dibao_standard.rural_yearly",
+            &f.dibao_standard.rural_yearly,
+        )?;
+        let multiple = money(
+            "support.threshold_standard_multiple",
+            &f.support.threshold_standard_multiple,
+        )?;
         let mut clauses = std::collections::BTreeMap::new();
         for (rule, clause) in [
             ("income", &f.income.clause),
@@ -319,7 +339,10 @@ impl Policy {
             }
             clauses.insert(rule.to_string(), clause.clone());
         }
-        let (lo, hi) = (f.income.resident_pension_excluded_years[0], f.income.resident_pension_excluded_years[1]);
+        let (lo, hi) = (
+            f.income.resident_pension_excluded_years[0],
+            f.income.resident_pension_excluded_years[1],
+        );
         Ok(Policy {
             id: f.id,
             title: f.title,
@@ -328,23 +351,40 @@ impl Policy {
             illustrative: f.illustrative,
             standard_year_urban: Fen(urban.0 * 12),
             standard_year_rural: rural,
-            employment_deduction_pct: pct("income.employment_deduction_pct", f.income.employment_deduction_pct, 100)?,
+            employment_deduction_pct: pct(
+                "income.employment_deduction_pct",
+                f.income.employment_deduction_pct,
+                100,
+            )?,
             window_months: f.income.window_months.max(1),
             resident_pension_excluded_years: (lo, hi),
             support_multiple_pct: multiple.0,
             support_share_pct: pct("support.share_pct", f.support.share_pct, 100)?,
             asset_months: i64::from(f.financial_assets.months_of_standard),
             exempt_vehicle_kinds: f.vehicle.exempt_kinds,
-            max_residential_hundredths: money("housing.max_residential", &f.housing.max_residential)?.0,
+            max_residential_hundredths: money(
+                "housing.max_residential",
+                &f.housing.max_residential,
+            )?
+            .0,
             business_usages: f.housing.business_usages,
-            entity_capital: money("market_entity.capital_threshold", &f.market_entity.capital_threshold)?,
-            supporter_vehicle_price: money("supporter_assets.vehicle_price_above", &f.supporter_assets.vehicle_price_above)?,
+            entity_capital: money(
+                "market_entity.capital_threshold",
+                &f.market_entity.capital_threshold,
+            )?,
+            supporter_vehicle_price: money(
+                "supporter_assets.vehicle_price_above",
+                &f.supporter_assets.vehicle_price_above,
+            )?,
             supporter_residential_hundredths: money(
                 "supporter_assets.residential_at_least",
                 &f.supporter_assets.residential_at_least,
             )?
             .0,
-            supporter_capital: money("supporter_assets.capital_threshold", &f.supporter_assets.capital_threshold)?,
+            supporter_capital: money(
+                "supporter_assets.capital_threshold",
+                &f.supporter_assets.capital_threshold,
+            )?,
             gone_statuses: f.household_composition.statuses,
             gradual_exit_months: f.gradual_exit.months,
             single_person_grades: f.single_person_option.disability_grades,
@@ -361,7 +401,11 @@ impl Policy {
 
     /// S × 12 (fen per person per year) for an area; anything but `urban` is rural.
     pub fn standard_year(&self, area: &str) -> Fen {
-        if area == "urban" { self.standard_year_urban } else { self.standard_year_rural }
+        if area == "urban" {
+            self.standard_year_urban
+        } else {
+            self.standard_year_rural
+        }
     }
 
     /// The clause a rule implements.
@@ -404,6 +448,9 @@ mod tests {
         let text = include_str!("../../policies/gansu-illustrative-2026.toml")
             .replace("urban_monthly = \"700.00\"", "urban_monthly = \"7OO\"");
         let e = Policy::from_toml(&text, "t.toml").unwrap_err();
-        assert!(e.to_string().contains("dibao_standard.urban_monthly"), "{e}");
+        assert!(
+            e.to_string().contains("dibao_standard.urban_monthly"),
+            "{e}"
+        );
     }
 }

@@ -17,7 +17,9 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use hedui_connectors::file::frame_to_records;
-use hedui_connectors::{ColumnKind, Connector, ConnectorError, FileConnector, RecordSet, SourceKind};
+use hedui_connectors::{
+    ColumnKind, Connector, ConnectorError, FileConnector, RecordSet, SourceKind,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -27,7 +29,10 @@ use crate::assess::{self, HouseholdView, PersonView, Policy};
 use crate::domain::{IdNumber, IdRepair};
 use crate::evidence::{Frame, PersonEvidence};
 use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload};
-use crate::report::{Determination, Outcome, PersonEntry, PolicyRef, ReportRecord, SourceSection, SourceStatus, VerificationReport};
+use crate::report::{
+    Determination, Outcome, PersonEntry, PolicyRef, ReportRecord, SourceSection, SourceStatus,
+    VerificationReport,
+};
 use crate::seal::{RecipientPublicKey, RunSealer, SigningKey};
 
 /// What a batch run needs.
@@ -203,11 +208,20 @@ const KEY_UNLINKED: i64 = -2;
 /// or [`KEY_INVALID`] / [`KEY_UNLINKED`]), keep caseload persons' rows and rows with invalid
 /// keys. Membership is tested inside the keying function against one hash set built once
 /// per run, so the cost per row is one parse and one lookup.
-fn link_source(conn: &FileConnector, persons: &Arc<ahash::AHashSet<u64>>, as_of: NaiveDate) -> Result<LinkedSource, ConnectorError> {
+fn link_source(
+    conn: &FileConnector,
+    persons: &Arc<ahash::AHashSet<u64>>,
+    as_of: NaiveDate,
+) -> Result<LinkedSource, ConnectorError> {
     let rows = Arc::new(AtomicU64::new(0));
     let unlinked = Arc::new(AtomicU64::new(0));
     let repairs: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
-    let (rows_c, unlinked_c, repairs_c, persons) = (rows.clone(), unlinked.clone(), repairs.clone(), persons.clone());
+    let (rows_c, unlinked_c, repairs_c, persons) = (
+        rows.clone(),
+        unlinked.clone(),
+        repairs.clone(),
+        persons.clone(),
+    );
     let key_of = move |c: Column| -> PolarsResult<Column> {
         let c = c.cast(&DataType::String)?;
         let ca = c.str()?;
@@ -240,14 +254,27 @@ fn link_source(conn: &FileConnector, persons: &Arc<ahash::AHashSet<u64>>, as_of:
     let path = conn.path().to_path_buf();
     let unreadable = |e: PolarsError| ConnectorError::Unreadable {
         path: path.display().to_string(),
-        message: e.to_string().lines().next().unwrap_or("").chars().take(160).collect(),
+        message: e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(160)
+            .collect(),
     };
     let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number")];
     keep.extend(conn.kind().columns().iter().map(|c| col(c.name)));
     let df = conn
         .scan()?
         .with_row_index("_row", None)
-        .with_column(col("id_number").map(key_of, |_, f| Ok(Field::new(f.name().clone(), DataType::Int64))).alias("_key"))
+        .with_column(
+            col("id_number")
+                .map(key_of, |_, f| {
+                    Ok(Field::new(f.name().clone(), DataType::Int64))
+                })
+                .alias("_key"),
+        )
         .filter(col("_key").neq(lit(KEY_UNLINKED)))
         .select(keep)
         // The streaming engine scans in morsels: only caseload persons' rows and rows with
@@ -256,13 +283,29 @@ fn link_source(conn: &FileConnector, persons: &Arc<ahash::AHashSet<u64>>, as_of:
         .collect_with_engine(Engine::Streaming)
         .map(|r| r.unwrap_single())
         .map_err(unreadable)?;
-    let key_col = df.column("_key").and_then(|c| c.i64()).map_err(unreadable)?.clone();
+    let key_col = df
+        .column("_key")
+        .and_then(|c| c.i64())
+        .map_err(unreadable)?
+        .clone();
     let good = key_col.gt_eq(0);
     let linked = df.filter(&good).map_err(unreadable)?;
     let bad_df = df.filter(&!&good).map_err(unreadable)?;
-    let keys: Vec<u64> = linked.column("_key").and_then(|c| c.i64()).map_err(unreadable)?.into_no_null_iter().map(|k| k as u64).collect();
-    let bad_rows = bad_df.column("_row").and_then(|c| c.cast(&DataType::UInt64)).map_err(unreadable)?;
-    let bad_ids = bad_df.column("id_number").and_then(|c| c.cast(&DataType::String)).map_err(unreadable)?;
+    let keys: Vec<u64> = linked
+        .column("_key")
+        .and_then(|c| c.i64())
+        .map_err(unreadable)?
+        .into_no_null_iter()
+        .map(|k| k as u64)
+        .collect();
+    let bad_rows = bad_df
+        .column("_row")
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .map_err(unreadable)?;
+    let bad_ids = bad_df
+        .column("id_number")
+        .and_then(|c| c.cast(&DataType::String))
+        .map_err(unreadable)?;
     let bad: Vec<(u64, String)> = bad_rows
         .u64()
         .map_err(unreadable)?
@@ -270,8 +313,16 @@ fn link_source(conn: &FileConnector, persons: &Arc<ahash::AHashSet<u64>>, as_of:
         .zip(bad_ids.str().map_err(unreadable)?.iter())
         .map(|(r, v)| (r, v.unwrap_or("").to_string()))
         .collect();
-    let records = frame_to_records(conn.path(), conn.kind(), linked.drop("_key").map_err(unreadable)?)?;
-    let file = conn.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let records = frame_to_records(
+        conn.path(),
+        conn.kind(),
+        linked.drop("_key").map_err(unreadable)?,
+    )?;
+    let file = conn
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let counts = FileCounts {
         file,
         format: conn.format().extension().to_string(),
@@ -285,7 +336,12 @@ fn link_source(conn: &FileConnector, persons: &Arc<ahash::AHashSet<u64>>, as_of:
             .collect(),
         ..FileCounts::default()
     };
-    Ok(LinkedSource { records, keys, counts, bad })
+    Ok(LinkedSource {
+        records,
+        keys,
+        counts,
+        bad,
+    })
 }
 
 fn progress(enabled: bool, len: u64, msg: &'static str) -> ProgressBar {
@@ -294,9 +350,11 @@ fn progress(enabled: bool, len: u64, msg: &'static str) -> ProgressBar {
     }
     let pb = ProgressBar::new(len);
     pb.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} {elapsed_precise} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:>12} [{bar:40}] {pos}/{len} {elapsed_precise} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     pb.set_message(msg);
     pb
@@ -304,15 +362,23 @@ fn progress(enabled: bool, len: u64, msg: &'static str) -> ProgressBar {
 
 /// A run id: as-of date, UTC time of the run and 4 random bytes.
 pub fn new_run_id(as_of: NaiveDate) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-    let t = chrono::DateTime::from_timestamp(now, 0).map(|t| t.format("%Y%m%dT%H%M%SZ").to_string()).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let t = chrono::DateTime::from_timestamp(now, 0)
+        .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
+        .unwrap_or_default();
     let mut r = [0u8; 4];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r);
     format!("{}-{t}-{}", as_of.format("%Y%m%d"), hex::encode(r))
 }
 
 fn write_err(path: &Path) -> impl Fn(std::io::Error) -> BatchError + '_ {
-    move |source| BatchError::Write { path: path.display().to_string(), source }
+    move |source| BatchError::Write {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// Run the batch. Returns the summary (also written to `summary.json`).
@@ -337,17 +403,31 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
         .iter()
         .filter(|m| m.consent)
         .map(|m| &m.id)
-        .chain(caseload.supporters.iter().filter(|s| s.consent).map(|s| &s.id));
+        .chain(
+            caseload
+                .supporters
+                .iter()
+                .filter(|s| s.consent)
+                .map(|s| &s.id),
+        );
     for id in queried.flatten() {
         let n = person_index.len();
         person_index.entry(id.key()).or_insert(n);
     }
     let mut persons: Vec<PersonState> = (0..person_index.len())
-        .map(|_| PersonState { evidence: PersonEvidence::default(), incomplete: Vec::new(), records: Vec::new() })
+        .map(|_| PersonState {
+            evidence: PersonEvidence::default(),
+            incomplete: Vec::new(),
+            records: Vec::new(),
+        })
         .collect();
     let person_keys: Arc<ahash::AHashSet<u64>> = Arc::new(person_index.keys().copied().collect());
     timings.insert("caseload".to_string(), t0.elapsed().as_millis());
-    tracing::info!(households = caseload.households.len(), persons = persons.len(), "Caseload loaded.");
+    tracing::info!(
+        households = caseload.households.len(),
+        persons = persons.len(),
+        "Caseload loaded."
+    );
 
     // ---- sources
     let pb = progress(opts.progress, SourceKind::ALL.len() as u64, "sources");
@@ -357,33 +437,70 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
         let ts = Instant::now();
         pb.set_message(kind.name());
-        let linked = FileConnector::locate(&opts.sources, kind).and_then(|c| link_source(&c, &person_keys, opts.as_of).map(|l| (c, l)));
+        let linked = FileConnector::locate(&opts.sources, kind)
+            .and_then(|c| link_source(&c, &person_keys, opts.as_of).map(|l| (c, l)));
         match linked {
             Err(e) => {
                 tracing::warn!(source = %kind, reason = e.code(), "Source not answered; every household says unverified for it.");
                 unverified.push((kind, format!("{}: {e}", e.code())));
-                sources.insert(kind.name().into(), SourceSummary { status: "unverified", reason: Some(format!("{}: {e}", e.code())), counts: None, households_unverified: 0, ms: ts.elapsed().as_millis() });
+                sources.insert(
+                    kind.name().into(),
+                    SourceSummary {
+                        status: "unverified",
+                        reason: Some(format!("{}: {e}", e.code())),
+                        counts: None,
+                        households_unverified: 0,
+                        ms: ts.elapsed().as_millis(),
+                    },
+                );
                 record_sets.push(RecordSet::default());
             }
             Ok((conn, mut l)) => {
                 let prep = conn.prepared();
                 let file = l.counts.file.clone();
                 for r in &prep.rejected {
-                    q.push(QuarantineEntry::at(&file, Some(r.line), None, &r.column, &r.raw, &r.reason, Action::Rejected, r.message.clone()));
+                    q.push(QuarantineEntry::at(
+                        &file,
+                        Some(r.line),
+                        None,
+                        &r.column,
+                        &r.raw,
+                        &r.reason,
+                        Action::Rejected,
+                        r.message.clone(),
+                    ));
                 }
                 for (row, raw) in &l.bad {
-                    let e = IdNumber::parse(raw, opts.as_of).err().unwrap_or(crate::domain::IdError::Missing);
-                    q.push(QuarantineEntry::at(&file, prep.line_of(*row), Some(*row), "id_number", raw, e.code(), Action::Rejected, format!("id_number: {e}; the row cannot be linked to a person")));
+                    let e = IdNumber::parse(raw, opts.as_of)
+                        .err()
+                        .unwrap_or(crate::domain::IdError::Missing);
+                    q.push(QuarantineEntry::at(
+                        &file,
+                        prep.line_of(*row),
+                        Some(*row),
+                        "id_number",
+                        raw,
+                        e.code(),
+                        Action::Rejected,
+                        format!("id_number: {e}; the row cannot be linked to a person"),
+                    ));
                 }
                 l.counts.quarantined = (l.bad.len() + prep.rejected.len()) as u64;
                 l.counts.rows += prep.rejected.len() as u64;
                 l.counts.encoding = prep.encoding.clone();
                 l.counts.delimiter = prep.delimiter;
-                l.counts.header_map = prep.header_map.iter().filter(|(a, b)| a != b).cloned().collect();
+                l.counts.header_map = prep
+                    .header_map
+                    .iter()
+                    .filter(|(a, b)| a != b)
+                    .cloned()
+                    .collect();
                 l.counts.repeated_header_lines = prep.repeated_headers.clone();
                 l.counts.notes = prep.notes.clone();
                 for (ri, (rec, key)) in l.records.records.iter().zip(&l.keys).enumerate() {
-                    let Some(&pi) = person_index.get(key) else { continue };
+                    let Some(&pi) = person_index.get(key) else {
+                        continue;
+                    };
                     let p = &mut persons[pi];
                     match p.evidence.add(kind, &rec.values, &frame, policy) {
                         Ok(in_scope) => {
@@ -394,24 +511,51 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                         }
                         Err(fe) => {
                             l.counts.quarantined += 1;
-                            let raw = rec.values[kind.columns().iter().position(|c| c.name == fe.column).unwrap_or(0)].clone().unwrap_or_default();
+                            let raw = rec.values[kind
+                                .columns()
+                                .iter()
+                                .position(|c| c.name == fe.column)
+                                .unwrap_or(0)]
+                            .clone()
+                            .unwrap_or_default();
                             q.push(QuarantineEntry::at(&file, prep.line_of(rec.row), Some(rec.row), fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
                             if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                                p.incomplete.push((kind, format!("rows_quarantined: a {} row of a person could not be read", kind.name())));
+                                p.incomplete.push((
+                                    kind,
+                                    format!(
+                                        "rows_quarantined: a {} row of a person could not be read",
+                                        kind.name()
+                                    ),
+                                ));
                             }
                         }
                     }
                 }
                 // rows = linked + unlinked + quarantined, each counted where it was decided
-                debug_assert_eq!(l.counts.rows, l.counts.linked + l.counts.unlinked + l.counts.quarantined);
-                sources.insert(kind.name().into(), SourceSummary { status: "answered", reason: None, counts: Some(l.counts), households_unverified: 0, ms: ts.elapsed().as_millis() });
+                debug_assert_eq!(
+                    l.counts.rows,
+                    l.counts.linked + l.counts.unlinked + l.counts.quarantined
+                );
+                sources.insert(
+                    kind.name().into(),
+                    SourceSummary {
+                        status: "answered",
+                        reason: None,
+                        counts: Some(l.counts),
+                        households_unverified: 0,
+                        ms: ts.elapsed().as_millis(),
+                    },
+                );
                 record_sets.push(l.records);
             }
         }
         pb.inc(1);
     }
     pb.finish_and_clear();
-    timings.insert("sources".to_string(), t0.elapsed().as_millis() - timings["caseload"]);
+    timings.insert(
+        "sources".to_string(),
+        t0.elapsed().as_millis() - timings["caseload"],
+    );
 
     // ---- assess + report + seal, per household in parallel
     let ta = Instant::now();
@@ -424,12 +568,27 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     for (i, s) in caseload.supporters.iter().enumerate() {
         supporters_of[s.household].push(i);
     }
-    let pb = progress(opts.progress, caseload.households.len() as u64, "households");
-    let ctx = Ctx { caseload: &caseload, persons: &persons, person_index: &person_index, record_sets: &record_sets, unverified: &unverified, policy, run_id: &run_id, as_of: opts.as_of };
+    let pb = progress(
+        opts.progress,
+        caseload.households.len() as u64,
+        "households",
+    );
+    let ctx = Ctx {
+        caseload: &caseload,
+        persons: &persons,
+        person_index: &person_index,
+        record_sets: &record_sets,
+        unverified: &unverified,
+        policy,
+        run_id: &run_id,
+        as_of: opts.as_of,
+    };
     // Households are assessed and sealed in parallel, a chunk at a time, and written in
     // caseload order as each chunk completes: memory holds one chunk of reports, not all.
     let reports_path = opts.out.join("reports.jsonl");
-    let mut w = std::io::BufWriter::new(std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?);
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?,
+    );
     let mut outcomes = Vec::with_capacity(caseload.households.len());
     let mut write_ms = 0u128;
     let all: Vec<usize> = (0..caseload.households.len()).collect();
@@ -441,24 +600,45 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                 let text = serde_json::to_vec(&report).expect("reports serialise");
                 let sealed = sealer.seal(&report.report_id, &text)?;
                 pb.inc(1);
-                let fired: Vec<(String, Outcome)> = report.findings.iter().map(|f| (f.rule.clone(), f.outcome)).collect();
-                let unverified_sources: Vec<String> = report.sources.iter().filter(|s| s.status == SourceStatus::Unverified).map(|s| s.source.clone()).collect();
+                let fired: Vec<(String, Outcome)> = report
+                    .findings
+                    .iter()
+                    .map(|f| (f.rule.clone(), f.outcome))
+                    .collect();
+                let unverified_sources: Vec<String> = report
+                    .sources
+                    .iter()
+                    .filter(|s| s.status == SourceStatus::Unverified)
+                    .map(|s| s.source.clone())
+                    .collect();
                 Ok((
                     serde_json::to_string(&sealed).expect("envelopes serialise"),
-                    Outcomes { household_id: report.household_id, determination: report.determination, fired, review_due: report.review_due, gap, unverified_sources },
+                    Outcomes {
+                        household_id: report.household_id,
+                        determination: report.determination,
+                        fired,
+                        review_due: report.review_due,
+                        gap,
+                        unverified_sources,
+                    },
                 ))
             })
             .collect();
         let tw = Instant::now();
         for r in results {
             let (line, o) = r?;
-            w.write_all(line.as_bytes()).and_then(|_| w.write_all(b"\n")).map_err(write_err(&reports_path))?;
+            w.write_all(line.as_bytes())
+                .and_then(|_| w.write_all(b"\n"))
+                .map_err(write_err(&reports_path))?;
             outcomes.push(o);
         }
         write_ms += tw.elapsed().as_millis();
     }
     pb.finish_and_clear();
-    timings.insert("assess_seal".to_string(), ta.elapsed().as_millis() - write_ms);
+    timings.insert(
+        "assess_seal".to_string(),
+        ta.elapsed().as_millis() - write_ms,
+    );
 
     // ---- write
     let tw = Instant::now();
@@ -468,7 +648,8 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     if let Some(prev) = &opts.previous {
         let changes = changes(prev, &outcomes)?;
         let p = opts.out.join("changes.json");
-        std::fs::write(&p, serde_json::to_vec_pretty(&changes).expect("json")).map_err(write_err(&p))?;
+        std::fs::write(&p, serde_json::to_vec_pretty(&changes).expect("json"))
+            .map_err(write_err(&p))?;
     }
     let qpath = opts.out.join("quarantine.csv");
     q.write_csv(&qpath).map_err(write_err(&qpath))?;
@@ -476,10 +657,15 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     timings.insert("total".to_string(), t0.elapsed().as_millis());
 
     // ---- summary
-    let mut determination: BTreeMap<String, u64> = ["eligible", "ineligible", "referred"].iter().map(|d| (d.to_string(), 0)).collect();
+    let mut determination: BTreeMap<String, u64> = ["eligible", "ineligible", "referred"]
+        .iter()
+        .map(|d| (d.to_string(), 0))
+        .collect();
     let mut rules: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for o in &outcomes {
-        *determination.entry(o.determination.as_str().to_string()).or_insert(0) += 1;
+        *determination
+            .entry(o.determination.as_str().to_string())
+            .or_insert(0) += 1;
         let mut combined: BTreeMap<&str, Outcome> = BTreeMap::new();
         for (rule, out) in &o.fired {
             let e = combined.entry(rule).or_insert(*out);
@@ -488,7 +674,11 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
             }
         }
         for (rule, out) in combined {
-            *rules.entry(rule.to_string()).or_default().entry(outcome_name(out).to_string()).or_insert(0) += 1;
+            *rules
+                .entry(rule.to_string())
+                .or_default()
+                .entry(outcome_name(out).to_string())
+                .or_insert(0) += 1;
         }
         for s in &o.unverified_sources {
             if let Some(ss) = sources.get_mut(s) {
@@ -496,10 +686,21 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
             }
         }
     }
-    let mut gaps: Vec<(&str, i64)> = outcomes.iter().filter_map(|o| o.gap.filter(|g| *g > 0).map(|g| (o.household_id.as_str(), g))).collect();
+    let mut gaps: Vec<(&str, i64)> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.gap
+                .filter(|g| *g > 0)
+                .map(|g| (o.household_id.as_str(), g))
+        })
+        .collect();
     gaps.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let any_unverified = outcomes.iter().any(|o| !o.unverified_sources.is_empty());
-    let exit_code = if q.entries.is_empty() && !any_unverified { 0 } else { 1 };
+    let exit_code = if q.entries.is_empty() && !any_unverified {
+        0
+    } else {
+        1
+    };
     let summary = Summary {
         run_id,
         as_of: opts.as_of.to_string(),
@@ -508,7 +709,13 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
         determination,
         rules,
         review_due: outcomes.iter().filter(|o| o.review_due).count() as u64,
-        declared_gap_top: gaps.iter().take(20).map(|(h, g)| json!({"household_id": h, "income_gap": crate::domain::Fen(*g).to_yuan()})).collect(),
+        declared_gap_top: gaps
+            .iter()
+            .take(20)
+            .map(
+                |(h, g)| json!({"household_id": h, "income_gap": crate::domain::Fen(*g).to_yuan()}),
+            )
+            .collect(),
         sources,
         caseload: json!({
             "households_rows": caseload.rows_read[0], "members_rows": caseload.rows_read[1], "supporters_rows": caseload.rows_read[2],
@@ -520,7 +727,8 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
         exit_code,
     };
     let spath = opts.out.join("summary.json");
-    std::fs::write(&spath, serde_json::to_vec_pretty(&summary).expect("json")).map_err(write_err(&spath))?;
+    std::fs::write(&spath, serde_json::to_vec_pretty(&summary).expect("json"))
+        .map_err(write_err(&spath))?;
     let mut by_region: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (o, hh) in outcomes.iter().zip(&caseload.households) {
         let m = by_region.entry(hh.region_code.clone()).or_default();
@@ -529,10 +737,21 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     }
     let by_region: Vec<(String, BTreeMap<String, u64>)> = by_region
         .into_iter()
-        .map(|(code, m)| (crate::domain::RegionCode::parse(&code).map(|r| format!("{code} {}", r.name())).unwrap_or(code), m))
+        .map(|(code, m)| {
+            (
+                crate::domain::RegionCode::parse(&code)
+                    .map(|r| format!("{code} {}", r.name()))
+                    .unwrap_or(code),
+                m,
+            )
+        })
         .collect();
     let hpath = opts.out.join("summary.html");
-    let page = crate::render::summary_html(&serde_json::to_value(&summary).expect("json"), &by_region, &crate::render::Texts::zh());
+    let page = crate::render::summary_html(
+        &serde_json::to_value(&summary).expect("json"),
+        &by_region,
+        &crate::render::Texts::zh(),
+    );
     std::fs::write(&hpath, page).map_err(write_err(&hpath))?;
     Ok(summary)
 }
@@ -568,7 +787,9 @@ fn fired_rules(o: &Outcomes) -> String {
     let mut v: Vec<String> = o
         .fired
         .iter()
-        .filter(|(r, out)| !(matches!(r.as_str(), "income" | "financial_assets") && *out == Outcome::Eligible))
+        .filter(|(r, out)| {
+            !(matches!(r.as_str(), "income" | "financial_assets") && *out == Outcome::Eligible)
+        })
         .map(|(r, out)| format!("{r}:{}", outcome_name(*out)))
         .collect();
     v.sort();
@@ -580,19 +801,33 @@ fn write_determinations(path: &Path, outcomes: &[Outcomes]) -> std::io::Result<(
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(["household_id", "determination", "rules"])?;
     for o in outcomes {
-        w.write_record([o.household_id.as_str(), o.determination.as_str(), &fired_rules(o)])?;
+        w.write_record([
+            o.household_id.as_str(),
+            o.determination.as_str(),
+            &fired_rules(o),
+        ])?;
     }
     w.flush()
 }
 
 fn changes(prev: &Path, outcomes: &[Outcomes]) -> Result<serde_json::Value, BatchError> {
     let path = prev.join("determinations.csv");
-    let err = |m: String| BatchError::Previous { path: prev.display().to_string(), message: m };
-    let mut r = csv::Reader::from_path(&path).map_err(|e| err(format!("determinations.csv: {e}")))?;
+    let err = |m: String| BatchError::Previous {
+        path: prev.display().to_string(),
+        message: m,
+    };
+    let mut r =
+        csv::Reader::from_path(&path).map_err(|e| err(format!("determinations.csv: {e}")))?;
     let mut before: HashMap<String, (String, String)> = HashMap::new();
     for row in r.records() {
         let row = row.map_err(|e| err(format!("determinations.csv: {e}")))?;
-        before.insert(row.get(0).unwrap_or("").to_string(), (row.get(1).unwrap_or("").to_string(), row.get(2).unwrap_or("").to_string()));
+        before.insert(
+            row.get(0).unwrap_or("").to_string(),
+            (
+                row.get(1).unwrap_or("").to_string(),
+                row.get(2).unwrap_or("").to_string(),
+            ),
+        );
     }
     let mut flipped = Vec::new();
     let mut new = 0;
@@ -601,8 +836,10 @@ fn changes(prev: &Path, outcomes: &[Outcomes]) -> Result<serde_json::Value, Batc
             None => new += 1,
             Some((d, rules)) if d != o.determination.as_str() => {
                 let now = fired_rules(o);
-                let a: std::collections::BTreeSet<&str> = rules.split(';').filter(|s| !s.is_empty()).collect();
-                let b: std::collections::BTreeSet<&str> = now.split(';').filter(|s| !s.is_empty()).collect();
+                let a: std::collections::BTreeSet<&str> =
+                    rules.split(';').filter(|s| !s.is_empty()).collect();
+                let b: std::collections::BTreeSet<&str> =
+                    now.split(';').filter(|s| !s.is_empty()).collect();
                 flipped.push(json!({
                     "household_id": o.household_id, "before": d, "after": o.determination.as_str(),
                     "rules_added": b.difference(&a).collect::<Vec<_>>(), "rules_removed": a.difference(&b).collect::<Vec<_>>(),
@@ -611,9 +848,12 @@ fn changes(prev: &Path, outcomes: &[Outcomes]) -> Result<serde_json::Value, Batc
             Some(_) => {}
         }
     }
-    let ids: std::collections::HashSet<&str> = outcomes.iter().map(|o| o.household_id.as_str()).collect();
+    let ids: std::collections::HashSet<&str> =
+        outcomes.iter().map(|o| o.household_id.as_str()).collect();
     let gone = before.keys().filter(|k| !ids.contains(k.as_str())).count();
-    Ok(json!({"previous": prev.display().to_string(), "flipped": flipped, "households_new": new, "households_gone": gone}))
+    Ok(
+        json!({"previous": prev.display().to_string(), "flipped": flipped, "households_new": new, "households_gone": gone}),
+    )
 }
 
 struct Ctx<'a> {
@@ -632,13 +872,24 @@ impl Ctx<'_> {
         if !consent {
             return None;
         }
-        id.as_ref().ok().and_then(|id| self.person_index.get(&id.key())).map(|&i| &self.persons[i])
+        id.as_ref()
+            .ok()
+            .and_then(|id| self.person_index.get(&id.key()))
+            .map(|&i| &self.persons[i])
     }
 
-    fn report(&self, h: usize, members: &[usize], supporters: &[usize]) -> (VerificationReport, Option<i64>) {
+    fn report(
+        &self,
+        h: usize,
+        members: &[usize],
+        supporters: &[usize],
+    ) -> (VerificationReport, Option<i64>) {
         let hh = &self.caseload.households[h];
         let ms: Vec<_> = members.iter().map(|&i| &self.caseload.members[i]).collect();
-        let ss: Vec<_> = supporters.iter().map(|&i| &self.caseload.supporters[i]).collect();
+        let ss: Vec<_> = supporters
+            .iter()
+            .map(|&i| &self.caseload.supporters[i])
+            .collect();
         let mut unverified: Vec<(SourceKind, String)> = self.unverified.to_vec();
         let mut states: Vec<Option<&PersonState>> = Vec::new();
         for m in &ms {
@@ -660,12 +911,26 @@ impl Ctx<'_> {
             members: ms
                 .iter()
                 .zip(&states)
-                .map(|(m, st)| PersonView { id: m.id.clone(), relation: &m.relation, disability_grade: m.disability_grade, consent: m.consent, own_household_size: 1, evidence: st.map(|s| &s.evidence) })
+                .map(|(m, st)| PersonView {
+                    id: m.id.clone(),
+                    relation: &m.relation,
+                    disability_grade: m.disability_grade,
+                    consent: m.consent,
+                    own_household_size: 1,
+                    evidence: st.map(|s| &s.evidence),
+                })
                 .collect(),
             supporters: ss
                 .iter()
                 .zip(&states[ms.len()..])
-                .map(|(s, st)| PersonView { id: s.id.clone(), relation: &s.relation, disability_grade: None, consent: s.consent, own_household_size: s.own_household_size, evidence: st.map(|s| &s.evidence) })
+                .map(|(s, st)| PersonView {
+                    id: s.id.clone(),
+                    relation: &s.relation,
+                    disability_grade: None,
+                    consent: s.consent,
+                    own_household_size: s.own_household_size,
+                    evidence: st.map(|s| &s.evidence),
+                })
                 .collect(),
             unverified: unverified.clone(),
         };
@@ -673,10 +938,30 @@ impl Ctx<'_> {
 
         let mut persons = Vec::with_capacity(states.len());
         for (m, st) in ms.iter().zip(&states) {
-            persons.push(PersonEntry { role: "member".into(), relation: m.relation.clone(), id_number_masked: m.id.as_ref().map(|i| i.masked()).unwrap_or_else(|_| m.id_masked.clone()), linked: st.is_some(), consent: m.consent });
+            persons.push(PersonEntry {
+                role: "member".into(),
+                relation: m.relation.clone(),
+                id_number_masked: m
+                    .id
+                    .as_ref()
+                    .map(|i| i.masked())
+                    .unwrap_or_else(|_| m.id_masked.clone()),
+                linked: st.is_some(),
+                consent: m.consent,
+            });
         }
         for (s, st) in ss.iter().zip(&states[ms.len()..]) {
-            persons.push(PersonEntry { role: "supporter".into(), relation: s.relation.clone(), id_number_masked: s.id.as_ref().map(|i| i.masked()).unwrap_or_else(|_| s.id_masked.clone()), linked: st.is_some(), consent: s.consent });
+            persons.push(PersonEntry {
+                role: "supporter".into(),
+                relation: s.relation.clone(),
+                id_number_masked: s
+                    .id
+                    .as_ref()
+                    .map(|i| i.masked())
+                    .unwrap_or_else(|_| s.id_masked.clone()),
+                linked: st.is_some(),
+                consent: s.consent,
+            });
         }
         let mut sections: Vec<SourceSection> = SourceKind::ALL
             .iter()
@@ -704,7 +989,11 @@ impl Ctx<'_> {
                         _ => v.clone(),
                     })
                     .collect();
-                sections[si as usize].records.push(ReportRecord { person: pi, row: rec.row, values });
+                sections[si as usize].records.push(ReportRecord {
+                    person: pi,
+                    row: rec.row,
+                    values,
+                });
             }
         }
         for s in &mut sections {
@@ -713,7 +1002,10 @@ impl Ctx<'_> {
             }
         }
         for (k, why) in &unverified {
-            let s = &mut sections[SourceKind::ALL.iter().position(|x| x == k).expect("known source")];
+            let s = &mut sections[SourceKind::ALL
+                .iter()
+                .position(|x| x == k)
+                .expect("known source")];
             s.status = SourceStatus::Unverified;
             s.reason = Some(why.clone());
         }
@@ -731,7 +1023,11 @@ impl Ctx<'_> {
             determination: a.determination,
             per_capita_monthly_income: a.per_capita_monthly_income.map(|f| f.to_yuan()),
             per_capita_financial_assets: a.per_capita_financial_assets.map(|f| f.to_yuan()),
-            household_income_annual: crate::domain::Fen(crate::domain::money::div_round_half_up(a.income_x10000, 10_000) as i64).to_yuan(),
+            household_income_annual: crate::domain::Fen(crate::domain::money::div_round_half_up(
+                a.income_x10000,
+                10_000,
+            ) as i64)
+            .to_yuan(),
             financial_assets_total: crate::domain::Fen(a.financial_assets).to_yuan(),
             members: a.members,
             review_due: a.review_due,
@@ -742,7 +1038,10 @@ impl Ctx<'_> {
                 id: self.policy.id.clone(),
                 title: self.policy.title.clone(),
                 illustrative: self.policy.illustrative,
-                dibao_standard_monthly: crate::domain::Fen(crate::domain::money::div_round_half_up(i128::from(s_year), 12) as i64).to_yuan(),
+                dibao_standard_monthly: crate::domain::Fen(
+                    crate::domain::money::div_round_half_up(i128::from(s_year), 12) as i64,
+                )
+                .to_yuan(),
             },
         };
         (report, gap)

@@ -22,7 +22,10 @@ pub struct Month {
 impl Month {
     /// The month containing `d`.
     pub fn of(d: NaiveDate) -> Month {
-        Month { year: d.year(), month: d.month() }
+        Month {
+            year: d.year(),
+            month: d.month(),
+        }
     }
     /// Months since year 0 (for window arithmetic).
     pub fn index(self) -> i64 {
@@ -30,7 +33,10 @@ impl Month {
     }
     /// The month at an index made by [`Month::index`].
     pub fn from_index(i: i64) -> Month {
-        Month { year: i.div_euclid(12) as i32, month: (i.rem_euclid(12) + 1) as u32 }
+        Month {
+            year: i.div_euclid(12) as i32,
+            month: (i.rem_euclid(12) + 1) as u32,
+        }
     }
     /// Parse `YYYY-MM` (also `YYYY-MM-DD`, read as its month, and `YYYYMM`).
     ///
@@ -41,9 +47,16 @@ impl Month {
         let b = s.as_bytes();
         let digits = |r: std::ops::Range<usize>| -> Option<u32> {
             let t = s.get(r)?;
-            if t.bytes().all(|c| c.is_ascii_digit()) { t.parse().ok() } else { None }
+            if t.bytes().all(|c| c.is_ascii_digit()) {
+                t.parse().ok()
+            } else {
+                None
+            }
         };
-        let (y, m) = if b.len() >= 7 && (b[4] == b'-' || b[4] == b'/') && (b.len() == 7 || b[7] == b'-' || b[7] == b'/') {
+        let (y, m) = if b.len() >= 7
+            && (b[4] == b'-' || b[4] == b'/')
+            && (b.len() == 7 || b[7] == b'-' || b[7] == b'/')
+        {
             (digits(0..4), digits(5..7))
         } else if b.len() == 6 {
             (digits(0..4), digits(4..6))
@@ -55,7 +68,10 @@ impl Month {
             };
         };
         match (y, m) {
-            (Some(y), Some(m)) if (1..=12).contains(&m) => Ok(Month { year: y as i32, month: m }),
+            (Some(y), Some(m)) if (1..=12).contains(&m) => Ok(Month {
+                year: y as i32,
+                month: m,
+            }),
             _ => Err(DateError::NotADate),
         }
     }
@@ -106,7 +122,11 @@ impl DateError {
 }
 
 fn cn_digit(c: char) -> Option<u32> {
-    "〇一二三四五六七八九".chars().position(|d| d == c).map(|p| p as u32).or(if c == '零' { Some(0) } else { None })
+    "〇一二三四五六七八九"
+        .chars()
+        .position(|d| d == c)
+        .map(|p| p as u32)
+        .or(if c == '零' { Some(0) } else { None })
 }
 
 /// Chinese numerals as used in dates: digit strings (二〇二一) or tens (十, 二十三).
@@ -119,11 +139,20 @@ fn cn_number(s: &str) -> Option<u32> {
     }
     if s.contains('十') {
         let (a, b) = s.split_once('十')?;
-        let tens = if a.is_empty() { 1 } else { cn_digit(a.chars().next()?)? };
-        let ones = if b.is_empty() { 0 } else { cn_digit(b.chars().next()?)? };
+        let tens = if a.is_empty() {
+            1
+        } else {
+            cn_digit(a.chars().next()?)?
+        };
+        let ones = if b.is_empty() {
+            0
+        } else {
+            cn_digit(b.chars().next()?)?
+        };
         return Some(tens * 10 + ones);
     }
-    s.chars().try_fold(0u32, |acc, c| Some(acc * 10 + cn_digit(c)?))
+    s.chars()
+        .try_fold(0u32, |acc, c| Some(acc * 10 + cn_digit(c)?))
 }
 
 /// Parse a date in the spellings listed in the module doc. Excel serial numbers are NOT
@@ -138,7 +167,9 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
         return Err(DateError::Empty);
     }
     let ymd = |y: u32, m: u32, d: u32| {
-        NaiveDate::from_ymd_opt(y as i32, m, d).map(DateValue::Day).ok_or(DateError::Impossible)
+        NaiveDate::from_ymd_opt(y as i32, m, d)
+            .map(DateValue::Day)
+            .ok_or(DateError::Impossible)
     };
     // 20210908
     if s.len() == 8 && s.bytes().all(|c| c.is_ascii_digit()) {
@@ -149,17 +180,30 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
     let head = s.split(['T', ' ']).next().unwrap_or(s);
     for sep in ['-', '/', '.'] {
         let parts: Vec<&str> = head.split(sep).collect();
-        if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit())) {
+        if parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+        {
             if parts[0].len() != 4 {
                 return Err(DateError::NotADate);
             }
             let n = |p: &str| p.parse::<u32>().map_err(|_| DateError::NotADate);
             return ymd(n(parts[0])?, n(parts[1])?, n(parts[2])?);
         }
-        if parts.len() == 2 && parts[0].len() == 4 && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit())) {
+        if parts.len() == 2
+            && parts[0].len() == 4
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
+        {
             let m: u32 = parts[1].parse().map_err(|_| DateError::NotADate)?;
             let y: i32 = parts[0].parse().map_err(|_| DateError::NotADate)?;
-            return if (1..=12).contains(&m) { Ok(DateValue::Month(Month { year: y, month: m })) } else { Err(DateError::Impossible) };
+            return if (1..=12).contains(&m) {
+                Ok(DateValue::Month(Month { year: y, month: m }))
+            } else {
+                Err(DateError::Impossible)
+            };
         }
     }
     // 2021年9月8日, 二〇二一年九月八日, 2021年9月
@@ -177,7 +221,14 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
         let m = cn_number(m.trim()).ok_or(DateError::NotADate)?;
         let d = rest.trim().trim_end_matches(['日', '号']);
         if d.is_empty() {
-            return if (1..=12).contains(&m) { Ok(DateValue::Month(Month { year: y as i32, month: m })) } else { Err(DateError::Impossible) };
+            return if (1..=12).contains(&m) {
+                Ok(DateValue::Month(Month {
+                    year: y as i32,
+                    month: m,
+                }))
+            } else {
+                Err(DateError::Impossible)
+            };
         }
         let d = cn_number(d).ok_or(DateError::NotADate)?;
         return ymd(y, m, d);
@@ -215,7 +266,17 @@ mod tests {
 
     #[test]
     fn every_spelling_of_one_date_reads_the_same() {
-        for s in ["2021-09-08", "2021/9/8", "2021.9.8", "20210908", "2021年9月8日", "2021年09月08日", "二〇二一年九月八日", "2021-09-08 00:00:00", "2021-09-08T00:00:00"] {
+        for s in [
+            "2021-09-08",
+            "2021/9/8",
+            "2021.9.8",
+            "20210908",
+            "2021年9月8日",
+            "2021年09月08日",
+            "二〇二一年九月八日",
+            "2021-09-08 00:00:00",
+            "2021-09-08T00:00:00",
+        ] {
             assert_eq!(parse_date(s), Ok(day("2021-09-08")), "{s}");
         }
     }
@@ -227,9 +288,27 @@ mod tests {
 
     #[test]
     fn month_precision_is_kept() {
-        assert_eq!(parse_date("2021年9月"), Ok(DateValue::Month(Month { year: 2021, month: 9 })));
-        assert_eq!(Month::parse("2025-11"), Ok(Month { year: 2025, month: 11 }));
-        assert_eq!(Month::parse("202511"), Ok(Month { year: 2025, month: 11 }));
+        assert_eq!(
+            parse_date("2021年9月"),
+            Ok(DateValue::Month(Month {
+                year: 2021,
+                month: 9
+            }))
+        );
+        assert_eq!(
+            Month::parse("2025-11"),
+            Ok(Month {
+                year: 2025,
+                month: 11
+            })
+        );
+        assert_eq!(
+            Month::parse("202511"),
+            Ok(Month {
+                year: 2025,
+                month: 11
+            })
+        );
         assert_eq!(Month::parse("2025-13"), Err(DateError::NotADate));
     }
 
@@ -241,14 +320,26 @@ mod tests {
 
     #[test]
     fn excel_serials_convert_only_when_asked() {
-        assert_eq!(from_excel_serial(44447).map(DateValue::Day), Some(day("2021-09-08")));
+        assert_eq!(
+            from_excel_serial(44447).map(DateValue::Day),
+            Some(day("2021-09-08"))
+        );
         assert_eq!(from_excel_serial(0), None);
     }
 
     #[test]
     fn month_indices_round_trip() {
-        let m = Month { year: 2026, month: 1 };
-        assert_eq!(Month::from_index(m.index() - 1), Month { year: 2025, month: 12 });
+        let m = Month {
+            year: 2026,
+            month: 1,
+        };
+        assert_eq!(
+            Month::from_index(m.index() - 1),
+            Month {
+                year: 2025,
+                month: 12
+            }
+        );
     }
 
     proptest::proptest! {

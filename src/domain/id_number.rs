@@ -22,8 +22,8 @@ const CHECK: [u8; 11] = *b"10X98765432";
 /// Province-level prefixes of GB/T 2260 (mainland), plus 81/82/83 used by the residence
 /// permits of Hong Kong, Macao and Taiwan residents.
 const PROVINCES: [u8; 35] = [
-    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51,
-    52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
+    11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
+    53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
 ];
 
 /// A valid 18-character resident ID number.
@@ -105,7 +105,9 @@ impl IdError {
             IdError::Scientific => "id_scientific_notation",
             IdError::Length(_) => "id_length",
             IdError::BadCharacter { .. } => "id_bad_character",
-            IdError::CheckCharacter { digits_lost: true, .. } => "id_digits_lost",
+            IdError::CheckCharacter {
+                digits_lost: true, ..
+            } => "id_digits_lost",
             IdError::CheckCharacter { .. } => "id_check_character",
             IdError::ImpossibleDate(_) => "id_impossible_date",
             IdError::FutureBirthDate(_) => "id_future_birth_date",
@@ -116,16 +118,25 @@ impl IdError {
 }
 
 /// Placeholders that mean "no value" in department exports.
-pub const PLACEHOLDERS: [&str; 12] =
-    ["", "null", "NULL", "Null", "\\N", "无", "/", "0", "-", "N/A", "n/a", "NaN"];
+pub const PLACEHOLDERS: [&str; 12] = [
+    "", "null", "NULL", "Null", "\\N", "无", "/", "0", "-", "N/A", "n/a", "NaN",
+];
 
 fn is_trim_char(c: char) -> bool {
-    c.is_whitespace() || matches!(c, '\u{3000}' | '\u{a0}' | '\u{200b}' | '\u{feff}' | '\u{2060}')
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{3000}' | '\u{a0}' | '\u{200b}' | '\u{feff}' | '\u{2060}'
+        )
 }
 
 /// The MOD 11-2 check character of a 17-digit body (ASCII digits).
 pub fn check_character(body: &[u8; 17]) -> u8 {
-    let sum: u32 = body.iter().zip(WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
+    let sum: u32 = body
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
     CHECK[(sum % 11) as usize]
 }
 
@@ -140,7 +151,10 @@ impl IdNumber {
     pub fn parse(raw: &str, as_of: NaiveDate) -> Result<(IdNumber, Vec<IdRepair>), IdError> {
         // Fast path: 18 ASCII characters already in normal form (the common case).
         let b = raw.as_bytes();
-        if b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X') {
+        if b.len() == 18
+            && b[..17].iter().all(u8::is_ascii_digit)
+            && (b[17].is_ascii_digit() || b[17] == b'X')
+        {
             return Self::from_normal(b, as_of).map(|id| (id, Vec::new()));
         }
         let mut repairs = Vec::new();
@@ -255,16 +269,21 @@ impl IdNumber {
         }
         let province = (b[0] - b'0') * 10 + (b[1] - b'0');
         if !PROVINCES.contains(&province) {
-            return Err(IdError::Region(String::from_utf8_lossy(&b[..2]).into_owned()));
+            return Err(IdError::Region(
+                String::from_utf8_lossy(&b[..2]).into_owned(),
+            ));
         }
-        let num = |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
+        let num =
+            |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
         let ymd = || String::from_utf8_lossy(&b[6..14]).into_owned();
         let birth = NaiveDate::from_ymd_opt(num(6..10) as i32, num(10..12), num(12..14))
             .ok_or_else(|| IdError::ImpossibleDate(ymd()))?;
         if birth > as_of {
             return Err(IdError::FutureBirthDate(ymd()));
         }
-        Ok(IdNumber(body.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0'))))
+        Ok(IdNumber(
+            body.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0')),
+        ))
     }
 
     /// The compact join key: the 17-digit body as an integer (< 10^17).
@@ -336,7 +355,11 @@ pub fn mask(raw: &str) -> String {
         return "*".repeat(chars.len());
     }
     let n = chars.len();
-    chars[..4].iter().chain(std::iter::repeat_n(&'*', n - 8)).chain(chars[n - 4..].iter()).collect()
+    chars[..4]
+        .iter()
+        .chain(std::iter::repeat_n(&'*', n - 8))
+        .chain(chars[n - 4..].iter())
+        .collect()
 }
 
 impl fmt::Display for IdNumber {
@@ -353,7 +376,14 @@ impl fmt::Debug for IdNumber {
 
 /// Build a valid ID from region, birth date and sequence code (for generators and tests).
 pub fn make_id(region: u32, birth: NaiveDate, seq: u32) -> IdNumber {
-    let body = format!("{:06}{:04}{:02}{:02}{:03}", region, birth.year(), birth.month(), birth.day(), seq % 1000);
+    let body = format!(
+        "{:06}{:04}{:02}{:02}{:03}",
+        region,
+        birth.year(),
+        birth.month(),
+        birth.day(),
+        seq % 1000
+    );
     IdNumber(body.parse().expect("17 digits"))
 }
 
@@ -373,14 +403,24 @@ mod tests {
 
     #[test]
     fn a_valid_number_parses_without_repairs() {
-        assert_eq!(ok("620503198703151234"), ("620503198703151234".into(), vec![]));
+        assert_eq!(
+            ok("620503198703151234"),
+            ("620503198703151234".into(), vec![])
+        );
         assert_eq!(ok("62050219900101118X").0, "62050219900101118X");
     }
 
     #[test]
     fn a_bad_check_character_is_rejected_with_the_expected_one() {
         let e = IdNumber::parse("620503198703151235", d(AS_OF)).unwrap_err();
-        assert_eq!(e, IdError::CheckCharacter { found: '5', expected: '4', digits_lost: false });
+        assert_eq!(
+            e,
+            IdError::CheckCharacter {
+                found: '5',
+                expected: '4',
+                digits_lost: false
+            }
+        );
         assert_eq!(e.code(), "id_check_character");
     }
 
@@ -396,29 +436,44 @@ mod tests {
         let mut body = *b"62050319870230123";
         let c = check_character(&body);
         let raw = format!("{}{}", std::str::from_utf8(&body).unwrap(), c as char);
-        assert_eq!(IdNumber::parse(&raw, d(AS_OF)).unwrap_err(), IdError::ImpossibleDate("19870230".into()));
+        assert_eq!(
+            IdNumber::parse(&raw, d(AS_OF)).unwrap_err(),
+            IdError::ImpossibleDate("19870230".into())
+        );
         body.copy_from_slice(b"62050320270101123");
         let c = check_character(&body);
         let raw = format!("{}{}", std::str::from_utf8(&body).unwrap(), c as char);
-        assert_eq!(IdNumber::parse(&raw, d(AS_OF)).unwrap_err().code(), "id_future_birth_date");
+        assert_eq!(
+            IdNumber::parse(&raw, d(AS_OF)).unwrap_err().code(),
+            "id_future_birth_date"
+        );
     }
 
     #[test]
     fn a_15_digit_legacy_number_is_upgraded_to_18() {
-        assert_eq!(ok("620503480612031"), ("62050319480612031X".into(), vec![IdRepair::Legacy15]));
+        assert_eq!(
+            ok("620503480612031"),
+            ("62050319480612031X".into(), vec![IdRepair::Legacy15])
+        );
     }
 
     #[test]
     fn legacy_centenarian_sequence_codes_are_ambiguous() {
         for seq in ["996", "997", "998", "999"] {
             let raw = format!("620503010203{seq}");
-            assert_eq!(IdNumber::parse(&raw, d(AS_OF)).unwrap_err().code(), "id_ambiguous_century");
+            assert_eq!(
+                IdNumber::parse(&raw, d(AS_OF)).unwrap_err().code(),
+                "id_ambiguous_century"
+            );
         }
     }
 
     #[test]
     fn a_lowercase_x_check_digit_is_normalised() {
-        assert_eq!(ok("62050319880808105x"), ("62050319880808105X".into(), vec![IdRepair::LowercaseX]));
+        assert_eq!(
+            ok("62050319880808105x"),
+            ("62050319880808105X".into(), vec![IdRepair::LowercaseX])
+        );
     }
 
     #[test]
@@ -434,21 +489,40 @@ mod tests {
 
     #[test]
     fn spreadsheet_markers_are_stripped_and_recorded() {
-        assert_eq!(ok("'62050219900101118X"), ("62050219900101118X".into(), vec![IdRepair::SpreadsheetMarker]));
-        assert_eq!(ok("=\"620503199505050015\"").1, vec![IdRepair::SpreadsheetMarker]);
+        assert_eq!(
+            ok("'62050219900101118X"),
+            (
+                "62050219900101118X".into(),
+                vec![IdRepair::SpreadsheetMarker]
+            )
+        );
+        assert_eq!(
+            ok("=\"620503199505050015\"").1,
+            vec![IdRepair::SpreadsheetMarker]
+        );
         assert_eq!(ok("\t620503196904120523").1, vec![IdRepair::Trimmed]);
     }
 
     #[test]
     fn scientific_notation_is_never_repaired() {
-        assert_eq!(IdNumber::parse("6.20503E+17", d(AS_OF)).unwrap_err(), IdError::Scientific);
-        assert_eq!(IdNumber::parse("6.20503e+17", d(AS_OF)).unwrap_err(), IdError::Scientific);
+        assert_eq!(
+            IdNumber::parse("6.20503E+17", d(AS_OF)).unwrap_err(),
+            IdError::Scientific
+        );
+        assert_eq!(
+            IdNumber::parse("6.20503e+17", d(AS_OF)).unwrap_err(),
+            IdError::Scientific
+        );
     }
 
     #[test]
     fn every_placeholder_is_missing() {
         for p in PLACEHOLDERS.iter().chain(&["  ", "\u{3000}", "'", "=\"\""]) {
-            assert_eq!(IdNumber::parse(p, d(AS_OF)).unwrap_err(), IdError::Missing, "{p:?}");
+            assert_eq!(
+                IdNumber::parse(p, d(AS_OF)).unwrap_err(),
+                IdError::Missing,
+                "{p:?}"
+            );
         }
     }
 
@@ -465,8 +539,18 @@ mod tests {
 
     #[test]
     fn a_letter_inside_is_a_bad_character() {
-        assert_eq!(IdNumber::parse("62050319A8061203", d(AS_OF)).unwrap_err().code(), "id_bad_character");
-        assert_eq!(IdNumber::parse("6205031948061A031", d(AS_OF)).unwrap_err().code(), "id_bad_character");
+        assert_eq!(
+            IdNumber::parse("62050319A8061203", d(AS_OF))
+                .unwrap_err()
+                .code(),
+            "id_bad_character"
+        );
+        assert_eq!(
+            IdNumber::parse("6205031948061A031", d(AS_OF))
+                .unwrap_err()
+                .code(),
+            "id_bad_character"
+        );
     }
 
     #[test]

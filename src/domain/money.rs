@@ -6,7 +6,19 @@
 use std::fmt;
 
 /// An amount of money in fen (1 yuan = 100 fen), signed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Fen(pub i64);
 
 /// Why a money value did not parse.
@@ -70,7 +82,10 @@ impl Fen {
         for (i, c) in int.bytes().enumerate() {
             match c {
                 b'0'..=b'9' => {
-                    yuan = yuan.checked_mul(10).and_then(|v| v.checked_add(i64::from(c - b'0'))).ok_or(MoneyError::OutOfRange)?;
+                    yuan = yuan
+                        .checked_mul(10)
+                        .and_then(|v| v.checked_add(i64::from(c - b'0')))
+                        .ok_or(MoneyError::OutOfRange)?;
                 }
                 b',' if i > 0 => {}
                 _ => return Err(MoneyError::NotANumber(i + 1)),
@@ -90,7 +105,10 @@ impl Fen {
         if frac.len() == 1 {
             fen *= 10;
         }
-        let total = yuan.checked_mul(100).and_then(|v| v.checked_add(fen)).ok_or(MoneyError::OutOfRange)?;
+        let total = yuan
+            .checked_mul(100)
+            .and_then(|v| v.checked_add(fen))
+            .ok_or(MoneyError::OutOfRange)?;
         Ok(Fen(if neg { -total } else { total }))
     }
 
@@ -111,7 +129,11 @@ impl fmt::Display for Fen {
 /// Round `num / den` half away from zero (den > 0), on exact integers.
 pub fn div_round_half_up(num: i128, den: i128) -> i128 {
     debug_assert!(den > 0);
-    if num >= 0 { (2 * num + den) / (2 * den) } else { -((-2 * num + den) / (2 * den)) }
+    if num >= 0 {
+        (2 * num + den) / (2 * den)
+    } else {
+        -((-2 * num + den) / (2 * den))
+    }
 }
 
 #[cfg(test)]
@@ -130,7 +152,10 @@ mod tests {
         assert_eq!(Fen::parse_yuan("¥465.00"), Ok(Fen(46500)));
         assert_eq!(Fen::parse_yuan("1.2300"), Ok(Fen(123)));
         // 0.1 + 0.2 style float traps do not exist here
-        assert_eq!(Fen::parse_yuan("90071992547409.93"), Ok(Fen(9007199254740993)));
+        assert_eq!(
+            Fen::parse_yuan("90071992547409.93"),
+            Ok(Fen(9007199254740993))
+        );
     }
 
     #[test]
@@ -140,7 +165,10 @@ mod tests {
         assert_eq!(Fen::parse_yuan("12a"), Err(MoneyError::NotANumber(3)));
         assert_eq!(Fen::parse_yuan("1e5"), Err(MoneyError::NotANumber(2)));
         assert_eq!(Fen::parse_yuan("."), Err(MoneyError::NotANumber(0)));
-        assert_eq!(Fen::parse_yuan("99999999999999999999"), Err(MoneyError::OutOfRange));
+        assert_eq!(
+            Fen::parse_yuan("99999999999999999999"),
+            Err(MoneyError::OutOfRange)
+        );
     }
 
     #[test]

@@ -47,7 +47,10 @@ impl NameError {
     }
 }
 
-const DOTS: [char; 9] = ['\u{2022}', '\u{2027}', '\u{30fb}', '\u{ff65}', '\u{2219}', '\u{22c5}', '\u{0387}', '\u{2024}', '\u{16eb}'];
+const DOTS: [char; 9] = [
+    '\u{2022}', '\u{2027}', '\u{30fb}', '\u{ff65}', '\u{2219}', '\u{22c5}', '\u{0387}', '\u{2024}',
+    '\u{16eb}',
+];
 
 fn invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}' | '\u{00ad}' | '\u{180e}')
@@ -130,7 +133,12 @@ mod tests {
 
     #[test]
     fn middle_dot_variants_become_one_dot() {
-        for raw in ["阿依古丽•买买提", "阿依古丽・买买提", "阿依古丽･买买提", "阿依古丽‧买买提"] {
+        for raw in [
+            "阿依古丽•买买提",
+            "阿依古丽・买买提",
+            "阿依古丽･买买提",
+            "阿依古丽‧买买提",
+        ] {
             let (n, r) = Name::parse(raw).unwrap();
             assert_eq!(n.expose(), "阿依古丽·买买提", "{raw}");
             assert!(r.contains(&NameRepair::MiddleDot) || r.contains(&NameRepair::Nfkc));

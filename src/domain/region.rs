@@ -37,7 +37,15 @@ fn table() -> &'static HashMap<u32, Division> {
                 let name = f.next()?;
                 let level = f.next()?;
                 let parent = f.next().unwrap_or("").parse().unwrap_or(0);
-                Some((code, Division { code, name, level, parent }))
+                Some((
+                    code,
+                    Division {
+                        code,
+                        name,
+                        level,
+                        parent,
+                    },
+                ))
             })
             .collect()
     })
@@ -69,7 +77,11 @@ impl RegionCode {
             return Err(RegionError::Format);
         }
         let code: u32 = s.parse().map_err(|_| RegionError::Format)?;
-        if table().contains_key(&code) { Ok(RegionCode(code)) } else { Err(RegionError::Unknown(code)) }
+        if table().contains_key(&code) {
+            Ok(RegionCode(code))
+        } else {
+            Err(RegionError::Unknown(code))
+        }
     }
     /// The numeric code.
     pub fn code(self) -> u32 {
@@ -140,7 +152,10 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_codes_are_refused() {
-        assert_eq!(RegionCode::parse("629999"), Err(RegionError::Unknown(629999)));
+        assert_eq!(
+            RegionCode::parse("629999"),
+            Err(RegionError::Unknown(629999))
+        );
         assert_eq!(RegionCode::parse("62050"), Err(RegionError::Format));
     }
 

@@ -110,7 +110,8 @@ impl PersonEvidence {
 
     /// Yearly income × 100, exact: (100 − deduction) × W + 100 × other.
     pub fn income_x100(&self, policy: &Policy) -> i128 {
-        i128::from(100 - policy.employment_deduction_pct) * i128::from(self.wage()) + 100 * i128::from(self.other_income())
+        i128::from(100 - policy.employment_deduction_pct) * i128::from(self.wage())
+            + 100 * i128::from(self.other_income())
     }
 
     /// Add one record of `kind` (values in [`SourceKind::columns`] order). Returns whether
@@ -118,7 +119,13 @@ impl PersonEvidence {
     ///
     /// # Errors
     /// [`FieldError`] for a value the rules need that does not parse; nothing is added.
-    pub fn add(&mut self, kind: SourceKind, values: &[Option<String>], frame: &Frame, policy: &Policy) -> Result<bool, FieldError> {
+    pub fn add(
+        &mut self,
+        kind: SourceKind,
+        values: &[Option<String>],
+        frame: &Frame,
+        policy: &Policy,
+    ) -> Result<bool, FieldError> {
         let r = Row { kind, values };
         match kind {
             SourceKind::Tax => {
@@ -144,7 +151,9 @@ impl PersonEvidence {
                 let amount = r.money("amount")?;
                 match (ins, rec) {
                     ("employee_pension", "contribution") => self.contribution_wages += amount,
-                    ("resident_pension", "benefit") if frame.exclude_resident_pension => return Ok(false),
+                    ("resident_pension", "benefit") if frame.exclude_resident_pension => {
+                        return Ok(false);
+                    }
                     (_, "benefit") => self.benefits += amount,
                     _ => return Ok(false),
                 }
@@ -155,7 +164,8 @@ impl PersonEvidence {
                 Ok(true)
             }
             SourceKind::Securities => {
-                self.financial_assets += r.money_or_zero("market_value")? + r.money_or_zero("cash_balance")?;
+                self.financial_assets +=
+                    r.money_or_zero("market_value")? + r.money_or_zero("cash_balance")?;
                 Ok(true)
             }
             SourceKind::CommercialInsurance => {
@@ -248,22 +258,39 @@ struct Row<'a> {
 
 impl<'a> Row<'a> {
     fn spec(&self, column: &'static str) -> (usize, &'static hedui_connectors::ColumnSpec) {
-        let i = self.kind.columns().iter().position(|c| c.name == column).expect("column names come from the schema registry");
+        let i = self
+            .kind
+            .columns()
+            .iter()
+            .position(|c| c.name == column)
+            .expect("column names come from the schema registry");
         (i, &self.kind.columns()[i])
     }
     fn raw(&self, column: &'static str) -> Option<&'a str> {
         let (i, _) = self.spec(column);
-        self.values.get(i).and_then(|v| v.as_deref()).map(str::trim).filter(|v| !v.is_empty())
+        self.values
+            .get(i)
+            .and_then(|v| v.as_deref())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
     }
     fn required(&self, column: &'static str) -> Result<&'a str, FieldError> {
-        self.raw(column).ok_or_else(|| FieldError { column, code: "value_missing", message: format!("{column} is empty") })
+        self.raw(column).ok_or_else(|| FieldError {
+            column,
+            code: "value_missing",
+            message: format!("{column} is empty"),
+        })
     }
     fn money_opt(&self, column: &'static str) -> Result<Option<i64>, FieldError> {
         match self.raw(column) {
             None => Ok(None),
             Some(v) => crate::domain::Fen::parse_yuan(v)
                 .map(|f| Some(f.0))
-                .map_err(|e| FieldError { column, code: e.code(), message: format!("{column}: {e}") }),
+                .map_err(|e| FieldError {
+                    column,
+                    code: e.code(),
+                    message: format!("{column}: {e}"),
+                }),
         }
     }
     fn money(&self, column: &'static str) -> Result<i64, FieldError> {
@@ -275,11 +302,19 @@ impl<'a> Row<'a> {
     }
     fn int(&self, column: &'static str) -> Result<i64, FieldError> {
         let v = self.required(column)?;
-        v.parse::<i64>().map_err(|_| FieldError { column, code: "integer_invalid", message: format!("{column} is not a whole number") })
+        v.parse::<i64>().map_err(|_| FieldError {
+            column,
+            code: "integer_invalid",
+            message: format!("{column} is not a whole number"),
+        })
     }
     fn month(&self, column: &'static str) -> Result<Month, FieldError> {
         let v = self.required(column)?;
-        Month::parse(v).map_err(|e| FieldError { column, code: e.code(), message: format!("{column}: {e} (expected YYYY-MM)") })
+        Month::parse(v).map_err(|e| FieldError {
+            column,
+            code: e.code(),
+            message: format!("{column}: {e} (expected YYYY-MM)"),
+        })
     }
     fn enumerated(&self, column: &'static str) -> Result<&'a str, FieldError> {
         let v = self.required(column)?;
@@ -289,7 +324,10 @@ impl<'a> Row<'a> {
                 return Err(FieldError {
                     column,
                     code: "value_unknown",
-                    message: format!("{column}: value not in the §2 vocabulary ({})", allowed.join("/")),
+                    message: format!(
+                        "{column}: value not in the §2 vocabulary ({})",
+                        allowed.join("/")
+                    ),
                 });
             }
         }
@@ -302,19 +340,42 @@ mod tests {
     use super::*;
 
     fn vals(v: &[&str]) -> Vec<Option<String>> {
-        v.iter().map(|s| if s.is_empty() { None } else { Some(s.to_string()) }).collect()
+        v.iter()
+            .map(|s| {
+                if s.is_empty() {
+                    None
+                } else {
+                    Some(s.to_string())
+                }
+            })
+            .collect()
     }
 
     fn frame() -> (Frame, Policy) {
         let p = Policy::bundled();
-        (Frame::new(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), &p), p)
+        (
+            Frame::new(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), &p),
+            p,
+        )
     }
 
     #[test]
     fn the_window_is_the_12_months_before_the_month_of_d() {
         let (f, _) = frame();
-        assert_eq!(f.window_first, Month { year: 2025, month: 11 });
-        assert_eq!(f.window_last, Month { year: 2026, month: 10 });
+        assert_eq!(
+            f.window_first,
+            Month {
+                year: 2025,
+                month: 11
+            }
+        );
+        assert_eq!(
+            f.window_last,
+            Month {
+                year: 2026,
+                month: 10
+            }
+        );
         assert_eq!(f.tax_year, 2025);
         assert!(!f.exclude_resident_pension);
     }
@@ -324,9 +385,18 @@ mod tests {
         let (f, p) = frame();
         let mut e = PersonEvidence::default();
         let row = |period: &str| vals(&[period, "employee_pension", "contribution", "", "3000.00"]);
-        assert_eq!(e.add(SourceKind::SocialInsurance, &row("2026-11"), &f, &p), Ok(false));
-        assert_eq!(e.add(SourceKind::SocialInsurance, &row("2025-10"), &f, &p), Ok(false));
-        assert_eq!(e.add(SourceKind::SocialInsurance, &row("2025-11"), &f, &p), Ok(true));
+        assert_eq!(
+            e.add(SourceKind::SocialInsurance, &row("2026-11"), &f, &p),
+            Ok(false)
+        );
+        assert_eq!(
+            e.add(SourceKind::SocialInsurance, &row("2025-10"), &f, &p),
+            Ok(false)
+        );
+        assert_eq!(
+            e.add(SourceKind::SocialInsurance, &row("2025-11"), &f, &p),
+            Ok(true)
+        );
         assert_eq!(e.contribution_wages, 300_000);
     }
 
@@ -334,7 +404,14 @@ mod tests {
     fn a_bad_amount_is_a_field_error_not_zero() {
         let (f, p) = frame();
         let mut e = PersonEvidence::default();
-        let err = e.add(SourceKind::Bank, &vals(&["ICBC", "6217****0001", "current", "12,3x", "2026-10-01"]), &f, &p).unwrap_err();
+        let err = e
+            .add(
+                SourceKind::Bank,
+                &vals(&["ICBC", "6217****0001", "current", "12,3x", "2026-10-01"]),
+                &f,
+                &p,
+            )
+            .unwrap_err();
         assert_eq!(err.column, "balance");
         assert_eq!(err.code, "money_not_a_number");
         assert_eq!(e.financial_assets, 0);
@@ -344,7 +421,14 @@ mod tests {
     fn an_unknown_vocabulary_value_is_refused() {
         let (f, p) = frame();
         let mut e = PersonEvidence::default();
-        let err = e.add(SourceKind::VehicleVessel, &vals(&["甘E1", "spaceship", "private", "1.00", "", "normal"]), &f, &p).unwrap_err();
+        let err = e
+            .add(
+                SourceKind::VehicleVessel,
+                &vals(&["甘E1", "spaceship", "private", "1.00", "", "normal"]),
+                &f,
+                &p,
+            )
+            .unwrap_err();
         assert_eq!((err.column, err.code), ("kind", "value_unknown"));
     }
 }

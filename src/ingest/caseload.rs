@@ -82,47 +82,89 @@ pub enum CaseloadError {
 fn read(dir: &Path, t: CaseloadTable) -> Result<(DataFrame, String, bool), CaseloadError> {
     let (path, format) = locate(dir, t.name()).ok_or_else(|| CaseloadError::Table {
         table: t.name(),
-        source: ConnectorError::NotFound { source_name: t.name(), expected: format!("{}/{}.parquet or .csv", dir.display(), t.name()) },
+        source: ConnectorError::NotFound {
+            source_name: t.name(),
+            expected: format!("{}/{}.parquet or .csv", dir.display(), t.name()),
+        },
     })?;
     let cols: Vec<&str> = t.columns().iter().map(|c| c.name).collect();
     let unreadable = |e: PolarsError| CaseloadError::Table {
         table: t.name(),
-        source: ConnectorError::Unreadable { path: path.display().to_string(), message: e.to_string().lines().next().unwrap_or("").to_string() },
+        source: ConnectorError::Unreadable {
+            path: path.display().to_string(),
+            message: e.to_string().lines().next().unwrap_or("").to_string(),
+        },
     };
-    let df = scan_table(&path, format, &cols).map_err(|source| CaseloadError::Table { table: t.name(), source })?;
+    let df = scan_table(&path, format, &cols).map_err(|source| CaseloadError::Table {
+        table: t.name(),
+        source,
+    })?;
     let df = df.collect().map_err(unreadable)?;
     let df = text_columns(df, &[]).map_err(unreadable)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     Ok((df, name, format == FileFormat::Csv))
 }
 
 fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
-    df.column(name).and_then(|c| c.str()).expect("text_columns made every checked column a string")
+    df.column(name)
+        .and_then(|c| c.str())
+        .expect("text_columns made every checked column a string")
 }
 
 /// Load the caseload from `dir` (`households`, `members`, `supporters` as .parquet or .csv).
 ///
 /// # Errors
 /// [`CaseloadError`] when a table is missing, lacks columns or cannot be read.
-pub fn load_caseload(dir: &Path, as_of: NaiveDate, q: &mut Quarantine) -> Result<Caseload, CaseloadError> {
+pub fn load_caseload(
+    dir: &Path,
+    as_of: NaiveDate,
+    q: &mut Quarantine,
+) -> Result<Caseload, CaseloadError> {
     let mut out = Caseload::default();
     let mut index: HashMap<String, usize> = HashMap::new();
 
     let (df, file, csv) = read(dir, CaseloadTable::Households)?;
     out.rows_read[0] = df.height() as u64;
     let [hid, region, area, programme, category, dinc, dfin, lv] = [
-        "household_id", "region_code", "area", "programme", "category", "declared_annual_income",
-        "declared_financial_assets", "last_verified",
+        "household_id",
+        "region_code",
+        "area",
+        "programme",
+        "category",
+        "declared_annual_income",
+        "declared_financial_assets",
+        "last_verified",
     ]
     .map(|c| col(&df, c));
     for i in 0..df.height() {
         let id = hid.get(i).unwrap_or("").trim();
         if id.is_empty() {
-            q.push(QuarantineEntry::new(&file, csv, i as u64, "household_id", "", "household_id_missing", Action::Rejected, "household row without household_id".into()));
+            q.push(QuarantineEntry::new(
+                &file,
+                csv,
+                i as u64,
+                "household_id",
+                "",
+                "household_id_missing",
+                Action::Rejected,
+                "household row without household_id".into(),
+            ));
             continue;
         }
         if index.contains_key(id) {
-            q.push(QuarantineEntry::new(&file, csv, i as u64, "household_id", id, "household_duplicate", Action::Rejected, "household_id appears earlier in the file; the first row is used".into()));
+            q.push(QuarantineEntry::new(
+                &file,
+                csv,
+                i as u64,
+                "household_id",
+                id,
+                "household_duplicate",
+                Action::Rejected,
+                "household_id appears earlier in the file; the first row is used".into(),
+            ));
             continue;
         }
         let mut money = |c: &StringChunked, name: &str| -> Option<Fen> {
@@ -133,20 +175,42 @@ pub fn load_caseload(dir: &Path, as_of: NaiveDate, q: &mut Quarantine) -> Result
             match Fen::parse_yuan(v) {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    q.push(QuarantineEntry::new(&file, csv, i as u64, name, v, e.code(), Action::Rejected, format!("{name}: {e}; the value is not used")));
+                    q.push(QuarantineEntry::new(
+                        &file,
+                        csv,
+                        i as u64,
+                        name,
+                        v,
+                        e.code(),
+                        Action::Rejected,
+                        format!("{name}: {e}; the value is not used"),
+                    ));
                     None
                 }
             }
         };
         let declared_annual_income = money(dinc, "declared_annual_income");
         let declared_financial_assets = money(dfin, "declared_financial_assets");
-        let last_verified = lv.get(i).map(str::trim).filter(|v| !v.is_empty()).and_then(|v| match parse_day(v) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                q.push(QuarantineEntry::new(&file, csv, i as u64, "last_verified", v, e.code(), Action::Rejected, format!("last_verified: {e}; the household reads as never verified")));
-                None
-            }
-        });
+        let last_verified = lv
+            .get(i)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .and_then(|v| match parse_day(v) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    q.push(QuarantineEntry::new(
+                        &file,
+                        csv,
+                        i as u64,
+                        "last_verified",
+                        v,
+                        e.code(),
+                        Action::Rejected,
+                        format!("last_verified: {e}; the household reads as never verified"),
+                    ));
+                    None
+                }
+            });
         index.insert(id.to_string(), out.households.len());
         out.households.push(Household {
             id: id.to_string(),
@@ -160,29 +224,71 @@ pub fn load_caseload(dir: &Path, as_of: NaiveDate, q: &mut Quarantine) -> Result
         });
     }
 
-    let parse_id = |raw: &str| IdNumber::parse(raw, as_of).map(|(id, _)| id).map_err(|e| format!("{}: {e}", e.code()));
+    let parse_id = |raw: &str| {
+        IdNumber::parse(raw, as_of)
+            .map(|(id, _)| id)
+            .map_err(|e| format!("{}: {e}", e.code()))
+    };
 
     let (df, file, csv) = read(dir, CaseloadTable::Members)?;
     out.rows_read[1] = df.height() as u64;
-    let [hid, idn, rel, grade, consent] = ["household_id", "id_number", "relation", "disability_grade", "consent_ref"].map(|c| col(&df, c));
+    let [hid, idn, rel, grade, consent] = [
+        "household_id",
+        "id_number",
+        "relation",
+        "disability_grade",
+        "consent_ref",
+    ]
+    .map(|c| col(&df, c));
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
         let Some(&household) = index.get(h) else {
-            q.push(QuarantineEntry::new(&file, csv, i as u64, "household_id", h, "member_orphan", Action::Rejected, "member of a household that is not in households".into()));
+            q.push(QuarantineEntry::new(
+                &file,
+                csv,
+                i as u64,
+                "household_id",
+                h,
+                "member_orphan",
+                Action::Rejected,
+                "member of a household that is not in households".into(),
+            ));
             continue;
         };
         let raw = idn.get(i).unwrap_or("");
         let id = parse_id(raw);
         if let Err(why) = &id {
-            q.push(QuarantineEntry::new(&file, csv, i as u64, "id_number", raw, why.split(':').next().unwrap_or(""), Action::Referred, format!("member ID number invalid ({why}); household referred (member_identity)")));
+            q.push(QuarantineEntry::new(
+                &file,
+                csv,
+                i as u64,
+                "id_number",
+                raw,
+                why.split(':').next().unwrap_or(""),
+                Action::Referred,
+                format!("member ID number invalid ({why}); household referred (member_identity)"),
+            ));
         }
-        let disability_grade = grade.get(i).map(str::trim).filter(|v| !v.is_empty()).and_then(|v| match v.parse::<u8>() {
-            Ok(g @ 1..=4) => Some(g),
-            _ => {
-                q.push(QuarantineEntry::new(&file, csv, i as u64, "disability_grade", v, "disability_grade_invalid", Action::Rejected, "disability_grade must be 1-4; the value is not used".into()));
-                None
-            }
-        });
+        let disability_grade = grade
+            .get(i)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .and_then(|v| match v.parse::<u8>() {
+                Ok(g @ 1..=4) => Some(g),
+                _ => {
+                    q.push(QuarantineEntry::new(
+                        &file,
+                        csv,
+                        i as u64,
+                        "disability_grade",
+                        v,
+                        "disability_grade_invalid",
+                        Action::Rejected,
+                        "disability_grade must be 1-4; the value is not used".into(),
+                    ));
+                    None
+                }
+            });
         out.members.push(Member {
             household,
             id_masked: crate::domain::mask(raw.trim()),
@@ -195,13 +301,29 @@ pub fn load_caseload(dir: &Path, as_of: NaiveDate, q: &mut Quarantine) -> Result
 
     let (df, file, csv) = read(dir, CaseloadTable::Supporters)?;
     out.rows_read[2] = df.height() as u64;
-    let [hid, idn, rel, size, consent] = ["household_id", "id_number", "relation", "own_household_size", "consent_ref"].map(|c| col(&df, c));
+    let [hid, idn, rel, size, consent] = [
+        "household_id",
+        "id_number",
+        "relation",
+        "own_household_size",
+        "consent_ref",
+    ]
+    .map(|c| col(&df, c));
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
     let mut flagged: HashSet<(usize, String)> = HashSet::new();
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
         let Some(&household) = index.get(h) else {
-            q.push(QuarantineEntry::new(&file, csv, i as u64, "household_id", h, "supporter_orphan", Action::Rejected, "supporter of a household that is not in households".into()));
+            q.push(QuarantineEntry::new(
+                &file,
+                csv,
+                i as u64,
+                "household_id",
+                h,
+                "supporter_orphan",
+                Action::Rejected,
+                "supporter of a household that is not in households".into(),
+            ));
             continue;
         };
         let raw = idn.get(i).unwrap_or("");
@@ -212,7 +334,18 @@ pub fn load_caseload(dir: &Path, as_of: NaiveDate, q: &mut Quarantine) -> Result
         };
         if let Err(why) = &id {
             if flagged.insert((household, key.clone())) {
-                q.push(QuarantineEntry::new(&file, csv, i as u64, "id_number", raw, why.split(':').next().unwrap_or(""), Action::Referred, format!("supporter ID number invalid ({why}); household referred (member_identity)")));
+                q.push(QuarantineEntry::new(
+                    &file,
+                    csv,
+                    i as u64,
+                    "id_number",
+                    raw,
+                    why.split(':').next().unwrap_or(""),
+                    Action::Referred,
+                    format!(
+                        "supporter ID number invalid ({why}); household referred (member_identity)"
+                    ),
+                ));
             }
         }
         let own = size.get(i).and_then(|v| v.trim().parse::<i64>().ok());
@@ -250,20 +383,51 @@ mod tests {
     #[test]
     fn one_supporter_of_two_members_is_one_supporter_with_the_largest_household_size() {
         let d = tempfile::tempdir().unwrap();
-        write(d.path(), "households.csv", "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,1000.00,,2026-01-02\nH1,620503,urban,dibao,full,,,\n");
-        write(d.path(), "members.csv", "household_id,id_number,name,relation,disability_grade,consent_ref\nH1,620503195809200176,马福祥,applicant,2,C1\nH1,620503196207080319,李建国,spouse,,C1\nH9,620503198703151234,王秀兰,child,,C9\n");
-        write(d.path(), "supporters.csv", "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\nH1,620503198703151234,王秀兰,620503195809200176,child,2,C1-S1\nH1,620503198703151234,王秀兰,620503196207080319,child,4,C1-S1\nH1,620503198703151235,张三,620503196207080319,child,1,C1-S2\n");
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,1000.00,,2026-01-02\nH1,620503,urban,dibao,full,,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\nH1,620503195809200176,马福祥,applicant,2,C1\nH1,620503196207080319,李建国,spouse,,C1\nH9,620503198703151234,王秀兰,child,,C9\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\nH1,620503198703151234,王秀兰,620503195809200176,child,2,C1-S1\nH1,620503198703151234,王秀兰,620503196207080319,child,4,C1-S1\nH1,620503198703151235,张三,620503196207080319,child,1,C1-S2\n",
+        );
         let mut q = Quarantine::default();
-        let c = load_caseload(d.path(), NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), &mut q).unwrap();
-        assert_eq!(c.households.len(), 1, "the duplicate household row is rejected");
+        let c = load_caseload(
+            d.path(),
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            &mut q,
+        )
+        .unwrap();
+        assert_eq!(
+            c.households.len(),
+            1,
+            "the duplicate household row is rejected"
+        );
         assert_eq!(c.households[0].declared_annual_income, Some(Fen(100_000)));
         assert_eq!(c.members.len(), 2, "the orphan member is rejected");
         assert_eq!(c.members[0].disability_grade, Some(2));
-        assert_eq!(c.supporters.len(), 2, "two rows of one supporter are one supporter");
+        assert_eq!(
+            c.supporters.len(),
+            2,
+            "two rows of one supporter are one supporter"
+        );
         assert_eq!(c.supporters[0].own_household_size, 4);
-        assert!(c.supporters[1].id.is_err(), "the bad check character is kept as invalid");
+        assert!(
+            c.supporters[1].id.is_err(),
+            "the bad check character is kept as invalid"
+        );
         let reasons: Vec<&str> = q.entries.iter().map(|e| e.reason.as_str()).collect();
-        assert_eq!(reasons, vec!["household_duplicate", "member_orphan", "id_check_character"]);
+        assert_eq!(
+            reasons,
+            vec!["household_duplicate", "member_orphan", "id_check_character"]
+        );
         assert_eq!(q.entries[1].line, Some(4));
         assert_eq!(q.entries[2].value, "6205**********1235");
     }

@@ -44,13 +44,40 @@ pub struct QuarantineEntry {
 
 impl QuarantineEntry {
     /// An entry for `file` at data row `row` (CSV files get a physical line).
-    pub fn new(file: &str, is_csv: bool, row: u64, column: &str, raw_value: &str, reason: &str, action: Action, message: String) -> Self {
-        QuarantineEntry::at(file, is_csv.then_some(row + 2), Some(row), column, raw_value, reason, action, message)
+    pub fn new(
+        file: &str,
+        is_csv: bool,
+        row: u64,
+        column: &str,
+        raw_value: &str,
+        reason: &str,
+        action: Action,
+        message: String,
+    ) -> Self {
+        QuarantineEntry::at(
+            file,
+            is_csv.then_some(row + 2),
+            Some(row),
+            column,
+            raw_value,
+            reason,
+            action,
+            message,
+        )
     }
 
     /// An entry at a known physical line (from the reader's line map) and data row.
     #[allow(clippy::too_many_arguments)]
-    pub fn at(file: &str, line: Option<u64>, row: Option<u64>, column: &str, raw_value: &str, reason: &str, action: Action, message: String) -> Self {
+    pub fn at(
+        file: &str,
+        line: Option<u64>,
+        row: Option<u64>,
+        column: &str,
+        raw_value: &str,
+        reason: &str,
+        action: Action,
+        message: String,
+    ) -> Self {
         QuarantineEntry {
             file: file.to_string(),
             line,
@@ -92,7 +119,9 @@ impl Quarantine {
     /// I/O errors.
     pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
         let mut w = csv::Writer::from_path(path)?;
-        w.write_record(["file", "line", "row", "column", "value", "reason", "action", "message"])?;
+        w.write_record([
+            "file", "line", "row", "column", "value", "reason", "action", "message",
+        ])?;
         for e in &self.entries {
             w.write_record([
                 e.file.as_str(),

@@ -191,8 +191,13 @@ pub(crate) fn persons_table(h: &mut Html, r: &VerificationReport, lang: &Texts, 
             .td(lang.term("role", &p.role))
             .td(lang.term("relation", &p.relation));
         h.el("td", "id", &p.id_number_masked);
-        h.td(&lang.ui(if p.consent { "consent_given" } else { "consent_missing" }));
-        h.td(&lang.ui(if p.linked { "yes" } else { not_linked })).raw("</tr>");
+        h.td(&lang.ui(if p.consent {
+            "consent_given"
+        } else {
+            "consent_missing"
+        }));
+        h.td(&lang.ui(if p.linked { "yes" } else { not_linked }))
+            .raw("</tr>");
     }
     h.raw("</tbody></table>");
 }

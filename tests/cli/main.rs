@@ -6,11 +6,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn hedui(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hedui")).args(args).output().expect("the hedui binary runs")
+    Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .args(args)
+        .output()
+        .expect("the hedui binary runs")
 }
 
 fn ok(out: &Output) -> String {
-    assert!(out.status.success(), "hedui failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "hedui failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout.clone()).expect("utf-8 output")
 }
 
@@ -26,7 +34,19 @@ impl County {
         let root = dir.path().to_path_buf();
         let data = root.join("data");
         let h = households.to_string();
-        ok(&hedui(&["gen", "--households", &h, "--seed", "7", "--population-factor", "3", "--out", s(&data), "--format", "csv"]));
+        ok(&hedui(&[
+            "gen",
+            "--households",
+            &h,
+            "--seed",
+            "7",
+            "--population-factor",
+            "3",
+            "--out",
+            s(&data),
+            "--format",
+            "csv",
+        ]));
         ok(&hedui(&["keygen", "--out", s(&root.join("keys"))]));
         County { _dir: dir, root }
     }
@@ -39,13 +59,32 @@ impl County {
     fn batch(&self, out: &str, extra: &[&str]) -> (Output, PathBuf) {
         let out_dir = self.root.join(out);
         let (data, key) = (self.data(), self.key("civil.pub"));
-        let mut args = vec!["batch", "--caseload", s(&data), "--sources", s(&data), "--recipient", s(&key), "--out", s(&out_dir), "--as-of", "2026-11-01"];
+        let mut args = vec![
+            "batch",
+            "--caseload",
+            s(&data),
+            "--sources",
+            s(&data),
+            "--recipient",
+            s(&key),
+            "--out",
+            s(&out_dir),
+            "--as-of",
+            "2026-11-01",
+        ];
         args.extend_from_slice(extra);
         (hedui(&args), out_dir)
     }
     fn open_all(&self, out_dir: &Path) -> Vec<serde_json::Value> {
-        let text = ok(&hedui(&["open", "--key", s(&self.key("civil.key")), s(&out_dir.join("reports.jsonl"))]));
-        text.lines().map(|l| serde_json::from_str(l).expect("a JSON report per line")).collect()
+        let text = ok(&hedui(&[
+            "open",
+            "--key",
+            s(&self.key("civil.key")),
+            s(&out_dir.join("reports.jsonl")),
+        ]));
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON report per line"))
+            .collect()
     }
 }
 
@@ -54,13 +93,20 @@ fn s(p: &Path) -> &str {
 }
 
 fn summary(out_dir: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).expect("summary.json")).expect("json")
+    serde_json::from_slice(&std::fs::read(out_dir.join("summary.json")).expect("summary.json"))
+        .expect("json")
 }
 
 fn histogram(reports: &[serde_json::Value]) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for r in reports {
-        *m.entry(r["determination"].as_str().expect("determination").to_string()).or_insert(0) += 1;
+        *m.entry(
+            r["determination"]
+                .as_str()
+                .expect("determination")
+                .to_string(),
+        )
+        .or_insert(0) += 1;
     }
     m
 }
@@ -69,7 +115,12 @@ fn histogram(reports: &[serde_json::Value]) -> BTreeMap<String, u64> {
 fn gen_batch_open_agree_on_every_household() {
     let c = County::new(400);
     let (out, dir) = c.batch("run", &[]);
-    assert_eq!(out.status.code(), Some(0), "clean data exits 0: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "clean data exits 0: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reports = c.open_all(&dir);
     let sum = summary(&dir);
     assert_eq!(reports.len(), 400);
@@ -77,10 +128,17 @@ fn gen_batch_open_agree_on_every_household() {
     // The opened reports and the summary are two outputs of the run: they must agree.
     let h = histogram(&reports);
     for d in ["eligible", "ineligible", "referred"] {
-        assert_eq!(h.get(d).copied().unwrap_or(0), sum["determination"][d].as_u64().unwrap(), "{d}");
+        assert_eq!(
+            h.get(d).copied().unwrap_or(0),
+            sum["determination"][d].as_u64().unwrap(),
+            "{d}"
+        );
     }
     // every household appears once, every report cites the policy and masks IDs
-    let mut ids: Vec<&str> = reports.iter().map(|r| r["household_id"].as_str().unwrap()).collect();
+    let mut ids: Vec<&str> = reports
+        .iter()
+        .map(|r| r["household_id"].as_str().unwrap())
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 400);
@@ -91,37 +149,92 @@ fn gen_batch_open_agree_on_every_household() {
             assert_eq!(&m[4..14], "**********", "masked: {m}");
         }
         for f in r["findings"].as_array().unwrap() {
-            assert!(!f["clause"].as_str().unwrap().is_empty(), "every finding cites its clause");
+            assert!(
+                !f["clause"].as_str().unwrap().is_empty(),
+                "every finding cites its clause"
+            );
         }
     }
     // every source file's rows are accounted for
     for (name, src) in sum["sources"].as_object().unwrap() {
         let c = &src["counts"];
         let rows = c["rows"].as_u64().unwrap();
-        assert_eq!(rows, c["linked"].as_u64().unwrap() + c["unlinked"].as_u64().unwrap() + c["quarantined"].as_u64().unwrap(), "{name}");
-        let lines = std::fs::read_to_string(c.pointer("/file").map(|f| dir.parent().unwrap().join("data").join(f.as_str().unwrap())).unwrap()).unwrap().lines().count() as u64;
+        assert_eq!(
+            rows,
+            c["linked"].as_u64().unwrap()
+                + c["unlinked"].as_u64().unwrap()
+                + c["quarantined"].as_u64().unwrap(),
+            "{name}"
+        );
+        let lines = std::fs::read_to_string(
+            c.pointer("/file")
+                .map(|f| dir.parent().unwrap().join("data").join(f.as_str().unwrap()))
+                .unwrap(),
+        )
+        .unwrap()
+        .lines()
+        .count() as u64;
         assert_eq!(rows + 1, lines, "{name}: every data row was read");
     }
     // no full ID number anywhere in what civil affairs opens: every ID is masked
     let opened = serde_json::to_string(&reports).unwrap();
     for token in opened.split(|c: char| !c.is_ascii_alphanumeric()) {
         let b = token.as_bytes();
-        let id18 = b.len() == 18 && b[..17].iter().all(u8::is_ascii_digit) && (b[17].is_ascii_digit() || b[17] == b'X');
+        let id18 = b.len() == 18
+            && b[..17].iter().all(u8::is_ascii_digit)
+            && (b[17].is_ascii_digit() || b[17] == b'X');
         let id15 = b.len() == 15 && b.iter().all(u8::is_ascii_digit);
-        assert!(!id18 && !id15, "an unmasked ID number in the opened reports");
+        assert!(
+            !id18 && !id15,
+            "an unmasked ID number in the opened reports"
+        );
     }
     // summary.html is written, self-contained
     let page = std::fs::read_to_string(dir.join("summary.html")).expect("summary.html");
-    assert!(page.contains("<html") && !page.contains("http://") && !page.contains("src=\"http"), "self-contained page");
+    assert!(
+        page.contains("<html") && !page.contains("http://") && !page.contains("src=\"http"),
+        "self-contained page"
+    );
     // the clerk's page and the applicant's receipt for one household
     let hid = reports[3]["household_id"].as_str().unwrap();
-    let html = ok(&hedui(&["open", "--key", s(&c.key("civil.key")), s(&dir.join("reports.jsonl")), "--household", hid, "--format", "html"]));
-    assert!(html.contains(hid) && html.contains("核对报告"), "report page for {hid}");
-    let receipt = ok(&hedui(&["open", "--key", s(&c.key("civil.key")), s(&dir.join("reports.jsonl")), "--household", hid, "--format", "receipt"]));
-    assert!(receipt.contains("复核"), "the receipt says how to ask for a review");
+    let html = ok(&hedui(&[
+        "open",
+        "--key",
+        s(&c.key("civil.key")),
+        s(&dir.join("reports.jsonl")),
+        "--household",
+        hid,
+        "--format",
+        "html",
+    ]));
+    assert!(
+        html.contains(hid) && html.contains("核对报告"),
+        "report page for {hid}"
+    );
+    let receipt = ok(&hedui(&[
+        "open",
+        "--key",
+        s(&c.key("civil.key")),
+        s(&dir.join("reports.jsonl")),
+        "--household",
+        hid,
+        "--format",
+        "receipt",
+    ]));
+    assert!(
+        receipt.contains("复核"),
+        "the receipt says how to ask for a review"
+    );
     // one household opened alone is the same report
     let one = &reports[17];
-    let text = ok(&hedui(&["open", "--key", s(&c.key("civil.key")), s(&dir.join("reports.jsonl")), "--household", one["household_id"].as_str().unwrap()]));
+    let text = ok(&hedui(&[
+        "open",
+        "--key",
+        s(&c.key("civil.key")),
+        s(&dir.join("reports.jsonl")),
+        "--household",
+        one["household_id"].as_str().unwrap(),
+    ]));
     let alone: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(&alone, one);
 }
@@ -134,12 +247,27 @@ fn a_missing_source_refers_every_household_and_exits_1() {
     assert_eq!(out.status.code(), Some(1));
     let reports = c.open_all(&dir);
     for r in &reports {
-        assert_ne!(r["determination"], "eligible", "missing is never 'no assets'");
-        let sec = r["sources"].as_array().unwrap().iter().find(|s| s["source"] == "securities").unwrap();
+        assert_ne!(
+            r["determination"], "eligible",
+            "missing is never 'no assets'"
+        );
+        let sec = r["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["source"] == "securities")
+            .unwrap();
         assert_eq!(sec["status"], "unverified");
-        assert!(r["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "source_unverified" && f["evidence"]["source"] == "securities"));
+        assert!(
+            r["findings"].as_array().unwrap().iter().any(
+                |f| f["rule"] == "source_unverified" && f["evidence"]["source"] == "securities"
+            )
+        );
     }
-    assert_eq!(summary(&dir)["sources"]["securities"]["status"], "unverified");
+    assert_eq!(
+        summary(&dir)["sources"]["securities"]["status"],
+        "unverified"
+    );
 }
 
 #[test]
@@ -147,13 +275,24 @@ fn bad_rows_are_quarantined_with_file_line_column_and_reason() {
     let c = County::new(150);
     // Damage the bank extract: a caseload member's balance and a stranger's key.
     let members = std::fs::read_to_string(c.data().join("members.csv")).unwrap();
-    let member_id = members.lines().nth(1).unwrap().split(',').find(|f| f.len() == 18).unwrap().to_string();
+    let member_id = members
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .find(|f| f.len() == 18)
+        .unwrap()
+        .to_string();
     let bank_path = c.data().join("bank.csv");
     let bank = std::fs::read_to_string(&bank_path).unwrap();
     let mut lines: Vec<String> = bank.lines().map(str::to_string).collect();
     let header: Vec<&str> = lines[0].split(',').collect();
     let bal = header.iter().position(|h| *h == "balance").unwrap();
-    let (mi, _) = lines.iter().enumerate().find(|(_, l)| l.starts_with(&member_id)).expect("the member has a bank row");
+    let (mi, _) = lines
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.starts_with(&member_id))
+        .expect("the member has a bank row");
     let mut f: Vec<String> = lines[mi].split(',').map(str::to_string).collect();
     f[bal] = "12.345".into();
     lines[mi] = f.join(",");
@@ -168,18 +307,65 @@ fn bad_rows_are_quarantined_with_file_line_column_and_reason() {
     let q = std::fs::read_to_string(dir.join("quarantine.csv")).unwrap();
     let rows: Vec<&str> = q.lines().collect();
     assert_eq!(rows[0], "file,line,row,column,value,reason,action,message");
-    let money = rows.iter().find(|r| r.contains("money_too_many_decimals")).expect("money row quarantined");
-    assert!(money.starts_with(&format!("bank.csv,{},{},balance,", mi + 1, mi - 1)), "{money}");
-    let sci = rows.iter().find(|r| r.contains("id_scientific_notation")).expect("mangled key quarantined");
-    assert!(sci.starts_with(&format!("bank.csv,{},{},id_number,", stranger + 1, stranger - 1)), "{sci}");
-    assert!(!q.contains(&member_id), "raw IDs never appear in the quarantine file");
+    let money = rows
+        .iter()
+        .find(|r| r.contains("money_too_many_decimals"))
+        .expect("money row quarantined");
+    assert!(
+        money.starts_with(&format!("bank.csv,{},{},balance,", mi + 1, mi - 1)),
+        "{money}"
+    );
+    let sci = rows
+        .iter()
+        .find(|r| r.contains("id_scientific_notation"))
+        .expect("mangled key quarantined");
+    assert!(
+        sci.starts_with(&format!(
+            "bank.csv,{},{},id_number,",
+            stranger + 1,
+            stranger - 1
+        )),
+        "{sci}"
+    );
+    assert!(
+        !q.contains(&member_id),
+        "raw IDs never appear in the quarantine file"
+    );
     // the member's household says unverified for bank, never 'no assets'
     let reports = c.open_all(&dir);
-    let hh = members.lines().nth(1).unwrap().split(',').next().unwrap().to_string();
-    let hid_col = members.lines().next().unwrap().split(',').position(|h| h == "household_id").unwrap();
-    let hid = members.lines().nth(1).unwrap().split(',').nth(hid_col).unwrap_or(&hh).to_string();
-    let r = reports.iter().find(|r| r["household_id"] == hid.as_str()).expect("household report");
-    let bank_section = r["sources"].as_array().unwrap().iter().find(|s| s["source"] == "bank").unwrap();
+    let hh = members
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let hid_col = members
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|h| h == "household_id")
+        .unwrap();
+    let hid = members
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .nth(hid_col)
+        .unwrap_or(&hh)
+        .to_string();
+    let r = reports
+        .iter()
+        .find(|r| r["household_id"] == hid.as_str())
+        .expect("household report");
+    let bank_section = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == "bank")
+        .unwrap();
     assert_eq!(bank_section["status"], "unverified");
     assert_ne!(r["determination"], "eligible");
     let s = summary(&dir);
@@ -203,13 +389,31 @@ fn a_changed_byte_or_a_wrong_key_makes_open_fail_clearly() {
     std::fs::write(&tampered, &bytes).unwrap();
     let out = hedui(&["open", "--key", s(&c.key("civil.key")), s(&tampered)]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("changed after sealing"), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.stdout.is_empty(), "nothing of a tampered report is printed");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("changed after sealing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing of a tampered report is printed"
+    );
 
     ok(&hedui(&["keygen", "--out", s(&c.root.join("other"))]));
-    let out = hedui(&["open", "--key", s(&c.root.join("other").join("civil.key")), "--signer", s(&c.key("hedui-signing.pub")), s(&path)]);
+    let out = hedui(&[
+        "open",
+        "--key",
+        s(&c.root.join("other").join("civil.key")),
+        "--signer",
+        s(&c.key("hedui-signing.pub")),
+        s(&path),
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not sealed to key"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not sealed to key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -223,10 +427,20 @@ fn a_second_run_with_previous_writes_the_flipped_households() {
     let icol = header.iter().position(|h| *h == "id_number").unwrap();
     let row: Vec<&str> = members.lines().nth(1).unwrap().split(',').collect();
     let (hid, pid) = (row[hcol].to_string(), row[icol].to_string());
-    let before = c.open_all(&first).into_iter().find(|r| r["household_id"] == hid.as_str()).unwrap();
+    let before = c
+        .open_all(&first)
+        .into_iter()
+        .find(|r| r["household_id"] == hid.as_str())
+        .unwrap();
     let bank_path = c.data().join("bank.csv");
     let mut bank = std::fs::read_to_string(&bank_path).unwrap();
-    let bank_header: Vec<String> = bank.lines().next().unwrap().split(',').map(str::to_string).collect();
+    let bank_header: Vec<String> = bank
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(str::to_string)
+        .collect();
     let line: Vec<String> = bank_header
         .iter()
         .map(|h| match h.as_str() {
@@ -241,31 +455,74 @@ fn a_second_run_with_previous_writes_the_flipped_households() {
     bank.push('\n');
     std::fs::write(&bank_path, bank).unwrap();
     let (out, second) = c.batch("run2", &["--previous", s(&first)]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let changes: serde_json::Value = serde_json::from_slice(&std::fs::read(second.join("changes.json")).unwrap()).unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let changes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(second.join("changes.json")).unwrap()).unwrap();
     let flipped = changes["flipped"].as_array().unwrap();
     if before["determination"] == "ineligible" {
         assert!(flipped.iter().all(|f| f["household_id"] != hid.as_str()));
     } else {
-        let f = flipped.iter().find(|f| f["household_id"] == hid.as_str()).expect("the household flipped");
+        let f = flipped
+            .iter()
+            .find(|f| f["household_id"] == hid.as_str())
+            .expect("the household flipped");
         assert_eq!(f["after"], "ineligible");
-        assert!(f["rules_added"].as_array().unwrap().iter().any(|r| r == "financial_assets:ineligible"), "{f}");
+        assert!(
+            f["rules_added"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r == "financial_assets:ineligible"),
+            "{f}"
+        );
     }
-    assert_eq!(flipped.len(), usize::from(before["determination"] != "ineligible"), "only that household changed");
+    assert_eq!(
+        flipped.len(),
+        usize::from(before["determination"] != "ineligible"),
+        "only that household changed"
+    );
 }
 
 #[test]
 fn gen_is_deterministic_and_names_a_bad_region() {
     let d = tempfile::tempdir().unwrap();
     for run in ["a", "b"] {
-        ok(&hedui(&["gen", "--households", "50", "--seed", "3", "--out", s(&d.path().join(run))]));
+        ok(&hedui(&[
+            "gen",
+            "--households",
+            "50",
+            "--seed",
+            "3",
+            "--out",
+            s(&d.path().join(run)),
+        ]));
     }
-    for t in ["households", "members", "supporters", "tax", "bank", "social_insurance"] {
+    for t in [
+        "households",
+        "members",
+        "supporters",
+        "tax",
+        "bank",
+        "social_insurance",
+    ] {
         let a = std::fs::read(d.path().join("a").join(format!("{t}.csv"))).unwrap();
         let b = std::fs::read(d.path().join("b").join(format!("{t}.csv"))).unwrap();
         assert_eq!(a, b, "{t}.csv differs between two runs with the same seed");
     }
-    let out = hedui(&["gen", "--households", "5", "--region", "629999", "--out", s(&d.path().join("c"))]);
+    let out = hedui(&[
+        "gen",
+        "--households",
+        "5",
+        "--region",
+        "629999",
+        "--out",
+        s(&d.path().join("c")),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("629999"));
 }
@@ -279,7 +536,9 @@ fn a_gbk_export_with_chinese_headers_and_a_repeated_header_gives_the_same_determ
     let path = c.data().join("bank.csv");
     let text = std::fs::read_to_string(&path).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    lines[0] = lines[0].replacen("id_number", "身份证号", 1).replacen("name", "姓名", 1);
+    lines[0] = lines[0]
+        .replacen("id_number", "身份证号", 1)
+        .replacen("name", "姓名", 1);
     let header = lines[0].clone();
     let mid = lines.len() / 2;
     lines.insert(mid, header);
@@ -288,7 +547,12 @@ fn a_gbk_export_with_chinese_headers_and_a_repeated_header_gives_the_same_determ
     assert!(!lossy);
     std::fs::write(&path, &gbk).unwrap();
     let (out, dirty) = c.batch("gbk", &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let a = std::fs::read_to_string(clean.join("determinations.csv")).unwrap();
     let b = std::fs::read_to_string(dirty.join("determinations.csv")).unwrap();
     assert_eq!(a, b, "same determinations from the GBK export");
@@ -296,5 +560,9 @@ fn a_gbk_export_with_chinese_headers_and_a_repeated_header_gives_the_same_determ
     let bank = &s["sources"]["bank"]["counts"];
     assert_eq!(bank["encoding"], "gb18030");
     assert_eq!(bank["repeated_header_lines"][0], mid as u64 + 1);
-    assert_eq!(bank["rows"].as_u64().unwrap() + 2, lines.len() as u64, "the repeated header is not a row");
+    assert_eq!(
+        bank["rows"].as_u64().unwrap() + 2,
+        lines.len() as u64,
+        "the repeated header is not a row"
+    );
 }
