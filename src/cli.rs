@@ -87,6 +87,9 @@ pub enum Command {
         /// A previous run's output directory: write changes.json.
         #[arg(long)]
         previous: Option<PathBuf>,
+        /// Stop at the first quarantined row, naming file, line, column and reason (exit 2).
+        #[arg(long)]
+        strict: bool,
     },
     /// Open sealed reports with a civil-affairs private key; print JSON.
     Open {
@@ -190,6 +193,7 @@ fn run(cli: Cli) -> Result<i32> {
             out,
             as_of,
             previous,
+            strict,
         } => {
             let policy = match policy {
                 Some(p) => Policy::load(&p).context("Failed to load the policy")?,
@@ -217,6 +221,7 @@ fn run(cli: Cli) -> Result<i32> {
                 as_of: as_of.unwrap_or_else(today),
                 previous,
                 progress: true,
+                strict,
             };
             let summary = crate::batch::run(&opts).context("Batch failed")?;
             print_summary(&summary, &opts.out);
@@ -370,6 +375,7 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
         as_of,
         previous: None,
         progress: true,
+        strict: false,
     };
     let summary = crate::batch::run(&opts).context("Batch failed")?;
     println!("4/4 opening one referred and one ineligible report with the civil-affairs key:");

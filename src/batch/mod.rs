@@ -55,6 +55,8 @@ pub struct BatchOptions {
     pub previous: Option<PathBuf>,
     /// Draw progress bars on stderr.
     pub progress: bool,
+    /// Fail on the first quarantined row (`--strict`) instead of quarantining and going on.
+    pub strict: bool,
 }
 
 /// Errors that stop a batch (exit code 2). Bad rows and failed sources do not: they are
@@ -75,6 +77,22 @@ pub enum BatchError {
     /// Sealing failed.
     #[error("sealing failed: {0}")]
     Seal(#[from] crate::seal::SealError),
+    /// `--strict`: a row was quarantined.
+    #[error("--strict: {file} line {line} row {row} column {column} ({reason}): {message}")]
+    Strict {
+        /// File.
+        file: String,
+        /// Physical line, or `-`.
+        line: String,
+        /// Data row, or `-`.
+        row: String,
+        /// Column.
+        column: String,
+        /// Reason code.
+        reason: String,
+        /// The message.
+        message: String,
+    },
     /// The previous run's output cannot be read.
     #[error("previous run {path}: {message}")]
     Previous {
@@ -397,6 +415,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
 
     // ---- caseload
     let caseload = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+    check_strict(opts.strict, &q)?;
     let mut person_index: HashMap<u64, usize> = HashMap::new();
     let queried = caseload
         .members
@@ -550,6 +569,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
             }
         }
         pb.inc(1);
+        check_strict(opts.strict, &q)?;
     }
     pb.finish_and_clear();
     timings.insert(
@@ -754,6 +774,21 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     );
     std::fs::write(&hpath, page).map_err(write_err(&hpath))?;
     Ok(summary)
+}
+
+/// With `--strict`, the first quarantined row stops the run with its message.
+fn check_strict(strict: bool, q: &Quarantine) -> Result<(), BatchError> {
+    match (strict, q.entries.first()) {
+        (true, Some(e)) => Err(BatchError::Strict {
+            file: e.file.clone(),
+            line: e.line.map_or("-".into(), |l| l.to_string()),
+            row: e.row.map_or("-".into(), |r| r.to_string()),
+            column: e.column.clone(),
+            reason: e.reason.clone(),
+            message: e.message.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn severity(o: Outcome) -> u8 {

@@ -566,3 +566,28 @@ fn a_gbk_export_with_chinese_headers_and_a_repeated_header_gives_the_same_determ
         "the repeated header is not a row"
     );
 }
+
+#[test]
+fn strict_stops_at_the_first_quarantined_row_and_names_it() {
+    let c = County::new(60);
+    let path = c.data().join("tax.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut f: Vec<String> = lines[3].split(',').map(str::to_string).collect();
+    f[0] = "620503-19870315-12x".into();
+    lines[3] = f.join(",");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let (out, _) = c.batch("strict", &["--strict"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--strict: tax.csv line 4 row 2 column id_number (id_length)"),
+        "{err}"
+    );
+    let (out, _) = c.batch("lenient", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "without --strict the row is quarantined and the run goes on"
+    );
+}
