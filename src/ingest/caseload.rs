@@ -10,8 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use chrono::NaiveDate;
-use hedui_connectors::file::{FileFormat, locate, scan_table, text_columns};
+use hedui_connectors::file::{locate, text_columns};
+use hedui_connectors::read::scan_prepared;
 use hedui_connectors::{CaseloadTable, ConnectorError};
+use hedui_connectors::{Prepared, prepare};
 use polars::prelude::*;
 
 use crate::assess::Household;
@@ -79,15 +81,27 @@ pub enum CaseloadError {
     },
 }
 
-fn read(dir: &Path, t: CaseloadTable) -> Result<(DataFrame, String, bool), CaseloadError> {
-    let (path, format) = locate(dir, t.name()).ok_or_else(|| CaseloadError::Table {
+fn read(
+    dir: &Path,
+    t: CaseloadTable,
+    q: &mut Quarantine,
+) -> Result<(DataFrame, String, Prepared), CaseloadError> {
+    let (path, _) = locate(dir, t.name()).ok_or_else(|| CaseloadError::Table {
         table: t.name(),
         source: ConnectorError::NotFound {
             source_name: t.name(),
-            expected: format!("{}/{}.parquet or .csv", dir.display(), t.name()),
+            expected: format!(
+                "{}/{}.csv, .parquet, .xlsx, .tsv or .jsonl",
+                dir.display(),
+                t.name()
+            ),
         },
     })?;
     let cols: Vec<&str> = t.columns().iter().map(|c| c.name).collect();
+    let table_err = |source| CaseloadError::Table {
+        table: t.name(),
+        source,
+    };
     let unreadable = |e: PolarsError| CaseloadError::Table {
         table: t.name(),
         source: ConnectorError::Unreadable {
@@ -95,17 +109,31 @@ fn read(dir: &Path, t: CaseloadTable) -> Result<(DataFrame, String, bool), Casel
             message: e.to_string().lines().next().unwrap_or("").to_string(),
         },
     };
-    let df = scan_table(&path, format, &cols).map_err(|source| CaseloadError::Table {
-        table: t.name(),
-        source,
-    })?;
-    let df = df.collect().map_err(unreadable)?;
-    let df = text_columns(df, &[]).map_err(unreadable)?;
+    // The same reader as the sources: encodings, workbooks, Chinese headers, repeated
+    // headers; rows refused while decoding are quarantined with their physical line.
+    let prep = prepare(&path, t.name(), &cols).map_err(table_err)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    Ok((df, name, format == FileFormat::Csv))
+    for r in &prep.rejected {
+        q.push(QuarantineEntry::at(
+            &name,
+            Some(r.line),
+            None,
+            &r.column,
+            &r.raw,
+            &r.reason,
+            Action::Rejected,
+            r.message.clone(),
+        ));
+    }
+    let df = scan_prepared(&prep, &cols)
+        .map_err(table_err)?
+        .collect()
+        .map_err(unreadable)?;
+    let df = text_columns(df, &[]).map_err(unreadable)?;
+    Ok((df, name, prep))
 }
 
 fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
@@ -126,7 +154,7 @@ pub fn load_caseload(
     let mut out = Caseload::default();
     let mut index: HashMap<String, usize> = HashMap::new();
 
-    let (df, file, csv) = read(dir, CaseloadTable::Households)?;
+    let (df, file, prep) = read(dir, CaseloadTable::Households, q)?;
     out.rows_read[0] = df.height() as u64;
     let [hid, region, area, programme, category, dinc, dfin, lv] = [
         "household_id",
@@ -142,10 +170,10 @@ pub fn load_caseload(
     for i in 0..df.height() {
         let id = hid.get(i).unwrap_or("").trim();
         if id.is_empty() {
-            q.push(QuarantineEntry::new(
+            q.push(QuarantineEntry::at(
                 &file,
-                csv,
-                i as u64,
+                prep.line_of(i as u64),
+                Some(i as u64),
                 "household_id",
                 "",
                 "household_id_missing",
@@ -155,10 +183,10 @@ pub fn load_caseload(
             continue;
         }
         if index.contains_key(id) {
-            q.push(QuarantineEntry::new(
+            q.push(QuarantineEntry::at(
                 &file,
-                csv,
-                i as u64,
+                prep.line_of(i as u64),
+                Some(i as u64),
                 "household_id",
                 id,
                 "household_duplicate",
@@ -175,10 +203,10 @@ pub fn load_caseload(
             match Fen::parse_yuan(v) {
                 Ok(f) => Some(f),
                 Err(e) => {
-                    q.push(QuarantineEntry::new(
+                    q.push(QuarantineEntry::at(
                         &file,
-                        csv,
-                        i as u64,
+                        prep.line_of(i as u64),
+                        Some(i as u64),
                         name,
                         v,
                         e.code(),
@@ -198,10 +226,10 @@ pub fn load_caseload(
             .and_then(|v| match parse_day(v) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    q.push(QuarantineEntry::new(
+                    q.push(QuarantineEntry::at(
                         &file,
-                        csv,
-                        i as u64,
+                        prep.line_of(i as u64),
+                        Some(i as u64),
                         "last_verified",
                         v,
                         e.code(),
@@ -230,7 +258,7 @@ pub fn load_caseload(
             .map_err(|e| format!("{}: {e}", e.code()))
     };
 
-    let (df, file, csv) = read(dir, CaseloadTable::Members)?;
+    let (df, file, prep) = read(dir, CaseloadTable::Members, q)?;
     out.rows_read[1] = df.height() as u64;
     let [hid, idn, rel, grade, consent] = [
         "household_id",
@@ -243,10 +271,10 @@ pub fn load_caseload(
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
         let Some(&household) = index.get(h) else {
-            q.push(QuarantineEntry::new(
+            q.push(QuarantineEntry::at(
                 &file,
-                csv,
-                i as u64,
+                prep.line_of(i as u64),
+                Some(i as u64),
                 "household_id",
                 h,
                 "member_orphan",
@@ -258,10 +286,10 @@ pub fn load_caseload(
         let raw = idn.get(i).unwrap_or("");
         let id = parse_id(raw);
         if let Err(why) = &id {
-            q.push(QuarantineEntry::new(
+            q.push(QuarantineEntry::at(
                 &file,
-                csv,
-                i as u64,
+                prep.line_of(i as u64),
+                Some(i as u64),
                 "id_number",
                 raw,
                 why.split(':').next().unwrap_or(""),
@@ -276,10 +304,10 @@ pub fn load_caseload(
             .and_then(|v| match v.parse::<u8>() {
                 Ok(g @ 1..=4) => Some(g),
                 _ => {
-                    q.push(QuarantineEntry::new(
+                    q.push(QuarantineEntry::at(
                         &file,
-                        csv,
-                        i as u64,
+                        prep.line_of(i as u64),
+                        Some(i as u64),
                         "disability_grade",
                         v,
                         "disability_grade_invalid",
@@ -299,7 +327,7 @@ pub fn load_caseload(
         });
     }
 
-    let (df, file, csv) = read(dir, CaseloadTable::Supporters)?;
+    let (df, file, prep) = read(dir, CaseloadTable::Supporters, q)?;
     out.rows_read[2] = df.height() as u64;
     let [hid, idn, rel, size, consent] = [
         "household_id",
@@ -314,10 +342,10 @@ pub fn load_caseload(
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
         let Some(&household) = index.get(h) else {
-            q.push(QuarantineEntry::new(
+            q.push(QuarantineEntry::at(
                 &file,
-                csv,
-                i as u64,
+                prep.line_of(i as u64),
+                Some(i as u64),
                 "household_id",
                 h,
                 "supporter_orphan",
@@ -334,10 +362,10 @@ pub fn load_caseload(
         };
         if let Err(why) = &id {
             if flagged.insert((household, key.clone())) {
-                q.push(QuarantineEntry::new(
+                q.push(QuarantineEntry::at(
                     &file,
-                    csv,
-                    i as u64,
+                    prep.line_of(i as u64),
+                    Some(i as u64),
                     "id_number",
                     raw,
                     why.split(':').next().unwrap_or(""),
@@ -430,5 +458,37 @@ mod tests {
         );
         assert_eq!(q.entries[1].line, Some(4));
         assert_eq!(q.entries[2].value, "6205**********1235");
+    }
+
+    #[test]
+    fn a_gbk_caseload_with_chinese_headers_loads_like_the_utf8_one() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,rural,dibao,class1,,,\n",
+        );
+        let members = "household_id,身份证号,姓名,relation,disability_grade,consent_ref\r\nH1,620503195809200176,马福祥,applicant,,C1\r\nH1,620503196207080319,李建国,spouse,,C1\r\n";
+        let (gbk, _, lossy) = encoding_rs::GBK.encode(members);
+        assert!(!lossy);
+        std::fs::write(d.path().join("members.csv"), &gbk).unwrap();
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let mut q = Quarantine::default();
+        let c = load_caseload(
+            d.path(),
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            &mut q,
+        )
+        .unwrap();
+        assert_eq!(c.members.len(), 2);
+        assert_eq!(
+            c.members[1].id.as_ref().unwrap().expose(),
+            "620503196207080319"
+        );
+        assert!(q.entries.is_empty(), "{:?}", q.entries);
     }
 }
