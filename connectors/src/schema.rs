@@ -53,6 +53,88 @@ const fn n(name: &'static str, kind: ColumnKind) -> ColumnSpec {
 
 use ColumnKind::*;
 
+/// The §2 vocabularies, in §2 order (generators index them; readers check against them).
+pub mod vocab {
+    /// §2 vocabulary `area`.
+    pub const AREA: &[&str] = &["urban", "rural"];
+    /// §2 vocabulary `programme`.
+    pub const PROGRAMME: &[&str] = &["dibao", "tekun", "low_income", "applicant"];
+    /// §2 vocabulary `category`.
+    pub const CATEGORY: &[&str] = &["full", "partial", "class1", "class2", "class3", "class4"];
+    /// §2 vocabulary `relation`.
+    pub const RELATION: &[&str] = &[
+        "applicant",
+        "spouse",
+        "child",
+        "parent",
+        "sibling",
+        "grandchild",
+        "other",
+    ];
+    /// §2 vocabulary `supporter_relation`.
+    pub const SUPPORTER_RELATION: &[&str] = &["child", "parent", "spouse"];
+    /// §2 vocabulary `hukou_type`.
+    pub const HUKOU_TYPE: &[&str] = &["urban", "rural"];
+    /// §2 vocabulary `registration_status`.
+    pub const REGISTRATION_STATUS: &[&str] = &["normal", "deceased", "emigrated", "cancelled"];
+    /// §2 vocabulary `income_type`.
+    pub const INCOME_TYPE: &[&str] = &[
+        "wages",
+        "labour",
+        "business",
+        "property_lease",
+        "interest_dividend",
+        "other",
+    ];
+    /// §2 vocabulary `insurance_type`.
+    pub const INSURANCE_TYPE: &[&str] = &[
+        "employee_pension",
+        "resident_pension",
+        "unemployment",
+        "medical",
+        "injury",
+    ];
+    /// §2 vocabulary `record_type`.
+    pub const RECORD_TYPE: &[&str] = &["contribution", "benefit"];
+    /// §2 vocabulary `property_usage`.
+    pub const PROPERTY_USAGE: &[&str] = &[
+        "residential",
+        "commercial",
+        "office",
+        "parking",
+        "industrial",
+        "other",
+    ];
+    /// §2 vocabulary `entity_type`.
+    pub const ENTITY_TYPE: &[&str] = &["enterprise", "individual_business", "cooperative"];
+    /// §2 vocabulary `entity_role`.
+    pub const ENTITY_ROLE: &[&str] = &["legal_representative", "shareholder", "operator"];
+    /// §2 vocabulary `entity_status`.
+    pub const ENTITY_STATUS: &[&str] = &["active", "revoked", "deregistered"];
+    /// §2 vocabulary `vehicle_kind`.
+    pub const VEHICLE_KIND: &[&str] = &[
+        "car",
+        "suv",
+        "van",
+        "truck",
+        "bus",
+        "motorcycle",
+        "tricycle",
+        "tractor",
+        "harvester",
+        "vessel",
+        "disabled_vehicle",
+    ];
+    /// §2 vocabulary `vehicle_usage`.
+    pub const VEHICLE_USAGE: &[&str] = &["private", "business"];
+    /// §2 vocabulary `vehicle_status`.
+    pub const VEHICLE_STATUS: &[&str] = &["normal", "scrapped", "transferred"];
+    /// §2 vocabulary `bank_product`.
+    pub const BANK_PRODUCT: &[&str] = &["current", "time", "wealth_management"];
+    /// §2 vocabulary `insurance_product`.
+    pub const INSURANCE_PRODUCT: &[&str] = &["life", "annuity", "health", "accident", "property"];
+}
+
 /// The 12 department sources of DESIGN.md §2.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -84,8 +166,6 @@ pub enum SourceKind {
     /// 医保结算: medical settlement (costs, out-of-pocket).
     MedicalInsurance,
 }
-
-const STATUS_REG: &[&str] = &["normal", "deceased", "emigrated", "cancelled"];
 
 impl SourceKind {
     /// Every source, in §2 order.
@@ -156,9 +236,9 @@ impl SourceKind {
                     ),
                     c("birth_date", Date),
                     c("hukou_region_code", Text),
-                    c("hukou_type", Enum(&["urban", "rural"])),
+                    c("hukou_type", Enum(vocab::HUKOU_TYPE)),
                     n("household_head_id", IdNumber),
-                    c("status", Enum(STATUS_REG)),
+                    c("status", Enum(vocab::REGISTRATION_STATUS)),
                     n("status_date", Date),
                 ];
                 C
@@ -166,17 +246,7 @@ impl SourceKind {
             SourceKind::Tax => {
                 const C: &[ColumnSpec] = &[
                     c("tax_year", Integer),
-                    c(
-                        "income_type",
-                        Enum(&[
-                            "wages",
-                            "labour",
-                            "business",
-                            "property_lease",
-                            "interest_dividend",
-                            "other",
-                        ]),
-                    ),
+                    c("income_type", Enum(vocab::INCOME_TYPE)),
                     c("gross_income", Money),
                     n("tax_paid", Money),
                 ];
@@ -185,17 +255,8 @@ impl SourceKind {
             SourceKind::SocialInsurance => {
                 const C: &[ColumnSpec] = &[
                     c("period", Month),
-                    c(
-                        "insurance_type",
-                        Enum(&[
-                            "employee_pension",
-                            "resident_pension",
-                            "unemployment",
-                            "medical",
-                            "injury",
-                        ]),
-                    ),
-                    c("record_type", Enum(&["contribution", "benefit"])),
+                    c("insurance_type", Enum(vocab::INSURANCE_TYPE)),
+                    c("record_type", Enum(vocab::RECORD_TYPE)),
                     n("employer_credit_code", Text),
                     c("amount", Money),
                 ];
@@ -205,17 +266,7 @@ impl SourceKind {
                 const C: &[ColumnSpec] = &[
                     c("certificate_no", Text),
                     n("region_code", Text),
-                    c(
-                        "usage",
-                        Enum(&[
-                            "residential",
-                            "commercial",
-                            "office",
-                            "parking",
-                            "industrial",
-                            "other",
-                        ]),
-                    ),
+                    c("usage", Enum(vocab::PROPERTY_USAGE)),
                     n("area_m2", Decimal2),
                     c("share_pct", Decimal2),
                     n("registered_date", Date),
@@ -226,16 +277,10 @@ impl SourceKind {
                 const C: &[ColumnSpec] = &[
                     c("credit_code", Text),
                     n("entity_name", Text),
-                    c(
-                        "entity_type",
-                        Enum(&["enterprise", "individual_business", "cooperative"]),
-                    ),
-                    c(
-                        "role",
-                        Enum(&["legal_representative", "shareholder", "operator"]),
-                    ),
+                    c("entity_type", Enum(vocab::ENTITY_TYPE)),
+                    c("role", Enum(vocab::ENTITY_ROLE)),
                     n("subscribed_capital", Money),
-                    c("status", Enum(&["active", "revoked", "deregistered"])),
+                    c("status", Enum(vocab::ENTITY_STATUS)),
                     n("registered_date", Date),
                 ];
                 C
@@ -251,26 +296,11 @@ impl SourceKind {
             SourceKind::VehicleVessel => {
                 const C: &[ColumnSpec] = &[
                     n("plate_no", Text),
-                    c(
-                        "kind",
-                        Enum(&[
-                            "car",
-                            "suv",
-                            "van",
-                            "truck",
-                            "bus",
-                            "motorcycle",
-                            "tricycle",
-                            "tractor",
-                            "harvester",
-                            "vessel",
-                            "disabled_vehicle",
-                        ]),
-                    ),
-                    c("usage", Enum(&["private", "business"])),
+                    c("kind", Enum(vocab::VEHICLE_KIND)),
+                    c("usage", Enum(vocab::VEHICLE_USAGE)),
                     n("purchase_price", Money),
                     n("registered_date", Date),
-                    c("status", Enum(&["normal", "scrapped", "transferred"])),
+                    c("status", Enum(vocab::VEHICLE_STATUS)),
                 ];
                 C
             }
@@ -278,7 +308,7 @@ impl SourceKind {
                 const C: &[ColumnSpec] = &[
                     n("institution_code", Text),
                     n("account_no_masked", Text),
-                    n("product", Enum(&["current", "time", "wealth_management"])),
+                    n("product", Enum(vocab::BANK_PRODUCT)),
                     c("balance", Money),
                     n("as_of_date", Date),
                 ];
@@ -288,10 +318,7 @@ impl SourceKind {
                 const C: &[ColumnSpec] = &[
                     n("insurer_code", Text),
                     n("policy_no", Text),
-                    n(
-                        "product_type",
-                        Enum(&["life", "annuity", "health", "accident", "property"]),
-                    ),
+                    n("product_type", Enum(vocab::INSURANCE_PRODUCT)),
                     n("cash_value", Money),
                     n("annual_premium", Money),
                     n("as_of_date", Date),
@@ -378,15 +405,9 @@ impl CaseloadTable {
                 const C: &[ColumnSpec] = &[
                     c("household_id", Text),
                     c("region_code", Text),
-                    c("area", Enum(&["urban", "rural"])),
-                    c(
-                        "programme",
-                        Enum(&["dibao", "tekun", "low_income", "applicant"]),
-                    ),
-                    n(
-                        "category",
-                        Enum(&["full", "partial", "class1", "class2", "class3", "class4"]),
-                    ),
+                    c("area", Enum(vocab::AREA)),
+                    c("programme", Enum(vocab::PROGRAMME)),
+                    n("category", Enum(vocab::CATEGORY)),
                     n("declared_annual_income", Money),
                     n("declared_financial_assets", Money),
                     n("last_verified", Date),
@@ -398,18 +419,7 @@ impl CaseloadTable {
                     c("household_id", Text),
                     c("id_number", IdNumber),
                     n("name", Text),
-                    c(
-                        "relation",
-                        Enum(&[
-                            "applicant",
-                            "spouse",
-                            "child",
-                            "parent",
-                            "sibling",
-                            "grandchild",
-                            "other",
-                        ]),
-                    ),
+                    c("relation", Enum(vocab::RELATION)),
                     n("disability_grade", Integer),
                     n("consent_ref", Text),
                 ];
@@ -421,7 +431,7 @@ impl CaseloadTable {
                     c("id_number", IdNumber),
                     n("name", Text),
                     n("supports_id_number", IdNumber),
-                    c("relation", Enum(&["child", "parent", "spouse"])),
+                    c("relation", Enum(vocab::SUPPORTER_RELATION)),
                     n("own_household_size", Integer),
                     n("consent_ref", Text),
                 ];

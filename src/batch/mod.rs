@@ -478,16 +478,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                 let prep = conn.prepared();
                 let file = l.counts.file.clone();
                 for r in &prep.rejected {
-                    q.push(QuarantineEntry::at(
-                        &file,
-                        Some(r.line),
-                        None,
-                        &r.column,
-                        &r.raw,
-                        &r.reason,
-                        Action::Rejected,
-                        r.message.clone(),
-                    ));
+                    q.push(QuarantineEntry::from_rejected(&file, r));
                 }
                 for (row, raw) in &l.bad {
                     let e = IdNumber::parse(raw, opts.as_of)

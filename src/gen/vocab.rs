@@ -7,68 +7,15 @@
 //! [`Column::Enum`]: super::Column::Enum
 
 // ---- DESIGN.md §2 vocabularies (the order is the code: index 0 = code 0) ----------------
-pub const AREA: &[&str] = &["urban", "rural"];
-pub const PROGRAMME: &[&str] = &["dibao", "tekun", "low_income", "applicant"];
-pub const CATEGORY: &[&str] = &["full", "partial", "class1", "class2", "class3", "class4"];
-pub const RELATION: &[&str] = &[
-    "applicant",
-    "spouse",
-    "child",
-    "parent",
-    "sibling",
-    "grandchild",
-    "other",
-];
-pub const SUPPORTER_RELATION: &[&str] = &["child", "parent", "spouse"];
 pub const GENDER: &[&str] = &["male", "female"];
-pub const HUKOU_TYPE: &[&str] = &["urban", "rural"];
-pub const REGISTRATION_STATUS: &[&str] = &["normal", "deceased", "emigrated", "cancelled"];
-pub const INCOME_TYPE: &[&str] = &[
-    "wages",
-    "labour",
-    "business",
-    "property_lease",
-    "interest_dividend",
-    "other",
-];
-pub const INSURANCE_TYPE: &[&str] = &[
-    "employee_pension",
-    "resident_pension",
-    "unemployment",
-    "medical",
-    "injury",
-];
-pub const RECORD_TYPE: &[&str] = &["contribution", "benefit"];
-pub const PROPERTY_USAGE: &[&str] = &[
-    "residential",
-    "commercial",
-    "office",
-    "parking",
-    "industrial",
-    "other",
-];
-pub const ENTITY_TYPE: &[&str] = &["enterprise", "individual_business", "cooperative"];
-pub const ENTITY_ROLE: &[&str] = &["legal_representative", "shareholder", "operator"];
-pub const ENTITY_STATUS: &[&str] = &["active", "revoked", "deregistered"];
-pub const VEHICLE_KIND: &[&str] = &[
-    "car",
-    "suv",
-    "van",
-    "truck",
-    "bus",
-    "motorcycle",
-    "tricycle",
-    "tractor",
-    "harvester",
-    "vessel",
-    "disabled_vehicle",
-];
-pub const VEHICLE_USAGE: &[&str] = &["private", "business"];
-pub const VEHICLE_STATUS: &[&str] = &["normal", "scrapped", "transferred"];
-pub const BANK_PRODUCT: &[&str] = &["current", "time", "wealth_management"];
-pub const INSURANCE_PRODUCT: &[&str] = &["life", "annuity", "health", "accident", "property"];
 
 // Codes into the lists above, named where the generator decides on them.
+pub use hedui_connectors::schema::vocab::{
+    AREA, BANK_PRODUCT, CATEGORY, ENTITY_ROLE, ENTITY_STATUS, ENTITY_TYPE, HUKOU_TYPE, INCOME_TYPE,
+    INSURANCE_PRODUCT, INSURANCE_TYPE, PROGRAMME, PROPERTY_USAGE, RECORD_TYPE, REGISTRATION_STATUS,
+    RELATION, SUPPORTER_RELATION, VEHICLE_KIND, VEHICLE_STATUS, VEHICLE_USAGE,
+};
+
 pub const AREA_URBAN: u8 = 0;
 pub const AREA_RURAL: u8 = 1;
 pub const PROG_DIBAO: u8 = 0;

@@ -117,16 +117,7 @@ fn read(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     for r in &prep.rejected {
-        q.push(QuarantineEntry::at(
-            &name,
-            Some(r.line),
-            None,
-            &r.column,
-            &r.raw,
-            &r.reason,
-            Action::Rejected,
-            r.message.clone(),
-        ));
+        q.push(QuarantineEntry::from_rejected(&name, r));
     }
     let df = scan_prepared(&prep, &cols)
         .map_err(table_err)?

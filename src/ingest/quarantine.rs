@@ -66,6 +66,20 @@ impl QuarantineEntry {
         )
     }
 
+    /// An entry for a row the reader refused while decoding (before it became a data row).
+    pub fn from_rejected(file: &str, r: &hedui_connectors::Rejected) -> Self {
+        QuarantineEntry::at(
+            file,
+            Some(r.line),
+            None,
+            &r.column,
+            &r.raw,
+            &r.reason,
+            Action::Rejected,
+            r.message.clone(),
+        )
+    }
+
     /// An entry at a known physical line (from the reader's line map) and data row.
     #[allow(clippy::too_many_arguments)]
     pub fn at(
