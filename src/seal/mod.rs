@@ -24,11 +24,13 @@
 //! Per report ([`RunSealer::seal`]):
 //! - `content key = HKDF-SHA256(salt = run_id, ikm = run secret, info = "report:" ‖ report_id)`;
 //! - `ciphertext = AES-256-GCM(content key, random 96-bit nonce, plaintext, aad = report_id)`;
-//! - `signature = Ed25519(hedui signing key, signed_bytes)` where `signed_bytes` is a
-//!   length-prefixed encoding of every other field (see `envelope::signed_bytes`): a domain
-//!   tag, `version`, `report_id`, `run_id`, `signer_key_id`, `signer_public_key`, every
-//!   recipient entry in order (`key_id`, `ephemeral_public`, `nonce`, `wrapped_key`), `nonce`,
-//!   `ciphertext`.
+//! - `signature = Ed25519(hedui signing key, "hedui-sealed-report-sha256-v1" ‖
+//!   SHA-256(encoding))` where `encoding` is a length-prefixed encoding of every other field
+//!   (see `envelope::signed_bytes`): a domain tag, `version`, `report_id`, `run_id`,
+//!   `signer_key_id`, `signer_public_key`, every recipient entry in order (`key_id`,
+//!   `ephemeral_public`, `nonce`, `wrapped_key`), `nonce`, `ciphertext`. Signing the digest
+//!   (one hardware SHA-256 pass) rather than the whole encoding (two SHA-512 passes inside
+//!   Ed25519) keeps the signature's cost independent of the report's size.
 //!
 //! Every envelope carries the run's wrapped keys, so each one opens on its own; an
 //! [`Opener`] caches the unwrapped run secret per run and wrapped key, so opening the 30,000
