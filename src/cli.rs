@@ -211,6 +211,13 @@ fn run(cli: Cli) -> Result<i32> {
             let signing = SigningKey::load(&signing_path).with_context(|| {
                 format!("Failed to load the signing key {}", signing_path.display())
             })?;
+            let as_of = as_of.unwrap_or_else(today);
+            if as_of > today() {
+                bail!(
+                    "--as-of {as_of} is after today ({}): the tax year and income window would hold no records yet, and missing must never read as zero",
+                    today()
+                );
+            }
             let opts = BatchOptions {
                 caseload,
                 sources,
@@ -218,7 +225,7 @@ fn run(cli: Cli) -> Result<i32> {
                 recipients,
                 signing,
                 out,
-                as_of: as_of.unwrap_or_else(today),
+                as_of,
                 previous,
                 progress: true,
                 strict,
@@ -551,7 +558,12 @@ fn open(
     out.flush()?;
     if let Some(h) = household {
         if !found && failures == 0 {
-            bail!("no report for household {h} in {}", file.display());
+            let shown = if h.chars().filter(char::is_ascii_digit).count() >= 15 {
+                crate::domain::mask(h)
+            } else {
+                h.to_string()
+            };
+            bail!("no report for household {shown} in {}", file.display());
         }
     }
     Ok(if failures > 0 { 1 } else { 0 })

@@ -39,6 +39,9 @@ pub struct Household {
     pub declared_financial_assets: Option<Fen>,
     /// Last verification date, if any.
     pub last_verified: Option<NaiveDate>,
+    /// Faults of the caseload rows of this household (reason codes); any refers it
+    /// (rule `caseload_fault`).
+    pub faults: Vec<String>,
 }
 
 /// A person of a household as the rules see them.
@@ -331,6 +334,15 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
             "consent_missing",
             Outcome::Referred,
             json!({"persons_not_queried": no_consent}),
+        ));
+    }
+
+    if !h.faults.is_empty() {
+        findings.push(finding(
+            policy,
+            "caseload_fault",
+            Outcome::Referred,
+            json!({ "faults": h.faults }),
         ));
     }
 

@@ -65,6 +65,7 @@ pub struct PolicyFile {
     household_composition: CompositionSection,
     source_unverified: Clause,
     member_identity: Clause,
+    caseload_fault: Clause,
     consent: Clause,
     gradual_exit: GradualSection,
     single_person_option: SingleSection,
@@ -164,7 +165,7 @@ struct GapSection {
 }
 
 /// The rules a policy file's clauses are cited for, in report order.
-pub const RULES: [&str; 14] = [
+pub const RULES: [&str; 15] = [
     "income",
     "financial_assets",
     "vehicle",
@@ -175,6 +176,7 @@ pub const RULES: [&str; 14] = [
     "source_unverified",
     "member_identity",
     "consent_missing",
+    "caseload_fault",
     "gradual_exit",
     "single_person_option",
     "declared_gap",
@@ -277,9 +279,20 @@ impl Policy {
     /// # Errors
     /// [`PolicyError::Parse`] / [`PolicyError::Invalid`].
     pub fn from_toml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
-        let f: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Parse {
-            path: origin.into(),
-            message: e.to_string(),
+        // The message and the line only: toml's Display quotes the offending line, which
+        // could be a key or a person's data if the wrong file was given.
+        let f: PolicyFile = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
+            PolicyError::Parse {
+                path: origin.into(),
+                message: format!(
+                    "{}{}",
+                    line.map(|l| format!("line {l}: ")).unwrap_or_default(),
+                    e.message()
+                ),
+            }
         })?;
         let money = |field: &str, v: &str| {
             Fen::parse_yuan(v).map_err(|e| PolicyError::Invalid {
@@ -325,6 +338,7 @@ impl Policy {
             ("source_unverified", &f.source_unverified.clause),
             ("member_identity", &f.member_identity.clause),
             ("consent_missing", &f.consent.clause),
+            ("caseload_fault", &f.caseload_fault.clause),
             ("gradual_exit", &f.gradual_exit.clause),
             ("single_person_option", &f.single_person_option.clause),
             ("review", &f.review.clause),

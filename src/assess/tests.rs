@@ -266,6 +266,7 @@ fn household(area: &str) -> Case {
             declared_annual_income: None,
             declared_financial_assets: None,
             last_verified: Some(day("2026-10-01")),
+            faults: Vec::new(),
         },
         members: Vec::new(),
         supporters: Vec::new(),
@@ -1729,4 +1730,19 @@ fn every_finding_cites_the_clause_of_its_rule() {
         assert!(!f.clause.is_empty(), "{}", f.rule);
         assert_eq!(f.clause, policy.clause(&f.rule), "{}", f.rule);
     }
+}
+
+#[test]
+fn a_faulty_caseload_row_refers_the_household_even_when_everything_else_passes() {
+    let mut c = household("urban");
+    c.household.faults.push("member_duplicate".into());
+    let a = c.member(member()).assess();
+    assert_eq!(a.determination, Determination::Referred);
+    let f = a
+        .findings
+        .iter()
+        .find(|f| f.rule == "caseload_fault")
+        .expect("caseload_fault finding");
+    assert_eq!(f.evidence["faults"][0], "member_duplicate");
+    assert!(!f.clause.is_empty());
 }

@@ -77,6 +77,14 @@ pub enum BatchError {
     /// Sealing failed.
     #[error("sealing failed: {0}")]
     Seal(#[from] crate::seal::SealError),
+    /// Another batch is writing to the same output directory.
+    #[error(
+        "{path} is in use by another hedui batch (remove {path}/.hedui-batch.lock if no batch is running)"
+    )]
+    Locked {
+        /// The output directory.
+        path: String,
+    },
     /// `--strict`: a row was quarantined.
     #[error("--strict: {file} line {line} row {row} column {column} ({reason}): {message}")]
     Strict {
@@ -408,6 +416,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
     std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
+    let _lock = OutputLock::take(&opts.out)?;
     let policy = &opts.policy;
     let frame = Frame::new(opts.as_of, policy);
     let run_id = new_run_id(opts.as_of);
@@ -457,7 +466,19 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
         let ts = Instant::now();
         pb.set_message(kind.name());
         let linked = FileConnector::locate(&opts.sources, kind)
-            .and_then(|c| link_source(&c, &person_keys, opts.as_of).map(|l| (c, l)));
+            .and_then(|c| link_source(&c, &person_keys, opts.as_of).map(|l| (c, l)))
+            .and_then(|(c, l)| {
+                // An extract of a whole population with no rows is a failed export, not
+                // "nobody has anything": it is unverified, never read as no records.
+                if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
+                    Err(ConnectorError::Unreadable {
+                        path: c.path().display().to_string(),
+                        message: "the extract has no data rows (a failed export?)".into(),
+                    })
+                } else {
+                    Ok((c, l))
+                }
+            });
         match linked {
             Err(e) => {
                 tracing::warn!(source = %kind, reason = e.code(), "Source not answered; every household says unverified for it.");
@@ -484,6 +505,23 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                     let e = IdNumber::parse(raw, opts.as_of)
                         .err()
                         .unwrap_or(crate::domain::IdError::Missing);
+                    // A key that fails only its check character and whose 17-digit body is a
+                    // caseload person's: the row is probably theirs. It is not used (no guess),
+                    // but that person's source is unverified, never read as "no records".
+                    if let crate::domain::IdError::CheckCharacter { .. } = e {
+                        let t = raw.trim().as_bytes();
+                        if t.len() == 18 && t[..17].iter().all(u8::is_ascii_digit) {
+                            let body = t[..17]
+                                .iter()
+                                .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+                            if let Some(&pi) = person_index.get(&body) {
+                                let p = &mut persons[pi];
+                                if !p.incomplete.iter().any(|(k, _)| *k == kind) {
+                                    p.incomplete.push((kind, format!("rows_quarantined: a {} row whose ID differs from a person's only in the check character", kind.name())));
+                                }
+                            }
+                        }
+                    }
                     q.push(QuarantineEntry::at(
                         &file,
                         prep.line_of(*row),
@@ -765,6 +803,39 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     );
     std::fs::write(&hpath, page).map_err(write_err(&hpath))?;
     Ok(summary)
+}
+
+/// One batch per output directory at a time: a lock file created exclusively, removed when
+/// the run ends (also on error).
+struct OutputLock(PathBuf);
+
+impl OutputLock {
+    fn take(out: &Path) -> Result<OutputLock, BatchError> {
+        let path = out.join(".hedui-batch.lock");
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut f) => {
+                let _ = writeln!(f, "pid {}", std::process::id());
+                Ok(OutputLock(path))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(BatchError::Locked {
+                path: out.display().to_string(),
+            }),
+            Err(source) => Err(BatchError::Write {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
+    }
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// With `--strict`, the first quarantined row stops the run with its message.

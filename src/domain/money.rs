@@ -78,6 +78,17 @@ impl Fen {
         if int.is_empty() && frac.is_empty() {
             return Err(MoneyError::NotANumber(0));
         }
+        // Thousands separators only where they group by three (1,234,567): `14,06` or
+        // `14060,5` is a decimal comma or a typo, never 1406 yuan.
+        if int.contains(',') {
+            let groups: Vec<&str> = int.split(',').collect();
+            let ok = !groups[0].is_empty()
+                && groups[0].len() <= 3
+                && groups[1..].iter().all(|g| g.len() == 3);
+            if !ok {
+                return Err(MoneyError::NotANumber(int.find(',').map_or(0, |p| p + 1)));
+            }
+        }
         let mut yuan: i64 = 0;
         for (i, c) in int.bytes().enumerate() {
             match c {
@@ -164,6 +175,11 @@ mod tests {
         assert_eq!(Fen::parse_yuan("12.345"), Err(MoneyError::TooManyDecimals));
         assert_eq!(Fen::parse_yuan("12a"), Err(MoneyError::NotANumber(3)));
         assert_eq!(Fen::parse_yuan("1e5"), Err(MoneyError::NotANumber(2)));
+        // a decimal comma or a misplaced separator is refused, never read as thousands
+        assert!(Fen::parse_yuan("14,06").is_err());
+        assert!(Fen::parse_yuan("14060,5").is_err());
+        assert!(Fen::parse_yuan(",123").is_err());
+        assert!(Fen::parse_yuan("1234,567.00").is_err());
         assert_eq!(Fen::parse_yuan("."), Err(MoneyError::NotANumber(0)));
         assert_eq!(
             Fen::parse_yuan("99999999999999999999"),

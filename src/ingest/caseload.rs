@@ -127,6 +127,22 @@ fn read(
     Ok((df, name, prep))
 }
 
+/// A vocabulary value, case and spaces normalised (`Urban` → `urban`); an unknown or (when
+/// required) empty value is kept as given and recorded as a fault of the household.
+fn vocab_value(
+    raw: Option<&str>,
+    allowed: &[&str],
+    optional: bool,
+    column: &str,
+    faults: &mut Vec<String>,
+) -> String {
+    let v = raw.unwrap_or("").trim().to_lowercase();
+    if (v.is_empty() && !optional) || (!v.is_empty() && !allowed.contains(&v.as_str())) {
+        faults.push(format!("{column}_unknown"));
+    }
+    v
+}
+
 fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
     df.column(name)
         .and_then(|c| c.str())
@@ -230,16 +246,30 @@ pub fn load_caseload(
                     None
                 }
             });
+        let mut faults = Vec::new();
         index.insert(id.to_string(), out.households.len());
         out.households.push(Household {
             id: id.to_string(),
             region_code: region.get(i).unwrap_or("").trim().to_string(),
-            area: area.get(i).unwrap_or("").trim().to_string(),
-            programme: programme.get(i).unwrap_or("").trim().to_string(),
-            category: category.get(i).unwrap_or("").trim().to_string(),
+            area: vocab_value(area.get(i), &["urban", "rural"], false, "area", &mut faults),
+            programme: vocab_value(
+                programme.get(i),
+                &["dibao", "tekun", "low_income", "applicant"],
+                false,
+                "programme",
+                &mut faults,
+            ),
+            category: vocab_value(
+                category.get(i),
+                &["full", "partial", "class1", "class2", "class3", "class4"],
+                true,
+                "category",
+                &mut faults,
+            ),
             declared_annual_income,
             declared_financial_assets,
             last_verified,
+            faults,
         });
     }
 
@@ -250,6 +280,7 @@ pub fn load_caseload(
     };
 
     let (df, file, prep) = read(dir, CaseloadTable::Members, q)?;
+    let mut member_seen: HashSet<(usize, u64)> = HashSet::new();
     out.rows_read[1] = df.height() as u64;
     let [hid, idn, rel, grade, consent] = [
         "household_id",
@@ -308,6 +339,24 @@ pub fn load_caseload(
                     None
                 }
             });
+        if let Ok(idv) = &id {
+            if !member_seen.insert((household, idv.key())) {
+                q.push(QuarantineEntry::at(
+                    &file,
+                    prep.line_of(i as u64),
+                    Some(i as u64),
+                    "id_number",
+                    raw,
+                    "member_duplicate",
+                    Action::Referred,
+                    "the same member appears twice in this household; counted once, household referred (caseload_fault)".into(),
+                ));
+                out.households[household]
+                    .faults
+                    .push("member_duplicate".into());
+                continue;
+            }
+        }
         out.members.push(Member {
             household,
             id_masked: crate::domain::mask(raw.trim()),
@@ -367,7 +416,28 @@ pub fn load_caseload(
                 ));
             }
         }
-        let own = size.get(i).and_then(|v| v.trim().parse::<i64>().ok());
+        let own = match size.get(i).map(str::trim).filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if (1..=50).contains(&n) => Some(n),
+                _ => {
+                    q.push(QuarantineEntry::at(
+                        &file,
+                        prep.line_of(i as u64),
+                        Some(i as u64),
+                        "own_household_size",
+                        v,
+                        "own_household_size_invalid",
+                        Action::Referred,
+                        "own_household_size must be a whole number 1-50; support owed cannot be computed, household referred (caseload_fault)".into(),
+                    ));
+                    out.households[household]
+                        .faults
+                        .push("own_household_size_invalid".into());
+                    None
+                }
+            },
+        };
         let has_consent = consent.get(i).is_some_and(|c| !c.trim().is_empty());
         match seen.get(&(household, key.clone())) {
             Some(&s) => {

@@ -68,7 +68,7 @@ impl QuarantineEntry {
 
     /// An entry for a row the reader refused while decoding (before it became a data row).
     pub fn from_rejected(file: &str, r: &hedui_connectors::Rejected) -> Self {
-        QuarantineEntry::at(
+        let mut e = QuarantineEntry::at(
             file,
             Some(r.line),
             None,
@@ -77,7 +77,12 @@ impl QuarantineEntry {
             &r.reason,
             Action::Rejected,
             r.message.clone(),
-        )
+        );
+        if r.column.is_empty() {
+            // A whole row (ragged, bad JSON) holds names and IDs anywhere: never shown.
+            e.value = "(row withheld)".into();
+        }
+        e
     }
 
     /// An entry at a known physical line (from the reader's line map) and data row.

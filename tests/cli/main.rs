@@ -591,3 +591,104 @@ fn strict_stops_at_the_first_quarantined_row_and_names_it() {
         "without --strict the row is quarantined and the run goes on"
     );
 }
+
+/// Regressions from the bad-input sweep of session 1: each of these once gave a silently
+/// wrong determination with exit 0.
+#[test]
+fn faulty_caseload_rows_empty_extracts_and_near_miss_keys_refer_instead_of_passing() {
+    let c = County::new(120);
+    let members_path = c.data().join("members.csv");
+    let members = std::fs::read_to_string(&members_path).unwrap();
+    let header: Vec<&str> = members.lines().next().unwrap().split(',').collect();
+    let hcol = header.iter().position(|h| *h == "household_id").unwrap();
+    let icol = header.iter().position(|h| *h == "id_number").unwrap();
+    let first: Vec<&str> = members.lines().nth(1).unwrap().split(',').collect();
+    let (dup_hh, pid) = (first[hcol].to_string(), first[icol].to_string());
+    // 1. a member row exported twice
+    std::fs::write(
+        &members_path,
+        format!("{members}{}\n", members.lines().nth(1).unwrap()),
+    )
+    .unwrap();
+    // 2. a near-miss key (check character only) on a bank row of another member
+    let second: Vec<&str> = members.lines().nth(40).unwrap().split(',').collect();
+    let (near_hh, near_id) = (second[hcol].to_string(), second[icol].to_string());
+    let bank_path = c.data().join("bank.csv");
+    let bank = std::fs::read_to_string(&bank_path).unwrap();
+    let near_row = bank.lines().position(|l| l.starts_with(&near_id));
+    if near_row.is_some() {
+        let last = near_id.chars().last().unwrap();
+        let wrong = if last == '1' { '2' } else { '1' };
+        let damaged = format!("{}{}", &near_id[..17], wrong);
+        std::fs::write(&bank_path, bank.replacen(&near_id, &damaged, 1)).unwrap();
+    }
+    // 3. an empty extract (header only)
+    let tax_path = c.data().join("tax.csv");
+    let tax_header = std::fs::read_to_string(&tax_path)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&tax_path, tax_header + "\n").unwrap();
+
+    let (out, dir) = c.batch("run", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let reports = c.open_all(&dir);
+    let r = reports
+        .iter()
+        .find(|r| r["household_id"] == dup_hh.as_str())
+        .unwrap();
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "caseload_fault"),
+        "duplicate member refers"
+    );
+    let persons = r["persons"].as_array().unwrap();
+    let masked = format!("{}**********{}", &pid[..4], &pid[14..]);
+    assert_eq!(
+        persons
+            .iter()
+            .filter(|p| p["id_number_masked"] == masked.as_str())
+            .count(),
+        1,
+        "the member counts once"
+    );
+    for r in &reports {
+        let tax = r["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["source"] == "tax")
+            .unwrap();
+        assert_eq!(
+            tax["status"], "unverified",
+            "an empty extract is never 'no records'"
+        );
+        assert_ne!(r["determination"], "eligible");
+    }
+    if near_row.is_some() {
+        let r = reports
+            .iter()
+            .find(|r| r["household_id"] == near_hh.as_str())
+            .unwrap();
+        let bank = r["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["source"] == "bank")
+            .unwrap();
+        assert_eq!(
+            bank["status"], "unverified",
+            "a near-miss key of a member makes bank unverified"
+        );
+    }
+    // 4. a second batch into the same output while one holds it is refused
+    std::fs::write(dir.join(".hedui-batch.lock"), "pid 1").unwrap();
+    let (out, _) = c.batch("run", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another hedui batch"));
+}
