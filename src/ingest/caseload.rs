@@ -189,7 +189,7 @@ pub fn load_caseload(
             ));
             continue;
         }
-        if index.contains_key(id) {
+        if index.contains_key(&id.to_uppercase()) {
             q.push(QuarantineEntry::at(
                 &file,
                 prep.line_of(i as u64),
@@ -247,7 +247,8 @@ pub fn load_caseload(
                 }
             });
         let mut faults = Vec::new();
-        index.insert(id.to_string(), out.households.len());
+        // Matched case-insensitively: a member row's `620503h0000047` is household 620503H0000047.
+        index.insert(id.to_uppercase(), out.households.len());
         out.households.push(Household {
             id: id.to_string(),
             region_code: region.get(i).unwrap_or("").trim().to_string(),
@@ -292,7 +293,7 @@ pub fn load_caseload(
     .map(|c| col(&df, c));
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
-        let Some(&household) = index.get(h) else {
+        let Some(&household) = index.get(&h.to_uppercase()) else {
             q.push(QuarantineEntry::at(
                 &file,
                 prep.line_of(i as u64),
@@ -381,7 +382,7 @@ pub fn load_caseload(
     let mut flagged: HashSet<(usize, String)> = HashSet::new();
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
-        let Some(&household) = index.get(h) else {
+        let Some(&household) = index.get(&h.to_uppercase()) else {
             q.push(QuarantineEntry::at(
                 &file,
                 prep.line_of(i as u64),
