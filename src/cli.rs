@@ -169,6 +169,13 @@ fn run(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Keygen { out } => {
             let p = crate::seal::keygen(&out).context("Failed to make keys")?;
+            let recipient_id = RecipientPublicKey::load(&p.recipient_public)
+                .map(|k| k.key_id())
+                .unwrap_or_default();
+            let signer_id = VerifyingKey::load(&p.signing_public)
+                .map(|k| k.key_id())
+                .unwrap_or_default();
+            println!("recipient key id {recipient_id}, hedui signing key id {signer_id}");
             println!(
                 "recipient private key (keep it with civil affairs): {}",
                 p.recipient_private.display()
@@ -211,6 +218,22 @@ fn run(cli: Cli) -> Result<i32> {
             let signing = SigningKey::load(&signing_path).with_context(|| {
                 format!("Failed to load the signing key {}", signing_path.display())
             })?;
+            for (flag, dir) in [("--caseload", &caseload), ("--sources", &sources)] {
+                if !dir.is_dir() {
+                    bail!(
+                        "{flag} {}: no such directory (give the folder that holds the extracts)",
+                        dir.display()
+                    );
+                }
+            }
+            if let Some(p) = &previous {
+                if !p.join("determinations.csv").is_file() {
+                    bail!(
+                        "--previous {}: no determinations.csv there (give the --out folder of an earlier batch)",
+                        p.display()
+                    );
+                }
+            }
             let as_of = as_of.unwrap_or_else(today);
             if as_of > today() {
                 bail!(
@@ -487,6 +510,11 @@ fn open(
                 }
             }
         };
+    if trusted.is_none() {
+        eprintln!(
+            "hedui: warning: no trusted signer (no --signer, no hedui-signing.pub beside the key): signatures are checked against the key inside each report only"
+        );
+    }
     let opener = Opener::new(private, trusted);
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("Failed to read {}", file.display()))?;
@@ -591,16 +619,21 @@ pub fn print_summary(s: &Summary, out: &Path) {
             }
         }
     }
+    let unverified: Vec<&str> = s
+        .sources
+        .iter()
+        .filter(|(_, v)| v.status != "answered")
+        .map(|(k, _)| k.as_str())
+        .collect();
     println!(
         "  review due: {}   quarantined: {}   unverified sources: {}",
         s.review_due,
         s.quarantine.values().sum::<u64>(),
-        s.sources
-            .iter()
-            .filter(|(_, v)| v.status != "answered")
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        if unverified.is_empty() {
+            "none".to_string()
+        } else {
+            unverified.join(", ")
+        }
     );
     println!(
         "  timings (ms): {}",

@@ -56,7 +56,7 @@ pub struct Record {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
     /// No extract for the source in the directory.
-    #[error("no file for source {source_name} ({expected})")]
+    #[error("no file for {source_name} (looked for {expected})")]
     NotFound {
         /// The source name.
         source_name: &'static str,

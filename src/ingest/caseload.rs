@@ -72,12 +72,12 @@ pub struct Caseload {
 #[derive(Debug, thiserror::Error)]
 pub enum CaseloadError {
     /// A table is missing or unreadable.
-    #[error("caseload table {table}: {source}")]
+    #[error("caseload table {table}: {cause}")]
     Table {
         /// The table.
         table: &'static str,
-        /// The cause.
-        source: ConnectorError,
+        /// The cause (shown in the message; not chained, so it is said once).
+        cause: ConnectorError,
     },
 }
 
@@ -88,7 +88,7 @@ fn read(
 ) -> Result<(DataFrame, String, Prepared), CaseloadError> {
     let (path, _) = locate(dir, t.name()).ok_or_else(|| CaseloadError::Table {
         table: t.name(),
-        source: ConnectorError::NotFound {
+        cause: ConnectorError::NotFound {
             source_name: t.name(),
             expected: format!(
                 "{}/{}.csv, .parquet, .xlsx, .tsv or .jsonl",
@@ -100,11 +100,11 @@ fn read(
     let cols: Vec<&str> = t.columns().iter().map(|c| c.name).collect();
     let table_err = |source| CaseloadError::Table {
         table: t.name(),
-        source,
+        cause: source,
     };
     let unreadable = |e: PolarsError| CaseloadError::Table {
         table: t.name(),
-        source: ConnectorError::Unreadable {
+        cause: ConnectorError::Unreadable {
             path: path.display().to_string(),
             message: e.to_string().lines().next().unwrap_or("").to_string(),
         },
