@@ -466,6 +466,12 @@ pub fn load_caseload(
 mod tests {
     use super::*;
 
+    fn load(dir: &Path) -> (Caseload, Quarantine) {
+        let mut q = Quarantine::default();
+        let c = load_caseload(dir, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), &mut q).unwrap();
+        (c, q)
+    }
+
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::write(dir.join(name), text).unwrap();
     }
@@ -488,13 +494,7 @@ mod tests {
             "supporters.csv",
             "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\nH1,620503198703151234,王秀兰,620503195809200176,child,2,C1-S1\nH1,620503198703151234,王秀兰,620503196207080319,child,4,C1-S1\nH1,620503198703151235,张三,620503196207080319,child,1,C1-S2\n",
         );
-        let mut q = Quarantine::default();
-        let c = load_caseload(
-            d.path(),
-            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
-            &mut q,
-        )
-        .unwrap();
+        let (c, q) = load(d.path());
         assert_eq!(
             c.households.len(),
             1,
@@ -539,13 +539,7 @@ mod tests {
             "supporters.csv",
             "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
         );
-        let mut q = Quarantine::default();
-        let c = load_caseload(
-            d.path(),
-            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
-            &mut q,
-        )
-        .unwrap();
+        let (c, q) = load(d.path());
         assert_eq!(c.members.len(), 2);
         assert_eq!(
             c.members[1].id.as_ref().unwrap().expose(),

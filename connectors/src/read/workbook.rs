@@ -14,7 +14,7 @@
 
 use std::io::Cursor;
 
-use calamine::{Data, Reader, Xls, Xlsx, open_workbook_from_rs};
+use calamine::{Data, Reader, open_workbook_auto_from_rs};
 use chrono::{Duration, NaiveDate};
 
 use super::fieldmap::{Mapping, ValueKind, norm};
@@ -158,24 +158,13 @@ pub(super) fn prepare_workbook(
     mut notes: Vec<String>,
 ) -> Result<Prepared, ConnectorError> {
     let bytes = std::fs::read(ctx.path).map_err(|e| super::unreadable(ctx.path, e))?;
-    let is_xlsx = bytes.starts_with(b"PK\x03\x04");
-    let (names, range) = if is_xlsx {
-        let mut wb: Xlsx<_> = open_workbook_from_rs(Cursor::new(bytes))
-            .map_err(|e| super::unreadable(ctx.path, e))?;
-        let names = wb.sheet_names();
-        let r = wb
-            .worksheet_range_at(0)
-            .map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
-        (names, r)
-    } else {
-        let mut wb: Xls<_> = open_workbook_from_rs(Cursor::new(bytes))
-            .map_err(|e| super::unreadable(ctx.path, e))?;
-        let names = wb.sheet_names();
-        let r = wb
-            .worksheet_range_at(0)
-            .map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
-        (names, r)
-    };
+    // calamine detects xlsx/xlsm/xlsb/xls/ods from the bytes themselves.
+    let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes))
+        .map_err(|e| super::unreadable(ctx.path, e))?;
+    let names = wb.sheet_names();
+    let range = wb
+        .worksheet_range_at(0)
+        .map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
     let range = range.ok_or_else(|| ctx.unreadable("the workbook has no sheet".into()))??;
     if names.len() > 1 {
         notes.push(format!(
