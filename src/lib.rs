@@ -27,7 +27,9 @@
 //! - [`gen`](crate::r#gen): a deterministic synthetic county for the demo and the tests.
 //! - [`cli`]: the `hedui` command line.
 
+pub mod api;
 pub mod assess;
+pub mod audit;
 pub mod batch;
 pub mod cli;
 pub mod domain;
@@ -37,5 +39,6 @@ pub mod ingest;
 pub mod render;
 pub mod report;
 pub mod seal;
+pub mod verify;
 
 pub use hedui_connectors::SourceKind;
