@@ -264,18 +264,13 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     let r: Result<T, _> = serde_path_to_error_lite(&mut de);
     r.map_err(|(path, e)| {
         let msg = e.to_string();
-        // serde's messages name fields and expected types, never values we echo: strip any
-        // quoted value after "invalid value"/"invalid type" to be sure.
+        // serde's messages for wrong types quote the value: they are not passed on.
         let (code, message) = if msg.starts_with("unknown field") {
-            let name = msg.split('`').nth(1).unwrap_or("").to_string();
+            let name: String = msg.split('`').nth(1).unwrap_or("").chars().take(40).collect();
             return ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "field_unknown",
-                Some(if path.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{path}.{name}")
-                }),
+                Some(if path.is_empty() { name.clone() } else { path }),
                 format!("unknown field {name}"),
             );
         } else if msg.starts_with("missing field") {
@@ -333,22 +328,73 @@ fn serde_path_to_error_lite<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// For a household request, find which member/supporter fails to parse.
-fn locate_error<T>(v: &Value) -> String {
-    for list in ["members", "supporters"] {
-        if let Some(items) = v.get(list).and_then(Value::as_array) {
-            for (i, item) in items.iter().enumerate() {
-                let bad = if list == "members" {
-                    serde_json::from_value::<crate::verify::request::MemberRequest>(item.clone())
-                        .is_err()
-                } else {
-                    serde_json::from_value::<crate::verify::request::SupporterRequest>(item.clone())
-                        .is_err()
-                };
-                if bad {
-                    return format!("{list}[{i}]");
+/// Where a typed parse of `v` fails, as a JSON path (`members[1].disability_grade`): the
+/// value is printed one field per line and parsed again, and serde's error line is walked
+/// back to the keys and list positions that lead to it. Empty when it cannot be told.
+fn locate_error<T: serde::de::DeserializeOwned>(v: &Value) -> String {
+    let Ok(pretty) = serde_json::to_string_pretty(v) else { return String::new() };
+    let Err(e) = serde_json::from_str::<T>(&pretty) else { return String::new() };
+    let target = e.line();
+    enum Seg {
+        Key(String),
+        List(String, usize),
+        Item(usize),
+    }
+    let mut stack: Vec<Seg> = Vec::new();
+    let path = |stack: &[Seg], leaf: Option<&str>| {
+        let mut out = String::new();
+        for s in stack {
+            match s {
+                Seg::Key(k) | Seg::List(k, _) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
                 }
+                Seg::Item(i) => out.push_str(&format!("[{i}]")),
             }
+        }
+        if let Some(l) = leaf {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(l);
+        }
+        out
+    };
+    for (n, line) in pretty.lines().enumerate() {
+        let t = line.trim().trim_end_matches(',');
+        let at_target = n + 1 == target;
+        if let Some(rest) = t.strip_prefix('"') {
+            let Some(end) = rest.find("\": ") else { continue };
+            let key = rest[..end].to_string();
+            let value = &rest[end + 3..];
+            if at_target {
+                return path(&stack, Some(&key));
+            }
+            match value {
+                "{" => stack.push(Seg::Key(key)),
+                "[" => stack.push(Seg::List(key, 0)),
+                _ => {}
+            }
+        } else if t == "{" || t == "[" {
+            if let Some(Seg::List(_, next)) = stack.last_mut() {
+                let i = *next;
+                *next += 1;
+                stack.push(Seg::Item(i));
+            } else if n > 0 {
+                stack.push(Seg::Item(0));
+            }
+            if at_target {
+                return path(&stack, None);
+            }
+        } else if t == "}" || t == "]" {
+            if at_target {
+                return path(&stack, None);
+            }
+            stack.pop();
+        } else if at_target {
+            return path(&stack, None);
         }
     }
     String::new()
