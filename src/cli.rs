@@ -1,5 +1,5 @@
-//! The command line (clap derive): `demo | gen | batch | open | keygen | serve | check |
-//! token | audit`.
+//! The command line (clap derive): `demo | gen | batch | open | keygen | certs | sim | serve |
+//! check | token | audit`.
 //!
 //! Output for people goes to stdout; logs (tracing) and progress bars to stderr. Exit codes:
 //! 0 clean, 1 the run finished but something was quarantined or a source unverified (or a
@@ -144,6 +144,30 @@ pub enum Command {
         /// Directory to write civil.key, civil.pub, hedui-signing.key, hedui-signing.pub.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Make a test CA and TLS certificates for sim, serve and the source client (tests, drills).
+    Certs {
+        /// Directory to write ca.pem/.key, server.pem/.key, client.pem/.key, intake.pem/.key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Serve the department sources over HTTPS with mutual TLS, from the files `hedui gen` wrote.
+    Sim {
+        /// Directory with the 12 source extracts (`hedui gen --out`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on (port 0: any free port; the address is printed).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// Directory with ca.pem, server.pem, server.key (`hedui certs --out`).
+        #[arg(long)]
+        certs: PathBuf,
+        /// Per-source latency and faults (TOML; see `hedui::sim::faults`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// As-of date for ID-number validation (default: today, UTC).
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
     },
 }
 
@@ -375,6 +399,43 @@ fn run(cli: Cli) -> Result<i32> {
         } => crate::api::check(&config, &household, out.as_deref()),
         Command::Token { action } => token(action),
         Command::Audit { action } => audit(action),
+        Command::Certs { out } => {
+            let f = crate::certs::generate(&out).context("Failed to make certificates")?;
+            println!("test CA: {} (key {})", f.ca.display(), f.ca_key.display());
+            println!(
+                "server (localhost, 127.0.0.1): {} (key {})",
+                f.server.display(),
+                f.server_key.display()
+            );
+            println!(
+                "client hedui → sources: {} (key {})",
+                f.client.display(),
+                f.client_key.display()
+            );
+            println!(
+                "client intake → serve: {} (key {})",
+                f.intake.display(),
+                f.intake_key.display()
+            );
+            Ok(0)
+        }
+        Command::Sim {
+            data,
+            listen,
+            certs,
+            config,
+            as_of,
+        } => {
+            crate::sim::run(&crate::sim::SimOptions {
+                data,
+                listen,
+                certs,
+                config,
+                as_of,
+            })
+            .context("hedui sim failed")?;
+            Ok(0)
+        }
     }
 }
 

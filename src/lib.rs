@@ -25,12 +25,15 @@
 //! - [`report`]: the verification report (DESIGN.md §4).
 //! - [`seal`]: envelope encryption to civil-affairs keys and hedui's signature.
 //! - [`gen`](crate::r#gen): a deterministic synthetic county for the demo and the tests.
+//! - [`sim`]: `hedui sim`, department source servers over HTTPS (mutual TLS, fault knobs)
+//!   for tests and drills; [`certs`]: the test CA and TLS certificates (`hedui certs`).
 //! - [`cli`]: the `hedui` command line.
 
 pub mod api;
 pub mod assess;
 pub mod audit;
 pub mod batch;
+pub mod certs;
 pub mod cli;
 pub mod domain;
 pub mod evidence;
@@ -39,6 +42,7 @@ pub mod ingest;
 pub mod render;
 pub mod report;
 pub mod seal;
+pub mod sim;
 pub mod verify;
 
 pub use hedui_connectors::SourceKind;

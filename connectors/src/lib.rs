@@ -6,12 +6,15 @@
 //! plan, behind the reading front-end ([`read`]: encodings, delimiters, workbooks, JSON
 //! lines, field maps from `connectors/fieldmaps/`, repeated headers, 万元 amounts). A
 //! source that cannot be read is data, not an abort: [`SourceOutcome::Failed`] makes every
-//! affected report say `unverified` for it.
+//! affected report say `unverified` for it. The HTTP transport ([`http::HttpSources`]) asks
+//! department APIs for the same records over mutual TLS, with retries, limits, a circuit
+//! breaker and a per-person cache (the on-demand path).
 //!
 //! Where it sits: `ingest` (connectors) → link → evidence → assess → seal.
 #![deny(missing_docs)]
 
 pub mod file;
+pub mod http;
 pub mod read;
 pub mod schema;
 
@@ -20,7 +23,7 @@ pub use read::{FieldMap, Prepared, Rejected, prepare, prepare_generic};
 pub use schema::{CaseloadTable, ColumnKind, ColumnSpec, SourceKind};
 
 /// What a connector answered for a set of persons.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum SourceOutcome {
     /// Records were found; one per source row, text values in §2 column order.
     Records(RecordSet),
@@ -53,7 +56,7 @@ pub struct Record {
 }
 
 /// Why a source could not be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectorError {
     /// No extract for the source in the directory.
     #[error("no file for {source_name} (looked for {expected})")]
@@ -86,6 +89,16 @@ pub enum ConnectorError {
         /// What the reader said (no row values).
         message: String,
     },
+    /// An HTTP source gave no usable answer ([`http::HttpFailure`] says why).
+    #[error("{source_name}: {failure} (after {attempts} request(s))")]
+    Http {
+        /// The source name.
+        source_name: &'static str,
+        /// What went wrong; its `code()` is this error's code.
+        failure: http::HttpFailure,
+        /// HTTP requests made.
+        attempts: u32,
+    },
 }
 
 impl ConnectorError {
@@ -95,6 +108,7 @@ impl ConnectorError {
             ConnectorError::NotFound { .. } => "source_missing",
             ConnectorError::MissingColumns { .. } => "source_missing_columns",
             ConnectorError::Unreadable { .. } => "source_unreadable",
+            ConnectorError::Http { failure, .. } => failure.code(),
         }
     }
 }

@@ -1,0 +1,941 @@
+//! The HTTP transport: department sources reached over HTTPS with mutual TLS, for the
+//! on-demand path (`hedui serve`, `hedui check`). The same records as the file transport
+//! (DESIGN.md §2), as JSON ([`wire`], `schemas/sources/api/`).
+//!
+//! Where it sits: `ingest` (connectors) → link → evidence → assess → seal. One
+//! [`HttpSources`] holds one reqwest client (rustls, ring, the configured CA as the only root,
+//! hedui's client certificate) and, per source, its base URL, timeout, retries, a concurrency
+//! limit (tokio semaphore), a circuit breaker and an answer cache (moka, per person, keyed
+//! by HMAC-SHA256 of the ID number).
+//!
+//! # Use
+//! ```no_run
+//! use hedui_connectors::http::{HttpSources, HttpSourcesConfig, TlsFiles};
+//! use hedui_connectors::{SourceKind, SourceOutcome};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! // Usually a `[[sources]]` table in serve's TOML (see `HttpSourcesConfig`); here: every
+//! // §2 source at one `hedui sim`, knobs at their defaults.
+//! let tls = TlsFiles { ca: "certs/ca.pem".into(), cert: "certs/client.pem".into(),
+//!                      key: "certs/client.key".into() };
+//! let cfg = HttpSourcesConfig::all_at("https://127.0.0.1:8443", tls,
+//!                                     "a secret of at least thirty-two bytes!!");
+//! let sources = HttpSources::new(&cfg)?;          // cheap to clone (Arc inside)
+//! let ids = vec!["620503198703151234".to_string()]; // normalised 18-character numbers
+//! let answer = sources.fetch(SourceKind::Tax, &ids).await;
+//! match &answer.outcome {
+//!     SourceOutcome::Records(set) => println!("{} records, {} s old, cached: {}",
+//!                                             set.records.len(), answer.age_s(), answer.from_cache),
+//!     SourceOutcome::NoRecords => println!("the source holds nothing for them"),
+//!     // never "no records": the report says `unverified` for the source
+//!     SourceOutcome::Failed(e) => println!("unverified: {} ({e})", e.code()),
+//! }
+//! // Every configured source at once (about as long as the slowest one):
+//! let all = sources.fetch_all(&ids).await;
+//! # let _ = all; Ok(()) }
+//! ```
+//!
+//! # What a call does
+//! 1. ID numbers are trimmed and upper-cased (`x` → `X`) and de-duplicated; each person is
+//!    looked up in the source's cache; only the others are asked.
+//! 2. The persons asked are split into batches of `batch_size`, sent concurrently, each
+//!    under the source's `max_in_flight` semaphore and `timeout_ms`.
+//! 3. Retries (at most `retries`) only where repeating cannot harm: connect/TLS errors,
+//!    timeouts, 429 (waiting `Retry-After` when it is at most `retry_after_max_ms`, else
+//!    giving up), 502/503/504. Waits between attempts are exponential with full jitter.
+//!    400/401/403/404/500 and malformed bodies are not retried.
+//! 4. An answer is checked: the JSON shape, the source name, the echoed request id, every §2
+//!    column present on every record. A body that fails is `source_malformed`, never "no
+//!    records". Records for an ID number that was not asked are discarded and counted.
+//! 5. If every batch succeeded each person's records (possibly none) are cached; a failure
+//!    of any batch fails the whole call with its reason code, and nothing of it is cached.
+//! 6. The breaker counts calls (after retries): `breaker.failures` in a row open it.
+//!
+//! Privacy: ID numbers travel only in request bodies; they are never logged, never part of
+//! an error message or a cache key.
+
+mod breaker;
+mod cache;
+mod config;
+mod tls;
+pub mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use rand::Rng;
+use tokio::sync::Semaphore;
+
+pub use breaker::BreakerState;
+pub use config::{BreakerConfig, HttpSourcesConfig, SourceEndpoint, TlsFiles};
+
+use crate::{ConnectorError, Record, RecordSet, SourceKind, SourceOutcome};
+use breaker::Breaker;
+use cache::{CacheKey, Keyer, PersonAnswer, SourceCache};
+use wire::{QueryRequest, QueryResponse};
+
+/// Why an HTTP source gave no usable answer. [`HttpFailure::code`] is the stable reason
+/// code carried into the report (`unverified` with this reason) and the metrics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpFailure {
+    /// No complete answer within `timeout_ms` (on the last attempt).
+    #[error("no answer within {timeout_ms} ms")]
+    Timeout {
+        /// The per-attempt limit.
+        timeout_ms: u64,
+    },
+    /// No connection: refused, reset, DNS, or the TLS handshake failed (either side's
+    /// certificate refused).
+    #[error("unreachable: {detail}")]
+    Unreachable {
+        /// What the transport said (no person data).
+        detail: String,
+    },
+    /// 401/403: the source refused hedui's credentials.
+    #[error("refused our credentials (HTTP {status})")]
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+    },
+    /// 429 on the last attempt, or with a `Retry-After` longer than allowed.
+    #[error("rate limited (HTTP 429{})", retry_after_s.map(|s| format!(", Retry-After {s} s")).unwrap_or_default())]
+    RateLimited {
+        /// The `Retry-After` seconds, when given.
+        retry_after_s: Option<u64>,
+    },
+    /// Any other non-200 status (5xx after retries, 400, 404, …).
+    #[error("HTTP {status}")]
+    Status {
+        /// The status code.
+        status: u16,
+    },
+    /// A 200 whose body is not a complete, well-formed answer to this query.
+    #[error("malformed answer: {detail}")]
+    Malformed {
+        /// What is wrong (shape, position; never a value).
+        detail: String,
+    },
+    /// The breaker is open: the source failed repeatedly and is not called for a while.
+    #[error("circuit breaker open after repeated failures")]
+    CircuitOpen,
+    /// The source has no `[[sources]]` entry.
+    #[error("no endpoint configured")]
+    NotConfigured,
+}
+
+impl HttpFailure {
+    /// Stable reason code: `source_timeout`, `source_unreachable`, `source_unauthorized`,
+    /// `source_rate_limited`, `source_error`, `source_malformed`, `source_circuit_open`,
+    /// `source_not_configured`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            HttpFailure::Timeout { .. } => "source_timeout",
+            HttpFailure::Unreachable { .. } => "source_unreachable",
+            HttpFailure::Unauthorized { .. } => "source_unauthorized",
+            HttpFailure::RateLimited { .. } => "source_rate_limited",
+            HttpFailure::Status { .. } => "source_error",
+            HttpFailure::Malformed { .. } => "source_malformed",
+            HttpFailure::CircuitOpen => "source_circuit_open",
+            HttpFailure::NotConfigured => "source_not_configured",
+        }
+    }
+}
+
+/// Why the HTTP sources could not be set up (bad config, unreadable TLS files).
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSetupError {
+    /// The configuration is invalid; one sentence per problem, naming the field.
+    #[error("invalid sources configuration: {}", .0.join("; "))]
+    Config(Vec<String>),
+    /// A TLS file could not be read or used.
+    #[error("TLS: {path}: {message}")]
+    Tls {
+        /// The file.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+/// One source's answer to one call, with how it came about.
+#[derive(Debug, Clone)]
+pub struct SourceAnswer {
+    /// The source.
+    pub source: SourceKind,
+    /// Records, no records, or the failure (with its reason code: [`SourceAnswer::reason_code`]).
+    /// Records are in the order of the ID numbers asked, then the source's row.
+    pub outcome: SourceOutcome,
+    /// When the source gave the oldest part of this answer (a cached person's answer may be
+    /// older than the call). `None` when the call failed.
+    pub answered_at: Option<SystemTime>,
+    /// Age of the oldest part at the end of the call (zero for a fresh answer).
+    pub age: Duration,
+    /// Whether every person came from the cache (no request was sent).
+    pub from_cache: bool,
+    /// Persons answered from the cache.
+    pub persons_cached: usize,
+    /// Persons asked of the source in this call.
+    pub persons_fetched: usize,
+    /// HTTP requests sent (all batches, all attempts).
+    pub attempts: u32,
+    /// Records the source returned for ID numbers that were not asked (discarded).
+    pub discarded_records: u64,
+    /// Wall time of the call.
+    pub elapsed: Duration,
+}
+
+impl SourceAnswer {
+    /// Age in whole seconds (what the report shows).
+    pub fn age_s(&self) -> u64 {
+        self.age.as_secs()
+    }
+
+    /// The failure's stable reason code, `None` when the source answered.
+    pub fn reason_code(&self) -> Option<&'static str> {
+        match &self.outcome {
+            SourceOutcome::Failed(e) => Some(e.code()),
+            _ => None,
+        }
+    }
+
+    /// The HTTP failure, when the call failed.
+    pub fn failure(&self) -> Option<&HttpFailure> {
+        match &self.outcome {
+            SourceOutcome::Failed(ConnectorError::Http { failure, .. }) => Some(failure),
+            _ => None,
+        }
+    }
+
+    /// Whether the source answered (records or none): `verified` or `no_records`.
+    pub fn is_answered(&self) -> bool {
+        !matches!(self.outcome, SourceOutcome::Failed(_))
+    }
+}
+
+/// Counters of one source since start (for `/v1/metrics`): counts only, no person data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Calls of [`HttpSources::fetch`] for this source.
+    pub calls: u64,
+    /// Calls that failed.
+    pub calls_failed: u64,
+    /// HTTP requests sent (attempts, retries included).
+    pub requests: u64,
+    /// Of those, retries.
+    pub retries: u64,
+    /// Persons answered from the cache.
+    pub cache_hits: u64,
+    /// Persons that had to be asked.
+    pub cache_misses: u64,
+    /// Records discarded (for ID numbers not asked).
+    pub discarded_records: u64,
+    /// Batches refused at once by the open breaker.
+    pub circuit_rejections: u64,
+    /// Persons in the cache now (approximate).
+    pub cache_entries: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    calls: AtomicU64,
+    calls_failed: AtomicU64,
+    requests: AtomicU64,
+    retries: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    discarded_records: AtomicU64,
+    circuit_rejections: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+struct Source {
+    ep: SourceEndpoint,
+    url: String,
+    limit: Semaphore,
+    breaker: Breaker,
+    cache: Option<SourceCache>,
+    counters: Counters,
+}
+
+struct Inner {
+    client: reqwest::Client,
+    keyer: Keyer,
+    sources: HashMap<SourceKind, Source>,
+    order: Vec<SourceKind>,
+}
+
+/// The department sources over HTTPS: one client, and per source its limits, breaker and
+/// cache. Clone it freely (an `Arc`); use it from any tokio runtime.
+#[derive(Clone)]
+pub struct HttpSources {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for HttpSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSources")
+            .field("sources", &self.inner.order)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of one batch: records and discarded count, or the failure; attempts either way.
+type BatchResult = (Result<(Vec<Record>, u64), HttpFailure>, u32);
+
+/// Whether and how long to wait before another attempt.
+enum Retry {
+    No,
+    Backoff,
+    After(Duration),
+}
+
+impl HttpSources {
+    /// Validate the configuration, read the TLS files and build the client.
+    ///
+    /// # Errors
+    /// [`HttpSetupError::Config`] naming every bad field, [`HttpSetupError::Tls`] for a PEM
+    /// file that cannot be read or a key that does not fit its certificate.
+    pub fn new(cfg: &HttpSourcesConfig) -> Result<HttpSources, HttpSetupError> {
+        cfg.validate().map_err(HttpSetupError::Config)?;
+        let tls = tls::client_config(&cfg.tls.ca, &cfg.tls.cert, &cfg.tls.key)?;
+        let max_idle = cfg
+            .sources
+            .iter()
+            .map(|s| s.max_in_flight)
+            .max()
+            .unwrap_or(16);
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .pool_max_idle_per_host(max_idle)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| HttpSetupError::Client(e.to_string()))?;
+        let sources = cfg
+            .sources
+            .iter()
+            .map(|ep| {
+                let src = Source {
+                    url: ep.query_url(),
+                    limit: Semaphore::new(ep.max_in_flight),
+                    breaker: Breaker::new(
+                        ep.breaker.failures,
+                        Duration::from_millis(ep.breaker.cooldown_ms),
+                    ),
+                    cache: (ep.cache_ttl_s > 0).then(|| {
+                        SourceCache::new(Duration::from_secs(ep.cache_ttl_s), ep.cache_capacity)
+                    }),
+                    counters: Counters::default(),
+                    ep: ep.clone(),
+                };
+                (ep.name, src)
+            })
+            .collect();
+        Ok(HttpSources {
+            inner: Arc::new(Inner {
+                client,
+                keyer: Keyer::new(cfg.cache_secret.as_bytes()),
+                sources,
+                order: cfg.sources.iter().map(|s| s.name).collect(),
+            }),
+        })
+    }
+
+    /// The configured sources, in config order.
+    pub fn sources(&self) -> &[SourceKind] {
+        &self.inner.order
+    }
+
+    /// The records of `kind` for these persons (normalised 18-character ID numbers).
+    /// Never panics and never errs: a failure is [`SourceOutcome::Failed`] with an
+    /// [`HttpFailure`] inside [`ConnectorError::Http`].
+    pub async fn fetch(&self, kind: SourceKind, id_numbers: &[String]) -> SourceAnswer {
+        let started = Instant::now();
+        let mut answer = SourceAnswer {
+            source: kind,
+            outcome: SourceOutcome::NoRecords,
+            answered_at: None,
+            age: Duration::ZERO,
+            from_cache: false,
+            persons_cached: 0,
+            persons_fetched: 0,
+            attempts: 0,
+            discarded_records: 0,
+            elapsed: Duration::ZERO,
+        };
+        let Some(src) = self.inner.sources.get(&kind) else {
+            answer.outcome = failed(kind, HttpFailure::NotConfigured, 0);
+            return answer;
+        };
+        bump(&src.counters.calls, 1);
+
+        // Normalise and de-duplicate, keeping the caller's order.
+        let mut seen = HashSet::new();
+        let wanted: Vec<String> = id_numbers
+            .iter()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .filter(|s| !s.is_empty() && seen.insert(s.clone()))
+            .collect();
+        if wanted.is_empty() {
+            answer.answered_at = Some(SystemTime::now());
+            answer.elapsed = started.elapsed();
+            return answer;
+        }
+
+        // The cache first, person by person.
+        let mut have: HashMap<String, Arc<PersonAnswer>> = HashMap::new();
+        let mut keys: HashMap<String, CacheKey> = HashMap::new();
+        let mut missing: Vec<String> = Vec::new();
+        for id in &wanted {
+            if let Some(cache) = &src.cache {
+                let key = self.inner.keyer.key(id);
+                if let Some(hit) = cache.get(&key).await {
+                    have.insert(id.clone(), hit);
+                    continue;
+                }
+                keys.insert(id.clone(), key);
+            }
+            missing.push(id.clone());
+        }
+        answer.persons_cached = have.len();
+        answer.persons_fetched = missing.len();
+        bump(&src.counters.cache_hits, have.len() as u64);
+        bump(&src.counters.cache_misses, missing.len() as u64);
+
+        // The rest from the source, in batches sent concurrently.
+        if !missing.is_empty() {
+            let batches: Vec<Vec<String>> = missing
+                .chunks(src.ep.batch_size)
+                .map(<[String]>::to_vec)
+                .collect();
+            let results: Vec<BatchResult> = if batches.len() == 1 {
+                let batch = batches.into_iter().next().unwrap_or_default();
+                vec![self.request_batch(kind, batch).await]
+            } else {
+                let mut set = tokio::task::JoinSet::new();
+                let n = batches.len();
+                for (i, batch) in batches.into_iter().enumerate() {
+                    let this = self.clone();
+                    set.spawn(async move { (i, this.request_batch(kind, batch).await) });
+                }
+                let mut out: Vec<Option<BatchResult>> = (0..n).map(|_| None).collect();
+                while let Some(joined) = set.join_next().await {
+                    match joined {
+                        Ok((i, r)) => out[i] = Some(r),
+                        // A panicked batch task: the call fails rather than lose persons.
+                        Err(e) => {
+                            tracing::error!(source = kind.name(), error = %e, "A source batch task failed.");
+                        }
+                    }
+                }
+                out.into_iter()
+                    .map(|r| {
+                        r.unwrap_or((
+                            Err(HttpFailure::Unreachable {
+                                detail: "batch task failed".into(),
+                            }),
+                            0,
+                        ))
+                    })
+                    .collect()
+            };
+            let now = SystemTime::now();
+            let mut first_failure = None;
+            for (res, attempts) in results {
+                answer.attempts += attempts;
+                match res {
+                    Ok((records, discarded)) => {
+                        answer.discarded_records += discarded;
+                        let mut by_person: HashMap<String, Vec<Record>> = HashMap::new();
+                        for r in records {
+                            by_person.entry(r.id_number.clone()).or_default().push(r);
+                        }
+                        for id in missing.iter() {
+                            if have.contains_key(id) {
+                                continue;
+                            }
+                            if let Some(recs) = by_person.remove(id) {
+                                have.insert(
+                                    id.clone(),
+                                    Arc::new(PersonAnswer {
+                                        records: recs,
+                                        answered_at: now,
+                                    }),
+                                );
+                            }
+                        }
+                    }
+                    Err(f) => {
+                        if first_failure.is_none() {
+                            first_failure = Some(f);
+                        }
+                    }
+                }
+            }
+            if let Some(f) = first_failure {
+                bump(&src.counters.calls_failed, 1);
+                // Persons of the batches that did succeed are still worth caching.
+                answer.outcome = failed(kind, f, answer.attempts);
+                answer.elapsed = started.elapsed();
+                self.cache_batch_answers(src, &keys, &have).await;
+                return answer;
+            }
+            // Persons asked that the source holds nothing for: an empty answer each.
+            for id in &missing {
+                have.entry(id.clone()).or_insert_with(|| {
+                    Arc::new(PersonAnswer {
+                        records: Vec::new(),
+                        answered_at: now,
+                    })
+                });
+            }
+            self.cache_batch_answers(src, &keys, &have).await;
+        } else {
+            answer.from_cache = true;
+        }
+
+        let oldest = wanted
+            .iter()
+            .filter_map(|id| have.get(id).map(|a| a.answered_at))
+            .min()
+            .unwrap_or_else(SystemTime::now);
+        answer.answered_at = Some(oldest);
+        answer.age = SystemTime::now()
+            .duration_since(oldest)
+            .unwrap_or(Duration::ZERO);
+        let mut records = Vec::new();
+        for id in &wanted {
+            if let Some(a) = have.get(id) {
+                records.extend(a.records.iter().cloned());
+            }
+        }
+        answer.outcome = if records.is_empty() {
+            SourceOutcome::NoRecords
+        } else {
+            SourceOutcome::Records(RecordSet {
+                columns: kind.columns().iter().map(|c| c.name).collect(),
+                records,
+            })
+        };
+        answer.elapsed = started.elapsed();
+        answer
+    }
+
+    /// Every configured source for the same persons, concurrently; answers in config order.
+    pub async fn fetch_all(&self, id_numbers: &[String]) -> Vec<SourceAnswer> {
+        let wanted: Vec<(SourceKind, Vec<String>)> = self
+            .inner
+            .order
+            .iter()
+            .map(|k| (*k, id_numbers.to_vec()))
+            .collect();
+        self.fetch_many(wanted).await
+    }
+
+    /// Several sources, each for its own persons (e.g. only those whose consent covers
+    /// it), concurrently; answers in the order given.
+    pub async fn fetch_many(&self, wanted: Vec<(SourceKind, Vec<String>)>) -> Vec<SourceAnswer> {
+        let mut set = tokio::task::JoinSet::new();
+        let kinds: Vec<SourceKind> = wanted.iter().map(|(k, _)| *k).collect();
+        for (i, (kind, ids)) in wanted.into_iter().enumerate() {
+            let this = self.clone();
+            set.spawn(async move { (i, this.fetch(kind, &ids).await) });
+        }
+        let mut out: Vec<Option<SourceAnswer>> = (0..kinds.len()).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            if let Ok((i, a)) = joined {
+                out[i] = Some(a);
+            }
+        }
+        out.into_iter()
+            .zip(kinds)
+            .map(|(a, kind)| {
+                a.unwrap_or_else(|| SourceAnswer {
+                    source: kind,
+                    outcome: failed(
+                        kind,
+                        HttpFailure::Unreachable {
+                            detail: "fetch task failed".into(),
+                        },
+                        0,
+                    ),
+                    answered_at: None,
+                    age: Duration::ZERO,
+                    from_cache: false,
+                    persons_cached: 0,
+                    persons_fetched: 0,
+                    attempts: 0,
+                    discarded_records: 0,
+                    elapsed: Duration::ZERO,
+                })
+            })
+            .collect()
+    }
+
+    /// Counters of one configured source.
+    pub fn stats(&self, kind: SourceKind) -> Option<SourceStats> {
+        let s = self.inner.sources.get(&kind)?;
+        let c = &s.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Some(SourceStats {
+            calls: g(&c.calls),
+            calls_failed: g(&c.calls_failed),
+            requests: g(&c.requests),
+            retries: g(&c.retries),
+            cache_hits: g(&c.cache_hits),
+            cache_misses: g(&c.cache_misses),
+            discarded_records: g(&c.discarded_records),
+            circuit_rejections: g(&c.circuit_rejections),
+            cache_entries: s.cache.as_ref().map_or(0, SourceCache::len),
+        })
+    }
+
+    /// The breaker state of one configured source.
+    pub fn breaker_state(&self, kind: SourceKind) -> Option<BreakerState> {
+        Some(self.inner.sources.get(&kind)?.breaker.state())
+    }
+
+    /// Empty every source's cache (operator action; tests).
+    pub fn clear_caches(&self) {
+        for s in self.inner.sources.values() {
+            if let Some(c) = &s.cache {
+                c.clear();
+            }
+        }
+    }
+
+    async fn cache_batch_answers(
+        &self,
+        src: &Source,
+        keys: &HashMap<String, CacheKey>,
+        have: &HashMap<String, Arc<PersonAnswer>>,
+    ) {
+        let Some(cache) = &src.cache else { return };
+        for (id, key) in keys {
+            if let Some(a) = have.get(id) {
+                cache.insert(*key, a.clone()).await;
+            }
+        }
+    }
+
+    /// One batch with its retries, under the breaker.
+    async fn request_batch(&self, kind: SourceKind, ids: Vec<String>) -> BatchResult {
+        let Some(src) = self.inner.sources.get(&kind) else {
+            return (Err(HttpFailure::NotConfigured), 0);
+        };
+        if !src.breaker.allow() {
+            bump(&src.counters.circuit_rejections, 1);
+            return (Err(HttpFailure::CircuitOpen), 0);
+        }
+        let asked: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut attempts = 0u32;
+        let result = loop {
+            attempts += 1;
+            bump(&src.counters.requests, 1);
+            if attempts > 1 {
+                bump(&src.counters.retries, 1);
+            }
+            let (failure, retry) = match self.attempt(kind, src, &ids, &asked).await {
+                Ok(ok) => break Ok(ok),
+                Err(e) => e,
+            };
+            let wait = match retry {
+                Retry::No => break Err(failure),
+                _ if attempts > src.ep.retries => break Err(failure),
+                Retry::After(d) => d,
+                Retry::Backoff => full_jitter(&src.ep, attempts),
+            };
+            tracing::debug!(
+                source = kind.name(),
+                attempt = attempts,
+                code = failure.code(),
+                wait_ms = wait.as_millis() as u64,
+                "Retrying a source query."
+            );
+            tokio::time::sleep(wait).await;
+        };
+        src.breaker.record(result.is_ok());
+        if let Ok((_, discarded)) = &result
+            && *discarded > 0
+        {
+            bump(&src.counters.discarded_records, *discarded);
+            tracing::warn!(
+                source = kind.name(),
+                discarded = *discarded,
+                "A source returned records for persons not asked; they were discarded."
+            );
+        }
+        if let Err(f) = &result {
+            tracing::info!(
+                source = kind.name(),
+                code = f.code(),
+                attempts,
+                "A source query failed."
+            );
+        }
+        (result, attempts)
+    }
+
+    /// One HTTP request: send, read, check.
+    async fn attempt(
+        &self,
+        kind: SourceKind,
+        src: &Source,
+        ids: &[String],
+        asked: &HashSet<&str>,
+    ) -> Result<(Vec<Record>, u64), (HttpFailure, Retry)> {
+        let timeout_ms = src.ep.timeout_ms;
+        let request_id = format!("{:032x}", rand::rng().random::<u128>());
+        let body = QueryRequest {
+            request_id: request_id.clone(),
+            id_numbers: ids.to_vec(),
+        };
+        // The semaphore is never closed; a closed one would mean shutdown.
+        let _permit = src.limit.acquire().await.map_err(|_| {
+            (
+                HttpFailure::Unreachable {
+                    detail: "shutting down".into(),
+                },
+                Retry::No,
+            )
+        })?;
+        let transport = |e: reqwest::Error| {
+            if e.is_timeout() {
+                (HttpFailure::Timeout { timeout_ms }, Retry::Backoff)
+            } else {
+                (
+                    HttpFailure::Unreachable {
+                        detail: error_chain(&e),
+                    },
+                    Retry::Backoff,
+                )
+            }
+        };
+        let resp = self
+            .inner
+            .client
+            .post(&src.url)
+            .timeout(Duration::from_millis(timeout_ms))
+            .json(&body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = resp.status().as_u16();
+        match status {
+            200 => {}
+            401 | 403 => return Err((HttpFailure::Unauthorized { status }, Retry::No)),
+            429 => {
+                let retry_after_s = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                let f = HttpFailure::RateLimited { retry_after_s };
+                return Err(match retry_after_s {
+                    None => (f, Retry::Backoff),
+                    Some(s) if s.saturating_mul(1000) <= src.ep.retry_after_max_ms => {
+                        (f, Retry::After(Duration::from_secs(s)))
+                    }
+                    Some(_) => (f, Retry::No),
+                });
+            }
+            502..=504 => return Err((HttpFailure::Status { status }, Retry::Backoff)),
+            _ => return Err((HttpFailure::Status { status }, Retry::No)),
+        }
+        let bytes = resp.bytes().await.map_err(transport)?;
+        check_answer(kind, &request_id, asked, &bytes).map_err(|f| (f, Retry::No))
+    }
+}
+
+/// The failure as a [`SourceOutcome`].
+fn failed(kind: SourceKind, failure: HttpFailure, attempts: u32) -> SourceOutcome {
+    SourceOutcome::Failed(ConnectorError::Http {
+        source_name: kind.name(),
+        failure,
+        attempts,
+    })
+}
+
+/// Full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter", 2015): uniform in
+/// `[0, min(max, base × 2^(attempt−1))]`.
+fn full_jitter(ep: &SourceEndpoint, attempt: u32) -> Duration {
+    let exp = ep
+        .backoff_base_ms
+        .saturating_mul(1u64 << (attempt.saturating_sub(1)).min(20));
+    let cap = exp.min(ep.backoff_max_ms);
+    Duration::from_millis(rand::rng().random_range(0..=cap))
+}
+
+/// A transport error and its causes, one line (reqwest's top message alone says little).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s.chars().take(300).collect()
+}
+
+/// Check a 200 body against the query: shape, source, request id, §2 columns; records of
+/// persons not asked are dropped and counted.
+fn check_answer(
+    kind: SourceKind,
+    request_id: &str,
+    asked: &HashSet<&str>,
+    body: &[u8],
+) -> Result<(Vec<Record>, u64), HttpFailure> {
+    let malformed = |detail: String| HttpFailure::Malformed { detail };
+    // serde_json's messages can quote a value (an ID number): keep only kind and position.
+    let resp: QueryResponse = serde_json::from_slice(body).map_err(|e| {
+        malformed(format!(
+            "{} at line {} column {} of {} bytes",
+            match e.classify() {
+                serde_json::error::Category::Eof => "body ends early",
+                serde_json::error::Category::Syntax => "not JSON",
+                serde_json::error::Category::Data => "not the answer shape",
+                serde_json::error::Category::Io => "unreadable",
+            },
+            e.line(),
+            e.column(),
+            body.len()
+        ))
+    })?;
+    if resp.source != kind.name() {
+        return Err(malformed("the answer names another source".into()));
+    }
+    if resp.request_id != request_id {
+        return Err(malformed("the answer is for another request".into()));
+    }
+    let mut discarded = 0u64;
+    let mut records = Vec::with_capacity(resp.records.len());
+    for (i, mut r) in resp.records.into_iter().enumerate() {
+        let id = r.id_number.trim().to_ascii_uppercase();
+        if !asked.contains(id.as_str()) {
+            discarded += 1;
+            continue;
+        }
+        let mut values = Vec::with_capacity(kind.columns().len());
+        for c in kind.columns() {
+            match r.values.remove(c.name) {
+                Some(v) => values.push(v.filter(|v| !v.is_empty())),
+                None => {
+                    return Err(malformed(format!(
+                        "records[{i}].values lacks column {}",
+                        c.name
+                    )));
+                }
+            }
+        }
+        records.push(Record {
+            row: r.row,
+            id_number: id,
+            values,
+        });
+    }
+    Ok((records, discarded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&v).unwrap()
+    }
+
+    fn tax_values() -> serde_json::Value {
+        serde_json::json!({"name": "王秀兰", "tax_year": "2025", "income_type": "wages",
+                           "gross_income": "36000.50", "tax_paid": null})
+    }
+
+    #[test]
+    fn a_good_answer_becomes_records_in_column_order() {
+        let asked: HashSet<&str> = ["62050319870315123X"].into_iter().collect();
+        let b = body(
+            serde_json::json!({"source": "tax", "request_id": "r1", "records": [
+            {"id_number": "62050319870315123x", "row": 7, "values": tax_values()}]}),
+        );
+        let (recs, discarded) = check_answer(SourceKind::Tax, "r1", &asked, &b).unwrap();
+        assert_eq!(discarded, 0);
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0].row, 7);
+        assert_eq!(recs[0].id_number, "62050319870315123X");
+        assert_eq!(
+            recs[0].values,
+            vec![
+                Some("2025".to_string()),
+                Some("wages".to_string()),
+                Some("36000.50".to_string()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn records_of_persons_not_asked_are_discarded_and_counted() {
+        let asked: HashSet<&str> = ["620503198703151234"].into_iter().collect();
+        let b = body(
+            serde_json::json!({"source": "tax", "request_id": "r1", "records": [
+            {"id_number": "620503196207080319", "row": 1, "values": tax_values()},
+            {"id_number": "620503198703151234", "row": 2, "values": tax_values()}]}),
+        );
+        let (recs, discarded) = check_answer(SourceKind::Tax, "r1", &asked, &b).unwrap();
+        assert_eq!((recs.len(), discarded), (1, 1));
+        assert_eq!(recs[0].row, 2);
+    }
+
+    #[test]
+    fn a_truncated_or_wrong_body_is_malformed_and_quotes_no_value() {
+        let asked: HashSet<&str> = ["620503198703151234"].into_iter().collect();
+        let good = body(
+            serde_json::json!({"source": "tax", "request_id": "r1", "records": [
+            {"id_number": "620503198703151234", "row": 2, "values": tax_values()}]}),
+        );
+        let cut = &good[..good.len() / 2];
+        let e = check_answer(SourceKind::Tax, "r1", &asked, cut).unwrap_err();
+        assert_eq!(e.code(), "source_malformed");
+        assert!(e.to_string().contains("body ends early"), "{e}");
+        let wrong_type = body(
+            serde_json::json!({"source": "tax", "request_id": "r1", "records": [
+            {"id_number": "620503198703151234", "row": "620503198703151234", "values": {}}]}),
+        );
+        let e = check_answer(SourceKind::Tax, "r1", &asked, &wrong_type).unwrap_err();
+        assert!(!e.to_string().contains("620503"), "{e}");
+        let lacking = body(
+            serde_json::json!({"source": "tax", "request_id": "r1", "records": [
+            {"id_number": "620503198703151234", "row": 2, "values": {"tax_year": "2025"}}]}),
+        );
+        let e = check_answer(SourceKind::Tax, "r1", &asked, &lacking).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed answer: records[0].values lacks column income_type"
+        );
+        let other = body(serde_json::json!({"source": "bank", "request_id": "r1", "records": []}));
+        assert!(check_answer(SourceKind::Tax, "r1", &asked, &other).is_err());
+        let stale = body(serde_json::json!({"source": "tax", "request_id": "r0", "records": []}));
+        assert!(check_answer(SourceKind::Tax, "r1", &asked, &stale).is_err());
+        let no_records = body(serde_json::json!({"source": "tax", "request_id": "r1"}));
+        assert!(check_answer(SourceKind::Tax, "r1", &asked, &no_records).is_err());
+    }
+
+    #[test]
+    fn full_jitter_stays_under_the_exponential_cap() {
+        let mut ep = SourceEndpoint::new(SourceKind::Tax, "https://x");
+        ep.backoff_base_ms = 10;
+        ep.backoff_max_ms = 35;
+        for _ in 0..200 {
+            assert!(full_jitter(&ep, 1) <= Duration::from_millis(10));
+            assert!(full_jitter(&ep, 2) <= Duration::from_millis(20));
+            assert!(full_jitter(&ep, 30) <= Duration::from_millis(35));
+        }
+    }
+}
