@@ -1,4 +1,5 @@
-//! The command line (clap derive): `demo | gen | batch | open | keygen | certs | sim`.
+//! The command line (clap derive): `demo | gen | batch | open | keygen | certs | sim | serve |
+//! check | token | audit`.
 //!
 //! Output for people goes to stdout; logs (tracing) and progress bars to stderr. Exit codes:
 //! 0 clean, 1 the run finished but something was quarantined or a source unverified (or a
@@ -108,6 +109,36 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OpenFormat::Json)]
         format: OpenFormat,
     },
+    /// Serve on-demand verifications over HTTPS (intake systems; see README "Intake").
+    Serve {
+        /// The service config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Verify one household (JSON, as POST /v1/verifications) from the command line.
+    /// Exit 0 eligible, 1 referred, 3 ineligible, 4 refused, 2 failed.
+    Check {
+        /// The service config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// The household (JSON).
+        household: PathBuf,
+        /// Write the sealed report here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Bearer tokens of the service.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// The service's audit log.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Make a civil-affairs recipient key pair and a hedui signing key pair.
     Keygen {
         /// Directory to write civil.key, civil.pub, hedui-signing.key, hedui-signing.pub.
@@ -137,6 +168,37 @@ pub enum Command {
         /// As-of date for ID-number validation (default: today, UTC).
         #[arg(long)]
         as_of: Option<NaiveDate>,
+    },
+}
+
+/// `hedui token …`.
+#[derive(Subcommand, Debug)]
+pub enum TokenAction {
+    /// Create a token; prints its id and the secret (once: only its SHA-256 is stored).
+    Add {
+        /// The service store (SQLite; created).
+        #[arg(long)]
+        store: PathBuf,
+        /// Role: intake, auditor, admin (repeat for several).
+        #[arg(long, required = true)]
+        role: Vec<String>,
+        /// Region-code prefix the token may act for (repeat; `*` = all).
+        #[arg(long, required = true)]
+        region: Vec<String>,
+        /// A label (which intake system).
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+/// `hedui audit …`.
+#[derive(Subcommand, Debug)]
+pub enum AuditAction {
+    /// Recompute the audit log's hash chain; exit 1 naming the first bad row.
+    Verify {
+        /// The service store (SQLite).
+        #[arg(long)]
+        store: PathBuf,
     },
 }
 
@@ -329,6 +391,14 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Command::Demo { households, keep } => demo(households, keep),
+        Command::Serve { config } => crate::api::serve(&config).map(|()| 0),
+        Command::Check {
+            config,
+            household,
+            out,
+        } => crate::api::check(&config, &household, out.as_deref()),
+        Command::Token { action } => token(action),
+        Command::Audit { action } => audit(action),
         Command::Certs { out } => {
             let f = crate::certs::generate(&out).context("Failed to make certificates")?;
             println!("test CA: {} (key {})", f.ca.display(), f.ca_key.display());
@@ -708,4 +778,57 @@ pub fn print_summary(s: &Summary, out: &Path) {
         "  outputs: {}/{{reports.jsonl, summary.json, summary.html, quarantine.csv, determinations.csv}}",
         out.display()
     );
+}
+
+fn token(action: TokenAction) -> Result<i32> {
+    let TokenAction::Add {
+        store,
+        role,
+        region,
+        label,
+    } = action;
+    let roles = role
+        .iter()
+        .map(|r| {
+            crate::audit::Role::parse(r)
+                .with_context(|| format!("--role {r}: one of intake, auditor, admin"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for r in &region {
+        if !(r == "*" || (!r.is_empty() && r.len() <= 6 && r.bytes().all(|b| b.is_ascii_digit()))) {
+            bail!("--region {r}: a region-code prefix of 1-6 digits, or *");
+        }
+    }
+    let s = crate::audit::Store::open(&store, b"")
+        .with_context(|| format!("Failed to open the store {}", store.display()))?;
+    let (id, secret) = s.create_token(&roles, &region, &label)?;
+    s.audit(&[crate::audit::AuditEvent {
+        actor: "cli".into(),
+        action: "token_created".into(),
+        outcome: id.clone(),
+        ..Default::default()
+    }])?;
+    println!("{id} {secret}");
+    eprintln!("token {id} created; the secret above is shown once (only its SHA-256 is stored)");
+    Ok(0)
+}
+
+fn audit(action: AuditAction) -> Result<i32> {
+    let AuditAction::Verify { store } = action;
+    if !store.is_file() {
+        bail!("--store {}: no such file", store.display());
+    }
+    let s = crate::audit::Store::open(&store, b"")
+        .with_context(|| format!("Failed to open the store {}", store.display()))?;
+    let c = s.verify_chain()?;
+    match c.first_bad {
+        None => {
+            println!("audit chain ok: {} rows, head {}", c.rows, c.head);
+            Ok(0)
+        }
+        Some((seq, why)) => {
+            println!("audit chain BROKEN at row {seq}: {why}");
+            Ok(1)
+        }
+    }
 }

@@ -29,7 +29,9 @@
 //!   for tests and drills; [`certs`]: the test CA and TLS certificates (`hedui certs`).
 //! - [`cli`]: the `hedui` command line.
 
+pub mod api;
 pub mod assess;
+pub mod audit;
 pub mod batch;
 pub mod certs;
 pub mod cli;
@@ -41,5 +43,6 @@ pub mod render;
 pub mod report;
 pub mod seal;
 pub mod sim;
+pub mod verify;
 
 pub use hedui_connectors::SourceKind;

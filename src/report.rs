@@ -79,6 +79,10 @@ pub struct SourceSection {
     /// Why unverified (reason code and message), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// How old the source's answer was when the report was built, seconds (on demand: 0
+    /// for a fresh answer, more when it came from the cache); absent in a batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_s: Option<u64>,
     /// The §2 columns of each record's `values` (besides id_number and name).
     pub columns: Vec<String>,
     /// The records used: person index (into `persons`), source row, §2 values.

@@ -17,23 +17,20 @@ use std::time::Instant;
 
 use chrono::NaiveDate;
 use hedui_connectors::file::frame_to_records;
-use hedui_connectors::{
-    ColumnKind, Connector, ConnectorError, FileConnector, RecordSet, SourceKind,
-};
+use hedui_connectors::{Connector, ConnectorError, FileConnector, RecordSet, SourceKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde_json::json;
 
-use crate::assess::{self, HouseholdView, PersonView, Policy};
+use crate::assess::Policy;
 use crate::domain::{IdNumber, IdRepair};
 use crate::evidence::{Frame, PersonEvidence};
+use crate::ingest::caseload::{Member, Supporter};
 use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload};
-use crate::report::{
-    Determination, Outcome, PersonEntry, PolicyRef, ReportRecord, SourceSection, SourceStatus,
-    VerificationReport,
-};
+use crate::report::{Determination, Outcome, SourceStatus, VerificationReport};
 use crate::seal::{RecipientPublicKey, RunSealer, SigningKey};
+use crate::verify::{PersonState, ReportInput};
 
 /// What a batch run needs.
 pub struct BatchOptions {
@@ -190,12 +187,6 @@ pub struct Summary {
     pub timings_ms: BTreeMap<String, u128>,
     /// 0 clean, 1 something quarantined or unverified.
     pub exit_code: i32,
-}
-
-struct PersonState {
-    evidence: PersonEvidence,
-    incomplete: Vec<(SourceKind, String)>,
-    records: Vec<(u8, u32)>,
 }
 
 struct LinkedSource {
@@ -981,166 +972,27 @@ impl Ctx<'_> {
         members: &[usize],
         supporters: &[usize],
     ) -> (VerificationReport, Option<i64>) {
-        let hh = &self.caseload.households[h];
-        let ms: Vec<_> = members.iter().map(|&i| &self.caseload.members[i]).collect();
-        let ss: Vec<_> = supporters
+        let ms: Vec<&Member> = members.iter().map(|&i| &self.caseload.members[i]).collect();
+        let ss: Vec<&Supporter> = supporters
             .iter()
             .map(|&i| &self.caseload.supporters[i])
             .collect();
-        let mut unverified: Vec<(SourceKind, String)> = self.unverified.to_vec();
-        let mut states: Vec<Option<&PersonState>> = Vec::new();
-        for m in &ms {
-            states.push(self.state(&m.id, m.consent));
-        }
-        for s in &ss {
-            states.push(self.state(&s.id, s.consent));
-        }
-        for st in states.iter().flatten() {
-            for (k, why) in &st.incomplete {
-                if !unverified.iter().any(|(u, _)| u == k) {
-                    unverified.push((*k, why.clone()));
-                }
-            }
-        }
-        unverified.sort_by_key(|(k, _)| *k);
-        let view = HouseholdView {
-            household: hh,
-            members: ms
-                .iter()
-                .zip(&states)
-                .map(|(m, st)| PersonView {
-                    id: m.id.clone(),
-                    relation: &m.relation,
-                    disability_grade: m.disability_grade,
-                    consent: m.consent,
-                    own_household_size: 1,
-                    evidence: st.map(|s| &s.evidence),
-                })
-                .collect(),
-            supporters: ss
-                .iter()
-                .zip(&states[ms.len()..])
-                .map(|(s, st)| PersonView {
-                    id: s.id.clone(),
-                    relation: &s.relation,
-                    disability_grade: None,
-                    consent: s.consent,
-                    own_household_size: s.own_household_size,
-                    evidence: st.map(|s| &s.evidence),
-                })
-                .collect(),
-            unverified: unverified.clone(),
-        };
-        let a = assess::assess(&view, self.policy, self.as_of);
-
-        let mut persons = Vec::with_capacity(states.len());
-        for (m, st) in ms.iter().zip(&states) {
-            persons.push(PersonEntry {
-                role: "member".into(),
-                relation: m.relation.clone(),
-                id_number_masked: m
-                    .id
-                    .as_ref()
-                    .map(|i| i.masked())
-                    .unwrap_or_else(|_| m.id_masked.clone()),
-                linked: st.is_some(),
-                consent: m.consent,
-            });
-        }
-        for (s, st) in ss.iter().zip(&states[ms.len()..]) {
-            persons.push(PersonEntry {
-                role: "supporter".into(),
-                relation: s.relation.clone(),
-                id_number_masked: s
-                    .id
-                    .as_ref()
-                    .map(|i| i.masked())
-                    .unwrap_or_else(|_| s.id_masked.clone()),
-                linked: st.is_some(),
-                consent: s.consent,
-            });
-        }
-        let mut sections: Vec<SourceSection> = SourceKind::ALL
+        let states: Vec<Option<&PersonState>> = ms
             .iter()
-            .map(|k| SourceSection {
-                source: k.name().into(),
-                status: SourceStatus::NoRecords,
-                reason: None,
-                columns: k.columns().iter().map(|c| c.name.to_string()).collect(),
-                records: Vec::new(),
-            })
+            .map(|m| self.state(&m.id, m.consent))
+            .chain(ss.iter().map(|s| self.state(&s.id, s.consent)))
             .collect();
-        for (pi, st) in states.iter().enumerate() {
-            let Some(st) = st else { continue };
-            for &(si, ri) in &st.records {
-                let rec = &self.record_sets[si as usize].records[ri as usize];
-                // ID numbers inside a record (e.g. household_head_id) are masked like every
-                // other ID in a report.
-                let kinds = SourceKind::ALL[si as usize].columns();
-                let values = rec
-                    .values
-                    .iter()
-                    .zip(kinds)
-                    .map(|(v, spec)| match spec.kind {
-                        ColumnKind::IdNumber => v.as_deref().map(crate::domain::mask),
-                        _ => v.clone(),
-                    })
-                    .collect();
-                sections[si as usize].records.push(ReportRecord {
-                    person: pi,
-                    row: rec.row,
-                    values,
-                });
-            }
-        }
-        for s in &mut sections {
-            if !s.records.is_empty() {
-                s.status = SourceStatus::Verified;
-            }
-        }
-        for (k, why) in &unverified {
-            let s = &mut sections[SourceKind::ALL
-                .iter()
-                .position(|x| x == k)
-                .expect("known source")];
-            s.status = SourceStatus::Unverified;
-            s.reason = Some(why.clone());
-        }
-        let s_year = self.policy.standard_year(&hh.area).0;
-        let gap = assess::income_gap(&a, hh);
-        let report = VerificationReport {
-            report_id: format!("{}/{}", self.run_id, hh.id),
-            run_id: self.run_id.to_string(),
-            household_id: hh.id.clone(),
-            region_code: hh.region_code.clone(),
-            area: hh.area.clone(),
-            programme: hh.programme.clone(),
-            category: hh.category.clone(),
-            as_of: self.as_of.to_string(),
-            determination: a.determination,
-            per_capita_monthly_income: a.per_capita_monthly_income.map(|f| f.to_yuan()),
-            per_capita_financial_assets: a.per_capita_financial_assets.map(|f| f.to_yuan()),
-            household_income_annual: crate::domain::Fen(crate::domain::money::div_round_half_up(
-                a.income_x10000,
-                10_000,
-            ) as i64)
-            .to_yuan(),
-            financial_assets_total: crate::domain::Fen(a.financial_assets).to_yuan(),
-            members: a.members,
-            review_due: a.review_due,
-            findings: a.findings,
-            sources: sections,
-            persons,
-            policy: PolicyRef {
-                id: self.policy.id.clone(),
-                title: self.policy.title.clone(),
-                illustrative: self.policy.illustrative,
-                dibao_standard_monthly: crate::domain::Fen(
-                    crate::domain::money::div_round_half_up(i128::from(s_year), 12) as i64,
-                )
-                .to_yuan(),
-            },
-        };
-        (report, gap)
+        crate::verify::build_report(&ReportInput {
+            household: &self.caseload.households[h],
+            members: &ms,
+            supporters: &ss,
+            states: &states,
+            record_sets: self.record_sets,
+            unverified: self.unverified,
+            ages_s: &[],
+            policy: self.policy,
+            run_id: self.run_id,
+            as_of: self.as_of,
+        })
     }
 }

@@ -323,6 +323,7 @@ fn sample() -> VerificationReport {
                 source: name.to_string(),
                 status,
                 reason,
+                age_s: None,
                 columns: cols.iter().map(|c| c.to_string()).collect(),
                 records: recs,
             }

@@ -1,0 +1,1145 @@
+//! `hedui serve`: on-demand verification for intake systems (一门受理), axum over rustls.
+//!
+//! Routes (OpenAPI 3.1 at `GET /v1/openapi.json`, kept in `schemas/api/openapi.json`):
+//! - `POST /v1/verifications[?wait=S]` (role `intake`): a household → `202 {"id"}`, or with
+//!   `wait` the sealed report at once when it is ready within `min(S, wait_cap_s)` seconds.
+//! - `GET /v1/verifications/{id}` (`intake`, same region): `200` sealed report or `202`.
+//! - `POST /v1/consents`, `DELETE /v1/consents/{ref}` (`intake` of the person's household
+//!   region or `admin`): register / revoke a consent (授权书).
+//! - `POST /v1/tokens` (`admin`), `GET /v1/audit` (`auditor`), `GET /v1/health`,
+//!   `GET /v1/metrics` (Prometheus text, no PII).
+//!
+//! Flow of a verification: authenticate (bearer token, SHA-256 looked up in the store) →
+//! region scope → parse (deny unknown fields) and validate → every member's and
+//! supporter's consent must be registered, unrevoked, unexpired, of that person and cover
+//! every configured source, else the **whole request is refused** with 403 naming the
+//! first person's position (`members[1].consent_ref`) and nothing is queried for anyone →
+//! the job is stored (so a restart loses it not) → fan-out to every source at once →
+//! [`crate::verify::link_answers`] + [`crate::verify::report_on_demand`] (the batch's
+//! engine) → sealed with a [`RunSealer`] whose run is the job → stored, audited (one row
+//! per person and source) → waiters woken.
+
+pub mod config;
+pub mod metrics;
+pub mod sources;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use chrono::NaiveDate;
+use hedui_connectors::SourceKind;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::audit::{AuditEvent, Role, Store, StoreError, Token, new_job_id, token_hash};
+use crate::domain::IdNumber;
+use crate::evidence::Frame;
+use crate::seal::RunSealer;
+use crate::verify::{HouseholdRequest, InputError, SourceAnswer, ValidHousehold};
+pub use config::{ConfigError, Settings};
+use metrics::Metrics;
+use sources::Sources;
+
+/// The OpenAPI document served at `/v1/openapi.json` (the file in `schemas/api/`).
+pub const OPENAPI: &str = include_str!("../../schemas/api/openapi.json");
+
+/// An error answer: status and `{"code", "field", "message"}`; never a value of the
+/// request, never a cause chain.
+#[derive(Debug)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable code.
+    pub code: &'static str,
+    /// The JSON field or parameter concerned, if any.
+    pub field: Option<String>,
+    /// A sentence.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        field: Option<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            code,
+            field,
+            message: message.into(),
+        }
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "Internal error.");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            None,
+            "the service could not complete the request",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        let status = if e.code == "too_many_persons" {
+            StatusCode::PAYLOAD_TOO_LARGE
+        } else {
+            StatusCode::UNPROCESSABLE_ENTITY
+        };
+        ApiError::new(status, e.code, Some(e.field), e.message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(json!({"code": self.code, "field": self.field, "message": self.message})),
+        )
+            .into_response()
+    }
+}
+
+/// The service state shared by every request and job.
+pub struct App {
+    /// Validated settings.
+    pub settings: Settings,
+    /// The store.
+    pub store: Store,
+    /// The sources.
+    pub sources: Arc<Sources>,
+    /// Metrics.
+    pub metrics: Metrics,
+    waiters: Mutex<HashMap<String, watch::Receiver<bool>>>,
+}
+
+impl App {
+    /// Open the store and the sources from settings.
+    ///
+    /// # Errors
+    /// A message naming the store or the `[sources]` key.
+    pub fn new(settings: Settings) -> Result<Arc<App>, String> {
+        let store = Store::open(&settings.config.store, &settings.secret)
+            .map_err(|e| format!("{}: {e}", settings.config.store.display()))?;
+        let sources =
+            Sources::from_config(&settings.config.sources, &settings.base, &settings.secret)
+                .map_err(|e| format!("[sources]: {e}"))?;
+        Ok(Arc::new(App {
+            settings,
+            store,
+            sources: Arc::new(sources),
+            metrics: Metrics::default(),
+            waiters: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The as-of date D of a verification started now.
+    pub fn as_of(&self) -> NaiveDate {
+        self.settings
+            .config
+            .as_of
+            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+    }
+
+    fn audit(&self, events: &[AuditEvent]) {
+        if let Err(e) = self.store.audit(events) {
+            tracing::error!(error = %e, "The audit log could not be written.");
+        }
+    }
+
+    fn refuse(&self, actor: &str, job_id: &str, e: ApiError) -> ApiError {
+        self.metrics.refusal(e.code);
+        self.audit(&[AuditEvent {
+            actor: actor.to_string(),
+            action: "refused".into(),
+            job_id: job_id.to_string(),
+            outcome: format!("{}:{}", e.code, e.field.as_deref().unwrap_or("")),
+            ..AuditEvent::default()
+        }]);
+        e
+    }
+
+    fn authenticate(&self, headers: &HeaderMap, role: Role) -> Result<Token, ApiError> {
+        let raw = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let Some(secret) = raw.filter(|s| !s.is_empty()) else {
+            self.metrics.refusal("token_missing");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_missing",
+                Some("Authorization".into()),
+                "a bearer token is required",
+            ));
+        };
+        let Some(token) = self.store.token_by_hash(&token_hash(secret))? else {
+            self.metrics.refusal("token_invalid");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "token_invalid",
+                Some("Authorization".into()),
+                "the bearer token is not known or was revoked",
+            ));
+        };
+        if !token.has(role) {
+            return Err(self.refuse(
+                &token.id,
+                "",
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "role_forbidden",
+                    None,
+                    format!("this token does not hold the role {}", role.as_str()),
+                ),
+            ));
+        }
+        Ok(token)
+    }
+
+    /// Check every person's consent (see the module docs). Returns the first refusal.
+    fn check_consents(&self, v: &ValidHousehold, today: NaiveDate) -> Result<(), ApiError> {
+        let needed: Vec<&str> = self.sources.kinds().iter().map(|k| k.name()).collect();
+        for (field, id, reference) in &v.persons {
+            let refuse = |code: &'static str, why: &str| {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    code,
+                    Some(field.clone()),
+                    format!("{field}: {why}; nothing was queried"),
+                ))
+            };
+            if reference.is_empty() {
+                return refuse("consent_missing", "no consent reference was given");
+            }
+            let Some(c) = self.store.consent(reference)? else {
+                return refuse("consent_unknown", "the consent reference is not registered");
+            };
+            if c.revoked_at.is_some() {
+                return refuse("consent_revoked", "the consent was revoked");
+            }
+            if NaiveDate::parse_from_str(&c.valid_until, "%Y-%m-%d").map_or(true, |d| d < today) {
+                return refuse("consent_expired", "the consent is no longer valid");
+            }
+            if c.person_hash != self.store.person_hash(&id.expose()) {
+                return refuse(
+                    "consent_person_mismatch",
+                    "the consent was given by another person",
+                );
+            }
+            if !c.scope.iter().any(|s| s == "*")
+                && !needed.iter().all(|n| c.scope.iter().any(|s| s == n))
+            {
+                return refuse(
+                    "consent_scope",
+                    "the consent does not cover every source queried",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let r: Result<T, _> = serde_path_to_error_lite(&mut de);
+    r.map_err(|(path, e)| {
+        let msg = e.to_string();
+        // serde's messages for wrong types quote the value: they are not passed on.
+        let (code, message) = if msg.starts_with("unknown field") {
+            let name: String = msg.split('`').nth(1).unwrap_or("").chars().take(40).collect();
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "field_unknown",
+                Some(if path.is_empty() { name.clone() } else { path }),
+                format!("unknown field {name}"),
+            );
+        } else if msg.starts_with("missing field") {
+            let name = msg.split('`').nth(1).unwrap_or("").to_string();
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "field_missing",
+                Some(if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}.{name}")
+                }),
+                format!("missing field {name}"),
+            );
+        } else if e.is_syntax() || e.is_eof() {
+            (
+                "json_malformed",
+                format!(
+                    "the body is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        } else {
+            ("field_type", "a field has the wrong type".to_string())
+        };
+        ApiError::new(
+            if code == "json_malformed" {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            },
+            code,
+            if path.is_empty() { None } else { Some(path) },
+            message,
+        )
+    })
+}
+
+/// Deserialize, and on error say where: a small stand-in for `serde_path_to_error` (not a
+/// dependency): re-parse as a `Value` and walk to the first place the typed parse fails.
+fn serde_path_to_error_lite<T: serde::de::DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
+) -> Result<T, (String, serde_json::Error)> {
+    let v: Value = match serde::Deserialize::deserialize(&mut *de) {
+        Ok(v) => v,
+        Err(e) => return Err((String::new(), e)),
+    };
+    if let Err(e) = de.end() {
+        return Err((String::new(), e));
+    }
+    match serde_json::from_value::<T>(v.clone()) {
+        Ok(t) => Ok(t),
+        Err(e) => Err((locate_error::<T>(&v), e)),
+    }
+}
+
+/// Where a typed parse of `v` fails, as a JSON path (`members[1].disability_grade`): the
+/// value is printed one field per line and parsed again, and serde's error line is walked
+/// back to the keys and list positions that lead to it. Empty when it cannot be told.
+fn locate_error<T: serde::de::DeserializeOwned>(v: &Value) -> String {
+    let Ok(pretty) = serde_json::to_string_pretty(v) else { return String::new() };
+    let Err(e) = serde_json::from_str::<T>(&pretty) else { return String::new() };
+    let target = e.line();
+    enum Seg {
+        Key(String),
+        List(String, usize),
+        Item(usize),
+    }
+    let mut stack: Vec<Seg> = Vec::new();
+    let path = |stack: &[Seg], leaf: Option<&str>| {
+        let mut out = String::new();
+        for s in stack {
+            match s {
+                Seg::Key(k) | Seg::List(k, _) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                Seg::Item(i) => out.push_str(&format!("[{i}]")),
+            }
+        }
+        if let Some(l) = leaf {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(l);
+        }
+        out
+    };
+    for (n, line) in pretty.lines().enumerate() {
+        let t = line.trim().trim_end_matches(',');
+        let at_target = n + 1 == target;
+        if let Some(rest) = t.strip_prefix('"') {
+            let Some(end) = rest.find("\": ") else { continue };
+            let key = rest[..end].to_string();
+            let value = &rest[end + 3..];
+            if at_target {
+                return path(&stack, Some(&key));
+            }
+            match value {
+                "{" => stack.push(Seg::Key(key)),
+                "[" => stack.push(Seg::List(key, 0)),
+                _ => {}
+            }
+        } else if t == "{" || t == "[" {
+            if let Some(Seg::List(_, next)) = stack.last_mut() {
+                let i = *next;
+                *next += 1;
+                stack.push(Seg::Item(i));
+            } else if n > 0 {
+                stack.push(Seg::Item(0));
+            }
+            if at_target {
+                return path(&stack, None);
+            }
+        } else if t == "}" || t == "]" {
+            if at_target {
+                return path(&stack, None);
+            }
+            stack.pop();
+        } else if at_target {
+            return path(&stack, None);
+        }
+    }
+    String::new()
+}
+
+async fn read_body(app: &App, body: Body) -> Result<Bytes, ApiError> {
+    let limit = app.settings.config.limits.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        app.metrics.refusal("body_too_large");
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            None,
+            format!("the body exceeds {limit} bytes"),
+        )
+    })
+}
+
+async fn post_verification(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let token = app.authenticate(&headers, Role::Intake)?;
+    let wait = match q.get("wait") {
+        None => None,
+        Some(w) => match w.parse::<f64>() {
+            Ok(s) if s.is_finite() && s >= 0.0 => {
+                Some(s.min(app.settings.config.limits.wait_cap_s as f64))
+            }
+            _ => {
+                return Err(app.refuse(
+                    &token.id,
+                    "",
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "wait_invalid",
+                        Some("wait".into()),
+                        "wait must be a number of seconds ≥ 0",
+                    ),
+                ));
+            }
+        },
+    };
+    if let Some(other) = q.keys().find(|k| k.as_str() != "wait") {
+        return Err(app.refuse(
+            &token.id,
+            "",
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "parameter_unknown",
+                Some(other.chars().take(40).collect()),
+                "unknown query parameter",
+            ),
+        ));
+    }
+    let bytes = read_body(&app, body)
+        .await
+        .map_err(|e| app.refuse(&token.id, "", e))?;
+    let req: HouseholdRequest = parse_json(&bytes).map_err(|e| app.refuse(&token.id, "", e))?;
+    let as_of = app.as_of();
+    let v = req
+        .validate(as_of, app.settings.config.limits.max_persons)
+        .map_err(|e| app.refuse(&token.id, "", e.into()))?;
+    if !token.covers(&v.household.region_code) {
+        return Err(app.refuse(
+            &token.id,
+            "",
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "region_forbidden",
+                Some("region_code".into()),
+                "this token may not act for households of this region",
+            ),
+        ));
+    }
+    app.check_consents(&v, chrono::Utc::now().date_naive())
+        .map_err(|e| app.refuse(&token.id, "", e))?;
+    let id = new_job_id();
+    let text = serde_json::to_string(&req).map_err(ApiError::internal)?;
+    app.store
+        .insert_job(&id, &token.id, &v.household.region_code, &text)?;
+    app.audit(&[AuditEvent {
+        actor: token.id.clone(),
+        action: "verification_accepted".into(),
+        job_id: id.clone(),
+        purpose: v.purpose.clone(),
+        outcome: format!("persons:{}", v.persons.len()),
+        ..AuditEvent::default()
+    }]);
+    let rx = start_job(&app, id.clone(), v, token.id.clone());
+    if let Some(secs) = wait {
+        let mut rx = rx;
+        let done = tokio::time::timeout(Duration::from_secs_f64(secs), rx.wait_for(|d| *d)).await;
+        if matches!(done, Ok(Ok(_))) {
+            return fetch_report(&app, &token, &id, StatusCode::OK);
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"id": id, "status": "queued"})),
+    )
+        .into_response())
+}
+
+fn fetch_report(app: &App, token: &Token, id: &str, ok: StatusCode) -> Result<Response, ApiError> {
+    let Some(job) = app.store.job(id)? else {
+        return Err(app.refuse(
+            &token.id,
+            id,
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "verification_unknown",
+                Some("id".into()),
+                "no such verification",
+            ),
+        ));
+    };
+    if !token.covers(&job.region_code) {
+        return Err(app.refuse(
+            &token.id,
+            id,
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "region_forbidden",
+                Some("id".into()),
+                "this token may not read reports of this region",
+            ),
+        ));
+    }
+    match (&job.status[..], &job.sealed) {
+        ("done", Some(sealed)) => {
+            app.audit(&[AuditEvent {
+                actor: token.id.clone(),
+                action: "report_fetched".into(),
+                job_id: id.to_string(),
+                outcome: "sealed_report".into(),
+                ..AuditEvent::default()
+            }]);
+            let sealed: Value = serde_json::from_str(sealed).map_err(ApiError::internal)?;
+            Ok((
+                ok,
+                axum::Json(json!({"id": id, "status": "done", "sealed_report": sealed})),
+            )
+                .into_response())
+        }
+        _ => Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"id": id, "status": "queued"})),
+        )
+            .into_response()),
+    }
+}
+
+async fn get_verification(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = app.authenticate(&headers, Role::Intake)?;
+    fetch_report(&app, &token, &id, StatusCode::OK)
+}
+
+/// Start (or resume) a job in the background; the receiver turns `true` when it is done.
+fn start_job(
+    app: &Arc<App>,
+    id: String,
+    v: ValidHousehold,
+    actor: String,
+) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    if let Ok(mut w) = app.waiters.lock() {
+        w.insert(id.clone(), rx.clone());
+    }
+    let app = app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = run_job(&app, &id, &v, &actor).await {
+            tracing::error!(job = %id, error = %e, "A verification could not be finished; it stays queued and is resumed at the next start.");
+        }
+        let _ = tx.send(true);
+        if let Ok(mut w) = app.waiters.lock() {
+            w.remove(&id);
+        }
+    });
+    rx
+}
+
+/// Run one verification: fan out, link, assess, seal, store, audit. Shared with
+/// `hedui check` (which has no HTTP in front).
+///
+/// # Errors
+/// A message when sealing or the store fails (the job stays queued).
+pub async fn run_job(
+    app: &App,
+    id: &str,
+    v: &ValidHousehold,
+    actor: &str,
+) -> Result<String, String> {
+    let t = Instant::now();
+    let as_of = app.as_of();
+    let ids: Arc<Vec<String>> = Arc::new(v.persons.iter().map(|(_, id, _)| id.expose()).collect());
+    let answers = app.sources.fan_out(ids).await;
+    let policy = &app.settings.policy;
+    let frame = Frame::new(as_of, policy);
+    // Audit: one row per person and source, with what the source said about that person.
+    let mut events = Vec::with_capacity(answers.len() * v.persons.len());
+    let mut per_source: Vec<(SourceKind, SourceAnswer)> = Vec::with_capacity(answers.len());
+    for (kind, answer, secs) in answers {
+        let outcome_code = match &answer {
+            SourceAnswer::Answered { age_s, .. } if *age_s > 0 => "cached".to_string(),
+            SourceAnswer::Answered { .. } => "answered".to_string(),
+            SourceAnswer::Failed { code, .. } => format!("failed:{code}"),
+        };
+        app.metrics.source(kind.name(), &outcome_code, secs);
+        let mut counts: HashMap<u64, usize> = HashMap::new();
+        if let SourceAnswer::Answered { records, .. } = &answer {
+            for r in &records.records {
+                if let Ok((idn, _)) = IdNumber::parse(&r.id_number, as_of) {
+                    *counts.entry(idn.key()).or_default() += 1;
+                }
+            }
+        }
+        for (_, idn, cref) in &v.persons {
+            let outcome = match &answer {
+                SourceAnswer::Failed { code, .. } => format!("failed:{code}"),
+                SourceAnswer::Answered { age_s, .. } => match counts.get(&idn.key()) {
+                    Some(n) => format!("records:{n}{}", if *age_s > 0 { " (cached)" } else { "" }),
+                    None => format!("no_records{}", if *age_s > 0 { " (cached)" } else { "" }),
+                },
+            };
+            events.push(AuditEvent {
+                actor: actor.to_string(),
+                action: "source_query".into(),
+                job_id: id.to_string(),
+                purpose: v.purpose.clone(),
+                consent_ref: cref.clone(),
+                person: idn.masked(),
+                source: kind.name().into(),
+                outcome,
+            });
+        }
+        per_source.push((kind, answer));
+    }
+    let persons: Vec<IdNumber> = v.persons.iter().map(|(_, id, _)| *id).collect();
+    let linked = crate::verify::link_answers(&persons, per_source, &frame, policy);
+    let report = crate::verify::report_on_demand(v, &linked, policy, id, as_of);
+    let sealer = RunSealer::new(&app.settings.signing, &app.settings.recipients, id)
+        .map_err(|e| e.to_string())?;
+    let text = serde_json::to_vec(&report).map_err(|e| e.to_string())?;
+    let sealed = sealer
+        .seal(&report.report_id, &text)
+        .map_err(|e| e.to_string())?;
+    let sealed = serde_json::to_string(&sealed).map_err(|e| e.to_string())?;
+    let det = report.determination.as_str();
+    events.push(AuditEvent {
+        actor: actor.to_string(),
+        action: "report_built".into(),
+        job_id: id.to_string(),
+        purpose: v.purpose.clone(),
+        outcome: format!(
+            "sealed; unverified:{}",
+            linked
+                .unverified
+                .iter()
+                .map(|(k, _)| k.name())
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        ..AuditEvent::default()
+    });
+    app.store.audit(&events).map_err(|e| e.to_string())?;
+    app.store
+        .finish_job(id, &sealed, det)
+        .map_err(|e| e.to_string())?;
+    app.metrics.verification(det, t.elapsed().as_secs_f64());
+    Ok(sealed)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentRequest {
+    id_number: String,
+    region_code: String,
+    #[serde(default)]
+    scope: Option<Vec<String>>,
+    purpose: String,
+    valid_until: String,
+}
+
+async fn post_consent(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let token = match app.authenticate(&headers, Role::Intake) {
+        Ok(t) => t,
+        Err(e) if e.code == "role_forbidden" => app.authenticate(&headers, Role::Admin)?,
+        Err(e) => return Err(e),
+    };
+    let bytes = read_body(&app, body)
+        .await
+        .map_err(|e| app.refuse(&token.id, "", e))?;
+    let c: ConsentRequest = parse_json(&bytes).map_err(|e| app.refuse(&token.id, "", e))?;
+    let bad = |code, field: &str, m: &str| {
+        app.refuse(
+            &token.id,
+            "",
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                Some(field.into()),
+                m,
+            ),
+        )
+    };
+    let (idn, _) =
+        IdNumber::parse(&c.id_number, chrono::Utc::now().date_naive()).map_err(|_| {
+            bad(
+                "id_number_invalid",
+                "id_number",
+                "id_number is not a valid resident ID number",
+            )
+        })?;
+    if !token.covers(c.region_code.trim()) || c.region_code.trim().len() != 6 {
+        return Err(app.refuse(
+            &token.id,
+            "",
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "region_forbidden",
+                Some("region_code".into()),
+                "this token may not register consents for this region",
+            ),
+        ));
+    }
+    let until = NaiveDate::parse_from_str(c.valid_until.trim(), "%Y-%m-%d").map_err(|_| {
+        bad(
+            "date_invalid",
+            "valid_until",
+            "valid_until must be a date YYYY-MM-DD",
+        )
+    })?;
+    if until < chrono::Utc::now().date_naive() {
+        return Err(bad(
+            "consent_expired",
+            "valid_until",
+            "valid_until is in the past",
+        ));
+    }
+    let scope = c.scope.unwrap_or_else(|| vec!["*".into()]);
+    for (i, s) in scope.iter().enumerate() {
+        if s != "*" && SourceKind::from_name(s).is_none() {
+            return Err(bad(
+                "value_unknown",
+                &format!("scope[{i}]"),
+                "scope names sources (DESIGN.md §2) or \"*\"",
+            ));
+        }
+    }
+    let purpose: String = c.purpose.trim().chars().take(200).collect();
+    if purpose.is_empty() {
+        return Err(bad("field_missing", "purpose", "purpose is required"));
+    }
+    let reference = app.store.add_consent(
+        &idn.expose(),
+        &idn.masked(),
+        &scope,
+        &purpose,
+        &until.to_string(),
+        &token.id,
+    )?;
+    app.audit(&[AuditEvent {
+        actor: token.id.clone(),
+        action: "consent_registered".into(),
+        purpose: purpose.clone(),
+        consent_ref: reference.clone(),
+        person: idn.masked(),
+        outcome: format!("scope:{}; valid_until:{until}", scope.join(",")),
+        ..AuditEvent::default()
+    }]);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(
+            json!({"consent_ref": reference, "valid_until": until.to_string(), "scope": scope}),
+        ),
+    )
+        .into_response())
+}
+
+async fn delete_consent(
+    State(app): State<Arc<App>>,
+    UrlPath(reference): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = match app.authenticate(&headers, Role::Intake) {
+        Ok(t) => t,
+        Err(e) if e.code == "role_forbidden" => app.authenticate(&headers, Role::Admin)?,
+        Err(e) => return Err(e),
+    };
+    let Some(c) = app.store.consent(&reference)? else {
+        return Err(app.refuse(
+            &token.id,
+            "",
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "consent_unknown",
+                Some("ref".into()),
+                "no such consent",
+            ),
+        ));
+    };
+    if !token.has(Role::Admin) && c.registered_by != token.id {
+        return Err(app.refuse(
+            &token.id,
+            "",
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "consent_forbidden",
+                Some("ref".into()),
+                "only the registering token or an admin may revoke a consent",
+            ),
+        ));
+    }
+    let revoked = app.store.revoke_consent(&reference)?;
+    app.audit(&[AuditEvent {
+        actor: token.id.clone(),
+        action: "consent_revoked".into(),
+        consent_ref: reference.clone(),
+        person: c.person_masked.clone(),
+        outcome: if revoked {
+            "revoked".into()
+        } else {
+            "already_revoked".into()
+        },
+        ..AuditEvent::default()
+    }]);
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"consent_ref": reference, "revoked": true})),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    roles: Vec<String>,
+    regions: Vec<String>,
+    #[serde(default)]
+    label: String,
+}
+
+async fn post_token(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let token = app.authenticate(&headers, Role::Admin)?;
+    let bytes = read_body(&app, body).await?;
+    let t: TokenRequest = parse_json(&bytes).map_err(|e| app.refuse(&token.id, "", e))?;
+    let mut roles = Vec::new();
+    for (i, r) in t.roles.iter().enumerate() {
+        roles.push(Role::parse(r).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "value_unknown",
+                Some(format!("roles[{i}]")),
+                "roles are intake, auditor, admin",
+            )
+        })?);
+    }
+    for (i, r) in t.regions.iter().enumerate() {
+        if !(r == "*" || (!r.is_empty() && r.len() <= 6 && r.bytes().all(|b| b.is_ascii_digit()))) {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "region_code_invalid",
+                Some(format!("regions[{i}]")),
+                "regions are region-code prefixes (1-6 digits) or \"*\"",
+            ));
+        }
+    }
+    let (id, secret) = app.store.create_token(&roles, &t.regions, &t.label)?;
+    app.audit(&[AuditEvent {
+        actor: token.id.clone(),
+        action: "token_created".into(),
+        outcome: id.clone(),
+        ..AuditEvent::default()
+    }]);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"id": id, "token": secret})),
+    )
+        .into_response())
+}
+
+async fn get_audit(
+    State(app): State<Arc<App>>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = app.authenticate(&headers, Role::Auditor)?;
+    let after = q.get("after").and_then(|v| v.parse().ok()).unwrap_or(0i64);
+    let limit = q
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000i64)
+        .clamp(1, 10_000);
+    let rows = app.store.audit_rows(after, limit)?;
+    let check = if q.get("verify").is_some_and(|v| v == "true") {
+        Some(app.store.verify_chain()?)
+    } else {
+        None
+    };
+    app.audit(&[AuditEvent {
+        actor: token.id.clone(),
+        action: "audit_read".into(),
+        outcome: format!("rows:{}", rows.len()),
+        ..AuditEvent::default()
+    }]);
+    Ok(axum::Json(json!({"rows": rows, "chain": check})).into_response())
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    let store_ok = app.store.audit_rows(i64::MAX - 1, 1).is_ok();
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(json!({
+            "status": if store_ok { "ok" } else { "store_unavailable" },
+            "sources": app.sources.kinds().iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "policy": app.settings.policy.id,
+        })),
+    )
+        .into_response()
+}
+
+async fn metrics_text(State(app): State<Arc<App>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_unknown",
+        None,
+        "no such route (see /v1/openapi.json)",
+    )
+}
+
+async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let t = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let resp = next.run(req).await;
+    app.metrics.request(
+        &method,
+        &route,
+        resp.status().as_u16(),
+        t.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// The router.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/verifications", post(post_verification))
+        .route("/v1/verifications/{id}", get(get_verification))
+        .route("/v1/consents", post(post_consent))
+        .route("/v1/consents/{reference}", delete(delete_consent))
+        .route("/v1/tokens", post(post_token))
+        .route("/v1/audit", get(get_audit))
+        .route("/v1/health", get(health))
+        .route("/v1/metrics", get(metrics_text))
+        .route("/v1/openapi.json", get(openapi))
+        .fallback(not_found)
+        .route_layer(middleware::from_fn_with_state(app.clone(), track))
+        .with_state(app)
+}
+
+/// Resume every job accepted but not finished (after a crash or kill).
+pub fn resume_jobs(app: &Arc<App>) -> usize {
+    let jobs = match app.store.unfinished_jobs() {
+        Ok(j) => j,
+        Err(e) => {
+            tracing::error!(error = %e, "Unfinished jobs could not be read.");
+            return 0;
+        }
+    };
+    let mut n = 0;
+    for job in jobs {
+        let Some(text) = job.request.as_deref() else {
+            continue;
+        };
+        let v = serde_json::from_str::<HouseholdRequest>(text)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                r.validate(app.as_of(), usize::MAX)
+                    .map_err(|e| e.code.to_string())
+            });
+        match v {
+            Ok(v) => {
+                app.audit(&[AuditEvent {
+                    actor: "system".into(),
+                    action: "job_resumed".into(),
+                    job_id: job.id.clone(),
+                    purpose: v.purpose.clone(),
+                    ..AuditEvent::default()
+                }]);
+                start_job(app, job.id.clone(), v, job.token_id.clone());
+                n += 1;
+            }
+            Err(code) => {
+                tracing::error!(job = %job.id, reason = %code, "A stored job cannot be resumed.")
+            }
+        }
+    }
+    n
+}
+
+/// `hedui serve`: load the config, open the store, resume jobs, serve HTTPS until killed.
+///
+/// # Errors
+/// Start-up failures (config, TLS files, binding), as messages naming the file or key.
+pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = Settings::load(config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the runtime")?;
+    rt.block_on(async move {
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&settings.config.tls_cert, &settings.config.tls_key)
+            .await
+            .with_context(|| format!("Failed to load the TLS certificate {} / key {}", settings.config.tls_cert.display(), settings.config.tls_key.display()))?;
+        let listen = settings.config.listen;
+        let app = App::new(settings).map_err(anyhow::Error::msg)?;
+        let std_listener = std::net::TcpListener::bind(listen).with_context(|| format!("Failed to listen on {listen}"))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let resumed = resume_jobs(&app);
+        println!("hedui serve: listening on https://{addr} ({} sources; {resumed} unfinished jobs resumed)", app.sources.kinds().len());
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        axum_server::from_tcp_rustls(std_listener, tls)?
+            .serve(router(app).into_make_service())
+            .await
+            .context("The server stopped")
+    })
+}
+
+/// `hedui check --config FILE household.json`: the same verification as
+/// `POST /v1/verifications`, from the command line (actor `cli` in the audit log). Writes
+/// the sealed report to `out` (or stdout) and returns the exit code: 0 eligible,
+/// 1 referred, 3 ineligible, 4 refused (bad input or consent; the reason on stderr as
+/// `{"code","field","message"}`), 2 failed.
+///
+/// # Errors
+/// Start-up failures (config, store).
+pub fn check(
+    config: &std::path::Path,
+    household: &std::path::Path,
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<i32> {
+    use anyhow::Context;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let settings = Settings::load(config)?;
+    let bytes = std::fs::read(household)
+        .with_context(|| format!("Failed to read {}", household.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the runtime")?;
+    rt.block_on(async move {
+        let app = App::new(settings).map_err(anyhow::Error::msg)?;
+        let refused = |e: ApiError| {
+            eprintln!(
+                "{}",
+                json!({"code": e.code, "field": e.field, "message": e.message})
+            );
+            Ok(4)
+        };
+        let req: HouseholdRequest = match parse_json(&bytes) {
+            Ok(r) => r,
+            Err(e) => return refused(app.refuse("cli", "", e)),
+        };
+        let v = match req.validate(app.as_of(), app.settings.config.limits.max_persons) {
+            Ok(v) => v,
+            Err(e) => return refused(app.refuse("cli", "", e.into())),
+        };
+        if let Err(e) = app.check_consents(&v, chrono::Utc::now().date_naive()) {
+            return refused(app.refuse("cli", "", e));
+        }
+        let id = new_job_id();
+        app.store.insert_job(
+            &id,
+            "cli",
+            &v.household.region_code,
+            &serde_json::to_string(&req)?,
+        )?;
+        app.audit(&[AuditEvent {
+            actor: "cli".into(),
+            action: "verification_accepted".into(),
+            job_id: id.clone(),
+            purpose: v.purpose.clone(),
+            outcome: format!("persons:{}", v.persons.len()),
+            ..AuditEvent::default()
+        }]);
+        let sealed = run_job(&app, &id, &v, "cli")
+            .await
+            .map_err(anyhow::Error::msg)?;
+        match out {
+            Some(p) => std::fs::write(p, &sealed)
+                .with_context(|| format!("Failed to write {}", p.display()))?,
+            None => println!("{sealed}"),
+        }
+        let det = app
+            .store
+            .job(&id)?
+            .and_then(|j| j.determination)
+            .unwrap_or_default();
+        eprintln!("verification {id}: {det}");
+        Ok(match det.as_str() {
+            "eligible" => 0,
+            "referred" => 1,
+            "ineligible" => 3,
+            _ => 2,
+        })
+    })
+}

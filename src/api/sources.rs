@@ -1,0 +1,113 @@
+//! The department sources as the service reaches them: one call per source for the whole
+//! household, all sources at once ([`Sources::fan_out`]), so a verification takes about
+//! the slowest source, not the sum. The HTTP transport (mutual TLS, retries with backoff,
+//! concurrency limit, circuit breaker, moka cache keyed by HMAC of the ID number) is
+//! [`hedui_connectors::http::HttpSources`]; this adapter turns its answers into the
+//! engine's [`SourceAnswer`].
+//!
+//! Config: the `[sources]` table of the service config is the transport's
+//! [`HttpSourcesConfig`] (`cache_secret`, `[sources.tls]`, `[[sources.sources]]`); its TLS
+//! paths resolve against the config file's folder.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hedui_connectors::http::{HttpSources, HttpSourcesConfig};
+use hedui_connectors::{RecordSet, SourceKind, SourceOutcome};
+
+use crate::verify::SourceAnswer;
+
+/// The configured sources.
+pub struct Sources {
+    http: Option<HttpSources>,
+    kinds: Vec<SourceKind>,
+}
+
+fn resolve(base: &Path, p: &Path) -> std::path::PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+impl Sources {
+    /// Build from the config's `[sources]` table (TLS paths relative to `base`). An empty
+    /// table configures no source (every report then says `unverified` for all 12).
+    ///
+    /// # Errors
+    /// A message naming the key that is wrong.
+    pub fn from_config(table: &toml::Table, base: &Path, _secret: &[u8]) -> Result<Sources, String> {
+        if table.is_empty() {
+            return Ok(Sources { http: None, kinds: Vec::new() });
+        }
+        let mut cfg: HttpSourcesConfig = toml::Value::Table(table.clone())
+            .try_into()
+            .map_err(|e: toml::de::Error| e.to_string().trim().to_string())?;
+        cfg.validate().map_err(|errs| errs.join("; "))?;
+        cfg.tls.ca = resolve(base, &cfg.tls.ca);
+        cfg.tls.cert = resolve(base, &cfg.tls.cert);
+        cfg.tls.key = resolve(base, &cfg.tls.key);
+        let http = HttpSources::new(&cfg).map_err(|e| e.to_string())?;
+        let mut kinds = http.sources().to_vec();
+        kinds.sort();
+        Ok(Sources { http: Some(http), kinds })
+    }
+
+    /// The sources configured (a source not configured is `unverified` in every report).
+    pub fn kinds(&self) -> &[SourceKind] {
+        &self.kinds
+    }
+
+    /// Ask one source about these normalised ID numbers.
+    pub async fn fetch(&self, kind: SourceKind, ids: &[String]) -> SourceAnswer {
+        let Some(http) = &self.http else {
+            return SourceAnswer::Failed {
+                code: "source_not_configured".into(),
+                message: format!("no connection to {} is configured", kind.name()),
+            };
+        };
+        let a = http.fetch(kind, ids).await;
+        let age_s = a.age_s();
+        match a.outcome {
+            SourceOutcome::Records(records) => SourceAnswer::Answered { records, age_s },
+            SourceOutcome::NoRecords => SourceAnswer::Answered {
+                records: RecordSet {
+                    columns: kind.columns().iter().map(|c| c.name).collect(),
+                    records: Vec::new(),
+                },
+                age_s,
+            },
+            SourceOutcome::Failed(e) => SourceAnswer::Failed {
+                code: e.code().to_string(),
+                message: e.to_string(),
+            },
+        }
+    }
+
+    /// Empty every source's cache (benchmarks: a cold run after a warm one).
+    pub fn clear_caches(&self) {
+        if let Some(h) = &self.http {
+            h.clear_caches();
+        }
+    }
+
+    /// Ask every configured source at once; returns each source's answer and seconds.
+    pub async fn fan_out(self: &Arc<Self>, ids: Arc<Vec<String>>) -> Vec<(SourceKind, SourceAnswer, f64)> {
+        let mut set = tokio::task::JoinSet::new();
+        for &kind in &self.kinds {
+            let me = self.clone();
+            let ids = ids.clone();
+            set.spawn(async move {
+                let t = Instant::now();
+                let a = me.fetch(kind, &ids).await;
+                (kind, a, t.elapsed().as_secs_f64())
+            });
+        }
+        let mut out = Vec::with_capacity(self.kinds.len());
+        while let Some(r) = set.join_next().await {
+            if let Ok(r) = r {
+                out.push(r);
+            }
+        }
+        out.sort_by_key(|(k, _, _)| *k);
+        out
+    }
+}

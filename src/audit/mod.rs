@@ -1,0 +1,705 @@
+//! The service's store: one SQLite file (rusqlite, WAL) holding verification jobs and their
+//! sealed reports, bearer tokens (SHA-256 hashes only), registered consents and the audit
+//! log.
+//!
+//! The audit log records every query of every person at every source, every report
+//! fetched, every refusal and every administrative act: who (token id), when (UTC), the
+//! purpose, the consent reference, the person masked (`6205**********1234`), the source and
+//! the outcome. It is hash-chained: row `n` stores `hash_n = SHA-256(hash_{n-1} ‖ content_n)`
+//! (hex; `hash_0` = 64 zeros), where `content_n` is the row's fields length-prefixed in
+//! column order. [`Store::verify_chain`] recomputes the chain and names the first row that
+//! was edited, or the first gap left by a deleted row. (Truncating the newest rows is only
+//! detectable against a head hash kept elsewhere: `hedui audit verify` prints it.)
+//!
+//! Jobs: a job is stored with its request before the client is answered `202`, and the
+//! request is wiped when the job is done; a job still `queued` at start-up is resumed
+//! ([`Store::unfinished_jobs`]). Raw ID numbers never reach the audit log or the tokens and
+//! consents tables: consents keep a keyed hash of the person (HMAC-SHA256 with the
+//! service's secret) and the masked form.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use ring::{digest, hmac};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+/// Store errors (I/O or SQLite); messages carry no request values.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// A lock was poisoned by a panic elsewhere.
+    #[error("store: lock poisoned")]
+    Poisoned,
+}
+
+/// Roles a token can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Intake systems: submit verifications and fetch the sealed reports of their regions;
+    /// register consents of their regions.
+    Intake,
+    /// Read the audit log.
+    Auditor,
+    /// Tokens, keys and consents.
+    Admin,
+}
+
+impl Role {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Intake => "intake",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+    /// Parse a role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "intake" => Some(Role::Intake),
+            "auditor" => Some(Role::Auditor),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+/// A bearer token as stored (the secret itself is shown once, at creation).
+#[derive(Debug, Clone, Serialize)]
+pub struct Token {
+    /// Public id (`tok_` + 16 hex), written to the audit log as the actor.
+    pub id: String,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Region-code prefixes the token may act for (`620503`, `6205`; `*` = all).
+    pub regions: Vec<String>,
+    /// Free label (which intake system or person).
+    pub label: String,
+}
+
+impl Token {
+    /// Whether the token holds `role`.
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+    /// Whether the token may act for a household of `region_code`.
+    pub fn covers(&self, region_code: &str) -> bool {
+        self.regions
+            .iter()
+            .any(|p| p == "*" || (!p.is_empty() && region_code.starts_with(p.as_str())))
+    }
+}
+
+/// A registered consent (授权书).
+#[derive(Debug, Clone, Serialize)]
+pub struct Consent {
+    /// Reference (`cr_` + 24 hex).
+    pub reference: String,
+    /// Keyed hash of the person's ID number (hex).
+    #[serde(skip)]
+    pub person_hash: String,
+    /// Masked ID number.
+    pub person_masked: String,
+    /// Sources covered (names), or `["*"]` for all.
+    pub scope: Vec<String>,
+    /// Purpose.
+    pub purpose: String,
+    /// Last day it is valid (ISO date, inclusive).
+    pub valid_until: String,
+    /// When it was revoked (UTC), if it was.
+    pub revoked_at: Option<String>,
+    /// Token that registered it.
+    pub registered_by: String,
+}
+
+/// One audit event to append.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AuditEvent {
+    /// Token id, `cli`, or `system`.
+    pub actor: String,
+    /// `verification_accepted`, `source_query`, `report_built`, `report_fetched`,
+    /// `refused`, `consent_registered`, `consent_revoked`, `token_created`, `job_resumed`.
+    pub action: String,
+    /// The verification (job) id, if any.
+    pub job_id: String,
+    /// Purpose of the query.
+    pub purpose: String,
+    /// Consent reference.
+    pub consent_ref: String,
+    /// Masked person.
+    pub person: String,
+    /// Source name.
+    pub source: String,
+    /// Outcome (`records:3`, `no_records`, `failed:timeout`, an error code, …).
+    pub outcome: String,
+}
+
+/// One audit row as read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRow {
+    /// Sequence number from 1.
+    pub seq: i64,
+    /// UTC time, RFC 3339.
+    pub at: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    /// Chain hash of this row (hex).
+    pub hash: String,
+}
+
+/// Result of [`Store::verify_chain`].
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainCheck {
+    /// Rows checked.
+    pub rows: i64,
+    /// Hash of the last row (keep it elsewhere to detect truncation).
+    pub head: String,
+    /// The first bad row and why, if any.
+    pub first_bad: Option<(i64, String)>,
+}
+
+/// A job row.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Id (`v_` + 24 hex).
+    pub id: String,
+    /// Submitting token.
+    pub token_id: String,
+    /// Region of the household.
+    pub region_code: String,
+    /// `queued` / `done`.
+    pub status: String,
+    /// The request JSON while queued (wiped when done).
+    pub request: Option<String>,
+    /// The sealed report JSON when done.
+    pub sealed: Option<String>,
+    /// Determination when done (kept for counts; the report itself is sealed).
+    pub determination: Option<String>,
+}
+
+/// The store. One connection behind a mutex: SQLite serialises writers anyway, and the
+/// audit chain needs appends in one order.
+pub struct Store {
+    conn: Mutex<Connection>,
+    secret: hmac::Key,
+}
+
+const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Current UTC time, RFC 3339 with milliseconds.
+pub fn now_utc() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    hex::encode(b)
+}
+
+/// SHA-256 of a token secret, hex (what the store keeps).
+pub fn token_hash(secret: &str) -> String {
+    hex::encode(digest::digest(&digest::SHA256, secret.as_bytes()))
+}
+
+fn row_content(seq: i64, at: &str, e: &AuditEvent) -> Vec<u8> {
+    let mut out = Vec::new();
+    let seq_s = seq.to_string();
+    for f in [
+        seq_s.as_str(),
+        at,
+        &e.actor,
+        &e.action,
+        &e.job_id,
+        &e.purpose,
+        &e.consent_ref,
+        &e.person,
+        &e.source,
+        &e.outcome,
+    ] {
+        out.extend_from_slice(&(f.len() as u64).to_be_bytes());
+        out.extend_from_slice(f.as_bytes());
+    }
+    out
+}
+
+fn chain_hash(prev: &str, content: &[u8]) -> String {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(prev.as_bytes());
+    ctx.update(content);
+    hex::encode(ctx.finish())
+}
+
+impl Store {
+    /// Open (and create) the store at `path` in WAL mode. `secret` keys the person hashes
+    /// of consents.
+    ///
+    /// # Errors
+    /// [`StoreError::Sql`] when the file cannot be opened or the schema created.
+    pub fn open(path: &Path, secret: &[u8]) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS jobs (
+                id TEXT PRIMARY KEY, token_id TEXT NOT NULL, region_code TEXT NOT NULL,
+                status TEXT NOT NULL, request TEXT, sealed TEXT, determination TEXT,
+                created_at TEXT NOT NULL, finished_at TEXT);
+             CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status);
+             CREATE TABLE IF NOT EXISTS tokens (
+                id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, roles TEXT NOT NULL,
+                regions TEXT NOT NULL, label TEXT NOT NULL, created_at TEXT NOT NULL,
+                revoked INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE IF NOT EXISTS consents (
+                ref TEXT PRIMARY KEY, person_hash TEXT NOT NULL, person_masked TEXT NOT NULL,
+                scope TEXT NOT NULL, purpose TEXT NOT NULL, valid_until TEXT NOT NULL,
+                created_at TEXT NOT NULL, revoked_at TEXT, registered_by TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS audit (
+                seq INTEGER PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL,
+                action TEXT NOT NULL, job_id TEXT NOT NULL, purpose TEXT NOT NULL,
+                consent_ref TEXT NOT NULL, person TEXT NOT NULL, source TEXT NOT NULL,
+                outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
+        )?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            secret: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        })
+    }
+
+    fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    /// Keyed hash of an ID number (HMAC-SHA256 with the service secret, hex): the only
+    /// form of a person's ID the store keeps besides the masked one.
+    pub fn person_hash(&self, id_number: &str) -> String {
+        hex::encode(hmac::sign(&self.secret, id_number.as_bytes()).as_ref())
+    }
+
+    // ---- audit
+
+    /// Append events to the chain, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError`] when SQLite fails (nothing is appended then).
+    pub fn audit(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let (mut seq, mut prev): (i64, String) = tx
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .unwrap_or((0, ZERO.to_string()));
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO audit (seq, at, actor, action, job_id, purpose, consent_ref, person,
+                 source, outcome, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+            )?;
+            let at = now_utc();
+            for e in events {
+                seq += 1;
+                let h = chain_hash(&prev, &row_content(seq, &at, e));
+                st.execute(params![
+                    seq,
+                    at,
+                    e.actor,
+                    e.action,
+                    e.job_id,
+                    e.purpose,
+                    e.consent_ref,
+                    e.person,
+                    e.source,
+                    e.outcome,
+                    prev,
+                    h
+                ])?;
+                prev = h;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Audit rows with `seq > after`, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn audit_rows(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare(
+            "SELECT seq, at, actor, action, job_id, purpose, consent_ref, person, source, outcome,
+             hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = st
+            .query_map(params![after, limit], |r| {
+                Ok(AuditRow {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    event: AuditEvent {
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        job_id: r.get(4)?,
+                        purpose: r.get(5)?,
+                        consent_ref: r.get(6)?,
+                        person: r.get(7)?,
+                        source: r.get(8)?,
+                        outcome: r.get(9)?,
+                    },
+                    hash: r.get(10)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Recompute the hash chain from the first row: a row whose content or `prev_hash` no
+    /// longer matches, or a gap in the sequence (a deleted row), is the first bad row.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the table cannot be read.
+    pub fn verify_chain(&self) -> Result<ChainCheck, StoreError> {
+        let conn = self.conn()?;
+        let mut st = conn.prepare(
+            "SELECT seq, at, actor, action, job_id, purpose, consent_ref, person, source, outcome,
+             prev_hash, hash FROM audit ORDER BY seq",
+        )?;
+        let mut rows = st.query([])?;
+        let mut prev = ZERO.to_string();
+        let mut expect = 1i64;
+        let mut n = 0i64;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let at: String = r.get(1)?;
+            let e = AuditEvent {
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                job_id: r.get(4)?,
+                purpose: r.get(5)?,
+                consent_ref: r.get(6)?,
+                person: r.get(7)?,
+                source: r.get(8)?,
+                outcome: r.get(9)?,
+            };
+            let stored_prev: String = r.get(10)?;
+            let stored: String = r.get(11)?;
+            n += 1;
+            let bad = |why: String| ChainCheck {
+                rows: n,
+                head: stored.clone(),
+                first_bad: Some((seq, why)),
+            };
+            if seq != expect {
+                return Ok(bad(format!(
+                    "row {expect} is missing (deleted?): the next row is {seq}"
+                )));
+            }
+            if stored_prev != prev {
+                return Ok(bad("its prev_hash is not the previous row's hash".into()));
+            }
+            if chain_hash(&prev, &row_content(seq, &at, &e)) != stored {
+                return Ok(bad("its content does not match its hash (edited)".into()));
+            }
+            prev = stored;
+            expect += 1;
+        }
+        Ok(ChainCheck {
+            rows: n,
+            head: prev,
+            first_bad: None,
+        })
+    }
+
+    // ---- tokens
+
+    /// Create a token; returns its id and the secret (shown once; only its hash is kept).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn create_token(
+        &self,
+        roles: &[Role],
+        regions: &[String],
+        label: &str,
+    ) -> Result<(String, String), StoreError> {
+        let id = format!("tok_{}", random_hex(8));
+        let secret = format!("hd_{}", random_hex(32));
+        let roles_s: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        self.conn()?.execute(
+            "INSERT INTO tokens (id, hash, roles, regions, label, created_at) VALUES (?1,?2,?3,?4,?5,?6)",
+            params![id, token_hash(&secret), roles_s.join(","), regions.join(","), label, now_utc()],
+        )?;
+        Ok((id, secret))
+    }
+
+    /// The token whose secret hashes to `hash`, unless revoked.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, StoreError> {
+        let conn = self.conn()?;
+        let row: Option<(String, String, String, String)> = conn
+            .query_row(
+                "SELECT id, roles, regions, label FROM tokens WHERE hash = ?1 AND revoked = 0",
+                params![hash],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(id, roles, regions, label)| Token {
+            id,
+            roles: roles.split(',').filter_map(Role::parse).collect(),
+            regions: regions
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            label,
+        }))
+    }
+
+    // ---- consents
+
+    /// Register a consent for the person with `id_number` (normalised 18 characters).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn add_consent(
+        &self,
+        id_number: &str,
+        person_masked: &str,
+        scope: &[String],
+        purpose: &str,
+        valid_until: &str,
+        registered_by: &str,
+    ) -> Result<String, StoreError> {
+        let reference = format!("cr_{}", random_hex(12));
+        self.conn()?.execute(
+            "INSERT INTO consents (ref, person_hash, person_masked, scope, purpose, valid_until,
+             created_at, registered_by) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+            params![
+                reference,
+                self.person_hash(id_number),
+                person_masked,
+                scope.join(","),
+                purpose,
+                valid_until,
+                now_utc(),
+                registered_by
+            ],
+        )?;
+        Ok(reference)
+    }
+
+    /// A consent by reference.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn consent(&self, reference: &str) -> Result<Option<Consent>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                "SELECT ref, person_hash, person_masked, scope, purpose, valid_until, revoked_at,
+                 registered_by FROM consents WHERE ref = ?1",
+                params![reference],
+                |r| {
+                    Ok(Consent {
+                        reference: r.get(0)?,
+                        person_hash: r.get(1)?,
+                        person_masked: r.get(2)?,
+                        scope: r
+                            .get::<_, String>(3)?
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(String::from)
+                            .collect(),
+                        purpose: r.get(4)?,
+                        valid_until: r.get(5)?,
+                        revoked_at: r.get(6)?,
+                        registered_by: r.get(7)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Revoke a consent; false when there is no such (unrevoked) consent.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn revoke_consent(&self, reference: &str) -> Result<bool, StoreError> {
+        let n = self.conn()?.execute(
+            "UPDATE consents SET revoked_at = ?2 WHERE ref = ?1 AND revoked_at IS NULL",
+            params![reference, now_utc()],
+        )?;
+        Ok(n > 0)
+    }
+
+    // ---- jobs
+
+    /// Store an accepted job with its request (before the client is answered).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn insert_job(
+        &self,
+        id: &str,
+        token_id: &str,
+        region_code: &str,
+        request: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "INSERT INTO jobs (id, token_id, region_code, status, request, created_at)
+             VALUES (?1,?2,?3,'queued',?4,?5)",
+            params![id, token_id, region_code, request, now_utc()],
+        )?;
+        Ok(())
+    }
+
+    /// Mark a job done with its sealed report; the request (with its ID numbers) is wiped.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn finish_job(
+        &self,
+        id: &str,
+        sealed: &str,
+        determination: &str,
+    ) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "UPDATE jobs SET status = 'done', sealed = ?2, determination = ?3, request = NULL,
+             finished_at = ?4 WHERE id = ?1",
+            params![id, sealed, determination, now_utc()],
+        )?;
+        Ok(())
+    }
+
+    /// A job by id.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
+        let conn = self.conn()?;
+        Ok(conn
+            .query_row(
+                "SELECT id, token_id, region_code, status, request, sealed, determination
+                 FROM jobs WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok(Job {
+                        id: r.get(0)?,
+                        token_id: r.get(1)?,
+                        region_code: r.get(2)?,
+                        status: r.get(3)?,
+                        request: r.get(4)?,
+                        sealed: r.get(5)?,
+                        determination: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Jobs accepted but not finished (to resume at start-up), oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let ids: Vec<String> = {
+            let conn = self.conn()?;
+            let mut st =
+                conn.prepare("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at")?;
+            st.query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?
+        };
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(j) = self.job(&id)? {
+                out.push(j);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A new job id (`v_` + 24 hex).
+pub fn new_job_id() -> String {
+    format!("v_{}", random_hex(12))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(i: usize) -> AuditEvent {
+        AuditEvent {
+            actor: "tok_1".into(),
+            action: "source_query".into(),
+            person: format!("6205**********{i:04}"),
+            source: "tax".into(),
+            outcome: "no_records".into(),
+            ..AuditEvent::default()
+        }
+    }
+
+    #[test]
+    fn an_edited_or_deleted_audit_row_is_named_by_the_chain_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let s = Store::open(&path, b"k").unwrap();
+        s.audit(&(0..5).map(ev).collect::<Vec<_>>()).unwrap();
+        s.audit(&[ev(5)]).unwrap();
+        let ok = s.verify_chain().unwrap();
+        assert_eq!(ok.rows, 6);
+        assert!(ok.first_bad.is_none());
+        s.conn()
+            .unwrap()
+            .execute("UPDATE audit SET outcome = 'records:1' WHERE seq = 3", [])
+            .unwrap();
+        assert_eq!(s.verify_chain().unwrap().first_bad.unwrap().0, 3);
+        s.conn()
+            .unwrap()
+            .execute("UPDATE audit SET outcome = 'no_records' WHERE seq = 3", [])
+            .unwrap();
+        assert!(s.verify_chain().unwrap().first_bad.is_none());
+        s.conn()
+            .unwrap()
+            .execute("DELETE FROM audit WHERE seq = 4", [])
+            .unwrap();
+        let bad = s.verify_chain().unwrap().first_bad.unwrap();
+        assert_eq!(bad.0, 5, "{bad:?}");
+        assert!(bad.1.contains("row 4 is missing"));
+    }
+
+    #[test]
+    fn a_token_is_found_by_its_hash_and_covers_only_its_region_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
+        let (id, secret) = s
+            .create_token(&[Role::Intake], &["620503".into()], "window 1")
+            .unwrap();
+        let t = s.token_by_hash(&token_hash(&secret)).unwrap().unwrap();
+        assert_eq!(t.id, id);
+        assert!(t.has(Role::Intake) && !t.has(Role::Admin));
+        assert!(t.covers("620503") && !t.covers("620502"));
+        assert!(s.token_by_hash(&token_hash("hd_other")).unwrap().is_none());
+        let raw: String = s
+            .conn()
+            .unwrap()
+            .query_row("SELECT hash FROM tokens", [], |r| r.get(0))
+            .unwrap();
+        assert_ne!(raw, secret);
+    }
+}

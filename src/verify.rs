@@ -1,0 +1,273 @@
+//! One engine for batch and on-demand verification: from a household's persons, the
+//! evidence linked to each of them and the sources' answers to one verification report
+//! (DESIGN.md §1: link → evidence → assess → report; sealing is the caller's, with
+//! [`crate::seal::RunSealer`]).
+//!
+//! The batch (`crate::batch`) links whole extracts inside a polars plan and hands each
+//! household to [`build_report`]; the service (`crate::api`) and `hedui check` link the
+//! records the department APIs answered for one household with [`link_answers`] (the same
+//! normalised ID key, the same [`PersonEvidence::add`]) and call the same [`build_report`].
+//! [`request`] holds the on-demand input (a household as JSON) and its validation.
+
+pub mod request;
+
+pub use request::{
+    HouseholdRequest, InputError, Linked, SourceAnswer, ValidHousehold, link_answers,
+};
+
+use chrono::NaiveDate;
+use hedui_connectors::{ColumnKind, RecordSet, SourceKind};
+
+use crate::assess::{self, Household, HouseholdView, PersonView, Policy};
+use crate::evidence::PersonEvidence;
+use crate::ingest::caseload::{Member, Supporter};
+use crate::report::{
+    PersonEntry, PolicyRef, ReportRecord, SourceSection, SourceStatus, VerificationReport,
+};
+
+/// What the linked records say about one queried person.
+#[derive(Debug, Default, Clone)]
+pub struct PersonState {
+    /// Income and asset evidence (amounts in fen).
+    pub evidence: PersonEvidence,
+    /// Sources whose rows of this person could not be read: (source, reason). Each makes
+    /// the source `unverified` in the person's household's report.
+    pub incomplete: Vec<(SourceKind, String)>,
+    /// The records used, as (index into [`SourceKind::ALL`] and the record sets, record
+    /// index in that set).
+    pub records: Vec<(u8, u32)>,
+}
+
+/// Everything [`build_report`] reads for one household.
+pub struct ReportInput<'a> {
+    /// The household row.
+    pub household: &'a Household,
+    /// Member rows.
+    pub members: &'a [&'a Member],
+    /// Distinct supporters.
+    pub supporters: &'a [&'a Supporter],
+    /// Per person (members, then supporters): the linked evidence, or `None` when the
+    /// person was not queried (invalid ID or no consent).
+    pub states: &'a [Option<&'a PersonState>],
+    /// One record set per source, in [`SourceKind::ALL`] order (what `records` index).
+    pub record_sets: &'a [RecordSet],
+    /// Sources not answered for this household: (source, `code: message`).
+    pub unverified: &'a [(SourceKind, String)],
+    /// How old each answered source's answer is, seconds (on demand, from the cache);
+    /// empty in a batch.
+    pub ages_s: &'a [(SourceKind, u64)],
+    /// The policy.
+    pub policy: &'a Policy,
+    /// The run (batch run id, or the on-demand verification id).
+    pub run_id: &'a str,
+    /// As-of date D.
+    pub as_of: NaiveDate,
+}
+
+/// Assess one household and build its report (DESIGN.md §4). Returns the report and the
+/// verified-over-declared income gap in fen (for the batch summary), if any.
+///
+/// The report id is `<run_id>/<household_id>`. Sources in `unverified`, or in a person's
+/// `incomplete`, are `unverified` with their reason; the others are `verified` when they
+/// hold records of the household's persons, else `no_records`.
+pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>) {
+    let hh = input.household;
+    let ms = input.members;
+    let ss = input.supporters;
+    let states = input.states;
+    let mut unverified: Vec<(SourceKind, String)> = input.unverified.to_vec();
+    for st in states.iter().flatten() {
+        for (k, why) in &st.incomplete {
+            if !unverified.iter().any(|(u, _)| u == k) {
+                unverified.push((*k, why.clone()));
+            }
+        }
+    }
+    unverified.sort_by_key(|(k, _)| *k);
+    let view = HouseholdView {
+        household: hh,
+        members: ms
+            .iter()
+            .zip(states.iter())
+            .map(|(m, st)| PersonView {
+                id: m.id.clone(),
+                relation: &m.relation,
+                disability_grade: m.disability_grade,
+                consent: m.consent,
+                own_household_size: 1,
+                evidence: st.map(|s| &s.evidence),
+            })
+            .collect(),
+        supporters: ss
+            .iter()
+            .zip(&states[ms.len()..])
+            .map(|(s, st)| PersonView {
+                id: s.id.clone(),
+                relation: &s.relation,
+                disability_grade: None,
+                consent: s.consent,
+                own_household_size: s.own_household_size,
+                evidence: st.map(|s| &s.evidence),
+            })
+            .collect(),
+        unverified: unverified.clone(),
+    };
+    let a = assess::assess(&view, input.policy, input.as_of);
+
+    let mut persons = Vec::with_capacity(states.len());
+    for (m, st) in ms.iter().zip(states.iter()) {
+        persons.push(PersonEntry {
+            role: "member".into(),
+            relation: m.relation.clone(),
+            id_number_masked: m
+                .id
+                .as_ref()
+                .map(|i| i.masked())
+                .unwrap_or_else(|_| m.id_masked.clone()),
+            linked: st.is_some(),
+            consent: m.consent,
+        });
+    }
+    for (s, st) in ss.iter().zip(&states[ms.len()..]) {
+        persons.push(PersonEntry {
+            role: "supporter".into(),
+            relation: s.relation.clone(),
+            id_number_masked: s
+                .id
+                .as_ref()
+                .map(|i| i.masked())
+                .unwrap_or_else(|_| s.id_masked.clone()),
+            linked: st.is_some(),
+            consent: s.consent,
+        });
+    }
+    let mut sections: Vec<SourceSection> = SourceKind::ALL
+        .iter()
+        .map(|k| SourceSection {
+            source: k.name().into(),
+            status: SourceStatus::NoRecords,
+            age_s: None,
+            reason: None,
+            columns: k.columns().iter().map(|c| c.name.to_string()).collect(),
+            records: Vec::new(),
+        })
+        .collect();
+    for (pi, st) in states.iter().enumerate() {
+        let Some(st) = st else { continue };
+        for &(si, ri) in &st.records {
+            let rec = &input.record_sets[si as usize].records[ri as usize];
+            // ID numbers inside a record (e.g. household_head_id) are masked like every
+            // other ID in a report.
+            let kinds = SourceKind::ALL[si as usize].columns();
+            let values = rec
+                .values
+                .iter()
+                .zip(kinds)
+                .map(|(v, spec)| match spec.kind {
+                    ColumnKind::IdNumber => v.as_deref().map(crate::domain::mask),
+                    _ => v.clone(),
+                })
+                .collect();
+            sections[si as usize].records.push(ReportRecord {
+                person: pi,
+                row: rec.row,
+                values,
+            });
+        }
+    }
+    for s in &mut sections {
+        if !s.records.is_empty() {
+            s.status = SourceStatus::Verified;
+        }
+    }
+    for (k, why) in &unverified {
+        let s = &mut sections[SourceKind::ALL
+            .iter()
+            .position(|x| x == k)
+            .expect("known source")];
+        s.status = SourceStatus::Unverified;
+        s.reason = Some(why.clone());
+    }
+    for (k, age) in input.ages_s {
+        let s = &mut sections[source_index(*k)];
+        if s.status != SourceStatus::Unverified {
+            s.age_s = Some(*age);
+        }
+    }
+    let s_year = input.policy.standard_year(&hh.area).0;
+    let gap = assess::income_gap(&a, hh);
+    let report = VerificationReport {
+        report_id: format!("{}/{}", input.run_id, hh.id),
+        run_id: input.run_id.to_string(),
+        household_id: hh.id.clone(),
+        region_code: hh.region_code.clone(),
+        area: hh.area.clone(),
+        programme: hh.programme.clone(),
+        category: hh.category.clone(),
+        as_of: input.as_of.to_string(),
+        determination: a.determination,
+        per_capita_monthly_income: a.per_capita_monthly_income.map(|f| f.to_yuan()),
+        per_capita_financial_assets: a.per_capita_financial_assets.map(|f| f.to_yuan()),
+        household_income_annual: crate::domain::Fen(crate::domain::money::div_round_half_up(
+            a.income_x10000,
+            10_000,
+        ) as i64)
+        .to_yuan(),
+        financial_assets_total: crate::domain::Fen(a.financial_assets).to_yuan(),
+        members: a.members,
+        review_due: a.review_due,
+        findings: a.findings,
+        sources: sections,
+        persons,
+        policy: PolicyRef {
+            id: input.policy.id.clone(),
+            title: input.policy.title.clone(),
+            illustrative: input.policy.illustrative,
+            dibao_standard_monthly: crate::domain::Fen(crate::domain::money::div_round_half_up(
+                i128::from(s_year),
+                12,
+            ) as i64)
+            .to_yuan(),
+        },
+    };
+    (report, gap)
+}
+
+/// Index of a source in [`SourceKind::ALL`] (the record sets' and sections' order).
+pub fn source_index(kind: SourceKind) -> usize {
+    SourceKind::ALL
+        .iter()
+        .position(|x| *x == kind)
+        .expect("every SourceKind is in SourceKind::ALL")
+}
+
+/// The on-demand report of a validated household from its linked answers: the same
+/// [`build_report`] as the batch, with every person queried (consent was checked before).
+pub fn report_on_demand(
+    v: &ValidHousehold,
+    linked: &Linked,
+    policy: &Policy,
+    run_id: &str,
+    as_of: NaiveDate,
+) -> VerificationReport {
+    let ms: Vec<&Member> = v.members.iter().collect();
+    let ss: Vec<&Supporter> = v.supporters.iter().collect();
+    let states: Vec<Option<&PersonState>> = linked
+        .position
+        .iter()
+        .map(|&i| linked.states.get(i))
+        .collect();
+    build_report(&ReportInput {
+        household: &v.household,
+        members: &ms,
+        supporters: &ss,
+        states: &states,
+        record_sets: &linked.record_sets,
+        unverified: &linked.unverified,
+        ages_s: &linked.ages_s,
+        policy,
+        run_id,
+        as_of,
+    })
+    .0
+}

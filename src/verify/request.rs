@@ -1,0 +1,494 @@
+//! The on-demand input: one household as JSON (the caseload fields of DESIGN.md §2 and
+//! `schemas/caseload/`, one object instead of three tables), its validation into the
+//! engine's [`Household`], [`Member`] and [`Supporter`] rows, and the linking of the
+//! sources' answers to its persons ([`link_answers`]: the batch's key, the batch's
+//! [`PersonEvidence::add`]).
+//!
+//! Validation errors name the JSON field (`members[1].id_number`) and carry a stable code;
+//! they never contain a value of the request (no ID number, no name).
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use hedui_connectors::{RecordSet, SourceKind};
+use serde::{Deserialize, Serialize};
+
+use super::PersonState;
+use crate::assess::{Household, Policy};
+use crate::domain::{Fen, IdNumber, RegionCode, parse_day};
+use crate::evidence::Frame;
+use crate::ingest::caseload::{Member, Supporter};
+
+/// A household to verify (`POST /v1/verifications`, `hedui check`). Unknown fields are
+/// refused. Money is yuan as a string with up to 2 decimals (`"12000.50"`), dates ISO.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HouseholdRequest {
+    /// The intake system's id of the application or household (no PII: not an ID number).
+    pub household_id: String,
+    /// GB/T 2260 region code of the household, 6 digits; the token must cover it.
+    pub region_code: String,
+    /// `urban` / `rural`.
+    pub area: String,
+    /// `dibao` / `tekun` / `low_income` / `applicant`.
+    pub programme: String,
+    /// `full` / `partial` / `class1`..`class4`, or absent.
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Declared yearly household income, yuan.
+    #[serde(default)]
+    pub declared_annual_income: Option<String>,
+    /// Declared financial assets, yuan.
+    #[serde(default)]
+    pub declared_financial_assets: Option<String>,
+    /// Date of the last verification, if any.
+    #[serde(default)]
+    pub last_verified: Option<String>,
+    /// Why the records are queried (recorded in the audit log with every query).
+    #[serde(default)]
+    pub purpose: Option<String>,
+    /// Members (at least one).
+    pub members: Vec<MemberRequest>,
+    /// Supporters outside the household.
+    #[serde(default)]
+    pub supporters: Vec<SupporterRequest>,
+}
+
+/// A member of the household.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRequest {
+    /// Resident ID number (GB 11643-1999).
+    pub id_number: String,
+    /// Name (not used by the rules; never logged or echoed).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `applicant` / `spouse` / `child` / `parent` / `sibling` / `grandchild` / `other`.
+    pub relation: String,
+    /// Disability grade 1-4.
+    #[serde(default)]
+    pub disability_grade: Option<u8>,
+    /// Reference of the member's registered consent (`POST /v1/consents`).
+    pub consent_ref: String,
+}
+
+/// A supporter (法定赡养扶养抚养义务人) outside the household.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupporterRequest {
+    /// Resident ID number.
+    pub id_number: String,
+    /// Name (not used; never logged or echoed).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// ID number of the supported member.
+    #[serde(default)]
+    pub supports_id_number: Option<String>,
+    /// `child` / `parent` / `spouse`.
+    pub relation: String,
+    /// Persons in the supporter's own household (1-50).
+    #[serde(default)]
+    pub own_household_size: Option<i64>,
+    /// Reference of the supporter's registered consent.
+    pub consent_ref: String,
+}
+
+/// A request that cannot be verified: HTTP 422 (or 413 for too many persons) with
+/// `{"code", "field", "message"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputError {
+    /// Stable reason code (`id_number_invalid`, `value_unknown`, …).
+    pub code: &'static str,
+    /// The JSON field (`members[1].id_number`).
+    pub field: String,
+    /// A sentence without any value of the request.
+    pub message: String,
+}
+
+fn bad(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> InputError {
+    InputError {
+        code,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A validated household: the engine's rows, each person's ID and consent reference in
+/// request order (members, then supporters).
+#[derive(Debug, Clone)]
+pub struct ValidHousehold {
+    /// The household row.
+    pub household: Household,
+    /// Member rows (household index 0).
+    pub members: Vec<Member>,
+    /// Supporters.
+    pub supporters: Vec<Supporter>,
+    /// Per person (members then supporters): JSON path of the person, ID, consent ref.
+    pub persons: Vec<(String, IdNumber, String)>,
+    /// The purpose given (or `verification`).
+    pub purpose: String,
+}
+
+const RELATIONS: [&str; 7] = [
+    "applicant",
+    "spouse",
+    "child",
+    "parent",
+    "sibling",
+    "grandchild",
+    "other",
+];
+
+fn one_of(v: &str, allowed: &[&str], field: &str) -> Result<String, InputError> {
+    let t = v.trim().to_lowercase();
+    if allowed.contains(&t.as_str()) {
+        Ok(t)
+    } else {
+        Err(bad(
+            "value_unknown",
+            field,
+            format!("{field} must be one of {}", allowed.join(", ")),
+        ))
+    }
+}
+
+fn money(v: &Option<String>, field: &str) -> Result<Option<Fen>, InputError> {
+    match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => Fen::parse_yuan(s).map(Some).map_err(|e| {
+            bad(
+                e.code(),
+                field,
+                format!("{field} must be yuan with up to 2 decimals, e.g. \"1234.50\""),
+            )
+        }),
+    }
+}
+
+fn id(raw: &str, field: String, as_of: NaiveDate) -> Result<IdNumber, InputError> {
+    IdNumber::parse(raw, as_of).map(|(id, _)| id).map_err(|e| {
+        let code = e.code();
+        bad(
+            "id_number_invalid",
+            field.clone(),
+            format!("{field} is not a valid resident ID number (GB 11643-1999; {code})"),
+        )
+    })
+}
+
+impl HouseholdRequest {
+    /// Check every field and build the engine's rows.
+    ///
+    /// # Errors
+    /// The first [`InputError`], naming the field: `too_many_persons` (more than
+    /// `max_persons` members + supporters), `members_empty`, `id_number_invalid`,
+    /// `value_unknown`, `region_code_invalid`, money and date codes, `person_duplicate`.
+    pub fn validate(
+        &self,
+        as_of: NaiveDate,
+        max_persons: usize,
+    ) -> Result<ValidHousehold, InputError> {
+        let n = self.members.len() + self.supporters.len();
+        if n > max_persons {
+            return Err(bad(
+                "too_many_persons",
+                "members",
+                format!("{n} members and supporters; at most {max_persons} per household"),
+            ));
+        }
+        if self.members.is_empty() {
+            return Err(bad(
+                "members_empty",
+                "members",
+                "a household needs at least one member",
+            ));
+        }
+        let hid = self.household_id.trim();
+        if hid.is_empty() || hid.len() > 64 || hid.chars().any(|c| c.is_control()) {
+            return Err(bad(
+                "household_id_invalid",
+                "household_id",
+                "household_id must be 1-64 printable characters",
+            ));
+        }
+        if hid.len() >= 15 && IdNumber::parse(hid, as_of).is_ok() {
+            return Err(bad(
+                "household_id_invalid",
+                "household_id",
+                "household_id must not be a resident ID number (it is logged and shown)",
+            ));
+        }
+        let region = RegionCode::parse(self.region_code.trim()).map_err(|_| {
+            bad(
+                "region_code_invalid",
+                "region_code",
+                "region_code must be a GB/T 2260 code of 6 digits",
+            )
+        })?;
+        let area = one_of(&self.area, &["urban", "rural"], "area")?;
+        let programme = one_of(
+            &self.programme,
+            &["dibao", "tekun", "low_income", "applicant"],
+            "programme",
+        )?;
+        let category = match self
+            .category
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => String::new(),
+            Some(c) => one_of(
+                c,
+                &["full", "partial", "class1", "class2", "class3", "class4"],
+                "category",
+            )?,
+        };
+        let last_verified = match self
+            .last_verified
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => None,
+            Some(d) => Some(parse_day(d).map_err(|e| {
+                bad(
+                    e.code(),
+                    "last_verified",
+                    "last_verified must be a date YYYY-MM-DD",
+                )
+            })?),
+        };
+        let household = Household {
+            id: hid.to_string(),
+            region_code: format!("{:06}", region.code()),
+            area,
+            programme,
+            category,
+            declared_annual_income: money(&self.declared_annual_income, "declared_annual_income")?,
+            declared_financial_assets: money(
+                &self.declared_financial_assets,
+                "declared_financial_assets",
+            )?,
+            last_verified,
+            faults: Vec::new(),
+        };
+        let mut persons = Vec::with_capacity(n);
+        let mut members = Vec::with_capacity(self.members.len());
+        let mut seen = std::collections::HashSet::new();
+        for (i, m) in self.members.iter().enumerate() {
+            let f = format!("members[{i}]");
+            let idn = id(&m.id_number, format!("{f}.id_number"), as_of)?;
+            if !seen.insert(idn.key()) {
+                return Err(bad(
+                    "person_duplicate",
+                    format!("{f}.id_number"),
+                    format!("{f} is the same person as an earlier member"),
+                ));
+            }
+            let relation = one_of(&m.relation, &RELATIONS, &format!("{f}.relation"))?;
+            if let Some(g) = m.disability_grade {
+                if !(1..=4).contains(&g) {
+                    return Err(bad(
+                        "disability_grade_invalid",
+                        format!("{f}.disability_grade"),
+                        "disability_grade must be 1-4",
+                    ));
+                }
+            }
+            persons.push((
+                format!("{f}.consent_ref"),
+                idn,
+                m.consent_ref.trim().to_string(),
+            ));
+            members.push(Member {
+                household: 0,
+                id: Ok(idn),
+                id_masked: idn.masked(),
+                relation,
+                disability_grade: m.disability_grade,
+                consent: !m.consent_ref.trim().is_empty(),
+            });
+        }
+        let mut supporters: Vec<Supporter> = Vec::with_capacity(self.supporters.len());
+        let mut sup_index: HashMap<u64, usize> = HashMap::new();
+        for (i, s) in self.supporters.iter().enumerate() {
+            let f = format!("supporters[{i}]");
+            let idn = id(&s.id_number, format!("{f}.id_number"), as_of)?;
+            if let Some(sup) = s
+                .supports_id_number
+                .as_deref()
+                .filter(|v| !v.trim().is_empty())
+            {
+                id(sup, format!("{f}.supports_id_number"), as_of)?;
+            }
+            let relation = one_of(
+                &s.relation,
+                &["child", "parent", "spouse"],
+                &format!("{f}.relation"),
+            )?;
+            let size = match s.own_household_size {
+                None => 1,
+                Some(k @ 1..=50) => k,
+                Some(_) => {
+                    return Err(bad(
+                        "own_household_size_invalid",
+                        format!("{f}.own_household_size"),
+                        "own_household_size must be a whole number 1-50",
+                    ));
+                }
+            };
+            // One supporter of two members is one supporter (support owed once, §3).
+            if let Some(&j) = sup_index.get(&idn.key()) {
+                let sup: &mut Supporter = &mut supporters[j];
+                sup.own_household_size = sup.own_household_size.max(size);
+                continue;
+            }
+            sup_index.insert(idn.key(), supporters.len());
+            persons.push((
+                format!("{f}.consent_ref"),
+                idn,
+                s.consent_ref.trim().to_string(),
+            ));
+            supporters.push(Supporter {
+                household: 0,
+                id: Ok(idn),
+                id_masked: idn.masked(),
+                relation,
+                own_household_size: size,
+                consent: !s.consent_ref.trim().is_empty(),
+            });
+        }
+        let purpose = self
+            .purpose
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .unwrap_or("verification")
+            .chars()
+            .take(200)
+            .collect();
+        Ok(ValidHousehold {
+            household,
+            members,
+            supporters,
+            persons,
+            purpose,
+        })
+    }
+}
+
+/// What one source answered for the household's persons (one request per source).
+#[derive(Debug, Clone)]
+pub enum SourceAnswer {
+    /// Records (possibly none), and how old the answer is (seconds; 0 when fresh).
+    Answered {
+        /// The records, §2 columns in [`SourceKind::columns`] order.
+        records: RecordSet,
+        /// Age of the answer, seconds.
+        age_s: u64,
+    },
+    /// No usable answer: the report says `unverified` with this reason.
+    Failed {
+        /// Stable reason code (`timeout`, `http_status`, `malformed`, …).
+        code: String,
+        /// A sentence (no values of persons).
+        message: String,
+    },
+}
+
+/// The sources' answers linked to a household's persons: what [`super::build_report`]
+/// reads.
+#[derive(Debug, Default)]
+pub struct Linked {
+    /// Per distinct person (by ID key).
+    pub states: Vec<PersonState>,
+    /// Index into `states` per person position (members, then supporters).
+    pub position: Vec<usize>,
+    /// One record set per source, [`SourceKind::ALL`] order.
+    pub record_sets: Vec<RecordSet>,
+    /// Sources that failed: (source, `code: message`).
+    pub unverified: Vec<(SourceKind, String)>,
+    /// Answer ages of the sources that answered.
+    pub ages_s: Vec<(SourceKind, u64)>,
+    /// Records that named none of the persons, or no valid ID (not used), per source.
+    pub foreign_records: Vec<(SourceKind, u64)>,
+}
+
+/// Link every answered record to a person by the normalised ID key (as the batch does),
+/// add it to the person's evidence with [`crate::evidence::PersonEvidence::add`], and mark a source whose
+/// row of a person cannot be read `unverified` for that person (never zero). A source
+/// missing from `answers` is `unverified` (`source_not_queried`).
+pub fn link_answers(
+    persons: &[IdNumber],
+    answers: Vec<(SourceKind, SourceAnswer)>,
+    frame: &Frame,
+    policy: &Policy,
+) -> Linked {
+    let mut index: HashMap<u64, usize> = HashMap::new();
+    let mut out = Linked::default();
+    for p in persons {
+        let n = index.len();
+        let i = *index.entry(p.key()).or_insert(n);
+        out.position.push(i);
+    }
+    out.states = (0..index.len()).map(|_| PersonState::default()).collect();
+    out.record_sets = SourceKind::ALL
+        .iter()
+        .map(|_| RecordSet::default())
+        .collect();
+    let mut answered = [false; SourceKind::ALL.len()];
+    for (kind, answer) in answers {
+        let si = super::source_index(kind);
+        answered[si] = true;
+        match answer {
+            SourceAnswer::Failed { code, message } => {
+                out.unverified.push((kind, format!("{code}: {message}")));
+            }
+            SourceAnswer::Answered { records, age_s } => {
+                out.ages_s.push((kind, age_s));
+                let mut foreign = 0u64;
+                for (ri, rec) in records.records.iter().enumerate() {
+                    let Some(&pi) = IdNumber::parse(&rec.id_number, frame.as_of)
+                        .ok()
+                        .and_then(|(id, _)| index.get(&id.key()))
+                    else {
+                        foreign += 1;
+                        continue;
+                    };
+                    let p = &mut out.states[pi];
+                    match p.evidence.add(kind, &rec.values, frame, policy) {
+                        Ok(true) => p.records.push((si as u8, ri as u32)),
+                        Ok(false) => {}
+                        Err(fe) => {
+                            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
+                                p.incomplete.push((
+                                    kind,
+                                    format!(
+                                        "rows_unreadable: a {} record of a person could not be read ({}: {})",
+                                        kind.name(),
+                                        fe.code,
+                                        fe.column
+                                    ),
+                                ));
+                            }
+                        }
+                    }
+                }
+                if foreign > 0 {
+                    out.foreign_records.push((kind, foreign));
+                }
+                out.record_sets[si] = records;
+            }
+        }
+    }
+    for (si, kind) in SourceKind::ALL.iter().enumerate() {
+        if !answered[si] {
+            out.unverified.push((
+                *kind,
+                "source_not_queried: no connection to this source is configured".into(),
+            ));
+        }
+    }
+    out
+}
