@@ -219,12 +219,23 @@ fn caseload_digest(dir: &Path) -> Result<String, BatchError> {
 
 /// One linked row in `linked.bin`: source, row, person key and the encoded record (raw ID
 /// and values), kept encoded until a household of the person is recomputed.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 struct LinkedRow {
     source: u8,
     row: u64,
     key: u64,
-    blob: Vec<u8>,
+    /// The encoded record: `len` bytes at `at` of the state file's buffer, or of the
+    /// buffer of new rows when `fresh`.
+    at: usize,
+    len: u32,
+    fresh: bool,
+}
+
+impl LinkedRow {
+    fn blob<'a>(&self, state: &'a [u8], fresh: &'a [u8]) -> &'a [u8] {
+        let b = if self.fresh { fresh } else { state };
+        &b[self.at..self.at + self.len as usize]
+    }
 }
 
 fn encode_record(rec: &Record) -> Vec<u8> {
@@ -273,9 +284,9 @@ fn decode_record(row: u64, blob: &[u8]) -> Option<Record> {
     })
 }
 
-fn write_linked(
+fn write_linked<B: AsRef<[u8]>>(
     path: &Path,
-    rows: impl Iterator<Item = (u8, u64, u64, Vec<u8>)>,
+    rows: impl Iterator<Item = (u8, u64, u64, B)>,
     near_miss: &[(u8, u64, u64)],
 ) -> std::io::Result<()> {
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
@@ -285,8 +296,9 @@ fn write_linked(
         w.write_all(&[1, s])?;
         w.write_all(&row.to_le_bytes())?;
         w.write_all(&key.to_le_bytes())?;
+        let blob = blob.as_ref();
         w.write_all(&(blob.len() as u32).to_le_bytes())?;
-        w.write_all(&blob)?;
+        w.write_all(blob)?;
         n += 1;
     }
     for &(s, row, body) in near_miss {
@@ -299,13 +311,19 @@ fn write_linked(
     w.flush()
 }
 
-fn read_linked(path: &Path) -> Option<(Vec<LinkedRow>, Vec<(u8, u64, u64)>)> {
+fn read_linked(path: &Path) -> Option<(Vec<u8>, Vec<LinkedRow>, Vec<(u8, u64, u64)>)> {
     let b = std::fs::read(path).ok()?;
+    let (rows, near) = index_linked(&b)?;
+    Some((b, rows, near))
+}
+
+/// The rows of a `linked.bin` buffer, without decoding a record.
+fn index_linked(b: &[u8]) -> Option<(Vec<LinkedRow>, Vec<(u8, u64, u64)>)> {
     if b.get(..8)? != LINKED_MAGIC {
         return None;
     }
     let mut at = 8;
-    let mut rows = Vec::new();
+    let mut rows = Vec::with_capacity(b.len() / 100);
     let mut near = Vec::new();
     let u64_at = |at: usize| -> Option<u64> {
         Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
@@ -320,12 +338,14 @@ fn read_linked(path: &Path) -> Option<(Vec<LinkedRow>, Vec<(u8, u64, u64)>)> {
                 let row = u64_at(at + 2)?;
                 let key = u64_at(at + 10)?;
                 let n = u32::from_le_bytes(b.get(at + 18..at + 22)?.try_into().ok()?) as usize;
-                let blob = b.get(at + 22..at + 22 + n)?.to_vec();
+                b.get(at + 22..at + 22 + n)?;
                 rows.push(LinkedRow {
                     source: s,
                     row,
                     key,
-                    blob,
+                    at: at + 22,
+                    len: n as u32,
+                    fresh: false,
                 });
                 at += 22 + n;
             }
@@ -420,6 +440,7 @@ struct PreviousRun {
     dir: PathBuf,
     manifest: Manifest,
     households: Vec<HouseholdState>,
+    buf: Vec<u8>,
     linked: Vec<LinkedRow>,
     near_miss: Vec<(u8, u64, u64)>,
 }
@@ -448,12 +469,13 @@ fn load_previous(dir: &Path) -> Result<PreviousRun, BatchError> {
                 .map_err(|e| err(format!("state/households.jsonl line {}: {e}", i + 1)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (linked, near_miss) = read_linked(&state.join("linked.bin"))
+    let (buf, linked, near_miss) = read_linked(&state.join("linked.bin"))
         .ok_or_else(|| err("state/linked.bin is missing, truncated or not hedui's".into()))?;
     Ok(PreviousRun {
         dir: dir.to_path_buf(),
         manifest,
         households,
+        buf,
         linked,
         near_miss,
     })
@@ -677,6 +699,7 @@ pub fn run_incremental(
     std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
     let _lock = OutputLock::take(&opts.out)?;
     let prev = load_previous(previous)?;
+    timings.insert("state_read".to_string(), t0.elapsed().as_millis());
     let mismatch = |what: &str| BatchError::Previous {
         path: previous.display().to_string(),
         message: format!(
@@ -739,11 +762,6 @@ pub fn run_incremental(
     let mut deltas: Vec<Option<SourceDelta>> = Vec::new();
     let mut maps: Vec<Option<RowMap>> = Vec::new();
     let mut touched: HashSet<u64> = HashSet::new();
-    let prev_by_row: HashMap<(u8, u64), u64> = prev
-        .linked
-        .iter()
-        .map(|r| ((r.source, r.row), r.key))
-        .collect();
     for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
         let st = &prev.manifest.sources[si];
         let d = read_delta(delta_dir, kind)?;
@@ -763,11 +781,6 @@ pub fn run_incremental(
                     touched.insert(key);
                 }
             }
-            for r in m.gone.iter().chain(m.moved.keys()) {
-                if let Some(&k) = prev_by_row.get(&(si as u8, *r)) {
-                    touched.insert(k);
-                }
-            }
             for &(s, r, body) in &prev.near_miss {
                 if s as usize == si && (m.gone.contains(&r) || m.moved.contains_key(&r)) {
                     touched.insert(body);
@@ -776,6 +789,15 @@ pub fn run_incremental(
         }
         deltas.push(d);
         maps.push(m);
+    }
+    timings.insert("delta_read".to_string(), ts.elapsed().as_millis());
+    // The persons of the previous rows the delta changes, removes or moves.
+    for r in &prev.linked {
+        if let Some(m) = &maps[r.source as usize]
+            && (m.gone.contains(&r.row) || m.moved.contains_key(&r.row))
+        {
+            touched.insert(r.key);
+        }
     }
     // Touched households, and every queried person of theirs.
     let mut recompute = vec![false; caseload.households.len()];
@@ -810,6 +832,7 @@ pub fn run_incremental(
     // ---- the end state's linked rows (all persons, for the next state) and the records of
     // the persons recomputed
     let mut end_linked: Vec<LinkedRow> = Vec::with_capacity(prev.linked.len());
+    let mut fresh_buf: Vec<u8> = Vec::new();
     for r in &prev.linked {
         let m = maps[r.source as usize].as_ref();
         if m.is_some_and(|m| m.gone.contains(&r.row)) {
@@ -818,7 +841,7 @@ pub fn run_incremental(
         let row = m
             .and_then(|m| m.moved.get(&r.row).copied())
             .unwrap_or(r.row);
-        end_linked.push(LinkedRow { row, ..r.clone() });
+        end_linked.push(LinkedRow { row, ..*r });
     }
     let mut end_near: Vec<(u8, u64, u64)> = prev
         .near_miss
@@ -833,13 +856,12 @@ pub fn run_incremental(
         .collect();
     // Quarantine of source rows: the previous entries, less the rows the delta takes out and
     // the rows of recomputed persons (their entries are made again below).
-    let mut drop_q: HashSet<(String, u64)> = HashSet::new();
+    let mut drop_q: HashSet<(usize, u64)> = HashSet::new();
     let mut bad_new: Vec<(usize, u64, String)> = Vec::new();
     for (si, (d, m)) in deltas.iter().zip(&maps).enumerate() {
         let (Some(d), Some(m)) = (d, m) else { continue };
-        let file = &prev.manifest.sources[si].file;
         for r in m.gone.iter().chain(m.moved.keys()) {
-            drop_q.insert((file.clone(), *r));
+            drop_q.insert((si, *r));
         }
         for (row, end_row) in d.rows.iter().zip(&m.delta_rows) {
             let Some(end_row) = *end_row else { continue };
@@ -847,12 +869,16 @@ pub fn run_incremental(
                 Ok((id, _)) if everyone.contains(&id.key()) => {
                     let mut rec = row.rec.clone();
                     rec.row = end_row;
+                    let blob = encode_record(&rec);
                     end_linked.push(LinkedRow {
                         source: si as u8,
                         row: end_row,
                         key: id.key(),
-                        blob: encode_record(&rec),
+                        at: fresh_buf.len(),
+                        len: blob.len() as u32,
+                        fresh: true,
                     });
+                    fresh_buf.extend_from_slice(&blob);
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -903,7 +929,7 @@ pub fn run_incremental(
     {
         let si = r.source as usize;
         let kind = SourceKind::ALL[si];
-        let Some(rec) = decode_record(r.row, &r.blob) else {
+        let Some(rec) = decode_record(r.row, r.blob(&prev.buf, &fresh_buf)) else {
             return Err(BatchError::Previous {
                 path: previous.display().to_string(),
                 message: "state/linked.bin holds a record that does not decode".into(),
@@ -911,7 +937,7 @@ pub fn run_incremental(
         };
         let p = &mut persons[person_index[&r.key]];
         let file = &prev.manifest.sources[si].file;
-        drop_q.insert((file.clone(), r.row));
+        drop_q.insert((si, r.row));
         match p.evidence.add(kind, &rec.values, &frame, policy) {
             Ok(in_scope) => {
                 if in_scope {
@@ -1109,6 +1135,7 @@ pub fn run_incremental(
         copy(&mut out, &mut prev_reports, r).map_err(write_err(&reports_path))?;
     }
     out.flush().map_err(write_err(&reports_path))?;
+    timings.insert("reports_copy".to_string(), tw.elapsed().as_millis());
     let det_path = opts.out.join("determinations.csv");
     write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
     let cpath = opts.out.join("changes.json");
@@ -1120,10 +1147,11 @@ pub fn run_incremental(
     let prev_q = read_quarantine(&prev.dir.join("quarantine.csv"), &prev.manifest)?;
     for mut e in prev_q {
         let Some(row) = e.row else { continue };
-        if drop_q.contains(&(e.file.clone(), row)) {
+        let si = prev.manifest.sources.iter().position(|s| s.file == e.file);
+        if si.is_some_and(|si| drop_q.contains(&(si, row))) {
             continue;
         }
-        if let Some(si) = prev.manifest.sources.iter().position(|s| s.file == e.file)
+        if let Some(si) = si
             && let Some(&to) = maps[si].as_ref().and_then(|m| m.moved.get(&row))
         {
             e.row = Some(to);
@@ -1187,6 +1215,7 @@ pub fn run_incremental(
     }
 
     // state for the next night
+    let tst = Instant::now();
     let sdir = opts.out.join("state");
     std::fs::create_dir_all(&sdir).map_err(write_err(&sdir))?;
     let manifest = Manifest {
@@ -1203,10 +1232,11 @@ pub fn run_incremental(
         &lpath,
         end_linked
             .into_iter()
-            .map(|r| (r.source, r.row, r.key, r.blob)),
+            .map(|r| (r.source, r.row, r.key, r.blob(&prev.buf, &fresh_buf))),
         &end_near,
     )
     .map_err(write_err(&lpath))?;
+    timings.insert("state_write".to_string(), tst.elapsed().as_millis());
     timings.insert("write".to_string(), tw.elapsed().as_millis());
     timings.insert("households_recomputed".to_string(), todo.len() as u128);
     timings.insert("total".to_string(), t0.elapsed().as_millis());
@@ -1352,14 +1382,14 @@ pub fn parse_memory_limit(s: &str) -> Result<u64, String> {
     Ok((n * mul as f64) as u64)
 }
 
-/// Peak memory of a run over `persons` queried persons and `source_bytes` of extracts:
-/// the linked records held as text until the reports are written (~1.6 KiB per person at
-/// the gen.py mix: 7 linked rows of ~200 bytes), the streaming engine's buffers (a fixed
-/// ~300 MiB on 2 cores) and a chunk of sealed reports. Measured on the 30k and 300k
-/// counties (README table); deliberately on the high side.
+/// Peak memory of a run over `persons` caseload persons (members and supporters): the
+/// linked records held as text until the reports are written, the person states and the
+/// caseload (~5 KiB per person at the gen.py mix, ~7 linked rows each), plus the streaming
+/// engine's buffers and a chunk of sealed reports (~300 MiB on 2 cores). Fitted to the
+/// measured peaks: 30k households (103k persons) 0.81 GiB, 300k (1.07 M persons) 4.4 GiB.
 fn estimate_bytes(persons: u64, source_bytes: u64) -> u64 {
     let _ = source_bytes;
-    300 * (1 << 20) + persons * 14 * 1024
+    300 * (1 << 20) + persons * 5 * 1024
 }
 
 /// `hedui batch --memory-limit SIZE`: when the estimated footprint of one run exceeds the
@@ -1596,24 +1626,26 @@ fn merge_slices(
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
     write_households(&sdir, states.into_iter())?;
-    let mut linked: Vec<LinkedRow> = Vec::new();
+    let mut linked: Vec<(usize, LinkedRow)> = Vec::new();
     let mut near = Vec::new();
     let mut seen_rows: HashSet<(u8, u64)> = HashSet::new();
-    for p in prevs {
-        for r in p.linked {
+    for (k, p) in prevs.iter().enumerate() {
+        for r in &p.linked {
             if seen_rows.insert((r.source, r.row)) {
-                linked.push(r);
+                linked.push((k, *r));
             }
         }
-        near.extend(p.near_miss);
+        near.extend(p.near_miss.iter().copied());
     }
-    linked.sort_unstable_by_key(|r| (r.source, r.row));
+    linked.sort_unstable_by_key(|(_, r)| (r.source, r.row));
     near.sort_unstable();
     near.dedup();
     let lpath = sdir.join("linked.bin");
     write_linked(
         &lpath,
-        linked.into_iter().map(|r| (r.source, r.row, r.key, r.blob)),
+        linked
+            .iter()
+            .map(|(k, r)| (r.source, r.row, r.key, r.blob(&prevs[*k].buf, &[]))),
         &near,
     )
     .map_err(write_err(&lpath))?;
