@@ -284,31 +284,104 @@ fn decode_record(row: u64, blob: &[u8]) -> Option<Record> {
     })
 }
 
+/// Writes `linked.bin`: rows, then near-miss rows, then the row count.
+struct LinkedWriter {
+    w: BufWriter<std::fs::File>,
+    n: u64,
+}
+
+impl LinkedWriter {
+    fn create(path: &Path) -> std::io::Result<Self> {
+        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+        w.write_all(LINKED_MAGIC)?;
+        Ok(LinkedWriter { w, n: 0 })
+    }
+
+    fn row(&mut self, s: u8, row: u64, key: u64, blob: &[u8]) -> std::io::Result<()> {
+        self.w.write_all(&[1, s])?;
+        self.w.write_all(&row.to_le_bytes())?;
+        self.w.write_all(&key.to_le_bytes())?;
+        self.w.write_all(&(blob.len() as u32).to_le_bytes())?;
+        self.w.write_all(blob)?;
+        self.n += 1;
+        Ok(())
+    }
+
+    fn near(&mut self, s: u8, row: u64, body: u64) -> std::io::Result<()> {
+        self.w.write_all(&[2, s])?;
+        self.w.write_all(&row.to_le_bytes())?;
+        self.w.write_all(&body.to_le_bytes())
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.w.write_all(&[0])?;
+        self.w.write_all(&self.n.to_le_bytes())?;
+        self.w.flush()
+    }
+}
+
 fn write_linked<B: AsRef<[u8]>>(
     path: &Path,
     rows: impl Iterator<Item = (u8, u64, u64, B)>,
     near_miss: &[(u8, u64, u64)],
 ) -> std::io::Result<()> {
-    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    w.write_all(LINKED_MAGIC)?;
-    let mut n = 0u64;
+    let mut w = LinkedWriter::create(path)?;
     for (s, row, key, blob) in rows {
-        w.write_all(&[1, s])?;
-        w.write_all(&row.to_le_bytes())?;
-        w.write_all(&key.to_le_bytes())?;
-        let blob = blob.as_ref();
-        w.write_all(&(blob.len() as u32).to_le_bytes())?;
-        w.write_all(blob)?;
-        n += 1;
+        w.row(s, row, key, blob.as_ref())?;
     }
     for &(s, row, body) in near_miss {
-        w.write_all(&[2, s])?;
-        w.write_all(&row.to_le_bytes())?;
-        w.write_all(&body.to_le_bytes())?;
+        w.near(s, row, body)?;
     }
-    w.write_all(&[0])?;
-    w.write_all(&n.to_le_bytes())?;
-    w.flush()
+    w.finish()
+}
+
+/// Read `linked.bin` front to back without holding it: `row` for each linked row, `near`
+/// for each near-miss row. `None` when the file is missing, truncated or not hedui's.
+fn stream_linked(
+    path: &Path,
+    mut row: impl FnMut(u8, u64, u64, &[u8]) -> std::io::Result<()>,
+    mut near: impl FnMut(u8, u64, u64),
+) -> Option<()> {
+    let mut r = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).ok()?);
+    let mut magic = [0u8; 8];
+    r.read_exact(&mut magic).ok()?;
+    if &magic != LINKED_MAGIC {
+        return None;
+    }
+    let mut n = 0u64;
+    let mut head = [0u8; 21];
+    let mut blob = Vec::new();
+    loop {
+        let mut tag = [0u8; 1];
+        r.read_exact(&mut tag).ok()?;
+        match tag[0] {
+            0 => {
+                let mut c = [0u8; 8];
+                r.read_exact(&mut c).ok()?;
+                return (u64::from_le_bytes(c) == n).then_some(());
+            }
+            1 => {
+                r.read_exact(&mut head).ok()?;
+                let s = head[0];
+                let rw = u64::from_le_bytes(head[1..9].try_into().ok()?);
+                let key = u64::from_le_bytes(head[9..17].try_into().ok()?);
+                let len = u32::from_le_bytes(head[17..21].try_into().ok()?) as usize;
+                blob.resize(len, 0);
+                r.read_exact(&mut blob).ok()?;
+                row(s, rw, key, &blob).ok()?;
+                n += 1;
+            }
+            2 => {
+                r.read_exact(&mut head[..17]).ok()?;
+                near(
+                    head[0],
+                    u64::from_le_bytes(head[1..9].try_into().ok()?),
+                    u64::from_le_bytes(head[9..17].try_into().ok()?),
+                );
+            }
+            _ => return None,
+        }
+    }
 }
 
 fn read_linked(path: &Path) -> Option<(Vec<u8>, Vec<LinkedRow>, Vec<(u8, u64, u64)>)> {
@@ -446,6 +519,11 @@ struct PreviousRun {
 }
 
 fn load_previous(dir: &Path) -> Result<PreviousRun, BatchError> {
+    load_state(dir, true)
+}
+
+/// A previous run's state; `linked.bin` only when `with_linked` (else left on disk).
+fn load_state(dir: &Path, with_linked: bool) -> Result<PreviousRun, BatchError> {
     let err = |m: String| BatchError::Previous {
         path: dir.display().to_string(),
         message: m,
@@ -469,8 +547,12 @@ fn load_previous(dir: &Path) -> Result<PreviousRun, BatchError> {
                 .map_err(|e| err(format!("state/households.jsonl line {}: {e}", i + 1)))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (buf, linked, near_miss) = read_linked(&state.join("linked.bin"))
-        .ok_or_else(|| err("state/linked.bin is missing, truncated or not hedui's".into()))?;
+    let (buf, linked, near_miss) = if with_linked {
+        read_linked(&state.join("linked.bin"))
+            .ok_or_else(|| err("state/linked.bin is missing, truncated or not hedui's".into()))?
+    } else {
+        Default::default()
+    };
     Ok(PreviousRun {
         dir: dir.to_path_buf(),
         manifest,
@@ -1464,6 +1546,7 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
             slice_of[h] = k;
         }
     }
+    let mut caseload_held = Some(caseload);
     let mut slice_summaries = Vec::new();
     for (k, s) in slices.iter().enumerate() {
         let set: HashSet<usize> = s.iter().copied().collect();
@@ -1483,8 +1566,18 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
             progress: opts.progress,
             strict: opts.strict,
         };
+        if k == 0 {
+            // Only the slice plan is needed while the slices run: the caseload is read
+            // again for the merge.
+            caseload_held = None;
+        }
         slice_summaries.push(run_selected(&o, &sel)?);
+        release_free_memory();
     }
+    let caseload = match caseload_held {
+        Some(c) => c,
+        None => load_caseload(&opts.caseload, opts.as_of, &mut Quarantine::default())?,
+    };
     merge_slices(
         opts,
         &caseload,
@@ -1495,6 +1588,22 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
         &slice_summaries,
         t0,
     )
+}
+
+/// Give the heap's free pages back to the system between slices, so that one slice's peak
+/// is not carried into the next (glibc keeps freed memory in its arenas otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn malloc_trim(pad: usize) -> i32;
+        }
+        // SAFETY: malloc_trim only returns unused heap pages to the kernel; it is
+        // thread-safe and has no preconditions.
+        unsafe {
+            malloc_trim(0);
+        }
+    }
 }
 
 /// Merge slice runs into `opts.out` in caseload order.
@@ -1511,8 +1620,9 @@ fn merge_slices(
 ) -> Result<Summary, BatchError> {
     std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
     let _lock = OutputLock::take(&opts.out)?;
+    // the slices' households only: their linked rows are streamed below, never all held
     let prevs: Vec<PreviousRun> = (0..slices.len())
-        .map(|k| load_previous(&work.join(format!("slice{k}"))))
+        .map(|k| load_state(&work.join(format!("slice{k}")), false))
         .collect::<Result<_, _>>()?;
     // position of household h inside its slice
     let mut pos = vec![0usize; caseload.households.len()];
@@ -1626,29 +1736,39 @@ fn merge_slices(
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
     write_households(&sdir, states.into_iter())?;
-    let mut linked: Vec<(usize, LinkedRow)> = Vec::new();
-    let mut near = Vec::new();
-    let mut seen_rows: HashSet<(u8, u64)> = HashSet::new();
-    for (k, p) in prevs.iter().enumerate() {
-        for r in &p.linked {
-            if seen_rows.insert((r.source, r.row)) {
-                linked.push((k, *r));
-            }
-        }
-        near.extend(p.near_miss.iter().copied());
-    }
-    linked.sort_unstable_by_key(|(_, r)| (r.source, r.row));
-    near.sort_unstable();
-    near.dedup();
+    // A person in two slices (a supporter of households in both) has their rows in each:
+    // each (source, row) is written once.
     let lpath = sdir.join("linked.bin");
-    write_linked(
-        &lpath,
-        linked
-            .iter()
-            .map(|(k, r)| (r.source, r.row, r.key, r.blob(&prevs[*k].buf, &[]))),
-        &near,
-    )
-    .map_err(write_err(&lpath))?;
+    let mut w = LinkedWriter::create(&lpath).map_err(write_err(&lpath))?;
+    let mut seen_rows: HashSet<u64> = HashSet::new();
+    let mut near = BTreeSet::new();
+    for p in &prevs {
+        let src = p.dir.join("state/linked.bin");
+        let mut failed = None;
+        stream_linked(
+            &src,
+            |s, row, key, blob| {
+                if seen_rows.insert((u64::from(s) << 56) | row) {
+                    w.row(s, row, key, blob).inspect_err(|e| {
+                        failed = Some(e.to_string());
+                    })?;
+                }
+                Ok(())
+            },
+            |s, row, body| {
+                near.insert((s, row, body));
+            },
+        )
+        .ok_or_else(|| BatchError::Previous {
+            path: src.display().to_string(),
+            message: failed.unwrap_or_else(|| "a slice's linked.bin does not read back".into()),
+        })?;
+    }
+    drop(seen_rows);
+    for (s, row, body) in near {
+        w.near(s, row, body).map_err(write_err(&lpath))?;
+    }
+    w.finish().map_err(write_err(&lpath))?;
     if let Some(prev) = &opts.previous {
         let changes = super::changes(prev, &outcomes)?;
         let p = opts.out.join("changes.json");
