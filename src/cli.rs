@@ -91,6 +91,18 @@ pub enum Command {
         /// Stop at the first quarantined row, naming file, line, column and reason (exit 2).
         #[arg(long)]
         strict: bool,
+        /// Only the households whose region code starts with this prefix (e.g. 6205): the
+        /// exact slice of a full run's output.
+        #[arg(long)]
+        partition: Option<String>,
+        /// Source deltas since `--previous` (README "Incremental runs"): recompute only the
+        /// households they touch and reuse the rest of the previous run.
+        #[arg(long, requires = "previous")]
+        delta: Option<PathBuf>,
+        /// Bound the run's memory (e.g. 8G, 2G, 512M): above it, the caseload runs in slices
+        /// one after another (same output, slower).
+        #[arg(long, value_parser = crate::batch::parse_memory_limit)]
+        memory_limit: Option<u64>,
     },
     /// Open sealed reports with a civil-affairs private key; print JSON.
     Open {
@@ -287,6 +299,9 @@ fn run(cli: Cli) -> Result<i32> {
             as_of,
             previous,
             strict,
+            partition,
+            delta,
+            memory_limit,
         } => {
             let policy = match policy {
                 Some(p) => Policy::load(&p).context("Failed to load the policy")?,
@@ -339,7 +354,19 @@ fn run(cli: Cli) -> Result<i32> {
                 progress: true,
                 strict,
             };
-            let summary = crate::batch::run(&opts).context("Batch failed")?;
+            let summary = match (&partition, &delta, memory_limit) {
+                (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+                    bail!("--partition, --delta and --memory-limit are separate modes: give one")
+                }
+                (Some(p), None, None) => crate::batch::run_partition(&opts, p),
+                (None, Some(d), None) => {
+                    let prev = opts.previous.clone().unwrap_or_default();
+                    crate::batch::run_incremental(&opts, &prev, d)
+                }
+                (None, None, Some(limit)) => crate::batch::run_limited(&opts, limit),
+                (None, None, None) => crate::batch::run(&opts),
+            }
+            .context("Batch failed")?;
             print_summary(&summary, &opts.out);
             Ok(summary.exit_code)
         }

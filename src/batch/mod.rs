@@ -32,6 +32,9 @@ use crate::report::{Determination, Outcome, SourceStatus, VerificationReport};
 use crate::seal::{RecipientPublicKey, RunSealer, SigningKey};
 use crate::verify::{PersonState, ReportInput};
 
+mod scale;
+pub use scale::{DeltaError, parse_memory_limit, run_incremental, run_limited, run_partition};
+
 /// What a batch run needs.
 pub struct BatchOptions {
     /// Directory with households, members, supporters (.parquet or .csv).
@@ -98,6 +101,9 @@ pub enum BatchError {
         /// The message.
         message: String,
     },
+    /// A source delta (`--delta`) cannot be applied.
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
     /// The previous run's output cannot be read.
     #[error("previous run {path}: {message}")]
     Previous {
@@ -404,6 +410,12 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> BatchError + '_ {
 /// [`BatchError`] when the caseload cannot be read or outputs cannot be written; failed
 /// sources and bad rows are not errors (see the summary's exit code).
 pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
+    run_selected(opts, &scale::Selection::all())
+}
+
+/// [`run`] over the households `sel` keeps (a region partition, or one slice of a
+/// memory-limited run); the outputs are that slice of a full run's outputs.
+fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, BatchError> {
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
     std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
@@ -414,8 +426,9 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     let mut q = Quarantine::default();
 
     // ---- caseload
-    let caseload = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+    let caseload = sel.slice(load_caseload(&opts.caseload, opts.as_of, &mut q)?);
     check_strict(opts.strict, &q)?;
+    let mut near_miss: Vec<(u8, u64, u64)> = Vec::new();
     let mut person_index: HashMap<u64, usize> = HashMap::new();
     let queried = caseload
         .members
@@ -506,6 +519,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                                 .iter()
                                 .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
                             if let Some(&pi) = person_index.get(&body) {
+                                near_miss.push((si as u8, *row, body));
                                 let p = &mut persons[pi];
                                 if !p.incomplete.iter().any(|(k, _)| *k == kind) {
                                     p.incomplete.push((kind, format!("rows_quarantined: a {} row whose ID differs from a person's only in the check character", kind.name())));
@@ -630,6 +644,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
         std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?,
     );
     let mut outcomes = Vec::with_capacity(caseload.households.len());
+    let mut report_lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
     let mut write_ms = 0u128;
     let all: Vec<usize> = (0..caseload.households.len()).collect();
     for chunk in all.chunks(4096) {
@@ -654,6 +669,10 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                 Ok((
                     serde_json::to_string(&sealed).expect("envelopes serialise"),
                     Outcomes {
+                        per_capita: [
+                            report.per_capita_monthly_income.clone(),
+                            report.per_capita_financial_assets.clone(),
+                        ],
                         household_id: report.household_id,
                         determination: report.determination,
                         fired,
@@ -667,6 +686,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
         let tw = Instant::now();
         for r in results {
             let (line, o) = r?;
+            report_lens.push(line.len() as u64 + 1);
             w.write_all(line.as_bytes())
                 .and_then(|_| w.write_all(b"\n"))
                 .map_err(write_err(&reports_path))?;
@@ -693,8 +713,43 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     }
     let qpath = opts.out.join("quarantine.csv");
     q.write_csv(&qpath).map_err(write_err(&qpath))?;
+    scale::write_state(
+        opts,
+        &sel.prefix,
+        &run_id,
+        &sources,
+        &record_sets,
+        &near_miss,
+        &outcomes,
+        &report_lens,
+    )?;
     timings.insert("write".to_string(), tw.elapsed().as_millis() + write_ms);
     timings.insert("total".to_string(), t0.elapsed().as_millis());
+    write_summary(
+        opts,
+        run_id,
+        &caseload,
+        &outcomes,
+        sources,
+        &q,
+        timings,
+        person_index.len(),
+    )
+}
+
+/// Counts by determination, rule and source; `summary.json` and `summary.html`.
+#[allow(clippy::too_many_arguments)]
+fn write_summary(
+    opts: &BatchOptions,
+    run_id: String,
+    caseload: &Caseload,
+    outcomes: &[Outcomes],
+    mut sources: BTreeMap<String, SourceSummary>,
+    q: &Quarantine,
+    timings: BTreeMap<String, u128>,
+    persons_queried: usize,
+) -> Result<Summary, BatchError> {
+    let policy = &opts.policy;
 
     // ---- summary
     let mut determination: BTreeMap<String, u64> = ["eligible", "ineligible", "referred"]
@@ -702,7 +757,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
         .map(|d| (d.to_string(), 0))
         .collect();
     let mut rules: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for o in &outcomes {
+    for o in outcomes {
         *determination
             .entry(o.determination.as_str().to_string())
             .or_insert(0) += 1;
@@ -760,7 +815,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
         caseload: json!({
             "households_rows": caseload.rows_read[0], "members_rows": caseload.rows_read[1], "supporters_rows": caseload.rows_read[2],
             "households": caseload.households.len(), "members": caseload.members.len(), "supporters": caseload.supporters.len(),
-            "persons_queried": person_index.len(),
+            "persons_queried": persons_queried,
         }),
         quarantine: q.by_reason(),
         timings_ms: timings,
@@ -863,6 +918,8 @@ fn outcome_name(o: Outcome) -> &'static str {
 }
 
 struct Outcomes {
+    /// Per-capita monthly income and financial assets (yuan) as the report shows them.
+    per_capita: [Option<String>; 2],
     household_id: String,
     determination: Determination,
     fired: Vec<(String, Outcome)>,

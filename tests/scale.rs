@@ -1,0 +1,386 @@
+//! Black-box tests of provincial scale (issue 5), running the real binary on a two-region
+//! `hedui gen` dataset: the union of `--partition` runs is the full run; `--memory-limit`
+//! slices give the full run's output; a full run on a delta's end state equals the previous
+//! run plus an incremental `--previous --delta` run (opened reports field for field, run ids
+//! aside).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hedui(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .args(args)
+        .output()
+        .expect("the hedui binary runs")
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "hedui failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("utf-8 output")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Two counties generated apart and concatenated (CSV): households of 620503 and 620502.
+struct Province {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Province {
+    fn new() -> Province {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().to_path_buf();
+        for (region, n, seed) in [("620503", "160", "3"), ("620502", "120", "4")] {
+            ok(&hedui(&[
+                "gen",
+                "--households",
+                n,
+                "--seed",
+                seed,
+                "--region",
+                region,
+                "--population-factor",
+                "3",
+                "--out",
+                s(&root.join(region)),
+                "--format",
+                "csv",
+            ]));
+        }
+        let data = root.join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        for e in std::fs::read_dir(root.join("620503")).expect("gen output") {
+            let name = e.expect("entry").file_name();
+            let a = std::fs::read_to_string(root.join("620503").join(&name)).expect("read");
+            let b = std::fs::read_to_string(root.join("620502").join(&name)).expect("read");
+            let body = b.split_once('\n').map_or("", |(_, r)| r);
+            std::fs::write(data.join(&name), format!("{a}{body}")).expect("write");
+        }
+        ok(&hedui(&["keygen", "--out", s(&root.join("keys"))]));
+        Province { _dir: dir, root }
+    }
+
+    fn batch(&self, data: &Path, out: &str, extra: &[&str]) -> PathBuf {
+        let out_dir = self.root.join(out);
+        let recipient = self.root.join("keys/civil.pub");
+        let mut args = vec![
+            "batch",
+            "--caseload",
+            s(data),
+            "--sources",
+            s(data),
+            "--recipient",
+            s(&recipient),
+            "--out",
+            s(&out_dir),
+            "--as-of",
+            "2026-11-01",
+        ];
+        args.extend_from_slice(extra);
+        ok(&hedui(&args));
+        out_dir
+    }
+
+    /// Opened reports by household, without the run id and report id.
+    fn opened(&self, out: &Path) -> BTreeMap<String, serde_json::Value> {
+        let text = ok(&hedui(&[
+            "open",
+            "--key",
+            s(&self.root.join("keys/civil.key")),
+            s(&out.join("reports.jsonl")),
+        ]));
+        text.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).expect("report json");
+                let o = v.as_object_mut().expect("object");
+                o.remove("run_id");
+                o.remove("report_id");
+                (o["household_id"].as_str().expect("id").to_string(), v)
+            })
+            .collect()
+    }
+}
+
+fn determinations(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("determinations.csv"))
+        .expect("determinations.csv")
+        .lines()
+        .skip(1)
+        .map(str::to_string)
+        .collect()
+}
+
+fn summary(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("summary.json")).expect("summary"))
+        .expect("json")
+}
+
+#[test]
+fn the_union_of_region_partitions_is_the_full_run() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let full = p.batch(&data, "full", &[]);
+    let a = p.batch(&data, "p503", &["--partition", "620503"]);
+    let b = p.batch(&data, "p502", &["--partition", "620502"]);
+    let mut union = p.opened(&a);
+    assert_eq!(union.len(), 160);
+    assert!(union.keys().all(|h| h.starts_with("620503")));
+    union.extend(p.opened(&b));
+    assert_eq!(union, p.opened(&full));
+    let mut dets = determinations(&a);
+    dets.extend(determinations(&b));
+    dets.sort();
+    let mut full_dets = determinations(&full);
+    full_dets.sort();
+    assert_eq!(dets, full_dets);
+    // summary counts of the slices add up to the full run's
+    for d in ["eligible", "ineligible", "referred"] {
+        let n = |o: &Path| summary(o)["determination"][d].as_u64().expect("count");
+        assert_eq!(n(&a) + n(&b), n(&full), "{d}");
+    }
+    let linked = |o: &Path| {
+        summary(o)["sources"]["tax"]["counts"]["linked"]
+            .as_u64()
+            .expect("n")
+    };
+    assert!(linked(&a) > 0 && linked(&b) > 0);
+
+    // --memory-limit far below the estimate runs slices one after another: same output
+    let lim = p.batch(&data, "limited", &["--memory-limit", "1M"]);
+    assert!(
+        summary(&lim)["timings_ms"]["slices"]
+            .as_u64()
+            .expect("slices")
+            >= 2
+    );
+    assert_eq!(determinations(&lim), determinations(&full));
+    assert_eq!(p.opened(&lim), p.opened(&full));
+    let (sl, sf) = (summary(&lim), summary(&full));
+    for k in [
+        "determination",
+        "rules",
+        "review_due",
+        "households",
+        "quarantine",
+    ] {
+        assert_eq!(sl[k], sf[k], "{k}");
+    }
+    for src in ["tax", "bank", "social_insurance"] {
+        for c in ["rows", "linked", "unlinked", "quarantined"] {
+            assert_eq!(
+                sl["sources"][src]["counts"][c], sf["sources"][src]["counts"][c],
+                "{src} {c}"
+            );
+        }
+    }
+}
+
+/// A delta and its end state, written independently of hedui (the apply rule of README
+/// "Incremental runs"): per source, about 2% of rows changed (an amount raised), 1% removed
+/// and 1% added (copies of other rows), except `bank`, where more rows are removed than
+/// added so that rows move; one added tax row carries a damaged key.
+fn make_delta(data: &Path, delta: &Path, end: &Path) {
+    std::fs::create_dir_all(delta).expect("mkdir");
+    std::fs::create_dir_all(end).expect("mkdir");
+    let money = [
+        "gross_income",
+        "amount",
+        "balance",
+        "market_value",
+        "cash_value",
+        "subscribed_capital",
+        "purchase_price",
+        "monthly_deposit",
+        "out_of_pocket",
+    ];
+    for e in std::fs::read_dir(data).expect("data") {
+        let path = e.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let stem = name.trim_end_matches(".csv");
+        if ["households", "members", "supporters"].contains(&stem) {
+            std::fs::copy(&path, end.join(&name)).expect("copy");
+            continue;
+        }
+        let mut r = csv::Reader::from_path(&path).expect("csv");
+        let header: Vec<String> = r
+            .headers()
+            .expect("header")
+            .iter()
+            .map(String::from)
+            .collect();
+        let mut rows: Vec<Option<Vec<String>>> = r
+            .records()
+            .map(|x| Some(x.expect("row").iter().map(String::from).collect()))
+            .collect();
+        let n = rows.len();
+        let mut ops: Vec<(String, String, Vec<String>)> = Vec::new();
+        // changes: every 50th row from 7
+        for i in (7..n).step_by(50) {
+            let mut row = rows[i].clone().expect("row");
+            for (j, h) in header.iter().enumerate() {
+                if money.contains(&h.as_str()) && !row[j].is_empty() {
+                    let v: f64 = row[j].parse().expect("amount");
+                    row[j] = format!("{:.2}", v * 3.0 + 100_000.0);
+                }
+            }
+            rows[i] = Some(row.clone());
+            ops.push(("change".into(), i.to_string(), row));
+        }
+        // removals: every 100th row from 13 (every 40th for bank)
+        let step = if stem == "bank" { 40 } else { 100 };
+        let removed: Vec<usize> = (13..n).step_by(step).collect();
+        for &i in &removed {
+            ops.push((
+                "remove".into(),
+                i.to_string(),
+                rows[i].clone().expect("row"),
+            ));
+        }
+        // adds: copies of every 100th row from 31
+        let mut adds: Vec<Vec<String>> = (31..n)
+            .step_by(100)
+            .map(|i| rows[i].clone().expect("row"))
+            .collect();
+        if stem == "tax" && !adds.is_empty() {
+            let mut bad = adds[0].clone();
+            let last = bad[0].pop().expect("id");
+            bad[0].push(if last == '0' { '1' } else { '0' }); // check character no longer fits
+            adds.push(bad);
+        }
+        for a in &adds {
+            ops.push(("add".into(), String::new(), a.clone()));
+        }
+        // end state: adds fill the freed rows ascending, then append; leftover freed rows
+        // take the last remaining rows, last first
+        for &i in &removed {
+            rows[i] = None;
+        }
+        let mut adds_iter = adds.into_iter();
+        for &i in &removed {
+            if let Some(a) = adds_iter.next() {
+                rows[i] = Some(a);
+            }
+        }
+        rows.extend(adds_iter.map(Some));
+        let holes: Vec<usize> = (0..rows.len()).filter(|&i| rows[i].is_none()).collect();
+        let end_len = rows.len() - holes.len();
+        for h in holes.into_iter().filter(|&h| h < end_len) {
+            while rows.last().is_some_and(Option::is_none) {
+                rows.pop();
+            }
+            let last = rows.pop().expect("a row to move");
+            rows[h] = last;
+        }
+        while rows.last().is_some_and(Option::is_none) {
+            rows.pop();
+        }
+        assert_eq!(rows.len(), end_len);
+        let mut w = csv::Writer::from_path(end.join(&name)).expect("write");
+        w.write_record(&header).expect("write");
+        for row in rows {
+            w.write_record(row.expect("no holes left")).expect("write");
+        }
+        w.flush().expect("flush");
+        let mut w = csv::Writer::from_path(delta.join(&name)).expect("write");
+        let mut h = vec!["op".to_string(), "row".to_string()];
+        h.extend(header.iter().cloned());
+        w.write_record(&h).expect("write");
+        for (op, row, values) in ops {
+            let mut rec = vec![op, row];
+            rec.extend(values);
+            w.write_record(&rec).expect("write");
+        }
+        w.flush().expect("flush");
+    }
+}
+
+#[test]
+fn an_incremental_run_equals_a_full_run_on_the_end_state() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let (delta, end) = (p.root.join("delta"), p.root.join("end"));
+    make_delta(&data, &delta, &end);
+    let before = p.batch(&data, "before", &[]);
+    let full_end = p.batch(&end, "full_end", &[]);
+    let inc = p.batch(
+        &data,
+        "incremental",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    let (a, b) = (p.opened(&full_end), p.opened(&inc));
+    assert_eq!(a.len(), 280);
+    for (h, r) in &a {
+        assert_eq!(Some(r), b.get(h), "household {h}");
+    }
+    assert_eq!(determinations(&inc), determinations(&full_end));
+    let (si, sf) = (summary(&inc), summary(&full_end));
+    for k in ["determination", "rules", "review_due", "quarantine"] {
+        assert_eq!(si[k], sf[k], "{k}");
+    }
+    for src in ["tax", "bank", "real_estate"] {
+        for c in ["rows", "linked", "unlinked", "quarantined"] {
+            assert_eq!(
+                si["sources"][src]["counts"][c], sf["sources"][src]["counts"][c],
+                "{src} {c}"
+            );
+        }
+    }
+    // only the touched households were recomputed, and changes.json names the flips
+    let changes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(inc.join("changes.json")).expect("changes"))
+            .expect("json");
+    let recomputed = changes["households_recomputed"].as_u64().expect("n");
+    assert!(recomputed > 0 && recomputed < 280, "{recomputed}");
+    let before_dets: BTreeMap<String, String> = determinations(&before)
+        .into_iter()
+        .map(|l| {
+            let mut f = l.split(',');
+            (
+                f.next().unwrap_or("").to_string(),
+                f.next().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let flipped: Vec<&str> = changes["flipped"]
+        .as_array()
+        .expect("flipped")
+        .iter()
+        .map(|f| f["household_id"].as_str().expect("id"))
+        .collect();
+    let expect: Vec<String> = determinations(&full_end)
+        .into_iter()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let (h, d) = (f.next()?.to_string(), f.next()?.to_string());
+            (before_dets.get(&h) != Some(&d)).then_some(h)
+        })
+        .collect();
+    assert_eq!(flipped, expect);
+    assert!(
+        !flipped.is_empty(),
+        "the delta raises amounts: some household flips"
+    );
+
+    // the incremental run's state chains: an empty delta on top reproduces it
+    let empty = p.root.join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let again = p.batch(
+        &end,
+        "again",
+        &["--previous", s(&inc), "--delta", s(&empty)],
+    );
+    assert_eq!(p.opened(&again), b);
+}
