@@ -27,7 +27,7 @@ use crate::assess::Policy;
 use crate::domain::{IdNumber, IdRepair};
 use crate::evidence::{Frame, PersonEvidence};
 use crate::ingest::caseload::{Member, Supporter};
-use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload};
+use crate::ingest::{Action, At, Caseload, Quarantine, QuarantineEntry, load_caseload};
 use crate::report::{Determination, Outcome, SourceStatus, VerificationReport};
 use crate::seal::{RecipientPublicKey, RunSealer, SigningKey};
 use crate::verify::{PersonState, ReportInput};
@@ -189,6 +189,9 @@ pub struct Summary {
     pub caseload: serde_json::Value,
     /// Quarantine counts by reason.
     pub quarantine: BTreeMap<String, u64>,
+    /// Values changed on the way in, counted by kind (`id_fullwidth`, `name_invisible`,
+    /// `money_thousands`, …); one row each in `normalisations.csv`.
+    pub normalisations: BTreeMap<String, u64>,
     /// Milliseconds per stage.
     pub timings_ms: BTreeMap<String, u128>,
     /// 0 clean, 1 something quarantined or unverified.
@@ -200,6 +203,9 @@ struct LinkedSource {
     keys: Vec<u64>,
     counts: FileCounts,
     bad: Vec<(u64, String)>,
+    /// Rows whose key was repaired (linked or not): data row and the raw ID, for the
+    /// per-row normalisation log.
+    repaired: Vec<(u64, String)>,
 }
 
 const REPAIRS: [IdRepair; 6] = [
@@ -226,6 +232,10 @@ fn repair_name(r: &IdRepair) -> &'static str {
 const KEY_INVALID: i64 = -1;
 /// Key of a row with a valid ID number of a person outside the caseload (unlinked).
 const KEY_UNLINKED: i64 = -2;
+/// Key of an unlinked row whose ID number was repaired: kept only to log the repair.
+const KEY_UNLINKED_REPAIRED: i64 = -3;
+/// Flag on a linked key whose ID number was repaired (keys are < 10^17 < 2^57).
+const KEY_REPAIRED_FLAG: i64 = 1 << 60;
 
 /// The polars plan for one source: scan, key every row (the 17-digit body as an integer,
 /// or [`KEY_INVALID`] / [`KEY_UNLINKED`]), keep caseload persons' rows and rows with invalid
@@ -260,11 +270,17 @@ fn link_source(
                                 repairs_c[i].fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        if persons.contains(&id.key()) {
-                            id.key() as i64
-                        } else {
-                            outside += 1;
-                            KEY_UNLINKED
+                        match (persons.contains(&id.key()), rep.is_empty()) {
+                            (true, true) => id.key() as i64,
+                            (true, false) => id.key() as i64 | KEY_REPAIRED_FLAG,
+                            (false, true) => {
+                                outside += 1;
+                                KEY_UNLINKED
+                            }
+                            (false, false) => {
+                                outside += 1;
+                                KEY_UNLINKED_REPAIRED
+                            }
                         }
                     }
                     _ => KEY_INVALID,
@@ -312,14 +328,39 @@ fn link_source(
         .map_err(unreadable)?
         .clone();
     let good = key_col.gt_eq(0);
+    // Rows whose key was repaired: linked ones carry the flag, unlinked ones their own key.
+    let repaired_mask: BooleanChunked = key_col
+        .iter()
+        .map(|k| k.map(|k| k == KEY_UNLINKED_REPAIRED || (k >= 0 && k & KEY_REPAIRED_FLAG != 0)))
+        .collect();
+    let repaired_df = df.filter(&repaired_mask).map_err(unreadable)?;
+    let repaired: Vec<(u64, String)> = repaired_df
+        .column("_row")
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .map_err(unreadable)?
+        .u64()
+        .map_err(unreadable)?
+        .into_no_null_iter()
+        .zip(
+            repaired_df
+                .column("id_number")
+                .and_then(|c| c.cast(&DataType::String))
+                .map_err(unreadable)?
+                .str()
+                .map_err(unreadable)?
+                .iter(),
+        )
+        .map(|(r, v)| (r, v.unwrap_or("").to_string()))
+        .collect();
+    drop(repaired_df);
     let linked = df.filter(&good).map_err(unreadable)?;
-    let bad_df = df.filter(&!&good).map_err(unreadable)?;
+    let bad_df = df.filter(&key_col.equal(KEY_INVALID)).map_err(unreadable)?;
     let keys: Vec<u64> = linked
         .column("_key")
         .and_then(|c| c.i64())
         .map_err(unreadable)?
         .into_no_null_iter()
-        .map(|k| k as u64)
+        .map(|k| (k & !KEY_REPAIRED_FLAG) as u64)
         .collect();
     let bad_rows = bad_df
         .column("_row")
@@ -364,6 +405,7 @@ fn link_source(
         keys,
         counts,
         bad,
+        repaired,
     })
 }
 
@@ -426,7 +468,14 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut q = Quarantine::default();
 
     // ---- caseload
-    let caseload = sel.slice(load_caseload(&opts.caseload, opts.as_of, &mut q)?);
+    let mut loaded = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+    let mut norms = std::mem::take(&mut loaded.normalisations);
+    let caseload = sel.slice(loaded);
+    let caseload_key_repairs: BTreeMap<String, u64> = norms
+        .by_kind()
+        .into_iter()
+        .filter(|(k, _)| k.starts_with("id_"))
+        .collect();
     check_strict(opts.strict, &q)?;
     let mut near_miss: Vec<(u8, u64, u64)> = Vec::new();
     let mut person_index: HashMap<u64, usize> = HashMap::new();
@@ -538,6 +587,31 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         format!("id_number: {e}; the row cannot be linked to a person"),
                     ));
                 }
+                for (row, raw) in &l.repaired {
+                    norms.id(
+                        At {
+                            file: &file,
+                            line: prep.line_of(*row),
+                            row: Some(*row),
+                            column: "id_number",
+                        },
+                        raw,
+                        opts.as_of,
+                    );
+                }
+                for n in &prep.normalised {
+                    norms.push(
+                        At {
+                            file: &file,
+                            line: Some(n.line),
+                            row: Some(n.row),
+                            column: &n.column,
+                        },
+                        &n.kind,
+                        n.detail.clone(),
+                    );
+                }
+                let parsed = crate::evidence::parsed_columns(kind);
                 l.counts.quarantined = (l.bad.len() + prep.rejected.len()) as u64;
                 l.counts.rows += prep.rejected.len() as u64;
                 l.counts.encoding = prep.encoding.clone();
@@ -558,6 +632,23 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     match p.evidence.add(kind, &rec.values, &frame, policy) {
                         Ok(in_scope) => {
                             l.counts.linked += 1;
+                            // The values the evidence parsed, when not spelled as §2 says.
+                            for &(ci, month) in parsed.iter().filter(|_| in_scope) {
+                                let Some(v) = rec.values.get(ci).and_then(|v| v.as_deref()) else {
+                                    continue;
+                                };
+                                let at = At {
+                                    file: &file,
+                                    line: prep.line_of(rec.row),
+                                    row: Some(rec.row),
+                                    column: kind.columns()[ci].name,
+                                };
+                                if month {
+                                    norms.date(at, v, true);
+                                } else {
+                                    norms.money(at, v);
+                                }
+                            }
                             if in_scope {
                                 p.records.push((si as u8, ri as u32));
                             }
@@ -723,6 +814,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         &outcomes,
         &report_lens,
     )?;
+    let npath = opts.out.join("normalisations.csv");
+    norms.write_csv(&npath).map_err(write_err(&npath))?;
     timings.insert("write".to_string(), tw.elapsed().as_millis() + write_ms);
     timings.insert("total".to_string(), t0.elapsed().as_millis());
     write_summary(
@@ -734,6 +827,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         &q,
         timings,
         person_index.len(),
+        norms.by_kind(),
+        caseload_key_repairs,
     )
 }
 
@@ -748,6 +843,8 @@ fn write_summary(
     q: &Quarantine,
     timings: BTreeMap<String, u128>,
     persons_queried: usize,
+    normalisations: BTreeMap<String, u64>,
+    caseload_key_repairs: BTreeMap<String, u64>,
 ) -> Result<Summary, BatchError> {
     let policy = &opts.policy;
 
@@ -816,8 +913,10 @@ fn write_summary(
             "households_rows": caseload.rows_read[0], "members_rows": caseload.rows_read[1], "supporters_rows": caseload.rows_read[2],
             "households": caseload.households.len(), "members": caseload.members.len(), "supporters": caseload.supporters.len(),
             "persons_queried": persons_queried,
+            "key_repairs": caseload_key_repairs,
         }),
         quarantine: q.by_reason(),
+        normalisations,
         timings_ms: timings,
         exit_code,
     };

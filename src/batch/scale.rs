@@ -112,6 +112,7 @@ fn slice_caseload(c: Caseload, keep: impl Fn(usize, &Household) -> bool) -> Case
         members,
         supporters,
         rows_read: c.rows_read,
+        normalisations: c.normalisations,
     }
 }
 
@@ -1332,6 +1333,9 @@ pub fn run_incremental(
         &q,
         timings,
         persons_queried,
+        // Normalisations are per full read; an incremental run reads only its delta.
+        BTreeMap::new(),
+        BTreeMap::new(),
     )
 }
 
@@ -1804,5 +1808,7 @@ fn merge_slices(
         &q,
         timings,
         persons.len(),
+        BTreeMap::new(),
+        BTreeMap::new(),
     )
 }

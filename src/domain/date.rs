@@ -151,8 +151,11 @@ fn cn_number(s: &str) -> Option<u32> {
         };
         return Some(tens * 10 + ones);
     }
-    s.chars()
-        .try_fold(0u32, |acc, c| Some(acc * 10 + cn_digit(c)?))
+    // Checked: a run of numerals longer than any year is not a number (fuzzing found the
+    // unchecked sum overflowing).
+    s.chars().try_fold(0u32, |acc, c| {
+        acc.checked_mul(10)?.checked_add(cn_digit(c)?)
+    })
 }
 
 /// Parse a date in the spellings listed in the module doc. Excel serial numbers are NOT
@@ -212,7 +215,9 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
             return Err(DateError::NoYear);
         };
         let y = cn_number(y.trim()).ok_or(DateError::NotADate)?;
-        if y < 1000 {
+        // Four-digit years only, as in ISO `YYYY-MM-DD` (fuzzing found 20210年 accepted as
+        // the year 20210, which does not print back as a date).
+        if !(1000..=9999).contains(&y) {
             return Err(DateError::NotADate);
         }
         let Some((m, rest)) = rest.split_once('月') else {
@@ -247,6 +252,63 @@ pub fn parse_day(raw: &str) -> Result<NaiveDate, DateError> {
     }
 }
 
+/// How an accepted date or month was spelled, when not in ISO form: a stable kind code and
+/// a sentence for the per-row normalisation log (`normalisations.csv`). `None` for ISO
+/// (`YYYY-MM-DD`, or `YYYY-MM` when `month` is set) and for values that do not parse.
+///
+/// Kinds: `date_chinese` (2021年9月8日), `date_chinese_numerals` (二〇二一年九月八日),
+/// `date_compact` (20210908), `date_slash` (2021/9/8), `date_dot` (2021.9.8),
+/// `date_unpadded` (2021-9-8), `date_time_dropped` (a time part after the date), and for
+/// months `month_compact` (202109), `month_from_date` (a full date in a month column).
+pub fn spelling(raw: &str, month: bool) -> Option<(&'static str, &'static str)> {
+    let s = raw.trim();
+    let b = s.as_bytes();
+    let iso_day = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
+    let iso_month = b.len() == 7 && b[4] == b'-';
+    if (!month && iso_day) || (month && iso_month) {
+        return if s.len() == raw.len() {
+            None
+        } else {
+            Some(("date_whitespace", "spaces around the date removed"))
+        };
+    }
+    if month {
+        let m = Month::parse(s).ok()?;
+        if b.len() == 6 && b.iter().all(u8::is_ascii_digit) {
+            return Some(("month_compact", "YYYYMM → YYYY-MM"));
+        }
+        if let Ok(DateValue::Day(_)) = parse_date(s) {
+            let _ = m;
+            return Some((
+                "month_from_date",
+                "a full date in a month column: read as its month (YYYY-MM)",
+            ));
+        }
+    } else {
+        parse_date(s).ok()?;
+    }
+    Some(if s.contains('年') {
+        if s.chars().any(|c| cn_digit(c).is_some() || c == '十') {
+            (
+                "date_chinese_numerals",
+                "Chinese numerals (二〇二一年九月八日) → ISO",
+            )
+        } else {
+            ("date_chinese", "年/月/日 (U+5E74, U+6708, U+65E5) → ISO")
+        }
+    } else if b.len() == 8 && b.iter().all(u8::is_ascii_digit) {
+        ("date_compact", "YYYYMMDD → YYYY-MM-DD")
+    } else if s.contains(['T', ' ']) {
+        ("date_time_dropped", "time of day after the date dropped")
+    } else if s.contains('/') {
+        ("date_slash", "U+002F (/) separators → ISO")
+    } else if s.contains('.') {
+        ("date_dot", "U+002E (.) separators → ISO")
+    } else {
+        ("date_unpadded", "month or day without a leading zero → ISO")
+    })
+}
+
 /// Excel's serial day number (days since 1899-12-30, the 1900 date system with Lotus's
 /// leap-year bug absorbed), for spreadsheet columns declared as such.
 pub fn from_excel_serial(serial: i64) -> Option<NaiveDate> {
@@ -259,6 +321,47 @@ pub fn from_excel_serial(serial: i64) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regressions found by the fuzz target `text_normalise` (connectors/fuzz): a long run
+    /// of Chinese numerals overflowed, and a five-digit year was accepted as a date that
+    /// does not print back as ISO.
+    #[test]
+    fn years_outside_four_digits_and_overflowing_numerals_are_not_dates() {
+        assert_eq!(parse_date("20210年9月8日"), Err(DateError::NotADate));
+        assert_eq!(
+            parse_date("九九九九九九九九九九九九年1月1日"),
+            Err(DateError::NotADate)
+        );
+        assert_eq!(parse_date("二〇二一〇年9月"), Err(DateError::NotADate));
+        assert_eq!(Month::parse("20210年9月"), Err(DateError::NotADate));
+        assert_eq!(parse_date("二〇二一年九月八日"), Ok(day("2021-09-08")));
+    }
+
+    #[test]
+    fn each_non_iso_spelling_names_its_kind() {
+        let k = |s: &str, m: bool| spelling(s, m).map(|(k, _)| k);
+        assert_eq!(k("2021-09-08", false), None);
+        assert_eq!(k("2021年9月8日", false), Some("date_chinese"));
+        assert_eq!(
+            k("二〇二一年九月八日", false),
+            Some("date_chinese_numerals")
+        );
+        assert_eq!(k("20210908", false), Some("date_compact"));
+        assert_eq!(k("2021/9/8", false), Some("date_slash"));
+        assert_eq!(k("2021.9.8", false), Some("date_dot"));
+        assert_eq!(k("2021-9-8", false), Some("date_unpadded"));
+        assert_eq!(k("2021-09-08 00:00:00", false), Some("date_time_dropped"));
+        assert_eq!(k(" 2021-09-08", false), Some("date_whitespace"));
+        assert_eq!(
+            k("9月8日", false),
+            None,
+            "refused values are not normalisations"
+        );
+        assert_eq!(k("2026-10", true), None);
+        assert_eq!(k("202610", true), Some("month_compact"));
+        assert_eq!(k("2026-10-01", true), Some("month_from_date"));
+        assert_eq!(k("2026年10月", true), Some("date_chinese"));
+    }
 
     fn day(s: &str) -> DateValue {
         DateValue::Day(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap())

@@ -52,6 +52,90 @@ pub enum IdRepair {
     Legacy15,
 }
 
+impl IdRepair {
+    /// What the repair was and what it changed, for the per-row normalisation log
+    /// (`normalisations.csv`): a stable kind code and a sentence naming the code points
+    /// removed or replaced. Never the value: the digits of the number are not named.
+    ///
+    /// Kinds: `id_trimmed`, `id_spreadsheet_quote` (leading `'`), `id_spreadsheet_formula`
+    /// (`="…"`), `id_fullwidth`, `id_inner_spaces`, `id_lowercase_x`, `id_legacy15`.
+    pub fn describe(&self, raw: &str) -> (&'static str, String) {
+        let t = raw.trim_matches(is_trim_char);
+        match self {
+            IdRepair::Trimmed => {
+                let cut: Vec<char> = raw
+                    .chars()
+                    .take_while(|c| is_trim_char(*c))
+                    .chain(raw.chars().rev().take_while(|c| is_trim_char(*c)))
+                    .collect();
+                ("id_trimmed", format!("removed around the number: {}", code_points(cut)))
+            }
+            IdRepair::SpreadsheetMarker if t.starts_with("=\"") => (
+                "id_spreadsheet_formula",
+                "spreadsheet formula wrapper U+003D U+0022 … U+0022 (=\"…\") removed".into(),
+            ),
+            IdRepair::SpreadsheetMarker => (
+                "id_spreadsheet_quote",
+                "leading spreadsheet text marker U+0027 (') removed".into(),
+            ),
+            IdRepair::FullWidth => {
+                let n = raw.chars().filter(|c| is_full_width(*c)).count();
+                let mut kinds = Vec::new();
+                if raw.chars().any(|c| ('\u{ff10}'..='\u{ff19}').contains(&c)) {
+                    kinds.push("U+FF10–U+FF19 (digits)");
+                }
+                if raw.contains('\u{ff38}') {
+                    kinds.push("U+FF38 (X)");
+                }
+                if raw.contains('\u{ff58}') {
+                    kinds.push("U+FF58 (x)");
+                }
+                (
+                    "id_fullwidth",
+                    format!("{n} full-width character(s) {} → ASCII", kinds.join(", ")),
+                )
+            }
+            IdRepair::InnerSpaces => {
+                let inner: Vec<char> = t.chars().filter(|c| is_trim_char(*c) || *c == '-').collect();
+                (
+                    "id_inner_spaces",
+                    format!("{} separator(s) inside the number removed: {}", inner.len(), code_points(inner)),
+                )
+            }
+            IdRepair::LowercaseX => (
+                "id_lowercase_x",
+                if raw.contains('\u{ff58}') {
+                    "check character U+FF58 (full-width x) → U+0058 (X)".into()
+                } else {
+                    "check character U+0078 (x) → U+0058 (X)".into()
+                },
+            ),
+            IdRepair::Legacy15 => (
+                "id_legacy15",
+                "15-digit legacy number → 18 characters: century 19 inserted before the birth year, check character computed (GB 11643-1999 §5.1)".into(),
+            ),
+        }
+    }
+}
+
+fn is_full_width(c: char) -> bool {
+    matches!(c, '\u{ff10}'..='\u{ff19}' | '\u{ff38}' | '\u{ff58}')
+}
+
+/// Distinct code points as `U+0020, U+3000` (in order of first appearance).
+pub(crate) fn code_points(chars: impl IntoIterator<Item = char>) -> String {
+    let mut seen: Vec<char> = Vec::new();
+    for c in chars {
+        if !seen.contains(&c) {
+            seen.push(c);
+        }
+    }
+    seen.iter()
+        .map(|c| format!("U+{:04X}", *c as u32))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Why a value is not a usable ID number. `code()` is the stable reason code of the
 /// quarantine file and the summary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -390,6 +474,50 @@ pub fn make_id(region: u32, birth: NaiveDate, seq: u32) -> IdNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_repair_is_described_by_code_points_never_by_the_number() {
+        let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+        let d = |raw: &str| -> Vec<(&'static str, String)> {
+            let (_, r) = IdNumber::parse(raw, as_of).unwrap();
+            r.iter().map(|x| x.describe(raw)).collect()
+        };
+        assert_eq!(
+            d("\t620503195809200176 "),
+            vec![(
+                "id_trimmed",
+                "removed around the number: U+0009, U+0020".to_string()
+            )]
+        );
+        assert_eq!(
+            d("=\"620503195809200176\""),
+            vec![(
+                "id_spreadsheet_formula",
+                "spreadsheet formula wrapper U+003D U+0022 … U+0022 (=\"…\") removed".to_string()
+            )]
+        );
+        assert_eq!(
+            d("６２０５０３１９５８０９２００１７６"),
+            vec![(
+                "id_fullwidth",
+                "18 full-width character(s) U+FF10–U+FF19 (digits) → ASCII".to_string()
+            )]
+        );
+        assert_eq!(
+            d("620503 19580920 0176"),
+            vec![(
+                "id_inner_spaces",
+                "2 separator(s) inside the number removed: U+0020".to_string()
+            )]
+        );
+        assert_eq!(d("620503580920017")[0].0, "id_legacy15");
+        for (_, detail) in d("'620503 19580920 0176") {
+            assert!(
+                !detail.contains("0176") && !detail.contains("620503"),
+                "{detail}"
+            );
+        }
+    }
 
     fn d(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()

@@ -137,6 +137,65 @@ impl fmt::Display for Fen {
     }
 }
 
+/// How an accepted amount was spelled, when not in the §2 form (`-?digits[.d[d]]`): each
+/// change as a stable kind code and a sentence naming the code points, for the per-row
+/// normalisation log. Empty for §2 form and for values that do not parse.
+///
+/// Kinds: `money_thousands` (U+002C separators), `money_currency_sign` (U+00A5/U+FFE5),
+/// `money_plus_sign`, `money_whitespace`, `money_zero_decimals` (zeros beyond the fen).
+pub fn spelling(raw: &str) -> Vec<(&'static str, String)> {
+    let b = raw.as_bytes();
+    let body = b.strip_prefix(b"-").unwrap_or(b);
+    let (int, frac) = match body.iter().position(|c| *c == b'.') {
+        Some(p) => (&body[..p], &body[p + 1..]),
+        None => (body, &body[..0]),
+    };
+    if !int.is_empty()
+        && int.iter().all(u8::is_ascii_digit)
+        && frac.len() <= 2
+        && frac.iter().all(u8::is_ascii_digit)
+    {
+        return Vec::new();
+    }
+    if Fen::parse_yuan(raw).is_err() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let t = raw.trim();
+    if t.len() != raw.len() {
+        out.push((
+            "money_whitespace",
+            "spaces around the amount removed".to_string(),
+        ));
+    }
+    if t.starts_with('+') {
+        out.push(("money_plus_sign", "leading U+002B (+) removed".to_string()));
+    }
+    let signs: Vec<char> = t.chars().filter(|c| matches!(c, '¥' | '￥')).collect();
+    if !signs.is_empty() {
+        out.push((
+            "money_currency_sign",
+            format!("{} removed", crate::domain::id_number::code_points(signs)),
+        ));
+    }
+    let commas = t.matches(',').count();
+    if commas > 0 {
+        out.push((
+            "money_thousands",
+            format!("{commas} thousands separator(s) U+002C removed"),
+        ));
+    }
+    if let Some((_, f)) = t.split_once('.') {
+        if f.len() > 2 {
+            out.push((
+                "money_zero_decimals",
+                format!("{} zero decimal(s) beyond the fen dropped", f.len() - 2),
+            ));
+        }
+    }
+    out
+}
+
 /// Round `num / den` half away from zero (den > 0), on exact integers.
 pub fn div_round_half_up(num: i128, den: i128) -> i128 {
     debug_assert!(den > 0);
@@ -150,6 +209,30 @@ pub fn div_round_half_up(num: i128, den: i128) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn respelled_amounts_name_each_change_and_plain_ones_none() {
+        let kinds = |s: &str| spelling(s).into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert!(kinds("1234.50").is_empty());
+        assert!(kinds("-12").is_empty());
+        assert!(
+            kinds("abc").is_empty(),
+            "refused values are not normalisations"
+        );
+        assert_eq!(
+            kinds("¥1,234,567.50"),
+            vec!["money_currency_sign", "money_thousands"]
+        );
+        assert_eq!(
+            spelling("¥1,234,567.50")[1].1,
+            "2 thousands separator(s) U+002C removed"
+        );
+        assert_eq!(
+            kinds(" +12.500"),
+            vec!["money_whitespace", "money_plus_sign", "money_zero_decimals"]
+        );
+        assert_eq!(spelling("￥3")[0].1, "U+FFE5 removed");
+    }
 
     #[test]
     fn yuan_strings_parse_exactly_to_fen() {

@@ -26,6 +26,52 @@ pub enum NameRepair {
     Invisible,
 }
 
+impl NameRepair {
+    /// What the repair was and what it changed, for the per-row normalisation log: a stable
+    /// kind code (`name_nfkc`, `name_middle_dot`, `name_invisible`) and a sentence naming the
+    /// code points removed or replaced. Dots and invisible characters are named; characters
+    /// that NFKC changed are only counted, since they are letters of the name.
+    pub fn describe(&self, raw: &str) -> (&'static str, String) {
+        match self {
+            NameRepair::Nfkc => {
+                let n = raw
+                    .chars()
+                    .filter(|c| c.to_string().nfkc().ne(std::iter::once(*c)))
+                    .count();
+                (
+                    "name_nfkc",
+                    format!(
+                        "{n} code point(s) changed by NFKC (full-width or compatibility forms)"
+                    ),
+                )
+            }
+            NameRepair::MiddleDot => {
+                let dots: Vec<char> = raw.chars().filter(|c| DOTS.contains(c)).collect();
+                let dots: Vec<char> = if dots.is_empty() {
+                    // A dot that NFKC produced (e.g. from a compatibility form).
+                    raw.nfkc().filter(|c| DOTS.contains(c)).collect()
+                } else {
+                    dots
+                };
+                (
+                    "name_middle_dot",
+                    format!("{} → U+00B7", crate::domain::id_number::code_points(dots)),
+                )
+            }
+            NameRepair::Invisible => {
+                let kept: String = raw.chars().filter(|c| !invisible(*c)).collect();
+                let mut inv: Vec<char> = raw.chars().filter(|c| invisible(*c)).collect();
+                inv.extend(kept.chars().take_while(|c| c.is_whitespace()));
+                inv.extend(kept.chars().rev().take_while(|c| c.is_whitespace()));
+                (
+                    "name_invisible",
+                    format!("removed: {}", crate::domain::id_number::code_points(inv)),
+                )
+            }
+        }
+    }
+}
+
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -66,13 +112,20 @@ impl Name {
         if raw.contains(['?', '？', '\u{fffd}']) {
             return Err(NameError::Lossy);
         }
-        let nfkc: String = raw.nfkc().collect();
-        if nfkc != raw {
+        // Invisible characters go first: removed after NFKC, they could leave a sequence
+        // that NFKC would compose (fuzzing found `e` ZWSP U+0301), and the name would not
+        // be in normal form.
+        // Surrounding spaces (a no-break space too) go before NFKC as well, so that they
+        // count as removed, not as changed by NFKC.
+        let visible: String = raw.chars().filter(|c| !invisible(*c)).collect();
+        let visible = visible.trim();
+        let mut inv = visible.len() != raw.len();
+        let nfkc: String = visible.nfkc().collect();
+        if nfkc != visible {
             repairs.push(NameRepair::Nfkc);
         }
         let mut out = String::with_capacity(nfkc.len());
         let mut dot = false;
-        let mut inv = false;
         for c in nfkc.chars() {
             if invisible(c) {
                 inv = true;
@@ -130,6 +183,55 @@ impl fmt::Debug for Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression found by the fuzz target `text_normalise`: an invisible character between
+    /// a letter and a combining mark was removed after NFKC, leaving `e` U+0301, which is not
+    /// in normal form (normalising again changed it).
+    #[test]
+    fn normalising_a_normalised_name_changes_nothing() {
+        for raw in [
+            "e\u{200b}\u{301}",
+            "\u{a0}王秀兰\u{200b}",
+            "ＡＢＣ",
+            "阿依古丽•买买提",
+            " e\u{301}",
+        ] {
+            let (n, _) = Name::parse(raw).unwrap();
+            let (again, r) = Name::parse(n.expose()).unwrap();
+            assert_eq!(again.expose(), n.expose(), "{raw:?}");
+            assert!(r.is_empty(), "{raw:?}: {r:?}");
+        }
+        assert_eq!(
+            Name::parse("e\u{200b}\u{301}").unwrap().0.expose(),
+            "\u{e9}"
+        );
+    }
+
+    #[test]
+    fn a_repair_names_the_code_points_it_removed_but_not_the_letters() {
+        let raw = "\u{a0}王秀兰\u{200b}";
+        let (_, r) = Name::parse(raw).unwrap();
+        assert_eq!(r, vec![NameRepair::Invisible]);
+        assert_eq!(
+            r[0].describe(raw),
+            ("name_invisible", "removed: U+200B, U+00A0".to_string())
+        );
+        let raw = "ＷＡＮＧ";
+        let (_, r) = Name::parse(raw).unwrap();
+        assert_eq!(r, vec![NameRepair::Nfkc]);
+        let (kind, detail) = r[0].describe(raw);
+        assert_eq!(kind, "name_nfkc");
+        assert_eq!(
+            detail,
+            "4 code point(s) changed by NFKC (full-width or compatibility forms)"
+        );
+        let raw = "阿依古丽•买买提";
+        let (_, r) = Name::parse(raw).unwrap();
+        assert_eq!(
+            r[0].describe(raw),
+            ("name_middle_dot", "U+2022 → U+00B7".to_string())
+        );
+    }
 
     #[test]
     fn middle_dot_variants_become_one_dot() {

@@ -251,6 +251,34 @@ impl PersonEvidence {
     }
 }
 
+/// The columns of `kind` that [`PersonEvidence::add`] parses as amounts (`false`) or months
+/// (`true`), by index into [`SourceKind::columns`]: where a respelled value (thousands
+/// separators, `¥`, `2026年10月`) was read, for the per-row normalisation log.
+pub fn parsed_columns(kind: SourceKind) -> Vec<(usize, bool)> {
+    let names: &[(&str, bool)] = match kind {
+        SourceKind::Tax => &[("gross_income", false)],
+        SourceKind::SocialInsurance => &[("period", true), ("amount", false)],
+        SourceKind::Bank | SourceKind::InternetFinance => &[("balance", false)],
+        SourceKind::Securities => &[("market_value", false), ("cash_balance", false)],
+        SourceKind::CommercialInsurance => &[("cash_value", false)],
+        SourceKind::VehicleVessel => &[("purchase_price", false)],
+        SourceKind::RealEstate => &[("share_pct", false)],
+        SourceKind::MarketEntity => &[("subscribed_capital", false)],
+        SourceKind::MedicalInsurance => &[("out_of_pocket", false)],
+        SourceKind::ProvidentFund => &[("period", true)],
+        SourceKind::HouseholdRegistration => &[],
+    };
+    names
+        .iter()
+        .filter_map(|(n, month)| {
+            kind.columns()
+                .iter()
+                .position(|c| c.name == *n)
+                .map(|i| (i, *month))
+        })
+        .collect()
+}
+
 struct Row<'a> {
     kind: SourceKind,
     values: &'a [Option<String>],

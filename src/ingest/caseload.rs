@@ -18,6 +18,7 @@ use polars::prelude::*;
 
 use crate::assess::Household;
 use crate::domain::{Fen, IdNumber, parse_day};
+use crate::ingest::normalisation::{At, Normalisations};
 use crate::ingest::quarantine::{Action, Quarantine, QuarantineEntry};
 
 /// A member row.
@@ -66,6 +67,8 @@ pub struct Caseload {
     pub supporters: Vec<Supporter>,
     /// Rows read per table (households, members, supporters).
     pub rows_read: [u64; 3],
+    /// Values changed on the way in (ID repairs, names, dates, amounts), one per value.
+    pub normalisations: Normalisations,
 }
 
 /// Errors that stop a run: without a readable caseload there is nothing to assess.
@@ -85,6 +88,7 @@ fn read(
     dir: &Path,
     t: CaseloadTable,
     q: &mut Quarantine,
+    norms: &mut Normalisations,
 ) -> Result<(DataFrame, String, Prepared), CaseloadError> {
     let (path, _) = locate(dir, t.name()).ok_or_else(|| CaseloadError::Table {
         table: t.name(),
@@ -119,6 +123,15 @@ fn read(
     for r in &prep.rejected {
         q.push(QuarantineEntry::from_rejected(&name, r));
     }
+    for n in &prep.normalised {
+        let at = At {
+            file: &name,
+            line: Some(n.line),
+            row: Some(n.row),
+            column: &n.column,
+        };
+        norms.push(at, &n.kind, n.detail.clone());
+    }
     let df = scan_prepared(&prep, &cols)
         .map_err(table_err)?
         .collect()
@@ -149,6 +162,28 @@ fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
         .expect("text_columns made every checked column a string")
 }
 
+/// Log the repairs of a member's or supporter's ID number and name at data row `i`.
+fn log_person(
+    norms: &mut Normalisations,
+    file: &str,
+    prep: &Prepared,
+    i: usize,
+    raw_id: &str,
+    name: Option<&str>,
+    as_of: NaiveDate,
+) {
+    let at = |column| At {
+        file,
+        line: prep.line_of(i as u64),
+        row: Some(i as u64),
+        column,
+    };
+    norms.id(at("id_number"), raw_id, as_of);
+    if let Some(n) = name {
+        norms.name(at("name"), n);
+    }
+}
+
 /// Load the caseload from `dir` (`households`, `members`, `supporters` as .parquet or .csv).
 ///
 /// # Errors
@@ -161,7 +196,7 @@ pub fn load_caseload(
     let mut out = Caseload::default();
     let mut index: HashMap<String, usize> = HashMap::new();
 
-    let (df, file, prep) = read(dir, CaseloadTable::Households, q)?;
+    let (df, file, prep) = read(dir, CaseloadTable::Households, q, &mut out.normalisations)?;
     out.rows_read[0] = df.height() as u64;
     let [hid, region, area, programme, category, dinc, dfin, lv] = [
         "household_id",
@@ -202,13 +237,25 @@ pub fn load_caseload(
             ));
             continue;
         }
+        let norms = &mut out.normalisations;
         let mut money = |c: &StringChunked, name: &str| -> Option<Fen> {
             let v = c.get(i)?.trim();
             if v.is_empty() {
                 return None;
             }
             match Fen::parse_yuan(v) {
-                Ok(f) => Some(f),
+                Ok(f) => {
+                    norms.money(
+                        At {
+                            file: &file,
+                            line: prep.line_of(i as u64),
+                            row: Some(i as u64),
+                            column: name,
+                        },
+                        v,
+                    );
+                    Some(f)
+                }
                 Err(e) => {
                     q.push(QuarantineEntry::at(
                         &file,
@@ -231,7 +278,19 @@ pub fn load_caseload(
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .and_then(|v| match parse_day(v) {
-                Ok(d) => Some(d),
+                Ok(d) => {
+                    out.normalisations.date(
+                        At {
+                            file: &file,
+                            line: prep.line_of(i as u64),
+                            row: Some(i as u64),
+                            column: "last_verified",
+                        },
+                        v,
+                        false,
+                    );
+                    Some(d)
+                }
                 Err(e) => {
                     q.push(QuarantineEntry::at(
                         &file,
@@ -280,9 +339,10 @@ pub fn load_caseload(
             .map_err(|e| format!("{}: {e}", e.code()))
     };
 
-    let (df, file, prep) = read(dir, CaseloadTable::Members, q)?;
+    let (df, file, prep) = read(dir, CaseloadTable::Members, q, &mut out.normalisations)?;
     let mut member_seen: HashSet<(usize, u64)> = HashSet::new();
     out.rows_read[1] = df.height() as u64;
+    let names = col(&df, "name");
     let [hid, idn, rel, grade, consent] = [
         "household_id",
         "id_number",
@@ -308,6 +368,15 @@ pub fn load_caseload(
         };
         let raw = idn.get(i).unwrap_or("");
         let id = parse_id(raw);
+        log_person(
+            &mut out.normalisations,
+            &file,
+            &prep,
+            i,
+            raw,
+            names.get(i),
+            as_of,
+        );
         if let Err(why) = &id {
             q.push(QuarantineEntry::at(
                 &file,
@@ -368,8 +437,9 @@ pub fn load_caseload(
         });
     }
 
-    let (df, file, prep) = read(dir, CaseloadTable::Supporters, q)?;
+    let (df, file, prep) = read(dir, CaseloadTable::Supporters, q, &mut out.normalisations)?;
     out.rows_read[2] = df.height() as u64;
+    let names = col(&df, "name");
     let [hid, idn, rel, size, consent] = [
         "household_id",
         "id_number",
@@ -397,6 +467,15 @@ pub fn load_caseload(
         };
         let raw = idn.get(i).unwrap_or("");
         let id = parse_id(raw);
+        log_person(
+            &mut out.normalisations,
+            &file,
+            &prep,
+            i,
+            raw,
+            names.get(i),
+            as_of,
+        );
         let key = match &id {
             Ok(id) => id.expose(),
             Err(_) => raw.trim().to_uppercase(),

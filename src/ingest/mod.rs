@@ -6,7 +6,9 @@
 //! counted. Nothing is dropped silently.
 
 pub mod caseload;
+pub mod normalisation;
 pub mod quarantine;
 
 pub use caseload::{Caseload, Member, Supporter, load_caseload};
+pub use normalisation::{At, Normalisation, Normalisations};
 pub use quarantine::{Action, Quarantine, QuarantineEntry};

@@ -692,3 +692,5 @@ fn faulty_caseload_rows_empty_extracts_and_near_miss_keys_refer_instead_of_passi
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another hedui batch"));
 }
+
+mod files;

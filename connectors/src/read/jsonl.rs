@@ -258,6 +258,8 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
         repeated_headers: Vec::new(),
         line_of_row: Some(lines),
         rejected,
+        // 万元 conversions of JSON lines are counted in the notes, not yet logged per row.
+        normalised: Vec::new(),
         notes: pnotes,
         _temp: Some(dir),
     })

@@ -456,6 +456,66 @@ fn a_plain_canonical_csv_is_passed_through_without_a_copy() {
     assert!(prep.rejected.is_empty() && prep.repeated_headers.is_empty());
 }
 
+/// Regression (found by the fuzz target `text_normalise`, connectors/fuzz): a lone CR inside
+/// an unquoted value passed the canonical check, but polars and the csv crate end a record
+/// at a lone CR, so the scanned file had rows of the wrong width. Such a file is rewritten.
+#[test]
+fn a_lone_cr_inside_a_value_is_rewritten_not_passed_through() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!("id_number,name,extra\n{ID1},王秀兰,HU\rAN\n{ID2},李建国,y\n");
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert!(
+        !prep.is_passthrough(),
+        "a lone CR must not pass as canonical"
+    );
+    let t = table(&prep);
+    assert_eq!(t.values("id_number"), vec![ID1, ID2]);
+    assert_eq!(t.values("name"), vec!["王秀兰", "李建国"]);
+    assert_eq!(prep.line_of(1), Some(3));
+    // The header may hold one too.
+    let text = format!("id_number,ex\rtra,name\n{ID1},x,王秀兰\n");
+    let p = write(d.path(), "members2.csv", text.as_bytes());
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert!(!prep.is_passthrough());
+    assert_eq!(table(&prep).values("name"), vec!["王秀兰"]);
+}
+
+#[test]
+fn every_wan_yuan_conversion_is_recorded_with_its_line_row_and_column() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "身份证号,姓名,余额（万元）\n{ID1},a,1.2345\n{ID1},b,abc\n{ID1},c,\n{ID2},d,3万\n{ID2},e,12元\n"
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(
+        table(&prep).values("balance"),
+        vec!["12345.00", "", "30000.00", "12"]
+    );
+    let got: Vec<(u64, u64, &str, &str)> = prep
+        .normalised
+        .iter()
+        .map(|n| (n.line, n.row, n.column.as_str(), n.kind.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, 0, "balance", "money_wan"),
+            (5, 2, "balance", "money_wan"),
+            (6, 3, "balance", "money_unit_suffix"),
+        ]
+    );
+    assert_eq!(
+        prep.normalised[0].detail,
+        "column in 万元 (header or field map): → yuan, ×10,000 exactly"
+    );
+    assert_eq!(
+        prep.normalised[1].detail,
+        "value suffix 万 (U+4E07): 万元 → yuan, ×10,000 exactly"
+    );
+}
+
 #[test]
 fn a_title_row_above_the_header_is_skipped() {
     let d = tempfile::tempdir().unwrap();

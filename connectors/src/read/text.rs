@@ -15,7 +15,8 @@ use encoding_rs::{DecoderResult, Encoding, GB18030, UTF_16BE, UTF_16LE};
 
 use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
-    Changes, Ctx, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes, money_text,
+    Changes, Ctx, Normalised, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes,
+    money_change, money_text,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -425,6 +426,8 @@ pub(super) struct RecordReader<R> {
     ends: Vec<usize>,
     start_line: u64,
     lines_spanned: u64,
+    /// A CR byte inside a field's data (not part of a CRLF terminator).
+    cr: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -446,6 +449,7 @@ impl<R: BufRead> RecordReader<R> {
             ends: Vec::with_capacity(64),
             start_line: 0,
             lines_spanned: 0,
+            cr: false,
         }
     }
 
@@ -456,6 +460,7 @@ impl<R: BufRead> RecordReader<R> {
         self.ends.clear();
         self.start_line = self.line + 1;
         self.lines_spanned = 0;
+        self.cr = false;
         let mut state = Field::Start;
         loop {
             self.raw.clear();
@@ -494,6 +499,7 @@ impl<R: BufRead> RecordReader<R> {
                         if b == b'"' {
                             state = Field::QuoteInQuoted;
                         } else {
+                            self.cr |= b == b'\r';
                             self.data.push(b);
                         }
                     }
@@ -512,6 +518,7 @@ impl<R: BufRead> RecordReader<R> {
                         state = Field::Start;
                     }
                     _ => {
+                        self.cr |= b == b'\r';
                         self.data.push(b);
                         state = Field::Unquoted;
                     }
@@ -534,6 +541,12 @@ impl<R: BufRead> RecordReader<R> {
     /// Whether the record spans more than one physical line.
     pub fn multiline(&self) -> bool {
         self.lines_spanned > 1
+    }
+
+    /// Whether a field holds a CR byte (a lone CR, which other CSV readers take for a line
+    /// end, or a CR inside quotes).
+    pub fn has_cr(&self) -> bool {
+        self.cr
     }
 
     /// Number of fields.
@@ -718,6 +731,7 @@ fn attempt(
             repeated_headers: Vec::new(),
             line_of_row: None,
             rejected: Vec::new(),
+            normalised: Vec::new(),
             notes: Vec::new(),
             _temp: None,
         });
@@ -775,12 +789,13 @@ impl Pass<'_> {
             let line = rdr.start_line();
             if !seen_header {
                 seen_header = true;
-                if line != self.header_line {
+                if line != self.header_line || rdr.has_cr() {
                     return Err(Stop::Rewrite);
                 }
                 continue;
             }
-            if line != expected_line || rdr.len() != width || rdr.multiline() {
+            // A CR inside a field: polars and the csv crate may end the record there.
+            if line != expected_line || rdr.len() != width || rdr.multiline() || rdr.has_cr() {
                 return Err(Stop::Rewrite);
             }
             let f0 = rdr.field(0);
@@ -816,6 +831,7 @@ impl Pass<'_> {
         let (mut repeated, mut blank, mut preamble) = (Vec::new(), Vec::new(), Vec::new());
         let mut boms = Vec::new();
         let mut changes = Changes::default();
+        let mut normalised: Vec<Normalised> = Vec::new();
         let mut out: Vec<String> = Vec::with_capacity(names.len());
         while rdr.next(ctx, utf8)? {
             let line = rdr.start_line();
@@ -859,6 +875,7 @@ impl Pass<'_> {
             }
             out.clear();
             let mut bad = None;
+            let kept = normalised.len();
             for c in &self.mapping.cols {
                 let v = fields[c.src];
                 if c.kind == ValueKind::Money {
@@ -868,6 +885,14 @@ impl Pass<'_> {
                                 "column `{}`: amounts with a unit converted to yuan",
                                 c.name
                             ));
+                            let (kind, detail) = money_change(v, c.unit);
+                            normalised.push(Normalised {
+                                line,
+                                row: sink.rows(),
+                                column: c.name.clone(),
+                                kind: kind.into(),
+                                detail,
+                            });
                             out.push(s);
                         }
                         Ok(None) => out.push(v.to_string()),
@@ -881,7 +906,10 @@ impl Pass<'_> {
                 }
             }
             match bad {
-                Some(r) => rejected.push(r),
+                Some(r) => {
+                    normalised.truncate(kept);
+                    rejected.push(r);
+                }
                 None => sink.row(line, &out)?,
             }
         }
@@ -929,6 +957,7 @@ impl Pass<'_> {
             repeated_headers: repeated,
             line_of_row: Some(lines),
             rejected,
+            normalised,
             notes,
             _temp: Some(dir),
         })

@@ -19,8 +19,8 @@ use chrono::{Duration, NaiveDate};
 
 use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
-    Changes, Ctx, Issue, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes,
-    money_exact, money_from_f64, money_text, number_text,
+    Changes, Ctx, Issue, Normalised, Prepared, Rejected, Sink, choose_header, lines_list,
+    mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -103,18 +103,22 @@ fn excel_date(d: &calamine::ExcelDateTime, kind: ValueKind) -> Result<(String, b
     Ok((text, is_1904))
 }
 
-/// One output value from a cell, or why the row is refused.
+/// What a conversion changed: (kind, detail) for the per-row log.
+type Change = Option<(&'static str, String)>;
+
+/// One output value from a cell (and what converting it changed), or why the row is
+/// refused.
 fn convert(
     cell: &Data,
     kind: ValueKind,
     unit: Option<super::MoneyUnit>,
     changes: &mut Changes,
     col: &str,
-) -> Result<String, (Issue, String)> {
+) -> Result<(String, Change), (Issue, String)> {
     let raw = cell_text(cell);
     let fail = |i: Issue| (i, cell_text(cell));
     match (cell, kind) {
-        (Data::Empty, _) => Ok(String::new()),
+        (Data::Empty, _) => Ok((String::new(), None)),
         (Data::Error(e), _) => Err(fail(Issue {
             reason: "spreadsheet_error_cell",
             message: format!("the cell holds the spreadsheet error {e:?}, not a value"),
@@ -126,13 +130,26 @@ fn convert(
         (Data::String(s), ValueKind::Money) => match money_text(s, unit) {
             Ok(Some(v)) => {
                 changes.add(format!("column `{col}`: amounts with a unit converted to yuan"));
-                Ok(v)
+                Ok((v, Some(money_change(s, unit))))
             }
-            Ok(None) => Ok(s.clone()),
+            Ok(None) => Ok((s.clone(), None)),
             Err(i) => Err((i, raw)),
         },
-        (Data::Int(i), ValueKind::Money) => money_exact(&i.to_string(), unit).map_err(fail),
-        (Data::Float(f), ValueKind::Money) => money_from_f64(*f, unit).map_err(fail),
+        (Data::Int(_) | Data::Float(_), ValueKind::Money) => {
+            let v = match cell {
+                Data::Int(i) => money_exact(&i.to_string(), unit),
+                Data::Float(f) => money_from_f64(*f, unit),
+                _ => unreachable!("matched above"),
+            }
+            .map_err(fail)?;
+            let change = (unit == Some(super::MoneyUnit::Wan)).then(|| {
+                (
+                    "money_wan",
+                    "number cell in a 万元 column: → yuan, ×10,000 exactly".to_string(),
+                )
+            });
+            Ok((v, change))
+        }
         (Data::DateTime(_), ValueKind::Money) => Err(fail(Issue {
             reason: "money_not_a_number",
             message: "the amount cell is formatted as a date".into(),
@@ -144,11 +161,16 @@ fn convert(
             } else {
                 "date cells converted from Excel serials by the 1900 date system rule (day 0 = 1899-12-30)".to_string()
             });
-            Ok(t)
+            let change = if is_1904 {
+                ("date_excel_serial_1904", "Excel date cell (1904 date system) → ISO".to_string())
+            } else {
+                ("date_excel_serial", "Excel date cell, 1900 date system (day 0 = 1899-12-30) → ISO".to_string())
+            };
+            Ok((t, Some(change)))
         }
-        (Data::Float(f), _) => number_text(*f).map_err(fail),
-        (Data::Int(i), _) => Ok(i.to_string()),
-        _ => Ok(raw),
+        (Data::Float(f), _) => number_text(*f).map(|t| (t, None)).map_err(fail),
+        (Data::Int(i), _) => Ok((i.to_string(), None)),
+        _ => Ok((raw, None)),
     }
 }
 
@@ -209,6 +231,7 @@ pub(super) fn prepare_workbook(
     let (mut repeated, mut blanks) = (Vec::new(), Vec::new());
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut changes = Changes::default();
+    let mut normalised: Vec<Normalised> = Vec::new();
     let mut out: Vec<String> = Vec::with_capacity(names.len());
     for (i, row) in rows.iter().enumerate().skip(header_idx + 1) {
         let line = line_of(i);
@@ -231,10 +254,22 @@ pub(super) fn prepare_workbook(
         }
         out.clear();
         let mut bad = None;
+        let kept = normalised.len();
         for c in &mapping.cols {
             let cell = row.get(c.src).unwrap_or(&Data::Empty);
             match convert(cell, c.kind, c.unit, &mut changes, &c.name) {
-                Ok(v) => out.push(v),
+                Ok((v, change)) => {
+                    if let Some((kind, detail)) = change {
+                        normalised.push(Normalised {
+                            line,
+                            row: sink.rows(),
+                            column: c.name.clone(),
+                            kind: kind.into(),
+                            detail,
+                        });
+                    }
+                    out.push(v)
+                }
                 Err((issue, raw)) => {
                     bad = Some(issue.at(line, &c.name, &raw));
                     break;
@@ -242,7 +277,10 @@ pub(super) fn prepare_workbook(
             }
         }
         match bad {
-            Some(r) => rejected.push(r),
+            Some(r) => {
+                normalised.truncate(kept);
+                rejected.push(r);
+            }
             None => sink.row(line, &out)?,
         }
     }
@@ -274,6 +312,7 @@ pub(super) fn prepare_workbook(
         repeated_headers: repeated,
         line_of_row: Some(lines),
         rejected,
+        normalised,
         notes,
         _temp: Some(dir),
     })

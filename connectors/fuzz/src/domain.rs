@@ -1,0 +1,10 @@
+//! The domain normalisers, as in `hedui::domain` (`src/domain/` of the root crate).
+
+#[path = "../../../src/domain/date.rs"]
+pub mod date;
+#[path = "../../../src/domain/id_number.rs"]
+pub mod id_number;
+#[path = "../../../src/domain/money.rs"]
+pub mod money;
+#[path = "../../../src/domain/name.rs"]
+pub mod name;

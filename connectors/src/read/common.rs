@@ -1,0 +1,576 @@
+//! The polars-free part of the reading front-end: what every reader produces
+//! ([`Prepared`], [`Rejected`]), what it needs ([`Ctx`], [`Sink`]), header choice and notes,
+//! and the exact money conversions (万元 → yuan). Kept apart from `read.rs` (which drives
+//! polars for Parquet and the scans) so that the fuzz target in `connectors/fuzz/` can build
+//! the text reader without polars.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use super::FieldMap;
+use super::fieldmap::{self, Mapping, MoneyUnit};
+use crate::ConnectorError;
+use crate::file::FileFormat;
+
+/// The result of reading a file's front end: where to scan, and what was found on the way.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The file to scan: the original (fast path, Parquet) or the canonical UTF-8 CSV copy
+    /// (header = canonical column names) in a temp dir that lives as long as this value.
+    pub path: PathBuf,
+    /// The original file.
+    pub source: PathBuf,
+    /// The original's format as detected (extension and content).
+    pub format: FileFormat,
+    /// The original's text encoding: `utf-8`, `utf-8-bom`, `gb18030`, `utf-16le`,
+    /// `utf-16be`, or `binary` (Parquet, workbooks: Unicode by format).
+    pub encoding: String,
+    /// The original's delimiter (text files only).
+    pub delimiter: Option<char>,
+    /// Physical line of the header row in the original (1 unless title rows stand above
+    /// it; the sheet row for workbooks; 0 for Parquet and JSON lines).
+    pub header_line: u64,
+    /// (header as found, canonical column) for every mapped column, in file order.
+    pub header_map: Vec<(String, String)>,
+    /// Physical lines (sheet rows) of repeated header rows that were skipped.
+    pub repeated_headers: Vec<u64>,
+    /// For a rewritten file: the physical line in the original (sheet row for workbooks,
+    /// line for JSON lines) of each data row of [`Prepared::path`]. `None` when the file is
+    /// passed through: then data row `r` is on line `r + header_line + 1` (text) or has no
+    /// line (Parquet). Use [`Prepared::line_of`].
+    pub line_of_row: Option<Vec<u64>>,
+    /// Rows refused while reading (not in [`Prepared::path`]).
+    pub rejected: Vec<Rejected>,
+    /// Values the reader changed in rows it kept (万元 → yuan, Excel serial → ISO date),
+    /// one per changed value, in file order.
+    pub normalised: Vec<Normalised>,
+    /// What was decided and changed, as sentences for the summary (no row values).
+    pub notes: Vec<String>,
+    /// Owns the temp dir of a rewritten file.
+    pub(crate) _temp: Option<tempfile::TempDir>,
+}
+
+/// A value the reader changed on its way into the prepared file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Normalised {
+    /// Physical line of the original (sheet row for workbooks).
+    pub line: u64,
+    /// 0-based data row of [`Prepared::path`].
+    pub row: u64,
+    /// The canonical column.
+    pub column: String,
+    /// Stable kind code: `money_wan` (万元 → yuan ×10,000), `money_unit_suffix` (a 元 suffix
+    /// removed), `date_excel_serial` (a workbook date cell by the 1900 date system rule),
+    /// `date_excel_serial_1904`.
+    pub kind: String,
+    /// What changed, never the value.
+    pub detail: String,
+}
+
+/// A row refused while reading, with where it was and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Physical line of the original (sheet row for workbooks, line for JSON lines).
+    pub line: u64,
+    /// The canonical column at fault (empty when the whole row is at fault).
+    pub column: String,
+    /// The value (or the row) as found, unmasked: the caller masks it before showing it.
+    pub raw: String,
+    /// Stable reason code (`id_spreadsheet_number`, `money_too_many_decimals`,
+    /// `money_not_a_number`, `row_field_count`, `json_invalid`, …).
+    pub reason: String,
+    /// A sentence for a clerk, naming the column; never a value.
+    pub message: String,
+}
+
+impl Prepared {
+    /// Whether [`Prepared::path`] is the original file (nothing was rewritten).
+    pub fn is_passthrough(&self) -> bool {
+        self.path == self.source
+    }
+
+    /// The format of [`Prepared::path`]: Parquet when a Parquet file is passed through,
+    /// otherwise comma-separated UTF-8 text.
+    pub fn path_format(&self) -> FileFormat {
+        if self.format == FileFormat::Parquet {
+            FileFormat::Parquet
+        } else {
+            FileFormat::Csv
+        }
+    }
+
+    /// The physical line in the original of data row `row` (0-based) of [`Prepared::path`]:
+    /// what a quarantine entry should name. `None` for Parquet.
+    pub fn line_of(&self, row: u64) -> Option<u64> {
+        match &self.line_of_row {
+            Some(lines) => usize::try_from(row)
+                .ok()
+                .and_then(|r| lines.get(r))
+                .copied(),
+            None if self.path_format() == FileFormat::Csv => Some(row + self.header_line + 1),
+            None => None,
+        }
+    }
+
+    /// The canonical column that a found header was mapped to.
+    pub fn canonical_of(&self, found: &str) -> Option<&str> {
+        self.header_map
+            .iter()
+            .find(|(f, _)| f == found)
+            .map(|(_, c)| c.as_str())
+    }
+}
+
+/// A whole table as text (see [`Prepared::read_text`]).
+#[derive(Debug, Clone, Default)]
+pub struct TextTable {
+    /// Column names of the prepared file (canonical names when a field map was used).
+    pub columns: Vec<String>,
+    /// Rows, values in column order.
+    pub rows: Vec<Vec<String>>,
+    /// Physical line in the original of each row (`None` for Parquet).
+    pub lines: Vec<Option<u64>>,
+}
+
+impl TextTable {
+    /// The index of a column.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c == name)
+    }
+
+    /// The values of one column (empty when the column does not exist).
+    pub fn values(&self, name: &str) -> Vec<&str> {
+        match self.column(name) {
+            Some(i) => self
+                .rows
+                .iter()
+                .map(|r| r.get(i).map_or("", String::as_str))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// What every reader needs: the file, the field map (None = generic) and the required
+/// canonical columns.
+pub(crate) struct Ctx<'a> {
+    pub path: &'a Path,
+    pub map: Option<&'a FieldMap>,
+    pub required: &'a [&'a str],
+}
+
+impl Ctx<'_> {
+    /// Map a header row: through the field map, or generically.
+    pub fn map_headers(&self, headers: &[String]) -> Mapping {
+        match self.map {
+            Some(m) => m.map_headers(headers, self.required),
+            None => fieldmap::generic_mapping(headers),
+        }
+    }
+
+    /// The error for a header that lacks required columns (None when nothing is missing).
+    /// `line` is the header's physical line (0: no header line, as in Parquet and JSON).
+    pub fn missing_error(&self, mapping: &Mapping, line: u64) -> Option<ConnectorError> {
+        if mapping.missing.is_empty() {
+            return None;
+        }
+        let unmapped = if mapping.looks_like_data {
+            vec![format!(
+                "(line {line} looks like data, not a header: it holds a long number; the file needs a header row)"
+            )]
+        } else {
+            mapping
+                .unmapped
+                .iter()
+                .map(|h| {
+                    if line > 0 {
+                        format!("{h} (line {line})")
+                    } else {
+                        h.clone()
+                    }
+                })
+                .collect()
+        };
+        Some(ConnectorError::MissingColumns {
+            path: self.path.display().to_string(),
+            missing: mapping.missing.clone(),
+            unmapped,
+        })
+    }
+
+    /// The error for headers that cannot be told apart (same spelling twice).
+    pub fn ambiguous_error(&self, mapping: &Mapping, line: u64) -> Option<ConnectorError> {
+        let (col, a, b) = mapping.ambiguous.first()?;
+        Some(self.unreadable(format!(
+            "header line {line}: columns {a} and {b} both read as `{col}`; keep one of them or rename the other"
+        )))
+    }
+
+    /// An [`ConnectorError::Unreadable`] for this file.
+    pub fn unreadable(&self, message: String) -> ConnectorError {
+        ConnectorError::Unreadable {
+            path: self.path.display().to_string(),
+            message,
+        }
+    }
+}
+
+/// Pick the header among the first records: with a field map, the first record that maps
+/// every required column, else the one that maps the most (ties: the first); without one,
+/// the first record. Returns the index into `records`.
+pub(crate) fn choose_header(ctx: &Ctx, records: &[(u64, Vec<String>)]) -> usize {
+    if ctx.map.is_none() {
+        return 0;
+    }
+    let mut best = (0usize, 0usize);
+    for (i, (_, fields)) in records.iter().enumerate().take(10) {
+        let m = ctx.map_headers(fields);
+        if m.missing.is_empty() && m.ambiguous.is_empty() {
+            return i;
+        }
+        let n = m.cols.len();
+        if n > best.1 {
+            best = (i, n);
+        }
+    }
+    best.0
+}
+
+/// Notes about a header mapping (renames, ignored and unrecognised headers).
+pub(crate) fn mapping_notes(mapping: &Mapping, header_line: u64, notes: &mut Vec<String>) {
+    let renamed: Vec<String> = mapping
+        .header_map
+        .iter()
+        .filter(|(f, c)| f != c)
+        .map(|(f, c)| format!("{f} → {c}"))
+        .collect();
+    if !renamed.is_empty() {
+        notes.push(format!(
+            "header line {header_line}: columns mapped by the field map: {}",
+            renamed.join(", ")
+        ));
+    }
+    for (col, used, other) in &mapping.shadowed {
+        notes.push(format!(
+            "header {other} also reads as `{col}`; {used} is used (listed first in the field map)"
+        ));
+    }
+    if !mapping.unmapped.is_empty() && !mapping.looks_like_data {
+        notes.push(format!(
+            "columns not in the field map, ignored: {}",
+            mapping.unmapped.join(", ")
+        ));
+    }
+    for c in &mapping.cols {
+        if c.unit == Some(MoneyUnit::Wan) {
+            notes.push(format!(
+                "column `{}` is in 万元: amounts converted to yuan exactly (×10,000)",
+                c.name
+            ));
+        }
+    }
+}
+
+/// A list of lines for a note: the first few, then a count.
+pub(crate) fn lines_list(lines: &[u64]) -> String {
+    let shown: Vec<String> = lines.iter().take(10).map(u64::to_string).collect();
+    if lines.len() > 10 {
+        format!("{} … ({} in all)", shown.join(", "), lines.len())
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// The canonical CSV being written for a rewritten file.
+pub(crate) struct Sink {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+    writer: csv::Writer<BufWriter<File>>,
+    lines: Vec<u64>,
+    source: PathBuf,
+}
+
+impl Sink {
+    /// A canonical CSV with header `names` in a new temp dir.
+    pub fn new(source: &Path, names: &[&str]) -> Result<Sink, ConnectorError> {
+        let err =
+            |e: std::io::Error| unreadable(source, format!("cannot write the prepared copy: {e}"));
+        let dir = tempfile::Builder::new()
+            .prefix("hedui-prepared-")
+            .tempdir()
+            .map_err(err)?;
+        let stem = source
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "table".into());
+        let path = dir.path().join(format!("{stem}.csv"));
+        let file = File::create(&path).map_err(err)?;
+        let mut writer =
+            csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 20, file));
+        writer
+            .write_record(names)
+            .map_err(|e| unreadable(source, format!("cannot write the prepared copy: {e}")))?;
+        Ok(Sink {
+            dir,
+            path,
+            writer,
+            lines: Vec::new(),
+            source: source.to_path_buf(),
+        })
+    }
+
+    /// Write one data row that came from physical line `line`.
+    pub fn row<I, T>(&mut self, line: u64, fields: I) -> Result<(), ConnectorError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        self.writer.write_record(fields).map_err(|e| {
+            unreadable(&self.source, format!("cannot write the prepared copy: {e}"))
+        })?;
+        self.lines.push(line);
+        Ok(())
+    }
+
+    /// Rows written so far (the data row the next row will be).
+    pub fn rows(&self) -> u64 {
+        self.lines.len() as u64
+    }
+
+    /// Flush; the temp dir, the file and the line of each row.
+    pub fn finish(mut self) -> Result<(tempfile::TempDir, PathBuf, Vec<u64>), ConnectorError> {
+        self.writer.flush().map_err(|e| {
+            unreadable(&self.source, format!("cannot write the prepared copy: {e}"))
+        })?;
+        Ok((self.dir, self.path, self.lines))
+    }
+}
+
+/// A value problem: reason code and a sentence (without the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Issue {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Issue {
+    fn new(reason: &'static str, message: impl Into<String>) -> Issue {
+        Issue {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// The rejected row for this issue at `line` in `column`.
+    pub fn at(self, line: u64, column: &str, raw: &str) -> Rejected {
+        Rejected {
+            line,
+            column: column.to_string(),
+            raw: raw.to_string(),
+            reason: self.reason.to_string(),
+            message: format!("line {line}, column {column}: {}", self.message),
+        }
+    }
+}
+
+/// Placeholders that mean "no value" (the same list as the ID parser's): never converted.
+pub(crate) const PLACEHOLDERS: [&str; 12] = [
+    "", "null", "NULL", "Null", "\\N", "无", "/", "0", "-", "N/A", "n/a", "NaN",
+];
+
+/// An exact decimal read from text: sign, integer digits and fraction digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Decimal {
+    neg: bool,
+    int: String,
+    frac: String,
+}
+
+/// Parse `[+-][¥￥]digits[,digits…][.digits]` exactly (no exponent, no floats).
+fn parse_decimal(s: &str) -> Option<Decimal> {
+    let s = s.trim();
+    let (neg, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let s = s.trim_start_matches(['¥', '￥']).trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut digits = String::with_capacity(int.len());
+    for (i, c) in int.chars().enumerate() {
+        match c {
+            '0'..='9' => digits.push(c),
+            ',' if i > 0 => {}
+            _ => return None,
+        }
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(Decimal {
+        neg,
+        int: digits,
+        frac: frac.to_string(),
+    })
+}
+
+/// Multiply by 10^shift and print with exactly two decimals; more than two non-zero
+/// decimals is an error (nothing is rounded).
+fn format_yuan(d: &Decimal, shift: usize) -> Result<String, Issue> {
+    let mut int = d.int.clone();
+    let mut frac = d.frac.clone();
+    for _ in 0..shift {
+        if frac.is_empty() {
+            int.push('0');
+        } else {
+            int.push(frac.remove(0));
+        }
+    }
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let extra = frac.get(2..).unwrap_or("");
+    if extra.bytes().any(|b| b != b'0') {
+        return Err(Issue::new(
+            "money_too_many_decimals",
+            "more than 2 decimals in yuan; sub-fen amounts are not rounded",
+        ));
+    }
+    let mut cents: String = frac.chars().take(2).collect();
+    while cents.len() < 2 {
+        cents.push('0');
+    }
+    let zero = int == "0" && cents == "00";
+    Ok(format!(
+        "{}{int}.{cents}",
+        if d.neg && !zero { "-" } else { "" }
+    ))
+}
+
+/// Normalise a money text value for a column whose header unit is `unit`: a value suffix
+/// (`万元`, `万`, `元`) wins over the header; 万元 amounts are shifted exactly. `Ok(None)`
+/// when the value is to be written unchanged.
+pub(crate) fn money_text(raw: &str, unit: Option<MoneyUnit>) -> Result<Option<String>, Issue> {
+    let t = raw.trim();
+    if PLACEHOLDERS.contains(&t) {
+        return Ok(None);
+    }
+    let (body, value_unit) =
+        if let Some(b) = t.strip_suffix("万元").or_else(|| t.strip_suffix('万')) {
+            (b, Some(MoneyUnit::Wan))
+        } else if let Some(b) = t.strip_suffix('元') {
+            (b, Some(MoneyUnit::Yuan))
+        } else {
+            (t, None)
+        };
+    match value_unit.or(unit) {
+        Some(MoneyUnit::Wan) => {
+            let d = parse_decimal(body).ok_or_else(|| {
+                Issue::new(
+                    "money_not_a_number",
+                    "not an amount (the column is in 万元 and is converted to yuan)",
+                )
+            })?;
+            format_yuan(&d, 4).map(Some)
+        }
+        Some(MoneyUnit::Yuan) if value_unit.is_some() => Ok(Some(body.trim().to_string())),
+        _ => Ok(None),
+    }
+}
+
+/// The normalisation record of a money value [`money_text`] changed.
+pub(crate) fn money_change(raw: &str, unit: Option<MoneyUnit>) -> (&'static str, String) {
+    let t = raw.trim();
+    if t.ends_with('万') || t.ends_with("万元") {
+        (
+            "money_wan",
+            "value suffix 万 (U+4E07): 万元 → yuan, ×10,000 exactly".into(),
+        )
+    } else if unit == Some(MoneyUnit::Wan) && !t.ends_with('元') {
+        (
+            "money_wan",
+            "column in 万元 (header or field map): → yuan, ×10,000 exactly".into(),
+        )
+    } else {
+        (
+            "money_unit_suffix",
+            "value suffix 元 (U+5143) removed".into(),
+        )
+    }
+}
+
+/// The exact decimal text of a number cell (shortest round-trip form of the f64), as yuan
+/// with two decimals after the unit.
+pub(crate) fn money_from_f64(v: f64, unit: Option<MoneyUnit>) -> Result<String, Issue> {
+    if !v.is_finite() {
+        return Err(Issue::new("money_not_a_number", "not a finite amount"));
+    }
+    money_exact(&format!("{v}"), unit)
+}
+
+/// Exact decimal text (digits, optional sign and point) as yuan with two decimals after
+/// the unit.
+pub(crate) fn money_exact(text: &str, unit: Option<MoneyUnit>) -> Result<String, Issue> {
+    let d = parse_decimal(text).ok_or_else(|| Issue::new("money_not_a_number", "not an amount"))?;
+    format_yuan(&d, if unit == Some(MoneyUnit::Wan) { 4 } else { 0 })
+}
+
+/// Text of a number cell outside money columns: integers without `.0`; integers beyond
+/// 2^53 cannot have come through a spreadsheet intact.
+pub(crate) fn number_text(v: f64) -> Result<String, Issue> {
+    if !v.is_finite() {
+        return Err(Issue::new("number_not_finite", "not a finite number"));
+    }
+    if v.fract() == 0.0 && v.abs() >= 9_007_199_254_740_992.0 {
+        return Err(Issue::new(
+            "spreadsheet_number_digits_lost",
+            "a number this long was stored as a spreadsheet number, which keeps 15 significant digits; format the column as text",
+        ));
+    }
+    Ok(format!("{v}"))
+}
+
+pub(crate) fn unreadable(path: &Path, e: impl std::fmt::Display) -> ConnectorError {
+    // Library errors may quote a value; keep only the first line and cut it short.
+    let msg = e.to_string();
+    let first = msg
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect::<String>();
+    ConnectorError::Unreadable {
+        path: path.display().to_string(),
+        message: first,
+    }
+}
+
+/// Strip a leading BOM (U+FEFF) from a field.
+pub(crate) fn strip_bom(s: &str) -> Cow<'_, str> {
+    match s.strip_prefix('\u{feff}') {
+        Some(r) => Cow::Owned(r.to_string()),
+        None => Cow::Borrowed(s),
+    }
+}
+
+/// Counts of value changes by kind, for the notes.
+#[derive(Debug, Default)]
+pub(crate) struct Changes(pub BTreeMap<String, u64>);
+
+impl Changes {
+    pub fn add(&mut self, what: impl Into<String>) {
+        *self.0.entry(what.into()).or_insert(0) += 1;
+    }
+
+    pub fn into_notes(self, notes: &mut Vec<String>) {
+        for (what, n) in self.0 {
+            notes.push(format!("{what}: {n} value(s)"));
+        }
+    }
+}
