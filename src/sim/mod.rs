@@ -244,12 +244,8 @@ pub fn run(opts: &SimOptions) -> Result<(), SimError> {
         // TCP_NODELAY on every accepted connection: without it a response written in two
         // segments waits for the client's delayed ACK (40 ms on Linux) — measured as +44 ms
         // per household at concurrency 1 (benches/sources.rs).
-        let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(
-            axum_server::tls_rustls::RustlsConfig::from_config(tls),
-        )
-        .acceptor(axum_server::accept::NoDelayAcceptor::new());
         let server = axum_server::from_tcp(listener)?
-            .acceptor(acceptor)
+            .acceptor(crate::certs::tls_acceptor(tls))
             .handle(handle);
         println!("listening on https://{addr}");
         use std::io::Write;
