@@ -595,6 +595,117 @@ async fn a_source_without_an_endpoint_is_not_configured_never_empty() {
     assert_eq!(code(&a), "source_not_configured");
 }
 
+/// The conformance run against every source (vector's `run_and_assert_source_compliance`):
+/// each of the 12 sources goes through the same script of faults, all sources at once.
+#[tokio::test]
+async fn every_source_passes_the_same_fault_script() {
+    // Attempts per step with retries = 2: hang ×3 (timeout), unauthorized, 429 + ok,
+    // 503 ×3, malformed, empty, slow, ok.
+    let script = [
+        "hang",
+        "hang",
+        "hang",
+        "unauthorized",
+        "rate_limited",
+        "ok",
+        "error",
+        "error",
+        "error",
+        "malformed",
+        "empty",
+        "slow",
+        "ok",
+    ];
+    let sim = Sim::start(&format!(
+        "[defaults]\nhang_ms = 3000\nslow_ms = 200\nretry_after_s = 0\nscript = [{}]\n",
+        script
+            .iter()
+            .map(|s| format!("\"{s}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let t = transport(&sim, |s| {
+        s.timeout_ms = 400;
+        s.retries = 2;
+        s.breaker.failures = 0;
+        s.cache_ttl_s = 0; // every step asks the source
+    });
+    // One holder of each source, so that every source holds records for the persons asked.
+    let mut ids: Vec<String> = Vec::new();
+    for k in SourceKind::ALL {
+        for id in holders(k, 1) {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    let step = |want: &'static str, attempts: u32| (want, attempts);
+    let steps = [
+        step("source_timeout", 3),
+        step("source_unauthorized", 1),
+        step("answered", 2),
+        step("source_error", 3),
+        step("source_malformed", 1),
+        step("empty", 1),
+        step("slow", 1),
+        step("answered", 1),
+    ];
+    for (want, attempts) in steps {
+        let started = Instant::now();
+        let answers = t.fetch_all(&ids).await;
+        let took = started.elapsed();
+        assert_eq!(answers.len(), 12);
+        for a in &answers {
+            let k = a.source.name();
+            assert_eq!(a.attempts, attempts, "{want}: {k}");
+            match want {
+                "answered" | "slow" => {
+                    assert_eq!(
+                        answer_rows(&a.outcome),
+                        file_rows(a.source, &ids),
+                        "{want}: {k}"
+                    );
+                    assert!(!file_rows(a.source, &ids).is_empty());
+                }
+                "empty" => assert!(matches!(a.outcome, SourceOutcome::NoRecords), "{k}"),
+                code_wanted => assert_eq!(code(a), code_wanted, "{k}"),
+            }
+            if want == "slow" {
+                assert!(
+                    a.elapsed >= Duration::from_millis(200),
+                    "{k}: {:?}",
+                    a.elapsed
+                );
+            }
+        }
+        // The sources run concurrently: a step takes about one source's time, not twelve.
+        if want == "source_timeout" {
+            assert!(took < Duration::from_millis(3_000), "{took:?}");
+        }
+    }
+    let stats = sim.stats().await;
+    for k in SourceKind::ALL {
+        let o = &stats["sources"][k.name()]["outcomes"];
+        assert_eq!(
+            [
+                &o["hang"],
+                &o["unauthorized"],
+                &o["rate_limited"],
+                &o["error"],
+                &o["malformed"],
+                &o["empty"],
+                &o["slow"],
+                &o["ok"]
+            ],
+            [3, 1, 1, 3, 1, 1, 1, 2]
+                .map(serde_json::Value::from)
+                .each_ref(),
+            "{}",
+            k.name()
+        );
+    }
+}
+
 // ---- the API schemas against real answers ----------------------------------------------------
 
 fn schema(rel: &str) -> jsonschema::Validator {
