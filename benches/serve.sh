@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Load benchmark of `hedui serve` (issue #4): a generated county served by `hedui sim` with
+# 20 ms latency on every source, hedui serve in front, and benches/serve_load.py as N
+# concurrent intake systems. Prints requests/s and p50/p90/p99 latency at 1, 50 and 500
+# concurrent households, cache cold (each household once, right after a restart) and warm
+# (the same households again), and hedui's own overhead over the slowest source (latency
+# minus the sources' 20 ms). Loopback only; every loop is bounded.
+#
+#   benches/serve.sh                 # uses target/release/hedui (cargo build --release)
+#   HEDUI=/path/to/hedui HOUSEHOLDS=1000 benches/serve.sh
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+HEDUI="${HEDUI:-${CARGO_TARGET_DIR:-$here/../target}/release/hedui}"
+HOUSEHOLDS="${HOUSEHOLDS:-1000}"
+LATENCY_MS="${LATENCY_MS:-20}"
+work="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_addr() { # file → address printed as "... https://ADDR"
+  for _ in $(seq 1 300); do
+    a="$(grep -o 'https://[0-9.:]*' "$1" | head -1 || true)"
+    [ -n "$a" ] && { echo "${a#https://}"; return; }
+    sleep 0.1
+  done
+  echo "no address in $1" >&2; exit 1
+}
+
+"$HEDUI" gen --households "$HOUSEHOLDS" --seed 5 --population-factor 2 --as-of 2026-11-01 --out "$work/data" >/dev/null
+"$HEDUI" keygen --out "$work/keys" >/dev/null
+"$HEDUI" certs --out "$work/certs" >/dev/null
+printf '[defaults]\nlatency = { fixed_ms = %s }\n' "$LATENCY_MS" > "$work/sim.toml"
+"$HEDUI" sim --data "$work/data" --listen 127.0.0.1:0 --certs "$work/certs" --config "$work/sim.toml" --as-of 2026-11-01 > "$work/sim.out" 2>"$work/sim.err" &
+pids+=($!)
+sim="$(wait_addr "$work/sim.out")"
+
+{
+  cat <<EOF
+listen = "127.0.0.1:0"
+tls_cert = "certs/server.pem"
+tls_key = "certs/server.key"
+store = "hedui.db"
+recipients = ["keys/civil.pub"]
+signing_key = "keys/hedui-signing.key"
+secret = "bench-secret-of-at-least-thirty-two-bytes"
+as_of = "2026-11-01"
+[limits]
+max_persons = 20
+wait_cap_s = 30
+[sources]
+cache_secret = "bench-cache-secret-of-at-least-32-bytes"
+[sources.tls]
+ca = "certs/ca.pem"
+cert = "certs/client.pem"
+key = "certs/client.key"
+EOF
+  for s in household_registration tax social_insurance real_estate market_entity provident_fund vehicle_vessel bank commercial_insurance securities internet_finance medical_insurance; do
+    printf '[[sources.sources]]\nname = "%s"\nbase_url = "https://%s"\nmax_in_flight = 256\ncache_ttl_s = 600\n' "$s" "$sim"
+  done
+} > "$work/serve.toml"
+
+read -r _ token < <("$HEDUI" token add --store "$work/hedui.db" --role intake --role admin --region '*' 2>/dev/null)
+
+start_serve() {
+  "$HEDUI" serve --config "$work/serve.toml" > "$work/serve.out" 2>"$work/serve.err" &
+  serve_pid=$!
+  pids+=($serve_pid)
+  addr="$(wait_addr "$work/serve.out")"
+  url="https://localhost:${addr##*:}"
+}
+stop_serve() { kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; : > "$work/serve.out"; }
+
+start_serve
+# Consents for every person, then one request body per household (all persons consented).
+python3 - "$work" <<'EOF' > "$work/persons.txt"
+import csv, sys
+w = sys.argv[1]
+hh = {r["household_id"]: r["region_code"] for r in csv.DictReader(open(f"{w}/data/households.csv"))}
+seen = set()
+for t in ("members", "supporters"):
+    for r in csv.DictReader(open(f"{w}/data/{t}.csv")):
+        i = r["id_number"].strip()
+        if len(i) == 18 and i not in seen and r["household_id"] in hh:
+            seen.add(i); print(i, hh[r["household_id"]])
+EOF
+python3 "$here/serve_load.py" --url "$url" --ca "$work/certs/ca.pem" --token "$token" --consents "$work/persons.txt" > "$work/consents.txt"
+python3 - "$work" <<'EOF' > "$work/requests.jsonl"
+import csv, json, sys
+w = sys.argv[1]
+refs = dict(l.split() for l in open(f"{w}/consents.txt"))
+ms, ss = {}, {}
+for r in csv.DictReader(open(f"{w}/data/members.csv")): ms.setdefault(r["household_id"], []).append(r)
+for r in csv.DictReader(open(f"{w}/data/supporters.csv")): ss.setdefault(r["household_id"], []).append(r)
+def o(v): return v or None
+for h in csv.DictReader(open(f"{w}/data/households.csv")):
+    m, s = ms.get(h["household_id"], []), ss.get(h["household_id"], [])
+    if not m or any(p["id_number"] not in refs for p in m + s): continue
+    if h["area"] not in ("urban", "rural") or h["programme"] not in ("dibao", "tekun", "low_income", "applicant"): continue
+    ids = [p["id_number"] for p in m]
+    if len(set(ids)) != len(ids) or any(not p["relation"] for p in m): continue
+    print(json.dumps({"household_id": h["household_id"], "region_code": h["region_code"], "area": h["area"],
+        "programme": h["programme"], "category": o(h["category"]), "purpose": "load test",
+        "members": [{"id_number": p["id_number"], "relation": p["relation"], "consent_ref": refs[p["id_number"]],
+                     "disability_grade": int(p["disability_grade"]) if p["disability_grade"] in "1234" and p["disability_grade"] else None} for p in m],
+        "supporters": [{"id_number": p["id_number"], "relation": p["relation"], "consent_ref": refs[p["id_number"]],
+                        "own_household_size": int(p["own_household_size"]) if p["own_household_size"].isdigit() else None} for p in s]},
+        ensure_ascii=False))
+EOF
+echo "# $(wc -l < "$work/requests.jsonl") households; sources at ${LATENCY_MS} ms; $(nproc) cores; hedui $("$HEDUI" --version)"
+
+load() { python3 "$here/serve_load.py" --url "$url" --ca "$work/certs/ca.pem" --token "$token" --households "$work/requests.jsonl" "$@"; }
+for c in 1 50 500; do
+  case $c in 1) n=200 ;; 50) n=1000 ;; 500) n=1000 ;; esac
+  stop_serve; start_serve            # a fresh process: every cache empty
+  load --concurrency "$c" --requests "$n" --distinct --label cold
+  load --concurrency "$c" --requests "$n" --distinct --label warm
+done
+grep -E '^hedui_verification_duration_seconds_(sum|count)' <(curl -s --cacert "$work/certs/ca.pem" "$url/v1/metrics") || true
