@@ -87,7 +87,6 @@ pub enum CaseloadError {
 fn read(
     dir: &Path,
     t: CaseloadTable,
-    q: &mut Quarantine,
     norms: &mut Normalisations,
 ) -> Result<(DataFrame, String, Prepared), CaseloadError> {
     let (path, _) = locate(dir, t.name()).ok_or_else(|| CaseloadError::Table {
@@ -114,15 +113,13 @@ fn read(
         },
     };
     // The same reader as the sources: encodings, workbooks, Chinese headers, repeated
-    // headers; rows refused while decoding are quarantined with their physical line.
+    // headers; rows refused while decoding are quarantined by the caller (with their
+    // physical line), which refers their household where it can be identified.
     let prep = prepare(&path, t.name(), &cols).map_err(table_err)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    for r in &prep.rejected {
-        q.push(QuarantineEntry::from_rejected(&name, r));
-    }
     for n in &prep.normalised {
         let at = At {
             file: &name,
@@ -162,6 +159,64 @@ fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
         .expect("text_columns made every checked column a string")
 }
 
+/// A household id as matched: NFKC (full-width letters and digits), without spaces or
+/// invisible characters, upper-cased. `620503h0000047` and `６２０５０３Ｈ００００４７` are
+/// household 620503H0000047.
+pub fn household_key(raw: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if raw.is_ascii() {
+        return raw
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+    }
+    raw.nfkc()
+        .filter(|c| {
+            !c.is_whitespace() && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
+        })
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// Rows the reader refused in a member or supporter table: the household is referred
+/// (`fault`, rule `caseload_fault`) when the row's household_id names one; otherwise the
+/// row is quarantined saying that no household could be referred.
+fn refuse_person_rows(
+    prep: &Prepared,
+    file: &str,
+    what: &str,
+    fault: &str,
+    index: &HashMap<String, usize>,
+    households: &mut [Household],
+    q: &mut Quarantine,
+) {
+    for r in &prep.rejected {
+        let mut e = QuarantineEntry::from_rejected(file, r);
+        match r
+            .household_id
+            .as_deref()
+            .and_then(|h| index.get(&household_key(h)))
+        {
+            Some(&h) => {
+                households[h].faults.push(fault.to_string());
+                e.action = Action::Referred;
+                e.message = format!(
+                    "{}; the {what} cannot be assessed, so the household is referred (caseload_fault)",
+                    r.message
+                );
+            }
+            None => {
+                e.message = format!(
+                    "{}; the row's household_id is unreadable or names no household, so no household could be referred: correct the row",
+                    r.message
+                );
+            }
+        }
+        q.push(e);
+    }
+}
+
 /// Log the repairs of a member's or supporter's ID number and name at data row `i`.
 fn log_person(
     norms: &mut Normalisations,
@@ -196,7 +251,7 @@ pub fn load_caseload(
     let mut out = Caseload::default();
     let mut index: HashMap<String, usize> = HashMap::new();
 
-    let (df, file, prep) = read(dir, CaseloadTable::Households, q, &mut out.normalisations)?;
+    let (df, file, prep) = read(dir, CaseloadTable::Households, &mut out.normalisations)?;
     out.rows_read[0] = df.height() as u64;
     let [hid, region, area, programme, category, dinc, dfin, lv] = [
         "household_id",
@@ -224,7 +279,7 @@ pub fn load_caseload(
             ));
             continue;
         }
-        if index.contains_key(&id.to_uppercase()) {
+        if index.contains_key(&household_key(id)) {
             q.push(QuarantineEntry::at(
                 &file,
                 prep.line_of(i as u64),
@@ -307,7 +362,7 @@ pub fn load_caseload(
             });
         let mut faults = Vec::new();
         // Matched case-insensitively: a member row's `620503h0000047` is household 620503H0000047.
-        index.insert(id.to_uppercase(), out.households.len());
+        index.insert(household_key(id), out.households.len());
         out.households.push(Household {
             id: id.to_string(),
             region_code: region.get(i).unwrap_or("").trim().to_string(),
@@ -333,13 +388,50 @@ pub fn load_caseload(
         });
     }
 
+    // A household row the reader refused (a ragged line, a numeric cell that lost digits):
+    // the household still exists. With its household_id readable it is kept, without the
+    // refused values, and referred; never silently left out of the run.
+    for r in &prep.rejected {
+        let mut e = QuarantineEntry::from_rejected(&file, r);
+        let key = r.household_id.as_deref().map(household_key);
+        match key {
+            Some(k) if !k.is_empty() && !index.contains_key(&k) => {
+                let id = r.household_id.clone().unwrap_or_default();
+                index.insert(k, out.households.len());
+                out.households.push(Household {
+                    id,
+                    region_code: String::new(),
+                    area: String::new(),
+                    programme: String::new(),
+                    category: String::new(),
+                    declared_annual_income: None,
+                    declared_financial_assets: None,
+                    last_verified: None,
+                    faults: vec!["household_row_unreadable".into()],
+                });
+                e.action = Action::Referred;
+                e.message = format!(
+                    "{}; the household is kept without the row's values and referred (caseload_fault)",
+                    r.message
+                );
+            }
+            _ => {
+                e.message = format!(
+                    "{}; the row's household_id is unreadable or repeated, so no household could be kept: correct the row",
+                    r.message
+                );
+            }
+        }
+        q.push(e);
+    }
+
     let parse_id = |raw: &str| {
         IdNumber::parse(raw, as_of)
             .map(|(id, _)| id)
             .map_err(|e| format!("{}: {e}", e.code()))
     };
 
-    let (df, file, prep) = read(dir, CaseloadTable::Members, q, &mut out.normalisations)?;
+    let (df, file, prep) = read(dir, CaseloadTable::Members, &mut out.normalisations)?;
     let mut member_seen: HashSet<(usize, u64)> = HashSet::new();
     out.rows_read[1] = df.height() as u64;
     let names = col(&df, "name");
@@ -351,19 +443,11 @@ pub fn load_caseload(
         "consent_ref",
     ]
     .map(|c| col(&df, c));
+    let mut orphans: Vec<usize> = Vec::new();
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
-        let Some(&household) = index.get(&h.to_uppercase()) else {
-            q.push(QuarantineEntry::at(
-                &file,
-                prep.line_of(i as u64),
-                Some(i as u64),
-                "household_id",
-                h,
-                "member_orphan",
-                Action::Rejected,
-                "member of a household that is not in households".into(),
-            ));
+        let Some(&household) = index.get(&household_key(h)) else {
+            orphans.push(i);
             continue;
         };
         let raw = idn.get(i).unwrap_or("");
@@ -437,7 +521,62 @@ pub fn load_caseload(
         });
     }
 
-    let (df, file, prep) = read(dir, CaseloadTable::Supporters, q, &mut out.normalisations)?;
+    refuse_person_rows(
+        &prep,
+        &file,
+        "member",
+        "member_row_unreadable",
+        &index,
+        &mut out.households,
+        q,
+    );
+    // The households each person is a member of (to place orphan rows without guessing:
+    // only a person who is a member of exactly one household identifies it).
+    let mut member_of: HashMap<u64, Vec<usize>> = HashMap::new();
+    for m in &out.members {
+        if let Ok(id) = &m.id {
+            let v = member_of.entry(id.key()).or_default();
+            if !v.contains(&m.household) {
+                v.push(m.household);
+            }
+        }
+    }
+    let only_household = |raw: &str| -> Option<usize> {
+        let id = IdNumber::parse(raw, as_of).ok()?.0;
+        match member_of.get(&id.key())?.as_slice() {
+            [h] => Some(*h),
+            _ => None,
+        }
+    };
+    for i in orphans {
+        let h = hid.get(i).unwrap_or("").trim();
+        let raw = idn.get(i).unwrap_or("");
+        let (action, message) = match only_household(raw) {
+            Some(hh) => {
+                out.households[hh].faults.push("member_orphan".into());
+                (
+                    Action::Referred,
+                    "member row whose household_id is not in households; the same person is a member of another household, which is referred (caseload_fault)".to_string(),
+                )
+            }
+            None => (
+                Action::Rejected,
+                "member row whose household_id is not in households, and no household holds the person: the member is not assessed and no household could be referred; correct the household_id".to_string(),
+            ),
+        };
+        q.push(QuarantineEntry::at(
+            &file,
+            prep.line_of(i as u64),
+            Some(i as u64),
+            "household_id",
+            h,
+            "member_orphan",
+            action,
+            message,
+        ));
+    }
+
+    let (df, file, prep) = read(dir, CaseloadTable::Supporters, &mut out.normalisations)?;
     out.rows_read[2] = df.height() as u64;
     let names = col(&df, "name");
     let [hid, idn, rel, size, consent] = [
@@ -450,9 +589,24 @@ pub fn load_caseload(
     .map(|c| col(&df, c));
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
     let mut flagged: HashSet<(usize, String)> = HashSet::new();
+    let supports = col(&df, "supports_id_number");
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
-        let Some(&household) = index.get(&h.to_uppercase()) else {
+        let Some(&household) = index.get(&household_key(h)) else {
+            // The member supported names the household when they are a member of one.
+            let (action, message) = match only_household(supports.get(i).unwrap_or("")) {
+                Some(hh) => {
+                    out.households[hh].faults.push("supporter_orphan".into());
+                    (
+                        Action::Referred,
+                        "supporter row whose household_id is not in households; the member it supports belongs to a household, which is referred (caseload_fault)".to_string(),
+                    )
+                }
+                None => (
+                    Action::Rejected,
+                    "supporter row whose household_id is not in households, and the member it supports is in no household: no household could be referred; correct the household_id".to_string(),
+                ),
+            };
             q.push(QuarantineEntry::at(
                 &file,
                 prep.line_of(i as u64),
@@ -460,8 +614,8 @@ pub fn load_caseload(
                 "household_id",
                 h,
                 "supporter_orphan",
-                Action::Rejected,
-                "supporter of a household that is not in households".into(),
+                action,
+                message,
             ));
             continue;
         };
@@ -538,6 +692,15 @@ pub fn load_caseload(
             }
         }
     }
+    refuse_person_rows(
+        &prep,
+        &file,
+        "supporter",
+        "supporter_row_unreadable",
+        &index,
+        &mut out.households,
+        q,
+    );
     Ok(out)
 }
 

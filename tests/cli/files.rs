@@ -230,3 +230,140 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
         1
     );
 }
+
+fn determinations(dir: &std::path::Path) -> std::collections::BTreeMap<String, (String, String)> {
+    csv_rows(&dir.join("determinations.csv"))
+        .into_iter()
+        .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
+        .collect()
+}
+
+#[test]
+fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_not() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+
+    let mpath = c.data().join("members.csv");
+    let text = std::fs::read_to_string(&mpath).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let head: Vec<&str> = lines[0].split(',').collect();
+    let hcol = head.iter().position(|h| *h == "household_id").unwrap();
+    let hh = |l: &str| l.split(',').nth(hcol).unwrap().to_string();
+    // (a) a ragged member row (one field too many): its household is named in it.
+    let ragged_hh = hh(&lines[3]);
+    lines[3].push_str(",extra");
+    // (b) a member row cut short before its household_id can be trusted.
+    let cut_line = 6;
+    lines[cut_line] = "x".into();
+    // (c) a member row exported twice, the copy with a household_id that is in no household.
+    let dup_hh = hh(&lines[10]);
+    let dup: Vec<String> = lines[10]
+        .split(',')
+        .enumerate()
+        .map(|(i, f)| {
+            if i == hcol {
+                "NOWHERE-1".to_string()
+            } else {
+                f.to_string()
+            }
+        })
+        .collect();
+    lines.push(dup.join(","));
+    let dup_line = lines.len();
+    // (e) a household id typed in full-width characters still finds its household.
+    let fw_hh = hh(&lines[20]);
+    let fw: String = fw_hh
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                char::from_u32(c as u32 + 0xFEE0).unwrap()
+            } else {
+                c
+            }
+        })
+        .collect();
+    lines[20] = lines[20].replacen(&fw_hh, &fw, 1);
+    std::fs::write(&mpath, lines.join("\n") + "\n").unwrap();
+
+    // (d) a supporter row whose household_id names no household.
+    let spath = c.data().join("supporters.csv");
+    let stext = std::fs::read_to_string(&spath).unwrap();
+    let mut slines: Vec<String> = stext.lines().map(str::to_string).collect();
+    let shead: Vec<&str> = slines[0].split(',').collect();
+    let shcol = shead.iter().position(|h| *h == "household_id").unwrap();
+    let sup_hh = slines[1].split(',').nth(shcol).unwrap().to_string();
+    slines[1] = slines[1]
+        .split(',')
+        .enumerate()
+        .map(|(i, f)| {
+            if i == shcol {
+                "NOWHERE-2".to_string()
+            } else {
+                f.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    std::fs::write(&spath, slines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("faulty", &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = determinations(&dir);
+    assert_eq!(after.len(), before.len(), "no household is lost");
+    for h in [&ragged_hh, &dup_hh, &sup_hh] {
+        let (det, rules) = &after[h.as_str()];
+        assert_ne!(det, "eligible", "{h}");
+        assert!(rules.contains("caseload_fault:referred"), "{h}: {rules}");
+    }
+    if fw_hh != ragged_hh && fw_hh != dup_hh && fw_hh != sup_hh {
+        assert_eq!(
+            after[&fw_hh], before[&fw_hh],
+            "a full-width household id is the same id"
+        );
+    }
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let find = |line: usize| {
+        q.iter()
+            .find(|r| r[0] == "members.csv" && r[1] == line.to_string())
+            .unwrap_or_else(|| panic!("no quarantine row for members.csv line {line}: {q:?}"))
+    };
+    let a = find(4);
+    assert_eq!(
+        (a[5].as_str(), a[6].as_str()),
+        ("row_field_count", "referred")
+    );
+    assert!(
+        a[7].contains("household is referred (caseload_fault)"),
+        "{}",
+        a[7]
+    );
+    let b = find(cut_line + 1);
+    assert_eq!(
+        (b[5].as_str(), b[6].as_str()),
+        ("row_field_count", "rejected")
+    );
+    assert!(b[7].contains("no household could be referred"), "{}", b[7]);
+    let cc = find(dup_line);
+    assert_eq!(
+        (cc[5].as_str(), cc[6].as_str()),
+        ("member_orphan", "referred")
+    );
+    let d = q
+        .iter()
+        .find(|r| r[0] == "supporters.csv" && r[1] == "2")
+        .expect("the supporter row is quarantined");
+    assert_eq!(
+        (d[5].as_str(), d[6].as_str()),
+        ("supporter_orphan", "referred")
+    );
+    assert!(
+        !q.iter().any(|r| r[0] == "members.csv" && r[1] == "21"),
+        "the full-width household id is matched, not quarantined"
+    );
+}

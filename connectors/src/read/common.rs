@@ -84,6 +84,10 @@ pub struct Rejected {
     pub reason: String,
     /// A sentence for a clerk, naming the column; never a value.
     pub message: String,
+    /// The row's `household_id` as found, when the table has that column and the row holds
+    /// it (caseload tables): lets the caseload refer the household of a member or supporter
+    /// row it could not read, instead of losing the person silently.
+    pub household_id: Option<String>,
 }
 
 impl Prepared {
@@ -372,6 +376,7 @@ impl Issue {
             raw: raw.to_string(),
             reason: self.reason.to_string(),
             message: format!("line {line}, column {column}: {}", self.message),
+            household_id: None,
         }
     }
 }

@@ -53,6 +53,7 @@ fn parse_line(text: &str, line: u64) -> Line {
             raw: t.to_string(),
             reason: "json_not_object".into(),
             message: format!("line {line}: valid JSON but not an object; the line is not read"),
+            household_id: None,
         }),
         Err(e) => Line::Bad(Rejected {
             line,
@@ -63,6 +64,7 @@ fn parse_line(text: &str, line: u64) -> Line {
                 "line {line}: not JSON (column {} of the line); the line is not read",
                 e.column()
             ),
+            household_id: None,
         }),
     }
 }
@@ -215,7 +217,13 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
                             Value::String(s) => s.clone(),
                             other => other.to_string(),
                         };
-                        rejected.push(issue.at(l, &c.name, &raw));
+                        let mut r = issue.at(l, &c.name, &raw);
+                        r.household_id = m
+                            .get("household_id")
+                            .and_then(Value::as_str)
+                            .map(|h| h.trim().to_string())
+                            .filter(|h| !h.is_empty());
+                        rejected.push(r);
                         return Ok(());
                     }
                 }

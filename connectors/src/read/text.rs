@@ -819,6 +819,19 @@ impl Pass<'_> {
         Ok(())
     }
 
+    /// The `household_id` field of a row (caseload tables), when the row reaches it.
+    fn household_id_of(&self, fields: &[&str]) -> Option<String> {
+        let c = self
+            .mapping
+            .cols
+            .iter()
+            .find(|c| c.name == "household_id")?;
+        fields
+            .get(c.src)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
     /// Stream the file into the canonical CSV.
     fn write(&self) -> Result<Prepared, Stop> {
         let ctx = self.ctx;
@@ -870,6 +883,7 @@ impl Pass<'_> {
                         "line {line}: the row has {} fields, the header has {width} (a delimiter inside an unquoted value, or a cut-off line?); the row is not read",
                         fields.len()
                     ),
+                    household_id: self.household_id_of(&fields),
                 });
                 continue;
             }
@@ -897,7 +911,9 @@ impl Pass<'_> {
                         }
                         Ok(None) => out.push(v.to_string()),
                         Err(issue) => {
-                            bad = Some(issue.at(line, &c.name, v));
+                            let mut r = issue.at(line, &c.name, v);
+                            r.household_id = self.household_id_of(&fields);
+                            bad = Some(r);
                             break;
                         }
                     }

@@ -271,7 +271,15 @@ pub(super) fn prepare_workbook(
                     out.push(v)
                 }
                 Err((issue, raw)) => {
-                    bad = Some(issue.at(line, &c.name, &raw));
+                    let mut r = issue.at(line, &c.name, &raw);
+                    r.household_id = mapping
+                        .cols
+                        .iter()
+                        .find(|c| c.name == "household_id")
+                        .and_then(|h| row.get(h.src))
+                        .map(|v| cell_text(v).trim().to_string())
+                        .filter(|v| !v.is_empty());
+                    bad = Some(r);
                     break;
                 }
             }
