@@ -1464,14 +1464,15 @@ pub fn parse_memory_limit(s: &str) -> Result<u64, String> {
     Ok((n * mul as f64) as u64)
 }
 
-/// Peak memory of a run over `persons` caseload persons (members and supporters): the
-/// linked records held as text until the reports are written, the person states and the
-/// caseload (~5 KiB per person at the gen.py mix, ~7 linked rows each), plus the streaming
-/// engine's buffers and a chunk of sealed reports (~300 MiB on 2 cores). Fitted to the
-/// measured peaks: 30k households (103k persons) 0.81 GiB, 300k (1.07 M persons) 4.4 GiB.
-fn estimate_bytes(persons: u64, source_bytes: u64) -> u64 {
-    let _ = source_bytes;
-    300 * (1 << 20) + persons * 5 * 1024
+/// Peak memory (bytes) of a run over `slice` of the caseload's `total` persons (members and
+/// supporters): the streaming engine's buffers and a chunk of sealed reports (~300 MiB on 2
+/// cores), the whole caseload read before it is sliced (~1 KiB per person), and per person
+/// of the slice the linked records held as text until the reports are written and the person
+/// state (~4 KiB at the gen.py mix, ~7 linked rows each). Fitted to peaks measured on gen.py
+/// data: 30k households (103k persons) 0.81 GiB; 300k (1.07 M persons) 4.4-5.1 GiB in one
+/// run, 1.8-2.1 GiB in slices of a quarter to a seventh.
+fn estimate_bytes(slice: u64, total: u64) -> u64 {
+    300 * (1 << 20) + total * 1024 + slice * 4 * 1024
 }
 
 /// `hedui batch --memory-limit SIZE`: when the estimated footprint of one run exceeds the
@@ -1501,13 +1502,16 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     };
     let all: Vec<usize> = (0..caseload.households.len()).collect();
     let total_persons = persons_of(&all);
-    if estimate_bytes(total_persons, 0) <= limit {
+    if estimate_bytes(total_persons, total_persons) <= limit {
         tracing::info!("The estimated footprint is within --memory-limit: one run.");
         return super::run(opts);
     }
     // Per-person budget → households per slice; regions first, then ranges within them.
-    let per_person = estimate_bytes(1000, 0).saturating_sub(estimate_bytes(0, 0)) / 1000;
-    let budget = limit.saturating_sub(estimate_bytes(0, 0)).max(4 << 20);
+    let per_person =
+        estimate_bytes(1000, total_persons).saturating_sub(estimate_bytes(0, total_persons)) / 1000;
+    let budget = limit
+        .saturating_sub(estimate_bytes(0, total_persons))
+        .max(1 << 20);
     let persons_per_slice = (budget / per_person.max(1)).max(200);
     let mut by_region: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, h) in caseload.households.iter().enumerate() {
