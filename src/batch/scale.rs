@@ -1810,3 +1810,107 @@ fn merge_slices(
         persons.len(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(ops: &[(Op, Option<u64>)]) -> SourceDelta {
+        SourceDelta {
+            file: "delta/bank.csv".into(),
+            rows: ops
+                .iter()
+                .map(|&(op, prev_row)| DeltaRow {
+                    op,
+                    prev_row,
+                    rec: Record {
+                        row: 0,
+                        id_number: String::new(),
+                        values: Vec::new(),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn adds_fill_the_freed_rows_in_ascending_order_then_append() {
+        let d = delta(&[
+            (Op::Remove, Some(7)),
+            (Op::Change, Some(2)),
+            (Op::Remove, Some(3)),
+            (Op::Add, None),
+            (Op::Add, None),
+            (Op::Add, None),
+        ]);
+        let m = plan_rows(10, &d).expect("a valid delta");
+        assert_eq!(
+            m.delta_rows,
+            vec![None, Some(2), None, Some(3), Some(7), Some(10)]
+        );
+        assert_eq!(m.rows, 11);
+        assert!(m.moved.is_empty());
+        let gone: BTreeSet<u64> = m.gone.iter().copied().collect();
+        assert_eq!(gone, BTreeSet::from([2, 3, 7]));
+    }
+
+    #[test]
+    fn when_more_rows_are_removed_than_added_the_last_rows_move_into_the_lowest_freed_rows() {
+        // 10 rows; remove 1, 4, 8 and 9; add one: it takes row 1. The end state has 7 rows
+        // (0-6), so row 7 (the last remaining row, 8 and 9 being removed) moves into row 4.
+        let d = delta(&[
+            (Op::Remove, Some(1)),
+            (Op::Remove, Some(4)),
+            (Op::Remove, Some(8)),
+            (Op::Remove, Some(9)),
+            (Op::Add, None),
+        ]);
+        let m = plan_rows(10, &d).expect("a valid delta");
+        assert_eq!(m.rows, 7);
+        assert_eq!(m.delta_rows[4], Some(1));
+        assert_eq!(m.moved, HashMap::from([(7, 4)]));
+    }
+
+    #[test]
+    fn a_delta_naming_a_row_twice_or_past_the_end_is_refused_with_file_row_and_column() {
+        let twice = plan_rows(10, &delta(&[(Op::Change, Some(2)), (Op::Remove, Some(2))]));
+        let e = twice.err().expect("refused").to_string();
+        assert!(
+            e.contains("delta/bank.csv row 1 column row") && e.contains("named twice"),
+            "{e}"
+        );
+        let past = plan_rows(10, &delta(&[(Op::Remove, Some(10))]));
+        let e = past.err().expect("refused").to_string();
+        assert!(e.contains("not in the previous extract (10 rows)"), "{e}");
+    }
+
+    #[test]
+    fn memory_limits_read_as_binary_sizes() {
+        assert_eq!(parse_memory_limit("8G"), Ok(8 << 30));
+        assert_eq!(parse_memory_limit("512m"), Ok(512 << 20));
+        assert_eq!(parse_memory_limit("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_memory_limit("4096"), Ok(4096));
+        assert!(parse_memory_limit("8X").is_err());
+        assert!(parse_memory_limit("0G").is_err());
+        assert!(parse_memory_limit("lots").is_err());
+    }
+
+    #[test]
+    fn a_record_survives_the_state_encoding() {
+        let rec = Record {
+            row: 41,
+            id_number: "62050319900101123X".into(),
+            values: vec![
+                Some("LZBANK".into()),
+                None,
+                Some("12.50".into()),
+                Some(String::new()),
+            ],
+        };
+        let back = decode_record(41, &encode_record(&rec)).expect("decodes");
+        assert_eq!(back.row, 41);
+        assert_eq!(back.id_number, rec.id_number);
+        assert_eq!(back.values, rec.values);
+        assert!(decode_record(41, &encode_record(&rec)[..10]).is_none());
+    }
+}
