@@ -77,4 +77,4 @@ for k in sorted(med):
         print(f"{k:<12}{w:>6.2f}{c:>10.2f}{m:>10.0f}   wall {w/h[0]:.3f} x hedui full")
 PY
 "$hedui" open --key "$work/keys/civil.key" "$work/run/reports.jsonl" > "$work/opened.jsonl" 2>/dev/null || true
-"$py" "$peers/compare.py" --reference "$work/ref.parquet" --reports "$work/opened.jsonl" | head -3
+"$py" "$peers/compare.py" --reference "$work/ref.parquet" --reports "$work/opened.jsonl" | grep -E "agreement|disagree" || true

@@ -335,6 +335,14 @@ fn run(cli: Cli) -> Result<i32> {
                     );
                 }
             }
+            if let Some(d) = &delta
+                && !d.is_dir()
+            {
+                bail!(
+                    "--delta {}: no such directory (give the folder that holds the source deltas)",
+                    d.display()
+                );
+            }
             let as_of = as_of.unwrap_or_else(today);
             if as_of > today() {
                 bail!(

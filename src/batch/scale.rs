@@ -1468,14 +1468,15 @@ pub fn parse_memory_limit(s: &str) -> Result<u64, String> {
     Ok((n * mul as f64) as u64)
 }
 
-/// Peak memory of a run over `persons` caseload persons (members and supporters): the
-/// linked records held as text until the reports are written, the person states and the
-/// caseload (~5 KiB per person at the gen.py mix, ~7 linked rows each), plus the streaming
-/// engine's buffers and a chunk of sealed reports (~300 MiB on 2 cores). Fitted to the
-/// measured peaks: 30k households (103k persons) 0.81 GiB, 300k (1.07 M persons) 4.4 GiB.
-fn estimate_bytes(persons: u64, source_bytes: u64) -> u64 {
-    let _ = source_bytes;
-    300 * (1 << 20) + persons * 5 * 1024
+/// Peak memory (bytes) of a run over `slice` of the caseload's `total` persons (members and
+/// supporters): the streaming engine's buffers and a chunk of sealed reports (~300 MiB on 2
+/// cores), the whole caseload read before it is sliced (~1 KiB per person), and per person
+/// of the slice the linked records held as text until the reports are written and the person
+/// state (~4 KiB at the gen.py mix, ~7 linked rows each). Fitted to peaks measured on gen.py
+/// data: 30k households (103k persons) 0.81 GiB; 300k (1.07 M persons) 4.4-5.1 GiB in one
+/// run, 1.8-2.1 GiB in slices of a quarter to a seventh.
+fn estimate_bytes(slice: u64, total: u64) -> u64 {
+    300 * (1 << 20) + total * 1024 + slice * 4 * 1024
 }
 
 /// `hedui batch --memory-limit SIZE`: when the estimated footprint of one run exceeds the
@@ -1505,13 +1506,16 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     };
     let all: Vec<usize> = (0..caseload.households.len()).collect();
     let total_persons = persons_of(&all);
-    if estimate_bytes(total_persons, 0) <= limit {
+    if estimate_bytes(total_persons, total_persons) <= limit {
         tracing::info!("The estimated footprint is within --memory-limit: one run.");
         return super::run(opts);
     }
     // Per-person budget → households per slice; regions first, then ranges within them.
-    let per_person = estimate_bytes(1000, 0).saturating_sub(estimate_bytes(0, 0)) / 1000;
-    let budget = limit.saturating_sub(estimate_bytes(0, 0)).max(4 << 20);
+    let per_person =
+        estimate_bytes(1000, total_persons).saturating_sub(estimate_bytes(0, total_persons)) / 1000;
+    let budget = limit
+        .saturating_sub(estimate_bytes(0, total_persons))
+        .max(1 << 20);
     let persons_per_slice = (budget / per_person.max(1)).max(200);
     let mut by_region: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, h) in caseload.households.iter().enumerate() {
@@ -1811,4 +1815,108 @@ fn merge_slices(
         BTreeMap::new(),
         BTreeMap::new(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(ops: &[(Op, Option<u64>)]) -> SourceDelta {
+        SourceDelta {
+            file: "delta/bank.csv".into(),
+            rows: ops
+                .iter()
+                .map(|&(op, prev_row)| DeltaRow {
+                    op,
+                    prev_row,
+                    rec: Record {
+                        row: 0,
+                        id_number: String::new(),
+                        values: Vec::new(),
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn adds_fill_the_freed_rows_in_ascending_order_then_append() {
+        let d = delta(&[
+            (Op::Remove, Some(7)),
+            (Op::Change, Some(2)),
+            (Op::Remove, Some(3)),
+            (Op::Add, None),
+            (Op::Add, None),
+            (Op::Add, None),
+        ]);
+        let m = plan_rows(10, &d).expect("a valid delta");
+        assert_eq!(
+            m.delta_rows,
+            vec![None, Some(2), None, Some(3), Some(7), Some(10)]
+        );
+        assert_eq!(m.rows, 11);
+        assert!(m.moved.is_empty());
+        let gone: BTreeSet<u64> = m.gone.iter().copied().collect();
+        assert_eq!(gone, BTreeSet::from([2, 3, 7]));
+    }
+
+    #[test]
+    fn when_more_rows_are_removed_than_added_the_last_rows_move_into_the_lowest_freed_rows() {
+        // 10 rows; remove 1, 4, 8 and 9; add one: it takes row 1. The end state has 7 rows
+        // (0-6), so row 7 (the last remaining row, 8 and 9 being removed) moves into row 4.
+        let d = delta(&[
+            (Op::Remove, Some(1)),
+            (Op::Remove, Some(4)),
+            (Op::Remove, Some(8)),
+            (Op::Remove, Some(9)),
+            (Op::Add, None),
+        ]);
+        let m = plan_rows(10, &d).expect("a valid delta");
+        assert_eq!(m.rows, 7);
+        assert_eq!(m.delta_rows[4], Some(1));
+        assert_eq!(m.moved, HashMap::from([(7, 4)]));
+    }
+
+    #[test]
+    fn a_delta_naming_a_row_twice_or_past_the_end_is_refused_with_file_row_and_column() {
+        let twice = plan_rows(10, &delta(&[(Op::Change, Some(2)), (Op::Remove, Some(2))]));
+        let e = twice.err().expect("refused").to_string();
+        assert!(
+            e.contains("delta/bank.csv row 1 column row") && e.contains("named twice"),
+            "{e}"
+        );
+        let past = plan_rows(10, &delta(&[(Op::Remove, Some(10))]));
+        let e = past.err().expect("refused").to_string();
+        assert!(e.contains("not in the previous extract (10 rows)"), "{e}");
+    }
+
+    #[test]
+    fn memory_limits_read_as_binary_sizes() {
+        assert_eq!(parse_memory_limit("8G"), Ok(8 << 30));
+        assert_eq!(parse_memory_limit("512m"), Ok(512 << 20));
+        assert_eq!(parse_memory_limit("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_memory_limit("4096"), Ok(4096));
+        assert!(parse_memory_limit("8X").is_err());
+        assert!(parse_memory_limit("0G").is_err());
+        assert!(parse_memory_limit("lots").is_err());
+    }
+
+    #[test]
+    fn a_record_survives_the_state_encoding() {
+        let rec = Record {
+            row: 41,
+            id_number: "62050319900101123X".into(),
+            values: vec![
+                Some("LZBANK".into()),
+                None,
+                Some("12.50".into()),
+                Some(String::new()),
+            ],
+        };
+        let back = decode_record(41, &encode_record(&rec)).expect("decodes");
+        assert_eq!(back.row, 41);
+        assert_eq!(back.id_number, rec.id_number);
+        assert_eq!(back.values, rec.values);
+        assert!(decode_record(41, &encode_record(&rec)[..10]).is_none());
+    }
 }
