@@ -196,6 +196,8 @@ struct PersonState {
     evidence: PersonEvidence,
     incomplete: Vec<(SourceKind, String)>,
     records: Vec<(u8, u32)>,
+    /// Error-tolerant links and possible matches (issue 7; `crate::link::caseload`).
+    links: crate::link::caseload::PersonLinks,
 }
 
 struct LinkedSource {
@@ -203,6 +205,9 @@ struct LinkedSource {
     keys: Vec<u64>,
     counts: FileCounts,
     bad: Vec<(u64, String)>,
+    /// The rows of `bad` as records, with their names (for the second linkage pass).
+    bad_records: RecordSet,
+    bad_names: Vec<Option<String>>,
 }
 
 const REPAIRS: [IdRepair; 6] = [
@@ -289,7 +294,7 @@ fn link_source(
             .take(160)
             .collect(),
     };
-    let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number")];
+    let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number"), col("name")];
     keep.extend(conn.kind().columns().iter().map(|c| col(c.name)));
     let df = conn
         .scan()?
@@ -344,6 +349,20 @@ fn link_source(
         conn.kind(),
         linked.drop("_key").map_err(unreadable)?,
     )?;
+    let bad_names: Vec<Option<String>> = bad_df
+        .column("name")
+        .and_then(|c| c.cast(&DataType::String))
+        .map_err(unreadable)?
+        .str()
+        .map_err(unreadable)?
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect();
+    let bad_records = frame_to_records(
+        conn.path(),
+        conn.kind(),
+        bad_df.drop("_key").map_err(unreadable)?,
+    )?;
     let file = conn
         .path()
         .file_name()
@@ -367,6 +386,8 @@ fn link_source(
         keys,
         counts,
         bad,
+        bad_records,
+        bad_names,
     })
 }
 
@@ -447,6 +468,7 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
             evidence: PersonEvidence::default(),
             incomplete: Vec::new(),
             records: Vec::new(),
+            links: Default::default(),
         })
         .collect();
     let person_keys: Arc<ahash::AHashSet<u64>> = Arc::new(person_index.keys().copied().collect());
@@ -462,6 +484,8 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
     let mut unverified: Vec<(SourceKind, String)> = Vec::new();
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
     let mut record_sets: Vec<RecordSet> = Vec::with_capacity(12);
+    let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
+    let mut check_only: Vec<(usize, SourceKind, usize)> = Vec::new();
     for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
         let ts = Instant::now();
         pb.set_message(kind.name());
@@ -501,7 +525,17 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                 for r in &prep.rejected {
                     q.push(QuarantineEntry::from_rejected(&file, r));
                 }
-                for (row, raw) in &l.bad {
+                for (bi, (row, raw)) in l.bad.iter().enumerate() {
+                    // second linkage pass (issue 7): decided after every source is read
+                    if let Some(rec) = l.bad_records.records.get(bi) {
+                        pending.push(crate::link::caseload::BatchRow::new(
+                            si,
+                            kind,
+                            q.entries.len(),
+                            rec.clone(),
+                            l.bad_names.get(bi).cloned().flatten(),
+                        ));
+                    }
                     let e = IdNumber::parse(raw, opts.as_of)
                         .err()
                         .unwrap_or(crate::domain::IdError::Missing);
@@ -514,11 +548,10 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
                             let body = t[..17]
                                 .iter()
                                 .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+                            // decided after the second linkage pass: the row may be another
+                            // person's (a same-day neighbour's key with a typo)
                             if let Some(&pi) = person_index.get(&body) {
-                                let p = &mut persons[pi];
-                                if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                                    p.incomplete.push((kind, format!("rows_quarantined: a {} row whose ID differs from a person's only in the check character", kind.name())));
-                                }
+                                check_only.push((pi, kind, q.entries.len()));
                             }
                         }
                     }
@@ -605,6 +638,59 @@ pub fn run(opts: &BatchOptions) -> Result<Summary, BatchError> {
         "sources".to_string(),
         t0.elapsed().as_millis() - timings["caseload"],
     );
+    let tl = Instant::now();
+    let fuzzy = crate::link::caseload::apply_batch_pass(
+        &caseload,
+        &person_index,
+        &pending,
+        &opts.sources,
+        policy.link_thresholds,
+        &mut q,
+    );
+    let mut linked_rows = std::collections::HashSet::new();
+    let decided: std::collections::HashSet<usize> =
+        fuzzy.iter().map(|a| a.row.quarantine_index).collect();
+    for (pi, kind, qi) in check_only {
+        if !decided.contains(&qi)
+            && !crate::link::caseload::another_persons(&caseload, &person_index, pi, &pending, qi)
+        {
+            let p = &mut persons[pi];
+            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
+                p.incomplete.push((kind, format!("rows_quarantined: a {} row whose ID differs from a person's only in the check character", kind.name())));
+            }
+        }
+    }
+    for crate::link::caseload::Applied { link, row, entry } in fuzzy {
+        let kind = SourceKind::ALL[row.source];
+        let p = &mut persons[link.person];
+        let counts = sources.get_mut(kind.name()).and_then(|s| s.counts.as_mut());
+        if link.decision == crate::link::Decision::Match {
+            // used like an exact link; a value that cannot be read leaves the row quarantined
+            if let Ok(in_scope) = p.evidence.add(kind, &row.record.values, &frame, policy) {
+                if in_scope {
+                    let rs = &mut record_sets[row.source];
+                    p.records.push((row.source as u8, rs.records.len() as u32));
+                    rs.records.push(row.record.clone());
+                }
+                if let Some(c) = counts {
+                    c.linked += 1;
+                    c.quarantined -= 1;
+                }
+                linked_rows.insert(row.quarantine_index);
+                p.links.add(entry);
+            }
+        } else {
+            p.links.add(entry);
+        }
+    }
+    // a linked row is not quarantined any more (its link and weight are in the report)
+    q.entries = std::mem::take(&mut q.entries)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !linked_rows.contains(i))
+        .map(|(_, e)| e)
+        .collect();
+    timings.insert("fuzzy_link".to_string(), tl.elapsed().as_millis());
 
     // ---- assess + report + seal, per household in parallel
     let ta = Instant::now();
@@ -1108,7 +1194,7 @@ impl Ctx<'_> {
         }
         let s_year = self.policy.standard_year(&hh.area).0;
         let gap = assess::income_gap(&a, hh);
-        let report = VerificationReport {
+        let mut report = VerificationReport {
             report_id: format!("{}/{}", self.run_id, hh.id),
             run_id: self.run_id.to_string(),
             household_id: hh.id.clone(),
@@ -1140,7 +1226,12 @@ impl Ctx<'_> {
                 )
                 .to_yuan(),
             },
+            fuzzy_links: Vec::new(),
+            possible_matches: Vec::new(),
         };
+        let links: Vec<Option<&crate::link::caseload::PersonLinks>> =
+            states.iter().map(|s| s.map(|s| &s.links)).collect();
+        crate::link::caseload::attach(&mut report, &links, self.policy);
         (report, gap)
     }
 }

@@ -35,6 +35,8 @@ pub struct Member {
     pub disability_grade: Option<u8>,
     /// Whether a consent reference was given.
     pub consent: bool,
+    /// The name as written (for the error-tolerant linkage only; never logged or reported).
+    pub name: Option<String>,
 }
 
 /// A distinct supporter of one household (rows of the same person in one household are
@@ -53,6 +55,8 @@ pub struct Supporter {
     pub own_household_size: i64,
     /// Whether every row had a consent reference.
     pub consent: bool,
+    /// The name of the first row (for the error-tolerant linkage only).
+    pub name: Option<String>,
 }
 
 /// The loaded caseload.
@@ -291,6 +295,7 @@ pub fn load_caseload(
         "consent_ref",
     ]
     .map(|c| col(&df, c));
+    let names = df.column("name").and_then(|c| c.str()).ok();
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
         let Some(&household) = index.get(&h.to_uppercase()) else {
@@ -365,6 +370,7 @@ pub fn load_caseload(
             relation: rel.get(i).unwrap_or("").trim().to_string(),
             disability_grade,
             consent: consent.get(i).is_some_and(|c| !c.trim().is_empty()),
+            name: names.and_then(|n| n.get(i)).map(str::to_string),
         });
     }
 
@@ -378,6 +384,7 @@ pub fn load_caseload(
         "consent_ref",
     ]
     .map(|c| col(&df, c));
+    let names = df.column("name").and_then(|c| c.str()).ok();
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
     let mut flagged: HashSet<(usize, String)> = HashSet::new();
     for i in 0..df.height() {
@@ -455,6 +462,7 @@ pub fn load_caseload(
                     relation: rel.get(i).unwrap_or("").trim().to_string(),
                     own_household_size: own.unwrap_or(1).max(1),
                     consent: has_consent,
+                    name: names.and_then(|n| n.get(i)).map(str::to_string),
                 });
             }
         }
