@@ -243,6 +243,11 @@ pub fn second_pass(
         return (Vec::new(), stats);
     };
     stats.pairs = pairs.len() as u64;
+    tracing::info!(
+        ms = t0.elapsed().as_millis() as u64,
+        pairs = pairs.len(),
+        "Second pass blocked."
+    );
     let gamma = model::gammas(&kinds, &l, &r, &pairs);
     // u of agreeing on a name among non-matches: the other residents who bear it
     let pop = population.max(1) as f64;
@@ -288,6 +293,7 @@ pub fn second_pass(
         &fixed,
         None,
     );
+    tracing::info!(ms = t0.elapsed().as_millis() as u64, "Second pass trained.");
     stats.em_iterations = m.em_iterations;
     stats.lambda = m.lambda;
     let weights = m.score(&l, &gamma, &pairs);
@@ -663,7 +669,12 @@ pub fn batch_pass(
             index.push(pi);
         }
     }
+    let tn = std::time::Instant::now();
     let (counts, population) = population_names(sources).unwrap_or_default();
+    tracing::info!(
+        ms = tn.elapsed().as_millis() as u64,
+        "Population name frequencies read."
+    );
     let pending: Vec<PendingRow> = rows.iter().map(|r| r.pending.clone()).collect();
     let (mut links, stats) = second_pass(&persons, &pending, &counts, population, thresholds);
     for l in &mut links {
