@@ -151,6 +151,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Error-tolerant record linkage: evaluate the linker on files with known true pairs.
+    Link {
+        /// What to do.
+        #[command(subcommand)]
+        command: LinkCommand,
+    },
     /// Make a civil-affairs recipient key pair and a hedui signing key pair.
     Keygen {
         /// Directory to write civil.key, civil.pub, hedui-signing.key, hedui-signing.pub.
@@ -211,6 +217,31 @@ pub enum AuditAction {
         /// The service store (SQLite).
         #[arg(long)]
         store: PathBuf,
+    },
+}
+
+/// `hedui link …`.
+#[derive(Subcommand, Debug)]
+pub enum LinkCommand {
+    /// Link two CSV files with a schema and score against the true pairs: precision, recall,
+    /// F1 at the schema's thresholds and at the best-F1 threshold, pairs compared, seconds,
+    /// a precision-recall curve (SVG). Prints one JSON line after a table.
+    Eval {
+        /// Left records (CSV with a header row).
+        #[arg(long)]
+        left: PathBuf,
+        /// Right records (CSV).
+        #[arg(long)]
+        right: PathBuf,
+        /// True pairs (CSV: left id, right id).
+        #[arg(long)]
+        truth: PathBuf,
+        /// Link schema (TOML); default: the bundled FEBRL schema.
+        #[arg(long)]
+        schema: Option<PathBuf>,
+        /// Write the precision-recall curve here (SVG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
 }
 
@@ -471,6 +502,7 @@ fn run(cli: Cli) -> Result<i32> {
             .context("hedui sim failed")?;
             Ok(0)
         }
+        Command::Link { command } => crate::link::cli::run(command),
     }
 }
 

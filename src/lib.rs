@@ -39,6 +39,7 @@ pub mod domain;
 pub mod evidence;
 pub mod r#gen;
 pub mod ingest;
+pub mod link;
 pub mod render;
 pub mod report;
 pub mod seal;

@@ -170,4 +170,33 @@ pub struct VerificationReport {
     pub persons: Vec<PersonEntry>,
     /// The policy applied.
     pub policy: PolicyRef,
+    /// Source records linked by the error-tolerant pass (`match`): their weight and the
+    /// comparisons that produced it (issue 7). Used by the rules like exact links.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fuzzy_links: Vec<FuzzyLinkEntry>,
+    /// Source records that may be a person's (`possible_match`): shown side by side for a
+    /// clerk, never used by a rule (the household is referred, rule `possible_match`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub possible_matches: Vec<crate::render::PossibleMatch>,
+}
+
+/// A source record linked to a person although its ID number was damaged or missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FuzzyLinkEntry {
+    /// Index into the report's `persons`.
+    pub person: usize,
+    /// Source name (§2).
+    pub source: String,
+    /// 0-based data row in the source extract.
+    pub row: u64,
+    /// The ID number as the record wrote it, masked (null when missing).
+    pub id_number_masked: Option<String>,
+    /// Match weight, bits (log2 of the odds, prior included).
+    pub weight: f64,
+    /// The same as a probability, 0..1.
+    pub probability: f64,
+    /// Nothing but the name agrees (no ID digits, birth date or gender): weaker evidence.
+    pub name_only: bool,
+    /// The waterfall: the prior, then each comparison's level and bits.
+    pub waterfall: Vec<crate::link::Contribution>,
 }

@@ -36,6 +36,9 @@ pub struct PersonState {
     /// The records used, as (index into [`SourceKind::ALL`] and the record sets, record
     /// index in that set).
     pub records: Vec<(u8, u32)>,
+    /// Error-tolerant links and possible matches of this person (issue 7; batch only:
+    /// `crate::link::caseload`). Empty on demand, where sources answer by exact ID number.
+    pub links: crate::link::caseload::PersonLinks,
 }
 
 /// Everything [`build_report`] reads for one household.
@@ -196,7 +199,7 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
     }
     let s_year = input.policy.standard_year(&hh.area).0;
     let gap = assess::income_gap(&a, hh);
-    let report = VerificationReport {
+    let mut report = VerificationReport {
         report_id: format!("{}/{}", input.run_id, hh.id),
         run_id: input.run_id.to_string(),
         household_id: hh.id.clone(),
@@ -229,7 +232,12 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
             ) as i64)
             .to_yuan(),
         },
+        fuzzy_links: Vec::new(),
+        possible_matches: Vec::new(),
     };
+    let links: Vec<Option<&crate::link::caseload::PersonLinks>> =
+        input.states.iter().map(|s| s.map(|s| &s.links)).collect();
+    crate::link::caseload::attach(&mut report, &links, input.policy);
     (report, gap)
 }
 

@@ -71,6 +71,18 @@ pub struct PolicyFile {
     single_person_option: SingleSection,
     review: ReviewSection,
     declared_gap: GapSection,
+    #[serde(default)]
+    possible_match: Option<LinkSection>,
+}
+
+/// `[possible_match]`: the error-tolerant linkage's thresholds (match weights in bits) and the
+/// clause cited when a possible match refers a household (issue 7).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkSection {
+    clause: String,
+    match_weight: f64,
+    possible_match_weight: f64,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -249,6 +261,8 @@ pub struct Policy {
     pub gap_assets_min: Fen,
     /// The clause each rule implements, by rule name (see [`RULES`]).
     pub clauses: std::collections::BTreeMap<String, String>,
+    /// Thresholds of the error-tolerant linkage (`[possible_match]`; bits), or its defaults.
+    pub link_thresholds: crate::link::Thresholds,
 }
 
 impl Policy {
@@ -343,7 +357,13 @@ impl Policy {
             ("single_person_option", &f.single_person_option.clause),
             ("review", &f.review.clause),
             ("declared_gap", &f.declared_gap.clause),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            f.possible_match
+                .as_ref()
+                .map(|p| ("possible_match", &p.clause)),
+        ) {
             if clause.trim().is_empty() {
                 return Err(PolicyError::Invalid {
                     path: origin.into(),
@@ -410,6 +430,20 @@ impl Policy {
             gap_assets_pct: i64::from(f.declared_gap.assets_pct),
             gap_assets_min: money("declared_gap.assets_min", &f.declared_gap.assets_min)?,
             clauses,
+            link_thresholds: match &f.possible_match {
+                Some(p) if p.possible_match_weight <= p.match_weight => crate::link::Thresholds {
+                    match_weight: p.match_weight,
+                    possible_match: p.possible_match_weight,
+                },
+                Some(_) => {
+                    return Err(PolicyError::Invalid {
+                        path: origin.into(),
+                        field: "possible_match.possible_match_weight".into(),
+                        message: "must not exceed match_weight".into(),
+                    });
+                }
+                None => crate::link::caseload::DEFAULT_THRESHOLDS,
+            },
         })
     }
 

@@ -206,6 +206,9 @@ struct LinkedSource {
     /// Rows whose key was repaired (linked or not): data row and the raw ID, for the
     /// per-row normalisation log.
     repaired: Vec<(u64, String)>,
+    /// The rows of `bad` as records, with their names (for the second linkage pass).
+    bad_records: RecordSet,
+    bad_names: Vec<Option<String>>,
 }
 
 const REPAIRS: [IdRepair; 6] = [
@@ -302,7 +305,7 @@ fn link_source(
             .take(160)
             .collect(),
     };
-    let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number")];
+    let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number"), col("name")];
     keep.extend(conn.kind().columns().iter().map(|c| col(c.name)));
     let df = conn
         .scan()?
@@ -382,6 +385,20 @@ fn link_source(
         conn.kind(),
         linked.drop("_key").map_err(unreadable)?,
     )?;
+    let bad_names: Vec<Option<String>> = bad_df
+        .column("name")
+        .and_then(|c| c.cast(&DataType::String))
+        .map_err(unreadable)?
+        .str()
+        .map_err(unreadable)?
+        .iter()
+        .map(|v| v.map(str::to_string))
+        .collect();
+    let bad_records = frame_to_records(
+        conn.path(),
+        conn.kind(),
+        bad_df.drop("_key").map_err(unreadable)?,
+    )?;
     let file = conn
         .path()
         .file_name()
@@ -406,6 +423,8 @@ fn link_source(
         counts,
         bad,
         repaired,
+        bad_records,
+        bad_names,
     })
 }
 
@@ -500,6 +519,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             evidence: PersonEvidence::default(),
             incomplete: Vec::new(),
             records: Vec::new(),
+            links: Default::default(),
         })
         .collect();
     let person_keys: Arc<ahash::AHashSet<u64>> = Arc::new(person_index.keys().copied().collect());
@@ -515,6 +535,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut unverified: Vec<(SourceKind, String)> = Vec::new();
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
     let mut record_sets: Vec<RecordSet> = Vec::with_capacity(12);
+    let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
+    let mut check_only: Vec<(usize, SourceKind, usize)> = Vec::new();
     for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
         let ts = Instant::now();
         pb.set_message(kind.name());
@@ -554,7 +576,17 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 for r in &prep.rejected {
                     q.push(QuarantineEntry::from_rejected(&file, r));
                 }
-                for (row, raw) in &l.bad {
+                for (bi, (row, raw)) in l.bad.iter().enumerate() {
+                    // second linkage pass (issue 7): decided after every source is read
+                    if let Some(rec) = l.bad_records.records.get(bi) {
+                        pending.push(crate::link::caseload::BatchRow::new(
+                            si,
+                            kind,
+                            q.entries.len(),
+                            rec.clone(),
+                            l.bad_names.get(bi).cloned().flatten(),
+                        ));
+                    }
                     let e = IdNumber::parse(raw, opts.as_of)
                         .err()
                         .unwrap_or(crate::domain::IdError::Missing);
@@ -567,12 +599,11 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             let body = t[..17]
                                 .iter()
                                 .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+                            // decided after the second linkage pass: the row may be another
+                            // person's (a same-day neighbour's key with a typo)
                             if let Some(&pi) = person_index.get(&body) {
                                 near_miss.push((si as u8, *row, body));
-                                let p = &mut persons[pi];
-                                if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                                    p.incomplete.push((kind, format!("rows_quarantined: a {} row whose ID differs from a person's only in the check character", kind.name())));
-                                }
+                                check_only.push((pi, kind, q.entries.len()));
                             }
                         }
                     }
@@ -701,6 +732,59 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         "sources".to_string(),
         t0.elapsed().as_millis() - timings["caseload"],
     );
+    let tl = Instant::now();
+    let fuzzy = crate::link::caseload::apply_batch_pass(
+        &caseload,
+        &person_index,
+        &pending,
+        &opts.sources,
+        policy.link_thresholds,
+        &mut q,
+    );
+    let mut linked_rows = std::collections::HashSet::new();
+    let decided: std::collections::HashSet<usize> =
+        fuzzy.iter().map(|a| a.row.quarantine_index).collect();
+    for (pi, kind, qi) in check_only {
+        if !decided.contains(&qi)
+            && !crate::link::caseload::another_persons(&caseload, &person_index, pi, &pending, qi)
+        {
+            let p = &mut persons[pi];
+            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
+                p.incomplete.push((kind, format!("rows_quarantined: a {} row whose ID differs from a person's only in the check character", kind.name())));
+            }
+        }
+    }
+    for crate::link::caseload::Applied { link, row, entry } in fuzzy {
+        let kind = SourceKind::ALL[row.source];
+        let p = &mut persons[link.person];
+        let counts = sources.get_mut(kind.name()).and_then(|s| s.counts.as_mut());
+        if link.decision == crate::link::Decision::Match {
+            // used like an exact link; a value that cannot be read leaves the row quarantined
+            if let Ok(in_scope) = p.evidence.add(kind, &row.record.values, &frame, policy) {
+                if in_scope {
+                    let rs = &mut record_sets[row.source];
+                    p.records.push((row.source as u8, rs.records.len() as u32));
+                    rs.records.push(row.record.clone());
+                }
+                if let Some(c) = counts {
+                    c.linked += 1;
+                    c.quarantined -= 1;
+                }
+                linked_rows.insert(row.quarantine_index);
+                p.links.add(entry);
+            }
+        } else {
+            p.links.add(entry);
+        }
+    }
+    // a linked row is not quarantined any more (its link and weight are in the report)
+    q.entries = std::mem::take(&mut q.entries)
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !linked_rows.contains(i))
+        .map(|(_, e)| e)
+        .collect();
+    timings.insert("fuzzy_link".to_string(), tl.elapsed().as_millis());
 
     // ---- assess + report + seal, per household in parallel
     let ta = Instant::now();

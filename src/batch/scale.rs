@@ -39,7 +39,7 @@ use super::{
 };
 use crate::assess::Household;
 use crate::domain::{IdError, IdNumber};
-use crate::evidence::{Frame, PersonEvidence};
+use crate::evidence::Frame;
 use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload};
 use crate::report::{Determination, Outcome, SourceStatus};
 use crate::seal::RunSealer;
@@ -980,11 +980,7 @@ pub fn run_incremental(
 
     let frame = Frame::new(opts.as_of, policy);
     let mut persons: Vec<PersonState> = (0..person_index.len())
-        .map(|_| PersonState {
-            evidence: PersonEvidence::default(),
-            incomplete: Vec::new(),
-            records: Vec::new(),
-        })
+        .map(|_| PersonState::default())
         .collect();
     let mut record_sets: Vec<RecordSet> = SourceKind::ALL
         .iter()

@@ -36,6 +36,8 @@ pub struct Member {
     pub disability_grade: Option<u8>,
     /// Whether a consent reference was given.
     pub consent: bool,
+    /// The name as written (for the error-tolerant linkage only; never logged or reported).
+    pub name: Option<String>,
 }
 
 /// A distinct supporter of one household (rows of the same person in one household are
@@ -54,6 +56,8 @@ pub struct Supporter {
     pub own_household_size: i64,
     /// Whether every row had a consent reference.
     pub consent: bool,
+    /// The name of the first row (for the error-tolerant linkage only).
+    pub name: Option<String>,
 }
 
 /// The loaded caseload.
@@ -518,6 +522,7 @@ pub fn load_caseload(
             relation: rel.get(i).unwrap_or("").trim().to_string(),
             disability_grade,
             consent: consent.get(i).is_some_and(|c| !c.trim().is_empty()),
+            name: names.get(i).map(str::to_string),
         });
     }
 
@@ -688,6 +693,7 @@ pub fn load_caseload(
                     relation: rel.get(i).unwrap_or("").trim().to_string(),
                     own_household_size: own.unwrap_or(1).max(1),
                     consent: has_consent,
+                    name: names.get(i).map(str::to_string),
                 });
             }
         }

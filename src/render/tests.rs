@@ -402,6 +402,8 @@ fn sample() -> VerificationReport {
             illustrative: true,
             dibao_standard_monthly: "700.00".into(),
         },
+        fuzzy_links: Vec::new(),
+        possible_matches: Vec::new(),
     }
 }
 

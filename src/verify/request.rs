@@ -302,6 +302,8 @@ impl HouseholdRequest {
                 m.consent_ref.trim().to_string(),
             ));
             members.push(Member {
+                // on demand, sources answer by exact ID number: no name is needed
+                name: None,
                 household: 0,
                 id: Ok(idn),
                 id_masked: idn.masked(),
@@ -351,6 +353,7 @@ impl HouseholdRequest {
                 s.consent_ref.trim().to_string(),
             ));
             supporters.push(Supporter {
+                name: None,
                 household: 0,
                 id: Ok(idn),
                 id_masked: idn.masked(),

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod link;
+
 fn hedui(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hedui"))
         .args(args)

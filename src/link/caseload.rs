@@ -1,0 +1,994 @@
+//! The batch's second linkage pass: source rows whose key did not link exactly (the ID is
+//! missing or fails GB 11643-1999) against the caseload's members and supporters.
+//!
+//! What a row holds besides its key is used: the name (NFKC, middle dots, pinyin variants;
+//! its frequency in the whole population of the household registration, so a name held by one
+//! resident weighs more than a common one), the birth date and gender of a registration row,
+//! and what survives of a damaged ID (one substitution or transposition from a caseload ID
+//! whose check character fails). Blocking: the single-substitution neighbourhood of the key
+//! (`id_mask`), the normalised name, the pinyin of the name with the birth date.
+//!
+//! m/u and λ are trained on these pairs (random-pair u, EM), weights are bits. Each row goes
+//! to its best-scoring person; a `match` whose runner-up is within [`AMBIGUITY_BITS`] is only
+//! a `possible_match`. Name frequencies and the household context: a name held by exactly one
+//! resident of the county is the strongest name evidence there is; a link that rests on the
+//! name alone says so (`name_only`).
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::compare::ComparisonKind;
+use super::model::{self, BlockingRule, FieldComparison, Model, Schema, Table, Training};
+use super::{Contribution, Decision, Thresholds};
+use crate::domain::IdNumber;
+
+/// A `match` whose best rival person scores within this many bits is only a `possible_match`.
+pub const AMBIGUITY_BITS: f64 = 3.0;
+
+/// m of the name levels (null, exact, variant, Jaro-Winkler ≥ 0.92, ≥ 0.8, else): the share
+/// of a holder's rows whose name is written so. Assumed, not measured on real extracts.
+pub const NAME_M: [f64; 6] = [0.0, 0.975, 0.01, 0.01, 0.004, 0.001];
+/// m of the ID levels (null, exact, one edit with a failing check, else) for a damaged key.
+pub const ID_M: [f64; 4] = [0.0, 0.001, 0.98, 0.019];
+
+/// Default thresholds of the batch pass (bits), used when the policy file names none;
+/// chosen from the dirty-county evaluation (benches/link-county.sh).
+pub const DEFAULT_THRESHOLDS: Thresholds = Thresholds {
+    match_weight: 3.0,
+    possible_match: 0.0,
+};
+
+/// A source row that did not link exactly.
+#[derive(Debug, Clone, Default)]
+pub struct PendingRow {
+    /// The ID as written (may be empty).
+    pub raw_id: Option<String>,
+    /// The holder's name as written.
+    pub name: Option<String>,
+    /// Birth date from the record (household registration), ISO.
+    pub birth_date: Option<String>,
+    /// Gender from the record (`male`/`female`/`M`/`F`/`1`/`2`/`男`/`女`).
+    pub gender: Option<String>,
+}
+
+/// The outcome for one pending row that reached a person.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FuzzyLink {
+    /// Index of the row in the pending list.
+    pub row: usize,
+    /// Index of the person (as given to [`second_pass`]).
+    pub person: usize,
+    /// Match weight, bits.
+    pub weight: f64,
+    /// `match` or `possible_match`.
+    pub decision: Decision,
+    /// The waterfall: prior, then each comparison's level and bits.
+    pub waterfall: Vec<Contribution>,
+    /// True when nothing but the name agrees (no ID digits, birth date or gender).
+    pub name_only: bool,
+    /// The next-best person's weight, if any.
+    pub runner_up: Option<f64>,
+}
+
+/// Counts of a second pass.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassStats {
+    /// Rows considered.
+    pub rows: u64,
+    /// Candidate pairs compared.
+    pub pairs: u64,
+    /// Rows linked (`match`).
+    pub matched: u64,
+    /// Of which on the name alone.
+    pub matched_name_only: u64,
+    /// Rows shown as `possible_match`.
+    pub possible: u64,
+    /// Milliseconds.
+    pub ms: u128,
+    /// EM iterations.
+    pub em_iterations: usize,
+    /// λ.
+    pub lambda: f64,
+}
+
+fn gender_norm(g: &str) -> Option<&'static str> {
+    match g.trim() {
+        "male" | "M" | "m" | "1" | "男" => Some("male"),
+        "female" | "F" | "f" | "2" | "女" => Some("female"),
+        _ => None,
+    }
+}
+
+/// The schema of the batch pass (comparisons and blocking over the columns built below).
+pub fn schema(t: Thresholds) -> Schema {
+    let fc = |field: &str, kind: &str, tf: bool| FieldComparison {
+        field: field.into(),
+        kind: kind.into(),
+        thresholds: Vec::new(),
+        tf,
+    };
+    Schema {
+        id: "id".into(),
+        comparisons: vec![
+            fc("name", "name", true),
+            fc("id_number", "id_number", false),
+            fc("birth_date", "date", false),
+            fc("gender", "exact", false),
+        ],
+        // the ID's check neighbourhood is looked up directly (see `second_pass`)
+        blocking: vec![
+            BlockingRule {
+                left: vec!["name(name)".into()],
+                right: None,
+            },
+            BlockingRule {
+                left: vec!["pinyin(name)".into(), "birth_date".into()],
+                right: None,
+            },
+        ],
+        thresholds: t,
+        training: Training {
+            u_pairs: 300_000,
+            em_iterations: 40,
+            seed: 1,
+        },
+    }
+}
+
+/// Score pending rows against caseload persons.
+///
+/// `persons[i]` = (valid ID, name as written in the caseload). `name_counts`: residents per
+/// normalised name in the population (household registration); `population`: residents.
+/// Returns, per row that reached a person at or above `possible_match`, its best link.
+pub fn second_pass(
+    persons: &[(IdNumber, Option<String>)],
+    rows: &[PendingRow],
+    name_counts: &HashMap<String, u64>,
+    population: u64,
+    thresholds: Thresholds,
+) -> (Vec<FuzzyLink>, PassStats) {
+    let t0 = std::time::Instant::now();
+    let mut stats = PassStats {
+        rows: rows.len() as u64,
+        ..PassStats::default()
+    };
+    if rows.is_empty() || persons.is_empty() {
+        return (Vec::new(), stats);
+    }
+    let cols = ["id", "id_number", "name", "birth_date", "gender"]
+        .map(String::from)
+        .to_vec();
+    let left = Table {
+        columns: cols.clone(),
+        rows: persons
+            .iter()
+            .enumerate()
+            .map(|(i, (id, name))| {
+                vec![
+                    Some(i.to_string()),
+                    Some(id.expose()),
+                    name.clone(),
+                    Some(id.birth_date().to_string()),
+                    Some(if id.is_male() { "male" } else { "female" }.to_string()),
+                ]
+            })
+            .collect(),
+    };
+    let right = Table {
+        columns: cols,
+        rows: rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                // A key that still has the shape of an ID carries the holder's birth date and
+                // gender in its digits: comparing the record's too would count them twice
+                // (and a same-day neighbour's damaged key would look like a match).
+                let keyed = r
+                    .raw_id
+                    .as_deref()
+                    .and_then(super::compare::id_form)
+                    .is_some();
+                let (birth, gender) = if keyed {
+                    (None, None)
+                } else {
+                    (r.birth_date.as_deref(), r.gender.as_deref())
+                };
+                vec![
+                    Some(i.to_string()),
+                    r.raw_id.clone(),
+                    r.name.clone(),
+                    birth
+                        .and_then(super::compare::date_digits)
+                        .map(|d| format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..])),
+                    gender.and_then(gender_norm).map(String::from),
+                ]
+            })
+            .collect(),
+    };
+    let sc = schema(thresholds);
+    let kinds: Vec<ComparisonKind> = sc
+        .comparisons
+        .iter()
+        .map(|c| c.comparison().expect("built-in schema"))
+        .collect();
+    let names: Vec<String> = sc.comparisons.iter().map(|c| c.field.clone()).collect();
+    let Ok((mut pairs, _)) = model::block(&sc, &left, &right) else {
+        return (Vec::new(), stats);
+    };
+    // the single-substitution / transposition neighbourhood of each key that fails its check
+    let by_key: HashMap<u64, u32> = persons
+        .iter()
+        .enumerate()
+        .map(|(i, (id, _))| (id.key(), i as u32))
+        .collect();
+    for (j, r) in rows.iter().enumerate() {
+        for k in r
+            .raw_id
+            .as_deref()
+            .map(model::neighbourhood)
+            .unwrap_or_default()
+        {
+            if let Some(&i) = by_key.get(&k) {
+                pairs.push((i, j as u32));
+            }
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    let (Ok(l), Ok(r)) = (
+        model::prepare(&sc, &kinds, &left, "caseload"),
+        model::prepare(&sc, &kinds, &right, "source"),
+    ) else {
+        return (Vec::new(), stats);
+    };
+    stats.pairs = pairs.len() as u64;
+    tracing::info!(
+        ms = t0.elapsed().as_millis() as u64,
+        pairs = pairs.len(),
+        "Second pass blocked."
+    );
+    let gamma = model::gammas(&kinds, &l, &r, &pairs);
+    // u of agreeing on a name among non-matches: the other residents who bear it
+    let pop = population.max(1) as f64;
+    let tf: HashMap<String, f64> = name_counts
+        .iter()
+        .map(|(n, c)| (n.clone(), ((*c as f64 - 1.0).max(0.05)) / pop))
+        .collect();
+    // Fixed from what is known rather than learnt (EM over these pairs collapses: nearly all
+    // of them agree on the name by construction of the blocking):
+    // - λ: each row belongs to one of `population` residents, so a given person is its holder
+    //   with probability 1/population;
+    // - name m: departments write the holder's name as the caseload does (NAME_M);
+    // - ID m: a damaged key is one edit from its holder's ID (MOD 11-2 catches every single
+    //   substitution and adjacent transposition, so the damage seen is one edit; ID_M);
+    // - ID u of "one edit": the pairs one edit apart whose names disagree, over all pairs.
+    let n_pairs_all = (persons.len() as f64) * (rows.len() as f64);
+    let nc = kinds.len();
+    let last_name = (kinds[0].levels() - 1) as u8;
+    let stranger_edits = gamma
+        .chunks(nc)
+        .filter(|g| g[1] == 2 && g[0] == last_name)
+        .count() as f64;
+    let u_edit = (stranger_edits.max(1.0) / n_pairs_all.max(1.0)).min(0.5);
+    let u_exact = 1.0 / n_pairs_all.max(1.0);
+    let fixed = model::Fixed {
+        m: vec![Some(NAME_M.to_vec()), Some(ID_M.to_vec()), None, None],
+        u: vec![
+            None,
+            Some(vec![0.0, u_exact, u_edit, 1.0 - u_edit - u_exact]),
+            None,
+            None,
+        ],
+        lambda: Some(1.0 / pop.max(persons.len() as f64 + 1.0)),
+    };
+    let m = Model::train(
+        &kinds,
+        &names,
+        &l,
+        &r,
+        &gamma,
+        &sc.training,
+        vec![Some(tf)],
+        &fixed,
+        None,
+    );
+    tracing::info!(ms = t0.elapsed().as_millis() as u64, "Second pass trained.");
+    stats.em_iterations = m.em_iterations;
+    stats.lambda = m.lambda;
+    let weights = m.score(&l, &gamma, &pairs);
+    // best and runner-up person per row
+    let mut best: Vec<Option<(f64, usize)>> = vec![None; rows.len()];
+    let mut second: Vec<Option<f64>> = vec![None; rows.len()];
+    for (p, (&(i, j), &w)) in pairs.iter().zip(&weights).enumerate() {
+        let j = j as usize;
+        let _ = i;
+        match best[j] {
+            Some((bw, _)) if bw >= w => second[j] = Some(second[j].map_or(w, |s: f64| s.max(w))),
+            Some((bw, _)) => {
+                second[j] = Some(second[j].map_or(bw, |s: f64| s.max(bw)));
+                best[j] = Some((w, p));
+            }
+            None => best[j] = Some((w, p)),
+        }
+    }
+    let n = kinds.len();
+    let mut out = Vec::new();
+    for (j, b) in best.iter().enumerate() {
+        let Some((w, p)) = *b else { continue };
+        let mut decision = Decision::of(w, &thresholds);
+        if decision == Decision::NonMatch {
+            continue;
+        }
+        if decision == Decision::Match && second[j].is_some_and(|s| w - s < AMBIGUITY_BITS) {
+            decision = Decision::PossibleMatch;
+        }
+        let (i, _) = pairs[p];
+        let g = &gamma[p * n..(p + 1) * n];
+        let lv: Vec<_> = (0..n).map(|c| l.values[c][i as usize].as_ref()).collect();
+        let waterfall = m.explain(g, &lv);
+        // agreeing evidence other than the name: an ID level, birth date or gender above 0 bits
+        let name_only = waterfall
+            .iter()
+            .skip(2)
+            .all(|c| c.weight <= 0.0 || c.level == "null");
+        match decision {
+            Decision::Match => {
+                stats.matched += 1;
+                stats.matched_name_only += u64::from(name_only);
+            }
+            _ => stats.possible += 1,
+        }
+        out.push(FuzzyLink {
+            row: j,
+            person: i as usize,
+            weight: w,
+            decision,
+            waterfall,
+            name_only,
+            runner_up: second[j],
+        });
+    }
+    stats.ms = t0.elapsed().as_millis();
+    (out, stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::id_number::make_id;
+    use chrono::NaiveDate;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    fn typo(s: &str, pos: usize) -> String {
+        let mut b = s.as_bytes().to_vec();
+        b[pos] = if b[pos] == b'9' { b'0' } else { b[pos] + 1 };
+        String::from_utf8(b).unwrap()
+    }
+
+    /// A small county: 400 caseload persons with mostly distinct names, a population four
+    /// times larger; pending rows of several kinds.
+    fn world() -> (Vec<(IdNumber, Option<String>)>, HashMap<String, u64>) {
+        let sur = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄"];
+        let giv = [
+            "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟",
+            "涛", "明", "超", "秀", "霞", "平",
+        ];
+        let mut persons = Vec::new();
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for k in 0..400u32 {
+            let name = format!(
+                "{}{}{}",
+                sur[(k % 8) as usize],
+                giv[(k / 8 % 20) as usize],
+                giv[((k / 160) + k % 3) as usize % 20]
+            );
+            let id = make_id(
+                620503,
+                d(1950 + (k % 50) as i32, 1 + k % 12, 1 + k % 28),
+                100 + k,
+            );
+            *counts
+                .entry(super::super::compare::normalise_name(&name).unwrap())
+                .or_insert(0) += 3;
+            persons.push((id, Some(name)));
+        }
+        (persons, counts)
+    }
+
+    fn run(
+        persons: &[(IdNumber, Option<String>)],
+        rows: &[PendingRow],
+        counts: &HashMap<String, u64>,
+    ) -> Vec<FuzzyLink> {
+        second_pass(persons, rows, counts, 1600, DEFAULT_THRESHOLDS).0
+    }
+
+    fn row(id: Option<&str>, name: &str) -> PendingRow {
+        PendingRow {
+            raw_id: id.map(String::from),
+            name: Some(name.into()),
+            ..PendingRow::default()
+        }
+    }
+
+    fn padding(persons: &[(IdNumber, Option<String>)]) -> Vec<PendingRow> {
+        // typo rows of caseload persons give EM something to learn from
+        persons
+            .iter()
+            .step_by(4)
+            .map(|(id, n)| row(Some(&typo(&id.expose(), 12)), n.as_deref().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_one_digit_typo_and_an_adjacent_transposition_link_to_the_person() {
+        let (persons, counts) = world();
+        let mut rows = padding(&persons);
+        let (id, name) = (&persons[7].0, persons[7].1.clone().unwrap());
+        let s = id.expose();
+        rows.push(row(Some(&typo(&s, 3)), &name));
+        let mut t = s.clone().into_bytes();
+        let pos = (0..16)
+            .find(|&i| {
+                t[i] != t[i + 1] && {
+                    let mut u = t.clone();
+                    u.swap(i, i + 1);
+                    crate::domain::id_number::check_character(u[..17].try_into().unwrap()) != u[17]
+                }
+            })
+            .unwrap();
+        t.swap(pos, pos + 1);
+        rows.push(row(Some(std::str::from_utf8(&t).unwrap()), &name));
+        let links = run(&persons, &rows, &counts);
+        for k in [rows.len() - 2, rows.len() - 1] {
+            let l = links.iter().find(|l| l.row == k).expect("linked");
+            assert_eq!(
+                (l.person, l.decision),
+                (7, Decision::Match),
+                "row {k}: {l:?}"
+            );
+            assert!(!l.name_only);
+            assert!(l.waterfall.iter().any(|c| c.comparison == "id_number"
+                && c.level == "one_edit_damaged"
+                && c.weight > 10.0));
+        }
+    }
+
+    #[test]
+    fn a_legacy_15_digit_key_and_variant_names_link() {
+        let (persons, counts) = world();
+        let mut rows = padding(&persons);
+        let (id, name) = (&persons[11].0, persons[11].1.clone().unwrap());
+        let s = id.expose();
+        let legacy = format!("{}{}", &s[..6], &s[8..17]);
+        // a legacy number with one wrong digit: no check character to tell, still one edit
+        rows.push(row(Some(&typo(&legacy, 12)), &name));
+        // full-width and traditional forms of the name with a damaged key
+        let trad: String = name
+            .chars()
+            .map(|c| match c {
+                '陈' => '陳',
+                '张' => '張',
+                '刘' => '劉',
+                '杨' => '楊',
+                '赵' => '趙',
+                '黄' => '黃',
+                '伟' => '偉',
+                '丽' => '麗',
+                '军' => '軍',
+                '杰' => '傑',
+                '涛' => '濤',
+                '艳' => '艷',
+                '霞' => '霞',
+                x => x,
+            })
+            .collect();
+        rows.push(row(Some(&typo(&s, 9)), &trad));
+        let links = run(&persons, &rows, &counts);
+        for k in [rows.len() - 2, rows.len() - 1] {
+            let l = links
+                .iter()
+                .find(|l| l.row == k)
+                .unwrap_or_else(|| panic!("row {k} linked"));
+            assert_eq!(l.person, 11);
+            assert_eq!(l.decision, Decision::Match, "{l:?}");
+        }
+    }
+
+    #[test]
+    fn a_valid_near_miss_id_of_another_person_is_not_linked() {
+        let (persons, counts) = world();
+        let mut rows = padding(&persons);
+        // another resident born the same day in the same county: valid ID, one digit away
+        let id = persons[5].0;
+        let b = id.birth_date();
+        let other = (0..999)
+            .map(|q| make_id(620503, b, q))
+            .find(|o| {
+                *o != id
+                    && super::super::compare::one_edit(
+                        &o.expose().as_bytes()[..17],
+                        &id.expose().as_bytes()[..17],
+                    )
+            })
+            .unwrap();
+        rows.push(row(Some(&other.expose()), "孙悟空"));
+        // and the same stranger's key with a typo (fails the check): the name disagrees
+        rows.push(row(Some(&typo(&other.expose(), 16)), "孙悟空"));
+        let links = run(&persons, &rows, &counts);
+        for k in [rows.len() - 2, rows.len() - 1] {
+            assert!(
+                links.iter().all(|l| l.row != k
+                    || l.decision == Decision::PossibleMatch && l.person != 5
+                    || l.decision != Decision::Match),
+                "{:?}",
+                links.iter().find(|l| l.row == k)
+            );
+        }
+    }
+
+    #[test]
+    fn homonyms_with_different_birth_dates_are_kept_apart() {
+        let (mut persons, mut counts) = world();
+        // two caseload persons share a name; a registration row with that name, no key, and
+        // the birth date of the second
+        let a = make_id(620503, d(1961, 2, 3), 41);
+        let b = make_id(620503, d(1988, 9, 30), 42);
+        persons.push((a, Some("欧阳娜娜".into())));
+        persons.push((b, Some("欧阳娜娜".into())));
+        counts.insert("欧阳娜娜".into(), 2);
+        let mut rows = padding(&persons);
+        rows.push(PendingRow {
+            raw_id: None,
+            name: Some("欧阳娜娜".into()),
+            birth_date: Some("1988-09-30".into()),
+            gender: Some("女".into()),
+        });
+        let links = run(&persons, &rows, &counts);
+        let l = links
+            .iter()
+            .find(|l| l.row == rows.len() - 1)
+            .expect("reaches a person");
+        assert_eq!(l.person, persons.len() - 1, "{l:?}");
+        assert!(
+            l.waterfall
+                .iter()
+                .any(|c| c.comparison == "birth_date" && c.level == "exact" && c.weight > 0.0)
+        );
+        let homonym = l
+            .waterfall
+            .iter()
+            .find(|c| c.comparison == "birth_date")
+            .unwrap();
+        assert!(homonym.weight > 5.0);
+    }
+
+    #[test]
+    fn a_common_name_alone_is_never_a_match_and_a_unique_one_says_name_only() {
+        let (persons, mut counts) = world();
+        let mut rows = padding(&persons);
+        let common = persons[20].1.clone().unwrap();
+        counts.insert(common.clone(), 200);
+        let unique = persons[30].1.clone().unwrap();
+        counts.insert(unique.clone(), 1);
+        rows.push(row(None, &common));
+        rows.push(row(None, &unique));
+        let links = run(&persons, &rows, &counts);
+        assert!(
+            links
+                .iter()
+                .all(|l| l.row != rows.len() - 2 || l.decision != Decision::Match)
+        );
+        if let Some(l) = links.iter().find(|l| l.row == rows.len() - 1) {
+            assert_eq!(l.person, 30);
+            assert!(l.name_only);
+        }
+    }
+}
+
+/// One pending row as the batch hands it over: where it came from and what it holds.
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    /// Index of the source in `SourceKind::ALL`.
+    pub source: usize,
+    /// 0-based data row.
+    pub row: u64,
+    /// Index of its entry in the run's quarantine.
+    pub quarantine_index: usize,
+    /// The record's §2 values (as `frame_to_records` gives them).
+    pub record: hedui_connectors::Record,
+    /// What the linker compares.
+    pub pending: PendingRow,
+}
+
+/// Residents per normalised name in the household registration extract, and residents.
+/// `None` when the extract cannot be read (then names carry no frequency: every name is
+/// treated as shared by many, so no link rests on a name alone).
+pub fn population_names(sources: &std::path::Path) -> Option<(HashMap<String, u64>, u64)> {
+    use polars::prelude::*;
+    let conn = hedui_connectors::FileConnector::locate(
+        sources,
+        hedui_connectors::SourceKind::HouseholdRegistration,
+    )
+    .ok()?;
+    let df = conn
+        .scan()
+        .ok()?
+        .select([col("name").cast(DataType::String)])
+        .group_by([col("name")])
+        .agg([len().alias("n")])
+        .collect()
+        .ok()?;
+    let names = df.column("name").ok()?.str().ok()?.clone();
+    let n = df.column("n").ok()?.cast(&DataType::UInt64).ok()?;
+    let n = n.u64().ok()?;
+    let mut out: HashMap<String, u64> = HashMap::new();
+    let mut total = 0;
+    for (name, c) in names.iter().zip(n.iter()) {
+        let c = c.unwrap_or(0);
+        total += c;
+        if let Some(k) = name.and_then(super::compare::normalise_name) {
+            *out.entry(k).or_insert(0) += c;
+        }
+    }
+    Some((out, total))
+}
+
+/// The batch's second pass over every pending row of the run: caseload persons (consenting,
+/// valid ID; `person_of` maps an ID key to the batch's person index) against the rows.
+/// Returns links whose `person` is the batch's person index.
+pub fn batch_pass(
+    caseload: &crate::ingest::Caseload,
+    person_of: &HashMap<u64, usize>,
+    rows: &[BatchRow],
+    sources: &std::path::Path,
+    thresholds: Thresholds,
+) -> (Vec<FuzzyLink>, PassStats) {
+    if rows.is_empty() {
+        return (Vec::new(), PassStats::default());
+    }
+    let mut persons: Vec<(IdNumber, Option<String>)> = Vec::with_capacity(person_of.len());
+    let mut index: Vec<usize> = Vec::with_capacity(person_of.len());
+    let mut seen = std::collections::HashSet::new();
+    let all = caseload
+        .members
+        .iter()
+        .map(|m| (&m.id, &m.name))
+        .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)));
+    for (id, name) in all {
+        let Ok(id) = id else { continue };
+        let Some(&pi) = person_of.get(&id.key()) else {
+            continue;
+        };
+        if seen.insert(pi) {
+            persons.push((*id, name.clone()));
+            index.push(pi);
+        }
+    }
+    let tn = std::time::Instant::now();
+    let (counts, population) = population_names(sources).unwrap_or_default();
+    tracing::info!(
+        ms = tn.elapsed().as_millis() as u64,
+        "Population name frequencies read."
+    );
+    let pending: Vec<PendingRow> = rows.iter().map(|r| r.pending.clone()).collect();
+    let (mut links, stats) = second_pass(&persons, &pending, &counts, population, thresholds);
+    for l in &mut links {
+        l.person = index[l.person];
+    }
+    (links, stats)
+}
+
+impl BatchRow {
+    /// A pending row from a record whose key did not link (`si`: index in `SourceKind::ALL`).
+    pub fn new(
+        si: usize,
+        kind: hedui_connectors::SourceKind,
+        quarantine_index: usize,
+        record: hedui_connectors::Record,
+        name: Option<String>,
+    ) -> BatchRow {
+        let col = |c: &str| {
+            kind.columns()
+                .iter()
+                .position(|x| x.name == c)
+                .and_then(|i| record.values.get(i).cloned().flatten())
+        };
+        let registration = kind == hedui_connectors::SourceKind::HouseholdRegistration;
+        let pending = PendingRow {
+            raw_id: Some(record.id_number.clone()).filter(|s| !s.trim().is_empty()),
+            name,
+            birth_date: if registration {
+                col("birth_date")
+            } else {
+                None
+            },
+            gender: if registration { col("gender") } else { None },
+        };
+        BatchRow {
+            source: si,
+            row: record.row,
+            quarantine_index,
+            record,
+            pending,
+        }
+    }
+}
+
+/// What the report shows of one link: a fuzzy link or a possible match (person index filled
+/// in when the report is built).
+#[derive(Debug, Clone)]
+pub enum LinkEntry {
+    /// `match`.
+    Fuzzy(crate::report::FuzzyLinkEntry),
+    /// `possible_match`.
+    Possible(crate::render::PossibleMatch),
+}
+
+/// A person's error-tolerant links and possible matches, for the reports they appear in.
+#[derive(Debug, Clone, Default)]
+pub struct PersonLinks {
+    entries: Vec<LinkEntry>,
+}
+
+impl PersonLinks {
+    /// Add one.
+    pub fn add(&mut self, e: LinkEntry) {
+        self.entries.push(e);
+    }
+}
+
+/// One decided pending row: the link, the row, and what the report shows.
+pub struct Applied {
+    /// The link (person = the batch's person index).
+    pub link: FuzzyLink,
+    /// The row.
+    pub row: BatchRow,
+    /// The report entry.
+    pub entry: LinkEntry,
+}
+
+fn masked_name(n: Option<&str>) -> Option<String> {
+    n.and_then(|n| crate::domain::Name::parse(n).ok())
+        .map(|(n, _)| n.masked())
+}
+
+/// Run the second pass over the pending rows and build each decided row's report entry;
+/// possible matches' quarantine entries say so (they stay quarantined: never used).
+pub fn apply_batch_pass(
+    caseload: &crate::ingest::Caseload,
+    person_of: &HashMap<u64, usize>,
+    rows: &[BatchRow],
+    sources: &std::path::Path,
+    thresholds: Thresholds,
+    q: &mut crate::ingest::Quarantine,
+) -> Vec<Applied> {
+    let (links, stats) = batch_pass(caseload, person_of, rows, sources, thresholds);
+    tracing::info!(
+        rows = stats.rows,
+        pairs = stats.pairs,
+        matched = stats.matched,
+        name_only = stats.matched_name_only,
+        possible = stats.possible,
+        ms = stats.ms as u64,
+        "Error-tolerant linkage done."
+    );
+    // the persons' IDs and names, by batch person index
+    let mut who: HashMap<usize, (IdNumber, Option<String>)> = HashMap::new();
+    for (id, name) in caseload
+        .members
+        .iter()
+        .map(|m| (&m.id, &m.name))
+        .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
+    {
+        if let Ok(id) = id {
+            if let Some(&pi) = person_of.get(&id.key()) {
+                who.entry(pi).or_insert((*id, name.clone()));
+            }
+        }
+    }
+    links
+        .into_iter()
+        .map(|link| {
+            let row = rows[link.row].clone();
+            let source = hedui_connectors::SourceKind::ALL[row.source].name().to_string();
+            let id_masked = row.pending.raw_id.as_deref().map(|r| crate::domain::mask(r.trim()));
+            let entry = match link.decision {
+                Decision::Match => LinkEntry::Fuzzy(crate::report::FuzzyLinkEntry {
+                    person: 0,
+                    source,
+                    row: row.row,
+                    id_number_masked: id_masked,
+                    weight: round2(link.weight),
+                    probability: model::probability(link.weight),
+                    name_only: link.name_only,
+                    waterfall: link
+                        .waterfall
+                        .iter()
+                        .map(|c| Contribution { weight: round2(c.weight), ..c.clone() })
+                        .collect(),
+                }),
+                _ => {
+                    let (pid, pname) = who.get(&link.person).cloned().unwrap_or((IdNumber::from_key(0), None));
+                    let reason = if link.runner_up.is_some_and(|s| link.weight - s < AMBIGUITY_BITS) && link.weight >= thresholds.match_weight {
+                        "possible_match_ambiguous"
+                    } else {
+                        "possible_match"
+                    };
+                    if let Some(e) = q.entries.get_mut(row.quarantine_index) {
+                        e.message.push_str("; a possible match of a caseload person, shown in that household's report (not used by any rule)");
+                    }
+                    let mut fields = vec![
+                        crate::render::MatchField { field: "id_number".into(), person: Some(pid.masked()), record: id_masked },
+                        crate::render::MatchField { field: "name".into(), person: masked_name(pname.as_deref()), record: masked_name(row.pending.name.as_deref()) },
+                    ];
+                    if row.pending.birth_date.is_some() {
+                        fields.push(crate::render::MatchField { field: "birth_date".into(), person: Some(pid.birth_date().to_string()), record: row.pending.birth_date.clone() });
+                    }
+                    LinkEntry::Possible(crate::render::PossibleMatch {
+                        person: 0,
+                        source,
+                        row: row.row,
+                        score: Some(model::probability(link.weight)),
+                        reason: Some(reason.into()),
+                        fields,
+                    })
+                }
+            };
+            Applied { link, row, entry }
+        })
+        .collect()
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Put the persons' links into a report (`persons[i]` ↔ `links[i]`). A possible match adds the
+/// finding `possible_match` (referred) and turns an `eligible` determination into `referred`;
+/// it never makes one `ineligible` (its record is not in the evidence at all).
+pub fn attach(
+    report: &mut crate::report::VerificationReport,
+    links: &[Option<&PersonLinks>],
+    policy: &crate::assess::Policy,
+) {
+    for (pi, l) in links.iter().enumerate() {
+        let Some(l) = l else { continue };
+        for e in &l.entries {
+            match e {
+                LinkEntry::Fuzzy(f) => report.fuzzy_links.push(crate::report::FuzzyLinkEntry {
+                    person: pi,
+                    ..f.clone()
+                }),
+                LinkEntry::Possible(p) => {
+                    report.possible_matches.push(crate::render::PossibleMatch {
+                        person: pi,
+                        ..p.clone()
+                    })
+                }
+            }
+        }
+    }
+    if !report.possible_matches.is_empty() {
+        let sources: std::collections::BTreeSet<&str> = report
+            .possible_matches
+            .iter()
+            .map(|p| p.source.as_str())
+            .collect();
+        report.findings.push(crate::report::Finding {
+            rule: "possible_match".into(),
+            clause: policy.clause("possible_match").to_string(),
+            outcome: crate::report::Outcome::Referred,
+            evidence: serde_json::json!({
+                "possible_matches": report.possible_matches.len(),
+                "sources": sources,
+            }),
+        });
+        if report.determination == crate::report::Determination::Eligible {
+            report.determination = crate::report::Determination::Referred;
+        }
+    }
+}
+
+/// Whether the pending row at quarantine index `qi`, whose key differs from person `pi`'s
+/// only in the check character, is plainly another person's: it names someone else (the
+/// normalised names differ and are not variants). A same-day neighbour's key with a typo can
+/// look like a check-character slip of a caseload ID; without that evidence the person's
+/// source stays unverified (missing is not zero).
+pub fn another_persons(
+    caseload: &crate::ingest::Caseload,
+    person_of: &HashMap<u64, usize>,
+    pi: usize,
+    rows: &[BatchRow],
+    qi: usize,
+) -> bool {
+    let Some(row) = rows.iter().find(|r| r.quarantine_index == qi) else {
+        return false;
+    };
+    let Some(theirs) = caseload
+        .members
+        .iter()
+        .map(|m| (&m.id, &m.name))
+        .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
+        .find(|(id, _)| id.as_ref().ok().and_then(|id| person_of.get(&id.key())) == Some(&pi))
+        .and_then(|(_, n)| n.as_deref())
+    else {
+        return false;
+    };
+    let k = ComparisonKind::Name {
+        thresholds: vec![0.92, 0.8],
+        tf: false,
+    };
+    let (a, b) = (
+        k.prepare(Some(theirs)),
+        k.prepare(row.pending.name.as_deref()),
+    );
+    a.is_some() && b.is_some() && k.level(a.as_ref(), b.as_ref()) == (k.levels() - 1) as u8
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::*;
+    use crate::report::{Determination, Outcome, VerificationReport};
+
+    fn report(d: Determination) -> VerificationReport {
+        serde_json::from_value(serde_json::json!({
+            "report_id": "r/h", "run_id": "r", "household_id": "h", "region_code": "620503",
+            "area": "urban", "programme": "dibao", "category": "full", "as_of": "2026-11-01",
+            "determination": d, "per_capita_monthly_income": "100.00",
+            "per_capita_financial_assets": "0.00", "household_income_annual": "1200.00",
+            "financial_assets_total": "0.00", "members": 1, "review_due": false,
+            "findings": [], "sources": [], "persons": [],
+            "policy": {"id": "p", "title": "t", "illustrative": true, "dibao_standard_monthly": "700.00"}
+        }))
+        .unwrap()
+    }
+
+    fn possible() -> PersonLinks {
+        let mut l = PersonLinks::default();
+        l.add(LinkEntry::Possible(crate::render::PossibleMatch {
+            person: 9,
+            source: "vehicle_vessel".into(),
+            row: 4,
+            score: Some(0.7),
+            reason: Some("possible_match".into()),
+            fields: Vec::new(),
+        }));
+        l
+    }
+
+    #[test]
+    fn a_possible_match_refers_an_eligible_household_and_never_makes_one_ineligible() {
+        let policy = crate::assess::Policy::bundled();
+        for (before, after) in [
+            (Determination::Eligible, Determination::Referred),
+            (Determination::Referred, Determination::Referred),
+            (Determination::Ineligible, Determination::Ineligible),
+        ] {
+            let mut r = report(before);
+            let l = possible();
+            attach(&mut r, &[Some(&l)], &policy);
+            assert_eq!(r.determination, after);
+            assert_eq!(r.possible_matches.len(), 1);
+            assert_eq!(r.possible_matches[0].person, 0);
+            let f = r
+                .findings
+                .iter()
+                .find(|f| f.rule == "possible_match")
+                .unwrap();
+            assert_eq!(f.outcome, Outcome::Referred);
+            assert!(!f.clause.is_empty());
+            assert!(r.fuzzy_links.is_empty());
+            // the page shows them side by side
+            assert_eq!(crate::render::possible_matches(&r).len(), 1);
+        }
+        let mut r = report(Determination::Eligible);
+        attach(&mut r, &[None], &policy);
+        assert_eq!(r.determination, Determination::Eligible);
+        assert!(r.findings.is_empty());
+    }
+}
