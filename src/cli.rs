@@ -277,6 +277,15 @@ pub fn main() -> i32 {
         .init();
     match run(cli) {
         Ok(code) => code,
+        // `hedui open … | head`: the reader went away; that is not an error of hedui.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            0
+        }
         Err(e) => {
             eprintln!("hedui: error: {e:#}");
             2

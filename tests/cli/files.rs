@@ -367,3 +367,31 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
         "the full-width household id is matched, not quarantined"
     );
 }
+
+#[test]
+fn open_into_a_pipe_closed_early_exits_quietly() {
+    use std::io::{BufRead, BufReader};
+    let c = County::new(80);
+    let (_, dir) = c.batch("run", &[]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hedui"))
+        .args([
+            "open",
+            "--key",
+            c.key("civil.key").to_str().unwrap(),
+            dir.join("reports.jsonl").to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("household_id"));
+    // stdout is dropped here: like `| head -1`.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -127,6 +127,24 @@ fn utf8_text_followed_by_gbk_bytes_is_refused_as_mixed_not_decoded_as_gb18030() 
     assert!(!msg.contains(ID2) && !msg.contains("王秀兰"), "{msg}");
 }
 
+/// Regression (GBK re-encoding of gen.py's county): 魏 in GBK is CE BA, which is also
+/// valid UTF-8 (κ), so the file looked like "UTF-8 text, then GBK" and was refused as mixed.
+#[test]
+fn gbk_text_that_happens_to_be_valid_utf8_at_first_is_still_read_as_gbk() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!("id_number,name\n{ID1},魏兰梦\n{ID2},王秀兰\n");
+    let p = write(d.path(), "members.csv", &gbk(&text));
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.encoding, "gb18030");
+    assert_eq!(table(&prep).values("name"), vec!["魏兰梦", "王秀兰"]);
+    // UTF-8 Chinese followed by GBK bytes is still refused.
+    let mut mixed = format!("id_number,name\n{ID1},王秀兰\n").into_bytes();
+    mixed.extend(gbk(&format!("{ID2},李建国\n")));
+    let p = write(d.path(), "members2.csv", &mixed);
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(msg.contains("mixes encodings"), "{msg}");
+}
+
 #[test]
 fn a_declared_encoding_is_used_and_recorded() {
     let d = tempfile::tempdir().unwrap();
@@ -637,6 +655,83 @@ enum Cell {
     N(f64),
     D(u16, u8, u8),
     E,
+}
+
+/// A workbook with one sheet per `sheets` entry (name, rows of text cells).
+fn workbook_sheets(path: &Path, sheets: &[(&str, Vec<Vec<&str>>)]) {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    for (name, rows) in sheets {
+        let ws = wb.add_worksheet();
+        ws.set_name(*name).unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                ws.write_string(r as u32, c as u16, *v).unwrap();
+            }
+        }
+    }
+    wb.save(path).unwrap();
+}
+
+#[test]
+fn a_table_split_over_sheets_with_the_same_header_is_read_as_one() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.xlsx");
+    let head = vec!["身份证号", "姓名", "余额"];
+    workbook_sheets(
+        &p,
+        &[
+            (
+                "bank_1",
+                vec![head.clone(), vec![ID1, "a", "1.00"], vec![ID2, "b", "2.00"]],
+            ),
+            ("空", vec![]),
+            (
+                "bank_2",
+                vec![
+                    head.clone(),
+                    vec![ID3, "c", "3.00"],
+                    vec!["6.2E+17", "d", "4.00"],
+                ],
+            ),
+        ],
+    );
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("id_number"), vec![ID1, ID2, ID3, "6.2E+17"]);
+    assert_eq!(t.values("balance"), vec!["1.00", "2.00", "3.00", "4.00"]);
+    // Lines are sheet rows of each sheet.
+    assert_eq!(
+        (0..4).map(|r| prep.line_of(r).unwrap()).collect::<Vec<_>>(),
+        vec![2, 3, 2, 3]
+    );
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("continues over 2 sheets")
+                && n.contains("sheet 3 (bank_2) from data row 2 (its header at sheet row 1)")),
+        "{:?}",
+        prep.notes
+    );
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("sheet 2 (空) is empty"))
+    );
+
+    // A sheet with another header is an error naming it.
+    let p = d.path().join("tax.xlsx");
+    workbook_sheets(
+        &p,
+        &[
+            ("数据", vec![head.clone(), vec![ID1, "a", "1.00"]]),
+            ("说明", vec![vec!["本表说明"], vec!["金额单位：元"]]),
+        ],
+    );
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(
+        msg.contains("sheet 2 (说明) holds other data: its first row (sheet row 1) is not the header of sheet 1 (数据)"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -260,8 +260,8 @@ pub(super) fn io_stop(ctx: &Ctx, e: io::Error) -> Stop {
     Stop::Fail(super::unreadable(ctx.path, e))
 }
 
-/// The byte offset of the first sequence that is not UTF-8, from `start`, and whether any
-/// non-ASCII (valid UTF-8) text comes before it.
+/// The byte offset of the first sequence that is not UTF-8, from `start`, and whether valid
+/// UTF-8 CJK text (a character of 3+ bytes, see `has_wide_utf8`) comes before it.
 pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
     let mut f = File::open(ctx.path).ok()?;
     f.seek(SeekFrom::Start(start)).ok()?;
@@ -280,13 +280,13 @@ pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
                 if n == 0 {
                     return None;
                 }
-                non_ascii |= !buf[..len].is_ascii();
+                non_ascii |= has_wide_utf8(&buf[..len]);
                 base += len as u64;
                 carry = 0;
             }
             Err(e) => {
                 let valid = e.valid_up_to();
-                non_ascii |= !buf[..valid].is_ascii();
+                non_ascii |= has_wide_utf8(&buf[..valid]);
                 if e.error_len().is_some() || n == 0 {
                     return Some((base + valid as u64, non_ascii));
                 }
@@ -297,6 +297,15 @@ pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
             }
         }
     }
+}
+
+/// Whether valid UTF-8 holds a character of three or more bytes (U+0800 and up: CJK and
+/// the rest). GBK text can pass for UTF-8 by accident only as two-byte sequences (魏 in GBK,
+/// CE BA, reads as UTF-8 κ), never as a run of CJK characters; so only such characters
+/// before the first invalid byte show a file that mixes UTF-8 Chinese with GBK. (Found on
+/// the GBK re-encoding of gen.py's county, whose first name in vehicle_vessel is 魏.)
+fn has_wide_utf8(valid: &[u8]) -> bool {
+    valid.iter().any(|b| *b >= 0xE0)
 }
 
 /// Resolve the encoding and read the file; restarts on a non-canonical file (rewrite) or

@@ -183,21 +183,21 @@ pub(super) fn prepare_workbook(
     // calamine detects xlsx/xlsm/xlsb/xls/ods from the bytes themselves.
     let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes))
         .map_err(|e| super::unreadable(ctx.path, e))?;
-    let names = wb.sheet_names();
+    let sheets = wb.sheet_names();
     let range = wb
         .worksheet_range_at(0)
         .map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
     let range = range.ok_or_else(|| ctx.unreadable("the workbook has no sheet".into()))??;
-    if names.len() > 1 {
-        notes.push(format!(
-            "workbook: the first of {} sheets read; the others are ignored",
-            names.len()
-        ));
-    }
     let row0 = u64::from(range.start().map_or(0, |(r, _)| r));
     let rows: Vec<&[Data]> = range.rows().collect();
     let line_of = |i: usize| row0 + i as u64 + 1;
-    let blank = |r: &[Data]| r.iter().all(|c| cell_text(c).trim().is_empty());
+    let blank = |r: &[Data]| {
+        r.iter().all(|c| match c {
+            Data::Empty => true,
+            Data::String(s) => s.trim().is_empty(),
+            _ => false,
+        })
+    };
     let firsts: Vec<(u64, Vec<String>)> = rows
         .iter()
         .enumerate()
@@ -233,64 +233,135 @@ pub(super) fn prepare_workbook(
     let mut changes = Changes::default();
     let mut normalised: Vec<Normalised> = Vec::new();
     let mut out: Vec<String> = Vec::with_capacity(names.len());
-    for (i, row) in rows.iter().enumerate().skip(header_idx + 1) {
-        let line = line_of(i);
-        if blank(row) {
-            blanks.push(line);
-            continue;
+    let hwidth = header_norm
+        .iter()
+        .rposition(|t| !t.is_empty())
+        .map_or(0, |p| p + 1);
+    // Whether a row repeats the header (the first cell is compared first: cheap).
+    let header_again = |row: &[Data]| -> bool {
+        let first = row.first().map(|c| norm(&cell_text(c))).unwrap_or_default();
+        if header_norm.first().is_none_or(|h| *h != first) {
+            return false;
         }
         let texts: Vec<String> = row.iter().map(|c| norm(&cell_text(c))).collect();
         let width = texts
             .iter()
             .rposition(|t| !t.is_empty())
             .map_or(0, |p| p + 1);
-        let hwidth = header_norm
-            .iter()
-            .rposition(|t| !t.is_empty())
-            .map_or(0, |p| p + 1);
-        if width == hwidth && texts[..width] == header_norm[..hwidth] {
-            repeated.push(line);
-            continue;
-        }
-        out.clear();
-        let mut bad = None;
-        let kept = normalised.len();
-        for c in &mapping.cols {
-            let cell = row.get(c.src).unwrap_or(&Data::Empty);
-            match convert(cell, c.kind, c.unit, &mut changes, &c.name) {
-                Ok((v, change)) => {
-                    if let Some((kind, detail)) = change {
-                        normalised.push(Normalised {
-                            line,
-                            row: sink.rows(),
-                            column: c.name.clone(),
-                            kind: kind.into(),
-                            detail,
-                        });
+        width == hwidth && texts[..width] == header_norm[..hwidth]
+    };
+    // Export tools split a table longer than a sheet (1,048,576 rows) over several sheets,
+    // each starting with the same header: every sheet whose first row repeats the first
+    // sheet's header is read as a continuation; any other sheet with data is an error.
+    let mut first = Some((range, header_idx + 1));
+    let mut continued: Vec<String> = Vec::new();
+    for si in 0..sheets.len() {
+        let (range, start) = match first.take() {
+            Some(f) => f,
+            None => {
+                let r = wb
+                    .worksheet_range_at(si)
+                    .ok_or_else(|| ctx.unreadable(format!("sheet {} cannot be opened", si + 1)))?
+                    .map_err(|e| super::unreadable(ctx.path, e))?;
+                (r, usize::MAX)
+            }
+        };
+        let sheet_name = &sheets[si];
+        let row0 = u64::from(range.start().map_or(0, |(r, _)| r));
+        let line_of = |i: usize| row0 + i as u64 + 1;
+        let rows: Vec<&[Data]> = range.rows().collect();
+        let start = if start != usize::MAX {
+            start
+        } else {
+            match rows.iter().position(|r| !blank(r)) {
+                None => {
+                    notes.push(format!("sheet {} ({sheet_name}) is empty: skipped", si + 1));
+                    continue;
+                }
+                Some(p) if header_again(rows[p]) => {
+                    continued.push(format!(
+                        "sheet {} ({sheet_name}) from data row {} (its header at sheet row {})",
+                        si + 1,
+                        sink.rows(),
+                        line_of(p)
+                    ));
+                    p + 1
+                }
+                Some(p) => {
+                    return Err(ctx.unreadable(format!(
+                        "sheet {} ({sheet_name}) holds other data: its first row (sheet row {}) is not the header of sheet 1 ({}); a workbook is read as one table, continued over sheets that repeat the header: move the other table to a file of its own",
+                        si + 1,
+                        line_of(p),
+                        sheets[0]
+                    )));
+                }
+            }
+        };
+        let sheet_tag = |m: String| {
+            if si == 0 {
+                m
+            } else {
+                format!("sheet {} ({sheet_name}), {m}", si + 1)
+            }
+        };
+        for (i, row) in rows.iter().enumerate().skip(start) {
+            let line = line_of(i);
+            if blank(row) {
+                blanks.push(line);
+                continue;
+            }
+            if header_again(row) {
+                repeated.push(line);
+                continue;
+            }
+            out.clear();
+            let mut bad = None;
+            let kept = normalised.len();
+            for c in &mapping.cols {
+                let cell = row.get(c.src).unwrap_or(&Data::Empty);
+                match convert(cell, c.kind, c.unit, &mut changes, &c.name) {
+                    Ok((v, change)) => {
+                        if let Some((kind, detail)) = change {
+                            normalised.push(Normalised {
+                                line,
+                                row: sink.rows(),
+                                column: c.name.clone(),
+                                kind: kind.into(),
+                                detail,
+                            });
+                        }
+                        out.push(v)
                     }
-                    out.push(v)
-                }
-                Err((issue, raw)) => {
-                    let mut r = issue.at(line, &c.name, &raw);
-                    r.household_id = mapping
-                        .cols
-                        .iter()
-                        .find(|c| c.name == "household_id")
-                        .and_then(|h| row.get(h.src))
-                        .map(|v| cell_text(v).trim().to_string())
-                        .filter(|v| !v.is_empty());
-                    bad = Some(r);
-                    break;
+                    Err((issue, raw)) => {
+                        let mut r = issue.at(line, &c.name, &raw);
+                        r.household_id = mapping
+                            .cols
+                            .iter()
+                            .find(|c| c.name == "household_id")
+                            .and_then(|h| row.get(h.src))
+                            .map(|v| cell_text(v).trim().to_string())
+                            .filter(|v| !v.is_empty());
+                        bad = Some(r);
+                        break;
+                    }
                 }
             }
-        }
-        match bad {
-            Some(r) => {
-                normalised.truncate(kept);
-                rejected.push(r);
+            match bad {
+                Some(mut r) => {
+                    normalised.truncate(kept);
+                    r.message = sheet_tag(r.message);
+                    rejected.push(r);
+                }
+                None => sink.row(line, &out)?,
             }
-            None => sink.row(line, &out)?,
         }
+    }
+    if !continued.is_empty() {
+        notes.push(format!(
+            "workbook: the table continues over {} sheets with the same header: {}; lines are sheet rows of each sheet",
+            continued.len() + 1,
+            continued.join("; ")
+        ));
     }
     let (dir, path, lines) = sink.finish()?;
     if !repeated.is_empty() {
