@@ -195,6 +195,9 @@ fn the_schema_files_are_exactly_the_section_2_tables() {
     for folder in ["caseload", "sources"] {
         for entry in std::fs::read_dir(schemas_dir().join(folder)).expect("the schema folder") {
             let entry = entry.expect("a directory entry");
+            if entry.path().is_dir() {
+                continue; // sources/api/: the HTTP sources' API, checked in tests/sources
+            }
             found.insert(format!("{folder}/{}", entry.file_name().to_string_lossy()));
         }
     }

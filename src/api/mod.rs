@@ -1045,9 +1045,10 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         .build()
         .context("Failed to start the runtime")?;
     rt.block_on(async move {
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&settings.config.tls_cert, &settings.config.tls_key)
-            .await
-            .with_context(|| format!("Failed to load the TLS certificate {} / key {}", settings.config.tls_cert.display(), settings.config.tls_key.display()))?;
+        // TLS with TCP_NODELAY (crate::certs::tls_acceptor): without it a response written in
+        // two segments waits for the client's delayed ACK (40 ms).
+        let tls = crate::certs::server_tls_config(&settings.config.tls_cert, &settings.config.tls_key, None)
+            .map_err(|e| anyhow::anyhow!("Failed to load the TLS certificate/key: {e}"))?;
         let listen = settings.config.listen;
         let app = App::new(settings).map_err(anyhow::Error::msg)?;
         let std_listener = std::net::TcpListener::bind(listen).with_context(|| format!("Failed to listen on {listen}"))?;
@@ -1057,7 +1058,8 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         println!("hedui serve: listening on https://{addr} ({} sources; {resumed} unfinished jobs resumed)", app.sources.kinds().len());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum_server::from_tcp_rustls(std_listener, tls)?
+        axum_server::from_tcp(std_listener)?
+            .acceptor(crate::certs::tls_acceptor(tls))
             .serve(router(app).into_make_service())
             .await
             .context("The server stopped")

@@ -10,6 +10,7 @@
 //! latency = { p50_ms = 30, p99_ms = 400 }        # log-normal through these percentiles
 //! error_rate = 0.02             # answered with `error_status` (503)
 //! hang_rate = 0.01              # held for `hang_ms`, then answered (the client times out)
+//! slow_rate = 0.05              # held for `slow_ms` (default 500) more, then answered
 //! rate_limit_rate = 0.05        # 429 with Retry-After: `retry_after_s`
 //! malformed_rate = 0.01         # a 200 whose body is cut in half
 //! empty_rate = 0.01             # a 200 with no records
@@ -46,7 +47,7 @@ fn default_seed() -> u64 {
 }
 
 /// One source's behaviour. Rates are probabilities per request, checked in the order
-/// error, hang, rate limit, malformed, empty (their sum must not exceed 1).
+/// error, hang, slow, rate limit, malformed, empty (their sum must not exceed 1).
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceFaults {
@@ -65,6 +66,12 @@ pub struct SourceFaults {
     /// How long a hung request is held (default 60000 ms).
     #[serde(default)]
     pub hang_ms: Option<u64>,
+    /// Share of requests answered `slow_ms` late (a slow but working source).
+    #[serde(default)]
+    pub slow_rate: f64,
+    /// The extra delay of a slow answer (default 500 ms).
+    #[serde(default)]
+    pub slow_ms: Option<u64>,
     /// Share of requests answered 429.
     #[serde(default)]
     pub rate_limit_rate: f64,
@@ -114,6 +121,8 @@ pub enum Outcome {
     Error,
     /// Held for `hang_ms`, then the records.
     Hang,
+    /// Held for `slow_ms`, then the records.
+    Slow,
     /// 429 with `Retry-After`.
     RateLimited,
     /// A 200 whose body is cut in half.
@@ -126,10 +135,11 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, for the stats.
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Ok,
         Outcome::Error,
         Outcome::Hang,
+        Outcome::Slow,
         Outcome::RateLimited,
         Outcome::Malformed,
         Outcome::Empty,
@@ -142,6 +152,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
             Outcome::Hang => "hang",
+            Outcome::Slow => "slow",
             Outcome::RateLimited => "rate_limited",
             Outcome::Malformed => "malformed",
             Outcome::Empty => "empty",
@@ -178,6 +189,7 @@ impl SimConfig {
             let rates = [
                 ("error_rate", f.error_rate),
                 ("hang_rate", f.hang_rate),
+                ("slow_rate", f.slow_rate),
                 ("rate_limit_rate", f.rate_limit_rate),
                 ("malformed_rate", f.malformed_rate),
                 ("empty_rate", f.empty_rate),
@@ -265,6 +277,11 @@ impl FaultState {
         Duration::from_millis(self.faults.hang_ms.unwrap_or(60_000))
     }
 
+    /// The extra delay of a slow answer.
+    pub fn slow(&self) -> Duration {
+        Duration::from_millis(self.faults.slow_ms.unwrap_or(500))
+    }
+
     /// Decide the next request's fate. Always draws the same number of random values, so a
     /// script does not shift the sequence that follows it.
     pub fn decide(&mut self) -> Decision {
@@ -282,6 +299,7 @@ impl FaultState {
             for (rate, o) in [
                 (f.error_rate, Outcome::Error),
                 (f.hang_rate, Outcome::Hang),
+                (f.slow_rate, Outcome::Slow),
                 (f.rate_limit_rate, Outcome::RateLimited),
                 (f.malformed_rate, Outcome::Malformed),
                 (f.empty_rate, Outcome::Empty),
