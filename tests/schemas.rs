@@ -230,7 +230,9 @@ fn every_schema_file_is_a_valid_draft_2020_12_schema() {
         // schemas (OpenAPI 3.1's dialect is draft 2020-12) are checked one by one.
         if schema.get("openapi").is_some() {
             assert_eq!(schema["openapi"], "3.1.0", "{}", path.display());
-            let components = schema["components"]["schemas"].as_object().expect("components");
+            let components = schema["components"]["schemas"]
+                .as_object()
+                .expect("components");
             for (name, s) in components {
                 if let Err(e) = jsonschema::draft202012::meta::validate(s) {
                     panic!("{}: components.schemas.{name}: {e}", path.display());

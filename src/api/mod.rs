@@ -266,7 +266,13 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
         let msg = e.to_string();
         // serde's messages for wrong types quote the value: they are not passed on.
         let (code, message) = if msg.starts_with("unknown field") {
-            let name: String = msg.split('`').nth(1).unwrap_or("").chars().take(40).collect();
+            let name: String = msg
+                .split('`')
+                .nth(1)
+                .unwrap_or("")
+                .chars()
+                .take(40)
+                .collect();
             return ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "field_unknown",
@@ -332,8 +338,12 @@ fn serde_path_to_error_lite<T: serde::de::DeserializeOwned>(
 /// value is printed one field per line and parsed again, and serde's error line is walked
 /// back to the keys and list positions that lead to it. Empty when it cannot be told.
 fn locate_error<T: serde::de::DeserializeOwned>(v: &Value) -> String {
-    let Ok(pretty) = serde_json::to_string_pretty(v) else { return String::new() };
-    let Err(e) = serde_json::from_str::<T>(&pretty) else { return String::new() };
+    let Ok(pretty) = serde_json::to_string_pretty(v) else {
+        return String::new();
+    };
+    let Err(e) = serde_json::from_str::<T>(&pretty) else {
+        return String::new();
+    };
     let target = e.line();
     enum Seg {
         Key(String),
@@ -366,7 +376,9 @@ fn locate_error<T: serde::de::DeserializeOwned>(v: &Value) -> String {
         let t = line.trim().trim_end_matches(',');
         let at_target = n + 1 == target;
         if let Some(rest) = t.strip_prefix('"') {
-            let Some(end) = rest.find("\": ") else { continue };
+            let Some(end) = rest.find("\": ") else {
+                continue;
+            };
             let key = rest[..end].to_string();
             let value = &rest[end + 3..];
             if at_target {
