@@ -14,6 +14,7 @@
 //! rate_limit_rate = 0.05        # 429 with Retry-After: `retry_after_s`
 //! malformed_rate = 0.01         # a 200 whose body is cut in half
 //! empty_rate = 0.01             # a 200 with no records
+//! stray_rate = 0.01             # the records plus one of a person not asked
 //! unauthorized = false          # true: every request 401 (a source that rejects everyone)
 //! script = ["rate_limited", "ok"]  # outcomes of the first requests, before the rates apply
 //! ```
@@ -47,7 +48,7 @@ fn default_seed() -> u64 {
 }
 
 /// One source's behaviour. Rates are probabilities per request, checked in the order
-/// error, hang, slow, rate limit, malformed, empty (their sum must not exceed 1).
+/// error, hang, slow, rate limit, malformed, empty, stray (their sum must not exceed 1).
 #[derive(Debug, Clone, Deserialize, Default, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceFaults {
@@ -84,6 +85,9 @@ pub struct SourceFaults {
     /// Share of requests answered with no records.
     #[serde(default)]
     pub empty_rate: f64,
+    /// Share of requests answered with one extra record of a person not asked.
+    #[serde(default)]
+    pub stray_rate: f64,
     /// Refuse every request with 401.
     #[serde(default)]
     pub unauthorized: bool,
@@ -129,13 +133,15 @@ pub enum Outcome {
     Malformed,
     /// A 200 with no records.
     Empty,
+    /// The records plus one record of a person not asked.
+    Stray,
     /// 401.
     Unauthorized,
 }
 
 impl Outcome {
     /// Every outcome, for the stats.
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Ok,
         Outcome::Error,
         Outcome::Hang,
@@ -143,6 +149,7 @@ impl Outcome {
         Outcome::RateLimited,
         Outcome::Malformed,
         Outcome::Empty,
+        Outcome::Stray,
         Outcome::Unauthorized,
     ];
 
@@ -156,6 +163,7 @@ impl Outcome {
             Outcome::RateLimited => "rate_limited",
             Outcome::Malformed => "malformed",
             Outcome::Empty => "empty",
+            Outcome::Stray => "stray",
             Outcome::Unauthorized => "unauthorized",
         }
     }
@@ -193,6 +201,7 @@ impl SimConfig {
                 ("rate_limit_rate", f.rate_limit_rate),
                 ("malformed_rate", f.malformed_rate),
                 ("empty_rate", f.empty_rate),
+                ("stray_rate", f.stray_rate),
             ];
             for (name, r) in rates {
                 if !(0.0..=1.0).contains(&r) {
@@ -303,6 +312,7 @@ impl FaultState {
                 (f.rate_limit_rate, Outcome::RateLimited),
                 (f.malformed_rate, Outcome::Malformed),
                 (f.empty_rate, Outcome::Empty),
+                (f.stray_rate, Outcome::Stray),
             ] {
                 acc += rate;
                 if u < acc {

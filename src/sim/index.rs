@@ -165,24 +165,33 @@ impl SourceIndex {
         let k = id.key();
         let start = self.keys.partition_point(|x| *x < k);
         let end = start + self.keys[start..].partition_point(|x| *x == k);
-        (start..end)
-            .map(|i| {
-                let mut at = self.offsets[i] as usize;
-                let values = (0..self.columns.len())
-                    .map(|_| {
-                        let len = get_len(&self.text, &mut at);
-                        if len == 0 {
-                            return None;
-                        }
-                        let bytes = self.text.get(at..at + len - 1).unwrap_or_default();
-                        at += len - 1;
-                        // Written from &str above, so always UTF-8.
-                        std::str::from_utf8(bytes).ok()
-                    })
-                    .collect();
-                (self.rows[i], values)
+        (start..end).map(|i| self.at(i)).collect()
+    }
+
+    /// The first row of a person not in `asked` (the sim's `stray` fault).
+    pub fn stray(&self, asked: &[IdNumber]) -> Option<(IdNumber, Found<'_>)> {
+        let i = self
+            .keys
+            .iter()
+            .position(|k| !asked.iter().any(|a| a.key() == *k))?;
+        Some((IdNumber::from_key(self.keys[i]), self.at(i)))
+    }
+
+    fn at(&self, i: usize) -> Found<'_> {
+        let mut at = self.offsets[i] as usize;
+        let values = (0..self.columns.len())
+            .map(|_| {
+                let len = get_len(&self.text, &mut at);
+                if len == 0 {
+                    return None;
+                }
+                let bytes = self.text.get(at..at + len - 1).unwrap_or_default();
+                at += len - 1;
+                // Written from &str above, so always UTF-8.
+                std::str::from_utf8(bytes).ok()
             })
-            .collect()
+            .collect();
+        (self.rows[i], values)
     }
 }
 

@@ -11,7 +11,8 @@
 //! | `GET /v1/health` | `{"status": "ok", "sources": N}` |
 //!
 //! Each source behaves as its config says ([`faults`]): latency distribution, 5xx, hangs,
-//! 429 with `Retry-After`, truncated bodies, empty answers, 401 for everyone, and a script
+//! 429 with `Retry-After`, truncated bodies, empty answers, a record of a person not asked,
+//! 401 for everyone, and a script
 //! of outcomes for the first requests, from a seeded RNG. Logs carry counts only, never an
 //! ID number.
 
@@ -85,7 +86,7 @@ struct Counters {
     persons: AtomicU64,
     records: AtomicU64,
     bad_requests: AtomicU64,
-    outcomes: [AtomicU64; 8],
+    outcomes: [AtomicU64; 9],
 }
 
 struct SimSource {
@@ -443,7 +444,15 @@ async fn query(
             "no extract loaded for this source",
         );
     };
-    let exposed: Vec<String> = ids.iter().map(|id| id.expose()).collect();
+    let stray = if decision.outcome == Outcome::Stray {
+        index.stray(&ids)
+    } else {
+        None
+    };
+    let mut exposed: Vec<String> = ids.iter().map(|id| id.expose()).collect();
+    if let Some((other, _)) = &stray {
+        exposed.push(other.expose());
+    }
     let mut records = Vec::new();
     if decision.outcome != Outcome::Empty {
         for (id, text) in ids.iter().zip(&exposed) {
@@ -456,6 +465,14 @@ async fn query(
                 });
             }
         }
+    }
+    if let Some((_, (row, values))) = stray {
+        records.push(RecordOut {
+            id_number: &exposed[exposed.len() - 1],
+            row,
+            columns: &index.columns,
+            values,
+        });
     }
     src.counters
         .records

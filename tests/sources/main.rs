@@ -517,7 +517,7 @@ async fn the_breaker_opens_after_repeated_failures_and_half_opens_after_the_cool
     let t = transport(&sim, |s| {
         s.retries = 0;
         s.breaker.failures = 3;
-        s.breaker.cooldown_ms = 400;
+        s.breaker.cooldown_ms = 1_500; // long enough for a loaded machine
     });
     let k = SourceKind::CommercialInsurance;
     let ids = holders(k, 2);
@@ -529,7 +529,7 @@ async fn the_breaker_opens_after_repeated_failures_and_half_opens_after_the_cool
     assert_eq!(code(&a), "source_circuit_open");
     assert_eq!(a.attempts, 0);
     assert_eq!(sim.requests(k).await, 3, "the open breaker sent nothing");
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(Duration::from_millis(1_550)).await;
     assert_eq!(t.breaker_state(k), Some(BreakerState::HalfOpen));
     let probe = t.fetch(k, &ids).await;
     assert_eq!(answer_rows(&probe.outcome), file_rows(k, &ids));
@@ -593,6 +593,26 @@ async fn a_source_without_an_endpoint_is_not_configured_never_empty() {
     let t = HttpSources::new(&cfg).expect("set up");
     let a = t.fetch(SourceKind::Bank, &members()[..1]).await;
     assert_eq!(code(&a), "source_not_configured");
+}
+
+#[tokio::test]
+async fn records_of_persons_not_asked_are_discarded_and_counted() {
+    let sim = Sim::start("[sources.tax]\nstray_rate = 1.0\n");
+    let t = transport(&sim, |_| {});
+    let ids = holders(SourceKind::Tax, 2);
+    let a = t.fetch(SourceKind::Tax, &ids).await;
+    assert_eq!(answer_rows(&a.outcome), file_rows(SourceKind::Tax, &ids));
+    assert_eq!(a.discarded_records, 1);
+    assert_eq!(
+        t.stats(SourceKind::Tax).map(|s| s.discarded_records),
+        Some(1)
+    );
+    let stats = sim.stats().await;
+    assert_eq!(
+        stats["sources"]["tax"]["records"].as_u64(),
+        Some(file_rows(SourceKind::Tax, &ids).len() as u64 + 1),
+        "the sim did send the stray record"
+    );
 }
 
 /// The conformance run against every source (vector's `run_and_assert_source_compliance`):
@@ -695,9 +715,10 @@ async fn every_source_passes_the_same_fault_script() {
                 &o["malformed"],
                 &o["empty"],
                 &o["slow"],
-                &o["ok"]
+                &o["ok"],
+                &o["stray"]
             ],
-            [3, 1, 1, 3, 1, 1, 1, 2]
+            [3, 1, 1, 3, 1, 1, 1, 2, 0]
                 .map(serde_json::Value::from)
                 .each_ref(),
             "{}",

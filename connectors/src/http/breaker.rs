@@ -129,7 +129,7 @@ mod tests {
 
     #[test]
     fn three_failures_open_it_and_a_probe_after_the_cooldown_closes_it() {
-        let b = Breaker::new(3, Duration::from_millis(60));
+        let b = Breaker::new(3, Duration::from_millis(400));
         for _ in 0..2 {
             assert!(b.allow());
             b.record(false);
@@ -139,7 +139,7 @@ mod tests {
         b.record(false);
         assert_eq!(b.state(), BreakerState::Open);
         assert!(!b.allow());
-        std::thread::sleep(Duration::from_millis(70));
+        std::thread::sleep(Duration::from_millis(420));
         assert_eq!(b.state(), BreakerState::HalfOpen);
         assert!(b.allow(), "the probe goes through");
         assert!(!b.allow(), "only one probe at a time");
@@ -150,11 +150,11 @@ mod tests {
 
     #[test]
     fn a_failed_probe_opens_it_for_another_cooldown() {
-        let b = Breaker::new(1, Duration::from_millis(60));
+        let b = Breaker::new(1, Duration::from_millis(400));
         assert!(b.allow());
         b.record(false);
         assert!(!b.allow());
-        std::thread::sleep(Duration::from_millis(70));
+        std::thread::sleep(Duration::from_millis(420));
         assert!(b.allow());
         b.record(false);
         assert_eq!(b.state(), BreakerState::Open);
