@@ -266,7 +266,13 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
         let msg = e.to_string();
         // serde's messages for wrong types quote the value: they are not passed on.
         let (code, message) = if msg.starts_with("unknown field") {
-            let name: String = msg.split('`').nth(1).unwrap_or("").chars().take(40).collect();
+            let name: String = msg
+                .split('`')
+                .nth(1)
+                .unwrap_or("")
+                .chars()
+                .take(40)
+                .collect();
             return ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "field_unknown",
@@ -332,8 +338,12 @@ fn serde_path_to_error_lite<T: serde::de::DeserializeOwned>(
 /// value is printed one field per line and parsed again, and serde's error line is walked
 /// back to the keys and list positions that lead to it. Empty when it cannot be told.
 fn locate_error<T: serde::de::DeserializeOwned>(v: &Value) -> String {
-    let Ok(pretty) = serde_json::to_string_pretty(v) else { return String::new() };
-    let Err(e) = serde_json::from_str::<T>(&pretty) else { return String::new() };
+    let Ok(pretty) = serde_json::to_string_pretty(v) else {
+        return String::new();
+    };
+    let Err(e) = serde_json::from_str::<T>(&pretty) else {
+        return String::new();
+    };
     let target = e.line();
     enum Seg {
         Key(String),
@@ -366,7 +376,9 @@ fn locate_error<T: serde::de::DeserializeOwned>(v: &Value) -> String {
         let t = line.trim().trim_end_matches(',');
         let at_target = n + 1 == target;
         if let Some(rest) = t.strip_prefix('"') {
-            let Some(end) = rest.find("\": ") else { continue };
+            let Some(end) = rest.find("\": ") else {
+                continue;
+            };
             let key = rest[..end].to_string();
             let value = &rest[end + 3..];
             if at_target {
@@ -1045,9 +1057,10 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         .build()
         .context("Failed to start the runtime")?;
     rt.block_on(async move {
-        let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&settings.config.tls_cert, &settings.config.tls_key)
-            .await
-            .with_context(|| format!("Failed to load the TLS certificate {} / key {}", settings.config.tls_cert.display(), settings.config.tls_key.display()))?;
+        // TLS with TCP_NODELAY (crate::certs::tls_acceptor): without it a response written in
+        // two segments waits for the client's delayed ACK (40 ms).
+        let tls = crate::certs::server_tls_config(&settings.config.tls_cert, &settings.config.tls_key, None)
+            .map_err(|e| anyhow::anyhow!("Failed to load the TLS certificate/key: {e}"))?;
         let listen = settings.config.listen;
         let app = App::new(settings).map_err(anyhow::Error::msg)?;
         let std_listener = std::net::TcpListener::bind(listen).with_context(|| format!("Failed to listen on {listen}"))?;
@@ -1057,7 +1070,8 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         println!("hedui serve: listening on https://{addr} ({} sources; {resumed} unfinished jobs resumed)", app.sources.kinds().len());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum_server::from_tcp_rustls(std_listener, tls)?
+        axum_server::from_tcp(std_listener)?
+            .acceptor(crate::certs::tls_acceptor(tls))
             .serve(router(app).into_make_service())
             .await
             .context("The server stopped")

@@ -25,7 +25,11 @@ pub struct Sources {
 }
 
 fn resolve(base: &Path, p: &Path) -> std::path::PathBuf {
-    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }
 
 impl Sources {
@@ -34,9 +38,16 @@ impl Sources {
     ///
     /// # Errors
     /// A message naming the key that is wrong.
-    pub fn from_config(table: &toml::Table, base: &Path, _secret: &[u8]) -> Result<Sources, String> {
+    pub fn from_config(
+        table: &toml::Table,
+        base: &Path,
+        _secret: &[u8],
+    ) -> Result<Sources, String> {
         if table.is_empty() {
-            return Ok(Sources { http: None, kinds: Vec::new() });
+            return Ok(Sources {
+                http: None,
+                kinds: Vec::new(),
+            });
         }
         let mut cfg: HttpSourcesConfig = toml::Value::Table(table.clone())
             .try_into()
@@ -48,7 +59,10 @@ impl Sources {
         let http = HttpSources::new(&cfg).map_err(|e| e.to_string())?;
         let mut kinds = http.sources().to_vec();
         kinds.sort();
-        Ok(Sources { http: Some(http), kinds })
+        Ok(Sources {
+            http: Some(http),
+            kinds,
+        })
     }
 
     /// The sources configured (a source not configured is `unverified` in every report).
@@ -90,7 +104,10 @@ impl Sources {
     }
 
     /// Ask every configured source at once; returns each source's answer and seconds.
-    pub async fn fan_out(self: &Arc<Self>, ids: Arc<Vec<String>>) -> Vec<(SourceKind, SourceAnswer, f64)> {
+    pub async fn fan_out(
+        self: &Arc<Self>,
+        ids: Arc<Vec<String>>,
+    ) -> Vec<(SourceKind, SourceAnswer, f64)> {
         let mut set = tokio::task::JoinSet::new();
         for &kind in &self.kinds {
             let me = self.clone();

@@ -95,8 +95,19 @@ impl World {
         let root = dir.path().to_path_buf();
         let h = households.to_string();
         ok(&hedui(&[
-            "gen", "--households", &h, "--seed", "11", "--population-factor", "2", "--as-of",
-            AS_OF, "--out", s(&root.join("data")), "--format", "csv",
+            "gen",
+            "--households",
+            &h,
+            "--seed",
+            "11",
+            "--population-factor",
+            "2",
+            "--as-of",
+            AS_OF,
+            "--out",
+            s(&root.join("data")),
+            "--format",
+            "csv",
         ]));
         ok(&hedui(&["keygen", "--out", s(&root.join("keys"))]));
         ok(&hedui(&["certs", "--out", s(&root.join("certs"))]));
@@ -112,8 +123,17 @@ impl World {
         let cfg = self.path(&format!("sim-{}.toml", rand_suffix()));
         std::fs::write(&cfg, faults).unwrap();
         spawn_listening(&[
-            "sim", "--data", s(&self.path("data")), "--listen", "127.0.0.1:0", "--certs",
-            s(&self.path("certs")), "--config", s(&cfg), "--as-of", AS_OF,
+            "sim",
+            "--data",
+            s(&self.path("data")),
+            "--listen",
+            "127.0.0.1:0",
+            "--certs",
+            s(&self.path("certs")),
+            "--config",
+            s(&cfg),
+            "--as-of",
+            AS_OF,
         ])
     }
 
@@ -162,11 +182,20 @@ key = "certs/client.key"
     /// A token made with the CLI: (id, secret).
     pub fn token(&self, role: &str, region: &str) -> (String, String) {
         let out = ok(&hedui(&[
-            "token", "add", "--store", s(&self.path("hedui.db")), "--role", role, "--region",
+            "token",
+            "add",
+            "--store",
+            s(&self.path("hedui.db")),
+            "--role",
+            role,
+            "--region",
             region,
         ]));
         let mut it = out.split_whitespace();
-        (it.next().unwrap().to_string(), it.next().unwrap().to_string())
+        (
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+        )
     }
 
     /// Open a sealed report with the civil-affairs key.
@@ -174,7 +203,9 @@ key = "certs/client.key"
         let key = hedui::seal::RecipientPrivateKey::load(&self.path("keys/civil.key")).unwrap();
         let signer = hedui::seal::VerifyingKey::load(&self.path("keys/hedui-signing.pub")).unwrap();
         let env: hedui::seal::SealedReport = serde_json::from_value(sealed.clone()).unwrap();
-        let bytes = hedui::seal::Opener::new(key, Some(signer)).open(&env).expect("the report opens");
+        let bytes = hedui::seal::Opener::new(key, Some(signer))
+            .open(&env)
+            .expect("the report opens");
         serde_json::from_slice(&bytes).unwrap()
     }
 

@@ -33,11 +33,22 @@ fn clean_households(w: &World, n: usize) -> Vec<Rows> {
     let mut out = Vec::new();
     for h in hh {
         let id = &h["household_id"];
-        let ms: Vec<_> = members.iter().filter(|m| &m["household_id"] == id).cloned().collect();
-        let ss: Vec<_> = supporters.iter().filter(|m| &m["household_id"] == id).cloned().collect();
+        let ms: Vec<_> = members
+            .iter()
+            .filter(|m| &m["household_id"] == id)
+            .cloned()
+            .collect();
+        let ss: Vec<_> = supporters
+            .iter()
+            .filter(|m| &m["household_id"] == id)
+            .cloned()
+            .collect();
         let clean = !ms.is_empty()
             && ms.len() + ss.len() <= 8
-            && ms.iter().chain(&ss).all(|p| valid_id(&p["id_number"]) && !p["consent_ref"].is_empty())
+            && ms
+                .iter()
+                .chain(&ss)
+                .all(|p| valid_id(&p["id_number"]) && !p["consent_ref"].is_empty())
             && ["area", "programme"].iter().all(|c| !h[*c].is_empty())
             && ms.iter().all(|m| !m["relation"].is_empty());
         let mut seen = std::collections::HashSet::new();
@@ -87,24 +98,52 @@ fn write_caseload(dir: &std::path::Path, households: &[Rows]) {
         let mut w = csv::Writer::from_path(dir.join(name)).unwrap();
         w.write_record(cols).unwrap();
         for r in rows {
-            w.write_record(cols.iter().map(|c| r.get(*c).map(String::as_str).unwrap_or(""))).unwrap();
+            w.write_record(
+                cols.iter()
+                    .map(|c| r.get(*c).map(String::as_str).unwrap_or("")),
+            )
+            .unwrap();
         }
         w.flush().unwrap();
     };
     write(
         "households.csv",
         households.iter().map(|r| &r.0).collect(),
-        &["household_id", "region_code", "area", "programme", "category", "declared_annual_income", "declared_financial_assets", "last_verified"],
+        &[
+            "household_id",
+            "region_code",
+            "area",
+            "programme",
+            "category",
+            "declared_annual_income",
+            "declared_financial_assets",
+            "last_verified",
+        ],
     );
     write(
         "members.csv",
         households.iter().flat_map(|r| &r.1).collect(),
-        &["household_id", "id_number", "name", "relation", "disability_grade", "consent_ref"],
+        &[
+            "household_id",
+            "id_number",
+            "name",
+            "relation",
+            "disability_grade",
+            "consent_ref",
+        ],
     );
     write(
         "supporters.csv",
         households.iter().flat_map(|r| &r.2).collect(),
-        &["household_id", "id_number", "name", "supports_id_number", "relation", "own_household_size", "consent_ref"],
+        &[
+            "household_id",
+            "id_number",
+            "name",
+            "supports_id_number",
+            "relation",
+            "own_household_size",
+            "consent_ref",
+        ],
     );
 }
 
@@ -114,7 +153,12 @@ fn essence(r: &Value) -> Value {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["rule"].as_str().unwrap().to_string(), f["outcome"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["outcome"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     findings.sort();
     json!({
@@ -160,25 +204,63 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
     let mut m2 = b.1[0].clone();
     m2.insert("household_id".into(), "HAND0001".into());
     m2.insert("relation".into(), "spouse".into());
-    let sups: Vec<_> = b.2.iter().map(|s| { let mut s = s.clone(); s.insert("household_id".into(), "HAND0001".into()); s }).collect();
+    let sups: Vec<_> =
+        b.2.iter()
+            .map(|s| {
+                let mut s = s.clone();
+                s.insert("household_id".into(), "HAND0001".into());
+                s
+            })
+            .collect();
     hh.push((mixed, vec![m1, m2], sups));
-    let stranger_id = hedui::domain::id_number::make_id(620503, chrono::NaiveDate::from_ymd_opt(1961, 2, 3).unwrap(), 917).expose();
+    let stranger_id = hedui::domain::id_number::make_id(
+        620503,
+        chrono::NaiveDate::from_ymd_opt(1961, 2, 3).unwrap(),
+        917,
+    )
+    .expose();
     let mut sh = a.0.clone();
     sh.insert("household_id".into(), "HAND0002".into());
     sh.insert("area".into(), "urban".into());
     sh.insert("programme".into(), "applicant".into());
     sh.insert("declared_annual_income".into(), String::new());
     sh.insert("declared_financial_assets".into(), String::new());
-    let stranger: BTreeMap<String, String> = [("household_id", "HAND0002"), ("id_number", stranger_id.as_str()), ("name", "王测试"), ("relation", "applicant"), ("disability_grade", ""), ("consent_ref", "C-HAND")]
-        .iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let stranger: BTreeMap<String, String> = [
+        ("household_id", "HAND0002"),
+        ("id_number", stranger_id.as_str()),
+        ("name", "王测试"),
+        ("relation", "applicant"),
+        ("disability_grade", ""),
+        ("consent_ref", "C-HAND"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     hh.push((sh, vec![stranger], vec![]));
 
     // The batch on exactly these households.
     let hand = w.path("hand");
     write_caseload(&hand, &hh);
     let out = w.path("batch-out");
-    let _ = hedui(&["batch", "--caseload", s(&hand), "--sources", s(&w.path("data")), "--recipient", s(&w.path("keys/civil.pub")), "--out", s(&out), "--as-of", AS_OF]);
-    let opened = ok(&hedui(&["open", "--key", s(&w.path("keys/civil.key")), s(&out.join("reports.jsonl"))]));
+    let _ = hedui(&[
+        "batch",
+        "--caseload",
+        s(&hand),
+        "--sources",
+        s(&w.path("data")),
+        "--recipient",
+        s(&w.path("keys/civil.pub")),
+        "--out",
+        s(&out),
+        "--as-of",
+        AS_OF,
+    ]);
+    let opened = ok(&hedui(&[
+        "open",
+        "--key",
+        s(&w.path("keys/civil.key")),
+        s(&out.join("reports.jsonl")),
+    ]));
     let batch: BTreeMap<String, Value> = opened
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -201,41 +283,77 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
         let report = w.open(&v["sealed_report"]);
         let hid = rows.0["household_id"].clone();
         assert_eq!(report["household_id"], json!(hid));
-        assert_eq!(essence(&report), essence(&batch[&hid]), "household {hid}: service vs batch");
+        assert_eq!(
+            essence(&report),
+            essence(&batch[&hid]),
+            "household {hid}: service vs batch"
+        );
         for s in report["sources"].as_array().unwrap() {
             assert_ne!(s["status"], "unverified", "{hid}: {s}");
             assert_eq!(s["age_s"], json!(0), "a fresh answer is 0 s old: {s}");
         }
-        *determinations.entry(report["determination"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *determinations
+            .entry(report["determination"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
         if hid == "HAND0002" {
             // Nobody knows the stranger: no registration record while the source answered.
             assert_eq!(report["determination"], "referred");
-            let rules: Vec<&str> = report["findings"].as_array().unwrap().iter()
-                .filter(|f| f["outcome"] == "referred").map(|f| f["rule"].as_str().unwrap()).collect();
+            let rules: Vec<&str> = report["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["outcome"] == "referred")
+                .map(|f| f["rule"].as_str().unwrap())
+                .collect();
             assert_eq!(rules, vec!["household_composition"], "{report}");
             assert_eq!(report["per_capita_monthly_income"], "0.00");
-            assert!(report["sources"].as_array().unwrap().iter().all(|s| s["status"] == "no_records"));
+            assert!(
+                report["sources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|s| s["status"] == "no_records")
+            );
         }
     }
-    assert!(determinations.len() >= 2, "more than one determination among {determinations:?}");
+    assert!(
+        determinations.len() >= 2,
+        "more than one determination among {determinations:?}"
+    );
 
     // The same household again: answered from the cache, the report says how old.
     let rows = &hh[2];
     let mut consents = BTreeMap::new();
     for p in rows.1.iter().chain(&rows.2) {
-        consents.insert(p["id_number"].clone(), api.consent(&intake, &p["id_number"]).await);
+        consents.insert(
+            p["id_number"].clone(),
+            api.consent(&intake, &p["id_number"]).await,
+        );
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (st, v) = verify(&api, &intake, &request(rows, &consents)).await;
     assert_eq!(st, 200);
     let report = w.open(&v["sealed_report"]);
-    assert!(report["sources"].as_array().unwrap().iter().all(|s| s["age_s"].as_u64().unwrap() >= 1), "{}", report["sources"]);
+    assert!(
+        report["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["age_s"].as_u64().unwrap() >= 1),
+        "{}",
+        report["sources"]
+    );
 
     // Metrics: per-source outcomes, no ID number.
     let (st, text) = api.get("/v1/metrics", "").await;
     assert_eq!(st, 200);
-    assert!(text.contains("hedui_source_requests_total{source=\"tax\",outcome=\"answered\"}"), "{text}");
-    assert!(text.contains("hedui_http_request_duration_seconds_bucket{route=\"/v1/verifications\""));
+    assert!(
+        text.contains("hedui_source_requests_total{source=\"tax\",outcome=\"answered\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hedui_http_request_duration_seconds_bucket{route=\"/v1/verifications\"")
+    );
     for rows in &hh {
         for p in rows.1.iter().chain(&rows.2) {
             assert!(!text.contains(&p["id_number"]));
@@ -244,10 +362,24 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
     // The OpenAPI document served is the one kept in schemas/api/.
     let (st, doc) = api.get("/v1/openapi.json", "").await;
     assert_eq!(st, 200);
-    let kept = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/api/openapi.json")).unwrap();
+    let kept = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/schemas/api/openapi.json"
+    ))
+    .unwrap();
     assert_eq!(doc, kept);
     let doc: Value = serde_json::from_str(&doc).unwrap();
-    for p in ["/v1/verifications", "/v1/verifications/{id}", "/v1/consents", "/v1/consents/{reference}", "/v1/health", "/v1/metrics", "/v1/audit", "/v1/tokens", "/v1/openapi.json"] {
+    for p in [
+        "/v1/verifications",
+        "/v1/verifications/{id}",
+        "/v1/consents",
+        "/v1/consents/{reference}",
+        "/v1/health",
+        "/v1/metrics",
+        "/v1/audit",
+        "/v1/tokens",
+        "/v1/openapi.json",
+    ] {
         assert!(doc["paths"].get(p).is_some(), "{p} documented");
     }
 }
@@ -256,7 +388,9 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
 async fn fan_out_takes_about_the_slowest_source_not_the_sum() {
     let w = World::new(20);
     // Eleven sources at 100 ms, tax at 300 ms: sequentially 1,400 ms, concurrently ~300.
-    let (_sim, sim_addr) = w.sim("[defaults]\nlatency = { fixed_ms = 100 }\n[sources.tax]\nlatency = { fixed_ms = 300 }\n");
+    let (_sim, sim_addr) = w.sim(
+        "[defaults]\nlatency = { fixed_ms = 100 }\n[sources.tax]\nlatency = { fixed_ms = 300 }\n",
+    );
     let cfg = w.serve_config(&sim_addr, "cache_ttl_s = 0\nretries = 0");
     let (_serve, addr) = w.serve(&cfg);
     let api = Api::new(&w, &addr);
@@ -266,7 +400,10 @@ async fn fan_out_takes_about_the_slowest_source_not_the_sum() {
     for rows in &hh {
         let mut consents = BTreeMap::new();
         for p in rows.1.iter().chain(&rows.2) {
-            consents.insert(p["id_number"].clone(), api.consent(&intake, &p["id_number"]).await);
+            consents.insert(
+                p["id_number"].clone(),
+                api.consent(&intake, &p["id_number"]).await,
+            );
         }
         let body = request(rows, &consents);
         let t = Instant::now();
@@ -278,7 +415,10 @@ async fn fan_out_takes_about_the_slowest_source_not_the_sum() {
     // The first call also opens the connections; the later ones show the fan-out.
     let best = *times[1..].iter().min().unwrap();
     assert!(best >= 300, "at least the slowest source: {times:?}");
-    assert!(best < 300 + 150, "about the slowest source (300 ms), far below the sum (1,400 ms): {times:?}");
+    assert!(
+        best < 300 + 150,
+        "about the slowest source (300 ms), far below the sum (1,400 ms): {times:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,8 +427,25 @@ async fn a_failing_source_makes_the_report_referred_with_source_unverified() {
     // A household the batch finds eligible with every source answered: with two sources
     // failing it must be referred, never eligible for lack of data.
     let out = w.path("batch-out");
-    let _ = hedui(&["batch", "--caseload", s(&w.path("data")), "--sources", s(&w.path("data")), "--recipient", s(&w.path("keys/civil.pub")), "--out", s(&out), "--as-of", AS_OF]);
-    let opened = ok(&hedui(&["open", "--key", s(&w.path("keys/civil.key")), s(&out.join("reports.jsonl"))]));
+    let _ = hedui(&[
+        "batch",
+        "--caseload",
+        s(&w.path("data")),
+        "--sources",
+        s(&w.path("data")),
+        "--recipient",
+        s(&w.path("keys/civil.pub")),
+        "--out",
+        s(&out),
+        "--as-of",
+        AS_OF,
+    ]);
+    let opened = ok(&hedui(&[
+        "open",
+        "--key",
+        s(&w.path("keys/civil.key")),
+        s(&out.join("reports.jsonl")),
+    ]));
     let eligible: Vec<String> = opened
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -299,34 +456,65 @@ async fn a_failing_source_makes_the_report_referred_with_source_unverified() {
         .into_iter()
         .find(|r| eligible.contains(&r.0["household_id"]))
         .expect("an eligible household with clean persons");
-    let (_sim, sim_addr) = w.sim(&format!("{FAST}[sources.bank]\nunauthorized = true\n[sources.securities]\nmalformed_rate = 1.0\n"));
+    let (_sim, sim_addr) = w.sim(&format!(
+        "{FAST}[sources.bank]\nunauthorized = true\n[sources.securities]\nmalformed_rate = 1.0\n"
+    ));
     let cfg = w.serve_config(&sim_addr, "retries = 0");
     let (_serve, addr) = w.serve(&cfg);
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);
     let mut consents = BTreeMap::new();
     for p in rows.1.iter().chain(&rows.2) {
-        consents.insert(p["id_number"].clone(), api.consent(&intake, &p["id_number"]).await);
+        consents.insert(
+            p["id_number"].clone(),
+            api.consent(&intake, &p["id_number"]).await,
+        );
     }
     let (st, v) = verify(&api, &intake, &request(rows, &consents)).await;
     assert_eq!(st, 200, "{v}");
     let r = w.open(&v["sealed_report"]);
     assert_eq!(r["determination"], "referred");
-    let status: BTreeMap<&str, (&str, &str)> = r["sources"].as_array().unwrap().iter()
-        .map(|s| (s["source"].as_str().unwrap(), (s["status"].as_str().unwrap(), s["reason"].as_str().unwrap_or(""))))
+    let status: BTreeMap<&str, (&str, &str)> = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap(),
+                (
+                    s["status"].as_str().unwrap(),
+                    s["reason"].as_str().unwrap_or(""),
+                ),
+            )
+        })
         .collect();
     assert_eq!(status["bank"].0, "unverified");
-    assert!(status["bank"].1.starts_with("source_unauthorized"), "{:?}", status["bank"]);
+    assert!(
+        status["bank"].1.starts_with("source_unauthorized"),
+        "{:?}",
+        status["bank"]
+    );
     assert_eq!(status["securities"].0, "unverified");
-    assert!(status["securities"].1.starts_with("source_malformed"), "{:?}", status["securities"]);
+    assert!(
+        status["securities"].1.starts_with("source_malformed"),
+        "{:?}",
+        status["securities"]
+    );
     assert_eq!(status.values().filter(|s| s.0 == "unverified").count(), 2);
-    let mut named: Vec<&str> = r["findings"].as_array().unwrap().iter()
+    let mut named: Vec<&str> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
         .filter(|f| f["rule"] == "source_unverified")
         .inspect(|f| assert_eq!(f["outcome"], "referred"))
         .map(|f| f["evidence"]["source"].as_str().unwrap())
         .collect();
     named.sort();
-    assert_eq!(named, vec!["bank", "securities"], "one source_unverified finding per failed source");
+    assert_eq!(
+        named,
+        vec!["bank", "securities"],
+        "one source_unverified finding per failed source"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,30 +529,67 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     let (_, intake_b) = w.token("intake", "620502");
     let (_, auditor) = w.token("auditor", "*");
     let rows = clean_households(&w, 2);
-    let two = rows.iter().find(|r| r.1.len() + r.2.len() >= 2).expect("a household of two persons");
-    let persons: Vec<String> = two.1.iter().chain(&two.2).map(|p| p["id_number"].clone()).collect();
+    let two = rows
+        .iter()
+        .find(|r| r.1.len() + r.2.len() >= 2)
+        .expect("a household of two persons");
+    let persons: Vec<String> = two
+        .1
+        .iter()
+        .chain(&two.2)
+        .map(|p| p["id_number"].clone())
+        .collect();
 
     // --- missing consent: 403 naming the position, never the ID; nothing queried
     let mut consents = BTreeMap::new();
-    consents.insert(persons[0].clone(), api.consent(&intake_a, &persons[0]).await);
+    consents.insert(
+        persons[0].clone(),
+        api.consent(&intake_a, &persons[0]).await,
+    );
     let body = request(two, &consents);
-    let (st, text) = api.post_raw("/v1/verifications?wait=1", &intake_a, serde_json::to_vec(&body).unwrap()).await;
+    let (st, text) = api
+        .post_raw(
+            "/v1/verifications?wait=1",
+            &intake_a,
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
     assert_eq!(st, 403, "{text}");
     let e: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(e["code"], "consent_missing");
-    let second = if two.1.len() >= 2 { "members[1].consent_ref" } else { "supporters[0].consent_ref" };
+    let second = if two.1.len() >= 2 {
+        "members[1].consent_ref"
+    } else {
+        "supporters[0].consent_ref"
+    };
     assert_eq!(e["field"], second);
     assert!(persons.iter().all(|p| !text.contains(p.as_str())));
     // a consent of someone else, and a revoked consent
     consents.insert(persons[1].clone(), consents[&persons[0]].clone());
-    let (st, e) = api.post("/v1/verifications", &intake_a, &request(two, &consents)).await;
-    assert_eq!((st, e["code"].as_str()), (403, Some("consent_person_mismatch")));
+    let (st, e) = api
+        .post("/v1/verifications", &intake_a, &request(two, &consents))
+        .await;
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (403, Some("consent_person_mismatch"))
+    );
     let r1 = api.consent(&intake_a, &persons[1]).await;
-    let del = api.http.delete(format!("{}/v1/consents/{r1}", api.base)).bearer_auth(&intake_a).send().await.unwrap();
+    let del = api
+        .http
+        .delete(format!("{}/v1/consents/{r1}", api.base))
+        .bearer_auth(&intake_a)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status().as_u16(), 200);
     consents.insert(persons[1].clone(), r1);
-    let (st, e) = api.post("/v1/verifications", &intake_a, &request(two, &consents)).await;
-    assert_eq!((st, e["code"].as_str(), e["field"].as_str()), (403, Some("consent_revoked"), Some(second)));
+    let (st, e) = api
+        .post("/v1/verifications", &intake_a, &request(two, &consents))
+        .await;
+    assert_eq!(
+        (st, e["code"].as_str(), e["field"].as_str()),
+        (403, Some("consent_revoked"), Some(second))
+    );
 
     // --- bad input: 4xx with code and field, no PII echoed
     let mut good = BTreeMap::new();
@@ -374,23 +599,86 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     let body = request(two, &good);
     let cases: Vec<(Vec<u8>, u16, &str, Option<&str>)> = vec![
         (b"{\"household_id\": ".to_vec(), 400, "json_malformed", None),
-        ({ let mut b = body.clone(); b["members"][0]["nickname"] = json!("x"); serde_json::to_vec(&b).unwrap() }, 422, "field_unknown", Some("members[0].nickname")),
-        ({ let mut b = body.clone(); let mut id = persons[0].clone(); id.replace_range(17..18, if id.ends_with('1') { "2" } else { "1" }); b["members"][0]["id_number"] = json!(id); serde_json::to_vec(&b).unwrap() }, 422, "id_number_invalid", Some("members[0].id_number")),
-        ({ let mut b = body.clone(); b["members"] = json!(vec![b["members"][0].clone(); 9]); serde_json::to_vec(&b).unwrap() }, 413, "too_many_persons", Some("members")),
-        ({ let mut b = body.clone(); b["purpose"] = json!("x".repeat(20_000)); serde_json::to_vec(&b).unwrap() }, 413, "body_too_large", None),
-        ({ let mut b = body.clone(); b["area"] = json!("suburban"); serde_json::to_vec(&b).unwrap() }, 422, "value_unknown", Some("area")),
+        (
+            {
+                let mut b = body.clone();
+                b["members"][0]["nickname"] = json!("x");
+                serde_json::to_vec(&b).unwrap()
+            },
+            422,
+            "field_unknown",
+            Some("members[0].nickname"),
+        ),
+        (
+            {
+                let mut b = body.clone();
+                let mut id = persons[0].clone();
+                id.replace_range(17..18, if id.ends_with('1') { "2" } else { "1" });
+                b["members"][0]["id_number"] = json!(id);
+                serde_json::to_vec(&b).unwrap()
+            },
+            422,
+            "id_number_invalid",
+            Some("members[0].id_number"),
+        ),
+        (
+            {
+                let mut b = body.clone();
+                b["members"] = json!(vec![b["members"][0].clone(); 9]);
+                serde_json::to_vec(&b).unwrap()
+            },
+            413,
+            "too_many_persons",
+            Some("members"),
+        ),
+        (
+            {
+                let mut b = body.clone();
+                b["purpose"] = json!("x".repeat(20_000));
+                serde_json::to_vec(&b).unwrap()
+            },
+            413,
+            "body_too_large",
+            None,
+        ),
+        (
+            {
+                let mut b = body.clone();
+                b["area"] = json!("suburban");
+                serde_json::to_vec(&b).unwrap()
+            },
+            422,
+            "value_unknown",
+            Some("area"),
+        ),
     ];
     for (raw, status, code, field) in cases {
         let (st, text) = api.post_raw("/v1/verifications", &intake_a, raw).await;
         assert_eq!(st, status, "{code}: {text}");
-        let e: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{code}: JSON error body: {text}"));
+        let e: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{code}: JSON error body: {text}"));
         assert_eq!(e["code"], code, "{text}");
         assert_eq!(e["field"].as_str(), field, "{text}");
-        assert!(persons.iter().all(|p| !text.contains(&p[..14])), "no ID echoed: {text}");
+        assert!(
+            persons.iter().all(|p| !text.contains(&p[..14])),
+            "no ID echoed: {text}"
+        );
     }
-    let (st, _) = api.post_raw("/v1/verifications", "hd_wrong", serde_json::to_vec(&body).unwrap()).await;
+    let (st, _) = api
+        .post_raw(
+            "/v1/verifications",
+            "hd_wrong",
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
     assert_eq!(st, 401);
-    let (st, _) = api.post_raw("/v1/verifications", &auditor, serde_json::to_vec(&body).unwrap()).await;
+    let (st, _) = api
+        .post_raw(
+            "/v1/verifications",
+            &auditor,
+            serde_json::to_vec(&body).unwrap(),
+        )
+        .await;
     assert_eq!(st, 403);
 
     // --- cross-county: B may neither submit for A's county nor read A's report
@@ -399,44 +687,87 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     let (st, v) = api.post("/v1/verifications", &intake_a, &body).await;
     assert_eq!(st, 202, "{v}");
     let job = v["id"].as_str().unwrap().to_string();
-    let (st, text) = api.get(&format!("/v1/verifications/{job}"), &intake_b).await;
+    let (st, text) = api
+        .get(&format!("/v1/verifications/{job}"), &intake_b)
+        .await;
     assert_eq!(st, 403, "{text}");
     assert!(text.contains("region_forbidden"));
 
     // --- kill the server while the job runs (sources take 1.5 s); restart; it finishes
-    let (st, _) = api.get(&format!("/v1/verifications/{job}"), &intake_a).await;
+    let (st, _) = api
+        .get(&format!("/v1/verifications/{job}"), &intake_a)
+        .await;
     assert_eq!(st, 202, "still running");
     let pid = serve.0.id();
-    let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
     drop(serve);
     let (_serve2, addr2) = w.serve(&cfg);
     let api2 = Api::new(&w, &addr2);
     let t = Instant::now();
     let report = loop {
-        let (st, text) = api2.get(&format!("/v1/verifications/{job}"), &intake_a).await;
+        let (st, text) = api2
+            .get(&format!("/v1/verifications/{job}"), &intake_a)
+            .await;
         if st == 200 {
             break serde_json::from_str::<Value>(&text).unwrap();
         }
         assert_eq!(st, 202, "{text}");
-        assert!(t.elapsed() < Duration::from_secs(30), "the resumed job finishes");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the resumed job finishes"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let r = w.open(&report["sealed_report"]);
     assert_eq!(r["household_id"], two.0["household_id"]);
     assert_eq!(r["run_id"], json!(job));
-    assert!(r["sources"].as_array().unwrap().iter().all(|s| s["status"] != "unverified"), "{}", r["sources"]);
+    assert!(
+        r["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["status"] != "unverified"),
+        "{}",
+        r["sources"]
+    );
 
     // --- audit: every person at every source, fetches and refusals; the chain verifies
-    let (st, text) = api2.get("/v1/audit?verify=true&limit=10000", &auditor).await;
+    let (st, text) = api2
+        .get("/v1/audit?verify=true&limit=10000", &auditor)
+        .await;
     assert_eq!(st, 200);
     let a: Value = serde_json::from_str(&text).unwrap();
     let rows_ = a["rows"].as_array().unwrap();
-    let queries = rows_.iter().filter(|r| r["action"] == "source_query" && r["job_id"] == json!(job)).count();
+    let queries = rows_
+        .iter()
+        .filter(|r| r["action"] == "source_query" && r["job_id"] == json!(job))
+        .count();
     assert_eq!(queries, 12 * persons.len(), "one row per person and source");
-    assert!(rows_.iter().any(|r| r["action"] == "refused" && r["outcome"].as_str().unwrap().starts_with("consent_missing:")));
-    assert!(rows_.iter().any(|r| r["action"] == "refused" && r["outcome"].as_str().unwrap().starts_with("region_forbidden:")));
-    assert!(rows_.iter().any(|r| r["action"] == "report_fetched" && r["actor"] == json!(a_id)));
-    assert!(persons.iter().all(|p| !text.contains(p.as_str())), "the audit log holds masked persons only");
+    assert!(rows_.iter().any(|r| {
+        r["action"] == "refused"
+            && r["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("consent_missing:")
+    }));
+    assert!(rows_.iter().any(|r| {
+        r["action"] == "refused"
+            && r["outcome"]
+                .as_str()
+                .unwrap()
+                .starts_with("region_forbidden:")
+    }));
+    assert!(
+        rows_
+            .iter()
+            .any(|r| r["action"] == "report_fetched" && r["actor"] == json!(a_id))
+    );
+    assert!(
+        persons.iter().all(|p| !text.contains(p.as_str())),
+        "the audit log holds masked persons only"
+    );
     assert!(a["chain"]["first_bad"].is_null());
     let (st, _) = api2.get("/v1/audit", &intake_a).await;
     assert_eq!(st, 403, "intake tokens cannot read the audit log");
@@ -444,11 +775,29 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
 
     let store = w.path("hedui.db");
     let out = hedui(&["audit", "verify", "--store", s(&store)]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
-    let victim = rows_.iter().find(|r| r["action"] == "source_query").unwrap()["seq"].as_i64().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let victim = rows_
+        .iter()
+        .find(|r| r["action"] == "source_query")
+        .unwrap()["seq"]
+        .as_i64()
+        .unwrap();
     let conn = rusqlite::Connection::open(&store).unwrap();
-    conn.execute("UPDATE audit SET outcome = 'no_records' WHERE seq = ?1 AND outcome <> 'no_records'", [victim]).unwrap();
-    conn.execute("UPDATE audit SET person = '6205**********0000' WHERE seq = ?1", [victim]).unwrap();
+    conn.execute(
+        "UPDATE audit SET outcome = 'no_records' WHERE seq = ?1 AND outcome <> 'no_records'",
+        [victim],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE audit SET person = '6205**********0000' WHERE seq = ?1",
+        [victim],
+    )
+    .unwrap();
     drop(conn);
     let out = hedui(&["audit", "verify", "--store", s(&store)]);
     let text = String::from_utf8_lossy(&out.stdout);
