@@ -12,7 +12,8 @@
 //! to its best-scoring person; a `match` whose runner-up is within [`AMBIGUITY_BITS`] is only
 //! a `possible_match`. Name frequencies and the household context: a name held by exactly one
 //! resident of the county is the strongest name evidence there is; a link that rests on the
-//! name alone says so (`name_only`).
+//! name alone says so (`name_only`) and is only ever a `possible_match`: a clerk sees it, no
+//! rule uses it.
 
 use std::collections::HashMap;
 
@@ -332,6 +333,12 @@ pub fn second_pass(
             .iter()
             .skip(2)
             .all(|c| c.weight <= 0.0 || c.level == "null");
+        // A link that rests on the name alone is shown to a clerk, never used by a rule: on the
+        // gen.py --dirty county 1 of 146 such links was a stranger's row, and it made a family
+        // ineligible (a wrong link is worse than a missed one; issue 7).
+        if decision == Decision::Match && name_only {
+            decision = Decision::PossibleMatch;
+        }
         match decision {
             Decision::Match => {
                 stats.matched += 1;
@@ -586,6 +593,7 @@ mod tests {
         if let Some(l) = links.iter().find(|l| l.row == rows.len() - 1) {
             assert_eq!(l.person, 30);
             assert!(l.name_only);
+            assert_eq!(l.decision, Decision::PossibleMatch, "name-only links are for a clerk");
         }
     }
 }
