@@ -121,7 +121,7 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = OpenFormat::Json)]
         format: OpenFormat,
     },
-    /// Serve on-demand verifications over HTTPS (intake systems; see README "Intake").
+    /// Serve on-demand verifications over HTTPS (intake systems; see README "On-demand verification for intake systems").
     Serve {
         /// The service config (TOML).
         #[arg(long)]
@@ -270,6 +270,8 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // colour codes only on a terminal, never in a redirected log file
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HEDUI_LOG")
                 .unwrap_or_else(|_| "warn".into()),
@@ -406,7 +408,14 @@ fn run(cli: Cli) -> Result<i32> {
                 (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                     bail!("--partition, --delta and --memory-limit are separate modes: give one")
                 }
-                (Some(p), None, None) => crate::batch::run_partition(&opts, p),
+                (Some(p), None, None) => {
+                    if p.is_empty() || p.len() > 6 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                        bail!(
+                            "--partition {p:?}: a region-code prefix is 1 to 6 digits (GB/T 2260: 62 a province, 6205 a prefecture, 620503 a county)"
+                        )
+                    }
+                    crate::batch::run_partition(&opts, p)
+                }
                 (None, Some(d), None) => {
                     let prev = opts.previous.clone().unwrap_or_default();
                     crate::batch::run_incremental(&opts, &prev, d)
@@ -415,6 +424,11 @@ fn run(cli: Cli) -> Result<i32> {
                 (None, None, None) => crate::batch::run(&opts),
             }
             .context("Batch failed")?;
+            if let (Some(p), 0) = (&partition, summary.households) {
+                eprintln!(
+                    "warning: no household of the caseload has a region code starting with {p}: nothing was verified"
+                );
+            }
             print_summary(&summary, &opts.out);
             Ok(summary.exit_code)
         }

@@ -259,10 +259,37 @@ impl App {
     }
 }
 
+/// A field path or key as the client sent it, made safe to name back: every non-ASCII
+/// character and every run of 6 or more digits becomes `?`, so an ID number or a name used as
+/// a key is never echoed (nor written into the audit log).
+fn scrub(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 6 {
+            out.push('?');
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in raw.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        flush(&mut digits, &mut out);
+        out.push(if c.is_ascii() && !c.is_ascii_control() { c } else { '?' });
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let r: Result<T, _> = serde_path_to_error_lite(&mut de);
     r.map_err(|(path, e)| {
+        let path = scrub(&path);
         let msg = e.to_string();
         // serde's messages for wrong types quote the value: they are not passed on.
         let (code, message) = if msg.starts_with("unknown field") {
@@ -273,6 +300,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
                 .chars()
                 .take(40)
                 .collect();
+            let name = scrub(&name);
             return ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "field_unknown",
@@ -280,7 +308,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
                 format!("unknown field {name}"),
             );
         } else if msg.starts_with("missing field") {
-            let name = msg.split('`').nth(1).unwrap_or("").to_string();
+            let name = scrub(msg.split('`').nth(1).unwrap_or(""));
             return ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "field_missing",
@@ -431,6 +459,9 @@ async fn post_verification(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // The body is read (bounded by the limit) before any refusal: over HTTP/2, answering
+    // before the request body was consumed reset the stream and clients saw no answer at all.
+    let body = read_body(&app, body).await;
     let token = app.authenticate(&headers, Role::Intake)?;
     let wait = match q.get("wait") {
         None => None,
@@ -459,14 +490,12 @@ async fn post_verification(
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "parameter_unknown",
-                Some(other.chars().take(40).collect()),
+                Some(scrub(&other.chars().take(40).collect::<String>())),
                 "unknown query parameter",
             ),
         ));
     }
-    let bytes = read_body(&app, body)
-        .await
-        .map_err(|e| app.refuse(&token.id, "", e))?;
+    let bytes = body.map_err(|e| app.refuse(&token.id, "", e))?;
     let req: HouseholdRequest = parse_json(&bytes).map_err(|e| app.refuse(&token.id, "", e))?;
     let as_of = app.as_of();
     let v = req
@@ -554,6 +583,12 @@ fn fetch_report(app: &App, token: &Token, id: &str, ok: StatusCode) -> Result<Re
             )
                 .into_response())
         }
+        ("refused", _) => Ok((
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"id": id, "status": "refused", "code": job.determination,
+                "message": "the job was refused before any department was asked (e.g. a consent revoked while it waited)"})),
+        )
+            .into_response()),
         _ => Ok((
             StatusCode::ACCEPTED,
             axum::Json(json!({"id": id, "status": "queued"})),
@@ -568,6 +603,23 @@ async fn get_verification(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = app.authenticate(&headers, Role::Intake)?;
+    // Only a job id (`v_` + 24 hex) is looked up: anything else (an ID number pasted into the
+    // URL, say) is refused without being stored in the audit log.
+    let well_formed = id.len() == 26
+        && id.starts_with("v_")
+        && id[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !well_formed {
+        return Err(app.refuse(
+            &token.id,
+            "",
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "verification_unknown",
+                Some("id".into()),
+                "no verification has this id (ids are v_ and 24 hexadecimal digits)",
+            ),
+        ));
+    }
     fetch_report(&app, &token, &id, StatusCode::OK)
 }
 
@@ -702,14 +754,15 @@ async fn post_consent(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // The body is read (bounded by the limit) before any refusal: over HTTP/2, answering
+    // before the request body was consumed reset the stream and clients saw no answer at all.
+    let body = read_body(&app, body).await;
     let token = match app.authenticate(&headers, Role::Intake) {
         Ok(t) => t,
         Err(e) if e.code == "role_forbidden" => app.authenticate(&headers, Role::Admin)?,
         Err(e) => return Err(e),
     };
-    let bytes = read_body(&app, body)
-        .await
-        .map_err(|e| app.refuse(&token.id, "", e))?;
+    let bytes = body.map_err(|e| app.refuse(&token.id, "", e))?;
     let c: ConsentRequest = parse_json(&bytes).map_err(|e| app.refuse(&token.id, "", e))?;
     let bad = |code, field: &str, m: &str| {
         app.refuse(
@@ -768,6 +821,13 @@ async fn post_consent(
         }
     }
     let purpose: String = c.purpose.trim().chars().take(200).collect();
+    if crate::verify::request::holds_id_like(&purpose) {
+        return Err(bad(
+            "purpose_invalid",
+            "purpose",
+            "purpose must not hold an ID number (it is written into the audit log)",
+        ));
+    }
     if purpose.is_empty() {
         return Err(bad("field_missing", "purpose", "purpose is required"));
     }
@@ -865,8 +925,9 @@ async fn post_token(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let body = read_body(&app, body).await;
     let token = app.authenticate(&headers, Role::Admin)?;
-    let bytes = read_body(&app, body).await?;
+    let bytes = body?;
     let t: TokenRequest = parse_json(&bytes).map_err(|e| app.refuse(&token.id, "", e))?;
     let mut roles = Vec::new();
     for (i, r) in t.roles.iter().enumerate() {
@@ -1018,10 +1079,18 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
         let Some(text) = job.request.as_deref() else {
             continue;
         };
+        // serde's message could quote a value of the request: only a code is kept.
         let v = serde_json::from_str::<HouseholdRequest>(text)
-            .map_err(|e| e.to_string())
+            .map_err(|_| "request_unreadable".to_string())
             .and_then(|r| {
                 r.validate(app.as_of(), usize::MAX)
+                    .map_err(|e| e.code.to_string())
+            })
+            // consents are checked again: one revoked or expired while the server was down
+            // stops the job before any department is asked
+            .and_then(|v| {
+                app.check_consents(&v, chrono::Utc::now().date_naive())
+                    .map(|()| v)
                     .map_err(|e| e.code.to_string())
             });
         match v {
@@ -1037,7 +1106,17 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
                 n += 1;
             }
             Err(code) => {
-                tracing::error!(job = %job.id, reason = %code, "A stored job cannot be resumed.")
+                tracing::error!(job = %job.id, reason = %code, "A stored job cannot be resumed: refused.");
+                if let Err(e) = app.store.refuse_job(&job.id, &code) {
+                    tracing::error!(job = %job.id, error = %e, "The job could not be marked refused.");
+                }
+                app.audit(&[AuditEvent {
+                    actor: "system".into(),
+                    action: "job_refused".into(),
+                    job_id: job.id.clone(),
+                    outcome: code,
+                    ..AuditEvent::default()
+                }]);
             }
         }
     }
@@ -1156,4 +1235,18 @@ pub fn check(
             _ => 2,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scrub;
+
+    #[test]
+    fn keys_that_could_be_person_data_are_never_named_back() {
+        assert_eq!(scrub("members[1].disability_grade"), "members[1].disability_grade");
+        assert_eq!(scrub("620503199803075480"), "?");
+        assert_eq!(scrub("members[0].徐萍霞"), "members[0].???");
+        assert_eq!(scrub("members.62050319750324540X\\"), "members.?X\\");
+        assert_eq!(scrub("wait"), "wait");
+    }
 }

@@ -586,6 +586,21 @@ impl Store {
         Ok(())
     }
 
+    /// Refuse an accepted job that can no longer run (at start-up: a consent was revoked or
+    /// expired meanwhile, or the stored request is unreadable). Its request (with ID numbers)
+    /// is wiped; `code` is kept in `determination`; nothing is queried.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn refuse_job(&self, id: &str, code: &str) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "UPDATE jobs SET status = 'refused', determination = ?2, request = NULL,
+             finished_at = ?3 WHERE id = ?1",
+            params![id, code, now_utc()],
+        )?;
+        Ok(())
+    }
+
     /// A job by id.
     ///
     /// # Errors

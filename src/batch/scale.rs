@@ -845,6 +845,29 @@ pub fn run_incremental(
     let mut deltas: Vec<Option<SourceDelta>> = Vec::new();
     let mut maps: Vec<Option<RowMap>> = Vec::new();
     let mut touched: HashSet<u64> = HashSet::new();
+    // A file that names no source (a typo such as `taxes.csv`) is refused, never ignored: its
+    // changes would silently not be applied.
+    if let Ok(entries) = std::fs::read_dir(delta_dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = e.file_name().to_string_lossy().to_string();
+            if !p.is_file() || name.starts_with('.') {
+                continue;
+            }
+            let stem = name.split('.').next().unwrap_or("");
+            if !SourceKind::ALL.iter().any(|k| k.name() == stem) {
+                return Err(BatchError::Delta(DeltaError {
+                    file: p.display().to_string(),
+                    row: "-".into(),
+                    column: "-".into(),
+                    message: format!(
+                        "the file name names no source: a delta file is <source>.csv or .parquet, the source one of {}",
+                        SourceKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+                    ),
+                }));
+            }
+        }
+    }
     for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
         let st = &prev.manifest.sources[si];
         let d = read_delta(delta_dir, kind)?;

@@ -157,7 +157,9 @@ pub enum IdError {
     },
     /// The MOD 11-2 check character does not match; `digits_lost` when the number ends in
     /// `000`, the usual trace of a spreadsheet keeping 15 significant digits.
-    #[error("check character {found} does not match {expected}{}", if *.digits_lost { " (ends in 000: digits likely lost in a spreadsheet)" } else { "" })]
+    // The message never names the expected character: beside a masked number it would give
+    // away part of the hidden digits.
+    #[error("the check character does not match the other 17 digits (GB 11643-1999 MOD 11-2){}", if *.digits_lost { " (ends in 000: digits likely lost in a spreadsheet)" } else { "" })]
     CheckCharacter {
         /// The check character given.
         found: char,

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use crate::domain::{IdNumber, Name, date, money};
+use crate::domain::{IdNumber, Name, NameError, date, money};
 
 /// One changed value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -80,16 +80,26 @@ impl Normalisations {
         kinds
     }
 
-    /// Record what [`Name::parse`] changed in `raw`.
+    /// Record what [`Name::parse`] changed in `raw`, or flag a name a lossy export damaged
+    /// (`name_lossy`: a `?` or U+FFFD; the name is not accepted, so the error-tolerant linkage
+    /// treats it as missing).
     pub fn name(&mut self, at: At, raw: &str) {
-        if raw.is_ascii() && raw.trim() == raw {
+        if raw.is_ascii() && raw.trim() == raw && !raw.contains('?') {
             return;
         }
-        if let Ok((_, repairs)) = Name::parse(raw) {
-            for r in &repairs {
-                let (kind, detail) = r.describe(raw);
-                self.push(at, kind, detail);
+        match Name::parse(raw) {
+            Ok((_, repairs)) => {
+                for r in &repairs {
+                    let (kind, detail) = r.describe(raw);
+                    self.push(at, kind, detail);
+                }
             }
+            Err(NameError::Lossy) => self.push(
+                at,
+                "name_lossy",
+                "a '?' or U+FFFD: characters were lost by a lossy export (wrong encoding); the name is not used".to_string(),
+            ),
+            Err(_) => {}
         }
     }
 
@@ -139,5 +149,33 @@ impl Normalisations {
             ])?;
         }
         w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at() -> At<'static> {
+        At {
+            file: "members.csv",
+            line: Some(7),
+            row: Some(5),
+            column: "name",
+        }
+    }
+
+    #[test]
+    fn a_lossy_name_is_flagged_and_a_clean_one_is_not() {
+        let mut n = Normalisations::default();
+        n.name(at(), "王?兰");
+        n.name(at(), "\u{FFFD}\u{FFFD}");
+        n.name(at(), "??");
+        n.name(at(), "王秀兰");
+        n.name(at(), "Li Lei");
+        assert_eq!(n.by_kind().get("name_lossy"), Some(&3));
+        assert_eq!(n.records.len(), 3);
+        assert_eq!(n.records[0].line, Some(7));
+        assert!(!n.records[0].detail.contains('王'), "never the value");
     }
 }

@@ -139,6 +139,24 @@ const RELATIONS: [&str; 7] = [
     "other",
 ];
 
+/// Whether free text holds what may be a resident ID number: a run of 15 or more digits
+/// (GB 11643-1999 numbers have 15 or 18 characters). Such text is refused, never stored: it
+/// would be written into the audit log and the report's plaintext id.
+pub fn holds_id_like(text: &str) -> bool {
+    let mut run = 0;
+    for c in text.chars() {
+        if c.is_ascii_digit() || ('０'..='９').contains(&c) {
+            run += 1;
+            if run >= 15 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
 fn one_of(v: &str, allowed: &[&str], field: &str) -> Result<String, InputError> {
     let t = v.trim().to_lowercase();
     if allowed.contains(&t.as_str()) {
@@ -211,7 +229,7 @@ impl HouseholdRequest {
                 "household_id must be 1-64 printable characters",
             ));
         }
-        if hid.len() >= 15 && IdNumber::parse(hid, as_of).is_ok() {
+        if (hid.len() >= 15 && IdNumber::parse(hid, as_of).is_ok()) || holds_id_like(hid) {
             return Err(bad(
                 "household_id_invalid",
                 "household_id",
@@ -317,6 +335,14 @@ impl HouseholdRequest {
         for (i, s) in self.supporters.iter().enumerate() {
             let f = format!("supporters[{i}]");
             let idn = id(&s.id_number, format!("{f}.id_number"), as_of)?;
+            // A member is not their own household's supporter: their income would count twice.
+            if seen.contains(&idn.key()) {
+                return Err(bad(
+                    "person_duplicate",
+                    format!("{f}.id_number"),
+                    format!("{f} is the same person as a member of the household"),
+                ));
+            }
             if let Some(sup) = s
                 .supports_id_number
                 .as_deref()
@@ -344,6 +370,18 @@ impl HouseholdRequest {
             if let Some(&j) = sup_index.get(&idn.key()) {
                 let sup: &mut Supporter = &mut supporters[j];
                 sup.own_household_size = sup.own_household_size.max(size);
+                // Every copy must carry the consent reference of the first one (which is
+                // checked): another reference, valid or not, is refused, never ignored.
+                if let Some((_, _, first)) = persons.iter().find(|(_, p, _)| p.key() == idn.key())
+                {
+                    if first != s.consent_ref.trim() {
+                        return Err(bad(
+                            "consent_ref_conflict",
+                            format!("{f}.consent_ref"),
+                            format!("{f} repeats an earlier supporter with another consent reference"),
+                        ));
+                    }
+                }
                 continue;
             }
             sup_index.insert(idn.key(), supporters.len());
@@ -361,6 +399,13 @@ impl HouseholdRequest {
                 own_household_size: size,
                 consent: !s.consent_ref.trim().is_empty(),
             });
+        }
+        if self.purpose.as_deref().is_some_and(holds_id_like) {
+            return Err(bad(
+                "purpose_invalid",
+                "purpose",
+                "purpose must not hold an ID number (it is written into the audit log)",
+            ));
         }
         let purpose = self
             .purpose
@@ -494,4 +539,56 @@ pub fn link_answers(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::id_number::make_id;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    fn household(supporters: serde_json::Value) -> HouseholdRequest {
+        let member = make_id(620503, d(1980, 1, 1), 123).expose();
+        serde_json::from_value(serde_json::json!({
+            "household_id": "APP-1", "region_code": "620503", "area": "rural",
+            "programme": "dibao", "purpose": "application",
+            "members": [{"id_number": member, "relation": "applicant", "consent_ref": "cr_m"}],
+            "supporters": supporters,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_repeated_supporter_must_repeat_the_consent_and_a_member_cannot_be_a_supporter() {
+        let s = make_id(620503, d(1950, 5, 6), 31).expose();
+        let m = make_id(620503, d(1980, 1, 1), 123).expose();
+        let sup = |id: &str, c: &str| {
+            serde_json::json!({"id_number": id, "relation": "parent", "consent_ref": c})
+        };
+        let as_of = d(2026, 11, 1);
+        // the same supporter twice with the same reference: one person, checked once
+        let v = household(serde_json::json!([sup(&s, "cr_s"), sup(&s, "cr_s")]))
+            .validate(as_of, 20)
+            .unwrap();
+        assert_eq!(v.persons.len(), 2);
+        // another reference on the copy is refused, not ignored
+        let e = household(serde_json::json!([sup(&s, "cr_s"), sup(&s, "bogus")]))
+            .validate(as_of, 20)
+            .unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), ("consent_ref_conflict", "supporters[1].consent_ref"));
+        // a member listed as a supporter
+        let e = household(serde_json::json!([sup(&m, "cr_m")]))
+            .validate(as_of, 20)
+            .unwrap_err();
+        assert_eq!((e.code, e.field.as_str()), ("person_duplicate", "supporters[0].id_number"));
+        // an ID number in the purpose
+        let mut h = household(serde_json::json!([]));
+        h.purpose = Some(format!("review {s}"));
+        assert_eq!(h.validate(as_of, 20).unwrap_err().code, "purpose_invalid");
+        assert!(holds_id_like("６２０５０３１９８００１０１１２３"));
+        assert!(!holds_id_like("HH6205030000001"));
+    }
 }

@@ -651,6 +651,41 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
             "value_unknown",
             Some("area"),
         ),
+        // an ID number used as a key is not named back (nor written to the audit log)
+        (
+            {
+                let mut b = body.clone();
+                b["members"][0][persons[0].as_str()] = json!(1);
+                serde_json::to_vec(&b).unwrap()
+            },
+            422,
+            "field_unknown",
+            Some("members[0].?"),
+        ),
+        // a member listed again as a supporter would count their income twice
+        (
+            {
+                let mut b = body.clone();
+                let mut s = b["members"][0].clone();
+                s.as_object_mut().unwrap().remove("disability_grade");
+                s["relation"] = json!("child");
+                b["supporters"].as_array_mut().unwrap().insert(0, s);
+                serde_json::to_vec(&b).unwrap()
+            },
+            422,
+            "person_duplicate",
+            Some("supporters[0].id_number"),
+        ),
+        (
+            {
+                let mut b = body.clone();
+                b["purpose"] = json!(format!("review of {}", persons[0]));
+                serde_json::to_vec(&b).unwrap()
+            },
+            422,
+            "purpose_invalid",
+            Some("purpose"),
+        ),
     ];
     for (raw, status, code, field) in cases {
         let (st, text) = api.post_raw("/v1/verifications", &intake_a, raw).await;
