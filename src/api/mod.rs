@@ -442,7 +442,22 @@ fn locate_error<T: serde::de::DeserializeOwned>(v: &Value) -> String {
 
 async fn read_body(app: &App, body: Body) -> Result<Bytes, ApiError> {
     let limit = app.settings.config.limits.max_body_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    // a body that stalls is refused after 15 s rather than holding the connection
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        axum::body::to_bytes(body, limit),
+    )
+    .await
+    .map_err(|_| {
+        app.metrics.refusal("body_timeout");
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            None,
+            "the body did not arrive within 15 s",
+        )
+    })?;
+    read.map_err(|_| {
         app.metrics.refusal("body_too_large");
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -1149,8 +1164,16 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         println!("hedui serve: listening on https://{addr} ({} sources; {resumed} unfinished jobs resumed)", app.sources.kinds().len());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        axum_server::from_tcp(std_listener)?
-            .acceptor(crate::certs::tls_acceptor(tls))
+        let mut server =
+            axum_server::from_tcp(std_listener)?.acceptor(crate::certs::tls_acceptor(tls));
+        // A client that never finishes its headers is dropped after 10 s (without a timer
+        // hyper waits forever: thousands of such connections starved the server).
+        server
+            .http_builder()
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(10));
+        server
             .serve(router(app).into_make_service())
             .await
             .context("The server stopped")
