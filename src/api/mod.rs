@@ -240,6 +240,15 @@ impl App {
             if NaiveDate::parse_from_str(&c.valid_until, "%Y-%m-%d").map_or(true, |d| d < today) {
                 return refuse("consent_expired", "the consent is no longer valid");
             }
+            // A consent serves the region it was registered for: the registering token must
+            // cover the household's region (county B cannot use county A's consents).
+            let registrar = self.store.token_by_id(&c.registered_by)?;
+            if !registrar.is_some_and(|t| t.covers(&v.household.region_code)) {
+                return refuse(
+                    "consent_region",
+                    "the consent was registered for another region",
+                );
+            }
             if c.person_hash != self.store.person_hash(&id.expose()) {
                 return refuse(
                     "consent_person_mismatch",

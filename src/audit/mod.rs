@@ -470,6 +470,31 @@ impl Store {
         }))
     }
 
+    /// A token by its id (revoked or not): whose regions a consent was registered under.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn token_by_id(&self, id: &str) -> Result<Option<Token>, StoreError> {
+        let conn = self.conn()?;
+        let row: Option<(String, String, String, String)> = conn
+            .query_row(
+                "SELECT id, roles, regions, label FROM tokens WHERE id = ?1",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        Ok(row.map(|(id, roles, regions, label)| Token {
+            id,
+            roles: roles.split(',').filter_map(Role::parse).collect(),
+            regions: regions
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            label,
+        }))
+    }
+
     // ---- consents
 
     /// Register a consent for the person with `id_number` (normalised 18 characters).

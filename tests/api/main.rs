@@ -719,6 +719,11 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     // --- cross-county: B may neither submit for A's county nor read A's report
     let (st, e) = api.post("/v1/verifications", &intake_b, &body).await;
     assert_eq!((st, e["code"].as_str()), (403, Some("region_forbidden")));
+    // nor use A's consents for a household it moves into its own county
+    let mut moved = body.clone();
+    moved["region_code"] = json!("620502");
+    let (st, e) = api.post("/v1/verifications", &intake_b, &moved).await;
+    assert_eq!((st, e["code"].as_str()), (403, Some("consent_region")), "{e}");
     let (st, v) = api.post("/v1/verifications", &intake_a, &body).await;
     assert_eq!(st, 202, "{v}");
     let job = v["id"].as_str().unwrap().to_string();
