@@ -744,18 +744,32 @@ fn open(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     use std::io::Write;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let env: SealedReport = match serde_json::from_str(line) {
+    // One envelope saved as a whole (pretty-printed JSON, e.g. `jq .sealed_report`), or JSON
+    // lines (`reports.jsonl`, one envelope a line).
+    let entries: Vec<(usize, Result<SealedReport, serde_json::Error>)> =
+        match serde_json::from_str::<SealedReport>(text.trim()) {
+            Ok(env) => vec![(0, Ok(env))],
+            Err(_) => text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| (i, serde_json::from_str(l)))
+                .collect(),
+        };
+    let mut not_sealed = 0usize;
+    for (i, parsed) in entries {
+        let env: SealedReport = match parsed {
             Ok(e) => e,
             Err(e) => {
-                eprintln!(
-                    "hedui: {}:{}: not a sealed report: {e}",
-                    file.display(),
-                    i + 1
-                );
+                // the first three are named; a wrong file is one message, not thousands
+                not_sealed += 1;
+                if not_sealed <= 3 {
+                    eprintln!(
+                        "hedui: {}:{}: not a sealed report: {e}",
+                        file.display(),
+                        i + 1
+                    );
+                }
                 failures += 1;
                 continue;
             }
@@ -805,6 +819,13 @@ fn open(
         }
     }
     out.flush()?;
+    if not_sealed > 3 {
+        eprintln!(
+            "hedui: {}: {} more lines are not sealed reports (is this a reports.jsonl of `hedui batch` or a saved sealed_report?)",
+            file.display(),
+            not_sealed - 3
+        );
+    }
     if let Some(h) = household {
         if !found && failures == 0 {
             let shown = if h.chars().filter(char::is_ascii_digit).count() >= 15 {
