@@ -1459,7 +1459,14 @@ fn changes_json(
 /// # Errors
 /// A message naming the value when it is not a size.
 pub fn parse_memory_limit(s: &str) -> Result<u64, String> {
+    // `2GB`, `2GiB` and `2G` all mean 2 × 2^30 bytes (a memory limit is binary).
     let t = s.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix("ib"))
+        .or_else(|| t.strip_suffix(['B', 'b']))
+        .filter(|r| r.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(t);
     let (num, mul) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
             let m = match c.to_ascii_uppercase() {
@@ -1915,6 +1922,10 @@ mod tests {
         assert_eq!(parse_memory_limit("512m"), Ok(512 << 20));
         assert_eq!(parse_memory_limit("1.5G"), Ok(3 << 29));
         assert_eq!(parse_memory_limit("4096"), Ok(4096));
+        assert_eq!(parse_memory_limit("2GB"), Ok(2 << 30));
+        assert_eq!(parse_memory_limit("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_memory_limit("512MB"), Ok(512 << 20));
+        assert!(parse_memory_limit("8B").is_err());
         assert!(parse_memory_limit("8X").is_err());
         assert!(parse_memory_limit("0G").is_err());
         assert!(parse_memory_limit("lots").is_err());
