@@ -498,19 +498,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     check_strict(opts.strict, &q)?;
     let mut near_miss: Vec<(u8, u64, u64)> = Vec::new();
     let mut person_index: HashMap<u64, usize> = HashMap::new();
-    let queried = caseload
-        .members
-        .iter()
-        .filter(|m| m.consent)
-        .map(|m| &m.id)
-        .chain(
-            caseload
-                .supporters
-                .iter()
-                .filter(|s| s.consent)
-                .map(|s| &s.id),
-        );
-    for id in queried.flatten() {
+    for id in caseload.queried_ids() {
         let n = person_index.len();
         person_index.entry(id.key()).or_insert(n);
     }

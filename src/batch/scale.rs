@@ -822,20 +822,7 @@ pub fn run_incremental(
     let caseload_q = q.entries.len();
     // All queried persons (consent, valid ID), as in a full run.
     let mut everyone: HashSet<u64> = HashSet::new();
-    for id in caseload
-        .members
-        .iter()
-        .filter(|m| m.consent)
-        .map(|m| &m.id)
-        .chain(
-            caseload
-                .supporters
-                .iter()
-                .filter(|s| s.consent)
-                .map(|s| &s.id),
-        )
-        .flatten()
-    {
+    for id in caseload.queried_ids() {
         everyone.insert(id.key());
     }
     timings.insert("caseload".to_string(), t0.elapsed().as_millis());
@@ -1813,20 +1800,7 @@ fn merge_slices(
     timings.insert("slices".to_string(), slices.len() as u128);
     timings.insert("total".to_string(), t0.elapsed().as_millis());
     let mut persons: HashSet<u64> = HashSet::new();
-    for id in caseload
-        .members
-        .iter()
-        .filter(|m| m.consent)
-        .map(|m| &m.id)
-        .chain(
-            caseload
-                .supporters
-                .iter()
-                .filter(|s| s.consent)
-                .map(|s| &s.id),
-        )
-        .flatten()
-    {
+    for id in caseload.queried_ids() {
         persons.insert(id.key());
     }
     write_summary(

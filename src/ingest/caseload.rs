@@ -75,6 +75,19 @@ pub struct Caseload {
     pub normalisations: Normalisations,
 }
 
+impl Caseload {
+    /// The ID numbers the sources are asked about: every member and supporter who consented
+    /// and whose ID number is valid (a person may appear more than once).
+    pub fn queried_ids(&self) -> impl Iterator<Item = &IdNumber> {
+        self.members
+            .iter()
+            .filter(|m| m.consent)
+            .map(|m| &m.id)
+            .chain(self.supporters.iter().filter(|s| s.consent).map(|s| &s.id))
+            .flatten()
+    }
+}
+
 /// Errors that stop a run: without a readable caseload there is nothing to assess.
 #[derive(Debug, thiserror::Error)]
 pub enum CaseloadError {
