@@ -663,11 +663,12 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
 
 fn print_report_brief(r: &crate::report::VerificationReport) {
     println!(
-        "  household {} ({}, {}, {} members): {}  per-capita income {} yuan/month, financial assets {} yuan (S = {})",
+        "  household {} (programme {}, {}, {} member{}): {}  per-capita income {} yuan/month, financial assets {} yuan (S = {})",
         r.household_id,
         r.programme,
         r.area,
         r.members,
+        if r.members == 1 { "" } else { "s" },
         r.determination.as_str(),
         r.per_capita_monthly_income.as_deref().unwrap_or("-"),
         r.per_capita_financial_assets.as_deref().unwrap_or("-"),
@@ -886,8 +887,8 @@ pub fn print_summary(s: &Summary, out: &Path) {
             .join(", ")
     );
     println!(
-        "  outputs: {}/{{reports.jsonl, summary.json, summary.html, quarantine.csv, determinations.csv}}",
-        out.display()
+        "  outputs: {}/{{reports.jsonl, summary.json, summary.html, quarantine.csv, normalisations.csv, determinations.csv, state/}}",
+        out.display().to_string().trim_end_matches('/')
     );
 }
 

@@ -450,24 +450,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn token_by_hash(&self, hash: &str) -> Result<Option<Token>, StoreError> {
-        let conn = self.conn()?;
-        let row: Option<(String, String, String, String)> = conn
-            .query_row(
-                "SELECT id, roles, regions, label FROM tokens WHERE hash = ?1 AND revoked = 0",
-                params![hash],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        Ok(row.map(|(id, roles, regions, label)| Token {
-            id,
-            roles: roles.split(',').filter_map(Role::parse).collect(),
-            regions: regions
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-            label,
-        }))
+        self.token_where("hash = ?1 AND revoked = 0", hash)
     }
 
     /// A token by its id (revoked or not): whose regions a consent was registered under.
@@ -475,11 +458,15 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn token_by_id(&self, id: &str) -> Result<Option<Token>, StoreError> {
+        self.token_where("id = ?1", id)
+    }
+
+    fn token_where(&self, condition: &str, key: &str) -> Result<Option<Token>, StoreError> {
         let conn = self.conn()?;
         let row: Option<(String, String, String, String)> = conn
             .query_row(
-                "SELECT id, roles, regions, label FROM tokens WHERE id = ?1",
-                params![id],
+                &format!("SELECT id, roles, regions, label FROM tokens WHERE {condition}"),
+                params![key],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
