@@ -288,7 +288,11 @@ fn scrub(raw: &str) -> String {
             continue;
         }
         flush(&mut digits, &mut out);
-        out.push(if c.is_ascii() && !c.is_ascii_control() { c } else { '?' });
+        out.push(if c.is_ascii() && !c.is_ascii_control() {
+            c
+        } else {
+            '?'
+        });
     }
     flush(&mut digits, &mut out);
     out
@@ -629,9 +633,8 @@ async fn get_verification(
     let token = app.authenticate(&headers, Role::Intake)?;
     // Only a job id (`v_` + 24 hex) is looked up: anything else (an ID number pasted into the
     // URL, say) is refused without being stored in the audit log.
-    let well_formed = id.len() == 26
-        && id.starts_with("v_")
-        && id[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    let well_formed =
+        id.len() == 26 && id.starts_with("v_") && id[2..].bytes().all(|b| b.is_ascii_hexdigit());
     if !well_formed {
         return Err(app.refuse(
             &token.id,
@@ -1275,7 +1278,10 @@ mod tests {
 
     #[test]
     fn keys_that_could_be_person_data_are_never_named_back() {
-        assert_eq!(scrub("members[1].disability_grade"), "members[1].disability_grade");
+        assert_eq!(
+            scrub("members[1].disability_grade"),
+            "members[1].disability_grade"
+        );
         assert_eq!(scrub("620503199803075480"), "?");
         assert_eq!(scrub("members[0].徐萍霞"), "members[0].???");
         assert_eq!(scrub("members.62050319750324540X\\"), "members.?X\\");

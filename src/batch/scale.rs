@@ -849,7 +849,11 @@ pub fn run_incremental(
                     column: "-".into(),
                     message: format!(
                         "the file name names no source: a delta file is <source>.csv or .parquet, the source one of {}",
-                        SourceKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+                        SourceKind::ALL
+                            .iter()
+                            .map(|k| k.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 }));
             }

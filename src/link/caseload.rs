@@ -593,7 +593,11 @@ mod tests {
         if let Some(l) = links.iter().find(|l| l.row == rows.len() - 1) {
             assert_eq!(l.person, 30);
             assert!(l.name_only);
-            assert_eq!(l.decision, Decision::PossibleMatch, "name-only links are for a clerk");
+            assert_eq!(
+                l.decision,
+                Decision::PossibleMatch,
+                "name-only links are for a clerk"
+            );
         }
     }
 }

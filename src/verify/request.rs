@@ -372,13 +372,14 @@ impl HouseholdRequest {
                 sup.own_household_size = sup.own_household_size.max(size);
                 // Every copy must carry the consent reference of the first one (which is
                 // checked): another reference, valid or not, is refused, never ignored.
-                if let Some((_, _, first)) = persons.iter().find(|(_, p, _)| p.key() == idn.key())
-                {
+                if let Some((_, _, first)) = persons.iter().find(|(_, p, _)| p.key() == idn.key()) {
                     if first != s.consent_ref.trim() {
                         return Err(bad(
                             "consent_ref_conflict",
                             format!("{f}.consent_ref"),
-                            format!("{f} repeats an earlier supporter with another consent reference"),
+                            format!(
+                                "{f} repeats an earlier supporter with another consent reference"
+                            ),
                         ));
                     }
                 }
@@ -565,9 +566,7 @@ mod tests {
     fn a_repeated_supporter_must_repeat_the_consent_and_a_member_cannot_be_a_supporter() {
         let s = make_id(620503, d(1950, 5, 6), 31).expose();
         let m = make_id(620503, d(1980, 1, 1), 123).expose();
-        let sup = |id: &str, c: &str| {
-            serde_json::json!({"id_number": id, "relation": "parent", "consent_ref": c})
-        };
+        let sup = |id: &str, c: &str| serde_json::json!({"id_number": id, "relation": "parent", "consent_ref": c});
         let as_of = d(2026, 11, 1);
         // the same supporter twice with the same reference: one person, checked once
         let v = household(serde_json::json!([sup(&s, "cr_s"), sup(&s, "cr_s")]))
@@ -578,12 +577,18 @@ mod tests {
         let e = household(serde_json::json!([sup(&s, "cr_s"), sup(&s, "bogus")]))
             .validate(as_of, 20)
             .unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("consent_ref_conflict", "supporters[1].consent_ref"));
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            ("consent_ref_conflict", "supporters[1].consent_ref")
+        );
         // a member listed as a supporter
         let e = household(serde_json::json!([sup(&m, "cr_m")]))
             .validate(as_of, 20)
             .unwrap_err();
-        assert_eq!((e.code, e.field.as_str()), ("person_duplicate", "supporters[0].id_number"));
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            ("person_duplicate", "supporters[0].id_number")
+        );
         // an ID number in the purpose
         let mut h = household(serde_json::json!([]));
         h.purpose = Some(format!("review {s}"));

@@ -723,7 +723,11 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     let mut moved = body.clone();
     moved["region_code"] = json!("620502");
     let (st, e) = api.post("/v1/verifications", &intake_b, &moved).await;
-    assert_eq!((st, e["code"].as_str()), (403, Some("consent_region")), "{e}");
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (403, Some("consent_region")),
+        "{e}"
+    );
     let (st, v) = api.post("/v1/verifications", &intake_a, &body).await;
     assert_eq!(st, 202, "{v}");
     let job = v["id"].as_str().unwrap().to_string();

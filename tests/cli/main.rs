@@ -401,15 +401,27 @@ fn a_changed_byte_or_a_wrong_key_makes_open_fail_clearly() {
     ])))
     .expect("one opened report");
     assert_eq!(
-        format!("{}/{}", opened["run_id"].as_str().unwrap(), opened["household_id"].as_str().unwrap()),
+        format!(
+            "{}/{}",
+            opened["run_id"].as_str().unwrap(),
+            opened["household_id"].as_str().unwrap()
+        ),
         env["report_id"].as_str().unwrap()
     );
     // a file that is not reports names the first three lines and counts the rest
-    let out = hedui(&["open", "--key", s(&c.key("civil.key")), s(&dir.join("determinations.csv"))]);
+    let out = hedui(&[
+        "open",
+        "--key",
+        s(&c.key("civil.key")),
+        s(&dir.join("determinations.csv")),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.matches("not a sealed report").count(), 3, "{err}");
-    assert!(err.contains("38 more lines are not sealed reports"), "{err}");
+    assert!(
+        err.contains("38 more lines are not sealed reports"),
+        "{err}"
+    );
     // change one character inside the ciphertext of the first report
     let at = first.find("\"ciphertext\":\"").unwrap() + 20;
     let mut bytes = first.as_bytes().to_vec();
