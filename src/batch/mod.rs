@@ -777,14 +777,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // ---- assess + report + seal, per household in parallel
     let ta = Instant::now();
     let sealer = RunSealer::new(&opts.signing, &opts.recipients, &run_id)?;
-    let mut members_of: Vec<Vec<usize>> = vec![Vec::new(); caseload.households.len()];
-    for (i, m) in caseload.members.iter().enumerate() {
-        members_of[m.household].push(i);
-    }
-    let mut supporters_of: Vec<Vec<usize>> = vec![Vec::new(); caseload.households.len()];
-    for (i, s) in caseload.supporters.iter().enumerate() {
-        supporters_of[s.household].push(i);
-    }
+    let (members_of, supporters_of) = caseload.persons_by_household();
     let pb = progress(
         opts.progress,
         caseload.households.len() as u64,

@@ -1109,14 +1109,7 @@ pub fn run_incremental(
         .filter(|(_, s)| s.status != "answered")
         .map(|(k, s)| (k, s.reason.clone().unwrap_or_default()))
         .collect();
-    let mut members_of: Vec<Vec<usize>> = vec![Vec::new(); caseload.households.len()];
-    for (i, m) in caseload.members.iter().enumerate() {
-        members_of[m.household].push(i);
-    }
-    let mut supporters_of: Vec<Vec<usize>> = vec![Vec::new(); caseload.households.len()];
-    for (i, s) in caseload.supporters.iter().enumerate() {
-        supporters_of[s.household].push(i);
-    }
+    let (members_of, supporters_of) = caseload.persons_by_household();
     let ctx = Ctx {
         caseload: &caseload,
         persons: &persons,

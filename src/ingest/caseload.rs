@@ -86,6 +86,20 @@ impl Caseload {
             .chain(self.supporters.iter().filter(|s| s.consent).map(|s| &s.id))
             .flatten()
     }
+
+    /// For each household (caseload order), the indices of its member rows and of its
+    /// supporters: `(members_of, supporters_of)`.
+    pub fn persons_by_household(&self) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
+        let mut members_of: Vec<Vec<usize>> = vec![Vec::new(); self.households.len()];
+        for (i, m) in self.members.iter().enumerate() {
+            members_of[m.household].push(i);
+        }
+        let mut supporters_of: Vec<Vec<usize>> = vec![Vec::new(); self.households.len()];
+        for (i, s) in self.supporters.iter().enumerate() {
+            supporters_of[s.household].push(i);
+        }
+        (members_of, supporters_of)
+    }
 }
 
 /// Errors that stop a run: without a readable caseload there is nothing to assess.
