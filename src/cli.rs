@@ -5,6 +5,15 @@
 //! 0 clean, 1 the run finished but something was quarantined or a source unverified (or a
 //! report could not be opened), 2 the run failed.
 
+/// `eprintln!` that never panics: `hedui open … 2>&1 | head -1` closes stderr too, and a
+/// message that cannot be written is not a reason to abort with exit code 101.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -289,7 +298,7 @@ pub fn main() -> i32 {
             0
         }
         Err(e) => {
-            eprintln!("hedui: error: {e:#}");
+            say!("hedui: error: {e:#}");
             2
         }
     }
@@ -425,7 +434,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             .context("Batch failed")?;
             if let (Some(p), 0) = (&partition, summary.households) {
-                eprintln!(
+                say!(
                     "warning: no household of the caseload has a region code starting with {p}: nothing was verified"
                 );
             }
@@ -733,7 +742,7 @@ fn open(
             }
         };
     if trusted.is_none() {
-        eprintln!(
+        say!(
             "hedui: warning: no trusted signer (no --signer, no hedui-signing.pub beside the key): signatures are checked against the key inside each report only"
         );
     }
@@ -765,7 +774,7 @@ fn open(
                 // the first three are named; a wrong file is one message, not thousands
                 not_sealed += 1;
                 if not_sealed <= 3 {
-                    eprintln!(
+                    say!(
                         "hedui: {}:{}: not a sealed report: {e}",
                         file.display(),
                         i + 1
@@ -809,7 +818,7 @@ fn open(
                 }
             }
             Err(e) => {
-                eprintln!(
+                say!(
                     "hedui: {}:{}: cannot open report {}: {e}",
                     file.display(),
                     i + 1,
@@ -821,7 +830,7 @@ fn open(
     }
     out.flush()?;
     if not_sealed > 3 {
-        eprintln!(
+        say!(
             "hedui: {}: {} more lines are not sealed reports (is this a reports.jsonl of `hedui batch` or a saved sealed_report?)",
             file.display(),
             not_sealed - 3
@@ -921,7 +930,7 @@ fn token(action: TokenAction) -> Result<i32> {
         ..Default::default()
     }])?;
     println!("{id} {secret}");
-    eprintln!("token {id} created; the secret above is shown once (only its SHA-256 is stored)");
+    say!("token {id} created; the secret above is shown once (only its SHA-256 is stored)");
     Ok(0)
 }
 

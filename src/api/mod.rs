@@ -838,6 +838,13 @@ async fn post_consent(
         ));
     }
     let scope = c.scope.unwrap_or_else(|| vec!["*".into()]);
+    if scope.is_empty() {
+        return Err(bad(
+            "scope_empty",
+            "scope",
+            "scope names at least one source, or \"*\" for all (omit it for all)",
+        ));
+    }
     for (i, s) in scope.iter().enumerate() {
         if s != "*" && SourceKind::from_name(s).is_none() {
             return Err(bad(

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use hedui_connectors::{RecordSet, SourceKind};
 use serde::{Deserialize, Serialize};
 
@@ -173,25 +173,50 @@ fn one_of(v: &str, allowed: &[&str], field: &str) -> Result<String, InputError> 
 fn money(v: &Option<String>, field: &str) -> Result<Option<Fen>, InputError> {
     match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => Fen::parse_yuan(s).map(Some).map_err(|e| {
-            bad(
-                e.code(),
-                field,
-                format!("{field} must be yuan with up to 2 decimals, e.g. \"1234.50\""),
-            )
-        }),
+        Some(s) => {
+            let fen = Fen::parse_yuan(s).map_err(|e| {
+                bad(
+                    e.code(),
+                    field,
+                    format!("{field} must be yuan with up to 2 decimals, e.g. \"1234.50\""),
+                )
+            })?;
+            // a declared income or asset total is never below zero (a loss is declared as 0)
+            if fen.0 < 0 {
+                return Err(bad(
+                    "money_negative",
+                    field,
+                    format!("{field} must not be negative"),
+                ));
+            }
+            Ok(Some(fen))
+        }
     }
 }
 
+/// Oldest age accepted on demand, in years: a birth date further back is a damaged number,
+/// not a living applicant or supporter (the oldest verified person lived 122 years).
+pub const MAX_AGE_YEARS: i32 = 130;
+
 fn id(raw: &str, field: String, as_of: NaiveDate) -> Result<IdNumber, InputError> {
-    IdNumber::parse(raw, as_of).map(|(id, _)| id).map_err(|e| {
+    let idn = IdNumber::parse(raw, as_of).map(|(id, _)| id).map_err(|e| {
         let code = e.code();
         bad(
             "id_number_invalid",
             field.clone(),
             format!("{field} is not a valid resident ID number (GB 11643-1999; {code})"),
         )
-    })
+    })?;
+    if as_of.year() - idn.birth_date().year() > MAX_AGE_YEARS {
+        return Err(bad(
+            "id_number_invalid",
+            field.clone(),
+            format!(
+                "{field} is not a plausible resident ID number (id_implausible_birth_date: born more than {MAX_AGE_YEARS} years before the as-of date)"
+            ),
+        ));
+    }
+    Ok(idn)
 }
 
 impl HouseholdRequest {
@@ -560,6 +585,46 @@ mod tests {
             "supporters": supporters,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn negative_declared_money_and_implausibly_old_ids_are_refused_naming_the_field() {
+        let as_of = d(2026, 11, 1);
+        let mut h = household(serde_json::json!([]));
+        h.declared_annual_income = Some("-1.00".into());
+        let e = h.validate(as_of, 20).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            ("money_negative", "declared_annual_income")
+        );
+        h.declared_annual_income = Some("0".into());
+        h.declared_financial_assets = Some("-0.01".into());
+        let e = h.validate(as_of, 20).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            ("money_negative", "declared_financial_assets")
+        );
+        h.declared_financial_assets = Some("1234.50".into());
+        let v = h.validate(as_of, 20).unwrap();
+        assert_eq!(v.household.declared_financial_assets, Some(Fen(123_450)));
+        // born 1800: a valid check character, but nobody alive; 131 years is refused, 130 is not
+        let old = make_id(620503, d(1800, 3, 4), 12).expose();
+        let e = household(
+            serde_json::json!([{"id_number": old, "relation": "parent", "consent_ref": "c"}]),
+        )
+        .validate(as_of, 20)
+        .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            ("id_number_invalid", "supporters[0].id_number")
+        );
+        assert!(!e.message.contains(&old));
+        let oldest = make_id(620503, d(1896, 1, 1), 12).expose();
+        let v = household(
+            serde_json::json!([{"id_number": oldest, "relation": "parent", "consent_ref": "c"}]),
+        )
+        .validate(as_of, 20);
+        assert!(v.is_ok(), "{v:?}");
     }
 
     #[test]
