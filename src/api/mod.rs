@@ -1217,14 +1217,25 @@ pub fn check(
     let settings = Settings::load(config)?;
     let bytes = std::fs::read(household)
         .with_context(|| format!("Failed to read {}", household.display()))?;
+    // The output is opened before anything is queried: a report that cannot be written would
+    // leave audited source queries behind for nothing.
+    let mut out_file = match out {
+        Some(p) => Some(
+            std::fs::File::create(p)
+                .with_context(|| format!("Failed to create {}", p.display()))?,
+        ),
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("Failed to start the runtime")?;
-    rt.block_on(async move {
+    let written = rt.block_on(async move {
         let app = App::new(settings).map_err(anyhow::Error::msg)?;
         let refused = |e: ApiError| {
-            eprintln!(
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "{}",
                 json!({"code": e.code, "field": e.field, "message": e.message})
             );
@@ -1259,24 +1270,42 @@ pub fn check(
         let sealed = run_job(&app, &id, &v, "cli")
             .await
             .map_err(anyhow::Error::msg)?;
-        match out {
-            Some(p) => std::fs::write(p, &sealed)
-                .with_context(|| format!("Failed to write {}", p.display()))?,
-            None => println!("{sealed}"),
+        match (out_file.as_mut(), out) {
+            (Some(f), Some(p)) => {
+                use std::io::Write as _;
+                f.write_all(sealed.as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .with_context(|| format!("Failed to write {}", p.display()))?;
+            }
+            _ => {
+                use std::io::Write as _;
+                let mut o = std::io::stdout().lock();
+                writeln!(o, "{sealed}").context("Failed to write the report to stdout")?;
+            }
         }
         let det = app
             .store
             .job(&id)?
             .and_then(|j| j.determination)
             .unwrap_or_default();
-        eprintln!("verification {id}: {det}");
+        {
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "verification {id}: {det}");
+        }
         Ok(match det.as_str() {
             "eligible" => 0,
             "referred" => 1,
             "ineligible" => 3,
             _ => 2,
         })
-    })
+    });
+    // refused or failed before a report existed: leave no empty report file behind
+    if let Some(p) = out {
+        if !matches!(written, Ok(0 | 1 | 3)) && std::fs::metadata(p).is_ok_and(|m| m.len() == 0) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    written
 }
 
 #[cfg(test)]

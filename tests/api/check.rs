@@ -1,0 +1,116 @@
+//! `hedui check` (issue #4 item 8): the same verification as the API, from the command line.
+
+use super::*;
+
+fn source_queries(w: &World) -> i64 {
+    let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
+    conn.query_row(
+        "SELECT count(*) FROM audit WHERE action = 'source_query' AND actor = 'cli'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_querying() {
+    let w = World::new(20);
+    let rows = clean_households(&w, 20).into_iter().next().unwrap();
+    let (_sim, sim_addr) = w.sim(FAST);
+    let cfg = w.serve_config(&sim_addr, "");
+    let (_serve, addr) = w.serve(&cfg);
+    let api = Api::new(&w, &addr);
+    let (_, intake) = w.token("intake", COUNTY);
+    let mut consents = BTreeMap::new();
+    for p in rows.1.iter().chain(&rows.2) {
+        consents.insert(
+            p["id_number"].clone(),
+            api.consent(&intake, &p["id_number"]).await,
+        );
+    }
+    // a consent for no source at all is refused, naming the field
+    let (st, v) = api
+        .post(
+            "/v1/consents",
+            &intake,
+            &json!({"id_number": rows.1[0]["id_number"], "region_code": COUNTY,
+                    "purpose": "dibao application", "valid_until": "2030-12-31", "scope": []}),
+        )
+        .await;
+    assert_eq!(
+        (st, &v["code"], &v["field"]),
+        (422, &json!("scope_empty"), &json!("scope"))
+    );
+    let body = request(&rows, &consents);
+    let (status, via_api) = verify(&api, &intake, &body).await;
+    assert_eq!(status, 200, "{via_api}");
+    let via_api = w.open(&via_api["sealed_report"]);
+
+    let household = w.path("household.json");
+    std::fs::write(&household, body.to_string()).unwrap();
+    let report = w.path("check-report.json");
+    let out = hedui(&[
+        "check",
+        "--config",
+        s(&cfg),
+        s(&household),
+        "--out",
+        s(&report),
+    ]);
+    let det = via_api["determination"].as_str().unwrap();
+    let want = match det {
+        "eligible" => 0,
+        "referred" => 1,
+        "ineligible" => 3,
+        other => panic!("determination {other}"),
+    };
+    assert_eq!(
+        out.status.code(),
+        Some(want),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sealed: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    assert_eq!(essence(&w.open(&sealed)), essence(&via_api));
+    let queried = source_queries(&w);
+    let persons = (rows.1.len() + rows.2.len()) as i64;
+    assert_eq!(
+        queried,
+        12 * persons,
+        "one audited query per person and source"
+    );
+
+    // An output that cannot be written is refused before any source is asked.
+    let out = hedui(&[
+        "check",
+        "--config",
+        s(&cfg),
+        s(&household),
+        "--out",
+        s(&w.path("no-such-dir/report.json")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-dir"));
+    assert_eq!(source_queries(&w), queried);
+
+    // Bad input: the reason as {code, field, message} on stderr, exit 4, nothing queried,
+    // and no empty report file left behind.
+    let mut bad = body.clone();
+    bad["declared_annual_income"] = json!("-5.00");
+    std::fs::write(&household, bad.to_string()).unwrap();
+    let refused = w.path("refused.json");
+    let out = hedui(&[
+        "check",
+        "--config",
+        s(&cfg),
+        s(&household),
+        "--out",
+        s(&refused),
+    ]);
+    assert_eq!(out.status.code(), Some(4));
+    let err: Value = serde_json::from_slice(out.stderr.trim_ascii()).unwrap();
+    assert_eq!(err["code"], "money_negative");
+    assert_eq!(err["field"], "declared_annual_income");
+    assert!(!refused.exists());
+    assert_eq!(source_queries(&w), queried);
+}
