@@ -116,6 +116,30 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
         unverified: unverified.clone(),
     };
     let a = assess::assess(&view, input.policy, input.as_of);
+    // Would confirming the household's possible matches (error-tolerant linkage, issue 7)
+    // change an `eligible` determination? Assess again with their records added.
+    let decisive = a.determination == crate::report::Determination::Eligible
+        && states.iter().flatten().any(|s| s.links.has_possible())
+        && {
+            let frame = crate::evidence::Frame::new(input.as_of, input.policy);
+            let alt: Vec<Option<PersonEvidence>> = states
+                .iter()
+                .map(|s| s.and_then(|s| s.links.what_if(&s.evidence, &frame, input.policy)))
+                .collect();
+            let mut v = view.clone();
+            for (p, e) in v
+                .members
+                .iter_mut()
+                .chain(v.supporters.iter_mut())
+                .zip(&alt)
+            {
+                if let Some(e) = e {
+                    p.evidence = Some(e);
+                }
+            }
+            assess::assess(&v, input.policy, input.as_of).determination
+                != crate::report::Determination::Eligible
+        };
 
     let mut persons = Vec::with_capacity(states.len());
     for (m, st) in ms.iter().zip(states.iter()) {
@@ -237,7 +261,7 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
     };
     let links: Vec<Option<&crate::link::caseload::PersonLinks>> =
         input.states.iter().map(|s| s.map(|s| &s.links)).collect();
-    crate::link::caseload::attach(&mut report, &links, input.policy);
+    crate::link::caseload::attach(&mut report, &links, input.policy, decisive);
     (report, gap)
 }
 

@@ -27,6 +27,10 @@ use crate::domain::IdNumber;
 /// A `match` whose best rival person scores within this many bits is only a `possible_match`.
 pub const AMBIGUITY_BITS: f64 = 3.0;
 
+/// At most this many equally likely persons get one row as a possible match (a name shared
+/// by more caseload persons than this is no evidence about any one of them).
+pub const MAX_RIVALS: usize = 4;
+
 /// m of the name levels (null, exact, variant, Jaro-Winkler ≥ 0.92, ≥ 0.8, else): the share
 /// of a holder's rows whose name is written so. Assumed, not measured on real extracts.
 pub const NAME_M: [f64; 6] = [0.0, 0.975, 0.01, 0.01, 0.004, 0.001];
@@ -70,6 +74,10 @@ pub struct FuzzyLink {
     pub name_only: bool,
     /// The next-best person's weight, if any.
     pub runner_up: Option<f64>,
+    /// Persons whose weight is within [`AMBIGUITY_BITS`] of the best one's (the best included):
+    /// above 1 the row may be any of theirs, so each of them (up to [`MAX_RIVALS`]) gets the
+    /// row as a `possible_match` and none as a `match`.
+    pub rivals: usize,
 }
 
 /// Counts of a second pass.
@@ -148,6 +156,7 @@ pub fn second_pass(
     name_counts: &HashMap<String, u64>,
     population: u64,
     thresholds: Thresholds,
+    context: &(dyn Fn(usize, usize) -> Vec<Contribution> + Sync),
 ) -> (Vec<FuzzyLink>, PassStats) {
     let t0 = std::time::Instant::now();
     let mut stats = PassStats {
@@ -297,64 +306,83 @@ pub fn second_pass(
     tracing::info!(ms = t0.elapsed().as_millis() as u64, "Second pass trained.");
     stats.em_iterations = m.em_iterations;
     stats.lambda = m.lambda;
-    let weights = m.score(&l, &gamma, &pairs);
-    // best and runner-up person per row
-    let mut best: Vec<Option<(f64, usize)>> = vec![None; rows.len()];
-    let mut second: Vec<Option<f64>> = vec![None; rows.len()];
-    for (p, (&(i, j), &w)) in pairs.iter().zip(&weights).enumerate() {
-        let j = j as usize;
-        let _ = i;
-        match best[j] {
-            Some((bw, _)) if bw >= w => second[j] = Some(second[j].map_or(w, |s: f64| s.max(w))),
-            Some((bw, _)) => {
-                second[j] = Some(second[j].map_or(bw, |s: f64| s.max(bw)));
-                best[j] = Some((w, p));
-            }
-            None => best[j] = Some((w, p)),
-        }
+    let mut weights = m.score(&l, &gamma, &pairs);
+    // evidence from outside the row (the person's own records of the row's source), in bits
+    let extra: Vec<Vec<Contribution>> = {
+        use rayon::prelude::*;
+        pairs
+            .par_iter()
+            .map(|&(i, j)| context(j as usize, i as usize))
+            .collect()
+    };
+    for (w, e) in weights.iter_mut().zip(&extra) {
+        *w += e.iter().map(|c| c.weight).sum::<f64>();
+    }
+    // every person a row reached, best first
+    let mut reached: Vec<Vec<(f64, usize)>> = vec![Vec::new(); rows.len()];
+    for (p, (&(_, j), &w)) in pairs.iter().zip(&weights).enumerate() {
+        reached[j as usize].push((w, p));
     }
     let n = kinds.len();
     let mut out = Vec::new();
-    for (j, b) in best.iter().enumerate() {
-        let Some((w, p)) = *b else { continue };
-        let mut decision = Decision::of(w, &thresholds);
-        if decision == Decision::NonMatch {
+    for (j, cands) in reached.iter_mut().enumerate() {
+        if cands.is_empty() {
             continue;
         }
-        if decision == Decision::Match && second[j].is_some_and(|s| w - s < AMBIGUITY_BITS) {
-            decision = Decision::PossibleMatch;
-        }
-        let (i, _) = pairs[p];
-        let g = &gamma[p * n..(p + 1) * n];
-        let lv: Vec<_> = (0..n).map(|c| l.values[c][i as usize].as_ref()).collect();
-        let waterfall = m.explain(g, &lv);
-        // agreeing evidence other than the name: an ID level, birth date or gender above 0 bits
-        let name_only = waterfall
+        cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let (w, _) = cands[0];
+        let runner_up = cands.get(1).map(|c| c.0);
+        // the persons as likely as the best one: the row may be any of theirs
+        let rivals = cands
             .iter()
-            .skip(2)
-            .all(|c| c.weight <= 0.0 || c.level == "null");
-        // A link that rests on the name alone is shown to a clerk, never used by a rule: on the
-        // gen.py --dirty county 1 of 146 such links was a stranger's row, and it made a family
-        // ineligible (a wrong link is worse than a missed one; issue 7).
-        if decision == Decision::Match && name_only {
-            decision = Decision::PossibleMatch;
-        }
-        match decision {
-            Decision::Match => {
-                stats.matched += 1;
-                stats.matched_name_only += u64::from(name_only);
+            .take_while(|c| w - c.0 < AMBIGUITY_BITS)
+            .count();
+        let mut first = true;
+        for &(w, p) in cands.iter().take(rivals.min(MAX_RIVALS)) {
+            let mut decision = Decision::of(w, &thresholds);
+            if decision == Decision::NonMatch {
+                break;
             }
-            _ => stats.possible += 1,
+            if decision == Decision::Match && rivals > 1 {
+                decision = Decision::PossibleMatch;
+            }
+            let (i, _) = pairs[p];
+            let g = &gamma[p * n..(p + 1) * n];
+            let lv: Vec<_> = (0..n).map(|c| l.values[c][i as usize].as_ref()).collect();
+            let mut waterfall = m.explain(g, &lv);
+            waterfall.extend(extra[p].iter().cloned());
+            // agreeing evidence other than the name: an ID level, birth date or gender above 0 bits
+            let name_only = waterfall
+                .iter()
+                .skip(2)
+                .all(|c| c.weight <= 0.0 || c.level == "null");
+            // A link that rests on the name alone is shown to a clerk, never used by a rule: on
+            // the gen.py --dirty county 1 of 146 such links was a stranger's row, and it made a
+            // family ineligible (a wrong link is worse than a missed one; issue 7).
+            if decision == Decision::Match && name_only {
+                decision = Decision::PossibleMatch;
+            }
+            if first {
+                match decision {
+                    Decision::Match => {
+                        stats.matched += 1;
+                        stats.matched_name_only += u64::from(name_only);
+                    }
+                    _ => stats.possible += 1,
+                }
+            }
+            first = false;
+            out.push(FuzzyLink {
+                row: j,
+                person: i as usize,
+                weight: w,
+                decision,
+                waterfall,
+                name_only,
+                runner_up,
+                rivals,
+            });
         }
-        out.push(FuzzyLink {
-            row: j,
-            person: i as usize,
-            weight: w,
-            decision,
-            waterfall,
-            name_only,
-            runner_up: second[j],
-        });
     }
     stats.ms = t0.elapsed().as_millis();
     (out, stats)
@@ -411,7 +439,10 @@ mod tests {
         rows: &[PendingRow],
         counts: &HashMap<String, u64>,
     ) -> Vec<FuzzyLink> {
-        second_pass(persons, rows, counts, 1600, DEFAULT_THRESHOLDS).0
+        second_pass(persons, rows, counts, 1600, DEFAULT_THRESHOLDS, &|_, _| {
+            Vec::new()
+        })
+        .0
     }
 
     fn row(id: Option<&str>, name: &str) -> PendingRow {
@@ -659,6 +690,7 @@ pub fn batch_pass(
     rows: &[BatchRow],
     sources: &std::path::Path,
     thresholds: Thresholds,
+    own: &OwnRecords<'_>,
 ) -> (Vec<FuzzyLink>, PassStats) {
     if rows.is_empty() {
         return (Vec::new(), PassStats::default());
@@ -688,7 +720,11 @@ pub fn batch_pass(
         "Population name frequencies read."
     );
     let pending: Vec<PendingRow> = rows.iter().map(|r| r.pending.clone()).collect();
-    let (mut links, stats) = second_pass(&persons, &pending, &counts, population, thresholds);
+    let same = SameSource::measure(own);
+    let context = |j: usize, i: usize| same.compare(own, index[i], &rows[j]);
+    let (mut links, stats) = second_pass(
+        &persons, &pending, &counts, population, thresholds, &context,
+    );
     for l in &mut links {
         l.person = index[l.person];
     }
@@ -737,8 +773,12 @@ impl BatchRow {
 pub enum LinkEntry {
     /// `match`.
     Fuzzy(crate::report::FuzzyLinkEntry),
-    /// `possible_match`.
-    Possible(crate::render::PossibleMatch),
+    /// `possible_match`, with the record it would add if a clerk confirmed it (source, §2
+    /// values); `None` when the record is not known (then it cannot be weighed).
+    Possible(
+        crate::render::PossibleMatch,
+        Option<(hedui_connectors::SourceKind, Vec<Option<String>>)>,
+    ),
 }
 
 /// A person's error-tolerant links and possible matches, for the reports they appear in.
@@ -751,6 +791,32 @@ impl PersonLinks {
     /// Add one.
     pub fn add(&mut self, e: LinkEntry) {
         self.entries.push(e);
+    }
+
+    /// Whether the person has possible matches.
+    pub fn has_possible(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(e, LinkEntry::Possible(..)))
+    }
+
+    /// The person's evidence as it would be if every possible match of theirs were confirmed:
+    /// `base` plus each possible-match record (a record whose values the rules cannot read
+    /// adds nothing). `None` when the person has no possible match whose record is known.
+    pub fn what_if(
+        &self,
+        base: &crate::evidence::PersonEvidence,
+        frame: &crate::evidence::Frame,
+        policy: &crate::assess::Policy,
+    ) -> Option<crate::evidence::PersonEvidence> {
+        let mut e = None;
+        for entry in &self.entries {
+            if let LinkEntry::Possible(_, Some((kind, values))) = entry {
+                let ev = e.get_or_insert_with(|| base.clone());
+                let _ = ev.add(*kind, values, frame, policy);
+            }
+        }
+        e
     }
 }
 
@@ -778,8 +844,9 @@ pub fn apply_batch_pass(
     sources: &std::path::Path,
     thresholds: Thresholds,
     q: &mut crate::ingest::Quarantine,
+    own: &OwnRecords<'_>,
 ) -> Vec<Applied> {
-    let (links, stats) = batch_pass(caseload, person_of, rows, sources, thresholds);
+    let (links, stats) = batch_pass(caseload, person_of, rows, sources, thresholds, own);
     tracing::info!(
         rows = stats.rows,
         pairs = stats.pairs,
@@ -826,18 +893,22 @@ pub fn apply_batch_pass(
                 }),
                 _ => {
                     let (pid, pname) = who.get(&link.person).cloned().unwrap_or((IdNumber::from_key(0), None));
-                    let reason = if link.runner_up.is_some_and(|s| link.weight - s < AMBIGUITY_BITS) && link.weight >= thresholds.match_weight {
+                    let reason = if link.rivals > 1 {
                         "possible_match_ambiguous"
                     } else {
                         "possible_match"
                     };
-                    if let Some(e) = q.entries.get_mut(row.quarantine_index) {
+                    if let Some(e) = q.entries.get_mut(row.quarantine_index).filter(|e| !e.message.contains("possible match")) {
                         e.message.push_str("; a possible match of a caseload person, shown in that household's report (not used by any rule)");
                     }
                     let mut fields = vec![
                         crate::render::MatchField { field: "id_number".into(), person: Some(pid.masked()), record: id_masked },
                         crate::render::MatchField { field: "name".into(), person: masked_name(pname.as_deref()), record: masked_name(row.pending.name.as_deref()) },
                     ];
+                    if link.rivals > 1 {
+                        // how many caseload persons the row fits as well as this one
+                        fields.push(crate::render::MatchField { field: "equally_likely_persons".into(), person: Some(link.rivals.to_string()), record: None });
+                    }
                     if row.pending.birth_date.is_some() {
                         fields.push(crate::render::MatchField { field: "birth_date".into(), person: Some(pid.birth_date().to_string()), record: row.pending.birth_date.clone() });
                     }
@@ -848,7 +919,7 @@ pub fn apply_batch_pass(
                         score: Some(model::probability(link.weight)),
                         reason: Some(reason.into()),
                         fields,
-                    })
+                    }, Some((hedui_connectors::SourceKind::ALL[row.source], row.record.values.clone())))
                 }
             };
             Applied { link, row, entry }
@@ -860,13 +931,21 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Put the persons' links into a report (`persons[i]` ↔ `links[i]`). A possible match adds the
-/// finding `possible_match` (referred) and turns an `eligible` determination into `referred`;
-/// it never makes one `ineligible` (its record is not in the evidence at all).
+/// Put the persons' links into a report (`persons[i]` ↔ `links[i]`).
+///
+/// `decisive`: whether confirming the household's possible matches would change its
+/// determination (the caller assesses the household again with their records added, see
+/// [`PersonLinks::what_if`]). A decisive possible match adds the finding `possible_match`
+/// (referred) and turns an `eligible` determination into `referred`: a clerk must decide
+/// whose record it is before the household is paid. One that could not change the outcome is
+/// still shown with both records (finding `possible_match`, `info`): the determination is the
+/// same whoever holds the record. A possible match never makes a household `ineligible` (its
+/// record is not in the evidence at all).
 pub fn attach(
     report: &mut crate::report::VerificationReport,
     links: &[Option<&PersonLinks>],
     policy: &crate::assess::Policy,
+    decisive: bool,
 ) {
     for (pi, l) in links.iter().enumerate() {
         let Some(l) = l else { continue };
@@ -876,7 +955,7 @@ pub fn attach(
                     person: pi,
                     ..f.clone()
                 }),
-                LinkEntry::Possible(p) => {
+                LinkEntry::Possible(p, _) => {
                     report.possible_matches.push(crate::render::PossibleMatch {
                         person: pi,
                         ..p.clone()
@@ -891,16 +970,22 @@ pub fn attach(
             .iter()
             .map(|p| p.source.as_str())
             .collect();
+        let refer = decisive || report.determination != crate::report::Determination::Eligible;
         report.findings.push(crate::report::Finding {
             rule: "possible_match".into(),
             clause: policy.clause("possible_match").to_string(),
-            outcome: crate::report::Outcome::Referred,
+            outcome: if refer {
+                crate::report::Outcome::Referred
+            } else {
+                crate::report::Outcome::Info
+            },
             evidence: serde_json::json!({
                 "possible_matches": report.possible_matches.len(),
                 "sources": sources,
+                "would_change_determination": decisive,
             }),
         });
-        if report.determination == crate::report::Determination::Eligible {
+        if decisive && report.determination == crate::report::Determination::Eligible {
             report.determination = crate::report::Determination::Referred;
         }
     }
@@ -962,14 +1047,17 @@ mod report_tests {
 
     fn possible() -> PersonLinks {
         let mut l = PersonLinks::default();
-        l.add(LinkEntry::Possible(crate::render::PossibleMatch {
-            person: 9,
-            source: "vehicle_vessel".into(),
-            row: 4,
-            score: Some(0.7),
-            reason: Some("possible_match".into()),
-            fields: Vec::new(),
-        }));
+        l.add(LinkEntry::Possible(
+            crate::render::PossibleMatch {
+                person: 9,
+                source: "vehicle_vessel".into(),
+                row: 4,
+                score: Some(0.7),
+                reason: Some("possible_match".into()),
+                fields: Vec::new(),
+            },
+            None,
+        ));
         l
     }
 
@@ -983,7 +1071,7 @@ mod report_tests {
         ] {
             let mut r = report(before);
             let l = possible();
-            attach(&mut r, &[Some(&l)], &policy);
+            attach(&mut r, &[Some(&l)], &policy, true);
             assert_eq!(r.determination, after);
             assert_eq!(r.possible_matches.len(), 1);
             assert_eq!(r.possible_matches[0].person, 0);
@@ -999,8 +1087,168 @@ mod report_tests {
             assert_eq!(crate::render::possible_matches(&r).len(), 1);
         }
         let mut r = report(Determination::Eligible);
-        attach(&mut r, &[None], &policy);
+        attach(&mut r, &[None], &policy, false);
         assert_eq!(r.determination, Determination::Eligible);
         assert!(r.findings.is_empty());
+    }
+}
+
+/// The records each caseload person linked exactly, by the batch's person index: what a
+/// pending row of the same source is compared with ([`SameSource`]).
+pub struct OwnRecords<'a> {
+    /// Per person: (index in `SourceKind::ALL` and `sets`, record index).
+    pub persons: &'a [crate::verify::PersonState],
+    /// The record sets, one per source in `SourceKind::ALL` order.
+    pub sets: &'a [hedui_connectors::RecordSet],
+}
+
+impl OwnRecords<'_> {
+    fn of(&self, person: usize, source: usize) -> impl Iterator<Item = &[Option<String>]> {
+        self.persons
+            .get(person)
+            .map(|p| p.records.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(move |(s, _)| *s as usize == source)
+            .filter_map(move |&(s, r)| {
+                self.sets
+                    .get(s as usize)
+                    .and_then(|set| set.records.get(r as usize))
+                    .map(|rec| rec.values.as_slice())
+            })
+    }
+}
+
+/// Evidence a pending row draws from its candidate's own records of the same source: a
+/// holder's rows share values (an employer's credit code and a monthly contribution base
+/// every month; the same deposit every month; a bank), a stranger's rarely do.
+///
+/// Per source and column, measured on the run's exact links (no assumption): `m` = the share
+/// of a holder's records whose value recurs among that holder's other records (holders with
+/// at least two records), `u(v)` = the share of the source's holders who have value `v`.
+/// A row's value found among the candidate's records is worth log2(m / u(v)) bits, one not
+/// found log2((1 - m) / (1 - u(v))); the columns of a record are not independent, so one
+/// column counts: the shared value worth most, else (nothing shared) the mildest
+/// disagreement. A candidate with no record of the source, or a null value, adds nothing.
+/// Columns with ID numbers are not compared.
+#[derive(Debug, Default)]
+pub struct SameSource {
+    /// Per source (`SourceKind::ALL` order): holders, and per column m and holders by value.
+    sources: Vec<Option<(u64, Vec<ColumnStats>)>>,
+}
+
+#[derive(Debug, Default)]
+struct ColumnStats {
+    m: f64,
+    holders_with: HashMap<String, u32>,
+}
+
+impl SameSource {
+    /// Measure m and u per source and column on the persons' exact links.
+    pub fn measure(own: &OwnRecords<'_>) -> SameSource {
+        let n_src = own.sets.len();
+        let mut sources = Vec::with_capacity(n_src);
+        for si in 0..n_src {
+            let Some(kind) = hedui_connectors::SourceKind::ALL.get(si) else {
+                sources.push(None);
+                continue;
+            };
+            let cols = kind.columns();
+            let mut stats: Vec<ColumnStats> = cols.iter().map(|_| ColumnStats::default()).collect();
+            let (mut recur, mut total) = (vec![0u64; cols.len()], vec![0u64; cols.len()]);
+            let mut holders = 0u64;
+            for pi in 0..own.persons.len() {
+                let recs: Vec<&[Option<String>]> = own.of(pi, si).collect();
+                if recs.is_empty() {
+                    continue;
+                }
+                holders += 1;
+                for (ci, st) in stats.iter_mut().enumerate() {
+                    let mut seen: HashMap<&str, u32> = HashMap::new();
+                    for r in &recs {
+                        if let Some(Some(v)) = r.get(ci) {
+                            *seen.entry(v.as_str()).or_insert(0) += 1;
+                        }
+                    }
+                    if recs.len() >= 2 {
+                        for r in &recs {
+                            if let Some(Some(v)) = r.get(ci) {
+                                total[ci] += 1;
+                                recur[ci] += u64::from(seen[v.as_str()] >= 2);
+                            }
+                        }
+                    }
+                    for v in seen.keys() {
+                        *st.holders_with.entry((*v).to_string()).or_insert(0) += 1;
+                    }
+                }
+            }
+            for (ci, st) in stats.iter_mut().enumerate() {
+                st.m = if total[ci] == 0 {
+                    0.0
+                } else {
+                    (recur[ci] as f64 / total[ci] as f64).clamp(0.01, 0.99)
+                };
+            }
+            sources.push((holders > 0).then_some((holders, stats)));
+        }
+        SameSource { sources }
+    }
+
+    /// The contributions (bits) of comparing pending `row` with batch person `person`'s own
+    /// records of the row's source; empty when the person has none.
+    pub fn compare(
+        &self,
+        own: &OwnRecords<'_>,
+        person: usize,
+        row: &BatchRow,
+    ) -> Vec<Contribution> {
+        let Some(Some((holders, stats))) = self.sources.get(row.source) else {
+            return Vec::new();
+        };
+        let recs: Vec<&[Option<String>]> = own.of(person, row.source).collect();
+        if recs.is_empty() {
+            return Vec::new();
+        }
+        let cols = hedui_connectors::SourceKind::ALL[row.source].columns();
+        let mut out = Vec::new();
+        for (ci, (spec, st)) in cols.iter().zip(stats).enumerate() {
+            if spec.kind == hedui_connectors::ColumnKind::IdNumber || st.m <= 0.0 {
+                continue;
+            }
+            let Some(Some(v)) = row.record.values.get(ci) else {
+                continue;
+            };
+            let found = recs
+                .iter()
+                .any(|r| r.get(ci).and_then(|x| x.as_ref()) == Some(v));
+            // holders with v (the candidate's own count included when found), at least half a holder
+            let with = f64::from(st.holders_with.get(v).copied().unwrap_or(0)).max(0.5);
+            let u = (with / *holders as f64).clamp(1e-9, 0.999);
+            let weight = if found {
+                (st.m / u).log2()
+            } else {
+                ((1.0 - st.m) / (1.0 - u)).log2()
+            };
+            out.push((
+                found,
+                Contribution {
+                    comparison: format!("same_source:{}", spec.name),
+                    level: if found { "shared" } else { "not_shared" }.into(),
+                    weight,
+                },
+            ));
+        }
+        // The columns of one record are not independent (an employer, its contribution base
+        // and the insurance type change together), so they count once: the most telling shared
+        // value if there is one, else the mildest disagreement.
+        let best = |found: bool| {
+            out.iter()
+                .filter(|(f, _)| *f == found)
+                .map(|(_, c)| c)
+                .max_by(|a, b| a.weight.total_cmp(&b.weight))
+                .cloned()
+        };
+        best(true).or_else(|| best(false)).into_iter().collect()
     }
 }
