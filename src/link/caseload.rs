@@ -23,6 +23,7 @@ use super::compare::ComparisonKind;
 use super::model::{self, BlockingRule, FieldComparison, Model, Schema, Table, Training};
 use super::{Contribution, Decision, Thresholds};
 use crate::domain::IdNumber;
+use crate::verify::source_index;
 
 /// A `match` whose best rival person scores within this many bits is only a `possible_match`.
 pub const AMBIGUITY_BITS: f64 = 3.0;
@@ -631,6 +632,89 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_missing_key_row_whose_name_fits_one_person_is_a_possible_match_and_several_say_so() {
+        let (mut persons, mut counts) = world();
+        // one caseload person bears 欧阳修远, the only resident who does
+        let one = make_id(620503, d(1970, 5, 6), 61);
+        persons.push((one, Some("欧阳修远".into())));
+        counts.insert("欧阳修远".into(), 1);
+        // two caseload persons (two households) bear 司马青衫, the only two residents who do
+        let a = make_id(620503, d(1961, 2, 3), 41);
+        let b = make_id(620503, d(1988, 9, 30), 42);
+        persons.push((a, Some("司马青衫".into())));
+        persons.push((b, Some("司马青衫".into())));
+        counts.insert("司马青衫".into(), 2);
+        let mut rows = padding(&persons);
+        rows.push(row(None, "欧阳修远"));
+        rows.push(row(None, "司马青衫"));
+        let t = Thresholds {
+            match_weight: 3.0,
+            possible_match: -1.0,
+        };
+        let (links, _) = second_pass(&persons, &rows, &counts, 1600, t, &|_, _| Vec::new());
+        let n = persons.len();
+        let unique: Vec<_> = links.iter().filter(|l| l.row == rows.len() - 2).collect();
+        assert_eq!(unique.len(), 1, "{unique:?}");
+        assert_eq!(
+            (unique[0].person, unique[0].decision, unique[0].rivals),
+            (n - 3, Decision::PossibleMatch, 1)
+        );
+        assert!(
+            unique[0].name_only && unique[0].weight > 3.0,
+            "{:?}",
+            unique[0]
+        );
+        // the shared name: the row may be either's; both are shown, neither is linked
+        let mut shared: Vec<_> = links.iter().filter(|l| l.row == rows.len() - 1).collect();
+        shared.sort_by_key(|l| l.person);
+        assert_eq!(
+            shared
+                .iter()
+                .map(|l| (l.person, l.decision, l.rivals))
+                .collect::<Vec<_>>(),
+            vec![
+                (n - 2, Decision::PossibleMatch, 2),
+                (n - 1, Decision::PossibleMatch, 2)
+            ]
+        );
+        // one posterior of 1/2 each: 0 bits, give or take the prior
+        assert!(shared.iter().all(|l| l.weight.abs() < 0.1), "{shared:?}");
+    }
+
+    #[test]
+    fn evidence_from_outside_the_row_is_added_to_the_weight_and_the_waterfall() {
+        let (persons, counts) = world();
+        let mut rows = padding(&persons);
+        let name = persons[40].1.clone().unwrap();
+        rows.push(row(None, &name));
+        let j = rows.len() - 1;
+        let ctx = |r: usize, i: usize| {
+            if r == j && i == 40 {
+                vec![Contribution {
+                    comparison: "same_source:employer_credit_code".into(),
+                    level: "shared".into(),
+                    weight: 12.0,
+                }]
+            } else {
+                Vec::new()
+            }
+        };
+        let (links, _) = second_pass(&persons, &rows, &counts, 1600, DEFAULT_THRESHOLDS, &ctx);
+        let l = links.iter().find(|l| l.row == j).expect("reaches a person");
+        assert_eq!(
+            (l.person, l.decision, l.name_only),
+            (40, Decision::Match, false)
+        );
+        assert!(
+            l.waterfall
+                .iter()
+                .any(|c| c.comparison == "same_source:employer_credit_code" && c.weight == 12.0)
+        );
+        let sum: f64 = l.waterfall.iter().map(|c| c.weight).sum();
+        assert!((sum - l.weight).abs() < 1e-6, "{sum} vs {}", l.weight);
+    }
 }
 
 /// One pending row as the batch hands it over: where it came from and what it holds.
@@ -720,7 +804,7 @@ pub fn batch_pass(
         "Population name frequencies read."
     );
     let pending: Vec<PendingRow> = rows.iter().map(|r| r.pending.clone()).collect();
-    let same = SameSource::measure(own);
+    let same = SameSource::measure(own, rows);
     let context = |j: usize, i: usize| same.compare(own, index[i], &rows[j]);
     let (mut links, stats) = second_pass(
         &persons, &pending, &counts, population, thresholds, &context,
@@ -1031,6 +1115,7 @@ pub fn another_persons(
 mod report_tests {
     use super::*;
     use crate::report::{Determination, Outcome, VerificationReport};
+    use crate::verify::source_index;
 
     fn report(d: Determination) -> VerificationReport {
         serde_json::from_value(serde_json::json!({
@@ -1059,6 +1144,245 @@ mod report_tests {
             None,
         ));
         l
+    }
+
+    #[test]
+    fn a_possible_match_that_cannot_change_the_outcome_is_shown_without_a_referral() {
+        let policy = crate::assess::Policy::bundled();
+        for before in [
+            Determination::Eligible,
+            Determination::Referred,
+            Determination::Ineligible,
+        ] {
+            let mut r = report(before);
+            let l = possible();
+            attach(&mut r, &[Some(&l)], &policy, false);
+            assert_eq!(r.determination, before);
+            assert_eq!(r.possible_matches.len(), 1);
+            let f = r
+                .findings
+                .iter()
+                .find(|f| f.rule == "possible_match")
+                .unwrap();
+            let expected = if before == Determination::Eligible {
+                Outcome::Info
+            } else {
+                Outcome::Referred
+            };
+            assert_eq!(f.outcome, expected);
+            assert_eq!(f.evidence["would_change_determination"], false);
+        }
+    }
+
+    fn vehicle(usage: &str, status: &str) -> Vec<Option<String>> {
+        ["甘E12345", "car", usage, "90000.00", "2024-06-18", status]
+            .iter()
+            .map(|v| Some(v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn what_if_adds_the_possible_matches_records_to_the_evidence() {
+        let policy = crate::assess::Policy::bundled();
+        let frame = crate::evidence::Frame::new(
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            &policy,
+        );
+        let base = crate::evidence::PersonEvidence::default();
+        // no possible match: nothing to weigh
+        assert_eq!(PersonLinks::default().what_if(&base, &frame, &policy), None);
+        let mut l = PersonLinks::default();
+        let LinkEntry::Possible(p, _) = possible().entries.remove(0) else {
+            unreachable!()
+        };
+        l.add(LinkEntry::Possible(
+            p.clone(),
+            Some((
+                hedui_connectors::SourceKind::VehicleVessel,
+                vehicle("private", "normal"),
+            )),
+        ));
+        let e = l.what_if(&base, &frame, &policy).unwrap();
+        assert!(e.private_vehicle && !base.private_vehicle);
+        // a scrapped vehicle adds nothing a rule reads
+        let mut l = PersonLinks::default();
+        l.add(LinkEntry::Possible(
+            p,
+            Some((
+                hedui_connectors::SourceKind::VehicleVessel,
+                vehicle("private", "scrapped"),
+            )),
+        ));
+        assert_eq!(l.what_if(&base, &frame, &policy).unwrap(), base);
+    }
+
+    fn state(
+        sets: &mut [hedui_connectors::RecordSet],
+        recs: &[(hedui_connectors::SourceKind, Vec<&str>)],
+    ) -> crate::verify::PersonState {
+        let mut st = crate::verify::PersonState::default();
+        for (kind, values) in recs {
+            let si = source_index(*kind);
+            st.records.push((si as u8, sets[si].records.len() as u32));
+            sets[si].records.push(hedui_connectors::Record {
+                row: 0,
+                id_number: String::new(),
+                values: values.iter().map(|v| Some(v.to_string())).collect(),
+            });
+        }
+        st
+    }
+
+    fn pending(kind: hedui_connectors::SourceKind, values: Vec<&str>) -> BatchRow {
+        BatchRow {
+            source: source_index(kind),
+            row: 0,
+            quarantine_index: 0,
+            record: hedui_connectors::Record {
+                row: 0,
+                id_number: String::new(),
+                values: values.iter().map(|v| Some(v.to_string())).collect(),
+            },
+            pending: PendingRow::default(),
+        }
+    }
+
+    #[test]
+    fn a_persons_own_records_and_registered_region_weigh_a_keyless_row() {
+        use hedui_connectors::SourceKind as K;
+        let mut sets: Vec<hedui_connectors::RecordSet> = (0..12)
+            .map(|_| hedui_connectors::RecordSet::default())
+            .collect();
+        fn si<'a>(emp: &'a str, month: &'a str) -> (K, Vec<&'a str>) {
+            (
+                K::SocialInsurance,
+                vec![month, "employee_pension", "contribution", emp, "5981.00"],
+            )
+        }
+        let mut persons = Vec::new();
+        // 30 holders, each with three months at their own employer, registered in 620503,
+        // with a Tianshui plate; person 0 is registered in 621202 (Longnan) with a 甘K plate
+        for k in 0..30 {
+            let emp = format!("91620503MA{:08}", 10_000 + k);
+            let home = if k == 0 { "621202" } else { "620503" };
+            let plate = if k == 0 { "甘K48058" } else { "甘E53423" };
+            let reg = (
+                K::HouseholdRegistration,
+                vec![
+                    "male",
+                    "1970-01-01",
+                    home,
+                    "urban",
+                    "",
+                    "normal",
+                    "1970-01-31",
+                ],
+            );
+            let car = (
+                K::VehicleVessel,
+                vec![plate, "car", "private", "90000.00", "2020-01-01", "normal"],
+            );
+            persons.push(state(
+                &mut sets,
+                &[
+                    reg,
+                    car,
+                    si(&emp, "2026-01"),
+                    si(&emp, "2026-02"),
+                    si(&emp, "2026-03"),
+                ],
+            ));
+        }
+        let own = OwnRecords {
+            persons: &persons,
+            sets: &sets,
+        };
+        // pending: a month of person 0's contributions without its key; strangers' plates
+        let row = pending(
+            K::SocialInsurance,
+            vec![
+                "2026-04",
+                "employee_pension",
+                "contribution",
+                "91620503MA00010000",
+                "5981.00",
+            ],
+        );
+        let mut rows: Vec<BatchRow> = (0..50)
+            .map(|_| {
+                pending(
+                    K::VehicleVessel,
+                    vec![
+                        "甘E10000",
+                        "car",
+                        "private",
+                        "50000.00",
+                        "2020-01-01",
+                        "normal",
+                    ],
+                )
+            })
+            .collect();
+        rows.push(pending(
+            K::VehicleVessel,
+            vec![
+                "甘K99999",
+                "suv",
+                "private",
+                "46900.00",
+                "2026-02-06",
+                "normal",
+            ],
+        ));
+        let same = SameSource::measure(&own, &rows);
+        let theirs = same.compare(&own, 0, &row);
+        let other = same.compare(&own, 5, &row);
+        assert_eq!(theirs.len(), 1, "{theirs:?}");
+        assert_eq!(theirs[0].comparison, "same_source:employer_credit_code");
+        // 1 holder of 30 has that employer and every holder's months share it (m = 0.99)
+        assert!(
+            (theirs[0].weight - (0.99f64 * 30.0).log2()).abs() < 1e-9,
+            "{theirs:?}"
+        );
+        assert!(other.iter().all(|c| c.weight <= 0.0), "{other:?}");
+        // the 甘K plate: Longnan, where person 0 is registered and 1 in 51 pending rows is
+        let plate = rows.last().unwrap();
+        assert_eq!(
+            row_region(K::VehicleVessel, &plate.record.values).as_deref(),
+            Some("6212")
+        );
+        let r0 = same.compare(&own, 0, plate);
+        let r5 = same.compare(&own, 5, plate);
+        let bits = |v: &[Contribution]| {
+            v.iter()
+                .find(|c| c.comparison == "region")
+                .map(|c| (c.level.clone(), c.weight))
+                .unwrap()
+        };
+        assert_eq!(bits(&r0).0, "agrees_with_registration");
+        assert!(
+            (bits(&r0).1 - (0.99f64 * 51.0).log2()).abs() < 1e-9,
+            "{r0:?}"
+        );
+        assert_eq!(bits(&r5).0, "differs_from_registration");
+        assert!(bits(&r5).1 < -5.0, "{r5:?}");
+        // credit codes name their registering authority's division
+        assert_eq!(
+            row_region(
+                K::MarketEntity,
+                &[
+                    Some("93620922MA00000431".to_string()),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None
+                ]
+            )
+            .as_deref(),
+            Some("620922")
+        );
     }
 
     #[test]
@@ -1103,6 +1427,13 @@ pub struct OwnRecords<'a> {
 }
 
 impl OwnRecords<'_> {
+    /// The person's registered region (`hukou_region_code` of their registration record).
+    fn home(&self, person: usize) -> Option<String> {
+        let kind = hedui_connectors::SourceKind::HouseholdRegistration;
+        self.of(person, source_index(kind))
+            .find_map(|r| row_region(kind, r))
+    }
+
     fn of(&self, person: usize, source: usize) -> impl Iterator<Item = &[Option<String>]> {
         self.persons
             .get(person)
@@ -1135,6 +1466,67 @@ impl OwnRecords<'_> {
 pub struct SameSource {
     /// Per source (`SourceKind::ALL` order): holders, and per column m and holders by value.
     sources: Vec<Option<(u64, Vec<ColumnStats>)>>,
+    /// Per source: m of the region a row names (see [`row_region`]) agreeing with its holder's
+    /// registered region, and the pending rows by region (u).
+    regions: Vec<Option<RegionStats>>,
+}
+
+#[derive(Debug, Default)]
+struct RegionStats {
+    m: f64,
+    pending: u64,
+    by_region: HashMap<String, u64>,
+}
+
+/// Gansu's plate prefixes (甘A 兰州 … 甘P 甘南) and the prefectures' division codes.
+const GANSU_PLATES: [(char, &str); 14] = [
+    ('A', "6201"),
+    ('B', "6202"),
+    ('C', "6203"),
+    ('D', "6204"),
+    ('E', "6205"),
+    ('F', "6209"),
+    ('G', "6207"),
+    ('H', "6206"),
+    ('J', "6211"),
+    ('K', "6212"),
+    ('L', "6208"),
+    ('M', "6210"),
+    ('N', "6229"),
+    ('P', "6230"),
+];
+
+/// The region a source row names, as a division-code prefix: the registered region of a
+/// registration or real-estate row (6 digits), the registering authority's division in a
+/// unified social credit code (characters 3-8), the prefecture of a Gansu plate (4 digits).
+/// `None` for other sources and unreadable values.
+pub fn row_region(kind: hedui_connectors::SourceKind, values: &[Option<String>]) -> Option<String> {
+    use hedui_connectors::SourceKind as K;
+    let col = |c: &str| {
+        kind.columns()
+            .iter()
+            .position(|x| x.name == c)
+            .and_then(|i| values.get(i).cloned().flatten())
+            .map(|v| v.trim().to_string())
+    };
+    let six =
+        |v: &str| (v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.to_string());
+    match kind {
+        K::HouseholdRegistration => col("hukou_region_code").and_then(|v| six(&v)),
+        K::RealEstate => col("region_code").and_then(|v| six(&v)),
+        K::MarketEntity => col("credit_code").and_then(|v| v.get(2..8).and_then(six)),
+        K::VehicleVessel => {
+            let plate = col("plate_no")?;
+            let mut ch = plate.chars();
+            (ch.next() == Some('甘')).then_some(())?;
+            let letter = ch.next()?.to_ascii_uppercase();
+            GANSU_PLATES
+                .iter()
+                .find(|(l, _)| *l == letter)
+                .map(|(_, code)| code.to_string())
+        }
+        _ => None,
+    }
 }
 
 #[derive(Debug, Default)]
@@ -1144,8 +1536,9 @@ struct ColumnStats {
 }
 
 impl SameSource {
-    /// Measure m and u per source and column on the persons' exact links.
-    pub fn measure(own: &OwnRecords<'_>) -> SameSource {
+    /// Measure m and u per source and column on the persons' exact links; the regions' u on
+    /// the pending rows (nearly all of them other residents').
+    pub fn measure(own: &OwnRecords<'_>, pending: &[BatchRow]) -> SameSource {
         let n_src = own.sets.len();
         let mut sources = Vec::with_capacity(n_src);
         for si in 0..n_src {
@@ -1192,12 +1585,86 @@ impl SameSource {
             }
             sources.push((holders > 0).then_some((holders, stats)));
         }
-        SameSource { sources }
+        // regions: m on the exact links (a row's region against its holder's registration),
+        // u on the pending rows
+        let mut regions: Vec<Option<RegionStats>> = (0..n_src).map(|_| None).collect();
+        for (si, kind) in hedui_connectors::SourceKind::ALL
+            .iter()
+            .enumerate()
+            .take(n_src)
+        {
+            if *kind == hedui_connectors::SourceKind::HouseholdRegistration {
+                continue;
+            }
+            let (mut agree, mut total) = (0u64, 0u64);
+            for pi in 0..own.persons.len() {
+                let Some(home) = own.home(pi) else { continue };
+                for r in own.of(pi, si) {
+                    if let Some(reg) = row_region(*kind, r) {
+                        total += 1;
+                        agree += u64::from(home.starts_with(&reg));
+                    }
+                }
+            }
+            if total < 20 {
+                continue;
+            }
+            let mut st = RegionStats {
+                m: (agree as f64 / total as f64).clamp(0.01, 0.99),
+                ..RegionStats::default()
+            };
+            for r in pending.iter().filter(|r| r.source == si) {
+                if let Some(reg) = row_region(*kind, &r.record.values) {
+                    st.pending += 1;
+                    *st.by_region.entry(reg).or_insert(0) += 1;
+                }
+            }
+            regions[si] = (st.pending > 0).then_some(st);
+        }
+        SameSource { sources, regions }
+    }
+
+    /// Region evidence: the region a pending row names against the candidate's registered
+    /// region (log2(m / u(r)) when they agree, log2((1 - m) / (1 - u(r))) when not).
+    fn region(&self, own: &OwnRecords<'_>, person: usize, row: &BatchRow) -> Option<Contribution> {
+        let st = self.regions.get(row.source)?.as_ref()?;
+        let kind = hedui_connectors::SourceKind::ALL[row.source];
+        let reg = row_region(kind, &row.record.values)?;
+        let home = own.home(person)?;
+        let agree = home.starts_with(&reg);
+        let with = (st.by_region.get(&reg).copied().unwrap_or(0) as f64).max(0.5);
+        let u = (with / st.pending as f64).clamp(1e-9, 0.999);
+        let weight = if agree {
+            (st.m / u).log2()
+        } else {
+            ((1.0 - st.m) / (1.0 - u)).log2()
+        };
+        Some(Contribution {
+            comparison: "region".into(),
+            level: if agree {
+                "agrees_with_registration"
+            } else {
+                "differs_from_registration"
+            }
+            .into(),
+            weight,
+        })
     }
 
     /// The contributions (bits) of comparing pending `row` with batch person `person`'s own
     /// records of the row's source; empty when the person has none.
     pub fn compare(
+        &self,
+        own: &OwnRecords<'_>,
+        person: usize,
+        row: &BatchRow,
+    ) -> Vec<Contribution> {
+        let mut all: Vec<Contribution> = self.region(own, person, row).into_iter().collect();
+        all.extend(self.same_records(own, person, row));
+        all
+    }
+
+    fn same_records(
         &self,
         own: &OwnRecords<'_>,
         person: usize,
