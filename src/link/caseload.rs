@@ -8,12 +8,22 @@
 //! whose check character fails). Blocking: the single-substitution neighbourhood of the key
 //! (`id_mask`), the normalised name, the pinyin of the name with the birth date.
 //!
+//! Evidence from outside the row ([`SameSource`], measured on the run's exact links): the
+//! values the candidate's own records of the same source share with the row (an employer and
+//! a contribution base every month, a monthly deposit), and the region the row names (plate,
+//! credit code, real-estate region; [`row_region`]) against the candidate's registered region.
+//!
 //! m/u and λ are trained on these pairs (random-pair u, EM), weights are bits. Each row goes
-//! to its best-scoring person; a `match` whose runner-up is within [`AMBIGUITY_BITS`] is only
-//! a `possible_match`. Name frequencies and the household context: a name held by exactly one
-//! resident of the county is the strongest name evidence there is; a link that rests on the
-//! name alone says so (`name_only`) and is only ever a `possible_match`: a clerk sees it, no
-//! rule uses it.
+//! to its best-scoring person; when other persons score within [`AMBIGUITY_BITS`] the row may
+//! be any of theirs: each of them (up to [`MAX_RIVALS`]) gets it as a `possible_match`, none
+//! as a `match`. A link that rests on the name alone says so (`name_only`) and is only ever a
+//! `possible_match`: a clerk sees it, no rule uses it.
+//!
+//! A possible match refers its household only when it is decisive: the household is
+//! assessed again as if the possible matches were confirmed ([`PersonLinks::what_if`],
+//! `crate::verify::build_report`), and an `eligible` household whose determination would then
+//! differ becomes `referred`; otherwise the match is shown with an `info` finding. It never
+//! makes a household `ineligible`.
 
 use std::collections::HashMap;
 
