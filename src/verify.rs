@@ -116,6 +116,30 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
         unverified: unverified.clone(),
     };
     let a = assess::assess(&view, input.policy, input.as_of);
+    // Would confirming the household's possible matches (error-tolerant linkage, issue 7)
+    // change an `eligible` determination? Assess again with their records added.
+    let decisive = a.determination == crate::report::Determination::Eligible
+        && states.iter().flatten().any(|s| s.links.has_possible())
+        && {
+            let frame = crate::evidence::Frame::new(input.as_of, input.policy);
+            let alt: Vec<Option<PersonEvidence>> = states
+                .iter()
+                .map(|s| s.and_then(|s| s.links.what_if(&s.evidence, &frame, input.policy)))
+                .collect();
+            let mut v = view.clone();
+            for (p, e) in v
+                .members
+                .iter_mut()
+                .chain(v.supporters.iter_mut())
+                .zip(&alt)
+            {
+                if let Some(e) = e {
+                    p.evidence = Some(e);
+                }
+            }
+            assess::assess(&v, input.policy, input.as_of).determination
+                != crate::report::Determination::Eligible
+        };
 
     let mut persons = Vec::with_capacity(states.len());
     for (m, st) in ms.iter().zip(states.iter()) {
@@ -237,7 +261,7 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
     };
     let links: Vec<Option<&crate::link::caseload::PersonLinks>> =
         input.states.iter().map(|s| s.map(|s| &s.links)).collect();
-    crate::link::caseload::attach(&mut report, &links, input.policy);
+    crate::link::caseload::attach(&mut report, &links, input.policy, decisive);
     (report, gap)
 }
 
@@ -278,4 +302,137 @@ pub fn report_on_demand(
         as_of,
     })
     .0
+}
+
+#[cfg(test)]
+mod possible_match_tests {
+    use super::*;
+    use crate::domain::id_number::make_id;
+    use crate::link::caseload::{LinkEntry, PersonLinks};
+    use crate::report::{Determination, Outcome};
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    fn values(v: &[&str]) -> Vec<Option<String>> {
+        v.iter()
+            .map(|x| (!x.is_empty()).then(|| x.to_string()))
+            .collect()
+    }
+
+    /// A one-person urban household with nothing but a registration record, and a keyless
+    /// row of `kind` that may be the member's (a possible match).
+    fn report_with(kind: SourceKind, row: &[&str]) -> VerificationReport {
+        let policy = Policy::bundled();
+        let as_of = day("2026-11-01");
+        let household = Household {
+            id: "H".into(),
+            region_code: "620503".into(),
+            area: "urban".into(),
+            programme: "dibao".into(),
+            category: String::new(),
+            declared_annual_income: None,
+            declared_financial_assets: None,
+            last_verified: Some(day("2026-10-01")),
+            faults: Vec::new(),
+        };
+        let id = make_id(620503, day("1970-01-01"), 101);
+        let member = Member {
+            household: 0,
+            id: Ok(id),
+            id_masked: id.masked(),
+            relation: "applicant".into(),
+            disability_grade: None,
+            consent: true,
+            name: Some("欧阳修远".into()),
+        };
+        let mut state = PersonState::default();
+        let frame = crate::evidence::Frame::new(as_of, &policy);
+        state
+            .evidence
+            .add(
+                SourceKind::HouseholdRegistration,
+                &values(&["male", "1970-01-01", "620503", "urban", "", "normal", ""]),
+                &frame,
+                &policy,
+            )
+            .unwrap();
+        let mut links = PersonLinks::default();
+        links.add(LinkEntry::Possible(
+            crate::render::PossibleMatch {
+                person: 0,
+                source: kind.name().into(),
+                row: 7,
+                score: Some(0.8),
+                reason: Some("possible_match".into()),
+                fields: Vec::new(),
+            },
+            Some((kind, values(row))),
+        ));
+        state.links = links;
+        let sets: Vec<RecordSet> = (0..12).map(|_| RecordSet::default()).collect();
+        build_report(&ReportInput {
+            household: &household,
+            members: &[&member],
+            supporters: &[],
+            states: &[Some(&state)],
+            record_sets: &sets,
+            unverified: &[],
+            ages_s: &[],
+            policy: &policy,
+            run_id: "r",
+            as_of,
+        })
+        .0
+    }
+
+    fn finding(r: &VerificationReport) -> (Outcome, bool) {
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.rule == "possible_match")
+            .expect("a possible_match finding");
+        (
+            f.outcome,
+            f.evidence["would_change_determination"].as_bool().unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_possible_match_that_would_make_the_household_ineligible_refers_it() {
+        // a private car in normal use: confirmed, the household would be ineligible
+        let r = report_with(
+            SourceKind::VehicleVessel,
+            &[
+                "甘E53423",
+                "car",
+                "private",
+                "136800.00",
+                "2018-04-19",
+                "normal",
+            ],
+        );
+        assert_eq!(r.determination, Determination::Referred);
+        assert_eq!(finding(&r), (Outcome::Referred, true));
+        assert_eq!(r.possible_matches.len(), 1);
+        // its record is not evidence: nothing counts the car
+        assert!(
+            r.sources
+                .iter()
+                .all(|s| s.records.is_empty() || s.source == "household_registration")
+        );
+    }
+
+    #[test]
+    fn a_possible_match_that_cannot_change_the_outcome_is_shown_and_the_household_stays_eligible() {
+        // a deposit of 10 yuan: confirmed or not, the household is eligible
+        let r = report_with(
+            SourceKind::Bank,
+            &["ICBC", "6217****4608", "current", "10.00", "2026-10-28"],
+        );
+        assert_eq!(r.determination, Determination::Eligible);
+        assert_eq!(finding(&r), (Outcome::Info, false));
+        assert_eq!(r.possible_matches.len(), 1);
+    }
 }

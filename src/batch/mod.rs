@@ -728,6 +728,10 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         &opts.sources,
         policy.link_thresholds,
         &mut q,
+        &crate::link::caseload::OwnRecords {
+            persons: &persons,
+            sets: &record_sets,
+        },
     );
     let mut linked_rows = std::collections::HashSet::new();
     let decided: std::collections::HashSet<usize> =

@@ -8,12 +8,22 @@
 //! whose check character fails). Blocking: the single-substitution neighbourhood of the key
 //! (`id_mask`), the normalised name, the pinyin of the name with the birth date.
 //!
+//! Evidence from outside the row ([`SameSource`], measured on the run's exact links): the
+//! values the candidate's own records of the same source share with the row (an employer and
+//! a contribution base every month, a monthly deposit), and the region the row names (plate,
+//! credit code, real-estate region; [`row_region`]) against the candidate's registered region.
+//!
 //! m/u and λ are trained on these pairs (random-pair u, EM), weights are bits. Each row goes
-//! to its best-scoring person; a `match` whose runner-up is within [`AMBIGUITY_BITS`] is only
-//! a `possible_match`. Name frequencies and the household context: a name held by exactly one
-//! resident of the county is the strongest name evidence there is; a link that rests on the
-//! name alone says so (`name_only`) and is only ever a `possible_match`: a clerk sees it, no
-//! rule uses it.
+//! to its best-scoring person; when other persons score within [`AMBIGUITY_BITS`] the row may
+//! be any of theirs: each of them (up to [`MAX_RIVALS`]) gets it as a `possible_match`, none
+//! as a `match`. A link that rests on the name alone says so (`name_only`) and is only ever a
+//! `possible_match`: a clerk sees it, no rule uses it.
+//!
+//! A possible match refers its household only when it is decisive: the household is
+//! assessed again as if the possible matches were confirmed ([`PersonLinks::what_if`],
+//! `crate::verify::build_report`), and an `eligible` household whose determination would then
+//! differ becomes `referred`; otherwise the match is shown with an `info` finding. It never
+//! makes a household `ineligible`.
 
 use std::collections::HashMap;
 
@@ -23,9 +33,14 @@ use super::compare::ComparisonKind;
 use super::model::{self, BlockingRule, FieldComparison, Model, Schema, Table, Training};
 use super::{Contribution, Decision, Thresholds};
 use crate::domain::IdNumber;
+use crate::verify::source_index;
 
 /// A `match` whose best rival person scores within this many bits is only a `possible_match`.
 pub const AMBIGUITY_BITS: f64 = 3.0;
+
+/// At most this many equally likely persons get one row as a possible match (a name shared
+/// by more caseload persons than this is no evidence about any one of them).
+pub const MAX_RIVALS: usize = 4;
 
 /// m of the name levels (null, exact, variant, Jaro-Winkler ≥ 0.92, ≥ 0.8, else): the share
 /// of a holder's rows whose name is written so. Assumed, not measured on real extracts.
@@ -70,6 +85,10 @@ pub struct FuzzyLink {
     pub name_only: bool,
     /// The next-best person's weight, if any.
     pub runner_up: Option<f64>,
+    /// Persons whose weight is within [`AMBIGUITY_BITS`] of the best one's (the best included):
+    /// above 1 the row may be any of theirs, so each of them (up to [`MAX_RIVALS`]) gets the
+    /// row as a `possible_match` and none as a `match`.
+    pub rivals: usize,
 }
 
 /// Counts of a second pass.
@@ -148,6 +167,7 @@ pub fn second_pass(
     name_counts: &HashMap<String, u64>,
     population: u64,
     thresholds: Thresholds,
+    context: &(dyn Fn(usize, usize) -> Vec<Contribution> + Sync),
 ) -> (Vec<FuzzyLink>, PassStats) {
     let t0 = std::time::Instant::now();
     let mut stats = PassStats {
@@ -297,64 +317,83 @@ pub fn second_pass(
     tracing::info!(ms = t0.elapsed().as_millis() as u64, "Second pass trained.");
     stats.em_iterations = m.em_iterations;
     stats.lambda = m.lambda;
-    let weights = m.score(&l, &gamma, &pairs);
-    // best and runner-up person per row
-    let mut best: Vec<Option<(f64, usize)>> = vec![None; rows.len()];
-    let mut second: Vec<Option<f64>> = vec![None; rows.len()];
-    for (p, (&(i, j), &w)) in pairs.iter().zip(&weights).enumerate() {
-        let j = j as usize;
-        let _ = i;
-        match best[j] {
-            Some((bw, _)) if bw >= w => second[j] = Some(second[j].map_or(w, |s: f64| s.max(w))),
-            Some((bw, _)) => {
-                second[j] = Some(second[j].map_or(bw, |s: f64| s.max(bw)));
-                best[j] = Some((w, p));
-            }
-            None => best[j] = Some((w, p)),
-        }
+    let mut weights = m.score(&l, &gamma, &pairs);
+    // evidence from outside the row (the person's own records of the row's source), in bits
+    let extra: Vec<Vec<Contribution>> = {
+        use rayon::prelude::*;
+        pairs
+            .par_iter()
+            .map(|&(i, j)| context(j as usize, i as usize))
+            .collect()
+    };
+    for (w, e) in weights.iter_mut().zip(&extra) {
+        *w += e.iter().map(|c| c.weight).sum::<f64>();
+    }
+    // every person a row reached, best first
+    let mut reached: Vec<Vec<(f64, usize)>> = vec![Vec::new(); rows.len()];
+    for (p, (&(_, j), &w)) in pairs.iter().zip(&weights).enumerate() {
+        reached[j as usize].push((w, p));
     }
     let n = kinds.len();
     let mut out = Vec::new();
-    for (j, b) in best.iter().enumerate() {
-        let Some((w, p)) = *b else { continue };
-        let mut decision = Decision::of(w, &thresholds);
-        if decision == Decision::NonMatch {
+    for (j, cands) in reached.iter_mut().enumerate() {
+        if cands.is_empty() {
             continue;
         }
-        if decision == Decision::Match && second[j].is_some_and(|s| w - s < AMBIGUITY_BITS) {
-            decision = Decision::PossibleMatch;
-        }
-        let (i, _) = pairs[p];
-        let g = &gamma[p * n..(p + 1) * n];
-        let lv: Vec<_> = (0..n).map(|c| l.values[c][i as usize].as_ref()).collect();
-        let waterfall = m.explain(g, &lv);
-        // agreeing evidence other than the name: an ID level, birth date or gender above 0 bits
-        let name_only = waterfall
+        cands.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let (w, _) = cands[0];
+        let runner_up = cands.get(1).map(|c| c.0);
+        // the persons as likely as the best one: the row may be any of theirs
+        let rivals = cands
             .iter()
-            .skip(2)
-            .all(|c| c.weight <= 0.0 || c.level == "null");
-        // A link that rests on the name alone is shown to a clerk, never used by a rule: on the
-        // gen.py --dirty county 1 of 146 such links was a stranger's row, and it made a family
-        // ineligible (a wrong link is worse than a missed one; issue 7).
-        if decision == Decision::Match && name_only {
-            decision = Decision::PossibleMatch;
-        }
-        match decision {
-            Decision::Match => {
-                stats.matched += 1;
-                stats.matched_name_only += u64::from(name_only);
+            .take_while(|c| w - c.0 < AMBIGUITY_BITS)
+            .count();
+        let mut first = true;
+        for &(w, p) in cands.iter().take(rivals.min(MAX_RIVALS)) {
+            let mut decision = Decision::of(w, &thresholds);
+            if decision == Decision::NonMatch {
+                break;
             }
-            _ => stats.possible += 1,
+            if decision == Decision::Match && rivals > 1 {
+                decision = Decision::PossibleMatch;
+            }
+            let (i, _) = pairs[p];
+            let g = &gamma[p * n..(p + 1) * n];
+            let lv: Vec<_> = (0..n).map(|c| l.values[c][i as usize].as_ref()).collect();
+            let mut waterfall = m.explain(g, &lv);
+            waterfall.extend(extra[p].iter().cloned());
+            // agreeing evidence other than the name: an ID level, birth date or gender above 0 bits
+            let name_only = waterfall
+                .iter()
+                .skip(2)
+                .all(|c| c.weight <= 0.0 || c.level == "null");
+            // A link that rests on the name alone is shown to a clerk, never used by a rule: on
+            // the gen.py --dirty county 1 of 146 such links was a stranger's row, and it made a
+            // family ineligible (a wrong link is worse than a missed one; issue 7).
+            if decision == Decision::Match && name_only {
+                decision = Decision::PossibleMatch;
+            }
+            if first {
+                match decision {
+                    Decision::Match => {
+                        stats.matched += 1;
+                        stats.matched_name_only += u64::from(name_only);
+                    }
+                    _ => stats.possible += 1,
+                }
+            }
+            first = false;
+            out.push(FuzzyLink {
+                row: j,
+                person: i as usize,
+                weight: w,
+                decision,
+                waterfall,
+                name_only,
+                runner_up,
+                rivals,
+            });
         }
-        out.push(FuzzyLink {
-            row: j,
-            person: i as usize,
-            weight: w,
-            decision,
-            waterfall,
-            name_only,
-            runner_up: second[j],
-        });
     }
     stats.ms = t0.elapsed().as_millis();
     (out, stats)
@@ -411,7 +450,10 @@ mod tests {
         rows: &[PendingRow],
         counts: &HashMap<String, u64>,
     ) -> Vec<FuzzyLink> {
-        second_pass(persons, rows, counts, 1600, DEFAULT_THRESHOLDS).0
+        second_pass(persons, rows, counts, 1600, DEFAULT_THRESHOLDS, &|_, _| {
+            Vec::new()
+        })
+        .0
     }
 
     fn row(id: Option<&str>, name: &str) -> PendingRow {
@@ -600,6 +642,89 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_missing_key_row_whose_name_fits_one_person_is_a_possible_match_and_several_say_so() {
+        let (mut persons, mut counts) = world();
+        // one caseload person bears 欧阳修远, the only resident who does
+        let one = make_id(620503, d(1970, 5, 6), 61);
+        persons.push((one, Some("欧阳修远".into())));
+        counts.insert("欧阳修远".into(), 1);
+        // two caseload persons (two households) bear 司马青衫, the only two residents who do
+        let a = make_id(620503, d(1961, 2, 3), 41);
+        let b = make_id(620503, d(1988, 9, 30), 42);
+        persons.push((a, Some("司马青衫".into())));
+        persons.push((b, Some("司马青衫".into())));
+        counts.insert("司马青衫".into(), 2);
+        let mut rows = padding(&persons);
+        rows.push(row(None, "欧阳修远"));
+        rows.push(row(None, "司马青衫"));
+        let t = Thresholds {
+            match_weight: 3.0,
+            possible_match: -1.0,
+        };
+        let (links, _) = second_pass(&persons, &rows, &counts, 1600, t, &|_, _| Vec::new());
+        let n = persons.len();
+        let unique: Vec<_> = links.iter().filter(|l| l.row == rows.len() - 2).collect();
+        assert_eq!(unique.len(), 1, "{unique:?}");
+        assert_eq!(
+            (unique[0].person, unique[0].decision, unique[0].rivals),
+            (n - 3, Decision::PossibleMatch, 1)
+        );
+        assert!(
+            unique[0].name_only && unique[0].weight > 3.0,
+            "{:?}",
+            unique[0]
+        );
+        // the shared name: the row may be either's; both are shown, neither is linked
+        let mut shared: Vec<_> = links.iter().filter(|l| l.row == rows.len() - 1).collect();
+        shared.sort_by_key(|l| l.person);
+        assert_eq!(
+            shared
+                .iter()
+                .map(|l| (l.person, l.decision, l.rivals))
+                .collect::<Vec<_>>(),
+            vec![
+                (n - 2, Decision::PossibleMatch, 2),
+                (n - 1, Decision::PossibleMatch, 2)
+            ]
+        );
+        // one posterior of 1/2 each: 0 bits, give or take the prior
+        assert!(shared.iter().all(|l| l.weight.abs() < 0.1), "{shared:?}");
+    }
+
+    #[test]
+    fn evidence_from_outside_the_row_is_added_to_the_weight_and_the_waterfall() {
+        let (persons, counts) = world();
+        let mut rows = padding(&persons);
+        let name = persons[40].1.clone().unwrap();
+        rows.push(row(None, &name));
+        let j = rows.len() - 1;
+        let ctx = |r: usize, i: usize| {
+            if r == j && i == 40 {
+                vec![Contribution {
+                    comparison: "same_source:employer_credit_code".into(),
+                    level: "shared".into(),
+                    weight: 12.0,
+                }]
+            } else {
+                Vec::new()
+            }
+        };
+        let (links, _) = second_pass(&persons, &rows, &counts, 1600, DEFAULT_THRESHOLDS, &ctx);
+        let l = links.iter().find(|l| l.row == j).expect("reaches a person");
+        assert_eq!(
+            (l.person, l.decision, l.name_only),
+            (40, Decision::Match, false)
+        );
+        assert!(
+            l.waterfall
+                .iter()
+                .any(|c| c.comparison == "same_source:employer_credit_code" && c.weight == 12.0)
+        );
+        let sum: f64 = l.waterfall.iter().map(|c| c.weight).sum();
+        assert!((sum - l.weight).abs() < 1e-6, "{sum} vs {}", l.weight);
+    }
 }
 
 /// One pending row as the batch hands it over: where it came from and what it holds.
@@ -659,6 +784,7 @@ pub fn batch_pass(
     rows: &[BatchRow],
     sources: &std::path::Path,
     thresholds: Thresholds,
+    own: &OwnRecords<'_>,
 ) -> (Vec<FuzzyLink>, PassStats) {
     if rows.is_empty() {
         return (Vec::new(), PassStats::default());
@@ -688,7 +814,11 @@ pub fn batch_pass(
         "Population name frequencies read."
     );
     let pending: Vec<PendingRow> = rows.iter().map(|r| r.pending.clone()).collect();
-    let (mut links, stats) = second_pass(&persons, &pending, &counts, population, thresholds);
+    let same = SameSource::measure(own, rows);
+    let context = |j: usize, i: usize| same.compare(own, index[i], &rows[j]);
+    let (mut links, stats) = second_pass(
+        &persons, &pending, &counts, population, thresholds, &context,
+    );
     for l in &mut links {
         l.person = index[l.person];
     }
@@ -737,8 +867,12 @@ impl BatchRow {
 pub enum LinkEntry {
     /// `match`.
     Fuzzy(crate::report::FuzzyLinkEntry),
-    /// `possible_match`.
-    Possible(crate::render::PossibleMatch),
+    /// `possible_match`, with the record it would add if a clerk confirmed it (source, §2
+    /// values); `None` when the record is not known (then it cannot be weighed).
+    Possible(
+        crate::render::PossibleMatch,
+        Option<(hedui_connectors::SourceKind, Vec<Option<String>>)>,
+    ),
 }
 
 /// A person's error-tolerant links and possible matches, for the reports they appear in.
@@ -751,6 +885,32 @@ impl PersonLinks {
     /// Add one.
     pub fn add(&mut self, e: LinkEntry) {
         self.entries.push(e);
+    }
+
+    /// Whether the person has possible matches.
+    pub fn has_possible(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(e, LinkEntry::Possible(..)))
+    }
+
+    /// The person's evidence as it would be if every possible match of theirs were confirmed:
+    /// `base` plus each possible-match record (a record whose values the rules cannot read
+    /// adds nothing). `None` when the person has no possible match whose record is known.
+    pub fn what_if(
+        &self,
+        base: &crate::evidence::PersonEvidence,
+        frame: &crate::evidence::Frame,
+        policy: &crate::assess::Policy,
+    ) -> Option<crate::evidence::PersonEvidence> {
+        let mut e = None;
+        for entry in &self.entries {
+            if let LinkEntry::Possible(_, Some((kind, values))) = entry {
+                let ev = e.get_or_insert_with(|| base.clone());
+                let _ = ev.add(*kind, values, frame, policy);
+            }
+        }
+        e
     }
 }
 
@@ -778,8 +938,9 @@ pub fn apply_batch_pass(
     sources: &std::path::Path,
     thresholds: Thresholds,
     q: &mut crate::ingest::Quarantine,
+    own: &OwnRecords<'_>,
 ) -> Vec<Applied> {
-    let (links, stats) = batch_pass(caseload, person_of, rows, sources, thresholds);
+    let (links, stats) = batch_pass(caseload, person_of, rows, sources, thresholds, own);
     tracing::info!(
         rows = stats.rows,
         pairs = stats.pairs,
@@ -826,18 +987,22 @@ pub fn apply_batch_pass(
                 }),
                 _ => {
                     let (pid, pname) = who.get(&link.person).cloned().unwrap_or((IdNumber::from_key(0), None));
-                    let reason = if link.runner_up.is_some_and(|s| link.weight - s < AMBIGUITY_BITS) && link.weight >= thresholds.match_weight {
+                    let reason = if link.rivals > 1 {
                         "possible_match_ambiguous"
                     } else {
                         "possible_match"
                     };
-                    if let Some(e) = q.entries.get_mut(row.quarantine_index) {
+                    if let Some(e) = q.entries.get_mut(row.quarantine_index).filter(|e| !e.message.contains("possible match")) {
                         e.message.push_str("; a possible match of a caseload person, shown in that household's report (not used by any rule)");
                     }
                     let mut fields = vec![
                         crate::render::MatchField { field: "id_number".into(), person: Some(pid.masked()), record: id_masked },
                         crate::render::MatchField { field: "name".into(), person: masked_name(pname.as_deref()), record: masked_name(row.pending.name.as_deref()) },
                     ];
+                    if link.rivals > 1 {
+                        // how many caseload persons the row fits as well as this one
+                        fields.push(crate::render::MatchField { field: "equally_likely_persons".into(), person: Some(link.rivals.to_string()), record: None });
+                    }
                     if row.pending.birth_date.is_some() {
                         fields.push(crate::render::MatchField { field: "birth_date".into(), person: Some(pid.birth_date().to_string()), record: row.pending.birth_date.clone() });
                     }
@@ -848,7 +1013,7 @@ pub fn apply_batch_pass(
                         score: Some(model::probability(link.weight)),
                         reason: Some(reason.into()),
                         fields,
-                    })
+                    }, Some((hedui_connectors::SourceKind::ALL[row.source], row.record.values.clone())))
                 }
             };
             Applied { link, row, entry }
@@ -860,13 +1025,21 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Put the persons' links into a report (`persons[i]` ↔ `links[i]`). A possible match adds the
-/// finding `possible_match` (referred) and turns an `eligible` determination into `referred`;
-/// it never makes one `ineligible` (its record is not in the evidence at all).
+/// Put the persons' links into a report (`persons[i]` ↔ `links[i]`).
+///
+/// `decisive`: whether confirming the household's possible matches would change its
+/// determination (the caller assesses the household again with their records added, see
+/// [`PersonLinks::what_if`]). A decisive possible match adds the finding `possible_match`
+/// (referred) and turns an `eligible` determination into `referred`: a clerk must decide
+/// whose record it is before the household is paid. One that could not change the outcome is
+/// still shown with both records (finding `possible_match`, `info`): the determination is the
+/// same whoever holds the record. A possible match never makes a household `ineligible` (its
+/// record is not in the evidence at all).
 pub fn attach(
     report: &mut crate::report::VerificationReport,
     links: &[Option<&PersonLinks>],
     policy: &crate::assess::Policy,
+    decisive: bool,
 ) {
     for (pi, l) in links.iter().enumerate() {
         let Some(l) = l else { continue };
@@ -876,7 +1049,7 @@ pub fn attach(
                     person: pi,
                     ..f.clone()
                 }),
-                LinkEntry::Possible(p) => {
+                LinkEntry::Possible(p, _) => {
                     report.possible_matches.push(crate::render::PossibleMatch {
                         person: pi,
                         ..p.clone()
@@ -891,16 +1064,22 @@ pub fn attach(
             .iter()
             .map(|p| p.source.as_str())
             .collect();
+        let refer = decisive || report.determination != crate::report::Determination::Eligible;
         report.findings.push(crate::report::Finding {
             rule: "possible_match".into(),
             clause: policy.clause("possible_match").to_string(),
-            outcome: crate::report::Outcome::Referred,
+            outcome: if refer {
+                crate::report::Outcome::Referred
+            } else {
+                crate::report::Outcome::Info
+            },
             evidence: serde_json::json!({
                 "possible_matches": report.possible_matches.len(),
                 "sources": sources,
+                "would_change_determination": decisive,
             }),
         });
-        if report.determination == crate::report::Determination::Eligible {
+        if decisive && report.determination == crate::report::Determination::Eligible {
             report.determination = crate::report::Determination::Referred;
         }
     }
@@ -946,6 +1125,7 @@ pub fn another_persons(
 mod report_tests {
     use super::*;
     use crate::report::{Determination, Outcome, VerificationReport};
+    use crate::verify::source_index;
 
     fn report(d: Determination) -> VerificationReport {
         serde_json::from_value(serde_json::json!({
@@ -962,15 +1142,257 @@ mod report_tests {
 
     fn possible() -> PersonLinks {
         let mut l = PersonLinks::default();
-        l.add(LinkEntry::Possible(crate::render::PossibleMatch {
-            person: 9,
-            source: "vehicle_vessel".into(),
-            row: 4,
-            score: Some(0.7),
-            reason: Some("possible_match".into()),
-            fields: Vec::new(),
-        }));
+        l.add(LinkEntry::Possible(
+            crate::render::PossibleMatch {
+                person: 9,
+                source: "vehicle_vessel".into(),
+                row: 4,
+                score: Some(0.7),
+                reason: Some("possible_match".into()),
+                fields: Vec::new(),
+            },
+            None,
+        ));
         l
+    }
+
+    #[test]
+    fn a_possible_match_that_cannot_change_the_outcome_is_shown_without_a_referral() {
+        let policy = crate::assess::Policy::bundled();
+        for before in [
+            Determination::Eligible,
+            Determination::Referred,
+            Determination::Ineligible,
+        ] {
+            let mut r = report(before);
+            let l = possible();
+            attach(&mut r, &[Some(&l)], &policy, false);
+            assert_eq!(r.determination, before);
+            assert_eq!(r.possible_matches.len(), 1);
+            let f = r
+                .findings
+                .iter()
+                .find(|f| f.rule == "possible_match")
+                .unwrap();
+            let expected = if before == Determination::Eligible {
+                Outcome::Info
+            } else {
+                Outcome::Referred
+            };
+            assert_eq!(f.outcome, expected);
+            assert_eq!(f.evidence["would_change_determination"], false);
+        }
+    }
+
+    fn vehicle(usage: &str, status: &str) -> Vec<Option<String>> {
+        ["甘E12345", "car", usage, "90000.00", "2024-06-18", status]
+            .iter()
+            .map(|v| Some(v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn what_if_adds_the_possible_matches_records_to_the_evidence() {
+        let policy = crate::assess::Policy::bundled();
+        let frame = crate::evidence::Frame::new(
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            &policy,
+        );
+        let base = crate::evidence::PersonEvidence::default();
+        // no possible match: nothing to weigh
+        assert_eq!(PersonLinks::default().what_if(&base, &frame, &policy), None);
+        let mut l = PersonLinks::default();
+        let LinkEntry::Possible(p, _) = possible().entries.remove(0) else {
+            unreachable!()
+        };
+        l.add(LinkEntry::Possible(
+            p.clone(),
+            Some((
+                hedui_connectors::SourceKind::VehicleVessel,
+                vehicle("private", "normal"),
+            )),
+        ));
+        let e = l.what_if(&base, &frame, &policy).unwrap();
+        assert!(e.private_vehicle && !base.private_vehicle);
+        // a scrapped vehicle adds nothing a rule reads
+        let mut l = PersonLinks::default();
+        l.add(LinkEntry::Possible(
+            p,
+            Some((
+                hedui_connectors::SourceKind::VehicleVessel,
+                vehicle("private", "scrapped"),
+            )),
+        ));
+        assert_eq!(l.what_if(&base, &frame, &policy).unwrap(), base);
+    }
+
+    fn state(
+        sets: &mut [hedui_connectors::RecordSet],
+        recs: &[(hedui_connectors::SourceKind, Vec<&str>)],
+    ) -> crate::verify::PersonState {
+        let mut st = crate::verify::PersonState::default();
+        for (kind, values) in recs {
+            let si = source_index(*kind);
+            st.records.push((si as u8, sets[si].records.len() as u32));
+            sets[si].records.push(hedui_connectors::Record {
+                row: 0,
+                id_number: String::new(),
+                values: values.iter().map(|v| Some(v.to_string())).collect(),
+            });
+        }
+        st
+    }
+
+    fn pending(kind: hedui_connectors::SourceKind, values: Vec<&str>) -> BatchRow {
+        BatchRow {
+            source: source_index(kind),
+            row: 0,
+            quarantine_index: 0,
+            record: hedui_connectors::Record {
+                row: 0,
+                id_number: String::new(),
+                values: values.iter().map(|v| Some(v.to_string())).collect(),
+            },
+            pending: PendingRow::default(),
+        }
+    }
+
+    #[test]
+    fn a_persons_own_records_and_registered_region_weigh_a_keyless_row() {
+        use hedui_connectors::SourceKind as K;
+        let mut sets: Vec<hedui_connectors::RecordSet> = (0..12)
+            .map(|_| hedui_connectors::RecordSet::default())
+            .collect();
+        fn si<'a>(emp: &'a str, month: &'a str) -> (K, Vec<&'a str>) {
+            (
+                K::SocialInsurance,
+                vec![month, "employee_pension", "contribution", emp, "5981.00"],
+            )
+        }
+        let mut persons = Vec::new();
+        // 30 holders, each with three months at their own employer, registered in 620503,
+        // with a Tianshui plate; person 0 is registered in 621202 (Longnan) with a 甘K plate
+        for k in 0..30 {
+            let emp = format!("91620503MA{:08}", 10_000 + k);
+            let home = if k == 0 { "621202" } else { "620503" };
+            let plate = if k == 0 { "甘K48058" } else { "甘E53423" };
+            let reg = (
+                K::HouseholdRegistration,
+                vec![
+                    "male",
+                    "1970-01-01",
+                    home,
+                    "urban",
+                    "",
+                    "normal",
+                    "1970-01-31",
+                ],
+            );
+            let car = (
+                K::VehicleVessel,
+                vec![plate, "car", "private", "90000.00", "2020-01-01", "normal"],
+            );
+            persons.push(state(
+                &mut sets,
+                &[
+                    reg,
+                    car,
+                    si(&emp, "2026-01"),
+                    si(&emp, "2026-02"),
+                    si(&emp, "2026-03"),
+                ],
+            ));
+        }
+        let own = OwnRecords {
+            persons: &persons,
+            sets: &sets,
+        };
+        // pending: a month of person 0's contributions without its key; strangers' plates
+        let row = pending(
+            K::SocialInsurance,
+            vec![
+                "2026-04",
+                "employee_pension",
+                "contribution",
+                "91620503MA00010000",
+                "5981.00",
+            ],
+        );
+        let mut rows: Vec<BatchRow> = (0..50)
+            .map(|_| {
+                pending(
+                    K::VehicleVessel,
+                    vec![
+                        "甘E10000",
+                        "car",
+                        "private",
+                        "50000.00",
+                        "2020-01-01",
+                        "normal",
+                    ],
+                )
+            })
+            .collect();
+        rows.push(pending(
+            K::VehicleVessel,
+            vec![
+                "甘K99999",
+                "suv",
+                "private",
+                "46900.00",
+                "2026-02-06",
+                "normal",
+            ],
+        ));
+        let same = SameSource::measure(&own, &rows);
+        let theirs = same.compare(&own, 0, &row);
+        let other = same.compare(&own, 5, &row);
+        assert_eq!(theirs.len(), 1, "{theirs:?}");
+        assert_eq!(theirs[0].comparison, "same_source:employer_credit_code");
+        // 1 holder of 30 has that employer and every holder's months share it (m = 0.99)
+        assert!(
+            (theirs[0].weight - (0.99f64 * 30.0).log2()).abs() < 1e-9,
+            "{theirs:?}"
+        );
+        assert!(other.iter().all(|c| c.weight <= 0.0), "{other:?}");
+        // the 甘K plate: Longnan, where person 0 is registered and 1 in 51 pending rows is
+        let plate = rows.last().unwrap();
+        assert_eq!(
+            row_region(K::VehicleVessel, &plate.record.values).as_deref(),
+            Some("6212")
+        );
+        let r0 = same.compare(&own, 0, plate);
+        let r5 = same.compare(&own, 5, plate);
+        let bits = |v: &[Contribution]| {
+            v.iter()
+                .find(|c| c.comparison == "region")
+                .map(|c| (c.level.clone(), c.weight))
+                .unwrap()
+        };
+        assert_eq!(bits(&r0).0, "agrees_with_registration");
+        assert!(
+            (bits(&r0).1 - (0.99f64 * 51.0).log2()).abs() < 1e-9,
+            "{r0:?}"
+        );
+        assert_eq!(bits(&r5).0, "differs_from_registration");
+        assert!(bits(&r5).1 < -5.0, "{r5:?}");
+        // credit codes name their registering authority's division
+        assert_eq!(
+            row_region(
+                K::MarketEntity,
+                &[
+                    Some("93620922MA00000431".to_string()),
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None
+                ]
+            )
+            .as_deref(),
+            Some("620922")
+        );
     }
 
     #[test]
@@ -983,7 +1405,7 @@ mod report_tests {
         ] {
             let mut r = report(before);
             let l = possible();
-            attach(&mut r, &[Some(&l)], &policy);
+            attach(&mut r, &[Some(&l)], &policy, true);
             assert_eq!(r.determination, after);
             assert_eq!(r.possible_matches.len(), 1);
             assert_eq!(r.possible_matches[0].person, 0);
@@ -999,8 +1421,311 @@ mod report_tests {
             assert_eq!(crate::render::possible_matches(&r).len(), 1);
         }
         let mut r = report(Determination::Eligible);
-        attach(&mut r, &[None], &policy);
+        attach(&mut r, &[None], &policy, false);
         assert_eq!(r.determination, Determination::Eligible);
         assert!(r.findings.is_empty());
+    }
+}
+
+/// The records each caseload person linked exactly, by the batch's person index: what a
+/// pending row of the same source is compared with ([`SameSource`]).
+pub struct OwnRecords<'a> {
+    /// Per person: (index in `SourceKind::ALL` and `sets`, record index).
+    pub persons: &'a [crate::verify::PersonState],
+    /// The record sets, one per source in `SourceKind::ALL` order.
+    pub sets: &'a [hedui_connectors::RecordSet],
+}
+
+impl OwnRecords<'_> {
+    /// The person's registered region (`hukou_region_code` of their registration record).
+    fn home(&self, person: usize) -> Option<String> {
+        let kind = hedui_connectors::SourceKind::HouseholdRegistration;
+        self.of(person, source_index(kind))
+            .find_map(|r| row_region(kind, r))
+    }
+
+    fn of(&self, person: usize, source: usize) -> impl Iterator<Item = &[Option<String>]> {
+        self.persons
+            .get(person)
+            .map(|p| p.records.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter(move |(s, _)| *s as usize == source)
+            .filter_map(move |&(s, r)| {
+                self.sets
+                    .get(s as usize)
+                    .and_then(|set| set.records.get(r as usize))
+                    .map(|rec| rec.values.as_slice())
+            })
+    }
+}
+
+/// Evidence a pending row draws from its candidate's own records of the same source: a
+/// holder's rows share values (an employer's credit code and a monthly contribution base
+/// every month; the same deposit every month; a bank), a stranger's rarely do.
+///
+/// Per source and column, measured on the run's exact links (no assumption): `m` = the share
+/// of a holder's records whose value recurs among that holder's other records (holders with
+/// at least two records), `u(v)` = the share of the source's holders who have value `v`.
+/// A row's value found among the candidate's records is worth log2(m / u(v)) bits, one not
+/// found log2((1 - m) / (1 - u(v))); the columns of a record are not independent, so one
+/// column counts: the shared value worth most, else (nothing shared) the mildest
+/// disagreement. A candidate with no record of the source, or a null value, adds nothing.
+/// Columns with ID numbers are not compared.
+#[derive(Debug, Default)]
+pub struct SameSource {
+    /// Per source (`SourceKind::ALL` order): holders, and per column m and holders by value.
+    sources: Vec<Option<(u64, Vec<ColumnStats>)>>,
+    /// Per source: m of the region a row names (see [`row_region`]) agreeing with its holder's
+    /// registered region, and the pending rows by region (u).
+    regions: Vec<Option<RegionStats>>,
+}
+
+#[derive(Debug, Default)]
+struct RegionStats {
+    m: f64,
+    pending: u64,
+    by_region: HashMap<String, u64>,
+}
+
+/// Gansu's plate prefixes (甘A 兰州 … 甘P 甘南) and the prefectures' division codes.
+const GANSU_PLATES: [(char, &str); 14] = [
+    ('A', "6201"),
+    ('B', "6202"),
+    ('C', "6203"),
+    ('D', "6204"),
+    ('E', "6205"),
+    ('F', "6209"),
+    ('G', "6207"),
+    ('H', "6206"),
+    ('J', "6211"),
+    ('K', "6212"),
+    ('L', "6208"),
+    ('M', "6210"),
+    ('N', "6229"),
+    ('P', "6230"),
+];
+
+/// The region a source row names, as a division-code prefix: the registered region of a
+/// registration or real-estate row (6 digits), the registering authority's division in a
+/// unified social credit code (characters 3-8), the prefecture of a Gansu plate (4 digits).
+/// `None` for other sources and unreadable values.
+pub fn row_region(kind: hedui_connectors::SourceKind, values: &[Option<String>]) -> Option<String> {
+    use hedui_connectors::SourceKind as K;
+    let col = |c: &str| {
+        kind.columns()
+            .iter()
+            .position(|x| x.name == c)
+            .and_then(|i| values.get(i).cloned().flatten())
+            .map(|v| v.trim().to_string())
+    };
+    let six =
+        |v: &str| (v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.to_string());
+    match kind {
+        K::HouseholdRegistration => col("hukou_region_code").and_then(|v| six(&v)),
+        K::RealEstate => col("region_code").and_then(|v| six(&v)),
+        K::MarketEntity => col("credit_code").and_then(|v| v.get(2..8).and_then(six)),
+        K::VehicleVessel => {
+            let plate = col("plate_no")?;
+            let mut ch = plate.chars();
+            (ch.next() == Some('甘')).then_some(())?;
+            let letter = ch.next()?.to_ascii_uppercase();
+            GANSU_PLATES
+                .iter()
+                .find(|(l, _)| *l == letter)
+                .map(|(_, code)| code.to_string())
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, Default)]
+struct ColumnStats {
+    m: f64,
+    holders_with: HashMap<String, u32>,
+}
+
+impl SameSource {
+    /// Measure m and u per source and column on the persons' exact links; the regions' u on
+    /// the pending rows (nearly all of them other residents').
+    pub fn measure(own: &OwnRecords<'_>, pending: &[BatchRow]) -> SameSource {
+        let n_src = own.sets.len();
+        let mut sources = Vec::with_capacity(n_src);
+        for si in 0..n_src {
+            let Some(kind) = hedui_connectors::SourceKind::ALL.get(si) else {
+                sources.push(None);
+                continue;
+            };
+            let cols = kind.columns();
+            let mut stats: Vec<ColumnStats> = cols.iter().map(|_| ColumnStats::default()).collect();
+            let (mut recur, mut total) = (vec![0u64; cols.len()], vec![0u64; cols.len()]);
+            let mut holders = 0u64;
+            for pi in 0..own.persons.len() {
+                let recs: Vec<&[Option<String>]> = own.of(pi, si).collect();
+                if recs.is_empty() {
+                    continue;
+                }
+                holders += 1;
+                for (ci, st) in stats.iter_mut().enumerate() {
+                    let mut seen: HashMap<&str, u32> = HashMap::new();
+                    for r in &recs {
+                        if let Some(Some(v)) = r.get(ci) {
+                            *seen.entry(v.as_str()).or_insert(0) += 1;
+                        }
+                    }
+                    if recs.len() >= 2 {
+                        for r in &recs {
+                            if let Some(Some(v)) = r.get(ci) {
+                                total[ci] += 1;
+                                recur[ci] += u64::from(seen[v.as_str()] >= 2);
+                            }
+                        }
+                    }
+                    for v in seen.keys() {
+                        *st.holders_with.entry((*v).to_string()).or_insert(0) += 1;
+                    }
+                }
+            }
+            for (ci, st) in stats.iter_mut().enumerate() {
+                st.m = if total[ci] == 0 {
+                    0.0
+                } else {
+                    (recur[ci] as f64 / total[ci] as f64).clamp(0.01, 0.99)
+                };
+            }
+            sources.push((holders > 0).then_some((holders, stats)));
+        }
+        // regions: m on the exact links (a row's region against its holder's registration),
+        // u on the pending rows
+        let mut regions: Vec<Option<RegionStats>> = (0..n_src).map(|_| None).collect();
+        for (si, kind) in hedui_connectors::SourceKind::ALL
+            .iter()
+            .enumerate()
+            .take(n_src)
+        {
+            if *kind == hedui_connectors::SourceKind::HouseholdRegistration {
+                continue;
+            }
+            let (mut agree, mut total) = (0u64, 0u64);
+            for pi in 0..own.persons.len() {
+                let Some(home) = own.home(pi) else { continue };
+                for r in own.of(pi, si) {
+                    if let Some(reg) = row_region(*kind, r) {
+                        total += 1;
+                        agree += u64::from(home.starts_with(&reg));
+                    }
+                }
+            }
+            if total < 20 {
+                continue;
+            }
+            let mut st = RegionStats {
+                m: (agree as f64 / total as f64).clamp(0.01, 0.99),
+                ..RegionStats::default()
+            };
+            for r in pending.iter().filter(|r| r.source == si) {
+                if let Some(reg) = row_region(*kind, &r.record.values) {
+                    st.pending += 1;
+                    *st.by_region.entry(reg).or_insert(0) += 1;
+                }
+            }
+            regions[si] = (st.pending > 0).then_some(st);
+        }
+        SameSource { sources, regions }
+    }
+
+    /// Region evidence: the region a pending row names against the candidate's registered
+    /// region (log2(m / u(r)) when they agree, log2((1 - m) / (1 - u(r))) when not).
+    fn region(&self, own: &OwnRecords<'_>, person: usize, row: &BatchRow) -> Option<Contribution> {
+        let st = self.regions.get(row.source)?.as_ref()?;
+        let kind = hedui_connectors::SourceKind::ALL[row.source];
+        let reg = row_region(kind, &row.record.values)?;
+        let home = own.home(person)?;
+        let agree = home.starts_with(&reg);
+        let with = (st.by_region.get(&reg).copied().unwrap_or(0) as f64).max(0.5);
+        let u = (with / st.pending as f64).clamp(1e-9, 0.999);
+        let weight = if agree {
+            (st.m / u).log2()
+        } else {
+            ((1.0 - st.m) / (1.0 - u)).log2()
+        };
+        Some(Contribution {
+            comparison: "region".into(),
+            level: if agree {
+                "agrees_with_registration"
+            } else {
+                "differs_from_registration"
+            }
+            .into(),
+            weight,
+        })
+    }
+
+    /// The contributions (bits) of comparing pending `row` with batch person `person`'s own
+    /// records of the row's source; empty when the person has none.
+    pub fn compare(
+        &self,
+        own: &OwnRecords<'_>,
+        person: usize,
+        row: &BatchRow,
+    ) -> Vec<Contribution> {
+        let mut all: Vec<Contribution> = self.region(own, person, row).into_iter().collect();
+        all.extend(self.same_records(own, person, row));
+        all
+    }
+
+    fn same_records(
+        &self,
+        own: &OwnRecords<'_>,
+        person: usize,
+        row: &BatchRow,
+    ) -> Vec<Contribution> {
+        let Some(Some((holders, stats))) = self.sources.get(row.source) else {
+            return Vec::new();
+        };
+        let recs: Vec<&[Option<String>]> = own.of(person, row.source).collect();
+        if recs.is_empty() {
+            return Vec::new();
+        }
+        let cols = hedui_connectors::SourceKind::ALL[row.source].columns();
+        let mut out = Vec::new();
+        for (ci, (spec, st)) in cols.iter().zip(stats).enumerate() {
+            if spec.kind == hedui_connectors::ColumnKind::IdNumber || st.m <= 0.0 {
+                continue;
+            }
+            let Some(Some(v)) = row.record.values.get(ci) else {
+                continue;
+            };
+            let found = recs
+                .iter()
+                .any(|r| r.get(ci).and_then(|x| x.as_ref()) == Some(v));
+            // holders with v (the candidate's own count included when found), at least half a holder
+            let with = f64::from(st.holders_with.get(v).copied().unwrap_or(0)).max(0.5);
+            let u = (with / *holders as f64).clamp(1e-9, 0.999);
+            let weight = if found {
+                (st.m / u).log2()
+            } else {
+                ((1.0 - st.m) / (1.0 - u)).log2()
+            };
+            out.push((
+                found,
+                Contribution {
+                    comparison: format!("same_source:{}", spec.name),
+                    level: if found { "shared" } else { "not_shared" }.into(),
+                    weight,
+                },
+            ));
+        }
+        // The columns of one record are not independent (an employer, its contribution base
+        // and the insurance type change together), so they count once: the most telling shared
+        // value if there is one, else the mildest disagreement.
+        let best = |found: bool| {
+            out.iter()
+                .filter(|(f, _)| *f == found)
+                .map(|(_, c)| c)
+                .max_by(|a, b| a.weight.total_cmp(&b.weight))
+                .cloned()
+        };
+        best(true).or_else(|| best(false)).into_iter().collect()
     }
 }

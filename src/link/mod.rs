@@ -8,8 +8,10 @@
 //!   random pairs and expectation–maximisation, match weights in bits, two thresholds.
 //! - [`eval`]: `hedui link eval` (precision / recall / F1, blocking recall, PR curve as SVG).
 //! - [`caseload`]: the batch's second pass: source rows whose key is invalid or missing,
-//!   scored against the caseload's members and supporters; `match` is used like an exact
-//!   link, `possible_match` goes to a person (the report's `possible_matches`), never to a rule.
+//!   scored against the caseload's members and supporters (with the candidate's own records of
+//!   the same source and registered region as extra evidence); `match` is used like an exact
+//!   link, `possible_match` goes to a person (the report's `possible_matches`), never to a
+//!   rule, and refers the household only when confirming it would change the determination.
 
 pub mod caseload;
 pub mod cli;
