@@ -182,12 +182,26 @@ pub struct Job {
     pub determination: Option<String>,
 }
 
-/// The store. One connection behind a mutex: SQLite serialises writers anyway, and the
-/// audit chain needs appends in one order.
+/// The store. Two connections to one WAL file: the *write* connection (behind a mutex:
+/// SQLite serialises writers anyway, and the audit chain needs appends in one order) and a
+/// *read* connection for the lookups of every request (token, consent, job), so that a
+/// request's checks never wait behind another job's commit. WAL checkpoints run on a
+/// background thread of their own ([`CHECKPOINT_EVERY`]), not inside a request's commit.
 pub struct Store {
     conn: Mutex<Connection>,
+    read: Mutex<Connection>,
     secret: hmac::Key,
+    // Dropping the store drops this sender, which stops the checkpoint thread.
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
+
+/// How often the background thread copies the WAL back into the database file
+/// (`PRAGMA wal_checkpoint(PASSIVE)`; never blocks a writer or a reader).
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The WAL size (pages) at which a commit checkpoints by itself, as a fallback when the
+/// background thread cannot keep up (SQLite's default is 1,000).
+const AUTOCHECKPOINT_PAGES: i64 = 20_000;
 
 const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -237,6 +251,44 @@ fn chain_hash(prev: &str, content: &[u8]) -> String {
     hex::encode(ctx.finish())
 }
 
+/// Append `events` to the chain inside the caller's transaction (one statement, prepared
+/// once per connection; the chain head is read once per call).
+fn append_events(tx: &rusqlite::Transaction<'_>, events: &[AuditEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let (mut seq, mut prev): (i64, String) = tx
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, ZERO.to_string()));
+    let mut st = tx.prepare_cached(
+        "INSERT INTO audit (seq, at, actor, action, job_id, purpose, consent_ref, person,
+         source, outcome, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+    )?;
+    let at = now_utc();
+    for e in events {
+        seq += 1;
+        let h = chain_hash(&prev, &row_content(seq, &at, e));
+        st.execute(params![
+            seq,
+            at,
+            e.actor,
+            e.action,
+            e.job_id,
+            e.purpose,
+            e.consent_ref,
+            e.person,
+            e.source,
+            e.outcome,
+            prev,
+            h
+        ])?;
+        prev = h;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Open (and create) the store at `path` in WAL mode. `secret` keys the person hashes
     /// of consents.
@@ -268,14 +320,43 @@ impl Store {
                 consent_ref TEXT NOT NULL, person TEXT NOT NULL, source TEXT NOT NULL,
                 outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
         )?;
+        conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+        let read = Connection::open(path)?;
+        read.busy_timeout(std::time::Duration::from_secs(10))?;
+        // The checkpoint thread: a third connection; a failure to open it only means the
+        // commits checkpoint by themselves (at AUTOCHECKPOINT_PAGES).
+        let checkpointer = Connection::open(path).ok().map(|c| {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let _ = c.busy_timeout(std::time::Duration::from_millis(100));
+            std::thread::Builder::new()
+                .name("hedui-store-checkpoint".into())
+                .spawn(move || {
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        rx.recv_timeout(CHECKPOINT_EVERY)
+                    {
+                        if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        {
+                            tracing::warn!(error = %e, "A WAL checkpoint failed; the next one retries.");
+                        }
+                    }
+                })
+                .ok()
+                .map(|_| tx)
+        });
         Ok(Store {
             conn: Mutex::new(conn),
+            read: Mutex::new(read),
             secret: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            _checkpointer: checkpointer.flatten(),
         })
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.read.lock().map_err(|_| StoreError::Poisoned)
     }
 
     /// Keyed hash of an ID number (HMAC-SHA256 with the service secret, hex): the only
@@ -296,40 +377,7 @@ impl Store {
         }
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        let (mut seq, mut prev): (i64, String) = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, ZERO.to_string()));
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO audit (seq, at, actor, action, job_id, purpose, consent_ref, person,
-                 source, outcome, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-            )?;
-            let at = now_utc();
-            for e in events {
-                seq += 1;
-                let h = chain_hash(&prev, &row_content(seq, &at, e));
-                st.execute(params![
-                    seq,
-                    at,
-                    e.actor,
-                    e.action,
-                    e.job_id,
-                    e.purpose,
-                    e.consent_ref,
-                    e.person,
-                    e.source,
-                    e.outcome,
-                    prev,
-                    h
-                ])?;
-                prev = h;
-            }
-        }
+        append_events(&tx, events)?;
         tx.commit()?;
         Ok(())
     }
@@ -339,7 +387,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn audit_rows(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut st = conn.prepare(
             "SELECT seq, at, actor, action, job_id, purpose, consent_ref, person, source, outcome,
              hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -372,7 +420,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] when the table cannot be read.
     pub fn verify_chain(&self) -> Result<ChainCheck, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut st = conn.prepare(
             "SELECT seq, at, actor, action, job_id, purpose, consent_ref, person, source, outcome,
              prev_hash, hash FROM audit ORDER BY seq",
@@ -462,13 +510,14 @@ impl Store {
     }
 
     fn token_where(&self, condition: &str, key: &str) -> Result<Option<Token>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let row: Option<(String, String, String, String)> = conn
-            .query_row(
-                &format!("SELECT id, roles, regions, label FROM tokens WHERE {condition}"),
-                params![key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
+            .prepare_cached(&format!(
+                "SELECT id, roles, regions, label FROM tokens WHERE {condition}"
+            ))?
+            .query_row(params![key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?;
         Ok(row.map(|(id, roles, regions, label)| Token {
             id,
@@ -520,30 +569,29 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn consent(&self, reference: &str) -> Result<Option<Consent>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         Ok(conn
-            .query_row(
+            .prepare_cached(
                 "SELECT ref, person_hash, person_masked, scope, purpose, valid_until, revoked_at,
                  registered_by FROM consents WHERE ref = ?1",
-                params![reference],
-                |r| {
-                    Ok(Consent {
-                        reference: r.get(0)?,
-                        person_hash: r.get(1)?,
-                        person_masked: r.get(2)?,
-                        scope: r
-                            .get::<_, String>(3)?
-                            .split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(String::from)
-                            .collect(),
-                        purpose: r.get(4)?,
-                        valid_until: r.get(5)?,
-                        revoked_at: r.get(6)?,
-                        registered_by: r.get(7)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![reference], |r| {
+                Ok(Consent {
+                    reference: r.get(0)?,
+                    person_hash: r.get(1)?,
+                    person_masked: r.get(2)?,
+                    scope: r
+                        .get::<_, String>(3)?
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    purpose: r.get(4)?,
+                    valid_until: r.get(5)?,
+                    revoked_at: r.get(6)?,
+                    registered_by: r.get(7)?,
+                })
+            })
             .optional()?)
     }
 
@@ -561,40 +609,54 @@ impl Store {
 
     // ---- jobs
 
-    /// Store an accepted job with its request (before the client is answered).
+    /// Store an accepted job with its request (before the client is answered) and append
+    /// `events` (its `verification_accepted` row) to the audit chain, in one transaction.
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`StoreError`] (nothing is stored then).
     pub fn insert_job(
         &self,
         id: &str,
         token_id: &str,
         region_code: &str,
         request: &str,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        self.conn()?.execute(
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        tx.prepare_cached(
             "INSERT INTO jobs (id, token_id, region_code, status, request, created_at)
              VALUES (?1,?2,?3,'queued',?4,?5)",
-            params![id, token_id, region_code, request, now_utc()],
-        )?;
+        )?
+        .execute(params![id, token_id, region_code, request, now_utc()])?;
+        append_events(&tx, events)?;
+        tx.commit()?;
         Ok(())
     }
 
-    /// Mark a job done with its sealed report; the request (with its ID numbers) is wiped.
+    /// Mark a job done with its sealed report (the request, with its ID numbers, is wiped)
+    /// and append `events` (one row per person and source, `report_built`, and
+    /// `report_fetched` when the report is handed out at once) to the audit chain, in one
+    /// transaction: a report is never stored without its audit rows.
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`StoreError`] (nothing is stored then; the job stays queued).
     pub fn finish_job(
         &self,
         id: &str,
         sealed: &str,
         determination: &str,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        self.conn()?.execute(
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        append_events(&tx, events)?;
+        tx.prepare_cached(
             "UPDATE jobs SET status = 'done', sealed = ?2, determination = ?3, request = NULL,
              finished_at = ?4 WHERE id = ?1",
-            params![id, sealed, determination, now_utc()],
-        )?;
+        )?
+        .execute(params![id, sealed, determination, now_utc()])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -618,24 +680,23 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         Ok(conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, token_id, region_code, status, request, sealed, determination
                  FROM jobs WHERE id = ?1",
-                params![id],
-                |r| {
-                    Ok(Job {
-                        id: r.get(0)?,
-                        token_id: r.get(1)?,
-                        region_code: r.get(2)?,
-                        status: r.get(3)?,
-                        request: r.get(4)?,
-                        sealed: r.get(5)?,
-                        determination: r.get(6)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![id], |r| {
+                Ok(Job {
+                    id: r.get(0)?,
+                    token_id: r.get(1)?,
+                    region_code: r.get(2)?,
+                    status: r.get(3)?,
+                    request: r.get(4)?,
+                    sealed: r.get(5)?,
+                    determination: r.get(6)?,
+                })
+            })
             .optional()?)
     }
 
@@ -645,7 +706,7 @@ impl Store {
     /// [`StoreError`].
     pub fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
         let ids: Vec<String> = {
-            let conn = self.conn()?;
+            let conn = self.reader()?;
             let mut st =
                 conn.prepare("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at")?;
             st.query_map([], |r| r.get(0))?
