@@ -56,7 +56,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::audit::{AuditEvent, Role, Store, StoreError, Token, new_job_id, token_hash};
+use crate::audit::{AuditEvent, Role, Store, StoreError, Token, Write, new_job_id, token_hash};
 use crate::domain::IdNumber;
 use crate::evidence::Frame;
 use crate::seal::RunSealer;
@@ -642,20 +642,15 @@ async fn post_verification(
         outcome: format!("persons:{}", v.persons.len()),
         ..AuditEvent::default()
     };
-    {
-        let (app, id, token_id, region) = (
-            app.clone(),
-            id.clone(),
-            token.id.clone(),
-            v.household.region_code.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            app.store
-                .insert_job(&id, &token_id, &region, &text, &[accepted])
+    app.store
+        .write(Write::Job {
+            id: id.clone(),
+            token_id: token.id.clone(),
+            region_code: v.household.region_code.clone(),
+            request: text,
+            events: vec![accepted],
         })
-        .await
-        .map_err(ApiError::internal)??;
-    }
+        .await?;
     let delivery = wait.map(|_| Arc::new(AtomicU8::new(claim::OPEN)));
     let rx = start_job(&app, id.clone(), v, token.id.clone(), delivery.clone());
     if let (Some(secs), Some(delivery)) = (wait, delivery) {
@@ -695,10 +690,7 @@ async fn post_verification(
                     outcome: "sealed_report".into(),
                     ..AuditEvent::default()
                 };
-                let a = app.clone();
-                tokio::task::spawn_blocking(move || a.store.audit(&[fetched]))
-                    .await
-                    .map_err(ApiError::internal)??;
+                app.store.write(Write::Audit(vec![fetched])).await?;
             }
             let resp = sealed_response(StatusCode::OK, &id, &f.sealed);
             app.metrics.overhead(
@@ -941,19 +933,17 @@ async fn run_job_timed(
             ..AuditEvent::default()
         });
     }
-    // Off the async threads: the write waits for the store's lock and commits.
+    // Committed by the store's writer thread together with the other jobs' writes.
     let det = det.to_string();
-    let (store_app, job) = (app.clone(), id.to_string());
-    let sealed = tokio::task::spawn_blocking(move || {
-        store_app
-            .store
-            .finish_job(&job, &sealed, &det, &events)
-            .map(|()| (sealed, det))
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string());
-    let (sealed, det) = sealed?;
+    app.store
+        .write(Write::Finish {
+            id: id.to_string(),
+            sealed: sealed.clone(),
+            determination: det.clone(),
+            events,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
     app.metrics.verification(&det, t.elapsed().as_secs_f64());
     Ok(Finished {
         sealed,
