@@ -19,6 +19,8 @@
 #                       issue's goal: overhead p99 < 5 ms at 50 concurrent. Interpolated
 #                       within histogram buckets (0.25-0.5 ms wide below 3 ms, 1 ms to 6 ms).
 #   src wait p50        the slowest source call (20 ms + TLS/HTTP/2 + parsing, cold; 0 warm).
+#                       Under load it also holds hedui's runtime reading answers late, so
+#                       there the overhead column is a lower bound of hedui's share.
 #   cpu ms/req          CPU time per request of hedui serve, of hedui sim and of the client
 #                       (from /proc/PID/stat and the client's process_time).
 #
