@@ -3,6 +3,12 @@
 its own keep-alive HTTPS connection, POST /v1/verifications?wait=S with distinct
 households; prints requests/s and latency percentiles as one JSON line.
 
+Besides the client-side latency it reports, from /v1/metrics read before and after the
+run, hedui's own overhead as the server measured it (hedui_verification_overhead_seconds:
+request headers parsed → response ready, minus the slowest source call as hedui saw it;
+p50/p99 interpolated within histogram buckets, as Prometheus' histogram_quantile does), and
+with --pids the CPU time each process spent per request (from /proc/PID/stat).
+
 Stdlib only (asyncio + ssl, HTTP/1.1 by hand). Loopback only; bounded in count and time.
 
   serve_load.py --url https://localhost:PORT --ca ca.pem --token T \
@@ -13,6 +19,7 @@ Stdlib only (asyncio + ssl, HTTP/1.1 by hand). Loopback only; bounded in count a
 import argparse
 import asyncio
 import json
+import os
 import ssl
 import sys
 import time
@@ -67,6 +74,56 @@ class Conn:
         return status, data
 
 
+def histogram(text, name):
+    """[(upper bound, cumulative count)] of an unlabelled Prometheus histogram."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{le="):
+            le = line.split('"')[1]
+            out.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    return out
+
+
+def hist_quantile(q, before, after):
+    """Quantile q of the observations made between two snapshots (linear within a bucket)."""
+    if not after:
+        return None
+    prev = dict(before)
+    b = [(le, c - prev.get(le, 0.0)) for le, c in after]
+    total = b[-1][1]
+    if total <= 0:
+        return None
+    rank = q * total
+    lo, below = 0.0, 0.0
+    for le, c in b:
+        if c >= rank:
+            if le == float("inf"):
+                return lo
+            return lo + (le - lo) * ((rank - below) / (c - below) if c > below else 0.0)
+        lo, below = le, c
+    return lo
+
+
+def cpu_seconds(pid):
+    try:
+        f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+async def metrics_text(ctx, host, port, token):
+    c = Conn(host, port, ctx)
+    try:
+        st, data = await c.request("GET", "/v1/metrics", token)
+        return data.decode() if st == 200 else ""
+    except Exception:
+        return ""
+    finally:
+        if c.w is not None:
+            c.w.close()
+
+
 def pct(xs, p):
     xs = sorted(xs)
     if not xs:
@@ -99,11 +156,26 @@ async def run_load(args, ctx, host, port):
         if c.w is not None:
             c.w.close()
 
-    # Open the connections first (the TLS handshakes are not what is measured).
+    pids = dict(p.split("=", 1) for p in args.pids.split(",")) if args.pids else {}
+    m0 = await metrics_text(ctx, host, port, args.token)
+    cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+    own0 = time.process_time()
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     wall = time.perf_counter() - t0
+    own1 = time.process_time()
+    cpu1 = {k: cpu_seconds(v) for k, v in pids.items()}
+    m1 = await metrics_text(ctx, host, port, args.token)
     ms = [x * 1000 for x in lat]
+    oh = ("hedui_verification_overhead_seconds", "hedui_verification_source_wait_seconds")
+    h0 = {n: histogram(m0, n) for n in oh}
+    h1 = {n: histogram(m1, n) for n in oh}
+
+    def q_ms(name, q):
+        v = hist_quantile(q, h0[name], h1[name])
+        return None if v is None else round(v * 1000, 2)
+
+    n_oh = (h1[oh[0]][-1][1] - (h0[oh[0]][-1][1] if h0[oh[0]] else 0)) if h1[oh[0]] else 0
     out = {
         "label": args.label,
         "concurrency": args.concurrency,
@@ -115,7 +187,16 @@ async def run_load(args, ctx, host, port):
         "p90_ms": round(pct(ms, 90), 1),
         "p99_ms": round(pct(ms, 99), 1),
         "max_ms": round(max(ms), 1),
+        "overhead_n": int(n_oh),
+        "overhead_p50_ms": q_ms(oh[0], 0.5),
+        "overhead_p99_ms": q_ms(oh[0], 0.99),
+        "source_wait_p50_ms": q_ms(oh[1], 0.5),
+        "source_wait_p99_ms": q_ms(oh[1], 0.99),
+        "client_cpu_ms_per_req": round((own1 - own0) * 1000 / max(1, len(lat)), 3),
     }
+    for k in pids:
+        if cpu0[k] is not None and cpu1[k] is not None:
+            out[f"{k}_cpu_ms_per_req"] = round((cpu1[k] - cpu0[k]) * 1000 / max(1, len(lat)), 3)
     print(json.dumps(out), flush=True)
 
 
@@ -145,6 +226,7 @@ def main():
     ap.add_argument("--wait", type=float, default=10)
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--label", default="")
+    ap.add_argument("--pids", default="", help="name=PID,… : report their CPU ms per request")
     args = ap.parse_args()
     u = urlparse(args.url)
     ctx = ssl.create_default_context(cafile=args.ca)

@@ -11,16 +11,36 @@ const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Default)]
+/// Finer bounds for hedui's own overhead (goal: under 5 ms at p99), seconds.
+const OVERHEAD_BUCKETS: [f64; 26] = [
+    0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.006, 0.0075,
+    0.01, 0.0125, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
 struct Histogram {
-    counts: [u64; BUCKETS.len()],
+    bounds: &'static [f64],
+    counts: Vec<u64>,
     sum: f64,
     count: u64,
 }
 
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram::with_bounds(&BUCKETS)
+    }
+}
+
 impl Histogram {
+    fn with_bounds(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
     fn observe(&mut self, v: f64) {
-        for (i, b) in BUCKETS.iter().enumerate() {
+        for (i, b) in self.bounds.iter().enumerate() {
             if v <= *b {
                 self.counts[i] += 1;
             }
@@ -30,7 +50,7 @@ impl Histogram {
     }
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
-        for (i, b) in BUCKETS.iter().enumerate() {
+        for (i, b) in self.bounds.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
@@ -52,15 +72,32 @@ impl Histogram {
     }
 }
 
-#[derive(Default)]
 struct Inner {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<String, Histogram>,
     verification: Histogram,
+    overhead: Histogram,
+    source_wait: Histogram,
     source_outcomes: BTreeMap<(String, String), u64>,
     source_latency: BTreeMap<String, Histogram>,
     determinations: BTreeMap<String, u64>,
     refusals: BTreeMap<String, u64>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            requests: BTreeMap::new(),
+            latency: BTreeMap::new(),
+            verification: Histogram::default(),
+            overhead: Histogram::with_bounds(&OVERHEAD_BUCKETS),
+            source_wait: Histogram::with_bounds(&OVERHEAD_BUCKETS),
+            source_outcomes: BTreeMap::new(),
+            source_latency: BTreeMap::new(),
+            determinations: BTreeMap::new(),
+            refusals: BTreeMap::new(),
+        }
+    }
 }
 
 /// The service's metrics.
@@ -92,6 +129,17 @@ impl Metrics {
             *m.determinations
                 .entry(determination.to_string())
                 .or_default() += 1;
+        });
+    }
+    /// hedui's own time for one verification answered at once (`?wait=` and the report
+    /// ready in time), seconds: from the handler's start (headers parsed) to the response
+    /// ready to be written, minus `source_wait` — the wall time of the slowest source call
+    /// as hedui saw it (request sent to answer parsed; 0 when every source answered from the
+    /// cache). Both are recorded, `source_wait` as `hedui_verification_source_wait_seconds`.
+    pub fn overhead(&self, overhead: f64, source_wait: f64) {
+        self.with(|m| {
+            m.overhead.observe(overhead.max(0.0));
+            m.source_wait.observe(source_wait);
         });
     }
     /// One source call: outcome code (`answered`, `failed:timeout`, …) and seconds.
@@ -133,6 +181,12 @@ impl Metrics {
         out.push_str("# HELP hedui_verification_duration_seconds Fan-out to sealed report.\n# TYPE hedui_verification_duration_seconds histogram\n");
         m.verification
             .write(&mut out, "hedui_verification_duration_seconds", "");
+        out.push_str("# HELP hedui_verification_overhead_seconds hedui's own time per verification answered at once: request headers parsed to response ready, minus the slowest source call as hedui saw it.\n# TYPE hedui_verification_overhead_seconds histogram\n");
+        m.overhead
+            .write(&mut out, "hedui_verification_overhead_seconds", "");
+        out.push_str("# HELP hedui_verification_source_wait_seconds The slowest source call of each verification answered at once (0 when all were cached).\n# TYPE hedui_verification_source_wait_seconds histogram\n");
+        m.source_wait
+            .write(&mut out, "hedui_verification_source_wait_seconds", "");
         out.push_str("# HELP hedui_verifications_total Verifications by determination.\n# TYPE hedui_verifications_total counter\n");
         for (d, n) in &m.determinations {
             let _ = writeln!(

@@ -33,7 +33,49 @@ pub enum StoreError {
     /// A lock was poisoned by a panic elsewhere.
     #[error("store: lock poisoned")]
     Poisoned,
+    /// A queued write failed with its whole group (the commit failed) or the writer thread
+    /// is gone; the message is SQLite's, with no request values.
+    #[error("store: {0}")]
+    Group(String),
 }
+
+/// A write for [`Store::write`], committed by the store's writer thread together with the
+/// other writes waiting at that moment (group commit: one transaction for all of them, each
+/// in a savepoint of its own so that one failing does not undo the others).
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// [`Store::insert_job`].
+    Job {
+        /// Job id.
+        id: String,
+        /// Submitting token.
+        token_id: String,
+        /// Household region.
+        region_code: String,
+        /// Request JSON.
+        request: String,
+        /// Audit rows appended with it.
+        events: Vec<AuditEvent>,
+    },
+    /// [`Store::finish_job`].
+    Finish {
+        /// Job id.
+        id: String,
+        /// Sealed report JSON.
+        sealed: String,
+        /// Determination.
+        determination: String,
+        /// Audit rows appended with it.
+        events: Vec<AuditEvent>,
+    },
+    /// [`Store::audit`].
+    Audit(Vec<AuditEvent>),
+}
+
+type Queued = (Write, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
+
+/// Most writes committed in one transaction by the writer thread.
+const GROUP_MAX: usize = 256;
 
 /// Roles a token can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -182,12 +224,29 @@ pub struct Job {
     pub determination: Option<String>,
 }
 
-/// The store. One connection behind a mutex: SQLite serialises writers anyway, and the
-/// audit chain needs appends in one order.
+/// The store. Two connections to one WAL file: the *write* connection (behind a mutex:
+/// SQLite serialises writers anyway, and the audit chain needs appends in one order) and a
+/// *read* connection for the lookups of every request (token, consent, job), so that a
+/// request's checks never wait behind another job's commit. WAL checkpoints run on a
+/// background thread of their own ([`CHECKPOINT_EVERY`]), not inside a request's commit.
 pub struct Store {
-    conn: Mutex<Connection>,
+    conn: std::sync::Arc<Mutex<Connection>>,
+    // The group-commit writer thread's queue (None: no thread could be started; writes
+    // then commit one by one on the caller's thread).
+    writer: Option<Mutex<std::sync::mpsc::Sender<Queued>>>,
+    read: Mutex<Connection>,
     secret: hmac::Key,
+    // Dropping the store drops this sender, which stops the checkpoint thread.
+    _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
+
+/// How often the background thread copies the WAL back into the database file
+/// (`PRAGMA wal_checkpoint(PASSIVE)`; never blocks a writer or a reader).
+pub const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The WAL size (pages) at which a commit checkpoints by itself, as a fallback when the
+/// background thread cannot keep up (SQLite's default is 1,000).
+const AUTOCHECKPOINT_PAGES: i64 = 20_000;
 
 const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -237,6 +296,140 @@ fn chain_hash(prev: &str, content: &[u8]) -> String {
     hex::encode(ctx.finish())
 }
 
+/// Append `events` to the chain inside the caller's transaction (one statement, prepared
+/// once per connection; the chain head is read once per call).
+fn append_events(tx: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let (mut seq, mut prev): (i64, String) = tx
+        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, ZERO.to_string()));
+    let mut st = tx.prepare_cached(
+        "INSERT INTO audit (seq, at, actor, action, job_id, purpose, consent_ref, person,
+         source, outcome, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+    )?;
+    let at = now_utc();
+    for e in events {
+        seq += 1;
+        let h = chain_hash(&prev, &row_content(seq, &at, e));
+        st.execute(params![
+            seq,
+            at,
+            e.actor,
+            e.action,
+            e.job_id,
+            e.purpose,
+            e.consent_ref,
+            e.person,
+            e.source,
+            e.outcome,
+            prev,
+            h
+        ])?;
+        prev = h;
+    }
+    Ok(())
+}
+
+/// Apply one write inside the caller's transaction.
+fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
+    match w {
+        Write::Job {
+            id,
+            token_id,
+            region_code,
+            request,
+            events,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO jobs (id, token_id, region_code, status, request, created_at)
+                 VALUES (?1,?2,?3,'queued',?4,?5)",
+            )?
+            .execute(params![id, token_id, region_code, request, now_utc()])?;
+            append_events(tx, events)
+        }
+        Write::Finish {
+            id,
+            sealed,
+            determination,
+            events,
+        } => {
+            append_events(tx, events)?;
+            tx.prepare_cached(
+                "UPDATE jobs SET status = 'done', sealed = ?2, determination = ?3, request = NULL,
+                 finished_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![id, sealed, determination, now_utc()])?;
+            Ok(())
+        }
+        Write::Audit(events) => append_events(tx, events),
+    }
+}
+
+/// Apply writes in one transaction, each in a savepoint; returns each write's result
+/// (all failed when the transaction cannot begin or commit).
+fn apply_group(conn: &mut Connection, group: &[&Write]) -> Vec<Result<(), StoreError>> {
+    let all_failed = |e: &dyn std::fmt::Display| {
+        group
+            .iter()
+            .map(|_| Err(StoreError::Group(e.to_string())))
+            .collect()
+    };
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return all_failed(&e),
+    };
+    let mut results = Vec::with_capacity(group.len());
+    for w in group {
+        let r = (|| -> Result<(), StoreError> {
+            let sp = tx.savepoint()?;
+            apply(&sp, w)?;
+            sp.commit()?;
+            Ok(())
+        })();
+        results.push(r);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => all_failed(&e),
+    }
+}
+
+/// Start the group-commit writer thread on the write connection; it stops when the
+/// store (the only sender) is dropped.
+fn start_writer(
+    conn: std::sync::Arc<Mutex<Connection>>,
+) -> Option<std::sync::mpsc::Sender<Queued>> {
+    let (tx, rx) = std::sync::mpsc::channel::<Queued>();
+    std::thread::Builder::new()
+        .name("hedui-store-writer".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                while batch.len() < GROUP_MAX {
+                    match rx.try_recv() {
+                        Ok(q) => batch.push(q),
+                        Err(_) => break,
+                    }
+                }
+                let writes: Vec<&Write> = batch.iter().map(|(w, _)| w).collect();
+                let results = match conn.lock() {
+                    Ok(mut c) => apply_group(&mut c, &writes),
+                    Err(_) => writes.iter().map(|_| Err(StoreError::Poisoned)).collect(),
+                };
+                for ((_, reply), r) in batch.into_iter().zip(results) {
+                    // A caller gone (its request was dropped) needs no answer.
+                    let _ = reply.send(r);
+                }
+            }
+        })
+        .ok()
+        .map(|_| tx)
+}
+
 impl Store {
     /// Open (and create) the store at `path` in WAL mode. `secret` keys the person hashes
     /// of consents.
@@ -268,14 +461,45 @@ impl Store {
                 consent_ref TEXT NOT NULL, person TEXT NOT NULL, source TEXT NOT NULL,
                 outcome TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);",
         )?;
+        conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
+        let conn = std::sync::Arc::new(Mutex::new(conn));
+        let read = Connection::open(path)?;
+        read.busy_timeout(std::time::Duration::from_secs(10))?;
+        // The checkpoint thread: a third connection; a failure to open it only means the
+        // commits checkpoint by themselves (at AUTOCHECKPOINT_PAGES).
+        let checkpointer = Connection::open(path).ok().map(|c| {
+            let (tx, rx) = std::sync::mpsc::channel::<()>();
+            let _ = c.busy_timeout(std::time::Duration::from_millis(100));
+            std::thread::Builder::new()
+                .name("hedui-store-checkpoint".into())
+                .spawn(move || {
+                    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                        rx.recv_timeout(CHECKPOINT_EVERY)
+                    {
+                        if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        {
+                            tracing::warn!(error = %e, "A WAL checkpoint failed; the next one retries.");
+                        }
+                    }
+                })
+                .ok()
+                .map(|_| tx)
+        });
         Ok(Store {
-            conn: Mutex::new(conn),
+            conn: conn.clone(),
+            writer: start_writer(conn).map(Mutex::new),
+            read: Mutex::new(read),
             secret: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            _checkpointer: checkpointer.flatten(),
         })
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+
+    fn reader(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.read.lock().map_err(|_| StoreError::Poisoned)
     }
 
     /// Keyed hash of an ID number (HMAC-SHA256 with the service secret, hex): the only
@@ -296,40 +520,7 @@ impl Store {
         }
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        let (mut seq, mut prev): (i64, String) = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?
-            .unwrap_or((0, ZERO.to_string()));
-        {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO audit (seq, at, actor, action, job_id, purpose, consent_ref, person,
-                 source, outcome, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-            )?;
-            let at = now_utc();
-            for e in events {
-                seq += 1;
-                let h = chain_hash(&prev, &row_content(seq, &at, e));
-                st.execute(params![
-                    seq,
-                    at,
-                    e.actor,
-                    e.action,
-                    e.job_id,
-                    e.purpose,
-                    e.consent_ref,
-                    e.person,
-                    e.source,
-                    e.outcome,
-                    prev,
-                    h
-                ])?;
-                prev = h;
-            }
-        }
+        append_events(&tx, events)?;
         tx.commit()?;
         Ok(())
     }
@@ -339,7 +530,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn audit_rows(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut st = conn.prepare(
             "SELECT seq, at, actor, action, job_id, purpose, consent_ref, person, source, outcome,
              hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -372,7 +563,7 @@ impl Store {
     /// # Errors
     /// [`StoreError`] when the table cannot be read.
     pub fn verify_chain(&self) -> Result<ChainCheck, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let mut st = conn.prepare(
             "SELECT seq, at, actor, action, job_id, purpose, consent_ref, person, source, outcome,
              prev_hash, hash FROM audit ORDER BY seq",
@@ -462,13 +653,14 @@ impl Store {
     }
 
     fn token_where(&self, condition: &str, key: &str) -> Result<Option<Token>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         let row: Option<(String, String, String, String)> = conn
-            .query_row(
-                &format!("SELECT id, roles, regions, label FROM tokens WHERE {condition}"),
-                params![key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
+            .prepare_cached(&format!(
+                "SELECT id, roles, regions, label FROM tokens WHERE {condition}"
+            ))?
+            .query_row(params![key], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?;
         Ok(row.map(|(id, roles, regions, label)| Token {
             id,
@@ -520,30 +712,29 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn consent(&self, reference: &str) -> Result<Option<Consent>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         Ok(conn
-            .query_row(
+            .prepare_cached(
                 "SELECT ref, person_hash, person_masked, scope, purpose, valid_until, revoked_at,
                  registered_by FROM consents WHERE ref = ?1",
-                params![reference],
-                |r| {
-                    Ok(Consent {
-                        reference: r.get(0)?,
-                        person_hash: r.get(1)?,
-                        person_masked: r.get(2)?,
-                        scope: r
-                            .get::<_, String>(3)?
-                            .split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(String::from)
-                            .collect(),
-                        purpose: r.get(4)?,
-                        valid_until: r.get(5)?,
-                        revoked_at: r.get(6)?,
-                        registered_by: r.get(7)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![reference], |r| {
+                Ok(Consent {
+                    reference: r.get(0)?,
+                    person_hash: r.get(1)?,
+                    person_masked: r.get(2)?,
+                    scope: r
+                        .get::<_, String>(3)?
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    purpose: r.get(4)?,
+                    valid_until: r.get(5)?,
+                    revoked_at: r.get(6)?,
+                    registered_by: r.get(7)?,
+                })
+            })
             .optional()?)
     }
 
@@ -561,41 +752,78 @@ impl Store {
 
     // ---- jobs
 
-    /// Store an accepted job with its request (before the client is answered).
+    /// Store an accepted job with its request (before the client is answered) and append
+    /// `events` (its `verification_accepted` row) to the audit chain, in one transaction.
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`StoreError`] (nothing is stored then).
     pub fn insert_job(
         &self,
         id: &str,
         token_id: &str,
         region_code: &str,
         request: &str,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "INSERT INTO jobs (id, token_id, region_code, status, request, created_at)
-             VALUES (?1,?2,?3,'queued',?4,?5)",
-            params![id, token_id, region_code, request, now_utc()],
-        )?;
-        Ok(())
+        self.write_now(&Write::Job {
+            id: id.into(),
+            token_id: token_id.into(),
+            region_code: region_code.into(),
+            request: request.into(),
+            events: events.to_vec(),
+        })
     }
 
-    /// Mark a job done with its sealed report; the request (with its ID numbers) is wiped.
+    /// Mark a job done with its sealed report (the request, with its ID numbers, is wiped)
+    /// and append `events` (one row per person and source, `report_built`, and
+    /// `report_fetched` when the report is handed out at once) to the audit chain, in one
+    /// transaction: a report is never stored without its audit rows.
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`StoreError`] (nothing is stored then; the job stays queued).
     pub fn finish_job(
         &self,
         id: &str,
         sealed: &str,
         determination: &str,
+        events: &[AuditEvent],
     ) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "UPDATE jobs SET status = 'done', sealed = ?2, determination = ?3, request = NULL,
-             finished_at = ?4 WHERE id = ?1",
-            params![id, sealed, determination, now_utc()],
-        )?;
+        self.write_now(&Write::Finish {
+            id: id.into(),
+            sealed: sealed.into(),
+            determination: determination.into(),
+            events: events.to_vec(),
+        })
+    }
+
+    fn write_now(&self, w: &Write) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        apply(&tx, w)?;
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Queue a write for the writer thread and wait (without blocking the async runtime)
+    /// until it is committed with the writes queued alongside it: one transaction and one
+    /// commit for all of them. Durable (committed) when this returns `Ok`.
+    ///
+    /// # Errors
+    /// [`StoreError`] for this write (its savepoint was rolled back; the others stand), or
+    /// [`StoreError::Group`] when the group's commit failed (nothing of it was stored).
+    pub async fn write(&self, w: Write) -> Result<(), StoreError> {
+        let Some(writer) = &self.writer else {
+            return self.write_now(&w);
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        writer
+            .lock()
+            .map_err(|_| StoreError::Poisoned)?
+            .send((w, reply))
+            .map_err(|_| StoreError::Group("the store's writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Group("the store's writer thread has stopped".into()))?
     }
 
     /// Refuse an accepted job that can no longer run (at start-up: a consent was revoked or
@@ -618,24 +846,23 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn job(&self, id: &str) -> Result<Option<Job>, StoreError> {
-        let conn = self.conn()?;
+        let conn = self.reader()?;
         Ok(conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, token_id, region_code, status, request, sealed, determination
                  FROM jobs WHERE id = ?1",
-                params![id],
-                |r| {
-                    Ok(Job {
-                        id: r.get(0)?,
-                        token_id: r.get(1)?,
-                        region_code: r.get(2)?,
-                        status: r.get(3)?,
-                        request: r.get(4)?,
-                        sealed: r.get(5)?,
-                        determination: r.get(6)?,
-                    })
-                },
-            )
+            )?
+            .query_row(params![id], |r| {
+                Ok(Job {
+                    id: r.get(0)?,
+                    token_id: r.get(1)?,
+                    region_code: r.get(2)?,
+                    status: r.get(3)?,
+                    request: r.get(4)?,
+                    sealed: r.get(5)?,
+                    determination: r.get(6)?,
+                })
+            })
             .optional()?)
     }
 
@@ -645,7 +872,7 @@ impl Store {
     /// [`StoreError`].
     pub fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
         let ids: Vec<String> = {
-            let conn = self.conn()?;
+            let conn = self.reader()?;
             let mut st =
                 conn.prepare("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at")?;
             st.query_map([], |r| r.get(0))?
@@ -708,6 +935,66 @@ mod tests {
         let bad = s.verify_chain().unwrap().first_bad.unwrap();
         assert_eq!(bad.0, 5, "{bad:?}");
         assert!(bad.1.contains("row 4 is missing"));
+    }
+
+    fn job(i: usize) -> Write {
+        Write::Job {
+            id: format!("v_{i:024x}"),
+            token_id: "tok_1".into(),
+            region_code: "620503".into(),
+            request: "{}".into(),
+            events: vec![ev(i), ev(i + 1000)],
+        }
+    }
+
+    #[test]
+    fn a_failing_write_of_a_group_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
+        let (a, b) = (job(1), job(2));
+        let results = apply_group(&mut s.conn().unwrap(), &[&a, &a, &b]);
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(matches!(results[1], Err(StoreError::Sql(_))), "{results:?}");
+        let check = s.verify_chain().unwrap();
+        assert_eq!((check.rows, check.first_bad), (4, None));
+        assert_eq!(
+            s.job("v_000000000000000000000002").unwrap().unwrap().status,
+            "queued"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_are_committed_into_one_valid_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = std::sync::Arc::new(Store::open(&dir.path().join("s.db"), b"k").unwrap());
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..60 {
+            let s = s.clone();
+            set.spawn(async move {
+                s.write(job(i)).await?;
+                s.write(Write::Finish {
+                    id: format!("v_{i:024x}"),
+                    sealed: format!("{{\"n\":{i}}}"),
+                    determination: "eligible".into(),
+                    events: vec![ev(i + 2000)],
+                })
+                .await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+        // a duplicate fails on its own; the writer goes on
+        assert!(matches!(s.write(job(0)).await, Err(StoreError::Sql(_))));
+        s.write(Write::Audit(vec![ev(9)])).await.unwrap();
+        let check = s.verify_chain().unwrap();
+        assert_eq!((check.rows, check.first_bad), (60 * 3 + 1, None));
+        let j = s.job("v_00000000000000000000002a").unwrap().unwrap();
+        assert_eq!(
+            (j.status.as_str(), j.sealed.as_deref()),
+            ("done", Some("{\"n\":42}"))
+        );
+        assert!(j.request.is_none());
     }
 
     #[test]

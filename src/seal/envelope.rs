@@ -701,6 +701,59 @@ mod tests {
         assert_eq!(opener.open(&sealed).unwrap(), PLAINTEXT);
     }
 
+    /// `hedui serve` seals every report of a sealing run (an hour) under one key agreement
+    /// per recipient: two reports of one run, each stored as JSON, open on their own (a
+    /// fresh opener each, holding only the recipient key), and tampering with one's
+    /// ciphertext fails that one only.
+    #[test]
+    fn two_reports_of_one_serve_run_open_independently_and_a_tampered_one_fails() {
+        let f = fixture();
+        let sealer = RunSealer::new(
+            &f.signing,
+            &[f.civil.public()],
+            "serve-20261130T050000Z-0a1b2c3d",
+        )
+        .unwrap();
+        let one = serde_json::to_string(
+            &sealer
+                .seal(
+                    "v_0123456789abcdef01234567/H1",
+                    b"{\"household_id\":\"H1\"}",
+                )
+                .unwrap(),
+        )
+        .unwrap();
+        let two = serde_json::to_string(
+            &sealer
+                .seal(
+                    "v_89abcdef0123456789abcdef/H2",
+                    b"{\"household_id\":\"H2\"}",
+                )
+                .unwrap(),
+        )
+        .unwrap();
+        drop(sealer);
+        let fresh = || Opener::new(f.civil.clone(), Some(f.signing.verifying_key()));
+        let (one, two): (SealedReport, SealedReport) = (
+            serde_json::from_str(&one).unwrap(),
+            serde_json::from_str(&two).unwrap(),
+        );
+        assert_eq!(one.run_id, two.run_id);
+        assert_eq!(fresh().open(&two).unwrap(), b"{\"household_id\":\"H2\"}");
+        assert_eq!(fresh().open(&one).unwrap(), b"{\"household_id\":\"H1\"}");
+        let mut ct = BASE64.decode(&one.ciphertext).unwrap();
+        ct[0] ^= 1;
+        let tampered = SealedReport {
+            ciphertext: BASE64.encode(ct),
+            ..one.clone()
+        };
+        let opener = fresh();
+        let err = assert_fails(&opener, &tampered, "tampered ciphertext");
+        assert!(matches!(err, SealError::Tampered(_)), "{err:?}");
+        assert_eq!(opener.open(&two).unwrap(), b"{\"household_id\":\"H2\"}");
+        assert_eq!(opener.open(&one).unwrap(), b"{\"household_id\":\"H1\"}");
+    }
+
     #[test]
     fn an_empty_plaintext_and_an_empty_report_id_round_trip() {
         let f = fixture();

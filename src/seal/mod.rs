@@ -32,6 +32,11 @@
 //!   (one hardware SHA-256 pass) rather than the whole encoding (two SHA-512 passes inside
 //!   Ed25519) keeps the signature's cost independent of the report's size.
 //!
+//! What a run is belongs to the caller: `hedui batch` seals one run per batch; `hedui serve`
+//! one *sealing run* per hour or 100,000 reports (`crate::api`), each report under its own
+//! `report_id` (`<job id>/<household id>`, unique), so the X25519 agreements are not paid per
+//! request.
+//!
 //! Every envelope carries the run's wrapped keys, so each one opens on its own; an
 //! [`Opener`] caches the unwrapped run secret per run and wrapped key, so opening the 30,000
 //! reports of one run costs one key agreement. Opening checks the signature first (against
