@@ -484,6 +484,18 @@ impl Opener {
         if !embedded.verifies(&message, &signature) {
             return Err(SealError::Tampered("the signature does not verify".into()));
         }
+        // Whom it is sealed to comes before whom it is signed by: opening with the wrong private
+        // key (whose folder holds another signer's public key) says "wrong key", the real cause.
+        let mine: Vec<&RawWrapped> = recipients
+            .iter()
+            .filter(|r| r.key_id == self.key_id)
+            .collect();
+        if mine.is_empty() {
+            return Err(SealError::WrongKey {
+                key_id: self.key_id.clone(),
+                sealed_to: recipients.iter().map(|r| r.key_id.clone()).collect(),
+            });
+        }
         if let Some(trusted) = &self.trusted_signer
             && *trusted != embedded
         {
@@ -502,16 +514,6 @@ impl Opener {
             )));
         }
 
-        let mine: Vec<&RawWrapped> = recipients
-            .iter()
-            .filter(|r| r.key_id == self.key_id)
-            .collect();
-        if mine.is_empty() {
-            return Err(SealError::WrongKey {
-                key_id: self.key_id.clone(),
-                sealed_to: recipients.iter().map(|r| r.key_id.clone()).collect(),
-            });
-        }
         // Normally one entry; more only if two recipient keys share a 64-bit key id.
         let mut last_error = None;
         for entry in mine {
@@ -767,7 +769,13 @@ mod tests {
         let f = fixture();
         let sealed = f.sealer.seal("H1", PLAINTEXT).unwrap();
         let stranger = RecipientPrivateKey::generate().unwrap();
-        let err = assert_fails(&Opener::new(stranger.clone(), None), &sealed, "stranger");
+        // The stranger's own folder trusts another signer: the answer is still "wrong key".
+        let other_signer = SigningKey::generate().unwrap().verifying_key();
+        let err = assert_fails(
+            &Opener::new(stranger.clone(), Some(other_signer)),
+            &sealed,
+            "stranger",
+        );
         match &err {
             SealError::WrongKey { key_id, sealed_to } => {
                 assert_eq!(*key_id, stranger.key_id());
