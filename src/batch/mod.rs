@@ -871,6 +871,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     q.write_csv(&qpath).map_err(write_err(&qpath))?;
     scale::write_state(
         opts,
+        &caseload,
         &sel.prefix,
         &run_id,
         &sources,
