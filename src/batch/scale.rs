@@ -1645,82 +1645,34 @@ pub fn run_incremental(
     let todo: Vec<usize> = (0..caseload.households.len())
         .filter(|&h| recompute[h])
         .collect();
-    let fresh: Vec<Result<(usize, String, Outcomes), BatchError>> = todo
-        .par_iter()
-        .map(|&h| {
-            let (report, gap) = ctx.report(h, &members_of[h], &supporters_of[h]);
-            let text = serde_json::to_vec(&report).expect("reports serialise");
-            let sealed = sealer.seal(&report.report_id, &text)?;
-            let o = Outcomes {
-                per_capita: [
-                    report.per_capita_monthly_income.clone(),
-                    report.per_capita_financial_assets.clone(),
-                ],
-                household_id: report.household_id.clone(),
-                determination: report.determination,
-                fired: report
-                    .findings
-                    .iter()
-                    .map(|f| (f.rule.clone(), f.outcome))
-                    .collect(),
-                review_due: report.review_due,
-                gap,
-                unverified_sources: report
-                    .sources
-                    .iter()
-                    .filter(|s| s.status == SourceStatus::Unverified)
-                    .map(|s| s.source.clone())
-                    .collect(),
-            };
-            Ok((
-                h,
-                serde_json::to_string(&sealed).expect("envelopes serialise"),
-                o,
-            ))
-        })
-        .collect();
-    let mut fresh_by_h: HashMap<usize, (String, Outcomes)> = HashMap::new();
-    for r in fresh {
-        let (h, line, o) = r?;
-        fresh_by_h.insert(h, (line, o));
-    }
-    timings.insert("assess_seal".to_string(), ta.elapsed().as_millis());
-
-    // ---- write: reports (fresh lines, and byte ranges of the previous file), state, …
-    let tw = Instant::now();
-    let reports_path = opts.out.join("reports.jsonl");
-    // The new file, in caseload order: fresh lines, and byte ranges of the previous file
-    // (copied in the kernel), written on a thread of its own while the rest is written.
-    enum Piece {
-        Fresh(String),
-        Copy(u64, u64),
-    }
-    let mut pieces: Vec<Piece> = Vec::new();
-    let mut outcomes: Vec<Outcomes> = Vec::with_capacity(caseload.households.len());
-    let mut states: Vec<HouseholdState> = Vec::with_capacity(caseload.households.len());
-    let mut offset = 0u64;
     for (h, hs) in prev.households.iter().enumerate() {
         if hs.id != caseload.households[h].id {
             return Err(mismatch("the household order"));
         }
-        match fresh_by_h.remove(&h) {
-            Some((line, o)) => {
-                states.push(HouseholdState::of(&o, line.len() as u64 + 1));
-                outcomes.push(o);
-                pieces.push(Piece::Fresh(line));
-            }
-            None => {
-                match pieces.last_mut() {
-                    Some(Piece::Copy(from, len)) if *from + *len == offset => *len += hs.len,
-                    _ => pieces.push(Piece::Copy(offset, hs.len)),
-                }
-                states.push(hs.clone());
-                outcomes.push(hs.outcomes());
+    }
+    // The new reports file, in caseload order: byte ranges of the previous file (copied in
+    // the kernel) and the fresh lines, written on a thread of its own that copies while the
+    // households are assessed, taking each fresh line as it comes (in caseload order).
+    enum Piece {
+        Fresh,
+        Copy(u64, u64),
+    }
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut offset = 0u64;
+    for (h, hs) in prev.households.iter().enumerate() {
+        if recompute[h] {
+            pieces.push(Piece::Fresh);
+        } else {
+            match pieces.last_mut() {
+                Some(Piece::Copy(from, len)) if *from + *len == offset => *len += hs.len,
+                _ => pieces.push(Piece::Copy(offset, hs.len)),
             }
         }
         offset += hs.len;
     }
+    let reports_path = opts.out.join("reports.jsonl");
     let prev_reports_path = prev.dir.join("reports.jsonl");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
     let reports_writer = {
         let reports_path = reports_path.clone();
         std::thread::spawn(move || -> Result<u128, BatchError> {
@@ -1734,7 +1686,10 @@ pub fn run_incremental(
             let write = || -> std::io::Result<()> {
                 for piece in pieces {
                     match piece {
-                        Piece::Fresh(line) => {
+                        Piece::Fresh => {
+                            let line = rx.recv().map_err(|_| {
+                                std::io::Error::other("the assessment stopped before every report")
+                            })?;
                             out.write_all(line.as_bytes())?;
                             out.write_all(b"\n")?;
                         }
@@ -1756,6 +1711,68 @@ pub fn run_incremental(
             Ok(t.elapsed().as_millis())
         })
     };
+    let mut fresh_by_h: HashMap<usize, (u64, Outcomes)> = HashMap::new();
+    for chunk in todo.chunks(64) {
+        let fresh: Vec<Result<(usize, String, Outcomes), BatchError>> = chunk
+            .par_iter()
+            .map(|&h| {
+                let (report, gap) = ctx.report(h, &members_of[h], &supporters_of[h]);
+                let text = serde_json::to_vec(&report).expect("reports serialise");
+                let sealed = sealer.seal(&report.report_id, &text)?;
+                let o = Outcomes {
+                    per_capita: [
+                        report.per_capita_monthly_income.clone(),
+                        report.per_capita_financial_assets.clone(),
+                    ],
+                    household_id: report.household_id.clone(),
+                    determination: report.determination,
+                    fired: report
+                        .findings
+                        .iter()
+                        .map(|f| (f.rule.clone(), f.outcome))
+                        .collect(),
+                    review_due: report.review_due,
+                    gap,
+                    unverified_sources: report
+                        .sources
+                        .iter()
+                        .filter(|s| s.status == SourceStatus::Unverified)
+                        .map(|s| s.source.clone())
+                        .collect(),
+                };
+                Ok((
+                    h,
+                    serde_json::to_string(&sealed).expect("envelopes serialise"),
+                    o,
+                ))
+            })
+            .collect();
+        for r in fresh {
+            let (h, line, o) = r?;
+            fresh_by_h.insert(h, (line.len() as u64 + 1, o));
+            // a closed channel means the writer failed: its error is reported at the join
+            let _ = tx.send(line);
+        }
+    }
+    drop(tx);
+    timings.insert("assess_seal".to_string(), ta.elapsed().as_millis());
+
+    // ---- write: outcomes, state, …
+    let tw = Instant::now();
+    let mut outcomes: Vec<Outcomes> = Vec::with_capacity(caseload.households.len());
+    let mut states: Vec<HouseholdState> = Vec::with_capacity(caseload.households.len());
+    for (h, hs) in prev.households.iter().enumerate() {
+        match fresh_by_h.remove(&h) {
+            Some((len, o)) => {
+                states.push(HouseholdState::of(&o, len));
+                outcomes.push(o);
+            }
+            None => {
+                states.push(hs.clone());
+                outcomes.push(hs.outcomes());
+            }
+        }
+    }
     let det_path = opts.out.join("determinations.csv");
     write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
     let cpath = opts.out.join("changes.json");
