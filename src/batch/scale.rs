@@ -473,12 +473,16 @@ fn read_caseload_cache(path: &Path) -> Option<Caseload> {
 
 fn encode_record(rec: &Record) -> Vec<u8> {
     let mut b = Vec::with_capacity(64);
-    put_str(&mut b, Some(&rec.id_number));
+    encode_record_into(&mut b, rec);
+    b
+}
+
+fn encode_record_into(b: &mut Vec<u8>, rec: &Record) {
+    put_str(b, Some(&rec.id_number));
     b.extend_from_slice(&(rec.values.len() as u16).to_le_bytes());
     for v in &rec.values {
-        put_str(&mut b, v.as_deref());
+        put_str(b, v.as_deref());
     }
-    b
 }
 
 fn put_str(b: &mut Vec<u8>, s: Option<&str>) {
@@ -520,12 +524,22 @@ fn decode_record(row: u64, blob: &[u8]) -> Option<Record> {
 /// Writes `linked.bin`: rows, then near-miss rows, then the row count.
 struct LinkedWriter {
     w: BufWriter<std::fs::File>,
+    /// `linked.keys` beside a `linked.bin`: (source, row, person) of each row.
+    keys: Option<BufWriter<std::fs::File>>,
     n: u64,
 }
 
+const KEYS_MAGIC: &[u8; 8] = b"HEDUIK1\n";
+
 impl LinkedWriter {
     fn create(path: &Path) -> std::io::Result<Self> {
-        Self::create_with(path, LINKED_MAGIC)
+        let mut w = Self::create_with(path, LINKED_MAGIC)?;
+        let kpath = path.with_extension("keys");
+        remove_if_present(&kpath)?;
+        let mut k = BufWriter::with_capacity(1 << 20, std::fs::File::create(kpath)?);
+        k.write_all(KEYS_MAGIC)?;
+        w.keys = Some(k);
+        Ok(w)
     }
 
     /// A new file (never written through an existing one: `linked.bin` of an incremental
@@ -534,7 +548,11 @@ impl LinkedWriter {
         remove_if_present(path)?;
         let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
         w.write_all(magic)?;
-        Ok(LinkedWriter { w, n: 0 })
+        Ok(LinkedWriter {
+            w,
+            keys: None,
+            n: 0,
+        })
     }
 
     /// A person whose rows the patch holds (all of them: the base's rows of that person
@@ -550,17 +568,31 @@ impl LinkedWriter {
         self.w.write_all(&key.to_le_bytes())?;
         self.w.write_all(&(blob.len() as u32).to_le_bytes())?;
         self.w.write_all(blob)?;
+        if let Some(k) = &mut self.keys {
+            k.write_all(&[1, s])?;
+            k.write_all(&row.to_le_bytes())?;
+            k.write_all(&key.to_le_bytes())?;
+        }
         self.n += 1;
         Ok(())
     }
 
     fn near(&mut self, s: u8, row: u64, body: u64) -> std::io::Result<()> {
+        if let Some(k) = &mut self.keys {
+            k.write_all(&[2, s])?;
+            k.write_all(&row.to_le_bytes())?;
+            k.write_all(&body.to_le_bytes())?;
+        }
         self.w.write_all(&[2, s])?;
         self.w.write_all(&row.to_le_bytes())?;
         self.w.write_all(&body.to_le_bytes())
     }
 
     fn finish(mut self) -> std::io::Result<()> {
+        if let Some(k) = &mut self.keys {
+            k.write_all(&self.n.to_le_bytes())?;
+            k.flush()?;
+        }
         self.w.write_all(&[0])?;
         self.w.write_all(&self.n.to_le_bytes())?;
         self.w.flush()
@@ -580,6 +612,29 @@ fn write_linked<B: AsRef<[u8]>>(
         w.near(s, row, body)?;
     }
     w.finish()
+}
+
+/// `linked.keys` beside a `linked.bin`: the (source, row, person) of each of its rows and
+/// its near-miss rows (source, row, 17-digit body), without the records; `None` when
+/// missing or not whole.
+#[allow(clippy::type_complexity)]
+fn read_linked_keys(path: &Path) -> Option<(Vec<(u8, u64, u64)>, Vec<(u8, u64, u64)>)> {
+    let b = std::fs::read(path).ok()?;
+    let body = b.get(8..b.len().checked_sub(8)?)?;
+    if b.get(..8)? != KEYS_MAGIC || body.len() % 18 != 0 {
+        return None;
+    }
+    let (mut rows, mut near) = (Vec::with_capacity(body.len() / 18), Vec::new());
+    for c in body.chunks_exact(18) {
+        let u = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
+        match c[0] {
+            1 => rows.push((c[1], u(2), u(10))),
+            2 => near.push((c[1], u(2), u(10))),
+            _ => return None,
+        }
+    }
+    let n = u64::from_le_bytes(b.get(b.len() - 8..)?.try_into().ok()?);
+    (n == rows.len() as u64).then_some((rows, near))
 }
 
 /// Read `linked.bin` front to back without holding it: `row` for each linked row, `near`
@@ -1260,13 +1315,31 @@ pub fn run_incremental(
             let td = Instant::now();
             read_deltas(delta_dir).map(|d| (d, td.elapsed().as_millis()))
         });
-        let prev = load_previous(previous);
+        // the state, and the (source, row, person) of each of its linked rows, read while
+        // the delta is (the rows the delta takes out are looked up in it)
+        let prev = load_previous(previous).and_then(|prev| {
+            let keys = previous.join("state/linked.keys");
+            // the base's near-miss rows are only needed without a patch
+            if let Some((base, near)) = read_linked_keys(&keys) {
+                let p = &prev.patch_persons;
+                let mut index: Vec<(u8, u64, u64)> = if p.is_empty() {
+                    base
+                } else {
+                    base.into_iter().filter(|r| !p.contains(&r.2)).collect()
+                };
+                index.extend(prev.patch_rows.iter().map(|r| (r.source, r.row, r.key)));
+                return Ok((prev, index, near));
+            }
+            let mut index: Vec<(u8, u64, u64)> = Vec::new();
+            let near = prev.view(|r, _| index.push((r.source, r.row, r.key)))?;
+            Ok((prev, index, near))
+        });
         let ts = t0.elapsed().as_millis();
         let c = c.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         let d = d.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (c, prev.map(|p| (p, ts)), d)
     });
-    let (mut prev, state_ms) = prev?;
+    let ((mut prev, row_index, base_near), state_ms) = prev?;
     timings.insert("state_read".to_string(), state_ms);
     let mismatch = |what: &str| BatchError::Previous {
         path: previous.display().to_string(),
@@ -1369,11 +1442,12 @@ pub fn run_incremental(
             .and_then(|b| b.get((r / 64) as usize))
             .is_some_and(|w| w >> (r % 64) & 1 == 1)
     };
-    let base_near = prev.view(|r, _| {
-        if is_hit(r.source, r.row) {
-            touched.insert(r.key);
+    for &(s, r, key) in &row_index {
+        if is_hit(s, r) {
+            touched.insert(key);
         }
-    })?;
+    }
+    drop(row_index);
     if !prev.has_patch {
         prev.near_miss = base_near;
     }
@@ -1479,18 +1553,17 @@ pub fn run_incremental(
             let Some(end_row) = *end_row else { continue };
             match IdNumber::parse(&row.rec.id_number, opts.as_of) {
                 Ok((id, _)) if everyone.contains(&id.key()) => {
-                    let mut rec = row.rec.clone();
-                    rec.row = end_row;
-                    let blob = encode_record(&rec);
+                    // (the row number is not encoded: it is the LinkedRow's)
+                    let at = fresh_buf.len();
+                    encode_record_into(&mut fresh_buf, &row.rec);
                     end_linked.push(LinkedRow {
                         source: si as u8,
                         row: end_row,
                         key: id.key(),
-                        at: fresh_buf.len(),
-                        len: blob.len() as u32,
+                        at,
+                        len: (fresh_buf.len() - at) as u32,
                         buf: FRESH,
                     });
-                    fresh_buf.extend_from_slice(&blob);
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -1934,10 +2007,15 @@ fn write_linked_state(
         )
         .map_err(write_err(&lpath));
     }
-    remove_if_present(&lpath).map_err(write_err(&lpath))?;
-    let base = prev.dir.join("state/linked.bin");
-    if std::fs::hard_link(&base, &lpath).is_err() {
-        std::fs::copy(&base, &lpath).map_err(write_err(&lpath))?;
+    for name in ["linked.bin", "linked.keys"] {
+        let (from, to) = (prev.dir.join("state").join(name), sdir.join(name));
+        remove_if_present(&to).map_err(write_err(&to))?;
+        if !from.exists() {
+            continue;
+        }
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(write_err(&to))?;
+        }
     }
     let mut keys: Vec<u64> = persons.iter().copied().collect();
     keys.sort_unstable();
