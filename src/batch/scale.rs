@@ -182,16 +182,15 @@ struct HouseholdState {
 }
 
 impl HouseholdState {
-    fn of(o: &Outcomes, len: u64) -> Self {
-        HouseholdState {
-            id: o.household_id.clone(),
-            determination: o.determination,
-            fired: o.fired.clone(),
-            review_due: o.review_due,
-            gap: o.gap,
-            unverified: o.unverified_sources.clone(),
-            per_capita: o.per_capita.clone(),
-            len,
+    fn into_outcomes(self) -> Outcomes {
+        Outcomes {
+            per_capita: self.per_capita,
+            household_id: self.id,
+            determination: self.determination,
+            fired: self.fired,
+            review_due: self.review_due,
+            gap: self.gap,
+            unverified_sources: self.unverified,
         }
     }
 
@@ -771,13 +770,7 @@ pub(super) fn write_state(
     let mpath = dir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
-    write_households(
-        &dir,
-        outcomes
-            .iter()
-            .zip(report_lens)
-            .map(|(o, &l)| HouseholdState::of(o, l)),
-    )?;
+    write_households(&dir, outcomes.iter().zip(report_lens.iter().copied()))?;
     let cpath = dir.join("caseload.bin");
     write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))?;
     let as_of = opts.as_of;
@@ -812,16 +805,16 @@ const HOUSEHOLDS_MAGIC: &[u8; 8] = b"HEDUIH1\n";
 
 /// `state/households.bin`: per household in caseload order its outcome and the byte length
 /// of its line in `reports.jsonl` (binary: an incremental run reads every household's).
-fn write_households(
+fn write_households<'a>(
     dir: &Path,
-    rows: impl Iterator<Item = HouseholdState>,
+    rows: impl Iterator<Item = (&'a Outcomes, u64)>,
 ) -> Result<(), BatchError> {
     let hpath = dir.join("households.bin");
     let mut b: Vec<u8> = Vec::with_capacity(1 << 20);
     b.extend_from_slice(HOUSEHOLDS_MAGIC);
     let mut n = 0u64;
-    for h in rows {
-        put_str(&mut b, Some(&h.id));
+    for (h, len) in rows {
+        put_str(&mut b, Some(&h.household_id));
         b.push(match h.determination {
             Determination::Eligible => 0,
             Determination::Ineligible => 1,
@@ -834,14 +827,14 @@ fn write_households(
         }
         b.push(u8::from(h.review_due));
         put_opt_i64(&mut b, h.gap);
-        put_u64(&mut b, h.unverified.len() as u64);
-        for u in &h.unverified {
+        put_u64(&mut b, h.unverified_sources.len() as u64);
+        for u in &h.unverified_sources {
             put_str(&mut b, Some(u));
         }
         for v in &h.per_capita {
             put_str(&mut b, v.as_deref());
         }
-        put_u64(&mut b, h.len);
+        put_u64(&mut b, len);
         n += 1;
     }
     put_u64(&mut b, n);
@@ -1263,9 +1256,10 @@ fn read_deltas(delta_dir: &Path) -> Result<Vec<Option<SourceDelta>>, BatchError>
             }
         }
     }
+    // in parallel: converting a delta's cells to records is single-threaded per source
     SourceKind::ALL
-        .into_iter()
-        .map(|kind| read_delta(delta_dir, kind))
+        .par_iter()
+        .map(|&kind| read_delta(delta_dir, kind))
         .collect()
 }
 
@@ -1471,6 +1465,73 @@ pub fn run_incremental(
             recompute[s.household] = true;
         }
     }
+    for (h, hs) in prev.households.iter().enumerate() {
+        if hs.id != caseload.households[h].id {
+            return Err(mismatch("the household order"));
+        }
+    }
+    // The new reports file, in caseload order: byte ranges of the previous file (copied in
+    // the kernel) and the fresh lines, written on a thread of its own that copies while the
+    // touched households' evidence is gathered and they are assessed, taking each fresh line
+    // as it comes (in caseload order).
+    enum Piece {
+        Fresh,
+        Copy(u64, u64),
+    }
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut offset = 0u64;
+    for (h, hs) in prev.households.iter().enumerate() {
+        if recompute[h] {
+            pieces.push(Piece::Fresh);
+        } else {
+            match pieces.last_mut() {
+                Some(Piece::Copy(from, len)) if *from + *len == offset => *len += hs.len,
+                _ => pieces.push(Piece::Copy(offset, hs.len)),
+            }
+        }
+        offset += hs.len;
+    }
+    let reports_path = opts.out.join("reports.jsonl");
+    let prev_reports_path = prev.dir.join("reports.jsonl");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reports_writer = {
+        let reports_path = reports_path.clone();
+        std::thread::spawn(move || -> Result<u128, BatchError> {
+            let t = Instant::now();
+            let mut src =
+                std::fs::File::open(&prev_reports_path).map_err(write_err(&prev_reports_path))?;
+            let mut out = BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?,
+            );
+            let write = || -> std::io::Result<()> {
+                for piece in pieces {
+                    match piece {
+                        Piece::Fresh => {
+                            let line = rx.recv().map_err(|_| {
+                                std::io::Error::other("the assessment stopped before every report")
+                            })?;
+                            out.write_all(line.as_bytes())?;
+                            out.write_all(b"\n")?;
+                        }
+                        Piece::Copy(from, len) => {
+                            out.flush()?;
+                            src.seek(SeekFrom::Start(from))?;
+                            let n = std::io::copy(&mut Read::take(&mut src, len), out.get_mut())?;
+                            if n != len {
+                                return Err(std::io::Error::other(
+                                    "the previous reports.jsonl is shorter than its state says",
+                                ));
+                            }
+                        }
+                    }
+                }
+                out.flush()
+            };
+            write().map_err(write_err(&reports_path))?;
+            Ok(t.elapsed().as_millis())
+        })
+    };
     let mut person_index: HashMap<u64, usize> = HashMap::new();
     let queried = caseload
         .members
@@ -1718,72 +1779,6 @@ pub fn run_incremental(
     let todo: Vec<usize> = (0..caseload.households.len())
         .filter(|&h| recompute[h])
         .collect();
-    for (h, hs) in prev.households.iter().enumerate() {
-        if hs.id != caseload.households[h].id {
-            return Err(mismatch("the household order"));
-        }
-    }
-    // The new reports file, in caseload order: byte ranges of the previous file (copied in
-    // the kernel) and the fresh lines, written on a thread of its own that copies while the
-    // households are assessed, taking each fresh line as it comes (in caseload order).
-    enum Piece {
-        Fresh,
-        Copy(u64, u64),
-    }
-    let mut pieces: Vec<Piece> = Vec::new();
-    let mut offset = 0u64;
-    for (h, hs) in prev.households.iter().enumerate() {
-        if recompute[h] {
-            pieces.push(Piece::Fresh);
-        } else {
-            match pieces.last_mut() {
-                Some(Piece::Copy(from, len)) if *from + *len == offset => *len += hs.len,
-                _ => pieces.push(Piece::Copy(offset, hs.len)),
-            }
-        }
-        offset += hs.len;
-    }
-    let reports_path = opts.out.join("reports.jsonl");
-    let prev_reports_path = prev.dir.join("reports.jsonl");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reports_writer = {
-        let reports_path = reports_path.clone();
-        std::thread::spawn(move || -> Result<u128, BatchError> {
-            let t = Instant::now();
-            let mut src =
-                std::fs::File::open(&prev_reports_path).map_err(write_err(&prev_reports_path))?;
-            let mut out = BufWriter::with_capacity(
-                1 << 20,
-                std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?,
-            );
-            let write = || -> std::io::Result<()> {
-                for piece in pieces {
-                    match piece {
-                        Piece::Fresh => {
-                            let line = rx.recv().map_err(|_| {
-                                std::io::Error::other("the assessment stopped before every report")
-                            })?;
-                            out.write_all(line.as_bytes())?;
-                            out.write_all(b"\n")?;
-                        }
-                        Piece::Copy(from, len) => {
-                            out.flush()?;
-                            src.seek(SeekFrom::Start(from))?;
-                            let n = std::io::copy(&mut Read::take(&mut src, len), out.get_mut())?;
-                            if n != len {
-                                return Err(std::io::Error::other(
-                                    "the previous reports.jsonl is shorter than its state says",
-                                ));
-                            }
-                        }
-                    }
-                }
-                out.flush()
-            };
-            write().map_err(write_err(&reports_path))?;
-            Ok(t.elapsed().as_millis())
-        })
-    };
     let mut fresh_by_h: HashMap<usize, (u64, Outcomes)> = HashMap::new();
     for chunk in todo.chunks(64) {
         let fresh: Vec<Result<(usize, String, Outcomes), BatchError>> = chunk
@@ -1832,24 +1827,29 @@ pub fn run_incremental(
 
     // ---- write: outcomes, state, …
     let tw = Instant::now();
+    let changes = changes_json(
+        previous,
+        todo.iter()
+            .filter_map(|h| Some((&prev.households[*h], &fresh_by_h.get(h)?.1))),
+        todo.len(),
+    );
     let mut outcomes: Vec<Outcomes> = Vec::with_capacity(caseload.households.len());
-    let mut states: Vec<HouseholdState> = Vec::with_capacity(caseload.households.len());
-    for (h, hs) in prev.households.iter().enumerate() {
+    let mut lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
+    for (h, hs) in std::mem::take(&mut prev.households).into_iter().enumerate() {
         match fresh_by_h.remove(&h) {
             Some((len, o)) => {
-                states.push(HouseholdState::of(&o, len));
+                lens.push(len);
                 outcomes.push(o);
             }
             None => {
-                states.push(hs.clone());
-                outcomes.push(hs.outcomes());
+                lens.push(hs.len);
+                outcomes.push(hs.into_outcomes());
             }
         }
     }
     let det_path = opts.out.join("determinations.csv");
     write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
     let cpath = opts.out.join("changes.json");
-    let changes = changes_json(previous, &prev.households, &outcomes, todo.len());
     std::fs::write(&cpath, serde_json::to_vec_pretty(&changes).expect("json"))
         .map_err(write_err(&cpath))?;
 
@@ -1935,7 +1935,7 @@ pub fn run_incremental(
     let mpath = sdir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
-    write_households(&sdir, states.into_iter())?;
+    write_households(&sdir, outcomes.iter().zip(lens.iter().copied()))?;
     write_linked_state(&prev, &sdir, &patch_persons, &end_linked, &end_near, bufs)?;
     let cpath = sdir.join("caseload.bin");
     remove_if_present(&cpath).map_err(write_err(&cpath))?;
@@ -2106,14 +2106,13 @@ fn read_quarantine_split(
 
 /// `changes.json` of an incremental run: households whose determination flipped, the rules
 /// added and removed, and the per-capita values before and after (yuan).
-fn changes_json(
+fn changes_json<'a>(
     previous: &Path,
-    before: &[HouseholdState],
-    after: &[Outcomes],
+    recomputed_pairs: impl Iterator<Item = (&'a HouseholdState, &'a Outcomes)>,
     recomputed: usize,
 ) -> serde_json::Value {
     let mut flipped = Vec::new();
-    for (b, a) in before.iter().zip(after) {
+    for (b, a) in recomputed_pairs {
         if b.determination == a.determination {
             continue;
         }
@@ -2373,7 +2372,7 @@ fn merge_slices(
         .collect::<Result<_, _>>()
         .map_err(write_err(work))?;
     let mut outcomes = Vec::with_capacity(caseload.households.len());
-    let mut states = Vec::with_capacity(caseload.households.len());
+    let mut lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
     let mut h = 0;
     while h < caseload.households.len() {
         // a run of consecutive households from one slice is one copy
@@ -2395,7 +2394,7 @@ fn merge_slices(
             .map_err(write_err(&reports_path))?;
         for x in &prevs[k].households[a..=b] {
             outcomes.push(x.outcomes());
-            states.push(x.clone());
+            lens.push(x.len);
         }
     }
     offsets.clear();
@@ -2457,7 +2456,7 @@ fn merge_slices(
     let mpath = sdir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
-    write_households(&sdir, states.into_iter())?;
+    write_households(&sdir, outcomes.iter().zip(lens.iter().copied()))?;
     // A person in two slices (a supporter of households in both) has their rows in each:
     // each (source, row) is written once.
     let cpath = sdir.join("caseload.bin");
@@ -2608,6 +2607,33 @@ mod tests {
         assert!(parse_memory_limit("8X").is_err());
         assert!(parse_memory_limit("0G").is_err());
         assert!(parse_memory_limit("lots").is_err());
+    }
+
+    #[test]
+    fn household_states_survive_their_encoding_and_a_truncated_file_is_refused() {
+        let h = HouseholdState {
+            id: "620503H0000047".into(),
+            determination: Determination::Referred,
+            fired: vec![
+                ("income".into(), Outcome::Eligible),
+                ("source_unverified".into(), Outcome::Referred),
+            ],
+            review_due: true,
+            gap: Some(-1250),
+            unverified: vec!["bank".into()],
+            per_capita: [Some("415.50".into()), None],
+            len: 8713,
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let o = h.outcomes();
+        write_households(dir.path(), [(&o, h.len), (&o, h.len)].into_iter()).expect("written");
+        let b = std::fs::read(dir.path().join("households.bin")).expect("read");
+        let back = read_households(&b).expect("decodes");
+        assert_eq!(back.len(), 2);
+        let j = |x: &HouseholdState| serde_json::to_value(x).expect("json");
+        assert_eq!(j(&back[1]), j(&h));
+        assert!(read_households(&b[..b.len() - 3]).is_none());
+        assert!(read_households(&b[..20]).is_none());
     }
 
     #[test]
