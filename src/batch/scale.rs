@@ -30,7 +30,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hedui_connectors::file::{frame_to_records, locate};
+use hedui_connectors::file::{locate, text_columns};
 use hedui_connectors::read::scan_prepared;
 use hedui_connectors::{Record, RecordSet, SourceKind, prepare};
 use polars::prelude::*;
@@ -472,16 +472,12 @@ fn read_caseload_cache(path: &Path) -> Option<Caseload> {
 
 fn encode_record(rec: &Record) -> Vec<u8> {
     let mut b = Vec::with_capacity(64);
-    encode_record_into(&mut b, rec);
-    b
-}
-
-fn encode_record_into(b: &mut Vec<u8>, rec: &Record) {
-    put_str(b, Some(&rec.id_number));
+    put_str(&mut b, Some(&rec.id_number));
     b.extend_from_slice(&(rec.values.len() as u16).to_le_bytes());
     for v in &rec.values {
-        put_str(b, v.as_deref());
+        put_str(&mut b, v.as_deref());
     }
+    b
 }
 
 fn put_str(b: &mut Vec<u8>, s: Option<&str>) {
@@ -1058,12 +1054,34 @@ struct DeltaRow {
     op: Op,
     /// Row in the previous extract (change/remove).
     prev_row: Option<u64>,
-    rec: Record,
+    /// The encoded record (raw ID and values, as in `linked.bin`): `len` bytes at `at` of
+    /// [`SourceDelta::buf`].
+    at: usize,
+    len: u32,
 }
 
 struct SourceDelta {
     file: String,
     rows: Vec<DeltaRow>,
+    buf: Vec<u8>,
+}
+
+impl SourceDelta {
+    fn blob(&self, r: &DeltaRow) -> &[u8] {
+        &self.buf[r.at..r.at + r.len as usize]
+    }
+
+    /// The row's raw ID number (the first string of its record).
+    fn id(&self, r: &DeltaRow) -> &str {
+        let b = self.blob(r);
+        let n = b
+            .get(..4)
+            .and_then(|x| x.try_into().ok())
+            .map_or(0, u32::from_le_bytes) as usize;
+        b.get(4..4 + n)
+            .and_then(|x| std::str::from_utf8(x).ok())
+            .unwrap_or("")
+    }
 }
 
 fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, BatchError> {
@@ -1090,24 +1108,43 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
         .with_row_index("_row", None)
         .collect()
         .map_err(|e| derr("-".into(), "-", e.to_string()))?;
-    let text = |name: &str| -> Result<Vec<Option<String>>, BatchError> {
-        let c = df
-            .column(name)
+    // The cells are encoded straight from the columns (no string per cell): ID, then the
+    // source's columns, an empty cell read as absent.
+    let text = |name: &str| -> Result<Column, BatchError> {
+        df.column(name)
             .and_then(|c| c.cast(&DataType::String))
-            .map_err(|e| derr("-".into(), name, e.to_string()))?;
-        Ok(c.str()
-            .map_err(|e| derr("-".into(), name, e.to_string()))?
-            .iter()
-            .map(|v| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
-            .collect())
+            .map_err(|e| derr("-".into(), name, e.to_string()))
     };
-    let ops = text("op")?;
-    let prev_rows = text("row")?;
-    let recs = frame_to_records(&path, kind, df.drop_many(["op", "row"]))
+    let (op_col, row_col) = (text("op")?, text("row")?);
+    let str_of = |c: &'_ Column, name: &str| -> Result<StringChunked, BatchError> {
+        c.str()
+            .cloned()
+            .map_err(|e| derr("-".into(), name, e.to_string()))
+    };
+    let (ops, prev_rows) = (str_of(&op_col, "op")?, str_of(&row_col, "row")?);
+    let cells = text_columns(df.drop_many(["op", "row"]), &["_row"])
         .map_err(|e| derr("-".into(), "-", e.to_string()))?;
-    let mut rows = Vec::with_capacity(recs.records.len());
-    for (i, rec) in recs.records.into_iter().enumerate() {
-        let op = match ops[i].as_deref() {
+    let ids = str_of(
+        cells
+            .column("id_number")
+            .map_err(|e| derr("-".into(), "id_number", e.to_string()))?,
+        "id_number",
+    )?;
+    let cols: Vec<StringChunked> = kind
+        .columns()
+        .iter()
+        .map(|c| {
+            cells
+                .column(c.name)
+                .map_err(|e| derr("-".into(), c.name, e.to_string()))
+                .and_then(|col| str_of(col, c.name))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut values: Vec<_> = cols.iter().map(|c| c.iter()).collect();
+    let mut buf: Vec<u8> = Vec::with_capacity(cells.height() * 96);
+    let mut rows = Vec::with_capacity(cells.height());
+    for (i, ((op, prev), id)) in ops.iter().zip(prev_rows.iter()).zip(ids.iter()).enumerate() {
+        let op = match nonempty(op) {
             Some("add") => Op::Add,
             Some("change") => Op::Change,
             Some("remove") => Op::Remove,
@@ -1119,7 +1156,7 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
                 ));
             }
         };
-        let prev_row = match (op, prev_rows[i].as_deref()) {
+        let prev_row = match (op, nonempty(prev)) {
             (Op::Add, None) => None,
             (Op::Add, Some(_)) => {
                 return Err(derr(
@@ -1143,9 +1180,25 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
                 ));
             }
         };
-        rows.push(DeltaRow { op, prev_row, rec });
+        let at = buf.len();
+        put_str(&mut buf, Some(id.unwrap_or("")));
+        buf.extend_from_slice(&(values.len() as u16).to_le_bytes());
+        for c in &mut values {
+            put_str(&mut buf, c.next().flatten().filter(|v| !v.is_empty()));
+        }
+        rows.push(DeltaRow {
+            op,
+            prev_row,
+            at,
+            len: (buf.len() - at) as u32,
+        });
     }
-    Ok(Some(SourceDelta { file, rows }))
+    Ok(Some(SourceDelta { file, rows, buf }))
+}
+
+/// A cell trimmed, `None` when absent or empty.
+fn nonempty(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// Where every previous row goes in the end state, per the apply rule in the module docs.
@@ -1408,7 +1461,7 @@ pub fn run_incremental(
         let m = d.as_ref().map(|d| plan_rows(st.rows, d)).transpose()?;
         if let Some(d) = d {
             for row in &d.rows {
-                if let Some(key) = delta_key(&row.rec.id_number, opts.as_of) {
+                if let Some(key) = delta_key(d.id(row), opts.as_of) {
                     touched.insert(key);
                 }
             }
@@ -1612,11 +1665,12 @@ pub fn run_incremental(
         }
         for (row, end_row) in d.rows.iter().zip(&m.delta_rows) {
             let Some(end_row) = *end_row else { continue };
-            match IdNumber::parse(&row.rec.id_number, opts.as_of) {
+            let raw_id = d.id(row);
+            match IdNumber::parse(raw_id, opts.as_of) {
                 Ok((id, _)) if everyone.contains(&id.key()) => {
                     // (the row number is not encoded: it is the LinkedRow's)
                     let at = fresh_buf.len();
-                    encode_record_into(&mut fresh_buf, &row.rec);
+                    fresh_buf.extend_from_slice(d.blob(row));
                     end_linked.push(LinkedRow {
                         source: si as u8,
                         row: end_row,
@@ -1628,12 +1682,12 @@ pub fn run_incremental(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    if let Some(body) = near_miss_body(&row.rec.id_number, &e)
+                    if let Some(body) = near_miss_body(raw_id, &e)
                         && everyone.contains(&body)
                     {
                         end_near.push((si as u8, end_row, body));
                     }
-                    bad_new.push((si, end_row, row.rec.id_number.clone()));
+                    bad_new.push((si, end_row, raw_id.to_string()));
                 }
             }
         }
@@ -2533,13 +2587,11 @@ mod tests {
                 .map(|&(op, prev_row)| DeltaRow {
                     op,
                     prev_row,
-                    rec: Record {
-                        row: 0,
-                        id_number: String::new(),
-                        values: Vec::new(),
-                    },
+                    at: 0,
+                    len: 0,
                 })
                 .collect(),
+            buf: Vec::new(),
         }
     }
 
