@@ -742,6 +742,7 @@ pub(super) fn write_state(
     run_id: &str,
     sources: &BTreeMap<String, SourceSummary>,
     record_sets: &[RecordSet],
+    record_keys: &[Vec<u64>],
     near_miss: &[(u8, u64, u64)],
     outcomes: &[Outcomes],
     report_lens: &[u64],
@@ -769,16 +770,22 @@ pub(super) fn write_state(
     write_households(&dir, outcomes.iter().zip(report_lens.iter().copied()))?;
     let cpath = dir.join("caseload.bin");
     write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))?;
-    let as_of = opts.as_of;
     let ppath = dir.join("linked.patch");
     remove_if_present(&ppath).map_err(write_err(&ppath))?;
     let lpath = dir.join("linked.bin");
-    let rows = record_sets.iter().enumerate().flat_map(|(si, set)| {
-        set.records.iter().filter_map(move |rec| {
-            let key = IdNumber::parse(&rec.id_number, as_of).ok()?.0.key();
-            Some((si as u8, rec.row, key, encode_record(rec)))
-        })
-    });
+    // The exactly linked records with the keys the scan found (`record_keys[s][i]` is the
+    // key of `record_sets[s].records[i]`); records the error-tolerant linkage added after
+    // them have no valid key of their own and are not kept.
+    let rows = record_sets
+        .iter()
+        .zip(record_keys)
+        .enumerate()
+        .flat_map(|(si, (set, keys))| {
+            set.records
+                .iter()
+                .zip(keys)
+                .map(move |(rec, &key)| (si as u8, rec.row, key, encode_record(rec)))
+        });
     write_linked(&lpath, rows, near_miss).map_err(write_err(&lpath))
 }
 
