@@ -218,14 +218,22 @@ pub fn frame_to_records(
         .map(|c| df.column(c.name).and_then(|c| c.str()))
         .collect::<PolarsResult<_>>()
         .map_err(|e| unreadable(path, e))?;
+    // Column iterators, not `get(i)`: a frame read in many chunks would search its chunks
+    // for every cell.
+    let mut values: Vec<_> = cols.iter().map(|c| c.iter()).collect();
     let mut records = Vec::with_capacity(df.height());
-    for i in 0..df.height() {
+    for (row, id) in rows.iter().zip(ids.iter()) {
         records.push(Record {
-            row: rows.get(i).unwrap_or(0),
-            id_number: ids.get(i).unwrap_or("").to_string(),
-            values: cols
-                .iter()
-                .map(|c| c.get(i).filter(|v| !v.is_empty()).map(str::to_string))
+            row: row.unwrap_or(0),
+            id_number: id.unwrap_or("").to_string(),
+            values: values
+                .iter_mut()
+                .map(|c| {
+                    c.next()
+                        .flatten()
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_string)
+                })
                 .collect(),
         });
     }

@@ -523,6 +523,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut unverified: Vec<(SourceKind, String)> = Vec::new();
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
     let mut record_sets: Vec<RecordSet> = Vec::with_capacity(12);
+    // the person key of each exactly linked record (validated once, in the scan), for the state
+    let mut record_keys: Vec<Vec<u64>> = Vec::with_capacity(12);
     let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
     let mut check_only: Vec<(usize, SourceKind, usize)> = Vec::new();
     for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
@@ -557,6 +559,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     },
                 );
                 record_sets.push(RecordSet::default());
+                record_keys.push(Vec::new());
             }
             Ok((conn, mut l)) => {
                 let prep = conn.prepared();
@@ -710,6 +713,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     },
                 );
                 record_sets.push(l.records);
+                record_keys.push(l.keys);
             }
         }
         pb.inc(1);
@@ -875,10 +879,12 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     q.write_csv(&qpath).map_err(write_err(&qpath))?;
     scale::write_state(
         opts,
+        &caseload,
         &sel.prefix,
         &run_id,
         &sources,
         &record_sets,
+        &record_keys,
         &near_miss,
         &outcomes,
         &report_lens,

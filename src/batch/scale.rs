@@ -4,11 +4,16 @@
 //!
 //! Every full or partition run leaves its state in `--out/state/` (what an incremental run
 //! needs, no private key): `manifest.json` (as-of, policy, recipients, caseload digest, per
-//! source status and row accounting), `households.jsonl` (per household in caseload order:
-//! determination, rules, per-capita values, byte length of its sealed report line) and
-//! `linked.bin` (every source row linked to a caseload person: row, key and values, plus the
-//! rows whose key misses a person's only in the check character). `linked.bin` holds
-//! personal records; it stays beside `reports.jsonl` under the same access rules.
+//! source status and row accounting), `households.bin` (per household in caseload order:
+//! determination, rules, per-capita values, byte length of its sealed report line),
+//! `caseload.bin` (the caseload as the run used it, names left out) and `linked.bin` (every
+//! source row linked to a caseload person: row, key and values, plus the rows whose key
+//! misses a person's only in the check character). An incremental run's state shares its
+//! previous run's `linked.bin` and `caseload.bin` (hard links: neither is ever written in
+//! place) and adds `linked.patch`: every row of the persons touched since that base, so that
+//! it writes in proportion to the deltas; a new base is written once the patch passes a
+//! quarter of it. `linked.bin`, `linked.patch` and `caseload.bin` hold personal records;
+//! they stay beside `reports.jsonl` under the same access rules.
 //!
 //! The delta format (README "Incremental runs", `schemas/delta.json`): per source an
 //! optional file `<source>.csv` (or `.parquet`) in `--delta` with the source's §2 columns plus
@@ -25,7 +30,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use hedui_connectors::file::{frame_to_records, locate};
+use hedui_connectors::file::{locate, text_columns};
 use hedui_connectors::read::scan_prepared;
 use hedui_connectors::{Record, RecordSet, SourceKind, prepare};
 use polars::prelude::*;
@@ -131,6 +136,9 @@ pub fn run_partition(opts: &BatchOptions, prefix: &str) -> Result<Summary, Batch
 // ---------------------------------------------------------------- state
 
 const LINKED_MAGIC: &[u8; 8] = b"HEDUIL1\n";
+/// `state/linked.patch` of an incremental run: the persons it supersedes, all their rows,
+/// and the state's near-miss rows (see [`PreviousRun`]).
+const PATCH_MAGIC: &[u8; 8] = b"HEDUIP1\n";
 
 #[derive(Serialize, Deserialize, Clone)]
 struct Manifest {
@@ -174,16 +182,15 @@ struct HouseholdState {
 }
 
 impl HouseholdState {
-    fn of(o: &Outcomes, len: u64) -> Self {
-        HouseholdState {
-            id: o.household_id.clone(),
-            determination: o.determination,
-            fired: o.fired.clone(),
-            review_due: o.review_due,
-            gap: o.gap,
-            unverified: o.unverified_sources.clone(),
-            per_capita: o.per_capita.clone(),
-            len,
+    fn into_outcomes(self) -> Outcomes {
+        Outcomes {
+            per_capita: self.per_capita,
+            household_id: self.id,
+            determination: self.determination,
+            fired: self.fired,
+            review_due: self.review_due,
+            gap: self.gap,
+            unverified_sources: self.unverified,
         }
     }
 
@@ -218,25 +225,249 @@ fn caseload_digest(dir: &Path) -> Result<String, BatchError> {
     Ok(hex::encode(ctx.finish().as_ref()))
 }
 
-/// One linked row in `linked.bin`: source, row, person key and the encoded record (raw ID
-/// and values), kept encoded until a household of the person is recomputed.
+/// One linked row in `linked.bin` / `linked.patch`: source, row, person key and the encoded
+/// record (raw ID and values), kept encoded until a household of the person is recomputed.
 #[derive(Clone, Copy)]
 struct LinkedRow {
     source: u8,
     row: u64,
     key: u64,
-    /// The encoded record: `len` bytes at `at` of the state file's buffer, or of the
-    /// buffer of new rows when `fresh`.
+    /// The encoded record: `len` bytes at `at` of buffer `buf` ([`BASE`]: the rows kept
+    /// from `linked.bin`, [`PATCH`], [`FRESH`] or [`SCRATCH`]).
     at: usize,
     len: u32,
-    fresh: bool,
+    buf: u8,
 }
 
+/// The previous state's `linked.bin`.
+const BASE: u8 = 0;
+/// The previous state's `linked.patch`.
+const PATCH: u8 = 1;
+/// Rows of this run's delta.
+const FRESH: u8 = 2;
+/// Rows copied for a compaction.
+const SCRATCH: u8 = 3;
+
 impl LinkedRow {
-    fn blob<'a>(&self, state: &'a [u8], fresh: &'a [u8]) -> &'a [u8] {
-        let b = if self.fresh { fresh } else { state };
-        &b[self.at..self.at + self.len as usize]
+    fn blob<'a>(&self, bufs: [&'a [u8]; 4]) -> &'a [u8] {
+        &bufs[self.buf as usize][self.at..self.at + self.len as usize]
     }
+}
+
+// ---------------------------------------------------------------- caseload cache
+
+const CASELOAD_MAGIC: &[u8; 8] = b"HEDUIC1\n";
+
+/// `state/caseload.bin`: the caseload a run used (households, members, supporters, rows
+/// read; the partition's slice for a partition run), so that an incremental run, whose
+/// caseload files must hash to the same digest, decodes it instead of reading and checking
+/// the files again. Names are not kept (only the full run's error-tolerant linkage uses
+/// them). It holds ID numbers: the same access rules as `linked.bin`.
+fn write_caseload_cache(path: &Path, c: &Caseload) -> std::io::Result<()> {
+    remove_if_present(path)?;
+    let mut b: Vec<u8> = Vec::with_capacity(64 * (c.households.len() + c.members.len()));
+    b.extend_from_slice(CASELOAD_MAGIC);
+    for n in c.rows_read {
+        put_u64(&mut b, n);
+    }
+    put_u64(&mut b, c.households.len() as u64);
+    for h in &c.households {
+        for t in [&h.id, &h.region_code, &h.area, &h.programme, &h.category] {
+            put_str(&mut b, Some(t));
+        }
+        for f in [h.declared_annual_income, h.declared_financial_assets] {
+            put_opt_i64(&mut b, f.map(|f| f.0));
+        }
+        put_opt_i64(
+            &mut b,
+            h.last_verified
+                .map(|d| i64::from(chrono::Datelike::num_days_from_ce(&d))),
+        );
+        put_u64(&mut b, h.faults.len() as u64);
+        for f in &h.faults {
+            put_str(&mut b, Some(f));
+        }
+    }
+    let put_id = |b: &mut Vec<u8>, id: &Result<IdNumber, String>| match id {
+        Ok(id) => {
+            b.push(1);
+            put_u64(b, id.key());
+        }
+        Err(why) => {
+            b.push(0);
+            put_str(b, Some(why));
+        }
+    };
+    put_u64(&mut b, c.members.len() as u64);
+    for m in &c.members {
+        put_u64(&mut b, m.household as u64);
+        put_id(&mut b, &m.id);
+        put_str(&mut b, Some(&m.id_masked));
+        put_str(&mut b, Some(&m.relation));
+        put_opt_i64(&mut b, m.disability_grade.map(i64::from));
+        b.push(u8::from(m.consent));
+    }
+    put_u64(&mut b, c.supporters.len() as u64);
+    for s in &c.supporters {
+        put_u64(&mut b, s.household as u64);
+        put_id(&mut b, &s.id);
+        put_str(&mut b, Some(&s.id_masked));
+        put_str(&mut b, Some(&s.relation));
+        put_opt_i64(&mut b, Some(s.own_household_size));
+        b.push(u8::from(s.consent));
+    }
+    b.extend_from_slice(CASELOAD_MAGIC);
+    std::fs::write(path, b)
+}
+
+fn put_u64(b: &mut Vec<u8>, v: u64) {
+    b.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_opt_i64(b: &mut Vec<u8>, v: Option<i64>) {
+    match v {
+        None => b.push(0),
+        Some(v) => {
+            b.push(1);
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// A reader over a state buffer; every getter is `None` past the end.
+struct Cursor<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let s = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(s)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn len(&mut self) -> Option<usize> {
+        // a count never exceeds the bytes left (each item takes at least one byte)
+        let n = usize::try_from(self.u64()?).ok()?;
+        (n <= self.b.len() - self.at).then_some(n)
+    }
+    fn opt_i64(&mut self) -> Option<Option<i64>> {
+        match self.u8()? {
+            0 => Some(None),
+            _ => Some(Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))),
+        }
+    }
+    /// A string that may be absent: `Some(None)` for absent, `None` past the end.
+    fn opt_string(&mut self) -> Option<Option<String>> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        if n == u32::MAX {
+            return Some(None);
+        }
+        Some(Some(
+            std::str::from_utf8(self.take(n as usize)?)
+                .ok()?
+                .to_string(),
+        ))
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        if n == u32::MAX {
+            return None;
+        }
+        Some(
+            std::str::from_utf8(self.take(n as usize)?)
+                .ok()?
+                .to_string(),
+        )
+    }
+    fn id(&mut self) -> Option<Result<IdNumber, String>> {
+        match self.u8()? {
+            1 => Some(Ok(IdNumber::from_key(self.u64()?))),
+            _ => Some(Err(self.string()?)),
+        }
+    }
+}
+
+/// `state/caseload.bin` read back; `None` when it is missing, truncated or not hedui's
+/// (the incremental run then reads the caseload files).
+fn read_caseload_cache(path: &Path) -> Option<Caseload> {
+    let b = std::fs::read(path).ok()?;
+    let mut c = Cursor { b: &b, at: 0 };
+    if c.take(8)? != CASELOAD_MAGIC {
+        return None;
+    }
+    let mut out = Caseload::default();
+    for n in &mut out.rows_read {
+        *n = c.u64()?;
+    }
+    let n = c.len()?;
+    out.households.reserve(n);
+    for _ in 0..n {
+        let [id, region_code, area, programme, category] = [
+            c.string()?,
+            c.string()?,
+            c.string()?,
+            c.string()?,
+            c.string()?,
+        ];
+        let dinc = c.opt_i64()?.map(crate::domain::Fen);
+        let dfin = c.opt_i64()?.map(crate::domain::Fen);
+        let last_verified = match c.opt_i64()? {
+            None => None,
+            Some(d) => Some(chrono::NaiveDate::from_num_days_from_ce_opt(
+                i32::try_from(d).ok()?,
+            )?),
+        };
+        let nf = c.len()?;
+        let faults = (0..nf).map(|_| c.string()).collect::<Option<Vec<_>>>()?;
+        out.households.push(Household {
+            id,
+            region_code,
+            area,
+            programme,
+            category,
+            declared_annual_income: dinc,
+            declared_financial_assets: dfin,
+            last_verified,
+            faults,
+        });
+    }
+    let households = out.households.len();
+    let n = c.len()?;
+    out.members.reserve(n);
+    for _ in 0..n {
+        let household = usize::try_from(c.u64()?).ok().filter(|&h| h < households)?;
+        out.members.push(crate::ingest::caseload::Member {
+            household,
+            id: c.id()?,
+            id_masked: c.string()?,
+            relation: c.string()?,
+            disability_grade: c.opt_i64()?.and_then(|g| u8::try_from(g).ok()),
+            consent: c.u8()? != 0,
+            name: None,
+        });
+    }
+    let n = c.len()?;
+    out.supporters.reserve(n);
+    for _ in 0..n {
+        let household = usize::try_from(c.u64()?).ok().filter(|&h| h < households)?;
+        out.supporters.push(crate::ingest::caseload::Supporter {
+            household,
+            id: c.id()?,
+            id_masked: c.string()?,
+            relation: c.string()?,
+            own_household_size: c.opt_i64()??,
+            consent: c.u8()? != 0,
+            name: None,
+        });
+    }
+    (c.take(8)? == CASELOAD_MAGIC && c.at == b.len()).then_some(out)
 }
 
 fn encode_record(rec: &Record) -> Vec<u8> {
@@ -288,14 +519,42 @@ fn decode_record(row: u64, blob: &[u8]) -> Option<Record> {
 /// Writes `linked.bin`: rows, then near-miss rows, then the row count.
 struct LinkedWriter {
     w: BufWriter<std::fs::File>,
+    /// `linked.keys` beside a `linked.bin`: (source, row, person) of each row.
+    keys: Option<BufWriter<std::fs::File>>,
     n: u64,
 }
 
+const KEYS_MAGIC: &[u8; 8] = b"HEDUIK1\n";
+
 impl LinkedWriter {
     fn create(path: &Path) -> std::io::Result<Self> {
+        let mut w = Self::create_with(path, LINKED_MAGIC)?;
+        let kpath = path.with_extension("keys");
+        remove_if_present(&kpath)?;
+        let mut k = BufWriter::with_capacity(1 << 20, std::fs::File::create(kpath)?);
+        k.write_all(KEYS_MAGIC)?;
+        w.keys = Some(k);
+        Ok(w)
+    }
+
+    /// A new file (never written through an existing one: `linked.bin` of an incremental
+    /// run is a hard link to its previous run's, which must not change).
+    fn create_with(path: &Path, magic: &[u8; 8]) -> std::io::Result<Self> {
+        remove_if_present(path)?;
         let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-        w.write_all(LINKED_MAGIC)?;
-        Ok(LinkedWriter { w, n: 0 })
+        w.write_all(magic)?;
+        Ok(LinkedWriter {
+            w,
+            keys: None,
+            n: 0,
+        })
+    }
+
+    /// A person whose rows the patch holds (all of them: the base's rows of that person
+    /// are superseded).
+    fn person(&mut self, key: u64) -> std::io::Result<()> {
+        self.w.write_all(&[3])?;
+        self.w.write_all(&key.to_le_bytes())
     }
 
     fn row(&mut self, s: u8, row: u64, key: u64, blob: &[u8]) -> std::io::Result<()> {
@@ -304,17 +563,31 @@ impl LinkedWriter {
         self.w.write_all(&key.to_le_bytes())?;
         self.w.write_all(&(blob.len() as u32).to_le_bytes())?;
         self.w.write_all(blob)?;
+        if let Some(k) = &mut self.keys {
+            k.write_all(&[1, s])?;
+            k.write_all(&row.to_le_bytes())?;
+            k.write_all(&key.to_le_bytes())?;
+        }
         self.n += 1;
         Ok(())
     }
 
     fn near(&mut self, s: u8, row: u64, body: u64) -> std::io::Result<()> {
+        if let Some(k) = &mut self.keys {
+            k.write_all(&[2, s])?;
+            k.write_all(&row.to_le_bytes())?;
+            k.write_all(&body.to_le_bytes())?;
+        }
         self.w.write_all(&[2, s])?;
         self.w.write_all(&row.to_le_bytes())?;
         self.w.write_all(&body.to_le_bytes())
     }
 
     fn finish(mut self) -> std::io::Result<()> {
+        if let Some(k) = &mut self.keys {
+            k.write_all(&self.n.to_le_bytes())?;
+            k.flush()?;
+        }
         self.w.write_all(&[0])?;
         self.w.write_all(&self.n.to_le_bytes())?;
         self.w.flush()
@@ -334,6 +607,29 @@ fn write_linked<B: AsRef<[u8]>>(
         w.near(s, row, body)?;
     }
     w.finish()
+}
+
+/// `linked.keys` beside a `linked.bin`: the (source, row, person) of each of its rows and
+/// its near-miss rows (source, row, 17-digit body), without the records; `None` when
+/// missing or not whole.
+#[allow(clippy::type_complexity)]
+fn read_linked_keys(path: &Path) -> Option<(Vec<(u8, u64, u64)>, Vec<(u8, u64, u64)>)> {
+    let b = std::fs::read(path).ok()?;
+    let body = b.get(8..b.len().checked_sub(8)?)?;
+    if b.get(..8)? != KEYS_MAGIC || body.len() % 18 != 0 {
+        return None;
+    }
+    let (mut rows, mut near) = (Vec::with_capacity(body.len() / 18), Vec::new());
+    for c in body.chunks_exact(18) {
+        let u = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
+        match c[0] {
+            1 => rows.push((c[1], u(2), u(10))),
+            2 => near.push((c[1], u(2), u(10))),
+            _ => return None,
+        }
+    }
+    let n = u64::from_le_bytes(b.get(b.len() - 8..)?.try_into().ok()?);
+    (n == rows.len() as u64).then_some((rows, near))
 }
 
 /// Read `linked.bin` front to back without holding it: `row` for each linked row, `near`
@@ -385,47 +681,52 @@ fn stream_linked(
     }
 }
 
-fn read_linked(path: &Path) -> Option<(Vec<u8>, Vec<LinkedRow>, Vec<(u8, u64, u64)>)> {
-    let b = std::fs::read(path).ok()?;
-    let (rows, near) = index_linked(&b)?;
-    Some((b, rows, near))
+fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
-/// The rows of a `linked.bin` buffer, without decoding a record.
-fn index_linked(b: &[u8]) -> Option<(Vec<LinkedRow>, Vec<(u8, u64, u64)>)> {
-    if b.get(..8)? != LINKED_MAGIC {
+/// Walk a `linked.bin` (or, with [`PATCH_MAGIC`], `linked.patch`) buffer without decoding a
+/// record: `row(source, row, key, at, len)` per linked row, `near(source, row, body)` per
+/// near-miss row, `person(key)` per person a patch supersedes. `None` when the buffer is
+/// truncated, not hedui's or its row count does not match.
+fn walk_linked(
+    b: &[u8],
+    magic: &[u8; 8],
+    mut row: impl FnMut(u8, u64, u64, usize, u32),
+    mut near: impl FnMut(u8, u64, u64),
+    mut person: impl FnMut(u64),
+) -> Option<()> {
+    if b.get(..8)? != magic {
         return None;
     }
     let mut at = 8;
-    let mut rows = Vec::with_capacity(b.len() / 100);
-    let mut near = Vec::new();
+    let mut n = 0u64;
     let u64_at = |at: usize| -> Option<u64> {
         Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
     };
     loop {
         match *b.get(at)? {
-            0 => {
-                return (u64_at(at + 1)? == rows.len() as u64).then_some((rows, near));
-            }
+            0 => return (u64_at(at + 1)? == n).then_some(()),
             1 => {
                 let s = *b.get(at + 1)?;
-                let row = u64_at(at + 2)?;
+                let r = u64_at(at + 2)?;
                 let key = u64_at(at + 10)?;
-                let n = u32::from_le_bytes(b.get(at + 18..at + 22)?.try_into().ok()?) as usize;
-                b.get(at + 22..at + 22 + n)?;
-                rows.push(LinkedRow {
-                    source: s,
-                    row,
-                    key,
-                    at: at + 22,
-                    len: n as u32,
-                    fresh: false,
-                });
-                at += 22 + n;
+                let len = u32::from_le_bytes(b.get(at + 18..at + 22)?.try_into().ok()?);
+                b.get(at + 22..at + 22 + len as usize)?;
+                row(s, r, key, at + 22, len);
+                n += 1;
+                at += 22 + len as usize;
             }
             2 => {
-                near.push((*b.get(at + 1)?, u64_at(at + 2)?, u64_at(at + 10)?));
+                near(*b.get(at + 1)?, u64_at(at + 2)?, u64_at(at + 10)?);
                 at += 18;
+            }
+            3 => {
+                person(u64_at(at + 1)?);
+                at += 9;
             }
             _ => return None,
         }
@@ -436,10 +737,12 @@ fn index_linked(b: &[u8]) -> Option<(Vec<LinkedRow>, Vec<(u8, u64, u64)>)> {
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_state(
     opts: &BatchOptions,
+    caseload: &Caseload,
     partition: &Option<String>,
     run_id: &str,
     sources: &BTreeMap<String, SourceSummary>,
     record_sets: &[RecordSet],
+    record_keys: &[Vec<u64>],
     near_miss: &[(u8, u64, u64)],
     outcomes: &[Outcomes],
     report_lens: &[u64],
@@ -464,21 +767,25 @@ pub(super) fn write_state(
     let mpath = dir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
-    write_households(
-        &dir,
-        outcomes
-            .iter()
-            .zip(report_lens)
-            .map(|(o, &l)| HouseholdState::of(o, l)),
-    )?;
-    let as_of = opts.as_of;
+    write_households(&dir, outcomes.iter().zip(report_lens.iter().copied()))?;
+    let cpath = dir.join("caseload.bin");
+    write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))?;
+    let ppath = dir.join("linked.patch");
+    remove_if_present(&ppath).map_err(write_err(&ppath))?;
     let lpath = dir.join("linked.bin");
-    let rows = record_sets.iter().enumerate().flat_map(|(si, set)| {
-        set.records.iter().filter_map(move |rec| {
-            let key = IdNumber::parse(&rec.id_number, as_of).ok()?.0.key();
-            Some((si as u8, rec.row, key, encode_record(rec)))
-        })
-    });
+    // The exactly linked records with the keys the scan found (`record_keys[s][i]` is the
+    // key of `record_sets[s].records[i]`); records the error-tolerant linkage added after
+    // them have no valid key of their own and are not kept.
+    let rows = record_sets
+        .iter()
+        .zip(record_keys)
+        .enumerate()
+        .flat_map(|(si, (set, keys))| {
+            set.records
+                .iter()
+                .zip(keys)
+                .map(move |(rec, &key)| (si as u8, rec.row, key, encode_record(rec)))
+        });
     write_linked(&lpath, rows, near_miss).map_err(write_err(&lpath))
 }
 
@@ -497,33 +804,163 @@ fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
     }
 }
 
-fn write_households(
+const HOUSEHOLDS_MAGIC: &[u8; 8] = b"HEDUIH1\n";
+
+/// `state/households.bin`: per household in caseload order its outcome and the byte length
+/// of its line in `reports.jsonl` (binary: an incremental run reads every household's).
+fn write_households<'a>(
     dir: &Path,
-    rows: impl Iterator<Item = HouseholdState>,
+    rows: impl Iterator<Item = (&'a Outcomes, u64)>,
 ) -> Result<(), BatchError> {
-    let hpath = dir.join("households.jsonl");
-    let mut w = BufWriter::new(std::fs::File::create(&hpath).map_err(write_err(&hpath))?);
-    for h in rows {
-        serde_json::to_writer(&mut w, &h).expect("json");
-        w.write_all(b"\n").map_err(write_err(&hpath))?;
+    let hpath = dir.join("households.bin");
+    let mut b: Vec<u8> = Vec::with_capacity(1 << 20);
+    b.extend_from_slice(HOUSEHOLDS_MAGIC);
+    let mut n = 0u64;
+    for (h, len) in rows {
+        put_str(&mut b, Some(&h.household_id));
+        b.push(match h.determination {
+            Determination::Eligible => 0,
+            Determination::Ineligible => 1,
+            Determination::Referred => 2,
+        });
+        put_u64(&mut b, h.fired.len() as u64);
+        for (rule, o) in &h.fired {
+            put_str(&mut b, Some(rule));
+            b.push(outcome_code(*o));
+        }
+        b.push(u8::from(h.review_due));
+        put_opt_i64(&mut b, h.gap);
+        put_u64(&mut b, h.unverified_sources.len() as u64);
+        for u in &h.unverified_sources {
+            put_str(&mut b, Some(u));
+        }
+        for v in &h.per_capita {
+            put_str(&mut b, v.as_deref());
+        }
+        put_u64(&mut b, len);
+        n += 1;
     }
-    w.flush().map_err(write_err(&hpath))
+    put_u64(&mut b, n);
+    std::fs::write(&hpath, b).map_err(write_err(&hpath))
 }
 
+fn outcome_code(o: Outcome) -> u8 {
+    match o {
+        Outcome::Eligible => 0,
+        Outcome::Ineligible => 1,
+        Outcome::Referred => 2,
+        Outcome::Info => 3,
+    }
+}
+
+/// `state/households.bin` read back; `None` when truncated or not hedui's.
+fn read_households(b: &[u8]) -> Option<Vec<HouseholdState>> {
+    let mut c = Cursor { b, at: 0 };
+    if c.take(8)? != HOUSEHOLDS_MAGIC {
+        return None;
+    }
+    let mut out = Vec::new();
+    while b.len() - c.at > 8 {
+        let id = c.string()?;
+        let determination = match c.u8()? {
+            0 => Determination::Eligible,
+            1 => Determination::Ineligible,
+            2 => Determination::Referred,
+            _ => return None,
+        };
+        let nf = c.len()?;
+        let mut fired = Vec::with_capacity(nf);
+        for _ in 0..nf {
+            let rule = c.string()?;
+            let o = match c.u8()? {
+                0 => Outcome::Eligible,
+                1 => Outcome::Ineligible,
+                2 => Outcome::Referred,
+                3 => Outcome::Info,
+                _ => return None,
+            };
+            fired.push((rule, o));
+        }
+        let review_due = c.u8()? != 0;
+        let gap = c.opt_i64()?;
+        let nu = c.len()?;
+        let unverified = (0..nu).map(|_| c.string()).collect::<Option<Vec<_>>>()?;
+        let per_capita = [c.opt_string()?, c.opt_string()?];
+        let len = c.u64()?;
+        out.push(HouseholdState {
+            id,
+            determination,
+            fired,
+            review_due,
+            gap,
+            unverified,
+            per_capita,
+            len,
+        });
+    }
+    (c.u64()? == out.len() as u64 && c.at == b.len()).then_some(out)
+}
+
+/// A previous run's state. Its linked rows are the rows of `linked.bin` (the base, written
+/// by a full run or a compaction) whose person is not in `patch_persons`, plus the rows of
+/// `linked.patch` (an incremental run's: every row of each person it names). Its near-miss
+/// rows are the patch's when there is one, else the base's.
 struct PreviousRun {
     dir: PathBuf,
     manifest: Manifest,
     households: Vec<HouseholdState>,
-    buf: Vec<u8>,
-    linked: Vec<LinkedRow>,
+    /// Bytes of `linked.bin` (read through a small buffer when needed, never held).
+    base_len: u64,
+    has_patch: bool,
+    patch: Vec<u8>,
+    patch_persons: ahash::AHashSet<u64>,
+    patch_rows: Vec<LinkedRow>,
+    /// The patch's near-miss rows; the base's are found by [`PreviousRun::view`].
     near_miss: Vec<(u8, u64, u64)>,
+}
+
+impl PreviousRun {
+    /// Every linked row of the state with its encoded record: the base's rows not
+    /// superseded (streamed from `linked.bin`; their `at` is not set), then the patch's.
+    /// Returns the base's near-miss rows.
+    fn view(&self, mut f: impl FnMut(LinkedRow, &[u8])) -> Result<Vec<(u8, u64, u64)>, BatchError> {
+        let p = &self.patch_persons;
+        let mut near = Vec::new();
+        stream_linked(
+            &self.dir.join("state/linked.bin"),
+            |source, row, key, blob| {
+                if p.is_empty() || !p.contains(&key) {
+                    let r = LinkedRow {
+                        source,
+                        row,
+                        key,
+                        at: 0,
+                        len: blob.len() as u32,
+                        buf: BASE,
+                    };
+                    f(r, blob);
+                }
+                Ok(())
+            },
+            |s, r, b| near.push((s, r, b)),
+        )
+        .ok_or_else(|| BatchError::Previous {
+            path: self.dir.display().to_string(),
+            message: "state/linked.bin is missing, truncated or not hedui's".into(),
+        })?;
+        for r in &self.patch_rows {
+            f(*r, r.blob([&[], &self.patch, &[], &[]]));
+        }
+        Ok(near)
+    }
 }
 
 fn load_previous(dir: &Path) -> Result<PreviousRun, BatchError> {
     load_state(dir, true)
 }
 
-/// A previous run's state; `linked.bin` only when `with_linked` (else left on disk).
+/// A previous run's state; `linked.bin` and `linked.patch` only when `with_linked` (else
+/// left on disk).
 fn load_state(dir: &Path, with_linked: bool) -> Result<PreviousRun, BatchError> {
     let err = |m: String| BatchError::Previous {
         path: dir.display().to_string(),
@@ -538,30 +975,63 @@ fn load_state(dir: &Path, with_linked: bool) -> Result<PreviousRun, BatchError> 
                 "state/manifest.json: {m} (an incremental run needs the state a full run of this version writes)"
             ))
         })?;
-    let text = std::fs::read_to_string(state.join("households.jsonl"))
-        .map_err(|e| err(format!("state/households.jsonl: {e}")))?;
-    let households = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str::<HouseholdState>(l)
-                .map_err(|e| err(format!("state/households.jsonl line {}: {e}", i + 1)))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let (buf, linked, near_miss) = if with_linked {
-        read_linked(&state.join("linked.bin"))
-            .ok_or_else(|| err("state/linked.bin is missing, truncated or not hedui's".into()))?
-    } else {
-        Default::default()
-    };
-    Ok(PreviousRun {
+    let households = std::fs::read(state.join("households.bin"))
+        .map_err(|e| err(format!("state/households.bin: {e}")))
+        .and_then(|b| {
+            read_households(&b)
+                .ok_or_else(|| err("state/households.bin is truncated or not hedui's".into()))
+        })?;
+    let mut run = PreviousRun {
         dir: dir.to_path_buf(),
         manifest,
         households,
-        buf,
-        linked,
-        near_miss,
-    })
+        base_len: 0,
+        has_patch: false,
+        patch: Vec::new(),
+        patch_persons: Default::default(),
+        patch_rows: Vec::new(),
+        near_miss: Vec::new(),
+    };
+    if !with_linked {
+        return Ok(run);
+    }
+    let bad = |f: &str| err(format!("state/{f} is missing, truncated or not hedui's"));
+    run.base_len = std::fs::metadata(state.join("linked.bin"))
+        .map_err(|_| bad("linked.bin"))?
+        .len();
+    match std::fs::read(state.join("linked.patch")) {
+        Ok(patch) => {
+            let (mut rows, mut near, mut persons) =
+                (Vec::new(), Vec::new(), ahash::AHashSet::new());
+            walk_linked(
+                &patch,
+                PATCH_MAGIC,
+                |source, row, key, at, len| {
+                    rows.push(LinkedRow {
+                        source,
+                        row,
+                        key,
+                        at,
+                        len,
+                        buf: PATCH,
+                    })
+                },
+                |s, r, b| near.push((s, r, b)),
+                |k| {
+                    persons.insert(k);
+                },
+            )
+            .ok_or_else(|| bad("linked.patch"))?;
+            run.has_patch = true;
+            run.patch = patch;
+            run.patch_rows = rows;
+            run.near_miss = near;
+            run.patch_persons = persons;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(format!("state/linked.patch: {e}"))),
+    }
+    Ok(run)
 }
 
 // ---------------------------------------------------------------- delta
@@ -591,12 +1061,34 @@ struct DeltaRow {
     op: Op,
     /// Row in the previous extract (change/remove).
     prev_row: Option<u64>,
-    rec: Record,
+    /// The encoded record (raw ID and values, as in `linked.bin`): `len` bytes at `at` of
+    /// [`SourceDelta::buf`].
+    at: usize,
+    len: u32,
 }
 
 struct SourceDelta {
     file: String,
     rows: Vec<DeltaRow>,
+    buf: Vec<u8>,
+}
+
+impl SourceDelta {
+    fn blob(&self, r: &DeltaRow) -> &[u8] {
+        &self.buf[r.at..r.at + r.len as usize]
+    }
+
+    /// The row's raw ID number (the first string of its record).
+    fn id(&self, r: &DeltaRow) -> &str {
+        let b = self.blob(r);
+        let n = b
+            .get(..4)
+            .and_then(|x| x.try_into().ok())
+            .map_or(0, u32::from_le_bytes) as usize;
+        b.get(4..4 + n)
+            .and_then(|x| std::str::from_utf8(x).ok())
+            .unwrap_or("")
+    }
 }
 
 fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, BatchError> {
@@ -623,24 +1115,43 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
         .with_row_index("_row", None)
         .collect()
         .map_err(|e| derr("-".into(), "-", e.to_string()))?;
-    let text = |name: &str| -> Result<Vec<Option<String>>, BatchError> {
-        let c = df
-            .column(name)
+    // The cells are encoded straight from the columns (no string per cell): ID, then the
+    // source's columns, an empty cell read as absent.
+    let text = |name: &str| -> Result<Column, BatchError> {
+        df.column(name)
             .and_then(|c| c.cast(&DataType::String))
-            .map_err(|e| derr("-".into(), name, e.to_string()))?;
-        Ok(c.str()
-            .map_err(|e| derr("-".into(), name, e.to_string()))?
-            .iter()
-            .map(|v| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()))
-            .collect())
+            .map_err(|e| derr("-".into(), name, e.to_string()))
     };
-    let ops = text("op")?;
-    let prev_rows = text("row")?;
-    let recs = frame_to_records(&path, kind, df.drop_many(["op", "row"]))
+    let (op_col, row_col) = (text("op")?, text("row")?);
+    let str_of = |c: &'_ Column, name: &str| -> Result<StringChunked, BatchError> {
+        c.str()
+            .cloned()
+            .map_err(|e| derr("-".into(), name, e.to_string()))
+    };
+    let (ops, prev_rows) = (str_of(&op_col, "op")?, str_of(&row_col, "row")?);
+    let cells = text_columns(df.drop_many(["op", "row"]), &["_row"])
         .map_err(|e| derr("-".into(), "-", e.to_string()))?;
-    let mut rows = Vec::with_capacity(recs.records.len());
-    for (i, rec) in recs.records.into_iter().enumerate() {
-        let op = match ops[i].as_deref() {
+    let ids = str_of(
+        cells
+            .column("id_number")
+            .map_err(|e| derr("-".into(), "id_number", e.to_string()))?,
+        "id_number",
+    )?;
+    let cols: Vec<StringChunked> = kind
+        .columns()
+        .iter()
+        .map(|c| {
+            cells
+                .column(c.name)
+                .map_err(|e| derr("-".into(), c.name, e.to_string()))
+                .and_then(|col| str_of(col, c.name))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut values: Vec<_> = cols.iter().map(|c| c.iter()).collect();
+    let mut buf: Vec<u8> = Vec::with_capacity(cells.height() * 96);
+    let mut rows = Vec::with_capacity(cells.height());
+    for (i, ((op, prev), id)) in ops.iter().zip(prev_rows.iter()).zip(ids.iter()).enumerate() {
+        let op = match nonempty(op) {
             Some("add") => Op::Add,
             Some("change") => Op::Change,
             Some("remove") => Op::Remove,
@@ -652,7 +1163,7 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
                 ));
             }
         };
-        let prev_row = match (op, prev_rows[i].as_deref()) {
+        let prev_row = match (op, nonempty(prev)) {
             (Op::Add, None) => None,
             (Op::Add, Some(_)) => {
                 return Err(derr(
@@ -676,9 +1187,25 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
                 ));
             }
         };
-        rows.push(DeltaRow { op, prev_row, rec });
+        let at = buf.len();
+        put_str(&mut buf, Some(id.unwrap_or("")));
+        buf.extend_from_slice(&(values.len() as u16).to_le_bytes());
+        for c in &mut values {
+            put_str(&mut buf, c.next().flatten().filter(|v| !v.is_empty()));
+        }
+        rows.push(DeltaRow {
+            op,
+            prev_row,
+            at,
+            len: (buf.len() - at) as u32,
+        });
     }
-    Ok(Some(SourceDelta { file, rows }))
+    Ok(Some(SourceDelta { file, rows, buf }))
+}
+
+/// A cell trimmed, `None` when absent or empty.
+fn nonempty(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
 }
 
 /// Where every previous row goes in the end state, per the apply rule in the module docs.
@@ -760,80 +1287,10 @@ fn plan_rows(prev_rows: u64, delta: &SourceDelta) -> Result<RowMap, BatchError> 
 
 // ---------------------------------------------------------------- incremental run
 
-/// `hedui batch --previous DIR --delta DIR`: recompute only the households touched by the
-/// delta (every household with a member or supporter whose ID appears in a delta row or in
-/// a previous row the delta changes, removes or moves), reuse every other household's sealed
-/// report and outcome from the previous run, and write `changes.json` (households whose
-/// determination flipped, the rules that flipped, before and after values).
-///
-/// Needs the same caseload, as-of date, policy and recipients as the previous run (else a
-/// full run is needed: [`BatchError::Previous`] says so).
-///
-/// # Errors
-/// [`BatchError::Previous`] for a missing or mismatched previous state,
-/// [`BatchError::Delta`] for a delta that cannot be applied, and the errors of a full run.
-pub fn run_incremental(
-    opts: &BatchOptions,
-    previous: &Path,
-    delta_dir: &Path,
-) -> Result<Summary, BatchError> {
-    let t0 = Instant::now();
-    let mut timings = BTreeMap::new();
-    std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
-    let _lock = OutputLock::take(&opts.out)?;
-    let prev = load_previous(previous)?;
-    timings.insert("state_read".to_string(), t0.elapsed().as_millis());
-    let mismatch = |what: &str| BatchError::Previous {
-        path: previous.display().to_string(),
-        message: format!(
-            "{what} differs from the previous run's; an incremental run needs the same (run a full batch)"
-        ),
-    };
-    let policy = &opts.policy;
-    let run_id = new_run_id(opts.as_of);
-    let sealer = RunSealer::new(&opts.signing, &opts.recipients, &run_id)?;
-    if prev.manifest.as_of != opts.as_of.to_string() {
-        return Err(mismatch("--as-of"));
-    }
-    if prev.manifest.policy != policy.id {
-        return Err(mismatch("the policy"));
-    }
-    if prev.manifest.recipients
-        != opts
-            .recipients
-            .iter()
-            .map(|r| r.key_id())
-            .collect::<Vec<_>>()
-    {
-        return Err(mismatch("the recipients"));
-    }
-    if prev.manifest.caseload_digest != caseload_digest(&opts.caseload)? {
-        return Err(mismatch("the caseload"));
-    }
-    let mut q = Quarantine::default();
-    let full = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
-    let caseload = match &prev.manifest.partition {
-        Some(p) => Selection::region(p).slice(full),
-        None => full,
-    };
-    if caseload.households.len() != prev.households.len() {
-        return Err(mismatch("the number of households"));
-    }
-    let caseload_q = q.entries.len();
-    // All queried persons (consent, valid ID), as in a full run.
-    let mut everyone: HashSet<u64> = HashSet::new();
-    for id in caseload.queried_ids() {
-        everyone.insert(id.key());
-    }
-    timings.insert("caseload".to_string(), t0.elapsed().as_millis());
-
-    // ---- the delta: end-state rows, and the persons it touches
-    let ts = Instant::now();
-    let mut deltas: Vec<Option<SourceDelta>> = Vec::new();
-    let mut maps: Vec<Option<RowMap>> = Vec::new();
-    let mut touched: HashSet<u64> = HashSet::new();
-    // A file that names no source (a typo such as `taxes.csv`) is refused, never ignored: its
-    // changes would silently not be applied.
+/// Every delta file of `delta_dir`, per source in [`SourceKind::ALL`] order. A file that
+/// names no source (a typo such as `taxes.csv`) is refused, never ignored: its changes would
+/// silently not be applied.
+fn read_deltas(delta_dir: &Path) -> Result<Vec<Option<SourceDelta>>, BatchError> {
     if let Ok(entries) = std::fs::read_dir(delta_dir) {
         for e in entries.flatten() {
             let p = e.path();
@@ -859,9 +1316,146 @@ pub fn run_incremental(
             }
         }
     }
-    for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
+    // in parallel: converting a delta's cells to records is single-threaded per source
+    SourceKind::ALL
+        .par_iter()
+        .map(|&kind| read_delta(delta_dir, kind))
+        .collect()
+}
+
+/// `hedui batch --previous DIR --delta DIR`: recompute only the households touched by the
+/// delta (every household with a member or supporter whose ID appears in a delta row or in
+/// a previous row the delta changes, removes or moves), reuse every other household's sealed
+/// report and outcome from the previous run, and write `changes.json` (households whose
+/// determination flipped, the rules that flipped, before and after values).
+///
+/// Needs the same caseload, as-of date, policy and recipients as the previous run (else a
+/// full run is needed: [`BatchError::Previous`] says so).
+///
+/// # Errors
+/// [`BatchError::Previous`] for a missing or mismatched previous state,
+/// [`BatchError::Delta`] for a delta that cannot be applied, and the errors of a full run.
+pub fn run_incremental(
+    opts: &BatchOptions,
+    previous: &Path,
+    delta_dir: &Path,
+) -> Result<Summary, BatchError> {
+    let t0 = Instant::now();
+    let mut timings = BTreeMap::new();
+    std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
+    if std::fs::canonicalize(previous).ok() == std::fs::canonicalize(&opts.out).ok() {
+        return Err(BatchError::Previous {
+            path: previous.display().to_string(),
+            message: "--out must differ from --previous (the previous run's files are read while the new ones are written)".into(),
+        });
+    }
+    let _lock = OutputLock::take(&opts.out)?;
+    // The caseload is read (and checked against the previous run's) on a thread of its own
+    // while the previous state and the delta are read: the two are independent.
+    let (caseload_read, prev, deltas_read) = std::thread::scope(|sc| {
+        let c = sc.spawn(|| -> Result<_, BatchError> {
+            let tc = Instant::now();
+            let digest = caseload_digest(&opts.caseload)?;
+            // The previous run's caseload as it used it, when its state has it (the digest
+            // says the files are the same); else the files are read.
+            if let Some(c) = read_caseload_cache(&previous.join("state/caseload.bin")) {
+                return Ok((digest, c, None, tc.elapsed().as_millis()));
+            }
+            let mut q = Quarantine::default();
+            let full = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+            Ok((digest, full, Some(q), tc.elapsed().as_millis()))
+        });
+        let d = sc.spawn(|| {
+            let td = Instant::now();
+            read_deltas(delta_dir).map(|d| (d, td.elapsed().as_millis()))
+        });
+        // the state, and the (source, row, person) of each of its linked rows, read while
+        // the delta is (the rows the delta takes out are looked up in it)
+        let prev = load_previous(previous).and_then(|prev| {
+            let keys = previous.join("state/linked.keys");
+            // the base's near-miss rows are only needed without a patch
+            if let Some((base, near)) = read_linked_keys(&keys) {
+                let p = &prev.patch_persons;
+                let mut index: Vec<(u8, u64, u64)> = if p.is_empty() {
+                    base
+                } else {
+                    base.into_iter().filter(|r| !p.contains(&r.2)).collect()
+                };
+                index.extend(prev.patch_rows.iter().map(|r| (r.source, r.row, r.key)));
+                return Ok((prev, index, near));
+            }
+            let mut index: Vec<(u8, u64, u64)> = Vec::new();
+            let near = prev.view(|r, _| index.push((r.source, r.row, r.key)))?;
+            Ok((prev, index, near))
+        });
+        let ts = t0.elapsed().as_millis();
+        let c = c.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let d = d.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (c, prev.map(|p| (p, ts)), d)
+    });
+    let ((mut prev, row_index, base_near), state_ms) = prev?;
+    timings.insert("state_read".to_string(), state_ms);
+    let mismatch = |what: &str| BatchError::Previous {
+        path: previous.display().to_string(),
+        message: format!(
+            "{what} differs from the previous run's; an incremental run needs the same (run a full batch)"
+        ),
+    };
+    let policy = &opts.policy;
+    let run_id = new_run_id(opts.as_of);
+    let sealer = RunSealer::new(&opts.signing, &opts.recipients, &run_id)?;
+    if prev.manifest.as_of != opts.as_of.to_string() {
+        return Err(mismatch("--as-of"));
+    }
+    if prev.manifest.policy != policy.id {
+        return Err(mismatch("the policy"));
+    }
+    if prev.manifest.recipients
+        != opts
+            .recipients
+            .iter()
+            .map(|r| r.key_id())
+            .collect::<Vec<_>>()
+    {
+        return Err(mismatch("the recipients"));
+    }
+    let (digest, full, loaded_q, caseload_ms) = caseload_read?;
+    if prev.manifest.caseload_digest != digest {
+        return Err(mismatch("the caseload"));
+    }
+    timings.insert("caseload".to_string(), caseload_ms);
+    let (prev_caseload_q, prev_source_q) =
+        read_quarantine_split(&prev.dir.join("quarantine.csv"), &prev.manifest)?;
+    // The caseload's quarantine entries: made again when the files were read, else the
+    // previous run's (the same files).
+    let (caseload, mut q) = match (loaded_q, &prev.manifest.partition) {
+        (Some(q), Some(p)) => (Selection::region(p).slice(full), q),
+        (Some(q), None) => (full, q),
+        (None, _) => (
+            full,
+            Quarantine {
+                entries: prev_caseload_q,
+            },
+        ),
+    };
+    if caseload.households.len() != prev.households.len() {
+        return Err(mismatch("the number of households"));
+    }
+    let caseload_q = q.entries.len();
+    // All queried persons (consent, valid ID), as in a full run.
+    let mut everyone: ahash::AHashSet<u64> = ahash::AHashSet::new();
+    for id in caseload.queried_ids() {
+        everyone.insert(id.key());
+    }
+
+    // ---- the delta: end-state rows, and the persons it touches
+    let (deltas, delta_ms) = deltas_read?;
+    timings.insert("delta_read".to_string(), delta_ms);
+    let ts = Instant::now();
+    let mut maps: Vec<Option<RowMap>> = Vec::new();
+    let mut touched: ahash::AHashSet<u64> = ahash::AHashSet::new();
+    for (si, (kind, d)) in SourceKind::ALL.into_iter().zip(&deltas).enumerate() {
         let st = &prev.manifest.sources[si];
-        let d = read_delta(delta_dir, kind)?;
         if d.is_some() && st.status != "answered" {
             return Err(BatchError::Previous {
                 path: previous.display().to_string(),
@@ -872,28 +1466,51 @@ pub fn run_incremental(
             });
         }
         let m = d.as_ref().map(|d| plan_rows(st.rows, d)).transpose()?;
-        if let (Some(d), Some(m)) = (&d, &m) {
+        if let Some(d) = d {
             for row in &d.rows {
-                if let Some(key) = delta_key(&row.rec.id_number, opts.as_of) {
+                if let Some(key) = delta_key(d.id(row), opts.as_of) {
                     touched.insert(key);
                 }
             }
-            for &(s, r, body) in &prev.near_miss {
-                if s as usize == si && (m.gone.contains(&r) || m.moved.contains_key(&r)) {
-                    touched.insert(body);
-                }
-            }
         }
-        deltas.push(d);
         maps.push(m);
     }
-    timings.insert("delta_read".to_string(), ts.elapsed().as_millis());
-    // The persons of the previous rows the delta changes, removes or moves.
-    for r in &prev.linked {
-        if let Some(m) = &maps[r.source as usize]
-            && (m.gone.contains(&r.row) || m.moved.contains_key(&r.row))
+    // The persons of the previous rows the delta changes, removes or moves: one bit per
+    // previous row of each source the delta names.
+    let hit: Vec<Option<Vec<u64>>> = maps
+        .iter()
+        .zip(&prev.manifest.sources)
+        .map(|(m, st)| {
+            m.as_ref().map(|m| {
+                let mut bits = vec![0u64; (st.rows as usize).div_ceil(64)];
+                for &r in m.gone.iter().chain(m.moved.keys()) {
+                    bits[(r / 64) as usize] |= 1 << (r % 64);
+                }
+                bits
+            })
+        })
+        .collect();
+    let is_hit = |s: u8, r: u64| {
+        hit.get(s as usize)
+            .and_then(Option::as_ref)
+            .and_then(|b| b.get((r / 64) as usize))
+            .is_some_and(|w| w >> (r % 64) & 1 == 1)
+    };
+    for &(s, r, key) in &row_index {
+        if is_hit(s, r) {
+            touched.insert(key);
+        }
+    }
+    drop(row_index);
+    if !prev.has_patch {
+        prev.near_miss = base_near;
+    }
+    // and of the near-miss rows the delta changes, removes or moves
+    for &(s, r, body) in &prev.near_miss {
+        if let Some(Some(m)) = maps.get(s as usize)
+            && (m.gone.contains(&r) || m.moved.contains_key(&r))
         {
-            touched.insert(r.key);
+            touched.insert(body);
         }
     }
     // Touched households, and every queried person of theirs.
@@ -908,6 +1525,73 @@ pub fn run_incremental(
             recompute[s.household] = true;
         }
     }
+    for (h, hs) in prev.households.iter().enumerate() {
+        if hs.id != caseload.households[h].id {
+            return Err(mismatch("the household order"));
+        }
+    }
+    // The new reports file, in caseload order: byte ranges of the previous file (copied in
+    // the kernel) and the fresh lines, written on a thread of its own that copies while the
+    // touched households' evidence is gathered and they are assessed, taking each fresh line
+    // as it comes (in caseload order).
+    enum Piece {
+        Fresh,
+        Copy(u64, u64),
+    }
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut offset = 0u64;
+    for (h, hs) in prev.households.iter().enumerate() {
+        if recompute[h] {
+            pieces.push(Piece::Fresh);
+        } else {
+            match pieces.last_mut() {
+                Some(Piece::Copy(from, len)) if *from + *len == offset => *len += hs.len,
+                _ => pieces.push(Piece::Copy(offset, hs.len)),
+            }
+        }
+        offset += hs.len;
+    }
+    let reports_path = opts.out.join("reports.jsonl");
+    let prev_reports_path = prev.dir.join("reports.jsonl");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reports_writer = {
+        let reports_path = reports_path.clone();
+        std::thread::spawn(move || -> Result<u128, BatchError> {
+            let t = Instant::now();
+            let mut src =
+                std::fs::File::open(&prev_reports_path).map_err(write_err(&prev_reports_path))?;
+            let mut out = BufWriter::with_capacity(
+                1 << 20,
+                std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?,
+            );
+            let write = || -> std::io::Result<()> {
+                for piece in pieces {
+                    match piece {
+                        Piece::Fresh => {
+                            let line = rx.recv().map_err(|_| {
+                                std::io::Error::other("the assessment stopped before every report")
+                            })?;
+                            out.write_all(line.as_bytes())?;
+                            out.write_all(b"\n")?;
+                        }
+                        Piece::Copy(from, len) => {
+                            out.flush()?;
+                            src.seek(SeekFrom::Start(from))?;
+                            let n = std::io::copy(&mut Read::take(&mut src, len), out.get_mut())?;
+                            if n != len {
+                                return Err(std::io::Error::other(
+                                    "the previous reports.jsonl is shorter than its state says",
+                                ));
+                            }
+                        }
+                    }
+                }
+                out.flush()
+            };
+            write().map_err(write_err(&reports_path))?;
+            Ok(t.elapsed().as_millis())
+        })
+    };
     let mut person_index: HashMap<u64, usize> = HashMap::new();
     let queried = caseload
         .members
@@ -926,20 +1610,46 @@ pub fn run_incremental(
         person_index.entry(id.key()).or_insert(n);
     }
 
-    // ---- the end state's linked rows (all persons, for the next state) and the records of
-    // the persons recomputed
-    let mut end_linked: Vec<LinkedRow> = Vec::with_capacity(prev.linked.len());
-    let mut fresh_buf: Vec<u8> = Vec::new();
-    for r in &prev.linked {
+    // ---- the end state's rows of the persons in the next patch (the previous patch's and
+    // the touched ones), the rows counted per source, and the records of those recomputed
+    let mut patch_persons: ahash::AHashSet<u64> = prev.patch_persons.clone();
+    patch_persons.extend(touched.iter().copied().filter(|k| everyone.contains(k)));
+    let mut end_linked: Vec<LinkedRow> = Vec::new();
+    // rows of the recomputed households' persons that the delta did not touch
+    let mut untouched_rows: Vec<LinkedRow> = Vec::new();
+    let mut linked_now = vec![0u64; SourceKind::ALL.len()];
+    // the records of the base's rows kept (the base itself is streamed, never held)
+    let mut kept: Vec<u8> = Vec::new();
+    prev.view(|r, blob| {
+        let r = if r.buf == BASE {
+            kept.extend_from_slice(blob);
+            LinkedRow {
+                at: kept.len() - blob.len(),
+                ..r
+            }
+        } else {
+            r
+        };
+        if !patch_persons.contains(&r.key) {
+            // untouched: the same row in the end state (moved and freed rows are touched)
+            linked_now[r.source as usize] += 1;
+            if person_index.contains_key(&r.key) {
+                untouched_rows.push(r);
+            } else if r.buf == BASE {
+                kept.truncate(r.at);
+            }
+            return;
+        }
         let m = maps[r.source as usize].as_ref();
         if m.is_some_and(|m| m.gone.contains(&r.row)) {
-            continue;
+            return;
         }
         let row = m
             .and_then(|m| m.moved.get(&r.row).copied())
             .unwrap_or(r.row);
-        end_linked.push(LinkedRow { row, ..*r });
-    }
+        end_linked.push(LinkedRow { row, ..r });
+    })?;
+    let mut fresh_buf: Vec<u8> = Vec::new();
     let mut end_near: Vec<(u8, u64, u64)> = prev
         .near_miss
         .iter()
@@ -962,35 +1672,49 @@ pub fn run_incremental(
         }
         for (row, end_row) in d.rows.iter().zip(&m.delta_rows) {
             let Some(end_row) = *end_row else { continue };
-            match IdNumber::parse(&row.rec.id_number, opts.as_of) {
+            let raw_id = d.id(row);
+            match IdNumber::parse(raw_id, opts.as_of) {
                 Ok((id, _)) if everyone.contains(&id.key()) => {
-                    let mut rec = row.rec.clone();
-                    rec.row = end_row;
-                    let blob = encode_record(&rec);
+                    // (the row number is not encoded: it is the LinkedRow's)
+                    let at = fresh_buf.len();
+                    fresh_buf.extend_from_slice(d.blob(row));
                     end_linked.push(LinkedRow {
                         source: si as u8,
                         row: end_row,
                         key: id.key(),
-                        at: fresh_buf.len(),
-                        len: blob.len() as u32,
-                        fresh: true,
+                        at,
+                        len: (fresh_buf.len() - at) as u32,
+                        buf: FRESH,
                     });
-                    fresh_buf.extend_from_slice(&blob);
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    if let Some(body) = near_miss_body(&row.rec.id_number, &e)
+                    if let Some(body) = near_miss_body(raw_id, &e)
                         && everyone.contains(&body)
                     {
                         end_near.push((si as u8, end_row, body));
                     }
-                    bad_new.push((si, end_row, row.rec.id_number.clone()));
+                    bad_new.push((si, end_row, raw_id.to_string()));
                 }
             }
         }
     }
+    drop(deltas);
+    for r in &end_linked {
+        linked_now[r.source as usize] += 1;
+    }
     end_linked.sort_unstable_by_key(|r| (r.source, r.row));
     end_near.sort_unstable();
+    let bufs: [&[u8]; 4] = [&kept, &prev.patch, &fresh_buf, &[]];
+    // every end-state row of the recomputed persons, in (source, row) order as a full run
+    let mut recomputed_rows: Vec<LinkedRow> = untouched_rows;
+    recomputed_rows.extend(
+        end_linked
+            .iter()
+            .filter(|r| person_index.contains_key(&r.key))
+            .copied(),
+    );
+    recomputed_rows.sort_unstable_by_key(|r| (r.source, r.row));
 
     let frame = Frame::new(opts.as_of, policy);
     let mut persons: Vec<PersonState> = (0..person_index.len())
@@ -1016,13 +1740,10 @@ pub fn run_incremental(
             let _ = row;
         }
     }
-    for r in end_linked
-        .iter()
-        .filter(|r| person_index.contains_key(&r.key))
-    {
+    for r in &recomputed_rows {
         let si = r.source as usize;
         let kind = SourceKind::ALL[si];
-        let Some(rec) = decode_record(r.row, r.blob(&prev.buf, &fresh_buf)) else {
+        let Some(rec) = decode_record(r.row, r.blob(bufs)) else {
             return Err(BatchError::Previous {
                 path: previous.display().to_string(),
                 message: "state/linked.bin holds a record that does not decode".into(),
@@ -1092,10 +1813,6 @@ pub fn run_incremental(
         ));
     }
     // Row accounting: linked rows counted afresh over the end state's linked rows.
-    let mut linked_now = vec![0u64; SourceKind::ALL.len()];
-    for r in &end_linked {
-        linked_now[r.source as usize] += 1;
-    }
     for (si, st) in prev.manifest.sources.iter().enumerate() {
         linked_delta[si] = linked_now[si] as i64 - (st.linked + st.quarantined) as i64;
     }
@@ -1123,115 +1840,82 @@ pub fn run_incremental(
     let todo: Vec<usize> = (0..caseload.households.len())
         .filter(|&h| recompute[h])
         .collect();
-    let fresh: Vec<Result<(usize, String, Outcomes), BatchError>> = todo
-        .par_iter()
-        .map(|&h| {
-            let (report, gap) = ctx.report(h, &members_of[h], &supporters_of[h]);
-            let text = serde_json::to_vec(&report).expect("reports serialise");
-            let sealed = sealer.seal(&report.report_id, &text)?;
-            let o = Outcomes {
-                per_capita: [
-                    report.per_capita_monthly_income.clone(),
-                    report.per_capita_financial_assets.clone(),
-                ],
-                household_id: report.household_id.clone(),
-                determination: report.determination,
-                fired: report
-                    .findings
-                    .iter()
-                    .map(|f| (f.rule.clone(), f.outcome))
-                    .collect(),
-                review_due: report.review_due,
-                gap,
-                unverified_sources: report
-                    .sources
-                    .iter()
-                    .filter(|s| s.status == SourceStatus::Unverified)
-                    .map(|s| s.source.clone())
-                    .collect(),
-            };
-            Ok((
-                h,
-                serde_json::to_string(&sealed).expect("envelopes serialise"),
-                o,
-            ))
-        })
-        .collect();
-    let mut fresh_by_h: HashMap<usize, (String, Outcomes)> = HashMap::new();
-    for r in fresh {
-        let (h, line, o) = r?;
-        fresh_by_h.insert(h, (line, o));
+    let mut fresh_by_h: HashMap<usize, (u64, Outcomes)> = HashMap::new();
+    for chunk in todo.chunks(64) {
+        let fresh: Vec<Result<(usize, String, Outcomes), BatchError>> = chunk
+            .par_iter()
+            .map(|&h| {
+                let (report, gap) = ctx.report(h, &members_of[h], &supporters_of[h]);
+                let text = serde_json::to_vec(&report).expect("reports serialise");
+                let sealed = sealer.seal(&report.report_id, &text)?;
+                let o = Outcomes {
+                    per_capita: [
+                        report.per_capita_monthly_income.clone(),
+                        report.per_capita_financial_assets.clone(),
+                    ],
+                    household_id: report.household_id.clone(),
+                    determination: report.determination,
+                    fired: report
+                        .findings
+                        .iter()
+                        .map(|f| (f.rule.clone(), f.outcome))
+                        .collect(),
+                    review_due: report.review_due,
+                    gap,
+                    unverified_sources: report
+                        .sources
+                        .iter()
+                        .filter(|s| s.status == SourceStatus::Unverified)
+                        .map(|s| s.source.clone())
+                        .collect(),
+                };
+                Ok((
+                    h,
+                    serde_json::to_string(&sealed).expect("envelopes serialise"),
+                    o,
+                ))
+            })
+            .collect();
+        for r in fresh {
+            let (h, line, o) = r?;
+            fresh_by_h.insert(h, (line.len() as u64 + 1, o));
+            // a closed channel means the writer failed: its error is reported at the join
+            let _ = tx.send(line);
+        }
     }
+    drop(tx);
     timings.insert("assess_seal".to_string(), ta.elapsed().as_millis());
 
-    // ---- write: reports (fresh lines, and byte ranges of the previous file), state, …
+    // ---- write: outcomes, state, …
     let tw = Instant::now();
-    let reports_path = opts.out.join("reports.jsonl");
-    let mut prev_reports =
-        std::fs::File::open(prev.dir.join("reports.jsonl")).map_err(write_err(&prev.dir))?;
-    let mut out = BufWriter::with_capacity(
-        1 << 20,
-        std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?,
+    let changes = changes_json(
+        previous,
+        todo.iter()
+            .filter_map(|h| Some((&prev.households[*h], &fresh_by_h.get(h)?.1))),
+        todo.len(),
     );
     let mut outcomes: Vec<Outcomes> = Vec::with_capacity(caseload.households.len());
-    let mut states: Vec<HouseholdState> = Vec::with_capacity(caseload.households.len());
-    let mut offset = 0u64;
-    let mut pending: Option<(u64, u64)> = None; // previous file range still to copy
-    let copy = |out: &mut BufWriter<std::fs::File>,
-                src: &mut std::fs::File,
-                (from, len): (u64, u64)|
-     -> std::io::Result<()> {
-        out.flush()?;
-        src.seek(SeekFrom::Start(from))?;
-        let n = std::io::copy(&mut Read::take(&mut *src, len), out.get_mut())?;
-        if n != len {
-            return Err(std::io::Error::other(
-                "the previous reports.jsonl is shorter than its state says",
-            ));
-        }
-        Ok(())
-    };
-    for (h, hs) in prev.households.iter().enumerate() {
-        if hs.id != caseload.households[h].id {
-            return Err(mismatch("the household order"));
-        }
+    let mut lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
+    for (h, hs) in std::mem::take(&mut prev.households).into_iter().enumerate() {
         match fresh_by_h.remove(&h) {
-            Some((line, o)) => {
-                if let Some(r) = pending.take() {
-                    copy(&mut out, &mut prev_reports, r).map_err(write_err(&reports_path))?;
-                }
-                out.write_all(line.as_bytes())
-                    .and_then(|_| out.write_all(b"\n"))
-                    .map_err(write_err(&reports_path))?;
-                states.push(HouseholdState::of(&o, line.len() as u64 + 1));
+            Some((len, o)) => {
+                lens.push(len);
                 outcomes.push(o);
             }
             None => {
-                pending = Some(match pending {
-                    Some((from, len)) => (from, len + hs.len),
-                    None => (offset, hs.len),
-                });
-                states.push(hs.clone());
-                outcomes.push(hs.outcomes());
+                lens.push(hs.len);
+                outcomes.push(hs.into_outcomes());
             }
         }
-        offset += hs.len;
     }
-    if let Some(r) = pending.take() {
-        copy(&mut out, &mut prev_reports, r).map_err(write_err(&reports_path))?;
-    }
-    out.flush().map_err(write_err(&reports_path))?;
-    timings.insert("reports_copy".to_string(), tw.elapsed().as_millis());
     let det_path = opts.out.join("determinations.csv");
     write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
     let cpath = opts.out.join("changes.json");
-    let changes = changes_json(previous, &prev.households, &outcomes, todo.len());
     std::fs::write(&cpath, serde_json::to_vec_pretty(&changes).expect("json"))
         .map_err(write_err(&cpath))?;
 
     // quarantine: caseload entries (read again), previous source entries kept, new ones
-    let prev_q = read_quarantine(&prev.dir.join("quarantine.csv"), &prev.manifest)?;
-    for mut e in prev_q {
+    for mut e in prev_source_q {
         let Some(row) = e.row else { continue };
         let si = prev.manifest.sources.iter().position(|s| s.file == e.file);
         if si.is_some_and(|si| drop_q.contains(&(si, row))) {
@@ -1312,19 +1996,20 @@ pub fn run_incremental(
     let mpath = sdir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
-    write_households(&sdir, states.into_iter())?;
-    let lpath = sdir.join("linked.bin");
-    write_linked(
-        &lpath,
-        end_linked
-            .into_iter()
-            .map(|r| (r.source, r.row, r.key, r.blob(&prev.buf, &fresh_buf))),
-        &end_near,
-    )
-    .map_err(write_err(&lpath))?;
+    write_households(&sdir, outcomes.iter().zip(lens.iter().copied()))?;
+    write_linked_state(&prev, &sdir, &patch_persons, &end_linked, &end_near, bufs)?;
+    let cpath = sdir.join("caseload.bin");
+    remove_if_present(&cpath).map_err(write_err(&cpath))?;
+    if std::fs::hard_link(previous.join("state/caseload.bin"), &cpath).is_err() {
+        write_caseload_cache(&cpath, &caseload).map_err(write_err(&cpath))?;
+    }
     timings.insert("state_write".to_string(), tst.elapsed().as_millis());
     timings.insert("write".to_string(), tw.elapsed().as_millis());
     timings.insert("households_recomputed".to_string(), todo.len() as u128);
+    let copy_ms = reports_writer
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+    timings.insert("reports_copy".to_string(), copy_ms);
     timings.insert("total".to_string(), t0.elapsed().as_millis());
     let persons_queried = everyone.len();
     write_summary(
@@ -1340,6 +2025,76 @@ pub fn run_incremental(
         BTreeMap::new(),
         BTreeMap::new(),
     )
+}
+
+/// The next state's linked rows. While the persons' rows to rewrite stay small beside the
+/// previous base, the base is shared (a hard link; a copy where links are not possible) and
+/// `linked.patch` holds every row of the persons touched since that base (`persons`, their
+/// end-state rows `rows`, sorted) and the near-miss rows; otherwise a new base is written
+/// (compaction), so that the patch never grows past a quarter of the base.
+fn write_linked_state(
+    prev: &PreviousRun,
+    sdir: &Path,
+    persons: &ahash::AHashSet<u64>,
+    rows: &[LinkedRow],
+    near: &[(u8, u64, u64)],
+    bufs: [&[u8]; 4],
+) -> Result<(), BatchError> {
+    let lpath = sdir.join("linked.bin");
+    let ppath = sdir.join("linked.patch");
+    let patch_bytes: usize =
+        rows.iter().map(|r| 22 + r.len as usize).sum::<usize>() + 9 * persons.len();
+    if patch_bytes as u64 * 4 > prev.base_len {
+        let mut scratch: Vec<u8> = Vec::new();
+        let mut all: Vec<LinkedRow> = Vec::new();
+        prev.view(|r, blob| {
+            if !persons.contains(&r.key) {
+                all.push(LinkedRow {
+                    at: scratch.len(),
+                    buf: SCRATCH,
+                    ..r
+                });
+                scratch.extend_from_slice(blob);
+            }
+        })?;
+        all.extend_from_slice(rows);
+        all.sort_unstable_by_key(|r| (r.source, r.row));
+        remove_if_present(&ppath).map_err(write_err(&ppath))?;
+        let bufs = [bufs[0], bufs[1], bufs[2], &scratch];
+        return write_linked(
+            &lpath,
+            all.iter().map(|r| (r.source, r.row, r.key, r.blob(bufs))),
+            near,
+        )
+        .map_err(write_err(&lpath));
+    }
+    for name in ["linked.bin", "linked.keys"] {
+        let (from, to) = (prev.dir.join("state").join(name), sdir.join(name));
+        remove_if_present(&to).map_err(write_err(&to))?;
+        if !from.exists() {
+            continue;
+        }
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(write_err(&to))?;
+        }
+    }
+    let mut keys: Vec<u64> = persons.iter().copied().collect();
+    keys.sort_unstable();
+    let mut w = LinkedWriter::create_with(&ppath, PATCH_MAGIC).map_err(write_err(&ppath))?;
+    let write = || -> std::io::Result<()> {
+        for k in keys {
+            w.person(k)?;
+        }
+        for r in rows {
+            w.row(r.source, r.row, r.key, r.blob(bufs))?;
+        }
+        for &(s, row, body) in near {
+            w.near(s, row, body)?;
+        }
+        Ok(())
+    };
+    write().map_err(write_err(&ppath))?;
+    w.finish().map_err(write_err(&ppath))
 }
 
 /// The 17-digit body of a key that fails only its check character (the row is probably that
@@ -1369,20 +2124,30 @@ fn line_of(st: &SourceState, row: u64) -> Option<u64> {
 }
 
 fn read_quarantine(path: &Path, m: &Manifest) -> Result<Vec<QuarantineEntry>, BatchError> {
+    Ok(read_quarantine_split(path, m)?.1)
+}
+
+/// A previous run's `quarantine.csv`: the caseload's entries and the sources' (by file).
+fn read_quarantine_split(
+    path: &Path,
+    m: &Manifest,
+) -> Result<(Vec<QuarantineEntry>, Vec<QuarantineEntry>), BatchError> {
     let err = |e: String| BatchError::Previous {
         path: path.display().to_string(),
         message: e,
     };
     let mut r = csv::Reader::from_path(path).map_err(|e| err(e.to_string()))?;
     let files: HashSet<&str> = m.sources.iter().map(|s| s.file.as_str()).collect();
-    let mut out = Vec::new();
+    let (mut caseload, mut out) = (Vec::new(), Vec::new());
     for row in r.records() {
         let row = row.map_err(|e| err(e.to_string()))?;
         let f = row.get(0).unwrap_or("");
-        if !files.contains(f) || f.is_empty() {
-            continue; // caseload entries are made again by reading the caseload
-        }
-        out.push(QuarantineEntry {
+        let to = if !files.contains(f) || f.is_empty() {
+            &mut caseload
+        } else {
+            &mut out
+        };
+        to.push(QuarantineEntry {
             file: f.to_string(),
             line: row.get(1).and_then(|v| v.parse().ok()),
             row: row.get(2).and_then(|v| v.parse().ok()),
@@ -1397,19 +2162,18 @@ fn read_quarantine(path: &Path, m: &Manifest) -> Result<Vec<QuarantineEntry>, Ba
             message: row.get(7).unwrap_or("").to_string(),
         });
     }
-    Ok(out)
+    Ok((caseload, out))
 }
 
 /// `changes.json` of an incremental run: households whose determination flipped, the rules
 /// added and removed, and the per-capita values before and after (yuan).
-fn changes_json(
+fn changes_json<'a>(
     previous: &Path,
-    before: &[HouseholdState],
-    after: &[Outcomes],
+    recomputed_pairs: impl Iterator<Item = (&'a HouseholdState, &'a Outcomes)>,
     recomputed: usize,
 ) -> serde_json::Value {
     let mut flipped = Vec::new();
-    for (b, a) in before.iter().zip(after) {
+    for (b, a) in recomputed_pairs {
         if b.determination == a.determination {
             continue;
         }
@@ -1669,7 +2433,7 @@ fn merge_slices(
         .collect::<Result<_, _>>()
         .map_err(write_err(work))?;
     let mut outcomes = Vec::with_capacity(caseload.households.len());
-    let mut states = Vec::with_capacity(caseload.households.len());
+    let mut lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
     let mut h = 0;
     while h < caseload.households.len() {
         // a run of consecutive households from one slice is one copy
@@ -1691,7 +2455,7 @@ fn merge_slices(
             .map_err(write_err(&reports_path))?;
         for x in &prevs[k].households[a..=b] {
             outcomes.push(x.outcomes());
-            states.push(x.clone());
+            lens.push(x.len);
         }
     }
     offsets.clear();
@@ -1753,9 +2517,13 @@ fn merge_slices(
     let mpath = sdir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
-    write_households(&sdir, states.into_iter())?;
+    write_households(&sdir, outcomes.iter().zip(lens.iter().copied()))?;
     // A person in two slices (a supporter of households in both) has their rows in each:
     // each (source, row) is written once.
+    let cpath = sdir.join("caseload.bin");
+    write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))?;
+    let ppath = sdir.join("linked.patch");
+    remove_if_present(&ppath).map_err(write_err(&ppath))?;
     let lpath = sdir.join("linked.bin");
     let mut w = LinkedWriter::create(&lpath).map_err(write_err(&lpath))?;
     let mut seen_rows: HashSet<u64> = HashSet::new();
@@ -1826,13 +2594,11 @@ mod tests {
                 .map(|&(op, prev_row)| DeltaRow {
                     op,
                     prev_row,
-                    rec: Record {
-                        row: 0,
-                        id_number: String::new(),
-                        values: Vec::new(),
-                    },
+                    at: 0,
+                    len: 0,
                 })
                 .collect(),
+            buf: Vec::new(),
         }
     }
 
@@ -1900,6 +2666,33 @@ mod tests {
         assert!(parse_memory_limit("8X").is_err());
         assert!(parse_memory_limit("0G").is_err());
         assert!(parse_memory_limit("lots").is_err());
+    }
+
+    #[test]
+    fn household_states_survive_their_encoding_and_a_truncated_file_is_refused() {
+        let h = HouseholdState {
+            id: "620503H0000047".into(),
+            determination: Determination::Referred,
+            fired: vec![
+                ("income".into(), Outcome::Eligible),
+                ("source_unverified".into(), Outcome::Referred),
+            ],
+            review_due: true,
+            gap: Some(-1250),
+            unverified: vec!["bank".into()],
+            per_capita: [Some("415.50".into()), None],
+            len: 8713,
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let o = h.outcomes();
+        write_households(dir.path(), [(&o, h.len), (&o, h.len)].into_iter()).expect("written");
+        let b = std::fs::read(dir.path().join("households.bin")).expect("read");
+        let back = read_households(&b).expect("decodes");
+        assert_eq!(back.len(), 2);
+        let j = |x: &HouseholdState| serde_json::to_value(x).expect("json");
+        assert_eq!(j(&back[1]), j(&h));
+        assert!(read_households(&b[..b.len() - 3]).is_none());
+        assert!(read_households(&b[..20]).is_none());
     }
 
     #[test]
