@@ -254,12 +254,6 @@ fn make_delta(data: &Path, delta: &Path, end: &Path) {
             .step_by(100)
             .map(|i| rows[i].clone().expect("row"))
             .collect();
-        if stem == "tax" && !adds.is_empty() {
-            let mut bad = adds[0].clone();
-            let last = bad[0].pop().expect("id");
-            bad[0].push(if last == '0' { '1' } else { '0' }); // check character no longer fits
-            adds.push(bad);
-        }
         for a in &adds {
             ops.push(("add".into(), String::new(), a.clone()));
         }
@@ -383,4 +377,81 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
         &["--previous", s(&inc), "--delta", s(&empty)],
     );
     assert_eq!(p.opened(&again), b);
+
+    // A delta row whose ID number is damaged needs the error-tolerant pass, which only a full
+    // run does: the incremental run is refused (exit 2), naming the source and the count.
+    let bad = p.root.join("bad-delta");
+    std::fs::create_dir_all(&bad).expect("mkdir");
+    let tax = std::fs::read_to_string(end.join("tax.csv")).expect("tax");
+    let mut lines = tax.lines();
+    let header = lines.next().expect("header");
+    let mut row: Vec<String> = lines
+        .next()
+        .expect("a row")
+        .split(',')
+        .map(String::from)
+        .collect();
+    let last = row[0].pop().expect("id");
+    row[0].push(if last == '0' { '1' } else { '0' }); // check character no longer fits
+    std::fs::write(
+        bad.join("tax.csv"),
+        format!("op,row,{header}\nadd,,{}\n", row.join(",")),
+    )
+    .expect("write");
+    let out = hedui(&[
+        "batch",
+        "--caseload",
+        s(&end),
+        "--sources",
+        s(&end),
+        "--recipient",
+        s(&p.root.join("keys/civil.pub")),
+        "--out",
+        s(&p.root.join("refused")),
+        "--as-of",
+        "2026-11-01",
+        "--previous",
+        s(&again),
+        "--delta",
+        s(&bad),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("1 delta rows carry an invalid or missing ID number (tax: 1)")
+            && err.contains("run a full batch"),
+        "{err}"
+    );
+    assert!(!err.contains(&row[0]), "the ID number is not echoed: {err}");
+
+    // A previous run whose error-tolerant pass had work cannot be continued incrementally.
+    let manifest_path = again.join("state/manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest")).expect("json");
+    assert_eq!(m["error_tolerant_rows"], 0);
+    m["error_tolerant_rows"] = serde_json::json!(3);
+    std::fs::write(&manifest_path, m.to_string()).expect("write");
+    let out = hedui(&[
+        "batch",
+        "--caseload",
+        s(&end),
+        "--sources",
+        s(&end),
+        "--recipient",
+        s(&p.root.join("keys/civil.pub")),
+        "--out",
+        s(&p.root.join("refused2")),
+        "--as-of",
+        "2026-11-01",
+        "--previous",
+        s(&again),
+        "--delta",
+        s(&empty),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("sent 3 source rows with an invalid or missing ID number"),
+        "{err}"
+    );
 }

@@ -888,6 +888,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         &near_miss,
         &outcomes,
         &report_lens,
+        pending.len() as u64,
     )?;
     let npath = opts.out.join("normalisations.csv");
     norms.write_csv(&npath).map_err(write_err(&npath))?;

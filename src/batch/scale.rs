@@ -151,6 +151,11 @@ struct Manifest {
     caseload_digest: String,
     households: usize,
     sources: Vec<SourceState>,
+    /// Source rows the run sent to the error-tolerant linkage pass (issue 7: invalid or
+    /// missing ID numbers). An incremental run cannot redo that pass yet, so it needs 0 here;
+    /// `None` in a state written before this field existed.
+    #[serde(default)]
+    error_tolerant_rows: Option<u64>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -746,6 +751,7 @@ pub(super) fn write_state(
     near_miss: &[(u8, u64, u64)],
     outcomes: &[Outcomes],
     report_lens: &[u64],
+    error_tolerant_rows: u64,
 ) -> Result<(), BatchError> {
     let dir = opts.out.join("state");
     std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
@@ -763,6 +769,7 @@ pub(super) fn write_state(
             .iter()
             .map(|k| source_state(k.name(), sources.get(k.name())))
             .collect(),
+        error_tolerant_rows: Some(error_tolerant_rows),
     };
     let mpath = dir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
@@ -1395,6 +1402,27 @@ pub fn run_incremental(
     });
     let ((mut prev, row_index, base_near), state_ms) = prev?;
     timings.insert("state_read".to_string(), state_ms);
+    // The error-tolerant pass decides over all unlinked rows at once, with m/u probabilities
+    // measured on the whole run: redoing it for some households would not give a full run's
+    // reports, and skipping it would lose links (a missed vehicle makes a family wrongly
+    // eligible). Until the state carries that pass, such runs are full runs.
+    match prev.manifest.error_tolerant_rows {
+        Some(0) => {}
+        Some(n) => {
+            return Err(BatchError::Previous {
+                path: previous.display().to_string(),
+                message: format!(
+                    "the previous run sent {n} source rows with an invalid or missing ID number to the error-tolerant linkage pass; an incremental run cannot redo that pass yet and would lose its links (run a full batch)"
+                ),
+            });
+        }
+        None => {
+            return Err(BatchError::Previous {
+                path: previous.display().to_string(),
+                message: "the previous run's state does not say whether it used the error-tolerant linkage pass (written by an older hedui; run a full batch)".into(),
+            });
+        }
+    }
     let mismatch = |what: &str| BatchError::Previous {
         path: previous.display().to_string(),
         message: format!(
@@ -1794,6 +1822,27 @@ pub fn run_incremental(
             }
         }
         record_sets[si].records.push(rec);
+    }
+    if !bad_new.is_empty() {
+        // a full run would send these rows to the error-tolerant pass (see above)
+        let mut per_source: BTreeMap<&str, usize> = BTreeMap::new();
+        for (si, _, _) in &bad_new {
+            *per_source.entry(SourceKind::ALL[*si].name()).or_default() += 1;
+        }
+        return Err(BatchError::Delta(DeltaError {
+            file: delta_dir.display().to_string(),
+            row: "-".into(),
+            column: "id_number".into(),
+            message: format!(
+                "{} delta rows carry an invalid or missing ID number ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
+                bad_new.len(),
+                per_source
+                    .iter()
+                    .map(|(k, n)| format!("{k}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }));
     }
     for (si, row, raw) in &bad_new {
         let st = &prev.manifest.sources[*si];
@@ -2507,6 +2556,11 @@ fn merge_slices(
     std::fs::create_dir_all(&sdir).map_err(write_err(&sdir))?;
     let mut manifest = prevs[0].manifest.clone();
     manifest.households = caseload.households.len();
+    // each slice's error-tolerant pass (a row may count in several: only 0 vs not 0 matters)
+    manifest.error_tolerant_rows = prevs
+        .iter()
+        .map(|p| p.manifest.error_tolerant_rows)
+        .sum::<Option<u64>>();
     for (st, (_, s)) in manifest
         .sources
         .iter_mut()
