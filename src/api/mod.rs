@@ -1404,20 +1404,34 @@ pub fn check(
     let settings = Settings::load(config)?;
     let bytes = std::fs::read(household)
         .with_context(|| format!("Failed to read {}", household.display()))?;
-    // The output is opened before anything is queried: a report that cannot be written would
-    // leave audited source queries behind for nothing.
-    let mut out_file = match out {
-        Some(p) => Some(
-            std::fs::File::create(p)
-                .with_context(|| format!("Failed to create {}", p.display()))?,
-        ),
-        None => None,
-    };
+    // Whether the report can be written is checked before anything is queried (a report that
+    // cannot be written would leave audited source queries behind for nothing). Nothing is
+    // created, truncated or removed until the sealed report exists.
+    if let Some(p) = out {
+        if p.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .with_context(|| format!("Failed to open {} for writing", p.display()))?;
+        } else {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "Failed to create {}: the folder {} does not exist",
+                    p.display(),
+                    dir.display()
+                );
+            }
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("Failed to start the runtime")?;
-    let written = rt.block_on(async move {
+    rt.block_on(async move {
         let app = App::new(settings).map_err(anyhow::Error::msg)?;
         let refused = |e: ApiError| {
             use std::io::Write as _;
@@ -1457,14 +1471,10 @@ pub fn check(
         let sealed = run_job(&app, &id, &v, "cli")
             .await
             .map_err(anyhow::Error::msg)?;
-        match (out_file.as_mut(), out) {
-            (Some(f), Some(p)) => {
-                use std::io::Write as _;
-                f.write_all(sealed.as_bytes())
-                    .and_then(|()| f.sync_all())
-                    .with_context(|| format!("Failed to write {}", p.display()))?;
-            }
-            _ => {
+        match out {
+            Some(p) => std::fs::write(p, &sealed)
+                .with_context(|| format!("Failed to write {}", p.display()))?,
+            None => {
                 use std::io::Write as _;
                 let mut o = std::io::stdout().lock();
                 writeln!(o, "{sealed}").context("Failed to write the report to stdout")?;
@@ -1485,14 +1495,7 @@ pub fn check(
             "ineligible" => 3,
             _ => 2,
         })
-    });
-    // refused or failed before a report existed: leave no empty report file behind
-    if let Some(p) = out {
-        if !matches!(written, Ok(0 | 1 | 3)) && std::fs::metadata(p).is_ok_and(|m| m.len() == 0) {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-    written
+    })
 }
 
 #[cfg(test)]

@@ -33,10 +33,15 @@ pub enum MoneyError {
     /// More than two decimals that are not zero (sub-fen amounts are not rounded silently).
     #[error("more than 2 decimals")]
     TooManyDecimals,
-    /// Beyond ±92,233,720,368,547,758.07 yuan.
-    #[error("amount out of range")]
+    /// Beyond ±[`MAX_YUAN`] yuan: no household's amount, and sums of up to 92,233 such
+    /// amounts stay inside `i64` fen.
+    #[error("amount out of range (more than 1,000,000,000,000 yuan)")]
     OutOfRange,
 }
+
+/// Largest amount accepted, in yuan (10^12 yuan = 10^14 fen): anything larger is a damaged
+/// value (an Excel overflow, a concatenated column), never a household's income or asset.
+pub const MAX_YUAN: i64 = 1_000_000_000_000;
 
 impl MoneyError {
     /// Stable reason code for quarantine.csv.
@@ -116,10 +121,10 @@ impl Fen {
         if frac.len() == 1 {
             fen *= 10;
         }
-        let total = yuan
-            .checked_mul(100)
-            .and_then(|v| v.checked_add(fen))
-            .ok_or(MoneyError::OutOfRange)?;
+        if yuan > MAX_YUAN || (yuan == MAX_YUAN && fen > 0) {
+            return Err(MoneyError::OutOfRange);
+        }
+        let total = yuan * 100 + fen;
         Ok(Fen(if neg { -total } else { total }))
     }
 
@@ -246,9 +251,23 @@ mod tests {
         assert_eq!(Fen::parse_yuan("¥465.00"), Ok(Fen(46500)));
         assert_eq!(Fen::parse_yuan("1.2300"), Ok(Fen(123)));
         // 0.1 + 0.2 style float traps do not exist here
+        assert_eq!(Fen::parse_yuan("9007199254.93"), Ok(Fen(900719925493)));
+        // the bound: 10^12 yuan is accepted, a fen more is not (sums must stay inside i64)
         assert_eq!(
-            Fen::parse_yuan("90071992547409.93"),
-            Ok(Fen(9007199254740993))
+            Fen::parse_yuan("1,000,000,000,000.00"),
+            Ok(Fen(100_000_000_000_000))
+        );
+        assert_eq!(
+            Fen::parse_yuan("-1000000000000"),
+            Ok(Fen(-100_000_000_000_000))
+        );
+        assert_eq!(
+            Fen::parse_yuan("1000000000000.01"),
+            Err(MoneyError::OutOfRange)
+        );
+        assert_eq!(
+            Fen::parse_yuan("92233720368547758.07"),
+            Err(MoneyError::OutOfRange)
         );
     }
 
@@ -292,7 +311,7 @@ mod tests {
         }
 
         #[test]
-        fn what_it_prints_it_parses_back(v in -9_000_000_000_000_000i64..9_000_000_000_000_000) {
+        fn what_it_prints_it_parses_back(v in -100_000_000_000_000i64..=100_000_000_000_000) {
             proptest::prop_assert_eq!(Fen::parse_yuan(&Fen(v).to_yuan()), Ok(Fen(v)));
         }
     }

@@ -312,13 +312,26 @@ impl<'a> Row<'a> {
     fn money_opt(&self, column: &'static str) -> Result<Option<i64>, FieldError> {
         match self.raw(column) {
             None => Ok(None),
-            Some(v) => crate::domain::Fen::parse_yuan(v)
-                .map(|f| Some(f.0))
-                .map_err(|e| FieldError {
+            Some(v) => {
+                let f = crate::domain::Fen::parse_yuan(v).map_err(|e| FieldError {
                     column,
                     code: e.code(),
                     message: format!("{column}: {e}"),
-                }),
+                })?;
+                // A department amount below zero (an overdraft, a business loss, a reversal) is
+                // for a person to weigh: netted against the rest it could make a family look
+                // eligible. The row is quarantined, so its source is unverified → referred.
+                if f.0 < 0 {
+                    return Err(FieldError {
+                        column,
+                        code: "money_negative",
+                        message: format!(
+                            "{column} is below zero; a negative department amount is referred to a person, never netted against other income or assets"
+                        ),
+                    });
+                }
+                Ok(Some(f.0))
+            }
         }
     }
     fn money(&self, column: &'static str) -> Result<i64, FieldError> {
@@ -443,6 +456,35 @@ mod tests {
         assert_eq!(err.column, "balance");
         assert_eq!(err.code, "money_not_a_number");
         assert_eq!(e.financial_assets, 0);
+    }
+
+    #[test]
+    fn a_negative_or_absurd_amount_is_a_field_error_never_netted() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        e.add(
+            SourceKind::Bank,
+            &vals(&["ICBC", "6217****0001", "current", "5000.00", "2026-10-01"]),
+            &f,
+            &p,
+        )
+        .unwrap();
+        for (amount, code) in [
+            ("-80000.00", "money_negative"),
+            ("92233720368547758.07", "money_out_of_range"),
+        ] {
+            let err = e
+                .add(
+                    SourceKind::Bank,
+                    &vals(&["ICBC", "6217****0002", "current", amount, "2026-10-01"]),
+                    &f,
+                    &p,
+                )
+                .unwrap_err();
+            assert_eq!((err.column, err.code), ("balance", code));
+        }
+        // the good row stands alone: nothing was subtracted or wrapped around
+        assert_eq!(e.financial_assets, 500_000);
     }
 
     #[test]

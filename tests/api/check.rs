@@ -93,12 +93,13 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-dir"));
     assert_eq!(source_queries(&w), queried);
 
-    // Bad input: the reason as {code, field, message} on stderr, exit 4, nothing queried,
-    // and no empty report file left behind.
+    // Bad input: the reason as {code, field, message} on stderr, exit 4, nothing queried.
     let mut bad = body.clone();
     bad["declared_annual_income"] = json!("-5.00");
     std::fs::write(&household, bad.to_string()).unwrap();
+    // an existing file given as --out is neither truncated nor removed by a refusal
     let refused = w.path("refused.json");
+    std::fs::write(&refused, "an earlier report").unwrap();
     let out = hedui(&[
         "check",
         "--config",
@@ -111,6 +112,9 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
     let err: Value = serde_json::from_slice(out.stderr.trim_ascii()).unwrap();
     assert_eq!(err["code"], "money_negative");
     assert_eq!(err["field"], "declared_annual_income");
-    assert!(!refused.exists());
+    assert_eq!(
+        std::fs::read_to_string(&refused).unwrap(),
+        "an earlier report"
+    );
     assert_eq!(source_queries(&w), queried);
 }

@@ -140,6 +140,9 @@ fn default_max_in_flight() -> usize {
 fn default_batch_size() -> usize {
     100
 }
+/// Longest cache time to live accepted, in seconds (31 days).
+pub const MAX_CACHE_TTL_S: u64 = 31 * 24 * 3600;
+
 fn default_cache_ttl_s() -> u64 {
     300
 }
@@ -229,6 +232,20 @@ impl HttpSourcesConfig {
             if s.retries > 10 {
                 problems.push(format!("{at}.retries: {} is more than 10", s.retries));
             }
+            // an answer older than a month is no verification (and the cache cannot hold
+            // entries for centuries)
+            if s.cache_ttl_s > MAX_CACHE_TTL_S {
+                problems.push(format!(
+                    "{at}.cache_ttl_s: {} is more than {MAX_CACHE_TTL_S} (31 days)",
+                    s.cache_ttl_s
+                ));
+            }
+            if s.timeout_ms > 600_000 {
+                problems.push(format!(
+                    "{at}.timeout_ms: {} is more than 600000 (10 minutes)",
+                    s.timeout_ms
+                ));
+            }
         }
         if problems.is_empty() {
             Ok(())
@@ -286,7 +303,11 @@ mod tests {
             "short",
         );
         cfg.sources[1].batch_size = 0;
+        cfg.sources[2].cache_ttl_s = 31_556_952_000; // a thousand years: moka would panic
         let p = cfg.validate().unwrap_err();
+        assert!(p.contains(
+            &"sources[2].cache_ttl_s: 31556952000 is more than 2678400 (31 days)".to_string()
+        ));
         assert_eq!(p[0], "cache_secret: 5 bytes, at least 32 needed");
         assert!(p.contains(&"sources[0].base_url: must start with https://".to_string()));
         assert!(p.contains(&"sources[1].batch_size: must be at least 1".to_string()));
