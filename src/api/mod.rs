@@ -1100,7 +1100,13 @@ async fn delete_consent(
             ),
         ));
     };
-    if !token.has(Role::Admin) && c.registered_by != token.id {
+    // an admin revokes within its regions: those of the token that registered the consent
+    let admin_may = token.has(Role::Admin)
+        && app
+            .store
+            .token_by_id(&c.registered_by)?
+            .is_some_and(|r| token.covers_all(&r.regions));
+    if !admin_may && c.registered_by != token.id {
         return Err(app.refuse(
             &token.id,
             "",
@@ -1171,6 +1177,31 @@ async fn post_token(
             ));
         }
     }
+    // An admin of a county grants no more than its county.
+    if let Some(i) = t
+        .regions
+        .iter()
+        .position(|r| !token.covers_all(std::slice::from_ref(r)))
+    {
+        return Err(app.refuse(
+            &token.id,
+            "",
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "region_forbidden",
+                Some(format!("regions[{i}]")),
+                "a token can only be granted regions inside the granting admin's regions",
+            ),
+        ));
+    }
+    if crate::verify::request::holds_id_like(&t.label) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "label_invalid",
+            Some("label".into()),
+            "label must not hold an ID number (it is stored and listed)",
+        ));
+    }
     let (id, secret) = app.store.create_token(&roles, &t.regions, &t.label)?;
     app.audit(&[AuditEvent {
         actor: token.id.clone(),
@@ -1197,7 +1228,49 @@ async fn get_audit(
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000i64)
         .clamp(1, 10_000);
-    let rows = app.store.audit_rows(after, limit)?;
+    let scanned = app.store.audit_rows(after, limit)?;
+    // `next_after`: the last row read, for paging past rows of other regions
+    let next_after = scanned.last().map_or(after, |r| r.seq);
+    // An auditor of a county reads its county's rows: a job's rows by the job's region, other
+    // rows (consents, tokens, refusals) by the acting token's regions. `*` reads everything.
+    let rows: Vec<_> = if token.regions.iter().any(|r| r == "*") {
+        scanned
+    } else {
+        let mut jobs: HashMap<String, bool> = HashMap::new();
+        let mut actors: HashMap<String, bool> = HashMap::new();
+        let mut keep = Vec::with_capacity(scanned.len());
+        for r in scanned {
+            let ok = if !r.event.job_id.is_empty() {
+                match jobs.get(&r.event.job_id) {
+                    Some(&b) => b,
+                    None => {
+                        let b = app
+                            .store
+                            .job(&r.event.job_id)?
+                            .is_some_and(|j| token.covers(&j.region_code));
+                        jobs.insert(r.event.job_id.clone(), b);
+                        b
+                    }
+                }
+            } else {
+                match actors.get(&r.event.actor) {
+                    Some(&b) => b,
+                    None => {
+                        let b = app
+                            .store
+                            .token_by_id(&r.event.actor)?
+                            .is_some_and(|t| token.covers_all(&t.regions));
+                        actors.insert(r.event.actor.clone(), b);
+                        b
+                    }
+                }
+            };
+            if ok {
+                keep.push(r);
+            }
+        }
+        keep
+    };
     let check = if q.get("verify").is_some_and(|v| v == "true") {
         Some(app.store.verify_chain()?)
     } else {
@@ -1209,7 +1282,7 @@ async fn get_audit(
         outcome: format!("rows:{}", rows.len()),
         ..AuditEvent::default()
     }]);
-    Ok(axum::Json(json!({"rows": rows, "chain": check})).into_response())
+    Ok(axum::Json(json!({"rows": rows, "next_after": next_after, "chain": check})).into_response())
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {

@@ -134,6 +134,15 @@ impl Token {
             .iter()
             .any(|p| p == "*" || (!p.is_empty() && region_code.starts_with(p.as_str())))
     }
+    /// Whether every region of `other` (prefixes or `*`) lies inside this token's regions: an
+    /// admin grants, and revokes or reads for, only what it covers itself.
+    pub fn covers_all(&self, other: &[String]) -> bool {
+        other.iter().all(|r| {
+            self.regions
+                .iter()
+                .any(|p| p == "*" || (r != "*" && !p.is_empty() && r.starts_with(p.as_str())))
+        })
+    }
 }
 
 /// A registered consent (授权书).

@@ -5,6 +5,7 @@
 
 mod check;
 mod helpers;
+mod regions;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

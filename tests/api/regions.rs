@@ -1,0 +1,109 @@
+//! Region scoping of admin and auditor tokens (issue #4 item 6): a county's admin grants,
+//! revokes and reads only within its county; a county's auditor reads its county's rows.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_and_auditors_of_a_county_stay_in_their_county() {
+    let w = World::new(12);
+    let rows = clean_households(&w, 12).into_iter().next().unwrap();
+    let (_sim, sim_addr) = w.sim(FAST);
+    let cfg = w.serve_config(&sim_addr, "");
+    let (_serve, addr) = w.serve(&cfg);
+    let api = Api::new(&w, &addr);
+    let (_, admin_a) = w.token("admin", COUNTY);
+    let (_, intake_b) = w.token("intake", "620502");
+    let (_, auditor_a) = w.token("auditor", COUNTY);
+    let (_, auditor_all) = w.token("auditor", "*");
+
+    // granting: only regions inside the admin's own
+    for (regions, field) in [
+        (json!(["*"]), "regions[0]"),
+        (json!(["620503", "6205"]), "regions[1]"),
+    ] {
+        let (st, v) = api
+            .post(
+                "/v1/tokens",
+                &admin_a,
+                &json!({"roles": ["intake"], "regions": regions}),
+            )
+            .await;
+        assert_eq!(
+            (st, &v["code"], &v["field"]),
+            (403, &json!("region_forbidden"), &json!(field))
+        );
+    }
+    let (st, v) = api
+        .post(
+            "/v1/tokens",
+            &admin_a,
+            &json!({"roles": ["intake"], "regions": ["620503"], "label": "window 3"}),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = api
+        .post(
+            "/v1/tokens",
+            &admin_a,
+            &json!({"roles": ["intake"], "regions": ["620503"],
+                                              "label": rows.1[0]["id_number"]}),
+        )
+        .await;
+    assert_eq!((st, &v["code"]), (422, &json!("label_invalid")));
+    assert!(!v.to_string().contains(&rows.1[0]["id_number"]));
+
+    // county B verifies one of its households (persons may live anywhere)
+    let mut consents = BTreeMap::new();
+    for p in rows.1.iter().chain(&rows.2) {
+        let (st, v) = api
+            .post(
+                "/v1/consents",
+                &intake_b,
+                &json!({"id_number": p["id_number"], "region_code": "620502",
+                        "purpose": "dibao application", "valid_until": "2030-12-31"}),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        consents.insert(
+            p["id_number"].clone(),
+            v["consent_ref"].as_str().unwrap().to_string(),
+        );
+    }
+    let mut body = request(&rows, &consents);
+    body["region_code"] = json!("620502");
+    let (st, v) = verify(&api, &intake_b, &body).await;
+    assert_eq!(st, 200, "{v}");
+    let job = v["id"].as_str().unwrap().to_string();
+
+    // revoking: county A's admin cannot revoke county B's consent
+    let b_ref = consents.values().next().unwrap().clone();
+    let r = api
+        .http
+        .delete(format!("{}/v1/consents/{b_ref}", api.base))
+        .bearer_auth(&admin_a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "consent_forbidden");
+
+    // reading the audit log: county A's auditor sees none of county B's job rows; `*` does
+    let rows_of = |text: &str| -> Vec<Value> {
+        let v: Value = serde_json::from_str(text).unwrap();
+        v["rows"].as_array().unwrap().clone()
+    };
+    let (st, text) = api.get("/v1/audit?limit=10000", &auditor_all).await;
+    assert_eq!(st, 200);
+    let all = rows_of(&text);
+    let of_job = all.iter().filter(|r| r["job_id"] == job.as_str()).count();
+    let persons = rows.1.len() + rows.2.len();
+    assert!(of_job >= 12 * persons, "{of_job} rows of the job");
+    let (st, text) = api.get("/v1/audit?limit=10000", &auditor_a).await;
+    assert_eq!(st, 200);
+    let a = rows_of(&text);
+    assert_eq!(a.iter().filter(|r| r["job_id"] == job.as_str()).count(), 0);
+    // county A's own admin's actions are visible to county A's auditor
+    assert!(a.iter().any(|r| r["action"] == "token_created"), "{text}");
+    assert!(a.len() < all.len());
+}
