@@ -895,9 +895,25 @@ pub fn print_summary(s: &Summary, out: &Path) {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    // the files this run wrote (an incremental run writes changes.json and, for now, no
+    // normalisations.csv: its source rows' repairs are those of the previous run and the delta)
+    let written: Vec<&str> = [
+        "reports.jsonl",
+        "summary.json",
+        "summary.html",
+        "quarantine.csv",
+        "normalisations.csv",
+        "determinations.csv",
+        "changes.json",
+        "state/",
+    ]
+    .into_iter()
+    .filter(|f| out.join(f).exists())
+    .collect();
     println!(
-        "  outputs: {}/{{reports.jsonl, summary.json, summary.html, quarantine.csv, normalisations.csv, determinations.csv, state/}}",
-        out.display().to_string().trim_end_matches('/')
+        "  outputs: {}/{{{}}}",
+        out.display().to_string().trim_end_matches('/'),
+        written.join(", ")
     );
 }
 

@@ -481,6 +481,13 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut timings = BTreeMap::new();
     std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
     let _lock = OutputLock::take(&opts.out)?;
+    if opts.previous.is_none() {
+        // an earlier run's changes.json in this folder would pass for this run's
+        let p = opts.out.join("changes.json");
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(write_err(&p))?;
+        }
+    }
     let policy = &opts.policy;
     let frame = Frame::new(opts.as_of, policy);
     let run_id = new_run_id(opts.as_of);

@@ -1357,6 +1357,10 @@ pub fn run_incremental(
         });
     }
     let _lock = OutputLock::take(&opts.out)?;
+    // an earlier run's repairs log in this folder would pass for this run's (an incremental
+    // run writes none: see the README)
+    let npath = opts.out.join("normalisations.csv");
+    remove_if_present(&npath).map_err(write_err(&npath))?;
     // The caseload is read (and checked against the previous run's) on a thread of its own
     // while the previous state and the delta are read: the two are independent.
     let (caseload_read, prev, deltas_read) = std::thread::scope(|sc| {
@@ -2054,7 +2058,6 @@ pub fn run_incremental(
     }
     timings.insert("state_write".to_string(), tst.elapsed().as_millis());
     timings.insert("write".to_string(), tw.elapsed().as_millis());
-    timings.insert("households_recomputed".to_string(), todo.len() as u128);
     let copy_ms = reports_writer
         .join()
         .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
