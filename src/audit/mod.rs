@@ -245,6 +245,8 @@ pub struct Store {
     writer: Option<Mutex<std::sync::mpsc::Sender<Queued>>>,
     read: Mutex<Connection>,
     secret: hmac::Key,
+    // `<store>.audit-head`: the last committed audit row (see [`write_head`]).
+    head_path: std::path::PathBuf,
     // Dropping the store drops this sender, which stops the checkpoint thread.
     _checkpointer: Option<std::sync::mpsc::Sender<()>>,
 }
@@ -407,10 +409,41 @@ fn apply_group(conn: &mut Connection, group: &[&Write]) -> Vec<Result<(), StoreE
     }
 }
 
+/// `hedui.db` → `hedui.db.audit-head`.
+fn head_path_of(store: &Path) -> std::path::PathBuf {
+    let mut name = store.as_os_str().to_owned();
+    name.push(".audit-head");
+    std::path::PathBuf::from(name)
+}
+
+/// Record the last committed audit row (`seq hash`) in the head file beside the store,
+/// replaced atomically after every commit. [`Store::verify_chain`] checks the table against
+/// it, so rows deleted from the end of the log (which leave a valid, shorter chain) are
+/// found unless the head file is rewritten too; copy it elsewhere (a log shipper, a daily
+/// print) for a guarantee that does not rest on this machine. A failure to write it is
+/// logged, never fatal: the rows themselves are committed.
+fn write_head(conn: &Connection, head_path: &Path) {
+    let head: Result<Option<(i64, String)>, rusqlite::Error> = conn
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional();
+    let Ok(Some((seq, hash))) = head else { return };
+    let tmp = head_path.with_extension("audit-head.tmp");
+    let r = std::fs::write(&tmp, format!("{seq} {hash}\n"))
+        .and_then(|()| std::fs::rename(&tmp, head_path));
+    if let Err(e) = r {
+        tracing::warn!(error = %e, "The audit head file could not be written.");
+    }
+}
+
 /// Start the group-commit writer thread on the write connection; it stops when the
 /// store (the only sender) is dropped.
 fn start_writer(
     conn: std::sync::Arc<Mutex<Connection>>,
+    head_path: std::path::PathBuf,
 ) -> Option<std::sync::mpsc::Sender<Queued>> {
     let (tx, rx) = std::sync::mpsc::channel::<Queued>();
     std::thread::Builder::new()
@@ -426,7 +459,11 @@ fn start_writer(
                 }
                 let writes: Vec<&Write> = batch.iter().map(|(w, _)| w).collect();
                 let results = match conn.lock() {
-                    Ok(mut c) => apply_group(&mut c, &writes),
+                    Ok(mut c) => {
+                        let r = apply_group(&mut c, &writes);
+                        write_head(&c, &head_path);
+                        r
+                    }
                     Err(_) => writes.iter().map(|_| Err(StoreError::Poisoned)).collect(),
                 };
                 for ((_, reply), r) in batch.into_iter().zip(results) {
@@ -494,9 +531,11 @@ impl Store {
                 .ok()
                 .map(|_| tx)
         });
+        let head_path = head_path_of(path);
         Ok(Store {
             conn: conn.clone(),
-            writer: start_writer(conn).map(Mutex::new),
+            writer: start_writer(conn, head_path.clone()).map(Mutex::new),
+            head_path,
             read: Mutex::new(read),
             secret: hmac::Key::new(hmac::HMAC_SHA256, secret),
             _checkpointer: checkpointer.flatten(),
@@ -531,6 +570,7 @@ impl Store {
         let tx = conn.transaction()?;
         append_events(&tx, events)?;
         tx.commit()?;
+        write_head(&conn, &self.head_path);
         Ok(())
     }
 
@@ -567,11 +607,22 @@ impl Store {
     }
 
     /// Recompute the hash chain from the first row: a row whose content or `prev_hash` no
-    /// longer matches, or a gap in the sequence (a deleted row), is the first bad row.
+    /// longer matches, or a gap in the sequence (a deleted row), is the first bad row. Then
+    /// the end: the head file beside the store (written after every commit) must name a row
+    /// that exists with the same hash, so rows deleted from the end, or a chain rebuilt from
+    /// an edited row on, are found too, unless the head file was rewritten with them (the
+    /// chain has no secret: keep a copy of the head elsewhere for that).
     ///
     /// # Errors
     /// [`StoreError`] when the table cannot be read.
     pub fn verify_chain(&self) -> Result<ChainCheck, StoreError> {
+        // The head file first: it is written after each commit, so the rows read below (a
+        // later snapshot) include the row it names, even while a server is writing.
+        let anchor: Option<(i64, String)> =
+            std::fs::read_to_string(&self.head_path).ok().and_then(|t| {
+                let (a, b) = t.trim().split_once(' ')?;
+                Some((a.parse().ok()?, b.to_string()))
+            });
         let conn = self.reader()?;
         let mut st = conn.prepare(
             "SELECT seq, at, actor, action, job_id, purpose, consent_ref, person, source, outcome,
@@ -581,6 +632,7 @@ impl Store {
         let mut prev = ZERO.to_string();
         let mut expect = 1i64;
         let mut n = 0i64;
+        let mut anchor_hash: Option<String> = None;
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
             let at: String = r.get(1)?;
@@ -613,8 +665,35 @@ impl Store {
             if chain_hash(&prev, &row_content(seq, &at, &e)) != stored {
                 return Ok(bad("its content does not match its hash (edited)".into()));
             }
+            if anchor.as_ref().is_some_and(|(a, _)| *a == seq) {
+                anchor_hash = Some(stored.clone());
+            }
             prev = stored;
             expect += 1;
+        }
+        let tail = |why: String| ChainCheck {
+            rows: n,
+            head: prev.clone(),
+            first_bad: Some((n + 1, why)),
+        };
+        match (&anchor, anchor_hash) {
+            (None, _) if n > 0 => {
+                return Ok(tail(format!(
+                    "the head file {} is missing or unreadable: rows deleted from the end cannot be ruled out",
+                    self.head_path.display()
+                )));
+            }
+            (Some((seq, _)), None) => {
+                return Ok(tail(format!(
+                    "the log ends at row {n} but the head file records row {seq}: rows deleted from the end"
+                )));
+            }
+            (Some((seq, want)), Some(got)) if *want != got => {
+                return Ok(tail(format!(
+                    "row {seq} does not have the hash the head file records: the chain was rebuilt"
+                )));
+            }
+            _ => {}
         }
         Ok(ChainCheck {
             rows: n,
@@ -810,6 +889,7 @@ impl Store {
         let tx = conn.transaction()?;
         apply(&tx, w)?;
         tx.commit()?;
+        write_head(&conn, &self.head_path);
         Ok(())
     }
 
@@ -946,6 +1026,46 @@ mod tests {
         assert!(bad.1.contains("row 4 is missing"));
     }
 
+    #[test]
+    fn rows_deleted_from_the_end_or_a_rebuilt_chain_are_found_by_the_head_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let s = Store::open(&path, b"k").unwrap();
+        s.audit(&(0..5).map(ev).collect::<Vec<_>>()).unwrap();
+        let head = std::fs::read_to_string(dir.path().join("s.db.audit-head")).unwrap();
+        assert_eq!(head.split(' ').next(), Some("5"));
+        assert!(s.verify_chain().unwrap().first_bad.is_none());
+        // the last two rows deleted: a valid but shorter chain
+        s.conn()
+            .unwrap()
+            .execute("DELETE FROM audit WHERE seq >= 4", [])
+            .unwrap();
+        let bad = s.verify_chain().unwrap().first_bad.unwrap();
+        assert_eq!(bad.0, 4, "{bad:?}");
+        assert!(
+            bad.1
+                .contains("ends at row 3 but the head file records row 5"),
+            "{bad:?}"
+        );
+        // rebuilt: rows 4 and 5 appended again with other content (hashes chained correctly)
+        {
+            let mut c = s.conn().unwrap();
+            let tx = c.transaction().unwrap();
+            append_events(&tx, &[ev(40), ev(50)]).unwrap();
+            tx.commit().unwrap();
+        }
+        let bad = s.verify_chain().unwrap().first_bad.unwrap();
+        assert!(bad.1.contains("chain was rebuilt"), "{bad:?}");
+        // every row deleted, or the head file gone: not "ok: 0 rows"
+        s.conn().unwrap().execute("DELETE FROM audit", []).unwrap();
+        assert!(s.verify_chain().unwrap().first_bad.is_some());
+        s.audit(&[ev(1)]).unwrap();
+        assert!(s.verify_chain().unwrap().first_bad.is_none());
+        std::fs::remove_file(dir.path().join("s.db.audit-head")).unwrap();
+        let bad = s.verify_chain().unwrap().first_bad.unwrap();
+        assert!(bad.1.contains("missing or unreadable"), "{bad:?}");
+    }
+
     fn job(i: usize) -> Write {
         Write::Job {
             id: format!("v_{i:024x}"),
@@ -962,6 +1082,7 @@ mod tests {
         let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
         let (a, b) = (job(1), job(2));
         let results = apply_group(&mut s.conn().unwrap(), &[&a, &a, &b]);
+        write_head(&s.conn().unwrap(), &s.head_path); // as the writer thread does
         assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
         assert!(matches!(results[1], Err(StoreError::Sql(_))), "{results:?}");
         let check = s.verify_chain().unwrap();
