@@ -1010,7 +1010,14 @@ async fn post_consent(
             ),
         ));
     }
-    let until = NaiveDate::parse_from_str(c.valid_until.trim(), "%Y-%m-%d").map_err(|_| {
+    let until_s = c.valid_until.trim();
+    let until = (if until_s.len() == 10 {
+        NaiveDate::parse_from_str(until_s, "%Y-%m-%d").ok()
+    } else {
+        None // `+10000-01-01` and other spellings chrono would take
+    })
+    .ok_or(())
+    .map_err(|()| {
         bad(
             "date_invalid",
             "valid_until",
@@ -1041,7 +1048,14 @@ async fn post_consent(
             ));
         }
     }
-    let purpose: String = c.purpose.trim().chars().take(200).collect();
+    let purpose: String = c.purpose.trim().to_string();
+    if purpose.chars().count() > crate::verify::request::MAX_PURPOSE_CHARS {
+        return Err(bad(
+            "purpose_too_long",
+            "purpose",
+            "purpose is at most 200 characters",
+        ));
+    }
     if crate::verify::request::holds_id_like(&purpose) {
         return Err(bad(
             "purpose_invalid",
@@ -1222,12 +1236,44 @@ async fn get_audit(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = app.authenticate(&headers, Role::Auditor)?;
-    let after = q.get("after").and_then(|v| v.parse().ok()).unwrap_or(0i64);
-    let limit = q
-        .get("limit")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000i64)
-        .clamp(1, 10_000);
+    let number = |name: &str, default: i64, lo: i64, hi: i64| -> Result<i64, ApiError> {
+        match q.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (lo..=hi).contains(n))
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "parameter_invalid",
+                        Some(name.to_string()),
+                        format!("{name} must be a whole number from {lo} to {hi}"),
+                    )
+                }),
+        }
+    };
+    let after = number("after", 0, 0, i64::MAX)?;
+    let limit = number("limit", 1000, 1, 10_000)?;
+    if let Some(k) = q
+        .keys()
+        .find(|k| !["after", "limit", "verify"].contains(&k.as_str()))
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "parameter_unknown",
+            Some(scrub(k)),
+            "parameters are after, limit and verify",
+        ));
+    }
+    if q.get("verify").is_some_and(|v| v != "true" && v != "false") {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "parameter_invalid",
+            Some("verify".into()),
+            "verify is true or false",
+        ));
+    }
     let scanned = app.store.audit_rows(after, limit)?;
     // `next_after`: the last row read, for paging past rows of other regions
     let next_after = scanned.last().map_or(after, |r| r.seq);

@@ -194,6 +194,10 @@ fn money(v: &Option<String>, field: &str) -> Result<Option<Fen>, InputError> {
     }
 }
 
+/// Longest `purpose` accepted, in characters (it is written into every audit row of the
+/// verification; schemas/api/openapi.json says the same).
+pub const MAX_PURPOSE_CHARS: usize = 200;
+
 /// Oldest age accepted on demand, in years: a birth date further back is a damaged number,
 /// not a living applicant or supporter (the oldest verified person lived 122 years).
 pub const MAX_AGE_YEARS: i32 = 130;
@@ -425,6 +429,17 @@ impl HouseholdRequest {
                 own_household_size: size,
                 consent: !s.consent_ref.trim().is_empty(),
             });
+        }
+        if self
+            .purpose
+            .as_deref()
+            .is_some_and(|p| p.trim().chars().count() > MAX_PURPOSE_CHARS)
+        {
+            return Err(bad(
+                "purpose_too_long",
+                "purpose",
+                format!("purpose is at most {MAX_PURPOSE_CHARS} characters"),
+            ));
         }
         if self.purpose.as_deref().is_some_and(holds_id_like) {
             return Err(bad(

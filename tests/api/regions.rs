@@ -103,6 +103,28 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
     assert_eq!(st, 200);
     let a = rows_of(&text);
     assert_eq!(a.iter().filter(|r| r["job_id"] == job.as_str()).count(), 0);
+    // bad parameters are refused, not ignored
+    for q in ["limit=-1", "after=abc", "verify=maybe", "limt=5"] {
+        let (st, text) = api.get(&format!("/v1/audit?{q}"), &auditor_all).await;
+        assert_eq!(st, 422, "{q}: {text}");
+    }
+    // a purpose over 200 characters, and a date chrono would read but is not YYYY-MM-DD
+    let person = &rows.1[0]["id_number"];
+    for (field, body) in [
+        (
+            "purpose",
+            json!({"id_number": person, "region_code": "620502", "purpose": "x".repeat(201),
+                           "valid_until": "2030-12-31"}),
+        ),
+        (
+            "valid_until",
+            json!({"id_number": person, "region_code": "620502", "purpose": "dibao",
+                               "valid_until": "+10000-01-01"}),
+        ),
+    ] {
+        let (st, v) = api.post("/v1/consents", &intake_b, &body).await;
+        assert_eq!((st, &v["field"]), (422, &json!(field)), "{v}");
+    }
     // county A's own admin's actions are visible to county A's auditor
     assert!(a.iter().any(|r| r["action"] == "token_created"), "{text}");
     assert!(a.len() < all.len());
