@@ -37,6 +37,10 @@ pub enum MoneyError {
     /// amounts stay inside `i64` fen.
     #[error("amount out of range (more than 1,000,000,000,000 yuan)")]
     OutOfRange,
+    /// Below zero where only zero or more makes sense (a declared income or asset total);
+    /// returned by callers that need it, never by [`Fen::parse_yuan`].
+    #[error("amount below zero")]
+    Negative,
 }
 
 /// Largest amount accepted, in yuan (10^12 yuan = 10^14 fen): anything larger is a damaged
@@ -51,6 +55,7 @@ impl MoneyError {
             MoneyError::NotANumber(_) => "money_not_a_number",
             MoneyError::TooManyDecimals => "money_too_many_decimals",
             MoneyError::OutOfRange => "money_out_of_range",
+            MoneyError::Negative => "money_negative",
         }
     }
 }

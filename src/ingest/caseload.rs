@@ -310,7 +310,9 @@ pub fn load_caseload(
             ));
             continue;
         }
-        if index.contains_key(&household_key(id)) {
+        if let Some(&first) = index.get(&household_key(id)) {
+            // Which of the two rows is right is for a clerk: the first is used, and the
+            // household is referred.
             q.push(QuarantineEntry::at(
                 &file,
                 prep.line_of(i as u64),
@@ -318,9 +320,18 @@ pub fn load_caseload(
                 "household_id",
                 id,
                 "household_duplicate",
-                Action::Rejected,
-                "household_id appears earlier in the file; the first row is used".into(),
+                Action::Referred,
+                "household_id appears earlier in the file; the first row is used and the household referred (caseload_fault)".into(),
             ));
+            if !out.households[first]
+                .faults
+                .iter()
+                .any(|f| f == "household_duplicate")
+            {
+                out.households[first]
+                    .faults
+                    .push("household_duplicate".into());
+            }
             continue;
         }
         let norms = &mut out.normalisations;
@@ -329,7 +340,13 @@ pub fn load_caseload(
             if v.is_empty() {
                 return None;
             }
-            match Fen::parse_yuan(v) {
+            match Fen::parse_yuan(v).and_then(|f| {
+                if f.0 < 0 {
+                    Err(crate::domain::money::MoneyError::Negative)
+                } else {
+                    Ok(f)
+                }
+            }) {
                 Ok(f) => {
                     norms.money(
                         At {
@@ -573,6 +590,45 @@ pub fn load_caseload(
             }
         }
     }
+    // A person who is a member of two households is counted in both: each is referred.
+    let mut in_two: Vec<(u64, &Vec<usize>)> = member_of
+        .iter()
+        .filter(|(_, hs)| hs.len() > 1)
+        .map(|(k, hs)| (*k, hs))
+        .collect();
+    in_two.sort_unstable();
+    for (key, hs) in in_two {
+        for &h in hs {
+            if !out.households[h]
+                .faults
+                .iter()
+                .any(|f| f == "member_in_two_households")
+            {
+                out.households[h]
+                    .faults
+                    .push("member_in_two_households".into());
+            }
+        }
+        let masked = out
+            .members
+            .iter()
+            .find(|m| m.id.as_ref().is_ok_and(|id| id.key() == key))
+            .map(|m| m.id_masked.clone())
+            .unwrap_or_default();
+        q.push(QuarantineEntry {
+            file: file.clone(),
+            line: None,
+            row: None,
+            column: "id_number".into(),
+            value: masked,
+            reason: "member_in_two_households".into(),
+            action: Action::Referred,
+            message: format!(
+                "the same person is a member of {} households; each is referred (caseload_fault)",
+                hs.len()
+            ),
+        });
+    }
     let only_household = |raw: &str| -> Option<usize> {
         let id = IdNumber::parse(raw, as_of).ok()?.0;
         match member_of.get(&id.key())?.as_slice() {
@@ -740,6 +796,67 @@ pub fn load_caseload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_household_a_person_in_two_households_and_a_negative_declaration_refer() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\n\
+             H1,620503,urban,dibao,full,-1000.00,,\nH2,620503,urban,dibao,full,,,\n\
+             H3,620503,urban,dibao,full,,,\nH3,620503,urban,dibao,full,9000.00,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\n\
+             H1,620503195809200176,马福祥,applicant,,C1\nH2,620503195809200176,马福祥,applicant,,C2\n\
+             H3,620503196207080319,李建国,applicant,,C3\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households.len(), 3);
+        // the negative declaration is not used (never read as a negative income)
+        assert_eq!(c.households[0].declared_annual_income, None);
+        assert!(
+            c.households[0]
+                .faults
+                .contains(&"member_in_two_households".to_string())
+        );
+        assert!(
+            c.households[1]
+                .faults
+                .contains(&"member_in_two_households".to_string())
+        );
+        assert_eq!(
+            c.households[2].faults,
+            vec!["household_duplicate".to_string()]
+        );
+        assert_eq!(
+            c.households[2].declared_annual_income, None,
+            "the first row is used"
+        );
+        let mut reasons: Vec<(&str, Action)> = q
+            .entries
+            .iter()
+            .map(|e| (e.reason.as_str(), e.action))
+            .collect();
+        reasons.sort_by_key(|r| r.0);
+        assert_eq!(
+            reasons,
+            vec![
+                ("household_duplicate", Action::Referred),
+                ("member_in_two_households", Action::Referred),
+                ("money_negative", Action::Rejected),
+            ]
+        );
+        assert!(q.entries.iter().all(|e| !e.value.contains("195809200176")));
+    }
 
     fn load(dir: &Path) -> (Caseload, Quarantine) {
         let mut q = Quarantine::default();
