@@ -103,6 +103,18 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
     assert_eq!(st, 200);
     let a = rows_of(&text);
     assert_eq!(a.iter().filter(|r| r["job_id"] == job.as_str()).count(), 0);
+    // a wrong method gets the same {code, field, message} body as every other refusal
+    let r = api
+        .http
+        .put(format!("{}/v1/consents", api.base))
+        .bearer_auth(&intake_b)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert!(r.headers().contains_key("allow"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], "method_not_allowed");
     // bad parameters are refused, not ignored
     for q in ["limit=-1", "after=abc", "verify=maybe", "limt=5"] {
         let (st, text) = api.get(&format!("/v1/audit?{q}"), &auditor_all).await;
