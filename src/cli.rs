@@ -474,12 +474,23 @@ fn run(cli: Cli) -> Result<i32> {
             );
             let t = std::time::Instant::now();
             let stats = generate_to(&cfg, &out, format)?;
+            let rows_of = |t: &str| {
+                stats
+                    .rows
+                    .iter()
+                    .find(|(n, _)| *n == t)
+                    .map_or(0, |(_, r)| *r)
+            };
             println!(
-                "generated {} households, {} members, {} supporters, {} residents into {} in {:.1} s",
+                "generated {} households, {} members, {} supporters ({} supporter rows: one person \
+                 may support two members), {} residents ({} household_registration rows: a few \
+                 members have none) into {} in {:.1} s",
                 stats.households,
                 stats.members,
                 stats.supporters,
+                rows_of("supporters"),
                 stats.residents,
+                rows_of("household_registration"),
                 out.display(),
                 t.elapsed().as_secs_f64()
             );
@@ -672,7 +683,7 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
 
 fn print_report_brief(r: &crate::report::VerificationReport) {
     println!(
-        "  household {} (programme {}, {}, {} member{}): {}  per-capita income {} yuan/month, financial assets {} yuan (S = {})",
+        "  household {} (programme {}, {}, {} member{}): {}  per-capita income {} yuan/month, per-capita financial assets {} yuan (S = {})",
         r.household_id,
         r.programme,
         r.area,
@@ -856,20 +867,35 @@ pub fn print_summary(s: &Summary, out: &Path) {
         "run {}  as of {}  policy {}  households {}",
         s.run_id, s.as_of, s.policy, s.households
     );
+    // the label column is as wide as its longest label ("household_composition referred")
+    let rule_rows: Vec<(String, u64)> = s
+        .rules
+        .iter()
+        .flat_map(|(rule, outs)| {
+            outs.iter()
+                .filter(|(o, _)| o.as_str() != "eligible")
+                .map(move |(o, v)| (format!("{rule} {o}"), *v))
+        })
+        .collect();
+    let w = s
+        .determination
+        .keys()
+        .map(|d| d.chars().count())
+        .chain(rule_rows.iter().map(|(l, _)| l.chars().count()))
+        .max()
+        .unwrap_or(0)
+        .max(24)
+        + 2;
     println!(
-        "  {:<26}{:>10}{:>9}",
+        "  {:<w$}{:>10}{:>9}",
         "determination", "households", "share"
     );
     for (d, v) in &s.determination {
-        println!("  {:<26}{:>10}{:>8.2}%", d, v, 100.0 * *v as f64 / n);
+        println!("  {:<w$}{:>10}{:>8.2}%", d, v, 100.0 * *v as f64 / n);
     }
-    println!("  {:<26}{:>10}", "rule / outcome", "households");
-    for (rule, outs) in &s.rules {
-        for (o, v) in outs {
-            if o != "eligible" {
-                println!("  {:<26}{:>10}", format!("{rule} {o}"), v);
-            }
-        }
+    println!("  {:<w$}{:>10}", "rule / outcome", "households");
+    for (label, v) in &rule_rows {
+        println!("  {label:<w$}{v:>10}");
     }
     let unverified: Vec<&str> = s
         .sources

@@ -78,12 +78,12 @@ pub enum BatchError {
     #[error("sealing failed: {0}")]
     Seal(#[from] crate::seal::SealError),
     /// Another batch is writing to the same output directory.
-    #[error(
-        "{path} is in use by another hedui batch (remove {path}/.hedui-batch.lock if no batch is running)"
-    )]
+    #[error("{path} is in use by another hedui batch (remove {lock} if no batch is running)")]
     Locked {
         /// The output directory.
         path: String,
+        /// The lock file inside it.
+        lock: String,
     },
     /// `--strict`: a row was quarantined.
     #[error("--strict: {file} line {line} row {row} column {column} ({reason}): {message}")]
@@ -1051,6 +1051,7 @@ impl OutputLock {
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(BatchError::Locked {
                 path: out.display().to_string(),
+                lock: path.display().to_string(),
             }),
             Err(source) => Err(BatchError::Write {
                 path: path.display().to_string(),

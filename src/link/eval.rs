@@ -26,7 +26,8 @@ pub struct Prf {
     pub tp: u64,
     /// False links.
     pub fp: u64,
-    /// True pairs missed.
+    /// True pairs missed (JSON key `fn`).
+    #[serde(rename = "fn")]
     pub fn_: u64,
 }
 

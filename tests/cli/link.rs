@@ -132,6 +132,12 @@ fn link_eval_scores_damaged_ids_and_variant_names_and_draws_the_pr_curve() {
         "{out}"
     );
     assert!(json["pairs_compared"].as_u64().unwrap() >= 200);
+    // the JSON says `fn` like the table (true pairs missed), never the Rust field's `fn_`
+    for at in ["best", "at_match"] {
+        let (tp, fn_) = (json[at]["tp"].as_u64(), json[at]["fn"].as_u64());
+        assert_eq!(tp.zip(fn_).map(|(t, f)| t + f), Some(200), "{out}");
+        assert!(json[at].get("fn_").is_none(), "{out}");
+    }
     assert!(out.contains("best F1"));
     let svg = std::fs::read_to_string(d.join("pr.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("recall"));

@@ -729,9 +729,14 @@ fn faulty_caseload_rows_empty_extracts_and_near_miss_keys_refer_instead_of_passi
     }
     // 4. a second batch into the same output while one holds it is refused
     std::fs::write(dir.join(".hedui-batch.lock"), "pid 1").unwrap();
-    let (out, _) = c.batch("run", &[]);
+    let (out, _) = c.batch("run/", &[]); // a trailing slash, as a shell completes it
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another hedui batch"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another hedui batch"), "{err}");
+    assert!(
+        err.contains("run/.hedui-batch.lock") && !err.contains("//"),
+        "the lock file's path as it is: {err}"
+    );
 }
 
 mod files;
