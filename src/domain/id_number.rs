@@ -174,6 +174,10 @@ pub enum IdError {
     /// The birth date lies after the as-of date.
     #[error("birth date {0} is after the as-of date")]
     FutureBirthDate(String),
+    /// The birth date lies more than [`MAX_AGE_YEARS`] years before the as-of date: nobody
+    /// alive, so a damaged number (the date is not repeated: it is part of the number).
+    #[error("birth date more than {MAX_AGE_YEARS} years before the as-of date")]
+    ImplausibleBirthDate,
     /// The first two digits are not a GB/T 2260 province code.
     #[error("region prefix {0} is not a province code")]
     Region(String),
@@ -182,6 +186,10 @@ pub enum IdError {
     #[error("15-digit number with sequence code {0}: century is ambiguous (18xx or 19xx)")]
     AmbiguousCentury(String),
 }
+
+/// Oldest age an ID number may show, in years before the as-of date (the oldest verified
+/// person lived 122 years): an older birth date is a damaged number.
+pub const MAX_AGE_YEARS: i32 = 130;
 
 impl IdError {
     /// Stable reason code (quarantine.csv `reason`, summary counts).
@@ -197,6 +205,7 @@ impl IdError {
             IdError::CheckCharacter { .. } => "id_check_character",
             IdError::ImpossibleDate(_) => "id_impossible_date",
             IdError::FutureBirthDate(_) => "id_future_birth_date",
+            IdError::ImplausibleBirthDate => "id_implausible_birth_date",
             IdError::Region(_) => "id_region",
             IdError::AmbiguousCentury(_) => "id_ambiguous_century",
         }
@@ -366,6 +375,9 @@ impl IdNumber {
             .ok_or_else(|| IdError::ImpossibleDate(ymd()))?;
         if birth > as_of {
             return Err(IdError::FutureBirthDate(ymd()));
+        }
+        if as_of.year() - birth.year() > MAX_AGE_YEARS {
+            return Err(IdError::ImplausibleBirthDate);
         }
         Ok(IdNumber(
             body.iter().fold(0u64, |a, d| a * 10 + u64::from(d - b'0')),
@@ -577,6 +589,20 @@ mod tests {
             IdNumber::parse(&raw, d(AS_OF)).unwrap_err().code(),
             "id_future_birth_date"
         );
+        // born 1800: a valid check character, nobody alive; 130 years back is still accepted
+        for (body, ok) in [(b"62050318000304123", false), (b"62050318960101123", true)] {
+            let c = check_character(body);
+            let raw = format!("{}{}", std::str::from_utf8(body).unwrap(), c as char);
+            let r = IdNumber::parse(&raw, d(AS_OF));
+            if ok {
+                assert!(r.is_ok(), "{r:?}");
+            } else {
+                let e = r.unwrap_err();
+                assert_eq!(e, IdError::ImplausibleBirthDate);
+                assert_eq!(e.code(), "id_implausible_birth_date");
+                assert!(!e.to_string().contains("1800"));
+            }
+        }
     }
 
     #[test]

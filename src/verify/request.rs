@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 use hedui_connectors::{RecordSet, SourceKind};
 use serde::{Deserialize, Serialize};
 
@@ -198,10 +198,6 @@ fn money(v: &Option<String>, field: &str) -> Result<Option<Fen>, InputError> {
 /// verification; schemas/api/openapi.json says the same).
 pub const MAX_PURPOSE_CHARS: usize = 200;
 
-/// Oldest age accepted on demand, in years: a birth date further back is a damaged number,
-/// not a living applicant or supporter (the oldest verified person lived 122 years).
-pub const MAX_AGE_YEARS: i32 = 130;
-
 fn id(raw: &str, field: String, as_of: NaiveDate) -> Result<IdNumber, InputError> {
     let idn = IdNumber::parse(raw, as_of).map(|(id, _)| id).map_err(|e| {
         let code = e.code();
@@ -211,15 +207,6 @@ fn id(raw: &str, field: String, as_of: NaiveDate) -> Result<IdNumber, InputError
             format!("{field} is not a valid resident ID number (GB 11643-1999; {code})"),
         )
     })?;
-    if as_of.year() - idn.birth_date().year() > MAX_AGE_YEARS {
-        return Err(bad(
-            "id_number_invalid",
-            field.clone(),
-            format!(
-                "{field} is not a plausible resident ID number (id_implausible_birth_date: born more than {MAX_AGE_YEARS} years before the as-of date)"
-            ),
-        ));
-    }
     Ok(idn)
 }
 
