@@ -216,6 +216,15 @@ pub enum TokenAction {
         #[arg(long, default_value = "")]
         label: String,
     },
+    /// Revoke a token by its id (`tok_…`): its secret is refused from now on.
+    Revoke {
+        /// The service store (SQLite).
+        #[arg(long)]
+        store: PathBuf,
+        /// The token id, as `token add` printed it.
+        #[arg(long)]
+        id: String,
+    },
 }
 
 /// `hedui audit …`.
@@ -944,12 +953,37 @@ pub fn print_summary(s: &Summary, out: &Path) {
 }
 
 fn token(action: TokenAction) -> Result<i32> {
-    let TokenAction::Add {
-        store,
-        role,
-        region,
-        label,
-    } = action;
+    let (store, role, region, label) = match action {
+        TokenAction::Add {
+            store,
+            role,
+            region,
+            label,
+        } => (store, role, region, label),
+        TokenAction::Revoke { store, id } => {
+            if !store.is_file() {
+                bail!("--store {}: no such file", store.display());
+            }
+            let s = crate::audit::Store::open(&store, b"")
+                .with_context(|| format!("Failed to open the store {}", store.display()))?;
+            if s.token_by_id(&id)?.is_none() {
+                bail!("--id {id}: no such token");
+            }
+            let was_active = s.revoke_token(&id)?;
+            s.audit(&[crate::audit::AuditEvent {
+                actor: "cli".into(),
+                action: "token_revoked".into(),
+                outcome: if was_active {
+                    id.clone()
+                } else {
+                    format!("{id} already_revoked")
+                },
+                ..Default::default()
+            }])?;
+            println!("token {id} revoked");
+            return Ok(0);
+        }
+    };
     let roles = role
         .iter()
         .map(|r| {

@@ -1230,6 +1230,50 @@ async fn post_token(
         .into_response())
 }
 
+/// `DELETE /v1/tokens/{id}`: an admin revokes a token whose regions lie inside its own.
+async fn delete_token(
+    State(app): State<Arc<App>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let token = app.authenticate(&headers, Role::Admin)?;
+    let unknown = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "token_unknown",
+            Some("id".into()),
+            "no such token in your regions",
+        )
+    };
+    // a malformed id is refused before it reaches the audit log
+    if !(id.starts_with("tok_") && id.len() <= 40 && id[4..].bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(unknown());
+    }
+    let Some(t) = app.store.token_by_id(&id)? else {
+        return Err(app.refuse(&token.id, "", unknown()));
+    };
+    if !token.covers_all(&t.regions) {
+        return Err(app.refuse(&token.id, "", unknown()));
+    }
+    let was_active = app.store.revoke_token(&id)?;
+    app.audit(&[AuditEvent {
+        actor: token.id.clone(),
+        action: "token_revoked".into(),
+        outcome: if was_active {
+            id.clone()
+        } else {
+            format!("{id} already_revoked")
+        },
+        ..AuditEvent::default()
+    }]);
+    Ok((
+        StatusCode::OK,
+        axum::Json(json!({"id": id, "revoked": true})),
+    )
+        .into_response())
+}
+
 async fn get_audit(
     State(app): State<Arc<App>>,
     Query(q): Query<HashMap<String, String>>,
@@ -1405,6 +1449,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/consents", post(post_consent))
         .route("/v1/consents/{reference}", delete(delete_consent))
         .route("/v1/tokens", post(post_token))
+        .route("/v1/tokens/{id}", delete(delete_token))
         .route("/v1/audit", get(get_audit))
         .route("/v1/health", get(health))
         .route("/v1/metrics", get(metrics_text))

@@ -173,7 +173,8 @@ pub struct AuditEvent {
     /// Token id, `cli`, or `system`.
     pub actor: String,
     /// `verification_accepted`, `source_query`, `report_built`, `report_fetched`,
-    /// `refused`, `consent_registered`, `consent_revoked`, `token_created`, `job_resumed`.
+    /// `refused`, `consent_registered`, `consent_revoked`, `token_created`, `token_revoked`,
+    /// `job_resumed`.
     pub action: String,
     /// The verification (job) id, if any.
     pub job_id: String,
@@ -722,6 +723,20 @@ impl Store {
             params![id, token_hash(&secret), roles_s.join(","), regions.join(","), label, now_utc()],
         )?;
         Ok((id, secret))
+    }
+
+    /// Revoke a token: its secret is refused from now on (`401 token_invalid`); its id stays
+    /// in the audit log and still names the regions of the consents it registered. Returns
+    /// whether it was active.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        let n = self.conn()?.execute(
+            "UPDATE tokens SET revoked = 1 WHERE id = ?1 AND revoked = 0",
+            params![id],
+        )?;
+        Ok(n == 1)
     }
 
     /// The token whose secret hashes to `hash`, unless revoked.

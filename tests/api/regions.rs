@@ -12,7 +12,7 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
     let (_serve, addr) = w.serve(&cfg);
     let api = Api::new(&w, &addr);
     let (_, admin_a) = w.token("admin", COUNTY);
-    let (_, intake_b) = w.token("intake", "620502");
+    let (intake_b_id, intake_b) = w.token("intake", "620502");
     let (_, auditor_a) = w.token("auditor", COUNTY);
     let (_, auditor_all) = w.token("auditor", "*");
 
@@ -41,6 +41,32 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
         )
         .await;
     assert_eq!(st, 201, "{v}");
+    // revoking: the new token works, is revoked by its admin, and is refused from then on
+    let window3_id = v["id"].as_str().unwrap().to_string();
+    let window3 = v["token"].as_str().unwrap().to_string();
+    let revoke = |path: String, token: String| {
+        let http = api.http.clone();
+        let url = format!("{}{path}", api.base);
+        async move {
+            let r = http.delete(url).bearer_auth(token).send().await.unwrap();
+            let st = r.status().as_u16();
+            (st, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (st, _) = api
+        .get("/v1/verifications/v_000000000000000000000000", &window3)
+        .await;
+    assert_eq!(st, 404, "an active token reaches the route");
+    // county A's admin cannot revoke county B's token (nor learn that it exists)
+    let (st, v) = revoke(format!("/v1/tokens/{intake_b_id}"), admin_a.clone()).await;
+    assert_eq!((st, &v["code"]), (404, &json!("token_unknown")));
+    let (st, v) = revoke(format!("/v1/tokens/{window3_id}"), admin_a.clone()).await;
+    assert_eq!((st, &v["revoked"]), (200, &json!(true)), "{v}");
+    let (st, body) = api
+        .get("/v1/verifications/v_000000000000000000000000", &window3)
+        .await;
+    assert_eq!(st, 401, "{body}");
+    assert!(body.contains("token_invalid"), "{body}");
     let (st, v) = api
         .post(
             "/v1/tokens",
@@ -137,6 +163,19 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
         let (st, v) = api.post("/v1/consents", &intake_b, &body).await;
         assert_eq!((st, &v["field"]), (422, &json!(field)), "{v}");
     }
+    // the command line revokes too (the operator of the store)
+    ok(&hedui(&[
+        "token",
+        "revoke",
+        "--store",
+        s(&w.path("hedui.db")),
+        "--id",
+        &intake_b_id,
+    ]));
+    let (st, _) = api
+        .get(&format!("/v1/verifications/{job}"), &intake_b)
+        .await;
+    assert_eq!(st, 401);
     // county A's own admin's actions are visible to county A's auditor
     assert!(a.iter().any(|r| r["action"] == "token_created"), "{text}");
     assert!(a.len() < all.len());
