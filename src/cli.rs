@@ -7,6 +7,15 @@
 
 /// `eprintln!` that never panics: `hedui open … 2>&1 | head -1` closes stderr too, and a
 /// message that cannot be written is not a reason to abort with exit code 101.
+/// `println!` that never panics: `hedui gen … | head -1` closes stdout while hedui still has
+/// status lines to print; the work is done, so a line nobody reads is dropped.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 macro_rules! say {
     ($($t:tt)*) => {{
         use std::io::Write as _;
@@ -333,17 +342,17 @@ fn run(cli: Cli) -> Result<i32> {
             let signer_id = VerifyingKey::load(&p.signing_public)
                 .map(|k| k.key_id())
                 .unwrap_or_default();
-            println!("recipient key id {recipient_id}, hedui signing key id {signer_id}");
-            println!(
+            out!("recipient key id {recipient_id}, hedui signing key id {signer_id}");
+            out!(
                 "recipient private key (keep it with civil affairs): {}",
                 p.recipient_private.display()
             );
-            println!(
+            out!(
                 "recipient public key (give to hedui batch --recipient): {}",
                 p.recipient_public.display()
             );
-            println!("hedui signing key: {}", p.signing_private.display());
-            println!(
+            out!("hedui signing key: {}", p.signing_private.display());
+            out!(
                 "hedui signing public key (trusted by hedui open): {}",
                 p.signing_public.display()
             );
@@ -379,10 +388,17 @@ fn run(cli: Cli) -> Result<i32> {
             let signing = SigningKey::load(&signing_path).with_context(|| {
                 format!("Failed to load the signing key {}", signing_path.display())
             })?;
-            for (flag, dir) in [("--caseload", &caseload), ("--sources", &sources)] {
+            for (flag, dir, holds) in [
+                (
+                    "--caseload",
+                    &caseload,
+                    "households, members and supporters files",
+                ),
+                ("--sources", &sources, "department extracts"),
+            ] {
                 if !dir.is_dir() {
                     bail!(
-                        "{flag} {}: no such directory (give the folder that holds the extracts)",
+                        "{flag} {}: no such directory (give the folder that holds the {holds})",
                         dir.display()
                     );
                 }
@@ -490,7 +506,7 @@ fn run(cli: Cli) -> Result<i32> {
                     .find(|(n, _)| *n == t)
                     .map_or(0, |(_, r)| *r)
             };
-            println!(
+            out!(
                 "generated {} households, {} members, {} supporters ({} supporter rows: one person \
                  may support two members), {} residents ({} household_registration rows: a few \
                  members have none) into {} in {:.1} s",
@@ -504,7 +520,7 @@ fn run(cli: Cli) -> Result<i32> {
                 t.elapsed().as_secs_f64()
             );
             for (t, n) in &stats.rows {
-                println!("  {t:<24}{n:>12} rows");
+                out!("  {t:<24}{n:>12} rows");
             }
             Ok(0)
         }
@@ -519,18 +535,18 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Audit { action } => audit(action),
         Command::Certs { out } => {
             let f = crate::certs::generate(&out).context("Failed to make certificates")?;
-            println!("test CA: {} (key {})", f.ca.display(), f.ca_key.display());
-            println!(
+            out!("test CA: {} (key {})", f.ca.display(), f.ca_key.display());
+            out!(
                 "server (localhost, 127.0.0.1): {} (key {})",
                 f.server.display(),
                 f.server_key.display()
             );
-            println!(
+            out!(
                 "client hedui → sources: {} (key {})",
                 f.client.display(),
                 f.client_key.display()
             );
-            println!(
+            out!(
                 "client intake → serve: {} (key {})",
                 f.intake.display(),
                 f.intake_key.display()
@@ -610,13 +626,13 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     };
     let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).expect("valid date");
     let data = root.join("county");
-    println!(
+    out!(
         "1/4 generating a synthetic county (620503 麦积区, {households} households) into {}",
         data.display()
     );
     let cfg = gen_config(households, 20_261_101, 620503, as_of, 8.0);
     let stats = generate_to(&cfg, &data, Format::Parquet)?;
-    println!(
+    out!(
         "    {} members, {} supporters; sources cover {} residents in {} rows ({:.1} s)",
         stats.members,
         stats.supporters,
@@ -633,13 +649,13 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     if !keys.join("civil.key").exists() {
         crate::seal::keygen(&keys).context("Failed to make keys")?;
     }
-    println!(
+    out!(
         "2/4 keys: civil-affairs recipient {}/civil.key (.pub), hedui signing {}/hedui-signing.key (.pub)",
         keys.display(),
         keys.display()
     );
     let out = root.join("run");
-    println!(
+    out!(
         "3/4 hedui batch --caseload {0} --sources {0} --recipient {1}/civil.pub --out {2} --as-of {as_of}",
         data.display(),
         keys.display(),
@@ -658,7 +674,7 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
         strict: false,
     };
     let summary = crate::batch::run(&opts).context("Batch failed")?;
-    println!("4/4 opening one referred and one ineligible report with the civil-affairs key:");
+    out!("4/4 opening one referred and one ineligible report with the civil-affairs key:");
     let opener = Opener::new(
         RecipientPrivateKey::load(&keys.join("civil.key"))?,
         Some(VerifyingKey::load(&keys.join("hedui-signing.pub"))?),
@@ -675,14 +691,14 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
             }
         }
     }
-    println!();
+    out!();
     print_summary(&summary, &out);
-    println!(
+    out!(
         "demo finished in {:.1} s; everything is in {} (remove it when done). Open any household with:",
         t0.elapsed().as_secs_f64(),
         root.display()
     );
-    println!(
+    out!(
         "  hedui open --key {}/civil.key {}/reports.jsonl --household <HOUSEHOLD_ID>",
         keys.display(),
         out.display()
@@ -691,7 +707,7 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
 }
 
 fn print_report_brief(r: &crate::report::VerificationReport) {
-    println!(
+    out!(
         "  household {} (programme {}, {}, {} member{}): {}  per-capita income {} yuan/month, per-capita financial assets {} yuan (S = {})",
         r.household_id,
         r.programme,
@@ -704,7 +720,7 @@ fn print_report_brief(r: &crate::report::VerificationReport) {
         r.policy.dibao_standard_monthly
     );
     for f in &r.findings {
-        println!(
+        out!(
             "    finding {:<24}{:<11}{}",
             f.rule,
             format!("{:?}", f.outcome).to_lowercase(),
@@ -722,7 +738,7 @@ fn print_report_brief(r: &crate::report::VerificationReport) {
             format!("{} {status} ({})", s.source, s.records.len())
         })
         .collect();
-    println!("    sources: {}", sources.join(", "));
+    out!("    sources: {}", sources.join(", "));
 }
 
 fn sibling(path: &Path, name: &str) -> PathBuf {
@@ -872,9 +888,12 @@ fn open(
 /// Print a short summary table (counts by determination and by rule).
 pub fn print_summary(s: &Summary, out: &Path) {
     let n = s.households.max(1) as f64;
-    println!(
+    out!(
         "run {}  as of {}  policy {}  households {}",
-        s.run_id, s.as_of, s.policy, s.households
+        s.run_id,
+        s.as_of,
+        s.policy,
+        s.households
     );
     // the label column is as wide as its longest label ("household_composition referred")
     let rule_rows: Vec<(String, u64)> = s
@@ -895,16 +914,18 @@ pub fn print_summary(s: &Summary, out: &Path) {
         .unwrap_or(0)
         .max(24)
         + 2;
-    println!(
+    out!(
         "  {:<w$}{:>10}{:>9}",
-        "determination", "households", "share"
+        "determination",
+        "households",
+        "share"
     );
     for (d, v) in &s.determination {
-        println!("  {:<w$}{:>10}{:>8.2}%", d, v, 100.0 * *v as f64 / n);
+        out!("  {:<w$}{:>10}{:>8.2}%", d, v, 100.0 * *v as f64 / n);
     }
-    println!("  {:<w$}{:>10}", "rule / outcome", "households");
+    out!("  {:<w$}{:>10}", "rule / outcome", "households");
     for (label, v) in &rule_rows {
-        println!("  {label:<w$}{v:>10}");
+        out!("  {label:<w$}{v:>10}");
     }
     let unverified: Vec<&str> = s
         .sources
@@ -912,7 +933,7 @@ pub fn print_summary(s: &Summary, out: &Path) {
         .filter(|(_, v)| v.status != "answered")
         .map(|(k, _)| k.as_str())
         .collect();
-    println!(
+    out!(
         "  review due: {}   quarantined: {}   unverified sources: {}",
         s.review_due,
         s.quarantine.values().sum::<u64>(),
@@ -922,7 +943,7 @@ pub fn print_summary(s: &Summary, out: &Path) {
             unverified.join(", ")
         }
     );
-    println!(
+    out!(
         "  timings (ms): {}",
         s.timings_ms
             .iter()
@@ -945,7 +966,7 @@ pub fn print_summary(s: &Summary, out: &Path) {
     .into_iter()
     .filter(|f| out.join(f).exists())
     .collect();
-    println!(
+    out!(
         "  outputs: {}/{{{}}}",
         out.display().to_string().trim_end_matches('/'),
         written.join(", ")
@@ -980,7 +1001,7 @@ fn token(action: TokenAction) -> Result<i32> {
                 },
                 ..Default::default()
             }])?;
-            println!("token {id} revoked");
+            out!("token {id} revoked");
             return Ok(0);
         }
     };
@@ -1005,7 +1026,7 @@ fn token(action: TokenAction) -> Result<i32> {
         outcome: id.clone(),
         ..Default::default()
     }])?;
-    println!("{id} {secret}");
+    out!("{id} {secret}");
     say!("token {id} created; the secret above is shown once (only its SHA-256 is stored)");
     Ok(0)
 }
@@ -1020,11 +1041,11 @@ fn audit(action: AuditAction) -> Result<i32> {
     let c = s.verify_chain()?;
     match c.first_bad {
         None => {
-            println!("audit chain ok: {} rows, head {}", c.rows, c.head);
+            out!("audit chain ok: {} rows, head {}", c.rows, c.head);
             Ok(0)
         }
         Some((seq, why)) => {
-            println!("audit chain BROKEN at row {seq}: {why}");
+            out!("audit chain BROKEN at row {seq}: {why}");
             Ok(1)
         }
     }

@@ -537,12 +537,35 @@ fn locate_error<T: serde::de::DeserializeOwned>(v: &Value) -> String {
 }
 
 async fn read_body(app: &App, body: Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
     let limit = app.settings.config.limits.max_body_bytes;
-    // a body that stalls is refused after 15 s rather than holding the connection
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(15),
-        axum::body::to_bytes(body, limit),
-    )
+    // An oversized body is read on (and thrown away) up to DRAIN_BYTES before the 413: a
+    // refusal sent while the client is still sending resets an HTTP/2 stream, and the
+    // client would see a reset instead of the reason.
+    const DRAIN_BYTES: usize = 8 << 20;
+    let mut body = body;
+    let read = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut total = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(None);
+            };
+            if let Ok(data) = frame.into_data() {
+                total += data.len();
+                if total <= limit {
+                    buf.extend_from_slice(&data);
+                } else if total > DRAIN_BYTES.max(limit) {
+                    break;
+                }
+            }
+        }
+        if total > limit {
+            Err(Some(total))
+        } else {
+            Ok(Bytes::from(buf))
+        }
+    })
     .await
     .map_err(|_| {
         app.metrics.refusal("body_timeout");
@@ -553,14 +576,25 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, ApiError> {
             "the body did not arrive within 15 s",
         )
     })?;
-    read.map_err(|_| {
-        app.metrics.refusal("body_too_large");
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            None,
-            format!("the body exceeds {limit} bytes"),
-        )
+    read.map_err(|over| match over {
+        Some(_) => {
+            app.metrics.refusal("body_too_large");
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                None,
+                format!("the body exceeds {limit} bytes"),
+            )
+        }
+        None => {
+            app.metrics.refusal("body_unreadable");
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "body_unreadable",
+                None,
+                "the body could not be read to its end",
+            )
+        }
     })
 }
 
@@ -1289,7 +1323,7 @@ async fn get_audit(
                 .filter(|n| (lo..=hi).contains(n))
                 .ok_or_else(|| {
                     ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
+                        StatusCode::BAD_REQUEST,
                         "parameter_invalid",
                         Some(name.to_string()),
                         format!("{name} must be a whole number from {lo} to {hi}"),
@@ -1304,7 +1338,7 @@ async fn get_audit(
         .find(|k| !["after", "limit", "verify"].contains(&k.as_str()))
     {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::BAD_REQUEST,
             "parameter_unknown",
             Some(scrub(k)),
             "parameters are after, limit and verify",
@@ -1312,7 +1346,7 @@ async fn get_audit(
     }
     if q.get("verify").is_some_and(|v| v != "true" && v != "false") {
         return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+            StatusCode::BAD_REQUEST,
             "parameter_invalid",
             Some("verify".into()),
             "verify is true or false",

@@ -432,6 +432,28 @@ fn write_head(conn: &Connection, head_path: &Path) {
         )
         .optional();
     let Ok(Some((seq, hash))) = head else { return };
+    // The head never moves past evidence: if the row it records is gone or changed (rows
+    // deleted from the end, then new rows appended under the same numbers), it stays as it
+    // is, so `audit verify` keeps naming the break instead of a later write erasing it.
+    if let Some((seq0, hash0)) = std::fs::read_to_string(head_path).ok().and_then(|t| {
+        let (a, b) = t.trim().split_once(' ')?;
+        Some((a.parse::<i64>().ok()?, b.to_string()))
+    }) {
+        let still: Option<String> = conn
+            .query_row("SELECT hash FROM audit WHERE seq = ?1", [seq0], |r| {
+                r.get(0)
+            })
+            .optional()
+            .ok()
+            .flatten();
+        if still.as_deref() != Some(hash0.as_str()) {
+            tracing::error!(
+                recorded_row = seq0,
+                "The audit log no longer holds the row its head file records (rows deleted or rewritten); the head file is kept as evidence. Run `hedui audit verify`."
+            );
+            return;
+        }
+    }
     let tmp = head_path.with_extension("audit-head.tmp");
     let r = std::fs::write(&tmp, format!("{seq} {hash}\n"))
         .and_then(|()| std::fs::rename(&tmp, head_path));
@@ -1071,10 +1093,18 @@ mod tests {
         }
         let bad = s.verify_chain().unwrap().first_bad.unwrap();
         assert!(bad.1.contains("chain was rebuilt"), "{bad:?}");
+        // later writes do not erase the evidence: the head file stays at the break
+        s.audit(&[ev(60), ev(70)]).unwrap();
+        let bad = s.verify_chain().unwrap().first_bad.unwrap();
+        assert!(bad.1.contains("chain was rebuilt"), "{bad:?}");
         // every row deleted, or the head file gone: not "ok: 0 rows"
         s.conn().unwrap().execute("DELETE FROM audit", []).unwrap();
         assert!(s.verify_chain().unwrap().first_bad.is_some());
         s.audit(&[ev(1)]).unwrap();
+        assert!(s.verify_chain().unwrap().first_bad.is_some());
+        // a fresh store of the same rows (the head file set aside by the operator) verifies
+        std::fs::remove_file(dir.path().join("s.db.audit-head")).unwrap();
+        s.audit(&[ev(2)]).unwrap();
         assert!(s.verify_chain().unwrap().first_bad.is_none());
         std::fs::remove_file(dir.path().join("s.db.audit-head")).unwrap();
         let bad = s.verify_chain().unwrap().first_bad.unwrap();
