@@ -325,12 +325,20 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
         assert_eq!(si[k], sf[k], "{k}");
     }
     for src in ["tax", "bank", "real_estate"] {
-        for c in ["rows", "linked", "unlinked", "quarantined"] {
+        for c in [
+            "rows",
+            "linked",
+            "unlinked",
+            "quarantined",
+            "encoding",
+            "delimiter",
+        ] {
             assert_eq!(
                 si["sources"][src]["counts"][c], sf["sources"][src]["counts"][c],
                 "{src} {c}"
             );
         }
+        assert_eq!(si["sources"][src]["counts"]["encoding"], "utf-8");
     }
     // only the touched households were recomputed, and changes.json names the flips
     let changes: serde_json::Value =

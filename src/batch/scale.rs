@@ -171,6 +171,15 @@ struct SourceState {
     linked: u64,
     unlinked: u64,
     quarantined: u64,
+    /// How the file was read (carried into an incremental run's summary.json).
+    #[serde(default)]
+    encoding: String,
+    #[serde(default)]
+    delimiter: Option<char>,
+    #[serde(default)]
+    header_map: Vec<(String, String)>,
+    #[serde(default)]
+    notes: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -808,6 +817,10 @@ fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
         linked: c.linked,
         unlinked: c.unlinked,
         quarantined: c.quarantined,
+        encoding: c.encoding,
+        delimiter: c.delimiter,
+        header_map: c.header_map,
+        notes: c.notes,
     }
 }
 
@@ -2029,6 +2042,10 @@ pub fn run_incremental(
                     linked: st.linked,
                     unlinked: st.unlinked,
                     quarantined: st.quarantined,
+                    encoding: st.encoding.clone(),
+                    delimiter: st.delimiter,
+                    header_map: st.header_map.clone(),
+                    notes: st.notes.clone(),
                     ..FileCounts::default()
                 }),
                 households_unverified: 0,
