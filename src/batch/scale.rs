@@ -1709,7 +1709,8 @@ pub fn run_incremental(
     // Quarantine of source rows: the previous entries, less the rows the delta takes out and
     // the rows of recomputed persons (their entries are made again below).
     let mut drop_q: HashSet<(usize, u64)> = HashSet::new();
-    let mut bad_new: Vec<(usize, u64, String)> = Vec::new();
+    // delta rows whose ID number is invalid or missing, per source (see the refusal below)
+    let mut bad_new = [0usize; SourceKind::ALL.len()];
     for (si, (d, m)) in deltas.iter().zip(&maps).enumerate() {
         let (Some(d), Some(m)) = (d, m) else { continue };
         for r in m.gone.iter().chain(m.moved.keys()) {
@@ -1733,18 +1734,31 @@ pub fn run_incremental(
                     });
                 }
                 Ok(_) => {}
-                Err(e) => {
-                    if let Some(body) = near_miss_body(raw_id, &e)
-                        && everyone.contains(&body)
-                    {
-                        end_near.push((si as u8, end_row, body));
-                    }
-                    bad_new.push((si, end_row, raw_id.to_string()));
-                }
+                Err(_) => bad_new[si] += 1,
             }
         }
     }
     drop(deltas);
+    // A full run would send the delta's rows with an invalid or missing ID number to the
+    // error-tolerant pass (see the refusal of such a previous run above).
+    if bad_new.iter().any(|&n| n > 0) {
+        let per_source: Vec<String> = SourceKind::ALL
+            .iter()
+            .zip(bad_new)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{}: {n}", k.name()))
+            .collect();
+        return Err(BatchError::Delta(DeltaError {
+            file: delta_dir.display().to_string(),
+            row: "-".into(),
+            column: "id_number".into(),
+            message: format!(
+                "{} delta rows carry an invalid or missing ID number ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
+                bad_new.iter().sum::<usize>(),
+                per_source.join(", ")
+            ),
+        }));
+    }
     for r in &end_linked {
         linked_now[r.source as usize] += 1;
     }
@@ -1839,44 +1853,6 @@ pub fn run_incremental(
             }
         }
         record_sets[si].records.push(rec);
-    }
-    if !bad_new.is_empty() {
-        // a full run would send these rows to the error-tolerant pass (see above)
-        let mut per_source: BTreeMap<&str, usize> = BTreeMap::new();
-        for (si, _, _) in &bad_new {
-            *per_source.entry(SourceKind::ALL[*si].name()).or_default() += 1;
-        }
-        return Err(BatchError::Delta(DeltaError {
-            file: delta_dir.display().to_string(),
-            row: "-".into(),
-            column: "id_number".into(),
-            message: format!(
-                "{} delta rows carry an invalid or missing ID number ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
-                bad_new.len(),
-                per_source
-                    .iter()
-                    .map(|(k, n)| format!("{k}: {n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }));
-    }
-    for (si, row, raw) in &bad_new {
-        let st = &prev.manifest.sources[*si];
-        let e = IdNumber::parse(raw, opts.as_of)
-            .err()
-            .unwrap_or(IdError::Missing);
-        quarantined_delta[*si] += 1;
-        source_q.push(QuarantineEntry::at(
-            &st.file,
-            line_of(st, *row),
-            Some(*row),
-            "id_number",
-            raw,
-            e.code(),
-            Action::Rejected,
-            format!("id_number: {e}; the row cannot be linked to a person"),
-        ));
     }
     // Row accounting: linked rows counted afresh over the end state's linked rows.
     for (si, st) in prev.manifest.sources.iter().enumerate() {
