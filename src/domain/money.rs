@@ -37,8 +37,7 @@ pub enum MoneyError {
     /// amounts stay inside `i64` fen.
     #[error("amount out of range (more than 1,000,000,000,000 yuan)")]
     OutOfRange,
-    /// Below zero where only zero or more makes sense (a declared income or asset total);
-    /// returned by callers that need it, never by [`Fen::parse_yuan`].
+    /// Below zero where only zero or more makes sense ([`Fen::parse_amount`]).
     #[error("amount below zero")]
     Negative,
 }
@@ -131,6 +130,20 @@ impl Fen {
         }
         let total = yuan * 100 + fen;
         Ok(Fen(if neg { -total } else { total }))
+    }
+
+    /// [`Fen::parse_yuan`] for amounts that are never below zero: a declared total, a
+    /// department's balance, income or value (a loss or an overdraft is for a person to weigh,
+    /// never netted against the rest).
+    ///
+    /// # Errors
+    /// As [`Fen::parse_yuan`], and [`MoneyError::Negative`] below zero.
+    pub fn parse_amount(raw: &str) -> Result<Fen, MoneyError> {
+        let f = Fen::parse_yuan(raw)?;
+        if f.0 < 0 {
+            return Err(MoneyError::Negative);
+        }
+        Ok(f)
     }
 
     /// Yuan with two decimals, e.g. `-12.05`.

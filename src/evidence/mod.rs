@@ -312,26 +312,19 @@ impl<'a> Row<'a> {
     fn money_opt(&self, column: &'static str) -> Result<Option<i64>, FieldError> {
         match self.raw(column) {
             None => Ok(None),
-            Some(v) => {
-                let f = crate::domain::Fen::parse_yuan(v).map_err(|e| FieldError {
-                    column,
-                    code: e.code(),
-                    message: format!("{column}: {e}"),
-                })?;
-                // A department amount below zero (an overdraft, a business loss, a reversal) is
-                // for a person to weigh: netted against the rest it could make a family look
-                // eligible. The row is quarantined, so its source is unverified → referred.
-                if f.0 < 0 {
-                    return Err(FieldError {
-                        column,
-                        code: "money_negative",
-                        message: format!(
-                            "{column} is below zero; a negative department amount is referred to a person, never netted against other income or assets"
-                        ),
-                    });
-                }
-                Ok(Some(f.0))
-            }
+            // A department amount below zero (an overdraft, a business loss, a reversal) is
+            // for a person to weigh: netted against the rest it could make a family look
+            // eligible. The row is quarantined, so its source is unverified → referred.
+            Some(v) => Fen::parse_amount(v).map(|f| Some(f.0)).map_err(|e| FieldError {
+                column,
+                code: e.code(),
+                message: match e {
+                    crate::domain::money::MoneyError::Negative => format!(
+                        "{column} is below zero; a negative department amount is referred to a person, never netted against other income or assets"
+                    ),
+                    _ => format!("{column}: {e}"),
+                },
+            }),
         }
     }
     fn money(&self, column: &'static str) -> Result<i64, FieldError> {

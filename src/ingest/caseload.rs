@@ -340,13 +340,7 @@ pub fn load_caseload(
             if v.is_empty() {
                 return None;
             }
-            match Fen::parse_yuan(v).and_then(|f| {
-                if f.0 < 0 {
-                    Err(crate::domain::money::MoneyError::Negative)
-                } else {
-                    Ok(f)
-                }
-            }) {
+            match Fen::parse_amount(v) {
                 Ok(f) => {
                     norms.money(
                         At {

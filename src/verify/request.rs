@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PersonState;
 use crate::assess::{Household, Policy};
+use crate::domain::money::MoneyError;
 use crate::domain::{Fen, IdNumber, RegionCode, parse_day};
 use crate::evidence::Frame;
 use crate::ingest::caseload::{Member, Supporter};
@@ -173,24 +174,14 @@ fn one_of(v: &str, allowed: &[&str], field: &str) -> Result<String, InputError> 
 fn money(v: &Option<String>, field: &str) -> Result<Option<Fen>, InputError> {
     match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(s) => {
-            let fen = Fen::parse_yuan(s).map_err(|e| {
-                bad(
-                    e.code(),
-                    field,
-                    format!("{field} must be yuan with up to 2 decimals, e.g. \"1234.50\""),
-                )
-            })?;
-            // a declared income or asset total is never below zero (a loss is declared as 0)
-            if fen.0 < 0 {
-                return Err(bad(
-                    "money_negative",
-                    field,
-                    format!("{field} must not be negative"),
-                ));
-            }
-            Ok(Some(fen))
-        }
+        // a declared income or asset total is never below zero (a loss is declared as 0)
+        Some(s) => Fen::parse_amount(s).map(Some).map_err(|e| {
+            let message = match e {
+                MoneyError::Negative => format!("{field} must not be negative"),
+                _ => format!("{field} must be yuan with up to 2 decimals, e.g. \"1234.50\""),
+            };
+            bad(e.code(), field, message)
+        }),
     }
 }
 
