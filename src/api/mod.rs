@@ -1083,20 +1083,8 @@ async fn post_consent(
         }
     }
     let purpose: String = c.purpose.trim().to_string();
-    if purpose.chars().count() > crate::verify::request::MAX_PURPOSE_CHARS {
-        return Err(bad(
-            "purpose_too_long",
-            "purpose",
-            "purpose is at most 200 characters",
-        ));
-    }
-    if crate::verify::request::holds_id_like(&purpose) {
-        return Err(bad(
-            "purpose_invalid",
-            "purpose",
-            "purpose must not hold an ID number (it is written into the audit log)",
-        ));
-    }
+    crate::verify::request::check_purpose(&purpose)
+        .map_err(|e| app.refuse(&token.id, "", e.into()))?;
     if purpose.is_empty() {
         return Err(bad("field_missing", "purpose", "purpose is required"));
     }

@@ -185,6 +185,29 @@ fn money(v: &Option<String>, field: &str) -> Result<Option<Fen>, InputError> {
     }
 }
 
+/// Check a (trimmed) `purpose` of a verification or a consent: it is written into audit rows.
+///
+/// # Errors
+/// `purpose_too_long` over [`MAX_PURPOSE_CHARS`] characters, `purpose_invalid` when it holds
+/// an ID number.
+pub fn check_purpose(purpose: &str) -> Result<(), InputError> {
+    if purpose.chars().count() > MAX_PURPOSE_CHARS {
+        return Err(bad(
+            "purpose_too_long",
+            "purpose",
+            format!("purpose is at most {MAX_PURPOSE_CHARS} characters"),
+        ));
+    }
+    if holds_id_like(purpose) {
+        return Err(bad(
+            "purpose_invalid",
+            "purpose",
+            "purpose must not hold an ID number (it is written into the audit log)",
+        ));
+    }
+    Ok(())
+}
+
 /// Longest `purpose` accepted, in characters (it is written into every audit row of the
 /// verification; schemas/api/openapi.json says the same).
 pub const MAX_PURPOSE_CHARS: usize = 200;
@@ -408,23 +431,8 @@ impl HouseholdRequest {
                 consent: !s.consent_ref.trim().is_empty(),
             });
         }
-        if self
-            .purpose
-            .as_deref()
-            .is_some_and(|p| p.trim().chars().count() > MAX_PURPOSE_CHARS)
-        {
-            return Err(bad(
-                "purpose_too_long",
-                "purpose",
-                format!("purpose is at most {MAX_PURPOSE_CHARS} characters"),
-            ));
-        }
-        if self.purpose.as_deref().is_some_and(holds_id_like) {
-            return Err(bad(
-                "purpose_invalid",
-                "purpose",
-                "purpose must not hold an ID number (it is written into the audit log)",
-            ));
+        if let Some(p) = self.purpose.as_deref() {
+            check_purpose(p.trim())?;
         }
         let purpose = self
             .purpose
