@@ -822,36 +822,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         let results: Vec<Result<(String, Outcomes), BatchError>> = chunk
             .par_iter()
             .map(|&h| {
-                let (report, gap) = ctx.report(h, &members_of[h], &supporters_of[h]);
-                let text = serde_json::to_vec(&report).expect("reports serialise");
-                let sealed = sealer.seal(&report.report_id, &text)?;
                 pb.inc(1);
-                let fired: Vec<(String, Outcome)> = report
-                    .findings
-                    .iter()
-                    .map(|f| (f.rule.clone(), f.outcome))
-                    .collect();
-                let unverified_sources: Vec<String> = report
-                    .sources
-                    .iter()
-                    .filter(|s| s.status == SourceStatus::Unverified)
-                    .map(|s| s.source.clone())
-                    .collect();
-                Ok((
-                    serde_json::to_string(&sealed).expect("envelopes serialise"),
-                    Outcomes {
-                        per_capita: [
-                            report.per_capita_monthly_income.clone(),
-                            report.per_capita_financial_assets.clone(),
-                        ],
-                        household_id: report.household_id,
-                        determination: report.determination,
-                        fired,
-                        review_due: report.review_due,
-                        gap,
-                        unverified_sources,
-                    },
-                ))
+                ctx.sealed_line(h, &members_of[h], &supporters_of[h], &sealer)
             })
             .collect();
         let tw = Instant::now();
@@ -1234,5 +1206,48 @@ impl Ctx<'_> {
             run_id: self.run_id,
             as_of: self.as_of,
         })
+    }
+
+    /// Assess, build and seal household `h`: its sealed line (one JSON envelope, no newline)
+    /// and what the run keeps of it. The one way every run (full, slice, incremental) makes
+    /// a report.
+    ///
+    /// # Errors
+    /// [`BatchError::Seal`].
+    fn sealed_line(
+        &self,
+        h: usize,
+        members: &[usize],
+        supporters: &[usize],
+        sealer: &RunSealer,
+    ) -> Result<(String, Outcomes), BatchError> {
+        let (report, gap) = self.report(h, members, supporters);
+        let text = serde_json::to_vec(&report).expect("reports serialise");
+        let sealed = sealer.seal(&report.report_id, &text)?;
+        let outcomes = Outcomes {
+            per_capita: [
+                report.per_capita_monthly_income.clone(),
+                report.per_capita_financial_assets.clone(),
+            ],
+            determination: report.determination,
+            fired: report
+                .findings
+                .iter()
+                .map(|f| (f.rule.clone(), f.outcome))
+                .collect(),
+            review_due: report.review_due,
+            gap,
+            unverified_sources: report
+                .sources
+                .iter()
+                .filter(|s| s.status == SourceStatus::Unverified)
+                .map(|s| s.source.clone())
+                .collect(),
+            household_id: report.household_id,
+        };
+        Ok((
+            serde_json::to_string(&sealed).expect("envelopes serialise"),
+            outcomes,
+        ))
     }
 }

@@ -46,7 +46,7 @@ use crate::assess::Household;
 use crate::domain::{IdError, IdNumber};
 use crate::evidence::Frame;
 use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload};
-use crate::report::{Determination, Outcome, SourceStatus};
+use crate::report::{Determination, Outcome};
 use crate::seal::RunSealer;
 
 /// Which households a run covers.
@@ -1887,35 +1887,8 @@ pub fn run_incremental(
         let fresh: Vec<Result<(usize, String, Outcomes), BatchError>> = chunk
             .par_iter()
             .map(|&h| {
-                let (report, gap) = ctx.report(h, &members_of[h], &supporters_of[h]);
-                let text = serde_json::to_vec(&report).expect("reports serialise");
-                let sealed = sealer.seal(&report.report_id, &text)?;
-                let o = Outcomes {
-                    per_capita: [
-                        report.per_capita_monthly_income.clone(),
-                        report.per_capita_financial_assets.clone(),
-                    ],
-                    household_id: report.household_id.clone(),
-                    determination: report.determination,
-                    fired: report
-                        .findings
-                        .iter()
-                        .map(|f| (f.rule.clone(), f.outcome))
-                        .collect(),
-                    review_due: report.review_due,
-                    gap,
-                    unverified_sources: report
-                        .sources
-                        .iter()
-                        .filter(|s| s.status == SourceStatus::Unverified)
-                        .map(|s| s.source.clone())
-                        .collect(),
-                };
-                Ok((
-                    h,
-                    serde_json::to_string(&sealed).expect("envelopes serialise"),
-                    o,
-                ))
+                let (line, o) = ctx.sealed_line(h, &members_of[h], &supporters_of[h], &sealer)?;
+                Ok((h, line, o))
             })
             .collect();
         for r in fresh {
