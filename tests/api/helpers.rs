@@ -198,6 +198,35 @@ key = "certs/client.key"
         )
     }
 
+    /// `hedui batch` over `caseload` and the generated extracts into `out`, opened with the
+    /// civil-affairs key: every report, by household id.
+    pub fn batch_reports(&self, caseload: &Path, out: &str) -> BTreeMap<String, Value> {
+        let out = self.path(out);
+        let _ = hedui(&[
+            "batch",
+            "--caseload",
+            s(caseload),
+            "--sources",
+            s(&self.path("data")),
+            "--recipient",
+            s(&self.path("keys/civil.pub")),
+            "--out",
+            s(&out),
+            "--as-of",
+            AS_OF,
+        ]);
+        ok(&hedui(&[
+            "open",
+            "--key",
+            s(&self.path("keys/civil.key")),
+            s(&out.join("reports.jsonl")),
+        ]))
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| (r["household_id"].as_str().unwrap().to_string(), r))
+        .collect()
+    }
+
     /// Open a sealed report with the civil-affairs key.
     pub fn open(&self, sealed: &Value) -> Value {
         let key = hedui::seal::RecipientPrivateKey::load(&self.path("keys/civil.key")).unwrap();

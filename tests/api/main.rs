@@ -246,31 +246,7 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
     // The batch on exactly these households.
     let hand = w.path("hand");
     write_caseload(&hand, &hh);
-    let out = w.path("batch-out");
-    let _ = hedui(&[
-        "batch",
-        "--caseload",
-        s(&hand),
-        "--sources",
-        s(&w.path("data")),
-        "--recipient",
-        s(&w.path("keys/civil.pub")),
-        "--out",
-        s(&out),
-        "--as-of",
-        AS_OF,
-    ]);
-    let opened = ok(&hedui(&[
-        "open",
-        "--key",
-        s(&w.path("keys/civil.key")),
-        s(&out.join("reports.jsonl")),
-    ]));
-    let batch: BTreeMap<String, Value> = opened
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .map(|r| (r["household_id"].as_str().unwrap().to_string(), r))
-        .collect();
+    let batch = w.batch_reports(&hand, "batch-out");
     assert_eq!(batch.len(), hh.len());
 
     let mut determinations = BTreeMap::new();
@@ -431,31 +407,11 @@ async fn a_failing_source_makes_the_report_referred_with_source_unverified() {
     let w = World::new(40);
     // A household the batch finds eligible with every source answered: with two sources
     // failing it must be referred, never eligible for lack of data.
-    let out = w.path("batch-out");
-    let _ = hedui(&[
-        "batch",
-        "--caseload",
-        s(&w.path("data")),
-        "--sources",
-        s(&w.path("data")),
-        "--recipient",
-        s(&w.path("keys/civil.pub")),
-        "--out",
-        s(&out),
-        "--as-of",
-        AS_OF,
-    ]);
-    let opened = ok(&hedui(&[
-        "open",
-        "--key",
-        s(&w.path("keys/civil.key")),
-        s(&out.join("reports.jsonl")),
-    ]));
-    let eligible: Vec<String> = opened
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|r| r["determination"] == "eligible")
-        .map(|r| r["household_id"].as_str().unwrap().to_string())
+    let eligible: Vec<String> = w
+        .batch_reports(&w.path("data"), "batch-out")
+        .into_iter()
+        .filter(|(_, r)| r["determination"] == "eligible")
+        .map(|(h, _)| h)
         .collect();
     let rows = &clean_households(&w, 40)
         .into_iter()
