@@ -591,6 +591,7 @@ impl Model {
         } else {
             gammas(kinds, l, r, &sample)
         };
+        let levels: Vec<usize> = kinds.iter().map(|k| k.levels()).collect();
         let mut ucount: Vec<Vec<f64>> = kinds.iter().map(|k| vec![0.0; k.levels()]).collect();
         for p in g.chunks(n) {
             for c in 0..n {
@@ -655,37 +656,10 @@ impl Model {
         for round in 0..2 {
             for _ in 0..training.em_iterations {
                 iterations += 1;
-                for (pi, (p, _)) in patterns.iter().enumerate() {
-                    let mut lo = (lam_b / (1.0 - lam_b)).ln();
-                    for c in 0..n {
-                        let lv = p[c] as usize;
-                        if lv > 0 {
-                            lo += (m[c][lv].max(1e-12) / u[c][lv].max(1e-300)).ln();
-                        }
-                    }
-                    posts[pi] = 1.0 / (1.0 + (-lo).exp());
-                }
-                let mut mnew: Vec<Vec<f64>> = kinds.iter().map(|k| vec![0.0; k.levels()]).collect();
-                let mut matched = 0.0;
-                for ((p, cnt), post) in patterns.iter().zip(&posts) {
-                    matched += cnt * post;
-                    for c in 0..n {
-                        mnew[c][p[c] as usize] += cnt * post;
-                    }
-                }
-                let mut delta: f64 = 0.0;
-                for c in 0..n {
-                    if fixed.m.get(c).is_some_and(Option::is_some) {
-                        continue;
-                    }
-                    let tot: f64 = mnew[c][1..].iter().sum();
-                    for lv in 1..mnew[c].len() {
-                        // add-a-little smoothing keeps every level possible
-                        let v = (mnew[c][lv] + 0.01) / (tot + 0.01 * (mnew[c].len() - 1) as f64);
-                        delta = delta.max((v - m[c][lv]).abs());
-                        m[c][lv] = v;
-                    }
-                }
+                let (matched, mut delta) =
+                    em_step(&patterns, lam_b, &mut m, &u, &levels, &mut posts, |c| {
+                        fixed.m.get(c).is_some_and(Option::is_some)
+                    });
                 let lnew = fixed_lam_b.unwrap_or((matched / blocked.max(1.0)).clamp(1e-9, 0.999));
                 delta = delta.max((lnew - lam_b).abs());
                 lam_b = lnew;
@@ -762,38 +736,10 @@ impl Model {
                 let mut lk = (l.len.max(r.len) as f64 / total_k).clamp(1e-6, 0.5);
                 let mut post = vec![0.0; pats.len()];
                 for _ in 0..training.em_iterations {
-                    for (pi, (p, _)) in pats.iter().enumerate() {
-                        let mut lo = (lk / (1.0 - lk)).ln();
-                        for c in 0..n {
-                            let lv = p[c] as usize;
-                            if lv > 0 {
-                                lo += (mk[c][lv].max(1e-12) / u[c][lv].max(1e-300)).ln();
-                            }
-                        }
-                        post[pi] = 1.0 / (1.0 + (-lo).exp());
-                    }
-                    let mut mnew: Vec<Vec<f64>> =
-                        kinds.iter().map(|k| vec![0.0; k.levels()]).collect();
-                    let mut matched = 0.0;
-                    for ((p, cnt), q) in pats.iter().zip(&post) {
-                        matched += cnt * q;
-                        for c in 0..n {
-                            mnew[c][p[c] as usize] += cnt * q;
-                        }
-                    }
-                    let mut delta: f64 = 0.0;
-                    for c in 0..n {
-                        if used.contains(&c) || fixed.m.get(c).is_some_and(Option::is_some) {
-                            continue;
-                        }
-                        let tot: f64 = mnew[c][1..].iter().sum();
-                        for lv in 1..mnew[c].len() {
-                            let v =
-                                (mnew[c][lv] + 0.01) / (tot + 0.01 * (mnew[c].len() - 1) as f64);
-                            delta = delta.max((v - mk[c][lv]).abs());
-                            mk[c][lv] = v;
-                        }
-                    }
+                    let (matched, mut delta) =
+                        em_step(&pats, lk, &mut mk, &u, &levels, &mut post, |c| {
+                            used.contains(&c) || fixed.m.get(c).is_some_and(Option::is_some)
+                        });
                     let lnew = (matched / total_k).clamp(1e-9, 0.999);
                     delta = delta.max((lnew - lk).abs());
                     lk = lnew;
@@ -939,6 +885,57 @@ pub fn neighbourhood(raw: &str) -> Vec<u64> {
         }
         _ => Vec::new(),
     }
+}
+
+/// One expectation–maximisation step of the Fellegi–Sunter model over comparison patterns
+/// (levels per comparison, with their counts): each pattern's match posterior under the prior
+/// `lam` and the current `m`/`u` (into `post`), then the new m of every level of every
+/// comparison not `held` (add-0.01 smoothing keeps every level possible). `levels[c]` is the
+/// number of levels of comparison `c`. Returns the expected matched count and the largest change
+/// of an m.
+fn em_step<P: AsRef<[u8]>>(
+    pats: &[(P, f64)],
+    lam: f64,
+    m: &mut [Vec<f64>],
+    u: &[Vec<f64>],
+    levels: &[usize],
+    post: &mut [f64],
+    held: impl Fn(usize) -> bool,
+) -> (f64, f64) {
+    let n = levels.len();
+    for (pi, (p, _)) in pats.iter().enumerate() {
+        let p = p.as_ref();
+        let mut lo = (lam / (1.0 - lam)).ln();
+        for c in 0..n {
+            let lv = p[c] as usize;
+            if lv > 0 {
+                lo += (m[c][lv].max(1e-12) / u[c][lv].max(1e-300)).ln();
+            }
+        }
+        post[pi] = 1.0 / (1.0 + (-lo).exp());
+    }
+    let mut mnew: Vec<Vec<f64>> = levels.iter().map(|&l| vec![0.0; l]).collect();
+    let mut matched = 0.0;
+    for ((p, cnt), q) in pats.iter().zip(post.iter()) {
+        let p = p.as_ref();
+        matched += cnt * q;
+        for c in 0..n {
+            mnew[c][p[c] as usize] += cnt * q;
+        }
+    }
+    let mut delta: f64 = 0.0;
+    for c in 0..n {
+        if held(c) {
+            continue;
+        }
+        let tot: f64 = mnew[c][1..].iter().sum();
+        for lv in 1..mnew[c].len() {
+            let v = (mnew[c][lv] + 0.01) / (tot + 0.01 * (mnew[c].len() - 1) as f64);
+            delta = delta.max((v - m[c][lv]).abs());
+            m[c][lv] = v;
+        }
+    }
+    (matched, delta)
 }
 
 #[cfg(test)]
