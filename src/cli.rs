@@ -5,24 +5,6 @@
 //! 0 clean, 1 the run finished but something was quarantined or a source unverified (or a
 //! report could not be opened), 2 the run failed.
 
-/// `eprintln!` that never panics: `hedui open … 2>&1 | head -1` closes stderr too, and a
-/// message that cannot be written is not a reason to abort with exit code 101.
-/// `println!` that never panics: `hedui gen … | head -1` closes stdout while hedui still has
-/// status lines to print; the work is done, so a line nobody reads is dropped.
-macro_rules! out {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
-    }};
-}
-
-macro_rules! say {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($t)*);
-    }};
-}
-
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};

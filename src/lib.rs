@@ -29,6 +29,24 @@
 //!   for tests and drills; [`certs`]: the test CA and TLS certificates (`hedui certs`).
 //! - [`cli`]: the `hedui` command line.
 
+/// `println!` that never panics: `hedui gen … | head -1` closes stdout while hedui still has
+/// status lines to print; the work is done, so a line nobody reads is dropped.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that never panics: `hedui open … 2>&1 | head -1` closes stderr too, and a
+/// message that cannot be written is not a reason to abort with exit code 101.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 pub mod api;
 pub mod assess;
 pub mod audit;

@@ -1630,9 +1630,7 @@ pub fn check(
     rt.block_on(async move {
         let app = App::new(settings).map_err(anyhow::Error::msg)?;
         let refused = |e: ApiError| {
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
+            say!(
                 "{}",
                 json!({"code": e.code, "field": e.field, "message": e.message})
             );
@@ -1681,10 +1679,7 @@ pub fn check(
             .job(&id)?
             .and_then(|j| j.determination)
             .unwrap_or_default();
-        {
-            use std::io::Write as _;
-            let _ = writeln!(std::io::stderr(), "verification {id}: {det}");
-        }
+        say!("verification {id}: {det}");
         Ok(match det.as_str() {
             "eligible" => 0,
             "referred" => 1,
