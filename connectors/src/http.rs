@@ -38,7 +38,11 @@
 //! 1. ID numbers are trimmed and upper-cased (`x` → `X`) and de-duplicated; each person is
 //!    looked up in the source's cache; only the others are asked.
 //! 2. The persons asked are split into batches of `batch_size`, sent concurrently, each
-//!    under the source's `max_in_flight` semaphore and `timeout_ms`.
+//!    under the source's `max_in_flight` semaphore and `timeout_ms`. A call of at most
+//!    `batch_size` persons goes out together with the other calls to the same source that
+//!    are waiting at the same moment (other households verified at once; no timer, nothing
+//!    waits for company), up to `batch_size` persons per request: under load one request
+//!    serves several households. Each call still gets only its own persons' records.
 //! 3. Retries (at most `retries`) only where repeating cannot harm: connect/TLS errors,
 //!    timeouts, 429 (waiting `Retry-After` when it is at most `retry_after_max_ms`, else
 //!    giving up), 502/503/504. Waits between attempts are exponential with full jitter.
@@ -262,6 +266,14 @@ struct Source {
     breaker: Breaker,
     cache: Option<SourceCache>,
     counters: Counters,
+    /// Calls waiting to go out together (see [`HttpSources::coalesced`]).
+    queue: std::sync::Mutex<Vec<Waiter>>,
+}
+
+/// One call's persons waiting in a source's queue, and where its answer goes.
+struct Waiter {
+    ids: Vec<String>,
+    reply: tokio::sync::oneshot::Sender<BatchResult>,
 }
 
 struct Inner {
@@ -333,6 +345,7 @@ impl HttpSources {
                         SourceCache::new(Duration::from_secs(ep.cache_ttl_s), ep.cache_capacity)
                     }),
                     counters: Counters::default(),
+                    queue: std::sync::Mutex::new(Vec::new()),
                     ep: ep.clone(),
                 };
                 (ep.name, src)
@@ -346,6 +359,42 @@ impl HttpSources {
                 order: cfg.sources.iter().map(|s| s.name).collect(),
             }),
         })
+    }
+
+    /// Open the connection to each distinct base URL before the first verification needs
+    /// it (`GET {base_url}/v1/health`; any HTTP answer counts, a failure is only logged), so
+    /// that the first requests after a start do not each pay a TLS handshake or race to open
+    /// parallel connections. Waits at most `limit`; returns how many base URLs answered.
+    pub async fn warm_up(&self, limit: Duration) -> usize {
+        let mut bases: Vec<String> = self
+            .inner
+            .sources
+            .values()
+            .map(|s| s.ep.base_url.trim_end_matches('/').to_string())
+            .collect();
+        bases.sort();
+        bases.dedup();
+        let mut set = tokio::task::JoinSet::new();
+        for base in bases {
+            let client = self.inner.client.clone();
+            set.spawn(async move {
+                client
+                    .get(format!("{base}/v1/health"))
+                    .timeout(limit)
+                    .send()
+                    .await
+                    .is_ok()
+            });
+        }
+        let mut answered = 0;
+        while let Some(r) = set.join_next().await {
+            if matches!(r, Ok(true)) {
+                answered += 1;
+            } else {
+                tracing::info!("A source's base URL did not answer the warm-up request.");
+            }
+        }
+        answered
     }
 
     /// The configured sources, in config order.
@@ -417,7 +466,7 @@ impl HttpSources {
                 .collect();
             let results: Vec<BatchResult> = if batches.len() == 1 {
                 let batch = batches.into_iter().next().unwrap_or_default();
-                vec![self.request_batch(kind, batch).await]
+                vec![self.coalesced(kind, src, batch).await]
             } else {
                 let mut set = tokio::task::JoinSet::new();
                 let n = batches.len();
@@ -621,6 +670,118 @@ impl HttpSources {
         for (id, key) in keys {
             if let Some(a) = have.get(id) {
                 cache.insert(*key, a.clone()).await;
+            }
+        }
+    }
+
+    /// `ids` (at most `batch_size`) asked together with the persons of the calls to the
+    /// same source that are waiting at the same moment: one HTTP request for all of them
+    /// instead of one per household. Nothing waits on a timer: the first caller queues a
+    /// flush task that yields once to the runtime, so only calls already under way join;
+    /// alone, a call goes out at once. The flush runs as its own task, so a caller that is
+    /// dropped never strands the others. Each caller gets the records of its own persons
+    /// (or the request's failure) and the request's attempt count.
+    async fn coalesced(&self, kind: SourceKind, src: &Source, ids: Vec<String>) -> BatchResult {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let waiter = Waiter { ids, reply };
+        let queued: Result<bool, Waiter> = match src.queue.lock() {
+            Ok(mut q) => {
+                q.push(waiter);
+                Ok(q.len() == 1)
+            }
+            Err(_) => Err(waiter),
+        };
+        let first = match queued {
+            Ok(first) => first,
+            // A poisoned queue (a panic while it was held): ask alone.
+            Err(w) => return self.request_batch(kind, w.ids).await,
+        };
+        if first {
+            let this = self.clone();
+            tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                this.flush(kind).await;
+            });
+        }
+        answer.await.unwrap_or((
+            Err(HttpFailure::Unreachable {
+                detail: "batch task failed".into(),
+            }),
+            0,
+        ))
+    }
+
+    /// Send what waits in `kind`'s queue: waiters grouped into requests of at most
+    /// `batch_size` persons, sent concurrently; each waiter answered.
+    async fn flush(&self, kind: SourceKind) {
+        let Some(src) = self.inner.sources.get(&kind) else {
+            return;
+        };
+        let waiters = match src.queue.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(_) => return,
+        };
+        let mut groups: Vec<Vec<Waiter>> = Vec::new();
+        let mut persons = 0;
+        for w in waiters {
+            if groups.is_empty() || persons + w.ids.len() > src.ep.batch_size {
+                groups.push(Vec::new());
+                persons = 0;
+            }
+            persons += w.ids.len();
+            if let Some(g) = groups.last_mut() {
+                g.push(w);
+            }
+        }
+        let mut rest = groups.into_iter();
+        let first = rest.next();
+        for group in rest {
+            let this = self.clone();
+            tokio::spawn(async move { this.answer_group(kind, group).await });
+        }
+        if let Some(group) = first {
+            self.answer_group(kind, group).await;
+        }
+    }
+
+    /// One request for a group of waiters; each gets its own persons' records.
+    async fn answer_group(&self, kind: SourceKind, group: Vec<Waiter>) {
+        if group.len() == 1 {
+            if let Some(w) = group.into_iter().next() {
+                let r = self.request_batch(kind, w.ids).await;
+                let _ = w.reply.send(r);
+            }
+            return;
+        }
+        let mut seen = HashSet::new();
+        let ids: Vec<String> = group
+            .iter()
+            .flat_map(|w| w.ids.iter())
+            .filter(|id| seen.insert(id.as_str()))
+            .cloned()
+            .collect();
+        let (result, attempts) = self.request_batch(kind, ids).await;
+        match result {
+            Err(f) => {
+                for w in group {
+                    let _ = w.reply.send((Err(f.clone()), attempts));
+                }
+            }
+            Ok((records, discarded)) => {
+                let mut by_person: HashMap<&str, Vec<&Record>> = HashMap::new();
+                for r in &records {
+                    by_person.entry(r.id_number.as_str()).or_default().push(r);
+                }
+                for w in group {
+                    let mine: Vec<Record> = w
+                        .ids
+                        .iter()
+                        .filter_map(|id| by_person.get(id.as_str()))
+                        .flatten()
+                        .map(|r| (*r).clone())
+                        .collect();
+                    let _ = w.reply.send((Ok((mine, discarded)), attempts));
+                }
             }
         }
     }

@@ -1562,6 +1562,7 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         let std_listener = std::net::TcpListener::bind(listen).with_context(|| format!("Failed to listen on {listen}"))?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
+        app.sources.warm_up(std::time::Duration::from_secs(2)).await;
         let resumed = resume_jobs(&app);
         println!("hedui serve: listening on https://{addr} ({} sources; {resumed} unfinished jobs resumed)", app.sources.kinds().len());
         use std::io::Write;

@@ -96,6 +96,15 @@ impl Sources {
         }
     }
 
+    /// Open the connections to the sources before the first verification (see
+    /// [`HttpSources::warm_up`]); waits at most `limit`.
+    pub async fn warm_up(&self, limit: std::time::Duration) -> usize {
+        match &self.http {
+            Some(h) => h.warm_up(limit).await,
+            None => 0,
+        }
+    }
+
     /// Empty every source's cache (benchmarks: a cold run after a warm one).
     pub fn clear_caches(&self) {
         if let Some(h) = &self.http {

@@ -76,6 +76,9 @@ type Queued = (Write, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
 
 /// Most writes committed in one transaction by the writer thread.
 const GROUP_MAX: usize = 256;
+/// How long the audit head file may lag the last commit of the group writer (see
+/// [`write_head`]); `hedui audit verify` and a clean shutdown see it up to date.
+const HEAD_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Roles a token can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -418,7 +421,8 @@ fn head_path_of(store: &Path) -> std::path::PathBuf {
 }
 
 /// Record the last committed audit row (`seq hash`) in the head file beside the store,
-/// replaced atomically after every commit. [`Store::verify_chain`] checks the table against
+/// replaced atomically after every direct commit and, from the group writer of `hedui
+/// serve`, at most [`HEAD_EVERY`] after a commit (and when it stops). [`Store::verify_chain`] checks the table against
 /// it, so rows deleted from the end of the log (which leave a valid, shorter chain) are
 /// found unless the head file is rewritten too; copy it elsewhere (a log shipper, a daily
 /// print) for a guarantee that does not rest on this machine. A failure to write it is
@@ -472,7 +476,29 @@ fn start_writer(
     std::thread::Builder::new()
         .name("hedui-store-writer".into())
         .spawn(move || {
-            while let Ok(first) = rx.recv() {
+            // The head file is rewritten at most every HEAD_EVERY (and when the writer falls
+            // idle or stops), not after every commit: under load it cost as much CPU as the
+            // audit rows themselves.
+            let mut head_written = std::time::Instant::now();
+            let mut head_dirty = false;
+            loop {
+                let first = match rx.recv_timeout(HEAD_EVERY) {
+                    Ok(q) => q,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if head_dirty && let Ok(c) = conn.lock() {
+                            write_head(&c, &head_path);
+                            head_dirty = false;
+                            head_written = std::time::Instant::now();
+                        }
+                        continue;
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                        if head_dirty && let Ok(c) = conn.lock() {
+                            write_head(&c, &head_path);
+                        }
+                        break;
+                    }
+                };
                 let mut batch = vec![first];
                 while batch.len() < GROUP_MAX {
                     match rx.try_recv() {
@@ -484,7 +510,13 @@ fn start_writer(
                 let results = match conn.lock() {
                     Ok(mut c) => {
                         let r = apply_group(&mut c, &writes);
-                        write_head(&c, &head_path);
+                        if head_written.elapsed() >= HEAD_EVERY {
+                            write_head(&c, &head_path);
+                            head_written = std::time::Instant::now();
+                            head_dirty = false;
+                        } else {
+                            head_dirty = true;
+                        }
                         r
                     }
                     Err(_) => writes.iter().map(|_| Err(StoreError::Poisoned)).collect(),

@@ -2,7 +2,8 @@
 //! test starts its own sim on loopback with TLS and mutual TLS, from a small county that
 //! `hedui gen` wrote, with one source behaving badly on purpose, and drives
 //! `hedui_connectors::http::HttpSources` against it: a normal answer (compared row by row with
-//! the file, read here with the csv crate), batching, a hang (timeout), 401, 429 then success,
+//! the file, read here with the csv crate), batching, concurrent calls sharing requests, a hang
+//! (timeout), 401, 429 then success,
 //! a long Retry-After, 5xx retried then failed, a malformed body, an empty answer, a slow answer
 //! within the timeout, clients without a certificate of the CA refused at TLS, the breaker
 //! opening and half-opening, the cache (age, no request sent, a shared person reused, failures
@@ -334,6 +335,57 @@ async fn persons_are_batched_per_request_and_the_parts_joined() {
     let stats = sim.stats().await;
     assert_eq!(stats["sources"]["social_insurance"]["requests"], 3);
     assert_eq!(stats["sources"]["social_insurance"]["persons"], 100);
+}
+
+#[tokio::test]
+async fn concurrent_calls_to_one_source_share_requests_and_each_gets_its_own_rows() {
+    let sim = Sim::start("");
+    let t = transport(&sim, |s| s.batch_size = 8);
+    let all = members();
+    // Ten households of three persons each, asked at the same moment.
+    let households: Vec<Vec<String>> = (0..10).map(|h| all[h * 3..h * 3 + 3].to_vec()).collect();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, ids) in households.iter().cloned().enumerate() {
+        let t = t.clone();
+        set.spawn(async move {
+            (
+                i,
+                ids.clone(),
+                t.fetch(SourceKind::SocialInsurance, &ids).await,
+            )
+        });
+    }
+    let mut answered = 0;
+    while let Some(r) = set.join_next().await {
+        let (i, ids, a) = r.expect("the call ran");
+        assert_eq!(
+            answer_rows(&a.outcome),
+            file_rows(SourceKind::SocialInsurance, &ids),
+            "household {i} got exactly its own persons' rows"
+        );
+        assert_eq!((a.attempts, a.persons_fetched), (1, 3));
+        answered += 1;
+    }
+    assert_eq!(answered, 10);
+    // Waiting together, they went out in requests of at most 8 persons: 2 households each.
+    let stats = sim.stats().await;
+    assert_eq!(stats["sources"]["social_insurance"]["requests"], 5);
+    assert_eq!(stats["sources"]["social_insurance"]["persons"], 30);
+
+    // A person in two households asked at once is asked once; both get the rows.
+    let t = transport(&sim, |_| {});
+    let shared = holders(SourceKind::Tax, 1).remove(0);
+    let a_ids = vec![shared.clone(), all[40].clone()];
+    let b_ids = vec![all[41].clone(), shared.clone()];
+    let (a, b) = tokio::join!(
+        t.fetch(SourceKind::Tax, &a_ids),
+        t.fetch(SourceKind::Tax, &b_ids)
+    );
+    assert_eq!(answer_rows(&a.outcome), file_rows(SourceKind::Tax, &a_ids));
+    assert_eq!(answer_rows(&b.outcome), file_rows(SourceKind::Tax, &b_ids));
+    let stats = sim.stats().await;
+    assert_eq!(stats["sources"]["tax"]["requests"], 1);
+    assert_eq!(stats["sources"]["tax"]["persons"], 3);
 }
 
 #[tokio::test]
