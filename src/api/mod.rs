@@ -803,9 +803,33 @@ fn sealed_response(status: StatusCode, id: &str, sealed: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// A path parameter (`{id}`, `{reference}`) as text; one that is not valid UTF-8 after
+/// percent-decoding is refused with the API's JSON body (400 `path_invalid`, field `path`,
+/// the value not echoed) instead of axum's plain-text rejection.
+struct PathParam(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match UrlPath::<String>::from_request_parts(parts, state).await {
+            Ok(UrlPath(s)) => Ok(PathParam(s)),
+            Err(_) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "path_invalid",
+                Some("path".into()),
+                "a path segment is not valid UTF-8 after percent-decoding",
+            )),
+        }
+    }
+}
+
 async fn get_verification(
     State(app): State<Arc<App>>,
-    UrlPath(id): UrlPath<String>,
+    PathParam(id): PathParam,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = app.authenticate(&headers, Role::Intake)?;
@@ -1116,7 +1140,7 @@ async fn post_consent(
 
 async fn delete_consent(
     State(app): State<Arc<App>>,
-    UrlPath(reference): UrlPath<String>,
+    PathParam(reference): PathParam,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = match app.authenticate(&headers, Role::Intake) {
@@ -1255,7 +1279,7 @@ async fn post_token(
 /// `DELETE /v1/tokens/{id}`: an admin revokes a token whose regions lie inside its own.
 async fn delete_token(
     State(app): State<Arc<App>>,
-    UrlPath(id): UrlPath<String>,
+    PathParam(id): PathParam,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = app.authenticate(&headers, Role::Admin)?;

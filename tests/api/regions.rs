@@ -141,6 +141,14 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
     assert!(r.headers().contains_key("allow"));
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], "method_not_allowed");
+    // a path segment that is not UTF-8 gets the same kind of body, naming no value
+    let (st, text) = api.get("/v1/verifications/v_%FF%FE", &intake_b).await;
+    assert_eq!(st, 400, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (v["code"].as_str(), v["field"].as_str()),
+        (Some("path_invalid"), Some("path"))
+    );
     // a body far over the limit (16 KiB here) is answered 413 with its reason over HTTP/2,
     // not a reset stream: hedui reads it on before refusing
     let (st, text) = api
