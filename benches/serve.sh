@@ -26,6 +26,7 @@
 #
 #   benches/serve.sh                 # uses $CARGO_TARGET_DIR/release/hedui (cargo build --release)
 #   HEDUI=/path/to/hedui HOUSEHOLDS=1000 benches/serve.sh
+#   LEVELS="1 10 20 50" benches/serve.sh   # other concurrency levels (default 1 50 500)
 #   PIN=1 benches/serve.sh           # hedui serve on CPU 0; hedui sim and the client on CPU 1
 #                                    # (taskset), so that hedui's cost is not the client's.
 #                                    # Other processes of the machine still use both CPUs.
@@ -143,8 +144,8 @@ load() {
     --households "$work/requests.jsonl" --pids "serve=$serve_pid,sim=$sim_pid" "$@" | tee -a "$work/results.jsonl"
 }
 : > "$work/results.jsonl"
-for c in 1 50 500; do
-  case $c in 1) n=200 ;; 50) n=1000 ;; 500) n=1000 ;; esac
+for c in ${LEVELS:-1 50 500}; do
+  case $c in 1) n=200 ;; *) n=1000 ;; esac
   stop_serve; start_serve            # a fresh process: every cache empty
   load --concurrency "$c" --requests "$n" --distinct --label cold
   load --concurrency "$c" --requests "$n" --distinct --label warm
