@@ -479,7 +479,8 @@ fn start_writer(
             // The head file is rewritten at most every HEAD_EVERY (and when the writer falls
             // idle or stops), not after every commit: under load it cost as much CPU as the
             // audit rows themselves.
-            let mut head_written = std::time::Instant::now();
+            // None: the first commit writes the head at once.
+            let mut head_written: Option<std::time::Instant> = None;
             let mut head_dirty = false;
             loop {
                 let first = match rx.recv_timeout(HEAD_EVERY) {
@@ -488,7 +489,7 @@ fn start_writer(
                         if head_dirty && let Ok(c) = conn.lock() {
                             write_head(&c, &head_path);
                             head_dirty = false;
-                            head_written = std::time::Instant::now();
+                            head_written = Some(std::time::Instant::now());
                         }
                         continue;
                     }
@@ -510,9 +511,9 @@ fn start_writer(
                 let results = match conn.lock() {
                     Ok(mut c) => {
                         let r = apply_group(&mut c, &writes);
-                        if head_written.elapsed() >= HEAD_EVERY {
+                        if head_written.is_none_or(|t| t.elapsed() >= HEAD_EVERY) {
                             write_head(&c, &head_path);
-                            head_written = std::time::Instant::now();
+                            head_written = Some(std::time::Instant::now());
                             head_dirty = false;
                         } else {
                             head_dirty = true;
