@@ -739,6 +739,145 @@ mod tests {
         let sum: f64 = l.waterfall.iter().map(|c| c.weight).sum();
         assert!((sum - l.weight).abs() < 1e-6, "{sum} vs {}", l.weight);
     }
+
+    #[test]
+    fn holding_rate_support_raises_a_weight_but_never_makes_a_match() {
+        let (persons, counts) = world();
+        let mut rows = padding(&persons);
+        let name = persons[40].1.clone().unwrap();
+        rows.push(row(None, &name));
+        let j = rows.len() - 1;
+        let support = |bits: f64| {
+            move |r: usize, i: usize| {
+                if r == j && i == 40 {
+                    vec![Contribution {
+                        comparison: "holding_rate:candidate".into(),
+                        level: "caseload_age_40_44".into(),
+                        weight: bits,
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        let t = Thresholds {
+            match_weight: 3.0,
+            possible_match: -2.5,
+        };
+        let plain = second_pass(&persons, &rows, &counts, 1600, t, &support(0.0)).0;
+        let base = plain.iter().find(|l| l.row == j).expect("reaches a person");
+        let (with, _) = second_pass(&persons, &rows, &counts, 1600, t, &support(12.0));
+        let l = with.iter().find(|l| l.row == j).expect("reaches a person");
+        assert_eq!(l.person, 40);
+        // the support is in the weight and the waterfall ...
+        assert!(
+            (l.weight - base.weight - 12.0).abs() < 1e-9,
+            "{l:?} {base:?}"
+        );
+        // (three residents bear the name: log2(0.975 / 2) = -1.04 bits before the support,
+        // far above the match threshold after it)
+        assert!((base.weight + 1.04).abs() < 0.05, "{base:?}");
+        assert!(l.weight > t.match_weight + 7.0);
+        // ... but the row still rests on the name only: shown to a clerk, used by no rule
+        assert!(l.name_only);
+        assert_eq!(l.decision, Decision::PossibleMatch);
+        // and support against a candidate lowers the weight below the possible-match cut
+        let (against, _) = second_pass(&persons, &rows, &counts, 1600, t, &support(-20.0));
+        assert!(against.iter().all(|l| l.row != j || l.person != 40));
+    }
+}
+
+#[cfg(test)]
+mod holding_tests {
+    use super::*;
+    use hedui_connectors::SourceKind as K;
+
+    fn as_of() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
+    }
+
+    #[test]
+    fn age_bands_are_five_years_wide_with_one_for_95_and_over() {
+        assert_eq!(age_band(1990, as_of()), 7); // 36
+        assert_eq!(age_band(2026, as_of()), 0);
+        assert_eq!(age_band(2030, as_of()), 0); // after as_of: band 0, never a panic
+        assert_eq!(age_band(1931, as_of()), 19); // 95
+        assert_eq!(age_band(1800, as_of()), 19);
+        assert_eq!(UNKNOWN_AGE, 20);
+    }
+
+    /// 1,000 residents aged 10-14 (none in the caseload), 1,000 aged 40-44 (100 in the
+    /// caseload); 450 vehicles of the 900 outside adults, 20 of the 100 caseload adults.
+    fn rates() -> HoldingRates {
+        let mut pop = Population::default();
+        pop.by_band[2] = 1000;
+        pop.by_band[8] = 1000;
+        pop.total = 2000;
+        let mut case = [0u64; AGE_BANDS];
+        case[8] = 100;
+        let mut rows = vec![[[0u64; AGE_BANDS]; 2]; 12];
+        rows[source_index(K::VehicleVessel)][0][8] = 450;
+        rows[source_index(K::VehicleVessel)][1][8] = 20;
+        // every resident has a registration row: no rate for it
+        rows[source_index(K::HouseholdRegistration)][0][8] = 900;
+        rows[source_index(K::HouseholdRegistration)][0][2] = 1000;
+        // too few rows to measure
+        rows[source_index(K::Securities)][0][8] = HOLDING_MIN_ROWS - 1;
+        HoldingRates::measure(&rows, &pop, &case)
+    }
+
+    #[test]
+    fn holding_rates_weigh_the_candidate_and_the_other_bearers_of_the_name_by_age() {
+        let r = rates();
+        let v = source_index(K::VehicleVessel);
+        // r̄ = 450 / 1900; outside 40-44: (450 + 20 r̄) / 920; outside 10-14: 20 r̄ / 1020;
+        // caseload 40-44: (20 + 20 × 0.2) / 120 = 0.2
+        let mean: f64 = 450.0 / 1900.0;
+        let adult = (450.0 + 20.0 * mean) / 920.0;
+        let child = 20.0 * mean / 1020.0;
+        assert!((mean - 0.236_842).abs() < 1e-6);
+        assert!((adult - 0.494_279).abs() < 1e-6 && (child - 0.004_644).abs() < 1e-6);
+        // a 40-44-year-old candidate; the name is borne by them, one other adult, three children
+        let mut bearers = [0u32; AGE_BANDS];
+        bearers[8] = 2;
+        bearers[2] = 3;
+        let c = r.contributions(v, 8, Some(&bearers), true);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(
+            (c[0].comparison.as_str(), c[0].level.as_str()),
+            ("holding_rate:candidate", "caseload_age_40_44")
+        );
+        // the caseload holds vehicles less often than others: log2(0.2 / r̄) = -0.2439
+        assert!((c[0].weight - (0.2 / mean).log2()).abs() < 1e-9);
+        assert!((c[0].weight + 0.2439).abs() < 1e-4, "{c:?}");
+        // children rarely hold a vehicle: 4 other bearers count as 1.07 → +0.8985 bits
+        assert_eq!(c[1].comparison, "holding_rate:bearers");
+        let expected = (4.0 * mean / (adult + 3.0 * child)).log2();
+        assert!((c[1].weight - expected).abs() < 1e-9);
+        assert!((c[1].weight - 0.8985).abs() < 1e-4, "{c:?}");
+        // four other adults: they are likelier holders than the average resident
+        bearers[8] = 5;
+        bearers[2] = 0;
+        let c = r.contributions(v, 8, Some(&bearers), true);
+        assert!((c[1].weight - (4.0 * mean / (4.0 * adult)).log2()).abs() < 1e-9);
+        assert!(c[1].weight < -1.0);
+        // a child candidate of a source children hold at the overall caseload rate (shrunk)
+        let kid = r.contributions(v, 2, None, true);
+        assert_eq!(kid.len(), 1);
+        assert!((kid[0].weight - (0.2 / mean).log2()).abs() < 1e-9);
+        // a variant name: the bearers' count is not the row's
+        assert_eq!(r.contributions(v, 8, Some(&bearers), false).len(), 1);
+        // no rate for the registration, a thin source or a source out of range
+        assert!(
+            r.contributions(source_index(K::HouseholdRegistration), 8, None, true)
+                .is_empty()
+        );
+        assert!(
+            r.contributions(source_index(K::Securities), 8, None, true)
+                .is_empty()
+        );
+        assert!(r.contributions(99, 8, None, true).is_empty());
+    }
 }
 
 /// One pending row as the batch hands it over: where it came from and what it holds.
@@ -1624,6 +1763,88 @@ mod report_tests {
             .as_deref(),
             Some("620922")
         );
+    }
+
+    #[test]
+    fn a_row_that_shares_nothing_or_a_candidate_without_the_series_is_weighed_as_a_whole() {
+        use hedui_connectors::SourceKind as K;
+        let mut sets: Vec<hedui_connectors::RecordSet> = (0..12)
+            .map(|_| hedui_connectors::RecordSet::default())
+            .collect();
+        let reg = || {
+            (
+                K::HouseholdRegistration,
+                vec![
+                    "male",
+                    "1970-01-01",
+                    "620503",
+                    "urban",
+                    "",
+                    "normal",
+                    "1970-01-31",
+                ],
+            )
+        };
+        let mut persons = Vec::new();
+        // 30 holders with three months each at their own employer; 30 persons with none
+        for k in 0..60 {
+            let emp = format!("91620503MA{:08}", 10_000 + k);
+            let mut recs = vec![reg()];
+            if k < 30 {
+                for m in ["2026-01", "2026-02", "2026-03"] {
+                    recs.push((
+                        K::SocialInsurance,
+                        vec![m, "employee_pension", "contribution", &emp, "5981.00"],
+                    ));
+                }
+            }
+            let recs: Vec<(K, Vec<&str>)> = recs
+                .iter()
+                .map(|(k, v)| (*k, v.iter().map(|s| &**s).collect()))
+                .collect();
+            persons.push(state(&mut sets, &recs));
+        }
+        let own = OwnRecords {
+            persons: &persons,
+            sets: &sets,
+        };
+        let same = SameSource::measure(&own, &[]);
+        let w = same.records[source_index(K::SocialInsurance)]
+            .clone()
+            .unwrap();
+        // no holder has a lone record (0 of 90, floored at 0.001); half the persons have none;
+        // every record shares a value with its holder's others (0.5 / 91) and with the next
+        // holder's (the insurance type: 0.5 / 31)
+        assert_eq!(
+            w,
+            RecordStats {
+                alone_m: 0.001,
+                alone_u: 0.5,
+                none_m: 0.5 / 91.0,
+                none_u: 0.5 / 31.0,
+            }
+        );
+        // a month of a resident pension: shares nothing with holder 5's contributions
+        let row = pending(
+            K::SocialInsurance,
+            vec!["2026-09", "resident_pension", "benefit", "-", "237.00"],
+        );
+        let c = same.compare(&own, 5, &row);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].comparison.as_str(), c[0].level.as_str()),
+            ("same_source:record", "nothing_shared")
+        );
+        assert!((c[0].weight - ((0.5 / 91.0) / (0.5 / 31.0f64)).log2()).abs() < 1e-9);
+        // person 40 has no social insurance at all: log2(0.001 / 0.5) = -8.97 bits
+        let c = same.compare(&own, 40, &row);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].comparison.as_str(), c[0].level.as_str()),
+            ("holding_rate:own_records", "none")
+        );
+        assert!((c[0].weight - (0.001f64 / 0.5).log2()).abs() < 1e-9);
+        assert!((c[0].weight + 8.9658).abs() < 1e-4);
     }
 
     #[test]
