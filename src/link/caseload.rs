@@ -797,6 +797,31 @@ mod holding_tests {
     }
 
     #[test]
+    fn a_possible_matchs_waterfall_is_one_line_of_comparisons_levels_and_bits() {
+        let w = vec![
+            Contribution {
+                comparison: "prior".into(),
+                level: "λ".into(),
+                weight: -20.519,
+            },
+            Contribution {
+                comparison: "name".into(),
+                level: "exact".into(),
+                weight: 18.5,
+            },
+            Contribution {
+                comparison: "holding_rate:bearers".into(),
+                level: "by_age".into(),
+                weight: 0.8985,
+            },
+        ];
+        assert_eq!(
+            waterfall_text(&w),
+            "prior λ -20.52; name exact +18.50; holding_rate:bearers by_age +0.90"
+        );
+    }
+
+    #[test]
     fn age_bands_are_five_years_wide_with_one_for_95_and_over() {
         assert_eq!(age_band(1990, as_of()), 7); // 36
         assert_eq!(age_band(2026, as_of()), 0);
@@ -944,6 +969,8 @@ impl Population {
             .ok()?;
         let names = df.column("name").ok()?.str().ok()?.clone();
         let births = df.column("birth_date").ok()?.str().ok()?.clone();
+        // residents by written name and band first: a name is normalised once, not per resident
+        let mut by_raw: HashMap<&str, [u32; AGE_BANDS]> = HashMap::new();
         let mut p = Population::default();
         for (name, birth) in names.iter().zip(births.iter()) {
             let band = birth
@@ -952,8 +979,16 @@ impl Population {
                 .map_or(UNKNOWN_AGE, |y| age_band(y, as_of));
             p.total += 1;
             p.by_band[band] += 1;
-            if let Some(k) = name.and_then(super::compare::normalise_name) {
-                p.names.entry(k).or_insert([0; AGE_BANDS])[band] += 1;
+            if let Some(n) = name {
+                by_raw.entry(n).or_insert([0; AGE_BANDS])[band] += 1;
+            }
+        }
+        for (raw, bands) in by_raw {
+            if let Some(k) = super::compare::normalise_name(raw) {
+                let e = p.names.entry(k).or_insert([0; AGE_BANDS]);
+                for (a, b) in e.iter_mut().zip(bands) {
+                    *a += b;
+                }
             }
         }
         Some(p)
@@ -1376,6 +1411,23 @@ pub fn apply_batch_pass(
                     if row.pending.birth_date.is_some() {
                         fields.push(crate::render::MatchField { field: "birth_date".into(), person: Some(pid.birth_date().to_string()), record: row.pending.birth_date.clone() });
                     }
+                    // why it was raised: what it rests on and the waterfall (comparisons, levels
+                    // and bits; no values), so a clerk sees that a name alone is behind it
+                    fields.push(crate::render::MatchField {
+                        field: "rests_on".into(),
+                        person: None,
+                        record: Some(if link.name_only { "name_only" } else { "name_and_other_evidence" }.into()),
+                    });
+                    fields.push(crate::render::MatchField {
+                        field: "match_weight_bits".into(),
+                        person: None,
+                        record: Some(format!("{:.2}", link.weight)),
+                    });
+                    fields.push(crate::render::MatchField {
+                        field: "waterfall".into(),
+                        person: None,
+                        record: Some(waterfall_text(&link.waterfall)),
+                    });
                     LinkEntry::Possible(crate::render::PossibleMatch {
                         person: 0,
                         source,
@@ -1389,6 +1441,15 @@ pub fn apply_batch_pass(
             Applied { link, row, entry }
         })
         .collect()
+}
+
+/// The waterfall as one line for a possible match's evidence: `comparison level ±bits; …`
+/// (comparisons and levels only, never a value).
+pub fn waterfall_text(w: &[Contribution]) -> String {
+    w.iter()
+        .map(|c| format!("{} {} {:+.2}", c.comparison, c.level, c.weight))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn round2(x: f64) -> f64 {
