@@ -13,6 +13,11 @@
 //! a contribution base every month, a monthly deposit), and the region the row names (plate,
 //! credit code, real-estate region; [`row_region`]) against the candidate's registered region.
 //!
+//! A row with no key is one of the residents' who bear its name, with chances set by how often
+//! persons of each age band, in and outside the caseload, hold records of its source
+//! ([`HoldingRates`], measured on the run's rows with a valid key): the `holding_rate:`
+//! contributions. They weigh a possible match; they never make a `match`.
+//!
 //! m/u and λ are trained on these pairs (random-pair u, EM), weights are bits. Each row goes
 //! to its best-scoring person; when other persons score within [`AMBIGUITY_BITS`] the row may
 //! be any of theirs: each of them (up to [`MAX_RIVALS`]) gets it as a `possible_match`, none
@@ -1982,9 +1987,11 @@ impl OwnRecords<'_> {
 /// at least two records), `u(v)` = the share of the source's holders who have value `v`.
 /// A row's value found among the candidate's records is worth log2(m / u(v)) bits, one not
 /// found log2((1 - m) / (1 - u(v))); the columns of a record are not independent, so one
-/// column counts: the shared value worth most, else (nothing shared) the mildest
-/// disagreement. A candidate with no record of the source, or a null value, adds nothing.
-/// Columns with ID numbers are not compared.
+/// column counts: the shared value worth most, else (nothing shared) the whole record's
+/// evidence ([`RecordStats`]; the mildest single-column disagreement when it cannot be
+/// measured). A candidate with no record of the source counts against only where holders
+/// mostly have several ([`RecordStats`]); a null value adds nothing. Columns with ID numbers
+/// are not compared.
 #[derive(Debug, Default)]
 pub struct SameSource {
     /// Per source (`SourceKind::ALL` order): holders, and per column m and holders by value.
@@ -2278,7 +2285,7 @@ impl SameSource {
         }
         // The columns of one record are not independent (an employer, its contribution base
         // and the insurance type change together), so they count once: the most telling shared
-        // value if there is one, else the mildest disagreement.
+        // value if there is one, else the whole record's evidence.
         let best = |found: bool| {
             out.iter()
                 .filter(|(f, _)| *f == found)
