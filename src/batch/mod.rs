@@ -209,6 +209,10 @@ struct LinkedSource {
     /// The rows of `bad` as records, with their names (for the second linkage pass).
     bad_records: RecordSet,
     bad_names: Vec<Option<String>>,
+    /// Rows with a valid ID number by the holder's age band
+    /// ([`crate::link::caseload::age_band`]): `[0]` persons outside the caseload, `[1]`
+    /// caseload persons (what [`crate::link::caseload::HoldingRates`] is measured on).
+    rows_by_age: [[u64; crate::link::caseload::AGE_BANDS]; 2],
 }
 
 const REPAIRS: [IdRepair; 6] = [
@@ -252,17 +256,21 @@ fn link_source(
     let rows = Arc::new(AtomicU64::new(0));
     let unlinked = Arc::new(AtomicU64::new(0));
     let repairs: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
-    let (rows_c, unlinked_c, repairs_c, persons) = (
+    let by_age: Arc<[[AtomicU64; crate::link::caseload::AGE_BANDS]; 2]> =
+        Arc::new(Default::default());
+    let (rows_c, unlinked_c, repairs_c, persons, by_age_c) = (
         rows.clone(),
         unlinked.clone(),
         repairs.clone(),
         persons.clone(),
+        by_age.clone(),
     );
     let key_of = move |c: Column| -> PolarsResult<Column> {
         let c = c.cast(&DataType::String)?;
         let ca = c.str()?;
         rows_c.fetch_add(ca.len() as u64, Ordering::Relaxed);
         let mut outside = 0u64;
+        let mut ages = [[0u64; crate::link::caseload::AGE_BANDS]; 2];
         let keys: Int64Chunked = ca
             .iter()
             .map(|v| {
@@ -273,7 +281,12 @@ fn link_source(
                                 repairs_c[i].fetch_add(1, Ordering::Relaxed);
                             }
                         }
-                        match (persons.contains(&id.key()), rep.is_empty()) {
+                        let known = persons.contains(&id.key());
+                        ages[usize::from(known)][crate::link::caseload::age_band(
+                            chrono::Datelike::year(&id.birth_date()),
+                            as_of,
+                        )] += 1;
+                        match (known, rep.is_empty()) {
                             (true, true) => id.key() as i64,
                             (true, false) => id.key() as i64 | KEY_REPAIRED_FLAG,
                             (false, true) => {
@@ -291,6 +304,13 @@ fn link_source(
             })
             .collect();
         unlinked_c.fetch_add(outside, Ordering::Relaxed);
+        for (k, band) in ages.iter().enumerate() {
+            for (b, n) in band.iter().enumerate() {
+                if *n > 0 {
+                    by_age_c[k][b].fetch_add(*n, Ordering::Relaxed);
+                }
+            }
+        }
         Ok(keys.with_name(c.name().clone()).into_series().into())
     };
     let path = conn.path().to_path_buf();
@@ -425,6 +445,9 @@ fn link_source(
         repaired,
         bad_records,
         bad_names,
+        rows_by_age: std::array::from_fn(|k| {
+            std::array::from_fn(|b| by_age[k][b].load(Ordering::Relaxed))
+        }),
     })
 }
 
@@ -532,6 +555,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut record_sets: Vec<RecordSet> = Vec::with_capacity(12);
     // the person key of each exactly linked record (validated once, in the scan), for the state
     let mut record_keys: Vec<Vec<u64>> = Vec::with_capacity(12);
+    // per source: rows with a valid key by the holder's age band (outside / in the caseload)
+    let mut rows_by_age: Vec<[[u64; crate::link::caseload::AGE_BANDS]; 2]> = Vec::with_capacity(12);
     let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
     let mut check_only: Vec<(usize, SourceKind, usize)> = Vec::new();
     for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
@@ -567,6 +592,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 );
                 record_sets.push(RecordSet::default());
                 record_keys.push(Vec::new());
+                rows_by_age.push(Default::default());
             }
             Ok((conn, mut l)) => {
                 let prep = conn.prepared();
@@ -721,6 +747,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 );
                 record_sets.push(l.records);
                 record_keys.push(l.keys);
+                rows_by_age.push(l.rows_by_age);
             }
         }
         pb.inc(1);
@@ -743,6 +770,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             persons: &persons,
             sets: &record_sets,
         },
+        &rows_by_age,
+        opts.as_of,
     );
     let mut linked_rows = std::collections::HashSet::new();
     let decided: std::collections::HashSet<usize> =

@@ -13,6 +13,11 @@
 //! a contribution base every month, a monthly deposit), and the region the row names (plate,
 //! credit code, real-estate region; [`row_region`]) against the candidate's registered region.
 //!
+//! A row with no key is one of the residents' who bear its name, with chances set by how often
+//! persons of each age band, in and outside the caseload, hold records of its source
+//! ([`HoldingRates`], measured on the run's rows with a valid key): the `holding_rate:`
+//! contributions. They weigh a possible match; they never make a `match`.
+//!
 //! m/u and λ are trained on these pairs (random-pair u, EM), weights are bits. Each row goes
 //! to its best-scoring person; when other persons score within [`AMBIGUITY_BITS`] the row may
 //! be any of theirs: each of them (up to [`MAX_RIVALS`]) gets it as a `possible_match`, none
@@ -49,10 +54,11 @@ pub const NAME_M: [f64; 6] = [0.0, 0.975, 0.01, 0.01, 0.004, 0.001];
 pub const ID_M: [f64; 4] = [0.0, 0.001, 0.98, 0.019];
 
 /// Default thresholds of the batch pass (bits), used when the policy file names none;
-/// chosen from the dirty-county evaluation (benches/link-county.sh).
+/// chosen from the dirty-county evaluation (benches/link-county.sh), the same as the bundled
+/// policy's `[possible_match]`.
 pub const DEFAULT_THRESHOLDS: Thresholds = Thresholds {
     match_weight: 3.0,
-    possible_match: 0.0,
+    possible_match: -2.5,
 };
 
 /// A source row that did not link exactly.
@@ -363,14 +369,27 @@ pub fn second_pass(
             let mut waterfall = m.explain(g, &lv);
             waterfall.extend(extra[p].iter().cloned());
             // agreeing evidence other than the name: an ID level, birth date or gender above 0 bits
+            // (how often persons like the candidate hold such records says how likely the row is
+            // theirs among the name's bearers, not that it is: it is no identity evidence)
             let name_only = waterfall
                 .iter()
                 .skip(2)
+                .filter(|c| !c.comparison.starts_with("holding_rate:"))
                 .all(|c| c.weight <= 0.0 || c.level == "null");
             // A link that rests on the name alone is shown to a clerk, never used by a rule: on
             // the gen.py --dirty county 1 of 146 such links was a stranger's row, and it made a
             // family ineligible (a wrong link is worse than a missed one; issue 7).
             if decision == Decision::Match && name_only {
+                decision = Decision::PossibleMatch;
+            }
+            // How often persons like the candidate hold such records may make a row more likely
+            // theirs, never a link: a match needs its weight without that support.
+            let support: f64 = waterfall
+                .iter()
+                .filter(|c| c.comparison.starts_with("holding_rate:"))
+                .map(|c| c.weight.max(0.0))
+                .sum();
+            if decision == Decision::Match && w - support < thresholds.match_weight {
                 decision = Decision::PossibleMatch;
             }
             if first {
@@ -725,6 +744,170 @@ mod tests {
         let sum: f64 = l.waterfall.iter().map(|c| c.weight).sum();
         assert!((sum - l.weight).abs() < 1e-6, "{sum} vs {}", l.weight);
     }
+
+    #[test]
+    fn holding_rate_support_raises_a_weight_but_never_makes_a_match() {
+        let (persons, counts) = world();
+        let mut rows = padding(&persons);
+        let name = persons[40].1.clone().unwrap();
+        rows.push(row(None, &name));
+        let j = rows.len() - 1;
+        let support = |bits: f64| {
+            move |r: usize, i: usize| {
+                if r == j && i == 40 {
+                    vec![Contribution {
+                        comparison: "holding_rate:candidate".into(),
+                        level: "caseload_age_40_44".into(),
+                        weight: bits,
+                    }]
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        let t = Thresholds {
+            match_weight: 3.0,
+            possible_match: -2.5,
+        };
+        let plain = second_pass(&persons, &rows, &counts, 1600, t, &support(0.0)).0;
+        let base = plain.iter().find(|l| l.row == j).expect("reaches a person");
+        let (with, _) = second_pass(&persons, &rows, &counts, 1600, t, &support(12.0));
+        let l = with.iter().find(|l| l.row == j).expect("reaches a person");
+        assert_eq!(l.person, 40);
+        // the support is in the weight and the waterfall ...
+        assert!(
+            (l.weight - base.weight - 12.0).abs() < 1e-9,
+            "{l:?} {base:?}"
+        );
+        // (three residents bear the name: log2(0.975 / 2) = -1.04 bits before the support,
+        // far above the match threshold after it)
+        assert!((base.weight + 1.04).abs() < 0.05, "{base:?}");
+        assert!(l.weight > t.match_weight + 7.0);
+        // ... but the row still rests on the name only: shown to a clerk, used by no rule
+        assert!(l.name_only);
+        assert_eq!(l.decision, Decision::PossibleMatch);
+        // and support against a candidate lowers the weight below the possible-match cut
+        let (against, _) = second_pass(&persons, &rows, &counts, 1600, t, &support(-20.0));
+        assert!(against.iter().all(|l| l.row != j || l.person != 40));
+    }
+}
+
+#[cfg(test)]
+mod holding_tests {
+    use super::*;
+    use hedui_connectors::SourceKind as K;
+
+    fn as_of() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
+    }
+
+    #[test]
+    fn a_possible_matchs_waterfall_is_one_line_of_comparisons_levels_and_bits() {
+        let w = vec![
+            Contribution {
+                comparison: "prior".into(),
+                level: "λ".into(),
+                weight: -20.519,
+            },
+            Contribution {
+                comparison: "name".into(),
+                level: "exact".into(),
+                weight: 18.5,
+            },
+            Contribution {
+                comparison: "holding_rate:bearers".into(),
+                level: "by_age".into(),
+                weight: 0.8985,
+            },
+        ];
+        assert_eq!(
+            waterfall_text(&w),
+            "prior λ -20.52; name exact +18.50; holding_rate:bearers by_age +0.90"
+        );
+    }
+
+    #[test]
+    fn age_bands_are_five_years_wide_with_one_for_95_and_over() {
+        assert_eq!(age_band(1990, as_of()), 7); // 36
+        assert_eq!(age_band(2026, as_of()), 0);
+        assert_eq!(age_band(2030, as_of()), 0); // after as_of: band 0, never a panic
+        assert_eq!(age_band(1931, as_of()), 19); // 95
+        assert_eq!(age_band(1800, as_of()), 19);
+        assert_eq!(UNKNOWN_AGE, 20);
+    }
+
+    /// 1,000 residents aged 10-14 (none in the caseload), 1,000 aged 40-44 (100 in the
+    /// caseload); 450 vehicles of the 900 outside adults, 20 of the 100 caseload adults.
+    fn rates() -> HoldingRates {
+        let mut pop = Population::default();
+        pop.by_band[2] = 1000;
+        pop.by_band[8] = 1000;
+        pop.total = 2000;
+        let mut case = [0u64; AGE_BANDS];
+        case[8] = 100;
+        let mut rows = vec![[[0u64; AGE_BANDS]; 2]; 12];
+        rows[source_index(K::VehicleVessel)][0][8] = 450;
+        rows[source_index(K::VehicleVessel)][1][8] = 20;
+        // every resident has a registration row: no rate for it
+        rows[source_index(K::HouseholdRegistration)][0][8] = 900;
+        rows[source_index(K::HouseholdRegistration)][0][2] = 1000;
+        // too few rows to measure
+        rows[source_index(K::Securities)][0][8] = HOLDING_MIN_ROWS - 1;
+        HoldingRates::measure(&rows, &pop, &case)
+    }
+
+    #[test]
+    fn holding_rates_weigh_the_candidate_and_the_other_bearers_of_the_name_by_age() {
+        let r = rates();
+        let v = source_index(K::VehicleVessel);
+        // r̄ = 450 / 1900; outside 40-44: (450 + 20 r̄) / 920; outside 10-14: 20 r̄ / 1020;
+        // caseload 40-44: (20 + 20 × 0.2) / 120 = 0.2
+        let mean: f64 = 450.0 / 1900.0;
+        let adult = (450.0 + 20.0 * mean) / 920.0;
+        let child = 20.0 * mean / 1020.0;
+        assert!((mean - 0.236_842).abs() < 1e-6);
+        assert!((adult - 0.494_279).abs() < 1e-6 && (child - 0.004_644).abs() < 1e-6);
+        // a 40-44-year-old candidate; the name is borne by them, one other adult, three children
+        let mut bearers = [0u32; AGE_BANDS];
+        bearers[8] = 2;
+        bearers[2] = 3;
+        let c = r.contributions(v, 8, Some(&bearers), true);
+        assert_eq!(c.len(), 2, "{c:?}");
+        assert_eq!(
+            (c[0].comparison.as_str(), c[0].level.as_str()),
+            ("holding_rate:candidate", "caseload_age_40_44")
+        );
+        // the caseload holds vehicles less often than others: log2(0.2 / r̄) = -0.2439
+        assert!((c[0].weight - (0.2 / mean).log2()).abs() < 1e-9);
+        assert!((c[0].weight + 0.2439).abs() < 1e-4, "{c:?}");
+        // children rarely hold a vehicle: 4 other bearers count as 1.07 → +0.8985 bits
+        assert_eq!(c[1].comparison, "holding_rate:bearers");
+        let expected = (4.0 * mean / (adult + 3.0 * child)).log2();
+        assert!((c[1].weight - expected).abs() < 1e-9);
+        assert!((c[1].weight - 0.8985).abs() < 1e-4, "{c:?}");
+        // four other adults: they are likelier holders than the average resident
+        bearers[8] = 5;
+        bearers[2] = 0;
+        let c = r.contributions(v, 8, Some(&bearers), true);
+        assert!((c[1].weight - (4.0 * mean / (4.0 * adult)).log2()).abs() < 1e-9);
+        assert!(c[1].weight < -1.0);
+        // a child candidate of a source children hold at the overall caseload rate (shrunk)
+        let kid = r.contributions(v, 2, None, true);
+        assert_eq!(kid.len(), 1);
+        assert!((kid[0].weight - (0.2 / mean).log2()).abs() < 1e-9);
+        // a variant name: the bearers' count is not the row's
+        assert_eq!(r.contributions(v, 8, Some(&bearers), false).len(), 1);
+        // no rate for the registration, a thin source or a source out of range
+        assert!(
+            r.contributions(source_index(K::HouseholdRegistration), 8, None, true)
+                .is_empty()
+        );
+        assert!(
+            r.contributions(source_index(K::Securities), 8, None, true)
+                .is_empty()
+        );
+        assert!(r.contributions(99, 8, None, true).is_empty());
+    }
 }
 
 /// One pending row as the batch hands it over: where it came from and what it holds.
@@ -742,37 +925,222 @@ pub struct BatchRow {
     pub pending: PendingRow,
 }
 
-/// Residents per normalised name in the household registration extract, and residents.
-/// `None` when the extract cannot be read (then names carry no frequency: every name is
-/// treated as shared by many, so no link rests on a name alone).
-pub fn population_names(sources: &std::path::Path) -> Option<(HashMap<String, u64>, u64)> {
-    use polars::prelude::*;
-    let conn = hedui_connectors::FileConnector::locate(
-        sources,
-        hedui_connectors::SourceKind::HouseholdRegistration,
-    )
-    .ok()?;
-    let df = conn
-        .scan()
-        .ok()?
-        .select([col("name").cast(DataType::String)])
-        .group_by([col("name")])
-        .agg([len().alias("n")])
-        .collect()
+/// Age bands of the holding rates: five years each (0–4, 5–9, …, 90–94, 95 and over) and
+/// a last one for an unknown birth date.
+pub const AGE_BANDS: usize = 21;
+/// The band of an unknown birth date.
+pub const UNKNOWN_AGE: usize = AGE_BANDS - 1;
+
+/// The age band (index into `[_; AGE_BANDS]`) of a person born in `birth_year`, by years
+/// at `as_of` (a birth year after `as_of` is band 0).
+pub fn age_band(birth_year: i32, as_of: chrono::NaiveDate) -> usize {
+    use chrono::Datelike;
+    let age = (as_of.year() - birth_year).max(0) as usize;
+    (age / 5).min(UNKNOWN_AGE - 1)
+}
+
+/// The residents of the household registration extract (the whole population the sources
+/// cover): per normalised name, residents by age band ([`age_band`]; a birth date that cannot
+/// be read is [`UNKNOWN_AGE`]); residents by band; residents.
+#[derive(Debug, Default, Clone)]
+pub struct Population {
+    /// Residents per normalised name and age band.
+    pub names: HashMap<String, [u32; AGE_BANDS]>,
+    /// Residents per age band.
+    pub by_band: [u64; AGE_BANDS],
+    /// Residents (rows of the extract).
+    pub total: u64,
+}
+
+impl Population {
+    /// Read the household registration extract under `sources` (name and birth date).
+    /// `None` when it cannot be read (then names carry no frequency: every name is treated
+    /// as shared by many, so no link rests on a name alone, and no holding rate is measured).
+    pub fn read(sources: &std::path::Path, as_of: chrono::NaiveDate) -> Option<Population> {
+        use polars::prelude::*;
+        let conn = hedui_connectors::FileConnector::locate(
+            sources,
+            hedui_connectors::SourceKind::HouseholdRegistration,
+        )
         .ok()?;
-    let names = df.column("name").ok()?.str().ok()?.clone();
-    let n = df.column("n").ok()?.cast(&DataType::UInt64).ok()?;
-    let n = n.u64().ok()?;
-    let mut out: HashMap<String, u64> = HashMap::new();
-    let mut total = 0;
-    for (name, c) in names.iter().zip(n.iter()) {
-        let c = c.unwrap_or(0);
-        total += c;
-        if let Some(k) = name.and_then(super::compare::normalise_name) {
-            *out.entry(k).or_insert(0) += c;
+        let df = conn
+            .scan()
+            .ok()?
+            .select([
+                col("name").cast(DataType::String),
+                col("birth_date").cast(DataType::String),
+            ])
+            .collect()
+            .ok()?;
+        let names = df.column("name").ok()?.str().ok()?.clone();
+        let births = df.column("birth_date").ok()?.str().ok()?.clone();
+        // residents by written name and band first: a name is normalised once, not per resident
+        let mut by_raw: HashMap<&str, [u32; AGE_BANDS]> = HashMap::new();
+        let mut p = Population::default();
+        for (name, birth) in names.iter().zip(births.iter()) {
+            let band = birth
+                .and_then(|b| b.trim().get(..4))
+                .and_then(|y| y.parse::<i32>().ok())
+                .map_or(UNKNOWN_AGE, |y| age_band(y, as_of));
+            p.total += 1;
+            p.by_band[band] += 1;
+            if let Some(n) = name {
+                by_raw.entry(n).or_insert([0; AGE_BANDS])[band] += 1;
+            }
         }
+        for (raw, bands) in by_raw {
+            if let Some(k) = super::compare::normalise_name(raw) {
+                let e = p.names.entry(k).or_insert([0; AGE_BANDS]);
+                for (a, b) in e.iter_mut().zip(bands) {
+                    *a += b;
+                }
+            }
+        }
+        Some(p)
     }
-    Some((out, total))
+
+    /// Residents per normalised name (all ages).
+    pub fn counts(&self) -> HashMap<String, u64> {
+        self.names
+            .iter()
+            .map(|(n, b)| (n.clone(), b.iter().map(|&c| u64::from(c)).sum()))
+            .collect()
+    }
+}
+
+/// How many records of a source a person holds, by who they are: measured per source and age
+/// band on the run's rows with a valid ID number (persons outside the caseload: their rows over
+/// the residents of the band who are not in the caseload; caseload persons: their exactly linked
+/// rows over the caseload persons of the band), shrunk towards the source's overall rate with
+/// [`HOLDING_SHRINK`] persons' weight.
+///
+/// A row with no usable key is one of the residents' who bear its name; without other evidence
+/// the chance that it is a given caseload person's is that person's rate over the sum of the
+/// rates of every resident bearing the name (a row of a source that minors rarely hold is
+/// rarely a child's; a source the caseload holds less often than others is less often a
+/// caseload person's). The name comparison alone assumes every bearer equally likely
+/// (odds `m / (bearers - 1)`); [`HoldingRates::contributions`] gives the two corrections in
+/// bits: `holding_rate:candidate` = log2(r_caseload(band) / r̄) and `holding_rate:bearers`
+/// = log2((bearers - 1) r̄ / Σ r_outside(band of each other bearer)), r̄ the source's mean rate
+/// outside the caseload. They say how likely the row is the candidate's among the residents,
+/// not that it is the candidate's: a link they support still rests on the name only.
+#[derive(Debug, Default)]
+pub struct HoldingRates {
+    sources: Vec<Option<SourceRates>>,
+}
+
+/// Weight (persons) of a source's overall rate in each band's holding rate.
+pub const HOLDING_SHRINK: f64 = 20.0;
+/// A source with fewer rows than this outside the caseload gets no holding rate.
+pub const HOLDING_MIN_ROWS: u64 = 200;
+
+#[derive(Debug, Clone)]
+struct SourceRates {
+    outside: [f64; AGE_BANDS],
+    caseload: [f64; AGE_BANDS],
+    mean: f64,
+}
+
+impl HoldingRates {
+    /// Measure the rates. `rows_by_age[s]`: source s's rows with a valid key by the holder's
+    /// band, `[outside the caseload, caseload persons]`; `pop`: the residents;
+    /// `caseload_by_band`: caseload persons by band. The household registration gets none
+    /// (every resident has one row; its pending rows compare birth dates instead).
+    pub fn measure(
+        rows_by_age: &[[[u64; AGE_BANDS]; 2]],
+        pop: &Population,
+        caseload_by_band: &[u64; AGE_BANDS],
+    ) -> HoldingRates {
+        let registration = source_index(hedui_connectors::SourceKind::HouseholdRegistration);
+        let sources = rows_by_age
+            .iter()
+            .enumerate()
+            .map(|(si, [out, case])| {
+                let out_rows: u64 = out.iter().sum();
+                if si == registration || out_rows < HOLDING_MIN_ROWS {
+                    return None;
+                }
+                let residents_out: Vec<f64> = (0..AGE_BANDS)
+                    .map(|b| pop.by_band[b].saturating_sub(caseload_by_band[b]) as f64)
+                    .collect();
+                let n_out: f64 = residents_out.iter().sum();
+                let n_case: u64 = caseload_by_band.iter().sum();
+                if n_out <= 0.0 || n_case == 0 {
+                    return None;
+                }
+                let mean = out_rows as f64 / n_out;
+                let mean_case = case.iter().sum::<u64>() as f64 / n_case as f64;
+                let shrunk = |rows: u64, persons: f64, overall: f64| {
+                    (rows as f64 + HOLDING_SHRINK * overall) / (persons + HOLDING_SHRINK)
+                };
+                let mut outside = [mean; AGE_BANDS];
+                let mut caseload = [mean_case; AGE_BANDS];
+                for b in 0..UNKNOWN_AGE {
+                    outside[b] = shrunk(out[b], residents_out[b], mean);
+                    caseload[b] = shrunk(case[b], caseload_by_band[b] as f64, mean_case);
+                }
+                Some(SourceRates {
+                    outside,
+                    caseload,
+                    mean,
+                })
+            })
+            .collect();
+        HoldingRates { sources }
+    }
+
+    /// The corrections (bits) for a row of source `source` whose name is borne by the
+    /// residents `bearers` (by band; `None` when the name is not in the registration) and a
+    /// caseload candidate of band `band` who bears the same name (`same_name`; otherwise only
+    /// the candidate's own rate counts). Empty when the source has no rates.
+    pub fn contributions(
+        &self,
+        source: usize,
+        band: usize,
+        bearers: Option<&[u32; AGE_BANDS]>,
+        same_name: bool,
+    ) -> Vec<Contribution> {
+        let Some(Some(r)) = self.sources.get(source) else {
+            return Vec::new();
+        };
+        let band = band.min(UNKNOWN_AGE);
+        let floor = 1e-6 * r.mean.max(1e-12);
+        let mut out = vec![Contribution {
+            comparison: "holding_rate:candidate".into(),
+            level: band_label(band),
+            weight: (r.caseload[band].max(floor) / r.mean.max(floor)).log2(),
+        }];
+        if let (Some(bearers), true) = (bearers, same_name) {
+            let n: f64 = bearers.iter().map(|&c| f64::from(c)).sum();
+            let mut others: f64 = bearers
+                .iter()
+                .zip(&r.outside)
+                .map(|(&c, rate)| f64::from(c) * rate)
+                .sum();
+            if bearers[band] > 0 {
+                others -= r.outside[band];
+            }
+            // the name comparison's frequency floors one bearer at 0.05 (see `second_pass`)
+            let expected = (n - 1.0).max(0.05) * r.mean;
+            let others = others.max(0.05 * r.mean);
+            out.push(Contribution {
+                comparison: "holding_rate:bearers".into(),
+                level: "by_age".into(),
+                weight: (expected / others).log2(),
+            });
+        }
+        out
+    }
+}
+
+fn band_label(band: usize) -> String {
+    if band >= UNKNOWN_AGE {
+        "age_unknown".into()
+    } else if band == UNKNOWN_AGE - 1 {
+        format!("caseload_age_{}_plus", band * 5)
+    } else {
+        format!("caseload_age_{}_{}", band * 5, band * 5 + 4)
+    }
 }
 
 /// The batch's second pass over every pending row of the run: caseload persons (consenting,
@@ -785,6 +1153,8 @@ pub fn batch_pass(
     sources: &std::path::Path,
     thresholds: Thresholds,
     own: &OwnRecords<'_>,
+    rows_by_age: &[[[u64; AGE_BANDS]; 2]],
+    as_of: chrono::NaiveDate,
 ) -> (Vec<FuzzyLink>, PassStats) {
     if rows.is_empty() {
         return (Vec::new(), PassStats::default());
@@ -808,14 +1178,43 @@ pub fn batch_pass(
         }
     }
     let tn = std::time::Instant::now();
-    let (counts, population) = population_names(sources).unwrap_or_default();
+    let pop = Population::read(sources, as_of);
+    let (counts, population) = pop
+        .as_ref()
+        .map(|p| (p.counts(), p.total))
+        .unwrap_or_default();
     tracing::info!(
         ms = tn.elapsed().as_millis() as u64,
         "Population name frequencies read."
     );
+    let band_of = |id: &IdNumber| age_band(chrono::Datelike::year(&id.birth_date()), as_of);
+    let bands: Vec<usize> = persons.iter().map(|(id, _)| band_of(id)).collect();
+    let mut caseload_by_band = [0u64; AGE_BANDS];
+    for &b in &bands {
+        caseload_by_band[b] += 1;
+    }
+    let rates = pop
+        .as_ref()
+        .map(|p| HoldingRates::measure(rows_by_age, p, &caseload_by_band));
+    let norm = |n: Option<&str>| n.and_then(super::compare::normalise_name);
+    let person_names: Vec<Option<String>> =
+        persons.iter().map(|(_, n)| norm(n.as_deref())).collect();
+    let row_names: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| norm(r.pending.name.as_deref()))
+        .collect();
     let pending: Vec<PendingRow> = rows.iter().map(|r| r.pending.clone()).collect();
     let same = SameSource::measure(own, rows);
-    let context = |j: usize, i: usize| same.compare(own, index[i], &rows[j]);
+    let context = |j: usize, i: usize| {
+        let mut v = same.compare(own, index[i], &rows[j]);
+        // a row with a birth date (registration) compares it instead
+        if let (Some(rates), Some(pop), None) = (&rates, &pop, &rows[j].pending.birth_date) {
+            let bearers = row_names[j].as_ref().and_then(|n| pop.names.get(n));
+            let same_name = row_names[j].is_some() && row_names[j] == person_names[i];
+            v.extend(rates.contributions(rows[j].source, bands[i], bearers, same_name));
+        }
+        v
+    };
     let (mut links, stats) = second_pass(
         &persons, &pending, &counts, population, thresholds, &context,
     );
@@ -939,8 +1338,19 @@ pub fn apply_batch_pass(
     thresholds: Thresholds,
     q: &mut crate::ingest::Quarantine,
     own: &OwnRecords<'_>,
+    rows_by_age: &[[[u64; AGE_BANDS]; 2]],
+    as_of: chrono::NaiveDate,
 ) -> Vec<Applied> {
-    let (links, stats) = batch_pass(caseload, person_of, rows, sources, thresholds, own);
+    let (links, stats) = batch_pass(
+        caseload,
+        person_of,
+        rows,
+        sources,
+        thresholds,
+        own,
+        rows_by_age,
+        as_of,
+    );
     tracing::info!(
         rows = stats.rows,
         pairs = stats.pairs,
@@ -1006,6 +1416,23 @@ pub fn apply_batch_pass(
                     if row.pending.birth_date.is_some() {
                         fields.push(crate::render::MatchField { field: "birth_date".into(), person: Some(pid.birth_date().to_string()), record: row.pending.birth_date.clone() });
                     }
+                    // why it was raised: what it rests on and the waterfall (comparisons, levels
+                    // and bits; no values), so a clerk sees that a name alone is behind it
+                    fields.push(crate::render::MatchField {
+                        field: "rests_on".into(),
+                        person: None,
+                        record: Some(if link.name_only { "name_only" } else { "name_and_other_evidence" }.into()),
+                    });
+                    fields.push(crate::render::MatchField {
+                        field: "match_weight_bits".into(),
+                        person: None,
+                        record: Some(format!("{:.2}", link.weight)),
+                    });
+                    fields.push(crate::render::MatchField {
+                        field: "waterfall".into(),
+                        person: None,
+                        record: Some(waterfall_text(&link.waterfall)),
+                    });
                     LinkEntry::Possible(crate::render::PossibleMatch {
                         person: 0,
                         source,
@@ -1019,6 +1446,15 @@ pub fn apply_batch_pass(
             Applied { link, row, entry }
         })
         .collect()
+}
+
+/// The waterfall as one line for a possible match's evidence: `comparison level ±bits; …`
+/// (comparisons and levels only, never a value).
+pub fn waterfall_text(w: &[Contribution]) -> String {
+    w.iter()
+        .map(|c| format!("{} {} {:+.2}", c.comparison, c.level, c.weight))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn round2(x: f64) -> f64 {
@@ -1396,6 +1832,88 @@ mod report_tests {
     }
 
     #[test]
+    fn a_row_that_shares_nothing_or_a_candidate_without_the_series_is_weighed_as_a_whole() {
+        use hedui_connectors::SourceKind as K;
+        let mut sets: Vec<hedui_connectors::RecordSet> = (0..12)
+            .map(|_| hedui_connectors::RecordSet::default())
+            .collect();
+        let reg = || {
+            (
+                K::HouseholdRegistration,
+                vec![
+                    "male",
+                    "1970-01-01",
+                    "620503",
+                    "urban",
+                    "",
+                    "normal",
+                    "1970-01-31",
+                ],
+            )
+        };
+        let mut persons = Vec::new();
+        // 30 holders with three months each at their own employer; 30 persons with none
+        for k in 0..60 {
+            let emp = format!("91620503MA{:08}", 10_000 + k);
+            let mut recs = vec![reg()];
+            if k < 30 {
+                for m in ["2026-01", "2026-02", "2026-03"] {
+                    recs.push((
+                        K::SocialInsurance,
+                        vec![m, "employee_pension", "contribution", &emp, "5981.00"],
+                    ));
+                }
+            }
+            let recs: Vec<(K, Vec<&str>)> = recs
+                .iter()
+                .map(|(k, v)| (*k, v.iter().map(|s| &**s).collect()))
+                .collect();
+            persons.push(state(&mut sets, &recs));
+        }
+        let own = OwnRecords {
+            persons: &persons,
+            sets: &sets,
+        };
+        let same = SameSource::measure(&own, &[]);
+        let w = same.records[source_index(K::SocialInsurance)]
+            .clone()
+            .unwrap();
+        // no holder has a lone record (0 of 90, floored at 0.001); half the persons have none;
+        // every record shares a value with its holder's others (0.5 / 91) and with the next
+        // holder's (the insurance type: 0.5 / 31)
+        assert_eq!(
+            w,
+            RecordStats {
+                alone_m: 0.001,
+                alone_u: 0.5,
+                none_m: 0.5 / 91.0,
+                none_u: 0.5 / 31.0,
+            }
+        );
+        // a month of a resident pension: shares nothing with holder 5's contributions
+        let row = pending(
+            K::SocialInsurance,
+            vec!["2026-09", "resident_pension", "benefit", "-", "237.00"],
+        );
+        let c = same.compare(&own, 5, &row);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].comparison.as_str(), c[0].level.as_str()),
+            ("same_source:record", "nothing_shared")
+        );
+        assert!((c[0].weight - ((0.5 / 91.0) / (0.5 / 31.0f64)).log2()).abs() < 1e-9);
+        // person 40 has no social insurance at all: log2(0.001 / 0.5) = -8.97 bits
+        let c = same.compare(&own, 40, &row);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            (c[0].comparison.as_str(), c[0].level.as_str()),
+            ("holding_rate:own_records", "none")
+        );
+        assert!((c[0].weight - (0.001f64 / 0.5).log2()).abs() < 1e-9);
+        assert!((c[0].weight + 8.9658).abs() < 1e-4);
+    }
+
+    #[test]
     fn a_possible_match_refers_an_eligible_household_and_never_makes_one_ineligible() {
         let policy = crate::assess::Policy::bundled();
         for (before, after) in [
@@ -1469,16 +1987,46 @@ impl OwnRecords<'_> {
 /// at least two records), `u(v)` = the share of the source's holders who have value `v`.
 /// A row's value found among the candidate's records is worth log2(m / u(v)) bits, one not
 /// found log2((1 - m) / (1 - u(v))); the columns of a record are not independent, so one
-/// column counts: the shared value worth most, else (nothing shared) the mildest
-/// disagreement. A candidate with no record of the source, or a null value, adds nothing.
-/// Columns with ID numbers are not compared.
+/// column counts: the shared value worth most, else (nothing shared) the whole record's
+/// evidence ([`RecordStats`]; the mildest single-column disagreement when it cannot be
+/// measured). A candidate with no record of the source counts against only where holders
+/// mostly have several ([`RecordStats`]); a null value adds nothing. Columns with ID numbers
+/// are not compared.
 #[derive(Debug, Default)]
 pub struct SameSource {
     /// Per source (`SourceKind::ALL` order): holders, and per column m and holders by value.
     sources: Vec<Option<(u64, Vec<ColumnStats>)>>,
+    /// Per source: whole-record evidence (see [`RecordStats`]).
+    records: Vec<Option<RecordStats>>,
     /// Per source: m of the region a row names (see [`row_region`]) agreeing with its holder's
     /// registered region, and the pending rows by region (u).
     regions: Vec<Option<RegionStats>>,
+}
+
+/// Whole-record evidence of one source, measured on the exact links.
+///
+/// - `alone_m`: the share of records whose holder has no other record of the source (holders
+///   with one record over records); `alone_u`: the share of caseload persons with no record
+///   of it. A candidate with no record of the source is worth log2(alone_m / alone_u) bits
+///   when that is below 0 (a monthly series' row is rarely a lone record, so a candidate
+///   without the series is rarely its holder); see [`SameSource`] for why the converse is
+///   not counted.
+/// - `none_m`: the share of a holder's records (holders with two or more) that share no
+///   compared value with the holder's other records; `none_u`: the same for a record of one
+///   holder against the records of another (each holder's first record against the next
+///   holder's records). A row that shares nothing with the candidate's records is worth
+///   log2(none_m / none_u) bits: measured on whole records, because the columns of one record
+///   are not independent.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RecordStats {
+    /// P(holder has no other record | the row is the holder's).
+    pub alone_m: f64,
+    /// P(a caseload person has no record of the source).
+    pub alone_u: f64,
+    /// P(no value shared with the holder's other records | true holder).
+    pub none_m: f64,
+    /// P(no value shared with another holder's records).
+    pub none_u: f64,
 }
 
 #[derive(Debug, Default)]
@@ -1551,6 +2099,7 @@ impl SameSource {
     pub fn measure(own: &OwnRecords<'_>, pending: &[BatchRow]) -> SameSource {
         let n_src = own.sets.len();
         let mut sources = Vec::with_capacity(n_src);
+        let mut records = Vec::with_capacity(n_src);
         for si in 0..n_src {
             let Some(kind) = hedui_connectors::SourceKind::ALL.get(si) else {
                 sources.push(None);
@@ -1593,6 +2142,7 @@ impl SameSource {
                     (recur[ci] as f64 / total[ci] as f64).clamp(0.01, 0.99)
                 };
             }
+            records.push(record_stats(own, si, &stats, holders));
             sources.push((holders > 0).then_some((holders, stats)));
         }
         // regions: m on the exact links (a row's region against its holder's registration),
@@ -1631,7 +2181,11 @@ impl SameSource {
             }
             regions[si] = (st.pending > 0).then_some(st);
         }
-        SameSource { sources, regions }
+        SameSource {
+            sources,
+            records,
+            regions,
+        }
     }
 
     /// Region evidence: the region a pending row names against the candidate's registered
@@ -1684,8 +2238,21 @@ impl SameSource {
             return Vec::new();
         };
         let recs: Vec<&[Option<String>]> = own.of(person, row.source).collect();
+        let whole = self.records.get(row.source).cloned().flatten();
         if recs.is_empty() {
-            return Vec::new();
+            // A candidate with no record of a source whose holders mostly have several (a
+            // monthly series) is rarely the holder of one of its rows. Counted against only:
+            // the converse (a candidate with records is likelier) raised the false referrals
+            // on the dirty county by half (social insurance, +2 bits each; benches/link-county.sh),
+            // and is no identity evidence either way (a `holding_rate:` contribution).
+            return whole
+                .map(|w| Contribution {
+                    comparison: "holding_rate:own_records".into(),
+                    level: "none".into(),
+                    weight: (w.alone_m / w.alone_u).log2().min(0.0),
+                })
+                .into_iter()
+                .collect();
         }
         let cols = hedui_connectors::SourceKind::ALL[row.source].columns();
         let mut out = Vec::new();
@@ -1718,7 +2285,7 @@ impl SameSource {
         }
         // The columns of one record are not independent (an employer, its contribution base
         // and the insurance type change together), so they count once: the most telling shared
-        // value if there is one, else the mildest disagreement.
+        // value if there is one, else the whole record's evidence.
         let best = |found: bool| {
             out.iter()
                 .filter(|(f, _)| *f == found)
@@ -1726,6 +2293,77 @@ impl SameSource {
                 .max_by(|a, b| a.weight.total_cmp(&b.weight))
                 .cloned()
         };
-        best(true).or_else(|| best(false)).into_iter().collect()
+        let shared = best(true);
+        let record = match (&shared, &whole) {
+            (Some(c), _) => Some(c.clone()),
+            // nothing shared: the whole record's evidence, else the mildest disagreement
+            (None, Some(w)) if !out.is_empty() => Some(Contribution {
+                comparison: "same_source:record".into(),
+                level: "nothing_shared".into(),
+                weight: (w.none_m / w.none_u).log2(),
+            }),
+            (None, _) => best(false),
+        };
+        record.into_iter().collect()
     }
+}
+
+/// Whole-record evidence of source `si` ([`RecordStats`]) on the persons' exact links; `None`
+/// with fewer than 20 holders or no comparable column.
+fn record_stats(
+    own: &OwnRecords<'_>,
+    si: usize,
+    stats: &[ColumnStats],
+    holders: u64,
+) -> Option<RecordStats> {
+    let cols = hedui_connectors::SourceKind::ALL.get(si)?.columns();
+    let compared: Vec<usize> = cols
+        .iter()
+        .zip(stats)
+        .enumerate()
+        .filter(|(_, (spec, st))| spec.kind != hedui_connectors::ColumnKind::IdNumber && st.m > 0.0)
+        .map(|(ci, _)| ci)
+        .collect();
+    if holders < 20 || compared.is_empty() {
+        return None;
+    }
+    let shares = |a: &[Option<String>], b: &[Option<String>]| {
+        compared
+            .iter()
+            .any(|&ci| matches!((a.get(ci), b.get(ci)), (Some(Some(x)), Some(Some(y))) if x == y))
+    };
+    let by_holder: Vec<Vec<&[Option<String>]>> = (0..own.persons.len())
+        .map(|pi| own.of(pi, si).collect::<Vec<_>>())
+        .filter(|r| !r.is_empty())
+        .collect();
+    let n_records: usize = by_holder.iter().map(Vec::len).sum();
+    let single = by_holder.iter().filter(|r| r.len() == 1).count();
+    let (mut none, mut multi) = (0u64, 0u64);
+    for recs in by_holder.iter().filter(|r| r.len() >= 2) {
+        for (k, r) in recs.iter().enumerate() {
+            multi += 1;
+            let any = recs
+                .iter()
+                .enumerate()
+                .any(|(k2, o)| k2 != k && shares(r, o));
+            none += u64::from(!any);
+        }
+    }
+    let (mut none_x, mut pairs) = (0u64, 0u64);
+    for (h, recs) in by_holder.iter().enumerate() {
+        let next = &by_holder[(h + 1) % by_holder.len()];
+        if by_holder.len() < 2 {
+            break;
+        }
+        pairs += 1;
+        none_x += u64::from(!next.iter().any(|o| shares(recs[0], o)));
+    }
+    let clamp = |x: f64| x.clamp(0.001, 0.999);
+    let persons = own.persons.len().max(1) as f64;
+    Some(RecordStats {
+        alone_m: clamp(single as f64 / n_records.max(1) as f64),
+        alone_u: clamp(1.0 - by_holder.len() as f64 / persons),
+        none_m: clamp((none as f64 + 0.5) / (multi as f64 + 1.0)),
+        none_u: clamp((none_x as f64 + 0.5) / (pairs as f64 + 1.0)),
+    })
 }
