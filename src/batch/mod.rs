@@ -240,10 +240,34 @@ const KEY_UNLINKED_REPAIRED: i64 = -3;
 /// Flag on a linked key whose ID number was repaired (keys are < 10^17 < 2^57).
 const KEY_REPAIRED_FLAG: i64 = 1 << 60;
 
+/// The key of one raw ID number (see [`link_source`]): the 17-digit body as an integer
+/// (with [`KEY_REPAIRED_FLAG`] when it was repaired) for a caseload person, else
+/// [`KEY_UNLINKED`] / [`KEY_UNLINKED_REPAIRED`], or [`KEY_INVALID`] (also for a missing
+/// value); and the repairs made.
+fn classify(
+    raw: Option<&str>,
+    persons: &ahash::AHashSet<u64>,
+    as_of: NaiveDate,
+) -> (i64, Vec<IdRepair>) {
+    match raw.map(|raw| IdNumber::parse(raw, as_of)) {
+        Some(Ok((id, rep))) => {
+            let key = match (persons.contains(&id.key()), rep.is_empty()) {
+                (true, true) => id.key() as i64,
+                (true, false) => id.key() as i64 | KEY_REPAIRED_FLAG,
+                (false, true) => KEY_UNLINKED,
+                (false, false) => KEY_UNLINKED_REPAIRED,
+            };
+            (key, rep)
+        }
+        _ => (KEY_INVALID, Vec::new()),
+    }
+}
+
 /// The polars plan for one source: scan, key every row (the 17-digit body as an integer,
 /// or [`KEY_INVALID`] / [`KEY_UNLINKED`]), keep caseload persons' rows and rows with invalid
 /// keys. Membership is tested inside the keying function against one hash set built once
-/// per run, so the cost per row is one parse and one lookup.
+/// per run, so the cost per row is one parse and one lookup; the filter reads only the key
+/// column, so the other columns are decoded only for the rows kept.
 fn link_source(
     conn: &FileConnector,
     persons: &Arc<ahash::AHashSet<u64>>,
@@ -252,12 +276,29 @@ fn link_source(
     let rows = Arc::new(AtomicU64::new(0));
     let unlinked = Arc::new(AtomicU64::new(0));
     let repairs: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
-    let (rows_c, unlinked_c, repairs_c, persons) = (
+    let (rows_c, unlinked_c, repairs_c, persons, persons_c) = (
         rows.clone(),
         unlinked.clone(),
         repairs.clone(),
         persons.clone(),
+        persons.clone(),
     );
+    // Two passes over the key column, both inside the plan. The filter decides which rows
+    // are kept (caseload persons', invalid keys, repaired keys); it only reads `id_number`,
+    // so it reaches the reader, which decodes the extract's other columns only for the kept
+    // rows (a few per cent of a population's extract). It counts nothing: polars may call a
+    // filter on more than the rows (it does, on a few rows per file). The kept rows are keyed
+    // again, and counted, in the projection; the rows dropped are unlinked rows without a
+    // repair, counted as all rows less the kept ones.
+    let keep_of = move |c: Column| -> PolarsResult<Column> {
+        let c = c.cast(&DataType::String)?;
+        let keep: BooleanChunked = c
+            .str()?
+            .iter()
+            .map(|v| Some(classify(v, &persons_c, as_of).0 != KEY_UNLINKED))
+            .collect();
+        Ok(keep.with_name(c.name().clone()).into_series().into())
+    };
     let key_of = move |c: Column| -> PolarsResult<Column> {
         let c = c.cast(&DataType::String)?;
         let ca = c.str()?;
@@ -266,28 +307,16 @@ fn link_source(
         let keys: Int64Chunked = ca
             .iter()
             .map(|v| {
-                Some(match v.map(|raw| IdNumber::parse(raw, as_of)) {
-                    Some(Ok((id, rep))) => {
-                        for r in &rep {
-                            if let Some(i) = REPAIRS.iter().position(|x| x == r) {
-                                repairs_c[i].fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        match (persons.contains(&id.key()), rep.is_empty()) {
-                            (true, true) => id.key() as i64,
-                            (true, false) => id.key() as i64 | KEY_REPAIRED_FLAG,
-                            (false, true) => {
-                                outside += 1;
-                                KEY_UNLINKED
-                            }
-                            (false, false) => {
-                                outside += 1;
-                                KEY_UNLINKED_REPAIRED
-                            }
-                        }
+                let (key, rep) = classify(v, &persons, as_of);
+                for r in &rep {
+                    if let Some(i) = REPAIRS.iter().position(|x| x == r) {
+                        repairs_c[i].fetch_add(1, Ordering::Relaxed);
                     }
-                    _ => KEY_INVALID,
-                })
+                }
+                if key == KEY_UNLINKED_REPAIRED {
+                    outside += 1;
+                }
+                Some(key)
             })
             .collect();
         unlinked_c.fetch_add(outside, Ordering::Relaxed);
@@ -308,8 +337,10 @@ fn link_source(
     let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number"), col("name")];
     keep.extend(conn.kind().columns().iter().map(|c| col(c.name)));
     let df = conn
-        .scan()?
-        .with_row_index("_row", None)
+        .scan_indexed("_row")?
+        .filter(col("id_number").map(keep_of, |_, f| {
+            Ok(Field::new(f.name().clone(), DataType::Boolean))
+        }))
         .with_column(
             col("id_number")
                 .map(key_of, |_, f| {
@@ -317,7 +348,6 @@ fn link_source(
                 })
                 .alias("_key"),
         )
-        .filter(col("_key").neq(lit(KEY_UNLINKED)))
         .select(keep)
         // The streaming engine scans in morsels: only caseload persons' rows and rows with
         // invalid keys are ever held, never the whole extract.
@@ -325,6 +355,23 @@ fn link_source(
         .collect_with_engine(Engine::Streaming)
         .map(|r| r.unwrap_single())
         .map_err(unreadable)?;
+    // every data row of the extract (Parquet: from its footer)
+    let total = conn
+        .scan()?
+        .select([len()])
+        .collect()
+        .map_err(unreadable)?
+        .column("len")
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .map_err(unreadable)?
+        .u64()
+        .map_err(unreadable)?
+        .get(0)
+        .unwrap_or(0);
+    let kept = rows.load(Ordering::Relaxed);
+    // the rows the filter dropped: unlinked, unrepaired
+    unlinked.fetch_add(total.saturating_sub(kept), Ordering::Relaxed);
+    rows.store(total.max(kept), Ordering::Relaxed);
     let key_col = df
         .column("_key")
         .and_then(|c| c.i64())
