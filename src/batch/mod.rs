@@ -292,12 +292,13 @@ fn link_source(
     // repair, counted as all rows less the kept ones.
     let keep_of = move |c: Column| -> PolarsResult<Column> {
         let c = c.cast(&DataType::String)?;
-        let keep: BooleanChunked = c
-            .str()?
-            .iter()
-            .map(|v| Some(classify(v, &persons_c, as_of).0 != KEY_UNLINKED))
-            .collect();
-        Ok(keep.with_name(c.name().clone()).into_series().into())
+        let keep = BooleanChunked::from_iter_values(
+            c.name().clone(),
+            c.str()?
+                .iter()
+                .map(|v| classify(v, &persons_c, as_of).0 != KEY_UNLINKED),
+        );
+        Ok(keep.into_series().into())
     };
     let key_of = move |c: Column| -> PolarsResult<Column> {
         let c = c.cast(&DataType::String)?;
