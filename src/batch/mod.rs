@@ -582,198 +582,222 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut record_keys: Vec<Vec<u64>> = Vec::with_capacity(12);
     let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
     let mut check_only: Vec<(usize, SourceKind, usize)> = Vec::new();
-    for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
-        let ts = Instant::now();
-        pb.set_message(kind.name());
-        let linked = FileConnector::locate(&opts.sources, kind)
-            .and_then(|c| link_source(&c, &person_keys, opts.as_of).map(|l| (c, l)))
-            .and_then(|(c, l)| {
-                // An extract of a whole population with no rows is a failed export, not
-                // "nobody has anything": it is unverified, never read as no records.
-                if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
-                    Err(ConnectorError::Unreadable {
-                        path: c.path().display().to_string(),
-                        message: "the extract has no data rows (a failed export?)".into(),
-                    })
-                } else {
-                    Ok((c, l))
-                }
-            });
-        match linked {
-            Err(e) => {
-                tracing::warn!(source = %kind, reason = e.code(), "Source not answered; every household says unverified for it.");
-                unverified.push((kind, format!("{}: {e}", e.code())));
-                sources.insert(
-                    kind.name().into(),
-                    SourceSummary {
-                        status: "unverified",
-                        reason: Some(format!("{}: {e}", e.code())),
-                        counts: None,
-                        households_unverified: 0,
-                        ms: ts.elapsed().as_millis(),
-                    },
-                );
-                record_sets.push(RecordSet::default());
-                record_keys.push(Vec::new());
-            }
-            Ok((conn, mut l)) => {
-                let prep = conn.prepared();
-                let file = l.counts.file.clone();
-                for r in &prep.rejected {
-                    q.push(QuarantineEntry::from_rejected(&file, r));
-                }
-                for (bi, (row, raw)) in l.bad.iter().enumerate() {
-                    // second linkage pass (issue 7): decided after every source is read
-                    if let Some(rec) = l.bad_records.records.get(bi) {
-                        pending.push(crate::link::caseload::BatchRow::new(
-                            si,
-                            kind,
-                            q.entries.len(),
-                            rec.clone(),
-                            l.bad_names.get(bi).cloned().flatten(),
-                        ));
-                    }
-                    let e = IdNumber::parse(raw, opts.as_of)
-                        .err()
-                        .unwrap_or(crate::domain::IdError::Missing);
-                    // A key that fails only its check character and whose 17-digit body is a
-                    // caseload person's: the row is probably theirs. It is not used (no guess),
-                    // but that person's source is unverified, never read as "no records".
-                    if let crate::domain::IdError::CheckCharacter { .. } = e {
-                        let t = raw.trim().as_bytes();
-                        if t.len() == 18 && t[..17].iter().all(u8::is_ascii_digit) {
-                            let body = t[..17]
-                                .iter()
-                                .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
-                            // decided after the second linkage pass: the row may be another
-                            // person's (a same-day neighbour's key with a typo)
-                            if let Some(&pi) = person_index.get(&body) {
-                                near_miss.push((si as u8, *row, body));
-                                check_only.push((pi, kind, q.entries.len()));
-                            }
+    // The next source is scanned and linked (polars, on its own threads) while this one's
+    // rows become evidence here: a reader thread runs one source ahead.
+    std::thread::scope(|sc| -> Result<(), BatchError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (sources_dir, keys, as_of) = (&opts.sources, &person_keys, opts.as_of);
+        sc.spawn(move || {
+            for kind in SourceKind::ALL {
+                let t = Instant::now();
+                let linked = FileConnector::locate(sources_dir, kind)
+                    .and_then(|c| link_source(&c, keys, as_of).map(|l| (c, l)))
+                    .and_then(|(c, l)| {
+                        // An extract of a whole population with no rows is a failed export, not
+                        // "nobody has anything": it is unverified, never read as no records.
+                        if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
+                            Err(ConnectorError::Unreadable {
+                                path: c.path().display().to_string(),
+                                message: "the extract has no data rows (a failed export?)".into(),
+                            })
+                        } else {
+                            Ok((c, l))
                         }
+                    });
+                // the run stopped (--strict): no more sources
+                if tx.send((linked, t.elapsed())).is_err() {
+                    return;
+                }
+            }
+        });
+        for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
+            pb.set_message(kind.name());
+            // (an error here means the reader panicked: the scope passes the panic on)
+            let Ok((linked, took)) = rx.recv() else {
+                break;
+            };
+            // the source's time: its scan and link, and its rows' evidence below
+            let ts = Instant::now()
+                .checked_sub(took)
+                .unwrap_or_else(Instant::now);
+            match linked {
+                Err(e) => {
+                    tracing::warn!(source = %kind, reason = e.code(), "Source not answered; every household says unverified for it.");
+                    unverified.push((kind, format!("{}: {e}", e.code())));
+                    sources.insert(
+                        kind.name().into(),
+                        SourceSummary {
+                            status: "unverified",
+                            reason: Some(format!("{}: {e}", e.code())),
+                            counts: None,
+                            households_unverified: 0,
+                            ms: ts.elapsed().as_millis(),
+                        },
+                    );
+                    record_sets.push(RecordSet::default());
+                    record_keys.push(Vec::new());
+                }
+                Ok((conn, mut l)) => {
+                    let prep = conn.prepared();
+                    let file = l.counts.file.clone();
+                    for r in &prep.rejected {
+                        q.push(QuarantineEntry::from_rejected(&file, r));
                     }
-                    q.push(QuarantineEntry::at(
-                        &file,
-                        prep.line_of(*row),
-                        Some(*row),
-                        "id_number",
-                        raw,
-                        e.code(),
-                        Action::Rejected,
-                        format!("id_number: {e}; the row cannot be linked to a person"),
-                    ));
-                }
-                for (row, raw) in &l.repaired {
-                    norms.id(
-                        At {
-                            file: &file,
-                            line: prep.line_of(*row),
-                            row: Some(*row),
-                            column: "id_number",
-                        },
-                        raw,
-                        opts.as_of,
-                    );
-                }
-                for n in &prep.normalised {
-                    norms.push(
-                        At {
-                            file: &file,
-                            line: Some(n.line),
-                            row: Some(n.row),
-                            column: &n.column,
-                        },
-                        &n.kind,
-                        n.detail.clone(),
-                    );
-                }
-                let parsed = crate::evidence::parsed_columns(kind);
-                l.counts.quarantined = (l.bad.len() + prep.rejected.len()) as u64;
-                l.counts.rows += prep.rejected.len() as u64;
-                l.counts.encoding = prep.encoding.clone();
-                l.counts.delimiter = prep.delimiter;
-                l.counts.header_map = prep
-                    .header_map
-                    .iter()
-                    .filter(|(a, b)| a != b)
-                    .cloned()
-                    .collect();
-                l.counts.repeated_header_lines = prep.repeated_headers.clone();
-                l.counts.notes = prep.notes.clone();
-                for (ri, (rec, key)) in l.records.records.iter().zip(&l.keys).enumerate() {
-                    let Some(&pi) = person_index.get(key) else {
-                        continue;
-                    };
-                    let p = &mut persons[pi];
-                    match p.evidence.add(kind, &rec.values, &frame, policy) {
-                        Ok(in_scope) => {
-                            l.counts.linked += 1;
-                            // The values the evidence parsed, when not spelled as §2 says.
-                            for &(ci, month) in parsed.iter().filter(|_| in_scope) {
-                                let Some(v) = rec.values.get(ci).and_then(|v| v.as_deref()) else {
-                                    continue;
-                                };
-                                let at = At {
-                                    file: &file,
-                                    line: prep.line_of(rec.row),
-                                    row: Some(rec.row),
-                                    column: kind.columns()[ci].name,
-                                };
-                                if month {
-                                    norms.date(at, v, true);
-                                } else {
-                                    norms.money(at, v);
+                    for (bi, (row, raw)) in l.bad.iter().enumerate() {
+                        // second linkage pass (issue 7): decided after every source is read
+                        if let Some(rec) = l.bad_records.records.get(bi) {
+                            pending.push(crate::link::caseload::BatchRow::new(
+                                si,
+                                kind,
+                                q.entries.len(),
+                                rec.clone(),
+                                l.bad_names.get(bi).cloned().flatten(),
+                            ));
+                        }
+                        let e = IdNumber::parse(raw, opts.as_of)
+                            .err()
+                            .unwrap_or(crate::domain::IdError::Missing);
+                        // A key that fails only its check character and whose 17-digit body is a
+                        // caseload person's: the row is probably theirs. It is not used (no guess),
+                        // but that person's source is unverified, never read as "no records".
+                        if let crate::domain::IdError::CheckCharacter { .. } = e {
+                            let t = raw.trim().as_bytes();
+                            if t.len() == 18 && t[..17].iter().all(u8::is_ascii_digit) {
+                                let body = t[..17]
+                                    .iter()
+                                    .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+                                // decided after the second linkage pass: the row may be another
+                                // person's (a same-day neighbour's key with a typo)
+                                if let Some(&pi) = person_index.get(&body) {
+                                    near_miss.push((si as u8, *row, body));
+                                    check_only.push((pi, kind, q.entries.len()));
                                 }
                             }
-                            if in_scope {
-                                p.records.push((si as u8, ri as u32));
-                            }
                         }
-                        Err(fe) => {
-                            l.counts.quarantined += 1;
-                            let raw = rec.values[kind
-                                .columns()
-                                .iter()
-                                .position(|c| c.name == fe.column)
-                                .unwrap_or(0)]
-                            .clone()
-                            .unwrap_or_default();
-                            q.push(QuarantineEntry::at(&file, prep.line_of(rec.row), Some(rec.row), fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
-                            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                                p.incomplete.push((
+                        q.push(QuarantineEntry::at(
+                            &file,
+                            prep.line_of(*row),
+                            Some(*row),
+                            "id_number",
+                            raw,
+                            e.code(),
+                            Action::Rejected,
+                            format!("id_number: {e}; the row cannot be linked to a person"),
+                        ));
+                    }
+                    for (row, raw) in &l.repaired {
+                        norms.id(
+                            At {
+                                file: &file,
+                                line: prep.line_of(*row),
+                                row: Some(*row),
+                                column: "id_number",
+                            },
+                            raw,
+                            opts.as_of,
+                        );
+                    }
+                    for n in &prep.normalised {
+                        norms.push(
+                            At {
+                                file: &file,
+                                line: Some(n.line),
+                                row: Some(n.row),
+                                column: &n.column,
+                            },
+                            &n.kind,
+                            n.detail.clone(),
+                        );
+                    }
+                    let parsed = crate::evidence::parsed_columns(kind);
+                    l.counts.quarantined = (l.bad.len() + prep.rejected.len()) as u64;
+                    l.counts.rows += prep.rejected.len() as u64;
+                    l.counts.encoding = prep.encoding.clone();
+                    l.counts.delimiter = prep.delimiter;
+                    l.counts.header_map = prep
+                        .header_map
+                        .iter()
+                        .filter(|(a, b)| a != b)
+                        .cloned()
+                        .collect();
+                    l.counts.repeated_header_lines = prep.repeated_headers.clone();
+                    l.counts.notes = prep.notes.clone();
+                    for (ri, (rec, key)) in l.records.records.iter().zip(&l.keys).enumerate() {
+                        let Some(&pi) = person_index.get(key) else {
+                            continue;
+                        };
+                        let p = &mut persons[pi];
+                        match p.evidence.add(kind, &rec.values, &frame, policy) {
+                            Ok(in_scope) => {
+                                l.counts.linked += 1;
+                                // The values the evidence parsed, when not spelled as §2 says.
+                                for &(ci, month) in parsed.iter().filter(|_| in_scope) {
+                                    let Some(v) = rec.values.get(ci).and_then(|v| v.as_deref())
+                                    else {
+                                        continue;
+                                    };
+                                    let at = At {
+                                        file: &file,
+                                        line: prep.line_of(rec.row),
+                                        row: Some(rec.row),
+                                        column: kind.columns()[ci].name,
+                                    };
+                                    if month {
+                                        norms.date(at, v, true);
+                                    } else {
+                                        norms.money(at, v);
+                                    }
+                                }
+                                if in_scope {
+                                    p.records.push((si as u8, ri as u32));
+                                }
+                            }
+                            Err(fe) => {
+                                l.counts.quarantined += 1;
+                                let raw = rec.values[kind
+                                    .columns()
+                                    .iter()
+                                    .position(|c| c.name == fe.column)
+                                    .unwrap_or(0)]
+                                .clone()
+                                .unwrap_or_default();
+                                q.push(QuarantineEntry::at(&file, prep.line_of(rec.row), Some(rec.row), fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
+                                if !p.incomplete.iter().any(|(k, _)| *k == kind) {
+                                    p.incomplete.push((
                                     kind,
                                     format!(
                                         "rows_quarantined: a {} row of a person could not be read",
                                         kind.name()
                                     ),
                                 ));
+                                }
                             }
                         }
                     }
+                    // rows = linked + unlinked + quarantined, each counted where it was decided
+                    debug_assert_eq!(
+                        l.counts.rows,
+                        l.counts.linked + l.counts.unlinked + l.counts.quarantined
+                    );
+                    sources.insert(
+                        kind.name().into(),
+                        SourceSummary {
+                            status: "answered",
+                            reason: None,
+                            counts: Some(l.counts),
+                            households_unverified: 0,
+                            ms: ts.elapsed().as_millis(),
+                        },
+                    );
+                    record_sets.push(l.records);
+                    record_keys.push(l.keys);
                 }
-                // rows = linked + unlinked + quarantined, each counted where it was decided
-                debug_assert_eq!(
-                    l.counts.rows,
-                    l.counts.linked + l.counts.unlinked + l.counts.quarantined
-                );
-                sources.insert(
-                    kind.name().into(),
-                    SourceSummary {
-                        status: "answered",
-                        reason: None,
-                        counts: Some(l.counts),
-                        households_unverified: 0,
-                        ms: ts.elapsed().as_millis(),
-                    },
-                );
-                record_sets.push(l.records);
-                record_keys.push(l.keys);
             }
+            pb.inc(1);
+            check_strict(opts.strict, &q)?;
         }
-        pb.inc(1);
-        check_strict(opts.strict, &q)?;
-    }
+        Ok(())
+    })?;
     pb.finish_and_clear();
     timings.insert(
         "sources".to_string(),
