@@ -26,7 +26,7 @@
 //! the end state.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -663,6 +663,20 @@ fn stream_linked(
     let mut head = [0u8; 21];
     let mut blob = Vec::new();
     loop {
+        // A linked row whole in the buffer is read in place (the common case): no copies.
+        let buf = r.fill_buf().ok()?;
+        if let Some(head) = buf.get(..22).filter(|h| h[0] == 1) {
+            let len = u32::from_le_bytes(head[18..22].try_into().ok()?) as usize;
+            if let Some(b) = buf.get(22..22 + len) {
+                let s = head[1];
+                let rw = u64::from_le_bytes(head[2..10].try_into().ok()?);
+                let key = u64::from_le_bytes(head[10..18].try_into().ok()?);
+                row(s, rw, key, b).ok()?;
+                n += 1;
+                r.consume(22 + len);
+                continue;
+            }
+        }
         let mut tag = [0u8; 1];
         r.read_exact(&mut tag).ok()?;
         match tag[0] {
@@ -1666,6 +1680,15 @@ pub fn run_incremental(
     // the records of the base's rows kept (the base itself is streamed, never held)
     let mut kept: Vec<u8> = Vec::new();
     prev.view(|r, blob| {
+        let touched = patch_persons.contains(&r.key);
+        if !touched {
+            // untouched: the same row in the end state (moved and freed rows are touched)
+            linked_now[r.source as usize] += 1;
+            if !person_index.contains_key(&r.key) {
+                return;
+            }
+        }
+        // only the rows used below are copied out of the stream
         let r = if r.buf == BASE {
             kept.extend_from_slice(blob);
             LinkedRow {
@@ -1675,14 +1698,8 @@ pub fn run_incremental(
         } else {
             r
         };
-        if !patch_persons.contains(&r.key) {
-            // untouched: the same row in the end state (moved and freed rows are touched)
-            linked_now[r.source as usize] += 1;
-            if person_index.contains_key(&r.key) {
-                untouched_rows.push(r);
-            } else if r.buf == BASE {
-                kept.truncate(r.at);
-            }
+        if !touched {
+            untouched_rows.push(r);
             return;
         }
         let m = maps[r.source as usize].as_ref();
