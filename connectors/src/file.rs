@@ -183,6 +183,21 @@ impl FileConnector {
         scan_prepared(&self.prepared, &self.kind.required_columns())
     }
 
+    /// [`FileConnector::scan`] with the data row number as a first column `row_index`,
+    /// numbered by the reader (see [`crate::read::scan_prepared_indexed`]): filters on the
+    /// extract's columns reach the reader, which then decodes the other columns only for the
+    /// rows kept.
+    ///
+    /// # Errors
+    /// As [`FileConnector::scan`].
+    pub fn scan_indexed(&self, row_index: &str) -> Result<LazyFrame, ConnectorError> {
+        crate::read::scan_prepared_indexed(
+            &self.prepared,
+            &self.kind.required_columns(),
+            Some(row_index),
+        )
+    }
+
     /// Turn a collected frame of this source (with a `_row` index column, `id_number` and
     /// the §2 columns) into canonical records.
     ///

@@ -304,15 +304,42 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
 /// # Errors
 /// [`ConnectorError::MissingColumns`] or [`ConnectorError::Unreadable`].
 pub fn scan_prepared(prepared: &Prepared, required: &[&str]) -> Result<LazyFrame, ConnectorError> {
+    scan_prepared_indexed(prepared, required, None)
+}
+
+/// [`scan_prepared`] with the data row number (0-based, `UInt32`/`UInt64` as polars' index
+/// type) as a first column named `row_index`, numbered by the reader itself. Unlike
+/// `LazyFrame::with_row_index` on top of the scan, a filter on the file's columns then still
+/// reaches the reader: a Parquet row group decodes the filter's columns first and the other
+/// columns only for the rows kept.
+///
+/// # Errors
+/// As [`scan_prepared`].
+pub fn scan_prepared_indexed(
+    prepared: &Prepared,
+    required: &[&str],
+    row_index: Option<&str>,
+) -> Result<LazyFrame, ConnectorError> {
     let path = &prepared.path;
     let p = PlRefPath::new(path.to_string_lossy().as_ref());
+    let index = row_index.map(|name| RowIndex {
+        name: name.into(),
+        offset: 0,
+    });
     let mut lf = match prepared.path_format() {
-        FileFormat::Parquet => LazyFrame::scan_parquet(p, ScanArgsParquet::default())
-            .map_err(|e| unreadable(&prepared.source, e))?,
+        FileFormat::Parquet => LazyFrame::scan_parquet(
+            p,
+            ScanArgsParquet {
+                row_index: index,
+                ..ScanArgsParquet::default()
+            },
+        )
+        .map_err(|e| unreadable(&prepared.source, e))?,
         _ => LazyCsvReader::new(p)
             .with_has_header(true)
             .with_infer_schema_length(Some(0))
             .with_missing_is_null(true)
+            .with_row_index(index)
             .finish()
             .map_err(|e| unreadable(&prepared.source, e))?,
     };
@@ -349,9 +376,10 @@ pub fn scan_prepared(prepared: &Prepared, required: &[&str]) -> Result<LazyFrame
         });
     }
     Ok(lf.select(
-        required
-            .iter()
-            .map(|c| col(src_of(c)).alias(*c))
+        row_index
+            .map(col)
+            .into_iter()
+            .chain(required.iter().map(|c| col(src_of(c)).alias(*c)))
             .collect::<Vec<_>>(),
     ))
 }

@@ -212,6 +212,8 @@ struct LinkedSource {
     /// Rows with a valid ID number by the holder's age band
     /// ([`crate::link::caseload::age_band`]): `[0]` persons outside the caseload, `[1]`
     /// caseload persons (what [`crate::link::caseload::HoldingRates`] is measured on).
+    /// Counted in the scan's filter, which polars may also call on a few rows more than the
+    /// file holds: rates over millions of rows, not exact counts.
     rows_by_age: [[u64; crate::link::caseload::AGE_BANDS]; 2],
 }
 
@@ -244,10 +246,34 @@ const KEY_UNLINKED_REPAIRED: i64 = -3;
 /// Flag on a linked key whose ID number was repaired (keys are < 10^17 < 2^57).
 const KEY_REPAIRED_FLAG: i64 = 1 << 60;
 
+/// The key of one raw ID number (see [`link_source`]): the 17-digit body as an integer
+/// (with [`KEY_REPAIRED_FLAG`] when it was repaired) for a caseload person, else
+/// [`KEY_UNLINKED`] / [`KEY_UNLINKED_REPAIRED`], or [`KEY_INVALID`] (also for a missing
+/// value); and the repairs made.
+fn classify(
+    raw: Option<&str>,
+    persons: &ahash::AHashSet<u64>,
+    as_of: NaiveDate,
+) -> (i64, Vec<IdRepair>, Option<IdNumber>) {
+    match raw.map(|raw| IdNumber::parse(raw, as_of)) {
+        Some(Ok((id, rep))) => {
+            let key = match (persons.contains(&id.key()), rep.is_empty()) {
+                (true, true) => id.key() as i64,
+                (true, false) => id.key() as i64 | KEY_REPAIRED_FLAG,
+                (false, true) => KEY_UNLINKED,
+                (false, false) => KEY_UNLINKED_REPAIRED,
+            };
+            (key, rep, Some(id))
+        }
+        _ => (KEY_INVALID, Vec::new(), None),
+    }
+}
+
 /// The polars plan for one source: scan, key every row (the 17-digit body as an integer,
 /// or [`KEY_INVALID`] / [`KEY_UNLINKED`]), keep caseload persons' rows and rows with invalid
 /// keys. Membership is tested inside the keying function against one hash set built once
-/// per run, so the cost per row is one parse and one lookup.
+/// per run, so the cost per row is one parse and one lookup; the filter reads only the key
+/// column, so the other columns are decoded only for the rows kept.
 fn link_source(
     conn: &FileConnector,
     persons: &Arc<ahash::AHashSet<u64>>,
@@ -258,52 +284,40 @@ fn link_source(
     let repairs: Arc<[AtomicU64; 6]> = Arc::new(Default::default());
     let by_age: Arc<[[AtomicU64; crate::link::caseload::AGE_BANDS]; 2]> =
         Arc::new(Default::default());
-    let (rows_c, unlinked_c, repairs_c, persons, by_age_c) = (
+    let (rows_c, unlinked_c, repairs_c, persons, persons_c, by_age_c) = (
         rows.clone(),
         unlinked.clone(),
         repairs.clone(),
         persons.clone(),
+        persons.clone(),
         by_age.clone(),
     );
-    let key_of = move |c: Column| -> PolarsResult<Column> {
+    // Two passes over the key column, both inside the plan. The filter decides which rows
+    // are kept (caseload persons', invalid keys, repaired keys); it only reads `id_number`,
+    // so it reaches the reader, which decodes the extract's other columns only for the kept
+    // rows (a few per cent of a population's extract). It counts nothing: polars may call a
+    // filter on more than the rows (it does, on a few rows per file). The kept rows are keyed
+    // again, and counted, in the projection; the rows dropped are unlinked rows without a
+    // repair, counted as all rows less the kept ones.
+    // It also counts the rows with a valid key by the holder's age band and caseload status
+    // (the holding rates of the second linkage pass): every row passes through it.
+    let keep_of = move |c: Column| -> PolarsResult<Column> {
         let c = c.cast(&DataType::String)?;
-        let ca = c.str()?;
-        rows_c.fetch_add(ca.len() as u64, Ordering::Relaxed);
-        let mut outside = 0u64;
         let mut ages = [[0u64; crate::link::caseload::AGE_BANDS]; 2];
-        let keys: Int64Chunked = ca
-            .iter()
-            .map(|v| {
-                Some(match v.map(|raw| IdNumber::parse(raw, as_of)) {
-                    Some(Ok((id, rep))) => {
-                        for r in &rep {
-                            if let Some(i) = REPAIRS.iter().position(|x| x == r) {
-                                repairs_c[i].fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        let known = persons.contains(&id.key());
-                        ages[usize::from(known)][crate::link::caseload::age_band(
-                            chrono::Datelike::year(&id.birth_date()),
-                            as_of,
-                        )] += 1;
-                        match (known, rep.is_empty()) {
-                            (true, true) => id.key() as i64,
-                            (true, false) => id.key() as i64 | KEY_REPAIRED_FLAG,
-                            (false, true) => {
-                                outside += 1;
-                                KEY_UNLINKED
-                            }
-                            (false, false) => {
-                                outside += 1;
-                                KEY_UNLINKED_REPAIRED
-                            }
-                        }
-                    }
-                    _ => KEY_INVALID,
-                })
-            })
-            .collect();
-        unlinked_c.fetch_add(outside, Ordering::Relaxed);
+        let keep = BooleanChunked::from_iter_values(
+            c.name().clone(),
+            c.str()?.iter().map(|v| {
+                let (key, _, id) = classify(v, &persons_c, as_of);
+                if let Some(id) = id {
+                    let known = key != KEY_UNLINKED && key != KEY_UNLINKED_REPAIRED;
+                    ages[usize::from(known)][crate::link::caseload::age_band(
+                        chrono::Datelike::year(&id.birth_date()),
+                        as_of,
+                    )] += 1;
+                }
+                key != KEY_UNLINKED
+            }),
+        );
         for (k, band) in ages.iter().enumerate() {
             for (b, n) in band.iter().enumerate() {
                 if *n > 0 {
@@ -311,6 +325,29 @@ fn link_source(
                 }
             }
         }
+        Ok(keep.into_series().into())
+    };
+    let key_of = move |c: Column| -> PolarsResult<Column> {
+        let c = c.cast(&DataType::String)?;
+        let ca = c.str()?;
+        rows_c.fetch_add(ca.len() as u64, Ordering::Relaxed);
+        let mut outside = 0u64;
+        let keys: Int64Chunked = ca
+            .iter()
+            .map(|v| {
+                let (key, rep, _) = classify(v, &persons, as_of);
+                for r in &rep {
+                    if let Some(i) = REPAIRS.iter().position(|x| x == r) {
+                        repairs_c[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if key == KEY_UNLINKED_REPAIRED {
+                    outside += 1;
+                }
+                Some(key)
+            })
+            .collect();
+        unlinked_c.fetch_add(outside, Ordering::Relaxed);
         Ok(keys.with_name(c.name().clone()).into_series().into())
     };
     let path = conn.path().to_path_buf();
@@ -328,8 +365,10 @@ fn link_source(
     let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number"), col("name")];
     keep.extend(conn.kind().columns().iter().map(|c| col(c.name)));
     let df = conn
-        .scan()?
-        .with_row_index("_row", None)
+        .scan_indexed("_row")?
+        .filter(col("id_number").map(keep_of, |_, f| {
+            Ok(Field::new(f.name().clone(), DataType::Boolean))
+        }))
         .with_column(
             col("id_number")
                 .map(key_of, |_, f| {
@@ -337,7 +376,6 @@ fn link_source(
                 })
                 .alias("_key"),
         )
-        .filter(col("_key").neq(lit(KEY_UNLINKED)))
         .select(keep)
         // The streaming engine scans in morsels: only caseload persons' rows and rows with
         // invalid keys are ever held, never the whole extract.
@@ -345,6 +383,23 @@ fn link_source(
         .collect_with_engine(Engine::Streaming)
         .map(|r| r.unwrap_single())
         .map_err(unreadable)?;
+    // every data row of the extract (Parquet: from its footer)
+    let total = conn
+        .scan()?
+        .select([len()])
+        .collect()
+        .map_err(unreadable)?
+        .column("len")
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .map_err(unreadable)?
+        .u64()
+        .map_err(unreadable)?
+        .get(0)
+        .unwrap_or(0);
+    let kept = rows.load(Ordering::Relaxed);
+    // the rows the filter dropped: unlinked, unrepaired
+    unlinked.fetch_add(total.saturating_sub(kept), Ordering::Relaxed);
+    rows.store(total.max(kept), Ordering::Relaxed);
     let key_col = df
         .column("_key")
         .and_then(|c| c.i64())
@@ -559,200 +614,224 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut rows_by_age: Vec<[[u64; crate::link::caseload::AGE_BANDS]; 2]> = Vec::with_capacity(12);
     let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
     let mut check_only: Vec<(usize, SourceKind, usize)> = Vec::new();
-    for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
-        let ts = Instant::now();
-        pb.set_message(kind.name());
-        let linked = FileConnector::locate(&opts.sources, kind)
-            .and_then(|c| link_source(&c, &person_keys, opts.as_of).map(|l| (c, l)))
-            .and_then(|(c, l)| {
-                // An extract of a whole population with no rows is a failed export, not
-                // "nobody has anything": it is unverified, never read as no records.
-                if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
-                    Err(ConnectorError::Unreadable {
-                        path: c.path().display().to_string(),
-                        message: "the extract has no data rows (a failed export?)".into(),
-                    })
-                } else {
-                    Ok((c, l))
-                }
-            });
-        match linked {
-            Err(e) => {
-                tracing::warn!(source = %kind, reason = e.code(), "Source not answered; every household says unverified for it.");
-                unverified.push((kind, format!("{}: {e}", e.code())));
-                sources.insert(
-                    kind.name().into(),
-                    SourceSummary {
-                        status: "unverified",
-                        reason: Some(format!("{}: {e}", e.code())),
-                        counts: None,
-                        households_unverified: 0,
-                        ms: ts.elapsed().as_millis(),
-                    },
-                );
-                record_sets.push(RecordSet::default());
-                record_keys.push(Vec::new());
-                rows_by_age.push(Default::default());
-            }
-            Ok((conn, mut l)) => {
-                let prep = conn.prepared();
-                let file = l.counts.file.clone();
-                for r in &prep.rejected {
-                    q.push(QuarantineEntry::from_rejected(&file, r));
-                }
-                for (bi, (row, raw)) in l.bad.iter().enumerate() {
-                    // second linkage pass (issue 7): decided after every source is read
-                    if let Some(rec) = l.bad_records.records.get(bi) {
-                        pending.push(crate::link::caseload::BatchRow::new(
-                            si,
-                            kind,
-                            q.entries.len(),
-                            rec.clone(),
-                            l.bad_names.get(bi).cloned().flatten(),
-                        ));
-                    }
-                    let e = IdNumber::parse(raw, opts.as_of)
-                        .err()
-                        .unwrap_or(crate::domain::IdError::Missing);
-                    // A key that fails only its check character and whose 17-digit body is a
-                    // caseload person's: the row is probably theirs. It is not used (no guess),
-                    // but that person's source is unverified, never read as "no records".
-                    if let crate::domain::IdError::CheckCharacter { .. } = e {
-                        let t = raw.trim().as_bytes();
-                        if t.len() == 18 && t[..17].iter().all(u8::is_ascii_digit) {
-                            let body = t[..17]
-                                .iter()
-                                .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
-                            // decided after the second linkage pass: the row may be another
-                            // person's (a same-day neighbour's key with a typo)
-                            if let Some(&pi) = person_index.get(&body) {
-                                near_miss.push((si as u8, *row, body));
-                                check_only.push((pi, kind, q.entries.len()));
-                            }
+    // The next source is scanned and linked (polars, on its own threads) while this one's
+    // rows become evidence here: a reader thread runs one source ahead.
+    std::thread::scope(|sc| -> Result<(), BatchError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (sources_dir, keys, as_of) = (&opts.sources, &person_keys, opts.as_of);
+        sc.spawn(move || {
+            for kind in SourceKind::ALL {
+                let t = Instant::now();
+                let linked = FileConnector::locate(sources_dir, kind)
+                    .and_then(|c| link_source(&c, keys, as_of).map(|l| (c, l)))
+                    .and_then(|(c, l)| {
+                        // An extract of a whole population with no rows is a failed export, not
+                        // "nobody has anything": it is unverified, never read as no records.
+                        if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
+                            Err(ConnectorError::Unreadable {
+                                path: c.path().display().to_string(),
+                                message: "the extract has no data rows (a failed export?)".into(),
+                            })
+                        } else {
+                            Ok((c, l))
                         }
+                    });
+                // the run stopped (--strict): no more sources
+                if tx.send((linked, t.elapsed())).is_err() {
+                    return;
+                }
+            }
+        });
+        for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
+            pb.set_message(kind.name());
+            // (an error here means the reader panicked: the scope passes the panic on)
+            let Ok((linked, took)) = rx.recv() else {
+                break;
+            };
+            // the source's time: its scan and link, and its rows' evidence below
+            let ts = Instant::now()
+                .checked_sub(took)
+                .unwrap_or_else(Instant::now);
+            match linked {
+                Err(e) => {
+                    tracing::warn!(source = %kind, reason = e.code(), "Source not answered; every household says unverified for it.");
+                    unverified.push((kind, format!("{}: {e}", e.code())));
+                    sources.insert(
+                        kind.name().into(),
+                        SourceSummary {
+                            status: "unverified",
+                            reason: Some(format!("{}: {e}", e.code())),
+                            counts: None,
+                            households_unverified: 0,
+                            ms: ts.elapsed().as_millis(),
+                        },
+                    );
+                    record_sets.push(RecordSet::default());
+                    record_keys.push(Vec::new());
+                    rows_by_age.push(Default::default());
+                }
+                Ok((conn, mut l)) => {
+                    let prep = conn.prepared();
+                    let file = l.counts.file.clone();
+                    for r in &prep.rejected {
+                        q.push(QuarantineEntry::from_rejected(&file, r));
                     }
-                    q.push(QuarantineEntry::at(
-                        &file,
-                        prep.line_of(*row),
-                        Some(*row),
-                        "id_number",
-                        raw,
-                        e.code(),
-                        Action::Rejected,
-                        format!("id_number: {e}; the row cannot be linked to a person"),
-                    ));
-                }
-                for (row, raw) in &l.repaired {
-                    norms.id(
-                        At {
-                            file: &file,
-                            line: prep.line_of(*row),
-                            row: Some(*row),
-                            column: "id_number",
-                        },
-                        raw,
-                        opts.as_of,
-                    );
-                }
-                for n in &prep.normalised {
-                    norms.push(
-                        At {
-                            file: &file,
-                            line: Some(n.line),
-                            row: Some(n.row),
-                            column: &n.column,
-                        },
-                        &n.kind,
-                        n.detail.clone(),
-                    );
-                }
-                let parsed = crate::evidence::parsed_columns(kind);
-                l.counts.quarantined = (l.bad.len() + prep.rejected.len()) as u64;
-                l.counts.rows += prep.rejected.len() as u64;
-                l.counts.encoding = prep.encoding.clone();
-                l.counts.delimiter = prep.delimiter;
-                l.counts.header_map = prep
-                    .header_map
-                    .iter()
-                    .filter(|(a, b)| a != b)
-                    .cloned()
-                    .collect();
-                l.counts.repeated_header_lines = prep.repeated_headers.clone();
-                l.counts.notes = prep.notes.clone();
-                for (ri, (rec, key)) in l.records.records.iter().zip(&l.keys).enumerate() {
-                    let Some(&pi) = person_index.get(key) else {
-                        continue;
-                    };
-                    let p = &mut persons[pi];
-                    match p.evidence.add(kind, &rec.values, &frame, policy) {
-                        Ok(in_scope) => {
-                            l.counts.linked += 1;
-                            // The values the evidence parsed, when not spelled as §2 says.
-                            for &(ci, month) in parsed.iter().filter(|_| in_scope) {
-                                let Some(v) = rec.values.get(ci).and_then(|v| v.as_deref()) else {
-                                    continue;
-                                };
-                                let at = At {
-                                    file: &file,
-                                    line: prep.line_of(rec.row),
-                                    row: Some(rec.row),
-                                    column: kind.columns()[ci].name,
-                                };
-                                if month {
-                                    norms.date(at, v, true);
-                                } else {
-                                    norms.money(at, v);
+                    for (bi, (row, raw)) in l.bad.iter().enumerate() {
+                        // second linkage pass (issue 7): decided after every source is read
+                        if let Some(rec) = l.bad_records.records.get(bi) {
+                            pending.push(crate::link::caseload::BatchRow::new(
+                                si,
+                                kind,
+                                q.entries.len(),
+                                rec.clone(),
+                                l.bad_names.get(bi).cloned().flatten(),
+                            ));
+                        }
+                        let e = IdNumber::parse(raw, opts.as_of)
+                            .err()
+                            .unwrap_or(crate::domain::IdError::Missing);
+                        // A key that fails only its check character and whose 17-digit body is a
+                        // caseload person's: the row is probably theirs. It is not used (no guess),
+                        // but that person's source is unverified, never read as "no records".
+                        if let crate::domain::IdError::CheckCharacter { .. } = e {
+                            let t = raw.trim().as_bytes();
+                            if t.len() == 18 && t[..17].iter().all(u8::is_ascii_digit) {
+                                let body = t[..17]
+                                    .iter()
+                                    .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+                                // decided after the second linkage pass: the row may be another
+                                // person's (a same-day neighbour's key with a typo)
+                                if let Some(&pi) = person_index.get(&body) {
+                                    near_miss.push((si as u8, *row, body));
+                                    check_only.push((pi, kind, q.entries.len()));
                                 }
                             }
-                            if in_scope {
-                                p.records.push((si as u8, ri as u32));
-                            }
                         }
-                        Err(fe) => {
-                            l.counts.quarantined += 1;
-                            let raw = rec.values[kind
-                                .columns()
-                                .iter()
-                                .position(|c| c.name == fe.column)
-                                .unwrap_or(0)]
-                            .clone()
-                            .unwrap_or_default();
-                            q.push(QuarantineEntry::at(&file, prep.line_of(rec.row), Some(rec.row), fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
-                            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                                p.incomplete.push((
+                        q.push(QuarantineEntry::at(
+                            &file,
+                            prep.line_of(*row),
+                            Some(*row),
+                            "id_number",
+                            raw,
+                            e.code(),
+                            Action::Rejected,
+                            format!("id_number: {e}; the row cannot be linked to a person"),
+                        ));
+                    }
+                    for (row, raw) in &l.repaired {
+                        norms.id(
+                            At {
+                                file: &file,
+                                line: prep.line_of(*row),
+                                row: Some(*row),
+                                column: "id_number",
+                            },
+                            raw,
+                            opts.as_of,
+                        );
+                    }
+                    for n in &prep.normalised {
+                        norms.push(
+                            At {
+                                file: &file,
+                                line: Some(n.line),
+                                row: Some(n.row),
+                                column: &n.column,
+                            },
+                            &n.kind,
+                            n.detail.clone(),
+                        );
+                    }
+                    let parsed = crate::evidence::parsed_columns(kind);
+                    l.counts.quarantined = (l.bad.len() + prep.rejected.len()) as u64;
+                    l.counts.rows += prep.rejected.len() as u64;
+                    l.counts.encoding = prep.encoding.clone();
+                    l.counts.delimiter = prep.delimiter;
+                    l.counts.header_map = prep
+                        .header_map
+                        .iter()
+                        .filter(|(a, b)| a != b)
+                        .cloned()
+                        .collect();
+                    l.counts.repeated_header_lines = prep.repeated_headers.clone();
+                    l.counts.notes = prep.notes.clone();
+                    for (ri, (rec, key)) in l.records.records.iter().zip(&l.keys).enumerate() {
+                        let Some(&pi) = person_index.get(key) else {
+                            continue;
+                        };
+                        let p = &mut persons[pi];
+                        match p.evidence.add(kind, &rec.values, &frame, policy) {
+                            Ok(in_scope) => {
+                                l.counts.linked += 1;
+                                // The values the evidence parsed, when not spelled as §2 says.
+                                for &(ci, month) in parsed.iter().filter(|_| in_scope) {
+                                    let Some(v) = rec.values.get(ci).and_then(|v| v.as_deref())
+                                    else {
+                                        continue;
+                                    };
+                                    let at = At {
+                                        file: &file,
+                                        line: prep.line_of(rec.row),
+                                        row: Some(rec.row),
+                                        column: kind.columns()[ci].name,
+                                    };
+                                    if month {
+                                        norms.date(at, v, true);
+                                    } else {
+                                        norms.money(at, v);
+                                    }
+                                }
+                                if in_scope {
+                                    p.records.push((si as u8, ri as u32));
+                                }
+                            }
+                            Err(fe) => {
+                                l.counts.quarantined += 1;
+                                let raw = rec.values[kind
+                                    .columns()
+                                    .iter()
+                                    .position(|c| c.name == fe.column)
+                                    .unwrap_or(0)]
+                                .clone()
+                                .unwrap_or_default();
+                                q.push(QuarantineEntry::at(&file, prep.line_of(rec.row), Some(rec.row), fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
+                                if !p.incomplete.iter().any(|(k, _)| *k == kind) {
+                                    p.incomplete.push((
                                     kind,
                                     format!(
                                         "rows_quarantined: a {} row of a person could not be read",
                                         kind.name()
                                     ),
                                 ));
+                                }
                             }
                         }
                     }
+                    // rows = linked + unlinked + quarantined, each counted where it was decided
+                    debug_assert_eq!(
+                        l.counts.rows,
+                        l.counts.linked + l.counts.unlinked + l.counts.quarantined
+                    );
+                    sources.insert(
+                        kind.name().into(),
+                        SourceSummary {
+                            status: "answered",
+                            reason: None,
+                            counts: Some(l.counts),
+                            households_unverified: 0,
+                            ms: ts.elapsed().as_millis(),
+                        },
+                    );
+                    record_sets.push(l.records);
+                    record_keys.push(l.keys);
+                    rows_by_age.push(l.rows_by_age);
                 }
-                // rows = linked + unlinked + quarantined, each counted where it was decided
-                debug_assert_eq!(
-                    l.counts.rows,
-                    l.counts.linked + l.counts.unlinked + l.counts.quarantined
-                );
-                sources.insert(
-                    kind.name().into(),
-                    SourceSummary {
-                        status: "answered",
-                        reason: None,
-                        counts: Some(l.counts),
-                        households_unverified: 0,
-                        ms: ts.elapsed().as_millis(),
-                    },
-                );
-                record_sets.push(l.records);
-                record_keys.push(l.keys);
-                rows_by_age.push(l.rows_by_age);
             }
+            pb.inc(1);
+            check_strict(opts.strict, &q)?;
         }
-        pb.inc(1);
-        check_strict(opts.strict, &q)?;
-    }
+        Ok(())
+    })?;
     pb.finish_and_clear();
     timings.insert(
         "sources".to_string(),

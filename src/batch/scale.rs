@@ -26,7 +26,7 @@
 //! the end state.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -663,6 +663,20 @@ fn stream_linked(
     let mut head = [0u8; 21];
     let mut blob = Vec::new();
     loop {
+        // A linked row whole in the buffer is read in place (the common case): no copies.
+        let buf = r.fill_buf().ok()?;
+        if let Some(head) = buf.get(..22).filter(|h| h[0] == 1) {
+            let len = u32::from_le_bytes(head[18..22].try_into().ok()?) as usize;
+            if let Some(b) = buf.get(22..22 + len) {
+                let s = head[1];
+                let rw = u64::from_le_bytes(head[2..10].try_into().ok()?);
+                let key = u64::from_le_bytes(head[10..18].try_into().ok()?);
+                row(s, rw, key, b).ok()?;
+                n += 1;
+                r.consume(22 + len);
+                continue;
+            }
+        }
         let mut tag = [0u8; 1];
         r.read_exact(&mut tag).ok()?;
         match tag[0] {
@@ -1665,36 +1679,87 @@ pub fn run_incremental(
     let mut linked_now = vec![0u64; SourceKind::ALL.len()];
     // the records of the base's rows kept (the base itself is streamed, never held)
     let mut kept: Vec<u8> = Vec::new();
-    prev.view(|r, blob| {
-        let r = if r.buf == BASE {
-            kept.extend_from_slice(blob);
-            LinkedRow {
-                at: kept.len() - blob.len(),
-                ..r
+    // The delta's own rows are keyed (and the rows it takes out listed) on a thread of their
+    // own while `linked.bin` is streamed: the two are independent.
+    let (viewed, keyed) = std::thread::scope(|sc| {
+        let (maps, everyone, as_of) = (&maps, &everyone, opts.as_of);
+        let keyed = sc.spawn(move || {
+            let mut fresh_buf: Vec<u8> = Vec::new();
+            let mut fresh_rows: Vec<LinkedRow> = Vec::new();
+            // Quarantine of source rows: the previous entries, less the rows the delta takes out and
+            // the rows of recomputed persons (their entries are made again below).
+            let mut drop_q: HashSet<(usize, u64)> = HashSet::new();
+            // delta rows whose ID number is invalid or missing, per source (see the refusal below)
+            let mut bad_new = [0usize; SourceKind::ALL.len()];
+            for (si, (d, m)) in deltas.iter().zip(maps.iter()).enumerate() {
+                let (Some(d), Some(m)) = (d, m) else { continue };
+                for r in m.gone.iter().chain(m.moved.keys()) {
+                    drop_q.insert((si, *r));
+                }
+                for (row, end_row) in d.rows.iter().zip(&m.delta_rows) {
+                    let Some(end_row) = *end_row else { continue };
+                    let raw_id = d.id(row);
+                    match IdNumber::parse(raw_id, as_of) {
+                        Ok((id, _)) if everyone.contains(&id.key()) => {
+                            // (the row number is not encoded: it is the LinkedRow's)
+                            let at = fresh_buf.len();
+                            fresh_buf.extend_from_slice(d.blob(row));
+                            fresh_rows.push(LinkedRow {
+                                source: si as u8,
+                                row: end_row,
+                                key: id.key(),
+                                at,
+                                len: (fresh_buf.len() - at) as u32,
+                                buf: FRESH,
+                            });
+                        }
+                        Ok(_) => {}
+                        Err(_) => bad_new[si] += 1,
+                    }
+                }
             }
-        } else {
-            r
-        };
-        if !patch_persons.contains(&r.key) {
-            // untouched: the same row in the end state (moved and freed rows are touched)
-            linked_now[r.source as usize] += 1;
-            if person_index.contains_key(&r.key) {
+            drop(deltas);
+            (fresh_buf, fresh_rows, drop_q, bad_new)
+        });
+        let viewed = prev.view(|r, blob| {
+            let touched = patch_persons.contains(&r.key);
+            if !touched {
+                // untouched: the same row in the end state (moved and freed rows are touched)
+                linked_now[r.source as usize] += 1;
+                if !person_index.contains_key(&r.key) {
+                    return;
+                }
+            }
+            // only the rows used below are copied out of the stream
+            let r = if r.buf == BASE {
+                kept.extend_from_slice(blob);
+                LinkedRow {
+                    at: kept.len() - blob.len(),
+                    ..r
+                }
+            } else {
+                r
+            };
+            if !touched {
                 untouched_rows.push(r);
-            } else if r.buf == BASE {
-                kept.truncate(r.at);
+                return;
             }
-            return;
-        }
-        let m = maps[r.source as usize].as_ref();
-        if m.is_some_and(|m| m.gone.contains(&r.row)) {
-            return;
-        }
-        let row = m
-            .and_then(|m| m.moved.get(&r.row).copied())
-            .unwrap_or(r.row);
-        end_linked.push(LinkedRow { row, ..r });
-    })?;
-    let mut fresh_buf: Vec<u8> = Vec::new();
+            let m = maps[r.source as usize].as_ref();
+            if m.is_some_and(|m| m.gone.contains(&r.row)) {
+                return;
+            }
+            let row = m
+                .and_then(|m| m.moved.get(&r.row).copied())
+                .unwrap_or(r.row);
+            end_linked.push(LinkedRow { row, ..r });
+        });
+        (viewed, keyed.join())
+    });
+    viewed?;
+    let (fresh_buf, fresh_rows, mut drop_q, bad_new) =
+        keyed.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    // (after the previous rows, as before)
+    end_linked.extend(fresh_rows);
     let mut end_near: Vec<(u8, u64, u64)> = prev
         .near_miss
         .iter()
@@ -1706,39 +1771,6 @@ pub fn run_incremental(
             Some((s, m.and_then(|m| m.moved.get(&r).copied()).unwrap_or(r), b))
         })
         .collect();
-    // Quarantine of source rows: the previous entries, less the rows the delta takes out and
-    // the rows of recomputed persons (their entries are made again below).
-    let mut drop_q: HashSet<(usize, u64)> = HashSet::new();
-    // delta rows whose ID number is invalid or missing, per source (see the refusal below)
-    let mut bad_new = [0usize; SourceKind::ALL.len()];
-    for (si, (d, m)) in deltas.iter().zip(&maps).enumerate() {
-        let (Some(d), Some(m)) = (d, m) else { continue };
-        for r in m.gone.iter().chain(m.moved.keys()) {
-            drop_q.insert((si, *r));
-        }
-        for (row, end_row) in d.rows.iter().zip(&m.delta_rows) {
-            let Some(end_row) = *end_row else { continue };
-            let raw_id = d.id(row);
-            match IdNumber::parse(raw_id, opts.as_of) {
-                Ok((id, _)) if everyone.contains(&id.key()) => {
-                    // (the row number is not encoded: it is the LinkedRow's)
-                    let at = fresh_buf.len();
-                    fresh_buf.extend_from_slice(d.blob(row));
-                    end_linked.push(LinkedRow {
-                        source: si as u8,
-                        row: end_row,
-                        key: id.key(),
-                        at,
-                        len: (fresh_buf.len() - at) as u32,
-                        buf: FRESH,
-                    });
-                }
-                Ok(_) => {}
-                Err(_) => bad_new[si] += 1,
-            }
-        }
-    }
-    drop(deltas);
     // A full run would send the delta's rows with an invalid or missing ID number to the
     // error-tolerant pass (see the refusal of such a previous run above).
     if bad_new.iter().any(|&n| n > 0) {

@@ -16,7 +16,7 @@ use std::fmt;
 use chrono::{Datelike, NaiveDate};
 
 /// ISO 7064 MOD 11-2 weights of the 17 body digits (GB 11643-1999 §5.1).
-const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+static WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 /// Check character by `Σ(digit × weight) mod 11`.
 const CHECK: [u8; 11] = *b"10X98765432";
 /// Province-level prefixes of GB/T 2260 (mainland), plus 81/82/83 used by the residence
@@ -25,6 +25,27 @@ const PROVINCES: [u8; 35] = [
     11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52,
     53, 54, 61, 62, 63, 64, 65, 71, 81, 82, 83,
 ];
+
+/// `PROVINCE_CODE[p]`: `p` (two digits) is in [`PROVINCES`].
+const PROVINCE_CODE: [bool; 100] = {
+    let mut t = [false; 100];
+    let mut i = 0;
+    while i < PROVINCES.len() {
+        t[PROVINCES[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Days in month `m` (1–12) of year `y` of the proleptic Gregorian calendar (as chrono).
+fn days_in_month(y: u32, m: u32) -> u32 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
 
 /// A valid 18-character resident ID number.
 ///
@@ -229,7 +250,8 @@ fn is_trim_char(c: char) -> bool {
 pub fn check_character(body: &[u8; 17]) -> u8 {
     let sum: u32 = body
         .iter()
-        .zip(WEIGHTS)
+        // by reference: `zip(WEIGHTS)` moves the array onto the stack on every call
+        .zip(&WEIGHTS)
         .map(|(d, w)| u32::from(d - b'0') * w)
         .sum();
     CHECK[(sum % 11) as usize]
@@ -363,7 +385,7 @@ impl IdNumber {
             });
         }
         let province = (b[0] - b'0') * 10 + (b[1] - b'0');
-        if !PROVINCES.contains(&province) {
+        if !PROVINCE_CODE[usize::from(province)] {
             return Err(IdError::Region(
                 String::from_utf8_lossy(&b[..2]).into_owned(),
             ));
@@ -371,12 +393,17 @@ impl IdNumber {
         let num =
             |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0'));
         let ymd = || String::from_utf8_lossy(&b[6..14]).into_owned();
-        let birth = NaiveDate::from_ymd_opt(num(6..10) as i32, num(10..12), num(12..14))
-            .ok_or_else(|| IdError::ImpossibleDate(ymd()))?;
-        if birth > as_of {
+        // The calendar checks in integers (this runs for every row of every extract); the
+        // same answers as `NaiveDate::from_ymd_opt` and comparing dates (a 4-digit year is
+        // always in chrono's range).
+        let (y, m, d) = (num(6..10), num(10..12), num(12..14));
+        if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+            return Err(IdError::ImpossibleDate(ymd()));
+        }
+        if (y as i32, m, d) > (as_of.year(), as_of.month(), as_of.day()) {
             return Err(IdError::FutureBirthDate(ymd()));
         }
-        if as_of.year() - birth.year() > MAX_AGE_YEARS {
+        if as_of.year() - y as i32 > MAX_AGE_YEARS {
             return Err(IdError::ImplausibleBirthDate);
         }
         Ok(IdNumber(
@@ -487,6 +514,24 @@ pub fn make_id(region: u32, birth: NaiveDate, seq: u32) -> IdNumber {
 
 #[cfg(test)]
 mod tests {
+
+    /// The integer calendar check of `from_normal` agrees with chrono on every year a
+    /// 4-digit field can hold, every month 0-13 and day 0-32.
+    #[test]
+    fn the_integer_calendar_check_agrees_with_chrono() {
+        for y in 0..=9999u32 {
+            for m in 0..=13u32 {
+                for d in 0..=32u32 {
+                    let ours = (1..=12).contains(&m) && d != 0 && d <= days_in_month(y, m);
+                    let chrono = NaiveDate::from_ymd_opt(y as i32, m, d).is_some();
+                    assert_eq!(ours, chrono, "{y:04}-{m:02}-{d:02}");
+                }
+            }
+        }
+        for p in 0..100u8 {
+            assert_eq!(PROVINCE_CODE[usize::from(p)], PROVINCES.contains(&p), "{p}");
+        }
+    }
     use super::*;
 
     #[test]

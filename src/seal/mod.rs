@@ -12,7 +12,7 @@
 //! uses `x25519-dalek` (`StaticSecret` / `PublicKey`); the secret bytes it is built from are
 //! still drawn from `ring`'s `SystemRandom`.
 //!
-//! # Scheme (version 1)
+//! # Scheme (version 2)
 //! Once per run ([`RunSealer::new`]):
 //! - a random 32-byte *run secret*;
 //! - for each recipient `R`, a fresh X25519 ephemeral key `e` (one per run and recipient):
@@ -23,7 +23,11 @@
 //!
 //! Per report ([`RunSealer::seal`]):
 //! - `content key = HKDF-SHA256(salt = run_id, ikm = run secret, info = "report:" ‖ report_id)`;
-//! - `ciphertext = AES-256-GCM(content key, random 96-bit nonce, plaintext, aad = report_id)`;
+//! - `ciphertext = AES-256-GCM(content key, random 96-bit nonce, content, aad = report_id)`
+//!   where `content` is, in version 2 (written), the plaintext's length as a u32
+//!   little-endian and its LZ4 block (a report's JSON repeats its clauses and column names:
+//!   the county's reports shrink about 2.3x, so the reports file, its writing and an
+//!   incremental run's copy of it do), and in version 1 (still opened) the plaintext itself;
 //! - `signature = Ed25519(hedui signing key, "hedui-sealed-report-sha256-v1" ‖
 //!   SHA-256(encoding))` where `encoding` is a length-prefixed encoding of every other field
 //!   (see `envelope::signed_bytes`): a domain tag, `version`, `report_id`, `run_id`,
