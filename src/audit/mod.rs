@@ -672,8 +672,9 @@ impl Store {
     /// # Errors
     /// [`StoreError`] when the table cannot be read.
     pub fn verify_chain(&self) -> Result<ChainCheck, StoreError> {
-        // The head file first: it is written after each commit, so the rows read below (a
-        // later snapshot) include the row it names, even while a server is writing.
+        // The head file first: it is written after a commit (at most HEAD_EVERY later under
+        // `hedui serve`), so the rows read below (a later snapshot) include the row it names,
+        // even while a server is writing.
         let anchor: Option<(i64, String)> =
             std::fs::read_to_string(&self.head_path).ok().and_then(|t| {
                 let (a, b) = t.trim().split_once(' ')?;
