@@ -462,3 +462,42 @@ fn a_source_row_cut_short_refers_the_household_of_the_person_it_names() {
         t["linked"].as_u64().unwrap() + t["unlinked"].as_u64().unwrap() + 1
     );
 }
+
+#[test]
+fn open_names_what_is_wrong_with_a_line_but_never_quotes_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    super::ok(&super::hedui(&["keygen", "--out", super::s(&keys)]));
+    let f = dir.path().join("wrong.jsonl");
+    // an ID number where the envelope has its version; a name as a field; a cut-off line
+    std::fs::write(
+        &f,
+        "{\"version\":\"62050319750324540X\"}\n{\"徐萍霞\":1}\n{\"version\":1,\"report_id\":\"620503197503\n",
+    )
+    .unwrap();
+    let out = super::hedui(&[
+        "open",
+        "--key",
+        super::s(&keys.join("civil.key")),
+        super::s(&f),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("not a sealed report"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].ends_with(
+        "wrong.jsonl:1: not a sealed report: not the sealed-report shape (a field of the wrong type or not of an envelope) at line 1 column 31"
+    ), "{err}");
+    assert!(lines[1].contains(":2: not a sealed report: "), "{err}");
+    assert!(
+        lines[2]
+            .contains(":3: not a sealed report: the text ends early (cut short?) at line 1 column"),
+        "{err}"
+    );
+    for v in ["62050319750324540X", "徐萍霞", "620503197503"] {
+        assert!(!err.contains(v), "{v} echoed: {err}");
+    }
+}
