@@ -52,7 +52,9 @@
 //!    records". Records for an ID number that was not asked are discarded and counted.
 //! 5. If every batch succeeded each person's records (possibly none) are cached; a failure
 //!    of any batch fails the whole call with its reason code, and nothing of it is cached.
-//! 6. The breaker counts calls (after retries): `breaker.failures` in a row open it.
+//! 6. The breaker counts calls (after retries): `breaker.failures` in a row open it. A call
+//!    that was waiting for a `max_in_flight` permit when the breaker opened is not sent
+//!    (`source_circuit_open`): queued calls do not each wait a timeout against a failing source.
 //!
 //! Privacy: ID numbers travel only in request bodies; they are never logged, never part of
 //! an error message or a cache key.
@@ -867,6 +869,13 @@ impl HttpSources {
                 Retry::No,
             )
         })?;
+        // A call let through while the breaker was closed may have waited for its permit
+        // while the calls ahead of it opened the breaker: it is not sent (otherwise every
+        // queued call still waits its own timeout against a source known to be failing).
+        if src.breaker.state() == BreakerState::Open {
+            bump(&src.counters.circuit_rejections, 1);
+            return Err((HttpFailure::CircuitOpen, Retry::No));
+        }
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 (HttpFailure::Timeout { timeout_ms }, Retry::Backoff)
