@@ -793,9 +793,10 @@ fn open(
                 not_sealed += 1;
                 if not_sealed <= 3 {
                     say!(
-                        "hedui: {}:{}: not a sealed report: {e}",
+                        "hedui: {}:{}: not a sealed report: {}",
                         file.display(),
-                        i + 1
+                        i + 1,
+                        envelope_error(&e)
                     );
                 }
                 failures += 1;
@@ -1031,4 +1032,25 @@ fn audit(action: AuditAction) -> Result<i32> {
             Ok(1)
         }
     }
+}
+
+/// Why a line is not a sealed envelope, without any value of it: serde_json's messages quote
+/// a value of the wrong type (a wrong file may hold ID numbers or names), and an unknown
+/// field's name may be one. Only "missing field" (whose name is the envelope's own) is kept.
+fn envelope_error(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let what = match e.classify() {
+        serde_json::error::Category::Data if msg.starts_with("missing field") => msg
+            .split(" at line")
+            .next()
+            .unwrap_or("missing field")
+            .to_string(),
+        serde_json::error::Category::Data => {
+            "not the sealed-report shape (a field of the wrong type or not of an envelope)".into()
+        }
+        serde_json::error::Category::Eof => "the text ends early (cut short?)".into(),
+        serde_json::error::Category::Syntax => "not JSON".into(),
+        serde_json::error::Category::Io => "unreadable".into(),
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
 }

@@ -52,7 +52,9 @@
 //!    records". Records for an ID number that was not asked are discarded and counted.
 //! 5. If every batch succeeded each person's records (possibly none) are cached; a failure
 //!    of any batch fails the whole call with its reason code, and nothing of it is cached.
-//! 6. The breaker counts calls (after retries): `breaker.failures` in a row open it.
+//! 6. The breaker counts calls (after retries): `breaker.failures` in a row open it. A call
+//!    that was waiting for a `max_in_flight` permit when the breaker opened is not sent
+//!    (`source_circuit_open`): queued calls do not each wait a timeout against a failing source.
 //!
 //! Privacy: ID numbers travel only in request bodies; they are never logged, never part of
 //! an error message or a cache key.
@@ -791,6 +793,8 @@ impl HttpSources {
         let Some(src) = self.inner.sources.get(&kind) else {
             return (Err(HttpFailure::NotConfigured), 0);
         };
+        // a call let through while the breaker is not closed is its one probe
+        let probe = src.breaker.state() != BreakerState::Closed;
         if !src.breaker.allow() {
             bump(&src.counters.circuit_rejections, 1);
             return (Err(HttpFailure::CircuitOpen), 0);
@@ -803,7 +807,7 @@ impl HttpSources {
             if attempts > 1 {
                 bump(&src.counters.retries, 1);
             }
-            let (failure, retry) = match self.attempt(kind, src, &ids, &asked).await {
+            let (failure, retry) = match self.attempt(kind, src, &ids, &asked, probe).await {
                 Ok(ok) => break Ok(ok),
                 Err(e) => e,
             };
@@ -822,7 +826,10 @@ impl HttpSources {
             );
             tokio::time::sleep(wait).await;
         };
-        src.breaker.record(result.is_ok());
+        // a call stopped because the breaker opened while it waited tells nothing new
+        if !matches!(result, Err(HttpFailure::CircuitOpen)) {
+            src.breaker.record(result.is_ok());
+        }
         if let Ok((_, discarded)) = &result
             && *discarded > 0
         {
@@ -851,6 +858,7 @@ impl HttpSources {
         src: &Source,
         ids: &[String],
         asked: &HashSet<&str>,
+        probe: bool,
     ) -> Result<(Vec<Record>, u64), (HttpFailure, Retry)> {
         let timeout_ms = src.ep.timeout_ms;
         let request_id = format!("{:032x}", rand::rng().random::<u128>());
@@ -867,6 +875,14 @@ impl HttpSources {
                 Retry::No,
             )
         })?;
+        // A call let through while the breaker was closed may have waited for its permit
+        // while the calls ahead of it opened the breaker: it is not sent (otherwise every
+        // queued call still waits its own timeout against a source known to be failing);
+        // once the cooldown has passed, only the half-open probe goes out.
+        if !probe && src.breaker.state() != BreakerState::Closed {
+            bump(&src.counters.circuit_rejections, 1);
+            return Err((HttpFailure::CircuitOpen, Retry::No));
+        }
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 (HttpFailure::Timeout { timeout_ms }, Retry::Backoff)

@@ -674,7 +674,33 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     let prep = conn.prepared();
                     let file = l.counts.file.clone();
                     for r in &prep.rejected {
-                        q.push(QuarantineEntry::from_rejected(&file, r));
+                        let mut e = QuarantineEntry::from_rejected(&file, r);
+                        // A row refused while reading (cut-off line, a 万元 value that is not
+                        // an amount, …) whose ID names a caseload person: that person's records
+                        // of this source are incomplete, never "no records".
+                        let pi = r
+                            .id_number
+                            .as_deref()
+                            .and_then(|raw| IdNumber::parse(raw, opts.as_of).ok())
+                            .and_then(|(id, _)| person_index.get(&id.key()).copied());
+                        if let Some(pi) = pi {
+                            e.action = Action::Referred;
+                            e.message.push_str(&format!(
+                                "; the row names a caseload person: their {} evidence is incomplete, household referred",
+                                kind.name()
+                            ));
+                            let p = &mut persons[pi];
+                            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
+                                p.incomplete.push((
+                                    kind,
+                                    format!(
+                                        "rows_quarantined: a {} row of a person could not be read",
+                                        kind.name()
+                                    ),
+                                ));
+                            }
+                        }
+                        q.push(e);
                     }
                     for (bi, (row, raw)) in l.bad.iter().enumerate() {
                         // second linkage pass (issue 7): decided after every source is read

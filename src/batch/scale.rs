@@ -1144,6 +1144,27 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
     let table = format!("{}_delta", kind.name());
     let prepared =
         prepare(&path, &table, &required).map_err(|e| derr("-".into(), "-", e.to_string()))?;
+    // A delta row the reader refused (a line cut short, an amount that is not one, …) is a
+    // change nobody can apply: the whole delta is refused, naming it, never the row dropped.
+    if let Some(r) = prepared.rejected.first() {
+        let column = if r.column.is_empty() {
+            "-"
+        } else {
+            r.column.as_str()
+        };
+        return Err(derr(
+            "-".into(),
+            column,
+            format!(
+                "line {}: {} ({}); {} row(s) of this delta could not be read, so the change it \
+                 carries is unknown: mend the delta or run in full",
+                r.line,
+                r.message,
+                r.reason,
+                prepared.rejected.len()
+            ),
+        ));
+    }
     let df = scan_prepared(&prepared, &required)
         .map_err(|e| derr("-".into(), "-", e.to_string()))?
         .with_row_index("_row", None)
@@ -2706,6 +2727,29 @@ mod tests {
         let past = plan_rows(10, &delta(&[(Op::Remove, Some(10))]));
         let e = past.err().expect("refused").to_string();
         assert!(e.contains("not in the previous extract (10 rows)"), "{e}");
+    }
+
+    #[test]
+    fn a_delta_row_the_reader_refuses_refuses_the_delta_naming_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tax.csv"),
+            "op,row,id_number,name,tax_year,income_type,gross_income,tax_paid\n\
+             add,,620503199803075480,张三,2025,wages,1000.00,0.00\n\
+             add,,620503199803075480,张三,2025\n",
+        )
+        .unwrap();
+        let Err(BatchError::Delta(e)) = read_delta(dir.path(), SourceKind::Tax) else {
+            panic!("the delta is refused")
+        };
+        assert!(e.file.ends_with("tax.csv"), "{}", e.file);
+        assert!(e.message.starts_with("line 3: "), "{}", e.message);
+        assert!(e.message.contains("1 row(s)"), "{}", e.message);
+        assert!(
+            !e.message.contains("620503199803075480") && !e.message.contains("张三"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -395,3 +395,109 @@ fn open_into_a_pipe_closed_early_exits_quietly() {
     assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn a_source_row_cut_short_refers_the_household_of_the_person_it_names() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+
+    // a member with tax rows, and that member's household
+    let members = csv_rows(&c.data().join("members.csv"));
+    let tpath = c.data().join("tax.csv");
+    let text = std::fs::read_to_string(&tpath).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (li, id, hh) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, l)| {
+            let id = l.split(',').next().unwrap();
+            members
+                .iter()
+                .find(|m| m[0] == id)
+                .map(|m| (i, id.to_string(), m[2].clone()))
+        })
+        .expect("a member with a tax row");
+    // the export was cut off after income_type: gross_income and tax_paid are lost
+    let cut: Vec<&str> = lines[li].split(',').take(4).collect();
+    lines[li] = cut.join(",");
+    std::fs::write(&tpath, lines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("cut", &[]);
+    assert_eq!(out.status.code(), Some(1), "a quarantined row: exit 1");
+    let after = determinations(&dir);
+    let (det, rules) = &after[&hh];
+    assert_ne!(det, "eligible", "{hh}: {rules}");
+    assert!(
+        rules.contains("source_unverified:referred"),
+        "{hh}: {rules}"
+    );
+    // every other household as before
+    for (h, v) in &before {
+        if *h != hh {
+            assert_eq!(&after[h], v, "{h}");
+        }
+    }
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let row = q
+        .iter()
+        .find(|r| r[0] == "tax.csv" && r[1] == (li + 1).to_string())
+        .unwrap_or_else(|| panic!("no quarantine row for tax.csv line {}: {q:?}", li + 1));
+    assert_eq!(
+        (row[5].as_str(), row[6].as_str()),
+        ("row_field_count", "referred")
+    );
+    assert_eq!(row[4], "(row withheld)");
+    assert!(
+        !q.iter().flatten().any(|v| v.contains(&id)),
+        "no raw ID in the quarantine"
+    );
+    let s = summary(&dir);
+    let t = &s["sources"]["tax"]["counts"];
+    assert_eq!(t["rows"], (lines.len() - 1) as u64);
+    assert_eq!(t["quarantined"], 1);
+    assert_eq!(
+        t["rows"].as_u64().unwrap(),
+        t["linked"].as_u64().unwrap() + t["unlinked"].as_u64().unwrap() + 1
+    );
+}
+
+#[test]
+fn open_names_what_is_wrong_with_a_line_but_never_quotes_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    super::ok(&super::hedui(&["keygen", "--out", super::s(&keys)]));
+    let f = dir.path().join("wrong.jsonl");
+    // an ID number where the envelope has its version; a name as a field; a cut-off line
+    std::fs::write(
+        &f,
+        "{\"version\":\"62050319750324540X\"}\n{\"徐萍霞\":1}\n{\"version\":1,\"report_id\":\"620503197503\n",
+    )
+    .unwrap();
+    let out = super::hedui(&[
+        "open",
+        "--key",
+        super::s(&keys.join("civil.key")),
+        super::s(&f),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("not a sealed report"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].ends_with(
+        "wrong.jsonl:1: not a sealed report: not the sealed-report shape (a field of the wrong type or not of an envelope) at line 1 column 31"
+    ), "{err}");
+    assert!(lines[1].contains(":2: not a sealed report: "), "{err}");
+    assert!(
+        lines[2]
+            .contains(":3: not a sealed report: the text ends early (cut short?) at line 1 column"),
+        "{err}"
+    );
+    for v in ["62050319750324540X", "徐萍霞", "620503197503"] {
+        assert!(!err.contains(v), "{v} echoed: {err}");
+    }
+}

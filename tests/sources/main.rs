@@ -913,3 +913,28 @@ async fn every_answer_and_error_matches_the_api_schemas() {
     let doc: Value = r.json().await.expect("JSON");
     assert_eq!(doc["error"]["message"], "id_numbers[1]: id_check_character");
 }
+
+#[tokio::test]
+async fn calls_queued_behind_a_hanging_source_are_not_sent_once_the_breaker_opens() {
+    let sim = Sim::start("[sources.bank]\nhang_rate = 1.0\nhang_ms = 5000\n");
+    let t = transport(&sim, |s| {
+        s.timeout_ms = 250;
+        s.retries = 0;
+        s.max_in_flight = 1;
+        s.batch_size = 1;
+        s.breaker.failures = 2;
+        s.breaker.cooldown_ms = 60_000;
+    });
+    let k = SourceKind::Bank;
+    // 8 persons: 8 batches let through by the closed breaker, queued on one permit
+    let started = Instant::now();
+    let a = t.fetch(k, &holders(k, 8)).await;
+    let took = started.elapsed();
+    assert_eq!(code(&a), "source_timeout");
+    assert!(!a.is_answered());
+    assert_eq!(t.breaker_state(k), Some(BreakerState::Open));
+    // two timed out and opened the breaker; the six behind them were never sent
+    assert_eq!(sim.requests(k).await, 2);
+    assert_eq!(t.stats(k).map(|s| s.circuit_rejections), Some(6));
+    assert!(took < Duration::from_millis(1_500), "{took:?}");
+}

@@ -88,6 +88,11 @@ pub struct Rejected {
     /// it (caseload tables): lets the caseload refer the household of a member or supporter
     /// row it could not read, instead of losing the person silently.
     pub household_id: Option<String>,
+    /// The row's `id_number` as found, when the table has that column and the row holds a
+    /// value there (source tables; for a ragged row, the field at the header's `id_number`
+    /// position): lets the batch make that person's source `unverified` for a row it could
+    /// not read, instead of reading as "no records". Unmasked: never shown.
+    pub id_number: Option<String>,
 }
 
 impl Prepared {
@@ -377,6 +382,7 @@ impl Issue {
             reason: self.reason.to_string(),
             message: format!("line {line}, column {column}: {}", self.message),
             household_id: None,
+            id_number: None,
         }
     }
 }

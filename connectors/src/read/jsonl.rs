@@ -54,6 +54,7 @@ fn parse_line(text: &str, line: u64) -> Line {
             reason: "json_not_object".into(),
             message: format!("line {line}: valid JSON but not an object; the line is not read"),
             household_id: None,
+            id_number: None,
         }),
         Err(e) => Line::Bad(Rejected {
             line,
@@ -65,6 +66,7 @@ fn parse_line(text: &str, line: u64) -> Line {
                 e.column()
             ),
             household_id: None,
+            id_number: None,
         }),
     }
 }
@@ -223,6 +225,13 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
                             .and_then(Value::as_str)
                             .map(|h| h.trim().to_string())
                             .filter(|h| !h.is_empty());
+                        r.id_number = m
+                            .get("id_number")
+                            .map(|v| match v {
+                                Value::String(s) => s.trim().to_string(),
+                                other => other.to_string(),
+                            })
+                            .filter(|v| !v.is_empty());
                         rejected.push(r);
                         return Ok(());
                     }

@@ -830,11 +830,13 @@ impl Pass<'_> {
 
     /// The `household_id` field of a row (caseload tables), when the row reaches it.
     fn household_id_of(&self, fields: &[&str]) -> Option<String> {
-        let c = self
-            .mapping
-            .cols
-            .iter()
-            .find(|c| c.name == "household_id")?;
+        self.column_of(fields, "household_id")
+    }
+
+    /// The trimmed, non-empty value of canonical column `name` in a row as split (a ragged
+    /// row: the field at the header's position of that column, if the row reaches it).
+    fn column_of(&self, fields: &[&str], name: &str) -> Option<String> {
+        let c = self.mapping.cols.iter().find(|c| c.name == name)?;
         fields
             .get(c.src)
             .map(|v| v.trim().to_string())
@@ -893,6 +895,7 @@ impl Pass<'_> {
                         fields.len()
                     ),
                     household_id: self.household_id_of(&fields),
+                    id_number: self.column_of(&fields, "id_number"),
                 });
                 continue;
             }
@@ -922,6 +925,7 @@ impl Pass<'_> {
                         Err(issue) => {
                             let mut r = issue.at(line, &c.name, v);
                             r.household_id = self.household_id_of(&fields);
+                            r.id_number = self.column_of(&fields, "id_number");
                             bad = Some(r);
                             break;
                         }

@@ -341,6 +341,13 @@ pub(super) fn prepare_workbook(
                             .and_then(|h| row.get(h.src))
                             .map(|v| cell_text(v).trim().to_string())
                             .filter(|v| !v.is_empty());
+                        r.id_number = mapping
+                            .cols
+                            .iter()
+                            .find(|c| c.name == "id_number")
+                            .and_then(|h| row.get(h.src))
+                            .map(|v| cell_text(v).trim().to_string())
+                            .filter(|v| !v.is_empty());
                         bad = Some(r);
                         break;
                     }
