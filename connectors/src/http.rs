@@ -38,7 +38,8 @@
 //! 1. ID numbers are trimmed and upper-cased (`x` → `X`) and de-duplicated; each person is
 //!    looked up in the source's cache; only the others are asked.
 //! 2. The persons asked are split into batches of `batch_size`, sent concurrently, each
-//!    under the source's `max_in_flight` semaphore and `timeout_ms`. A call of at most
+//!    under the source's `max_in_flight` semaphore and `timeout_ms` (counted from asking for a
+//!    slot, so a call queued behind a hanging source times out on time). A call of at most
 //!    `batch_size` persons goes out together with the other calls to the same source that
 //!    are waiting at the same moment (other households verified at once; no timer, nothing
 //!    waits for company), up to `batch_size` persons per request: under load one request
@@ -866,15 +867,25 @@ impl HttpSources {
             request_id: request_id.clone(),
             id_numbers: ids.to_vec(),
         };
-        // The semaphore is never closed; a closed one would mean shutdown.
-        let _permit = src.limit.acquire().await.map_err(|_| {
-            (
-                HttpFailure::Unreachable {
-                    detail: "shutting down".into(),
-                },
-                Retry::No,
-            )
-        })?;
+        // `timeout_ms` counts from asking for a slot: a call queued behind a hanging source
+        // times out on time instead of after the calls ahead of it (unbounded otherwise).
+        let limit = Duration::from_millis(timeout_ms);
+        let asked_at = Instant::now();
+        let _permit = match tokio::time::timeout(limit, src.limit.acquire()).await {
+            Err(_) => return Err((HttpFailure::Timeout { timeout_ms }, Retry::Backoff)),
+            // The semaphore is never closed; a closed one would mean shutdown.
+            Ok(p) => p.map_err(|_| {
+                (
+                    HttpFailure::Unreachable {
+                        detail: "shutting down".into(),
+                    },
+                    Retry::No,
+                )
+            })?,
+        };
+        let left = limit
+            .saturating_sub(asked_at.elapsed())
+            .max(Duration::from_millis(1));
         // A call let through while the breaker was closed may have waited for its permit
         // while the calls ahead of it opened the breaker: it is not sent (otherwise every
         // queued call still waits its own timeout against a source known to be failing);
@@ -899,7 +910,7 @@ impl HttpSources {
             .inner
             .client
             .post(&src.url)
-            .timeout(Duration::from_millis(timeout_ms))
+            .timeout(left)
             .json(&body)
             .send()
             .await

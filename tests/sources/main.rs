@@ -412,6 +412,35 @@ async fn a_hanging_source_times_out_after_its_retries() {
 }
 
 #[tokio::test]
+async fn calls_queued_behind_a_hanging_source_time_out_on_time() {
+    // One slot, one person per request, breaker off: 4 calls of 2 persons are 8 requests
+    // that would hang one after another (2.4 s); an attempt's timeout counts from asking for
+    // the slot, so every call times out after ~300 ms instead.
+    let sim = Sim::start("[sources.bank]\nhang_rate = 1.0\nhang_ms = 5000\n");
+    let t = transport(&sim, |s| {
+        s.timeout_ms = 300;
+        s.retries = 0;
+        s.max_in_flight = 1;
+        s.batch_size = 1;
+        s.breaker.failures = 0;
+    });
+    let holders = holders(SourceKind::Bank, 8);
+    let started = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for pair in holders.chunks(2) {
+        let (t, ids) = (t.clone(), pair.to_vec());
+        set.spawn(async move { t.fetch(SourceKind::Bank, &ids).await });
+    }
+    while let Some(a) = set.join_next().await {
+        let a = a.expect("the call ran");
+        assert_eq!(code(&a), "source_timeout");
+        assert!(!a.is_answered());
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1_200), "{took:?}");
+}
+
+#[tokio::test]
 async fn a_source_that_rejects_everyone_is_unauthorized_and_not_retried() {
     let sim = Sim::start("[sources.securities]\nunauthorized = true\n");
     let t = transport(&sim, |_| {});
@@ -915,7 +944,7 @@ async fn every_answer_and_error_matches_the_api_schemas() {
 }
 
 #[tokio::test]
-async fn calls_queued_behind_a_hanging_source_are_not_sent_once_the_breaker_opens() {
+async fn calls_queued_behind_a_hanging_source_time_out_together_and_open_the_breaker() {
     let sim = Sim::start("[sources.bank]\nhang_rate = 1.0\nhang_ms = 5000\n");
     let t = transport(&sim, |s| {
         s.timeout_ms = 250;
@@ -926,15 +955,23 @@ async fn calls_queued_behind_a_hanging_source_are_not_sent_once_the_breaker_open
         s.breaker.cooldown_ms = 60_000;
     });
     let k = SourceKind::Bank;
-    // 8 persons: 8 batches let through by the closed breaker, queued on one permit
+    // 8 persons: 8 batches let through by the closed breaker, queued on one permit; each
+    // attempt's 250 ms count from asking for the permit, so all 8 time out together: the
+    // one sent and the seven never sent. Their failures open the breaker.
     let started = Instant::now();
     let a = t.fetch(k, &holders(k, 8)).await;
     let took = started.elapsed();
     assert_eq!(code(&a), "source_timeout");
     assert!(!a.is_answered());
     assert_eq!(t.breaker_state(k), Some(BreakerState::Open));
-    // two timed out and opened the breaker; the six behind them were never sent
-    assert_eq!(sim.requests(k).await, 2);
-    assert_eq!(t.stats(k).map(|s| s.circuit_rejections), Some(6));
-    assert!(took < Duration::from_millis(1_500), "{took:?}");
+    // the first, and at most one that took the permit as the first gave it back
+    let sent = sim.requests(k).await;
+    assert!((1..=2).contains(&sent), "{sent} requests");
+    assert!(took < Duration::from_millis(1_000), "{took:?}");
+    // the next call (two persons: two batches of one) is refused at once and sends nothing
+    let rejected = t.stats(k).map(|s| s.circuit_rejections).unwrap_or_default();
+    let b = t.fetch(k, &holders(k, 2)).await;
+    assert_eq!(code(&b), "source_circuit_open");
+    assert_eq!(sim.requests(k).await, sent);
+    assert_eq!(t.stats(k).map(|s| s.circuit_rejections), Some(rejected + 2));
 }

@@ -61,7 +61,8 @@ pub struct SourceEndpoint {
     /// Scheme, host and port (and an optional path prefix); queries go to
     /// `{base_url}/v1/sources/{name}/query`. Must be `https://`.
     pub base_url: String,
-    /// Limit per attempt, from connecting to the last byte of the body, in milliseconds.
+    /// Limit per attempt, from asking for one of the `max_in_flight` slots to the last byte
+    /// of the body, in milliseconds.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
     /// Attempts after the first, for idempotent failures only (connect error, timeout, 429,
