@@ -1000,3 +1000,22 @@ fn money_is_shifted_and_printed_exactly_never_through_floats() {
     );
     assert_eq!(number_text(2025.0), Ok("2025".into()));
 }
+
+/// Found by an attack on the batch: a header ending in LF, then data lines ending in CR only
+/// (an old Mac export). The CRs are data to this reader (LF and CRLF end lines), so all the
+/// data became one ragged row; refusing that row lost every person in it while the source read
+/// as answered. The file is refused instead, naming the line.
+#[test]
+fn data_lines_ending_in_cr_only_refuse_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!("id_number,name,extra\n{ID1},王秀兰,a\r{ID2},李建国,b\r{ID3},张秀英,c\r");
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let e = prepare(&p, "members", MEMBERS_MIN).err().expect("refused");
+    let msg = e.to_string();
+    assert_eq!(e.code(), "source_unreadable");
+    assert!(
+        msg.contains("line 2: a row with 7 fields (the header has 3)"),
+        "{msg}"
+    );
+    assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
+}

@@ -883,6 +883,19 @@ impl Pass<'_> {
                 repeated.push(line);
                 continue;
             }
+            if fields.len() > width && rdr.has_cr() {
+                // More fields than the header and a lone CR: the lines end in CR only (an old
+                // Mac export), so the rest of the file reads as one row. Refusing that row
+                // would lose every person in it, so the file is not read at all (the source is
+                // unverified, never "no records").
+                return Err(Stop::Fail(ConnectorError::Unreadable {
+                    path: ctx.path.display().to_string(),
+                    message: format!(
+                        "line {line}: a row with {} fields (the header has {width}) holds carriage returns: lines that end in CR only are not read; save the file with LF or CRLF line ends",
+                        fields.len()
+                    ),
+                }));
+            }
             if fields.len() != width {
                 let sep = (self.delimiter as char).to_string();
                 rejected.push(Rejected {
