@@ -187,9 +187,12 @@ pub struct SourceAnswer {
     pub persons_cached: usize,
     /// Persons asked of the source in this call.
     pub persons_fetched: usize,
-    /// HTTP requests sent (all batches, all attempts).
+    /// HTTP requests sent (all batches, all attempts; a request shared with other
+    /// households' calls counts for each of them).
     pub attempts: u32,
-    /// Records the source returned for ID numbers that were not asked (discarded).
+    /// Records the source returned for ID numbers that were not asked (discarded), in the
+    /// requests that carried this call (a shared request's whole count: they belong to no
+    /// one's call). The source's own count is in [`SourceStats::discarded_records`].
     pub discarded_records: u64,
     /// Wall time of the call.
     pub elapsed: Duration,
