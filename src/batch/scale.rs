@@ -1783,6 +1783,28 @@ pub fn run_incremental(
     let mut kept: Vec<u8> = Vec::new();
     // The delta's own rows are keyed (and the rows it takes out listed) on a thread of their
     // own while `linked.bin` is streamed: the two are independent.
+    // What the stream keeps of a person's rows, by person key: bit 1 a person of the next
+    // patch, bit 2 a person of a recomputed household; most rows' persons are neither, so a
+    // bitmap of their keys' hashes answers first (no hash probe for those).
+    let mut want: ahash::AHashMap<u64, u8> =
+        ahash::AHashMap::with_capacity(patch_persons.len() + person_index.len());
+    for &k in &patch_persons {
+        *want.entry(k).or_default() |= 1;
+    }
+    for &k in person_index.keys() {
+        *want.entry(k).or_default() |= 2;
+    }
+    let slot = |k: u64| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 44) as usize;
+    let mut maybe = vec![0u64; (1 << 20) / 64];
+    for &k in want.keys() {
+        maybe[slot(k) / 64] |= 1 << (slot(k) % 64);
+    }
+    let wanted = |k: u64| -> u8 {
+        if maybe[slot(k) / 64] >> (slot(k) % 64) & 1 == 0 {
+            return 0;
+        }
+        want.get(&k).copied().unwrap_or(0)
+    };
     let (viewed, keyed) = std::thread::scope(|sc| {
         let (maps, everyone, as_of) = (&maps, &everyone, opts.as_of);
         let keyed = sc.spawn(move || {
@@ -1790,7 +1812,7 @@ pub fn run_incremental(
             let mut fresh_rows: Vec<LinkedRow> = Vec::new();
             // Quarantine of source rows: the previous entries, less the rows the delta takes out and
             // the rows of recomputed persons (their entries are made again below).
-            let mut drop_q: HashSet<(usize, u64)> = HashSet::new();
+            let mut drop_q: ahash::AHashSet<(usize, u64)> = ahash::AHashSet::new();
             // delta rows whose ID number is invalid or missing, per source (see the refusal below)
             let mut bad_new = [0usize; SourceKind::ALL.len()];
             for (si, (d, m)) in deltas.iter().zip(maps.iter()).enumerate() {
@@ -1824,11 +1846,12 @@ pub fn run_incremental(
             (fresh_buf, fresh_rows, drop_q, bad_new)
         });
         let viewed = prev.view(|r, blob| {
-            let touched = patch_persons.contains(&r.key);
+            let w = wanted(r.key);
+            let touched = w & 1 != 0;
             if !touched {
                 // untouched: the same row in the end state (moved and freed rows are touched)
                 linked_now[r.source as usize] += 1;
-                if !person_index.contains_key(&r.key) {
+                if w & 2 == 0 {
                     return;
                 }
             }
