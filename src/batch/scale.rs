@@ -227,13 +227,32 @@ fn caseload_digest(dir: &Path) -> Result<String, BatchError> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for table in ["households", "members", "supporters"] {
         if let Some((path, _)) = locate(dir, table) {
-            let bytes = std::fs::read(&path).map_err(|e| BatchError::Previous {
+            // streamed through a small buffer (the files are not held)
+            let err = |e: std::io::Error| BatchError::Previous {
                 path: path.display().to_string(),
                 message: e.to_string(),
-            })?;
+            };
+            let mut f = std::fs::File::open(&path).map_err(err)?;
+            let len = f.metadata().map_err(err)?.len();
             ctx.update(table.as_bytes());
-            ctx.update(&(bytes.len() as u64).to_le_bytes());
-            ctx.update(&bytes);
+            ctx.update(&len.to_le_bytes());
+            let mut buf = vec![0u8; 1 << 18];
+            let mut read = 0u64;
+            loop {
+                let n = match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(err(e)),
+                };
+                ctx.update(&buf[..n]);
+                read += n as u64;
+            }
+            if read != len {
+                return Err(err(std::io::Error::other(
+                    "the file changed while it was read",
+                )));
+            }
         }
     }
     Ok(hex::encode(ctx.finish().as_ref()))
@@ -623,27 +642,47 @@ fn write_linked<B: AsRef<[u8]>>(
     w.finish()
 }
 
-/// `linked.keys` beside a `linked.bin`: the (source, row, person) of each of its rows and
-/// its near-miss rows (source, row, 17-digit body), without the records; `None` when
-/// missing or not whole.
-#[allow(clippy::type_complexity)]
-fn read_linked_keys(path: &Path) -> Option<(Vec<(u8, u64, u64)>, Vec<(u8, u64, u64)>)> {
-    let b = std::fs::read(path).ok()?;
-    let body = b.get(8..b.len().checked_sub(8)?)?;
-    if b.get(..8)? != KEYS_MAGIC || body.len() % 18 != 0 {
+/// `linked.keys` beside a `linked.bin`: its body (after the 8-byte magic, before the 8-byte
+/// row count) is 18-byte entries `[tag, source, row (u64 LE), person or body (u64 LE)]`,
+/// tag 1 a linked row, tag 2 a near-miss row. Streamed through a small buffer (never held):
+/// `row(source, row, person)` per linked row, `near(source, row, 17-digit body)` per
+/// near-miss row. `None` when missing or not whole (checked as it is read).
+fn read_linked_keys(
+    path: &Path,
+    mut row: impl FnMut(u8, u64, u64),
+    mut near: impl FnMut(u8, u64, u64),
+) -> Option<()> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let total = f.metadata().ok()?.len();
+    let body = total.checked_sub(16).filter(|b| b % 18 == 0)?;
+    let mut magic = [0u8; 8];
+    f.read_exact(&mut magic).ok()?;
+    if &magic != KEYS_MAGIC {
         return None;
     }
-    let (mut rows, mut near) = (Vec::with_capacity(body.len() / 18), Vec::new());
-    for c in body.chunks_exact(18) {
-        let u = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
-        match c[0] {
-            1 => rows.push((c[1], u(2), u(10))),
-            2 => near.push((c[1], u(2), u(10))),
-            _ => return None,
+    let mut r = Read::take(&mut f, body);
+    let mut buf = vec![0u8; 18 * 16384];
+    let mut rows = 0u64;
+    let mut left = body as usize;
+    while left > 0 {
+        let n = left.min(buf.len());
+        r.read_exact(&mut buf[..n]).ok()?;
+        left -= n;
+        for c in buf[..n].chunks_exact(18) {
+            let u = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
+            match c[0] {
+                1 => {
+                    rows += 1;
+                    row(c[1], u(2), u(10));
+                }
+                2 => near(c[1], u(2), u(10)),
+                _ => return None,
+            }
         }
     }
-    let n = u64::from_le_bytes(b.get(b.len() - 8..)?.try_into().ok()?);
-    (n == rows.len() as u64).then_some((rows, near))
+    let mut count = [0u8; 8];
+    f.read_exact(&mut count).ok()?;
+    (u64::from_le_bytes(count) == rows).then_some(())
 }
 
 /// Read `linked.bin` front to back without holding it: `row` for each linked row, `near`
@@ -847,7 +886,7 @@ fn write_households<'a>(
     rows: impl Iterator<Item = (&'a Outcomes, u64)>,
 ) -> Result<(), BatchError> {
     let hpath = dir.join("households.bin");
-    let mut b: Vec<u8> = Vec::with_capacity(1 << 20);
+    let mut b: Vec<u8> = Vec::with_capacity(1 << 22);
     b.extend_from_slice(HOUSEHOLDS_MAGIC);
     let mut n = 0u64;
     for (h, len) in rows {
@@ -989,6 +1028,27 @@ impl PreviousRun {
     }
 }
 
+/// `STATE/manifest.json`; the error's text when it cannot be read or parsed.
+fn read_manifest(state: &Path) -> Result<Manifest, String> {
+    std::fs::read(state.join("manifest.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+}
+
+/// The (source, row, person) of each linked row of a previous state: its `linked.keys`,
+/// checked whole (the base's rows, the patch's persons' rows to be skipped, then
+/// `linked.patch`'s rows), or the list streamed from `linked.bin` and the patch when there is
+/// no `linked.keys`.
+enum RowIndex {
+    Keys(PathBuf),
+    Rows(Vec<(u8, u64, u64)>),
+}
+
+/// A source's delta planned while the state is read: the previous extract's rows it was
+/// planned for and the plan (`None` without a delta or a readable manifest), and the keys of
+/// its rows' ID numbers.
+type Planned = (Option<(u64, Result<RowMap, BatchError>)>, Vec<u64>);
+
 fn load_previous(dir: &Path) -> Result<PreviousRun, BatchError> {
     load_state(dir, true)
 }
@@ -1001,10 +1061,7 @@ fn load_state(dir: &Path, with_linked: bool) -> Result<PreviousRun, BatchError> 
         message: m,
     };
     let state = dir.join("state");
-    let manifest: Manifest = std::fs::read(state.join("manifest.json"))
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        .map_err(|m| {
+    let manifest: Manifest = read_manifest(&state).map_err(|m| {
             err(format!(
                 "state/manifest.json: {m} (an incremental run needs the state a full run of this version writes)"
             ))
@@ -1266,7 +1323,7 @@ fn nonempty(v: Option<&str>) -> Option<&str> {
 /// Where every previous row goes in the end state, per the apply rule in the module docs.
 struct RowMap {
     /// Previous rows taken out (removed, or replaced by a change).
-    gone: HashSet<u64>,
+    gone: ahash::AHashSet<u64>,
     /// Previous row → end-state row for rows that move (only when removals exceed adds).
     moved: HashMap<u64, u64>,
     /// End-state row of each delta row (change: its row; add: a freed or appended row;
@@ -1278,8 +1335,7 @@ struct RowMap {
 
 fn plan_rows(prev_rows: u64, delta: &SourceDelta) -> Result<RowMap, BatchError> {
     let mut removed: BTreeSet<u64> = BTreeSet::new();
-    let mut gone = HashSet::new();
-    let mut seen = HashSet::new();
+    let mut gone = ahash::AHashSet::with_capacity(delta.rows.len());
     for (i, d) in delta.rows.iter().enumerate() {
         if let Some(r) = d.prev_row {
             if r >= prev_rows {
@@ -1290,7 +1346,7 @@ fn plan_rows(prev_rows: u64, delta: &SourceDelta) -> Result<RowMap, BatchError> 
                     message: format!("row {r} is not in the previous extract ({prev_rows} rows)"),
                 }));
             }
-            if !seen.insert(r) {
+            if !gone.insert(r) {
                 return Err(BatchError::Delta(DeltaError {
                     file: delta.file.clone(),
                     row: i.to_string(),
@@ -1298,7 +1354,6 @@ fn plan_rows(prev_rows: u64, delta: &SourceDelta) -> Result<RowMap, BatchError> 
                     message: format!("row {r} is named twice"),
                 }));
             }
-            gone.insert(r);
             if d.op == Op::Remove {
                 removed.insert(r);
             }
@@ -1426,26 +1481,47 @@ pub fn run_incremental(
         });
         let d = sc.spawn(|| {
             let td = Instant::now();
-            read_deltas(delta_dir).map(|d| (d, td.elapsed().as_millis()))
+            let deltas = read_deltas(delta_dir)?;
+            // Each source's rows planned and its delta rows keyed here, per source in
+            // parallel, while the state is read (the rows of the previous extracts from the
+            // state's manifest; planned again below if the manifest read there differs).
+            let prev_rows: Option<Vec<u64>> = read_manifest(&previous.join("state"))
+                .ok()
+                .map(|m| m.sources.iter().map(|s| s.rows).collect());
+            let planned: Vec<Planned> = deltas
+                .par_iter()
+                .enumerate()
+                .map(|(si, d)| {
+                    let Some(d) = d else {
+                        return (None, Vec::new());
+                    };
+                    let plan = prev_rows
+                        .as_ref()
+                        .and_then(|r| r.get(si))
+                        .map(|&n| (n, plan_rows(n, d)));
+                    let keys = d
+                        .rows
+                        .iter()
+                        .filter_map(|row| delta_key(d.id(row), opts.as_of))
+                        .collect();
+                    (plan, keys)
+                })
+                .collect();
+            Ok::<_, BatchError>((deltas, planned, td.elapsed().as_millis()))
         });
         // the state, and the (source, row, person) of each of its linked rows, read while
         // the delta is (the rows the delta takes out are looked up in it)
         let prev = load_previous(previous).and_then(|prev| {
             let keys = previous.join("state/linked.keys");
             // the base's near-miss rows are only needed without a patch
-            if let Some((base, near)) = read_linked_keys(&keys) {
-                let p = &prev.patch_persons;
-                let mut index: Vec<(u8, u64, u64)> = if p.is_empty() {
-                    base
-                } else {
-                    base.into_iter().filter(|r| !p.contains(&r.2)).collect()
-                };
-                index.extend(prev.patch_rows.iter().map(|r| (r.source, r.row, r.key)));
-                return Ok((prev, index, near));
+            // (checked here, off the critical path; streamed again once the delta is known)
+            let mut near = Vec::new();
+            if read_linked_keys(&keys, |_, _, _| {}, |s, r, b| near.push((s, r, b))).is_some() {
+                return Ok((prev, RowIndex::Keys(keys), near));
             }
             let mut index: Vec<(u8, u64, u64)> = Vec::new();
             let near = prev.view(|r, _| index.push((r.source, r.row, r.key)))?;
-            Ok((prev, index, near))
+            Ok((prev, RowIndex::Rows(index), near))
         });
         let ts = t0.elapsed().as_millis();
         let c = c.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
@@ -1523,13 +1599,14 @@ pub fn run_incremental(
     }
     let caseload_q = q.entries.len();
     // All queried persons (consent, valid ID), as in a full run.
-    let mut everyone: ahash::AHashSet<u64> = ahash::AHashSet::new();
+    let mut everyone: ahash::AHashSet<u64> =
+        ahash::AHashSet::with_capacity(caseload.members.len() + caseload.supporters.len());
     for id in caseload.queried_ids() {
         everyone.insert(id.key());
     }
 
     // ---- the delta: end-state rows, and the persons it touches
-    let (deltas, delta_ms) = deltas_read?;
+    let (deltas, mut planned, delta_ms) = deltas_read?;
     timings.insert("delta_read".to_string(), delta_ms);
     let ts = Instant::now();
     let mut maps: Vec<Option<RowMap>> = Vec::new();
@@ -1545,14 +1622,13 @@ pub fn run_incremental(
                 ),
             });
         }
-        let m = d.as_ref().map(|d| plan_rows(st.rows, d)).transpose()?;
-        if let Some(d) = d {
-            for row in &d.rows {
-                if let Some(key) = delta_key(d.id(row), opts.as_of) {
-                    touched.insert(key);
-                }
-            }
-        }
+        let (plan, keys) = std::mem::take(&mut planned[si]);
+        let m = match (d, plan) {
+            (Some(_), Some((n, plan))) if n == st.rows => Some(plan?),
+            (Some(d), _) => Some(plan_rows(st.rows, d)?),
+            (None, _) => None,
+        };
+        touched.extend(keys);
         maps.push(m);
     }
     // The persons of the previous rows the delta changes, removes or moves: one bit per
@@ -1576,9 +1652,35 @@ pub fn run_incremental(
             .and_then(|b| b.get((r / 64) as usize))
             .is_some_and(|w| w >> (r % 64) & 1 == 1)
     };
-    for &(s, r, key) in &row_index {
-        if is_hit(s, r) {
-            touched.insert(key);
+    match &row_index {
+        // the base's rows of persons the patch does not supersede, then the patch's
+        RowIndex::Keys(path) => {
+            let p = &prev.patch_persons;
+            read_linked_keys(
+                path,
+                |s, r, key| {
+                    if is_hit(s, r) && (p.is_empty() || !p.contains(&key)) {
+                        touched.insert(key);
+                    }
+                },
+                |_, _, _| {},
+            )
+            .ok_or_else(|| BatchError::Previous {
+                path: previous.display().to_string(),
+                message: "state/linked.keys changed while it was read".into(),
+            })?;
+            for r in &prev.patch_rows {
+                if is_hit(r.source, r.row) {
+                    touched.insert(r.key);
+                }
+            }
+        }
+        RowIndex::Rows(v) => {
+            for &(s, r, key) in v {
+                if is_hit(s, r) {
+                    touched.insert(key);
+                }
+            }
         }
     }
     drop(row_index);
@@ -1702,6 +1804,28 @@ pub fn run_incremental(
     let mut kept: Vec<u8> = Vec::new();
     // The delta's own rows are keyed (and the rows it takes out listed) on a thread of their
     // own while `linked.bin` is streamed: the two are independent.
+    // What the stream keeps of a person's rows, by person key: bit 1 a person of the next
+    // patch, bit 2 a person of a recomputed household; most rows' persons are neither, so a
+    // bitmap of their keys' hashes answers first (no hash probe for those).
+    let mut want: ahash::AHashMap<u64, u8> =
+        ahash::AHashMap::with_capacity(patch_persons.len() + person_index.len());
+    for &k in &patch_persons {
+        *want.entry(k).or_default() |= 1;
+    }
+    for &k in person_index.keys() {
+        *want.entry(k).or_default() |= 2;
+    }
+    let slot = |k: u64| (k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 44) as usize;
+    let mut maybe = vec![0u64; (1 << 20) / 64];
+    for &k in want.keys() {
+        maybe[slot(k) / 64] |= 1 << (slot(k) % 64);
+    }
+    let wanted = |k: u64| -> u8 {
+        if maybe[slot(k) / 64] >> (slot(k) % 64) & 1 == 0 {
+            return 0;
+        }
+        want.get(&k).copied().unwrap_or(0)
+    };
     let (viewed, keyed) = std::thread::scope(|sc| {
         let (maps, everyone, as_of) = (&maps, &everyone, opts.as_of);
         let keyed = sc.spawn(move || {
@@ -1709,7 +1833,7 @@ pub fn run_incremental(
             let mut fresh_rows: Vec<LinkedRow> = Vec::new();
             // Quarantine of source rows: the previous entries, less the rows the delta takes out and
             // the rows of recomputed persons (their entries are made again below).
-            let mut drop_q: HashSet<(usize, u64)> = HashSet::new();
+            let mut drop_q: ahash::AHashSet<(usize, u64)> = ahash::AHashSet::new();
             // delta rows whose ID number is invalid or missing, per source (see the refusal below)
             let mut bad_new = [0usize; SourceKind::ALL.len()];
             for (si, (d, m)) in deltas.iter().zip(maps.iter()).enumerate() {
@@ -1743,11 +1867,12 @@ pub fn run_incremental(
             (fresh_buf, fresh_rows, drop_q, bad_new)
         });
         let viewed = prev.view(|r, blob| {
-            let touched = patch_persons.contains(&r.key);
+            let w = wanted(r.key);
+            let touched = w & 1 != 0;
             if !touched {
                 // untouched: the same row in the end state (moved and freed rows are touched)
                 linked_now[r.source as usize] += 1;
-                if !person_index.contains_key(&r.key) {
+                if w & 2 == 0 {
                     return;
                 }
             }
@@ -1852,10 +1977,16 @@ pub fn run_incremental(
             let _ = row;
         }
     }
-    for r in &recomputed_rows {
+    // decoded in parallel (a `String` per value), then gathered in order
+    let decoded: Vec<Option<Record>> = recomputed_rows
+        .par_iter()
+        .with_min_len(1024)
+        .map(|r| decode_record(r.row, r.blob(bufs)))
+        .collect();
+    for (r, rec) in recomputed_rows.iter().zip(decoded) {
         let si = r.source as usize;
         let kind = SourceKind::ALL[si];
-        let Some(rec) = decode_record(r.row, r.blob(bufs)) else {
+        let Some(rec) = rec else {
             return Err(BatchError::Previous {
                 path: previous.display().to_string(),
                 message: "state/linked.bin holds a record that does not decode".into(),
@@ -1977,7 +2108,22 @@ pub fn run_incremental(
         }
     }
     let det_path = opts.out.join("determinations.csv");
-    write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
+    let sdir = opts.out.join("state");
+    std::fs::create_dir_all(&sdir).map_err(write_err(&sdir))?;
+    // determinations.csv and the state's households.bin, side by side
+    let (det, households) = rayon::join(
+        || {
+            write_determinations_patched(
+                &det_path,
+                &previous.join("determinations.csv"),
+                &outcomes,
+                &recompute,
+            )
+        },
+        || write_households(&sdir, outcomes.iter().zip(lens.iter().copied())),
+    );
+    det.map_err(write_err(&det_path))?;
+    households?;
     let cpath = opts.out.join("changes.json");
     std::fs::write(&cpath, serde_json::to_vec_pretty(&changes).expect("json"))
         .map_err(write_err(&cpath))?;
@@ -2058,8 +2204,6 @@ pub fn run_incremental(
 
     // state for the next night
     let tst = Instant::now();
-    let sdir = opts.out.join("state");
-    std::fs::create_dir_all(&sdir).map_err(write_err(&sdir))?;
     let manifest = Manifest {
         run_id: run_id.clone(),
         sources: new_sources,
@@ -2068,7 +2212,6 @@ pub fn run_incremental(
     let mpath = sdir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
-    write_households(&sdir, outcomes.iter().zip(lens.iter().copied()))?;
     write_linked_state(&prev, &sdir, &patch_persons, &end_linked, &end_near, bufs)?;
     let cpath = sdir.join("caseload.bin");
     remove_if_present(&cpath).map_err(write_err(&cpath))?;
@@ -2096,6 +2239,63 @@ pub fn run_incremental(
         BTreeMap::new(),
         BTreeMap::new(),
     )
+}
+
+/// `determinations.csv` of an incremental run (as [`write_determinations`] writes it): the
+/// lines of the households not recomputed (`recompute[h]` false) copied from the previous
+/// run's file `prev` (the same outcome gives the same line), the recomputed households'
+/// lines rendered. The whole file is rendered instead when `prev` is not one line per
+/// household of `outcomes`, in this order, each starting with its household id.
+fn write_determinations_patched(
+    path: &Path,
+    prev: &Path,
+    outcomes: &[Outcomes],
+    recompute: &[bool],
+) -> std::io::Result<()> {
+    let render = |fields: [&str; 3]| -> std::io::Result<Vec<u8>> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(fields)?;
+        w.into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let Ok(old) = std::fs::read(prev) else {
+        return write_determinations(path, outcomes);
+    };
+    let header = render(["household_id", "determination", "rules"])?;
+    let mut lines = old.split_inclusive(|&b| b == b'\n');
+    let lines_match = lines.next() == Some(header.as_slice()) && {
+        let body: Vec<&[u8]> = lines.collect();
+        (body.len() == outcomes.len()
+            && body.iter().zip(outcomes).all(|(l, o)| {
+                l.ends_with(b"\n")
+                    && l.starts_with(o.household_id.as_bytes())
+                    && l.get(o.household_id.len()) == Some(&b',')
+            }))
+        .then_some(body)
+    }
+    .is_some();
+    if !lines_match || recompute.len() != outcomes.len() {
+        return write_determinations(path, outcomes);
+    }
+    let mut out = Vec::with_capacity(old.len() + 4096);
+    out.extend_from_slice(&header);
+    for ((line, o), &fresh) in old
+        .split_inclusive(|&b| b == b'\n')
+        .skip(1)
+        .zip(outcomes)
+        .zip(recompute)
+    {
+        if fresh {
+            out.extend_from_slice(&render([
+                o.household_id.as_str(),
+                o.determination.as_str(),
+                &fired_rules(o),
+            ])?);
+        } else {
+            out.extend_from_slice(line);
+        }
+    }
+    std::fs::write(path, out)
 }
 
 /// The next state's linked rows. While the persons' rows to rewrite stay small beside the
