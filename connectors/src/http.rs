@@ -491,14 +491,7 @@ impl HttpSources {
                     }
                 }
                 out.into_iter()
-                    .map(|r| {
-                        r.unwrap_or((
-                            Err(HttpFailure::Unreachable {
-                                detail: "batch task failed".into(),
-                            }),
-                            0,
-                        ))
-                    })
+                    .map(|r| r.unwrap_or_else(batch_task_failed))
                     .collect()
             };
             let now = SystemTime::now();
@@ -709,12 +702,7 @@ impl HttpSources {
                 this.flush(kind).await;
             });
         }
-        answer.await.unwrap_or((
-            Err(HttpFailure::Unreachable {
-                detail: "batch task failed".into(),
-            }),
-            0,
-        ))
+        answer.await.unwrap_or_else(|_| batch_task_failed())
     }
 
     /// Send what waits in `kind`'s queue: waiters grouped into requests of at most
@@ -943,6 +931,17 @@ impl HttpSources {
         let bytes = resp.bytes().await.map_err(transport)?;
         check_answer(kind, &request_id, asked, &bytes).map_err(|f| (f, Retry::No))
     }
+}
+
+/// The result of a batch whose task ended without answering (it panicked, or the runtime
+/// is shutting down): a failure, never "no records".
+fn batch_task_failed() -> BatchResult {
+    (
+        Err(HttpFailure::Unreachable {
+            detail: "batch task failed".into(),
+        }),
+        0,
+    )
 }
 
 /// The failure as a [`SourceOutcome`].
