@@ -41,6 +41,38 @@ pub struct PersonState {
     pub links: crate::link::caseload::PersonLinks,
 }
 
+impl PersonState {
+    /// Mark `kind` incomplete for this person (its source is `unverified` in the household's
+    /// report), keeping the first reason given for that source.
+    fn mark_incomplete(&mut self, kind: SourceKind, reason: impl FnOnce() -> String) {
+        if !self.incomplete.iter().any(|(k, _)| *k == kind) {
+            self.incomplete.push((kind, reason()));
+        }
+    }
+
+    /// Mark `kind` incomplete because one of its rows carries an ID number that differs
+    /// from this person's only in the check character (`rows_quarantined`): it may be theirs.
+    pub fn mark_near_miss(&mut self, kind: SourceKind) {
+        self.mark_incomplete(kind, || {
+            format!(
+                "rows_quarantined: a {} row whose ID differs from a person's only in the check character",
+                kind.name()
+            )
+        });
+    }
+
+    /// Mark `kind` incomplete because a row of this person's in it could not be read
+    /// (`rows_quarantined`).
+    pub fn mark_row_unreadable(&mut self, kind: SourceKind) {
+        self.mark_incomplete(kind, || {
+            format!(
+                "rows_quarantined: a {} row of a person could not be read",
+                kind.name()
+            )
+        });
+    }
+}
+
 /// Everything [`build_report`] reads for one household.
 pub struct ReportInput<'a> {
     /// The household row.

@@ -690,15 +690,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                 kind.name()
                             ));
                             let p = &mut persons[pi];
-                            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                                p.incomplete.push((
-                                    kind,
-                                    format!(
-                                        "rows_quarantined: a {} row of a person could not be read",
-                                        kind.name()
-                                    ),
-                                ));
-                            }
+                            p.mark_row_unreadable(kind);
                         }
                         q.push(e);
                     }
@@ -821,15 +813,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                 .clone()
                                 .unwrap_or_default();
                                 q.push(QuarantineEntry::at(&file, prep.line_of(rec.row), Some(rec.row), fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
-                                if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                                    p.incomplete.push((
-                                    kind,
-                                    format!(
-                                        "rows_quarantined: a {} row of a person could not be read",
-                                        kind.name()
-                                    ),
-                                ));
-                                }
+                                p.mark_row_unreadable(kind);
                             }
                         }
                     }
@@ -886,9 +870,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             && !crate::link::caseload::another_persons(&caseload, &person_index, pi, &pending, qi)
         {
             let p = &mut persons[pi];
-            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                p.incomplete.push((kind, format!("rows_quarantined: a {} row whose ID differs from a person's only in the check character", kind.name())));
-            }
+            p.mark_near_miss(kind);
         }
     }
     for crate::link::caseload::Applied { link, row, entry } in fuzzy {

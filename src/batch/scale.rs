@@ -1971,9 +1971,7 @@ pub fn run_incremental(
         if let Some(&pi) = person_index.get(&body) {
             let kind = SourceKind::ALL[s as usize];
             let p = &mut persons[pi];
-            if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                p.incomplete.push((kind, format!("rows_quarantined: a {} row whose ID differs from a person's only in the check character", kind.name())));
-            }
+            p.mark_near_miss(kind);
             let _ = row;
         }
     }
@@ -2025,15 +2023,7 @@ pub fn run_incremental(
                         kind.name()
                     ),
                 ));
-                if !p.incomplete.iter().any(|(k, _)| *k == kind) {
-                    p.incomplete.push((
-                        kind,
-                        format!(
-                            "rows_quarantined: a {} row of a person could not be read",
-                            kind.name()
-                        ),
-                    ));
-                }
+                p.mark_row_unreadable(kind);
             }
         }
         record_sets[si].records.push(rec);
