@@ -805,14 +805,13 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             }
                             Err(fe) => {
                                 l.counts.quarantined += 1;
-                                let raw = rec.values[kind
-                                    .columns()
-                                    .iter()
-                                    .position(|c| c.name == fe.column)
-                                    .unwrap_or(0)]
-                                .clone()
-                                .unwrap_or_default();
-                                q.push(QuarantineEntry::at(&file, prep.line_of(rec.row), Some(rec.row), fe.column, &raw, fe.code, Action::Referred, format!("{}; the person's {} evidence is incomplete, household referred", fe.message, kind.name())));
+                                q.push(QuarantineEntry::evidence_fault(
+                                    &file,
+                                    prep.line_of(rec.row),
+                                    kind,
+                                    rec,
+                                    &fe,
+                                ));
                                 p.mark_row_unreadable(kind);
                             }
                         }

@@ -2002,26 +2002,12 @@ pub fn run_incremental(
             }
             Err(fe) => {
                 quarantined_delta[si] += 1;
-                let raw = rec.values[kind
-                    .columns()
-                    .iter()
-                    .position(|c| c.name == fe.column)
-                    .unwrap_or(0)]
-                .clone()
-                .unwrap_or_default();
-                source_q.push(QuarantineEntry::at(
+                source_q.push(QuarantineEntry::evidence_fault(
                     file,
                     line_of(&prev.manifest.sources[si], rec.row),
-                    Some(rec.row),
-                    fe.column,
-                    &raw,
-                    fe.code,
-                    Action::Referred,
-                    format!(
-                        "{}; the person's {} evidence is incomplete, household referred",
-                        fe.message,
-                        kind.name()
-                    ),
+                    kind,
+                    &rec,
+                    &fe,
                 ));
                 p.mark_row_unreadable(kind);
             }

@@ -85,6 +85,38 @@ impl QuarantineEntry {
         e
     }
 
+    /// The entry of a linked source row that the evidence could not use (`fe`: a bad amount,
+    /// an unknown vocabulary value): the row is kept and quoted at the column at fault, and
+    /// the person's household is referred (the caller marks the source incomplete).
+    pub fn evidence_fault(
+        file: &str,
+        line: Option<u64>,
+        kind: hedui_connectors::SourceKind,
+        rec: &hedui_connectors::Record,
+        fe: &crate::evidence::FieldError,
+    ) -> Self {
+        let at = kind
+            .columns()
+            .iter()
+            .position(|c| c.name == fe.column)
+            .unwrap_or(0);
+        let raw = rec.values.get(at).cloned().flatten().unwrap_or_default();
+        QuarantineEntry::at(
+            file,
+            line,
+            Some(rec.row),
+            fe.column,
+            &raw,
+            fe.code,
+            Action::Referred,
+            format!(
+                "{}; the person's {} evidence is incomplete, household referred",
+                fe.message,
+                kind.name()
+            ),
+        )
+    }
+
     /// An entry at a known physical line (from the reader's line map) and data row.
     #[allow(clippy::too_many_arguments)]
     pub fn at(
