@@ -4,7 +4,10 @@
 //! Stages (DESIGN.md §1): load the caseload → for each source, scan the extract once
 //! (streaming), normalise every key with [`IdNumber::parse`] inside the plan, keep the rows
 //! whose key is a caseload person (exact link on the 17-digit body as an integer key) or is
-//! invalid (quarantine) → evidence per person → per household, in parallel (rayon): assess
+//! invalid (quarantine), or is valid but no caseload person's while the row's name and ID
+//! birth date are one's (a candidate of the second linkage pass, `crate::link::caseload`;
+//! the filter then reads `name` beside `id_number`) → evidence per person → the second
+//! linkage pass → per household, in parallel (rayon): assess
 //! with the policy, build the report, seal it → write `reports.jsonl`, `summary.json`,
 //! `quarantine.csv`, `determinations.csv` and, with `--previous`, `changes.json`.
 

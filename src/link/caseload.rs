@@ -1,5 +1,13 @@
 //! The batch's second linkage pass: source rows whose key did not link exactly (the ID is
-//! missing or fails GB 11643-1999) against the caseload's members and supporters.
+//! missing or fails GB 11643-1999, or it is valid but no caseload person's while the row bears
+//! a caseload person's name and birth date) against the caseload's members and supporters.
+//!
+//! A row keyed with another person's valid ID ([`PendingRow::other_valid_id`]; found by the
+//! scan with [`NameDateIndex`]) is paired only with the persons of its name and birth date,
+//! its ID is compared as another person's (`else`, never a damaged form of theirs), its birth
+//! date is compared, and it is at most a `possible_match` (`rests_on =
+//! name_and_birth_date_against_another_valid_id`). A row whose ID the household registration
+//! gives to a resident of its name is that namesake's own and no candidate.
 //!
 //! What a row holds besides its key is used: the name (NFKC, middle dots, pinyin variants;
 //! its frequency in the whole population of the household registration, so a name held by one
