@@ -2913,6 +2913,7 @@ mod tests {
                     len: 0,
                 })
                 .collect(),
+            names: Vec::new(),
             buf: Vec::new(),
         }
     }
