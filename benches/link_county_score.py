@@ -7,6 +7,11 @@ does not link exactly (kinds typo, missing; legacy15 / lowercase_x / spaces are 
 exactly by the first pass). A row hedui links (`fuzzy_links`) is a true link when the person
 it went to (household + masked ID) holds the true ID. Prints one JSON line: P/R/F1 on damaged
 rows, by kind, and a sweep over match weights (what the thresholds would give).
+
+Kinds of `hedui gen --wrong-valid-ids` (valid_same_day, valid_other_resident: the row keyed
+with another person's valid ID) are never linked by design, only shown: `wrong_valid_ids`
+reports, per kind, the damaged rows, those shown as a possible match of the true person
+(`shown`), possible matches of anyone else (`shown_wrong`) and links (`linked`, should be 0).
 """
 import json, sys
 from collections import defaultdict
@@ -67,7 +72,19 @@ for th in (0, 2, 4, 6, 8, 10, 12, 15, 20):
     sel = [v for v in vals if v[0] >= th]
     sweep[th] = prf(sel)
 name_only = [v for v in vals if v[2]]
+WRONG_VALID = ("valid_same_day", "valid_other_resident")
+wrong_valid = {}
+for k in WRONG_VALID:
+    rows = [key for key, (i, kk) in truth.items() if kk == k and i in hh_of]
+    if not rows:
+        continue
+    shown = sum(1 for key in rows if key in possible and possible[key][1])
+    wrong_valid[k] = {"rows": len(rows), "shown": shown,
+                      "shown_recall": round(shown / len(rows), 4),
+                      "shown_wrong": sum(1 for key in rows if key in possible and not possible[key][1]),
+                      "linked": sum(1 for key in rows if key in links)}
 print(json.dumps({
+    "wrong_valid_ids": wrong_valid,
     "positives": n_pos, "positives_by_kind": dict(positives),
     "hedui_match": prf(vals), "by_kind": by_kind,
     "name_only_links": {"n": len(name_only), "tp": sum(1 for v in name_only if v[1])},

@@ -61,6 +61,11 @@ pub enum Command {
         /// Residents covered by the sources per caseload member.
         #[arg(long, default_value_t = 8.0)]
         population_factor: f64,
+        /// Fraction of caseload persons' source rows keyed with another person's valid ID
+        /// (a fresh one of the same birth date, or another resident's); lists them in
+        /// truth_dirty (source, row, true_id_number, kind). 0 = none.
+        #[arg(long, default_value_t = 0.0)]
+        wrong_valid_ids: f64,
     },
     /// Verify a whole caseload against department extracts and seal the reports.
     Batch {
@@ -463,6 +468,7 @@ fn run(cli: Cli) -> Result<i32> {
             out,
             format,
             population_factor,
+            wrong_valid_ids,
         } => {
             let region_code = crate::domain::RegionCode::parse(&region)
                 .with_context(|| format!("--region {region}"))?;
@@ -472,13 +478,16 @@ fn run(cli: Cli) -> Result<i32> {
                     region_code.name()
                 );
             }
-            let cfg = gen_config(
-                households,
-                seed,
-                region_code.code(),
-                as_of,
-                population_factor,
-            );
+            let cfg = crate::r#gen::GenConfig {
+                wrong_valid_ids,
+                ..gen_config(
+                    households,
+                    seed,
+                    region_code.code(),
+                    as_of,
+                    population_factor,
+                )
+            };
             let t = std::time::Instant::now();
             let stats = generate_to(&cfg, &out, format)?;
             let rows_of = |t: &str| {

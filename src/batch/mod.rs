@@ -4,7 +4,10 @@
 //! Stages (DESIGN.md §1): load the caseload → for each source, scan the extract once
 //! (streaming), normalise every key with [`IdNumber::parse`] inside the plan, keep the rows
 //! whose key is a caseload person (exact link on the 17-digit body as an integer key) or is
-//! invalid (quarantine) → evidence per person → per household, in parallel (rayon): assess
+//! invalid (quarantine), or is valid but no caseload person's while the row's name and ID
+//! birth date are one's (a candidate of the second linkage pass, `crate::link::caseload`;
+//! the filter then reads `name` beside `id_number`) → evidence per person → the second
+//! linkage pass → per household, in parallel (rayon): assess
 //! with the policy, build the report, seal it → write `reports.jsonl`, `summary.json`,
 //! `quarantine.csv`, `determinations.csv` and, with `--previous`, `changes.json`.
 
@@ -209,6 +212,11 @@ struct LinkedSource {
     /// The rows of `bad` as records, with their names (for the second linkage pass).
     bad_records: RecordSet,
     bad_names: Vec<Option<String>>,
+    /// Rows whose valid ID is no caseload person's but whose name and ID birth date are one's
+    /// (the second pass's candidates, [`crate::link::caseload::NameDateIndex`]): the ID, the
+    /// name; `other_records` holds them as records, in the same order.
+    other_valid: Vec<(Option<IdNumber>, Option<String>)>,
+    other_records: RecordSet,
     /// Rows with a valid ID number by the holder's age band
     /// ([`crate::link::caseload::age_band`]): `[0]` persons outside the caseload, `[1]`
     /// caseload persons (what [`crate::link::caseload::HoldingRates`] is measured on).
@@ -243,6 +251,11 @@ const KEY_INVALID: i64 = -1;
 const KEY_UNLINKED: i64 = -2;
 /// Key of an unlinked row whose ID number was repaired: kept only to log the repair.
 const KEY_UNLINKED_REPAIRED: i64 = -3;
+/// Key of an unlinked row whose valid ID is no caseload person's but whose name and birth
+/// date are a caseload person's: a candidate of the second linkage pass.
+const KEY_CANDIDATE: i64 = -4;
+/// [`KEY_CANDIDATE`] with a repaired ID number.
+const KEY_CANDIDATE_REPAIRED: i64 = -5;
 /// Flag on a linked key whose ID number was repaired (keys are < 10^17 < 2^57).
 const KEY_REPAIRED_FLAG: i64 = 1 << 60;
 
@@ -269,14 +282,48 @@ fn classify(
     }
 }
 
+/// [`classify`], then a row of a person outside the caseload whose name (`name`) and ID birth
+/// date are a caseload person's becomes [`KEY_CANDIDATE`] / [`KEY_CANDIDATE_REPAIRED`]
+/// (`names`: `None` for a source whose rows are not candidates).
+fn classify_named(
+    raw: Option<&str>,
+    name: Option<&str>,
+    persons: &ahash::AHashSet<u64>,
+    names: Option<&crate::link::caseload::NameDateIndex>,
+    as_of: NaiveDate,
+) -> (i64, Vec<IdRepair>, Option<IdNumber>) {
+    let (key, rep, id) = classify(raw, persons, as_of);
+    if key != KEY_UNLINKED && key != KEY_UNLINKED_REPAIRED {
+        return (key, rep, id);
+    }
+    let named = match (names, name, id) {
+        (Some(ix), Some(n), Some(id)) => {
+            ix.matches(crate::link::caseload::NameDateIndex::date_of(id), n)
+        }
+        _ => false,
+    };
+    match (named, key) {
+        (false, _) => (key, rep, id),
+        (true, KEY_UNLINKED) => (KEY_CANDIDATE, rep, id),
+        (true, _) => (KEY_CANDIDATE_REPAIRED, rep, id),
+    }
+}
+
 /// The polars plan for one source: scan, key every row (the 17-digit body as an integer,
 /// or [`KEY_INVALID`] / [`KEY_UNLINKED`]), keep caseload persons' rows and rows with invalid
 /// keys. Membership is tested inside the keying function against one hash set built once
 /// per run, so the cost per row is one parse and one lookup; the filter reads only the key
 /// column, so the other columns are decoded only for the rows kept.
+///
+/// `names`: the caseload persons' names by birth date. With it, the filter also reads the
+/// `name` column and keeps the rows whose valid ID is no caseload person's but whose name and
+/// ID birth date are a caseload person's ([`KEY_CANDIDATE`]; a hash lookup and a few byte
+/// comparisons per row of a person outside the caseload). `None` keeps the filter on
+/// `id_number` alone.
 fn link_source(
     conn: &FileConnector,
     persons: &Arc<ahash::AHashSet<u64>>,
+    names: Option<Arc<crate::link::caseload::NameDateIndex>>,
     as_of: NaiveDate,
 ) -> Result<LinkedSource, ConnectorError> {
     let rows = Arc::new(AtomicU64::new(0));
@@ -292,6 +339,21 @@ fn link_source(
         persons.clone(),
         by_age.clone(),
     );
+    let (names_c, named) = (names.clone(), names.is_some());
+    // the `name` column beside `id_number`, when the rows are tested for candidacy
+    fn columns(cols: &[Column]) -> PolarsResult<(Column, Option<Column>)> {
+        let id = cols[0].cast(&DataType::String)?;
+        let name = cols.get(1).map(|n| n.cast(&DataType::String)).transpose()?;
+        Ok((id, name))
+    }
+    fn with_names<'a>(
+        name: &'a Option<Column>,
+    ) -> PolarsResult<Box<dyn Iterator<Item = Option<&'a str>> + 'a>> {
+        Ok(match name {
+            Some(n) => Box::new(n.str()?.iter()),
+            None => Box::new(std::iter::repeat(None)),
+        })
+    }
     // Two passes over the key column, both inside the plan. The filter decides which rows
     // are kept (caseload persons', invalid keys, repaired keys); it only reads `id_number`,
     // so it reaches the reader, which decodes the extract's other columns only for the kept
@@ -301,15 +363,15 @@ fn link_source(
     // repair, counted as all rows less the kept ones.
     // It also counts the rows with a valid key by the holder's age band and caseload status
     // (the holding rates of the second linkage pass): every row passes through it.
-    let keep_of = move |c: Column| -> PolarsResult<Column> {
-        let c = c.cast(&DataType::String)?;
+    let keep_of = move |cols: &mut [Column]| -> PolarsResult<Column> {
+        let (c, name) = columns(cols)?;
         let mut ages = [[0u64; crate::link::caseload::AGE_BANDS]; 2];
         let keep = BooleanChunked::from_iter_values(
             c.name().clone(),
-            c.str()?.iter().map(|v| {
-                let (key, _, id) = classify(v, &persons_c, as_of);
+            c.str()?.iter().zip(with_names(&name)?).map(|(v, n)| {
+                let (key, _, id) = classify_named(v, n, &persons_c, names_c.as_deref(), as_of);
                 if let Some(id) = id {
-                    let known = key != KEY_UNLINKED && key != KEY_UNLINKED_REPAIRED;
+                    let known = key >= 0;
                     ages[usize::from(known)][crate::link::caseload::age_band(
                         chrono::Datelike::year(&id.birth_date()),
                         as_of,
@@ -327,21 +389,26 @@ fn link_source(
         }
         Ok(keep.into_series().into())
     };
-    let key_of = move |c: Column| -> PolarsResult<Column> {
-        let c = c.cast(&DataType::String)?;
+    let key_of = move |cols: &mut [Column]| -> PolarsResult<Column> {
+        let (c, name) = columns(cols)?;
         let ca = c.str()?;
         rows_c.fetch_add(ca.len() as u64, Ordering::Relaxed);
         let mut outside = 0u64;
         let keys: Int64Chunked = ca
             .iter()
-            .map(|v| {
-                let (key, rep, _) = classify(v, &persons, as_of);
+            .zip(with_names(&name)?)
+            .map(|(v, n)| {
+                let (key, rep, _) = classify_named(v, n, &persons, names.as_deref(), as_of);
                 for r in &rep {
                     if let Some(i) = REPAIRS.iter().position(|x| x == r) {
                         repairs_c[i].fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                if key == KEY_UNLINKED_REPAIRED {
+                // kept but unlinked (a candidate stays unlinked: never used by a rule)
+                if matches!(
+                    key,
+                    KEY_UNLINKED_REPAIRED | KEY_CANDIDATE | KEY_CANDIDATE_REPAIRED
+                ) {
                     outside += 1;
                 }
                 Some(key)
@@ -364,15 +431,16 @@ fn link_source(
     };
     let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number"), col("name")];
     keep.extend(conn.kind().columns().iter().map(|c| col(c.name)));
+    let also: &[Expr] = if named { &[col("name")] } else { &[] };
     let df = conn
         .scan_indexed("_row")?
-        .filter(col("id_number").map(keep_of, |_, f| {
-            Ok(Field::new(f.name().clone(), DataType::Boolean))
+        .filter(col("id_number").map_many(keep_of, also, |_, f| {
+            Ok(Field::new(f[0].name().clone(), DataType::Boolean))
         }))
         .with_column(
             col("id_number")
-                .map(key_of, |_, f| {
-                    Ok(Field::new(f.name().clone(), DataType::Int64))
+                .map_many(key_of, also, |_, f| {
+                    Ok(Field::new(f[0].name().clone(), DataType::Int64))
                 })
                 .alias("_key"),
         )
@@ -409,7 +477,13 @@ fn link_source(
     // Rows whose key was repaired: linked ones carry the flag, unlinked ones their own key.
     let repaired_mask: BooleanChunked = key_col
         .iter()
-        .map(|k| k.map(|k| k == KEY_UNLINKED_REPAIRED || (k >= 0 && k & KEY_REPAIRED_FLAG != 0)))
+        .map(|k| {
+            k.map(|k| {
+                k == KEY_UNLINKED_REPAIRED
+                    || k == KEY_CANDIDATE_REPAIRED
+                    || (k >= 0 && k & KEY_REPAIRED_FLAG != 0)
+            })
+        })
         .collect();
     let repaired_df = df.filter(&repaired_mask).map_err(unreadable)?;
     let repaired: Vec<(u64, String)> = repaired_df
@@ -474,6 +548,36 @@ fn link_source(
         conn.kind(),
         bad_df.drop("_key").map_err(unreadable)?,
     )?;
+    let cand_mask: BooleanChunked = key_col
+        .iter()
+        .map(|k| k.map(|k| k == KEY_CANDIDATE || k == KEY_CANDIDATE_REPAIRED))
+        .collect();
+    let cand_df = df.filter(&cand_mask).map_err(unreadable)?;
+    let cand_names = cand_df
+        .column("name")
+        .and_then(|c| c.cast(&DataType::String))
+        .map_err(unreadable)?;
+    let cand_ids = cand_df
+        .column("id_number")
+        .and_then(|c| c.cast(&DataType::String))
+        .map_err(unreadable)?;
+    let other_valid: Vec<(Option<IdNumber>, Option<String>)> = cand_ids
+        .str()
+        .map_err(unreadable)?
+        .iter()
+        .zip(cand_names.str().map_err(unreadable)?.iter())
+        .map(|(raw, n)| {
+            let id = raw
+                .and_then(|r| IdNumber::parse(r, as_of).ok())
+                .map(|(id, _)| id);
+            (id, n.map(str::to_string))
+        })
+        .collect();
+    let other_records = frame_to_records(
+        conn.path(),
+        conn.kind(),
+        cand_df.drop("_key").map_err(unreadable)?,
+    )?;
     let file = conn
         .path()
         .file_name()
@@ -500,6 +604,8 @@ fn link_source(
         repaired,
         bad_records,
         bad_names,
+        other_valid,
+        other_records,
         rows_by_age: std::array::from_fn(|k| {
             std::array::from_fn(|b| by_age[k][b].load(Ordering::Relaxed))
         }),
@@ -596,6 +702,22 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         })
         .collect();
     let person_keys: Arc<ahash::AHashSet<u64>> = Arc::new(person_index.keys().copied().collect());
+    // the caseload persons' names by birth date: a source row whose valid ID is nobody's in
+    // the caseload but whose name and ID birth date are a caseload person's is a candidate of
+    // the second linkage pass
+    let person_names = Arc::new(crate::link::caseload::NameDateIndex::new(
+        caseload
+            .members
+            .iter()
+            .map(|m| (&m.id, &m.name))
+            .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
+            .filter_map(|(id, name)| {
+                let id = id.as_ref().ok()?;
+                person_index
+                    .contains_key(&id.key())
+                    .then_some((id, name.as_deref()))
+            }),
+    ));
     timings.insert("caseload".to_string(), t0.elapsed().as_millis());
     tracing::info!(
         households = caseload.households.len(),
@@ -614,16 +736,21 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut rows_by_age: Vec<[[u64; crate::link::caseload::AGE_BANDS]; 2]> = Vec::with_capacity(12);
     let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
     let mut check_only: Vec<(usize, SourceKind, usize)> = Vec::new();
+    // residents outside the caseload who bear a caseload person's name and birth date (their
+    // registration rows): ID key → normalised names
+    let mut homonyms: HashMap<u64, Vec<String>> = HashMap::new();
     // The next source is scanned and linked (polars, on its own threads) while this one's
     // rows become evidence here: a reader thread runs one source ahead.
     std::thread::scope(|sc| -> Result<(), BatchError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let (sources_dir, keys, as_of) = (&opts.sources, &person_keys, opts.as_of);
+        let names = &person_names;
         sc.spawn(move || {
             for kind in SourceKind::ALL {
                 let t = Instant::now();
+                let names = (!names.is_empty()).then(|| names.clone());
                 let linked = FileConnector::locate(sources_dir, kind)
-                    .and_then(|c| link_source(&c, keys, as_of).map(|l| (c, l)))
+                    .and_then(|c| link_source(&c, keys, names, as_of).map(|l| (c, l)))
                     .and_then(|(c, l)| {
                         // An extract of a whole population with no rows is a failed export, not
                         // "nobody has anything": it is unverified, never read as no records.
@@ -734,6 +861,30 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             e.code(),
                             Action::Rejected,
                             format!("id_number: {e}; the row cannot be linked to a person"),
+                        ));
+                    }
+                    // second linkage pass (issue 7): rows keyed with another person's valid ID
+                    // that bear a caseload person's name and birth date (unlinked rows: no
+                    // quarantine entry)
+                    for ((id, name), rec) in l.other_valid.iter().zip(&l.other_records.records) {
+                        let Some(id) = id else { continue };
+                        if kind == SourceKind::HouseholdRegistration {
+                            // a registration row is its ID's holder's own: a resident outside
+                            // the caseload with a caseload person's name and birth date
+                            if let Some(n) = name
+                                .as_deref()
+                                .and_then(crate::link::compare::normalise_name)
+                            {
+                                homonyms.entry(id.key()).or_default().push(n);
+                            }
+                            continue;
+                        }
+                        pending.push(crate::link::caseload::BatchRow::other_valid_id(
+                            si,
+                            kind,
+                            rec.clone(),
+                            name.clone(),
+                            *id,
                         ));
                     }
                     for (row, raw) in &l.repaired {
@@ -847,6 +998,29 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         t0.elapsed().as_millis() - timings["caseload"],
     );
     let tl = Instant::now();
+    // A row keyed with a resident's valid ID whose registration gives the row's name is that
+    // resident's own (a namesake born the same day as a caseload person), not a candidate. On
+    // the 30,000-household county all 1,841 rows the scan keeps are such (clean data), and
+    // without them the second pass has nothing to do.
+    pending.retain(|r| {
+        if !r.pending.other_valid_id {
+            return true;
+        }
+        let key = r
+            .pending
+            .raw_id
+            .as_deref()
+            .and_then(|raw| IdNumber::parse(raw, opts.as_of).ok())
+            .map(|(id, _)| id.key());
+        let own = key.and_then(|k| homonyms.get(&k)).is_some_and(|ns| {
+            r.pending
+                .name
+                .as_deref()
+                .and_then(crate::link::compare::normalise_name)
+                .is_some_and(|n| ns.contains(&n))
+        });
+        !own
+    });
     let fuzzy = crate::link::caseload::apply_batch_pass(
         &caseload,
         &person_index,
@@ -862,8 +1036,10 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         opts.as_of,
     );
     let mut linked_rows = std::collections::HashSet::new();
-    let decided: std::collections::HashSet<usize> =
-        fuzzy.iter().map(|a| a.row.quarantine_index).collect();
+    let decided: std::collections::HashSet<usize> = fuzzy
+        .iter()
+        .filter_map(|a| a.row.quarantine_index)
+        .collect();
     for (pi, kind, qi) in check_only {
         if !decided.contains(&qi)
             && !crate::link::caseload::another_persons(&caseload, &person_index, pi, &pending, qi)
@@ -876,7 +1052,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         let kind = SourceKind::ALL[row.source];
         let p = &mut persons[link.person];
         let counts = sources.get_mut(kind.name()).and_then(|s| s.counts.as_mut());
-        if link.decision == crate::link::Decision::Match {
+        // (a row with another person's valid ID is never a `match`: second_pass caps it; and
+        // it is an unlinked row, not a quarantined one)
+        if let (crate::link::Decision::Match, Some(qi)) = (link.decision, row.quarantine_index) {
             // used like an exact link; a value that cannot be read leaves the row quarantined
             if let Ok(in_scope) = p.evidence.add(kind, &row.record.values, &frame, policy) {
                 if in_scope {
@@ -888,7 +1066,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     c.linked += 1;
                     c.quarantined -= 1;
                 }
-                linked_rows.insert(row.quarantine_index);
+                linked_rows.insert(qi);
                 p.links.add(entry);
             }
         } else {

@@ -1162,6 +1162,9 @@ struct SourceDelta {
     file: String,
     rows: Vec<DeltaRow>,
     buf: Vec<u8>,
+    /// The holder's name of each row (`rows` order), when the delta has the column: a row
+    /// with another person's valid ID may be a candidate of the error-tolerant pass.
+    names: Vec<Option<String>>,
 }
 
 impl SourceDelta {
@@ -1259,6 +1262,13 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
                 .and_then(|col| str_of(col, c.name))
         })
         .collect::<Result<_, _>>()?;
+    let names: Vec<Option<String>> = match cells.column("name") {
+        Ok(c) => str_of(c, "name")?
+            .iter()
+            .map(|v| v.map(str::to_string))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
     let mut values: Vec<_> = cols.iter().map(|c| c.iter()).collect();
     let mut buf: Vec<u8> = Vec::with_capacity(cells.height() * 96);
     let mut rows = Vec::with_capacity(cells.height());
@@ -1312,7 +1322,12 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
             len: (buf.len() - at) as u32,
         });
     }
-    Ok(Some(SourceDelta { file, rows, buf }))
+    Ok(Some(SourceDelta {
+        file,
+        rows,
+        buf,
+        names,
+    }))
 }
 
 /// A cell trimmed, `None` when absent or empty.
@@ -1604,6 +1619,21 @@ pub fn run_incremental(
     for id in caseload.queried_ids() {
         everyone.insert(id.key());
     }
+    // the persons' names by birth date, as the full run's scan tests rows with another
+    // person's valid ID (`super::link_source`)
+    let named = crate::link::caseload::NameDateIndex::new(
+        caseload
+            .members
+            .iter()
+            .map(|m| (&m.id, &m.name))
+            .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
+            .filter_map(|(id, name)| {
+                let id = id.as_ref().ok()?;
+                everyone
+                    .contains(&id.key())
+                    .then_some((id, name.as_deref()))
+            }),
+    );
 
     // ---- the delta: end-state rows, and the persons it touches
     let (deltas, mut planned, delta_ms) = deltas_read?;
@@ -1827,7 +1857,7 @@ pub fn run_incremental(
         want.get(&k).copied().unwrap_or(0)
     };
     let (viewed, keyed) = std::thread::scope(|sc| {
-        let (maps, everyone, as_of) = (&maps, &everyone, opts.as_of);
+        let (maps, everyone, as_of, named) = (&maps, &everyone, opts.as_of, &named);
         let keyed = sc.spawn(move || {
             let mut fresh_buf: Vec<u8> = Vec::new();
             let mut fresh_rows: Vec<LinkedRow> = Vec::new();
@@ -1836,12 +1866,15 @@ pub fn run_incremental(
             let mut drop_q: ahash::AHashSet<(usize, u64)> = ahash::AHashSet::new();
             // delta rows whose ID number is invalid or missing, per source (see the refusal below)
             let mut bad_new = [0usize; SourceKind::ALL.len()];
+            // delta rows with another person's valid ID and a caseload person's name and birth
+            // date (the full run's candidates; the registration's are its residents' own)
+            let mut other_new = [0usize; SourceKind::ALL.len()];
             for (si, (d, m)) in deltas.iter().zip(maps.iter()).enumerate() {
                 let (Some(d), Some(m)) = (d, m) else { continue };
                 for r in m.gone.iter().chain(m.moved.keys()) {
                     drop_q.insert((si, *r));
                 }
-                for (row, end_row) in d.rows.iter().zip(&m.delta_rows) {
+                for (k, (row, end_row)) in d.rows.iter().zip(&m.delta_rows).enumerate() {
                     let Some(end_row) = *end_row else { continue };
                     let raw_id = d.id(row);
                     match IdNumber::parse(raw_id, as_of) {
@@ -1858,13 +1891,25 @@ pub fn run_incremental(
                                 buf: FRESH,
                             });
                         }
-                        Ok(_) => {}
+                        Ok((id, _)) => {
+                            let name = d.names.get(k).and_then(|n| n.as_deref());
+                            if SourceKind::ALL[si] != SourceKind::HouseholdRegistration
+                                && name.is_some_and(|n| {
+                                    named.matches(
+                                        crate::link::caseload::NameDateIndex::date_of(id),
+                                        n,
+                                    )
+                                })
+                            {
+                                other_new[si] += 1;
+                            }
+                        }
                         Err(_) => bad_new[si] += 1,
                     }
                 }
             }
             drop(deltas);
-            (fresh_buf, fresh_rows, drop_q, bad_new)
+            (fresh_buf, fresh_rows, drop_q, bad_new, other_new)
         });
         let viewed = prev.view(|r, blob| {
             let w = wanted(r.key);
@@ -1902,7 +1947,7 @@ pub fn run_incremental(
         (viewed, keyed.join())
     });
     viewed?;
-    let (fresh_buf, fresh_rows, mut drop_q, bad_new) =
+    let (fresh_buf, fresh_rows, mut drop_q, bad_new, other_new) =
         keyed.unwrap_or_else(|p| std::panic::resume_unwind(p));
     // (after the previous rows, as before)
     end_linked.extend(fresh_rows);
@@ -1933,6 +1978,24 @@ pub fn run_incremental(
             message: format!(
                 "{} delta rows carry an invalid or missing ID number ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
                 bad_new.iter().sum::<usize>(),
+                per_source.join(", ")
+            ),
+        }));
+    }
+    if other_new.iter().any(|&n| n > 0) {
+        let per_source: Vec<String> = SourceKind::ALL
+            .iter()
+            .zip(other_new)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{}: {n}", k.name()))
+            .collect();
+        return Err(BatchError::Delta(DeltaError {
+            file: delta_dir.display().to_string(),
+            row: "-".into(),
+            column: "id_number".into(),
+            message: format!(
+                "{} delta rows carry a valid ID number of a person outside the caseload with the name and birth date of a caseload person ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
+                other_new.iter().sum::<usize>(),
                 per_source.join(", ")
             ),
         }));
@@ -2850,6 +2913,7 @@ mod tests {
                     len: 0,
                 })
                 .collect(),
+            names: Vec::new(),
             buf: Vec::new(),
         }
     }

@@ -97,7 +97,19 @@ pub struct GenConfig {
     pub invalid_id_members: f64,
     /// Fraction of households with one member without `consent_ref`: fires `consent_missing`.
     pub missing_consent: f64,
+    /// Fraction of caseload persons' source rows (every source but the household registration)
+    /// keyed with another person's *valid* ID number, the name left as it is (issue 7: a bank
+    /// or a vehicle office keyed the wrong customer, or a two-digit slip passed MOD 11-2).
+    /// Half get a fresh valid ID of the same region and birth date that no resident holds
+    /// (kind `valid_same_day`), half another resident's ID (outside the caseload; kind
+    /// `valid_other_resident`). Each damaged row is listed in the table `truth_dirty`
+    /// (`source`, `row`, `true_id_number`, `kind`; the layout of gen.py's), written only when
+    /// this is above 0. Each source draws from its own stream.
+    pub wrong_valid_ids: f64,
 }
+
+/// The `kind`s of [`GenConfig::wrong_valid_ids`] in `truth_dirty`.
+pub const WRONG_VALID_KINDS: [&str; 2] = ["valid_same_day", "valid_other_resident"];
 
 impl Default for GenConfig {
     /// 30,000 households in 麦积区 (620503) as of 2026-11-01, seed 20261101, 8 residents per
@@ -116,6 +128,7 @@ impl Default for GenConfig {
             population_factor: 8.0,
             invalid_id_members: 0.0,
             missing_consent: 0.0,
+            wrong_valid_ids: 0.0,
         }
     }
 }
@@ -141,6 +154,7 @@ impl GenConfig {
         for (name, v) in [
             ("invalid_id_members", self.invalid_id_members),
             ("missing_consent", self.missing_consent),
+            ("wrong_valid_ids", self.wrong_valid_ids),
         ] {
             if !(0.0..=1.0).contains(&v) {
                 bail!("{name} must be a fraction between 0 and 1, not {v}");
@@ -321,10 +335,19 @@ pub fn generate(
                     return;
                 }
             }
+            let damage = (cfg.wrong_valid_ids > 0.0).then(|| WrongIds::new(w));
+            let mut truth = Vec::new();
             for i in 0..SOURCES.len() {
-                if tx.send(sources::source(i, w, ctx)).is_err() {
+                let mut t = sources::source(i, w, ctx);
+                if let Some(d) = &damage {
+                    d.apply(&mut t, i, ctx, cfg.wrong_valid_ids, &mut truth);
+                }
+                if tx.send(t).is_err() {
                     return;
                 }
+            }
+            if damage.is_some() {
+                let _ = tx.send(truth_table(truth));
             }
         });
         let mut result = Ok(());
@@ -348,6 +371,109 @@ pub fn generate(
         residents: stats_base.3,
         rows,
     })
+}
+
+/// The persons of [`GenConfig::wrong_valid_ids`]: caseload persons' keys and every resident's.
+struct WrongIds<'a> {
+    caseload: std::collections::HashSet<u64>,
+    everyone: std::collections::HashSet<u64>,
+    people: &'a [world::Person],
+}
+
+impl<'a> WrongIds<'a> {
+    fn new(w: &'a world::World) -> Self {
+        let caseload = w
+            .members
+            .iter()
+            .map(|m| m.person)
+            .chain(w.supporters.iter().map(|s| s.person))
+            .map(|p| w.people[p as usize].key)
+            .collect();
+        WrongIds {
+            caseload,
+            everyone: w.people.iter().map(|p| p.key).collect(),
+            people: &w.people,
+        }
+    }
+
+    /// Re-key a fraction `frac` of the caseload persons' rows of source `i` (not the
+    /// registration); one `(source, row, true key, kind)` per damaged row into `truth`.
+    fn apply(
+        &self,
+        t: &mut Table,
+        i: usize,
+        ctx: &world::Ctx,
+        frac: f64,
+        truth: &mut Vec<(usize, u64, u64, u8)>,
+    ) {
+        use rand::Rng;
+        if SOURCES[i] == "household_registration" {
+            return;
+        }
+        let Some((_, Column::Id(ids))) = t.columns.iter_mut().find(|(n, _)| *n == "id_number")
+        else {
+            return;
+        };
+        let mut rng = ctx.stream(0x7772_6f6e_6769_6400 + i as u64);
+        for (row, id) in ids.iter_mut().enumerate() {
+            let Some(k) = *id else { continue };
+            if !self.caseload.contains(&k) || rng.random::<f64>() >= frac {
+                continue;
+            }
+            let same_day = rng.random::<bool>();
+            let new = if same_day {
+                // a fresh valid number: the holder's region and birth date, another sequence
+                let p = IdNumber::from_key(k);
+                (0..64)
+                    .map(|_| make_id(p.region_prefix(), p.birth_date(), rng.random_range(1..1000)))
+                    .map(IdNumber::key)
+                    .find(|x| !self.everyone.contains(x))
+            } else {
+                (0..64)
+                    .map(|_| self.people[rng.random_range(0..self.people.len())].key)
+                    .find(|x| !self.caseload.contains(x))
+            };
+            if let Some(n) = new {
+                *id = Some(n);
+                truth.push((i, row as u64, k, u8::from(!same_day)));
+            }
+        }
+    }
+}
+
+/// The table `truth_dirty`: per damaged row its source, 0-based data row, true ID and kind.
+fn truth_table(truth: Vec<(usize, u64, u64, u8)>) -> Table {
+    Table {
+        name: "truth_dirty",
+        columns: vec![
+            (
+                "source",
+                Column::Text(
+                    truth
+                        .iter()
+                        .map(|t| Some(SOURCES[t.0].to_string()))
+                        .collect(),
+                ),
+            ),
+            (
+                "row",
+                Column::Int(truth.iter().map(|t| Some(t.1 as i64)).collect()),
+            ),
+            (
+                "true_id_number",
+                Column::Id(truth.iter().map(|t| Some(t.2)).collect()),
+            ),
+            (
+                "kind",
+                Column::Text(
+                    truth
+                        .iter()
+                        .map(|t| Some(WRONG_VALID_KINDS[t.3 as usize].to_string()))
+                        .collect(),
+                ),
+            ),
+        ],
+    }
 }
 
 /// Write `table` as CSV: UTF-8, a header row, `,` separators, RFC 4180 quoting; money and
@@ -702,6 +828,76 @@ mod tests {
         };
         let years: HashSet<i64> = y.iter().flatten().copied().collect();
         assert_eq!(years, HashSet::from([2024, 2025]));
+    }
+
+    #[test]
+    fn wrong_valid_ids_rekey_caseload_rows_with_valid_ids_of_others_and_record_the_truth() {
+        let clean = small(5);
+        let dirty = GenConfig {
+            wrong_valid_ids: 0.05,
+            ..small(5)
+        };
+        let (a, _) = tables(&clean);
+        let (b, _) = tables(&dirty);
+        assert!(
+            a.iter().all(|t| t.name != "truth_dirty"),
+            "no truth without damage"
+        );
+        let truth = b
+            .iter()
+            .find(|t| t.name == "truth_dirty")
+            .expect("truth_dirty");
+        let col = |t: &Table, c: &str, i: usize| {
+            let mut buf = Vec::new();
+            t.column(c).expect(c).render(i, &mut buf);
+            String::from_utf8(buf).unwrap()
+        };
+        let caseload: HashSet<String> = ids(b[1].column("id_number").unwrap())
+            .into_iter()
+            .chain(ids(b[2].column("id_number").unwrap()))
+            .collect();
+        let residents: HashSet<String> =
+            ids(b[3].column("id_number").unwrap()).into_iter().collect();
+        let mut kinds = std::collections::BTreeMap::new();
+        for i in 0..truth.rows() {
+            let (source, kind) = (col(truth, "source", i), col(truth, "kind", i));
+            let row: usize = col(truth, "row", i).parse().unwrap();
+            let true_id = col(truth, "true_id_number", i);
+            assert_ne!(source, "household_registration");
+            let (ta, tb) = (
+                a.iter().find(|t| t.name == source).unwrap(),
+                b.iter().find(|t| t.name == source).unwrap(),
+            );
+            // the clean twin's row is the true person's; the dirty row has the same name and a
+            // valid ID of nobody in the caseload
+            assert_eq!(col(ta, "id_number", row), true_id);
+            assert!(caseload.contains(&true_id));
+            assert_eq!(col(ta, "name", row), col(tb, "name", row));
+            let wrong = col(tb, "id_number", row);
+            let (id, _) = IdNumber::parse(&wrong, dirty.as_of).expect("a valid ID");
+            assert!(!caseload.contains(&wrong));
+            let same_day = id.birth_date()
+                == IdNumber::parse(&true_id, dirty.as_of)
+                    .unwrap()
+                    .0
+                    .birth_date();
+            // a fresh number of the holder's day and region, or another resident's
+            if kind == "valid_same_day" {
+                assert!(same_day && wrong[..6] == true_id[..6]);
+                assert!(!residents.contains(&wrong));
+            } else {
+                assert!(residents.contains(&wrong));
+            }
+            *kinds.entry(kind).or_insert(0) += 1;
+        }
+        let mut want = WRONG_VALID_KINDS.map(String::from).to_vec();
+        want.sort();
+        assert_eq!(kinds.keys().cloned().collect::<Vec<_>>(), want);
+        assert!(kinds.values().all(|&n| n >= 20), "{kinds:?}");
+        // nothing else changed: the other rows and the caseload are the clean twin's
+        for (x, y) in a.iter().zip(&b).take(4) {
+            assert_eq!(csv_bytes(x), csv_bytes(y), "{} changed", x.name);
+        }
     }
 
     #[test]

@@ -1,5 +1,13 @@
 //! The batch's second linkage pass: source rows whose key did not link exactly (the ID is
-//! missing or fails GB 11643-1999) against the caseload's members and supporters.
+//! missing or fails GB 11643-1999, or it is valid but no caseload person's while the row bears
+//! a caseload person's name and birth date) against the caseload's members and supporters.
+//!
+//! A row keyed with another person's valid ID ([`PendingRow::other_valid_id`]; found by the
+//! scan with [`NameDateIndex`]) is paired only with the persons of its name and birth date,
+//! its ID is compared as another person's (`else`, never a damaged form of theirs), its birth
+//! date is compared, and it is at most a `possible_match` (`rests_on =
+//! name_and_birth_date_against_another_valid_id`). A row whose ID the household registration
+//! gives to a resident of its name is that namesake's own and no candidate.
 //!
 //! What a row holds besides its key is used: the name (NFKC, middle dots, pinyin variants;
 //! its frequency in the whole population of the household registration, so a name held by one
@@ -72,6 +80,15 @@ pub struct PendingRow {
     pub birth_date: Option<String>,
     /// Gender from the record (`male`/`female`/`M`/`F`/`1`/`2`/`男`/`女`).
     pub gender: Option<String>,
+    /// The row's ID number is valid (passes GB 11643-1999 MOD 11-2) but is no caseload
+    /// person's: the row is pending only because its name and the birth date in its ID (or
+    /// its record) are a caseload person's ([`NameDateIndex`]). `raw_id` then holds the
+    /// valid ID in its 18-digit form and `birth_date` that birth date. Such a row is paired
+    /// only with the caseload persons of that name and birth date; its ID is compared as
+    /// another person's (level `else`, never `one_edit_damaged`: a near-miss ID with a valid
+    /// check character is usually a same-day neighbour's), its birth date is compared, and
+    /// it is at most a `possible_match`.
+    pub other_valid_id: bool,
 }
 
 /// The outcome for one pending row that reached a person.
@@ -216,7 +233,9 @@ pub fn second_pass(
                     .as_deref()
                     .and_then(super::compare::id_form)
                     .is_some();
-                let (birth, gender) = if keyed {
+                // A valid ID of another person carries *that* person's gender: only the
+                // record's is compared; the birth date is the one the row was paired on.
+                let (birth, gender) = if keyed && !r.other_valid_id {
                     (None, None)
                 } else {
                     (r.birth_date.as_deref(), r.gender.as_deref())
@@ -249,7 +268,7 @@ pub fn second_pass(
         .enumerate()
         .map(|(i, (id, _))| (id.key(), i as u32))
         .collect();
-    for (j, r) in rows.iter().enumerate() {
+    for (j, r) in rows.iter().enumerate().filter(|(_, r)| !r.other_valid_id) {
         for k in r
             .raw_id
             .as_deref()
@@ -257,6 +276,30 @@ pub fn second_pass(
             .unwrap_or_default()
         {
             if let Some(&i) = by_key.get(&k) {
+                pairs.push((i, j as u32));
+            }
+        }
+    }
+    // A row with a valid ID of another person is a candidate of the caseload persons who bear
+    // its name and its birth date, and of no one else (see `PendingRow::other_valid_id`).
+    if rows.iter().any(|r| r.other_valid_id) {
+        let norm = |n: Option<&str>| n.and_then(super::compare::normalise_name);
+        let mut by_name_date: HashMap<(String, String), Vec<u32>> = HashMap::new();
+        for (i, (id, name)) in persons.iter().enumerate() {
+            if let Some(n) = norm(name.as_deref()) {
+                let date = id.birth_date().format("%Y%m%d").to_string();
+                by_name_date.entry((n, date)).or_default().push(i as u32);
+            }
+        }
+        pairs.retain(|&(_, j)| !rows[j as usize].other_valid_id);
+        for (j, r) in rows.iter().enumerate().filter(|(_, r)| r.other_valid_id) {
+            let key = r
+                .birth_date
+                .as_deref()
+                .and_then(super::compare::date_digits)
+                .zip(norm(r.name.as_deref()));
+            let Some((date, name)) = key else { continue };
+            for &i in by_name_date.get(&(name, date)).into_iter().flatten() {
                 pairs.push((i, j as u32));
             }
         }
@@ -390,6 +433,15 @@ pub fn second_pass(
                 .map(|c| c.weight.max(0.0))
                 .sum();
             if decision == Decision::Match && w - support < thresholds.match_weight {
+                decision = Decision::PossibleMatch;
+            }
+            // A row keyed with another person's valid ID is never linked, however high its
+            // weight: the ID is evidence that the row is that person's (a bank or a vehicle
+            // office keyed the wrong customer, or its holder is a same-name, same-day birth
+            // outside the household registration), and nothing in the row tells the two apart
+            // with the certainty a rule needs (a wrong link makes a family ineligible). A clerk
+            // sees both records.
+            if decision == Decision::Match && rows[j].other_valid_id {
                 decision = Decision::PossibleMatch;
             }
             if first {
@@ -599,6 +651,97 @@ mod tests {
         }
     }
 
+    fn other_valid(id: IdNumber, name: &str) -> PendingRow {
+        PendingRow {
+            raw_id: Some(id.expose()),
+            name: Some(name.into()),
+            birth_date: Some(id.birth_date().to_string()),
+            gender: None,
+            other_valid_id: true,
+        }
+    }
+
+    #[test]
+    fn another_persons_valid_id_with_the_name_and_birth_date_is_a_possible_match_never_a_match() {
+        let (persons, counts) = world();
+        let mut rows = padding(&persons);
+        let (id, name) = (persons[9].0, persons[9].1.clone().unwrap());
+        // a same-day, same-county neighbour's valid ID one digit away (the wrong customer, or
+        // a two-digit slip that passes the check)
+        let neighbour = (0..999)
+            .map(|q| make_id(620503, id.birth_date(), q))
+            .find(|o| {
+                *o != id
+                    && super::super::compare::one_edit(
+                        &o.expose().as_bytes()[..17],
+                        &id.expose().as_bytes()[..17],
+                    )
+            })
+            .unwrap();
+        rows.push(other_valid(neighbour, &name));
+        // a fresh valid ID of the same day issued in another county
+        rows.push(other_valid(make_id(620104, id.birth_date(), 777), &name));
+        // the same name with a birth date one day later: nobody's candidate
+        let later = make_id(620503, id.birth_date().succ_opt().unwrap(), 555);
+        rows.push(other_valid(later, &name));
+        let n = rows.len();
+        let links = run(&persons, &rows, &counts);
+        for k in [n - 3, n - 2] {
+            let l: Vec<_> = links.iter().filter(|l| l.row == k).collect();
+            assert_eq!(l.len(), 1, "{l:?}");
+            let l = l[0];
+            assert_eq!(
+                (l.person, l.decision, l.name_only, l.rivals),
+                (9, Decision::PossibleMatch, false, 1)
+            );
+            let level = |c: &str| {
+                l.waterfall
+                    .iter()
+                    .find(|x| x.comparison == c)
+                    .map(|x| (x.level.clone(), x.weight))
+                    .unwrap()
+            };
+            // the valid ID is compared as another person's, never as a damaged form of theirs
+            let (id_level, id_bits) = level("id_number");
+            assert_eq!(id_level, "else");
+            assert!(id_bits < -5.0, "{id_bits}");
+            let (birth, birth_bits) = level("birth_date");
+            assert_eq!(birth, "exact");
+            assert!(birth_bits > 5.0, "{birth_bits}");
+            assert_eq!(level("name").0, "exact");
+            // the other person's gender digit is not the holder's evidence
+            assert_eq!(level("gender").0, "null");
+            // the weight alone would make a match: the valid ID of another keeps it possible
+            assert_eq!(
+                Decision::of(l.weight, &DEFAULT_THRESHOLDS),
+                Decision::Match,
+                "{l:?}"
+            );
+        }
+        assert!(
+            links.iter().all(|l| l.row != n - 1),
+            "a different birth date pairs with nobody"
+        );
+    }
+
+    #[test]
+    fn the_name_date_index_finds_a_caseload_name_on_its_birth_date_only() {
+        let a = make_id(620503, d(1970, 5, 6), 61);
+        let b = make_id(620503, d(1988, 9, 30), 42);
+        let ix = NameDateIndex::new([(&a, Some("欧阳修远")), (&b, Some("阿依古丽·买买提"))]);
+        assert_eq!(NameDateIndex::date_of(a), 19_700_506);
+        assert_eq!(NameDateIndex::date_key(d(1970, 5, 6)), 19_700_506);
+        assert!(ix.matches(19_700_506, "欧阳修远"));
+        // written with spaces or another middle dot: normalised before the lookup
+        assert!(ix.matches(19_700_506, " 欧阳 修远"));
+        assert!(ix.matches(19_880_930, "阿依古丽\u{2022}买买提"));
+        assert!(!ix.matches(19_700_507, "欧阳修远"));
+        assert!(!ix.matches(19_700_506, "欧阳修"));
+        assert!(!ix.matches(19_880_930, "欧阳修远"));
+        assert!(!ix.matches(19_700_506, ""));
+        assert!(NameDateIndex::new([]).is_empty());
+    }
+
     #[test]
     fn homonyms_with_different_birth_dates_are_kept_apart() {
         let (mut persons, mut counts) = world();
@@ -615,6 +758,7 @@ mod tests {
             name: Some("欧阳娜娜".into()),
             birth_date: Some("1988-09-30".into()),
             gender: Some("女".into()),
+            other_valid_id: false,
         });
         let links = run(&persons, &rows, &counts);
         let l = links
@@ -917,12 +1061,114 @@ pub struct BatchRow {
     pub source: usize,
     /// 0-based data row.
     pub row: u64,
-    /// Index of its entry in the run's quarantine.
-    pub quarantine_index: usize,
+    /// Index of its entry in the run's quarantine; `None` for a row whose valid ID is no
+    /// caseload person's (an unlinked row, not quarantined; see [`PendingRow::other_valid_id`]).
+    pub quarantine_index: Option<usize>,
     /// The record's §2 values (as `frame_to_records` gives them).
     pub record: hedui_connectors::Record,
     /// What the linker compares.
     pub pending: PendingRow,
+}
+
+/// The caseload persons' normalised names by birth date: what the batch's scan tests a row
+/// against when its ID number is valid but no caseload person's (issue 7: a department keyed
+/// the wrong person's valid ID, or a two-digit error passed the check). Such a row is a
+/// candidate of the second pass when its name, normalised as [`super::compare::normalise_name`]
+/// does, is the name of a caseload person born on the date its ID encodes.
+///
+/// Shapes: dates as `YYYYMMDD` integers; a date holds a handful of names (about 3.6 on the
+/// 30,000-household county: 103,069 persons over 28,540 dates). The test costs one hash lookup
+/// and a few byte comparisons for a name of plain CJK ideographs (U+4E00–U+9FFF, which NFKC and
+/// [`crate::domain::Name::parse`] leave as they are); any other name is normalised first.
+#[derive(Debug)]
+pub struct NameDateIndex {
+    /// Hashes of (birth date, normalised name): a row is tested with one hash and one probe.
+    /// A hash collision (about 10^-14 per row on a county) only sends a row to the second
+    /// pass, which pairs it by the names themselves.
+    keys: ahash::AHashSet<u64>,
+    /// One bit per hash value modulo 2^21 (256 KiB, fits a core's L2 cache): most rows are
+    /// turned away here without a probe into `keys` (a county's 100,000 persons set 5 % of it).
+    bits: Vec<u64>,
+    hasher: ahash::RandomState,
+}
+
+const NAME_DATE_BITS: u64 = 1 << 21;
+
+impl Default for NameDateIndex {
+    fn default() -> Self {
+        NameDateIndex::new([])
+    }
+}
+
+impl NameDateIndex {
+    /// The index of `persons` (ID, name as written); persons without a readable name are left
+    /// out.
+    pub fn new<'a>(persons: impl IntoIterator<Item = (&'a IdNumber, Option<&'a str>)>) -> Self {
+        // fixed seeds: the same index in every run
+        let hasher =
+            ahash::RandomState::with_seeds(0x6865_6475_69, 0x6c69_6e6b, 0x6e61_6d65, 0x6461_7465);
+        let mut ix = NameDateIndex {
+            keys: ahash::AHashSet::new(),
+            bits: vec![0; (NAME_DATE_BITS / 64) as usize],
+            hasher,
+        };
+        for (id, name) in persons {
+            let Some(n) = name.and_then(super::compare::normalise_name) else {
+                continue;
+            };
+            let h = ix.hash(Self::date_of(*id), &n);
+            ix.keys.insert(h);
+            let b = h % NAME_DATE_BITS;
+            ix.bits[(b / 64) as usize] |= 1 << (b % 64);
+        }
+        ix
+    }
+
+    fn hash(&self, date: u32, name: &str) -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.hasher.build_hasher();
+        h.write_u32(date);
+        h.write(name.as_bytes());
+        h.finish()
+    }
+
+    fn contains(&self, h: u64) -> bool {
+        let b = h % NAME_DATE_BITS;
+        self.bits[(b / 64) as usize] & (1 << (b % 64)) != 0 && self.keys.contains(&h)
+    }
+
+    /// The birth date an ID encodes, `YYYYMMDD` as an integer (characters 7–14).
+    pub fn date_of(id: IdNumber) -> u32 {
+        ((id.key() / 1000) % 100_000_000) as u32
+    }
+
+    /// `YYYYMMDD` as an integer.
+    pub fn date_key(d: chrono::NaiveDate) -> u32 {
+        use chrono::Datelike;
+        d.year().max(0) as u32 * 10_000 + d.month() * 100 + d.day()
+    }
+
+    /// Whether no person is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether a caseload person born on `date` (`YYYYMMDD`) bears the name `raw`.
+    pub fn matches(&self, date: u32, raw: &str) -> bool {
+        if self.contains(self.hash(date, raw)) {
+            return true;
+        }
+        // Characters U+4000–U+9FFF (UTF-8 lead bytes E4–E9: CJK ideographs, extension A,
+        // Yijing hexagrams) have no NFKC decomposition and are not spaces or dots: such a name
+        // is its own normal form, and it missed. Any other name is normalised first.
+        let b = raw.as_bytes();
+        let plain = !b.is_empty()
+            && b.len() % 3 == 0
+            && b.chunks_exact(3).all(|c| (0xE4..=0xE9).contains(&c[0]));
+        !plain
+            && super::compare::normalise_name(raw)
+                .is_some_and(|n| n != raw && self.contains(self.hash(date, &n)))
+    }
 }
 
 /// Age bands of the holding rates: five years each (0–4, 5–9, …, 90–94, 95 and over) and
@@ -950,33 +1196,68 @@ pub struct Population {
     pub by_band: [u64; AGE_BANDS],
     /// Residents (rows of the extract).
     pub total: u64,
+    /// For the ID keys asked for ([`Population::read`]'s `holders_of`): the normalised names
+    /// the registration gives their holders (usually one).
+    pub holders: HashMap<u64, Vec<String>>,
 }
 
 impl Population {
     /// Read the household registration extract under `sources` (name and birth date).
     /// `None` when it cannot be read (then names carry no frequency: every name is treated
     /// as shared by many, so no link rests on a name alone, and no holding rate is measured).
-    pub fn read(sources: &std::path::Path, as_of: chrono::NaiveDate) -> Option<Population> {
+    ///
+    /// `holders_of`: ID keys (17-digit bodies) whose registered holders' names are wanted
+    /// ([`Population::holders`]); the ID column is read only when it is not empty.
+    pub fn read(
+        sources: &std::path::Path,
+        as_of: chrono::NaiveDate,
+        holders_of: &ahash::AHashSet<u64>,
+    ) -> Option<Population> {
         use polars::prelude::*;
         let conn = hedui_connectors::FileConnector::locate(
             sources,
             hedui_connectors::SourceKind::HouseholdRegistration,
         )
         .ok()?;
-        let df = conn
-            .scan()
-            .ok()?
-            .select([
-                col("name").cast(DataType::String),
-                col("birth_date").cast(DataType::String),
-            ])
-            .collect()
-            .ok()?;
+        let mut cols = vec![
+            col("name").cast(DataType::String),
+            col("birth_date").cast(DataType::String),
+        ];
+        if !holders_of.is_empty() {
+            cols.push(col("id_number").cast(DataType::String));
+        }
+        let df = conn.scan().ok()?.select(cols).collect().ok()?;
         let names = df.column("name").ok()?.str().ok()?.clone();
         let births = df.column("birth_date").ok()?.str().ok()?.clone();
+        let mut holders: HashMap<u64, Vec<String>> = HashMap::new();
+        if !holders_of.is_empty() {
+            let ids = df.column("id_number").ok()?.str().ok()?.clone();
+            for (raw, name) in ids.iter().zip(names.iter()) {
+                let Some(raw) = raw else { continue };
+                let t = raw.trim().as_bytes();
+                // the common form without a parse; any other through the full parser
+                let key = if t.len() == 18 && t[..17].iter().all(u8::is_ascii_digit) {
+                    Some(
+                        t[..17]
+                            .iter()
+                            .fold(0u64, |a, d| a * 10 + u64::from(d - b'0')),
+                    )
+                } else {
+                    IdNumber::parse(raw, as_of).ok().map(|(id, _)| id.key())
+                };
+                if let Some(k) = key.filter(|k| holders_of.contains(k)) {
+                    if let Some(n) = name.and_then(super::compare::normalise_name) {
+                        holders.entry(k).or_default().push(n);
+                    }
+                }
+            }
+        }
         // residents by written name and band first: a name is normalised once, not per resident
         let mut by_raw: HashMap<&str, [u32; AGE_BANDS]> = HashMap::new();
-        let mut p = Population::default();
+        let mut p = Population {
+            holders,
+            ..Population::default()
+        };
         for (name, birth) in names.iter().zip(births.iter()) {
             let band = birth
                 .and_then(|b| b.trim().get(..4))
@@ -1177,8 +1458,15 @@ pub fn batch_pass(
             index.push(pi);
         }
     }
+    // the IDs of the rows keyed with another person's valid ID: who holds them
+    let foreign: ahash::AHashSet<u64> = rows
+        .iter()
+        .filter(|r| r.pending.other_valid_id)
+        .filter_map(|r| IdNumber::parse(r.pending.raw_id.as_deref()?, as_of).ok())
+        .map(|(id, _)| id.key())
+        .collect();
     let tn = std::time::Instant::now();
-    let pop = Population::read(sources, as_of);
+    let pop = Population::read(sources, as_of, &foreign);
     let (counts, population) = pop
         .as_ref()
         .map(|p| (p.counts(), p.total))
@@ -1203,10 +1491,58 @@ pub fn batch_pass(
         .iter()
         .map(|r| norm(r.pending.name.as_deref()))
         .collect();
-    let pending: Vec<PendingRow> = rows.iter().map(|r| r.pending.clone()).collect();
+    // A row keyed with another person's valid ID whose registered holder bears the row's name
+    // is that holder's (a same-name, same-day birth outside the caseload): it is no candidate.
+    // Without the registration nobody can say so: then no such row is a candidate. (Its name
+    // is taken away, so that it reaches no person; the row keeps its index.)
+    let holder = |j: usize| -> Option<&'static str> {
+        let r = &rows[j];
+        if !r.pending.other_valid_id {
+            return None;
+        }
+        let key = r
+            .pending
+            .raw_id
+            .as_deref()
+            .and_then(|raw| IdNumber::parse(raw, as_of).ok())
+            .map(|(id, _)| id.key())?;
+        let names = pop.as_ref()?.holders.get(&key);
+        match names {
+            None => Some("not_registered"),
+            Some(ns)
+                if ns
+                    .iter()
+                    .any(|n| same_or_variant(n, r.pending.name.as_deref())) =>
+            {
+                None
+            }
+            Some(_) => Some("registered_other_name"),
+        }
+    };
+    let holder_levels: Vec<Option<&'static str>> = (0..rows.len()).map(holder).collect();
+    let pending: Vec<PendingRow> = rows
+        .iter()
+        .zip(&holder_levels)
+        .map(|(r, h)| {
+            let mut p = r.pending.clone();
+            if p.other_valid_id && h.is_none() {
+                p.name = None;
+            }
+            p
+        })
+        .collect();
     let same = SameSource::measure(own, rows);
     let context = |j: usize, i: usize| {
         let mut v = same.compare(own, index[i], &rows[j]);
+        // who holds the row's valid ID, for the clerk (0 bits: a stranger's ID says the row
+        // may be the stranger's, which the ID comparison already weighs)
+        if let Some(level) = holder_levels[j] {
+            v.push(Contribution {
+                comparison: "id_number_holder".into(),
+                level: level.into(),
+                weight: 0.0,
+            });
+        }
         // a row with a birth date (registration) compares it instead
         if let (Some(rates), Some(pop), None) = (&rates, &pop, &rows[j].pending.birth_date) {
             let bearers = row_names[j].as_ref().and_then(|n| pop.names.get(n));
@@ -1249,14 +1585,35 @@ impl BatchRow {
                 None
             },
             gender: if registration { col("gender") } else { None },
+            other_valid_id: false,
         };
         BatchRow {
             source: si,
             row: record.row,
-            quarantine_index,
+            quarantine_index: Some(quarantine_index),
             record,
             pending,
         }
+    }
+
+    /// A pending row whose ID number `id` is valid but no caseload person's, kept because its
+    /// name and birth date are a caseload person's (see [`PendingRow::other_valid_id`]): the
+    /// birth date is the record's when it has one, else the ID's.
+    pub fn other_valid_id(
+        si: usize,
+        kind: hedui_connectors::SourceKind,
+        record: hedui_connectors::Record,
+        name: Option<String>,
+        id: IdNumber,
+    ) -> BatchRow {
+        let mut b = BatchRow::new(si, kind, 0, record, name);
+        b.quarantine_index = None;
+        b.pending.raw_id = Some(id.expose());
+        b.pending.other_valid_id = true;
+        if b.pending.birth_date.is_none() {
+            b.pending.birth_date = Some(id.birth_date().to_string());
+        }
+        b
     }
 }
 
@@ -1402,7 +1759,7 @@ pub fn apply_batch_pass(
                     } else {
                         "possible_match"
                     };
-                    if let Some(e) = q.entries.get_mut(row.quarantine_index).filter(|e| !e.message.contains("possible match")) {
+                    if let Some(e) = row.quarantine_index.and_then(|qi| q.entries.get_mut(qi)).filter(|e| !e.message.contains("possible match")) {
                         e.message.push_str("; a possible match of a caseload person, shown in that household's report (not used by any rule)");
                     }
                     let mut fields = vec![
@@ -1421,7 +1778,10 @@ pub fn apply_batch_pass(
                     fields.push(crate::render::MatchField {
                         field: "rests_on".into(),
                         person: None,
-                        record: Some(if link.name_only { "name_only" } else { "name_and_other_evidence" }.into()),
+                        record: Some(if row.pending.other_valid_id {
+                            // the name and birth date agree, the row's valid ID is another's
+                            "name_and_birth_date_against_another_valid_id"
+                        } else if link.name_only { "name_only" } else { "name_and_other_evidence" }.into()),
                     });
                     fields.push(crate::render::MatchField {
                         field: "match_weight_bits".into(),
@@ -1521,6 +1881,17 @@ pub fn attach(
     }
 }
 
+/// Whether two names are the same or variants of each other (any level of the name
+/// comparison but the last: exact, variant, or close by Jaro-Winkler).
+fn same_or_variant(a: &str, b: Option<&str>) -> bool {
+    let k = ComparisonKind::Name {
+        thresholds: vec![0.92, 0.8],
+        tf: false,
+    };
+    let (a, b) = (k.prepare(Some(a)), k.prepare(b));
+    a.is_some() && b.is_some() && k.level(a.as_ref(), b.as_ref()) != (k.levels() - 1) as u8
+}
+
 /// Whether the pending row at quarantine index `qi`, whose key differs from person `pi`'s
 /// only in the check character, is plainly another person's: it names someone else (the
 /// normalised names differ and are not variants). A same-day neighbour's key with a typo can
@@ -1533,7 +1904,7 @@ pub fn another_persons(
     rows: &[BatchRow],
     qi: usize,
 ) -> bool {
-    let Some(row) = rows.iter().find(|r| r.quarantine_index == qi) else {
+    let Some(row) = rows.iter().find(|r| r.quarantine_index == Some(qi)) else {
         return false;
     };
     let Some(theirs) = caseload
@@ -1683,7 +2054,7 @@ mod report_tests {
         BatchRow {
             source: source_index(kind),
             row: 0,
-            quarantine_index: 0,
+            quarantine_index: Some(0),
             record: hedui_connectors::Record {
                 row: 0,
                 id_number: String::new(),

@@ -7,7 +7,9 @@
 //! - [`model`]: the generic, schema-configured Fellegi–Sunter linker: blocking rules, m/u by
 //!   random pairs and expectation–maximisation, match weights in bits, two thresholds.
 //! - [`eval`]: `hedui link eval` (precision / recall / F1, blocking recall, PR curve as SVG).
-//! - [`caseload`]: the batch's second pass: source rows whose key is invalid or missing,
+//! - [`caseload`]: the batch's second pass: source rows whose key is invalid or missing (or
+//!   valid but another person's, on a caseload person's name and birth date: at most a
+//!   `possible_match`),
 //!   scored against the caseload's members and supporters (with the candidate's own records of
 //!   the same source and registered region as extra evidence); `match` is used like an exact
 //!   link, `possible_match` goes to a person (the report's `possible_matches`), never to a

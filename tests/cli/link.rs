@@ -168,3 +168,176 @@ fn link_eval_refuses_a_schema_naming_a_missing_column() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("birthday"));
 }
+
+/// The rows of a CSV file without its header (a generated county's: no quoted commas).
+fn csv(path: &std::path::Path) -> Vec<Vec<String>> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
+}
+
+#[test]
+fn a_bank_row_keyed_with_another_valid_id_but_a_members_name_and_birth_date_is_a_possible_match() {
+    use hedui::domain::id_number::make_id;
+    let c = super::County::new(120);
+    let (out, base) = c.batch("base", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let det = |reports: &[serde_json::Value]| -> std::collections::BTreeMap<String, String> {
+        reports
+            .iter()
+            .map(|r| {
+                (
+                    r["household_id"].as_str().unwrap().to_string(),
+                    r["determination"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let before = det(&c.open_all(&base));
+    let data = c.data();
+    let members = csv(&data.join("members.csv"));
+    let registration = csv(&data.join("household_registration.csv"));
+    // a member of an eligible household whose name no other resident bears
+    let bearers = |name: &str| registration.iter().filter(|r| r[1] == name).count();
+    let m = members
+        .iter()
+        .find(|m| before[&m[2]] == "eligible" && bearers(&m[1]) == 1)
+        .expect("an eligible household with a member of a unique name");
+    let (id, name, household) = (m[0].clone(), m[1].clone(), m[2].clone());
+    let birth = chrono::NaiveDate::parse_from_str(&id[6..14], "%Y%m%d").unwrap();
+    let everyone: std::collections::HashSet<String> =
+        ["household_registration", "members", "supporters"]
+            .iter()
+            .flat_map(|f| csv(&data.join(format!("{f}.csv"))))
+            .map(|r| r[0].clone())
+            .collect();
+    let unused = |day: chrono::NaiveDate| {
+        (100..999)
+            .map(|q| make_id(620503, day, q).expose())
+            .find(|x| !everyone.contains(x))
+            .unwrap()
+    };
+    // a valid ID of nobody in the caseload or the registration, born the member's day; one
+    // born the next day; the ID of a namesake resident born the same day; and the ID of a
+    // resident of another name born the same day (both registered below): each with the
+    // member's name and a deposit that would end eligibility
+    let (wrong, next_day) = (unused(birth), unused(birth.succ_opt().unwrap()));
+    let mut fresh = (100..999)
+        .map(|q| make_id(620503, birth, q).expose())
+        .filter(|x| !everyone.contains(x) && *x != wrong);
+    let (namesake, stranger) = (fresh.next().unwrap(), fresh.next().unwrap());
+    let reg_path = data.join("household_registration.csv");
+    let mut reg = std::fs::read_to_string(&reg_path).unwrap();
+    for (key, holder) in [(&namesake, name.as_str()), (&stranger, "司马青衫")] {
+        let gender = if key.as_bytes()[16] % 2 == 1 {
+            "male"
+        } else {
+            "female"
+        };
+        reg.push_str(&format!(
+            "{key},{holder},{gender},{birth},620503,urban,{key},normal,{birth}\n"
+        ));
+    }
+    std::fs::write(&reg_path, reg).unwrap();
+    let bank_path = data.join("bank.csv");
+    let n = csv(&bank_path).len() as u64;
+    let mut bank = std::fs::read_to_string(&bank_path).unwrap();
+    for (k, key) in [&wrong, &next_day, &namesake, &stranger].iter().enumerate() {
+        bank.push_str(&format!(
+            "{key},{name},B0002H,6228****000{k},current,9000000.00,2026-10-29\n"
+        ));
+    }
+    std::fs::write(&bank_path, bank).unwrap();
+
+    let (out, run) = c.batch("run", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let reports = c.open_all(&run);
+    let after = det(&reports);
+    let r = reports
+        .iter()
+        .find(|r| r["household_id"] == household.as_str())
+        .unwrap();
+    let pm = r["possible_matches"].as_array().unwrap();
+    let rows: Vec<_> = pm
+        .iter()
+        .map(|m| (m["source"].as_str().unwrap(), m["row"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(rows, [("bank", n), ("bank", n + 3)], "{pm:?}");
+    let field_of = |m: &serde_json::Value, f: &str| {
+        m["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["field"] == f)
+            .unwrap_or_else(|| panic!("field {f}: {pm:?}"))
+            .clone()
+    };
+    let field = |f: &str| field_of(&pm[0], f);
+    // the ID of a registered resident of another name: shown alike, the holder named
+    let other = field_of(&pm[1], "waterfall")["record"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        other.contains("id_number else -")
+            && other.contains("id_number_holder registered_other_name +0.00"),
+        "{other}"
+    );
+    assert_eq!(
+        field("rests_on")["record"],
+        "name_and_birth_date_against_another_valid_id"
+    );
+    assert_eq!(field("birth_date")["person"], birth.to_string());
+    assert_eq!(field("birth_date")["record"], birth.to_string());
+    let waterfall = field("waterfall")["record"].as_str().unwrap().to_string();
+    for part in [
+        "name exact +",
+        "id_number else -",
+        "birth_date exact +",
+        "gender null +0.00",
+        "id_number_holder not_registered +0.00",
+    ] {
+        assert!(waterfall.contains(part), "{part} in {waterfall}");
+    }
+    // shown, never used: confirming it would end eligibility, so the household is referred,
+    // never ineligible; no fuzzy link
+    assert_eq!(r["determination"], "referred");
+    assert!(r["fuzzy_links"].as_array().is_none_or(|f| f.is_empty()));
+    let finding = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "possible_match")
+        .unwrap();
+    assert_eq!(finding["outcome"], "referred");
+    assert_eq!(finding["evidence"]["would_change_determination"], true);
+    // the next-day row and the namesake's own row reached nobody; every other household is as
+    // it was
+    assert!(reports.iter().all(|r| {
+        r["possible_matches"].as_array().is_none_or(|p| {
+            p.iter()
+                .all(|m| ![n + 1, n + 2].contains(&m["row"].as_u64().unwrap()))
+        })
+    }));
+    for (h, d) in &before {
+        if *h != household {
+            assert_eq!(&after[h], d, "{h}");
+        }
+    }
+    // both rows stay unlinked rows of bank (not linked, not quarantined)
+    let counts = |dir: &std::path::Path| {
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+        let c = &s["sources"]["bank"]["counts"];
+        (
+            c["linked"].as_u64().unwrap(),
+            c["unlinked"].as_u64().unwrap(),
+            c["quarantined"].as_u64().unwrap(),
+        )
+    };
+    let (b, a) = (counts(&base), counts(&run));
+    assert_eq!((a.0, a.1, a.2), (b.0, b.1 + 4, b.2));
+}
