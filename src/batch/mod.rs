@@ -745,10 +745,11 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let (sources_dir, keys, as_of) = (&opts.sources, &person_keys, opts.as_of);
         let names = &person_names;
+        let candidates = policy.wrong_valid_id_candidates;
         sc.spawn(move || {
             for kind in SourceKind::ALL {
                 let t = Instant::now();
-                let names = (!names.is_empty()).then(|| names.clone());
+                let names = (!names.is_empty() && candidates).then(|| names.clone());
                 let linked = FileConnector::locate(sources_dir, kind)
                     .and_then(|c| link_source(&c, keys, names, as_of).map(|l| (c, l)))
                     .and_then(|(c, l)| {

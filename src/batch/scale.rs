@@ -1893,7 +1893,8 @@ pub fn run_incremental(
                         }
                         Ok((id, _)) => {
                             let name = d.names.get(k).and_then(|n| n.as_deref());
-                            if SourceKind::ALL[si] != SourceKind::HouseholdRegistration
+                            if policy.wrong_valid_id_candidates
+                                && SourceKind::ALL[si] != SourceKind::HouseholdRegistration
                                 && name.is_some_and(|n| {
                                     named.matches(
                                         crate::link::caseload::NameDateIndex::date_of(id),

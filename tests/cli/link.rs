@@ -340,4 +340,34 @@ fn a_bank_row_keyed_with_another_valid_id_but_a_members_name_and_birth_date_is_a
     };
     let (b, a) = (counts(&base), counts(&run));
     assert_eq!((a.0, a.1, a.2), (b.0, b.1 + 4, b.2));
+
+    // `wrong_valid_id_candidates = false` in the policy: the scan reads `id_number` alone, the
+    // rows stay unlinked and reach nobody, and the household is as it was (eligible)
+    let bundled = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("policies/gansu-illustrative-2026.toml"),
+    )
+    .unwrap();
+    assert!(bundled.contains("wrong_valid_id_candidates = true"));
+    let off = c.root.join("policy-off.toml");
+    std::fs::write(
+        &off,
+        bundled.replace(
+            "wrong_valid_id_candidates = true",
+            "wrong_valid_id_candidates = false",
+        ),
+    )
+    .unwrap();
+    let (out, run_off) = c.batch("off", &["--policy", off.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let reports = c.open_all(&run_off);
+    assert!(
+        reports
+            .iter()
+            .all(|r| r["possible_matches"].as_array().is_none_or(|p| p
+                .iter()
+                .all(|m| m["source"] != "bank" || m["row"].as_u64().unwrap() < n)))
+    );
+    assert_eq!(det(&reports), before);
+    assert_eq!(counts(&run_off), (b.0, b.1 + 4, b.2));
 }
