@@ -496,28 +496,35 @@ impl HttpSources {
             };
             let now = SystemTime::now();
             let mut first_failure = None;
+            let position: HashMap<&str, usize> = missing
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.as_str(), i))
+                .collect();
             for (res, attempts) in results {
                 answer.attempts += attempts;
                 match res {
                     Ok((records, discarded)) => {
                         answer.discarded_records += discarded;
-                        let mut by_person: HashMap<String, Vec<Record>> = HashMap::new();
+                        // the records by asked person (moved, not copied)
+                        let mut by_person: Vec<Vec<Record>> =
+                            missing.iter().map(|_| Vec::new()).collect();
                         for r in records {
-                            by_person.entry(r.id_number.clone()).or_default().push(r);
+                            if let Some(&i) = position.get(r.id_number.as_str()) {
+                                by_person[i].push(r);
+                            }
                         }
-                        for id in missing.iter() {
-                            if have.contains_key(id) {
+                        for (id, recs) in missing.iter().zip(by_person) {
+                            if recs.is_empty() || have.contains_key(id) {
                                 continue;
                             }
-                            if let Some(recs) = by_person.remove(id) {
-                                have.insert(
-                                    id.clone(),
-                                    Arc::new(PersonAnswer {
-                                        records: recs,
-                                        answered_at: now,
-                                    }),
-                                );
-                            }
+                            have.insert(
+                                id.clone(),
+                                Arc::new(PersonAnswer {
+                                    records: recs,
+                                    answered_at: now,
+                                }),
+                            );
                         }
                     }
                     Err(f) => {
@@ -762,18 +769,30 @@ impl HttpSources {
                 }
             }
             Ok((records, discarded)) => {
-                let mut by_person: HashMap<&str, Vec<&Record>> = HashMap::new();
-                for r in &records {
-                    by_person.entry(r.id_number.as_str()).or_default().push(r);
+                // Each record moves to the waiter that asked for its person; it is copied only
+                // for a person that several waiters asked for (a supporter of two households).
+                let mut askers: HashMap<&str, Vec<usize>> = HashMap::new();
+                for (i, w) in group.iter().enumerate() {
+                    for id in &w.ids {
+                        askers.entry(id.as_str()).or_default().push(i);
+                    }
                 }
-                for w in group {
-                    let mine: Vec<Record> = w
-                        .ids
-                        .iter()
-                        .filter_map(|id| by_person.get(id.as_str()))
-                        .flatten()
-                        .map(|r| (*r).clone())
-                        .collect();
+                let mut mine: Vec<Vec<Record>> = group.iter().map(|_| Vec::new()).collect();
+                for r in records {
+                    match askers.get(r.id_number.as_str()).map(Vec::as_slice) {
+                        Some([only]) => mine[*only].push(r),
+                        Some([first, more @ ..]) => {
+                            for &i in more {
+                                mine[i].push(r.clone());
+                            }
+                            mine[*first].push(r);
+                        }
+                        // a record of nobody asked: `request_batch` already discarded those
+                        _ => {}
+                    }
+                }
+                drop(askers);
+                for (w, mine) in group.into_iter().zip(mine) {
                     let _ = w.reply.send((Ok((mine, discarded)), attempts));
                 }
             }
