@@ -28,6 +28,7 @@ use crate::domain::{IdNumber, IdRepair};
 use crate::evidence::{Frame, PersonEvidence};
 use crate::ingest::caseload::{Member, Supporter};
 use crate::ingest::{Action, At, Caseload, Quarantine, QuarantineEntry, load_caseload};
+use crate::records::CompactSet;
 use crate::report::{Determination, Outcome, SourceStatus, VerificationReport};
 use crate::seal::{RecipientPublicKey, RunSealer, SigningKey};
 use crate::verify::{PersonState, ReportInput};
@@ -199,7 +200,8 @@ pub struct Summary {
 }
 
 struct LinkedSource {
-    records: RecordSet,
+    /// The exactly linked rows (`keys[i]` is the person key of record `i`).
+    records: CompactSet,
     keys: Vec<u64>,
     counts: FileCounts,
     bad: Vec<(u64, String)>,
@@ -455,11 +457,8 @@ fn link_source(
         .zip(bad_ids.str().map_err(unreadable)?.iter())
         .map(|(r, v)| (r, v.unwrap_or("").to_string()))
         .collect();
-    let records = frame_to_records(
-        conn.path(),
-        conn.kind(),
-        linked.drop("_key").map_err(unreadable)?,
-    )?;
+    let records = frame_to_compact(conn.kind(), linked.drop("_key").map_err(unreadable)?)
+        .map_err(unreadable)?;
     let bad_names: Vec<Option<String>> = bad_df
         .column("name")
         .and_then(|c| c.cast(&DataType::String))
@@ -504,6 +503,43 @@ fn link_source(
             std::array::from_fn(|b| by_age[k][b].load(Ordering::Relaxed))
         }),
     })
+}
+
+/// The linked rows of a collected frame (`_row`, `id_number` and the source's columns) in
+/// one [`CompactSet`]: what [`frame_to_records`] gives, without a `String` per value (an
+/// empty value is null, as there).
+///
+/// # Errors
+/// A column that cannot be read as text.
+fn frame_to_compact(kind: SourceKind, df: DataFrame) -> PolarsResult<CompactSet> {
+    let df = hedui_connectors::file::text_columns(df, &["_row"])?;
+    let rows = df.column("_row")?.cast(&DataType::UInt64)?;
+    let rows = rows.u64()?;
+    let ids = df.column("id_number")?.str()?;
+    let cols: Vec<&StringChunked> = kind
+        .columns()
+        .iter()
+        .map(|c| df.column(c.name).and_then(|c| c.str()))
+        .collect::<PolarsResult<_>>()?;
+    // the arena's exact size: per record the ID, the count, and per value 4 bytes + its text
+    let text: usize = std::iter::once(ids)
+        .chain(cols.iter().copied())
+        .map(|c| c.iter().map(|v| v.map_or(0, str::len)).sum::<usize>())
+        .sum();
+    let n = df.height();
+    let mut set = CompactSet::with_capacity(n, text + n * (4 + 2 + 4 * cols.len()));
+    // Column iterators, not `get(i)`: a frame read in many chunks would search its chunks
+    // for every cell.
+    let mut values: Vec<_> = cols.iter().map(|c| c.iter()).collect();
+    for (row, id) in rows.iter().zip(ids.iter()) {
+        let v = crate::records::Values::new(
+            values
+                .iter_mut()
+                .map(|c| c.next().flatten().filter(|v| !v.is_empty())),
+        );
+        set.push(row.unwrap_or(0), id.unwrap_or(""), &v);
+    }
+    Ok(set)
 }
 
 fn progress(enabled: bool, len: u64, msg: &'static str) -> ProgressBar {
@@ -607,7 +643,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let pb = progress(opts.progress, SourceKind::ALL.len() as u64, "sources");
     let mut unverified: Vec<(SourceKind, String)> = Vec::new();
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
-    let mut record_sets: Vec<RecordSet> = Vec::with_capacity(12);
+    let mut record_sets: Vec<CompactSet> = Vec::with_capacity(12);
     // the person key of each exactly linked record (validated once, in the scan), for the state
     let mut record_keys: Vec<Vec<u64>> = Vec::with_capacity(12);
     // per source: rows with a valid key by the holder's age band (outside / in the caseload)
@@ -666,7 +702,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             ms: ts.elapsed().as_millis(),
                         },
                     );
-                    record_sets.push(RecordSet::default());
+                    record_sets.push(CompactSet::default());
                     record_keys.push(Vec::new());
                     rows_by_age.push(Default::default());
                 }
@@ -773,24 +809,27 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         .collect();
                     l.counts.repeated_header_lines = prep.repeated_headers.clone();
                     l.counts.notes = prep.notes.clone();
-                    for (ri, (rec, key)) in l.records.records.iter().zip(&l.keys).enumerate() {
+                    for (ri, key) in l.keys.iter().enumerate() {
                         let Some(&pi) = person_index.get(key) else {
                             continue;
                         };
+                        let (Some(row), Some(values)) = (l.records.row(ri), l.records.values(ri))
+                        else {
+                            continue;
+                        };
                         let p = &mut persons[pi];
-                        match p.evidence.add(kind, &rec.values, &frame, policy) {
+                        match p.evidence.add(kind, &values, &frame, policy) {
                             Ok(in_scope) => {
                                 l.counts.linked += 1;
                                 // The values the evidence parsed, when not spelled as §2 says.
                                 for &(ci, month) in parsed.iter().filter(|_| in_scope) {
-                                    let Some(v) = rec.values.get(ci).and_then(|v| v.as_deref())
-                                    else {
+                                    let Some(v) = values.get(ci).copied().flatten() else {
                                         continue;
                                     };
                                     let at = At {
                                         file: &file,
-                                        line: prep.line_of(rec.row),
-                                        row: Some(rec.row),
+                                        line: prep.line_of(row),
+                                        row: Some(row),
                                         column: kind.columns()[ci].name,
                                     };
                                     if month {
@@ -805,13 +844,15 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             }
                             Err(fe) => {
                                 l.counts.quarantined += 1;
-                                q.push(QuarantineEntry::evidence_fault(
-                                    &file,
-                                    prep.line_of(rec.row),
-                                    kind,
-                                    rec,
-                                    &fe,
-                                ));
+                                if let Some(rec) = l.records.record(ri) {
+                                    q.push(QuarantineEntry::evidence_fault(
+                                        &file,
+                                        prep.line_of(row),
+                                        kind,
+                                        &rec,
+                                        &fe,
+                                    ));
+                                }
                                 p.mark_row_unreadable(kind);
                             }
                         }
@@ -881,8 +922,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             if let Ok(in_scope) = p.evidence.add(kind, &row.record.values, &frame, policy) {
                 if in_scope {
                     let rs = &mut record_sets[row.source];
-                    p.records.push((row.source as u8, rs.records.len() as u32));
-                    rs.records.push(row.record.clone());
+                    p.records.push((row.source as u8, rs.len() as u32));
+                    rs.push_record(&row.record);
                 }
                 if let Some(c) = counts {
                     c.linked += 1;
@@ -1275,7 +1316,7 @@ struct Ctx<'a> {
     caseload: &'a Caseload,
     persons: &'a [PersonState],
     person_index: &'a HashMap<u64, usize>,
-    record_sets: &'a [RecordSet],
+    record_sets: &'a dyn crate::records::RecordLookup,
     unverified: &'a [(SourceKind, String)],
     policy: &'a Policy,
     run_id: &'a str,

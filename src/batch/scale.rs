@@ -503,6 +503,7 @@ fn read_caseload_cache(path: &Path) -> Option<Caseload> {
     (c.take(8)? == CASELOAD_MAGIC && c.at == b.len()).then_some(out)
 }
 
+#[cfg(test)]
 fn encode_record(rec: &Record) -> Vec<u8> {
     let mut b = Vec::with_capacity(64);
     put_str(&mut b, Some(&rec.id_number));
@@ -808,7 +809,7 @@ pub(super) fn write_state(
     partition: &Option<String>,
     run_id: &str,
     sources: &BTreeMap<String, SourceSummary>,
-    record_sets: &[RecordSet],
+    record_sets: &[crate::records::CompactSet],
     record_keys: &[Vec<u64>],
     near_miss: &[(u8, u64, u64)],
     outcomes: &[Outcomes],
@@ -850,10 +851,10 @@ pub(super) fn write_state(
         .zip(record_keys)
         .enumerate()
         .flat_map(|(si, (set, keys))| {
-            set.records
-                .iter()
-                .zip(keys)
-                .map(move |(rec, &key)| (si as u8, rec.row, key, encode_record(rec)))
+            // the arena holds each record in linked.bin's encoding: written as it is
+            keys.iter()
+                .enumerate()
+                .filter_map(move |(i, &key)| Some((si as u8, set.row(i)?, key, set.blob(i)?)))
         });
     write_linked(&lpath, rows, near_miss).map_err(write_err(&lpath))
 }
