@@ -303,12 +303,21 @@ fn link_source(
     // repair, counted as all rows less the kept ones.
     // It also counts the rows with a valid key by the holder's age band and caseload status
     // (the holding rates of the second linkage pass): every row passes through it.
+    let day = crate::domain::AsOfDay::new(as_of);
     let keep_of = move |c: Column| -> PolarsResult<Column> {
         let c = c.cast(&DataType::String)?;
         let mut ages = [[0u64; crate::link::caseload::AGE_BANDS]; 2];
         let keep = BooleanChunked::from_iter_values(
             c.name().clone(),
             c.str()?.iter().map(|v| {
+                // Fast path: a clean, valid 18-character number (nearly every row) is one
+                // pass over its bytes and one lookup; anything else takes `classify`.
+                if let Some((key, year)) = v.and_then(|v| IdNumber::clean_key(v.as_bytes(), day)) {
+                    let known = persons_c.contains(&key);
+                    ages[usize::from(known)]
+                        [crate::link::caseload::age_band(year as i32, as_of)] += 1;
+                    return known;
+                }
                 let (key, _, id) = classify(v, &persons_c, as_of);
                 if let Some(id) = id {
                     let known = key != KEY_UNLINKED && key != KEY_UNLINKED_REPAIRED;
