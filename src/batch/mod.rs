@@ -466,7 +466,7 @@ fn link_source(
         .zip(bad_ids.str().map_err(unreadable)?.iter())
         .map(|(r, v)| (r, v.unwrap_or("").to_string()))
         .collect();
-    let records = frame_to_compact(conn.kind(), linked.drop("_key").map_err(unreadable)?)
+    let records = frame_to_compact(conn.kind(), linked.drop("_key").map_err(unreadable)?, &keys)
         .map_err(unreadable)?;
     let bad_names: Vec<Option<String>> = bad_df
         .column("name")
@@ -515,12 +515,13 @@ fn link_source(
 }
 
 /// The linked rows of a collected frame (`_row`, `id_number` and the source's columns) in
-/// one [`CompactSet`]: what [`frame_to_records`] gives, without a `String` per value (an
-/// empty value is null, as there).
+/// one [`CompactSet`], with the person key of each row (`keys`, in the frame's order): what
+/// [`frame_to_records`] gives, without a `String` per value (an empty value is null, as
+/// there).
 ///
 /// # Errors
 /// A column that cannot be read as text.
-fn frame_to_compact(kind: SourceKind, df: DataFrame) -> PolarsResult<CompactSet> {
+fn frame_to_compact(kind: SourceKind, df: DataFrame, keys: &[u64]) -> PolarsResult<CompactSet> {
     let df = hedui_connectors::file::text_columns(df, &["_row"])?;
     let rows = df.column("_row")?.cast(&DataType::UInt64)?;
     let rows = rows.u64()?;
@@ -536,17 +537,17 @@ fn frame_to_compact(kind: SourceKind, df: DataFrame) -> PolarsResult<CompactSet>
         .map(|c| c.iter().map(|v| v.map_or(0, str::len)).sum::<usize>())
         .sum();
     let n = df.height();
-    let mut set = CompactSet::with_capacity(n, text + n * (4 + 2 + 4 * cols.len()));
+    let mut set = CompactSet::with_capacity(n, text + n * (2 + 2 * cols.len()));
     // Column iterators, not `get(i)`: a frame read in many chunks would search its chunks
     // for every cell.
     let mut values: Vec<_> = cols.iter().map(|c| c.iter()).collect();
-    for (row, id) in rows.iter().zip(ids.iter()) {
+    for ((row, id), &key) in rows.iter().zip(ids.iter()).zip(keys) {
         let v = crate::records::Values::new(
             values
                 .iter_mut()
                 .map(|c| c.next().flatten().filter(|v| !v.is_empty())),
         );
-        set.push(row.unwrap_or(0), id.unwrap_or(""), &v);
+        set.push(row.unwrap_or(0), key, id.unwrap_or(""), &v);
     }
     Ok(set)
 }
@@ -653,8 +654,6 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut unverified: Vec<(SourceKind, String)> = Vec::new();
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
     let mut record_sets: Vec<CompactSet> = Vec::with_capacity(12);
-    // the person key of each exactly linked record (validated once, in the scan), for the state
-    let mut record_keys: Vec<Vec<u64>> = Vec::with_capacity(12);
     // per source: rows with a valid key by the holder's age band (outside / in the caseload)
     let mut rows_by_age: Vec<[[u64; crate::link::caseload::AGE_BANDS]; 2]> = Vec::with_capacity(12);
     let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
@@ -712,7 +711,6 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         },
                     );
                     record_sets.push(CompactSet::default());
-                    record_keys.push(Vec::new());
                     rows_by_age.push(Default::default());
                 }
                 Ok((conn, mut l)) => {
@@ -882,7 +880,6 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         },
                     );
                     record_sets.push(l.records);
-                    record_keys.push(l.keys);
                     rows_by_age.push(l.rows_by_age);
                 }
             }
@@ -1028,7 +1025,6 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         &run_id,
         &sources,
         &record_sets,
-        &record_keys,
         &near_miss,
         &outcomes,
         &report_lens,

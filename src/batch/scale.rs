@@ -810,7 +810,6 @@ pub(super) fn write_state(
     run_id: &str,
     sources: &BTreeMap<String, SourceSummary>,
     record_sets: &[crate::records::CompactSet],
-    record_keys: &[Vec<u64>],
     near_miss: &[(u8, u64, u64)],
     outcomes: &[Outcomes],
     report_lens: &[u64],
@@ -843,19 +842,14 @@ pub(super) fn write_state(
     let ppath = dir.join("linked.patch");
     remove_if_present(&ppath).map_err(write_err(&ppath))?;
     let lpath = dir.join("linked.bin");
-    // The exactly linked records with the keys the scan found (`record_keys[s][i]` is the
-    // key of `record_sets[s].records[i]`); records the error-tolerant linkage added after
-    // them have no valid key of their own and are not kept.
-    let rows = record_sets
-        .iter()
-        .zip(record_keys)
-        .enumerate()
-        .flat_map(|(si, (set, keys))| {
-            // the arena holds each record in linked.bin's encoding: written as it is
-            keys.iter()
-                .enumerate()
-                .filter_map(move |(i, &key)| Some((si as u8, set.row(i)?, key, set.blob(i)?)))
-        });
+    // The exactly linked records with the keys the scan found; records the error-tolerant
+    // linkage added after them have no valid key of their own and are not kept.
+    let rows = record_sets.iter().enumerate().flat_map(|(si, set)| {
+        (0..set.len()).filter_map(move |i| {
+            let key = set.key(i).filter(|&k| k != crate::records::NO_KEY)?;
+            Some((si as u8, set.row(i)?, key, set.linked_blob(i)?))
+        })
+    });
     write_linked(&lpath, rows, near_miss).map_err(write_err(&lpath))
 }
 
