@@ -346,6 +346,14 @@ fn link_source(
         let keys: Int64Chunked = ca
             .iter()
             .map(|v| {
+                // the filter's fast path: a clean valid number has no repairs
+                if let Some((key, _)) = v.and_then(|v| IdNumber::clean_key(v.as_bytes(), day)) {
+                    return Some(if persons.contains(&key) {
+                        key as i64
+                    } else {
+                        KEY_UNLINKED
+                    });
+                }
                 let (key, rep, _) = classify(v, &persons, as_of);
                 for r in &rep {
                     if let Some(i) = REPAIRS.iter().position(|x| x == r) {
