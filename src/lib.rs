@@ -58,6 +58,7 @@ pub mod evidence;
 pub mod r#gen;
 pub mod ingest;
 pub mod link;
+pub mod records;
 pub mod render;
 pub mod report;
 pub mod seal;

@@ -16,7 +16,7 @@ pub use request::{
 };
 
 use chrono::NaiveDate;
-use hedui_connectors::{ColumnKind, RecordSet, SourceKind};
+use hedui_connectors::{ColumnKind, SourceKind};
 
 use crate::assess::{self, Household, HouseholdView, PersonView, Policy};
 use crate::evidence::PersonEvidence;
@@ -85,7 +85,7 @@ pub struct ReportInput<'a> {
     /// person was not queried (invalid ID or no consent).
     pub states: &'a [Option<&'a PersonState>],
     /// One record set per source, in [`SourceKind::ALL`] order (what `records` index).
-    pub record_sets: &'a [RecordSet],
+    pub record_sets: &'a dyn crate::records::RecordLookup,
     /// Sources not answered for this household: (source, `code: message`).
     pub unverified: &'a [(SourceKind, String)],
     /// How old each answered source's answer is, seconds (on demand, from the cache);
@@ -214,22 +214,23 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
     for (pi, st) in states.iter().enumerate() {
         let Some(st) = st else { continue };
         for &(si, ri) in &st.records {
-            let rec = &input.record_sets[si as usize].records[ri as usize];
+            let Some((row, vals)) = input.record_sets.record(si as usize, ri as usize) else {
+                continue;
+            };
             // ID numbers inside a record (e.g. household_head_id) are masked like every
             // other ID in a report.
             let kinds = SourceKind::ALL[si as usize].columns();
-            let values = rec
-                .values
+            let values = vals
                 .iter()
                 .zip(kinds)
                 .map(|(v, spec)| match spec.kind {
-                    ColumnKind::IdNumber => v.as_deref().map(crate::domain::mask),
-                    _ => v.clone(),
+                    ColumnKind::IdNumber => v.map(crate::domain::mask),
+                    _ => v.map(str::to_string),
                 })
                 .collect();
             sections[si as usize].records.push(ReportRecord {
                 person: pi,
-                row: rec.row,
+                row,
                 values,
             });
         }
@@ -342,6 +343,7 @@ mod possible_match_tests {
     use crate::domain::id_number::make_id;
     use crate::link::caseload::{LinkEntry, PersonLinks};
     use crate::report::{Determination, Outcome};
+    use hedui_connectors::RecordSet;
 
     fn day(s: &str) -> NaiveDate {
         s.parse().unwrap()

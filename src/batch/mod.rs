@@ -31,6 +31,7 @@ use crate::domain::{IdNumber, IdRepair};
 use crate::evidence::{Frame, PersonEvidence};
 use crate::ingest::caseload::{Member, Supporter};
 use crate::ingest::{Action, At, Caseload, Quarantine, QuarantineEntry, load_caseload};
+use crate::records::CompactSet;
 use crate::report::{Determination, Outcome, SourceStatus, VerificationReport};
 use crate::seal::{RecipientPublicKey, RunSealer, SigningKey};
 use crate::verify::{PersonState, ReportInput};
@@ -202,7 +203,8 @@ pub struct Summary {
 }
 
 struct LinkedSource {
-    records: RecordSet,
+    /// The exactly linked rows (`keys[i]` is the person key of record `i`).
+    records: CompactSet,
     keys: Vec<u64>,
     counts: FileCounts,
     bad: Vec<(u64, String)>,
@@ -296,16 +298,29 @@ fn classify_named(
     if key != KEY_UNLINKED && key != KEY_UNLINKED_REPAIRED {
         return (key, rep, id);
     }
-    let named = match (names, name, id) {
-        (Some(ix), Some(n), Some(id)) => {
-            ix.matches(crate::link::caseload::NameDateIndex::date_of(id), n)
-        }
-        _ => false,
-    };
+    let named = id.is_some_and(|id| is_candidate(names, id.key(), name));
     match (named, key) {
         (false, _) => (key, rep, id),
         (true, KEY_UNLINKED) => (KEY_CANDIDATE, rep, id),
         (true, _) => (KEY_CANDIDATE_REPAIRED, rep, id),
+    }
+}
+
+/// Whether a row with the valid ID key `key` (no caseload person's) and the name `name` is a
+/// candidate of the second linkage pass: the name and the ID's birth date are a caseload
+/// person's (`names`: `None` for a source whose rows are not candidates). What
+/// [`classify_named`] decides, for the scan's fast path that has only the key.
+fn is_candidate(
+    names: Option<&crate::link::caseload::NameDateIndex>,
+    key: u64,
+    name: Option<&str>,
+) -> bool {
+    match (names, name) {
+        (Some(ix), Some(n)) => ix.matches(
+            crate::link::caseload::NameDateIndex::date_of(IdNumber::from_key(key)),
+            n,
+        ),
+        _ => false,
     }
 }
 
@@ -363,12 +378,21 @@ fn link_source(
     // repair, counted as all rows less the kept ones.
     // It also counts the rows with a valid key by the holder's age band and caseload status
     // (the holding rates of the second linkage pass): every row passes through it.
+    let day = crate::domain::AsOfDay::new(as_of);
     let keep_of = move |cols: &mut [Column]| -> PolarsResult<Column> {
         let (c, name) = columns(cols)?;
         let mut ages = [[0u64; crate::link::caseload::AGE_BANDS]; 2];
         let keep = BooleanChunked::from_iter_values(
             c.name().clone(),
             c.str()?.iter().zip(with_names(&name)?).map(|(v, n)| {
+                // Fast path: a clean, valid 18-character number (nearly every row) is one
+                // pass over its bytes and one lookup; anything else takes `classify`.
+                if let Some((key, year)) = v.and_then(|v| IdNumber::clean_key(v.as_bytes(), day)) {
+                    let known = persons_c.contains(&key);
+                    ages[usize::from(known)]
+                        [crate::link::caseload::age_band(year as i32, as_of)] += 1;
+                    return known || is_candidate(names_c.as_deref(), key, n);
+                }
                 let (key, _, id) = classify_named(v, n, &persons_c, names_c.as_deref(), as_of);
                 if let Some(id) = id {
                     let known = key >= 0;
@@ -398,6 +422,17 @@ fn link_source(
             .iter()
             .zip(with_names(&name)?)
             .map(|(v, n)| {
+                // the filter's fast path: a clean valid number has no repairs
+                if let Some((key, _)) = v.and_then(|v| IdNumber::clean_key(v.as_bytes(), day)) {
+                    return Some(if persons.contains(&key) {
+                        key as i64
+                    } else if is_candidate(names.as_deref(), key, n) {
+                        outside += 1;
+                        KEY_CANDIDATE
+                    } else {
+                        KEY_UNLINKED
+                    });
+                }
                 let (key, rep, _) = classify_named(v, n, &persons, names.as_deref(), as_of);
                 for r in &rep {
                     if let Some(i) = REPAIRS.iter().position(|x| x == r) {
@@ -529,11 +564,8 @@ fn link_source(
         .zip(bad_ids.str().map_err(unreadable)?.iter())
         .map(|(r, v)| (r, v.unwrap_or("").to_string()))
         .collect();
-    let records = frame_to_records(
-        conn.path(),
-        conn.kind(),
-        linked.drop("_key").map_err(unreadable)?,
-    )?;
+    let records = frame_to_compact(conn.kind(), linked.drop("_key").map_err(unreadable)?, &keys)
+        .map_err(unreadable)?;
     let bad_names: Vec<Option<String>> = bad_df
         .column("name")
         .and_then(|c| c.cast(&DataType::String))
@@ -610,6 +642,44 @@ fn link_source(
             std::array::from_fn(|b| by_age[k][b].load(Ordering::Relaxed))
         }),
     })
+}
+
+/// The linked rows of a collected frame (`_row`, `id_number` and the source's columns) in
+/// one [`CompactSet`], with the person key of each row (`keys`, in the frame's order): what
+/// [`frame_to_records`] gives, without a `String` per value (an empty value is null, as
+/// there).
+///
+/// # Errors
+/// A column that cannot be read as text.
+fn frame_to_compact(kind: SourceKind, df: DataFrame, keys: &[u64]) -> PolarsResult<CompactSet> {
+    let df = hedui_connectors::file::text_columns(df, &["_row"])?;
+    let rows = df.column("_row")?.cast(&DataType::UInt64)?;
+    let rows = rows.u64()?;
+    let ids = df.column("id_number")?.str()?;
+    let cols: Vec<&StringChunked> = kind
+        .columns()
+        .iter()
+        .map(|c| df.column(c.name).and_then(|c| c.str()))
+        .collect::<PolarsResult<_>>()?;
+    // the arena's exact size: per record the ID, the count, and per value 4 bytes + its text
+    let text: usize = std::iter::once(ids)
+        .chain(cols.iter().copied())
+        .map(|c| c.iter().map(|v| v.map_or(0, str::len)).sum::<usize>())
+        .sum();
+    let n = df.height();
+    let mut set = CompactSet::with_capacity(n, text + n * (2 + 2 * cols.len()));
+    // Column iterators, not `get(i)`: a frame read in many chunks would search its chunks
+    // for every cell.
+    let mut values: Vec<_> = cols.iter().map(|c| c.iter()).collect();
+    for ((row, id), &key) in rows.iter().zip(ids.iter()).zip(keys) {
+        let v = crate::records::Values::new(
+            values
+                .iter_mut()
+                .map(|c| c.next().flatten().filter(|v| !v.is_empty())),
+        );
+        set.push(row.unwrap_or(0), key, id.unwrap_or(""), &v);
+    }
+    Ok(set)
 }
 
 fn progress(enabled: bool, len: u64, msg: &'static str) -> ProgressBar {
@@ -729,9 +799,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let pb = progress(opts.progress, SourceKind::ALL.len() as u64, "sources");
     let mut unverified: Vec<(SourceKind, String)> = Vec::new();
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
-    let mut record_sets: Vec<RecordSet> = Vec::with_capacity(12);
-    // the person key of each exactly linked record (validated once, in the scan), for the state
-    let mut record_keys: Vec<Vec<u64>> = Vec::with_capacity(12);
+    let mut record_sets: Vec<CompactSet> = Vec::with_capacity(12);
     // per source: rows with a valid key by the holder's age band (outside / in the caseload)
     let mut rows_by_age: Vec<[[u64; crate::link::caseload::AGE_BANDS]; 2]> = Vec::with_capacity(12);
     let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
@@ -794,8 +862,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             ms: ts.elapsed().as_millis(),
                         },
                     );
-                    record_sets.push(RecordSet::default());
-                    record_keys.push(Vec::new());
+                    record_sets.push(CompactSet::default());
                     rows_by_age.push(Default::default());
                 }
                 Ok((conn, mut l)) => {
@@ -925,24 +992,27 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         .collect();
                     l.counts.repeated_header_lines = prep.repeated_headers.clone();
                     l.counts.notes = prep.notes.clone();
-                    for (ri, (rec, key)) in l.records.records.iter().zip(&l.keys).enumerate() {
+                    for (ri, key) in l.keys.iter().enumerate() {
                         let Some(&pi) = person_index.get(key) else {
                             continue;
                         };
+                        let (Some(row), Some(values)) = (l.records.row(ri), l.records.values(ri))
+                        else {
+                            continue;
+                        };
                         let p = &mut persons[pi];
-                        match p.evidence.add(kind, &rec.values, &frame, policy) {
+                        match p.evidence.add(kind, &values, &frame, policy) {
                             Ok(in_scope) => {
                                 l.counts.linked += 1;
                                 // The values the evidence parsed, when not spelled as §2 says.
                                 for &(ci, month) in parsed.iter().filter(|_| in_scope) {
-                                    let Some(v) = rec.values.get(ci).and_then(|v| v.as_deref())
-                                    else {
+                                    let Some(v) = values.get(ci).copied().flatten() else {
                                         continue;
                                     };
                                     let at = At {
                                         file: &file,
-                                        line: prep.line_of(rec.row),
-                                        row: Some(rec.row),
+                                        line: prep.line_of(row),
+                                        row: Some(row),
                                         column: kind.columns()[ci].name,
                                     };
                                     if month {
@@ -957,13 +1027,15 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             }
                             Err(fe) => {
                                 l.counts.quarantined += 1;
-                                q.push(QuarantineEntry::evidence_fault(
-                                    &file,
-                                    prep.line_of(rec.row),
-                                    kind,
-                                    rec,
-                                    &fe,
-                                ));
+                                if let Some(rec) = l.records.record(ri) {
+                                    q.push(QuarantineEntry::evidence_fault(
+                                        &file,
+                                        prep.line_of(row),
+                                        kind,
+                                        &rec,
+                                        &fe,
+                                    ));
+                                }
                                 p.mark_row_unreadable(kind);
                             }
                         }
@@ -984,7 +1056,6 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         },
                     );
                     record_sets.push(l.records);
-                    record_keys.push(l.keys);
                     rows_by_age.push(l.rows_by_age);
                 }
             }
@@ -1060,8 +1131,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             if let Ok(in_scope) = p.evidence.add(kind, &row.record.values, &frame, policy) {
                 if in_scope {
                     let rs = &mut record_sets[row.source];
-                    p.records.push((row.source as u8, rs.records.len() as u32));
-                    rs.records.push(row.record.clone());
+                    p.records.push((row.source as u8, rs.len() as u32));
+                    rs.push_record(&row.record);
                 }
                 if let Some(c) = counts {
                     c.linked += 1;
@@ -1157,7 +1228,6 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         &run_id,
         &sources,
         &record_sets,
-        &record_keys,
         &near_miss,
         &outcomes,
         &report_lens,
@@ -1454,7 +1524,7 @@ struct Ctx<'a> {
     caseload: &'a Caseload,
     persons: &'a [PersonState],
     person_index: &'a HashMap<u64, usize>,
-    record_sets: &'a [RecordSet],
+    record_sets: &'a dyn crate::records::RecordLookup,
     unverified: &'a [(SourceKind, String)],
     policy: &'a Policy,
     run_id: &'a str,

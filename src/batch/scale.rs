@@ -503,6 +503,7 @@ fn read_caseload_cache(path: &Path) -> Option<Caseload> {
     (c.take(8)? == CASELOAD_MAGIC && c.at == b.len()).then_some(out)
 }
 
+#[cfg(test)]
 fn encode_record(rec: &Record) -> Vec<u8> {
     let mut b = Vec::with_capacity(64);
     put_str(&mut b, Some(&rec.id_number));
@@ -808,8 +809,7 @@ pub(super) fn write_state(
     partition: &Option<String>,
     run_id: &str,
     sources: &BTreeMap<String, SourceSummary>,
-    record_sets: &[RecordSet],
-    record_keys: &[Vec<u64>],
+    record_sets: &[crate::records::CompactSet],
     near_miss: &[(u8, u64, u64)],
     outcomes: &[Outcomes],
     report_lens: &[u64],
@@ -842,19 +842,14 @@ pub(super) fn write_state(
     let ppath = dir.join("linked.patch");
     remove_if_present(&ppath).map_err(write_err(&ppath))?;
     let lpath = dir.join("linked.bin");
-    // The exactly linked records with the keys the scan found (`record_keys[s][i]` is the
-    // key of `record_sets[s].records[i]`); records the error-tolerant linkage added after
-    // them have no valid key of their own and are not kept.
-    let rows = record_sets
-        .iter()
-        .zip(record_keys)
-        .enumerate()
-        .flat_map(|(si, (set, keys))| {
-            set.records
-                .iter()
-                .zip(keys)
-                .map(move |(rec, &key)| (si as u8, rec.row, key, encode_record(rec)))
-        });
+    // The exactly linked records with the keys the scan found; records the error-tolerant
+    // linkage added after them have no valid key of their own and are not kept.
+    let rows = record_sets.iter().enumerate().flat_map(|(si, set)| {
+        (0..set.len()).filter_map(move |i| {
+            let key = set.key(i).filter(|&k| k != crate::records::NO_KEY)?;
+            Some((si as u8, set.row(i)?, key, set.linked_blob(i)?))
+        })
+    });
     write_linked(&lpath, rows, near_miss).map_err(write_err(&lpath))
 }
 

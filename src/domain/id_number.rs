@@ -47,6 +47,26 @@ fn days_in_month(y: u32, m: u32) -> u32 {
     }
 }
 
+/// An as-of date as integers, for [`IdNumber::clean_key`] (computed once per run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsOfDay {
+    y: u32,
+    m: u32,
+    d: u32,
+}
+
+impl AsOfDay {
+    /// The date's year, month and day (a year before 1 BCE counts as 0: every birth date in
+    /// an ID number is then after it).
+    pub fn new(date: NaiveDate) -> AsOfDay {
+        AsOfDay {
+            y: date.year().max(0) as u32,
+            m: date.month(),
+            d: date.day(),
+        }
+    }
+}
+
 /// A valid 18-character resident ID number.
 ///
 /// Holds the 17-digit body; the check character is derived. `Display` and `Debug` are masked
@@ -411,6 +431,42 @@ impl IdNumber {
         ))
     }
 
+    /// The scan's fast path: for a value that is exactly 18 ASCII characters in normal form
+    /// (17 digits and a digit or `X`) and valid, its key ([`IdNumber::key`]) and birth year;
+    /// `None` for anything else (not in normal form, or invalid), for which
+    /// [`IdNumber::parse`] gives the answer. Never `Some` where `parse` would fail or repair:
+    /// the same checks as `parse`'s normal-form path in one pass over the bytes, with the
+    /// as-of date as integers ([`AsOfDay`]) and no allocation. Called on every row of every
+    /// extract.
+    #[inline]
+    pub fn clean_key(raw: &[u8], as_of: AsOfDay) -> Option<(u64, u32)> {
+        let b: &[u8; 18] = raw.try_into().ok()?;
+        let (mut body, mut sum) = (0u64, 0u32);
+        for (d, w) in b[..17].iter().zip(&WEIGHTS) {
+            let v = d.wrapping_sub(b'0');
+            if v > 9 {
+                return None;
+            }
+            body = body * 10 + u64::from(v);
+            sum += u32::from(v) * w;
+        }
+        if CHECK[(sum % 11) as usize] != b[17] {
+            return None;
+        }
+        if !PROVINCE_CODE[usize::from((b[0] - b'0') * 10 + (b[1] - b'0'))] {
+            return None;
+        }
+        let ymd = ((body / 1000) % 100_000_000) as u32;
+        let (y, m, d) = (ymd / 10_000, (ymd / 100) % 100, ymd % 100);
+        if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
+            return None;
+        }
+        if (y, m, d) > (as_of.y, as_of.m, as_of.d) || as_of.y as i32 - y as i32 > MAX_AGE_YEARS {
+            return None;
+        }
+        Some((body, y))
+    }
+
     /// The compact join key: the 17-digit body as an integer (< 10^17).
     pub fn key(self) -> u64 {
         self.0
@@ -510,6 +566,75 @@ pub fn make_id(region: u32, birth: NaiveDate, seq: u32) -> IdNumber {
         seq % 1000
     );
     IdNumber(body.parse().expect("17 digits"))
+}
+
+#[cfg(test)]
+mod clean_key_tests {
+    use super::*;
+
+    /// `clean_key` agrees with `parse` on every value it answers, and answers every clean
+    /// valid one: valid numbers, each digit and the check character changed, impossible and
+    /// future dates, unknown provinces, lengths 17 and 19, repairs `parse` would make.
+    #[test]
+    fn clean_key_agrees_with_parse() {
+        let as_of: NaiveDate = "2026-11-01".parse().unwrap();
+        let day = AsOfDay::new(as_of);
+        let mut seeds: Vec<String> = Vec::new();
+        for (region, date, seq) in [
+            ("620502", "19900101", "123"),
+            ("110101", "20261101", "001"),
+            ("110101", "20261102", "001"),
+            ("650102", "18961101", "777"),
+            ("650102", "18961031", "777"),
+            ("440305", "20000229", "456"),
+            ("440305", "19000229", "456"),
+            ("440305", "20240431", "456"),
+            ("990101", "19800101", "111"),
+            ("000101", "19800101", "111"),
+            ("620502", "19801301", "111"),
+            ("620502", "19800100", "111"),
+        ] {
+            let body = format!("{region}{date}{seq}");
+            let b: [u8; 17] = body.as_bytes().try_into().unwrap();
+            let full = format!("{body}{}", char::from(check_character(&b)));
+            for i in 0..18 {
+                for c in "0123456789Xx ".chars() {
+                    let mut v: Vec<char> = full.chars().collect();
+                    v[i] = c;
+                    seeds.push(v.into_iter().collect());
+                }
+            }
+            seeds.push(full.clone());
+            seeds.push(full[..17].to_string());
+            seeds.push(format!("{full}1"));
+            seeds.push(format!(" {full}"));
+            seeds.push(format!("'{full}"));
+        }
+        let mut answered = 0;
+        for raw in &seeds {
+            let parsed = IdNumber::parse(raw, as_of);
+            match IdNumber::clean_key(raw.as_bytes(), day) {
+                Some((key, year)) => {
+                    answered += 1;
+                    let (id, rep) = parsed.unwrap_or_else(|e| panic!("{e:?}"));
+                    assert!(rep.is_empty());
+                    assert_eq!(id.key(), key);
+                    assert_eq!(id.birth_date().year() as u32, year);
+                }
+                None => {
+                    // not clean (parse repairs or refuses it) or invalid
+                    let b = raw.as_bytes();
+                    let clean = b.len() == 18
+                        && b[..17].iter().all(u8::is_ascii_digit)
+                        && (b[17].is_ascii_digit() || b[17] == b'X');
+                    if clean {
+                        assert!(parsed.is_err(), "{raw}");
+                    }
+                }
+            }
+        }
+        assert!(answered > 20, "{answered}");
+    }
 }
 
 #[cfg(test)]

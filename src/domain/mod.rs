@@ -10,7 +10,7 @@ pub mod name;
 pub mod region;
 
 pub use date::{DateError, DateValue, Month, parse_date, parse_day};
-pub use id_number::{IdError, IdNumber, IdRepair, mask};
+pub use id_number::{AsOfDay, IdError, IdNumber, IdRepair, mask};
 pub use money::{Fen, MoneyError};
 pub use name::{Name, NameError, NameRepair};
 pub use region::{RegionCode, RegionError};

@@ -119,10 +119,10 @@ impl PersonEvidence {
     ///
     /// # Errors
     /// [`FieldError`] for a value the rules need that does not parse; nothing is added.
-    pub fn add(
+    pub fn add<S: AsRef<str>>(
         &mut self,
         kind: SourceKind,
-        values: &[Option<String>],
+        values: &[Option<S>],
         frame: &Frame,
         policy: &Policy,
     ) -> Result<bool, FieldError> {
@@ -279,12 +279,12 @@ pub fn parsed_columns(kind: SourceKind) -> Vec<(usize, bool)> {
         .collect()
 }
 
-struct Row<'a> {
+struct Row<'a, S> {
     kind: SourceKind,
-    values: &'a [Option<String>],
+    values: &'a [Option<S>],
 }
 
-impl<'a> Row<'a> {
+impl<'a, S: AsRef<str>> Row<'a, S> {
     fn spec(&self, column: &'static str) -> (usize, &'static hedui_connectors::ColumnSpec) {
         let i = self
             .kind
@@ -298,8 +298,8 @@ impl<'a> Row<'a> {
         let (i, _) = self.spec(column);
         self.values
             .get(i)
-            .and_then(|v| v.as_deref())
-            .map(str::trim)
+            .and_then(|v| v.as_ref())
+            .map(|v| v.as_ref().trim())
             .filter(|v| !v.is_empty())
     }
     fn required(&self, column: &'static str) -> Result<&'a str, FieldError> {

@@ -2322,30 +2322,29 @@ pub struct OwnRecords<'a> {
     /// Per person: (index in `SourceKind::ALL` and `sets`, record index).
     pub persons: &'a [crate::verify::PersonState],
     /// The record sets, one per source in `SourceKind::ALL` order.
-    pub sets: &'a [hedui_connectors::RecordSet],
+    pub sets: &'a dyn crate::records::RecordLookup,
 }
 
-impl OwnRecords<'_> {
+impl<'a> OwnRecords<'a> {
     /// The person's registered region (`hukou_region_code` of their registration record).
     fn home(&self, person: usize) -> Option<String> {
         let kind = hedui_connectors::SourceKind::HouseholdRegistration;
         self.of(person, source_index(kind))
-            .find_map(|r| row_region(kind, r))
+            .find_map(|r| row_region(kind, &r))
     }
 
-    fn of(&self, person: usize, source: usize) -> impl Iterator<Item = &[Option<String>]> {
+    fn of(
+        &self,
+        person: usize,
+        source: usize,
+    ) -> impl Iterator<Item = crate::records::Values<'a>> + '_ {
         self.persons
             .get(person)
             .map(|p| p.records.as_slice())
             .unwrap_or_default()
             .iter()
             .filter(move |(s, _)| *s as usize == source)
-            .filter_map(move |&(s, r)| {
-                self.sets
-                    .get(s as usize)
-                    .and_then(|set| set.records.get(r as usize))
-                    .map(|rec| rec.values.as_slice())
-            })
+            .filter_map(move |&(s, r)| self.sets.record(s as usize, r as usize).map(|(_, v)| v))
     }
 }
 
@@ -2429,14 +2428,17 @@ const GANSU_PLATES: [(char, &str); 14] = [
 /// registration or real-estate row (6 digits), the registering authority's division in a
 /// unified social credit code (characters 3-8), the prefecture of a Gansu plate (4 digits).
 /// `None` for other sources and unreadable values.
-pub fn row_region(kind: hedui_connectors::SourceKind, values: &[Option<String>]) -> Option<String> {
+pub fn row_region<S: AsRef<str>>(
+    kind: hedui_connectors::SourceKind,
+    values: &[Option<S>],
+) -> Option<String> {
     use hedui_connectors::SourceKind as K;
     let col = |c: &str| {
         kind.columns()
             .iter()
             .position(|x| x.name == c)
-            .and_then(|i| values.get(i).cloned().flatten())
-            .map(|v| v.trim().to_string())
+            .and_then(|i| values.get(i).and_then(|v| v.as_ref()))
+            .map(|v| v.as_ref().trim().to_string())
     };
     let six =
         |v: &str| (v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit())).then(|| v.to_string());
@@ -2468,7 +2470,7 @@ impl SameSource {
     /// Measure m and u per source and column on the persons' exact links; the regions' u on
     /// the pending rows (nearly all of them other residents').
     pub fn measure(own: &OwnRecords<'_>, pending: &[BatchRow]) -> SameSource {
-        let n_src = own.sets.len();
+        let n_src = own.sets.sources();
         let mut sources = Vec::with_capacity(n_src);
         let mut records = Vec::with_capacity(n_src);
         for si in 0..n_src {
@@ -2481,7 +2483,7 @@ impl SameSource {
             let (mut recur, mut total) = (vec![0u64; cols.len()], vec![0u64; cols.len()]);
             let mut holders = 0u64;
             for pi in 0..own.persons.len() {
-                let recs: Vec<&[Option<String>]> = own.of(pi, si).collect();
+                let recs: Vec<crate::records::Values<'_>> = own.of(pi, si).collect();
                 if recs.is_empty() {
                     continue;
                 }
@@ -2490,14 +2492,14 @@ impl SameSource {
                     let mut seen: HashMap<&str, u32> = HashMap::new();
                     for r in &recs {
                         if let Some(Some(v)) = r.get(ci) {
-                            *seen.entry(v.as_str()).or_insert(0) += 1;
+                            *seen.entry(*v).or_insert(0) += 1;
                         }
                     }
                     if recs.len() >= 2 {
                         for r in &recs {
                             if let Some(Some(v)) = r.get(ci) {
                                 total[ci] += 1;
-                                recur[ci] += u64::from(seen[v.as_str()] >= 2);
+                                recur[ci] += u64::from(seen[*v] >= 2);
                             }
                         }
                     }
@@ -2531,7 +2533,7 @@ impl SameSource {
             for pi in 0..own.persons.len() {
                 let Some(home) = own.home(pi) else { continue };
                 for r in own.of(pi, si) {
-                    if let Some(reg) = row_region(*kind, r) {
+                    if let Some(reg) = row_region(*kind, &r) {
                         total += 1;
                         agree += u64::from(home.starts_with(&reg));
                     }
@@ -2608,7 +2610,7 @@ impl SameSource {
         let Some(Some((holders, stats))) = self.sources.get(row.source) else {
             return Vec::new();
         };
-        let recs: Vec<&[Option<String>]> = own.of(person, row.source).collect();
+        let recs: Vec<crate::records::Values<'_>> = own.of(person, row.source).collect();
         let whole = self.records.get(row.source).cloned().flatten();
         if recs.is_empty() {
             // A candidate with no record of a source whose holders mostly have several (a
@@ -2636,7 +2638,7 @@ impl SameSource {
             };
             let found = recs
                 .iter()
-                .any(|r| r.get(ci).and_then(|x| x.as_ref()) == Some(v));
+                .any(|r| r.get(ci).copied().flatten() == Some(v.as_str()));
             // holders with v (the candidate's own count included when found), at least half a holder
             let with = f64::from(st.holders_with.get(v).copied().unwrap_or(0)).max(0.5);
             let u = (with / *holders as f64).clamp(1e-9, 0.999);
@@ -2698,12 +2700,12 @@ fn record_stats(
     if holders < 20 || compared.is_empty() {
         return None;
     }
-    let shares = |a: &[Option<String>], b: &[Option<String>]| {
+    let shares = |a: &[Option<&str>], b: &[Option<&str>]| {
         compared
             .iter()
             .any(|&ci| matches!((a.get(ci), b.get(ci)), (Some(Some(x)), Some(Some(y))) if x == y))
     };
-    let by_holder: Vec<Vec<&[Option<String>]>> = (0..own.persons.len())
+    let by_holder: Vec<Vec<crate::records::Values<'_>>> = (0..own.persons.len())
         .map(|pi| own.of(pi, si).collect::<Vec<_>>())
         .filter(|r| !r.is_empty())
         .collect();
@@ -2727,7 +2729,7 @@ fn record_stats(
             break;
         }
         pairs += 1;
-        none_x += u64::from(!next.iter().any(|o| shares(recs[0], o)));
+        none_x += u64::from(!next.iter().any(|o| shares(&recs[0], o)));
     }
     let clamp = |x: f64| x.clamp(0.001, 0.999);
     let persons = own.persons.len().max(1) as f64;
