@@ -194,6 +194,17 @@ impl PersonEvidence {
                 let usage = r.enumerated("usage")?;
                 // share_pct has two decimals like yuan: 100.00 % → 10,000 hundredths.
                 let share = r.money("share_pct")?;
+                // A holder's share of one certificate is at most 100 %: 150 or 1000 is a
+                // damaged value (a fraction column times 100 twice, two columns run
+                // together), and counted as 1.5 flats it made a family with one flat
+                // ineligible. The row is refused, so the source is unverified → referred.
+                if share > SHARE_PCT_MAX_HUNDREDTHS {
+                    return Err(FieldError {
+                        column: "share_pct",
+                        code: "share_out_of_range",
+                        message: "share_pct is above 100: a holder's share of one certificate is at most 100 %".to_string(),
+                    });
+                }
                 if share <= 0 {
                     return Ok(true);
                 }
@@ -250,6 +261,10 @@ impl PersonEvidence {
         }
     }
 }
+
+/// Largest `real_estate.share_pct` accepted, in hundredths of a percent (100.00 % = the sole
+/// owner); a larger share is refused with `share_out_of_range` (DESIGN.md §2: the holder's share).
+pub const SHARE_PCT_MAX_HUNDREDTHS: i64 = 10_000;
 
 /// The columns of `kind` that [`PersonEvidence::add`] parses as amounts (`false`) or months
 /// (`true`), by index into [`SourceKind::columns`]: where a respelled value (thousands
@@ -478,6 +493,38 @@ mod tests {
         }
         // the good row stands alone: nothing was subtracted or wrapped around
         assert_eq!(e.financial_assets, 500_000);
+    }
+
+    /// Found by the s5 attack on department files: a `real_estate` row of a family's only
+    /// flat with share_pct 150 (or 100.01, 1000) counted as more than one residential
+    /// property and made the household ineligible on `housing`.
+    #[test]
+    fn a_share_above_100_percent_is_refused_not_counted_as_a_second_flat() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        let row = |share: &str| {
+            vals(&[
+                "甘(2024)第1号",
+                "620503",
+                "residential",
+                "80.00",
+                share,
+                "2024-02-17",
+            ])
+        };
+        for share in ["150", "100.01", "1000.00"] {
+            let err = e
+                .add(SourceKind::RealEstate, &row(share), &f, &p)
+                .unwrap_err();
+            assert_eq!((err.column, err.code), ("share_pct", "share_out_of_range"));
+        }
+        assert_eq!(e.residential_share, 0);
+        assert_eq!(
+            e.add(SourceKind::RealEstate, &row("100.00"), &f, &p),
+            Ok(true)
+        );
+        assert_eq!(e.add(SourceKind::RealEstate, &row("50"), &f, &p), Ok(true));
+        assert_eq!(e.residential_share, 15_000);
     }
 
     #[test]
