@@ -447,6 +447,15 @@ impl Policy {
         })
     }
 
+    /// Whether a household's `region_code` (GB/T 2260, as given) is six ASCII digits that
+    /// start with this policy's `region_prefix`: only then do the policy's standards apply
+    /// to it (`caseload_fault` fault `region_not_in_policy` otherwise). Surrounding spaces
+    /// are ignored.
+    pub fn covers_region(&self, region_code: &str) -> bool {
+        let r = region_code.trim();
+        r.len() == 6 && r.bytes().all(|c| c.is_ascii_digit()) && r.starts_with(&self.region_prefix)
+    }
+
     /// S × 12 (fen per person per year) for an area; anything but `urban` is rural.
     pub fn standard_year(&self, area: &str) -> Fen {
         if area == "urban" {
