@@ -403,26 +403,66 @@ pub fn load_caseload(
                 }
             });
         let mut faults = Vec::new();
+        let area_v = vocab_value(area.get(i), &["urban", "rural"], false, "area", &mut faults);
+        let programme_v = vocab_value(
+            programme.get(i),
+            &["dibao", "tekun", "low_income", "applicant"],
+            false,
+            "programme",
+            &mut faults,
+        );
+        let category_v = vocab_value(
+            category.get(i),
+            &["full", "partial", "class1", "class2", "class3", "class4"],
+            true,
+            "category",
+            &mut faults,
+        );
+        // Each refused value is named in quarantine.csv (file, line, column, value, reason):
+        // the household is referred (caseload_fault), and the clerk must see why.
+        for fault in &faults {
+            let column = fault.trim_end_matches("_unknown");
+            let raw = match column {
+                "area" => area.get(i),
+                "programme" => programme.get(i),
+                _ => category.get(i),
+            }
+            .unwrap_or("");
+            q.push(QuarantineEntry::at(
+                &file,
+                prep.line_of(i as u64),
+                Some(i as u64),
+                column,
+                raw,
+                fault,
+                Action::Referred,
+                format!(
+                    "{column}: value not in the §2 vocabulary; the household is referred (caseload_fault)"
+                ),
+            ));
+        }
+        let region_v = region.get(i).unwrap_or("").trim();
+        if region_v.len() != 6 || !region_v.bytes().all(|c| c.is_ascii_digit()) {
+            faults.push("region_code_invalid".into());
+            q.push(QuarantineEntry::at(
+                &file,
+                prep.line_of(i as u64),
+                Some(i as u64),
+                "region_code",
+                region_v,
+                "region_code_invalid",
+                Action::Referred,
+                "region_code must be a 6-digit GB/T 2260 code; the policy cannot be chosen, household referred (caseload_fault)".into(),
+            ));
+        }
         // Matched case-insensitively: a member row's `620503h0000047` is household 620503H0000047.
         index.insert(household_key(id), out.households.len());
         out.households.push(Household {
             id: id.to_string(),
-            region_code: region.get(i).unwrap_or("").trim().to_string(),
-            area: vocab_value(area.get(i), &["urban", "rural"], false, "area", &mut faults),
-            programme: vocab_value(
-                programme.get(i),
-                &["dibao", "tekun", "low_income", "applicant"],
-                false,
-                "programme",
-                &mut faults,
-            ),
-            category: vocab_value(
-                category.get(i),
-                &["full", "partial", "class1", "class2", "class3", "class4"],
-                true,
-                "category",
-                &mut faults,
-            ),
+            region_code: region_v.to_string(),
+            area: area_v,
+            programme: programme_v,
+            category: category_v,
             declared_annual_income,
             declared_financial_assets,
             last_verified,
@@ -932,5 +972,57 @@ mod tests {
             "620503196207080319"
         );
         assert!(q.entries.is_empty(), "{:?}", q.entries);
+    }
+
+    /// Found by the s5 attack on department files: `城镇` in `area`, `低保` in `programme`
+    /// and an empty region_code referred the household with exit code 0 and nothing in
+    /// quarantine.csv (the clerk could not see which cell to correct).
+    #[test]
+    fn a_refused_household_value_is_quarantined_naming_line_column_and_reason() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,城镇,低保,Partial,,,\nH2,,urban,dibao,,,,\nH3,620503,Rural,DIBAO,class1,,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households.len(), 3);
+        assert_eq!(
+            c.households[0].faults,
+            vec!["area_unknown", "programme_unknown"]
+        );
+        assert_eq!(c.households[1].faults, vec!["region_code_invalid"]);
+        assert!(c.households[2].faults.is_empty(), "case is not a fault");
+        let got: Vec<(Option<u64>, &str, &str, &str)> = q
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.line,
+                    e.column.as_str(),
+                    e.reason.as_str(),
+                    e.value.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(2), "area", "area_unknown", "**"),
+                (Some(2), "programme", "programme_unknown", "**"),
+                (Some(3), "region_code", "region_code_invalid", ""),
+            ]
+        );
+        assert!(q.entries.iter().all(|e| e.action == Action::Referred));
     }
 }
