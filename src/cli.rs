@@ -408,6 +408,9 @@ fn run(cli: Cli) -> Result<i32> {
                     today()
                 );
             }
+            if let Err(e) = policy.check_in_force(as_of) {
+                bail!("--as-of {as_of}: {e}");
+            }
             let opts = BatchOptions {
                 caseload,
                 sources,

@@ -740,3 +740,36 @@ fn faulty_caseload_rows_empty_extracts_and_near_miss_keys_refer_instead_of_passi
 }
 
 mod files;
+
+/// Found by the s5 attack: `--as-of 2025-06-01` with the bundled policy (in force from
+/// 2026-01-01) ran and determined every household against standards not yet in force; the
+/// policy's `effective_from` was never read.
+#[test]
+fn a_batch_dated_before_the_policy_is_in_force_is_refused() {
+    let county = County::new(5);
+    let out_dir = county.root.join("run-early");
+    let (data, key) = (county.data(), county.key("civil.pub"));
+    let out = hedui(&[
+        "batch",
+        "--caseload",
+        s(&data),
+        "--sources",
+        s(&data),
+        "--recipient",
+        s(&key),
+        "--out",
+        s(&out_dir),
+        "--as-of",
+        "2025-06-01",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--as-of 2025-06-01: policy gansu-illustrative-2026 is in force from 2026-01-01"
+        ),
+        "{err}"
+    );
+    assert!(!out_dir.join("reports.jsonl").exists());
+    assert!(!out_dir.join("determinations.csv").exists());
+}
