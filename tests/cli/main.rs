@@ -773,3 +773,50 @@ fn a_batch_dated_before_the_policy_is_in_force_is_refused() {
     assert!(!out_dir.join("reports.jsonl").exists());
     assert!(!out_dir.join("determinations.csv").exists());
 }
+
+/// Found by the s5 attack: a reports file saved with a UTF-8 BOM (Notepad, or two files
+/// concatenated) failed as "not JSON at line 1 column 1"; an empty file opened nothing and
+/// said nothing. The BOM rule of the department files (../shared/cases C03) holds for JSON.
+#[test]
+fn a_reports_file_with_byte_order_marks_opens_and_an_empty_one_is_named() {
+    let c = County::new(5);
+    let (_, dir) = c.batch("run", &[]);
+    let text = std::fs::read_to_string(dir.join("reports.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5);
+    // two exports concatenated: a BOM at the start of the file and at line 3
+    let bommed = format!(
+        "\u{feff}{}\n{}\n\u{feff}{}\n",
+        lines[0],
+        lines[1],
+        lines[2..].join("\n")
+    );
+    let path = c.root.join("bom.jsonl");
+    std::fs::write(&path, bommed).unwrap();
+    let out = hedui(&["open", "--key", s(&c.key("civil.key")), s(&path)]);
+    let opened = ok(&out);
+    let ids: Vec<String> = opened
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["household_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let expected: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let rid = v["report_id"].as_str().unwrap();
+            rid.rsplit('/').next().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids, expected);
+
+    let empty = c.root.join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = hedui(&["open", "--key", s(&c.key("civil.key")), s(&empty)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds no sealed report"), "{err}");
+}
