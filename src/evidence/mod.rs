@@ -129,7 +129,7 @@ impl PersonEvidence {
         let r = Row { kind, values };
         match kind {
             SourceKind::Tax => {
-                if r.int("tax_year")? != i64::from(frame.tax_year) {
+                if r.year("tax_year")? != i64::from(frame.tax_year) {
                     return Ok(false);
                 }
                 let t = r.enumerated("income_type")?;
@@ -247,7 +247,7 @@ impl PersonEvidence {
                 Ok(true)
             }
             SourceKind::MedicalInsurance => {
-                if r.int("year")? != i64::from(frame.tax_year) {
+                if r.year("year")? != i64::from(frame.tax_year) {
                     return Ok(false);
                 }
                 self.out_of_pocket += r.money("out_of_pocket")?;
@@ -349,13 +349,26 @@ impl<'a> Row<'a> {
     fn money_or_zero(&self, column: &'static str) -> Result<i64, FieldError> {
         self.money_opt(column).map(|v| v.unwrap_or(Fen::ZERO.0))
     }
-    fn int(&self, column: &'static str) -> Result<i64, FieldError> {
+    /// A calendar year: four ASCII digits, 1900 or later. `25` (a two-digit year) read as
+    /// the year 25 fell outside the tax year and dropped the row's income without a trace.
+    fn year(&self, column: &'static str) -> Result<i64, FieldError> {
         let v = self.required(column)?;
-        v.parse::<i64>().map_err(|_| FieldError {
-            column,
-            code: "integer_invalid",
-            message: format!("{column} is not a whole number"),
-        })
+        let v = v.strip_prefix('+').unwrap_or(v);
+        match v.parse::<i64>() {
+            Ok(y) if v.len() == 4 && v.bytes().all(|b| b.is_ascii_digit()) && y >= 1900 => Ok(y),
+            Ok(_) => Err(FieldError {
+                column,
+                code: "year_invalid",
+                message: format!(
+                    "{column} is not a four-digit year from 1900 on (a two-digit year is never guessed)"
+                ),
+            }),
+            Err(_) => Err(FieldError {
+                column,
+                code: "integer_invalid",
+                message: format!("{column} is not a whole number"),
+            }),
+        }
     }
     fn month(&self, column: &'static str) -> Result<Month, FieldError> {
         let v = self.required(column)?;
@@ -525,6 +538,67 @@ mod tests {
         );
         assert_eq!(e.add(SourceKind::RealEstate, &row("50"), &f, &p), Ok(true));
         assert_eq!(e.residential_share, 15_000);
+    }
+
+    /// Found by the s5 attack: a tax row with tax_year `25` (and 900,000 yuan of business
+    /// income) was read as the year 25, out of scope, and the household stayed eligible.
+    #[test]
+    fn a_year_that_is_not_four_digits_is_refused_not_read_as_out_of_scope() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        for year in ["25", "025", "02025", "0025", "1899"] {
+            let err = e
+                .add(
+                    SourceKind::Tax,
+                    &vals(&[year, "business", "900000.00", "0.00"]),
+                    &f,
+                    &p,
+                )
+                .unwrap_err();
+            assert_eq!(
+                (err.column, err.code),
+                ("tax_year", "year_invalid"),
+                "{year}"
+            );
+            let err = e
+                .add(
+                    SourceKind::MedicalInsurance,
+                    &vals(&[year, "100.00", "50.00"]),
+                    &f,
+                    &p,
+                )
+                .unwrap_err();
+            assert_eq!((err.column, err.code), ("year", "year_invalid"), "{year}");
+        }
+        let err = e
+            .add(
+                SourceKind::Tax,
+                &vals(&["2025年", "business", "1.00", "0.00"]),
+                &f,
+                &p,
+            )
+            .unwrap_err();
+        assert_eq!(err.code, "integer_invalid");
+        assert_eq!(e.tax_other, 0);
+        assert_eq!(
+            e.add(
+                SourceKind::Tax,
+                &vals(&["+2025", "business", "900000.00", "0.00"]),
+                &f,
+                &p
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            e.add(
+                SourceKind::Tax,
+                &vals(&["2024", "business", "5.00", "0.00"]),
+                &f,
+                &p
+            ),
+            Ok(false)
+        );
+        assert_eq!(e.tax_other, 90_000_000);
     }
 
     #[test]
