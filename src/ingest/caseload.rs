@@ -184,6 +184,30 @@ fn vocab_value(
     v
 }
 
+/// Whether a `consent_ref` cell records a consent: not empty, not a placeholder of "no
+/// value" (`无`, `/`, `-`, `0`, `NULL`, `N/A`, … as for ID numbers) and not a word saying
+/// there is none (`否`, `未签`, `未授权`, `none`, `no`). A placeholder read as a reference let
+/// a person be queried without consent and kept the household from `consent_missing`.
+fn consent_given(raw: Option<&str>) -> bool {
+    const REFUSALS: [&str; 9] = [
+        "否",
+        "未签",
+        "未签署",
+        "未授权",
+        "未同意",
+        "没有",
+        "none",
+        "no",
+        "false",
+    ];
+    let Some(v) = raw.map(str::trim) else {
+        return false;
+    };
+    !v.is_empty()
+        && !crate::domain::id_number::PLACEHOLDERS.contains(&v)
+        && !REFUSALS.iter().any(|r| v.eq_ignore_ascii_case(r))
+}
+
 fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
     df.column(name)
         .and_then(|c| c.str())
@@ -599,7 +623,7 @@ pub fn load_caseload(
             id,
             relation: rel.get(i).unwrap_or("").trim().to_string(),
             disability_grade,
-            consent: consent.get(i).is_some_and(|c| !c.trim().is_empty()),
+            consent: consent_given(consent.get(i)),
             name: names.get(i).map(str::to_string),
         });
     }
@@ -794,7 +818,7 @@ pub fn load_caseload(
                 }
             },
         };
-        let has_consent = consent.get(i).is_some_and(|c| !c.trim().is_empty());
+        let has_consent = consent_given(consent.get(i));
         match seen.get(&(household, key.clone())) {
             Some(&s) => {
                 let sup = &mut out.supporters[s];
@@ -1024,5 +1048,41 @@ mod tests {
             ]
         );
         assert!(q.entries.iter().all(|e| e.action == Action::Referred));
+    }
+
+    /// Found by the s5 attack: a members row with consent_ref `无`, `N/A`, `-`, `0` or `否`
+    /// counted as consented: the person was queried and the household came out eligible
+    /// instead of referred on `consent_missing`.
+    #[test]
+    fn a_placeholder_or_a_refusal_in_consent_ref_is_no_consent() {
+        for v in [
+            "无", "N/A", "-", "/", "NULL", "0", "否", "未签", "None", " ", "\u{3000}",
+        ] {
+            assert!(!consent_given(Some(v)), "{v:?}");
+        }
+        assert!(!consent_given(None));
+        for v in ["C1", "SQ-620503-2026-0000001", "cr_0a1b", "无2026-01"] {
+            assert!(consent_given(Some(v)), "{v:?}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\nH1,620503195809200176,马福祥,applicant,,无\nH1,620503196207080319,李建国,spouse,,C1\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\nH1,620503198703151234,王秀兰,620503195809200176,child,2,否\n",
+        );
+        let (c, _) = load(d.path());
+        let consents: Vec<bool> = c.members.iter().map(|m| m.consent).collect();
+        assert_eq!(consents, vec![false, true]);
+        assert!(!c.supporters[0].consent);
     }
 }
