@@ -399,6 +399,24 @@ pub fn load_caseload(
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .and_then(|v| match parse_day(v) {
+                // A review dated after D (a typo, 2027 for 2026; a date column shifted): read
+                // as done it kept the household out of review for years. It is refused, and
+                // the household reads as never verified, so it is due.
+                Ok(d) if d > as_of => {
+                    q.push(QuarantineEntry::at(
+                        &file,
+                        prep.line_of(i as u64),
+                        Some(i as u64),
+                        "last_verified",
+                        v,
+                        "date_after_as_of",
+                        Action::Rejected,
+                        format!(
+                            "last_verified is after the as-of date {as_of}; the household reads as never verified (review due)"
+                        ),
+                    ));
+                    None
+                }
                 Ok(d) => {
                     out.normalisations.date(
                         At {
@@ -1084,5 +1102,39 @@ mod tests {
         let consents: Vec<bool> = c.members.iter().map(|m| m.consent).collect();
         assert_eq!(consents, vec![false, true]);
         assert!(!c.supporters[0].consent);
+    }
+
+    /// Found by the s5 attack: last_verified `2027-08-19` (as of 2026-11-01) read as a
+    /// review already done: the household was not due, with nothing in quarantine.csv.
+    #[test]
+    fn a_last_verified_after_the_as_of_date_is_refused_and_the_household_is_due() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,,,2027-08-19\nH2,620503,urban,dibao,full,,,2026-11-01\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households[0].last_verified, None);
+        assert_eq!(
+            c.households[1].last_verified,
+            NaiveDate::from_ymd_opt(2026, 11, 1)
+        );
+        let got: Vec<(Option<u64>, &str, &str)> = q
+            .entries
+            .iter()
+            .map(|e| (e.line, e.column.as_str(), e.reason.as_str()))
+            .collect();
+        assert_eq!(got, vec![(Some(2), "last_verified", "date_after_as_of")]);
     }
 }
