@@ -413,6 +413,9 @@ fn run(cli: Cli) -> Result<i32> {
                     today()
                 );
             }
+            if let Err(e) = policy.check_in_force(as_of) {
+                bail!("--as-of {as_of}: {e}");
+            }
             let opts = BatchOptions {
                 caseload,
                 sources,
@@ -783,16 +786,27 @@ fn open(
     use std::io::Write;
     // One envelope saved as a whole (pretty-printed JSON, e.g. `jq .sealed_report`), or JSON
     // lines (`reports.jsonl`, one envelope a line).
+    // A UTF-8 BOM (a file saved by Notepad or Excel, or two such files concatenated) is not
+    // part of the JSON: at the start of the file and of any line it is skipped, as the
+    // department-file reader does (../shared/cases C03, "the same BOM rule for JSON inputs").
+    let unbom = |l: &str| -> String { l.trim().trim_start_matches('\u{feff}').trim().to_string() };
     let entries: Vec<(usize, Result<SealedReport, serde_json::Error>)> =
-        match serde_json::from_str::<SealedReport>(text.trim()) {
+        match serde_json::from_str::<SealedReport>(&unbom(&text)) {
             Ok(env) => vec![(0, Ok(env))],
             Err(_) => text
                 .lines()
+                .map(unbom)
                 .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| (i, serde_json::from_str(l)))
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(i, l)| (i, serde_json::from_str(&l)))
                 .collect(),
         };
+    if entries.is_empty() {
+        say!(
+            "hedui: warning: {} holds no sealed report (an empty file: nothing was opened)",
+            file.display()
+        );
+    }
     let mut not_sealed = 0usize;
     for (i, parsed) in entries {
         let env: SealedReport = match parsed {

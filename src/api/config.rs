@@ -169,6 +169,11 @@ impl Settings {
             Some(p) => Policy::load(p).map_err(|e| err(format!("policy: {e}")))?,
             None => Policy::bundled(),
         };
+        if let Some(d) = config.as_of {
+            policy
+                .check_in_force(d)
+                .map_err(|e| err(format!("as_of: {e}")))?;
+        }
         if config.recipients.is_empty() {
             return Err(err(
                 "recipients: at least one civil-affairs public key".into()

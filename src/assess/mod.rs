@@ -337,12 +337,19 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
         ));
     }
 
-    if !h.faults.is_empty() {
+    // The policy is a region's (`region_prefix`): a household whose region code is not six
+    // digits inside it was assessed against another region's standard (an empty or damaged
+    // cell, a household of another province in the extract). A person must look.
+    let mut faults = h.faults.clone();
+    if !policy.covers_region(&h.region_code) {
+        faults.push("region_not_in_policy".into());
+    }
+    if !faults.is_empty() {
         findings.push(finding(
             policy,
             "caseload_fault",
             Outcome::Referred,
-            json!({ "faults": h.faults }),
+            json!({ "faults": faults }),
         ));
     }
 

@@ -463,6 +463,30 @@ impl Policy {
         })
     }
 
+    /// Check that this policy is in force on the as-of date `as_of` (on or after its
+    /// `effective_from`). A run dated before it would apply standards that did not exist yet.
+    ///
+    /// # Errors
+    /// A sentence naming the policy id, its `effective_from` and `as_of`.
+    pub fn check_in_force(&self, as_of: chrono::NaiveDate) -> Result<(), String> {
+        if as_of < self.effective_from {
+            return Err(format!(
+                "policy {} is in force from {}; the as-of date {as_of} is before it (give the policy file in force on {as_of} with --policy)",
+                self.id, self.effective_from
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a household's `region_code` (GB/T 2260, as given) is six ASCII digits that
+    /// start with this policy's `region_prefix`: only then do the policy's standards apply
+    /// to it (`caseload_fault` fault `region_not_in_policy` otherwise). Surrounding spaces
+    /// are ignored.
+    pub fn covers_region(&self, region_code: &str) -> bool {
+        let r = region_code.trim();
+        r.len() == 6 && r.bytes().all(|c| c.is_ascii_digit()) && r.starts_with(&self.region_prefix)
+    }
+
     /// S × 12 (fen per person per year) for an area; anything but `urban` is rural.
     pub fn standard_year(&self, area: &str) -> Fen {
         if area == "urban" {

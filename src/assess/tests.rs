@@ -1746,3 +1746,29 @@ fn a_faulty_caseload_row_refers_the_household_even_when_everything_else_passes()
     assert_eq!(f.evidence["faults"][0], "member_duplicate");
     assert!(!f.clause.is_empty());
 }
+
+/// Found by the s5 attack on department files: a household whose region_code was empty,
+/// damaged or another province's was assessed silently against this region's standard
+/// (`region_prefix` of the policy was never read) and came out eligible.
+#[test]
+fn a_household_outside_the_policy_region_is_referred_not_assessed_silently() {
+    let base = urban().member(member().with_all([bank("100.00")]));
+    assert_eq!(base.assess().determination, Eligible);
+    for region in ["", "110101", "6205O3", "62050", "6.2e5", "  "] {
+        let mut c = base.clone();
+        c.household.region_code = region.into();
+        let a = c.assess();
+        assert_eq!(a.determination, Referred, "region {region:?}");
+        assert_eq!(flagged(&a), vec![("caseload_fault", Outcome::Referred)]);
+        assert_eq!(
+            finding(&a, "caseload_fault").evidence,
+            serde_json::json!({"faults": ["region_not_in_policy"]})
+        );
+    }
+    // spaces around a good code are not a fault; another Gansu county is inside "62"
+    for region in [" 620503 ", "621221"] {
+        let mut c = base.clone();
+        c.household.region_code = region.into();
+        assert_eq!(c.assess().determination, Eligible, "region {region:?}");
+    }
+}

@@ -920,7 +920,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                 }
                             }
                         }
-                        q.push(QuarantineEntry::at(
+                        let mut entry = QuarantineEntry::at(
                             &file,
                             prep.line_of(*row),
                             Some(*row),
@@ -929,7 +929,39 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             e.code(),
                             Action::Rejected,
                             format!("id_number: {e}; the row cannot be linked to a person"),
-                        ));
+                        );
+                        // The key sits in another field (name and id_number swapped, a
+                        // shifted column): the row is a caseload person's and cannot be
+                        // read, so their records of this source are incomplete, never "no
+                        // records" (a swapped bank row of 50,000 yuan left a family eligible).
+                        let named =
+                            l.bad_names
+                                .get(bi)
+                                .and_then(|n| n.as_deref())
+                                .into_iter()
+                                .chain(
+                                    l.bad_records.records.get(bi).into_iter().flat_map(|r| {
+                                        r.values.iter().flatten().map(String::as_str)
+                                    }),
+                                )
+                                .find_map(|v| {
+                                    let v = v.trim();
+                                    if !(15..=20).contains(&v.len()) {
+                                        return None;
+                                    }
+                                    IdNumber::parse(v, opts.as_of)
+                                        .ok()
+                                        .and_then(|(id, _)| person_index.get(&id.key()).copied())
+                                });
+                        if let Some(pi) = named {
+                            entry.action = Action::Referred;
+                            entry.message.push_str(&format!(
+                                "; another field of the row holds a caseload person's ID number (columns swapped?): their {} evidence is incomplete, household referred",
+                                kind.name()
+                            ));
+                            persons[pi].mark_row_unreadable(kind);
+                        }
+                        q.push(entry);
                     }
                     // second linkage pass (issue 7): rows keyed with another person's valid ID
                     // that bear a caseload person's name and birth date (unlinked rows: no

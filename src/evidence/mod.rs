@@ -129,7 +129,7 @@ impl PersonEvidence {
         let r = Row { kind, values };
         match kind {
             SourceKind::Tax => {
-                if r.int("tax_year")? != i64::from(frame.tax_year) {
+                if r.year("tax_year")? != i64::from(frame.tax_year) {
                     return Ok(false);
                 }
                 let t = r.enumerated("income_type")?;
@@ -194,6 +194,17 @@ impl PersonEvidence {
                 let usage = r.enumerated("usage")?;
                 // share_pct has two decimals like yuan: 100.00 % → 10,000 hundredths.
                 let share = r.money("share_pct")?;
+                // A holder's share of one certificate is at most 100 %: 150 or 1000 is a
+                // damaged value (a fraction column times 100 twice, two columns run
+                // together), and counted as 1.5 flats it made a family with one flat
+                // ineligible. The row is refused, so the source is unverified → referred.
+                if share > SHARE_PCT_MAX_HUNDREDTHS {
+                    return Err(FieldError {
+                        column: "share_pct",
+                        code: "share_out_of_range",
+                        message: "share_pct is above 100: a holder's share of one certificate is at most 100 %".to_string(),
+                    });
+                }
                 if share <= 0 {
                     return Ok(true);
                 }
@@ -236,7 +247,7 @@ impl PersonEvidence {
                 Ok(true)
             }
             SourceKind::MedicalInsurance => {
-                if r.int("year")? != i64::from(frame.tax_year) {
+                if r.year("year")? != i64::from(frame.tax_year) {
                     return Ok(false);
                 }
                 self.out_of_pocket += r.money("out_of_pocket")?;
@@ -250,6 +261,10 @@ impl PersonEvidence {
         }
     }
 }
+
+/// Largest `real_estate.share_pct` accepted, in hundredths of a percent (100.00 % = the sole
+/// owner); a larger share is refused with `share_out_of_range` (DESIGN.md §2: the holder's share).
+pub const SHARE_PCT_MAX_HUNDREDTHS: i64 = 10_000;
 
 /// The columns of `kind` that [`PersonEvidence::add`] parses as amounts (`false`) or months
 /// (`true`), by index into [`SourceKind::columns`]: where a respelled value (thousands
@@ -334,13 +349,26 @@ impl<'a, S: AsRef<str>> Row<'a, S> {
     fn money_or_zero(&self, column: &'static str) -> Result<i64, FieldError> {
         self.money_opt(column).map(|v| v.unwrap_or(Fen::ZERO.0))
     }
-    fn int(&self, column: &'static str) -> Result<i64, FieldError> {
+    /// A calendar year: four ASCII digits, 1900 or later. `25` (a two-digit year) read as
+    /// the year 25 fell outside the tax year and dropped the row's income without a trace.
+    fn year(&self, column: &'static str) -> Result<i64, FieldError> {
         let v = self.required(column)?;
-        v.parse::<i64>().map_err(|_| FieldError {
-            column,
-            code: "integer_invalid",
-            message: format!("{column} is not a whole number"),
-        })
+        let v = v.strip_prefix('+').unwrap_or(v);
+        match v.parse::<i64>() {
+            Ok(y) if v.len() == 4 && v.bytes().all(|b| b.is_ascii_digit()) && y >= 1900 => Ok(y),
+            Ok(_) => Err(FieldError {
+                column,
+                code: "year_invalid",
+                message: format!(
+                    "{column} is not a four-digit year from 1900 on (a two-digit year is never guessed)"
+                ),
+            }),
+            Err(_) => Err(FieldError {
+                column,
+                code: "integer_invalid",
+                message: format!("{column} is not a whole number"),
+            }),
+        }
     }
     fn month(&self, column: &'static str) -> Result<Month, FieldError> {
         let v = self.required(column)?;
@@ -478,6 +506,99 @@ mod tests {
         }
         // the good row stands alone: nothing was subtracted or wrapped around
         assert_eq!(e.financial_assets, 500_000);
+    }
+
+    /// Found by the s5 attack on department files: a `real_estate` row of a family's only
+    /// flat with share_pct 150 (or 100.01, 1000) counted as more than one residential
+    /// property and made the household ineligible on `housing`.
+    #[test]
+    fn a_share_above_100_percent_is_refused_not_counted_as_a_second_flat() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        let row = |share: &str| {
+            vals(&[
+                "甘(2024)第1号",
+                "620503",
+                "residential",
+                "80.00",
+                share,
+                "2024-02-17",
+            ])
+        };
+        for share in ["150", "100.01", "1000.00"] {
+            let err = e
+                .add(SourceKind::RealEstate, &row(share), &f, &p)
+                .unwrap_err();
+            assert_eq!((err.column, err.code), ("share_pct", "share_out_of_range"));
+        }
+        assert_eq!(e.residential_share, 0);
+        assert_eq!(
+            e.add(SourceKind::RealEstate, &row("100.00"), &f, &p),
+            Ok(true)
+        );
+        assert_eq!(e.add(SourceKind::RealEstate, &row("50"), &f, &p), Ok(true));
+        assert_eq!(e.residential_share, 15_000);
+    }
+
+    /// Found by the s5 attack: a tax row with tax_year `25` (and 900,000 yuan of business
+    /// income) was read as the year 25, out of scope, and the household stayed eligible.
+    #[test]
+    fn a_year_that_is_not_four_digits_is_refused_not_read_as_out_of_scope() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        for year in ["25", "025", "02025", "0025", "1899"] {
+            let err = e
+                .add(
+                    SourceKind::Tax,
+                    &vals(&[year, "business", "900000.00", "0.00"]),
+                    &f,
+                    &p,
+                )
+                .unwrap_err();
+            assert_eq!(
+                (err.column, err.code),
+                ("tax_year", "year_invalid"),
+                "{year}"
+            );
+            let err = e
+                .add(
+                    SourceKind::MedicalInsurance,
+                    &vals(&[year, "100.00", "50.00"]),
+                    &f,
+                    &p,
+                )
+                .unwrap_err();
+            assert_eq!((err.column, err.code), ("year", "year_invalid"), "{year}");
+        }
+        let err = e
+            .add(
+                SourceKind::Tax,
+                &vals(&["2025年", "business", "1.00", "0.00"]),
+                &f,
+                &p,
+            )
+            .unwrap_err();
+        assert_eq!(err.code, "integer_invalid");
+        assert_eq!(e.tax_other, 0);
+        assert_eq!(
+            e.add(
+                SourceKind::Tax,
+                &vals(&["+2025", "business", "900000.00", "0.00"]),
+                &f,
+                &p
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            e.add(
+                SourceKind::Tax,
+                &vals(&["2024", "business", "5.00", "0.00"]),
+                &f,
+                &p
+            ),
+            Ok(false)
+        );
+        assert_eq!(e.tax_other, 90_000_000);
     }
 
     #[test]

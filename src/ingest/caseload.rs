@@ -184,6 +184,30 @@ fn vocab_value(
     v
 }
 
+/// Whether a `consent_ref` cell records a consent: not empty, not a placeholder of "no
+/// value" (`无`, `/`, `-`, `0`, `NULL`, `N/A`, … as for ID numbers) and not a word saying
+/// there is none (`否`, `未签`, `未授权`, `none`, `no`). A placeholder read as a reference let
+/// a person be queried without consent and kept the household from `consent_missing`.
+fn consent_given(raw: Option<&str>) -> bool {
+    const REFUSALS: [&str; 9] = [
+        "否",
+        "未签",
+        "未签署",
+        "未授权",
+        "未同意",
+        "没有",
+        "none",
+        "no",
+        "false",
+    ];
+    let Some(v) = raw.map(str::trim) else {
+        return false;
+    };
+    !v.is_empty()
+        && !crate::domain::id_number::PLACEHOLDERS.contains(&v)
+        && !REFUSALS.iter().any(|r| v.eq_ignore_ascii_case(r))
+}
+
 fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
     df.column(name)
         .and_then(|c| c.str())
@@ -375,6 +399,24 @@ pub fn load_caseload(
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .and_then(|v| match parse_day(v) {
+                // A review dated after D (a typo, 2027 for 2026; a date column shifted): read
+                // as done it kept the household out of review for years. It is refused, and
+                // the household reads as never verified, so it is due.
+                Ok(d) if d > as_of => {
+                    q.push(QuarantineEntry::at(
+                        &file,
+                        prep.line_of(i as u64),
+                        Some(i as u64),
+                        "last_verified",
+                        v,
+                        "date_after_as_of",
+                        Action::Rejected,
+                        format!(
+                            "last_verified is after the as-of date {as_of}; the household reads as never verified (review due)"
+                        ),
+                    ));
+                    None
+                }
                 Ok(d) => {
                     out.normalisations.date(
                         At {
@@ -403,26 +445,66 @@ pub fn load_caseload(
                 }
             });
         let mut faults = Vec::new();
+        let area_v = vocab_value(area.get(i), &["urban", "rural"], false, "area", &mut faults);
+        let programme_v = vocab_value(
+            programme.get(i),
+            &["dibao", "tekun", "low_income", "applicant"],
+            false,
+            "programme",
+            &mut faults,
+        );
+        let category_v = vocab_value(
+            category.get(i),
+            &["full", "partial", "class1", "class2", "class3", "class4"],
+            true,
+            "category",
+            &mut faults,
+        );
+        // Each refused value is named in quarantine.csv (file, line, column, value, reason):
+        // the household is referred (caseload_fault), and the clerk must see why.
+        for fault in &faults {
+            let column = fault.trim_end_matches("_unknown");
+            let raw = match column {
+                "area" => area.get(i),
+                "programme" => programme.get(i),
+                _ => category.get(i),
+            }
+            .unwrap_or("");
+            q.push(QuarantineEntry::at(
+                &file,
+                prep.line_of(i as u64),
+                Some(i as u64),
+                column,
+                raw,
+                fault,
+                Action::Referred,
+                format!(
+                    "{column}: value not in the §2 vocabulary; the household is referred (caseload_fault)"
+                ),
+            ));
+        }
+        let region_v = region.get(i).unwrap_or("").trim();
+        if region_v.len() != 6 || !region_v.bytes().all(|c| c.is_ascii_digit()) {
+            faults.push("region_code_invalid".into());
+            q.push(QuarantineEntry::at(
+                &file,
+                prep.line_of(i as u64),
+                Some(i as u64),
+                "region_code",
+                region_v,
+                "region_code_invalid",
+                Action::Referred,
+                "region_code must be a 6-digit GB/T 2260 code; the policy cannot be chosen, household referred (caseload_fault)".into(),
+            ));
+        }
         // Matched case-insensitively: a member row's `620503h0000047` is household 620503H0000047.
         index.insert(household_key(id), out.households.len());
         out.households.push(Household {
             id: id.to_string(),
-            region_code: region.get(i).unwrap_or("").trim().to_string(),
-            area: vocab_value(area.get(i), &["urban", "rural"], false, "area", &mut faults),
-            programme: vocab_value(
-                programme.get(i),
-                &["dibao", "tekun", "low_income", "applicant"],
-                false,
-                "programme",
-                &mut faults,
-            ),
-            category: vocab_value(
-                category.get(i),
-                &["full", "partial", "class1", "class2", "class3", "class4"],
-                true,
-                "category",
-                &mut faults,
-            ),
+            region_code: region_v.to_string(),
+            area: area_v,
+            programme: programme_v,
+            category: category_v,
             declared_annual_income,
             declared_financial_assets,
             last_verified,
@@ -559,7 +641,7 @@ pub fn load_caseload(
             id,
             relation: rel.get(i).unwrap_or("").trim().to_string(),
             disability_grade,
-            consent: consent.get(i).is_some_and(|c| !c.trim().is_empty()),
+            consent: consent_given(consent.get(i)),
             name: names.get(i).map(str::to_string),
         });
     }
@@ -754,7 +836,7 @@ pub fn load_caseload(
                 }
             },
         };
-        let has_consent = consent.get(i).is_some_and(|c| !c.trim().is_empty());
+        let has_consent = consent_given(consent.get(i));
         match seen.get(&(household, key.clone())) {
             Some(&s) => {
                 let sup = &mut out.supporters[s];
@@ -932,5 +1014,127 @@ mod tests {
             "620503196207080319"
         );
         assert!(q.entries.is_empty(), "{:?}", q.entries);
+    }
+
+    /// Found by the s5 attack on department files: `城镇` in `area`, `低保` in `programme`
+    /// and an empty region_code referred the household with exit code 0 and nothing in
+    /// quarantine.csv (the clerk could not see which cell to correct).
+    #[test]
+    fn a_refused_household_value_is_quarantined_naming_line_column_and_reason() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,城镇,低保,Partial,,,\nH2,,urban,dibao,,,,\nH3,620503,Rural,DIBAO,class1,,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households.len(), 3);
+        assert_eq!(
+            c.households[0].faults,
+            vec!["area_unknown", "programme_unknown"]
+        );
+        assert_eq!(c.households[1].faults, vec!["region_code_invalid"]);
+        assert!(c.households[2].faults.is_empty(), "case is not a fault");
+        let got: Vec<(Option<u64>, &str, &str, &str)> = q
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.line,
+                    e.column.as_str(),
+                    e.reason.as_str(),
+                    e.value.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(2), "area", "area_unknown", "**"),
+                (Some(2), "programme", "programme_unknown", "**"),
+                (Some(3), "region_code", "region_code_invalid", ""),
+            ]
+        );
+        assert!(q.entries.iter().all(|e| e.action == Action::Referred));
+    }
+
+    /// Found by the s5 attack: a members row with consent_ref `无`, `N/A`, `-`, `0` or `否`
+    /// counted as consented: the person was queried and the household came out eligible
+    /// instead of referred on `consent_missing`.
+    #[test]
+    fn a_placeholder_or_a_refusal_in_consent_ref_is_no_consent() {
+        for v in [
+            "无", "N/A", "-", "/", "NULL", "0", "否", "未签", "None", " ", "\u{3000}",
+        ] {
+            assert!(!consent_given(Some(v)), "{v:?}");
+        }
+        assert!(!consent_given(None));
+        for v in ["C1", "SQ-620503-2026-0000001", "cr_0a1b", "无2026-01"] {
+            assert!(consent_given(Some(v)), "{v:?}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\nH1,620503195809200176,马福祥,applicant,,无\nH1,620503196207080319,李建国,spouse,,C1\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\nH1,620503198703151234,王秀兰,620503195809200176,child,2,否\n",
+        );
+        let (c, _) = load(d.path());
+        let consents: Vec<bool> = c.members.iter().map(|m| m.consent).collect();
+        assert_eq!(consents, vec![false, true]);
+        assert!(!c.supporters[0].consent);
+    }
+
+    /// Found by the s5 attack: last_verified `2027-08-19` (as of 2026-11-01) read as a
+    /// review already done: the household was not due, with nothing in quarantine.csv.
+    #[test]
+    fn a_last_verified_after_the_as_of_date_is_refused_and_the_household_is_due() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,,,2027-08-19\nH2,620503,urban,dibao,full,,,2026-11-01\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households[0].last_verified, None);
+        assert_eq!(
+            c.households[1].last_verified,
+            NaiveDate::from_ymd_opt(2026, 11, 1)
+        );
+        let got: Vec<(Option<u64>, &str, &str)> = q
+            .entries
+            .iter()
+            .map(|e| (e.line, e.column.as_str(), e.reason.as_str()))
+            .collect();
+        assert_eq!(got, vec![(Some(2), "last_verified", "date_after_as_of")]);
     }
 }

@@ -134,12 +134,45 @@ impl QuarantineEntry {
             line,
             row,
             column: column.to_string(),
-            value: mask(raw_value),
+            value: mask_value(raw_value),
             reason: reason.to_string(),
             action,
             message,
         }
     }
+}
+
+/// Longest masked value written, in characters; a longer one keeps its first and last four
+/// characters around 32 stars and says how long it was.
+pub const MAX_MASKED_CHARS: usize = 40;
+
+/// The `value` column of quarantine.csv: [`mask`] (first and last four characters of an
+/// ID-like value), except that a value holding two or more letters besides the check
+/// character `X` (a name, in any script: `努尔艾合买提·阿布都热合曼` in an id_number column
+/// showed 8 of its 13 characters) is starred whole, and a value longer than
+/// [`MAX_MASKED_CHARS`] (a 5 MB field) is cut. `6.20503E+17` and full-width digits stay
+/// ID-like.
+pub fn mask_value(raw: &str) -> String {
+    let n = raw.chars().count();
+    let text = raw
+        .chars()
+        .filter(|c| c.is_alphabetic() && !matches!(c, 'x' | 'X' | 'ｘ' | 'Ｘ'))
+        .count()
+        >= 2;
+    if text {
+        return if n > MAX_MASKED_CHARS {
+            format!("{} ({n} characters)", "*".repeat(MAX_MASKED_CHARS))
+        } else {
+            "*".repeat(n)
+        };
+    }
+    if n > MAX_MASKED_CHARS {
+        let chars: Vec<char> = raw.chars().collect();
+        let head: String = chars[..4].iter().collect();
+        let tail: String = chars[n - 4..].iter().collect();
+        return format!("{head}{}{tail} ({n} characters)", "*".repeat(32));
+    }
+    mask(raw)
 }
 
 /// All quarantined entries of a run.
@@ -189,5 +222,48 @@ impl Quarantine {
             ])?;
         }
         w.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the s5 attack: a bank row with id_number and name swapped put
+    /// `努尔艾合*****都热合曼` (8 of the name's 13 characters) into quarantine.csv, and a 5 MB
+    /// balance field wrote a 5 MB value.
+    #[test]
+    fn a_name_is_starred_whole_and_a_huge_value_is_cut() {
+        assert_eq!(mask_value("努尔艾合买提·阿布都热合曼"), "*".repeat(13));
+        assert_eq!(mask_value("王秀兰"), "***");
+        assert_eq!(mask_value("Zhang Xiuying-Wang"), "*".repeat(18));
+        // ID-like values keep their first and last four, full-width ones too
+        assert_eq!(mask_value("620503198703151234"), "6205**********1234");
+        assert_eq!(
+            mask_value("６２０５０３１９８７０３１５１２３Ｘ"),
+            "６２０５**********１２３Ｘ"
+        );
+        assert_eq!(mask_value("6.20503E+17"), "6.20***E+17");
+        let huge = "9".repeat(5_000_000);
+        assert_eq!(
+            mask_value(&huge),
+            format!("9999{}9999 (5000000 characters)", "*".repeat(32))
+        );
+        let long_name = "阿".repeat(100);
+        assert_eq!(
+            mask_value(&long_name),
+            format!("{} (100 characters)", "*".repeat(40))
+        );
+        let e = QuarantineEntry::at(
+            "bank.csv",
+            Some(3),
+            Some(1),
+            "id_number",
+            "努尔艾合买提·阿布都热合曼",
+            "id_bad_character",
+            Action::Rejected,
+            String::new(),
+        );
+        assert_eq!(e.value, "*".repeat(13));
     }
 }

@@ -185,6 +185,25 @@ fn money(v: &Option<String>, field: &str) -> Result<Option<Fen>, InputError> {
     }
 }
 
+/// Characters that print as nothing or turn the text around (Unicode format characters:
+/// zero-width, soft hyphen, BOM, the bidirectional embeddings, overrides and isolates).
+/// In a household_id or a purpose, which are logged, audited and shown on pages, they
+/// let `APP\u{202e}1000-PPA` read as another application's id.
+fn hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
+}
+
 /// Check a (trimmed) `purpose` of a verification or a consent: it is written into audit rows.
 ///
 /// # Errors
@@ -196,6 +215,13 @@ pub fn check_purpose(purpose: &str) -> Result<(), InputError> {
             "purpose_too_long",
             "purpose",
             format!("purpose is at most {MAX_PURPOSE_CHARS} characters"),
+        ));
+    }
+    if purpose.chars().any(|c| c.is_control() || hidden(c)) {
+        return Err(bad(
+            "purpose_invalid",
+            "purpose",
+            "purpose must be printable text without control, invisible or direction-changing characters",
         ));
     }
     if holds_id_like(purpose) {
@@ -252,7 +278,7 @@ impl HouseholdRequest {
             ));
         }
         let hid = self.household_id.trim();
-        if hid.is_empty() || hid.len() > 64 || hid.chars().any(|c| c.is_control()) {
+        if hid.is_empty() || hid.len() > 64 || hid.chars().any(|c| c.is_control() || hidden(c)) {
             return Err(bad(
                 "household_id_invalid",
                 "household_id",
@@ -626,6 +652,40 @@ mod tests {
         )
         .validate(as_of, 20);
         assert!(v.is_ok(), "{v:?}");
+    }
+
+    /// Found by the s5 attack on the API: `APP\u{202e}1000-PPA` was accepted and logged,
+    /// audited and shown as it displays (`APPAPP-0001`); a zero-width space made two ids
+    /// that look alike.
+    #[test]
+    fn a_household_id_or_purpose_with_invisible_or_direction_characters_is_refused() {
+        let as_of = d(2026, 11, 1);
+        for bad_id in [
+            "APP\u{202e}1000-PPA",
+            "APP-1\u{200b}",
+            "\u{2066}APP-1",
+            "AP\u{00ad}P-1",
+        ] {
+            let mut h = household(serde_json::json!([]));
+            h.household_id = bad_id.into();
+            let e = h.validate(as_of, 20).unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_str()),
+                ("household_id_invalid", "household_id")
+            );
+            assert!(!e.message.contains(bad_id));
+        }
+        for bad_purpose in ["dibao\u{202e}", "dibao\u{200d}application", "\u{feff}dibao"] {
+            let mut h = household(serde_json::json!([]));
+            h.purpose = Some(bad_purpose.into());
+            let e = h.validate(as_of, 20).unwrap_err();
+            assert_eq!((e.code, e.field.as_str()), ("purpose_invalid", "purpose"));
+        }
+        let mut h = household(serde_json::json!([]));
+        h.household_id = "申请-2026-0001".into();
+        h.purpose = Some("低保申请 dibao".into());
+        let v = h.validate(as_of, 20).unwrap();
+        assert_eq!(v.household.id, "申请-2026-0001");
     }
 
     #[test]

@@ -740,3 +740,166 @@ fn faulty_caseload_rows_empty_extracts_and_near_miss_keys_refer_instead_of_passi
 }
 
 mod files;
+
+/// Found by the s5 attack: `--as-of 2025-06-01` with the bundled policy (in force from
+/// 2026-01-01) ran and determined every household against standards not yet in force; the
+/// policy's `effective_from` was never read.
+#[test]
+fn a_batch_dated_before_the_policy_is_in_force_is_refused() {
+    let county = County::new(5);
+    let out_dir = county.root.join("run-early");
+    let (data, key) = (county.data(), county.key("civil.pub"));
+    let out = hedui(&[
+        "batch",
+        "--caseload",
+        s(&data),
+        "--sources",
+        s(&data),
+        "--recipient",
+        s(&key),
+        "--out",
+        s(&out_dir),
+        "--as-of",
+        "2025-06-01",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--as-of 2025-06-01: policy gansu-illustrative-2026 is in force from 2026-01-01"
+        ),
+        "{err}"
+    );
+    assert!(!out_dir.join("reports.jsonl").exists());
+    assert!(!out_dir.join("determinations.csv").exists());
+}
+
+/// Found by the s5 attack: a reports file saved with a UTF-8 BOM (Notepad, or two files
+/// concatenated) failed as "not JSON at line 1 column 1"; an empty file opened nothing and
+/// said nothing. The BOM rule of the department files (../shared/cases C03) holds for JSON.
+#[test]
+fn a_reports_file_with_byte_order_marks_opens_and_an_empty_one_is_named() {
+    let c = County::new(5);
+    let (_, dir) = c.batch("run", &[]);
+    let text = std::fs::read_to_string(dir.join("reports.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5);
+    // two exports concatenated: a BOM at the start of the file and at line 3
+    let bommed = format!(
+        "\u{feff}{}\n{}\n\u{feff}{}\n",
+        lines[0],
+        lines[1],
+        lines[2..].join("\n")
+    );
+    let path = c.root.join("bom.jsonl");
+    std::fs::write(&path, bommed).unwrap();
+    let out = hedui(&["open", "--key", s(&c.key("civil.key")), s(&path)]);
+    let opened = ok(&out);
+    let ids: Vec<String> = opened
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["household_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let expected: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let rid = v["report_id"].as_str().unwrap();
+            rid.rsplit('/').next().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(ids, expected);
+
+    let empty = c.root.join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let out = hedui(&["open", "--key", s(&c.key("civil.key")), s(&empty)]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds no sealed report"), "{err}");
+}
+
+/// Found by the s5 attack: a bank row of 50,000 yuan whose `id_number` and `name` were
+/// swapped (or whose ID number sat in the name column, id_number empty) was quarantined as
+/// `id_bad_character` / `id_missing` and nothing else: the family, with a few hundred yuan
+/// in its other accounts, stayed eligible.
+#[test]
+fn a_row_whose_id_number_sits_in_another_field_makes_that_persons_source_unverified() {
+    let c = County::new(20);
+    let (out, base) = c.batch("base", &[]);
+    assert!(out.status.code().is_some_and(|x| x <= 1));
+    let dets = std::fs::read_to_string(base.join("determinations.csv")).unwrap();
+    let members = std::fs::read_to_string(c.data().join("members.csv")).unwrap();
+    let mh: Vec<&str> = members.lines().next().unwrap().split(',').collect();
+    let (idc, hc) = (
+        mh.iter().position(|h| *h == "id_number").unwrap(),
+        mh.iter().position(|h| *h == "household_id").unwrap(),
+    );
+    // two members of two eligible households
+    let eligible: Vec<(String, String)> = members
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[idc].to_string(), f[hc].to_string())
+        })
+        .filter(|(_, h)| {
+            dets.lines()
+                .any(|d| d.starts_with(&format!("{h},eligible")))
+        })
+        .fold(Vec::new(), |mut v: Vec<(String, String)>, (id, h)| {
+            if !v.iter().any(|(_, x)| *x == h) {
+                v.push((id, h));
+            }
+            v
+        });
+    assert!(eligible.len() >= 2, "{dets}");
+    let bank_path = c.data().join("bank.csv");
+    let mut bank = std::fs::read_to_string(&bank_path).unwrap();
+    let header: Vec<String> = bank
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    let row = |id: &str, name: &str| -> String {
+        header
+            .iter()
+            .map(|h| match h.as_str() {
+                "id_number" => id.to_string(),
+                "name" => name.to_string(),
+                "institution_code" => "B0001H".into(),
+                "account_no_masked" => "6222****1111".into(),
+                "product" => "current".into(),
+                "balance" => "50000.00".into(),
+                _ => "2026-10-30".into(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    bank.push_str(&row("王秀兰", &eligible[0].0));
+    bank.push('\n');
+    bank.push_str(&row("", &eligible[1].0));
+    bank.push('\n');
+    std::fs::write(&bank_path, bank).unwrap();
+
+    let (out, dir) = c.batch("run", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let dets = std::fs::read_to_string(dir.join("determinations.csv")).unwrap();
+    for (_, h) in &eligible[..2] {
+        assert!(
+            dets.lines()
+                .any(|d| d.starts_with(&format!("{h},referred,"))
+                    && d.contains("source_unverified:referred")),
+            "{h}: {dets}"
+        );
+    }
+    let q = std::fs::read_to_string(dir.join("quarantine.csv")).unwrap();
+    assert_eq!(q.matches("columns swapped?").count(), 2, "{q}");
+    assert!(q.contains("id_bad_character,referred"), "{q}");
+    assert!(q.contains("id_missing,referred"), "{q}");
+    assert!(!q.contains(&eligible[0].0) && !q.contains(&eligible[1].0));
+}
