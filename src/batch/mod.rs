@@ -934,25 +934,35 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         // shifted column): the row is a caseload person's and cannot be
                         // read, so their records of this source are incomplete, never "no
                         // records" (a swapped bank row of 50,000 yuan left a family eligible).
-                        let named =
-                            l.bad_names
-                                .get(bi)
-                                .and_then(|n| n.as_deref())
-                                .into_iter()
-                                .chain(
-                                    l.bad_records.records.get(bi).into_iter().flat_map(|r| {
-                                        r.values.iter().flatten().map(String::as_str)
-                                    }),
-                                )
-                                .find_map(|v| {
-                                    let v = v.trim();
-                                    if !(15..=20).contains(&v.len()) {
-                                        return None;
-                                    }
-                                    IdNumber::parse(v, opts.as_of)
-                                        .ok()
-                                        .and_then(|(id, _)| person_index.get(&id.key()).copied())
-                                });
+                        // A column that holds an ID number by design (the registration's
+                        // `household_head_id`: the head's, not the row's person) is not such
+                        // a field.
+                        let named = l
+                            .bad_names
+                            .get(bi)
+                            .and_then(|n| n.as_deref())
+                            .into_iter()
+                            .chain(l.bad_records.records.get(bi).into_iter().flat_map(|r| {
+                                r.values
+                                    .iter()
+                                    .zip(&l.bad_records.columns)
+                                    .filter(|(_, name)| {
+                                        !kind.columns().iter().any(|c| {
+                                            c.name == **name
+                                                && c.kind == hedui_connectors::ColumnKind::IdNumber
+                                        })
+                                    })
+                                    .filter_map(|(v, _)| v.as_deref())
+                            }))
+                            .find_map(|v| {
+                                let v = v.trim();
+                                if !(15..=20).contains(&v.len()) {
+                                    return None;
+                                }
+                                IdNumber::parse(v, opts.as_of)
+                                    .ok()
+                                    .and_then(|(id, _)| person_index.get(&id.key()).copied())
+                            });
                         if let Some(pi) = named {
                             entry.action = Action::Referred;
                             entry.message.push_str(&format!(

@@ -903,3 +903,81 @@ fn a_row_whose_id_number_sits_in_another_field_makes_that_persons_source_unverif
     assert!(q.contains("id_missing,referred"), "{q}");
     assert!(!q.contains(&eligible[0].0) && !q.contains(&eligible[1].0));
 }
+
+/// The registration's `household_head_id` holds the head's ID number by design: a
+/// registration row with a damaged key whose head is a caseload person is not that person's
+/// row (the swapped-columns test above referred 585 households of the dirty county for it).
+#[test]
+fn a_damaged_registration_row_whose_head_is_a_caseload_person_does_not_refer_the_head() {
+    let c = County::new(20);
+    let (out, base) = c.batch("base", &[]);
+    assert!(out.status.code().is_some_and(|x| x <= 1));
+    let dets = std::fs::read_to_string(base.join("determinations.csv")).unwrap();
+    let members = std::fs::read_to_string(c.data().join("members.csv")).unwrap();
+    let mh: Vec<&str> = members.lines().next().unwrap().split(',').collect();
+    let (idc, hc) = (
+        mh.iter().position(|h| *h == "id_number").unwrap(),
+        mh.iter().position(|h| *h == "household_id").unwrap(),
+    );
+    let (head, household) = members
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[idc].to_string(), f[hc].to_string())
+        })
+        .find(|(_, h)| {
+            dets.lines()
+                .any(|d| d.starts_with(&format!("{h},eligible")))
+        })
+        .expect("an eligible household");
+    let reg_path = c.data().join("household_registration.csv");
+    let mut reg = std::fs::read_to_string(&reg_path).unwrap();
+    let header: Vec<String> = reg
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    for key in ["", "62050319900101123"] {
+        let row: Vec<String> = header
+            .iter()
+            .map(|h| match h.as_str() {
+                "id_number" => key.to_string(),
+                "name" => "王秀兰".into(),
+                "gender" => "female".into(),
+                "birth_date" | "status_date" => "1990-01-01".into(),
+                "hukou_region_code" => "620503".into(),
+                "hukou_type" => "urban".into(),
+                "household_head_id" => head.clone(),
+                "status" => "normal".into(),
+                other => panic!("registration column {other}"),
+            })
+            .collect();
+        reg.push_str(&row.join(","));
+        reg.push('\n');
+    }
+    std::fs::write(&reg_path, reg).unwrap();
+
+    let (out, dir) = c.batch("run", &[]);
+    assert!(out.status.code().is_some_and(|x| x <= 1));
+    let after = std::fs::read_to_string(dir.join("determinations.csv")).unwrap();
+    assert!(
+        after
+            .lines()
+            .any(|d| d.starts_with(&format!("{household},eligible,"))),
+        "{household}: {after}"
+    );
+    let q = std::fs::read_to_string(dir.join("quarantine.csv")).unwrap();
+    let rows: Vec<&str> = q
+        .lines()
+        .filter(|l| l.starts_with("household_registration.csv,"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{q}");
+    assert!(
+        rows.iter()
+            .all(|l| l.contains(",rejected,") && !l.contains("columns swapped?")),
+        "{q}"
+    );
+}
