@@ -16,7 +16,7 @@ use encoding_rs::{DecoderResult, Encoding, GB18030, UTF_16BE, UTF_16LE};
 use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, Normalised, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes,
-    money_change, money_text,
+    money_change, money_text, pick_source,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -916,15 +916,28 @@ impl Pass<'_> {
             let mut bad = None;
             let kept = normalised.len();
             for c in &self.mapping.cols {
-                let v = fields[c.src];
+                // Two headers of one field (`balance` and `余额`): their values must agree.
+                let (v, unit) = match pick_source(c, &fields, line) {
+                    Ok(src) if src == c.src => (fields[src], c.unit),
+                    Ok(src) => (
+                        fields[src],
+                        c.also.iter().find(|a| a.src == src).and_then(|a| a.unit),
+                    ),
+                    Err(mut r) => {
+                        r.household_id = self.household_id_of(&fields);
+                        r.id_number = self.column_of(&fields, "id_number");
+                        bad = Some(r);
+                        break;
+                    }
+                };
                 if c.kind == ValueKind::Money {
-                    match money_text(v, c.unit) {
+                    match money_text(v, unit) {
                         Ok(Some(s)) => {
                             changes.add(format!(
                                 "column `{}`: amounts with a unit converted to yuan",
                                 c.name
                             ));
-                            let (kind, detail) = money_change(v, c.unit);
+                            let (kind, detail) = money_change(v, unit);
                             normalised.push(Normalised {
                                 line,
                                 row: sink.rows(),
