@@ -588,3 +588,74 @@ fn two_headers_of_one_field_that_disagree_refer_the_household_of_the_person() {
     let s = summary(&dir);
     assert_eq!(s["sources"]["tax"]["counts"]["quarantined"], 1);
 }
+
+/// A stray NUL byte inside a caseload person's ID in a source file refuses that row only
+/// (naming line and column): the person's tax evidence is incomplete, the household
+/// referred; every other household as before.
+#[test]
+fn a_stray_nul_byte_refuses_its_row_and_refers_the_household_of_the_person() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+
+    let members = csv_rows(&c.data().join("members.csv"));
+    let tpath = c.data().join("tax.csv");
+    let text = std::fs::read_to_string(&tpath).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (li, id, hh) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, l)| {
+            let id = l.split(',').next().unwrap();
+            members
+                .iter()
+                .find(|m| m[0] == id)
+                .map(|m| (i, id.to_string(), m[2].clone()))
+        })
+        .expect("a member with a tax row");
+    lines[li].insert(6, '\0');
+    std::fs::write(&tpath, lines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("nul", &[]);
+    assert_eq!(out.status.code(), Some(1), "a quarantined row: exit 1");
+    let s = summary(&dir);
+    assert_eq!(
+        s["sources"]["tax"]["status"], "answered",
+        "{}",
+        s["sources"]["tax"]
+    );
+    assert_eq!(s["sources"]["tax"]["counts"]["quarantined"], 1);
+    assert_eq!(s["sources"]["tax"]["households_unverified"], 1);
+    let after = determinations(&dir);
+    let (det, rules) = &after[&hh];
+    assert_ne!(det, "eligible", "{hh}: {rules}");
+    assert!(
+        rules.contains("source_unverified:referred"),
+        "{hh}: {rules}"
+    );
+    for (h, v) in &before {
+        if *h != hh {
+            assert_eq!(&after[h], v, "{h}");
+        }
+    }
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
+    assert_eq!(tax.len(), 1, "{tax:?}");
+    let row = tax[0];
+    assert_eq!(row[1], (li + 1).to_string());
+    assert_eq!(
+        (row[3].as_str(), row[5].as_str(), row[6].as_str()),
+        ("id_number", "nul_byte", "referred")
+    );
+    assert_eq!(row[4], format!("{}**********{}", &id[..4], &id[14..]));
+    assert!(
+        row[7].starts_with(&format!(
+            "line {}, column id_number (field 1): a NUL byte (U+0000)",
+            li + 1
+        )),
+        "{}",
+        row[7]
+    );
+    assert!(!q.iter().flatten().any(|v| v.contains(&id)));
+}

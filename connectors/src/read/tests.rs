@@ -1115,3 +1115,98 @@ fn two_headers_of_one_field_that_disagree_refuse_the_row_in_a_workbook() {
         r.message
     );
 }
+
+/// A stray NUL byte refuses only its row (naming line and column); the rest is read.
+#[test]
+fn a_stray_nul_byte_refuses_only_its_row() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "id_number,name,balance,note\n{ID1},a,1.00,x\n{ID2},b,2.0\u{0}0,x\n{}\u{0}{},c,3.00,x\n{ID1},d,4.00,\u{0}\n{ID3},e,5.00,x\n",
+        &ID3[..6],
+        &ID3[6..]
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("name"), vec!["a", "e"]);
+    assert_eq!(t.lines, vec![Some(2), Some(6)]);
+    let got: Vec<(u64, &str, &str, &str, Option<&str>)> = prep
+        .rejected
+        .iter()
+        .map(|r| {
+            (
+                r.line,
+                r.column.as_str(),
+                r.reason.as_str(),
+                r.raw.as_str(),
+                r.id_number.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, "balance", "nul_byte", "2.00", Some(ID2)),
+            (4, "id_number", "nul_byte", ID3, Some(ID3)),
+            (5, "", "nul_byte", "", Some(ID1)),
+        ]
+    );
+    assert_eq!(
+        prep.rejected[0].message,
+        "line 3, column balance (field 3): a NUL byte (U+0000) in the value (a damaged export?); the row is not read"
+    );
+    assert_eq!(
+        prep.rejected[2].message,
+        "line 5, column note (field 4): a NUL byte (U+0000) in the value (a damaged export?); the row is not read"
+    );
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.starts_with("3 NUL byte(s) in the first")),
+        "{:?}",
+        prep.notes
+    );
+}
+
+/// A NUL past the first 256 KiB of an otherwise canonical file: not passed through, the row
+/// refused.
+#[test]
+fn a_nul_byte_past_the_sniffed_start_refuses_its_row() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::from("id_number,name,balance\n");
+    let mut n = 0;
+    while text.len() < 300 * 1024 {
+        text.push_str(&format!("{ID1},a,1.00\n"));
+        n += 1;
+    }
+    text.push_str(&format!("{ID2},b\u{0},2.00\n{ID3},c,3.00\n"));
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert!(!prep.is_passthrough());
+    let t = table(&prep);
+    assert_eq!(t.rows.len(), n + 1);
+    assert_eq!(t.values("id_number").last(), Some(&ID3));
+    assert_eq!(prep.rejected.len(), 1);
+    let r = &prep.rejected[0];
+    assert_eq!(
+        (r.line, r.column.as_str(), r.reason.as_str(), r.raw.as_str()),
+        (n as u64 + 2, "name", "nul_byte", "b")
+    );
+    assert_eq!(r.id_number.as_deref(), Some(ID2));
+}
+
+/// Many NUL bytes on both sides (not UTF-16): still a binary file, refused whole.
+#[test]
+fn a_file_with_many_nul_bytes_not_utf16_is_refused_as_binary() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bytes = format!("id_number,name\n{ID1},a\n").into_bytes();
+    for i in 0..400u32 {
+        bytes.extend_from_slice(&[0, 0, (i % 200) as u8 + 1, 7]);
+    }
+    let p = write(d.path(), "m.csv", &bytes);
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(
+        msg.contains("the file holds NUL bytes but is not UTF-16 text: a binary file"),
+        "{msg}"
+    );
+}
