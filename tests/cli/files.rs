@@ -659,3 +659,74 @@ fn a_stray_nul_byte_refuses_its_row_and_refers_the_household_of_the_person() {
     );
     assert!(!q.iter().flatten().any(|v| v.contains(&id)));
 }
+
+/// Two ID headers (`id_number`, `身份证号`) naming two caseload persons in one row: the row
+/// may be either's, so both households are referred.
+#[test]
+fn two_id_headers_naming_two_persons_refer_both_households() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+
+    let members = csv_rows(&c.data().join("members.csv"));
+    let tpath = c.data().join("tax.csv");
+    let text = std::fs::read_to_string(&tpath).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (li, hh_a) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, l)| {
+            let id = l.split(',').next().unwrap();
+            members
+                .iter()
+                .find(|m| m[0] == id)
+                .map(|m| (i, m[2].clone()))
+        })
+        .expect("a member with a tax row");
+    let b = members
+        .iter()
+        .skip(1)
+        .find(|m| m[2] != hh_a)
+        .expect("a member of another household");
+    let (id_b, hh_b) = (b[0].clone(), b[2].clone());
+    for (i, l) in lines.iter_mut().enumerate() {
+        let extra = if i == 0 {
+            "身份证号".to_string()
+        } else if i == li {
+            id_b.clone()
+        } else {
+            l.split(',').next().unwrap().to_string()
+        };
+        l.push(',');
+        l.push_str(&extra);
+    }
+    std::fs::write(&tpath, lines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("dupid", &[]);
+    assert_eq!(out.status.code(), Some(1), "a quarantined row: exit 1");
+    let after = determinations(&dir);
+    for hh in [&hh_a, &hh_b] {
+        let (det, rules) = &after[hh];
+        assert_ne!(det, "eligible", "{hh}: {rules}");
+        assert!(
+            rules.contains("source_unverified:referred"),
+            "{hh}: {rules}"
+        );
+    }
+    for (h, v) in &before {
+        if *h != hh_a && *h != hh_b {
+            assert_eq!(&after[h], v, "{h}");
+        }
+    }
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
+    assert_eq!(tax.len(), 1, "{tax:?}");
+    assert_eq!(tax[0][1], (li + 1).to_string());
+    assert_eq!(
+        (tax[0][3].as_str(), tax[0][5].as_str(), tax[0][6].as_str()),
+        ("id_number", "duplicate_column_conflict", "referred")
+    );
+    let s = summary(&dir);
+    assert_eq!(s["sources"]["tax"]["households_unverified"], 2);
+}

@@ -93,6 +93,11 @@ pub struct Rejected {
     /// position): lets the batch make that person's source `unverified` for a row it could
     /// not read, instead of reading as "no records". Unmasked: never shown.
     pub id_number: Option<String>,
+    /// A second `household_id` or `id_number` of the row, as (canonical column, value):
+    /// the value of another header of that field that differs from the one above
+    /// (`duplicate_column_conflict`). The row may be either person's or household's, so
+    /// both are treated like the one above. Unmasked: never shown.
+    pub other_keys: Vec<(String, String)>,
 }
 
 impl Prepared {
@@ -263,6 +268,16 @@ pub(crate) fn mapping_notes(mapping: &Mapping, header_line: u64, notes: &mut Vec
         ));
     }
     for (col, used, other) in &mapping.shadowed {
+        if !mapping
+            .cols
+            .iter()
+            .any(|c| c.name == *col && !c.also.is_empty())
+        {
+            notes.push(format!(
+                "header {other} also reads as `{col}`; {used} is used (listed first in the field map)"
+            ));
+            continue;
+        }
         notes.push(format!(
             "header {other} also reads as `{col}`: {used} is read (listed first in the field map), {other} where {used} is empty; a row where the two hold different values is refused (duplicate_column_conflict)"
         ));
@@ -342,6 +357,11 @@ pub(crate) fn pick_source(c: &MappedColumn, fields: &[&str], line: u64) -> Resul
                 ),
                 household_id: None,
                 id_number: None,
+                other_keys: if matches!(c.name.as_str(), "id_number" | "household_id") {
+                    vec![(c.name.clone(), other.trim().to_string())]
+                } else {
+                    Vec::new()
+                },
             });
         }
     }
@@ -448,6 +468,7 @@ impl Issue {
             message: format!("line {line}, column {column}: {}", self.message),
             household_id: None,
             id_number: None,
+            other_keys: Vec::new(),
         }
     }
 }

@@ -379,12 +379,14 @@ impl FieldMap {
                 let (a, b) = (clean(&headers[i]), clean(&headers[i2]));
                 if p2 == p {
                     ambiguous.push((columns[ci].name.clone(), a, b));
-                } else {
+                } else if compared(&columns[ci]) {
                     also[ci].push(AlsoColumn {
                         src: i2,
                         header: b.clone(),
                         unit: unit2.or(columns[ci].unit),
                     });
+                    shadowed.push((columns[ci].name.clone(), a, b));
+                } else {
                     shadowed.push((columns[ci].name.clone(), a, b));
                 }
             }
@@ -422,6 +424,15 @@ impl FieldMap {
             looks_like_data,
         }
     }
+}
+
+/// Whether two headers of column `c` have their values compared row by row (a row where
+/// they differ is refused, `duplicate_column_conflict`): ID numbers, money and the
+/// `household_id` key, where picking one by priority would be a silent guess that decides a
+/// person, a household or an amount. Other columns keep the first listed spelling: in a
+/// members table 户主姓名 (the head's name) beside 姓名 (the member's own) differ by design.
+fn compared(c: &FieldColumn) -> bool {
+    matches!(c.kind, ValueKind::Id | ValueKind::Money) || c.name == "household_id"
 }
 
 /// Header spellings that make a column an ID column in generic reading (the `members`

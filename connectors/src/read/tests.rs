@@ -1072,6 +1072,11 @@ fn two_headers_of_one_field_that_disagree_refuse_the_row() {
             .message
             .contains("columns id_number and 身份证号")
     );
+    assert_eq!(
+        prep.rejected[1].other_keys,
+        vec![("id_number".to_string(), ID2.to_string())]
+    );
+    assert!(prep.rejected[0].other_keys.is_empty());
     assert!(!prep.rejected[1].message.contains(ID2));
     assert!(
         prep.notes.iter().any(|n| n

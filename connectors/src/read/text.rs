@@ -951,6 +951,7 @@ impl Pass<'_> {
                     ),
                     household_id: clean(self.household_id_of(&fields)),
                     id_number: clean(self.column_of(&fields, "id_number")),
+                    other_keys: Vec::new(),
                 });
                 continue;
             }
@@ -980,6 +981,7 @@ impl Pass<'_> {
                     ),
                     household_id: self.household_id_of(&fields),
                     id_number: self.column_of(&fields, "id_number"),
+                    other_keys: Vec::new(),
                 });
                 continue;
             }
