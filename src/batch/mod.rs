@@ -873,17 +873,29 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         // A row refused while reading (cut-off line, a 万元 value that is not
                         // an amount, …) whose ID names a caseload person: that person's records
                         // of this source are incomplete, never "no records".
-                        let pi = r
+                        // Two `id_number` headers that disagree (duplicate_column_conflict):
+                        // the row may be either person's, so both are.
+                        let mut pis: Vec<usize> = r
                             .id_number
-                            .as_deref()
-                            .and_then(|raw| IdNumber::parse(raw, opts.as_of).ok())
-                            .and_then(|(id, _)| person_index.get(&id.key()).copied());
-                        if let Some(pi) = pi {
+                            .iter()
+                            .chain(
+                                r.other_keys
+                                    .iter()
+                                    .filter(|(c, _)| c == "id_number")
+                                    .map(|(_, v)| v),
+                            )
+                            .filter_map(|raw| IdNumber::parse(raw, opts.as_of).ok())
+                            .filter_map(|(id, _)| person_index.get(&id.key()).copied())
+                            .collect();
+                        pis.dedup();
+                        if !pis.is_empty() {
                             e.action = Action::Referred;
                             e.message.push_str(&format!(
                                 "; the row names a caseload person: their {} evidence is incomplete, household referred",
                                 kind.name()
                             ));
+                        }
+                        for pi in pis {
                             let p = &mut persons[pi];
                             p.mark_row_unreadable(kind);
                         }

@@ -248,13 +248,25 @@ fn refuse_person_rows(
 ) {
     for r in &prep.rejected {
         let mut e = QuarantineEntry::from_rejected(file, r);
-        match r
+        // Two `household_id` headers that disagree (duplicate_column_conflict): the row may
+        // be either household's, so both are referred.
+        let mut found: Vec<usize> = r
             .household_id
-            .as_deref()
-            .and_then(|h| index.get(&household_key(h)))
-        {
-            Some(&h) => {
-                households[h].faults.push(fault.to_string());
+            .iter()
+            .chain(
+                r.other_keys
+                    .iter()
+                    .filter(|(c, _)| c == "household_id")
+                    .map(|(_, v)| v),
+            )
+            .filter_map(|h| index.get(&household_key(h)).copied())
+            .collect();
+        found.dedup();
+        for &h in &found {
+            households[h].faults.push(fault.to_string());
+        }
+        match found.first() {
+            Some(_) => {
                 e.action = Action::Referred;
                 e.message = format!(
                     "{}; the {what} cannot be assessed, so the household is referred (caseload_fault)",

@@ -501,3 +501,232 @@ fn open_names_what_is_wrong_with_a_line_but_never_quotes_its_values() {
         assert!(!err.contains(v), "{v} echoed: {err}");
     }
 }
+
+/// A second header of one field (`收入总额` beside `gross_income`): rows where the two agree
+/// are read as before; the row where they differ is refused naming both columns, and as the
+/// row names a caseload person, that person's tax evidence is incomplete: household referred.
+#[test]
+fn two_headers_of_one_field_that_disagree_refer_the_household_of_the_person() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+
+    let members = csv_rows(&c.data().join("members.csv"));
+    let tpath = c.data().join("tax.csv");
+    let text = std::fs::read_to_string(&tpath).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let head: Vec<&str> = lines[0].split(',').collect();
+    let gi = head.iter().position(|h| *h == "gross_income").unwrap();
+    let (li, id, hh) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, l)| {
+            let id = l.split(',').next().unwrap();
+            members
+                .iter()
+                .find(|m| m[0] == id)
+                .map(|m| (i, id.to_string(), m[2].clone()))
+        })
+        .expect("a member with a tax row");
+    let gross = lines[li].split(',').nth(gi).unwrap().to_string();
+    for (i, l) in lines.iter_mut().enumerate() {
+        let extra = if i == 0 {
+            "收入总额".to_string()
+        } else if i == li {
+            // differs from gross_income in this row only
+            if gross == "777.00" {
+                "778.00"
+            } else {
+                "777.00"
+            }
+            .to_string()
+        } else {
+            l.split(',').nth(gi).unwrap().to_string()
+        };
+        l.push(',');
+        l.push_str(&extra);
+    }
+    std::fs::write(&tpath, lines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("dup", &[]);
+    assert_eq!(out.status.code(), Some(1), "a quarantined row: exit 1");
+    let after = determinations(&dir);
+    let (det, rules) = &after[&hh];
+    assert_ne!(det, "eligible", "{hh}: {rules}");
+    assert!(
+        rules.contains("source_unverified:referred"),
+        "{hh}: {rules}"
+    );
+    for (h, v) in &before {
+        if *h != hh {
+            assert_eq!(&after[h], v, "{h}");
+        }
+    }
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
+    assert_eq!(tax.len(), 1, "{tax:?}");
+    let row = tax[0];
+    assert_eq!(row[1], (li + 1).to_string());
+    assert_eq!(
+        (row[3].as_str(), row[5].as_str(), row[6].as_str()),
+        ("gross_income", "duplicate_column_conflict", "referred")
+    );
+    let n = gross.chars().count();
+    let masked = if n <= 8 {
+        "*".repeat(n)
+    } else {
+        format!("{}{}{}", &gross[..4], "*".repeat(n - 8), &gross[n - 4..])
+    };
+    assert_eq!(row[4], masked);
+    assert!(
+        row[7].contains("columns gross_income and 收入总额 both read as `gross_income`"),
+        "{}",
+        row[7]
+    );
+    assert!(!q.iter().flatten().any(|v| v.contains(&id)));
+    let s = summary(&dir);
+    assert_eq!(s["sources"]["tax"]["counts"]["quarantined"], 1);
+}
+
+/// A stray NUL byte inside a caseload person's ID in a source file refuses that row only
+/// (naming line and column): the person's tax evidence is incomplete, the household
+/// referred; every other household as before.
+#[test]
+fn a_stray_nul_byte_refuses_its_row_and_refers_the_household_of_the_person() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+
+    let members = csv_rows(&c.data().join("members.csv"));
+    let tpath = c.data().join("tax.csv");
+    let text = std::fs::read_to_string(&tpath).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (li, id, hh) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, l)| {
+            let id = l.split(',').next().unwrap();
+            members
+                .iter()
+                .find(|m| m[0] == id)
+                .map(|m| (i, id.to_string(), m[2].clone()))
+        })
+        .expect("a member with a tax row");
+    lines[li].insert(6, '\0');
+    std::fs::write(&tpath, lines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("nul", &[]);
+    assert_eq!(out.status.code(), Some(1), "a quarantined row: exit 1");
+    let s = summary(&dir);
+    assert_eq!(
+        s["sources"]["tax"]["status"], "answered",
+        "{}",
+        s["sources"]["tax"]
+    );
+    assert_eq!(s["sources"]["tax"]["counts"]["quarantined"], 1);
+    assert_eq!(s["sources"]["tax"]["households_unverified"], 1);
+    let after = determinations(&dir);
+    let (det, rules) = &after[&hh];
+    assert_ne!(det, "eligible", "{hh}: {rules}");
+    assert!(
+        rules.contains("source_unverified:referred"),
+        "{hh}: {rules}"
+    );
+    for (h, v) in &before {
+        if *h != hh {
+            assert_eq!(&after[h], v, "{h}");
+        }
+    }
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
+    assert_eq!(tax.len(), 1, "{tax:?}");
+    let row = tax[0];
+    assert_eq!(row[1], (li + 1).to_string());
+    assert_eq!(
+        (row[3].as_str(), row[5].as_str(), row[6].as_str()),
+        ("id_number", "nul_byte", "referred")
+    );
+    assert_eq!(row[4], format!("{}**********{}", &id[..4], &id[14..]));
+    assert!(
+        row[7].starts_with(&format!(
+            "line {}, column id_number (field 1): a NUL byte (U+0000)",
+            li + 1
+        )),
+        "{}",
+        row[7]
+    );
+    assert!(!q.iter().flatten().any(|v| v.contains(&id)));
+}
+
+/// Two ID headers (`id_number`, `身份证号`) naming two caseload persons in one row: the row
+/// may be either's, so both households are referred.
+#[test]
+fn two_id_headers_naming_two_persons_refer_both_households() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+
+    let members = csv_rows(&c.data().join("members.csv"));
+    let tpath = c.data().join("tax.csv");
+    let text = std::fs::read_to_string(&tpath).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (li, hh_a) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, l)| {
+            let id = l.split(',').next().unwrap();
+            members
+                .iter()
+                .find(|m| m[0] == id)
+                .map(|m| (i, m[2].clone()))
+        })
+        .expect("a member with a tax row");
+    let b = members
+        .iter()
+        .skip(1)
+        .find(|m| m[2] != hh_a)
+        .expect("a member of another household");
+    let (id_b, hh_b) = (b[0].clone(), b[2].clone());
+    for (i, l) in lines.iter_mut().enumerate() {
+        let extra = if i == 0 {
+            "身份证号".to_string()
+        } else if i == li {
+            id_b.clone()
+        } else {
+            l.split(',').next().unwrap().to_string()
+        };
+        l.push(',');
+        l.push_str(&extra);
+    }
+    std::fs::write(&tpath, lines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("dupid", &[]);
+    assert_eq!(out.status.code(), Some(1), "a quarantined row: exit 1");
+    let after = determinations(&dir);
+    for hh in [&hh_a, &hh_b] {
+        let (det, rules) = &after[hh];
+        assert_ne!(det, "eligible", "{hh}: {rules}");
+        assert!(
+            rules.contains("source_unverified:referred"),
+            "{hh}: {rules}"
+        );
+    }
+    for (h, v) in &before {
+        if *h != hh_a && *h != hh_b {
+            assert_eq!(&after[h], v, "{h}");
+        }
+    }
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
+    assert_eq!(tax.len(), 1, "{tax:?}");
+    assert_eq!(tax[0][1], (li + 1).to_string());
+    assert_eq!(
+        (tax[0][3].as_str(), tax[0][5].as_str(), tax[0][6].as_str()),
+        ("id_number", "duplicate_column_conflict", "referred")
+    );
+    let s = summary(&dir);
+    assert_eq!(s["sources"]["tax"]["households_unverified"], 2);
+}

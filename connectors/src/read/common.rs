@@ -11,7 +11,7 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 use super::FieldMap;
-use super::fieldmap::{self, Mapping, MoneyUnit};
+use super::fieldmap::{self, MappedColumn, Mapping, MoneyUnit, ValueKind};
 use crate::ConnectorError;
 use crate::file::FileFormat;
 
@@ -93,6 +93,11 @@ pub struct Rejected {
     /// position): lets the batch make that person's source `unverified` for a row it could
     /// not read, instead of reading as "no records". Unmasked: never shown.
     pub id_number: Option<String>,
+    /// A second `household_id` or `id_number` of the row, as (canonical column, value):
+    /// the value of another header of that field that differs from the one above
+    /// (`duplicate_column_conflict`). The row may be either person's or household's, so
+    /// both are treated like the one above. Unmasked: never shown.
+    pub other_keys: Vec<(String, String)>,
 }
 
 impl Prepared {
@@ -263,8 +268,18 @@ pub(crate) fn mapping_notes(mapping: &Mapping, header_line: u64, notes: &mut Vec
         ));
     }
     for (col, used, other) in &mapping.shadowed {
+        if !mapping
+            .cols
+            .iter()
+            .any(|c| c.name == *col && !c.also.is_empty())
+        {
+            notes.push(format!(
+                "header {other} also reads as `{col}`; {used} is used (listed first in the field map)"
+            ));
+            continue;
+        }
         notes.push(format!(
-            "header {other} also reads as `{col}`; {used} is used (listed first in the field map)"
+            "header {other} also reads as `{col}`: {used} is read (listed first in the field map), {other} where {used} is empty; a row where the two hold different values is refused (duplicate_column_conflict)"
         ));
     }
     if !mapping.unmapped.is_empty() && !mapping.looks_like_data {
@@ -281,6 +296,76 @@ pub(crate) fn mapping_notes(mapping: &Mapping, header_line: u64, notes: &mut Vec
             ));
         }
     }
+}
+
+/// The comparison form of a value of column kind `kind` (unit `unit` for money): money as
+/// exact yuan with two decimals (`1.2345` in 万元 and `12,345` in yuan agree), anything
+/// else as [`fieldmap::norm`] (whitespace removed, full-width ASCII folded, case ignored).
+fn comparable(kind: ValueKind, unit: Option<MoneyUnit>, v: &str) -> String {
+    if kind == ValueKind::Money {
+        let t = match money_text(v, unit) {
+            Ok(Some(s)) => s,
+            _ => v.trim().to_string(),
+        };
+        if let Ok(y) = money_exact(&t, None) {
+            return y;
+        }
+    }
+    fieldmap::norm(v)
+}
+
+/// Which field of a row to read for column `c` when the file has other headers of the same
+/// field ([`MappedColumn::also`]): the column's own (`c.src`) unless it is empty and another
+/// is not. `Err` (reason `duplicate_column_conflict`, at `c.name`, the raw value of `c.src`)
+/// when two non-empty values differ once normalised: the reader cannot know which is right,
+/// and picking one by the field map's priority would be a silent guess.
+pub(crate) fn pick_source(c: &MappedColumn, fields: &[&str], line: u64) -> Result<usize, Rejected> {
+    let own = fields.get(c.src).copied().unwrap_or("");
+    let mut src = c.src;
+    for a in &c.also {
+        let other = fields.get(a.src).copied().unwrap_or("");
+        if other.trim().is_empty() {
+            continue;
+        }
+        let cur = fields.get(src).copied().unwrap_or("");
+        if cur.trim().is_empty() {
+            src = a.src;
+            continue;
+        }
+        let unit_cur = if src == c.src {
+            c.unit
+        } else {
+            c.also.iter().find(|x| x.src == src).and_then(|x| x.unit)
+        };
+        if comparable(c.kind, unit_cur, cur) != comparable(c.kind, a.unit, other) {
+            let used = if src == c.src {
+                c.header.as_str()
+            } else {
+                c.also
+                    .iter()
+                    .find(|x| x.src == src)
+                    .map_or("", |x| x.header.as_str())
+            };
+            return Err(Rejected {
+                line,
+                column: c.name.clone(),
+                raw: own.to_string(),
+                reason: "duplicate_column_conflict".into(),
+                message: format!(
+                    "line {line}, column {}: columns {used} and {} both read as `{}` and hold different values in this row; the row is not read (correct one of them, or drop the column that is not wanted)",
+                    c.name, a.header, c.name
+                ),
+                household_id: None,
+                id_number: None,
+                other_keys: if matches!(c.name.as_str(), "id_number" | "household_id") {
+                    vec![(c.name.clone(), other.trim().to_string())]
+                } else {
+                    Vec::new()
+                },
+            });
+        }
+    }
+    Ok(src)
 }
 
 /// A list of lines for a note: the first few, then a count.
@@ -383,6 +468,7 @@ impl Issue {
             message: format!("line {line}, column {column}: {}", self.message),
             household_id: None,
             id_number: None,
+            other_keys: Vec::new(),
         }
     }
 }

@@ -369,15 +369,23 @@ impl FieldMap {
         let mut chosen: Vec<(usize, usize, Option<MoneyUnit>)> = Vec::new(); // (header idx, column idx, unit)
         let mut shadowed = Vec::new();
         let mut ambiguous = Vec::new();
+        let mut also: Vec<Vec<AlsoColumn>> = vec![Vec::new(); columns.len()];
         for (ci, c) in cands.iter_mut().enumerate() {
             c.sort();
             let Some(&(p, i, unit)) = c.first() else {
                 continue;
             };
-            for &(p2, i2, _) in &c[1..] {
+            for &(p2, i2, unit2) in &c[1..] {
                 let (a, b) = (clean(&headers[i]), clean(&headers[i2]));
                 if p2 == p {
                     ambiguous.push((columns[ci].name.clone(), a, b));
+                } else if compared(&columns[ci]) {
+                    also[ci].push(AlsoColumn {
+                        src: i2,
+                        header: b.clone(),
+                        unit: unit2.or(columns[ci].unit),
+                    });
+                    shadowed.push((columns[ci].name.clone(), a, b));
                 } else {
                     shadowed.push((columns[ci].name.clone(), a, b));
                 }
@@ -390,9 +398,11 @@ impl FieldMap {
             .map(|&(i, ci, unit)| MappedColumn {
                 src: i,
                 name: columns[ci].name.clone(),
+                header: clean(&headers[i]),
                 kind: columns[ci].kind,
                 unit,
                 as_is: headers[i] == columns[ci].name && unit.is_none(),
+                also: std::mem::take(&mut also[ci]),
             })
             .collect::<Vec<_>>();
         let header_map = chosen
@@ -414,6 +424,15 @@ impl FieldMap {
             looks_like_data,
         }
     }
+}
+
+/// Whether two headers of column `c` have their values compared row by row (a row where
+/// they differ is refused, `duplicate_column_conflict`): ID numbers, money and the
+/// `household_id` key, where picking one by priority would be a silent guess that decides a
+/// person, a household or an amount. Other columns keep the first listed spelling: in a
+/// members table 户主姓名 (the head's name) beside 姓名 (the member's own) differ by design.
+fn compared(c: &FieldColumn) -> bool {
+    matches!(c.kind, ValueKind::Id | ValueKind::Money) || c.name == "household_id"
 }
 
 /// Header spellings that make a column an ID column in generic reading (the `members`
@@ -451,6 +470,8 @@ pub(crate) fn generic_mapping(headers: &[String]) -> Mapping {
         cols.push(MappedColumn {
             src: i,
             as_is: *h == name,
+            header: clean(h),
+            also: Vec::new(),
             name,
             kind: if generic_is_id(h) {
                 ValueKind::Id
@@ -486,7 +507,8 @@ pub(crate) struct Mapping {
     pub unmapped: Vec<String>,
     /// Required canonical columns not found.
     pub missing: Vec<String>,
-    /// (column, header used, header ignored) where a lower-priority spelling also matched.
+    /// (column, header used, other header) where a lower-priority spelling also matched:
+    /// a row where the two hold different values is refused (see [`MappedColumn::also`]).
     pub shadowed: Vec<(String, String, String)>,
     /// (column, header, header) where the same spelling appears twice.
     pub ambiguous: Vec<(String, String, String)>,
@@ -496,9 +518,10 @@ pub(crate) struct Mapping {
 
 impl Mapping {
     /// Whether the header row can be kept as is (every output column's header is already
-    /// its canonical name, no unit conversion).
+    /// its canonical name, no unit conversion, no second header of the same field whose
+    /// values must be compared row by row).
     pub fn is_canonical(&self) -> bool {
-        self.cols.iter().all(|c| c.as_is)
+        self.cols.iter().all(|c| c.as_is && c.also.is_empty())
     }
 }
 
@@ -515,6 +538,23 @@ pub(crate) struct MappedColumn {
     pub unit: Option<MoneyUnit>,
     /// The raw header is exactly the canonical name and no unit applies.
     pub as_is: bool,
+    /// The header as found (cleaned), for messages.
+    pub header: String,
+    /// Other headers of the file that map to the same field with a lower priority (`balance`
+    /// and `余额`): each row's values there are compared with this column's, and a row
+    /// where they differ is refused (`duplicate_column_conflict`).
+    pub also: Vec<AlsoColumn>,
+}
+
+/// A second header of a field (see [`MappedColumn::also`]).
+#[derive(Debug, Clone)]
+pub(crate) struct AlsoColumn {
+    /// Index of the column in the file.
+    pub src: usize,
+    /// The header as found (cleaned).
+    pub header: String,
+    /// Its money unit (header marker or the map's declaration).
+    pub unit: Option<MoneyUnit>,
 }
 
 /// A header as shown in messages: BOM and zero-width characters removed, trimmed.

@@ -55,6 +55,7 @@ fn parse_line(text: &str, line: u64) -> Line {
             message: format!("line {line}: valid JSON but not an object; the line is not read"),
             household_id: None,
             id_number: None,
+            other_keys: Vec::new(),
         }),
         Err(e) => Line::Bad(Rejected {
             line,
@@ -67,6 +68,7 @@ fn parse_line(text: &str, line: u64) -> Line {
             ),
             household_id: None,
             id_number: None,
+            other_keys: Vec::new(),
         }),
     }
 }

@@ -1019,3 +1019,199 @@ fn data_lines_ending_in_cr_only_refuse_the_file() {
     );
     assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
 }
+
+/// Two headers of one field (`balance` and `余额`, `id_number` and `身份证号`): a row where
+/// their values differ is refused naming both columns; where they agree (money compared
+/// exactly across units) or one is empty, the row is read, the empty one filled.
+#[test]
+fn two_headers_of_one_field_that_disagree_refuse_the_row() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "id_number,姓名,balance,余额（万元）,身份证号\n\
+         {ID1},a,15000,1.5,{ID1}\n\
+         {ID2},b,100,200,{ID2}\n\
+         {ID3},c,,0.03,\n\
+         {ID1},d,7,,{ID2}\n\
+         {ID1},e,12.50,0.00125,{}\n",
+        ID1.to_lowercase()
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert!(!prep.is_passthrough());
+    let t = table(&prep);
+    assert_eq!(t.values("name"), vec!["a", "c", "e"]);
+    assert_eq!(t.values("balance"), vec!["15000", "300.00", "12.50"]);
+    assert_eq!(t.values("id_number"), vec![ID1, ID3, ID1]);
+    assert_eq!(t.lines, vec![Some(2), Some(4), Some(6)]);
+    let got: Vec<(u64, &str, &str, &str, Option<&str>)> = prep
+        .rejected
+        .iter()
+        .map(|r| {
+            (
+                r.line,
+                r.column.as_str(),
+                r.reason.as_str(),
+                r.raw.as_str(),
+                r.id_number.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, "balance", "duplicate_column_conflict", "100", Some(ID2)),
+            (5, "id_number", "duplicate_column_conflict", ID1, Some(ID1)),
+        ]
+    );
+    assert_eq!(
+        prep.rejected[0].message,
+        "line 3, column balance: columns balance and 余额（万元） both read as `balance` and hold different values in this row; the row is not read (correct one of them, or drop the column that is not wanted)"
+    );
+    assert!(
+        prep.rejected[1]
+            .message
+            .contains("columns id_number and 身份证号")
+    );
+    assert_eq!(
+        prep.rejected[1].other_keys,
+        vec![("id_number".to_string(), ID2.to_string())]
+    );
+    assert!(prep.rejected[0].other_keys.is_empty());
+    assert!(!prep.rejected[1].message.contains(ID2));
+    assert!(
+        prep.notes.iter().any(|n| n
+            == "header 余额（万元） also reads as `balance`: balance is read (listed first in the field map), 余额（万元） where balance is empty; a row where the two hold different values is refused (duplicate_column_conflict)"),
+        "{:?}",
+        prep.notes
+    );
+}
+
+/// The same in a workbook.
+#[test]
+fn two_headers_of_one_field_that_disagree_refuse_the_row_in_a_workbook() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.xlsx");
+    workbook_sheets(
+        &p,
+        &[(
+            "bank",
+            vec![
+                vec!["身份证号", "姓名", "余额", "账户余额"],
+                vec![ID1, "a", "1.00", "1"],
+                vec![ID2, "b", "2.00", "3.00"],
+                vec![ID3, "c", "", "4.00"],
+            ],
+        )],
+    );
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("name"), vec!["a", "c"]);
+    assert_eq!(t.values("balance"), vec!["1.00", "4.00"]);
+    assert_eq!(prep.rejected.len(), 1);
+    let r = &prep.rejected[0];
+    assert_eq!(
+        (r.line, r.column.as_str(), r.reason.as_str(), r.raw.as_str()),
+        (3, "balance", "duplicate_column_conflict", "2.00")
+    );
+    assert_eq!(r.id_number.as_deref(), Some(ID2));
+    assert!(
+        r.message.contains("columns 余额 and 账户余额"),
+        "{}",
+        r.message
+    );
+}
+
+/// A stray NUL byte refuses only its row (naming line and column); the rest is read.
+#[test]
+fn a_stray_nul_byte_refuses_only_its_row() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "id_number,name,balance,note\n{ID1},a,1.00,x\n{ID2},b,2.0\u{0}0,x\n{}\u{0}{},c,3.00,x\n{ID1},d,4.00,\u{0}\n{ID3},e,5.00,x\n",
+        &ID3[..6],
+        &ID3[6..]
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("name"), vec!["a", "e"]);
+    assert_eq!(t.lines, vec![Some(2), Some(6)]);
+    let got: Vec<(u64, &str, &str, &str, Option<&str>)> = prep
+        .rejected
+        .iter()
+        .map(|r| {
+            (
+                r.line,
+                r.column.as_str(),
+                r.reason.as_str(),
+                r.raw.as_str(),
+                r.id_number.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, "balance", "nul_byte", "2.00", Some(ID2)),
+            (4, "id_number", "nul_byte", ID3, Some(ID3)),
+            (5, "", "nul_byte", "", Some(ID1)),
+        ]
+    );
+    assert_eq!(
+        prep.rejected[0].message,
+        "line 3, column balance (field 3): a NUL byte (U+0000) in the value (a damaged export?); the row is not read"
+    );
+    assert_eq!(
+        prep.rejected[2].message,
+        "line 5, column note (field 4): a NUL byte (U+0000) in the value (a damaged export?); the row is not read"
+    );
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.starts_with("3 NUL byte(s) in the first")),
+        "{:?}",
+        prep.notes
+    );
+}
+
+/// A NUL past the first 256 KiB of an otherwise canonical file: not passed through, the row
+/// refused.
+#[test]
+fn a_nul_byte_past_the_sniffed_start_refuses_its_row() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::from("id_number,name,balance\n");
+    let mut n = 0;
+    while text.len() < 300 * 1024 {
+        text.push_str(&format!("{ID1},a,1.00\n"));
+        n += 1;
+    }
+    text.push_str(&format!("{ID2},b\u{0},2.00\n{ID3},c,3.00\n"));
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert!(!prep.is_passthrough());
+    let t = table(&prep);
+    assert_eq!(t.rows.len(), n + 1);
+    assert_eq!(t.values("id_number").last(), Some(&ID3));
+    assert_eq!(prep.rejected.len(), 1);
+    let r = &prep.rejected[0];
+    assert_eq!(
+        (r.line, r.column.as_str(), r.reason.as_str(), r.raw.as_str()),
+        (n as u64 + 2, "name", "nul_byte", "b")
+    );
+    assert_eq!(r.id_number.as_deref(), Some(ID2));
+}
+
+/// Many NUL bytes on both sides (not UTF-16): still a binary file, refused whole.
+#[test]
+fn a_file_with_many_nul_bytes_not_utf16_is_refused_as_binary() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bytes = format!("id_number,name\n{ID1},a\n").into_bytes();
+    for i in 0..400u32 {
+        bytes.extend_from_slice(&[0, 0, (i % 200) as u8 + 1, 7]);
+    }
+    let p = write(d.path(), "m.csv", &bytes);
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(
+        msg.contains("the file holds NUL bytes but is not UTF-16 text: a binary file"),
+        "{msg}"
+    );
+}

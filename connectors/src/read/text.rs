@@ -3,7 +3,9 @@
 //! is, or a streaming rewrite into canonical UTF-8 CSV.
 //!
 //! Encoding (never lossy): a BOM decides; else a declared encoding; else NUL bytes mean
-//! UTF-16 without BOM (by the side the NULs are on); else the file is tried as UTF-8 and, at
+//! UTF-16 without BOM (by the side the NULs are on), or a binary file when they are many
+//! but not UTF-16's; a few stray NULs (a damaged export) are not the file's encoding: each
+//! row holding one is refused (`nul_byte`) and the rest read. Else the file is tried as UTF-8 and, at
 //! the first invalid sequence, read again with the GB18030 decoder, which must meet no
 //! malformed sequence. Decoders run without replacement: a malformed sequence is an error
 //! naming its byte offset.
@@ -16,7 +18,7 @@ use encoding_rs::{DecoderResult, Encoding, GB18030, UTF_16BE, UTF_16LE};
 use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, Normalised, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes,
-    money_change, money_text,
+    money_change, money_text, pick_source,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -206,8 +208,23 @@ pub(super) fn choose_encoding(
         (None, None) => {
             let zeros_even = head.iter().step_by(2).filter(|b| **b == 0).count();
             let zeros_odd = head.iter().skip(1).step_by(2).filter(|b| **b == 0).count();
-            if zeros_even + zeros_odd > 0 {
-                let half = head.len() / 2;
+            let zeros = zeros_even + zeros_odd;
+            let half = head.len() / 2;
+            let utf16 = (zeros_odd > zeros_even && zeros_odd * 4 >= half)
+                || (zeros_even > zeros_odd && zeros_even * 4 >= half);
+            if zeros > 0 && !utf16 && is_stray_nuls(zeros, head.len()) {
+                // A few NULs in text (a damaged export): not UTF-16, not binary. The file is
+                // read; each row holding a NUL is refused by the rewrite (`nul_byte`).
+                notes.push(format!(
+                    "{zeros} NUL byte(s) in the first {} bytes: too few for UTF-16 or a binary file; each row holding one is refused",
+                    head.len()
+                ));
+                Chosen {
+                    encoding: TextEncoding::Utf8,
+                    bom: 0,
+                    may_fall_back: true,
+                }
+            } else if zeros > 0 {
                 let enc = if zeros_odd > zeros_even && zeros_odd * 4 >= half {
                     TextEncoding::Utf16Le
                 } else if zeros_even > zeros_odd && zeros_even * 4 >= half {
@@ -235,6 +252,14 @@ pub(super) fn choose_encoding(
             }
         }
     })
+}
+
+/// Whether `zeros` NUL bytes among the first `len` bytes of a file without BOM are stray
+/// ones in text (a damaged export: at most 8, or under 1 byte in 100) rather than the mark
+/// of a binary file. UTF-16 text (a NUL in every other byte for ASCII, and delimiters and
+/// digits in every row of a CSV) is decided before, by the side the NULs are on.
+fn is_stray_nuls(zeros: usize, len: usize) -> bool {
+    zeros <= 8 || zeros * 100 < len
 }
 
 /// The file's text as UTF-8 bytes, BOM skipped. UTF-8 is passed through raw (validated by
@@ -437,6 +462,8 @@ pub(super) struct RecordReader<R> {
     lines_spanned: u64,
     /// A CR byte inside a field's data (not part of a CRLF terminator).
     cr: bool,
+    /// A NUL byte inside a field's data.
+    nul: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -459,6 +486,7 @@ impl<R: BufRead> RecordReader<R> {
             start_line: 0,
             lines_spanned: 0,
             cr: false,
+            nul: false,
         }
     }
 
@@ -470,6 +498,7 @@ impl<R: BufRead> RecordReader<R> {
         self.start_line = self.line + 1;
         self.lines_spanned = 0;
         self.cr = false;
+        self.nul = false;
         let mut state = Field::Start;
         loop {
             self.raw.clear();
@@ -509,6 +538,7 @@ impl<R: BufRead> RecordReader<R> {
                             state = Field::QuoteInQuoted;
                         } else {
                             self.cr |= b == b'\r';
+                            self.nul |= b == 0;
                             self.data.push(b);
                         }
                     }
@@ -528,6 +558,7 @@ impl<R: BufRead> RecordReader<R> {
                     }
                     _ => {
                         self.cr |= b == b'\r';
+                        self.nul |= b == 0;
                         self.data.push(b);
                         state = Field::Unquoted;
                     }
@@ -556,6 +587,11 @@ impl<R: BufRead> RecordReader<R> {
     /// end, or a CR inside quotes).
     pub fn has_cr(&self) -> bool {
         self.cr
+    }
+
+    /// Whether a field holds a NUL byte (U+0000).
+    pub fn has_nul(&self) -> bool {
+        self.nul
     }
 
     /// Number of fields.
@@ -796,6 +832,10 @@ impl Pass<'_> {
         let mut seen_header = false;
         while rdr.next(self.ctx, utf8)? {
             let line = rdr.start_line();
+            // A NUL byte: the row is refused by the rewrite.
+            if rdr.has_nul() {
+                return Err(Stop::Rewrite);
+            }
             if !seen_header {
                 seen_header = true;
                 if line != self.header_line || rdr.has_cr() {
@@ -883,6 +923,38 @@ impl Pass<'_> {
                 repeated.push(line);
                 continue;
             }
+            if rdr.has_nul()
+                && let Some(i) = fields.iter().position(|f| f.contains('\0'))
+            {
+                // A NUL byte (U+0000) in a value: a damaged export, not text anyone typed.
+                // This row is refused, naming where; the rest of the file is read.
+                let col = self.mapping.cols.iter().find(|c| c.src == i);
+                let header = col.map_or_else(
+                    || {
+                        self.header_norm
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| format!("column_{}", i + 1))
+                    },
+                    |c| c.header.clone(),
+                );
+                let clean =
+                    |v: Option<String>| v.map(|v| v.replace('\0', "")).filter(|v| !v.is_empty());
+                rejected.push(Rejected {
+                    line,
+                    column: col.map_or_else(String::new, |c| c.name.clone()),
+                    raw: fields[i].replace('\0', ""),
+                    reason: "nul_byte".into(),
+                    message: format!(
+                        "line {line}, column {header} (field {}): a NUL byte (U+0000) in the value (a damaged export?); the row is not read",
+                        i + 1
+                    ),
+                    household_id: clean(self.household_id_of(&fields)),
+                    id_number: clean(self.column_of(&fields, "id_number")),
+                    other_keys: Vec::new(),
+                });
+                continue;
+            }
             if fields.len() > width && rdr.has_cr() {
                 // More fields than the header and a lone CR: the lines end in CR only (an old
                 // Mac export), so the rest of the file reads as one row. Refusing that row
@@ -909,6 +981,7 @@ impl Pass<'_> {
                     ),
                     household_id: self.household_id_of(&fields),
                     id_number: self.column_of(&fields, "id_number"),
+                    other_keys: Vec::new(),
                 });
                 continue;
             }
@@ -916,15 +989,28 @@ impl Pass<'_> {
             let mut bad = None;
             let kept = normalised.len();
             for c in &self.mapping.cols {
-                let v = fields[c.src];
+                // Two headers of one field (`balance` and `余额`): their values must agree.
+                let (v, unit) = match pick_source(c, &fields, line) {
+                    Ok(src) if src == c.src => (fields[src], c.unit),
+                    Ok(src) => (
+                        fields[src],
+                        c.also.iter().find(|a| a.src == src).and_then(|a| a.unit),
+                    ),
+                    Err(mut r) => {
+                        r.household_id = self.household_id_of(&fields);
+                        r.id_number = self.column_of(&fields, "id_number");
+                        bad = Some(r);
+                        break;
+                    }
+                };
                 if c.kind == ValueKind::Money {
-                    match money_text(v, c.unit) {
+                    match money_text(v, unit) {
                         Ok(Some(s)) => {
                             changes.add(format!(
                                 "column `{}`: amounts with a unit converted to yuan",
                                 c.name
                             ));
-                            let (kind, detail) = money_change(v, c.unit);
+                            let (kind, detail) = money_change(v, unit);
                             normalised.push(Normalised {
                                 line,
                                 row: sink.rows(),

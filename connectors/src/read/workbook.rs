@@ -20,7 +20,7 @@ use chrono::{Duration, NaiveDate};
 use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, Issue, Normalised, Prepared, Rejected, Sink, choose_header, lines_list,
-    mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text,
+    mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text, pick_source,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -318,8 +318,40 @@ pub(super) fn prepare_workbook(
             let mut bad = None;
             let kept = normalised.len();
             for c in &mapping.cols {
-                let cell = row.get(c.src).unwrap_or(&Data::Empty);
-                match convert(cell, c.kind, c.unit, &mut changes, &c.name) {
+                // Two headers of one field (`balance` and `余额`): their values must agree.
+                let (src, unit) = if c.also.is_empty() {
+                    (c.src, c.unit)
+                } else {
+                    let texts: Vec<String> = row.iter().map(cell_text).collect();
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    match pick_source(c, &refs, line) {
+                        Ok(src) if src == c.src => (src, c.unit),
+                        Ok(src) => (
+                            src,
+                            c.also.iter().find(|a| a.src == src).and_then(|a| a.unit),
+                        ),
+                        Err(mut r) => {
+                            r.household_id = mapping
+                                .cols
+                                .iter()
+                                .find(|c| c.name == "household_id")
+                                .and_then(|h| row.get(h.src))
+                                .map(|v| cell_text(v).trim().to_string())
+                                .filter(|v| !v.is_empty());
+                            r.id_number = mapping
+                                .cols
+                                .iter()
+                                .find(|c| c.name == "id_number")
+                                .and_then(|h| row.get(h.src))
+                                .map(|v| cell_text(v).trim().to_string())
+                                .filter(|v| !v.is_empty());
+                            bad = Some(r);
+                            break;
+                        }
+                    }
+                };
+                let cell = row.get(src).unwrap_or(&Data::Empty);
+                match convert(cell, c.kind, unit, &mut changes, &c.name) {
                     Ok((v, change)) => {
                         if let Some((kind, detail)) = change {
                             normalised.push(Normalised {
