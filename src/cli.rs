@@ -34,7 +34,9 @@ pub enum Command {
         /// Households to generate.
         #[arg(long, default_value_t = 30_000)]
         households: usize,
-        /// Keep the generated data and outputs here instead of a temporary directory.
+        /// Keep the generated data and outputs here instead of a temporary directory: a new
+        /// or empty directory, or one an earlier `hedui demo --keep` wrote (its files are
+        /// replaced). Any other non-empty directory is refused (exit 2), nothing written.
         #[arg(long)]
         keep: Option<PathBuf>,
     },
@@ -69,10 +71,12 @@ pub enum Command {
     },
     /// Verify a whole caseload against department extracts and seal the reports.
     Batch {
-        /// Directory with households, members, supporters (.csv or .parquet).
+        /// Directory with households, members, supporters (CSV/TSV/TXT in UTF-8, GBK/GB18030
+        /// or UTF-16, Parquet, XLSX/XLS, JSON lines; README "Department files as they come").
         #[arg(long)]
         caseload: PathBuf,
-        /// Directory with the 12 source extracts (`<source>.csv` or `.parquet`).
+        /// Directory with the 12 source extracts (`<source>.csv`, `.parquet`, or the other
+        /// formats of --caseload).
         #[arg(long)]
         sources: PathBuf,
         /// Policy file (policies/*.toml); default: the bundled illustrative policy.
@@ -606,12 +610,27 @@ fn generate_to(
     })
 }
 
+/// The file that marks a directory `hedui demo --keep` wrote (so a second demo may replace it).
+const DEMO_MARK: &str = ".hedui-demo";
+
 /// `hedui demo`: generate, make keys, run the batch, open two reports, print a summary.
 fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     let t0 = std::time::Instant::now();
     // The demo's files stay for the newcomer to explore (printed at the end).
     let root = match keep {
-        Some(p) => p,
+        Some(p) => {
+            let used = std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_some());
+            if used && !p.join(DEMO_MARK).exists() {
+                anyhow::bail!(
+                    "--keep {}: the directory holds files that `hedui demo` did not write; give a new or empty directory (nothing was written)",
+                    p.display()
+                );
+            }
+            std::fs::create_dir_all(&p)
+                .and_then(|()| std::fs::write(p.join(DEMO_MARK), "written by hedui demo\n"))
+                .with_context(|| format!("Failed to prepare --keep {}", p.display()))?;
+            p
+        }
         None => tempfile::Builder::new()
             .prefix("hedui-demo-")
             .tempdir()

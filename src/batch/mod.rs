@@ -775,18 +775,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // the caseload persons' names by birth date: a source row whose valid ID is nobody's in
     // the caseload but whose name and ID birth date are a caseload person's is a candidate of
     // the second linkage pass
-    let person_names = Arc::new(crate::link::caseload::NameDateIndex::new(
-        caseload
-            .members
-            .iter()
-            .map(|m| (&m.id, &m.name))
-            .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
-            .filter_map(|(id, name)| {
-                let id = id.as_ref().ok()?;
-                person_index
-                    .contains_key(&id.key())
-                    .then_some((id, name.as_deref()))
-            }),
+    let person_names = Arc::new(crate::link::caseload::NameDateIndex::of_caseload(
+        &caseload,
+        |key| person_index.contains_key(&key),
     ));
     timings.insert("caseload".to_string(), t0.elapsed().as_millis());
     tracing::info!(

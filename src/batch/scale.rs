@@ -1616,19 +1616,8 @@ pub fn run_incremental(
     }
     // the persons' names by birth date, as the full run's scan tests rows with another
     // person's valid ID (`super::link_source`)
-    let named = crate::link::caseload::NameDateIndex::new(
-        caseload
-            .members
-            .iter()
-            .map(|m| (&m.id, &m.name))
-            .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
-            .filter_map(|(id, name)| {
-                let id = id.as_ref().ok()?;
-                everyone
-                    .contains(&id.key())
-                    .then_some((id, name.as_deref()))
-            }),
-    );
+    let named =
+        crate::link::caseload::NameDateIndex::of_caseload(&caseload, |key| everyone.contains(&key));
 
     // ---- the delta: end-state rows, and the persons it touches
     let (deltas, mut planned, delta_ms) = deltas_read?;
@@ -1958,44 +1947,15 @@ pub fn run_incremental(
             Some((s, m.and_then(|m| m.moved.get(&r).copied()).unwrap_or(r), b))
         })
         .collect();
-    // A full run would send the delta's rows with an invalid or missing ID number to the
+    // A full run would send the delta's rows with an invalid or missing ID number, and those
+    // with another person's valid ID bearing a caseload person's name and birth date, to the
     // error-tolerant pass (see the refusal of such a previous run above).
-    if bad_new.iter().any(|&n| n > 0) {
-        let per_source: Vec<String> = SourceKind::ALL
-            .iter()
-            .zip(bad_new)
-            .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| format!("{}: {n}", k.name()))
-            .collect();
-        return Err(BatchError::Delta(DeltaError {
-            file: delta_dir.display().to_string(),
-            row: "-".into(),
-            column: "id_number".into(),
-            message: format!(
-                "{} delta rows carry an invalid or missing ID number ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
-                bad_new.iter().sum::<usize>(),
-                per_source.join(", ")
-            ),
-        }));
-    }
-    if other_new.iter().any(|&n| n > 0) {
-        let per_source: Vec<String> = SourceKind::ALL
-            .iter()
-            .zip(other_new)
-            .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| format!("{}: {n}", k.name()))
-            .collect();
-        return Err(BatchError::Delta(DeltaError {
-            file: delta_dir.display().to_string(),
-            row: "-".into(),
-            column: "id_number".into(),
-            message: format!(
-                "{} delta rows carry a valid ID number of a person outside the caseload with the name and birth date of a caseload person ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
-                other_new.iter().sum::<usize>(),
-                per_source.join(", ")
-            ),
-        }));
-    }
+    needs_full_run(delta_dir, &bad_new, "carry an invalid or missing ID number")?;
+    needs_full_run(
+        delta_dir,
+        &other_new,
+        "carry a valid ID number of a person outside the caseload with the name and birth date of a caseload person",
+    )?;
     for r in &end_linked {
         linked_now[r.source as usize] += 1;
     }
@@ -3048,4 +3008,29 @@ mod tests {
         assert_eq!(back.values, rec.values);
         assert!(decode_record(41, &encode_record(&rec)[..10]).is_none());
     }
+}
+
+/// Refuse an incremental run whose delta holds rows (`per_source[i]` of
+/// `SourceKind::ALL[i]`) that only a full run's error-tolerant linkage pass can place: a
+/// [`DeltaError`] naming the delta directory, what the rows `carry` and the count per source.
+fn needs_full_run(delta_dir: &Path, per_source: &[usize], carry: &str) -> Result<(), BatchError> {
+    if per_source.iter().all(|&n| n == 0) {
+        return Ok(());
+    }
+    let counts: Vec<String> = SourceKind::ALL
+        .iter()
+        .zip(per_source)
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{}: {n}", k.name()))
+        .collect();
+    Err(BatchError::Delta(DeltaError {
+        file: delta_dir.display().to_string(),
+        row: "-".into(),
+        column: "id_number".into(),
+        message: format!(
+            "{} delta rows {carry} ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
+            per_source.iter().sum::<usize>(),
+            counts.join(", ")
+        ),
+    }))
 }

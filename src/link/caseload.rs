@@ -1124,6 +1124,26 @@ impl NameDateIndex {
         ix
     }
 
+    /// The index of the caseload's members and supporters whose valid ID's key
+    /// ([`IdNumber::key`]) `queried` accepts (the persons a run queries), by their names as
+    /// written.
+    pub fn of_caseload(
+        caseload: &crate::ingest::caseload::Caseload,
+        queried: impl Fn(u64) -> bool,
+    ) -> Self {
+        NameDateIndex::new(
+            caseload
+                .members
+                .iter()
+                .map(|m| (&m.id, &m.name))
+                .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
+                .filter_map(|(id, name)| {
+                    let id = id.as_ref().ok()?;
+                    queried(id.key()).then_some((id, name.as_deref()))
+                }),
+        )
+    }
+
     fn hash(&self, date: u32, name: &str) -> u64 {
         use std::hash::{BuildHasher, Hasher};
         let mut h = self.hasher.build_hasher();

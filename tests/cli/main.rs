@@ -981,3 +981,40 @@ fn a_damaged_registration_row_whose_head_is_a_caseload_person_does_not_refer_the
         "{q}"
     );
 }
+
+/// `hedui demo --keep DIR` never writes into a directory it did not make: a folder holding
+/// someone's files is refused (exit 2, untouched); a new one is filled and marked, and a second
+/// demo may replace what the first wrote.
+#[test]
+fn demo_keep_refuses_a_foreign_directory_and_replaces_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = dir.path().join("theirs");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "someone's work").unwrap();
+    let out = hedui(&["demo", "--households", "40", "--keep", s(&foreign)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("did not write") && err.contains("nothing was written"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(&foreign).unwrap().collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("notes.txt")).unwrap(),
+        "someone's work"
+    );
+
+    let mine = dir.path().join("mine");
+    for _ in 0..2 {
+        let out = hedui(&["demo", "--households", "40", "--keep", s(&mine)]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(mine.join(".hedui-demo").exists());
+        assert!(mine.join("run").join("reports.jsonl").exists());
+    }
+}
