@@ -317,6 +317,16 @@ pub(super) fn prepare_workbook(
             out.clear();
             let mut bad = None;
             let kept = normalised.len();
+            // a refused row's own keys, as the sheet holds them (the quarantine names them)
+            let key_of = |field: &str| {
+                mapping
+                    .cols
+                    .iter()
+                    .find(|c| c.name == field)
+                    .and_then(|h| row.get(h.src))
+                    .map(|v| cell_text(v).trim().to_string())
+                    .filter(|v| !v.is_empty())
+            };
             for c in &mapping.cols {
                 // Two headers of one field (`balance` and `余额`): their values must agree.
                 let (src, unit) = if c.also.is_empty() {
@@ -331,20 +341,8 @@ pub(super) fn prepare_workbook(
                             c.also.iter().find(|a| a.src == src).and_then(|a| a.unit),
                         ),
                         Err(mut r) => {
-                            r.household_id = mapping
-                                .cols
-                                .iter()
-                                .find(|c| c.name == "household_id")
-                                .and_then(|h| row.get(h.src))
-                                .map(|v| cell_text(v).trim().to_string())
-                                .filter(|v| !v.is_empty());
-                            r.id_number = mapping
-                                .cols
-                                .iter()
-                                .find(|c| c.name == "id_number")
-                                .and_then(|h| row.get(h.src))
-                                .map(|v| cell_text(v).trim().to_string())
-                                .filter(|v| !v.is_empty());
+                            (r.household_id, r.id_number) =
+                                (key_of("household_id"), key_of("id_number"));
                             bad = Some(r);
                             break;
                         }
@@ -366,20 +364,8 @@ pub(super) fn prepare_workbook(
                     }
                     Err((issue, raw)) => {
                         let mut r = issue.at(line, &c.name, &raw);
-                        r.household_id = mapping
-                            .cols
-                            .iter()
-                            .find(|c| c.name == "household_id")
-                            .and_then(|h| row.get(h.src))
-                            .map(|v| cell_text(v).trim().to_string())
-                            .filter(|v| !v.is_empty());
-                        r.id_number = mapping
-                            .cols
-                            .iter()
-                            .find(|c| c.name == "id_number")
-                            .and_then(|h| row.get(h.src))
-                            .map(|v| cell_text(v).trim().to_string())
-                            .filter(|v| !v.is_empty());
+                        (r.household_id, r.id_number) =
+                            (key_of("household_id"), key_of("id_number"));
                         bad = Some(r);
                         break;
                     }
