@@ -532,6 +532,38 @@ mod tests {
     }
 
     #[test]
+    fn the_wrong_valid_id_candidate_test_is_on_unless_the_policy_turns_it_off() {
+        let text = include_str!("../../policies/gansu-illustrative-2026.toml");
+        assert!(
+            Policy::from_toml(text, "t.toml")
+                .unwrap()
+                .wrong_valid_id_candidates
+        );
+        let off = text.replace(
+            "wrong_valid_id_candidates = true",
+            "wrong_valid_id_candidates = false",
+        );
+        assert!(
+            !Policy::from_toml(&off, "t.toml")
+                .unwrap()
+                .wrong_valid_id_candidates
+        );
+        // a policy written before the switch existed keeps the test on
+        let absent = text.replace("wrong_valid_id_candidates = true", "");
+        assert!(
+            Policy::from_toml(&absent, "t.toml")
+                .unwrap()
+                .wrong_valid_id_candidates
+        );
+        let typo = text.replace(
+            "wrong_valid_id_candidates = true",
+            "wrong_valid_id_candidates = \"yes\"",
+        );
+        let e = Policy::from_toml(&typo, "t.toml").unwrap_err();
+        assert!(e.to_string().contains("expected a boolean"), "{e}");
+    }
+
+    #[test]
     fn a_malformed_amount_names_its_field() {
         let text = include_str!("../../policies/gansu-illustrative-2026.toml")
             .replace("urban_monthly = \"700.00\"", "urban_monthly = \"7OO\"");
