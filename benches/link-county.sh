@@ -39,3 +39,6 @@ echo "== hedui batch (exact + error-tolerant pass)"
 
 echo "== determinations on the dirty data vs reference.py on the clean twin"
 "$refpy" "$peers/compare.py" --reference "$ref" --reports "$work/opened.jsonl" || true
+
+echo "== the bound on a name-only referral of the wrong eligibles (benches/name_only_bound.py)"
+"$refpy" "$here/benches/name_only_bound.py" "$data" "$work/opened.jsonl" "$ref" || true
