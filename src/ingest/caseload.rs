@@ -956,23 +956,40 @@ mod tests {
         std::fs::write(dir.join(name), text).unwrap();
     }
 
-    #[test]
-    fn one_supporter_of_two_members_is_one_supporter_with_the_largest_household_size() {
+    /// A caseload folder: households, members and supporters CSV, each given as its data rows
+    /// (the header is added).
+    fn caseload(households: &str, members: &str, supporters: &str) -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         write(
             d.path(),
             "households.csv",
-            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,1000.00,,2026-01-02\nH1,620503,urban,dibao,full,,,\n",
+            &format!(
+                "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\n{households}"
+            ),
         );
         write(
             d.path(),
             "members.csv",
-            "household_id,id_number,name,relation,disability_grade,consent_ref\nH1,620503195809200176,马福祥,applicant,2,C1\nH1,620503196207080319,李建国,spouse,,C1\nH9,620503198703151234,王秀兰,child,,C9\n",
+            &format!(
+                "household_id,id_number,name,relation,disability_grade,consent_ref\n{members}"
+            ),
         );
         write(
             d.path(),
             "supporters.csv",
-            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\nH1,620503198703151234,王秀兰,620503195809200176,child,2,C1-S1\nH1,620503198703151234,王秀兰,620503196207080319,child,4,C1-S1\nH1,620503198703151235,张三,620503196207080319,child,1,C1-S2\n",
+            &format!(
+                "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n{supporters}"
+            ),
+        );
+        d
+    }
+
+    #[test]
+    fn one_supporter_of_two_members_is_one_supporter_with_the_largest_household_size() {
+        let d = caseload(
+            "H1,620503,urban,dibao,full,1000.00,,2026-01-02\nH1,620503,urban,dibao,full,,,\n",
+            "H1,620503195809200176,马福祥,applicant,2,C1\nH1,620503196207080319,李建国,spouse,,C1\nH9,620503198703151234,王秀兰,child,,C9\n",
+            "H1,620503198703151234,王秀兰,620503195809200176,child,2,C1-S1\nH1,620503198703151234,王秀兰,620503196207080319,child,4,C1-S1\nH1,620503198703151235,张三,620503196207080319,child,1,C1-S2\n",
         );
         let (c, q) = load(d.path());
         assert_eq!(
@@ -1033,21 +1050,10 @@ mod tests {
     /// quarantine.csv (the clerk could not see which cell to correct).
     #[test]
     fn a_refused_household_value_is_quarantined_naming_line_column_and_reason() {
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
-            "households.csv",
-            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,城镇,低保,Partial,,,\nH2,,urban,dibao,,,,\nH3,620503,Rural,DIBAO,class1,,,\n",
-        );
-        write(
-            d.path(),
-            "members.csv",
-            "household_id,id_number,name,relation,disability_grade,consent_ref\n",
-        );
-        write(
-            d.path(),
-            "supporters.csv",
-            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        let d = caseload(
+            "H1,620503,城镇,低保,Partial,,,\nH2,,urban,dibao,,,,\nH3,620503,Rural,DIBAO,class1,,,\n",
+            "",
+            "",
         );
         let (c, q) = load(d.path());
         assert_eq!(c.households.len(), 3);
@@ -1094,21 +1100,10 @@ mod tests {
         for v in ["C1", "SQ-620503-2026-0000001", "cr_0a1b", "无2026-01"] {
             assert!(consent_given(Some(v)), "{v:?}");
         }
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
-            "households.csv",
-            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,,,\n",
-        );
-        write(
-            d.path(),
-            "members.csv",
-            "household_id,id_number,name,relation,disability_grade,consent_ref\nH1,620503195809200176,马福祥,applicant,,无\nH1,620503196207080319,李建国,spouse,,C1\n",
-        );
-        write(
-            d.path(),
-            "supporters.csv",
-            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\nH1,620503198703151234,王秀兰,620503195809200176,child,2,否\n",
+        let d = caseload(
+            "H1,620503,urban,dibao,full,,,\n",
+            "H1,620503195809200176,马福祥,applicant,,无\nH1,620503196207080319,李建国,spouse,,C1\n",
+            "H1,620503198703151234,王秀兰,620503195809200176,child,2,否\n",
         );
         let (c, _) = load(d.path());
         let consents: Vec<bool> = c.members.iter().map(|m| m.consent).collect();
@@ -1120,21 +1115,10 @@ mod tests {
     /// review already done: the household was not due, with nothing in quarantine.csv.
     #[test]
     fn a_last_verified_after_the_as_of_date_is_refused_and_the_household_is_due() {
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
-            "households.csv",
-            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\nH1,620503,urban,dibao,full,,,2027-08-19\nH2,620503,urban,dibao,full,,,2026-11-01\n",
-        );
-        write(
-            d.path(),
-            "members.csv",
-            "household_id,id_number,name,relation,disability_grade,consent_ref\n",
-        );
-        write(
-            d.path(),
-            "supporters.csv",
-            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        let d = caseload(
+            "H1,620503,urban,dibao,full,,,2027-08-19\nH2,620503,urban,dibao,full,,,2026-11-01\n",
+            "",
+            "",
         );
         let (c, q) = load(d.path());
         assert_eq!(c.households[0].last_verified, None);
