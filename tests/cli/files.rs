@@ -19,6 +19,28 @@ fn full_width(id: &str) -> String {
         .collect()
 }
 
+/// The county's `tax.csv` (path, lines) and the first data line (index) of a member: its ID
+/// number and household.
+fn member_tax_line(c: &County) -> (std::path::PathBuf, Vec<String>, usize, String, String) {
+    let members = csv_rows(&c.data().join("members.csv"));
+    let tpath = c.data().join("tax.csv");
+    let text = std::fs::read_to_string(&tpath).unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (li, id, hh) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, l)| {
+            let id = l.split(',').next().unwrap();
+            members
+                .iter()
+                .find(|m| m[0] == id)
+                .map(|m| (i, id.to_string(), m[2].clone()))
+        })
+        .expect("a member with a tax row");
+    (tpath, lines, li, id, hh)
+}
+
 fn csv_rows(path: &std::path::Path) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     r.records()
@@ -403,22 +425,7 @@ fn a_source_row_cut_short_refers_the_household_of_the_person_it_names() {
     let before = determinations(&clean);
 
     // a member with tax rows, and that member's household
-    let members = csv_rows(&c.data().join("members.csv"));
-    let tpath = c.data().join("tax.csv");
-    let text = std::fs::read_to_string(&tpath).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let (li, id, hh) = lines
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find_map(|(i, l)| {
-            let id = l.split(',').next().unwrap();
-            members
-                .iter()
-                .find(|m| m[0] == id)
-                .map(|m| (i, id.to_string(), m[2].clone()))
-        })
-        .expect("a member with a tax row");
+    let (tpath, mut lines, li, id, hh) = member_tax_line(&c);
     // the export was cut off after income_type: gross_income and tax_paid are lost
     let cut: Vec<&str> = lines[li].split(',').take(4).collect();
     lines[li] = cut.join(",");
@@ -511,24 +518,9 @@ fn two_headers_of_one_field_that_disagree_refer_the_household_of_the_person() {
     let (_, clean) = c.batch("clean", &[]);
     let before = determinations(&clean);
 
-    let members = csv_rows(&c.data().join("members.csv"));
-    let tpath = c.data().join("tax.csv");
-    let text = std::fs::read_to_string(&tpath).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (tpath, mut lines, li, id, hh) = member_tax_line(&c);
     let head: Vec<&str> = lines[0].split(',').collect();
     let gi = head.iter().position(|h| *h == "gross_income").unwrap();
-    let (li, id, hh) = lines
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find_map(|(i, l)| {
-            let id = l.split(',').next().unwrap();
-            members
-                .iter()
-                .find(|m| m[0] == id)
-                .map(|m| (i, id.to_string(), m[2].clone()))
-        })
-        .expect("a member with a tax row");
     let gross = lines[li].split(',').nth(gi).unwrap().to_string();
     for (i, l) in lines.iter_mut().enumerate() {
         let extra = if i == 0 {
@@ -598,22 +590,7 @@ fn a_stray_nul_byte_refuses_its_row_and_refers_the_household_of_the_person() {
     let (_, clean) = c.batch("clean", &[]);
     let before = determinations(&clean);
 
-    let members = csv_rows(&c.data().join("members.csv"));
-    let tpath = c.data().join("tax.csv");
-    let text = std::fs::read_to_string(&tpath).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let (li, id, hh) = lines
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find_map(|(i, l)| {
-            let id = l.split(',').next().unwrap();
-            members
-                .iter()
-                .find(|m| m[0] == id)
-                .map(|m| (i, id.to_string(), m[2].clone()))
-        })
-        .expect("a member with a tax row");
+    let (tpath, mut lines, li, id, hh) = member_tax_line(&c);
     lines[li].insert(6, '\0');
     std::fs::write(&tpath, lines.join("\n") + "\n").unwrap();
 
@@ -669,21 +646,7 @@ fn two_id_headers_naming_two_persons_refer_both_households() {
     let before = determinations(&clean);
 
     let members = csv_rows(&c.data().join("members.csv"));
-    let tpath = c.data().join("tax.csv");
-    let text = std::fs::read_to_string(&tpath).unwrap();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let (li, hh_a) = lines
-        .iter()
-        .enumerate()
-        .skip(1)
-        .find_map(|(i, l)| {
-            let id = l.split(',').next().unwrap();
-            members
-                .iter()
-                .find(|m| m[0] == id)
-                .map(|m| (i, m[2].clone()))
-        })
-        .expect("a member with a tax row");
+    let (tpath, mut lines, li, _, hh_a) = member_tax_line(&c);
     let b = members
         .iter()
         .skip(1)
