@@ -253,6 +253,26 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
     );
 }
 
+/// `hh` is referred for an unverified source (no longer eligible) and every other household
+/// is as it was (`before`, `after`: [`determinations`] of two runs).
+fn referred_alone(
+    before: &std::collections::BTreeMap<String, (String, String)>,
+    after: &std::collections::BTreeMap<String, (String, String)>,
+    hh: &str,
+) {
+    let (det, rules) = &after[hh];
+    assert_ne!(det, "eligible", "{hh}: {rules}");
+    assert!(
+        rules.contains("source_unverified:referred"),
+        "{hh}: {rules}"
+    );
+    for (h, v) in before {
+        if h != hh {
+            assert_eq!(&after[h], v, "{h}");
+        }
+    }
+}
+
 fn determinations(dir: &std::path::Path) -> std::collections::BTreeMap<String, (String, String)> {
     csv_rows(&dir.join("determinations.csv"))
         .into_iter()
@@ -434,18 +454,7 @@ fn a_source_row_cut_short_refers_the_household_of_the_person_it_names() {
     let (out, dir) = c.batch("cut", &[]);
     assert_eq!(out.status.code(), Some(1), "a quarantined row: exit 1");
     let after = determinations(&dir);
-    let (det, rules) = &after[&hh];
-    assert_ne!(det, "eligible", "{hh}: {rules}");
-    assert!(
-        rules.contains("source_unverified:referred"),
-        "{hh}: {rules}"
-    );
-    // every other household as before
-    for (h, v) in &before {
-        if *h != hh {
-            assert_eq!(&after[h], v, "{h}");
-        }
-    }
+    referred_alone(&before, &after, &hh);
     let q = csv_rows(&dir.join("quarantine.csv"));
     let row = q
         .iter()
@@ -544,17 +553,7 @@ fn two_headers_of_one_field_that_disagree_refer_the_household_of_the_person() {
     let (out, dir) = c.batch("dup", &[]);
     assert_eq!(out.status.code(), Some(1), "a quarantined row: exit 1");
     let after = determinations(&dir);
-    let (det, rules) = &after[&hh];
-    assert_ne!(det, "eligible", "{hh}: {rules}");
-    assert!(
-        rules.contains("source_unverified:referred"),
-        "{hh}: {rules}"
-    );
-    for (h, v) in &before {
-        if *h != hh {
-            assert_eq!(&after[h], v, "{h}");
-        }
-    }
+    referred_alone(&before, &after, &hh);
     let q = csv_rows(&dir.join("quarantine.csv"));
     let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
     assert_eq!(tax.len(), 1, "{tax:?}");
@@ -605,17 +604,7 @@ fn a_stray_nul_byte_refuses_its_row_and_refers_the_household_of_the_person() {
     assert_eq!(s["sources"]["tax"]["counts"]["quarantined"], 1);
     assert_eq!(s["sources"]["tax"]["households_unverified"], 1);
     let after = determinations(&dir);
-    let (det, rules) = &after[&hh];
-    assert_ne!(det, "eligible", "{hh}: {rules}");
-    assert!(
-        rules.contains("source_unverified:referred"),
-        "{hh}: {rules}"
-    );
-    for (h, v) in &before {
-        if *h != hh {
-            assert_eq!(&after[h], v, "{h}");
-        }
-    }
+    referred_alone(&before, &after, &hh);
     let q = csv_rows(&dir.join("quarantine.csv"));
     let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
     assert_eq!(tax.len(), 1, "{tax:?}");
