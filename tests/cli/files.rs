@@ -253,6 +253,14 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
     );
 }
 
+/// The one `tax.csv` row of a quarantine (`q`: its rows), checked to name file line `line`.
+fn the_tax_row(q: &[Vec<String>], line: usize) -> &Vec<String> {
+    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
+    assert_eq!(tax.len(), 1, "{tax:?}");
+    assert_eq!(tax[0][1], line.to_string());
+    tax[0]
+}
+
 /// `hh` is referred for an unverified source (no longer eligible) and every other household
 /// is as it was (`before`, `after`: [`determinations`] of two runs).
 fn referred_alone(
@@ -555,10 +563,7 @@ fn two_headers_of_one_field_that_disagree_refer_the_household_of_the_person() {
     let after = determinations(&dir);
     referred_alone(&before, &after, &hh);
     let q = csv_rows(&dir.join("quarantine.csv"));
-    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
-    assert_eq!(tax.len(), 1, "{tax:?}");
-    let row = tax[0];
-    assert_eq!(row[1], (li + 1).to_string());
+    let row = the_tax_row(&q, li + 1);
     assert_eq!(
         (row[3].as_str(), row[5].as_str(), row[6].as_str()),
         ("gross_income", "duplicate_column_conflict", "referred")
@@ -606,10 +611,7 @@ fn a_stray_nul_byte_refuses_its_row_and_refers_the_household_of_the_person() {
     let after = determinations(&dir);
     referred_alone(&before, &after, &hh);
     let q = csv_rows(&dir.join("quarantine.csv"));
-    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
-    assert_eq!(tax.len(), 1, "{tax:?}");
-    let row = tax[0];
-    assert_eq!(row[1], (li + 1).to_string());
+    let row = the_tax_row(&q, li + 1);
     assert_eq!(
         (row[3].as_str(), row[5].as_str(), row[6].as_str()),
         ("id_number", "nul_byte", "referred")

@@ -59,6 +59,10 @@ impl County {
         self.root.join("keys").join(name)
     }
     fn batch(&self, out: &str, extra: &[&str]) -> (Output, PathBuf) {
+        self.batch_as_of(out, "2026-11-01", extra)
+    }
+    /// [`County::batch`] on another as-of date.
+    fn batch_as_of(&self, out: &str, as_of: &str, extra: &[&str]) -> (Output, PathBuf) {
         let out_dir = self.root.join(out);
         let (data, key) = (self.data(), self.key("civil.pub"));
         let mut args = vec![
@@ -72,7 +76,7 @@ impl County {
             "--out",
             s(&out_dir),
             "--as-of",
-            "2026-11-01",
+            as_of,
         ];
         args.extend_from_slice(extra);
         (hedui(&args), out_dir)
@@ -747,21 +751,7 @@ mod files;
 #[test]
 fn a_batch_dated_before_the_policy_is_in_force_is_refused() {
     let county = County::new(5);
-    let out_dir = county.root.join("run-early");
-    let (data, key) = (county.data(), county.key("civil.pub"));
-    let out = hedui(&[
-        "batch",
-        "--caseload",
-        s(&data),
-        "--sources",
-        s(&data),
-        "--recipient",
-        s(&key),
-        "--out",
-        s(&out_dir),
-        "--as-of",
-        "2025-06-01",
-    ]);
+    let (out, out_dir) = county.batch_as_of("run-early", "2025-06-01", &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -34,6 +34,22 @@ fn utf16(s: &str, le: bool) -> Vec<u8> {
     out
 }
 
+/// Each refused row: line, column, reason, raw value, the row's ID number.
+fn rejected_rows(p: &Prepared) -> Vec<(u64, &str, &str, &str, Option<&str>)> {
+    p.rejected
+        .iter()
+        .map(|r| {
+            (
+                r.line,
+                r.column.as_str(),
+                r.reason.as_str(),
+                r.raw.as_str(),
+                r.id_number.as_deref(),
+            )
+        })
+        .collect()
+}
+
 fn table(p: &Prepared) -> TextTable {
     p.read_text().unwrap()
 }
@@ -1043,19 +1059,7 @@ fn two_headers_of_one_field_that_disagree_refuse_the_row() {
     assert_eq!(t.values("balance"), vec!["15000", "300.00", "12.50"]);
     assert_eq!(t.values("id_number"), vec![ID1, ID3, ID1]);
     assert_eq!(t.lines, vec![Some(2), Some(4), Some(6)]);
-    let got: Vec<(u64, &str, &str, &str, Option<&str>)> = prep
-        .rejected
-        .iter()
-        .map(|r| {
-            (
-                r.line,
-                r.column.as_str(),
-                r.reason.as_str(),
-                r.raw.as_str(),
-                r.id_number.as_deref(),
-            )
-        })
-        .collect();
+    let got = rejected_rows(&prep);
     assert_eq!(
         got,
         vec![
@@ -1135,19 +1139,7 @@ fn a_stray_nul_byte_refuses_only_its_row() {
     let t = table(&prep);
     assert_eq!(t.values("name"), vec!["a", "e"]);
     assert_eq!(t.lines, vec![Some(2), Some(6)]);
-    let got: Vec<(u64, &str, &str, &str, Option<&str>)> = prep
-        .rejected
-        .iter()
-        .map(|r| {
-            (
-                r.line,
-                r.column.as_str(),
-                r.reason.as_str(),
-                r.raw.as_str(),
-                r.id_number.as_deref(),
-            )
-        })
-        .collect();
+    let got = rejected_rows(&prep);
     assert_eq!(
         got,
         vec![
