@@ -10,6 +10,11 @@
 # dirty county: python gen.py --households 30000 --dirty 0.02 --out /tmp/hedui-data/county-dirty
 # and the clean twin's reference: python reference.py --data /tmp/hedui-data/county --as-of 2026-11-01 \
 #   --out /tmp/hedui-data/county-reference.parquet
+#
+# Environment: SKIP_SPLINK=1 skips Splink. FRONTIER="3 -2.5 -4 -6 -10" also reruns the batch once
+# per possible_match_weight (bits; the bundled policy with that one value changed) and prints,
+# for each, the agreement with the clean twin and the wrong `eligible` left: the trade-off
+# between false referrals and missed rows that the threshold can buy (README, issue 7).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 data="${1:-/tmp/hedui-data/county-dirty}"
@@ -42,3 +47,14 @@ echo "== determinations on the dirty data vs reference.py on the clean twin"
 
 echo "== the bound on a name-only referral of the wrong eligibles (benches/name_only_bound.py)"
 "$refpy" "$here/benches/name_only_bound.py" "$data" "$work/opened.jsonl" "$ref" || true
+
+for w in ${FRONTIER:-}; do
+  echo "== possible_match_weight = $w"
+  sed "s/^possible_match_weight = .*/possible_match_weight = $w/" "$here/policies/gansu-illustrative-2026.toml" > "$work/policy-$w.toml"
+  grep -q "^possible_match_weight = $w\$" "$work/policy-$w.toml" || { echo "could not set the weight" >&2; exit 2; }
+  rm -rf "$work/run-w"
+  "$hedui" batch --caseload "$data" --sources "$data" --recipient "$work/keys/civil.pub" --out "$work/run-w" \
+    --as-of "$as_of" --policy "$work/policy-$w.toml" > /dev/null 2>&1 || true
+  "$hedui" open --key "$work/keys/civil.key" "$work/run-w/reports.jsonl" > "$work/opened-w.jsonl" 2>/dev/null || true
+  "$refpy" "$here/benches/name_only_bound.py" "$data" "$work/opened-w.jsonl" "$ref" || true
+done
