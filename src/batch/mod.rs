@@ -33,7 +33,7 @@ use crate::ingest::caseload::{Member, Supporter};
 use crate::ingest::{Action, At, Caseload, Quarantine, QuarantineEntry, load_caseload};
 use crate::records::CompactSet;
 use crate::report::{Determination, Outcome, SourceStatus, VerificationReport};
-use crate::seal::{RecipientPublicKey, RunSealer, SigningKey};
+use crate::seal::{BATCH_LEAVES, RecipientPublicKey, RunSealer, SigningKey, UnsignedReport};
 use crate::verify::{PersonState, ReportInput};
 
 mod scale;
@@ -1229,16 +1229,21 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut write_ms = 0u128;
     let all: Vec<usize> = (0..caseload.households.len()).collect();
     for chunk in all.chunks(4096) {
-        let results: Vec<Result<(String, Outcomes), BatchError>> = chunk
+        let results: Vec<Result<(UnsignedReport, Outcomes), BatchError>> = chunk
             .par_iter()
             .map(|&h| {
                 pb.inc(1);
-                ctx.sealed_line(h, &members_of[h], &supporters_of[h], &sealer)
+                ctx.unsigned_report(h, &members_of[h], &supporters_of[h], &sealer)
             })
             .collect();
+        let (unsigned, chunk_outcomes): (Vec<_>, Vec<_>) = results
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
+        let lines = signed_lines(&sealer, unsigned);
         let tw = Instant::now();
-        for r in results {
-            let (line, o) = r?;
+        for (line, o) in lines.into_iter().zip(chunk_outcomes) {
             report_lens.push(line.len() as u64 + 1);
             w.write_all(line.as_bytes())
                 .and_then(|_| w.write_all(b"\n"))
@@ -1617,22 +1622,22 @@ impl Ctx<'_> {
         })
     }
 
-    /// Assess, build and seal household `h`: its sealed line (one JSON envelope, no newline)
-    /// and what the run keeps of it. The one way every run (full, slice, incremental) makes
-    /// a report.
+    /// Assess, build and seal household `h`: its envelope, still to be signed with others by
+    /// [`signed_lines`], and what the run keeps of it. The one way every run (full, slice,
+    /// incremental) makes a report.
     ///
     /// # Errors
     /// [`BatchError::Seal`].
-    fn sealed_line(
+    fn unsigned_report(
         &self,
         h: usize,
         members: &[usize],
         supporters: &[usize],
         sealer: &RunSealer,
-    ) -> Result<(String, Outcomes), BatchError> {
+    ) -> Result<(UnsignedReport, Outcomes), BatchError> {
         let (report, gap) = self.report(h, members, supporters);
         let text = serde_json::to_vec(&report).expect("reports serialise");
-        let sealed = sealer.seal(&report.report_id, &text)?;
+        let sealed = sealer.seal_unsigned(&report.report_id, &text)?;
         let outcomes = Outcomes {
             per_capita: [
                 report.per_capita_monthly_income.clone(),
@@ -1654,9 +1659,26 @@ impl Ctx<'_> {
                 .collect(),
             household_id: report.household_id,
         };
-        Ok((
-            serde_json::to_string(&sealed).expect("envelopes serialise"),
-            outcomes,
-        ))
+        Ok((sealed, outcomes))
     }
+}
+
+/// Signs `unsigned` envelopes [`BATCH_LEAVES`] at a time (one Ed25519 signature per batch,
+/// in parallel) and serialises them: one JSON line (no newline) per envelope, in the order
+/// given.
+fn signed_lines(sealer: &RunSealer, unsigned: Vec<UnsignedReport>) -> Vec<String> {
+    let mut batches: Vec<Vec<UnsignedReport>> = Vec::new();
+    let mut it = unsigned.into_iter().peekable();
+    while it.peek().is_some() {
+        batches.push(it.by_ref().take(BATCH_LEAVES).collect());
+    }
+    batches
+        .into_par_iter()
+        .flat_map_iter(|b| {
+            sealer
+                .sign_batch(b)
+                .into_iter()
+                .map(|e| serde_json::to_string(&e).expect("envelopes serialise"))
+        })
+        .collect()
 }

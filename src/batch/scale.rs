@@ -40,14 +40,15 @@ use serde_json::json;
 
 use super::{
     BatchError, BatchOptions, Ctx, FileCounts, Outcomes, OutputLock, PersonState, SourceSummary,
-    Summary, fired_rules, new_run_id, run_selected, write_determinations, write_err, write_summary,
+    Summary, fired_rules, new_run_id, run_selected, signed_lines, write_determinations, write_err,
+    write_summary,
 };
 use crate::assess::Household;
 use crate::domain::{IdError, IdNumber};
 use crate::evidence::Frame;
 use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload};
 use crate::report::{Determination, Outcome};
-use crate::seal::RunSealer;
+use crate::seal::{RunSealer, UnsignedReport};
 
 /// Which households a run covers.
 pub(super) struct Selection {
@@ -2062,16 +2063,21 @@ pub fn run_incremental(
         .filter(|&h| recompute[h])
         .collect();
     let mut fresh_by_h: HashMap<usize, (u64, Outcomes)> = HashMap::new();
-    for chunk in todo.chunks(64) {
-        let fresh: Vec<Result<(usize, String, Outcomes), BatchError>> = chunk
+    for chunk in todo.chunks(256) {
+        let fresh: Vec<Result<(UnsignedReport, Outcomes), BatchError>> = chunk
             .par_iter()
-            .map(|&h| {
-                let (line, o) = ctx.sealed_line(h, &members_of[h], &supporters_of[h], &sealer)?;
-                Ok((h, line, o))
-            })
+            .map(|&h| ctx.unsigned_report(h, &members_of[h], &supporters_of[h], &sealer))
             .collect();
-        for r in fresh {
-            let (h, line, o) = r?;
+        let (unsigned, fresh): (Vec<_>, Vec<_>) = fresh
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
+        for ((line, o), &h) in signed_lines(&sealer, unsigned)
+            .into_iter()
+            .zip(fresh)
+            .zip(chunk)
+        {
             fresh_by_h.insert(h, (line.len() as u64 + 1, o));
             // a closed channel means the writer failed: its error is reported at the join
             let _ = tx.send(line);

@@ -36,6 +36,18 @@
 //!   (one hardware SHA-256 pass) rather than the whole encoding (two SHA-512 passes inside
 //!   Ed25519) keeps the signature's cost independent of the report's size.
 //!
+//! # Batch signing (version 3)
+//! `hedui batch` seals with [`RunSealer::seal_unsigned`] and signs [`BATCH_LEAVES`] (32)
+//! envelopes at once with [`RunSealer::sign_batch`]: each envelope's leaf is
+//! `SHA-256(0x00 ‖ the message above)`, inner nodes `SHA-256(0x01 ‖ left ‖ right)` (RFC 6962's
+//! separation; the last node of an odd level goes up unchanged), and the one signature is
+//! `Ed25519("hedui-sealed-report-batch-root-v1" ‖ leaf count ‖ root)`. Each envelope carries
+//! its inclusion proof (`batch`: index, size, sibling hashes), so it still verifies and opens
+//! alone; an [`Opener`] checks a batch's signature once and then only hashes. The signature
+//! was ~13 % of a county batch's CPU (~20 µs per report); it is now 1/32 of that, for five
+//! more hashes (~230 bytes) per envelope. `hedui serve` and `hedui check` seal one report at
+//! a time with [`RunSealer::seal`] (version 2).
+//!
 //! What a run is belongs to the caller: `hedui batch` seals one run per batch; `hedui serve`
 //! one *sealing run* per hour or 100,000 reports (`crate::api`), each report under its own
 //! `report_id` (`<job id>/<household id>`, unique), so the X25519 agreements are not paid per
@@ -65,7 +77,10 @@ mod keys;
 
 use std::path::PathBuf;
 
-pub use envelope::{Opener, RunSealer, SEAL_VERSION, SealedReport, WrappedKey};
+pub use envelope::{
+    BATCH_LEAVES, BatchProof, Opener, RunSealer, SEAL_VERSION, SEAL_VERSION_BATCH, SealedReport,
+    UnsignedReport, WrappedKey,
+};
 pub use keys::{
     KeyPaths, RecipientPrivateKey, RecipientPublicKey, SigningKey, VerifyingKey, keygen,
 };
