@@ -243,6 +243,38 @@ fn gen_batch_open_agree_on_every_household() {
     ]));
     let alone: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(&alone, one);
+    // its envelope copied out of the run's file opens on its own: signed with 31 others
+    // (envelope version 3), it carries its proof in that batch
+    let all = std::fs::read_to_string(dir.join("reports.jsonl")).unwrap();
+    let line = all
+        .lines()
+        .find(|l| l.contains(&format!("\"report_id\":{}", one["report_id"])))
+        .expect("the envelope of report 17");
+    let envelope: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(envelope["version"], 3);
+    assert_eq!(envelope["batch"]["size"], 32);
+    assert_eq!(envelope["batch"]["index"], 17);
+    assert_eq!(envelope["batch"]["path"].as_array().unwrap().len(), 5);
+    let single = dir.join("one.jsonl");
+    std::fs::write(&single, format!("{line}\n")).unwrap();
+    let text = ok(&hedui(&[
+        "open",
+        "--key",
+        s(&c.key("civil.key")),
+        s(&single),
+    ]));
+    assert_eq!(
+        &serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+        one
+    );
+    // a proof hash changed: the signature no longer covers it
+    let mut bent = envelope.clone();
+    bent["batch"]["path"][2] = serde_json::json!("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+    std::fs::write(&single, format!("{bent}\n")).unwrap();
+    let out = hedui(&["open", "--key", s(&c.key("civil.key")), s(&single)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("signature does not verify"), "{err}");
 }
 
 #[test]
