@@ -14,7 +14,7 @@ use hedui::assess::{Household, HouseholdView, PersonView, Policy, assess};
 use hedui::domain::id_number::check_character;
 use hedui::domain::{Fen, IdNumber};
 use hedui::evidence::{Frame, PersonEvidence};
-use hedui::seal::{RecipientPrivateKey, RunSealer, SigningKey};
+use hedui::seal::{BATCH_LEAVES, RecipientPrivateKey, RunSealer, SigningKey};
 
 const HOUSEHOLDS: usize = 1_000;
 const MEMBERS: usize = 3;
@@ -196,6 +196,29 @@ fn bench_assess(c: &mut Criterion) {
                     .seal(&format!("bench-run/620503H{h:07}"), black_box(&report))
                     .expect("sealed");
                 n += s.ciphertext.len();
+            }
+            n
+        })
+    });
+    // what `hedui batch` does: the same reports, signed 32 at a time over a Merkle root
+    g.bench_function("sealing_batch_signed", |b| {
+        b.iter(|| {
+            let sealer = RunSealer::new(&signing, std::slice::from_ref(&recipient), "bench-run")
+                .expect("a sealer");
+            let mut n = 0usize;
+            let all: Vec<usize> = (0..HOUSEHOLDS).collect();
+            for chunk in all.chunks(BATCH_LEAVES) {
+                let unsigned = chunk
+                    .iter()
+                    .map(|h| {
+                        sealer
+                            .seal_unsigned(&format!("bench-run/620503H{h:07}"), black_box(&report))
+                            .expect("sealed")
+                    })
+                    .collect();
+                for s in sealer.sign_batch(unsigned) {
+                    n += s.ciphertext.len() + s.batch.map_or(0, |p| p.path.len());
+                }
             }
             n
         })
