@@ -149,8 +149,10 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
     };
     let a = assess::assess(&view, input.policy, input.as_of);
     // Would confirming the household's possible matches (error-tolerant linkage, issue 7)
-    // change an `eligible` determination? Assess again with their records added.
-    let decisive = a.determination == crate::report::Determination::Eligible
+    // change an `eligible` or `ineligible` determination? Assess again with their records
+    // added. (A record added can lift an `ineligible`: earned income that opens a gradual
+    // exit, for one.)
+    let decisive = a.determination != crate::report::Determination::Referred
         && states.iter().flatten().any(|s| s.links.has_possible())
         && {
             let frame = crate::evidence::Frame::new(input.as_of, input.policy);
@@ -169,8 +171,7 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
                     p.evidence = Some(e);
                 }
             }
-            assess::assess(&v, input.policy, input.as_of).determination
-                != crate::report::Determination::Eligible
+            assess::assess(&v, input.policy, input.as_of).determination != a.determination
         };
 
     let mut persons = Vec::with_capacity(states.len());

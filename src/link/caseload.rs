@@ -34,9 +34,9 @@
 //!
 //! A possible match refers its household only when it is decisive: the household is
 //! assessed again as if the possible matches were confirmed ([`PersonLinks::what_if`],
-//! `crate::verify::build_report`), and an `eligible` household whose determination would then
-//! differ becomes `referred`; otherwise the match is shown with an `info` finding. It never
-//! makes a household `ineligible`.
+//! `crate::verify::build_report`), and an `eligible` or `ineligible` household whose
+//! determination would then differ becomes `referred`; otherwise the match is shown with an
+//! `info` finding. It never makes a household `ineligible`.
 
 use std::collections::HashMap;
 
@@ -1847,10 +1847,12 @@ fn round2(x: f64) -> f64 {
 /// determination (the caller assesses the household again with their records added, see
 /// [`PersonLinks::what_if`]). A decisive possible match adds the finding `possible_match`
 /// (referred) and turns an `eligible` determination into `referred`: a clerk must decide
-/// whose record it is before the household is paid. One that could not change the outcome is
-/// still shown with both records (finding `possible_match`, `info`): the determination is the
-/// same whoever holds the record. A possible match never makes a household `ineligible` (its
-/// record is not in the evidence at all).
+/// whose record it is before the household is paid. It turns an `ineligible` one into
+/// `referred` too: the refusal then rests on a record nobody has confirmed is not theirs (a
+/// confirmed earned income can open a gradual exit). One that could not change the outcome
+/// is still shown with both records (finding `possible_match`, `info`): the determination is
+/// the same whoever holds the record. A possible match never makes a household `ineligible`
+/// (its record is not in the evidence at all).
 pub fn attach(
     report: &mut crate::report::VerificationReport,
     links: &[Option<&PersonLinks>],
@@ -1880,7 +1882,7 @@ pub fn attach(
             .iter()
             .map(|p| p.source.as_str())
             .collect();
-        let refer = decisive || report.determination != crate::report::Determination::Eligible;
+        let refer = decisive || report.determination == crate::report::Determination::Referred;
         report.findings.push(crate::report::Finding {
             rule: "possible_match".into(),
             clause: policy.clause("possible_match").to_string(),
@@ -1895,7 +1897,7 @@ pub fn attach(
                 "would_change_determination": decisive,
             }),
         });
-        if decisive && report.determination == crate::report::Determination::Eligible {
+        if decisive {
             report.determination = crate::report::Determination::Referred;
         }
     }
@@ -2001,10 +2003,11 @@ mod report_tests {
                 .iter()
                 .find(|f| f.rule == "possible_match")
                 .unwrap();
-            let expected = if before == Determination::Eligible {
-                Outcome::Info
-            } else {
+            // only an already referred household's finding says referred
+            let expected = if before == Determination::Referred {
                 Outcome::Referred
+            } else {
+                Outcome::Info
             };
             assert_eq!(f.outcome, expected);
             assert_eq!(f.evidence["would_change_determination"], false);
@@ -2305,12 +2308,14 @@ mod report_tests {
     }
 
     #[test]
-    fn a_possible_match_refers_an_eligible_household_and_never_makes_one_ineligible() {
+    fn a_decisive_possible_match_refers_the_household_and_never_makes_one_ineligible() {
         let policy = crate::assess::Policy::bundled();
+        // an ineligible household is referred too: its refusal rests on a record nobody has
+        // confirmed is not its own
         for (before, after) in [
             (Determination::Eligible, Determination::Referred),
             (Determination::Referred, Determination::Referred),
-            (Determination::Ineligible, Determination::Ineligible),
+            (Determination::Ineligible, Determination::Referred),
         ] {
             let mut r = report(before);
             let l = possible();

@@ -371,3 +371,114 @@ fn a_bank_row_keyed_with_another_valid_id_but_a_members_name_and_birth_date_is_a
     assert_eq!(det(&reports), before);
     assert_eq!(counts(&run_off), (b.0, b.1 + 4, b.2));
 }
+
+/// A household refused on income alone, with no wage income, has a member's name on a
+/// contribution month keyed with an unregistered ID born the member's day. Confirmed, that
+/// month is wage income and opens the gradual exit (渐退), so the refusal rests on a record
+/// nobody has checked: the household is referred, not ineligible (found by the s6 frontier
+/// run: one household on a gen.py seed-11 county was a wrong `ineligible` this way).
+#[test]
+fn an_ineligible_household_that_a_possible_match_would_lift_is_referred() {
+    use hedui::domain::id_number::make_id;
+    let c = super::County::new(120);
+    let data = c.data();
+    let (out, base) = c.batch("base", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let determination = |reports: &[serde_json::Value], h: &str| {
+        reports
+            .iter()
+            .find(|r| r["household_id"] == h)
+            .map(|r| r["determination"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let base_reports = c.open_all(&base);
+    let households = csv(&data.join("households.csv"));
+    let members = csv(&data.join("members.csv"));
+    let tax = csv(&data.join("tax.csv"));
+    let si = csv(&data.join("social_insurance.csv"));
+    let registration = csv(&data.join("household_registration.csv"));
+    let bearers = |name: &str| registration.iter().filter(|r| r[1] == name).count();
+    // an eligible dibao household none of whose members has wages, labour income or an
+    // employee-pension month, with a member of a name no other resident bears
+    let earns = |id: &str| {
+        tax.iter()
+            .any(|t| t[0] == id && (t[3] == "wages" || t[3] == "labour"))
+            || si.iter().any(|r| r[0] == id && r[3] == "employee_pension")
+    };
+    let m = members
+        .iter()
+        .find(|m| {
+            let h = &m[2];
+            households.iter().any(|x| &x[0] == h && x[3] == "dibao")
+                && determination(&base_reports, h) == "eligible"
+                && bearers(&m[1]) == 1
+                && members.iter().filter(|o| &o[2] == h).all(|o| !earns(&o[0]))
+        })
+        .expect("an eligible dibao household without earned income");
+    let (id, name, household) = (m[0].clone(), m[1].clone(), m[2].clone());
+    // a business income of 600,000 yuan in the member's own name: refused on income alone
+    let year = tax.iter().map(|t| t[2].clone()).max().unwrap();
+    let mut text = std::fs::read_to_string(data.join("tax.csv")).unwrap();
+    text.push_str(&format!("{id},{name},{year},business,600000.00,0.00\n"));
+    std::fs::write(data.join("tax.csv"), text).unwrap();
+    let (out, refused) = c.batch("refused", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let refused_reports = c.open_all(&refused);
+    assert_eq!(determination(&refused_reports, &household), "ineligible");
+
+    // a contribution month with the member's name and birth date under an ID nobody holds
+    let birth = chrono::NaiveDate::parse_from_str(&id[6..14], "%Y%m%d").unwrap();
+    let everyone: std::collections::HashSet<String> =
+        ["household_registration", "members", "supporters"]
+            .iter()
+            .flat_map(|f| csv(&data.join(format!("{f}.csv"))))
+            .map(|r| r[0].clone())
+            .collect();
+    let wrong = (100..999)
+        .map(|q| make_id(620503, birth, q).expose())
+        .find(|x| !everyone.contains(x))
+        .unwrap();
+    // the month before the as-of date (2026-11-01, `County::batch`): inside the 12 months
+    let period = "2026-10";
+    let mut text = std::fs::read_to_string(data.join("social_insurance.csv")).unwrap();
+    text.push_str(&format!(
+        "{wrong},{name},{period},employee_pension,contribution,91620503MA00000001,3000.00\n"
+    ));
+    std::fs::write(data.join("social_insurance.csv"), text).unwrap();
+    let (out, run) = c.batch("run", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let reports = c.open_all(&run);
+    let r = reports
+        .iter()
+        .find(|r| r["household_id"] == household.as_str())
+        .unwrap();
+    assert_eq!(r["determination"], "referred", "{:?}", r["findings"]);
+    let pm = r["possible_matches"].as_array().unwrap();
+    assert_eq!(pm.len(), 1, "{pm:?}");
+    assert_eq!(pm[0]["source"], "social_insurance");
+    let finding = |rule: &str| {
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["rule"] == rule)
+            .cloned()
+    };
+    // the income finding still refuses on what is confirmed; the month is not in the evidence
+    assert_eq!(finding("income").unwrap()["outcome"], "ineligible");
+    assert!(finding("gradual_exit").is_none());
+    let pmf = finding("possible_match").unwrap();
+    assert_eq!(pmf["outcome"], "referred");
+    assert_eq!(pmf["evidence"]["would_change_determination"], true);
+    // every other household is as it was
+    for x in &refused_reports {
+        let h = x["household_id"].as_str().unwrap();
+        if h != household {
+            assert_eq!(
+                determination(&reports, h),
+                x["determination"].as_str().unwrap(),
+                "{h}"
+            );
+        }
+    }
+}
