@@ -179,6 +179,23 @@ fn csv(path: &std::path::Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Every ID number in the county's registration, members and supporters.
+fn known_ids(data: &std::path::Path) -> std::collections::HashSet<String> {
+    ["household_registration", "members", "supporters"]
+        .iter()
+        .flat_map(|f| csv(&data.join(format!("{f}.csv"))))
+        .map(|r| r[0].clone())
+        .collect()
+}
+
+/// A valid ID number of 620503 born on `day` that nobody in `known` holds.
+fn unused_id(known: &std::collections::HashSet<String>, day: chrono::NaiveDate) -> String {
+    (100..999)
+        .map(|q| hedui::domain::id_number::make_id(620503, day, q).expose())
+        .find(|x| !known.contains(x))
+        .unwrap()
+}
+
 #[test]
 fn a_bank_row_keyed_with_another_valid_id_but_a_members_name_and_birth_date_is_a_possible_match() {
     use hedui::domain::id_number::make_id;
@@ -208,18 +225,8 @@ fn a_bank_row_keyed_with_another_valid_id_but_a_members_name_and_birth_date_is_a
         .expect("an eligible household with a member of a unique name");
     let (id, name, household) = (m[0].clone(), m[1].clone(), m[2].clone());
     let birth = chrono::NaiveDate::parse_from_str(&id[6..14], "%Y%m%d").unwrap();
-    let everyone: std::collections::HashSet<String> =
-        ["household_registration", "members", "supporters"]
-            .iter()
-            .flat_map(|f| csv(&data.join(format!("{f}.csv"))))
-            .map(|r| r[0].clone())
-            .collect();
-    let unused = |day: chrono::NaiveDate| {
-        (100..999)
-            .map(|q| make_id(620503, day, q).expose())
-            .find(|x| !everyone.contains(x))
-            .unwrap()
-    };
+    let everyone = known_ids(&data);
+    let unused = |day: chrono::NaiveDate| unused_id(&everyone, day);
     // a valid ID of nobody in the caseload or the registration, born the member's day; one
     // born the next day; the ID of a namesake resident born the same day; and the ID of a
     // resident of another name born the same day (both registered below): each with the
@@ -379,7 +386,6 @@ fn a_bank_row_keyed_with_another_valid_id_but_a_members_name_and_birth_date_is_a
 /// run: one household on a gen.py seed-11 county was a wrong `ineligible` this way).
 #[test]
 fn an_ineligible_household_that_a_possible_match_would_lift_is_referred() {
-    use hedui::domain::id_number::make_id;
     let c = super::County::new(120);
     let data = c.data();
     let (out, base) = c.batch("base", &[]);
@@ -428,16 +434,7 @@ fn an_ineligible_household_that_a_possible_match_would_lift_is_referred() {
 
     // a contribution month with the member's name and birth date under an ID nobody holds
     let birth = chrono::NaiveDate::parse_from_str(&id[6..14], "%Y%m%d").unwrap();
-    let everyone: std::collections::HashSet<String> =
-        ["household_registration", "members", "supporters"]
-            .iter()
-            .flat_map(|f| csv(&data.join(format!("{f}.csv"))))
-            .map(|r| r[0].clone())
-            .collect();
-    let wrong = (100..999)
-        .map(|q| make_id(620503, birth, q).expose())
-        .find(|x| !everyone.contains(x))
-        .unwrap();
+    let wrong = unused_id(&known_ids(&data), birth);
     // the month before the as-of date (2026-11-01, `County::batch`): inside the 12 months
     let period = "2026-10";
     let mut text = std::fs::read_to_string(data.join("social_insurance.csv")).unwrap();
