@@ -1050,7 +1050,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             Ok(in_scope) => {
                                 l.counts.linked += 1;
                                 // The values the evidence parsed, when not spelled as §2 says.
-                                for &(ci, month) in parsed.iter().filter(|_| in_scope) {
+                                for &(ci, how) in parsed.iter().filter(|_| in_scope) {
                                     let Some(v) = values.get(ci).copied().flatten() else {
                                         continue;
                                     };
@@ -1060,10 +1060,10 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                         row: Some(row),
                                         column: kind.columns()[ci].name,
                                     };
-                                    if month {
-                                        norms.date(at, v, true);
-                                    } else {
-                                        norms.money(at, v);
+                                    match how {
+                                        crate::evidence::Parsed::Month => norms.date(at, v, true),
+                                        crate::evidence::Parsed::Day => norms.date(at, v, false),
+                                        crate::evidence::Parsed::Money => norms.money(at, v),
                                     }
                                 }
                                 if in_scope {

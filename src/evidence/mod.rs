@@ -127,6 +127,22 @@ impl PersonEvidence {
         policy: &Policy,
     ) -> Result<bool, FieldError> {
         let r = Row { kind, values };
+        // The columns no rule reads (dates, informational amounts) are still shown to a clerk:
+        // each must be a date or an amount too, or the row is refused (DESIGN §1 ingest: every
+        // value normalised or quarantined). Only for rows in the rules' scope: an out-of-scope
+        // row is not in the report.
+        let scoped = match kind {
+            SourceKind::Tax => r.year("tax_year")? == i64::from(frame.tax_year),
+            SourceKind::MedicalInsurance => r.year("year")? == i64::from(frame.tax_year),
+            SourceKind::SocialInsurance => {
+                let m = r.month("period")?;
+                m >= frame.window_first && m <= frame.window_last
+            }
+            _ => true,
+        };
+        if scoped {
+            r.shown_only()?;
+        }
         match kind {
             SourceKind::Tax => {
                 if r.year("tax_year")? != i64::from(frame.tax_year) {
@@ -266,31 +282,84 @@ impl PersonEvidence {
 /// owner); a larger share is refused with `share_out_of_range` (DESIGN.md §2: the holder's share).
 pub const SHARE_PCT_MAX_HUNDREDTHS: i64 = 10_000;
 
-/// The columns of `kind` that [`PersonEvidence::add`] parses as amounts (`false`) or months
-/// (`true`), by index into [`SourceKind::columns`]: where a respelled value (thousands
-/// separators, `¥`, `2026年10月`) was read, for the per-row normalisation log.
-pub fn parsed_columns(kind: SourceKind) -> Vec<(usize, bool)> {
-    let names: &[(&str, bool)] = match kind {
-        SourceKind::Tax => &[("gross_income", false)],
-        SourceKind::SocialInsurance => &[("period", true), ("amount", false)],
-        SourceKind::Bank | SourceKind::InternetFinance => &[("balance", false)],
-        SourceKind::Securities => &[("market_value", false), ("cash_balance", false)],
-        SourceKind::CommercialInsurance => &[("cash_value", false)],
-        SourceKind::VehicleVessel => &[("purchase_price", false)],
-        SourceKind::RealEstate => &[("share_pct", false)],
-        SourceKind::MarketEntity => &[("subscribed_capital", false)],
-        SourceKind::MedicalInsurance => &[("out_of_pocket", false)],
-        SourceKind::ProvidentFund => &[("period", true)],
+/// How [`PersonEvidence::add`] reads a column: an amount, a month or a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// Yuan (`Fen::parse_amount`).
+    Money,
+    /// `YYYY-MM` (`Month::parse`).
+    Month,
+    /// `YYYY-MM-DD` (`parse_day`).
+    Day,
+}
+
+/// The columns of `kind` the rules read as amounts or months.
+fn rule_columns(kind: SourceKind) -> &'static [(&'static str, Parsed)] {
+    use Parsed::{Money, Month};
+    match kind {
+        SourceKind::Tax => &[("gross_income", Money)],
+        SourceKind::SocialInsurance => &[("period", Month), ("amount", Money)],
+        SourceKind::Bank | SourceKind::InternetFinance => &[("balance", Money)],
+        SourceKind::Securities => &[("market_value", Money), ("cash_balance", Money)],
+        SourceKind::CommercialInsurance => &[("cash_value", Money)],
+        SourceKind::VehicleVessel => &[("purchase_price", Money)],
+        SourceKind::RealEstate => &[("share_pct", Money)],
+        SourceKind::MarketEntity => &[("subscribed_capital", Money)],
+        SourceKind::MedicalInsurance => &[("out_of_pocket", Money)],
+        SourceKind::ProvidentFund => &[("period", Month)],
         SourceKind::HouseholdRegistration => &[],
-    };
-    names
+    }
+}
+
+/// The columns of `kind` no rule reads but a report shows, which must still be dates or
+/// amounts (by index into [`SourceKind::columns`]): every `Date` column (`as_of_date`,
+/// `registered_date`, `birth_date`, `status_date`) and every `Money` or two-decimal column the
+/// rules leave alone (`tax_paid`, `annual_premium`, `total_cost`, the provident fund's amounts,
+/// `area_m2`).
+fn shown_only_columns(kind: SourceKind) -> &'static [(usize, Parsed)] {
+    static TABLE: std::sync::OnceLock<Vec<Vec<(usize, Parsed)>>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        SourceKind::ALL
+            .iter()
+            .map(|&k| {
+                let ruled = rule_columns(k);
+                k.columns()
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, c)| match c.kind {
+                        hedui_connectors::ColumnKind::Date => Some((i, Parsed::Day)),
+                        hedui_connectors::ColumnKind::Money
+                        | hedui_connectors::ColumnKind::Decimal2
+                            if !ruled.iter().any(|(n, _)| *n == c.name) =>
+                        {
+                            Some((i, Parsed::Money))
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect()
+    });
+    let at = SourceKind::ALL
         .iter()
-        .filter_map(|(n, month)| {
+        .position(|k| *k == kind)
+        .expect("every kind is in ALL");
+    &table[at]
+}
+
+/// The columns of `kind` that [`PersonEvidence::add`] parses, with how, by index into
+/// [`SourceKind::columns`]: where a respelled value (thousands separators, `¥`, `2026年10月`,
+/// `2026/10/30`) was read, for the per-row normalisation log.
+pub fn parsed_columns(kind: SourceKind) -> Vec<(usize, Parsed)> {
+    rule_columns(kind)
+        .iter()
+        .filter_map(|(n, how)| {
             kind.columns()
                 .iter()
                 .position(|c| c.name == *n)
-                .map(|i| (i, *month))
+                .map(|i| (i, *how))
         })
+        .chain(shown_only_columns(kind).iter().copied())
         .collect()
 }
 
@@ -377,6 +446,39 @@ impl<'a, S: AsRef<str>> Row<'a, S> {
             code: e.code(),
             message: format!("{column}: {e} (expected YYYY-MM)"),
         })
+    }
+    /// Check the columns no rule reads ([`shown_only_columns`]): a present value must be a
+    /// day or an amount; an empty one only where §2 allows it.
+    fn shown_only(&self) -> Result<(), FieldError> {
+        for &(i, how) in shown_only_columns(self.kind) {
+            let spec = &self.kind.columns()[i];
+            let column = spec.name;
+            let raw = self
+                .values
+                .get(i)
+                .and_then(|v| v.as_ref())
+                .map(|v| v.as_ref().trim())
+                .filter(|v| !v.is_empty());
+            match (raw, how) {
+                (None, _) if spec.nullable => {}
+                (None, _) => {
+                    self.required(column)?;
+                }
+                (Some(v), Parsed::Day) => {
+                    crate::domain::parse_day(v).map_err(|e| FieldError {
+                        column,
+                        code: e.code(),
+                        message: format!(
+                            "{column}: {e}; a spreadsheet serial number, a day-first date or a date without a year or a day is never guessed"
+                        ),
+                    })?;
+                }
+                (Some(_), _) => {
+                    self.money_opt(column)?;
+                }
+            }
+        }
+        Ok(())
     }
     fn enumerated(&self, column: &'static str) -> Result<&'a str, FieldError> {
         let v = self.required(column)?;
@@ -477,6 +579,117 @@ mod tests {
         assert_eq!(err.column, "balance");
         assert_eq!(err.code, "money_not_a_number");
         assert_eq!(e.financial_assets, 0);
+    }
+
+    /// Found by the s6 attack: `as_of_date` and the other columns no rule reads were never
+    /// parsed, so `2026-02-30`, `45960` (an Excel serial) or `30/10/2026` reached the clerk's
+    /// report as they were. Each date spelling of the family is now read or refused.
+    #[test]
+    fn a_date_or_amount_no_rule_reads_must_still_parse() {
+        let (f, p) = frame();
+        let bank = |date: &str| {
+            let mut e = PersonEvidence::default();
+            let r = e.add(
+                SourceKind::Bank,
+                &vals(&["ICBC", "6217****0001", "current", "100.00", date]),
+                &f,
+                &p,
+            );
+            (r, e.financial_assets)
+        };
+        // ISO, the spellings `parse_day` reads (logged in normalisations.csv), and empty
+        // (as_of_date may be empty in §2)
+        for ok in [
+            "2026-10-30",
+            "2026/10/30",
+            "2026.10.30",
+            "20261030",
+            "2026年10月30日",
+            "二〇二六年十月三十日",
+            "2026-10-30 08:15:00",
+            "2026-1-5",
+            "",
+        ] {
+            assert_eq!(bank(ok), (Ok(true), 10_000), "{ok}");
+        }
+        // refused, with nothing added
+        for (bad, code) in [
+            ("2026-02-30", "date_impossible"),
+            ("45960", "date_unrecognised"),
+            ("30/10/2026", "date_unrecognised"),
+            ("10/30/2026", "date_unrecognised"),
+            ("10月30日", "date_no_year"),
+            ("2026年10月", "date_unrecognised"),
+            ("2026-10", "date_unrecognised"),
+            ("soon", "date_unrecognised"),
+        ] {
+            let (r, assets) = bank(bad);
+            let err = r.unwrap_err();
+            assert_eq!(
+                (err.column, err.code, assets),
+                ("as_of_date", code, 0),
+                "{bad}"
+            );
+            assert!(
+                !err.message.contains(bad),
+                "no value in the message: {}",
+                err.message
+            );
+        }
+        // an informational amount, on a row in scope and on one out of scope
+        let tax = |year: &str, paid: &str| {
+            PersonEvidence::default()
+                .add(
+                    SourceKind::Tax,
+                    &vals(&[year, "wages", "30000.00", paid]),
+                    &f,
+                    &p,
+                )
+                .map_err(|e| (e.column, e.code))
+        };
+        let y = f.tax_year.to_string();
+        assert_eq!(tax(&y, "900.00"), Ok(true));
+        assert_eq!(tax(&y, "9OO.00"), Err(("tax_paid", "money_not_a_number")));
+        assert_eq!(tax("2019", "9OO.00"), Ok(false));
+        // a required date (the registration's birth_date) may not be empty
+        let reg = PersonEvidence::default().add(
+            SourceKind::HouseholdRegistration,
+            &vals(&[
+                "female",
+                "",
+                "620503",
+                "urban",
+                "620503198703151234",
+                "normal",
+                "",
+            ]),
+            &f,
+            &p,
+        );
+        assert_eq!(
+            reg.map_err(|e| (e.column, e.code)),
+            Err(("birth_date", "value_missing"))
+        );
+        // a two-decimal column shown only: a property's area
+        let area = |a: &str| {
+            PersonEvidence::default()
+                .add(
+                    SourceKind::RealEstate,
+                    &vals(&[
+                        "甘(2020)不动产权第00000001号",
+                        "620503",
+                        "residential",
+                        a,
+                        "100.00",
+                        "2020-01-01",
+                    ]),
+                    &f,
+                    &p,
+                )
+                .map_err(|e| (e.column, e.code))
+        };
+        assert_eq!(area("88.50"), Ok(true));
+        assert_eq!(area("八十八"), Err(("area_m2", "money_not_a_number")));
     }
 
     #[test]

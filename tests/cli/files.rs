@@ -684,3 +684,84 @@ fn two_id_headers_naming_two_persons_refer_both_households() {
     let s = summary(&dir);
     assert_eq!(s["sources"]["tax"]["households_unverified"], 2);
 }
+
+/// Found by the s6 attack: a date column no rule reads (`bank.as_of_date`) was never parsed,
+/// so an Excel serial number or an impossible day reached the clerk's report as it was. A
+/// respelled day is read and logged per row; a serial number refuses its row and refers the
+/// household of the person it names; nothing else changes.
+#[test]
+fn a_date_no_rule_reads_is_read_logged_or_refused() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    let members = csv_rows(&c.data().join("members.csv"));
+    let household_of = |id: &str| members.iter().find(|m| m[0] == id).map(|m| m[2].clone());
+    let path = c.data().join("bank.csv");
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let member_line = |lines: &[String], not: Option<&str>| {
+        lines
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find_map(|(i, l)| {
+                let hh = household_of(l.split(',').next().unwrap())?;
+                (Some(hh.as_str()) != not).then_some((i, hh))
+            })
+            .expect("a member's bank row")
+    };
+    let (respelled, _) = member_line(&lines, None);
+    let day = lines[respelled].rsplit(',').next().unwrap().to_string();
+    assert_eq!(day.len(), 10, "gen writes ISO days: {day}");
+    let (serial, hh) = member_line(
+        &lines,
+        Some(&household_of(lines[respelled].split(',').next().unwrap()).unwrap()),
+    );
+    let swap_date = |line: &str, date: &str| {
+        let (head, _) = line.rsplit_once(',').unwrap();
+        format!("{head},{date}")
+    };
+    lines[respelled] = swap_date(&lines[respelled], &day.replace('-', "/"));
+    lines[serial] = swap_date(&lines[serial], "45960");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("dates", &[]);
+    assert_eq!(out.status.code(), Some(1), "a quarantined row: exit 1");
+    referred_alone(&before, &determinations(&dir), &hh);
+    let q: Vec<Vec<String>> = csv_rows(&dir.join("quarantine.csv"))
+        .into_iter()
+        .filter(|r| r[0] == "bank.csv")
+        .collect();
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(
+        (
+            q[0][1].as_str(),
+            q[0][3].as_str(),
+            q[0][5].as_str(),
+            q[0][6].as_str()
+        ),
+        (
+            (serial + 1).to_string().as_str(),
+            "as_of_date",
+            "date_unrecognised",
+            "referred"
+        )
+    );
+    assert!(q[0][7].contains("spreadsheet serial number"), "{}", q[0][7]);
+    let log: Vec<Vec<String>> = csv_rows(&dir.join("normalisations.csv"))
+        .into_iter()
+        .filter(|r| r[0] == "bank.csv")
+        .collect();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(
+        (log[0][1].as_str(), log[0][3].as_str(), log[0][4].as_str()),
+        (
+            (respelled + 1).to_string().as_str(),
+            "as_of_date",
+            "date_slash"
+        )
+    );
+}
