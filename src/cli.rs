@@ -812,13 +812,18 @@ fn open(
     let entries: Vec<(usize, Result<SealedReport, serde_json::Error>)> =
         match serde_json::from_str::<SealedReport>(&unbom(&text)) {
             Ok(env) => vec![(0, Ok(env))],
-            Err(_) => text
-                .lines()
-                .map(unbom)
-                .enumerate()
-                .filter(|(_, l)| !l.is_empty())
-                .map(|(i, l)| (i, serde_json::from_str(&l)))
-                .collect(),
+            Err(_) => {
+                // With --household only the lines that can hold its report id are parsed (the
+                // id is `<run>/<household>`; a line without that text cannot be its envelope).
+                let wanted = household.map(|h| format!("/{h}\""));
+                text.lines()
+                    .enumerate()
+                    .filter(|(_, l)| wanted.as_ref().is_none_or(|w| l.contains(w.as_str())))
+                    .map(|(i, l)| (i, unbom(l)))
+                    .filter(|(_, l)| !l.is_empty())
+                    .map(|(i, l)| (i, serde_json::from_str(&l)))
+                    .collect()
+            }
         };
     if entries.is_empty() {
         say!(
