@@ -43,6 +43,9 @@ impl Month {
     /// # Errors
     /// [`DateError`] when the text is not a month.
     pub fn parse(raw: &str) -> Result<Month, DateError> {
+        if let Some(ascii) = super::half_width(raw) {
+            return Month::parse(&ascii);
+        }
         let s = raw.trim();
         let b = s.as_bytes();
         let digits = |r: std::ops::Range<usize>| -> Option<u32> {
@@ -165,6 +168,9 @@ fn cn_number(s: &str) -> Option<u32> {
 /// # Errors
 /// [`DateError`] naming what is wrong.
 pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
+    if let Some(ascii) = super::half_width(raw) {
+        return parse_date(&ascii);
+    }
     let s = raw.trim();
     if s.is_empty() {
         return Err(DateError::Empty);
@@ -261,6 +267,17 @@ pub fn parse_day(raw: &str) -> Result<NaiveDate, DateError> {
 /// `date_unpadded` (2021-9-8), `date_time_dropped` (a time part after the date), and for
 /// months `month_compact` (202109), `month_from_date` (a full date in a month column).
 pub fn spelling(raw: &str, month: bool) -> Option<(&'static str, &'static str)> {
+    if let Some(ascii) = super::half_width(raw) {
+        if month {
+            Month::parse(&ascii).ok()?;
+        } else {
+            parse_date(&ascii).ok()?;
+        }
+        return Some((
+            "date_fullwidth",
+            "full-width digits or separators (U+FF10–U+FF19, U+FF0D, U+FF0F) → ASCII, then ISO",
+        ));
+    }
     let s = raw.trim();
     let b = s.as_bytes();
     let iso_day = b.len() == 10 && b[4] == b'-' && b[7] == b'-';
@@ -321,6 +338,41 @@ pub fn from_excel_serial(serial: i64) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Full-width digits and separators, as an input method types them, read as ASCII and
+    /// say so; the rules for what is a date do not change.
+    #[test]
+    fn full_width_dates_read_as_ascii_and_are_logged() {
+        let d = DateValue::Day(NaiveDate::from_ymd_opt(2026, 10, 30).unwrap());
+        for s in [
+            "２０２６-１０-３０",
+            "２０２６／１０／３０",
+            "２０２６年１０月３０日",
+            "\u{3000}2026-10-30",
+        ] {
+            assert_eq!(parse_date(s), Ok(d), "{s}");
+            assert_eq!(
+                spelling(s, false).map(|k| k.0),
+                Some("date_fullwidth"),
+                "{s}"
+            );
+        }
+        assert_eq!(parse_date("２０２６-０２-３０"), Err(DateError::Impossible));
+        assert_eq!(spelling("２０２６-０２-３０", false), None);
+        assert_eq!(parse_date("１０月３０日"), Err(DateError::NoYear));
+        assert_eq!(
+            Month::parse("２０２６-１０"),
+            Ok(Month {
+                year: 2026,
+                month: 10
+            })
+        );
+        assert_eq!(
+            spelling("２０２６-１０", true).map(|k| k.0),
+            Some("date_fullwidth")
+        );
+        assert_eq!(spelling("2026-10-30", false), None);
+    }
 
     /// Regressions found by the fuzz target `text_normalise` (connectors/fuzz): a long run
     /// of Chinese numerals overflowed, and a five-digit year was accepted as a date that

@@ -65,11 +65,15 @@ impl Fen {
 
     /// Parse yuan text exactly: optional sign, optional `¥`/`￥`, digits with optional `,`
     /// thousands separators, optional `.` and up to two decimals (further decimals must be
-    /// zeros). Surrounding whitespace is ignored.
+    /// zeros). Surrounding whitespace is ignored; full-width digits and signs
+    /// ([`super::half_width`]) read as ASCII.
     ///
     /// # Errors
     /// [`MoneyError`] naming what is wrong; nothing is rounded.
     pub fn parse_yuan(raw: &str) -> Result<Fen, MoneyError> {
+        if let Some(ascii) = super::half_width(raw) {
+            return Fen::parse_yuan(&ascii);
+        }
         let s = raw.trim();
         if s.is_empty() {
             return Err(MoneyError::Empty);
@@ -164,9 +168,21 @@ impl fmt::Display for Fen {
 /// change as a stable kind code and a sentence naming the code points, for the per-row
 /// normalisation log. Empty for §2 form and for values that do not parse.
 ///
-/// Kinds: `money_thousands` (U+002C separators), `money_currency_sign` (U+00A5/U+FFE5),
+/// Kinds: `money_fullwidth` (U+FF10–U+FF19 digits and other full-width forms),
+/// `money_thousands` (U+002C separators), `money_currency_sign` (U+00A5/U+FFE5),
 /// `money_plus_sign`, `money_whitespace`, `money_zero_decimals` (zeros beyond the fen).
 pub fn spelling(raw: &str) -> Vec<(&'static str, String)> {
+    if let Some(ascii) = super::half_width(raw) {
+        if Fen::parse_yuan(&ascii).is_err() {
+            return Vec::new();
+        }
+        let mut out = vec![(
+            "money_fullwidth",
+            format!("{} → ASCII", super::full_width_points(raw)),
+        )];
+        out.extend(spelling(&ascii));
+        return out;
+    }
     let b = raw.as_bytes();
     let body = b.strip_prefix(b"-").unwrap_or(b);
     let (int, frac) = match body.iter().position(|c| *c == b'.') {
@@ -232,6 +248,28 @@ pub fn div_round_half_up(num: i128, den: i128) -> i128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Full-width digits, point and separators read as ASCII and say so; the rules for what
+    /// is an amount do not change (`１４，０６` is still not 1,406 yuan).
+    #[test]
+    fn full_width_amounts_read_as_ascii_and_are_logged() {
+        assert_eq!(Fen::parse_yuan("１２３４．５６"), Ok(Fen(123_456)));
+        assert_eq!(Fen::parse_yuan("￥１，２３４．００"), Ok(Fen(123_400)));
+        assert_eq!(Fen::parse_yuan("－５．００"), Ok(Fen(-500)));
+        assert_eq!(Fen::parse_amount("－５．００"), Err(MoneyError::Negative));
+        assert!(Fen::parse_yuan("１４，０６").is_err());
+        let kinds: Vec<&str> = spelling("￥１，２３４．００").iter().map(|k| k.0).collect();
+        assert_eq!(
+            kinds,
+            ["money_fullwidth", "money_currency_sign", "money_thousands"]
+        );
+        assert_eq!(
+            spelling("１２３４．５６")[0].1,
+            "U+FF11, U+FF12, U+FF13, U+FF14, U+FF0E, U+FF15, U+FF16 → ASCII"
+        );
+        assert!(spelling("１４，０６").is_empty());
+        assert!(spelling("1234.56").is_empty());
+    }
 
     #[test]
     fn respelled_amounts_name_each_change_and_plain_ones_none() {
