@@ -56,7 +56,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::audit::{AuditEvent, Role, Store, StoreError, Token, Write, new_job_id, token_hash};
+use crate::audit::{
+    AuditEvent, NewJob, Role, Store, StoreError, Token, Write, new_job_id, token_hash,
+};
 use crate::domain::IdNumber;
 use crate::evidence::Frame;
 use crate::seal::RunSealer;
@@ -689,18 +691,37 @@ async fn post_verification(
         outcome: format!("persons:{}", v.persons.len()),
         ..AuditEvent::default()
     };
-    app.store
-        .write(Write::Job {
-            id: id.clone(),
+    let stored = Write::Job {
+        id: id.clone(),
+        token_id: token.id.clone(),
+        region_code: v.household.region_code.clone(),
+        request: text,
+        events: vec![accepted.clone()],
+        if_absent: wait.is_some(),
+    };
+    // Without `?wait=` the job is stored before it starts. With it, the job row and
+    // `verification_accepted` go into the report's own write when the report is handed out
+    // at once (one write per verification instead of two); a waiter that answers `202`
+    // stores the job first (below), so an accepted (`202`) job always survives a restart.
+    let stored = match wait {
+        None => {
+            app.store.write(stored).await?;
+            None
+        }
+        Some(_) => Some(stored),
+    };
+    let delivery = wait.map(|_| Delivery {
+        claim: Arc::new(AtomicU8::new(claim::OPEN)),
+        new_job: NewJob {
             token_id: token.id.clone(),
             region_code: v.household.region_code.clone(),
-            request: text,
-            events: vec![accepted],
-        })
-        .await?;
-    let delivery = wait.map(|_| Arc::new(AtomicU8::new(claim::OPEN)));
-    let rx = start_job(&app, id.clone(), v, token.id.clone(), delivery.clone());
-    if let (Some(secs), Some(delivery)) = (wait, delivery) {
+            created_at: crate::audit::now_utc(),
+        },
+        accepted,
+    });
+    let claim_of = delivery.as_ref().map(|d| d.claim.clone());
+    let rx = start_job(&app, id.clone(), v, token.id.clone(), delivery);
+    if let (Some(secs), Some(delivery)) = (wait, claim_of) {
         let mut rx = rx;
         // The watch guard is dropped at once (it must not live across an await).
         let finished =
@@ -746,6 +767,11 @@ async fn post_verification(
             );
             return Ok(resp);
         }
+    }
+    // Not handed out at once: the job (queued, with its request) is stored before the `202`
+    // unless it is stored already (its report may have been committed meanwhile).
+    if let Some(w) = stored {
+        app.store.write(w).await?;
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -865,18 +891,27 @@ async fn get_verification(
     fetch_report(&app, &token, &id, StatusCode::OK)
 }
 
+/// A `?wait=` job's link to its waiter: the [`claim`], and the job row and its
+/// `verification_accepted` row, not stored yet. The job inserts them with its report when it
+/// claims delivery; otherwise its waiter stores them before answering `202`.
+struct Delivery {
+    claim: Arc<AtomicU8>,
+    new_job: NewJob,
+    accepted: AuditEvent,
+}
+
 /// Start (or resume) a job in the background; the receiver turns `true` when it is done.
 fn start_job(
     app: &Arc<App>,
     id: String,
     v: ValidHousehold,
     actor: String,
-    delivery: Option<Arc<AtomicU8>>,
+    delivery: Option<Delivery>,
 ) -> watch::Receiver<Option<Arc<Finished>>> {
     let (tx, rx) = watch::channel(None);
     let app = app.clone();
     tokio::spawn(async move {
-        match run_job_timed(&app, &id, &v, &actor, delivery.as_deref()).await {
+        match run_job_timed(&app, &id, &v, &actor, delivery).await {
             // A waiter gone (timed out, disconnected) is fine: the report is stored.
             Ok(done) => drop(tx.send(Some(Arc::new(done)))),
             // The sender is dropped unsent: a waiter answers 202 and the job is resumed.
@@ -905,13 +940,14 @@ pub async fn run_job(
 }
 
 /// [`run_job`], also saying how long the slowest source took; with `delivery` (a `?wait=`
-/// waiter, see [`claim`]) the `report_fetched` row goes into the report's transaction.
+/// waiter, see [`Delivery`]) the job row, `verification_accepted` and `report_fetched` go
+/// into the report's transaction when the job claims delivery.
 async fn run_job_timed(
     app: &Arc<App>,
     id: &str,
     v: &ValidHousehold,
     actor: &str,
-    delivery: Option<&AtomicU8>,
+    delivery: Option<Delivery>,
 ) -> Result<Finished, String> {
     let t = Instant::now();
     let as_of = app.as_of();
@@ -988,15 +1024,24 @@ async fn run_job_timed(
         ),
         ..AuditEvent::default()
     });
-    let fetched_audited = delivery.is_some_and(|c| {
-        c.compare_exchange(
-            claim::OPEN,
-            claim::DELIVER,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_ok()
+    let fetched_audited = delivery.as_ref().is_some_and(|d| {
+        d.claim
+            .compare_exchange(
+                claim::OPEN,
+                claim::DELIVER,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
     });
+    let mut insert = None;
+    if let Some(d) = delivery {
+        insert = Some(d.new_job);
+        if fetched_audited {
+            // the job was not stored: its acceptance is logged with it
+            events.insert(0, d.accepted);
+        }
+    }
     if fetched_audited {
         events.push(AuditEvent {
             actor: actor.to_string(),
@@ -1014,6 +1059,7 @@ async fn run_job_timed(
             sealed: sealed.clone(),
             determination: det.clone(),
             events,
+            insert,
         })
         .await
         .map_err(|e| e.to_string())?;

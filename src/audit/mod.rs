@@ -13,7 +13,10 @@
 //!
 //! Jobs: a job is stored with its request before the client is answered `202`, and the
 //! request is wiped when the job is done; a job still `queued` at start-up is resumed
-//! ([`Store::unfinished_jobs`]). Raw ID numbers never reach the audit log or the tokens and
+//! ([`Store::unfinished_jobs`]). A `?wait=` job whose report is handed out at once is stored
+//! only with its report, as `done`, in one write ([`Write::Finish`] with `insert`): the
+//! client never held its id, so there is nothing to resume; if its waiter answers `202`
+//! instead, it stores the job first. Raw ID numbers never reach the audit log or the tokens and
 //! consents tables: consents keep a keyed hash of the person (HMAC-SHA256 with the
 //! service's secret) and the masked form.
 
@@ -56,6 +59,10 @@ pub enum Write {
         request: String,
         /// Audit rows appended with it.
         events: Vec<AuditEvent>,
+        /// Whether the job may already be stored by its own [`Write::Finish`] with `insert`
+        /// (a `?wait=` job whose waiter gave up and stores it before answering `202`): then
+        /// an existing row is left as it is (`done` stays `done`) instead of failing.
+        if_absent: bool,
     },
     /// [`Store::finish_job`].
     Finish {
@@ -67,9 +74,25 @@ pub enum Write {
         determination: String,
         /// Audit rows appended with it.
         events: Vec<AuditEvent>,
+        /// A job never stored as `queued` (a `?wait=` job answered at once, see
+        /// [`NewJob`]): the row is inserted as `done` (or, if its waiter stored it as `queued`
+        /// meanwhile, updated), so the report and the job row are one write.
+        insert: Option<NewJob>,
     },
     /// [`Store::audit`].
     Audit(Vec<AuditEvent>),
+}
+
+/// The columns of a job row that [`Write::Finish`] inserts when the job was not stored
+/// before it ran.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Submitting token.
+    pub token_id: String,
+    /// Household region.
+    pub region_code: String,
+    /// When it was accepted (UTC, RFC 3339).
+    pub created_at: String,
 }
 
 type Queued = (Write, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
@@ -358,12 +381,23 @@ fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
             region_code,
             request,
             events,
+            if_absent,
         } => {
-            tx.prepare_cached(
+            // A duplicate id fails (a constraint error), unless the job may be stored already.
+            let sql = if *if_absent {
                 "INSERT INTO jobs (id, token_id, region_code, status, request, created_at)
-                 VALUES (?1,?2,?3,'queued',?4,?5)",
-            )?
-            .execute(params![id, token_id, region_code, request, now_utc()])?;
+                 VALUES (?1,?2,?3,'queued',?4,?5) ON CONFLICT(id) DO NOTHING"
+            } else {
+                "INSERT INTO jobs (id, token_id, region_code, status, request, created_at)
+                 VALUES (?1,?2,?3,'queued',?4,?5)"
+            };
+            tx.prepare_cached(sql)?.execute(params![
+                id,
+                token_id,
+                region_code,
+                request,
+                now_utc()
+            ])?;
             append_events(tx, events)
         }
         Write::Finish {
@@ -371,13 +405,35 @@ fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
             sealed,
             determination,
             events,
+            insert,
         } => {
             append_events(tx, events)?;
-            tx.prepare_cached(
-                "UPDATE jobs SET status = 'done', sealed = ?2, determination = ?3, request = NULL,
-                 finished_at = ?4 WHERE id = ?1",
-            )?
-            .execute(params![id, sealed, determination, now_utc()])?;
+            match insert {
+                None => tx
+                    .prepare_cached(
+                        "UPDATE jobs SET status = 'done', sealed = ?2, determination = ?3,
+                         request = NULL, finished_at = ?4 WHERE id = ?1",
+                    )?
+                    .execute(params![id, sealed, determination, now_utc()])?,
+                Some(j) => tx
+                    .prepare_cached(
+                        "INSERT INTO jobs (id, token_id, region_code, status, sealed,
+                         determination, created_at, finished_at)
+                         VALUES (?1,?5,?6,'done',?2,?3,?7,?4)
+                         ON CONFLICT(id) DO UPDATE SET status = 'done', sealed = excluded.sealed,
+                         determination = excluded.determination, request = NULL,
+                         finished_at = excluded.finished_at",
+                    )?
+                    .execute(params![
+                        id,
+                        sealed,
+                        determination,
+                        now_utc(),
+                        j.token_id,
+                        j.region_code,
+                        j.created_at
+                    ])?,
+            };
             Ok(())
         }
         Write::Audit(events) => append_events(tx, events),
@@ -930,6 +986,7 @@ impl Store {
             region_code: region_code.into(),
             request: request.into(),
             events: events.to_vec(),
+            if_absent: false,
         })
     }
 
@@ -952,6 +1009,7 @@ impl Store {
             sealed: sealed.into(),
             determination: determination.into(),
             events: events.to_vec(),
+            insert: None,
         })
     }
 
@@ -1152,6 +1210,7 @@ mod tests {
             region_code: "620503".into(),
             request: "{}".into(),
             events: vec![ev(i), ev(i + 1000)],
+            if_absent: false,
         }
     }
 
@@ -1186,6 +1245,7 @@ mod tests {
                     sealed: format!("{{\"n\":{i}}}"),
                     determination: "eligible".into(),
                     events: vec![ev(i + 2000)],
+                    insert: None,
                 })
                 .await
             });
@@ -1204,6 +1264,71 @@ mod tests {
             ("done", Some("{\"n\":42}"))
         );
         assert!(j.request.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_finished_before_it_was_stored_is_inserted_done_in_either_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
+        let new_job = || NewJob {
+            token_id: "tok_1".into(),
+            region_code: "620503".into(),
+            created_at: "2026-11-30T12:00:00.000Z".into(),
+        };
+        let finish = |i: usize| Write::Finish {
+            id: format!("v_{i:024x}"),
+            sealed: format!("{{\"n\":{i}}}"),
+            determination: "eligible".into(),
+            events: vec![ev(i + 2000)],
+            insert: Some(new_job()),
+        };
+        let late = |i: usize| match job(i) {
+            Write::Job {
+                id,
+                token_id,
+                region_code,
+                request,
+                events,
+                ..
+            } => Write::Job {
+                id,
+                token_id,
+                region_code,
+                request,
+                events,
+                if_absent: true,
+            },
+            other => other,
+        };
+        // answered at once: one write, the row inserted as done
+        s.write(finish(1)).await.unwrap();
+        // the waiter gave up; its job row committed after the report: the report stays
+        s.write(finish(2)).await.unwrap();
+        s.write(late(2)).await.unwrap();
+        // ... or before it: the report replaces the queued row and wipes the request
+        s.write(late(3)).await.unwrap();
+        assert_eq!(
+            s.job(&format!("v_{:024x}", 3)).unwrap().unwrap().status,
+            "queued"
+        );
+        s.write(finish(3)).await.unwrap();
+        for i in 1..=3 {
+            let j = s.job(&format!("v_{i:024x}")).unwrap().unwrap();
+            assert_eq!(
+                (
+                    j.status.as_str(),
+                    j.sealed.clone(),
+                    j.token_id.as_str(),
+                    j.region_code.as_str()
+                ),
+                ("done", Some(format!("{{\"n\":{i}}}")), "tok_1", "620503")
+            );
+            assert!(j.request.is_none());
+        }
+        // a plain insert of an existing id still fails
+        assert!(matches!(s.write(job(1)).await, Err(StoreError::Sql(_))));
+        let check = s.verify_chain().unwrap();
+        assert_eq!((check.rows, check.first_bad), (3 + 2 * 2, None));
     }
 
     #[test]
