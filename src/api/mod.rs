@@ -956,7 +956,8 @@ async fn run_job_timed(
     let policy = &app.settings.policy;
     let frame = Frame::new(as_of, policy);
     // Audit: one row per person and source, with what the source said about that person.
-    let mut events = Vec::with_capacity(answers.len() * v.persons.len());
+    // (+3: verification_accepted, report_built, report_fetched)
+    let mut events = Vec::with_capacity(answers.len() * v.persons.len() + 3);
     let mut per_source: Vec<(SourceKind, SourceAnswer)> = Vec::with_capacity(answers.len());
     let source_wait_s = answers.iter().map(|(_, _, s)| *s).fold(0.0, f64::max);
     for (kind, answer, secs) in answers {
@@ -999,13 +1000,23 @@ async fn run_job_timed(
     let linked = crate::verify::link_answers(&persons, per_source, &frame, policy);
     let report = crate::verify::report_on_demand(v, &linked, policy, id, as_of);
     let run = app.sealer()?;
-    // Reports run to tens of kB: one allocation instead of a dozen doublings.
-    let mut text = Vec::with_capacity(64 * 1024);
-    serde_json::to_writer(&mut text, &report).map_err(|e| e.to_string())?;
-    let sealed = run
-        .sealer
-        .seal(&report.report_id, &text)
-        .map_err(|e| e.to_string())?;
+    // Reports run to tens of kB: written into a buffer kept by the worker thread (no await
+    // while it is borrowed) instead of a fresh allocation of that size per report.
+    thread_local! {
+        static REPORT_TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let sealed = REPORT_TEXT.with_borrow_mut(|text| {
+        text.clear();
+        serde_json::to_writer(&mut *text, &report).map_err(|e| e.to_string())?;
+        let sealed = run
+            .sealer
+            .seal(&report.report_id, text)
+            .map_err(|e| e.to_string());
+        if text.capacity() > 1 << 20 {
+            *text = Vec::new(); // an outsized report does not pin its memory
+        }
+        sealed
+    })?;
     let sealed = serde_json::to_string(&sealed).map_err(|e| e.to_string())?;
     let det = report.determination.as_str();
     events.push(AuditEvent {
