@@ -952,13 +952,14 @@ async fn run_job_timed(
     let t = Instant::now();
     let as_of = app.as_of();
     let ids: Arc<Vec<String>> = Arc::new(v.persons.iter().map(|(_, id, _)| id.expose()).collect());
-    let answers = app.sources.fan_out(ids).await;
+    let answers = app.sources.fan_out(ids.clone()).await;
     let policy = &app.settings.policy;
     let frame = Frame::new(as_of, policy);
     // Audit: one row per person and source, with what the source said about that person.
     // (+3: verification_accepted, report_built, report_fetched)
     let mut events = Vec::with_capacity(answers.len() * v.persons.len() + 3);
     let mut per_source: Vec<(SourceKind, SourceAnswer)> = Vec::with_capacity(answers.len());
+    let masked: Vec<String> = v.persons.iter().map(|(_, idn, _)| idn.masked()).collect();
     let source_wait_s = answers.iter().map(|(_, _, s)| *s).fold(0.0, f64::max);
     for (kind, answer, secs) in answers {
         let outcome_code = match &answer {
@@ -967,20 +968,22 @@ async fn run_job_timed(
             SourceAnswer::Failed { code, .. } => format!("failed:{code}"),
         };
         app.metrics.source(kind.name(), &outcome_code, secs);
-        let mut counts: HashMap<u64, usize> = HashMap::new();
+        // records per person: the connector returns each record under the normalised number
+        // it was asked for, which is `ids[i]` (a household has a few persons: a scan)
+        let mut counts = vec![0usize; ids.len()];
         if let SourceAnswer::Answered { records, .. } = &answer {
             for r in &records.records {
-                if let Ok((idn, _)) = IdNumber::parse(&r.id_number, as_of) {
-                    *counts.entry(idn.key()).or_default() += 1;
+                if let Some(i) = ids.iter().position(|p| *p == r.id_number) {
+                    counts[i] += 1;
                 }
             }
         }
-        for (_, idn, cref) in &v.persons {
+        for (((_, _, cref), masked), n) in v.persons.iter().zip(&masked).zip(counts) {
             let outcome = match &answer {
                 SourceAnswer::Failed { code, .. } => format!("failed:{code}"),
-                SourceAnswer::Answered { age_s, .. } => match counts.get(&idn.key()) {
-                    Some(n) => format!("records:{n}{}", if *age_s > 0 { " (cached)" } else { "" }),
-                    None => format!("no_records{}", if *age_s > 0 { " (cached)" } else { "" }),
+                SourceAnswer::Answered { age_s, .. } => match n {
+                    0 => format!("no_records{}", if *age_s > 0 { " (cached)" } else { "" }),
+                    n => format!("records:{n}{}", if *age_s > 0 { " (cached)" } else { "" }),
                 },
             };
             events.push(AuditEvent {
@@ -989,7 +992,7 @@ async fn run_job_timed(
                 job_id: id.to_string(),
                 purpose: v.purpose.clone(),
                 consent_ref: cref.clone(),
-                person: idn.masked(),
+                person: masked.clone(),
                 source: kind.name().into(),
                 outcome,
             });

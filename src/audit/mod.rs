@@ -308,9 +308,16 @@ pub fn token_hash(secret: &str) -> String {
 
 fn row_content(seq: i64, at: &str, e: &AuditEvent) -> Vec<u8> {
     let mut out = Vec::new();
-    let seq_s = seq.to_string();
+    row_content_into(&mut out, seq, at, e);
+    out
+}
+
+/// [`row_content`] into a buffer the caller reuses (cleared first).
+fn row_content_into(out: &mut Vec<u8>, seq: i64, at: &str, e: &AuditEvent) {
+    out.clear();
+    let n = seq.to_string();
     for f in [
-        seq_s.as_str(),
+        n.as_str(),
         at,
         &e.actor,
         &e.action,
@@ -324,35 +331,57 @@ fn row_content(seq: i64, at: &str, e: &AuditEvent) -> Vec<u8> {
         out.extend_from_slice(&(f.len() as u64).to_be_bytes());
         out.extend_from_slice(f.as_bytes());
     }
-    out
 }
 
 fn chain_hash(prev: &str, content: &[u8]) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(prev.as_bytes());
     ctx.update(content);
-    hex::encode(ctx.finish())
+    // lower-case hex, as `hex::encode` writes it (without its per-character iterator)
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let d = ctx.finish();
+    let mut out = String::with_capacity(64);
+    for &b in d.as_ref() {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
+/// The chain's last row (`seq`, `hash`) as a group's transaction has it, so that the writes
+/// of one group read it once, not once each. `None`: read it from the table (at the start
+/// of a transaction, and after a write of the group was rolled back).
+type Head = Option<(i64, String)>;
+
 /// Append `events` to the chain inside the caller's transaction (one statement, prepared
-/// once per connection; the chain head is read once per call).
-fn append_events(tx: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
+/// once per connection; the chain head is read from `head`, or from the table when unknown,
+/// and left there for the next write of the same transaction).
+fn append_events(
+    tx: &Connection,
+    events: &[AuditEvent],
+    head: &mut Head,
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
-    let (mut seq, mut prev): (i64, String) = tx
-        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .unwrap_or((0, ZERO.to_string()));
+    let (mut seq, mut prev): (i64, String) = match head.take() {
+        Some(h) => h,
+        None => tx
+            .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, ZERO.to_string())),
+    };
     let mut st = tx.prepare_cached(
         "INSERT INTO audit (seq, at, actor, action, job_id, purpose, consent_ref, person,
          source, outcome, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
     )?;
     let at = now_utc();
+    let mut content = Vec::with_capacity(512);
     for e in events {
         seq += 1;
-        let h = chain_hash(&prev, &row_content(seq, &at, e));
+        row_content_into(&mut content, seq, &at, e);
+        let h = chain_hash(&prev, &content);
         st.execute(params![
             seq,
             at,
@@ -369,11 +398,12 @@ fn append_events(tx: &Connection, events: &[AuditEvent]) -> Result<(), StoreErro
         ])?;
         prev = h;
     }
+    *head = Some((seq, prev));
     Ok(())
 }
 
 /// Apply one write inside the caller's transaction.
-fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
+fn apply(tx: &Connection, w: &Write, head: &mut Head) -> Result<(), StoreError> {
     match w {
         Write::Job {
             id,
@@ -398,7 +428,7 @@ fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
                 request,
                 now_utc()
             ])?;
-            append_events(tx, events)
+            append_events(tx, events, head)
         }
         Write::Finish {
             id,
@@ -407,7 +437,7 @@ fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
             events,
             insert,
         } => {
-            append_events(tx, events)?;
+            append_events(tx, events, head)?;
             match insert {
                 None => tx
                     .prepare_cached(
@@ -436,7 +466,7 @@ fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
             };
             Ok(())
         }
-        Write::Audit(events) => append_events(tx, events),
+        Write::Audit(events) => append_events(tx, events, head),
     }
 }
 
@@ -454,13 +484,18 @@ fn apply_group(conn: &mut Connection, group: &[&Write]) -> Vec<Result<(), StoreE
         Err(e) => return all_failed(&e),
     };
     let mut results = Vec::with_capacity(group.len());
+    let mut head: Head = None;
     for w in group {
         let r = (|| -> Result<(), StoreError> {
             let sp = tx.savepoint()?;
-            apply(&sp, w)?;
+            apply(&sp, w, &mut head)?;
             sp.commit()?;
             Ok(())
         })();
+        if r.is_err() {
+            // rolled back: the head it left may be gone
+            head = None;
+        }
         results.push(r);
     }
     match tx.commit() {
@@ -680,7 +715,7 @@ impl Store {
         }
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        append_events(&tx, events)?;
+        append_events(&tx, events, &mut None)?;
         tx.commit()?;
         write_head(&conn, &self.head_path);
         Ok(())
@@ -1016,7 +1051,7 @@ impl Store {
     fn write_now(&self, w: &Write) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        apply(&tx, w)?;
+        apply(&tx, w, &mut None)?;
         tx.commit()?;
         write_head(&conn, &self.head_path);
         Ok(())
@@ -1180,7 +1215,7 @@ mod tests {
         {
             let mut c = s.conn().unwrap();
             let tx = c.transaction().unwrap();
-            append_events(&tx, &[ev(40), ev(50)]).unwrap();
+            append_events(&tx, &[ev(40), ev(50)], &mut None).unwrap();
             tx.commit().unwrap();
         }
         let bad = s.verify_chain().unwrap().first_bad.unwrap();
@@ -1329,6 +1364,19 @@ mod tests {
         assert!(matches!(s.write(job(1)).await, Err(StoreError::Sql(_))));
         let check = s.verify_chain().unwrap();
         assert_eq!((check.rows, check.first_bad), (3 + 2 * 2, None));
+    }
+
+    #[test]
+    fn the_chain_hash_is_lower_case_hex_of_sha256_of_prev_and_content() {
+        // stores written before keep verifying: the same text as `hex::encode` gave
+        let content = row_content(7, "2026-11-30T12:00:00.000Z", &ev(3));
+        let mut both = ZERO.as_bytes().to_vec();
+        both.extend_from_slice(&content);
+        let want = hex::encode(digest::digest(&digest::SHA256, &both));
+        assert_eq!(chain_hash(ZERO, &content), want);
+        let mut reused = b"left over from a longer row".repeat(20);
+        row_content_into(&mut reused, 7, "2026-11-30T12:00:00.000Z", &ev(3));
+        assert_eq!(reused, content);
     }
 
     #[test]
