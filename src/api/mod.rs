@@ -1065,18 +1065,23 @@ async fn run_job_timed(
             ..AuditEvent::default()
         });
     }
-    // Committed by the store's writer thread together with the other jobs' writes.
+    // Committed by the store's writer thread together with the other jobs' writes; the
+    // sealed report comes back with the write (no copy of it is kept meanwhile).
     let det = det.to_string();
-    app.store
-        .write(Write::Finish {
+    let done = app
+        .store
+        .write_returning(Write::Finish {
             id: id.to_string(),
-            sealed: sealed.clone(),
+            sealed,
             determination: det.clone(),
             events,
             insert,
         })
         .await
         .map_err(|e| e.to_string())?;
+    let Write::Finish { sealed, .. } = done else {
+        return Err("the store handed back another write".into());
+    };
     app.metrics.verification(&det, t.elapsed().as_secs_f64());
     Ok(Finished {
         sealed,

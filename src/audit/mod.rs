@@ -95,7 +95,13 @@ pub struct NewJob {
     pub created_at: String,
 }
 
-type Queued = (Write, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
+/// A queued write and where its result goes, with the write itself: it is dropped by the
+/// caller's thread, not the writer's (each job's write holds hundreds of small strings, and
+/// memory freed by another thread than the one that allocated it costs the allocator more).
+type Queued = (
+    Write,
+    tokio::sync::oneshot::Sender<(Result<(), StoreError>, Write)>,
+);
 
 /// Most writes committed in one transaction by the writer thread.
 const GROUP_MAX: usize = 256;
@@ -613,9 +619,10 @@ fn start_writer(
                     }
                     Err(_) => writes.iter().map(|_| Err(StoreError::Poisoned)).collect(),
                 };
-                for ((_, reply), r) in batch.into_iter().zip(results) {
+                drop(writes);
+                for ((w, reply), r) in batch.into_iter().zip(results) {
                     // A caller gone (its request was dropped) needs no answer.
-                    let _ = reply.send(r);
+                    let _ = reply.send((r, w));
                 }
             }
         })
@@ -1065,8 +1072,17 @@ impl Store {
     /// [`StoreError`] for this write (its savepoint was rolled back; the others stand), or
     /// [`StoreError::Group`] when the group's commit failed (nothing of it was stored).
     pub async fn write(&self, w: Write) -> Result<(), StoreError> {
+        self.write_returning(w).await.map(drop)
+    }
+
+    /// [`Store::write`], handing the committed write back (its parts can be used again, and
+    /// its memory is freed on the caller's thread).
+    ///
+    /// # Errors
+    /// As [`Store::write`].
+    pub async fn write_returning(&self, w: Write) -> Result<Write, StoreError> {
         let Some(writer) = &self.writer else {
-            return self.write_now(&w);
+            return self.write_now(&w).map(|()| w);
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         writer
@@ -1074,9 +1090,10 @@ impl Store {
             .map_err(|_| StoreError::Poisoned)?
             .send((w, reply))
             .map_err(|_| StoreError::Group("the store's writer thread has stopped".into()))?;
-        answer
+        let (r, w) = answer
             .await
-            .map_err(|_| StoreError::Group("the store's writer thread has stopped".into()))?
+            .map_err(|_| StoreError::Group("the store's writer thread has stopped".into()))?;
+        r.map(|()| w)
     }
 
     /// Refuse an accepted job that can no longer run (at start-up: a consent was revoked or
