@@ -304,10 +304,11 @@ impl App {
     /// Check every person's consent (see the module docs). Returns the first refusal.
     fn check_consents(&self, v: &ValidHousehold, today: NaiveDate) -> Result<(), ApiError> {
         let needed: Vec<&str> = self.sources.kinds().iter().map(|k| k.name()).collect();
-        // The registering tokens' regions, looked up once per token (a household's consents
-        // are usually registered by one intake system).
-        let mut registrar_covers: HashMap<String, bool> = HashMap::new();
-        for (field, id, reference) in &v.persons {
+        // Every consent and its registering token (looked up once per token: a household's
+        // consents are usually registered by one intake system), in one read of the store.
+        let references: Vec<&str> = v.persons.iter().map(|(_, _, r)| r.as_str()).collect();
+        let found = self.store.consents_with_registrars(&references)?;
+        for ((field, id, reference), found) in v.persons.iter().zip(found) {
             let refuse = |code: &'static str, why: &str| {
                 Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -319,7 +320,7 @@ impl App {
             if reference.is_empty() {
                 return refuse("consent_missing", "no consent reference was given");
             }
-            let Some(c) = self.store.consent(reference)? else {
+            let Some((c, registrar)) = found else {
                 return refuse("consent_unknown", "the consent reference is not registered");
             };
             if c.revoked_at.is_some() {
@@ -330,18 +331,7 @@ impl App {
             }
             // A consent serves the region it was registered for: the registering token must
             // cover the household's region (county B cannot use county A's consents).
-            let covers = match registrar_covers.get(&c.registered_by) {
-                Some(covers) => *covers,
-                None => {
-                    let covers = self
-                        .store
-                        .token_by_id(&c.registered_by)?
-                        .is_some_and(|t| t.covers(&v.household.region_code));
-                    registrar_covers.insert(c.registered_by.clone(), covers);
-                    covers
-                }
-            };
-            if !covers {
+            if !registrar.is_some_and(|t| t.covers(&v.household.region_code)) {
                 return refuse(
                     "consent_region",
                     "the consent was registered for another region",

@@ -630,6 +630,55 @@ fn start_writer(
         .map(|_| tx)
 }
 
+/// The token matching `condition` (`?1` = `key`) on `conn`.
+fn token_where(conn: &Connection, condition: &str, key: &str) -> Result<Option<Token>, StoreError> {
+    let row: Option<(String, String, String, String)> = conn
+        .prepare_cached(&format!(
+            "SELECT id, roles, regions, label FROM tokens WHERE {condition}"
+        ))?
+        .query_row(params![key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    Ok(row.map(|(id, roles, regions, label)| Token {
+        id,
+        roles: roles.split(',').filter_map(Role::parse).collect(),
+        regions: regions
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        label,
+    }))
+}
+
+/// A consent by reference on `conn`.
+fn consent_on(conn: &Connection, reference: &str) -> Result<Option<Consent>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT ref, person_hash, person_masked, scope, purpose, valid_until, revoked_at,
+             registered_by FROM consents WHERE ref = ?1",
+        )?
+        .query_row(params![reference], |r| {
+            Ok(Consent {
+                reference: r.get(0)?,
+                person_hash: r.get(1)?,
+                person_masked: r.get(2)?,
+                scope: r
+                    .get::<_, String>(3)?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                purpose: r.get(4)?,
+                valid_until: r.get(5)?,
+                revoked_at: r.get(6)?,
+                registered_by: r.get(7)?,
+            })
+        })
+        .optional()?)
+}
+
 impl Store {
     /// Open (and create) the store at `path` in WAL mode. `secret` keys the person hashes
     /// of consents.
@@ -910,25 +959,7 @@ impl Store {
     }
 
     fn token_where(&self, condition: &str, key: &str) -> Result<Option<Token>, StoreError> {
-        let conn = self.reader()?;
-        let row: Option<(String, String, String, String)> = conn
-            .prepare_cached(&format!(
-                "SELECT id, roles, regions, label FROM tokens WHERE {condition}"
-            ))?
-            .query_row(params![key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?;
-        Ok(row.map(|(id, roles, regions, label)| Token {
-            id,
-            roles: roles.split(',').filter_map(Role::parse).collect(),
-            regions: regions
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-            label,
-        }))
+        token_where(&*self.reader()?, condition, key)
     }
 
     // ---- consents
@@ -969,30 +1000,40 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn consent(&self, reference: &str) -> Result<Option<Consent>, StoreError> {
+        consent_on(&*self.reader()?, reference)
+    }
+
+    /// The consents of `references` (in their order; `None`: not registered), each with the
+    /// token that registered it (`None`: no such token), read in one read transaction: one
+    /// snapshot and one look at the WAL for a whole household instead of one per lookup.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn consents_with_registrars(
+        &self,
+        references: &[&str],
+    ) -> Result<Vec<Option<(Consent, Option<Token>)>>, StoreError> {
         let conn = self.reader()?;
-        Ok(conn
-            .prepare_cached(
-                "SELECT ref, person_hash, person_masked, scope, purpose, valid_until, revoked_at,
-                 registered_by FROM consents WHERE ref = ?1",
-            )?
-            .query_row(params![reference], |r| {
-                Ok(Consent {
-                    reference: r.get(0)?,
-                    person_hash: r.get(1)?,
-                    person_masked: r.get(2)?,
-                    scope: r
-                        .get::<_, String>(3)?
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
-                    purpose: r.get(4)?,
-                    valid_until: r.get(5)?,
-                    revoked_at: r.get(6)?,
-                    registered_by: r.get(7)?,
-                })
-            })
-            .optional()?)
+        let tx = conn.unchecked_transaction()?;
+        let mut registrars: Vec<(String, Option<Token>)> = Vec::new();
+        let mut out = Vec::with_capacity(references.len());
+        for r in references {
+            let Some(c) = consent_on(&tx, r)? else {
+                out.push(None);
+                continue;
+            };
+            let t = match registrars.iter().find(|(id, _)| *id == c.registered_by) {
+                Some((_, t)) => t.clone(),
+                None => {
+                    let t = token_where(&tx, "id = ?1", &c.registered_by)?;
+                    registrars.push((c.registered_by.clone(), t.clone()));
+                    t
+                }
+            };
+            out.push(Some((c, t)));
+        }
+        tx.finish()?;
+        Ok(out)
     }
 
     /// Revoke a consent; false when there is no such (unrevoked) consent.
