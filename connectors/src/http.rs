@@ -168,6 +168,33 @@ pub enum HttpSetupError {
     Client(String),
 }
 
+/// A household's persons prepared once for all sources ([`HttpSources::persons`]):
+/// normalised, de-duplicated ID numbers and their cache keys. Its `Debug` shows only how
+/// many (never an ID number).
+#[derive(Clone)]
+pub struct Persons {
+    ids: Vec<String>,
+    keys: Vec<CacheKey>,
+}
+
+impl Persons {
+    /// How many distinct persons.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Persons {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Persons({})", self.ids.len())
+    }
+}
+
 /// One source's answer to one call, with how it came about.
 #[derive(Debug, Clone)]
 pub struct SourceAnswer {
@@ -408,10 +435,39 @@ impl HttpSources {
         &self.inner.order
     }
 
+    /// The persons of one household prepared for several sources: ID numbers trimmed,
+    /// upper-cased (`x` → `X`) and de-duplicated in the caller's order, each with its cache
+    /// key (one HMAC per person, not one per person and source). Pass it to
+    /// [`HttpSources::fetch_persons`] for each source.
+    pub fn persons(&self, id_numbers: &[String]) -> Persons {
+        // a household has at most a few dozen persons: a scan is cheaper than hashing
+        let mut ids: Vec<String> = Vec::with_capacity(id_numbers.len());
+        for s in id_numbers {
+            let t = s.trim();
+            let id = if t.bytes().any(|b| b.is_ascii_lowercase()) {
+                t.to_ascii_uppercase()
+            } else {
+                t.to_string()
+            };
+            if !id.is_empty() && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let keys = ids.iter().map(|id| self.inner.keyer.key(id)).collect();
+        Persons { ids, keys }
+    }
+
     /// The records of `kind` for these persons (normalised 18-character ID numbers).
     /// Never panics and never errs: a failure is [`SourceOutcome::Failed`] with an
     /// [`HttpFailure`] inside [`ConnectorError::Http`].
     pub async fn fetch(&self, kind: SourceKind, id_numbers: &[String]) -> SourceAnswer {
+        let persons = self.persons(id_numbers);
+        self.fetch_persons(kind, &persons).await
+    }
+
+    /// [`HttpSources::fetch`] for persons prepared once by [`HttpSources::persons`] (the
+    /// same household asked of every source).
+    pub async fn fetch_persons(&self, kind: SourceKind, persons: &Persons) -> SourceAnswer {
         let started = Instant::now();
         let mut answer = SourceAnswer {
             source: kind,
@@ -430,21 +486,7 @@ impl HttpSources {
             return answer;
         };
         bump(&src.counters.calls, 1);
-
-        // Normalise and de-duplicate, keeping the caller's order (a household has at most a
-        // few dozen persons: a scan is cheaper than hashing).
-        let mut wanted: Vec<String> = Vec::with_capacity(id_numbers.len());
-        for s in id_numbers {
-            let t = s.trim();
-            let id = if t.bytes().any(|b| b.is_ascii_lowercase()) {
-                t.to_ascii_uppercase()
-            } else {
-                t.to_string()
-            };
-            if !id.is_empty() && !wanted.contains(&id) {
-                wanted.push(id);
-            }
-        }
+        let wanted = &persons.ids;
         if wanted.is_empty() {
             answer.answered_at = Some(SystemTime::now());
             answer.elapsed = started.elapsed();
@@ -456,9 +498,8 @@ impl HttpSources {
         let mut keys: Vec<Option<CacheKey>> = vec![None; wanted.len()];
         // indices into `wanted` of the persons to ask
         let mut missing: Vec<usize> = Vec::new();
-        for (i, id) in wanted.iter().enumerate() {
+        for (i, &key) in persons.keys.iter().enumerate() {
             if let Some(cache) = &src.cache {
-                let key = self.inner.keyer.key(id);
                 if let Some(hit) = cache.get(&key).await {
                     have[i] = Some(hit);
                     continue;

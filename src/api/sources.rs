@@ -73,27 +73,9 @@ impl Sources {
     /// Ask one source about these normalised ID numbers.
     pub async fn fetch(&self, kind: SourceKind, ids: &[String]) -> SourceAnswer {
         let Some(http) = &self.http else {
-            return SourceAnswer::Failed {
-                code: "source_not_configured".into(),
-                message: format!("no connection to {} is configured", kind.name()),
-            };
+            return not_configured(kind);
         };
-        let a = http.fetch(kind, ids).await;
-        let age_s = a.age_s();
-        match a.outcome {
-            SourceOutcome::Records(records) => SourceAnswer::Answered { records, age_s },
-            SourceOutcome::NoRecords => SourceAnswer::Answered {
-                records: RecordSet {
-                    columns: kind.columns().iter().map(|c| c.name).collect(),
-                    records: Vec::new(),
-                },
-                age_s,
-            },
-            SourceOutcome::Failed(e) => SourceAnswer::Failed {
-                code: e.code().to_string(),
-                message: e.to_string(),
-            },
-        }
+        answer_of(kind, http.fetch(kind, ids).await)
     }
 
     /// Open the connections to the sources before the first verification (see
@@ -120,17 +102,47 @@ impl Sources {
         self: &Arc<Self>,
         ids: Arc<Vec<String>>,
     ) -> Vec<(SourceKind, SourceAnswer, f64)> {
-        let calls = self.kinds.iter().map(|&kind| {
-            let ids = ids.clone();
-            async move {
-                let t = Instant::now();
-                let a = self.fetch(kind, &ids).await;
-                (kind, a, t.elapsed().as_secs_f64())
-            }
+        // the persons normalised and keyed once for all sources
+        let persons = self.http.as_ref().map(|h| h.persons(&ids));
+        let persons = persons.as_ref();
+        let calls = self.kinds.iter().map(|&kind| async move {
+            let t = Instant::now();
+            let a = match (&self.http, persons) {
+                (Some(http), Some(p)) => answer_of(kind, http.fetch_persons(kind, p).await),
+                _ => not_configured(kind),
+            };
+            (kind, a, t.elapsed().as_secs_f64())
         });
         let mut out = join_all(calls.collect()).await;
         out.sort_by_key(|(k, _, _)| *k);
         out
+    }
+}
+
+/// The answer for a source that has no connection configured.
+fn not_configured(kind: SourceKind) -> SourceAnswer {
+    SourceAnswer::Failed {
+        code: "source_not_configured".into(),
+        message: format!("no connection to {} is configured", kind.name()),
+    }
+}
+
+/// The transport's answer as the engine's.
+fn answer_of(kind: SourceKind, a: hedui_connectors::http::SourceAnswer) -> SourceAnswer {
+    let age_s = a.age_s();
+    match a.outcome {
+        SourceOutcome::Records(records) => SourceAnswer::Answered { records, age_s },
+        SourceOutcome::NoRecords => SourceAnswer::Answered {
+            records: RecordSet {
+                columns: kind.columns().iter().map(|c| c.name).collect(),
+                records: Vec::new(),
+            },
+            age_s,
+        },
+        SourceOutcome::Failed(e) => SourceAnswer::Failed {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        },
     }
 }
 
