@@ -14,7 +14,8 @@
 //! supporter's consent must be registered, unrevoked, unexpired, of that person and cover
 //! every configured source, else the **whole request is refused** with 403 naming the
 //! first person's position (`members[1].consent_ref`) and nothing is queried for anyone →
-//! the job is stored (so a restart loses it not) → fan-out to every source at once →
+//! the job is stored (so a restart loses it not; a `?wait=` job only if its waiter answers
+//! `202`, else it is stored once, `done`, with its report) → fan-out to every source at once →
 //! [`crate::verify::link_answers`] + [`crate::verify::report_on_demand`] (the batch's
 //! engine) → sealed with the server's current [`RunSealer`] (see *Sealing* below) → stored
 //! and audited (one row per person and source) in one transaction → the waiter woken with
