@@ -80,7 +80,7 @@ pub use config::{BreakerConfig, HttpSourcesConfig, SourceEndpoint, TlsFiles};
 use crate::{ConnectorError, Record, RecordSet, SourceKind, SourceOutcome};
 use breaker::Breaker;
 use cache::{CacheKey, Keyer, PersonAnswer, SourceCache};
-use wire::{QueryRequest, QueryResponse};
+use wire::QueryRequest;
 
 /// Why an HTTP source gave no usable answer. [`HttpFailure::code`] is the stable reason
 /// code carried into the report (`unverified` with this reason) and the metrics.
@@ -166,6 +166,33 @@ pub enum HttpSetupError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(String),
+}
+
+/// A household's persons prepared once for all sources ([`HttpSources::persons`]):
+/// normalised, de-duplicated ID numbers and their cache keys. Its `Debug` shows only how
+/// many (never an ID number).
+#[derive(Clone)]
+pub struct Persons {
+    ids: Vec<String>,
+    keys: Vec<CacheKey>,
+}
+
+impl Persons {
+    /// How many distinct persons.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Persons {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Persons({})", self.ids.len())
+    }
 }
 
 /// One source's answer to one call, with how it came about.
@@ -408,10 +435,39 @@ impl HttpSources {
         &self.inner.order
     }
 
+    /// The persons of one household prepared for several sources: ID numbers trimmed,
+    /// upper-cased (`x` → `X`) and de-duplicated in the caller's order, each with its cache
+    /// key (one HMAC per person, not one per person and source). Pass it to
+    /// [`HttpSources::fetch_persons`] for each source.
+    pub fn persons(&self, id_numbers: &[String]) -> Persons {
+        // a household has at most a few dozen persons: a scan is cheaper than hashing
+        let mut ids: Vec<String> = Vec::with_capacity(id_numbers.len());
+        for s in id_numbers {
+            let t = s.trim();
+            let id = if t.bytes().any(|b| b.is_ascii_lowercase()) {
+                t.to_ascii_uppercase()
+            } else {
+                t.to_string()
+            };
+            if !id.is_empty() && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        let keys = ids.iter().map(|id| self.inner.keyer.key(id)).collect();
+        Persons { ids, keys }
+    }
+
     /// The records of `kind` for these persons (normalised 18-character ID numbers).
     /// Never panics and never errs: a failure is [`SourceOutcome::Failed`] with an
     /// [`HttpFailure`] inside [`ConnectorError::Http`].
     pub async fn fetch(&self, kind: SourceKind, id_numbers: &[String]) -> SourceAnswer {
+        let persons = self.persons(id_numbers);
+        self.fetch_persons(kind, &persons).await
+    }
+
+    /// [`HttpSources::fetch`] for persons prepared once by [`HttpSources::persons`] (the
+    /// same household asked of every source).
+    pub async fn fetch_persons(&self, kind: SourceKind, persons: &Persons) -> SourceAnswer {
         let started = Instant::now();
         let mut answer = SourceAnswer {
             source: kind,
@@ -430,45 +486,38 @@ impl HttpSources {
             return answer;
         };
         bump(&src.counters.calls, 1);
-
-        // Normalise and de-duplicate, keeping the caller's order.
-        let mut seen = HashSet::new();
-        let wanted: Vec<String> = id_numbers
-            .iter()
-            .map(|s| s.trim().to_ascii_uppercase())
-            .filter(|s| !s.is_empty() && seen.insert(s.clone()))
-            .collect();
+        let wanted = &persons.ids;
         if wanted.is_empty() {
             answer.answered_at = Some(SystemTime::now());
             answer.elapsed = started.elapsed();
             return answer;
         }
 
-        // The cache first, person by person.
-        let mut have: HashMap<String, Arc<PersonAnswer>> = HashMap::new();
-        let mut keys: HashMap<String, CacheKey> = HashMap::new();
-        let mut missing: Vec<String> = Vec::new();
-        for id in &wanted {
+        // The cache first, person by person: `have[i]` is the answer for `wanted[i]`.
+        let mut have: Vec<Option<Arc<PersonAnswer>>> = vec![None; wanted.len()];
+        let mut keys: Vec<Option<CacheKey>> = vec![None; wanted.len()];
+        // indices into `wanted` of the persons to ask
+        let mut missing: Vec<usize> = Vec::new();
+        for (i, &key) in persons.keys.iter().enumerate() {
             if let Some(cache) = &src.cache {
-                let key = self.inner.keyer.key(id);
                 if let Some(hit) = cache.get(&key).await {
-                    have.insert(id.clone(), hit);
+                    have[i] = Some(hit);
                     continue;
                 }
-                keys.insert(id.clone(), key);
+                keys[i] = Some(key);
             }
-            missing.push(id.clone());
+            missing.push(i);
         }
-        answer.persons_cached = have.len();
+        answer.persons_cached = wanted.len() - missing.len();
         answer.persons_fetched = missing.len();
-        bump(&src.counters.cache_hits, have.len() as u64);
+        bump(&src.counters.cache_hits, answer.persons_cached as u64);
         bump(&src.counters.cache_misses, missing.len() as u64);
 
         // The rest from the source, in batches sent concurrently.
         if !missing.is_empty() {
             let batches: Vec<Vec<String>> = missing
                 .chunks(src.ep.batch_size)
-                .map(<[String]>::to_vec)
+                .map(|c| c.iter().map(|&i| wanted[i].clone()).collect())
                 .collect();
             let results: Vec<BatchResult> = if batches.len() == 1 {
                 let batch = batches.into_iter().next().unwrap_or_default();
@@ -496,35 +545,19 @@ impl HttpSources {
             };
             let now = SystemTime::now();
             let mut first_failure = None;
-            let position: HashMap<&str, usize> = missing
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (id.as_str(), i))
-                .collect();
+            // the records by asked person (moved, not copied)
+            let mut by_person: Vec<Vec<Record>> = wanted.iter().map(|_| Vec::new()).collect();
             for (res, attempts) in results {
                 answer.attempts += attempts;
                 match res {
                     Ok((records, discarded)) => {
                         answer.discarded_records += discarded;
-                        // the records by asked person (moved, not copied)
-                        let mut by_person: Vec<Vec<Record>> =
-                            missing.iter().map(|_| Vec::new()).collect();
                         for r in records {
-                            if let Some(&i) = position.get(r.id_number.as_str()) {
+                            if let Some(i) = wanted.iter().position(|id| *id == r.id_number)
+                                && have[i].is_none()
+                            {
                                 by_person[i].push(r);
                             }
-                        }
-                        for (id, recs) in missing.iter().zip(by_person) {
-                            if recs.is_empty() || have.contains_key(id) {
-                                continue;
-                            }
-                            have.insert(
-                                id.clone(),
-                                Arc::new(PersonAnswer {
-                                    records: recs,
-                                    answered_at: now,
-                                }),
-                            );
                         }
                     }
                     Err(f) => {
@@ -532,6 +565,14 @@ impl HttpSources {
                             first_failure = Some(f);
                         }
                     }
+                }
+            }
+            for (i, recs) in by_person.into_iter().enumerate() {
+                if !recs.is_empty() {
+                    have[i] = Some(Arc::new(PersonAnswer {
+                        records: recs,
+                        answered_at: now,
+                    }));
                 }
             }
             if let Some(f) = first_failure {
@@ -543,33 +584,32 @@ impl HttpSources {
                 return answer;
             }
             // Persons asked that the source holds nothing for: an empty answer each.
-            for id in &missing {
-                have.entry(id.clone()).or_insert_with(|| {
-                    Arc::new(PersonAnswer {
+            for &i in &missing {
+                if have[i].is_none() {
+                    have[i] = Some(Arc::new(PersonAnswer {
                         records: Vec::new(),
                         answered_at: now,
-                    })
-                });
+                    }));
+                }
             }
             self.cache_batch_answers(src, &keys, &have).await;
         } else {
             answer.from_cache = true;
         }
 
-        let oldest = wanted
+        let oldest = have
             .iter()
-            .filter_map(|id| have.get(id).map(|a| a.answered_at))
+            .flatten()
+            .map(|a| a.answered_at)
             .min()
             .unwrap_or_else(SystemTime::now);
         answer.answered_at = Some(oldest);
         answer.age = SystemTime::now()
             .duration_since(oldest)
             .unwrap_or(Duration::ZERO);
-        let mut records = Vec::new();
-        for id in &wanted {
-            if let Some(a) = have.get(id) {
-                records.extend(a.records.iter().cloned());
-            }
+        let mut records = Vec::with_capacity(have.iter().flatten().map(|a| a.records.len()).sum());
+        for a in have.iter().flatten() {
+            records.extend(a.records.iter().cloned());
         }
         answer.outcome = if records.is_empty() {
             SourceOutcome::NoRecords
@@ -669,12 +709,12 @@ impl HttpSources {
     async fn cache_batch_answers(
         &self,
         src: &Source,
-        keys: &HashMap<String, CacheKey>,
-        have: &HashMap<String, Arc<PersonAnswer>>,
+        keys: &[Option<CacheKey>],
+        have: &[Option<Arc<PersonAnswer>>],
     ) {
         let Some(cache) = &src.cache else { return };
-        for (id, key) in keys {
-            if let Some(a) = have.get(id) {
+        for (key, a) in keys.iter().zip(have) {
+            if let (Some(key), Some(a)) = (key, a) {
                 cache.insert(*key, a.clone()).await;
             }
         }
@@ -995,29 +1035,36 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Check a 200 body against the query: shape, source, request id, §2 columns; records of
-/// persons not asked are dropped and counted.
+/// persons not asked are dropped and counted. The body is read straight into column order
+/// ([`answer::AnswerSeed`]): no map per record, no copy of a value that is not a column.
 fn check_answer(
     kind: SourceKind,
     request_id: &str,
     asked: &HashSet<&str>,
     body: &[u8],
 ) -> Result<(Vec<Record>, u64), HttpFailure> {
+    use serde::de::DeserializeSeed;
     let malformed = |detail: String| HttpFailure::Malformed { detail };
+    let columns = kind.columns();
     // serde_json's messages can quote a value (an ID number): keep only kind and position.
-    let resp: QueryResponse = serde_json::from_slice(body).map_err(|e| {
-        malformed(format!(
-            "{} at line {} column {} of {} bytes",
-            match e.classify() {
-                serde_json::error::Category::Eof => "body ends early",
-                serde_json::error::Category::Syntax => "not JSON",
-                serde_json::error::Category::Data => "not the answer shape",
-                serde_json::error::Category::Io => "unreadable",
-            },
-            e.line(),
-            e.column(),
-            body.len()
-        ))
-    })?;
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let resp = answer::AnswerSeed { columns }
+        .deserialize(&mut de)
+        .and_then(|r| de.end().map(|()| r))
+        .map_err(|e| {
+            malformed(format!(
+                "{} at line {} column {} of {} bytes",
+                match e.classify() {
+                    serde_json::error::Category::Eof => "body ends early",
+                    serde_json::error::Category::Syntax => "not JSON",
+                    serde_json::error::Category::Data => "not the answer shape",
+                    serde_json::error::Category::Io => "unreadable",
+                },
+                e.line(),
+                e.column(),
+                body.len()
+            ))
+        })?;
     if resp.source != kind.name() {
         return Err(malformed("the answer names another source".into()));
     }
@@ -1026,15 +1073,23 @@ fn check_answer(
     }
     let mut discarded = 0u64;
     let mut records = Vec::with_capacity(resp.records.len());
-    for (i, mut r) in resp.records.into_iter().enumerate() {
-        let id = r.id_number.trim().to_ascii_uppercase();
+    for (i, r) in resp.records.into_iter().enumerate() {
+        let id = if r
+            .id_number
+            .bytes()
+            .any(|b| b.is_ascii_lowercase() || b.is_ascii_whitespace())
+        {
+            r.id_number.trim().to_ascii_uppercase()
+        } else {
+            r.id_number
+        };
         if !asked.contains(id.as_str()) {
             discarded += 1;
             continue;
         }
-        let mut values = Vec::with_capacity(kind.columns().len());
-        for c in kind.columns() {
-            match r.values.remove(c.name) {
+        let mut values = Vec::with_capacity(columns.len());
+        for (c, v) in columns.iter().zip(r.values) {
+            match v {
                 Some(v) => values.push(v.filter(|v| !v.is_empty())),
                 None => {
                     return Err(malformed(format!(
@@ -1051,6 +1106,218 @@ fn check_answer(
         });
     }
     Ok((records, discarded))
+}
+
+/// The answer body ([`wire::QueryResponse`]) read for one source's columns: each record's
+/// `values` straight into column order, keys that are not a column (`name`) skipped.
+mod answer {
+    use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    use crate::schema::ColumnSpec;
+
+    /// What [`AnswerSeed`] reads.
+    pub(super) struct Answer {
+        pub source: String,
+        pub request_id: String,
+        pub records: Vec<AnswerRecord>,
+    }
+
+    /// One record: `values[i]` is column `i` (`None`: absent; `Some(None)`: `null`).
+    pub(super) struct AnswerRecord {
+        pub id_number: String,
+        pub row: u64,
+        pub values: Vec<Option<Option<String>>>,
+    }
+
+    pub(super) struct AnswerSeed {
+        pub columns: &'static [ColumnSpec],
+    }
+
+    impl<'de> DeserializeSeed<'de> for AnswerSeed {
+        type Value = Answer;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Answer, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for AnswerSeed {
+        type Value = Answer;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an answer object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Answer, A::Error> {
+            let (mut source, mut request_id, mut records) = (None, None, None);
+            while let Some(key) = map.next_key::<Key>()? {
+                match key.0.as_deref() {
+                    Some("source") => source = Some(map.next_value::<String>()?),
+                    Some("request_id") => request_id = Some(map.next_value::<String>()?),
+                    Some("records") => {
+                        records = Some(map.next_value_seed(Records {
+                            columns: self.columns,
+                        })?)
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(Answer {
+                source: source.ok_or_else(|| de::Error::missing_field("source"))?,
+                request_id: request_id.ok_or_else(|| de::Error::missing_field("request_id"))?,
+                records: records.ok_or_else(|| de::Error::missing_field("records"))?,
+            })
+        }
+    }
+
+    /// An object key: kept only when it is one of the few names the answer uses (no
+    /// allocation for the others).
+    struct Key(Option<&'static str>);
+
+    impl<'de> de::Deserialize<'de> for Key {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Key;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                    Ok(Key([
+                        "source",
+                        "request_id",
+                        "records",
+                        "id_number",
+                        "row",
+                        "values",
+                    ]
+                    .into_iter()
+                    .find(|k| *k == v)))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+
+    struct Records {
+        columns: &'static [ColumnSpec],
+    }
+
+    impl<'de> DeserializeSeed<'de> for Records {
+        type Value = Vec<AnswerRecord>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Records {
+        type Value = Vec<AnswerRecord>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(r) = seq.next_element_seed(RecordSeed {
+                columns: self.columns,
+            })? {
+                out.push(r);
+            }
+            Ok(out)
+        }
+    }
+
+    struct RecordSeed {
+        columns: &'static [ColumnSpec],
+    }
+
+    impl<'de> DeserializeSeed<'de> for RecordSeed {
+        type Value = AnswerRecord;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<AnswerRecord, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for RecordSeed {
+        type Value = AnswerRecord;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a record object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnswerRecord, A::Error> {
+            let (mut id_number, mut row, mut values) = (None, None, None);
+            while let Some(key) = map.next_key::<Key>()? {
+                match key.0 {
+                    Some("id_number") => id_number = Some(map.next_value::<String>()?),
+                    Some("row") => row = Some(map.next_value::<u64>()?),
+                    Some("values") => {
+                        values = Some(map.next_value_seed(Values {
+                            columns: self.columns,
+                        })?)
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(AnswerRecord {
+                id_number: id_number.ok_or_else(|| de::Error::missing_field("id_number"))?,
+                row: row.ok_or_else(|| de::Error::missing_field("row"))?,
+                values: values.ok_or_else(|| de::Error::missing_field("values"))?,
+            })
+        }
+    }
+
+    struct Values {
+        columns: &'static [ColumnSpec],
+    }
+
+    impl<'de> DeserializeSeed<'de> for Values {
+        type Value = Vec<Option<Option<String>>>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Values {
+        type Value = Vec<Option<Option<String>>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of column values")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<Option<Option<String>>> = vec![None; self.columns.len()];
+            while let Some(col) = map.next_key_seed(Column {
+                columns: self.columns,
+            })? {
+                match col {
+                    Some(i) => out[i] = Some(map.next_value::<Option<String>>()?),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    /// A `values` key: the index of its column, `None` for another name.
+    struct Column {
+        columns: &'static [ColumnSpec],
+    }
+
+    impl<'de> DeserializeSeed<'de> for Column {
+        type Value = Option<usize>;
+        fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+
+    impl Visitor<'_> for Column {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a column name")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+            Ok(self.columns.iter().position(|c| c.name == v))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@
 //! supporter's consent must be registered, unrevoked, unexpired, of that person and cover
 //! every configured source, else the **whole request is refused** with 403 naming the
 //! first person's position (`members[1].consent_ref`) and nothing is queried for anyone →
-//! the job is stored (so a restart loses it not) → fan-out to every source at once →
+//! the job is stored (so a restart loses it not; a `?wait=` job only if its waiter answers
+//! `202`, else it is stored once, `done`, with its report) → fan-out to every source at once →
 //! [`crate::verify::link_answers`] + [`crate::verify::report_on_demand`] (the batch's
 //! engine) → sealed with the server's current [`RunSealer`] (see *Sealing* below) → stored
 //! and audited (one row per person and source) in one transaction → the waiter woken with
@@ -56,7 +57,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::audit::{AuditEvent, Role, Store, StoreError, Token, Write, new_job_id, token_hash};
+use crate::audit::{
+    AuditEvent, NewJob, Role, Store, StoreError, Token, Write, new_job_id, token_hash,
+};
 use crate::domain::IdNumber;
 use crate::evidence::Frame;
 use crate::seal::RunSealer;
@@ -302,10 +305,11 @@ impl App {
     /// Check every person's consent (see the module docs). Returns the first refusal.
     fn check_consents(&self, v: &ValidHousehold, today: NaiveDate) -> Result<(), ApiError> {
         let needed: Vec<&str> = self.sources.kinds().iter().map(|k| k.name()).collect();
-        // The registering tokens' regions, looked up once per token (a household's consents
-        // are usually registered by one intake system).
-        let mut registrar_covers: HashMap<String, bool> = HashMap::new();
-        for (field, id, reference) in &v.persons {
+        // Every consent and its registering token (looked up once per token: a household's
+        // consents are usually registered by one intake system), in one read of the store.
+        let references: Vec<&str> = v.persons.iter().map(|(_, _, r)| r.as_str()).collect();
+        let found = self.store.consents_with_registrars(&references)?;
+        for ((field, id, reference), found) in v.persons.iter().zip(found) {
             let refuse = |code: &'static str, why: &str| {
                 Err(ApiError::new(
                     StatusCode::FORBIDDEN,
@@ -317,7 +321,7 @@ impl App {
             if reference.is_empty() {
                 return refuse("consent_missing", "no consent reference was given");
             }
-            let Some(c) = self.store.consent(reference)? else {
+            let Some((c, registrar)) = found else {
                 return refuse("consent_unknown", "the consent reference is not registered");
             };
             if c.revoked_at.is_some() {
@@ -328,18 +332,7 @@ impl App {
             }
             // A consent serves the region it was registered for: the registering token must
             // cover the household's region (county B cannot use county A's consents).
-            let covers = match registrar_covers.get(&c.registered_by) {
-                Some(covers) => *covers,
-                None => {
-                    let covers = self
-                        .store
-                        .token_by_id(&c.registered_by)?
-                        .is_some_and(|t| t.covers(&v.household.region_code));
-                    registrar_covers.insert(c.registered_by.clone(), covers);
-                    covers
-                }
-            };
-            if !covers {
+            if !registrar.is_some_and(|t| t.covers(&v.household.region_code)) {
                 return refuse(
                     "consent_region",
                     "the consent was registered for another region",
@@ -689,18 +682,37 @@ async fn post_verification(
         outcome: format!("persons:{}", v.persons.len()),
         ..AuditEvent::default()
     };
-    app.store
-        .write(Write::Job {
-            id: id.clone(),
+    let stored = Write::Job {
+        id: id.clone(),
+        token_id: token.id.clone(),
+        region_code: v.household.region_code.clone(),
+        request: text,
+        events: vec![accepted.clone()],
+        if_absent: wait.is_some(),
+    };
+    // Without `?wait=` the job is stored before it starts. With it, the job row and
+    // `verification_accepted` go into the report's own write when the report is handed out
+    // at once (one write per verification instead of two); a waiter that answers `202`
+    // stores the job first (below), so an accepted (`202`) job always survives a restart.
+    let stored = match wait {
+        None => {
+            app.store.write(stored).await?;
+            None
+        }
+        Some(_) => Some(stored),
+    };
+    let delivery = wait.map(|_| Delivery {
+        claim: Arc::new(AtomicU8::new(claim::OPEN)),
+        new_job: NewJob {
             token_id: token.id.clone(),
             region_code: v.household.region_code.clone(),
-            request: text,
-            events: vec![accepted],
-        })
-        .await?;
-    let delivery = wait.map(|_| Arc::new(AtomicU8::new(claim::OPEN)));
-    let rx = start_job(&app, id.clone(), v, token.id.clone(), delivery.clone());
-    if let (Some(secs), Some(delivery)) = (wait, delivery) {
+            created_at: crate::audit::now_utc(),
+        },
+        accepted,
+    });
+    let claim_of = delivery.as_ref().map(|d| d.claim.clone());
+    let rx = start_job(&app, id.clone(), v, token.id.clone(), delivery);
+    if let (Some(secs), Some(delivery)) = (wait, claim_of) {
         let mut rx = rx;
         // The watch guard is dropped at once (it must not live across an await).
         let finished =
@@ -746,6 +758,11 @@ async fn post_verification(
             );
             return Ok(resp);
         }
+    }
+    // Not handed out at once: the job (queued, with its request) is stored before the `202`
+    // unless it is stored already (its report may have been committed meanwhile).
+    if let Some(w) = stored {
+        app.store.write(w).await?;
     }
     Ok((
         StatusCode::ACCEPTED,
@@ -865,18 +882,27 @@ async fn get_verification(
     fetch_report(&app, &token, &id, StatusCode::OK)
 }
 
+/// A `?wait=` job's link to its waiter: the [`claim`], and the job row and its
+/// `verification_accepted` row, not stored yet. The job inserts them with its report when it
+/// claims delivery; otherwise its waiter stores them before answering `202`.
+struct Delivery {
+    claim: Arc<AtomicU8>,
+    new_job: NewJob,
+    accepted: AuditEvent,
+}
+
 /// Start (or resume) a job in the background; the receiver turns `true` when it is done.
 fn start_job(
     app: &Arc<App>,
     id: String,
     v: ValidHousehold,
     actor: String,
-    delivery: Option<Arc<AtomicU8>>,
+    delivery: Option<Delivery>,
 ) -> watch::Receiver<Option<Arc<Finished>>> {
     let (tx, rx) = watch::channel(None);
     let app = app.clone();
     tokio::spawn(async move {
-        match run_job_timed(&app, &id, &v, &actor, delivery.as_deref()).await {
+        match run_job_timed(&app, &id, &v, &actor, delivery).await {
             // A waiter gone (timed out, disconnected) is fine: the report is stored.
             Ok(done) => drop(tx.send(Some(Arc::new(done)))),
             // The sender is dropped unsent: a waiter answers 202 and the job is resumed.
@@ -905,23 +931,26 @@ pub async fn run_job(
 }
 
 /// [`run_job`], also saying how long the slowest source took; with `delivery` (a `?wait=`
-/// waiter, see [`claim`]) the `report_fetched` row goes into the report's transaction.
+/// waiter, see [`Delivery`]) the job row, `verification_accepted` and `report_fetched` go
+/// into the report's transaction when the job claims delivery.
 async fn run_job_timed(
     app: &Arc<App>,
     id: &str,
     v: &ValidHousehold,
     actor: &str,
-    delivery: Option<&AtomicU8>,
+    delivery: Option<Delivery>,
 ) -> Result<Finished, String> {
     let t = Instant::now();
     let as_of = app.as_of();
     let ids: Arc<Vec<String>> = Arc::new(v.persons.iter().map(|(_, id, _)| id.expose()).collect());
-    let answers = app.sources.fan_out(ids).await;
+    let answers = app.sources.fan_out(ids.clone()).await;
     let policy = &app.settings.policy;
     let frame = Frame::new(as_of, policy);
     // Audit: one row per person and source, with what the source said about that person.
-    let mut events = Vec::with_capacity(answers.len() * v.persons.len());
+    // (+3: verification_accepted, report_built, report_fetched)
+    let mut events = Vec::with_capacity(answers.len() * v.persons.len() + 3);
     let mut per_source: Vec<(SourceKind, SourceAnswer)> = Vec::with_capacity(answers.len());
+    let masked: Vec<String> = v.persons.iter().map(|(_, idn, _)| idn.masked()).collect();
     let source_wait_s = answers.iter().map(|(_, _, s)| *s).fold(0.0, f64::max);
     for (kind, answer, secs) in answers {
         let outcome_code = match &answer {
@@ -930,20 +959,22 @@ async fn run_job_timed(
             SourceAnswer::Failed { code, .. } => format!("failed:{code}"),
         };
         app.metrics.source(kind.name(), &outcome_code, secs);
-        let mut counts: HashMap<u64, usize> = HashMap::new();
+        // records per person: the connector returns each record under the normalised number
+        // it was asked for, which is `ids[i]` (a household has a few persons: a scan)
+        let mut counts = vec![0usize; ids.len()];
         if let SourceAnswer::Answered { records, .. } = &answer {
             for r in &records.records {
-                if let Ok((idn, _)) = IdNumber::parse(&r.id_number, as_of) {
-                    *counts.entry(idn.key()).or_default() += 1;
+                if let Some(i) = ids.iter().position(|p| *p == r.id_number) {
+                    counts[i] += 1;
                 }
             }
         }
-        for (_, idn, cref) in &v.persons {
+        for (((_, _, cref), masked), n) in v.persons.iter().zip(&masked).zip(counts) {
             let outcome = match &answer {
                 SourceAnswer::Failed { code, .. } => format!("failed:{code}"),
-                SourceAnswer::Answered { age_s, .. } => match counts.get(&idn.key()) {
-                    Some(n) => format!("records:{n}{}", if *age_s > 0 { " (cached)" } else { "" }),
-                    None => format!("no_records{}", if *age_s > 0 { " (cached)" } else { "" }),
+                SourceAnswer::Answered { age_s, .. } => match n {
+                    0 => format!("no_records{}", if *age_s > 0 { " (cached)" } else { "" }),
+                    n => format!("records:{n}{}", if *age_s > 0 { " (cached)" } else { "" }),
                 },
             };
             events.push(AuditEvent {
@@ -952,7 +983,7 @@ async fn run_job_timed(
                 job_id: id.to_string(),
                 purpose: v.purpose.clone(),
                 consent_ref: cref.clone(),
-                person: idn.masked(),
+                person: masked.clone(),
                 source: kind.name().into(),
                 outcome,
             });
@@ -963,13 +994,23 @@ async fn run_job_timed(
     let linked = crate::verify::link_answers(&persons, per_source, &frame, policy);
     let report = crate::verify::report_on_demand(v, &linked, policy, id, as_of);
     let run = app.sealer()?;
-    // Reports run to tens of kB: one allocation instead of a dozen doublings.
-    let mut text = Vec::with_capacity(64 * 1024);
-    serde_json::to_writer(&mut text, &report).map_err(|e| e.to_string())?;
-    let sealed = run
-        .sealer
-        .seal(&report.report_id, &text)
-        .map_err(|e| e.to_string())?;
+    // Reports run to tens of kB: written into a buffer kept by the worker thread (no await
+    // while it is borrowed) instead of a fresh allocation of that size per report.
+    thread_local! {
+        static REPORT_TEXT: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let sealed = REPORT_TEXT.with_borrow_mut(|text| {
+        text.clear();
+        serde_json::to_writer(&mut *text, &report).map_err(|e| e.to_string())?;
+        let sealed = run
+            .sealer
+            .seal(&report.report_id, text)
+            .map_err(|e| e.to_string());
+        if text.capacity() > 1 << 20 {
+            *text = Vec::new(); // an outsized report does not pin its memory
+        }
+        sealed
+    })?;
     let sealed = serde_json::to_string(&sealed).map_err(|e| e.to_string())?;
     let det = report.determination.as_str();
     events.push(AuditEvent {
@@ -988,15 +1029,24 @@ async fn run_job_timed(
         ),
         ..AuditEvent::default()
     });
-    let fetched_audited = delivery.is_some_and(|c| {
-        c.compare_exchange(
-            claim::OPEN,
-            claim::DELIVER,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        )
-        .is_ok()
+    let fetched_audited = delivery.as_ref().is_some_and(|d| {
+        d.claim
+            .compare_exchange(
+                claim::OPEN,
+                claim::DELIVER,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
     });
+    let mut insert = None;
+    if let Some(d) = delivery {
+        insert = Some(d.new_job);
+        if fetched_audited {
+            // the job was not stored: its acceptance is logged with it
+            events.insert(0, d.accepted);
+        }
+    }
     if fetched_audited {
         events.push(AuditEvent {
             actor: actor.to_string(),
@@ -1006,17 +1056,23 @@ async fn run_job_timed(
             ..AuditEvent::default()
         });
     }
-    // Committed by the store's writer thread together with the other jobs' writes.
+    // Committed by the store's writer thread together with the other jobs' writes; the
+    // sealed report comes back with the write (no copy of it is kept meanwhile).
     let det = det.to_string();
-    app.store
-        .write(Write::Finish {
+    let done = app
+        .store
+        .write_returning(Write::Finish {
             id: id.to_string(),
-            sealed: sealed.clone(),
+            sealed,
             determination: det.clone(),
             events,
+            insert,
         })
         .await
         .map_err(|e| e.to_string())?;
+    let Write::Finish { sealed, .. } = done else {
+        return Err("the store handed back another write".into());
+    };
     app.metrics.verification(&det, t.elapsed().as_secs_f64());
     Ok(Finished {
         sealed,

@@ -13,7 +13,10 @@
 //!
 //! Jobs: a job is stored with its request before the client is answered `202`, and the
 //! request is wiped when the job is done; a job still `queued` at start-up is resumed
-//! ([`Store::unfinished_jobs`]). Raw ID numbers never reach the audit log or the tokens and
+//! ([`Store::unfinished_jobs`]). A `?wait=` job whose report is handed out at once is stored
+//! only with its report, as `done`, in one write ([`Write::Finish`] with `insert`): the
+//! client never held its id, so there is nothing to resume; if its waiter answers `202`
+//! instead, it stores the job first. Raw ID numbers never reach the audit log or the tokens and
 //! consents tables: consents keep a keyed hash of the person (HMAC-SHA256 with the
 //! service's secret) and the masked form.
 
@@ -56,6 +59,10 @@ pub enum Write {
         request: String,
         /// Audit rows appended with it.
         events: Vec<AuditEvent>,
+        /// Whether the job may already be stored by its own [`Write::Finish`] with `insert`
+        /// (a `?wait=` job whose waiter gave up and stores it before answering `202`): then
+        /// an existing row is left as it is (`done` stays `done`) instead of failing.
+        if_absent: bool,
     },
     /// [`Store::finish_job`].
     Finish {
@@ -67,12 +74,34 @@ pub enum Write {
         determination: String,
         /// Audit rows appended with it.
         events: Vec<AuditEvent>,
+        /// A job never stored as `queued` (a `?wait=` job answered at once, see
+        /// [`NewJob`]): the row is inserted as `done` (or, if its waiter stored it as `queued`
+        /// meanwhile, updated), so the report and the job row are one write.
+        insert: Option<NewJob>,
     },
     /// [`Store::audit`].
     Audit(Vec<AuditEvent>),
 }
 
-type Queued = (Write, tokio::sync::oneshot::Sender<Result<(), StoreError>>);
+/// The columns of a job row that [`Write::Finish`] inserts when the job was not stored
+/// before it ran.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    /// Submitting token.
+    pub token_id: String,
+    /// Household region.
+    pub region_code: String,
+    /// When it was accepted (UTC, RFC 3339).
+    pub created_at: String,
+}
+
+/// A queued write and where its result goes, with the write itself: it is dropped by the
+/// caller's thread, not the writer's (each job's write holds hundreds of small strings, and
+/// memory freed by another thread than the one that allocated it costs the allocator more).
+type Queued = (
+    Write,
+    tokio::sync::oneshot::Sender<(Result<(), StoreError>, Write)>,
+);
 
 /// Most writes committed in one transaction by the writer thread.
 const GROUP_MAX: usize = 256;
@@ -285,9 +314,16 @@ pub fn token_hash(secret: &str) -> String {
 
 fn row_content(seq: i64, at: &str, e: &AuditEvent) -> Vec<u8> {
     let mut out = Vec::new();
-    let seq_s = seq.to_string();
+    row_content_into(&mut out, seq, at, e);
+    out
+}
+
+/// [`row_content`] into a buffer the caller reuses (cleared first).
+fn row_content_into(out: &mut Vec<u8>, seq: i64, at: &str, e: &AuditEvent) {
+    out.clear();
+    let n = seq.to_string();
     for f in [
-        seq_s.as_str(),
+        n.as_str(),
         at,
         &e.actor,
         &e.action,
@@ -301,35 +337,57 @@ fn row_content(seq: i64, at: &str, e: &AuditEvent) -> Vec<u8> {
         out.extend_from_slice(&(f.len() as u64).to_be_bytes());
         out.extend_from_slice(f.as_bytes());
     }
-    out
 }
 
 fn chain_hash(prev: &str, content: &[u8]) -> String {
     let mut ctx = digest::Context::new(&digest::SHA256);
     ctx.update(prev.as_bytes());
     ctx.update(content);
-    hex::encode(ctx.finish())
+    // lower-case hex, as `hex::encode` writes it (without its per-character iterator)
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let d = ctx.finish();
+    let mut out = String::with_capacity(64);
+    for &b in d.as_ref() {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
+/// The chain's last row (`seq`, `hash`) as a group's transaction has it, so that the writes
+/// of one group read it once, not once each. `None`: read it from the table (at the start
+/// of a transaction, and after a write of the group was rolled back).
+type Head = Option<(i64, String)>;
+
 /// Append `events` to the chain inside the caller's transaction (one statement, prepared
-/// once per connection; the chain head is read once per call).
-fn append_events(tx: &Connection, events: &[AuditEvent]) -> Result<(), StoreError> {
+/// once per connection; the chain head is read from `head`, or from the table when unknown,
+/// and left there for the next write of the same transaction).
+fn append_events(
+    tx: &Connection,
+    events: &[AuditEvent],
+    head: &mut Head,
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
-    let (mut seq, mut prev): (i64, String) = tx
-        .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .unwrap_or((0, ZERO.to_string()));
+    let (mut seq, mut prev): (i64, String) = match head.take() {
+        Some(h) => h,
+        None => tx
+            .prepare_cached("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?
+            .unwrap_or((0, ZERO.to_string())),
+    };
     let mut st = tx.prepare_cached(
         "INSERT INTO audit (seq, at, actor, action, job_id, purpose, consent_ref, person,
          source, outcome, prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
     )?;
     let at = now_utc();
+    let mut content = Vec::with_capacity(512);
     for e in events {
         seq += 1;
-        let h = chain_hash(&prev, &row_content(seq, &at, e));
+        row_content_into(&mut content, seq, &at, e);
+        let h = chain_hash(&prev, &content);
         st.execute(params![
             seq,
             at,
@@ -346,11 +404,12 @@ fn append_events(tx: &Connection, events: &[AuditEvent]) -> Result<(), StoreErro
         ])?;
         prev = h;
     }
+    *head = Some((seq, prev));
     Ok(())
 }
 
 /// Apply one write inside the caller's transaction.
-fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
+fn apply(tx: &Connection, w: &Write, head: &mut Head) -> Result<(), StoreError> {
     match w {
         Write::Job {
             id,
@@ -358,29 +417,62 @@ fn apply(tx: &Connection, w: &Write) -> Result<(), StoreError> {
             region_code,
             request,
             events,
+            if_absent,
         } => {
-            tx.prepare_cached(
+            // A duplicate id fails (a constraint error), unless the job may be stored already.
+            let sql = if *if_absent {
                 "INSERT INTO jobs (id, token_id, region_code, status, request, created_at)
-                 VALUES (?1,?2,?3,'queued',?4,?5)",
-            )?
-            .execute(params![id, token_id, region_code, request, now_utc()])?;
-            append_events(tx, events)
+                 VALUES (?1,?2,?3,'queued',?4,?5) ON CONFLICT(id) DO NOTHING"
+            } else {
+                "INSERT INTO jobs (id, token_id, region_code, status, request, created_at)
+                 VALUES (?1,?2,?3,'queued',?4,?5)"
+            };
+            tx.prepare_cached(sql)?.execute(params![
+                id,
+                token_id,
+                region_code,
+                request,
+                now_utc()
+            ])?;
+            append_events(tx, events, head)
         }
         Write::Finish {
             id,
             sealed,
             determination,
             events,
+            insert,
         } => {
-            append_events(tx, events)?;
-            tx.prepare_cached(
-                "UPDATE jobs SET status = 'done', sealed = ?2, determination = ?3, request = NULL,
-                 finished_at = ?4 WHERE id = ?1",
-            )?
-            .execute(params![id, sealed, determination, now_utc()])?;
+            append_events(tx, events, head)?;
+            match insert {
+                None => tx
+                    .prepare_cached(
+                        "UPDATE jobs SET status = 'done', sealed = ?2, determination = ?3,
+                         request = NULL, finished_at = ?4 WHERE id = ?1",
+                    )?
+                    .execute(params![id, sealed, determination, now_utc()])?,
+                Some(j) => tx
+                    .prepare_cached(
+                        "INSERT INTO jobs (id, token_id, region_code, status, sealed,
+                         determination, created_at, finished_at)
+                         VALUES (?1,?5,?6,'done',?2,?3,?7,?4)
+                         ON CONFLICT(id) DO UPDATE SET status = 'done', sealed = excluded.sealed,
+                         determination = excluded.determination, request = NULL,
+                         finished_at = excluded.finished_at",
+                    )?
+                    .execute(params![
+                        id,
+                        sealed,
+                        determination,
+                        now_utc(),
+                        j.token_id,
+                        j.region_code,
+                        j.created_at
+                    ])?,
+            };
             Ok(())
         }
-        Write::Audit(events) => append_events(tx, events),
+        Write::Audit(events) => append_events(tx, events, head),
     }
 }
 
@@ -398,13 +490,18 @@ fn apply_group(conn: &mut Connection, group: &[&Write]) -> Vec<Result<(), StoreE
         Err(e) => return all_failed(&e),
     };
     let mut results = Vec::with_capacity(group.len());
+    let mut head: Head = None;
     for w in group {
         let r = (|| -> Result<(), StoreError> {
             let sp = tx.savepoint()?;
-            apply(&sp, w)?;
+            apply(&sp, w, &mut head)?;
             sp.commit()?;
             Ok(())
         })();
+        if r.is_err() {
+            // rolled back: the head it left may be gone
+            head = None;
+        }
         results.push(r);
     }
     match tx.commit() {
@@ -522,14 +619,64 @@ fn start_writer(
                     }
                     Err(_) => writes.iter().map(|_| Err(StoreError::Poisoned)).collect(),
                 };
-                for ((_, reply), r) in batch.into_iter().zip(results) {
+                drop(writes);
+                for ((w, reply), r) in batch.into_iter().zip(results) {
                     // A caller gone (its request was dropped) needs no answer.
-                    let _ = reply.send(r);
+                    let _ = reply.send((r, w));
                 }
             }
         })
         .ok()
         .map(|_| tx)
+}
+
+/// The token matching `condition` (`?1` = `key`) on `conn`.
+fn token_where(conn: &Connection, condition: &str, key: &str) -> Result<Option<Token>, StoreError> {
+    let row: Option<(String, String, String, String)> = conn
+        .prepare_cached(&format!(
+            "SELECT id, roles, regions, label FROM tokens WHERE {condition}"
+        ))?
+        .query_row(params![key], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    Ok(row.map(|(id, roles, regions, label)| Token {
+        id,
+        roles: roles.split(',').filter_map(Role::parse).collect(),
+        regions: regions
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        label,
+    }))
+}
+
+/// A consent by reference on `conn`.
+fn consent_on(conn: &Connection, reference: &str) -> Result<Option<Consent>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT ref, person_hash, person_masked, scope, purpose, valid_until, revoked_at,
+             registered_by FROM consents WHERE ref = ?1",
+        )?
+        .query_row(params![reference], |r| {
+            Ok(Consent {
+                reference: r.get(0)?,
+                person_hash: r.get(1)?,
+                person_masked: r.get(2)?,
+                scope: r
+                    .get::<_, String>(3)?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect(),
+                purpose: r.get(4)?,
+                valid_until: r.get(5)?,
+                revoked_at: r.get(6)?,
+                registered_by: r.get(7)?,
+            })
+        })
+        .optional()?)
 }
 
 impl Store {
@@ -624,7 +771,7 @@ impl Store {
         }
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        append_events(&tx, events)?;
+        append_events(&tx, events, &mut None)?;
         tx.commit()?;
         write_head(&conn, &self.head_path);
         Ok(())
@@ -812,25 +959,7 @@ impl Store {
     }
 
     fn token_where(&self, condition: &str, key: &str) -> Result<Option<Token>, StoreError> {
-        let conn = self.reader()?;
-        let row: Option<(String, String, String, String)> = conn
-            .prepare_cached(&format!(
-                "SELECT id, roles, regions, label FROM tokens WHERE {condition}"
-            ))?
-            .query_row(params![key], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?;
-        Ok(row.map(|(id, roles, regions, label)| Token {
-            id,
-            roles: roles.split(',').filter_map(Role::parse).collect(),
-            regions: regions
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
-            label,
-        }))
+        token_where(&*self.reader()?, condition, key)
     }
 
     // ---- consents
@@ -871,30 +1000,40 @@ impl Store {
     /// # Errors
     /// [`StoreError`].
     pub fn consent(&self, reference: &str) -> Result<Option<Consent>, StoreError> {
+        consent_on(&*self.reader()?, reference)
+    }
+
+    /// The consents of `references` (in their order; `None`: not registered), each with the
+    /// token that registered it (`None`: no such token), read in one read transaction: one
+    /// snapshot and one look at the WAL for a whole household instead of one per lookup.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn consents_with_registrars(
+        &self,
+        references: &[&str],
+    ) -> Result<Vec<Option<(Consent, Option<Token>)>>, StoreError> {
         let conn = self.reader()?;
-        Ok(conn
-            .prepare_cached(
-                "SELECT ref, person_hash, person_masked, scope, purpose, valid_until, revoked_at,
-                 registered_by FROM consents WHERE ref = ?1",
-            )?
-            .query_row(params![reference], |r| {
-                Ok(Consent {
-                    reference: r.get(0)?,
-                    person_hash: r.get(1)?,
-                    person_masked: r.get(2)?,
-                    scope: r
-                        .get::<_, String>(3)?
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
-                    purpose: r.get(4)?,
-                    valid_until: r.get(5)?,
-                    revoked_at: r.get(6)?,
-                    registered_by: r.get(7)?,
-                })
-            })
-            .optional()?)
+        let tx = conn.unchecked_transaction()?;
+        let mut registrars: Vec<(String, Option<Token>)> = Vec::new();
+        let mut out = Vec::with_capacity(references.len());
+        for r in references {
+            let Some(c) = consent_on(&tx, r)? else {
+                out.push(None);
+                continue;
+            };
+            let t = match registrars.iter().find(|(id, _)| *id == c.registered_by) {
+                Some((_, t)) => t.clone(),
+                None => {
+                    let t = token_where(&tx, "id = ?1", &c.registered_by)?;
+                    registrars.push((c.registered_by.clone(), t.clone()));
+                    t
+                }
+            };
+            out.push(Some((c, t)));
+        }
+        tx.finish()?;
+        Ok(out)
     }
 
     /// Revoke a consent; false when there is no such (unrevoked) consent.
@@ -930,6 +1069,7 @@ impl Store {
             region_code: region_code.into(),
             request: request.into(),
             events: events.to_vec(),
+            if_absent: false,
         })
     }
 
@@ -952,13 +1092,14 @@ impl Store {
             sealed: sealed.into(),
             determination: determination.into(),
             events: events.to_vec(),
+            insert: None,
         })
     }
 
     fn write_now(&self, w: &Write) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
-        apply(&tx, w)?;
+        apply(&tx, w, &mut None)?;
         tx.commit()?;
         write_head(&conn, &self.head_path);
         Ok(())
@@ -972,8 +1113,17 @@ impl Store {
     /// [`StoreError`] for this write (its savepoint was rolled back; the others stand), or
     /// [`StoreError::Group`] when the group's commit failed (nothing of it was stored).
     pub async fn write(&self, w: Write) -> Result<(), StoreError> {
+        self.write_returning(w).await.map(drop)
+    }
+
+    /// [`Store::write`], handing the committed write back (its parts can be used again, and
+    /// its memory is freed on the caller's thread).
+    ///
+    /// # Errors
+    /// As [`Store::write`].
+    pub async fn write_returning(&self, w: Write) -> Result<Write, StoreError> {
         let Some(writer) = &self.writer else {
-            return self.write_now(&w);
+            return self.write_now(&w).map(|()| w);
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         writer
@@ -981,9 +1131,10 @@ impl Store {
             .map_err(|_| StoreError::Poisoned)?
             .send((w, reply))
             .map_err(|_| StoreError::Group("the store's writer thread has stopped".into()))?;
-        answer
+        let (r, w) = answer
             .await
-            .map_err(|_| StoreError::Group("the store's writer thread has stopped".into()))?
+            .map_err(|_| StoreError::Group("the store's writer thread has stopped".into()))?;
+        r.map(|()| w)
     }
 
     /// Refuse an accepted job that can no longer run (at start-up: a consent was revoked or
@@ -1122,7 +1273,7 @@ mod tests {
         {
             let mut c = s.conn().unwrap();
             let tx = c.transaction().unwrap();
-            append_events(&tx, &[ev(40), ev(50)]).unwrap();
+            append_events(&tx, &[ev(40), ev(50)], &mut None).unwrap();
             tx.commit().unwrap();
         }
         let bad = s.verify_chain().unwrap().first_bad.unwrap();
@@ -1152,6 +1303,7 @@ mod tests {
             region_code: "620503".into(),
             request: "{}".into(),
             events: vec![ev(i), ev(i + 1000)],
+            if_absent: false,
         }
     }
 
@@ -1186,6 +1338,7 @@ mod tests {
                     sealed: format!("{{\"n\":{i}}}"),
                     determination: "eligible".into(),
                     events: vec![ev(i + 2000)],
+                    insert: None,
                 })
                 .await
             });
@@ -1204,6 +1357,84 @@ mod tests {
             ("done", Some("{\"n\":42}"))
         );
         assert!(j.request.is_none());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_finished_before_it_was_stored_is_inserted_done_in_either_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
+        let new_job = || NewJob {
+            token_id: "tok_1".into(),
+            region_code: "620503".into(),
+            created_at: "2026-11-30T12:00:00.000Z".into(),
+        };
+        let finish = |i: usize| Write::Finish {
+            id: format!("v_{i:024x}"),
+            sealed: format!("{{\"n\":{i}}}"),
+            determination: "eligible".into(),
+            events: vec![ev(i + 2000)],
+            insert: Some(new_job()),
+        };
+        let late = |i: usize| match job(i) {
+            Write::Job {
+                id,
+                token_id,
+                region_code,
+                request,
+                events,
+                ..
+            } => Write::Job {
+                id,
+                token_id,
+                region_code,
+                request,
+                events,
+                if_absent: true,
+            },
+            other => other,
+        };
+        // answered at once: one write, the row inserted as done
+        s.write(finish(1)).await.unwrap();
+        // the waiter gave up; its job row committed after the report: the report stays
+        s.write(finish(2)).await.unwrap();
+        s.write(late(2)).await.unwrap();
+        // ... or before it: the report replaces the queued row and wipes the request
+        s.write(late(3)).await.unwrap();
+        assert_eq!(
+            s.job(&format!("v_{:024x}", 3)).unwrap().unwrap().status,
+            "queued"
+        );
+        s.write(finish(3)).await.unwrap();
+        for i in 1..=3 {
+            let j = s.job(&format!("v_{i:024x}")).unwrap().unwrap();
+            assert_eq!(
+                (
+                    j.status.as_str(),
+                    j.sealed.clone(),
+                    j.token_id.as_str(),
+                    j.region_code.as_str()
+                ),
+                ("done", Some(format!("{{\"n\":{i}}}")), "tok_1", "620503")
+            );
+            assert!(j.request.is_none());
+        }
+        // a plain insert of an existing id still fails
+        assert!(matches!(s.write(job(1)).await, Err(StoreError::Sql(_))));
+        let check = s.verify_chain().unwrap();
+        assert_eq!((check.rows, check.first_bad), (3 + 2 * 2, None));
+    }
+
+    #[test]
+    fn the_chain_hash_is_lower_case_hex_of_sha256_of_prev_and_content() {
+        // stores written before keep verifying: the same text as `hex::encode` gave
+        let content = row_content(7, "2026-11-30T12:00:00.000Z", &ev(3));
+        let mut both = ZERO.as_bytes().to_vec();
+        both.extend_from_slice(&content);
+        let want = hex::encode(digest::digest(&digest::SHA256, &both));
+        assert_eq!(chain_hash(ZERO, &content), want);
+        let mut reused = b"left over from a longer row".repeat(20);
+        row_content_into(&mut reused, 7, "2026-11-30T12:00:00.000Z", &ev(3));
+        assert_eq!(reused, content);
     }
 
     #[test]

@@ -698,11 +698,18 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     assert_eq!(st, 403, "{text}");
     assert!(text.contains("region_forbidden"));
 
-    // --- kill the server while the job runs (sources take 1.5 s); restart; it finishes
-    let (st, _) = api
-        .get(&format!("/v1/verifications/{job}"), &intake_a)
+    // a `?wait=` that runs out first answers 202 too: that job is stored as well
+    let (st, v) = api
+        .post("/v1/verifications?wait=0.2", &intake_a, &body)
         .await;
-    assert_eq!(st, 202, "still running");
+    assert_eq!((st, v["status"].as_str()), (202, Some("queued")), "{v}");
+    let waited = v["id"].as_str().unwrap().to_string();
+
+    // --- kill the server while the jobs run (sources take 1.5 s); restart; they finish
+    for j in [&job, &waited] {
+        let (st, _) = api.get(&format!("/v1/verifications/{j}"), &intake_a).await;
+        assert_eq!(st, 202, "still running");
+    }
     let pid = serve.0.id();
     let _ = std::process::Command::new("kill")
         .args(["-KILL", &pid.to_string()])
@@ -728,6 +735,24 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     let r = w.open(&report["sealed_report"]);
     assert_eq!(r["household_id"], two.0["household_id"]);
     assert_eq!(r["run_id"], json!(job));
+    let waited_report = loop {
+        let (st, text) = api2
+            .get(&format!("/v1/verifications/{waited}"), &intake_a)
+            .await;
+        if st == 200 {
+            break serde_json::from_str::<Value>(&text).unwrap();
+        }
+        assert_eq!(st, 202, "{text}");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the resumed ?wait= job finishes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let r2 = w.open(&waited_report["sealed_report"]);
+    assert_eq!(r2["run_id"], json!(waited));
+    assert_eq!(r2["household_id"], two.0["household_id"]);
+    assert_eq!(r2["determination"], r["determination"]);
     assert!(
         r["sources"]
             .as_array()
@@ -750,6 +775,13 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
         .filter(|r| r["action"] == "source_query" && r["job_id"] == json!(job))
         .count();
     assert_eq!(queries, 12 * persons.len(), "one row per person and source");
+    for j in [&job, &waited] {
+        let accepted = rows_
+            .iter()
+            .filter(|r| r["action"] == "verification_accepted" && r["job_id"] == json!(j))
+            .count();
+        assert_eq!(accepted, 1, "accepted once");
+    }
     assert!(rows_.iter().any(|r| {
         r["action"] == "refused"
             && r["outcome"]
