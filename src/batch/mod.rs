@@ -466,6 +466,12 @@ fn link_source(
     };
     let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number"), col("name")];
     keep.extend(conn.kind().columns().iter().map(|c| col(c.name)));
+    // Every kept text column is copied out of the reader's buffers, morsel by morsel (see
+    // [`compact_text`]): without it the few kept rows hold every decoded page of the extract.
+    let keep: Vec<Expr> = keep
+        .into_iter()
+        .map(|e| e.map(compact_text, |_, f| Ok(f.clone())))
+        .collect();
     let also: &[Expr] = if named { &[col("name")] } else { &[] };
     let df = conn
         .scan_indexed("_row")?
@@ -642,6 +648,28 @@ fn link_source(
             std::array::from_fn(|b| by_age[k][b].load(Ordering::Relaxed))
         }),
     })
+}
+
+/// A text column with its own, tight buffers: the kept strings copied out; any other column
+/// as it is.
+///
+/// The Parquet reader decodes a page of a plain-encoded text column into one buffer sized for
+/// the whole page (also when the page's values are inlined in their views, or when only the
+/// filter's rows are decoded), and polars' filter keeps the buffers of the filtered column
+/// whole. So a scan that keeps a few per cent of the rows would hold every page of `id_number`,
+/// `name` and the other plain text columns until the source is done: ~1.7 GB at 300,000
+/// households for `name` alone. Copying the kept rows' strings (a few per cent of the rows,
+/// in the streaming engine, per morsel) frees the pages as the scan goes.
+///
+/// # Errors
+/// None in practice (a `String` column is read as such).
+fn compact_text(c: Column) -> PolarsResult<Column> {
+    if c.dtype() != &DataType::String {
+        return Ok(c);
+    }
+    let ca = c.str()?;
+    let out: StringChunked = ca.iter().collect();
+    Ok(out.with_name(c.name().clone()).into_series().into())
 }
 
 /// The linked rows of a collected frame (`_row`, `id_number` and the source's columns) in
