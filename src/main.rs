@@ -3,6 +3,7 @@
 
 /// mimalloc instead of glibc malloc: fewer page faults and lock round trips for the many
 /// short-lived allocations of the service (requests, records, reports) and for polars.
+#[cfg(not(feature = "system-alloc"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -12,12 +13,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// RSS on the 30k county ~400 MiB with the defaults, ~310 MiB with these (~257 MiB with no
 /// purge delay at all, which doubled the kernel time at 300k households for no lower peak
 /// there; README "Performance"). mimalloc reads them when the process starts, before `main`, so `batch`
-/// re-executes itself once with them set; a run where either is already set (by the
-/// operator, or by that re-execution) keeps the environment as it is. The service keeps
-/// mimalloc's defaults.
-const BATCH_ALLOCATOR_ENV: [(&str, &str); 2] = [
+/// re-executes itself once with them set; a variable already set (by the operator, or by
+/// that re-execution) keeps its value, and a run where all are set is not re-executed. The
+/// service keeps mimalloc's defaults.
+///
+/// Also polars' Parquet reader: at most 2 row groups in its pipeline (its default is 16 or
+/// more). The scan's filter reads `id_number` and `name` whole for every row group it
+/// decodes (views and page buffers, ~70 MB per million rows), so the default held several
+/// hundred MB of decoded row groups at once; 2 keeps both cores busy. Peak RSS on the 30k
+/// county ~440 → ~350 MiB, no slower.
+const BATCH_ALLOCATOR_ENV: [(&str, &str); 3] = [
     ("MIMALLOC_ARENA_EAGER_COMMIT", "0"),
     ("MIMALLOC_PURGE_DELAY", "100"),
+    ("POLARS_ROW_GROUP_PREFETCH_SIZE", "2"),
 ];
 
 /// Re-execute `hedui batch` with [`BATCH_ALLOCATOR_ENV`] (see there). Returns only when it
@@ -30,7 +38,7 @@ fn tune_allocator_for_batch() {
     if args.next().is_none_or(|a| a != "batch")
         || BATCH_ALLOCATOR_ENV
             .iter()
-            .any(|(k, _)| std::env::var_os(k).is_some())
+            .all(|(k, _)| std::env::var_os(k).is_some())
     {
         return;
     }
@@ -44,7 +52,12 @@ fn tune_allocator_for_batch() {
     // `exec` returns only on failure
     let _ = cmd
         .args(std::env::args_os().skip(1))
-        .envs(BATCH_ALLOCATOR_ENV)
+        .envs(
+            BATCH_ALLOCATOR_ENV
+                .iter()
+                .filter(|(k, _)| std::env::var_os(k).is_none())
+                .copied(),
+        )
         .exec();
 }
 

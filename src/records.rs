@@ -193,6 +193,29 @@ impl CompactSet {
         }
     }
 
+    /// Makes room for `records` more records of about `bytes` more bytes in all (amortised:
+    /// the vectors grow as [`Vec::reserve`] grows them).
+    pub fn reserve(&mut self, records: usize, bytes: usize) {
+        self.rows.reserve(records);
+        self.keys.reserve(records);
+        self.ends.reserve(records);
+        self.bytes.reserve(bytes);
+    }
+
+    /// Gives back the room [`CompactSet::reserve`] made and no record took.
+    pub fn shrink_to_fit(&mut self) {
+        self.rows.shrink_to_fit();
+        self.keys.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.bytes.shrink_to_fit();
+    }
+
+    /// Bytes held on the heap (the vectors' capacities).
+    pub fn heap_bytes(&self) -> usize {
+        (self.rows.capacity() + self.keys.capacity() + self.ends.capacity()) * 8
+            + self.bytes.capacity()
+    }
+
     /// Number of records.
     pub fn len(&self) -> usize {
         self.rows.len()

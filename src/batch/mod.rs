@@ -203,9 +203,8 @@ pub struct Summary {
 }
 
 struct LinkedSource {
-    /// The exactly linked rows (`keys[i]` is the person key of record `i`).
+    /// The exactly linked rows, with the person key of each.
     records: CompactSet,
-    keys: Vec<u64>,
     counts: FileCounts,
     bad: Vec<(u64, String)>,
     /// Rows whose key was repaired (linked or not): data row and the raw ID, for the
@@ -321,6 +320,162 @@ fn is_candidate(
             n,
         ),
         _ => false,
+    }
+}
+
+/// What [`link_source`] keeps of a source, filled batch by batch (the fields of
+/// [`LinkedSource`] of the same names, in the file's row order).
+struct Kept {
+    records: CompactSet,
+    bad: Vec<(u64, String)>,
+    repaired: Vec<(u64, String)>,
+    bad_records: RecordSet,
+    bad_names: Vec<Option<String>>,
+    other_valid: Vec<(Option<IdNumber>, Option<String>)>,
+    other_records: RecordSet,
+}
+
+impl Kept {
+    fn new(kind: SourceKind) -> Kept {
+        let set = || RecordSet {
+            columns: kind.columns().iter().map(|c| c.name).collect(),
+            records: Vec::new(),
+        };
+        Kept {
+            records: CompactSet::default(),
+            bad: Vec::new(),
+            repaired: Vec::new(),
+            bad_records: set(),
+            bad_names: Vec::new(),
+            other_valid: Vec::new(),
+            other_records: set(),
+        }
+    }
+
+    /// Adds one batch of the scan (`_row`, `_key`, `id_number`, `name` and the source's
+    /// columns; keys as [`link_source`] gives them).
+    ///
+    /// # Errors
+    /// A column that cannot be read as text (`unreadable` makes the error).
+    fn add(
+        &mut self,
+        df: DataFrame,
+        path: &Path,
+        kind: SourceKind,
+        as_of: NaiveDate,
+        unreadable: &dyn Fn(PolarsError) -> ConnectorError,
+    ) -> Result<(), ConnectorError> {
+        let key_col = df
+            .column("_key")
+            .and_then(|c| c.i64())
+            .map_err(unreadable)?
+            .clone();
+        let text = |df: &DataFrame, name: &str| -> Result<Column, ConnectorError> {
+            df.column(name)
+                .and_then(|c| c.cast(&DataType::String))
+                .map_err(unreadable)
+        };
+        let row_numbers = |df: &DataFrame| -> Result<Vec<u64>, ConnectorError> {
+            Ok(df
+                .column("_row")
+                .and_then(|c| c.cast(&DataType::UInt64))
+                .map_err(unreadable)?
+                .u64()
+                .map_err(unreadable)?
+                .into_no_null_iter()
+                .collect())
+        };
+        // Rows whose key was repaired: linked ones carry the flag, unlinked ones their own key.
+        let repaired_mask: BooleanChunked = key_col
+            .iter()
+            .map(|k| {
+                k.map(|k| {
+                    k == KEY_UNLINKED_REPAIRED
+                        || k == KEY_CANDIDATE_REPAIRED
+                        || (k >= 0 && k & KEY_REPAIRED_FLAG != 0)
+                })
+            })
+            .collect();
+        if repaired_mask.any() {
+            let repaired_df = df.filter(&repaired_mask).map_err(unreadable)?;
+            let ids = text(&repaired_df, "id_number")?;
+            self.repaired.extend(
+                row_numbers(&repaired_df)?
+                    .into_iter()
+                    .zip(ids.str().map_err(unreadable)?.iter())
+                    .map(|(r, v)| (r, v.unwrap_or("").to_string())),
+            );
+        }
+        let good = key_col.gt_eq(0);
+        let linked = df.filter(&good).map_err(unreadable)?;
+        let keys: Vec<u64> = linked
+            .column("_key")
+            .and_then(|c| c.i64())
+            .map_err(unreadable)?
+            .into_no_null_iter()
+            .map(|k| (k & !KEY_REPAIRED_FLAG) as u64)
+            .collect();
+        frame_to_compact(
+            kind,
+            linked.drop("_key").map_err(unreadable)?,
+            &keys,
+            &mut self.records,
+        )
+        .map_err(unreadable)?;
+        tracing::trace!(
+            source = %kind,
+            batch = df.height(),
+            records = self.records.len(),
+            heap_bytes = self.records.heap_bytes(),
+            "Batch kept."
+        );
+        let invalid = key_col.equal(KEY_INVALID);
+        if invalid.any() {
+            let bad_df = df.filter(&invalid).map_err(unreadable)?;
+            let ids = text(&bad_df, "id_number")?;
+            self.bad.extend(
+                row_numbers(&bad_df)?
+                    .into_iter()
+                    .zip(ids.str().map_err(unreadable)?.iter())
+                    .map(|(r, v)| (r, v.unwrap_or("").to_string())),
+            );
+            let names = text(&bad_df, "name")?;
+            self.bad_names.extend(
+                names
+                    .str()
+                    .map_err(unreadable)?
+                    .iter()
+                    .map(|v| v.map(str::to_string)),
+            );
+            self.bad_records.records.extend(
+                frame_to_records(path, kind, bad_df.drop("_key").map_err(unreadable)?)?.records,
+            );
+        }
+        let cand_mask: BooleanChunked = key_col
+            .iter()
+            .map(|k| k.map(|k| k == KEY_CANDIDATE || k == KEY_CANDIDATE_REPAIRED))
+            .collect();
+        if cand_mask.any() {
+            let cand_df = df.filter(&cand_mask).map_err(unreadable)?;
+            let names = text(&cand_df, "name")?;
+            let ids = text(&cand_df, "id_number")?;
+            self.other_valid.extend(
+                ids.str()
+                    .map_err(unreadable)?
+                    .iter()
+                    .zip(names.str().map_err(unreadable)?.iter())
+                    .map(|(raw, n)| {
+                        let id = raw
+                            .and_then(|r| IdNumber::parse(r, as_of).ok())
+                            .map(|(id, _)| id);
+                        (id, n.map(str::to_string))
+                    }),
+            );
+            self.other_records.records.extend(
+                frame_to_records(path, kind, cand_df.drop("_key").map_err(unreadable)?)?.records,
+            );
+        }
+        Ok(())
     }
 }
 
@@ -466,8 +621,14 @@ fn link_source(
     };
     let mut keep: Vec<Expr> = vec![col("_row"), col("_key"), col("id_number"), col("name")];
     keep.extend(conn.kind().columns().iter().map(|c| col(c.name)));
+    // Every kept text column is copied out of the reader's buffers, morsel by morsel (see
+    // [`compact_text`]): without it the few kept rows hold every decoded page of the extract.
+    let keep: Vec<Expr> = keep
+        .into_iter()
+        .map(|e| e.map(compact_text, |_, f| Ok(f.clone())))
+        .collect();
     let also: &[Expr] = if named { &[col("name")] } else { &[] };
-    let df = conn
+    let lf = conn
         .scan_indexed("_row")?
         .filter(col("id_number").map_many(keep_of, also, |_, f| {
             Ok(Field::new(f[0].name().clone(), DataType::Boolean))
@@ -479,12 +640,19 @@ fn link_source(
                 })
                 .alias("_key"),
         )
-        .select(keep)
-        // The streaming engine scans in morsels: only caseload persons' rows and rows with
-        // invalid keys are ever held, never the whole extract.
-        // (One plan has one result; `unwrap_single` only panics for `collect_all`.)
-        .collect_with_engine(Engine::Streaming)
-        .map(|r| r.unwrap_single())
+        .select(keep);
+    // The streaming engine scans in morsels and hands the kept rows over batch by batch, in
+    // the file's order: each batch becomes records here and is dropped, so only caseload
+    // persons' rows (in compact form) and the rows of the second pass are ever held, never
+    // the whole extract nor all kept rows as a frame.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+    let sink = lf
+        .sink_batches(
+            // stop when the receiver is gone (a batch it could not read)
+            PlanCallback::new(move |df| Ok(tx.send(df).is_err())),
+            true,
+            None,
+        )
         .map_err(unreadable)?;
     // every data row of the extract (Parquet: from its footer)
     let total = conn
@@ -499,117 +667,36 @@ fn link_source(
         .map_err(unreadable)?
         .get(0)
         .unwrap_or(0);
-    let kept = rows.load(Ordering::Relaxed);
+    let mut kept = Kept::new(conn.kind());
+    std::thread::scope(|sc| -> Result<(), ConnectorError> {
+        let run = sc.spawn(move || sink.collect_with_engine(Engine::Streaming));
+        let mut added = Ok(());
+        for df in rx.iter() {
+            added = kept.add(df, conn.path(), conn.kind(), as_of, &unreadable);
+            if added.is_err() {
+                break;
+            }
+        }
+        drop(rx);
+        // (the plan's thread only panics if polars does: the scope passes the panic on)
+        let ran = run.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        added?;
+        ran.map(drop).map_err(unreadable)
+    })?;
+    kept.records.shrink_to_fit();
+    let kept_rows = rows.load(Ordering::Relaxed);
     // the rows the filter dropped: unlinked, unrepaired
-    unlinked.fetch_add(total.saturating_sub(kept), Ordering::Relaxed);
-    rows.store(total.max(kept), Ordering::Relaxed);
-    let key_col = df
-        .column("_key")
-        .and_then(|c| c.i64())
-        .map_err(unreadable)?
-        .clone();
-    let good = key_col.gt_eq(0);
-    // Rows whose key was repaired: linked ones carry the flag, unlinked ones their own key.
-    let repaired_mask: BooleanChunked = key_col
-        .iter()
-        .map(|k| {
-            k.map(|k| {
-                k == KEY_UNLINKED_REPAIRED
-                    || k == KEY_CANDIDATE_REPAIRED
-                    || (k >= 0 && k & KEY_REPAIRED_FLAG != 0)
-            })
-        })
-        .collect();
-    let repaired_df = df.filter(&repaired_mask).map_err(unreadable)?;
-    let repaired: Vec<(u64, String)> = repaired_df
-        .column("_row")
-        .and_then(|c| c.cast(&DataType::UInt64))
-        .map_err(unreadable)?
-        .u64()
-        .map_err(unreadable)?
-        .into_no_null_iter()
-        .zip(
-            repaired_df
-                .column("id_number")
-                .and_then(|c| c.cast(&DataType::String))
-                .map_err(unreadable)?
-                .str()
-                .map_err(unreadable)?
-                .iter(),
-        )
-        .map(|(r, v)| (r, v.unwrap_or("").to_string()))
-        .collect();
-    drop(repaired_df);
-    let linked = df.filter(&good).map_err(unreadable)?;
-    let bad_df = df.filter(&key_col.equal(KEY_INVALID)).map_err(unreadable)?;
-    let keys: Vec<u64> = linked
-        .column("_key")
-        .and_then(|c| c.i64())
-        .map_err(unreadable)?
-        .into_no_null_iter()
-        .map(|k| (k & !KEY_REPAIRED_FLAG) as u64)
-        .collect();
-    let bad_rows = bad_df
-        .column("_row")
-        .and_then(|c| c.cast(&DataType::UInt64))
-        .map_err(unreadable)?;
-    let bad_ids = bad_df
-        .column("id_number")
-        .and_then(|c| c.cast(&DataType::String))
-        .map_err(unreadable)?;
-    let bad: Vec<(u64, String)> = bad_rows
-        .u64()
-        .map_err(unreadable)?
-        .into_no_null_iter()
-        .zip(bad_ids.str().map_err(unreadable)?.iter())
-        .map(|(r, v)| (r, v.unwrap_or("").to_string()))
-        .collect();
-    let records = frame_to_compact(conn.kind(), linked.drop("_key").map_err(unreadable)?, &keys)
-        .map_err(unreadable)?;
-    let bad_names: Vec<Option<String>> = bad_df
-        .column("name")
-        .and_then(|c| c.cast(&DataType::String))
-        .map_err(unreadable)?
-        .str()
-        .map_err(unreadable)?
-        .iter()
-        .map(|v| v.map(str::to_string))
-        .collect();
-    let bad_records = frame_to_records(
-        conn.path(),
-        conn.kind(),
-        bad_df.drop("_key").map_err(unreadable)?,
-    )?;
-    let cand_mask: BooleanChunked = key_col
-        .iter()
-        .map(|k| k.map(|k| k == KEY_CANDIDATE || k == KEY_CANDIDATE_REPAIRED))
-        .collect();
-    let cand_df = df.filter(&cand_mask).map_err(unreadable)?;
-    let cand_names = cand_df
-        .column("name")
-        .and_then(|c| c.cast(&DataType::String))
-        .map_err(unreadable)?;
-    let cand_ids = cand_df
-        .column("id_number")
-        .and_then(|c| c.cast(&DataType::String))
-        .map_err(unreadable)?;
-    let other_valid: Vec<(Option<IdNumber>, Option<String>)> = cand_ids
-        .str()
-        .map_err(unreadable)?
-        .iter()
-        .zip(cand_names.str().map_err(unreadable)?.iter())
-        .map(|(raw, n)| {
-            let id = raw
-                .and_then(|r| IdNumber::parse(r, as_of).ok())
-                .map(|(id, _)| id);
-            (id, n.map(str::to_string))
-        })
-        .collect();
-    let other_records = frame_to_records(
-        conn.path(),
-        conn.kind(),
-        cand_df.drop("_key").map_err(unreadable)?,
-    )?;
+    unlinked.fetch_add(total.saturating_sub(kept_rows), Ordering::Relaxed);
+    rows.store(total.max(kept_rows), Ordering::Relaxed);
+    let Kept {
+        records,
+        bad,
+        repaired,
+        bad_records,
+        bad_names,
+        other_valid,
+        other_records,
+    } = kept;
     let file = conn
         .path()
         .file_name()
@@ -630,7 +717,6 @@ fn link_source(
     };
     Ok(LinkedSource {
         records,
-        keys,
         counts,
         bad,
         repaired,
@@ -644,14 +730,41 @@ fn link_source(
     })
 }
 
-/// The linked rows of a collected frame (`_row`, `id_number` and the source's columns) in
-/// one [`CompactSet`], with the person key of each row (`keys`, in the frame's order): what
+/// A text column with its own, tight buffers: the kept strings copied out; any other column
+/// as it is.
+///
+/// The Parquet reader decodes a page of a plain-encoded text column into one buffer sized for
+/// the whole page (also when the page's values are inlined in their views, or when only the
+/// filter's rows are decoded), and polars' filter keeps the buffers of the filtered column
+/// whole. So a scan that keeps a few per cent of the rows would hold every page of `id_number`,
+/// `name` and the other plain text columns until the source is done: ~1.7 GB at 300,000
+/// households for `name` alone. Copying the kept rows' strings (a few per cent of the rows,
+/// in the streaming engine, per morsel) frees the pages as the scan goes.
+///
+/// # Errors
+/// None in practice (a `String` column is read as such).
+fn compact_text(c: Column) -> PolarsResult<Column> {
+    if c.dtype() != &DataType::String {
+        return Ok(c);
+    }
+    let ca = c.str()?;
+    let out: StringChunked = ca.iter().collect();
+    Ok(out.with_name(c.name().clone()).into_series().into())
+}
+
+/// The linked rows of a frame (`_row`, `id_number` and the source's columns) appended to
+/// `set`, with the person key of each row (`keys`, in the frame's order): what
 /// [`frame_to_records`] gives, without a `String` per value (an empty value is null, as
 /// there).
 ///
 /// # Errors
 /// A column that cannot be read as text.
-fn frame_to_compact(kind: SourceKind, df: DataFrame, keys: &[u64]) -> PolarsResult<CompactSet> {
+fn frame_to_compact(
+    kind: SourceKind,
+    df: DataFrame,
+    keys: &[u64],
+    set: &mut CompactSet,
+) -> PolarsResult<()> {
     let df = hedui_connectors::file::text_columns(df, &["_row"])?;
     let rows = df.column("_row")?.cast(&DataType::UInt64)?;
     let rows = rows.u64()?;
@@ -667,7 +780,7 @@ fn frame_to_compact(kind: SourceKind, df: DataFrame, keys: &[u64]) -> PolarsResu
         .map(|c| c.iter().map(|v| v.map_or(0, str::len)).sum::<usize>())
         .sum();
     let n = df.height();
-    let mut set = CompactSet::with_capacity(n, text + n * (2 + 2 * cols.len()));
+    set.reserve(n, text + n * (2 + 2 * cols.len()));
     // Column iterators, not `get(i)`: a frame read in many chunks would search its chunks
     // for every cell.
     let mut values: Vec<_> = cols.iter().map(|c| c.iter()).collect();
@@ -679,7 +792,7 @@ fn frame_to_compact(kind: SourceKind, df: DataFrame, keys: &[u64]) -> PolarsResu
         );
         set.push(row.unwrap_or(0), key, id.unwrap_or(""), &v);
     }
-    Ok(set)
+    Ok(())
 }
 
 fn progress(enabled: bool, len: u64, msg: &'static str) -> ProgressBar {
@@ -1037,8 +1150,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         .collect();
                     l.counts.repeated_header_lines = prep.repeated_headers.clone();
                     l.counts.notes = prep.notes.clone();
-                    for (ri, key) in l.keys.iter().enumerate() {
-                        let Some(&pi) = person_index.get(key) else {
+                    for ri in 0..l.records.len() {
+                        let Some(&pi) = l.records.key(ri).and_then(|k| person_index.get(&k)) else {
                             continue;
                         };
                         let (Some(row), Some(values)) = (l.records.row(ri), l.records.values(ri))
@@ -1099,6 +1212,12 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             households_unverified: 0,
                             ms: ts.elapsed().as_millis(),
                         },
+                    );
+                    tracing::debug!(
+                        source = %kind,
+                        records = l.records.len(),
+                        heap_bytes = l.records.heap_bytes(),
+                        "Source linked."
                     );
                     record_sets.push(l.records);
                     rows_by_age.push(l.rows_by_age);

@@ -2514,15 +2514,32 @@ pub fn parse_memory_limit(s: &str) -> Result<u64, String> {
     Ok((n * mul as f64) as u64)
 }
 
-/// Peak memory (bytes) of a run over `slice` of the caseload's `total` persons (members and
-/// supporters): the streaming engine's buffers and a chunk of sealed reports (~300 MiB on 2
-/// cores), the whole caseload read before it is sliced (~1 KiB per person), and per person
-/// of the slice the linked records held as text until the reports are written and the person
-/// state (~4 KiB at the gen.py mix, ~7 linked rows each). Fitted to peaks measured on gen.py
-/// data: 30k households (103k persons) 0.81 GiB; 300k (1.07 M persons) 4.4-5.1 GiB in one
-/// run, 1.8-2.1 GiB in slices of a quarter to a seventh.
-fn estimate_bytes(slice: u64, total: u64) -> u64 {
-    300 * (1 << 20) + total * 1024 + slice * 4 * 1024
+/// Peak memory (bytes, as peak RSS) of a run over `slice` of the caseload's `total` persons
+/// (members and supporters), when the largest source extract is `largest_file` bytes:
+/// - ~200 MiB: the program, the streaming engine's decode buffers (two row groups of
+///   `id_number` and `name` decoded whole) and a chunk of sealed reports;
+/// - `largest_file`: polars maps each Parquet extract and the pages it reads stay resident
+///   until that source's scan ends (the largest one sets the peak; slices do not shrink it);
+/// - ~256 B per caseload person: the caseload, read whole before it is sliced;
+/// - ~1.25 KiB per person of the slice: the linked records in compact form (~7 a person at
+///   the gen.py mix), the person state and links, their share of the reports.
+///
+/// Fitted to peaks measured on gen.py data (2026-11-30, after the scan's batches and text
+/// compaction): 30k households (103 k persons, largest extract 34 MB) 340-350 MiB; 300k
+/// (1.07 M persons, 361 MB) 1.61-1.65 GiB in one run. The estimates: 0.42 and 2.0 GiB.
+fn estimate_bytes(slice: u64, total: u64, largest_file: u64) -> u64 {
+    200 * (1 << 20) + largest_file + total * 256 + slice * 1280
+}
+
+/// Size (bytes) of the largest source extract in `dir` (0 when none is found).
+fn largest_extract(dir: &Path) -> u64 {
+    SourceKind::ALL
+        .iter()
+        .filter_map(|k| hedui_connectors::file::locate(dir, k.name()))
+        .filter_map(|(p, _)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
 }
 
 /// `hedui batch --memory-limit SIZE`: when the estimated footprint of one run exceeds the
@@ -2552,15 +2569,21 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     };
     let all: Vec<usize> = (0..caseload.households.len()).collect();
     let total_persons = persons_of(&all);
-    if estimate_bytes(total_persons, total_persons) <= limit {
+    let largest = largest_extract(&opts.sources);
+    if estimate_bytes(total_persons, total_persons, largest) <= limit {
         tracing::info!("The estimated footprint is within --memory-limit: one run.");
+        // the run reads the caseload itself: not held twice (~300 MB at 1 M persons)
+        drop(caseload);
         return super::run(opts);
     }
     // Per-person budget → households per slice; regions first, then ranges within them.
-    let per_person =
-        estimate_bytes(1000, total_persons).saturating_sub(estimate_bytes(0, total_persons)) / 1000;
+    let per_person = estimate_bytes(1000, total_persons, largest).saturating_sub(estimate_bytes(
+        0,
+        total_persons,
+        largest,
+    )) / 1000;
     let budget = limit
-        .saturating_sub(estimate_bytes(0, total_persons))
+        .saturating_sub(estimate_bytes(0, total_persons, largest))
         .max(1 << 20);
     let persons_per_slice = (budget / per_person.max(1)).max(200);
     let mut by_region: BTreeMap<&str, Vec<usize>> = BTreeMap::new();

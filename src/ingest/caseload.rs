@@ -320,6 +320,8 @@ pub fn load_caseload(
 
     let (df, file, prep) = read(dir, CaseloadTable::Households, &mut out.normalisations)?;
     out.rows_read[0] = df.height() as u64;
+    // one row, one entry at most: no growth by doubling (a province's caseload is large)
+    out.households.reserve_exact(df.height());
     let [hid, region, area, programme, category, dinc, dfin, lv] = [
         "household_id",
         "region_code",
@@ -570,6 +572,7 @@ pub fn load_caseload(
     let (df, file, prep) = read(dir, CaseloadTable::Members, &mut out.normalisations)?;
     let mut member_seen: HashSet<(usize, u64)> = HashSet::new();
     out.rows_read[1] = df.height() as u64;
+    out.members.reserve_exact(df.height());
     let names = col(&df, "name");
     let [hid, idn, rel, grade, consent] = [
         "household_id",
@@ -754,6 +757,7 @@ pub fn load_caseload(
 
     let (df, file, prep) = read(dir, CaseloadTable::Supporters, &mut out.normalisations)?;
     out.rows_read[2] = df.height() as u64;
+    out.supporters.reserve_exact(df.height());
     let names = col(&df, "name");
     let [hid, idn, rel, size, consent] = [
         "household_id",

@@ -1246,12 +1246,64 @@ impl Population {
         if !holders_of.is_empty() {
             cols.push(col("id_number").cast(DataType::String));
         }
-        let df = conn.scan().ok()?.select(cols).collect().ok()?;
-        let names = df.column("name").ok()?.str().ok()?.clone();
-        let births = df.column("birth_date").ok()?.str().ok()?.clone();
-        let mut holders: HashMap<u64, Vec<String>> = HashMap::new();
+        // Read in batches (the streaming engine, in file order), each dropped once counted:
+        // the extract holds every resident (20 M rows for a million caseload persons), and
+        // collected whole its three text columns took ~1.3 GB at that size.
+        let lf = conn.scan().ok()?.select(cols);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+        let sink = lf
+            .sink_batches(
+                // stop when the receiver is gone (a batch it could not read)
+                PlanCallback::new(move |df| Ok(tx.send(df).is_err())),
+                true,
+                None,
+            )
+            .ok()?;
+        let mut p = Population::default();
+        // residents by written name and band first: a name is normalised once, not per resident
+        let mut by_raw: HashMap<String, [u32; AGE_BANDS]> = HashMap::new();
+        let read = std::thread::scope(|sc| {
+            let run = sc.spawn(move || sink.collect_with_engine(Engine::Streaming));
+            let mut counted = true;
+            for df in rx.iter() {
+                if p.add_batch(&df, as_of, holders_of, &mut by_raw).is_none() {
+                    counted = false;
+                    break;
+                }
+            }
+            drop(rx);
+            // (the plan's thread only panics if polars does: the scope passes the panic on)
+            let ran = run.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            counted && ran.is_ok()
+        });
+        if !read {
+            return None;
+        }
+        for (raw, bands) in by_raw {
+            if let Some(k) = super::compare::normalise_name(&raw) {
+                let e = p.names.entry(k).or_insert([0; AGE_BANDS]);
+                for (a, b) in e.iter_mut().zip(bands) {
+                    *a += b;
+                }
+            }
+        }
+        Some(p)
+    }
+
+    /// Counts one batch of the registration extract (`name`, `birth_date` as text, and
+    /// `id_number` when `holders_of` is not empty) into `self` and `by_raw` (residents by
+    /// written name and age band). `None` when a column cannot be read.
+    fn add_batch(
+        &mut self,
+        df: &polars::prelude::DataFrame,
+        as_of: chrono::NaiveDate,
+        holders_of: &ahash::AHashSet<u64>,
+        by_raw: &mut HashMap<String, [u32; AGE_BANDS]>,
+    ) -> Option<()> {
+        let names = df.column("name").ok()?.str().ok()?;
+        let births = df.column("birth_date").ok()?.str().ok()?;
         if !holders_of.is_empty() {
-            let ids = df.column("id_number").ok()?.str().ok()?.clone();
+            let ids = df.column("id_number").ok()?.str().ok()?;
             for (raw, name) in ids.iter().zip(names.iter()) {
                 let Some(raw) = raw else { continue };
                 let t = raw.trim().as_bytes();
@@ -1267,37 +1319,30 @@ impl Population {
                 };
                 if let Some(k) = key.filter(|k| holders_of.contains(k)) {
                     if let Some(n) = name.and_then(super::compare::normalise_name) {
-                        holders.entry(k).or_default().push(n);
+                        self.holders.entry(k).or_default().push(n);
                     }
                 }
             }
         }
-        // residents by written name and band first: a name is normalised once, not per resident
-        let mut by_raw: HashMap<&str, [u32; AGE_BANDS]> = HashMap::new();
-        let mut p = Population {
-            holders,
-            ..Population::default()
-        };
         for (name, birth) in names.iter().zip(births.iter()) {
             let band = birth
                 .and_then(|b| b.trim().get(..4))
                 .and_then(|y| y.parse::<i32>().ok())
                 .map_or(UNKNOWN_AGE, |y| age_band(y, as_of));
-            p.total += 1;
-            p.by_band[band] += 1;
+            self.total += 1;
+            self.by_band[band] += 1;
             if let Some(n) = name {
-                by_raw.entry(n).or_insert([0; AGE_BANDS])[band] += 1;
-            }
-        }
-        for (raw, bands) in by_raw {
-            if let Some(k) = super::compare::normalise_name(raw) {
-                let e = p.names.entry(k).or_insert([0; AGE_BANDS]);
-                for (a, b) in e.iter_mut().zip(bands) {
-                    *a += b;
+                match by_raw.get_mut(n) {
+                    Some(c) => c[band] += 1,
+                    None => {
+                        let mut c = [0; AGE_BANDS];
+                        c[band] = 1;
+                        by_raw.insert(n.to_string(), c);
+                    }
                 }
             }
         }
-        Some(p)
+        Some(())
     }
 
     /// Residents per normalised name (all ages).
