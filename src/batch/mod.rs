@@ -315,10 +315,12 @@ fn is_candidate(
     name: Option<&str>,
 ) -> bool {
     match (names, name) {
-        (Some(ix), Some(n)) => ix.matches(
-            crate::link::caseload::NameDateIndex::date_of(IdNumber::from_key(key)),
-            n,
-        ),
+        (Some(ix), Some(n)) => {
+            ix.matches(
+                crate::link::caseload::NameDateIndex::date_of(IdNumber::from_key(key)),
+                n,
+            ) && !ix.is_outside(key)
+        }
         _ => false,
     }
 }
@@ -863,6 +865,11 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // ---- caseload
     let mut loaded = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
     let mut norms = std::mem::take(&mut loaded.normalisations);
+    // In a slice, the persons of the other slices: a row keyed with one of their IDs is
+    // theirs (as in one run), never a namesake's candidate here.
+    let everyone: Option<ahash::AHashSet<u64>> = sel
+        .is_slice()
+        .then(|| loaded.queried_ids().map(|id| id.key()).collect());
     let caseload = sel.slice(loaded);
     let caseload_key_repairs: BTreeMap<String, u64> = norms
         .by_kind()
@@ -888,10 +895,18 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // the caseload persons' names by birth date: a source row whose valid ID is nobody's in
     // the caseload but whose name and ID birth date are a caseload person's is a candidate of
     // the second linkage pass
-    let person_names = Arc::new(crate::link::caseload::NameDateIndex::of_caseload(
-        &caseload,
-        |key| person_index.contains_key(&key),
-    ));
+    let mut person_names = crate::link::caseload::NameDateIndex::of_caseload(&caseload, |key| {
+        person_index.contains_key(&key)
+    });
+    if let Some(everyone) = everyone {
+        person_names.set_outside(
+            everyone
+                .into_iter()
+                .filter(|k| !person_index.contains_key(k))
+                .collect(),
+        );
+    }
+    let person_names = Arc::new(person_names);
     timings.insert("caseload".to_string(), t0.elapsed().as_millis());
     tracing::info!(
         households = caseload.households.len(),

@@ -75,6 +75,11 @@ impl Selection {
         }
     }
 
+    /// Whether this selects a part of the caseload (a partition or a memory-limited slice).
+    pub fn is_slice(&self) -> bool {
+        self.keep.is_some()
+    }
+
     /// The caseload restricted to the selected households, their members and supporters
     /// (indices renumbered; caseload faults found over the whole caseload stay).
     pub fn slice(&self, caseload: Caseload) -> Caseload {

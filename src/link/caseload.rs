@@ -1090,6 +1090,10 @@ pub struct NameDateIndex {
     /// turned away here without a probe into `keys` (a county's 100,000 persons set 5 % of it).
     bits: Vec<u64>,
     hasher: ahash::RandomState,
+    /// ID keys of caseload persons the run does not query because they are in another slice
+    /// (`--partition`, `--memory-limit`): a row keyed with one of them is that person's, as
+    /// the full run links it, never a candidate of a namesake in this slice.
+    outside: ahash::AHashSet<u64>,
 }
 
 const NAME_DATE_BITS: u64 = 1 << 21;
@@ -1111,6 +1115,7 @@ impl NameDateIndex {
             keys: ahash::AHashSet::new(),
             bits: vec![0; (NAME_DATE_BITS / 64) as usize],
             hasher,
+            outside: ahash::AHashSet::new(),
         };
         for (id, name) in persons {
             let Some(n) = name.and_then(super::compare::normalise_name) else {
@@ -1171,6 +1176,17 @@ impl NameDateIndex {
     /// Whether no person is indexed.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+
+    /// The ID keys of the caseload persons of the other slices of a sliced run: rows keyed
+    /// with them are never candidates ([`NameDateIndex::is_outside`]).
+    pub fn set_outside(&mut self, keys: ahash::AHashSet<u64>) {
+        self.outside = keys;
+    }
+
+    /// Whether `key` is a caseload person's of another slice ([`NameDateIndex::set_outside`]).
+    pub fn is_outside(&self, key: u64) -> bool {
+        !self.outside.is_empty() && self.outside.contains(&key)
     }
 
     /// Whether a caseload person born on `date` (`YYYYMMDD`) bears the name `raw`.
