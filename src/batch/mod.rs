@@ -387,6 +387,15 @@ impl Kept {
                 .into_no_null_iter()
                 .collect())
         };
+        // (row number, `id_number` as found) of each row of `df`
+        let rows_and_ids = |df: &DataFrame| -> Result<Vec<(u64, String)>, ConnectorError> {
+            let ids = text(df, "id_number")?;
+            Ok(row_numbers(df)?
+                .into_iter()
+                .zip(ids.str().map_err(unreadable)?.iter())
+                .map(|(r, v)| (r, v.unwrap_or("").to_string()))
+                .collect())
+        };
         // Rows whose key was repaired: linked ones carry the flag, unlinked ones their own key.
         let repaired_mask: BooleanChunked = key_col
             .iter()
@@ -400,13 +409,7 @@ impl Kept {
             .collect();
         if repaired_mask.any() {
             let repaired_df = df.filter(&repaired_mask).map_err(unreadable)?;
-            let ids = text(&repaired_df, "id_number")?;
-            self.repaired.extend(
-                row_numbers(&repaired_df)?
-                    .into_iter()
-                    .zip(ids.str().map_err(unreadable)?.iter())
-                    .map(|(r, v)| (r, v.unwrap_or("").to_string())),
-            );
+            self.repaired.extend(rows_and_ids(&repaired_df)?);
         }
         let good = key_col.gt_eq(0);
         let linked = df.filter(&good).map_err(unreadable)?;
@@ -434,13 +437,7 @@ impl Kept {
         let invalid = key_col.equal(KEY_INVALID);
         if invalid.any() {
             let bad_df = df.filter(&invalid).map_err(unreadable)?;
-            let ids = text(&bad_df, "id_number")?;
-            self.bad.extend(
-                row_numbers(&bad_df)?
-                    .into_iter()
-                    .zip(ids.str().map_err(unreadable)?.iter())
-                    .map(|(r, v)| (r, v.unwrap_or("").to_string())),
-            );
+            self.bad.extend(rows_and_ids(&bad_df)?);
             let names = text(&bad_df, "name")?;
             self.bad_names.extend(
                 names

@@ -718,37 +718,31 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     let (_serve2, addr2) = w.serve(&cfg);
     let api2 = Api::new(&w, &addr2);
     let t = Instant::now();
-    let report = loop {
-        let (st, text) = api2
-            .get(&format!("/v1/verifications/{job}"), &intake_a)
-            .await;
-        if st == 200 {
-            break serde_json::from_str::<Value>(&text).unwrap();
+    // a job's answer once it is done (202 until then), within 30 s of the restart
+    let done = |job: String| {
+        let (api2, intake_a) = (&api2, &intake_a);
+        async move {
+            loop {
+                let (st, text) = api2
+                    .get(&format!("/v1/verifications/{job}"), intake_a)
+                    .await;
+                if st == 200 {
+                    break serde_json::from_str::<Value>(&text).unwrap();
+                }
+                assert_eq!(st, 202, "{text}");
+                assert!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "the resumed job {job} finishes"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
-        assert_eq!(st, 202, "{text}");
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the resumed job finishes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    let report = done(job.to_string()).await;
     let r = w.open(&report["sealed_report"]);
     assert_eq!(r["household_id"], two.0["household_id"]);
     assert_eq!(r["run_id"], json!(job));
-    let waited_report = loop {
-        let (st, text) = api2
-            .get(&format!("/v1/verifications/{waited}"), &intake_a)
-            .await;
-        if st == 200 {
-            break serde_json::from_str::<Value>(&text).unwrap();
-        }
-        assert_eq!(st, 202, "{text}");
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "the resumed ?wait= job finishes"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let waited_report = done(waited.to_string()).await;
     let r2 = w.open(&waited_report["sealed_report"]);
     assert_eq!(r2["run_id"], json!(waited));
     assert_eq!(r2["household_id"], two.0["household_id"]);
