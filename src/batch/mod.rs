@@ -305,6 +305,43 @@ fn classify_named(
     }
 }
 
+/// Runs `lf` in polars' streaming engine and hands its batches to `f`, in the file's order,
+/// one at a time (each dropped after `f`), so that a scan never holds its whole result; the
+/// plan runs on a thread of its own and stops when `f` fails.
+///
+/// # Errors
+/// `f`'s first error, else the plan's (made by `plan_err`).
+pub(crate) fn for_each_batch<E>(
+    lf: LazyFrame,
+    mut f: impl FnMut(DataFrame) -> Result<(), E>,
+    plan_err: impl Fn(PolarsError) -> E,
+) -> Result<(), E> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
+    let sink = lf
+        .sink_batches(
+            // stop when the receiver is gone (a batch `f` could not take)
+            PlanCallback::new(move |df| Ok(tx.send(df).is_err())),
+            true,
+            None,
+        )
+        .map_err(&plan_err)?;
+    std::thread::scope(|sc| {
+        let run = sc.spawn(move || sink.collect_with_engine(Engine::Streaming));
+        let mut taken = Ok(());
+        for df in rx.iter() {
+            taken = f(df);
+            if taken.is_err() {
+                break;
+            }
+        }
+        drop(rx);
+        // (the plan's thread only panics if polars does: the scope passes the panic on)
+        let ran = run.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        taken?;
+        ran.map(drop).map_err(plan_err)
+    })
+}
+
 /// Whether a row with the valid ID key `key` (no caseload person's) and the name `name` is a
 /// candidate of the second linkage pass: the name and the ID's birth date are a caseload
 /// person's (`names`: `None` for a source whose rows are not candidates). What
@@ -640,19 +677,6 @@ fn link_source(
                 .alias("_key"),
         )
         .select(keep);
-    // The streaming engine scans in morsels and hands the kept rows over batch by batch, in
-    // the file's order: each batch becomes records here and is dropped, so only caseload
-    // persons' rows (in compact form) and the rows of the second pass are ever held, never
-    // the whole extract nor all kept rows as a frame.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
-    let sink = lf
-        .sink_batches(
-            // stop when the receiver is gone (a batch it could not read)
-            PlanCallback::new(move |df| Ok(tx.send(df).is_err())),
-            true,
-            None,
-        )
-        .map_err(unreadable)?;
     // every data row of the extract (Parquet: from its footer)
     let total = conn
         .scan()?
@@ -666,22 +690,15 @@ fn link_source(
         .map_err(unreadable)?
         .get(0)
         .unwrap_or(0);
+    // The kept rows come batch by batch, in the file's order: each batch becomes records here
+    // and is dropped, so only caseload persons' rows (in compact form) and the rows of the
+    // second pass are ever held, never the whole extract nor all kept rows as a frame.
     let mut kept = Kept::new(conn.kind());
-    std::thread::scope(|sc| -> Result<(), ConnectorError> {
-        let run = sc.spawn(move || sink.collect_with_engine(Engine::Streaming));
-        let mut added = Ok(());
-        for df in rx.iter() {
-            added = kept.add(df, conn.path(), conn.kind(), as_of, &unreadable);
-            if added.is_err() {
-                break;
-            }
-        }
-        drop(rx);
-        // (the plan's thread only panics if polars does: the scope passes the panic on)
-        let ran = run.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
-        added?;
-        ran.map(drop).map_err(unreadable)
-    })?;
+    for_each_batch(
+        lf,
+        |df| kept.add(df, conn.path(), conn.kind(), as_of, &unreadable),
+        &unreadable,
+    )?;
     kept.records.shrink_to_fit();
     let kept_rows = rows.load(Ordering::Relaxed);
     // the rows the filter dropped: unlinked, unrepaired

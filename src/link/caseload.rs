@@ -1266,35 +1266,15 @@ impl Population {
         // the extract holds every resident (20 M rows for a million caseload persons), and
         // collected whole its three text columns took ~1.3 GB at that size.
         let lf = conn.scan().ok()?.select(cols);
-        let (tx, rx) = std::sync::mpsc::sync_channel::<DataFrame>(1);
-        let sink = lf
-            .sink_batches(
-                // stop when the receiver is gone (a batch it could not read)
-                PlanCallback::new(move |df| Ok(tx.send(df).is_err())),
-                true,
-                None,
-            )
-            .ok()?;
         let mut p = Population::default();
         // residents by written name and band first: a name is normalised once, not per resident
         let mut by_raw: HashMap<String, [u32; AGE_BANDS]> = HashMap::new();
-        let read = std::thread::scope(|sc| {
-            let run = sc.spawn(move || sink.collect_with_engine(Engine::Streaming));
-            let mut counted = true;
-            for df in rx.iter() {
-                if p.add_batch(&df, as_of, holders_of, &mut by_raw).is_none() {
-                    counted = false;
-                    break;
-                }
-            }
-            drop(rx);
-            // (the plan's thread only panics if polars does: the scope passes the panic on)
-            let ran = run.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            counted && ran.is_ok()
-        });
-        if !read {
-            return None;
-        }
+        crate::batch::for_each_batch(
+            lf,
+            |df| p.add_batch(&df, as_of, holders_of, &mut by_raw).ok_or(()),
+            |_| (),
+        )
+        .ok()?;
         for (raw, bands) in by_raw {
             if let Some(k) = super::compare::normalise_name(&raw) {
                 let e = p.names.entry(k).or_insert([0; AGE_BANDS]);
