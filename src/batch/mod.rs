@@ -203,21 +203,9 @@ pub struct Summary {
 }
 
 struct LinkedSource {
-    /// The exactly linked rows, with the person key of each.
-    records: CompactSet,
+    /// The source's rows as the scan kept them.
+    kept: Kept,
     counts: FileCounts,
-    bad: Vec<(u64, String)>,
-    /// Rows whose key was repaired (linked or not): data row and the raw ID, for the
-    /// per-row normalisation log.
-    repaired: Vec<(u64, String)>,
-    /// The rows of `bad` as records, with their names (for the second linkage pass).
-    bad_records: RecordSet,
-    bad_names: Vec<Option<String>>,
-    /// Rows whose valid ID is no caseload person's but whose name and ID birth date are one's
-    /// (the second pass's candidates, [`crate::link::caseload::NameDateIndex`]): the ID, the
-    /// name; `other_records` holds them as records, in the same order.
-    other_valid: Vec<(Option<IdNumber>, Option<String>)>,
-    other_records: RecordSet,
     /// Rows with a valid ID number by the holder's age band
     /// ([`crate::link::caseload::age_band`]): `[0]` persons outside the caseload, `[1]`
     /// caseload persons (what [`crate::link::caseload::HoldingRates`] is measured on).
@@ -362,14 +350,21 @@ fn is_candidate(
     }
 }
 
-/// What [`link_source`] keeps of a source, filled batch by batch (the fields of
-/// [`LinkedSource`] of the same names, in the file's row order).
+/// What [`link_source`] keeps of a source, filled batch by batch, in the file's row order.
 struct Kept {
+    /// The exactly linked rows, with the person key of each.
     records: CompactSet,
+    /// Rows whose key is invalid: data row and the raw ID.
     bad: Vec<(u64, String)>,
+    /// Rows whose key was repaired (linked or not): data row and the raw ID, for the
+    /// per-row normalisation log.
     repaired: Vec<(u64, String)>,
+    /// The rows of `bad` as records, with their names (for the second linkage pass).
     bad_records: RecordSet,
     bad_names: Vec<Option<String>>,
+    /// Rows whose valid ID is no caseload person's but whose name and ID birth date are one's
+    /// (the second pass's candidates, [`crate::link::caseload::NameDateIndex`]): the ID, the
+    /// name; `other_records` holds them as records, in the same order.
     other_valid: Vec<(Option<IdNumber>, Option<String>)>,
     other_records: RecordSet,
 }
@@ -704,15 +699,6 @@ fn link_source(
     // the rows the filter dropped: unlinked, unrepaired
     unlinked.fetch_add(total.saturating_sub(kept_rows), Ordering::Relaxed);
     rows.store(total.max(kept_rows), Ordering::Relaxed);
-    let Kept {
-        records,
-        bad,
-        repaired,
-        bad_records,
-        bad_names,
-        other_valid,
-        other_records,
-    } = kept;
     let file = conn
         .path()
         .file_name()
@@ -732,14 +718,8 @@ fn link_source(
         ..FileCounts::default()
     };
     Ok(LinkedSource {
-        records,
+        kept,
         counts,
-        bad,
-        repaired,
-        bad_records,
-        bad_names,
-        other_valid,
-        other_records,
         rows_by_age: std::array::from_fn(|k| {
             std::array::from_fn(|b| by_age[k][b].load(Ordering::Relaxed))
         }),
@@ -1034,15 +1014,15 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         }
                         q.push(e);
                     }
-                    for (bi, (row, raw)) in l.bad.iter().enumerate() {
+                    for (bi, (row, raw)) in l.kept.bad.iter().enumerate() {
                         // second linkage pass (issue 7): decided after every source is read
-                        if let Some(rec) = l.bad_records.records.get(bi) {
+                        if let Some(rec) = l.kept.bad_records.records.get(bi) {
                             pending.push(crate::link::caseload::BatchRow::new(
                                 si,
                                 kind,
                                 q.entries.len(),
                                 rec.clone(),
-                                l.bad_names.get(bi).cloned().flatten(),
+                                l.kept.bad_names.get(bi).cloned().flatten(),
                             ));
                         }
                         let e = IdNumber::parse(raw, opts.as_of)
@@ -1082,32 +1062,35 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         // A column that holds an ID number by design (the registration's
                         // `household_head_id`: the head's, not the row's person) is not such
                         // a field.
-                        let named = l
-                            .bad_names
-                            .get(bi)
-                            .and_then(|n| n.as_deref())
-                            .into_iter()
-                            .chain(l.bad_records.records.get(bi).into_iter().flat_map(|r| {
-                                r.values
-                                    .iter()
-                                    .zip(&l.bad_records.columns)
-                                    .filter(|(_, name)| {
-                                        !kind.columns().iter().any(|c| {
-                                            c.name == **name
+                        let named =
+                            l.kept
+                                .bad_names
+                                .get(bi)
+                                .and_then(|n| n.as_deref())
+                                .into_iter()
+                                .chain(l.kept.bad_records.records.get(bi).into_iter().flat_map(
+                                    |r| {
+                                        r.values
+                                            .iter()
+                                            .zip(&l.kept.bad_records.columns)
+                                            .filter(|(_, name)| {
+                                                !kind.columns().iter().any(|c| {
+                                                    c.name == **name
                                                 && c.kind == hedui_connectors::ColumnKind::IdNumber
-                                        })
-                                    })
-                                    .filter_map(|(v, _)| v.as_deref())
-                            }))
-                            .find_map(|v| {
-                                let v = v.trim();
-                                if !(15..=20).contains(&v.len()) {
-                                    return None;
-                                }
-                                IdNumber::parse(v, opts.as_of)
-                                    .ok()
-                                    .and_then(|(id, _)| person_index.get(&id.key()).copied())
-                            });
+                                                })
+                                            })
+                                            .filter_map(|(v, _)| v.as_deref())
+                                    },
+                                ))
+                                .find_map(|v| {
+                                    let v = v.trim();
+                                    if !(15..=20).contains(&v.len()) {
+                                        return None;
+                                    }
+                                    IdNumber::parse(v, opts.as_of)
+                                        .ok()
+                                        .and_then(|(id, _)| person_index.get(&id.key()).copied())
+                                });
                         if let Some(pi) = named {
                             entry.action = Action::Referred;
                             entry.message.push_str(&format!(
@@ -1121,7 +1104,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     // second linkage pass (issue 7): rows keyed with another person's valid ID
                     // that bear a caseload person's name and birth date (unlinked rows: no
                     // quarantine entry)
-                    for ((id, name), rec) in l.other_valid.iter().zip(&l.other_records.records) {
+                    for ((id, name), rec) in
+                        l.kept.other_valid.iter().zip(&l.kept.other_records.records)
+                    {
                         let Some(id) = id else { continue };
                         if kind == SourceKind::HouseholdRegistration {
                             // a registration row is its ID's holder's own: a resident outside
@@ -1142,7 +1127,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             *id,
                         ));
                     }
-                    for (row, raw) in &l.repaired {
+                    for (row, raw) in &l.kept.repaired {
                         norms.id(
                             At {
                                 file: &file,
@@ -1167,7 +1152,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         );
                     }
                     let parsed = crate::evidence::parsed_columns(kind);
-                    l.counts.quarantined = (l.bad.len() + prep.rejected.len()) as u64;
+                    l.counts.quarantined = (l.kept.bad.len() + prep.rejected.len()) as u64;
                     l.counts.rows += prep.rejected.len() as u64;
                     l.counts.encoding = prep.encoding.clone();
                     l.counts.delimiter = prep.delimiter;
@@ -1179,11 +1164,13 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         .collect();
                     l.counts.repeated_header_lines = prep.repeated_headers.clone();
                     l.counts.notes = prep.notes.clone();
-                    for ri in 0..l.records.len() {
-                        let Some(&pi) = l.records.key(ri).and_then(|k| person_index.get(&k)) else {
+                    for ri in 0..l.kept.records.len() {
+                        let Some(&pi) = l.kept.records.key(ri).and_then(|k| person_index.get(&k))
+                        else {
                             continue;
                         };
-                        let (Some(row), Some(values)) = (l.records.row(ri), l.records.values(ri))
+                        let (Some(row), Some(values)) =
+                            (l.kept.records.row(ri), l.kept.records.values(ri))
                         else {
                             continue;
                         };
@@ -1214,7 +1201,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             }
                             Err(fe) => {
                                 l.counts.quarantined += 1;
-                                if let Some(rec) = l.records.record(ri) {
+                                if let Some(rec) = l.kept.records.record(ri) {
                                     q.push(QuarantineEntry::evidence_fault(
                                         &file,
                                         prep.line_of(row),
@@ -1244,11 +1231,11 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     );
                     tracing::debug!(
                         source = %kind,
-                        records = l.records.len(),
-                        heap_bytes = l.records.heap_bytes(),
+                        records = l.kept.records.len(),
+                        heap_bytes = l.kept.records.heap_bytes(),
                         "Source linked."
                     );
-                    record_sets.push(l.records);
+                    record_sets.push(l.kept.records);
                     rows_by_age.push(l.rows_by_age);
                 }
             }

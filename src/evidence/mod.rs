@@ -127,6 +127,8 @@ impl PersonEvidence {
         policy: &Policy,
     ) -> Result<bool, FieldError> {
         let r = Row { kind, values };
+        // Whether the row is in the rules' scope (tax and medical year Y, social insurance
+        // months of the window); out of scope it is counted and not used.
         // The columns no rule reads (dates, informational amounts) are still shown to a clerk:
         // each must be a date or an amount too, or the row is refused (DESIGN §1 ingest: every
         // value normalised or quarantined). Only for rows in the rules' scope: an out-of-scope
@@ -145,7 +147,7 @@ impl PersonEvidence {
         }
         match kind {
             SourceKind::Tax => {
-                if r.year("tax_year")? != i64::from(frame.tax_year) {
+                if !scoped {
                     return Ok(false);
                 }
                 let t = r.enumerated("income_type")?;
@@ -158,8 +160,7 @@ impl PersonEvidence {
                 Ok(true)
             }
             SourceKind::SocialInsurance => {
-                let m = r.month("period")?;
-                if m < frame.window_first || m > frame.window_last {
+                if !scoped {
                     return Ok(false);
                 }
                 let ins = r.enumerated("insurance_type")?;
@@ -263,7 +264,7 @@ impl PersonEvidence {
                 Ok(true)
             }
             SourceKind::MedicalInsurance => {
-                if r.year("year")? != i64::from(frame.tax_year) {
+                if !scoped {
                     return Ok(false);
                 }
                 self.out_of_pocket += r.money("out_of_pocket")?;
