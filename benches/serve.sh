@@ -27,6 +27,11 @@
 #   benches/serve.sh                 # uses $CARGO_TARGET_DIR/release/hedui (cargo build --release)
 #   HEDUI=/path/to/hedui HOUSEHOLDS=1000 benches/serve.sh
 #   LEVELS="1 10 20 50" benches/serve.sh   # other concurrency levels (default 1 50 500)
+#   HOUSEHOLDS=3000 REQUESTS=2500 benches/serve.sh   # longer runs: a steadier p99
+#   RAMP_MS=0 benches/serve.sh        # every client's first request at the same instant
+#                                    # (default: spread over one source latency; see
+#                                    # serve_load.py --ramp-ms). Connections are opened
+#                                    # (TLS handshakes) before the clock starts either way.
 #   PIN=1 benches/serve.sh           # hedui serve on CPU 0; hedui sim and the client on CPU 1
 #                                    # (taskset), so that hedui's cost is not the client's.
 #                                    # Other processes of the machine still use both CPUs.
@@ -36,6 +41,8 @@ HEDUI="${HEDUI:-${CARGO_TARGET_DIR:-$here/../target}/release/hedui}"
 HOUSEHOLDS="${HOUSEHOLDS:-1000}"
 LATENCY_MS="${LATENCY_MS:-20}"
 PIN="${PIN:-0}"
+RAMP_MS="${RAMP_MS:-$LATENCY_MS}"
+REQUESTS="${REQUESTS:-1000}"
 if [ "$PIN" = 1 ]; then
   [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs 2 CPUs" >&2; exit 1; }
   on_serve=(taskset -c 0); on_rest=(taskset -c 1)
@@ -141,11 +148,11 @@ echo "# $(wc -l < "$work/requests.jsonl") households; sources at ${LATENCY_MS} m
 
 load() {
   "${on_rest[@]}" python3 "$here/serve_load.py" --url "$url" --ca "$work/certs/ca.pem" --token "$token" \
-    --households "$work/requests.jsonl" --pids "serve=$serve_pid,sim=$sim_pid" "$@" | tee -a "$work/results.jsonl"
+    --households "$work/requests.jsonl" --pids "serve=$serve_pid,sim=$sim_pid" --ramp-ms "$RAMP_MS" "$@" | tee -a "$work/results.jsonl"
 }
 : > "$work/results.jsonl"
 for c in ${LEVELS:-1 50 500}; do
-  case $c in 1) n=200 ;; *) n=1000 ;; esac
+  case $c in 1) n=200 ;; *) n=$REQUESTS ;; esac
   stop_serve; start_serve            # a fresh process: every cache empty
   load --concurrency "$c" --requests "$n" --distinct --label cold
   load --concurrency "$c" --requests "$n" --distinct --label warm

@@ -141,8 +141,19 @@ async def run_load(args, ctx, host, port):
     lat, statuses = [], {}
     deadline = time.monotonic() + args.max_seconds
 
-    async def worker():
-        c = Conn(host, port, ctx)
+    # Every connection is opened (TLS handshake) before the clock starts: an intake system
+    # keeps its connection alive, and 50 handshakes at once would be measured as the first
+    # verifications' overhead. Worker i then sends its first household i/N of --ramp-ms
+    # after the start, so that N independent intake systems do not arrive in lockstep (a
+    # closed loop started at one instant keeps its first N requests, and the sources' answers
+    # to them, in one burst).
+    conns = [Conn(host, port, ctx) for _ in range(args.concurrency)]
+    await asyncio.gather(*(c.open() for c in conns))
+
+    async def worker(i):
+        c = conns[i]
+        if args.ramp_ms > 0:
+            await asyncio.sleep(args.ramp_ms / 1000 * i / args.concurrency)
         while not queue.empty() and time.monotonic() < deadline:
             body = queue.get_nowait()
             t = time.perf_counter()
@@ -161,7 +172,7 @@ async def run_load(args, ctx, host, port):
     cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
     own0 = time.process_time()
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    await asyncio.gather(*(worker(i) for i in range(args.concurrency)))
     wall = time.perf_counter() - t0
     own1 = time.process_time()
     cpu1 = {k: cpu_seconds(v) for k, v in pids.items()}
@@ -226,6 +237,8 @@ def main():
     ap.add_argument("--wait", type=float, default=10)
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--label", default="")
+    ap.add_argument("--ramp-ms", type=float, default=0,
+                    help="spread the workers' first requests over this many ms")
     ap.add_argument("--pids", default="", help="name=PID,… : report their CPU ms per request")
     args = ap.parse_args()
     u = urlparse(args.url)
