@@ -4,7 +4,9 @@
 # concurrent intake systems (closed loop: each sends its next household when the last one
 # is answered). At 1, 50 and 500 concurrent households, cache cold (each household once,
 # right after a restart: every source is asked) and warm (the same households again: every
-# source answers from hedui's cache), one JSON line per run and a table at the end.
+# source answers from hedui's cache), and cold again in a running process (households never
+# seen, after an unmeasured pass of other households: needs 3 x REQUESTS households), one
+# JSON line per run and a table at the end.
 # Loopback only; every loop is bounded.
 #
 # What each number means:
@@ -156,6 +158,13 @@ for c in ${LEVELS:-1 50 500}; do
   stop_serve; start_serve            # a fresh process: every cache empty
   load --concurrency "$c" --requests "$n" --distinct --label cold
   load --concurrency "$c" --requests "$n" --distinct --label warm
+  # A server that has been running: households never seen before (cold for every source),
+  # after a pass of other households (unmeasured) has grown the process, its caches, its
+  # connections and its store. What an intake system meets after the first minutes.
+  if [ "$(wc -l < "$work/requests.jsonl")" -ge $((3 * n)) ]; then
+    load --concurrency "$c" --requests "$n" --distinct --offset "$n" --quiet
+    load --concurrency "$c" --requests "$n" --distinct --offset $((2 * n)) --label cold-running
+  fi
 done
 echo "#$(uptime)"
 python3 - "$work/results.jsonl" <<'EOF'

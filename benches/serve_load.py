@@ -134,6 +134,7 @@ def pct(xs, p):
 
 async def run_load(args, ctx, host, port):
     bodies = [l.encode() for l in open(args.households, encoding="utf-8") if l.strip()]
+    bodies = bodies[args.offset:]
     n = min(args.requests, len(bodies)) if args.distinct else args.requests
     queue = asyncio.Queue()
     for i in range(n):
@@ -208,6 +209,8 @@ async def run_load(args, ctx, host, port):
     for k in pids:
         if cpu0[k] is not None and cpu1[k] is not None:
             out[f"{k}_cpu_ms_per_req"] = round((cpu1[k] - cpu0[k]) * 1000 / max(1, len(lat)), 3)
+    if args.quiet:
+        return
     print(json.dumps(out), flush=True)
 
 
@@ -234,9 +237,11 @@ def main():
     ap.add_argument("--concurrency", type=int, default=1)
     ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--distinct", action="store_true", help="each household at most once")
+    ap.add_argument("--offset", type=int, default=0, help="skip the first K households")
     ap.add_argument("--wait", type=float, default=10)
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--label", default="")
+    ap.add_argument("--quiet", action="store_true", help="print nothing (a warm-up pass)")
     ap.add_argument("--ramp-ms", type=float, default=0,
                     help="spread the workers' first requests over this many ms")
     ap.add_argument("--pids", default="", help="name=PID,… : report their CPU ms per request")
