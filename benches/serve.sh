@@ -30,6 +30,8 @@
 #   HEDUI=/path/to/hedui HOUSEHOLDS=1000 benches/serve.sh
 #   LEVELS="1 10 20 50" benches/serve.sh   # other concurrency levels (default 1 50 500)
 #   HOUSEHOLDS=3000 REQUESTS=2500 benches/serve.sh   # longer runs: a steadier p99
+#   ROUNDS=3 benches/serve.sh        # every level 3 times; the table gives the median and
+#                                    # the range of each column
 #   RAMP_MS=0 benches/serve.sh        # every client's first request at the same instant
 #                                    # (default: spread over one source latency; see
 #                                    # serve_load.py --ramp-ms). Connections are opened
@@ -45,6 +47,7 @@ LATENCY_MS="${LATENCY_MS:-20}"
 PIN="${PIN:-0}"
 RAMP_MS="${RAMP_MS:-$LATENCY_MS}"
 REQUESTS="${REQUESTS:-1000}"
+ROUNDS="${ROUNDS:-1}"
 if [ "$PIN" = 1 ]; then
   [ "$(nproc)" -ge 2 ] || { echo "PIN=1 needs 2 CPUs" >&2; exit 1; }
   on_serve=(taskset -c 0); on_rest=(taskset -c 1)
@@ -153,6 +156,7 @@ load() {
     --households "$work/requests.jsonl" --pids "serve=$serve_pid,sim=$sim_pid" --ramp-ms "$RAMP_MS" "$@" | tee -a "$work/results.jsonl"
 }
 : > "$work/results.jsonl"
+for round in $(seq 1 "$ROUNDS"); do
 for c in ${LEVELS:-1 50 500}; do
   case $c in 1) n=200 ;; *) n=$REQUESTS ;; esac
   stop_serve; start_serve            # a fresh process: every cache empty
@@ -166,15 +170,27 @@ for c in ${LEVELS:-1 50 500}; do
     load --concurrency "$c" --requests "$n" --distinct --offset $((2 * n)) --label cold-running
   fi
 done
+done
 echo "#$(uptime)"
 python3 - "$work/results.jsonl" <<'EOF'
 import json, sys
+from statistics import median
 f = lambda v: "-" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 10 else f"{v:.2f}")
-print("| concurrent | cache | req/s | p50 ms | p99 ms | overhead p50 ms | overhead p99 ms | src wait p50 ms | cpu ms/req serve / sim / client |")
-print("|---|---|---|---|---|---|---|---|---|")
+runs = {}
 for l in open(sys.argv[1]):
     r = json.loads(l)
-    print(f"| {r['concurrency']} | {r['label']} | {r['rps']:.0f} | {f(r['p50_ms'])} | {f(r['p99_ms'])} | "
-          f"{f(r['overhead_p50_ms'])} | {f(r['overhead_p99_ms'])} | {f(r['source_wait_p50_ms'])} | "
-          f"{f(r.get('serve_cpu_ms_per_req'))} / {f(r.get('sim_cpu_ms_per_req'))} / {f(r['client_cpu_ms_per_req'])} |")
+    runs.setdefault((r["concurrency"], r["label"]), []).append(r)
+def cell(rs, k):
+    """The median over rounds; with several rounds, the range after it."""
+    vs = [r.get(k) for r in rs if r.get(k) is not None]
+    if not vs:
+        return "-"
+    m = f(median(vs))
+    return m if len(vs) == 1 else f"{m} ({f(min(vs))}–{f(max(vs))})"
+print("| concurrent | cache | rounds | req/s | p50 ms | p99 ms | overhead p50 ms | overhead p99 ms | src wait p50 ms | cpu ms/req serve / sim / client |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for (c, label), rs in runs.items():
+    print(f"| {c} | {label} | {len(rs)} | {cell(rs, 'rps')} | {cell(rs, 'p50_ms')} | {cell(rs, 'p99_ms')} | "
+          f"{cell(rs, 'overhead_p50_ms')} | {cell(rs, 'overhead_p99_ms')} | {cell(rs, 'source_wait_p50_ms')} | "
+          f"{cell(rs, 'serve_cpu_ms_per_req')} / {cell(rs, 'sim_cpu_ms_per_req')} / {cell(rs, 'client_cpu_ms_per_req')} |")
 EOF
