@@ -5,7 +5,8 @@
 //! The audit log records every query of every person at every source, every report
 //! fetched, every refusal and every administrative act: who (token id), when (UTC), the
 //! purpose, the consent reference, the person masked (`6205**********1234`), the source and
-//! the outcome. It is hash-chained: row `n` stores `hash_n = SHA-256(hash_{n-1} ‖ content_n)`
+//! the outcome (a verification's queries: one `source_query` row per person, listing every
+//! source asked and what each said, see [`AuditEvent`]). It is hash-chained: row `n` stores `hash_n = SHA-256(hash_{n-1} ‖ content_n)`
 //! (hex; `hash_0` = 64 zeros), where `content_n` is the row's fields length-prefixed in
 //! column order. [`Store::verify_chain`] recomputes the chain and names the first row that
 //! was edited, or the first gap left by a deleted row. (Truncating the newest rows is only
@@ -216,9 +217,13 @@ pub struct AuditEvent {
     pub consent_ref: String,
     /// Masked person.
     pub person: String,
-    /// Source name.
+    /// Source name; for `source_query`, every source asked for the person, comma-separated
+    /// in the order asked (`household_registration,tax,…`).
     pub source: String,
-    /// Outcome (`records:3`, `no_records`, `failed:timeout`, an error code, …).
+    /// Outcome (`records:3`, `no_records`, `failed:timeout`, an error code, …); for
+    /// `source_query`, each source's for the person, `;`-separated in the order of `source`
+    /// (`household_registration=records:1;tax=no_records;bank=failed:timeout;…`; ` (cached)`
+    /// after an answer from hedui's cache).
     pub outcome: String,
 }
 
@@ -1140,7 +1145,7 @@ impl Store {
     }
 
     /// Mark a job done with its sealed report (the request, with its ID numbers, is wiped)
-    /// and append `events` (one row per person and source, `report_built`, and
+    /// and append `events` (one `source_query` row per person, `report_built`, and
     /// `report_fetched` when the report is handed out at once) to the audit chain, in one
     /// transaction: a report is never stored without its audit rows.
     ///

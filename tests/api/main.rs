@@ -476,6 +476,42 @@ async fn a_failing_source_makes_the_report_referred_with_source_unverified() {
         vec!["bank", "securities"],
         "one source_unverified finding per failed source"
     );
+    // The audit log says, for every person, which sources failed and how.
+    let job = v["id"].as_str().unwrap();
+    let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
+    let rows_: Vec<(String, String)> = conn
+        .prepare("SELECT source, outcome FROM audit WHERE action = 'source_query' AND job_id = ?1")
+        .unwrap()
+        .query_map([job], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        rows_.len(),
+        rows.1.len() + rows.2.len(),
+        "one row per person"
+    );
+    for (asked, said) in &rows_ {
+        assert_eq!(asked.split(',').count(), 12, "{asked}");
+        let said: BTreeMap<&str, &str> = said
+            .split(';')
+            .map(|o| o.split_once('=').unwrap())
+            .collect();
+        assert_eq!(said.len(), 12, "{said:?}");
+        assert!(
+            said["bank"].starts_with("failed:source_unauthorized"),
+            "{said:?}"
+        );
+        assert!(
+            said["securities"].starts_with("failed:source_malformed"),
+            "{said:?}"
+        );
+        assert_eq!(
+            said.values().filter(|o| o.starts_with("failed:")).count(),
+            2,
+            "{said:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -764,11 +800,30 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     assert_eq!(st, 200);
     let a: Value = serde_json::from_str(&text).unwrap();
     let rows_ = a["rows"].as_array().unwrap();
-    let queries = rows_
+    let queries: Vec<&Value> = rows_
         .iter()
         .filter(|r| r["action"] == "source_query" && r["job_id"] == json!(job))
-        .count();
-    assert_eq!(queries, 12 * persons.len(), "one row per person and source");
+        .collect();
+    assert_eq!(queries.len(), persons.len(), "one row per person");
+    for q in &queries {
+        // every source asked, in order, and what each said of this person
+        let asked: Vec<&str> = q["source"].as_str().unwrap().split(',').collect();
+        assert_eq!(asked.len(), 12, "{q}");
+        assert_eq!(asked[0], "household_registration", "{q}");
+        let said: Vec<&str> = q["outcome"].as_str().unwrap().split(';').collect();
+        assert_eq!(said.len(), 12, "{q}");
+        for (a, o) in asked.iter().zip(&said) {
+            let (src, what) = o.split_once('=').unwrap();
+            assert_eq!(src, *a, "{q}");
+            assert!(what == "no_records" || what.starts_with("records:"), "{q}");
+        }
+        // the registration knows every person of these hand-built households
+        assert!(
+            said[0].starts_with("household_registration=records:"),
+            "{q}"
+        );
+        assert!(q["consent_ref"].as_str().unwrap().starts_with("cr_"), "{q}");
+    }
     for j in [&job, &waited] {
         let accepted = rows_
             .iter()
