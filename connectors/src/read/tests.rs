@@ -877,6 +877,51 @@ fn json_lines_are_mapped_and_bad_lines_refused_with_their_line() {
     );
 }
 
+/// Found by the s7 attack: a JSON object with a key given twice kept the last value
+/// silently (serde_json's map), and a second key of one field (`余额` beside `balance`) was
+/// ignored where a CSV header refuses the row. Both refuse the line now, with its ID for the
+/// referral; equal repeats and an empty second key are read.
+#[test]
+fn json_lines_with_a_key_twice_or_two_keys_of_one_field_that_disagree_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{{\"id_number\":\"{ID1}\",\"name\":\"a\",\"balance\":\"10.00\",\"balance\":\"999999.00\"}}\n\
+         {{\"id_number\":\"{ID2}\",\"name\":\"b\",\"balance\":\"5.00\",\"id_number\":\"{ID3}\"}}\n\
+         {{\"id_number\":\"{ID3}\",\"name\":\"c\",\"balance\":\"7.00\",\"balance\":\"7.00\"}}\n\
+         {{\"id_number\":\"{ID1}\",\"name\":\"d\",\"balance\":\"100\",\"余额（万元）\":\"0.02\"}}\n\
+         {{\"id_number\":\"{ID2}\",\"name\":\"e\",\"balance\":null,\"余额（万元）\":\"0.03\"}}\n\
+         {{\"id_number\":\"{ID2}\",\"name\":\"f\",\"balance\":\"1\",\"note\":1,\"note\":2}}\n"
+    );
+    let p = write(d.path(), "bank.jsonl", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("name"), vec!["c", "e", "f"]);
+    assert_eq!(t.values("balance"), vec!["7.00", "300.00", "1"]);
+    assert_eq!(prep.line_of_row, Some(vec![3, 5, 6]));
+    assert_eq!(
+        rejected_rows(&prep),
+        vec![
+            (1, "balance", "json_duplicate_key", "10.00", Some(ID1)),
+            (2, "id_number", "json_duplicate_key", ID2, Some(ID2)),
+            (4, "balance", "duplicate_column_conflict", "100", Some(ID1)),
+        ]
+    );
+    assert_eq!(
+        prep.rejected[0].message,
+        "line 1, column balance: the key balance appears twice in the object with different values; which one is meant is not guessed, the line is not read"
+    );
+    assert_eq!(
+        prep.rejected[1].other_keys,
+        vec![("id_number".to_string(), ID3.to_string())]
+    );
+    assert!(!prep.rejected[1].message.contains(ID3));
+    assert!(
+        prep.rejected[2]
+            .message
+            .contains("columns balance and 余额（万元）")
+    );
+}
+
 #[test]
 fn a_parquet_extract_with_chinese_column_names_is_renamed_in_the_scan() {
     let d = tempfile::tempdir().unwrap();
