@@ -143,6 +143,28 @@ fn utf8_text_followed_by_gbk_bytes_is_refused_as_mixed_not_decoded_as_gb18030() 
     assert!(!msg.contains(ID2) && !msg.contains("王秀兰"), "{msg}");
 }
 
+/// Found by the s7 attack: a UTF-8 file cut off inside its last character (with or without
+/// a BOM) was refused as "mixes encodings … GBK/GB18030?", sending the clerk after the wrong
+/// fault. It is refused as cut off, naming the offset, never decoded lossily.
+#[test]
+fn utf8_text_cut_off_inside_a_character_is_refused_as_cut_off_not_as_mixed() {
+    let d = tempfile::tempdir().unwrap();
+    for bom in ["", "\u{feff}"] {
+        let mut bytes = format!("{bom}id_number,name\n{ID1},王秀兰\n{ID2},李建").into_bytes();
+        let offset = bytes.len();
+        bytes.extend_from_slice(&"国".as_bytes()[..2]);
+        let p = write(d.path(), "members.csv", &bytes);
+        let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+        assert!(
+            msg.contains(&format!(
+                "the file ends inside a UTF-8 character (byte offset {offset}): it was cut off"
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains("GBK") && !msg.contains(ID2), "{msg}");
+    }
+}
+
 /// Regression (GBK re-encoding of gen.py's county): 魏 in GBK is CE BA, which is also
 /// valid UTF-8 (κ), so the file looked like "UTF-8 text, then GBK" and was refused as mixed.
 #[test]

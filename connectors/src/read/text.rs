@@ -287,7 +287,7 @@ pub(super) fn io_stop(ctx: &Ctx, e: io::Error) -> Stop {
 
 /// The byte offset of the first sequence that is not UTF-8, from `start`, and whether valid
 /// UTF-8 CJK text (a character of 3+ bytes, see `has_wide_utf8`) comes before it.
-pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
+pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool, bool)> {
     let mut f = File::open(ctx.path).ok()?;
     f.seek(SeekFrom::Start(start)).ok()?;
     let mut buf = vec![0u8; 1 << 20];
@@ -313,7 +313,9 @@ pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
                 let valid = e.valid_up_to();
                 non_ascii |= has_wide_utf8(&buf[..valid]);
                 if e.error_len().is_some() || n == 0 {
-                    return Some((base + valid as u64, non_ascii));
+                    // n == 0 with no error length: the file ends inside a character.
+                    let cut = e.error_len().is_none();
+                    return Some((base + valid as u64, non_ascii && !cut, cut));
                 }
                 // An incomplete sequence at the end of the buffer: carry it over.
                 buf.copy_within(valid..len, 0);
@@ -322,6 +324,16 @@ pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
             }
         }
     }
+}
+
+/// The message for UTF-8 text that ends inside a character at byte offset `off`: a file cut
+/// off in transfer or export (found by the s7 attack, which was told "mixes encodings …
+/// GBK/GB18030?" for it). Never decoded lossily; the whole file is refused, since its last
+/// row, and perhaps more, is missing.
+fn cut_off(off: u64) -> String {
+    format!(
+        "the file ends inside a UTF-8 character (byte offset {off}): it was cut off (an interrupted copy or export?); rows after it are missing, so the file is not read; fetch it again"
+    )
 }
 
 /// Whether valid UTF-8 holds a character of three or more bytes (U+0800 and up: CJK and
@@ -365,8 +377,11 @@ pub(super) fn with_encoding(
             }
             Err(Stop::Rewrite) => check_first = false,
             Err(Stop::NotUtf8) if chosen.may_fall_back => {
-                let (off, utf8_text_before) =
-                    first_invalid_utf8(ctx, chosen.bom).unwrap_or((0, false));
+                let (off, utf8_text_before, cut) =
+                    first_invalid_utf8(ctx, chosen.bom).unwrap_or((0, false, false));
+                if cut {
+                    return Err(ctx.unreadable(cut_off(off)));
+                }
                 if utf8_text_before {
                     // Valid UTF-8 Chinese before the first bad byte: two encodings in one
                     // file. Decoding all of it as GB18030 would turn the UTF-8 part into
@@ -384,7 +399,11 @@ pub(super) fn with_encoding(
                 check_first = false;
             }
             Err(Stop::NotUtf8) => {
-                let off = first_invalid_utf8(ctx, chosen.bom).map_or(0, |(o, _)| o);
+                let (off, _, cut) =
+                    first_invalid_utf8(ctx, chosen.bom).unwrap_or((0, false, false));
+                if cut {
+                    return Err(ctx.unreadable(cut_off(off)));
+                }
                 let why = if chosen.bom == 3 {
                     "starts with a UTF-8 BOM"
                 } else {
