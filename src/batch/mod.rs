@@ -936,10 +936,25 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     .and_then(|(c, l)| {
                         // An extract of a whole population with no rows is a failed export, not
                         // "nobody has anything": it is unverified, never read as no records.
+                        let bad = l.kept.bad.len() as u64;
                         if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
                             Err(ConnectorError::Unreadable {
                                 path: c.path().display().to_string(),
                                 message: "the extract has no data rows (a failed export?)".into(),
+                            })
+                        } else if bad > 0 && bad * 2 > l.counts.rows {
+                            // Found by the s7 attack: an extract whose ID column was emptied or
+                            // turned into `6.20503E+17` by a spreadsheet had every row
+                            // quarantined one by one, yet the source read as answered: every
+                            // caseload person had "no records" of it (no deposits, no car) and
+                            // families were eligible on a source nobody could read. A key
+                            // unusable in most rows is a damaged extract, like a missing column.
+                            Err(ConnectorError::Unreadable {
+                                path: c.path().display().to_string(),
+                                message: format!(
+                                    "{bad} of {} data rows have no usable ID number (empty, scientific notation, digits lost, not a number): the extract cannot be linked to persons (a damaged export, or another column read as id_number?); it is not read, every household is unverified for it",
+                                    l.counts.rows
+                                ),
                             })
                         } else {
                             Ok((c, l))

@@ -628,6 +628,73 @@ fn a_stray_nul_byte_refuses_its_row_and_refers_the_household_of_the_person() {
     assert!(!q.iter().flatten().any(|v| v.contains(&id)));
 }
 
+/// Found by the s7 attack: a bank extract whose ID column went through a spreadsheet
+/// (`6.20503E+17` in every row) or came out empty had each row quarantined, yet `bank` read as
+/// answered: every person had no deposits, and households over the asset line were eligible.
+/// A key unusable in most rows makes the source unverified for every household, naming why.
+#[test]
+fn an_extract_whose_id_numbers_are_mostly_unusable_is_unverified_not_no_records() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    assert!(
+        before
+            .values()
+            .any(|(d, rules)| d == "ineligible" && rules.contains("financial_assets")),
+        "the county needs a household over the asset line"
+    );
+    let bpath = c.data().join("bank.csv");
+    let text = std::fs::read_to_string(&bpath).unwrap();
+    let original = text.clone();
+    for (name, mangle) in [
+        (
+            "sci",
+            (|id: &str| format!("{}.{}E+17", &id[..1], &id[1..6])) as fn(&str) -> String,
+        ),
+        ("empty", |_: &str| String::new()),
+    ] {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let rows = lines.len() - 1;
+        for l in lines.iter_mut().skip(1) {
+            let (id, rest) = l.split_once(',').unwrap();
+            *l = format!("{},{rest}", mangle(id));
+        }
+        std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
+        let (out, dir) = c.batch(name, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: an unverified source: exit 1"
+        );
+        let s = summary(&dir);
+        let bank = &s["sources"]["bank"];
+        assert_eq!(bank["status"], "unverified", "{name}: {bank}");
+        assert_eq!(
+            bank["households_unverified"].as_u64(),
+            Some(before.len() as u64),
+            "{name}: {bank}"
+        );
+        let reason = bank["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("source_unreadable: ")
+                && reason.contains(&format!(
+                    "bank.csv: unreadable: {rows} of {rows} data rows have no usable ID number"
+                )),
+            "{name}: {reason}"
+        );
+        // no household is eligible on a source nobody could read
+        let after = determinations(&dir);
+        for (hh, (d, rules)) in &after {
+            assert_ne!(d, "eligible", "{name}: {hh}");
+            if before[hh].0 == "eligible" {
+                assert_eq!(d, "referred", "{name}: {hh}");
+                assert!(rules.contains("source_unverified"), "{name}: {hh} {rules}");
+            }
+        }
+    }
+    std::fs::write(&bpath, original).unwrap();
+}
+
 /// Two ID headers (`id_number`, `身份证号`) naming two caseload persons in one row: the row
 /// may be either's, so both households are referred.
 #[test]
