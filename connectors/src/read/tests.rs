@@ -627,6 +627,31 @@ fn a_quoted_value_spanning_lines_and_blank_lines_keep_original_line_numbers() {
     );
 }
 
+/// Found by the s7 attack: a stray quote at the start of a members.csv row (`"620503…`)
+/// swallowed every later row into one value; the reader refused one ragged row naming its
+/// first line, and 283 of 286 members were lost. An unbalanced quote that runs over lines
+/// refuses the file, naming the lines; a legitimate quoted value over two lines is read.
+#[test]
+fn a_quote_that_runs_over_later_rows_refuses_the_file_naming_the_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let to_end = format!("id_number,name,note\n{ID1},王秀兰,x\n\"{ID2},李建国,y\n{ID3},张秀英,z\n");
+    let p = write(d.path(), "members.csv", to_end.as_bytes());
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(
+        msg.contains("lines 3-4: a quote (\") opens a value that runs over 2 lines to the end of the file and the row has 1 fields (the header has 3)"),
+        "{msg}"
+    );
+    assert!(!msg.contains(ID2) && !msg.contains("李建国"), "{msg}");
+    // closed by a later quote: the rows between are swallowed all the same
+    let closed = format!(
+        "id_number,name,note\n{ID1},\"王秀兰,x\n{ID2},李建国,y\n{ID3},张秀英,\"z\"\n{ID1},a,b\n"
+    );
+    let p = write(d.path(), "members.csv", closed.as_bytes());
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(msg.contains("lines 2-4: a quote"), "{msg}");
+    assert!(!msg.contains("to the end of the file"), "{msg}");
+}
+
 #[test]
 fn an_empty_file_and_html_saved_as_xls_are_refused_with_advice() {
     let d = tempfile::tempdir().unwrap();

@@ -483,6 +483,8 @@ pub(super) struct RecordReader<R> {
     cr: bool,
     /// A NUL byte inside a field's data.
     nul: bool,
+    /// The file ended inside a quoted field (its quote was never closed).
+    unclosed: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -506,6 +508,7 @@ impl<R: BufRead> RecordReader<R> {
             lines_spanned: 0,
             cr: false,
             nul: false,
+            unclosed: false,
         }
     }
 
@@ -518,6 +521,7 @@ impl<R: BufRead> RecordReader<R> {
         self.lines_spanned = 0;
         self.cr = false;
         self.nul = false;
+        self.unclosed = false;
         let mut state = Field::Start;
         loop {
             self.raw.clear();
@@ -530,6 +534,7 @@ impl<R: BufRead> RecordReader<R> {
                     return Ok(false);
                 }
                 // End of file inside a quoted field: the record ends here.
+                self.unclosed = true;
                 self.ends.push(self.data.len());
                 return Ok(true);
             }
@@ -600,6 +605,16 @@ impl<R: BufRead> RecordReader<R> {
     /// Whether the record spans more than one physical line.
     pub fn multiline(&self) -> bool {
         self.lines_spanned > 1
+    }
+
+    /// The physical line the record ends on.
+    pub fn end_line(&self) -> u64 {
+        self.start_line + self.lines_spanned.saturating_sub(1)
+    }
+
+    /// Whether the file ended inside this record's quoted field (a quote never closed).
+    pub fn unclosed(&self) -> bool {
+        self.unclosed
     }
 
     /// Whether a field holds a CR byte (a lone CR, which other CSV readers take for a line
@@ -983,6 +998,26 @@ impl Pass<'_> {
                     path: ctx.path.display().to_string(),
                     message: format!(
                         "line {line}: a row with {} fields (the header has {width}) holds carriage returns: lines that end in CR only are not read; save the file with LF or CRLF line ends",
+                        fields.len()
+                    ),
+                }));
+            }
+            if rdr.multiline() && (fields.len() != width || rdr.unclosed()) {
+                // Found by the s7 attack: a stray quote (`"620503…`) opened a value that ran
+                // on to the next quote or the end of the file; the rows in it were refused as
+                // one ragged row, naming only its first line, and every person in them was
+                // lost (283 members of 286). As with CR-only lines, the file is not read.
+                let end = rdr.end_line();
+                return Err(Stop::Fail(ConnectorError::Unreadable {
+                    path: ctx.path.display().to_string(),
+                    message: format!(
+                        "lines {line}-{end}: a quote (\") opens a value that runs over {} lines{} and the row has {} fields (the header has {width}): an unbalanced quote? The rows in it would be lost, so the file is not read; close or remove the quote",
+                        end - line + 1,
+                        if rdr.unclosed() {
+                            " to the end of the file"
+                        } else {
+                            ""
+                        },
                         fields.len()
                     ),
                 }));
