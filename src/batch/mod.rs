@@ -1234,6 +1234,22 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         l.counts.rows,
                         l.counts.linked + l.counts.unlinked + l.counts.quarantined
                     );
+                    // Found by the s7 attack: another county's (or an old) extract links no
+                    // one, and every person reads as having no records of it. Whether a
+                    // caseload holds none of a sparse source's rows cannot be told from the
+                    // file, so this is said, not decided: in the log and summary.json.
+                    if l.counts.rows > 0
+                        && l.counts.linked == 0
+                        && l.counts.quarantined == 0
+                        && !persons.is_empty()
+                    {
+                        tracing::warn!(source = %kind, rows = l.counts.rows, "No row of the extract is a caseload person's: an extract of another population?");
+                        l.counts.notes.push(format!(
+                            "none of the {} rows names a caseload person: every person reads as having no {} records; if the extract is of another region or period, it does not answer for this caseload",
+                            l.counts.rows,
+                            kind.name()
+                        ));
+                    }
                     sources.insert(
                         kind.name().into(),
                         SourceSummary {

@@ -695,6 +695,52 @@ fn an_extract_whose_id_numbers_are_mostly_unusable_is_unverified_not_no_records(
     std::fs::write(&bpath, original).unwrap();
 }
 
+/// Found by the s7 attack: a bank extract of another county links no one and reads as
+/// "no deposits" for everyone. The file cannot tell that apart from a caseload without
+/// accounts, so the run says so (summary.json notes, log) and decides nothing from it.
+#[test]
+fn an_extract_that_names_no_caseload_person_is_noted() {
+    let c = County::new(60);
+    let persons: std::collections::HashSet<String> = ["members.csv", "supporters.csv"]
+        .iter()
+        .flat_map(|f| csv_rows(&c.data().join(f)))
+        .map(|r| r[0].clone())
+        .collect();
+    let bpath = c.data().join("bank.csv");
+    let text = std::fs::read_to_string(&bpath).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || !persons.contains(l.split(',').next().unwrap()))
+        .map(|(_, l)| l)
+        .collect();
+    let rows = lines.len() - 1;
+    assert!(rows > 0 && rows < text.lines().count() - 1);
+    std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
+    let (_, dir) = c.batch("other", &[]);
+    let s = summary(&dir);
+    let bank = &s["sources"]["bank"];
+    assert_eq!(bank["status"], "answered", "{bank}");
+    assert_eq!(bank["counts"]["linked"], 0, "{bank}");
+    let note = format!(
+        "none of the {rows} rows names a caseload person: every person reads as having no bank records"
+    );
+    assert!(
+        bank["counts"]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(&note)),
+        "{bank}"
+    );
+    // a source that does name caseload persons carries no such note
+    assert!(
+        !s["sources"]["tax"]["counts"]["notes"]
+            .to_string()
+            .contains("none of the")
+    );
+}
+
 /// Two ID headers (`id_number`, `身份证号`) naming two caseload persons in one row: the row
 /// may be either's, so both households are referred.
 #[test]
