@@ -330,6 +330,55 @@ pub(crate) fn for_each_batch<E>(
     })
 }
 
+/// For a source whose rules read one period (tax and medical insurance: year Y; social
+/// insurance: the months of the income window), why the extract answers nothing for it: no
+/// row of the whole file is in the period (`Some("no row of tax_year 2025 …")`). `None` when
+/// a row is, for other sources, or when the file cannot be scanned again (its rows were read:
+/// nothing is decided on a failed second look). The scan stops at the first row in period.
+fn out_of_period(conn: &FileConnector, kind: SourceKind, frame: &Frame) -> Option<String> {
+    let (column, what) = match kind {
+        SourceKind::Tax => ("tax_year", format!("tax_year {}", frame.tax_year)),
+        SourceKind::MedicalInsurance => ("year", format!("year {}", frame.tax_year)),
+        SourceKind::SocialInsurance => (
+            "period",
+            format!("period {} to {}", frame.window_first, frame.window_last),
+        ),
+        _ => return None,
+    };
+    let in_period = |v: &str| match kind {
+        SourceKind::SocialInsurance => crate::domain::date::Month::parse(v)
+            .is_ok_and(|m| m >= frame.window_first && m <= frame.window_last),
+        _ => {
+            let ascii = crate::domain::half_width(v);
+            let v = ascii.as_deref().unwrap_or(v).trim();
+            v.parse::<i64>()
+                .is_ok_and(|y| y == i64::from(frame.tax_year))
+        }
+    };
+    let lf = conn
+        .scan()
+        .ok()?
+        .select([col(column).cast(DataType::String)]);
+    // Err(None): a row in the period was found (the scan stops); Err(Some(_)): it failed
+    let r = for_each_batch(
+        lf,
+        |df| -> Result<(), Option<PolarsError>> {
+            let c = df.column(column).map_err(Some)?;
+            if c.str().map_err(Some)?.iter().flatten().any(&in_period) {
+                return Err(None);
+            }
+            Ok(())
+        },
+        Some,
+    );
+    match r {
+        Ok(()) => Some(format!(
+            "no row of the extract is of {what}, the period the rules read"
+        )),
+        Err(_) => None,
+    }
+}
+
 /// Whether a row with the valid ID key `key` (no caseload person's) and the name `name` is a
 /// candidate of the second linkage pass: the name and the ID's birth date are a caseload
 /// person's (`names`: `None` for a source whose rows are not candidates). What
@@ -1179,6 +1228,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         .collect();
                     l.counts.repeated_header_lines = prep.repeated_headers.clone();
                     l.counts.notes = prep.notes.clone();
+                    // whether a caseload person's row is in the rules' period (tax year Y,
+                    // the income window): if none is, is any row of the file?
+                    let mut any_in_period = false;
                     for ri in 0..l.kept.records.len() {
                         let Some(&pi) = l.kept.records.key(ri).and_then(|k| person_index.get(&k))
                         else {
@@ -1193,6 +1245,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         match p.evidence.add(kind, &values, &frame, policy) {
                             Ok(in_scope) => {
                                 l.counts.linked += 1;
+                                any_in_period |= in_scope;
                                 // The values the evidence parsed, when not spelled as §2 says.
                                 for &(ci, how) in parsed.iter().filter(|_| in_scope) {
                                     let Some(v) = values.get(ci).copied().flatten() else {
@@ -1234,6 +1287,39 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         l.counts.rows,
                         l.counts.linked + l.counts.unlinked + l.counts.quarantined
                     );
+                    // Found by the s7 attack: last year's tax extract (every row of 2024 when
+                    // Y is 2025) or a social-insurance extract that ends before the income
+                    // window was answered: every person had no income of the period, and
+                    // families over the line were eligible. An extract with no row at all in
+                    // the period the rules read is unverified, never "no income".
+                    let stale = if any_in_period || l.counts.rows == 0 {
+                        None
+                    } else {
+                        out_of_period(&conn, kind, &frame)
+                    };
+                    if let Some(why) = stale {
+                        let reason = format!(
+                            "source_out_of_period: {}: {why}: a stale extract? It does not answer for the period; every household is unverified for it",
+                            conn.path().display()
+                        );
+                        tracing::warn!(source = %kind, reason = "source_out_of_period", "Source not answered; every household says unverified for it.");
+                        unverified.push((kind, reason.clone()));
+                        sources.insert(
+                            kind.name().into(),
+                            SourceSummary {
+                                status: "unverified",
+                                reason: Some(reason),
+                                counts: None,
+                                households_unverified: 0,
+                                ms: ts.elapsed().as_millis(),
+                            },
+                        );
+                        record_sets.push(l.kept.records);
+                        rows_by_age.push(l.rows_by_age);
+                        pb.inc(1);
+                        check_strict(opts.strict, &q)?;
+                        continue;
+                    }
                     // Found by the s7 attack: another county's (or an old) extract links no
                     // one, and every person reads as having no records of it. Whether a
                     // caseload holds none of a sparse source's rows cannot be told from the

@@ -695,6 +695,68 @@ fn an_extract_whose_id_numbers_are_mostly_unusable_is_unverified_not_no_records(
     std::fs::write(&bpath, original).unwrap();
 }
 
+/// Found by the s7 attack: last year's tax extract (every `tax_year` one less, so none is
+/// Y = 2025) and a social-insurance extract two years old were answered: every person had no
+/// income of the period and households over the income line became eligible. An extract
+/// with no row in the period the rules read is unverified for every household.
+#[test]
+fn an_extract_with_no_row_in_the_period_the_rules_read_is_unverified() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    for (file, col, shift, what) in [
+        ("tax.csv", 2, 1, "tax_year 2025"),
+        ("social_insurance.csv", 2, 2, "period 2025-11 to 2026-10"),
+    ] {
+        let path = c.data().join(file);
+        let original = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<String> = original
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    return l.to_string();
+                }
+                let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+                let year: i32 = f[col][..4].parse().unwrap();
+                f[col] = format!("{}{}", year - shift, &f[col][4..]);
+                f.join(",")
+            })
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let (out, dir) = c.batch(&format!("stale_{col}_{shift}"), &[]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let s = summary(&dir);
+        let src = &s["sources"][file.trim_end_matches(".csv")];
+        assert_eq!(src["status"], "unverified", "{file}: {src}");
+        assert_eq!(
+            src["households_unverified"].as_u64(),
+            Some(before.len() as u64)
+        );
+        let reason = src["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("source_out_of_period: ")
+                && reason.contains(&format!(
+                    "{file}: no row of the extract is of {what}, the period the rules read"
+                )),
+            "{reason}"
+        );
+        for (hh, (d, rules)) in determinations(&dir) {
+            assert_ne!(d, "eligible", "{file}: {hh}");
+            if before[&hh].0 == "eligible" {
+                assert!(
+                    rules.contains("source_unverified:referred"),
+                    "{hh}: {rules}"
+                );
+            }
+        }
+        std::fs::write(&path, original).unwrap();
+    }
+    // the county as generated is answered
+    let (_, again) = c.batch("again", &[]);
+    assert_eq!(determinations(&again), before);
+}
+
 /// Found by the s7 attack: a bank extract of another county links no one and reads as
 /// "no deposits" for everyone. The file cannot tell that apart from a caseload without
 /// accounts, so the run says so (summary.json notes, log) and decides nothing from it.
