@@ -330,6 +330,36 @@ pub(crate) fn for_each_batch<E>(
     })
 }
 
+/// The records of `records` that repeat an earlier record of the same person value for value,
+/// each with the index of the first: record index → first index. Transient: 16 bytes per
+/// record, sorted by (person key, hash of the values, index); equal hashes are compared
+/// value by value.
+fn repeated_records(records: &CompactSet) -> HashMap<u32, u32> {
+    use std::hash::{Hash, Hasher};
+    let mut idx: Vec<(u64, u64, u32)> = (0..records.len())
+        .filter_map(|ri| {
+            let key = records.key(ri).filter(|k| *k != crate::records::NO_KEY)?;
+            let values = records.values(ri)?;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            values.hash(&mut h);
+            Some((key, h.finish(), ri as u32))
+        })
+        .collect();
+    idx.sort_unstable();
+    let mut out = HashMap::new();
+    for group in idx.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        for (i, &(_, _, ri)) in group.iter().enumerate().skip(1) {
+            let v = records.values(ri as usize);
+            if let Some(&(_, _, first)) = group[..i].iter().find(|(_, _, f)| {
+                !out.contains_key(f) && records.values(*f as usize).as_deref() == v.as_deref()
+            }) {
+                out.insert(ri, first);
+            }
+        }
+    }
+    out
+}
+
 /// For a source whose rules read one period (tax and medical insurance: year Y; social
 /// insurance: the months of the income window), why the extract answers nothing for it: no
 /// row of the whole file is in the period (`Some("no row of tax_year 2025 …")`). `None` when
@@ -1231,6 +1261,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     // whether a caseload person's row is in the rules' period (tax year Y,
                     // the income window): if none is, is any row of the file?
                     let mut any_in_period = false;
+                    let repeats = repeated_records(&l.kept.records);
                     for ri in 0..l.kept.records.len() {
                         let Some(&pi) = l.kept.records.key(ri).and_then(|k| person_index.get(&k))
                         else {
@@ -1242,6 +1273,38 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             continue;
                         };
                         let p = &mut persons[pi];
+                        // Found by the s7 attack: a bank row given twice (two overlapping
+                        // exports concatenated) counted its balance twice. A row that repeats
+                        // an earlier row of the same person value for value is counted once
+                        // and refers the household: whether the department meant two is not
+                        // guessed.
+                        if let Some(&first) = repeats.get(&(ri as u32)) {
+                            l.counts.quarantined += 1;
+                            let first_line = l
+                                .kept
+                                .records
+                                .row(first as usize)
+                                .and_then(|r| prep.line_of(r))
+                                .map_or_else(
+                                    || "an earlier line".to_string(),
+                                    |n| format!("line {n}"),
+                                );
+                            q.push(QuarantineEntry::at(
+                                &file,
+                                prep.line_of(row),
+                                Some(row),
+                                "",
+                                "",
+                                "row_duplicate",
+                                Action::Referred,
+                                format!(
+                                    "the row repeats {first_line} of the same person value for value (an extract read twice?); counted once, the person's {} evidence is incomplete, household referred",
+                                    kind.name()
+                                ),
+                            ));
+                            p.mark_row_unreadable(kind);
+                            continue;
+                        }
                         match p.evidence.add(kind, &values, &frame, policy) {
                             Ok(in_scope) => {
                                 l.counts.linked += 1;

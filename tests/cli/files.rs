@@ -695,6 +695,61 @@ fn an_extract_whose_id_numbers_are_mostly_unusable_is_unverified_not_no_records(
     std::fs::write(&bpath, original).unwrap();
 }
 
+/// Found by the s7 attack: a bank row given twice (two overlapping exports concatenated)
+/// counted its balance twice. The repeat is counted once and refers the household, naming
+/// the line it repeats; every other household is as it was.
+#[test]
+fn a_row_repeated_value_for_value_is_counted_once_and_refers_the_household() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    let members = csv_rows(&c.data().join("members.csv"));
+    let bpath = c.data().join("bank.csv");
+    let text = std::fs::read_to_string(&bpath).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (li, hh) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, l)| {
+            let id = l.split(',').next().unwrap();
+            members
+                .iter()
+                .find(|m| m[0] == id)
+                .map(|m| (i, m[2].clone()))
+        })
+        .expect("a member with a bank row");
+    let again = lines[li].clone();
+    lines.insert(li + 1, again);
+    std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("repeated", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    referred_alone(&before, &determinations(&dir), &hh);
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let bank: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "bank.csv").collect();
+    assert_eq!(bank.len(), 1, "{bank:?}");
+    assert_eq!(
+        (
+            bank[0][1].as_str(),
+            bank[0][5].as_str(),
+            bank[0][6].as_str()
+        ),
+        ((li + 2).to_string().as_str(), "row_duplicate", "referred")
+    );
+    assert!(
+        bank[0][7].starts_with(&format!(
+            "the row repeats line {} of the same person",
+            li + 1
+        )),
+        "{}",
+        bank[0][7]
+    );
+    let s = summary(&dir);
+    assert_eq!(s["sources"]["bank"]["counts"]["quarantined"], 1);
+    assert_eq!(s["sources"]["bank"]["households_unverified"], 1);
+}
+
 /// Found by the s7 attack: last year's tax extract (every `tax_year` one less, so none is
 /// Y = 2025) and a social-insurance extract two years old were answered: every person had no
 /// income of the period and households over the income line became eligible. An extract
