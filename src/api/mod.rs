@@ -388,13 +388,32 @@ fn scrub(raw: &str) -> String {
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // RFC 8259 §8.1 lets a parser ignore a leading UTF-8 byte order mark (the cases' BOM rule
+    // holds for JSON too); a UTF-16 body is named as such, not "invalid JSON at column 1".
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if body.starts_with(&[0xFF, 0xFE]) || body.starts_with(&[0xFE, 0xFF]) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "json_malformed",
+            None,
+            "the body is UTF-16 (byte order mark FF FE or FE FF): send the JSON as UTF-8"
+                .to_string(),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let r: Result<T, _> = serde_path_to_error_lite(&mut de);
     r.map_err(|(path, e)| {
         let path = scrub(&path);
         let msg = e.to_string();
         // serde's messages for wrong types quote the value: they are not passed on.
-        let (code, message) = if msg.starts_with("unknown field") {
+        let (code, message) = if msg.starts_with(DUPLICATE) {
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "field_duplicate",
+                Some(path.clone()),
+                format!("the key {path} appears twice in one object; which value is meant is not guessed"),
+            );
+        } else if msg.starts_with("unknown field") {
             let name: String = msg
                 .split('`')
                 .nth(1)
@@ -451,9 +470,9 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 fn serde_path_to_error_lite<T: serde::de::DeserializeOwned>(
     de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'_>>,
 ) -> Result<T, (String, serde_json::Error)> {
-    let v: Value = match serde::Deserialize::deserialize(&mut *de) {
+    let v: Value = match serde::de::DeserializeSeed::deserialize(Strict(String::new()), &mut *de) {
         Ok(v) => v,
-        Err(e) => return Err((String::new(), e)),
+        Err(e) => return Err((duplicate_path(&e), e)),
     };
     if let Err(e) = de.end() {
         return Err((String::new(), e));
@@ -461,6 +480,86 @@ fn serde_path_to_error_lite<T: serde::de::DeserializeOwned>(
     match serde_json::from_value::<T>(v.clone()) {
         Ok(t) => Ok(t),
         Err(e) => Err((locate_error::<T>(&v), e)),
+    }
+}
+
+/// The message prefix of a key given twice in one object (see [`Strict`]).
+const DUPLICATE: &str = "duplicate key at ";
+
+/// The JSON path of a duplicate key from a [`Strict`] parse error (empty for any other).
+fn duplicate_path(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    msg.strip_prefix(DUPLICATE)
+        .and_then(|rest| rest.split(" at line ").next())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A body parsed as a `serde_json::Value` that refuses a key given twice in one object, at
+/// any depth (the field is the key's JSON path, `members[0].id_number`). Found by the s7
+/// attack: `Value` keeps the last of two `id_number` (or `declared_annual_income`, or
+/// `household_id`) keys silently, so a request could carry one value past a reviewer who
+/// reads the first. serde_json's nesting limit (128) still applies.
+struct Strict(String);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Strict {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = a.next_element_seed(Strict(format!("{}[{}]", self.0, out.len())))? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(k) = a.next_key::<String>()? {
+            let path = if self.0.is_empty() {
+                k.clone()
+            } else {
+                format!("{}.{k}", self.0)
+            };
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!("{DUPLICATE}{path}")));
+            }
+            let v = a.next_value_seed(Strict(path))?;
+            out.insert(k, v);
+        }
+        Ok(Value::Object(out))
     }
 }
 

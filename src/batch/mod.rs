@@ -330,6 +330,85 @@ pub(crate) fn for_each_batch<E>(
     })
 }
 
+/// The records of `records` that repeat an earlier record of the same person value for value,
+/// each with the index of the first: record index → first index. Transient: 16 bytes per
+/// record, sorted by (person key, hash of the values, index); equal hashes are compared
+/// value by value.
+fn repeated_records(records: &CompactSet) -> HashMap<u32, u32> {
+    use std::hash::{Hash, Hasher};
+    let mut idx: Vec<(u64, u64, u32)> = (0..records.len())
+        .filter_map(|ri| {
+            let key = records.key(ri).filter(|k| *k != crate::records::NO_KEY)?;
+            let values = records.values(ri)?;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            values.hash(&mut h);
+            Some((key, h.finish(), ri as u32))
+        })
+        .collect();
+    idx.sort_unstable();
+    let mut out = HashMap::new();
+    for group in idx.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
+        for (i, &(_, _, ri)) in group.iter().enumerate().skip(1) {
+            let v = records.values(ri as usize);
+            if let Some(&(_, _, first)) = group[..i].iter().find(|(_, _, f)| {
+                !out.contains_key(f) && records.values(*f as usize).as_deref() == v.as_deref()
+            }) {
+                out.insert(ri, first);
+            }
+        }
+    }
+    out
+}
+
+/// For a source whose rules read one period (tax and medical insurance: year Y; social
+/// insurance: the months of the income window), why the extract answers nothing for it: no
+/// row of the whole file is in the period (`Some("no row of tax_year 2025 …")`). `None` when
+/// a row is, for other sources, or when the file cannot be scanned again (its rows were read:
+/// nothing is decided on a failed second look). The scan stops at the first row in period.
+fn out_of_period(conn: &FileConnector, kind: SourceKind, frame: &Frame) -> Option<String> {
+    let (column, what) = match kind {
+        SourceKind::Tax => ("tax_year", format!("tax_year {}", frame.tax_year)),
+        SourceKind::MedicalInsurance => ("year", format!("year {}", frame.tax_year)),
+        SourceKind::SocialInsurance => (
+            "period",
+            format!("period {} to {}", frame.window_first, frame.window_last),
+        ),
+        _ => return None,
+    };
+    let in_period = |v: &str| match kind {
+        SourceKind::SocialInsurance => crate::domain::date::Month::parse(v)
+            .is_ok_and(|m| m >= frame.window_first && m <= frame.window_last),
+        _ => {
+            let ascii = crate::domain::half_width(v);
+            let v = ascii.as_deref().unwrap_or(v).trim();
+            v.parse::<i64>()
+                .is_ok_and(|y| y == i64::from(frame.tax_year))
+        }
+    };
+    let lf = conn
+        .scan()
+        .ok()?
+        .select([col(column).cast(DataType::String)]);
+    // Err(None): a row in the period was found (the scan stops); Err(Some(_)): it failed
+    let r = for_each_batch(
+        lf,
+        |df| -> Result<(), Option<PolarsError>> {
+            let c = df.column(column).map_err(Some)?;
+            if c.str().map_err(Some)?.iter().flatten().any(&in_period) {
+                return Err(None);
+            }
+            Ok(())
+        },
+        Some,
+    );
+    match r {
+        Ok(()) => Some(format!(
+            "no row of the extract is of {what}, the period the rules read"
+        )),
+        Err(_) => None,
+    }
+}
+
 /// Whether a row with the valid ID key `key` (no caseload person's) and the name `name` is a
 /// candidate of the second linkage pass: the name and the ID's birth date are a caseload
 /// person's (`names`: `None` for a source whose rows are not candidates). What
@@ -936,10 +1015,25 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     .and_then(|(c, l)| {
                         // An extract of a whole population with no rows is a failed export, not
                         // "nobody has anything": it is unverified, never read as no records.
+                        let bad = l.kept.bad.len() as u64;
                         if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
                             Err(ConnectorError::Unreadable {
                                 path: c.path().display().to_string(),
                                 message: "the extract has no data rows (a failed export?)".into(),
+                            })
+                        } else if bad > 0 && bad * 2 > l.counts.rows {
+                            // Found by the s7 attack: an extract whose ID column was emptied or
+                            // turned into `6.20503E+17` by a spreadsheet had every row
+                            // quarantined one by one, yet the source read as answered: every
+                            // caseload person had "no records" of it (no deposits, no car) and
+                            // families were eligible on a source nobody could read. A key
+                            // unusable in most rows is a damaged extract, like a missing column.
+                            Err(ConnectorError::Unreadable {
+                                path: c.path().display().to_string(),
+                                message: format!(
+                                    "{bad} of {} data rows have no usable ID number (empty, scientific notation, digits lost, not a number): the extract cannot be linked to persons (a damaged export, or another column read as id_number?); it is not read, every household is unverified for it",
+                                    l.counts.rows
+                                ),
                             })
                         } else {
                             Ok((c, l))
@@ -1164,6 +1258,10 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         .collect();
                     l.counts.repeated_header_lines = prep.repeated_headers.clone();
                     l.counts.notes = prep.notes.clone();
+                    // whether a caseload person's row is in the rules' period (tax year Y,
+                    // the income window): if none is, is any row of the file?
+                    let mut any_in_period = false;
+                    let repeats = repeated_records(&l.kept.records);
                     for ri in 0..l.kept.records.len() {
                         let Some(&pi) = l.kept.records.key(ri).and_then(|k| person_index.get(&k))
                         else {
@@ -1175,9 +1273,42 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             continue;
                         };
                         let p = &mut persons[pi];
+                        // Found by the s7 attack: a bank row given twice (two overlapping
+                        // exports concatenated) counted its balance twice. A row that repeats
+                        // an earlier row of the same person value for value is counted once
+                        // and refers the household: whether the department meant two is not
+                        // guessed.
+                        if let Some(&first) = repeats.get(&(ri as u32)) {
+                            l.counts.quarantined += 1;
+                            let first_line = l
+                                .kept
+                                .records
+                                .row(first as usize)
+                                .and_then(|r| prep.line_of(r))
+                                .map_or_else(
+                                    || "an earlier line".to_string(),
+                                    |n| format!("line {n}"),
+                                );
+                            q.push(QuarantineEntry::at(
+                                &file,
+                                prep.line_of(row),
+                                Some(row),
+                                "",
+                                "",
+                                "row_duplicate",
+                                Action::Referred,
+                                format!(
+                                    "the row repeats {first_line} of the same person value for value (an extract read twice?); counted once, the person's {} evidence is incomplete, household referred",
+                                    kind.name()
+                                ),
+                            ));
+                            p.mark_row_unreadable(kind);
+                            continue;
+                        }
                         match p.evidence.add(kind, &values, &frame, policy) {
                             Ok(in_scope) => {
                                 l.counts.linked += 1;
+                                any_in_period |= in_scope;
                                 // The values the evidence parsed, when not spelled as §2 says.
                                 for &(ci, how) in parsed.iter().filter(|_| in_scope) {
                                     let Some(v) = values.get(ci).copied().flatten() else {
@@ -1219,6 +1350,55 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         l.counts.rows,
                         l.counts.linked + l.counts.unlinked + l.counts.quarantined
                     );
+                    // Found by the s7 attack: last year's tax extract (every row of 2024 when
+                    // Y is 2025) or a social-insurance extract that ends before the income
+                    // window was answered: every person had no income of the period, and
+                    // families over the line were eligible. An extract with no row at all in
+                    // the period the rules read is unverified, never "no income".
+                    let stale = if any_in_period || l.counts.rows == 0 {
+                        None
+                    } else {
+                        out_of_period(&conn, kind, &frame)
+                    };
+                    if let Some(why) = stale {
+                        let reason = format!(
+                            "source_out_of_period: {}: {why}: a stale extract? It does not answer for the period; every household is unverified for it",
+                            conn.path().display()
+                        );
+                        tracing::warn!(source = %kind, reason = "source_out_of_period", "Source not answered; every household says unverified for it.");
+                        unverified.push((kind, reason.clone()));
+                        sources.insert(
+                            kind.name().into(),
+                            SourceSummary {
+                                status: "unverified",
+                                reason: Some(reason),
+                                counts: None,
+                                households_unverified: 0,
+                                ms: ts.elapsed().as_millis(),
+                            },
+                        );
+                        record_sets.push(l.kept.records);
+                        rows_by_age.push(l.rows_by_age);
+                        pb.inc(1);
+                        check_strict(opts.strict, &q)?;
+                        continue;
+                    }
+                    // Found by the s7 attack: another county's (or an old) extract links no
+                    // one, and every person reads as having no records of it. Whether a
+                    // caseload holds none of a sparse source's rows cannot be told from the
+                    // file, so this is said, not decided: in the log and summary.json.
+                    if l.counts.rows > 0
+                        && l.counts.linked == 0
+                        && l.counts.quarantined == 0
+                        && !persons.is_empty()
+                    {
+                        tracing::warn!(source = %kind, rows = l.counts.rows, "No row of the extract is a caseload person's: an extract of another population?");
+                        l.counts.notes.push(format!(
+                            "none of the {} rows names a caseload person: every person reads as having no {} records; if the extract is of another region or period, it does not answer for this caseload",
+                            l.counts.rows,
+                            kind.name()
+                        ));
+                    }
                     sources.insert(
                         kind.name().into(),
                         SourceSummary {

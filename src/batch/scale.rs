@@ -2006,6 +2006,8 @@ pub fn run_incremental(
         .with_min_len(1024)
         .map(|r| decode_record(r.row, r.blob(bufs)))
         .collect();
+    // a row repeating an earlier row of the same person value for value (as a full run)
+    let mut seen: HashMap<(usize, u64, Vec<Option<String>>), u64> = HashMap::new();
     for (r, rec) in recomputed_rows.iter().zip(decoded) {
         let si = r.source as usize;
         let kind = SourceKind::ALL[si];
@@ -2018,6 +2020,35 @@ pub fn run_incremental(
         let p = &mut persons[person_index[&r.key]];
         let file = &prev.manifest.sources[si].file;
         drop_q.insert((si, r.row));
+        if r.key != crate::records::NO_KEY {
+            match seen.entry((si, r.key, rec.values.clone())) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    let st = &prev.manifest.sources[si];
+                    let first_line = line_of(st, *first.get())
+                        .map_or_else(|| "an earlier line".to_string(), |n| format!("line {n}"));
+                    quarantined_delta[si] += 1;
+                    source_q.push(QuarantineEntry::at(
+                        file,
+                        line_of(st, rec.row),
+                        Some(rec.row),
+                        "",
+                        "",
+                        "row_duplicate",
+                        Action::Referred,
+                        format!(
+                            "the row repeats {first_line} of the same person value for value (an extract read twice?); counted once, the person's {} evidence is incomplete, household referred",
+                            kind.name()
+                        ),
+                    ));
+                    p.mark_row_unreadable(kind);
+                    record_sets[si].records.push(rec);
+                    continue;
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(rec.row);
+                }
+            }
+        }
         match p.evidence.add(kind, &rec.values, &frame, policy) {
             Ok(in_scope) => {
                 if in_scope {

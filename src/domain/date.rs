@@ -56,10 +56,9 @@ impl Month {
                 None
             }
         };
-        let (y, m) = if b.len() >= 7
-            && (b[4] == b'-' || b[4] == b'/')
-            && (b.len() == 7 || b[7] == b'-' || b[7] == b'/')
-        {
+        // Exactly YYYY-MM here: a longer value (`2026-05-15`, or the s7 attack's `2026-05-xx`
+        // and `2026-05 至 2026-10`, whose tail was ignored) must be a whole date.
+        let (y, m) = if b.len() == 7 && (b[4] == b'-' || b[4] == b'/') {
             (digits(0..4), digits(5..7))
         } else if b.len() == 6 {
             (digits(0..4), digits(4..6))
@@ -71,7 +70,7 @@ impl Month {
             };
         };
         match (y, m) {
-            (Some(y), Some(m)) if (1..=12).contains(&m) => Ok(Month {
+            (Some(y), Some(m)) if (1..=12).contains(&m) && y >= 1000 => Ok(Month {
                 year: y as i32,
                 month: m,
             }),
@@ -176,6 +175,10 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
         return Err(DateError::Empty);
     }
     let ymd = |y: u32, m: u32, d: u32| {
+        // Four-digit years only (as the 年 spelling): year 0000 is no date.
+        if y < 1000 {
+            return Err(DateError::NotADate);
+        }
         NaiveDate::from_ymd_opt(y as i32, m, d)
             .map(DateValue::Day)
             .ok_or(DateError::Impossible)
@@ -187,6 +190,10 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
     }
     // ISO with an optional time part: 2021-09-08, 2021-09-08T00:00:00, 2021-09-08 00:00:00
     let head = s.split(['T', ' ']).next().unwrap_or(s);
+    // Found by the s7 attack: whatever followed the date was dropped as "a time of day"
+    // (`2026-10-30 至 2026-11-30`, `2026-10-30 abc`, `2026-10-30 99:99`). Only a time of day
+    // (and a zone) may follow a full date; a month is followed by nothing.
+    let timed = head.len() < s.len();
     for sep in ['-', '/', '.'] {
         let parts: Vec<&str> = head.split(sep).collect();
         if parts.len() == 3
@@ -194,7 +201,7 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
                 .iter()
                 .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
         {
-            if parts[0].len() != 4 {
+            if parts[0].len() != 4 || (timed && !is_time_of_day(&s[head.len() + 1..])) {
                 return Err(DateError::NotADate);
             }
             let n = |p: &str| p.parse::<u32>().map_err(|_| DateError::NotADate);
@@ -206,8 +213,14 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
                 .iter()
                 .all(|p| !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()))
         {
+            if timed {
+                return Err(DateError::NotADate);
+            }
             let m: u32 = parts[1].parse().map_err(|_| DateError::NotADate)?;
             let y: i32 = parts[0].parse().map_err(|_| DateError::NotADate)?;
+            if y < 1000 {
+                return Err(DateError::NotADate);
+            }
             return if (1..=12).contains(&m) {
                 Ok(DateValue::Month(Month { year: y, month: m }))
             } else {
@@ -245,6 +258,50 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
         return ymd(y, m, d);
     }
     Err(DateError::NotADate)
+}
+
+/// Whether `t` (what follows a date after `T` or a space) is a time of day: `HH:MM`,
+/// `HH:MM:SS` or `HH:MM:SS.fff` (hours 0-23, minutes 0-59, seconds 0-60), then optionally
+/// `Z` or a UTC offset `+08:00` / `+0800`, with spaces allowed around it.
+fn is_time_of_day(t: &str) -> bool {
+    let t = t.trim();
+    let (clock, zone) = match t.find(['Z', 'z', '+', '-']) {
+        Some(i) => (t[..i].trim_end(), &t[i..]),
+        None => (t, ""),
+    };
+    let two = |p: &str, max: u32| {
+        p.len() == 2
+            && p.bytes().all(|c| c.is_ascii_digit())
+            && p.parse::<u32>().is_ok_and(|v| v <= max)
+    };
+    let parts: Vec<&str> = clock.split(':').collect();
+    let clock_ok = match parts.as_slice() {
+        [h, m] => two(h, 23) && two(m, 59),
+        [h, m, sec] => {
+            let (whole, frac) = sec.split_once('.').unwrap_or((sec, "0"));
+            two(h, 23)
+                && two(m, 59)
+                && two(whole, 60)
+                && !frac.is_empty()
+                && frac.bytes().all(|c| c.is_ascii_digit())
+        }
+        _ => false,
+    };
+    let zone_ok = match zone.as_bytes() {
+        [] => true,
+        [b'Z' | b'z'] => true,
+        [b'+' | b'-', ..] => {
+            let z = &zone[1..];
+            let (h, m) = match z.split_once(':') {
+                Some((h, m)) => (h, m),
+                None if z.len() == 4 => z.split_at(2),
+                None => (z, "00"),
+            };
+            two(h, 14) && two(m, 59)
+        }
+        _ => false,
+    };
+    clock_ok && zone_ok
 }
 
 /// Parse a value that must be a full ISO-like date (month-only values are an error).
@@ -434,6 +491,70 @@ mod tests {
         ] {
             assert_eq!(parse_date(s), Ok(day("2021-09-08")), "{s}");
         }
+    }
+
+    /// Found by the s7 attack: anything after a date was dropped as "a time of day" (a
+    /// range `2026-10-30 至 2026-11-30`, a note, `25:00`), a month column ignored all after
+    /// `YYYY-MM-` (`2026-05-xx`, `2026-05-99`) or a space, and year 0000 was a date. Only a
+    /// real time of day (with a zone) may follow a date; a month is followed by nothing.
+    #[test]
+    fn only_a_time_of_day_may_follow_a_date_and_nothing_a_month() {
+        for s in [
+            "2026-10-30 至 2026-11-30",
+            "2026-10-30 abc",
+            "2026-10-30T",
+            "2026-10-30 99:99",
+            "2026-10-30T25:00:00",
+            "2026-10-30T12",
+            "2026/10/30 下午",
+            "2026-10-30 12:00+99:00",
+            "0000-01-01",
+            "00001030",
+        ] {
+            assert_eq!(parse_date(s), Err(DateError::NotADate), "{s}");
+            assert_eq!(spelling(s, false), None, "{s}");
+        }
+        for s in [
+            "2026-10-30 12:00",
+            "2026-10-30T00:00:00+08:00",
+            "2026-10-30T00:00:00Z",
+            "2026-10-30 00:00:00.000",
+            "2026/10/30 23:59:60",
+            "2026-10-30T08:00:00+0800",
+        ] {
+            assert_eq!(parse_date(s), Ok(day("2026-10-30")), "{s}");
+            assert_eq!(
+                spelling(s, false).map(|k| k.0),
+                Some("date_time_dropped"),
+                "{s}"
+            );
+        }
+        for s in [
+            "2026-05 至 2026-10",
+            "2026-05-xx",
+            "2026-05-99",
+            "2026-05 abc",
+            "0000-05",
+            "2026-05 12:00",
+        ] {
+            assert!(Month::parse(s).is_err(), "{s}");
+        }
+        let may = Month {
+            year: 2026,
+            month: 5,
+        };
+        for s in [
+            "2026-05",
+            "2026/05",
+            "202605",
+            "2026-05-15",
+            "2026年5月",
+            "2026-05-15 08:00",
+        ] {
+            assert_eq!(Month::parse(s), Ok(may), "{s}");
+        }
+        // spaces inside a 年月日 date are not a time part
+        assert_eq!(parse_date("2021年 9月 8日"), Ok(day("2021-09-08")));
     }
 
     #[test]

@@ -830,6 +830,62 @@ pub fn load_caseload(
                 ));
             }
         }
+        // Found by the s7 attack: a member listed as their own household's supporter had
+        // their income counted twice (as a member, then as support owed), and a row whose
+        // supports_id_number names no member of the household was read without a word.
+        // Both refer the household; the first is not counted as a supporter (as on demand,
+        // where the request is refused: `person_duplicate`).
+        if let Ok(idv) = &id {
+            if member_of
+                .get(&idv.key())
+                .is_some_and(|hs| hs.contains(&household))
+            {
+                if flagged.insert((household, key.clone())) {
+                    q.push(QuarantineEntry::at(
+                        &file,
+                        prep.line_of(i as u64),
+                        Some(i as u64),
+                        "id_number",
+                        raw,
+                        "supporter_is_member",
+                        Action::Referred,
+                        "the supporter is a member of the same household: their income would count twice; not counted as a supporter, household referred (caseload_fault)".into(),
+                    ));
+                    out.households[household]
+                        .faults
+                        .push("supporter_is_member".into());
+                }
+                continue;
+            }
+        }
+        if let Some(sup) = supports.get(i).map(str::trim).filter(|v| !v.is_empty()) {
+            let of_this = IdNumber::parse(sup, as_of).is_ok_and(|(s, _)| {
+                member_of
+                    .get(&s.key())
+                    .is_some_and(|hs| hs.contains(&household))
+            });
+            if !of_this {
+                q.push(QuarantineEntry::at(
+                    &file,
+                    prep.line_of(i as u64),
+                    Some(i as u64),
+                    "supports_id_number",
+                    sup,
+                    "supported_not_member",
+                    Action::Referred,
+                    "supports_id_number names no member of this household (an invalid number, the supporter themself, or a member of another household): whom the support is owed to is unclear, household referred (caseload_fault)".into(),
+                ));
+                if !out.households[household]
+                    .faults
+                    .iter()
+                    .any(|f| f == "supported_not_member")
+                {
+                    out.households[household]
+                        .faults
+                        .push("supported_not_member".into());
+                }
+            }
+        }
         let own = match size.get(i).map(str::trim).filter(|v| !v.is_empty()) {
             None => None,
             Some(v) => match v.parse::<i64>() {
@@ -1113,6 +1169,94 @@ mod tests {
         let consents: Vec<bool> = c.members.iter().map(|m| m.consent).collect();
         assert_eq!(consents, vec![false, true]);
         assert!(!c.supporters[0].consent);
+    }
+
+    /// Found by the s7 attack: a member of H1 listed as H1's supporter (income counted
+    /// twice) and supporters whose supports_id_number names no member of their household
+    /// (themself, a member of H2, an invalid number) were read silently. Each refers its
+    /// household; the member is not counted again as a supporter.
+    #[test]
+    fn a_supporter_who_is_a_member_or_supports_no_member_of_the_household_refers_it() {
+        let d = caseload(
+            "H1,620503,urban,dibao,full,,,\nH2,620503,urban,dibao,full,,,\nH3,620503,urban,dibao,full,,,\n",
+            "H1,620503195809200176,马福祥,applicant,,C1\nH1,620503196207080319,李建国,spouse,,C1\n\
+             H2,620503198703151234,王秀兰,applicant,,C2\nH3,620502197501010467,张秀英,applicant,,C3\n",
+            "H1,620503196207080319,李建国,620503195809200176,spouse,2,C1\n\
+             H2,62050319880808105X,赵丽,62050319880808105X,child,2,C2\n\
+             H3,620503198302140462,郑国庆,620503195809200176,child,2,C3\n\
+             H3,620503198302140462,郑国庆,620502197501010468,child,2,C3\n\
+             H3,620503197911203575,周建华,620502197501010467,child,2,C3\n",
+        );
+        let (c, q) = load(d.path());
+        let got: Vec<(Option<u64>, &str, &str, &str, Action)> = q
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.line,
+                    e.column.as_str(),
+                    e.reason.as_str(),
+                    e.value.as_str(),
+                    e.action,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    Some(2),
+                    "id_number",
+                    "supporter_is_member",
+                    "6205**********0319",
+                    Action::Referred
+                ),
+                (
+                    Some(3),
+                    "supports_id_number",
+                    "supported_not_member",
+                    "6205**********105X",
+                    Action::Referred
+                ),
+                (
+                    Some(4),
+                    "supports_id_number",
+                    "supported_not_member",
+                    "6205**********0176",
+                    Action::Referred
+                ),
+                (
+                    Some(5),
+                    "supports_id_number",
+                    "supported_not_member",
+                    "6205**********0468",
+                    Action::Referred
+                ),
+            ]
+        );
+        let faults: Vec<&[String]> = c.households.iter().map(|h| h.faults.as_slice()).collect();
+        assert_eq!(
+            faults,
+            vec![
+                &["supporter_is_member".to_string()][..],
+                &["supported_not_member".to_string()][..],
+                &["supported_not_member".to_string()][..],
+            ]
+        );
+        // H1's member is not also its supporter; H2's and H3's supporters still count.
+        let sup: Vec<(usize, String)> = c
+            .supporters
+            .iter()
+            .map(|s| (s.household, s.id_masked.clone()))
+            .collect();
+        assert_eq!(
+            sup,
+            vec![
+                (1, "6205**********105X".to_string()),
+                (2, "6205**********0462".to_string()),
+                (2, "6205**********3575".to_string()),
+            ]
+        );
     }
 
     /// Found by the s5 attack: last_verified `2027-08-19` (as of 2026-11-01) read as a

@@ -404,7 +404,16 @@ impl HouseholdRequest {
                 .as_deref()
                 .filter(|v| !v.trim().is_empty())
             {
-                id(sup, format!("{f}.supports_id_number"), as_of)?;
+                // Found by the s7 attack: the supporter themself or a person who is no
+                // member of this household was accepted; whom support is owed to is unclear.
+                let supported = id(sup, format!("{f}.supports_id_number"), as_of)?;
+                if !seen.contains(&supported.key()) {
+                    return Err(bad(
+                        "supported_not_member",
+                        format!("{f}.supports_id_number"),
+                        format!("{f}.supports_id_number names no member of the household"),
+                    ));
+                }
             }
             let relation = one_of(
                 &s.relation,

@@ -673,6 +673,81 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
             "person_duplicate",
             Some("supporters[0].id_number"),
         ),
+        // s7 attack: a key given twice kept its last value silently (an ID, an amount);
+        // it is refused at its path, and a key that is an ID number is not named back
+        (
+            {
+                let text = serde_json::to_string(&body).unwrap();
+                let first = format!("\"id_number\":\"{}\"", persons[0]);
+                let twice = format!("{first},\"id_number\":\"{}\"", persons[1]);
+                text.replacen(&first, &twice, 1).into_bytes()
+            },
+            422,
+            "field_duplicate",
+            Some("members[0].id_number"),
+        ),
+        (
+            {
+                let text = serde_json::to_string(&body).unwrap();
+                let income = "\"purpose\":\"periodic review\",\"declared_annual_income\":\"0.00\"";
+                text.replacen("\"purpose\":\"periodic review\"", income, 1)
+                    .into_bytes()
+            },
+            422,
+            "field_duplicate",
+            Some("declared_annual_income"),
+        ),
+        (
+            {
+                let mut b = body.clone();
+                b["members"][0][persons[0].as_str()] = json!(1);
+                let text = serde_json::to_string(&b).unwrap();
+                let key = format!("\"{}\":1", persons[0]);
+                text.replacen(&key, &format!("{key},{key}"), 1).into_bytes()
+            },
+            422,
+            "field_duplicate",
+            Some("members[0].?"),
+        ),
+        // a UTF-8 byte order mark is ignored (RFC 8259 §8.1): the body is read on to its
+        // first fault; a UTF-16 body is named as such
+        (
+            {
+                let mut b = body.clone();
+                b["area"] = json!("suburban");
+                let mut raw = b"\xEF\xBB\xBF".to_vec();
+                raw.extend(serde_json::to_vec(&b).unwrap());
+                raw
+            },
+            422,
+            "value_unknown",
+            Some("area"),
+        ),
+        (
+            {
+                let text = serde_json::to_string(&body).unwrap();
+                let mut raw = vec![0xFF, 0xFE];
+                raw.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+                raw
+            },
+            400,
+            "json_malformed",
+            None,
+        ),
+        // a supporter must support a member of the household (not themself)
+        (
+            {
+                let mut b = body.clone();
+                b["supporters"] = json!([{
+                    "id_number": "620503198703151234", "supports_id_number": "620503198703151234",
+                    "relation": "child", "own_household_size": 2, "consent_ref": "cr_x",
+                }]);
+                serde_json::to_vec(&b).unwrap()
+            },
+            422,
+            "supported_not_member",
+            Some("supporters[0].supports_id_number"),
+        ),
         (
             {
                 let mut b = body.clone();

@@ -628,6 +628,236 @@ fn a_stray_nul_byte_refuses_its_row_and_refers_the_household_of_the_person() {
     assert!(!q.iter().flatten().any(|v| v.contains(&id)));
 }
 
+/// Found by the s7 attack: a bank extract whose ID column went through a spreadsheet
+/// (`6.20503E+17` in every row) or came out empty had each row quarantined, yet `bank` read as
+/// answered: every person had no deposits, and households over the asset line were eligible.
+/// A key unusable in most rows makes the source unverified for every household, naming why.
+#[test]
+fn an_extract_whose_id_numbers_are_mostly_unusable_is_unverified_not_no_records() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    assert!(
+        before
+            .values()
+            .any(|(d, rules)| d == "ineligible" && rules.contains("financial_assets")),
+        "the county needs a household over the asset line"
+    );
+    let bpath = c.data().join("bank.csv");
+    let text = std::fs::read_to_string(&bpath).unwrap();
+    let original = text.clone();
+    for (name, mangle) in [
+        (
+            "sci",
+            (|id: &str| format!("{}.{}E+17", &id[..1], &id[1..6])) as fn(&str) -> String,
+        ),
+        ("empty", |_: &str| String::new()),
+    ] {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let rows = lines.len() - 1;
+        for l in lines.iter_mut().skip(1) {
+            let (id, rest) = l.split_once(',').unwrap();
+            *l = format!("{},{rest}", mangle(id));
+        }
+        std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
+        let (out, dir) = c.batch(name, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: an unverified source: exit 1"
+        );
+        let s = summary(&dir);
+        let bank = &s["sources"]["bank"];
+        assert_eq!(bank["status"], "unverified", "{name}: {bank}");
+        assert_eq!(
+            bank["households_unverified"].as_u64(),
+            Some(before.len() as u64),
+            "{name}: {bank}"
+        );
+        let reason = bank["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("source_unreadable: ")
+                && reason.contains(&format!(
+                    "bank.csv: unreadable: {rows} of {rows} data rows have no usable ID number"
+                )),
+            "{name}: {reason}"
+        );
+        // no household is eligible on a source nobody could read
+        let after = determinations(&dir);
+        for (hh, (d, rules)) in &after {
+            assert_ne!(d, "eligible", "{name}: {hh}");
+            if before[hh].0 == "eligible" {
+                assert_eq!(d, "referred", "{name}: {hh}");
+                assert!(rules.contains("source_unverified"), "{name}: {hh} {rules}");
+            }
+        }
+    }
+    std::fs::write(&bpath, original).unwrap();
+}
+
+/// Found by the s7 attack: a bank row given twice (two overlapping exports concatenated)
+/// counted its balance twice. The repeat is counted once and refers the household, naming
+/// the line it repeats; every other household is as it was.
+#[test]
+fn a_row_repeated_value_for_value_is_counted_once_and_refers_the_household() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    let members = csv_rows(&c.data().join("members.csv"));
+    let bpath = c.data().join("bank.csv");
+    let text = std::fs::read_to_string(&bpath).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let (li, hh) = lines
+        .iter()
+        .enumerate()
+        .skip(1)
+        .find_map(|(i, l)| {
+            let id = l.split(',').next().unwrap();
+            members
+                .iter()
+                .find(|m| m[0] == id)
+                .map(|m| (i, m[2].clone()))
+        })
+        .expect("a member with a bank row");
+    let again = lines[li].clone();
+    lines.insert(li + 1, again);
+    std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
+
+    let (out, dir) = c.batch("repeated", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    referred_alone(&before, &determinations(&dir), &hh);
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let bank: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "bank.csv").collect();
+    assert_eq!(bank.len(), 1, "{bank:?}");
+    assert_eq!(
+        (
+            bank[0][1].as_str(),
+            bank[0][5].as_str(),
+            bank[0][6].as_str()
+        ),
+        ((li + 2).to_string().as_str(), "row_duplicate", "referred")
+    );
+    assert!(
+        bank[0][7].starts_with(&format!(
+            "the row repeats line {} of the same person",
+            li + 1
+        )),
+        "{}",
+        bank[0][7]
+    );
+    let s = summary(&dir);
+    assert_eq!(s["sources"]["bank"]["counts"]["quarantined"], 1);
+    assert_eq!(s["sources"]["bank"]["households_unverified"], 1);
+}
+
+/// Found by the s7 attack: last year's tax extract (every `tax_year` one less, so none is
+/// Y = 2025) and a social-insurance extract two years old were answered: every person had no
+/// income of the period and households over the income line became eligible. An extract
+/// with no row in the period the rules read is unverified for every household.
+#[test]
+fn an_extract_with_no_row_in_the_period_the_rules_read_is_unverified() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    for (file, col, shift, what) in [
+        ("tax.csv", 2, 1, "tax_year 2025"),
+        ("social_insurance.csv", 2, 2, "period 2025-11 to 2026-10"),
+    ] {
+        let path = c.data().join(file);
+        let original = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<String> = original
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    return l.to_string();
+                }
+                let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+                let year: i32 = f[col][..4].parse().unwrap();
+                f[col] = format!("{}{}", year - shift, &f[col][4..]);
+                f.join(",")
+            })
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let (out, dir) = c.batch(&format!("stale_{col}_{shift}"), &[]);
+        assert_eq!(out.status.code(), Some(1), "{file}");
+        let s = summary(&dir);
+        let src = &s["sources"][file.trim_end_matches(".csv")];
+        assert_eq!(src["status"], "unverified", "{file}: {src}");
+        assert_eq!(
+            src["households_unverified"].as_u64(),
+            Some(before.len() as u64)
+        );
+        let reason = src["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("source_out_of_period: ")
+                && reason.contains(&format!(
+                    "{file}: no row of the extract is of {what}, the period the rules read"
+                )),
+            "{reason}"
+        );
+        for (hh, (d, rules)) in determinations(&dir) {
+            assert_ne!(d, "eligible", "{file}: {hh}");
+            if before[&hh].0 == "eligible" {
+                assert!(
+                    rules.contains("source_unverified:referred"),
+                    "{hh}: {rules}"
+                );
+            }
+        }
+        std::fs::write(&path, original).unwrap();
+    }
+    // the county as generated is answered
+    let (_, again) = c.batch("again", &[]);
+    assert_eq!(determinations(&again), before);
+}
+
+/// Found by the s7 attack: a bank extract of another county links no one and reads as
+/// "no deposits" for everyone. The file cannot tell that apart from a caseload without
+/// accounts, so the run says so (summary.json notes, log) and decides nothing from it.
+#[test]
+fn an_extract_that_names_no_caseload_person_is_noted() {
+    let c = County::new(60);
+    let persons: std::collections::HashSet<String> = ["members.csv", "supporters.csv"]
+        .iter()
+        .flat_map(|f| csv_rows(&c.data().join(f)))
+        .map(|r| r[0].clone())
+        .collect();
+    let bpath = c.data().join("bank.csv");
+    let text = std::fs::read_to_string(&bpath).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || !persons.contains(l.split(',').next().unwrap()))
+        .map(|(_, l)| l)
+        .collect();
+    let rows = lines.len() - 1;
+    assert!(rows > 0 && rows < text.lines().count() - 1);
+    std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
+    let (_, dir) = c.batch("other", &[]);
+    let s = summary(&dir);
+    let bank = &s["sources"]["bank"];
+    assert_eq!(bank["status"], "answered", "{bank}");
+    assert_eq!(bank["counts"]["linked"], 0, "{bank}");
+    let note = format!(
+        "none of the {rows} rows names a caseload person: every person reads as having no bank records"
+    );
+    assert!(
+        bank["counts"]["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().starts_with(&note)),
+        "{bank}"
+    );
+    // a source that does name caseload persons carries no such note
+    assert!(
+        !s["sources"]["tax"]["counts"]["notes"]
+            .to_string()
+            .contains("none of the")
+    );
+}
+
 /// Two ID headers (`id_number`, `身份证号`) naming two caseload persons in one row: the row
 /// may be either's, so both households are referred.
 #[test]

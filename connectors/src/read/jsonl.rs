@@ -6,9 +6,12 @@
 //! Values are written as text: strings as they are, numbers in their shortest exact form,
 //! `null` as empty. An ID number given as a JSON number is refused (`id_json_number`: IDs
 //! are strings, §2, and a number may have passed through a double); a line that is not JSON
-//! (`json_invalid`) or not an object (`json_not_object`) is refused with its line.
+//! (`json_invalid`) or not an object (`json_not_object`) is refused with its line. A key
+//! that a column is read from and that appears twice in one object with different values
+//! (`json_duplicate_key`), or two keys of one field (`balance` and `余额`) holding different
+//! values (`duplicate_column_conflict`, as in a CSV header), refuse the line: which value the
+//! department meant is never guessed (a plain JSON parser keeps the last one silently).
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 
 use serde_json::Value;
@@ -36,8 +39,52 @@ pub(super) fn prepare_jsonl(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, C
 
 enum Line {
     Blank,
-    Object(serde_json::Map<String, Value>),
+    Object(Checked),
     Bad(Rejected),
+}
+
+/// A JSON object as found: the first value of each key, and the later values of keys that
+/// appear more than once (in order), which `serde_json::Value` would silently let win.
+struct Checked {
+    map: serde_json::Map<String, Value>,
+    dups: Vec<(String, Value)>,
+}
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Checked;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Checked, A::Error> {
+                let mut map = serde_json::Map::new();
+                let mut dups = Vec::new();
+                while let Some((k, v)) = a.next_entry::<String, Value>()? {
+                    if map.contains_key(&k) {
+                        dups.push((k, v));
+                    } else {
+                        map.insert(k, v);
+                    }
+                }
+                Ok(Checked { map, dups })
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A JSON value as the text a CSV cell would hold (for comparing two keys of one field).
+fn cell_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 fn parse_line(text: &str, line: u64) -> Line {
@@ -45,8 +92,15 @@ fn parse_line(text: &str, line: u64) -> Line {
     if t.is_empty() {
         return Line::Blank;
     }
+    if let Ok(c) = serde_json::from_str::<Checked>(t) {
+        return Line::Object(c);
+    }
+    // Not an object, or not JSON: parsed again only to say which.
     match serde_json::from_str::<Value>(t) {
-        Ok(Value::Object(m)) => Line::Object(m),
+        Ok(Value::Object(m)) => Line::Object(Checked {
+            map: m,
+            dups: Vec::new(),
+        }),
         Ok(_) => Line::Bad(Rejected {
             line,
             column: String::new(),
@@ -160,9 +214,9 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
             break;
         };
         let parsed = parse_line(&text, l);
-        if let Line::Object(m) = &parsed {
+        if let Line::Object(c) = &parsed {
             objects += 1;
-            for k in m.keys() {
+            for k in c.map.keys() {
                 if !keys.contains(k) {
                     keys.push(k.clone());
                 }
@@ -184,64 +238,124 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
     }
     mapping_notes(&mapping, 0, notes);
     let names: Vec<&str> = mapping.cols.iter().map(|c| c.name.as_str()).collect();
-    let key_of: HashMap<&str, usize> = mapping
-        .cols
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (keys[c.src].as_str(), i))
-        .collect();
     let mut sink = Sink::new(ctx.path, &names)?;
     let mut rejected = Vec::new();
     let mut blanks = Vec::new();
     let mut changes = Changes::default();
     let mut out: Vec<String> = vec![String::new(); names.len()];
-    let mut handle =
-        |l: u64, parsed: Line, sink: &mut Sink, rejected: &mut Vec<Rejected>| -> Result<(), Stop> {
-            let m = match parsed {
-                Line::Blank => {
-                    blanks.push(l);
-                    return Ok(());
-                }
-                Line::Bad(r) => {
-                    rejected.push(r);
-                    return Ok(());
-                }
-                Line::Object(m) => m,
+    let mut handle = |l: u64,
+                      parsed: Line,
+                      sink: &mut Sink,
+                      rejected: &mut Vec<Rejected>|
+     -> Result<(), Stop> {
+        let Checked { map: m, dups } = match parsed {
+            Line::Blank => {
+                blanks.push(l);
+                return Ok(());
+            }
+            Line::Bad(r) => {
+                rejected.push(r);
+                return Ok(());
+            }
+            Line::Object(c) => c,
+        };
+        // The row's keys (unmasked, never shown): let the batch refer the household of
+        // a caseload person named by a line it refuses.
+        let keys_of_row = |r: &mut Rejected| {
+            r.household_id = m
+                .get("household_id")
+                .and_then(Value::as_str)
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty());
+            r.id_number = m
+                .get("id_number")
+                .map(|v| match v {
+                    Value::String(s) => s.trim().to_string(),
+                    other => other.to_string(),
+                })
+                .filter(|v| !v.is_empty());
+        };
+        // A key read for a column, given twice with different values: which one the
+        // department meant is not guessed.
+        for (k, second) in &dups {
+            let Some(c) = mapping
+                .cols
+                .iter()
+                .find(|c| keys[c.src] == *k || c.also.iter().any(|a| keys[a.src] == *k))
+            else {
+                continue;
             };
-            out.iter_mut().for_each(String::clear);
-            for (k, v) in &m {
-                let Some(&i) = key_of.get(k.as_str()) else {
-                    continue;
-                };
-                let c = &mapping.cols[i];
-                match convert(v, c.kind, c.unit, &mut changes, &c.name) {
-                    Ok(t) => out[i] = t,
-                    Err(issue) => {
-                        let raw = match v {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        let mut r = issue.at(l, &c.name, &raw);
-                        r.household_id = m
-                            .get("household_id")
-                            .and_then(Value::as_str)
-                            .map(|h| h.trim().to_string())
-                            .filter(|h| !h.is_empty());
-                        r.id_number = m
-                            .get("id_number")
-                            .map(|v| match v {
-                                Value::String(s) => s.trim().to_string(),
-                                other => other.to_string(),
-                            })
-                            .filter(|v| !v.is_empty());
+            let first = m.get(k).unwrap_or(&Value::Null);
+            if first == second {
+                continue;
+            }
+            let mut r = Rejected {
+                line: l,
+                column: c.name.clone(),
+                raw: cell_text(first),
+                reason: "json_duplicate_key".into(),
+                message: format!(
+                    "line {l}, column {}: the key {k} appears twice in the object with different values; which one is meant is not guessed, the line is not read",
+                    c.name
+                ),
+                household_id: None,
+                id_number: None,
+                other_keys: Vec::new(),
+            };
+            keys_of_row(&mut r);
+            if matches!(c.name.as_str(), "id_number" | "household_id") {
+                r.other_keys
+                    .push((c.name.clone(), cell_text(second).trim().to_string()));
+            }
+            rejected.push(r);
+            return Ok(());
+        }
+        out.iter_mut().for_each(String::clear);
+        for (i, c) in mapping.cols.iter().enumerate() {
+            // Two keys of one field (`balance` and `余额`): the rule of a CSV header.
+            let (src, unit) = if c.also.is_empty() {
+                (c.src, c.unit)
+            } else {
+                let texts: Vec<String> = keys
+                    .iter()
+                    .map(|k| m.get(k).map(cell_text).unwrap_or_default())
+                    .collect();
+                let fields: Vec<&str> = texts.iter().map(String::as_str).collect();
+                match super::pick_source(c, &fields, l) {
+                    Ok(src) if src == c.src => (src, c.unit),
+                    Ok(src) => (
+                        src,
+                        c.also.iter().find(|a| a.src == src).and_then(|a| a.unit),
+                    ),
+                    Err(mut r) => {
+                        let other = std::mem::take(&mut r.other_keys);
+                        keys_of_row(&mut r);
+                        r.other_keys = other;
                         rejected.push(r);
                         return Ok(());
                     }
                 }
+            };
+            let Some(v) = m.get(&keys[src]) else {
+                continue;
+            };
+            match convert(v, c.kind, unit, &mut changes, &c.name) {
+                Ok(t) => out[i] = t,
+                Err(issue) => {
+                    let raw = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    let mut r = issue.at(l, &c.name, &raw);
+                    keys_of_row(&mut r);
+                    rejected.push(r);
+                    return Ok(());
+                }
             }
-            sink.row(l, &out)?;
-            Ok(())
-        };
+        }
+        sink.row(l, &out)?;
+        Ok(())
+    };
     for (l, parsed) in head {
         handle(l, parsed, &mut sink, &mut rejected)?;
     }

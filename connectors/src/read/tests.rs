@@ -143,6 +143,28 @@ fn utf8_text_followed_by_gbk_bytes_is_refused_as_mixed_not_decoded_as_gb18030() 
     assert!(!msg.contains(ID2) && !msg.contains("王秀兰"), "{msg}");
 }
 
+/// Found by the s7 attack: a UTF-8 file cut off inside its last character (with or without
+/// a BOM) was refused as "mixes encodings … GBK/GB18030?", sending the clerk after the wrong
+/// fault. It is refused as cut off, naming the offset, never decoded lossily.
+#[test]
+fn utf8_text_cut_off_inside_a_character_is_refused_as_cut_off_not_as_mixed() {
+    let d = tempfile::tempdir().unwrap();
+    for bom in ["", "\u{feff}"] {
+        let mut bytes = format!("{bom}id_number,name\n{ID1},王秀兰\n{ID2},李建").into_bytes();
+        let offset = bytes.len();
+        bytes.extend_from_slice(&"国".as_bytes()[..2]);
+        let p = write(d.path(), "members.csv", &bytes);
+        let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+        assert!(
+            msg.contains(&format!(
+                "the file ends inside a UTF-8 character (byte offset {offset}): it was cut off"
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains("GBK") && !msg.contains(ID2), "{msg}");
+    }
+}
+
 /// Regression (GBK re-encoding of gen.py's county): 魏 in GBK is CE BA, which is also
 /// valid UTF-8 (κ), so the file looked like "UTF-8 text, then GBK" and was refused as mixed.
 #[test]
@@ -605,6 +627,31 @@ fn a_quoted_value_spanning_lines_and_blank_lines_keep_original_line_numbers() {
     );
 }
 
+/// Found by the s7 attack: a stray quote at the start of a members.csv row (`"620503…`)
+/// swallowed every later row into one value; the reader refused one ragged row naming its
+/// first line, and 283 of 286 members were lost. An unbalanced quote that runs over lines
+/// refuses the file, naming the lines; a legitimate quoted value over two lines is read.
+#[test]
+fn a_quote_that_runs_over_later_rows_refuses_the_file_naming_the_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let to_end = format!("id_number,name,note\n{ID1},王秀兰,x\n\"{ID2},李建国,y\n{ID3},张秀英,z\n");
+    let p = write(d.path(), "members.csv", to_end.as_bytes());
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(
+        msg.contains("lines 3-4: a quote (\") opens a value that runs over 2 lines to the end of the file and the row has 1 fields (the header has 3)"),
+        "{msg}"
+    );
+    assert!(!msg.contains(ID2) && !msg.contains("李建国"), "{msg}");
+    // closed by a later quote: the rows between are swallowed all the same
+    let closed = format!(
+        "id_number,name,note\n{ID1},\"王秀兰,x\n{ID2},李建国,y\n{ID3},张秀英,\"z\"\n{ID1},a,b\n"
+    );
+    let p = write(d.path(), "members.csv", closed.as_bytes());
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(msg.contains("lines 2-4: a quote"), "{msg}");
+    assert!(!msg.contains("to the end of the file"), "{msg}");
+}
+
 #[test]
 fn an_empty_file_and_html_saved_as_xls_are_refused_with_advice() {
     let d = tempfile::tempdir().unwrap();
@@ -874,6 +921,51 @@ fn json_lines_are_mapped_and_bad_lines_refused_with_their_line() {
             .any(|n| n.contains("BOM") && n.contains('3')),
         "{:?}",
         prep.notes
+    );
+}
+
+/// Found by the s7 attack: a JSON object with a key given twice kept the last value
+/// silently (serde_json's map), and a second key of one field (`余额` beside `balance`) was
+/// ignored where a CSV header refuses the row. Both refuse the line now, with its ID for the
+/// referral; equal repeats and an empty second key are read.
+#[test]
+fn json_lines_with_a_key_twice_or_two_keys_of_one_field_that_disagree_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{{\"id_number\":\"{ID1}\",\"name\":\"a\",\"balance\":\"10.00\",\"balance\":\"999999.00\"}}\n\
+         {{\"id_number\":\"{ID2}\",\"name\":\"b\",\"balance\":\"5.00\",\"id_number\":\"{ID3}\"}}\n\
+         {{\"id_number\":\"{ID3}\",\"name\":\"c\",\"balance\":\"7.00\",\"balance\":\"7.00\"}}\n\
+         {{\"id_number\":\"{ID1}\",\"name\":\"d\",\"balance\":\"100\",\"余额（万元）\":\"0.02\"}}\n\
+         {{\"id_number\":\"{ID2}\",\"name\":\"e\",\"balance\":null,\"余额（万元）\":\"0.03\"}}\n\
+         {{\"id_number\":\"{ID2}\",\"name\":\"f\",\"balance\":\"1\",\"note\":1,\"note\":2}}\n"
+    );
+    let p = write(d.path(), "bank.jsonl", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("name"), vec!["c", "e", "f"]);
+    assert_eq!(t.values("balance"), vec!["7.00", "300.00", "1"]);
+    assert_eq!(prep.line_of_row, Some(vec![3, 5, 6]));
+    assert_eq!(
+        rejected_rows(&prep),
+        vec![
+            (1, "balance", "json_duplicate_key", "10.00", Some(ID1)),
+            (2, "id_number", "json_duplicate_key", ID2, Some(ID2)),
+            (4, "balance", "duplicate_column_conflict", "100", Some(ID1)),
+        ]
+    );
+    assert_eq!(
+        prep.rejected[0].message,
+        "line 1, column balance: the key balance appears twice in the object with different values; which one is meant is not guessed, the line is not read"
+    );
+    assert_eq!(
+        prep.rejected[1].other_keys,
+        vec![("id_number".to_string(), ID3.to_string())]
+    );
+    assert!(!prep.rejected[1].message.contains(ID3));
+    assert!(
+        prep.rejected[2]
+            .message
+            .contains("columns balance and 余额（万元）")
     );
 }
 

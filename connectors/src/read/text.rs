@@ -287,7 +287,7 @@ pub(super) fn io_stop(ctx: &Ctx, e: io::Error) -> Stop {
 
 /// The byte offset of the first sequence that is not UTF-8, from `start`, and whether valid
 /// UTF-8 CJK text (a character of 3+ bytes, see `has_wide_utf8`) comes before it.
-pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
+pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool, bool)> {
     let mut f = File::open(ctx.path).ok()?;
     f.seek(SeekFrom::Start(start)).ok()?;
     let mut buf = vec![0u8; 1 << 20];
@@ -313,7 +313,9 @@ pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
                 let valid = e.valid_up_to();
                 non_ascii |= has_wide_utf8(&buf[..valid]);
                 if e.error_len().is_some() || n == 0 {
-                    return Some((base + valid as u64, non_ascii));
+                    // n == 0 with no error length: the file ends inside a character.
+                    let cut = e.error_len().is_none();
+                    return Some((base + valid as u64, non_ascii && !cut, cut));
                 }
                 // An incomplete sequence at the end of the buffer: carry it over.
                 buf.copy_within(valid..len, 0);
@@ -322,6 +324,16 @@ pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool)> {
             }
         }
     }
+}
+
+/// The message for UTF-8 text that ends inside a character at byte offset `off`: a file cut
+/// off in transfer or export (found by the s7 attack, which was told "mixes encodings …
+/// GBK/GB18030?" for it). Never decoded lossily; the whole file is refused, since its last
+/// row, and perhaps more, is missing.
+fn cut_off(off: u64) -> String {
+    format!(
+        "the file ends inside a UTF-8 character (byte offset {off}): it was cut off (an interrupted copy or export?); rows after it are missing, so the file is not read; fetch it again"
+    )
 }
 
 /// Whether valid UTF-8 holds a character of three or more bytes (U+0800 and up: CJK and
@@ -365,8 +377,11 @@ pub(super) fn with_encoding(
             }
             Err(Stop::Rewrite) => check_first = false,
             Err(Stop::NotUtf8) if chosen.may_fall_back => {
-                let (off, utf8_text_before) =
-                    first_invalid_utf8(ctx, chosen.bom).unwrap_or((0, false));
+                let (off, utf8_text_before, cut) =
+                    first_invalid_utf8(ctx, chosen.bom).unwrap_or((0, false, false));
+                if cut {
+                    return Err(ctx.unreadable(cut_off(off)));
+                }
                 if utf8_text_before {
                     // Valid UTF-8 Chinese before the first bad byte: two encodings in one
                     // file. Decoding all of it as GB18030 would turn the UTF-8 part into
@@ -384,7 +399,11 @@ pub(super) fn with_encoding(
                 check_first = false;
             }
             Err(Stop::NotUtf8) => {
-                let off = first_invalid_utf8(ctx, chosen.bom).map_or(0, |(o, _)| o);
+                let (off, _, cut) =
+                    first_invalid_utf8(ctx, chosen.bom).unwrap_or((0, false, false));
+                if cut {
+                    return Err(ctx.unreadable(cut_off(off)));
+                }
                 let why = if chosen.bom == 3 {
                     "starts with a UTF-8 BOM"
                 } else {
@@ -464,6 +483,8 @@ pub(super) struct RecordReader<R> {
     cr: bool,
     /// A NUL byte inside a field's data.
     nul: bool,
+    /// The file ended inside a quoted field (its quote was never closed).
+    unclosed: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -487,6 +508,7 @@ impl<R: BufRead> RecordReader<R> {
             lines_spanned: 0,
             cr: false,
             nul: false,
+            unclosed: false,
         }
     }
 
@@ -499,6 +521,7 @@ impl<R: BufRead> RecordReader<R> {
         self.lines_spanned = 0;
         self.cr = false;
         self.nul = false;
+        self.unclosed = false;
         let mut state = Field::Start;
         loop {
             self.raw.clear();
@@ -511,6 +534,7 @@ impl<R: BufRead> RecordReader<R> {
                     return Ok(false);
                 }
                 // End of file inside a quoted field: the record ends here.
+                self.unclosed = true;
                 self.ends.push(self.data.len());
                 return Ok(true);
             }
@@ -581,6 +605,16 @@ impl<R: BufRead> RecordReader<R> {
     /// Whether the record spans more than one physical line.
     pub fn multiline(&self) -> bool {
         self.lines_spanned > 1
+    }
+
+    /// The physical line the record ends on.
+    pub fn end_line(&self) -> u64 {
+        self.start_line + self.lines_spanned.saturating_sub(1)
+    }
+
+    /// Whether the file ended inside this record's quoted field (a quote never closed).
+    pub fn unclosed(&self) -> bool {
+        self.unclosed
     }
 
     /// Whether a field holds a CR byte (a lone CR, which other CSV readers take for a line
@@ -964,6 +998,26 @@ impl Pass<'_> {
                     path: ctx.path.display().to_string(),
                     message: format!(
                         "line {line}: a row with {} fields (the header has {width}) holds carriage returns: lines that end in CR only are not read; save the file with LF or CRLF line ends",
+                        fields.len()
+                    ),
+                }));
+            }
+            if rdr.multiline() && (fields.len() != width || rdr.unclosed()) {
+                // Found by the s7 attack: a stray quote (`"620503…`) opened a value that ran
+                // on to the next quote or the end of the file; the rows in it were refused as
+                // one ragged row, naming only its first line, and every person in them was
+                // lost (283 members of 286). As with CR-only lines, the file is not read.
+                let end = rdr.end_line();
+                return Err(Stop::Fail(ConnectorError::Unreadable {
+                    path: ctx.path.display().to_string(),
+                    message: format!(
+                        "lines {line}-{end}: a quote (\") opens a value that runs over {} lines{} and the row has {} fields (the header has {width}): an unbalanced quote? The rows in it would be lost, so the file is not read; close or remove the quote",
+                        end - line + 1,
+                        if rdr.unclosed() {
+                            " to the end of the file"
+                        } else {
+                            ""
+                        },
                         fields.len()
                     ),
                 }));
