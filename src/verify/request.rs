@@ -558,6 +558,11 @@ pub fn link_answers(
             SourceAnswer::Answered { records, age_s } => {
                 out.ages_s.push((kind, age_s));
                 let mut foreign = 0u64;
+                // (person, values) of the records read so far: a record repeating an earlier
+                // one of the same person value for value is counted once and leaves the
+                // person's source incomplete, as in the batch (`row_duplicate`)
+                let mut seen: std::collections::HashSet<(usize, &[Option<String>])> =
+                    std::collections::HashSet::new();
                 for (ri, rec) in records.records.iter().enumerate() {
                     let Some(&pi) = IdNumber::parse(&rec.id_number, frame.as_of)
                         .ok()
@@ -567,6 +572,18 @@ pub fn link_answers(
                         continue;
                     };
                     let p = &mut out.states[pi];
+                    if !seen.insert((pi, rec.values.as_slice())) {
+                        if !p.incomplete.iter().any(|(k, _)| *k == kind) {
+                            p.incomplete.push((
+                                kind,
+                                format!(
+                                    "row_duplicate: a {} record of a person repeats an earlier one value for value (counted once; whether the department meant two is not guessed)",
+                                    kind.name()
+                                ),
+                            ));
+                        }
+                        continue;
+                    }
                     match p.evidence.add(kind, &rec.values, frame, policy) {
                         Ok(true) => p.records.push((si as u8, ri as u32)),
                         Ok(false) => {}
@@ -585,6 +602,7 @@ pub fn link_answers(
                         }
                     }
                 }
+                drop(seen);
                 if foreign > 0 {
                     out.foreign_records.push((kind, foreign));
                 }
@@ -621,6 +639,73 @@ mod tests {
             "supporters": supporters,
         }))
         .unwrap()
+    }
+
+    /// Found by the s7 attack in the batch (a bank row given twice counted its balance
+    /// twice); the on-demand path reads source answers with the same rule.
+    #[test]
+    fn an_answered_record_repeated_value_for_value_is_counted_once_and_leaves_the_source_incomplete()
+     {
+        let as_of = d(2026, 11, 1);
+        let policy = Policy::bundled();
+        let frame = Frame::new(as_of, &policy);
+        let member = make_id(620503, d(1980, 1, 1), 123);
+        let other = make_id(620503, d(1981, 2, 2), 124);
+        let columns: Vec<&'static str> =
+            SourceKind::Bank.columns().iter().map(|c| c.name).collect();
+        let row = |id: IdNumber, balance: &str, account: &str| hedui_connectors::Record {
+            row: 0,
+            id_number: id.expose(),
+            values: columns
+                .iter()
+                .map(|c| match *c {
+                    "balance" => Some(balance.to_string()),
+                    "account_no_masked" => Some(account.to_string()),
+                    "institution_code" => Some("B001".to_string()),
+                    "as_of_date" => Some("2026-10-31".to_string()),
+                    _ => None,
+                })
+                .collect(),
+        };
+        let answer = |records| SourceAnswer::Answered {
+            records: RecordSet {
+                columns: columns.clone(),
+                records,
+            },
+            age_s: 0,
+        };
+        // the member's 1,000.00 twice (an answer repeating a row), another account of 50.00,
+        // and the other person's 1,000.00 (the same values, another person: not a repeat)
+        let linked = link_answers(
+            &[member, other],
+            vec![(
+                SourceKind::Bank,
+                answer(vec![
+                    row(member, "1000.00", "1234"),
+                    row(member, "1000.00", "1234"),
+                    row(member, "50.00", "5678"),
+                    row(other, "1000.00", "1234"),
+                ]),
+            )],
+            &frame,
+            &policy,
+        );
+        let m = &linked.states[linked.position[0]];
+        let o = &linked.states[linked.position[1]];
+        assert_eq!(
+            m.evidence.financial_assets, 105_000,
+            "counted once: 1,050.00 yuan in fen"
+        );
+        assert_eq!(o.evidence.financial_assets, 100_000);
+        assert_eq!(m.incomplete.len(), 1, "{:?}", m.incomplete);
+        assert_eq!(m.incomplete[0].0, SourceKind::Bank);
+        assert!(
+            m.incomplete[0].1.starts_with("row_duplicate:"),
+            "{:?}",
+            m.incomplete
+        );
+        assert!(!m.incomplete[0].1.contains(&member.expose()));
+        assert!(o.incomplete.is_empty(), "{:?}", o.incomplete);
     }
 
     #[test]
