@@ -1773,7 +1773,9 @@ impl Ctx<'_> {
         sealer: &RunSealer,
     ) -> Result<(UnsignedReport, Outcomes), BatchError> {
         let (report, gap) = self.report(h, members, supporters);
-        let text = serde_json::to_vec(&report).expect("reports serialise");
+        // (room for a report of a large household: the buffer is not regrown as it fills)
+        let mut text = Vec::with_capacity(16 << 10);
+        serde_json::to_writer(&mut text, &report).expect("reports serialise");
         let sealed = sealer.seal_unsigned(&report.report_id, &text)?;
         let outcomes = Outcomes {
             per_capita: [
@@ -1811,11 +1813,6 @@ fn signed_lines(sealer: &RunSealer, unsigned: Vec<UnsignedReport>) -> Vec<String
     }
     batches
         .into_par_iter()
-        .flat_map_iter(|b| {
-            sealer
-                .sign_batch(b)
-                .into_iter()
-                .map(|e| serde_json::to_string(&e).expect("envelopes serialise"))
-        })
+        .flat_map_iter(|b| sealer.sign_batch(b).into_iter().map(|e| e.to_json_line()))
         .collect()
 }
