@@ -254,12 +254,12 @@ const KEY_REPAIRED_FLAG: i64 = 1 << 60;
 /// value); and the repairs made.
 fn classify(
     raw: Option<&str>,
-    persons: &ahash::AHashSet<u64>,
+    persons: &crate::link::caseload::PersonKeys,
     as_of: NaiveDate,
 ) -> (i64, Vec<IdRepair>, Option<IdNumber>) {
     match raw.map(|raw| IdNumber::parse(raw, as_of)) {
         Some(Ok((id, rep))) => {
-            let key = match (persons.contains(&id.key()), rep.is_empty()) {
+            let key = match (persons.contains(id.key()), rep.is_empty()) {
                 (true, true) => id.key() as i64,
                 (true, false) => id.key() as i64 | KEY_REPAIRED_FLAG,
                 (false, true) => KEY_UNLINKED,
@@ -277,7 +277,7 @@ fn classify(
 fn classify_named(
     raw: Option<&str>,
     name: Option<&str>,
-    persons: &ahash::AHashSet<u64>,
+    persons: &crate::link::caseload::PersonKeys,
     names: Option<&crate::link::caseload::NameDateIndex>,
     as_of: NaiveDate,
 ) -> (i64, Vec<IdRepair>, Option<IdNumber>) {
@@ -602,7 +602,7 @@ impl Kept {
 /// `id_number` alone.
 fn link_source(
     conn: &FileConnector,
-    persons: &Arc<ahash::AHashSet<u64>>,
+    persons: &Arc<crate::link::caseload::PersonKeys>,
     names: Option<Arc<crate::link::caseload::NameDateIndex>>,
     as_of: NaiveDate,
 ) -> Result<LinkedSource, ConnectorError> {
@@ -653,7 +653,7 @@ fn link_source(
                 // Fast path: a clean, valid 18-character number (nearly every row) is one
                 // pass over its bytes and one lookup; anything else takes `classify`.
                 if let Some((key, year)) = v.and_then(|v| IdNumber::clean_key(v.as_bytes(), day)) {
-                    let known = persons_c.contains(&key);
+                    let known = persons_c.contains(key);
                     ages[usize::from(known)]
                         [crate::link::caseload::age_band(year as i32, as_of)] += 1;
                     return known || is_candidate(names_c.as_deref(), key, n);
@@ -689,7 +689,7 @@ fn link_source(
             .map(|(v, n)| {
                 // the filter's fast path: a clean valid number has no repairs
                 if let Some((key, _)) = v.and_then(|v| IdNumber::clean_key(v.as_bytes(), day)) {
-                    return Some(if persons.contains(&key) {
+                    return Some(if persons.contains(key) {
                         key as i64
                     } else if is_candidate(names.as_deref(), key, n) {
                         outside += 1;
@@ -964,7 +964,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             links: Default::default(),
         })
         .collect();
-    let person_keys: Arc<ahash::AHashSet<u64>> = Arc::new(person_index.keys().copied().collect());
+    let person_keys = Arc::new(crate::link::caseload::PersonKeys::new(
+        person_index.keys().copied(),
+    ));
     // the caseload persons' names by birth date: a source row whose valid ID is nobody's in
     // the caseload but whose name and ID birth date are a caseload person's is a candidate of
     // the second linkage pass
@@ -1951,7 +1953,9 @@ impl Ctx<'_> {
         sealer: &RunSealer,
     ) -> Result<(UnsignedReport, Outcomes), BatchError> {
         let (report, gap) = self.report(h, members, supporters);
-        let text = serde_json::to_vec(&report).expect("reports serialise");
+        // (room for a report of a large household: the buffer is not regrown as it fills)
+        let mut text = Vec::with_capacity(16 << 10);
+        serde_json::to_writer(&mut text, &report).expect("reports serialise");
         let sealed = sealer.seal_unsigned(&report.report_id, &text)?;
         let outcomes = Outcomes {
             per_capita: [
@@ -1989,11 +1993,6 @@ fn signed_lines(sealer: &RunSealer, unsigned: Vec<UnsignedReport>) -> Vec<String
     }
     batches
         .into_par_iter()
-        .flat_map_iter(|b| {
-            sealer
-                .sign_batch(b)
-                .into_iter()
-                .map(|e| serde_json::to_string(&e).expect("envelopes serialise"))
-        })
+        .flat_map_iter(|b| sealer.sign_batch(b).into_iter().map(|e| e.to_json_line()))
         .collect()
 }
