@@ -44,6 +44,16 @@ pub struct Household {
     pub faults: Vec<String>,
 }
 
+impl Household {
+    /// Record the caseload fault `code` (a reason code of [`Household::faults`]) unless it
+    /// is recorded already.
+    pub fn add_fault(&mut self, code: &str) {
+        if !self.faults.iter().any(|f| f == code) {
+            self.faults.push(code.to_string());
+        }
+    }
+}
+
 /// A person of a household as the rules see them.
 #[derive(Debug, Clone)]
 pub struct PersonView<'a> {

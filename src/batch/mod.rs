@@ -1286,23 +1286,13 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                 .kept
                                 .records
                                 .row(first as usize)
-                                .and_then(|r| prep.line_of(r))
-                                .map_or_else(
-                                    || "an earlier line".to_string(),
-                                    |n| format!("line {n}"),
-                                );
-                            q.push(QuarantineEntry::at(
+                                .and_then(|r| prep.line_of(r));
+                            q.push(QuarantineEntry::row_duplicate(
                                 &file,
                                 prep.line_of(row),
-                                Some(row),
-                                "",
-                                "",
-                                "row_duplicate",
-                                Action::Referred,
-                                format!(
-                                    "the row repeats {first_line} of the same person value for value (an extract read twice?); counted once, the person's {} evidence is incomplete, household referred",
-                                    kind.name()
-                                ),
+                                row,
+                                first_line,
+                                kind,
                             ));
                             p.mark_row_unreadable(kind);
                             continue;

@@ -2024,21 +2024,13 @@ pub fn run_incremental(
             match seen.entry((si, r.key, rec.values.clone())) {
                 std::collections::hash_map::Entry::Occupied(first) => {
                     let st = &prev.manifest.sources[si];
-                    let first_line = line_of(st, *first.get())
-                        .map_or_else(|| "an earlier line".to_string(), |n| format!("line {n}"));
                     quarantined_delta[si] += 1;
-                    source_q.push(QuarantineEntry::at(
+                    source_q.push(QuarantineEntry::row_duplicate(
                         file,
                         line_of(st, rec.row),
-                        Some(rec.row),
-                        "",
-                        "",
-                        "row_duplicate",
-                        Action::Referred,
-                        format!(
-                            "the row repeats {first_line} of the same person value for value (an extract read twice?); counted once, the person's {} evidence is incomplete, household referred",
-                            kind.name()
-                        ),
+                        rec.row,
+                        line_of(st, *first.get()),
+                        kind,
                     ));
                     p.mark_row_unreadable(kind);
                     record_sets[si].records.push(rec);

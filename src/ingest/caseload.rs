@@ -361,15 +361,7 @@ pub fn load_caseload(
                 Action::Referred,
                 "household_id appears earlier in the file; the first row is used and the household referred (caseload_fault)".into(),
             ));
-            if !out.households[first]
-                .faults
-                .iter()
-                .any(|f| f == "household_duplicate")
-            {
-                out.households[first]
-                    .faults
-                    .push("household_duplicate".into());
-            }
+            out.households[first].add_fault("household_duplicate");
             continue;
         }
         let norms = &mut out.normalisations;
@@ -690,15 +682,7 @@ pub fn load_caseload(
     in_two.sort_unstable();
     for (key, hs) in in_two {
         for &h in hs {
-            if !out.households[h]
-                .faults
-                .iter()
-                .any(|f| f == "member_in_two_households")
-            {
-                out.households[h]
-                    .faults
-                    .push("member_in_two_households".into());
-            }
+            out.households[h].add_fault("member_in_two_households");
         }
         let masked = out
             .members
@@ -875,15 +859,7 @@ pub fn load_caseload(
                     Action::Referred,
                     "supports_id_number names no member of this household (an invalid number, the supporter themself, or a member of another household): whom the support is owed to is unclear, household referred (caseload_fault)".into(),
                 ));
-                if !out.households[household]
-                    .faults
-                    .iter()
-                    .any(|f| f == "supported_not_member")
-                {
-                    out.households[household]
-                        .faults
-                        .push("supported_not_member".into());
-                }
+                out.households[household].add_fault("supported_not_member");
             }
         }
         let own = match size.get(i).map(str::trim).filter(|v| !v.is_empty()) {

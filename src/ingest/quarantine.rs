@@ -85,6 +85,35 @@ impl QuarantineEntry {
         e
     }
 
+    /// The entry of a source row (data row `row`, physical `line`) that repeats an earlier row
+    /// of the same person value for value (`first_line`: that row's physical line, if
+    /// known): counted once, the person's source incomplete, the household referred
+    /// (`row_duplicate`; the caller marks the source incomplete). Found by the s7 attack: a
+    /// bank row given twice counted its balance twice.
+    pub fn row_duplicate(
+        file: &str,
+        line: Option<u64>,
+        row: u64,
+        first_line: Option<u64>,
+        kind: hedui_connectors::SourceKind,
+    ) -> QuarantineEntry {
+        let first =
+            first_line.map_or_else(|| "an earlier line".to_string(), |n| format!("line {n}"));
+        QuarantineEntry::at(
+            file,
+            line,
+            Some(row),
+            "",
+            "",
+            "row_duplicate",
+            Action::Referred,
+            format!(
+                "the row repeats {first} of the same person value for value (an extract read twice?); counted once, the person's {} evidence is incomplete, household referred",
+                kind.name()
+            ),
+        )
+    }
+
     /// The entry of a linked source row that the evidence could not use (`fe`: a bad amount,
     /// an unknown vocabulary value): the row is kept and quoted at the column at fault, and
     /// the person's household is referred (the caller marks the source incomplete).

@@ -254,11 +254,11 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
 }
 
 /// The one `tax.csv` row of a quarantine (`q`: its rows), checked to name file line `line`.
-fn the_tax_row(q: &[Vec<String>], line: usize) -> &Vec<String> {
-    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
-    assert_eq!(tax.len(), 1, "{tax:?}");
-    assert_eq!(tax[0][1], line.to_string());
-    tax[0]
+fn the_row<'a>(q: &'a [Vec<String>], file: &str, line: usize) -> &'a Vec<String> {
+    let of_file: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == file).collect();
+    assert_eq!(of_file.len(), 1, "{of_file:?}");
+    assert_eq!(of_file[0][1], line.to_string());
+    of_file[0]
 }
 
 /// `hh` is referred for an unverified source (no longer eligible) and every other household
@@ -563,7 +563,7 @@ fn two_headers_of_one_field_that_disagree_refer_the_household_of_the_person() {
     let after = determinations(&dir);
     referred_alone(&before, &after, &hh);
     let q = csv_rows(&dir.join("quarantine.csv"));
-    let row = the_tax_row(&q, li + 1);
+    let row = the_row(&q, "tax.csv", li + 1);
     assert_eq!(
         (row[3].as_str(), row[5].as_str(), row[6].as_str()),
         ("gross_income", "duplicate_column_conflict", "referred")
@@ -611,7 +611,7 @@ fn a_stray_nul_byte_refuses_its_row_and_refers_the_household_of_the_person() {
     let after = determinations(&dir);
     referred_alone(&before, &after, &hh);
     let q = csv_rows(&dir.join("quarantine.csv"));
-    let row = the_tax_row(&q, li + 1);
+    let row = the_row(&q, "tax.csv", li + 1);
     assert_eq!(
         (row[3].as_str(), row[5].as_str(), row[6].as_str()),
         ("id_number", "nul_byte", "referred")
@@ -727,23 +727,18 @@ fn a_row_repeated_value_for_value_is_counted_once_and_refers_the_household() {
     assert_eq!(out.status.code(), Some(1));
     referred_alone(&before, &determinations(&dir), &hh);
     let q = csv_rows(&dir.join("quarantine.csv"));
-    let bank: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "bank.csv").collect();
-    assert_eq!(bank.len(), 1, "{bank:?}");
+    let bank = the_row(&q, "bank.csv", li + 2);
     assert_eq!(
-        (
-            bank[0][1].as_str(),
-            bank[0][5].as_str(),
-            bank[0][6].as_str()
-        ),
-        ((li + 2).to_string().as_str(), "row_duplicate", "referred")
+        (bank[5].as_str(), bank[6].as_str()),
+        ("row_duplicate", "referred")
     );
     assert!(
-        bank[0][7].starts_with(&format!(
+        bank[7].starts_with(&format!(
             "the row repeats line {} of the same person",
             li + 1
         )),
         "{}",
-        bank[0][7]
+        bank[7]
     );
     let s = summary(&dir);
     assert_eq!(s["sources"]["bank"]["counts"]["quarantined"], 1);
@@ -904,11 +899,9 @@ fn two_id_headers_naming_two_persons_refer_both_households() {
         }
     }
     let q = csv_rows(&dir.join("quarantine.csv"));
-    let tax: Vec<&Vec<String>> = q.iter().filter(|r| r[0] == "tax.csv").collect();
-    assert_eq!(tax.len(), 1, "{tax:?}");
-    assert_eq!(tax[0][1], (li + 1).to_string());
+    let tax = the_row(&q, "tax.csv", li + 1);
     assert_eq!(
-        (tax[0][3].as_str(), tax[0][5].as_str(), tax[0][6].as_str()),
+        (tax[3].as_str(), tax[5].as_str(), tax[6].as_str()),
         ("id_number", "duplicate_column_conflict", "referred")
     );
     let s = summary(&dir);
