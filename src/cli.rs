@@ -825,7 +825,8 @@ fn open(
                     .collect()
             }
         };
-    if entries.is_empty() {
+    // (with --household, no line naming it is said below as "no report for household")
+    if entries.is_empty() && (household.is_none() || text.trim().is_empty()) {
         say!(
             "hedui: warning: {} holds no sealed report (an empty file: nothing was opened)",
             file.display()

@@ -203,6 +203,19 @@ impl Settings {
         if secret.len() < 32 {
             return Err(err("the secret must be at least 32 bytes".into()));
         }
+        // Found by the s7 newcomer: the README's example `cache_secret` was accepted as it
+        // is, so a config pasted from it keeps a secret anyone can read.
+        if config
+            .sources
+            .get("cache_secret")
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| v.starts_with("replace-me"))
+        {
+            eprintln!(
+                "hedui: warning: [sources] cache_secret is the README's placeholder: replace it with your own random text (e.g. `head -c 48 /dev/urandom | base64`)"
+            );
+            tracing::warn!("[sources] cache_secret is the README's placeholder");
+        }
         if config.limits.max_persons == 0 || config.limits.max_body_bytes < 256 {
             return Err(err(
                 "limits: max_persons ≥ 1 and max_body_bytes ≥ 256".into()

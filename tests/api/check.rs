@@ -89,7 +89,34 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
         s(&w.path("no-such-dir/report.json")),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-dir"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-dir"));
+    assert!(!err.contains("placeholder"), "{err}");
+    assert_eq!(source_queries(&w), queried);
+
+    // The README's example cache secret, pasted as it is: said (found by the s7 newcomer).
+    let pasted = w.path("pasted.toml");
+    std::fs::write(
+        &pasted,
+        std::fs::read_to_string(&cfg).unwrap().replace(
+            "another-test-secret-of-at-least-32-bytes",
+            "replace-me-with-48-random-bytes-in-base64-000000",
+        ),
+    )
+    .unwrap();
+    let out = hedui(&[
+        "check",
+        "--config",
+        s(&pasted),
+        s(&household),
+        "--out",
+        s(&w.path("no-such-dir/report.json")),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cache_secret is the README's placeholder"),
+        "{err}"
+    );
     assert_eq!(source_queries(&w), queried);
 
     // Bad input: the reason as {code, field, message} on stderr, exit 4, nothing queried.

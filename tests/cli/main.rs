@@ -243,6 +243,23 @@ fn gen_batch_open_agree_on_every_household() {
     ]));
     let alone: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(&alone, one);
+    // a household the run does not hold: said so, without calling the file empty (found by
+    // the s7 newcomer: "holds no sealed report (an empty file)" for a file of 3,000 reports)
+    let out = hedui(&[
+        "open",
+        "--key",
+        s(&c.key("civil.key")),
+        s(&dir.join("reports.jsonl")),
+        "--household",
+        "620503H9999999",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no report for household 620503H9999999"),
+        "{err}"
+    );
+    assert!(!err.contains("holds no sealed report"), "{err}");
     // its envelope copied out of the run's file opens on its own: signed with 31 others
     // (envelope version 3), it carries its proof in that batch
     let all = std::fs::read_to_string(dir.join("reports.jsonl")).unwrap();
