@@ -1128,7 +1128,7 @@ async fn run_job_timed(
         }
         sealed
     })?;
-    let sealed = serde_json::to_string(&sealed).map_err(|e| e.to_string())?;
+    let sealed = sealed.to_json_line();
     let det = report.determination.as_str();
     events.push(AuditEvent {
         actor: actor.to_string(),
