@@ -499,3 +499,147 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
         "{err}"
     );
 }
+
+/// A delta whose end state a full run reads as unverified for a source: every tax row turned
+/// into last year's (a stale re-export sent as `change` rows) and every `securities` row
+/// removed. Found by the s8 review of "missing is not zero": the incremental run did not apply
+/// the full run's source-wide checks (`source_out_of_period`, an extract with no data rows)
+/// to its end state, and every family read as having no taxed income and no securities.
+#[test]
+fn an_incremental_run_whose_delta_leaves_a_source_stale_or_empty_says_unverified_as_a_full_run() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let (delta, end) = (p.root.join("delta"), p.root.join("end"));
+    std::fs::create_dir_all(&delta).expect("mkdir");
+    std::fs::create_dir_all(&end).expect("mkdir");
+    for e in std::fs::read_dir(&data).expect("data") {
+        let path = e.expect("entry").path();
+        let name = path.file_name().expect("name").to_owned();
+        std::fs::copy(&path, end.join(&name)).expect("copy");
+    }
+    let rows_of = |name: &str| -> (Vec<String>, Vec<Vec<String>>) {
+        let mut r = csv::Reader::from_path(data.join(name)).expect("csv");
+        let header = r
+            .headers()
+            .expect("header")
+            .iter()
+            .map(String::from)
+            .collect();
+        let rows = r
+            .records()
+            .map(|x| x.expect("row").iter().map(String::from).collect())
+            .collect();
+        (header, rows)
+    };
+    let write = |path: &Path, header: &[String], rows: &[Vec<String>]| {
+        let mut w = csv::Writer::from_path(path).expect("write");
+        w.write_record(header).expect("write");
+        for r in rows {
+            w.write_record(r).expect("write");
+        }
+        w.flush().expect("flush");
+    };
+    let with_op = |header: &[String]| {
+        let mut h = vec!["op".to_string(), "row".to_string()];
+        h.extend(header.iter().cloned());
+        h
+    };
+    // tax: every row changed to tax_year 2024 (the rules read 2025 for as-of 2026-11-01)
+    let (header, mut rows) = rows_of("tax.csv");
+    let year = header
+        .iter()
+        .position(|h| h == "tax_year")
+        .expect("tax_year");
+    assert!(
+        rows.iter().any(|r| r[year] == "2025"),
+        "the generated extract answers for 2025"
+    );
+    let mut ops = Vec::new();
+    for (i, r) in rows.iter_mut().enumerate() {
+        r[year] = "2024".into();
+        let mut op = vec!["change".to_string(), i.to_string()];
+        op.extend(r.iter().cloned());
+        ops.push(op);
+    }
+    write(&end.join("tax.csv"), &header, &rows);
+    write(&delta.join("tax.csv"), &with_op(&header), &ops);
+    // securities: every row removed
+    let (header, rows) = rows_of("securities.csv");
+    assert!(!rows.is_empty());
+    let ops: Vec<Vec<String>> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut op = vec!["remove".to_string(), i.to_string()];
+            op.extend(r.iter().cloned());
+            op
+        })
+        .collect();
+    write(&end.join("securities.csv"), &header, &[]);
+    write(&delta.join("securities.csv"), &with_op(&header), &ops);
+
+    let before = p.batch(&data, "before", &[]);
+    assert_eq!(summary(&before)["sources"]["tax"]["status"], "answered");
+    let full_end = p.batch(&end, "full_end", &[]);
+    let inc = p.batch(
+        &end,
+        "incremental",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    let (si, sf) = (summary(&inc), summary(&full_end));
+    for src in ["tax", "securities"] {
+        assert_eq!(si["sources"][src]["status"], "unverified", "{src}");
+        assert_eq!(
+            si["sources"][src]["reason"], sf["sources"][src]["reason"],
+            "{src}"
+        );
+        assert_eq!(si["sources"][src]["households_unverified"], 280, "{src}");
+        assert_eq!(sf["sources"][src]["households_unverified"], 280, "{src}");
+    }
+    let reason = si["sources"]["tax"]["reason"].as_str().expect("reason");
+    assert!(
+        reason.starts_with("source_out_of_period: ")
+            && reason.contains("no row of the extract is of tax_year 2025"),
+        "{reason}"
+    );
+    let reason = si["sources"]["securities"]["reason"]
+        .as_str()
+        .expect("reason");
+    assert!(
+        reason.starts_with("source_unreadable: ") && reason.contains("no data rows"),
+        "{reason}"
+    );
+    // every report, sealed afresh, says so; and equals the full run's on the end state
+    let (a, b) = (p.opened(&full_end), p.opened(&inc));
+    assert_eq!(a.len(), 280);
+    for (h, r) in &b {
+        let status = |src: &str| {
+            r["sources"]
+                .as_array()
+                .expect("sources")
+                .iter()
+                .find(|x| x["source"] == src)
+                .map(|x| x["status"].clone())
+        };
+        assert_eq!(status("tax"), Some("unverified".into()), "household {h}");
+        assert_eq!(
+            status("securities"),
+            Some("unverified".into()),
+            "household {h}"
+        );
+        assert_eq!(Some(r), a.get(h), "household {h}");
+    }
+    assert_eq!(determinations(&inc), determinations(&full_end));
+    for k in ["determination", "rules", "review_due"] {
+        assert_eq!(si[k], sf[k], "{k}");
+    }
+    // and the next incremental run on it keeps them unverified (a delta to them is refused)
+    let empty = p.root.join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let again = p.batch(
+        &end,
+        "again",
+        &["--previous", s(&inc), "--delta", s(&empty)],
+    );
+    assert_eq!(p.opened(&again), b);
+}

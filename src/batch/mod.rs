@@ -149,6 +149,10 @@ pub struct FileCounts {
     /// What the reader decided (encoding detection, unit conversions, date rules).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Rows in the period the source's rules read (tax, medical and social insurance; `None`
+    /// for the other sources or when unknown): kept in the run's state, not in summary.json.
+    #[serde(skip)]
+    pub period_rows: Option<PeriodRows>,
 }
 
 /// A source's outcome for the whole run.
@@ -360,13 +364,11 @@ fn repeated_records(records: &CompactSet) -> HashMap<u32, u32> {
     out
 }
 
-/// For a source whose rules read one period (tax and medical insurance: year Y; social
-/// insurance: the months of the income window), why the extract answers nothing for it: no
-/// row of the whole file is in the period (`Some("no row of tax_year 2025 …")`). `None` when
-/// a row is, for other sources, or when the file cannot be scanned again (its rows were read:
-/// nothing is decided on a failed second look). The scan stops at the first row in period.
-fn out_of_period(conn: &FileConnector, kind: SourceKind, frame: &Frame) -> Option<String> {
-    let (column, what) = match kind {
+/// The column of a source whose rules read one period (tax and medical insurance: year Y;
+/// social insurance: the months of the income window) and the period as messages name it
+/// (`("tax_year", "tax_year 2025")`); `None` for the other sources.
+pub(crate) fn period_of(kind: SourceKind, frame: &Frame) -> Option<(&'static str, String)> {
+    Some(match kind {
         SourceKind::Tax => ("tax_year", format!("tax_year {}", frame.tax_year)),
         SourceKind::MedicalInsurance => ("year", format!("year {}", frame.tax_year)),
         SourceKind::SocialInsurance => (
@@ -374,38 +376,104 @@ fn out_of_period(conn: &FileConnector, kind: SourceKind, frame: &Frame) -> Optio
             format!("period {} to {}", frame.window_first, frame.window_last),
         ),
         _ => return None,
-    };
-    let in_period = |v: &str| match kind {
+    })
+}
+
+/// Whether the value `v` of a row's period column ([`period_of`]) is in the period the rules
+/// read (what [`crate::evidence::PersonEvidence::add`] takes as in scope; full-width digits
+/// read as ASCII). Always `false` for a source without a period.
+pub(crate) fn in_period(kind: SourceKind, frame: &Frame, v: &str) -> bool {
+    match kind {
         SourceKind::SocialInsurance => crate::domain::date::Month::parse(v)
             .is_ok_and(|m| m >= frame.window_first && m <= frame.window_last),
-        _ => {
+        SourceKind::Tax | SourceKind::MedicalInsurance => {
             let ascii = crate::domain::half_width(v);
             let v = ascii.as_deref().unwrap_or(v).trim();
             v.parse::<i64>()
                 .is_ok_and(|y| y == i64::from(frame.tax_year))
         }
-    };
+        _ => false,
+    }
+}
+
+/// Up to this many rows in the period are kept per source in the state ([`PeriodRows`]).
+pub(crate) const PERIOD_ROWS_KEPT: usize = 256;
+
+/// Rows of an extract in the period its rules read ([`period_of`]), kept in the run's state
+/// so that an incremental run can tell whether its end state still answers for the period
+/// (`source_out_of_period`) without reading the whole extract again.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeriodRows {
+    /// 0-based data rows in the period, ascending, at most [`PERIOD_ROWS_KEPT`].
+    pub rows: Vec<u64>,
+    /// Whether `rows` is every such row of the extract (else there are more).
+    pub complete: bool,
+}
+
+/// For a source whose rules read one period, the rows of the whole file in it
+/// ([`PeriodRows`]; empty: a stale extract). `None` for other sources, or when the file
+/// cannot be scanned again (its rows were read: nothing is decided on a failed second look).
+/// The scan stops once more than [`PERIOD_ROWS_KEPT`] rows are found.
+fn period_rows(conn: &FileConnector, kind: SourceKind, frame: &Frame) -> Option<PeriodRows> {
+    let (column, _) = period_of(kind, frame)?;
     let lf = conn
-        .scan()
+        .scan_indexed("_row")
         .ok()?
-        .select([col(column).cast(DataType::String)]);
-    // Err(None): a row in the period was found (the scan stops); Err(Some(_)): it failed
+        .select([col("_row"), col(column).cast(DataType::String)]);
+    let mut found: Vec<u64> = Vec::new();
+    // Err(None): enough rows found (the scan stops); Err(Some(_)): it failed
     let r = for_each_batch(
         lf,
         |df| -> Result<(), Option<PolarsError>> {
+            let rows = df
+                .column("_row")
+                .and_then(|c| c.cast(&DataType::UInt64))
+                .map_err(Some)?;
+            let rows = rows.u64().map_err(Some)?;
             let c = df.column(column).map_err(Some)?;
-            if c.str().map_err(Some)?.iter().flatten().any(&in_period) {
-                return Err(None);
+            for (r, v) in rows.iter().zip(c.str().map_err(Some)?.iter()) {
+                if let (Some(r), Some(v)) = (r, v)
+                    && in_period(kind, frame, v)
+                {
+                    found.push(r);
+                    if found.len() > PERIOD_ROWS_KEPT {
+                        return Err(None);
+                    }
+                }
             }
             Ok(())
         },
         Some,
     );
     match r {
-        Ok(()) => Some(format!(
-            "no row of the extract is of {what}, the period the rules read"
-        )),
-        Err(_) => None,
+        Err(Some(_)) => None,
+        Ok(()) | Err(None) => {
+            found.sort_unstable();
+            let complete = found.len() <= PERIOD_ROWS_KEPT;
+            found.truncate(PERIOD_ROWS_KEPT);
+            Some(PeriodRows {
+                rows: found,
+                complete,
+            })
+        }
+    }
+}
+
+/// The reason a source is unverified when no row of its extract at `path` is in the period
+/// `what` ([`period_of`]) its rules read: the same words from a full and an incremental run.
+pub(crate) fn out_of_period_reason(path: &Path, what: &str) -> String {
+    format!(
+        "source_out_of_period: {}: no row of the extract is of {what}, the period the rules read: a stale extract? It does not answer for the period; every household is unverified for it",
+        path.display()
+    )
+}
+
+/// An extract at `path` with no data rows: a failed export, never "nobody has anything"
+/// (the same error from a full and an incremental run).
+pub(crate) fn no_data_rows(path: &Path) -> ConnectorError {
+    ConnectorError::Unreadable {
+        path: path.display().to_string(),
+        message: "the extract has no data rows (a failed export?)".into(),
     }
 }
 
@@ -1019,10 +1087,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         // "nobody has anything": it is unverified, never read as no records.
                         let bad = l.kept.bad.len() as u64;
                         if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
-                            Err(ConnectorError::Unreadable {
-                                path: c.path().display().to_string(),
-                                message: "the extract has no data rows (a failed export?)".into(),
-                            })
+                            Err(no_data_rows(c.path()))
                         } else if bad > 0 && bad * 2 > l.counts.rows {
                             // Found by the s7 attack: an extract whose ID column was emptied or
                             // turned into `6.20503E+17` by a spreadsheet had every row
@@ -1347,16 +1412,21 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     // window was answered: every person had no income of the period, and
                     // families over the line were eligible. An extract with no row at all in
                     // the period the rules read is unverified, never "no income".
-                    let stale = if any_in_period || l.counts.rows == 0 {
+                    // The rows in the period are kept in the state: an incremental run tells
+                    // from them whether its end state still answers for the period.
+                    l.counts.period_rows = if l.counts.rows == 0 {
                         None
                     } else {
-                        out_of_period(&conn, kind, &frame)
+                        period_rows(&conn, kind, &frame)
                     };
-                    if let Some(why) = stale {
-                        let reason = format!(
-                            "source_out_of_period: {}: {why}: a stale extract? It does not answer for the period; every household is unverified for it",
-                            conn.path().display()
-                        );
+                    let stale = match (&l.counts.period_rows, period_of(kind, &frame)) {
+                        (Some(p), Some((_, what))) if !any_in_period && p.rows.is_empty() => {
+                            Some(what)
+                        }
+                        _ => None,
+                    };
+                    if let Some(what) = stale {
+                        let reason = out_of_period_reason(conn.path(), &what);
                         tracing::warn!(source = %kind, reason = "source_out_of_period", "Source not answered; every household says unverified for it.");
                         unverified.push((kind, reason.clone()));
                         sources.insert(

@@ -39,9 +39,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    BatchError, BatchOptions, Ctx, FileCounts, Outcomes, OutputLock, PersonState, SourceSummary,
-    Summary, fired_rules, new_run_id, run_selected, signed_lines, write_determinations, write_err,
-    write_summary,
+    BatchError, BatchOptions, Ctx, FileCounts, Outcomes, OutputLock, PeriodRows, PersonState,
+    SourceSummary, Summary, fired_rules, new_run_id, run_selected, signed_lines,
+    write_determinations, write_err, write_summary,
 };
 use crate::assess::Household;
 use crate::domain::{IdError, IdNumber};
@@ -186,6 +186,11 @@ struct SourceState {
     header_map: Vec<(String, String)>,
     #[serde(default)]
     notes: Vec<String>,
+    /// Rows of the extract in the period its rules read (tax, medical and social insurance):
+    /// an incremental run's end state answers for the period while one of them stays or a
+    /// delta row is in it. `None` for other sources and in a state written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    period_rows: Option<PeriodRows>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -875,6 +880,7 @@ fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
         delimiter: c.delimiter,
         header_map: c.header_map,
         notes: c.notes,
+        period_rows: c.period_rows,
     }
 }
 
@@ -1336,6 +1342,76 @@ fn nonempty(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|v| !v.is_empty())
 }
 
+/// Whether an incremental run's end state answers for the period its rules read.
+enum EndPeriod {
+    /// It does: rows of it in the period.
+    Rows(PeriodRows),
+    /// No row of it is in the period: the source is unverified (`source_out_of_period`).
+    Stale,
+    /// Cannot be told from the state and the delta (a full run must read the end state).
+    Unknown,
+}
+
+/// The rows of a source's end state in the period its rules read (`column`, see
+/// [`super::period_of`]): the delta's add and change rows in it, and the previous extract's
+/// rows in it (`prev.period_rows`) that the delta neither removes nor changes (moved ones at
+/// their new row). With none, the end state is stale only if the previous list was every
+/// such row or the delta replaces every previous row; else it is unknown.
+fn end_period_rows(
+    kind: SourceKind,
+    frame: &Frame,
+    column: &str,
+    d: &SourceDelta,
+    m: &RowMap,
+    prev: &SourceState,
+) -> EndPeriod {
+    let Some(ci) = kind.columns().iter().position(|c| c.name == column) else {
+        return EndPeriod::Unknown;
+    };
+    let mut rows: Vec<u64> = Vec::new();
+    for (r, end) in d.rows.iter().zip(&m.delta_rows) {
+        let Some(end) = *end else { continue };
+        let v = decode_record(end, d.blob(r)).and_then(|rec| rec.values.get(ci).cloned().flatten());
+        if v.is_some_and(|v| super::in_period(kind, frame, &v)) {
+            rows.push(end);
+        }
+    }
+    // what of the previous extract is known to be in the period, and whether that is all
+    let every_row_replaced = m.gone.len() as u64 == prev.rows;
+    let complete = if every_row_replaced {
+        true
+    } else if let Some(p) = &prev.period_rows {
+        rows.extend(
+            p.rows
+                .iter()
+                .filter(|r| !m.gone.contains(r))
+                .map(|r| m.moved.get(r).copied().unwrap_or(*r)),
+        );
+        p.complete
+    } else {
+        false
+    };
+    if rows.is_empty() && m.gone.is_empty() && !every_row_replaced {
+        // every previous row stays, and the previous run found the extract in the period
+        return EndPeriod::Rows(PeriodRows {
+            rows,
+            complete: false,
+        });
+    }
+    if rows.is_empty() {
+        return if complete {
+            EndPeriod::Stale
+        } else {
+            EndPeriod::Unknown
+        };
+    }
+    rows.sort_unstable();
+    rows.dedup();
+    let complete = complete && rows.len() <= super::PERIOD_ROWS_KEPT;
+    rows.truncate(super::PERIOD_ROWS_KEPT);
+    EndPeriod::Rows(PeriodRows { rows, complete })
+}
+
 /// Where every previous row goes in the end state, per the apply rule in the module docs.
 struct RowMap {
     /// Previous rows taken out (removed, or replaced by a change).
@@ -1631,6 +1707,20 @@ pub fn run_incremental(
     let ts = Instant::now();
     let mut maps: Vec<Option<RowMap>> = Vec::new();
     let mut touched: ahash::AHashSet<u64> = ahash::AHashSet::new();
+    let frame = Frame::new(opts.as_of, policy);
+    // "Missing is not zero", as a full run on the end state decides it: a source the delta
+    // leaves with no data row, or with no row in the period its rules read, is unverified
+    // for every household (its reason worded as the full run words it). (The full run's
+    // other source-wide check, an extract whose ID numbers are mostly unusable, cannot
+    // arise here: a previous run with such rows in an answered source sent them to the
+    // error-tolerant pass and is refused above, and a delta row with one is refused below.)
+    let mut newly_unverified: Vec<(usize, String)> = Vec::new();
+    let mut period_now: Vec<Option<PeriodRows>> = prev
+        .manifest
+        .sources
+        .iter()
+        .map(|s| s.period_rows.clone())
+        .collect();
     for (si, (kind, d)) in SourceKind::ALL.into_iter().zip(&deltas).enumerate() {
         let st = &prev.manifest.sources[si];
         if d.is_some() && st.status != "answered" {
@@ -1648,6 +1738,31 @@ pub fn run_incremental(
             (Some(d), _) => Some(plan_rows(st.rows, d)?),
             (None, _) => None,
         };
+        if let (Some(d), Some(m)) = (d, &m) {
+            let path = opts.sources.join(&st.file);
+            if m.rows == 0 {
+                let e = super::no_data_rows(&path);
+                newly_unverified.push((si, format!("{}: {e}", e.code())));
+            } else if let Some((column, what)) = super::period_of(kind, &frame) {
+                match end_period_rows(kind, &frame, column, d, m, st) {
+                    EndPeriod::Rows(p) => period_now[si] = Some(p),
+                    EndPeriod::Stale => {
+                        newly_unverified.push((si, super::out_of_period_reason(&path, &what)));
+                    }
+                    EndPeriod::Unknown => {
+                        return Err(BatchError::Delta(DeltaError {
+                            file: d.file.clone(),
+                            row: "-".into(),
+                            column: column.into(),
+                            message: format!(
+                                "the delta takes out every row of the previous {} extract known to be of {what}, the period the rules read, and adds none: whether the end state still answers for the period cannot be told without reading it (run a full batch)",
+                                kind.name()
+                            ),
+                        }));
+                    }
+                }
+            }
+        }
         touched.extend(keys);
         maps.push(m);
     }
@@ -1715,8 +1830,9 @@ pub fn run_incremental(
             touched.insert(body);
         }
     }
-    // Touched households, and every queried person of theirs.
-    let mut recompute = vec![false; caseload.households.len()];
+    // Touched households, and every queried person of theirs; every household when a source
+    // turned unverified (each report says so).
+    let mut recompute = vec![!newly_unverified.is_empty(); caseload.households.len()];
     for m in &caseload.members {
         if m.id.as_ref().is_ok_and(|id| touched.contains(&id.key())) {
             recompute[m.household] = true;
@@ -1978,7 +2094,6 @@ pub fn run_incremental(
     );
     recomputed_rows.sort_unstable_by_key(|r| (r.source, r.row));
 
-    let frame = Frame::new(opts.as_of, policy);
     let mut persons: Vec<PersonState> = (0..person_index.len())
         .map(|_| PersonState::default())
         .collect();
@@ -2070,11 +2185,20 @@ pub fn run_incremental(
 
     // ---- assess + report + seal the recomputed households
     let ta = Instant::now();
+    for (si, why) in &newly_unverified {
+        let kind = SourceKind::ALL[*si];
+        tracing::warn!(source = %kind, reason = why.split(':').next().unwrap_or(""), "Source not answered; every household says unverified for it.");
+    }
     let unverified: Vec<(SourceKind, String)> = SourceKind::ALL
         .into_iter()
+        .enumerate()
         .zip(&prev.manifest.sources)
-        .filter(|(_, s)| s.status != "answered")
-        .map(|(k, s)| (k, s.reason.clone().unwrap_or_default()))
+        .filter_map(|((si, k), s)| {
+            if let Some((_, why)) = newly_unverified.iter().find(|(u, _)| *u == si) {
+                return Some((k, why.clone()));
+            }
+            (s.status != "answered").then(|| (k, s.reason.clone().unwrap_or_default()))
+        })
         .collect();
     let (members_of, supporters_of) = caseload.persons_by_household();
     let ctx = Ctx {
@@ -2202,6 +2326,11 @@ pub fn run_incremental(
             st.linked = linked_now[si].saturating_sub(referred);
             st.quarantined = q_now;
             st.unlinked = st.rows.saturating_sub(st.linked + st.quarantined);
+            st.period_rows = period_now[si].take();
+        }
+        if let Some((_, why)) = newly_unverified.iter().find(|(u, _)| *u == si) {
+            st.status = "unverified".into();
+            st.reason = Some(why.clone());
         }
         sources.insert(
             st.source.clone(),
