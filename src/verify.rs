@@ -129,7 +129,7 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
                 relation: &m.relation,
                 disability_grade: m.disability_grade,
                 consent: m.consent,
-                own_household_size: 1,
+                own_household_size: None,
                 evidence: st.map(|s| &s.evidence),
             })
             .collect(),

@@ -54,6 +54,10 @@ impl Household {
     }
 }
 
+/// The largest own household size a supporter may give (the caseload schema's and the
+/// API's bound).
+pub const MAX_OWN_HOUSEHOLD_SIZE: i64 = 50;
+
 /// A person of a household as the rules see them.
 #[derive(Debug, Clone)]
 pub struct PersonView<'a> {
@@ -65,8 +69,13 @@ pub struct PersonView<'a> {
     pub disability_grade: Option<u8>,
     /// Whether a consent reference was given.
     pub consent: bool,
-    /// Own household size (supporters; already max(1, largest given)).
-    pub own_household_size: i64,
+    /// Own household size of a supporter (1-50, the largest given), `None` for members and
+    /// when not given. Not given is never read as 1: support owed (DESIGN §3: max(0, income
+    /// / 12 − 1.5 × S × own_household_size) × 50% × 12) then counts its least possible
+    /// amount, at [`MAX_OWN_HOUSEHOLD_SIZE`], and when that differs from the amount at size
+    /// 1 the household is referred (`caseload_fault`: `own_household_size_missing`), so
+    /// that an unknown size never makes a family ineligible nor eligible by itself.
+    pub own_household_size: Option<i64>,
     /// The evidence, when the person was queried (valid ID and consent).
     pub evidence: Option<&'a PersonEvidence>,
 }
@@ -151,12 +160,23 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     }
     let mut support_total: i128 = 0;
     let mut supporter_flags = Vec::new();
+    let mut size_missing = false;
     for (i, s) in view.supporters.iter().enumerate() {
         if let Some(e) = s.queried() {
-            let threshold =
-                i128::from(policy.support_multiple_pct) * s_year * i128::from(s.own_household_size);
-            let owed =
-                (e.income_x100(policy) - threshold).max(0) * i128::from(policy.support_share_pct);
+            let owed_at = |size: i64| {
+                let threshold = i128::from(policy.support_multiple_pct) * s_year * i128::from(size);
+                (e.income_x100(policy) - threshold).max(0) * i128::from(policy.support_share_pct)
+            };
+            let owed = match s.own_household_size {
+                Some(size) => owed_at(size),
+                // not given: the least owed is counted; the household is referred when the
+                // size would change it (see `PersonView::own_household_size`)
+                None => {
+                    let least = owed_at(MAX_OWN_HOUSEHOLD_SIZE);
+                    size_missing |= owed_at(1) != least;
+                    least
+                }
+            };
             support_total += owed;
             let mut why = Vec::new();
             if e.costly_vehicle {
@@ -351,6 +371,9 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     // digits inside it was assessed against another region's standard (an empty or damaged
     // cell, a household of another province in the extract). A person must look.
     let mut faults = h.faults.clone();
+    if size_missing {
+        faults.push("own_household_size_missing".into());
+    }
     if !policy.covers_region(&h.region_code) {
         faults.push("region_not_in_policy".into());
     }

@@ -177,7 +177,7 @@ struct P {
     relation: &'static str,
     grade: Option<u8>,
     consent: bool,
-    size: i64,
+    size: Option<i64>,
     records: Vec<Record>,
 }
 
@@ -188,7 +188,7 @@ fn person(relation: &'static str) -> P {
         relation,
         grade: None,
         consent: true,
-        size: 1,
+        size: None,
         records: vec![registration("normal")],
     }
 }
@@ -199,6 +199,11 @@ fn member() -> P {
 
 /// A supporter whose own household has `size` persons.
 fn supporter(size: i64) -> P {
+    supporter_of(Some(size))
+}
+
+/// A supporter whose own household size is given (`Some`) or not (`None`).
+fn supporter_of(size: Option<i64>) -> P {
     P {
         id: Ok(make_id(620102, day("1995-05-05"), 201)),
         size,
@@ -682,6 +687,59 @@ fn support_owed_uses_the_standard_of_the_supported_household() {
     assert_eq!(a.income_x10000, 15_000_000_000);
     assert_eq!(a.per_capita_monthly_income, fen("625.00"));
     assert_eq!(flagged(&a), vec![("income", Outcome::Ineligible)]);
+}
+
+/// Found by the s7 review: an empty own_household_size (a caseload cell left empty, a request
+/// without the field) was read as 1, the smallest allowance, so support owed was its largest
+/// and a family could be ineligible on a size nobody gave. Not given, support owed counts its
+/// least (at 50 persons); when the size would change it, the household is referred.
+#[test]
+fn an_own_household_size_not_given_is_never_read_as_one_the_household_is_referred_when_it_matters()
+{
+    // Urban, 1 member with interest 1,200; supporter income 0.9 x 50,000 = 45,000: owed 16,200
+    // at size 1 (ineligible, 1,450.00 per month), 0 at size 50 (threshold 630,000).
+    let a = urban()
+        .member(member().with(tax("2025", "interest_dividend", "1200.00")))
+        .supporter(supporter_of(None).with(tax("2025", "wages", "50000.00")))
+        .assess();
+    assert_eq!(
+        (a.income_x10000, a.per_capita_monthly_income),
+        (1_200_000_000, fen("100.00"))
+    );
+    assert_eq!(
+        finding(&a, "income").evidence["support_owed_annual"],
+        "0.00"
+    );
+    assert_eq!(
+        flagged(&a),
+        vec![("caseload_fault", Outcome::Referred)],
+        "the size decides: a clerk must ask for it"
+    );
+    assert_eq!(
+        finding(&a, "caseload_fault").evidence["faults"],
+        serde_json::json!(["own_household_size_missing"])
+    );
+    assert_eq!(a.determination, Referred);
+
+    // A supporter without income owes nothing at any size: nothing to ask.
+    let a = urban()
+        .member(member().with(tax("2025", "interest_dividend", "1200.00")))
+        .supporter(supporter_of(None))
+        .assess();
+    assert_eq!(a.determination, Eligible);
+    assert!(flagged(&a).is_empty(), "{:?}", flagged(&a));
+
+    // Income 0.9 x 2,000,000 = 1,800,000 owes (1,800,000 - 630,000) x 50 % = 585,000 even at
+    // 50 persons: ineligible whatever the size.
+    let a = urban()
+        .member(member())
+        .supporter(supporter_of(None).with(tax("2025", "wages", "2000000.00")))
+        .assess();
+    assert_eq!(
+        finding(&a, "income").evidence["support_owed_annual"],
+        "585000.00"
+    );
+    assert_eq!(a.determination, Ineligible);
 }
 
 #[test]

@@ -357,7 +357,7 @@ fn write_caseload_cache(path: &Path, c: &Caseload) -> std::io::Result<()> {
         put_id(&mut b, &s.id);
         put_str(&mut b, Some(&s.id_masked));
         put_str(&mut b, Some(&s.relation));
-        put_opt_i64(&mut b, Some(s.own_household_size));
+        put_opt_i64(&mut b, s.own_household_size);
         b.push(u8::from(s.consent));
     }
     b.extend_from_slice(CASELOAD_MAGIC);
@@ -506,7 +506,7 @@ fn read_caseload_cache(path: &Path) -> Option<Caseload> {
             id: c.id()?,
             id_masked: c.string()?,
             relation: c.string()?,
-            own_household_size: c.opt_i64()??,
+            own_household_size: c.opt_i64()?,
             consent: c.u8()? != 0,
             name: None,
         });

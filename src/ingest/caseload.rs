@@ -52,8 +52,10 @@ pub struct Supporter {
     pub id_masked: String,
     /// Relation (of the first row).
     pub relation: String,
-    /// max(1, the largest own_household_size given).
-    pub own_household_size: i64,
+    /// The largest own_household_size given (1-50) over the person's rows; `None` when no
+    /// row gives one (an empty cell is "not given", never 1: see
+    /// [`crate::assess::PersonView::own_household_size`]).
+    pub own_household_size: Option<i64>,
     /// Whether every row had a consent reference.
     pub consent: bool,
     /// The name of the first row (for the error-tolerant linkage only).
@@ -888,7 +890,7 @@ pub fn load_caseload(
         match seen.get(&(household, key.clone())) {
             Some(&s) => {
                 let sup = &mut out.supporters[s];
-                sup.own_household_size = sup.own_household_size.max(own.unwrap_or(1)).max(1);
+                sup.own_household_size = sup.own_household_size.max(own);
                 sup.consent &= has_consent;
             }
             None => {
@@ -898,7 +900,7 @@ pub fn load_caseload(
                     id_masked: crate::domain::mask(raw.trim()),
                     id,
                     relation: rel.get(i).unwrap_or("").trim().to_string(),
-                    own_household_size: own.unwrap_or(1).max(1),
+                    own_household_size: own,
                     consent: has_consent,
                     name: names.get(i).map(str::to_string),
                 });
@@ -1041,7 +1043,7 @@ mod tests {
             2,
             "two rows of one supporter are one supporter"
         );
-        assert_eq!(c.supporters[0].own_household_size, 4);
+        assert_eq!(c.supporters[0].own_household_size, Some(4));
         assert!(
             c.supporters[1].id.is_err(),
             "the bad check character is kept as invalid"

@@ -420,9 +420,11 @@ impl HouseholdRequest {
                 &["child", "parent", "spouse"],
                 &format!("{f}.relation"),
             )?;
+            // absent: not given (never read as 1; the rules refer the household when support
+            // owed depends on it, `crate::assess::PersonView::own_household_size`)
             let size = match s.own_household_size {
-                None => 1,
-                Some(k @ 1..=50) => k,
+                None => None,
+                Some(k @ 1..=50) => Some(k),
                 Some(_) => {
                     return Err(bad(
                         "own_household_size_invalid",
