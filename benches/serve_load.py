@@ -18,6 +18,7 @@ Stdlib only (asyncio + ssl, HTTP/1.1 by hand). Loopback only; bounded in count a
 
 import argparse
 import asyncio
+import datetime
 import json
 import os
 import ssl
@@ -220,7 +221,7 @@ async def register_consents(args, ctx, host, port):
     for line in open(args.consents, encoding="utf-8"):
         idn, region = line.split()
         body = json.dumps({"id_number": idn, "region_code": region, "purpose": "load test",
-                           "valid_until": "2030-12-31"}).encode()
+                           "valid_until": str(datetime.date.today() + datetime.timedelta(days=300))}).encode()
         st, data = await c.request("POST", "/v1/consents", args.token, body)
         if st != 201:
             sys.exit(f"consent registration failed: HTTP {st} {data[:200]!r}")

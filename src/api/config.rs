@@ -18,6 +18,7 @@
 //! max_body_bytes = 65536
 //! max_persons = 20
 //! wait_cap_s = 30
+//! max_consent_days = 366              # longest consent POST /v1/consents registers
 //!
 //! [sources]                           # the HTTP transport's settings (connectors::http)
 //! ```
@@ -80,6 +81,11 @@ pub struct Limits {
     /// Longest `?wait=` honoured, seconds.
     #[serde(default = "default_wait")]
     pub wait_cap_s: u64,
+    /// Longest consent `POST /v1/consents` registers, in days from the day it is registered
+    /// (422 `valid_until_too_late` beyond): 低保 households are re-verified at least yearly,
+    /// so a consent needs to outlive one year's verifications, not a lifetime. Default 366.
+    #[serde(default = "default_consent_days")]
+    pub max_consent_days: u32,
 }
 
 fn default_body() -> usize {
@@ -91,6 +97,9 @@ fn default_persons() -> usize {
 fn default_wait() -> u64 {
     30
 }
+fn default_consent_days() -> u32 {
+    366
+}
 
 impl Default for Limits {
     fn default() -> Self {
@@ -98,6 +107,7 @@ impl Default for Limits {
             max_body_bytes: default_body(),
             max_persons: default_persons(),
             wait_cap_s: default_wait(),
+            max_consent_days: default_consent_days(),
         }
     }
 }
@@ -219,6 +229,11 @@ impl Settings {
         if config.limits.max_persons == 0 || config.limits.max_body_bytes < 256 {
             return Err(err(
                 "limits: max_persons ≥ 1 and max_body_bytes ≥ 256".into()
+            ));
+        }
+        if !(1..=3660).contains(&config.limits.max_consent_days) {
+            return Err(err(
+                "limits: max_consent_days is 1-3660 (a consent of ten years at most)".into(),
             ));
         }
         Ok(Settings {

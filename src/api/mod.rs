@@ -1244,7 +1244,17 @@ async fn post_consent(
                 "id_number is not a valid resident ID number",
             )
         })?;
-    if !token.covers(c.region_code.trim()) || c.region_code.trim().len() != 6 {
+    // A region code that is not one (short, letters, not in GB/T 2260) is a format error
+    // naming the field, before any region check; full-width digits read as ASCII, as in ID
+    // numbers (`RegionCode::parse`).
+    let region = crate::domain::RegionCode::parse(&c.region_code).map_err(|_| {
+        bad(
+            "region_code_invalid",
+            "region_code",
+            "region_code must be a GB/T 2260 code of 6 digits",
+        )
+    })?;
+    if !token.covers(&format!("{:06}", region.code())) {
         return Err(app.refuse(
             &token.id,
             "",
@@ -1270,11 +1280,25 @@ async fn post_consent(
             "valid_until must be a date YYYY-MM-DD",
         )
     })?;
-    if until < chrono::Utc::now().date_naive() {
+    let today = chrono::Utc::now().date_naive();
+    if until < today {
         return Err(bad(
             "consent_expired",
             "valid_until",
             "valid_until is in the past",
+        ));
+    }
+    // Found by the s7 attack: `9999-12-31` was registered, a consent for life. A consent is
+    // valid at most `[limits] max_consent_days` from today (default 366: 低保 is re-verified
+    // at least yearly).
+    let max_days = app.settings.config.limits.max_consent_days;
+    if until > today + chrono::Days::new(u64::from(max_days)) {
+        return Err(bad(
+            "valid_until_too_late",
+            "valid_until",
+            &format!(
+                "valid_until is at most {max_days} days from today ([limits] max_consent_days)"
+            ),
         ));
     }
     let scope = c.scope.unwrap_or_else(|| vec!["*".into()]);

@@ -67,12 +67,15 @@ pub enum RegionError {
 }
 
 impl RegionCode {
-    /// Parse a 6-digit code and look it up.
+    /// Parse a 6-digit code and look it up. Full-width digits (`６２０５０３`, as a Chinese
+    /// input method types them) read as their ASCII twins, as in ID numbers and amounts
+    /// ([`crate::domain::half_width`]); spaces around are ignored.
     ///
     /// # Errors
     /// [`RegionError`].
     pub fn parse(raw: &str) -> Result<RegionCode, RegionError> {
-        let s = raw.trim();
+        let ascii = crate::domain::half_width(raw);
+        let s = ascii.as_deref().unwrap_or(raw).trim();
         if s.len() != 6 || !s.bytes().all(|c| c.is_ascii_digit()) {
             return Err(RegionError::Format);
         }
@@ -157,6 +160,12 @@ mod tests {
             Err(RegionError::Unknown(629999))
         );
         assert_eq!(RegionCode::parse("62050"), Err(RegionError::Format));
+        assert_eq!(
+            RegionCode::parse("６２０５０３").map(RegionCode::code),
+            Ok(620503),
+            "full-width digits read as ASCII"
+        );
+        assert_eq!(RegionCode::parse("６２０５０"), Err(RegionError::Format));
     }
 
     #[test]

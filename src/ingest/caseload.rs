@@ -170,6 +170,84 @@ fn read(
     Ok((df, name, prep))
 }
 
+/// The §2 vocabulary of `members.relation` (the API's `members[i].relation` too): a member's
+/// relation to the applicant.
+pub const MEMBER_RELATIONS: [&str; 7] = [
+    "applicant",
+    "spouse",
+    "child",
+    "parent",
+    "sibling",
+    "grandchild",
+    "other",
+];
+
+/// The §2 vocabulary of `supporters.relation` (the API's `supporters[i].relation` too): the
+/// supporter's relation to the supported member.
+pub const SUPPORTER_RELATIONS: [&str; 3] = ["child", "parent", "spouse"];
+
+/// Quarantine the value `raw` of `column` at data row `i` of `file` with action `referred`
+/// and reason `code`, and record `code` as a fault of `household` (rule `caseload_fault`:
+/// the household is referred, never the row dropped silently).
+#[allow(clippy::too_many_arguments)]
+fn refer_row(
+    q: &mut Quarantine,
+    household: &mut Household,
+    file: &str,
+    prep: &Prepared,
+    i: usize,
+    column: &str,
+    raw: &str,
+    code: &str,
+    message: String,
+) {
+    q.push(QuarantineEntry::at(
+        file,
+        prep.line_of(i as u64),
+        Some(i as u64),
+        column,
+        raw,
+        code,
+        Action::Referred,
+        message,
+    ));
+    household.add_fault(code);
+}
+
+/// A person's `relation` (case and spaces normalised) checked against `allowed`: a value
+/// outside it (or empty) is quarantined naming file, line, column and value and refers the
+/// household (`relation_unknown`, as the API refuses it: `value_unknown` 422).
+#[allow(clippy::too_many_arguments)]
+fn relation_value(
+    raw: Option<&str>,
+    allowed: &[&str],
+    q: &mut Quarantine,
+    household: &mut Household,
+    file: &str,
+    prep: &Prepared,
+    i: usize,
+) -> String {
+    let mut faults = Vec::new();
+    let v = vocab_value(raw, allowed, false, "relation", &mut faults);
+    if !faults.is_empty() {
+        refer_row(
+            q,
+            household,
+            file,
+            prep,
+            i,
+            "relation",
+            raw.unwrap_or(""),
+            "relation_unknown",
+            format!(
+                "relation: value not in the §2 vocabulary ({}); the household is referred (caseload_fault)",
+                allowed.join(", ")
+            ),
+        );
+    }
+    v
+}
+
 /// A vocabulary value, case and spaces normalised (`Urban` → `urban`); an unknown or (when
 /// required) empty value is kept as given and recorded as a fault of the household.
 fn vocab_value(
@@ -644,11 +722,20 @@ pub fn load_caseload(
                 continue;
             }
         }
+        let relation = relation_value(
+            rel.get(i),
+            &MEMBER_RELATIONS,
+            q,
+            &mut out.households[household],
+            &file,
+            &prep,
+            i,
+        );
         out.members.push(Member {
             household,
             id_masked: crate::domain::mask(raw.trim()),
             id,
-            relation: rel.get(i).unwrap_or("").trim().to_string(),
+            relation,
             disability_grade,
             consent: consent_given(consent.get(i)),
             name: names.get(i).map(str::to_string),
@@ -887,6 +974,15 @@ pub fn load_caseload(
             },
         };
         let has_consent = consent_given(consent.get(i));
+        let relation = relation_value(
+            rel.get(i),
+            &SUPPORTER_RELATIONS,
+            q,
+            &mut out.households[household],
+            &file,
+            &prep,
+            i,
+        );
         match seen.get(&(household, key.clone())) {
             Some(&s) => {
                 let sup = &mut out.supporters[s];
@@ -899,7 +995,7 @@ pub fn load_caseload(
                     household,
                     id_masked: crate::domain::mask(raw.trim()),
                     id,
-                    relation: rel.get(i).unwrap_or("").trim().to_string(),
+                    relation,
                     own_household_size: own,
                     consent: has_consent,
                     name: names.get(i).map(str::to_string),
@@ -1055,6 +1151,75 @@ mod tests {
         );
         assert_eq!(q.entries[1].line, Some(4));
         assert_eq!(q.entries[2].value, "6205**********1235");
+    }
+
+    /// Found by the s7 review: a member `relation` outside §2 (`wife`, `户主`) was read without
+    /// a word in the batch while `POST /v1/verifications` refuses it (`value_unknown` 422). The
+    /// batch now uses the API's vocabulary: the row is quarantined naming line, column and
+    /// value (starred, as every value with letters), the person kept, the household referred.
+    #[test]
+    fn a_relation_outside_the_vocabulary_is_quarantined_and_refers_the_household() {
+        let d = caseload(
+            "H1,620503,urban,dibao,,,,\nH2,620503,urban,dibao,,,,\n",
+            "H1,620503195809200176,马福祥,wife,,C1\nH1,620503196207080319,李建国, Spouse ,,C1\nH2,620503198703151234,王秀兰,applicant,,C2\n",
+            "H2,620503198001010015,张三,620503198703151234,parent,,C3\nH2,620503198001010031,李四,620503198703151234,son,2,C4\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.members.len(), 3, "no person is dropped");
+        assert_eq!(c.supporters.len(), 2);
+        assert_eq!(
+            (
+                c.members[0].relation.as_str(),
+                c.members[1].relation.as_str()
+            ),
+            ("wife", "spouse"),
+            "case and spaces normalised"
+        );
+        assert_eq!(c.households[0].faults, vec!["relation_unknown"]);
+        assert_eq!(c.households[1].faults, vec!["relation_unknown"]);
+        let got: Vec<(&str, Option<u64>, &str, &str, &str, Action)> = q
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.file.as_str(),
+                    e.line,
+                    e.column.as_str(),
+                    e.reason.as_str(),
+                    e.value.as_str(),
+                    e.action,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "members.csv",
+                    Some(2),
+                    "relation",
+                    "relation_unknown",
+                    "****",
+                    Action::Referred
+                ),
+                (
+                    "supporters.csv",
+                    Some(3),
+                    "relation",
+                    "relation_unknown",
+                    "***",
+                    Action::Referred
+                ),
+            ]
+        );
+        assert!(
+            q.entries[0].message.contains("applicant, spouse, child"),
+            "{}",
+            q.entries[0].message
+        );
+        // an empty own_household_size is not given (never 1)
+        assert_eq!(c.supporters[0].own_household_size, None);
+        assert_eq!(c.supporters[1].own_household_size, Some(2));
     }
 
     #[test]

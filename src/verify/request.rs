@@ -18,7 +18,7 @@ use crate::assess::{Household, Policy};
 use crate::domain::money::MoneyError;
 use crate::domain::{Fen, IdNumber, RegionCode, parse_day};
 use crate::evidence::Frame;
-use crate::ingest::caseload::{Member, Supporter};
+use crate::ingest::caseload::{MEMBER_RELATIONS, Member, SUPPORTER_RELATIONS, Supporter};
 
 /// A household to verify (`POST /v1/verifications`, `hedui check`). Unknown fields are
 /// refused. Money is yuan as a string with up to 2 decimals (`"12000.50"`), dates ISO.
@@ -129,16 +129,6 @@ pub struct ValidHousehold {
     /// The purpose given (or `verification`).
     pub purpose: String,
 }
-
-const RELATIONS: [&str; 7] = [
-    "applicant",
-    "spouse",
-    "child",
-    "parent",
-    "sibling",
-    "grandchild",
-    "other",
-];
 
 /// Whether free text holds what may be a resident ID number: a run of 15 or more digits
 /// (GB 11643-1999 numbers have 15 or 18 characters). Such text is refused, never stored: it
@@ -360,7 +350,7 @@ impl HouseholdRequest {
                     format!("{f} is the same person as an earlier member"),
                 ));
             }
-            let relation = one_of(&m.relation, &RELATIONS, &format!("{f}.relation"))?;
+            let relation = one_of(&m.relation, &MEMBER_RELATIONS, &format!("{f}.relation"))?;
             if let Some(g) = m.disability_grade {
                 if !(1..=4).contains(&g) {
                     return Err(bad(
@@ -415,11 +405,7 @@ impl HouseholdRequest {
                     ));
                 }
             }
-            let relation = one_of(
-                &s.relation,
-                &["child", "parent", "spouse"],
-                &format!("{f}.relation"),
-            )?;
+            let relation = one_of(&s.relation, &SUPPORTER_RELATIONS, &format!("{f}.relation"))?;
             // absent: not given (never read as 1; the rules refer the household when support
             // owed depends on it, `crate::assess::PersonView::own_household_size`)
             let size = match s.own_household_size {

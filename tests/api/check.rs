@@ -34,7 +34,7 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
             "/v1/consents",
             &intake,
             &json!({"id_number": rows.1[0]["id_number"], "region_code": COUNTY,
-                    "purpose": "dibao application", "valid_until": "2030-12-31", "scope": []}),
+                    "purpose": "dibao application", "valid_until": consent_until(), "scope": []}),
         )
         .await;
     assert_eq!(

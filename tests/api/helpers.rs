@@ -13,6 +13,12 @@ use serde_json::{Value, json};
 pub const AS_OF: &str = "2026-11-01";
 pub const COUNTY: &str = "620503";
 
+/// A consent's `valid_until` inside serve's default `[limits] max_consent_days` (366): 300
+/// days from today (UTC), as `YYYY-MM-DD`.
+pub fn consent_until() -> String {
+    (chrono::Utc::now().date_naive() + chrono::Days::new(300)).to_string()
+}
+
 /// The binary under test: cargo's, or `HEDUI_BIN` when set (engineers sharing one target
 /// directory copy their build aside, since `target/release/hedui` is overwritten by
 /// whoever builds last).
@@ -328,7 +334,7 @@ impl Api {
                 "/v1/consents",
                 token,
                 &json!({"id_number": id_number, "region_code": COUNTY, "purpose": "dibao application",
-                        "valid_until": "2030-12-31", "scope": ["*"]}),
+                        "valid_until": consent_until(), "scope": ["*"]}),
             )
             .await;
         assert_eq!(st, 201, "{v}");

@@ -648,6 +648,17 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
             "value_unknown",
             Some("area"),
         ),
+        // the batch refers a household with such a relation (relation_unknown): same vocabulary
+        (
+            {
+                let mut b = body.clone();
+                b["members"][0]["relation"] = json!("wife");
+                serde_json::to_vec(&b).unwrap()
+            },
+            422,
+            "value_unknown",
+            Some("members[0].relation"),
+        ),
         // an ID number used as a key is not named back (nor written to the audit log)
         (
             {

@@ -86,7 +86,7 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
                 "/v1/consents",
                 &intake_b,
                 &json!({"id_number": p["id_number"], "region_code": "620502",
-                        "purpose": "dibao application", "valid_until": "2030-12-31"}),
+                        "purpose": "dibao application", "valid_until": consent_until()}),
             )
             .await;
         assert_eq!(st, 201, "{v}");
@@ -169,21 +169,75 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
     }
     // a purpose over 200 characters, and a date chrono would read but is not YYYY-MM-DD
     let person = &rows.1[0]["id_number"];
-    for (field, body) in [
+    let consent = |region: &str, until: &str| {
+        json!({"id_number": person, "region_code": region, "purpose": "dibao",
+               "valid_until": until})
+    };
+    let today = chrono::Utc::now().date_naive();
+    let in_days = |n: u64| (today + chrono::Days::new(n)).to_string();
+    for (field, code, body) in [
         (
             "purpose",
+            "purpose_too_long",
             json!({"id_number": person, "region_code": "620502", "purpose": "x".repeat(201),
-                           "valid_until": "2030-12-31"}),
+                           "valid_until": consent_until()}),
         ),
         (
             "valid_until",
-            json!({"id_number": person, "region_code": "620502", "purpose": "dibao",
-                               "valid_until": "+10000-01-01"}),
+            "date_invalid",
+            consent("620502", "+10000-01-01"),
+        ),
+        // Found by the s7 attack: a consent for life (9999-12-31) was registered. At most
+        // `[limits] max_consent_days` (366 by default) from today, and not in the past.
+        (
+            "valid_until",
+            "valid_until_too_late",
+            consent("620502", "9999-12-31"),
+        ),
+        (
+            "valid_until",
+            "valid_until_too_late",
+            consent("620502", &in_days(367)),
+        ),
+        (
+            "valid_until",
+            "consent_expired",
+            consent("620502", "2020-01-01"),
+        ),
+        // Found by the s7 attack: a short region code was `403 region_forbidden`, as if the
+        // token lacked the region; it is a format error naming the field.
+        (
+            "region_code",
+            "region_code_invalid",
+            consent("62050", &in_days(30)),
+        ),
+        (
+            "region_code",
+            "region_code_invalid",
+            consent("62050X", &in_days(30)),
         ),
     ] {
         let (st, v) = api.post("/v1/consents", &intake_b, &body).await;
-        assert_eq!((st, &v["field"]), (422, &json!(field)), "{v}");
+        assert_eq!(
+            (st, &v["code"], &v["field"]),
+            (422, &json!(code), &json!(field)),
+            "{v}"
+        );
     }
+    // the last day allowed, and a full-width region code read as its digits (as ID numbers)
+    let (st, v) = api
+        .post(
+            "/v1/consents",
+            &intake_b,
+            &consent("６２０５０２", &in_days(366)),
+        )
+        .await;
+    assert_eq!((st, &v["valid_until"]), (201, &json!(in_days(366))), "{v}");
+    // a well-formed code of another county is still the token's business: 403
+    let (st, v) = api
+        .post("/v1/consents", &intake_b, &consent(COUNTY, &in_days(30)))
+        .await;
+    assert_eq!((st, &v["code"]), (403, &json!("region_forbidden")), "{v}");
     // the command line revokes too (the operator of the store)
     ok(&hedui(&[
         "token",
