@@ -186,66 +186,102 @@ pub const MEMBER_RELATIONS: [&str; 7] = [
 /// supporter's relation to the supported member.
 pub const SUPPORTER_RELATIONS: [&str; 3] = ["child", "parent", "spouse"];
 
-/// Quarantine the value `raw` of `column` at data row `i` of `file` with action `referred`
-/// and reason `code`, and record `code` as a fault of `household` (rule `caseload_fault`:
-/// the household is referred, never the row dropped silently).
-#[allow(clippy::too_many_arguments)]
-fn refer_row(
-    q: &mut Quarantine,
-    household: &mut Household,
-    file: &str,
-    prep: &Prepared,
-    i: usize,
-    column: &str,
-    raw: &str,
-    code: &str,
-    message: String,
-) {
-    q.push(QuarantineEntry::at(
-        file,
-        prep.line_of(i as u64),
-        Some(i as u64),
-        column,
-        raw,
-        code,
-        Action::Referred,
-        message,
-    ));
-    household.add_fault(code);
+/// The rows of one caseload table as quarantine.csv names them: its file and the reader's
+/// map from data rows to physical lines. One place for the "quarantine a row's value, refer
+/// its household" shape of this module.
+struct Rows<'a> {
+    file: &'a str,
+    prep: &'a Prepared,
 }
 
-/// A person's `relation` (case and spaces normalised) checked against `allowed`: a value
-/// outside it (or empty) is quarantined naming file, line, column and value and refers the
-/// household (`relation_unknown`, as the API refuses it: `value_unknown` 422).
-#[allow(clippy::too_many_arguments)]
-fn relation_value(
-    raw: Option<&str>,
-    allowed: &[&str],
-    q: &mut Quarantine,
-    household: &mut Household,
-    file: &str,
-    prep: &Prepared,
-    i: usize,
-) -> String {
-    let mut faults = Vec::new();
-    let v = vocab_value(raw, allowed, false, "relation", &mut faults);
-    if !faults.is_empty() {
-        refer_row(
-            q,
-            household,
-            file,
-            prep,
-            i,
-            "relation",
-            raw.unwrap_or(""),
-            "relation_unknown",
-            format!(
-                "relation: value not in the §2 vocabulary ({}); the household is referred (caseload_fault)",
-                allowed.join(", ")
-            ),
-        );
+impl Rows<'_> {
+    /// The quarantine entry of the value `raw` of `column` at data row `i`.
+    fn entry(
+        &self,
+        i: usize,
+        column: &str,
+        raw: &str,
+        code: &str,
+        action: Action,
+        message: String,
+    ) -> QuarantineEntry {
+        QuarantineEntry::at(
+            self.file,
+            self.prep.line_of(i as u64),
+            Some(i as u64),
+            column,
+            raw,
+            code,
+            action,
+            message,
+        )
     }
-    v
+
+    /// Quarantine the value `raw` of `column` at data row `i` with action `referred` and
+    /// reason `code`, and record `code` as a fault of `household` (rule `caseload_fault`:
+    /// the household is referred, never the row dropped silently) unless recorded already.
+    #[allow(clippy::too_many_arguments)]
+    fn refer_once(
+        &self,
+        q: &mut Quarantine,
+        household: &mut Household,
+        i: usize,
+        column: &str,
+        raw: &str,
+        code: &str,
+        message: String,
+    ) {
+        q.push(self.entry(i, column, raw, code, Action::Referred, message));
+        household.add_fault(code);
+    }
+
+    /// As [`Rows::refer_once`], the fault recorded once per row (the household's faults
+    /// list counts such rows).
+    #[allow(clippy::too_many_arguments)]
+    fn refer_each(
+        &self,
+        q: &mut Quarantine,
+        household: &mut Household,
+        i: usize,
+        column: &str,
+        raw: &str,
+        code: &str,
+        message: String,
+    ) {
+        q.push(self.entry(i, column, raw, code, Action::Referred, message));
+        household.faults.push(code.to_string());
+    }
+
+    /// A person's `relation` at data row `i` (case and spaces normalised) checked against
+    /// `allowed`: a value outside it (or empty) is quarantined naming file, line, column and
+    /// value and refers the household (`relation_unknown`, as the API refuses it:
+    /// `value_unknown` 422).
+    fn relation(
+        &self,
+        q: &mut Quarantine,
+        household: &mut Household,
+        i: usize,
+        raw: Option<&str>,
+        allowed: &[&str],
+    ) -> String {
+        let mut faults = Vec::new();
+        let v = vocab_value(raw, allowed, false, "relation", &mut faults);
+        if !faults.is_empty() {
+            self.refer_once(
+                q,
+                household,
+                i,
+                "relation",
+                raw.unwrap_or(""),
+                "relation_unknown",
+                format!(
+                    "relation: value not in the §2 vocabulary ({}); the household is referred (caseload_fault)",
+                    allowed.join(", ")
+                ),
+            );
+        }
+        v
+    }
 }
 
 /// A vocabulary value, case and spaces normalised (`Urban` → `urban`); an unknown or (when
@@ -399,6 +435,10 @@ pub fn load_caseload(
     let mut index: HashMap<String, usize> = HashMap::new();
 
     let (df, file, prep) = read(dir, CaseloadTable::Households, &mut out.normalisations)?;
+    let rows = Rows {
+        file: &file,
+        prep: &prep,
+    };
     out.rows_read[0] = df.height() as u64;
     // one row, one entry at most: no growth by doubling (a province's caseload is large)
     out.households.reserve_exact(df.height());
@@ -416,10 +456,8 @@ pub fn load_caseload(
     for i in 0..df.height() {
         let id = hid.get(i).unwrap_or("").trim();
         if id.is_empty() {
-            q.push(QuarantineEntry::at(
-                &file,
-                prep.line_of(i as u64),
-                Some(i as u64),
+            q.push(rows.entry(
+                i,
                 "household_id",
                 "",
                 "household_id_missing",
@@ -431,17 +469,15 @@ pub fn load_caseload(
         if let Some(&first) = index.get(&household_key(id)) {
             // Which of the two rows is right is for a clerk: the first is used, and the
             // household is referred.
-            q.push(QuarantineEntry::at(
-                &file,
-                prep.line_of(i as u64),
-                Some(i as u64),
+            rows.refer_once(
+                q,
+                &mut out.households[first],
+                i,
                 "household_id",
                 id,
                 "household_duplicate",
-                Action::Referred,
                 "household_id appears earlier in the file; the first row is used and the household referred (caseload_fault)".into(),
-            ));
-            out.households[first].add_fault("household_duplicate");
+            );
             continue;
         }
         let norms = &mut out.normalisations;
@@ -464,10 +500,8 @@ pub fn load_caseload(
                     Some(f)
                 }
                 Err(e) => {
-                    q.push(QuarantineEntry::at(
-                        &file,
-                        prep.line_of(i as u64),
-                        Some(i as u64),
+                    q.push(rows.entry(
+                        i,
                         name,
                         v,
                         e.code(),
@@ -489,10 +523,8 @@ pub fn load_caseload(
                 // as done it kept the household out of review for years. It is refused, and
                 // the household reads as never verified, so it is due.
                 Ok(d) if d > as_of => {
-                    q.push(QuarantineEntry::at(
-                        &file,
-                        prep.line_of(i as u64),
-                        Some(i as u64),
+                    q.push(rows.entry(
+                        i,
                         "last_verified",
                         v,
                         "date_after_as_of",
@@ -517,10 +549,8 @@ pub fn load_caseload(
                     Some(d)
                 }
                 Err(e) => {
-                    q.push(QuarantineEntry::at(
-                        &file,
-                        prep.line_of(i as u64),
-                        Some(i as u64),
+                    q.push(rows.entry(
+                        i,
                         "last_verified",
                         v,
                         e.code(),
@@ -556,10 +586,8 @@ pub fn load_caseload(
                 _ => category.get(i),
             }
             .unwrap_or("");
-            q.push(QuarantineEntry::at(
-                &file,
-                prep.line_of(i as u64),
-                Some(i as u64),
+            q.push(rows.entry(
+                i,
                 column,
                 raw,
                 fault,
@@ -572,10 +600,8 @@ pub fn load_caseload(
         let region_v = region.get(i).unwrap_or("").trim();
         if region_v.len() != 6 || !region_v.bytes().all(|c| c.is_ascii_digit()) {
             faults.push("region_code_invalid".into());
-            q.push(QuarantineEntry::at(
-                &file,
-                prep.line_of(i as u64),
-                Some(i as u64),
+            q.push(rows.entry(
+                i,
                 "region_code",
                 region_v,
                 "region_code_invalid",
@@ -642,6 +668,10 @@ pub fn load_caseload(
     };
 
     let (df, file, prep) = read(dir, CaseloadTable::Members, &mut out.normalisations)?;
+    let rows = Rows {
+        file: &file,
+        prep: &prep,
+    };
     let mut member_seen: HashSet<(usize, u64)> = HashSet::new();
     out.rows_read[1] = df.height() as u64;
     out.members.reserve_exact(df.height());
@@ -673,10 +703,8 @@ pub fn load_caseload(
             as_of,
         );
         if let Err(why) = &id {
-            q.push(QuarantineEntry::at(
-                &file,
-                prep.line_of(i as u64),
-                Some(i as u64),
+            q.push(rows.entry(
+                i,
                 "id_number",
                 raw,
                 why.split(':').next().unwrap_or(""),
@@ -691,10 +719,8 @@ pub fn load_caseload(
             .and_then(|v| match v.parse::<u8>() {
                 Ok(g @ 1..=4) => Some(g),
                 _ => {
-                    q.push(QuarantineEntry::at(
-                        &file,
-                        prep.line_of(i as u64),
-                        Some(i as u64),
+                    q.push(rows.entry(
+                        i,
                         "disability_grade",
                         v,
                         "disability_grade_invalid",
@@ -706,30 +732,24 @@ pub fn load_caseload(
             });
         if let Ok(idv) = &id {
             if !member_seen.insert((household, idv.key())) {
-                q.push(QuarantineEntry::at(
-                    &file,
-                    prep.line_of(i as u64),
-                    Some(i as u64),
+                rows.refer_each(
+                    q,
+                    &mut out.households[household],
+                    i,
                     "id_number",
                     raw,
                     "member_duplicate",
-                    Action::Referred,
                     "the same member appears twice in this household; counted once, household referred (caseload_fault)".into(),
-                ));
-                out.households[household]
-                    .faults
-                    .push("member_duplicate".into());
+                );
                 continue;
             }
         }
-        let relation = relation_value(
-            rel.get(i),
-            &MEMBER_RELATIONS,
+        let relation = rows.relation(
             q,
             &mut out.households[household],
-            &file,
-            &prep,
             i,
+            rel.get(i),
+            &MEMBER_RELATIONS,
         );
         out.members.push(Member {
             household,
@@ -816,19 +836,14 @@ pub fn load_caseload(
                 "member row whose household_id is not in households, and no household holds the person: the member is not assessed and no household could be referred; correct the household_id".to_string(),
             ),
         };
-        q.push(QuarantineEntry::at(
-            &file,
-            prep.line_of(i as u64),
-            Some(i as u64),
-            "household_id",
-            h,
-            "member_orphan",
-            action,
-            message,
-        ));
+        q.push(rows.entry(i, "household_id", h, "member_orphan", action, message));
     }
 
     let (df, file, prep) = read(dir, CaseloadTable::Supporters, &mut out.normalisations)?;
+    let rows = Rows {
+        file: &file,
+        prep: &prep,
+    };
     out.rows_read[2] = df.height() as u64;
     out.supporters.reserve_exact(df.height());
     let names = col(&df, "name");
@@ -860,16 +875,7 @@ pub fn load_caseload(
                     "supporter row whose household_id is not in households, and the member it supports is in no household: no household could be referred; correct the household_id".to_string(),
                 ),
             };
-            q.push(QuarantineEntry::at(
-                &file,
-                prep.line_of(i as u64),
-                Some(i as u64),
-                "household_id",
-                h,
-                "supporter_orphan",
-                action,
-                message,
-            ));
+            q.push(rows.entry(i, "household_id", h, "supporter_orphan", action, message));
             continue;
         };
         let raw = idn.get(i).unwrap_or("");
@@ -889,10 +895,8 @@ pub fn load_caseload(
         };
         if let Err(why) = &id {
             if flagged.insert((household, key.clone())) {
-                q.push(QuarantineEntry::at(
-                    &file,
-                    prep.line_of(i as u64),
-                    Some(i as u64),
+                q.push(rows.entry(
+                    i,
                     "id_number",
                     raw,
                     why.split(':').next().unwrap_or(""),
@@ -914,19 +918,15 @@ pub fn load_caseload(
                 .is_some_and(|hs| hs.contains(&household))
             {
                 if flagged.insert((household, key.clone())) {
-                    q.push(QuarantineEntry::at(
-                        &file,
-                        prep.line_of(i as u64),
-                        Some(i as u64),
+                    rows.refer_each(
+                        q,
+                        &mut out.households[household],
+                        i,
                         "id_number",
                         raw,
                         "supporter_is_member",
-                        Action::Referred,
                         "the supporter is a member of the same household: their income would count twice; not counted as a supporter, household referred (caseload_fault)".into(),
-                    ));
-                    out.households[household]
-                        .faults
-                        .push("supporter_is_member".into());
+                    );
                 }
                 continue;
             }
@@ -938,17 +938,15 @@ pub fn load_caseload(
                     .is_some_and(|hs| hs.contains(&household))
             });
             if !of_this {
-                q.push(QuarantineEntry::at(
-                    &file,
-                    prep.line_of(i as u64),
-                    Some(i as u64),
+                rows.refer_once(
+                    q,
+                    &mut out.households[household],
+                    i,
                     "supports_id_number",
                     sup,
                     "supported_not_member",
-                    Action::Referred,
                     "supports_id_number names no member of this household (an invalid number, the supporter themself, or a member of another household): whom the support is owed to is unclear, household referred (caseload_fault)".into(),
-                ));
-                out.households[household].add_fault("supported_not_member");
+                );
             }
         }
         let own = match size.get(i).map(str::trim).filter(|v| !v.is_empty()) {
@@ -956,32 +954,26 @@ pub fn load_caseload(
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if (1..=50).contains(&n) => Some(n),
                 _ => {
-                    q.push(QuarantineEntry::at(
-                        &file,
-                        prep.line_of(i as u64),
-                        Some(i as u64),
+                    rows.refer_each(
+                        q,
+                        &mut out.households[household],
+                        i,
                         "own_household_size",
                         v,
                         "own_household_size_invalid",
-                        Action::Referred,
                         "own_household_size must be a whole number 1-50; support owed cannot be computed, household referred (caseload_fault)".into(),
-                    ));
-                    out.households[household]
-                        .faults
-                        .push("own_household_size_invalid".into());
+                    );
                     None
                 }
             },
         };
         let has_consent = consent_given(consent.get(i));
-        let relation = relation_value(
-            rel.get(i),
-            &SUPPORTER_RELATIONS,
+        let relation = rows.relation(
             q,
             &mut out.households[household],
-            &file,
-            &prep,
             i,
+            rel.get(i),
+            &SUPPORTER_RELATIONS,
         );
         match seen.get(&(household, key.clone())) {
             Some(&s) => {
