@@ -643,3 +643,80 @@ fn an_incremental_run_whose_delta_leaves_a_source_stale_or_empty_says_unverified
     );
     assert_eq!(p.opened(&again), b);
 }
+
+/// The state keeps up to 256 rows per period-reading source that are in the period; a delta
+/// removing exactly those (and adding none in the period) leaves an end state whose period
+/// the incremental run cannot tell without reading it: refused (exit 2), never guessed either
+/// way (the end state here still has rows of 2025, which a full run would find).
+#[test]
+fn a_delta_taking_out_every_kept_row_in_the_period_is_refused_not_guessed() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let before = p.batch(&data, "before", &[]);
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(before.join("state/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    let tax = m["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .find(|s| s["source"] == "tax")
+        .expect("tax");
+    let kept: Vec<usize> = tax["period_rows"]["rows"]
+        .as_array()
+        .expect("period_rows")
+        .iter()
+        .map(|r| r.as_u64().expect("row") as usize)
+        .collect();
+    assert_eq!(kept.len(), 256);
+    assert_eq!(tax["period_rows"]["complete"], false);
+    // (sources without a period keep none)
+    let bank = m["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .find(|s| s["source"] == "bank");
+    assert!(bank.expect("bank").get("period_rows").is_none());
+    let mut r = csv::Reader::from_path(data.join("tax.csv")).expect("csv");
+    let header: Vec<String> = r
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    let year = header
+        .iter()
+        .position(|h| h == "tax_year")
+        .expect("tax_year");
+    let rows: Vec<Vec<String>> = r
+        .records()
+        .map(|x| x.expect("row").iter().map(String::from).collect())
+        .collect();
+    assert!(kept.iter().all(|&i| rows[i][year] == "2025"));
+    let delta = p.root.join("delta");
+    std::fs::create_dir_all(&delta).expect("mkdir");
+    let mut w = csv::Writer::from_path(delta.join("tax.csv")).expect("write");
+    let mut h = vec!["op".to_string(), "row".to_string()];
+    h.extend(header.iter().cloned());
+    w.write_record(&h).expect("write");
+    for &i in &kept {
+        let mut op = vec!["remove".to_string(), i.to_string()];
+        op.extend(rows[i].iter().cloned());
+        w.write_record(&op).expect("write");
+    }
+    w.flush().expect("flush");
+    let out = p.run_batch(
+        &data,
+        "refused",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            "takes out every row of the previous tax extract known to be of tax_year 2025"
+        ) && err.contains("run a full batch"),
+        "{err}"
+    );
+}
