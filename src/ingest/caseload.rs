@@ -597,7 +597,26 @@ pub fn load_caseload(
                 ),
             ));
         }
-        let region_v = region.get(i).unwrap_or("").trim();
+        // Full-width digits (`６２０５０３`) read as ASCII and logged, as in ID numbers,
+        // amounts and dates, and as the API reads them (`RegionCode::parse`).
+        let region_raw = region.get(i).unwrap_or("");
+        let region_ascii = crate::domain::half_width(region_raw);
+        if region_ascii.is_some() {
+            out.normalisations.push(
+                At {
+                    file: &file,
+                    line: prep.line_of(i as u64),
+                    row: Some(i as u64),
+                    column: "region_code",
+                },
+                "region_fullwidth",
+                format!(
+                    "full-width characters ({}) → ASCII",
+                    crate::domain::full_width_points(region_raw)
+                ),
+            );
+        }
+        let region_v = region_ascii.as_deref().unwrap_or(region_raw).trim();
         if region_v.len() != 6 || !region_v.bytes().all(|c| c.is_ascii_digit()) {
             faults.push("region_code_invalid".into());
             q.push(rows.entry(
@@ -1212,6 +1231,42 @@ mod tests {
         // an empty own_household_size is not given (never 1)
         assert_eq!(c.supporters[0].own_household_size, None);
         assert_eq!(c.supporters[1].own_household_size, Some(2));
+    }
+
+    /// Found by the s8 review: a full-width region code (`６２０５０３`, as an input method types
+    /// it) referred the household as `region_code_invalid` in the batch while the API reads
+    /// it (`RegionCode::parse`, as ID numbers). It is read as ASCII and the repair logged.
+    #[test]
+    fn a_full_width_region_code_is_read_as_ascii_and_logged() {
+        let d = caseload(
+            "H1,６２０５０３,urban,dibao,,,,\nH2,６２０５０,urban,dibao,,,,\n",
+            "",
+            "",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households[0].region_code, "620503");
+        assert!(c.households[0].faults.is_empty());
+        assert_eq!(c.households[1].faults, vec!["region_code_invalid"]);
+        let reasons: Vec<(&str, Option<u64>)> = q
+            .entries
+            .iter()
+            .map(|e| (e.reason.as_str(), e.line))
+            .collect();
+        assert_eq!(reasons, vec![("region_code_invalid", Some(3))]);
+        let logged: Vec<(&str, &str, Option<u64>)> = c
+            .normalisations
+            .records
+            .iter()
+            .filter(|n| n.column == "region_code")
+            .map(|n| (n.kind.as_str(), n.file.as_str(), n.line))
+            .collect();
+        assert_eq!(
+            logged,
+            vec![
+                ("region_fullwidth", "households.csv", Some(2)),
+                ("region_fullwidth", "households.csv", Some(3))
+            ]
+        );
     }
 
     #[test]

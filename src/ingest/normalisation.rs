@@ -5,7 +5,7 @@
 //! Columns: file, line (physical line of the original; sheet row of a workbook; empty for
 //! Parquet), row (0-based data row as read), column, kind (stable code such as
 //! `id_fullwidth`, `id_spreadsheet_quote`, `id_legacy15`, `id_lowercase_x`, `name_nfkc`,
-//! `name_invisible`, `date_chinese`, `money_thousands`, `money_wan`), detail (what changed,
+//! `name_invisible`, `date_chinese`, `money_thousands`, `money_wan`, `region_fullwidth`), detail (what changed,
 //! naming code points such as U+FF11; never the value). Only changed values produce a
 //! record, so a clean extract costs nothing here.
 
