@@ -517,6 +517,13 @@ pub struct Linked {
 /// add it to the person's evidence with [`crate::evidence::PersonEvidence::add`], and mark a source whose
 /// row of a person cannot be read `unverified` for that person (never zero). A source
 /// missing from `answers` is `unverified` (`source_not_queried`).
+///
+/// No period check is made here, unlike the batch's `source_out_of_period`: the batch
+/// decides that over a whole extract (no row of a county's tax file is of year Y: a stale
+/// export), while an answer holds only this household's persons' records, and a person whose
+/// records are all of earlier periods (wages that stopped last year) is a true "no income of
+/// the period", which a batch run over a current extract also reports. Referring such
+/// households would make the on-demand report differ from the batch's for the same data.
 pub fn link_answers(
     persons: &[IdNumber],
     answers: Vec<(SourceKind, SourceAnswer)>,
