@@ -1750,13 +1750,23 @@ pub fn run_incremental(
                         newly_unverified.push((si, super::out_of_period_reason(&path, &what)));
                     }
                     EndPeriod::Unknown => {
+                        let known = if st.period_rows.is_some() {
+                            format!(
+                                "every row of the previous {} extract known to be of {what}",
+                                kind.name()
+                            )
+                        } else {
+                            format!(
+                                "rows of the previous {} extract, whose state (written by an older hedui) keeps none known to be of {what}",
+                                kind.name()
+                            )
+                        };
                         return Err(BatchError::Delta(DeltaError {
                             file: d.file.clone(),
                             row: "-".into(),
                             column: column.into(),
                             message: format!(
-                                "the delta takes out every row of the previous {} extract known to be of {what}, the period the rules read, and adds none: whether the end state still answers for the period cannot be told without reading it (run a full batch)",
-                                kind.name()
+                                "the delta takes out {known} (the period the rules read) and adds none in it: whether the end state still answers for the period cannot be told without reading it (run a full batch)"
                             ),
                         }));
                     }
