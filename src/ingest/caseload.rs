@@ -1188,7 +1188,8 @@ mod tests {
         );
         assert_eq!(c.households[0].faults, vec!["relation_unknown"]);
         assert_eq!(c.households[1].faults, vec!["relation_unknown"]);
-        let got: Vec<(&str, Option<u64>, &str, &str, &str, Action)> = q
+        type Named<'a> = (&'a str, Option<u64>, &'a str, &'a str, &'a str, Action);
+        let got: Vec<Named> = q
             .entries
             .iter()
             .map(|e| {
