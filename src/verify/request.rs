@@ -636,6 +636,52 @@ mod tests {
         .unwrap()
     }
 
+    /// Found by the s8 review: a region code typed in full-width digits, or cut short, was
+    /// refused with `region_forbidden` (403) by `POST /v1/consents`. The request reads it as
+    /// `RegionCode::parse` does everywhere (full-width digits as ASCII, as ID numbers); a code
+    /// that is not one is `region_code_invalid` naming the field.
+    #[test]
+    fn a_full_width_region_code_is_read_and_a_short_one_is_a_format_error() {
+        let as_of = d(2026, 11, 1);
+        let mut h = household(serde_json::json!([]));
+        h.region_code = "６２０５０３".into();
+        let v = h.validate(as_of, 20).expect("valid");
+        assert_eq!(v.household.region_code, "620503");
+        for bad in ["62050", "６２０５０", "62050X", ""] {
+            h.region_code = bad.into();
+            let e = h.validate(as_of, 20).expect_err(bad);
+            assert_eq!(
+                (e.code, e.field.as_str()),
+                ("region_code_invalid", "region_code"),
+                "{bad}"
+            );
+        }
+    }
+
+    /// An absent own_household_size is not given (never 1); one out of 1-50 is refused.
+    #[test]
+    fn an_absent_own_household_size_is_not_given_and_an_out_of_range_one_is_refused() {
+        let as_of = d(2026, 11, 1);
+        let member = make_id(620503, d(1980, 1, 1), 123).expose();
+        let sup = make_id(620503, d(1950, 1, 1), 125).expose();
+        let h = household(
+            serde_json::json!([{"id_number": sup, "supports_id_number": member,
+            "relation": "parent", "consent_ref": "cr_s"}]),
+        );
+        let v = h.validate(as_of, 20).expect("valid");
+        assert_eq!(v.supporters[0].own_household_size, None);
+        let h = household(serde_json::json!([{"id_number": sup, "relation": "parent",
+            "own_household_size": 0, "consent_ref": "cr_s"}]));
+        let e = h.validate(as_of, 20).expect_err("0 persons");
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            (
+                "own_household_size_invalid",
+                "supporters[0].own_household_size"
+            )
+        );
+    }
+
     /// Found by the s7 attack in the batch (a bank row given twice counted its balance
     /// twice); the on-demand path reads source answers with the same rule.
     #[test]
