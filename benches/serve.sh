@@ -193,4 +193,11 @@ for (c, label), rs in runs.items():
     print(f"| {c} | {label} | {len(rs)} | {cell(rs, 'rps')} | {cell(rs, 'p50_ms')} | {cell(rs, 'p99_ms')} | "
           f"{cell(rs, 'overhead_p50_ms')} | {cell(rs, 'overhead_p99_ms')} | {cell(rs, 'source_wait_p50_ms')} | "
           f"{cell(rs, 'serve_cpu_ms_per_req')} / {cell(rs, 'sim_cpu_ms_per_req')} / {cell(rs, 'client_cpu_ms_per_req')} |")
+# where hedui's overhead went: p99 of each phase (hedui_verification_phase_seconds)
+phases = ("intake", "start", "fan_out", "build", "commit", "deliver")
+print()
+print("| concurrent | cache | " + " | ".join(f"{p} p99 ms" for p in phases) + " |")
+print("|---|---|" + "---|" * len(phases))
+for (c, label), rs in runs.items():
+    print(f"| {c} | {label} | " + " | ".join(cell(rs, f"phase_{p}_p99_ms") for p in phases) + " |")
 EOF

@@ -75,12 +75,13 @@ class Conn:
         return status, data
 
 
-def histogram(text, name):
-    """[(upper bound, cumulative count)] of an unlabelled Prometheus histogram."""
+def histogram(text, name, labels=""):
+    """[(upper bound, cumulative count)] of a Prometheus histogram; `labels` as written
+    before `le` (e.g. 'phase="build",'), empty for an unlabelled one."""
     out = []
     for line in text.splitlines():
-        if line.startswith(name + "_bucket{le="):
-            le = line.split('"')[1]
+        if line.startswith(name + "_bucket{" + labels + "le="):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
             out.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
     return out
 
@@ -207,6 +208,13 @@ async def run_load(args, ctx, host, port):
         "source_wait_p99_ms": q_ms(oh[1], 0.99),
         "client_cpu_ms_per_req": round((own1 - own0) * 1000 / max(1, len(lat)), 3),
     }
+    # hedui's overhead by phase (hedui_verification_phase_seconds): p99 of each
+    for ph in ("intake", "start", "fan_out", "build", "commit", "deliver"):
+        lab = f'phase="{ph}",'
+        v = hist_quantile(0.99, histogram(m0, "hedui_verification_phase_seconds", lab),
+                          histogram(m1, "hedui_verification_phase_seconds", lab))
+        if v is not None:
+            out[f"phase_{ph}_p99_ms"] = round(v * 1000, 2)
     for k in pids:
         if cpu0[k] is not None and cpu1[k] is not None:
             out[f"{k}_cpu_ms_per_req"] = round((cpu1[k] - cpu0[k]) * 1000 / max(1, len(lat)), 3)

@@ -78,6 +78,7 @@ struct Inner {
     verification: Histogram,
     overhead: Histogram,
     source_wait: Histogram,
+    phases: BTreeMap<&'static str, Histogram>,
     source_outcomes: BTreeMap<(String, String), u64>,
     source_latency: BTreeMap<String, Histogram>,
     determinations: BTreeMap<String, u64>,
@@ -92,6 +93,7 @@ impl Default for Inner {
             verification: Histogram::default(),
             overhead: Histogram::with_bounds(&OVERHEAD_BUCKETS),
             source_wait: Histogram::with_bounds(&OVERHEAD_BUCKETS),
+            phases: BTreeMap::new(),
             source_outcomes: BTreeMap::new(),
             source_latency: BTreeMap::new(),
             determinations: BTreeMap::new(),
@@ -142,6 +144,19 @@ impl Metrics {
             m.source_wait.observe(source_wait);
         });
     }
+    /// Where one verification answered at once spent hedui's own time, seconds by phase
+    /// (`intake`, `start`, `fan_out`, `build`, `commit`, `deliver`; see `Phases` in
+    /// `src/api/mod.rs`): `hedui_verification_phase_seconds{phase=…}`.
+    pub fn phases(&self, phases: &[(&'static str, f64)]) {
+        self.with(|m| {
+            for (name, secs) in phases {
+                m.phases
+                    .entry(name)
+                    .or_insert_with(|| Histogram::with_bounds(&OVERHEAD_BUCKETS))
+                    .observe(secs.max(0.0));
+            }
+        });
+    }
     /// One source call: outcome code (`answered`, `failed:timeout`, …) and seconds.
     pub fn source(&self, source: &str, outcome: &str, secs: f64) {
         self.with(|m| {
@@ -187,6 +202,14 @@ impl Metrics {
         out.push_str("# HELP hedui_verification_source_wait_seconds The slowest source call of each verification answered at once (0 when all were cached).\n# TYPE hedui_verification_source_wait_seconds histogram\n");
         m.source_wait
             .write(&mut out, "hedui_verification_source_wait_seconds", "");
+        out.push_str("# HELP hedui_verification_phase_seconds hedui's own time per verification answered at once, by phase: intake (headers parsed to job started), start (job waiting to run), fan_out (beyond the slowest source call), build (link, assess, report, seal), commit (store), deliver (waiter woken to response ready).\n# TYPE hedui_verification_phase_seconds histogram\n");
+        for (phase, h) in &m.phases {
+            h.write(
+                &mut out,
+                "hedui_verification_phase_seconds",
+                &format!("phase=\"{phase}\""),
+            );
+        }
         out.push_str("# HELP hedui_verifications_total Verifications by determination.\n# TYPE hedui_verifications_total counter\n");
         for (d, n) in &m.determinations {
             let _ = writeln!(

@@ -171,6 +171,25 @@ struct Finished {
     source_wait_s: f64,
     /// Whether the `report_fetched` row was written with the report (the waiter's claim).
     fetched_audited: bool,
+    /// Where the job's own time went, seconds: [`Phases`].
+    phases: Phases,
+}
+
+/// A verification's time by phase, seconds (`hedui_verification_phase_seconds`): the job
+/// task waiting to start after it was spawned (`start`); the fan-out beyond its slowest
+/// source call (`fan_out`: requests built, answers parsed, waiting to be polled); linking,
+/// assessment, report and sealing (`build`); the store's commit of the report and its audit
+/// rows (`commit`); the waiting handler woken and the response built (`deliver`, measured by
+/// the handler). With the handler's `intake` (headers parsed → job spawned) they add up to
+/// the verification's overhead.
+#[derive(Clone, Copy, Default)]
+struct Phases {
+    start: f64,
+    fan_out: f64,
+    build: f64,
+    commit: f64,
+    /// When the commit returned.
+    committed: Option<Instant>,
 }
 
 /// Who hands a `?wait=` report out, decided once between the job and its waiter: the job
@@ -810,6 +829,7 @@ async fn post_verification(
         accepted,
     });
     let claim_of = delivery.as_ref().map(|d| d.claim.clone());
+    let intake = started.elapsed().as_secs_f64();
     let rx = start_job(&app, id.clone(), v, token.id.clone(), delivery);
     if let (Some(secs), Some(delivery)) = (wait, claim_of) {
         let mut rx = rx;
@@ -855,6 +875,16 @@ async fn post_verification(
                 started.elapsed().as_secs_f64() - f.source_wait_s,
                 f.source_wait_s,
             );
+            let p = f.phases;
+            let deliver = p.committed.map_or(0.0, |c| c.elapsed().as_secs_f64());
+            app.metrics.phases(&[
+                ("intake", intake),
+                ("start", p.start),
+                ("fan_out", p.fan_out),
+                ("build", p.build),
+                ("commit", p.commit),
+                ("deliver", deliver),
+            ]);
             return Ok(resp);
         }
     }
@@ -1000,8 +1030,9 @@ fn start_job(
 ) -> watch::Receiver<Option<Arc<Finished>>> {
     let (tx, rx) = watch::channel(None);
     let app = app.clone();
+    let spawned = Instant::now();
     tokio::spawn(async move {
-        match run_job_timed(&app, &id, &v, &actor, delivery).await {
+        match run_job_timed(&app, &id, &v, &actor, delivery, spawned).await {
             // A waiter gone (timed out, disconnected) is fine: the report is stored.
             Ok(done) => drop(tx.send(Some(Arc::new(done)))),
             // The sender is dropped unsent: a waiter answers 202 and the job is resumed.
@@ -1024,7 +1055,7 @@ pub async fn run_job(
     v: &ValidHousehold,
     actor: &str,
 ) -> Result<String, String> {
-    run_job_timed(app, id, v, actor, None)
+    run_job_timed(app, id, v, actor, None, Instant::now())
         .await
         .map(|f| f.sealed)
 }
@@ -1038,11 +1069,17 @@ async fn run_job_timed(
     v: &ValidHousehold,
     actor: &str,
     delivery: Option<Delivery>,
+    spawned: Instant,
 ) -> Result<Finished, String> {
     let t = Instant::now();
+    let mut phases = Phases {
+        start: t.duration_since(spawned).as_secs_f64(),
+        ..Phases::default()
+    };
     let as_of = app.as_of();
     let ids: Arc<Vec<String>> = Arc::new(v.persons.iter().map(|(_, id, _)| id.expose()).collect());
     let answers = app.sources.fan_out(ids.clone()).await;
+    let fanned = Instant::now();
     let policy = &app.settings.policy;
     let frame = Frame::new(as_of, policy);
     // Audit: one `source_query` row per person: their consent, the sources asked (`source`,
@@ -1056,6 +1093,7 @@ async fn run_job_timed(
     let mut asked = String::with_capacity(answers.len() * 16);
     let mut outcomes: Vec<String> = vec![String::with_capacity(answers.len() * 32); ids.len()];
     let source_wait_s = answers.iter().map(|(_, _, s)| *s).fold(0.0, f64::max);
+    phases.fan_out = (fanned.duration_since(t).as_secs_f64() - source_wait_s).max(0.0);
     for (kind, answer, secs) in answers {
         let outcome_code = match &answer {
             SourceAnswer::Answered { age_s, .. } if *age_s > 0 => "cached".to_string(),
@@ -1176,6 +1214,8 @@ async fn run_job_timed(
     // Committed by the store's writer thread together with the other jobs' writes; the
     // sealed report comes back with the write (no copy of it is kept meanwhile).
     let det = det.to_string();
+    let sealed_at = Instant::now();
+    phases.build = sealed_at.duration_since(fanned).as_secs_f64();
     let done = app
         .store
         .write_returning(Write::Finish {
@@ -1190,11 +1230,15 @@ async fn run_job_timed(
     let Write::Finish { sealed, .. } = done else {
         return Err("the store handed back another write".into());
     };
+    let committed = Instant::now();
+    phases.commit = committed.duration_since(sealed_at).as_secs_f64();
+    phases.committed = Some(committed);
     app.metrics.verification(&det, t.elapsed().as_secs_f64());
     Ok(Finished {
         sealed,
         source_wait_s,
         fetched_audited,
+        phases,
     })
 }
 
@@ -1786,6 +1830,12 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .global_queue_interval(
+            std::env::var("HEDUI_GQI")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(61),
+        )
         .build()
         .context("Failed to start the runtime")?;
     rt.block_on(async move {
