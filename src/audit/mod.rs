@@ -346,8 +346,8 @@ const WAL_RESTART_PAGES: i64 = 65_536;
 /// starts it over.
 const CHECKPOINT_COMMITS: u64 = 1_000;
 
-/// After this long without [`CHECKPOINT_COMMITS`] commits, what was committed is copied
-/// anyway.
+/// At least this often, what was committed since the last copy is copied, however few
+/// commits it was.
 const CHECKPOINT_IDLE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long the background thread's `RESTART` checkpoint waits for the writer and the
@@ -644,8 +644,8 @@ fn restart_marker(w: &Connection) -> Result<(), rusqlite::Error> {
 /// The checkpoint thread's state (see [`Store::open`]): every [`CHECKPOINT_EVERY`] it syncs
 /// the WAL when anything was committed (a commit is on disk within that time, as SQLite's
 /// own checkpoints did), copies the WAL into the database file after
-/// [`CHECKPOINT_COMMITS`] commits or when writes have paused for [`CHECKPOINT_IDLE`]
-/// ([`checkpoint_round`]), and keeps the audit head file ([`keep_head`]).
+/// [`CHECKPOINT_COMMITS`] commits, or [`CHECKPOINT_IDLE`] after the last copy when anything
+/// was committed ([`checkpoint_round`]), and keeps the audit head file ([`keep_head`]).
 struct Keeper {
     c: Connection,
     writer: std::sync::Arc<Mutex<Connection>>,

@@ -335,6 +335,24 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
     assert!(
         text.contains("hedui_http_request_duration_seconds_bucket{route=\"/v1/verifications\"")
     );
+    // hedui's own time per verification answered at once, and the same verifications'
+    // time by phase: one observation of each phase per verification
+    let count = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    let answered = count("hedui_verification_overhead_seconds_count ");
+    assert!(answered >= 4, "{answered} verifications answered at once");
+    for phase in ["intake", "start", "fan_out", "build", "commit", "deliver"] {
+        assert_eq!(
+            count(&format!(
+                "hedui_verification_phase_seconds_count{{phase=\"{phase}\"}} "
+            )),
+            answered,
+            "{phase}"
+        );
+    }
     for rows in &hh {
         for p in rows.1.iter().chain(&rows.2) {
             assert!(!text.contains(&p["id_number"]));
