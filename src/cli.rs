@@ -617,6 +617,7 @@ const DEMO_MARK: &str = ".hedui-demo";
 fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     let t0 = std::time::Instant::now();
     // The demo's files stay for the newcomer to explore (printed at the end).
+    let temporary = keep.is_none();
     let root = match keep {
         Some(p) => {
             let used = std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_some());
@@ -707,9 +708,14 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
     out!();
     print_summary(&summary, &out);
     out!(
-        "demo finished in {:.1} s; everything is in {} (remove it when done). Open any household with:",
+        "demo finished in {:.1} s; everything is in {}{}. Open any household with:",
         t0.elapsed().as_secs_f64(),
-        root.display()
+        root.display(),
+        if temporary {
+            " (remove it when done)"
+        } else {
+            ""
+        }
     );
     out!(
         "  hedui open --key {}/civil.key {}/reports.jsonl --household <HOUSEHOLD_ID>",

@@ -65,7 +65,10 @@ pub enum SourceStatus {
     Verified,
     /// Not answered, or answered with rows that could not be read: never "no assets".
     Unverified,
-    /// Answered, and holds nothing for these persons.
+    /// Answered, and holds no record of these persons in the rules' scope (the period and
+    /// the kinds of record they read: e.g. social insurance outside the income window, or a
+    /// medical contribution); records outside it are not listed here, while the audit log's
+    /// `source_query` row counts every record the source answered.
     NoRecords,
 }
 

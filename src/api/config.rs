@@ -224,7 +224,6 @@ impl Settings {
             eprintln!(
                 "hedui: warning: [sources] cache_secret is the README's placeholder: replace it with your own random text (e.g. `head -c 48 /dev/urandom | base64`)"
             );
-            tracing::warn!("[sources] cache_secret is the README's placeholder");
         }
         if config.limits.max_persons == 0 || config.limits.max_body_bytes < 256 {
             return Err(err(

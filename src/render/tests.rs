@@ -652,7 +652,7 @@ fn an_unverified_source_reads_as_unverified_with_its_reason_never_as_no_records(
     let start = page
         .find("id=\"source-provident_fund\"")
         .expect("the provident fund section");
-    assert!(page[start..].contains("已查询，该数据源无上述人员的记录。"));
+    assert!(page[start..].contains("已查询：该数据源没有上述人员在本次核对范围（所核期间、计入的类别）内的记录；范围以外的记录不列出。"));
 }
 
 #[test]
