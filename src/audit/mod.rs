@@ -286,6 +286,8 @@ pub struct Store {
     // Writes sent to the writer thread and not yet committed: while there are any, a write
     // queues behind them instead of committing on its caller's thread.
     pending: std::sync::Arc<AtomicUsize>,
+    // Set while the checkpoint thread holds the write connection's mutex for long.
+    long_hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
     // Commits so far (every path): the checkpoint thread syncs the WAL when it moved.
     commits: std::sync::Arc<AtomicU64>,
     read: Mutex<Connection>,
@@ -585,7 +587,12 @@ fn apply_group(conn: &mut Connection, group: &[&Write]) -> Vec<Result<(), StoreE
 /// Why the thread writes: SQLite starts a wholly copied WAL over at the next write and
 /// syncs the new WAL header then (`synchronous = NORMAL`), 1–50 ms on this machine's
 /// disk. That write used to be a verification's, committed on the runtime's thread.
-fn checkpoint_round(c: &Connection, writer: &Mutex<Connection>, restart_pages: i64) -> bool {
+fn checkpoint_round(
+    c: &Connection,
+    writer: &Mutex<Connection>,
+    long_hold: &std::sync::atomic::AtomicBool,
+    restart_pages: i64,
+) -> bool {
     // (busy, pages in the WAL, pages copied)
     let run = |mode: &str| {
         c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
@@ -607,6 +614,32 @@ fn checkpoint_round(c: &Connection, writer: &Mutex<Connection>, restart_pages: i
     if log <= restart_pages && (busy != 0 || log == 0 || copied < log) {
         return false;
     }
+    long_hold.store(true, Ordering::Release);
+    let started = checkpoint_restart(c, writer, log, restart_pages);
+    long_hold.store(false, Ordering::Release);
+    started
+}
+
+/// The part of [`checkpoint_round`] under `writer`'s mutex.
+fn checkpoint_restart(
+    c: &Connection,
+    writer: &Mutex<Connection>,
+    log: i64,
+    restart_pages: i64,
+) -> bool {
+    let run = |mode: &str| {
+        c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })
+    };
+    let failed = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "A WAL checkpoint failed; the next one retries.");
+        false
+    };
     let Ok(w) = writer.lock() else { return false };
     if log > restart_pages {
         match run("RESTART") {
@@ -649,6 +682,8 @@ fn restart_marker(w: &Connection) -> Result<(), rusqlite::Error> {
 struct Keeper {
     c: Connection,
     writer: std::sync::Arc<Mutex<Connection>>,
+    /// Set while this thread holds `writer`'s mutex for long (see `Store::write_returning`).
+    long_hold: std::sync::Arc<std::sync::atomic::AtomicBool>,
     wal_path: std::path::PathBuf,
     head_path: std::path::PathBuf,
     /// The audit row the head file was last written for.
@@ -667,7 +702,7 @@ impl Keeper {
         if n.saturating_sub(self.copied) >= CHECKPOINT_COMMITS
             || (n != self.copied && self.copied_at.elapsed() >= CHECKPOINT_IDLE)
         {
-            checkpoint_round(&self.c, &self.writer, WAL_RESTART_PAGES);
+            checkpoint_round(&self.c, &self.writer, &self.long_hold, WAL_RESTART_PAGES);
             self.copied = n;
             self.copied_at = std::time::Instant::now();
         }
@@ -947,6 +982,7 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let conn = std::sync::Arc::new(Mutex::new(conn));
         let commits = std::sync::Arc::new(AtomicU64::new(0));
+        let long_hold = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         // The checkpoint thread: a third connection (see [`Keeper`]). It also keeps the audit
         // head file (see [`write_head`]). Commits checkpoint by themselves (at
         // AUTOCHECKPOINT_PAGES) only when it cannot be started.
@@ -957,6 +993,7 @@ impl Store {
             let mut keeper = Keeper {
                 c,
                 writer: conn.clone(),
+                long_hold: long_hold.clone(),
                 wal_path: wal_path_of(path),
                 head_path: head_path.clone(),
                 head: None,
@@ -1000,6 +1037,7 @@ impl Store {
             conn,
             writer: writer.map(Mutex::new),
             pending,
+            long_hold,
             commits,
             head_path,
             head_kept,
@@ -1094,7 +1132,7 @@ impl Store {
         // the last commit by up to CHECKPOINT_EVERY. It is never created here (a missing
         // one is evidence) and never moves past a row that is gone ([`write_head`]).
         if self.head_kept && self.head_path.exists() {
-            write_head(&*self.conn()?, &self.head_path, "verify");
+            write_head(&*self.reader()?, &self.head_path, "verify");
         }
         // The head file first: it is written after a commit (up to CHECKPOINT_EVERY later
         // under `hedui serve`), so the rows read below (a later snapshot) include the row it
@@ -1387,6 +1425,39 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::write_returning`]'s way for a write to commit on its caller's thread: `None`
+    /// when it must queue for the writer thread instead.
+    fn commit_inline(&self, w: &Write) -> Option<Result<(), StoreError>> {
+        // Committed at once on this thread (~80 µs for a verification's report and audit
+        // rows) unless writes are queued for the writer thread or the checkpoint thread holds
+        // the write connection for long (`long_hold`: its restart write syncs, `RESTART`
+        // waits for readers); another worker's commit in progress is waited for. A write
+        // handed to the writer thread and back waited for two threads to be scheduled, and
+        // its answer, woken from outside the runtime, for a worker to look at the runtime's
+        // shared queue: that was most of the p99 overhead, with one worker (`PIN=1`) and with
+        // two (README, "Serve load"). The write connection never waits for SQLite's locks
+        // here: the checkpoint thread starts the WAL over only while it holds its mutex.
+        let conn = if self.pending.load(Ordering::Acquire) == 0
+            && !self.long_hold.load(Ordering::Acquire)
+        {
+            match self.conn.try_lock() {
+                Ok(c) => Some(c),
+                Err(std::sync::TryLockError::WouldBlock) => self.conn.lock().ok(),
+                Err(std::sync::TryLockError::Poisoned(_)) => None,
+            }
+        } else {
+            None
+        };
+        let mut c = conn?;
+        let r = apply_group(&mut c, &[w])
+            .pop()
+            .unwrap_or(Err(StoreError::Poisoned));
+        first_head(&c, &self.head_path);
+        drop(c);
+        self.commits.fetch_add(1, Ordering::Release);
+        Some(r)
+    }
+
     /// Queue a write for the writer thread and wait (without blocking the async runtime)
     /// until it is committed with the writes queued alongside it: one transaction and one
     /// commit for all of them. Durable (committed) when this returns `Ok`.
@@ -1407,24 +1478,7 @@ impl Store {
         let Some(writer) = &self.writer else {
             return self.write_now(&w).map(|()| w);
         };
-        // Committed at once on this thread when the write connection is free and nothing is
-        // queued for the writer thread (~80 µs for a verification's report and audit rows):
-        // a write handed to the writer thread and back waited for two threads to be
-        // scheduled, and its answer, woken from outside the runtime, for the runtime's
-        // worker to look at its shared queue; that was most of the p99 overhead (README,
-        // "Serve load"). Under contention (another commit running, writes queued) it is
-        // queued and committed with the others in one transaction, as before. The write
-        // connection never waits for SQLite's locks here: the checkpoint thread starts the
-        // WAL over only while it holds this connection's mutex.
-        if self.pending.load(Ordering::Acquire) == 0
-            && let Ok(mut c) = self.conn.try_lock()
-        {
-            let r = apply_group(&mut c, &[&w])
-                .pop()
-                .unwrap_or(Err(StoreError::Poisoned));
-            first_head(&c, &self.head_path);
-            drop(c);
-            self.commits.fetch_add(1, Ordering::Release);
+        if let Some(r) = self.commit_inline(&w) {
             return r.map(|()| w);
         }
         self.pending.fetch_add(1, Ordering::AcqRel);
@@ -1555,7 +1609,7 @@ mod tests {
             .query_row("SELECT count(*) FROM audit", [], |r| r.get(0))
             .unwrap();
         s.audit(&[ev(1001)]).unwrap();
-        assert!(!checkpoint_round(&c, &s.conn, i64::MAX));
+        assert!(!checkpoint_round(&c, &s.conn, &s.long_hold, i64::MAX));
         let (log, copied): (i64, i64) = c
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(1)?, r.get(2)?))
@@ -1564,7 +1618,7 @@ mod tests {
         assert!(copied < log, "{copied} of {log} pages copied");
         reader.execute_batch("COMMIT").unwrap();
         // once it can catch up, the thread's own write starts the WAL over: a few pages
-        assert!(checkpoint_round(&c, &s.conn, i64::MAX));
+        assert!(checkpoint_round(&c, &s.conn, &s.long_hold, i64::MAX));
         let restarted = wal_pages(&c);
         assert!(
             restarted < 5,
@@ -1572,7 +1626,7 @@ mod tests {
         );
         s.audit(&[ev(1002)]).unwrap();
         // above the size limit, it is started over (RESTART) whatever the copy did
-        assert!(checkpoint_round(&c, &s.conn, 0));
+        assert!(checkpoint_round(&c, &s.conn, &s.long_hold, 0));
         assert!(wal_pages(&c) < 5);
         // nothing was lost on the way
         let ok = s.verify_chain().unwrap();
