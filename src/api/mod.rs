@@ -283,6 +283,23 @@ impl App {
     }
 
     fn authenticate(&self, headers: &HeaderMap, role: Role) -> Result<Token, ApiError> {
+        // Found by the s8 newcomer: a request with two `Authorization` headers was answered
+        // with the first one's token. Which token acts must never be a matter of order (a
+        // proxy or a client library may add its own): two are refused.
+        if headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .nth(1)
+            .is_some()
+        {
+            self.metrics.refusal("authorization_duplicate");
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "authorization_duplicate",
+                Some("Authorization".into()),
+                "the Authorization header is given more than once",
+            ));
+        }
         let raw = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())

@@ -67,6 +67,28 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
         .await;
     assert_eq!(st, 401, "{body}");
     assert!(body.contains("token_invalid"), "{body}");
+    // two Authorization headers: refused, whichever comes first (neither token acts)
+    for (first, second) in [(&admin_a, &window3), (&window3, &admin_a)] {
+        let r = api
+            .http
+            .get(format!(
+                "{}/v1/verifications/v_000000000000000000000000",
+                api.base
+            ))
+            .header("authorization", format!("Bearer {first}"))
+            .header("authorization", format!("Bearer {second}"))
+            .send()
+            .await
+            .unwrap();
+        let st = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            (st, &v["code"]),
+            (400, &json!("authorization_duplicate")),
+            "{v}"
+        );
+        assert!(!v.to_string().contains(first.as_str()), "{v}");
+    }
     let (st, v) = api
         .post(
             "/v1/tokens",
