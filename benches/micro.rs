@@ -156,7 +156,7 @@ fn bench_assess(c: &mut Criterion) {
                             relation: if m == 0 { "applicant" } else { "child" },
                             disability_grade: None,
                             consent: true,
-                            own_household_size: 1,
+                            own_household_size: None,
                             evidence: Some(&ev[h][m]),
                         })
                         .collect(),

@@ -394,13 +394,13 @@ fn run(cli: Cli) -> Result<i32> {
                     );
                 }
             }
-            if let Some(p) = &previous {
-                if !p.join("determinations.csv").is_file() {
-                    bail!(
-                        "--previous {}: no determinations.csv there (give the --out folder of an earlier batch)",
-                        p.display()
-                    );
-                }
+            if let Some(p) = &previous
+                && !p.join("determinations.csv").is_file()
+            {
+                bail!(
+                    "--previous {}: no determinations.csv there (give the --out folder of an earlier batch)",
+                    p.display()
+                );
             }
             if let Some(d) = &delta
                 && !d.is_dir()
@@ -857,10 +857,10 @@ fn open(
                 continue;
             }
         };
-        if let Some(h) = household {
-            if !env.report_id.ends_with(&format!("/{h}")) {
-                continue;
-            }
+        if let Some(h) = household
+            && !env.report_id.ends_with(&format!("/{h}"))
+        {
+            continue;
         }
         match opener.open(&env) {
             Ok(plain) => {
@@ -909,15 +909,16 @@ fn open(
             not_sealed - 3
         );
     }
-    if let Some(h) = household {
-        if !found && failures == 0 {
-            let shown = if h.chars().filter(char::is_ascii_digit).count() >= 15 {
-                crate::domain::mask(h)
-            } else {
-                h.to_string()
-            };
-            bail!("no report for household {shown} in {}", file.display());
-        }
+    if let Some(h) = household
+        && !found
+        && failures == 0
+    {
+        let shown = if h.chars().filter(char::is_ascii_digit).count() >= 15 {
+            crate::domain::mask(h)
+        } else {
+            h.to_string()
+        };
+        bail!("no report for household {shown} in {}", file.display());
     }
     Ok(if failures > 0 { 1 } else { 0 })
 }

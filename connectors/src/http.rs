@@ -1148,7 +1148,7 @@ mod answer {
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Answer, A::Error> {
             let (mut source, mut request_id, mut records) = (None, None, None);
             while let Some(key) = map.next_key::<Key>()? {
-                match key.0.as_deref() {
+                match key.0 {
                     Some("source") => source = Some(map.next_value::<String>()?),
                     Some("request_id") => request_id = Some(map.next_value::<String>()?),
                     Some("records") => {

@@ -461,11 +461,7 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
         ));
     }
 
-    let months = if policy
-        .six_monthly_categories
-        .iter()
-        .any(|c| *c == h.category)
-    {
+    let months = if policy.six_monthly_categories.contains(&h.category) {
         policy.review_short_months
     } else {
         policy.review_default_months

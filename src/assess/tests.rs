@@ -319,7 +319,7 @@ impl Case {
         self.unverified.push((kind, "source_failed".into()));
         self
     }
-    fn as_of(mut self, d: &str) -> Case {
+    fn dated(mut self, d: &str) -> Case {
         self.as_of = day(d);
         self
     }
@@ -598,7 +598,7 @@ fn only_the_twelve_calendar_months_before_the_month_of_d_and_tax_year_y_count() 
     assert_eq!(e.tax_other, 0);
 
     let a = urban()
-        .as_of("2026-11-15")
+        .dated("2026-11-15")
         .member(
             member().with_all(
                 ["2025-10", "2025-11", "2026-10", "2026-11"]
@@ -633,7 +633,7 @@ fn resident_pension_is_excluded_while_year_of_d_is_2021_to_2025_and_counted_in_2
     assert_eq!(a.income_x10000, 5_040_000_000);
     assert_eq!(a.per_capita_monthly_income, fen("420.00"));
     assert_eq!(a.determination, Ineligible);
-    let b = case.clone().as_of("2025-12-01").assess();
+    let b = case.clone().dated("2025-12-01").assess();
     assert_eq!(b.income_x10000, 100_000_000);
     assert_eq!(b.per_capita_monthly_income, fen("8.33"));
     assert_eq!(b.determination, Eligible);

@@ -1324,6 +1324,10 @@ impl Store {
     ///
     /// # Errors
     /// [`StoreError`].
+    #[allow(
+        clippy::type_complexity,
+        reason = "each reference's consent and the token that registered it, in the order asked"
+    )]
     pub fn consents_with_registrars(
         &self,
         references: &[&str],

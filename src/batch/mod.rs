@@ -10,6 +10,10 @@
 //! linkage pass → per household, in parallel (rayon): assess
 //! with the policy, build the report, seal it → write `reports.jsonl`, `summary.json`,
 //! `quarantine.csv`, `determinations.csv` and, with `--previous`, `changes.json`.
+#![allow(
+    clippy::result_large_err,
+    reason = "BatchError carries the file, row, column and value it names; it is returned once per run, not in a hot path"
+)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -856,7 +860,7 @@ fn link_source(
     for_each_batch(
         lf,
         |df| kept.add(df, conn.path(), conn.kind(), as_of, &unreadable),
-        &unreadable,
+        unreadable,
     )?;
     kept.records.shrink_to_fit();
     let kept_rows = rows.load(Ordering::Relaxed);

@@ -24,6 +24,10 @@
 //! the last remaining rows move, last first, into the lowest freed rows. Row numbers in
 //! reports are those of the end state, so an incremental run's reports equal a full run's on
 //! the end state.
+#![allow(
+    clippy::result_large_err,
+    reason = "BatchError carries the file, row, column and value it names; it is returned once per run, not in a hot path"
+)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufWriter, Read, Seek, SeekFrom, Write};
@@ -54,6 +58,10 @@ use crate::seal::{RunSealer, UnsignedReport};
 pub(super) struct Selection {
     /// The region prefix (`--partition`), recorded in the state.
     pub prefix: Option<String>,
+    #[allow(
+        clippy::type_complexity,
+        reason = "the slice's household test, named where it is made"
+    )]
     keep: Option<Box<dyn Fn(usize, &Household) -> bool + Sync>>,
 }
 
@@ -2687,7 +2695,8 @@ pub fn parse_memory_limit(s: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("--memory-limit {s}: use a size like 8G, 2G or 512M"))?;
-    if !(n > 0.0) {
+    // NaN is refused too (it is not more than zero)
+    if n.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return Err(format!("--memory-limit {s}: must be more than zero"));
     }
     Ok((n * mul as f64) as u64)
@@ -3061,6 +3070,31 @@ fn merge_slices(
     )
 }
 
+/// Refuse an incremental run whose delta holds rows (`per_source[i]` of
+/// `SourceKind::ALL[i]`) that only a full run's error-tolerant linkage pass can place: a
+/// [`DeltaError`] naming the delta directory, what the rows `carry` and the count per source.
+fn needs_full_run(delta_dir: &Path, per_source: &[usize], carry: &str) -> Result<(), BatchError> {
+    if per_source.iter().all(|&n| n == 0) {
+        return Ok(());
+    }
+    let counts: Vec<String> = SourceKind::ALL
+        .iter()
+        .zip(per_source)
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{}: {n}", k.name()))
+        .collect();
+    Err(BatchError::Delta(DeltaError {
+        file: delta_dir.display().to_string(),
+        row: "-".into(),
+        column: "id_number".into(),
+        message: format!(
+            "{} delta rows {carry} ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
+            per_source.iter().sum::<usize>(),
+            counts.join(", ")
+        ),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -3216,29 +3250,4 @@ mod tests {
         assert_eq!(back.values, rec.values);
         assert!(decode_record(41, &encode_record(&rec)[..10]).is_none());
     }
-}
-
-/// Refuse an incremental run whose delta holds rows (`per_source[i]` of
-/// `SourceKind::ALL[i]`) that only a full run's error-tolerant linkage pass can place: a
-/// [`DeltaError`] naming the delta directory, what the rows `carry` and the count per source.
-fn needs_full_run(delta_dir: &Path, per_source: &[usize], carry: &str) -> Result<(), BatchError> {
-    if per_source.iter().all(|&n| n == 0) {
-        return Ok(());
-    }
-    let counts: Vec<String> = SourceKind::ALL
-        .iter()
-        .zip(per_source)
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| format!("{}: {n}", k.name()))
-        .collect();
-    Err(BatchError::Delta(DeltaError {
-        file: delta_dir.display().to_string(),
-        row: "-".into(),
-        column: "id_number".into(),
-        message: format!(
-            "{} delta rows {carry} ({}); they need the error-tolerant linkage pass, which only a full run does (run a full batch on the end state)",
-            per_source.iter().sum::<usize>(),
-            counts.join(", ")
-        ),
-    }))
 }

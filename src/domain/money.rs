@@ -224,13 +224,13 @@ pub fn spelling(raw: &str) -> Vec<(&'static str, String)> {
             format!("{commas} thousands separator(s) U+002C removed"),
         ));
     }
-    if let Some((_, f)) = t.split_once('.') {
-        if f.len() > 2 {
-            out.push((
-                "money_zero_decimals",
-                format!("{} zero decimal(s) beyond the fen dropped", f.len() - 2),
-            ));
-        }
+    if let Some((_, f)) = t.split_once('.')
+        && f.len() > 2
+    {
+        out.push((
+            "money_zero_decimals",
+            format!("{} zero decimal(s) beyond the fen dropped", f.len() - 2),
+        ));
     }
     out
 }

@@ -484,17 +484,17 @@ impl<'a, S: AsRef<str>> Row<'a, S> {
     fn enumerated(&self, column: &'static str) -> Result<&'a str, FieldError> {
         let v = self.required(column)?;
         let (_, spec) = self.spec(column);
-        if let hedui_connectors::ColumnKind::Enum(allowed) = spec.kind {
-            if !allowed.contains(&v) {
-                return Err(FieldError {
-                    column,
-                    code: "value_unknown",
-                    message: format!(
-                        "{column}: value not in the §2 vocabulary ({})",
-                        allowed.join("/")
-                    ),
-                });
-            }
+        if let hedui_connectors::ColumnKind::Enum(allowed) = spec.kind
+            && !allowed.contains(&v)
+        {
+            return Err(FieldError {
+                column,
+                code: "value_unknown",
+                message: format!(
+                    "{column}: value not in the §2 vocabulary ({})",
+                    allowed.join("/")
+                ),
+            });
         }
         Ok(v)
     }

@@ -749,19 +749,19 @@ pub fn load_caseload(
                     None
                 }
             });
-        if let Ok(idv) = &id {
-            if !member_seen.insert((household, idv.key())) {
-                rows.refer_each(
-                    q,
-                    &mut out.households[household],
-                    i,
-                    "id_number",
-                    raw,
-                    "member_duplicate",
-                    "the same member appears twice in this household; counted once, household referred (caseload_fault)".into(),
-                );
-                continue;
-            }
+        if let Ok(idv) = &id
+            && !member_seen.insert((household, idv.key()))
+        {
+            rows.refer_each(
+                q,
+                &mut out.households[household],
+                i,
+                "id_number",
+                raw,
+                "member_duplicate",
+                "the same member appears twice in this household; counted once, household referred (caseload_fault)".into(),
+            );
+            continue;
         }
         let relation = rows.relation(
             q,
@@ -912,43 +912,42 @@ pub fn load_caseload(
             Ok(id) => id.expose(),
             Err(_) => raw.trim().to_uppercase(),
         };
-        if let Err(why) = &id {
-            if flagged.insert((household, key.clone())) {
-                q.push(rows.entry(
-                    i,
-                    "id_number",
-                    raw,
-                    why.split(':').next().unwrap_or(""),
-                    Action::Referred,
-                    format!(
-                        "supporter ID number invalid ({why}); household referred (member_identity)"
-                    ),
-                ));
-            }
+        if let Err(why) = &id
+            && flagged.insert((household, key.clone()))
+        {
+            q.push(rows.entry(
+                i,
+                "id_number",
+                raw,
+                why.split(':').next().unwrap_or(""),
+                Action::Referred,
+                format!(
+                    "supporter ID number invalid ({why}); household referred (member_identity)"
+                ),
+            ));
         }
         // Found by the s7 attack: a member listed as their own household's supporter had
         // their income counted twice (as a member, then as support owed), and a row whose
         // supports_id_number names no member of the household was read without a word.
         // Both refer the household; the first is not counted as a supporter (as on demand,
         // where the request is refused: `person_duplicate`).
-        if let Ok(idv) = &id {
-            if member_of
+        if let Ok(idv) = &id
+            && member_of
                 .get(&idv.key())
                 .is_some_and(|hs| hs.contains(&household))
-            {
-                if flagged.insert((household, key.clone())) {
-                    rows.refer_each(
-                        q,
-                        &mut out.households[household],
-                        i,
-                        "id_number",
-                        raw,
-                        "supporter_is_member",
-                        "the supporter is a member of the same household: their income would count twice; not counted as a supporter, household referred (caseload_fault)".into(),
-                    );
-                }
-                continue;
+        {
+            if flagged.insert((household, key.clone())) {
+                rows.refer_each(
+                    q,
+                    &mut out.households[household],
+                    i,
+                    "id_number",
+                    raw,
+                    "supporter_is_member",
+                    "the supporter is a member of the same household: their income would count twice; not counted as a supporter, household referred (caseload_fault)".into(),
+                );
             }
+            continue;
         }
         if let Some(sup) = supports.get(i).map(str::trim).filter(|v| !v.is_empty()) {
             let of_this = IdNumber::parse(sup, as_of).is_ok_and(|(s, _)| {

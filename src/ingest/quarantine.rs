@@ -44,6 +44,10 @@ pub struct QuarantineEntry {
 
 impl QuarantineEntry {
     /// An entry for `file` at data row `row` (CSV files get a physical line).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "every field of a quarantine row, named at each call"
+    )]
     pub fn new(
         file: &str,
         is_csv: bool,

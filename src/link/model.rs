@@ -8,6 +8,11 @@
 //! Training is unsupervised, as the field does it: u from random pairs (levels too rare for
 //! random pairs to meet get the expected non-matches among the blocked pairs over all pairs),
 //! m and λ by expectation–maximisation over the blocked pairs' comparison patterns.
+#![allow(
+    clippy::type_complexity,
+    clippy::too_many_arguments,
+    reason = "the model's tables are tuples named where they are built; the estimation passes take the model's parts one by one"
+)]
 
 use std::collections::HashMap;
 

@@ -773,6 +773,12 @@ impl Opener {
         self.signature_checks.load(Ordering::Relaxed)
     }
 
+    /// Check `signature` over `message` with `key`, counted in [`Opener::signature_checks`].
+    fn check_signature(&self, key: &VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+        self.signature_checks.fetch_add(1, Ordering::Relaxed);
+        key.verifies(message, signature)
+    }
+
     /// Verify the signature (against trusted_signer if given, else the embedded key), find
     /// this key's WrappedKey, unwrap, derive, decrypt. Returns the plaintext bytes.
     ///
@@ -855,10 +861,7 @@ impl Opener {
                     .contains(&seen)
                 {
                     true
-                } else if {
-                    self.signature_checks.fetch_add(1, Ordering::Relaxed);
-                    embedded.verifies(&signed, &signature)
-                } {
+                } else if self.check_signature(&embedded, &signed, &signature) {
                     let mut roots = self
                         .verified_roots
                         .write()

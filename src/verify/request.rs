@@ -351,14 +351,14 @@ impl HouseholdRequest {
                 ));
             }
             let relation = one_of(&m.relation, &MEMBER_RELATIONS, &format!("{f}.relation"))?;
-            if let Some(g) = m.disability_grade {
-                if !(1..=4).contains(&g) {
-                    return Err(bad(
-                        "disability_grade_invalid",
-                        format!("{f}.disability_grade"),
-                        "disability_grade must be 1-4",
-                    ));
-                }
+            if let Some(g) = m.disability_grade
+                && !(1..=4).contains(&g)
+            {
+                return Err(bad(
+                    "disability_grade_invalid",
+                    format!("{f}.disability_grade"),
+                    "disability_grade must be 1-4",
+                ));
             }
             persons.push((
                 format!("{f}.consent_ref"),
@@ -425,16 +425,14 @@ impl HouseholdRequest {
                 sup.own_household_size = sup.own_household_size.max(size);
                 // Every copy must carry the consent reference of the first one (which is
                 // checked): another reference, valid or not, is refused, never ignored.
-                if let Some((_, _, first)) = persons.iter().find(|(_, p, _)| p.key() == idn.key()) {
-                    if first != s.consent_ref.trim() {
-                        return Err(bad(
-                            "consent_ref_conflict",
-                            format!("{f}.consent_ref"),
-                            format!(
-                                "{f} repeats an earlier supporter with another consent reference"
-                            ),
-                        ));
-                    }
+                if let Some((_, _, first)) = persons.iter().find(|(_, p, _)| p.key() == idn.key())
+                    && first != s.consent_ref.trim()
+                {
+                    return Err(bad(
+                        "consent_ref_conflict",
+                        format!("{f}.consent_ref"),
+                        format!("{f} repeats an earlier supporter with another consent reference"),
+                    ));
                 }
                 continue;
             }

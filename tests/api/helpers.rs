@@ -71,15 +71,13 @@ pub fn spawn_listening(args: &[&str]) -> (Proc, String) {
         let mut sent = false;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if !sent {
-                if let Some(i) = line.find("https://") {
-                    let addr: String = line[i + 8..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace())
-                        .collect();
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
+            if !sent && let Some(i) = line.find("https://") {
+                let addr: String = line[i + 8..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                let _ = tx.send(addr);
+                sent = true;
             }
         }
     });

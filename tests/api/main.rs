@@ -254,9 +254,9 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
         let mut consents = BTreeMap::new();
         for p in rows.1.iter().chain(&rows.2) {
             let id = p["id_number"].clone();
-            if !consents.contains_key(&id) {
-                let r = api.consent(&intake, &id).await;
-                consents.insert(id, r);
+            if let std::collections::btree_map::Entry::Vacant(e) = consents.entry(id) {
+                let r = api.consent(&intake, e.key()).await;
+                e.insert(r);
             }
         }
         let (st, v) = verify(&api, &intake, &request(rows, &consents)).await;

@@ -229,7 +229,9 @@ fn file_rows(source: SourceKind, ids: &[String]) -> Vec<Row> {
                 .expect("a §2 column")
         })
         .collect();
-    let mut by_id: BTreeMap<String, Vec<(u64, Vec<Option<String>>)>> = BTreeMap::new();
+    // ID number → (row, values) of each record
+    type Rows = Vec<(u64, Vec<Option<String>>)>;
+    let mut by_id: BTreeMap<String, Rows> = BTreeMap::new();
     for (row, rec) in r.records().enumerate() {
         let rec = rec.expect("a row");
         if let Ok((id, _)) = IdNumber::parse(&rec[0], as_of()) {

@@ -319,6 +319,10 @@ fn comparable(kind: ValueKind, unit: Option<MoneyUnit>, v: &str) -> String {
 /// is not. `Err` (reason `duplicate_column_conflict`, at `c.name`, the raw value of `c.src`)
 /// when two non-empty values differ once normalised: the reader cannot know which is right,
 /// and picking one by the field map's priority would be a silent guess.
+#[allow(
+    clippy::result_large_err,
+    reason = "the rejected row is handed back whole with its reason"
+)]
 pub(crate) fn pick_source(c: &MappedColumn, fields: &[&str], line: u64) -> Result<usize, Rejected> {
     let own = fields.get(c.src).copied().unwrap_or("");
     let mut src = c.src;

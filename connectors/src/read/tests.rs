@@ -1118,7 +1118,7 @@ fn data_lines_ending_in_cr_only_refuse_the_file() {
     let d = tempfile::tempdir().unwrap();
     let text = format!("id_number,name,extra\n{ID1},王秀兰,a\r{ID2},李建国,b\r{ID3},张秀英,c\r");
     let p = write(d.path(), "members.csv", text.as_bytes());
-    let e = prepare(&p, "members", MEMBERS_MIN).err().expect("refused");
+    let e = prepare(&p, "members", MEMBERS_MIN).expect_err("refused");
     let msg = e.to_string();
     assert_eq!(e.code(), "source_unreadable");
     assert!(
