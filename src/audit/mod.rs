@@ -593,23 +593,9 @@ fn checkpoint_round(
     long_hold: &std::sync::atomic::AtomicBool,
     restart_pages: i64,
 ) -> bool {
-    // (busy, pages in the WAL, pages copied)
-    let run = |mode: &str| {
-        c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
-    };
-    let failed = |e: &dyn std::fmt::Display| {
-        tracing::warn!(error = %e, "A WAL checkpoint failed; the next one retries.");
-        false
-    };
-    let (busy, log, copied) = match run("PASSIVE") {
+    let (busy, log, copied) = match wal_checkpoint(c, "PASSIVE") {
         Ok(r) => r,
-        Err(e) => return failed(&e),
+        Err(e) => return checkpoint_failed(&e),
     };
     if log <= restart_pages && (busy != 0 || log == 0 || copied < log) {
         return false;
@@ -620,6 +606,19 @@ fn checkpoint_round(
     started
 }
 
+/// `PRAGMA wal_checkpoint(mode)` on `c`: (busy, pages in the WAL, pages copied).
+fn wal_checkpoint(c: &Connection, mode: &str) -> rusqlite::Result<(i64, i64, i64)> {
+    c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
+/// A failed checkpoint step, logged (the next round retries); `false`: not started over.
+fn checkpoint_failed(e: &dyn std::fmt::Display) -> bool {
+    tracing::warn!(error = %e, "A WAL checkpoint failed; the next one retries.");
+    false
+}
+
 /// The part of [`checkpoint_round`] under `writer`'s mutex.
 fn checkpoint_restart(
     c: &Connection,
@@ -627,22 +626,9 @@ fn checkpoint_restart(
     log: i64,
     restart_pages: i64,
 ) -> bool {
-    let run = |mode: &str| {
-        c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        })
-    };
-    let failed = |e: &dyn std::fmt::Display| {
-        tracing::warn!(error = %e, "A WAL checkpoint failed; the next one retries.");
-        false
-    };
     let Ok(w) = writer.lock() else { return false };
     if log > restart_pages {
-        match run("RESTART") {
+        match wal_checkpoint(c, "RESTART") {
             Ok((0, _, _)) => {}
             Ok(_) => {
                 tracing::debug!(
@@ -651,7 +637,7 @@ fn checkpoint_restart(
                 );
                 return false;
             }
-            Err(e) => return failed(&e),
+            Err(e) => return checkpoint_failed(&e),
         }
     }
     match restart_marker(&w) {
@@ -659,7 +645,7 @@ fn checkpoint_restart(
             tracing::debug!(pages = log, "The WAL was started over.");
             true
         }
-        Err(e) => failed(&e),
+        Err(e) => checkpoint_failed(&e),
     }
 }
 
