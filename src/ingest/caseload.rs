@@ -171,20 +171,12 @@ fn read(
 }
 
 /// The §2 vocabulary of `members.relation` (the API's `members[i].relation` too): a member's
-/// relation to the applicant.
-pub const MEMBER_RELATIONS: [&str; 7] = [
-    "applicant",
-    "spouse",
-    "child",
-    "parent",
-    "sibling",
-    "grandchild",
-    "other",
-];
+/// relation to the applicant. The caseload schema's own list.
+pub const MEMBER_RELATIONS: &[&str] = hedui_connectors::schema::vocab::RELATION;
 
 /// The §2 vocabulary of `supporters.relation` (the API's `supporters[i].relation` too): the
-/// supporter's relation to the supported member.
-pub const SUPPORTER_RELATIONS: [&str; 3] = ["child", "parent", "spouse"];
+/// supporter's relation to the supported member. The caseload schema's own list.
+pub const SUPPORTER_RELATIONS: &[&str] = hedui_connectors::schema::vocab::SUPPORTER_RELATION;
 
 /// The rows of one caseload table as quarantine.csv names them: its file and the reader's
 /// map from data rows to physical lines. One place for the "quarantine a row's value, refer
@@ -768,7 +760,7 @@ pub fn load_caseload(
             &mut out.households[household],
             i,
             rel.get(i),
-            &MEMBER_RELATIONS,
+            MEMBER_RELATIONS,
         );
         out.members.push(Member {
             household,
@@ -991,7 +983,7 @@ pub fn load_caseload(
             &mut out.households[household],
             i,
             rel.get(i),
-            &SUPPORTER_RELATIONS,
+            SUPPORTER_RELATIONS,
         );
         match seen.get(&(household, key.clone())) {
             Some(&s) => {

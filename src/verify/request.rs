@@ -350,7 +350,7 @@ impl HouseholdRequest {
                     format!("{f} is the same person as an earlier member"),
                 ));
             }
-            let relation = one_of(&m.relation, &MEMBER_RELATIONS, &format!("{f}.relation"))?;
+            let relation = one_of(&m.relation, MEMBER_RELATIONS, &format!("{f}.relation"))?;
             if let Some(g) = m.disability_grade
                 && !(1..=4).contains(&g)
             {
@@ -405,7 +405,7 @@ impl HouseholdRequest {
                     ));
                 }
             }
-            let relation = one_of(&s.relation, &SUPPORTER_RELATIONS, &format!("{f}.relation"))?;
+            let relation = one_of(&s.relation, SUPPORTER_RELATIONS, &format!("{f}.relation"))?;
             // absent: not given (never read as 1; the rules refer the household when support
             // owed depends on it, `crate::assess::PersonView::own_household_size`)
             let size = match s.own_household_size {
