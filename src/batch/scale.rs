@@ -1901,7 +1901,7 @@ pub fn run_incremental(
     }
     let reports_path = opts.out.join("reports.jsonl");
     let prev_reports_path = prev.dir.join("reports.jsonl");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reports_writer = {
         let reports_path = reports_path.clone();
         std::thread::spawn(move || -> Result<u128, BatchError> {
@@ -1919,7 +1919,7 @@ pub fn run_incremental(
                             let line = rx.recv().map_err(|_| {
                                 std::io::Error::other("the assessment stopped before every report")
                             })?;
-                            out.write_all(line.as_bytes())?;
+                            out.write_all(&line)?;
                             out.write_all(b"\n")?;
                         }
                         Piece::Copy(from, len) => {

@@ -108,6 +108,14 @@ impl SealedReport {
     /// report) copied rather than passed through serde_json's byte-by-byte escaping, which
     /// they never need ([`write_json_str`]).
     pub fn to_json_line(&self) -> String {
+        // (only whole UTF-8 strings and ASCII are written)
+        String::from_utf8(self.to_json_bytes()).expect("UTF-8")
+    }
+
+    /// [`SealedReport::to_json_line`] as the UTF-8 bytes it is, not checked again: the batch
+    /// writes ~1.4 GB of them at 300,000 households, where checking each line cost 5 % of
+    /// the assessment stage's CPU.
+    pub fn to_json_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.ciphertext.len() + 1024);
         out.extend_from_slice(b"{\"version\":");
         out.extend_from_slice(self.version.to_string().as_bytes());
@@ -143,8 +151,7 @@ impl SealedReport {
             out.extend_from_slice(b"]}");
         }
         out.push(b'}');
-        // (only whole UTF-8 strings and ASCII were written)
-        String::from_utf8(out).expect("UTF-8")
+        out
     }
 }
 
@@ -1069,6 +1076,7 @@ mod tests {
         for e in &batch {
             let line = e.to_json_line();
             assert_eq!(line, serde_json::to_string(e).unwrap());
+            assert_eq!(e.to_json_bytes(), line.as_bytes());
             assert_eq!(&serde_json::from_str::<SealedReport>(&line).unwrap(), e);
         }
         assert!(batch[5].batch.is_none() && batch[0].batch.is_some());
