@@ -103,6 +103,20 @@ fn invisible(c: char) -> bool {
 }
 
 impl Name {
+    /// Whether `raw` is only characters U+4000–U+9FFF (UTF-8 lead bytes E4–E9: CJK unified
+    /// ideographs, the end of extension A, Yijing hexagrams), and not empty. These have no
+    /// NFKC decomposition and are not spaces, dots, invisible or cased characters, so
+    /// [`Name::parse`] gives such a name back unchanged with no repair, and
+    /// `link::compare::normalise_name` too: nearly every name of a Chinese caseload or
+    /// extract is one, and the hot paths (every caseload person, every source row tested
+    /// for a namesake) skip normalising it.
+    pub fn is_plain_ideographs(raw: &str) -> bool {
+        let b = raw.as_bytes();
+        !b.is_empty()
+            && b.len().is_multiple_of(3)
+            && b.chunks_exact(3).all(|c| (0xE4..=0xE9).contains(&c[0]))
+    }
+
     /// Normalise a raw name.
     ///
     /// # Errors
@@ -183,6 +197,39 @@ impl fmt::Debug for Name {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every character the fast path admits is its own normal form: `Name::parse` gives
+    /// each back unchanged and with no repair, alone and in a name; other names are not
+    /// admitted.
+    #[test]
+    fn plain_ideographs_are_their_own_normal_form() {
+        for c in '\u{4000}'..='\u{9fff}' {
+            let one = c.to_string();
+            assert!(Name::is_plain_ideographs(&one), "{:04X}", c as u32);
+            let (n, repairs) = Name::parse(&one).unwrap();
+            assert_eq!(
+                (n.expose(), repairs.len()),
+                (one.as_str(), 0),
+                "{:04X}",
+                c as u32
+            );
+        }
+        let (n, repairs) = Name::parse("欧阳娜娜").unwrap();
+        assert_eq!((n.expose(), repairs.len()), ("欧阳娜娜", 0));
+        for other in [
+            "",
+            "王 芳",
+            "王·芳",
+            "王?",
+            "Ali",
+            "王\u{200b}芳",
+            "\u{3400}",
+            "\u{f900}",
+            "王芳 ",
+        ] {
+            assert!(!Name::is_plain_ideographs(other), "{other:?}");
+        }
+    }
 
     /// Regression found by the fuzz target `text_normalise`: an invisible character between
     /// a letter and a combining mark was removed after NFKC, leaving `e` U+0301, which is not

@@ -326,20 +326,38 @@ fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
 /// invisible characters, upper-cased. `620503h0000047` and `６２０５０３Ｈ００００４７` are
 /// household 620503H0000047.
 pub fn household_key(raw: &str) -> String {
+    household_key_cow(raw).into_owned()
+}
+
+/// [`household_key`] without a copy when `raw` is already a key (ASCII without spaces or
+/// lower-case letters: nearly every id of a department's file), for the lookups of every
+/// member and supporter row.
+fn household_key_cow(raw: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
     use unicode_normalization::UnicodeNormalization;
-    if raw.is_ascii() {
-        return raw
-            .chars()
-            .filter(|c| !c.is_ascii_whitespace())
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+    if raw
+        .bytes()
+        .all(|b| b.is_ascii_graphic() && !b.is_ascii_lowercase())
+    {
+        return Cow::Borrowed(raw);
     }
-    raw.nfkc()
-        .filter(|c| {
-            !c.is_whitespace() && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
-        })
-        .flat_map(char::to_uppercase)
-        .collect()
+    if raw.is_ascii() {
+        return Cow::Owned(
+            raw.chars()
+                .filter(|c| !c.is_ascii_whitespace())
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
+        );
+    }
+    Cow::Owned(
+        raw.nfkc()
+            .filter(|c| {
+                !c.is_whitespace()
+                    && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
+            })
+            .flat_map(char::to_uppercase)
+            .collect(),
+    )
 }
 
 /// Rows the reader refused in a member or supporter table: the household is referred
@@ -367,7 +385,7 @@ fn refuse_person_rows(
                     .filter(|(c, _)| c == "household_id")
                     .map(|(_, v)| v),
             )
-            .filter_map(|h| index.get(&household_key(h)).copied())
+            .filter_map(|h| index.get(household_key_cow(h).as_ref()).copied())
             .collect();
         found.dedup();
         for &h in &found {
@@ -458,7 +476,7 @@ pub fn load_caseload(
             ));
             continue;
         }
-        if let Some(&first) = index.get(&household_key(id)) {
+        if let Some(&first) = index.get(household_key_cow(id).as_ref()) {
             // Which of the two rows is right is for a clerk: the first is used, and the
             // household is referred.
             rows.refer_once(
@@ -698,7 +716,7 @@ pub fn load_caseload(
     let mut orphans: Vec<usize> = Vec::new();
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
-        let Some(&household) = index.get(&household_key(h)) else {
+        let Some(&household) = index.get(household_key_cow(h).as_ref()) else {
             orphans.push(i);
             continue;
         };
@@ -871,7 +889,7 @@ pub fn load_caseload(
     let supports = col(&df, "supports_id_number");
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
-        let Some(&household) = index.get(&household_key(h)) else {
+        let Some(&household) = index.get(household_key_cow(h).as_ref()) else {
             // The member supported names the household when they are a member of one.
             let (action, message) = match only_household(supports.get(i).unwrap_or("")) {
                 Some(hh) => {

@@ -84,7 +84,9 @@ impl Normalisations {
     /// (`name_lossy`: a `?` or U+FFFD; the name is not accepted, so the error-tolerant linkage
     /// treats it as missing).
     pub fn name(&mut self, at: At, raw: &str) {
-        if raw.is_ascii() && raw.trim() == raw && !raw.contains('?') {
+        if (raw.is_ascii() && raw.trim() == raw && !raw.contains('?'))
+            || Name::is_plain_ideographs(raw)
+        {
             return;
         }
         match Name::parse(raw) {

@@ -1229,7 +1229,8 @@ impl NameDateIndex {
             outside: ahash::AHashSet::new(),
         };
         // normalised and hashed in parallel (a million persons of a province: ~0.5 s on one
-        // core); a name of plain ideographs is its own normal form ([`plain_ideographs`])
+        // core); a name of plain ideographs is its own normal form
+        // ([`crate::domain::Name::is_plain_ideographs`])
         use rayon::prelude::*;
         let persons: Vec<(&IdNumber, &str)> = persons
             .into_iter()
@@ -1240,7 +1241,7 @@ impl NameDateIndex {
             .with_min_len(4096)
             .filter_map(|&(id, name)| {
                 let date = Self::date_of(*id);
-                if plain_ideographs(name) {
+                if crate::domain::Name::is_plain_ideographs(name) {
                     return Some(ix.hash(date, name));
                 }
                 super::compare::normalise_name(name).map(|n| ix.hash(date, &n))
@@ -1317,22 +1318,10 @@ impl NameDateIndex {
         }
         // a name of plain ideographs is its own normal form, and it missed; any other name is
         // normalised first
-        !plain_ideographs(raw)
+        !crate::domain::Name::is_plain_ideographs(raw)
             && super::compare::normalise_name(raw)
                 .is_some_and(|n| n != raw && self.contains(self.hash(date, &n)))
     }
-}
-
-/// Whether `name` is only characters U+4000–U+9FFF (UTF-8 lead bytes E4–E9: CJK
-/// ideographs, extension A, Yijing hexagrams), and not empty. These have no NFKC
-/// decomposition and are not spaces, dots or letters with a case, so such a name is its own
-/// normal form: [`super::compare::normalise_name`] gives it back unchanged. Nearly every name
-/// of a Chinese caseload or extract is one.
-fn plain_ideographs(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len().is_multiple_of(3)
-        && b.chunks_exact(3).all(|c| (0xE4..=0xE9).contains(&c[0]))
 }
 
 /// Age bands of the holding rates: five years each (0–4, 5–9, …, 90–94, 95 and over) and
