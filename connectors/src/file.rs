@@ -117,17 +117,41 @@ pub fn scan_table(
 /// A polars error when a column type cannot be written as text.
 pub fn text_columns(df: DataFrame, keep: &[&str]) -> PolarsResult<DataFrame> {
     let exprs: Vec<Expr> = df
-        .get_column_names()
-        .into_iter()
-        .map(|n| {
+        .columns()
+        .iter()
+        .map(|c| {
+            let n = c.name().clone();
             if keep.contains(&n.as_str()) {
-                col(n.clone())
+                col(n)
             } else {
-                col(n.clone()).cast(DataType::String)
+                china_wall_clock(col(n), c.dtype()).cast(DataType::String)
             }
         })
         .collect();
     df.lazy().select(exprs).collect()
+}
+
+/// A Parquet timestamp column with a time zone (`dtype` `Datetime(_, Some(zone))`: an
+/// instant, as Spark and pandas write them, stored in UTC) turned into the wall-clock time
+/// of China Standard Time (UTC+08:00, no daylight saving since 1991), without a zone: the day
+/// the department recorded. Any other column is returned as it is.
+///
+/// Found by the s9 attack: such a column could not be cast to text at all (this build of
+/// polars has no time-zone support), so the whole extract was refused with "cannot format
+/// timezone-naive Datetime", naming no column; read as UTC days, a Beijing midnight would be
+/// the day before.
+pub fn china_wall_clock(e: Expr, dtype: &DataType) -> Expr {
+    match dtype {
+        DataType::Datetime(unit, Some(_)) => {
+            let per_hour: i64 = match unit {
+                TimeUnit::Nanoseconds => 3_600_000_000_000,
+                TimeUnit::Microseconds => 3_600_000_000,
+                TimeUnit::Milliseconds => 3_600_000,
+            };
+            (e.cast(DataType::Int64) + lit(8 * per_hour)).cast(DataType::Datetime(*unit, None))
+        }
+        _ => e,
+    }
 }
 
 /// One source's extract on disk, read by the front-end ([`Connector`] over a file).

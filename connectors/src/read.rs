@@ -279,6 +279,13 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
     }
     let mut notes = notes;
     mapping_notes(&mapping, 0, &mut notes);
+    for (name, dtype) in schema.iter() {
+        if let DataType::Datetime(_, Some(zone)) = dtype {
+            notes.push(format!(
+                "column {name}: timestamps with time zone {zone} read as China Standard Time (UTC+08:00)"
+            ));
+        }
+    }
     Ok(Prepared {
         path: ctx.path.to_path_buf(),
         source: ctx.path.to_path_buf(),
@@ -379,7 +386,14 @@ pub fn scan_prepared_indexed(
         row_index
             .map(col)
             .into_iter()
-            .chain(required.iter().map(|c| col(src_of(c)).alias(*c)))
+            .chain(required.iter().map(|c| {
+                let src = src_of(c);
+                let e = match schema.get(&src) {
+                    Some(dtype) => crate::file::china_wall_clock(col(src.clone()), dtype),
+                    None => col(src.clone()),
+                };
+                e.alias(*c)
+            }))
             .collect::<Vec<_>>(),
     ))
 }

@@ -695,6 +695,47 @@ fn an_extract_whose_id_numbers_are_mostly_unusable_is_unverified_not_no_records(
     std::fs::write(&bpath, original).unwrap();
 }
 
+/// Found by the s9 attack: a bank extract whose header has one column more than its rows
+/// (`seq,id_number,…` over rows without the sequence number) had every row refused while
+/// reading (`row_field_count`), yet `bank` read as answered with no rows: no household had
+/// deposits, and households over the asset line became eligible. Most rows refused makes the
+/// source unverified for every household, naming the first line and its reason.
+#[test]
+fn an_extract_whose_rows_are_mostly_refused_while_reading_is_unverified_not_no_records() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    let bpath = c.data().join("bank.csv");
+    let original = std::fs::read_to_string(&bpath).unwrap();
+    let rows = original.lines().count() - 1;
+    std::fs::write(&bpath, format!("seq,{original}")).unwrap();
+    let (out, dir) = c.batch("wide_header", &[]);
+    std::fs::write(&bpath, &original).unwrap();
+    assert_eq!(out.status.code(), Some(1), "an unverified source: exit 1");
+    let s = summary(&dir);
+    let bank = &s["sources"]["bank"];
+    assert_eq!(bank["status"], "unverified", "{bank}");
+    assert_eq!(
+        bank["households_unverified"].as_u64(),
+        Some(before.len() as u64),
+        "{bank}"
+    );
+    let reason = bank["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "bank.csv: unreadable: {rows} of {rows} data rows were refused while reading (the first at line 2: row_field_count)"
+        )),
+        "{reason}"
+    );
+    let after = determinations(&dir);
+    for (hh, (d, rules)) in &after {
+        assert_ne!(d, "eligible", "{hh}");
+        if before[hh].0 == "eligible" {
+            assert!(rules.contains("source_unverified"), "{hh} {rules}");
+        }
+    }
+}
+
 /// Found by the s7 attack: a bank row given twice (two overlapping exports concatenated)
 /// counted its balance twice. The repeat is counted once and refers the household, naming
 /// the line it repeats; every other household is as it was.

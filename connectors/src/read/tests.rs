@@ -652,6 +652,105 @@ fn a_quote_that_runs_over_later_rows_refuses_the_file_naming_the_lines() {
     assert!(!msg.contains("to the end of the file"), "{msg}");
 }
 
+/// Found by the s9 attack: a quote inside an unquoted value (`B00"18H`, `29"彩电`, a closing
+/// quote followed by more text) passed the canonical check, and polars refused the whole
+/// file ("CSV malformed: expected 0 rows, actual 1717 rows"), naming no line: the source was
+/// unverified for every household over one character. The file is rewritten, the quote kept
+/// as a character.
+#[test]
+fn a_quote_inside_an_unquoted_value_is_read_as_a_character_not_refusing_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::from("id_number,name,note\n");
+    for i in 0..200 {
+        let note = match i {
+            7 => "B00\"18H".to_string(),
+            150 => "\"29\"彩电".to_string(),
+            _ => format!("n{i}"),
+        };
+        text.push_str(&format!("{ID1},王秀兰,{note}\n"));
+    }
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(&p, "members", &["id_number", "name", "note"]).unwrap();
+    assert!(
+        !prep.is_passthrough(),
+        "a stray quote must not pass as canonical"
+    );
+    assert!(prep.rejected.is_empty());
+    let out = scan_prepared(&prep, &["id_number", "note"])
+        .unwrap()
+        .collect()
+        .unwrap();
+    let notes = out.column("note").unwrap().str().unwrap();
+    assert_eq!(out.height(), 200);
+    assert_eq!(notes.get(7), Some("B00\"18H"));
+    assert_eq!(notes.get(150), Some("29彩电"));
+    assert_eq!(notes.get(151), Some("n151"));
+    assert_eq!(prep.line_of(150), Some(152));
+}
+
+/// Found by the s9 attack: a Parquet timestamp with a time zone (Spark and pandas write
+/// instants in UTC) could not be cast to text, and the whole extract was refused ("cannot
+/// format timezone-naive Datetime"), naming no column. It reads as the wall-clock time of
+/// China Standard Time: a Beijing midnight stored as 16:00 UTC is the next day, not the day
+/// before.
+#[test]
+fn a_parquet_timestamp_with_a_time_zone_reads_as_the_day_in_china() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.parquet");
+    // 2026-10-29T16:00:00Z (2026-10-30 00:00 in Beijing), 2026-10-30T15:59:59Z (23:59:59)
+    let at = Int64Chunked::new(
+        "as_of_date".into(),
+        [1_793_289_600_000_000i64, 1_793_375_999_000_000],
+    )
+    .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+    .into_series();
+    assert_eq!(
+        at.dtype(),
+        &DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+    );
+    let mut df = DataFrame::new(
+        2,
+        vec![
+            Series::new("id_number".into(), [ID1, ID2]).into(),
+            at.into(),
+        ],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let prep = prepare(&p, "bank", &["id_number", "as_of_date"]).unwrap();
+    assert!(
+        prep.notes.iter().any(|n| n
+            == "column as_of_date: timestamps with time zone UTC read as China Standard Time (UTC+08:00)"),
+        "{:?}",
+        prep.notes
+    );
+    let out = scan_prepared(&prep, &["id_number", "as_of_date"])
+        .unwrap()
+        .collect()
+        .unwrap();
+    let out = crate::file::text_columns(out, &[]).unwrap();
+    let days: Vec<&str> = out
+        .column("as_of_date")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        days,
+        ["2026-10-30 00:00:00.000000", "2026-10-30 23:59:59.000000"]
+    );
+    // the whole file as text (small tables) reads the same
+    let t = table(&prep);
+    assert_eq!(
+        t.values("as_of_date"),
+        vec!["2026-10-30 00:00:00.000000", "2026-10-30 23:59:59.000000"]
+    );
+}
+
 #[test]
 fn an_empty_file_and_html_saved_as_xls_are_refused_with_advice() {
     let d = tempfile::tempdir().unwrap();
