@@ -481,29 +481,6 @@ pub(crate) fn no_data_rows(path: &Path) -> ConnectorError {
     }
 }
 
-/// An extract at `path` most of whose rows the reader refused (`refused`, beside `read`
-/// rows it read): a damaged file (a header that does not fit its rows, a wrong delimiter),
-/// never "no records" for the persons in the rows lost. Names the first refused line and its
-/// reason code, never a value.
-pub(crate) fn most_rows_refused(
-    path: &Path,
-    refused: &[hedui_connectors::Rejected],
-    read: u64,
-) -> ConnectorError {
-    let n = refused.len() as u64;
-    let first = refused
-        .first()
-        .map(|r| format!(" (the first at line {}: {})", r.line, r.reason))
-        .unwrap_or_default();
-    ConnectorError::Unreadable {
-        path: path.display().to_string(),
-        message: format!(
-            "{n} of {} data rows were refused while reading{first}: a damaged export, or a header that does not fit its rows? It is not read, every household is unverified for it",
-            n + read
-        ),
-    }
-}
-
 /// Whether a row with the valid ID key `key` (no caseload person's) and the name `name` is a
 /// candidate of the second linkage pass: the name and the ID's birth date are a caseload
 /// person's (`names`: `None` for a source whose rows are not candidates). What
@@ -1130,17 +1107,21 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         // An extract of a whole population with no rows is a failed export, not
                         // "nobody has anything": it is unverified, never read as no records.
                         let bad = l.kept.bad.len() as u64;
-                        let refused = &c.prepared().rejected;
-                        if l.counts.rows == 0 && refused.is_empty() {
+                        let refused = c.prepared().mostly_refused(l.counts.rows);
+                        if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
                             Err(no_data_rows(c.path()))
-                        } else if refused.len() as u64 * 2 > l.counts.rows + refused.len() as u64
-                        {
+                        } else if let Some(refused) = refused {
                             // Found by the s9 attack: a header one column wider than its rows
                             // (`seq,id_number,…` over rows without `seq`) had every row refused
                             // while reading, yet the source read as answered with no rows:
                             // families were eligible on deposits nobody could read. Most rows
                             // refused is a damaged extract, like most keys unusable.
-                            Err(most_rows_refused(c.path(), refused, l.counts.rows))
+                            Err(ConnectorError::Unreadable {
+                                path: c.path().display().to_string(),
+                                message: format!(
+                                    "{refused} It is not read, every household is unverified for it"
+                                ),
+                            })
                         } else if bad > 0 && bad * 2 > l.counts.rows {
                             // Found by the s7 attack: an extract whose ID column was emptied or
                             // turned into `6.20503E+17` by a spreadsheet had every row

@@ -734,6 +734,26 @@ fn an_extract_whose_rows_are_mostly_refused_while_reading_is_unverified_not_no_r
             assert!(rules.contains("source_unverified"), "{hh} {rules}");
         }
     }
+    // The same in the caseload: households.csv so damaged kept one "household" named by the
+    // region code at the household_id position, and the others had no report. The run stops.
+    for table in ["households", "members", "supporters"] {
+        let path = c.data().join(format!("{table}.csv"));
+        let original = std::fs::read_to_string(&path).unwrap();
+        let rows = original.lines().count() - 1;
+        std::fs::write(&path, format!("seq,{original}")).unwrap();
+        let (out, _) = c.batch(&format!("wide_{table}"), &[]);
+        std::fs::write(&path, &original).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{table}: the run fails");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "caseload table {table}: "
+            )) && err.contains(&format!(
+                "{table}.csv: unreadable: {rows} of {rows} data rows were refused while reading (the first at line 2: row_field_count)"
+            )),
+            "{table}: {err}"
+        );
+    }
 }
 
 /// Found by the s7 attack: a bank row given twice (two overlapping exports concatenated)
