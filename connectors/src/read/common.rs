@@ -145,7 +145,7 @@ impl Prepared {
             .map(|r| format!(" (the first at line {}: {})", r.line, r.reason))
             .unwrap_or_default();
         Some(format!(
-            "{n} of {} data rows were refused while reading{first}: a damaged export, or a header that does not fit its rows?",
+            "{n} of {} data rows were refused while reading{first}: a damaged export (a header that does not fit its rows, a value of the wrong type in every row)?",
             n + read
         ))
     }

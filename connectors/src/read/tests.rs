@@ -1027,6 +1027,42 @@ fn json_lines_are_mapped_and_bad_lines_refused_with_their_line() {
 /// silently (serde_json's map), and a second key of one field (`余额` beside `balance`) was
 /// ignored where a CSV header refuses the row. Both refuse the line now, with its ID for the
 /// referral; equal repeats and an empty second key are read.
+/// Found by the s9 attack: a JSON line the reader refused named its person only when the key
+/// was spelled `id_number`: with `身份证号` (a spelling of the field map), or in a line cut short
+/// (the last line of an export that stopped), no person was named, so a caseload member's
+/// deposit was missing and the household eligible (a CSV row cut short refers it). The ID
+/// number is read from the line wherever it is whole; a value cut inside is not guessed.
+#[test]
+fn a_refused_json_line_names_its_person_under_any_key_spelling_and_when_cut_short() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{{\"身份证号\":\"{ID1}\",\"姓名\":\"王秀兰\",\"余额\":{{\"v\":1}}}}\n\
+         {{\"身份证号\": \"{ID2}\", \"姓名\": \"李建国\", \"余额\": \n\
+         {{\"\\u8eab\\u4efd\\u8bc1\\u53f7\": \"{ID3}\", \"\\u4f59\\u989d\": 1e400}}\n\
+         {{\"余额\": 5, \"身份证号\":6205031987\n\
+         {{\"姓名\": \"身份证号\", \"身份证号\": \"6205\n\
+         {{\"身份证号\":\"{ID1}\",\"姓名\":\"王秀兰\",\"余额\":\"1.5\"}}\n"
+    );
+    let p = write(d.path(), "bank.jsonl", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let got: Vec<(u64, &str, Option<&str>)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str(), r.id_number.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "json_nested_value", Some(ID1)),
+            (2, "json_invalid", Some(ID2)),
+            (3, "json_invalid", Some(ID3)),
+            (4, "json_invalid", None),
+            (5, "json_invalid", None),
+        ]
+    );
+    assert_eq!(table(&prep).values("balance"), vec!["1.5"]);
+}
+
 #[test]
 fn json_lines_with_a_key_twice_or_two_keys_of_one_field_that_disagree_are_refused() {
     let d = tempfile::tempdir().unwrap();
