@@ -496,6 +496,38 @@ fn a_data_row_in_place_of_the_header_is_described_not_echoed() {
     assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
 }
 
+/// Found by the s9 attack: a file without a header whose first row held an ID number grouped
+/// with spaces, or no ID number at all, had that row (an ID number, a name) echoed in the
+/// error as "columns found but not recognised". An amount, a date or a long run of digits
+/// with spaces inside is data too; a real header with unknown columns is still named.
+#[test]
+fn a_data_row_without_a_plain_long_number_in_place_of_the_header_is_not_echoed() {
+    let d = tempfile::tempdir().unwrap();
+    for (i, first) in [
+        format!("6205 0319 8703 1512 34,王秀兰,B0018H,69.01,2026-10-30"),
+        ",王秀兰,B0018H,69.01,2026-10-30".to_string(),
+        ",王秀兰,B0018H,,2026/10/30".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = write(
+            d.path(),
+            &format!("bank{i}.csv"),
+            format!("{first}\n{ID2},李建国,B0001H,5.00,2026-10-30\n").as_bytes(),
+        );
+        let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+        assert!(msg.contains("looks like data"), "{msg}");
+        assert!(
+            !msg.contains("王秀兰") && !msg.contains("6205 0319"),
+            "{msg}"
+        );
+    }
+    let p = write(d.path(), "bank.csv", "身份证号,年份,余额\n".as_bytes());
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(msg.contains("年份 (line 1)"), "{msg}");
+}
+
 #[test]
 fn a_plain_canonical_csv_is_passed_through_without_a_copy() {
     let d = tempfile::tempdir().unwrap();
