@@ -342,14 +342,23 @@ pub(crate) fn for_each_batch<E>(
 /// each with the index of the first: record index → first index. Transient: 16 bytes per
 /// record, sorted by (person key, hash of the values, index); equal hashes are compared
 /// value by value.
-fn repeated_records(records: &CompactSet) -> HashMap<u32, u32> {
+fn repeated_records(kind: SourceKind, records: &CompactSet) -> HashMap<u32, u32> {
     use std::hash::{Hash, Hasher};
+    // the values as the rules read them (`2026/10/31` is `2026-10-31`)
+    let read = |ri: usize| {
+        records.values(ri).map(|v| {
+            crate::evidence::read_values(kind, &v)
+                .into_iter()
+                .map(|x| x.map(std::borrow::Cow::into_owned))
+                .collect::<Vec<_>>()
+        })
+    };
     let mut idx: Vec<(u64, u64, u32)> = (0..records.len())
         .filter_map(|ri| {
             let key = records.key(ri).filter(|k| *k != crate::records::NO_KEY)?;
             let values = records.values(ri)?;
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            values.hash(&mut h);
+            crate::evidence::read_values(kind, &values).hash(&mut h);
             Some((key, h.finish(), ri as u32))
         })
         .collect();
@@ -357,10 +366,11 @@ fn repeated_records(records: &CompactSet) -> HashMap<u32, u32> {
     let mut out = HashMap::new();
     for group in idx.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
         for (i, &(_, _, ri)) in group.iter().enumerate().skip(1) {
-            let v = records.values(ri as usize);
-            if let Some(&(_, _, first)) = group[..i].iter().find(|(_, _, f)| {
-                !out.contains_key(f) && records.values(*f as usize).as_deref() == v.as_deref()
-            }) {
+            let v = read(ri as usize);
+            if let Some(&(_, _, first)) = group[..i]
+                .iter()
+                .find(|(_, _, f)| !out.contains_key(f) && read(*f as usize) == v)
+            {
                 out.insert(ri, first);
             }
         }
@@ -1362,7 +1372,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     // whether a caseload person's row is in the rules' period (tax year Y,
                     // the income window): if none is, is any row of the file?
                     let mut any_in_period = false;
-                    let repeats = repeated_records(&l.kept.records);
+                    let repeats = repeated_records(kind, &l.kept.records);
                     for ri in 0..l.kept.records.len() {
                         let Some(&pi) = l.kept.records.key(ri).and_then(|k| person_index.get(&k))
                         else {

@@ -781,7 +781,7 @@ fn a_row_repeated_value_for_value_is_counted_once_and_refers_the_household() {
         })
         .expect("a member with a bank row");
     let again = lines[li].clone();
-    lines.insert(li + 1, again);
+    lines.insert(li + 1, again.clone());
     std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
 
     let (out, dir) = c.batch("repeated", &[]);
@@ -804,6 +804,36 @@ fn a_row_repeated_value_for_value_is_counted_once_and_refers_the_household() {
     let s = summary(&dir);
     assert_eq!(s["sources"]["bank"]["counts"]["quarantined"], 1);
     assert_eq!(s["sources"]["bank"]["households_unverified"], 1);
+
+    // Found by the s9 attack: the repeat spelled otherwise (an export with `2026/10/31` and
+    // `¥` beside one with ISO dates) was not seen as one, and its balance counted twice.
+    let f: Vec<&str> = again.split(',').collect();
+    assert_eq!(
+        f.len(),
+        7,
+        "bank: id, name, institution, account, product, balance, date"
+    );
+    lines[li + 1] = format!(
+        "{},{},{},{},{}, ¥{} ,{}",
+        f[0],
+        f[1],
+        f[2],
+        f[3],
+        f[4],
+        f[5],
+        f[6].replace('-', "/")
+    );
+    std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
+    let (out, dir) = c.batch("respelled", &[]);
+    std::fs::write(&bpath, &text).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    referred_alone(&before, &determinations(&dir), &hh);
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let bank = the_row(&q, "bank.csv", li + 2);
+    assert_eq!(
+        (bank[5].as_str(), bank[6].as_str()),
+        ("row_duplicate", "referred")
+    );
 }
 
 /// Found by the s7 attack: last year's tax extract (every `tax_year` one less, so none is
