@@ -279,6 +279,17 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
     }
     let mut notes = notes;
     mapping_notes(&mapping, 0, &mut notes);
+    for c in &mapping.cols {
+        if is_integer_column(&c.name)
+            && let Some(dtype) = headers.get(c.src).and_then(|h| schema.get(h.as_str()))
+            && dtype.is_float()
+        {
+            notes.push(format!(
+                "column {}: whole numbers stored as {dtype} read as integers (2025.0 → 2025); a value with a fraction is refused",
+                c.name
+            ));
+        }
+    }
     for (name, dtype) in schema.iter() {
         if let DataType::Datetime(_, Some(zone)) = dtype {
             notes.push(format!(
@@ -301,6 +312,40 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
         notes,
         _temp: None,
     })
+}
+
+/// Whether canonical column `name` holds whole numbers (`tax_year`, `year`,
+/// `disability_grade`, `own_household_size`: §2 `Integer`) in any table.
+fn is_integer_column(name: &str) -> bool {
+    use crate::schema::{CaseloadTable, ColumnKind};
+    let integer = |cs: &[crate::ColumnSpec]| {
+        cs.iter()
+            .any(|c| c.name == name && c.kind == ColumnKind::Integer)
+    };
+    crate::SourceKind::ALL.iter().any(|k| integer(k.columns()))
+        || CaseloadTable::ALL.iter().any(|t| integer(t.columns()))
+}
+
+/// A Parquet floating-point column of whole numbers (`2025.0`: pandas stores an integer
+/// column with a null as float64) as the integers' text (`2025`), exactly; a value with a
+/// fraction, beyond 2^53 or not finite stays as the float's text and is refused by the
+/// reader of the column.
+///
+/// Found by the s9 attack: `tax_year` as float64 read `2025.0`, refused in every row
+/// (`integer_invalid`), and the whole tax source was unverified as "no row of tax_year
+/// 2025"; `own_household_size` as float64 referred every household with a supporter.
+fn whole_floats(e: Expr) -> Expr {
+    let limit = 9_007_199_254_740_992.0_f64;
+    let whole = e
+        .clone()
+        .cast(DataType::Int64)
+        .cast(DataType::Float64)
+        .eq(e.clone())
+        .and(e.clone().lt(lit(limit)))
+        .and(e.clone().gt(lit(-limit)));
+    when(whole)
+        .then(e.clone().cast(DataType::Int64).cast(DataType::String))
+        .otherwise(e.cast(DataType::String))
 }
 
 /// A lazy scan of a prepared file, checked to hold `required` canonical columns and
@@ -389,6 +434,9 @@ pub fn scan_prepared_indexed(
             .chain(required.iter().map(|c| {
                 let src = src_of(c);
                 let e = match schema.get(&src) {
+                    Some(dtype) if rename && is_integer_column(c) && dtype.is_float() => {
+                        whole_floats(col(src.clone()))
+                    }
                     Some(dtype) => crate::file::china_wall_clock(col(src.clone()), dtype),
                     None => col(src.clone()),
                 };

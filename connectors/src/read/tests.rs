@@ -783,6 +783,54 @@ fn a_parquet_timestamp_with_a_time_zone_reads_as_the_day_in_china() {
     );
 }
 
+/// Found by the s9 attack: pandas stores an integer column holding a null as float64, so a
+/// Parquet `tax_year` read `2025.0`; every row was refused (`integer_invalid`) and the whole
+/// tax source was unverified as "no row of tax_year 2025". A whole number stored as a float
+/// reads as the integer, exactly; one with a fraction, or not finite, is left for the column's
+/// reader to refuse.
+#[test]
+fn a_parquet_integer_column_stored_as_float_reads_its_whole_numbers_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("tax.parquet");
+    let mut df = df!(
+        "身份证号" => [ID1, ID2, ID3, ID1],
+        "纳税年度" => [Some(2025.0f64), Some(2024.5), Some(f64::NAN), None],
+        "收入额" => [1.0f64, 2.0, 3.0, 4.0],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let req = ["id_number", "tax_year", "gross_income"];
+    let prep = prepare(&p, "tax", &req).unwrap();
+    assert!(
+        prep.notes.iter().any(|n| n.starts_with(
+            "column tax_year: whole numbers stored as f64 read as integers (2025.0 → 2025)"
+        )),
+        "{:?}",
+        prep.notes
+    );
+    let out = scan_prepared(&prep, &req).unwrap().collect().unwrap();
+    let out = crate::file::text_columns(out, &[]).unwrap();
+    let years: Vec<Option<&str>> = out
+        .column("tax_year")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(years, [Some("2025"), Some("2024.5"), Some("NaN"), None]);
+    // money stays as it was read (not an integer column)
+    let income: Vec<Option<&str>> = out
+        .column("gross_income")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(income, [Some("1.0"), Some("2.0"), Some("3.0"), Some("4.0")]);
+}
+
 #[test]
 fn an_empty_file_and_html_saved_as_xls_are_refused_with_advice() {
     let d = tempfile::tempdir().unwrap();
