@@ -437,7 +437,7 @@ pub fn scan_prepared_indexed(
                     Some(dtype) if rename && is_integer_column(c) && dtype.is_float() => {
                         whole_floats(col(src.clone()))
                     }
-                    Some(dtype) => crate::file::china_wall_clock(col(src.clone()), dtype),
+                    Some(dtype) => crate::file::temporal_text(col(src.clone()), dtype),
                     None => col(src.clone()),
                 };
                 e.alias(*c)

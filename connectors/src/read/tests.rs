@@ -831,6 +831,85 @@ fn a_parquet_integer_column_stored_as_float_reads_its_whole_numbers_exactly() {
     assert_eq!(income, [Some("1.0"), Some("2.0"), Some("3.0"), Some("4.0")]);
 }
 
+/// Found by the s9 attack: a Parquet date or timestamp beyond chrono's range (a corrupt file,
+/// nanoseconds written into a millisecond column) made polars panic while writing it as text
+/// ("out-of-range date"), ending the run. Such a value reads as its stored integer, which the
+/// date reader refuses like any other non-date; the others read as before.
+#[test]
+fn a_parquet_date_or_timestamp_out_of_range_is_text_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.parquet");
+    let day = Int32Chunked::new("as_of_date".into(), [20_756, i32::MAX, i32::MIN])
+        .into_date()
+        .into_series();
+    let at = Int64Chunked::new(
+        "registered".into(),
+        [1_793_347_200_000_000i64, i64::MAX, i64::MIN],
+    )
+    .into_datetime(TimeUnit::Microseconds, None)
+    .into_series();
+    let zoned = Int64Chunked::new(
+        "zoned".into(),
+        [1_793_289_600_000_000i64, i64::MAX - 1, i64::MIN + 1],
+    )
+    .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+    .into_series();
+    let mut df = DataFrame::new(
+        3,
+        vec![
+            Series::new("id_number".into(), [ID1, ID2, ID3]).into(),
+            day.into(),
+            at.into(),
+            zoned.into(),
+        ],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let prep = prepare(&p, "bank", &["id_number", "as_of_date"]).unwrap();
+    let out = scan_prepared(&prep, &["id_number", "as_of_date"])
+        .unwrap()
+        .collect()
+        .unwrap();
+    let out = crate::file::text_columns(out, &[]).unwrap();
+    let text = |df: &DataFrame, c: &str| -> Vec<String> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        text(&out, "as_of_date"),
+        ["2026-10-30", "2147483647", "-2147483648"]
+    );
+    // the whole file as text (small tables), every column
+    let t = table(&prep);
+    assert_eq!(
+        t.values("as_of_date"),
+        ["2026-10-30", "2147483647", "-2147483648"]
+    );
+    assert_eq!(
+        t.values("registered"),
+        [
+            "2026-10-30 08:00:00.000000",
+            "9223372036854775807",
+            "-9223372036854775808"
+        ]
+    );
+    assert_eq!(
+        t.values("zoned"),
+        [
+            "2026-10-30 00:00:00.000000",
+            "9223372036854775806",
+            "-9223372036854775807"
+        ]
+    );
+}
+
 #[test]
 fn an_empty_file_and_html_saved_as_xls_are_refused_with_advice() {
     let d = tempfile::tempdir().unwrap();
