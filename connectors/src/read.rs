@@ -260,9 +260,23 @@ fn detect_format(path: &Path) -> Result<(FileFormat, Vec<String>), ConnectorErro
 /// scan by [`scan_prepared`]).
 fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorError> {
     let p = PlRefPath::new(ctx.path.to_string_lossy().as_ref());
-    let mut lf = LazyFrame::scan_parquet(p, ScanArgsParquet::default())
-        .map_err(|e| unreadable(ctx.path, e))?;
-    let schema = lf.collect_schema().map_err(|e| unreadable(ctx.path, e))?;
+    // Found by the s9 attack: a column of a type polars cannot hold (float16) made polars
+    // panic while reading the schema, ending the run. Such a file is refused, naming why.
+    let schema = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        LazyFrame::scan_parquet(p, ScanArgsParquet::default())?.collect_schema()
+    }))
+    .map_err(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a column type that cannot be read");
+        unreadable(
+            ctx.path,
+            format!("the Parquet schema cannot be read ({why}); export the column in another type"),
+        )
+    })?
+    .map_err(|e| unreadable(ctx.path, e))?;
     let headers: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let mapping = ctx.map_headers(&headers);
     if let Some(e) = ctx

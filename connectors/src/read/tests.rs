@@ -910,6 +910,26 @@ fn a_parquet_date_or_timestamp_out_of_range_is_text_not_a_panic() {
     );
 }
 
+/// Found by the s9 attack: a Parquet column of a type polars cannot hold (`float16`, as numpy
+/// writes it; `testdata/float16.parquet`, made with pyarrow) made polars panic while reading
+/// the schema, ending the run. The file is refused, naming why; the source reads unverified.
+#[test]
+fn a_parquet_column_of_a_type_polars_cannot_hold_refuses_the_file_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "bank.parquet",
+        include_bytes!("testdata/float16.parquet"),
+    );
+    let (e, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert_eq!(e.code(), "source_unreadable");
+    assert!(
+        msg.contains("the Parquet schema cannot be read (Arrow datatype Float16 not supported"),
+        "{msg}"
+    );
+    assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
+}
+
 #[test]
 fn an_empty_file_and_html_saved_as_xls_are_refused_with_advice() {
     let d = tempfile::tempdir().unwrap();
