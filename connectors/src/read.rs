@@ -318,7 +318,14 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
         encoding: "binary".into(),
         delimiter: None,
         header_line: 0,
-        header_map: mapping.header_map,
+        // Found by the s9 attack: the columns are renamed in the scan by these names, which
+        // were the cleaned headers: `\u{feff}id_number` (a CSV with a BOM converted by pandas)
+        // mapped, then was not found, and the source read unverified. The exact names.
+        header_map: mapping
+            .cols
+            .iter()
+            .map(|c| (headers[c.src].clone(), c.name.clone()))
+            .collect(),
         repeated_headers: Vec::new(),
         line_of_row: None,
         rejected: Vec::new(),

@@ -930,6 +930,34 @@ fn a_parquet_column_of_a_type_polars_cannot_hold_refuses_the_file_not_a_panic() 
     assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
 }
 
+/// Found by the s9 attack: a Parquet column named with a BOM or spaces (`\u{feff}身份证号`: a
+/// CSV with a BOM converted by pandas) was mapped, then looked up in the scan by its cleaned
+/// name, not found, and the source read unverified. It is read under its exact name.
+#[test]
+fn a_parquet_column_named_with_a_bom_or_spaces_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("members.parquet");
+    let mut df = df!("\u{feff}身份证号" => [ID1, ID2], " 姓名 " => ["王秀兰", "李建国"]).unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    let out = scan_prepared(&prep, MEMBERS_MIN)
+        .unwrap()
+        .collect()
+        .unwrap();
+    let ids: Vec<Option<&str>> = out
+        .column("id_number")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(ids, [Some(ID1), Some(ID2)]);
+    let names: Vec<Option<&str>> = out.column("name").unwrap().str().unwrap().iter().collect();
+    assert_eq!(names, [Some("王秀兰"), Some("李建国")]);
+}
+
 #[test]
 fn an_empty_file_and_html_saved_as_xls_are_refused_with_advice() {
     let d = tempfile::tempdir().unwrap();
