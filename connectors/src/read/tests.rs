@@ -504,7 +504,7 @@ fn a_data_row_in_place_of_the_header_is_described_not_echoed() {
 fn a_data_row_without_a_plain_long_number_in_place_of_the_header_is_not_echoed() {
     let d = tempfile::tempdir().unwrap();
     for (i, first) in [
-        format!("6205 0319 8703 1512 34,王秀兰,B0018H,69.01,2026-10-30"),
+        "6205 0319 8703 1512 34,王秀兰,B0018H,69.01,2026-10-30".to_string(),
         ",王秀兰,B0018H,69.01,2026-10-30".to_string(),
         ",王秀兰,B0018H,,2026/10/30".to_string(),
     ]
