@@ -117,17 +117,85 @@ pub fn scan_table(
 /// A polars error when a column type cannot be written as text.
 pub fn text_columns(df: DataFrame, keep: &[&str]) -> PolarsResult<DataFrame> {
     let exprs: Vec<Expr> = df
-        .get_column_names()
-        .into_iter()
-        .map(|n| {
+        .columns()
+        .iter()
+        .map(|c| {
+            let n = c.name().clone();
             if keep.contains(&n.as_str()) {
-                col(n.clone())
+                col(n)
             } else {
-                col(n.clone()).cast(DataType::String)
+                temporal_text(col(n), c.dtype()).cast(DataType::String)
             }
         })
         .collect();
     df.lazy().select(exprs).collect()
+}
+
+/// A Parquet date or timestamp column as text that polars can write for every value: a
+/// timestamp with a time zone (`dtype` `Datetime(_, Some(zone))`: an instant, as Spark and
+/// pandas write them, stored in UTC) as the wall-clock time of China Standard Time (UTC+08:00,
+/// no daylight saving since 1991), without a zone: the day the department recorded; a value
+/// outside the years 1 to 9999 as its stored integer (which no date reader takes for a
+/// date). Any other column is returned as it is.
+///
+/// Found by the s9 attack: a timestamp with a time zone could not be cast to text at all
+/// (this build of polars has no time-zone support), so the whole extract was refused with
+/// "cannot format timezone-naive Datetime", naming no column (read as UTC days, a Beijing
+/// midnight would be the day before); and a date or timestamp beyond chrono's range (a
+/// corrupt file, nanoseconds labelled milliseconds) made polars panic ("out-of-range date").
+pub fn temporal_text(e: Expr, dtype: &DataType) -> Expr {
+    // days from 1970-01-01 of 0001-01-01 and of 9999-12-31, and the seconds of those days
+    const FIRST_DAY: i64 = -719_162;
+    const LAST_DAY: i64 = 2_932_896;
+    match dtype {
+        DataType::Date => {
+            let days = e.cast(DataType::Int64);
+            let inside = days
+                .clone()
+                .gt_eq(lit(FIRST_DAY))
+                .and(days.clone().lt_eq(lit(LAST_DAY)));
+            // every branch is computed for every row: the others are given day 0 to write
+            let safe = when(inside.clone())
+                .then(days.clone())
+                .otherwise(lit(0i64))
+                .cast(DataType::Int32)
+                .cast(DataType::Date);
+            when(inside)
+                .then(safe.cast(DataType::String))
+                .otherwise(days.cast(DataType::String))
+        }
+        DataType::Datetime(unit, zone) => {
+            let per_day: i64 = match unit {
+                TimeUnit::Nanoseconds => 86_400_000_000_000,
+                TimeUnit::Microseconds => 86_400_000_000,
+                TimeUnit::Milliseconds => 86_400_000,
+            };
+            // a day inside the bounds on each side: the zone's hours never cross them
+            // (nanoseconds: every i64 is inside, but not a day from its ends)
+            let (lo, hi) = (
+                (FIRST_DAY + 1)
+                    .saturating_mul(per_day)
+                    .max(i64::MIN + per_day),
+                LAST_DAY.saturating_mul(per_day).min(i64::MAX - per_day),
+            );
+            let raw = e.cast(DataType::Int64);
+            let local = if zone.is_some() {
+                raw.clone() + lit(per_day / 24 * 8)
+            } else {
+                raw.clone()
+            };
+            let inside = raw.clone().gt_eq(lit(lo)).and(raw.clone().lt_eq(lit(hi)));
+            // every branch is computed for every row: the others are given 0 to write
+            let safe = when(inside.clone())
+                .then(local)
+                .otherwise(lit(0i64))
+                .cast(DataType::Datetime(*unit, None));
+            when(inside)
+                .then(safe.cast(DataType::String))
+                .otherwise(raw.cast(DataType::String))
+        }
+        _ => e,
+    }
 }
 
 /// One source's extract on disk, read by the front-end ([`Connector`] over a file).

@@ -260,9 +260,23 @@ fn detect_format(path: &Path) -> Result<(FileFormat, Vec<String>), ConnectorErro
 /// scan by [`scan_prepared`]).
 fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorError> {
     let p = PlRefPath::new(ctx.path.to_string_lossy().as_ref());
-    let mut lf = LazyFrame::scan_parquet(p, ScanArgsParquet::default())
-        .map_err(|e| unreadable(ctx.path, e))?;
-    let schema = lf.collect_schema().map_err(|e| unreadable(ctx.path, e))?;
+    // Found by the s9 attack: a column of a type polars cannot hold (float16) made polars
+    // panic while reading the schema, ending the run. Such a file is refused, naming why.
+    let schema = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        LazyFrame::scan_parquet(p, ScanArgsParquet::default())?.collect_schema()
+    }))
+    .map_err(|panic| {
+        let why = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a column type that cannot be read");
+        unreadable(
+            ctx.path,
+            format!("the Parquet schema cannot be read ({why}); export the column in another type"),
+        )
+    })?
+    .map_err(|e| unreadable(ctx.path, e))?;
     let headers: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let mapping = ctx.map_headers(&headers);
     if let Some(e) = ctx
@@ -279,6 +293,24 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
     }
     let mut notes = notes;
     mapping_notes(&mapping, 0, &mut notes);
+    for c in &mapping.cols {
+        if is_integer_column(&c.name)
+            && let Some(dtype) = headers.get(c.src).and_then(|h| schema.get(h.as_str()))
+            && dtype.is_float()
+        {
+            notes.push(format!(
+                "column {}: whole numbers stored as {dtype} read as integers (2025.0 → 2025); a value with a fraction is refused",
+                c.name
+            ));
+        }
+    }
+    for (name, dtype) in schema.iter() {
+        if let DataType::Datetime(_, Some(zone)) = dtype {
+            notes.push(format!(
+                "column {name}: timestamps with time zone {zone} read as China Standard Time (UTC+08:00)"
+            ));
+        }
+    }
     Ok(Prepared {
         path: ctx.path.to_path_buf(),
         source: ctx.path.to_path_buf(),
@@ -286,7 +318,14 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
         encoding: "binary".into(),
         delimiter: None,
         header_line: 0,
-        header_map: mapping.header_map,
+        // Found by the s9 attack: the columns are renamed in the scan by these names, which
+        // were the cleaned headers: `\u{feff}id_number` (a CSV with a BOM converted by pandas)
+        // mapped, then was not found, and the source read unverified. The exact names.
+        header_map: mapping
+            .cols
+            .iter()
+            .map(|c| (headers[c.src].clone(), c.name.clone()))
+            .collect(),
         repeated_headers: Vec::new(),
         line_of_row: None,
         rejected: Vec::new(),
@@ -294,6 +333,40 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
         notes,
         _temp: None,
     })
+}
+
+/// Whether canonical column `name` holds whole numbers (`tax_year`, `year`,
+/// `disability_grade`, `own_household_size`: §2 `Integer`) in any table.
+fn is_integer_column(name: &str) -> bool {
+    use crate::schema::{CaseloadTable, ColumnKind};
+    let integer = |cs: &[crate::ColumnSpec]| {
+        cs.iter()
+            .any(|c| c.name == name && c.kind == ColumnKind::Integer)
+    };
+    crate::SourceKind::ALL.iter().any(|k| integer(k.columns()))
+        || CaseloadTable::ALL.iter().any(|t| integer(t.columns()))
+}
+
+/// A Parquet floating-point column of whole numbers (`2025.0`: pandas stores an integer
+/// column with a null as float64) as the integers' text (`2025`), exactly; a value with a
+/// fraction, beyond 2^53 or not finite stays as the float's text and is refused by the
+/// reader of the column.
+///
+/// Found by the s9 attack: `tax_year` as float64 read `2025.0`, refused in every row
+/// (`integer_invalid`), and the whole tax source was unverified as "no row of tax_year
+/// 2025"; `own_household_size` as float64 referred every household with a supporter.
+fn whole_floats(e: Expr) -> Expr {
+    let limit = 9_007_199_254_740_992.0_f64;
+    let whole = e
+        .clone()
+        .cast(DataType::Int64)
+        .cast(DataType::Float64)
+        .eq(e.clone())
+        .and(e.clone().lt(lit(limit)))
+        .and(e.clone().gt(lit(-limit)));
+    when(whole)
+        .then(e.clone().cast(DataType::Int64).cast(DataType::String))
+        .otherwise(e.cast(DataType::String))
 }
 
 /// A lazy scan of a prepared file, checked to hold `required` canonical columns and
@@ -379,7 +452,17 @@ pub fn scan_prepared_indexed(
         row_index
             .map(col)
             .into_iter()
-            .chain(required.iter().map(|c| col(src_of(c)).alias(*c)))
+            .chain(required.iter().map(|c| {
+                let src = src_of(c);
+                let e = match schema.get(&src) {
+                    Some(dtype) if rename && is_integer_column(c) && dtype.is_float() => {
+                        whole_floats(col(src.clone()))
+                    }
+                    Some(dtype) => crate::file::temporal_text(col(src.clone()), dtype),
+                    None => col(src.clone()),
+                };
+                e.alias(*c)
+            }))
             .collect::<Vec<_>>(),
     ))
 }

@@ -342,14 +342,23 @@ pub(crate) fn for_each_batch<E>(
 /// each with the index of the first: record index → first index. Transient: 16 bytes per
 /// record, sorted by (person key, hash of the values, index); equal hashes are compared
 /// value by value.
-fn repeated_records(records: &CompactSet) -> HashMap<u32, u32> {
+fn repeated_records(kind: SourceKind, records: &CompactSet) -> HashMap<u32, u32> {
     use std::hash::{Hash, Hasher};
+    // the values as the rules read them (`2026/10/31` is `2026-10-31`)
+    let read = |ri: usize| {
+        records.values(ri).map(|v| {
+            crate::evidence::read_values(kind, &v)
+                .into_iter()
+                .map(|x| x.map(std::borrow::Cow::into_owned))
+                .collect::<Vec<_>>()
+        })
+    };
     let mut idx: Vec<(u64, u64, u32)> = (0..records.len())
         .filter_map(|ri| {
             let key = records.key(ri).filter(|k| *k != crate::records::NO_KEY)?;
             let values = records.values(ri)?;
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            values.hash(&mut h);
+            crate::evidence::read_values(kind, &values).hash(&mut h);
             Some((key, h.finish(), ri as u32))
         })
         .collect();
@@ -357,10 +366,11 @@ fn repeated_records(records: &CompactSet) -> HashMap<u32, u32> {
     let mut out = HashMap::new();
     for group in idx.chunk_by(|a, b| a.0 == b.0 && a.1 == b.1) {
         for (i, &(_, _, ri)) in group.iter().enumerate().skip(1) {
-            let v = records.values(ri as usize);
-            if let Some(&(_, _, first)) = group[..i].iter().find(|(_, _, f)| {
-                !out.contains_key(f) && records.values(*f as usize).as_deref() == v.as_deref()
-            }) {
+            let v = read(ri as usize);
+            if let Some(&(_, _, first)) = group[..i]
+                .iter()
+                .find(|(_, _, f)| !out.contains_key(f) && read(*f as usize) == v)
+            {
                 out.insert(ri, first);
             }
         }
@@ -1110,8 +1120,21 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         // An extract of a whole population with no rows is a failed export, not
                         // "nobody has anything": it is unverified, never read as no records.
                         let bad = l.kept.bad.len() as u64;
+                        let refused = c.prepared().mostly_refused(l.counts.rows);
                         if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
                             Err(no_data_rows(c.path()))
+                        } else if let Some(refused) = refused {
+                            // Found by the s9 attack: a header one column wider than its rows
+                            // (`seq,id_number,…` over rows without `seq`) had every row refused
+                            // while reading, yet the source read as answered with no rows:
+                            // families were eligible on deposits nobody could read. Most rows
+                            // refused is a damaged extract, like most keys unusable.
+                            Err(ConnectorError::Unreadable {
+                                path: c.path().display().to_string(),
+                                message: format!(
+                                    "{refused} It is not read, every household is unverified for it"
+                                ),
+                            })
                         } else if bad > 0 && bad * 2 > l.counts.rows {
                             // Found by the s7 attack: an extract whose ID column was emptied or
                             // turned into `6.20503E+17` by a spreadsheet had every row
@@ -1352,7 +1375,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     // whether a caseload person's row is in the rules' period (tax year Y,
                     // the income window): if none is, is any row of the file?
                     let mut any_in_period = false;
-                    let repeats = repeated_records(&l.kept.records);
+                    let repeats = repeated_records(kind, &l.kept.records);
                     for ri in 0..l.kept.records.len() {
                         let Some(&pi) = l.kept.records.key(ri).and_then(|k| person_index.get(&k))
                         else {

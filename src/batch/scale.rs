@@ -2166,7 +2166,11 @@ pub fn run_incremental(
         let file = &prev.manifest.sources[si].file;
         drop_q.insert((si, r.row));
         if r.key != crate::records::NO_KEY {
-            match seen.entry((si, r.key, rec.values.clone())) {
+            let read = crate::evidence::read_values(kind, &rec.values)
+                .into_iter()
+                .map(|v| v.map(std::borrow::Cow::into_owned))
+                .collect();
+            match seen.entry((si, r.key, read)) {
                 std::collections::hash_map::Entry::Occupied(first) => {
                     let st = &prev.manifest.sources[si];
                     quarantined_delta[si] += 1;

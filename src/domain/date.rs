@@ -205,7 +205,21 @@ pub fn parse_date(raw: &str) -> Result<DateValue, DateError> {
                 return Err(DateError::NotADate);
             }
             let n = |p: &str| p.parse::<u32>().map_err(|_| DateError::NotADate);
-            return ymd(n(parts[0])?, n(parts[1])?, n(parts[2])?);
+            let day = ymd(n(parts[0])?, n(parts[1])?, n(parts[2])?)?;
+            // Found by the s9 attack: `2026-10-29T16:00:00Z` (JavaScript's toISOString of a
+            // Beijing midnight) was read as 29 October: the zone was dropped with the time.
+            let shift = if timed {
+                zone_shift_days(&s[head.len() + 1..])
+            } else {
+                0
+            };
+            return match day {
+                DateValue::Day(d) if shift != 0 => d
+                    .checked_add_signed(chrono::TimeDelta::days(shift))
+                    .map(DateValue::Day)
+                    .ok_or(DateError::Impossible),
+                other => Ok(other),
+            };
         }
         if parts.len() == 2
             && parts[0].len() == 4
@@ -304,6 +318,33 @@ fn is_time_of_day(t: &str) -> bool {
     clock_ok && zone_ok
 }
 
+/// Days to add to a date followed by the time of day `t` (as [`is_time_of_day`] accepts it)
+/// for the day in China Standard Time (UTC+08:00), the departments' clock: 0 without a zone
+/// or at `+08:00`; a time in another zone may fall on the day before or after
+/// (`2026-10-29T16:00:00Z` is 30 October in Beijing).
+fn zone_shift_days(t: &str) -> i64 {
+    let t = t.trim();
+    let Some(i) = t.find(['Z', 'z', '+', '-']) else {
+        return 0;
+    };
+    let (clock, zone) = (t[..i].trim_end(), &t[i..]);
+    let num = |p: Option<&str>| p.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let local = num(clock.get(0..2)) * 60 + num(clock.get(3..5));
+    let offset = match zone.as_bytes().first() {
+        Some(b'+' | b'-') => {
+            let z = zone[1..].replace(':', "");
+            let minutes = num(z.get(0..2)) * 60 + num(z.get(2..4));
+            if zone.starts_with('-') {
+                -minutes
+            } else {
+                minutes
+            }
+        }
+        _ => 0,
+    };
+    (local - offset + 8 * 60).div_euclid(24 * 60)
+}
+
 /// Parse a value that must be a full ISO-like date (month-only values are an error).
 ///
 /// # Errors
@@ -321,7 +362,8 @@ pub fn parse_day(raw: &str) -> Result<NaiveDate, DateError> {
 ///
 /// Kinds: `date_chinese` (2021年9月8日), `date_chinese_numerals` (二〇二一年九月八日),
 /// `date_compact` (20210908), `date_slash` (2021/9/8), `date_dot` (2021.9.8),
-/// `date_unpadded` (2021-9-8), `date_time_dropped` (a time part after the date), and for
+/// `date_unpadded` (2021-9-8), `date_time_dropped` (a time part after the date),
+/// `date_time_zone` (a time in another zone that falls on another day in UTC+08:00), and for
 /// months `month_compact` (202109), `month_from_date` (a full date in a month column).
 pub fn spelling(raw: &str, month: bool) -> Option<(&'static str, &'static str)> {
     if let Some(ascii) = super::half_width(raw) {
@@ -373,7 +415,15 @@ pub fn spelling(raw: &str, month: bool) -> Option<(&'static str, &'static str)> 
     } else if b.len() == 8 && b.iter().all(u8::is_ascii_digit) {
         ("date_compact", "YYYYMMDD → YYYY-MM-DD")
     } else if s.contains(['T', ' ']) {
-        ("date_time_dropped", "time of day after the date dropped")
+        let head = s.split(['T', ' ']).next().unwrap_or(s);
+        if zone_shift_days(&s[head.len() + 1..]) != 0 {
+            (
+                "date_time_zone",
+                "a time in another time zone: its day in China Standard Time (UTC+08:00) taken, the time dropped",
+            )
+        } else {
+            ("date_time_dropped", "time of day after the date dropped")
+        }
     } else if s.contains('/') {
         ("date_slash", "U+002F (/) separators → ISO")
     } else if s.contains('.') {
@@ -529,6 +579,35 @@ mod tests {
                 "{s}"
             );
         }
+        // Found by the s9 attack: the day in China Standard Time, whatever the zone.
+        for (s, want) in [
+            ("2026-10-29T16:00:00Z", "2026-10-30"),
+            ("2026-10-29T16:00:00.000Z", "2026-10-30"),
+            ("2026-10-30T15:59:59Z", "2026-10-30"),
+            ("2026-10-30 23:30-01:00", "2026-10-31"),
+            ("2026-10-30T07:00:00+09:00", "2026-10-30"),
+            ("2026-10-30T07:00:00+0900", "2026-10-30"),
+            ("2026-10-30T06:00:00+09:00", "2026-10-30"),
+            ("2026-10-31T01:00:00+14:00", "2026-10-30"),
+            ("2026-12-31T16:00:00Z", "2027-01-01"),
+            ("2026-10-30T00:00:00+08:00", "2026-10-30"),
+            ("2026-10-30T23:59:59+08:00", "2026-10-30"),
+        ] {
+            assert_eq!(parse_date(s), Ok(day(want)), "{s}");
+            let kind = if want == &s[..10] {
+                "date_time_dropped"
+            } else {
+                "date_time_zone"
+            };
+            assert_eq!(spelling(s, false).map(|k| k.0), Some(kind), "{s}");
+        }
+        assert_eq!(
+            Month::parse("2026-10-31T16:00:00Z"),
+            Ok(Month {
+                year: 2026,
+                month: 11
+            })
+        );
         for s in [
             "2026-05 至 2026-10",
             "2026-05-xx",

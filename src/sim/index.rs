@@ -33,6 +33,12 @@ pub struct SourceIndex {
     text: Vec<u8>,
     /// Rows whose ID number did not parse (never served).
     pub invalid_rows: u64,
+    /// Sorted ID keys of the persons named by rows the reader refused (cut short, a NUL
+    /// byte, a 万元 value that is not an amount): their records cannot be served whole, so a
+    /// request asking for one of them is answered with an error, never with the rest.
+    refused: Vec<u64>,
+    /// Rows the reader refused (named or not).
+    pub refused_rows: u64,
 }
 
 /// What [`SourceIndex::lookup`] finds: data row and values (`None` = empty).
@@ -75,6 +81,24 @@ impl SourceIndex {
         as_of: NaiveDate,
     ) -> Result<SourceIndex, ConnectorError> {
         let conn = FileConnector::locate(dir, kind)?;
+        // Found by the s9 attack: a row the reader refused (a member's bank row cut short)
+        // was left out without a word, and the sim answered that person "no records"; a
+        // department holds that row whole.
+        let rejected = &conn.prepared().rejected;
+        let mut refused: Vec<u64> = rejected
+            .iter()
+            .flat_map(|r| {
+                r.id_number.iter().chain(
+                    r.other_keys
+                        .iter()
+                        .filter(|(c, _)| c == "id_number")
+                        .map(|(_, v)| v),
+                )
+            })
+            .filter_map(|raw| IdNumber::parse(raw, as_of).ok().map(|(id, _)| id.key()))
+            .collect();
+        refused.sort_unstable();
+        refused.dedup();
         let unreadable = |e: PolarsError| ConnectorError::Unreadable {
             path: conn.path().display().to_string(),
             message: e
@@ -142,6 +166,8 @@ impl SourceIndex {
             offsets,
             text,
             invalid_rows: invalid,
+            refused,
+            refused_rows: rejected.len() as u64,
         })
     }
 
@@ -166,6 +192,12 @@ impl SourceIndex {
         let start = self.keys.partition_point(|x| *x < k);
         let end = start + self.keys[start..].partition_point(|x| *x == k);
         (start..end).map(|i| self.at(i)).collect()
+    }
+
+    /// Whether a row of `id`'s was refused by the reader (their records cannot be served
+    /// whole).
+    pub fn is_refused(&self, id: IdNumber) -> bool {
+        self.refused.binary_search(&id.key()).is_ok()
     }
 
     /// The first row of a person not in `asked` (the sim's `stray` fault).

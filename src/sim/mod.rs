@@ -152,6 +152,15 @@ pub fn load(data: &Path, config: &SimConfig, as_of: Option<NaiveDate>) -> Result
         let ix = ix?;
         rows.push((kind, ix.as_ref().map_or(0, SourceIndex::len)));
         if let Some(ix) = &ix
+            && ix.refused_rows > 0
+        {
+            tracing::warn!(
+                source = kind.name(),
+                rows = ix.refused_rows,
+                "Rows the reader refused; a request for a person they name is answered with an error."
+            );
+        }
+        if let Some(ix) = &ix
             && ix.invalid_rows > 0
         {
             tracing::info!(
@@ -454,6 +463,13 @@ async fn query(
             "no extract loaded for this source",
         );
     };
+    if ids.iter().any(|id| index.is_refused(*id)) {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "source_error",
+            "a record of a person asked for could not be read from the extract; the answer would be incomplete",
+        );
+    }
     let stray = if decision.outcome == Outcome::Stray {
         index.stray(&ids)
     } else {

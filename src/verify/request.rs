@@ -554,7 +554,7 @@ pub fn link_answers(
                 // (person, values) of the records read so far: a record repeating an earlier
                 // one of the same person value for value is counted once and leaves the
                 // person's source incomplete, as in the batch (`row_duplicate`)
-                let mut seen: std::collections::HashSet<(usize, &[Option<String>])> =
+                let mut seen: std::collections::HashSet<(usize, Vec<Option<String>>)> =
                     std::collections::HashSet::new();
                 for (ri, rec) in records.records.iter().enumerate() {
                     let Some(&pi) = IdNumber::parse(&rec.id_number, frame.as_of)
@@ -565,7 +565,12 @@ pub fn link_answers(
                         continue;
                     };
                     let p = &mut out.states[pi];
-                    if !seen.insert((pi, rec.values.as_slice())) {
+                    // the values as the rules read them (`2026/10/31` is `2026-10-31`)
+                    let read = crate::evidence::read_values(kind, &rec.values)
+                        .into_iter()
+                        .map(|v| v.map(std::borrow::Cow::into_owned))
+                        .collect();
+                    if !seen.insert((pi, read)) {
                         if !p.incomplete.iter().any(|(k, _)| *k == kind) {
                             p.incomplete.push((
                                 kind,
@@ -722,6 +727,8 @@ mod tests {
                 answer(vec![
                     row(member, "1000.00", "1234"),
                     row(member, "1000.00", "1234"),
+                    // s9 attack: a repeat spelled otherwise is a repeat too
+                    row(member, " ¥1,000.0", "1234"),
                     row(member, "50.00", "5678"),
                     row(other, "1000.00", "1234"),
                 ]),

@@ -695,6 +695,67 @@ fn an_extract_whose_id_numbers_are_mostly_unusable_is_unverified_not_no_records(
     std::fs::write(&bpath, original).unwrap();
 }
 
+/// Found by the s9 attack: a bank extract whose header has one column more than its rows
+/// (`seq,id_number,…` over rows without the sequence number) had every row refused while
+/// reading (`row_field_count`), yet `bank` read as answered with no rows: no household had
+/// deposits, and households over the asset line became eligible. Most rows refused makes the
+/// source unverified for every household, naming the first line and its reason.
+#[test]
+fn an_extract_whose_rows_are_mostly_refused_while_reading_is_unverified_not_no_records() {
+    let c = County::new(120);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    let bpath = c.data().join("bank.csv");
+    let original = std::fs::read_to_string(&bpath).unwrap();
+    let rows = original.lines().count() - 1;
+    std::fs::write(&bpath, format!("seq,{original}")).unwrap();
+    let (out, dir) = c.batch("wide_header", &[]);
+    std::fs::write(&bpath, &original).unwrap();
+    assert_eq!(out.status.code(), Some(1), "an unverified source: exit 1");
+    let s = summary(&dir);
+    let bank = &s["sources"]["bank"];
+    assert_eq!(bank["status"], "unverified", "{bank}");
+    assert_eq!(
+        bank["households_unverified"].as_u64(),
+        Some(before.len() as u64),
+        "{bank}"
+    );
+    let reason = bank["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!(
+            "bank.csv: unreadable: {rows} of {rows} data rows were refused while reading (the first at line 2: row_field_count)"
+        )),
+        "{reason}"
+    );
+    let after = determinations(&dir);
+    for (hh, (d, rules)) in &after {
+        assert_ne!(d, "eligible", "{hh}");
+        if before[hh].0 == "eligible" {
+            assert!(rules.contains("source_unverified"), "{hh} {rules}");
+        }
+    }
+    // The same in the caseload: households.csv so damaged kept one "household" named by the
+    // region code at the household_id position, and the others had no report. The run stops.
+    for table in ["households", "members", "supporters"] {
+        let path = c.data().join(format!("{table}.csv"));
+        let original = std::fs::read_to_string(&path).unwrap();
+        let rows = original.lines().count() - 1;
+        std::fs::write(&path, format!("seq,{original}")).unwrap();
+        let (out, _) = c.batch(&format!("wide_{table}"), &[]);
+        std::fs::write(&path, &original).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{table}: the run fails");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "caseload table {table}: "
+            )) && err.contains(&format!(
+                "{table}.csv: unreadable: {rows} of {rows} data rows were refused while reading (the first at line 2: row_field_count)"
+            )),
+            "{table}: {err}"
+        );
+    }
+}
+
 /// Found by the s7 attack: a bank row given twice (two overlapping exports concatenated)
 /// counted its balance twice. The repeat is counted once and refers the household, naming
 /// the line it repeats; every other household is as it was.
@@ -720,7 +781,7 @@ fn a_row_repeated_value_for_value_is_counted_once_and_refers_the_household() {
         })
         .expect("a member with a bank row");
     let again = lines[li].clone();
-    lines.insert(li + 1, again);
+    lines.insert(li + 1, again.clone());
     std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
 
     let (out, dir) = c.batch("repeated", &[]);
@@ -743,6 +804,36 @@ fn a_row_repeated_value_for_value_is_counted_once_and_refers_the_household() {
     let s = summary(&dir);
     assert_eq!(s["sources"]["bank"]["counts"]["quarantined"], 1);
     assert_eq!(s["sources"]["bank"]["households_unverified"], 1);
+
+    // Found by the s9 attack: the repeat spelled otherwise (an export with `2026/10/31` and
+    // `¥` beside one with ISO dates) was not seen as one, and its balance counted twice.
+    let f: Vec<&str> = again.split(',').collect();
+    assert_eq!(
+        f.len(),
+        7,
+        "bank: id, name, institution, account, product, balance, date"
+    );
+    lines[li + 1] = format!(
+        "{},{},{},{},{}, ¥{} ,{}",
+        f[0],
+        f[1],
+        f[2],
+        f[3],
+        f[4],
+        f[5],
+        f[6].replace('-', "/")
+    );
+    std::fs::write(&bpath, lines.join("\n") + "\n").unwrap();
+    let (out, dir) = c.batch("respelled", &[]);
+    std::fs::write(&bpath, &text).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    referred_alone(&before, &determinations(&dir), &hh);
+    let q = csv_rows(&dir.join("quarantine.csv"));
+    let bank = the_row(&q, "bank.csv", li + 2);
+    assert_eq!(
+        (bank[5].as_str(), bank[6].as_str()),
+        ("row_duplicate", "referred")
+    );
 }
 
 /// Found by the s7 attack: last year's tax extract (every `tax_year` one less, so none is

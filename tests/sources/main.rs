@@ -96,6 +96,11 @@ impl Drop for Sim {
 impl Sim {
     /// Start `hedui sim` with this fault config (TOML) and wait until it listens.
     fn start(config: &str) -> Sim {
+        Sim::start_on(config, &fixture().data)
+    }
+
+    /// [`Sim::start`] serving the extracts in `data`.
+    fn start_on(config: &str, data: &Path) -> Sim {
         static N: AtomicUsize = AtomicUsize::new(0);
         let f = fixture();
         let cfg = f
@@ -104,7 +109,7 @@ impl Sim {
         std::fs::write(&cfg, config).expect("config written");
         let mut child = Command::new(BIN)
             .args(["sim", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&f.data)
+            .arg(data)
             .arg("--certs")
             .arg(&f.certs)
             .arg("--config")
@@ -521,6 +526,63 @@ async fn a_5xx_is_retried_then_fails() {
     let a = t.fetch(SourceKind::RealEstate, &members()[..4]).await;
     assert_eq!(a.failure(), Some(&HttpFailure::Status { status: 500 }));
     assert_eq!(a.attempts, 1);
+}
+
+/// Found by the s9 attack: a row the sim's reader refused (a member's bank row cut short) was
+/// left out without a word, and the sim answered that person "no records" (no deposit: the
+/// household was eligible). A request naming such a person is answered with an error; the
+/// others are served as before.
+#[tokio::test]
+async fn a_person_whose_row_the_reader_refused_is_an_error_never_no_records() {
+    let f = fixture();
+    let data = f.root.join("data-refused-row");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).unwrap();
+    for e in std::fs::read_dir(&f.data).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), data.join(e.file_name())).unwrap();
+    }
+    let holder = holders(SourceKind::Bank, 1).remove(0);
+    let other = holders(SourceKind::Bank, 40)
+        .into_iter()
+        .find(|h| *h != holder)
+        .unwrap();
+    let text = std::fs::read_to_string(data.join("bank.csv")).unwrap();
+    let cut: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with(&format!("{holder},")) {
+                l.split(',').take(4).collect::<Vec<_>>().join(",")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(data.join("bank.csv"), cut.join("\n") + "\n").unwrap();
+    let sim = Sim::start_on("", &data);
+    let t = transport(&sim, |_| {});
+    let a = t
+        .fetch(SourceKind::Bank, &[holder.clone(), other.clone()])
+        .await;
+    assert_eq!(code(&a), "source_error");
+    assert_eq!(a.failure(), Some(&HttpFailure::Status { status: 500 }));
+    let msg = match &a.outcome {
+        SourceOutcome::Failed(e) => e.to_string(),
+        _ => unreachable!(),
+    };
+    assert!(!msg.contains(holder.as_str()), "{msg}");
+    // the others as the file holds them (values; the rows after the refused one move up)
+    let b = t
+        .fetch(SourceKind::Bank, std::slice::from_ref(&other))
+        .await;
+    let values = |rows: Vec<Row>| {
+        rows.into_iter()
+            .map(|(id, _, v)| (id, v))
+            .collect::<Vec<_>>()
+    };
+    let want = values(file_rows(SourceKind::Bank, std::slice::from_ref(&other)));
+    assert!(!want.is_empty());
+    assert_eq!(values(answer_rows(&b.outcome)), want);
 }
 
 #[tokio::test]

@@ -129,6 +129,27 @@ impl Prepared {
         }
     }
 
+    /// When the reader refused more than half of the data rows ([`Prepared::rejected`]
+    /// beside the `read` rows it read): a sentence saying how many and naming the first
+    /// refused line and its reason code, never a value. Such a file is damaged (a header
+    /// that does not fit its rows, a wrong delimiter): its refused rows cannot stand for
+    /// "no records" of the persons in them, so the caller does not read it.
+    pub fn mostly_refused(&self, read: u64) -> Option<String> {
+        let n = self.rejected.len() as u64;
+        if n * 2 <= n + read {
+            return None;
+        }
+        let first = self
+            .rejected
+            .first()
+            .map(|r| format!(" (the first at line {}: {})", r.line, r.reason))
+            .unwrap_or_default();
+        Some(format!(
+            "{n} of {} data rows were refused while reading{first}: a damaged export (a header that does not fit its rows, a value of the wrong type in every row)?",
+            n + read
+        ))
+    }
+
     /// The canonical column that a found header was mapped to.
     pub fn canonical_of(&self, found: &str) -> Option<&str> {
         self.header_map

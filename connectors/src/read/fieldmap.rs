@@ -601,19 +601,37 @@ pub(crate) fn split_unit(n: &str) -> (&str, Option<MoneyUnit>) {
     (n, None)
 }
 
-/// Whether a header cell looks like a data value (a run of six or more digits, ASCII or
-/// full-width): then the header row is probably missing, and cells are not echoed.
+/// Whether a header cell looks like a data value: a run of six or more digits (ASCII or
+/// full-width; spaces inside do not end it: `6205 0319 …`), or an amount or a date
+/// (`69.01`, `2026-10-30`, `2026/10/30`). Then the header row is probably missing, and cells
+/// are not echoed.
+///
+/// Found by the s9 attack: a file without a header whose first ID number was grouped with
+/// spaces, or empty, had its first row (an ID number, a name) echoed in the error as
+/// "columns found but not recognised".
 pub(crate) fn looks_like_data_value(h: &str) -> bool {
+    let digit = |c: char| c.is_ascii_digit() || ('\u{ff10}'..='\u{ff19}').contains(&c);
     let mut run = 0;
     for c in h.chars() {
-        if c.is_ascii_digit() || ('\u{ff10}'..='\u{ff19}').contains(&c) {
+        if digit(c) {
             run += 1;
             if run >= 6 {
                 return true;
             }
-        } else {
+        } else if !c.is_whitespace() {
             run = 0;
         }
     }
-    false
+    let t = h.trim().trim_start_matches(['-', '+']);
+    let numeric = |parts: &[&str]| {
+        parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    };
+    let amount = t.split_once('.').is_some_and(|(a, b)| numeric(&[a, b]));
+    let date = ['-', '/', '.'].iter().any(|&sep| {
+        let parts: Vec<&str> = t.split(sep).collect();
+        parts.len() == 3 && parts[0].len() == 4 && numeric(&parts)
+    });
+    amount || date
 }

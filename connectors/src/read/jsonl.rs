@@ -87,6 +87,40 @@ fn cell_text(v: &Value) -> String {
     }
 }
 
+/// The value of the first of `keys` in `text`, a line that is not JSON (cut short, or with a
+/// number JSON cannot hold): `"key"`, optional spaces, `:`, then a string closed by its
+/// quote or a run of digits followed by more of the line. A key written with `\uXXXX`
+/// escapes (Python's default) is found too. `None` where no such value is whole.
+fn key_in_text(text: &str, keys: &[&str]) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    keys.iter().find_map(|k| {
+        let escaped: String = k
+            .encode_utf16()
+            .map(|u| match char::from_u32(u32::from(u)) {
+                Some(c) if c.is_ascii() => c.to_ascii_lowercase().to_string(),
+                _ => format!("\\u{u:04x}"),
+            })
+            .collect();
+        [
+            format!("\"{}\"", k.to_ascii_lowercase()),
+            format!("\"{escaped}\""),
+        ]
+        .iter()
+        .flat_map(|pat| lower.match_indices(pat.as_str()).map(|(i, p)| i + p.len()))
+        .find_map(|end| {
+            let rest = text[end..].trim_start().strip_prefix(':')?.trim_start();
+            let v = if let Some(s) = rest.strip_prefix('"') {
+                // an escape inside: not the plain value an ID number is
+                Some(&s[..s.find('"')?]).filter(|v| !v.contains('\\'))?
+            } else {
+                let n = rest.find(|c: char| !c.is_ascii_digit())?;
+                &rest[..n]
+            };
+            Some(v.trim().to_string()).filter(|v| !v.is_empty())
+        })
+    })
+}
+
 fn parse_line(text: &str, line: u64) -> Line {
     let t = text.trim();
     if t.is_empty() {
@@ -243,6 +277,17 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
     let mut blanks = Vec::new();
     let mut changes = Changes::default();
     let mut out: Vec<String> = vec![String::new(); names.len()];
+    // The keys a column is read from (its first spelling, then the other keys of the field).
+    let keys_for = |name: &str| -> Vec<&str> {
+        mapping
+            .cols
+            .iter()
+            .filter(|c| c.name == name)
+            .flat_map(|c| std::iter::once(c.src).chain(c.also.iter().map(|a| a.src)))
+            .map(|s| keys[s].as_str())
+            .collect()
+    };
+    let (id_keys, household_keys) = (keys_for("id_number"), keys_for("household_id"));
     let mut handle = |l: u64,
                       parsed: Line,
                       sink: &mut Sink,
@@ -253,7 +298,13 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
                 blanks.push(l);
                 return Ok(());
             }
-            Line::Bad(r) => {
+            Line::Bad(mut r) => {
+                // Found by the s9 attack: a line cut short (the last line of an export that
+                // stopped) named no person, so a caseload member's deposit was missing and
+                // the household eligible; the CSV reader refers it. The keys are read from
+                // the text where it still holds them whole.
+                r.id_number = key_in_text(&r.raw, &id_keys);
+                r.household_id = key_in_text(&r.raw, &household_keys);
                 rejected.push(r);
                 return Ok(());
             }
@@ -261,19 +312,18 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
         };
         // The row's keys (unmasked, never shown): let the batch refer the household of
         // a caseload person named by a line it refuses.
+        // Found by the s9 attack: only the keys spelled `id_number` and `household_id`
+        // were looked up, so a refused line with `身份证号` referred no household.
+        let first_of = |ks: &[&str]| {
+            ks.iter().find_map(|k| {
+                m.get(*k)
+                    .map(|v| cell_text(v).trim().to_string())
+                    .filter(|v| !v.is_empty())
+            })
+        };
         let keys_of_row = |r: &mut Rejected| {
-            r.household_id = m
-                .get("household_id")
-                .and_then(Value::as_str)
-                .map(|h| h.trim().to_string())
-                .filter(|h| !h.is_empty());
-            r.id_number = m
-                .get("id_number")
-                .map(|v| match v {
-                    Value::String(s) => s.trim().to_string(),
-                    other => other.to_string(),
-                })
-                .filter(|v| !v.is_empty());
+            r.household_id = first_of(&household_keys);
+            r.id_number = first_of(&id_keys);
         };
         // A key read for a column, given twice with different values: which one the
         // department meant is not guessed.

@@ -496,6 +496,38 @@ fn a_data_row_in_place_of_the_header_is_described_not_echoed() {
     assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
 }
 
+/// Found by the s9 attack: a file without a header whose first row held an ID number grouped
+/// with spaces, or no ID number at all, had that row (an ID number, a name) echoed in the
+/// error as "columns found but not recognised". An amount, a date or a long run of digits
+/// with spaces inside is data too; a real header with unknown columns is still named.
+#[test]
+fn a_data_row_without_a_plain_long_number_in_place_of_the_header_is_not_echoed() {
+    let d = tempfile::tempdir().unwrap();
+    for (i, first) in [
+        "6205 0319 8703 1512 34,王秀兰,B0018H,69.01,2026-10-30".to_string(),
+        ",王秀兰,B0018H,69.01,2026-10-30".to_string(),
+        ",王秀兰,B0018H,,2026/10/30".to_string(),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = write(
+            d.path(),
+            &format!("bank{i}.csv"),
+            format!("{first}\n{ID2},李建国,B0001H,5.00,2026-10-30\n").as_bytes(),
+        );
+        let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+        assert!(msg.contains("looks like data"), "{msg}");
+        assert!(
+            !msg.contains("王秀兰") && !msg.contains("6205 0319"),
+            "{msg}"
+        );
+    }
+    let p = write(d.path(), "bank.csv", "身份证号,年份,余额\n".as_bytes());
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(msg.contains("年份 (line 1)"), "{msg}");
+}
+
 #[test]
 fn a_plain_canonical_csv_is_passed_through_without_a_copy() {
     let d = tempfile::tempdir().unwrap();
@@ -650,6 +682,280 @@ fn a_quote_that_runs_over_later_rows_refuses_the_file_naming_the_lines() {
     let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
     assert!(msg.contains("lines 2-4: a quote"), "{msg}");
     assert!(!msg.contains("to the end of the file"), "{msg}");
+}
+
+/// Found by the s9 attack: a quote inside an unquoted value (`B00"18H`, `29"彩电`, a closing
+/// quote followed by more text) passed the canonical check, and polars refused the whole
+/// file ("CSV malformed: expected 0 rows, actual 1717 rows"), naming no line: the source was
+/// unverified for every household over one character. The file is rewritten, the quote kept
+/// as a character.
+#[test]
+fn a_quote_inside_an_unquoted_value_is_read_as_a_character_not_refusing_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::from("id_number,name,note\n");
+    for i in 0..200 {
+        let note = match i {
+            7 => "B00\"18H".to_string(),
+            150 => "\"29\"彩电".to_string(),
+            _ => format!("n{i}"),
+        };
+        text.push_str(&format!("{ID1},王秀兰,{note}\n"));
+    }
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(&p, "members", &["id_number", "name", "note"]).unwrap();
+    assert!(
+        !prep.is_passthrough(),
+        "a stray quote must not pass as canonical"
+    );
+    assert!(prep.rejected.is_empty());
+    let out = scan_prepared(&prep, &["id_number", "note"])
+        .unwrap()
+        .collect()
+        .unwrap();
+    let notes = out.column("note").unwrap().str().unwrap();
+    assert_eq!(out.height(), 200);
+    assert_eq!(notes.get(7), Some("B00\"18H"));
+    assert_eq!(notes.get(150), Some("29彩电"));
+    assert_eq!(notes.get(151), Some("n151"));
+    assert_eq!(prep.line_of(150), Some(152));
+}
+
+/// Found by the s9 attack: a Parquet timestamp with a time zone (Spark and pandas write
+/// instants in UTC) could not be cast to text, and the whole extract was refused ("cannot
+/// format timezone-naive Datetime"), naming no column. It reads as the wall-clock time of
+/// China Standard Time: a Beijing midnight stored as 16:00 UTC is the next day, not the day
+/// before.
+#[test]
+fn a_parquet_timestamp_with_a_time_zone_reads_as_the_day_in_china() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.parquet");
+    // 2026-10-29T16:00:00Z (2026-10-30 00:00 in Beijing), 2026-10-30T15:59:59Z (23:59:59)
+    let at = Int64Chunked::new(
+        "as_of_date".into(),
+        [1_793_289_600_000_000i64, 1_793_375_999_000_000],
+    )
+    .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+    .into_series();
+    assert_eq!(
+        at.dtype(),
+        &DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+    );
+    let mut df = DataFrame::new(
+        2,
+        vec![
+            Series::new("id_number".into(), [ID1, ID2]).into(),
+            at.into(),
+        ],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let prep = prepare(&p, "bank", &["id_number", "as_of_date"]).unwrap();
+    assert!(
+        prep.notes.iter().any(|n| n
+            == "column as_of_date: timestamps with time zone UTC read as China Standard Time (UTC+08:00)"),
+        "{:?}",
+        prep.notes
+    );
+    let out = scan_prepared(&prep, &["id_number", "as_of_date"])
+        .unwrap()
+        .collect()
+        .unwrap();
+    let out = crate::file::text_columns(out, &[]).unwrap();
+    let days: Vec<&str> = out
+        .column("as_of_date")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(
+        days,
+        ["2026-10-30 00:00:00.000000", "2026-10-30 23:59:59.000000"]
+    );
+    // the whole file as text (small tables) reads the same
+    let t = table(&prep);
+    assert_eq!(
+        t.values("as_of_date"),
+        vec!["2026-10-30 00:00:00.000000", "2026-10-30 23:59:59.000000"]
+    );
+}
+
+/// Found by the s9 attack: pandas stores an integer column holding a null as float64, so a
+/// Parquet `tax_year` read `2025.0`; every row was refused (`integer_invalid`) and the whole
+/// tax source was unverified as "no row of tax_year 2025". A whole number stored as a float
+/// reads as the integer, exactly; one with a fraction, or not finite, is left for the column's
+/// reader to refuse.
+#[test]
+fn a_parquet_integer_column_stored_as_float_reads_its_whole_numbers_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("tax.parquet");
+    let mut df = df!(
+        "身份证号" => [ID1, ID2, ID3, ID1],
+        "纳税年度" => [Some(2025.0f64), Some(2024.5), Some(f64::NAN), None],
+        "收入额" => [1.0f64, 2.0, 3.0, 4.0],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let req = ["id_number", "tax_year", "gross_income"];
+    let prep = prepare(&p, "tax", &req).unwrap();
+    assert!(
+        prep.notes.iter().any(|n| n.starts_with(
+            "column tax_year: whole numbers stored as f64 read as integers (2025.0 → 2025)"
+        )),
+        "{:?}",
+        prep.notes
+    );
+    let out = scan_prepared(&prep, &req).unwrap().collect().unwrap();
+    let out = crate::file::text_columns(out, &[]).unwrap();
+    let years: Vec<Option<&str>> = out
+        .column("tax_year")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(years, [Some("2025"), Some("2024.5"), Some("NaN"), None]);
+    // money stays as it was read (not an integer column)
+    let income: Vec<Option<&str>> = out
+        .column("gross_income")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(income, [Some("1.0"), Some("2.0"), Some("3.0"), Some("4.0")]);
+}
+
+/// Found by the s9 attack: a Parquet date or timestamp beyond chrono's range (a corrupt file,
+/// nanoseconds written into a millisecond column) made polars panic while writing it as text
+/// ("out-of-range date"), ending the run. Such a value reads as its stored integer, which the
+/// date reader refuses like any other non-date; the others read as before.
+#[test]
+fn a_parquet_date_or_timestamp_out_of_range_is_text_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.parquet");
+    let day = Int32Chunked::new("as_of_date".into(), [20_756, i32::MAX, i32::MIN])
+        .into_date()
+        .into_series();
+    let at = Int64Chunked::new(
+        "registered".into(),
+        [1_793_347_200_000_000i64, i64::MAX, i64::MIN],
+    )
+    .into_datetime(TimeUnit::Microseconds, None)
+    .into_series();
+    let zoned = Int64Chunked::new(
+        "zoned".into(),
+        [1_793_289_600_000_000i64, i64::MAX - 1, i64::MIN + 1],
+    )
+    .into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+    .into_series();
+    let mut df = DataFrame::new(
+        3,
+        vec![
+            Series::new("id_number".into(), [ID1, ID2, ID3]).into(),
+            day.into(),
+            at.into(),
+            zoned.into(),
+        ],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let prep = prepare(&p, "bank", &["id_number", "as_of_date"]).unwrap();
+    let out = scan_prepared(&prep, &["id_number", "as_of_date"])
+        .unwrap()
+        .collect()
+        .unwrap();
+    let out = crate::file::text_columns(out, &[]).unwrap();
+    let text = |df: &DataFrame, c: &str| -> Vec<String> {
+        df.column(c)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(
+        text(&out, "as_of_date"),
+        ["2026-10-30", "2147483647", "-2147483648"]
+    );
+    // the whole file as text (small tables), every column
+    let t = table(&prep);
+    assert_eq!(
+        t.values("as_of_date"),
+        ["2026-10-30", "2147483647", "-2147483648"]
+    );
+    assert_eq!(
+        t.values("registered"),
+        [
+            "2026-10-30 08:00:00.000000",
+            "9223372036854775807",
+            "-9223372036854775808"
+        ]
+    );
+    assert_eq!(
+        t.values("zoned"),
+        [
+            "2026-10-30 00:00:00.000000",
+            "9223372036854775806",
+            "-9223372036854775807"
+        ]
+    );
+}
+
+/// Found by the s9 attack: a Parquet column of a type polars cannot hold (`float16`, as numpy
+/// writes it; `testdata/float16.parquet`, made with pyarrow) made polars panic while reading
+/// the schema, ending the run. The file is refused, naming why; the source reads unverified.
+#[test]
+fn a_parquet_column_of_a_type_polars_cannot_hold_refuses_the_file_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "bank.parquet",
+        include_bytes!("testdata/float16.parquet"),
+    );
+    let (e, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert_eq!(e.code(), "source_unreadable");
+    assert!(
+        msg.contains("the Parquet schema cannot be read (Arrow datatype Float16 not supported"),
+        "{msg}"
+    );
+    assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
+}
+
+/// Found by the s9 attack: a Parquet column named with a BOM or spaces (`\u{feff}身份证号`: a
+/// CSV with a BOM converted by pandas) was mapped, then looked up in the scan by its cleaned
+/// name, not found, and the source read unverified. It is read under its exact name.
+#[test]
+fn a_parquet_column_named_with_a_bom_or_spaces_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("members.parquet");
+    let mut df = df!("\u{feff}身份证号" => [ID1, ID2], " 姓名 " => ["王秀兰", "李建国"]).unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    let out = scan_prepared(&prep, MEMBERS_MIN)
+        .unwrap()
+        .collect()
+        .unwrap();
+    let ids: Vec<Option<&str>> = out
+        .column("id_number")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(ids, [Some(ID1), Some(ID2)]);
+    let names: Vec<Option<&str>> = out.column("name").unwrap().str().unwrap().iter().collect();
+    assert_eq!(names, [Some("王秀兰"), Some("李建国")]);
 }
 
 #[test]
@@ -928,6 +1234,42 @@ fn json_lines_are_mapped_and_bad_lines_refused_with_their_line() {
 /// silently (serde_json's map), and a second key of one field (`余额` beside `balance`) was
 /// ignored where a CSV header refuses the row. Both refuse the line now, with its ID for the
 /// referral; equal repeats and an empty second key are read.
+/// Found by the s9 attack: a JSON line the reader refused named its person only when the key
+/// was spelled `id_number`: with `身份证号` (a spelling of the field map), or in a line cut short
+/// (the last line of an export that stopped), no person was named, so a caseload member's
+/// deposit was missing and the household eligible (a CSV row cut short refers it). The ID
+/// number is read from the line wherever it is whole; a value cut inside is not guessed.
+#[test]
+fn a_refused_json_line_names_its_person_under_any_key_spelling_and_when_cut_short() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{{\"身份证号\":\"{ID1}\",\"姓名\":\"王秀兰\",\"余额\":{{\"v\":1}}}}\n\
+         {{\"身份证号\": \"{ID2}\", \"姓名\": \"李建国\", \"余额\": \n\
+         {{\"\\u8eab\\u4efd\\u8bc1\\u53f7\": \"{ID3}\", \"\\u4f59\\u989d\": 1e400}}\n\
+         {{\"余额\": 5, \"身份证号\":6205031987\n\
+         {{\"姓名\": \"身份证号\", \"身份证号\": \"6205\n\
+         {{\"身份证号\":\"{ID1}\",\"姓名\":\"王秀兰\",\"余额\":\"1.5\"}}\n"
+    );
+    let p = write(d.path(), "bank.jsonl", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let got: Vec<(u64, &str, Option<&str>)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str(), r.id_number.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "json_nested_value", Some(ID1)),
+            (2, "json_invalid", Some(ID2)),
+            (3, "json_invalid", Some(ID3)),
+            (4, "json_invalid", None),
+            (5, "json_invalid", None),
+        ]
+    );
+    assert_eq!(table(&prep).values("balance"), vec!["1.5"]);
+}
+
 #[test]
 fn json_lines_with_a_key_twice_or_two_keys_of_one_field_that_disagree_are_refused() {
     let d = tempfile::tempdir().unwrap();

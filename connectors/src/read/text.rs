@@ -485,6 +485,9 @@ pub(super) struct RecordReader<R> {
     nul: bool,
     /// The file ended inside a quoted field (its quote was never closed).
     unclosed: bool,
+    /// A `"` inside an unquoted value (`B00"18H`, `5"`) or after a closing quote: kept as
+    /// a character here, which other CSV readers may not do.
+    stray_quote: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -509,6 +512,7 @@ impl<R: BufRead> RecordReader<R> {
             cr: false,
             nul: false,
             unclosed: false,
+            stray_quote: false,
         }
     }
 
@@ -522,6 +526,7 @@ impl<R: BufRead> RecordReader<R> {
         self.cr = false;
         self.nul = false;
         self.unclosed = false;
+        self.stray_quote = false;
         let mut state = Field::Start;
         loop {
             self.raw.clear();
@@ -583,6 +588,7 @@ impl<R: BufRead> RecordReader<R> {
                     _ => {
                         self.cr |= b == b'\r';
                         self.nul |= b == 0;
+                        self.stray_quote |= b == b'"' || state == Field::QuoteInQuoted;
                         self.data.push(b);
                         state = Field::Unquoted;
                     }
@@ -626,6 +632,11 @@ impl<R: BufRead> RecordReader<R> {
     /// Whether a field holds a NUL byte (U+0000).
     pub fn has_nul(&self) -> bool {
         self.nul
+    }
+
+    /// Whether a `"` stands inside an unquoted value or right after a closing quote.
+    pub fn has_stray_quote(&self) -> bool {
+        self.stray_quote
     }
 
     /// Number of fields.
@@ -866,8 +877,11 @@ impl Pass<'_> {
         let mut seen_header = false;
         while rdr.next(self.ctx, utf8)? {
             let line = rdr.start_line();
-            // A NUL byte: the row is refused by the rewrite.
-            if rdr.has_nul() {
+            // A NUL byte: the row is refused by the rewrite. Found by the s9 attack: a quote
+            // inside an unquoted value (`B00"18H`, `29"彩电`) went to polars as it was, which
+            // refused the whole file ("CSV malformed: expected 0 rows") naming no line, and
+            // the source was unverified; the rewrite keeps the quote as a character.
+            if rdr.has_nul() || rdr.has_stray_quote() {
                 return Err(Stop::Rewrite);
             }
             if !seen_header {
