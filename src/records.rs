@@ -282,10 +282,20 @@ impl CompactSet {
 
     /// Record `i` in `state/linked.bin`'s encoding ([`encode_linked`]).
     pub fn linked_blob(&self, i: usize) -> Option<Vec<u8>> {
-        let (_, v) = decode(self.blob(i)?)?;
-        let id = self.id_number(i)?;
-        let mut b = Vec::with_capacity(self.blob(i)?.len() + 32);
-        encode_linked(&mut b, &id, &v);
+        // one decoding for the ID number and the values (every linked row of a run is
+        // written so)
+        let blob = self.blob(i)?;
+        let (id, v) = decode(blob)?;
+        let canonical;
+        let id = match id {
+            Some(id) => id,
+            None => {
+                canonical = crate::domain::IdNumber::from_key(self.keys[i]).expose();
+                canonical.as_str()
+            }
+        };
+        let mut b = Vec::with_capacity(blob.len() + 32);
+        encode_linked(&mut b, id, &v);
         Some(b)
     }
 
