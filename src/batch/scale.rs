@@ -1749,6 +1749,22 @@ fn read_deltas(delta_dir: &Path) -> Result<Vec<Option<SourceDelta>>, BatchError>
         .collect()
 }
 
+/// The keys of every queried person of `caseload` (consent, valid ID), as in a full run, and
+/// the persons' names by birth date (as the full run's scan tests rows with another person's
+/// valid ID: `super::link_source`).
+fn queried_persons(
+    caseload: &Caseload,
+) -> (ahash::AHashSet<u64>, crate::link::caseload::NameDateIndex) {
+    let mut everyone: ahash::AHashSet<u64> =
+        ahash::AHashSet::with_capacity(caseload.members.len() + caseload.supporters.len());
+    for id in caseload.queried_ids() {
+        everyone.insert(id.key());
+    }
+    let named =
+        crate::link::caseload::NameDateIndex::of_caseload(caseload, |key| everyone.contains(&key));
+    (everyone, named)
+}
+
 /// `hedui batch --previous DIR --delta DIR`: recompute only the households touched by the
 /// delta (every household with a member or supporter whose ID appears in a delta row or in
 /// a previous row the delta changes, removes or moves), reuse every other household's sealed
@@ -1788,12 +1804,15 @@ pub fn run_incremental(
             let digest = caseload_digest(&opts.caseload)?;
             // The previous run's caseload as it used it, when its state has it (the digest
             // says the files are the same); else the files are read.
+            // Its queried persons are indexed here too, off the critical path (the cache holds
+            // a partition's slice already; caseload files read again are sliced below first).
             if let Some(c) = read_caseload_cache(&previous.join("state/caseload.bin")) {
-                return Ok((digest, c, None, tc.elapsed().as_millis()));
+                let persons = queried_persons(&c);
+                return Ok((digest, c, None, tc.elapsed().as_millis(), Some(persons)));
             }
             let mut q = Quarantine::default();
             let full = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
-            Ok((digest, full, Some(q), tc.elapsed().as_millis()))
+            Ok((digest, full, Some(q), tc.elapsed().as_millis(), None))
         });
         let d = sc.spawn(|| {
             let td = Instant::now();
@@ -1889,7 +1908,7 @@ pub fn run_incremental(
     {
         return Err(mismatch("the recipients"));
     }
-    let (digest, full, loaded_q, caseload_ms) = caseload_read?;
+    let (digest, full, loaded_q, caseload_ms, persons) = caseload_read?;
     if prev.manifest.caseload_digest != digest {
         return Err(mismatch("the caseload"));
     }
@@ -1912,16 +1931,10 @@ pub fn run_incremental(
         return Err(mismatch("the number of households"));
     }
     let caseload_q = q.entries.len();
-    // All queried persons (consent, valid ID), as in a full run.
-    let mut everyone: ahash::AHashSet<u64> =
-        ahash::AHashSet::with_capacity(caseload.members.len() + caseload.supporters.len());
-    for id in caseload.queried_ids() {
-        everyone.insert(id.key());
-    }
-    // the persons' names by birth date, as the full run's scan tests rows with another
-    // person's valid ID (`super::link_source`)
-    let named =
-        crate::link::caseload::NameDateIndex::of_caseload(&caseload, |key| everyone.contains(&key));
+    let (everyone, named) = match persons {
+        Some(p) => p,
+        None => queried_persons(&caseload),
+    };
 
     // ---- the delta: end-state rows, and the persons it touches
     let (deltas, mut planned, delta_ms) = deltas_read?;
