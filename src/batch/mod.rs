@@ -1758,13 +1758,47 @@ fn write_summary(
     run_id: String,
     caseload: &Caseload,
     outcomes: &[Outcomes],
-    mut sources: BTreeMap<String, SourceSummary>,
+    sources: BTreeMap<String, SourceSummary>,
     q: &Quarantine,
     timings: BTreeMap<String, u128>,
     persons_queried: usize,
     normalisations: BTreeMap<String, u64>,
     caseload_key_repairs: BTreeMap<String, u64>,
 ) -> Result<Summary, BatchError> {
+    let (summary, by_region) = summarize(
+        opts,
+        run_id,
+        caseload,
+        outcomes,
+        sources,
+        q,
+        timings,
+        persons_queried,
+        normalisations,
+        caseload_key_repairs,
+    );
+    write_summary_files(opts, summary, &by_region)
+}
+
+/// Determinations and review counts per region (`"code name"`, as `summary.html` shows them).
+type ByRegion = Vec<(String, BTreeMap<String, u64>)>;
+
+/// The run's [`Summary`] (counts by determination, rule and source, the largest gaps) and its
+/// counts per region, as [`write_summary`] writes them; nothing is written. (An incremental
+/// run counts while its reports are still being copied, then sets the timings.)
+#[allow(clippy::too_many_arguments)]
+fn summarize(
+    opts: &BatchOptions,
+    run_id: String,
+    caseload: &Caseload,
+    outcomes: &[Outcomes],
+    mut sources: BTreeMap<String, SourceSummary>,
+    q: &Quarantine,
+    timings: BTreeMap<String, u128>,
+    persons_queried: usize,
+    normalisations: BTreeMap<String, u64>,
+    caseload_key_repairs: BTreeMap<String, u64>,
+) -> (Summary, ByRegion) {
     let policy = &opts.policy;
 
     // ---- summary
@@ -1839,16 +1873,13 @@ fn write_summary(
         timings_ms: timings,
         exit_code,
     };
-    let spath = opts.out.join("summary.json");
-    std::fs::write(&spath, serde_json::to_vec_pretty(&summary).expect("json"))
-        .map_err(write_err(&spath))?;
     let mut by_region: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for (o, hh) in outcomes.iter().zip(&caseload.households) {
         let m = by_region.entry(hh.region_code.clone()).or_default();
         *m.entry(o.determination.as_str().to_string()).or_insert(0) += 1;
         *m.entry("review_due".to_string()).or_insert(0) += u64::from(o.review_due);
     }
-    let by_region: Vec<(String, BTreeMap<String, u64>)> = by_region
+    let by_region: ByRegion = by_region
         .into_iter()
         .map(|(code, m)| {
             (
@@ -1859,10 +1890,25 @@ fn write_summary(
             )
         })
         .collect();
+    (summary, by_region)
+}
+
+/// `summary.json` and `summary.html` of `summary` and its counts per region.
+///
+/// # Errors
+/// [`BatchError::Write`] when either file cannot be written.
+fn write_summary_files(
+    opts: &BatchOptions,
+    summary: Summary,
+    by_region: &ByRegion,
+) -> Result<Summary, BatchError> {
+    let spath = opts.out.join("summary.json");
+    std::fs::write(&spath, serde_json::to_vec_pretty(&summary).expect("json"))
+        .map_err(write_err(&spath))?;
     let hpath = opts.out.join("summary.html");
     let page = crate::render::summary_html(
         &serde_json::to_value(&summary).expect("json"),
-        &by_region,
+        by_region,
         &crate::render::Texts::zh(),
     );
     std::fs::write(&hpath, page).map_err(write_err(&hpath))?;

@@ -8,7 +8,9 @@
 //! determination, rules, per-capita values, byte length of its sealed report line),
 //! `caseload.bin` (the caseload as the run used it, names left out) and `linked.bin` (every
 //! source row linked to a caseload person: row, key and values, plus the rows whose key
-//! misses a person's only in the check character). An incremental run's state shares its
+//! misses a person's only in the check character) with `linked.keys` beside it (the same rows'
+//! source, row, person and record length: an incremental run reads only the records it needs,
+//! by offset). An incremental run's state shares its
 //! previous run's `linked.bin` and `caseload.bin` (hard links: neither is ever written in
 //! place) and adds `linked.patch`: every row of the persons touched since that base, so that
 //! it writes in proportion to the deltas; a new base is written once the patch passes a
@@ -572,12 +574,18 @@ fn decode_record(row: u64, blob: &[u8]) -> Option<Record> {
 /// Writes `linked.bin`: rows, then near-miss rows, then the row count.
 struct LinkedWriter {
     w: BufWriter<std::fs::File>,
-    /// `linked.keys` beside a `linked.bin`: (source, row, person) of each row.
+    /// `linked.keys` beside a `linked.bin`: (source, row, person, record length) of each row.
     keys: Option<BufWriter<std::fs::File>>,
     n: u64,
 }
 
-const KEYS_MAGIC: &[u8; 8] = b"HEDUIK1\n";
+/// `linked.keys`, version 2: entries carry the record's length, so that the offset of every
+/// record in `linked.bin` follows from the keys alone. (Version 1, `HEDUIK1`, had 18-byte
+/// entries without it; a state with one is read by streaming `linked.bin`, as before.)
+const KEYS_MAGIC: &[u8; 8] = b"HEDUIK2\n";
+/// Bytes of one `linked.keys` entry: `[tag, source, row (u64 LE), person or body (u64 LE),
+/// record length (u32 LE)]`.
+const KEY_ENTRY: usize = 22;
 
 impl LinkedWriter {
     fn create(path: &Path) -> std::io::Result<Self> {
@@ -620,6 +628,7 @@ impl LinkedWriter {
             k.write_all(&[1, s])?;
             k.write_all(&row.to_le_bytes())?;
             k.write_all(&key.to_le_bytes())?;
+            k.write_all(&(blob.len() as u32).to_le_bytes())?;
         }
         self.n += 1;
         Ok(())
@@ -630,6 +639,7 @@ impl LinkedWriter {
             k.write_all(&[2, s])?;
             k.write_all(&row.to_le_bytes())?;
             k.write_all(&body.to_le_bytes())?;
+            k.write_all(&0u32.to_le_bytes())?;
         }
         self.w.write_all(&[2, s])?;
         self.w.write_all(&row.to_le_bytes())?;
@@ -663,46 +673,75 @@ fn write_linked<B: AsRef<[u8]>>(
 }
 
 /// `linked.keys` beside a `linked.bin`: its body (after the 8-byte magic, before the 8-byte
-/// row count) is 18-byte entries `[tag, source, row (u64 LE), person or body (u64 LE)]`,
-/// tag 1 a linked row, tag 2 a near-miss row. Streamed through a small buffer (never held):
-/// `row(source, row, person)` per linked row, `near(source, row, 17-digit body)` per
-/// near-miss row. `None` when missing or not whole (checked as it is read).
+/// row count) is [`KEY_ENTRY`]-byte entries `[tag, source, row (u64 LE), person or body
+/// (u64 LE), record length (u32 LE)]` in `linked.bin`'s order, tag 1 a linked row, tag 2 a
+/// near-miss row (length 0). Streamed through a small buffer (never held):
+/// `row(source, row, person, at, len)` per linked row, where `at` is the byte offset of its
+/// record in `linked.bin` (the entries' lengths summed: a row takes 22 bytes and its record, a
+/// near-miss row 18), and `near(source, row, 17-digit body)` per near-miss row. Returns the
+/// offset where `linked.bin`'s rows end (its length less the 9-byte trailer, when the two
+/// files belong together). `None` when missing, of version 1 or not whole (checked as it is
+/// read).
 fn read_linked_keys(
     path: &Path,
-    mut row: impl FnMut(u8, u64, u64),
+    mut row: impl FnMut(u8, u64, u64, u64, u32),
     mut near: impl FnMut(u8, u64, u64),
-) -> Option<()> {
+) -> Option<u64> {
     let mut f = std::fs::File::open(path).ok()?;
     let total = f.metadata().ok()?.len();
-    let body = total.checked_sub(16).filter(|b| b % 18 == 0)?;
+    let body = total
+        .checked_sub(16)
+        .filter(|b| b % KEY_ENTRY as u64 == 0)?;
     let mut magic = [0u8; 8];
     f.read_exact(&mut magic).ok()?;
     if &magic != KEYS_MAGIC {
         return None;
     }
     let mut r = Read::take(&mut f, body);
-    let mut buf = vec![0u8; 18 * 16384];
+    let mut buf = vec![0u8; KEY_ENTRY * 16384];
     let mut rows = 0u64;
     let mut left = body as usize;
+    // the offset in `linked.bin` of the entry's row (after its 8-byte magic)
+    let mut pos = 8u64;
     while left > 0 {
         let n = left.min(buf.len());
         r.read_exact(&mut buf[..n]).ok()?;
         left -= n;
-        for c in buf[..n].chunks_exact(18) {
+        for c in buf[..n].chunks_exact(KEY_ENTRY) {
             let u = |i: usize| u64::from_le_bytes(c[i..i + 8].try_into().unwrap_or_default());
             match c[0] {
                 1 => {
+                    let len = u32::from_le_bytes(c[18..22].try_into().unwrap_or_default());
                     rows += 1;
-                    row(c[1], u(2), u(10));
+                    row(c[1], u(2), u(10), pos + 22, len);
+                    pos += 22 + u64::from(len);
                 }
-                2 => near(c[1], u(2), u(10)),
+                2 => {
+                    near(c[1], u(2), u(10));
+                    pos += 18;
+                }
                 _ => return None,
             }
         }
     }
     let mut count = [0u8; 8];
     f.read_exact(&mut count).ok()?;
-    (u64::from_le_bytes(count) == rows).then_some(())
+    (u64::from_le_bytes(count) == rows).then_some(pos)
+}
+
+/// Whether `path` starts as a version-2 `linked.keys` of a whole number of entries (its body
+/// is checked when it is read).
+fn linked_keys_v2(path: &Path) -> bool {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut magic = [0u8; 8];
+    f.metadata().is_ok_and(|m| {
+        m.len()
+            .checked_sub(16)
+            .is_some_and(|b| b % KEY_ENTRY as u64 == 0)
+    }) && f.read_exact(&mut magic).is_ok()
+        && &magic == KEYS_MAGIC
 }
 
 /// Read `linked.bin` front to back without holding it: `row` for each linked row, `near`
@@ -1053,6 +1092,150 @@ impl PreviousRun {
         }
         Ok(near)
     }
+
+    /// The linked rows of the state that `pick` keeps, offered in the order of
+    /// [`PreviousRun::view`] (the base's rows not superseded, then the patch's), and a buffer
+    /// with the records of the kept base rows (their `at` indexes it, `buf` [`BASE`]; the
+    /// patch's rows keep theirs, `buf` [`PATCH`]). With `keys`, the state's version-2
+    /// `linked.keys` (see [`read_linked_keys`]), only the kept records are read from
+    /// `linked.bin`, by offset; without, `linked.bin` is streamed whole. (`pick` sees each
+    /// row's `at` and `len` but not its record.)
+    ///
+    /// # Errors
+    /// [`BatchError::Previous`] when `linked.keys` or `linked.bin` is truncated, not hedui's or
+    /// the two do not belong together.
+    fn pick(
+        &self,
+        keys: Option<&Path>,
+        mut pick: impl FnMut(&LinkedRow) -> bool,
+    ) -> Result<(Vec<LinkedRow>, Vec<u8>), BatchError> {
+        let bad = |what: &str| BatchError::Previous {
+            path: self.dir.display().to_string(),
+            message: format!("state/{what} (run a full batch)"),
+        };
+        let p = &self.patch_persons;
+        let lpath = self.dir.join("state/linked.bin");
+        let mut kept: Vec<u8> = Vec::new();
+        let mut out: Vec<LinkedRow> = Vec::new();
+        match keys {
+            Some(keys) => {
+                let end = read_linked_keys(
+                    keys,
+                    |source, row, key, at, len| {
+                        if !p.is_empty() && p.contains(&key) {
+                            return;
+                        }
+                        let r = LinkedRow {
+                            source,
+                            row,
+                            key,
+                            at: at as usize,
+                            len,
+                            buf: BASE,
+                        };
+                        if pick(&r) {
+                            out.push(r);
+                        }
+                    },
+                    |_, _, _| {},
+                )
+                .ok_or_else(|| bad("linked.keys is truncated or not hedui's"))?;
+                if end + 9 != self.base_len {
+                    return Err(bad("linked.keys does not belong to linked.bin"));
+                }
+                read_records(&lpath, &mut out, &mut kept).map_err(|m| bad(&m))?;
+            }
+            None => {
+                stream_linked(
+                    &lpath,
+                    |source, row, key, blob| {
+                        if !p.is_empty() && p.contains(&key) {
+                            return Ok(());
+                        }
+                        let r = LinkedRow {
+                            source,
+                            row,
+                            key,
+                            at: 0,
+                            len: blob.len() as u32,
+                            buf: BASE,
+                        };
+                        if pick(&r) {
+                            kept.extend_from_slice(blob);
+                            out.push(LinkedRow {
+                                at: kept.len() - blob.len(),
+                                ..r
+                            });
+                        }
+                        Ok(())
+                    },
+                    |_, _, _| {},
+                )
+                .ok_or_else(|| bad("linked.bin is missing, truncated or not hedui's"))?;
+            }
+        }
+        for r in &self.patch_rows {
+            if pick(r) {
+                out.push(*r);
+            }
+        }
+        Ok((out, kept))
+    }
+}
+
+/// Reads the records of `rows` (rows of the `linked.bin` at `path`, each `at` the offset of
+/// its record in the file, ascending) into `kept`, setting each row's `at` to its record's
+/// place there. Records less than 8 KiB apart are read together (one `pread` of up to
+/// 1 MiB); the 22-byte head before each record is checked against its row. The error's text
+/// when the file is not hedui's, shorter than the rows say, or its heads differ.
+fn read_records(path: &Path, rows: &mut [LinkedRow], kept: &mut Vec<u8>) -> Result<(), String> {
+    use std::os::unix::fs::FileExt;
+    const GAP: u64 = 8 << 10;
+    const SPAN: u64 = 1 << 20;
+    let f = std::fs::File::open(path).map_err(|e| format!("linked.bin: {e}"))?;
+    let mut magic = [0u8; 8];
+    f.read_exact_at(&mut magic, 0)
+        .map_err(|e| format!("linked.bin: {e}"))?;
+    if &magic != LINKED_MAGIC {
+        return Err("linked.bin is not hedui's".into());
+    }
+    let end_of = |r: &LinkedRow| r.at as u64 + u64::from(r.len);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let start = (rows[i].at as u64)
+            .checked_sub(22)
+            .ok_or("linked.keys does not belong to linked.bin")?;
+        let (mut j, mut end) = (i, end_of(&rows[i]));
+        while let Some(n) = rows.get(j + 1) {
+            let head = n.at as u64 - 22;
+            if head < end || head - end > GAP || end_of(n) - start > SPAN {
+                break;
+            }
+            end = end_of(n);
+            j += 1;
+        }
+        buf.resize((end - start) as usize, 0);
+        f.read_exact_at(&mut buf, start)
+            .map_err(|e| format!("linked.bin is shorter than linked.keys says ({e})"))?;
+        for r in &mut rows[i..=j] {
+            let at = (r.at as u64 - 22 - start) as usize;
+            let h = &buf[at..at + 22 + r.len as usize];
+            let u = |k: usize| u64::from_le_bytes(h[k..k + 8].try_into().unwrap_or_default());
+            if h[0] != 1
+                || h[1] != r.source
+                || u(2) != r.row
+                || u(10) != r.key
+                || h[18..22] != r.len.to_le_bytes()
+            {
+                return Err("linked.keys does not belong to linked.bin".into());
+            }
+            kept.extend_from_slice(&h[22..]);
+            r.at = kept.len() - r.len as usize;
+        }
+        i = j + 1;
+    }
+    Ok(())
 }
 
 /// `STATE/manifest.json`; the error's text when it cannot be read or parsed.
@@ -1062,10 +1245,10 @@ fn read_manifest(state: &Path) -> Result<Manifest, String> {
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
 }
 
-/// The (source, row, person) of each linked row of a previous state: its `linked.keys`,
-/// checked whole (the base's rows, the patch's persons' rows to be skipped, then
-/// `linked.patch`'s rows), or the list streamed from `linked.bin` and the patch when there is
-/// no `linked.keys`.
+/// The (source, row, person) of each linked row of a previous state: its `linked.keys` when it
+/// is of version 2 (read, and checked against `linked.bin`'s length, once the delta is known:
+/// the base's rows, the patch's persons' rows to be skipped, then `linked.patch`'s rows), or
+/// the list streamed from `linked.bin` and the patch when it is missing or of version 1.
 enum RowIndex {
     Keys(PathBuf),
     Rows(Vec<(u8, u64, u64)>),
@@ -1545,6 +1728,22 @@ fn read_deltas(delta_dir: &Path) -> Result<Vec<Option<SourceDelta>>, BatchError>
         .collect()
 }
 
+/// The keys of every queried person of `caseload` (consent, valid ID), as in a full run, and
+/// the persons' names by birth date (as the full run's scan tests rows with another person's
+/// valid ID: `super::link_source`).
+fn queried_persons(
+    caseload: &Caseload,
+) -> (ahash::AHashSet<u64>, crate::link::caseload::NameDateIndex) {
+    let mut everyone: ahash::AHashSet<u64> =
+        ahash::AHashSet::with_capacity(caseload.members.len() + caseload.supporters.len());
+    for id in caseload.queried_ids() {
+        everyone.insert(id.key());
+    }
+    let named =
+        crate::link::caseload::NameDateIndex::of_caseload(caseload, |key| everyone.contains(&key));
+    (everyone, named)
+}
+
 /// `hedui batch --previous DIR --delta DIR`: recompute only the households touched by the
 /// delta (every household with a member or supporter whose ID appears in a delta row or in
 /// a previous row the delta changes, removes or moves), reuse every other household's sealed
@@ -1584,12 +1783,15 @@ pub fn run_incremental(
             let digest = caseload_digest(&opts.caseload)?;
             // The previous run's caseload as it used it, when its state has it (the digest
             // says the files are the same); else the files are read.
+            // Its queried persons are indexed here too, off the critical path (the cache holds
+            // a partition's slice already; caseload files read again are sliced below first).
             if let Some(c) = read_caseload_cache(&previous.join("state/caseload.bin")) {
-                return Ok((digest, c, None, tc.elapsed().as_millis()));
+                let persons = queried_persons(&c);
+                return Ok((digest, c, None, tc.elapsed().as_millis(), Some(persons)));
             }
             let mut q = Quarantine::default();
             let full = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
-            Ok((digest, full, Some(q), tc.elapsed().as_millis()))
+            Ok((digest, full, Some(q), tc.elapsed().as_millis(), None))
         });
         let d = sc.spawn(|| {
             let td = Instant::now();
@@ -1625,11 +1827,9 @@ pub fn run_incremental(
         // the delta is (the rows the delta takes out are looked up in it)
         let prev = load_previous(previous).and_then(|prev| {
             let keys = previous.join("state/linked.keys");
-            // the base's near-miss rows are only needed without a patch
-            // (checked here, off the critical path; streamed again once the delta is known)
-            let mut near = Vec::new();
-            if read_linked_keys(&keys, |_, _, _| {}, |s, r, b| near.push((s, r, b))).is_some() {
-                return Ok((prev, RowIndex::Keys(keys), near));
+            // (read once the delta is known; its near-miss rows are read then)
+            if linked_keys_v2(&keys) {
+                return Ok((prev, RowIndex::Keys(keys), Vec::new()));
             }
             let mut index: Vec<(u8, u64, u64)> = Vec::new();
             let near = prev.view(|r, _| index.push((r.source, r.row, r.key)))?;
@@ -1640,7 +1840,7 @@ pub fn run_incremental(
         let d = d.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
         (c, prev.map(|p| (p, ts)), d)
     });
-    let ((mut prev, row_index, base_near), state_ms) = prev?;
+    let ((mut prev, row_index, mut base_near), state_ms) = prev?;
     timings.insert("state_read".to_string(), state_ms);
     // The error-tolerant pass decides over all unlinked rows at once, with m/u probabilities
     // measured on the whole run: redoing it for some households would not give a full run's
@@ -1687,7 +1887,7 @@ pub fn run_incremental(
     {
         return Err(mismatch("the recipients"));
     }
-    let (digest, full, loaded_q, caseload_ms) = caseload_read?;
+    let (digest, full, loaded_q, caseload_ms, persons) = caseload_read?;
     if prev.manifest.caseload_digest != digest {
         return Err(mismatch("the caseload"));
     }
@@ -1710,16 +1910,10 @@ pub fn run_incremental(
         return Err(mismatch("the number of households"));
     }
     let caseload_q = q.entries.len();
-    // All queried persons (consent, valid ID), as in a full run.
-    let mut everyone: ahash::AHashSet<u64> =
-        ahash::AHashSet::with_capacity(caseload.members.len() + caseload.supporters.len());
-    for id in caseload.queried_ids() {
-        everyone.insert(id.key());
-    }
-    // the persons' names by birth date, as the full run's scan tests rows with another
-    // person's valid ID (`super::link_source`)
-    let named =
-        crate::link::caseload::NameDateIndex::of_caseload(&caseload, |key| everyone.contains(&key));
+    let (everyone, named) = match persons {
+        Some(p) => p,
+        None => queried_persons(&caseload),
+    };
 
     // ---- the delta: end-state rows, and the persons it touches
     let (deltas, mut planned, delta_ms) = deltas_read?;
@@ -1821,19 +2015,27 @@ pub fn run_incremental(
         // the base's rows of persons the patch does not supersede, then the patch's
         RowIndex::Keys(path) => {
             let p = &prev.patch_persons;
-            read_linked_keys(
+            let end = read_linked_keys(
                 path,
-                |s, r, key| {
+                |s, r, key, _, _| {
                     if is_hit(s, r) && (p.is_empty() || !p.contains(&key)) {
                         touched.insert(key);
                     }
                 },
-                |_, _, _| {},
+                |s, r, b| base_near.push((s, r, b)),
             )
             .ok_or_else(|| BatchError::Previous {
                 path: previous.display().to_string(),
-                message: "state/linked.keys changed while it was read".into(),
+                message: "state/linked.keys is truncated or not hedui's (run a full batch)".into(),
             })?;
+            if end + 9 != prev.base_len {
+                return Err(BatchError::Previous {
+                    path: previous.display().to_string(),
+                    message:
+                        "state/linked.keys does not belong to state/linked.bin (run a full batch)"
+                            .into(),
+                });
+            }
             for r in &prev.patch_rows {
                 if is_hit(r.source, r.row) {
                     touched.insert(r.key);
@@ -1848,7 +2050,10 @@ pub fn run_incremental(
             }
         }
     }
-    drop(row_index);
+    let keys_path = match row_index {
+        RowIndex::Keys(p) => Some(p),
+        RowIndex::Rows(_) => None,
+    };
     if !prev.has_patch {
         prev.near_miss = base_near;
     }
@@ -1966,11 +2171,9 @@ pub fn run_incremental(
     // rows of the recomputed households' persons that the delta did not touch
     let mut untouched_rows: Vec<LinkedRow> = Vec::new();
     let mut linked_now = vec![0u64; SourceKind::ALL.len()];
-    // the records of the base's rows kept (the base itself is streamed, never held)
-    let mut kept: Vec<u8> = Vec::new();
     // The delta's own rows are keyed (and the rows it takes out listed) on a thread of their
-    // own while `linked.bin` is streamed: the two are independent.
-    // What the stream keeps of a person's rows, by person key: bit 1 a person of the next
+    // own while the state's rows are picked: the two are independent.
+    // What is kept of a person's rows, by person key: bit 1 a person of the next
     // patch, bit 2 a person of a recomputed household; most rows' persons are neither, so a
     // bitmap of their keys' hashes answers first (no hash probe for those).
     let mut want: ahash::AHashMap<u64, u8> =
@@ -2048,42 +2251,34 @@ pub fn run_incremental(
             drop(deltas);
             (fresh_buf, fresh_rows, drop_q, bad_new, other_new)
         });
-        let viewed = prev.view(|r, blob| {
+        // the rows of the persons wanted (their records read), every other row counted
+        let viewed = prev.pick(keys_path.as_deref(), |r| {
             let w = wanted(r.key);
-            let touched = w & 1 != 0;
-            if !touched {
+            if w & 1 == 0 {
                 // untouched: the same row in the end state (moved and freed rows are touched)
                 linked_now[r.source as usize] += 1;
-                if w & 2 == 0 {
-                    return;
-                }
+                return w & 2 != 0;
             }
-            // only the rows used below are copied out of the stream
-            let r = if r.buf == BASE {
-                kept.extend_from_slice(blob);
-                LinkedRow {
-                    at: kept.len() - blob.len(),
-                    ..r
-                }
-            } else {
-                r
-            };
-            if !touched {
-                untouched_rows.push(r);
-                return;
-            }
-            let m = maps[r.source as usize].as_ref();
-            if m.is_some_and(|m| m.gone.contains(&r.row)) {
-                return;
-            }
-            let row = m
-                .and_then(|m| m.moved.get(&r.row).copied())
-                .unwrap_or(r.row);
-            end_linked.push(LinkedRow { row, ..r });
+            true
         });
         (viewed, keyed.join())
     });
-    viewed?;
+    // the records of the base's rows kept (the base itself is never held)
+    let (picked, kept) = viewed?;
+    for r in picked {
+        if wanted(r.key) & 1 == 0 {
+            untouched_rows.push(r);
+            continue;
+        }
+        let m = maps[r.source as usize].as_ref();
+        if m.is_some_and(|m| m.gone.contains(&r.row)) {
+            continue;
+        }
+        let row = m
+            .and_then(|m| m.moved.get(&r.row).copied())
+            .unwrap_or(r.row);
+        end_linked.push(LinkedRow { row, ..r });
+    }
     let (fresh_buf, fresh_rows, mut drop_q, bad_new, other_new) =
         keyed.unwrap_or_else(|p| std::panic::resume_unwind(p));
     // (after the previous rows, as before)
@@ -2114,12 +2309,14 @@ pub fn run_incremental(
     end_linked.sort_unstable_by_key(|r| (r.source, r.row));
     end_near.sort_unstable();
     let bufs: [&[u8]; 4] = [&kept, &prev.patch, &fresh_buf, &[]];
+    // the recomputed persons' indexes, hashed faster than `person_index` (looked up per row)
+    let pidx: ahash::AHashMap<u64, usize> = person_index.iter().map(|(&k, &i)| (k, i)).collect();
     // every end-state row of the recomputed persons, in (source, row) order as a full run
     let mut recomputed_rows: Vec<LinkedRow> = untouched_rows;
     recomputed_rows.extend(
         end_linked
             .iter()
-            .filter(|r| person_index.contains_key(&r.key))
+            .filter(|r| pidx.contains_key(&r.key))
             .copied(),
     );
     recomputed_rows.sort_unstable_by_key(|r| (r.source, r.row));
@@ -2138,7 +2335,7 @@ pub fn run_incremental(
     let mut linked_delta: Vec<i64> = vec![0; SourceKind::ALL.len()];
     let mut quarantined_delta: Vec<i64> = vec![0; SourceKind::ALL.len()];
     for &(s, row, body) in &end_near {
-        if let Some(&pi) = person_index.get(&body) {
+        if let Some(&pi) = pidx.get(&body) {
             let kind = SourceKind::ALL[s as usize];
             let p = &mut persons[pi];
             p.mark_near_miss(kind);
@@ -2151,8 +2348,11 @@ pub fn run_incremental(
         .with_min_len(1024)
         .map(|r| decode_record(r.row, r.blob(bufs)))
         .collect();
-    // a row repeating an earlier row of the same person value for value (as a full run)
-    let mut seen: HashMap<(usize, u64, Vec<Option<String>>), u64> = HashMap::new();
+    // a row repeating an earlier row of the same person value for value (as a full run), by
+    // its values' encoding (equal encodings, equal values)
+    let mut seen: ahash::AHashMap<(usize, u64, Vec<u8>), u64> =
+        ahash::AHashMap::with_capacity(recomputed_rows.len());
+    drop_q.reserve(recomputed_rows.len());
     for (r, rec) in recomputed_rows.iter().zip(decoded) {
         let si = r.source as usize;
         let kind = SourceKind::ALL[si];
@@ -2162,14 +2362,22 @@ pub fn run_incremental(
                 message: "state/linked.bin holds a record that does not decode".into(),
             });
         };
-        let p = &mut persons[person_index[&r.key]];
+        let p = &mut persons[pidx[&r.key]];
         let file = &prev.manifest.sources[si].file;
         drop_q.insert((si, r.row));
         if r.key != crate::records::NO_KEY {
-            let read = crate::evidence::read_values(kind, &rec.values)
-                .into_iter()
-                .map(|v| v.map(std::borrow::Cow::into_owned))
-                .collect();
+            // the values as the rules read them (`2026/10/31` is `2026-10-31`), as in a
+            // full run's `repeated_records`, in one buffer per row
+            let mut read = Vec::new();
+            for v in crate::evidence::read_values(kind, &rec.values) {
+                match v {
+                    None => read.extend_from_slice(&u32::MAX.to_le_bytes()),
+                    Some(v) => {
+                        read.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                        read.extend_from_slice(v.as_bytes());
+                    }
+                }
+            }
             match seen.entry((si, r.key, read)) {
                 std::collections::hash_map::Entry::Occupied(first) => {
                     let st = &prev.manifest.sources[si];
@@ -2412,25 +2620,50 @@ pub fn run_incremental(
     }
     timings.insert("state_write".to_string(), tst.elapsed().as_millis());
     timings.insert("write".to_string(), tw.elapsed().as_millis());
-    let copy_ms = reports_writer
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-    timings.insert("reports_copy".to_string(), copy_ms);
-    timings.insert("total".to_string(), t0.elapsed().as_millis());
     let persons_queried = everyone.len();
-    write_summary(
+    // counted (timings aside), and what is no longer needed freed, while the reports are
+    // still copied rather than after
+    let (mut summary, by_region) = super::summarize(
         opts,
         run_id,
         &caseload,
         &outcomes,
         sources,
         &q,
-        timings,
+        BTreeMap::new(),
         persons_queried,
         // Normalisations are per full read; an incremental run reads only its delta.
         BTreeMap::new(),
         BTreeMap::new(),
-    )
+    );
+    drop((
+        everyone,
+        named,
+        persons,
+        record_sets,
+        person_index,
+        members_of,
+        supporters_of,
+        kept,
+        fresh_buf,
+        end_linked,
+        prev,
+        want,
+        touched,
+        patch_persons,
+        fresh_by_h,
+        drop_q,
+        caseload,
+        outcomes,
+        q,
+    ));
+    let copy_ms = reports_writer
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+    timings.insert("reports_copy".to_string(), copy_ms);
+    timings.insert("total".to_string(), t0.elapsed().as_millis());
+    summary.timings_ms = timings;
+    super::write_summary_files(opts, summary, &by_region)
 }
 
 /// `determinations.csv` of an incremental run (as [`write_determinations`] writes it): the
@@ -3253,5 +3486,81 @@ mod tests {
         assert_eq!(back.id_number, rec.id_number);
         assert_eq!(back.values, rec.values);
         assert!(decode_record(41, &encode_record(&rec)[..10]).is_none());
+    }
+
+    #[test]
+    fn linked_keys_give_each_record_its_offset_and_a_foreign_keys_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("linked.bin");
+        let blobs: Vec<Vec<u8>> = (0..2000u64)
+            .map(|i| {
+                encode_record(&Record {
+                    row: i,
+                    id_number: format!("6205031990010{:05}", i),
+                    values: vec![Some("x".repeat((i % 97) as usize)), None],
+                })
+            })
+            .collect();
+        let rows = blobs.iter().enumerate().map(|(i, b)| {
+            (
+                (i % 3) as u8,
+                i as u64,
+                1000 + (i as u64 % 50),
+                b.as_slice(),
+            )
+        });
+        write_linked(&path, rows, &[(1, 7, 12345), (2, 9, 678)]).expect("write");
+        let base_len = std::fs::metadata(&path).expect("len").len();
+        let mut all: Vec<LinkedRow> = Vec::new();
+        let mut near = Vec::new();
+        let end = read_linked_keys(
+            &path.with_extension("keys"),
+            |source, row, key, at, len| {
+                all.push(LinkedRow {
+                    source,
+                    row,
+                    key,
+                    at: at as usize,
+                    len,
+                    buf: BASE,
+                })
+            },
+            |s, r, b| near.push((s, r, b)),
+        )
+        .expect("keys read");
+        assert_eq!(end + 9, base_len);
+        assert_eq!(near, vec![(1, 7, 12345), (2, 9, 678)]);
+        assert_eq!(all.len(), 2000);
+        // every 7th row, and a run of neighbours (read together)
+        let mut picked: Vec<LinkedRow> = all
+            .iter()
+            .filter(|r| r.row % 7 == 0 || (500..520).contains(&r.row))
+            .copied()
+            .collect();
+        let mut kept = Vec::new();
+        read_records(&path, &mut picked, &mut kept).expect("records");
+        for r in &picked {
+            assert_eq!(
+                r.blob([&kept, &[], &[], &[]]),
+                blobs[r.row as usize].as_slice()
+            );
+            assert_eq!((r.source, r.key), ((r.row % 3) as u8, 1000 + r.row % 50));
+        }
+        // keys of another linked.bin: the heads do not match
+        let other = dir.path().join("other.bin");
+        let rows = blobs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (0u8, i as u64 + 1, 5u64, b.as_slice()));
+        write_linked(&other, rows, &[]).expect("write");
+        let mut picked: Vec<LinkedRow> = all.iter().filter(|r| r.row == 3).copied().collect();
+        let e = read_records(&other, &mut picked, &mut Vec::new()).expect_err("foreign");
+        assert!(e.contains("does not belong"), "{e}");
+        // a version-1 keys file is not read as version 2 (the run streams linked.bin instead)
+        let k1 = dir.path().join("k1.keys");
+        std::fs::write(&k1, [b"HEDUIK1\n".as_slice(), &[0u8; 8]].concat()).expect("write");
+        assert!(!linked_keys_v2(&k1));
+        assert!(read_linked_keys(&k1, |_, _, _, _, _| {}, |_, _, _| {}).is_none());
+        assert!(linked_keys_v2(&path.with_extension("keys")));
     }
 }
