@@ -21,6 +21,7 @@
 //! consents tables: consents keep a keyed hash of the person (HMAC-SHA256 with the
 //! service's secret) and the masked form.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -42,6 +43,9 @@ pub enum StoreError {
     /// is gone; the message is SQLite's, with no request values.
     #[error("store: {0}")]
     Group(String),
+    /// The store's file could not be created (its path and the system's message).
+    #[error("store: {0}")]
+    File(String),
 }
 
 /// A write for [`Store::write`], committed by the store's writer thread together with the
@@ -771,11 +775,44 @@ fn write_head(conn: &Connection, head_path: &Path, who: &str) {
         }
     }
     let tmp = head_path.with_extension(format!("audit-head.{who}.tmp"));
-    let r = std::fs::write(&tmp, format!("{seq} {hash}\n"))
+    let r = private_file(&tmp)
+        .and_then(|mut f| f.write_all(format!("{seq} {hash}\n").as_bytes()))
         .and_then(|()| std::fs::rename(&tmp, head_path));
     if let Err(e) = r {
         tracing::warn!(error = %e, "The audit head file could not be written.");
     }
+}
+
+/// `path` created empty with mode 0600 (owner only) when it does not exist; an existing
+/// file is left as it is.
+///
+/// # Errors
+/// The file system's, other than the file existing.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// `path` opened for writing from its start, created with mode 0600 (owner only) when new.
+///
+/// # Errors
+/// The file system's.
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// A store without a head file gets one at the commit that finds it missing (a new store's
@@ -937,6 +974,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::Sql`] when the file cannot be opened or the schema created.
     pub fn open(path: &Path, secret: &[u8]) -> Result<Store, StoreError> {
+        // A new store is the owner's alone (0600): it holds consents, sealed reports, token
+        // hashes and the audit log. SQLite gives its `-wal` and `-shm` files the database
+        // file's mode. An existing file keeps the mode its operator gave it.
+        create_private(path).map_err(|e| StoreError::File(format!("{}: {e}", path.display())))?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -1570,6 +1611,29 @@ mod tests {
     fn wal_pages(c: &Connection) -> i64 {
         c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
             .unwrap()
+    }
+
+    /// Found by the s9 newcomer: the store and its files were created 0644 (readable by
+    /// every local user) though they hold consents, sealed reports and the audit log.
+    #[test]
+    fn a_new_store_and_its_files_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        {
+            let s = Store::open(&path, b"k").unwrap();
+            s.audit(&[ev(1)]).unwrap();
+            for f in ["s.db", "s.db-wal", "s.db-shm", "s.db.audit-head"] {
+                assert_eq!(mode(&dir.path().join(f)), 0o600, "{f}");
+            }
+        }
+        // an existing store keeps the mode its operator gave it
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let s = Store::open(&path, b"k").unwrap();
+        s.audit(&[ev(2)]).unwrap();
+        assert_eq!(mode(&path), 0o640);
+        assert_eq!(s.verify_chain().unwrap().rows, 2);
     }
 
     #[test]

@@ -343,7 +343,9 @@ pub(crate) fn for_each_batch<E>(
 /// record, sorted by (person key, hash of the values, index); equal hashes are compared
 /// value by value.
 fn repeated_records(kind: SourceKind, records: &CompactSet) -> HashMap<u32, u32> {
-    use std::hash::{Hash, Hasher};
+    // (aHash: SipHash over every linked record's values was 2 % of a run's instructions;
+    // equal hashes are compared value by value, so only grouping depends on it)
+    let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
     // the values as the rules read them (`2026/10/31` is `2026-10-31`)
     let read = |ri: usize| {
         records.values(ri).map(|v| {
@@ -357,9 +359,11 @@ fn repeated_records(kind: SourceKind, records: &CompactSet) -> HashMap<u32, u32>
         .filter_map(|ri| {
             let key = records.key(ri).filter(|k| *k != crate::records::NO_KEY)?;
             let values = records.values(ri)?;
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            crate::evidence::read_values(kind, &values).hash(&mut h);
-            Some((key, h.finish(), ri as u32))
+            Some((
+                key,
+                hasher.hash_one(crate::evidence::read_values(kind, &values)),
+                ri as u32,
+            ))
         })
         .collect();
     idx.sort_unstable();
