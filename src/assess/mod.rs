@@ -199,16 +199,35 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     let per_capita_fin = (n > 0).then(|| Fen(div_round_half_up(i128::from(fin), n) as i64));
     let s_month = yuan_x(s_year, 12);
 
+    // Missing is not zero: a total over a source that did not answer for these persons is a
+    // lower bound. Past its limit it settles the rule (totals only grow with more records);
+    // within it, it does not: the finding is `referred` and names the sources, never
+    // `eligible` on a total that reads as "nothing there".
+    let settle = |fails: bool, reads: &[SourceKind], mut evidence: serde_json::Value| {
+        let mut missing: Vec<&str> = view
+            .unverified
+            .iter()
+            .filter(|(k, _)| reads.contains(k))
+            .map(|(k, _)| k.name())
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let outcome = if fails {
+            Outcome::Ineligible
+        } else if missing.is_empty() {
+            Outcome::Eligible
+        } else {
+            Outcome::Referred
+        };
+        if !missing.is_empty() {
+            evidence["unverified_sources"] = json!(missing);
+        }
+        (outcome, evidence)
+    };
     if n > 0 {
-        let fails = income >= s_year * n * X;
-        findings.push(finding(
-            policy,
-            "income",
-            if fails {
-                Outcome::Ineligible
-            } else {
-                Outcome::Eligible
-            },
+        let (outcome, evidence) = settle(
+            income >= s_year * n * X,
+            &[SourceKind::Tax, SourceKind::SocialInsurance],
             json!({
                 "household_income_annual": yuan_x(income, X),
                 "support_owed_annual": yuan_x(support_total, X),
@@ -216,22 +235,23 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
                 "per_capita_monthly_income": per_capita_income.map(Fen::to_yuan),
                 "dibao_standard_monthly": s_month,
             }),
-        ));
-        let fails = 12 * i128::from(fin) > i128::from(policy.asset_months) * s_year * n;
-        findings.push(finding(
-            policy,
-            "financial_assets",
-            if fails {
-                Outcome::Ineligible
-            } else {
-                Outcome::Eligible
-            },
+        );
+        findings.push(finding(policy, "income", outcome, evidence));
+        let (outcome, evidence) = settle(
+            12 * i128::from(fin) > i128::from(policy.asset_months) * s_year * n,
+            &[
+                SourceKind::Bank,
+                SourceKind::Securities,
+                SourceKind::CommercialInsurance,
+                SourceKind::InternetFinance,
+            ],
             json!({
                 "financial_assets_total": Fen(fin).to_yuan(),
                 "per_capita_financial_assets": per_capita_fin.map(Fen::to_yuan),
                 "threshold_per_capita": yuan_x(i128::from(policy.asset_months) * s_year, 12),
             }),
-        ));
+        );
+        findings.push(finding(policy, "financial_assets", outcome, evidence));
     }
 
     // ---- members' assets

@@ -1346,10 +1346,52 @@ fn an_unanswered_source_refers_the_household_and_names_it() {
     assert_eq!(
         flagged(&b),
         vec![
+            ("income", Outcome::Referred),
+            ("financial_assets", Outcome::Referred),
             ("source_unverified", Outcome::Referred),
             ("source_unverified", Outcome::Referred)
         ]
     );
+    assert_eq!(b.determination, Referred);
+}
+
+/// Found by the s9 newcomer: with every source down, the income and financial-assets
+/// findings said `eligible` over totals of 0.00, which read as "no income, no savings".
+/// A total within its limit over a source that did not answer settles nothing; one past its
+/// limit does (totals only grow), and the sources the rule reads are named.
+#[test]
+fn a_total_within_its_limit_over_an_unanswered_source_is_referred_never_eligible() {
+    let a = urban()
+        .member(member().with(bank("100.00")))
+        .unverified(SourceKind::SocialInsurance)
+        .unverified(SourceKind::Tax)
+        .unverified(SourceKind::VehicleVessel)
+        .assess();
+    assert_eq!(finding(&a, "income").outcome, Outcome::Referred);
+    assert_eq!(
+        finding(&a, "income").evidence["unverified_sources"],
+        json!(["social_insurance", "tax"])
+    );
+    // the bank answered: its total settles the assets rule
+    assert_eq!(finding(&a, "financial_assets").outcome, Outcome::Eligible);
+    assert!(
+        finding(&a, "financial_assets")
+            .evidence
+            .get("unverified_sources")
+            .is_none()
+    );
+    assert_eq!(a.determination, Referred);
+    // past the limit on what did answer: ineligible stands, the missing source named
+    let b = urban()
+        .member(member().with(bank("900000.00")))
+        .unverified(SourceKind::InternetFinance)
+        .assess();
+    assert_eq!(finding(&b, "financial_assets").outcome, Outcome::Ineligible);
+    assert_eq!(
+        finding(&b, "financial_assets").evidence["unverified_sources"],
+        json!(["internet_finance"])
+    );
+    assert_eq!(b.determination, Ineligible);
 }
 
 #[test]
@@ -1361,6 +1403,8 @@ fn an_ineligible_finding_from_answered_sources_stands_when_another_source_failed
     assert_eq!(
         flagged(&a),
         vec![
+            // (the deposits are unknown: the assets rule is not settled)
+            ("financial_assets", Outcome::Referred),
             ("vehicle", Outcome::Ineligible),
             ("source_unverified", Outcome::Referred)
         ]
