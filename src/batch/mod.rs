@@ -1672,19 +1672,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             Ok(ms)
         });
         for chunk in all.chunks(4096) {
-            let results: Vec<Result<(UnsignedReport, Outcomes), BatchError>> = chunk
-                .par_iter()
-                .map(|&h| {
-                    pb.inc(1);
-                    ctx.unsigned_report(h, &members_of[h], &supporters_of[h], &sealer)
-                })
-                .collect();
-            let (unsigned, chunk_outcomes): (Vec<_>, Vec<_>) = results
-                .into_iter()
-                .collect::<Result<Vec<_>, _>>()?
-                .into_iter()
-                .unzip();
-            let lines = signed_lines(&sealer, unsigned);
+            let (lines, chunk_outcomes) =
+                ctx.sealed_lines(chunk, &members_of, &supporters_of, &sealer, &pb)?;
             report_lens.extend(lines.iter().map(|l| l.len() as u64 + 1));
             outcomes.extend(chunk_outcomes);
             // a closed channel means the writer failed: its error is taken at the join
@@ -2162,6 +2151,37 @@ impl Ctx<'_> {
             household_id: report.household_id,
         };
         Ok((sealed, outcomes))
+    }
+}
+
+impl Ctx<'_> {
+    /// Households `chunk` assessed, built and sealed in parallel ([`Ctx::unsigned_report`]),
+    /// then signed ([`signed_lines`]): their envelope lines and outcomes, in `chunk`'s order.
+    /// `pb` counts each household.
+    ///
+    /// # Errors
+    /// The first [`BatchError::Seal`].
+    pub(crate) fn sealed_lines(
+        &self,
+        chunk: &[usize],
+        members_of: &[Vec<usize>],
+        supporters_of: &[Vec<usize>],
+        sealer: &RunSealer,
+        pb: &ProgressBar,
+    ) -> Result<(Vec<Vec<u8>>, Vec<Outcomes>), BatchError> {
+        let made: Vec<Result<(UnsignedReport, Outcomes), BatchError>> = chunk
+            .par_iter()
+            .map(|&h| {
+                pb.inc(1);
+                self.unsigned_report(h, &members_of[h], &supporters_of[h], sealer)
+            })
+            .collect();
+        let (unsigned, outcomes): (Vec<_>, Vec<_>) = made
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
+        Ok((signed_lines(sealer, unsigned), outcomes))
     }
 }
 

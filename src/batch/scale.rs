@@ -46,15 +46,15 @@ use serde_json::json;
 
 use super::{
     BatchError, BatchOptions, Ctx, FileCounts, Outcomes, OutputLock, PeriodRows, PersonState,
-    SourceSummary, Summary, fired_rules, new_run_id, run_selected, signed_lines,
-    write_determinations, write_err, write_summary,
+    SourceSummary, Summary, fired_rules, new_run_id, run_selected, write_determinations, write_err,
+    write_summary,
 };
 use crate::assess::Household;
 use crate::domain::{IdError, IdNumber};
 use crate::evidence::Frame;
 use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload};
 use crate::report::{Determination, Outcome};
-use crate::seal::{RunSealer, UnsignedReport};
+use crate::seal::RunSealer;
 
 /// Which households a run covers.
 pub(super) struct Selection {
@@ -291,6 +291,21 @@ struct LinkedRow {
     at: usize,
     len: u32,
     buf: u8,
+}
+
+impl LinkedRow {
+    /// A row of the base `linked.bin` as it streams by (its record `len` bytes; `at` is set
+    /// once it is kept).
+    fn base(source: u8, row: u64, key: u64, len: usize) -> LinkedRow {
+        LinkedRow {
+            source,
+            row,
+            key,
+            at: 0,
+            len: len as u32,
+            buf: BASE,
+        }
+    }
 }
 
 /// The previous state's `linked.bin`.
@@ -1069,14 +1084,7 @@ impl PreviousRun {
             &self.dir.join("state/linked.bin"),
             |source, row, key, blob| {
                 if p.is_empty() || !p.contains(&key) {
-                    let r = LinkedRow {
-                        source,
-                        row,
-                        key,
-                        at: 0,
-                        len: blob.len() as u32,
-                        buf: BASE,
-                    };
+                    let r = LinkedRow::base(source, row, key, blob.len());
                     f(r, blob);
                 }
                 Ok(())
@@ -1152,14 +1160,7 @@ impl PreviousRun {
                         if !p.is_empty() && p.contains(&key) {
                             return Ok(());
                         }
-                        let r = LinkedRow {
-                            source,
-                            row,
-                            key,
-                            at: 0,
-                            len: blob.len() as u32,
-                            buf: BASE,
-                        };
+                        let r = LinkedRow::base(source, row, key, blob.len());
                         if pick(&r) {
                             kept.extend_from_slice(blob);
                             out.push(LinkedRow {
@@ -2458,20 +2459,14 @@ pub fn run_incremental(
         .collect();
     let mut fresh_by_h: HashMap<usize, (u64, Outcomes)> = HashMap::new();
     for chunk in todo.chunks(256) {
-        let fresh: Vec<Result<(UnsignedReport, Outcomes), BatchError>> = chunk
-            .par_iter()
-            .map(|&h| ctx.unsigned_report(h, &members_of[h], &supporters_of[h], &sealer))
-            .collect();
-        let (unsigned, fresh): (Vec<_>, Vec<_>) = fresh
-            .into_iter()
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .unzip();
-        for ((line, o), &h) in signed_lines(&sealer, unsigned)
-            .into_iter()
-            .zip(fresh)
-            .zip(chunk)
-        {
+        let (lines, fresh) = ctx.sealed_lines(
+            chunk,
+            &members_of,
+            &supporters_of,
+            &sealer,
+            &indicatif::ProgressBar::hidden(),
+        )?;
+        for ((line, o), &h) in lines.into_iter().zip(fresh).zip(chunk) {
             fresh_by_h.insert(h, (line.len() as u64 + 1, o));
             // a closed channel means the writer failed: its error is reported at the join
             let _ = tx.send(line);
