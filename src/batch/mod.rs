@@ -348,12 +348,9 @@ fn repeated_records(kind: SourceKind, records: &CompactSet) -> HashMap<u32, u32>
     let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
     // the values as the rules read them (`2026/10/31` is `2026-10-31`)
     let read = |ri: usize| {
-        records.values(ri).map(|v| {
-            crate::evidence::read_values(kind, &v)
-                .into_iter()
-                .map(|x| x.map(std::borrow::Cow::into_owned))
-                .collect::<Vec<_>>()
-        })
+        records
+            .values(ri)
+            .map(|v| crate::evidence::read_key(kind, &v))
     };
     let mut idx: Vec<(u64, u64, u32)> = (0..records.len())
         .filter_map(|ri| {

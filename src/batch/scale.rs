@@ -294,15 +294,15 @@ struct LinkedRow {
 }
 
 impl LinkedRow {
-    /// A row of the base `linked.bin` as it streams by (its record `len` bytes; `at` is set
-    /// once it is kept).
-    fn base(source: u8, row: u64, key: u64, len: usize) -> LinkedRow {
+    /// A row of the base `linked.bin`: its record's `len` bytes at `at` (the offset in the
+    /// file from `linked.keys`, or 0 for a streamed row until it is kept).
+    fn base(source: u8, row: u64, key: u64, at: usize, len: u32) -> LinkedRow {
         LinkedRow {
             source,
             row,
             key,
-            at: 0,
-            len: len as u32,
+            at,
+            len,
             buf: BASE,
         }
     }
@@ -1084,7 +1084,7 @@ impl PreviousRun {
             &self.dir.join("state/linked.bin"),
             |source, row, key, blob| {
                 if p.is_empty() || !p.contains(&key) {
-                    let r = LinkedRow::base(source, row, key, blob.len());
+                    let r = LinkedRow::base(source, row, key, 0, blob.len() as u32);
                     f(r, blob);
                 }
                 Ok(())
@@ -1133,14 +1133,7 @@ impl PreviousRun {
                         if !p.is_empty() && p.contains(&key) {
                             return;
                         }
-                        let r = LinkedRow {
-                            source,
-                            row,
-                            key,
-                            at: at as usize,
-                            len,
-                            buf: BASE,
-                        };
+                        let r = LinkedRow::base(source, row, key, at as usize, len);
                         if pick(&r) {
                             out.push(r);
                         }
@@ -1160,7 +1153,7 @@ impl PreviousRun {
                         if !p.is_empty() && p.contains(&key) {
                             return Ok(());
                         }
-                        let r = LinkedRow::base(source, row, key, blob.len());
+                        let r = LinkedRow::base(source, row, key, 0, blob.len() as u32);
                         if pick(&r) {
                             kept.extend_from_slice(blob);
                             out.push(LinkedRow {
@@ -2368,17 +2361,8 @@ pub fn run_incremental(
         drop_q.insert((si, r.row));
         if r.key != crate::records::NO_KEY {
             // the values as the rules read them (`2026/10/31` is `2026-10-31`), as in a
-            // full run's `repeated_records`, in one buffer per row
-            let mut read = Vec::new();
-            for v in crate::evidence::read_values(kind, &rec.values) {
-                match v {
-                    None => read.extend_from_slice(&u32::MAX.to_le_bytes()),
-                    Some(v) => {
-                        read.extend_from_slice(&(v.len() as u32).to_le_bytes());
-                        read.extend_from_slice(v.as_bytes());
-                    }
-                }
-            }
+            // full run's `repeated_records`
+            let read = crate::evidence::read_key(kind, &rec.values);
             match seen.entry((si, r.key, read)) {
                 std::collections::hash_map::Entry::Occupied(first) => {
                     let st = &prev.manifest.sources[si];
@@ -3511,14 +3495,7 @@ mod tests {
         let end = read_linked_keys(
             &path.with_extension("keys"),
             |source, row, key, at, len| {
-                all.push(LinkedRow {
-                    source,
-                    row,
-                    key,
-                    at: at as usize,
-                    len,
-                    buf: BASE,
-                })
+                all.push(LinkedRow::base(source, row, key, at as usize, len))
             },
             |s, r, b| near.push((s, r, b)),
         )

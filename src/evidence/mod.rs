@@ -348,6 +348,23 @@ fn shown_only_columns(kind: SourceKind) -> &'static [(usize, Parsed)] {
     &table[at]
 }
 
+/// [`read_values`] as one byte string (each value's length, `u32::MAX` for none, then its
+/// bytes): two records of a person repeat each other exactly when theirs are equal. The key
+/// of the batch's, the incremental run's and the service's repeated-row checks.
+pub fn read_key<S: AsRef<str>>(kind: SourceKind, values: &[Option<S>]) -> Vec<u8> {
+    let mut key = Vec::new();
+    for v in read_values(kind, values) {
+        match v {
+            None => key.extend_from_slice(&u32::MAX.to_le_bytes()),
+            Some(v) => {
+                key.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                key.extend_from_slice(v.as_bytes());
+            }
+        }
+    }
+    key
+}
+
 /// The values of a `kind` record as the rules read them, for telling a record that repeats
 /// an earlier one of the same person (`row_duplicate`): dates as ISO days, months as
 /// `YYYY-MM`, amounts and two-decimal numbers with two decimals, whole numbers as digits,

@@ -554,7 +554,7 @@ pub fn link_answers(
                 // (person, values) of the records read so far: a record repeating an earlier
                 // one of the same person value for value is counted once and leaves the
                 // person's source incomplete, as in the batch (`row_duplicate`)
-                let mut seen: std::collections::HashSet<(usize, Vec<Option<String>>)> =
+                let mut seen: std::collections::HashSet<(usize, Vec<u8>)> =
                     std::collections::HashSet::new();
                 for (ri, rec) in records.records.iter().enumerate() {
                     let Some(&pi) = IdNumber::parse(&rec.id_number, frame.as_of)
@@ -566,10 +566,7 @@ pub fn link_answers(
                     };
                     let p = &mut out.states[pi];
                     // the values as the rules read them (`2026/10/31` is `2026-10-31`)
-                    let read = crate::evidence::read_values(kind, &rec.values)
-                        .into_iter()
-                        .map(|v| v.map(std::borrow::Cow::into_owned))
-                        .collect();
+                    let read = crate::evidence::read_key(kind, &rec.values);
                     if !seen.insert((pi, read)) {
                         if !p.incomplete.iter().any(|(k, _)| *k == kind) {
                             p.incomplete.push((
