@@ -32,7 +32,7 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::io::{BufRead, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -44,6 +44,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::direct::DirectWriter;
 use super::{
     BatchError, BatchOptions, Ctx, FileCounts, Outcomes, OutputLock, PeriodRows, PersonState,
     SourceSummary, Summary, fired_rules, new_run_id, run_selected, write_determinations, write_err,
@@ -386,7 +387,14 @@ fn write_caseload_cache(path: &Path, c: &Caseload) -> std::io::Result<()> {
         b.push(u8::from(s.consent));
     }
     b.extend_from_slice(CASELOAD_MAGIC);
-    std::fs::write(path, b)
+    write_new(path, &b)
+}
+
+/// A whole state file written at once, past the page cache ([`DirectWriter`]).
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut w = DirectWriter::create(path)?;
+    w.write_all(bytes)?;
+    w.finish()
 }
 
 fn put_u64(b: &mut Vec<u8>, v: u64) {
@@ -588,9 +596,9 @@ fn decode_record(row: u64, blob: &[u8]) -> Option<Record> {
 
 /// Writes `linked.bin`: rows, then near-miss rows, then the row count.
 struct LinkedWriter {
-    w: BufWriter<std::fs::File>,
+    w: DirectWriter,
     /// `linked.keys` beside a `linked.bin`: (source, row, person, record length) of each row.
-    keys: Option<BufWriter<std::fs::File>>,
+    keys: Option<DirectWriter>,
     n: u64,
 }
 
@@ -607,7 +615,7 @@ impl LinkedWriter {
         let mut w = Self::create_with(path, LINKED_MAGIC)?;
         let kpath = path.with_extension("keys");
         remove_if_present(&kpath)?;
-        let mut k = BufWriter::with_capacity(1 << 20, std::fs::File::create(kpath)?);
+        let mut k = DirectWriter::create(&kpath)?;
         k.write_all(KEYS_MAGIC)?;
         w.keys = Some(k);
         Ok(w)
@@ -617,7 +625,7 @@ impl LinkedWriter {
     /// run is a hard link to its previous run's, which must not change).
     fn create_with(path: &Path, magic: &[u8; 8]) -> std::io::Result<Self> {
         remove_if_present(path)?;
-        let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+        let mut w = DirectWriter::create(path)?;
         w.write_all(magic)?;
         Ok(LinkedWriter {
             w,
@@ -662,13 +670,13 @@ impl LinkedWriter {
     }
 
     fn finish(mut self) -> std::io::Result<()> {
-        if let Some(k) = &mut self.keys {
+        if let Some(mut k) = self.keys.take() {
             k.write_all(&self.n.to_le_bytes())?;
-            k.flush()?;
+            k.finish()?;
         }
         self.w.write_all(&[0])?;
         self.w.write_all(&self.n.to_le_bytes())?;
-        self.w.flush()
+        self.w.finish()
     }
 }
 
@@ -995,7 +1003,7 @@ fn write_households<'a>(
         n += 1;
     }
     put_u64(&mut b, n);
-    std::fs::write(&hpath, b).map_err(write_err(&hpath))
+    write_new(&hpath, &b).map_err(write_err(&hpath))
 }
 
 fn outcome_code(o: Outcome) -> u8 {
@@ -2105,12 +2113,9 @@ pub fn run_incremental(
         let reports_path = reports_path.clone();
         std::thread::spawn(move || -> Result<u128, BatchError> {
             let t = Instant::now();
-            let mut src =
+            let src =
                 std::fs::File::open(&prev_reports_path).map_err(write_err(&prev_reports_path))?;
-            let mut out = BufWriter::with_capacity(
-                1 << 20,
-                std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?,
-            );
+            let mut out = DirectWriter::create(&reports_path).map_err(write_err(&reports_path))?;
             let write = || -> std::io::Result<()> {
                 for piece in pieces {
                     match piece {
@@ -2122,10 +2127,7 @@ pub fn run_incremental(
                             out.write_all(b"\n")?;
                         }
                         Piece::Copy(from, len) => {
-                            out.flush()?;
-                            src.seek(SeekFrom::Start(from))?;
-                            let n = std::io::copy(&mut Read::take(&mut src, len), out.get_mut())?;
-                            if n != len {
+                            if out.copy_range(&src, from, len)? != len {
                                 return Err(std::io::Error::other(
                                     "the previous reports.jsonl is shorter than its state says",
                                 ));
@@ -2133,9 +2135,10 @@ pub fn run_incremental(
                         }
                     }
                 }
-                out.flush()
+                Ok(())
             };
             write().map_err(write_err(&reports_path))?;
+            out.finish().map_err(write_err(&reports_path))?;
             Ok(t.elapsed().as_millis())
         })
     };
@@ -3126,8 +3129,8 @@ fn merge_slices(
         })
         .collect();
     let reports_path = opts.out.join("reports.jsonl");
-    let mut out = std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?;
-    let mut files: Vec<std::fs::File> = (0..slices.len())
+    let mut out = DirectWriter::create(&reports_path).map_err(write_err(&reports_path))?;
+    let files: Vec<std::fs::File> = (0..slices.len())
         .map(|k| std::fs::File::open(work.join(format!("slice{k}/reports.jsonl"))))
         .collect::<Result<_, _>>()
         .map_err(write_err(work))?;
@@ -3147,17 +3150,21 @@ fn merge_slices(
         let (a, b) = (pos[start], pos[h - 1]);
         let from = offsets[k][a];
         let len: u64 = prevs[k].households[a..=b].iter().map(|x| x.len).sum();
-        files[k]
-            .seek(SeekFrom::Start(from))
+        let copied = out
+            .copy_range(&files[k], from, len)
             .map_err(write_err(&reports_path))?;
-        std::io::copy(&mut (&mut files[k]).take(len), &mut out)
-            .map_err(write_err(&reports_path))?;
+        if copied != len {
+            return Err(write_err(&reports_path)(std::io::Error::other(
+                "a slice's reports.jsonl is shorter than its state says",
+            )));
+        }
         for x in &prevs[k].households[a..=b] {
             outcomes.push(x.outcomes());
             lens.push(x.len);
         }
     }
     offsets.clear();
+    out.finish().map_err(write_err(&reports_path))?;
     let det_path = opts.out.join("determinations.csv");
     write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
     // quarantine: the caseload's once, then every slice's source entries, each row once
