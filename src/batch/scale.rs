@@ -1773,6 +1773,8 @@ pub fn run_incremental(
         });
     }
     let _lock = OutputLock::take(&opts.out)?;
+    // most of it is copied at the end: read while the state and the delta are
+    super::direct::read_ahead(&previous.join("reports.jsonl"));
     // an earlier run's repairs log in this folder would pass for this run's (an incremental
     // run writes none: see the README)
     let npath = opts.out.join("normalisations.csv");
