@@ -513,6 +513,25 @@ fn is_candidate(
     }
 }
 
+/// `a == b`, inline for the lengths of ID numbers and names (a few overlapping word loads
+/// instead of a call to `memcmp`): the scan compares every row's ID and name with the row
+/// before.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w4 = |s: &[u8], at: usize| u32::from_le_bytes([s[at], s[at + 1], s[at + 2], s[at + 3]]);
+    let w8 = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or_default());
+    match n {
+        4..=8 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        9..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        17..=24 => w8(a, 0) == w8(b, 0) && w8(a, 8) == w8(b, 8) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
+    }
+}
+
 /// What [`link_source`] keeps of a source, filled batch by batch, in the file's row order.
 struct Kept {
     /// The exactly linked rows, with the person key of each.
@@ -710,12 +729,14 @@ fn link_source(
         let name = cols.get(1).map(|n| n.cast(&DataType::String)).transpose()?;
         Ok((id, name))
     }
+    // (`Either`, not a boxed iterator: this runs once per row of every extract, and a call
+    // through a vtable per row cannot be inlined)
     fn with_names<'a>(
         name: &'a Option<Column>,
-    ) -> PolarsResult<Box<dyn Iterator<Item = Option<&'a str>> + 'a>> {
+    ) -> PolarsResult<impl Iterator<Item = Option<&'a str>> + 'a> {
         Ok(match name {
-            Some(n) => Box::new(n.str()?.iter()),
-            None => Box::new(std::iter::repeat(None)),
+            Some(n) => either::Either::Left(n.str()?.iter()),
+            None => either::Either::Right(std::iter::repeat(None)),
         })
     }
     // Two passes over the key column, both inside the plan. The filter decides which rows
@@ -740,8 +761,12 @@ fn link_source(
             c.name().clone(),
             c.str()?.iter().zip(with_names(&name)?).map(|(v, n)| {
                 if let (Some(v), Some((pv, pn, keep, k, band))) = (v, prev)
-                    && v == pv
-                    && n == pn
+                    && same_bytes(v.as_bytes(), pv.as_bytes())
+                    && match (n, pn) {
+                        (Some(n), Some(pn)) => same_bytes(n.as_bytes(), pn.as_bytes()),
+                        (None, None) => true,
+                        _ => false,
+                    }
                 {
                     ages[k][band] += 1;
                     return keep;
@@ -2196,4 +2221,29 @@ fn signed_lines(sealer: &RunSealer, unsigned: Vec<UnsignedReport>) -> Vec<Vec<u8
         .into_par_iter()
         .flat_map_iter(|b| sealer.sign_batch(b).into_iter().map(|e| e.to_json_bytes()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_bytes;
+
+    #[test]
+    fn same_bytes_is_equality_at_every_length_and_every_differing_byte() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n).map(|i| (i * 31 + 7) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "length {n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x20;
+                assert!(!same_bytes(&a, &b), "length {n}, byte {i}");
+            }
+            // a prefix, or one byte more, is not equal
+            if n > 0 {
+                assert!(!same_bytes(&a, &a[..n - 1]));
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(!same_bytes(&a, &longer));
+        }
+    }
 }
