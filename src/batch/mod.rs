@@ -1077,7 +1077,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         .collect();
     check_strict(opts.strict, &q)?;
     let mut near_miss: Vec<(u8, u64, u64)> = Vec::new();
-    let mut person_index: HashMap<u64, usize> = HashMap::new();
+    let mut person_index = crate::link::caseload::PersonIndex::default();
     for id in caseload.queried_ids() {
         let n = person_index.len();
         person_index.entry(id.key()).or_insert(n);
@@ -2085,7 +2085,7 @@ fn changes(prev: &Path, outcomes: &[Outcomes]) -> Result<serde_json::Value, Batc
 struct Ctx<'a> {
     caseload: &'a Caseload,
     persons: &'a [PersonState],
-    person_index: &'a HashMap<u64, usize>,
+    person_index: &'a crate::link::caseload::PersonIndex,
     record_sets: &'a dyn crate::records::RecordLookup,
     unverified: &'a [(SourceKind, String)],
     policy: &'a Policy,

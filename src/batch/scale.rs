@@ -2144,7 +2144,7 @@ pub fn run_incremental(
             Ok(t.elapsed().as_millis())
         })
     };
-    let mut person_index: HashMap<u64, usize> = HashMap::new();
+    let mut person_index = crate::link::caseload::PersonIndex::default();
     let queried = caseload
         .members
         .iter()
@@ -2308,8 +2308,7 @@ pub fn run_incremental(
     end_linked.sort_unstable_by_key(|r| (r.source, r.row));
     end_near.sort_unstable();
     let bufs: [&[u8]; 4] = [&kept, &prev.patch, &fresh_buf, &[]];
-    // the recomputed persons' indexes, hashed faster than `person_index` (looked up per row)
-    let pidx: ahash::AHashMap<u64, usize> = person_index.iter().map(|(&k, &i)| (k, i)).collect();
+    let pidx = &person_index;
     // every end-state row of the recomputed persons, in (source, row) order as a full run
     let mut recomputed_rows: Vec<LinkedRow> = untouched_rows;
     recomputed_rows.extend(
