@@ -131,6 +131,62 @@ pub fn text_columns(df: DataFrame, keep: &[&str]) -> PolarsResult<DataFrame> {
     df.lazy().select(exprs).collect()
 }
 
+/// Days since 1970-01-01 of 0001-01-01 and of 9999-12-31: the days [`temporal_text`] writes
+/// as dates.
+const FIRST_DAY: i64 = -719_162;
+const LAST_DAY: i64 = 2_932_896;
+
+/// A `Date` column as text: `YYYY-MM-DD` for the days of the years 1 to 9999 (what chrono's
+/// `%Y-%m-%d` writes there), any other day as its integer (days since 1970-01-01), null as
+/// null. The calendar is the proleptic Gregorian one (H. Hinnant's `civil_from_days`).
+///
+/// # Errors
+/// A column that is not a date (never: [`temporal_text`] maps only dates here).
+fn date_text(c: Column) -> PolarsResult<Column> {
+    let days = c.cast(&DataType::Int32)?;
+    let days = days.i32()?;
+    let mut out = StringChunkedBuilder::new(c.name().clone(), days.len());
+    let mut buf = [0u8; 10];
+    for d in days.iter() {
+        match d {
+            None => out.append_null(),
+            Some(d) if (FIRST_DAY..=LAST_DAY).contains(&i64::from(d)) => {
+                let (y, m, day) = civil_from_days(i64::from(d));
+                let mut put = |at: usize, v: u32, width: usize| {
+                    let mut v = v;
+                    for i in (0..width).rev() {
+                        buf[at + i] = b'0' + (v % 10) as u8;
+                        v /= 10;
+                    }
+                };
+                put(0, y as u32, 4);
+                put(5, m, 2);
+                put(8, day, 2);
+                buf[4] = b'-';
+                buf[7] = b'-';
+                // (ASCII digits and dashes only)
+                out.append_value(std::str::from_utf8(&buf).unwrap_or_default());
+            }
+            Some(d) => out.append_value(d.to_string()),
+        }
+    }
+    Ok(out.finish().into_series().into())
+}
+
+/// (year, month, day) of the day `z` days after 1970-01-01, proleptic Gregorian.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
 /// A Parquet date or timestamp column as text that polars can write for every value: a
 /// timestamp with a time zone (`dtype` `Datetime(_, Some(zone))`: an instant, as Spark and
 /// pandas write them, stored in UTC) as the wall-clock time of China Standard Time (UTC+08:00,
@@ -144,26 +200,12 @@ pub fn text_columns(df: DataFrame, keep: &[&str]) -> PolarsResult<DataFrame> {
 /// midnight would be the day before); and a date or timestamp beyond chrono's range (a
 /// corrupt file, nanoseconds labelled milliseconds) made polars panic ("out-of-range date").
 pub fn temporal_text(e: Expr, dtype: &DataType) -> Expr {
-    // days from 1970-01-01 of 0001-01-01 and of 9999-12-31, and the seconds of those days
-    const FIRST_DAY: i64 = -719_162;
-    const LAST_DAY: i64 = 2_932_896;
     match dtype {
-        DataType::Date => {
-            let days = e.cast(DataType::Int64);
-            let inside = days
-                .clone()
-                .gt_eq(lit(FIRST_DAY))
-                .and(days.clone().lt_eq(lit(LAST_DAY)));
-            // every branch is computed for every row: the others are given day 0 to write
-            let safe = when(inside.clone())
-                .then(days.clone())
-                .otherwise(lit(0i64))
-                .cast(DataType::Int32)
-                .cast(DataType::Date);
-            when(inside)
-                .then(safe.cast(DataType::String))
-                .otherwise(days.cast(DataType::String))
-        }
+        // one pass writing each day's text (polars' cast formats through chrono's strftime,
+        // ~4 % of a 300,000-household scan's CPU for the kept rows' dates)
+        DataType::Date => e.map(date_text, |_, f| {
+            Ok(Field::new(f.name().clone(), DataType::String))
+        }),
         DataType::Datetime(unit, zone) => {
             let per_day: i64 = match unit {
                 TimeUnit::Nanoseconds => 86_400_000_000_000,
@@ -357,6 +399,54 @@ impl Connector for FileConnector {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// `date_text` writes what chrono's `%Y-%m-%d` writes for every day of the years 1 to
+    /// 9999 (every day of the first and last years and of leap-rule years, every 7th day
+    /// between), the integer beyond them, and null as null.
+    #[test]
+    fn date_text_writes_each_day_as_chrono_does_and_other_days_as_integers() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let mut days: Vec<i64> = (FIRST_DAY..=LAST_DAY).step_by(7).collect();
+        for year in [1, 4, 100, 400, 1582, 1900, 1970, 2000, 2024, 2100, 9999] {
+            let first = chrono::NaiveDate::from_ymd_opt(year, 1, 1).unwrap();
+            let start = (first - epoch).num_days();
+            days.extend(start..start + 366);
+        }
+        days.retain(|d| (FIRST_DAY..=LAST_DAY).contains(d));
+        let outside = [
+            FIRST_DAY - 1,
+            LAST_DAY + 1,
+            i64::from(i32::MIN),
+            i64::from(i32::MAX),
+        ];
+        let values: Vec<Option<i32>> = days
+            .iter()
+            .chain(&outside)
+            .map(|&d| Some(d as i32))
+            .chain([None])
+            .collect();
+        let col = Int32Chunked::from_iter_options("d".into(), values.clone().into_iter())
+            .into_series()
+            .cast(&DataType::Date)
+            .unwrap()
+            .into_column();
+        let text = date_text(col).unwrap();
+        let text = text.str().unwrap();
+        for (v, t) in values.iter().zip(text.iter()) {
+            let want = v.map(|d| {
+                let d = i64::from(d);
+                if (FIRST_DAY..=LAST_DAY).contains(&d) {
+                    (epoch + chrono::Duration::days(d))
+                        .format("%Y-%m-%d")
+                        .to_string()
+                } else {
+                    d.to_string()
+                }
+            });
+            assert_eq!(t.map(str::to_string), want, "{v:?}");
+        }
+        assert_eq!(text.get(0), Some("0001-01-01"));
+    }
 
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::File::create(dir.join(name))
