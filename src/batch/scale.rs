@@ -390,9 +390,10 @@ fn write_caseload_cache(path: &Path, c: &Caseload) -> std::io::Result<()> {
     write_new(path, &b)
 }
 
-/// A whole state file written at once, past the page cache ([`DirectWriter`]).
+/// A whole state file written at once, through the page cache ([`DirectWriter::cached`]:
+/// the next incremental run reads it back).
 fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut w = DirectWriter::create(path)?;
+    let mut w = DirectWriter::cached(path)?;
     w.write_all(bytes)?;
     w.finish()
 }
@@ -615,7 +616,7 @@ impl LinkedWriter {
         let mut w = Self::create_with(path, LINKED_MAGIC)?;
         let kpath = path.with_extension("keys");
         remove_if_present(&kpath)?;
-        let mut k = DirectWriter::create(&kpath)?;
+        let mut k = DirectWriter::cached(&kpath)?;
         k.write_all(KEYS_MAGIC)?;
         w.keys = Some(k);
         Ok(w)
@@ -625,7 +626,10 @@ impl LinkedWriter {
     /// run is a hard link to its previous run's, which must not change).
     fn create_with(path: &Path, magic: &[u8; 8]) -> std::io::Result<Self> {
         remove_if_present(path)?;
-        let mut w = DirectWriter::create(path)?;
+        // through the cache: an incremental run reads these files back record by record
+        // ([`DirectWriter::cached`]; past the cache the incremental run took 3.9 s at 300k
+        // against 3.0 s)
+        let mut w = DirectWriter::cached(path)?;
         w.write_all(magic)?;
         Ok(LinkedWriter {
             w,
