@@ -31,7 +31,8 @@ const ALIGN: usize = 4096;
 const CAP: usize = 1 << 20;
 
 /// A new file written sequentially past the page cache where the file system allows it
-/// (see the module's documentation). Use like a `BufWriter<File>`, then call
+/// ([`DirectWriter::create`], see the module's documentation), or through it
+/// ([`DirectWriter::cached`]). Use like a `BufWriter<File>`, then call
 /// [`DirectWriter::finish`]: only `finish` writes the last partial block (padded to the block
 /// size, then the file cut to its length). Dropped without `finish`, it finishes and ignores
 /// errors, as `BufWriter` does.
