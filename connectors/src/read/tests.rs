@@ -183,6 +183,63 @@ fn gbk_text_that_happens_to_be_valid_utf8_at_first_is_still_read_as_gbk() {
     assert!(msg.contains("mixes encodings"), "{msg}");
 }
 
+/// Found by session 10's README trial: a GBK file with UTF-8 lines appended (two exports
+/// concatenated) was decoded as GB18030 without a word, the appended names garbled (a
+/// two-character UTF-8 name is six bytes that GB18030 reads as three characters). Three
+/// lines of UTF-8 Chinese in a row after GBK text refuse the file, naming both offsets; a GBK
+/// file whose lines happen to be valid UTF-8 one at a time is still read.
+#[test]
+fn gbk_text_followed_by_utf8_lines_is_refused_as_mixed() {
+    let d = tempfile::tempdir().unwrap();
+    let mut bytes = gbk(&format!("id_number,name\n{ID1},王秀兰\n{ID2},李建国\n"));
+    let back = bytes.len();
+    for name in ["王芳", "张伟", "刘洋"] {
+        bytes.extend_from_slice(format!("{ID1},{name}\n").as_bytes());
+    }
+    // (the UTF-8 lines also read as GB18030: without the check the file would be accepted)
+    assert!(!encoding_rs::GB18030.decode_without_bom_handling(&bytes).1);
+    let p = write(d.path(), "members.csv", &bytes);
+    let (_, msg) = err_text(prepare(&p, "members", MEMBERS_MIN));
+    assert!(
+        msg.contains("mixes encodings") && msg.contains(&format!("byte offset {back}")),
+        "{msg}"
+    );
+    assert!(!msg.contains(ID1) && !msg.contains("王芳"), "{msg}");
+
+    // A GBK name whose six bytes are also two UTF-8 three-byte characters: lead E0-EF with a
+    // trail 80-BF, then lead 80-BF with a trail E0-EF, then lead and trail 80-BF.
+    let pair = |c: char| {
+        let b = gbk(&c.to_string());
+        (b.len() == 2).then(|| (b[0], b[1]))
+    };
+    let find = |lead: std::ops::RangeInclusive<u8>, trail: std::ops::RangeInclusive<u8>| {
+        ('\u{4e00}'..='\u{9fa5}')
+            .find(|&c| pair(c).is_some_and(|(l, t)| lead.contains(&l) && trail.contains(&t)))
+            .unwrap()
+    };
+    let lookalike: String = [
+        find(0xE0..=0xEF, 0x80..=0xBF),
+        find(0x81..=0xBF, 0xE0..=0xEF),
+        find(0x81..=0xBF, 0x80..=0xBF),
+    ]
+    .iter()
+    .collect();
+    assert!(std::str::from_utf8(&gbk(&lookalike)).is_ok());
+    let mut text = String::from("id_number,name\n");
+    for i in 0..7 {
+        let n = if i % 2 == 0 {
+            "王秀兰"
+        } else {
+            lookalike.as_str()
+        };
+        text.push_str(&format!("{ID1},{n}\n"));
+    }
+    let p = write(d.path(), "members2.csv", &gbk(&text));
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert_eq!(prep.encoding, "gb18030");
+    assert_eq!(table(&prep).values("name")[1], lookalike.as_str());
+}
+
 #[test]
 fn a_declared_encoding_is_used_and_recorded() {
     let d = tempfile::tempdir().unwrap();

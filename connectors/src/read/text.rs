@@ -326,6 +326,53 @@ pub(super) fn first_invalid_utf8(ctx: &Ctx, start: u64) -> Option<(u64, bool, bo
     }
 }
 
+/// Lines in a row that read as UTF-8 Chinese ([`utf8_chinese_run`]) before a file decoded as
+/// GB18030 is taken for two encodings.
+const UTF8_RUN: usize = 3;
+
+/// In a file read as GB18030 from byte offset `start`: the byte offset of the first of
+/// [`UTF8_RUN`] lines in a row (lines of ASCII only between them do not count either way)
+/// that are valid UTF-8 with at least two three-byte characters (CJK) each: UTF-8 text after
+/// GBK text, two exports concatenated. Decoded as GB18030 those lines' Chinese becomes other
+/// characters without any malformed sequence.
+///
+/// One such line alone is not taken for UTF-8: a three-character GBK name reads as valid
+/// UTF-8 with two three-byte characters about 3 times in 100,000 lines (lead bytes E4-E9 and
+/// 80-BF where GB2312 puts them), so a large GBK extract has some; three in a row, about
+/// 10^-14 per line. (Found by session 10's README trial: a GBK file with UTF-8 lines appended
+/// was read without a word, its names garbled.) `None` also when the file cannot be read
+/// again.
+pub(super) fn utf8_chinese_run(ctx: &Ctx, start: u64) -> Option<u64> {
+    use std::io::BufRead;
+    let mut f = File::open(ctx.path).ok()?;
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+    let mut line = Vec::new();
+    let (mut at, mut run, mut run_start) = (start, 0usize, start);
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line).ok()?;
+        if n == 0 {
+            return None;
+        }
+        if !line.is_ascii() {
+            let wide = line.iter().filter(|b| (0xE0..=0xEF).contains(*b)).count();
+            if wide >= 2 && std::str::from_utf8(&line).is_ok() {
+                if run == 0 {
+                    run_start = at;
+                }
+                run += 1;
+                if run >= UTF8_RUN {
+                    return Some(run_start);
+                }
+            } else {
+                run = 0;
+            }
+        }
+        at += n as u64;
+    }
+}
+
 /// The message for UTF-8 text that ends inside a character at byte offset `off`: a file cut
 /// off in transfer or export (found by the s7 attack, which was told "mixes encodings …
 /// GBK/GB18030?" for it). Never decoded lossily; the whole file is refused, since its last
@@ -359,6 +406,13 @@ pub(super) fn with_encoding(
         let mut attempt_notes = Vec::new();
         match attempt(chosen, check_first, &mut attempt_notes) {
             Ok(mut p) => {
+                if let Some(off) = utf8_offset
+                    && let Some(back) = utf8_chinese_run(ctx, off)
+                {
+                    return Err(ctx.unreadable(format!(
+                        "the file mixes encodings: GBK/GB18030 from byte offset {off} (not UTF-8 there), then lines of UTF-8 Chinese from byte offset {back}, which read as GBK would become other characters; two exports concatenated? Export them again in one encoding"
+                    )));
+                }
                 if let Some(off) = utf8_offset {
                     notes.push(format!(
                         "encoding gb18030 (detected): not UTF-8 (first invalid byte sequence at byte offset {off}); decoded with the GB18030 decoder without a single malformed sequence"
