@@ -387,15 +387,7 @@ fn write_caseload_cache(path: &Path, c: &Caseload) -> std::io::Result<()> {
         b.push(u8::from(s.consent));
     }
     b.extend_from_slice(CASELOAD_MAGIC);
-    write_new(path, &b)
-}
-
-/// A whole state file written at once, through the page cache ([`DirectWriter::cached`]:
-/// the next incremental run reads it back).
-fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut w = DirectWriter::cached(path)?;
-    w.write_all(bytes)?;
-    w.finish()
+    std::fs::write(path, b)
 }
 
 fn put_u64(b: &mut Vec<u8>, v: u64) {
@@ -1007,7 +999,7 @@ fn write_households<'a>(
         n += 1;
     }
     put_u64(&mut b, n);
-    write_new(&hpath, &b).map_err(write_err(&hpath))
+    std::fs::write(&hpath, b).map_err(write_err(&hpath))
 }
 
 fn outcome_code(o: Outcome) -> u8 {
