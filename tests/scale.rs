@@ -95,6 +95,22 @@ impl Province {
         hedui(&args)
     }
 
+    /// The household ids of `reports.jsonl`, in the file's order.
+    fn report_order(&self, out: &Path) -> Vec<String> {
+        let text = ok(&hedui(&[
+            "open",
+            "--key",
+            s(&self.root.join("keys/civil.key")),
+            s(&out.join("reports.jsonl")),
+        ]));
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("report json");
+                v["household_id"].as_str().expect("id").to_string()
+            })
+            .collect()
+    }
+
     /// Opened reports by household, without the run id and report id.
     fn opened(&self, out: &Path) -> BTreeMap<String, serde_json::Value> {
         let text = ok(&hedui(&[
@@ -430,6 +446,26 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
             .expect("json");
     let recomputed = changes["households_recomputed"].as_u64().expect("n");
     assert!(recomputed > 0 && recomputed < 280, "{recomputed}");
+    // One line per household: the households not recomputed first, copied in the previous
+    // file's (caseload) order, then the recomputed ones, in caseload order.
+    let caseload_order: Vec<String> = determinations(&full_end)
+        .iter()
+        .map(|l| l.split(',').next().unwrap_or("").to_string())
+        .collect();
+    let position = |h: &String| {
+        caseload_order
+            .iter()
+            .position(|c| c == h)
+            .expect("a household")
+    };
+    let order = p.report_order(&inc);
+    assert_eq!(order.len(), 280);
+    let (copied, fresh) = order.split_at(280 - recomputed as usize);
+    for part in [copied, fresh] {
+        let at: Vec<usize> = part.iter().map(position).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
+    }
+    assert_eq!(p.report_order(&full_end), caseload_order);
     let before_dets: BTreeMap<String, String> = determinations(&before)
         .into_iter()
         .map(|l| {
@@ -459,6 +495,10 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
         !flipped.is_empty(),
         "the delta raises amounts: some household flips"
     );
+    // a flipped household was recomputed: its line is among the last ones
+    for h in &flipped {
+        assert!(fresh.iter().any(|f| f == h), "{h} is not among {fresh:?}");
+    }
 
     // the incremental run's state chains: an empty delta on top reproduces it
     let empty = p.root.join("empty");
@@ -469,6 +509,9 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
         &["--previous", s(&inc), "--delta", s(&empty)],
     );
     assert_eq!(p.opened(&again), b);
+    // (its previous file was not in caseload order: each line is copied from where the state
+    // says it is, the file's order kept)
+    assert_eq!(p.report_order(&again), order);
 
     // A delta row whose ID number is damaged needs the error-tolerant pass, which only a full
     // run does: the incremental run is refused (exit 2), naming the source and the count.
