@@ -5,7 +5,9 @@
 //! Every full or partition run leaves its state in `--out/state/` (what an incremental run
 //! needs, no private key): `manifest.json` (as-of, policy, recipients, caseload digest, per
 //! source status and row accounting), `households.bin` (per household in caseload order:
-//! determination, rules, per-capita values, byte length of its sealed report line),
+//! determination, rules, per-capita values, byte offset and length of its sealed report line:
+//! a full run writes the lines in caseload order, an incremental run the ones it copied first
+//! and the recomputed ones last),
 //! `caseload.bin` (the caseload as the run used it, names left out) and `linked.bin` (every
 //! source row linked to a caseload person: row, key and values, plus the rows whose key
 //! misses a person's only in the check character) with `linked.keys` beside it (the same rows'
