@@ -420,6 +420,38 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
     );
     assert_eq!(p.opened(&inc_old), b);
     assert_eq!(determinations(&inc_old), determinations(&inc));
+    // A previous reports.jsonl cut short no longer holds the lines its state places: refused
+    // (exit 2), never a report copied short.
+    let cut = p.root.join("before-cut");
+    copy_dir(&before, &cut);
+    let reports = std::fs::read(cut.join("reports.jsonl")).expect("reports");
+    std::fs::write(cut.join("reports.jsonl"), &reports[..reports.len() - 100]).expect("cut");
+    let out = p.run_batch(
+        &data,
+        "incremental-cut",
+        &["--previous", s(&cut), "--delta", s(&delta)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("state/households.bin does not describe reports.jsonl"),
+        "{err}"
+    );
+    // ... and one shifted by a byte (the same length) has lines where its state places none
+    let mut shifted = b" ".to_vec();
+    shifted.extend_from_slice(&reports[..reports.len() - 1]);
+    std::fs::write(cut.join("reports.jsonl"), &shifted).expect("shift");
+    let out = p.run_batch(
+        &data,
+        "incremental-shifted",
+        &["--previous", s(&cut), "--delta", s(&delta)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("does not describe its reports.jsonl (a copied range does not end a line)"),
+        "{err}"
+    );
     let (si, sf) = (summary(&inc), summary(&full_end));
     for k in ["determination", "rules", "review_due", "quarantine"] {
         assert_eq!(si[k], sf[k], "{k}");

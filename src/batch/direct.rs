@@ -358,6 +358,15 @@ impl DirectReader {
         Ok(Some(&self.window.filled()[skip as usize..]))
     }
 
+    /// The file's byte at `pos` (`None` past its end): from the window when it holds it (as
+    /// it holds the last byte [`DirectWriter::copy_from`] copied), else read.
+    ///
+    /// # Errors
+    /// The read's.
+    pub(crate) fn byte_at(&mut self, pos: u64) -> std::io::Result<Option<u8>> {
+        Ok(self.at(pos)?.map(|b| b[0]))
+    }
+
     /// Reads the window at `start` (aligned): as much of `CAP` bytes as the file has.
     fn fill(&mut self, start: u64) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
@@ -463,6 +472,44 @@ mod tests {
             w.write_all(b"short\n").unwrap();
         }
         assert_eq!(std::fs::read(&path).unwrap(), b"short\n");
+    }
+
+    #[test]
+    fn a_file_system_without_direct_reads_gives_the_same_bytes_through_the_cache() {
+        // /dev/shm is tmpfs, which refuses O_DIRECT on older kernels; skip where there is none
+        let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
+            return;
+        };
+        let src_path = dir.path().join("src");
+        let src_data = pattern(2 * CAP + 4097);
+        std::fs::write(&src_path, &src_data).unwrap();
+        let mut src = DirectReader::open(&src_path).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let path = out.path().join("out");
+        let mut w = DirectWriter::create(&path).unwrap();
+        // backwards and overlapping too: each range is read where it lies
+        let ranges = [
+            (CAP as u64 + 3, 5000u64),
+            (7, 100),
+            (0, src_data.len() as u64),
+        ];
+        let mut want = Vec::new();
+        for (from, len) in ranges {
+            assert_eq!(w.copy_from(&mut src, from, len).unwrap(), len);
+            want.extend_from_slice(&src_data[from as usize..(from + len) as usize]);
+        }
+        assert_eq!(src.byte_at(7).unwrap(), Some(src_data[7]));
+        assert_eq!(src.byte_at(src_data.len() as u64).unwrap(), None);
+        // at and past the end: nothing
+        assert_eq!(w.copy_from(&mut src, src_data.len() as u64, 10).unwrap(), 0);
+        assert_eq!(w.copy_from(&mut src, 9 * CAP as u64, 10).unwrap(), 0);
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            want,
+            "direct: {}",
+            src.direct
+        );
     }
 
     #[test]

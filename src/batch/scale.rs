@@ -2172,6 +2172,12 @@ pub fn run_incremental(
                             "the previous reports.jsonl is shorter than its state says",
                         ));
                     }
+                    // each range ends a line (its last byte still in the reader's window)
+                    if len > 0 && src.byte_at(from + len - 1)? != Some(b'\n') {
+                        return Err(std::io::Error::other(
+                            "the previous state/households.bin does not describe its reports.jsonl (a copied range does not end a line); run a full batch",
+                        ));
+                    }
                 }
                 for _ in 0..fresh_lines {
                     let line = rx.recv().map_err(|_| {
