@@ -95,8 +95,8 @@ impl Province {
         hedui(&args)
     }
 
-    /// The household ids of `reports.jsonl`, in the file's order.
-    fn report_order(&self, out: &Path) -> Vec<String> {
+    /// The opened reports of `reports.jsonl`, in the file's order.
+    fn opened_in_order(&self, out: &Path) -> Vec<serde_json::Value> {
         let text = ok(&hedui(&[
             "open",
             "--key",
@@ -104,24 +104,23 @@ impl Province {
             s(&out.join("reports.jsonl")),
         ]));
         text.lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).expect("report json");
-                v["household_id"].as_str().expect("id").to_string()
-            })
+            .map(|l| serde_json::from_str(l).expect("report json"))
+            .collect()
+    }
+
+    /// The household ids of `reports.jsonl`, in the file's order.
+    fn report_order(&self, out: &Path) -> Vec<String> {
+        self.opened_in_order(out)
+            .iter()
+            .map(|v| v["household_id"].as_str().expect("id").to_string())
             .collect()
     }
 
     /// Opened reports by household, without the run id and report id.
     fn opened(&self, out: &Path) -> BTreeMap<String, serde_json::Value> {
-        let text = ok(&hedui(&[
-            "open",
-            "--key",
-            s(&self.root.join("keys/civil.key")),
-            s(&out.join("reports.jsonl")),
-        ]));
-        text.lines()
-            .map(|l| {
-                let mut v: serde_json::Value = serde_json::from_str(l).expect("report json");
+        self.opened_in_order(out)
+            .into_iter()
+            .map(|mut v| {
                 let o = v.as_object_mut().expect("object");
                 o.remove("run_id");
                 o.remove("report_id");
@@ -420,38 +419,32 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
     );
     assert_eq!(p.opened(&inc_old), b);
     assert_eq!(determinations(&inc_old), determinations(&inc));
-    // A previous reports.jsonl cut short no longer holds the lines its state places: refused
-    // (exit 2), never a report copied short.
+    // A previous reports.jsonl that no longer holds the lines its state places is refused
+    // (exit 2), never a report copied short or across two lines: cut short, or shifted by a
+    // byte (the same length).
     let cut = p.root.join("before-cut");
     copy_dir(&before, &cut);
     let reports = std::fs::read(cut.join("reports.jsonl")).expect("reports");
-    std::fs::write(cut.join("reports.jsonl"), &reports[..reports.len() - 100]).expect("cut");
-    let out = p.run_batch(
-        &data,
-        "incremental-cut",
-        &["--previous", s(&cut), "--delta", s(&delta)],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("state/households.bin does not describe reports.jsonl"),
-        "{err}"
-    );
-    // ... and one shifted by a byte (the same length) has lines where its state places none
     let mut shifted = b" ".to_vec();
     shifted.extend_from_slice(&reports[..reports.len() - 1]);
-    std::fs::write(cut.join("reports.jsonl"), &shifted).expect("shift");
-    let out = p.run_batch(
-        &data,
-        "incremental-shifted",
-        &["--previous", s(&cut), "--delta", s(&delta)],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("does not describe its reports.jsonl (a copied range does not end a line)"),
-        "{err}"
-    );
+    for (name, bytes, says) in [
+        (
+            "incremental-cut",
+            &reports[..reports.len() - 100],
+            "state/households.bin does not describe reports.jsonl",
+        ),
+        (
+            "incremental-shifted",
+            &shifted[..],
+            "does not describe its reports.jsonl (a copied range does not end a line)",
+        ),
+    ] {
+        std::fs::write(cut.join("reports.jsonl"), bytes).expect("write");
+        let out = p.run_batch(&data, name, &["--previous", s(&cut), "--delta", s(&delta)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(says), "{name}: {err}");
+    }
     let (si, sf) = (summary(&inc), summary(&full_end));
     for k in ["determination", "rules", "review_due", "quarantine"] {
         assert_eq!(si[k], sf[k], "{k}");
