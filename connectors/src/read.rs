@@ -163,7 +163,15 @@ fn prepare_inner(
     map: Option<&FieldMap>,
     required: &[&str],
 ) -> Result<Prepared, ConnectorError> {
-    let (format, notes) = detect_format(path)?;
+    let (format, mut notes) = detect_format(path)?;
+    if matches!(format, FileFormat::Csv | FileFormat::JsonLines) && ends_without_line_break(path) {
+        // Found by the s11 trial: a file cut inside its last field (`…,3556` for
+        // `…,3556.00`) reads as a whole row. Exports end their last line, so say so.
+        notes.push(
+            "the file does not end with a line break: an export cut short ends like this, so its last line may be incomplete (compare the row count with the department's)"
+                .to_string(),
+        );
+    }
     let ctx = Ctx {
         path,
         map,
@@ -175,6 +183,28 @@ fn prepare_inner(
         FileFormat::JsonLines => jsonl::prepare_jsonl(&ctx, notes),
         FileFormat::Parquet => prepare_parquet(&ctx, notes),
     }
+}
+
+/// Whether the file's last byte is not a line feed (nor, in UTF-16, its last two bytes a
+/// line feed); `false` for an empty or unreadable file (those are refused elsewhere).
+fn ends_without_line_break(path: &Path) -> bool {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let Ok(len) = f.seek(SeekFrom::End(0)) else {
+        return false;
+    };
+    let take = len.min(2);
+    let mut tail = [0u8; 2];
+    if take == 0
+        || f.seek(SeekFrom::End(-(take as i64))).is_err()
+        || f.read_exact(&mut tail[..take as usize]).is_err()
+    {
+        return false;
+    }
+    let tail = &tail[..take as usize];
+    !(tail.last() == Some(&b'\n') || tail == [b'\n', 0] || tail == [0, b'\n'])
 }
 
 /// Detect the format from the first bytes and the extension.

@@ -992,7 +992,7 @@ fn offsets_in_order(lens: &[u64]) -> Vec<u64> {
 
 /// `state/households.bin`: per household in caseload order its outcome and the byte offset
 /// and length of its line in `reports.jsonl` (binary: an incremental run reads every
-/// household's).
+/// household's), the count, then a SHA-256 of all before it.
 fn write_households<'a>(
     dir: &Path,
     rows: impl Iterator<Item = (&'a Outcomes, (u64, u64))>,
@@ -1027,6 +1027,10 @@ fn write_households<'a>(
         n += 1;
     }
     put_u64(&mut b, n);
+    // SHA-256 of everything before it: a flipped byte in an outcome would otherwise carry
+    // into the next run's determinations.csv unseen
+    let digest = ring::digest::digest(&ring::digest::SHA256, &b);
+    b.extend_from_slice(digest.as_ref());
     std::fs::write(&hpath, b).map_err(write_err(&hpath))
 }
 
@@ -1039,15 +1043,24 @@ fn outcome_code(o: Outcome) -> u8 {
     }
 }
 
-/// `state/households.bin` read back (version 1 too: its lines in caseload order); `None`
-/// when truncated or not hedui's.
+/// `state/households.bin` read back (version 1 too: its lines in caseload order, no digest);
+/// `None` when truncated, altered (version 2: its SHA-256 differs) or not hedui's.
 fn read_households(b: &[u8]) -> Option<Vec<HouseholdState>> {
-    let mut c = Cursor { b, at: 0 };
-    let v1 = match c.take(8)? {
+    let v1 = match b.get(..8)? {
         m if m == HOUSEHOLDS_MAGIC => false,
         m if m == HOUSEHOLDS_MAGIC_V1 => true,
         _ => return None,
     };
+    let b = if v1 {
+        b
+    } else {
+        let (body, digest) = b.split_at(b.len().checked_sub(32)?);
+        if ring::digest::digest(&ring::digest::SHA256, body).as_ref() != digest {
+            return None;
+        }
+        body
+    };
+    let mut c = Cursor { b, at: 8 };
     let mut out = Vec::new();
     let mut next = 0u64;
     while b.len() - c.at > 8 {
@@ -1312,8 +1325,12 @@ fn load_state(dir: &Path, with_linked: bool) -> Result<PreviousRun, BatchError> 
     let households = std::fs::read(state.join("households.bin"))
         .map_err(|e| err(format!("state/households.bin: {e}")))
         .and_then(|b| {
-            read_households(&b)
-                .ok_or_else(|| err("state/households.bin is truncated or not hedui's".into()))
+            read_households(&b).ok_or_else(|| {
+                err(
+                    "state/households.bin is truncated, altered or not hedui's (run a full batch)"
+                        .into(),
+                )
+            })
         })?;
     let mut run = PreviousRun {
         dir: dir.to_path_buf(),
@@ -1455,14 +1472,19 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
         } else {
             r.column.as_str()
         };
+        // (the reader's messages mostly name their line already)
+        let at = format!("line {}", r.line);
+        let what = if r.message.starts_with(&at) {
+            r.message.clone()
+        } else {
+            format!("{at}: {}", r.message)
+        };
         return Err(derr(
             "-".into(),
             column,
             format!(
-                "line {}: {} ({}); {} row(s) of this delta could not be read, so the change it \
+                "{what} ({}); {} row(s) of this delta could not be read, so the change it \
                  carries is unknown: mend the delta or run in full",
-                r.line,
-                r.message,
                 r.reason,
                 prepared.rejected.len()
             ),
@@ -1520,11 +1542,13 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
             Some("add") => Op::Add,
             Some("change") => Op::Change,
             Some("remove") => Op::Remove,
-            _ => {
+            other => {
+                // (an op is no person's data: quoted, cut to 20 characters)
+                let found: String = other.unwrap_or("").chars().take(20).collect();
                 return Err(derr(
                     i.to_string(),
                     "op",
-                    "op must be add, change or remove".into(),
+                    format!("op must be add, change or remove, not {found:?}"),
                 ));
             }
         };
@@ -2123,9 +2147,15 @@ pub fn run_incremental(
     // while lines are left to copy: in caseload order the copy stalled at the first recomputed
     // household (among the first few dozen) until the delta stage and the first assessed chunk
     // were done, 0.8 s of the 3.1 s incremental run at 300,000 households.
+    let unreadable_reports = |e: std::io::Error| BatchError::Previous {
+        path: previous.display().to_string(),
+        message: format!(
+            "reports.jsonl cannot be read ({e}): an incremental run copies the previous run's reports (run a full batch)"
+        ),
+    };
     let prev_reports_path = prev.dir.join("reports.jsonl");
     let prev_len = std::fs::metadata(&prev_reports_path)
-        .map_err(write_err(&prev_reports_path))?
+        .map_err(unreadable_reports)?
         .len();
     let mut kept_lines: Vec<usize> = (0..prev.households.len())
         .filter(|&h| !recompute[h])
@@ -2158,12 +2188,11 @@ pub fn run_incremental(
     // bounded: fresh lines wait here while the copy runs (~4.5 KiB each); when it is full the
     // assessment waits for the copy instead of holding more
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16_384);
+    let mut src = DirectReader::open(&prev_reports_path).map_err(unreadable_reports)?;
     let reports_writer = {
         let reports_path = reports_path.clone();
         std::thread::spawn(move || -> Result<u128, BatchError> {
             let t = Instant::now();
-            let mut src =
-                DirectReader::open(&prev_reports_path).map_err(write_err(&prev_reports_path))?;
             let mut out = DirectWriter::create(&reports_path).map_err(write_err(&reports_path))?;
             let write = || -> std::io::Result<()> {
                 for (from, len) in copies {
@@ -3157,6 +3186,10 @@ fn merge_slices(
 ) -> Result<Summary, BatchError> {
     std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
     let _lock = OutputLock::take(&opts.out)?;
+    // The slices' repairs logs are not merged (README "Bounded memory"): an earlier run's in
+    // this folder would pass for this run's (found by the s11 trial).
+    let npath = opts.out.join("normalisations.csv");
+    remove_if_present(&npath).map_err(write_err(&npath))?;
     // the slices' households only: their linked rows are streamed below, never all held
     let prevs: Vec<PreviousRun> = (0..slices.len())
         .map(|k| load_state(&work.join(format!("slice{k}")), false))
@@ -3368,6 +3401,58 @@ fn needs_full_run(delta_dir: &Path, per_source: &[usize], carry: &str) -> Result
 mod tests {
     use super::*;
 
+    /// A delta's own faults are named with the value (an op is no person's data) and the line
+    /// once.
+    #[test]
+    fn a_delta_with_an_unknown_op_or_a_cut_line_names_it() {
+        let d = tempfile::tempdir().expect("tmp");
+        let kind = SourceKind::Tax;
+        let mut header = vec!["op", "row", "id_number", "name"];
+        header.extend(kind.columns().iter().map(|c| c.name));
+        let header = header.join(",");
+        let row = |op: &str| {
+            let mut v = vec![
+                op.to_string(),
+                "3".into(),
+                "620503195809200176".into(),
+                "马福祥".into(),
+            ];
+            v.extend(kind.columns().iter().map(|c| match c.name {
+                "tax_year" => "2025".to_string(),
+                "income_type" => "wages".to_string(),
+                _ => "100.00".to_string(),
+            }));
+            v.join(",")
+        };
+        std::fs::write(
+            d.path().join("tax.csv"),
+            format!("{header}\n{}\n", row("upsert")),
+        )
+        .expect("write");
+        let e = read_delta(d.path(), kind)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("op must be add, change or remove, not \"upsert\""),
+            "{e}"
+        );
+        assert!(!e.contains("620503195809200176"), "{e}");
+        // a row with one field too few (a line cut short)
+        let cut = row("change");
+        let cut = &cut[..cut.rfind(',').expect("a comma")];
+        std::fs::write(
+            d.path().join("tax.csv"),
+            format!("{header}\n{}\n{cut}\n", row("change")),
+        )
+        .expect("write");
+        let e = read_delta(d.path(), kind)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert_eq!(e.matches("line 3").count(), 1, "{e}");
+    }
+
     fn delta(ops: &[(Op, Option<u64>)]) -> SourceDelta {
         SourceDelta {
             file: "delta/bank.csv".into(),
@@ -3512,8 +3597,15 @@ mod tests {
         assert_eq!(j(&back[1]), j(&at(0, 4410)));
         assert!(read_households(&b[..b.len() - 3]).is_none());
         assert!(read_households(&b[..20]).is_none());
-        // Version 1 (no offsets): the lines one after the other in caseload order. Each record
-        // is the same here, its offset the 8 bytes before its length at its end.
+        // any flipped bit is refused (the digest)
+        for at in [8, 30, b.len() / 2, b.len() - 40, b.len() - 33, b.len() - 1] {
+            let mut bad = b.clone();
+            bad[at] ^= 4;
+            assert!(read_households(&bad).is_none(), "byte {at}");
+        }
+        // Version 1 (no offsets, no digest): the lines one after the other in caseload order.
+        // Each record is the same here, its offset the 8 bytes before its length at its end.
+        let b = &b[..b.len() - 32];
         let rec = (b.len() - 16) / 2;
         let mut v1 = b"HEDUIH1\n".to_vec();
         for r in 0..2 {

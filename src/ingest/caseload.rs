@@ -709,6 +709,21 @@ pub fn load_caseload(
     };
 
     let (df, file, prep) = read(dir, CaseloadTable::Members, &mut out.normalisations)?;
+    // Found by the s11 trial: a members table with a header and no rows read as "no household
+    // has members": every household was referred, and nothing named the file. A caseload's
+    // households each have an applicant, so it is a failed export: the caseload is refused.
+    if df.height() == 0 && prep.rejected.is_empty() && !out.households.is_empty() {
+        return Err(CaseloadError::Table {
+            table: CaseloadTable::Members.name(),
+            cause: ConnectorError::Unreadable {
+                path: dir.join(&file).display().to_string(),
+                message: format!(
+                    "no data rows under the header, for {} households: every household would read as having no members (a failed export?); the caseload is not read",
+                    out.households.len()
+                ),
+            },
+        });
+    }
     let rows = Rows {
         file: &file,
         prep: &prep,
@@ -1050,6 +1065,41 @@ pub fn load_caseload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_members_table_with_a_header_and_no_rows_refuses_the_caseload_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\n\
+             H1,620503,urban,dibao,full,,,\nH2,620503,rural,dibao,full,,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let mut q = Quarantine::default();
+        let e = load_caseload(
+            d.path(),
+            NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            &mut q,
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            e.contains("members.csv")
+                && e.contains("no data rows under the header, for 2 households"),
+            "{e}"
+        );
+        // (a supporters table with no rows is a caseload without supporters: read)
+    }
 
     #[test]
     fn a_duplicate_household_a_person_in_two_households_and_a_negative_declaration_refer() {

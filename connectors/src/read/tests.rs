@@ -97,6 +97,34 @@ fn a_gbk_export_is_decoded_with_gb18030_and_the_decision_recorded() {
 }
 
 #[test]
+fn a_file_whose_last_line_has_no_line_break_is_read_with_a_note() {
+    let d = tempfile::tempdir().unwrap();
+    let note = |prep: &Prepared| {
+        prep.notes
+            .iter()
+            .any(|n| n.starts_with("the file does not end with a line break"))
+    };
+    // cut inside its last field (`3556` was `3556.00`): the rows are read, the note says why
+    // the last one may be short
+    let cut = format!("id_number,name\n{ID1},王秀兰\n{ID2},李建");
+    let prep = prepare(
+        &write(d.path(), "cut.csv", cut.as_bytes()),
+        "members",
+        MEMBERS_MIN,
+    )
+    .unwrap();
+    assert!(note(&prep), "{:?}", prep.notes);
+    assert_eq!(table(&prep).values("name"), vec!["王秀兰", "李建"]);
+    // ending with LF or CRLF: no note
+    for end in ["\n", "\r\n"] {
+        let whole = format!("id_number,name\n{ID1},王秀兰{end}");
+        let p = write(d.path(), "whole.csv", whole.as_bytes());
+        let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+        assert!(!note(&prep), "{:?}", prep.notes);
+    }
+}
+
+#[test]
 fn bytes_that_are_neither_utf8_nor_gb18030_fail_naming_the_byte_offset() {
     let d = tempfile::tempdir().unwrap();
     let mut bytes = format!("id_number,name\n{ID1},").into_bytes();
