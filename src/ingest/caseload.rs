@@ -1174,8 +1174,18 @@ mod tests {
 
     /// A caseload folder: households, members and supporters CSV, each given as its data rows
     /// (the header is added).
+    /// The three tables under their headers. `members` empty: one applicant of the first
+    /// household (a members table with no rows is refused, and these tests are about the
+    /// households).
     fn caseload(households: &str, members: &str, supporters: &str) -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
+        let first = households.split(',').next().unwrap_or("H1");
+        let applicant = format!("{first},620503195809200176,马福祥,applicant,,C1\n");
+        let members = if members.is_empty() {
+            applicant.as_str()
+        } else {
+            members
+        };
         write(
             d.path(),
             "households.csv",
