@@ -185,7 +185,7 @@ fn prepare_inner(
     }
 }
 
-/// Whether the file's last byte is not a line feed (nor, in UTF-16, its last two bytes a
+/// Whether the file's last byte is not a line feed (nor, in UTF-16 LE, its last two bytes a
 /// line feed); `false` for an empty or unreadable file (those are refused elsewhere).
 fn ends_without_line_break(path: &Path) -> bool {
     use std::io::{Seek, SeekFrom};
@@ -204,7 +204,8 @@ fn ends_without_line_break(path: &Path) -> bool {
         return false;
     }
     let tail = &tail[..take as usize];
-    !(tail.last() == Some(&b'\n') || tail == [b'\n', 0] || tail == [0, b'\n'])
+    // (UTF-16 BE ends `0, \n`: its last byte is the line feed)
+    !(tail.last() == Some(&b'\n') || tail == [b'\n', 0])
 }
 
 /// Detect the format from the first bytes and the extension.
