@@ -1133,7 +1133,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // The next source is scanned and linked (polars, on its own threads) while this one's
     // rows become evidence here: a reader thread runs one source ahead.
     std::thread::scope(|sc| -> Result<(), BatchError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel(SourceKind::ALL.len());
         let (sources_dir, keys, as_of) = (&opts.sources, &person_keys, opts.as_of);
         let names = &person_names;
         let candidates = policy.wrong_valid_id_candidates;
@@ -1678,43 +1678,59 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut outcomes = Vec::with_capacity(caseload.households.len());
     let mut report_lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
     let all: Vec<usize> = (0..caseload.households.len()).collect();
-    let write_ms = std::thread::scope(|sc| -> Result<u128, BatchError> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(1);
-        let writer = sc.spawn(|| -> std::io::Result<u128> {
-            let mut w = file;
-            let mut ms = 0u128;
-            for lines in rx {
-                let tw = Instant::now();
-                for line in lines {
-                    w.write_all(&line)?;
-                    w.write_all(b"\n")?;
-                }
-                ms += tw.elapsed().as_millis();
-            }
-            w.finish()?;
-            Ok(ms)
+    // `state/`'s linked records and caseload are written beside the assessment, on a thread
+    // of their own: they hold none of its outcomes (at 300k households ~1 s of the run's end).
+    let (write_ms, (state_records, records_ms)) = std::thread::scope(|sc| {
+        let records = sc.spawn(|| {
+            let t = Instant::now();
+            let r = scale::write_state_records(opts, &caseload, &record_sets, &near_miss);
+            (r, t.elapsed().as_millis())
         });
-        for chunk in all.chunks(4096) {
-            let (lines, chunk_outcomes) =
-                ctx.sealed_lines(chunk, &members_of, &supporters_of, &sealer, &pb)?;
-            report_lens.extend(lines.iter().map(|l| l.len() as u64 + 1));
-            outcomes.extend(chunk_outcomes);
-            // a closed channel means the writer failed: its error is taken at the join
-            if tx.send(lines).is_err() {
-                break;
+        let reports = std::thread::scope(|sc| -> Result<u128, BatchError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(1);
+            let writer = sc.spawn(|| -> std::io::Result<u128> {
+                let mut w = file;
+                let mut ms = 0u128;
+                for lines in rx {
+                    let tw = Instant::now();
+                    for line in lines {
+                        w.write_all(&line)?;
+                        w.write_all(b"\n")?;
+                    }
+                    ms += tw.elapsed().as_millis();
+                }
+                w.finish()?;
+                Ok(ms)
+            });
+            for chunk in all.chunks(4096) {
+                let (lines, chunk_outcomes) =
+                    ctx.sealed_lines(chunk, &members_of, &supporters_of, &sealer, &pb)?;
+                report_lens.extend(lines.iter().map(|l| l.len() as u64 + 1));
+                outcomes.extend(chunk_outcomes);
+                // a closed channel means the writer failed: its error is taken at the join
+                if tx.send(lines).is_err() {
+                    break;
+                }
             }
-        }
-        drop(tx);
-        // (the writer only panics if the allocator does: the scope passes the panic on)
-        writer
+            drop(tx);
+            // (the writer only panics if the allocator does: the scope passes the panic on)
+            writer
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                .map_err(write_err(&reports_path))
+        });
+        // (the thread only panics if the allocator does: the scope passes the panic on)
+        let records = records
             .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            .map_err(write_err(&reports_path))
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        reports.map(|ms| (ms, records))
     })?;
+    state_records?;
     pb.finish_and_clear();
     // (the reports' write overlaps the assessment: its own time is `reports_write`)
     timings.insert("assess_seal".to_string(), ta.elapsed().as_millis());
     timings.insert("reports_write".to_string(), write_ms);
+    timings.insert("state_records".to_string(), records_ms);
 
     // ---- write
     let tw = Instant::now();
@@ -1737,12 +1753,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         || {
             scale::write_state(
                 opts,
-                &caseload,
                 &sel.prefix,
                 &run_id,
                 &sources,
-                &record_sets,
-                &near_miss,
                 &outcomes,
                 &report_lens,
                 pending.len() as u64,

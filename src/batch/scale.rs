@@ -884,16 +884,64 @@ fn walk_linked(
     }
 }
 
-/// Write `state/` for a run (see the module docs).
+/// Write the part of `state/` a run knows once its sources are linked (see the module docs):
+/// `linked.bin` and `linked.keys` (every row linked by its own valid key, and the near-miss
+/// rows), and `caseload.bin`; a stale `linked.patch` is removed. A full run writes them on a
+/// thread of their own while it assesses (they hold none of its outcomes); [`write_state`]
+/// adds the rest.
+///
+/// # Errors
+/// [`BatchError::Write`] naming the file.
+pub(super) fn write_state_records(
+    opts: &BatchOptions,
+    caseload: &Caseload,
+    record_sets: &[crate::records::CompactSet],
+    near_miss: &[(u8, u64, u64)],
+) -> Result<(), BatchError> {
+    let dir = opts.out.join("state");
+    std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+    let ppath = dir.join("linked.patch");
+    remove_if_present(&ppath).map_err(write_err(&ppath))?;
+    let lpath = dir.join("linked.bin");
+    let linked = || -> std::io::Result<()> {
+        let mut w = LinkedWriter::create(&lpath)?;
+        // The exactly linked records with the keys the scan found; records the error-tolerant
+        // linkage added after them have no valid key of their own and are not kept. One
+        // buffer for every record (7.3 M at 300k households).
+        let mut blob = Vec::with_capacity(512);
+        for (si, set) in record_sets.iter().enumerate() {
+            for i in 0..set.len() {
+                let (Some(key), Some(row)) = (set.key(i), set.row(i)) else {
+                    continue;
+                };
+                blob.clear();
+                if key != crate::records::NO_KEY && set.linked_blob_into(i, &mut blob) {
+                    w.row(si as u8, row, key, &blob)?;
+                }
+            }
+        }
+        for &(s, row, body) in near_miss {
+            w.near(s, row, body)?;
+        }
+        w.finish()
+    };
+    linked().map_err(write_err(&lpath))?;
+    let cpath = dir.join("caseload.bin");
+    write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))
+}
+
+/// Write the rest of `state/` for a run, once its households are assessed (see the module
+/// docs): `manifest.json` and `households.bin`. [`write_state_records`] writes the other
+/// files.
+///
+/// # Errors
+/// [`BatchError::Write`] naming the file; the caseload's digest cannot be taken.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn write_state(
     opts: &BatchOptions,
-    caseload: &Caseload,
     partition: &Option<String>,
     run_id: &str,
     sources: &BTreeMap<String, SourceSummary>,
-    record_sets: &[crate::records::CompactSet],
-    near_miss: &[(u8, u64, u64)],
     outcomes: &[Outcomes],
     report_lens: &[u64],
     error_tolerant_rows: u64,
@@ -919,39 +967,13 @@ pub(super) fn write_state(
     let mpath = dir.join("manifest.json");
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
-    // `linked.bin` (streamed) is written beside the two files built in memory, one after the
-    // other (so that at most one of their buffers is held at a time): each is mostly
-    // encoding on one core; at 300k households the three took ~3 s one after the other.
-    let (small, linked) = rayon::join(
-        || {
-            let at = offsets_in_order(report_lens);
-            write_households(
-                &dir,
-                outcomes
-                    .iter()
-                    .zip(at.into_iter().zip(report_lens.iter().copied())),
-            )?;
-            let cpath = dir.join("caseload.bin");
-            write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))
-        },
-        || {
-            let ppath = dir.join("linked.patch");
-            remove_if_present(&ppath).map_err(write_err(&ppath))?;
-            let lpath = dir.join("linked.bin");
-            // The exactly linked records with the keys the scan found; records the
-            // error-tolerant linkage added after them have no valid key of their own and
-            // are not kept.
-            let rows = record_sets.iter().enumerate().flat_map(|(si, set)| {
-                (0..set.len()).filter_map(move |i| {
-                    let key = set.key(i).filter(|&k| k != crate::records::NO_KEY)?;
-                    Some((si as u8, set.row(i)?, key, set.linked_blob(i)?))
-                })
-            });
-            write_linked(&lpath, rows, near_miss).map_err(write_err(&lpath))
-        },
-    );
-    small?;
-    linked
+    let at = offsets_in_order(report_lens);
+    write_households(
+        &dir,
+        outcomes
+            .iter()
+            .zip(at.into_iter().zip(report_lens.iter().copied())),
+    )
 }
 
 fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {

@@ -504,7 +504,9 @@ impl IdNumber {
         IdNumber(key)
     }
 
-    fn bytes(self) -> [u8; 18] {
+    /// The full 18 characters as bytes (what [`IdNumber::expose`] gives, without a
+    /// `String`): for exact outputs that need them, never for logs or client-facing errors.
+    pub fn canonical_bytes(self) -> [u8; 18] {
         let mut out = [0u8; 18];
         let mut v = self.0;
         for i in (0..17).rev() {
@@ -519,7 +521,7 @@ impl IdNumber {
     /// The full 18-character number. Only for source queries and exact outputs that need
     /// it; never for logs, metrics or client-facing errors.
     pub fn expose(self) -> String {
-        String::from_utf8(self.bytes().to_vec()).expect("ASCII")
+        String::from_utf8(self.canonical_bytes().to_vec()).expect("ASCII")
     }
 
     /// The six-digit region code of issue (GB/T 2260, current or retired).
