@@ -1130,8 +1130,10 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // residents outside the caseload who bear a caseload person's name and birth date (their
     // registration rows): ID key → normalised names
     let mut homonyms: HashMap<u64, Vec<String>> = HashMap::new();
-    // The next source is scanned and linked (polars, on its own threads) while this one's
-    // rows become evidence here: a reader thread runs one source ahead.
+    // The next sources are scanned and linked (polars, on its own threads) while this one's
+    // rows become evidence here: a reader thread runs ahead, never waiting for this one (a
+    // source's linked rows are a few per cent of its extract, and all are kept in the end;
+    // with one source of room the scan stalled behind the evidence of the large ones).
     std::thread::scope(|sc| -> Result<(), BatchError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(SourceKind::ALL.len());
         let (sources_dir, keys, as_of) = (&opts.sources, &person_keys, opts.as_of);
