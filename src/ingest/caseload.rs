@@ -19,7 +19,7 @@ use hedui_connectors::{Prepared, prepare};
 use polars::prelude::*;
 
 use crate::assess::Household;
-use crate::domain::{Fen, IdNumber, parse_day};
+use crate::domain::{Fen, IdError, IdNumber, IdRepair, parse_day};
 use crate::ingest::normalisation::{At, Normalisations};
 use crate::ingest::quarantine::{Action, Quarantine, QuarantineEntry};
 
@@ -422,7 +422,32 @@ fn refuse_person_rows(
     }
 }
 
-/// Log the repairs of a member's or supporter's ID number and name at data row `i`.
+/// A row's ID number as [`IdNumber::parse`] reads it.
+type ParsedId = Result<(IdNumber, Vec<IdRepair>), IdError>;
+
+/// Every data row's ID number in `c` parsed ([`IdNumber::parse`]; empty for a null), in
+/// parallel and once: the same result gives the person's ID ([`id_of`]) and the repairs the
+/// normalisation log records ([`log_person`]). (A province's members and supporters are
+/// over a million rows; parsed twice on one core they were most of the caseload stage.)
+fn parse_ids(c: &StringChunked, as_of: NaiveDate) -> Vec<ParsedId> {
+    use rayon::prelude::*;
+    let raws: Vec<&str> = c.iter().map(|v| v.unwrap_or("")).collect();
+    raws.par_iter()
+        .with_min_len(4096)
+        .map(|raw| IdNumber::parse(raw, as_of))
+        .collect()
+}
+
+/// The ID of a row parsed by [`parse_ids`], or why it is not one (`code: message`).
+fn id_of(parsed: &ParsedId) -> Result<IdNumber, String> {
+    parsed
+        .as_ref()
+        .map(|(id, _)| *id)
+        .map_err(|e| format!("{}: {e}", e.code()))
+}
+
+/// Log the repairs of a member's or supporter's ID number (`parsed`: [`parse_ids`]'s for the
+/// row) and name at data row `i`.
 fn log_person(
     norms: &mut Normalisations,
     file: &str,
@@ -430,7 +455,7 @@ fn log_person(
     i: usize,
     raw_id: &str,
     name: Option<&str>,
-    as_of: NaiveDate,
+    parsed: &ParsedId,
 ) {
     let at = |column| At {
         file,
@@ -438,7 +463,9 @@ fn log_person(
         row: Some(i as u64),
         column,
     };
-    norms.id(at("id_number"), raw_id, as_of);
+    if let Ok((_, repairs)) = parsed {
+        norms.id_repairs(at("id_number"), raw_id, repairs);
+    }
     if let Some(n) = name {
         norms.name(at("name"), n);
     }
@@ -702,12 +729,6 @@ pub fn load_caseload(
         q.push(e);
     }
 
-    let parse_id = |raw: &str| {
-        IdNumber::parse(raw, as_of)
-            .map(|(id, _)| id)
-            .map_err(|e| format!("{}: {e}", e.code()))
-    };
-
     let (df, file, prep) = read(dir, CaseloadTable::Members, &mut out.normalisations)?;
     // Found by the s11 trial: a members table with a header and no rows read as "no household
     // has members": every household was referred, and nothing named the file. A caseload's
@@ -740,6 +761,7 @@ pub fn load_caseload(
         "consent_ref",
     ]
     .map(|c| col(&df, c));
+    let parsed = parse_ids(idn, as_of);
     let mut orphans: Vec<usize> = Vec::new();
     for i in 0..df.height() {
         let h = hid.get(i).unwrap_or("").trim();
@@ -748,7 +770,7 @@ pub fn load_caseload(
             continue;
         };
         let raw = idn.get(i).unwrap_or("");
-        let id = parse_id(raw);
+        let id = id_of(&parsed[i]);
         log_person(
             &mut out.normalisations,
             &file,
@@ -756,7 +778,7 @@ pub fn load_caseload(
             i,
             raw,
             names.get(i),
-            as_of,
+            &parsed[i],
         );
         if let Err(why) = &id {
             q.push(rows.entry(
@@ -911,6 +933,7 @@ pub fn load_caseload(
         "consent_ref",
     ]
     .map(|c| col(&df, c));
+    let parsed = parse_ids(idn, as_of);
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
     let mut flagged: HashSet<(usize, String)> = HashSet::new();
     let supports = col(&df, "supports_id_number");
@@ -935,7 +958,7 @@ pub fn load_caseload(
             continue;
         };
         let raw = idn.get(i).unwrap_or("");
-        let id = parse_id(raw);
+        let id = id_of(&parsed[i]);
         log_person(
             &mut out.normalisations,
             &file,
@@ -943,7 +966,7 @@ pub fn load_caseload(
             i,
             raw,
             names.get(i),
-            as_of,
+            &parsed[i],
         );
         let key = match &id {
             Ok(id) => id.expose(),

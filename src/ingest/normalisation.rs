@@ -14,7 +14,7 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 
-use crate::domain::{IdNumber, Name, NameError, date, money};
+use crate::domain::{IdNumber, IdRepair, Name, NameError, date, money};
 
 /// One changed value.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -69,13 +69,20 @@ impl Normalisations {
     /// Record the repairs [`IdNumber::parse`] made to `raw` (none when it is invalid or
     /// already normal). Returns the kinds recorded.
     pub fn id(&mut self, at: At, raw: &str, as_of: NaiveDate) -> Vec<&'static str> {
-        let mut kinds = Vec::new();
-        if let Ok((_, repairs)) = IdNumber::parse(raw, as_of) {
-            for r in &repairs {
-                let (kind, detail) = r.describe(raw);
-                kinds.push(kind);
-                self.push(at, kind, detail);
-            }
+        match IdNumber::parse(raw, as_of) {
+            Ok((_, repairs)) => self.id_repairs(at, raw, &repairs),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// [`Normalisations::id`] for a number already parsed: record `repairs`, what
+    /// [`IdNumber::parse`] gave for `raw`, and return their kinds.
+    pub fn id_repairs(&mut self, at: At, raw: &str, repairs: &[IdRepair]) -> Vec<&'static str> {
+        let mut kinds = Vec::with_capacity(repairs.len());
+        for r in repairs {
+            let (kind, detail) = r.describe(raw);
+            kinds.push(kind);
+            self.push(at, kind, detail);
         }
         kinds
     }
