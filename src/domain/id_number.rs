@@ -560,6 +560,18 @@ impl IdNumber {
 /// Mask any value that may hold an ID number: keep the first four and the last four
 /// characters of values longer than 8, star the rest; shorter values are fully starred.
 pub fn mask(raw: &str) -> String {
+    // ASCII (every valid number): by bytes, without a `Vec<char>`
+    if raw.is_ascii() {
+        let n = raw.len();
+        if n <= 8 {
+            return "*".repeat(n);
+        }
+        let mut s = String::with_capacity(n);
+        s.push_str(&raw[..4]);
+        s.extend(std::iter::repeat_n('*', n - 8));
+        s.push_str(&raw[n - 4..]);
+        return s;
+    }
     let chars: Vec<char> = raw.chars().collect();
     if chars.len() <= 8 {
         return "*".repeat(chars.len());
@@ -629,6 +641,17 @@ mod clean_key_tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn masks_keep_four_characters_each_side_of_ascii_and_other_text() {
+        assert_eq!(mask("620503199001011234"), "6205**********1234");
+        assert_eq!(mask("12345678"), "********");
+        assert_eq!(mask(""), "");
+        assert_eq!(mask("123456789"), "1234*6789");
+        // not ASCII: by characters, not bytes
+        assert_eq!(mask("６２０５０３１９９００１０１１２３４"), "６２０５**********１２３４");
+        assert_eq!(mask("张三李四王五"), "******");
     }
 
     #[test]

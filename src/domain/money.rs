@@ -152,9 +152,19 @@ impl Fen {
 
     /// Yuan with two decimals, e.g. `-12.05`.
     pub fn to_yuan(self) -> String {
-        let sign = if self.0 < 0 { "-" } else { "" };
+        // (by hand, not `format!`: every amount of every report is written so, a few dozen
+        // per report)
         let a = self.0.unsigned_abs();
-        format!("{sign}{}.{:02}", a / 100, a % 100)
+        let mut s = String::with_capacity(24);
+        if self.0 < 0 {
+            s.push('-');
+        }
+        s.push_str(itoa::Buffer::new().format(a / 100));
+        let c = (a % 100) as u8;
+        s.push('.');
+        s.push(char::from(b'0' + c / 10));
+        s.push(char::from(b'0' + c % 10));
+        s
     }
 }
 
@@ -350,6 +360,9 @@ mod tests {
         assert_eq!(Fen(123450).to_yuan(), "1234.50");
         assert_eq!(Fen(-5).to_yuan(), "-0.05");
         assert_eq!(Fen(0).to_string(), "0.00");
+        assert_eq!(Fen(10).to_yuan(), "0.10");
+        assert_eq!(Fen(-123_456_789).to_yuan(), "-1234567.89");
+        assert_eq!(Fen(i64::MIN).to_yuan(), "-92233720368547758.08");
     }
 
     #[test]
