@@ -2215,7 +2215,11 @@ pub fn run_incremental(
         let reports_path = reports_path.clone();
         std::thread::spawn(move || -> Result<u128, BatchError> {
             let t = Instant::now();
-            let mut out = DirectWriter::create(&reports_path).map_err(write_err(&reports_path))?;
+            // Through the page cache, unlike a full run's reports: this copy is the run's
+            // critical path, and the cache takes it at memory speed where the device writes
+            // ~1 GB/s (300k households, alternately: 3.35-3.76 s against 3.69-4.95 s; `dd` of
+            // the 1.36 GB file: 0.58 s buffered, 1.24 s direct).
+            let mut out = DirectWriter::cached(&reports_path).map_err(write_err(&reports_path))?;
             let write = || -> std::io::Result<()> {
                 for (from, len) in copies {
                     if out.copy_from(&mut src, from, len)? != len {
