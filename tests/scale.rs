@@ -740,6 +740,40 @@ fn an_incremental_run_whose_delta_leaves_a_source_stale_or_empty_says_unverified
 /// removing exactly those (and adding none in the period) leaves an end state whose period
 /// the incremental run cannot tell without reading it: refused (exit 2), never guessed either
 /// way (the end state here still has rows of 2025, which a full run would find).
+/// A run that stops while writing its state leaves no `manifest.json` (it goes first and is
+/// written last): the next night cannot take the earlier run's manifest beside this run's new
+/// records for a previous run's state.
+#[test]
+fn a_run_stopped_while_writing_its_state_is_refused_as_a_previous_run() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let out = p.batch(&data, "night", &[]);
+    let state = out.join("state");
+    assert!(state.join("manifest.json").is_file());
+    // the second run into the same folder cannot write caseload.bin: a folder stands there
+    std::fs::remove_file(state.join("caseload.bin")).expect("rm");
+    std::fs::create_dir(state.join("caseload.bin")).expect("mkdir");
+    let failed = p.run_batch(&data, "night", &[]);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(2), "{err}");
+    assert!(err.contains("caseload.bin"), "{err}");
+    assert!(!state.join("manifest.json").exists());
+    // its linked records were written anew: without a manifest they are nobody's state
+    assert!(state.join("linked.bin").is_file());
+    let delta = p.root.join("empty-delta");
+    std::fs::create_dir_all(&delta).expect("mkdir");
+    let inc = p.run_batch(
+        &data,
+        "next",
+        &["--previous", s(&out), "--delta", s(&delta)],
+    );
+    let err = String::from_utf8_lossy(&inc.stderr);
+    assert_eq!(inc.status.code(), Some(2), "{err}");
+    assert!(err.contains("state/manifest.json"), "{err}");
+    assert!(err.contains("a run that stopped leaves none"), "{err}");
+    assert!(!p.root.join("next/reports.jsonl").exists());
+}
+
 #[test]
 fn a_delta_taking_out_every_kept_row_in_the_period_is_refused_not_guessed() {
     let p = Province::new();

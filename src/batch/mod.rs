@@ -1681,7 +1681,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut report_lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
     let all: Vec<usize> = (0..caseload.households.len()).collect();
     // `state/`'s linked records and caseload are written beside the assessment, on a thread
-    // of their own: they hold none of its outcomes (at 300k households ~1 s of the run's end).
+    // of their own: they hold none of its outcomes (at 300k households they were ~2 s of the
+    // run's end).
     let (write_ms, (state_records, records_ms)) = std::thread::scope(|sc| {
         let records = sc.spawn(|| {
             let t = Instant::now();

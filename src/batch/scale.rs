@@ -900,6 +900,11 @@ pub(super) fn write_state_records(
 ) -> Result<(), BatchError> {
     let dir = opts.out.join("state");
     std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+    // An earlier run's manifest goes first: a run that stops after this would leave new
+    // records beside an old manifest, a state no incremental run may take ([`write_state`]
+    // writes the manifest last, once the state is whole).
+    let mpath = dir.join("manifest.json");
+    remove_if_present(&mpath).map_err(write_err(&mpath))?;
     let ppath = dir.join("linked.patch");
     remove_if_present(&ppath).map_err(write_err(&ppath))?;
     let lpath = dir.join("linked.bin");
@@ -931,8 +936,8 @@ pub(super) fn write_state_records(
 }
 
 /// Write the rest of `state/` for a run, once its households are assessed (see the module
-/// docs): `manifest.json` and `households.bin`. [`write_state_records`] writes the other
-/// files.
+/// docs): `households.bin`, then `manifest.json` (last: a state without it is refused as a
+/// previous run). [`write_state_records`] writes the other files first.
 ///
 /// # Errors
 /// [`BatchError::Write`] naming the file; the caseload's digest cannot be taken.
@@ -964,16 +969,17 @@ pub(super) fn write_state(
             .collect(),
         error_tolerant_rows: Some(error_tolerant_rows),
     };
-    let mpath = dir.join("manifest.json");
-    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
-        .map_err(write_err(&mpath))?;
     let at = offsets_in_order(report_lens);
     write_households(
         &dir,
         outcomes
             .iter()
             .zip(at.into_iter().zip(report_lens.iter().copied())),
-    )
+    )?;
+    // last: the manifest says the state is whole
+    let mpath = dir.join("manifest.json");
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
+        .map_err(write_err(&mpath))
 }
 
 fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
@@ -1341,7 +1347,7 @@ fn load_state(dir: &Path, with_linked: bool) -> Result<PreviousRun, BatchError> 
     let state = dir.join("state");
     let manifest: Manifest = read_manifest(&state).map_err(|m| {
             err(format!(
-                "state/manifest.json: {m} (an incremental run needs the state a full run of this version writes)"
+                "state/manifest.json: {m} (an incremental run needs the state a finished run of this version writes: a run that stopped leaves none)"
             ))
         })?;
     let households = std::fs::read(state.join("households.bin"))
@@ -2595,6 +2601,9 @@ pub fn run_incremental(
     let det_path = opts.out.join("determinations.csv");
     let sdir = opts.out.join("state");
     std::fs::create_dir_all(&sdir).map_err(write_err(&sdir))?;
+    // (an earlier run's manifest first: it is written last, once the state is whole)
+    let mpath = sdir.join("manifest.json");
+    remove_if_present(&mpath).map_err(write_err(&mpath))?;
     // determinations.csv and the state's households.bin, side by side
     let (det, households) = rayon::join(
         || {
@@ -2699,15 +2708,14 @@ pub fn run_incremental(
         sources: new_sources,
         ..prev.manifest.clone()
     };
-    let mpath = sdir.join("manifest.json");
-    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
-        .map_err(write_err(&mpath))?;
     write_linked_state(&prev, &sdir, &patch_persons, &end_linked, &end_near, bufs)?;
     let cpath = sdir.join("caseload.bin");
     remove_if_present(&cpath).map_err(write_err(&cpath))?;
     if std::fs::hard_link(previous.join("state/caseload.bin"), &cpath).is_err() {
         write_caseload_cache(&cpath, &caseload).map_err(write_err(&cpath))?;
     }
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
+        .map_err(write_err(&mpath))?;
     timings.insert("state_write".to_string(), tst.elapsed().as_millis());
     timings.insert("write".to_string(), tw.elapsed().as_millis());
     let persons_queried = everyone.len();
@@ -3324,9 +3332,9 @@ fn merge_slices(
     {
         *st = source_state(&st.source.clone(), s);
     }
+    // (an earlier run's manifest first: it is written last, once the state is whole)
     let mpath = sdir.join("manifest.json");
-    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
-        .map_err(write_err(&mpath))?;
+    remove_if_present(&mpath).map_err(write_err(&mpath))?;
     let at = offsets_in_order(&lens);
     write_households(
         &sdir,
@@ -3371,6 +3379,8 @@ fn merge_slices(
         w.near(s, row, body).map_err(write_err(&lpath))?;
     }
     w.finish().map_err(write_err(&lpath))?;
+    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
+        .map_err(write_err(&mpath))?;
     if let Some(prev) = &opts.previous {
         let changes = super::changes(prev, &outcomes)?;
         let p = opts.out.join("changes.json");

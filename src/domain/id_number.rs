@@ -650,7 +650,10 @@ mod clean_key_tests {
         assert_eq!(mask(""), "");
         assert_eq!(mask("123456789"), "1234*6789");
         // not ASCII: by characters, not bytes
-        assert_eq!(mask("６２０５０３１９９００１０１１２３４"), "６２０５**********１２３４");
+        assert_eq!(
+            mask("６２０５０３１９９００１０１１２３４"),
+            "６２０５**********１２３４"
+        );
         assert_eq!(mask("张三李四王五"), "******");
     }
 

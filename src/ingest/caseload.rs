@@ -427,8 +427,7 @@ type ParsedId = Result<(IdNumber, Vec<IdRepair>), IdError>;
 
 /// Every data row's ID number in `c` parsed ([`IdNumber::parse`]; empty for a null), in
 /// parallel and once: the same result gives the person's ID ([`id_of`]) and the repairs the
-/// normalisation log records ([`log_person`]). (A province's members and supporters are
-/// over a million rows; parsed twice on one core they were most of the caseload stage.)
+/// normalisation log records ([`log_person`]); each took a parse of its own before.
 fn parse_ids(c: &StringChunked, as_of: NaiveDate) -> Vec<ParsedId> {
     use rayon::prelude::*;
     let raws: Vec<&str> = c.iter().map(|v| v.unwrap_or("")).collect();
