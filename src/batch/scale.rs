@@ -17,7 +17,9 @@
 //! place) and adds `linked.patch`: every row of the persons touched since that base, so that
 //! it writes in proportion to the deltas; a new base is written once the patch passes a
 //! quarter of it. `linked.bin`, `linked.patch` and `caseload.bin` hold personal records;
-//! they stay beside `reports.jsonl` under the same access rules.
+//! they stay beside `reports.jsonl` under the same access rules. `manifest.json` is removed
+//! when a run starts writing its state and written last: a run that stopped part-way leaves
+//! none, and an incremental run refuses a state without it.
 //!
 //! The delta format (README "Incremental runs", `schemas/delta.json`): per source an
 //! optional file `<source>.csv` (or `.parquet`) in `--delta` with the source's §2 columns plus
