@@ -1553,6 +1553,24 @@ fn data_lines_ending_in_cr_only_refuse_the_file() {
         "{msg}"
     );
     assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
+    // Found by the s12 trial: every line in CR only, the header's too, was refused for
+    // missing columns, its header taken for data. It is said as it is, naming line 1; a file
+    // of one header line ending in CR is still read (no rows).
+    for text in [
+        format!("id_number,name,extra\r{ID1},王秀兰,a\r{ID2},李建国,b\r"),
+        format!("id_number,name,extra\r{ID1},王秀兰,a"),
+    ] {
+        let p = write(d.path(), "members_cr.csv", text.as_bytes());
+        let e = prepare(&p, "members", MEMBERS_MIN).expect_err("refused");
+        let msg = e.to_string();
+        assert_eq!(e.code(), "source_unreadable");
+        assert!(msg.contains("line 1: carriage returns"), "{msg}");
+        assert!(msg.contains("end in CR only"), "{msg}");
+        assert!(!msg.contains(ID1) && !msg.contains("王秀兰"), "{msg}");
+    }
+    let p = write(d.path(), "members_hdr.csv", b"id_number,name,extra\r");
+    let prep = prepare(&p, "members", MEMBERS_MIN).expect("a header alone is read");
+    assert!(table(&prep).rows.is_empty());
 }
 
 /// Two headers of one field (`balance` and `余额`, `id_number` and `身份证号`): a row where

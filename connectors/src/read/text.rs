@@ -809,6 +809,16 @@ fn attempt(
     notes: &mut Vec<String>,
 ) -> Result<Prepared, Stop> {
     let (text, _) = sniff(ctx, chosen)?;
+    // Every line ending in CR only (an old Mac export), the header's too: with no line feed
+    // the header line would be the whole file, and the file was refused for "missing columns"
+    // with its first line taken for data (the s12 trial). Said as it is, naming line 1. (A
+    // header ending in LF above CR-only data lines is refused below, naming the first row.)
+    if !text.contains('\n') && text.trim_end_matches('\r').contains('\r') {
+        return Err(Stop::Fail(ConnectorError::Unreadable {
+            path: ctx.path.display().to_string(),
+            message: "line 1: carriage returns (CR) with no line feed: the lines end in CR only (an old Mac export?), so the header and every row would read as one line; the file is not read; save it with LF or CRLF line ends".into(),
+        }));
+    }
     let delimiter = match ctx.map.and_then(|m| m.delimiter()) {
         Some(d) => {
             notes.push(format!(
