@@ -740,6 +740,58 @@ fn an_incremental_run_whose_delta_leaves_a_source_stale_or_empty_says_unverified
 /// removing exactly those (and adding none in the period) leaves an end state whose period
 /// the incremental run cannot tell without reading it: refused (exit 2), never guessed either
 /// way (the end state here still has rows of 2025, which a full run would find).
+/// Found by the s11 and s12 trials: a byte changed inside a line of the previous
+/// `reports.jsonl` (same length) was copied into the incremental run's file, exit 0, and only
+/// `hedui open` refused that report later. Each line's CRC-32 is in `households.bin` now and
+/// the copy checks it: the run is refused, naming the line's byte offset.
+#[test]
+fn a_line_changed_in_the_previous_reports_is_refused_by_the_incremental_copy() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let before = p.batch(&data, "before", &[]);
+    let delta = p.root.join("no-change");
+    std::fs::create_dir_all(&delta).expect("mkdir");
+    // untouched: every line copied, and the copy equals the file
+    let same = p.batch(
+        &data,
+        "same",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    let bytes = std::fs::read(before.join("reports.jsonl")).expect("read");
+    assert_eq!(
+        std::fs::read(same.join("reports.jsonl")).expect("read"),
+        bytes
+    );
+    // one byte of the ciphertext of the third line changed, the length kept
+    let third = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(1)
+        .map(|(i, _)| i + 1)
+        .expect("three lines");
+    let at = third
+        + std::str::from_utf8(&bytes[third..])
+            .expect("utf-8")
+            .find("\"ciphertext\":\"")
+            .expect("a ciphertext")
+        + 20;
+    let mut changed = bytes.clone();
+    changed[at] = if changed[at] == b'A' { b'B' } else { b'A' };
+    std::fs::write(before.join("reports.jsonl"), &changed).expect("write");
+    let out = p.run_batch(
+        &data,
+        "after",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("the line at byte {third} ")) && err.contains("CRC-32"),
+        "{err}"
+    );
+}
+
 /// A run that stops while writing its state leaves no `manifest.json` (it goes first and is
 /// written last): the next night cannot take the earlier run's manifest beside this run's new
 /// records for a previous run's state.

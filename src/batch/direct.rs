@@ -204,6 +204,31 @@ impl DirectWriter {
         from: u64,
         len: u64,
     ) -> std::io::Result<u64> {
+        self.copy_hashed(src, from, len, None)
+    }
+
+    /// [`DirectWriter::copy_from`], the bytes copied also fed to `crc` (CRC-32, as they pass
+    /// through the block: no second read).
+    ///
+    /// # Errors
+    /// The read's or the write's.
+    pub(crate) fn copy_from_hashed(
+        &mut self,
+        src: &mut DirectReader,
+        from: u64,
+        len: u64,
+        crc: &mut crc32fast::Hasher,
+    ) -> std::io::Result<u64> {
+        self.copy_hashed(src, from, len, Some(crc))
+    }
+
+    fn copy_hashed(
+        &mut self,
+        src: &mut DirectReader,
+        from: u64,
+        len: u64,
+        mut crc: Option<&mut crc32fast::Hasher>,
+    ) -> std::io::Result<u64> {
         let mut done = 0u64;
         while done < len {
             let pos = from + done;
@@ -216,6 +241,9 @@ impl DirectWriter {
                 .min(room.len())
                 .min(usize::try_from(len - done).unwrap_or(usize::MAX));
             room[..n].copy_from_slice(&avail[..n]);
+            if let Some(c) = crc.as_deref_mut() {
+                c.update(&avail[..n]);
+            }
             self.block.len += n;
             done += n as u64;
             if self.block.len == CAP {
@@ -451,8 +479,15 @@ mod tests {
             let line = format!("line {i}\n");
             w.write_all(line.as_bytes()).unwrap();
             want.extend_from_slice(line.as_bytes());
-            assert_eq!(w.copy_from(&mut src, from, len).unwrap(), len);
-            want.extend_from_slice(&src_data[from as usize..(from + len) as usize]);
+            // the hashed copy: the same bytes, and their CRC-32 over every window they cross
+            let mut crc = crc32fast::Hasher::new();
+            assert_eq!(
+                w.copy_from_hashed(&mut src, from, len, &mut crc).unwrap(),
+                len
+            );
+            let range = &src_data[from as usize..(from + len) as usize];
+            assert_eq!(crc.finalize(), crc32fast::hash(range));
+            want.extend_from_slice(range);
         }
         // past the end of the source: only what is there
         let tail = src_data.len() as u64 - 100;
@@ -495,8 +530,15 @@ mod tests {
         ];
         let mut want = Vec::new();
         for (from, len) in ranges {
-            assert_eq!(w.copy_from(&mut src, from, len).unwrap(), len);
-            want.extend_from_slice(&src_data[from as usize..(from + len) as usize]);
+            // the hashed copy: the same bytes, and their CRC-32 over every window they cross
+            let mut crc = crc32fast::Hasher::new();
+            assert_eq!(
+                w.copy_from_hashed(&mut src, from, len, &mut crc).unwrap(),
+                len
+            );
+            let range = &src_data[from as usize..(from + len) as usize];
+            assert_eq!(crc.finalize(), crc32fast::hash(range));
+            want.extend_from_slice(range);
         }
         assert_eq!(src.byte_at(7).unwrap(), Some(src_data[7]));
         assert_eq!(src.byte_at(src_data.len() as u64).unwrap(), None);

@@ -1679,6 +1679,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let file = direct::DirectWriter::create(&reports_path).map_err(write_err(&reports_path))?;
     let mut outcomes = Vec::with_capacity(caseload.households.len());
     let mut report_lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
+    let mut report_crcs: Vec<u32> = Vec::with_capacity(caseload.households.len());
     let all: Vec<usize> = (0..caseload.households.len()).collect();
     // `state/`'s linked records and caseload are written beside the assessment, on a thread
     // of their own: they hold none of its outcomes (at 300k households they were ~2 s of the
@@ -1709,6 +1710,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 let (lines, chunk_outcomes) =
                     ctx.sealed_lines(chunk, &members_of, &supporters_of, &sealer, &pb)?;
                 report_lens.extend(lines.iter().map(|l| l.len() as u64 + 1));
+                report_crcs.extend(lines.par_iter().map(|l| line_crc(l)).collect::<Vec<_>>());
                 outcomes.extend(chunk_outcomes);
                 // a closed channel means the writer failed: its error is taken at the join
                 if tx.send(lines).is_err() {
@@ -1761,6 +1763,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 &sources,
                 &outcomes,
                 &report_lens,
+                &report_crcs,
                 pending.len() as u64,
             )
         },
@@ -2222,6 +2225,15 @@ impl Ctx<'_> {
             .unzip();
         Ok((signed_lines(sealer, unsigned), outcomes))
     }
+}
+
+/// CRC-32 of a report line as `reports.jsonl` holds it (the line and its `\n`): kept per
+/// household in `state/households.bin`, so that an incremental run checks each line it copies.
+pub(crate) fn line_crc(line: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(line);
+    h.update(b"\n");
+    h.finalize()
 }
 
 /// Signs `unsigned` envelopes [`BATCH_LEAVES`] at a time (one Ed25519 signature per batch,

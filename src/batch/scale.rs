@@ -223,6 +223,11 @@ struct HouseholdState {
     at: u64,
     /// Bytes of the household's line in `reports.jsonl` (newline included).
     len: u64,
+    /// CRC-32 of those bytes (`households.bin` version 3; `None` in older states and for
+    /// lines an incremental run copied from one): the next incremental run checks each line it
+    /// copies against it.
+    #[serde(default)]
+    crc: Option<u32>,
 }
 
 impl HouseholdState {
@@ -951,6 +956,7 @@ pub(super) fn write_state(
     sources: &BTreeMap<String, SourceSummary>,
     outcomes: &[Outcomes],
     report_lens: &[u64],
+    report_crcs: &[u32],
     error_tolerant_rows: u64,
 ) -> Result<(), BatchError> {
     let dir = opts.out.join("state");
@@ -974,9 +980,11 @@ pub(super) fn write_state(
     let at = offsets_in_order(report_lens);
     write_households(
         &dir,
-        outcomes
-            .iter()
-            .zip(at.into_iter().zip(report_lens.iter().copied())),
+        outcomes.iter().zip(
+            at.into_iter()
+                .zip(report_lens.iter().zip(report_crcs))
+                .map(|(at, (&len, &crc))| (at, len, Some(crc))),
+        ),
     )?;
     // last: the manifest says the state is whole
     let mpath = dir.join("manifest.json");
@@ -1004,7 +1012,9 @@ fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
     }
 }
 
-const HOUSEHOLDS_MAGIC: &[u8; 8] = b"HEDUIH2\n";
+const HOUSEHOLDS_MAGIC: &[u8; 8] = b"HEDUIH3\n";
+/// Version 2 (before the lines' CRC-32): offsets and lengths, the digest.
+const HOUSEHOLDS_MAGIC_V2: &[u8; 8] = b"HEDUIH2\n";
 /// Version 1 (before incremental runs wrote the recomputed lines last): no offsets, the lines
 /// in caseload order.
 const HOUSEHOLDS_MAGIC_V1: &[u8; 8] = b"HEDUIH1\n";
@@ -1020,18 +1030,19 @@ fn offsets_in_order(lens: &[u64]) -> Vec<u64> {
         .collect()
 }
 
-/// `state/households.bin`: per household in caseload order its outcome and the byte offset
-/// and length of its line in `reports.jsonl` (binary: an incremental run reads every
-/// household's), the count, then a SHA-256 of all before it.
+/// `state/households.bin` (version 3): per household in caseload order its outcome and the
+/// byte offset, length and CRC-32 (a flag byte, then the u32 LE when known) of its line in
+/// `reports.jsonl` (binary: an incremental run reads every household's), the count, then a
+/// SHA-256 of all before it.
 fn write_households<'a>(
     dir: &Path,
-    rows: impl Iterator<Item = (&'a Outcomes, (u64, u64))>,
+    rows: impl Iterator<Item = (&'a Outcomes, (u64, u64, Option<u32>))>,
 ) -> Result<(), BatchError> {
     let hpath = dir.join("households.bin");
     let mut b: Vec<u8> = Vec::with_capacity(1 << 22);
     b.extend_from_slice(HOUSEHOLDS_MAGIC);
     let mut n = 0u64;
-    for (h, (at, len)) in rows {
+    for (h, (at, len, crc)) in rows {
         put_str(&mut b, Some(&h.household_id));
         b.push(match h.determination {
             Determination::Eligible => 0,
@@ -1054,6 +1065,13 @@ fn write_households<'a>(
         }
         put_u64(&mut b, at);
         put_u64(&mut b, len);
+        match crc {
+            Some(c) => {
+                b.push(1);
+                b.extend_from_slice(&c.to_le_bytes());
+            }
+            None => b.push(0),
+        }
         n += 1;
     }
     put_u64(&mut b, n);
@@ -1073,12 +1091,14 @@ fn outcome_code(o: Outcome) -> u8 {
     }
 }
 
-/// `state/households.bin` read back (version 1 too: its lines in caseload order, no digest);
-/// `None` when truncated, altered (version 2: its SHA-256 differs) or not hedui's.
+/// `state/households.bin` read back (versions 1 and 2 too: version 1 its lines in caseload
+/// order, no digest; neither with CRCs); `None` when truncated, altered (versions 2 and 3:
+/// the SHA-256 differs) or not hedui's.
 fn read_households(b: &[u8]) -> Option<Vec<HouseholdState>> {
-    let v1 = match b.get(..8)? {
-        m if m == HOUSEHOLDS_MAGIC => false,
-        m if m == HOUSEHOLDS_MAGIC_V1 => true,
+    let (v1, v3) = match b.get(..8)? {
+        m if m == HOUSEHOLDS_MAGIC => (false, true),
+        m if m == HOUSEHOLDS_MAGIC_V2 => (false, false),
+        m if m == HOUSEHOLDS_MAGIC_V1 => (true, false),
         _ => return None,
     };
     let b = if v1 {
@@ -1121,6 +1141,15 @@ fn read_households(b: &[u8]) -> Option<Vec<HouseholdState>> {
         let per_capita = [c.opt_string()?, c.opt_string()?];
         let at = if v1 { next } else { c.u64()? };
         let len = c.u64()?;
+        let crc = if v3 {
+            match c.u8()? {
+                0 => None,
+                1 => Some(u32::from_le_bytes(c.take(4)?.try_into().ok()?)),
+                _ => return None,
+            }
+        } else {
+            None
+        };
         next = at.checked_add(len)?;
         out.push(HouseholdState {
             id,
@@ -1132,6 +1161,7 @@ fn read_households(b: &[u8]) -> Option<Vec<HouseholdState>> {
             per_capita,
             at,
             len,
+            crc,
         });
     }
     (c.u64()? == out.len() as u64 && c.at == b.len()).then_some(out)
@@ -2192,14 +2222,17 @@ pub fn run_incremental(
         .collect();
     // (already in order when the previous file was a full run's)
     kept_lines.sort_by_key(|&h| prev.households[h].at);
-    let mut copies: Vec<(u64, u64)> = Vec::new();
+    // each kept line: where it is, its length and its CRC-32 when the state keeps one
+    let mut copies: Vec<(u64, u64, Option<u32>)> = Vec::with_capacity(kept_lines.len());
     // the new offset of each household's line (recomputed ones: set once assessed)
     let mut new_at = vec![0u64; prev.households.len()];
     let mut copied_len = 0u64;
     for &h in &kept_lines {
         let hs = &prev.households[h];
         // overlapping or out-of-file lines: a state that is not this reports.jsonl's
-        let overlaps = copies.last().is_some_and(|&(from, len)| hs.at < from + len);
+        let overlaps = copies
+            .last()
+            .is_some_and(|&(from, len, _)| hs.at < from + len);
         if overlaps || hs.at.checked_add(hs.len).is_none_or(|end| end > prev_len) {
             return Err(BatchError::Previous {
                 path: previous.display().to_string(),
@@ -2208,10 +2241,7 @@ pub fn run_incremental(
         }
         new_at[h] = copied_len;
         copied_len += hs.len;
-        match copies.last_mut() {
-            Some((from, len)) if *from + *len == hs.at => *len += hs.len,
-            _ => copies.push((hs.at, hs.len)),
-        }
+        copies.push((hs.at, hs.len, hs.crc));
     }
     let fresh_lines = recompute.iter().filter(|&&r| r).count();
     let reports_path = opts.out.join("reports.jsonl");
@@ -2221,6 +2251,7 @@ pub fn run_incremental(
     let mut src = DirectReader::open(&prev_reports_path).map_err(unreadable_reports)?;
     let reports_writer = {
         let reports_path = reports_path.clone();
+        let previous = previous.to_path_buf();
         std::thread::spawn(move || -> Result<u128, BatchError> {
             let t = Instant::now();
             // Through the page cache, unlike a full run's reports: this copy is the run's
@@ -2228,17 +2259,37 @@ pub fn run_incremental(
             // ~1 GB/s (300k households, alternately: 3.35-3.76 s against 3.69-4.95 s; `dd` of
             // the 1.36 GB file: 0.58 s buffered, 1.24 s direct).
             let mut out = DirectWriter::cached(&reports_path).map_err(write_err(&reports_path))?;
+            // (a previous run that is not what its state says: refused as such, not as a
+            // write error)
+            let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
             let write = || -> std::io::Result<()> {
-                for (from, len) in copies {
-                    if out.copy_from(&mut src, from, len)? != len {
-                        return Err(std::io::Error::other(
-                            "the previous reports.jsonl is shorter than its state says",
+                // Line by line (adjacent lines read through the same window): each one's
+                // CRC-32, when the state keeps it, is checked as its bytes pass. A byte changed
+                // in a copied line was carried into the new file unseen until `hedui open`
+                // refused it (the s11 and s12 trials).
+                for (from, len, want) in copies {
+                    let copied = match want {
+                        Some(want) => {
+                            let mut crc = crc32fast::Hasher::new();
+                            let n = out.copy_from_hashed(&mut src, from, len, &mut crc)?;
+                            if n == len && crc.finalize() != want {
+                                return Err(bad(format!(
+                                    "reports.jsonl was changed after its run: the line at byte {from} ({len} bytes) does not match the CRC-32 state/households.bin keeps for it; run a full batch"
+                                )));
+                            }
+                            n
+                        }
+                        None => out.copy_from(&mut src, from, len)?,
+                    };
+                    if copied != len {
+                        return Err(bad(
+                            "reports.jsonl is shorter than its state says; run a full batch".into(),
                         ));
                     }
-                    // each range ends a line (its last byte still in the reader's window)
+                    // each line ends a line (its last byte still in the reader's window)
                     if len > 0 && src.byte_at(from + len - 1)? != Some(b'\n') {
-                        return Err(std::io::Error::other(
-                            "the previous state/households.bin does not describe its reports.jsonl (a copied range does not end a line); run a full batch",
+                        return Err(bad(
+                            "state/households.bin does not describe reports.jsonl (a copied line does not end with a line break); run a full batch".into(),
                         ));
                     }
                 }
@@ -2251,7 +2302,16 @@ pub fn run_incremental(
                 }
                 Ok(())
             };
-            write().map_err(write_err(&reports_path))?;
+            write().map_err(|e| {
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    BatchError::Previous {
+                        path: previous.display().to_string(),
+                        message: e.to_string(),
+                    }
+                } else {
+                    write_err(&reports_path)(e)
+                }
+            })?;
             out.finish().map_err(write_err(&reports_path))?;
             Ok(t.elapsed().as_millis())
         })
@@ -2557,7 +2617,7 @@ pub fn run_incremental(
     let todo: Vec<usize> = (0..caseload.households.len())
         .filter(|&h| recompute[h])
         .collect();
-    let mut fresh_by_h: HashMap<usize, (u64, Outcomes)> = HashMap::new();
+    let mut fresh_by_h: HashMap<usize, (u64, u32, Outcomes)> = HashMap::new();
     for chunk in todo.chunks(256) {
         let (lines, fresh) = ctx.sealed_lines(
             chunk,
@@ -2567,7 +2627,7 @@ pub fn run_incremental(
             &indicatif::ProgressBar::hidden(),
         )?;
         for ((line, o), &h) in lines.into_iter().zip(fresh).zip(chunk) {
-            fresh_by_h.insert(h, (line.len() as u64 + 1, o));
+            fresh_by_h.insert(h, (line.len() as u64 + 1, super::line_crc(&line), o));
             // a closed channel means the writer failed: its error is reported at the join
             let _ = tx.send(line);
         }
@@ -2580,22 +2640,23 @@ pub fn run_incremental(
     let changes = changes_json(
         previous,
         todo.iter()
-            .filter_map(|h| Some((&prev.households[*h], &fresh_by_h.get(h)?.1))),
+            .filter_map(|h| Some((&prev.households[*h], &fresh_by_h.get(h)?.2))),
         todo.len(),
     );
     let mut outcomes: Vec<Outcomes> = Vec::with_capacity(caseload.households.len());
-    let mut lines: Vec<(u64, u64)> = Vec::with_capacity(caseload.households.len());
+    let mut lines: Vec<(u64, u64, Option<u32>)> = Vec::with_capacity(caseload.households.len());
     // the fresh lines follow the copied ones, in caseload order
     let mut fresh_at = copied_len;
     for (h, hs) in std::mem::take(&mut prev.households).into_iter().enumerate() {
         match fresh_by_h.remove(&h) {
-            Some((len, o)) => {
-                lines.push((fresh_at, len));
+            Some((len, crc, o)) => {
+                lines.push((fresh_at, len, Some(crc)));
                 fresh_at += len;
                 outcomes.push(o);
             }
             None => {
-                lines.push((new_at[h], hs.len));
+                // (the copy checks it against this CRC; the run fails if it differs)
+                lines.push((new_at[h], hs.len, hs.crc));
                 outcomes.push(hs.into_outcomes());
             }
         }
@@ -3245,6 +3306,7 @@ fn merge_slices(
         .map_err(write_err(work))?;
     let mut outcomes = Vec::with_capacity(caseload.households.len());
     let mut lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
+    let mut crcs: Vec<Option<u32>> = Vec::with_capacity(caseload.households.len());
     let mut h = 0;
     while h < caseload.households.len() {
         // a run of consecutive households from one slice is one copy
@@ -3271,6 +3333,7 @@ fn merge_slices(
         for x in &prevs[k].households[a..=b] {
             outcomes.push(x.outcomes());
             lens.push(x.len);
+            crcs.push(x.crc);
         }
     }
     out.finish().map_err(write_err(&reports_path))?;
@@ -3340,9 +3403,11 @@ fn merge_slices(
     let at = offsets_in_order(&lens);
     write_households(
         &sdir,
-        outcomes
-            .iter()
-            .zip(at.into_iter().zip(lens.iter().copied())),
+        outcomes.iter().zip(
+            at.into_iter()
+                .zip(lens.iter().zip(&crcs))
+                .map(|(at, (&len, &crc))| (at, len, crc)),
+        ),
     )?;
     // A person in two slices (a supporter of households in both) has their rows in each:
     // each (source, row) is written once.
@@ -3612,27 +3677,30 @@ mod tests {
             per_capita: [Some("415.50".into()), None],
             at: 0,
             len: 8713,
+            crc: None,
         };
         let dir = tempfile::tempdir().expect("tmp");
         let o = h.outcomes();
         // the second household's line first in the file (as an incremental run writes a
-        // recomputed household's last)
+        // recomputed household's last); one line's CRC known, one not (copied from an older
+        // state)
         write_households(
             dir.path(),
-            [(&o, (4410, 8713)), (&o, (0, 4410))].into_iter(),
+            [(&o, (4410, 8713, Some(0xDEAD_BEEF))), (&o, (0, 4410, None))].into_iter(),
         )
         .expect("written");
         let b = std::fs::read(dir.path().join("households.bin")).expect("read");
         let back = read_households(&b).expect("decodes");
         assert_eq!(back.len(), 2);
         let j = |x: &HouseholdState| serde_json::to_value(x).expect("json");
-        let at = |at, len| HouseholdState {
+        let at = |at, len, crc| HouseholdState {
             at,
             len,
+            crc,
             ..h.clone()
         };
-        assert_eq!(j(&back[0]), j(&at(4410, 8713)));
-        assert_eq!(j(&back[1]), j(&at(0, 4410)));
+        assert_eq!(j(&back[0]), j(&at(4410, 8713, Some(0xDEAD_BEEF))));
+        assert_eq!(j(&back[1]), j(&at(0, 4410, None)));
         assert!(read_households(&b[..b.len() - 3]).is_none());
         assert!(read_households(&b[..20]).is_none());
         // any flipped bit is refused (the digest)
@@ -3641,20 +3709,39 @@ mod tests {
             bad[at] ^= 4;
             assert!(read_households(&bad).is_none(), "byte {at}");
         }
-        // Version 1 (no offsets, no digest): the lines one after the other in caseload order.
-        // Each record is the same here, its offset the 8 bytes before its length at its end.
+        // Versions 2 and 1, from a version-3 file of two equal records without CRCs: each
+        // record ends with its offset, its length and the CRC's flag byte.
+        write_households(
+            dir.path(),
+            [(&o, (4410, 8713, None)), (&o, (0, 4410, None))].into_iter(),
+        )
+        .expect("written");
+        let b = std::fs::read(dir.path().join("households.bin")).expect("read");
         let b = &b[..b.len() - 32];
         let rec = (b.len() - 16) / 2;
+        // version 2: offsets and the digest, no flag
+        let mut v2 = b"HEDUIH2\n".to_vec();
+        for r in 0..2 {
+            let start = 8 + r * rec;
+            v2.extend_from_slice(&b[start..start + rec - 1]);
+        }
+        v2.extend_from_slice(&b[b.len() - 8..]);
+        let digest = ring::digest::digest(&ring::digest::SHA256, &v2);
+        v2.extend_from_slice(digest.as_ref());
+        let back = read_households(&v2).expect("version 2 decodes");
+        assert_eq!(j(&back[0]), j(&at(4410, 8713, None)));
+        assert_eq!(j(&back[1]), j(&at(0, 4410, None)));
+        // version 1 (no offsets, no digest): the lines one after the other in caseload order
         let mut v1 = b"HEDUIH1\n".to_vec();
         for r in 0..2 {
             let start = 8 + r * rec;
-            v1.extend_from_slice(&b[start..start + rec - 16]);
-            v1.extend_from_slice(&b[start + rec - 8..start + rec]);
+            v1.extend_from_slice(&b[start..start + rec - 17]);
+            v1.extend_from_slice(&b[start + rec - 9..start + rec - 1]);
         }
         v1.extend_from_slice(&b[b.len() - 8..]);
         let back = read_households(&v1).expect("version 1 decodes");
-        assert_eq!(j(&back[0]), j(&at(0, 8713)));
-        assert_eq!(j(&back[1]), j(&at(8713, 4410)));
+        assert_eq!(j(&back[0]), j(&at(0, 8713, None)));
+        assert_eq!(j(&back[1]), j(&at(8713, 4410, None)));
     }
 
     #[test]
