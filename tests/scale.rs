@@ -436,7 +436,7 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
         (
             "incremental-shifted",
             &shifted[..],
-            "does not describe its reports.jsonl (a copied range does not end a line)",
+            "does not describe reports.jsonl (a copied line does not end with a line break)",
         ),
     ] {
         std::fs::write(cut.join("reports.jsonl"), bytes).expect("write");

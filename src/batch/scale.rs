@@ -2268,17 +2268,9 @@ pub fn run_incremental(
                 // in a copied line was carried into the new file unseen until `hedui open`
                 // refused it (the s11 and s12 trials).
                 for (from, len, want) in copies {
+                    let mut crc = crc32fast::Hasher::new();
                     let copied = match want {
-                        Some(want) => {
-                            let mut crc = crc32fast::Hasher::new();
-                            let n = out.copy_from_hashed(&mut src, from, len, &mut crc)?;
-                            if n == len && crc.finalize() != want {
-                                return Err(bad(format!(
-                                    "reports.jsonl was changed after its run: the line at byte {from} ({len} bytes) does not match the CRC-32 state/households.bin keeps for it; run a full batch"
-                                )));
-                            }
-                            n
-                        }
+                        Some(_) => out.copy_from_hashed(&mut src, from, len, &mut crc)?,
                         None => out.copy_from(&mut src, from, len)?,
                     };
                     if copied != len {
@@ -2291,6 +2283,11 @@ pub fn run_incremental(
                         return Err(bad(
                             "state/households.bin does not describe reports.jsonl (a copied line does not end with a line break); run a full batch".into(),
                         ));
+                    }
+                    if want.is_some_and(|want| crc.finalize() != want) {
+                        return Err(bad(format!(
+                            "reports.jsonl was changed after its run: the line at byte {from} ({len} bytes) does not match the CRC-32 state/households.bin keeps for it; run a full batch"
+                        )));
                     }
                 }
                 for _ in 0..fresh_lines {
