@@ -762,14 +762,14 @@ pub fn load_caseload(
     .map(|c| col(&df, c));
     let parsed = parse_ids(idn, as_of);
     let mut orphans: Vec<usize> = Vec::new();
-    for i in 0..df.height() {
+    for (i, parsed_id) in parsed.iter().enumerate() {
         let h = hid.get(i).unwrap_or("").trim();
         let Some(&household) = index.get(household_key_cow(h).as_ref()) else {
             orphans.push(i);
             continue;
         };
         let raw = idn.get(i).unwrap_or("");
-        let id = id_of(&parsed[i]);
+        let id = id_of(parsed_id);
         log_person(
             &mut out.normalisations,
             &file,
@@ -777,7 +777,7 @@ pub fn load_caseload(
             i,
             raw,
             names.get(i),
-            &parsed[i],
+            parsed_id,
         );
         if let Err(why) = &id {
             q.push(rows.entry(
@@ -936,7 +936,7 @@ pub fn load_caseload(
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
     let mut flagged: HashSet<(usize, String)> = HashSet::new();
     let supports = col(&df, "supports_id_number");
-    for i in 0..df.height() {
+    for (i, parsed_id) in parsed.iter().enumerate() {
         let h = hid.get(i).unwrap_or("").trim();
         let Some(&household) = index.get(household_key_cow(h).as_ref()) else {
             // The member supported names the household when they are a member of one.
@@ -957,7 +957,7 @@ pub fn load_caseload(
             continue;
         };
         let raw = idn.get(i).unwrap_or("");
-        let id = id_of(&parsed[i]);
+        let id = id_of(parsed_id);
         log_person(
             &mut out.normalisations,
             &file,
@@ -965,7 +965,7 @@ pub fn load_caseload(
             i,
             raw,
             names.get(i),
-            &parsed[i],
+            parsed_id,
         );
         let key = match &id {
             Ok(id) => id.expose(),
