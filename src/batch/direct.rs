@@ -457,6 +457,23 @@ mod tests {
         }
     }
 
+    /// Bytes `[from, from + len)` of `data` (the file `src` reads) copied into `w` by the
+    /// hashed copy: checks that every byte came and that their CRC-32 is the range's over
+    /// every window they cross; returns the range.
+    fn copy_hashed<'a>(
+        w: &mut DirectWriter,
+        src: &mut DirectReader,
+        data: &'a [u8],
+        from: u64,
+        len: u64,
+    ) -> &'a [u8] {
+        let mut crc = crc32fast::Hasher::new();
+        assert_eq!(w.copy_from_hashed(src, from, len, &mut crc).unwrap(), len);
+        let range = &data[from as usize..(from + len) as usize];
+        assert_eq!(crc.finalize(), crc32fast::hash(range));
+        range
+    }
+
     #[test]
     fn ranges_copied_from_another_file_land_between_the_bytes_written() {
         let dir = tempfile::tempdir().unwrap();
@@ -479,15 +496,7 @@ mod tests {
             let line = format!("line {i}\n");
             w.write_all(line.as_bytes()).unwrap();
             want.extend_from_slice(line.as_bytes());
-            // the hashed copy: the same bytes, and their CRC-32 over every window they cross
-            let mut crc = crc32fast::Hasher::new();
-            assert_eq!(
-                w.copy_from_hashed(&mut src, from, len, &mut crc).unwrap(),
-                len
-            );
-            let range = &src_data[from as usize..(from + len) as usize];
-            assert_eq!(crc.finalize(), crc32fast::hash(range));
-            want.extend_from_slice(range);
+            want.extend_from_slice(copy_hashed(&mut w, &mut src, &src_data, from, len));
         }
         // past the end of the source: only what is there
         let tail = src_data.len() as u64 - 100;
@@ -530,15 +539,7 @@ mod tests {
         ];
         let mut want = Vec::new();
         for (from, len) in ranges {
-            // the hashed copy: the same bytes, and their CRC-32 over every window they cross
-            let mut crc = crc32fast::Hasher::new();
-            assert_eq!(
-                w.copy_from_hashed(&mut src, from, len, &mut crc).unwrap(),
-                len
-            );
-            let range = &src_data[from as usize..(from + len) as usize];
-            assert_eq!(crc.finalize(), crc32fast::hash(range));
-            want.extend_from_slice(range);
+            want.extend_from_slice(copy_hashed(&mut w, &mut src, &src_data, from, len));
         }
         assert_eq!(src.byte_at(7).unwrap(), Some(src_data[7]));
         assert_eq!(src.byte_at(src_data.len() as u64).unwrap(), None);
