@@ -1710,7 +1710,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 let (lines, chunk_outcomes) =
                     ctx.sealed_lines(chunk, &members_of, &supporters_of, &sealer, &pb)?;
                 report_lens.extend(lines.iter().map(|l| l.len() as u64 + 1));
-                report_crcs.extend(lines.par_iter().map(|l| line_crc(l)).collect::<Vec<_>>());
+                report_crcs.par_extend(lines.par_iter().map(|l| line_crc(l)));
                 outcomes.extend(chunk_outcomes);
                 // a closed channel means the writer failed: its error is taken at the join
                 if tx.send(lines).is_err() {
