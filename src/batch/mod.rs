@@ -1138,7 +1138,11 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         let (tx, rx) = std::sync::mpsc::sync_channel(SourceKind::ALL.len());
         let (sources_dir, keys, as_of) = (&opts.sources, &person_keys, opts.as_of);
         let names = &person_names;
-        let candidates = policy.wrong_valid_id_candidates;
+        // Without the registration extract no row keyed with another person's valid ID is a
+        // candidate (who holds that ID cannot be told: see the pass below), so the scan does
+        // not read `name` for them.
+        let candidates = policy.wrong_valid_id_candidates
+            && FileConnector::locate(sources_dir, SourceKind::HouseholdRegistration).is_ok();
         sc.spawn(move || {
             for kind in SourceKind::ALL {
                 let t = Instant::now();
@@ -1572,9 +1576,19 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // resident's own (a namesake born the same day as a caseload person), not a candidate. On
     // the 30,000-household county all 1,841 rows the scan keeps are such (clean data), and
     // without them the second pass has nothing to do.
+    // Without the registration (missing or refused) none is: who holds the ID cannot be told,
+    // and the pass would take the row's name away, so that it reaches no person. Left in, such
+    // rows cost the pass its whole setup (9.3 s of a 32 s run at 300,000 households over two
+    // extracts, found in session 12) for no link.
+    let registration = sources
+        .get(SourceKind::HouseholdRegistration.name())
+        .is_some_and(|s| s.status == "answered");
     pending.retain(|r| {
         if !r.pending.other_valid_id {
             return true;
+        }
+        if !registration {
+            return false;
         }
         let key = r
             .pending
@@ -1610,10 +1624,32 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         .iter()
         .filter_map(|a| a.row.quarantine_index)
         .collect();
-    for (pi, kind, qi) in check_only {
-        if !decided.contains(&qi)
-            && !crate::link::caseload::another_persons(&caseload, &person_index, pi, &pending, qi)
+    // (the rows and the persons' names looked up once: a search per row made this quadratic
+    // in a dirty extract's check-character slips)
+    let mut row_of_entry: HashMap<usize, usize> = HashMap::new();
+    for (j, r) in pending.iter().enumerate() {
+        if let Some(qi) = r.quarantine_index {
+            row_of_entry.entry(qi).or_insert(j);
+        }
+    }
+    let wanted: std::collections::HashSet<usize> = check_only.iter().map(|c| c.0).collect();
+    let mut name_of: HashMap<usize, Option<&str>> = HashMap::new();
+    for (id, name) in caseload
+        .members
+        .iter()
+        .map(|m| (&m.id, &m.name))
+        .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
+    {
+        if let Some(&pi) = id.as_ref().ok().and_then(|id| person_index.get(&id.key()))
+            && wanted.contains(&pi)
         {
+            name_of.entry(pi).or_insert(name.as_deref());
+        }
+    }
+    for (pi, kind, qi) in check_only {
+        let row = row_of_entry.get(&qi).map(|&j| &pending[j]);
+        let theirs = name_of.get(&pi).copied().flatten();
+        if !decided.contains(&qi) && !crate::link::caseload::another_persons(theirs, row) {
             let p = &mut persons[pi];
             p.mark_near_miss(kind);
         }

@@ -2363,6 +2363,18 @@ pub fn run_incremental(
         }
         want.get(&k).copied().unwrap_or(0)
     };
+    // As in a full run: without the registration answering, no row keyed with another
+    // person's valid ID is a candidate of the error-tolerant pass.
+    let registration = SourceKind::ALL
+        .iter()
+        .position(|k| *k == SourceKind::HouseholdRegistration)
+        .is_some_and(|i| {
+            prev.manifest
+                .sources
+                .get(i)
+                .is_some_and(|s| s.status == "answered")
+                && !newly_unverified.iter().any(|(u, _)| *u == i)
+        });
     let (viewed, keyed) = std::thread::scope(|sc| {
         let (maps, everyone, as_of, named) = (&maps, &everyone, opts.as_of, &named);
         let keyed = sc.spawn(move || {
@@ -2401,6 +2413,7 @@ pub fn run_incremental(
                         Ok((id, _)) => {
                             let name = d.names.get(k).and_then(|n| n.as_deref());
                             if policy.wrong_valid_id_candidates
+                                && registration
                                 && SourceKind::ALL[si] != SourceKind::HouseholdRegistration
                                 && name.is_some_and(|n| {
                                     named.matches(

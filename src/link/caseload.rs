@@ -2085,29 +2085,14 @@ fn same_or_variant(a: &str, b: Option<&str>) -> bool {
     a.is_some() && b.is_some() && k.level(a.as_ref(), b.as_ref()) != (k.levels() - 1) as u8
 }
 
-/// Whether the pending row at quarantine index `qi`, whose key differs from person `pi`'s
-/// only in the check character, is plainly another person's: it names someone else (the
-/// normalised names differ and are not variants). A same-day neighbour's key with a typo can
-/// look like a check-character slip of a caseload ID; without that evidence the person's
-/// source stays unverified (missing is not zero).
-pub fn another_persons(
-    caseload: &crate::ingest::Caseload,
-    person_of: &PersonIndex,
-    pi: usize,
-    rows: &[BatchRow],
-    qi: usize,
-) -> bool {
-    let Some(row) = rows.iter().find(|r| r.quarantine_index == Some(qi)) else {
-        return false;
-    };
-    let Some(theirs) = caseload
-        .members
-        .iter()
-        .map(|m| (&m.id, &m.name))
-        .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
-        .find(|(id, _)| id.as_ref().ok().and_then(|id| person_of.get(&id.key())) == Some(&pi))
-        .and_then(|(_, n)| n.as_deref())
-    else {
+/// Whether the pending `row`, whose key differs from a caseload person's only in the check
+/// character, is plainly another person's: it names someone else than `theirs`, the person's
+/// name as written (the normalised names differ and are not variants). A same-day neighbour's
+/// key with a typo can look like a check-character slip of a caseload ID; without that
+/// evidence (no row, no name on either side) the person's source stays unverified (missing is
+/// not zero).
+pub fn another_persons(theirs: Option<&str>, row: Option<&BatchRow>) -> bool {
+    let (Some(theirs), Some(row)) = (theirs, row) else {
         return false;
     };
     let k = ComparisonKind::Name {
