@@ -1204,7 +1204,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 .unwrap_or_else(Instant::now);
             match linked {
                 Err(e) => {
-                    tracing::warn!(source = %kind, reason = e.code(), "Source not answered; every household says unverified for it.");
+                    // (the full reason, with the file and the columns, is in summary.json:
+                    // the log keeps to the code, never a value of the file)
+                    tracing::warn!(source = %kind, reason = e.code(), see = "summary.json: sources.<source>.reason", "Source not answered; every household says unverified for it.");
                     unverified.push((kind, format!("{}: {e}", e.code())));
                     sources.insert(
                         kind.name().into(),
@@ -1507,7 +1509,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     };
                     if let Some(what) = stale {
                         let reason = out_of_period_reason(conn.path(), &what);
-                        tracing::warn!(source = %kind, reason = "source_out_of_period", "Source not answered; every household says unverified for it.");
+                        tracing::warn!(source = %kind, reason = "source_out_of_period", see = "summary.json: sources.<source>.reason", "Source not answered; every household says unverified for it.");
                         unverified.push((kind, reason.clone()));
                         sources.insert(
                             kind.name().into(),

@@ -728,6 +728,24 @@ fn faulty_caseload_rows_empty_extracts_and_near_miss_keys_refer_instead_of_passi
 
     let (out, dir) = c.batch("run", &[]);
     assert_eq!(out.status.code(), Some(1));
+    // the console names the source and its reason code, and where the whole reason is
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warning = err
+        .lines()
+        .find(|l| l.contains("Source not answered") && l.contains("source=tax"))
+        .unwrap_or_else(|| panic!("a warning for tax: {err}"));
+    assert!(
+        warning.contains("reason=\"source_unreadable\"")
+            && warning.contains("see=\"summary.json: sources.<source>.reason\""),
+        "{warning}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+    let reason = summary["sources"]["tax"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("tax.csv") && reason.contains("no data rows"),
+        "{reason}"
+    );
     let reports = c.open_all(&dir);
     let r = reports
         .iter()
