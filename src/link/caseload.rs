@@ -1672,8 +1672,11 @@ pub fn batch_pass(
         .as_ref()
         .map(|p| HoldingRates::measure(rows_by_age, p, &caseload_by_band));
     let norm = |n: Option<&str>| n.and_then(super::compare::normalise_name);
-    let person_names: Vec<Option<String>> =
-        persons.iter().map(|(_, n)| norm(n.as_deref())).collect();
+    // (normalised when a pair first needs one: a row reaches a handful of the persons, and
+    // normalising every caseload person's name took ~1 s at 300,000 households)
+    let person_names: Vec<std::sync::OnceLock<Option<String>>> =
+        persons.iter().map(|_| std::sync::OnceLock::new()).collect();
+    let person_name = |i: usize| person_names[i].get_or_init(|| norm(persons[i].1.as_deref()));
     let row_names: Vec<Option<String>> = rows
         .iter()
         .map(|r| norm(r.pending.name.as_deref()))
@@ -1740,7 +1743,7 @@ pub fn batch_pass(
         // a row with a birth date (registration) compares it instead
         if let (Some(rates), Some(pop), None) = (&rates, &pop, &rows[j].pending.birth_date) {
             let bearers = row_names[j].as_ref().and_then(|n| pop.names.get(n));
-            let same_name = row_names[j].is_some() && row_names[j] == person_names[i];
+            let same_name = row_names[j].is_some() && row_names[j] == *person_name(i);
             v.extend(rates.contributions(rows[j].source, bands[i], bearers, same_name));
         }
         v
@@ -1915,7 +1918,8 @@ pub fn apply_batch_pass(
         ms = stats.ms as u64,
         "Error-tolerant linkage done."
     );
-    // the persons' IDs and names, by batch person index
+    // the linked persons' IDs and names, by batch person index
+    let linked: std::collections::HashSet<usize> = links.iter().map(|l| l.person).collect();
     let mut who: HashMap<usize, (IdNumber, Option<String>)> = HashMap::new();
     for (id, name) in caseload
         .members
@@ -1925,6 +1929,7 @@ pub fn apply_batch_pass(
     {
         if let Ok(id) = id
             && let Some(&pi) = person_of.get(&id.key())
+            && linked.contains(&pi)
         {
             who.entry(pi).or_insert((*id, name.clone()));
         }
@@ -2665,7 +2670,7 @@ pub fn row_region<S: AsRef<str>>(
 #[derive(Debug, Default)]
 struct ColumnStats {
     m: f64,
-    holders_with: HashMap<String, u32>,
+    holders_with: ahash::AHashMap<String, u32>,
 }
 
 impl SameSource {
@@ -2703,6 +2708,9 @@ impl SameSource {
             let mut stats: Vec<ColumnStats> = cols.iter().map(|_| ColumnStats::default()).collect();
             let (mut recur, mut total) = (vec![0u64; cols.len()], vec![0u64; cols.len()]);
             let mut holders = 0u64;
+            // (one map for every holder's values, cleared: aHash, not SipHash; a source's
+            // holders are a million persons at 300,000 households)
+            let mut seen: ahash::AHashMap<&str, u32> = ahash::AHashMap::new();
             for pi in 0..own.persons.len() {
                 let recs: Vec<crate::records::Values<'_>> = own.of(pi, si).collect();
                 if recs.is_empty() {
@@ -2710,7 +2718,7 @@ impl SameSource {
                 }
                 holders += 1;
                 for (ci, st) in stats.iter_mut().enumerate() {
-                    let mut seen: HashMap<&str, u32> = HashMap::new();
+                    seen.clear();
                     for r in &recs {
                         if let Some(Some(v)) = r.get(ci) {
                             *seen.entry(*v).or_insert(0) += 1;
