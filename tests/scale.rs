@@ -1014,3 +1014,71 @@ fn a_namesake_row_is_a_candidate_only_where_the_registration_answers() {
     assert_eq!(p.opened(&inc), p.opened(&full));
     assert_eq!(determinations(&inc), determinations(&full));
 }
+
+/// An extract none of whose rows is a caseload person's is said so (a warning, a note in
+/// summary.json), by a memory-limited run as by one run, and only then. Found by the s13
+/// trial: each slice of a `--memory-limit` run said it of a sparse source whose few rows were
+/// other slices' persons, and the merged summary took the first slice's notes.
+#[test]
+fn memory_limited_slices_say_another_population_only_as_one_run_does() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let path = data.join("securities.csv");
+    let text = std::fs::read_to_string(&path).expect("securities");
+    let header = text.lines().next().expect("header").to_string();
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let id_col = members
+        .lines()
+        .next()
+        .expect("header")
+        .split(',')
+        .position(|h| h == "id_number")
+        .expect("id_number");
+    // the last member's (a 620502 household, the last slice's), nobody else's
+    let last_id = members
+        .lines()
+        .last()
+        .expect("a member")
+        .split(',')
+        .nth(id_col)
+        .expect("id")
+        .to_string();
+    let row = |id: &str| format!("{id},某某,S0001,A****0001,1000.00,10.00,2026-10-30\n");
+    let note = |o: &Path| summary(o)["sources"]["securities"]["counts"]["notes"].clone();
+    let said = |out: &Output| {
+        String::from_utf8_lossy(&out.stderr).lines().any(|l| {
+            l.contains("No row of the extract is a caseload person's") && l.contains("securities")
+        })
+    };
+    for (case, body, another) in [
+        ("sparse", row(&last_id), false),
+        ("foreign", row("110101199001011237"), true),
+    ] {
+        std::fs::write(&path, format!("{header}\n{body}")).expect("securities");
+        let one = p.run_batch(&data, &format!("{case}-one"), &[]);
+        let lim = p.run_batch(&data, &format!("{case}-lim"), &["--memory-limit", "1M"]);
+        ok(&one);
+        ok(&lim);
+        let (one_dir, lim_dir) = (
+            p.root.join(format!("{case}-one")),
+            p.root.join(format!("{case}-lim")),
+        );
+        assert!(
+            summary(&lim_dir)["timings_ms"]["slices"]
+                .as_u64()
+                .expect("slices")
+                >= 2
+        );
+        assert_eq!(said(&one), another, "{case}: one run");
+        assert_eq!(said(&lim), another, "{case}: the sliced run");
+        assert_eq!(note(&lim_dir), note(&one_dir), "{case}");
+        assert_eq!(
+            note(&one_dir).as_array().is_some_and(|n| n.iter().any(|x| x
+                .as_str()
+                .is_some_and(|x| x.contains("names a caseload person")))),
+            another,
+            "{case}: {}",
+            note(&one_dir)
+        );
+    }
+}

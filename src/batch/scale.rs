@@ -95,6 +95,12 @@ impl Selection {
         self.keep.is_some()
     }
 
+    /// Whether this is a slice of a memory-limited run ([`run_limited`]), whose outputs are
+    /// merged into one run's, rather than a `--partition` of the user's.
+    pub fn is_memory_slice(&self) -> bool {
+        self.keep.is_some() && self.prefix.is_none()
+    }
+
     /// The caseload restricted to the selected households, their members and supporters
     /// (indices renumbered; caseload faults found over the whole caseload stay).
     pub fn slice(&self, caseload: Caseload) -> Caseload {
@@ -3381,6 +3387,16 @@ fn merge_slices(
                 .sum();
             c.quarantined = q.entries.iter().filter(|e| e.file == c.file).count() as u64;
             c.unlinked = c.rows.saturating_sub(c.linked + c.quarantined);
+            // what one run says of an extract none of whose rows is a caseload person's (the
+            // slices leave it to here)
+            if let Some(kind) = SourceKind::ALL.iter().find(|k| k.name() == name)
+                && c.rows > 0
+                && c.linked == 0
+                && c.quarantined == 0
+                && !caseload.households.is_empty()
+            {
+                super::say_another_population(*kind, c);
+            }
         }
         s.households_unverified = 0;
         s.ms = summaries
