@@ -969,6 +969,13 @@ fn a_namesake_row_is_a_candidate_only_where_the_registration_answers() {
     // with the registration: the row goes to the pass
     let with = p.batch(&data, "with", &[]);
     assert_eq!(manifest(&with)["error_tolerant_rows"], 1);
+    // (the state holds whole ID numbers: its owner's only)
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(with.join("state"))
+        .expect("state")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "{mode:o}");
 
     // without it: no candidate, no pass, no possible match anywhere
     let noreg = p.root.join("noreg");

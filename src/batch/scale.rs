@@ -905,14 +905,32 @@ fn walk_linked(
 ///
 /// # Errors
 /// [`BatchError::Write`] naming the file.
+/// `OUT/state`, created readable by the run's user only (`0700`): it holds the linked source
+/// rows in the clear, with whole ID numbers (no names), for the next night's incremental run,
+/// personal data kept under the same access rules as the sealed reports.
+///
+/// A file system that keeps no modes (some network or Windows shares) refuses the mode: the
+/// run goes on, with a warning.
+///
+/// # Errors
+/// Creating the folder.
+fn state_dir(out: &Path) -> Result<PathBuf, BatchError> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = out.join("state");
+    std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+    if let Err(e) = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(path = %dir.display(), error = %e, "The state folder's mode could not be set to 0700: restrict who reads it by other means.");
+    }
+    Ok(dir)
+}
+
 pub(super) fn write_state_records(
     opts: &BatchOptions,
     caseload: &Caseload,
     record_sets: &[crate::records::CompactSet],
     near_miss: &[(u8, u64, u64)],
 ) -> Result<(), BatchError> {
-    let dir = opts.out.join("state");
-    std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+    let dir = state_dir(&opts.out)?;
     // An earlier run's manifest goes first: a run that stops after this would leave new
     // records beside an old manifest, a state no incremental run may take ([`write_state`]
     // writes the manifest last, once the state is whole).
@@ -965,8 +983,7 @@ pub(super) fn write_state(
     report_crcs: &[u32],
     error_tolerant_rows: u64,
 ) -> Result<(), BatchError> {
-    let dir = opts.out.join("state");
-    std::fs::create_dir_all(&dir).map_err(write_err(&dir))?;
+    let dir = state_dir(&opts.out)?;
     let sealer_ids: Vec<String> = opts.recipients.iter().map(|r| r.key_id()).collect();
     let manifest = Manifest {
         version: 1,
@@ -2678,8 +2695,7 @@ pub fn run_incremental(
         }
     }
     let det_path = opts.out.join("determinations.csv");
-    let sdir = opts.out.join("state");
-    std::fs::create_dir_all(&sdir).map_err(write_err(&sdir))?;
+    let sdir = state_dir(&opts.out)?;
     // (an earlier run's manifest first: it is written last, once the state is whole)
     let mpath = sdir.join("manifest.json");
     remove_if_present(&mpath).map_err(write_err(&mpath))?;
@@ -3407,8 +3423,7 @@ fn merge_slices(
     }
     let run_id = prevs[0].manifest.run_id.clone();
     // state: the merged households and linked rows, as one run would leave them
-    let sdir = opts.out.join("state");
-    std::fs::create_dir_all(&sdir).map_err(write_err(&sdir))?;
+    let sdir = state_dir(&opts.out)?;
     let mut manifest = prevs[0].manifest.clone();
     manifest.households = caseload.households.len();
     // each slice's error-tolerant pass (a row may count in several: only 0 vs not 0 matters)
