@@ -2000,12 +2000,53 @@ pub(crate) fn say_another_population(kind: SourceKind, counts: &mut FileCounts) 
     ));
 }
 
-/// One batch per output directory at a time: a lock file created exclusively, removed when
-/// the run ends (also on error).
+/// One batch per output directory at a time: a lock file created exclusively (`pid N`, `host
+/// H`), removed when the run ends (also on error). A lock whose run is gone (killed, the
+/// machine restarted: no process `N` on this host) is taken over with a warning, so that the
+/// next night does not stop on it; a lock of a live process, of another host, or one that
+/// cannot be read refuses the run.
 struct OutputLock(PathBuf);
+
+/// This machine's host name (Linux: `/proc/sys/kernel/hostname`), empty when unknown.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The pid of the lock at `path` when its run is certainly gone: a `pid N` of this host (or of
+/// no named host) with no `/proc/N`, on a system that has `/proc`.
+fn stale_lock(path: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).map(str::trim))
+    };
+    let pid: u32 = field("pid ")?.parse().ok()?;
+    let here = host_name();
+    if field("host ").is_some_and(|h| h != here) || !Path::new("/proc/self").exists() {
+        return None;
+    }
+    (!Path::new(&format!("/proc/{pid}")).exists()).then_some(pid)
+}
 
 impl OutputLock {
     fn take(out: &Path) -> Result<OutputLock, BatchError> {
+        match Self::create(out) {
+            Err(BatchError::Locked { .. }) => {
+                let path = out.join(".hedui-batch.lock");
+                let Some(pid) = stale_lock(&path) else {
+                    return Self::create(out);
+                };
+                tracing::warn!(pid, lock = %path.display(), "The output folder's lock was left by a run that is gone (no such process): taken over.");
+                let _ = std::fs::remove_file(&path);
+                Self::create(out)
+            }
+            other => other,
+        }
+    }
+
+    fn create(out: &Path) -> Result<OutputLock, BatchError> {
         let path = out.join(".hedui-batch.lock");
         match std::fs::OpenOptions::new()
             .write(true)
@@ -2013,7 +2054,7 @@ impl OutputLock {
             .open(&path)
         {
             Ok(mut f) => {
-                let _ = writeln!(f, "pid {}", std::process::id());
+                let _ = writeln!(f, "pid {}\nhost {}", std::process::id(), host_name());
                 Ok(OutputLock(path))
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(BatchError::Locked {

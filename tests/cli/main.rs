@@ -808,6 +808,20 @@ fn faulty_caseload_rows_empty_extracts_and_near_miss_keys_refer_instead_of_passi
         err.contains("run/.hedui-batch.lock") && !err.contains("//"),
         "the lock file's path as it is: {err}"
     );
+    // 5. a lock left by a run that is gone (killed: no such process here) is taken over, and
+    // the next run goes on (found by the s13 trial: a killed night stopped every later one)
+    std::fs::write(dir.join(".hedui-batch.lock"), "pid 4000000000\n").unwrap();
+    let (out, _) = c.batch("run", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("taken over") && err.contains("4000000000"),
+        "{err}"
+    );
+    assert!(
+        !dir.join(".hedui-batch.lock").exists(),
+        "removed when the run ends"
+    );
 }
 
 mod files;
