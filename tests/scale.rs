@@ -1070,6 +1070,13 @@ fn memory_limited_slices_say_another_population_only_as_one_run_does() {
             p.root.join(format!("{case}-one")),
             p.root.join(format!("{case}-lim")),
         );
+        // 1 MiB is below any run's floor: it completes, and says its peak will be above
+        let err = String::from_utf8_lossy(&lim.stderr);
+        assert!(
+            err.contains("--memory-limit is below this run's floor"),
+            "{err}"
+        );
+        assert!(!String::from_utf8_lossy(&one.stderr).contains("floor"));
         assert!(
             summary(&lim_dir)["timings_ms"]["slices"]
                 .as_u64()
