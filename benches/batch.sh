@@ -76,5 +76,10 @@ for k in sorted(med):
         w, c, m = med[k]
         print(f"{k:<12}{w:>6.2f}{c:>10.2f}{m:>10.0f}   wall {w/h[0]:.3f} x hedui full")
 PY
-"$hedui" open --key "$work/keys/civil.key" "$work/run/reports.jsonl" > "$work/opened.jsonl" 2>/dev/null || true
+# (a failed open, e.g. a full disk under the ~2 GB of opened reports at 300k, would read as
+# missing households: it is said, and the check fails)
+if ! "$hedui" open --key "$work/keys/civil.key" "$work/run/reports.jsonl" > "$work/opened.jsonl" 2>"$work/open.err"; then
+  echo "FAIL: hedui open of the full run's reports failed: $(grep -v -i 'signer' "$work/open.err" | tail -1)" >&2
+  exit 1
+fi
 "$py" "$peers/compare.py" --reference "$work/ref.parquet" --reports "$work/opened.jsonl" | grep -E "agreement|disagree" || true
