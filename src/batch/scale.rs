@@ -897,14 +897,6 @@ fn walk_linked(
     }
 }
 
-/// Write the part of `state/` a run knows once its sources are linked (see the module docs):
-/// `linked.bin` and `linked.keys` (every row linked by its own valid key, and the near-miss
-/// rows), and `caseload.bin`; a stale `linked.patch` is removed. A full run writes them on a
-/// thread of their own while it assesses (they hold none of its outcomes); [`write_state`]
-/// adds the rest.
-///
-/// # Errors
-/// [`BatchError::Write`] naming the file.
 /// `OUT/state`, created readable by the run's user only (`0700`): it holds the linked source
 /// rows in the clear, with whole ID numbers (no names), for the next night's incremental run,
 /// personal data kept under the same access rules as the sealed reports.
@@ -924,6 +916,14 @@ fn state_dir(out: &Path) -> Result<PathBuf, BatchError> {
     Ok(dir)
 }
 
+/// Write the part of `state/` a run knows once its sources are linked (see the module docs):
+/// `linked.bin` and `linked.keys` (every row linked by its own valid key, and the near-miss
+/// rows), and `caseload.bin`; a stale `linked.patch` is removed. A full run writes them on a
+/// thread of their own while it assesses (they hold none of its outcomes); [`write_state`]
+/// adds the rest.
+///
+/// # Errors
+/// [`BatchError::Write`] naming the file.
 pub(super) fn write_state_records(
     opts: &BatchOptions,
     caseload: &Caseload,
