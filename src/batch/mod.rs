@@ -1635,16 +1635,19 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     }
     let wanted: std::collections::HashSet<usize> = check_only.iter().map(|c| c.0).collect();
     let mut name_of: HashMap<usize, Option<&str>> = HashMap::new();
-    for (id, name) in caseload
-        .members
-        .iter()
-        .map(|m| (&m.id, &m.name))
-        .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
-    {
-        if let Some(&pi) = id.as_ref().ok().and_then(|id| person_index.get(&id.key()))
-            && wanted.contains(&pi)
+    // (no slip, as in clean extracts: no walk over the caseload)
+    if !wanted.is_empty() {
+        for (id, name) in caseload
+            .members
+            .iter()
+            .map(|m| (&m.id, &m.name))
+            .chain(caseload.supporters.iter().map(|s| (&s.id, &s.name)))
         {
-            name_of.entry(pi).or_insert(name.as_deref());
+            if let Some(&pi) = id.as_ref().ok().and_then(|id| person_index.get(&id.key()))
+                && wanted.contains(&pi)
+            {
+                name_of.entry(pi).or_insert(name.as_deref());
+            }
         }
     }
     for (pi, kind, qi) in check_only {

@@ -1918,6 +1918,10 @@ pub fn apply_batch_pass(
         ms = stats.ms as u64,
         "Error-tolerant linkage done."
     );
+    if links.is_empty() {
+        // (no walk over the caseload for names nobody needs: the clean run's case)
+        return Vec::new();
+    }
     // the linked persons' IDs and names, by batch person index
     let linked: std::collections::HashSet<usize> = links.iter().map(|l| l.person).collect();
     let mut who: HashMap<usize, (IdNumber, Option<String>)> = HashMap::new();
