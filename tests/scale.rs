@@ -1096,3 +1096,114 @@ fn memory_limited_slices_say_another_population_only_as_one_run_does() {
         );
     }
 }
+
+/// ASCII digits and `X` as their full-width forms (U+FF10-U+FF19, U+FF38).
+fn full_width(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '0'..='9' => char::from_u32(0xFF10 + (c as u32 - '0' as u32)).unwrap_or(c),
+            'X' => '\u{FF38}',
+            c => c,
+        })
+        .collect()
+}
+
+/// A `--memory-limit` run writes the per-row repairs log one run writes, byte for byte, and
+/// the same counts in summary.json: the caseload's repairs once (every slice reads the whole
+/// caseload), a source's repaired IDs once (every slice reads the whole extract) and each
+/// slice's linked values in row order. Sessions 11-13 left the sliced run without the log.
+#[test]
+fn a_memory_limited_run_logs_the_repairs_one_run_logs() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let ids: Vec<String> = members
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next().map(str::to_string))
+        .collect();
+    // one member of each county keyed in full-width digits in the caseload
+    let mut edited = String::new();
+    let (mut a, mut b) = (false, false);
+    for (i, l) in members.lines().enumerate() {
+        let first = i > 0 && ((!a && l.starts_with("620503")) || (!b && l.starts_with("620502")));
+        if first {
+            let (id, rest) = l.split_once(',').expect("row");
+            edited.push_str(&format!("{},{rest}\n", full_width(id)));
+            if l.starts_with("620503") {
+                a = true;
+            } else {
+                b = true;
+            }
+        } else {
+            edited.push_str(l);
+            edited.push('\n');
+        }
+    }
+    assert!(a && b, "a member of each county");
+    std::fs::write(data.join("members.csv"), edited).expect("members");
+    // bank: every third caseload person's row with the balance as `¥…` (a linked value, of
+    // the person's slice), every seventh keyed in full-width digits (a repaired ID, linked),
+    // and every 50th other row in full-width digits (a repaired ID, unlinked)
+    let bank = std::fs::read_to_string(data.join("bank.csv")).expect("bank");
+    let header = bank.lines().next().expect("header");
+    let col = |n: &str| header.split(',').position(|h| h == n).expect(n);
+    let (bal, idc) = (col("balance"), col("id_number"));
+    let mut out = format!("{header}\n");
+    let (mut ours, mut others, mut signs, mut wide) = (0usize, 0usize, 0usize, 0usize);
+    for l in bank.lines().skip(1) {
+        let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
+        if ids.contains(&f[idc]) {
+            ours += 1;
+            if ours % 3 == 0 && !f[bal].is_empty() {
+                f[bal] = format!("¥{}", f[bal]);
+                signs += 1;
+            }
+            if ours % 7 == 0 {
+                f[idc] = full_width(&f[idc]);
+                wide += 1;
+            }
+        } else {
+            others += 1;
+            if others % 50 == 0 {
+                f[idc] = full_width(&f[idc]);
+                wide += 1;
+            }
+        }
+        out.push_str(&f.join(","));
+        out.push('\n');
+    }
+    assert!(ours > 30 && others > 100, "{ours} {others}");
+    std::fs::write(data.join("bank.csv"), out).expect("bank");
+
+    let one = p.batch(&data, "one", &[]);
+    let lim = p.batch(&data, "lim", &["--memory-limit", "1M"]);
+    assert!(
+        summary(&lim)["timings_ms"]["slices"]
+            .as_u64()
+            .expect("slices")
+            >= 2
+    );
+    let log = |o: &Path| std::fs::read_to_string(o.join("normalisations.csv")).expect("log");
+    let (lo, ll) = (log(&one), log(&lim));
+    // what the log holds: the two caseload IDs, the bank's repaired IDs of both kinds, the
+    // respelled balances of both counties' persons
+    let count = |kind: &str, file: &str| {
+        lo.lines()
+            .filter(|l| l.starts_with(file) && l.contains(&format!(",{kind},")))
+            .count()
+    };
+    assert_eq!(count("id_fullwidth", "members.csv"), 2, "{lo}");
+    assert_eq!(count("id_fullwidth", "bank.csv"), wide, "{lo}");
+    assert_eq!(count("money_currency_sign", "bank.csv"), signs, "{lo}");
+    assert_eq!(ll, lo, "the sliced run's log is one run's");
+    let (sl, so) = (summary(&lim), summary(&one));
+    assert_eq!(sl["normalisations"], so["normalisations"]);
+    assert_eq!(sl["caseload"]["key_repairs"], so["caseload"]["key_repairs"]);
+    assert_eq!(
+        so["caseload"]["key_repairs"]["id_fullwidth"], 2,
+        "{}",
+        so["caseload"]
+    );
+    assert_eq!(p.opened(&lim), p.opened(&one));
+}

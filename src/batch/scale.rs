@@ -3325,8 +3325,8 @@ fn merge_slices(
 ) -> Result<Summary, BatchError> {
     std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
     let _lock = OutputLock::take(&opts.out)?;
-    // The slices' repairs logs are not merged (README "Bounded memory"): an earlier run's in
-    // this folder would pass for this run's (found by the s11 trial).
+    // (written again below from the slices' logs; an earlier run's must not stand in for it
+    // if the merge fails: found by the s11 trial)
     let npath = opts.out.join("normalisations.csv");
     remove_if_present(&npath).map_err(write_err(&npath))?;
     // the slices' households only: their linked rows are streamed below, never all held
@@ -3505,6 +3505,14 @@ fn merge_slices(
         std::fs::write(&p, serde_json::to_vec_pretty(&changes).expect("json"))
             .map_err(write_err(&p))?;
     }
+    let source_files: Vec<String> = manifest.sources.iter().map(|m| m.file.clone()).collect();
+    let (normalised, caseload_key_repairs) = merge_normalisations(
+        &(0..slices.len())
+            .map(|k| work.join(format!("slice{k}/normalisations.csv")))
+            .collect::<Vec<_>>(),
+        &source_files,
+        &npath,
+    )?;
     let mut timings = BTreeMap::new();
     timings.insert("slices".to_string(), slices.len() as u128);
     timings.insert("total".to_string(), t0.elapsed().as_millis());
@@ -3521,9 +3529,159 @@ fn merge_slices(
         &q,
         timings,
         persons.len(),
-        BTreeMap::new(),
-        BTreeMap::new(),
+        normalised,
+        caseload_key_repairs,
     )
+}
+
+/// The slices' repairs logs (`normalisations.csv` of each slice, `logs` in slice order)
+/// merged into `out` as one run writes it, streamed (a dirty extract logs a record per row).
+/// Returns the counts by kind (`summary.json` `normalisations`) and those of the caseload's
+/// ID repairs (`id_*` kinds of the caseload files: `caseload.key_repairs`).
+///
+/// One run logs the caseload's records first (every slice reads the whole caseload: the
+/// same records in each), then per source, in `source_files` order, the rows whose ID was
+/// repaired and the reader's normalisations (every slice reads the whole extract: the same in
+/// each), then the values of the linked rows in row order (each slice its own persons'; a
+/// person in two slices is in both). So the caseload's records are taken from the first
+/// slice; per source, the records that open every slice's log alike are taken once, and the
+/// rest are merged by row, a row's records taken from the first slice that has them (and any
+/// record another slice has beyond them, so that nothing logged is lost).
+///
+/// # Errors
+/// A slice's log that cannot be read, or `out` that cannot be written.
+fn merge_normalisations(
+    logs: &[PathBuf],
+    source_files: &[String],
+    out: &Path,
+) -> Result<(BTreeMap<String, u64>, BTreeMap<String, u64>), BatchError> {
+    let unreadable = |p: &Path| {
+        let path = p.display().to_string();
+        move |e: csv::Error| BatchError::Previous {
+            path: path.clone(),
+            message: format!("a slice's normalisations.csv cannot be read: {e}"),
+        }
+    };
+    // 0: the caseload's files; 1 + i: `source_files[i]`
+    let segment = |r: &csv::StringRecord| {
+        let f = r.get(0).unwrap_or("");
+        source_files
+            .iter()
+            .position(|s| s == f)
+            .map_or(0, |i| i + 1)
+    };
+    let row = |r: &csv::StringRecord| r.get(2).and_then(|v| v.parse::<u64>().ok());
+    let mut readers = Vec::with_capacity(logs.len());
+    for p in logs {
+        let r = csv::Reader::from_path(p).map_err(unreadable(p))?;
+        readers.push((r.into_records().peekable(), p.as_path()));
+    }
+    // the next record of each log, when it is of `seg`
+    fn next_in(
+        r: &mut (
+            std::iter::Peekable<csv::StringRecordsIntoIter<std::fs::File>>,
+            &Path,
+        ),
+        seg: usize,
+        segment: &dyn Fn(&csv::StringRecord) -> usize,
+    ) -> Result<Option<csv::StringRecord>, csv::Error> {
+        match r.0.peek() {
+            Some(Ok(rec)) if segment(rec) == seg => r.0.next().transpose(),
+            Some(Err(_)) => r.0.next().transpose(),
+            _ => Ok(None),
+        }
+    }
+    let peek_in = |r: &mut (
+        std::iter::Peekable<csv::StringRecordsIntoIter<std::fs::File>>,
+        &Path,
+    ),
+                   seg: usize|
+     -> Option<csv::StringRecord> {
+        match r.0.peek() {
+            Some(Ok(rec)) if segment(rec) == seg => Some(rec.clone()),
+            _ => None,
+        }
+    };
+    let mut w =
+        csv::Writer::from_path(out).map_err(|e| write_err(out)(std::io::Error::other(e)))?;
+    let werr = |e: csv::Error| write_err(out)(std::io::Error::other(e));
+    w.write_record(["file", "line", "row", "column", "kind", "detail"])
+        .map_err(werr)?;
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+    let mut caseload_ids: BTreeMap<String, u64> = BTreeMap::new();
+    let mut emit = |w: &mut csv::Writer<std::fs::File>, rec: &csv::StringRecord, seg: usize| {
+        let kind = rec.get(4).unwrap_or("").to_string();
+        if seg == 0 && kind.starts_with("id_") {
+            *caseload_ids.entry(kind.clone()).or_insert(0) += 1;
+        }
+        *by_kind.entry(kind).or_insert(0) += 1;
+        w.write_record(rec)
+    };
+    for seg in 0..=source_files.len() {
+        if seg == 0 {
+            for (k, r) in readers.iter_mut().enumerate() {
+                while let Some(rec) = next_in(r, 0, &segment).map_err(unreadable(r.1))? {
+                    if k == 0 {
+                        emit(&mut w, &rec, 0).map_err(werr)?;
+                    }
+                }
+            }
+            continue;
+        }
+        // the records that open every log of this source alike
+        loop {
+            let heads: Vec<Option<csv::StringRecord>> =
+                readers.iter_mut().map(|r| peek_in(r, seg)).collect();
+            let Some(Some(first)) = heads.first() else {
+                break;
+            };
+            if heads.iter().any(|h| h.as_ref() != Some(first)) {
+                break;
+            }
+            emit(&mut w, first, seg).map_err(werr)?;
+            for r in &mut readers {
+                next_in(r, seg, &segment).map_err(unreadable(r.1))?;
+            }
+        }
+        // then row by row
+        loop {
+            let Some(min) = readers
+                .iter_mut()
+                .filter_map(|r| peek_in(r, seg))
+                .map(|rec| row(&rec))
+                .min()
+            else {
+                break;
+            };
+            let mut block: Vec<csv::StringRecord> = Vec::new();
+            for r in &mut readers {
+                let mut own = Vec::new();
+                while let Some(rec) = peek_in(r, seg).filter(|rec| row(rec) == min) {
+                    own.push(rec);
+                    next_in(r, seg, &segment).map_err(unreadable(r.1))?;
+                }
+                if block.is_empty() {
+                    block = own;
+                } else if own != block {
+                    let extra: Vec<_> = own.into_iter().filter(|x| !block.contains(x)).collect();
+                    block.extend(extra);
+                }
+            }
+            for rec in &block {
+                emit(&mut w, rec, seg).map_err(werr)?;
+            }
+        }
+    }
+    // (a record of a file the manifest does not name, or after its source's: never written
+    // by a slice; taken as it comes rather than lost)
+    for r in &mut readers {
+        for rec in r.0.by_ref() {
+            let rec = rec.map_err(unreadable(r.1))?;
+            emit(&mut w, &rec, usize::MAX).map_err(werr)?;
+        }
+    }
+    w.flush().map_err(|e| write_err(out)(e))?;
+    Ok((by_kind, caseload_ids))
 }
 
 /// Refuse an incremental run whose delta holds rows (`per_source[i]` of

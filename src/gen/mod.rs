@@ -530,17 +530,10 @@ mod tests {
     }
 
     fn csv_bytes(t: &Table) -> Vec<u8> {
-        let dir = std::env::temp_dir().join(format!(
-            "hedui-gen-test-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join(format!("{}.csv", t.name));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join(format!("{}.csv", t.name));
         write_csv(t, &path).expect("write");
-        let b = std::fs::read(&path).expect("read");
-        let _ = std::fs::remove_file(&path);
-        b
+        std::fs::read(&path).expect("read")
     }
 
     fn ids(c: &Column) -> Vec<String> {
