@@ -402,12 +402,9 @@ pub(crate) fn in_period(kind: SourceKind, frame: &Frame, v: &str) -> bool {
     match kind {
         SourceKind::SocialInsurance => crate::domain::date::Month::parse(v)
             .is_ok_and(|m| m >= frame.window_first && m <= frame.window_last),
-        SourceKind::Tax | SourceKind::MedicalInsurance => {
-            let ascii = crate::domain::half_width(v);
-            let v = ascii.as_deref().unwrap_or(v).trim();
-            v.parse::<i64>()
-                .is_ok_and(|y| y == i64::from(frame.tax_year))
-        }
+        SourceKind::Tax | SourceKind::MedicalInsurance => crate::domain::whole_number_text(v)
+            .parse::<i64>()
+            .is_ok_and(|y| y == i64::from(frame.tax_year)),
         _ => false,
     }
 }
@@ -1463,6 +1460,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                         crate::evidence::Parsed::Month => norms.date(at, v, true),
                                         crate::evidence::Parsed::Day => norms.date(at, v, false),
                                         crate::evidence::Parsed::Money => norms.money(at, v),
+                                        crate::evidence::Parsed::Year => norms.year(at, v),
                                     }
                                 }
                                 if in_scope {

@@ -66,11 +66,15 @@ impl Fen {
     /// Parse yuan text exactly: optional sign, optional `¥`/`￥`, digits with optional `,`
     /// thousands separators, optional `.` and up to two decimals (further decimals must be
     /// zeros). Surrounding whitespace is ignored; full-width digits and signs
-    /// ([`super::half_width`]) read as ASCII.
+    /// ([`super::half_width`]) read as ASCII; a spreadsheet text marker (`="1234.50"`,
+    /// `'1234.50`: [`super::spreadsheet_text`]) is removed.
     ///
     /// # Errors
     /// [`MoneyError`] naming what is wrong; nothing is rounded.
     pub fn parse_yuan(raw: &str) -> Result<Fen, MoneyError> {
+        if let Some((inner, _)) = super::spreadsheet_text(raw) {
+            return Fen::parse_yuan(inner);
+        }
         if let Some(ascii) = super::half_width(raw) {
             return Fen::parse_yuan(&ascii);
         }
@@ -180,8 +184,24 @@ impl fmt::Display for Fen {
 ///
 /// Kinds: `money_fullwidth` (U+FF10–U+FF19 digits and other full-width forms),
 /// `money_thousands` (U+002C separators), `money_currency_sign` (U+00A5/U+FFE5),
-/// `money_plus_sign`, `money_whitespace`, `money_zero_decimals` (zeros beyond the fen).
+/// `money_plus_sign`, `money_whitespace`, `money_zero_decimals` (zeros beyond the fen),
+/// `money_spreadsheet_formula` (`="…"`), `money_spreadsheet_quote` (a leading `'`).
 pub fn spelling(raw: &str) -> Vec<(&'static str, String)> {
+    if let Some((inner, marker)) = super::spreadsheet_text(raw) {
+        if Fen::parse_yuan(inner).is_err() {
+            return Vec::new();
+        }
+        let mut out = vec![(
+            if marker == "formula" {
+                "money_spreadsheet_formula"
+            } else {
+                "money_spreadsheet_quote"
+            },
+            super::spreadsheet_detail(marker).to_string(),
+        )];
+        out.extend(spelling(inner));
+        return out;
+    }
     if let Some(ascii) = super::half_width(raw) {
         if Fen::parse_yuan(&ascii).is_err() {
             return Vec::new();
@@ -279,6 +299,32 @@ mod tests {
         );
         assert!(spelling("１４，０６").is_empty());
         assert!(spelling("1234.56").is_empty());
+    }
+
+    /// Found left by sessions 9-13: `="1234.50"` (a spreadsheet export keeping a cell as
+    /// text) was refused as "not an amount" though IDs so wrapped were read.
+    #[test]
+    fn spreadsheet_text_markers_are_read_through_and_logged() {
+        assert_eq!(Fen::parse_yuan("=\"1234.50\""), Ok(Fen(123_450)));
+        assert_eq!(Fen::parse_yuan(" '1,234.5 "), Ok(Fen(123_450)));
+        assert_eq!(Fen::parse_yuan("=\"－５\""), Ok(Fen(-500)));
+        assert!(Fen::parse_yuan("=\"12.345\"").is_err());
+        assert!(
+            Fen::parse_yuan("=1234.50").is_err(),
+            "a formula, not a text marker"
+        );
+        assert!(Fen::parse_yuan("=\"\"").is_err());
+        let kinds = |s: &str| spelling(s).into_iter().map(|(k, _)| k).collect::<Vec<_>>();
+        assert_eq!(kinds("=\"1234.50\""), ["money_spreadsheet_formula"]);
+        assert_eq!(
+            kinds("'1,234.50"),
+            ["money_spreadsheet_quote", "money_thousands"]
+        );
+        assert!(kinds("=\"abc\"").is_empty());
+        assert!(
+            !spelling("=\"1234.50\"")[0].1.contains("1234"),
+            "never the value"
+        );
     }
 
     #[test]

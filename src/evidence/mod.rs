@@ -292,13 +292,15 @@ pub enum Parsed {
     Month,
     /// `YYYY-MM-DD` (`parse_day`).
     Day,
+    /// A four-digit year (`tax_year`, `year`; [`crate::domain::whole_number_text`]).
+    Year,
 }
 
 /// The columns of `kind` the rules read as amounts or months.
 fn rule_columns(kind: SourceKind) -> &'static [(&'static str, Parsed)] {
-    use Parsed::{Money, Month};
+    use Parsed::{Money, Month, Year};
     match kind {
-        SourceKind::Tax => &[("gross_income", Money)],
+        SourceKind::Tax => &[("tax_year", Year), ("gross_income", Money)],
         SourceKind::SocialInsurance => &[("period", Month), ("amount", Money)],
         SourceKind::Bank | SourceKind::InternetFinance => &[("balance", Money)],
         SourceKind::Securities => &[("market_value", Money), ("cash_balance", Money)],
@@ -306,7 +308,7 @@ fn rule_columns(kind: SourceKind) -> &'static [(&'static str, Parsed)] {
         SourceKind::VehicleVessel => &[("purchase_price", Money)],
         SourceKind::RealEstate => &[("share_pct", Money)],
         SourceKind::MarketEntity => &[("subscribed_capital", Money)],
-        SourceKind::MedicalInsurance => &[("out_of_pocket", Money)],
+        SourceKind::MedicalInsurance => &[("year", Year), ("out_of_pocket", Money)],
         SourceKind::ProvidentFund => &[("period", Month)],
         SourceKind::HouseholdRegistration => &[],
     }
@@ -410,7 +412,10 @@ pub fn read_values<'a, S: AsRef<str>>(
                         Fen::parse_yuan(t).ok().map(Fen::to_yuan)
                     }
                 }
-                K::Integer if !digits(b) => t.parse::<i64>().ok().map(|n| n.to_string()),
+                K::Integer if !digits(b) => crate::domain::whole_number_text(t)
+                    .parse::<i64>()
+                    .ok()
+                    .map(|n| n.to_string()),
                 _ => None,
             };
             Some(read.map_or(Cow::Borrowed(t), Cow::Owned))
@@ -491,9 +496,11 @@ impl<'a, S: AsRef<str>> Row<'a, S> {
     }
     /// A calendar year: four ASCII digits, 1900 or later. `25` (a two-digit year) read as
     /// the year 25 fell outside the tax year and dropped the row's income without a trace.
+    /// Full-width digits and a spreadsheet text marker are read through
+    /// ([`crate::domain::whole_number_text`]: `２０２５`, `'2025`, `="2025"`).
     fn year(&self, column: &'static str) -> Result<i64, FieldError> {
-        let v = self.required(column)?;
-        let v = v.strip_prefix('+').unwrap_or(v);
+        let v = crate::domain::whole_number_text(self.required(column)?);
+        let v = v.strip_prefix('+').unwrap_or(&v);
         match v.parse::<i64>() {
             Ok(y) if v.len() == 4 && v.bytes().all(|b| b.is_ascii_digit()) && y >= 1900 => Ok(y),
             Ok(_) => Err(FieldError {
@@ -883,6 +890,53 @@ mod tests {
             Ok(false)
         );
         assert_eq!(e.tax_other, 90_000_000);
+    }
+
+    /// A year in full-width digits or behind a spreadsheet text marker is the year (it was
+    /// refused as `integer_invalid`, and the household referred); a two-digit one is still
+    /// refused, however spelled.
+    #[test]
+    fn a_year_in_full_width_digits_or_a_spreadsheet_marker_is_read() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        for year in ["２０２５", "'2025", "=\"2025\"", " ２０２５ "] {
+            assert_eq!(
+                e.add(
+                    SourceKind::Tax,
+                    &vals(&[year, "business", "1.00", "0.00"]),
+                    &f,
+                    &p
+                ),
+                Ok(true),
+                "{year}"
+            );
+            assert_eq!(
+                e.add(
+                    SourceKind::MedicalInsurance,
+                    &vals(&[year, "100.00", "50.00"]),
+                    &f,
+                    &p
+                ),
+                Ok(true),
+                "{year}"
+            );
+        }
+        assert_eq!(e.tax_other, 400);
+        for year in ["２５", "'25", "=\"1899\""] {
+            let err = e
+                .add(
+                    SourceKind::Tax,
+                    &vals(&[year, "business", "1.00", "0.00"]),
+                    &f,
+                    &p,
+                )
+                .unwrap_err();
+            assert_eq!(err.code, "year_invalid", "{year}");
+        }
+        // a repeat spelled otherwise is the same record
+        let key = |y: &str| read_key(SourceKind::Tax, &vals(&[y, "wages", "1.00", "0.00"]));
+        assert_eq!(key("２０２５"), key("2025"));
+        assert_eq!(key("=\"2025\""), key("2025"));
     }
 
     #[test]

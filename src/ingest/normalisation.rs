@@ -126,6 +126,14 @@ impl Normalisations {
         }
     }
 
+    /// Record a year (`tax_year`, `year`) read through a spreadsheet text marker or in
+    /// full-width digits ([`crate::domain::year_spelling`]).
+    pub fn year(&mut self, at: At, raw: &str) {
+        for (kind, detail) in crate::domain::year_spelling(raw) {
+            self.push(at, kind, detail);
+        }
+    }
+
     /// Append another log.
     pub fn append(&mut self, other: &mut Normalisations) {
         self.records.append(&mut other.records);

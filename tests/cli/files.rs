@@ -135,6 +135,33 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
     }
     w.flush().unwrap();
 
+    // tax.csv: a member's wages of the tax year with the year in full-width digits and the
+    // amount behind a spreadsheet formula wrapper (both refused, the household referred,
+    // until session 14)
+    let tpath = c.data().join("tax.csv");
+    let mut t = csv_rows(&tpath);
+    let thead: Vec<String> = csv::Reader::from_path(&tpath)
+        .unwrap()
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let tcol = |h: &str| thead.iter().position(|x| x == h).unwrap();
+    let (ty, tt, tg) = (tcol("tax_year"), tcol("income_type"), tcol("gross_income"));
+    let wages = t
+        .iter()
+        .position(|r| member_ids.contains(&r[0].as_str()) && r[ty] == "2025" && r[tt] == "wages")
+        .expect("a member's wages of 2025");
+    t[wages][ty] = "２０２５".into();
+    t[wages][tg] = format!("=\"{}\"", t[wages][tg]);
+    let mut w = csv::Writer::from_path(&tpath).unwrap();
+    w.write_record(&thead).unwrap();
+    for r in &t {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+
     let (out, dir) = c.batch("dirty", &[]);
     assert_eq!(
         out.status.code(),
@@ -145,7 +172,7 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
     assert_eq!(
         std::fs::read(clean.join("determinations.csv")).unwrap(),
         std::fs::read(dir.join("determinations.csv")).unwrap(),
-        "repairable keys and respelled amounts change no determination"
+        "repairable keys and respelled amounts and years change no determination"
     );
     let log = std::fs::read_to_string(dir.join("normalisations.csv")).unwrap();
     assert!(log.starts_with("file,line,row,column,kind,detail\n"));
@@ -221,6 +248,20 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
             "money_thousands",
             "1 thousands separator(s) U+002C removed",
         ),
+        row(
+            "tax.csv",
+            wages,
+            "tax_year",
+            "year_fullwidth",
+            "U+FF12, U+FF10, U+FF15 → ASCII",
+        ),
+        row(
+            "tax.csv",
+            wages,
+            "gross_income",
+            "money_spreadsheet_formula",
+            "spreadsheet formula wrapper U+003D U+0022 … U+0022 (=\"…\") removed",
+        ),
     ];
     expected.sort();
     got.sort();
@@ -238,6 +279,8 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
         ("name_invisible", 1),
         ("money_thousands", 1),
         ("money_currency_sign", 1),
+        ("year_fullwidth", 1),
+        ("money_spreadsheet_formula", 1),
     ] {
         assert_eq!(n[kind], count, "{kind} in {n}");
     }

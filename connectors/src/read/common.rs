@@ -63,8 +63,9 @@ pub struct Normalised {
     /// The canonical column.
     pub column: String,
     /// Stable kind code: `money_wan` (万元 → yuan ×10,000), `money_unit_suffix` (a 元 suffix
-    /// removed), `date_excel_serial` (a workbook date cell by the 1900 date system rule),
-    /// `date_excel_serial_1904`.
+    /// removed), `money_float_noise` (a number cell's binary noise past 15 significant
+    /// digits dropped, [`money_from_f64`]), `date_excel_serial` (a workbook date cell by the
+    /// 1900 date system rule), `date_excel_serial_1904`.
     pub kind: String,
     /// What changed, never the value.
     pub detail: String,
@@ -626,13 +627,48 @@ pub(crate) fn money_change(raw: &str, unit: Option<MoneyUnit>) -> (&'static str,
     }
 }
 
-/// The exact decimal text of a number cell (shortest round-trip form of the f64), as yuan
-/// with two decimals after the unit.
-pub(crate) fn money_from_f64(v: f64, unit: Option<MoneyUnit>) -> Result<String, Issue> {
+/// Significant digits a spreadsheet keeps and shows of a number (Excel: 15).
+const SPREADSHEET_DIGITS: i32 = 15;
+
+/// An amount stored as a binary float (a workbook's number cell, a JSON number) as yuan with
+/// two decimals after the unit, and whether binary noise was dropped to read it.
+///
+/// The shortest decimal form that round-trips the f64 (`1234.5`) when it is exact to the
+/// cent. Otherwise the value as a spreadsheet shows it, at 15 significant digits: a formula's
+/// binary noise (`=A2*1.1` giving 366.43000000000006; `0.1 + 0.2`) sits in the 16th and 17th
+/// digits, and the clerk who made the file saw and checked 366.43. That reading is used when it
+/// is exact to the cent, with `true` (logged as `money_float_noise`); an amount with a third
+/// decimal within the 15 digits (366.437) is still refused (`money_too_many_decimals`).
+///
+/// # Errors
+/// `money_not_a_number` for NaN or ±∞; what [`money_exact`] refuses of the shortest form.
+pub(crate) fn money_from_f64(v: f64, unit: Option<MoneyUnit>) -> Result<(String, bool), Issue> {
     if !v.is_finite() {
         return Err(Issue::new("money_not_a_number", "not a finite amount"));
     }
-    money_exact(&format!("{v}"), unit)
+    let exact = money_exact(&format!("{v}"), unit);
+    if exact.is_ok() || v == 0.0 {
+        return exact.map(|t| (t, false));
+    }
+    // the decimal exponent of v's leading digit, then as many decimals as leave 15 digits
+    let exponent: i32 = format!("{v:e}")
+        .rsplit_once('e')
+        .and_then(|(_, e)| e.parse().ok())
+        .unwrap_or(0);
+    let decimals = (SPREADSHEET_DIGITS - 1 - exponent).clamp(0, 40) as usize;
+    let shown = format!("{v:.decimals$}");
+    match money_exact(&shown, unit) {
+        Ok(t) => Ok((t, true)),
+        Err(_) => exact.map(|t| (t, false)),
+    }
+}
+
+/// The per-row log's record of [`money_from_f64`]'s noise reading (never the value).
+pub(crate) fn float_noise_change() -> (&'static str, String) {
+    (
+        "money_float_noise",
+        "binary float noise beyond the 15 significant digits a spreadsheet keeps: read as the spreadsheet shows the number".into(),
+    )
 }
 
 /// Exact decimal text (digits, optional sign and point) as yuan with two decimals after

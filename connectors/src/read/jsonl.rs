@@ -182,7 +182,14 @@ fn convert(
         (Value::Number(n), ValueKind::Money) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), ..) => money_exact(&i.to_string(), unit),
             (None, Some(u), _) => money_exact(&u.to_string(), unit),
-            (None, None, Some(f)) => money_from_f64(f, unit),
+            (None, None, Some(f)) => money_from_f64(f, unit).map(|(t, noise)| {
+                if noise {
+                    changes.add(format!(
+                        "column `{col}`: JSON numbers with binary float noise read at 15 significant digits"
+                    ));
+                }
+                t
+            }),
             _ => Err(Issue { reason: "money_not_a_number", message: "not an amount".into() }),
         },
         (Value::Number(n), _) => match (n.as_i64(), n.as_u64(), n.as_f64()) {

@@ -1206,22 +1206,32 @@ fn a_workbook_numeric_id_cell_is_refused_and_money_and_dates_are_exact() {
             vec![S(ID2), S("李建国"), N(0.07), S("2021年9月8日")],
             vec![E, E, E, E],
             vec![S(ID3), S("张秀英"), S("1,000.10"), N(44447.0)],
+            vec![S(ID2), S("李建国"), N(366.437), D(2021, 9, 8)],
         ],
     );
     let prep = prepare(&p, "bank", &["id_number", "name", "balance", "as_of_date"]).unwrap();
     assert_eq!(prep.format, FileFormat::Workbook);
     assert_eq!(prep.header_line, 2);
     assert_eq!(prep.repeated_headers, vec![6]);
-    assert_eq!(prep.line_of_row, Some(vec![3, 7, 9]));
+    assert_eq!(prep.line_of_row, Some(vec![3, 5, 7, 9]));
     let t = table(&prep);
+    // 0.1 + 0.2 (0.30000000000000004) is what the sheet shows: 0.3, its float noise logged
     assert_eq!(
         t.rows,
         vec![
             vec![ID1, "王秀兰", "1234.50", "2021-09-08"],
+            vec![ID3, "张秀英", "0.30", "2021-09-08"],
             vec![ID2, "李建国", "0.07", "2021年9月8日"],
             vec![ID3, "张秀英", "1,000.10", "44447"],
         ]
     );
+    let noise: Vec<(u64, u64, &str)> = prep
+        .normalised
+        .iter()
+        .filter(|n| n.kind == "money_float_noise")
+        .map(|n| (n.line, n.row, n.column.as_str()))
+        .collect();
+    assert_eq!(noise, vec![(5, 1, "balance")]);
     let got: Vec<(u64, &str, &str)> = prep
         .rejected
         .iter()
@@ -1231,7 +1241,7 @@ fn a_workbook_numeric_id_cell_is_refused_and_money_and_dates_are_exact() {
         got,
         vec![
             (4, "id_number", "id_spreadsheet_number"),
-            (5, "balance", "money_too_many_decimals")
+            (10, "balance", "money_too_many_decimals")
         ]
     );
     assert_eq!(prep.rejected[0].raw, "620503196207080300");
@@ -1516,18 +1526,36 @@ fn money_is_shifted_and_printed_exactly_never_through_floats() {
         money_text("1e5", Some(MoneyUnit::Wan)).unwrap_err().reason,
         "money_not_a_number"
     );
+    // binary noise past 15 significant digits is read as a spreadsheet shows the number;
+    // a third decimal within them is refused
+    assert_eq!(money_from_f64(0.1 + 0.2, None), Ok(("0.30".into(), true)));
     assert_eq!(
-        money_from_f64(0.1 + 0.2, None).unwrap_err().reason,
-        "money_too_many_decimals"
+        money_from_f64(366.43000000000006, None),
+        Ok(("366.43".into(), true))
     );
-    assert_eq!(money_from_f64(1260.0, None), Ok("1260.00".into()));
+    assert_eq!(
+        money_from_f64(-1234.5600000000002, None),
+        Ok(("-1234.56".into(), true))
+    );
+    assert_eq!(
+        money_from_f64(0.1 * 3.0, Some(MoneyUnit::Wan)),
+        Ok(("3000.00".into(), true))
+    );
+    for v in [366.437, 0.005, 1234.565, 0.30000000000001] {
+        assert_eq!(
+            money_from_f64(v, None).unwrap_err().reason,
+            "money_too_many_decimals",
+            "{v}"
+        );
+    }
+    assert_eq!(money_from_f64(1260.0, None), Ok(("1260.00".into(), false)));
     assert_eq!(
         money_from_f64(1.5, Some(MoneyUnit::Wan)),
-        Ok("15000.00".into())
+        Ok(("15000.00".into(), false))
     );
     assert_eq!(
         money_from_f64(123456789012.34, None),
-        Ok("123456789012.34".into())
+        Ok(("123456789012.34".into(), false))
     );
     assert_eq!(
         number_text(620503198703151234.0).unwrap_err().reason,

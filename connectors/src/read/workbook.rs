@@ -136,18 +136,30 @@ fn convert(
             Err(i) => Err((i, raw)),
         },
         (Data::Int(_) | Data::Float(_), ValueKind::Money) => {
-            let v = match cell {
-                Data::Int(i) => money_exact(&i.to_string(), unit),
+            let (v, noise) = match cell {
+                Data::Int(i) => money_exact(&i.to_string(), unit).map(|t| (t, false)),
                 Data::Float(f) => money_from_f64(*f, unit),
                 _ => unreachable!("matched above"),
             }
             .map_err(fail)?;
-            let change = (unit == Some(super::MoneyUnit::Wan)).then(|| {
-                (
-                    "money_wan",
-                    "number cell in a 万元 column: → yuan, ×10,000 exactly".to_string(),
-                )
-            });
+            let wan = unit == Some(super::MoneyUnit::Wan);
+            let change = if noise {
+                changes.add(format!(
+                    "column `{col}`: number cells with binary float noise read as the spreadsheet shows them (15 significant digits)"
+                ));
+                let (kind, mut detail) = super::float_noise_change();
+                if wan {
+                    detail.push_str("; a 万元 column: → yuan, ×10,000 exactly");
+                }
+                Some((kind, detail))
+            } else {
+                wan.then(|| {
+                    (
+                        "money_wan",
+                        "number cell in a 万元 column: → yuan, ×10,000 exactly".to_string(),
+                    )
+                })
+            };
             Ok((v, change))
         }
         (Data::DateTime(_), ValueKind::Money) => Err(fail(Issue {
