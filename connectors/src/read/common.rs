@@ -601,9 +601,27 @@ pub(crate) fn money_text(raw: &str, unit: Option<MoneyUnit>) -> Result<Option<St
             })?;
             format_yuan(&d, 4).map(Some)
         }
-        Some(MoneyUnit::Yuan) if value_unit.is_some() => Ok(Some(body.trim().to_string())),
+        // (only from an amount: `壹仟元` is written as it came, and refused as not an amount
+        // without a log record claiming a change; it had one until session 14)
+        Some(MoneyUnit::Yuan) if value_unit.is_some() && is_amount_text(body) => {
+            Ok(Some(body.trim().to_string()))
+        }
         _ => Ok(None),
     }
+}
+
+/// Whether `body` reads as an amount (digits, sign, `¥`, separators, point), its full-width
+/// forms (U+FF01–U+FF5E, as an input method types them) read as ASCII.
+fn is_amount_text(body: &str) -> bool {
+    let ascii: String = body
+        .chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect();
+    parse_decimal(&ascii).is_some()
 }
 
 /// The normalisation record of a money value [`money_text`] changed.

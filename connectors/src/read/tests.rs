@@ -1521,6 +1521,12 @@ fn money_is_shifted_and_printed_exactly_never_through_floats() {
         Ok(Some("900719925474099.30".into()))
     );
     assert_eq!(money_text("465.00", None), Ok(None));
+    // a 元 suffix comes off an amount only: what is not one is left for the rules to refuse
+    // as written, with no record of a change
+    assert_eq!(money_text("465.00元", None), Ok(Some("465.00".into())));
+    assert_eq!(money_text("４６５元", None), Ok(Some("４６５".into())));
+    assert_eq!(money_text("壹仟元", None), Ok(None));
+    assert_eq!(money_text("abc元", None), Ok(None));
     assert_eq!(money_text("\\N", Some(MoneyUnit::Wan)), Ok(None));
     assert_eq!(
         money_text("1e5", Some(MoneyUnit::Wan)).unwrap_err().reason,
