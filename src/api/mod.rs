@@ -436,6 +436,20 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
                 .to_string(),
         ));
     }
+    // A body in GBK or GB18030 (what a Chinese Windows client sends when it does not set
+    // UTF-8) only read as "not valid JSON at column N": say what it is. (JSON text is UTF-8,
+    // RFC 8259 §8.1.)
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "json_malformed",
+            None,
+            format!(
+                "the body is not UTF-8 (byte {} is not valid UTF-8): JSON must be sent as UTF-8 (RFC 8259 §8.1); a body in GBK or GB18030 must be re-encoded",
+                e.valid_up_to()
+            ),
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let r: Result<T, _> = serde_path_to_error_lite(&mut de);
     r.map_err(|(path, e)| {

@@ -800,6 +800,25 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
             "no ID echoed: {text}"
         );
     }
+    // a body in GB18030 (a client that did not set UTF-8) is named as such
+    let utf8 = serde_json::to_string(&body).unwrap();
+    let (gbk, _, _) = encoding_rs::GB18030.encode(&utf8);
+    assert!(
+        std::str::from_utf8(&gbk).is_err(),
+        "the body has Chinese text"
+    );
+    let (st, text) = api
+        .post_raw("/v1/verifications", &intake_a, gbk.into_owned())
+        .await;
+    assert_eq!(st, 400, "{text}");
+    let e: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(e["code"], "json_malformed");
+    let m = e["message"].as_str().unwrap_or_default();
+    assert!(m.contains("not UTF-8") && m.contains("GB18030"), "{text}");
+    assert!(
+        persons.iter().all(|p| !text.contains(&p[..14])),
+        "no ID echoed: {text}"
+    );
     let (st, _) = api
         .post_raw(
             "/v1/verifications",
