@@ -897,20 +897,57 @@ pub fn load_caseload(
             _ => None,
         }
     };
+    // The households whose member rows carry each consent reference (the application's
+    // authorisation, shared by its members): built only when a member row has no household.
+    let mut consent_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    if !orphans.is_empty() {
+        for i in 0..df.height() {
+            let (Some(c), Some(&h)) = (
+                consent.get(i).map(str::trim).filter(|c| !c.is_empty()),
+                index.get(household_key_cow(hid.get(i).unwrap_or("").trim()).as_ref()),
+            ) else {
+                continue;
+            };
+            let v = consent_of.entry(c).or_default();
+            if !v.contains(&h) {
+                v.push(h);
+            }
+        }
+    }
     for i in orphans {
         let h = hid.get(i).unwrap_or("").trim();
         let raw = idn.get(i).unwrap_or("");
-        let (action, message) = match only_household(raw) {
-            Some(hh) => {
+        // Found left by session 9: a member row with an empty household_id was quarantined
+        // and its household assessed without the person, its per-capita figures wrong and
+        // unflagged (one household turned from referred to eligible). Where the row's
+        // consent_ref is that of one household's members, that household is referred.
+        let by_consent = || match consent
+            .get(i)
+            .map(str::trim)
+            .and_then(|c| consent_of.get(c))
+            .map(Vec::as_slice)
+        {
+            Some([hh]) => Some(*hh),
+            _ => None,
+        };
+        let (action, message) = match (only_household(raw), by_consent()) {
+            (Some(hh), _) => {
                 out.households[hh].faults.push("member_orphan".into());
                 (
                     Action::Referred,
                     "member row whose household_id is not in households; the same person is a member of another household, which is referred (caseload_fault)".to_string(),
                 )
             }
-            None => (
+            (None, Some(hh)) => {
+                out.households[hh].faults.push("member_orphan".into());
+                (
+                    Action::Referred,
+                    "member row whose household_id is not in households; its consent_ref is that of the members of one household, which is referred: its members may be incomplete (caseload_fault)".to_string(),
+                )
+            }
+            (None, None) => (
                 Action::Rejected,
-                "member row whose household_id is not in households, and no household holds the person: the member is not assessed and no household could be referred; correct the household_id".to_string(),
+                "member row whose household_id is not in households, and neither its ID number nor its consent_ref names a household: the member is not assessed and no household could be referred; correct the household_id".to_string(),
             ),
         };
         q.push(rows.entry(i, "household_id", h, "member_orphan", action, message));

@@ -342,6 +342,7 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let head: Vec<&str> = lines[0].split(',').collect();
     let hcol = head.iter().position(|h| *h == "household_id").unwrap();
+    let ccol = head.iter().position(|h| *h == "consent_ref").unwrap();
     let hh = |l: &str| l.split(',').nth(hcol).unwrap().to_string();
     // (a) a ragged member row (one field too many): its household is named in it.
     let ragged_hh = hh(&lines[3]);
@@ -377,6 +378,28 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
         })
         .collect();
     lines[20] = lines[20].replacen(&fw_hh, &fw, 1);
+    // (f) a member row with its household_id emptied, in a household of several members (and
+    // no other household's): the household is found by the consent_ref its members share.
+    let busy = [ragged_hh.clone(), dup_hh.clone(), fw_hh.clone()];
+    let orphan_line = (30..lines.len() - 1)
+        .find(|&i| {
+            let h = hh(&lines[i]);
+            !busy.contains(&h)
+                && lines
+                    .iter()
+                    .filter(|l| l.split(',').nth(hcol) == Some(h.as_str()))
+                    .count()
+                    >= 2
+                && !lines[i].split(',').nth(ccol).unwrap().is_empty()
+        })
+        .expect("a household of two members or more");
+    let orphan_hh = hh(&lines[orphan_line]);
+    lines[orphan_line] = lines[orphan_line]
+        .split(',')
+        .enumerate()
+        .map(|(i, f)| if i == hcol { "" } else { f })
+        .collect::<Vec<_>>()
+        .join(",");
     std::fs::write(&mpath, lines.join("\n") + "\n").unwrap();
 
     // (d) a supporter row whose household_id names no household.
@@ -409,7 +432,7 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
     );
     let after = determinations(&dir);
     assert_eq!(after.len(), before.len(), "no household is lost");
-    for h in [&ragged_hh, &dup_hh, &sup_hh] {
+    for h in [&ragged_hh, &dup_hh, &sup_hh, &orphan_hh] {
         let (det, rules) = &after[h.as_str()];
         assert_ne!(det, "eligible", "{h}");
         assert!(rules.contains("caseload_fault:referred"), "{h}: {rules}");
@@ -447,6 +470,12 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
         (cc[5].as_str(), cc[6].as_str()),
         ("member_orphan", "referred")
     );
+    let f = find(orphan_line + 1);
+    assert_eq!(
+        (f[5].as_str(), f[6].as_str()),
+        ("member_orphan", "referred")
+    );
+    assert!(f[7].contains("consent_ref"), "{}", f[7]);
     let d = q
         .iter()
         .find(|r| r[0] == "supporters.csv" && r[1] == "2")
