@@ -3534,6 +3534,15 @@ fn merge_slices(
     )
 }
 
+/// Counts of log records by kind (`summary.json` `normalisations`).
+type KindCounts = BTreeMap<String, u64>;
+
+/// A slice's `normalisations.csv` being read, record by record, and its path.
+type LogReader<'a> = (
+    std::iter::Peekable<csv::StringRecordsIntoIter<std::fs::File>>,
+    &'a Path,
+);
+
 /// The slices' repairs logs (`normalisations.csv` of each slice, `logs` in slice order)
 /// merged into `out` as one run writes it, streamed (a dirty extract logs a record per row).
 /// Returns the counts by kind (`summary.json` `normalisations`) and those of the caseload's
@@ -3554,7 +3563,7 @@ fn merge_normalisations(
     logs: &[PathBuf],
     source_files: &[String],
     out: &Path,
-) -> Result<(BTreeMap<String, u64>, BTreeMap<String, u64>), BatchError> {
+) -> Result<(KindCounts, KindCounts), BatchError> {
     let unreadable = |p: &Path| {
         let path = p.display().to_string();
         move |e: csv::Error| BatchError::Previous {
@@ -3578,10 +3587,7 @@ fn merge_normalisations(
     }
     // the next record of each log, when it is of `seg`
     fn next_in(
-        r: &mut (
-            std::iter::Peekable<csv::StringRecordsIntoIter<std::fs::File>>,
-            &Path,
-        ),
+        r: &mut LogReader<'_>,
         seg: usize,
         segment: &dyn Fn(&csv::StringRecord) -> usize,
     ) -> Result<Option<csv::StringRecord>, csv::Error> {
@@ -3591,12 +3597,7 @@ fn merge_normalisations(
             _ => Ok(None),
         }
     }
-    let peek_in = |r: &mut (
-        std::iter::Peekable<csv::StringRecordsIntoIter<std::fs::File>>,
-        &Path,
-    ),
-                   seg: usize|
-     -> Option<csv::StringRecord> {
+    let peek_in = |r: &mut LogReader<'_>, seg: usize| -> Option<csv::StringRecord> {
         match r.0.peek() {
             Some(Ok(rec)) if segment(rec) == seg => Some(rec.clone()),
             _ => None,
@@ -3607,8 +3608,8 @@ fn merge_normalisations(
     let werr = |e: csv::Error| write_err(out)(std::io::Error::other(e));
     w.write_record(["file", "line", "row", "column", "kind", "detail"])
         .map_err(werr)?;
-    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
-    let mut caseload_ids: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_kind = KindCounts::new();
+    let mut caseload_ids = KindCounts::new();
     let mut emit = |w: &mut csv::Writer<std::fs::File>, rec: &csv::StringRecord, seg: usize| {
         let kind = rec.get(4).unwrap_or("").to_string();
         if seg == 0 && kind.starts_with("id_") {
@@ -3644,15 +3645,12 @@ fn merge_normalisations(
             }
         }
         // then row by row
-        loop {
-            let Some(min) = readers
-                .iter_mut()
-                .filter_map(|r| peek_in(r, seg))
-                .map(|rec| row(&rec))
-                .min()
-            else {
-                break;
-            };
+        while let Some(min) = readers
+            .iter_mut()
+            .filter_map(|r| peek_in(r, seg))
+            .map(|rec| row(&rec))
+            .min()
+        {
             let mut block: Vec<csv::StringRecord> = Vec::new();
             for r in &mut readers {
                 let mut own = Vec::new();
