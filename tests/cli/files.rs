@@ -41,6 +41,28 @@ fn member_tax_line(c: &County) -> (std::path::PathBuf, Vec<String>, usize, Strin
     (tpath, lines, li, id, hh)
 }
 
+/// A CSV file's header and rows.
+fn csv_table(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let head = csv::Reader::from_path(path)
+        .unwrap()
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_string)
+        .collect();
+    (head, csv_rows(path))
+}
+
+/// Write `head` and `rows` as the CSV file at `path`.
+fn write_csv_table(path: &std::path::Path, head: &[String], rows: &[Vec<String>]) {
+    let mut w = csv::Writer::from_path(path).unwrap();
+    w.write_record(head).unwrap();
+    for r in rows {
+        w.write_record(r).unwrap();
+    }
+    w.flush().unwrap();
+}
+
 fn csv_rows(path: &std::path::Path) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(path).unwrap();
     r.records()
@@ -62,14 +84,7 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
     // members.csv: data row 0 full-width, a 1900s member of another row in the legacy
     // 15-digit form, a name with a zero-width space and a no-break space around it.
     let mpath = c.data().join("members.csv");
-    let mut m = csv_rows(&mpath);
-    let head: Vec<String> = csv::Reader::from_path(&mpath)
-        .unwrap()
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (head, mut m) = csv_table(&mpath);
     let col = |h: &str| head.iter().position(|x| x == h).unwrap();
     let (icol, ncol) = (col("id_number"), col("name"));
     let id0 = m[0][icol].clone();
@@ -83,24 +98,12 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
     m[legacy_row][icol] = legacy15(&legacy_id);
     let name_row = if legacy_row == 1 { 2 } else { 1 };
     m[name_row][ncol] = format!("\u{a0}{}\u{200b}", m[name_row][ncol]);
-    let mut w = csv::Writer::from_path(&mpath).unwrap();
-    w.write_record(&head).unwrap();
-    for r in &m {
-        w.write_record(r).unwrap();
-    }
-    w.flush().unwrap();
+    write_csv_table(&mpath, &head, &m);
 
     // bank.csv: a member's row with a spreadsheet quote and its balance as ¥ with
     // thousands separators (same amount); a row ending in X lower-cased.
     let bpath = c.data().join("bank.csv");
-    let mut b = csv_rows(&bpath);
-    let bhead: Vec<String> = csv::Reader::from_path(&bpath)
-        .unwrap()
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (bhead, mut b) = csv_table(&bpath);
     let bal = bhead.iter().position(|x| x == "balance").unwrap();
     let ccol = col("consent_ref");
     let member_ids: Vec<&str> = m
@@ -128,25 +131,13 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
         .find(|&i| i != quoted && b[i][0].ends_with('X'))
         .expect("an ID ending in X");
     b[xrow][0] = b[xrow][0].to_lowercase();
-    let mut w = csv::Writer::from_path(&bpath).unwrap();
-    w.write_record(&bhead).unwrap();
-    for r in &b {
-        w.write_record(r).unwrap();
-    }
-    w.flush().unwrap();
+    write_csv_table(&bpath, &bhead, &b);
 
     // tax.csv: a member's wages of the tax year with the year in full-width digits and the
     // amount behind a spreadsheet formula wrapper (both refused, the household referred,
     // until session 14)
     let tpath = c.data().join("tax.csv");
-    let mut t = csv_rows(&tpath);
-    let thead: Vec<String> = csv::Reader::from_path(&tpath)
-        .unwrap()
-        .headers()
-        .unwrap()
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let (thead, mut t) = csv_table(&tpath);
     let tcol = |h: &str| thead.iter().position(|x| x == h).unwrap();
     let (ty, tt, tg) = (tcol("tax_year"), tcol("income_type"), tcol("gross_income"));
     let wages = t
@@ -155,12 +146,7 @@ fn every_repaired_value_is_logged_per_row_and_determinations_do_not_change() {
         .expect("a member's wages of 2025");
     t[wages][ty] = "２０２５".into();
     t[wages][tg] = format!("=\"{}\"", t[wages][tg]);
-    let mut w = csv::Writer::from_path(&tpath).unwrap();
-    w.write_record(&thead).unwrap();
-    for r in &t {
-        w.write_record(r).unwrap();
-    }
-    w.flush().unwrap();
+    write_csv_table(&tpath, &thead, &t);
 
     let (out, dir) = c.batch("dirty", &[]);
     assert_eq!(
