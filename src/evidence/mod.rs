@@ -296,7 +296,7 @@ pub enum Parsed {
     Year,
 }
 
-/// The columns of `kind` the rules read as amounts or months.
+/// The columns of `kind` the rules read as amounts, months or years.
 fn rule_columns(kind: SourceKind) -> &'static [(&'static str, Parsed)] {
     use Parsed::{Money, Month, Year};
     match kind {
