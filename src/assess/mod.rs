@@ -54,6 +54,12 @@ impl Household {
     }
 }
 
+/// The caseload fault ([`Household::faults`]) of a household one of whose member rows could
+/// not be placed in it (its `household_id` empty or unknown; the household found by the
+/// row's `consent_ref`): its members are incomplete, so a per-capita test that fails over the
+/// members counted does not settle the rule (another member divides the total further).
+pub const MEMBER_MISSING: &str = "member_missing";
+
 /// The largest own household size a supporter may give (the caseload schema's and the
 /// API's bound).
 pub const MAX_OWN_HOUSEHOLD_SIZE: i64 = 50;
@@ -203,7 +209,16 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     // lower bound. Past its limit it settles the rule (totals only grow with more records);
     // within it, it does not: the finding is `referred` and names the sources, never
     // `eligible` on a total that reads as "nothing there".
+    // A member row that could not be placed (`MEMBER_MISSING`): the per-capita tests divide
+    // by too few members, so failing them settles nothing either (found by the session-14
+    // trial: a child's row without household_id turned a referred household ineligible on
+    // 771.37 yuan a head, 578.53 with the child).
+    let members_incomplete = h.faults.iter().any(|f| f == MEMBER_MISSING);
     let settle = |fails: bool, reads: &[SourceKind], mut evidence: serde_json::Value| {
+        if fails && members_incomplete {
+            evidence["members_incomplete"] = json!(true);
+            return (Outcome::Referred, evidence);
+        }
         let mut missing: Vec<&str> = view
             .unverified
             .iter()

@@ -1849,6 +1849,46 @@ fn a_faulty_caseload_row_refers_the_household_even_when_everything_else_passes()
     assert!(!f.clause.is_empty());
 }
 
+/// Found by the session-14 trial: a member row without its household_id left the household
+/// with too few members counted, and the per-capita tests over them made it ineligible. With
+/// a member known missing (`MEMBER_MISSING`) a failed per-capita test refers, never settles;
+/// a test passed over too few members still passes no household (the caseload fault refers
+/// it), and a rule that does not divide by members still settles.
+#[test]
+fn a_household_missing_a_member_row_is_never_ineligible_on_a_per_capita_test() {
+    let over = urban().member(member().with_all([
+        tax("2025", "interest_dividend", "8400.00"),
+        bank("17000.00"),
+    ]));
+    let a = over.assess();
+    assert_eq!(
+        flagged(&a),
+        vec![
+            ("income", Outcome::Ineligible),
+            ("financial_assets", Outcome::Ineligible)
+        ]
+    );
+    let mut missing = over.clone();
+    missing.household.faults.push(crate::assess::MEMBER_MISSING.into());
+    let a = missing.assess();
+    assert_eq!(a.determination, Referred);
+    for rule in ["income", "financial_assets"] {
+        assert_eq!(outcome(&a, rule), Outcome::Referred, "{rule}");
+        assert_eq!(finding(&a, rule).evidence["members_incomplete"], true, "{rule}");
+    }
+    assert_eq!(
+        finding(&a, "caseload_fault").evidence,
+        serde_json::json!({"faults": ["member_missing"]})
+    );
+    // under the line: the per-capita tests pass as before, the household is referred
+    let mut under = urban().member(member().with_all([bank("100.00")]));
+    under.household.faults.push(crate::assess::MEMBER_MISSING.into());
+    let a = under.assess();
+    assert_eq!(a.determination, Referred);
+    assert_eq!(outcome(&a, "income"), Outcome::Eligible);
+    assert!(finding(&a, "income").evidence.get("members_incomplete").is_none());
+}
+
 /// Found by the s5 attack on department files: a household whose region_code was empty,
 /// damaged or another province's was assessed silently against this region's standard
 /// (`region_prefix` of the policy was never read) and came out eligible.

@@ -3381,14 +3381,34 @@ fn merge_slices(
     out.finish().map_err(write_err(&reports_path))?;
     let det_path = opts.out.join("determinations.csv");
     write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
-    // quarantine: the caseload's once, then every slice's source entries, each row once
+    // quarantine: the caseload's once, then every slice's source entries, each row once.
+    // A row refused while reading has no data row, only its line: keyed by both (keyed by row
+    // alone, the second such row of an extract was lost; found by the session-14 attack). Its
+    // action is `referred` in the slice whose person its ID names, `rejected` in the others:
+    // the referral is kept, as one run makes it.
     let mut q = caseload_q;
-    let mut seen: HashSet<(String, Option<u64>, String, String)> = HashSet::new();
-    let mut source_q = Vec::new();
+    type EntryKey = (String, Option<u64>, Option<u64>, String, String);
+    let mut seen: HashMap<EntryKey, usize> = HashMap::new();
+    let mut source_q: Vec<QuarantineEntry> = Vec::new();
     for p in &prevs {
         for e in read_quarantine(&p.dir.join("quarantine.csv"), &p.manifest)? {
-            if seen.insert((e.file.clone(), e.row, e.column.clone(), e.reason.clone())) {
-                source_q.push(e);
+            let key = (
+                e.file.clone(),
+                e.line,
+                e.row,
+                e.column.clone(),
+                e.reason.clone(),
+            );
+            match seen.get(&key) {
+                Some(&i) => {
+                    if source_q[i].action == Action::Rejected && e.action == Action::Referred {
+                        source_q[i] = e;
+                    }
+                }
+                None => {
+                    seen.insert(key, source_q.len());
+                    source_q.push(e);
+                }
             }
         }
     }
@@ -3398,7 +3418,7 @@ fn merge_slices(
         .iter()
         .map(|s| s.file.clone())
         .collect();
-    source_q.sort_by_key(|e| (order.iter().position(|f| *f == e.file), e.row));
+    source_q.sort_by_key(|e| (order.iter().position(|f| *f == e.file), e.row, e.line));
     q.entries.extend(source_q);
     let qpath = opts.out.join("quarantine.csv");
     q.write_csv(&qpath).map_err(write_err(&qpath))?;

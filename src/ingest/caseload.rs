@@ -899,11 +899,13 @@ pub fn load_caseload(
     };
     // The households whose member rows carry each consent reference (the application's
     // authorisation, shared by its members): built only when a member row has no household.
-    let mut consent_of: HashMap<&str, Vec<usize>> = HashMap::new();
+    // (compared as household ids are: NFKC, case and spaces aside, so that a full-width or
+    // lower-cased reference still matches; found by the session-14 attack)
+    let mut consent_of: HashMap<String, Vec<usize>> = HashMap::new();
     if !orphans.is_empty() {
         for i in 0..df.height() {
             let (Some(c), Some(&h)) = (
-                consent.get(i).map(str::trim).filter(|c| !c.is_empty()),
+                consent.get(i).map(household_key).filter(|c| !c.is_empty()),
                 index.get(household_key_cow(hid.get(i).unwrap_or("").trim()).as_ref()),
             ) else {
                 continue;
@@ -923,8 +925,8 @@ pub fn load_caseload(
         // consent_ref is that of one household's members, that household is referred.
         let by_consent = || match consent
             .get(i)
-            .map(str::trim)
-            .and_then(|c| consent_of.get(c))
+            .map(household_key)
+            .and_then(|c| consent_of.get(&c))
             .map(Vec::as_slice)
         {
             Some([hh]) => Some(*hh),
@@ -939,10 +941,10 @@ pub fn load_caseload(
                 )
             }
             (None, Some(hh)) => {
-                out.households[hh].faults.push("member_orphan".into());
+                out.households[hh].add_fault(crate::assess::MEMBER_MISSING);
                 (
                     Action::Referred,
-                    "member row whose household_id is not in households; its consent_ref is that of the members of one household, which is referred: its members may be incomplete (caseload_fault)".to_string(),
+                    "member row whose household_id is not in households; its consent_ref is that of the members of one household, which is referred: its members are incomplete, so no per-capita test makes it ineligible (caseload_fault)".to_string(),
                 )
             }
             (None, None) => (

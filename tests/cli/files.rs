@@ -462,6 +462,25 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
         ("member_orphan", "referred")
     );
     assert!(f[7].contains("consent_ref"), "{}", f[7]);
+    // its members are incomplete: no per-capita test makes it ineligible
+    let report = c
+        .open_all(&dir)
+        .into_iter()
+        .find(|r| r["household_id"] == orphan_hh.as_str())
+        .expect("the household's report");
+    let findings = report["findings"].as_array().expect("findings");
+    let of = |rule: &str| findings.iter().find(|x| x["rule"] == rule).cloned();
+    assert!(
+        of("caseload_fault").expect("caseload_fault")["evidence"]["faults"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "member_missing")),
+        "{report}"
+    );
+    for rule in ["income", "financial_assets"] {
+        if let Some(x) = of(rule) {
+            assert_ne!(x["outcome"], "ineligible", "{rule}: {x}");
+        }
+    }
     let d = q
         .iter()
         .find(|r| r[0] == "supporters.csv" && r[1] == "2")

@@ -525,11 +525,23 @@ fn parse_decimal(s: &str) -> Option<Decimal> {
     if int.is_empty() && frac.is_empty() {
         return None;
     }
+    // Thousands separators only where they group by three (`1,234,567`), as
+    // `Fen::parse_yuan` reads yuan: `14,06万` is a decimal comma or a typo, and read as
+    // 140,600 万 it was 14,060,000 yuan (found by the session-14 attack).
+    if int.contains(',') {
+        let groups: Vec<&str> = int.split(',').collect();
+        let grouped = !groups[0].is_empty()
+            && groups[0].len() <= 3
+            && groups[1..].iter().all(|g| g.len() == 3);
+        if !grouped {
+            return None;
+        }
+    }
     let mut digits = String::with_capacity(int.len());
-    for (i, c) in int.chars().enumerate() {
+    for c in int.chars() {
         match c {
             '0'..='9' => digits.push(c),
-            ',' if i > 0 => {}
+            ',' => {}
             _ => return None,
         }
     }

@@ -1521,6 +1521,23 @@ fn money_is_shifted_and_printed_exactly_never_through_floats() {
         Ok(Some("900719925474099.30".into()))
     );
     assert_eq!(money_text("465.00", None), Ok(None));
+    // separators that do not group by three are no thousands separators: never 100× the
+    // amount (found by the session-14 attack: `14,06万` read as 14,060,000 yuan)
+    assert_eq!(
+        money_text("1,234.5万", None),
+        Ok(Some("12345000.00".into()))
+    );
+    for v in ["14,06万", "1,2345万", ",123万", "12,34,567万"] {
+        assert_eq!(
+            money_text(v, None).unwrap_err().reason,
+            "money_not_a_number",
+            "{v}"
+        );
+    }
+    assert_eq!(
+        money_text("14,06", Some(MoneyUnit::Wan)).unwrap_err().reason,
+        "money_not_a_number"
+    );
     // a 元 suffix comes off an amount only: what is not one is left for the rules to refuse
     // as written, with no record of a change
     assert_eq!(money_text("465.00元", None), Ok(Some("465.00".into())));
