@@ -1869,12 +1869,19 @@ fn a_household_missing_a_member_row_is_never_ineligible_on_a_per_capita_test() {
         ]
     );
     let mut missing = over.clone();
-    missing.household.faults.push(crate::assess::MEMBER_MISSING.into());
+    missing
+        .household
+        .faults
+        .push(crate::assess::MEMBER_MISSING.into());
     let a = missing.assess();
     assert_eq!(a.determination, Referred);
     for rule in ["income", "financial_assets"] {
         assert_eq!(outcome(&a, rule), Outcome::Referred, "{rule}");
-        assert_eq!(finding(&a, rule).evidence["members_incomplete"], true, "{rule}");
+        assert_eq!(
+            finding(&a, rule).evidence["members_incomplete"],
+            true,
+            "{rule}"
+        );
     }
     assert_eq!(
         finding(&a, "caseload_fault").evidence,
@@ -1882,11 +1889,19 @@ fn a_household_missing_a_member_row_is_never_ineligible_on_a_per_capita_test() {
     );
     // under the line: the per-capita tests pass as before, the household is referred
     let mut under = urban().member(member().with_all([bank("100.00")]));
-    under.household.faults.push(crate::assess::MEMBER_MISSING.into());
+    under
+        .household
+        .faults
+        .push(crate::assess::MEMBER_MISSING.into());
     let a = under.assess();
     assert_eq!(a.determination, Referred);
     assert_eq!(outcome(&a, "income"), Outcome::Eligible);
-    assert!(finding(&a, "income").evidence.get("members_incomplete").is_none());
+    assert!(
+        finding(&a, "income")
+            .evidence
+            .get("members_incomplete")
+            .is_none()
+    );
 }
 
 /// Found by the s5 attack on department files: a household whose region_code was empty,

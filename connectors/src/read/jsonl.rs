@@ -19,8 +19,8 @@ use serde_json::Value;
 use super::fieldmap::ValueKind;
 use super::text::{Chosen, Stop, io_stop, open_decoded, with_encoding};
 use super::{
-    Changes, Ctx, Issue, Prepared, Rejected, Sink, lines_list, mapping_notes, money_exact,
-    money_from_f64, money_text, number_text,
+    Changes, Ctx, Issue, Normalised, Prepared, Rejected, Sink, lines_list, mapping_notes,
+    money_change, money_exact, money_from_f64, money_text, number_text,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -168,9 +168,27 @@ fn convert(
     unit: Option<super::MoneyUnit>,
     changes: &mut Changes,
     col: &str,
-) -> Result<String, Issue> {
+) -> Result<(String, Change), Issue> {
+    let wan = unit == Some(super::MoneyUnit::Wan);
+    let number_change = |noise: bool| -> Change {
+        if noise {
+            let (kind, mut detail) = super::float_noise_change();
+            if wan {
+                detail.push_str("; a 万元 field: → yuan, ×10,000 exactly");
+            }
+            Some((kind, detail))
+        } else {
+            wan.then(|| {
+                (
+                    "money_wan",
+                    "JSON number in a 万元 field: → yuan, ×10,000 exactly".to_string(),
+                )
+            })
+        }
+    };
+    let plain = |t: String| (t, None);
     match (v, kind) {
-        (Value::Null, _) => Ok(String::new()),
+        (Value::Null, _) => Ok(plain(String::new())),
         (Value::Array(_) | Value::Object(_), _) => Err(Issue {
             reason: "json_nested_value",
             message: "a list or object where a single value belongs".into(),
@@ -180,35 +198,40 @@ fn convert(
             message: "the ID number is a JSON number, not a string: digits (or the X) may have been lost on the way; send IDs as strings".into(),
         }),
         (Value::Number(n), ValueKind::Money) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), ..) => money_exact(&i.to_string(), unit),
-            (None, Some(u), _) => money_exact(&u.to_string(), unit),
+            (Some(i), ..) => money_exact(&i.to_string(), unit).map(|t| (t, number_change(false))),
+            (None, Some(u), _) => {
+                money_exact(&u.to_string(), unit).map(|t| (t, number_change(false)))
+            }
             (None, None, Some(f)) => money_from_f64(f, unit).map(|(t, noise)| {
                 if noise {
                     changes.add(format!(
                         "column `{col}`: JSON numbers with binary float noise read at 15 significant digits"
                     ));
                 }
-                t
+                (t, number_change(noise))
             }),
             _ => Err(Issue { reason: "money_not_a_number", message: "not an amount".into() }),
         },
         (Value::Number(n), _) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), ..) => Ok(i.to_string()),
-            (None, Some(u), _) => Ok(u.to_string()),
-            (None, None, Some(f)) => number_text(f),
-            _ => Ok(n.to_string()),
+            (Some(i), ..) => Ok(plain(i.to_string())),
+            (None, Some(u), _) => Ok(plain(u.to_string())),
+            (None, None, Some(f)) => number_text(f).map(plain),
+            _ => Ok(plain(n.to_string())),
         },
         (Value::String(s), ValueKind::Money) => match money_text(s, unit)? {
             Some(t) => {
                 changes.add(format!("column `{col}`: amounts with a unit converted to yuan"));
-                Ok(t)
+                Ok((t, Some(money_change(s, unit))))
             }
-            None => Ok(s.clone()),
+            None => Ok(plain(s.clone())),
         },
-        (Value::String(s), _) => Ok(s.clone()),
-        (Value::Bool(b), _) => Ok(b.to_string()),
+        (Value::String(s), _) => Ok(plain(s.clone())),
+        (Value::Bool(b), _) => Ok(plain(b.to_string())),
     }
 }
+
+/// What a conversion changed: (kind, detail) for the per-row log.
+type Change = Option<(&'static str, String)>;
 
 fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepared, Stop> {
     let mut rdr = BufReader::with_capacity(1 << 20, open_decoded(ctx, chosen)?);
@@ -283,6 +306,9 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
     let mut rejected = Vec::new();
     let mut blanks = Vec::new();
     let mut changes = Changes::default();
+    let mut normalised: Vec<Normalised> = Vec::new();
+    // the changes of the line being read, logged once its row is written
+    let mut pending: Vec<(String, &'static str, String)> = Vec::new();
     let mut out: Vec<String> = vec![String::new(); names.len()];
     // The keys a column is read from (its first spelling, then the other keys of the field).
     let keys_for = |name: &str| -> Vec<&str> {
@@ -368,6 +394,7 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
             return Ok(());
         }
         out.iter_mut().for_each(String::clear);
+        pending.clear();
         for (i, c) in mapping.cols.iter().enumerate() {
             // Two keys of one field (`balance` and `余额`): the rule of a CSV header.
             let (src, unit) = if c.also.is_empty() {
@@ -397,7 +424,12 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
                 continue;
             };
             match convert(v, c.kind, unit, &mut changes, &c.name) {
-                Ok(t) => out[i] = t,
+                Ok((t, change)) => {
+                    if let Some((kind, detail)) = change {
+                        pending.push((c.name.clone(), kind, detail));
+                    }
+                    out[i] = t
+                }
                 Err(issue) => {
                     let raw = match v {
                         Value::String(s) => s.clone(),
@@ -410,7 +442,15 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
                 }
             }
         }
+        let row = sink.rows();
         sink.row(l, &out)?;
+        normalised.extend(pending.drain(..).map(|(column, kind, detail)| Normalised {
+            line: l,
+            row,
+            column,
+            kind: kind.into(),
+            detail,
+        }));
         Ok(())
     };
     for (l, parsed) in head {
@@ -448,8 +488,7 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
         repeated_headers: Vec::new(),
         line_of_row: Some(lines),
         rejected,
-        // 万元 conversions of JSON lines are counted in the notes, not yet logged per row.
-        normalised: Vec::new(),
+        normalised,
         notes: pnotes,
         _temp: Some(dir),
     })

@@ -1126,6 +1126,51 @@ fn workbook_sheets(path: &Path, sheets: &[(&str, Vec<Vec<&str>>)]) {
     wb.save(path).unwrap();
 }
 
+/// Found by the session-14 attack: a formula cell saved without its result read as an empty
+/// amount, and an empty amount as 0 (households turned eligible on securities nobody read).
+/// A formula whose saved result is missing or 0 (XlsxWriter stores 0 and leaves computing to
+/// the spreadsheet) refuses its row; a formula with its result saved reads as the result.
+#[test]
+fn a_formula_cell_without_its_saved_result_refuses_its_row() {
+    use rust_xlsxwriter::{Formula, Workbook};
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.xlsx");
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["身份证号", "姓名", "余额"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    let ids = [ID1, ID2, ID3, ID1, ID2];
+    for (r, id) in ids.iter().enumerate() {
+        ws.write_string(r as u32 + 1, 0, *id).unwrap();
+        ws.write_string(r as u32 + 1, 1, "王秀兰").unwrap();
+    }
+    ws.write_formula(1, 2, Formula::new("=57485.14").set_result("57485.14"))
+        .unwrap();
+    ws.write_formula(2, 2, "=57485.14").unwrap();
+    ws.write_formula(3, 2, Formula::new("=A1").set_result(""))
+        .unwrap();
+    ws.write_number(4, 2, 0.0).unwrap();
+    ws.write_number(5, 2, 12.5).unwrap();
+    wb.save(&p).unwrap();
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("balance"), vec!["57485.14", "0.00", "12.50"]);
+    let got: Vec<(u64, &str, &str)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, "balance", "spreadsheet_formula_no_value"),
+            (4, "balance", "spreadsheet_formula_no_value"),
+        ]
+    );
+    assert_eq!(prep.rejected[0].id_number.as_deref(), Some(ID2));
+}
+
 #[test]
 fn a_table_split_over_sheets_with_the_same_header_is_read_as_one() {
     let d = tempfile::tempdir().unwrap();
@@ -1323,6 +1368,41 @@ fn json_lines_are_mapped_and_bad_lines_refused_with_their_line() {
         "{:?}",
         prep.notes
     );
+}
+
+/// Found by the session-14 attack: a JSON-lines source counted its conversions in the notes
+/// only, where CSV and workbooks log each in `normalised` (and `normalisations.csv`): a 万
+/// amount, a 元 suffix, a JSON number's float noise. A refused line logs nothing.
+#[test]
+fn json_lines_log_each_converted_value_per_row() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{{\"身份证号\":\"{ID1}\",\"余额\":32233.030000000002}}\n\
+         {{\"身份证号\":\"{ID2}\",\"余额\":\"1.5万\"}}\n\
+         {{\"身份证号\":\"{ID3}\",\"余额\":\"2万\",\"姓名\":[1]}}\n\
+         {{\"身份证号\":\"{ID3}\",\"余额\":\"1000元\"}}\n\
+         {{\"身份证号\":\"{ID1}\",\"余额\":12.5}}\n"
+    );
+    let p = write(d.path(), "bank.jsonl", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(
+        table(&prep).values("balance"),
+        vec!["32233.03", "15000.00", "1000", "12.50"]
+    );
+    let got: Vec<(u64, u64, &str, &str)> = prep
+        .normalised
+        .iter()
+        .map(|n| (n.line, n.row, n.column.as_str(), n.kind.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, 0, "balance", "money_float_noise"),
+            (2, 1, "balance", "money_wan"),
+            (4, 2, "balance", "money_unit_suffix"),
+        ]
+    );
+    assert_eq!(prep.rejected.len(), 1, "{:?}", prep.rejected);
 }
 
 /// Found by the s7 attack: a JSON object with a key given twice kept the last value
@@ -1535,7 +1615,9 @@ fn money_is_shifted_and_printed_exactly_never_through_floats() {
         );
     }
     assert_eq!(
-        money_text("14,06", Some(MoneyUnit::Wan)).unwrap_err().reason,
+        money_text("14,06", Some(MoneyUnit::Wan))
+            .unwrap_err()
+            .reason,
         "money_not_a_number"
     );
     // a 元 suffix comes off an amount only: what is not one is left for the rules to refuse

@@ -280,8 +280,14 @@ pub(super) fn prepare_workbook(
         };
         let sheet_name = &sheets[si];
         let row0 = u64::from(range.start().map_or(0, |(r, _)| r));
+        let col0 = range.start().map_or(0, |(_, c)| c);
         let line_of = |i: usize| row0 + i as u64 + 1;
         let rows: Vec<&[Data]> = range.rows().collect();
+        // The sheet's formulas, read when a mapped cell is empty or 0 (reading them parses the
+        // sheet again). Found by the session-14 attack: a formula saved without
+        // its result (as openpyxl and many export tools write it) read as an empty cell, and
+        // an empty amount as 0: households turned eligible on securities nobody read.
+        let mut formulas: Option<Option<calamine::Range<String>>> = None;
         let start = if start != usize::MAX {
             start
         } else {
@@ -361,6 +367,33 @@ pub(super) fn prepare_workbook(
                     }
                 };
                 let cell = row.get(src).unwrap_or(&Data::Empty);
+                // (a formula's saved result missing, or 0: XlsxWriter and its ports store 0
+                // and leave the computing to the spreadsheet that opens the file)
+                let unsaved = match cell {
+                    Data::Empty => true,
+                    Data::Float(f) => *f == 0.0,
+                    Data::Int(n) => *n == 0,
+                    Data::String(t) => t.trim().is_empty(),
+                    _ => false,
+                };
+                if unsaved {
+                    let f = formulas
+                        .get_or_insert_with(|| wb.worksheet_formula(sheet_name).ok())
+                        .as_ref()
+                        .and_then(|f| f.get_value((row0 as u32 + i as u32, col0 + src as u32)))
+                        .filter(|f| !f.trim().is_empty());
+                    if f.is_some() {
+                        let mut r = Issue {
+                            reason: "spreadsheet_formula_no_value",
+                            message: "the cell holds a formula saved without its result, or with 0 in its place (the workbook was written by a program that does not compute formulas): its value is unknown; open and save the file in a spreadsheet program, or export the values".into(),
+                        }
+                        .at(line, &c.name, "");
+                        (r.household_id, r.id_number) =
+                            (key_of("household_id"), key_of("id_number"));
+                        bad = Some(r);
+                        break;
+                    }
+                }
                 match convert(cell, c.kind, unit, &mut changes, &c.name) {
                     Ok((v, change)) => {
                         if let Some((kind, detail)) = change {
