@@ -1151,11 +1151,18 @@ fn a_memory_limited_run_logs_the_repairs_one_run_logs() {
     let (bal, idc) = (col("balance"), col("id_number"));
     let mut out = format!("{header}\n");
     let (mut ours, mut others, mut signs, mut wide) = (0usize, 0usize, 0usize, 0usize);
+    // and one row of a person of each county with a balance the reader refuses (no data row:
+    // the sliced run kept only the first such row of the extract until session 14)
+    let mut refused: Vec<&str> = Vec::new();
     for l in bank.lines().skip(1) {
         let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
         if ids.contains(&f[idc]) {
             ours += 1;
-            if ours % 3 == 0 && !f[bal].is_empty() {
+            let county = if f[idc].starts_with("620503") { "620503" } else { "620502" };
+            if ours % 3 != 0 && ours % 7 != 0 && !refused.contains(&county) {
+                f[bal] = "1.5.万".into();
+                refused.push(county);
+            } else if ours % 3 == 0 && !f[bal].is_empty() {
                 f[bal] = format!("¥{}", f[bal]);
                 signs += 1;
             }
@@ -1197,9 +1204,34 @@ fn a_memory_limited_run_logs_the_repairs_one_run_logs() {
     assert_eq!(count("id_fullwidth", "bank.csv"), wide, "{lo}");
     assert_eq!(count("money_currency_sign", "bank.csv"), signs, "{lo}");
     assert_eq!(ll, lo, "the sliced run's log is one run's");
+    // the quarantine: the same rows, actions and reasons (both refused balances referred)
+    let quarantined = |o: &Path| {
+        let mut rows: Vec<String> = std::fs::read_to_string(o.join("quarantine.csv"))
+            .expect("quarantine")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        rows.sort();
+        rows
+    };
+    let (qo, ql) = (quarantined(&one), quarantined(&lim));
+    assert_eq!(refused.len(), 2);
+    assert_eq!(
+        qo.iter()
+            .filter(|l| l.starts_with("bank.csv") && l.contains(",referred,"))
+            .count(),
+        2,
+        "{qo:?}"
+    );
+    assert_eq!(ql, qo);
     let (sl, so) = (summary(&lim), summary(&one));
     assert_eq!(sl["normalisations"], so["normalisations"]);
     assert_eq!(sl["caseload"]["key_repairs"], so["caseload"]["key_repairs"]);
+    assert_eq!(sl["quarantine"], so["quarantine"]);
+    assert_eq!(
+        sl["sources"]["bank"]["counts"],
+        so["sources"]["bank"]["counts"]
+    );
     assert_eq!(
         so["caseload"]["key_repairs"]["id_fullwidth"], 2,
         "{}",
