@@ -1158,7 +1158,11 @@ fn a_memory_limited_run_logs_the_repairs_one_run_logs() {
         let mut f: Vec<String> = l.split(',').map(str::to_string).collect();
         if ids.contains(&f[idc]) {
             ours += 1;
-            let county = if f[idc].starts_with("620503") { "620503" } else { "620502" };
+            let county = if f[idc].starts_with("620503") {
+                "620503"
+            } else {
+                "620502"
+            };
             if ours % 3 != 0 && ours % 7 != 0 && !refused.contains(&county) {
                 f[bal] = "1.5.万".into();
                 refused.push(county);

@@ -109,6 +109,9 @@ pub(crate) enum ValueKind {
     Date,
     /// A month.
     Month,
+    /// A share in percent (`share_pct`: 50 for 50 %): a workbook's number cell of 1 or less
+    /// is refused (a fraction shown with a `%` format cannot be told from a share of 1 %).
+    Percent,
     /// Anything else.
     Text,
 }
@@ -120,6 +123,9 @@ pub(crate) fn kind_of(table: &str, column: &str) -> ValueKind {
         "id_number" | "supports_id_number" | "household_head_id"
     ) {
         return ValueKind::Id;
+    }
+    if column == "share_pct" {
+        return ValueKind::Percent;
     }
     let spec = SourceKind::from_name(table)
         .map(|k| k.columns())

@@ -1171,6 +1171,45 @@ fn a_formula_cell_without_its_saved_result_refuses_its_row() {
     assert_eq!(prep.rejected[0].id_number.as_deref(), Some(ID2));
 }
 
+/// Found by the session-14 attack: `share_pct` stored as the fraction 1 with the format `0%`
+/// (the sheet shows 100 %) read as 1 %. A share of 1 or less in a number cell is refused; a
+/// share in percent, 0 or text reads as written.
+#[test]
+fn a_share_of_one_or_less_in_a_number_cell_is_refused_as_ambiguous() {
+    use Cell::*;
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("real_estate.xlsx");
+    workbook(
+        &p,
+        &[
+            vec![S("身份证号"), S("姓名"), S("共有份额")],
+            vec![S(ID1), S("王秀兰"), N(1.0)],
+            vec![S(ID2), S("李建国"), N(0.5)],
+            vec![S(ID3), S("张秀英"), N(50.0)],
+            vec![S(ID1), S("王秀兰"), N(0.0)],
+            vec![S(ID2), S("李建国"), S("0.5")],
+            vec![S(ID3), S("张秀英"), N(100.0)],
+        ],
+    );
+    let prep = prepare(&p, "real_estate", &["id_number", "name", "share_pct"]).unwrap();
+    assert_eq!(
+        table(&prep).values("share_pct"),
+        vec!["50", "0", "0.5", "100"]
+    );
+    let got: Vec<(u64, &str)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, "percent_fraction_ambiguous"),
+            (3, "percent_fraction_ambiguous")
+        ]
+    );
+}
+
 #[test]
 fn a_table_split_over_sheets_with_the_same_header_is_read_as_one() {
     let d = tempfile::tempdir().unwrap();

@@ -162,6 +162,27 @@ fn convert(
             };
             Ok((v, change))
         }
+        // Found by the session-14 attack: a share stored as the fraction 1 with the format
+        // `0%` shows 100 % and read as 1 %: households ineligible on their housing came out
+        // eligible. A workbook cannot be asked for its formats here (calamine keeps them to
+        // itself), so a number cell of a share of 1 or less is refused, never guessed.
+        (Data::Int(_) | Data::Float(_), ValueKind::Percent) => {
+            let v = match cell {
+                Data::Int(i) => *i as f64,
+                Data::Float(f) => *f,
+                _ => unreachable!("matched above"),
+            };
+            if v > 0.0 && v <= 1.0 {
+                return Err(fail(Issue {
+                    reason: "percent_fraction_ambiguous",
+                    message: "a share of 1 or less in a number cell: a fraction shown as a percentage (0.5 with the format 0% shows 50%) cannot be told from a share of 1 % or less; write the share in percent (50 for 50 %)".into(),
+                }));
+            }
+            match cell {
+                Data::Int(i) => Ok((i.to_string(), None)),
+                _ => number_text(v).map(|t| (t, None)).map_err(fail),
+            }
+        }
         (Data::DateTime(_), ValueKind::Money) => Err(fail(Issue {
             reason: "money_not_a_number",
             message: "the amount cell is formatted as a date".into(),
