@@ -10,7 +10,7 @@ half of their rows of every source change (amounts ×1.1 + 100 yuan), a quarter 
 the amount (a new account). DELTA_DIR gets one `<source>.parquet` (or `.csv`) per source in the delta format
 (README "Incremental runs", schemas/delta.json: `op`, `row`, then the §2 columns; Parquet
 when the extracts are Parquet, else CSV). With
---end, END_DIR gets the end state the delta describes (Parquet; adds fill the freed rows in
+--end, END_DIR gets the end state the delta describes (in the extracts' format, Parquet or CSV; adds fill the freed rows in
 ascending order, so no row moves) plus a copy of the caseload, for a full run to compare.
 
 Needs duckdb (the reference venv: /tmp/ref-venv/bin/python).
