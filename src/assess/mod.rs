@@ -214,35 +214,53 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     // trial: a child's row without household_id turned a referred household ineligible on
     // 771.37 yuan a head, 578.53 with the child).
     let members_incomplete = h.faults.iter().any(|f| f == MEMBER_MISSING);
-    let settle = |fails: bool, reads: &[SourceKind], mut evidence: serde_json::Value| {
-        if fails && members_incomplete {
-            evidence["members_incomplete"] = json!(true);
-            return (Outcome::Referred, evidence);
-        }
-        let mut missing: Vec<&str> = view
-            .unverified
+    // Persons whose records were not asked for (an unusable ID number, no consent): their
+    // income and assets are missing from the totals, which are then lower bounds as over an
+    // unanswered source (found by the session-14 trial: `income` read `eligible` over a
+    // household whose member's ID could not be used).
+    let unqueried = |people: &[&[PersonView<'_>]]| -> usize {
+        people
             .iter()
-            .filter(|(k, _)| reads.contains(k))
-            .map(|(k, _)| k.name())
-            .collect();
-        missing.sort_unstable();
-        missing.dedup();
-        let outcome = if fails {
-            Outcome::Ineligible
-        } else if missing.is_empty() {
-            Outcome::Eligible
-        } else {
-            Outcome::Referred
-        };
-        if !missing.is_empty() {
-            evidence["unverified_sources"] = json!(missing);
-        }
-        (outcome, evidence)
+            .flat_map(|p| p.iter())
+            .filter(|p| p.queried().is_none())
+            .count()
     };
+    let unqueried_income = unqueried(&[&view.members, &view.supporters]);
+    let unqueried_assets = unqueried(&[&view.members]);
+    let settle =
+        |fails: bool, reads: &[SourceKind], not_queried: usize, mut evidence: serde_json::Value| {
+            if fails && members_incomplete {
+                evidence["members_incomplete"] = json!(true);
+                return (Outcome::Referred, evidence);
+            }
+            let mut missing: Vec<&str> = view
+                .unverified
+                .iter()
+                .filter(|(k, _)| reads.contains(k))
+                .map(|(k, _)| k.name())
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            let outcome = if fails {
+                Outcome::Ineligible
+            } else if missing.is_empty() && not_queried == 0 {
+                Outcome::Eligible
+            } else {
+                Outcome::Referred
+            };
+            if !missing.is_empty() {
+                evidence["unverified_sources"] = json!(missing);
+            }
+            if !fails && not_queried > 0 {
+                evidence["persons_not_queried"] = json!(not_queried);
+            }
+            (outcome, evidence)
+        };
     if n > 0 {
         let (outcome, evidence) = settle(
             income >= s_year * n * X,
             &[SourceKind::Tax, SourceKind::SocialInsurance],
+            unqueried_income,
             json!({
                 "household_income_annual": yuan_x(income, X),
                 "support_owed_annual": yuan_x(support_total, X),
@@ -260,6 +278,7 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
                 SourceKind::CommercialInsurance,
                 SourceKind::InternetFinance,
             ],
+            unqueried_assets,
             json!({
                 "financial_assets_total": Fen(fin).to_yuan(),
                 "per_capita_financial_assets": per_capita_fin.map(Fen::to_yuan),
