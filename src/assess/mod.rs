@@ -55,9 +55,10 @@ impl Household {
 }
 
 /// The caseload fault ([`Household::faults`]) of a household one of whose member rows could
-/// not be placed in it (its `household_id` empty or unknown; the household found by the
-/// row's `consent_ref`): its members are incomplete, so a per-capita test that fails over the
-/// members counted does not settle the rule (another member divides the total further).
+/// not be placed in it (its `household_id` empty or unknown, the household found by the
+/// row's `consent_ref`; or the row refused while reading): its members are incomplete, so no
+/// per-capita test settles (the missing member's income adds to the total, and they divide
+/// it): `income` and `financial_assets` are referred.
 pub const MEMBER_MISSING: &str = "member_missing";
 
 /// The largest own household size a supporter may give (the caseload schema's and the
@@ -229,7 +230,9 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     let unqueried_assets = unqueried(&[&view.members]);
     let settle =
         |fails: bool, reads: &[SourceKind], not_queried: usize, mut evidence: serde_json::Value| {
-            if fails && members_incomplete {
+            // (with a member missing, the household's figure moves either way: their income
+            // adds to the total and they divide it)
+            if members_incomplete {
                 evidence["members_incomplete"] = json!(true);
                 return (Outcome::Referred, evidence);
             }

@@ -1907,9 +1907,8 @@ fn a_faulty_caseload_row_refers_the_household_even_when_everything_else_passes()
 
 /// Found by the session-14 trial: a member row without its household_id left the household
 /// with too few members counted, and the per-capita tests over them made it ineligible. With
-/// a member known missing (`MEMBER_MISSING`) a failed per-capita test refers, never settles;
-/// a test passed over too few members still passes no household (the caseload fault refers
-/// it), and a rule that does not divide by members still settles.
+/// a member known missing (`MEMBER_MISSING`) the per-capita tests refer, passed or failed; a
+/// rule that does not divide by members still settles.
 #[test]
 fn a_household_missing_a_member_row_is_never_ineligible_on_a_per_capita_test() {
     let over = urban().member(member().with_all([
@@ -1943,21 +1942,28 @@ fn a_household_missing_a_member_row_is_never_ineligible_on_a_per_capita_test() {
         finding(&a, "caseload_fault").evidence,
         serde_json::json!({"faults": ["member_missing"]})
     );
-    // under the line: the per-capita tests pass as before, the household is referred
-    let mut under = urban().member(member().with_all([bank("100.00")]));
+    // under the line the per-capita tests settle nothing either (the missing member's income
+    // adds to the total); a rule that does not divide by members still settles
+    let mut under = urban().member(
+        member()
+            .with_all([bank("100.00")])
+            .with(vehicle("car", "private", "60000.00", "normal")),
+    );
     under
         .household
         .faults
         .push(crate::assess::MEMBER_MISSING.into());
     let a = under.assess();
-    assert_eq!(a.determination, Referred);
-    assert_eq!(outcome(&a, "income"), Outcome::Eligible);
-    assert!(
-        finding(&a, "income")
-            .evidence
-            .get("members_incomplete")
-            .is_none()
-    );
+    assert_eq!(a.determination, Ineligible);
+    for rule in ["income", "financial_assets"] {
+        assert_eq!(outcome(&a, rule), Outcome::Referred, "{rule}");
+        assert_eq!(
+            finding(&a, rule).evidence["members_incomplete"],
+            true,
+            "{rule}"
+        );
+    }
+    assert_eq!(outcome(&a, "vehicle"), Outcome::Ineligible);
 }
 
 /// Found by the s5 attack on department files: a household whose region_code was empty,

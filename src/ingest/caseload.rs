@@ -402,6 +402,12 @@ fn refuse_person_rows(
         found.dedup();
         for &h in &found {
             households[h].faults.push(fault.to_string());
+            // a member row the household cannot count: its members are incomplete, and no
+            // per-capita test settles (found by the session-14 attack: a ragged member line
+            // left five households ineligible on too few members)
+            if what == "member" {
+                households[h].add_fault(crate::assess::MEMBER_MISSING);
+            }
         }
         match found.first() {
             Some(_) => {
@@ -905,7 +911,11 @@ pub fn load_caseload(
     if !orphans.is_empty() {
         for i in 0..df.height() {
             let (Some(c), Some(&h)) = (
-                consent.get(i).map(household_key).filter(|c| !c.is_empty()),
+                consent
+                    .get(i)
+                    .filter(|c| consent_given(Some(c)))
+                    .map(household_key)
+                    .filter(|c| !c.is_empty()),
                 index.get(household_key_cow(hid.get(i).unwrap_or("").trim()).as_ref()),
             ) else {
                 continue;
@@ -923,8 +933,11 @@ pub fn load_caseload(
         // and its household assessed without the person, its per-capita figures wrong and
         // unflagged (one household turned from referred to eligible). Where the row's
         // consent_ref is that of one household's members, that household is referred.
+        // (a placeholder such as `无` or `-` is no consent, and no key: found by the
+        // session-14 attack)
         let by_consent = || match consent
             .get(i)
+            .filter(|c| consent_given(Some(c)))
             .map(household_key)
             .and_then(|c| consent_of.get(&c))
             .map(Vec::as_slice)

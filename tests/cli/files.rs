@@ -386,6 +386,36 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
         .map(|(i, f)| if i == hcol { "" } else { f })
         .collect::<Vec<_>>()
         .join(",");
+    // (g) two more member rows, of two other households, with the consent_ref `无` (a
+    // placeholder: no consent), one of them also without its household_id: `无` names no
+    // household, so no household is referred for it.
+    let busy = [busy.to_vec(), vec![orphan_hh.clone()]].concat();
+    let pick = |skip: &[String], lines: &[String]| {
+        (40..lines.len() - 1)
+            .find(|&i| {
+                let h = hh(&lines[i]);
+                !skip.contains(&h)
+                    && lines
+                        .iter()
+                        .filter(|l| l.split(',').nth(hcol) == Some(h.as_str()))
+                        .count()
+                        >= 2
+            })
+            .expect("a household of two members or more")
+    };
+    let set = |line: &str, col: usize, v: &str| {
+        line.split(',')
+            .enumerate()
+            .map(|(i, f)| if i == col { v } else { f })
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let wu_line = pick(&busy, &lines);
+    let wu_hh = hh(&lines[wu_line]);
+    lines[wu_line] = set(&lines[wu_line], ccol, "无");
+    let busy = [busy, vec![wu_hh.clone()]].concat();
+    let lost_line = pick(&busy, &lines);
+    lines[lost_line] = set(&set(&lines[lost_line], ccol, "无"), hcol, "");
     std::fs::write(&mpath, lines.join("\n") + "\n").unwrap();
 
     // (d) a supporter row whose household_id names no household.
@@ -462,6 +492,17 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
         ("member_orphan", "referred")
     );
     assert!(f[7].contains("consent_ref"), "{}", f[7]);
+    let g = find(lost_line + 1);
+    assert_eq!(
+        (g[5].as_str(), g[6].as_str()),
+        ("member_orphan", "rejected"),
+        "a placeholder consent_ref names no household"
+    );
+    assert!(
+        !after[wu_hh.as_str()].1.contains("caseload_fault"),
+        "{wu_hh}: {:?}",
+        after[wu_hh.as_str()]
+    );
     // its members are incomplete: no per-capita test makes it ineligible
     let report = c
         .open_all(&dir)
@@ -478,9 +519,25 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
     );
     for rule in ["income", "financial_assets"] {
         if let Some(x) = of(rule) {
-            assert_ne!(x["outcome"], "ineligible", "{rule}: {x}");
+            assert_eq!(x["outcome"], "referred", "{rule}: {x}");
+            assert_eq!(x["evidence"]["members_incomplete"], true, "{rule}: {x}");
         }
     }
+    // a ragged member row (a) leaves its household's members incomplete too
+    let ragged = c
+        .open_all(&dir)
+        .into_iter()
+        .find(|r| r["household_id"] == ragged_hh.as_str())
+        .expect("the ragged row's household");
+    assert!(
+        ragged["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|x| x["rule"] == "income" || x["rule"] == "financial_assets")
+            .all(|x| x["outcome"] == "referred" && x["evidence"]["members_incomplete"] == true),
+        "{ragged}"
+    );
     let d = q
         .iter()
         .find(|r| r[0] == "supporters.csv" && r[1] == "2")

@@ -1152,6 +1152,15 @@ fn a_formula_cell_without_its_saved_result_refuses_its_row() {
         .unwrap();
     ws.write_number(4, 2, 0.0).unwrap();
     ws.write_number(5, 2, 12.5).unwrap();
+    // a row of formulas with empty results: refused at its first cell
+    for c in 0..3u16 {
+        ws.write_formula(6, c, Formula::new("=Z1").set_result(""))
+            .unwrap();
+    }
+    ws.write_string(7, 0, ID3).unwrap();
+    ws.write_string(7, 1, "张秀英").unwrap();
+    ws.write_formula(7, 2, Formula::new("=Z2").set_result("0.00"))
+        .unwrap();
     wb.save(&p).unwrap();
     let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
     let t = table(&prep);
@@ -1166,9 +1175,144 @@ fn a_formula_cell_without_its_saved_result_refuses_its_row() {
         vec![
             (3, "balance", "spreadsheet_formula_no_value"),
             (4, "balance", "spreadsheet_formula_no_value"),
+            (7, "id_number", "spreadsheet_formula_no_value"),
+            (8, "balance", "spreadsheet_formula_no_value"),
         ]
     );
     assert_eq!(prep.rejected[0].id_number.as_deref(), Some(ID2));
+    assert!(
+        prep.notes.iter().all(|n| !n.contains("empty sheet rows")),
+        "{:?}",
+        prep.notes
+    );
+}
+
+/// A minimal .xlsx of one sheet whose `<sheetData>` is `rows` (written by hand, stored
+/// without compression): for cells no writer library makes, such as a formula with no saved
+/// result at all (`<f>` without `<v>`, as openpyxl writes formulas).
+fn raw_xlsx(path: &Path, rows: &str) {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 == 1 {
+                    (c >> 1) ^ 0xEDB8_8320
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    let files: [(&str, String); 5] = [
+        ("[Content_Types].xml", r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#.into()),
+        ("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.into()),
+        ("xl/workbook.xml", r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#.into()),
+        ("xl/_rels/workbook.xml.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#.into()),
+        ("xl/worksheets/sheet1.xml", format!(r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{rows}</sheetData></worksheet>"#)),
+    ];
+    let (mut out, mut central) = (Vec::new(), Vec::new());
+    for (name, body) in &files {
+        let (crc, len, at) = (crc32(body.as_bytes()), body.len() as u32, out.len() as u32);
+        let head = |sig: u32, central: bool| {
+            let mut h = sig.to_le_bytes().to_vec();
+            if central {
+                h.extend(20u16.to_le_bytes());
+            }
+            for v in [20u16, 0, 0, 0, 0] {
+                h.extend(v.to_le_bytes());
+            }
+            for v in [crc, len, len] {
+                h.extend(v.to_le_bytes());
+            }
+            h.extend((name.len() as u16).to_le_bytes());
+            h.extend(0u16.to_le_bytes());
+            if central {
+                for v in [0u16, 0, 0] {
+                    h.extend(v.to_le_bytes());
+                }
+                h.extend(0u32.to_le_bytes());
+                h.extend(at.to_le_bytes());
+            }
+            h.extend(name.as_bytes());
+            h
+        };
+        out.extend(head(0x0403_4b50, false));
+        out.extend(body.as_bytes());
+        central.extend(head(0x0201_4b50, true));
+    }
+    let (cd_at, cd_len) = (out.len() as u32, central.len() as u32);
+    out.extend(central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    for v in [0u16, 0, files.len() as u16, files.len() as u16] {
+        out.extend(v.to_le_bytes());
+    }
+    out.extend(cd_len.to_le_bytes());
+    out.extend(cd_at.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    std::fs::write(path, out).unwrap();
+}
+
+/// Found by the session-14 attack: a row whose every cell is a formula with no saved result
+/// read as a blank row and was skipped with a note; a member's deposit went unread.
+#[test]
+fn a_row_of_formulas_without_results_is_refused_not_skipped_as_blank() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.xlsx");
+    let s = |r: u32, c: char, v: &str| {
+        format!(r#"<c r="{c}{r}" t="inlineStr"><is><t>{v}</t></is></c>"#)
+    };
+    let f = |r: u32, c: char| format!(r#"<c r="{c}{r}"><f>Z{r}</f></c>"#);
+    let rows = [
+        format!(
+            r#"<row r="1">{}{}{}</row>"#,
+            s(1, 'A', "身份证号"),
+            s(1, 'B', "姓名"),
+            s(1, 'C', "余额")
+        ),
+        format!(
+            r#"<row r="2">{}{}{}</row>"#,
+            s(2, 'A', ID1),
+            s(2, 'B', "王秀兰"),
+            s(2, 'C', "12.50")
+        ),
+        format!(
+            r#"<row r="3">{}{}{}</row>"#,
+            f(3, 'A'),
+            f(3, 'B'),
+            f(3, 'C')
+        ),
+        format!(
+            r#"<row r="4">{}{}{}</row>"#,
+            s(4, 'A', ID2),
+            s(4, 'B', "李建国"),
+            f(4, 'C')
+        ),
+        format!(
+            r#"<row r="6">{}{}{}</row>"#,
+            s(6, 'A', ID3),
+            s(6, 'B', "张秀英"),
+            s(6, 'C', "1.00")
+        ),
+    ]
+    .concat();
+    raw_xlsx(&p, &rows);
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["12.50", "1.00"]);
+    let got: Vec<(u64, &str, &str)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (3, "", "spreadsheet_formula_no_value"),
+            (4, "balance", "spreadsheet_formula_no_value"),
+        ]
+    );
+    assert_eq!(prep.rejected[1].id_number.as_deref(), Some(ID2));
 }
 
 /// Found by the session-14 attack: `share_pct` stored as the fraction 1 with the format `0%`

@@ -346,7 +346,30 @@ pub(super) fn prepare_workbook(
         for (i, row) in rows.iter().enumerate().skip(start) {
             let line = line_of(i);
             if blank(row) {
-                blanks.push(line);
+                // (a row of formulas saved without results reads as blank: found by the
+                // session-14 attack, a member's deposit row skipped as an empty line)
+                let has_formula = formulas
+                    .get_or_insert_with(|| wb.worksheet_formula(sheet_name).ok())
+                    .as_ref()
+                    .is_some_and(|f| {
+                        mapping.cols.iter().any(|c| {
+                            f.get_value((row0 as u32 + i as u32, col0 + c.src as u32))
+                                .is_some_and(|v| !v.trim().is_empty())
+                        })
+                    });
+                if !has_formula {
+                    blanks.push(line);
+                    continue;
+                }
+                rejected.push(
+                    Issue {
+                        reason: "spreadsheet_formula_no_value",
+                        message: sheet_tag(
+                            "every cell of the row holds a formula saved without its result (the workbook was written by a program that does not compute formulas): its values are unknown; open and save the file in a spreadsheet program, or export the values".into(),
+                        ),
+                    }
+                    .at(line, "", ""),
+                );
                 continue;
             }
             if header_again(row) {
@@ -394,7 +417,10 @@ pub(super) fn prepare_workbook(
                     Data::Empty => true,
                     Data::Float(f) => *f == 0.0,
                     Data::Int(n) => *n == 0,
-                    Data::String(t) => t.trim().is_empty(),
+                    Data::String(t) => {
+                        let t = t.trim();
+                        t.is_empty() || t.parse::<f64>().is_ok_and(|v| v == 0.0)
+                    }
                     _ => false,
                 };
                 if unsaved {
