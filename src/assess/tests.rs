@@ -1923,46 +1923,38 @@ fn a_household_missing_a_member_row_is_never_ineligible_on_a_per_capita_test() {
             ("financial_assets", Outcome::Ineligible)
         ]
     );
-    let mut missing = over.clone();
-    missing
-        .household
-        .faults
-        .push(crate::assess::MEMBER_MISSING.into());
-    let a = missing.assess();
+    // the household with the fault, assessed: both per-capita tests referred as incomplete
+    let incomplete = |c: &Case| {
+        let mut c = c.clone();
+        c.household
+            .faults
+            .push(crate::assess::MEMBER_MISSING.into());
+        let a = c.assess();
+        for rule in ["income", "financial_assets"] {
+            assert_eq!(outcome(&a, rule), Outcome::Referred, "{rule}");
+            assert_eq!(
+                finding(&a, rule).evidence["members_incomplete"],
+                true,
+                "{rule}"
+            );
+        }
+        a
+    };
+    let a = incomplete(&over);
     assert_eq!(a.determination, Referred);
-    for rule in ["income", "financial_assets"] {
-        assert_eq!(outcome(&a, rule), Outcome::Referred, "{rule}");
-        assert_eq!(
-            finding(&a, rule).evidence["members_incomplete"],
-            true,
-            "{rule}"
-        );
-    }
     assert_eq!(
         finding(&a, "caseload_fault").evidence,
         serde_json::json!({"faults": ["member_missing"]})
     );
     // under the line the per-capita tests settle nothing either (the missing member's income
     // adds to the total); a rule that does not divide by members still settles
-    let mut under = urban().member(
+    let under = urban().member(
         member()
             .with_all([bank("100.00")])
             .with(vehicle("car", "private", "60000.00", "normal")),
     );
-    under
-        .household
-        .faults
-        .push(crate::assess::MEMBER_MISSING.into());
-    let a = under.assess();
+    let a = incomplete(&under);
     assert_eq!(a.determination, Ineligible);
-    for rule in ["income", "financial_assets"] {
-        assert_eq!(outcome(&a, rule), Outcome::Referred, "{rule}");
-        assert_eq!(
-            finding(&a, rule).evidence["members_incomplete"],
-            true,
-            "{rule}"
-        );
-    }
     assert_eq!(outcome(&a, "vehicle"), Outcome::Ineligible);
 }
 

@@ -666,11 +666,7 @@ fn every_wan_yuan_conversion_is_recorded_with_its_line_row_and_column() {
         table(&prep).values("balance"),
         vec!["12345.00", "", "30000.00", "12"]
     );
-    let got: Vec<(u64, u64, &str, &str)> = prep
-        .normalised
-        .iter()
-        .map(|n| (n.line, n.row, n.column.as_str(), n.kind.as_str()))
-        .collect();
+    let got = normalised_of(&prep);
     assert_eq!(
         got,
         vec![
@@ -1187,6 +1183,14 @@ fn a_formula_cell_without_its_saved_result_refuses_its_row() {
     );
 }
 
+/// A file's per-row log as (line, row, column, kind).
+fn normalised_of(prep: &Prepared) -> Vec<(u64, u64, &str, &str)> {
+    prep.normalised
+        .iter()
+        .map(|n| (n.line, n.row, n.column.as_str(), n.kind.as_str()))
+        .collect()
+}
+
 /// A minimal .xlsx of one sheet whose `<sheetData>` is `rows` (written by hand, stored
 /// without compression): for cells no writer library makes, such as a formula with no saved
 /// result at all (`<f>` without `<v>`, as openpyxl writes formulas).
@@ -1572,11 +1576,7 @@ fn json_lines_log_each_converted_value_per_row() {
         table(&prep).values("balance"),
         vec!["32233.03", "15000.00", "1000", "12.50"]
     );
-    let got: Vec<(u64, u64, &str, &str)> = prep
-        .normalised
-        .iter()
-        .map(|n| (n.line, n.row, n.column.as_str(), n.kind.as_str()))
-        .collect();
+    let got = normalised_of(&prep);
     assert_eq!(
         got,
         vec![
