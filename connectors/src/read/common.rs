@@ -693,12 +693,30 @@ pub(crate) fn money_from_f64(v: f64, unit: Option<MoneyUnit>) -> Result<(String,
     }
 }
 
-/// The per-row log's record of [`money_from_f64`]'s noise reading (never the value).
-pub(crate) fn float_noise_change() -> (&'static str, String) {
-    (
-        "money_float_noise",
-        "binary float noise beyond the 15 significant digits a spreadsheet keeps: read as the spreadsheet shows the number".into(),
-    )
+/// The per-row log's record of an amount read from a number (never the value): binary noise
+/// dropped ([`money_from_f64`]'s `noise`), or a 万元 column's shift (`wan`); `None` when
+/// neither. `what` names the number (`number cell`, `JSON number`).
+pub(crate) fn number_money_change(
+    noise: bool,
+    wan: bool,
+    what: &str,
+) -> Option<(&'static str, String)> {
+    let shift = "a 万元 column: → yuan, ×10,000 exactly";
+    match (noise, wan) {
+        (true, wan) => Some((
+            "money_float_noise",
+            format!(
+                "binary float noise beyond the 15 significant digits a spreadsheet keeps: read as the spreadsheet shows the number{}",
+                if wan {
+                    format!("; {shift}")
+                } else {
+                    String::new()
+                }
+            ),
+        )),
+        (false, true) => Some(("money_wan", format!("{what} in {shift}"))),
+        (false, false) => None,
+    }
 }
 
 /// Exact decimal text (digits, optional sign and point) as yuan with two decimals after

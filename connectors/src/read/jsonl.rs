@@ -170,22 +170,7 @@ fn convert(
     col: &str,
 ) -> Result<(String, Change), Issue> {
     let wan = unit == Some(super::MoneyUnit::Wan);
-    let number_change = |noise: bool| -> Change {
-        if noise {
-            let (kind, mut detail) = super::float_noise_change();
-            if wan {
-                detail.push_str("; a 万元 field: → yuan, ×10,000 exactly");
-            }
-            Some((kind, detail))
-        } else {
-            wan.then(|| {
-                (
-                    "money_wan",
-                    "JSON number in a 万元 field: → yuan, ×10,000 exactly".to_string(),
-                )
-            })
-        }
-    };
+    let number_change = |noise: bool| super::number_money_change(noise, wan, "JSON number");
     let plain = |t: String| (t, None);
     match (v, kind) {
         (Value::Null, _) => Ok(plain(String::new())),

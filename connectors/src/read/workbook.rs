@@ -142,25 +142,13 @@ fn convert(
                 _ => unreachable!("matched above"),
             }
             .map_err(fail)?;
-            let wan = unit == Some(super::MoneyUnit::Wan);
-            let change = if noise {
+            if noise {
                 changes.add(format!(
                     "column `{col}`: number cells with binary float noise read as the spreadsheet shows them (15 significant digits)"
                 ));
-                let (kind, mut detail) = super::float_noise_change();
-                if wan {
-                    detail.push_str("; a 万元 column: → yuan, ×10,000 exactly");
-                }
-                Some((kind, detail))
-            } else {
-                wan.then(|| {
-                    (
-                        "money_wan",
-                        "number cell in a 万元 column: → yuan, ×10,000 exactly".to_string(),
-                    )
-                })
-            };
-            Ok((v, change))
+            }
+            let wan = unit == Some(super::MoneyUnit::Wan);
+            Ok((v, super::number_money_change(noise, wan, "number cell")))
         }
         // Found by the session-14 attack: a share stored as the fraction 1 with the format
         // `0%` shows 100 % and read as 1 %: households ineligible on their housing came out
