@@ -210,10 +210,10 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     // lower bound. Past its limit it settles the rule (totals only grow with more records);
     // within it, it does not: the finding is `referred` and names the sources, never
     // `eligible` on a total that reads as "nothing there".
-    // A member row that could not be placed (`MEMBER_MISSING`): the per-capita tests divide
-    // by too few members, so failing them settles nothing either (found by the session-14
-    // trial: a child's row without household_id turned a referred household ineligible on
-    // 771.37 yuan a head, 578.53 with the child).
+    // A member row that could not be counted (`MEMBER_MISSING`): the per-capita tests divide
+    // by too few members and miss that member's income, so they settle nothing, passed or
+    // failed (found by the session-14 trial: a child's row without household_id turned a
+    // referred household ineligible on 771.37 yuan a head, 578.53 with the child).
     let members_incomplete = h.faults.iter().any(|f| f == MEMBER_MISSING);
     // Persons whose records were not asked for (an unusable ID number, no consent): their
     // income and assets are missing from the totals, which are then lower bounds as over an
