@@ -158,6 +158,10 @@ pub struct FileCounts {
     /// for the other sources or when unknown): kept in the run's state, not in summary.json.
     #[serde(skip)]
     pub period_rows: Option<PeriodRows>,
+    /// The physical line of each data row, as runs ([`hedui_connectors::Prepared::line_runs`]):
+    /// kept in the run's state, not in summary.json.
+    #[serde(skip)]
+    pub line_runs: Vec<(u64, u64)>,
 }
 
 /// A source's outcome for the whole run.
@@ -1395,6 +1399,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     l.counts.quarantined = (l.kept.bad.len() + prep.rejected.len()) as u64;
                     l.counts.rows += prep.rejected.len() as u64;
                     l.counts.encoding = prep.encoding.clone();
+                    l.counts.line_runs = prep.line_runs();
                     l.counts.delimiter = prep.delimiter;
                     l.counts.header_map = prep
                         .header_map

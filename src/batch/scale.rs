@@ -212,6 +212,11 @@ struct SourceState {
     /// delta row is in it. `None` for other sources and in a state written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     period_rows: Option<PeriodRows>,
+    /// The physical line of each data row of the extract, as runs of (first row, line less
+    /// row) ([`hedui_connectors::Prepared::line_runs`]); empty for Parquet and in a state
+    /// written before session 14 (a CSV's line is then taken as row + 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    line_runs: Vec<(u64, u64)>,
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -1032,6 +1037,7 @@ fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
         header_map: c.header_map,
         notes: c.notes,
         period_rows: c.period_rows,
+        line_runs: c.line_runs,
     }
 }
 
@@ -3008,8 +3014,16 @@ fn delta_key(raw: &str, as_of: chrono::NaiveDate) -> Option<u64> {
     }
 }
 
+/// The physical line a full run names for data row `row` of the extract of `st` (its state's
+/// line runs; a row past the extract's end, added by a delta, continues the last run).
 fn line_of(st: &SourceState, row: u64) -> Option<u64> {
-    (st.format == "csv").then_some(row + 2)
+    if st.line_runs.is_empty() {
+        return (st.format == "csv").then_some(row + 2);
+    }
+    let i = st.line_runs.partition_point(|&(first, _)| first <= row);
+    st.line_runs
+        .get(i.checked_sub(1)?)
+        .map(|&(_, offset)| row + offset)
 }
 
 fn read_quarantine(path: &Path, m: &Manifest) -> Result<Vec<QuarantineEntry>, BatchError> {

@@ -130,6 +130,32 @@ impl Prepared {
         }
     }
 
+    /// [`Prepared::line_of`] for every data row, compactly (none past [`MAX_LINE_RUNS`] runs): runs of (first data row, its
+    /// physical line less its row), each holding until the next run's row; empty for Parquet.
+    /// A regular text file is one run (`[(0, header_line + 1)]`); every title row, refused row,
+    /// repeated header or value over several lines starts another. Kept in the batch's state,
+    /// so that an incremental run names the lines a full run names.
+    pub fn line_runs(&self) -> Vec<(u64, u64)> {
+        match &self.line_of_row {
+            Some(lines) => {
+                let mut runs: Vec<(u64, u64)> = Vec::new();
+                for (row, &line) in lines.iter().enumerate() {
+                    let offset = line.saturating_sub(row as u64);
+                    if runs.last().is_none_or(|&(_, o)| o != offset) {
+                        if runs.len() == MAX_LINE_RUNS {
+                            // (a file this irregular keeps no runs: its rows are still named)
+                            return Vec::new();
+                        }
+                        runs.push((row as u64, offset));
+                    }
+                }
+                runs
+            }
+            None if self.path_format() == FileFormat::Csv => vec![(0, self.header_line + 1)],
+            None => Vec::new(),
+        }
+    }
+
     /// When the reader refused more than half of the data rows ([`Prepared::rejected`]
     /// beside the `read` rows it read): a sentence saying how many and naming the first
     /// refused line and its reason code, never a value. Such a file is damaged (a header
@@ -656,6 +682,9 @@ pub(crate) fn money_change(raw: &str, unit: Option<MoneyUnit>) -> (&'static str,
         )
     }
 }
+
+/// The most runs [`Prepared::line_runs`] keeps (16 bytes each in a run's state).
+pub const MAX_LINE_RUNS: usize = 65_536;
 
 /// Significant digits a spreadsheet keeps and shows of a number (Excel: 15).
 const SPREADSHEET_DIGITS: i32 = 15;
