@@ -306,9 +306,26 @@ fn vocab_value(
 
 /// Whether a `consent_ref` cell records a consent: not empty, not a placeholder of "no
 /// value" (`无`, `/`, `-`, `0`, `NULL`, `N/A`, … as for ID numbers) and not a word saying
-/// there is none (`否`, `未签`, `未授权`, `none`, `no`). A placeholder read as a reference let
-/// a person be queried without consent and kept the household from `consent_missing`.
+/// there is none (`否`, `未签`, `未授权`, `none`, `no`), nor one holding a phrase of refusal
+/// or absence (`拒绝`, `不同意`, `未签字`, `未提供`, `待签`, `暂无`: found by the session-14
+/// attack, each read as a consent and the person queried). A placeholder read as a reference
+/// let a person be queried without consent and kept the household from `consent_missing`.
 fn consent_given(raw: Option<&str>) -> bool {
+    /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
+    const NOT_GIVEN: [&str; 12] = [
+        "拒绝",
+        "不同意",
+        "未签",
+        "未授权",
+        "未同意",
+        "未提供",
+        "未填",
+        "未取得",
+        "待签",
+        "待补",
+        "暂无",
+        "撤回",
+    ];
     const REFUSALS: [&str; 9] = [
         "否",
         "未签",
@@ -326,6 +343,7 @@ fn consent_given(raw: Option<&str>) -> bool {
     !v.is_empty()
         && !crate::domain::id_number::PLACEHOLDERS.contains(&v)
         && !REFUSALS.iter().any(|r| v.eq_ignore_ascii_case(r))
+        && !NOT_GIVEN.iter().any(|p| v.contains(p))
 }
 
 fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
@@ -1498,7 +1516,26 @@ mod tests {
     #[test]
     fn a_placeholder_or_a_refusal_in_consent_ref_is_no_consent() {
         for v in [
-            "无", "N/A", "-", "/", "NULL", "0", "否", "未签", "None", " ", "\u{3000}",
+            "无",
+            "N/A",
+            "-",
+            "/",
+            "NULL",
+            "0",
+            "否",
+            "未签",
+            "None",
+            " ",
+            "\u{3000}",
+            // found by the session-14 attack, each read as a consent
+            "不同意",
+            "拒绝",
+            "拒绝授权",
+            "未签字",
+            "待签",
+            "暂无",
+            "未提供",
+            "本人拒绝签署",
         ] {
             assert!(!consent_given(Some(v)), "{v:?}");
         }
