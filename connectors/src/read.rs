@@ -164,7 +164,9 @@ fn prepare_inner(
     required: &[&str],
 ) -> Result<Prepared, ConnectorError> {
     let (format, mut notes) = detect_format(path)?;
-    if matches!(format, FileFormat::Csv | FileFormat::JsonLines) && ends_without_line_break(path) {
+    let unterminated =
+        matches!(format, FileFormat::Csv | FileFormat::JsonLines) && ends_without_line_break(path);
+    if unterminated {
         // Found by the s11 trial: a file cut inside its last field (`…,3556` for
         // `…,3556.00`) reads as a whole row. Exports end their last line, so say so.
         notes.push(
@@ -177,12 +179,36 @@ fn prepare_inner(
         map,
         required,
     };
-    match format {
+    let prep = match format {
         FileFormat::Csv => text::prepare_text(&ctx, notes),
         FileFormat::Workbook => workbook::prepare_workbook(&ctx, notes),
         FileFormat::JsonLines => jsonl::prepare_jsonl(&ctx, notes),
         FileFormat::Parquet => prepare_parquet(&ctx, notes),
+    }?;
+    // Found by the session-14 attack: a file cut inside a row (its last line has too few
+    // fields, or is JSON cut short, and no line break) had that row refused and was read as
+    // answered: the rows after the cut were simply missing, and households came out eligible
+    // on deposits nobody read. An extract that ends inside a row is not read.
+    if unterminated && let Some(last) = prep.rejected.iter().map(|r| r.line).max() {
+        let read_after = prep
+            .line_of_row
+            .as_ref()
+            .and_then(|l| l.last())
+            .is_some_and(|&l| l > last)
+            || prep.repeated_headers.iter().any(|&l| l > last);
+        let cut = prep.rejected.iter().any(|r| {
+            r.line == last && matches!(r.reason.as_str(), "row_field_count" | "json_invalid")
+        });
+        if cut && !read_after {
+            return Err(ConnectorError::Unreadable {
+                path: path.display().to_string(),
+                message: format!(
+                    "the file ends inside a row: its last line ({last}) is cut short and has no line break, so the export stopped part-way and the rows after it are missing; the extract is not read"
+                ),
+            });
+        }
     }
+    Ok(prep)
 }
 
 /// Whether the file's last byte is not a line feed (nor, in UTF-16 LE, its last two bytes a

@@ -96,6 +96,48 @@ fn a_gbk_export_is_decoded_with_gb18030_and_the_decision_recorded() {
     );
 }
 
+/// Found by the session-14 attack: a bank extract cut inside a row (its last line short of
+/// fields, with no line break) had that row refused and the file read as answered: the rows
+/// after the cut were missing, and households came out eligible. Such a file is not read; a
+/// short row followed by whole ones, or a cut file whose last line is whole, still is.
+#[test]
+fn a_file_that_ends_inside_a_row_is_not_read() {
+    let d = tempfile::tempdir().unwrap();
+    let head = "id_number,name,balance";
+    for (name, text) in [
+        ("cut.csv", format!("{head}\n{ID1},王秀兰,1.00\n{ID2},李建")),
+        (
+            "cut.jsonl",
+            format!(
+                "{{\"id_number\":\"{ID1}\",\"name\":\"王秀兰\",\"balance\":\"1.00\"}}\n{{\"id_number\":\"{ID2}\",\"bal"
+            ),
+        ),
+    ] {
+        let e = prepare(
+            &write(d.path(), name, text.as_bytes()),
+            "bank",
+            &["id_number", "name", "balance"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("ends inside a row") && e.contains("(3)") || e.contains("(2)"),
+            "{name}: {e}"
+        );
+        assert!(!e.contains(ID2), "{e}");
+    }
+    // a short row in the middle, the last line whole without a line break: read
+    let text = format!("{head}\n{ID1},王秀兰\n{ID2},李建国,2.00");
+    let prep = prepare(
+        &write(d.path(), "mid.csv", text.as_bytes()),
+        "bank",
+        &["id_number", "name", "balance"],
+    )
+    .unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["2.00"]);
+    assert_eq!(prep.rejected.len(), 1);
+}
+
 #[test]
 fn a_file_whose_last_line_has_no_line_break_is_read_with_a_note() {
     let d = tempfile::tempdir().unwrap();
