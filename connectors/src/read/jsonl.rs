@@ -292,6 +292,8 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
     let mut blanks = Vec::new();
     let mut changes = Changes::default();
     let mut normalised: Vec<Normalised> = Vec::new();
+    // keys first seen after the key scan: whether each maps to a column
+    let mut late_keys: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
     // the changes of the line being read, logged once its row is written
     let mut pending: Vec<(String, &'static str, String)> = Vec::new();
     let mut out: Vec<String> = vec![String::new(); names.len()];
@@ -343,6 +345,37 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
             r.household_id = first_of(&household_keys);
             r.id_number = first_of(&id_keys);
         };
+        // Found by the session-14 attack: a key first seen after the objects the columns were
+        // mapped from (`身份证号` for `id_number` from line 2,401 on) was ignored, and the
+        // line read without its ID or amount. A line holding a value under a key that maps to
+        // a column but was not mapped is refused, naming the key.
+        if ctx.map.is_some() {
+            for (k, v) in m.iter() {
+                if v.is_null() || keys.contains(k) {
+                    continue;
+                }
+                let maps = *late_keys
+                    .entry(k.clone())
+                    .or_insert_with(|| !ctx.map_headers(std::slice::from_ref(k)).cols.is_empty());
+                if maps {
+                    let mut r = Rejected {
+                        line: l,
+                        column: String::new(),
+                        raw: String::new(),
+                        reason: "json_key_unmapped".into(),
+                        message: format!(
+                            "line {l}: the key {k} names a column but first appears after the first {KEY_SCAN} objects, from which the file's columns were mapped; the line is not read"
+                        ),
+                        household_id: None,
+                        id_number: None,
+                        other_keys: Vec::new(),
+                    };
+                    keys_of_row(&mut r);
+                    rejected.push(r);
+                    return Ok(());
+                }
+            }
+        }
         // A key read for a column, given twice with different values: which one the
         // department meant is not guessed.
         for (k, second) in &dups {

@@ -1630,6 +1630,43 @@ fn json_lines_log_each_converted_value_per_row() {
     assert_eq!(prep.rejected.len(), 1, "{:?}", prep.rejected);
 }
 
+/// Found by the session-14 attack: a key first seen after the 1,000 objects the columns are
+/// mapped from was ignored (`身份证号` from line 2,401 on: the rows read without their ID;
+/// `余额` beside `balance`: the conflict never seen). Such a line is refused, naming the key;
+/// a late key that names no column is ignored, as an early one is.
+#[test]
+fn a_json_key_first_seen_after_the_key_scan_refuses_its_line() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for _ in 0..1000 {
+        text.push_str(&format!(
+            "{{\"id_number\":\"{ID1}\",\"name\":\"王秀兰\",\"balance\":\"1.00\"}}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "{{\"身份证号\":\"{ID2}\",\"name\":\"李建国\",\"balance\":\"2.00\"}}\n\
+         {{\"id_number\":\"{ID3}\",\"name\":\"张秀英\",\"balance\":\"0.00\",\"余额\":\"14060.00\"}}\n\
+         {{\"id_number\":\"{ID3}\",\"name\":\"张秀英\",\"balance\":\"3.00\",\"备注\":\"x\"}}\n"
+    ));
+    let p = write(d.path(), "bank.jsonl", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("balance").len(), 1001);
+    assert_eq!(t.values("balance")[1000], "3.00");
+    let got: Vec<(u64, &str, Option<&str>)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str(), r.id_number.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1001, "json_key_unmapped", None),
+            (1002, "json_key_unmapped", Some(ID3)),
+        ]
+    );
+}
+
 /// Found by the s7 attack: a JSON object with a key given twice kept the last value
 /// silently (serde_json's map), and a second key of one field (`余额` beside `balance`) was
 /// ignored where a CSV header refuses the row. Both refuse the line now, with its ID for the
