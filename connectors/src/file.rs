@@ -70,6 +70,23 @@ pub fn locate(dir: &Path, stem: &str) -> Option<(PathBuf, FileFormat)> {
     })
 }
 
+/// The other files of `stem` in `dir` that [`locate`] passed over for `chosen` (file names):
+/// an extract given twice (`bank.csv` and `bank.tsv`) is read once, and the others are named.
+pub fn passed_over(dir: &Path, stem: &str, chosen: &Path) -> Vec<String> {
+    let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(chosen).ok();
+    let mut out: Vec<String> = Vec::new();
+    for (ext, _) in EXTENSIONS {
+        for e in [ext.to_string(), ext.to_ascii_uppercase()] {
+            let name = format!("{stem}.{e}");
+            let p = dir.join(&name);
+            if p.is_file() && !same(&p) && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
 fn expected(dir: &Path, stem: &str) -> String {
     let exts: Vec<&str> = EXTENSIONS.iter().map(|(e, _)| *e).collect();
     format!("{}/{stem}.{{{}}}", dir.display(), exts.join(","))
@@ -261,7 +278,17 @@ impl FileConnector {
             source_name: kind.name(),
             expected: expected(dir, kind.name()),
         })?;
-        let prepared = prepare(&path, kind.name(), &kind.required_columns())?;
+        let mut prepared = prepare(&path, kind.name(), &kind.required_columns())?;
+        // Found by the session-14 attack: a stale `bank.csv` beside a whole `bank.tsv` was
+        // read, and the other passed over without a word.
+        let others = passed_over(dir, kind.name(), &path);
+        if !others.is_empty() {
+            prepared.notes.push(format!(
+                "also in the folder and not read: {} (one file per source is read, the first of {}); remove the others, or check that this is the extract meant",
+                others.join(", "),
+                EXTENSIONS.iter().map(|(e, _)| format!(".{e}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
         Ok(FileConnector {
             kind,
             prepared: Arc::new(prepared),
@@ -399,6 +426,39 @@ impl Connector for FileConnector {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// Found by the session-14 attack: of `bank.csv` and `bank.tsv`, one was read and the
+    /// other passed over without a word. The one read says which it passed over.
+    #[test]
+    fn an_extract_given_twice_is_read_once_and_the_other_named() {
+        let d = tempfile::tempdir().unwrap();
+        let head = "id_number,name,institution_code,account_no_masked,product,balance,as_of_date";
+        let row = "620503195809200176,马福祥,B1,6222****0001,current,1.00,2026-10-30";
+        std::fs::write(d.path().join("bank.csv"), format!("{head}\n{row}\n")).unwrap();
+        let alone = FileConnector::locate(d.path(), SourceKind::Bank).unwrap();
+        assert!(
+            alone
+                .prepared()
+                .notes
+                .iter()
+                .all(|n| !n.contains("not read"))
+        );
+        std::fs::write(
+            d.path().join("bank.tsv"),
+            format!("{}\n{}\n", head.replace(',', "\t"), row.replace(',', "\t")),
+        )
+        .unwrap();
+        let c = FileConnector::locate(d.path(), SourceKind::Bank).unwrap();
+        assert!(c.path().ends_with("bank.csv"));
+        assert!(
+            c.prepared()
+                .notes
+                .iter()
+                .any(|n| n.starts_with("also in the folder and not read: bank.tsv")),
+            "{:?}",
+            c.prepared().notes
+        );
+    }
 
     /// `date_text` writes what chrono's `%Y-%m-%d` writes for every day of the years 1 to
     /// 9999 (every day of the first and last years and of leap-rule years, every 7th day
