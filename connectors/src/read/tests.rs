@@ -1361,6 +1361,50 @@ fn a_row_of_formulas_without_results_is_refused_not_skipped_as_blank() {
     assert_eq!(prep.rejected[1].id_number.as_deref(), Some(ID2));
 }
 
+/// Found by the session-14 attack: an ID number and a name merged down over one person's
+/// rows came through in the first row only; the rows below were refused as `id_missing` and
+/// their deposits went unread. Each row of the region reads the merged value (logged).
+#[test]
+fn a_cell_merged_down_over_rows_is_read_in_each_of_them() {
+    use rust_xlsxwriter::{Format, Workbook};
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.xlsx");
+    let mut wb = Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["身份证号", "姓名", "余额"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).unwrap();
+    }
+    let f = Format::new();
+    ws.merge_range(1, 0, 3, 0, ID1, &f).unwrap();
+    ws.merge_range(1, 1, 3, 1, "王秀兰", &f).unwrap();
+    for (r, v) in [(1u32, 1.5), (2, 2.5), (3, 3.5)] {
+        ws.write_number(r, 2, v).unwrap();
+    }
+    ws.write_string(4, 0, ID2).unwrap();
+    ws.write_string(4, 1, "李建国").unwrap();
+    ws.write_number(4, 2, 4.0).unwrap();
+    wb.save(&p).unwrap();
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("id_number"), vec![ID1, ID1, ID1, ID2]);
+    assert_eq!(
+        t.values("name"),
+        vec!["王秀兰", "王秀兰", "王秀兰", "李建国"]
+    );
+    assert_eq!(t.values("balance"), vec!["1.50", "2.50", "3.50", "4.00"]);
+    assert!(prep.rejected.is_empty(), "{:?}", prep.rejected);
+    let merged: Vec<(u64, &str)> = prep
+        .normalised
+        .iter()
+        .filter(|n| n.kind == "spreadsheet_merged_cell")
+        .map(|n| (n.line, n.column.as_str()))
+        .collect();
+    assert_eq!(
+        merged,
+        vec![(3, "id_number"), (3, "name"), (4, "id_number"), (4, "name")]
+    );
+}
+
 /// Found by the session-14 attack: `share_pct` stored as the fraction 1 with the format `0%`
 /// (the sheet shows 100 %) read as 1 %. A share of 1 or less in a number cell is refused; a
 /// share in percent, 0 or text reads as written.

@@ -195,6 +195,45 @@ fn convert(
     }
 }
 
+/// `range` with the value of each merged region's first cell in the cells below it in the
+/// region (down its first column), and the cells so filled (absolute positions). Found by the
+/// session-14 attack: an ID and a name merged down over one person's rows (as clerks lay out a
+/// list) came through in the first row only, and the rows below were refused as
+/// `id_missing`, their deposits unread: the sheet shows the value in every row of the region,
+/// so each row reads it. A value merged across columns stays in its own column. (xlsx and
+/// xls; calamine reads no merged regions of the other formats.)
+fn fill_merged<RS: std::io::Read + std::io::Seek>(
+    wb: &mut calamine::Sheets<RS>,
+    sheet: &str,
+    mut range: calamine::Range<Data>,
+) -> (calamine::Range<Data>, std::collections::HashSet<(u32, u32)>) {
+    let regions = match wb {
+        calamine::Sheets::Xlsx(x) => x.merge_cells_by_sheet_name(sheet).unwrap_or_default(),
+        calamine::Sheets::Xls(x) => x.merge_cells_by_sheet_name(sheet).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut filled = std::collections::HashSet::new();
+    let (Some(start), Some(end)) = (range.start(), range.end()) else {
+        return (range, filled);
+    };
+    for d in regions {
+        let Some(value) = range.get_value(d.start).cloned() else {
+            continue;
+        };
+        let c = d.start.1;
+        if matches!(value, Data::Empty) || c < start.1 || c > end.1 {
+            continue;
+        }
+        for r in (d.start.0 + 1).max(start.0)..=d.end.0.min(end.0) {
+            if matches!(range.get_value((r, c)), Some(Data::Empty) | None) {
+                range.set_value((r, c), value.clone());
+                filled.insert((r, c));
+            }
+        }
+    }
+    (range, filled)
+}
+
 /// The first sheet of a workbook.
 pub(super) fn prepare_workbook(
     ctx: &Ctx,
@@ -288,6 +327,7 @@ pub(super) fn prepare_workbook(
             }
         };
         let sheet_name = &sheets[si];
+        let (range, merged) = fill_merged(&mut wb, sheet_name, range);
         let row0 = u64::from(range.start().map_or(0, |(r, _)| r));
         let col0 = range.start().map_or(0, |(_, c)| c);
         let line_of = |i: usize| row0 + i as u64 + 1;
@@ -431,6 +471,15 @@ pub(super) fn prepare_workbook(
                 }
                 match convert(cell, c.kind, unit, &mut changes, &c.name) {
                     Ok((v, change)) => {
+                        if merged.contains(&(row0 as u32 + i as u32, col0 + src as u32)) {
+                            normalised.push(Normalised {
+                                line,
+                                row: sink.rows(),
+                                column: c.name.clone(),
+                                kind: "spreadsheet_merged_cell".into(),
+                                detail: "a cell merged with the one above it: the merged cell's value read for this row, as the sheet shows it".into(),
+                            });
+                        }
                         if let Some((kind, detail)) = change {
                             normalised.push(Normalised {
                                 line,
