@@ -366,32 +366,10 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
     lines[20] = lines[20].replacen(&fw_hh, &fw, 1);
     // (f) a member row with its household_id emptied, in a household of several members (and
     // no other household's): the household is found by the consent_ref its members share.
-    let busy = [ragged_hh.clone(), dup_hh.clone(), fw_hh.clone()];
-    let orphan_line = (30..lines.len() - 1)
-        .find(|&i| {
-            let h = hh(&lines[i]);
-            !busy.contains(&h)
-                && lines
-                    .iter()
-                    .filter(|l| l.split(',').nth(hcol) == Some(h.as_str()))
-                    .count()
-                    >= 2
-                && !lines[i].split(',').nth(ccol).unwrap().is_empty()
-        })
-        .expect("a household of two members or more");
-    let orphan_hh = hh(&lines[orphan_line]);
-    lines[orphan_line] = lines[orphan_line]
-        .split(',')
-        .enumerate()
-        .map(|(i, f)| if i == hcol { "" } else { f })
-        .collect::<Vec<_>>()
-        .join(",");
-    // (g) two more member rows, of two other households, with the consent_ref `无` (a
-    // placeholder: no consent), one of them also without its household_id: `无` names no
-    // household, so no household is referred for it.
-    let busy = [busy.to_vec(), vec![orphan_hh.clone()]].concat();
-    let pick = |skip: &[String], lines: &[String]| {
-        (40..lines.len() - 1)
+    // the first line from `from` of a household of two members or more outside `skip` (and
+    // with a consent_ref); a line with field `col` set to `v`
+    let pick = |from: usize, skip: &[String], lines: &[String]| {
+        (from..lines.len() - 1)
             .find(|&i| {
                 let h = hh(&lines[i]);
                 !skip.contains(&h)
@@ -400,6 +378,7 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
                         .filter(|l| l.split(',').nth(hcol) == Some(h.as_str()))
                         .count()
                         >= 2
+                    && !lines[i].split(',').nth(ccol).unwrap().is_empty()
             })
             .expect("a household of two members or more")
     };
@@ -410,11 +389,19 @@ fn caseload_rows_that_cannot_be_read_or_placed_refer_their_household_or_say_why_
             .collect::<Vec<_>>()
             .join(",")
     };
-    let wu_line = pick(&busy, &lines);
+    let busy = [ragged_hh.clone(), dup_hh.clone(), fw_hh.clone()];
+    let orphan_line = pick(30, &busy, &lines);
+    let orphan_hh = hh(&lines[orphan_line]);
+    lines[orphan_line] = set(&lines[orphan_line], hcol, "");
+    // (g) two more member rows, of two other households, with the consent_ref `无` (a
+    // placeholder: no consent), one of them also without its household_id: `无` names no
+    // household, so no household is referred for it.
+    let busy = [busy.to_vec(), vec![orphan_hh.clone()]].concat();
+    let wu_line = pick(40, &busy, &lines);
     let wu_hh = hh(&lines[wu_line]);
     lines[wu_line] = set(&lines[wu_line], ccol, "无");
     let busy = [busy, vec![wu_hh.clone()]].concat();
-    let lost_line = pick(&busy, &lines);
+    let lost_line = pick(40, &busy, &lines);
     lines[lost_line] = set(&set(&lines[lost_line], ccol, "无"), hcol, "");
     std::fs::write(&mpath, lines.join("\n") + "\n").unwrap();
 

@@ -195,6 +195,22 @@ fn convert(
     }
 }
 
+/// Whether the cell at `at` (absolute) of `sheet` holds a formula. The sheet's formulas are
+/// read into `formulas` on the first call (a second parse of the sheet: only for a cell that
+/// reads empty or 0); a workbook whose formulas cannot be read has none.
+fn formula_at<RS: std::io::Read + std::io::Seek>(
+    formulas: &mut Option<Option<calamine::Range<String>>>,
+    wb: &mut calamine::Sheets<RS>,
+    sheet: &str,
+    at: (u32, u32),
+) -> bool {
+    formulas
+        .get_or_insert_with(|| wb.worksheet_formula(sheet).ok())
+        .as_ref()
+        .and_then(|f| f.get_value(at))
+        .is_some_and(|f| !f.trim().is_empty())
+}
+
 /// `range` with the value of each merged region's first cell in the cells below it in the
 /// region (down its first column), and the cells so filled (absolute positions). Found by the
 /// session-14 attack: an ID and a name merged down over one person's rows (as clerks lay out a
@@ -376,15 +392,14 @@ pub(super) fn prepare_workbook(
             if blank(row) {
                 // (a row of formulas saved without results reads as blank: found by the
                 // session-14 attack, a member's deposit row skipped as an empty line)
-                let has_formula = formulas
-                    .get_or_insert_with(|| wb.worksheet_formula(sheet_name).ok())
-                    .as_ref()
-                    .is_some_and(|f| {
-                        mapping.cols.iter().any(|c| {
-                            f.get_value((row0 as u32 + i as u32, col0 + c.src as u32))
-                                .is_some_and(|v| !v.trim().is_empty())
-                        })
-                    });
+                let has_formula = mapping.cols.iter().any(|c| {
+                    formula_at(
+                        &mut formulas,
+                        &mut wb,
+                        sheet_name,
+                        (row0 as u32 + i as u32, col0 + c.src as u32),
+                    )
+                });
                 if !has_formula {
                     blanks.push(line);
                     continue;
@@ -452,12 +467,8 @@ pub(super) fn prepare_workbook(
                     _ => false,
                 };
                 if unsaved {
-                    let f = formulas
-                        .get_or_insert_with(|| wb.worksheet_formula(sheet_name).ok())
-                        .as_ref()
-                        .and_then(|f| f.get_value((row0 as u32 + i as u32, col0 + src as u32)))
-                        .filter(|f| !f.trim().is_empty());
-                    if f.is_some() {
+                    let at = (row0 as u32 + i as u32, col0 + src as u32);
+                    if formula_at(&mut formulas, &mut wb, sheet_name, at) {
                         let mut r = Issue {
                             reason: "spreadsheet_formula_no_value",
                             message: "the cell holds a formula saved without its result, or with 0 in its place (the workbook was written by a program that does not compute formulas): its value is unknown; open and save the file in a spreadsheet program, or export the values".into(),
