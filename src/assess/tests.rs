@@ -1014,12 +1014,13 @@ fn a_home_plus_a_one_third_share_is_1_33_homes_and_ineligible() {
         .assess();
     assert_eq!(finding(&b, "housing").evidence["residential_count"], "2.00");
     assert_eq!(b.determination, Ineligible);
-    // 100 % + 0.01 % is already more than one.
+    // 100 % + 1.01 % is already more than one (a share of 1 % or less is refused as a
+    // possible fraction: `a_share_of_one_percent_or_less_is_refused_as_a_possible_fraction`).
     let c = urban()
         .member(
             member()
                 .with(estate("residential", "100.00"))
-                .with(estate("residential", "0.01")),
+                .with(estate("residential", "1.01")),
         )
         .assess();
     assert_eq!(c.determination, Ineligible);

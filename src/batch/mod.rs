@@ -1221,6 +1221,12 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     );
                     record_sets.push(CompactSet::default());
                     rows_by_age.push(Default::default());
+                    // --strict: an extract that is there and was refused whole stops the run
+                    // like a refused row (one that is not there at all is a source not
+                    // queried, as without --strict)
+                    if opts.strict && !matches!(e, ConnectorError::NotFound { .. }) {
+                        return Err(strict_source(kind, &e.to_string(), e.code()));
+                    }
                 }
                 Ok((conn, mut l)) => {
                     let prep = conn.prepared();
@@ -1528,6 +1534,13 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         rows_by_age.push(l.rows_by_age);
                         pb.inc(1);
                         check_strict(opts.strict, &q)?;
+                        if opts.strict {
+                            return Err(strict_source(
+                                kind,
+                                &out_of_period_reason(conn.path(), &what),
+                                "source_out_of_period",
+                            ));
+                        }
                         continue;
                     }
                     // Found by the s7 attack: another county's (or an old) extract links no
@@ -2093,6 +2106,23 @@ fn check_strict(strict: bool, q: &Quarantine) -> Result<(), BatchError> {
             message: e.message.clone(),
         }),
         _ => Ok(()),
+    }
+}
+
+/// `--strict`: the error for a source whose extract was refused whole (`reason`: why, naming
+/// the file; `code`: `source_unreadable`, `source_missing_columns`, `source_out_of_period`).
+/// Found by the session-14 attack: a strict run went on and wrote every report with the source
+/// unverified, where a refused row would have stopped it.
+fn strict_source(kind: SourceKind, reason: &str, code: &str) -> BatchError {
+    BatchError::Strict {
+        file: kind.name().to_string(),
+        line: "-".into(),
+        row: "-".into(),
+        column: String::new(),
+        reason: code.to_string(),
+        message: format!(
+            "the extract is not read, every household would be unverified for it: {reason}"
+        ),
     }
 }
 

@@ -222,6 +222,18 @@ impl PersonEvidence {
                         message: "share_pct is above 100: a holder's share of one certificate is at most 100 %".to_string(),
                     });
                 }
+                // Found by the session-14 attack: a share written as a fraction (`0.50` for
+                // half, `1` for the whole) read as 0.5 % or 1 %, and a family's flat all but
+                // vanished from the housing test. A share of 1 % or less cannot be told from a
+                // fraction, and no register splits a certificate that finely: refused, never
+                // guessed (the workbook reader refuses such number cells the same way).
+                if share > 0 && share <= SHARE_PCT_FRACTION_MAX_HUNDREDTHS {
+                    return Err(FieldError {
+                        column: "share_pct",
+                        code: "percent_fraction_ambiguous",
+                        message: "share_pct is above 0 and at most 1: a fraction (0.5 for half) cannot be told from a share of 1 % or less; write the share in percent (50 for 50 %)".to_string(),
+                    });
+                }
                 if share <= 0 {
                     return Ok(true);
                 }
@@ -282,6 +294,12 @@ impl PersonEvidence {
 /// Largest `real_estate.share_pct` accepted, in hundredths of a percent (100.00 % = the sole
 /// owner); a larger share is refused with `share_out_of_range` (DESIGN.md §2: the holder's share).
 pub const SHARE_PCT_MAX_HUNDREDTHS: i64 = 10_000;
+
+/// Largest `real_estate.share_pct` above 0 refused as a possible fraction, in hundredths of a
+/// percent (1.00 %): `0.5` or `1` is half or the whole written as a fraction far more often
+/// than a share of a certificate that fine; such a row is refused with
+/// `percent_fraction_ambiguous` (DESIGN.md §2: the holder's share, in percent).
+pub const SHARE_PCT_FRACTION_MAX_HUNDREDTHS: i64 = 100;
 
 /// How [`PersonEvidence::add`] reads a column: an amount, a month or a day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -829,6 +847,46 @@ mod tests {
         );
         assert_eq!(e.add(SourceKind::RealEstate, &row("50"), &f, &p), Ok(true));
         assert_eq!(e.residential_share, 15_000);
+    }
+
+    /// Found by the session-14 attack: `share_pct` written as a fraction in a text file
+    /// (`0.50`) read as 0.5 % of a flat.
+    #[test]
+    fn a_share_of_one_percent_or_less_is_refused_as_a_possible_fraction() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        let row = |share: &str| {
+            vals(&[
+                "甘(2024)第1号",
+                "620503",
+                "residential",
+                "80.00",
+                share,
+                "2024-02-17",
+            ])
+        };
+        for share in ["0.50", "0.5", "1", "1.00", "0.01", "0.33"] {
+            let err = e
+                .add(SourceKind::RealEstate, &row(share), &f, &p)
+                .unwrap_err();
+            assert_eq!(
+                (err.column, err.code),
+                ("share_pct", "percent_fraction_ambiguous"),
+                "{share}"
+            );
+        }
+        assert_eq!(e.residential_share, 0);
+        // 0 is a registered row without a share (ignored), 1.01 % a share
+        assert_eq!(e.add(SourceKind::RealEstate, &row("0"), &f, &p), Ok(true));
+        assert_eq!(
+            e.add(SourceKind::RealEstate, &row("1.01"), &f, &p),
+            Ok(true)
+        );
+        assert_eq!(
+            e.add(SourceKind::RealEstate, &row("33.33"), &f, &p),
+            Ok(true)
+        );
+        assert_eq!(e.residential_share, 101 + 3_333);
     }
 
     /// Found by the s5 attack: a tax row with tax_year `25` (and 900,000 yuan of business

@@ -686,6 +686,50 @@ fn strict_stops_at_the_first_quarantined_row_and_names_it() {
     );
 }
 
+/// Found by the session-14 attack: `--strict` stopped at a refused row but not at an extract
+/// refused whole; the run wrote every report with that source unverified. An extract that is
+/// not there at all is a source not queried, with or without `--strict`.
+#[test]
+fn strict_stops_at_an_extract_refused_whole_and_not_at_one_that_is_absent() {
+    let c = County::new(40);
+    let path = c.data().join("securities.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (_, body) = text.split_once('\n').unwrap();
+    // a header without the ID column
+    std::fs::write(&path, format!("证券账户,姓名,市值\n{body}")).unwrap();
+    let (out, dir) = c.batch("strict-cols", &["--strict"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--strict: securities line - row - column  (source_missing_columns)")
+            && err.contains("securities.csv"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("reports.jsonl").exists(),
+        "no reports from a stopped run"
+    );
+    // without --strict the run goes on, the source unverified
+    let (out, dir) = c.batch("lenient-cols", &[]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    assert_eq!(
+        summary(&dir)["sources"]["securities"]["status"],
+        "unverified"
+    );
+    // absent: not queried, the strict run goes on
+    std::fs::remove_file(&path).unwrap();
+    let (out, dir) = c.batch("strict-absent", &["--strict"]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        summary(&dir)["sources"]["securities"]["status"],
+        "unverified"
+    );
+}
+
 /// Regressions from the bad-input sweep of session 1: each of these once gave a silently
 /// wrong determination with exit 0.
 #[test]

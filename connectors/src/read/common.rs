@@ -346,6 +346,106 @@ pub(crate) fn mapping_notes(mapping: &Mapping, header_line: u64, notes: &mut Vec
     }
 }
 
+/// What a row inside a table is, when it is a header again but not the first one's words: the
+/// same table's header in other words, units or order, as where two exports of one table were
+/// concatenated (`收入额(元)` above, `收入额(万元)` from the middle on).
+pub(crate) enum HeaderAgain {
+    /// The same columns at the same places in the same units: skipped like a repeated header.
+    Same,
+    /// Another layout: the rows after it are read under it. The mapping's columns are in the
+    /// first header's order (the prepared file's columns).
+    Switch(Mapping),
+}
+
+/// Whether the row `fields` (physical line `line`) is a header of the table whose rows are
+/// read under `current`: mapped by the field map to exactly `current`'s canonical columns,
+/// none missing, none ambiguous. Cheap for a data row: only a row whose ID cells (`id_number`,
+/// `household_id`) are filled and hold no digit is mapped at all. `None`: a data row.
+///
+/// Found by the session-14 attack: a file whose second half came from an export in 万元 (its
+/// own header, `收入额(万元)`, in the middle) had that header refused as a data row and every
+/// amount after it read in yuan, 10,000 times too small.
+pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Option<HeaderAgain> {
+    let mut keys = current
+        .cols
+        .iter()
+        .filter(|c| matches!(c.name.as_str(), "id_number" | "household_id"))
+        .peekable();
+    keys.peek()?;
+    let digit = |ch: char| ch.is_ascii_digit() || ('０'..='９').contains(&ch);
+    for c in keys {
+        let v = fields.get(c.src)?.trim();
+        if v.is_empty() || v.chars().any(digit) {
+            return None;
+        }
+    }
+    let texts: Vec<String> = fields.iter().map(|f| (*f).to_string()).collect();
+    let m = ctx.map_headers(&texts);
+    if !m.missing.is_empty() || !m.ambiguous.is_empty() || m.cols.len() != current.cols.len() {
+        return None;
+    }
+    let mut cols = Vec::with_capacity(m.cols.len());
+    for c in &current.cols {
+        cols.push(m.cols.iter().find(|n| n.name == c.name)?.clone());
+    }
+    let same = cols.iter().zip(&current.cols).all(|(a, b)| {
+        a.src == b.src
+            && a.unit == b.unit
+            && a.kind == b.kind
+            && a.also.len() == b.also.len()
+            && a.also
+                .iter()
+                .zip(&b.also)
+                .all(|(x, y)| x.src == y.src && x.unit == y.unit)
+    });
+    if same {
+        return Some(HeaderAgain::Same);
+    }
+    Some(HeaderAgain::Switch(Mapping { cols, ..m }))
+}
+
+/// The note for a header inside the table that changes how the rows after it are read
+/// ([`HeaderAgain::Switch`]): which columns moved or changed unit.
+pub(crate) fn header_switch_note(line: &str, old: &Mapping, new: &Mapping) -> String {
+    let unit = |u: Option<MoneyUnit>| match u {
+        Some(MoneyUnit::Wan) => "万元",
+        _ => "yuan",
+    };
+    let changed: Vec<String> = new
+        .cols
+        .iter()
+        .zip(&old.cols)
+        .filter(|(a, b)| a.src != b.src || a.unit != b.unit)
+        .map(|(a, b)| {
+            if a.unit != b.unit {
+                format!(
+                    "`{}` from {} in {} (was {})",
+                    a.name,
+                    a.header,
+                    unit(a.unit),
+                    unit(b.unit)
+                )
+            } else {
+                format!(
+                    "`{}` from {} (field {}, was {})",
+                    a.name,
+                    a.header,
+                    a.src + 1,
+                    b.src + 1
+                )
+            }
+        })
+        .collect();
+    let changed = if changed.is_empty() {
+        "the same columns under other headers".to_string()
+    } else {
+        changed.join(", ")
+    };
+    format!(
+        "{line} is a header again, not the first one (two exports concatenated?): the rows after it are read under it: {changed}"
+    )
+}
+
 /// The comparison form of a value of column kind `kind` (unit `unit` for money): money as
 /// exact yuan with two decimals (`1.2345` in 万元 and `12,345` in yuan agree), anything
 /// else as [`fieldmap::norm`] (whitespace removed, full-width ASCII folded, case ignored).

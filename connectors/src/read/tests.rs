@@ -2183,3 +2183,97 @@ fn a_file_with_many_nul_bytes_not_utf16_is_refused_as_binary() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_header_in_other_units_inside_the_table_reads_the_rows_after_it_in_its_unit() {
+    // Found by the session-14 attack: two exports of one table concatenated, the second in
+    // 万元 under its own header; the rows after it were read in yuan (10,000 times too small).
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "身份证号,姓名,余额（元）\n{ID1},a,1234.50\n身份证号,姓名,余额（万元）\n{ID2},b,1.5\n{ID3},c,0.25\n"
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("balance"), vec!["1234.50", "15000.00", "2500.00"]);
+    assert_eq!(t.values("id_number"), vec![ID1, ID2, ID3]);
+    assert_eq!(prep.repeated_headers, vec![3]);
+    assert_eq!(prep.line_of_row, Some(vec![2, 4, 5]));
+    assert!(prep.rejected.is_empty(), "{:?}", prep.rejected);
+    let note = prep
+        .notes
+        .iter()
+        .find(|n| n.contains("line 3 is a header again"))
+        .unwrap_or_else(|| panic!("{:?}", prep.notes));
+    assert!(
+        note.contains("`balance` from 余额（万元） in 万元 (was yuan)"),
+        "{note}"
+    );
+    // each converted amount is logged on its own line
+    let logged: Vec<(u64, &str)> = prep
+        .normalised
+        .iter()
+        .map(|n| (n.line, n.column.as_str()))
+        .collect();
+    assert_eq!(logged, vec![(4, "balance"), (5, "balance")]);
+
+    // The columns in another order under the second header: read by name, not by place.
+    let text =
+        format!("身份证号,姓名,余额\n{ID1},a,10.00\n余额（万元）,身份证号,姓名\n2,{ID2},b\n");
+    let p = write(d.path(), "b2.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("id_number"), vec![ID1, ID2]);
+    assert_eq!(t.values("name"), vec!["a", "b"]);
+    assert_eq!(t.values("balance"), vec!["10.00", "20000.00"]);
+
+    // The same header in the same unit, only spelled otherwise: skipped as a repeated header.
+    let text = format!("id_number,name,balance\n{ID1},a,1.00\n身份证号,姓名,余额\n{ID2},b,2.00\n");
+    let p = write(d.path(), "b3.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["1.00", "2.00"]);
+    assert_eq!(prep.repeated_headers, vec![3]);
+    assert!(
+        !prep.notes.iter().any(|n| n.contains("a header again")),
+        "{:?}",
+        prep.notes
+    );
+
+    // A data row whose ID cell is not a number is not a header: refused as before.
+    let text = format!("id_number,name,balance\n{ID1},a,1.00\n无,b,2.00\n");
+    let p = write(d.path(), "b4.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert!(prep.repeated_headers.is_empty());
+    assert_eq!(table(&prep).values("id_number"), vec![ID1, "无"]);
+}
+
+#[test]
+fn a_workbook_header_in_other_units_inside_the_sheet_reads_the_rows_after_it_in_its_unit() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.xlsx");
+    workbook(
+        &p,
+        &[
+            vec![Cell::S("身份证号"), Cell::S("姓名"), Cell::S("余额")],
+            vec![Cell::S(ID1), Cell::S("a"), Cell::N(1234.5)],
+            vec![
+                Cell::S("身份证号"),
+                Cell::S("姓名"),
+                Cell::S("余额（万元）"),
+            ],
+            vec![Cell::S(ID2), Cell::S("b"), Cell::N(1.5)],
+        ],
+    );
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("balance"), vec!["1234.50", "15000.00"]);
+    assert_eq!(prep.repeated_headers, vec![3]);
+    assert!(prep.rejected.is_empty(), "{:?}", prep.rejected);
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("sheet row 3 is a header again") && n.contains("万元")),
+        "{:?}",
+        prep.notes
+    );
+}

@@ -17,8 +17,8 @@ use encoding_rs::{DecoderResult, Encoding, GB18030, UTF_16BE, UTF_16LE};
 
 use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
-    Changes, Ctx, Normalised, Prepared, Rejected, Sink, choose_header, lines_list, mapping_notes,
-    money_change, money_text, pick_source,
+    Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, choose_header, header_again,
+    header_switch_note, lines_list, mapping_notes, money_change, money_text, pick_source,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -937,6 +937,15 @@ impl Pass<'_> {
             .map(|c| c.src)
             .collect();
         let first_byte = self.header_norm.first().and_then(|h| h.bytes().next());
+        // the ID columns: a row whose ID cell holds no digit may be a header in other words
+        // ([`header_again`]), which only the rewrite reads
+        let keys: Vec<usize> = self
+            .mapping
+            .cols
+            .iter()
+            .filter(|c| matches!(c.name.as_str(), "id_number" | "household_id"))
+            .map(|c| c.src)
+            .collect();
         let mut expected_line = self.header_line + 1;
         let mut seen_header = false;
         while rdr.next(self.ctx, utf8)? {
@@ -972,7 +981,11 @@ impl Pass<'_> {
             {
                 return Err(Stop::Rewrite);
             }
-            if money.iter().any(|&i| !rdr.field(i).is_ascii()) {
+            if money.iter().any(|&i| !rdr.field(i).is_ascii())
+                || keys
+                    .iter()
+                    .any(|&i| !rdr.field(i).iter().any(u8::is_ascii_digit))
+            {
                 return Err(Stop::Rewrite);
             }
             expected_line += 1;
@@ -981,14 +994,15 @@ impl Pass<'_> {
     }
 
     /// The `household_id` field of a row (caseload tables), when the row reaches it.
-    fn household_id_of(&self, fields: &[&str]) -> Option<String> {
-        self.column_of(fields, "household_id")
+    fn household_id_of(mapping: &Mapping, fields: &[&str]) -> Option<String> {
+        Self::column_of(mapping, fields, "household_id")
     }
 
-    /// The trimmed, non-empty value of canonical column `name` in a row as split (a ragged
-    /// row: the field at the header's position of that column, if the row reaches it).
-    fn column_of(&self, fields: &[&str], name: &str) -> Option<String> {
-        let c = self.mapping.cols.iter().find(|c| c.name == name)?;
+    /// The trimmed, non-empty value of canonical column `name` in a row as split under
+    /// `mapping` (a ragged row: the field at the header's position of that column, if the
+    /// row reaches it).
+    fn column_of(mapping: &Mapping, fields: &[&str], name: &str) -> Option<String> {
+        let c = mapping.cols.iter().find(|c| c.name == name)?;
         fields
             .get(c.src)
             .map(|v| v.trim().to_string())
@@ -1001,10 +1015,14 @@ impl Pass<'_> {
         let mut rdr = self.reader()?;
         let names: Vec<&str> = self.mapping.cols.iter().map(|c| c.name.as_str()).collect();
         let mut sink = Sink::new(ctx.path, &names)?;
-        let width = self.header_norm.len();
+        let mut width = self.header_norm.len();
         let utf8 = self.chosen.encoding == TextEncoding::Utf8;
         let mut rejected: Vec<Rejected> = Vec::new();
         let (mut repeated, mut blank, mut preamble) = (Vec::new(), Vec::new(), Vec::new());
+        // the header the rows are read under: the first, until a different one inside the
+        // table ([`header_again`])
+        let mut switched: Option<Mapping> = None;
+        let mut switch_notes: Vec<String> = Vec::new();
         let mut boms = Vec::new();
         let mut changes = Changes::default();
         let mut normalised: Vec<Normalised> = Vec::new();
@@ -1035,12 +1053,28 @@ impl Pass<'_> {
                 repeated.push(line);
                 continue;
             }
+            let active = switched.as_ref().unwrap_or(self.mapping);
+            match header_again(self.ctx, active, &fields) {
+                Some(HeaderAgain::Same) => {
+                    repeated.push(line);
+                    continue;
+                }
+                Some(HeaderAgain::Switch(next)) => {
+                    switch_notes.push(header_switch_note(&format!("line {line}"), active, &next));
+                    mapping_notes(&next, line, &mut switch_notes);
+                    repeated.push(line);
+                    width = fields.len();
+                    switched = Some(next);
+                    continue;
+                }
+                None => {}
+            }
             if rdr.has_nul()
                 && let Some(i) = fields.iter().position(|f| f.contains('\0'))
             {
                 // A NUL byte (U+0000) in a value: a damaged export, not text anyone typed.
                 // This row is refused, naming where; the rest of the file is read.
-                let col = self.mapping.cols.iter().find(|c| c.src == i);
+                let col = active.cols.iter().find(|c| c.src == i);
                 let header = col.map_or_else(
                     || {
                         self.header_norm
@@ -1061,8 +1095,8 @@ impl Pass<'_> {
                         "line {line}, column {header} (field {}): a NUL byte (U+0000) in the value (a damaged export?); the row is not read",
                         i + 1
                     ),
-                    household_id: clean(self.household_id_of(&fields)),
-                    id_number: clean(self.column_of(&fields, "id_number")),
+                    household_id: clean(Self::household_id_of(active, &fields)),
+                    id_number: clean(Self::column_of(active, &fields, "id_number")),
                     other_keys: Vec::new(),
                 });
                 continue;
@@ -1111,8 +1145,8 @@ impl Pass<'_> {
                         "line {line}: the row has {} fields, the header has {width} (a delimiter inside an unquoted value, or a cut-off line?); the row is not read",
                         fields.len()
                     ),
-                    household_id: self.household_id_of(&fields),
-                    id_number: self.column_of(&fields, "id_number"),
+                    household_id: Self::household_id_of(active, &fields),
+                    id_number: Self::column_of(active, &fields, "id_number"),
                     other_keys: Vec::new(),
                 });
                 continue;
@@ -1120,7 +1154,7 @@ impl Pass<'_> {
             out.clear();
             let mut bad = None;
             let kept = normalised.len();
-            for c in &self.mapping.cols {
+            for c in &active.cols {
                 // Two headers of one field (`balance` and `余额`): their values must agree.
                 let (v, unit) = match pick_source(c, &fields, line) {
                     Ok(src) if src == c.src => (fields[src], c.unit),
@@ -1129,8 +1163,8 @@ impl Pass<'_> {
                         c.also.iter().find(|a| a.src == src).and_then(|a| a.unit),
                     ),
                     Err(mut r) => {
-                        r.household_id = self.household_id_of(&fields);
-                        r.id_number = self.column_of(&fields, "id_number");
+                        r.household_id = Self::household_id_of(active, &fields);
+                        r.id_number = Self::column_of(active, &fields, "id_number");
                         bad = Some(r);
                         break;
                     }
@@ -1155,8 +1189,8 @@ impl Pass<'_> {
                         Ok(None) => out.push(v.to_string()),
                         Err(issue) => {
                             let mut r = issue.at(line, &c.name, v);
-                            r.household_id = self.household_id_of(&fields);
-                            r.id_number = self.column_of(&fields, "id_number");
+                            r.household_id = Self::household_id_of(active, &fields);
+                            r.id_number = Self::column_of(active, &fields, "id_number");
                             bad = Some(r);
                             break;
                         }
@@ -1193,6 +1227,7 @@ impl Pass<'_> {
                 lines_list(&boms)
             ));
         }
+        notes.append(&mut switch_notes);
         if !blank.is_empty() {
             notes.push(format!(
                 "empty rows skipped at lines {}",

@@ -17,10 +17,11 @@ use std::io::Cursor;
 use calamine::{Data, Reader, open_workbook_auto_from_rs};
 use chrono::{Duration, NaiveDate};
 
-use super::fieldmap::{Mapping, ValueKind, norm};
+use super::fieldmap::{MappedColumn, Mapping, ValueKind, norm};
 use super::{
-    Changes, Ctx, Issue, Normalised, Prepared, Rejected, Sink, choose_header, lines_list,
-    mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text, pick_source,
+    Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, choose_header,
+    header_again, header_switch_note, lines_list, mapping_notes, money_change, money_exact,
+    money_from_f64, money_text, number_text, pick_source,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -305,6 +306,9 @@ pub(super) fn prepare_workbook(
     let names: Vec<&str> = mapping.cols.iter().map(|c| c.name.as_str()).collect();
     let mut sink = Sink::new(ctx.path, &names)?;
     let (mut repeated, mut blanks) = (Vec::new(), Vec::new());
+    // the header the rows are read under: the first, until a different one in the table
+    let mut switched: Option<Mapping> = None;
+    let mut switch_notes: Vec<String> = Vec::new();
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut changes = Changes::default();
     let mut normalised: Vec<Normalised> = Vec::new();
@@ -314,7 +318,7 @@ pub(super) fn prepare_workbook(
         .rposition(|t| !t.is_empty())
         .map_or(0, |p| p + 1);
     // Whether a row repeats the header (the first cell is compared first: cheap).
-    let header_again = |row: &[Data]| -> bool {
+    let repeats_header = |row: &[Data]| -> bool {
         let first = row.first().map(|c| norm(&cell_text(c))).unwrap_or_default();
         if header_norm.first().is_none_or(|h| *h != first) {
             return false;
@@ -361,7 +365,7 @@ pub(super) fn prepare_workbook(
                     notes.push(format!("sheet {} ({sheet_name}) is empty: skipped", si + 1));
                     continue;
                 }
-                Some(p) if header_again(rows[p]) => {
+                Some(p) if repeats_header(rows[p]) => {
                     continued.push(format!(
                         "sheet {} ({sheet_name}) from data row {} (its header at sheet row {})",
                         si + 1,
@@ -389,10 +393,11 @@ pub(super) fn prepare_workbook(
         };
         for (i, row) in rows.iter().enumerate().skip(start) {
             let line = line_of(i);
+            let active = switched.as_ref().unwrap_or(&mapping);
             if blank(row) {
                 // (a row of formulas saved without results reads as blank: found by the
                 // session-14 attack, a member's deposit row skipped as an empty line)
-                let has_formula = mapping.cols.iter().any(|c| {
+                let has_formula = active.cols.iter().any(|c| {
                     formula_at(
                         &mut formulas,
                         &mut wb,
@@ -415,16 +420,53 @@ pub(super) fn prepare_workbook(
                 );
                 continue;
             }
-            if header_again(row) {
+            if repeats_header(row) {
                 repeated.push(line);
                 continue;
+            }
+            // a header in other words, units or order ([`header_again`]): only a row whose ID
+            // cells are filled without a digit is looked at
+            let no_digit = |c: &MappedColumn| {
+                let t = row.get(c.src).map(cell_text).unwrap_or_default();
+                !t.trim().is_empty() && !t.chars().any(|ch| ch.is_ascii_digit())
+            };
+            if active
+                .cols
+                .iter()
+                .any(|c| matches!(c.name.as_str(), "id_number" | "household_id"))
+                && active
+                    .cols
+                    .iter()
+                    .filter(|c| matches!(c.name.as_str(), "id_number" | "household_id"))
+                    .all(no_digit)
+            {
+                let texts: Vec<String> = row.iter().map(cell_text).collect();
+                let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                match header_again(ctx, active, &refs) {
+                    Some(HeaderAgain::Same) => {
+                        repeated.push(line);
+                        continue;
+                    }
+                    Some(HeaderAgain::Switch(next)) => {
+                        switch_notes.push(sheet_tag(header_switch_note(
+                            &format!("sheet row {line}"),
+                            active,
+                            &next,
+                        )));
+                        mapping_notes(&next, line, &mut switch_notes);
+                        repeated.push(line);
+                        switched = Some(next);
+                        continue;
+                    }
+                    None => {}
+                }
             }
             out.clear();
             let mut bad = None;
             let kept = normalised.len();
             // a refused row's own keys, as the sheet holds them (the quarantine names them)
             let key_of = |field: &str| {
-                mapping
+                active
                     .cols
                     .iter()
                     .find(|c| c.name == field)
@@ -432,7 +474,7 @@ pub(super) fn prepare_workbook(
                     .map(|v| cell_text(v).trim().to_string())
                     .filter(|v| !v.is_empty())
             };
-            for c in &mapping.cols {
+            for c in &active.cols {
                 // Two headers of one field (`balance` and `余额`): their values must agree.
                 let (src, unit) = if c.also.is_empty() {
                     (c.src, c.unit)
@@ -535,6 +577,7 @@ pub(super) fn prepare_workbook(
             lines_list(&repeated)
         ));
     }
+    notes.append(&mut switch_notes);
     if !blanks.is_empty() {
         notes.push(format!("empty sheet rows skipped: {}", lines_list(&blanks)));
     }
