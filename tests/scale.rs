@@ -592,6 +592,100 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
     );
 }
 
+/// A delta that takes a month of the income window out of the social-insurance extract (every
+/// row of 2026-03 removed): the full run on the end state says the source is unverified,
+/// naming the month; the incremental run cannot tell it from the rows its state keeps of that
+/// month (the first 16) and is refused, never answering as if the month were there. A delta
+/// that leaves one of those rows answers, as the full run does.
+#[test]
+fn an_incremental_run_whose_delta_takes_out_a_month_of_the_window_is_refused_or_answered_as_a_full_run()
+ {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let before = p.batch(&data, "before", &[]);
+    let text = std::fs::read_to_string(data.join("social_insurance.csv")).expect("si");
+    let mut lines = text.lines();
+    let header = lines.next().expect("header");
+    let period = header
+        .split(',')
+        .position(|h| h == "period")
+        .expect("period");
+    let rows: Vec<&str> = lines.collect();
+    let of_march: Vec<usize> = (0..rows.len())
+        .filter(|&i| rows[i].split(',').nth(period) == Some("2026-03"))
+        .collect();
+    assert!(of_march.len() > 16, "{} rows of 2026-03", of_march.len());
+    // the end state and the delta for: every row of the month removed, then all but the first
+    for (name, removed) in [("all", &of_march[..]), ("most", &of_march[1..])] {
+        let (end, delta) = (
+            p.root.join(format!("end-{name}")),
+            p.root.join(format!("delta-{name}")),
+        );
+        std::fs::create_dir_all(&delta).expect("mkdir");
+        std::fs::create_dir_all(&end).expect("mkdir");
+        for e in std::fs::read_dir(&data).expect("data") {
+            let path = e.expect("entry").path();
+            std::fs::copy(&path, end.join(path.file_name().expect("name"))).expect("copy");
+        }
+        // the end state by the apply rule: the last remaining rows move, last first, into
+        // the lowest freed rows
+        let n_end = rows.len() - removed.len();
+        let mut kept: Vec<&str> = rows[..n_end].to_vec();
+        let tail = (n_end..rows.len()).rev().filter(|i| !removed.contains(i));
+        let freed = removed.iter().filter(|&&i| i < n_end);
+        for (&slot, from) in freed.zip(tail) {
+            kept[slot] = rows[from];
+        }
+        std::fs::write(
+            end.join("social_insurance.csv"),
+            format!("{header}\n{}\n", kept.join("\n")),
+        )
+        .expect("write");
+        let ops: Vec<String> = removed
+            .iter()
+            .map(|&i| format!("remove,{i},{}", rows[i]))
+            .collect();
+        std::fs::write(
+            delta.join("social_insurance.csv"),
+            format!("op,row,{header}\n{}\n", ops.join("\n")),
+        )
+        .expect("write");
+        let full = p.batch(&end, &format!("full-{name}"), &[]);
+        let status = summary(&full)["sources"]["social_insurance"]["status"].clone();
+        let out = p.run_batch(
+            &end,
+            &format!("inc-{name}"),
+            &["--previous", s(&before), "--delta", s(&delta)],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        if name == "all" {
+            assert_eq!(status, "unverified");
+            let reason = summary(&full)["sources"]["social_insurance"]["reason"].clone();
+            assert!(
+                reason
+                    .as_str()
+                    .expect("reason")
+                    .contains("is of month 2026-03 (of the period"),
+                "{reason}"
+            );
+            assert_eq!(out.status.code(), Some(2), "{err}");
+            assert!(
+                err.contains("social_insurance") && err.contains("run a full batch"),
+                "{err}"
+            );
+        } else {
+            assert_eq!(status, "answered");
+            assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+            let inc = p.root.join(format!("inc-{name}"));
+            assert_eq!(
+                summary(&inc)["sources"]["social_insurance"]["status"],
+                "answered"
+            );
+            assert_eq!(p.opened(&inc), p.opened(&full));
+        }
+    }
+}
+
 /// A delta whose end state a full run reads as unverified for a source: every tax row turned
 /// into last year's (a stale re-export sent as `change` rows) and every `securities` row
 /// removed. Found by the s8 review of "missing is not zero": the incremental run did not apply

@@ -416,6 +416,57 @@ pub(crate) fn in_period(kind: SourceKind, frame: &Frame, v: &str) -> bool {
 /// Up to this many rows in the period are kept per source in the state ([`PeriodRows`]).
 pub(crate) const PERIOD_ROWS_KEPT: usize = 256;
 
+/// Up to this many rows of each month of the window are kept per source in the state
+/// ([`PeriodRows::months`]).
+pub(crate) const MONTH_ROWS_KEPT: usize = 16;
+
+/// The months of the period a source's rules read, when the period is more than one unit and
+/// an extract must cover each (social insurance: the income window, oldest first); empty for
+/// the other sources (a year is one unit).
+pub(crate) fn period_months(kind: SourceKind, frame: &Frame) -> Vec<crate::domain::date::Month> {
+    match kind {
+        SourceKind::SocialInsurance => (frame.window_first.index()..=frame.window_last.index())
+            .map(crate::domain::date::Month::from_index)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The month of [`period_months`] (its index) that a row's period value `v` is in.
+pub(crate) fn month_of(kind: SourceKind, frame: &Frame, v: &str) -> Option<usize> {
+    match kind {
+        SourceKind::SocialInsurance => crate::domain::date::Month::parse(v)
+            .ok()
+            .filter(|m| *m >= frame.window_first && *m <= frame.window_last)
+            .map(|m| (m.index() - frame.window_first.index()) as usize),
+        _ => None,
+    }
+}
+
+/// Rows of one month of a period ([`PeriodRows::months`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MonthRows {
+    /// 0-based data rows of the month, ascending, at most [`MONTH_ROWS_KEPT`].
+    pub rows: Vec<u64>,
+    /// Whether `rows` is every such row of the extract.
+    pub complete: bool,
+}
+
+/// The months of [`period_months`] with no row in `p` (`YYYY-MM`); empty when `p` keeps no
+/// months (other sources; a state written before they were kept).
+pub(crate) fn months_missing(kind: SourceKind, frame: &Frame, p: &PeriodRows) -> Vec<String> {
+    let months = period_months(kind, frame);
+    if p.months.len() != months.len() {
+        return Vec::new();
+    }
+    months
+        .iter()
+        .zip(&p.months)
+        .filter(|(_, r)| r.rows.is_empty())
+        .map(|(m, _)| m.to_string())
+        .collect()
+}
+
 /// Rows of an extract in the period its rules read ([`period_of`]), kept in the run's state
 /// so that an incremental run can tell whether its end state still answers for the period
 /// (`source_out_of_period`) without reading the whole extract again.
@@ -425,6 +476,11 @@ pub struct PeriodRows {
     pub rows: Vec<u64>,
     /// Whether `rows` is every such row of the extract (else there are more).
     pub complete: bool,
+    /// Per month of [`period_months`] (social insurance), its rows: an extract with no row of
+    /// one month of the window does not answer for the window (`source_out_of_period`).
+    /// Empty for the other sources, and in a state written before session 15.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub months: Vec<MonthRows>,
 }
 
 /// For a source whose rules read one period, the rows of the whole file in it
@@ -438,6 +494,9 @@ fn period_rows(conn: &FileConnector, kind: SourceKind, frame: &Frame) -> Option<
         .ok()?
         .select([col("_row"), col(column).cast(DataType::String)]);
     let mut found: Vec<u64> = Vec::new();
+    let mut months: Vec<MonthRows> = vec![MonthRows::default(); period_months(kind, frame).len()];
+    // (the months still short of MONTH_ROWS_KEPT + 1 rows: the scan goes on while any is)
+    let mut months_open = months.len();
     // Err(None): enough rows found (the scan stops); Err(Some(_)): it failed
     let r = for_each_batch(
         lf,
@@ -452,8 +511,18 @@ fn period_rows(conn: &FileConnector, kind: SourceKind, frame: &Frame) -> Option<
                 if let (Some(r), Some(v)) = (r, v)
                     && in_period(kind, frame, v)
                 {
-                    found.push(r);
-                    if found.len() > PERIOD_ROWS_KEPT {
+                    if found.len() <= PERIOD_ROWS_KEPT {
+                        found.push(r);
+                    }
+                    if let Some(m) = month_of(kind, frame, v).and_then(|i| months.get_mut(i))
+                        && m.rows.len() <= MONTH_ROWS_KEPT
+                    {
+                        m.rows.push(r);
+                        if m.rows.len() > MONTH_ROWS_KEPT {
+                            months_open -= 1;
+                        }
+                    }
+                    if found.len() > PERIOD_ROWS_KEPT && months_open == 0 {
                         return Err(None);
                     }
                 }
@@ -468,9 +537,15 @@ fn period_rows(conn: &FileConnector, kind: SourceKind, frame: &Frame) -> Option<
             found.sort_unstable();
             let complete = found.len() <= PERIOD_ROWS_KEPT;
             found.truncate(PERIOD_ROWS_KEPT);
+            for m in &mut months {
+                m.rows.sort_unstable();
+                m.complete = m.rows.len() <= MONTH_ROWS_KEPT;
+                m.rows.truncate(MONTH_ROWS_KEPT);
+            }
             Some(PeriodRows {
                 rows: found,
                 complete,
+                months,
             })
         }
     }
@@ -487,6 +562,22 @@ pub(crate) fn out_of_period_reason(path: &Path, what: &str) -> String {
 
 /// An extract at `path` with no data rows: a failed export, never "nobody has anything"
 /// (the same error from a full and an incremental run).
+/// The reason a source is unverified when its extract at `path` has rows in the period `what`
+/// but none in the months `missing` of it ([`months_missing`]): the same words from a full
+/// and an incremental run.
+pub(crate) fn months_missing_reason(path: &Path, what: &str, missing: &[String]) -> String {
+    format!(
+        "source_out_of_period: {}: no row of the extract is of {} {} (of the {what} the rules read): an export that ends early or leaves months out? It does not answer for the period; every household is unverified for it",
+        path.display(),
+        if missing.len() == 1 {
+            "month"
+        } else {
+            "months"
+        },
+        missing.join(", "),
+    )
+}
+
 pub(crate) fn no_data_rows(path: &Path) -> ConnectorError {
     ConnectorError::Unreadable {
         path: path.display().to_string(),
@@ -1510,21 +1601,29 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     } else {
                         period_rows(&conn, kind, &frame)
                     };
+                    // Found by the session-14 attack: a social-insurance extract holding one
+                    // month of the twelve of the window passed (a row was in the period), and
+                    // the contribution bases of the other eleven read as none: a family over
+                    // the line was eligible. Each month of the window must have a row.
                     let stale = match (&l.counts.period_rows, period_of(kind, &frame)) {
                         (Some(p), Some((_, what))) if !any_in_period && p.rows.is_empty() => {
-                            Some(what)
+                            Some(out_of_period_reason(conn.path(), &what))
+                        }
+                        (Some(p), Some((_, what))) => {
+                            let missing = months_missing(kind, &frame, p);
+                            (!missing.is_empty())
+                                .then(|| months_missing_reason(conn.path(), &what, &missing))
                         }
                         _ => None,
                     };
-                    if let Some(what) = stale {
-                        let reason = out_of_period_reason(conn.path(), &what);
+                    if let Some(reason) = stale {
                         tracing::warn!(source = %kind, reason = "source_out_of_period", see = "summary.json: sources.<source>.reason", "Source not answered; every household says unverified for it.");
                         unverified.push((kind, reason.clone()));
                         sources.insert(
                             kind.name().into(),
                             SourceSummary {
                                 status: "unverified",
-                                reason: Some(reason),
+                                reason: Some(reason.clone()),
                                 counts: None,
                                 households_unverified: 0,
                                 ms: ts.elapsed().as_millis(),
@@ -1535,11 +1634,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         pb.inc(1);
                         check_strict(opts.strict, &q)?;
                         if opts.strict {
-                            return Err(strict_source(
-                                kind,
-                                &out_of_period_reason(conn.path(), &what),
-                                "source_out_of_period",
-                            ));
+                            return Err(strict_source(kind, &reason, "source_out_of_period"));
                         }
                         continue;
                     }

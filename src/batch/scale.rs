@@ -1697,6 +1697,9 @@ enum EndPeriod {
     Rows(PeriodRows),
     /// No row of it is in the period: the source is unverified (`source_out_of_period`).
     Stale,
+    /// Rows of it are in the period, but none of these months of it (`YYYY-MM`): the source
+    /// is unverified (`source_out_of_period`, [`super::months_missing_reason`]).
+    MonthsMissing(Vec<String>),
     /// Cannot be told from the state and the delta (a full run must read the end state).
     Unknown,
 }
@@ -1718,24 +1721,57 @@ fn end_period_rows(
         return EndPeriod::Unknown;
     };
     let mut rows: Vec<u64> = Vec::new();
+    // the months of the window (social insurance), when the previous state keeps them
+    let months_of = super::period_months(kind, frame);
+    let prev_months = prev
+        .period_rows
+        .as_ref()
+        .map(|p| p.months.as_slice())
+        .filter(|p| p.len() == months_of.len())
+        .unwrap_or(&[]);
+    let mut months: Vec<Vec<u64>> = vec![Vec::new(); prev_months.len()];
     for (r, end) in d.rows.iter().zip(&m.delta_rows) {
         let Some(end) = *end else { continue };
         let v = decode_record(end, d.blob(r)).and_then(|rec| rec.values.get(ci).cloned().flatten());
-        if v.is_some_and(|v| super::in_period(kind, frame, &v)) {
+        if let Some(v) = v
+            && super::in_period(kind, frame, &v)
+        {
             rows.push(end);
+            if let Some(mr) = super::month_of(kind, frame, &v).and_then(|i| months.get_mut(i)) {
+                mr.push(end);
+            }
         }
     }
     // what of the previous extract is known to be in the period, and whether that is all
     let every_row_replaced = m.gone.len() as u64 == prev.rows;
+    let stays = |r: &u64| !m.gone.contains(r);
+    let at_end = |r: &u64| m.moved.get(r).copied().unwrap_or(*r);
+    // each month of the window as the period below: its rows in the end state, and whether
+    // they are every such row (an empty month known complete is a month the end state lacks)
+    let mut month_rows: Vec<super::MonthRows> = Vec::with_capacity(months.len());
+    let (mut lacking, mut month_unknown) = (Vec::new(), false);
+    for ((mut mr, pm), month) in months.into_iter().zip(prev_months).zip(&months_of) {
+        if !every_row_replaced {
+            mr.extend(pm.rows.iter().filter(|r| stays(r)).map(at_end));
+        }
+        let complete = every_row_replaced || pm.complete;
+        if mr.is_empty() {
+            if complete {
+                lacking.push(month.to_string());
+            } else {
+                month_unknown = true;
+            }
+        }
+        mr.sort_unstable();
+        mr.dedup();
+        let complete = complete && mr.len() <= super::MONTH_ROWS_KEPT;
+        mr.truncate(super::MONTH_ROWS_KEPT);
+        month_rows.push(super::MonthRows { rows: mr, complete });
+    }
     let complete = if every_row_replaced {
         true
     } else if let Some(p) = &prev.period_rows {
-        rows.extend(
-            p.rows
-                .iter()
-                .filter(|r| !m.gone.contains(r))
-                .map(|r| m.moved.get(r).copied().unwrap_or(*r)),
-        );
+        rows.extend(p.rows.iter().filter(|r| stays(r)).map(at_end));
         p.complete
     } else {
         false
@@ -1745,6 +1781,7 @@ fn end_period_rows(
         return EndPeriod::Rows(PeriodRows {
             rows,
             complete: false,
+            months: month_rows,
         });
     }
     if rows.is_empty() {
@@ -1754,11 +1791,21 @@ fn end_period_rows(
             EndPeriod::Unknown
         };
     }
+    if month_unknown {
+        return EndPeriod::Unknown;
+    }
+    if !lacking.is_empty() {
+        return EndPeriod::MonthsMissing(lacking);
+    }
     rows.sort_unstable();
     rows.dedup();
     let complete = complete && rows.len() <= super::PERIOD_ROWS_KEPT;
     rows.truncate(super::PERIOD_ROWS_KEPT);
-    EndPeriod::Rows(PeriodRows { rows, complete })
+    EndPeriod::Rows(PeriodRows {
+        rows,
+        complete,
+        months: month_rows,
+    })
 }
 
 /// Where every previous row goes in the end state, per the apply rule in the module docs.
@@ -2109,10 +2156,14 @@ pub fn run_incremental(
                     EndPeriod::Stale => {
                         newly_unverified.push((si, super::out_of_period_reason(&path, &what)));
                     }
+                    EndPeriod::MonthsMissing(lacking) => {
+                        newly_unverified
+                            .push((si, super::months_missing_reason(&path, &what, &lacking)));
+                    }
                     EndPeriod::Unknown => {
                         let known = if st.period_rows.is_some() {
                             format!(
-                                "every row of the previous {} extract known to be of {what}",
+                                "every row of the previous {} extract known to be of {what} (or of one month of it)",
                                 kind.name()
                             )
                         } else {

@@ -957,6 +957,74 @@ fn a_row_repeated_value_for_value_is_counted_once_and_refers_the_household() {
     );
 }
 
+/// Found by the session-14 attack: a social-insurance extract holding only some months of the
+/// income window (an export that ends early) passed the period check, and the contribution
+/// bases of the months it lacks read as none. Each month of the window must have a row.
+#[test]
+fn a_social_insurance_extract_that_lacks_a_month_of_the_window_is_unverified() {
+    let c = County::new(80);
+    let (_, clean) = c.batch("clean", &[]);
+    let before = determinations(&clean);
+    let path = c.data().join("social_insurance.csv");
+    let original = std::fs::read_to_string(&path).unwrap();
+    let header: Vec<&str> = original.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "period").unwrap();
+    let keep = |drop: &[&str]| -> String {
+        let lines: Vec<&str> = original
+            .lines()
+            .enumerate()
+            .filter(|(i, l)| *i == 0 || !drop.contains(&l.split(',').nth(col).unwrap()))
+            .map(|(_, l)| l)
+            .collect();
+        lines.join("\n") + "\n"
+    };
+    // the last two months of the window left out (an export made before they were in)
+    std::fs::write(&path, keep(&["2026-09", "2026-10"])).unwrap();
+    let (out, dir) = c.batch("ends_early", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let s = summary(&dir);
+    let src = &s["sources"]["social_insurance"];
+    assert_eq!(src["status"], "unverified", "{src}");
+    assert_eq!(
+        src["households_unverified"].as_u64(),
+        Some(before.len() as u64)
+    );
+    let reason = src["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("source_out_of_period: ")
+            && reason.contains(
+                "social_insurance.csv: no row of the extract is of months 2026-09, 2026-10 (of the period 2025-11 to 2026-10 the rules read)"
+            ),
+        "{reason}"
+    );
+    for (hh, (d, rules)) in determinations(&dir) {
+        assert_ne!(d, "eligible", "{hh}");
+        assert!(
+            rules.contains("source_unverified:referred"),
+            "{hh}: {rules}"
+        );
+    }
+    // one month in the middle
+    std::fs::write(&path, keep(&["2026-03"])).unwrap();
+    let (_, dir) = c.batch("a_month_out", &[]);
+    let reason = summary(&dir)["sources"]["social_insurance"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("is of month 2026-03 (of the period"),
+        "{reason}"
+    );
+    // months outside the window may be missing: answered, as generated
+    std::fs::write(&path, keep(&["2025-10", "2026-11"])).unwrap();
+    let (_, dir) = c.batch("outside", &[]);
+    assert_eq!(
+        summary(&dir)["sources"]["social_insurance"]["status"],
+        "answered"
+    );
+    assert_eq!(determinations(&dir), before);
+}
+
 /// Found by the s7 attack: last year's tax extract (every `tax_year` one less, so none is
 /// Y = 2025) and a social-insurance extract two years old were answered: every person had no
 /// income of the period and households over the income line became eligible. An extract
