@@ -68,11 +68,16 @@ pub fn year_spelling(raw: &str) -> Vec<(&'static str, String)> {
         }
         None => raw,
     };
-    if half_width(t).is_some() {
+    let ascii = half_width(t);
+    if ascii.is_some() {
         out.push((
             "year_fullwidth",
             format!("{} → ASCII", full_width_points(t)),
         ));
+    }
+    // `+2025` reads as 2025 (found by the session-14 attack: without a record)
+    if ascii.as_deref().unwrap_or(t).trim_start().starts_with('+') {
+        out.push(("year_plus_sign", "leading U+002B (+) removed".to_string()));
     }
     out
 }
@@ -132,6 +137,10 @@ mod tests {
         };
         assert_eq!(kinds("２０２５"), ["year_fullwidth"]);
         assert_eq!(kinds("'2025"), ["year_spreadsheet_quote"]);
+        // found by the session-14 attack: `+2025` read as 2025 without a record
+        assert_eq!(whole_number_text("+2025").parse::<i64>(), Ok(2025));
+        assert_eq!(kinds("+2025"), ["year_plus_sign"]);
+        assert_eq!(kinds("＋２０２５"), ["year_fullwidth", "year_plus_sign"]);
         assert_eq!(
             kinds("=\"２０２５\""),
             ["year_spreadsheet_formula", "year_fullwidth"]

@@ -185,6 +185,7 @@ impl fmt::Display for Fen {
 /// Kinds: `money_fullwidth` (U+FF10–U+FF19 digits and other full-width forms),
 /// `money_thousands` (U+002C separators), `money_currency_sign` (U+00A5/U+FFE5),
 /// `money_plus_sign`, `money_whitespace`, `money_zero_decimals` (zeros beyond the fen),
+/// `money_negative_zero` (`-0`, `-0.00`: read as 0),
 /// `money_spreadsheet_formula` (`="…"`), `money_spreadsheet_quote` (a leading `'`).
 pub fn spelling(raw: &str) -> Vec<(&'static str, String)> {
     if let Some((inner, marker)) = super::spreadsheet_text(raw) {
@@ -224,6 +225,14 @@ pub fn spelling(raw: &str) -> Vec<(&'static str, String)> {
         && frac.len() <= 2
         && frac.iter().all(u8::is_ascii_digit)
     {
+        // `-0` and `-0.00` (a small negative rounded by a spreadsheet) read as 0: the sign
+        // that went away is logged (found by the session-14 attack)
+        if body.len() < b.len() && body.iter().all(|c| matches!(c, b'0' | b'.')) {
+            return vec![(
+                "money_negative_zero",
+                "a minus sign before zero dropped: read as 0".to_string(),
+            )];
+        }
         return Vec::new();
     }
     if Fen::parse_yuan(raw).is_err() {
@@ -349,6 +358,11 @@ mod tests {
             vec!["money_whitespace", "money_plus_sign", "money_zero_decimals"]
         );
         assert_eq!(spelling("￥3")[0].1, "U+FFE5 removed");
+        // a minus sign before zero (found by the session-14 attack: read without a record)
+        assert_eq!(kinds("-0"), vec!["money_negative_zero"]);
+        assert_eq!(kinds("-0.00"), vec!["money_negative_zero"]);
+        assert!(kinds("0").is_empty() && kinds("-0.01").is_empty());
+        assert_eq!(Fen::parse_yuan("-0.00"), Ok(Fen(0)));
     }
 
     #[test]

@@ -392,6 +392,58 @@ fn household_key_cow(raw: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
+/// What [`household_key`] changed in `raw` (trimmed), for the normalisation log
+/// (`household_id_normalised`): `None` when `raw` is its own key. Found by the session-14
+/// attack: a member row's `620503h0000047` or one with a zero-width space matched its
+/// household without a record of the change.
+fn household_key_change(raw: &str) -> Option<String> {
+    let key = household_key_cow(raw);
+    if key == raw {
+        return None;
+    }
+    let mut what = Vec::new();
+    let wide = crate::domain::full_width_points(raw);
+    if !wide.is_empty() {
+        what.push(format!("full-width characters ({wide}) → ASCII"));
+    }
+    let hidden = crate::domain::id_number::code_points(
+        raw.chars()
+            .filter(|c| matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')),
+    );
+    if !hidden.is_empty() {
+        what.push(format!("invisible characters ({hidden}) removed"));
+    }
+    if raw.chars().any(|c| c.is_whitespace() && c != '\u{3000}') {
+        what.push("spaces removed".to_string());
+    }
+    if raw.chars().any(char::is_lowercase) {
+        what.push("lower-case letters upper-cased".to_string());
+    }
+    if what.is_empty() {
+        what.push("normalised (NFKC)".to_string());
+    }
+    Some(format!(
+        "household_id matched as its key: {}",
+        what.join("; ")
+    ))
+}
+
+/// Log [`household_key_change`] of the `household_id` of data row `i` of `file`.
+fn log_household_key(norms: &mut Normalisations, file: &str, prep: &Prepared, i: usize, raw: &str) {
+    if let Some(detail) = household_key_change(raw) {
+        norms.push(
+            At {
+                file,
+                line: prep.line_of(i as u64),
+                row: Some(i as u64),
+                column: "household_id",
+            },
+            "household_id_normalised",
+            detail,
+        );
+    }
+}
+
 /// Rows the reader refused in a member or supporter table: the household is referred
 /// (`fault`, rule `caseload_fault`) when the row's household_id names one; otherwise the
 /// row is quarantined saying that no household could be referred.
@@ -703,6 +755,7 @@ pub fn load_caseload(
             ));
         }
         // Matched case-insensitively: a member row's `620503h0000047` is household 620503H0000047.
+        log_household_key(&mut out.normalisations, &file, &prep, i, id);
         index.insert(household_key(id), out.households.len());
         out.households.push(Household {
             id: id.to_string(),
@@ -794,6 +847,7 @@ pub fn load_caseload(
             orphans.push(i);
             continue;
         };
+        log_household_key(&mut out.normalisations, &file, &prep, i, h);
         let raw = idn.get(i).unwrap_or("");
         let id = id_of(parsed_id);
         log_person(
@@ -1028,6 +1082,7 @@ pub fn load_caseload(
             q.push(rows.entry(i, "household_id", h, "supporter_orphan", action, message));
             continue;
         };
+        log_household_key(&mut out.normalisations, &file, &prep, i, h);
         let raw = idn.get(i).unwrap_or("");
         let id = id_of(parsed_id);
         log_person(
@@ -1442,6 +1497,67 @@ mod tests {
                 ("region_fullwidth", "households.csv", Some(2)),
                 ("region_fullwidth", "households.csv", Some(3))
             ]
+        );
+    }
+
+    /// Found by the session-14 attack: a member row's household_id in lower case or with a
+    /// zero-width space matched its household with no record of the change.
+    #[test]
+    fn a_household_id_matched_through_its_key_is_logged() {
+        let d = caseload(
+            "H1,620503,urban,dibao,,,,\nh2,620503,urban,dibao,,,,\n",
+            "h1,620503195809200176,马福祥,applicant,,C1\nＨ2,620503198001010016,马福,applicant,,C2\nH\u{200b}2,620503200501010013,马小,child,,C2\n",
+            "H1 ,620503195001010017,马老,620503195809200176,parent,2,C3\nH2,620503196001010019,马大,620503198001010016,parent,1,C4\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households.len(), 2);
+        assert_eq!(
+            c.members.iter().map(|m| m.household).collect::<Vec<_>>(),
+            vec![0, 1, 1]
+        );
+        assert!(
+            q.entries.iter().all(|e| !e.reason.contains("orphan")),
+            "{:?}",
+            q.entries
+        );
+        let logged: Vec<(&str, Option<u64>, &str)> = c
+            .normalisations
+            .records
+            .iter()
+            .filter(|n| n.column == "household_id")
+            .map(|n| (n.file.as_str(), n.line, n.detail.as_str()))
+            .collect();
+        assert_eq!(
+            logged,
+            vec![
+                (
+                    "households.csv",
+                    Some(3),
+                    "household_id matched as its key: lower-case letters upper-cased"
+                ),
+                (
+                    "members.csv",
+                    Some(2),
+                    "household_id matched as its key: lower-case letters upper-cased"
+                ),
+                (
+                    "members.csv",
+                    Some(3),
+                    "household_id matched as its key: full-width characters (U+FF28) → ASCII"
+                ),
+                (
+                    "members.csv",
+                    Some(4),
+                    "household_id matched as its key: invisible characters (U+200B) removed"
+                ),
+            ]
+        );
+        assert!(
+            c.normalisations
+                .records
+                .iter()
+                .filter(|n| n.column == "household_id")
+                .all(|n| n.kind == "household_id_normalised")
         );
     }
 
