@@ -346,25 +346,51 @@ pub(crate) fn mapping_notes(mapping: &Mapping, header_line: u64, notes: &mut Vec
     }
 }
 
-/// What a row inside a table is, when it is a header again but not the first one's words: the
-/// same table's header in other words, units or order, as where two exports of one table were
-/// concatenated (`收入额(元)` above, `收入额(万元)` from the middle on).
+/// What a row inside a table is, when it is a header again but not in the current header's
+/// words: the same table's header in other words, units or order, as where two exports of one
+/// table were concatenated (`收入额(元)` above, `收入额(万元)` from the middle on).
 pub(crate) enum HeaderAgain {
     /// The same columns at the same places in the same units: skipped like a repeated header.
     Same,
     /// Another layout: the rows after it are read under it. The mapping's columns are in the
     /// first header's order (the prepared file's columns).
     Switch(Mapping),
+    /// A header that names at least half of the table's columns but not exactly them (one
+    /// not in the field map, one missing, one more, two that read as one): the rows after it
+    /// cannot be read under either header. What it lacks, as a phrase for the message.
+    Unreadable(String),
 }
 
-/// Whether the row `fields` (physical line `line`) is a header of the table whose rows are
-/// read under `current`: mapped by the field map to exactly `current`'s canonical columns,
-/// none missing, none ambiguous. Cheap for a data row: only a row whose ID cells (`id_number`,
-/// `household_id`) are filled and hold no digit is mapped at all. `None`: a data row.
+/// Whether a key cell (`id_number`, `household_id`) holds what a key holds: a run of six or
+/// more digits (ASCII or full-width). A header cell (`身份证号`, `身份证号码(18位)`, `ID`, an
+/// empty one) does not.
+pub(crate) fn key_like(v: &str) -> bool {
+    let mut run = 0;
+    for ch in v.chars() {
+        if ch.is_ascii_digit() || ('０'..='９').contains(&ch) {
+            run += 1;
+            if run >= 6 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
+/// Whether the row `fields` is a header of the table whose rows are read under `current`,
+/// mapped by the field map ([`Ctx::map_headers`]): exactly `current`'s canonical columns, none
+/// missing, none ambiguous ([`HeaderAgain::Same`] or [`HeaderAgain::Switch`]); at least two
+/// and at least half of them but not exactly them ([`HeaderAgain::Unreadable`]). Cheap for a
+/// data row: only a row whose ID cells are not [`key_like`] is mapped at all. `None`: a data
+/// row (its values are no header words).
 ///
 /// Found by the session-14 attack: a file whose second half came from an export in 万元 (its
 /// own header, `收入额(万元)`, in the middle) had that header refused as a data row and every
-/// amount after it read in yuan, 10,000 times too small.
+/// amount after it read in yuan, 10,000 times too small. And by the session-15 attack: a
+/// header naming most columns but one (`税(元)`) was refused as one data row and the rows after
+/// it, their amounts in other columns, read under the first header.
 pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Option<HeaderAgain> {
     let mut keys = current
         .cols
@@ -372,17 +398,56 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
         .filter(|c| matches!(c.name.as_str(), "id_number" | "household_id"))
         .peekable();
     keys.peek()?;
-    let digit = |ch: char| ch.is_ascii_digit() || ('０'..='９').contains(&ch);
     for c in keys {
-        let v = fields.get(c.src)?.trim();
-        if v.is_empty() || v.chars().any(digit) {
+        if fields.get(c.src).is_some_and(|v| key_like(v)) {
             return None;
         }
     }
     let texts: Vec<String> = fields.iter().map(|f| (*f).to_string()).collect();
     let m = ctx.map_headers(&texts);
-    if !m.missing.is_empty() || !m.ambiguous.is_empty() || m.cols.len() != current.cols.len() {
+    let named: Vec<&str> = current
+        .cols
+        .iter()
+        .filter(|c| m.cols.iter().any(|n| n.name == c.name))
+        .map(|c| c.name.as_str())
+        .collect();
+    if named.len() < 2 || named.len() * 2 < current.cols.len() {
         return None;
+    }
+    if named.len() != current.cols.len()
+        || m.cols.len() != current.cols.len()
+        || !m.missing.is_empty()
+        || !m.ambiguous.is_empty()
+    {
+        let mut lacks = Vec::new();
+        let absent: Vec<&str> = current
+            .cols
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|n| !named.contains(n))
+            .collect();
+        if !absent.is_empty() {
+            lacks.push(format!("no header of {}", absent.join(", ")));
+        }
+        let more: Vec<&str> = m
+            .cols
+            .iter()
+            .map(|c| c.name.as_str())
+            .filter(|n| !named.contains(n))
+            .collect();
+        if !more.is_empty() {
+            lacks.push(format!(
+                "columns the first header has not: {}",
+                more.join(", ")
+            ));
+        }
+        if let Some((col, a, b)) = m.ambiguous.first() {
+            lacks.push(format!("{a} and {b} both read as `{col}`"));
+        }
+        if !m.unmapped.is_empty() {
+            lacks.push(format!("not in the field map: {}", m.unmapped.join(", ")));
+        }
+        return Some(HeaderAgain::Unreadable(lacks.join("; ")));
     }
     let mut cols = Vec::with_capacity(m.cols.len());
     for c in &current.cols {
@@ -402,6 +467,14 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
         return Some(HeaderAgain::Same);
     }
     Some(HeaderAgain::Switch(Mapping { cols, ..m }))
+}
+
+/// The message of a file not read because of a header inside its table that cannot be read
+/// ([`HeaderAgain::Unreadable`]): `at` names the line or sheet row.
+pub(crate) fn header_unreadable_message(at: &str, lacks: &str) -> String {
+    format!(
+        "{at} is a header again, in other words than the header above it, and it cannot be read ({lacks}): the rows after it are in a layout hedui cannot tell, so the file is not read (every household is unverified for it); give every part of the file the same header, or split it at {at}"
+    )
 }
 
 /// The note for a header inside the table that changes how the rows after it are read

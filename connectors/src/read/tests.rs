@@ -2239,6 +2239,57 @@ fn a_header_in_other_units_inside_the_table_reads_the_rows_after_it_in_its_unit(
         prep.notes
     );
 
+    // Found by the session-15 attack: back to the first header after a second one. The rows
+    // after it are in yuan again (compared with the first header only, it was skipped as a
+    // repeat and they read in 万元, 10,000 times too large).
+    let text = format!(
+        "身份证号,姓名,余额（元）\n{ID1},a,1.00\n身份证号,姓名,余额（万元）\n{ID2},b,2\n身份证号,姓名,余额（元）\n{ID3},c,3.00\n身份证号,姓名,余额（元）\n{ID3},d,4.00\n"
+    );
+    let p = write(d.path(), "b5.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(
+        table(&prep).values("balance"),
+        vec!["1.00", "20000.00", "3.00", "4.00"]
+    );
+    assert_eq!(prep.repeated_headers, vec![3, 5, 7]);
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("line 5 is a header again")
+                && n.contains("`balance` from 余额（元） in yuan (was 万元)")),
+        "{:?}",
+        prep.notes
+    );
+
+    // A second header with one more column the field map does not know (`备注`), its rows as
+    // wide: read under it (they were refused as ragged).
+    let text = format!(
+        "id_number,name,balance\n{ID1},a,1.00\nid_number,name,balance,备注\n{ID2},b,2.00,x\n"
+    );
+    let p = write(d.path(), "b6.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["1.00", "2.00"]);
+    assert!(prep.rejected.is_empty(), "{:?}", prep.rejected);
+
+    // Found by the session-15 attack: a header that names most columns but not one of them
+    // (`税(元)` is in no field map; the ID header `ID`, or empty). The rows after it cannot be
+    // told: the file is not read (the source is unverified), naming the line and the header.
+    for (second, lacks) in [
+        ("身份证号,姓名,税(元)", "no header of balance"),
+        ("ID,姓名,余额", "no header of id_number"),
+        (",姓名,余额", "no header of id_number"),
+    ] {
+        let text = format!("id_number,name,balance\n{ID1},a,1.00\n{second}\n{ID2},b,2.00\n");
+        let p = write(d.path(), "b7.csv", text.as_bytes());
+        let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+        assert!(
+            msg.contains("line 3 is a header again")
+                && msg.contains(lacks)
+                && msg.contains("the file is not read"),
+            "{second}: {msg}"
+        );
+    }
+
     // A data row whose ID cell is not a number is not a header: refused as before.
     let text = format!("id_number,name,balance\n{ID1},a,1.00\n无,b,2.00\n");
     let p = write(d.path(), "b4.csv", text.as_bytes());
@@ -2268,6 +2319,43 @@ fn a_workbook_header_in_other_units_inside_the_sheet_reads_the_rows_after_it_in_
     let t = table(&prep);
     assert_eq!(t.values("balance"), vec!["1234.50", "15000.00"]);
     assert_eq!(prep.repeated_headers, vec![3]);
+    // back to the first header (found by the session-15 attack): yuan again
+    workbook(
+        &p,
+        &[
+            vec![Cell::S("身份证号"), Cell::S("姓名"), Cell::S("余额")],
+            vec![Cell::S(ID1), Cell::S("a"), Cell::N(1.0)],
+            vec![
+                Cell::S("身份证号"),
+                Cell::S("姓名"),
+                Cell::S("余额（万元）"),
+            ],
+            vec![Cell::S(ID2), Cell::S("b"), Cell::N(2.0)],
+            vec![Cell::S("身份证号"), Cell::S("姓名"), Cell::S("余额")],
+            vec![Cell::S(ID3), Cell::S("c"), Cell::N(3.0)],
+        ],
+    );
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(
+        table(&prep).values("balance"),
+        vec!["1.00", "20000.00", "3.00"]
+    );
+    assert_eq!(prep.repeated_headers, vec![3, 5]);
+    // a header naming most columns but not all: the workbook is not read
+    workbook(
+        &p,
+        &[
+            vec![Cell::S("身份证号"), Cell::S("姓名"), Cell::S("余额")],
+            vec![Cell::S(ID1), Cell::S("a"), Cell::N(1.0)],
+            vec![Cell::S("身份证号"), Cell::S("姓名"), Cell::S("税(元)")],
+            vec![Cell::S(ID2), Cell::S("b"), Cell::N(2.0)],
+        ],
+    );
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(
+        msg.contains("sheet row 3 is a header again") && msg.contains("no header of balance"),
+        "{msg}"
+    );
     assert!(prep.rejected.is_empty(), "{:?}", prep.rejected);
     assert!(
         prep.notes

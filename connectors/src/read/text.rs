@@ -18,7 +18,8 @@ use encoding_rs::{DecoderResult, Encoding, GB18030, UTF_16BE, UTF_16LE};
 use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, choose_header, header_again,
-    header_switch_note, lines_list, mapping_notes, money_change, money_text, pick_source,
+    header_switch_note, header_unreadable_message, key_like, lines_list, mapping_notes,
+    money_change, money_text, pick_source,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -937,7 +938,7 @@ impl Pass<'_> {
             .map(|c| c.src)
             .collect();
         let first_byte = self.header_norm.first().and_then(|h| h.bytes().next());
-        // the ID columns: a row whose ID cell holds no digit may be a header in other words
+        // the ID columns: a row whose ID cell is not [`key_like`] may be a header in other words
         // ([`header_again`]), which only the rewrite reads
         let keys: Vec<usize> = self
             .mapping
@@ -984,7 +985,7 @@ impl Pass<'_> {
             if money.iter().any(|&i| !rdr.field(i).is_ascii())
                 || keys
                     .iter()
-                    .any(|&i| !rdr.field(i).iter().any(u8::is_ascii_digit))
+                    .any(|&i| !key_like(std::str::from_utf8(rdr.field(i)).unwrap_or("")))
             {
                 return Err(Stop::Rewrite);
             }
@@ -1023,6 +1024,8 @@ impl Pass<'_> {
         // table ([`header_again`])
         let mut switched: Option<Mapping> = None;
         let mut switch_notes: Vec<String> = Vec::new();
+        // the words of the header the rows are read under ([`norm`]ed)
+        let mut cur_norm: Vec<String> = self.header_norm.to_vec();
         let mut boms = Vec::new();
         let mut changes = Changes::default();
         let mut normalised: Vec<Normalised> = Vec::new();
@@ -1049,7 +1052,12 @@ impl Pass<'_> {
                 blank.push(line);
                 continue;
             }
-            if fields.len() == width && self.is_header_again(fields.iter().copied()) {
+            // the header the rows are read under, again word for word (found by the
+            // session-15 attack: compared with the first header only, a return to it after a
+            // second one was skipped and the rows after it read under the second)
+            if fields.len() == cur_norm.len()
+                && fields.iter().zip(&cur_norm).all(|(f, h)| norm(f) == *h)
+            {
                 repeated.push(line);
                 continue;
             }
@@ -1057,6 +1065,8 @@ impl Pass<'_> {
             match header_again(self.ctx, active, &fields) {
                 Some(HeaderAgain::Same) => {
                     repeated.push(line);
+                    width = fields.len();
+                    cur_norm = fields.iter().map(|f| norm(f)).collect();
                     continue;
                 }
                 Some(HeaderAgain::Switch(next)) => {
@@ -1064,8 +1074,15 @@ impl Pass<'_> {
                     mapping_notes(&next, line, &mut switch_notes);
                     repeated.push(line);
                     width = fields.len();
+                    cur_norm = fields.iter().map(|f| norm(f)).collect();
                     switched = Some(next);
                     continue;
+                }
+                Some(HeaderAgain::Unreadable(lacks)) => {
+                    return Err(Stop::Fail(ctx.unreadable(header_unreadable_message(
+                        &format!("line {line}"),
+                        &lacks,
+                    ))));
                 }
                 None => {}
             }

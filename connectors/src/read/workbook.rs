@@ -20,8 +20,8 @@ use chrono::{Duration, NaiveDate};
 use super::fieldmap::{MappedColumn, Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, choose_header,
-    header_again, header_switch_note, lines_list, mapping_notes, money_change, money_exact,
-    money_from_f64, money_text, number_text, pick_source,
+    header_again, header_switch_note, header_unreadable_message, key_like, lines_list,
+    mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text, pick_source,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -317,19 +317,25 @@ pub(super) fn prepare_workbook(
         .iter()
         .rposition(|t| !t.is_empty())
         .map_or(0, |p| p + 1);
-    // Whether a row repeats the header (the first cell is compared first: cheap).
-    let repeats_header = |row: &[Data]| -> bool {
+    // Whether a row repeats a header (`norm`ed words, `width` of them; the first cell is
+    // compared first: cheap).
+    fn same_header(row: &[Data], header: &[String], width: usize) -> bool {
         let first = row.first().map(|c| norm(&cell_text(c))).unwrap_or_default();
-        if header_norm.first().is_none_or(|h| *h != first) {
+        if header.first().is_none_or(|h| *h != first) {
             return false;
         }
         let texts: Vec<String> = row.iter().map(|c| norm(&cell_text(c))).collect();
-        let width = texts
+        let w = texts
             .iter()
             .rposition(|t| !t.is_empty())
             .map_or(0, |p| p + 1);
-        width == hwidth && texts[..width] == header_norm[..hwidth]
-    };
+        w == width && texts[..w] == header[..width]
+    }
+    let repeats_header = |row: &[Data]| same_header(row, &header_norm, hwidth);
+    // the words of the header the rows are read under (a second header in the table replaces
+    // the first: found by the session-15 attack, a return to the first header after a second
+    // one was skipped as a repeat and the rows after it read under the second)
+    let (mut cur_norm, mut cur_width) = (header_norm.clone(), hwidth);
     // Export tools split a table longer than a sheet (1,048,576 rows) over several sheets,
     // each starting with the same header: every sheet whose first row repeats the first
     // sheet's header is read as a continuation; any other sheet with data is an error.
@@ -366,6 +372,9 @@ pub(super) fn prepare_workbook(
                     continue;
                 }
                 Some(p) if repeats_header(rows[p]) => {
+                    // (read under the first header again, whatever the sheet before ended in)
+                    switched = None;
+                    (cur_norm, cur_width) = (header_norm.clone(), hwidth);
                     continued.push(format!(
                         "sheet {} ({sheet_name}) from data row {} (its header at sheet row {})",
                         si + 1,
@@ -420,16 +429,14 @@ pub(super) fn prepare_workbook(
                 );
                 continue;
             }
-            if repeats_header(row) {
+            if same_header(row, &cur_norm, cur_width) {
                 repeated.push(line);
                 continue;
             }
             // a header in other words, units or order ([`header_again`]): only a row whose ID
-            // cells are filled without a digit is looked at
-            let no_digit = |c: &MappedColumn| {
-                let t = row.get(c.src).map(cell_text).unwrap_or_default();
-                !t.trim().is_empty() && !t.chars().any(|ch| ch.is_ascii_digit())
-            };
+            // cells do not hold what a key holds is looked at
+            let not_key =
+                |c: &MappedColumn| !key_like(&row.get(c.src).map(cell_text).unwrap_or_default());
             if active
                 .cols
                 .iter()
@@ -438,13 +445,19 @@ pub(super) fn prepare_workbook(
                     .cols
                     .iter()
                     .filter(|c| matches!(c.name.as_str(), "id_number" | "household_id"))
-                    .all(no_digit)
+                    .all(not_key)
             {
                 let texts: Vec<String> = row.iter().map(cell_text).collect();
                 let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                let words = |texts: &[String]| -> (Vec<String>, usize) {
+                    let n: Vec<String> = texts.iter().map(|t| norm(t)).collect();
+                    let w = n.iter().rposition(|t| !t.is_empty()).map_or(0, |p| p + 1);
+                    (n, w)
+                };
                 match header_again(ctx, active, &refs) {
                     Some(HeaderAgain::Same) => {
                         repeated.push(line);
+                        (cur_norm, cur_width) = words(&texts);
                         continue;
                     }
                     Some(HeaderAgain::Switch(next)) => {
@@ -455,8 +468,15 @@ pub(super) fn prepare_workbook(
                         )));
                         mapping_notes(&next, line, &mut switch_notes);
                         repeated.push(line);
+                        (cur_norm, cur_width) = words(&texts);
                         switched = Some(next);
                         continue;
+                    }
+                    Some(HeaderAgain::Unreadable(lacks)) => {
+                        return Err(ctx.unreadable(sheet_tag(header_unreadable_message(
+                            &format!("sheet row {line}"),
+                            &lacks,
+                        ))));
                     }
                     None => {}
                 }
