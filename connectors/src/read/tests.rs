@@ -1423,12 +1423,21 @@ fn a_share_of_one_or_less_in_a_number_cell_is_refused_as_ambiguous() {
             vec![S(ID1), S("王秀兰"), N(0.0)],
             vec![S(ID2), S("李建国"), S("0.5")],
             vec![S(ID3), S("张秀英"), N(100.0)],
+            vec![S(ID3), S("张秀英"), N(100.00000000000001)],
         ],
     );
     let prep = prepare(&p, "real_estate", &["id_number", "name", "share_pct"]).unwrap();
     assert_eq!(
         table(&prep).values("share_pct"),
-        vec!["50", "0", "0.5", "100"]
+        vec!["50", "0", "0.5", "100", "100.00"]
+    );
+    // a formula's binary noise reads as the sheet shows it, logged (session-15 attack)
+    assert_eq!(
+        prep.normalised
+            .iter()
+            .map(|n| (n.line, n.kind.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(8, "money_float_noise")]
     );
     let got: Vec<(u64, &str)> = prep
         .rejected

@@ -169,7 +169,21 @@ fn convert(
             }
             match cell {
                 Data::Int(i) => Ok((i.to_string(), None)),
-                _ => number_text(v).map(|t| (t, None)).map_err(fail),
+                // (`100.00000000000001`, a formula's binary noise, reads as the sheet shows
+                // it, as amounts do; found by the session-15 attack)
+                _ => {
+                    let t = number_text(v).map_err(fail)?;
+                    let decimals = t.split_once('.').map_or(0, |(_, f)| f.len());
+                    match money_from_f64(v, None) {
+                        Ok((shown, true)) if decimals > 2 => {
+                            changes.add(format!(
+                                "column `{col}`: number cells with binary float noise read as the spreadsheet shows them (15 significant digits)"
+                            ));
+                            Ok((shown, super::number_money_change(true, false, "number cell")))
+                        }
+                        _ => Ok((t, None)),
+                    }
+                }
             }
         }
         (Data::DateTime(_), ValueKind::Money) => Err(fail(Issue {
