@@ -94,6 +94,17 @@ pub enum BatchError {
         /// The lock file inside it.
         lock: String,
     },
+    /// `--strict`: a source's extract was refused as a whole (every household would be
+    /// unverified for it).
+    #[error("--strict: source {source_name} refused as a whole ({reason}): {message}")]
+    StrictSource {
+        /// The source.
+        source_name: String,
+        /// Reason code (`source_unreadable`, `source_missing_columns`, `source_out_of_period`).
+        reason: String,
+        /// Why, naming the file.
+        message: String,
+    },
     /// `--strict`: a row was quarantined.
     #[error("--strict: {file} line {line} row {row} column {column} ({reason}): {message}")]
     Strict {
@@ -2053,6 +2064,7 @@ fn summarize(
             "households": caseload.households.len(), "members": caseload.members.len(), "supporters": caseload.supporters.len(),
             "persons_queried": persons_queried,
             "key_repairs": caseload_key_repairs,
+            "files": caseload.files,
         }),
         quarantine: q.by_reason(),
         normalisations,
@@ -2209,15 +2221,11 @@ fn check_strict(strict: bool, q: &Quarantine) -> Result<(), BatchError> {
 /// Found by the session-14 attack: a strict run went on and wrote every report with the source
 /// unverified, where a refused row would have stopped it.
 fn strict_source(kind: SourceKind, reason: &str, code: &str) -> BatchError {
-    BatchError::Strict {
-        file: kind.name().to_string(),
-        line: "-".into(),
-        row: "-".into(),
-        column: String::new(),
+    let detail = reason.strip_prefix(&format!("{code}: ")).unwrap_or(reason);
+    BatchError::StrictSource {
+        source_name: kind.name().to_string(),
         reason: code.to_string(),
-        message: format!(
-            "the extract is not read, every household would be unverified for it: {reason}"
-        ),
+        message: detail.to_string(),
     }
 }
 

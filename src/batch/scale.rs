@@ -145,6 +145,7 @@ fn slice_caseload(c: Caseload, keep: impl Fn(usize, &Household) -> bool) -> Case
         supporters,
         rows_read: c.rows_read,
         normalisations: c.normalisations,
+        files: c.files,
     }
 }
 

@@ -77,6 +77,10 @@ pub struct Caseload {
     pub rows_read: [u64; 3],
     /// Values changed on the way in (ID repairs, names, dates, amounts), one per value.
     pub normalisations: Normalisations,
+    /// Per table read (households, members, supporters, in that order): its file, its text
+    /// encoding (`utf-8`, `utf-8-bom`, `gb18030`, …; empty for Parquet) and what the reader
+    /// decided (the notes a source's summary carries). For `summary.json` `caseload.files`.
+    pub files: Vec<serde_json::Value>,
 }
 
 impl Caseload {
@@ -180,6 +184,12 @@ fn read(
         }));
     }
     Ok((df, name, prep))
+}
+
+/// A caseload table's entry of `summary.json` `caseload.files`: file, encoding, notes
+/// (found by the session-15 trial: a GBK caseload's encoding was recorded nowhere).
+fn file_note(file: &str, prep: &Prepared) -> serde_json::Value {
+    serde_json::json!({"file": file, "encoding": prep.encoding, "notes": prep.notes})
 }
 
 /// The §2 vocabulary of `members.relation` (the API's `members[i].relation` too): a member's
@@ -561,6 +571,7 @@ pub fn load_caseload(
     let mut index: HashMap<String, usize> = HashMap::new();
 
     let (df, file, prep) = read(dir, CaseloadTable::Households, &mut out.normalisations)?;
+    out.files.push(file_note(&file, &prep));
     let rows = Rows {
         file: &file,
         prep: &prep,
@@ -808,6 +819,7 @@ pub fn load_caseload(
     }
 
     let (df, file, prep) = read(dir, CaseloadTable::Members, &mut out.normalisations)?;
+    out.files.push(file_note(&file, &prep));
     // Found by the s11 trial: a members table with a header and no rows read as "no household
     // has members": every household was referred, and nothing named the file. A caseload's
     // households each have an applicant, so it is a failed export: the caseload is refused.
@@ -1043,6 +1055,7 @@ pub fn load_caseload(
     }
 
     let (df, file, prep) = read(dir, CaseloadTable::Supporters, &mut out.normalisations)?;
+    out.files.push(file_note(&file, &prep));
     let rows = Rows {
         file: &file,
         prep: &prep,

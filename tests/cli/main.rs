@@ -640,6 +640,12 @@ fn a_gbk_export_with_chinese_headers_and_a_repeated_header_gives_the_same_determ
     let (gbk, _, lossy) = encoding_rs::GBK.encode(&joined);
     assert!(!lossy);
     std::fs::write(&path, &gbk).unwrap();
+    // the caseload's members table in GBK too, with Chinese headers
+    let members = c.data().join("members.csv");
+    let text = std::fs::read_to_string(&members)
+        .unwrap()
+        .replacen("id_number", "身份证号", 1);
+    std::fs::write(&members, encoding_rs::GBK.encode(&text).0).unwrap();
     let (out, dirty) = c.batch("gbk", &[]);
     assert_eq!(
         out.status.code(),
@@ -654,6 +660,11 @@ fn a_gbk_export_with_chinese_headers_and_a_repeated_header_gives_the_same_determ
     let bank = &s["sources"]["bank"]["counts"];
     assert_eq!(bank["encoding"], "gb18030");
     assert_eq!(bank["repeated_header_lines"][0], mid as u64 + 1);
+    // the caseload's encoding is recorded (found by the session-15 trial: it was nowhere)
+    let files = &s["caseload"]["files"];
+    assert_eq!(files[1]["file"], "members.csv");
+    assert_eq!(files[1]["encoding"], "gb18030", "{files}");
+    assert_eq!(files[0]["file"], "households.csv");
     assert_eq!(
         bank["rows"].as_u64().unwrap() + 2,
         lines.len() as u64,
@@ -701,7 +712,7 @@ fn strict_stops_at_an_extract_refused_whole_and_not_at_one_that_is_absent() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--strict: securities line - row - column  (source_missing_columns)")
+        err.contains("--strict: source securities refused as a whole (source_missing_columns): ")
             && err.contains("securities.csv"),
         "{err}"
     );
@@ -716,6 +727,25 @@ fn strict_stops_at_an_extract_refused_whole_and_not_at_one_that_is_absent() {
         summary(&dir)["sources"]["securities"]["status"],
         "unverified"
     );
+    // a social-insurance extract without a month of the window: refused whole too
+    let si = c.data().join("social_insurance.csv");
+    let original = std::fs::read_to_string(&si).unwrap();
+    let kept: Vec<&str> = original
+        .lines()
+        .filter(|l| !l.contains(",2026-05,"))
+        .collect();
+    std::fs::write(&si, kept.join("\n") + "\n").unwrap();
+    let (out, _) = c.batch("strict-month", &["--strict"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--strict: source social_insurance refused as a whole (source_out_of_period): "
+        ) && err.contains("is of month 2026-05")
+            && !err.contains("source_out_of_period): source_out_of_period"),
+        "{err}"
+    );
+    std::fs::write(&si, original).unwrap();
     // absent: not queried, the strict run goes on
     std::fs::remove_file(&path).unwrap();
     let (out, dir) = c.batch("strict-absent", &["--strict"]);

@@ -469,6 +469,17 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
     Some(HeaderAgain::Switch(Mapping { cols, ..m }))
 }
 
+/// [`mapping_notes`] of a header inside the table that the rows after it are read under
+/// ([`HeaderAgain::Switch`]), each saying from which line it holds.
+pub(crate) fn switched_mapping_notes(mapping: &Mapping, line: u64) -> Vec<String> {
+    let mut notes = Vec::new();
+    mapping_notes(mapping, line, &mut notes);
+    notes
+        .into_iter()
+        .map(|n| format!("from line {line} on: {n}"))
+        .collect()
+}
+
 /// The message of a file not read because of a header inside its table that cannot be read
 /// ([`HeaderAgain::Unreadable`]): `at` names the line or sheet row.
 pub(crate) fn header_unreadable_message(at: &str, lacks: &str) -> String {

@@ -2218,6 +2218,23 @@ fn a_header_in_other_units_inside_the_table_reads_the_rows_after_it_in_its_unit(
         note.contains("`balance` from 余额（万元） in 万元 (was yuan)"),
         "{note}"
     );
+    // the switch is not also called a repeat, and the unit note says from where it holds
+    // (found by the session-15 trial: the notes contradicted each other)
+    assert!(
+        !prep
+            .notes
+            .iter()
+            .any(|n| n.contains("repeated header rows skipped")),
+        "{:?}",
+        prep.notes
+    );
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.starts_with("from line 3 on: column `balance` is in 万元")),
+        "{:?}",
+        prep.notes
+    );
     // each converted amount is logged on its own line
     let logged: Vec<(u64, &str)> = prep
         .normalised

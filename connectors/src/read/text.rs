@@ -19,7 +19,7 @@ use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, choose_header, header_again,
     header_switch_note, header_unreadable_message, key_like, lines_list, mapping_notes,
-    money_change, money_text, pick_source,
+    money_change, money_text, pick_source, switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -1024,8 +1024,10 @@ impl Pass<'_> {
         // table ([`header_again`])
         let mut switched: Option<Mapping> = None;
         let mut switch_notes: Vec<String> = Vec::new();
-        // the words of the header the rows are read under ([`norm`]ed)
+        // the words of the header the rows are read under ([`norm`]ed), and the lines of the
+        // headers that changed it (skipped as header rows, noted apart from repeats)
         let mut cur_norm: Vec<String> = self.header_norm.to_vec();
+        let mut switched_at: Vec<u64> = Vec::new();
         let mut boms = Vec::new();
         let mut changes = Changes::default();
         let mut normalised: Vec<Normalised> = Vec::new();
@@ -1071,8 +1073,9 @@ impl Pass<'_> {
                 }
                 Some(HeaderAgain::Switch(next)) => {
                     switch_notes.push(header_switch_note(&format!("line {line}"), active, &next));
-                    mapping_notes(&next, line, &mut switch_notes);
+                    switch_notes.extend(switched_mapping_notes(&next, line));
                     repeated.push(line);
+                    switched_at.push(line);
                     width = fields.len();
                     cur_norm = fields.iter().map(|f| norm(f)).collect();
                     switched = Some(next);
@@ -1232,10 +1235,15 @@ impl Pass<'_> {
                 lines_list(&preamble)
             ));
         }
-        if !repeated.is_empty() {
+        let repeats: Vec<u64> = repeated
+            .iter()
+            .copied()
+            .filter(|l| !switched_at.contains(l))
+            .collect();
+        if !repeats.is_empty() {
             notes.push(format!(
                 "repeated header rows skipped (two exports concatenated?) at lines {}",
-                lines_list(&repeated)
+                lines_list(&repeats)
             ));
         }
         if !boms.is_empty() {

@@ -22,6 +22,7 @@ use super::{
     Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, choose_header,
     header_again, header_switch_note, header_unreadable_message, key_like, lines_list,
     mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text, pick_source,
+    switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -323,6 +324,7 @@ pub(super) fn prepare_workbook(
     // the header the rows are read under: the first, until a different one in the table
     let mut switched: Option<Mapping> = None;
     let mut switch_notes: Vec<String> = Vec::new();
+    let mut switched_at: Vec<u64> = Vec::new();
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut changes = Changes::default();
     let mut normalised: Vec<Normalised> = Vec::new();
@@ -480,8 +482,9 @@ pub(super) fn prepare_workbook(
                             active,
                             &next,
                         )));
-                        mapping_notes(&next, line, &mut switch_notes);
+                        switch_notes.extend(switched_mapping_notes(&next, line));
                         repeated.push(line);
+                        switched_at.push(line);
                         (cur_norm, cur_width) = words(&texts);
                         switched = Some(next);
                         continue;
@@ -605,10 +608,15 @@ pub(super) fn prepare_workbook(
         ));
     }
     let (dir, path, lines) = sink.finish()?;
-    if !repeated.is_empty() {
+    let repeats: Vec<u64> = repeated
+        .iter()
+        .copied()
+        .filter(|l| !switched_at.contains(l))
+        .collect();
+    if !repeats.is_empty() {
         notes.push(format!(
             "repeated header rows skipped at sheet rows {}",
-            lines_list(&repeated)
+            lines_list(&repeats)
         ));
     }
     notes.append(&mut switch_notes);
