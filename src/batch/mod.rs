@@ -463,11 +463,18 @@ pub struct MonthRows {
     pub complete: bool,
 }
 
+/// An extract is checked month by month only with at least this many rows in the period
+/// (20 a month of the window): in a smaller one a month without a row can be the population's
+/// (found by the session-15 attack: a one-household county's social insurance held one
+/// month). Below it the period is checked as a whole.
+pub(crate) const MONTH_CHECK_MIN_ROWS: usize = 240;
+
 /// The months of [`period_months`] with no row in `p` (`YYYY-MM`); empty when `p` keeps no
-/// months (other sources; a state written before they were kept).
+/// months (other sources; a state written before they were kept) or holds fewer than
+/// [`MONTH_CHECK_MIN_ROWS`] rows in the period (`p.rows` is every such row then).
 pub(crate) fn months_missing(kind: SourceKind, frame: &Frame, p: &PeriodRows) -> Vec<String> {
     let months = period_months(kind, frame);
-    if p.months.len() != months.len() {
+    if p.months.len() != months.len() || (p.complete && p.rows.len() < MONTH_CHECK_MIN_ROWS) {
         return Vec::new();
     }
     months
@@ -2484,6 +2491,50 @@ fn signed_lines(sealer: &RunSealer, unsigned: Vec<UnsignedReport>) -> Vec<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::same_bytes;
+
+    /// Found by the session-15 attack: a one-household county's social insurance held rows of
+    /// one month only, and the month check made it unverified. Months are checked only with
+    /// at least 240 rows in the period (every one of them known, or more than 256 seen).
+    #[test]
+    fn months_are_checked_only_in_an_extract_with_enough_rows_in_the_period() {
+        use super::{MonthRows, PeriodRows, months_missing};
+        let policy = crate::assess::Policy::bundled();
+        let frame = crate::evidence::Frame::new(
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            &policy,
+        );
+        let kind = hedui_connectors::SourceKind::SocialInsurance;
+        let with = |rows: usize, complete: bool| {
+            let mut months = vec![
+                MonthRows {
+                    rows: vec![1],
+                    complete: false
+                };
+                12
+            ];
+            months[4] = MonthRows {
+                rows: Vec::new(),
+                complete: true,
+            };
+            PeriodRows {
+                rows: (0..rows as u64).collect(),
+                complete,
+                months,
+            }
+        };
+        assert!(months_missing(kind, &frame, &with(239, true)).is_empty());
+        assert_eq!(
+            months_missing(kind, &frame, &with(240, true)),
+            vec!["2026-03"]
+        );
+        assert_eq!(
+            months_missing(kind, &frame, &with(256, false)),
+            vec!["2026-03"]
+        );
+        // other sources keep no months
+        let tax = hedui_connectors::SourceKind::Tax;
+        assert!(months_missing(tax, &frame, &with(256, false)).is_empty());
+    }
 
     #[test]
     fn same_bytes_is_equality_at_every_length_and_every_differing_byte() {

@@ -1792,16 +1792,20 @@ fn end_period_rows(
             EndPeriod::Unknown
         };
     }
-    if month_unknown {
-        return EndPeriod::Unknown;
-    }
-    if !lacking.is_empty() {
-        return EndPeriod::MonthsMissing(lacking);
-    }
     rows.sort_unstable();
     rows.dedup();
     let complete = complete && rows.len() <= super::PERIOD_ROWS_KEPT;
     rows.truncate(super::PERIOD_ROWS_KEPT);
+    // months are checked as the full run checks them: only in an extract with enough rows in
+    // the period ([`super::MONTH_CHECK_MIN_ROWS`])
+    if !complete || rows.len() >= super::MONTH_CHECK_MIN_ROWS {
+        if month_unknown {
+            return EndPeriod::Unknown;
+        }
+        if !lacking.is_empty() {
+            return EndPeriod::MonthsMissing(lacking);
+        }
+    }
     EndPeriod::Rows(PeriodRows {
         rows,
         complete,

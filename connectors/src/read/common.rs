@@ -355,6 +355,9 @@ pub(crate) enum HeaderAgain {
     /// Another layout: the rows after it are read under it. The mapping's columns are in the
     /// first header's order (the prepared file's columns).
     Switch(Mapping),
+    /// A title row declaring the unit the amounts are already read in (`单位：元` over a table
+    /// in yuan), or a row of those units under the header: skipped.
+    Title(String),
     /// A header that names at least half of the table's columns but not exactly them (one
     /// not in the field map, one missing, one more, two that read as one): the rows after it
     /// cannot be read under either header. What it lacks, as a phrase for the message.
@@ -362,8 +365,9 @@ pub(crate) enum HeaderAgain {
 }
 
 /// Whether a key cell (`id_number`, `household_id`) holds what a key holds: a run of six or
-/// more digits (ASCII or full-width). A header cell (`身份证号`, `身份证号码(18位)`, `ID`, an
-/// empty one) does not.
+/// more digits (ASCII or full-width; spaces and hyphens inside do not end it, as the ID
+/// reader repairs `6205 0319 …`: found by the session-15 attack). A header cell (`身份证号`,
+/// `身份证号码(18位)`, `ID`, an empty one) does not.
 pub(crate) fn key_like(v: &str) -> bool {
     let mut run = 0;
     for ch in v.chars() {
@@ -372,11 +376,106 @@ pub(crate) fn key_like(v: &str) -> bool {
             if run >= 6 {
                 return true;
             }
-        } else {
+        } else if !matches!(ch, ' ' | '\u{3000}' | '-' | '－') {
             run = 0;
         }
     }
     false
+}
+
+/// The money unit a title cell declares for the table (`单位：万元`, `金额单位：元`,
+/// `2025年度明细（单位：万元）`), if any.
+pub(crate) fn unit_declaration(cell: &str) -> Option<MoneyUnit> {
+    let n = fieldmap::norm(cell);
+    let (_, rest) = n.split_once("单位:")?;
+    let word: String = rest
+        .chars()
+        .take_while(|c| !matches!(c, ')' | ']' | ',' | ';' | '/' | '、' | '，'))
+        .collect();
+    fieldmap::unit_of(&word)
+}
+
+/// The unit a cell of a row of units holds (`万元`, `(万元)`, `元`), if it is one.
+fn unit_cell(cell: &str) -> Option<MoneyUnit> {
+    let n = fieldmap::norm(cell);
+    let inner = n
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .unwrap_or(&n);
+    let inner = inner.strip_prefix("单位:").unwrap_or(inner);
+    fieldmap::unit_of(inner)
+}
+
+/// A unit as the sheet writes it.
+pub(crate) fn unit_label(u: MoneyUnit) -> &'static str {
+    match u {
+        MoneyUnit::Wan => "万元",
+        MoneyUnit::Yuan => "元",
+    }
+}
+
+/// A unit declared by a title row above the header (`单位：万元`, [`unit_declaration`])
+/// applied to the money columns whose header names no unit: they are read in it. Returns the
+/// note naming the line and the columns (`None` when nothing changes: 元, or no such
+/// column). Found by the session-15 attack: a `单位：万元` title row was skipped as a title and
+/// every amount under it read in yuan, 10,000 times too small.
+pub(crate) fn apply_declared_unit(
+    mapping: &mut Mapping,
+    title: &[(u64, Vec<String>)],
+) -> Option<String> {
+    let (line, unit) = title.iter().find_map(|(l, cells)| {
+        cells
+            .iter()
+            .find_map(|c| unit_declaration(c))
+            .map(|u| (*l, u))
+    })?;
+    if unit == MoneyUnit::Yuan {
+        return None;
+    }
+    let mut cols = Vec::new();
+    for c in mapping
+        .cols
+        .iter_mut()
+        .filter(|c| c.kind == ValueKind::Money)
+    {
+        if c.unit.is_none() {
+            c.unit = Some(unit);
+            c.as_is = false;
+            cols.push(format!("`{}`", c.name));
+        }
+        for a in c.also.iter_mut().filter(|a| a.unit.is_none()) {
+            a.unit = Some(unit);
+        }
+    }
+    (!cols.is_empty()).then(|| {
+        format!(
+            "line {line} above the header declares the unit {}: {} (no unit in the header) read in it, converted to yuan exactly",
+            unit_label(unit),
+            cols.join(", ")
+        )
+    })
+}
+
+/// Whether a cell is a header word with a money unit marker (`收入额(万元)`, `余额[单位:元]`):
+/// a header, never a value (`1.5万元` has digits before its unit).
+fn unit_header(cell: &str) -> bool {
+    let n = fieldmap::norm(cell);
+    let (stem, unit) = fieldmap::split_unit(&n);
+    unit.is_some() && !stem.is_empty() && !stem.chars().any(|c| c.is_ascii_digit())
+}
+
+/// The 1-based fields of `fields` that no column of `m` reads, as `field 3, field 5` (never
+/// their text: a data row taken for a header would echo an ID number or a name).
+fn unread_fields(m: &Mapping, width: usize) -> String {
+    (0..width)
+        .filter(|i| {
+            !m.cols
+                .iter()
+                .any(|c| c.src == *i || c.also.iter().any(|a| a.src == *i))
+        })
+        .map(|i| format!("field {}", i + 1))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whether the row `fields` is a header of the table whose rows are read under `current`,
@@ -403,6 +502,44 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
             return None;
         }
     }
+    // A title row declaring a unit (`单位：万元`), or a row of units under a header (`,,万元`):
+    // skipped when it is the unit the amounts are read in, else the rows after it cannot be
+    // told (found by the session-15 attack: the title refused as one data row, the 万元 rows
+    // under it read as yuan).
+    let read_in = |c: &MappedColumn| c.unit.unwrap_or(MoneyUnit::Yuan);
+    if let Some(u) = fields.iter().find_map(|f| unit_declaration(f)) {
+        let money = current.cols.iter().filter(|c| c.kind == ValueKind::Money);
+        return Some(if money.clone().all(|c| read_in(c) == u) {
+            HeaderAgain::Title(format!("declaring the unit {}", unit_label(u)))
+        } else {
+            HeaderAgain::Unreadable(format!(
+                "a title declaring the unit {}, not the unit the amounts above it are read in",
+                unit_label(u)
+            ))
+        });
+    }
+    let filled: Vec<(usize, &str)> = fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.trim().is_empty())
+        .map(|(i, f)| (i, *f))
+        .collect();
+    if !filled.is_empty() && filled.iter().all(|(_, f)| unit_cell(f).is_some()) {
+        let consistent = filled.iter().all(|(i, f)| {
+            current
+                .cols
+                .iter()
+                .find(|c| c.src == *i)
+                .is_some_and(|c| c.kind == ValueKind::Money && unit_cell(f) == Some(read_in(c)))
+        });
+        return Some(if consistent {
+            HeaderAgain::Title("of the units the amounts are read in".into())
+        } else {
+            HeaderAgain::Unreadable(
+                "a row of units that are not the units the amounts are read in; write the unit in the header, 收入额(万元)".into(),
+            )
+        });
+    }
     let texts: Vec<String> = fields.iter().map(|f| (*f).to_string()).collect();
     let m = ctx.map_headers(&texts);
     let named: Vec<&str> = current
@@ -411,7 +548,11 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
         .filter(|c| m.cols.iter().any(|n| n.name == c.name))
         .map(|c| c.name.as_str())
         .collect();
-    if named.len() < 2 || named.len() * 2 < current.cols.len() {
+    // a header by its words (at least two and half of the table's columns), or by a money
+    // unit marker (`收入额(万元)`: found by the session-15 attack, a header naming fewer columns
+    // had its 万元 rows read in yuan)
+    let by_words = named.len() >= 2 && named.len() * 2 >= current.cols.len();
+    if !by_words && !fields.iter().any(|f| unit_header(f)) {
         return None;
     }
     if named.len() != current.cols.len()
@@ -445,7 +586,10 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
             lacks.push(format!("{a} and {b} both read as `{col}`"));
         }
         if !m.unmapped.is_empty() {
-            lacks.push(format!("not in the field map: {}", m.unmapped.join(", ")));
+            lacks.push(format!(
+                "in no field map: {}",
+                unread_fields(&m, fields.len())
+            ));
         }
         return Some(HeaderAgain::Unreadable(lacks.join("; ")));
     }
@@ -470,10 +614,21 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
 }
 
 /// [`mapping_notes`] of a header inside the table that the rows after it are read under
-/// ([`HeaderAgain::Switch`]), each saying from which line it holds.
-pub(crate) fn switched_mapping_notes(mapping: &Mapping, line: u64) -> Vec<String> {
+/// ([`HeaderAgain::Switch`]; `width`: its fields), each saying from which line it holds. Its
+/// cells in no field map are named by position, not text.
+pub(crate) fn switched_mapping_notes(mapping: &Mapping, line: u64, width: usize) -> Vec<String> {
     let mut notes = Vec::new();
-    mapping_notes(mapping, line, &mut notes);
+    let quiet = Mapping {
+        unmapped: Vec::new(),
+        ..mapping.clone()
+    };
+    mapping_notes(&quiet, line, &mut notes);
+    if !mapping.unmapped.is_empty() {
+        notes.push(format!(
+            "in no field map, ignored: {}",
+            unread_fields(mapping, width)
+        ));
+    }
     notes
         .into_iter()
         .map(|n| format!("from line {line} on: {n}"))
@@ -484,7 +639,7 @@ pub(crate) fn switched_mapping_notes(mapping: &Mapping, line: u64) -> Vec<String
 /// ([`HeaderAgain::Unreadable`]): `at` names the line or sheet row.
 pub(crate) fn header_unreadable_message(at: &str, lacks: &str) -> String {
     format!(
-        "{at} is a header again, in other words than the header above it, and it cannot be read ({lacks}): the rows after it are in a layout hedui cannot tell, so the file is not read (every household is unverified for it); give every part of the file the same header, or split it at {at}"
+        "{at} is a header again, in other words than the header above it, and it cannot be read ({lacks}): the rows after it are in a layout hedui cannot tell, so the file is not read; give every part of the file the same header, or split it at {at}"
     )
 }
 

@@ -174,7 +174,7 @@ pub struct FieldMap {
     columns: Vec<FieldColumn>,
 }
 
-fn unit_of(s: &str) -> Option<MoneyUnit> {
+pub(crate) fn unit_of(s: &str) -> Option<MoneyUnit> {
     match s.trim() {
         "元" | "人民币元" | "yuan" | "cny" | "rmb" => Some(MoneyUnit::Yuan),
         "万元" | "万" | "人民币万元" => Some(MoneyUnit::Wan),

@@ -2316,6 +2316,71 @@ fn a_header_in_other_units_inside_the_table_reads_the_rows_after_it_in_its_unit(
         );
     }
 
+    // Found by the session-15 attack: a title row declaring the unit. Above the header, it is
+    // the unit of every amount column whose header names none (they read in yuan before).
+    let text = format!("单位：万元,,\nid_number,name,balance\n{ID1},a,1.5\n");
+    let p = write(d.path(), "b8.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["15000.00"]);
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("line 1 above the header declares the unit 万元: `balance`")),
+        "{:?}",
+        prep.notes
+    );
+    let text = format!("2025年存款明细（单位：元）\n身份证号,姓名,余额\n{ID1},a,1.50\n");
+    let p = write(d.path(), "b9.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["1.50"]);
+    // Inside the table: the unit the amounts are read in is a title, skipped; another unit,
+    // or a row of other units under a header, refuses the file (the rows after it cannot be
+    // told).
+    let text = format!(
+        "id_number,name,balance\n{ID1},a,1.00\n单位：元,,\nid_number,name,balance\n{ID2},b,2.00\n"
+    );
+    let p = write(d.path(), "b10.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["1.00", "2.00"]);
+    assert!(prep.rejected.is_empty(), "{:?}", prep.rejected);
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("line 3: a title row declaring the unit 元: skipped")),
+        "{:?}",
+        prep.notes
+    );
+    for (inside, lacks) in [
+        ("单位：万元,,", "a title declaring the unit 万元"),
+        (",,万元", "a row of units"),
+        ("ID,NAME_CN,收入额(万元)", "no header of id_number"),
+    ] {
+        let text = format!(
+            "id_number,name,balance\n{ID1},a,1.00\n{inside}\nid_number,name,balance\n{ID2},b,2.00\n"
+        );
+        let p = write(d.path(), "b11.csv", text.as_bytes());
+        let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+        assert!(
+            msg.contains("line 3 is a header again") && msg.contains(lacks),
+            "{inside}: {msg}"
+        );
+    }
+    // A row taken for a header never has its cells echoed (found by the session-15 attack:
+    // an ID number and a name in the message); an ID grouped with spaces is a key, not a
+    // header word.
+    let text =
+        format!("id_number,name,balance\n{ID1},a,1.00\n身份证号,张三丰,税(元)\n{ID2},b,2.00\n");
+    let p = write(d.path(), "b12.csv", text.as_bytes());
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(
+        msg.contains("in no field map: field 2, field 3") && !msg.contains("张三丰"),
+        "{msg}"
+    );
+    let text = format!("id_number,name,balance\n{ID1},a,1.00\n6205 0319 8807 3080 72,唐林,余额\n");
+    let p = write(d.path(), "b13.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("name"), vec!["a", "唐林"]);
+
     // A data row whose ID cell is not a number is not a header: refused as before.
     let text = format!("id_number,name,balance\n{ID1},a,1.00\n无,b,2.00\n");
     let p = write(d.path(), "b4.csv", text.as_bytes());

@@ -17,9 +17,9 @@ use encoding_rs::{DecoderResult, Encoding, GB18030, UTF_16BE, UTF_16LE};
 
 use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
-    Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, choose_header, header_again,
-    header_switch_note, header_unreadable_message, key_like, lines_list, mapping_notes,
-    money_change, money_text, pick_source, switched_mapping_notes,
+    Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
+    choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
+    lines_list, mapping_notes, money_change, money_text, pick_source, switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -844,7 +844,7 @@ fn attempt(
     }
     let pick = choose_header(ctx, &records);
     let (header_line, header) = records[pick].clone();
-    let mapping = ctx.map_headers(&header);
+    let mut mapping = ctx.map_headers(&header);
     if let Some(e) = ctx
         .missing_error(&mapping, header_line)
         .or_else(|| ctx.ambiguous_error(&mapping, header_line))
@@ -858,6 +858,7 @@ fn attempt(
         ));
     }
     mapping_notes(&mapping, header_line, notes);
+    notes.extend(apply_declared_unit(&mut mapping, &records[..pick]));
     let header_norm: Vec<String> = header.iter().map(|h| norm(h)).collect();
     let canonical = chosen.encoding == TextEncoding::Utf8
         && chosen.bom == 0
@@ -1073,12 +1074,18 @@ impl Pass<'_> {
                 }
                 Some(HeaderAgain::Switch(next)) => {
                     switch_notes.push(header_switch_note(&format!("line {line}"), active, &next));
-                    switch_notes.extend(switched_mapping_notes(&next, line));
+                    switch_notes.extend(switched_mapping_notes(&next, line, fields.len()));
                     repeated.push(line);
                     switched_at.push(line);
                     width = fields.len();
                     cur_norm = fields.iter().map(|f| norm(f)).collect();
                     switched = Some(next);
+                    continue;
+                }
+                Some(HeaderAgain::Title(what)) => {
+                    switch_notes.push(format!("line {line}: a title row {what}: skipped"));
+                    repeated.push(line);
+                    switched_at.push(line);
                     continue;
                 }
                 Some(HeaderAgain::Unreadable(lacks)) => {

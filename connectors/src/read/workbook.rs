@@ -19,10 +19,10 @@ use chrono::{Duration, NaiveDate};
 
 use super::fieldmap::{MappedColumn, Mapping, ValueKind, norm};
 use super::{
-    Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, choose_header,
-    header_again, header_switch_note, header_unreadable_message, key_like, lines_list,
-    mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text, pick_source,
-    switched_mapping_notes,
+    Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
+    choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
+    lines_list, mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text,
+    pick_source, switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -304,7 +304,7 @@ pub(super) fn prepare_workbook(
     let (header_idx, header) = firsts[pick].clone();
     let header_idx = header_idx as usize;
     let header_line = line_of(header_idx);
-    let mapping: Mapping = ctx.map_headers(&header);
+    let mut mapping: Mapping = ctx.map_headers(&header);
     if let Some(e) = ctx
         .missing_error(&mapping, header_line)
         .or_else(|| ctx.ambiguous_error(&mapping, header_line))
@@ -317,6 +317,11 @@ pub(super) fn prepare_workbook(
         ));
     }
     mapping_notes(&mapping, header_line, &mut notes);
+    let titles: Vec<(u64, Vec<String>)> = firsts[..pick]
+        .iter()
+        .map(|(i, cells)| (line_of(*i as usize), cells.clone()))
+        .collect();
+    notes.extend(apply_declared_unit(&mut mapping, &titles));
     let header_norm: Vec<String> = header.iter().map(|h| norm(h)).collect();
     let names: Vec<&str> = mapping.cols.iter().map(|c| c.name.as_str()).collect();
     let mut sink = Sink::new(ctx.path, &names)?;
@@ -482,11 +487,19 @@ pub(super) fn prepare_workbook(
                             active,
                             &next,
                         )));
-                        switch_notes.extend(switched_mapping_notes(&next, line));
+                        switch_notes.extend(switched_mapping_notes(&next, line, texts.len()));
                         repeated.push(line);
                         switched_at.push(line);
                         (cur_norm, cur_width) = words(&texts);
                         switched = Some(next);
+                        continue;
+                    }
+                    Some(HeaderAgain::Title(what)) => {
+                        switch_notes.push(sheet_tag(format!(
+                            "sheet row {line}: a title row {what}: skipped"
+                        )));
+                        repeated.push(line);
+                        switched_at.push(line);
                         continue;
                     }
                     Some(HeaderAgain::Unreadable(lacks)) => {
