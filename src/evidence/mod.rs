@@ -817,6 +817,18 @@ mod tests {
         assert_eq!(e.financial_assets, 500_000);
     }
 
+    /// A residential `real_estate` row of 80 m² with the share `share`.
+    fn estate_row(share: &str) -> Vec<Option<String>> {
+        vals(&[
+            "甘(2024)第1号",
+            "620503",
+            "residential",
+            "80.00",
+            share,
+            "2024-02-17",
+        ])
+    }
+
     /// Found by the s5 attack on department files: a `real_estate` row of a family's only
     /// flat with share_pct 150 (or 100.01, 1000) counted as more than one residential
     /// property and made the household ineligible on `housing`.
@@ -824,16 +836,7 @@ mod tests {
     fn a_share_above_100_percent_is_refused_not_counted_as_a_second_flat() {
         let (f, p) = frame();
         let mut e = PersonEvidence::default();
-        let row = |share: &str| {
-            vals(&[
-                "甘(2024)第1号",
-                "620503",
-                "residential",
-                "80.00",
-                share,
-                "2024-02-17",
-            ])
-        };
+        let row = estate_row;
         for share in ["150", "100.01", "1000.00"] {
             let err = e
                 .add(SourceKind::RealEstate, &row(share), &f, &p)
@@ -855,16 +858,7 @@ mod tests {
     fn a_share_of_one_percent_or_less_is_refused_as_a_possible_fraction() {
         let (f, p) = frame();
         let mut e = PersonEvidence::default();
-        let row = |share: &str| {
-            vals(&[
-                "甘(2024)第1号",
-                "620503",
-                "residential",
-                "80.00",
-                share,
-                "2024-02-17",
-            ])
-        };
+        let row = estate_row;
         for share in ["0.50", "0.5", "1", "1.00", "0.01", "0.33"] {
             let err = e
                 .add(SourceKind::RealEstate, &row(share), &f, &p)

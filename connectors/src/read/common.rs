@@ -635,6 +635,16 @@ pub(crate) fn switched_mapping_notes(mapping: &Mapping, line: u64, width: usize)
         .collect()
 }
 
+/// The header rows of `skipped` that repeat a header (not in `switched`, the lines of headers
+/// and titles noted on their own), for the "repeated header rows skipped" note.
+pub(crate) fn repeats_only(skipped: &[u64], switched: &[u64]) -> Vec<u64> {
+    skipped
+        .iter()
+        .copied()
+        .filter(|l| !switched.contains(l))
+        .collect()
+}
+
 /// The message of a file not read because of a header inside its table that cannot be read
 /// ([`HeaderAgain::Unreadable`]): `at` names the line or sheet row.
 pub(crate) fn header_unreadable_message(at: &str, lacks: &str) -> String {

@@ -19,7 +19,8 @@ use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
-    lines_list, mapping_notes, money_change, money_text, pick_source, switched_mapping_notes,
+    lines_list, mapping_notes, money_change, money_text, pick_source, repeats_only,
+    switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -1242,11 +1243,7 @@ impl Pass<'_> {
                 lines_list(&preamble)
             ));
         }
-        let repeats: Vec<u64> = repeated
-            .iter()
-            .copied()
-            .filter(|l| !switched_at.contains(l))
-            .collect();
+        let repeats = repeats_only(&repeated, &switched_at);
         if !repeats.is_empty() {
             notes.push(format!(
                 "repeated header rows skipped (two exports concatenated?) at lines {}",

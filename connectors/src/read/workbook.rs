@@ -22,7 +22,7 @@ use super::{
     Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
     lines_list, mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text,
-    pick_source, switched_mapping_notes,
+    pick_source, repeats_only, switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -621,11 +621,7 @@ pub(super) fn prepare_workbook(
         ));
     }
     let (dir, path, lines) = sink.finish()?;
-    let repeats: Vec<u64> = repeated
-        .iter()
-        .copied()
-        .filter(|l| !switched_at.contains(l))
-        .collect();
+    let repeats = repeats_only(&repeated, &switched_at);
     if !repeats.is_empty() {
         notes.push(format!(
             "repeated header rows skipped at sheet rows {}",
