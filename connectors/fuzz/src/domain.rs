@@ -8,3 +8,9 @@ pub mod id_number;
 pub mod money;
 #[path = "../../../src/domain/name.rs"]
 pub mod name;
+#[path = "../../../src/domain/spelling.rs"]
+mod spelling;
+#[allow(unused_imports)]
+pub use spelling::{half_width, spreadsheet_text, whole_number_text, year_spelling};
+#[allow(unused_imports)]
+pub(crate) use spelling::{full_width_points, spreadsheet_detail};

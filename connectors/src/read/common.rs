@@ -383,27 +383,87 @@ pub(crate) fn key_like(v: &str) -> bool {
     false
 }
 
-/// The money unit a title cell declares for the table (`单位：万元`, `金额单位：元`,
-/// `2025年度明细（单位：万元）`), if any.
-pub(crate) fn unit_declaration(cell: &str) -> Option<MoneyUnit> {
+/// Money unit spellings a title may declare, longest first: the unit, or `None` for one hedui
+/// does not read (a header `收入额(千元)` is refused alike).
+const UNIT_WORDS: [(&str, Option<MoneyUnit>); 7] = [
+    ("人民币万元", Some(MoneyUnit::Wan)),
+    ("万元", Some(MoneyUnit::Wan)),
+    ("千元", None),
+    ("百元", None),
+    ("亿元", None),
+    ("人民币元", Some(MoneyUnit::Yuan)),
+    ("元", Some(MoneyUnit::Yuan)),
+];
+
+/// A money unit a cell declares: `Ok` a unit hedui reads, `Err` the spelling of one it does
+/// not (`千元`, `百元`, `亿元`).
+pub(crate) type Declared = Result<MoneyUnit, &'static str>;
+
+/// The money units a title cell declares: each unit after a `单位` (`单位：万元`, `金额单位：元`,
+/// `（单位：万元）`, `单位 万元`, `单位=万元`, `单位（万元）`, `单位：万元（保留两位小数）`), or,
+/// without `单位`, a cell that is a unit or a word with a unit marker (`万元`, `(万元)`,
+/// `金额（万元）`). Empty when it declares none (`单位：人`, `填报单位：麦积区税务局`).
+/// Found by the session-15 attacks: a `单位：万元` title read its amounts in yuan.
+pub(crate) fn declared_units(cell: &str) -> Vec<Declared> {
     let n = fieldmap::norm(cell);
-    let (_, rest) = n.split_once("单位:")?;
-    let word: String = rest
-        .chars()
-        .take_while(|c| !matches!(c, ')' | ']' | ',' | ';' | '/' | '、' | '，'))
-        .collect();
-    fieldmap::unit_of(&word)
+    let word_at = |t: &str| UNIT_WORDS.iter().find(|(w, _)| t.starts_with(w)).copied();
+    let mut out = Vec::new();
+    let mut rest = n.as_str();
+    while let Some(pos) = rest.find("单位") {
+        rest = &rest[pos + "单位".len()..];
+        let mut t = rest.trim_start_matches([':', '=', '(', '[']);
+        // a list of units after one `单位` (`单位：元、万元`) declares each
+        while let Some((w, u)) = word_at(t) {
+            out.push(u.ok_or(w));
+            t = &t[w.len()..];
+            match t
+                .strip_prefix(['、', ',', '，', '/'])
+                .or_else(|| t.strip_prefix("或"))
+            {
+                Some(next) if word_at(next).is_some() => t = next,
+                _ => break,
+            }
+        }
+    }
+    if out.is_empty() {
+        let inner = n
+            .trim_start_matches(['(', '['])
+            .trim_end_matches([')', ']']);
+        if let Some((w, u)) = UNIT_WORDS.iter().find(|(w, _)| inner == *w) {
+            out.push(u.ok_or(*w));
+        } else if let Some(open) = n.rfind('(')
+            && n.ends_with(')')
+            && !n[..open].is_empty()
+            && !n[..open].chars().any(|c| c.is_ascii_digit())
+            && let Some((w, u)) = UNIT_WORDS
+                .iter()
+                .find(|(w, _)| n[open + 1..n.len() - 1] == **w)
+        {
+            out.push(u.ok_or(*w));
+        }
+    }
+    out
 }
 
-/// The unit a cell of a row of units holds (`万元`, `(万元)`, `元`), if it is one.
-fn unit_cell(cell: &str) -> Option<MoneyUnit> {
-    let n = fieldmap::norm(cell);
-    let inner = n
-        .strip_prefix('(')
-        .and_then(|x| x.strip_suffix(')'))
-        .unwrap_or(&n);
-    let inner = inner.strip_prefix("单位:").unwrap_or(inner);
-    fieldmap::unit_of(inner)
+/// One unit from what cells declare ([`declared_units`]): `Ok(None)` none, `Ok(Some(u))` one
+/// unit (said once or more), `Err` a phrase for a unit hedui does not read or for two
+/// different units.
+fn one_unit(declared: impl Iterator<Item = Declared>) -> Result<Option<MoneyUnit>, String> {
+    let mut unit = None;
+    for d in declared {
+        match d {
+            Err(w) => {
+                return Err(format!(
+                    "the unit {w}, which hedui does not read (元 and 万元 only)"
+                ));
+            }
+            Ok(u) if unit.is_some_and(|x| x != u) => {
+                return Err("both 元 and 万元".to_string());
+            }
+            Ok(u) => unit = Some(u),
+        }
+    }
+    Ok(unit)
 }
 
 /// A unit as the sheet writes it.
@@ -414,24 +474,58 @@ pub(crate) fn unit_label(u: MoneyUnit) -> &'static str {
     }
 }
 
-/// A unit declared by a title row above the header (`单位：万元`, [`unit_declaration`])
-/// applied to the money columns whose header names no unit: they are read in it. Returns the
-/// note naming the line and the columns (`None` when nothing changes: 元, or no such
-/// column). Found by the session-15 attack: a `单位：万元` title row was skipped as a title and
-/// every amount under it read in yuan, 10,000 times too small.
+/// A unit declared above the header, by a title row or by a header cell no column reads that
+/// says `单位` (`单位：万元`, [`declared_units`]), applied to the money columns whose header names no
+/// unit: they are read in it. `Ok` the note naming the line and the columns (`None` when
+/// nothing changes: 元, or no such column); `Err` the message refusing the file when the
+/// title declares a unit hedui does not read (`千元`) or two units. Found by the session-15
+/// attacks: a `单位：万元` title row was skipped as a title and every amount under it read in
+/// yuan, 10,000 times too small.
 pub(crate) fn apply_declared_unit(
     mapping: &mut Mapping,
     title: &[(u64, Vec<String>)],
-) -> Option<String> {
-    let (line, unit) = title.iter().find_map(|(l, cells)| {
-        cells
+    header: &(u64, Vec<String>),
+) -> Result<Option<String>, String> {
+    let read = |i: usize| {
+        mapping
+            .cols
             .iter()
-            .find_map(|c| unit_declaration(c))
-            .map(|u| (*l, u))
-    })?;
-    if unit == MoneyUnit::Yuan {
-        return None;
+            .any(|c| c.src == i || c.also.iter().any(|a| a.src == i))
+    };
+    let header_cells: Vec<&String> = header
+        .1
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| !read(*i) && fieldmap::norm(c).contains("单位"))
+        .map(|(_, c)| c)
+        .collect();
+    let mut lines: Vec<u64> = Vec::new();
+    let mut all: Vec<Declared> = Vec::new();
+    for (l, cells) in title
+        .iter()
+        .map(|(l, c)| (*l, c.iter().collect::<Vec<_>>()))
+        .chain(std::iter::once((header.0, header_cells)))
+    {
+        let d: Vec<Declared> = cells.iter().flat_map(|c| declared_units(c)).collect();
+        if !d.is_empty() {
+            lines.push(l);
+            all.extend(d);
+        }
     }
+    let at = lines
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let unit = match one_unit(all.into_iter()) {
+        Err(what) => {
+            return Err(format!(
+                "line {at} above the rows declares {what}: the amounts would be misread, so the file is not read; write 元 or 万元 in each amount column's header"
+            ));
+        }
+        Ok(None) | Ok(Some(MoneyUnit::Yuan)) => return Ok(None),
+        Ok(Some(u)) => u,
+    };
     let mut cols = Vec::new();
     for c in mapping
         .cols
@@ -447,13 +541,13 @@ pub(crate) fn apply_declared_unit(
             a.unit = Some(unit);
         }
     }
-    (!cols.is_empty()).then(|| {
+    Ok((!cols.is_empty()).then(|| {
         format!(
-            "line {line} above the header declares the unit {}: {} (no unit in the header) read in it, converted to yuan exactly",
+            "line {at} above the rows declares the unit {}: {} (no unit in the header) read in it, converted to yuan exactly",
             unit_label(unit),
             cols.join(", ")
         )
-    })
+    }))
 }
 
 /// Whether a cell is a header word with a money unit marker (`收入额(万元)`, `余额[单位:元]`):
@@ -502,35 +596,35 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
             return None;
         }
     }
-    // A title row declaring a unit (`单位：万元`), or a row of units under a header (`,,万元`):
-    // skipped when it is the unit the amounts are read in, else the rows after it cannot be
-    // told (found by the session-15 attack: the title refused as one data row, the 万元 rows
-    // under it read as yuan).
+    // A title row declaring a unit (`单位：万元`: at most two cells filled, at most half of
+    // them), or a row of units under a header (`,,万元`: every filled cell a unit): skipped
+    // when it is the unit the amounts are read in, else the rows after it cannot be told
+    // (found by the session-15 attacks: the title refused as one data row and the 万元 rows
+    // under it read as yuan; a data row whose `product` read `单位：元` skipped as a title).
     let read_in = |c: &MappedColumn| c.unit.unwrap_or(MoneyUnit::Yuan);
-    if let Some(u) = fields.iter().find_map(|f| unit_declaration(f)) {
-        let money = current.cols.iter().filter(|c| c.kind == ValueKind::Money);
-        return Some(if money.clone().all(|c| read_in(c) == u) {
-            HeaderAgain::Title(format!("declaring the unit {}", unit_label(u)))
-        } else {
-            HeaderAgain::Unreadable(format!(
-                "a title declaring the unit {}, not the unit the amounts above it are read in",
-                unit_label(u)
-            ))
-        });
-    }
     let filled: Vec<(usize, &str)> = fields
         .iter()
         .enumerate()
         .filter(|(_, f)| !f.trim().is_empty())
         .map(|(i, f)| (i, *f))
         .collect();
-    if !filled.is_empty() && filled.iter().all(|(_, f)| unit_cell(f).is_some()) {
+    let money = || current.cols.iter().filter(|c| c.kind == ValueKind::Money);
+    let units_row = !filled.is_empty()
+        && filled.iter().all(|(_, f)| {
+            let d = declared_units(f);
+            d.len() == 1
+                && UNIT_WORDS.iter().any(|(w, _)| {
+                    let n = fieldmap::norm(f);
+                    n.trim_start_matches('(').trim_end_matches(')') == *w
+                })
+        });
+    if units_row {
         let consistent = filled.iter().all(|(i, f)| {
-            current
-                .cols
-                .iter()
-                .find(|c| c.src == *i)
-                .is_some_and(|c| c.kind == ValueKind::Money && unit_cell(f) == Some(read_in(c)))
+            money().find(|c| c.src == *i).is_some_and(|c| {
+                declared_units(f)
+                    .first()
+                    .is_some_and(|d| *d == Ok(read_in(c)))
+            })
         });
         return Some(if consistent {
             HeaderAgain::Title("of the units the amounts are read in".into())
@@ -539,6 +633,26 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
                 "a row of units that are not the units the amounts are read in; write the unit in the header, 收入额(万元)".into(),
             )
         });
+    }
+    if filled.len() <= 2 && filled.len() * 2 <= fields.len() {
+        let declared: Vec<Declared> = filled.iter().flat_map(|(_, f)| declared_units(f)).collect();
+        if !declared.is_empty() {
+            return Some(match one_unit(declared.into_iter()) {
+                Ok(Some(u)) if money().all(|c| read_in(c) == u) => {
+                    HeaderAgain::Title(format!("declaring the unit {}", unit_label(u)))
+                }
+                Ok(Some(u)) => HeaderAgain::Unreadable(format!(
+                    "a title declaring the unit {}, not the unit the amounts above it are read in",
+                    unit_label(u)
+                )),
+                Ok(None) => return None,
+                Err(what) => HeaderAgain::Unreadable(format!("a title declaring {what}")),
+            });
+        }
+    }
+    // a header holds no data value (an amount, a date, a long number): a junk row is not one
+    if fields.iter().any(|f| fieldmap::looks_like_data_value(f)) {
+        return None;
     }
     let texts: Vec<String> = fields.iter().map(|f| (*f).to_string()).collect();
     let m = ctx.map_headers(&texts);

@@ -2325,7 +2325,7 @@ fn a_header_in_other_units_inside_the_table_reads_the_rows_after_it_in_its_unit(
     assert!(
         prep.notes
             .iter()
-            .any(|n| n.contains("line 1 above the header declares the unit 万元: `balance`")),
+            .any(|n| n.contains("line 1 above the rows declares the unit 万元: `balance`")),
         "{:?}",
         prep.notes
     );
@@ -2365,6 +2365,69 @@ fn a_header_in_other_units_inside_the_table_reads_the_rows_after_it_in_its_unit(
             "{inside}: {msg}"
         );
     }
+    // Found by the third session-15 attack: titles in other words, a unit hedui does not
+    // read, two units; a data row whose text cell holds `单位：元` is a data row.
+    for (title, balance) in [
+        ("单位：万元（保留两位小数）", Ok("15000.00")),
+        ("单位 万元", Ok("15000.00")),
+        ("金额（万元）", Ok("15000.00")),
+        ("万元", Ok("15000.00")),
+        ("数量单位：人；金额单位：万元", Ok("15000.00")),
+        ("单位：人", Ok("1.5")),
+        ("填报单位：麦积区税务局", Ok("1.5")),
+        (
+            "单位：千元",
+            Err("the unit 千元, which hedui does not read"),
+        ),
+        ("单位：元、万元", Err("both 元 and 万元")),
+    ] {
+        let text = format!("{title},,\nid_number,name,balance\n{ID1},a,1.5\n");
+        let p = write(d.path(), "b14.csv", text.as_bytes());
+        match balance {
+            Ok(v) => {
+                let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+                assert_eq!(table(&prep).values("balance"), vec![v], "{title}");
+            }
+            Err(what) => {
+                let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+                assert!(
+                    msg.contains(what) && msg.contains("the file is not read"),
+                    "{title}: {msg}"
+                );
+            }
+        }
+    }
+    // the unit as a header cell of its own
+    let text = format!("id_number,name,balance,单位：万元\n{ID1},a,1.5,\n");
+    let p = write(d.path(), "b15.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["15000.00"]);
+    // inside the table: a unit hedui does not read refuses the file; a data row (an ID
+    // damaged, other cells filled) whose text holds a unit is a data row
+    let text = format!("id_number,name,balance\n{ID1},a,1.00\n单位：千元,,\n{ID2},b,2.00\n");
+    let p = write(d.path(), "b16.csv", text.as_bytes());
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(msg.contains("the unit 千元"), "{msg}");
+    let text = format!(
+        "id_number,name,platform,product,balance,as_of_date\n{ID1},a,alipay,余额宝,1.00,2026-10-30\n无,b,alipay,单位：元,500000.00,2026-10-30\n无,c,alipay,收入(万元),50,2026-10-30\n"
+    );
+    let p = write(d.path(), "if.csv", text.as_bytes());
+    let prep = prepare(
+        &p,
+        "internet_finance",
+        &[
+            "id_number",
+            "name",
+            "platform",
+            "product",
+            "balance",
+            "as_of_date",
+        ],
+    )
+    .unwrap();
+    assert_eq!(table(&prep).values("name"), vec!["a", "b", "c"]);
+    assert!(prep.repeated_headers.is_empty());
+
     // A row taken for a header never has its cells echoed (found by the session-15 attack:
     // an ID number and a name in the message); an ID grouped with spaces is a key, not a
     // header word.

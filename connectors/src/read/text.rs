@@ -859,7 +859,10 @@ fn attempt(
         ));
     }
     mapping_notes(&mapping, header_line, notes);
-    notes.extend(apply_declared_unit(&mut mapping, &records[..pick]));
+    match apply_declared_unit(&mut mapping, &records[..pick], &records[pick]) {
+        Ok(note) => notes.extend(note),
+        Err(message) => return Err(Stop::Fail(ctx.unreadable(message))),
+    }
     let header_norm: Vec<String> = header.iter().map(|h| norm(h)).collect();
     let canonical = chosen.encoding == TextEncoding::Utf8
         && chosen.bom == 0

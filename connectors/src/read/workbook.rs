@@ -321,7 +321,11 @@ pub(super) fn prepare_workbook(
         .iter()
         .map(|(i, cells)| (line_of(*i as usize), cells.clone()))
         .collect();
-    notes.extend(apply_declared_unit(&mut mapping, &titles));
+    let header_row = (header_line, header.clone());
+    match apply_declared_unit(&mut mapping, &titles, &header_row) {
+        Ok(note) => notes.extend(note),
+        Err(message) => return Err(ctx.unreadable(message)),
+    }
     let header_norm: Vec<String> = header.iter().map(|h| norm(h)).collect();
     let names: Vec<&str> = mapping.cols.iter().map(|c| c.name.as_str()).collect();
     let mut sink = Sink::new(ctx.path, &names)?;
