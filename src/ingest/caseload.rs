@@ -393,21 +393,22 @@ fn household_key_cow(raw: &str) -> std::borrow::Cow<'_, str> {
     }
     Cow::Owned(
         raw.nfkc()
-            .filter(|c| {
-                !c.is_whitespace()
-                    && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
-            })
+            .filter(|c| !c.is_whitespace() && !invisible(*c))
             .flat_map(char::to_uppercase)
             .collect(),
     )
 }
 
-/// What [`household_key`] changed in `raw` (trimmed), for the normalisation log
+/// Zero-width and BOM characters, which a household id is matched without.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
+}
+
+/// What [`household_key`] changed in `raw` (trimmed) to make `key`, for the normalisation log
 /// (`household_id_normalised`): `None` when `raw` is its own key. Found by the session-14
 /// attack: a member row's `620503h0000047` or one with a zero-width space matched its
 /// household without a record of the change.
-fn household_key_change(raw: &str) -> Option<String> {
-    let key = household_key_cow(raw);
+fn household_key_change(raw: &str, key: &str) -> Option<String> {
     if key == raw {
         return None;
     }
@@ -416,10 +417,7 @@ fn household_key_change(raw: &str) -> Option<String> {
     if !wide.is_empty() {
         what.push(format!("full-width characters ({wide}) → ASCII"));
     }
-    let hidden = crate::domain::id_number::code_points(
-        raw.chars()
-            .filter(|c| matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')),
-    );
+    let hidden = crate::domain::id_number::code_points(raw.chars().filter(|c| invisible(*c)));
     if !hidden.is_empty() {
         what.push(format!("invisible characters ({hidden}) removed"));
     }
@@ -438,9 +436,16 @@ fn household_key_change(raw: &str) -> Option<String> {
     ))
 }
 
-/// Log [`household_key_change`] of the `household_id` of data row `i` of `file`.
-fn log_household_key(norms: &mut Normalisations, file: &str, prep: &Prepared, i: usize, raw: &str) {
-    if let Some(detail) = household_key_change(raw) {
+/// Log [`household_key_change`] of the `household_id` `raw` of data row `i` of `file`, matched
+/// as `key`.
+fn log_household_key(
+    norms: &mut Normalisations,
+    (file, prep): (&str, &Prepared),
+    i: usize,
+    raw: &str,
+    key: &str,
+) {
+    if let Some(detail) = household_key_change(raw, key) {
         norms.push(
             At {
                 file,
@@ -766,8 +771,9 @@ pub fn load_caseload(
             ));
         }
         // Matched case-insensitively: a member row's `620503h0000047` is household 620503H0000047.
-        log_household_key(&mut out.normalisations, &file, &prep, i, id);
-        index.insert(household_key(id), out.households.len());
+        let key = household_key(id);
+        log_household_key(&mut out.normalisations, (&file, &prep), i, id, &key);
+        index.insert(key, out.households.len());
         out.households.push(Household {
             id: id.to_string(),
             region_code: region_v.to_string(),
@@ -855,11 +861,12 @@ pub fn load_caseload(
     let mut orphans: Vec<usize> = Vec::new();
     for (i, parsed_id) in parsed.iter().enumerate() {
         let h = hid.get(i).unwrap_or("").trim();
-        let Some(&household) = index.get(household_key_cow(h).as_ref()) else {
+        let key = household_key_cow(h);
+        let Some(&household) = index.get(key.as_ref()) else {
             orphans.push(i);
             continue;
         };
-        log_household_key(&mut out.normalisations, &file, &prep, i, h);
+        log_household_key(&mut out.normalisations, (&file, &prep), i, h, &key);
         let raw = idn.get(i).unwrap_or("");
         let id = id_of(parsed_id);
         log_person(
@@ -1077,7 +1084,8 @@ pub fn load_caseload(
     let supports = col(&df, "supports_id_number");
     for (i, parsed_id) in parsed.iter().enumerate() {
         let h = hid.get(i).unwrap_or("").trim();
-        let Some(&household) = index.get(household_key_cow(h).as_ref()) else {
+        let key = household_key_cow(h);
+        let Some(&household) = index.get(key.as_ref()) else {
             // The member supported names the household when they are a member of one.
             let (action, message) = match only_household(supports.get(i).unwrap_or("")) {
                 Some(hh) => {
@@ -1095,7 +1103,7 @@ pub fn load_caseload(
             q.push(rows.entry(i, "household_id", h, "supporter_orphan", action, message));
             continue;
         };
-        log_household_key(&mut out.normalisations, &file, &prep, i, h);
+        log_household_key(&mut out.normalisations, (&file, &prep), i, h, &key);
         let raw = idn.get(i).unwrap_or("");
         let id = id_of(parsed_id);
         log_person(

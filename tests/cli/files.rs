@@ -957,6 +957,19 @@ fn a_row_repeated_value_for_value_is_counted_once_and_refers_the_household() {
     );
 }
 
+/// The reason summary.json gives for `source`, after checking that the run in `dir` has it
+/// `unverified` for every one of its `households`.
+fn unverified_reason(dir: &std::path::Path, source: &str, households: usize) -> String {
+    let s = summary(dir);
+    let src = &s["sources"][source];
+    assert_eq!(src["status"], "unverified", "{source}: {src}");
+    assert_eq!(
+        src["households_unverified"].as_u64(),
+        Some(households as u64)
+    );
+    src["reason"].as_str().unwrap().to_string()
+}
+
 /// Found by the session-14 attack: a social-insurance extract holding only some months of the
 /// income window (an export that ends early) passed the period check, and the contribution
 /// bases of the months it lacks read as none. Each month of the window must have a row.
@@ -982,14 +995,7 @@ fn a_social_insurance_extract_that_lacks_a_month_of_the_window_is_unverified() {
     std::fs::write(&path, keep(&["2026-09", "2026-10"])).unwrap();
     let (out, dir) = c.batch("ends_early", &[]);
     assert_eq!(out.status.code(), Some(1));
-    let s = summary(&dir);
-    let src = &s["sources"]["social_insurance"];
-    assert_eq!(src["status"], "unverified", "{src}");
-    assert_eq!(
-        src["households_unverified"].as_u64(),
-        Some(before.len() as u64)
-    );
-    let reason = src["reason"].as_str().unwrap();
+    let reason = unverified_reason(&dir, "social_insurance", before.len());
     assert!(
         reason.starts_with("source_out_of_period: ")
             && reason.contains(
@@ -1056,14 +1062,7 @@ fn an_extract_with_no_row_in_the_period_the_rules_read_is_unverified() {
         std::fs::write(&path, lines.join("\n") + "\n").unwrap();
         let (out, dir) = c.batch(&format!("stale_{col}_{shift}"), &[]);
         assert_eq!(out.status.code(), Some(1), "{file}");
-        let s = summary(&dir);
-        let src = &s["sources"][file.trim_end_matches(".csv")];
-        assert_eq!(src["status"], "unverified", "{file}: {src}");
-        assert_eq!(
-            src["households_unverified"].as_u64(),
-            Some(before.len() as u64)
-        );
-        let reason = src["reason"].as_str().unwrap();
+        let reason = unverified_reason(&dir, file.trim_end_matches(".csv"), before.len());
         assert!(
             reason.starts_with("source_out_of_period: ")
                 && reason.contains(&format!(
