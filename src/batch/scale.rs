@@ -1479,7 +1479,7 @@ fn load_state(dir: &Path, with_linked: bool) -> Result<PreviousRun, BatchError> 
 
 /// A delta file that cannot be applied (exit 2: nothing is written).
 #[derive(Debug, thiserror::Error)]
-#[error("delta {file} row {row} column {column}: {message}")]
+#[error("delta {file}{}: {message}", where_in_delta(.row, .column))]
 pub struct DeltaError {
     /// The delta file.
     pub file: String,
@@ -1489,6 +1489,21 @@ pub struct DeltaError {
     pub column: String,
     /// What is wrong (no values of persons).
     pub message: String,
+}
+
+/// ` row R column C` of a [`DeltaError`], leaving out a part given as `-` (an error of the
+/// whole file or of a column names no row: the message read `row - column period`).
+fn where_in_delta(row: &str, column: &str) -> String {
+    let mut s = String::new();
+    if row != "-" && !row.is_empty() {
+        s.push_str(" row ");
+        s.push_str(row);
+    }
+    if column != "-" && !column.is_empty() {
+        s.push_str(" column ");
+        s.push_str(column);
+    }
+    s
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -3851,6 +3866,22 @@ mod tests {
             .expect("refused")
             .to_string();
         assert_eq!(e.matches("line 3").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn a_delta_error_of_a_whole_file_names_no_placeholder_row_or_column() {
+        let e = |row: &str, column: &str| {
+            DeltaError {
+                file: "delta/tax.csv".into(),
+                row: row.into(),
+                column: column.into(),
+                message: "m".into(),
+            }
+            .to_string()
+        };
+        assert_eq!(e("-", "tax_year"), "delta delta/tax.csv column tax_year: m");
+        assert_eq!(e("-", "-"), "delta delta/tax.csv: m");
+        assert_eq!(e("4", "row"), "delta delta/tax.csv row 4 column row: m");
     }
 
     fn delta(ops: &[(Op, Option<u64>)]) -> SourceDelta {

@@ -859,6 +859,10 @@ pub fn load_caseload(
     .map(|c| col(&df, c));
     let parsed = parse_ids(idn, as_of);
     let mut orphans: Vec<usize> = Vec::new();
+    // the data row of each member pushed below (`out.members[first_member + k]` is row
+    // `member_rows[k]`), for the entries that name a member's row after the loop
+    let first_member = out.members.len();
+    let mut member_rows: Vec<usize> = Vec::with_capacity(df.height());
     for (i, parsed_id) in parsed.iter().enumerate() {
         let h = hid.get(i).unwrap_or("").trim();
         let key = household_key_cow(h);
@@ -927,6 +931,7 @@ pub fn load_caseload(
             rel.get(i),
             MEMBER_RELATIONS,
         );
+        member_rows.push(i);
         out.members.push(Member {
             household,
             id_masked: crate::domain::mask(raw.trim()),
@@ -965,29 +970,27 @@ pub fn load_caseload(
         .map(|(k, hs)| (*k, hs))
         .collect();
     in_two.sort_unstable();
+    // One entry per row of such a person, naming the row: the clerk corrects the caseload
+    // row by row (found by session 14's attack: the entry named no line).
     for (key, hs) in in_two {
         for &h in hs {
             out.households[h].add_fault("member_in_two_households");
         }
-        let masked = out
-            .members
-            .iter()
-            .find(|m| m.id.as_ref().is_ok_and(|id| id.key() == key))
-            .map(|m| m.id_masked.clone())
-            .unwrap_or_default();
-        q.push(QuarantineEntry {
-            file: file.clone(),
-            line: None,
-            row: None,
-            column: "id_number".into(),
-            value: masked,
-            reason: "member_in_two_households".into(),
-            action: Action::Referred,
-            message: format!(
-                "the same person is a member of {} households; each is referred (caseload_fault)",
-                hs.len()
-            ),
-        });
+        for (k, m) in out.members[first_member..].iter().enumerate() {
+            if m.id.as_ref().is_ok_and(|id| id.key() == key) {
+                q.push(rows.entry(
+                    member_rows[k],
+                    "id_number",
+                    &m.id_masked,
+                    "member_in_two_households",
+                    Action::Referred,
+                    format!(
+                        "the same person is a member of {} households; each is referred (caseload_fault)",
+                        hs.len()
+                    ),
+                ));
+            }
+        }
     }
     let only_household = |raw: &str| -> Option<usize> {
         let id = IdNumber::parse(raw, as_of).ok()?.0;
@@ -1326,7 +1329,23 @@ mod tests {
             vec![
                 ("household_duplicate", Action::Referred),
                 ("member_in_two_households", Action::Referred),
+                ("member_in_two_households", Action::Referred),
                 ("money_negative", Action::Rejected),
+            ]
+        );
+        // each of the person's rows is named: data rows 0 and 1, lines 2 and 3 of members.csv
+        let mut two: Vec<(String, Option<u64>, Option<u64>)> = q
+            .entries
+            .iter()
+            .filter(|e| e.reason == "member_in_two_households")
+            .map(|e| (e.file.clone(), e.row, e.line))
+            .collect();
+        two.sort();
+        assert_eq!(
+            two,
+            vec![
+                ("members.csv".to_string(), Some(0), Some(2)),
+                ("members.csv".to_string(), Some(1), Some(3)),
             ]
         );
         assert!(q.entries.iter().all(|e| !e.value.contains("195809200176")));
