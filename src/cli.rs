@@ -777,6 +777,25 @@ fn open(
     if format != OpenFormat::Json && household.is_none() {
         bail!("--format html and --format receipt print one page: give --household ID");
     }
+    // The household as given, and as the batch names a caseload household: by its key
+    // (`620503h0000030` is 620503H0000030). An API report keeps the intake system's spelling.
+    let spellings: Vec<String> = household
+        .map(|h| {
+            let k = crate::ingest::caseload::household_key(h.trim());
+            let mut v = vec![h.to_string()];
+            if k != h && !k.is_empty() {
+                v.push(k);
+            }
+            v
+        })
+        .unwrap_or_default();
+    let is_wanted = |report_id: &str| {
+        spellings.iter().any(|h| {
+            report_id.len() > h.len()
+                && report_id.ends_with(h.as_str())
+                && report_id[..report_id.len() - h.len()].ends_with('/')
+        })
+    };
     let private = RecipientPrivateKey::load(key)
         .with_context(|| format!("Failed to load the key {}", key.display()))?;
     let trusted =
@@ -821,10 +840,12 @@ fn open(
             Err(_) => {
                 // With --household only the lines that can hold its report id are parsed (the
                 // id is `<run>/<household>`; a line without that text cannot be its envelope).
-                let wanted = household.map(|h| format!("/{h}\""));
+                let wanted: Vec<String> = spellings.iter().map(|h| format!("/{h}\"")).collect();
                 text.lines()
                     .enumerate()
-                    .filter(|(_, l)| wanted.as_ref().is_none_or(|w| l.contains(w.as_str())))
+                    .filter(|(_, l)| {
+                        household.is_none() || wanted.iter().any(|w| l.contains(w.as_str()))
+                    })
                     .map(|(i, l)| (i, unbom(l)))
                     .filter(|(_, l)| !l.is_empty())
                     .map(|(i, l)| (i, serde_json::from_str(&l)))
@@ -857,9 +878,7 @@ fn open(
                 continue;
             }
         };
-        if let Some(h) = household
-            && !env.report_id.ends_with(&format!("/{h}"))
-        {
+        if household.is_some() && !is_wanted(&env.report_id) {
             continue;
         }
         match opener.open(&env) {

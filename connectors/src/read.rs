@@ -25,8 +25,9 @@
 //!   skipped and their lines reported, never read as a person.
 //! - **Money in 万元** (header marker `(万元)`, value suffix `万`, or a `[units]` declaration)
 //!   is converted to yuan by shifting the decimal point, never through floating point.
-//! - **Workbook cells**: an ID number stored as a number is refused (`id_spreadsheet_number`:
-//!   Excel keeps 15 significant digits); numeric money is written exactly from its shortest
+//! - **Workbook cells**: an ID number stored as a number of more than 15 digits is written in
+//!   scientific notation, which the ID parser refuses (Excel keeps 15 significant digits;
+//!   `id_spreadsheet_number` in the log); numeric money is written exactly from its shortest
 //!   round-trip decimal form; date cells become ISO dates by the 1900 date system rule (serial
 //!   day 0 = 1899-12-30), recorded.
 //!

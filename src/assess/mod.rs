@@ -23,7 +23,9 @@ pub use policy::{Policy, PolicyError};
 /// A household of the caseload (§2 `households`).
 #[derive(Debug, Clone, Default)]
 pub struct Household {
-    /// Household id.
+    /// Household id. From a caseload file, its key ([`crate::ingest::caseload::household_key`]:
+    /// NFKC, upper case, no spaces or zero-width characters); from the API, as the intake
+    /// system sent it.
     pub id: String,
     /// Region code (GB/T 2260) as given.
     pub region_code: String,

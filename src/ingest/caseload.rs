@@ -771,11 +771,16 @@ pub fn load_caseload(
             ));
         }
         // Matched case-insensitively: a member row's `620503h0000047` is household 620503H0000047.
+        // The household is its key everywhere after (reports, determinations.csv,
+        // changes.json, `open --household`), the spelling of the row in the log: found by
+        // session 16's attack, a households row's `620503h0000030` or one with a zero-width
+        // space kept that spelling, so `open --household 620503H0000030` found no report and
+        // against the previous run the household read as gone and new, its flip unlisted.
         let key = household_key(id);
         log_household_key(&mut out.normalisations, (&file, &prep), i, id, &key);
-        index.insert(key, out.households.len());
+        index.insert(key.clone(), out.households.len());
         out.households.push(Household {
-            id: id.to_string(),
+            id: key,
             region_code: region_v.to_string(),
             area: area_v,
             programme: programme_v,
@@ -795,7 +800,7 @@ pub fn load_caseload(
         let key = r.household_id.as_deref().map(household_key);
         match key {
             Some(k) if !k.is_empty() && !index.contains_key(&k) => {
-                let id = r.household_id.clone().unwrap_or_default();
+                let id = k.clone();
                 index.insert(k, out.households.len());
                 out.households.push(Household {
                     id,

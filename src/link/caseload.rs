@@ -736,6 +736,11 @@ mod tests {
         // written with spaces or another middle dot: normalised before the lookup
         assert!(ix.matches(19_700_506, " 欧阳 修远"));
         assert!(ix.matches(19_880_930, "阿依古丽\u{2022}买买提"));
+        // any separator of the name's parts, or none (a name of plain ideographs: the fast
+        // path's own normal form)
+        assert!(ix.matches(19_880_930, "阿依古丽.买买提"));
+        assert!(ix.matches(19_880_930, "阿依古丽－买买提"));
+        assert!(ix.matches(19_880_930, "阿依古丽买买提"));
         assert!(!ix.matches(19_700_507, "欧阳修远"));
         assert!(!ix.matches(19_700_506, "欧阳修"));
         assert!(!ix.matches(19_880_930, "欧阳修远"));

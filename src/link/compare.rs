@@ -224,16 +224,32 @@ pub struct Prepared {
 }
 
 /// A name in the form compared: `Name::parse` (NFKC, one middle dot, no invisible
-/// characters) with inner spaces removed and Latin letters lower-cased.
+/// characters) with inner spaces removed and Latin letters lower-cased; in a name written in
+/// Han characters, every character that is neither a letter nor a digit is removed too (the
+/// separator of a minority name's parts, `阿依古丽·买买提`, is written `·`, `.`, `．`, `-`, `。`,
+/// a space or nothing, by department: found by session 16's attack, a row spelled with `.`
+/// was no candidate of the error-tolerant linkage).
 pub fn normalise_name(raw: &str) -> Option<String> {
     let (n, _) = Name::parse(raw).ok()?;
+    let han = n.expose().chars().any(is_han);
     let s: String = n
         .expose()
         .chars()
-        .filter(|c| !c.is_whitespace())
+        .filter(|c| !c.is_whitespace() && (!han || is_name_letter(*c)))
         .flat_map(char::to_lowercase)
         .collect();
     (!s.is_empty()).then_some(s)
+}
+
+/// A letter or digit of a name, not a spacing modifier letter (`ˑ` U+02D1, `ˉ`: used as
+/// separators, though Unicode calls them letters).
+fn is_name_letter(c: char) -> bool {
+    c.is_alphanumeric() && !('\u{02b0}'..='\u{02ff}').contains(&c)
+}
+
+/// A CJK unified ideograph (the basic block, extensions A to H) or a compatibility ideograph.
+fn is_han(c: char) -> bool {
+    matches!(c, '\u{3400}'..='\u{9fff}' | '\u{f900}'..='\u{faff}' | '\u{20000}'..='\u{323af}')
 }
 
 /// Pinyin of a (normalised) name without tones, one syllable per Han character, joined by
@@ -414,6 +430,28 @@ mod tests {
         assert_eq!(lv(&name(), "阿依古丽・买买提", "阿依古丽·买买提"), "exact");
         assert_eq!(lv(&name(), "ＡＬＩ", "ali"), "exact");
         assert_eq!(lv(&name(), "王 芳", "王芳"), "exact");
+        // every separator of a minority name's parts, or none, is the same name
+        for spelled in [
+            "阿依古丽.买买提",
+            "阿依古丽．买买提",
+            "阿依古丽 买买提",
+            "阿依古丽\u{3000}买买提",
+            "阿依古丽买买提",
+            "阿依古丽-买买提",
+            "阿依古丽－买买提",
+            "阿依古丽。买买提",
+            "阿依古丽ˑ买买提",
+            "阿依古丽∙买买提",
+        ] {
+            assert_eq!(
+                normalise_name(spelled).as_deref(),
+                Some("阿依古丽买买提"),
+                "{spelled}"
+            );
+            assert_eq!(lv(&name(), spelled, "阿依古丽·买买提"), "exact", "{spelled}");
+        }
+        // a Latin name keeps its hyphen
+        assert_eq!(normalise_name("Jean-Luc").as_deref(), Some("jean-luc"));
     }
 
     #[test]

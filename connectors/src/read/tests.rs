@@ -1516,7 +1516,7 @@ fn a_table_split_over_sheets_with_the_same_header_is_read_as_one() {
 }
 
 #[test]
-fn a_workbook_numeric_id_cell_is_refused_and_money_and_dates_are_exact() {
+fn a_workbook_numeric_id_cell_is_written_in_scientific_notation_and_money_and_dates_are_exact() {
     use Cell::*;
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("bank.xlsx");
@@ -1540,13 +1540,16 @@ fn a_workbook_numeric_id_cell_is_refused_and_money_and_dates_are_exact() {
     assert_eq!(prep.format, FileFormat::Workbook);
     assert_eq!(prep.header_line, 2);
     assert_eq!(prep.repeated_headers, vec![6]);
-    assert_eq!(prep.line_of_row, Some(vec![3, 5, 7, 9]));
+    assert_eq!(prep.line_of_row, Some(vec![3, 4, 5, 7, 9]));
     let t = table(&prep);
-    // 0.1 + 0.2 (0.30000000000000004) is what the sheet shows: 0.3, its float noise logged
+    // 0.1 + 0.2 (0.30000000000000004) is what the sheet shows: 0.3, its float noise logged.
+    // The ID in a number cell kept 15 significant digits: written so that the ID parser
+    // refuses it (scientific notation), the row kept for the linkage's second pass.
     assert_eq!(
         t.rows,
         vec![
             vec![ID1, "王秀兰", "1234.50", "2021-09-08"],
+            vec!["6.20503196207080E+17", "李建国", "10.00", "2021-09-08"],
             vec![ID3, "张秀英", "0.30", "2021-09-08"],
             vec![ID2, "李建国", "0.07", "2021年9月8日"],
             vec![ID3, "张秀英", "1,000.10", "44447"],
@@ -1558,20 +1561,20 @@ fn a_workbook_numeric_id_cell_is_refused_and_money_and_dates_are_exact() {
         .filter(|n| n.kind == "money_float_noise")
         .map(|n| (n.line, n.row, n.column.as_str()))
         .collect();
-    assert_eq!(noise, vec![(5, 1, "balance")]);
+    assert_eq!(noise, vec![(5, 2, "balance")]);
+    let logged: Vec<(u64, u64, &str)> = prep
+        .normalised
+        .iter()
+        .filter(|n| n.kind == "id_spreadsheet_number")
+        .map(|n| (n.line, n.row, n.column.as_str()))
+        .collect();
+    assert_eq!(logged, vec![(4, 1, "id_number")]);
     let got: Vec<(u64, &str, &str)> = prep
         .rejected
         .iter()
         .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
         .collect();
-    assert_eq!(
-        got,
-        vec![
-            (4, "id_number", "id_spreadsheet_number"),
-            (10, "balance", "money_too_many_decimals")
-        ]
-    );
-    assert_eq!(prep.rejected[0].raw, "620503196207080300");
+    assert_eq!(got, vec![(10, "balance", "money_too_many_decimals")]);
     assert!(
         prep.notes.iter().any(|n| n.contains("1899-12-30")),
         "{:?}",
@@ -1589,7 +1592,7 @@ fn a_workbook_numeric_id_cell_is_refused_and_money_and_dates_are_exact() {
 }
 
 #[test]
-fn a_generic_workbook_still_refuses_numeric_id_cells() {
+fn a_generic_workbook_writes_long_numeric_id_cells_so_that_they_are_refused_and_keeps_15_digits() {
     use Cell::*;
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("list.xlsx");
@@ -1599,15 +1602,26 @@ fn a_generic_workbook_still_refuses_numeric_id_cells() {
             vec![S("姓名"), S("公民身份号码"), S("人口")],
             vec![S("王秀兰"), N(620503198703151234.0), N(3.0)],
             vec![S("李建国"), S(ID2), N(1.0)],
+            vec![S("马德福"), N(620503480612031.0), N(2.0)],
         ],
     );
     let prep = prepare_generic(&p).unwrap();
-    assert_eq!(table(&prep).rows, vec![vec!["李建国", ID2, "1"]]);
-    assert_eq!(prep.rejected.len(), 1);
     assert_eq!(
-        (prep.rejected[0].line, prep.rejected[0].reason.as_str()),
-        (2, "id_spreadsheet_number")
+        table(&prep).rows,
+        vec![
+            vec!["王秀兰", "6.20503198703151E+17", "3"],
+            vec!["李建国", ID2, "1"],
+            vec!["马德福", "620503480612031", "2"],
+        ]
     );
+    assert!(prep.rejected.is_empty());
+    let logged: Vec<u64> = prep
+        .normalised
+        .iter()
+        .filter(|n| n.kind == "id_spreadsheet_number")
+        .map(|n| n.line)
+        .collect();
+    assert_eq!(logged, vec![2, 4]);
 }
 
 #[test]

@@ -2,7 +2,10 @@
 //!
 //! Cells are typed, and the types are where spreadsheets damage data:
 //! - an ID number held as a number has lost its digits beyond the 15th (and a trailing X):
-//!   the row is refused (`id_spreadsheet_number`), never repaired;
+//!   it is written in scientific notation (`6.20503199410116E+17`), which the ID parser
+//!   refuses, never repaired, and the row goes on to the linkage's second pass as a CSV row
+//!   with that value does; a whole number of at most 15 digits is exact and read as its
+//!   digits (both logged as `id_spreadsheet_number`); an ID in a date cell refuses the row;
 //! - money held as a number is written from the shortest decimal that round-trips the
 //!   float, read exactly; more than two decimals is refused (`money_too_many_decimals`);
 //! - date cells are Excel serial day numbers, converted by the 1900 date system rule (day 0
@@ -108,6 +111,42 @@ fn excel_date(d: &calamine::ExcelDateTime, kind: ValueKind) -> Result<(String, b
 /// What a conversion changed: (kind, detail) for the per-row log.
 type Change = Option<(&'static str, String)>;
 
+/// An ID number held in a number cell, as text, with what that changed
+/// (`id_spreadsheet_number` in the per-row log).
+///
+/// A whole number of up to 15 digits (a legacy 15-digit number) is exact in a spreadsheet:
+/// its digits. A longer one kept only its first 15 significant digits (and lost a final X):
+/// it is written in scientific notation with those digits (`6.20503199410116E+17`), which
+/// the ID parser refuses as digits lost, never repaired; the row goes on, quarantined with
+/// its row number, to the error-tolerant linkage as the same value in a CSV does. Found by
+/// session 16's attack: the row was refused while reading, so a deposit of a caseload person
+/// whose ID cell was a number never reached the linkage and the family stayed eligible.
+fn id_number_cell(v: f64) -> (String, Change) {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e15 {
+        return (
+            format!("{v:.0}"),
+            Some((
+                "id_spreadsheet_number",
+                "a number cell of at most 15 digits (exact in a spreadsheet), read as its digits"
+                    .into(),
+            )),
+        );
+    }
+    let text = format!("{v:.14E}");
+    // (Rust writes `6.20503199410116E17`; the sign of the exponent as a spreadsheet shows it)
+    let text = match text.split_once('E') {
+        Some((m, e)) if !e.starts_with('-') => format!("{m}E+{e}"),
+        _ => text,
+    };
+    (
+        text,
+        Some((
+            "id_spreadsheet_number",
+            "a number cell: a spreadsheet keeps 15 significant digits, so digits (or the X) are lost; written in scientific notation and refused as an ID number, never repaired (format the column as text and enter the number again from the source)".into(),
+        )),
+    )
+}
+
 /// One output value from a cell (and what converting it changed), or why the row is
 /// refused.
 fn convert(
@@ -125,9 +164,17 @@ fn convert(
             reason: "spreadsheet_error_cell",
             message: format!("the cell holds the spreadsheet error {e:?}, not a value"),
         })),
-        (Data::Int(_) | Data::Float(_) | Data::DateTime(_), ValueKind::Id) => Err(fail(Issue {
+        (Data::Int(_) | Data::Float(_), ValueKind::Id) => {
+            let v = match cell {
+                Data::Int(i) => *i as f64,
+                Data::Float(f) => *f,
+                _ => unreachable!("matched above"),
+            };
+            Ok(id_number_cell(v))
+        }
+        (Data::DateTime(_), ValueKind::Id) => Err(fail(Issue {
             reason: "id_spreadsheet_number",
-            message: "the ID number is stored as a number in the workbook: Excel keeps 15 significant digits, so digits (or the X) are lost; format the column as text and enter the number again from the source".into(),
+            message: "the ID number is stored as a date in the workbook; format the column as text and enter the number again from the source".into(),
         })),
         (Data::String(s), ValueKind::Money) => match money_text(s, unit) {
             Ok(Some(v)) => {
