@@ -49,8 +49,10 @@
 //!    giving up), 502/503/504. Waits between attempts are exponential with full jitter.
 //!    400/401/403/404/500 and malformed bodies are not retried.
 //! 4. An answer is checked: the JSON shape, the source name, the echoed request id, every §2
-//!    column present on every record. A body that fails is `source_malformed`, never "no
-//!    records". Records for an ID number that was not asked are discarded and counted.
+//!    column present on every record, no key the schema does not allow (an `error` object or
+//!    paging beside `records`), every record's ID number valid and normalised. A body that
+//!    fails is `source_malformed`, never "no records". Records for a valid ID number that was
+//!    not asked are discarded and counted.
 //! 5. If every batch succeeded each person's records (possibly none) are cached; a failure
 //!    of any batch fails the whole call with its reason code, and nothing of it is cached.
 //! 6. The breaker counts calls (after retries): `breaker.failures` in a row open it. A call
@@ -356,7 +358,13 @@ impl HttpSources {
             .map(|s| s.max_in_flight)
             .max()
             .unwrap_or(16);
+        // No redirect is followed and nothing but HTTPS is spoken: found by session 16's
+        // attack, a source answering 307 to `http://…` had hedui send the ID numbers there in
+        // the clear and take that server's empty answer for the department's. A redirect is
+        // an answer of its status (`source_error`).
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
             .use_preconfigured_tls(tls)
             .pool_max_idle_per_host(max_idle)
             .pool_idle_timeout(Duration::from_secs(60))
@@ -987,7 +995,33 @@ impl HttpSources {
             502..=504 => return Err((HttpFailure::Status { status }, Retry::Backoff)),
             _ => return Err((HttpFailure::Status { status }, Retry::No)),
         }
-        let bytes = resp.bytes().await.map_err(transport)?;
+        // Read at most MAX_ANSWER_BYTES: found by session 16's attack, one answer padded to
+        // 200 MiB was read whole (and twelve sources answer each household at once).
+        let too_large = || {
+            (
+                HttpFailure::Malformed {
+                    detail: format!(
+                        "the answer is larger than {} MiB, more than any household's records",
+                        MAX_ANSWER_BYTES >> 20
+                    ),
+                },
+                Retry::No,
+            )
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut resp = resp;
+        let mut bytes: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(transport)? {
+            if bytes.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         check_answer(kind, &request_id, asked, &bytes).map_err(|f| (f, Retry::No))
     }
 }
@@ -1034,8 +1068,32 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s.chars().take(300).collect()
 }
 
-/// Check a 200 body against the query: shape, source, request id, §2 columns; records of
-/// persons not asked are dropped and counted. The body is read straight into column order
+/// The largest answer body read from a source, in bytes (16 MiB): a query carries at most
+/// [`wire::MAX_IDS_PER_QUERY`] persons, and a household's records of one source are a few
+/// KB. A larger answer is `source_malformed`, the source unverified.
+pub const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+/// Whether `s` is an 18-character resident ID number in the normalised form (17 digits and a
+/// digit or `X`) whose check character holds (GB 11643-1999, ISO 7064 MOD 11-2).
+fn normalised_valid_id(s: &str) -> bool {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    const CHECK: &[u8; 11] = b"10X98765432";
+    let b = s.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let sum: u32 = b[..17]
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
+        .sum();
+    b[17] == CHECK[(sum % 11) as usize]
+}
+
+/// Check a 200 body against the query: shape (no key the schema does not allow, none twice),
+/// source, request id, §2 columns; records of persons not asked (a valid, normalised ID
+/// number) are dropped and counted; a record whose ID number is of another form or invalid
+/// makes the answer malformed. The body is read straight into column order
 /// ([`answer::AnswerSeed`]): no map per record, no copy of a value that is not a column.
 fn check_answer(
     kind: SourceKind,
@@ -1052,14 +1110,19 @@ fn check_answer(
         .deserialize(&mut de)
         .and_then(|r| de.end().map(|()| r))
         .map_err(|e| {
+            let text = e.to_string();
+            let own = text
+                .strip_prefix(answer::OWN)
+                .and_then(|t| t.rsplit_once(" at line "))
+                .map(|(m, _)| m.to_string());
             malformed(format!(
                 "{} at line {} column {} of {} bytes",
-                match e.classify() {
+                own.as_deref().unwrap_or(match e.classify() {
                     serde_json::error::Category::Eof => "body ends early",
                     serde_json::error::Category::Syntax => "not JSON",
                     serde_json::error::Category::Data => "not the answer shape",
                     serde_json::error::Category::Io => "unreadable",
-                },
+                }),
                 e.line(),
                 e.column(),
                 body.len()
@@ -1084,6 +1147,16 @@ fn check_answer(
             r.id_number
         };
         if !asked.contains(id.as_str()) {
+            // Found by session 16's attack: a bank that wrote the holder's number in the old
+            // 15-digit form, in full-width digits, with a U+3000 or a wrong check character
+            // had every record discarded as another person's, and the family read as holding
+            // nothing there. Only a valid, normalised number (the schema's) of a person not
+            // asked is another person's record; any other is a malformed answer.
+            if !normalised_valid_id(&id) {
+                return Err(malformed(format!(
+                    "records[{i}].id_number is not a valid normalised ID number (17 digits and a digit or X, GB 11643-1999 MOD 11-2): the records cannot be placed"
+                )));
+            }
             discarded += 1;
             continue;
         }
@@ -1114,6 +1187,11 @@ mod answer {
     use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
     use crate::schema::ColumnSpec;
+
+    /// The start of hedui's own messages about an answer's shape: they name keys of the
+    /// schema, never a value, so [`super::check_answer`] passes them on (serde_json's own
+    /// messages can quote a value and are not).
+    pub(super) const OWN: &str = "answer shape: ";
 
     /// What [`AnswerSeed`] reads.
     pub(super) struct Answer {
@@ -1151,13 +1229,19 @@ mod answer {
                 match key.0 {
                     Some("source") => source = Some(map.next_value::<String>()?),
                     Some("request_id") => request_id = Some(map.next_value::<String>()?),
-                    Some("records") => {
+                    Some("records") if records.is_none() => {
                         records = Some(map.next_value_seed(Records {
                             columns: self.columns,
                         })?)
                     }
+                    // Found by session 16's attack: a 200 answer carrying an `error` object
+                    // or paging (`has_more`, `next_page`) beside `records` read as the whole
+                    // answer: no records, or a first page, taken for everything the source
+                    // holds. The schema allows no other key: the answer is malformed.
                     _ => {
-                        map.next_value::<IgnoredAny>()?;
+                        return Err(de::Error::custom(format!(
+                            "{OWN}the answer holds a key its schema does not allow, or one twice (only source, request_id and records: an error object, paging or a second copy in a 200 answer is not an answer)"
+                        )));
                     }
                 }
             }
@@ -1247,13 +1331,15 @@ mod answer {
                 match key.0 {
                     Some("id_number") => id_number = Some(map.next_value::<String>()?),
                     Some("row") => row = Some(map.next_value::<u64>()?),
-                    Some("values") => {
+                    Some("values") if values.is_none() => {
                         values = Some(map.next_value_seed(Values {
                             columns: self.columns,
                         })?)
                     }
                     _ => {
-                        map.next_value::<IgnoredAny>()?;
+                        return Err(de::Error::custom(format!(
+                            "{OWN}a record holds a key its schema does not allow, or one twice (only id_number, row and values)"
+                        )));
                     }
                 }
             }
@@ -1287,6 +1373,12 @@ mod answer {
                 columns: self.columns,
             })? {
                 match col {
+                    Some(i) if out[i].is_some() => {
+                        return Err(de::Error::custom(format!(
+                            "{OWN}a record's values name the column {} twice",
+                            self.columns[i].name
+                        )));
+                    }
                     Some(i) => out[i] = Some(map.next_value::<Option<String>>()?),
                     None => {
                         map.next_value::<IgnoredAny>()?;
@@ -1401,6 +1493,61 @@ mod tests {
         assert!(check_answer(SourceKind::Tax, "r1", &asked, &stale).is_err());
         let no_records = body(serde_json::json!({"source": "tax", "request_id": "r1"}));
         assert!(check_answer(SourceKind::Tax, "r1", &asked, &no_records).is_err());
+    }
+
+    #[test]
+    fn a_record_whose_id_number_is_of_another_form_or_invalid_makes_the_answer_malformed() {
+        let asked: HashSet<&str> = ["620503198703151234"].into_iter().collect();
+        for id in [
+            "620503870315123",                      // the old 15-digit form
+            "６２０５０３１９８７０３１５１２３４", // full-width digits
+            "620503198703151234\u{3000}",
+            "620503198703151235", // the check character fails
+            "62050319870315123",
+        ] {
+            let b = body(
+                serde_json::json!({"source": "tax", "request_id": "r1", "records": [
+                {"id_number": id, "row": 2, "values": tax_values()}]}),
+            );
+            let e = check_answer(SourceKind::Tax, "r1", &asked, &b).unwrap_err();
+            assert_eq!(e.code(), "source_malformed", "{id}");
+            assert!(
+                e.to_string()
+                    .contains("records[0].id_number is not a valid normalised ID number"),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("198703"), "{e}");
+        }
+    }
+
+    #[test]
+    fn an_error_object_paging_or_an_unknown_key_in_a_200_answer_makes_it_malformed() {
+        let asked: HashSet<&str> = ["620503198703151234"].into_iter().collect();
+        let rec = serde_json::json!({"id_number": "620503198703151234", "row": 2, "values": tax_values()});
+        let cases = [
+            serde_json::json!({"source": "tax", "request_id": "r1", "records": [],
+                               "error": {"code": "source_error", "message": "busy"}}),
+            serde_json::json!({"source": "tax", "request_id": "r1", "records": [rec.clone()],
+                               "has_more": true, "next_page": 2}),
+            serde_json::json!({"source": "tax", "request_id": "r1", "records": [
+                {"id_number": "620503198703151234", "row": 2, "values": tax_values(), "page": 1}]}),
+        ];
+        for c in cases {
+            let e = check_answer(SourceKind::Tax, "r1", &asked, &body(c.clone())).unwrap_err();
+            assert_eq!(e.code(), "source_malformed", "{c}");
+            assert!(e.to_string().contains("its schema does not allow"), "{e}");
+        }
+        // a column given twice (the text, not a JSON value: serde_json would keep one)
+        let twice = br#"{"source":"tax","request_id":"r1","records":[{"id_number":"620503198703151234","row":2,"values":{"name":null,"tax_year":"2025","tax_year":"2024","income_type":"wages","gross_income":"1.00","tax_paid":null}}]}"#;
+        let e = check_answer(SourceKind::Tax, "r1", &asked, twice).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("values name the column tax_year twice"),
+            "{e}"
+        );
+        // `records` twice: the second would replace the first
+        let two = br#"{"source":"tax","request_id":"r1","records":[],"records":[]}"#;
+        assert!(check_answer(SourceKind::Tax, "r1", &asked, two).is_err());
     }
 
     #[test]

@@ -448,7 +448,11 @@ mod tests {
                 Some("阿依古丽买买提"),
                 "{spelled}"
             );
-            assert_eq!(lv(&name(), spelled, "阿依古丽·买买提"), "exact", "{spelled}");
+            assert_eq!(
+                lv(&name(), spelled, "阿依古丽·买买提"),
+                "exact",
+                "{spelled}"
+            );
         }
         // a Latin name keeps its hyphen
         assert_eq!(normalise_name("Jean-Luc").as_deref(), Some("jean-luc"));

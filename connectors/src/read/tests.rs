@@ -1592,6 +1592,46 @@ fn a_workbook_numeric_id_cell_is_written_in_scientific_notation_and_money_and_da
 }
 
 #[test]
+fn a_stray_cell_far_outside_the_table_refuses_the_workbook_naming_where_instead_of_exhausting_memory()
+ {
+    let d = tempfile::tempdir().unwrap();
+    for (name, row, col, corner) in [
+        ("far.xlsx", 1_048_575u32, 16_383u16, "XFD1048576"),
+        ("row2.xlsx", 1, 16_383, "XFD"),
+    ] {
+        let p = d.path().join(name);
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        for (c, h) in ["身份证号", "姓名", "余额"].into_iter().enumerate() {
+            ws.write_string(0, c as u16, h).unwrap();
+        }
+        for r in 1..400u32 {
+            ws.write_string(r, 0, ID1).unwrap();
+            ws.write_string(r, 1, "王秀兰").unwrap();
+            ws.write_number(r, 2, 1.0).unwrap();
+        }
+        ws.write_string(row, col, "备注").unwrap();
+        wb.save(&p).unwrap();
+        let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+        assert!(msg.contains("a stray cell far outside the table"), "{msg}");
+        assert!(msg.contains(&format!("span A1:{corner}")), "{msg}");
+    }
+    // a table with a note a few columns to its right is read
+    let p = d.path().join("note.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["身份证号", "姓名", "余额"].into_iter().enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    ws.write_string(1, 0, ID1).unwrap();
+    ws.write_string(1, 1, "王秀兰").unwrap();
+    ws.write_number(1, 2, 1.0).unwrap();
+    ws.write_string(0, 8, "制表人").unwrap();
+    wb.save(&p).unwrap();
+    assert!(prepare(&p, "bank", &["id_number", "name", "balance"]).is_ok());
+}
+
+#[test]
 fn a_generic_workbook_writes_long_numeric_id_cells_so_that_they_are_refused_and_keeps_15_digits() {
     use Cell::*;
     let d = tempfile::tempdir().unwrap();

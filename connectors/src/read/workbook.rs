@@ -313,6 +313,72 @@ fn fill_merged<RS: std::io::Read + std::io::Seek>(
     (range, filled)
 }
 
+/// Most cells a sheet's value and formula ranges may span, whatever it holds: 2^26 (calamine
+/// keeps a range dense, ~32 bytes a cell: 2 GiB).
+const MAX_SHEET_CELLS: u64 = 1 << 26;
+/// A sheet may span this many cells per cell holding a value or formula (and at least
+/// 2^20 in any case): the table's empty cells, not a stray cell far from it.
+const SPAN_PER_USED_CELL: u64 = 16;
+
+/// The column letters of a 0-based column (`0` → `A`, `16383` → `XFD`).
+fn column_letters(mut c: u32) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'A' + (c % 26) as u8);
+        if c < 26 {
+            break;
+        }
+        c = c / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Whether the cells of sheet `sheet` of an xlsx workbook can be read as a dense range: the
+/// span of the cells holding a value or a formula, against how many do. `Err` says where
+/// the span ends. Found by session 16's attack: one stray cell at `XFD1048576` made calamine
+/// allocate 512 GB for the sheet and the run abort with no outputs; a cell at `XFD2` beside
+/// a table of 10,000 rows, 5 GB. The sheet is read twice (this pass streams it).
+/// Other formats: an .xls sheet has at most 65,536 × 256 cells, read when the workbook
+/// opens; an .ods sheet is not checked.
+fn sheet_span_ok<RS: std::io::Read + std::io::Seek>(
+    wb: &mut calamine::Sheets<RS>,
+    sheet: &str,
+) -> Result<(), String> {
+    let calamine::Sheets::Xlsx(x) = wb else {
+        return Ok(());
+    };
+    let Ok(mut cells) = x.worksheet_cells_reader(sheet) else {
+        // (calamine says why when the range is read)
+        return Ok(());
+    };
+    let (mut r0, mut r1, mut c0, mut c1, mut used) = (u32::MAX, 0u32, u32::MAX, 0u32, 0u64);
+    while let Ok(Some(cell)) = cells.next_cell_with_formula() {
+        let has_formula = cell.formula.as_deref().is_some_and(|f| !f.is_empty());
+        if calamine::DataType::is_empty(&cell.value) && !has_formula {
+            continue;
+        }
+        let (r, c) = cell.pos;
+        (r0, r1, c0, c1) = (r0.min(r), r1.max(r), c0.min(c), c1.max(c));
+        used += 1;
+    }
+    if used == 0 {
+        return Ok(());
+    }
+    let span = u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1);
+    if span > MAX_SHEET_CELLS || span > (used * SPAN_PER_USED_CELL).max(1 << 20) {
+        return Err(format!(
+            "sheet {sheet}: its cells span {}{}:{}{} ({span} cells) while {used} hold a value or formula: a stray cell far outside the table? Reading it would take about {} MB; clear the cells outside the table (Ctrl+End shows the last one) and export again",
+            column_letters(c0),
+            r0 + 1,
+            column_letters(c1),
+            r1 + 1,
+            span * 32 >> 20
+        ));
+    }
+    Ok(())
+}
+
 /// The first sheet of a workbook.
 pub(super) fn prepare_workbook(
     ctx: &Ctx,
@@ -323,6 +389,9 @@ pub(super) fn prepare_workbook(
     let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes))
         .map_err(|e| super::unreadable(ctx.path, e))?;
     let sheets = wb.sheet_names();
+    if let Some(first) = sheets.first() {
+        sheet_span_ok(&mut wb, first).map_err(|m| ctx.unreadable(m))?;
+    }
     let range = wb
         .worksheet_range_at(0)
         .map(|r| r.map_err(|e| super::unreadable(ctx.path, e)));
@@ -417,6 +486,7 @@ pub(super) fn prepare_workbook(
         let (range, start) = match first.take() {
             Some(f) => f,
             None => {
+                sheet_span_ok(&mut wb, &sheets[si]).map_err(|m| ctx.unreadable(m))?;
                 let r = wb
                     .worksheet_range_at(si)
                     .ok_or_else(|| ctx.unreadable(format!("sheet {} cannot be opened", si + 1)))?
