@@ -100,8 +100,10 @@ pub enum Command {
         /// Stop at the first quarantined row, naming file, line, column and reason (exit 2).
         #[arg(long)]
         strict: bool,
-        /// Only the households whose region code starts with this prefix (e.g. 6205): the
-        /// exact slice of a full run's output.
+        /// Only the households whose region code (six digits of the policy's region) starts
+        /// with this prefix (e.g. 6205), or `other` for the households whose region code is
+        /// not such (empty, damaged, another province's): the exact slice of a full run's
+        /// output.
         #[arg(long)]
         partition: Option<String>,
         /// Source deltas since `--previous` (README "Incremental runs"): recompute only the
@@ -437,9 +439,11 @@ fn run(cli: Cli) -> Result<i32> {
                     bail!("--partition, --delta and --memory-limit are separate modes: give one")
                 }
                 (Some(p), None, None) => {
-                    if p.is_empty() || p.len() > 6 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                    if p != crate::batch::OTHER_PARTITION
+                        && (p.is_empty() || p.len() > 6 || !p.bytes().all(|b| b.is_ascii_digit()))
+                    {
                         bail!(
-                            "--partition {p:?}: a region-code prefix is 1 to 6 digits (GB/T 2260: 62 a province, 6205 a prefecture, 620503 a county)"
+                            "--partition {p:?}: a region-code prefix is 1 to 6 digits (GB/T 2260: 62 a province, 6205 a prefecture, 620503 a county), or `other` for the households whose region code is not six digits of the policy's region"
                         )
                     }
                     crate::batch::run_partition(&opts, p)
@@ -455,6 +459,14 @@ fn run(cli: Cli) -> Result<i32> {
             if let (Some(p), 0) = (&partition, summary.households) {
                 say!(
                     "warning: no household of the caseload has a region code starting with {p}: nothing was verified"
+                );
+            }
+            if let Some(n) = summary.caseload["households_in_no_region_partition"]
+                .as_u64()
+                .filter(|n| *n > 0)
+            {
+                say!(
+                    "warning: {n} households of the caseload have a region code that is not six digits of the policy's region (empty, damaged, another province's): no region partition holds them; run `--partition other` for them"
                 );
             }
             print_summary(&summary, &opts.out);

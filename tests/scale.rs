@@ -187,6 +187,69 @@ fn namesake_across_slices(data: &Path) -> (String, String) {
     (x[2].clone(), y[2].clone())
 }
 
+/// Found by session 16's attack: a household whose region code is empty, damaged or another
+/// province's was in no `--partition` slice, though the full run refers it.
+#[test]
+fn households_no_region_partition_holds_are_the_other_partition() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let path = data.join("households.csv");
+    let text = std::fs::read_to_string(&path).expect("households");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at = lines[0]
+        .split(',')
+        .position(|c| c == "region_code")
+        .expect("region_code column");
+    for (line, code) in lines[1..5]
+        .iter_mut()
+        .zip(["", "6205", "110101", "62-05-03"])
+    {
+        let mut cells: Vec<&str> = line.split(',').collect();
+        cells[at] = code;
+        *line = cells.join(",");
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+    let full = p.batch(&data, "full", &[]);
+    let a = p.batch(&data, "p503", &["--partition", "620503"]);
+    let b = p.batch(&data, "p502", &["--partition", "620502"]);
+    let out = p.run_batch(&data, "other", &["--partition", "other"]);
+    ok(&out);
+    let other = p.root.join("other");
+    let mut union = p.opened(&a);
+    assert_eq!(union.len(), 156);
+    union.extend(p.opened(&b));
+    let rest = p.opened(&other);
+    assert_eq!(rest.len(), 4);
+    assert!(
+        rest.values().all(|r| r["determination"] == "referred"
+            && r["findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .any(|f| f["rule"] == "caseload_fault")),
+        "{rest:?}"
+    );
+    union.extend(rest);
+    assert_eq!(union, p.opened(&full));
+    // a region partition says how many households none holds
+    assert_eq!(
+        summary(&a)["caseload"]["households_in_no_region_partition"],
+        4
+    );
+    let warned =
+        String::from_utf8_lossy(&p.run_batch(&data, "p503b", &["--partition", "6205"]).stderr)
+            .to_string();
+    assert!(
+        warned.contains("4 households of the caseload have a region code that is not six digits of the policy's region"),
+        "{warned}"
+    );
+    assert!(
+        summary(&other)["caseload"]
+            .get("households_in_no_region_partition")
+            .is_none()
+    );
+}
+
 #[test]
 fn the_union_of_region_partitions_is_the_full_run() {
     let p = Province::new();

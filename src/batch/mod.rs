@@ -42,7 +42,9 @@ use crate::verify::{PersonState, ReportInput};
 
 mod direct;
 mod scale;
-pub use scale::{DeltaError, parse_memory_limit, run_incremental, run_limited, run_partition};
+pub use scale::{
+    DeltaError, OTHER_PARTITION, parse_memory_limit, run_incremental, run_limited, run_partition,
+};
 
 /// What a batch run needs.
 pub struct BatchOptions {
@@ -1179,7 +1181,15 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let everyone: Option<ahash::AHashSet<u64>> = sel
         .is_slice()
         .then(|| loaded.queried_ids().map(|id| id.key()).collect());
-    let caseload = sel.slice(loaded);
+    let in_no_region_partition = sel.is_region_prefix().then(|| {
+        loaded
+            .households
+            .iter()
+            .filter(|h| !policy.covers_region(&h.region_code))
+            .count() as u64
+    });
+    let mut caseload = sel.slice(loaded);
+    caseload.in_no_region_partition = in_no_region_partition;
     let caseload_key_repairs: BTreeMap<String, u64> = norms
         .by_kind()
         .into_iter()
@@ -2066,13 +2076,19 @@ fn summarize(
             )
             .collect(),
         sources,
-        caseload: json!({
-            "households_rows": caseload.rows_read[0], "members_rows": caseload.rows_read[1], "supporters_rows": caseload.rows_read[2],
-            "households": caseload.households.len(), "members": caseload.members.len(), "supporters": caseload.supporters.len(),
-            "persons_queried": persons_queried,
-            "key_repairs": caseload_key_repairs,
-            "files": caseload.files,
-        }),
+        caseload: {
+            let mut c = json!({
+                "households_rows": caseload.rows_read[0], "members_rows": caseload.rows_read[1], "supporters_rows": caseload.rows_read[2],
+                "households": caseload.households.len(), "members": caseload.members.len(), "supporters": caseload.supporters.len(),
+                "persons_queried": persons_queried,
+                "key_repairs": caseload_key_repairs,
+                "files": caseload.files,
+            });
+            if let Some(n) = caseload.in_no_region_partition {
+                c["households_in_no_region_partition"] = json!(n);
+            }
+            c
+        },
         quarantine: q.by_reason(),
         normalisations,
         timings_ms: timings,

@@ -61,6 +61,13 @@ use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload
 use crate::report::{Determination, Outcome};
 use crate::seal::RunSealer;
 
+/// `--partition other`: the households that no partition of region prefixes holds, because
+/// their region code is not six digits of the policy's region (empty, damaged, another
+/// province's). With it, the county partitions of a province cover the whole caseload.
+/// Found by session 16's attack: such households were in no partition, so the union of the
+/// partitions lacked them (one of them ineligible), while the full run refers them.
+pub const OTHER_PARTITION: &str = "other";
+
 /// Which households a run covers.
 pub(super) struct Selection {
     /// The region prefix (`--partition`), recorded in the state.
@@ -81,13 +88,28 @@ impl Selection {
         }
     }
 
-    /// Households whose region code starts with `prefix`.
-    pub fn region(prefix: &str) -> Selection {
+    /// Households whose region code is six digits of the policy's region
+    /// ([`crate::assess::Policy::covers_region`]) starting with `prefix`; with `prefix`
+    /// [`OTHER_PARTITION`], the others (an empty or damaged code, another province's).
+    pub fn region(prefix: &str, policy: &crate::assess::Policy) -> Selection {
         let p = prefix.to_string();
+        let policy = policy.clone();
+        let keep: Box<dyn Fn(usize, &Household) -> bool + Sync> = if prefix == OTHER_PARTITION {
+            Box::new(move |_, h| !policy.covers_region(&h.region_code))
+        } else {
+            Box::new(move |_, h| {
+                policy.covers_region(&h.region_code) && h.region_code.trim().starts_with(&p)
+            })
+        };
         Selection {
             prefix: Some(prefix.to_string()),
-            keep: Some(Box::new(move |_, h| h.region_code.starts_with(&p))),
+            keep: Some(keep),
         }
+    }
+
+    /// Whether this is a `--partition` of region prefixes (not [`OTHER_PARTITION`]).
+    pub fn is_region_prefix(&self) -> bool {
+        self.prefix.as_deref().is_some_and(|p| p != OTHER_PARTITION)
     }
 
     /// Whether this selects a part of the caseload (a partition or a memory-limited slice).
@@ -146,6 +168,7 @@ fn slice_caseload(c: Caseload, keep: impl Fn(usize, &Household) -> bool) -> Case
         rows_read: c.rows_read,
         normalisations: c.normalisations,
         files: c.files,
+        in_no_region_partition: c.in_no_region_partition,
     }
 }
 
@@ -158,7 +181,7 @@ fn slice_caseload(c: Caseload, keep: impl Fn(usize, &Household) -> bool) -> Case
 /// # Errors
 /// As [`super::run`].
 pub fn run_partition(opts: &BatchOptions, prefix: &str) -> Result<Summary, BatchError> {
-    run_selected(opts, &Selection::region(prefix))
+    run_selected(opts, &Selection::region(prefix, &opts.policy))
 }
 
 // ---------------------------------------------------------------- state
@@ -1563,6 +1586,21 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
             message,
         })
     };
+    // Two delta files of one source (a stale `bank.parquet` beside tonight's `bank.csv`):
+    // which changes apply cannot be told, so none is guessed. Found by session 16's attack:
+    // the Parquet file was read and the CSV passed over without a word.
+    let others = hedui_connectors::file::passed_over(dir, kind.name(), &path);
+    if !others.is_empty() {
+        return Err(derr(
+            "-".into(),
+            "-",
+            format!(
+                "the delta folder holds another file of {} beside this one ({}): which changes apply cannot be told; keep one file per source",
+                kind.name(),
+                others.join(", ")
+            ),
+        ));
+    }
     let mut required = vec!["op", "row"];
     required.extend(kind.required_columns());
     // Table name without a field map: the delta's headers are the §2 names.
@@ -1648,8 +1686,18 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
             Some("change") => Op::Change,
             Some("remove") => Op::Remove,
             other => {
-                // (an op is no person's data: quoted, cut to 20 characters)
-                let found: String = other.unwrap_or("").chars().take(20).collect();
+                // Masked as quarantine.csv masks a value: found by session 16's attack, a
+                // delta shifted by a column put an ID number or a name in `op`, and the
+                // message printed it.
+                // An ASCII word (`upsert`, `delete`) is quoted as it is.
+                let raw = other.unwrap_or("");
+                let found = if raw.len() <= 16
+                    && raw.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
+                {
+                    raw.to_string()
+                } else {
+                    crate::ingest::quarantine::mask_value(raw)
+                };
                 return Err(derr(
                     i.to_string(),
                     "op",
@@ -1851,7 +1899,15 @@ fn plan_rows(prev_rows: u64, delta: &SourceDelta) -> Result<RowMap, BatchError> 
                     file: delta.file.clone(),
                     row: i.to_string(),
                     column: "row".into(),
-                    message: format!("row {r} is not in the previous extract ({prev_rows} rows)"),
+                    message: format!(
+                        "row {} is not in the previous extract ({prev_rows} rows)",
+                        // (an ID number shifted into `row`, 15 digits or more, is masked)
+                        if r >= 100_000_000_000_000 {
+                            crate::ingest::quarantine::mask_value(&r.to_string())
+                        } else {
+                            r.to_string()
+                        }
+                    ),
                 }));
             }
             if !gone.insert(r) {
@@ -2110,7 +2166,7 @@ pub fn run_incremental(
     // The caseload's quarantine entries: made again when the files were read, else the
     // previous run's (the same files).
     let (caseload, mut q) = match (loaded_q, &prev.manifest.partition) {
-        (Some(q), Some(p)) => (Selection::region(p).slice(full), q),
+        (Some(q), Some(p)) => (Selection::region(p, &opts.policy).slice(full), q),
         (Some(q), None) => (full, q),
         (None, _) => (
             full,
@@ -3853,6 +3909,20 @@ mod tests {
             "{e}"
         );
         assert!(!e.contains("620503195809200176"), "{e}");
+        // a delta shifted by a column: an ID number or a name in `op` is not printed
+        for shifted in ["620721196410160385", "蔡花娥"] {
+            std::fs::write(
+                d.path().join("tax.csv"),
+                format!("{header}\n{}\n", row(shifted)),
+            )
+            .expect("write");
+            let e = read_delta(d.path(), kind)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(e.contains("op must be add, change or remove"), "{e}");
+            assert!(!e.contains("196410160") && !e.contains("花娥"), "{e}");
+        }
         // a row with one field too few (a line cut short)
         let cut = row("change");
         let cut = &cut[..cut.rfind(',').expect("a comma")];
@@ -3866,6 +3936,26 @@ mod tests {
             .expect("refused")
             .to_string();
         assert_eq!(e.matches("line 3").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn two_delta_files_of_one_source_are_refused_naming_both() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let header = "op,row,id_number,name,tax_year,income_type,gross_income,tax_paid";
+        std::fs::write(
+            d.path().join("tax.csv"),
+            format!("{header}\nremove,0,,,,,,\n"),
+        )
+        .expect("write");
+        std::fs::write(d.path().join("tax.tsv"), header.replace(',', "\t") + "\n").expect("write");
+        let e = read_delta(d.path(), SourceKind::Tax)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("holds another file of tax beside this one (tax.tsv)"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -3899,6 +3989,24 @@ mod tests {
             names: Vec::new(),
             buf: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_row_past_the_end_is_refused_and_an_id_number_in_row_is_masked() {
+        let e = plan_rows(10, &delta(&[(Op::Change, Some(12))]))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            e.contains("row 12 is not in the previous extract (10 rows)"),
+            "{e}"
+        );
+        let e = plan_rows(10, &delta(&[(Op::Change, Some(620_721_196_410_160_385))]))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains("is not in the previous extract"), "{e}");
+        assert!(!e.contains("196410160"), "{e}");
     }
 
     #[test]

@@ -81,6 +81,10 @@ pub struct Caseload {
     /// encoding (`utf-8`, `utf-8-bom`, `gb18030`, …; empty for Parquet) and what the reader
     /// decided (the notes a source's summary carries). For `summary.json` `caseload.files`.
     pub files: Vec<serde_json::Value>,
+    /// In a `--partition` run of region prefixes: the households of the whole caseload that
+    /// no such partition holds (`--partition other` does), for `summary.json`
+    /// `caseload.households_in_no_region_partition`; `None` otherwise.
+    pub in_no_region_partition: Option<u64>,
 }
 
 impl Caseload {
