@@ -161,14 +161,20 @@ impl Prepared {
     /// refused line and its reason code, never a value. Such a file is damaged (a header
     /// that does not fit its rows, a wrong delimiter): its refused rows cannot stand for
     /// "no records" of the persons in them, so the caller does not read it.
+    /// Subtotal and total rows (`row_subtotal`) are not counted: they are no damage.
     pub fn mostly_refused(&self, read: u64) -> Option<String> {
-        let n = self.rejected.len() as u64;
+        let n = self
+            .rejected
+            .iter()
+            .filter(|r| r.reason != "row_subtotal")
+            .count() as u64;
         if n * 2 <= n + read {
             return None;
         }
         let first = self
             .rejected
-            .first()
+            .iter()
+            .find(|r| r.reason != "row_subtotal")
             .map(|r| format!(" (the first at line {}: {})", r.line, r.reason))
             .unwrap_or_default();
         Some(format!(
@@ -362,6 +368,78 @@ pub(crate) enum HeaderAgain {
     /// not in the field map, one missing, one more, two that read as one): the rows after it
     /// cannot be read under either header. What it lacks, as a phrase for the message.
     Unreadable(String),
+}
+
+/// Whether a cell says its row is a subtotal or total of rows, not a record: the whole cell
+/// (spaces, full-width forms, case and a trailing colon aside) is `小计`, `合计`, `总计`,
+/// `共计`, `汇总`, `累计`, `本页小计`, `本页合计`, `总合计`, `合计金额`, `total`, `subtotal`,
+/// `grand total` or `sum`. Found by session 16's attack: a per-person `小计` row carrying
+/// the holder's ID number (an export that repeats the key, or an ID cell merged down over it)
+/// read as one more account, and the person's deposits counted twice.
+pub(crate) fn total_marker(v: &str) -> bool {
+    const WORDS: [&str; 14] = [
+        "小计",
+        "合计",
+        "总计",
+        "共计",
+        "汇总",
+        "累计",
+        "本页小计",
+        "本页合计",
+        "总合计",
+        "合计金额",
+        "total",
+        "subtotal",
+        "grandtotal",
+        "sum",
+    ];
+    if v.len() > 40 {
+        return false;
+    }
+    let n = super::fieldmap::norm(v);
+    let n = n.trim_end_matches([':', '：']);
+    WORDS.contains(&n)
+}
+
+/// A quick test of a field's bytes before [`total_marker`], for the scan that decides whether
+/// a file is read as it is: every marker is at most 40 bytes and holds `计` or `汇总`, or is
+/// ASCII starting with `t`, `s` or `g` (in any case, full-width forms aside: a full-width
+/// field makes no such marker here, and [`total_marker`] reads it on the rewrite).
+pub(crate) fn maybe_total(v: &[u8]) -> bool {
+    const JI: &[u8] = "计".as_bytes();
+    const HUIZONG: &[u8] = "汇总".as_bytes();
+    if v.len() > 40 || v.is_empty() {
+        return false;
+    }
+    let t = v.trim_ascii();
+    match t.first() {
+        Some(b't' | b'T' | b's' | b'S' | b'g' | b'G') => t.is_ascii() && t.len() <= 12,
+        Some(_) => {
+            t.windows(3).any(|w| w == JI) || t.windows(6).any(|w| w == HUIZONG)
+                // (a full-width form or a space before the word: the rewrite decides)
+                || !t.is_ascii() && t.starts_with(&[0xEF, 0xBC]) || t.starts_with("\u{3000}".as_bytes())
+        }
+        None => false,
+    }
+}
+
+/// The row refused as a subtotal or total ([`total_marker`]) at `line`, whose cell of column
+/// `column` (its header `header`) says so. It carries no key: it is nobody's record (a
+/// caseload's `合计` row is no household either).
+pub(crate) fn subtotal_row(line: u64, column: &str, header: &str, raw: &str) -> Rejected {
+    Rejected {
+        line,
+        column: column.to_string(),
+        raw: raw.to_string(),
+        reason: "row_subtotal".into(),
+        message: format!(
+            "line {line}, column {header}: a subtotal or total row ({}), not a record: counting it would count the rows above it twice; not read",
+            raw.trim()
+        ),
+        household_id: None,
+        id_number: None,
+        other_keys: Vec::new(),
+    }
 }
 
 /// Whether a key cell (`id_number`, `household_id`) holds what a key holds: a run of six or

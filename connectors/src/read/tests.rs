@@ -2573,3 +2573,103 @@ fn a_workbook_header_in_other_units_inside_the_sheet_reads_the_rows_after_it_in_
         prep.notes
     );
 }
+
+#[test]
+fn subtotal_and_total_rows_are_refused_as_no_record_in_csv_and_workbooks() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "身份证号,姓名,产品,余额\n{ID1},王秀兰,活期,100.00\n{ID1},王秀兰,定期,200.00\n{ID1},小计,,300.00\n\
+         {ID2},李建国,活期,5.00\n合 计：,,,305.00\n{ID3},张秀英,Total,1.00\n{ID3},张秀英,合计存款,2.00\n"
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "product", "balance"]).unwrap();
+    let got: Vec<(u64, &str, &str)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (4, "name", "row_subtotal"),
+            (6, "id_number", "row_subtotal"),
+            (7, "product", "row_subtotal"),
+        ]
+    );
+    // a refused subtotal names nobody: it is no person's record, and no household
+    assert!(
+        prep.rejected
+            .iter()
+            .all(|r| r.id_number.is_none() && r.household_id.is_none())
+    );
+    // a product whose name merely contains the word is a record
+    assert_eq!(
+        table(&prep).rows,
+        vec![
+            vec![ID1, "王秀兰", "活期", "100.00"],
+            vec![ID1, "王秀兰", "定期", "200.00"],
+            vec![ID2, "李建国", "活期", "5.00"],
+            vec![ID3, "张秀英", "合计存款", "2.00"],
+        ]
+    );
+    // the same in a workbook, the ID cell merged down over the subtotal row
+    let p = d.path().join("bank.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["身份证号", "姓名", "产品", "余额"].into_iter().enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    ws.merge_range(1, 0, 3, 0, ID1, &rust_xlsxwriter::Format::new())
+        .unwrap();
+    for (r, (name, product, v)) in [
+        ("王秀兰", "活期", 100.0),
+        ("王秀兰", "定期", 200.0),
+        ("", "小计", 300.0),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = r as u32 + 1;
+        ws.write_string(r, 1, name).unwrap();
+        ws.write_string(r, 2, product).unwrap();
+        ws.write_number(r, 3, v).unwrap();
+    }
+    wb.save(&p).unwrap();
+    let prep = prepare(&p, "bank", &["id_number", "name", "product", "balance"]).unwrap();
+    assert_eq!(table(&prep).rows.len(), 2);
+    assert_eq!(
+        prep.rejected
+            .iter()
+            .map(|r| (r.line, r.reason.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(4, "row_subtotal")]
+    );
+}
+
+#[test]
+fn subtotal_rows_do_not_make_a_file_mostly_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "身份证号,姓名,余额\n{ID1},王秀兰,100.00\n{ID1},小计,100.00\n{ID2},李建国,5.00\n{ID2},小计,5.00\n"
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(prep.rejected.len(), 2);
+    assert_eq!(prep.mostly_refused(2), None);
+    // a file in the canonical form, which is read as it is unless a row needs the rewrite
+    let text = format!(
+        "id_number,name,balance\n{ID1},王秀兰,100.00\n{ID1},小计,100.00\n{ID2},李建国,5.00\n{ID2},Subtotal,5.00\n"
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(
+        prep.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
+        vec![3, 5]
+    );
+    assert_eq!(table(&prep).rows.len(), 2);
+    // two damaged rows of three read are
+    let text = format!("身份证号,姓名,余额\n{ID1},王秀兰,100.00\n{ID2},李建国\n{ID3},张秀英\n");
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert!(prep.mostly_refused(1).is_some());
+}

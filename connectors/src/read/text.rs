@@ -19,8 +19,8 @@ use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
-    lines_list, mapping_notes, money_change, money_text, pick_source, repeats_only,
-    switched_mapping_notes,
+    lines_list, mapping_notes, maybe_total, money_change, money_text, pick_source, repeats_only,
+    subtotal_row, switched_mapping_notes, total_marker,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -952,6 +952,17 @@ impl Pass<'_> {
             .filter(|c| matches!(c.name.as_str(), "id_number" | "household_id"))
             .map(|c| c.src)
             .collect();
+        // the mapped columns other than money and keys (where a subtotal row says so)
+        let texts: Vec<usize> = self
+            .mapping
+            .cols
+            .iter()
+            .filter(|c| {
+                c.kind != ValueKind::Money
+                    && !matches!(c.name.as_str(), "id_number" | "household_id")
+            })
+            .map(|c| c.src)
+            .collect();
         let mut expected_line = self.header_line + 1;
         let mut seen_header = false;
         while rdr.next(self.ctx, utf8)? {
@@ -992,6 +1003,13 @@ impl Pass<'_> {
                     .iter()
                     .any(|&i| !key_like(std::str::from_utf8(rdr.field(i)).unwrap_or("")))
             {
+                return Err(Stop::Rewrite);
+            }
+            // a subtotal or total row: refused by the rewrite
+            if texts.iter().any(|&i| {
+                let f = rdr.field(i);
+                maybe_total(f) && total_marker(std::str::from_utf8(f).unwrap_or(""))
+            }) {
                 return Err(Stop::Rewrite);
             }
             expected_line += 1;
@@ -1180,6 +1198,14 @@ impl Pass<'_> {
                     id_number: Self::column_of(active, &fields, "id_number"),
                     other_keys: Vec::new(),
                 });
+                continue;
+            }
+            if let Some(c) = active
+                .cols
+                .iter()
+                .find(|c| fields.get(c.src).is_some_and(|v| total_marker(v)))
+            {
+                rejected.push(subtotal_row(line, &c.name, &c.header, fields[c.src]));
                 continue;
             }
             out.clear();

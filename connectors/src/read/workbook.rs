@@ -25,7 +25,7 @@ use super::{
     Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
     lines_list, mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text,
-    pick_source, repeats_only, switched_mapping_notes,
+    pick_source, repeats_only, subtotal_row, switched_mapping_notes, total_marker,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -631,6 +631,15 @@ pub(super) fn prepare_workbook(
                     }
                     None => {}
                 }
+            }
+            if let Some((c, v)) = active.cols.iter().find_map(|c| match row.get(c.src) {
+                Some(Data::String(v)) if total_marker(v) => Some((c, v)),
+                _ => None,
+            }) {
+                let mut r = subtotal_row(line, &c.name, &c.header, v);
+                r.message = sheet_tag(r.message);
+                rejected.push(r);
+                continue;
             }
             out.clear();
             let mut bad = None;
