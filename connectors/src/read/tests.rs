@@ -2673,3 +2673,64 @@ fn subtotal_rows_do_not_make_a_file_mostly_refused() {
     let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
     assert!(prep.mostly_refused(1).is_some());
 }
+
+#[test]
+fn a_hidden_sheet_with_the_header_refuses_the_workbook_and_another_hidden_sheet_is_not_read() {
+    let d = tempfile::tempdir().unwrap();
+    let make = |name: &str, hidden: &[&str]| -> PathBuf {
+        let p = d.path().join(name);
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        for (sheet, rows) in [
+            (
+                "数据",
+                vec![
+                    vec!["身份证号", "姓名", "余额"],
+                    vec![ID1, "王秀兰", "1.00"],
+                ],
+            ),
+            (
+                "上月备份",
+                vec![
+                    vec!["身份证号", "姓名", "余额"],
+                    vec![ID1, "王秀兰", "9.00"],
+                ],
+            ),
+            ("选项", vec![vec!["活期"], vec!["定期"]]),
+        ] {
+            if sheet == "上月备份" && !hidden.contains(&"上月备份") && !hidden.is_empty() {
+                continue;
+            }
+            let ws = wb.add_worksheet();
+            ws.set_name(sheet).unwrap();
+            for (r, row) in rows.iter().enumerate() {
+                for (c, v) in row.iter().enumerate() {
+                    ws.write_string(r as u32, c as u16, *v).unwrap();
+                }
+            }
+            if hidden.contains(&sheet) {
+                ws.set_hidden(true);
+            }
+        }
+        wb.save(&p).unwrap();
+        p
+    };
+    // the backup hidden: refused
+    let p = make("a.xlsx", &["上月备份", "选项"]);
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(
+        msg.contains("sheet 2 (上月备份) is hidden and repeats the header"),
+        "{msg}"
+    );
+    // only a hidden list of options beside the table: read, the list noted
+    let p = make("b.xlsx", &["选项"]);
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).rows, vec![vec![ID1, "王秀兰", "1.00"]]);
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n
+                .contains("sheet 2 (选项) is hidden and holds no table of this file: not read")),
+        "{:?}",
+        prep.notes
+    );
+}

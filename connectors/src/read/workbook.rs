@@ -505,12 +505,34 @@ pub(super) fn prepare_workbook(
         // its result (as openpyxl and many export tools write it) read as an empty cell, and
         // an empty amount as 0: households turned eligible on securities nobody read.
         let mut formulas: Option<Option<calamine::Range<String>>> = None;
+        // A hidden sheet: found by session 16's attack, a hidden `上月备份` (last month's
+        // copy) with the table's header was read as the table continuing, and its accounts
+        // counted again. A hidden sheet with the header is refused (a copy and a continuation
+        // cannot be told apart); any other hidden sheet (a template's lists) is not read, noted.
+        let hidden = wb
+            .sheets_metadata()
+            .get(si)
+            .is_some_and(|m| m.visible != calamine::SheetVisible::Visible);
         let start = if start != usize::MAX {
             start
         } else {
             match rows.iter().position(|r| !blank(r)) {
                 None => {
                     notes.push(format!("sheet {} ({sheet_name}) is empty: skipped", si + 1));
+                    continue;
+                }
+                Some(p) if hidden && repeats_header(rows[p]) => {
+                    return Err(ctx.unreadable(format!(
+                        "sheet {} ({sheet_name}) is hidden and repeats the header of sheet 1 ({}): a hidden copy (last month's?) and a continuation of the table cannot be told apart; unhide it, then delete it or keep it visible, and export again",
+                        si + 1,
+                        sheets[0]
+                    )));
+                }
+                Some(_) if hidden => {
+                    notes.push(format!(
+                        "sheet {} ({sheet_name}) is hidden and holds no table of this file: not read",
+                        si + 1
+                    ));
                     continue;
                 }
                 Some(p) if repeats_header(rows[p]) => {
