@@ -312,6 +312,8 @@ pub enum Parsed {
     Day,
     /// A four-digit year (`tax_year`, `year`; [`crate::domain::whole_number_text`]).
     Year,
+    /// One of the column's §2 vocabulary ([`hedui_connectors::ColumnKind::Enum`]).
+    Vocabulary,
 }
 
 /// The columns of `kind` the rules read as amounts, months or years.
@@ -332,11 +334,12 @@ fn rule_columns(kind: SourceKind) -> &'static [(&'static str, Parsed)] {
     }
 }
 
-/// The columns of `kind` no rule reads but a report shows, which must still be dates or
-/// amounts (by index into [`SourceKind::columns`]): every `Date` column (`as_of_date`,
-/// `registered_date`, `birth_date`, `status_date`) and every `Money` or two-decimal column the
-/// rules leave alone (`tax_paid`, `annual_premium`, `total_cost`, the provident fund's amounts,
-/// `area_m2`).
+/// The columns of `kind` no rule reads but a report shows, which must still be dates,
+/// amounts or words of their vocabulary (by index into [`SourceKind::columns`]): every `Date`
+/// column (`as_of_date`, `registered_date`, `birth_date`, `status_date`), every `Money` or
+/// two-decimal column the rules leave alone (`tax_paid`, `annual_premium`, `total_cost`, the
+/// provident fund's amounts, `area_m2`) and every vocabulary column (`bank.product`,
+/// `product_type`, `hukou_type`, and those the rules read).
 fn shown_only_columns(kind: SourceKind) -> &'static [(usize, Parsed)] {
     static TABLE: std::sync::OnceLock<Vec<Vec<(usize, Parsed)>>> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
@@ -349,6 +352,9 @@ fn shown_only_columns(kind: SourceKind) -> &'static [(usize, Parsed)] {
                     .enumerate()
                     .filter_map(|(i, c)| match c.kind {
                         hedui_connectors::ColumnKind::Date => Some((i, Parsed::Day)),
+                        // (also those a rule reads: a rule may stop before reading them, as
+                        // for an entity no longer active)
+                        hedui_connectors::ColumnKind::Enum(_) => Some((i, Parsed::Vocabulary)),
                         hedui_connectors::ColumnKind::Money
                         | hedui_connectors::ColumnKind::Decimal2
                             if !ruled.iter().any(|(n, _)| *n == c.name) =>
@@ -453,7 +459,13 @@ pub fn parsed_columns(kind: SourceKind) -> Vec<(usize, Parsed)> {
                 .position(|c| c.name == *n)
                 .map(|i| (i, *how))
         })
-        .chain(shown_only_columns(kind).iter().copied())
+        // (a vocabulary word is read as written, never respelled)
+        .chain(
+            shown_only_columns(kind)
+                .iter()
+                .copied()
+                .filter(|(_, how)| *how != Parsed::Vocabulary),
+        )
         .collect()
 }
 
@@ -568,6 +580,12 @@ impl<'a, S: AsRef<str>> Row<'a, S> {
                             "{column}: {e}; a spreadsheet serial number, a day-first date or a date without a year or a day is never guessed"
                         ),
                     })?;
+                }
+                // Found by session 16's attacks: `bank.product`, `product_type` and `hukou_type`
+                // took any value (`abc`, an ID number), though every value of a row is read or
+                // refused.
+                (Some(_), Parsed::Vocabulary) => {
+                    self.enumerated(column)?;
                 }
                 (Some(_), _) => {
                     self.money_opt(column)?;
@@ -1004,5 +1022,56 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!((err.column, err.code), ("kind", "value_unknown"));
+    }
+
+    #[test]
+    fn a_vocabulary_column_no_rule_reads_is_still_checked() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        // bank: institution_code, account_no_masked, product, balance, as_of_date
+        for product in ["abc", "活期", "620503198703151234"] {
+            let err = e
+                .add(
+                    SourceKind::Bank,
+                    &vals(&["B1", "6222****1234", product, "100.00", "2026-10-30"]),
+                    &f,
+                    &p,
+                )
+                .unwrap_err();
+            assert_eq!(
+                (err.column, err.code),
+                ("product", "value_unknown"),
+                "{product}"
+            );
+        }
+        // the §2 words, and an empty product (§2 allows it), are read
+        for product in ["current", "time", "wealth_management", ""] {
+            e.add(
+                SourceKind::Bank,
+                &vals(&["B1", "6222****1234", product, "100.00", "2026-10-30"]),
+                &f,
+                &p,
+            )
+            .unwrap();
+        }
+        assert_eq!(e.financial_assets, 40_000);
+        // an entity no longer active: its role is still one of §2's
+        let err = e
+            .add(
+                SourceKind::MarketEntity,
+                &vals(&[
+                    "9162",
+                    "某某店",
+                    "enterprise",
+                    "法人",
+                    "1.00",
+                    "revoked",
+                    "2020-01-01",
+                ]),
+                &f,
+                &p,
+            )
+            .unwrap_err();
+        assert_eq!((err.column, err.code), ("role", "value_unknown"));
     }
 }
