@@ -270,6 +270,8 @@ impl App {
         }
     }
 
+    /// Refuse with `e`: counted, and audited as `refused` by `actor` (a token id, or
+    /// [`UNAUTHENTICATED`]).
     fn refuse(&self, actor: &str, job_id: &str, e: ApiError) -> ApiError {
         self.metrics.refusal(e.code);
         self.audit(&[AuditEvent {
@@ -282,6 +284,9 @@ impl App {
         e
     }
 
+    /// The bearer token of a request for `role`. Every refusal is audited, also those of a
+    /// request without a usable token (actor [`UNAUTHENTICATED`]): found by session 16's
+    /// attack, probing for tokens with household data in the body left no trace.
     fn authenticate(&self, headers: &HeaderMap, role: Role) -> Result<Token, ApiError> {
         // Found by the s8 newcomer: a request with two `Authorization` headers was answered
         // with the first one's token. Which token acts must never be a matter of order (a
@@ -292,12 +297,15 @@ impl App {
             .nth(1)
             .is_some()
         {
-            self.metrics.refusal("authorization_duplicate");
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "authorization_duplicate",
-                Some("Authorization".into()),
-                "the Authorization header is given more than once",
+            return Err(self.refuse(
+                UNAUTHENTICATED,
+                "",
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "authorization_duplicate",
+                    Some("Authorization".into()),
+                    "the Authorization header is given more than once",
+                ),
             ));
         }
         let raw = headers
@@ -306,21 +314,27 @@ impl App {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         let Some(secret) = raw.filter(|s| !s.is_empty()) else {
-            self.metrics.refusal("token_missing");
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "token_missing",
-                Some("Authorization".into()),
-                "a bearer token is required",
+            return Err(self.refuse(
+                UNAUTHENTICATED,
+                "",
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "token_missing",
+                    Some("Authorization".into()),
+                    "a bearer token is required",
+                ),
             ));
         };
         let Some(token) = self.store.token_by_hash(&token_hash(secret))? else {
-            self.metrics.refusal("token_invalid");
-            return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "token_invalid",
-                Some("Authorization".into()),
-                "the bearer token is not known or was revoked",
+            return Err(self.refuse(
+                UNAUTHENTICATED,
+                "",
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "token_invalid",
+                    Some("Authorization".into()),
+                    "the bearer token is not known or was revoked",
+                ),
             ));
         };
         if !token.has(role) {
@@ -535,6 +549,9 @@ fn serde_path_to_error_lite<T: serde::de::DeserializeOwned>(
 
 /// The message prefix of a key given twice in one object (see [`Strict`]).
 const DUPLICATE: &str = "duplicate key at ";
+
+/// The actor of an audited refusal of a request without a usable bearer token.
+pub const UNAUTHENTICATED: &str = "unauthenticated";
 
 /// The JSON path of a duplicate key from a [`Strict`] parse error (empty for any other).
 fn duplicate_path(e: &serde_json::Error) -> String {
@@ -1652,8 +1669,12 @@ async fn get_audit(
         ));
     }
     let scanned = app.store.audit_rows(after, limit)?;
-    // `next_after`: the last row read, for paging past rows of other regions
+    // `next_after`: the last row read, for paging past rows of other regions. `more`: whether
+    // rows after it existed when this page was read (a full page). Found by session 16's
+    // attack: each page writes its own `audit_read` row after the ones read, so a client
+    // that paged until a page came back empty never stopped.
     let next_after = scanned.last().map_or(after, |r| r.seq);
+    let more = scanned.len() as i64 >= limit;
     // An auditor of a county reads its county's rows: a job's rows by the job's region, other
     // rows (consents, tokens, refusals) by the acting token's regions. `*` reads everything.
     let rows: Vec<_> = if token.regions.iter().any(|r| r == "*") {
@@ -1705,7 +1726,10 @@ async fn get_audit(
         outcome: format!("rows:{}", rows.len()),
         ..AuditEvent::default()
     }]);
-    Ok(axum::Json(json!({"rows": rows, "next_after": next_after, "chain": check})).into_response())
+    Ok(
+        axum::Json(json!({"rows": rows, "next_after": next_after, "more": more, "chain": check}))
+            .into_response(),
+    )
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {

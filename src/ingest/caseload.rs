@@ -477,6 +477,11 @@ fn refuse_person_rows(
 ) {
     for r in &prep.rejected {
         let mut e = QuarantineEntry::from_rejected(file, r);
+        // a subtotal or total row (`合计`) is nobody's: quarantined as it is
+        if r.reason == "row_subtotal" {
+            q.push(e);
+            continue;
+        }
         // Two `household_id` headers that disagree (duplicate_column_conflict): the row may
         // be either household's, so both are referred.
         let mut found: Vec<usize> = r
@@ -801,6 +806,12 @@ pub fn load_caseload(
     // refused values, and referred; never silently left out of the run.
     for r in &prep.rejected {
         let mut e = QuarantineEntry::from_rejected(&file, r);
+        // a total row (`合计`, found by session 16's attack as a household "合计" with a
+        // sealed report of its own) is no household: quarantined as it is
+        if r.reason == "row_subtotal" {
+            q.push(e);
+            continue;
+        }
         let key = r.household_id.as_deref().map(household_key);
         match key {
             Some(k) if !k.is_empty() && !index.contains_key(&k) => {
@@ -1281,6 +1292,52 @@ mod tests {
             "{e}"
         );
         // (a supporters table with no rows is a caseload without supporters: read)
+    }
+
+    #[test]
+    fn a_total_row_of_the_caseload_is_no_household_and_no_member() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified
+             H1,620503,urban,dibao,full,1000.00,,
+合计,,,,,1000.00,,
+",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref
+             H1,620503195809200176,马福祥,applicant,,C1
+合计,,,,,
+",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref
+",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households.len(), 1);
+        assert!(
+            c.households[0].faults.is_empty(),
+            "{:?}",
+            c.households[0].faults
+        );
+        let got: Vec<(&str, Option<u64>, &str, Action)> = q
+            .entries
+            .iter()
+            .map(|e| (e.file.as_str(), e.line, e.reason.as_str(), e.action))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("households.csv", Some(3), "row_subtotal", Action::Rejected),
+                ("members.csv", Some(3), "row_subtotal", Action::Rejected),
+            ]
+        );
     }
 
     #[test]

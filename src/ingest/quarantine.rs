@@ -186,6 +186,16 @@ pub const MAX_MASKED_CHARS: usize = 40;
 /// [`MAX_MASKED_CHARS`] (a 5 MB field) is cut. `6.20503E+17` and full-width digits stay
 /// ID-like.
 pub fn mask_value(raw: &str) -> String {
+    // Bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E/U+200F) are left out: in
+    // a viewer they reorder what the clerk sees (found by session 16's attack, kept around a
+    // masked value).
+    let shown: String;
+    let raw = if raw.chars().any(bidi_control) {
+        shown = raw.chars().filter(|c| !bidi_control(*c)).collect();
+        shown.as_str()
+    } else {
+        raw
+    };
     let n = raw.chars().count();
     let text = raw
         .chars()
@@ -206,6 +216,11 @@ pub fn mask_value(raw: &str) -> String {
         return format!("{head}{}{tail} ({n} characters)", "*".repeat(32));
     }
     mask(raw)
+}
+
+/// A character that changes the display order of text around it.
+fn bidi_control(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// All quarantined entries of a run.
@@ -298,5 +313,14 @@ mod tests {
             String::new(),
         );
         assert_eq!(e.value, "*".repeat(13));
+    }
+
+    #[test]
+    fn bidirectional_controls_are_left_out_of_a_masked_value() {
+        assert_eq!(
+            mask_value("\u{202d}620503198703151234\u{202c}"),
+            "6205**********1234"
+        );
+        assert_eq!(mask_value("\u{2067}6.20503E+17\u{2069}"), "6.20***E+17");
     }
 }

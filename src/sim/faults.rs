@@ -16,6 +16,8 @@
 //! empty_rate = 0.01             # a 200 with no records
 //! stray_rate = 0.01             # the records plus one of a person not asked
 //! unauthorized = false          # true: every request 401 (a source that rejects everyone)
+//! redirect_to = "http://…"      # where a scripted `redirect` (307) points (default a
+//!                               # plain-HTTP address on 127.0.0.1 port 9)
 //! script = ["rate_limited", "ok"]  # outcomes of the first requests, before the rates apply
 //! ```
 
@@ -91,6 +93,10 @@ pub struct SourceFaults {
     /// Refuse every request with 401.
     #[serde(default)]
     pub unauthorized: bool,
+    /// The `Location` of a `redirect` outcome (script only; default
+    /// `http://127.0.0.1:9/v1/sources/query`, plain HTTP).
+    #[serde(default)]
+    pub redirect_to: Option<String>,
     /// Outcomes of the first requests, in order; then the rates apply.
     #[serde(default)]
     pub script: Vec<Outcome>,
@@ -137,11 +143,13 @@ pub enum Outcome {
     Stray,
     /// 401.
     Unauthorized,
+    /// 307 to `redirect_to` (a gateway that sends the client elsewhere; script only).
+    Redirect,
 }
 
 impl Outcome {
     /// Every outcome, for the stats.
-    pub const ALL: [Outcome; 9] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Ok,
         Outcome::Error,
         Outcome::Hang,
@@ -151,6 +159,7 @@ impl Outcome {
         Outcome::Empty,
         Outcome::Stray,
         Outcome::Unauthorized,
+        Outcome::Redirect,
     ];
 
     /// The snake_case name.
@@ -165,6 +174,7 @@ impl Outcome {
             Outcome::Empty => "empty",
             Outcome::Stray => "stray",
             Outcome::Unauthorized => "unauthorized",
+            Outcome::Redirect => "redirect",
         }
     }
 }
@@ -279,6 +289,14 @@ impl FaultState {
     /// The `Retry-After` of a 429, seconds.
     pub fn retry_after_s(&self) -> u64 {
         self.faults.retry_after_s.unwrap_or(1)
+    }
+
+    /// The `Location` of a `redirect`.
+    pub fn redirect_to(&self) -> String {
+        self.faults
+            .redirect_to
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:9/v1/sources/query".into())
     }
 
     /// How long a hung request is held.

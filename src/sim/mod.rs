@@ -86,7 +86,7 @@ struct Counters {
     persons: AtomicU64,
     records: AtomicU64,
     bad_requests: AtomicU64,
-    outcomes: [AtomicU64; 9],
+    outcomes: [AtomicU64; 10],
 }
 
 struct SimSource {
@@ -362,9 +362,15 @@ async fn query(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .decide();
-    let (error_status, retry_after_s, hang, slow) = {
+    let (error_status, retry_after_s, hang, slow, redirect_to) = {
         let f = src.faults.lock().unwrap_or_else(|p| p.into_inner());
-        (f.error_status(), f.retry_after_s(), f.hang(), f.slow())
+        (
+            f.error_status(),
+            f.retry_after_s(),
+            f.hang(),
+            f.slow(),
+            f.redirect_to(),
+        )
     };
     src.counters.outcomes[Outcome::ALL
         .iter()
@@ -442,6 +448,13 @@ async fn query(
                 "source_error",
                 "the source failed (simulated)",
             );
+        }
+        Outcome::Redirect => {
+            let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+            if let Ok(v) = HeaderValue::from_str(&redirect_to) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return r;
         }
         Outcome::RateLimited => {
             let mut r = error(

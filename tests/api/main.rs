@@ -916,6 +916,12 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
         r["sources"]
     );
 
+    // requests without a usable token are refused and audited (session 16's attack: no trace)
+    let (st, _) = api2.get("/v1/audit", "").await;
+    assert_eq!(st, 401);
+    let (st, _) = api2.get("/v1/audit", "not-a-token").await;
+    assert_eq!(st, 401);
+
     // --- audit: every person at every source, fetches and refusals; the chain verifies
     let (st, text) = api2
         .get("/v1/audit?verify=true&limit=10000", &auditor)
@@ -978,6 +984,46 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
         "the audit log holds masked persons only"
     );
     assert!(a["chain"]["first_bad"].is_null());
+    for code in ["token_missing:Authorization", "token_invalid:Authorization"] {
+        assert!(
+            rows_.iter().any(|r| r["action"] == "refused"
+                && r["actor"] == "unauthenticated"
+                && r["outcome"] == code),
+            "{code}"
+        );
+    }
+    assert_eq!(a["more"], false, "the whole log in one page");
+    // paging while `more` ends, though every page writes a row of its own
+    let mut after = 0i64;
+    let mut pages = 0;
+    let mut seen: Vec<i64> = Vec::new();
+    loop {
+        let (st, text) = api2
+            .get(&format!("/v1/audit?after={after}&limit=50"), &auditor)
+            .await;
+        assert_eq!(st, 200);
+        let page: Value = serde_json::from_str(&text).unwrap();
+        seen.extend(
+            page["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["seq"].as_i64().unwrap()),
+        );
+        after = page["next_after"].as_i64().unwrap();
+        pages += 1;
+        assert!(pages < 1000, "paging does not end");
+        if page["more"] == false {
+            break;
+        }
+    }
+    assert!(
+        seen.len() >= rows_.len(),
+        "{} of {}",
+        seen.len(),
+        rows_.len()
+    );
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
     let (st, _) = api2.get("/v1/audit", &intake_a).await;
     assert_eq!(st, 403, "intake tokens cannot read the audit log");
     drop(_serve2);

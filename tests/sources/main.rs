@@ -730,6 +730,29 @@ async fn failures_are_not_cached() {
     assert_eq!(sim.requests(SourceKind::Tax).await, 2);
 }
 
+/// Found by session 16's attack: a 307 to a plain-HTTP address had the ID numbers sent there in
+/// the clear, and that server's empty answer taken for the department's.
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_the_source_is_unverified() {
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    trap.set_nonblocking(true).expect("nonblocking");
+    let to = format!(
+        "http://{}/v1/sources/bank/query",
+        trap.local_addr().expect("addr")
+    );
+    let sim = Sim::start(&format!(
+        "[sources.bank]\nscript = [\"redirect\"]\nredirect_to = \"{to}\"\n"
+    ));
+    let t = transport(&sim, |s| s.retries = 0);
+    let ids = holders(SourceKind::Bank, 2);
+    let a = t.fetch(SourceKind::Bank, &ids).await;
+    assert_eq!(code(&a), "source_error");
+    assert!(
+        matches!(trap.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "nothing reached the redirect's address"
+    );
+}
+
 #[tokio::test]
 async fn a_source_without_an_endpoint_is_not_configured_never_empty() {
     let sim = Sim::start("");

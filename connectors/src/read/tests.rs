@@ -2734,3 +2734,38 @@ fn a_hidden_sheet_with_the_header_refuses_the_workbook_and_another_hidden_sheet_
         prep.notes
     );
 }
+
+#[test]
+fn a_big5_file_is_refused_not_read_as_gbk_and_a_gbk_file_with_a_private_use_name_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let big5 = |s: &str| {
+        let (b, _, errors) = encoding_rs::BIG5.encode(s);
+        assert!(!errors, "fixture must be encodable in Big5");
+        b.into_owned()
+    };
+    let text = format!(
+        "身份證號,姓名,企業名稱,註冊資本\n{ID1},王秀蘭,麥積區周源五金店,100000.00\n{ID2},李建國,秦州區興隆商行,50000.00\n"
+    );
+    let p = write(d.path(), "market_entity.csv", &big5(&text));
+    let (_, msg) = err_text(prepare(
+        &p,
+        "market_entity",
+        &["id_number", "name", "entity_name", "subscribed_capital"],
+    ));
+    assert!(
+        msg.contains("a Big5 (Traditional Chinese) export?"),
+        "{msg}"
+    );
+    // GBK with a rare character of a user-defined area (U+E000, bytes AA A1) in a name among
+    // 100 rows: GBK
+    let mut bytes = gbk(&format!("身份证号,姓名,余额\n{ID1},王秀"));
+    bytes.extend_from_slice(&[0xAA, 0xA1]);
+    bytes.extend_from_slice(&gbk(&format!(
+        ",1.00\n{}",
+        format!("{ID2},李建国,2.00\n").repeat(99)
+    )));
+    let p = write(d.path(), "bank.csv", &bytes);
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).rows.len(), 100);
+    assert_eq!(prep.encoding, "gb18030");
+}

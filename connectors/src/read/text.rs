@@ -385,6 +385,43 @@ fn cut_off(off: u64) -> String {
     )
 }
 
+/// Whether a file read as GB18030 is Big5 (Traditional Chinese, Taiwan and Hong Kong
+/// exports): most Big5 byte pairs are valid GBK too, so it decodes "without a malformed
+/// sequence" into other characters, and its pairs with a trail byte below 0xA1 land in GBK's
+/// user-defined areas (private-use characters, U+E000–U+F8FF): Big5's most common characters
+/// (lead bytes 0xA4–0xA7) half of the time. Found by session 16's attack: `麥積區周源五金店`
+/// in Big5 read as `沉縩跋㏄方き…` with no note. Checked on the first 8 MiB: as GB18030, at
+/// least two private-use characters and 1 % of the non-ASCII ones; as Big5, none and no
+/// malformed sequence. (A GBK file may hold a rare name character in a user-defined area, a
+/// few in thousands of characters.)
+fn looks_big5(ctx: &Ctx, start: u64) -> bool {
+    let pua = |t: &str| {
+        t.chars()
+            .filter(|c| ('\u{e000}'..='\u{f8ff}').contains(c))
+            .count()
+    };
+    let Ok(mut f) = File::open(ctx.path) else {
+        return false;
+    };
+    if f.seek(SeekFrom::Start(start)).is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    if f.take(8 << 20).read_to_end(&mut buf).is_err() {
+        return false;
+    }
+    // (a sample may end inside a pair: the last byte is left out)
+    let buf = &buf[..buf.len().saturating_sub(1)];
+    let (gb, _) = encoding_rs::GB18030.decode_without_bom_handling(buf);
+    let wide = gb.chars().filter(|c| !c.is_ascii()).count();
+    let n = pua(&gb);
+    if n < 2 || n * 100 < wide {
+        return false;
+    }
+    let (big5, malformed) = encoding_rs::BIG5.decode_without_bom_handling(buf);
+    !malformed && pua(&big5) == 0
+}
+
 /// Whether valid UTF-8 holds a character of three or more bytes (U+0800 and up: CJK and
 /// the rest). GBK text can pass for UTF-8 by accident only as two-byte sequences (魏 in GBK,
 /// CE BA, reads as UTF-8 κ), never as a run of CJK characters; so only such characters
@@ -445,6 +482,13 @@ pub(super) fn with_encoding(
                     return Err(ctx.unreadable(format!(
                         "the file mixes encodings: UTF-8 text up to byte offset {off}, then a byte sequence that is not UTF-8 (GBK/GB18030?); two exports concatenated? Export them again in one encoding"
                     )));
+                }
+                // (before reading it as GB18030: a Big5 header would otherwise be refused as
+                // unknown columns, quoting the garbled words)
+                if looks_big5(ctx, chosen.bom) {
+                    return Err(ctx.unreadable(
+                        "the file is not UTF-8, and read as GBK/GB18030 it holds private-use characters (U+E000-U+F8FF) where read as Big5 it holds none and no malformed byte: a Big5 (Traditional Chinese) export? Its text would read as other characters, so the file is not read; export it again as UTF-8".into(),
+                    ));
                 }
                 utf8_offset = Some(off);
                 chosen = Chosen {
