@@ -123,6 +123,11 @@ pub enum Command {
         /// hedui's public signing key to trust (default: `hedui-signing.pub` beside the key, if present).
         #[arg(long)]
         signer: Option<PathBuf>,
+        /// Open without a trusted signer: each report's signature is checked only against the
+        /// key inside it, which proves nothing about who sealed it. Without this flag, `open`
+        /// refuses when it has no trusted signer.
+        #[arg(long)]
+        trust_embedded_signer: bool,
         /// The reports file (`reports.jsonl`) or one envelope (`.json`).
         file: PathBuf,
         /// Only this household (pretty JSON); without it, every report as JSON lines.
@@ -475,10 +480,18 @@ fn run(cli: Cli) -> Result<i32> {
         Command::Open {
             key,
             signer,
+            trust_embedded_signer,
             file,
             household,
             format,
-        } => open(&key, signer, &file, household.as_deref(), format),
+        } => open(
+            &key,
+            signer,
+            trust_embedded_signer,
+            &file,
+            household.as_deref(),
+            format,
+        ),
         Command::Gen {
             households,
             seed,
@@ -782,6 +795,7 @@ fn sibling(path: &Path, name: &str) -> PathBuf {
 fn open(
     key: &Path,
     signer: Option<PathBuf>,
+    trust_embedded_signer: bool,
     file: &Path,
     household: Option<&str>,
     format: OpenFormat,
@@ -827,9 +841,16 @@ fn open(
                 }
             }
         };
+    // Found by session 16's attack: without a trusted signer, a report sealed and signed by
+    // anyone holding the civil-affairs public key was printed with exit 0 and a warning.
     if trusted.is_none() {
+        if !trust_embedded_signer {
+            bail!(
+                "no trusted signer (no --signer, no hedui-signing.pub beside the key): a report's signature could only be checked against the key inside it, which proves nothing about who sealed it; give --signer with hedui's hedui-signing.pub, or --trust-embedded-signer to open anyway"
+            );
+        }
         say!(
-            "hedui: warning: no trusted signer (no --signer, no hedui-signing.pub beside the key): signatures are checked against the key inside each report only"
+            "hedui: warning: no trusted signer (--trust-embedded-signer): signatures are checked against the key inside each report only"
         );
     }
     let opener = Opener::new(private, trusted);

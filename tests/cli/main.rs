@@ -493,6 +493,28 @@ fn a_changed_byte_or_a_wrong_key_makes_open_fail_clearly() {
         "nothing of a tampered report is printed"
     );
 
+    // without a trusted signer (the key alone in its folder): refused, unless asked for
+    let alone = c.root.join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    std::fs::copy(c.key("civil.key"), alone.join("civil.key")).unwrap();
+    let out = hedui(&["open", "--key", s(&alone.join("civil.key")), s(&path)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no trusted signer"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+    let out = hedui(&[
+        "open",
+        "--key",
+        s(&alone.join("civil.key")),
+        "--trust-embedded-signer",
+        s(&path),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!out.stdout.is_empty());
+
     ok(&hedui(&["keygen", "--out", s(&c.root.join("other"))]));
     let out = hedui(&[
         "open",
