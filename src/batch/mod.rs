@@ -625,6 +625,34 @@ fn is_candidate(
     }
 }
 
+/// The runs of an ID cell's text that look like a whole ID number inside other text: 17
+/// ASCII digits and a digit or `X`/`x`, or 15 digits, with no digit or letter X next to
+/// them. None when the cell is only that run (a plain ID, which its parse decides).
+fn embedded_id_numbers(raw: &str) -> impl Iterator<Item = &str> {
+    let b = raw.as_bytes();
+    let trimmed = raw.trim();
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i < b.len() && matches!(b[i], b'X' | b'x') && i - start == 17 {
+            i += 1;
+        }
+        let run = &raw[start..i];
+        if (run.len() == 18 || run.len() == 15) && run != trimmed {
+            runs.push(run);
+        }
+    }
+    runs.into_iter()
+}
+
 /// `a == b`, inline for the lengths of ID numbers and names (a few overlapping word loads
 /// instead of a call to `memcmp`): the scan compares every row's ID and name with the row
 /// before.
@@ -1464,6 +1492,19 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             entry.action = Action::Referred;
                             entry.message.push_str(&format!(
                                 "; another field of the row holds a caseload person's ID number (columns swapped?): their {} evidence is incomplete, household referred",
+                                kind.name()
+                            ));
+                            persons[pi].mark_row_unreadable(kind);
+                        } else if let Some(pi) = embedded_id_numbers(raw)
+                            .filter_map(|v| IdNumber::parse(v, opts.as_of).ok())
+                            .find_map(|(id, _)| person_index.get(&id.key()).copied())
+                        {
+                            // Found by session 16's attack: a note in the ID column
+                            // (`备注：<ID> <name> 账户已销户`) naming a caseload person was
+                            // refused as an unreadable ID, and their household left as it was.
+                            entry.action = Action::Referred;
+                            entry.message.push_str(&format!(
+                                "; the cell holds a caseload person's ID number among other text (a note?): their {} evidence is incomplete, household referred",
                                 kind.name()
                             ));
                             persons[pi].mark_row_unreadable(kind);
@@ -2509,6 +2550,23 @@ fn signed_lines(sealer: &RunSealer, unsigned: Vec<UnsignedReport>) -> Vec<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::same_bytes;
+
+    #[test]
+    fn an_id_number_inside_a_note_is_found_and_a_plain_one_is_left_to_its_parse() {
+        fn runs(v: &str) -> Vec<&str> {
+            super::embedded_id_numbers(v).collect()
+        }
+        assert_eq!(
+            runs("备注：620503199410116704 王梅敏 账户已销户"),
+            vec!["620503199410116704"]
+        );
+        assert_eq!(runs("见62050319870315123x号"), vec!["62050319870315123x"]);
+        assert_eq!(runs("旧证620503480612031"), vec!["620503480612031"]);
+        // a plain number, too short or too long a run: none
+        assert!(runs(" 620503199410116704 ").is_empty());
+        assert!(runs("编号6205031994101167041").is_empty());
+        assert!(runs("账户已销户").is_empty());
+    }
 
     /// Found by the session-15 attack: a one-household county's social insurance held rows of
     /// one month only, and the month check made it unverified. Months are checked only with

@@ -1172,10 +1172,17 @@ pub(crate) fn money_text(raw: &str, unit: Option<MoneyUnit>) -> Result<Option<St
         };
     match value_unit.or(unit) {
         Some(MoneyUnit::Wan) => {
-            let d = parse_decimal(body).ok_or_else(|| {
+            // (full-width digits as an input method types them: `２万`, as in yuan)
+            let d = parse_decimal(&ascii_forms(body)).ok_or_else(|| {
                 Issue::new(
                     "money_not_a_number",
-                    "not an amount (the column is in 万元 and is converted to yuan)",
+                    // found by session 16's attack: `贰万元` in a column in yuan was said to be
+                    // refused because "the column is in 万元"
+                    if value_unit.is_some() {
+                        "not an amount: the text before its 万 or 万元 is no number in digits (an amount in 万元 is converted to yuan; 贰万 is not read)"
+                    } else {
+                        "not an amount (the column is in 万元 and is converted to yuan)"
+                    },
                 )
             })?;
             format_yuan(&d, 4).map(Some)
@@ -1192,15 +1199,23 @@ pub(crate) fn money_text(raw: &str, unit: Option<MoneyUnit>) -> Result<Option<St
 /// Whether `body` reads as an amount (digits, sign, `¥`, separators, point), its full-width
 /// forms (U+FF01–U+FF5E, as an input method types them) read as ASCII.
 fn is_amount_text(body: &str) -> bool {
-    let ascii: String = body
-        .chars()
-        .map(|c| match c {
-            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
-            '\u{3000}' => ' ',
-            c => c,
-        })
-        .collect();
-    parse_decimal(&ascii).is_some()
+    parse_decimal(&ascii_forms(body)).is_some()
+}
+
+/// `body` with its full-width forms (U+FF01–U+FF5E) as ASCII and U+3000 as a space.
+fn ascii_forms(body: &str) -> std::borrow::Cow<'_, str> {
+    if body.is_ascii() {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    std::borrow::Cow::Owned(
+        body.chars()
+            .map(|c| match c {
+                '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+                '\u{3000}' => ' ',
+                c => c,
+            })
+            .collect(),
+    )
 }
 
 /// The normalisation record of a money value [`money_text`] changed.

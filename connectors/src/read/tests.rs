@@ -1970,6 +1970,17 @@ fn money_is_shifted_and_printed_exactly_never_through_floats() {
         Ok(Some("900719925474099.30".into()))
     );
     assert_eq!(money_text("465.00", None), Ok(None));
+    // full-width digits before 万, as before 元; a number in words is refused, saying why
+    assert_eq!(money_text("２万", None), Ok(Some("20000.00".into())));
+    for v in ["贰万元", "万"] {
+        let e = money_text(v, None).unwrap_err();
+        assert_eq!(e.reason, "money_not_a_number", "{v}");
+        assert!(
+            e.message.contains("the text before its 万"),
+            "{v}: {}",
+            e.message
+        );
+    }
     // separators that do not group by three are no thousands separators: never 100× the
     // amount (found by the session-14 attack: `14,06万` read as 14,060,000 yuan)
     assert_eq!(
