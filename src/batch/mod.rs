@@ -629,28 +629,10 @@ fn is_candidate(
 /// ASCII digits and a digit or `X`/`x`, or 15 digits, with no digit or letter X next to
 /// them. None when the cell is only that run (a plain ID, which its parse decides).
 fn embedded_id_numbers(raw: &str) -> impl Iterator<Item = &str> {
-    let b = raw.as_bytes();
     let trimmed = raw.trim();
-    let mut runs = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if !b[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i < b.len() && matches!(b[i], b'X' | b'x') && i - start == 17 {
-            i += 1;
-        }
-        let run = &raw[start..i];
-        if (run.len() == 18 || run.len() == 15) && run != trimmed {
-            runs.push(run);
-        }
-    }
-    runs.into_iter()
+    crate::domain::id_number::digit_runs(raw)
+        .map(move |r| &raw[r])
+        .filter(move |run| (run.len() == 18 || run.len() == 15) && *run != trimmed)
 }
 
 /// `a == b`, inline for the lengths of ID numbers and names (a few overlapping word loads

@@ -557,6 +557,30 @@ impl IdNumber {
     }
 }
 
+/// The maximal runs of ASCII digits in `s`, as byte ranges, each taking an `X`/`x` right after
+/// its 17th digit (the check character of an ID number): where an ID number, a legacy one or
+/// another long number can hide in text.
+pub fn digit_runs(s: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+    let b = s.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() && !b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i >= b.len() {
+            return None;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i - start == 17 && i < b.len() && matches!(b[i], b'X' | b'x') {
+            i += 1;
+        }
+        Some(start..i)
+    })
+}
+
 /// Mask any value that may hold an ID number: keep the first four and the last four
 /// characters of values longer than 8, star the rest; shorter values are fully starred.
 pub fn mask(raw: &str) -> String {

@@ -190,21 +190,9 @@ pub fn escape(s: &str) -> String {
 /// them): the first four and last four characters stay, the rest become `*`. An 18-digit ID
 /// number, a 15-digit legacy one or a bank card number cannot pass through a page.
 pub fn mask_digit_runs(s: &str) -> Cow<'_, str> {
-    let b = s.as_bytes();
     let mut out: Option<String> = None;
-    let (mut i, mut copied) = (0, 0);
-    while i < b.len() {
-        if !b[i].is_ascii_digit() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i - start == 17 && i < b.len() && (b[i] == b'X' || b[i] == b'x') {
-            i += 1;
-        }
+    let mut copied = 0;
+    for std::ops::Range { start, end: i } in crate::domain::id_number::digit_runs(s) {
         let n = i - start;
         if n >= 15 {
             let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
