@@ -50,6 +50,14 @@ fn rejected_rows(p: &Prepared) -> Vec<(u64, &str, &str, &str, Option<&str>)> {
         .collect()
 }
 
+/// Each refused row: line, column, reason.
+fn refused(p: &Prepared) -> Vec<(u64, &str, &str)> {
+    p.rejected
+        .iter()
+        .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
+        .collect()
+}
+
 fn table(p: &Prepared) -> TextTable {
     p.read_text().unwrap()
 }
@@ -1203,11 +1211,7 @@ fn a_formula_cell_without_its_saved_result_refuses_its_row() {
     let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
     let t = table(&prep);
     assert_eq!(t.values("balance"), vec!["57485.14", "0.00", "12.50"]);
-    let got: Vec<(u64, &str, &str)> = prep
-        .rejected
-        .iter()
-        .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
-        .collect();
+    let got = refused(&prep);
     assert_eq!(
         got,
         vec![
@@ -1346,11 +1350,7 @@ fn a_row_of_formulas_without_results_is_refused_not_skipped_as_blank() {
     raw_xlsx(&p, &rows);
     let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
     assert_eq!(table(&prep).values("balance"), vec!["12.50", "1.00"]);
-    let got: Vec<(u64, &str, &str)> = prep
-        .rejected
-        .iter()
-        .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
-        .collect();
+    let got = refused(&prep);
     assert_eq!(
         got,
         vec![
@@ -1569,11 +1569,7 @@ fn a_workbook_numeric_id_cell_is_written_in_scientific_notation_and_money_and_da
         .map(|n| (n.line, n.row, n.column.as_str()))
         .collect();
     assert_eq!(logged, vec![(4, 1, "id_number")]);
-    let got: Vec<(u64, &str, &str)> = prep
-        .rejected
-        .iter()
-        .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
-        .collect();
+    let got = refused(&prep);
     assert_eq!(got, vec![(10, "balance", "money_too_many_decimals")]);
     assert!(
         prep.notes.iter().any(|n| n.contains("1899-12-30")),
@@ -2594,11 +2590,7 @@ fn subtotal_and_total_rows_are_refused_as_no_record_in_csv_and_workbooks() {
     );
     let p = write(d.path(), "bank.csv", text.as_bytes());
     let prep = prepare(&p, "bank", &["id_number", "name", "product", "balance"]).unwrap();
-    let got: Vec<(u64, &str, &str)> = prep
-        .rejected
-        .iter()
-        .map(|r| (r.line, r.column.as_str(), r.reason.as_str()))
-        .collect();
+    let got = refused(&prep);
     assert_eq!(
         got,
         vec![
