@@ -248,6 +248,27 @@ fn households_no_region_partition_holds_are_the_other_partition() {
             .get("households_in_no_region_partition")
             .is_none()
     );
+    // a partition against the full run: the other partitions' households are not gone
+    let again = p.batch(
+        &data,
+        "p502again",
+        &["--partition", "620502", "--previous", s(&full)],
+    );
+    let changes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(again.join("changes.json")).expect("changes"))
+            .expect("json");
+    assert_eq!(
+        (
+            &changes["households_gone"],
+            &changes["households_new"],
+            &changes["flipped"]
+        ),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!(0),
+            &serde_json::json!([])
+        )
+    );
 }
 
 #[test]

@@ -15,7 +15,7 @@
     reason = "BatchError carries the file, row, column and value it names; it is returned once per run, not in a hot path"
 )]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1198,6 +1198,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             .filter(|h| !policy.covers_region(&h.region_code))
             .count() as u64
     });
+    // (a slice's changes.json counts as gone only households no longer in the caseload)
+    let whole_caseload: Option<HashSet<String>> = (sel.is_slice() && opts.previous.is_some())
+        .then(|| loaded.households.iter().map(|h| h.id.clone()).collect());
     let mut caseload = sel.slice(loaded);
     caseload.in_no_region_partition = in_no_region_partition;
     let caseload_key_repairs: BTreeMap<String, u64> = norms
@@ -1949,7 +1952,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             let det_path = opts.out.join("determinations.csv");
             write_determinations(&det_path, &outcomes).map_err(write_err(&det_path))?;
             if let Some(prev) = &opts.previous {
-                let changes = changes(prev, &outcomes)?;
+                let changes = changes(prev, &outcomes, whole_caseload.as_ref())?;
                 let p = opts.out.join("changes.json");
                 std::fs::write(&p, serde_json::to_vec_pretty(&changes).expect("json"))
                     .map_err(write_err(&p))?;
@@ -2333,7 +2336,16 @@ fn write_determinations(path: &Path, outcomes: &[Outcomes]) -> std::io::Result<(
     w.flush()
 }
 
-fn changes(prev: &Path, outcomes: &[Outcomes]) -> Result<serde_json::Value, BatchError> {
+/// `changes.json` against the previous run at `prev`: the households of `outcomes` whose
+/// determination flipped, the new ones, and the previous run's households that are gone
+/// (`caseload`: every household id of this run's caseload, when the run covers a slice of it
+/// (`--partition`): a household of another slice is not gone; found by session 16's attack,
+/// a partition run against a full run counted every other partition's household as gone).
+fn changes(
+    prev: &Path,
+    outcomes: &[Outcomes],
+    caseload: Option<&HashSet<String>>,
+) -> Result<serde_json::Value, BatchError> {
     let path = prev.join("determinations.csv");
     let err = |m: String| BatchError::Previous {
         path: prev.display().to_string(),
@@ -2373,7 +2385,10 @@ fn changes(prev: &Path, outcomes: &[Outcomes]) -> Result<serde_json::Value, Batc
     }
     let ids: std::collections::HashSet<&str> =
         outcomes.iter().map(|o| o.household_id.as_str()).collect();
-    let gone = before.keys().filter(|k| !ids.contains(k.as_str())).count();
+    let gone = before
+        .keys()
+        .filter(|k| !ids.contains(k.as_str()) && caseload.is_none_or(|c| !c.contains(*k)))
+        .count();
     Ok(
         json!({"previous": prev.display().to_string(), "flipped": flipped, "households_new": new, "households_gone": gone}),
     )

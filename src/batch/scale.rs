@@ -3661,7 +3661,7 @@ fn merge_slices(
     std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
     if let Some(prev) = &opts.previous {
-        let changes = super::changes(prev, &outcomes)?;
+        let changes = super::changes(prev, &outcomes, None)?;
         let p = opts.out.join("changes.json");
         std::fs::write(&p, serde_json::to_vec_pretty(&changes).expect("json"))
             .map_err(write_err(&p))?;
