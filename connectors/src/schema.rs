@@ -329,8 +329,8 @@ impl SourceKind {
                 const C: &[ColumnSpec] = &[
                     n("institution_code", Text),
                     n("account_no_masked", Text),
-                    n("market_value", Money),
-                    n("cash_balance", Money),
+                    c("market_value", Money),
+                    c("cash_balance", Money),
                     n("as_of_date", Date),
                 ];
                 C

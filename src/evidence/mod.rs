@@ -180,13 +180,24 @@ impl PersonEvidence {
                 self.financial_assets += r.money("balance")?;
                 Ok(true)
             }
+            // Missing is not zero: an empty amount the financial-assets test adds is unknown,
+            // and refuses the row (`value_missing`: the person's source incomplete, the
+            // household referred). Found by session 16's attack: an empty `market_value` or
+            // `cash_value` read as 0 turned two households eligible. (Neither generator nor
+            // the reference's data leaves them empty; the reference reads an empty one as 0.)
             SourceKind::Securities => {
-                self.financial_assets +=
-                    r.money_or_zero("market_value")? + r.money_or_zero("cash_balance")?;
+                self.financial_assets += r.money("market_value")? + r.money("cash_balance")?;
                 Ok(true)
             }
             SourceKind::CommercialInsurance => {
-                self.financial_assets += r.money_or_zero("cash_value")?;
+                // A product without a cash value by its nature (health, accident, property
+                // insurance) may leave it empty: 0. A life or annuity policy may not.
+                let kind = r.raw("product_type");
+                self.financial_assets += if kind.is_some_and(|k| NO_CASH_VALUE.contains(&k)) {
+                    r.money_or_zero("cash_value")?
+                } else {
+                    r.money("cash_value")?
+                };
                 Ok(true)
             }
             SourceKind::VehicleVessel => {
@@ -290,6 +301,11 @@ impl PersonEvidence {
         }
     }
 }
+
+/// `commercial_insurance.product_type`s that have no cash value by their nature: an empty
+/// `cash_value` of theirs reads 0 (of `life` and `annuity`, or no product type, it refuses
+/// the row).
+pub const NO_CASH_VALUE: [&str; 3] = ["health", "accident", "property"];
 
 /// Largest `real_estate.share_pct` accepted, in hundredths of a percent (100.00 % = the sole
 /// owner); a larger share is refused with `share_out_of_range` (DESIGN.md §2: the holder's share).
@@ -1022,6 +1038,50 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!((err.column, err.code), ("kind", "value_unknown"));
+    }
+
+    #[test]
+    fn an_empty_amount_the_financial_assets_test_adds_is_refused_never_zero() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        // securities: institution_code, account_no_masked, market_value, cash_balance, as_of_date
+        for (mv, cash, col) in [("", "10.00", "market_value"), ("10.00", "", "cash_balance")] {
+            let err = e
+                .add(
+                    SourceKind::Securities,
+                    &vals(&["S1", "A****0001", mv, cash, "2026-10-30"]),
+                    &f,
+                    &p,
+                )
+                .unwrap_err();
+            assert_eq!((err.column, err.code), (col, "value_missing"));
+        }
+        // commercial insurance: insurer_code, policy_no, product_type, cash_value,
+        // annual_premium, as_of_date
+        let ins = |kind: &str, cash: &str| vals(&["I1", "P1", kind, cash, "100.00", "2026-10-30"]);
+        for kind in ["life", "annuity", ""] {
+            let err = e
+                .add(SourceKind::CommercialInsurance, &ins(kind, ""), &f, &p)
+                .unwrap_err();
+            assert_eq!(
+                (err.column, err.code),
+                ("cash_value", "value_missing"),
+                "{kind}"
+            );
+        }
+        for kind in NO_CASH_VALUE {
+            e.add(SourceKind::CommercialInsurance, &ins(kind, ""), &f, &p)
+                .unwrap();
+        }
+        assert_eq!(e.financial_assets, 0);
+        e.add(
+            SourceKind::CommercialInsurance,
+            &ins("life", "5.00"),
+            &f,
+            &p,
+        )
+        .unwrap();
+        assert_eq!(e.financial_assets, 500);
     }
 
     #[test]
