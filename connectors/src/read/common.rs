@@ -370,57 +370,108 @@ pub(crate) enum HeaderAgain {
     Unreadable(String),
 }
 
-/// Whether a cell says its row is a subtotal or total of rows, not a record: the whole cell
-/// (spaces, full-width forms, case and a trailing colon aside) is `小计`, `合计`, `总计`,
-/// `共计`, `汇总`, `累计`, `本页小计`, `本页合计`, `总合计`, `合计金额`, `total`, `subtotal`,
-/// `grand total` or `sum`. Found by session 16's attack: a per-person `小计` row carrying
-/// the holder's ID number (an export that repeats the key, or an ID cell merged down over it)
-/// read as one more account, and the person's deposits counted twice.
+/// Whether a cell says its row is a subtotal or total of rows, not a record. After removing
+/// spaces, brackets, colons, full-width forms, case and a trailing `元`/`万元`, and reading
+/// traditional forms (`小計`, `總計`) as simplified: the cell is `total`, `subtotal`,
+/// `grandtotal` or `sum`; or, at most six characters and no digit, it starts or ends with
+/// `小计`, `合计`, `总计`, `共计` or `汇总` (`本户合计`, `余额合计`, `合计人数`, `（小计）`,
+/// `小计(元)`), or is `累计`. Found by session 16's attacks: a per-person `小计` row carrying
+/// the holder's ID number counted their deposits twice, and then `小计(元)`, `小計`, `本户合计`
+/// slipped through an exact list. Whether such a cell in the name column makes a subtotal
+/// is [`subtotal_cell`]'s to decide (合 and 共 are surnames).
 pub(crate) fn total_marker(v: &str) -> bool {
-    const WORDS: [&str; 14] = [
-        "小计",
-        "合计",
-        "总计",
-        "共计",
-        "汇总",
-        "累计",
-        "本页小计",
-        "本页合计",
-        "总合计",
-        "合计金额",
-        "total",
-        "subtotal",
-        "grandtotal",
-        "sum",
-    ];
-    if v.len() > 40 {
+    if v.len() > 60 {
         return false;
     }
-    let n = super::fieldmap::norm(v);
-    let n = n.trim_end_matches([':', '：']);
-    WORDS.contains(&n)
+    let n: String = super::fieldmap::norm(v)
+        .chars()
+        .filter_map(|c| match c {
+            '(' | ')' | '[' | ']' | '（' | '）' | '【' | '】' | '〔' | '〕' | ':' | '：' | '<'
+            | '>' | '《' | '》' | '*' | '_' | '-' | '—' => None,
+            '計' => Some('计'),
+            '總' => Some('总'),
+            '彙' | '匯' => Some('汇'),
+            '頁' => Some('页'),
+            '額' => Some('额'),
+            '數' => Some('数'),
+            '戶' => Some('户'),
+            '餘' => Some('余'),
+            c => Some(c),
+        })
+        .collect();
+    let n = n.strip_suffix("万元").or_else(|| n.strip_suffix('元')).unwrap_or(&n);
+    if matches!(n, "total" | "subtotal" | "grandtotal" | "sum" | "累计") {
+        return true;
+    }
+    const CORE: [&str; 5] = ["小计", "合计", "总计", "共计", "汇总"];
+    n.chars().count() <= 6
+        && !n.chars().any(|c| c.is_ascii_digit())
+        && CORE.iter().any(|w| n.starts_with(w) || n.ends_with(w))
 }
 
 /// A quick test of a field's bytes before [`total_marker`], for the scan that decides whether
-/// a file is read as it is: every marker is at most 40 bytes and holds `计` or `汇总`, or is
-/// ASCII starting with `t`, `s` or `g` (in any case, full-width forms aside: a full-width
-/// field makes no such marker here, and [`total_marker`] reads it on the rewrite).
+/// a file is read as it is: a marker holds `计`, `計`, `总` or `總` (every Chinese one), or is
+/// ASCII of at most 16 bytes starting with `t`, `s` or `g` after spaces and brackets; a
+/// full-width form or an ideographic space at its start sends it to [`total_marker`] too.
 pub(crate) fn maybe_total(v: &[u8]) -> bool {
-    const JI: &[u8] = "计".as_bytes();
-    const HUIZONG: &[u8] = "汇总".as_bytes();
-    if v.len() > 40 || v.is_empty() {
+    const WORDS: [&[u8]; 4] = ["计".as_bytes(), "計".as_bytes(), "总".as_bytes(), "總".as_bytes()];
+    if v.len() > 60 || v.is_empty() {
         return false;
     }
     let t = v.trim_ascii();
-    match t.first() {
-        Some(b't' | b'T' | b's' | b'S' | b'g' | b'G') => t.is_ascii() && t.len() <= 12,
-        Some(_) => {
-            t.windows(3).any(|w| w == JI) || t.windows(6).any(|w| w == HUIZONG)
-                // (a full-width form or a space before the word: the rewrite decides)
-                || !t.is_ascii() && t.starts_with(&[0xEF, 0xBC]) || t.starts_with("\u{3000}".as_bytes())
+    let mut ascii = t;
+    while let Some((&c, rest)) = ascii.split_first() {
+        if matches!(c, b'(' | b'[' | b'*' | b'<' | b' ' | b'-' | b'_') {
+            ascii = rest;
+        } else {
+            break;
         }
-        None => false,
     }
+    if t.is_ascii() {
+        return ascii.len() <= 16
+            && matches!(ascii.first(), Some(b't' | b'T' | b's' | b'S' | b'g' | b'G'));
+    }
+    WORDS.iter().any(|w| t.windows(3).any(|x| x == *w))
+        || t.starts_with(&[0xEF, 0xBC])
+        || t.starts_with("\u{3000}".as_bytes())
+}
+
+/// The index (into the row's `texts`, `None` for a cell that is no text) of the cell that
+/// makes a data row a subtotal or total row ([`total_marker`]), if any, under the columns
+/// `cols`. Any column counts, mapped or not, except the name's: a name reading `合计` or
+/// `王合计` is a person's unless the row's ID cell holds no ID (no run of six digits) or
+/// repeats `prev_id`, the ID of the data row above, while the row's other text columns are
+/// empty (a per-person subtotal under the person's rows). Found by session 16's second
+/// attack: a member named 合计 was refused, and her household assessed without her.
+pub(crate) fn subtotal_cell(
+    texts: &[Option<&str>],
+    cols: &[super::fieldmap::MappedColumn],
+    prev_id: Option<&str>,
+) -> Option<usize> {
+    let col_at = |i: usize| cols.iter().find(|c| c.src == i);
+    let text = |name: &str| {
+        cols.iter()
+            .find(|c| c.name == name)
+            .and_then(|c| texts.get(c.src).copied().flatten())
+            .map(str::trim)
+            .unwrap_or("")
+    };
+    texts.iter().enumerate().find_map(|(i, t)| {
+        let t = (*t)?;
+        if !maybe_total(t.as_bytes()) || !total_marker(t) {
+            return None;
+        }
+        if col_at(i).is_none_or(|c| c.name != "name") {
+            return Some(i);
+        }
+        let id = text("id_number");
+        let others_empty = cols.iter().all(|c| {
+            matches!(c.name.as_str(), "name" | "id_number" | "household_id")
+                || c.kind == super::fieldmap::ValueKind::Money
+                || texts.get(c.src).copied().flatten().is_none_or(|v| v.trim().is_empty())
+        });
+        (!key_like(id) || prev_id.is_some_and(|p| p.trim() == id) && others_empty).then_some(i)
+    })
 }
 
 /// The row refused as a subtotal or total ([`total_marker`]) at `line`, whose cell of column
@@ -432,9 +483,9 @@ pub(crate) fn subtotal_row(line: u64, column: &str, header: &str, raw: &str) -> 
         column: column.to_string(),
         raw: raw.to_string(),
         reason: "row_subtotal".into(),
+        // (the cell is not quoted: in the name column it may be a name)
         message: format!(
-            "line {line}, column {header}: a subtotal or total row ({}), not a record: counting it would count the rows above it twice; not read",
-            raw.trim()
+            "line {line}, column {header}: a subtotal or total row (its cell reads as 小计/合计/Total), not a record: counting it would count the rows above it twice; not read"
         ),
         household_id: None,
         id_number: None,

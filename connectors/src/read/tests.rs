@@ -1458,6 +1458,16 @@ fn a_table_split_over_sheets_with_the_same_header_is_read_as_one() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("bank.xlsx");
     let head = vec!["身份证号", "姓名", "余额"];
+    let second = (
+        "bank_2",
+        vec![
+            head.clone(),
+            vec![ID3, "c", "3.00"],
+            vec!["6.2E+17", "d", "4.00"],
+        ],
+    );
+    // a first sheet far from full: the second one may be a copy (found by session 16's
+    // second attack: a visible `上月备份` counted every deposit twice)
     workbook_sheets(
         &p,
         &[
@@ -1465,31 +1475,37 @@ fn a_table_split_over_sheets_with_the_same_header_is_read_as_one() {
                 "bank_1",
                 vec![head.clone(), vec![ID1, "a", "1.00"], vec![ID2, "b", "2.00"]],
             ),
-            ("空", vec![]),
-            (
-                "bank_2",
-                vec![
-                    head.clone(),
-                    vec![ID3, "c", "3.00"],
-                    vec!["6.2E+17", "d", "4.00"],
-                ],
-            ),
+            second.clone(),
         ],
     );
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(
+        msg.contains("sheet 2 (bank_2) repeats the header of sheet 1 (bank_1), but the sheet before it ends at sheet row 3"),
+        "{msg}"
+    );
+    // a first sheet of 65,000 data rows: the export split the table
+    let mut first = vec![head.clone()];
+    first.extend(std::iter::repeat_n(vec![ID1, "a", "1.00"], 64_999));
+    first.push(vec![ID2, "b", "2.00"]);
+    workbook_sheets(&p, &[("bank_1", first), ("空", vec![]), second]);
     let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
     let t = table(&prep);
-    assert_eq!(t.values("id_number"), vec![ID1, ID2, ID3, "6.2E+17"]);
-    assert_eq!(t.values("balance"), vec!["1.00", "2.00", "3.00", "4.00"]);
+    let ids = t.values("id_number");
+    assert_eq!(ids.len(), 65_002);
+    assert_eq!(ids[64_999..], [ID2, ID3, "6.2E+17"]);
+    assert_eq!(t.values("balance")[64_999..], ["2.00", "3.00", "4.00"]);
     // Lines are sheet rows of each sheet.
     assert_eq!(
-        (0..4).map(|r| prep.line_of(r).unwrap()).collect::<Vec<_>>(),
-        vec![2, 3, 2, 3]
+        (64_999..65_002)
+            .map(|r| prep.line_of(r).unwrap())
+            .collect::<Vec<_>>(),
+        vec![65_001, 2, 3]
     );
     assert!(
         prep.notes
             .iter()
             .any(|n| n.contains("continues over 2 sheets")
-                && n.contains("sheet 3 (bank_2) from data row 2 (its header at sheet row 1)")),
+                && n.contains("sheet 3 (bank_2) from data row 65000 (its header at sheet row 1)")),
         "{:?}",
         prep.notes
     );
@@ -2597,6 +2613,8 @@ fn subtotal_and_total_rows_are_refused_as_no_record_in_csv_and_workbooks() {
             (4, "name", "row_subtotal"),
             (6, "id_number", "row_subtotal"),
             (7, "product", "row_subtotal"),
+            // `合计存款` (total deposits) is a label of a total too
+            (8, "product", "row_subtotal"),
         ]
     );
     // a refused subtotal names nobody: it is no person's record, and no household
@@ -2605,14 +2623,12 @@ fn subtotal_and_total_rows_are_refused_as_no_record_in_csv_and_workbooks() {
             .iter()
             .all(|r| r.id_number.is_none() && r.household_id.is_none())
     );
-    // a product whose name merely contains the word is a record
     assert_eq!(
         table(&prep).rows,
         vec![
             vec![ID1, "王秀兰", "活期", "100.00"],
             vec![ID1, "王秀兰", "定期", "200.00"],
             vec![ID2, "李建国", "活期", "5.00"],
-            vec![ID3, "张秀英", "合计存款", "2.00"],
         ]
     );
     // the same in a workbook, the ID cell merged down over the subtotal row
@@ -2647,6 +2663,63 @@ fn subtotal_and_total_rows_are_refused_as_no_record_in_csv_and_workbooks() {
             .collect::<Vec<_>>(),
         vec![(4, "row_subtotal")]
     );
+}
+
+#[test]
+fn subtotal_spellings_are_refused_and_a_person_named_heji_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    // a member named 合计 or 王合计 (合 and 共 are surnames) is a person
+    let text = format!(
+        "household_id,id_number,name,relation,disability_grade,consent_ref\n\
+         H1,{ID1},合计,applicant,,C1\nH1,{ID2},共计,spouse,,C2\nH2,{ID3},王合计,applicant,,C3\n"
+    );
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(
+        &p,
+        "members",
+        &["household_id", "id_number", "name", "relation", "disability_grade", "consent_ref"],
+    )
+    .unwrap();
+    assert!(prep.rejected.is_empty(), "{:?}", refused(&prep));
+    assert_eq!(table(&prep).rows.len(), 3);
+    // subtotals in other spellings, in mapped and unmapped columns
+    let mut text = String::from("身份证号,姓名,产品,余额,备注\n");
+    let subtotals = [
+        format!("{ID1},王秀兰,小计(元),100.00,"),
+        format!("{ID1},王秀兰,（小计）,100.00,"),
+        format!("{ID1},王秀兰,小計,100.00,"),
+        format!("{ID1},王秀兰,本户合计,100.00,"),
+        format!("{ID1},王秀兰,余额合计,100.00,"),
+        format!("{ID1},王秀兰,活期,100.00,小计"),
+        format!("{ID1},合計人数,,100.00,"),
+        format!("{ID1},Grand Total,,100.00,"),
+    ];
+    text.push_str(&format!("{ID1},王秀兰,活期,100.00,\n"));
+    for r in &subtotals {
+        text.push_str(r);
+        text.push('\n');
+    }
+    // records: a product or remark that merely holds the word among others, a person's
+    // second account under a name that reads as a subtotal, with its account filled
+    text.push_str(&format!("{ID2},李建国,合计存款账户一号,5.00,累计缴费满十五年\n"));
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "product", "balance"]).unwrap();
+    let lines: Vec<u64> = prep
+        .rejected
+        .iter()
+        .filter(|r| r.reason == "row_subtotal")
+        .map(|r| r.line)
+        .collect();
+    assert_eq!(lines, (3..=10).collect::<Vec<u64>>(), "{:?}", refused(&prep));
+    assert_eq!(table(&prep).rows.len(), 2);
+    // a message never quotes the cell (in the name column it may be a name)
+    assert!(prep.rejected.iter().all(|r| !r.message.contains("合計人数")));
+    // the same person's rows in a row, named 合计: a record when its other columns are filled
+    let text = format!("身份证号,姓名,产品,余额\n{ID1},合计,活期,1.00\n{ID1},合计,定期,2.00\n{ID1},合计,,3.00\n");
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "product", "balance"]).unwrap();
+    assert_eq!(table(&prep).rows.len(), 2);
+    assert_eq!(prep.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), vec![4]);
 }
 
 #[test]

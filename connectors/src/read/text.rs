@@ -20,7 +20,7 @@ use super::{
     Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
     lines_list, mapping_notes, maybe_total, money_change, money_text, pick_source, repeats_only,
-    subtotal_row, switched_mapping_notes, total_marker,
+    subtotal_cell, subtotal_row, switched_mapping_notes, total_marker,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -996,17 +996,6 @@ impl Pass<'_> {
             .filter(|c| matches!(c.name.as_str(), "id_number" | "household_id"))
             .map(|c| c.src)
             .collect();
-        // the mapped columns other than money and keys (where a subtotal row says so)
-        let texts: Vec<usize> = self
-            .mapping
-            .cols
-            .iter()
-            .filter(|c| {
-                c.kind != ValueKind::Money
-                    && !matches!(c.name.as_str(), "id_number" | "household_id")
-            })
-            .map(|c| c.src)
-            .collect();
         let mut expected_line = self.header_line + 1;
         let mut seen_header = false;
         while rdr.next(self.ctx, utf8)? {
@@ -1049,11 +1038,11 @@ impl Pass<'_> {
             {
                 return Err(Stop::Rewrite);
             }
-            // a subtotal or total row: refused by the rewrite
-            if texts.iter().any(|&i| {
-                let f = rdr.field(i);
-                maybe_total(f) && total_marker(std::str::from_utf8(f).unwrap_or(""))
-            }) {
+            // a subtotal or total row, in any column: the rewrite decides
+            if rdr
+                .fields()
+                .any(|f| maybe_total(f) && total_marker(std::str::from_utf8(f).unwrap_or("")))
+            {
                 return Err(Stop::Rewrite);
             }
             expected_line += 1;
@@ -1086,6 +1075,8 @@ impl Pass<'_> {
         let mut width = self.header_norm.len();
         let utf8 = self.chosen.encoding == TextEncoding::Utf8;
         let mut rejected: Vec<Rejected> = Vec::new();
+        // the ID of the data row above (a per-person subtotal repeats it: [`subtotal_cell`])
+        let mut last_id: Option<String> = None;
         let (mut repeated, mut blank, mut preamble) = (Vec::new(), Vec::new(), Vec::new());
         // the header the rows are read under: the first, until a different one inside the
         // table ([`header_again`])
@@ -1244,12 +1235,24 @@ impl Pass<'_> {
                 });
                 continue;
             }
-            if let Some(c) = active
-                .cols
-                .iter()
-                .find(|c| fields.get(c.src).is_some_and(|v| total_marker(v)))
-            {
-                rejected.push(subtotal_row(line, &c.name, &c.header, fields[c.src]));
+            let texts: Vec<Option<&str>> = fields.iter().map(|f| Some(*f)).collect();
+            let prev_id = std::mem::replace(
+                &mut last_id,
+                Self::column_of(active, &fields, "id_number"),
+            );
+            if let Some(i) = subtotal_cell(&texts, &active.cols, prev_id.as_deref()) {
+                let (name, header) = active.cols.iter().find(|c| c.src == i).map_or_else(
+                    || {
+                        let h = self
+                            .header_norm
+                            .get(i)
+                            .cloned()
+                            .unwrap_or_else(|| format!("column_{}", i + 1));
+                        (String::new(), h)
+                    },
+                    |c| (c.name.clone(), c.header.clone()),
+                );
+                rejected.push(subtotal_row(line, &name, &header, fields[i]));
                 continue;
             }
             out.clear();

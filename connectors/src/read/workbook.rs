@@ -25,10 +25,15 @@ use super::{
     Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
     lines_list, mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text,
-    pick_source, repeats_only, subtotal_row, switched_mapping_notes, total_marker,
+    pick_source, repeats_only, subtotal_cell, subtotal_row, switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
+
+/// The sheet row a sheet must reach before the next sheet repeating the header is read as the
+/// table continuing: export tools split a table at a sheet's end (65,536 rows in .xls,
+/// 1,048,576 in .xlsx, or a round number above the first).
+const CONTINUED_AFTER_ROW: u64 = 65_000;
 
 /// Serial day 0 of the 1900 date system as used by the explicit rule.
 fn epoch() -> Option<NaiveDate> {
@@ -451,6 +456,8 @@ pub(super) fn prepare_workbook(
     let mut switch_notes: Vec<String> = Vec::new();
     let mut switched_at: Vec<u64> = Vec::new();
     let mut rejected: Vec<Rejected> = Vec::new();
+    // the ID of the data row above (a per-person subtotal repeats it: [`subtotal_cell`])
+    let mut last_id: Option<String> = None;
     let mut changes = Changes::default();
     let mut normalised: Vec<Normalised> = Vec::new();
     let mut out: Vec<String> = Vec::with_capacity(names.len());
@@ -482,6 +489,8 @@ pub(super) fn prepare_workbook(
     // sheet's header is read as a continuation; any other sheet with data is an error.
     let mut first = Some((range, header_idx + 1));
     let mut continued: Vec<String> = Vec::new();
+    // the last sheet row of the sheet read before (a continuation starts only after a full one)
+    let mut last_sheet_end: u64 = 0;
     for si in 0..sheets.len() {
         let (range, start) = match first.take() {
             Some(f) => f,
@@ -535,6 +544,19 @@ pub(super) fn prepare_workbook(
                     ));
                     continue;
                 }
+                Some(_) if repeats_header(rows[rows.iter().position(|r| !blank(r)).unwrap_or(0)])
+                    && last_sheet_end < CONTINUED_AFTER_ROW =>
+                {
+                    // Found by session 16's second attack: a visible `上月备份` (last month's
+                    // copy) after a sheet of 9,795 rows was read as the table continuing, and
+                    // every deposit counted twice. An export splits a table only at a sheet's
+                    // end.
+                    return Err(ctx.unreadable(format!(
+                        "sheet {} ({sheet_name}) repeats the header of sheet 1 ({}), but the sheet before it ends at sheet row {last_sheet_end}, far from a sheet's last row: a copy (last month's?) or a second table cannot be told from a continuation; delete it or move it to a file of its own",
+                        si + 1,
+                        sheets[0]
+                    )));
+                }
                 Some(p) if repeats_header(rows[p]) => {
                     // (read under the first header again, whatever the sheet before ended in)
                     switched = None;
@@ -564,6 +586,7 @@ pub(super) fn prepare_workbook(
                 format!("sheet {} ({sheet_name}), {m}", si + 1)
             }
         };
+        last_sheet_end = row0 + rows.len() as u64;
         for (i, row) in rows.iter().enumerate().skip(start) {
             let line = line_of(i);
             let active = switched.as_ref().unwrap_or(&mapping);
@@ -654,11 +677,26 @@ pub(super) fn prepare_workbook(
                     None => {}
                 }
             }
-            if let Some((c, v)) = active.cols.iter().find_map(|c| match row.get(c.src) {
-                Some(Data::String(v)) if total_marker(v) => Some((c, v)),
-                _ => None,
-            }) {
-                let mut r = subtotal_row(line, &c.name, &c.header, v);
+            let texts: Vec<Option<&str>> = row
+                .iter()
+                .map(|c| match c {
+                    Data::String(v) => Some(v.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let id_now = active
+                .cols
+                .iter()
+                .find(|c| c.name == "id_number")
+                .and_then(|c| row.get(c.src))
+                .map(cell_text);
+            let prev_id = std::mem::replace(&mut last_id, id_now);
+            if let Some(i) = subtotal_cell(&texts, &active.cols, prev_id.as_deref()) {
+                let (name, header) = active.cols.iter().find(|c| c.src == i).map_or_else(
+                    || (String::new(), format!("column {}", i + 1)),
+                    |c| (c.name.clone(), c.header.clone()),
+                );
+                let mut r = subtotal_row(line, &name, &header, texts[i].unwrap_or(""));
                 r.message = sheet_tag(r.message);
                 rejected.push(r);
                 continue;
