@@ -50,9 +50,10 @@
 //!    400/401/403/404/500 and malformed bodies are not retried.
 //! 4. An answer is checked: the JSON shape, the source name, the echoed request id, every §2
 //!    column present on every record, no key the schema does not allow (an `error` object or
-//!    paging beside `records`), every record's ID number valid and normalised. A body that
-//!    fails is `source_malformed`, never "no records". Records for a valid ID number that was
-//!    not asked are discarded and counted.
+//!    paging beside `records`) nor any key twice, every record's ID number one of those asked
+//!    (a record of another person, or of the person under another number, means the source
+//!    mixed persons up), no row number twice. A body that fails is `source_malformed`, never
+//!    "no records".
 //! 5. If every batch succeeded each person's records (possibly none) are cached; a failure
 //!    of any batch fails the whole call with its reason code, and nothing of it is cached.
 //! 6. The breaker counts calls (after retries): `breaker.failures` in a row open it. A call
@@ -219,10 +220,6 @@ pub struct SourceAnswer {
     /// HTTP requests sent (all batches, all attempts; a request shared with other
     /// households' calls counts for each of them).
     pub attempts: u32,
-    /// Records the source returned for ID numbers that were not asked (discarded), in the
-    /// requests that carried this call (a shared request's whole count: they belong to no
-    /// one's call). The source's own count is in [`SourceStats::discarded_records`].
-    pub discarded_records: u64,
     /// Wall time of the call.
     pub elapsed: Duration,
 }
@@ -270,8 +267,6 @@ pub struct SourceStats {
     pub cache_hits: u64,
     /// Persons that had to be asked.
     pub cache_misses: u64,
-    /// Records discarded (for ID numbers not asked).
-    pub discarded_records: u64,
     /// Batches refused at once by the open breaker.
     pub circuit_rejections: u64,
     /// Persons in the cache now (approximate).
@@ -286,7 +281,6 @@ struct Counters {
     retries: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
-    discarded_records: AtomicU64,
     circuit_rejections: AtomicU64,
 }
 
@@ -333,8 +327,8 @@ impl std::fmt::Debug for HttpSources {
     }
 }
 
-/// The outcome of one batch: records and discarded count, or the failure; attempts either way.
-type BatchResult = (Result<(Vec<Record>, u64), HttpFailure>, u32);
+/// The outcome of one batch: the records, or the failure; attempts either way.
+type BatchResult = (Result<Vec<Record>, HttpFailure>, u32);
 
 /// Whether and how long to wait before another attempt.
 enum Retry {
@@ -486,7 +480,6 @@ impl HttpSources {
             persons_cached: 0,
             persons_fetched: 0,
             attempts: 0,
-            discarded_records: 0,
             elapsed: Duration::ZERO,
         };
         let Some(src) = self.inner.sources.get(&kind) else {
@@ -558,8 +551,7 @@ impl HttpSources {
             for (res, attempts) in results {
                 answer.attempts += attempts;
                 match res {
-                    Ok((records, discarded)) => {
-                        answer.discarded_records += discarded;
+                    Ok(records) => {
                         for r in records {
                             if let Some(i) = wanted.iter().position(|id| *id == r.id_number)
                                 && have[i].is_none()
@@ -675,7 +667,6 @@ impl HttpSources {
                     persons_cached: 0,
                     persons_fetched: 0,
                     attempts: 0,
-                    discarded_records: 0,
                     elapsed: Duration::ZERO,
                 })
             })
@@ -694,7 +685,6 @@ impl HttpSources {
             retries: g(&c.retries),
             cache_hits: g(&c.cache_hits),
             cache_misses: g(&c.cache_misses),
-            discarded_records: g(&c.discarded_records),
             circuit_rejections: g(&c.circuit_rejections),
             cache_entries: s.cache.as_ref().map_or(0, SourceCache::len),
         })
@@ -816,7 +806,7 @@ impl HttpSources {
                     let _ = w.reply.send((Err(f.clone()), attempts));
                 }
             }
-            Ok((records, discarded)) => {
+            Ok(records) => {
                 // Each record moves to the waiter that asked for its person; it is copied only
                 // for a person that several waiters asked for (a supporter of two households).
                 let mut askers: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -835,13 +825,13 @@ impl HttpSources {
                             }
                             mine[*first].push(r);
                         }
-                        // a record of nobody asked: `request_batch` already discarded those
+                        // (none: `check_answer` refuses an answer with a record of nobody asked)
                         _ => {}
                     }
                 }
                 drop(askers);
                 for (w, mine) in group.into_iter().zip(mine) {
-                    let _ = w.reply.send((Ok((mine, discarded)), attempts));
+                    let _ = w.reply.send((Ok(mine), attempts));
                 }
             }
         }
@@ -889,16 +879,6 @@ impl HttpSources {
         if !matches!(result, Err(HttpFailure::CircuitOpen)) {
             src.breaker.record(result.is_ok());
         }
-        if let Ok((_, discarded)) = &result
-            && *discarded > 0
-        {
-            bump(&src.counters.discarded_records, *discarded);
-            tracing::warn!(
-                source = kind.name(),
-                discarded = *discarded,
-                "A source returned records for persons not asked; they were discarded."
-            );
-        }
         if let Err(f) = &result {
             tracing::info!(
                 source = kind.name(),
@@ -918,7 +898,7 @@ impl HttpSources {
         ids: &[String],
         asked: &HashSet<&str>,
         probe: bool,
-    ) -> Result<(Vec<Record>, u64), (HttpFailure, Retry)> {
+    ) -> Result<Vec<Record>, (HttpFailure, Retry)> {
         let timeout_ms = src.ep.timeout_ms;
         let request_id = format!("{:032x}", rand::rng().random::<u128>());
         let body = QueryRequest {
@@ -1091,16 +1071,16 @@ fn normalised_valid_id(s: &str) -> bool {
 }
 
 /// Check a 200 body against the query: shape (no key the schema does not allow, none twice),
-/// source, request id, §2 columns; records of persons not asked (a valid, normalised ID
-/// number) are dropped and counted; a record whose ID number is of another form or invalid
-/// makes the answer malformed. The body is read straight into column order
+/// source, request id, §2 columns, every record's ID number one of those asked (after
+/// upper-casing a final `x` and trimming spaces), each row number once; anything else makes
+/// the answer `source_malformed`. The body is read straight into column order
 /// ([`answer::AnswerSeed`]): no map per record, no copy of a value that is not a column.
 fn check_answer(
     kind: SourceKind,
     request_id: &str,
     asked: &HashSet<&str>,
     body: &[u8],
-) -> Result<(Vec<Record>, u64), HttpFailure> {
+) -> Result<Vec<Record>, HttpFailure> {
     use serde::de::DeserializeSeed;
     let malformed = |detail: String| HttpFailure::Malformed { detail };
     let columns = kind.columns();
@@ -1134,7 +1114,7 @@ fn check_answer(
     if resp.request_id != request_id {
         return Err(malformed("the answer is for another request".into()));
     }
-    let mut discarded = 0u64;
+    let mut rows_seen: HashMap<u64, usize> = HashMap::with_capacity(resp.records.len());
     let mut records = Vec::with_capacity(resp.records.len());
     for (i, r) in resp.records.into_iter().enumerate() {
         let id = if r
@@ -1147,18 +1127,28 @@ fn check_answer(
             r.id_number
         };
         if !asked.contains(id.as_str()) {
-            // Found by session 16's attack: a bank that wrote the holder's number in the old
+            // Found by session 16's attacks: a bank that wrote the holder's number in the old
             // 15-digit form, in full-width digits, with a U+3000 or a wrong check character
             // had every record discarded as another person's, and the family read as holding
-            // nothing there. Only a valid, normalised number (the schema's) of a person not
-            // asked is another person's record; any other is a malformed answer.
-            if !normalised_valid_id(&id) {
-                return Err(malformed(format!(
-                    "records[{i}].id_number is not a valid normalised ID number (17 digits and a digit or X, GB 11643-1999 MOD 11-2): the records cannot be placed"
-                )));
-            }
-            discarded += 1;
-            continue;
+            // nothing there; then the same with another valid number. A record of a person
+            // not asked means the source has mixed persons up: its answer is not used.
+            return Err(malformed(format!(
+                "records[{i}].id_number is {}: the source answered for a person it was not asked about (or wrote the number in another form), so its answer cannot be placed",
+                if normalised_valid_id(&id) {
+                    "not one of the numbers asked"
+                } else {
+                    "not a valid normalised ID number (17 digits and a digit or X, GB 11643-1999 MOD 11-2)"
+                }
+            )));
+        }
+        // One source row is one record: a row number twice (an old and a new copy of an
+        // account, or two persons' records) is an answer that contradicts itself (found by
+        // session 16's second attack: both copies were summed).
+        if let Some(first) = rows_seen.insert(r.row, i) {
+            return Err(malformed(format!(
+                "records[{i}] repeats the row {} of records[{first}]: one source row is one record",
+                r.row
+            )));
         }
         let mut values = Vec::with_capacity(columns.len());
         for (c, v) in columns.iter().zip(r.values) {
@@ -1178,7 +1168,7 @@ fn check_answer(
             values,
         });
     }
-    Ok((records, discarded))
+    Ok(records)
 }
 
 /// The answer body ([`wire::QueryResponse`]) read for one source's columns: each record's
@@ -1227,8 +1217,12 @@ mod answer {
             let (mut source, mut request_id, mut records) = (None, None, None);
             while let Some(key) = map.next_key::<Key>()? {
                 match key.0 {
-                    Some("source") => source = Some(map.next_value::<String>()?),
-                    Some("request_id") => request_id = Some(map.next_value::<String>()?),
+                    Some("source") if source.is_none() => {
+                        source = Some(map.next_value::<String>()?)
+                    }
+                    Some("request_id") if request_id.is_none() => {
+                        request_id = Some(map.next_value::<String>()?)
+                    }
                     Some("records") if records.is_none() => {
                         records = Some(map.next_value_seed(Records {
                             columns: self.columns,
@@ -1329,8 +1323,10 @@ mod answer {
             let (mut id_number, mut row, mut values) = (None, None, None);
             while let Some(key) = map.next_key::<Key>()? {
                 match key.0 {
-                    Some("id_number") => id_number = Some(map.next_value::<String>()?),
-                    Some("row") => row = Some(map.next_value::<u64>()?),
+                    Some("id_number") if id_number.is_none() => {
+                        id_number = Some(map.next_value::<String>()?)
+                    }
+                    Some("row") if row.is_none() => row = Some(map.next_value::<u64>()?),
                     Some("values") if values.is_none() => {
                         values = Some(map.next_value_seed(Values {
                             columns: self.columns,
@@ -1432,8 +1428,7 @@ mod tests {
             serde_json::json!({"source": "tax", "request_id": "r1", "records": [
             {"id_number": "62050319870315123x", "row": 7, "values": tax_values()}]}),
         );
-        let (recs, discarded) = check_answer(SourceKind::Tax, "r1", &asked, &b).unwrap();
-        assert_eq!(discarded, 0);
+        let recs = check_answer(SourceKind::Tax, "r1", &asked, &b).unwrap();
         assert_eq!(recs.len(), 1);
         assert_eq!(recs[0].row, 7);
         assert_eq!(recs[0].id_number, "62050319870315123X");
@@ -1448,17 +1443,47 @@ mod tests {
         );
     }
 
+    /// Found by session 16's second attack: the asked person's records under another valid
+    /// number were discarded, and the person read as holding nothing.
     #[test]
-    fn records_of_persons_not_asked_are_discarded_and_counted() {
+    fn a_record_of_a_person_not_asked_or_a_row_twice_makes_the_answer_malformed() {
         let asked: HashSet<&str> = ["620503198703151234"].into_iter().collect();
         let b = body(
             serde_json::json!({"source": "tax", "request_id": "r1", "records": [
             {"id_number": "620503196207080319", "row": 1, "values": tax_values()},
             {"id_number": "620503198703151234", "row": 2, "values": tax_values()}]}),
         );
-        let (recs, discarded) = check_answer(SourceKind::Tax, "r1", &asked, &b).unwrap();
-        assert_eq!((recs.len(), discarded), (1, 1));
-        assert_eq!(recs[0].row, 2);
+        let e = check_answer(SourceKind::Tax, "r1", &asked, &b).unwrap_err();
+        assert_eq!(e.code(), "source_malformed");
+        assert!(
+            e.to_string()
+                .contains("records[0].id_number is not one of the numbers asked"),
+            "{e}"
+        );
+        // one row number on two records, the same person's or not
+        let mut other = tax_values();
+        other["gross_income"] = serde_json::json!("1.00");
+        let b = body(
+            serde_json::json!({"source": "tax", "request_id": "r1", "records": [
+            {"id_number": "620503198703151234", "row": 2, "values": tax_values()},
+            {"id_number": "620503198703151234", "row": 2, "values": other}]}),
+        );
+        let e = check_answer(SourceKind::Tax, "r1", &asked, &b).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("records[1] repeats the row 2 of records[0]"),
+            "{e}"
+        );
+        // a key twice: the last one would win
+        for twice in [
+            r#"{"source":"tax","request_id":"r1","records":[{"id_number":"620503198703151234","id_number":"620503196207080319","row":2,"values":{"name":null,"tax_year":"2025","income_type":"wages","gross_income":"1.00","tax_paid":null}}]}"#,
+            r#"{"source":"tax","request_id":"r1","records":[{"id_number":"620503198703151234","row":2,"row":3,"values":{"name":null,"tax_year":"2025","income_type":"wages","gross_income":"1.00","tax_paid":null}}]}"#,
+            r#"{"source":"tax","source":"bank","request_id":"r1","records":[]}"#,
+            r#"{"source":"tax","request_id":"r0","request_id":"r1","records":[]}"#,
+        ] {
+            let e = check_answer(SourceKind::Tax, "r1", &asked, twice.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("or one twice"), "{e}");
+        }
     }
 
     #[test]

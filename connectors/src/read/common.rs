@@ -399,7 +399,10 @@ pub(crate) fn total_marker(v: &str) -> bool {
             c => Some(c),
         })
         .collect();
-    let n = n.strip_suffix("万元").or_else(|| n.strip_suffix('元')).unwrap_or(&n);
+    let n = n
+        .strip_suffix("万元")
+        .or_else(|| n.strip_suffix('元'))
+        .unwrap_or(&n);
     if matches!(n, "total" | "subtotal" | "grandtotal" | "sum" | "累计") {
         return true;
     }
@@ -414,7 +417,12 @@ pub(crate) fn total_marker(v: &str) -> bool {
 /// ASCII of at most 16 bytes starting with `t`, `s` or `g` after spaces and brackets; a
 /// full-width form or an ideographic space at its start sends it to [`total_marker`] too.
 pub(crate) fn maybe_total(v: &[u8]) -> bool {
-    const WORDS: [&[u8]; 4] = ["计".as_bytes(), "計".as_bytes(), "总".as_bytes(), "總".as_bytes()];
+    const WORDS: [&[u8]; 4] = [
+        "计".as_bytes(),
+        "計".as_bytes(),
+        "总".as_bytes(),
+        "總".as_bytes(),
+    ];
     if v.len() > 60 || v.is_empty() {
         return false;
     }
@@ -468,7 +476,11 @@ pub(crate) fn subtotal_cell(
         let others_empty = cols.iter().all(|c| {
             matches!(c.name.as_str(), "name" | "id_number" | "household_id")
                 || c.kind == super::fieldmap::ValueKind::Money
-                || texts.get(c.src).copied().flatten().is_none_or(|v| v.trim().is_empty())
+                || texts
+                    .get(c.src)
+                    .copied()
+                    .flatten()
+                    .is_none_or(|v| v.trim().is_empty())
         });
         (!key_like(id) || prev_id.is_some_and(|p| p.trim() == id) && others_empty).then_some(i)
     })

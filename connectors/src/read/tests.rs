@@ -2677,7 +2677,14 @@ fn subtotal_spellings_are_refused_and_a_person_named_heji_is_read() {
     let prep = prepare(
         &p,
         "members",
-        &["household_id", "id_number", "name", "relation", "disability_grade", "consent_ref"],
+        &[
+            "household_id",
+            "id_number",
+            "name",
+            "relation",
+            "disability_grade",
+            "consent_ref",
+        ],
     )
     .unwrap();
     assert!(prep.rejected.is_empty(), "{:?}", refused(&prep));
@@ -2701,7 +2708,9 @@ fn subtotal_spellings_are_refused_and_a_person_named_heji_is_read() {
     }
     // records: a product or remark that merely holds the word among others, a person's
     // second account under a name that reads as a subtotal, with its account filled
-    text.push_str(&format!("{ID2},李建国,合计存款账户一号,5.00,累计缴费满十五年\n"));
+    text.push_str(&format!(
+        "{ID2},李建国,合计存款账户一号,5.00,累计缴费满十五年\n"
+    ));
     let p = write(d.path(), "bank.csv", text.as_bytes());
     let prep = prepare(&p, "bank", &["id_number", "name", "product", "balance"]).unwrap();
     let lines: Vec<u64> = prep
@@ -2710,16 +2719,30 @@ fn subtotal_spellings_are_refused_and_a_person_named_heji_is_read() {
         .filter(|r| r.reason == "row_subtotal")
         .map(|r| r.line)
         .collect();
-    assert_eq!(lines, (3..=10).collect::<Vec<u64>>(), "{:?}", refused(&prep));
+    assert_eq!(
+        lines,
+        (3..=10).collect::<Vec<u64>>(),
+        "{:?}",
+        refused(&prep)
+    );
     assert_eq!(table(&prep).rows.len(), 2);
     // a message never quotes the cell (in the name column it may be a name)
-    assert!(prep.rejected.iter().all(|r| !r.message.contains("合計人数")));
+    assert!(
+        prep.rejected
+            .iter()
+            .all(|r| !r.message.contains("合計人数"))
+    );
     // the same person's rows in a row, named 合计: a record when its other columns are filled
-    let text = format!("身份证号,姓名,产品,余额\n{ID1},合计,活期,1.00\n{ID1},合计,定期,2.00\n{ID1},合计,,3.00\n");
+    let text = format!(
+        "身份证号,姓名,产品,余额\n{ID1},合计,活期,1.00\n{ID1},合计,定期,2.00\n{ID1},合计,,3.00\n"
+    );
     let p = write(d.path(), "bank.csv", text.as_bytes());
     let prep = prepare(&p, "bank", &["id_number", "name", "product", "balance"]).unwrap();
     assert_eq!(table(&prep).rows.len(), 2);
-    assert_eq!(prep.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), vec![4]);
+    assert_eq!(
+        prep.rejected.iter().map(|r| r.line).collect::<Vec<_>>(),
+        vec![4]
+    );
 }
 
 #[test]

@@ -1236,10 +1236,8 @@ impl Pass<'_> {
                 continue;
             }
             let texts: Vec<Option<&str>> = fields.iter().map(|f| Some(*f)).collect();
-            let prev_id = std::mem::replace(
-                &mut last_id,
-                Self::column_of(active, &fields, "id_number"),
-            );
+            let prev_id =
+                std::mem::replace(&mut last_id, Self::column_of(active, &fields, "id_number"));
             if let Some(i) = subtotal_cell(&texts, &active.cols, prev_id.as_deref()) {
                 let (name, header) = active.cols.iter().find(|c| c.src == i).map_or_else(
                     || {

@@ -544,8 +544,9 @@ pub(super) fn prepare_workbook(
                     ));
                     continue;
                 }
-                Some(_) if repeats_header(rows[rows.iter().position(|r| !blank(r)).unwrap_or(0)])
-                    && last_sheet_end < CONTINUED_AFTER_ROW =>
+                Some(_)
+                    if repeats_header(rows[rows.iter().position(|r| !blank(r)).unwrap_or(0)])
+                        && last_sheet_end < CONTINUED_AFTER_ROW =>
                 {
                     // Found by session 16's second attack: a visible `上月备份` (last month's
                     // copy) after a sheet of 9,795 rows was read as the table continuing, and
