@@ -1520,6 +1520,13 @@ async fn delete_consent(
         ));
     }
     let revoked = app.store.revoke_consent(&reference)?;
+    // The sources' answers cached for anyone are dropped: found by session 16's second
+    // attack, a person verified again under a new consent got answers fetched under the
+    // revoked one. (The store keeps no ID number to find the person's entries by, and a
+    // revocation is rare: the caches fill again on the next verifications.)
+    if revoked {
+        app.sources.clear_caches();
+    }
     app.audit(&[AuditEvent {
         actor: token.id.clone(),
         action: "consent_revoked".into(),

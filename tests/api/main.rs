@@ -325,6 +325,32 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
         report["sources"]
     );
 
+    // A consent revoked: no answer cached before it is used again (session 16's second
+    // attack: a person verified under a new consent got answers fetched under the old one).
+    let person = rows.1[0]["id_number"].clone();
+    let old = consents[&person].clone();
+    let del = api
+        .http
+        .delete(format!("{}/v1/consents/{old}", api.base))
+        .bearer_auth(&intake)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status().as_u16(), 200);
+    consents.insert(person.clone(), api.consent(&intake, &person).await);
+    let (st, v) = verify(&api, &intake, &request(rows, &consents)).await;
+    assert_eq!(st, 200);
+    let report = w.open(&v["sealed_report"]);
+    assert!(
+        report["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["age_s"].as_u64().unwrap() == 0),
+        "{}",
+        report["sources"]
+    );
+
     // Metrics: per-source outcomes, no ID number.
     let (st, text) = api.get("/v1/metrics", "").await;
     assert_eq!(st, 200);
