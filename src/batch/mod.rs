@@ -625,14 +625,37 @@ fn is_candidate(
     }
 }
 
-/// The runs of an ID cell's text that look like a whole ID number inside other text: 17
-/// ASCII digits and a digit or `X`/`x`, or 15 digits, with no digit or letter X next to
-/// them. None when the cell is only that run (a plain ID, which its parse decides).
-fn embedded_id_numbers(raw: &str) -> impl Iterator<Item = &str> {
-    let trimmed = raw.trim();
-    crate::domain::id_number::digit_runs(raw)
-        .map(move |r| &raw[r])
-        .filter(move |run| (run.len() == 18 || run.len() == 15) && *run != trimmed)
+/// The ID numbers an ID cell's text may hold inside other text (`备注：<ID> 王某 账户已销户`):
+/// runs of 17 digits and a digit or `X`/`x`, or of 15 digits, once full-width digits read as
+/// ASCII and spaces or hyphens between digits are left out (`620503 19370809 9882`,
+/// `６２０５…`: found by session 16's second attack). None when the cell is only that run (a
+/// plain ID, which its parse decides).
+fn embedded_id_numbers(raw: &str) -> Vec<String> {
+    let chars: Vec<char> = raw
+        .chars()
+        .map(|c| match c {
+            '０'..='９' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            'Ｘ' => 'X',
+            'ｘ' => 'x',
+            c => c,
+        })
+        .collect();
+    let mut text = String::with_capacity(raw.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let between_digits = i > 0
+            && chars[i - 1].is_ascii_digit()
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+        if between_digits && matches!(c, ' ' | '\u{3000}' | '-' | '－') {
+            continue;
+        }
+        text.push(c);
+    }
+    let whole = text.trim().to_string();
+    crate::domain::id_number::digit_runs(&text)
+        .map(|r| &text[r])
+        .filter(|run| (run.len() == 18 || run.len() == 15) && *run != whole)
+        .map(str::to_string)
+        .collect()
 }
 
 /// `a == b`, inline for the lengths of ID numbers and names (a few overlapping word loads
@@ -1481,6 +1504,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             ));
                             persons[pi].mark_row_unreadable(kind);
                         } else if let Some(pi) = embedded_id_numbers(raw)
+                            .iter()
                             .filter_map(|v| IdNumber::parse(v, opts.as_of).ok())
                             .find_map(|(id, _)| person_index.get(&id.key()).copied())
                         {
@@ -2550,8 +2574,8 @@ mod tests {
 
     #[test]
     fn an_id_number_inside_a_note_is_found_and_a_plain_one_is_left_to_its_parse() {
-        fn runs(v: &str) -> Vec<&str> {
-            super::embedded_id_numbers(v).collect()
+        fn runs(v: &str) -> Vec<String> {
+            super::embedded_id_numbers(v)
         }
         assert_eq!(
             runs("备注：620503199410116704 王梅敏 账户已销户"),
@@ -2563,6 +2587,14 @@ mod tests {
         assert!(runs(" 620503199410116704 ").is_empty());
         assert!(runs("编号6205031994101167041").is_empty());
         assert!(runs("账户已销户").is_empty());
+        // full-width digits, groups split by spaces or hyphens
+        for note in [
+            "备注：６２０５０３１９９４１０１１６７０４ 已核实",
+            "620503 19941011 6704 备注",
+            "620503-19941011-6704 已核实",
+        ] {
+            assert_eq!(runs(note), vec!["620503199410116704"], "{note}");
+        }
     }
 
     /// Found by the session-15 attack: a one-household county's social insurance held rows of

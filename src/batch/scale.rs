@@ -1988,6 +1988,28 @@ fn read_deltas(delta_dir: &Path) -> Result<Vec<Option<SourceDelta>>, BatchError>
                     ),
                 }));
             }
+            // A file of a source that no reader reads (`bank.csv.gz`, `bank.csv.bak`): found by
+            // session 16's second attack, a compressed delta was passed over and yesterday's
+            // reports reused, exit 0.
+            let read = hedui_connectors::file::EXTENSIONS.iter().any(|(ext, _)| {
+                name.len() == stem.len() + 1 + ext.len()
+                    && name[stem.len() + 1..].eq_ignore_ascii_case(ext)
+            });
+            if !read {
+                return Err(BatchError::Delta(DeltaError {
+                    file: p.display().to_string(),
+                    row: "-".into(),
+                    column: "-".into(),
+                    message: format!(
+                        "a file of {stem} that is not read (its name does not end in one of {}): a compressed or backup copy? Its changes would be passed over; unpack it, or remove it from the delta folder",
+                        hedui_connectors::file::EXTENSIONS
+                            .iter()
+                            .map(|(e, _)| format!(".{e}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }));
+            }
         }
     }
     // in parallel: converting a delta's cells to records is single-threaded per source
@@ -3936,6 +3958,19 @@ mod tests {
             .expect("refused")
             .to_string();
         assert_eq!(e.matches("line 3").count(), 1, "{e}");
+    }
+
+    #[test]
+    fn a_delta_file_no_reader_reads_is_refused() {
+        for name in ["bank.csv.gz", "bank.csv.bak", "bank.zip"] {
+            let d = tempfile::tempdir().expect("tempdir");
+            std::fs::write(d.path().join(name), b"x").expect("write");
+            let e = read_deltas(d.path()).err().expect("refused").to_string();
+            assert!(
+                e.contains("a file of bank that is not read") && e.contains(name),
+                "{e}"
+            );
+        }
     }
 
     #[test]

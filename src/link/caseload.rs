@@ -1252,7 +1252,9 @@ impl NameDateIndex {
             .filter_map(|&(id, name)| {
                 let date = Self::date_of(*id);
                 if crate::domain::Name::is_plain_ideographs(name) {
-                    return Some(ix.hash(date, name));
+                    // (`不详` is plain ideographs, and no name)
+                    return (!super::compare::is_name_placeholder(name))
+                        .then(|| ix.hash(date, name));
                 }
                 super::compare::normalise_name(name).map(|n| ix.hash(date, &n))
             })

@@ -231,6 +231,12 @@ pub struct Prepared {
 /// was no candidate of the error-tolerant linkage).
 pub fn normalise_name(raw: &str) -> Option<String> {
     let (n, _) = Name::parse(raw).ok()?;
+    // A placeholder is no name (found by session 16's second attack: a keyless row named
+    // `不详` matched a member recorded as `不详` as an exact name); nor is a name without a
+    // letter or digit (`·`, `-`).
+    if is_name_placeholder(n.expose()) || !n.expose().chars().any(char::is_alphanumeric) {
+        return None;
+    }
     let han = n.expose().chars().any(is_han);
     let s: String = n
         .expose()
@@ -246,6 +252,31 @@ pub fn normalise_name(raw: &str) -> Option<String> {
 fn is_name_letter(c: char) -> bool {
     c.is_alphanumeric() && !('\u{02b0}'..='\u{02ff}').contains(&c)
 }
+
+/// Whether `name` (trimmed) is a text written where a name is not known (`不详`, `无`,
+/// `NULL`, …): no name, for the linkage.
+pub fn is_name_placeholder(name: &str) -> bool {
+    let t = name.trim();
+    NAME_PLACEHOLDERS.iter().any(|p| t.eq_ignore_ascii_case(p))
+}
+
+/// Texts written where a name is not known, compared without case: no name.
+const NAME_PLACEHOLDERS: [&str; 14] = [
+    "无",
+    "不详",
+    "未知",
+    "不明",
+    "暂无",
+    "空",
+    "无名",
+    "无名氏",
+    "某某",
+    "null",
+    "none",
+    "n/a",
+    "na",
+    "unknown",
+];
 
 /// A CJK unified ideograph (the basic block, extensions A to H) or a compatibility ideograph.
 fn is_han(c: char) -> bool {
@@ -456,6 +487,10 @@ mod tests {
         }
         // a Latin name keeps its hyphen
         assert_eq!(normalise_name("Jean-Luc").as_deref(), Some("jean-luc"));
+        // a placeholder or a name of no letter is no name
+        for none in ["不详", "无", "未知", "NULL", "-", "·", "/", "？"] {
+            assert_eq!(normalise_name(none), None, "{none}");
+        }
     }
 
     #[test]

@@ -1617,7 +1617,7 @@ fn a_stray_cell_far_outside_the_table_refuses_the_workbook_naming_where_instead_
         for (c, h) in ["身份证号", "姓名", "余额"].into_iter().enumerate() {
             ws.write_string(0, c as u16, h).unwrap();
         }
-        for r in 1..400u32 {
+        for r in 1..1000u32 {
             ws.write_string(r, 0, ID1).unwrap();
             ws.write_string(r, 1, "王秀兰").unwrap();
             ws.write_number(r, 2, 1.0).unwrap();
@@ -1628,6 +1628,19 @@ fn a_stray_cell_far_outside_the_table_refuses_the_workbook_naming_where_instead_
         assert!(msg.contains("a stray cell far outside the table"), "{msg}");
         assert!(msg.contains(&format!("span A1:{corner}")), "{msg}");
     }
+    // a table with a note far below it, 1.6 M cells (found by session 16's second attack)
+    let p = d.path().join("below.xlsx");
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["身份证号", "姓名", "余额"].into_iter().enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    ws.write_string(1, 0, ID1).unwrap();
+    ws.write_string(1, 1, "王秀兰").unwrap();
+    ws.write_number(1, 2, 1.0).unwrap();
+    ws.write_string(199_999, 7, "备注").unwrap();
+    wb.save(&p).unwrap();
+    assert!(prepare(&p, "bank", &["id_number", "name", "balance"]).is_ok());
     // a table with a note a few columns to its right is read
     let p = d.path().join("note.xlsx");
     let mut wb = rust_xlsxwriter::Workbook::new();
@@ -2867,4 +2880,39 @@ fn a_big5_file_is_refused_not_read_as_gbk_and_a_gbk_file_with_a_private_use_name
     let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
     assert_eq!(table(&prep).rows.len(), 100);
     assert_eq!(prep.encoding, "gb18030");
+    // a GBK file of 40 rows, two names with a character of a user-defined area (found by
+    // session 16's second attack, refused by the first check, on private-use characters)
+    let mut bytes = gbk("身份证号,姓名,余额\n");
+    for i in 0..40 {
+        bytes.extend_from_slice(&gbk(&format!("{ID1},王秀")));
+        if i % 20 == 0 {
+            bytes.extend_from_slice(&[0xAA, 0xA1]);
+        } else {
+            bytes.extend_from_slice(&gbk("兰"));
+        }
+        bytes.extend_from_slice(&gbk(",1.00\n"));
+    }
+    let p = write(d.path(), "bank.csv", &bytes);
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).rows.len(), 40);
+    // a Big5 file of common names: refused
+    let mut text = String::from("身份證號,姓名,餘額\n");
+    for n in [
+        "陳建國",
+        "林秀蘭",
+        "黃志明",
+        "張淑芬",
+        "李美玲",
+        "王國華",
+        "吳家豪",
+        "劉怡君",
+    ] {
+        text.push_str(&format!("{ID1},{n},1.00\n"));
+    }
+    let p = write(d.path(), "bank.csv", &big5(&text));
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(
+        msg.contains("a Big5 (Traditional Chinese) export?"),
+        "{msg}"
+    );
 }

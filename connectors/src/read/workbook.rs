@@ -322,8 +322,12 @@ fn fill_merged<RS: std::io::Read + std::io::Seek>(
 /// keeps a range dense, ~32 bytes a cell: 2 GiB).
 const MAX_SHEET_CELLS: u64 = 1 << 26;
 /// A sheet may span this many cells per cell holding a value or formula (and at least
-/// 2^20 in any case): the table's empty cells, not a stray cell far from it.
+/// [`MIN_SPAN_CHECKED`] in any case): the table's empty cells, not a stray cell far from it.
 const SPAN_PER_USED_CELL: u64 = 16;
+/// A span read whatever it holds: 2^23 cells (~256 MB at ~32 bytes a cell). Found by session
+/// 16's second attack: a note at `H200000` beside a small table (1.6 M cells, ~50 MB) was
+/// refused at the first floor, 2^20.
+const MIN_SPAN_CHECKED: u64 = 1 << 23;
 
 /// The column letters of a 0-based column (`0` → `A`, `16383` → `XFD`).
 fn column_letters(mut c: u32) -> String {
@@ -371,7 +375,7 @@ fn sheet_span_ok<RS: std::io::Read + std::io::Seek>(
         return Ok(());
     }
     let span = u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1);
-    if span > MAX_SHEET_CELLS || span > (used * SPAN_PER_USED_CELL).max(1 << 20) {
+    if span > MAX_SHEET_CELLS || span > (used * SPAN_PER_USED_CELL).max(MIN_SPAN_CHECKED) {
         return Err(format!(
             "sheet {sheet}: its cells span {}{}:{}{} ({span} cells) while {used} hold a value or formula: a stray cell far outside the table? Reading it would take about {} MB; clear the cells outside the table (Ctrl+End shows the last one) and export again",
             column_letters(c0),
