@@ -231,6 +231,11 @@ fn households_no_region_partition_holds_are_the_other_partition() {
     );
     union.extend(rest);
     assert_eq!(union, p.opened(&full));
+    // the household of another province is quarantined as such (session 16's second attack:
+    // referred with no quarantine row), in the full run and in the `other` partition
+    for o in [&full, &other] {
+        assert_eq!(summary(o)["quarantine"]["region_not_in_policy"], 1);
+    }
     // a region partition says how many households none holds
     assert_eq!(
         summary(&a)["caseload"]["households_in_no_region_partition"],

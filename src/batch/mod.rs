@@ -658,6 +658,45 @@ fn embedded_id_numbers(raw: &str) -> Vec<String> {
         .collect()
 }
 
+/// The quarantine entries of the caseload households whose region code is six digits outside
+/// the policy's region (`region_not_in_policy`, referred: another region's standards would
+/// apply). Found by session 16's second attack: such households were referred with no
+/// quarantine row, and a caseload of them all ran with exit 0. (A code that is not six
+/// digits is quarantined when the caseload is read: `region_code_invalid`.)
+pub(crate) fn region_entries(
+    caseload: &Caseload,
+    policy: &crate::assess::Policy,
+    q: &mut Quarantine,
+) {
+    let file = caseload
+        .files
+        .first()
+        .and_then(|f| f["file"].as_str())
+        .unwrap_or("households")
+        .to_string();
+    for h in &caseload.households {
+        let code = h.region_code.trim();
+        if code.len() == 6
+            && code.bytes().all(|b| b.is_ascii_digit())
+            && !policy.covers_region(code)
+        {
+            q.push(QuarantineEntry {
+                file: file.clone(),
+                line: None,
+                row: None,
+                column: "region_code".into(),
+                value: code.to_string(),
+                reason: "region_not_in_policy".into(),
+                action: Action::Referred,
+                message: format!(
+                    "household {}: region code outside the region of policy {} ({}…): its standards do not apply; household referred (caseload_fault)",
+                    h.id, policy.id, policy.region_prefix
+                ),
+            });
+        }
+    }
+}
+
 /// `a == b`, inline for the lengths of ID numbers and names (a few overlapping word loads
 /// instead of a call to `memcmp`): the scan compares every row's ID and name with the row
 /// before.
@@ -1208,6 +1247,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
 
     // ---- caseload
     let mut loaded = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+    region_entries(&loaded, &opts.policy, &mut q);
     let mut norms = std::mem::take(&mut loaded.normalisations);
     // In a slice, the persons of the other slices: a row keyed with one of their IDs is
     // theirs (as in one run), never a namesake's candidate here.

@@ -2082,6 +2082,7 @@ pub fn run_incremental(
             }
             let mut q = Quarantine::default();
             let full = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+            super::region_entries(&full, &opts.policy, &mut q);
             Ok((digest, full, Some(q), tc.elapsed().as_millis(), None))
         });
         let d = sc.spawn(|| {
