@@ -893,18 +893,32 @@ fn the_asset_test_is_per_capita_and_exact_for_a_rural_household() {
 }
 
 #[test]
-fn blank_securities_and_insurance_amounts_add_nothing_and_the_provident_fund_adds_nothing() {
-    // Securities 1,000 market value with no cash balance, a health policy with no cash value,
+fn a_health_policy_without_cash_value_and_the_provident_fund_add_nothing_and_blank_amounts_are_refused()
+ {
+    // Securities 1,000 market value and no cash, a health policy with no cash value,
     // provident fund 50,000 -> 1,000.00 of financial assets.
     let policy = Policy::bundled();
+    let health = rec(
+        SourceKind::CommercialInsurance,
+        &["PICC", "P0002", "health", "", "300.00", "2026-10-30"],
+    );
     let e = member()
-        .with_all([
-            securities("1000.00", ""),
-            insurance(""),
-            provident("50000.00"),
-        ])
+        .with_all([securities("1000.00", "0.00"), health, provident("50000.00")])
         .evidence(day(D), &policy);
     assert_eq!(e.financial_assets, 100_000);
+    // Missing is not zero (session 16): a blank securities amount, or the blank cash value
+    // of a life policy, refuses the row
+    let frame = Frame::new(day(D), &policy);
+    for (kind, values) in [
+        securities("1000.00", ""),
+        securities("", "5.00"),
+        insurance(""),
+    ] {
+        let err = PersonEvidence::default()
+            .add(kind, &values, &frame, &policy)
+            .unwrap_err();
+        assert_eq!(err.code, "value_missing", "{kind} {values:?}");
+    }
 }
 
 // ------------------------------------------------------------------------------------------
