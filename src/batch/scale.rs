@@ -72,12 +72,11 @@ pub const OTHER_PARTITION: &str = "other";
 pub(super) struct Selection {
     /// The region prefix (`--partition`), recorded in the state.
     pub prefix: Option<String>,
-    #[allow(
-        clippy::type_complexity,
-        reason = "the slice's household test, named where it is made"
-    )]
-    keep: Option<Box<dyn Fn(usize, &Household) -> bool + Sync>>,
+    keep: Option<KeepHousehold>,
 }
+
+/// A slice's household test: (caseload index, household) → whether the slice holds it.
+type KeepHousehold = Box<dyn Fn(usize, &Household) -> bool + Sync>;
 
 impl Selection {
     /// Every household.
@@ -94,7 +93,7 @@ impl Selection {
     pub fn region(prefix: &str, policy: &crate::assess::Policy) -> Selection {
         let p = prefix.to_string();
         let policy = policy.clone();
-        let keep: Box<dyn Fn(usize, &Household) -> bool + Sync> = if prefix == OTHER_PARTITION {
+        let keep: KeepHousehold = if prefix == OTHER_PARTITION {
             Box::new(move |_, h| !policy.covers_region(&h.region_code))
         } else {
             Box::new(move |_, h| {

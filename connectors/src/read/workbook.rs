@@ -382,7 +382,7 @@ fn sheet_span_ok<RS: std::io::Read + std::io::Seek>(
             r0 + 1,
             column_letters(c1),
             r1 + 1,
-            span * 32 >> 20
+            (span * 32) >> 20
         ));
     }
     Ok(())
