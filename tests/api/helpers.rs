@@ -325,6 +325,17 @@ impl Api {
         let status = r.status().as_u16();
         (status, r.text().await.unwrap_or_default())
     }
+    /// Revoke the consent `reference` with `token`; returns the HTTP status.
+    pub async fn revoke_consent(&self, token: &str, reference: &str) -> u16 {
+        self.http
+            .delete(format!("{}/v1/consents/{reference}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
     /// Register a consent for every source; returns its reference.
     pub async fn consent(&self, token: &str, id_number: &str) -> String {
         let (st, v) = self

@@ -312,44 +312,28 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
         );
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let (st, v) = verify(&api, &intake, &request(rows, &consents)).await;
-    assert_eq!(st, 200);
-    let report = w.open(&v["sealed_report"]);
-    assert!(
-        report["sources"]
+    // the answers' ages (s) of the household's verified report
+    let ages = |v: &Value| -> Vec<u64> {
+        w.open(&v["sealed_report"])["sources"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|s| s["age_s"].as_u64().unwrap() >= 1),
-        "{}",
-        report["sources"]
-    );
+            .map(|s| s["age_s"].as_u64().unwrap())
+            .collect()
+    };
+    let (st, v) = verify(&api, &intake, &request(rows, &consents)).await;
+    assert_eq!(st, 200);
+    assert!(ages(&v).iter().all(|a| *a >= 1), "{:?}", ages(&v));
 
     // A consent revoked: no answer cached before it is used again (session 16's second
     // attack: a person verified under a new consent got answers fetched under the old one).
     let person = rows.1[0]["id_number"].clone();
     let old = consents[&person].clone();
-    let del = api
-        .http
-        .delete(format!("{}/v1/consents/{old}", api.base))
-        .bearer_auth(&intake)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status().as_u16(), 200);
+    assert_eq!(api.revoke_consent(&intake, &old).await, 200);
     consents.insert(person.clone(), api.consent(&intake, &person).await);
     let (st, v) = verify(&api, &intake, &request(rows, &consents)).await;
     assert_eq!(st, 200);
-    let report = w.open(&v["sealed_report"]);
-    assert!(
-        report["sources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|s| s["age_s"].as_u64().unwrap() == 0),
-        "{}",
-        report["sources"]
-    );
+    assert!(ages(&v).iter().all(|a| *a == 0), "{:?}", ages(&v));
 
     // Metrics: per-source outcomes, no ID number.
     let (st, text) = api.get("/v1/metrics", "").await;
@@ -615,14 +599,7 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
         (403, Some("consent_person_mismatch"))
     );
     let r1 = api.consent(&intake_a, &persons[1]).await;
-    let del = api
-        .http
-        .delete(format!("{}/v1/consents/{r1}", api.base))
-        .bearer_auth(&intake_a)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status().as_u16(), 200);
+    assert_eq!(api.revoke_consent(&intake_a, &r1).await, 200);
     consents.insert(persons[1].clone(), r1);
     let (st, e) = api
         .post("/v1/verifications", &intake_a, &request(two, &consents))

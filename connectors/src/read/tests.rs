@@ -1603,57 +1603,45 @@ fn a_workbook_numeric_id_cell_is_written_in_scientific_notation_and_money_and_da
     );
 }
 
+/// A bank workbook at `p`: the header, `rows` rows of one account, and one text cell `note`
+/// at (row, column), 0-based.
+fn bank_with_note(p: &Path, rows: u32, note: (u32, u16)) {
+    let mut wb = rust_xlsxwriter::Workbook::new();
+    let ws = wb.add_worksheet();
+    for (c, h) in ["身份证号", "姓名", "余额"].into_iter().enumerate() {
+        ws.write_string(0, c as u16, h).unwrap();
+    }
+    for r in 1..=rows {
+        ws.write_string(r, 0, ID1).unwrap();
+        ws.write_string(r, 1, "王秀兰").unwrap();
+        ws.write_number(r, 2, 1.0).unwrap();
+    }
+    ws.write_string(note.0, note.1, "备注").unwrap();
+    wb.save(p).unwrap();
+}
+
 #[test]
 fn a_stray_cell_far_outside_the_table_refuses_the_workbook_naming_where_instead_of_exhausting_memory()
  {
     let d = tempfile::tempdir().unwrap();
-    for (name, row, col, corner) in [
-        ("far.xlsx", 1_048_575u32, 16_383u16, "XFD1048576"),
-        ("row2.xlsx", 1, 16_383, "XFD"),
+    let columns = ["id_number", "name", "balance"];
+    for (name, at, corner) in [
+        ("far.xlsx", (1_048_575u32, 16_383u16), "XFD1048576"),
+        ("row2.xlsx", (1, 16_383), "XFD"),
     ] {
         let p = d.path().join(name);
-        let mut wb = rust_xlsxwriter::Workbook::new();
-        let ws = wb.add_worksheet();
-        for (c, h) in ["身份证号", "姓名", "余额"].into_iter().enumerate() {
-            ws.write_string(0, c as u16, h).unwrap();
-        }
-        for r in 1..1000u32 {
-            ws.write_string(r, 0, ID1).unwrap();
-            ws.write_string(r, 1, "王秀兰").unwrap();
-            ws.write_number(r, 2, 1.0).unwrap();
-        }
-        ws.write_string(row, col, "备注").unwrap();
-        wb.save(&p).unwrap();
-        let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+        bank_with_note(&p, 999, at);
+        let (_, msg) = err_text(prepare(&p, "bank", &columns));
         assert!(msg.contains("a stray cell far outside the table"), "{msg}");
         assert!(msg.contains(&format!("span A1:{corner}")), "{msg}");
     }
-    // a table with a note far below it, 1.6 M cells (found by session 16's second attack)
-    let p = d.path().join("below.xlsx");
-    let mut wb = rust_xlsxwriter::Workbook::new();
-    let ws = wb.add_worksheet();
-    for (c, h) in ["身份证号", "姓名", "余额"].into_iter().enumerate() {
-        ws.write_string(0, c as u16, h).unwrap();
+    // read: a note far below a small table, 1.6 M cells (found by session 16's second
+    // attack), and a note a few columns to the right of the header
+    for (name, at) in [("below.xlsx", (199_999, 7)), ("note.xlsx", (0, 8))] {
+        let p = d.path().join(name);
+        bank_with_note(&p, 1, at);
+        assert!(prepare(&p, "bank", &columns).is_ok(), "{name}");
     }
-    ws.write_string(1, 0, ID1).unwrap();
-    ws.write_string(1, 1, "王秀兰").unwrap();
-    ws.write_number(1, 2, 1.0).unwrap();
-    ws.write_string(199_999, 7, "备注").unwrap();
-    wb.save(&p).unwrap();
-    assert!(prepare(&p, "bank", &["id_number", "name", "balance"]).is_ok());
-    // a table with a note a few columns to its right is read
-    let p = d.path().join("note.xlsx");
-    let mut wb = rust_xlsxwriter::Workbook::new();
-    let ws = wb.add_worksheet();
-    for (c, h) in ["身份证号", "姓名", "余额"].into_iter().enumerate() {
-        ws.write_string(0, c as u16, h).unwrap();
-    }
-    ws.write_string(1, 0, ID1).unwrap();
-    ws.write_string(1, 1, "王秀兰").unwrap();
-    ws.write_number(1, 2, 1.0).unwrap();
-    ws.write_string(0, 8, "制表人").unwrap();
-    wb.save(&p).unwrap();
-    assert!(prepare(&p, "bank", &["id_number", "name", "balance"]).is_ok());
 }
 
 #[test]
