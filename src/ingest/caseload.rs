@@ -1300,27 +1300,25 @@ mod tests {
         write(
             d.path(),
             "households.csv",
-            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified
-             H1,620503,urban,dibao,full,1000.00,,
-合计,,,,,1000.00,,
-",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified,备注\n\
+             H1,620503,urban,dibao,full,1000.00,,,总计划\n合计,,,,,1000.00,,,\n",
         );
+        // a remark that reads as a total on a row with its own key is a record (session 16's
+        // third attack: such rows were dropped)
         write(
             d.path(),
             "members.csv",
-            "household_id,id_number,name,relation,disability_grade,consent_ref
-             H1,620503195809200176,马福祥,applicant,,C1
-合计,,,,,
-",
+            "household_id,id_number,name,relation,disability_grade,consent_ref,备注\n\
+             H1,620503195809200176,马福祥,applicant,,C1,已汇总\n合计,,,,,,\n",
         );
         write(
             d.path(),
             "supporters.csv",
-            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref
-",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
         );
         let (c, q) = load(d.path());
         assert_eq!(c.households.len(), 1);
+        assert_eq!(c.members.len(), 1);
         assert!(
             c.households[0].faults.is_empty(),
             "{:?}",

@@ -446,43 +446,67 @@ pub(crate) fn maybe_total(v: &[u8]) -> bool {
 
 /// The index (into the row's `texts`, `None` for a cell that is no text) of the cell that
 /// makes a data row a subtotal or total row ([`total_marker`]), if any, under the columns
-/// `cols`. Any column counts, mapped or not, except the name's: a name reading `合计` or
-/// `王合计` is a person's unless the row's ID cell holds no ID (no run of six digits) or
-/// repeats `prev_id`, the ID of the data row above, while the row's other text columns are
-/// empty (a per-person subtotal under the person's rows). Found by session 16's second
-/// attack: a member named 合计 was refused, and her household assessed without her.
+/// `cols`. A row is a subtotal only by its shape as well as its words:
+/// - its key cell (`id_number`, else `household_id`) is itself such a word (`合计,,,305.00`);
+/// - or it has no key (no ID number: no run of six digits; no household id) and any cell,
+///   mapped or not, is such a word;
+/// - or it repeats `prev_id`, the ID of the data row above, with every other text column
+///   empty but the one holding the word (a per-person `小计` under the person's rows).
+///
+/// A row with its own key is a record whatever its cells say: found by session 16's third
+/// attack, a remark column reading `未汇总` on every bank row dropped the whole extract, and
+/// an entity named `合计商店` lost its finding; its second, a member named `合计` was dropped.
 pub(crate) fn subtotal_cell(
     texts: &[Option<&str>],
     cols: &[super::fieldmap::MappedColumn],
     prev_id: Option<&str>,
 ) -> Option<usize> {
-    let col_at = |i: usize| cols.iter().find(|c| c.src == i);
-    let text = |name: &str| {
-        cols.iter()
-            .find(|c| c.name == name)
-            .and_then(|c| texts.get(c.src).copied().flatten())
+    let marked: Vec<usize> = texts
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.is_some_and(|t| maybe_total(t.as_bytes()) && total_marker(t)))
+        .map(|(i, _)| i)
+        .collect();
+    if marked.is_empty() {
+        return None;
+    }
+    let cell = |c: &super::fieldmap::MappedColumn| {
+        texts
+            .get(c.src)
+            .copied()
+            .flatten()
             .map(str::trim)
             .unwrap_or("")
     };
-    texts.iter().enumerate().find_map(|(i, t)| {
-        let t = (*t)?;
-        if !maybe_total(t.as_bytes()) || !total_marker(t) {
-            return None;
-        }
-        if col_at(i).is_none_or(|c| c.name != "name") {
-            return Some(i);
-        }
-        let id = text("id_number");
-        let others_empty = cols.iter().all(|c| {
-            matches!(c.name.as_str(), "name" | "id_number" | "household_id")
+    let key_col = cols
+        .iter()
+        .find(|c| c.name == "id_number")
+        .or_else(|| cols.iter().find(|c| c.name == "household_id"));
+    let Some(key_col) = key_col else {
+        return marked.first().copied();
+    };
+    if marked.contains(&key_col.src) {
+        return Some(key_col.src);
+    }
+    let key = cell(key_col);
+    let keyless = if key_col.name == "id_number" {
+        !key_like(key)
+    } else {
+        key.is_empty()
+    };
+    if keyless {
+        return marked.first().copied();
+    }
+    if key_col.name != "id_number" || prev_id.is_none_or(|p| p.trim() != key) {
+        return None;
+    }
+    marked.iter().copied().find(|&m| {
+        cols.iter().all(|c| {
+            c.src == m
+                || matches!(c.name.as_str(), "name" | "id_number" | "household_id")
                 || c.kind == super::fieldmap::ValueKind::Money
-                || texts
-                    .get(c.src)
-                    .copied()
-                    .flatten()
-                    .is_none_or(|v| v.trim().is_empty())
-        });
-        (!key_like(id) || prev_id.is_some_and(|p| p.trim() == id) && others_empty).then_some(i)
+                || cell(c).is_empty()
+        })
     })
 }
 

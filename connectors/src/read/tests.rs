@@ -2613,8 +2613,8 @@ fn subtotal_and_total_rows_are_refused_as_no_record_in_csv_and_workbooks() {
         vec![
             (4, "name", "row_subtotal"),
             (6, "id_number", "row_subtotal"),
-            (7, "product", "row_subtotal"),
-            // `合计存款` (total deposits) is a label of a total too
+            // (line 7, the first row of its ID, is a record whatever its product says)
+            // `合计存款` (total deposits) under the same ID, nothing else filled
             (8, "product", "row_subtotal"),
         ]
     );
@@ -2630,6 +2630,7 @@ fn subtotal_and_total_rows_are_refused_as_no_record_in_csv_and_workbooks() {
             vec![ID1, "王秀兰", "活期", "100.00"],
             vec![ID1, "王秀兰", "定期", "200.00"],
             vec![ID2, "李建国", "活期", "5.00"],
+            vec![ID3, "张秀英", "Total", "1.00"],
         ]
     );
     // the same in a workbook, the ID cell merged down over the subtotal row
@@ -2698,7 +2699,7 @@ fn subtotal_spellings_are_refused_and_a_person_named_heji_is_read() {
         format!("{ID1},王秀兰,小計,100.00,"),
         format!("{ID1},王秀兰,本户合计,100.00,"),
         format!("{ID1},王秀兰,余额合计,100.00,"),
-        format!("{ID1},王秀兰,活期,100.00,小计"),
+        format!("{ID1},王秀兰,,100.00,小计"),
         format!("{ID1},合計人数,,100.00,"),
         format!("{ID1},Grand Total,,100.00,"),
     ];
@@ -2707,11 +2708,11 @@ fn subtotal_spellings_are_refused_and_a_person_named_heji_is_read() {
         text.push_str(r);
         text.push('\n');
     }
-    // records: a product or remark that merely holds the word among others, a person's
-    // second account under a name that reads as a subtotal, with its account filled
-    text.push_str(&format!(
-        "{ID2},李建国,合计存款账户一号,5.00,累计缴费满十五年\n"
-    ));
+    // records: a row with its own key whatever its cells say (session 16's third attack:
+    // a remark `未汇总` on every row dropped a whole extract), and the same person's next
+    // row with its product filled and a remark that reads as a subtotal
+    text.push_str(&format!("{ID2},李建国,合计商店,5.00,未汇总\n"));
+    text.push_str(&format!("{ID2},李建国,活期,6.00,本月合计\n"));
     let p = write(d.path(), "bank.csv", text.as_bytes());
     let prep = prepare(&p, "bank", &["id_number", "name", "product", "balance"]).unwrap();
     let lines: Vec<u64> = prep
@@ -2726,7 +2727,7 @@ fn subtotal_spellings_are_refused_and_a_person_named_heji_is_read() {
         "{:?}",
         refused(&prep)
     );
-    assert_eq!(table(&prep).rows.len(), 2);
+    assert_eq!(table(&prep).rows.len(), 3);
     // a message never quotes the cell (in the name column it may be a name)
     assert!(
         prep.rejected
