@@ -1483,29 +1483,36 @@ fn a_table_split_over_sheets_with_the_same_header_is_read_as_one() {
         msg.contains("sheet 2 (bank_2) repeats the header of sheet 1 (bank_1), but the sheet before it ends at sheet row 3"),
         "{msg}"
     );
-    // a first sheet of 65,000 data rows: the export split the table
+    // a first sheet of 65,000 data rows in an .xlsx: far from its last row (session 16's
+    // third attack: a county extract of that size was read with its visible copy)
     let mut first = vec![head.clone()];
-    first.extend(std::iter::repeat_n(vec![ID1, "a", "1.00"], 64_999));
+    first.extend(std::iter::repeat_n(vec![ID1, "a", "1.00"], 65_000));
+    workbook_sheets(&p, &[("bank_1", first), second.clone()]);
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(msg.contains("ends at sheet row 65001"), "{msg}");
+    // a first sheet that reaches row 1,000,000: the export split the table
+    let mut first = vec![head.clone()];
+    first.extend(std::iter::repeat_n(vec![ID1, "a", "1.00"], 999_998));
     first.push(vec![ID2, "b", "2.00"]);
     workbook_sheets(&p, &[("bank_1", first), ("空", vec![]), second]);
     let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
     let t = table(&prep);
     let ids = t.values("id_number");
-    assert_eq!(ids.len(), 65_002);
-    assert_eq!(ids[64_999..], [ID2, ID3, "6.2E+17"]);
-    assert_eq!(t.values("balance")[64_999..], ["2.00", "3.00", "4.00"]);
+    assert_eq!(ids.len(), 1_000_001);
+    assert_eq!(ids[999_998..], [ID2, ID3, "6.2E+17"]);
+    assert_eq!(t.values("balance")[999_998..], ["2.00", "3.00", "4.00"]);
     // Lines are sheet rows of each sheet.
     assert_eq!(
-        (64_999..65_002)
+        (999_998..1_000_001)
             .map(|r| prep.line_of(r).unwrap())
             .collect::<Vec<_>>(),
-        vec![65_001, 2, 3]
+        vec![1_000_000, 2, 3]
     );
     assert!(
         prep.notes
             .iter()
             .any(|n| n.contains("continues over 2 sheets")
-                && n.contains("sheet 3 (bank_2) from data row 65000 (its header at sheet row 1)")),
+                && n.contains("sheet 3 (bank_2) from data row 999999 (its header at sheet row 1)")),
         "{:?}",
         prep.notes
     );

@@ -31,9 +31,16 @@ use crate::ConnectorError;
 use crate::file::FileFormat;
 
 /// The sheet row a sheet must reach before the next sheet repeating the header is read as the
-/// table continuing: export tools split a table at a sheet's end (65,536 rows in .xls,
-/// 1,048,576 in .xlsx, or a round number above the first).
-const CONTINUED_AFTER_ROW: u64 = 65_000;
+/// table continuing: export tools split a table at a sheet's last row, 65,536 in .xls and
+/// 1,048,576 in .xlsx (or at a round million). Found by session 16's third attack: at 65,000
+/// for every format, an .xlsx county extract of 65,000 rows was read with its visible
+/// `上月备份` copy, and deposits counted twice.
+fn continued_after_row<RS: std::io::Read + std::io::Seek>(wb: &calamine::Sheets<RS>) -> u64 {
+    match wb {
+        calamine::Sheets::Xls(_) => 65_000,
+        _ => 1_000_000,
+    }
+}
 
 /// Serial day 0 of the 1900 date system as used by the explicit rule.
 fn epoch() -> Option<NaiveDate> {
@@ -550,7 +557,7 @@ pub(super) fn prepare_workbook(
                 }
                 Some(_)
                     if repeats_header(rows[rows.iter().position(|r| !blank(r)).unwrap_or(0)])
-                        && last_sheet_end < CONTINUED_AFTER_ROW =>
+                        && last_sheet_end < continued_after_row(&wb) =>
                 {
                     // Found by session 16's second attack: a visible `上月备份` (last month's
                     // copy) after a sheet of 9,795 rows was read as the table continuing, and
