@@ -1681,8 +1681,6 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                         crate::evidence::Parsed::Day => norms.date(at, v, false),
                                         crate::evidence::Parsed::Money => norms.money(at, v),
                                         crate::evidence::Parsed::Year => norms.year(at, v),
-                                        // (not in parsed_columns: read as written)
-                                        crate::evidence::Parsed::Vocabulary => {}
                                     }
                                 }
                                 if in_scope {

@@ -193,7 +193,9 @@ impl PersonEvidence {
                 // A product without a cash value by its nature (health, accident, property
                 // insurance) may leave it empty: 0. A life or annuity policy may not.
                 let kind = r.raw("product_type");
-                self.financial_assets += if kind.is_some_and(|k| NO_CASH_VALUE.contains(&k)) {
+                let no_cash_value =
+                    kind.is_some_and(|k| NO_CASH_VALUE.iter().any(|n| n.eq_ignore_ascii_case(k)));
+                self.financial_assets += if no_cash_value {
                     r.money_or_zero("cash_value")?
                 } else {
                     r.money("cash_value")?
@@ -328,8 +330,6 @@ pub enum Parsed {
     Day,
     /// A four-digit year (`tax_year`, `year`; [`crate::domain::whole_number_text`]).
     Year,
-    /// One of the column's §2 vocabulary ([`hedui_connectors::ColumnKind::Enum`]).
-    Vocabulary,
 }
 
 /// The columns of `kind` the rules read as amounts, months or years.
@@ -350,12 +350,13 @@ fn rule_columns(kind: SourceKind) -> &'static [(&'static str, Parsed)] {
     }
 }
 
-/// The columns of `kind` no rule reads but a report shows, which must still be dates,
-/// amounts or words of their vocabulary (by index into [`SourceKind::columns`]): every `Date`
-/// column (`as_of_date`, `registered_date`, `birth_date`, `status_date`), every `Money` or
-/// two-decimal column the rules leave alone (`tax_paid`, `annual_premium`, `total_cost`, the
-/// provident fund's amounts, `area_m2`) and every vocabulary column (`bank.product`,
-/// `product_type`, `hukou_type`, and those the rules read).
+/// The columns of `kind` no rule reads but a report shows, which must still be dates or
+/// amounts (by index into [`SourceKind::columns`]): every `Date` column (`as_of_date`,
+/// `registered_date`, `birth_date`, `status_date`) and every `Money` or two-decimal column the
+/// rules leave alone (`tax_paid`, `annual_premium`, `total_cost`, the provident fund's amounts,
+/// `area_m2`). A vocabulary column no rule reads (`bank.product`, `hukou_type`) is shown as the
+/// department wrote it: session 16 checked it for a while, and a county whose bank wrote its
+/// products in Chinese (`活期`) had most households referred on a column nothing decides by.
 fn shown_only_columns(kind: SourceKind) -> &'static [(usize, Parsed)] {
     static TABLE: std::sync::OnceLock<Vec<Vec<(usize, Parsed)>>> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
@@ -368,9 +369,6 @@ fn shown_only_columns(kind: SourceKind) -> &'static [(usize, Parsed)] {
                     .enumerate()
                     .filter_map(|(i, c)| match c.kind {
                         hedui_connectors::ColumnKind::Date => Some((i, Parsed::Day)),
-                        // (also those a rule reads: a rule may stop before reading them, as
-                        // for an entity no longer active)
-                        hedui_connectors::ColumnKind::Enum(_) => Some((i, Parsed::Vocabulary)),
                         hedui_connectors::ColumnKind::Money
                         | hedui_connectors::ColumnKind::Decimal2
                             if !ruled.iter().any(|(n, _)| *n == c.name) =>
@@ -475,13 +473,7 @@ pub fn parsed_columns(kind: SourceKind) -> Vec<(usize, Parsed)> {
                 .position(|c| c.name == *n)
                 .map(|i| (i, *how))
         })
-        // (a vocabulary word is read as written, never respelled)
-        .chain(
-            shown_only_columns(kind)
-                .iter()
-                .copied()
-                .filter(|(_, how)| *how != Parsed::Vocabulary),
-        )
+        .chain(shown_only_columns(kind).iter().copied())
         .collect()
 }
 
@@ -597,12 +589,6 @@ impl<'a, S: AsRef<str>> Row<'a, S> {
                         ),
                     })?;
                 }
-                // Found by session 16's attacks: `bank.product`, `product_type` and `hukou_type`
-                // took any value (`abc`, an ID number), though every value of a row is read or
-                // refused.
-                (Some(_), Parsed::Vocabulary) => {
-                    self.enumerated(column)?;
-                }
                 (Some(_), _) => {
                     self.money_opt(column)?;
                 }
@@ -616,6 +602,11 @@ impl<'a, S: AsRef<str>> Row<'a, S> {
         if let hedui_connectors::ColumnKind::Enum(allowed) = spec.kind
             && !allowed.contains(&v)
         {
+            // `Car`, `PRIVATE`: the word in another case is the word (found by session 16's
+            // third attack, refused with the household referred)
+            if let Some(word) = allowed.iter().find(|w| w.eq_ignore_ascii_case(v)) {
+                return Ok(word);
+            }
             return Err(FieldError {
                 column,
                 code: "value_unknown",
@@ -1085,27 +1076,12 @@ mod tests {
     }
 
     #[test]
-    fn a_vocabulary_column_no_rule_reads_is_still_checked() {
+    fn a_vocabulary_column_no_rule_reads_is_shown_as_written_and_a_rules_word_is_matched_without_case()
+     {
         let (f, p) = frame();
         let mut e = PersonEvidence::default();
         // bank: institution_code, account_no_masked, product, balance, as_of_date
-        for product in ["abc", "活期", "620503198703151234"] {
-            let err = e
-                .add(
-                    SourceKind::Bank,
-                    &vals(&["B1", "6222****1234", product, "100.00", "2026-10-30"]),
-                    &f,
-                    &p,
-                )
-                .unwrap_err();
-            assert_eq!(
-                (err.column, err.code),
-                ("product", "value_unknown"),
-                "{product}"
-            );
-        }
-        // the §2 words, and an empty product (§2 allows it), are read
-        for product in ["current", "time", "wealth_management", ""] {
+        for product in ["current", "活期", "Time", ""] {
             e.add(
                 SourceKind::Bank,
                 &vals(&["B1", "6222****1234", product, "100.00", "2026-10-30"]),
@@ -1115,23 +1091,24 @@ mod tests {
             .unwrap();
         }
         assert_eq!(e.financial_assets, 40_000);
-        // an entity no longer active: its role is still one of §2's
-        let err = e
+        // vehicle: plate_no, kind, usage, purchase_price, registered_date, status
+        let mut v = PersonEvidence::default();
+        v.add(
+            SourceKind::VehicleVessel,
+            &vals(&["甘E1", "Car", "PRIVATE", "1.00", "", "Normal"]),
+            &f,
+            &p,
+        )
+        .unwrap();
+        assert!(v.private_vehicle);
+        let err = v
             .add(
-                SourceKind::MarketEntity,
-                &vals(&[
-                    "9162",
-                    "某某店",
-                    "enterprise",
-                    "法人",
-                    "1.00",
-                    "revoked",
-                    "2020-01-01",
-                ]),
+                SourceKind::VehicleVessel,
+                &vals(&["甘E1", "小型轿车", "private", "1.00", "", "normal"]),
                 &f,
                 &p,
             )
             .unwrap_err();
-        assert_eq!((err.column, err.code), ("role", "value_unknown"));
+        assert_eq!((err.column, err.code), ("kind", "value_unknown"));
     }
 }

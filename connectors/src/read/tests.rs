@@ -2894,8 +2894,21 @@ fn a_big5_file_is_refused_not_read_as_gbk_and_a_gbk_file_with_a_private_use_name
     // GBK files whose names hold rare or traditional characters (session 16's third attack:
     // refused by the second check, on second bytes)
     for names in [
-        ["王玥", "李珺", "张赟", "陈昇", "刘淼", "赵喆", "孙堃", "周玥", "吴珺", "郑赟"],
-        ["黃志明", "許美玲", "謝國華", "陳淑芬", "張家豪", "劉怡君", "蔡明德", "葉麗華", "鄭國雄", "賴秀琴"],
+        [
+            "王玥", "李珺", "张赟", "陈昇", "刘淼", "赵喆", "孙堃", "周玥", "吴珺", "郑赟",
+        ],
+        [
+            "黃志明",
+            "許美玲",
+            "謝國華",
+            "陳淑芬",
+            "張家豪",
+            "劉怡君",
+            "蔡明德",
+            "葉麗華",
+            "鄭國雄",
+            "賴秀琴",
+        ],
     ] {
         let mut text = String::from("身份证号,姓名,余额\n");
         for n in names {
