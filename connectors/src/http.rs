@@ -308,6 +308,10 @@ struct Waiter {
 struct Inner {
     client: reqwest::Client,
     keyer: Keyer,
+    /// Bumped by [`HttpSources::clear_caches`]: an answer to a call that started before the
+    /// last clearing is not cached (found by session 16's third attack: a bank answer in
+    /// flight while a consent was revoked entered the cache just emptied for it).
+    epoch: AtomicU64,
     sources: HashMap<SourceKind, Source>,
     order: Vec<SourceKind>,
 }
@@ -388,6 +392,7 @@ impl HttpSources {
             .collect();
         Ok(HttpSources {
             inner: Arc::new(Inner {
+                epoch: AtomicU64::new(0),
                 client,
                 keyer: Keyer::new(cfg.cache_secret.as_bytes()),
                 sources,
@@ -471,6 +476,7 @@ impl HttpSources {
     /// same household asked of every source).
     pub async fn fetch_persons(&self, kind: SourceKind, persons: &Persons) -> SourceAnswer {
         let started = Instant::now();
+        let epoch = self.inner.epoch.load(Ordering::Acquire);
         let mut answer = SourceAnswer {
             source: kind,
             outcome: SourceOutcome::NoRecords,
@@ -580,7 +586,7 @@ impl HttpSources {
                 // Persons of the batches that did succeed are still worth caching.
                 answer.outcome = failed(kind, f, answer.attempts);
                 answer.elapsed = started.elapsed();
-                self.cache_batch_answers(src, &keys, &have).await;
+                self.cache_batch_answers(src, &keys, &have, epoch).await;
                 return answer;
             }
             // Persons asked that the source holds nothing for: an empty answer each.
@@ -592,7 +598,7 @@ impl HttpSources {
                     }));
                 }
             }
-            self.cache_batch_answers(src, &keys, &have).await;
+            self.cache_batch_answers(src, &keys, &have, epoch).await;
         } else {
             answer.from_cache = true;
         }
@@ -695,8 +701,10 @@ impl HttpSources {
         Some(self.inner.sources.get(&kind)?.breaker.state())
     }
 
-    /// Empty every source's cache (operator action; tests).
+    /// Empty every source's cache (operator action; a consent revoked; tests). Calls out at
+    /// the time keep their answers out of the caches too.
     pub fn clear_caches(&self) {
+        self.inner.epoch.fetch_add(1, Ordering::AcqRel);
         for s in self.inner.sources.values() {
             if let Some(c) = &s.cache {
                 c.clear();
@@ -709,8 +717,13 @@ impl HttpSources {
         src: &Source,
         keys: &[Option<CacheKey>],
         have: &[Option<Arc<PersonAnswer>>],
+        epoch: u64,
     ) {
         let Some(cache) = &src.cache else { return };
+        // (the caches were emptied while this call was out: its answers are not kept)
+        if self.inner.epoch.load(Ordering::Acquire) != epoch {
+            return;
+        }
         for (key, a) in keys.iter().zip(have) {
             if let (Some(key), Some(a)) = (key, a) {
                 cache.insert(*key, a.clone()).await;
@@ -1365,9 +1378,22 @@ mod answer {
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out: Vec<Option<Option<String>>> = vec![None; self.columns.len()];
+            // the other keys (`name`, extra columns), each at most once too
+            let mut others: std::collections::HashSet<String> = std::collections::HashSet::new();
             while let Some(col) = map.next_key_seed(Column {
                 columns: self.columns,
             })? {
+                let col = match col {
+                    ColumnKey::Known(i) => Some(i),
+                    ColumnKey::Other(k) => {
+                        if !others.insert(k) {
+                            return Err(de::Error::custom(format!(
+                                "{OWN}a record's values name a key twice"
+                            )));
+                        }
+                        None
+                    }
+                };
                 match col {
                     Some(i) if out[i].is_some() => {
                         return Err(de::Error::custom(format!(
@@ -1385,25 +1411,34 @@ mod answer {
         }
     }
 
-    /// A `values` key: the index of its column, `None` for another name.
+    /// A `values` key: a §2 column (its index) or another name.
+    enum ColumnKey {
+        Known(usize),
+        Other(String),
+    }
+
+    /// A `values` key, read as a [`ColumnKey`].
     struct Column {
         columns: &'static [ColumnSpec],
     }
 
     impl<'de> DeserializeSeed<'de> for Column {
-        type Value = Option<usize>;
+        type Value = ColumnKey;
         fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
             d.deserialize_str(self)
         }
     }
 
     impl Visitor<'_> for Column {
-        type Value = Option<usize>;
+        type Value = ColumnKey;
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a column name")
         }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
-            Ok(self.columns.iter().position(|c| c.name == v))
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<ColumnKey, E> {
+            Ok(match self.columns.iter().position(|c| c.name == v) {
+                Some(i) => ColumnKey::Known(i),
+                None => ColumnKey::Other(v.to_string()),
+            })
         }
     }
 }
@@ -1570,6 +1605,10 @@ mod tests {
                 .contains("values name the column tax_year twice"),
             "{e}"
         );
+        // `name` or another key twice in `values` (found by session 16's third attack)
+        let name_twice = br#"{"source":"tax","request_id":"r1","records":[{"id_number":"620503198703151234","row":2,"values":{"name":"a","name":"b","tax_year":"2025","income_type":"wages","gross_income":"1.00","tax_paid":null}}]}"#;
+        let e = check_answer(SourceKind::Tax, "r1", &asked, name_twice).unwrap_err();
+        assert!(e.to_string().contains("values name a key twice"), "{e}");
         // `records` twice: the second would replace the first
         let two = br#"{"source":"tax","request_id":"r1","records":[],"records":[]}"#;
         assert!(check_answer(SourceKind::Tax, "r1", &asked, two).is_err());

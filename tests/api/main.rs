@@ -931,6 +931,8 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (st, _) = api2.get("/v1/audit", "").await;
     assert_eq!(st, 401);
+    // the last one is written at once or by the server's flush within a second or two
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
 
     // --- audit: every person at every source, fetches and refusals; the chain verifies
     let (st, text) = api2

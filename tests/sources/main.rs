@@ -718,6 +718,28 @@ async fn a_cached_answer_is_reused_with_its_age_and_sends_nothing() {
     );
 }
 
+/// Found by session 16's third attack: an answer in flight when a consent was revoked (and
+/// the caches emptied) entered the cache afterwards, and the next verification used it.
+#[tokio::test]
+async fn an_answer_in_flight_when_the_caches_are_emptied_is_not_cached() {
+    let sim = Sim::start("[sources.tax]\nlatency = { fixed_ms = 400 }\n");
+    let t = transport(&sim, |_| {});
+    let ids = holders(SourceKind::Tax, 2);
+    let t2 = t.clone();
+    let ids2 = ids.clone();
+    let out = tokio::spawn(async move { t2.fetch(SourceKind::Tax, &ids2).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    t.clear_caches();
+    let a = out.await.expect("the call");
+    assert_eq!(answer_rows(&a.outcome), file_rows(SourceKind::Tax, &ids));
+    let b = t.fetch(SourceKind::Tax, &ids).await;
+    assert!(!b.from_cache);
+    assert_eq!(sim.requests(SourceKind::Tax).await, 2);
+    // and an answer after the clearing is cached as before
+    let c = t.fetch(SourceKind::Tax, &ids).await;
+    assert!(c.from_cache);
+}
+
 #[tokio::test]
 async fn failures_are_not_cached() {
     let sim = Sim::start("[sources.tax]\nscript = [\"error\"]\n");
