@@ -279,8 +279,8 @@ impl App {
         }
     }
 
-    /// Refuse with `e`: counted, and audited as `refused` by `actor` (a token id, or
-    /// [`UNAUTHENTICATED`]).
+    /// Refuse with `e`: counted, and audited as `refused` by `actor` (a token id; a request
+    /// without a usable token goes through [`App::refuse_unauthenticated`]).
     fn refuse(&self, actor: &str, job_id: &str, e: ApiError) -> ApiError {
         self.metrics.refusal(e.code);
         self.audit(&[AuditEvent {

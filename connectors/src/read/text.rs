@@ -1085,7 +1085,7 @@ impl Pass<'_> {
         let utf8 = self.chosen.encoding == TextEncoding::Utf8;
         let mut rejected: Vec<Rejected> = Vec::new();
         // the ID of the data row above (a per-person subtotal repeats it: [`subtotal_cell`])
-        let mut last_id: Option<String> = None;
+        let mut last_id = String::new();
         let (mut repeated, mut blank, mut preamble) = (Vec::new(), Vec::new(), Vec::new());
         // the header the rows are read under: the first, until a different one inside the
         // table ([`header_again`])
@@ -1244,10 +1244,22 @@ impl Pass<'_> {
                 });
                 continue;
             }
-            let texts: Vec<Option<&str>> = fields.iter().map(|f| Some(*f)).collect();
-            let prev_id =
-                std::mem::replace(&mut last_id, Self::column_of(active, &fields, "id_number"));
-            if let Some(i) = subtotal_cell(&texts, &active.cols, prev_id.as_deref()) {
+            // (the ID of the row above, kept in one buffer: no allocation per row)
+            let id_src = active
+                .cols
+                .iter()
+                .find(|c| c.name == "id_number")
+                .map(|c| c.src);
+            let id_now = id_src.and_then(|i| fields.get(i)).map_or("", |v| v.trim());
+            let subtotal = if fields.iter().any(|f| maybe_total(f.as_bytes())) {
+                let texts: Vec<Option<&str>> = fields.iter().map(|f| Some(*f)).collect();
+                subtotal_cell(&texts, &active.cols, Some(last_id.as_str()))
+            } else {
+                None
+            };
+            last_id.clear();
+            last_id.push_str(id_now);
+            if let Some(i) = subtotal {
                 let (name, header) = active.cols.iter().find(|c| c.src == i).map_or_else(
                     || {
                         let h = self

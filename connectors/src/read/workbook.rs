@@ -24,8 +24,8 @@ use super::fieldmap::{MappedColumn, Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
-    lines_list, mapping_notes, money_change, money_exact, money_from_f64, money_text, number_text,
-    pick_source, repeats_only, subtotal_cell, subtotal_row, switched_mapping_notes,
+    lines_list, mapping_notes, maybe_total, money_change, money_exact, money_from_f64, money_text,
+    number_text, pick_source, repeats_only, subtotal_cell, subtotal_row, switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -703,7 +703,12 @@ pub(super) fn prepare_workbook(
                 .and_then(|c| row.get(c.src))
                 .map(cell_text);
             let prev_id = std::mem::replace(&mut last_id, id_now);
-            if let Some(i) = subtotal_cell(&texts, &active.cols, prev_id.as_deref()) {
+            let subtotal = if texts.iter().flatten().any(|t| maybe_total(t.as_bytes())) {
+                subtotal_cell(&texts, &active.cols, prev_id.as_deref())
+            } else {
+                None
+            };
+            if let Some(i) = subtotal {
                 let (name, header) = active.cols.iter().find(|c| c.src == i).map_or_else(
                     || (String::new(), format!("column {}", i + 1)),
                     |c| (c.name.clone(), c.header.clone()),
