@@ -817,9 +817,9 @@ fn open(
         .unwrap_or_default();
     let is_wanted = |report_id: &str| {
         spellings.iter().any(|h| {
-            report_id.len() > h.len()
-                && report_id.ends_with(h.as_str())
-                && report_id[..report_id.len() - h.len()].ends_with('/')
+            report_id
+                .strip_suffix(h.as_str())
+                .is_some_and(|run| run.ends_with('/'))
         })
     };
     let private = RecipientPrivateKey::load(key)
