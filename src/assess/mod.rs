@@ -197,6 +197,15 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
             if e.big_capital {
                 why.push("market_entity");
             }
+            // Missing is not zero: an empty purchase price or subscribed capital may hide a
+            // costly car or a large entity, so the supporter is looked at (found by session
+            // 16's attack: an empty price read as 0 and passed).
+            if e.vehicle_price_unknown && !e.costly_vehicle {
+                why.push("vehicle_price_unknown");
+            }
+            if e.capital_unknown && !e.big_capital {
+                why.push("market_entity_capital_unknown");
+            }
             if !why.is_empty() {
                 supporter_flags.push(json!({"supporter": i, "id_number_masked": s.id.as_ref().map(|id| id.masked()).unwrap_or_default(), "assets": why}));
             }

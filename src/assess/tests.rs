@@ -1211,6 +1211,62 @@ fn a_supporters_vehicle_bought_above_10500_yuan_is_referred() {
 }
 
 #[test]
+fn a_supporters_vehicle_or_entity_without_an_amount_is_referred_as_cannot_tell() {
+    // Missing is not zero: an empty purchase_price may hide a car above 10,500 yuan, an empty
+    // subscribed_capital an entity of 100,000 (session 16's attack: both read as 0 and the
+    // household passed).
+    let of = |r: Record| urban().member(member()).supporter(supporter(3).with(r)).assess();
+    let a = of(vehicle("car", "private", "", "normal"));
+    assert_eq!(flagged(&a), vec![("supporter_assets", Outcome::Referred)]);
+    assert_eq!(
+        finding(&a, "supporter_assets").evidence["supporters"][0]["assets"],
+        json!(["vehicle_price_unknown"])
+    );
+    assert_eq!(a.determination, Referred);
+    // nothing to tell: an exempt kind, a vehicle not in use
+    assert_eq!(
+        of(vehicle("tractor", "private", "", "normal")).determination,
+        Eligible
+    );
+    assert_eq!(
+        of(vehicle("car", "private", "", "scrapped")).determination,
+        Eligible
+    );
+    let b = of(entity("individual_business", "operator", "", "active"));
+    assert_eq!(flagged(&b), vec![("supporter_assets", Outcome::Referred)]);
+    assert_eq!(
+        finding(&b, "supporter_assets").evidence["supporters"][0]["assets"],
+        json!(["market_entity_capital_unknown"])
+    );
+    assert_eq!(
+        of(entity("enterprise", "shareholder", "", "revoked")).determination,
+        Eligible
+    );
+    // A known amount is told as before: one flag per kind of asset, never both.
+    let c = urban()
+        .member(member())
+        .supporter(supporter(3).with_all([
+            vehicle("car", "private", "", "normal"),
+            vehicle("car", "private", "20000.00", "normal"),
+        ]))
+        .assess();
+    assert_eq!(
+        finding(&c, "supporter_assets").evidence["supporters"][0]["assets"],
+        json!(["vehicle"])
+    );
+    // A member's own car decides without its price (`vehicle`, ineligible), and a member's
+    // active entity of unknown capital refers under `market_entity`: no supporter finding.
+    let d = urban()
+        .member(member().with(vehicle("car", "private", "", "normal")))
+        .assess();
+    assert_eq!(flagged(&d), vec![("vehicle", Outcome::Ineligible)]);
+    let e = urban()
+        .member(member().with(entity("enterprise", "shareholder", "", "active")))
+        .assess();
+    assert_eq!(flagged(&e), vec![("market_entity", Outcome::Referred)]);
+}
+
+#[test]
 fn a_supporter_with_two_or_more_homes_share_weighted_is_referred() {
     // 100 % + 50 % + 50 % = 2.00 -> referred; 100 % + 50 % + 49.99 % = 1.9999 -> not.
     let with = |shares: &[&str]| {

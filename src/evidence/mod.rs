@@ -73,6 +73,9 @@ pub struct PersonEvidence {
     pub business_vehicle: bool,
     /// A normal, non-exempt vehicle bought above the supporter threshold.
     pub costly_vehicle: bool,
+    /// A normal, non-exempt vehicle whose `purchase_price` is empty: whether it passes the
+    /// supporter threshold cannot be told (missing is not zero).
+    pub vehicle_price_unknown: bool,
     /// Residential properties, share-weighted: Σ share_pct in hundredths of a percent
     /// (one sole-owned home = 10,000).
     pub residential_share: i64,
@@ -87,6 +90,9 @@ pub struct PersonEvidence {
     pub other_entity: bool,
     /// Any active entity at or above the supporter capital threshold.
     pub big_capital: bool,
+    /// An active entity whose `subscribed_capital` is empty: whether it reaches the supporter
+    /// capital threshold cannot be told (missing is not zero).
+    pub capital_unknown: bool,
     /// At least one household-registration row.
     pub has_registration: bool,
     /// A registration row deceased/emigrated/cancelled.
@@ -206,7 +212,7 @@ impl PersonEvidence {
                 let status = r.enumerated("status")?;
                 let kind = r.enumerated("kind")?;
                 let usage = r.enumerated("usage")?;
-                let price = r.money_or_zero("purchase_price")?;
+                let price = r.money_opt("purchase_price")?;
                 if status != "normal" || policy.exempt_vehicle_kinds.iter().any(|k| k == kind) {
                     return Ok(true);
                 }
@@ -215,8 +221,12 @@ impl PersonEvidence {
                     "business" => self.business_vehicle = true,
                     _ => {}
                 }
-                if price > policy.supporter_vehicle_price.0 {
-                    self.costly_vehicle = true;
+                // An empty price is no price of 0: for a supporter it is "cannot tell"
+                // (`vehicle_price_unknown`); a member's vehicle decides without its price.
+                match price {
+                    Some(p) if p > policy.supporter_vehicle_price.0 => self.costly_vehicle = true,
+                    Some(_) => {}
+                    None => self.vehicle_price_unknown = true,
                 }
                 Ok(true)
             }
@@ -274,8 +284,12 @@ impl PersonEvidence {
                 } else {
                     self.other_entity = true;
                 }
-                if capital.is_some_and(|c| c >= policy.supporter_capital.0) {
-                    self.big_capital = true;
+                match capital {
+                    Some(c) if c >= policy.supporter_capital.0 => self.big_capital = true,
+                    Some(_) => {}
+                    // for a supporter "cannot tell"; a member's active entity refers (or
+                    // settles) without it
+                    None => self.capital_unknown = true,
                 }
                 Ok(true)
             }
