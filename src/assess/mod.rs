@@ -63,6 +63,15 @@ impl Household {
 /// it): `income` and `financial_assets` are referred.
 pub const MEMBER_MISSING: &str = "member_missing";
 
+/// The caseload fault of a household whose id two households rows spell differently, the
+/// same after [`crate::ingest::caseload::household_key`] (`620503H0000001` and
+/// `620503h0000001`, or a full-width copy): the members rows of both spellings are read as one
+/// household's, and they may be two families. No finding about such a household stands: it is
+/// `referred` whatever its findings, `ineligible` ones included (session 16's attack: a second
+/// family's assets made the first ineligible; the same spelling twice is the same household
+/// listed twice, `household_duplicate`, and its findings stand as DESIGN §3 orders them).
+pub const HOUSEHOLD_SPELLINGS: &str = "household_id_spellings";
+
 /// The largest own household size a supporter may give (the caseload schema's and the
 /// API's bound).
 pub const MAX_OWN_HOUSEHOLD_SIZE: i64 = 50;
@@ -462,7 +471,10 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
         .any(|f| f.rule != "income" && f.outcome == Outcome::Ineligible);
     let any_referred = findings.iter().any(|f| f.outcome == Outcome::Referred);
     let gradual = h.programme == "dibao" && income_fails && !other_ineligible && has_wage && n > 0;
-    let determination = if gradual {
+    let spellings = h.faults.iter().any(|f| f == HOUSEHOLD_SPELLINGS);
+    let determination = if spellings {
+        Determination::Referred
+    } else if gradual {
         findings.push(finding(
             policy,
             "gradual_exit",

@@ -1976,6 +1976,32 @@ fn a_faulty_caseload_row_refers_the_household_even_when_everything_else_passes()
     assert!(!f.clause.is_empty());
 }
 
+/// Found by session 16's attack: two households rows `620503H0000001` and `620503h0000001`
+/// (two families) were read as one household, and the second family's car made it
+/// `ineligible`. With the spelling fault no finding settles it: `referred`, its findings kept.
+#[test]
+fn a_household_of_two_spellings_is_referred_even_when_a_finding_is_ineligible() {
+    let case = || urban().member(member().with(vehicle("car", "private", "90000.00", "normal")));
+    assert_eq!(case().assess().determination, Determination::Ineligible);
+    let mut c = case();
+    c.household
+        .faults
+        .push(crate::assess::HOUSEHOLD_SPELLINGS.into());
+    let a = c.assess();
+    assert_eq!(a.determination, Determination::Referred);
+    assert_eq!(
+        flagged(&a),
+        vec![
+            ("vehicle", Outcome::Ineligible),
+            ("caseload_fault", Outcome::Referred)
+        ]
+    );
+    // the same id listed twice (`household_duplicate`): the car still decides (DESIGN §3)
+    let mut c = case();
+    c.household.faults.push("household_duplicate".into());
+    assert_eq!(c.assess().determination, Determination::Ineligible);
+}
+
 /// Found by the session-14 trial: a member row without its household_id left the household
 /// with too few members counted, and the per-capita tests over them made it ineligible. With
 /// a member known missing (`MEMBER_MISSING`) the per-capita tests refer, passed or failed; a

@@ -583,6 +583,8 @@ pub fn load_caseload(
 ) -> Result<Caseload, CaseloadError> {
     let mut out = Caseload::default();
     let mut index: HashMap<String, usize> = HashMap::new();
+    // the data row of each household read from a households row, for the spelling of its id
+    let mut row_of: Vec<usize> = Vec::new();
 
     let (df, file, prep) = read(dir, CaseloadTable::Households, &mut out.normalisations)?;
     out.files.push(file_note(&file, &prep));
@@ -618,6 +620,25 @@ pub fn load_caseload(
             continue;
         }
         if let Some(&first) = index.get(household_key_cow(id).as_ref()) {
+            let first_id = row_of
+                .get(first)
+                .and_then(|&r| hid.get(r))
+                .unwrap_or("")
+                .trim();
+            if first_id != id {
+                // Two spellings of one key may be two families: their members cannot be told
+                // apart, and the household is referred whatever its findings.
+                rows.refer_once(
+                    q,
+                    &mut out.households[first],
+                    i,
+                    "household_id",
+                    id,
+                    crate::assess::HOUSEHOLD_SPELLINGS,
+                    "household_id is an earlier row's spelled otherwise (case, width or spaces): the members rows of both are read as one household, which is referred whatever its findings (caseload_fault); the first row's values are used".into(),
+                );
+                continue;
+            }
             // Which of the two rows is right is for a clerk: the first is used, and the
             // household is referred.
             rows.refer_once(
@@ -788,6 +809,7 @@ pub fn load_caseload(
         let key = household_key(id);
         log_household_key(&mut out.normalisations, (&file, &prep), i, id, &key);
         index.insert(key.clone(), out.households.len());
+        row_of.push(i);
         out.households.push(Household {
             id: key,
             region_code: region_v.to_string(),
@@ -1413,6 +1435,60 @@ mod tests {
             ]
         );
         assert!(q.entries.iter().all(|e| !e.value.contains("195809200176")));
+    }
+
+    #[test]
+    fn two_spellings_of_one_household_id_refer_it_as_spellings_not_as_a_duplicate() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\n\
+             620503H0000001,620503,urban,dibao,full,,,\n620503h0000001,620503,rural,dibao,full,,,\n\
+             620503H0000002,620503,urban,dibao,full,,,\n620503H0000002,620503,urban,dibao,full,,,\n\
+             620503H0000003,620503,urban,dibao,full,,,\n６２０５０３H0000003,620503,urban,dibao,full,,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\n\
+             620503H0000001,620503195809200176,马福祥,applicant,,C1\n\
+             620503h0000001,620503196207080319,李建国,applicant,,C2\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households.len(), 3);
+        let faults: Vec<&[String]> = c.households.iter().map(|h| h.faults.as_slice()).collect();
+        assert_eq!(
+            faults,
+            vec![
+                &["household_id_spellings".to_string()][..],
+                &["household_duplicate".to_string()][..],
+                &["household_id_spellings".to_string()][..],
+            ]
+        );
+        // the first row's values are used, and both families' members are in it
+        assert_eq!(c.households[0].area, "urban");
+        let placed: Vec<usize> = c.members.iter().map(|m| m.household).collect();
+        assert_eq!(placed, vec![0, 0]);
+        let mut reasons: Vec<(&str, Option<u64>)> = q
+            .entries
+            .iter()
+            .map(|e| (e.reason.as_str(), e.line))
+            .collect();
+        reasons.sort();
+        assert_eq!(
+            reasons,
+            vec![
+                ("household_duplicate", Some(5)),
+                ("household_id_spellings", Some(3)),
+                ("household_id_spellings", Some(7)),
+            ]
+        );
     }
 
     fn load(dir: &Path) -> (Caseload, Quarantine) {
