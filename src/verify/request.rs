@@ -282,6 +282,32 @@ impl HouseholdRequest {
                 "household_id must not be a resident ID number (it is logged and shown)",
             ));
         }
+        // A name cannot be told from other text, but the request's own names can be found:
+        // a household_id holding one (`张伟家`, `李建国-2026`) would show it in the sealed
+        // envelope's clear report id, the audit and the logs (session 16's attack). Compared
+        // without spaces and separators, names of two characters or more.
+        let bare = |t: &str| -> String {
+            t.chars()
+                .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '.' | '．' | '-' | '。'))
+                .collect()
+        };
+        let hid_bare = bare(hid);
+        let names = self
+            .members
+            .iter()
+            .map(|m| m.name.as_deref())
+            .chain(self.supporters.iter().map(|s| s.name.as_deref()));
+        if names
+            .flatten()
+            .map(bare)
+            .any(|n| n.chars().count() >= 2 && hid_bare.contains(&n))
+        {
+            return Err(bad(
+                "household_id_invalid",
+                "household_id",
+                "household_id must not hold a member's or supporter's name (it is logged and shown)",
+            ));
+        }
         let region = RegionCode::parse(self.region_code.trim()).map_err(|_| {
             bad(
                 "region_code_invalid",
@@ -817,6 +843,18 @@ mod tests {
             h.purpose = Some(bad_purpose.into());
             let e = h.validate(as_of, 20).unwrap_err();
             assert_eq!((e.code, e.field.as_str()), ("purpose_invalid", "purpose"));
+        }
+        // a household_id holding a member's name, spaced or not, is refused without echoing it
+        for bad_id in ["张伟家", "APP-张 伟-2026"] {
+            let mut h = household(serde_json::json!([]));
+            h.members[0].name = Some("张伟".into());
+            h.household_id = bad_id.into();
+            let e = h.validate(as_of, 20).unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_str()),
+                ("household_id_invalid", "household_id")
+            );
+            assert!(!e.message.contains("张"));
         }
         let mut h = household(serde_json::json!([]));
         h.household_id = "申请-2026-0001".into();
