@@ -1506,3 +1506,133 @@ fn an_incremental_run_names_the_lines_a_full_run_names_under_a_title_row() {
     );
     assert_eq!(i, f);
 }
+
+/// Found by session 17's attack: a line the reader refuses whole (cut short) naming a caseload
+/// member refers their household in a full run. An incremental run recomputing the household
+/// (a delta row of the same person) forgot it, and the household turned eligible; its
+/// quarantine entry vanished; and the rows a delta appends were numbered one past a full
+/// run's, since the refused line was counted as a data row.
+#[test]
+fn an_incremental_run_keeps_a_refused_line_and_numbers_rows_as_a_full_run() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let member: Vec<String> = members
+        .lines()
+        .nth(1)
+        .expect("a member")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let mheader: Vec<&str> = members.lines().next().expect("header").split(',').collect();
+    let at = |h: &[&str], c: &str| h.iter().position(|x| *x == c).expect(c);
+    let (id, name, household) = (
+        member[at(&mheader, "id_number")].clone(),
+        member[at(&mheader, "name")].clone(),
+        member[at(&mheader, "household_id")].clone(),
+    );
+    let bank = std::fs::read_to_string(data.join("bank.csv")).expect("bank");
+    let mut lines: Vec<String> = bank.lines().map(str::to_string).collect();
+    let header: Vec<String> = lines[0].split(',').map(str::to_string).collect();
+    let hdr: Vec<&str> = header.iter().map(String::as_str).collect();
+    // a cut-short line of the member's, in the middle of the extract: 3 fields
+    lines.insert(lines.len() / 2, format!("{id},{name},B0001"));
+    std::fs::write(data.join("bank.csv"), lines.join("\n") + "\n").expect("bank");
+    let data_rows = lines.len() - 2;
+    let before = p.batch(&data, "before", &[]);
+    let cut = |o: &Path| -> Vec<String> {
+        std::fs::read_to_string(o.join("quarantine.csv"))
+            .expect("quarantine")
+            .lines()
+            .filter(|l| l.contains("row_field_count"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(cut(&before).len(), 1);
+    // the delta: a tax row of the member (the household is recomputed) and a bank row of the
+    // member appended with an unreadable balance
+    let tax = std::fs::read_to_string(data.join("tax.csv")).expect("tax");
+    let theader = tax.lines().next().expect("header").to_string();
+    let th: Vec<&str> = theader.split(',').collect();
+    let mut trow = vec![String::new(); th.len()];
+    for (c, v) in [
+        ("id_number", id.as_str()),
+        ("name", name.as_str()),
+        ("tax_year", "2025"),
+        ("income_type", "labour"),
+        ("gross_income", "800.00"),
+        ("tax_paid", "0.00"),
+    ] {
+        trow[at(&th, c)] = v.to_string();
+    }
+    let mut brow = vec![String::new(); hdr.len()];
+    for (c, v) in [
+        ("id_number", id.as_str()),
+        ("name", name.as_str()),
+        ("institution_code", "B0001"),
+        ("account_no_masked", "6222****0009"),
+        ("product", "current"),
+        ("balance", "abc"),
+        ("as_of_date", "2026-10-30"),
+    ] {
+        brow[at(&hdr, c)] = v.to_string();
+    }
+    let delta = p.root.join("delta");
+    std::fs::create_dir_all(&delta).expect("delta");
+    std::fs::write(
+        delta.join("tax.csv"),
+        format!("op,row,{theader}\nadd,,{}\n", trow.join(",")),
+    )
+    .expect("delta tax");
+    std::fs::write(
+        delta.join("bank.csv"),
+        format!("op,row,{}\nadd,,{}\n", header.join(","), brow.join(",")),
+    )
+    .expect("delta bank");
+    let end = p.root.join("end");
+    copy_dir(&data, &end);
+    std::fs::write(end.join("tax.csv"), format!("{tax}{}\n", trow.join(","))).expect("end tax");
+    lines.push(brow.join(","));
+    std::fs::write(end.join("bank.csv"), lines.join("\n") + "\n").expect("end bank");
+    let full = p.batch(&end, "full_end", &[]);
+    let inc = p.batch(
+        &data,
+        "incremental",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    let of = |o: &Path| {
+        determinations(o)
+            .into_iter()
+            .find(|l| l.starts_with(&format!("{household},")))
+            .expect("the household")
+    };
+    assert!(of(&full).contains(",referred,"), "{}", of(&full));
+    assert_eq!(of(&inc), of(&full));
+    assert_eq!(cut(&inc), cut(&full));
+    // the appended row is data row N in both (lines less the header and the refused line)
+    let appended = |o: &Path| -> Vec<String> {
+        std::fs::read_to_string(o.join("quarantine.csv"))
+            .expect("quarantine")
+            .lines()
+            .filter(|l| l.contains(",balance,"))
+            .map(str::to_string)
+            .collect()
+    };
+    let f = appended(&full);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert!(
+        f[0].starts_with(&format!("bank.csv,{},{data_rows},", data_rows + 3)),
+        "{f:?}"
+    );
+    assert_eq!(appended(&inc), f);
+    assert_eq!(p.opened(&inc), p.opened(&full));
+    // the sources' accounting (rows, linked, quarantined), timings aside
+    let sources = |o: &Path| {
+        let mut v = summary(o)["sources"].clone();
+        for s in v.as_object_mut().expect("sources").values_mut() {
+            s.as_object_mut().expect("source").remove("ms");
+        }
+        v
+    };
+    assert_eq!(sources(&inc), sources(&full));
+}

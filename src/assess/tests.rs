@@ -1215,7 +1215,12 @@ fn a_supporters_vehicle_or_entity_without_an_amount_is_referred_as_cannot_tell()
     // Missing is not zero: an empty purchase_price may hide a car above 10,500 yuan, an empty
     // subscribed_capital an entity of 100,000 (session 16's attack: both read as 0 and the
     // household passed).
-    let of = |r: Record| urban().member(member()).supporter(supporter(3).with(r)).assess();
+    let of = |r: Record| {
+        urban()
+            .member(member())
+            .supporter(supporter(3).with(r))
+            .assess()
+    };
     let a = of(vehicle("car", "private", "", "normal"));
     assert_eq!(flagged(&a), vec![("supporter_assets", Outcome::Referred)]);
     assert_eq!(

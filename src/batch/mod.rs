@@ -175,6 +175,11 @@ pub struct FileCounts {
     /// kept in the run's state, not in summary.json.
     #[serde(skip)]
     pub line_runs: Vec<(u64, u64)>,
+    /// Lines the reader refused whole (cut short, `#REF!`): counted in `rows` and
+    /// `quarantined`, but no data row (a delta's `row` numbers data rows only). Kept in the
+    /// run's state, not in summary.json.
+    #[serde(skip)]
+    pub refused_lines: u64,
 }
 
 /// A source's outcome for the whole run.
@@ -1433,7 +1438,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         // of this source are incomplete, never "no records".
                         // Two `id_number` headers that disagree (duplicate_column_conflict):
                         // the row may be either person's, so both are.
-                        let mut pis: Vec<usize> = r
+                        let mut pis: Vec<(usize, u64)> = r
                             .id_number
                             .iter()
                             .chain(
@@ -1443,7 +1448,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                     .map(|(_, v)| v),
                             )
                             .filter_map(|raw| IdNumber::parse(raw, opts.as_of).ok())
-                            .filter_map(|(id, _)| person_index.get(&id.key()).copied())
+                            .filter_map(|(id, _)| {
+                                person_index.get(&id.key()).map(|&pi| (pi, id.key()))
+                            })
                             .collect();
                         pis.dedup();
                         if !pis.is_empty() {
@@ -1453,9 +1460,13 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                 kind.name()
                             ));
                         }
-                        for pi in pis {
+                        for (pi, key) in pis {
                             let p = &mut persons[pi];
                             p.mark_row_unreadable(kind);
+                            // kept in the state, so that an incremental run recomputing the
+                            // person marks them again (found by session 17's attack: the
+                            // household turned eligible)
+                            near_miss.push((si as u8, scale::REFUSED_LINE_ROW, key));
                         }
                         q.push(e);
                     }
@@ -1613,6 +1624,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     let parsed = crate::evidence::parsed_columns(kind);
                     l.counts.quarantined = (l.kept.bad.len() + prep.rejected.len()) as u64;
                     l.counts.rows += prep.rejected.len() as u64;
+                    l.counts.refused_lines = prep.rejected.len() as u64;
                     l.counts.encoding = prep.encoding.clone();
                     l.counts.line_runs = prep.line_runs();
                     l.counts.delimiter = prep.delimiter;

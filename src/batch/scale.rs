@@ -240,6 +240,28 @@ struct SourceState {
     /// written before session 14 (a CSV's line is then taken as row + 2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     line_runs: Vec<(u64, u64)>,
+    /// Lines of the extract the reader refused whole: counted in `rows`, no data row. A
+    /// delta's rows are planned over `rows` less these (0 in a state written before session
+    /// 17, which then counted them as data rows).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    refused_lines: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The row of a near-miss entry of the state ([`LinkedWriter::near`]) that stands for a line
+/// the reader refused whole naming a caseload person (no data row; a delta can name no row
+/// past the extract's end, so it is never changed, removed or moved): an incremental run
+/// recomputing the person marks the source incomplete for them, as the full run did.
+pub(super) const REFUSED_LINE_ROW: u64 = u64::MAX;
+
+impl SourceState {
+    /// The extract's data rows (the rows a delta's `row` numbers).
+    fn data_rows(&self) -> u64 {
+        self.rows.saturating_sub(self.refused_lines)
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -1061,6 +1083,7 @@ fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
         notes: c.notes,
         period_rows: c.period_rows,
         line_runs: c.line_runs,
+        refused_lines: c.refused_lines,
     }
 }
 
@@ -2092,7 +2115,7 @@ pub fn run_incremental(
             // state's manifest; planned again below if the manifest read there differs).
             let prev_rows: Option<Vec<u64>> = read_manifest(&previous.join("state"))
                 .ok()
-                .map(|m| m.sources.iter().map(|s| s.rows).collect());
+                .map(|m| m.sources.iter().map(SourceState::data_rows).collect());
             let planned: Vec<Planned> = deltas
                 .par_iter()
                 .enumerate()
@@ -2239,8 +2262,8 @@ pub fn run_incremental(
         }
         let (plan, keys) = std::mem::take(&mut planned[si]);
         let m = match (d, plan) {
-            (Some(_), Some((n, plan))) if n == st.rows => Some(plan?),
-            (Some(d), _) => Some(plan_rows(st.rows, d)?),
+            (Some(_), Some((n, plan))) if n == st.data_rows() => Some(plan?),
+            (Some(d), _) => Some(plan_rows(st.data_rows(), d)?),
             (None, _) => None,
         };
         if let (Some(d), Some(m)) = (d, &m) {
@@ -2692,12 +2715,21 @@ pub fn run_incremental(
     let mut source_q: Vec<QuarantineEntry> = Vec::new();
     let mut linked_delta: Vec<i64> = vec![0; SourceKind::ALL.len()];
     let mut quarantined_delta: Vec<i64> = vec![0; SourceKind::ALL.len()];
-    for &(s, row, body) in &end_near {
-        if let Some(&pi) = pidx.get(&body) {
-            let kind = SourceKind::ALL[s as usize];
-            let p = &mut persons[pi];
-            p.mark_near_miss(kind);
-            let _ = row;
+    // lines the reader refused naming a person first, as a full run marks them while reading
+    for refused in [true, false] {
+        for &(s, row, body) in &end_near {
+            if (row == REFUSED_LINE_ROW) != refused {
+                continue;
+            }
+            if let Some(&pi) = pidx.get(&body) {
+                let kind = SourceKind::ALL[s as usize];
+                let p = &mut persons[pi];
+                if refused {
+                    p.mark_row_unreadable(kind);
+                } else {
+                    p.mark_near_miss(kind);
+                }
+            }
         }
     }
     // decoded in parallel (a `String` per value), then gathered in order
@@ -2874,7 +2906,12 @@ pub fn run_incremental(
 
     // quarantine: caseload entries (read again), previous source entries kept, new ones
     for mut e in prev_source_q {
-        let Some(row) = e.row else { continue };
+        // a line the reader refused whole is in the end state as it was (a delta names data
+        // rows only): its entry stays (session 17's attack saw it vanish)
+        let Some(row) = e.row else {
+            source_q.push(e);
+            continue;
+        };
         let si = prev.manifest.sources.iter().position(|s| s.file == e.file);
         if si.is_some_and(|si| drop_q.contains(&(si, row))) {
             continue;
@@ -2901,18 +2938,15 @@ pub fn run_incremental(
     let mut new_sources = prev.manifest.sources.clone();
     for (si, st) in new_sources.iter_mut().enumerate() {
         if let Some(m) = &maps[si] {
-            let q_now = q
-                .entries
-                .iter()
-                .filter(|e| e.file == st.file && e.row.is_some())
-                .count() as u64;
-            st.rows = m.rows;
+            let q_now = q.entries.iter().filter(|e| e.file == st.file).count() as u64;
+            st.rows = m.rows + st.refused_lines;
             let _ = (linked_delta[si], quarantined_delta[si]);
             // linked + quarantined-while-linked rows are the end state's linked rows
             let referred = q
                 .entries
                 .iter()
-                .filter(|e| e.file == st.file && e.action == Action::Referred)
+                // (a refused line naming a person is referred, and no linked row)
+                .filter(|e| e.file == st.file && e.action == Action::Referred && e.row.is_some())
                 .count() as u64;
             st.linked = linked_now[si].saturating_sub(referred);
             st.quarantined = q_now;
