@@ -1355,7 +1355,15 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         // "nobody has anything": it is unverified, never read as no records.
                         let bad = l.kept.bad.len() as u64;
                         let refused = c.prepared().mostly_refused(l.counts.rows);
-                        if l.counts.rows == 0 && c.prepared().rejected.is_empty() {
+                        // Total rows are no data rows: a header and a `合计` line is an export
+                        // that lost its rows (found by session 17's attack: such a bank file
+                        // read as answered, and 122 households eligible on no deposits).
+                        let only_totals = c
+                            .prepared()
+                            .rejected
+                            .iter()
+                            .all(|r| r.reason == "row_subtotal");
+                        if l.counts.rows == 0 && only_totals {
                             Err(no_data_rows(c.path()))
                         } else if let Some(refused) = refused {
                             // Found by the s9 attack: a header one column wider than its rows

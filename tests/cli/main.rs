@@ -782,6 +782,33 @@ fn strict_stops_at_an_extract_refused_whole_and_not_at_one_that_is_absent() {
     );
 }
 
+/// Found by session 17's attack: a bank extract of its header and a total line only (a
+/// failed export that kept its `合计`) read as answered, and every household as holding no
+/// deposits. Its only row is no data row, so the extract has none: unverified.
+#[test]
+fn an_extract_of_a_header_and_a_total_line_has_no_data_rows() {
+    let c = County::new(60);
+    let bank_path = c.data().join("bank.csv");
+    let bank = std::fs::read_to_string(&bank_path).unwrap();
+    let header = bank.lines().next().unwrap();
+    let cells = header.split(',').count();
+    let mut total = vec![String::new(); cells];
+    total[0] = "合计".into();
+    total[cells - 2] = "123456789.00".into();
+    std::fs::write(&bank_path, format!("{header}\n{}\n", total.join(","))).unwrap();
+    let (out, dir) = c.batch("run", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let bank = &summary(&dir)["sources"]["bank"];
+    assert_eq!(bank["status"], "unverified", "{bank}");
+    let reason = bank["reason"].as_str().unwrap();
+    assert!(reason.contains("no data rows"), "{reason}");
+    let reports = c.open_all(&dir);
+    assert!(!reports.is_empty());
+    for r in &reports {
+        assert_ne!(r["determination"], "eligible", "{}", r["household_id"]);
+    }
+}
+
 /// Regressions from the bad-input sweep of session 1: each of these once gave a silently
 /// wrong determination with exit 0.
 #[test]
