@@ -1636,3 +1636,50 @@ fn an_incremental_run_keeps_a_refused_line_and_numbers_rows_as_a_full_run() {
     };
     assert_eq!(sources(&inc), sources(&full));
 }
+
+/// Found by session 17's attack: a policy file edited under the same id (`urban_monthly`
+/// 800 for 700) was taken by an incremental run, which then mixed the copied reports' 700
+/// with the recomputed ones' 800. A policy differing in any value is refused, as another id is.
+#[test]
+fn an_incremental_run_under_a_policy_edited_under_the_same_id_is_refused() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let bundled = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/gansu-illustrative-2026.toml"),
+    )
+    .expect("the bundled policy");
+    let edited = bundled.replacen("urban_monthly = \"700.00\"", "urban_monthly = \"800.00\"", 1);
+    assert_ne!(edited, bundled);
+    let (same, other) = (p.root.join("same.toml"), p.root.join("edited.toml"));
+    // the same values laid out otherwise (a comment) are the same policy
+    std::fs::write(&same, format!("# a copy\n{bundled}")).expect("policy");
+    std::fs::write(&other, edited).expect("policy");
+    let before = p.batch(&data, "before", &["--policy", s(&same)]);
+    let delta = p.root.join("delta");
+    std::fs::create_dir_all(&delta).expect("delta");
+    let tax = std::fs::read_to_string(data.join("tax.csv")).expect("tax");
+    let header = tax.lines().next().expect("header");
+    std::fs::write(delta.join("tax.csv"), format!("op,row,{header}\n")).expect("delta");
+    let run = |policy: &Path, out: &str| {
+        p.run_batch(
+            &data,
+            out,
+            &[
+                "--policy",
+                s(policy),
+                "--previous",
+                s(&before),
+                "--delta",
+                s(&delta),
+            ],
+        )
+    };
+    let refused = run(&other, "edited");
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("the policy (its id or any of its values) differs"), "{err}");
+    assert!(!p.root.join("edited/reports.jsonl").exists());
+    let bundled_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/gansu-illustrative-2026.toml");
+    ok(&run(&bundled_path, "same"));
+}

@@ -196,6 +196,10 @@ struct Manifest {
     run_id: String,
     as_of: String,
     policy: String,
+    /// SHA-256 of the policy as the run applied it ([`policy_digest`]): a policy edited under
+    /// the same id is another policy. `None` in a state written before session 17.
+    #[serde(default)]
+    policy_digest: Option<String>,
     partition: Option<String>,
     recipients: Vec<String>,
     caseload_digest: String,
@@ -314,6 +318,14 @@ impl HouseholdState {
 
 /// SHA-256 over the caseload files (name and bytes): an incremental run needs the same
 /// caseload as its previous run.
+/// Hex SHA-256 of `policy` as the rules apply it (its validated values serialised as JSON:
+/// figures in engine units, lists, clauses, id), so that the digest changes with any value
+/// and not with the file's layout or comments.
+fn policy_digest(policy: &crate::assess::Policy) -> String {
+    let json = serde_json::to_vec(policy).unwrap_or_default();
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, &json).as_ref())
+}
+
 fn caseload_digest(dir: &Path) -> Result<String, BatchError> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for table in ["households", "members", "supporters"] {
@@ -1040,6 +1052,7 @@ pub(super) fn write_state(
         run_id: run_id.to_string(),
         as_of: opts.as_of.to_string(),
         policy: opts.policy.id.clone(),
+        policy_digest: Some(policy_digest(&opts.policy)),
         partition: partition.clone(),
         recipients: sealer_ids,
         caseload_digest: caseload_digest(&opts.caseload)?,
@@ -2189,8 +2202,13 @@ pub fn run_incremental(
     if prev.manifest.as_of != opts.as_of.to_string() {
         return Err(mismatch("--as-of"));
     }
-    if prev.manifest.policy != policy.id {
-        return Err(mismatch("the policy"));
+    // the id and every figure, clause and list (found by session 17's attack: a policy file
+    // whose `urban_monthly` was edited under the same id was taken, and the run mixed the
+    // copied reports' standard with the recomputed ones')
+    if prev.manifest.policy != policy.id
+        || prev.manifest.policy_digest.as_deref() != Some(policy_digest(policy).as_str())
+    {
+        return Err(mismatch("the policy (its id or any of its values)"));
     }
     if prev.manifest.recipients
         != opts
