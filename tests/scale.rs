@@ -1648,7 +1648,11 @@ fn an_incremental_run_under_a_policy_edited_under_the_same_id_is_refused() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/gansu-illustrative-2026.toml"),
     )
     .expect("the bundled policy");
-    let edited = bundled.replacen("urban_monthly = \"700.00\"", "urban_monthly = \"800.00\"", 1);
+    let edited = bundled.replacen(
+        "urban_monthly = \"700.00\"",
+        "urban_monthly = \"800.00\"",
+        1,
+    );
     assert_ne!(edited, bundled);
     let (same, other) = (p.root.join("same.toml"), p.root.join("edited.toml"));
     // the same values laid out otherwise (a comment) are the same policy
@@ -1677,9 +1681,74 @@ fn an_incremental_run_under_a_policy_edited_under_the_same_id_is_refused() {
     let refused = run(&other, "edited");
     assert_eq!(refused.status.code(), Some(2));
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("the policy (its id or any of its values) differs"), "{err}");
+    assert!(
+        err.contains("the policy (its id or any of its values) differs"),
+        "{err}"
+    );
     assert!(!p.root.join("edited/reports.jsonl").exists());
     let bundled_path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/gansu-illustrative-2026.toml");
     ok(&run(&bundled_path, "same"));
+}
+
+/// Found by session 17's attack: a delta's money cell written with its unit (`1.0万`) was
+/// refused as "not an amount" while a full run on the end state reads it as 10,000.00 yuan:
+/// the incremental run referred a household the full run found ineligible. A delta's values
+/// are read as its source's.
+#[test]
+fn a_delta_reads_an_amount_with_its_unit_as_a_full_run_does() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let mh: Vec<&str> = members.lines().next().expect("header").split(',').collect();
+    let at = |h: &[&str], c: &str| h.iter().position(|x| *x == c).expect(c);
+    let m: Vec<&str> = members
+        .lines()
+        .nth(1)
+        .expect("a member")
+        .split(',')
+        .collect();
+    let (id, name) = (m[at(&mh, "id_number")], m[at(&mh, "name")]);
+    let before = p.batch(&data, "before", &[]);
+    let tax = std::fs::read_to_string(data.join("tax.csv")).expect("tax");
+    let header = tax.lines().next().expect("header").to_string();
+    let th: Vec<&str> = header.split(',').collect();
+    let mut row = vec![String::new(); th.len()];
+    for (c, v) in [
+        ("id_number", id),
+        ("name", name),
+        ("tax_year", "2025"),
+        ("income_type", "wages"),
+        ("gross_income", "9.5万"),
+        ("tax_paid", "0.00"),
+    ] {
+        row[at(&th, c)] = v.to_string();
+    }
+    let delta = p.root.join("delta");
+    std::fs::create_dir_all(&delta).expect("delta");
+    std::fs::write(
+        delta.join("tax.csv"),
+        format!("op,row,{header}\nadd,,{}\n", row.join(",")),
+    )
+    .expect("delta tax");
+    let end = p.root.join("end");
+    copy_dir(&data, &end);
+    std::fs::write(end.join("tax.csv"), format!("{tax}{}\n", row.join(","))).expect("end tax");
+    let full = p.batch(&end, "full_end", &[]);
+    let inc = p.batch(
+        &data,
+        "incremental",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    let household = m[at(&mh, "household_id")];
+    let of = |o: &Path| {
+        determinations(o)
+            .into_iter()
+            .find(|l| l.starts_with(&format!("{household},")))
+            .expect("the household")
+    };
+    // 95,000 yuan of wages for one member: ineligible on income, in both
+    assert!(of(&full).contains("income:ineligible"), "{}", of(&full));
+    assert_eq!(of(&inc), of(&full));
+    assert_eq!(p.opened(&inc), p.opened(&full));
 }

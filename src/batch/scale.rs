@@ -42,7 +42,7 @@ use std::time::Instant;
 
 use hedui_connectors::file::{locate, text_columns};
 use hedui_connectors::read::scan_prepared;
-use hedui_connectors::{Record, RecordSet, SourceKind, prepare};
+use hedui_connectors::{Record, RecordSet, SourceKind};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -1638,10 +1638,13 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
     }
     let mut required = vec!["op", "row"];
     required.extend(kind.required_columns());
-    // Table name without a field map: the delta's headers are the §2 names.
-    let table = format!("{}_delta", kind.name());
-    let prepared =
-        prepare(&path, &table, &required).map_err(|e| derr("-".into(), "-", e.to_string()))?;
+    // The delta's headers are the §2 names (each column under its own name only), and its
+    // values are read as the source's: a money cell `1.0万` or `¥1,000.00` is yuan, as in the
+    // full run (found by session 17's attack: under a table of its own the delta kept `1.0万`
+    // as text, refused it, and referred a household the full run found ineligible).
+    let map = hedui_connectors::FieldMap::identity(kind.name(), &required);
+    let prepared = hedui_connectors::read::prepare_with_map(&path, &map, &required)
+        .map_err(|e| derr("-".into(), "-", e.to_string()))?;
     // A delta row the reader refused (a line cut short, an amount that is not one, …) is a
     // change nobody can apply: the whole delta is refused, naming it, never the row dropped.
     if let Some(r) = prepared.rejected.first() {
