@@ -1752,3 +1752,38 @@ fn a_delta_reads_an_amount_with_its_unit_as_a_full_run_does() {
     assert_eq!(of(&inc), of(&full));
     assert_eq!(p.opened(&inc), p.opened(&full));
 }
+
+/// Found by session 17's attack: households of another province (`region_not_in_policy`)
+/// were quarantined by one run and not by a `--memory-limit` run, whose reports were the same.
+#[test]
+fn a_memory_limited_run_quarantines_households_outside_the_policy_as_one_run_does() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let path = data.join("households.csv");
+    let text = std::fs::read_to_string(&path).expect("households");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let col = lines[0]
+        .split(',')
+        .position(|h| h == "region_code")
+        .expect("region_code");
+    for (i, code) in [(1, "110101"), (2, "120101")] {
+        let mut cells: Vec<String> = lines[i].split(',').map(str::to_string).collect();
+        cells[col] = code.into();
+        lines[i] = cells.join(",");
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").expect("households");
+    let one = p.batch(&data, "one", &[]);
+    let lim = p.batch(&data, "lim", &["--memory-limit", "1M"]);
+    let outside = |o: &Path| -> Vec<String> {
+        std::fs::read_to_string(o.join("quarantine.csv"))
+            .expect("quarantine")
+            .lines()
+            .filter(|l| l.contains("region_not_in_policy"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(outside(&one).len(), 2, "{:?}", outside(&one));
+    assert_eq!(outside(&lim), outside(&one));
+    assert_eq!(summary(&lim)["quarantine"], summary(&one)["quarantine"]);
+    assert_eq!(determinations(&lim), determinations(&one));
+}

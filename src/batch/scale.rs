@@ -3390,6 +3390,8 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     let t0 = Instant::now();
     let mut q = Quarantine::default();
     let caseload = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+    // as one run (found by session 17's attack: the sliced run's quarantine lacked them)
+    super::region_entries(&caseload, &opts.policy, &mut q);
     let persons_of = |hs: &[usize]| -> u64 {
         let set: HashSet<usize> = hs.iter().copied().collect();
         (caseload
