@@ -809,6 +809,45 @@ fn an_extract_of_a_header_and_a_total_line_has_no_data_rows() {
     }
 }
 
+/// Found by session 17's attack: a region_code cell holding an ID number (spaced) or a name
+/// (a shifted column) was printed as written in summary.html's table by region, where
+/// quarantine.csv masked it. Such households are one row, without their codes.
+#[test]
+fn the_dashboard_shows_no_region_code_that_is_not_one() {
+    let c = County::new(40);
+    let path = c.data().join("households.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let col = lines[0]
+        .split(',')
+        .position(|h| h == "region_code")
+        .unwrap();
+    let bad = ["620503 19750324 540X", "徐明远", "620503197503245409(谭晓)"];
+    for (i, v) in bad.iter().enumerate() {
+        let mut cells: Vec<String> = lines[i + 1].split(',').map(str::to_string).collect();
+        cells[col] = (*v).into();
+        lines[i + 1] = cells.join(",");
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let (out, dir) = c.batch("run", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let page = std::fs::read_to_string(dir.join("summary.html")).unwrap();
+    let json = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    for text in [&page, &json] {
+        for leak in [
+            "19750324",
+            "540X",
+            "徐明远",
+            "明远",
+            "谭晓",
+            "620503197503245409",
+        ] {
+            assert!(!text.contains(leak), "{leak}");
+        }
+    }
+    assert!(page.contains("region code not six digits"));
+}
+
 /// Regressions from the bad-input sweep of session 1: each of these once gave a silently
 /// wrong determination with exit 0.
 #[test]
