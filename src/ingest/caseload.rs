@@ -403,6 +403,23 @@ fn household_key_cow(raw: &str) -> std::borrow::Cow<'_, str> {
     )
 }
 
+/// The id a household is shown under when its `household_id` is or holds a resident ID
+/// number (`fallback()`: `households-row-N`, the data row; some counties key households by
+/// the head's ID number): `None` for any other id, shown as its key. Found by session 17's
+/// attack: the number was printed in determinations.csv and in the sealed envelopes' clear
+/// `report_id`. Members and supporters still find the household by the number.
+///
+/// An ID number is a valid one (GB 11643-1999: date and check character), whole or as a run
+/// of 15 or 18 characters inside the id: a department's numeric household code of 18 digits
+/// is shown as written unless it happens to be one.
+fn withheld_id(key: &str, as_of: NaiveDate, fallback: impl FnOnce() -> String) -> Option<String> {
+    let valid = |t: &str| IdNumber::parse(t, as_of).is_ok();
+    let holds = valid(key)
+        || crate::domain::id_number::digit_runs(key)
+            .any(|r| matches!(r.len(), 15 | 18) && valid(&key[r]));
+    holds.then(fallback)
+}
+
 /// Zero-width and BOM characters, which a household id is matched without.
 fn invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
@@ -810,8 +827,21 @@ pub fn load_caseload(
         log_household_key(&mut out.normalisations, (&file, &prep), i, id, &key);
         index.insert(key.clone(), out.households.len());
         row_of.push(i);
+        let shown = withheld_id(&key, as_of, || format!("households-row-{i}")).unwrap_or(key);
+        if shown.starts_with("households-") {
+            out.normalisations.push(
+                At {
+                    file: &file,
+                    line: prep.line_of(i as u64),
+                    row: Some(i as u64),
+                    column: "household_id",
+                },
+                "household_id_withheld",
+                format!("a resident ID number, which no output may show: the household is {shown} in reports, determinations.csv and changes.json"),
+            );
+        }
         out.households.push(Household {
-            id: key,
+            id: shown,
             region_code: region_v.to_string(),
             area: area_v,
             programme: programme_v,
@@ -837,7 +867,8 @@ pub fn load_caseload(
         let key = r.household_id.as_deref().map(household_key);
         match key {
             Some(k) if !k.is_empty() && !index.contains_key(&k) => {
-                let id = k.clone();
+                let id = withheld_id(&k, as_of, || format!("households-line-{}", r.line))
+                    .unwrap_or_else(|| k.clone());
                 index.insert(k, out.households.len());
                 out.households.push(Household {
                     id,
@@ -1489,6 +1520,55 @@ mod tests {
                 ("household_id_spellings", Some(7)),
             ]
         );
+    }
+
+    #[test]
+    fn a_household_id_that_is_an_id_number_is_shown_as_its_row_and_its_members_still_find_it() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\n\
+             H1,620503,urban,dibao,full,,,\n620503195809200176,620503,urban,dibao,full,,,\n\
+             HH-620503195809200176,620503,urban,dibao,full,,,\n620503000000000001,620503,urban,dibao,full,,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\n\
+             620503195809200176,620503195809200176,马福祥,applicant,,C1\n\
+             HH-620503195809200176,620503196207080319,李建国,applicant,,C2\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let (c, q) = load(d.path());
+        let ids: Vec<&str> = c.households.iter().map(|h| h.id.as_str()).collect();
+        // an 18-digit household code that is no valid ID number is shown as written
+        assert_eq!(
+            ids,
+            vec![
+                "H1",
+                "households-row-1",
+                "households-row-2",
+                "620503000000000001"
+            ]
+        );
+        let placed: Vec<usize> = c.members.iter().map(|m| m.household).collect();
+        assert_eq!(placed, vec![1, 2]);
+        assert!(q.entries.is_empty(), "not a fault");
+        let withheld: Vec<(Option<u64>, &str)> = c
+            .normalisations
+            .records
+            .iter()
+            .filter(|n| n.kind == "household_id_withheld")
+            .map(|n| (n.row, n.detail.as_str()))
+            .collect();
+        assert_eq!(withheld.len(), 2);
+        assert_eq!(withheld[0].0, Some(1));
+        assert!(withheld.iter().all(|(_, d)| !d.contains("195809200176")));
     }
 
     fn load(dir: &Path) -> (Caseload, Quarantine) {
