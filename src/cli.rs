@@ -893,6 +893,17 @@ fn open(
         );
     }
     let mut not_sealed = 0usize;
+    // Each household once, and one as-of date: a run's file holds one report per household,
+    // all of one date (an incremental run copies lines only from a run of the same date).
+    // Found by session 17's attack: an older run's authentic line swapped in, or two runs'
+    // files concatenated, opened with exit 0 (two reports of one household printed).
+    #[derive(serde::Deserialize)]
+    struct Head {
+        household_id: String,
+        as_of: String,
+    }
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut first_as_of: Option<(String, usize)> = None;
     for (i, parsed) in entries {
         let env: SealedReport = match parsed {
             Ok(e) => e,
@@ -916,6 +927,37 @@ fn open(
         }
         match opener.open(&env) {
             Ok(plain) => {
+                let head: Head =
+                    serde_json::from_slice(&plain).context("Failed to parse an opened report")?;
+                if let Some(&first) = seen.get(&head.household_id) {
+                    say!(
+                        "hedui: {}:{}: a second report of household {} (the first at line {}): a run's file holds one per household (two runs' files joined, or a line of another run?); not printed",
+                        file.display(),
+                        i + 1,
+                        head.household_id,
+                        first + 1
+                    );
+                    failures += 1;
+                    continue;
+                }
+                match &first_as_of {
+                    Some((d, at)) if *d != head.as_of => {
+                        say!(
+                            "hedui: {}:{}: report {} is of as-of date {}, the file's first report (line {}) of {}: a run's reports share one date (a line of another run?); not printed",
+                            file.display(),
+                            i + 1,
+                            env.report_id,
+                            head.as_of,
+                            at + 1,
+                            d
+                        );
+                        failures += 1;
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => first_as_of = Some((head.as_of.clone(), i)),
+                }
+                seen.insert(head.household_id, i);
                 found = true;
                 if household.is_some() {
                     match format {

@@ -848,6 +848,67 @@ fn the_dashboard_shows_no_region_code_that_is_not_one() {
     assert!(page.contains("region code not six digits"));
 }
 
+/// Found by session 17's attack: an older run's authentic line swapped into a newer run's
+/// file opened with exit 0 (another as-of date), and two runs' files joined printed two
+/// reports of one household for `--household`. Each is refused, naming its line; the
+/// file's own reports still print.
+#[test]
+fn open_refuses_a_second_report_of_a_household_and_a_report_of_another_date() {
+    let c = County::new(20);
+    let (_, a) = c.batch_as_of("a", "2026-11-01", &[]);
+    let (_, b) = c.batch_as_of("b", "2026-11-20", &[]);
+    let read = |d: &Path| std::fs::read_to_string(d.join("reports.jsonl")).unwrap();
+    let (la, lb): (Vec<String>, Vec<String>) = (
+        read(&a).lines().map(str::to_string).collect(),
+        read(&b).lines().map(str::to_string).collect(),
+    );
+    let open = |file: &Path, household: Option<&str>| {
+        let (key, f) = (c.key("civil.key"), s(file).to_string());
+        let mut args = vec!["open", "--key", s(&key), &f];
+        if let Some(h) = household {
+            args.extend(["--household", h]);
+        }
+        hedui(&args)
+    };
+    // a newer run's file with its third line replaced by the older run's line of the same
+    // household (authentic, sealed to the same key)
+    let mut swapped = lb.clone();
+    swapped[2] = la[2].clone();
+    let f = c.root.join("swapped.jsonl");
+    std::fs::write(&f, swapped.join("\n") + "\n").unwrap();
+    let out = open(&f, None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(":3: report ") && err.contains("is of as-of date 2026-11-01"),
+        "{err}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        lb.len() - 1
+    );
+    // two runs' files joined
+    let f = c.root.join("joined.jsonl");
+    std::fs::write(&f, format!("{}{}", read(&b), read(&b))).unwrap();
+    let household = c.open_all(&b)[0]["household_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = open(&f, Some(&household));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "a second report of household {household} (the first at line 1)"
+        )),
+        "{err}"
+    );
+    // one report printed, one JSON document
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed["household_id"], household.as_str());
+    assert_eq!(printed["as_of"], "2026-11-20");
+}
+
 /// Regressions from the bad-input sweep of session 1: each of these once gave a silently
 /// wrong determination with exit 0.
 #[test]
