@@ -102,7 +102,9 @@ struct IncomeSection {
     clause: String,
     employment_deduction_pct: u32,
     window_months: u32,
-    resident_pension_excluded_years: [i32; 2],
+    // a list, not `[i32; 2]`: serde read `[2021, 2023, 2025]` into two years and dropped the
+    // third; the length is checked with a message
+    resident_pension_excluded_years: Vec<i32>,
 }
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -199,6 +201,30 @@ pub const RULES: [&str; 15] = [
     "review",
 ];
 
+/// The income window a policy may give (`income.window_months`): 12, the only value.
+/// DESIGN §3 reads a year of income (the 12 months before D) and the engine adds the window's
+/// contribution bases and benefits as they are, without annualising them: a window of 6
+/// would count half a year's income as a year's. A shorter or longer window is refused rather
+/// than scaled, because 12 / n is not exact in fen for most n, and the reference reads 12.
+pub const INCOME_WINDOW_MONTHS: u32 = 12;
+
+/// The lengths of a policy's `region_prefix`: a GB/T 2260 province (`62`), prefecture
+/// (`6205`) or county (`620503`), in ASCII digits.
+pub const REGION_PREFIX_LENGTHS: [usize; 3] = [2, 4, 6];
+
+/// The gradual exit periods a policy may give (`gradual_exit.months`), months. 0 is refused:
+/// the rule would still grant a gradual exit, of no months.
+pub const GRADUAL_EXIT_MONTHS: std::ops::RangeInclusive<u32> = 1..=12;
+
+/// The review intervals a policy may give (`review.default_months`, `review.short_months`),
+/// months: at 0 every household is due at every run, and an interval of years is no
+/// periodic review (定期核查).
+pub const REVIEW_MONTHS: std::ops::RangeInclusive<u32> = 1..=24;
+
+/// The years `income.resident_pension_excluded_years` may name: four digits, as the tax
+/// year of a record (a two-digit year is never guessed).
+pub const POLICY_YEARS: std::ops::RangeInclusive<i32> = 1900..=9999;
+
 /// A validated policy: the figures the rules use, in engine units.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Policy {
@@ -206,7 +232,7 @@ pub struct Policy {
     pub id: String,
     /// Human title.
     pub title: String,
-    /// Region prefix it applies to (GB/T 2260, 2-6 digits).
+    /// Region prefix it applies to (GB/T 2260, 2, 4 or 6 digits: [`REGION_PREFIX_LENGTHS`]).
     pub region_prefix: String,
     /// First as-of date it applies to.
     pub effective_from: chrono::NaiveDate,
@@ -218,9 +244,10 @@ pub struct Policy {
     pub standard_year_rural: Fen,
     /// Employment-cost deduction, percent of W.
     pub employment_deduction_pct: i64,
-    /// Months in the income window before the month of D.
+    /// Months in the income window before the month of D: always
+    /// [`INCOME_WINDOW_MONTHS`] (12).
     pub window_months: u32,
-    /// Years of D during which resident pensions are excluded (inclusive).
+    /// Years of D during which resident pensions are excluded (inclusive, from ≤ to).
     pub resident_pension_excluded_years: (i32, i32),
     /// Support threshold multiple of S, in hundredths (1.5 → 150).
     pub support_multiple_pct: i64,
@@ -228,12 +255,13 @@ pub struct Policy {
     pub support_share_pct: i64,
     /// Asset threshold in months of S per person.
     pub asset_months: i64,
-    /// Vehicle kinds that never count.
+    /// Vehicle kinds that never count (§2 `vehicle_vessel.kind` values).
     pub exempt_vehicle_kinds: Vec<String>,
     /// Residential count (share-weighted, hundredths of a property) above which housing is
     /// ineligible (1.00 → 100).
     pub max_residential_hundredths: i64,
-    /// Usages that are business property.
+    /// Usages that are business property (§2 `real_estate.usage` values, never
+    /// `residential`; not empty).
     pub business_usages: Vec<String>,
     /// Subscribed capital threshold of a member's enterprise, fen.
     pub entity_capital: Fen,
@@ -243,17 +271,18 @@ pub struct Policy {
     pub supporter_residential_hundredths: i64,
     /// Supporter entity capital threshold, fen.
     pub supporter_capital: Fen,
-    /// Registration statuses that refer a member.
+    /// Registration statuses that refer a member (§2 `household_registration.status` values
+    /// other than `normal`; `deceased` among them).
     pub gone_statuses: Vec<String>,
-    /// Gradual exit period, months.
+    /// Gradual exit period, months ([`GRADUAL_EXIT_MONTHS`]).
     pub gradual_exit_months: u32,
-    /// Disability grades for the single-person option.
+    /// Disability grades for the single-person option (§2 grades 1-4).
     pub single_person_grades: Vec<u8>,
-    /// Categories reviewed every `short_months`.
+    /// Categories reviewed every `short_months` (§2 `households.category` values).
     pub six_monthly_categories: Vec<String>,
-    /// Default review interval, months.
+    /// Default review interval, months ([`REVIEW_MONTHS`]).
     pub review_default_months: u32,
-    /// Short review interval, months.
+    /// Short review interval, months ([`REVIEW_MONTHS`], at most the default).
     pub review_short_months: u32,
     /// Declared-gap thresholds: income percent and minimum (fen), assets percent and minimum.
     pub gap_income_pct: i64,
@@ -302,7 +331,14 @@ impl Policy {
     /// Parse and validate policy TOML; `origin` names it in errors.
     ///
     /// # Errors
-    /// [`PolicyError::Parse`] / [`PolicyError::Invalid`].
+    /// [`PolicyError::Parse`] (not TOML, an unknown key, a wrong type) /
+    /// [`PolicyError::Invalid`] naming the dotted key, for a value that would not be applied
+    /// as written: a standard or multiple of S at or below 0, an asset period of 0 months, a
+    /// home count below 1.00, a price, capital or gap threshold below 0, an income window other
+    /// than [`INCOME_WINDOW_MONTHS`], a pension exclusion that is not two four-digit years in
+    /// order, a vocabulary value outside §2 (or an empty list where that means no rule), a
+    /// gradual exit or review period outside [`GRADUAL_EXIT_MONTHS`] / [`REVIEW_MONTHS`], a
+    /// `region_prefix` that is not 2, 4 or 6 digits, a rule without a clause.
     pub fn from_toml(text: &str, origin: &str) -> Result<Policy, PolicyError> {
         // The message and the line only: toml's Display quotes the offending line, which
         // could be a key or a person's data if the wrong file was given.
@@ -319,36 +355,345 @@ impl Policy {
                 ),
             }
         })?;
-        let money = |field: &str, v: &str| {
-            Fen::parse_yuan(v).map_err(|e| PolicyError::Invalid {
-                path: origin.into(),
-                field: field.into(),
-                message: e.to_string(),
-            })
+        Policy::validate(f, origin)
+    }
+
+    /// The second step: what the file says → the figures the rules use. Every value is
+    /// applied exactly or refused naming its key; nothing is clamped or guessed (found by the
+    /// session-17 policy attack: a standard of -700.00, a window of 6 months, a misspelt
+    /// vehicle kind and a prefix `6x` were loaded and silently gave wrong determinations).
+    fn validate(f: PolicyFile, origin: &str) -> Result<Policy, PolicyError> {
+        use hedui_connectors::schema::vocab;
+        let invalid = |field: &str, message: String| PolicyError::Invalid {
+            path: origin.into(),
+            field: field.into(),
+            message,
+        };
+        let money =
+            |field: &str, v: &str| Fen::parse_yuan(v).map_err(|e| invalid(field, e.to_string()));
+        // A standard, or a multiple of it: at 0 or below every test reads against nothing.
+        let above_zero = |field: &str, v: &str, unit: &str, what: &str| {
+            let x = money(field, v)?;
+            if x.0 <= 0 {
+                return Err(invalid(field, format!("{x}{unit}: {what} must be above 0")));
+            }
+            Ok(x)
+        };
+        // A price or capital threshold or a minimum gap: 0 is what a notice says by "any".
+        let not_below_zero = |field: &str, v: &str, at_zero: &str| {
+            let x = money(field, v)?;
+            if x.0 < 0 {
+                return Err(invalid(
+                    field,
+                    format!("{x} yuan: must not be below 0 (0: {at_zero})"),
+                ));
+            }
+            Ok(x)
+        };
+        // A share-weighted count of homes (hundredths): a notice counts homes from one up.
+        let homes = |field: &str, v: &str, why: &str| {
+            let x = money(field, v)?;
+            if x.0 < 100 {
+                return Err(invalid(
+                    field,
+                    format!("{x}: a count of homes of at least 1.00 ({why})"),
+                ));
+            }
+            Ok(x.0)
         };
         let pct = |field: &str, v: u32, max: u32| {
             if v > max {
-                Err(PolicyError::Invalid {
-                    path: origin.into(),
-                    field: field.into(),
-                    message: format!("{v} > {max}"),
-                })
+                Err(invalid(field, format!("{v} > {max}")))
             } else {
                 Ok(i64::from(v))
             }
         };
-        let urban = money(
+        // Every value of `values` in `allowed` (a §2 vocabulary, the connectors' list).
+        let vocabulary = |field: &str, values: &[String], column: &str, allowed: &[&str]| {
+            let unknown = values.iter().find(|v| !allowed.contains(&v.as_str()));
+            unknown.map_or(Ok(()), |v| {
+                Err(invalid(
+                    field,
+                    format!(
+                        "{v:?} is not in the §2 vocabulary of {column} ({})",
+                        allowed.join(", ")
+                    ),
+                ))
+            })
+        };
+        let months = |field: &str, v: u32, range: &std::ops::RangeInclusive<u32>, what: &str| {
+            if range.contains(&v) {
+                Ok(v)
+            } else {
+                Err(invalid(
+                    field,
+                    format!("{v}: {what} is {} to {} months", range.start(), range.end()),
+                ))
+            }
+        };
+
+        if f.id.trim().is_empty() {
+            return Err(invalid(
+                "id",
+                "is empty: the id names the policy in every report".into(),
+            ));
+        }
+        let prefix = &f.region_prefix;
+        if !REGION_PREFIX_LENGTHS.contains(&prefix.len())
+            || !prefix.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(invalid(
+                "region_prefix",
+                format!(
+                    "{prefix:?}: a GB/T 2260 region code prefix is 2, 4 or 6 ASCII digits (62 a province, 6205 a prefecture, 620503 a county)"
+                ),
+            ));
+        }
+
+        // ---- thresholds
+        let urban = above_zero(
             "dibao_standard.urban_monthly",
             &f.dibao_standard.urban_monthly,
+            " yuan",
+            "the dibao standard S",
         )?;
-        let rural = money(
+        let urban_year = urban.0.checked_mul(12).ok_or_else(|| {
+            invalid(
+                "dibao_standard.urban_monthly",
+                format!("{urban} yuan: out of range"),
+            )
+        })?;
+        let rural = above_zero(
             "dibao_standard.rural_yearly",
             &f.dibao_standard.rural_yearly,
+            " yuan",
+            "the dibao standard S",
         )?;
-        let multiple = money(
+        let multiple = above_zero(
             "support.threshold_standard_multiple",
             &f.support.threshold_standard_multiple,
+            "",
+            "the multiple of S a supporter keeps per person",
         )?;
+        if f.financial_assets.months_of_standard == 0 {
+            return Err(invalid(
+                "financial_assets.months_of_standard",
+                "0: at least 1 month of S (at 0 any financial asset at all makes a household ineligible)".into(),
+            ));
+        }
+        let max_residential = homes(
+            "housing.max_residential",
+            &f.housing.max_residential,
+            "a household's one home never makes it ineligible",
+        )?;
+        let supporter_residential = homes(
+            "supporter_assets.residential_at_least",
+            &f.supporter_assets.residential_at_least,
+            "at 0 every supporter, one without a home too, is referred",
+        )?;
+        let entity_capital = not_below_zero(
+            "market_entity.capital_threshold",
+            &f.market_entity.capital_threshold,
+            "every enterprise held as legal representative or shareholder",
+        )?;
+        let supporter_vehicle_price = not_below_zero(
+            "supporter_assets.vehicle_price_above",
+            &f.supporter_assets.vehicle_price_above,
+            "every priced non-exempt vehicle",
+        )?;
+        let supporter_capital = not_below_zero(
+            "supporter_assets.capital_threshold",
+            &f.supporter_assets.capital_threshold,
+            "every active entity",
+        )?;
+        let gap_income_min = not_below_zero(
+            "declared_gap.income_min",
+            &f.declared_gap.income_min,
+            "the percent alone",
+        )?;
+        let gap_assets_min = not_below_zero(
+            "declared_gap.assets_min",
+            &f.declared_gap.assets_min,
+            "the percent alone",
+        )?;
+
+        // ---- the income window and the pension exclusion
+        let window = f.income.window_months;
+        if window != INCOME_WINDOW_MONTHS {
+            return Err(invalid(
+                "income.window_months",
+                format!(
+                    "{window}: must be {INCOME_WINDOW_MONTHS}: DESIGN §3 reads a year of income (the 12 months before D) and hedui does not annualise another window ({window} months of contributions and benefits would be taken as a year's income)"
+                ),
+            ));
+        }
+        let years_field = "income.resident_pension_excluded_years";
+        let (lo, hi) = match f.income.resident_pension_excluded_years[..] {
+            [lo, hi] => (lo, hi),
+            ref other => {
+                return Err(invalid(
+                    years_field,
+                    format!(
+                        "{} value{}: give exactly two years, [from, to]",
+                        other.len(),
+                        if other.len() == 1 { "" } else { "s" }
+                    ),
+                ));
+            }
+        };
+        if let Some(y) = [lo, hi].into_iter().find(|y| !POLICY_YEARS.contains(y)) {
+            return Err(invalid(
+                years_field,
+                format!(
+                    "{y}: a year is four digits, {} to {} (a two-digit year is never guessed)",
+                    POLICY_YEARS.start(),
+                    POLICY_YEARS.end()
+                ),
+            ));
+        }
+        if lo > hi {
+            return Err(invalid(
+                years_field,
+                format!(
+                    "[{lo}, {hi}]: from must not be after to (a reversed range excludes no year)"
+                ),
+            ));
+        }
+
+        // ---- vocabularies (§2, the connectors' lists)
+        vocabulary(
+            "vehicle.exempt_kinds",
+            &f.vehicle.exempt_kinds,
+            "vehicle_vessel.kind",
+            vocab::VEHICLE_KIND,
+        )?;
+        let statuses = &f.household_composition.statuses;
+        let deceased_rule = "DESIGN §1: a deceased member is looked at by a person";
+        if statuses.is_empty() {
+            return Err(invalid(
+                "household_composition.statuses",
+                format!(
+                    "is empty: list the statuses that refer a member, deceased at least ({deceased_rule})"
+                ),
+            ));
+        }
+        vocabulary(
+            "household_composition.statuses",
+            statuses,
+            "household_registration.status",
+            vocab::REGISTRATION_STATUS,
+        )?;
+        if statuses.iter().any(|s| s == "normal") {
+            return Err(invalid(
+                "household_composition.statuses",
+                "\"normal\" cannot refer a member: every living resident's status is normal (give deceased, emigrated or cancelled)".into(),
+            ));
+        }
+        if !statuses.iter().any(|s| s == "deceased") {
+            return Err(invalid(
+                "household_composition.statuses",
+                format!("does not list deceased ({deceased_rule})"),
+            ));
+        }
+        let usages = &f.housing.business_usages;
+        if usages.is_empty() {
+            return Err(invalid(
+                "housing.business_usages",
+                "is empty: a household owning a shop, office or factory would pass the housing test".into(),
+            ));
+        }
+        vocabulary(
+            "housing.business_usages",
+            usages,
+            "real_estate.usage",
+            vocab::PROPERTY_USAGE,
+        )?;
+        if usages.iter().any(|u| u == "residential") {
+            return Err(invalid(
+                "housing.business_usages",
+                "\"residential\" cannot be business property: residential rows are counted against housing.max_residential (listed here it would be ignored)".into(),
+            ));
+        }
+        vocabulary(
+            "review.six_monthly_categories",
+            &f.review.six_monthly_categories,
+            "households.category",
+            vocab::CATEGORY,
+        )?;
+        let grades = crate::ingest::caseload::DISABILITY_GRADES;
+        if let Some(g) = f
+            .single_person_option
+            .disability_grades
+            .iter()
+            .find(|g| !grades.contains(g))
+        {
+            return Err(invalid(
+                "single_person_option.disability_grades",
+                format!(
+                    "{g} is not a §2 members.disability_grade ({} to {})",
+                    grades.start(),
+                    grades.end()
+                ),
+            ));
+        }
+
+        // ---- periods
+        let gradual_exit_months = months(
+            "gradual_exit.months",
+            f.gradual_exit.months,
+            &GRADUAL_EXIT_MONTHS,
+            "a gradual exit period",
+        )?;
+        let review_default_months = months(
+            "review.default_months",
+            f.review.default_months,
+            &REVIEW_MONTHS,
+            "a review interval",
+        )?;
+        let review_short_months = months(
+            "review.short_months",
+            f.review.short_months,
+            &REVIEW_MONTHS,
+            "a review interval",
+        )?;
+        if review_short_months > review_default_months {
+            return Err(invalid(
+                "review.short_months",
+                format!(
+                    "{review_short_months}: must not exceed review.default_months ({review_default_months})"
+                ),
+            ));
+        }
+
+        let link_thresholds = match &f.possible_match {
+            Some(p) if !p.match_weight.is_finite() => {
+                return Err(invalid(
+                    "possible_match.match_weight",
+                    format!("{}: a weight in bits is a finite number", p.match_weight),
+                ));
+            }
+            Some(p) if !p.possible_match_weight.is_finite() => {
+                return Err(invalid(
+                    "possible_match.possible_match_weight",
+                    format!(
+                        "{}: a weight in bits is a finite number",
+                        p.possible_match_weight
+                    ),
+                ));
+            }
+            Some(p) if p.possible_match_weight <= p.match_weight => crate::link::Thresholds {
+                match_weight: p.match_weight,
+                possible_match: p.possible_match_weight,
+            },
+            Some(_) => {
+                return Err(invalid(
+                    "possible_match.possible_match_weight",
+                    "must not exceed match_weight".into(),
+                ));
+            }
+            None => crate::link::caseload::DEFAULT_THRESHOLDS,
+        };
+
         let mut clauses = std::collections::BTreeMap::new();
         for (rule, clause) in [
             ("income", &f.income.clause),
@@ -376,90 +721,55 @@ impl Policy {
                 .map(|p| ("possible_match", &p.clause)),
         ) {
             if clause.trim().is_empty() {
-                return Err(PolicyError::Invalid {
-                    path: origin.into(),
-                    field: format!("{rule}.clause"),
-                    message: "every rule must cite the clause it implements".into(),
-                });
+                return Err(invalid(
+                    &format!("{rule}.clause"),
+                    "every rule must cite the clause it implements".into(),
+                ));
             }
             clauses.insert(rule.to_string(), clause.clone());
         }
-        let (lo, hi) = (
-            f.income.resident_pension_excluded_years[0],
-            f.income.resident_pension_excluded_years[1],
-        );
         Ok(Policy {
-            id: f.id,
-            title: f.title,
-            region_prefix: f.region_prefix,
-            effective_from: f.effective_from,
-            illustrative: f.illustrative,
-            standard_year_urban: Fen(urban.0 * 12),
-            standard_year_rural: rural,
             employment_deduction_pct: pct(
                 "income.employment_deduction_pct",
                 f.income.employment_deduction_pct,
                 100,
             )?,
-            window_months: f.income.window_months.max(1),
-            resident_pension_excluded_years: (lo, hi),
-            support_multiple_pct: multiple.0,
             support_share_pct: pct("support.share_pct", f.support.share_pct, 100)?,
-            asset_months: i64::from(f.financial_assets.months_of_standard),
-            exempt_vehicle_kinds: f.vehicle.exempt_kinds,
-            max_residential_hundredths: money(
-                "housing.max_residential",
-                &f.housing.max_residential,
-            )?
-            .0,
-            business_usages: f.housing.business_usages,
-            entity_capital: money(
-                "market_entity.capital_threshold",
-                &f.market_entity.capital_threshold,
-            )?,
-            supporter_vehicle_price: money(
-                "supporter_assets.vehicle_price_above",
-                &f.supporter_assets.vehicle_price_above,
-            )?,
-            supporter_residential_hundredths: money(
-                "supporter_assets.residential_at_least",
-                &f.supporter_assets.residential_at_least,
-            )?
-            .0,
-            supporter_capital: money(
-                "supporter_assets.capital_threshold",
-                &f.supporter_assets.capital_threshold,
-            )?,
-            gone_statuses: f.household_composition.statuses,
-            gradual_exit_months: f.gradual_exit.months,
-            single_person_grades: f.single_person_option.disability_grades,
-            six_monthly_categories: f.review.six_monthly_categories,
-            review_default_months: f.review.default_months,
-            review_short_months: f.review.short_months,
-            gap_income_pct: i64::from(f.declared_gap.income_pct),
-            gap_income_min: money("declared_gap.income_min", &f.declared_gap.income_min)?,
-            gap_assets_pct: i64::from(f.declared_gap.assets_pct),
-            gap_assets_min: money("declared_gap.assets_min", &f.declared_gap.assets_min)?,
-            clauses,
-            link_thresholds: match &f.possible_match {
-                Some(p) if p.possible_match_weight <= p.match_weight => crate::link::Thresholds {
-                    match_weight: p.match_weight,
-                    possible_match: p.possible_match_weight,
-                },
-                Some(_) => {
-                    return Err(PolicyError::Invalid {
-                        path: origin.into(),
-                        field: "possible_match.possible_match_weight".into(),
-                        message: "must not exceed match_weight".into(),
-                    });
-                }
-                None => crate::link::caseload::DEFAULT_THRESHOLDS,
-            },
             wrong_valid_id_candidates: f
                 .possible_match
                 .as_ref()
                 .and_then(|p| p.wrong_valid_id_candidates)
                 .unwrap_or(true),
+            id: f.id,
+            title: f.title,
+            region_prefix: f.region_prefix,
+            effective_from: f.effective_from,
+            illustrative: f.illustrative,
+            standard_year_urban: Fen(urban_year),
+            standard_year_rural: rural,
+            window_months: window,
+            resident_pension_excluded_years: (lo, hi),
+            support_multiple_pct: multiple.0,
+            asset_months: i64::from(f.financial_assets.months_of_standard),
+            exempt_vehicle_kinds: f.vehicle.exempt_kinds,
+            max_residential_hundredths: max_residential,
+            business_usages: f.housing.business_usages,
+            entity_capital,
+            supporter_vehicle_price,
+            supporter_residential_hundredths: supporter_residential,
+            supporter_capital,
+            gone_statuses: f.household_composition.statuses,
+            gradual_exit_months,
+            single_person_grades: f.single_person_option.disability_grades,
+            six_monthly_categories: f.review.six_monthly_categories,
+            review_default_months,
+            review_short_months,
+            gap_income_pct: i64::from(f.declared_gap.income_pct),
+            gap_income_min,
+            gap_assets_pct: i64::from(f.declared_gap.assets_pct),
+            gap_assets_min,
+            clauses,
+            link_thresholds,
         })
     }
 
@@ -561,6 +871,373 @@ mod tests {
         );
         let e = Policy::from_toml(&typo, "t.toml").unwrap_err();
         assert!(e.to_string().contains("expected a boolean"), "{e}");
+    }
+
+    /// The bundled policy with `section.key` set to `value` (TOML), as a tester would edit it.
+    fn bundled_with(section: &str, key: &str, value: &str) -> String {
+        let mut t: toml::Table = include_str!("../../policies/gansu-illustrative-2026.toml")
+            .parse()
+            .unwrap();
+        let v: toml::Value = format!("v = {value}").parse::<toml::Table>().unwrap()["v"].clone();
+        let table = if section.is_empty() {
+            &mut t
+        } else {
+            t[section].as_table_mut().unwrap()
+        };
+        assert!(table.contains_key(key), "no key {section}.{key}");
+        table.insert(key.into(), v);
+        toml::to_string(&t).unwrap()
+    }
+
+    /// The error loading the bundled policy with `section.key = value`.
+    fn refused(section: &str, key: &str, value: &str) -> String {
+        match Policy::from_toml(&bundled_with(section, key, value), "t.toml") {
+            Ok(_) => panic!("{section}.{key} = {value} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// The policy loaded from the bundled one with `section.key = value`.
+    fn accepted(section: &str, key: &str, value: &str) -> Policy {
+        Policy::from_toml(&bundled_with(section, key, value), "t.toml")
+            .unwrap_or_else(|e| panic!("{section}.{key} = {value} was refused: {e}"))
+    }
+
+    /// Found by the session-17 policy attack: `urban_monthly = "-700.00"` loaded and reports
+    /// showed S = -700.00; a zero or negative standard, multiple or asset period, a negative
+    /// price or capital threshold, a home count below one were all applied.
+    #[test]
+    fn a_negative_or_zero_threshold_is_refused_naming_its_key() {
+        for (section, key, value, message) in [
+            (
+                "dibao_standard",
+                "urban_monthly",
+                "\"-700.00\"",
+                "policy file t.toml: dibao_standard.urban_monthly: -700.00 yuan: the dibao standard S must be above 0",
+            ),
+            (
+                "dibao_standard",
+                "urban_monthly",
+                "\"0.00\"",
+                "policy file t.toml: dibao_standard.urban_monthly: 0.00 yuan: the dibao standard S must be above 0",
+            ),
+            (
+                "dibao_standard",
+                "rural_yearly",
+                "\"-5000\"",
+                "policy file t.toml: dibao_standard.rural_yearly: -5000.00 yuan: the dibao standard S must be above 0",
+            ),
+            (
+                "housing",
+                "max_residential",
+                "\"-1.00\"",
+                "policy file t.toml: housing.max_residential: -1.00: a count of homes of at least 1.00 (a household's one home never makes it ineligible)",
+            ),
+            (
+                "housing",
+                "max_residential",
+                "\"0.50\"",
+                "policy file t.toml: housing.max_residential: 0.50: a count of homes of at least 1.00 (a household's one home never makes it ineligible)",
+            ),
+            (
+                "supporter_assets",
+                "residential_at_least",
+                "\"0\"",
+                "policy file t.toml: supporter_assets.residential_at_least: 0.00: a count of homes of at least 1.00 (at 0 every supporter, one without a home too, is referred)",
+            ),
+            (
+                "financial_assets",
+                "months_of_standard",
+                "0",
+                "policy file t.toml: financial_assets.months_of_standard: 0: at least 1 month of S (at 0 any financial asset at all makes a household ineligible)",
+            ),
+            (
+                "support",
+                "threshold_standard_multiple",
+                "\"-1.5\"",
+                "policy file t.toml: support.threshold_standard_multiple: -1.50: the multiple of S a supporter keeps per person must be above 0",
+            ),
+            (
+                "support",
+                "threshold_standard_multiple",
+                "\"0\"",
+                "policy file t.toml: support.threshold_standard_multiple: 0.00: the multiple of S a supporter keeps per person must be above 0",
+            ),
+            (
+                "supporter_assets",
+                "vehicle_price_above",
+                "\"-1.00\"",
+                "policy file t.toml: supporter_assets.vehicle_price_above: -1.00 yuan: must not be below 0 (0: every priced non-exempt vehicle)",
+            ),
+            (
+                "supporter_assets",
+                "capital_threshold",
+                "\"-5.00\"",
+                "policy file t.toml: supporter_assets.capital_threshold: -5.00 yuan: must not be below 0 (0: every active entity)",
+            ),
+            (
+                "market_entity",
+                "capital_threshold",
+                "\"-5.00\"",
+                "policy file t.toml: market_entity.capital_threshold: -5.00 yuan: must not be below 0 (0: every enterprise held as legal representative or shareholder)",
+            ),
+            (
+                "declared_gap",
+                "income_min",
+                "\"-1000.00\"",
+                "policy file t.toml: declared_gap.income_min: -1000.00 yuan: must not be below 0 (0: the percent alone)",
+            ),
+            (
+                "declared_gap",
+                "assets_min",
+                "\"-0.01\"",
+                "policy file t.toml: declared_gap.assets_min: -0.01 yuan: must not be below 0 (0: the percent alone)",
+            ),
+        ] {
+            assert_eq!(refused(section, key, value), message);
+        }
+        // what a regional notice may say is applied exactly: "any enterprise", "any vehicle",
+        // "three or more homes"
+        assert_eq!(
+            accepted("market_entity", "capital_threshold", "\"0.00\"").entity_capital,
+            Fen(0)
+        );
+        let p = accepted("supporter_assets", "vehicle_price_above", "\"0\"");
+        assert_eq!(p.supporter_vehicle_price, Fen(0));
+        let p = accepted("supporter_assets", "capital_threshold", "\"0\"");
+        assert_eq!(p.supporter_capital, Fen(0));
+        let p = accepted("housing", "max_residential", "\"2.00\"");
+        assert_eq!(p.max_residential_hundredths, 200);
+        let p = accepted("dibao_standard", "urban_monthly", "\"0.01\"");
+        assert_eq!(p.standard_year("urban"), Fen(12));
+        let p = accepted("support", "threshold_standard_multiple", "\"2\"");
+        assert_eq!(p.support_multiple_pct, 200);
+    }
+
+    /// Found by the session-17 policy attack: `[2021, 2023, 2025]` loaded as 2021-2023 (the
+    /// third year dropped) and `[2025, 2021]` as a range that excludes nothing.
+    #[test]
+    fn a_pension_exclusion_range_is_two_years_from_to_in_order() {
+        assert_eq!(
+            refused(
+                "income",
+                "resident_pension_excluded_years",
+                "[2021, 2023, 2025]"
+            ),
+            "policy file t.toml: income.resident_pension_excluded_years: 3 values: give exactly two years, [from, to]"
+        );
+        assert_eq!(
+            refused("income", "resident_pension_excluded_years", "[2021]"),
+            "policy file t.toml: income.resident_pension_excluded_years: 1 value: give exactly two years, [from, to]"
+        );
+        assert_eq!(
+            refused("income", "resident_pension_excluded_years", "[2025, 2021]"),
+            "policy file t.toml: income.resident_pension_excluded_years: [2025, 2021]: from must not be after to (a reversed range excludes no year)"
+        );
+        assert_eq!(
+            refused("income", "resident_pension_excluded_years", "[21, 25]"),
+            "policy file t.toml: income.resident_pension_excluded_years: 21: a year is four digits, 1900 to 9999 (a two-digit year is never guessed)"
+        );
+        let p = accepted("income", "resident_pension_excluded_years", "[2021, 2021]");
+        assert_eq!(p.resident_pension_excluded_years, (2021, 2021));
+        assert_eq!(
+            Policy::bundled().resident_pension_excluded_years,
+            (2021, 2025)
+        );
+    }
+
+    /// Found by the session-17 policy attack: `window_months = 6` counted half a year's
+    /// contributions and benefits as a year's income, and 0 counted one month.
+    #[test]
+    fn an_income_window_other_than_twelve_months_is_refused() {
+        for months in ["0", "1", "6", "11", "13", "24"] {
+            assert_eq!(
+                refused("income", "window_months", months),
+                format!(
+                    "policy file t.toml: income.window_months: {months}: must be 12: DESIGN §3 reads a year of income (the 12 months before D) and hedui does not annualise another window ({months} months of contributions and benefits would be taken as a year's income)"
+                )
+            );
+        }
+        assert_eq!(Policy::bundled().window_months, 12);
+    }
+
+    /// Found by the session-17 policy attack: a misspelt vehicle kind (motorcycles were then
+    /// not exempt), an unknown registration status, category, grade or usage were accepted
+    /// and matched nothing.
+    #[test]
+    fn a_value_outside_the_design_vocabularies_is_refused() {
+        for (section, key, value, message) in [
+            (
+                "vehicle",
+                "exempt_kinds",
+                "[\"motorcyle\", \"tricycle\"]",
+                "policy file t.toml: vehicle.exempt_kinds: \"motorcyle\" is not in the §2 vocabulary of vehicle_vessel.kind (car, suv, van, truck, bus, motorcycle, tricycle, tractor, harvester, vessel, disabled_vehicle)",
+            ),
+            (
+                "vehicle",
+                "exempt_kinds",
+                "[\"Motorcycle\"]",
+                "policy file t.toml: vehicle.exempt_kinds: \"Motorcycle\" is not in the §2 vocabulary of vehicle_vessel.kind (car, suv, van, truck, bus, motorcycle, tricycle, tractor, harvester, vessel, disabled_vehicle)",
+            ),
+            (
+                "household_composition",
+                "statuses",
+                "[\"deceased\", \"dead\"]",
+                "policy file t.toml: household_composition.statuses: \"dead\" is not in the §2 vocabulary of household_registration.status (normal, deceased, emigrated, cancelled)",
+            ),
+            (
+                "household_composition",
+                "statuses",
+                "[\"deceased\", \"normal\"]",
+                "policy file t.toml: household_composition.statuses: \"normal\" cannot refer a member: every living resident's status is normal (give deceased, emigrated or cancelled)",
+            ),
+            (
+                "household_composition",
+                "statuses",
+                "[]",
+                "policy file t.toml: household_composition.statuses: is empty: list the statuses that refer a member, deceased at least (DESIGN §1: a deceased member is looked at by a person)",
+            ),
+            (
+                "household_composition",
+                "statuses",
+                "[\"emigrated\"]",
+                "policy file t.toml: household_composition.statuses: does not list deceased (DESIGN §1: a deceased member is looked at by a person)",
+            ),
+            (
+                "review",
+                "six_monthly_categories",
+                "[\"partial\", \"class9\"]",
+                "policy file t.toml: review.six_monthly_categories: \"class9\" is not in the §2 vocabulary of households.category (full, partial, class1, class2, class3, class4)",
+            ),
+            (
+                "single_person_option",
+                "disability_grades",
+                "[1, 7]",
+                "policy file t.toml: single_person_option.disability_grades: 7 is not a §2 members.disability_grade (1 to 4)",
+            ),
+            (
+                "housing",
+                "business_usages",
+                "[\"commercial\", \"shop\"]",
+                "policy file t.toml: housing.business_usages: \"shop\" is not in the §2 vocabulary of real_estate.usage (residential, commercial, office, parking, industrial, other)",
+            ),
+            (
+                "housing",
+                "business_usages",
+                "[\"residential\", \"commercial\"]",
+                "policy file t.toml: housing.business_usages: \"residential\" cannot be business property: residential rows are counted against housing.max_residential (listed here it would be ignored)",
+            ),
+            (
+                "housing",
+                "business_usages",
+                "[]",
+                "policy file t.toml: housing.business_usages: is empty: a household owning a shop, office or factory would pass the housing test",
+            ),
+        ] {
+            assert_eq!(refused(section, key, value), message);
+        }
+        // a list a regional notice may leave empty: no exempt vehicle kind, no six-monthly
+        // category, no disability route to the single-person option
+        assert!(
+            accepted("vehicle", "exempt_kinds", "[]")
+                .exempt_vehicle_kinds
+                .is_empty()
+        );
+        assert!(
+            accepted("review", "six_monthly_categories", "[]")
+                .six_monthly_categories
+                .is_empty()
+        );
+        assert_eq!(
+            accepted("single_person_option", "disability_grades", "[1, 2, 3]").single_person_grades,
+            vec![1, 2, 3]
+        );
+    }
+
+    /// Found by the session-17 policy attack: `gradual_exit.months = 0` still granted a
+    /// gradual exit; review intervals of 0 or 1000 months were applied.
+    #[test]
+    fn a_zero_or_absurd_period_is_refused_with_its_bounds() {
+        for (section, key, value, message) in [
+            (
+                "gradual_exit",
+                "months",
+                "0",
+                "policy file t.toml: gradual_exit.months: 0: a gradual exit period is 1 to 12 months",
+            ),
+            (
+                "gradual_exit",
+                "months",
+                "13",
+                "policy file t.toml: gradual_exit.months: 13: a gradual exit period is 1 to 12 months",
+            ),
+            (
+                "review",
+                "short_months",
+                "0",
+                "policy file t.toml: review.short_months: 0: a review interval is 1 to 24 months",
+            ),
+            (
+                "review",
+                "default_months",
+                "1000",
+                "policy file t.toml: review.default_months: 1000: a review interval is 1 to 24 months",
+            ),
+            (
+                "review",
+                "short_months",
+                "18",
+                "policy file t.toml: review.short_months: 18: must not exceed review.default_months (12)",
+            ),
+        ] {
+            assert_eq!(refused(section, key, value), message);
+        }
+        assert_eq!(
+            accepted("gradual_exit", "months", "3").gradual_exit_months,
+            3
+        );
+        let p = accepted("review", "short_months", "3");
+        assert_eq!((p.review_short_months, p.review_default_months), (3, 12));
+    }
+
+    /// Found by the session-17 policy attack: `region_prefix = "6x"` loaded, and then no
+    /// household's region code started with it: every household was referred.
+    #[test]
+    fn a_region_prefix_that_is_not_2_4_or_6_digits_is_refused() {
+        for prefix in ["6x", "", "6", "620", "62050", "6205031", " 62", "６２"] {
+            assert_eq!(
+                refused("", "region_prefix", &format!("{prefix:?}")),
+                format!(
+                    "policy file t.toml: region_prefix: {prefix:?}: a GB/T 2260 region code prefix is 2, 4 or 6 ASCII digits (62 a province, 6205 a prefecture, 620503 a county)"
+                )
+            );
+        }
+        for prefix in ["62", "6205", "620503"] {
+            let p = accepted("", "region_prefix", &format!("{prefix:?}"));
+            assert_eq!(p.region_prefix, prefix);
+        }
+    }
+
+    /// An empty id would name no policy in the reports; a weight of `nan` was refused as
+    /// "must not exceed match_weight", and `inf` made every link a possible match.
+    #[test]
+    fn an_empty_id_or_a_weight_that_is_not_a_finite_number_is_refused() {
+        assert_eq!(
+            refused("", "id", "\" \""),
+            "policy file t.toml: id: is empty: the id names the policy in every report"
+        );
+        assert_eq!(
+            refused("possible_match", "match_weight", "nan"),
+            "policy file t.toml: possible_match.match_weight: NaN: a weight in bits is a finite number"
+        );
+        assert_eq!(
+            refused("possible_match", "possible_match_weight", "-inf"),
+            "policy file t.toml: possible_match.possible_match_weight: -inf: a weight in bits is a finite number"
+        );
+        assert_eq!(
+            refused("possible_match", "possible_match_weight", "4.0"),
+            "policy file t.toml: possible_match.possible_match_weight: must not exceed match_weight"
+        );
     }
 
     #[test]

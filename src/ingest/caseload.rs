@@ -200,6 +200,11 @@ fn file_note(file: &str, prep: &Prepared) -> serde_json::Value {
 /// relation to the applicant. The caseload schema's own list.
 pub const MEMBER_RELATIONS: &[&str] = hedui_connectors::schema::vocab::RELATION;
 
+/// The §2 range of `members.disability_grade` (1 most severe, 4 least); the API's
+/// `members[i].disability_grade` and the policy's `single_person_option.disability_grades`
+/// too.
+pub const DISABILITY_GRADES: std::ops::RangeInclusive<u8> = 1..=4;
+
 /// The §2 vocabulary of `supporters.relation` (the API's `supporters[i].relation` too): the
 /// supporter's relation to the supported member. The caseload schema's own list.
 pub const SUPPORTER_RELATIONS: &[&str] = hedui_connectors::schema::vocab::SUPPORTER_RELATION;
@@ -970,7 +975,7 @@ pub fn load_caseload(
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .and_then(|v| match v.parse::<u8>() {
-                Ok(g @ 1..=4) => Some(g),
+                Ok(g) if DISABILITY_GRADES.contains(&g) => Some(g),
                 _ => {
                     q.push(rows.entry(
                         i,

@@ -18,7 +18,9 @@ use crate::assess::{Household, Policy};
 use crate::domain::money::MoneyError;
 use crate::domain::{Fen, IdNumber, RegionCode, parse_day};
 use crate::evidence::Frame;
-use crate::ingest::caseload::{MEMBER_RELATIONS, Member, SUPPORTER_RELATIONS, Supporter};
+use crate::ingest::caseload::{
+    DISABILITY_GRADES, MEMBER_RELATIONS, Member, SUPPORTER_RELATIONS, Supporter,
+};
 
 /// A household to verify (`POST /v1/verifications`, `hedui check`). Unknown fields are
 /// refused. Money is yuan as a string with up to 2 decimals (`"12000.50"`), dates ISO.
@@ -378,7 +380,7 @@ impl HouseholdRequest {
             }
             let relation = one_of(&m.relation, MEMBER_RELATIONS, &format!("{f}.relation"))?;
             if let Some(g) = m.disability_grade
-                && !(1..=4).contains(&g)
+                && !DISABILITY_GRADES.contains(&g)
             {
                 return Err(bad(
                     "disability_grade_invalid",
