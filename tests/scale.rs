@@ -1724,16 +1724,29 @@ fn a_delta_reads_an_amount_with_its_unit_as_a_full_run_does() {
     ] {
         row[at(&th, c)] = v.to_string();
     }
+    // and a row of the member's with the ID in full-width digits (a repair to log)
+    let mut wide = row.clone();
+    wide[at(&th, "id_number")] = full_width(id);
+    wide[at(&th, "income_type")] = "labour".into();
+    wide[at(&th, "gross_income")] = "100.00".into();
     let delta = p.root.join("delta");
     std::fs::create_dir_all(&delta).expect("delta");
     std::fs::write(
         delta.join("tax.csv"),
-        format!("op,row,{header}\nadd,,{}\n", row.join(",")),
+        format!(
+            "op,row,{header}\nadd,,{}\nadd,,{}\n",
+            row.join(","),
+            wide.join(",")
+        ),
     )
     .expect("delta tax");
     let end = p.root.join("end");
     copy_dir(&data, &end);
-    std::fs::write(end.join("tax.csv"), format!("{tax}{}\n", row.join(","))).expect("end tax");
+    std::fs::write(
+        end.join("tax.csv"),
+        format!("{tax}{}\n{}\n", row.join(","), wide.join(",")),
+    )
+    .expect("end tax");
     let full = p.batch(&end, "full_end", &[]);
     let inc = p.batch(
         &data,
@@ -1751,6 +1764,21 @@ fn a_delta_reads_an_amount_with_its_unit_as_a_full_run_does() {
     assert!(of(&full).contains("income:ineligible"), "{}", of(&full));
     assert_eq!(of(&inc), of(&full));
     assert_eq!(p.opened(&inc), p.opened(&full));
+    // the delta rows' repairs are logged at their end-state rows, as the full run logs them
+    // (session 17's attack: logged nowhere)
+    let tax_log = |o: &Path| -> Vec<String> {
+        std::fs::read_to_string(o.join("normalisations.csv"))
+            .expect("normalisations.csv")
+            .lines()
+            .filter(|l| l.starts_with("tax.csv,"))
+            .map(str::to_string)
+            .collect()
+    };
+    let f = tax_log(&full);
+    assert_eq!(f.len(), 2, "{f:?}");
+    assert!(f[0].contains(",id_number,id_fullwidth,"), "{f:?}");
+    assert!(f[1].contains(",gross_income,money_wan,"), "{f:?}");
+    assert_eq!(tax_log(&inc), f);
 }
 
 /// Found by session 17's attack: households of another province (`region_not_in_policy`)

@@ -57,6 +57,7 @@ use super::{
 use crate::assess::Household;
 use crate::domain::{IdError, IdNumber};
 use crate::evidence::Frame;
+use crate::ingest::normalisation::At;
 use crate::ingest::{Action, Caseload, Quarantine, QuarantineEntry, load_caseload};
 use crate::report::{Determination, Outcome};
 use crate::seal::RunSealer;
@@ -1588,6 +1589,8 @@ struct SourceDelta {
     /// The holder's name of each row (`rows` order), when the delta has the column: a row
     /// with another person's valid ID may be a candidate of the error-tolerant pass.
     names: Vec<Option<String>>,
+    /// What the reader changed in the delta's values (`1.0万` → yuan, …), by delta data row.
+    normalised: Vec<hedui_connectors::read::Normalised>,
 }
 
 impl SourceDelta {
@@ -1785,6 +1788,7 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
         rows,
         buf,
         names,
+        normalised: prepared.normalised.clone(),
     }))
 }
 
@@ -2100,8 +2104,8 @@ pub fn run_incremental(
         });
     }
     let _lock = OutputLock::take(&opts.out)?;
-    // an earlier run's repairs log in this folder would pass for this run's (an incremental
-    // run writes none: see the README)
+    // an earlier run's repairs log in this folder would pass for this run's, should this run
+    // stop before it writes its own (the delta rows' repairs)
     let npath = opts.out.join("normalisations.csv");
     remove_if_present(&npath).map_err(write_err(&npath))?;
     // The caseload is read (and checked against the previous run's) on a thread of its own
@@ -2328,6 +2332,37 @@ pub fn run_incremental(
         }
         touched.extend(keys);
         maps.push(m);
+    }
+    // The repairs of the delta's rows, at their rows in the end state, as a full run logs
+    // them (found by session 17's attack: a new row's lower-case `x` or 15-digit number was
+    // logged nowhere). The reused rows' repairs are in the previous runs' logs.
+    let mut delta_norms = crate::ingest::normalisation::Normalisations::default();
+    for ((d, m), st) in deltas.iter().zip(&maps).zip(&prev.manifest.sources) {
+        let (Some(d), Some(m)) = (d, m) else { continue };
+        let at = |end_row: u64, column: &'static str| At {
+            file: &st.file,
+            line: line_of(st, end_row),
+            row: Some(end_row),
+            column,
+        };
+        // (a full run logs a file's ID repairs, then the reader's changes)
+        for (row, end_row) in d.rows.iter().zip(&m.delta_rows) {
+            if let Some(end_row) = *end_row {
+                delta_norms.id(at(end_row, "id_number"), d.id(row), opts.as_of);
+            }
+        }
+        for n in &d.normalised {
+            if let Some(&Some(end_row)) = m.delta_rows.get(n.row as usize) {
+                delta_norms.push(
+                    At {
+                        column: &n.column,
+                        ..at(end_row, "")
+                    },
+                    &n.kind,
+                    n.detail.clone(),
+                );
+            }
+        }
     }
     // The persons of the previous rows the delta changes, removes or moves: one bit per
     // previous row of each source the delta names.
@@ -2953,6 +2988,7 @@ pub fn run_incremental(
     q.entries.extend(source_q);
     let qpath = opts.out.join("quarantine.csv");
     q.write_csv(&qpath).map_err(write_err(&qpath))?;
+    delta_norms.write_csv(&npath).map_err(write_err(&npath))?;
 
     // summary sources: the previous accounting, with the delta's rows
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
@@ -3035,8 +3071,8 @@ pub fn run_incremental(
         &q,
         BTreeMap::new(),
         persons_queried,
-        // Normalisations are per full read; an incremental run reads only its delta.
-        BTreeMap::new(),
+        // the delta's rows' repairs (an incremental run reads only its delta)
+        delta_norms.by_kind(),
         BTreeMap::new(),
     );
     drop((
