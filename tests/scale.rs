@@ -1815,3 +1815,31 @@ fn a_memory_limited_run_quarantines_households_outside_the_policy_as_one_run_doe
     assert_eq!(summary(&lim)["quarantine"], summary(&one)["quarantine"]);
     assert_eq!(determinations(&lim), determinations(&one));
 }
+
+/// Found by session 17's attack: an incremental run on a `--partition` run verified that
+/// partition only (as it must: the state holds no other), with no word of it.
+#[test]
+fn an_incremental_run_on_a_partition_says_it_verifies_that_partition() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let part = p.batch(&data, "p503", &["--partition", "620503"]);
+    let delta = p.root.join("delta");
+    std::fs::create_dir_all(&delta).expect("delta");
+    let tax = std::fs::read_to_string(data.join("tax.csv")).expect("tax");
+    let header = tax.lines().next().expect("header");
+    std::fs::write(delta.join("tax.csv"), format!("op,row,{header}\n")).expect("delta");
+    let out = p.run_batch(
+        &data,
+        "inc",
+        &["--previous", s(&part), "--delta", s(&delta)],
+    );
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "The previous run was --partition 620503: this run verifies that partition only"
+        ),
+        "{err}"
+    );
+    assert_eq!(determinations(&p.root.join("inc")), determinations(&part));
+}

@@ -2248,6 +2248,15 @@ pub fn run_incremental(
     if caseload.households.len() != prev.households.len() {
         return Err(mismatch("the number of households"));
     }
+    // The previous run's partition is this run's (found by session 17's attack: the output
+    // was one partition's with no word of it).
+    if let Some(p) = &prev.manifest.partition {
+        tracing::warn!(
+            partition = %p,
+            households = caseload.households.len(),
+            "The previous run was --partition {p}: this run verifies that partition only, as the previous one did."
+        );
+    }
     let caseload_q = q.entries.len();
     let (everyone, named) = match persons {
         Some(p) => p,
