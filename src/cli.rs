@@ -219,7 +219,7 @@ pub enum TokenAction {
         /// Region-code prefix the token may act for (repeat; `*` = all).
         #[arg(long, required = true)]
         region: Vec<String>,
-        /// A label (which intake system).
+        /// A label (which intake system); no ID number, in any spelling.
         #[arg(long, default_value = "")]
         label: String,
     },
@@ -1148,6 +1148,10 @@ fn token(action: TokenAction) -> Result<i32> {
         if !(r == "*" || (!r.is_empty() && r.len() <= 6 && r.bytes().all(|b| b.is_ascii_digit()))) {
             bail!("--region {r}: a region-code prefix of 1-6 digits, or *");
         }
+    }
+    // as `POST /v1/tokens` (label_invalid): the label is stored and listed
+    if crate::verify::request::holds_id_like(&label) {
+        bail!("--label must not hold an ID number (it is stored and listed)");
     }
     let s = crate::audit::Store::open(&store, b"")
         .with_context(|| format!("Failed to open the store {}", store.display()))?;

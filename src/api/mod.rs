@@ -21,6 +21,13 @@
 //! and audited (one row per person: the sources asked and what each said) in one transaction → the waiter woken with
 //! the sealed report in hand (no second read of the store, no re-parsing of the report).
 //!
+//! # Refusals
+//! A handler refuses by returning its [`ApiError`]; the middleware around the whole router
+//! (`track`) counts and audits every `4xx` answer with the code and field answered, by the
+//! token `App::authenticate` found (task-local `ACTOR`), or as `unauthenticated` (at most a
+//! row a second). Fields named back pass through `scrub` (ID numbers in any spelling
+//! masked, at most [`MAX_FIELD_CHARS`]).
+//!
 //! # Sealing
 //! The X25519 key agreement with each recipient is done once per *sealing run*, not per
 //! report: a sealing run (`run_id` `serve-YYYYMMDDTHHMMSSZ-<8 hex>` in the envelope) lasts
@@ -69,21 +76,29 @@ use metrics::Metrics;
 use sources::Sources;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
+/// Longest `?wait=` accepted, seconds (longer ones are `wait_invalid`; any wait is capped at
+/// `[limits] wait_cap_s`). Session 17's attack: `wait=99999999999999999999999` was taken.
+pub const WAIT_MAX_S: f64 = 3600.0;
+
 /// The OpenAPI document served at `/v1/openapi.json` (the file in `schemas/api/`).
 pub const OPENAPI: &str = include_str!("../../schemas/api/openapi.json");
 
 /// An error answer: status and `{"code", "field", "message"}`; never a value of the
-/// request, never a cause chain.
+/// request, never a cause chain. A `4xx` one is a refusal: `track` counts and audits it
+/// as answered (`refused`, outcome `code:field`), so no handler can answer one unaudited.
 #[derive(Debug)]
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
     /// Stable code.
     pub code: &'static str,
-    /// The JSON field or parameter concerned, if any.
+    /// The JSON field or parameter concerned, if any: passed through `scrub` when the
+    /// error is made (an ID number in any spelling is masked, the length bounded).
     pub field: Option<String>,
     /// A sentence.
     pub message: String,
+    /// The job the refusal concerns (its audit row's `job_id`), or empty.
+    job_id: String,
 }
 
 impl ApiError {
@@ -96,9 +111,15 @@ impl ApiError {
         ApiError {
             status,
             code,
-            field,
+            field: field.map(|f| scrub(&f)),
             message: message.into(),
+            job_id: String::new(),
         }
+    }
+    /// The same refusal, audited with the job `id`.
+    fn for_job(mut self, id: &str) -> Self {
+        self.job_id = id.to_string();
+        self
     }
     fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "Internal error.");
@@ -130,12 +151,43 @@ impl From<InputError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut r = (
             self.status,
             axum::Json(json!({"code": self.code, "field": self.field, "message": self.message})),
         )
-            .into_response()
+            .into_response();
+        r.extensions_mut().insert(Refused {
+            code: self.code,
+            field: self.field,
+            job_id: self.job_id,
+        });
+        r
     }
+}
+
+/// What an [`ApiError`] answer refused, for [`track`] to count and audit (a response
+/// extension): the code and field the client was answered, and the job concerned.
+#[derive(Clone, Debug)]
+struct Refused {
+    code: &'static str,
+    field: Option<String>,
+    job_id: String,
+}
+
+/// A `4xx` answer that refuses nothing (a response extension): the status of a job refused
+/// while it waited (`GET /v1/verifications/{id}`; the job's refusal was audited then).
+#[derive(Clone, Copy, Debug)]
+struct NotRefused;
+
+/// The code [`track`] audits a `4xx` answer by that carries neither [`Refused`] nor
+/// [`NotRefused`] (one axum made itself, say): it is audited all the same.
+const REJECTED: &str = "request_rejected";
+
+tokio::task_local! {
+    /// The token acting in the request being answered, once [`App::authenticate`] knows it:
+    /// the actor of the request's refusal row ([`track`]). None: refused as
+    /// [`UNAUTHENTICATED`].
+    static ACTOR: std::cell::RefCell<Option<String>>;
 }
 
 /// The service state shared by every request and job.
@@ -149,10 +201,13 @@ pub struct App {
     /// Metrics.
     pub metrics: Metrics,
     sealing: Mutex<Option<Arc<SealingRun>>>,
-    /// Refusals of requests without a usable token since the last one audited, by code, and
-    /// when that was ([`App::refuse_unauthenticated`]).
-    unauthenticated: Mutex<(Option<Instant>, HashMap<&'static str, u64>)>,
+    /// Refusals of requests without a usable token since the last one audited, by code and
+    /// field, and when that was ([`App::refused`]).
+    unauthenticated: Mutex<(Option<Instant>, RefusalCounts)>,
 }
+
+/// Refusals counted by code and field (the actor's rows not written yet).
+type RefusalCounts = HashMap<(&'static str, String), u64>;
 
 /// At most one audit row a second for refusals of requests without a usable token: each row
 /// counts those refused since the one before. Found by session 16's second attack: 20,000
@@ -279,37 +334,54 @@ impl App {
         }
     }
 
-    /// Refuse with `e`: counted, and audited as `refused` by `actor` (a token id; a request
-    /// without a usable token goes through [`App::refuse_unauthenticated`]).
-    fn refuse(&self, actor: &str, job_id: &str, e: ApiError) -> ApiError {
-        self.metrics.refusal(e.code);
+    /// Count and audit a refusal answered with `code` and `field` (already [`scrub`]bed):
+    /// as `refused` by `actor` (a token id, or `cli`), outcome `code:field`. A refusal
+    /// without an actor (no usable token: none, unknown, revoked, two `Authorization`
+    /// headers; or refused before any token was looked at) is audited as
+    /// [`UNAUTHENTICATED`] at most once every [`UNAUTHENTICATED_AUDIT_EVERY`]: the first
+    /// after a quiet second is written at once, with ` (N refused since the last row)` when
+    /// others came in the second before; the others wait for [`App::flush_unauthenticated`],
+    /// which `serve` calls every second and when it is stopped (SIGTERM, SIGINT).
+    ///
+    /// [`track`] calls it for every `4xx` answer of the router, so a handler only returns its
+    /// [`ApiError`]: found by session 17's attack, handlers that forgot to call the old
+    /// per-handler `refuse` answered `POST /v1/tokens` 422 and `DELETE /v1/tokens/…` 404
+    /// without a row, and a refusal tried first (the intake role of an admin's consent
+    /// request) was audited though the answer was another.
+    fn refused(&self, actor: Option<&str>, job_id: &str, code: &'static str, field: Option<&str>) {
+        self.metrics.refusal(code);
+        let field = field.unwrap_or("");
+        let Some(actor) = actor else {
+            {
+                let mut g = self
+                    .unauthenticated
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                *g.1.entry((code, field.to_string())).or_insert(0) += 1;
+            }
+            self.flush_unauthenticated(false);
+            return;
+        };
         self.audit(&[AuditEvent {
             actor: actor.to_string(),
             action: "refused".into(),
             job_id: job_id.to_string(),
-            outcome: format!("{}:{}", e.code, e.field.as_deref().unwrap_or("")),
+            outcome: format!("{code}:{field}"),
             ..AuditEvent::default()
         }]);
-        e
     }
 
-    /// Refuse a request without a usable token with `e`: counted in the metrics, and audited
-    /// (actor [`UNAUTHENTICATED`], action `refused`, outcome `code:Authorization`) at most
-    /// once every [`UNAUTHENTICATED_AUDIT_EVERY`]: the first refusal after a quiet second is
-    /// written at once, with ` (N refused since the last row)` when others came in the
-    /// second before; the others wait for [`App::flush_unauthenticated`], which `serve` calls
-    /// every second and when it is stopped (SIGTERM, SIGINT).
-    fn refuse_unauthenticated(&self, e: ApiError) -> ApiError {
-        self.metrics.refusal(e.code);
-        {
-            let mut g = self
-                .unauthenticated
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            *g.1.entry(e.code).or_insert(0) += 1;
+    /// Count and audit the answer `resp` if it refuses the request (a `4xx`): by its
+    /// [`Refused`] extension (the code and field answered), or as [`REJECTED`] with the
+    /// status when it has none; not when it carries [`NotRefused`].
+    fn account(&self, resp: &Response, actor: Option<&str>) {
+        if !resp.status().is_client_error() || resp.extensions().get::<NotRefused>().is_some() {
+            return;
         }
-        self.flush_unauthenticated(false);
-        e
+        match resp.extensions().get::<Refused>() {
+            Some(r) => self.refused(actor, &r.job_id, r.code, r.field.as_deref()),
+            None => self.refused(actor, "", REJECTED, Some(resp.status().as_str())),
+        }
     }
 
     /// Write the refusals without a usable token counted since the last audit row, if any:
@@ -331,18 +403,19 @@ impl App {
             return;
         }
         g.0 = Some(t);
-        let mut counts: Vec<(&'static str, u64)> = std::mem::take(&mut g.1).into_iter().collect();
+        let mut counts: Vec<((&'static str, String), u64)> =
+            std::mem::take(&mut g.1).into_iter().collect();
         drop(g);
         counts.sort_unstable();
         let events: Vec<AuditEvent> = counts
             .into_iter()
-            .map(|(code, n)| AuditEvent {
+            .map(|((code, field), n)| AuditEvent {
                 actor: UNAUTHENTICATED.to_string(),
                 action: "refused".into(),
                 outcome: if n == 1 {
-                    format!("{code}:Authorization")
+                    format!("{code}:{field}")
                 } else {
-                    format!("{code}:Authorization ({n} refused since the last row)")
+                    format!("{code}:{field} ({n} refused since the last row)")
                 },
                 ..AuditEvent::default()
             })
@@ -350,9 +423,10 @@ impl App {
         self.audit(&events);
     }
 
-    /// The bearer token of a request for `role`. Every refusal is audited, also those of a
-    /// request without a usable token (actor [`UNAUTHENTICATED`]): found by session 16's
-    /// attack, probing for tokens with household data in the body left no trace.
+    /// The bearer token of a request for `role`; once a token is found it is the request's
+    /// actor ([`ACTOR`]), also when it lacks `role`. Every refusal is audited by [`track`],
+    /// also those of a request without a usable token (actor [`UNAUTHENTICATED`]): found by
+    /// session 16's attack, probing for tokens with household data in the body left no trace.
     fn authenticate(&self, headers: &HeaderMap, role: Role) -> Result<Token, ApiError> {
         // Found by the s8 newcomer: a request with two `Authorization` headers was answered
         // with the first one's token. Which token acts must never be a matter of order (a
@@ -363,12 +437,12 @@ impl App {
             .nth(1)
             .is_some()
         {
-            return Err(self.refuse_unauthenticated(ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "authorization_duplicate",
                 Some("Authorization".into()),
                 "the Authorization header is given more than once",
-            )));
+            ));
         }
         let raw = headers
             .get(header::AUTHORIZATION)
@@ -376,31 +450,29 @@ impl App {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         let Some(secret) = raw.filter(|s| !s.is_empty()) else {
-            return Err(self.refuse_unauthenticated(ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "token_missing",
                 Some("Authorization".into()),
                 "a bearer token is required",
-            )));
+            ));
         };
         let Some(token) = self.store.token_by_hash(&token_hash(secret))? else {
-            return Err(self.refuse_unauthenticated(ApiError::new(
+            return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "token_invalid",
                 Some("Authorization".into()),
                 "the bearer token is not known or was revoked",
-            )));
+            ));
         };
+        // outside a request (no scope) there is no refusal to attribute
+        let _ = ACTOR.try_with(|a| *a.borrow_mut() = Some(token.id.clone()));
         if !token.has(role) {
-            return Err(self.refuse(
-                &token.id,
-                "",
-                ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "role_forbidden",
-                    None,
-                    format!("this token does not hold the role {}", role.as_str()),
-                ),
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "role_forbidden",
+                None,
+                format!("this token does not hold the role {}", role.as_str()),
             ));
         }
         Ok(token)
@@ -461,33 +533,43 @@ impl App {
     }
 }
 
-/// A field path or key as the client sent it, made safe to name back: every non-ASCII
-/// character and every run of 6 or more digits becomes `?`, so an ID number or a name used as
-/// a key is never echoed (nor written into the audit log).
+/// Longest field path or key named back (answer, audit row, `hedui check`), in characters:
+/// a longer one keeps its first [`MAX_FIELD_CHARS`] and ends in `...`.
+pub const MAX_FIELD_CHARS: usize = 64;
+
+/// A field path or key as the client sent it, made safe to name back: every number of 6 or
+/// more digits in any spelling an ID number is written in
+/// ([`crate::domain::id_number::spelled_digit_runs`]: contiguous, in groups, full-width,
+/// one digit at a time; with its check character) becomes `?`, then every non-ASCII or
+/// control character `?`, and the result is cut at [`MAX_FIELD_CHARS`]. So an ID number or a
+/// name used as a key is never echoed, nor written into the audit log. Session 17's attack:
+/// only contiguous digits were masked (`6205 0319 7503 2454 0X` went through), and a 300
+/// character key was stored whole. Idempotent (every [`ApiError`] field passes through it).
 fn scrub(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        if digits.len() >= 6 {
-            out.push('?');
-        } else {
-            out.push_str(digits);
-        }
-        digits.clear();
+    let mut out = String::with_capacity(raw.len().min(MAX_FIELD_CHARS + 3));
+    let shown = |t: &str, out: &mut String| {
+        out.extend(t.chars().map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        }));
     };
-    for c in raw.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
+    let mut copied = 0;
+    for (r, n) in crate::domain::id_number::spelled_digit_runs(raw) {
+        if n >= 6 {
+            shown(&raw[copied..r.start], &mut out);
+            out.push('?');
+            copied = r.end;
         }
-        flush(&mut digits, &mut out);
-        out.push(if c.is_ascii() && !c.is_ascii_control() {
-            c
-        } else {
-            '?'
-        });
     }
-    flush(&mut digits, &mut out);
+    shown(&raw[copied..], &mut out);
+    if out.len() > MAX_FIELD_CHARS {
+        // ASCII only by now: bytes are characters
+        out.truncate(MAX_FIELD_CHARS);
+        out.push_str("...");
+    }
     out
 }
 
@@ -532,14 +614,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
                 format!("the key {path} appears twice in one object; which value is meant is not guessed"),
             );
         } else if msg.starts_with("unknown field") {
-            let name: String = msg
-                .split('`')
-                .nth(1)
-                .unwrap_or("")
-                .chars()
-                .take(40)
-                .collect();
-            let name = scrub(&name);
+            let name = scrub(msg.split('`').nth(1).unwrap_or(""));
             return ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "field_unknown",
@@ -794,7 +869,6 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, ApiError> {
     })
     .await
     .map_err(|_| {
-        app.metrics.refusal("body_timeout");
         ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
@@ -803,24 +877,18 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, ApiError> {
         )
     })?;
     read.map_err(|over| match over {
-        Some(_) => {
-            app.metrics.refusal("body_too_large");
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                None,
-                format!("the body exceeds {limit} bytes"),
-            )
-        }
-        None => {
-            app.metrics.refusal("body_unreadable");
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "body_unreadable",
-                None,
-                "the body could not be read to its end",
-            )
-        }
+        Some(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            None,
+            format!("the body exceeds {limit} bytes"),
+        ),
+        None => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "body_unreadable",
+            None,
+            "the body could not be read to its end",
+        ),
     })
 }
 
@@ -838,55 +906,42 @@ async fn post_verification(
     let wait = match q.get("wait") {
         None => None,
         Some(w) => match w.parse::<f64>() {
-            Ok(s) if s.is_finite() && s >= 0.0 => {
+            Ok(s) if (0.0..=WAIT_MAX_S).contains(&s) => {
                 Some(s.min(app.settings.config.limits.wait_cap_s as f64))
             }
             _ => {
-                return Err(app.refuse(
-                    &token.id,
-                    "",
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "wait_invalid",
-                        Some("wait".into()),
-                        "wait must be a number of seconds ≥ 0",
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "wait_invalid",
+                    Some("wait".into()),
+                    format!(
+                        "wait must be a number of seconds from 0 to {WAIT_MAX_S} (waits are capped at [limits] wait_cap_s)"
                     ),
                 ));
             }
         },
     };
     if let Some(other) = q.keys().find(|k| k.as_str() != "wait") {
-        return Err(app.refuse(
-            &token.id,
-            "",
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "parameter_unknown",
-                Some(scrub(&other.chars().take(40).collect::<String>())),
-                "unknown query parameter",
-            ),
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "parameter_unknown",
+            Some(other.clone()),
+            "unknown query parameter",
         ));
     }
-    let bytes = body.map_err(|e| app.refuse(&token.id, "", e))?;
-    let req: HouseholdRequest = parse_json(&bytes).map_err(|e| app.refuse(&token.id, "", e))?;
+    let bytes = body?;
+    let req: HouseholdRequest = parse_json(&bytes)?;
     let as_of = app.as_of();
-    let v = req
-        .validate(as_of, app.settings.config.limits.max_persons)
-        .map_err(|e| app.refuse(&token.id, "", e.into()))?;
+    let v = req.validate(as_of, app.settings.config.limits.max_persons)?;
     if !token.covers(&v.household.region_code) {
-        return Err(app.refuse(
-            &token.id,
-            "",
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "region_forbidden",
-                Some("region_code".into()),
-                "this token may not act for households of this region",
-            ),
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "region_forbidden",
+            Some("region_code".into()),
+            "this token may not act for households of this region",
         ));
     }
-    app.check_consents(&v, chrono::Utc::now().date_naive())
-        .map_err(|e| app.refuse(&token.id, "", e))?;
+    app.check_consents(&v, chrono::Utc::now().date_naive())?;
     let id = new_job_id();
     // The request is stored as it came (it parsed, so it is UTF-8 JSON that parses again to
     // the same request): no re-serialisation.
@@ -1004,28 +1059,22 @@ async fn post_verification(
 
 fn fetch_report(app: &App, token: &Token, id: &str, ok: StatusCode) -> Result<Response, ApiError> {
     let Some(job) = app.store.job(id)? else {
-        return Err(app.refuse(
-            &token.id,
-            id,
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "verification_unknown",
-                Some("id".into()),
-                "no such verification",
-            ),
-        ));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "verification_unknown",
+            Some("id".into()),
+            "no such verification",
+        )
+        .for_job(id));
     };
     if !token.covers(&job.region_code) {
-        return Err(app.refuse(
-            &token.id,
-            id,
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "region_forbidden",
-                Some("id".into()),
-                "this token may not read reports of this region",
-            ),
-        ));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "region_forbidden",
+            Some("id".into()),
+            "this token may not read reports of this region",
+        )
+        .for_job(id));
     }
     match (&job.status[..], &job.sealed) {
         ("done", Some(sealed)) => {
@@ -1040,6 +1089,7 @@ fn fetch_report(app: &App, token: &Token, id: &str, ok: StatusCode) -> Result<Re
         }
         ("refused", _) => Ok((
             StatusCode::FORBIDDEN,
+            axum::Extension(NotRefused),
             axum::Json(json!({"id": id, "status": "refused", "code": job.determination,
                 "message": "the job was refused before any department was asked (e.g. a consent revoked while it waited)"})),
         )
@@ -1099,15 +1149,11 @@ async fn get_verification(
     let well_formed =
         id.len() == 26 && id.starts_with("v_") && id[2..].bytes().all(|b| b.is_ascii_hexdigit());
     if !well_formed {
-        return Err(app.refuse(
-            &token.id,
-            "",
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "verification_unknown",
-                Some("id".into()),
-                "no verification has this id (ids are v_ and 24 hexadecimal digits)",
-            ),
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "verification_unknown",
+            Some("id".into()),
+            "no verification has this id (ids are v_ and 24 hexadecimal digits)",
         ));
     }
     fetch_report(&app, &token, &id, StatusCode::OK)
@@ -1368,18 +1414,14 @@ async fn post_consent(
         Err(e) if e.code == "role_forbidden" => app.authenticate(&headers, Role::Admin)?,
         Err(e) => return Err(e),
     };
-    let bytes = body.map_err(|e| app.refuse(&token.id, "", e))?;
-    let c: ConsentRequest = parse_json(&bytes).map_err(|e| app.refuse(&token.id, "", e))?;
+    let bytes = body?;
+    let c: ConsentRequest = parse_json(&bytes)?;
     let bad = |code, field: &str, m: &str| {
-        app.refuse(
-            &token.id,
-            "",
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                code,
-                Some(field.into()),
-                m,
-            ),
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            Some(field.into()),
+            m,
         )
     };
     let (idn, _) =
@@ -1401,15 +1443,11 @@ async fn post_consent(
         )
     })?;
     if !token.covers(&format!("{:06}", region.code())) {
-        return Err(app.refuse(
-            &token.id,
-            "",
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "region_forbidden",
-                Some("region_code".into()),
-                "this token may not register consents for this region",
-            ),
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "region_forbidden",
+            Some("region_code".into()),
+            "this token may not register consents for this region",
         ));
     }
     let until_s = c.valid_until.trim();
@@ -1465,8 +1503,7 @@ async fn post_consent(
         }
     }
     let purpose: String = c.purpose.trim().to_string();
-    crate::verify::request::check_purpose(&purpose)
-        .map_err(|e| app.refuse(&token.id, "", e.into()))?;
+    crate::verify::request::check_purpose(&purpose)?;
     if purpose.is_empty() {
         return Err(bad("field_missing", "purpose", "purpose is required"));
     }
@@ -1507,15 +1544,11 @@ async fn delete_consent(
         Err(e) => return Err(e),
     };
     let Some(c) = app.store.consent(&reference)? else {
-        return Err(app.refuse(
-            &token.id,
-            "",
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "consent_unknown",
-                Some("ref".into()),
-                "no such consent",
-            ),
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "consent_unknown",
+            Some("ref".into()),
+            "no such consent",
         ));
     };
     // an admin revokes within its regions: those of the token that registered the consent
@@ -1525,15 +1558,11 @@ async fn delete_consent(
             .token_by_id(&c.registered_by)?
             .is_some_and(|r| token.covers_all(&r.regions));
     if !admin_may && c.registered_by != token.id {
-        return Err(app.refuse(
-            &token.id,
-            "",
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "consent_forbidden",
-                Some("ref".into()),
-                "only the registering token or an admin may revoke a consent",
-            ),
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "consent_forbidden",
+            Some("ref".into()),
+            "only the registering token or an admin may revoke a consent",
         ));
     }
     let revoked = app.store.revoke_consent(&reference)?;
@@ -1580,7 +1609,7 @@ async fn post_token(
     let body = read_body(&app, body).await;
     let token = app.authenticate(&headers, Role::Admin)?;
     let bytes = body?;
-    let t: TokenRequest = parse_json(&bytes).map_err(|e| app.refuse(&token.id, "", e))?;
+    let t: TokenRequest = parse_json(&bytes)?;
     let mut roles = Vec::new();
     for (i, r) in t.roles.iter().enumerate() {
         roles.push(Role::parse(r).ok_or_else(|| {
@@ -1608,15 +1637,11 @@ async fn post_token(
         .iter()
         .position(|r| !token.covers_all(std::slice::from_ref(r)))
     {
-        return Err(app.refuse(
-            &token.id,
-            "",
-            ApiError::new(
-                StatusCode::FORBIDDEN,
-                "region_forbidden",
-                Some(format!("regions[{i}]")),
-                "a token can only be granted regions inside the granting admin's regions",
-            ),
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "region_forbidden",
+            Some(format!("regions[{i}]")),
+            "a token can only be granted regions inside the granting admin's regions",
         ));
     }
     if crate::verify::request::holds_id_like(&t.label) {
@@ -1656,16 +1681,16 @@ async fn delete_token(
             "no such token in your regions",
         )
     };
-    // a malformed id is refused before it reaches the audit log
+    // a malformed id is refused (and audited as `token_unknown:id`) without looking it up
     if !(id.starts_with("tok_") && id.len() <= 40 && id[4..].bytes().all(|b| b.is_ascii_hexdigit()))
     {
         return Err(unknown());
     }
     let Some(t) = app.store.token_by_id(&id)? else {
-        return Err(app.refuse(&token.id, "", unknown()));
+        return Err(unknown());
     };
     if !token.covers_all(&t.regions) {
-        return Err(app.refuse(&token.id, "", unknown()));
+        return Err(unknown());
     }
     let was_active = app.store.revoke_token(&id)?;
     app.audit(&[AuditEvent {
@@ -1708,7 +1733,11 @@ async fn get_audit(
                 }),
         }
     };
-    let after = number("after", 0, 0, i64::MAX)?;
+    // `after` is a row of the log, or 0: a larger one is refused, not named back as
+    // `next_after` (session 17's attack: an 18-digit number, an ID number's length, came
+    // back in the answer).
+    let last = app.store.last_seq()?;
+    let after = number("after", 0, 0, last)?;
     let limit = number("limit", 1000, 1, 10_000)?;
     if let Some(k) = q
         .keys()
@@ -1717,7 +1746,7 @@ async fn get_audit(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "parameter_unknown",
-            Some(scrub(k)),
+            Some(k.clone()),
             "parameters are after, limit and verify",
         ));
     }
@@ -1841,6 +1870,9 @@ async fn not_found() -> ApiError {
     )
 }
 
+/// Around every request, routed or not: its metrics, and the one place a refusal is counted
+/// and audited ([`App::account`]): as answered, by the token [`App::authenticate`] found
+/// ([`ACTOR`]), whichever handler (or extractor, or fallback) answered it.
 async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     let t = Instant::now();
     let method = req.method().to_string();
@@ -1849,7 +1881,13 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .get::<axum::extract::MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
-    let resp = next.run(req).await;
+    let (resp, actor) = ACTOR
+        .scope(std::cell::RefCell::new(None), async move {
+            let resp = next.run(req).await;
+            (resp, ACTOR.with(|a| a.borrow_mut().take()))
+        })
+        .await;
+    app.account(&resp, actor.as_deref());
     app.metrics.request(
         &method,
         &route,
@@ -1874,7 +1912,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/openapi.json", get(openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(middleware::from_fn_with_state(app.clone(), track))
+        // `layer`, not `route_layer`: the fallbacks' refusals are audited too
+        .layer(middleware::from_fn_with_state(app.clone(), track))
         .with_state(app)
 }
 
@@ -2058,6 +2097,7 @@ pub fn check(
     rt.block_on(async move {
         let app = App::new(settings).map_err(anyhow::Error::msg)?;
         let refused = |e: ApiError| {
+            app.refused(Some("cli"), "", e.code, e.field.as_deref());
             say!(
                 "{}",
                 json!({"code": e.code, "field": e.field, "message": e.message})
@@ -2066,14 +2106,14 @@ pub fn check(
         };
         let req: HouseholdRequest = match parse_json(&bytes) {
             Ok(r) => r,
-            Err(e) => return refused(app.refuse("cli", "", e)),
+            Err(e) => return refused(e),
         };
         let v = match req.validate(app.as_of(), app.settings.config.limits.max_persons) {
             Ok(v) => v,
-            Err(e) => return refused(app.refuse("cli", "", e.into())),
+            Err(e) => return refused(e.into()),
         };
         if let Err(e) = app.check_consents(&v, chrono::Utc::now().date_naive()) {
-            return refused(app.refuse("cli", "", e));
+            return refused(e);
         }
         let id = new_job_id();
         app.store.insert_job(
@@ -2129,7 +2169,37 @@ mod tests {
         );
         assert_eq!(scrub("620503199803075480"), "?");
         assert_eq!(scrub("members[0].徐萍霞"), "members[0].???");
-        assert_eq!(scrub("members.62050319750324540X\\"), "members.?X\\");
+        assert_eq!(scrub("members.62050319750324540X\\"), "members.?\\");
         assert_eq!(scrub("wait"), "wait");
+    }
+
+    /// Session 17's attack: an unknown key `6205 0319 7503 2454 0X` was answered and
+    /// audited as `6205 **** **** **** 0X` (only runs of 6 or more contiguous digits were
+    /// masked), and a 300-character key was stored whole.
+    #[test]
+    fn a_key_holding_an_id_number_in_groups_is_masked_and_a_long_key_is_cut() {
+        for (key, shown) in [
+            ("6205 0319 7503 2454 0X", "?"),
+            ("members[0].620503-1975-0324-540X", "members[0].?"),
+            ("620503197 50324540X", "?"),
+            ("x.6 2 0 5 0 3 1 9 7 5 0 3 2 4 5 4 0 X", "x.?"),
+            ("６２０５ ０３１９ ７５０３ ２４５４ ０Ｘ", "?"),
+            ("6205 ０３１９ 7503 2454 0X", "?"),
+            ("card 6228.4804.0256", "card ?"),
+            ("members[12].relation", "members[12].relation"),
+            // 6 digits or more are masked, also in groups; fewer are not
+            ("v 2026 11", "v ?"),
+            ("v 2026 1", "v 2026 1"),
+        ] {
+            assert_eq!(scrub(key), shown, "{key}");
+            assert_eq!(scrub(shown), shown, "idempotent: {shown}");
+        }
+        let long = "k".repeat(300);
+        let cut = scrub(&long);
+        assert_eq!(cut, format!("{}...", "k".repeat(super::MAX_FIELD_CHARS)));
+        assert_eq!(scrub(&cut), cut, "idempotent");
+        // cut after masking: no part of a number is left at the end
+        let tail = format!("{}6205 0319 7503 2454 0X", "k".repeat(60));
+        assert_eq!(scrub(&tail), format!("{}?", "k".repeat(60)));
     }
 }

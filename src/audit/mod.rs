@@ -1113,6 +1113,16 @@ impl Store {
         Ok(())
     }
 
+    /// The `seq` of the log's last row (0 when it is empty).
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn last_seq(&self) -> Result<i64, StoreError> {
+        let conn = self.reader()?;
+        let seq: Option<i64> = conn.query_row("SELECT max(seq) FROM audit", [], |r| r.get(0))?;
+        Ok(seq.unwrap_or(0))
+    }
+
     /// Audit rows with `seq > after`, at most `limit`.
     ///
     /// # Errors

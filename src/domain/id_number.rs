@@ -581,6 +581,84 @@ pub fn digit_runs(s: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ 
     })
 }
 
+/// Whether `c` may stand between the digits of a number written in groups
+/// (`6205 0319 7503 2454 0X`, `620503-1975-0324-540X`, `6205.0319.…`, `6 2 0 5 …`): white
+/// space (U+3000 too), hyphens and dashes, full stops and middle dots, `/`, `_` and commas,
+/// ASCII or full-width.
+pub fn is_digit_separator(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '-' | '\u{2010}'
+                ..='\u{2015}'
+                    | '\u{2212}'
+                    | '\u{ff0d}'
+                    | '.'
+                    | '\u{ff0e}'
+                    | '\u{00b7}'
+                    | '\u{30fb}'
+                    | '/'
+                    | '\u{ff0f}'
+                    | '_'
+                    | '\u{ff3f}'
+                    | ','
+                    | '\u{ff0c}'
+        )
+}
+
+/// The numbers of `s` in any spelling an ID number is written in, as byte ranges of `s`
+/// with their length in characters once read: ASCII or full-width digits, read on through
+/// separators between two digits ([`is_digit_separator`]: `6205 0319 7503 2454 0X`,
+/// `620503-1975-0324-540X`, `620503197 50324540X`, `６２０５ ０３１９ …`, one digit at a time),
+/// and an `X`/`x` (or full-width, after separators too) right after the 17th digit. [`digit_runs`] over the text
+/// so read: what may hide an ID number in a free text or a JSON key (session 17's attack: a
+/// check of contiguous digits let every grouped spelling through).
+pub fn spelled_digit_runs(s: &str) -> Vec<(std::ops::Range<usize>, usize)> {
+    let chars: Vec<(usize, char)> = s.char_indices().collect();
+    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    // `read`: one ASCII byte per character kept (a digit, `X`/`x`, `#` for any other);
+    // `at[k]`: the byte range of `s` it was read from
+    let mut read: Vec<u8> = Vec::with_capacity(chars.len());
+    let mut at: Vec<(usize, usize)> = Vec::with_capacity(chars.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let (b, c) = chars[i];
+        if is_digit_separator(c) && read.last().is_some_and(u8::is_ascii_digit) {
+            let mut j = i;
+            while j < chars.len() && is_digit_separator(chars[j].1) {
+                j += 1;
+            }
+            if j < chars.len()
+                && (is_digit(chars[j].1) || matches!(chars[j].1, 'X' | 'x' | 'Ｘ' | 'ｘ'))
+            {
+                // separators between two digits, or before a check character, are left out
+                i = j;
+                continue;
+            }
+        }
+        read.push(match c {
+            '0'..='9' | 'X' | 'x' => c as u8,
+            '０'..='９' => b'0' + (u32::from(c) - u32::from('０')) as u8,
+            'Ｘ' => b'X',
+            'ｘ' => b'x',
+            _ => b'#',
+        });
+        at.push((b, b + c.len_utf8()));
+        i += 1;
+    }
+    let read = String::from_utf8(read).expect("only ASCII bytes are pushed");
+    digit_runs(&read)
+        .map(|r| (at[r.start].0..at[r.end - 1].1, r.len()))
+        .collect()
+}
+
+/// Whether free text holds what may be a resident ID number in any spelling
+/// ([`spelled_digit_runs`]): 15 or more digits (GB 11643-1999 numbers have 15 or 18
+/// characters), contiguous or in groups. Such text is refused, never stored.
+pub fn holds_id_like(text: &str) -> bool {
+    spelled_digit_runs(text).iter().any(|(_, n)| *n >= 15)
+}
+
 /// Mask any value that may hold an ID number: keep the first four and the last four
 /// characters of values longer than 8, star the rest; shorter values are fully starred.
 pub fn mask(raw: &str) -> String {
@@ -679,6 +757,54 @@ mod clean_key_tests {
             "６２０５**********１２３４"
         );
         assert_eq!(mask("张三李四王五"), "******");
+    }
+
+    /// Session 17's attack: `purpose`, a token `label` and an unknown JSON key took an ID
+    /// number written in groups, full-width or one digit at a time, since only contiguous
+    /// digits were looked for. Each spelling reads as one run of the whole number.
+    #[test]
+    fn an_id_number_reads_as_one_run_in_every_spelling_it_is_written_in() {
+        for spelled in [
+            "62050319750324540X",
+            "6205 0319 7503 2454 0X",
+            "620503197 50324540X",
+            "620503-1975-0324-540X",
+            "6205.0319.7503.2454.0x",
+            "620503 / 19750324 / 540X",
+            "6 2 0 5 0 3 1 9 7 5 0 3 2 4 5 4 0 X",
+            "６２０５　０３１９　７５０３　２４５４　０Ｘ",
+            "６２０５０３－１９７５－０３２４－５４０Ｘ",
+            "6205 ０３１９ 7503 2454 0X",
+        ] {
+            let text = format!("dibao {spelled}, again");
+            let runs = spelled_digit_runs(&text);
+            assert_eq!(runs.len(), 1, "{spelled}: {runs:?}");
+            let (range, n) = runs[0].clone();
+            assert_eq!((&text[range], n), (spelled, 18), "{spelled}");
+            assert!(holds_id_like(&text), "{spelled}");
+        }
+        // a legacy 15-digit number in groups
+        assert!(holds_id_like("review 620503 750324 540"));
+        // dates, amounts, ids of applications and short numbers are no ID numbers
+        for text in [
+            "dibao application",
+            "window 1",
+            "review 2026-11-01",
+            "APP-2026-0001",
+            "income 12,000.50 yuan",
+            "620503H0000001",
+            "members[0].id_number",
+            "",
+        ] {
+            assert!(!holds_id_like(text), "{text}");
+        }
+        // separators are left out only between two digits; a letter ends a run
+        let t = "a-12 34-b 56x78";
+        let runs: Vec<(&str, usize)> = spelled_digit_runs(t)
+            .into_iter()
+            .map(|(r, n)| (&t[r], n))
+            .collect();
+        assert_eq!(runs, [("12 34", 4), ("56", 2), ("78", 2)]);
     }
 
     #[test]

@@ -132,22 +132,29 @@ pub struct ValidHousehold {
     pub purpose: String,
 }
 
-/// Whether free text holds what may be a resident ID number: a run of 15 or more digits
-/// (GB 11643-1999 numbers have 15 or 18 characters). Such text is refused, never stored: it
-/// would be written into the audit log and the report's plaintext id.
-pub fn holds_id_like(text: &str) -> bool {
-    let mut run = 0;
-    for c in text.chars() {
-        if c.is_ascii_digit() || ('０'..='９').contains(&c) {
-            run += 1;
-            if run >= 15 {
-                return true;
-            }
-        } else {
-            run = 0;
-        }
-    }
-    false
+/// Whether free text holds what may be a resident ID number, in any spelling (15 or more
+/// digits, contiguous or in groups: [`crate::domain::id_number::holds_id_like`]). Such text
+/// is refused, never stored: it would be written into the audit log and the report's
+/// plaintext id.
+pub use crate::domain::id_number::holds_id_like;
+
+/// Whether a `household_id` holds an ID number: 15 or more contiguous digits (ASCII or
+/// full-width), or digits in groups that read as a valid ID number
+/// (`620503-1975-0324-540X`). Other grouped numbers are an intake system's own ids
+/// (`620503-2026-00001`: region, year, sequence) and pass.
+fn household_id_holds_id(hid: &str, as_of: NaiveDate) -> bool {
+    use crate::domain::id_number::{is_digit_separator, spelled_digit_runs};
+    spelled_digit_runs(hid).into_iter().any(|(r, n)| {
+        let run = &hid[r];
+        n >= 15
+            && (run
+                .split(is_digit_separator)
+                .any(|g| g.chars().count() >= 15)
+                || {
+                    let bare: String = run.chars().filter(|c| !is_digit_separator(*c)).collect();
+                    IdNumber::parse(&bare, as_of).is_ok()
+                })
+    })
 }
 
 fn one_of(v: &str, allowed: &[&str], field: &str) -> Result<String, InputError> {
@@ -277,7 +284,9 @@ impl HouseholdRequest {
                 "household_id must be 1-64 printable characters",
             ));
         }
-        if (hid.len() >= 15 && IdNumber::parse(hid, as_of).is_ok()) || holds_id_like(hid) {
+        if (hid.len() >= 15 && IdNumber::parse(hid, as_of).is_ok())
+            || household_id_holds_id(hid, as_of)
+        {
             return Err(bad(
                 "household_id_invalid",
                 "household_id",
@@ -898,5 +907,49 @@ mod tests {
         assert_eq!(h.validate(as_of, 20).unwrap_err().code, "purpose_invalid");
         assert!(holds_id_like("６２０５０３１９８００１０１１２３"));
         assert!(!holds_id_like("HH6205030000001"));
+    }
+
+    /// Session 17's attack (repro 08): a purpose holding an ID number in groups, with
+    /// hyphens or one digit at a time passed (only contiguous digits were refused) and was
+    /// written into every audit row of the verification.
+    #[test]
+    fn a_purpose_or_household_id_holding_an_id_number_in_groups_is_refused() {
+        let s = make_id(620503, d(1950, 5, 6), 31).expose();
+        let as_of = d(2026, 11, 1);
+        let g = format!(
+            "{} {} {} {} {}",
+            &s[..4],
+            &s[4..8],
+            &s[8..12],
+            &s[12..16],
+            &s[16..]
+        );
+        let hyphens = format!("{}-{}-{}-{}", &s[..6], &s[6..10], &s[10..14], &s[14..]);
+        let one_by_one: String = s.chars().flat_map(|c| [c, ' ']).collect();
+        for spelled in [g, hyphens, one_by_one] {
+            let mut h = household(serde_json::json!([]));
+            h.purpose = Some(format!("review {spelled}"));
+            let e = h.validate(as_of, 20).unwrap_err();
+            assert_eq!((e.code, e.field.as_str()), ("purpose_invalid", "purpose"));
+            assert!(!e.message.contains(&s[4..8]), "{}", e.message);
+            assert_eq!(
+                check_purpose(&format!("consent {spelled}"))
+                    .unwrap_err()
+                    .code,
+                "purpose_invalid"
+            );
+            // and in a household_id, where it is a valid number
+            let mut h = household(serde_json::json!([]));
+            h.household_id = format!("H {spelled}");
+            let e = h.validate(as_of, 20).unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_str()),
+                ("household_id_invalid", "household_id")
+            );
+        }
+        // an intake system's id in groups (region, year, sequence: 15 digits) is no ID number
+        let mut h = household(serde_json::json!([]));
+        h.household_id = "620503-2026-00001".into();
+        assert!(h.validate(as_of, 20).is_ok());
     }
 }

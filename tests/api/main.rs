@@ -5,6 +5,7 @@
 
 mod check;
 mod helpers;
+mod refusals;
 mod regions;
 
 use std::collections::BTreeMap;
