@@ -4125,6 +4125,7 @@ mod tests {
                 .collect(),
             names: Vec::new(),
             buf: Vec::new(),
+            normalised: Vec::new(),
         }
     }
 
