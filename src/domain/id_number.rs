@@ -653,10 +653,56 @@ pub fn spelled_digit_runs(s: &str) -> Vec<(std::ops::Range<usize>, usize)> {
 }
 
 /// Whether free text holds what may be a resident ID number in any spelling
-/// ([`spelled_digit_runs`]): 15 or more digits (GB 11643-1999 numbers have 15 or 18
-/// characters), contiguous or in groups. Such text is refused, never stored.
+/// ([`spelled_digit_runs`]): 15 or more contiguous digits (GB 11643-1999 numbers have 15 or
+/// 18 characters), or digits in groups of which 18 or 15 in a row read as a number of that
+/// form ([`id_shaped`]: a birth date, and for 18 the check character). Such text is refused,
+/// never stored. The groups must read as one so that a date range (`2026-01-01 2026-12-31`,
+/// 16 digits once joined: found refused after session 17's fix) is not an ID number.
 pub fn holds_id_like(text: &str) -> bool {
-    spelled_digit_runs(text).iter().any(|(_, n)| *n >= 15)
+    spelled_digit_runs(text).iter().any(|(r, n)| {
+        if *n < 15 {
+            return false;
+        }
+        let spelled = &text[r.clone()];
+        if spelled.chars().count() == *n {
+            return true;
+        }
+        let read: Vec<u8> = spelled
+            .chars()
+            .filter_map(|c| match c {
+                '0'..='9' | 'X' | 'x' => Some(c.to_ascii_uppercase() as u8),
+                '０'..='９' => Some(b'0' + (u32::from(c) - u32::from('０')) as u8),
+                'Ｘ' | 'ｘ' => Some(b'X'),
+                _ => None,
+            })
+            .collect();
+        [18, 15].iter().any(|&w| read.windows(w).any(id_shaped))
+    })
+}
+
+/// Whether `b` (ASCII digits, `X` last) has the form of a resident ID number: 18 characters
+/// with a birth date `YYYYMMDD` (1850-2199) at 6..14 and a right check character, or 15
+/// digits with a date `YYMMDD` at 6..12 (GB 11643-1999; the region is not looked up).
+fn id_shaped(b: &[u8]) -> bool {
+    let num = |s: &[u8]| -> Option<u32> {
+        s.iter().try_fold(0u32, |a, &d| {
+            d.is_ascii_digit().then(|| a * 10 + u32::from(d - b'0'))
+        })
+    };
+    let day_ok = |m: Option<u32>, d: Option<u32>| matches!((m, d), (Some(m), Some(d)) if (1..=12).contains(&m) && (1..=31).contains(&d));
+    match b.len() {
+        18 => {
+            let Ok(body) = <[u8; 17]>::try_from(&b[..17]) else {
+                return false;
+            };
+            num(&body).is_some()
+                && num(&b[6..10]).is_some_and(|y| (1850..=2199).contains(&y))
+                && day_ok(num(&b[10..12]), num(&b[12..14]))
+                && check_character(&body) == b[17]
+        }
+        15 => num(b).is_some() && day_ok(num(&b[8..10]), num(&b[10..12])),
+        _ => false,
+    }
 }
 
 /// Mask any value that may hold an ID number: keep the first four and the last four
@@ -795,6 +841,9 @@ mod clean_key_tests {
             "620503H0000001",
             "members[0].id_number",
             "",
+            // a date range: 16 digits once joined, no ID number in them
+            "低保年审 2026-01-01 2026-12-31",
+            "period 2025.11.01-2026.10.31",
         ] {
             assert!(!holds_id_like(text), "{text}");
         }
