@@ -325,6 +325,18 @@ impl Api {
         let status = r.status().as_u16();
         (status, r.text().await.unwrap_or_default())
     }
+    /// `DELETE path` with `token`: the status and the JSON answer (`Null` when none).
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
     /// Revoke the consent `reference` with `token`; returns the HTTP status.
     pub async fn revoke_consent(&self, token: &str, reference: &str) -> u16 {
         self.http

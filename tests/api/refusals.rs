@@ -98,15 +98,6 @@ async fn every_refusal_is_audited_with_the_code_and_field_answered() {
     let (intake_id, intake) = w.token("intake", COUNTY);
     let (auditor_id, auditor) = w.token("auditor", "*");
     let start = last_seq(&w);
-    let delete = |path: String, token: String| {
-        let http = api.http.clone();
-        let url = format!("{}{path}", api.base);
-        async move {
-            let r = http.delete(url).bearer_auth(token).send().await.unwrap();
-            let st = r.status().as_u16();
-            (st, r.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
     let mut answered: Vec<(u16, Value)> = Vec::new();
     for body in [
         json!({"roles": ["intake"], "regions": ["62x"], "label": "a"}),
@@ -116,8 +107,8 @@ async fn every_refusal_is_audited_with_the_code_and_field_answered() {
     ] {
         answered.push(api.post("/v1/tokens", &admin, &body).await);
     }
-    answered.push(delete("/v1/tokens/abc".into(), admin.clone()).await);
-    answered.push(delete("/v1/tokens/tok_0123456789abcdef".into(), admin.clone()).await);
+    answered.push(api.delete("/v1/tokens/abc", &admin).await);
+    answered.push(api.delete("/v1/tokens/tok_0123456789abcdef", &admin).await);
     // an admin registers a consent: one row, no refusal of the intake role tried first
     let (st, v) = api
         .post(
