@@ -52,6 +52,7 @@ pub struct PolicyFile {
     id: String,
     title: String,
     region_prefix: String,
+    #[serde(deserialize_with = "date_text_or_toml")]
     effective_from: chrono::NaiveDate,
     illustrative: bool,
     dibao_standard: StandardSection,
@@ -220,6 +221,49 @@ pub const GRADUAL_EXIT_MONTHS: std::ops::RangeInclusive<u32> = 1..=12;
 /// months: at 0 every household is due at every run, and an interval of years is no
 /// periodic review (定期核查).
 pub const REVIEW_MONTHS: std::ops::RangeInclusive<u32> = 1..=24;
+
+/// `effective_from` as `"2026-01-01"` or as a TOML date `2026-01-01` (the usual TOML form,
+/// found refused by session 17's attack with "invalid type: map").
+fn date_text_or_toml<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<chrono::NaiveDate, D::Error> {
+    use serde::de::Error;
+    let day = |s: &str| {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map_err(|e| D::Error::custom(format!("{s:?} is not a date YYYY-MM-DD: {e}")))
+    };
+    match <toml::Value as serde::Deserialize>::deserialize(d)? {
+        toml::Value::String(s) => day(&s),
+        toml::Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => {
+            day(&dt.to_string())
+        }
+        other => Err(D::Error::custom(format!(
+            "{other} is not a date YYYY-MM-DD (a day, without a time)"
+        ))),
+    }
+}
+
+/// Plausible bounds of a 低保 notice's figures (yuan; months; percent; a multiple): a value
+/// outside is a unit slip (a yearly figure in a monthly key, fen for yuan), refused (found by
+/// session 17's attack: `urban_monthly = "8400"` and `rural_yearly = "450"` were applied and
+/// moved hundreds of determinations). Urban standards run from ~600 to ~1,500 yuan a month,
+/// rural ones from ~4,000 to ~18,000 a year (2024-2026).
+pub const URBAN_MONTHLY_YUAN: std::ops::RangeInclusive<i64> = 100..=5_000;
+/// See [`URBAN_MONTHLY_YUAN`].
+pub const RURAL_YEARLY_YUAN: std::ops::RangeInclusive<i64> = 1_200..=60_000;
+/// Months of S a household may hold per head in financial assets (see [`URBAN_MONTHLY_YUAN`]).
+pub const MONTHS_OF_STANDARD: std::ops::RangeInclusive<u32> = 1..=120;
+/// The employment-cost deduction of wages, percent (see [`URBAN_MONTHLY_YUAN`]).
+pub const EMPLOYMENT_DEDUCTION_MAX_PCT: u32 = 50;
+/// The multiple of S a supporter keeps per person, in hundredths (0.01 to 10).
+pub const SUPPORT_MULTIPLE_MAX_PCT: i64 = 1_000;
+/// A declared-gap percentage (see [`URBAN_MONTHLY_YUAN`]).
+pub const GAP_MAX_PCT: u32 = 1_000;
+/// The least match weight (bits) at which an error-tolerant link is used by the rules: odds
+/// of 8 to 1 (89 %), the bundled policy's. Below it a weak link decides a household (found
+/// by session 17's attack: at -2.5 bits, 15 %, a row matched on a name alone made two
+/// households ineligible; DESIGN §1: a possible match goes to a person, never to a rule).
+pub const MIN_MATCH_WEIGHT: f64 = 3.0;
 
 /// The years `income.resident_pension_excluded_years` may name: four digits, as the tax
 /// year of a record (a two-digit year is never guessed).
@@ -438,6 +482,13 @@ impl Policy {
                 "is empty: the id names the policy in every report".into(),
             ));
         }
+        if f.id.chars().any(char::is_control) {
+            return Err(invalid(
+                "id",
+                "holds a control character (a line break?): the id is one line of every report"
+                    .into(),
+            ));
+        }
         let prefix = &f.region_prefix;
         if !REGION_PREFIX_LENGTHS.contains(&prefix.len())
             || !prefix.bytes().all(|b| b.is_ascii_digit())
@@ -446,6 +497,23 @@ impl Policy {
                 "region_prefix",
                 format!(
                     "{prefix:?}: a GB/T 2260 region code prefix is 2, 4 or 6 ASCII digits (62 a province, 6205 a prefecture, 620503 a county)"
+                ),
+            ));
+        }
+        // A province's or prefecture's own code (620000, 620500, 6200) is no prefix of its
+        // counties': no household's code starts with it (session 17's attack: every household
+        // referred as region_not_in_policy).
+        if prefix.len() > 2 && prefix.ends_with("00") {
+            let short = prefix.trim_end_matches("00");
+            let short = if short.len() % 2 == 1 {
+                &prefix[..short.len() + 1]
+            } else {
+                short
+            };
+            return Err(invalid(
+                "region_prefix",
+                format!(
+                    "{prefix:?} is a province's or prefecture's own code, which no county's code starts with: write the prefix {short:?}"
                 ),
             ));
         }
@@ -469,16 +537,56 @@ impl Policy {
             " yuan",
             "the dibao standard S",
         )?;
+        let plausible = |field: &str, x: Fen, range: &std::ops::RangeInclusive<i64>, slip: &str| {
+            if range.contains(&(x.0 / 100)) && (x.0 % 100 == 0 || x.0 / 100 < *range.end()) {
+                Ok(())
+            } else {
+                Err(invalid(
+                    field,
+                    format!(
+                        "{x} yuan: outside {} to {} yuan, the range of real notices ({slip}?)",
+                        range.start(),
+                        range.end()
+                    ),
+                ))
+            }
+        };
+        plausible(
+            "dibao_standard.urban_monthly",
+            urban,
+            &URBAN_MONTHLY_YUAN,
+            "a yearly figure in the monthly key, or fen for yuan",
+        )?;
+        plausible(
+            "dibao_standard.rural_yearly",
+            rural,
+            &RURAL_YEARLY_YUAN,
+            "a monthly figure in the yearly key, or fen for yuan",
+        )?;
         let multiple = above_zero(
             "support.threshold_standard_multiple",
             &f.support.threshold_standard_multiple,
             "",
             "the multiple of S a supporter keeps per person",
         )?;
-        if f.financial_assets.months_of_standard == 0 {
+        if multiple.0 > SUPPORT_MULTIPLE_MAX_PCT {
+            return Err(invalid(
+                "support.threshold_standard_multiple",
+                format!(
+                    "{multiple}: at most {}.00 times S (a larger one leaves no support owed by anyone: a unit slip?)",
+                    SUPPORT_MULTIPLE_MAX_PCT / 100
+                ),
+            ));
+        }
+        if !MONTHS_OF_STANDARD.contains(&f.financial_assets.months_of_standard) {
             return Err(invalid(
                 "financial_assets.months_of_standard",
-                "0: at least 1 month of S (at 0 any financial asset at all makes a household ineligible)".into(),
+                format!(
+                    "{}: {} to {} months of S (at 0 any financial asset at all makes a household ineligible; more is a unit slip?)",
+                    f.financial_assets.months_of_standard,
+                    MONTHS_OF_STANDARD.start(),
+                    MONTHS_OF_STANDARD.end(),
+                ),
             ));
         }
         let max_residential = homes(
@@ -530,18 +638,24 @@ impl Policy {
         let years_field = "income.resident_pension_excluded_years";
         let (lo, hi) = match f.income.resident_pension_excluded_years[..] {
             [lo, hi] => (lo, hi),
+            // no exclusion (a region that counts the resident pension every year): an empty
+            // range (session 17's attack found `[]` refused)
+            [] => (1, 0),
             ref other => {
                 return Err(invalid(
                     years_field,
                     format!(
-                        "{} value{}: give exactly two years, [from, to]",
+                        "{} value{}: give exactly two years, [from, to], or [] for none",
                         other.len(),
                         if other.len() == 1 { "" } else { "s" }
                     ),
                 ));
             }
         };
-        if let Some(y) = [lo, hi].into_iter().find(|y| !POLICY_YEARS.contains(y)) {
+        if let Some(y) = [lo, hi]
+            .into_iter()
+            .find(|y| !POLICY_YEARS.contains(y) && (lo, hi) != (1, 0))
+        {
             return Err(invalid(
                 years_field,
                 format!(
@@ -551,7 +665,7 @@ impl Policy {
                 ),
             ));
         }
-        if lo > hi {
+        if lo > hi && (lo, hi) != (1, 0) {
             return Err(invalid(
                 years_field,
                 format!(
@@ -681,14 +795,23 @@ impl Policy {
                     ),
                 ));
             }
-            Some(p) if p.possible_match_weight <= p.match_weight => crate::link::Thresholds {
+            Some(p) if p.match_weight < MIN_MATCH_WEIGHT => {
+                return Err(invalid(
+                    "possible_match.match_weight",
+                    format!(
+                        "{}: at least {MIN_MATCH_WEIGHT} bits (odds of 8 to 1): below it a row linked by name and birth date alone would decide a household, where DESIGN §1 sends a possible match to a person",
+                        p.match_weight
+                    ),
+                ));
+            }
+            Some(p) if p.possible_match_weight < p.match_weight => crate::link::Thresholds {
                 match_weight: p.match_weight,
                 possible_match: p.possible_match_weight,
             },
             Some(_) => {
                 return Err(invalid(
                     "possible_match.possible_match_weight",
-                    "must not exceed match_weight".into(),
+                    "must be below match_weight (a possible match is weaker than a match)".into(),
                 ));
             }
             None => crate::link::caseload::DEFAULT_THRESHOLDS,
@@ -732,7 +855,7 @@ impl Policy {
             employment_deduction_pct: pct(
                 "income.employment_deduction_pct",
                 f.income.employment_deduction_pct,
-                100,
+                EMPLOYMENT_DEDUCTION_MAX_PCT,
             )?,
             support_share_pct: pct("support.share_pct", f.support.share_pct, 100)?,
             wrong_valid_id_candidates: f
@@ -764,9 +887,17 @@ impl Policy {
             six_monthly_categories: f.review.six_monthly_categories,
             review_default_months,
             review_short_months,
-            gap_income_pct: i64::from(f.declared_gap.income_pct),
+            gap_income_pct: pct(
+                "declared_gap.income_pct",
+                f.declared_gap.income_pct,
+                GAP_MAX_PCT,
+            )?,
             gap_income_min,
-            gap_assets_pct: i64::from(f.declared_gap.assets_pct),
+            gap_assets_pct: pct(
+                "declared_gap.assets_pct",
+                f.declared_gap.assets_pct,
+                GAP_MAX_PCT,
+            )?,
             gap_assets_min,
             clauses,
             link_thresholds,
@@ -949,7 +1080,7 @@ mod tests {
                 "financial_assets",
                 "months_of_standard",
                 "0",
-                "policy file t.toml: financial_assets.months_of_standard: 0: at least 1 month of S (at 0 any financial asset at all makes a household ineligible)",
+                "policy file t.toml: financial_assets.months_of_standard: 0: 1 to 120 months of S (at 0 any financial asset at all makes a household ineligible; more is a unit slip?)",
             ),
             (
                 "support",
@@ -1008,8 +1139,8 @@ mod tests {
         assert_eq!(p.supporter_capital, Fen(0));
         let p = accepted("housing", "max_residential", "\"2.00\"");
         assert_eq!(p.max_residential_hundredths, 200);
-        let p = accepted("dibao_standard", "urban_monthly", "\"0.01\"");
-        assert_eq!(p.standard_year("urban"), Fen(12));
+        let p = accepted("dibao_standard", "urban_monthly", "\"100.00\"");
+        assert_eq!(p.standard_year("urban"), Fen(120_000));
         let p = accepted("support", "threshold_standard_multiple", "\"2\"");
         assert_eq!(p.support_multiple_pct, 200);
     }
@@ -1024,11 +1155,11 @@ mod tests {
                 "resident_pension_excluded_years",
                 "[2021, 2023, 2025]"
             ),
-            "policy file t.toml: income.resident_pension_excluded_years: 3 values: give exactly two years, [from, to]"
+            "policy file t.toml: income.resident_pension_excluded_years: 3 values: give exactly two years, [from, to], or [] for none"
         );
         assert_eq!(
             refused("income", "resident_pension_excluded_years", "[2021]"),
-            "policy file t.toml: income.resident_pension_excluded_years: 1 value: give exactly two years, [from, to]"
+            "policy file t.toml: income.resident_pension_excluded_years: 1 value: give exactly two years, [from, to], or [] for none"
         );
         assert_eq!(
             refused("income", "resident_pension_excluded_years", "[2025, 2021]"),
@@ -1218,6 +1349,94 @@ mod tests {
         }
     }
 
+    /// Found by session 17's second policy attack: values applied as written that no notice
+    /// means (a yearly figure in the monthly key, a province's own code as the prefix, a match
+    /// weight at the possible-match weight), and two real forms refused (a TOML date, no
+    /// pension exclusion).
+    #[test]
+    fn implausible_figures_a_province_code_and_a_weak_match_weight_are_refused() {
+        for (section, key, value, message) in [
+            (
+                "dibao_standard",
+                "urban_monthly",
+                "\"8400.00\"",
+                "8400.00 yuan: outside 100 to 5000 yuan, the range of real notices (a yearly figure in the monthly key, or fen for yuan?)",
+            ),
+            (
+                "dibao_standard",
+                "rural_yearly",
+                "\"450.00\"",
+                "450.00 yuan: outside 1200 to 60000 yuan, the range of real notices (a monthly figure in the yearly key, or fen for yuan?)",
+            ),
+            (
+                "financial_assets",
+                "months_of_standard",
+                "4294967295",
+                "4294967295: 1 to 120 months of S (at 0 any financial asset at all makes a household ineligible; more is a unit slip?)",
+            ),
+            ("income", "employment_deduction_pct", "100", "100 > 50"),
+            (
+                "support",
+                "threshold_standard_multiple",
+                "\"1000000\"",
+                "1000000.00: at most 10.00 times S (a larger one leaves no support owed by anyone: a unit slip?)",
+            ),
+            (
+                "declared_gap",
+                "income_pct",
+                "4294967295",
+                "4294967295 > 1000",
+            ),
+            (
+                "possible_match",
+                "match_weight",
+                "-2.5",
+                "-2.5: at least 3 bits (odds of 8 to 1): below it a row linked by name and birth date alone would decide a household, where DESIGN §1 sends a possible match to a person",
+            ),
+            (
+                "",
+                "region_prefix",
+                "\"620500\"",
+                "\"620500\" is a province's or prefecture's own code, which no county's code starts with: write the prefix \"6205\"",
+            ),
+            (
+                "",
+                "region_prefix",
+                "\"620000\"",
+                "\"620000\" is a province's or prefecture's own code, which no county's code starts with: write the prefix \"62\"",
+            ),
+            (
+                "",
+                "id",
+                "\"a\\nb\"",
+                "holds a control character (a line break?): the id is one line of every report",
+            ),
+        ] {
+            let field = if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            };
+            assert_eq!(
+                refused(section, key, value),
+                format!("policy file t.toml: {field}: {message}")
+            );
+        }
+        // the edges of the ranges load
+        let p = accepted("dibao_standard", "urban_monthly", "\"5000.00\"");
+        assert_eq!(p.standard_year_urban.0, 12 * 500_000);
+        accepted("dibao_standard", "rural_yearly", "\"1200.00\"");
+        // a TOML date, and no pension exclusion
+        let p = accepted("", "effective_from", "2026-01-01");
+        assert_eq!(
+            p.effective_from,
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+        );
+        assert!(refused("", "effective_from", "2026-01-01T08:00:00").contains("without a time"));
+        let p = accepted("income", "resident_pension_excluded_years", "[]");
+        assert_eq!(p.resident_pension_excluded_years, (1, 0));
+    }
+
     /// An empty id would name no policy in the reports; a weight of `nan` was refused as
     /// "must not exceed match_weight", and `inf` made every link a possible match.
     #[test]
@@ -1236,7 +1455,7 @@ mod tests {
         );
         assert_eq!(
             refused("possible_match", "possible_match_weight", "4.0"),
-            "policy file t.toml: possible_match.possible_match_weight: must not exceed match_weight"
+            "policy file t.toml: possible_match.possible_match_weight: must be below match_weight (a possible match is weaker than a match)"
         );
     }
 
