@@ -2345,9 +2345,20 @@ pub fn run_incremental(
     // The repairs of the delta's rows, at their rows in the end state, as a full run logs
     // them (found by session 17's attack: a new row's lower-case `x` or 15-digit number was
     // logged nowhere). The reused rows' repairs are in the previous runs' logs.
-    let mut delta_norms = crate::ingest::normalisation::Normalisations::default();
-    for ((d, m), st) in deltas.iter().zip(&maps).zip(&prev.manifest.sources) {
+    // per source: the ID repairs and the reader's changes here, the values the evidence parses
+    // (`1,000.00`, `2026/10/31`) as the rows are assessed below; joined in a full run's order
+    let mut delta_norms: Vec<crate::ingest::normalisation::Normalisations> =
+        SourceKind::ALL.iter().map(|_| Default::default()).collect();
+    let mut value_norms: Vec<crate::ingest::normalisation::Normalisations> =
+        SourceKind::ALL.iter().map(|_| Default::default()).collect();
+    for (si, ((d, m), st)) in deltas
+        .iter()
+        .zip(&maps)
+        .zip(&prev.manifest.sources)
+        .enumerate()
+    {
         let (Some(d), Some(m)) = (d, m) else { continue };
+        let delta_norms = &mut delta_norms[si];
         let at = |end_row: u64, column: &'static str| At {
             file: &st.file,
             line: line_of(st, end_row),
@@ -2850,6 +2861,29 @@ pub fn run_incremental(
                     p.records
                         .push((si as u8, record_sets[si].records.len() as u32));
                 }
+                // a delta row's values as the evidence read them, logged as a full run logs
+                // them (found by session 17's second attack: `1,000.00`, `2026/10/31` unlogged)
+                if in_scope && r.buf == FRESH {
+                    let st = &prev.manifest.sources[si];
+                    for &(ci, how) in &crate::evidence::parsed_columns(kind) {
+                        let Some(v) = rec.values.get(ci).and_then(|v| v.as_deref()) else {
+                            continue;
+                        };
+                        let at = At {
+                            file: &st.file,
+                            line: line_of(st, rec.row),
+                            row: Some(rec.row),
+                            column: kind.columns()[ci].name,
+                        };
+                        let n = &mut value_norms[si];
+                        match how {
+                            crate::evidence::Parsed::Month => n.date(at, v, true),
+                            crate::evidence::Parsed::Day => n.date(at, v, false),
+                            crate::evidence::Parsed::Money => n.money(at, v),
+                            crate::evidence::Parsed::Year => n.year(at, v),
+                        }
+                    }
+                }
             }
             Err(fe) => {
                 quarantined_delta[si] += 1;
@@ -2997,6 +3031,13 @@ pub fn run_incremental(
     q.entries.extend(source_q);
     let qpath = opts.out.join("quarantine.csv");
     q.write_csv(&qpath).map_err(write_err(&qpath))?;
+    let delta_norms = crate::ingest::normalisation::Normalisations {
+        records: delta_norms
+            .into_iter()
+            .zip(value_norms)
+            .flat_map(|(a, b)| a.records.into_iter().chain(b.records))
+            .collect(),
+    };
     delta_norms.write_csv(&npath).map_err(write_err(&npath))?;
 
     // summary sources: the previous accounting, with the delta's rows
