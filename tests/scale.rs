@@ -1843,3 +1843,86 @@ fn an_incremental_run_on_a_partition_says_it_verifies_that_partition() {
     );
     assert_eq!(determinations(&p.root.join("inc")), determinations(&part));
 }
+
+/// Found by session 17's second attack: an extract with refused lines under half of its rows
+/// was answered; a delta taking out enough data rows left the refused lines the majority,
+/// which a full run on the end state refuses as damaged (every household unverified for it),
+/// while the incremental run kept the source answered and 126 households eligible.
+#[test]
+fn an_incremental_run_refuses_an_extract_its_delta_leaves_mostly_refused() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let path = data.join("securities.csv");
+    let text = std::fs::read_to_string(&path).expect("securities");
+    let mut lines = text.lines();
+    let header = lines.next().expect("header").to_string();
+    let rows: Vec<String> = lines.map(str::to_string).collect();
+    let n = rows.len();
+    assert!(n >= 20, "{n} rows");
+    // cut-short lines of someone outside the caseload, first: just under half of all rows
+    let cut = n - 1;
+    let refused: Vec<String> = (0..cut)
+        .map(|i| format!("110101199001011237,某某{i},S0001"))
+        .collect();
+    let file = |rows: &[String]| format!("{header}\n{}\n{}\n", refused.join("\n"), rows.join("\n"));
+    std::fs::write(&path, file(&rows)).expect("securities");
+    let before = p.batch(&data, "before", &[]);
+    let status = |o: &Path| summary(o)["sources"]["securities"].clone();
+    assert_eq!(status(&before)["status"], "answered");
+    // the delta takes out the last rows: the refused lines are then the majority
+    let gone = n / 2;
+    let delta = p.root.join("delta");
+    std::fs::create_dir_all(&delta).expect("delta");
+    let body: Vec<String> = (n - gone..n)
+        .map(|r| format!("remove,{r},{}", rows[r]))
+        .collect();
+    std::fs::write(
+        delta.join("securities.csv"),
+        format!("op,row,{header}\n{}\n", body.join("\n")),
+    )
+    .expect("delta");
+    let end = p.root.join("end");
+    copy_dir(&data, &end);
+    std::fs::write(end.join("securities.csv"), file(&rows[..n - gone])).expect("end");
+    let full = p.batch(&end, "full_end", &[]);
+    let inc = p.batch(
+        &data,
+        "incremental",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    assert_eq!(status(&full)["status"], "unverified");
+    let reason = status(&full)["reason"]
+        .as_str()
+        .expect("reason")
+        .to_string();
+    assert!(
+        reason.contains("data rows were refused while reading"),
+        "{reason}"
+    );
+    assert_eq!(status(&inc)["status"], "unverified");
+    assert_eq!(
+        status(&inc)["reason"]
+            .as_str()
+            .map(|r| r.replace(s(&data), s(&end))),
+        Some(reason)
+    );
+    assert_eq!(determinations(&inc), determinations(&full));
+    // not read at all, as the full run: none of its rows in a report, no entry of its own
+    let securities_q = |o: &Path| -> Vec<String> {
+        std::fs::read_to_string(o.join("quarantine.csv"))
+            .expect("quarantine")
+            .lines()
+            .filter(|l| l.starts_with("securities.csv"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(securities_q(&inc), securities_q(&full));
+    // (the reason names the extract's folder: the previous run's, or the end state's)
+    let as_end = |o: &Path| -> BTreeMap<String, String> {
+        p.opened(o)
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string().replace(s(&data), s(&end))))
+            .collect()
+    };
+    assert_eq!(as_end(&inc), as_end(&full));
+}

@@ -2277,6 +2277,8 @@ pub fn run_incremental(
     // arise here: a previous run with such rows in an answered source sent them to the
     // error-tolerant pass and is refused above, and a delta row with one is refused below.)
     let mut newly_unverified: Vec<(usize, String)> = Vec::new();
+    // sources the end state refuses whole (mostly refused lines): read by no rule
+    let mut not_read = [false; SourceKind::ALL.len()];
     let mut period_now: Vec<Option<PeriodRows>> = prev
         .manifest
         .sources
@@ -2302,9 +2304,32 @@ pub fn run_incremental(
         };
         if let (Some(d), Some(m)) = (d, &m) {
             let path = opts.sources.join(&st.file);
-            if m.rows == 0 {
+            // The lines the reader refused whole stay in the end state (a delta names data rows
+            // only): most of its rows refused is a damaged extract, as a full run decides it
+            // (found by session 17's second attack: a delta removing half the data rows left 95
+            // refused lines beside 60 rows, and the source stayed answered).
+            let mut refused: Vec<(u64, &str)> = prev_source_q
+                .iter()
+                .filter(|e| e.file == st.file && e.row.is_none() && e.reason != "row_subtotal")
+                .map(|e| (e.line.unwrap_or(0), e.reason.as_str()))
+                .collect();
+            refused.sort_unstable();
+            let n = refused.len() as u64;
+            if m.rows == 0 && n == 0 {
                 let e = super::no_data_rows(&path);
                 newly_unverified.push((si, format!("{}: {e}", e.code())));
+            } else if n * 2 > n + m.rows {
+                let (line, reason) = refused[0];
+                let e = hedui_connectors::ConnectorError::Unreadable {
+                    path: path.display().to_string(),
+                    message: format!(
+                        "{n} of {} data rows were refused while reading (the first at line {line}: {reason}): a damaged export (a header that does not fit its rows, a value of the wrong type in every row)? It is not read, every household is unverified for it",
+                        n + m.rows
+                    ),
+                };
+                newly_unverified.push((si, format!("{}: {e}", e.code())));
+                // not read at all, as in a full run: none of its rows or entries is used
+                not_read[si] = true;
             } else if let Some((column, what)) = super::period_of(kind, &frame) {
                 match end_period_rows(kind, &frame, column, d, m, st) {
                     EndPeriod::Rows(p) => period_now[si] = Some(p),
@@ -2821,6 +2846,10 @@ pub fn run_incremental(
     drop_q.reserve(recomputed_rows.len());
     for (r, rec) in recomputed_rows.iter().zip(decoded) {
         let si = r.source as usize;
+        if not_read[si] {
+            drop_q.insert((si, r.row));
+            continue;
+        }
         let kind = SourceKind::ALL[si];
         let Some(rec) = rec else {
             return Err(BatchError::Previous {
@@ -3005,6 +3034,15 @@ pub fn run_incremental(
 
     // quarantine: caseload entries (read again), previous source entries kept, new ones
     for mut e in prev_source_q {
+        if prev
+            .manifest
+            .sources
+            .iter()
+            .position(|s| s.file == e.file)
+            .is_some_and(|si| not_read[si])
+        {
+            continue;
+        }
         // a line the reader refused whole is in the end state as it was (a delta names data
         // rows only): its entry stays (session 17's attack saw it vanish)
         let Some(row) = e.row else {
