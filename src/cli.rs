@@ -903,7 +903,30 @@ fn open(
         as_of: String,
     }
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut first_as_of: Option<(String, usize)> = None;
+    // The file's as-of date: the one most of its batch reports name in their (signed) run ids,
+    // `YYYYMMDD-…`, counted over every line, also with --household (found by session 17's
+    // second attack: with --household, or with the stray line first, the first line decided).
+    // An API envelope's run id is a job id and names no date: not checked.
+    let date_of_run = |run_id: &str| -> Option<String> {
+        let d = run_id.get(..8)?;
+        (d.bytes().all(|b| b.is_ascii_digit()) && run_id.as_bytes().get(8) == Some(&b'-'))
+            .then(|| format!("{}-{}-{}", &d[..4], &d[4..6], &d[6..8]))
+    };
+    let file_as_of: Option<String> = {
+        let mut by_date: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
+        for l in text.lines() {
+            if let Some(at) = l.find("\"run_id\":\"")
+                && let Some(d) = date_of_run(&l[at + 10..])
+            {
+                *by_date.entry(d).or_default() += 1;
+            }
+        }
+        by_date
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)))
+            .map(|(d, _)| d)
+    };
     for (i, parsed) in entries {
         let env: SealedReport = match parsed {
             Ok(e) => e,
@@ -940,22 +963,20 @@ fn open(
                     failures += 1;
                     continue;
                 }
-                match &first_as_of {
-                    Some((d, at)) if *d != head.as_of => {
-                        say!(
-                            "hedui: {}:{}: report {} is of as-of date {}, the file's first report (line {}) of {}: a run's reports share one date (a line of another run?); not printed",
-                            file.display(),
-                            i + 1,
-                            env.report_id,
-                            head.as_of,
-                            at + 1,
-                            d
-                        );
-                        failures += 1;
-                        continue;
-                    }
-                    Some(_) => {}
-                    None => first_as_of = Some((head.as_of.clone(), i)),
+                if let Some(d) = &file_as_of
+                    && date_of_run(&env.run_id).is_some()
+                    && *d != head.as_of
+                {
+                    say!(
+                        "hedui: {}:{}: report {} is of as-of date {}, where the file's batch reports are of {}: a run's reports share one date (a line of another run?); not printed",
+                        file.display(),
+                        i + 1,
+                        env.report_id,
+                        head.as_of,
+                        d
+                    );
+                    failures += 1;
+                    continue;
                 }
                 seen.insert(head.household_id, i);
                 found = true;

@@ -887,6 +887,30 @@ fn open_refuses_a_second_report_of_a_household_and_a_report_of_another_date() {
         String::from_utf8_lossy(&out.stdout).lines().count(),
         lb.len() - 1
     );
+    assert!(
+        err.contains("where the file's batch reports are of 2026-11-20"),
+        "{err}"
+    );
+    // the same with the stray line first, and asked for by --household (session 17's second
+    // attack: the first line decided the date, and --household skipped the check)
+    let mut first = lb.clone();
+    first[0] = la[0].clone();
+    let f = c.root.join("first.jsonl");
+    std::fs::write(&f, first.join("\n") + "\n").unwrap();
+    let out = open(&f, None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        lb.len() - 1
+    );
+    let stray = c.open_all(&a)[0]["household_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = open(&f, Some(&stray));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is of as-of date 2026-11-01"));
     // two runs' files joined
     let f = c.root.join("joined.jsonl");
     std::fs::write(&f, format!("{}{}", read(&b), read(&b))).unwrap();
