@@ -427,6 +427,8 @@ fn run(cli: Cli) -> Result<i32> {
             if let Err(e) = policy.check_in_force(as_of) {
                 bail!("--as-of {as_of}: {e}");
             }
+            // household aliases keyed by hedui's signing key: the same in every run
+            crate::ingest::caseload::set_alias_key(signing.derive_secret(ALIAS_LABEL));
             let opts = BatchOptions {
                 caseload,
                 sources,
@@ -700,12 +702,14 @@ fn demo(households: usize, keep: Option<PathBuf>) -> Result<i32> {
         keys.display(),
         out.display()
     );
+    let signing = SigningKey::load(&keys.join("hedui-signing.key"))?;
+    crate::ingest::caseload::set_alias_key(signing.derive_secret(ALIAS_LABEL));
     let opts = BatchOptions {
         caseload: data.clone(),
         sources: data.clone(),
         policy: Policy::bundled(),
         recipients: vec![RecipientPublicKey::load(&keys.join("civil.pub"))?],
-        signing: SigningKey::load(&keys.join("hedui-signing.key"))?,
+        signing,
         out: out.clone(),
         as_of,
         previous: None,
@@ -792,6 +796,10 @@ fn sibling(path: &Path, name: &str) -> PathBuf {
 }
 
 /// Open reports; print JSON. Exit 1 if any envelope fails to open.
+/// The label of the household-alias key derived from the signing key
+/// ([`crate::seal::SigningKey::derive_secret`], [`crate::ingest::caseload::household_alias`]).
+const ALIAS_LABEL: &[u8] = b"hedui household alias v1";
+
 fn open(
     key: &Path,
     signer: Option<PathBuf>,

@@ -680,6 +680,25 @@ pub fn holds_id_like(text: &str) -> bool {
     })
 }
 
+/// Whether `text` holds a resident ID number in any spelling ([`spelled_digit_runs`]):
+/// 18 or 15 characters in a row, contiguous or in groups, of an ID number's form
+/// ([`id_shaped`]). Unlike [`holds_id_like`] a long number of another form (a department's
+/// 18-digit household code) is none: for values that must be shown when they are not one.
+pub fn holds_id_number(text: &str) -> bool {
+    spelled_digit_runs(text).iter().any(|(r, _)| {
+        let read: Vec<u8> = text[r.clone()]
+            .chars()
+            .filter_map(|c| match c {
+                '0'..='9' | 'X' | 'x' => Some(c.to_ascii_uppercase() as u8),
+                '０'..='９' => Some(b'0' + (u32::from(c) - u32::from('０')) as u8),
+                'Ｘ' | 'ｘ' => Some(b'X'),
+                _ => None,
+            })
+            .collect();
+        [18, 15].iter().any(|&w| read.windows(w).any(id_shaped))
+    })
+}
+
 /// Whether `b` (ASCII digits, `X` last) has the form of a resident ID number: 18 characters
 /// with a birth date `YYYYMMDD` (1850-2199) at 6..14 and a right check character, or 15
 /// digits with a date `YYMMDD` at 6..12 (GB 11643-1999; the region is not looked up).

@@ -417,12 +417,36 @@ fn household_key_cow(raw: &str) -> std::borrow::Cow<'_, str> {
 /// An ID number is a valid one (GB 11643-1999: date and check character), whole or as a run
 /// of 15 or 18 characters inside the id: a department's numeric household code of 18 digits
 /// is shown as written unless it happens to be one.
-fn withheld_id(key: &str, as_of: NaiveDate, fallback: impl FnOnce() -> String) -> Option<String> {
-    let valid = |t: &str| IdNumber::parse(t, as_of).is_ok();
-    let holds = valid(key)
-        || crate::domain::id_number::digit_runs(key)
-            .any(|r| matches!(r.len(), 15 | 18) && valid(&key[r]));
-    holds.then(fallback)
+fn withheld_id(key: &str, as_of: NaiveDate) -> Option<String> {
+    let holds =
+        IdNumber::parse(key, as_of).is_ok() || crate::domain::id_number::holds_id_number(key);
+    holds.then(|| household_alias(key))
+}
+
+/// The key of household aliases ([`household_alias`]), set once per run from hedui's signing
+/// key ([`set_alias_key`]); unset (unit tests, a caseload read without a run) a fixed key.
+static ALIAS_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+
+/// Set the key of household aliases for this process (the batch: from its signing key, so
+/// that an alias is the same in every run and cannot be computed from the id it stands for
+/// without that key). A second call keeps the first key.
+pub fn set_alias_key(key: [u8; 32]) {
+    let _ = ALIAS_KEY.set(key);
+}
+
+/// The id a household whose `household_id` may not be shown goes by: `households-` and 12 hex
+/// digits of an HMAC-SHA256 of its key ([`set_alias_key`]). Stable across runs and row orders
+/// (found by session 17's second attack: `households-row-N` named a row, and two families
+/// swapped determinations under one alias when the file was reordered).
+pub fn household_alias(key: &str) -> String {
+    let k = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        ALIAS_KEY
+            .get()
+            .map_or(b"hedui household alias".as_slice(), |k| k.as_slice()),
+    );
+    let tag = ring::hmac::sign(&k, key.as_bytes());
+    format!("households-{}", &hex::encode(tag.as_ref())[..12])
 }
 
 /// Zero-width and BOM characters, which a household id is matched without.
@@ -642,12 +666,19 @@ pub fn load_caseload(
             continue;
         }
         if let Some(&first) = index.get(household_key_cow(id).as_ref()) {
-            let first_id = row_of
-                .get(first)
-                .and_then(|&r| hid.get(r))
-                .unwrap_or("")
-                .trim();
-            if first_id != id {
+            let first_row = row_of.get(first).copied();
+            fn cell(c: &StringChunked, r: Option<usize>) -> &str {
+                r.and_then(|r| c.get(r)).unwrap_or("")
+            }
+            // spelled otherwise, leading and trailing spaces included (session 17's second
+            // attack: a trailing space read as the same spelling)
+            let spelled_otherwise = cell(hid, first_row) != cell(hid, Some(i));
+            // or the same id with another region, area or programme: which family's figures
+            // apply cannot be told either
+            let differs = [region, area, programme]
+                .iter()
+                .any(|c| cell(c, first_row).trim() != cell(c, Some(i)).trim());
+            if spelled_otherwise || differs {
                 // Two spellings of one key may be two families: their members cannot be told
                 // apart, and the household is referred whatever its findings.
                 rows.refer_once(
@@ -657,7 +688,11 @@ pub fn load_caseload(
                     "household_id",
                     id,
                     crate::assess::HOUSEHOLD_SPELLINGS,
-                    "household_id is an earlier row's spelled otherwise (case, width or spaces): the members rows of both are read as one household, which is referred whatever its findings (caseload_fault); the first row's values are used".into(),
+                    if spelled_otherwise {
+                        "household_id is an earlier row's spelled otherwise (case, width or spaces): the members rows of both are read as one household, which is referred whatever its findings (caseload_fault); the first row's values are used".into()
+                    } else {
+                        "household_id is an earlier row's, with another region_code, area or programme: which family's figures apply cannot be told; the members rows are read as one household, which is referred whatever its findings (caseload_fault); the first row's values are used".into()
+                    },
                 );
                 continue;
             }
@@ -832,8 +867,10 @@ pub fn load_caseload(
         log_household_key(&mut out.normalisations, (&file, &prep), i, id, &key);
         index.insert(key.clone(), out.households.len());
         row_of.push(i);
-        let shown = withheld_id(&key, as_of, || format!("households-row-{i}")).unwrap_or(key);
-        if shown.starts_with("households-") {
+        let withheld = withheld_id(&key, as_of);
+        let is_withheld = withheld.is_some();
+        let shown = withheld.unwrap_or(key);
+        if is_withheld {
             out.normalisations.push(
                 At {
                     file: &file,
@@ -872,8 +909,7 @@ pub fn load_caseload(
         let key = r.household_id.as_deref().map(household_key);
         match key {
             Some(k) if !k.is_empty() && !index.contains_key(&k) => {
-                let id = withheld_id(&k, as_of, || format!("households-line-{}", r.line))
-                    .unwrap_or_else(|| k.clone());
+                let id = withheld_id(&k, as_of).unwrap_or_else(|| k.clone());
                 index.insert(k, out.households.len());
                 out.households.push(Household {
                     id,
@@ -902,6 +938,14 @@ pub fn load_caseload(
         q.push(e);
     }
 
+    // where each household read from a households row is (for [`withhold_names`])
+    let hh_at: (String, Vec<(Option<u64>, u64)>) = (
+        file.clone(),
+        row_of
+            .iter()
+            .map(|&r| (prep.line_of(r as u64), r as u64))
+            .collect(),
+    );
     let (df, file, prep) = read(dir, CaseloadTable::Members, &mut out.normalisations)?;
     out.files.push(file_note(&file, &prep));
     // Found by the s11 trial: a members table with a header and no rows read as "no household
@@ -1310,7 +1354,61 @@ pub fn load_caseload(
         &mut out.households,
         q,
     );
+    withhold_names(&mut out, &hh_at);
     Ok(out)
+}
+
+/// A household whose id holds a name of its members or supporters (`张伟家`, `户主张伟`),
+/// compared without spaces and name separators, two characters or more, goes by its alias
+/// ([`household_alias`]), logged as `household_id_withheld` at its households row (`at`:
+/// file and line per household read from a row). Found by session 17's second attack: such
+/// ids were printed in determinations.csv and the envelopes' clear `report_id`.
+fn withhold_names(out: &mut Caseload, at: &(String, Vec<(Option<u64>, u64)>)) {
+    let bare = |t: &str| -> String {
+        t.chars()
+            .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '.' | '．' | '-' | '。' | '•'))
+            .collect()
+    };
+    let mut names: Vec<Vec<String>> = vec![Vec::new(); out.households.len()];
+    let persons = out
+        .members
+        .iter()
+        .map(|m| (m.household, m.name.as_deref()))
+        .chain(
+            out.supporters
+                .iter()
+                .map(|s| (s.household, s.name.as_deref())),
+        );
+    for (h, name) in persons {
+        if let (Some(v), Some(n)) = (names.get_mut(h), name) {
+            let n = bare(n);
+            if n.chars().count() >= 2 && !crate::link::compare::is_name_placeholder(&n) {
+                v.push(n);
+            }
+        }
+    }
+    for (h, hh) in out.households.iter_mut().enumerate() {
+        if hh.id.starts_with("households-") || names[h].is_empty() {
+            continue;
+        }
+        let id = bare(&hh.id);
+        if names[h].iter().any(|n| id.contains(n.as_str())) {
+            let alias = household_alias(&hh.id);
+            if let Some(&(line, row)) = at.1.get(h) {
+                out.normalisations.push(
+                    At {
+                        file: &at.0,
+                        line,
+                        row: Some(row),
+                        column: "household_id",
+                    },
+                    "household_id_withheld",
+                    format!("a name of the household's persons, which no output may show: the household is {alias} in reports, determinations.csv and changes.json"),
+                );
+            }
+            hh.id = alias;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1482,7 +1580,9 @@ mod tests {
             "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\n\
              620503H0000001,620503,urban,dibao,full,,,\n620503h0000001,620503,rural,dibao,full,,,\n\
              620503H0000002,620503,urban,dibao,full,,,\n620503H0000002,620503,urban,dibao,full,,,\n\
-             620503H0000003,620503,urban,dibao,full,,,\n６２０５０３H0000003,620503,urban,dibao,full,,,\n",
+             620503H0000003,620503,urban,dibao,full,,,\n６２０５０３H0000003,620503,urban,dibao,full,,,\n\
+             620503H0000004,620503,urban,dibao,full,,,\n\"620503H0000004 \",620503,urban,dibao,full,,,\n\
+             620503H0000005,620503,urban,dibao,full,,,\n620503H0000005,620503,rural,dibao,full,,,\n",
         );
         write(
             d.path(),
@@ -1497,13 +1597,17 @@ mod tests {
             "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
         );
         let (c, q) = load(d.path());
-        assert_eq!(c.households.len(), 3);
+        assert_eq!(c.households.len(), 5);
         let faults: Vec<&[String]> = c.households.iter().map(|h| h.faults.as_slice()).collect();
         assert_eq!(
             faults,
             vec![
                 &["household_id_spellings".to_string()][..],
                 &["household_duplicate".to_string()][..],
+                &["household_id_spellings".to_string()][..],
+                // a trailing space is another spelling, and the same id with another area is
+                // two families as likely (session 17's second attack)
+                &["household_id_spellings".to_string()][..],
                 &["household_id_spellings".to_string()][..],
             ]
         );
@@ -1523,12 +1627,14 @@ mod tests {
                 ("household_duplicate", Some(5)),
                 ("household_id_spellings", Some(3)),
                 ("household_id_spellings", Some(7)),
+                ("household_id_spellings", Some(9)),
+                ("household_id_spellings", Some(11)),
             ]
         );
     }
 
     #[test]
-    fn a_household_id_that_is_an_id_number_is_shown_as_its_row_and_its_members_still_find_it() {
+    fn a_household_id_that_is_an_id_number_goes_by_its_alias_and_its_members_still_find_it() {
         let d = tempfile::tempdir().unwrap();
         write(
             d.path(),
@@ -1551,16 +1657,17 @@ mod tests {
         );
         let (c, q) = load(d.path());
         let ids: Vec<&str> = c.households.iter().map(|h| h.id.as_str()).collect();
-        // an 18-digit household code that is no valid ID number is shown as written
-        assert_eq!(
-            ids,
-            vec![
-                "H1",
-                "households-row-1",
-                "households-row-2",
-                "620503000000000001"
-            ]
+        // an 18-digit household code that is no valid ID number is shown as written; an
+        // alias is of the id, not of its row (the same wherever the row is)
+        let (a, b) = (
+            household_alias("620503195809200176"),
+            household_alias("HH-620503195809200176"),
         );
+        assert!(
+            a.starts_with("households-") && a.len() == 23 && a != b,
+            "{a} {b}"
+        );
+        assert_eq!(ids, vec!["H1", &a, &b, "620503000000000001"]);
         let placed: Vec<usize> = c.members.iter().map(|m| m.household).collect();
         assert_eq!(placed, vec![1, 2]);
         assert!(q.entries.is_empty(), "not a fault");
@@ -1574,6 +1681,48 @@ mod tests {
         assert_eq!(withheld.len(), 2);
         assert_eq!(withheld[0].0, Some(1));
         assert!(withheld.iter().all(|(_, d)| !d.contains("195809200176")));
+    }
+
+    #[test]
+    fn a_household_id_holding_a_name_of_its_persons_goes_by_its_alias() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "households.csv",
+            "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\n\
+             马福祥家,620503,urban,dibao,full,,,\n户主-李 建国,620503,urban,dibao,full,,,\n王家,620503,urban,dibao,full,,,\n",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "household_id,id_number,name,relation,disability_grade,consent_ref\n\
+             马福祥家,620503195809200176,马福祥,applicant,,C1\n\
+             户主-李 建国,620503196207080319,李建国,applicant,,C2\n\
+             王家,620503198001010012,王·芳,applicant,,C3\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "household_id,id_number,name,supports_id_number,relation,own_household_size,consent_ref\n",
+        );
+        let (c, _) = load(d.path());
+        let ids: Vec<&str> = c.households.iter().map(|h| h.id.as_str()).collect();
+        let (a, b) = (household_alias("马福祥家"), household_alias("户主-李建国"));
+        assert_eq!(ids, vec![a.as_str(), b.as_str(), "王家"]);
+        let logged: Vec<Option<u64>> = c
+            .normalisations
+            .records
+            .iter()
+            .filter(|n| n.kind == "household_id_withheld")
+            .map(|n| n.row)
+            .collect();
+        assert_eq!(logged, vec![Some(0), Some(1)]);
+        assert!(
+            c.normalisations
+                .records
+                .iter()
+                .all(|n| !n.detail.contains("福祥"))
+        );
     }
 
     fn load(dir: &Path) -> (Caseload, Quarantine) {

@@ -288,6 +288,18 @@ impl SigningKey {
         Self::parse(&text).map_err(file_format_error(path))
     }
 
+    /// A 32-byte secret derived from this key for `label` (SHA-256 of the key's Ed25519
+    /// signature of `label`, which RFC 8032 makes deterministic): the same for every run that
+    /// holds the key, and unknowable without it. Keys pseudonyms that must be stable across
+    /// runs and not computable from the values they stand for (household aliases).
+    pub fn derive_secret(&self, label: &[u8]) -> [u8; 32] {
+        let sig = self.pair.sign(label);
+        let d = ring::digest::digest(&ring::digest::SHA256, sig.as_ref());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(d.as_ref());
+        out
+    }
+
     /// The matching public key.
     pub fn verifying_key(&self) -> VerifyingKey {
         let mut bytes = [0u8; 32];
