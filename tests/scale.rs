@@ -1728,7 +1728,7 @@ fn a_delta_reads_an_amount_with_its_unit_as_a_full_run_does() {
     let mut wide = row.clone();
     wide[at(&th, "id_number")] = full_width(id);
     wide[at(&th, "income_type")] = "labour".into();
-    wide[at(&th, "gross_income")] = "100.00".into();
+    wide[at(&th, "gross_income")] = "\"1,000.00\"".into();
     let delta = p.root.join("delta");
     std::fs::create_dir_all(&delta).expect("delta");
     std::fs::write(
@@ -1775,9 +1775,11 @@ fn a_delta_reads_an_amount_with_its_unit_as_a_full_run_does() {
             .collect()
     };
     let f = tax_log(&full);
-    assert_eq!(f.len(), 2, "{f:?}");
+    assert_eq!(f.len(), 3, "{f:?}");
     assert!(f[0].contains(",id_number,id_fullwidth,"), "{f:?}");
     assert!(f[1].contains(",gross_income,money_wan,"), "{f:?}");
+    // the evidence's reading, `1,000.00` (session 17's second attack: unlogged)
+    assert!(f[2].contains(",gross_income,money_thousands,"), "{f:?}");
     assert_eq!(tax_log(&inc), f);
 }
 
