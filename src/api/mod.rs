@@ -26,7 +26,8 @@
 //! (`track`) counts and audits every `4xx` answer with the code and field answered, by the
 //! token `App::authenticate` found (task-local `ACTOR`), or as `unauthenticated` (at most a
 //! row a second). Fields named back pass through `scrub` (ID numbers in any spelling
-//! masked, at most [`MAX_FIELD_CHARS`]).
+//! masked, at most [`MAX_FIELD_CHARS`]). A refusal is not answered without its row: one
+//! that cannot be written turns the answer into `500 internal`, as for a report.
 //!
 //! # Sealing
 //! The X25519 key agreement with each recipient is done once per *sealing run*, not per
@@ -204,6 +205,8 @@ pub struct App {
     /// Refusals of requests without a usable token since the last one audited, by code and
     /// field, and when that was ([`App::refused`]).
     unauthenticated: Mutex<(Option<Instant>, RefusalCounts)>,
+    /// Set when the server is told to stop ([`App::stop`]).
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Refusals counted by code and field (the actor's rows not written yet).
@@ -284,6 +287,7 @@ impl App {
             metrics: Metrics::default(),
             sealing: Mutex::new(None),
             unauthenticated: Mutex::new((None, HashMap::new())),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -328,10 +332,28 @@ impl App {
             .unwrap_or_else(|| chrono::Utc::now().date_naive())
     }
 
-    fn audit(&self, events: &[AuditEvent]) {
-        if let Err(e) = self.store.audit(events) {
+    /// Append audit rows (waiting for another process's write lock up to the store's busy
+    /// timeout). A failure is logged and returned as `500 internal`, the answer of a request
+    /// whose audit rows cannot be written: a refusal, a report or a page of the log is not
+    /// handed out without its row, as a verification's report is not without its
+    /// `source_query` rows.
+    fn audit(&self, events: &[AuditEvent]) -> Result<(), ApiError> {
+        self.store.audit(events).map_err(|e| {
             tracing::error!(error = %e, "The audit log could not be written.");
-        }
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                None,
+                "the service could not complete the request",
+            )
+        })
+    }
+
+    /// [`App::audit`] for an act already committed (a consent or token registered or
+    /// revoked, a job resumed or refused at start-up): a failure is logged and the answer
+    /// stands, since the act is done either way.
+    fn audit_act(&self, events: &[AuditEvent]) {
+        let _logged = self.audit(events);
     }
 
     /// Count and audit a refusal answered with `code` and `field` (already [`scrub`]bed):
@@ -348,10 +370,22 @@ impl App {
     /// per-handler `refuse` answered `POST /v1/tokens` 422 and `DELETE /v1/tokens/…` 404
     /// without a row, and a refusal tried first (the intake role of an admin's consent
     /// request) was audited though the answer was another.
-    fn refused(&self, actor: Option<&str>, job_id: &str, code: &'static str, field: Option<&str>) {
-        self.metrics.refusal(code);
+    ///
+    /// # Errors
+    /// `500 internal` when an actor's row cannot be written ([`App::audit`]): [`track`]
+    /// answers that instead of the refusal, which is then neither counted nor audited.
+    /// Session 17's attack: with the store's write lock held by `hedui token add`, the row was
+    /// dropped at once and the refusal answered all the same.
+    fn refused(
+        &self,
+        actor: Option<&str>,
+        job_id: &str,
+        code: &'static str,
+        field: Option<&str>,
+    ) -> Result<(), ApiError> {
         let field = field.unwrap_or("");
         let Some(actor) = actor else {
+            self.metrics.refusal(code);
             {
                 let mut g = self
                     .unauthenticated
@@ -359,8 +393,9 @@ impl App {
                     .unwrap_or_else(|p| p.into_inner());
                 *g.1.entry((code, field.to_string())).or_insert(0) += 1;
             }
-            self.flush_unauthenticated(false);
-            return;
+            // once the server is stopping, at once: the stop's own flush may be past
+            self.flush_unauthenticated(self.stopping.load(Ordering::SeqCst));
+            return Ok(());
         };
         self.audit(&[AuditEvent {
             actor: actor.to_string(),
@@ -368,15 +403,20 @@ impl App {
             job_id: job_id.to_string(),
             outcome: format!("{code}:{field}"),
             ..AuditEvent::default()
-        }]);
+        }])?;
+        self.metrics.refusal(code);
+        Ok(())
     }
 
     /// Count and audit the answer `resp` if it refuses the request (a `4xx`): by its
     /// [`Refused`] extension (the code and field answered), or as [`REJECTED`] with the
     /// status when it has none; not when it carries [`NotRefused`].
-    fn account(&self, resp: &Response, actor: Option<&str>) {
+    ///
+    /// # Errors
+    /// As [`App::refused`].
+    fn account(&self, resp: &Response, actor: Option<&str>) -> Result<(), ApiError> {
         if !resp.status().is_client_error() || resp.extensions().get::<NotRefused>().is_some() {
-            return;
+            return Ok(());
         }
         match resp.extensions().get::<Refused>() {
             Some(r) => self.refused(actor, &r.job_id, r.code, r.field.as_deref()),
@@ -388,7 +428,8 @@ impl App {
     /// at once with `now`, else only when the last such row is at least
     /// [`UNAUTHENTICATED_AUDIT_EVERY`] old. Found by session 16's third attack: the refusals
     /// of a burst's last second waited for the next refusal, and were lost when the server
-    /// stopped first.
+    /// stopped first. Rows that cannot be written (the store failed past its busy timeout)
+    /// are counted again for the next flush; the refusals were answered already.
     pub fn flush_unauthenticated(&self, now: bool) {
         let t = Instant::now();
         let mut g = self
@@ -408,11 +449,11 @@ impl App {
         drop(g);
         counts.sort_unstable();
         let events: Vec<AuditEvent> = counts
-            .into_iter()
+            .iter()
             .map(|((code, field), n)| AuditEvent {
                 actor: UNAUTHENTICATED.to_string(),
                 action: "refused".into(),
-                outcome: if n == 1 {
+                outcome: if *n == 1 {
                     format!("{code}:{field}")
                 } else {
                     format!("{code}:{field} ({n} refused since the last row)")
@@ -420,7 +461,26 @@ impl App {
                 ..AuditEvent::default()
             })
             .collect();
-        self.audit(&events);
+        if self.audit(&events).is_err() {
+            let mut g = self
+                .unauthenticated
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for (key, n) in counts {
+                *g.1.entry(key).or_insert(0) += n;
+            }
+        }
+    }
+
+    /// Before the process exits on a signal: the refusals without a usable token counted
+    /// since the last row are written, and the store's head file anchors every row written
+    /// (see [`Store::stop_writes`]; hold the value returned until the exit). A refusal
+    /// answered after this moment is written at once ([`App::refused`]), so it either
+    /// commits before the head or is never answered.
+    pub fn stop(&self) -> crate::audit::WritesStopped<'_> {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.flush_unauthenticated(true);
+        self.store.stop_writes()
     }
 
     /// The bearer token of a request for `role`; once a token is found it is the request's
@@ -540,11 +600,15 @@ pub const MAX_FIELD_CHARS: usize = 64;
 /// A field path or key as the client sent it, made safe to name back: every number of 6 or
 /// more digits in any spelling an ID number is written in
 /// ([`crate::domain::id_number::spelled_digit_runs`]: contiguous, in groups, full-width,
-/// one digit at a time; with its check character) becomes `?`, then every non-ASCII or
-/// control character `?`, and the result is cut at [`MAX_FIELD_CHARS`]. So an ID number or a
-/// name used as a key is never echoed, nor written into the audit log. Session 17's attack:
-/// only contiguous digits were masked (`6205 0319 7503 2454 0X` went through), and a 300
-/// character key was stored whole. Idempotent (every [`ApiError`] field passes through it).
+/// one digit at a time, with invisible characters between them; with its check character)
+/// becomes `?`, then every non-ASCII or control character `?`, and the result is cut at
+/// [`MAX_FIELD_CHARS`]. Since what is shown is that text, a character shown as `?` (any
+/// non-ASCII or control character, and `?` itself) also separates the digits of a number
+/// ([`crate::domain::id_number::spelled_digit_runs_through`]). So an ID number or a name used
+/// as a key is never echoed, nor written into the audit log. Session 17's attacks: only
+/// contiguous digits were masked (`6205 0319 7503 2454 0X` went through); a 300 character
+/// key was stored whole; a number with U+200B between its digits came back as `6?2?0?…`.
+/// Idempotent (every [`ApiError`] field passes through it).
 fn scrub(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len().min(MAX_FIELD_CHARS + 3));
     let shown = |t: &str, out: &mut String| {
@@ -557,7 +621,8 @@ fn scrub(raw: &str) -> String {
         }));
     };
     let mut copied = 0;
-    for (r, n) in crate::domain::id_number::spelled_digit_runs(raw) {
+    let shown_as_mark = |c: char| !c.is_ascii() || c.is_ascii_control() || c == '?';
+    for (r, n) in crate::domain::id_number::spelled_digit_runs_through(raw, shown_as_mark) {
         if n >= 6 {
             shown(&raw[copied..r.start], &mut out);
             out.push('?');
@@ -892,9 +957,34 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, ApiError> {
     })
 }
 
+/// A request's query parameters by name. A parameter of `known` given more than once
+/// (`after=1&after=2`) is `400 parameter_invalid` naming it: which value is meant is not
+/// guessed, as for a key given twice in a JSON body (`field_duplicate`); before, the last
+/// one was taken silently. Unknown names are left for the handler to refuse
+/// (`parameter_unknown`).
+fn query_once(
+    pairs: Vec<(String, String)>,
+    known: &[&str],
+) -> Result<HashMap<String, String>, ApiError> {
+    let mut q = HashMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if let Some(_first) = q.insert(k.clone(), v)
+            && known.contains(&k.as_str())
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "parameter_invalid",
+                Some(k.clone()),
+                format!("{k} is given more than once; which value is meant is not guessed"),
+            ));
+        }
+    }
+    Ok(q)
+}
+
 async fn post_verification(
     State(app): State<Arc<App>>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -903,6 +993,7 @@ async fn post_verification(
     // before the request body was consumed reset the stream and clients saw no answer at all.
     let body = read_body(&app, body).await;
     let token = app.authenticate(&headers, Role::Intake)?;
+    let q = query_once(q, &["wait"])?;
     let wait = match q.get("wait") {
         None => None,
         Some(w) => match w.parse::<f64>() {
@@ -1084,7 +1175,7 @@ fn fetch_report(app: &App, token: &Token, id: &str, ok: StatusCode) -> Result<Re
                 job_id: id.to_string(),
                 outcome: "sealed_report".into(),
                 ..AuditEvent::default()
-            }]);
+            }])?;
             Ok(sealed_response(ok, id, sealed))
         }
         ("refused", _) => Ok((
@@ -1515,7 +1606,7 @@ async fn post_consent(
         &until.to_string(),
         &token.id,
     )?;
-    app.audit(&[AuditEvent {
+    app.audit_act(&[AuditEvent {
         actor: token.id.clone(),
         action: "consent_registered".into(),
         purpose: purpose.clone(),
@@ -1573,7 +1664,7 @@ async fn delete_consent(
     if revoked {
         app.sources.clear_caches();
     }
-    app.audit(&[AuditEvent {
+    app.audit_act(&[AuditEvent {
         actor: token.id.clone(),
         action: "consent_revoked".into(),
         consent_ref: reference.clone(),
@@ -1653,7 +1744,7 @@ async fn post_token(
         ));
     }
     let (id, secret) = app.store.create_token(&roles, &t.regions, &t.label)?;
-    app.audit(&[AuditEvent {
+    app.audit_act(&[AuditEvent {
         actor: token.id.clone(),
         action: "token_created".into(),
         outcome: id.clone(),
@@ -1693,7 +1784,7 @@ async fn delete_token(
         return Err(unknown());
     }
     let was_active = app.store.revoke_token(&id)?;
-    app.audit(&[AuditEvent {
+    app.audit_act(&[AuditEvent {
         actor: token.id.clone(),
         action: "token_revoked".into(),
         outcome: if was_active {
@@ -1712,10 +1803,11 @@ async fn delete_token(
 
 async fn get_audit(
     State(app): State<Arc<App>>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = app.authenticate(&headers, Role::Auditor)?;
+    let q = query_once(q, &["after", "limit", "verify"])?;
     let number = |name: &str, default: i64, lo: i64, hi: i64| -> Result<i64, ApiError> {
         match q.get(name) {
             None => Ok(default),
@@ -1815,7 +1907,7 @@ async fn get_audit(
         action: "audit_read".into(),
         outcome: format!("rows:{}", rows.len()),
         ..AuditEvent::default()
-    }]);
+    }])?;
     Ok(
         axum::Json(json!({"rows": rows, "next_after": next_after, "more": more, "chain": check}))
             .into_response(),
@@ -1887,7 +1979,11 @@ async fn track(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
             (resp, ACTOR.with(|a| a.borrow_mut().take()))
         })
         .await;
-    app.account(&resp, actor.as_deref());
+    let resp = match app.account(&resp, actor.as_deref()) {
+        Ok(()) => resp,
+        // the refusal's row could not be written: not answered without it
+        Err(e) => e.into_response(),
+    };
     app.metrics.request(
         &method,
         &route,
@@ -1947,7 +2043,7 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
             });
         match v {
             Ok(v) => {
-                app.audit(&[AuditEvent {
+                app.audit_act(&[AuditEvent {
                     actor: "system".into(),
                     action: "job_resumed".into(),
                     job_id: job.id.clone(),
@@ -1962,7 +2058,7 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
                 if let Err(e) = app.store.refuse_job(&job.id, &code) {
                     tracing::error!(job = %job.id, error = %e, "The job could not be marked refused.");
                 }
-                app.audit(&[AuditEvent {
+                app.audit_act(&[AuditEvent {
                     actor: "system".into(),
                     action: "job_refused".into(),
                     job_id: job.id.clone(),
@@ -2022,7 +2118,7 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
                 _ = tokio::signal::ctrl_c() => {}
                 () = term => {}
             }
-            stopper.flush_unauthenticated(true);
+            let _stopped = stopper.stop();
             std::process::exit(0);
         });
         let std_listener = std::net::TcpListener::bind(listen).with_context(|| format!("Failed to listen on {listen}"))?;
@@ -2097,7 +2193,12 @@ pub fn check(
     rt.block_on(async move {
         let app = App::new(settings).map_err(anyhow::Error::msg)?;
         let refused = |e: ApiError| {
-            app.refused(Some("cli"), "", e.code, e.field.as_deref());
+            if app
+                .refused(Some("cli"), "", e.code, e.field.as_deref())
+                .is_err()
+            {
+                anyhow::bail!("Failed to write the refusal's audit row (see the log)");
+            }
             say!(
                 "{}",
                 json!({"code": e.code, "field": e.field, "message": e.message})
@@ -2201,5 +2302,29 @@ mod tests {
         // cut after masking: no part of a number is left at the end
         let tail = format!("{}6205 0319 7503 2454 0X", "k".repeat(60));
         assert_eq!(scrub(&tail), format!("{}?", "k".repeat(60)));
+    }
+
+    /// Session 17's attack (repro 02): a key holding an ID number with an invisible
+    /// character between its digits (U+200B, U+200D, U+2060, U+FEFF, U+00AD) was named back,
+    /// audited and printed as `6?2?0?5?…0?X`: every non-ASCII character became `?` after the
+    /// masking, which had seen no run. So did any other non-ASCII character, or `?` itself,
+    /// between the digits: what is shown decides.
+    #[test]
+    fn a_key_holding_an_id_number_split_by_characters_shown_as_marks_is_masked() {
+        let id = "62050319750324540X";
+        let spread = |sep: &str| id.chars().map(String::from).collect::<Vec<_>>().join(sep);
+        for sep in [
+            "\u{200b}", "\u{200d}", "\u{2060}", "\u{feff}", "\u{00ad}", "中", "?", "\u{7}",
+        ] {
+            assert_eq!(scrub(&spread(sep)), "?", "{sep:?}");
+            let key = format!("members[0].{}", spread(sep));
+            assert_eq!(scrub(&key), "members[0].?", "{sep:?}");
+        }
+        let groups = format!("{}\u{200b}{}\u{feff}{}", &id[..6], &id[6..14], &id[14..]);
+        assert_eq!(scrub(&groups), "?");
+        // paths stay as they were; fewer than 6 digits are no number to hide
+        assert_eq!(scrub("members[0].徐萍霞"), "members[0].???");
+        assert_eq!(scrub("a?1?2?3?4"), "a?1?2?3?4");
+        assert_eq!(scrub("supporters[1].x[2]"), "supporters[1].x[2]");
     }
 }

@@ -298,6 +298,8 @@ pub struct Store {
     secret: hmac::Key,
     // `<store>.audit-head`: the last committed audit row (see [`write_head`]).
     head_path: std::path::PathBuf,
+    // `<store>-wal`, synced by [`Store::stop_writes`].
+    wal_path: std::path::PathBuf,
     // Whether the checkpoint thread keeps the head file (then no commit writes it but the
     // first of a store that has none: see `first_head`).
     head_kept: bool,
@@ -308,6 +310,9 @@ pub struct Store {
     writer_thread: Option<std::thread::JoinHandle<()>>,
     checkpoint_thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// The store's write connection, held from [`Store::stop_writes`] until the process exits.
+pub struct WritesStopped<'a>(#[allow(dead_code)] std::sync::MutexGuard<'a, Connection>);
 
 impl Drop for Store {
     fn drop(&mut self) {
@@ -547,6 +552,17 @@ fn apply(tx: &Connection, w: &Write, head: &mut Head) -> Result<(), StoreError> 
     }
 }
 
+/// A write transaction on `conn`, its write lock taken at `BEGIN IMMEDIATE`: while another
+/// process holds the store's write lock (`hedui token add --store hedui.db` beside the
+/// server), it waits for it up to the connection's busy timeout (10 s). A deferred
+/// transaction reads the chain's head first and then asks for the write lock, and SQLite
+/// answers a read transaction's upgrade with `database is locked` at once, without waiting
+/// (no busy handler, since a wait there could deadlock): found by session 17's attack, a
+/// refusal's audit row was dropped at once while a token was added from the command line.
+fn write_transaction(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, rusqlite::Error> {
+    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+}
+
 /// Apply writes in one transaction, each in a savepoint; returns each write's result
 /// (all failed when the transaction cannot begin or commit).
 fn apply_group(conn: &mut Connection, group: &[&Write]) -> Vec<Result<(), StoreError>> {
@@ -556,7 +572,7 @@ fn apply_group(conn: &mut Connection, group: &[&Write]) -> Vec<Result<(), StoreE
             .map(|_| Err(StoreError::Group(e.to_string())))
             .collect()
     };
-    let mut tx = match conn.transaction() {
+    let mut tx = match write_transaction(conn) {
         Ok(tx) => tx,
         Err(e) => return all_failed(&e),
     };
@@ -727,7 +743,7 @@ fn head_path_of(store: &Path) -> std::path::PathBuf {
 }
 
 /// Record the last committed audit row (`seq hash`) in the head file beside the store,
-/// replaced atomically (a file `<head>.<who>.tmp` renamed over it). The store's checkpoint
+/// replaced atomically (a file `<head>.<who>.<pid>.tmp` renamed over it). The store's checkpoint
 /// thread writes it at most [`CHECKPOINT_EVERY`] after a commit, and the writer thread when
 /// it stops; without a checkpoint thread, every direct commit and the group writer (at most
 /// [`HEAD_EVERY`] after a commit) write it. It is never written inside a request's commit:
@@ -741,6 +757,11 @@ fn head_path_of(store: &Path) -> std::path::PathBuf {
 /// on this machine. The head never moves back to an earlier row. A failure to write it is
 /// logged, never fatal: the rows themselves are committed.
 fn write_head(conn: &Connection, head_path: &Path, who: &str) {
+    // One writer of the head file at a time in this process: a thread that read an older row
+    // must not rename its file over a newer one written meanwhile (the last head written at
+    // a stop, [`Store::stop_writes`], against the checkpoint thread's round).
+    static WRITING: Mutex<()> = Mutex::new(());
+    let _one = WRITING.lock().unwrap_or_else(|p| p.into_inner());
     let head: Result<Option<(i64, String)>, rusqlite::Error> = conn
         .query_row(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -774,7 +795,9 @@ fn write_head(conn: &Connection, head_path: &Path, who: &str) {
             return; // up to date (or another thread wrote a later row's head meanwhile)
         }
     }
-    let tmp = head_path.with_extension(format!("audit-head.{who}.tmp"));
+    // the process id too: `hedui token add` beside a running server writes the same head
+    // file, and two writers of one temporary file had one rename fail
+    let tmp = head_path.with_extension(format!("audit-head.{who}.{}.tmp", std::process::id()));
     let r = private_file(&tmp)
         .and_then(|mut f| f.write_all(format!("{seq} {hash}\n").as_bytes()))
         .and_then(|()| std::fs::rename(&tmp, head_path));
@@ -1067,6 +1090,7 @@ impl Store {
             long_hold,
             commits,
             head_path,
+            wal_path: wal_path_of(path),
             head_kept,
             read: Mutex::new(read),
             secret: hmac::Key::new(hmac::HMAC_SHA256, secret),
@@ -1074,6 +1098,26 @@ impl Store {
             writer_thread,
             checkpoint_thread,
         })
+    }
+
+    /// Make what is committed durable and anchored when the process is about to exit without
+    /// dropping the store (`hedui serve` stopped by SIGTERM or SIGINT exits at once, and an
+    /// exit runs no destructor: neither the writer thread's last head nor the checkpoint
+    /// thread's last round happened). Waits for a commit in progress, then keeps the write
+    /// connection, syncs the WAL and writes the head file ([`write_head`]). No commit can
+    /// follow that head while the returned value lives: hold it until the process exits
+    /// (a write waiting for it then never returns, and its request is never answered).
+    /// Found by session 17's attack (repro 10): the refusal rows written at the stop were
+    /// after the head file's row, so deleting them still verified as `chain ok`.
+    pub fn stop_writes(&self) -> WritesStopped<'_> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = std::fs::File::open(&self.wal_path).and_then(|f| f.sync_data())
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, "The WAL could not be synced at the stop.");
+        }
+        write_head(&conn, &self.head_path, "stop");
+        WritesStopped(conn)
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
@@ -1101,7 +1145,7 @@ impl Store {
             return Ok(());
         }
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         append_events(&tx, events, &mut None)?;
         tx.commit()?;
         self.commits.fetch_add(1, Ordering::Release);
@@ -1454,7 +1498,7 @@ impl Store {
 
     fn write_now(&self, w: &Write) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction()?;
+        let tx = write_transaction(&mut conn)?;
         apply(&tx, w, &mut None)?;
         tx.commit()?;
         self.commits.fetch_add(1, Ordering::Release);
@@ -1696,6 +1740,44 @@ mod tests {
         let ok = s.verify_chain().unwrap();
         assert_eq!(ok.rows, 1003);
         assert!(ok.first_bad.is_none());
+    }
+
+    /// Session 17's attack (repro 01): with `hedui token add` holding the store's write lock,
+    /// a refusal's audit row failed at once with `database is locked` (a deferred
+    /// transaction reads the chain's head, then cannot upgrade) and was lost. Every kind of
+    /// write now waits for the lock (up to the busy timeout).
+    #[test]
+    fn a_write_waits_for_another_process_holding_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let s = Store::open(&path, b"k").unwrap();
+        s.audit(&[ev(0)]).unwrap();
+        let hold = |ms: u64| {
+            let other = Connection::open(&path).unwrap();
+            other.execute_batch("BEGIN IMMEDIATE").unwrap();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                other.execute_batch("COMMIT").unwrap();
+            })
+        };
+        let waited = |f: &dyn Fn() -> Result<(), StoreError>| {
+            let t = hold(300);
+            let started = std::time::Instant::now();
+            let r = f();
+            t.join().unwrap();
+            assert!(r.is_ok(), "{r:?}");
+            assert!(started.elapsed() >= std::time::Duration::from_millis(250));
+        };
+        waited(&|| s.audit(&[ev(1)]));
+        waited(&|| s.insert_job("v_1", "tok_1", "620503", "{}", &[ev(2)]));
+        waited(&|| s.finish_job("v_1", "{}", "eligible", &[ev(3)]));
+        waited(&|| {
+            apply_group(&mut s.conn().unwrap(), &[&Write::Audit(vec![ev(4)])])
+                .pop()
+                .unwrap()
+        });
+        let check = s.verify_chain().unwrap();
+        assert_eq!((check.rows, check.first_bad), (5, None));
     }
 
     #[test]

@@ -581,12 +581,35 @@ pub fn digit_runs(s: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ 
     })
 }
 
+/// Characters that print as nothing or turn the text around (Unicode format characters:
+/// zero-width space and joiners, soft hyphen, word joiner, BOM, the bidirectional marks,
+/// embeddings, overrides and isolates). Text pasted from a word processor or a web page
+/// carries them between digits; in a household_id or a purpose (logged, audited, shown on
+/// pages) they let `APP\u{202e}1000-PPA` read as another application's id.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
+}
+
 /// Whether `c` may stand between the digits of a number written in groups
 /// (`6205 0319 7503 2454 0X`, `620503-1975-0324-540X`, `6205.0319.…`, `6 2 0 5 …`): white
 /// space (U+3000 too), hyphens and dashes, full stops and middle dots, `/`, `_` and commas,
-/// ASCII or full-width.
+/// ASCII or full-width, and the characters that print as nothing ([`is_invisible`]:
+/// `6\u{200b}2\u{200b}0…` reads as `620…`; session 17's attack named such a key back as
+/// `6?2?0?…` and took such a token label).
 pub fn is_digit_separator(c: char) -> bool {
     c.is_whitespace()
+        || is_invisible(c)
         || matches!(
             c,
             '-' | '\u{2010}'
@@ -614,8 +637,20 @@ pub fn is_digit_separator(c: char) -> bool {
 /// so read: what may hide an ID number in a free text or a JSON key (session 17's attack: a
 /// check of contiguous digits let every grouped spelling through).
 pub fn spelled_digit_runs(s: &str) -> Vec<(std::ops::Range<usize>, usize)> {
+    spelled_digit_runs_through(s, |_| false)
+}
+
+/// [`spelled_digit_runs`], reading on through the characters `also` holds as well (never a
+/// digit or a check character): what a text is shown through decides what separates its
+/// digits there (`scrub` in `src/api`, which shows every non-ASCII character as `?`).
+pub fn spelled_digit_runs_through(
+    s: &str,
+    also: impl Fn(char) -> bool,
+) -> Vec<(std::ops::Range<usize>, usize)> {
     let chars: Vec<(usize, char)> = s.char_indices().collect();
     let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let is_check = |c: char| matches!(c, 'X' | 'x' | 'Ｘ' | 'ｘ');
+    let is_separator = |c: char| is_digit_separator(c) || (also(c) && !is_digit(c) && !is_check(c));
     // `read`: one ASCII byte per character kept (a digit, `X`/`x`, `#` for any other);
     // `at[k]`: the byte range of `s` it was read from
     let mut read: Vec<u8> = Vec::with_capacity(chars.len());
@@ -623,14 +658,12 @@ pub fn spelled_digit_runs(s: &str) -> Vec<(std::ops::Range<usize>, usize)> {
     let mut i = 0;
     while i < chars.len() {
         let (b, c) = chars[i];
-        if is_digit_separator(c) && read.last().is_some_and(u8::is_ascii_digit) {
+        if is_separator(c) && read.last().is_some_and(u8::is_ascii_digit) {
             let mut j = i;
-            while j < chars.len() && is_digit_separator(chars[j].1) {
+            while j < chars.len() && is_separator(chars[j].1) {
                 j += 1;
             }
-            if j < chars.len()
-                && (is_digit(chars[j].1) || matches!(chars[j].1, 'X' | 'x' | 'Ｘ' | 'ｘ'))
-            {
+            if j < chars.len() && (is_digit(chars[j].1) || is_check(chars[j].1)) {
                 // separators between two digits, or before a check character, are left out
                 i = j;
                 continue;
@@ -873,6 +906,41 @@ mod clean_key_tests {
             .map(|(r, n)| (&t[r], n))
             .collect();
         assert_eq!(runs, [("12 34", 4), ("56", 2), ("78", 2)]);
+    }
+
+    /// Session 17's attack (repros 02 and 04): an ID number with a character that prints as
+    /// nothing between its digits (zero-width space or joiner, word joiner, BOM, soft hyphen:
+    /// what a word processor pastes) was no run at all, so a token label took it and a key
+    /// holding it was named back digit by digit (`6?2?0?…`).
+    #[test]
+    fn invisible_characters_between_digits_separate_them_as_spaces_do() {
+        let id = "62050319750324540X";
+        for sep in ['\u{200b}', '\u{200d}', '\u{2060}', '\u{feff}', '\u{00ad}'] {
+            let one_by_one: String = id
+                .chars()
+                .map(String::from)
+                .collect::<Vec<_>>()
+                .join(&sep.to_string());
+            let groups = format!("{}{sep}{}{sep}{}", &id[..6], &id[6..14], &id[14..]);
+            for spelled in [one_by_one, groups] {
+                let text = format!("w {spelled}");
+                let runs = spelled_digit_runs(&text);
+                assert_eq!(runs.len(), 1, "{spelled:?}: {runs:?}");
+                assert_eq!(
+                    (&text[runs[0].0.clone()], runs[0].1),
+                    (spelled.as_str(), 18)
+                );
+                assert!(holds_id_like(&text), "{spelled:?}");
+            }
+        }
+        // through characters a caller shows as marks, but never through a digit's own forms
+        let t = "6中2中0中5中0中3 and ６Ｘ";
+        let runs: Vec<(&str, usize)> = spelled_digit_runs_through(t, |c| !c.is_ascii())
+            .into_iter()
+            .map(|(r, n)| (&t[r], n))
+            .collect();
+        assert_eq!(runs, [("6中2中0中5中0中3", 6), ("６", 1)]);
+        assert_eq!(spelled_digit_runs(t).len(), 7);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::PersonState;
 use crate::assess::{Household, Policy};
+use crate::domain::id_number::is_invisible;
 use crate::domain::money::MoneyError;
 use crate::domain::{Fen, IdNumber, RegionCode, parse_day};
 use crate::evidence::Frame;
@@ -184,25 +185,6 @@ fn money(v: &Option<String>, field: &str) -> Result<Option<Fen>, InputError> {
     }
 }
 
-/// Characters that print as nothing or turn the text around (Unicode format characters:
-/// zero-width, soft hyphen, BOM, the bidirectional embeddings, overrides and isolates).
-/// In a household_id or a purpose, which are logged, audited and shown on pages, they
-/// let `APP\u{202e}1000-PPA` read as another application's id.
-fn hidden(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00ad}'
-            | '\u{061c}'
-            | '\u{180e}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206f}'
-            | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
-    )
-}
-
 /// Check a (trimmed) `purpose` of a verification or a consent: it is written into audit rows.
 ///
 /// # Errors
@@ -216,7 +198,7 @@ pub fn check_purpose(purpose: &str) -> Result<(), InputError> {
             format!("purpose is at most {MAX_PURPOSE_CHARS} characters"),
         ));
     }
-    if purpose.chars().any(|c| c.is_control() || hidden(c)) {
+    if purpose.chars().any(|c| c.is_control() || is_invisible(c)) {
         return Err(bad(
             "purpose_invalid",
             "purpose",
@@ -250,6 +232,27 @@ fn id(raw: &str, field: String, as_of: NaiveDate) -> Result<IdNumber, InputError
 }
 
 impl HouseholdRequest {
+    /// Whether `text` (a household_id, a purpose: logged, audited, shown) holds a name given
+    /// for one of the request's members or supporters. A name cannot be told from other
+    /// text, but the request's own names can be found: compared without spaces and
+    /// separators (`徐 明远`, `买买提·吐尔逊`), names of two characters or more. One rule for
+    /// every such field.
+    fn holds_a_name(&self, text: &str) -> bool {
+        let bare = |t: &str| -> String {
+            t.chars()
+                .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '.' | '．' | '-' | '。'))
+                .collect()
+        };
+        let text = bare(text);
+        self.members
+            .iter()
+            .map(|m| m.name.as_deref())
+            .chain(self.supporters.iter().map(|s| s.name.as_deref()))
+            .flatten()
+            .map(bare)
+            .any(|n| n.chars().count() >= 2 && text.contains(&n))
+    }
+
     /// Check every field and build the engine's rows.
     ///
     /// # Errors
@@ -277,7 +280,10 @@ impl HouseholdRequest {
             ));
         }
         let hid = self.household_id.trim();
-        if hid.is_empty() || hid.len() > 64 || hid.chars().any(|c| c.is_control() || hidden(c)) {
+        if hid.is_empty()
+            || hid.len() > 64
+            || hid.chars().any(|c| c.is_control() || is_invisible(c))
+        {
             return Err(bad(
                 "household_id_invalid",
                 "household_id",
@@ -293,26 +299,9 @@ impl HouseholdRequest {
                 "household_id must not be a resident ID number (it is logged and shown)",
             ));
         }
-        // A name cannot be told from other text, but the request's own names can be found:
-        // a household_id holding one (`张伟家`, `李建国-2026`) would show it in the sealed
-        // envelope's clear report id, the audit and the logs (session 16's attack). Compared
-        // without spaces and separators, names of two characters or more.
-        let bare = |t: &str| -> String {
-            t.chars()
-                .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '.' | '．' | '-' | '。'))
-                .collect()
-        };
-        let hid_bare = bare(hid);
-        let names = self
-            .members
-            .iter()
-            .map(|m| m.name.as_deref())
-            .chain(self.supporters.iter().map(|s| s.name.as_deref()));
-        if names
-            .flatten()
-            .map(bare)
-            .any(|n| n.chars().count() >= 2 && hid_bare.contains(&n))
-        {
+        // a household_id holding a name (`张伟家`, `李建国-2026`) would show it in the sealed
+        // envelope's clear report id, the audit and the logs (session 16's attack)
+        if self.holds_a_name(hid) {
             return Err(bad(
                 "household_id_invalid",
                 "household_id",
@@ -491,6 +480,15 @@ impl HouseholdRequest {
         }
         if let Some(p) = self.purpose.as_deref() {
             check_purpose(p.trim())?;
+            // written into every audit row of the verification (session 17's attack:
+            // `低保 徐明远` was, in each of them, and served by `GET /v1/audit`)
+            if self.holds_a_name(p) {
+                return Err(bad(
+                    "purpose_invalid",
+                    "purpose",
+                    "purpose must not hold a member's or supporter's name (it is written into the audit log)",
+                ));
+            }
         }
         let purpose = self
             .purpose
@@ -951,5 +949,43 @@ mod tests {
         let mut h = household(serde_json::json!([]));
         h.household_id = "620503-2026-00001".into();
         assert!(h.validate(as_of, 20).is_ok());
+    }
+
+    /// Session 17's attack (repro 03): a purpose holding a member's name (`低保 徐明远`) was
+    /// taken and written in the clear into every audit row of the verification, while a
+    /// household_id holding it was refused. One rule for both, supporters' names too.
+    #[test]
+    fn a_purpose_holding_a_name_of_the_request_is_refused_without_echoing_it() {
+        let as_of = d(2026, 11, 1);
+        let s = make_id(620503, d(1950, 5, 6), 31).expose();
+        let with_names = || {
+            let mut h = household(serde_json::json!([
+                {"id_number": s, "name": "买买提·吐尔逊", "relation": "parent", "consent_ref": "cr_s"}
+            ]));
+            h.members[0].name = Some("徐明远".into());
+            h
+        };
+        for purpose in [
+            "低保 徐明远",
+            "徐 明远 年审",
+            "dibao 买买提吐尔逊",
+            "赡养 买买提·吐尔逊",
+        ] {
+            let mut h = with_names();
+            h.purpose = Some(purpose.into());
+            let e = h.validate(as_of, 20).unwrap_err();
+            assert_eq!(
+                (e.code, e.field.as_str()),
+                ("purpose_invalid", "purpose"),
+                "{purpose}"
+            );
+            assert!(!e.message.contains('徐') && !e.message.contains('买'));
+        }
+        // the same purpose without the name, or a name of one character: taken
+        for purpose in ["低保年审", "低保 徐"] {
+            let mut h = with_names();
+            h.purpose = Some(purpose.into());
+            assert!(h.validate(as_of, 20).is_ok(), "{purpose}");
+        }
     }
 }

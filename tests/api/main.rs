@@ -3,6 +3,7 @@
 //! civil-affairs key. zero-to-production's `spawn_app` style: every test starts its own
 //! processes in a temporary directory (helpers.rs).
 
+mod audit_writes;
 mod check;
 mod helpers;
 mod refusals;

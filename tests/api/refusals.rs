@@ -41,8 +41,9 @@ fn stored_text(w: &World) -> String {
     out
 }
 
-/// The spellings of `id` the attack used: groups of four, 9 + 9, hyphens, full-width
-/// groups, one digit at a time.
+/// The spellings of `id` the attacks used: groups of four, 9 + 9, hyphens, full-width
+/// groups, one digit at a time; one digit at a time with a zero-width space between, and
+/// groups joined by a soft hyphen and a BOM (repro 02 of session 17's second attack).
 fn spellings(id: &str) -> Vec<String> {
     let wide: String = id
         .chars()
@@ -76,7 +77,17 @@ fn spellings(id: &str) -> Vec<String> {
             .collect::<String>()
             .trim()
             .to_string(),
+        spread(id, '\u{200b}'),
+        format!("{}\u{00ad}{}\u{feff}{}", &id[..6], &id[6..14], &id[14..]),
     ]
+}
+
+/// `id`'s characters with `sep` between each two.
+fn spread(id: &str, sep: char) -> String {
+    id.chars()
+        .map(String::from)
+        .collect::<Vec<_>>()
+        .join(&sep.to_string())
 }
 
 /// Repro 03: `POST /v1/tokens` answered `422 region_code_invalid` and `422 value_unknown`,
@@ -216,7 +227,9 @@ async fn every_refusal_is_audited_with_the_code_and_field_answered() {
 /// (`6205 0319 7503 2454 0X`) was answered and audited as `6205 **** **** **** 0X`, a
 /// 300-character key was audited whole, and a `purpose` or `label` holding the number in
 /// groups, full-width or one digit at a time was taken and stored (the purpose in every
-/// audit row). `hedui check` printed the key too.
+/// audit row). `hedui check` printed the key too. The second attack's repro 02: with a
+/// zero-width space between the digits the key was named back, audited and printed as
+/// `6?2?0?5?…0?X`, and such a label was taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_id_number_in_any_spelling_is_neither_named_back_nor_stored() {
     let w = World::new(12);
@@ -383,5 +396,8 @@ async fn an_id_number_in_any_spelling_is_neither_named_back_nor_stored() {
         for group in [&id[4..8], &id[8..12], &id[12..16]] {
             assert!(!text.contains(group), "{group} in {text}");
         }
+        // nor digit by digit as a mark-separated key would show (`6?2?0?…`)
+        let shown = spread(&id[4..14], '?');
+        assert!(!text.contains(&shown), "{shown} in {text}");
     }
 }
