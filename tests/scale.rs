@@ -1928,3 +1928,46 @@ fn an_incremental_run_refuses_an_extract_its_delta_leaves_mostly_refused() {
     };
     assert_eq!(as_end(&inc), as_end(&full));
 }
+
+/// Found by session 17's attack on the reader's words: a header naming a caseload person with
+/// anything around it was printed whole. A delta's refused header is named masked too, as a
+/// full run's: the incremental run masks every caseload name in the error.
+#[test]
+fn a_delta_header_naming_a_caseload_person_is_masked_in_the_error() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let name = members
+        .lines()
+        .nth(1)
+        .expect("a member")
+        .split(',')
+        .nth(1)
+        .expect("name")
+        .to_string();
+    let before = p.batch(&data, "before", &[]);
+    let tax = std::fs::read_to_string(data.join("tax.csv")).expect("tax");
+    let header = tax.lines().next().expect("header");
+    let delta = p.root.join("delta");
+    std::fs::create_dir_all(&delta).expect("delta");
+    std::fs::write(
+        delta.join("tax.csv"),
+        format!(
+            "op,row,{}\n",
+            header.replacen("gross_income", &format!("{name}的收入"), 1)
+        ),
+    )
+    .expect("delta tax");
+    let out = p.run_batch(
+        &data,
+        "incremental",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gross_income") && err.contains("的收入"),
+        "{err}"
+    );
+    assert!(!err.contains(&name), "{err}");
+}

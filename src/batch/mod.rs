@@ -42,6 +42,7 @@ use crate::verify::{PersonState, ReportInput};
 
 mod direct;
 mod scale;
+mod scrub;
 pub use scale::{
     DeltaError, OTHER_PARTITION, parse_memory_limit, run_incremental, run_limited, run_partition,
 };
@@ -1253,6 +1254,10 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // ---- caseload
     let mut loaded = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
     region_entries(&loaded, &opts.policy, &mut q);
+    // every caseload name (the whole caseload's: a slice's notes may name a person of
+    // another), masked in the reader's words the run passes on
+    let scrub = scrub::NameScrub::of_caseload(&loaded);
+    scrub.caseload(&mut loaded, &mut q);
     let mut norms = std::mem::take(&mut loaded.normalisations);
     // In a slice, the persons of the other slices: a row keyed with one of their IDs is
     // theirs (as in one run), never a namesake's candidate here.
@@ -1416,12 +1421,15 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     // (the full reason, with the file and the columns, is in summary.json:
                     // the log keeps to the code, never a value of the file)
                     tracing::warn!(source = %kind, reason = e.code(), see = "summary.json: sources.<source>.reason", "Source not answered; every household says unverified for it.");
-                    unverified.push((kind, format!("{}: {e}", e.code())));
+                    // (the reader's words in it, a header or a sheet's name, may name a
+                    // caseload person)
+                    let reason = scrub.text(&format!("{}: {e}", e.code())).into_owned();
+                    unverified.push((kind, reason.clone()));
                     sources.insert(
                         kind.name().into(),
                         SourceSummary {
                             status: "unverified",
-                            reason: Some(format!("{}: {e}", e.code())),
+                            reason: Some(reason),
                             counts: None,
                             households_unverified: 0,
                             ms: ts.elapsed().as_millis(),
@@ -1433,7 +1441,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     // like a refused row (one that is not there at all is a source not
                     // queried, as without --strict)
                     if opts.strict && !matches!(e, ConnectorError::NotFound { .. }) {
-                        return Err(strict_source(kind, &e.to_string(), e.code()));
+                        return Err(strict_source(kind, &scrub.text(&e.to_string()), e.code()));
                     }
                 }
                 Ok((conn, mut l)) => {
@@ -1441,6 +1449,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     let file = l.counts.file.clone();
                     for r in &prep.rejected {
                         let mut e = QuarantineEntry::from_rejected(&file, r);
+                        if let std::borrow::Cow::Owned(m) = scrub.text(&e.message) {
+                            e.message = m;
+                        }
                         // A row refused while reading (cut-off line, a 万元 value that is not
                         // an amount, …) whose ID names a caseload person: that person's records
                         // of this source are incomplete, never "no records".
@@ -1644,6 +1655,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         .collect();
                     l.counts.repeated_header_lines = prep.repeated_headers.clone();
                     l.counts.notes = prep.notes.clone();
+                    scrub.texts(&mut l.counts.notes);
                     // whether a caseload person's row is in the rules' period (tax year Y,
                     // the income window): if none is, is any row of the file?
                     let mut any_in_period = false;

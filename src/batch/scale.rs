@@ -2264,7 +2264,18 @@ pub fn run_incremental(
     };
 
     // ---- the delta: end-state rows, and the persons it touches
-    let (deltas, mut planned, delta_ms) = deltas_read?;
+    // (a delta's header the reader refused may name a caseload person: its message is
+    // scrubbed as a full run's reader notes are, with the names of the caseload's files,
+    // which the state's caseload leaves out)
+    let (deltas, mut planned, delta_ms) = deltas_read.map_err(|e| match e {
+        BatchError::Delta(mut d) => {
+            d.message = super::scrub::NameScrub::of_caseload_files(&opts.caseload, opts.as_of)
+                .text(&d.message)
+                .into_owned();
+            BatchError::Delta(d)
+        }
+        e => e,
+    })?;
     timings.insert("delta_read".to_string(), delta_ms);
     let ts = Instant::now();
     let mut maps: Vec<Option<RowMap>> = Vec::new();

@@ -848,6 +848,182 @@ fn the_dashboard_shows_no_region_code_that_is_not_one() {
     assert!(page.contains("region code not six digits"));
 }
 
+/// The first member of a generated county: their ID number and name.
+fn first_member(c: &County) -> (String, String) {
+    let members = std::fs::read_to_string(c.data().join("members.csv")).unwrap();
+    let row: Vec<&str> = members.lines().nth(1).unwrap().split(',').collect();
+    (row[0].to_string(), row[1].to_string())
+}
+
+/// Every output of a run that carries the reader's words (and the run's stderr), each with
+/// its spaces and middle dots taken out: where a name or an ID number must not be, in any
+/// spelling.
+fn outputs_without_spaces(dir: &Path, out: &Output) -> Vec<(String, String)> {
+    let mut texts: Vec<(String, String)> = [
+        "summary.json",
+        "summary.html",
+        "state/manifest.json",
+        "quarantine.csv",
+        "normalisations.csv",
+    ]
+    .iter()
+    .map(|f| {
+        (
+            (*f).to_string(),
+            std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")),
+        )
+    })
+    .collect();
+    texts.push((
+        "stderr".into(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ));
+    texts
+        .into_iter()
+        .map(|(f, t)| {
+            (
+                f,
+                t.chars()
+                    .filter(|c| !c.is_whitespace() && *c != '·')
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Found by session 17's attack: a caseload person's name in a header cell was masked
+/// (`徐**`) only when the cell was exactly two to four Han characters; `徐萍霞(元)`,
+/// `户主徐萍霞`, `徐 萍霞` were printed whole in summary.json, summary.html and the run's
+/// state. The reader masks what has a name's shape, and the batch every caseload name in the
+/// reader's words, whatever stands around it (`徐萍霞的存款`).
+#[test]
+fn a_caseload_name_in_a_header_is_masked_in_every_output_whatever_stands_around_it() {
+    let c = County::new(40);
+    let (_, name) = first_member(&c);
+    let first = name.chars().next().unwrap();
+    let rest: String = name.chars().skip(1).collect();
+    // the bank's balance header renamed (the source refused, its reason naming the header)
+    let bank_path = c.data().join("bank.csv");
+    let bank = std::fs::read_to_string(&bank_path).unwrap();
+    let renamed = format!("{name}的存款");
+    std::fs::write(&bank_path, bank.replacen("balance", &renamed, 1)).unwrap();
+    // extra columns of the tax extract (read, their headers noted as ignored)
+    let tax_path = c.data().join("tax.csv");
+    let tax = std::fs::read_to_string(&tax_path).unwrap();
+    let extra = [
+        format!("{name}(元)"),
+        format!("（{name}）"),
+        format!("户主{name}"),
+        format!("{name}1"),
+        format!("{first} {rest}"),
+        format!("明细{name}户"),
+        "开户行名称".to_string(),
+        "余额(元)".to_string(),
+    ];
+    let tax: String = tax
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{l},{}\n", extra.join(","))
+            } else {
+                format!("{l}{}\n", ",".repeat(extra.len()))
+            }
+        })
+        .collect();
+    std::fs::write(&tax_path, tax).unwrap();
+    let (out, dir) = c.batch("run", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let sum = summary(&dir);
+    let reason = sum["sources"]["bank"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("not recognised: {first}")) && reason.contains("的存款 (line 1)"),
+        "{reason}"
+    );
+    let notes = sum["sources"]["tax"]["counts"]["notes"].to_string();
+    assert!(notes.contains("开户行名称, 余额(元)"), "{notes}");
+    assert!(notes.contains(&format!("户主{first}")), "{notes}");
+    for (file, text) in outputs_without_spaces(&dir, &out) {
+        assert!(!text.contains(&name), "{file}");
+    }
+    // --strict: the error names the header masked too
+    let (out, _) = c.batch("strict", &["--strict"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("的存款") && !err.contains(&name), "{err}");
+}
+
+/// Found by session 17's attack: a workbook's sheet named after a person (`徐萍霞`) or by an
+/// ID number (`620503 19750324 540X`), hidden or holding other data, was printed whole in
+/// summary.json, summary.html and the run's state.
+#[test]
+fn a_sheet_named_after_a_caseload_person_or_by_an_id_number_is_masked_in_every_output() {
+    let c = County::new(40);
+    let (id, name) = first_member(&c);
+    let spaced = format!("{} {} {}", &id[..6], &id[6..14], &id[14..]);
+    let bank_csv = c.data().join("bank.csv");
+    let rows: Vec<Vec<String>> = std::fs::read_to_string(&bank_csv)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    std::fs::remove_file(&bank_csv).unwrap();
+    // sheet 1 the table, then sheets of other data under the names given; `hidden`: those
+    // are hidden (noted, not read), else the first of them refuses the file
+    let write = |sheets: &[&str], hidden: bool| {
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        ws.set_name("明细").unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            for (col, v) in row.iter().enumerate() {
+                ws.write_string(r as u32, col as u16, v).unwrap();
+            }
+        }
+        for sheet in sheets {
+            let ws = wb.add_worksheet();
+            ws.set_name(*sheet).unwrap();
+            ws.write_string(0, 0, "活期").unwrap();
+            ws.write_string(1, 0, "定期").unwrap();
+            ws.set_hidden(hidden);
+        }
+        wb.save(c.data().join("bank.xlsx")).unwrap();
+    };
+    let behind = format!("{name}的账户");
+    write(
+        &[name.as_str(), id.as_str(), spaced.as_str(), behind.as_str()],
+        true,
+    );
+    let (out, dir) = c.batch("hidden", &[]);
+    assert!(out.status.code() == Some(0) || out.status.code() == Some(1));
+    let sum = summary(&dir);
+    let notes = sum["sources"]["bank"]["counts"]["notes"].to_string();
+    let masked_id = format!("{}**********{}", &id[..4], &id[14..]);
+    for (n, shown) in [(2, masked_id.as_str()), (3, masked_id.as_str())] {
+        let note = format!("sheet {} ({shown}) is hidden and holds no table", n + 1);
+        assert!(notes.contains(&note), "{notes}");
+    }
+    assert!(notes.contains("sheet 2 ("), "{notes}");
+    for (file, text) in outputs_without_spaces(&dir, &out) {
+        assert!(!text.contains(&name), "{file}");
+        assert!(!text.contains(&id[4..14]), "{file}");
+    }
+    for sheet in [spaced.as_str(), behind.as_str()] {
+        write(&[sheet], false);
+        let (out, dir) = c.batch("other", &[]);
+        assert_eq!(out.status.code(), Some(1));
+        let sum = summary(&dir);
+        let reason = sum["sources"]["bank"]["reason"].as_str().unwrap();
+        assert!(
+            reason.contains("sheet 2 (") && reason.contains("holds other data"),
+            "{reason}"
+        );
+        for (file, text) in outputs_without_spaces(&dir, &out) {
+            assert!(!text.contains(&name), "{file}");
+            assert!(!text.contains(&id[4..14]), "{file}");
+        }
+    }
+}
+
 /// Found by session 17's attack: an older run's authentic line swapped into a newer run's
 /// file opened with exit 0 (another as-of date), and two runs' files joined printed two
 /// reports of one household for `--household`. Each is refused, naming its line; the

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use super::shown::shown_header;
 use crate::{CaseloadTable, ColumnKind, ConnectorError, SourceKind};
 
 /// Every table with a field map: the 3 caseload tables and the 12 sources (§2).
@@ -45,6 +46,16 @@ fn embedded(table: &str) -> Option<&'static str> {
         "medical_insurance" => include_str!("../../fieldmaps/medical_insurance.toml"),
         _ => return None,
     })
+}
+
+/// Every header spelling of the embedded field maps (the words [`super::shown`] leaves
+/// readable).
+pub(crate) fn embedded_spellings() -> Vec<String> {
+    TABLES
+        .iter()
+        .filter_map(|t| FieldMap::for_table(t).ok().flatten())
+        .flat_map(|m| m.columns.into_iter().flat_map(|c| c.spellings))
+        .collect()
 }
 
 /// A text encoding, declared in a field map or detected.
@@ -563,73 +574,8 @@ pub(crate) struct AlsoColumn {
     pub unit: Option<MoneyUnit>,
 }
 
-/// A header as shown in messages: BOM and zero-width characters removed, trimmed.
-/// Header words of columns no field map reads that departments often add, shown as written
-/// by [`shown_header`] (no one is named so).
-const COMMON_EXTRA_HEADERS: &[&str] = &[
-    "序号",
-    "备注",
-    "年份",
-    "金额",
-    "说明",
-    "编号",
-    "地址",
-    "电话",
-    "日期",
-    "类型",
-    "状态",
-    "单位",
-    "时间",
-    "月份",
-    "年度",
-    "数量",
-    "比例",
-    "面积",
-    "用途",
-    "性别",
-    "民族",
-    "籍贯",
-    "职业",
-    "关系",
-    "联系电话",
-    "手机号码",
-    "邮编",
-    "页码",
-    "来源",
-    "部门",
-    "机构",
-    "网点",
-    "币种",
-    "利率",
-    "期限",
-    "险种",
-    "账号",
-    "卡号",
-    "户号",
-    "行号",
-    "操作员",
-    "经办人",
-];
-
-/// An unrecognised header cell as messages and notes show it: [`clean`], except that a cell
-/// of two to four Han characters, which a person's name is as often as a header word, shows
-/// its first character only (`徐**`, as names are masked elsewhere). Found by session 17's
-/// attack: a name in a header cell (a table whose header row is a data row, a shifted line)
-/// was printed in summary.json, summary.html and the run's state.
-pub(crate) fn shown_header(h: &str) -> String {
-    let c = clean(h);
-    let n = c.chars().count();
-    let han = |ch: char| {
-        ('\u{4e00}'..='\u{9fff}').contains(&ch) || ('\u{3400}'..='\u{4dbf}').contains(&ch)
-    };
-    if (2..=4).contains(&n) && c.chars().all(han) && !COMMON_EXTRA_HEADERS.contains(&c.as_str()) {
-        let mut chars = c.chars();
-        let first = chars.next().map(String::from).unwrap_or_default();
-        return first + &"*".repeat(n - 1);
-    }
-    c
-}
-
+/// A header as shown in messages: BOM and zero-width characters removed, trimmed (a header
+/// no field map reads is shown by [`shown_header`], which masks what may be a name or an ID).
 pub(crate) fn clean(h: &str) -> String {
     h.chars()
         .filter(|c| !matches!(c, '\u{feff}' | '\u{200b}'..='\u{200d}' | '\u{2060}'))

@@ -2950,3 +2950,131 @@ fn a_big5_file_is_refused_not_read_as_gbk_and_a_gbk_file_with_a_private_use_name
         "{msg}"
     );
 }
+
+#[test]
+fn a_name_in_a_header_cell_is_masked_whatever_stands_around_it() {
+    use super::shown::shown_header;
+    // Session 17's attack: a caseload person's name in a header was masked only as a cell of
+    // exactly two to four Han characters; with anything around it, it was printed whole.
+    for (header, shown) in [
+        ("徐明远", "徐**"),
+        ("徐明远(元)", "徐**(元)"),
+        ("（徐明远）", "（徐**）"),
+        ("户主徐明远", "户主徐**"),
+        ("徐明远1", "徐**1"),
+        ("徐 明远", "徐**"),
+        ("徐　明远", "徐**"),
+        ("买买提·吐尔逊", "买*****"),
+        ("阿依古丽.买买提", "阿******"),
+        ("徐明远 余额", "徐** 余额"),
+        ("余额(徐明远)", "余额(徐**)"),
+        ("配偶徐明", "配偶徐*"),
+        ("客户徐明远", "客户徐**"),
+        // an ID number in any spelling, however grouped
+        ("6205-0319-7503-2454-0X", "6205**********540X"),
+        ("６２０５０３１９７５０３２４５４０Ｘ", "6205**********540X"),
+    ] {
+        assert_eq!(shown_header(header), shown, "{header}");
+    }
+    // ordinary header words stay readable
+    for header in [
+        "开户行名称",
+        "余额(元)",
+        "交易日期",
+        "备注",
+        "收入额(万元)",
+        "账号(脱敏)",
+        "交易 日期",
+        "2025年收入",
+        "户主姓名",
+        "申请人身份证号",
+        "上月备份",
+        "客户号",
+        "手续费(元)",
+        "年 月",
+        "Remark 1",
+        "2025-10",
+        "2026.01.01-2026.12.31",
+    ] {
+        assert_eq!(shown_header(header), header, "{header}");
+    }
+    // and in the reader's error: none of the name, the number readable
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "bank.csv",
+        "身份证号,户主徐明远,（徐明远）,徐 明远,余额,开户行名称,交易日期\n".as_bytes(),
+    );
+    let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+    assert!(!msg.contains("明远") && !msg.contains("明 远"), "{msg}");
+    assert!(
+        msg.contains("户主徐** (line 1), （徐**） (line 1), 徐** (line 1)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("开户行名称 (line 1), 交易日期 (line 1)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_sheet_named_after_a_person_or_by_an_id_number_is_masked_in_notes_and_errors() {
+    // Session 17's attack: a hidden sheet or a sheet of other data named `徐明远` or
+    // `620503 19750324 540X` (per-person sheets) was printed whole in summary.json and the
+    // run's state.
+    let d = tempfile::tempdir().unwrap();
+    let make = |file: &str, second: &str, hidden: bool| -> PathBuf {
+        let p = d.path().join(file);
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        ws.set_name("数据").unwrap();
+        for (r, row) in [["身份证号", "姓名", "余额"], [ID1, "王秀兰", "1.00"]]
+            .iter()
+            .enumerate()
+        {
+            for (c, v) in row.iter().enumerate() {
+                ws.write_string(r as u32, c as u16, *v).unwrap();
+            }
+        }
+        let ws = wb.add_worksheet();
+        ws.set_name(second).unwrap();
+        ws.write_string(0, 0, "活期").unwrap();
+        ws.write_string(1, 0, "定期").unwrap();
+        if hidden {
+            ws.set_hidden(true);
+        }
+        wb.save(&p).unwrap();
+        p
+    };
+    for (second, shown) in [
+        ("徐明远", "徐**"),
+        ("户主徐明远", "户主徐**"),
+        ("买买提·吐尔逊", "买*****"),
+        ("620503197503245405", "6205**********5405"),
+        ("620503 19750324 540X", "6205**********540X"),
+        ("徐明远 6205 0319 7503 2454 0X", "徐** 6205**********540X"),
+        // no name, no number: as written
+        ("选项", "选项"),
+        ("2025-10", "2025-10"),
+        ("Sheet2", "Sheet2"),
+    ] {
+        let p = make("hidden.xlsx", second, true);
+        let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+        let note = format!("sheet 2 ({shown}) is hidden and holds no table of this file");
+        assert!(
+            prep.notes.iter().any(|n| n.contains(&note)),
+            "{second}: {:?}",
+            prep.notes
+        );
+        let p = make("visible.xlsx", second, false);
+        let (_, msg) = err_text(prepare(&p, "bank", &["id_number", "name", "balance"]));
+        assert!(
+            msg.contains(&format!("sheet 2 ({shown}) holds other data")),
+            "{msg}"
+        );
+        if shown != second {
+            let all = format!("{:?} {msg}", prep.notes);
+            assert!(!all.contains("明远") && !all.contains("19750324"), "{all}");
+        }
+    }
+}

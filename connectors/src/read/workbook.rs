@@ -21,6 +21,7 @@ use calamine::{Data, Reader, open_workbook_auto_from_rs};
 use chrono::{Duration, NaiveDate};
 
 use super::fieldmap::{MappedColumn, Mapping, ValueKind, norm};
+use super::shown::shown_sheet;
 use super::{
     Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
@@ -360,6 +361,7 @@ fn column_letters(mut c: u32) -> String {
 fn sheet_span_ok<RS: std::io::Read + std::io::Seek>(
     wb: &mut calamine::Sheets<RS>,
     sheet: &str,
+    shown_name: &str,
 ) -> Result<(), String> {
     let calamine::Sheets::Xlsx(x) = wb else {
         return Ok(());
@@ -384,7 +386,7 @@ fn sheet_span_ok<RS: std::io::Read + std::io::Seek>(
     let span = u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1);
     if span > MAX_SHEET_CELLS || span > (used * SPAN_PER_USED_CELL).max(MIN_SPAN_CHECKED) {
         return Err(format!(
-            "sheet {sheet}: its cells span {}{}:{}{} ({span} cells) while {used} hold a value or formula: a stray cell far outside the table? Reading it would take about {} MB; clear the cells outside the table (Ctrl+End shows the last one) and export again",
+            "sheet {shown_name}: its cells span {}{}:{}{} ({span} cells) while {used} hold a value or formula: a stray cell far outside the table? Reading it would take about {} MB; clear the cells outside the table (Ctrl+End shows the last one) and export again",
             column_letters(c0),
             r0 + 1,
             column_letters(c1),
@@ -405,8 +407,11 @@ pub(super) fn prepare_workbook(
     let mut wb = open_workbook_auto_from_rs(Cursor::new(bytes))
         .map_err(|e| super::unreadable(ctx.path, e))?;
     let sheets = wb.sheet_names();
+    // the sheets' names as notes and errors show them: a sheet may be named after a person
+    // or by an ID number ([`shown_sheet`])
+    let shown: Vec<String> = sheets.iter().map(|s| shown_sheet(s)).collect();
     if let Some(first) = sheets.first() {
-        sheet_span_ok(&mut wb, first).map_err(|m| ctx.unreadable(m))?;
+        sheet_span_ok(&mut wb, first, &shown[0]).map_err(|m| ctx.unreadable(m))?;
     }
     let range = wb
         .worksheet_range_at(0)
@@ -506,7 +511,7 @@ pub(super) fn prepare_workbook(
         let (range, start) = match first.take() {
             Some(f) => f,
             None => {
-                sheet_span_ok(&mut wb, &sheets[si]).map_err(|m| ctx.unreadable(m))?;
+                sheet_span_ok(&mut wb, &sheets[si], &shown[si]).map_err(|m| ctx.unreadable(m))?;
                 let r = wb
                     .worksheet_range_at(si)
                     .ok_or_else(|| ctx.unreadable(format!("sheet {} cannot be opened", si + 1)))?
@@ -515,6 +520,7 @@ pub(super) fn prepare_workbook(
             }
         };
         let sheet_name = &sheets[si];
+        let shown_name = &shown[si];
         let (range, merged) = fill_merged(&mut wb, sheet_name, range);
         let row0 = u64::from(range.start().map_or(0, |(r, _)| r));
         let col0 = range.start().map_or(0, |(_, c)| c);
@@ -538,19 +544,19 @@ pub(super) fn prepare_workbook(
         } else {
             match rows.iter().position(|r| !blank(r)) {
                 None => {
-                    notes.push(format!("sheet {} ({sheet_name}) is empty: skipped", si + 1));
+                    notes.push(format!("sheet {} ({shown_name}) is empty: skipped", si + 1));
                     continue;
                 }
                 Some(p) if hidden && repeats_header(rows[p]) => {
                     return Err(ctx.unreadable(format!(
-                        "sheet {} ({sheet_name}) is hidden and repeats the header of sheet 1 ({}): a hidden copy (last month's?) and a continuation of the table cannot be told apart; unhide it, then delete it or keep it visible, and export again",
+                        "sheet {} ({shown_name}) is hidden and repeats the header of sheet 1 ({}): a hidden copy (last month's?) and a continuation of the table cannot be told apart; unhide it, then delete it or keep it visible, and export again",
                         si + 1,
-                        sheets[0]
+                        shown[0]
                     )));
                 }
                 Some(_) if hidden => {
                     notes.push(format!(
-                        "sheet {} ({sheet_name}) is hidden and holds no table of this file: not read",
+                        "sheet {} ({shown_name}) is hidden and holds no table of this file: not read",
                         si + 1
                     ));
                     continue;
@@ -564,9 +570,9 @@ pub(super) fn prepare_workbook(
                     // every deposit counted twice. An export splits a table only at a sheet's
                     // end.
                     return Err(ctx.unreadable(format!(
-                        "sheet {} ({sheet_name}) repeats the header of sheet 1 ({}), but the sheet before it ends at sheet row {last_sheet_end}, far from a sheet's last row: a copy (last month's?) or a second table cannot be told from a continuation; delete it or move it to a file of its own",
+                        "sheet {} ({shown_name}) repeats the header of sheet 1 ({}), but the sheet before it ends at sheet row {last_sheet_end}, far from a sheet's last row: a copy (last month's?) or a second table cannot be told from a continuation; delete it or move it to a file of its own",
                         si + 1,
-                        sheets[0]
+                        shown[0]
                     )));
                 }
                 Some(p) if repeats_header(rows[p]) => {
@@ -574,7 +580,7 @@ pub(super) fn prepare_workbook(
                     switched = None;
                     (cur_norm, cur_width) = (header_norm.clone(), hwidth);
                     continued.push(format!(
-                        "sheet {} ({sheet_name}) from data row {} (its header at sheet row {})",
+                        "sheet {} ({shown_name}) from data row {} (its header at sheet row {})",
                         si + 1,
                         sink.rows(),
                         line_of(p)
@@ -583,10 +589,10 @@ pub(super) fn prepare_workbook(
                 }
                 Some(p) => {
                     return Err(ctx.unreadable(format!(
-                        "sheet {} ({sheet_name}) holds other data: its first row (sheet row {}) is not the header of sheet 1 ({}); a workbook is read as one table, continued over sheets that repeat the header: move the other table to a file of its own",
+                        "sheet {} ({shown_name}) holds other data: its first row (sheet row {}) is not the header of sheet 1 ({}); a workbook is read as one table, continued over sheets that repeat the header: move the other table to a file of its own",
                         si + 1,
                         line_of(p),
-                        sheets[0]
+                        shown[0]
                     )));
                 }
             }
@@ -595,7 +601,7 @@ pub(super) fn prepare_workbook(
             if si == 0 {
                 m
             } else {
-                format!("sheet {} ({sheet_name}), {m}", si + 1)
+                format!("sheet {} ({shown_name}), {m}", si + 1)
             }
         };
         last_sheet_end = row0 + rows.len() as u64;
