@@ -2401,10 +2401,15 @@ pub fn run_incremental(
             row: Some(end_row),
             column,
         };
-        // (a full run logs a file's ID repairs, then the reader's changes)
+        // (a full run logs a file's ID repairs, then the reader's changes; a clean number,
+        // nearly every row, has none: one pass over its bytes, as in the full run's scan)
+        let day = crate::domain::AsOfDay::new(opts.as_of);
         for (row, end_row) in d.rows.iter().zip(&m.delta_rows) {
-            if let Some(end_row) = *end_row {
-                delta_norms.id(at(end_row, "id_number"), d.id(row), opts.as_of);
+            let raw = d.id(row);
+            if let Some(end_row) = *end_row
+                && IdNumber::clean_key(raw.as_bytes(), day).is_none()
+            {
+                delta_norms.id(at(end_row, "id_number"), raw, opts.as_of);
             }
         }
         for n in &d.normalised {
