@@ -700,16 +700,7 @@ pub fn holds_id_like(text: &str) -> bool {
         if spelled.chars().count() == *n {
             return true;
         }
-        let read: Vec<u8> = spelled
-            .chars()
-            .filter_map(|c| match c {
-                '0'..='9' | 'X' | 'x' => Some(c.to_ascii_uppercase() as u8),
-                '０'..='９' => Some(b'0' + (u32::from(c) - u32::from('０')) as u8),
-                'Ｘ' | 'ｘ' => Some(b'X'),
-                _ => None,
-            })
-            .collect();
-        [18, 15].iter().any(|&w| read.windows(w).any(id_shaped))
+        has_id_window(spelled)
     })
 }
 
@@ -718,18 +709,24 @@ pub fn holds_id_like(text: &str) -> bool {
 /// ([`id_shaped`]). Unlike [`holds_id_like`] a long number of another form (a department's
 /// 18-digit household code) is none: for values that must be shown when they are not one.
 pub fn holds_id_number(text: &str) -> bool {
-    spelled_digit_runs(text).iter().any(|(r, _)| {
-        let read: Vec<u8> = text[r.clone()]
-            .chars()
-            .filter_map(|c| match c {
-                '0'..='9' | 'X' | 'x' => Some(c.to_ascii_uppercase() as u8),
-                '０'..='９' => Some(b'0' + (u32::from(c) - u32::from('０')) as u8),
-                'Ｘ' | 'ｘ' => Some(b'X'),
-                _ => None,
-            })
-            .collect();
-        [18, 15].iter().any(|&w| read.windows(w).any(id_shaped))
-    })
+    spelled_digit_runs(text)
+        .iter()
+        .any(|(r, _)| has_id_window(&text[r.clone()]))
+}
+
+/// Whether a spelled run of digits (one of [`spelled_digit_runs`], separators inside) holds 18
+/// or 15 characters in a row of an ID number's form ([`id_shaped`]), read as ASCII.
+fn has_id_window(spelled: &str) -> bool {
+    let read: Vec<u8> = spelled
+        .chars()
+        .filter_map(|c| match c {
+            '0'..='9' | 'X' | 'x' => Some(c.to_ascii_uppercase() as u8),
+            '０'..='９' => Some(b'0' + (u32::from(c) - u32::from('０')) as u8),
+            'Ｘ' | 'ｘ' => Some(b'X'),
+            _ => None,
+        })
+        .collect();
+    [18, 15].iter().any(|&w| read.windows(w).any(id_shaped))
 }
 
 /// Whether `b` (ASCII digits, `X` last) has the form of a resident ID number: 18 characters

@@ -5,6 +5,8 @@
 mod common;
 #[path = "../../src/read/fieldmap.rs"]
 mod fieldmap;
+#[path = "../../src/read/shown.rs"]
+mod shown;
 #[path = "../../src/read/text.rs"]
 mod text;
 
