@@ -56,7 +56,6 @@ use polars::prelude::*;
 pub(crate) use common::*;
 pub use common::{Normalised, Prepared, Rejected, TextTable};
 pub use fieldmap::{FieldMap, MoneyUnit, TABLES, TextEncoding};
-pub use shown::is_digit_separator;
 
 use crate::ConnectorError;
 use crate::file::FileFormat;

@@ -608,7 +608,25 @@ pub fn is_invisible(c: char) -> bool {
 /// `6\u{200b}2\u{200b}0…` reads as `620…`; session 17's attack named such a key back as
 /// `6?2?0?…` and took such a token label).
 pub fn is_digit_separator(c: char) -> bool {
-    is_invisible(c) || hedui_connectors::read::is_digit_separator(c)
+    c.is_whitespace()
+        || is_invisible(c)
+        || matches!(
+            c,
+            '-' | '\u{2010}'
+                ..='\u{2015}'
+                    | '\u{2212}'
+                    | '\u{ff0d}'
+                    | '.'
+                    | '\u{ff0e}'
+                    | '\u{00b7}'
+                    | '\u{30fb}'
+                    | '/'
+                    | '\u{ff0f}'
+                    | '_'
+                    | '\u{ff3f}'
+                    | ','
+                    | '\u{ff0c}'
+        )
 }
 
 /// The numbers of `s` in any spelling an ID number is written in, as byte ranges of `s`

@@ -360,10 +360,9 @@ pub(crate) fn mask_name_runs(s: &str) -> String {
 }
 
 /// Whether `c` may stand between the digits of a number written in groups: white space,
-/// hyphens and dashes, full stops and middle dots, `/`, `_` and commas, ASCII or full-width.
-/// The one list of them: the main crate's `domain::id_number::is_digit_separator` adds the
-/// characters that print as nothing.
-pub fn is_digit_separator(c: char) -> bool {
+/// hyphens and dashes, full stops and middle dots, `/`, `_` and commas, ASCII or full-width
+/// (the main crate's `is_digit_separator`).
+fn is_digit_separator(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
