@@ -41,6 +41,7 @@ use crate::seal::{BATCH_LEAVES, RecipientPublicKey, RunSealer, SigningKey, Unsig
 use crate::verify::{PersonState, ReportInput};
 
 mod direct;
+mod keep;
 mod scale;
 mod scrub;
 pub use scale::{
@@ -942,49 +943,38 @@ fn link_source(
     let keep_of = move |cols: &mut [Column]| -> PolarsResult<Column> {
         let (c, name) = columns(cols)?;
         let mut ages = [[0u64; crate::link::caseload::AGE_BANDS]; 2];
-        // The last clean row's ID and name, its decision and its (caseload status, age band)
-        // cell: a row that repeats them is decided by one comparison. Records of a period
-        // come grouped by person (social insurance: 68.7 M rows of 8.3 M IDs at 300k
-        // households, ~8 in a row), and this filter reads every row of every extract.
-        let mut prev: Option<(&str, Option<&str>, bool, usize, usize)> = None;
-        let keep = BooleanChunked::from_iter_values(
-            c.name().clone(),
-            c.str()?.iter().zip(with_names(&name)?).map(|(v, n)| {
-                if let (Some(v), Some((pv, pn, keep, k, band))) = (v, prev)
-                    && same_bytes(v.as_bytes(), pv.as_bytes())
-                    && match (n, pn) {
-                        (Some(n), Some(pn)) => same_bytes(n.as_bytes(), pn.as_bytes()),
-                        (None, None) => true,
-                        _ => false,
-                    }
-                {
-                    ages[k][band] += 1;
-                    return keep;
-                }
-                // Fast path: a clean, valid 18-character number (nearly every row) is one
-                // pass over its bytes and one lookup; anything else takes `classify`.
-                if let Some(v) = v
-                    && let Some((key, year)) = IdNumber::clean_key(v.as_bytes(), day)
-                {
-                    let known = persons_c.contains(key);
-                    let band = crate::link::caseload::age_band(year as i32, as_of);
-                    ages[usize::from(known)][band] += 1;
-                    let keep = known || is_candidate(names_c.as_deref(), key, n);
-                    prev = Some((v, n, keep, usize::from(known), band));
-                    return keep;
-                }
-                prev = None;
+        // A block of rows at a time ([`keep::decide_rows`]): a clean, valid 18-character
+        // number (nearly every row) is one pass over its bytes and a test among its block's;
+        // a row that repeats the last clean row's ID and name is decided by one comparison
+        // (records of a period come grouped by person: social insurance, 68.7 M rows of 8.3 M
+        // IDs at 300k households, ~8 in a row); anything else takes `classify`.
+        let ids = c.str()?;
+        let mut keep: Vec<bool> = Vec::with_capacity(ids.len());
+        keep::decide_rows(
+            ids.iter().zip(with_names(&name)?),
+            &persons_c,
+            names_c.as_deref(),
+            day,
+            as_of,
+            |v, n| {
                 let (key, _, id) = classify_named(v, n, &persons_c, names_c.as_deref(), as_of);
-                if let Some(id) = id {
-                    let known = key >= 0;
-                    ages[usize::from(known)][crate::link::caseload::age_band(
-                        chrono::Datelike::year(&id.birth_date()),
-                        as_of,
-                    )] += 1;
+                keep::Decision {
+                    keep: key != KEY_UNLINKED,
+                    cell: id.map(|id| {
+                        (
+                            usize::from(key >= 0),
+                            crate::link::caseload::age_band(
+                                chrono::Datelike::year(&id.birth_date()),
+                                as_of,
+                            ),
+                        )
+                    }),
                 }
-                key != KEY_UNLINKED
-            }),
+            },
+            &mut ages,
+            &mut keep,
         );
+        let keep = BooleanChunked::from_iter_values(c.name().clone(), keep.into_iter());
         for (k, band) in ages.iter().enumerate() {
             for (b, n) in band.iter().enumerate() {
                 if *n > 0 {

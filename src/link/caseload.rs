@@ -1208,6 +1208,22 @@ impl PersonKeys {
         self.bits.may_contain(key) && self.keys.contains(&key)
     }
 
+    /// Whether each of `keys` is one of the persons': `out[i]` for `keys[i]` (`out` is
+    /// cleared first). The filter's words of all keys are loaded in one pass, each load
+    /// independent of the others, so that the processor overlaps their cache misses; then the
+    /// set is probed for the keys the filter let through. Tested a row at a time, each row
+    /// waited for its filter word alone: a third of the scan's filter time at 300,000
+    /// households (perf, session 18).
+    pub fn contains_each(&self, keys: &[u64], out: &mut Vec<bool>) {
+        out.clear();
+        out.extend(keys.iter().map(|&k| self.bits.may_contain(k)));
+        for (o, k) in out.iter_mut().zip(keys) {
+            if *o {
+                *o = self.keys.contains(k);
+            }
+        }
+    }
+
     /// The number of keys.
     pub fn len(&self) -> usize {
         self.keys.len()
@@ -1321,6 +1337,27 @@ impl NameDateIndex {
     /// Whether `key` is a caseload person's of another slice ([`NameDateIndex::set_outside`]).
     pub fn is_outside(&self, key: u64) -> bool {
         !self.outside.is_empty() && self.outside.contains(&key)
+    }
+
+    /// [`NameDateIndex::matches`] of each `(date, raw name)` of `rows`: `out[i]` for
+    /// `rows[i]` (`out` is cleared first; `hashes` is scratch). As in
+    /// [`PersonKeys::contains_each`], the filter's words of all rows are loaded in one pass,
+    /// then the set is probed for the rows it let through, then a name that is not plain
+    /// ideographs and missed is normalised and tested again.
+    pub fn matches_each(&self, rows: &[(u32, &str)], hashes: &mut Vec<u64>, out: &mut Vec<bool>) {
+        hashes.clear();
+        hashes.extend(rows.iter().map(|&(date, raw)| self.hash(date, raw)));
+        out.clear();
+        out.extend(hashes.iter().map(|&h| self.bits.may_contain(h)));
+        for ((o, h), &(date, raw)) in out.iter_mut().zip(hashes.iter()).zip(rows) {
+            if *o {
+                *o = self.keys.contains(h);
+            }
+            if !*o && !crate::domain::Name::is_plain_ideographs(raw) {
+                *o = super::compare::normalise_name(raw)
+                    .is_some_and(|n| n != raw && self.contains(self.hash(date, &n)));
+            }
+        }
     }
 
     /// Whether a caseload person born on `date` (`YYYYMMDD`) bears the name `raw`.
