@@ -2,12 +2,13 @@
 //!
 //! Every row of every extract passes through it (148 M rows at 300,000 households). Decided a
 //! row at a time, each row waited for its loads into the persons' and the names' filters
-//! ([`crate::link::caseload::KeyBits`], 512 KiB each, evicted from the core's cache by the
-//! reader's pages as the scan goes): a third of the filter's time at 300,000 households was
-//! that wait (perf, session 18). A block first reads its rows' keys, then tests them all in
-//! one pass of independent loads ([`PersonKeys::contains_each`],
+//! ([`crate::link::caseload::KeyBits`], then 512 KiB each, evicted from the core's cache by
+//! the reader's pages as the scan goes): a third of the filter's time at 300,000 households
+//! was that wait (perf, session 18). A block first reads its rows' keys, then tests them all
+//! in one pass of independent loads ([`PersonKeys::contains_each`],
 //! [`NameDateIndex::matches_each`]), whose misses the processor overlaps; then it decides the
-//! rows in order. The decisions are the row-at-a-time filter's, row for row.
+//! rows in order. The decisions are the row-at-a-time filter's, row for row. (The filter's
+//! samples: 6,170 → 5,005 of ~29,500 in a 300k run; 4,402 with the filters at 2 MiB.)
 
 use chrono::NaiveDate;
 

@@ -1130,12 +1130,16 @@ pub struct NameDateIndex {
 
 /// A blocked Bloom filter in front of a hash set probed on every row of every extract: two
 /// bits per value, both in one 64-bit word, so a test is one load. Its size is a power of two
-/// of at least 2^21 bits (256 KiB) and about 8 bits per value, up to 2^22 (512 KiB: it stays
-/// in a core's 1 MiB L2 cache beside the reader's pages; 1 MiB did not, measured at 300,000
-/// households). A row the filter turns away costs that load instead of a probe into the set's
-/// tables (16 MiB and more for the million persons of 300,000 households: a miss to memory
-/// per row). False positives: ~1 % of the rows at 100,000 values (the 30,000 households'
-/// persons), ~15 % at a million.
+/// of at least 2^21 bits (256 KiB) and about 16 bits per value, up to 2^24 (2 MiB). A row the
+/// filter turns away costs that load instead of a probe into the set's tables (16 MiB and more
+/// for the million persons of 300,000 households: a miss to memory per row). False positives:
+/// ~1 % of the rows at 100,000 values (the 30,000 households' persons), ~2 % at a million.
+///
+/// (Sessions 14-17 kept it under 512 KiB, in a core's second-level cache beside the reader's
+/// pages, at ~15 % false positives at a million values, each a probe into the set. Since the
+/// scan tests a block of rows at a time ([`PersonKeys::contains_each`]), the loads of a block
+/// overlap, and a filter in the third-level cache with a tenth of the probes costs less: the
+/// filter's and the probes' samples 5,005 → 4,402 at 300k households, perf, session 18.)
 #[derive(Debug, Clone)]
 pub struct KeyBits {
     words: Vec<u64>,
@@ -1146,9 +1150,9 @@ pub struct KeyBits {
 impl KeyBits {
     /// The filter of `values` (hashes or keys: [`KeyBits::probe`] mixes them).
     pub fn new(values: impl ExactSizeIterator<Item = u64>) -> KeyBits {
-        let size = (values.len() as u64 * 8)
+        let size = (values.len() as u64 * 16)
             .next_power_of_two()
-            .clamp(1 << 21, 1 << 22);
+            .clamp(1 << 21, 1 << 24);
         let mut bits = KeyBits {
             words: vec![0; (size / 64) as usize],
             mask: (size / 64 - 1) as usize,
