@@ -581,53 +581,9 @@ pub fn digit_runs(s: &str) -> impl Iterator<Item = std::ops::Range<usize>> + '_ 
     })
 }
 
-/// Characters that print as nothing or turn the text around (Unicode format characters:
-/// zero-width space and joiners, soft hyphen, word joiner, BOM, the bidirectional marks,
-/// embeddings, overrides and isolates). Text pasted from a word processor or a web page
-/// carries them between digits; in a household_id or a purpose (logged, audited, shown on
-/// pages) they let `APP\u{202e}1000-PPA` read as another application's id.
-pub fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00ad}'
-            | '\u{061c}'
-            | '\u{180e}'
-            | '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206f}'
-            | '\u{feff}'
-            | '\u{fff9}'..='\u{fffb}'
-    )
-}
-
-/// Whether `c` may stand between the digits of a number written in groups
-/// (`6205 0319 7503 2454 0X`, `620503-1975-0324-540X`, `6205.0319.…`, `6 2 0 5 …`): white
-/// space (U+3000 too), hyphens and dashes, full stops and middle dots, `/`, `_` and commas,
-/// ASCII or full-width, and the characters that print as nothing ([`is_invisible`]:
-/// `6\u{200b}2\u{200b}0…` reads as `620…`; session 17's attack named such a key back as
-/// `6?2?0?…` and took such a token label).
-pub fn is_digit_separator(c: char) -> bool {
-    c.is_whitespace()
-        || is_invisible(c)
-        || matches!(
-            c,
-            '-' | '\u{2010}'
-                ..='\u{2015}'
-                    | '\u{2212}'
-                    | '\u{ff0d}'
-                    | '.'
-                    | '\u{ff0e}'
-                    | '\u{00b7}'
-                    | '\u{30fb}'
-                    | '/'
-                    | '\u{ff0f}'
-                    | '_'
-                    | '\u{ff3f}'
-                    | ','
-                    | '\u{ff0c}'
-        )
-}
+// `is_invisible` and `is_digit_separator`: one list with the reader's (its masking of
+// reader text), shared as a file.
+include!("../../connectors/src/read/separators.rs");
 
 /// The numbers of `s` in any spelling an ID number is written in, as byte ranges of `s`
 /// with their length in characters once read: ASCII or full-width digits, read on through
@@ -870,6 +826,11 @@ mod clean_key_tests {
             "６２０５　０３１９　７５０３　２４５４　０Ｘ",
             "６２０５０３－１９７５－０３２４－５４０Ｘ",
             "6205 ０３１９ 7503 2454 0X",
+            // left by session 17: colons, `+` and `|` between the groups
+            "620503:19750324:540X",
+            "620503：19750324：540X",
+            "620503+19750324+540X",
+            "620503|1975|0324|540X",
         ] {
             let text = format!("dibao {spelled}, again");
             let runs = spelled_digit_runs(&text);
@@ -880,6 +841,7 @@ mod clean_key_tests {
         }
         // a legacy 15-digit number in groups
         assert!(holds_id_like("review 620503 750324 540"));
+        assert!(holds_id_number("户主：620503：19750324：540X"));
         // dates, amounts, ids of applications and short numbers are no ID numbers
         for text in [
             "dibao application",
@@ -893,6 +855,8 @@ mod clean_key_tests {
             // a date range: 16 digits once joined, no ID number in them
             "低保年审 2026-01-01 2026-12-31",
             "period 2025.11.01-2026.10.31",
+            "period 2026-01-01:2026-12-31 at 10:30:00",
+            "(2026)[001] 12",
         ] {
             assert!(!holds_id_like(text), "{text}");
         }

@@ -359,29 +359,9 @@ pub(crate) fn mask_name_runs(s: &str) -> String {
     out
 }
 
-/// Whether `c` may stand between the digits of a number written in groups: white space,
-/// hyphens and dashes, full stops and middle dots, `/`, `_` and commas, ASCII or full-width
-/// (the main crate's `is_digit_separator`).
-fn is_digit_separator(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(
-            c,
-            '-' | '\u{2010}'
-                ..='\u{2015}'
-                    | '\u{2212}'
-                    | '\u{ff0d}'
-                    | '.'
-                    | '\u{ff0e}'
-                    | '\u{00b7}'
-                    | '\u{30fb}'
-                    | '/'
-                    | '\u{ff0f}'
-                    | '_'
-                    | '\u{ff3f}'
-                    | ','
-                    | '\u{ff0c}'
-        )
-}
+// `is_digit_separator` (and `is_invisible`, the characters that print as nothing): the list
+// the main crate's `domain::id_number` reads ID numbers through.
+include!("separators.rs");
 
 /// An ASCII or full-width digit's value.
 fn digit_of(c: char) -> Option<u8> {
