@@ -826,11 +826,6 @@ mod clean_key_tests {
             "６２０５　０３１９　７５０３　２４５４　０Ｘ",
             "６２０５０３－１９７５－０３２４－５４０Ｘ",
             "6205 ０３１９ 7503 2454 0X",
-            // left by session 17: colons, `+` and `|` between the groups
-            "620503:19750324:540X",
-            "620503：19750324：540X",
-            "620503+19750324+540X",
-            "620503|1975|0324|540X",
         ] {
             let text = format!("dibao {spelled}, again");
             let runs = spelled_digit_runs(&text);
@@ -841,7 +836,6 @@ mod clean_key_tests {
         }
         // a legacy 15-digit number in groups
         assert!(holds_id_like("review 620503 750324 540"));
-        assert!(holds_id_number("户主：620503：19750324：540X"));
         // dates, amounts, ids of applications and short numbers are no ID numbers
         for text in [
             "dibao application",
@@ -857,6 +851,12 @@ mod clean_key_tests {
             "period 2025.11.01-2026.10.31",
             "period 2026-01-01:2026-12-31 at 10:30:00",
             "(2026)[001] 12",
+            // session 18's attack on colons, `+` and `|` as separators: none of these is one
+            "appointment 2026-11-02 09:30-11:00",
+            "复核 2026-11-01 10:30:00+08:00",
+            "收入 12,000.00+3,500.00+1,200.50",
+            "复核 2026-11-01 09:00|2026-11-08 09:00",
+            "APP-2026:0001+2|620503-2026-00001",
         ] {
             assert!(!holds_id_like(text), "{text}");
         }

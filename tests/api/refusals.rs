@@ -43,8 +43,7 @@ fn stored_text(w: &World) -> String {
 
 /// The spellings of `id` the attacks used: groups of four, 9 + 9, hyphens, full-width
 /// groups, one digit at a time; one digit at a time with a zero-width space between, and
-/// groups joined by a soft hyphen and a BOM (repro 02 of session 17's second attack); groups
-/// between colons, `+` or `|` (left by session 17, read as short numbers until session 18).
+/// groups joined by a soft hyphen and a BOM (repro 02 of session 17's second attack).
 fn spellings(id: &str) -> Vec<String> {
     let wide: String = id
         .chars()
@@ -80,11 +79,6 @@ fn spellings(id: &str) -> Vec<String> {
             .to_string(),
         spread(id, '\u{200b}'),
         format!("{}\u{00ad}{}\u{feff}{}", &id[..6], &id[6..14], &id[14..]),
-        // left by session 17: colons, `+` and `|` between the groups
-        group(&a, &[6, 14], ":"),
-        group(&w, &[6, 14], "："),
-        group(&a, &[6, 10, 14], "+"),
-        group(&a, &[4, 8, 12, 16], "|"),
     ]
 }
 

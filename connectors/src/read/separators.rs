@@ -25,15 +25,16 @@ pub fn is_invisible(c: char) -> bool {
 }
 
 /// Whether `c` may stand between the digits of a number written in groups
-/// (`6205 0319 7503 2454 0X`, `620503-1975-0324-540X`, `6205.0319.…`, `6 2 0 5 …`,
-/// `620503:19750324:540X`): white space (U+3000 too), hyphens and dashes, full stops and
-/// middle dots, `/`, `_`, commas, colons, `+` and `|`, ASCII or full-width, and the characters
-/// that print as nothing ([`is_invisible`]:
+/// (`6205 0319 7503 2454 0X`, `620503-1975-0324-540X`, `6205.0319.…`, `6 2 0 5 …`): white
+/// space (U+3000 too), hyphens and dashes, full stops and middle dots, `/`, `_` and commas,
+/// ASCII or full-width, and the characters that print as nothing ([`is_invisible`]:
 /// `6\u{200b}2\u{200b}0…` reads as `620…`; session 17's attack named such a key back as
-/// `6?2?0?…` and took such a token label). Colons, `+` and `|`: left by session 17, an ID
-/// number in groups between them was read as short numbers by the API's checks. Brackets are
-/// none: they stand between the numbers of a path (`members[0].id`) and a text's own
-/// (`sheet 2 (…)`), which would read as one.
+/// `6?2?0?…` and took such a token label).
+///
+/// Not colons, `+` or `|` (tried in session 18): they join a date, a time and its offset
+/// (`2026-11-01 10:30:00+08:00`) or a sum (`12,000.00+3,500.00`) into 15 digits or more, some
+/// 15 of which read as a legacy number's date, so ordinary purposes and labels were refused
+/// and headers masked. An ID number in groups between them passes the checks (README).
 pub fn is_digit_separator(c: char) -> bool {
     c.is_whitespace()
         || is_invisible(c)
@@ -53,11 +54,5 @@ pub fn is_digit_separator(c: char) -> bool {
                     | '\u{ff3f}'
                     | ','
                     | '\u{ff0c}'
-                    | ':'
-                    | '\u{ff1a}'
-                    | '+'
-                    | '\u{ff0b}'
-                    | '|'
-                    | '\u{ff5c}'
         )
 }
