@@ -452,6 +452,23 @@ pub fn scan_prepared_indexed(
     required: &[&str],
     row_index: Option<&str>,
 ) -> Result<LazyFrame, ConnectorError> {
+    scan_prepared_rows(prepared, required, row_index, None)
+}
+
+/// [`scan_prepared_indexed`] over the data rows `rows` only (0-based, end excluded; `None`:
+/// every row). The row index still numbers the file's rows (the first row of the range is
+/// `rows.start`, not 0). On a Parquet file the range is the reader's own (polars' pre-slice):
+/// row groups outside it are neither read nor decompressed, and a filter on the scan still
+/// reaches the reader, applied to the range's rows.
+///
+/// # Errors
+/// As [`scan_prepared`].
+pub fn scan_prepared_rows(
+    prepared: &Prepared,
+    required: &[&str],
+    row_index: Option<&str>,
+    rows: Option<std::ops::Range<u64>>,
+) -> Result<LazyFrame, ConnectorError> {
     let path = &prepared.path;
     let p = PlRefPath::new(path.to_string_lossy().as_ref());
     let index = row_index.map(|name| RowIndex {
@@ -475,6 +492,12 @@ pub fn scan_prepared_indexed(
             .finish()
             .map_err(|e| unreadable(&prepared.source, e))?,
     };
+    if let Some(rows) = rows {
+        lf = lf.slice(
+            i64::try_from(rows.start).unwrap_or(i64::MAX),
+            IdxSize::try_from(rows.end.saturating_sub(rows.start)).unwrap_or(IdxSize::MAX),
+        );
+    }
     if required.is_empty() {
         return Ok(lf);
     }
