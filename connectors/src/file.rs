@@ -586,7 +586,7 @@ mod tests {
                         .map(|v| {
                             v.map(|v| {
                                 let i: u64 = v[10..].parse().unwrap();
-                                i % 7 == 0 || i % 10 == 3
+                                i.is_multiple_of(7) || i % 10 == 3
                             })
                         })
                         .collect();
