@@ -622,12 +622,25 @@ fn scrub(raw: &str) -> String {
     };
     let mut copied = 0;
     let shown_as_mark = |c: char| !c.is_ascii() || c.is_ascii_control() || c == '?';
-    for (r, n) in crate::domain::id_number::spelled_digit_runs_through(raw, shown_as_mark) {
-        if n >= 6 {
+    // the numbers of 6 digits or more, and the ID numbers spelled loosely (between colons,
+    // brackets, `+`, `|`…: session 18's attack), in order, overlapping ones as one
+    let mut hidden: Vec<std::ops::Range<usize>> =
+        crate::domain::id_number::spelled_digit_runs_through(raw, shown_as_mark)
+            .into_iter()
+            .filter(|(_, n)| *n >= 6)
+            .map(|(r, _)| r)
+            .chain(crate::domain::id_number::loose_id_numbers(raw))
+            .collect();
+    hidden.sort_by_key(|r| r.start);
+    for r in hidden {
+        if r.end <= copied {
+            continue;
+        }
+        if r.start >= copied {
             shown(&raw[copied..r.start], &mut out);
             out.push('?');
-            copied = r.end;
         }
+        copied = r.end;
     }
     shown(&raw[copied..], &mut out);
     if out.len() > MAX_FIELD_CHARS {
@@ -2272,6 +2285,21 @@ mod tests {
         assert_eq!(scrub("members[0].徐萍霞"), "members[0].???");
         assert_eq!(scrub("members.62050319750324540X\\"), "members.?\\");
         assert_eq!(scrub("wait"), "wait");
+    }
+
+    /// Session 18's attack: a key holding an ID number between colons, `|`, brackets or `+`
+    /// was named back whole (groups of fewer than 6 digits were not masked).
+    #[test]
+    fn a_key_holding_an_id_number_between_loose_separators_is_masked() {
+        for (key, shown) in [
+            ("6205:0319:7503:2454:0X", "?"),
+            ("members[0].620503|19750324|540X", "members[0].?"),
+            ("x.(6205)(0319)(7503)(2454)(0X)", "x.(?)"),
+            ("a.6205+0319+7503+2454+0X.b", "a.?.b"),
+            ("t.10:30:00+08:00", "t.10:30:00+08:00"),
+        ] {
+            assert_eq!(scrub(key), shown, "{key}");
+        }
     }
 
     /// Session 17's attack: an unknown key `6205 0319 7503 2454 0X` was answered and

@@ -24,7 +24,12 @@ use chrono::NaiveDate;
 use rayon::prelude::*;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::domain::id_number::{holds_id_like, mask, spelled_digit_runs};
+use crate::domain::id_number::{holds_id_like, loose_id_numbers, mask, spelled_digit_runs};
+
+/// A Chinese numeral as its ASCII digit (what [`loose_id_numbers`] reads), for masking.
+fn loose_digit_char(c: char) -> Option<char> {
+    crate::domain::id_number::loose_digit(c).map(char::from)
+}
 use crate::ingest::{Caseload, Quarantine, load_caseload};
 use crate::link::compare::{is_name_placeholder, normalise_name};
 
@@ -272,16 +277,25 @@ impl NameScrub {
 /// ([`spelled_digit_runs`], [`holds_id_like`]), masked as ID numbers are: its first and last
 /// four characters kept (`6205**********540X`), the separators dropped.
 pub(crate) fn mask_ids(text: &str) -> Cow<'_, str> {
-    let runs: Vec<_> = spelled_digit_runs(text)
+    // the numbers in any spelling, and the ID numbers spelled loosely (between colons,
+    // brackets, in Chinese numerals…: session 18's attack), in order
+    let mut runs: Vec<std::ops::Range<usize>> = spelled_digit_runs(text)
         .into_iter()
         .filter(|(r, n)| *n >= 15 && holds_id_like(&text[r.clone()]))
+        .map(|(r, _)| r)
+        .chain(loose_id_numbers(text))
         .collect();
     if runs.is_empty() {
         return Cow::Borrowed(text);
     }
+    runs.sort_by_key(|r| r.start);
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
-    for (r, _) in runs {
+    for r in runs {
+        if r.end <= copied {
+            continue;
+        }
+        let r = r.start.max(copied)..r.end;
         out.push_str(&text[copied..r.start]);
         let compact: String = text[r.clone()]
             .chars()
@@ -289,7 +303,7 @@ pub(crate) fn mask_ids(text: &str) -> Cow<'_, str> {
                 '0'..='9' => Some(c),
                 'X' | 'x' | 'Ｘ' | 'ｘ' => Some('X'),
                 '０'..='９' => char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')),
-                _ => None,
+                _ => loose_digit_char(c),
             })
             .collect();
         out.push_str(&mask(&compact));
@@ -362,5 +376,18 @@ mod tests {
         );
         // a date range is no ID number
         assert!(matches!(s.text("2026-01-01 2026-12-31"), Cow::Borrowed(_)));
+        // between colons or brackets, in Chinese numerals (session 18's attack)
+        assert_eq!(
+            s.text("sheet 620503:19750324:540X and (6205)(0319)(7503)(2454)(0X)."),
+            "sheet 6205**********540X and (6205**********540X)."
+        );
+        assert_eq!(
+            s.text("备注 六二〇五〇三一九七五〇三二四五四〇X 已核"),
+            "备注 6205**********540X 已核"
+        );
+        assert!(matches!(
+            s.text("at 2026-11-01 10:30:00+08:00"),
+            Cow::Borrowed(_)
+        ));
     }
 }

@@ -648,16 +648,17 @@ pub fn spelled_digit_runs_through(
 /// never stored. The groups must read as one so that a date range (`2026-01-01 2026-12-31`,
 /// 16 digits once joined: found refused after session 17's fix) is not an ID number.
 pub fn holds_id_like(text: &str) -> bool {
-    spelled_digit_runs(text).iter().any(|(r, n)| {
-        if *n < 15 {
-            return false;
-        }
-        let spelled = &text[r.clone()];
-        if spelled.chars().count() == *n {
-            return true;
-        }
-        has_id_window(spelled)
-    })
+    !loose_id_numbers(text).is_empty()
+        || spelled_digit_runs(text).iter().any(|(r, n)| {
+            if *n < 15 {
+                return false;
+            }
+            let spelled = &text[r.clone()];
+            if spelled.chars().count() == *n {
+                return true;
+            }
+            has_id_window(spelled)
+        })
 }
 
 /// Whether `text` holds a resident ID number in any spelling ([`spelled_digit_runs`]):
@@ -665,9 +666,118 @@ pub fn holds_id_like(text: &str) -> bool {
 /// ([`id_shaped`]). Unlike [`holds_id_like`] a long number of another form (a department's
 /// 18-digit household code) is none: for values that must be shown when they are not one.
 pub fn holds_id_number(text: &str) -> bool {
-    spelled_digit_runs(text)
-        .iter()
-        .any(|(r, _)| has_id_window(&text[r.clone()]))
+    !loose_id_numbers(text).is_empty()
+        || spelled_digit_runs(text)
+            .iter()
+            .any(|(r, _)| has_id_window(&text[r.clone()]))
+}
+
+/// Characters that may stand between an ID number's digit groups only where what they join
+/// reads as a whole 18-character ID number ([`loose_id_numbers`]): colons, `+`, `|`,
+/// semicolons, the ideographic full stop and comma, tildes and wave dashes, `#`, `=`, `*`,
+/// brackets and quotation marks, ASCII or full-width. Unlike [`is_digit_separator`] they
+/// join times, offsets, sums and ranges too (`2026-11-01 10:30:00+08:00`), so a run read
+/// through them counts only with a birth date and a right check character.
+fn is_loose_separator(c: char) -> bool {
+    matches!(
+        c,
+        ':' | '\u{ff1a}'
+            | '+'
+            | '\u{ff0b}'
+            | '|'
+            | '\u{ff5c}'
+            | ';'
+            | '\u{ff1b}'
+            | '\u{3002}'
+            | '\u{3001}'
+            | '~'
+            | '\u{ff5e}'
+            | '\u{301c}'
+            | '#'
+            | '\u{ff03}'
+            | '='
+            | '\u{ff1d}'
+            | '*'
+            | '\u{ff0a}'
+            | '\\'
+            | '('
+            | ')'
+            | '\u{ff08}'
+            | '\u{ff09}'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '<'
+            | '>'
+            | '\u{3008}'..='\u{3011}'
+            | '\u{3014}'..='\u{301b}'
+            | '"'
+            | '\''
+            | '\u{2018}'..='\u{201f}'
+    )
+}
+
+/// A digit as an ID number may be spelled in free text: ASCII, full-width, or a Chinese
+/// numeral (`〇一二…九`, `零`, and the financial forms `壹贰叁肆伍陆柒捌玖`).
+pub fn loose_digit(c: char) -> Option<u8> {
+    Some(match c {
+        '0'..='9' => c as u8,
+        '０'..='９' => b'0' + (u32::from(c) - u32::from('０')) as u8,
+        '〇' | '零' => b'0',
+        '一' | '壹' => b'1',
+        '二' | '贰' | '貳' => b'2',
+        '三' | '叁' | '參' => b'3',
+        '四' | '肆' => b'4',
+        '五' | '伍' => b'5',
+        '六' | '陆' | '陸' => b'6',
+        '七' | '柒' => b'7',
+        '八' | '捌' => b'8',
+        '九' | '玖' => b'9',
+        _ => return None,
+    })
+}
+
+/// The byte ranges of `text` that spell an 18-character resident ID number loosely: its
+/// digits (ASCII, full-width or Chinese numerals, [`loose_digit`]) and check character read
+/// through any separators, [`is_digit_separator`] or [`is_loose_separator`]
+/// (`6205:0319:7503:2454:0X`, `(620503)19750324540X`, `六二〇五〇三一九七五〇三二四五四〇X`), where 18
+/// of them in a row have an ID number's form with its check character ([`id_shaped`]).
+/// Found by session 18's attack: such spellings passed the API's checks of `purpose`,
+/// `label` and `household_id` and its echo of keys, and a caseload `household_id` spelled so
+/// got no alias. A 15-digit number is not read loosely (times and sums join into 15 digits
+/// with a legacy number's date).
+pub fn loose_id_numbers(text: &str) -> Vec<std::ops::Range<usize>> {
+    // the run being read: (character read, its byte range in `text`)
+    let mut run: Vec<(u8, usize, usize)> = Vec::new();
+    let mut found: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut close = |run: &mut Vec<(u8, usize, usize)>| {
+        if run.len() >= 18 {
+            let read: Vec<u8> = run.iter().map(|c| c.0).collect();
+            for (k, w) in read.windows(18).enumerate() {
+                if id_shaped(w) {
+                    let r = run[k].1..run[k + 17].2;
+                    match found.last_mut() {
+                        Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+                        _ => found.push(r),
+                    }
+                }
+            }
+        }
+        run.clear();
+    };
+    for (b, c) in text.char_indices() {
+        let end = b + c.len_utf8();
+        if let Some(d) = loose_digit(c) {
+            run.push((d, b, end));
+        } else if matches!(c, 'X' | 'x' | 'Ｘ' | 'ｘ') {
+            run.push((b'X', b, end));
+        } else if run.is_empty() || !(is_digit_separator(c) || is_loose_separator(c)) {
+            close(&mut run);
+        }
+    }
+    close(&mut run);
+    found
 }
 
 /// Whether a spelled run of digits (one of [`spelled_digit_runs`], separators inside) holds 18
@@ -867,6 +977,58 @@ mod clean_key_tests {
             .map(|(r, n)| (&t[r], n))
             .collect();
         assert_eq!(runs, [("12 34", 4), ("56", 2), ("78", 2)]);
+    }
+
+    /// Session 18's attack: an ID number in groups between colons, `+`, `|`, semicolons,
+    /// full stops, tildes, `#`, `=`, brackets, or in Chinese numerals passed every check. Read
+    /// loosely, 18 characters with a birth date and a right check character are one; times,
+    /// offsets, sums, ranges and a wrong check character are not.
+    #[test]
+    fn an_id_number_between_loose_separators_or_in_chinese_numerals_is_found() {
+        let id = "62050319750324540X";
+        assert!(IdNumber::parse(id, NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()).is_ok());
+        let (a, b, c) = (&id[..6], &id[6..14], &id[14..]);
+        let mut spelled: Vec<String> = [":", "：", "+", "|", "；", ";", "。", "～", "#", "=", "、"]
+            .iter()
+            .map(|sep| format!("{a}{sep}{b}{sep}{c}"))
+            .collect();
+        spelled.push(format!("({a}){b}[{c}]"));
+        spelled.push(format!("【{a}】{b}（{c}）"));
+        spelled.push(format!("\"{a}\"+\"{b}{c}\""));
+        spelled.push("六二〇五〇三一九七五〇三二四五四〇X".to_string());
+        spelled.push("陆贰零伍零叁壹玖柒伍零叁贰肆伍肆零x".to_string());
+        spelled.push(format!("{a}:{b}-{c}"));
+        for s in &spelled {
+            let text = format!("申请人 {s} 复核");
+            let found = loose_id_numbers(&text);
+            assert_eq!(found.len(), 1, "{text}: {found:?}");
+            // from its first digit to its check character
+            let got = &text[found[0].clone()];
+            assert!(s.contains(got), "{text}: {got}");
+            let read = got
+                .chars()
+                .filter(|c| loose_digit(*c).is_some() || matches!(c, 'X' | 'x'))
+                .count();
+            assert_eq!(read, 18, "{text}: {got}");
+            assert!(holds_id_like(&text), "{text}");
+            assert!(holds_id_number(&text), "{text}");
+        }
+        // a wrong check character, 17 characters, times, offsets, sums and ranges: none
+        for text in [
+            "620503:19750324:5401",
+            "620503:19750324:540",
+            "复核 2026-11-01 10:30:00+08:00",
+            "时段 2026-11-01 08:00:00～2026-11-01 17:00:00",
+            "收入 12,000.00+3,500.00+1,200.50=16,700.50",
+            "复核 2026-11-01 09:00|2026-11-08 09:00|2026-11-15 09:00",
+            "APP-2026:0001+2|620503-2026-00001",
+            "一二三四五六七八九十",
+            "二〇二六年十一月一日",
+            "(2026)[001]#12=3",
+        ] {
+            assert!(loose_id_numbers(text).is_empty(), "{text}");
+            assert!(!holds_id_like(text), "{text}");
+        }
     }
 
     /// Session 17's attack (repros 02 and 04): an ID number with a character that prints as

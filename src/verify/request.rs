@@ -144,7 +144,11 @@ pub use crate::domain::id_number::holds_id_like;
 /// (`620503-1975-0324-540X`). Other grouped numbers are an intake system's own ids
 /// (`620503-2026-00001`: region, year, sequence) and pass.
 fn household_id_holds_id(hid: &str, as_of: NaiveDate) -> bool {
-    use crate::domain::id_number::{is_digit_separator, spelled_digit_runs};
+    use crate::domain::id_number::{is_digit_separator, loose_id_numbers, spelled_digit_runs};
+    // (an ID number between colons, brackets, in Chinese numerals…: session 18's attack)
+    if !loose_id_numbers(hid).is_empty() {
+        return true;
+    }
     spelled_digit_runs(hid).into_iter().any(|(r, n)| {
         let run = &hid[r];
         n >= 15

@@ -34,7 +34,9 @@ pub fn is_invisible(c: char) -> bool {
 /// Not colons, `+` or `|` (tried in session 18): they join a date, a time and its offset
 /// (`2026-11-01 10:30:00+08:00`) or a sum (`12,000.00+3,500.00`) into 15 digits or more, some
 /// 15 of which read as a legacy number's date, so ordinary purposes and labels were refused
-/// and headers masked. An ID number in groups between them passes the checks (README).
+/// and headers masked. The main crate reads an 18-character ID number with its check
+/// character through them (`domain::id_number::loose_id_numbers`); the reader's masking of
+/// its own words does not.
 pub fn is_digit_separator(c: char) -> bool {
     c.is_whitespace()
         || is_invisible(c)
