@@ -962,7 +962,7 @@ fn a_parquet_integer_column_stored_as_float_reads_its_whole_numbers_exactly() {
         .iter()
         .collect();
     assert_eq!(years, [Some("2025"), Some("2024.5"), Some("NaN"), None]);
-    // money stays as it was read (not an integer column)
+    // money is no integer column: read to the hundredth
     let income: Vec<Option<&str>> = out
         .column("gross_income")
         .unwrap()
@@ -970,7 +970,79 @@ fn a_parquet_integer_column_stored_as_float_reads_its_whole_numbers_exactly() {
         .unwrap()
         .iter()
         .collect();
-    assert_eq!(income, [Some("1.0"), Some("2.0"), Some("3.0"), Some("4.0")]);
+    assert_eq!(
+        income,
+        [Some("1.00"), Some("2.00"), Some("3.00"), Some("4.00")]
+    );
+}
+
+/// Found by session 19: amounts that went through float arithmetic before the export
+/// (`12329.78 + 0.1 + 0.2 - 0.3` = `12329.780000000002`) were refused as "more than 2
+/// decimals", half of a bank extract's rows, and most households were referred. A float64
+/// amount within float rounding of a whole number of hundredths reads as that amount; one
+/// with a real fraction of a fen, an infinity or a NaN is left for the reader to refuse.
+#[test]
+fn a_parquet_amount_stored_as_float64_reads_to_the_fen_through_float_rounding() {
+    for (v, text) in [
+        (12329.78 + 0.1 + 0.2 - 0.3, "12329.78"),
+        (56269.52 - 0.1 - 0.2 + 0.3, "56269.52"),
+        (0.1 + 0.2, "0.30"),
+        (-(0.1 + 0.2), "-0.30"),
+        (-0.001, "-0.001"),
+        (0.0, "0.00"),
+        (71180.0, "71180.00"),
+        (99_999_999.99, "99999999.99"),
+        ((0..1000).map(|_| 0.01).sum::<f64>(), "10.00"),
+        (12.345, "12.345"),
+        (1234.5600001, "1234.5600001"),
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "inf"),
+    ] {
+        assert_eq!(super::hundredths_text(v), text, "{v:?}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.parquet");
+    let mut df = df!(
+        "id_number" => [ID1, ID2, ID3],
+        "name" => ["甲", "乙", "丙"],
+        "institution_code" => ["B1", "B1", "B1"],
+        "account_no_masked" => ["6222****0001", "6222****0002", "6222****0003"],
+        "product" => ["current", "current", "time"],
+        "balance" => [Some(12329.78f64 + 0.1 + 0.2 - 0.3), Some(0.125), None],
+        "as_of_date" => ["2026-10-30", "2026-10-30", "2026-10-30"],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let req = [
+        "id_number",
+        "name",
+        "institution_code",
+        "account_no_masked",
+        "product",
+        "balance",
+        "as_of_date",
+    ];
+    let prep = prepare(&p, "bank", &req).unwrap();
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n
+                .starts_with("column balance: amounts stored as float64 read to the hundredth")),
+        "{:?}",
+        prep.notes
+    );
+    let out = scan_prepared(&prep, &req).unwrap().collect().unwrap();
+    let out = crate::file::text_columns(out, &[]).unwrap();
+    let balances: Vec<Option<&str>> = out
+        .column("balance")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(balances, [Some("12329.78"), Some("0.125"), None]);
 }
 
 /// Found by the s9 attack: a Parquet date or timestamp beyond chrono's range (a corrupt file,
