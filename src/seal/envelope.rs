@@ -375,34 +375,36 @@ struct SignedFields<'a> {
 /// bytes (binary fields decoded), in envelope order, after a domain tag; the version and the
 /// recipient count as u32 big-endian. No two different envelopes encode the same.
 fn signed_bytes(fields: &SignedFields<'_>) -> Vec<u8> {
-    fn put(out: &mut Vec<u8>, bytes: &[u8]) {
-        out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
-        out.extend_from_slice(bytes);
+    // The encoding is hashed as it is produced, never gathered in one buffer (the ciphertext
+    // was copied once more for it, per report).
+    fn put(ctx: &mut ring::digest::Context, bytes: &[u8]) {
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(bytes);
     }
-    let mut out = Vec::with_capacity(256 + fields.ciphertext.len() + 128 * fields.recipients.len());
-    put(&mut out, SIGNATURE_DOMAIN);
-    out.extend_from_slice(&fields.version.to_be_bytes());
-    put(&mut out, fields.report_id.as_bytes());
-    put(&mut out, fields.run_id.as_bytes());
-    put(&mut out, fields.signer_key_id.as_bytes());
-    put(&mut out, fields.signer_public_key);
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    put(&mut ctx, SIGNATURE_DOMAIN);
+    ctx.update(&fields.version.to_be_bytes());
+    put(&mut ctx, fields.report_id.as_bytes());
+    put(&mut ctx, fields.run_id.as_bytes());
+    put(&mut ctx, fields.signer_key_id.as_bytes());
+    put(&mut ctx, fields.signer_public_key);
     // A count that does not fit in u32 cannot be signed distinctly; saturating keeps the
     // encoding total, and the per-entry length prefixes still keep it unambiguous.
     let count = u32::try_from(fields.recipients.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&count.to_be_bytes());
+    ctx.update(&count.to_be_bytes());
     for recipient in fields.recipients {
-        put(&mut out, recipient.key_id.as_bytes());
-        put(&mut out, &recipient.ephemeral_public);
-        put(&mut out, &recipient.nonce);
-        put(&mut out, &recipient.wrapped_key);
+        put(&mut ctx, recipient.key_id.as_bytes());
+        put(&mut ctx, &recipient.ephemeral_public);
+        put(&mut ctx, &recipient.nonce);
+        put(&mut ctx, &recipient.wrapped_key);
     }
-    put(&mut out, fields.nonce);
-    put(&mut out, fields.ciphertext);
+    put(&mut ctx, fields.nonce);
+    put(&mut ctx, fields.ciphertext);
     // Ed25519 hashes its message twice with SHA-512 (no hardware path here): signing the
     // SHA-256 digest of the encoding (hardware-accelerated, one pass) instead of the whole
     // ciphertext keeps the signature's cost flat in the report's size. The digest commits to
     // every field exactly as the encoding does.
-    let digest = ring::digest::digest(&ring::digest::SHA256, &out);
+    let digest = ctx.finish();
     let mut message = Vec::with_capacity(SIGNATURE_PREHASH.len() + 32);
     message.extend_from_slice(SIGNATURE_PREHASH);
     message.extend_from_slice(digest.as_ref());
