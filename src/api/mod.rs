@@ -621,7 +621,19 @@ fn scrub(raw: &str) -> String {
         }));
     };
     let mut copied = 0;
-    let shown_as_mark = |c: char| !c.is_ascii() || c.is_ascii_control() || c == '?';
+    // (and the separators an ID number is loosely spelled with, `6205|0319|7503|2454|0`,
+    // brackets and quotation marks aside, which a field path is written with: masking a key
+    // more than needed costs nothing, and 17 digits are the whole number)
+    let shown_as_mark = |c: char| {
+        !c.is_ascii()
+            || c.is_ascii_control()
+            || c == '?'
+            || (crate::domain::id_number::is_loose_separator(c)
+                && !matches!(
+                    c,
+                    '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>' | '"' | '\''
+                ))
+    };
     // the numbers of 6 digits or more, and the ID numbers spelled loosely (between colons,
     // brackets, `+`, `|`…: session 18's attack), in order, overlapping ones as one
     let mut hidden: Vec<std::ops::Range<usize>> =
@@ -2296,7 +2308,12 @@ mod tests {
             ("members[0].620503|19750324|540X", "members[0].?"),
             ("x.(6205)(0319)(7503)(2454)(0X)", "x.(?)"),
             ("a.6205+0319+7503+2454+0X.b", "a.?.b"),
-            ("t.10:30:00+08:00", "t.10:30:00+08:00"),
+            // (a time as a key is masked too: more than needed, never less)
+            ("t.10:30:00+08:00", "t.?"),
+            ("t.10:30", "t.10:30"),
+            // 17 digits (a wrong or lost check character) are the whole number
+            ("k.6205|0319|7503|2454|0", "k.?"),
+            ("6205:0319:7503:2454:0×", "?"),
         ] {
             assert_eq!(scrub(key), shown, "{key}");
         }

@@ -672,91 +672,168 @@ pub fn holds_id_number(text: &str) -> bool {
             .any(|(r, _)| has_id_window(&text[r.clone()]))
 }
 
+/// The characters of `text[range]` that [`loose_id_numbers`] reads, as ASCII (digits and
+/// `X`): what such a range spells, for a parse.
+pub fn loose_read(text: &str) -> String {
+    text.chars()
+        .filter_map(|c| loose_digit(c).or_else(|| is_loose_check(c).then_some(b'X')))
+        .map(char::from)
+        .collect()
+}
+
 /// Characters that may stand between an ID number's digit groups only where what they join
 /// reads as a whole 18-character ID number ([`loose_id_numbers`]): colons, `+`, `|`,
 /// semicolons, the ideographic full stop and comma, tildes and wave dashes, `#`, `=`, `*`,
-/// brackets and quotation marks, ASCII or full-width. Unlike [`is_digit_separator`] they
-/// join times, offsets, sums and ranges too (`2026-11-01 10:30:00+08:00`), so a run read
-/// through them counts only with a birth date and a right check character.
-fn is_loose_separator(c: char) -> bool {
+/// `!`, `@`, `&`, `$`, `%`, `^`, `?`, brackets, quotation marks and backslashes, ASCII or
+/// full-width. Unlike [`is_digit_separator`] they join times, offsets, sums and ranges too
+/// (`2026-11-01 10:30:00+08:00`), so a run read through them counts only as
+/// [`loose_id_numbers`] says.
+pub fn is_loose_separator(c: char) -> bool {
+    // the full-width forms of the ASCII punctuation below
+    let ascii = if ('\u{ff01}'..='\u{ff5e}').contains(&c) {
+        char::from_u32(u32::from(c) - 0xfee0).unwrap_or(c)
+    } else {
+        c
+    };
     matches!(
-        c,
-        ':' | '\u{ff1a}'
-            | '+'
-            | '\u{ff0b}'
+        ascii,
+        ':' | '+'
             | '|'
-            | '\u{ff5c}'
             | ';'
-            | '\u{ff1b}'
-            | '\u{3002}'
-            | '\u{3001}'
             | '~'
-            | '\u{ff5e}'
-            | '\u{301c}'
             | '#'
-            | '\u{ff03}'
             | '='
-            | '\u{ff1d}'
             | '*'
-            | '\u{ff0a}'
+            | '!'
+            | '@'
+            | '&'
+            | '$'
+            | '%'
+            | '^'
+            | '?'
             | '\\'
             | '('
             | ')'
-            | '\u{ff08}'
-            | '\u{ff09}'
             | '['
             | ']'
             | '{'
             | '}'
             | '<'
             | '>'
-            | '\u{3008}'..='\u{3011}'
-            | '\u{3014}'..='\u{301b}'
             | '"'
             | '\''
+    ) || matches!(
+        c,
+        '\u{3002}'
+            | '\u{3001}'
+            | '\u{301c}'
+            | '\u{3008}'..='\u{3011}'
+            | '\u{3014}'..='\u{301b}'
             | '\u{2018}'..='\u{201f}'
     )
 }
 
-/// A digit as an ID number may be spelled in free text: ASCII, full-width, or a Chinese
-/// numeral (`〇一二…九`, `零`, and the financial forms `壹贰叁肆伍陆柒捌玖`).
+/// The class of a separator for [`loose_id_numbers`]: brackets are one class (an opening and
+/// its closing one), quotation marks another; any other separator is its own class, a
+/// full-width one as its ASCII form.
+fn separator_class(c: char) -> char {
+    let ascii = if ('\u{ff01}'..='\u{ff5e}').contains(&c) {
+        char::from_u32(u32::from(c) - 0xfee0).unwrap_or(c)
+    } else {
+        c
+    };
+    match ascii {
+        '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>' => '(',
+        '\u{3008}'..='\u{3011}' | '\u{3014}'..='\u{301b}' => '(',
+        '"' | '\'' | '\u{2018}'..='\u{201f}' => '"',
+        c if c.is_whitespace() => ' ',
+        c => c,
+    }
+}
+
+/// A digit as an ID number may be spelled in free text: ASCII, full-width, a Chinese numeral
+/// (`〇一二…九`, `○` for zero as input methods give it, `零`, `幺`, `两`, and the financial
+/// forms `壹贰叁…`), or another script's decimal digit (Arabic-Indic, the mathematical
+/// alphanumerics, circled and parenthesised digits).
 pub fn loose_digit(c: char) -> Option<u8> {
-    Some(match c {
-        '0'..='9' => c as u8,
-        '０'..='９' => b'0' + (u32::from(c) - u32::from('０')) as u8,
-        '〇' | '零' => b'0',
-        '一' | '壹' => b'1',
-        '二' | '贰' | '貳' => b'2',
-        '三' | '叁' | '參' => b'3',
-        '四' | '肆' => b'4',
-        '五' | '伍' => b'5',
-        '六' | '陆' | '陸' => b'6',
-        '七' | '柒' => b'7',
-        '八' | '捌' => b'8',
-        '九' | '玖' => b'9',
-        _ => return None,
-    })
+    let u = u32::from(c);
+    let from = |zero: u32| Some(b'0' + (u - zero) as u8);
+    match c {
+        '0'..='9' => Some(c as u8),
+        '０'..='９' => from(0xff10),
+        '\u{0660}'..='\u{0669}' => from(0x0660),
+        '\u{06f0}'..='\u{06f9}' => from(0x06f0),
+        '\u{0966}'..='\u{096f}' => from(0x0966),
+        '\u{1d7ce}'..='\u{1d7ff}' => Some(b'0' + ((u - 0x1d7ce) % 10) as u8),
+        '\u{2460}'..='\u{2468}' => Some(b'1' + (u - 0x2460) as u8),
+        '\u{2474}'..='\u{247c}' => Some(b'1' + (u - 0x2474) as u8),
+        '\u{2488}'..='\u{2490}' => Some(b'1' + (u - 0x2488) as u8),
+        '\u{2776}'..='\u{277e}' => Some(b'1' + (u - 0x2776) as u8),
+        '\u{2780}'..='\u{2788}' => Some(b'1' + (u - 0x2780) as u8),
+        '\u{278a}'..='\u{2792}' => Some(b'1' + (u - 0x278a) as u8),
+        '\u{24ea}' | '\u{24ff}' | '\u{1f10b}' | '\u{1f10c}' => Some(b'0'),
+        '〇' | '○' | '零' => Some(b'0'),
+        '一' | '壹' | '幺' => Some(b'1'),
+        '二' | '贰' | '貳' | '两' | '兩' => Some(b'2'),
+        '三' | '叁' | '參' => Some(b'3'),
+        '四' | '肆' => Some(b'4'),
+        '五' | '伍' => Some(b'5'),
+        '六' | '陆' | '陸' => Some(b'6'),
+        '七' | '柒' => Some(b'7'),
+        '八' | '捌' => Some(b'8'),
+        '九' | '玖' => Some(b'9'),
+        _ => None,
+    }
+}
+
+/// Whether `c` may stand for the check character X: the Latin letter (either case, ASCII or
+/// full-width), the multiplication sign and the Roman numeral ten.
+fn is_loose_check(c: char) -> bool {
+    matches!(c, 'X' | 'x' | 'Ｘ' | 'ｘ' | '×' | 'Ⅹ' | 'ⅹ')
 }
 
 /// The byte ranges of `text` that spell an 18-character resident ID number loosely: its
-/// digits (ASCII, full-width or Chinese numerals, [`loose_digit`]) and check character read
-/// through any separators, [`is_digit_separator`] or [`is_loose_separator`]
-/// (`6205:0319:7503:2454:0X`, `(620503)19750324540X`, `六二〇五〇三一九七五〇三二四五四〇X`), where 18
-/// of them in a row have an ID number's form with its check character ([`id_shaped`]).
+/// digits (ASCII, full-width, Chinese numerals and other scripts' digits, [`loose_digit`])
+/// and check character read through separators ([`is_digit_separator`],
+/// [`is_loose_separator`]): `6205:0319:7503:2454:0X`, `(620503)19750324[540X]`,
+/// `六二〇五〇三一九七五〇三二四五四〇X`. Eighteen characters count when they have an ID number's
+/// form with its check character ([`id_shaped`]) and are spelled as an ID number is written:
+/// whole groups (they start and end where a group of the text does), every group boundary
+/// an even number of characters in (`6-8-4`, `4-4-4-4-2`, `6-4-4-4`), and one kind of
+/// separator between them (brackets count as one kind, quotation marks as another).
+///
 /// Found by session 18's attack: such spellings passed the API's checks of `purpose`,
 /// `label` and `household_id` and its echo of keys, and a caseload `household_id` spelled so
-/// got no alias. A 15-digit number is not read loosely (times and sums join into 15 digits
-/// with a legacy number's date).
+/// got no alias. The rules keep times, time ranges (`08:00~2026-01-15 18:00`: colons, a
+/// tilde, hyphens and spaces), telephone numbers (`0931-8600432；19306255599`: groups of 7
+/// and 11) and sums out, which session 19's attack found refused by a reading through any
+/// separator. A 15-digit number is not read loosely (times and sums join into 15 digits
+/// with a legacy number's date). What stays ambiguous: 18 digits in groups of 6, 8 and 4
+/// that form an ID number (one in eleven `region#date#sequence` numbers), as with hyphens.
 pub fn loose_id_numbers(text: &str) -> Vec<std::ops::Range<usize>> {
-    // the run being read: (character read, its byte range in `text`)
-    let mut run: Vec<(u8, usize, usize)> = Vec::new();
+    // the run being read: (character read, its byte range in `text`, the class of the
+    // separators before it, if any)
+    let mut run: Vec<(u8, usize, usize, Option<char>)> = Vec::new();
     let mut found: Vec<std::ops::Range<usize>> = Vec::new();
-    let mut close = |run: &mut Vec<(u8, usize, usize)>| {
+    let mut close = |run: &mut Vec<(u8, usize, usize, Option<char>)>| {
         if run.len() >= 18 {
             let read: Vec<u8> = run.iter().map(|c| c.0).collect();
             for (k, w) in read.windows(18).enumerate() {
-                if id_shaped(w) {
-                    let r = run[k].1..run[k + 17].2;
+                let cells = &run[k..k + 18];
+                // whole groups: a group starts at the window's first character, one ends at
+                // its last
+                let starts = k == 0 || cells[0].3.is_some();
+                let ends = run.get(k + 18).is_none_or(|next| next.3.is_some());
+                // boundaries at even offsets, one kind of separator
+                let mut kind: Option<char> = None;
+                let spelled = cells.iter().enumerate().skip(1).all(|(i, c)| match c.3 {
+                    None => true,
+                    Some(class) => {
+                        class != '\u{0}' && i % 2 == 0 && *kind.get_or_insert(class) == class
+                    }
+                });
+                if starts && ends && spelled && id_shaped(w) {
+                    let r = cells[0].1..cells[17].2;
                     match found.last_mut() {
                         Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
                         _ => found.push(r),
@@ -766,13 +843,33 @@ pub fn loose_id_numbers(text: &str) -> Vec<std::ops::Range<usize>> {
         }
         run.clear();
     };
+    // the class of the separators read since the last digit (mixed kinds: none can hold)
+    let mut pending: Option<Option<char>> = None;
     for (b, c) in text.char_indices() {
         let end = b + c.len_utf8();
-        if let Some(d) = loose_digit(c) {
-            run.push((d, b, end));
-        } else if matches!(c, 'X' | 'x' | 'Ｘ' | 'ｘ') {
-            run.push((b'X', b, end));
-        } else if run.is_empty() || !(is_digit_separator(c) || is_loose_separator(c)) {
+        let read = loose_digit(c).or_else(|| is_loose_check(c).then_some(b'X'));
+        if let Some(d) = read {
+            let sep = match pending.take() {
+                Some(Some(class)) => Some(class),
+                // two kinds of separator in one gap: no group boundary an ID number has
+                Some(None) => Some('\u{0}'),
+                None => None,
+            };
+            run.push((d, b, end, sep));
+        } else if !run.is_empty() && (is_digit_separator(c) || is_loose_separator(c)) {
+            let class = separator_class(c);
+            pending = Some(match pending {
+                None => Some(class),
+                Some(None) => None,
+                // (a closing and an opening bracket, `)(`, are one class)
+                Some(Some(k)) if k == class => Some(k),
+                // spaces beside another separator (`620503: 1975…`) are that separator's
+                Some(Some(' ')) => Some(class),
+                Some(Some(k)) if class == ' ' => Some(k),
+                Some(Some(_)) => None,
+            });
+        } else {
+            pending = None;
             close(&mut run);
         }
     }
@@ -994,10 +1091,26 @@ mod clean_key_tests {
             .collect();
         spelled.push(format!("({a}){b}[{c}]"));
         spelled.push(format!("【{a}】{b}（{c}）"));
-        spelled.push(format!("\"{a}\"+\"{b}{c}\""));
+        spelled.push(format!("\"{a}\"\"{b}\"\"{c}\""));
         spelled.push("六二〇五〇三一九七五〇三二四五四〇X".to_string());
         spelled.push("陆贰零伍零叁壹玖柒伍零叁贰肆伍肆零x".to_string());
-        spelled.push(format!("{a}:{b}-{c}"));
+        // session 19's attack: full-width brackets and quotes, ○ 幺 两, × as the check
+        // character, other punctuation, other scripts' digits, spaces beside a separator
+        spelled.push(format!(
+            "{}［{}］{}｛{}｝{}",
+            &id[..4],
+            &id[4..8],
+            &id[8..12],
+            &id[12..16],
+            &id[16..]
+        ));
+        spelled.push(format!("＜{a}＞＜{b}＞＜{c}＞"));
+        spelled.push("六二○五○三幺九七五○三两四五四○X".to_string());
+        spelled.push("6205:0319:7503:2454:0×".to_string());
+        spelled.push("6205!0319!7503!2454!0X".to_string());
+        spelled.push("⑥②⓪⑤⓪③①⑨⑦⑤⓪③②④⑤④⓪X".to_string());
+        spelled.push("٦٢٠٥٠٣١٩٧٥٠٣٢٤٥٤٠X".to_string());
+        spelled.push(format!("{a}: {b}: {c}"));
         for s in &spelled {
             let text = format!("申请人 {s} 复核");
             let found = loose_id_numbers(&text);
@@ -1007,7 +1120,7 @@ mod clean_key_tests {
             assert!(s.contains(got), "{text}: {got}");
             let read = got
                 .chars()
-                .filter(|c| loose_digit(*c).is_some() || matches!(c, 'X' | 'x'))
+                .filter(|c| loose_digit(*c).is_some() || is_loose_check(*c))
                 .count();
             assert_eq!(read, 18, "{text}: {got}");
             assert!(holds_id_like(&text), "{text}");
@@ -1025,6 +1138,14 @@ mod clean_key_tests {
             "一二三四五六七八九十",
             "二〇二六年十一月一日",
             "(2026)[001]#12=3",
+            // session 19's attack: a time range, a telephone number and a mobile one, sums,
+            // two kinds of separator in one number
+            "核对时段 2026-01-15 08:00~2026-01-15 18:00",
+            "2026-11-01 14:30:00~2026-01-10 18:00:00",
+            "联系人电话 0931-8600432；19306255599",
+            "存款 18,805.00+93,210.00=112,015.00",
+            "APP:2026:0115:0800:2026:0115:1800",
+            "620503:19750324-540X",
         ] {
             assert!(loose_id_numbers(text).is_empty(), "{text}");
             assert!(!holds_id_like(text), "{text}");

@@ -145,8 +145,13 @@ pub use crate::domain::id_number::holds_id_like;
 /// (`620503-2026-00001`: region, year, sequence) and pass.
 fn household_id_holds_id(hid: &str, as_of: NaiveDate) -> bool {
     use crate::domain::id_number::{is_digit_separator, loose_id_numbers, spelled_digit_runs};
-    // (an ID number between colons, brackets, in Chinese numerals…: session 18's attack)
-    if !loose_id_numbers(hid).is_empty() {
+    // (an ID number between colons, brackets, in Chinese numerals…: session 18's attack;
+    // one that is a valid number on the as-of day, as for groups below: session 19's attack
+    // found `620503#20261215#0008`, dated after it, refused)
+    if loose_id_numbers(hid)
+        .into_iter()
+        .any(|r| IdNumber::parse(&crate::domain::id_number::loose_read(&hid[r]), as_of).is_ok())
+    {
         return true;
     }
     spelled_digit_runs(hid).into_iter().any(|(r, n)| {
@@ -953,6 +958,27 @@ mod tests {
         let mut h = household(serde_json::json!([]));
         h.household_id = "620503-2026-00001".into();
         assert!(h.validate(as_of, 20).is_ok());
+        // between colons or in Chinese numerals (session 18's attack), a valid number
+        for hid in [
+            "6205:0319:7503:2454:0X",
+            "H 六二〇五〇三一九七五〇三二四五四〇X",
+        ] {
+            let mut h = household(serde_json::json!([]));
+            h.household_id = hid.into();
+            let e = h.validate(as_of, 20).unwrap_err();
+            assert_eq!(e.code, "household_id_invalid", "{hid}");
+        }
+        // session 19's attack: a region, a date after the as-of day and a sequence is no ID
+        // number however it is separated; a time range is none
+        for hid in [
+            "620503#20261215#0008",
+            "SQ(620503)20261215-0008",
+            "HH2026-01-15 08:00~2026-01-15 18:00",
+        ] {
+            let mut h = household(serde_json::json!([]));
+            h.household_id = hid.into();
+            assert!(h.validate(as_of, 20).is_ok(), "{hid}");
+        }
     }
 
     /// Session 17's attack (repro 03): a purpose holding a member's name (`低保 徐明远`) was
