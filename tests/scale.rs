@@ -1637,6 +1637,154 @@ fn an_incremental_run_keeps_a_refused_line_and_numbers_rows_as_a_full_run() {
     assert_eq!(sources(&inc), sources(&full));
 }
 
+/// Session 18's list: a refused line mended in the extract could not leave an incremental
+/// chain (a delta names data rows only), so the person it named stayed `unverified` for the
+/// source night after night while a full run on the end state read their mended row. A
+/// `remove` row with the refused line's `line` (and no `row`) takes it out; the mended row is
+/// an `add`. The incremental run then equals a full run on the end state: reports, the
+/// household's determination, the quarantine (no cut line; lines after it one higher) and the
+/// sources' accounting.
+#[test]
+fn a_mended_refused_line_leaves_an_incremental_run_as_it_leaves_a_full_run() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let member: Vec<String> = members
+        .lines()
+        .nth(1)
+        .expect("a member")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let mheader: Vec<&str> = members.lines().next().expect("header").split(',').collect();
+    let at = |h: &[&str], c: &str| h.iter().position(|x| *x == c).expect(c);
+    let (id, name, household) = (
+        member[at(&mheader, "id_number")].clone(),
+        member[at(&mheader, "name")].clone(),
+        member[at(&mheader, "household_id")].clone(),
+    );
+    let bank = std::fs::read_to_string(data.join("bank.csv")).expect("bank");
+    let mut lines: Vec<String> = bank.lines().map(str::to_string).collect();
+    let header: Vec<String> = lines[0].split(',').map(str::to_string).collect();
+    let hdr: Vec<&str> = header.iter().map(String::as_str).collect();
+    // a cut-short line of the member's in the middle of the extract, and a row after it with
+    // an unreadable balance (its quarantine line moves up once the cut line is gone)
+    let row_of = |account: &str, balance: &str| {
+        let mut r = vec![String::new(); hdr.len()];
+        for (c, v) in [
+            ("id_number", id.as_str()),
+            ("name", name.as_str()),
+            ("institution_code", "B0001"),
+            ("account_no_masked", account),
+            ("product", "current"),
+            ("balance", balance),
+            ("as_of_date", "2026-10-30"),
+        ] {
+            r[at(&hdr, c)] = v.to_string();
+        }
+        r.join(",")
+    };
+    let cut_at = lines.len() / 2;
+    lines.insert(cut_at, format!("{id},{name},B0001"));
+    lines.insert(cut_at + 3, row_of("6222****0007", "abc"));
+    let cut_line = cut_at as u64 + 1;
+    std::fs::write(data.join("bank.csv"), lines.join("\n") + "\n").expect("bank");
+    let before = p.batch(&data, "before", &[]);
+    let quarantined = |o: &Path| -> Vec<String> {
+        std::fs::read_to_string(o.join("quarantine.csv"))
+            .expect("quarantine")
+            .lines()
+            .filter(|l| l.starts_with("bank.csv,"))
+            .map(str::to_string)
+            .collect()
+    };
+    let q0 = quarantined(&before);
+    assert_eq!(q0.len(), 2, "{q0:?}");
+    assert!(
+        q0.iter()
+            .any(|l| l.starts_with(&format!("bank.csv,{cut_line},,"))),
+        "{q0:?}"
+    );
+    let of = |o: &Path| {
+        determinations(o)
+            .into_iter()
+            .find(|l| l.starts_with(&format!("{household},")))
+            .expect("the household")
+    };
+    assert!(of(&before).contains(",referred,"), "{}", of(&before));
+    // the mended row: the member's account with its balance
+    let brow: Vec<String> = row_of("6222****0009", "120.50")
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    let empty = vec![""; hdr.len()].join(",");
+    let delta = p.root.join("delta");
+    std::fs::create_dir_all(&delta).expect("delta");
+    std::fs::write(
+        delta.join("bank.csv"),
+        format!(
+            "op,row,line,{}\nremove,,{cut_line},{empty}\nadd,,,{}\n",
+            header.join(","),
+            brow.join(",")
+        ),
+    )
+    .expect("delta bank");
+    // the end state: the cut line gone, the mended row appended
+    let end = p.root.join("end");
+    copy_dir(&data, &end);
+    let mut end_lines = lines.clone();
+    end_lines.remove(cut_at);
+    end_lines.push(brow.join(","));
+    std::fs::write(end.join("bank.csv"), end_lines.join("\n") + "\n").expect("end bank");
+    let full = p.batch(&end, "full_end", &[]);
+    let inc = p.batch(
+        &data,
+        "incremental",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    assert_eq!(of(&inc), of(&full));
+    let qf = quarantined(&full);
+    assert_eq!(qf.len(), 1, "{qf:?}");
+    // the unreadable balance's line, one higher than before
+    let before_line: u64 = q0
+        .iter()
+        .find(|l| l.contains(",balance,"))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|n| n.parse().ok())
+        .expect("a balance line");
+    assert!(
+        qf[0].starts_with(&format!("bank.csv,{},", before_line - 1)),
+        "{qf:?}"
+    );
+    assert_eq!(quarantined(&inc), qf);
+    assert_eq!(p.opened(&inc), p.opened(&full));
+    let sources = |o: &Path| {
+        let mut v = summary(o)["sources"].clone();
+        for s in v.as_object_mut().expect("sources").values_mut() {
+            s.as_object_mut().expect("source").remove("ms");
+        }
+        v
+    };
+    assert_eq!(sources(&inc), sources(&full));
+    // a line that was never refused cannot be taken out
+    std::fs::write(
+        delta.join("bank.csv"),
+        format!("op,row,line,{}\nremove,,2,{empty}\n", header.join(",")),
+    )
+    .expect("delta bank");
+    let refused = p.run_batch(
+        &data,
+        "wrong",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("line 2 is no line the reader refused whole"),
+        "{err}"
+    );
+}
+
 /// Found by session 17's attack: a policy file edited under the same id (`urban_monthly`
 /// 800 for 700) was taken by an incremental run, which then mixed the copied reports' 700
 /// with the recomputed ones' 800. A policy differing in any value is refused, as another id is.

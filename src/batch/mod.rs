@@ -1500,7 +1500,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                             // kept in the state, so that an incremental run recomputing the
                             // person marks them again (found by session 17's attack: the
                             // household turned eligible)
-                            near_miss.push((si as u8, scale::REFUSED_LINE_ROW, key));
+                            near_miss.push((si as u8, scale::refused_line_row(r.line), key));
                         }
                         q.push(e);
                     }

@@ -262,6 +262,55 @@ fn is_zero(n: &u64) -> bool {
 /// recomputing the person marks the source incomplete for them, as the full run did.
 pub(super) const REFUSED_LINE_ROW: u64 = u64::MAX;
 
+/// The near-miss row of the refused line `line` (1-based, as quarantine.csv cites it): the
+/// top bit set, the line below it. A delta's `remove` of that line (`line`, no `row`) takes
+/// the entry out. [`REFUSED_LINE_ROW`] (all bits) is a state's of session 18 or before, which
+/// did not keep the line.
+pub(super) fn refused_line_row(line: u64) -> u64 {
+    REFUSED_LINE_FLAG | (line & !REFUSED_LINE_FLAG)
+}
+
+const REFUSED_LINE_FLAG: u64 = 1 << 63;
+
+/// Whether a near-miss row stands for a refused line ([`refused_line_row`],
+/// [`REFUSED_LINE_ROW`]).
+fn is_refused_line(row: u64) -> bool {
+    row & REFUSED_LINE_FLAG != 0
+}
+
+/// The line of a refused line's near-miss row; `None` for another row and for a state that
+/// did not keep it ([`REFUSED_LINE_ROW`]).
+fn refused_line_of(row: u64) -> Option<u64> {
+    (is_refused_line(row) && row != REFUSED_LINE_ROW).then_some(row & !REFUSED_LINE_FLAG)
+}
+
+/// A reader's note with `n` of its refused lines taken out: `3 row(s) refused while reading
+/// (see rejected)` reads `2 row(s) …`, and goes when none is left; any other note stays.
+fn refused_note_less(note: String, n: u64) -> Option<String> {
+    for unit in ["row(s)", "line(s)"] {
+        let tail = format!(" {unit} refused while reading (see rejected)");
+        if let Some(count) = note.strip_suffix(&tail).and_then(|c| c.parse::<u64>().ok()) {
+            let left = count.saturating_sub(n);
+            return (left > 0).then(|| format!("{left}{tail}"));
+        }
+    }
+    Some(note)
+}
+
+/// `runs` ([`SourceState::line_runs`]) with the refused lines `gone` taken out of the file:
+/// every data row after one of them one line higher, runs of one offset merged.
+fn runs_without_lines(runs: &[(u64, u64)], gone: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(runs.len());
+    for &(first, offset) in runs {
+        let before = gone.iter().filter(|&&l| l < first + offset).count() as u64;
+        let offset = offset.saturating_sub(before);
+        if out.last().is_none_or(|&(_, o)| o != offset) {
+            out.push((first, offset));
+        }
+    }
+    out
+}
+
 impl SourceState {
     /// The extract's data rows (the rows a delta's `row` numbers).
     fn data_rows(&self) -> u64 {
@@ -1589,8 +1638,12 @@ struct SourceDelta {
     /// The holder's name of each row (`rows` order), when the delta has the column: a row
     /// with another person's valid ID may be a candidate of the error-tolerant pass.
     names: Vec<Option<String>>,
-    /// What the reader changed in the delta's values (`1.0万` → yuan, …), by delta data row.
+    /// What the reader changed in the delta's values (`1.0万` → yuan, …), by delta data row
+    /// (of `rows`).
     normalised: Vec<hedui_connectors::read::Normalised>,
+    /// The lines of the previous extract the reader refused whole that are gone from the
+    /// extract (a `remove` row with a `line` and no `row`): (the delta's data row, the line).
+    gone_lines: Vec<(usize, u64)>,
 }
 
 impl SourceDelta {
@@ -1645,7 +1698,10 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
     // values are read as the source's: a money cell `1.0万` or `¥1,000.00` is yuan, as in the
     // full run (found by session 17's attack: under a table of its own the delta kept `1.0万`
     // as text, refused it, and referred a household the full run found ineligible).
-    let map = hedui_connectors::FieldMap::identity(kind.name(), &required);
+    // (`line`, optional: the line of a refused line a `remove` row takes out)
+    let mut mapped = required.clone();
+    mapped.push("line");
+    let map = hedui_connectors::FieldMap::identity(kind.name(), &mapped);
     let prepared = hedui_connectors::read::prepare_with_map(&path, &map, &required)
         .map_err(|e| derr("-".into(), "-", e.to_string()))?;
     // A delta row the reader refused (a line cut short, an amount that is not one, …) is a
@@ -1674,7 +1730,12 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
             ),
         ));
     }
-    let df = scan_prepared(&prepared, &required)
+    let has_line = prepared.header_map.iter().any(|(_, c)| c == "line");
+    let mut scanned = required.clone();
+    if has_line {
+        scanned.push("line");
+    }
+    let df = scan_prepared(&prepared, &scanned)
         .map_err(|e| derr("-".into(), "-", e.to_string()))?
         .with_row_index("_row", None)
         .collect()
@@ -1693,7 +1754,12 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
             .map_err(|e| derr("-".into(), name, e.to_string()))
     };
     let (ops, prev_rows) = (str_of(&op_col, "op")?, str_of(&row_col, "row")?);
-    let cells = text_columns(df.drop_many(["op", "row"]), &["_row"])
+    let lines = if has_line {
+        Some(str_of(&text("line")?, "line")?)
+    } else {
+        None
+    };
+    let cells = text_columns(df.drop_many(["op", "row", "line"]), &["_row"])
         .map_err(|e| derr("-".into(), "-", e.to_string()))?;
     let ids = str_of(
         cells
@@ -1721,6 +1787,7 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
     let mut values: Vec<_> = cols.iter().map(|c| c.iter()).collect();
     let mut buf: Vec<u8> = Vec::with_capacity(cells.height() * 96);
     let mut rows = Vec::with_capacity(cells.height());
+    let mut gone_lines: Vec<(usize, u64)> = Vec::new();
     for (i, ((op, prev), id)) in ops.iter().zip(prev_rows.iter()).zip(ids.iter()).enumerate() {
         let op = match nonempty(op) {
             Some("add") => Op::Add,
@@ -1746,6 +1813,39 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
                 ));
             }
         };
+        // A refused line gone from the extract (mended: its row is an `add`; or dropped)
+        if let Some(line) = lines.as_ref().and_then(|l| nonempty(l.get(i))) {
+            if op != Op::Remove || nonempty(prev).is_some() {
+                return Err(derr(
+                    i.to_string(),
+                    "line",
+                    "line names a line of the previous extract the reader refused whole (quarantine.csv cites it by its line only): only a remove row with no row has one".into(),
+                ));
+            }
+            let line = line
+                .parse::<u64>()
+                .ok()
+                .filter(|l| *l >= 1)
+                .ok_or_else(|| {
+                    derr(
+                        i.to_string(),
+                        "line",
+                        "line must be the 1-based line number quarantine.csv cites".into(),
+                    )
+                })?;
+            if gone_lines.iter().any(|&(_, l)| l == line) {
+                return Err(derr(
+                    i.to_string(),
+                    "line",
+                    format!("line {line} is named twice"),
+                ));
+            }
+            gone_lines.push((i, line));
+            for c in &mut values {
+                c.next();
+            }
+            continue;
+        }
         let prev_row = match (op, nonempty(prev)) {
             (Op::Add, None) => None,
             (Op::Add, Some(_)) => {
@@ -1783,12 +1883,37 @@ fn read_delta(dir: &Path, kind: SourceKind) -> Result<Option<SourceDelta>, Batch
             len: (buf.len() - at) as u32,
         });
     }
+    // the names and the reader's normalisations by row of `rows` (the refused lines' rows
+    // left out)
+    let skipped = |i: usize| gone_lines.iter().any(|&(k, _)| k == i);
+    let names: Vec<Option<String>> = names
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !skipped(*i))
+        .map(|(_, n)| n)
+        .collect();
+    let normalised = prepared
+        .normalised
+        .iter()
+        .filter(|n| !skipped(n.row as usize))
+        .map(|n| {
+            let before = gone_lines
+                .iter()
+                .filter(|&&(k, _)| (k as u64) < n.row)
+                .count() as u64;
+            hedui_connectors::read::Normalised {
+                row: n.row - before,
+                ..n.clone()
+            }
+        })
+        .collect();
     Ok(Some(SourceDelta {
         file,
         rows,
         buf,
         names,
-        normalised: prepared.normalised.clone(),
+        normalised,
+        gone_lines,
     }))
 }
 
@@ -2280,6 +2405,78 @@ pub fn run_incremental(
     let ts = Instant::now();
     let mut maps: Vec<Option<RowMap>> = Vec::new();
     let mut touched: ahash::AHashSet<u64> = ahash::AHashSet::new();
+    // Refused lines the delta takes out (a `remove` row with a `line`, no `row`: mended, its
+    // row an `add`, or dropped): each must be a line the previous run's reader refused whole
+    // in that extract (quarantine.csv cites it by its line, with no row). The persons it
+    // named are recomputed without it, as a full run on the end state reads them.
+    let mut gone_lines: Vec<Vec<u64>> = vec![Vec::new(); SourceKind::ALL.len()];
+    for (si, d) in deltas.iter().enumerate() {
+        let Some(d) = d else { continue };
+        if d.gone_lines.is_empty() {
+            continue;
+        }
+        let st = &prev.manifest.sources[si];
+        for &(i, line) in &d.gone_lines {
+            let refused = prev_source_q
+                .iter()
+                .any(|e| e.file == st.file && e.row.is_none() && e.line == Some(line));
+            if !refused {
+                return Err(BatchError::Delta(DeltaError {
+                    file: d.file.clone(),
+                    row: i.to_string(),
+                    column: "line".into(),
+                    message: format!(
+                        "line {line} is no line the reader refused whole in the previous run's {} (quarantine.csv cites those by their line, with no row): a data row is removed by its row",
+                        st.file
+                    ),
+                }));
+            }
+            gone_lines[si].push(line);
+        }
+        if prev
+            .near_miss
+            .iter()
+            .any(|&(s, r, _)| s as usize == si && r == REFUSED_LINE_ROW)
+        {
+            return Err(BatchError::Delta(DeltaError {
+                file: d.file.clone(),
+                row: "-".into(),
+                column: "line".into(),
+                message: format!(
+                    "the previous run's state does not keep which refused line of {} names which person (written before session 19): run a full batch on the end state",
+                    st.file
+                ),
+            }));
+        }
+        for &(s, r, key) in &prev.near_miss {
+            if s as usize == si && refused_line_of(r).is_some_and(|l| gone_lines[si].contains(&l)) {
+                touched.insert(key);
+            }
+        }
+    }
+    // the sources' states with the refused lines the delta takes out (the same data rows;
+    // the lines after one taken out one higher)
+    let states_now: Vec<SourceState> = prev
+        .manifest
+        .sources
+        .iter()
+        .zip(&gone_lines)
+        .map(|(st, gone)| {
+            let mut st = st.clone();
+            if !gone.is_empty() {
+                let n = gone.len() as u64;
+                st.line_runs = runs_without_lines(&st.line_runs, gone);
+                st.refused_lines = st.refused_lines.saturating_sub(n);
+                st.rows = st.rows.saturating_sub(n);
+                // the reader's note of its refused lines, counted again
+                st.notes = std::mem::take(&mut st.notes)
+                    .into_iter()
+                    .filter_map(|note| refused_note_less(note, n))
+                    .collect();
+            }
+            st
+        })
+        .collect();
     let frame = Frame::new(opts.as_of, policy);
     // "Missing is not zero", as a full run on the end state decides it: a source the delta
     // leaves with no data row, or with no row in the period its rules read, is unverified
@@ -2321,7 +2518,12 @@ pub fn run_incremental(
             // refused lines beside 60 rows, and the source stayed answered).
             let mut refused: Vec<(u64, &str)> = prev_source_q
                 .iter()
-                .filter(|e| e.file == st.file && e.row.is_none() && e.reason != "row_subtotal")
+                .filter(|e| {
+                    e.file == st.file
+                        && e.row.is_none()
+                        && e.reason != "row_subtotal"
+                        && !e.line.is_some_and(|l| gone_lines[si].contains(&l))
+                })
                 .map(|e| (e.line.unwrap_or(0), e.reason.as_str()))
                 .collect();
             refused.sort_unstable();
@@ -2397,7 +2599,7 @@ pub fn run_incremental(
         let delta_norms = &mut delta_norms[si];
         let at = |end_row: u64, column: &'static str| At {
             file: &st.file,
-            line: line_of(st, end_row),
+            line: line_of(&states_now[si], end_row),
             row: Some(end_row),
             column,
         };
@@ -2786,6 +2988,10 @@ pub fn run_incremental(
         .near_miss
         .iter()
         .filter_map(|&(s, r, b)| {
+            // a refused line the delta takes out
+            if refused_line_of(r).is_some_and(|l| gone_lines[s as usize].contains(&l)) {
+                return None;
+            }
             let m = maps[s as usize].as_ref();
             if m.is_some_and(|m| m.gone.contains(&r)) {
                 return None;
@@ -2835,7 +3041,7 @@ pub fn run_incremental(
     // lines the reader refused naming a person first, as a full run marks them while reading
     for refused in [true, false] {
         for &(s, row, body) in &end_near {
-            if (row == REFUSED_LINE_ROW) != refused {
+            if is_refused_line(row) != refused {
                 continue;
             }
             if let Some(&pi) = pidx.get(&body) {
@@ -2882,13 +3088,12 @@ pub fn run_incremental(
             let read = crate::evidence::read_key(kind, &rec.values);
             match seen.entry((si, r.key, read)) {
                 std::collections::hash_map::Entry::Occupied(first) => {
-                    let st = &prev.manifest.sources[si];
                     quarantined_delta[si] += 1;
                     source_q.push(QuarantineEntry::row_duplicate(
                         file,
-                        line_of(st, rec.row),
+                        line_of(&states_now[si], rec.row),
                         rec.row,
-                        line_of(st, *first.get()),
+                        line_of(&states_now[si], *first.get()),
                         kind,
                     ));
                     p.mark_row_unreadable(kind);
@@ -2916,7 +3121,7 @@ pub fn run_incremental(
                         };
                         let at = At {
                             file: &st.file,
-                            line: line_of(st, rec.row),
+                            line: line_of(&states_now[si], rec.row),
                             row: Some(rec.row),
                             column: kind.columns()[ci].name,
                         };
@@ -2934,7 +3139,7 @@ pub fn run_incremental(
                 quarantined_delta[si] += 1;
                 source_q.push(QuarantineEntry::evidence_fault(
                     file,
-                    line_of(&prev.manifest.sources[si], rec.row),
+                    line_of(&states_now[si], rec.row),
                     kind,
                     &rec,
                     &fe,
@@ -3050,22 +3255,23 @@ pub fn run_incremental(
 
     // quarantine: caseload entries (read again), previous source entries kept, new ones
     for mut e in prev_source_q {
-        if prev
-            .manifest
-            .sources
-            .iter()
-            .position(|s| s.file == e.file)
-            .is_some_and(|si| not_read[si])
-        {
+        let si = prev.manifest.sources.iter().position(|s| s.file == e.file);
+        if si.is_some_and(|si| not_read[si]) {
             continue;
         }
-        // a line the reader refused whole is in the end state as it was (a delta names data
-        // rows only): its entry stays (session 17's attack saw it vanish)
+        let gone: &[u64] = si.map_or(&[], |si| &gone_lines[si]);
+        // a line the reader refused whole is in the end state as it was, unless the delta
+        // takes it out (session 17's attack saw it vanish); lines after one taken out move up
         let Some(row) = e.row else {
+            if e.line.is_some_and(|l| gone.contains(&l)) {
+                continue;
+            }
+            if let Some(l) = e.line {
+                e.line = Some(l - gone.iter().filter(|&&g| g < l).count() as u64);
+            }
             source_q.push(e);
             continue;
         };
-        let si = prev.manifest.sources.iter().position(|s| s.file == e.file);
         if si.is_some_and(|si| drop_q.contains(&(si, row))) {
             continue;
         }
@@ -3073,7 +3279,11 @@ pub fn run_incremental(
             && let Some(&to) = maps[si].as_ref().and_then(|m| m.moved.get(&row))
         {
             e.row = Some(to);
-            e.line = line_of(&prev.manifest.sources[si], to);
+            e.line = line_of(&states_now[si], to);
+        } else if let Some(si) = si
+            && !gone.is_empty()
+        {
+            e.line = line_of(&states_now[si], row);
         }
         source_q.push(e);
     }
@@ -3096,7 +3306,7 @@ pub fn run_incremental(
 
     // summary sources: the previous accounting, with the delta's rows
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
-    let mut new_sources = prev.manifest.sources.clone();
+    let mut new_sources = states_now;
     for (si, st) in new_sources.iter_mut().enumerate() {
         if let Some(m) = &maps[si] {
             let q_now = q.entries.iter().filter(|e| e.file == st.file).count() as u64;
@@ -4091,6 +4301,37 @@ fn needs_full_run(delta_dir: &Path, per_source: &[usize], carry: &str) -> Result
 mod tests {
     use super::*;
 
+    /// A refused line taken out moves every data row after it one line up; runs that then
+    /// share an offset are one; the reader's note counts the lines left.
+    #[test]
+    fn a_refused_line_taken_out_moves_the_rows_after_it_up() {
+        // rows 0-9 on lines 2-11, line 12 refused, rows 10-19 on lines 13-22, line 23
+        // refused, rows 20- on 24-
+        let runs = [(0, 2), (10, 3), (20, 4)];
+        assert_eq!(runs_without_lines(&runs, &[12]), vec![(0, 2), (20, 3)]);
+        assert_eq!(runs_without_lines(&runs, &[23]), vec![(0, 2), (10, 3)]);
+        assert_eq!(runs_without_lines(&runs, &[12, 23]), vec![(0, 2)]);
+        assert_eq!(runs_without_lines(&runs, &[]), runs.to_vec());
+        assert!(runs_without_lines(&[], &[5]).is_empty());
+        let note = |s: &str| s.to_string();
+        assert_eq!(
+            refused_note_less(note("3 row(s) refused while reading (see rejected)"), 1),
+            Some(note("2 row(s) refused while reading (see rejected)"))
+        );
+        assert_eq!(
+            refused_note_less(note("1 line(s) refused while reading (see rejected)"), 1),
+            None
+        );
+        assert_eq!(
+            refused_note_less(note("encoding utf-8"), 1),
+            Some(note("encoding utf-8"))
+        );
+        assert_eq!(refused_line_of(refused_line_row(1451)), Some(1451));
+        assert_eq!(refused_line_of(REFUSED_LINE_ROW), None);
+        assert!(is_refused_line(REFUSED_LINE_ROW) && is_refused_line(refused_line_row(7)));
+        assert!(!is_refused_line(123));
+    }
+
     /// A delta's own faults are named with the value (an op is no person's data) and the line
     /// once.
     #[test]
@@ -4219,6 +4460,7 @@ mod tests {
                 })
                 .collect(),
             names: Vec::new(),
+            gone_lines: Vec::new(),
             buf: Vec::new(),
             normalised: Vec::new(),
         }
