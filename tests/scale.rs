@@ -1649,31 +1649,33 @@ fn a_mended_refused_line_leaves_an_incremental_run_as_it_leaves_a_full_run() {
     let p = Province::new();
     let data = p.root.join("data");
     let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
-    let member: Vec<String> = members
-        .lines()
-        .nth(1)
-        .expect("a member")
-        .split(',')
-        .map(str::to_string)
-        .collect();
     let mheader: Vec<&str> = members.lines().next().expect("header").split(',').collect();
     let at = |h: &[&str], c: &str| h.iter().position(|x| *x == c).expect(c);
-    let (id, name, household) = (
-        member[at(&mheader, "id_number")].clone(),
-        member[at(&mheader, "name")].clone(),
-        member[at(&mheader, "household_id")].clone(),
-    );
+    // three members of three households: (id, name, household)
+    let mut people: Vec<(String, String, String)> = Vec::new();
+    for l in members.lines().skip(1) {
+        let m: Vec<&str> = l.split(',').collect();
+        let h = m[at(&mheader, "household_id")].to_string();
+        if people.iter().all(|(_, _, x)| *x != h) {
+            people.push((
+                m[at(&mheader, "id_number")].to_string(),
+                m[at(&mheader, "name")].to_string(),
+                h,
+            ));
+        }
+        if people.len() == 3 {
+            break;
+        }
+    }
     let bank = std::fs::read_to_string(data.join("bank.csv")).expect("bank");
     let mut lines: Vec<String> = bank.lines().map(str::to_string).collect();
     let header: Vec<String> = lines[0].split(',').map(str::to_string).collect();
     let hdr: Vec<&str> = header.iter().map(String::as_str).collect();
-    // a cut-short line of the member's in the middle of the extract, and a row after it with
-    // an unreadable balance (its quarantine line moves up once the cut line is gone)
-    let row_of = |account: &str, balance: &str| {
+    let row_of = |who: usize, account: &str, balance: &str| {
         let mut r = vec![String::new(); hdr.len()];
         for (c, v) in [
-            ("id_number", id.as_str()),
-            ("name", name.as_str()),
+            ("id_number", people[who].0.as_str()),
+            ("name", people[who].1.as_str()),
             ("institution_code", "B0001"),
             ("account_no_masked", account),
             ("product", "current"),
@@ -1684,10 +1686,17 @@ fn a_mended_refused_line_leaves_an_incremental_run_as_it_leaves_a_full_run() {
         }
         r.join(",")
     };
-    let cut_at = lines.len() / 2;
-    lines.insert(cut_at, format!("{id},{name},B0001"));
-    lines.insert(cut_at + 3, row_of("6222****0007", "abc"));
-    let cut_line = cut_at as u64 + 1;
+    let cut = |who: usize| format!("{},{},B0001", people[who].0, people[who].1);
+    // cut-short lines of the three members (A mended later, B dropped, C left), and a row of
+    // A after them with an unreadable balance (its quarantine line moves up with them)
+    let n = lines.len();
+    let (at_a, at_b, at_c) = (n / 4, n / 2, 3 * n / 4);
+    lines.insert(at_c, cut(2));
+    lines.insert(at_b, cut(1));
+    lines.insert(at_a, cut(0));
+    let (line_a, line_b) = (at_a as u64 + 1, at_b as u64 + 2);
+    let line_c = at_c as u64 + 3;
+    lines.insert(at_c + 4, row_of(0, "6222****0007", "abc"));
     std::fs::write(data.join("bank.csv"), lines.join("\n") + "\n").expect("bank");
     let before = p.batch(&data, "before", &[]);
     let quarantined = |o: &Path| -> Vec<String> {
@@ -1699,42 +1708,46 @@ fn a_mended_refused_line_leaves_an_incremental_run_as_it_leaves_a_full_run() {
             .collect()
     };
     let q0 = quarantined(&before);
-    assert_eq!(q0.len(), 2, "{q0:?}");
-    assert!(
-        q0.iter()
-            .any(|l| l.starts_with(&format!("bank.csv,{cut_line},,"))),
-        "{q0:?}"
-    );
-    let of = |o: &Path| {
+    assert_eq!(q0.len(), 4, "{q0:?}");
+    for l in [line_a, line_b, line_c] {
+        assert!(
+            q0.iter().any(|e| e.starts_with(&format!("bank.csv,{l},,"))),
+            "{l}: {q0:?}"
+        );
+    }
+    let of = |o: &Path, who: usize| {
         determinations(o)
             .into_iter()
-            .find(|l| l.starts_with(&format!("{household},")))
+            .find(|l| l.starts_with(&format!("{},", people[who].2)))
             .expect("the household")
     };
-    assert!(of(&before).contains(",referred,"), "{}", of(&before));
-    // the mended row: the member's account with its balance
-    let brow: Vec<String> = row_of("6222****0009", "120.50")
-        .split(',')
-        .map(str::to_string)
-        .collect();
+    for who in 0..3 {
+        assert!(
+            of(&before, who).contains(",referred,"),
+            "{}",
+            of(&before, who)
+        );
+    }
+    // night 1: A's line mended (removed, its row added), B's line dropped (no other row of B)
+    let mended = row_of(0, "6222****0009", "120.50");
     let empty = vec![""; hdr.len()].join(",");
+    let head = format!("op,row,line,{}", header.join(","));
     let delta = p.root.join("delta");
     std::fs::create_dir_all(&delta).expect("delta");
     std::fs::write(
         delta.join("bank.csv"),
-        format!(
-            "op,row,line,{}\nremove,,{cut_line},{empty}\nadd,,,{}\n",
-            header.join(","),
-            brow.join(",")
-        ),
+        format!("{head}\nremove,,{line_a},{empty}\nremove,,{line_b},{empty}\nadd,,,{mended}\n"),
     )
     .expect("delta bank");
-    // the end state: the cut line gone, the mended row appended
     let end = p.root.join("end");
     copy_dir(&data, &end);
-    let mut end_lines = lines.clone();
-    end_lines.remove(cut_at);
-    end_lines.push(brow.join(","));
+    let mut end_lines: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != at_a && *i != at_b + 1)
+        .map(|(_, l)| l.clone())
+        .collect();
+    end_lines.push(mended.clone());
     std::fs::write(end.join("bank.csv"), end_lines.join("\n") + "\n").expect("end bank");
     let full = p.batch(&end, "full_end", &[]);
     let inc = p.batch(
@@ -1742,22 +1755,6 @@ fn a_mended_refused_line_leaves_an_incremental_run_as_it_leaves_a_full_run() {
         "incremental",
         &["--previous", s(&before), "--delta", s(&delta)],
     );
-    assert_eq!(of(&inc), of(&full));
-    let qf = quarantined(&full);
-    assert_eq!(qf.len(), 1, "{qf:?}");
-    // the unreadable balance's line, one higher than before
-    let before_line: u64 = q0
-        .iter()
-        .find(|l| l.contains(",balance,"))
-        .and_then(|l| l.split(',').nth(1))
-        .and_then(|n| n.parse().ok())
-        .expect("a balance line");
-    assert!(
-        qf[0].starts_with(&format!("bank.csv,{},", before_line - 1)),
-        "{qf:?}"
-    );
-    assert_eq!(quarantined(&inc), qf);
-    assert_eq!(p.opened(&inc), p.opened(&full));
     let sources = |o: &Path| {
         let mut v = summary(o)["sources"].clone();
         for s in v.as_object_mut().expect("sources").values_mut() {
@@ -1765,11 +1762,52 @@ fn a_mended_refused_line_leaves_an_incremental_run_as_it_leaves_a_full_run() {
         }
         v
     };
-    assert_eq!(sources(&inc), sources(&full));
+    let same = |inc: &Path, full: &Path| {
+        for who in 0..3 {
+            assert_eq!(of(inc, who), of(full, who));
+        }
+        // C's cut line (its message too) and A's unreadable balance, two lines higher
+        assert_eq!(quarantined(inc), quarantined(full));
+        assert_eq!(p.opened(inc), p.opened(full));
+        assert_eq!(sources(inc), sources(full));
+    };
+    same(&inc, &full);
+    let qf = quarantined(&full);
+    assert_eq!(qf.len(), 2, "{qf:?}");
+    assert!(
+        qf.iter()
+            .any(|e| e.starts_with(&format!("bank.csv,{},,", line_c - 2))
+                && e.contains(&format!("line {}:", line_c - 2))),
+        "{qf:?}"
+    );
+    // night 2, on night 1's state: C's line, by its new number, dropped
+    let delta2 = p.root.join("delta2");
+    std::fs::create_dir_all(&delta2).expect("delta2");
+    std::fs::write(
+        delta2.join("bank.csv"),
+        format!("{head}\nremove,,{},{empty}\n", line_c - 2),
+    )
+    .expect("delta2 bank");
+    let end2 = p.root.join("end2");
+    copy_dir(&end, &end2);
+    let end2_lines: Vec<String> = end_lines
+        .iter()
+        .filter(|l| **l != cut(2))
+        .cloned()
+        .collect();
+    std::fs::write(end2.join("bank.csv"), end2_lines.join("\n") + "\n").expect("end2 bank");
+    let full2 = p.batch(&end2, "full_end2", &[]);
+    let inc2 = p.batch(
+        &data,
+        "incremental2",
+        &["--previous", s(&inc), "--delta", s(&delta2)],
+    );
+    same(&inc2, &full2);
+    assert_eq!(quarantined(&full2).len(), 1);
     // a line that was never refused cannot be taken out
     std::fs::write(
         delta.join("bank.csv"),
-        format!("op,row,line,{}\nremove,,2,{empty}\n", header.join(",")),
+        format!("{head}\nremove,,2,{empty}\n"),
     )
     .expect("delta bank");
     let refused = p.run_batch(
