@@ -799,8 +799,9 @@ fn is_loose_check(c: char) -> bool {
 /// `六二〇五〇三一九七五〇三二四五四〇X`. Eighteen characters count when they have an ID number's
 /// form with its check character ([`id_shaped`]) and are spelled as an ID number is written:
 /// whole groups (they start and end where a group of the text does), every group boundary
-/// an even number of characters in (`6-8-4`, `4-4-4-4-2`, `6-4-4-4`), and one kind of
-/// separator between them (brackets count as one kind, quotation marks as another).
+/// an even number of characters in, or 3, or 17 (`6-8-4`, `4-4-4-4-2`, `6-4-4-4`,
+/// `3-3-4-4-4`, `…-540-X`), and one kind of separator between them (brackets count as one
+/// kind, quotation marks as another).
 ///
 /// Found by session 18's attack: such spellings passed the API's checks of `purpose`,
 /// `label` and `household_id` and its echo of keys, and a caseload `household_id` spelled so
@@ -829,7 +830,9 @@ pub fn loose_id_numbers(text: &str) -> Vec<std::ops::Range<usize>> {
                 let spelled = cells.iter().enumerate().skip(1).all(|(i, c)| match c.3 {
                     None => true,
                     Some(class) => {
-                        class != '\u{0}' && i % 2 == 0 && *kind.get_or_insert(class) == class
+                        class != '\u{0}'
+                            && (i % 2 == 0 || i == 3 || i == 17)
+                            && *kind.get_or_insert(class) == class
                     }
                 });
                 if starts && ends && spelled && id_shaped(w) {
@@ -1111,6 +1114,8 @@ mod clean_key_tests {
         spelled.push("⑥②⓪⑤⓪③①⑨⑦⑤⓪③②④⑤④⓪X".to_string());
         spelled.push("٦٢٠٥٠٣١٩٧٥٠٣٢٤٥٤٠X".to_string());
         spelled.push(format!("{a}: {b}: {c}"));
+        spelled.push("620:503:1975:0324:540X".to_string());
+        spelled.push("620503:19750324:540:X".to_string());
         for s in &spelled {
             let text = format!("申请人 {s} 复核");
             let found = loose_id_numbers(&text);
