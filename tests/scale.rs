@@ -144,6 +144,25 @@ fn summary(out: &Path) -> serde_json::Value {
         .expect("json")
 }
 
+/// The lines of `out`'s quarantine.csv that `keep` keeps, in the file's order.
+fn quarantine_lines(out: &Path, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    std::fs::read_to_string(out.join("quarantine.csv"))
+        .expect("quarantine")
+        .lines()
+        .filter(|l| keep(l))
+        .map(str::to_string)
+        .collect()
+}
+
+/// summary.json's `sources` (row accounting, status, notes) without their timings.
+fn source_counts(out: &Path) -> serde_json::Value {
+    let mut v = summary(out)["sources"].clone();
+    for s in v.as_object_mut().expect("sources").values_mut() {
+        s.as_object_mut().expect("source").remove("ms");
+    }
+    v
+}
+
 /// A member of a 620502 household renamed to the name of a 620503 member born the same day,
 /// with a 9 M-yuan deposit keyed with their own ID: one run links it to them by the ID. Found
 /// by the s6 memory work: a 620503 slice, which does not query them, took the row for a
@@ -1540,14 +1559,7 @@ fn an_incremental_run_keeps_a_refused_line_and_numbers_rows_as_a_full_run() {
     std::fs::write(data.join("bank.csv"), lines.join("\n") + "\n").expect("bank");
     let data_rows = lines.len() - 2;
     let before = p.batch(&data, "before", &[]);
-    let cut = |o: &Path| -> Vec<String> {
-        std::fs::read_to_string(o.join("quarantine.csv"))
-            .expect("quarantine")
-            .lines()
-            .filter(|l| l.contains("row_field_count"))
-            .map(str::to_string)
-            .collect()
-    };
+    let cut = |o: &Path| quarantine_lines(o, |l| l.contains("row_field_count"));
     assert_eq!(cut(&before).len(), 1);
     // the delta: a tax row of the member (the household is recomputed) and a bank row of the
     // member appended with an unreadable balance
@@ -1610,14 +1622,7 @@ fn an_incremental_run_keeps_a_refused_line_and_numbers_rows_as_a_full_run() {
     assert_eq!(of(&inc), of(&full));
     assert_eq!(cut(&inc), cut(&full));
     // the appended row is data row N in both (lines less the header and the refused line)
-    let appended = |o: &Path| -> Vec<String> {
-        std::fs::read_to_string(o.join("quarantine.csv"))
-            .expect("quarantine")
-            .lines()
-            .filter(|l| l.contains(",balance,"))
-            .map(str::to_string)
-            .collect()
-    };
+    let appended = |o: &Path| quarantine_lines(o, |l| l.contains(",balance,"));
     let f = appended(&full);
     assert_eq!(f.len(), 1, "{f:?}");
     assert!(
@@ -1627,14 +1632,7 @@ fn an_incremental_run_keeps_a_refused_line_and_numbers_rows_as_a_full_run() {
     assert_eq!(appended(&inc), f);
     assert_eq!(p.opened(&inc), p.opened(&full));
     // the sources' accounting (rows, linked, quarantined), timings aside
-    let sources = |o: &Path| {
-        let mut v = summary(o)["sources"].clone();
-        for s in v.as_object_mut().expect("sources").values_mut() {
-            s.as_object_mut().expect("source").remove("ms");
-        }
-        v
-    };
-    assert_eq!(sources(&inc), sources(&full));
+    assert_eq!(source_counts(&inc), source_counts(&full));
 }
 
 /// Session 18's list: a refused line mended in the extract could not leave an incremental
@@ -1699,14 +1697,7 @@ fn a_mended_refused_line_leaves_an_incremental_run_as_it_leaves_a_full_run() {
     lines.insert(at_c + 4, row_of(0, "6222****0007", "abc"));
     std::fs::write(data.join("bank.csv"), lines.join("\n") + "\n").expect("bank");
     let before = p.batch(&data, "before", &[]);
-    let quarantined = |o: &Path| -> Vec<String> {
-        std::fs::read_to_string(o.join("quarantine.csv"))
-            .expect("quarantine")
-            .lines()
-            .filter(|l| l.starts_with("bank.csv,"))
-            .map(str::to_string)
-            .collect()
-    };
+    let quarantined = |o: &Path| quarantine_lines(o, |l| l.starts_with("bank.csv,"));
     let q0 = quarantined(&before);
     assert_eq!(q0.len(), 4, "{q0:?}");
     for l in [line_a, line_b, line_c] {
@@ -1755,13 +1746,6 @@ fn a_mended_refused_line_leaves_an_incremental_run_as_it_leaves_a_full_run() {
         "incremental",
         &["--previous", s(&before), "--delta", s(&delta)],
     );
-    let sources = |o: &Path| {
-        let mut v = summary(o)["sources"].clone();
-        for s in v.as_object_mut().expect("sources").values_mut() {
-            s.as_object_mut().expect("source").remove("ms");
-        }
-        v
-    };
     let same = |inc: &Path, full: &Path| {
         for who in 0..3 {
             assert_eq!(of(inc, who), of(full, who));
@@ -1769,7 +1753,7 @@ fn a_mended_refused_line_leaves_an_incremental_run_as_it_leaves_a_full_run() {
         // C's cut line (its message too) and A's unreadable balance, two lines higher
         assert_eq!(quarantined(inc), quarantined(full));
         assert_eq!(p.opened(inc), p.opened(full));
-        assert_eq!(sources(inc), sources(full));
+        assert_eq!(source_counts(inc), source_counts(full));
     };
     same(&inc, &full);
     let qf = quarantined(&full);

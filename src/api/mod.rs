@@ -629,10 +629,7 @@ fn scrub(raw: &str) -> String {
             || c.is_ascii_control()
             || c == '?'
             || (crate::domain::id_number::is_loose_separator(c)
-                && !matches!(
-                    c,
-                    '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>' | '"' | '\''
-                ))
+                && !matches!(crate::domain::id_number::separator_class(c), '(' | '"'))
     };
     // the numbers of 6 digits or more, and the ID numbers spelled loosely (between colons,
     // brackets, `+`, `|`…: session 18's attack), in order, overlapping ones as one

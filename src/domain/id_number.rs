@@ -736,7 +736,7 @@ pub fn is_loose_separator(c: char) -> bool {
 /// The class of a separator for [`loose_id_numbers`]: brackets are one class (an opening and
 /// its closing one), quotation marks another; any other separator is its own class, a
 /// full-width one as its ASCII form.
-fn separator_class(c: char) -> char {
+pub(crate) fn separator_class(c: char) -> char {
     let ascii = if ('\u{ff01}'..='\u{ff5e}').contains(&c) {
         char::from_u32(u32::from(c) - 0xfee0).unwrap_or(c)
     } else {
