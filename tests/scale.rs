@@ -557,6 +557,72 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
     for k in ["determination", "rules", "review_due", "quarantine"] {
         assert_eq!(si[k], sf[k], "{k}");
     }
+    // summary.json counts what the reports say: households by determination, and by rule at
+    // each rule's most severe outcome in the household's findings
+    let severity = |o: &str| {
+        ["eligible", "info", "referred", "ineligible"]
+            .iter()
+            .position(|x| *x == o)
+    };
+    let mut by_rule: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut by_determination: BTreeMap<String, u64> = ["eligible", "ineligible", "referred"]
+        .iter()
+        .map(|d| (d.to_string(), 0))
+        .collect();
+    for r in a.values() {
+        *by_determination
+            .entry(
+                r["determination"]
+                    .as_str()
+                    .expect("determination")
+                    .to_string(),
+            )
+            .or_default() += 1;
+        let mut worst: BTreeMap<&str, &str> = BTreeMap::new();
+        for f in r["findings"].as_array().expect("findings") {
+            let (rule, out) = (
+                f["rule"].as_str().expect("rule"),
+                f["outcome"].as_str().expect("outcome"),
+            );
+            let e = worst.entry(rule).or_insert(out);
+            if severity(out) > severity(e) {
+                *e = out;
+            }
+        }
+        for (rule, out) in worst {
+            *by_rule
+                .entry(rule.into())
+                .or_default()
+                .entry(out.into())
+                .or_default() += 1;
+        }
+    }
+    assert!(by_rule.len() >= 5, "{by_rule:?}");
+    assert_eq!(sf["rules"], serde_json::to_value(&by_rule).expect("json"));
+    assert_eq!(
+        sf["determination"],
+        serde_json::to_value(&by_determination).expect("json")
+    );
+    // the largest declared-vs-verified gaps: at most 20, largest first, ties by household
+    let top: Vec<(String, f64)> = sf["declared_gap_top"]
+        .as_array()
+        .expect("top")
+        .iter()
+        .map(|g| {
+            let yuan = g["income_gap"]
+                .as_str()
+                .expect("yuan")
+                .parse()
+                .expect("number");
+            (g["household_id"].as_str().expect("id").to_string(), yuan)
+        })
+        .collect();
+    assert!(!top.is_empty() && top.len() <= 20, "{top:?}");
+    assert!(
+        top.windows(2)
+            .all(|w| w[0].1 > w[1].1 || (w[0].1 == w[1].1 && w[0].0 < w[1].0)),
+        "{top:?}"
+    );
     for src in ["tax", "bank", "real_estate"] {
         for c in [
             "rows",
