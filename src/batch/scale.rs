@@ -1994,10 +1994,10 @@ fn end_period_rows(
         let Some(end) = *end else { continue };
         let v = decode_value(d.blob(r), ci).flatten();
         if let Some(v) = v
-            && super::in_period(kind, frame, &v)
+            && super::in_period(kind, frame, v)
         {
             rows.push(end);
-            if let Some(mr) = super::month_of(kind, frame, &v).and_then(|i| months.get_mut(i)) {
+            if let Some(mr) = super::month_of(kind, frame, v).and_then(|i| months.get_mut(i)) {
                 mr.push(end);
             }
         }
