@@ -1153,17 +1153,19 @@ fn token(action: TokenAction) -> Result<i32> {
             if s.token_by_id(&id)?.is_none() {
                 bail!("--id {id}: no such token");
             }
-            let was_active = s.revoke_token(&id)?;
-            s.audit(&[crate::audit::AuditEvent {
-                actor: "cli".into(),
-                action: "token_revoked".into(),
-                outcome: if was_active {
-                    id.clone()
-                } else {
-                    format!("{id} already_revoked")
-                },
-                ..Default::default()
-            }])?;
+            // the revocation and its audit row in one transaction
+            s.revoke_token(&id, |was_active| {
+                vec![crate::audit::AuditEvent {
+                    actor: "cli".into(),
+                    action: "token_revoked".into(),
+                    outcome: if was_active {
+                        id.clone()
+                    } else {
+                        format!("{id} already_revoked")
+                    },
+                    ..Default::default()
+                }]
+            })?;
             out!("token {id} revoked");
             return Ok(0);
         }
@@ -1186,13 +1188,15 @@ fn token(action: TokenAction) -> Result<i32> {
     }
     let s = crate::audit::Store::open(&store, b"")
         .with_context(|| format!("Failed to open the store {}", store.display()))?;
-    let (id, secret) = s.create_token(&roles, &region, &label)?;
-    s.audit(&[crate::audit::AuditEvent {
-        actor: "cli".into(),
-        action: "token_created".into(),
-        outcome: id.clone(),
-        ..Default::default()
-    }])?;
+    // the token and its audit row in one transaction
+    let (id, secret) = s.create_token(&roles, &region, &label, |id| {
+        vec![crate::audit::AuditEvent {
+            actor: "cli".into(),
+            action: "token_created".into(),
+            outcome: id.to_string(),
+            ..Default::default()
+        }]
+    })?;
     out!("{id} {secret}");
     say!("token {id} created; the secret above is shown once (only its SHA-256 is stored)");
     Ok(0)

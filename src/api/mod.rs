@@ -349,9 +349,10 @@ impl App {
         })
     }
 
-    /// [`App::audit`] for an act already committed (a consent or token registered or
-    /// revoked, a job resumed or refused at start-up): a failure is logged and the answer
-    /// stands, since the act is done either way.
+    /// [`App::audit`] for an act already committed (a job resumed or refused at start-up):
+    /// a failure is logged and the act stands, since it is done either way. (Consents and
+    /// tokens are stored with their rows in one transaction instead, `500 internal` when
+    /// that fails: `Store::audited`.)
     fn audit_act(&self, events: &[AuditEvent]) {
         let _logged = self.audit(events);
     }
@@ -1620,6 +1621,7 @@ async fn post_consent(
     if purpose.is_empty() {
         return Err(bad("field_missing", "purpose", "purpose is required"));
     }
+    // the consent and its audit row in one transaction: neither without the other
     let reference = app.store.add_consent(
         &idn.expose(),
         &idn.masked(),
@@ -1627,16 +1629,18 @@ async fn post_consent(
         &purpose,
         &until.to_string(),
         &token.id,
+        |reference| {
+            vec![AuditEvent {
+                actor: token.id.clone(),
+                action: "consent_registered".into(),
+                purpose: purpose.clone(),
+                consent_ref: reference.to_string(),
+                person: idn.masked(),
+                outcome: format!("scope:{}; valid_until:{until}", scope.join(",")),
+                ..AuditEvent::default()
+            }]
+        },
     )?;
-    app.audit_act(&[AuditEvent {
-        actor: token.id.clone(),
-        action: "consent_registered".into(),
-        purpose: purpose.clone(),
-        consent_ref: reference.clone(),
-        person: idn.masked(),
-        outcome: format!("scope:{}; valid_until:{until}", scope.join(",")),
-        ..AuditEvent::default()
-    }]);
     Ok((
         StatusCode::CREATED,
         axum::Json(
@@ -1678,7 +1682,20 @@ async fn delete_consent(
             "only the registering token or an admin may revoke a consent",
         ));
     }
-    let revoked = app.store.revoke_consent(&reference)?;
+    let revoked = app.store.revoke_consent(&reference, |revoked| {
+        vec![AuditEvent {
+            actor: token.id.clone(),
+            action: "consent_revoked".into(),
+            consent_ref: reference.clone(),
+            person: c.person_masked.clone(),
+            outcome: if revoked {
+                "revoked".into()
+            } else {
+                "already_revoked".into()
+            },
+            ..AuditEvent::default()
+        }]
+    })?;
     // The sources' answers cached for anyone are dropped: found by session 16's second
     // attack, a person verified again under a new consent got answers fetched under the
     // revoked one. (The store keeps no ID number to find the person's entries by, and a
@@ -1686,18 +1703,6 @@ async fn delete_consent(
     if revoked {
         app.sources.clear_caches();
     }
-    app.audit_act(&[AuditEvent {
-        actor: token.id.clone(),
-        action: "consent_revoked".into(),
-        consent_ref: reference.clone(),
-        person: c.person_masked.clone(),
-        outcome: if revoked {
-            "revoked".into()
-        } else {
-            "already_revoked".into()
-        },
-        ..AuditEvent::default()
-    }]);
     Ok((
         StatusCode::OK,
         axum::Json(json!({"consent_ref": reference, "revoked": true})),
@@ -1765,13 +1770,14 @@ async fn post_token(
             "label must not hold an ID number (it is stored and listed)",
         ));
     }
-    let (id, secret) = app.store.create_token(&roles, &t.regions, &t.label)?;
-    app.audit_act(&[AuditEvent {
-        actor: token.id.clone(),
-        action: "token_created".into(),
-        outcome: id.clone(),
-        ..AuditEvent::default()
-    }]);
+    let (id, secret) = app.store.create_token(&roles, &t.regions, &t.label, |id| {
+        vec![AuditEvent {
+            actor: token.id.clone(),
+            action: "token_created".into(),
+            outcome: id.to_string(),
+            ..AuditEvent::default()
+        }]
+    })?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"id": id, "token": secret})),
@@ -1805,17 +1811,18 @@ async fn delete_token(
     if !token.covers_all(&t.regions) {
         return Err(unknown());
     }
-    let was_active = app.store.revoke_token(&id)?;
-    app.audit_act(&[AuditEvent {
-        actor: token.id.clone(),
-        action: "token_revoked".into(),
-        outcome: if was_active {
-            id.clone()
-        } else {
-            format!("{id} already_revoked")
-        },
-        ..AuditEvent::default()
-    }]);
+    app.store.revoke_token(&id, |was_active| {
+        vec![AuditEvent {
+            actor: token.id.clone(),
+            action: "token_revoked".into(),
+            outcome: if was_active {
+                id.clone()
+            } else {
+                format!("{id} already_revoked")
+            },
+            ..AuditEvent::default()
+        }]
+    })?;
     Ok((
         StatusCode::OK,
         axum::Json(json!({"id": id, "revoked": true})),

@@ -1144,17 +1144,35 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
+        self.audited(|_| Ok(((), events.to_vec())))
+    }
+
+    /// Runs `act` in one write transaction (`BEGIN IMMEDIATE`, waiting for another process's
+    /// write lock up to the busy timeout) and appends the audit rows it returns in the same
+    /// transaction: an act (a consent or token registered or revoked) is stored with its rows
+    /// or not at all. Before session 20 an act and its row were two writes, and a row that
+    /// failed after the act (the lock held past the timeout) left the act unaudited.
+    ///
+    /// # Errors
+    /// `act`'s, or [`StoreError`] when SQLite fails (nothing is stored then).
+    fn audited<T>(
+        &self,
+        act: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(T, Vec<AuditEvent>), StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn()?;
         let tx = write_transaction(&mut conn)?;
-        append_events(&tx, events, &mut None)?;
+        let (out, events) = act(&tx)?;
+        append_events(&tx, &events, &mut None)?;
         tx.commit()?;
-        self.commits.fetch_add(1, Ordering::Release);
-        if self.head_kept {
-            first_head(&conn, &self.head_path);
-        } else {
-            write_head(&conn, &self.head_path, "direct");
+        if !events.is_empty() {
+            self.commits.fetch_add(1, Ordering::Release);
+            if self.head_kept {
+                first_head(&conn, &self.head_path);
+            } else {
+                write_head(&conn, &self.head_path, "direct");
+            }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// The `seq` of the log's last row (0 when it is empty).
@@ -1305,37 +1323,50 @@ impl Store {
     // ---- tokens
 
     /// Create a token; returns its id and the secret (shown once; only its hash is kept).
+    /// `audit` gives the act's audit rows from the new id; they are written in the same
+    /// transaction as the token ([`Store::audited`]).
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`StoreError`] (no token is stored then).
     pub fn create_token(
         &self,
         roles: &[Role],
         regions: &[String],
         label: &str,
+        audit: impl FnOnce(&str) -> Vec<AuditEvent>,
     ) -> Result<(String, String), StoreError> {
         let id = format!("tok_{}", random_hex(8));
         let secret = format!("hd_{}", random_hex(32));
         let roles_s: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        self.conn()?.execute(
-            "INSERT INTO tokens (id, hash, roles, regions, label, created_at) VALUES (?1,?2,?3,?4,?5,?6)",
-            params![id, token_hash(&secret), roles_s.join(","), regions.join(","), label, now_utc()],
-        )?;
+        self.audited(|tx| {
+            tx.execute(
+                "INSERT INTO tokens (id, hash, roles, regions, label, created_at) VALUES (?1,?2,?3,?4,?5,?6)",
+                params![id, token_hash(&secret), roles_s.join(","), regions.join(","), label, now_utc()],
+            )?;
+            Ok(((), audit(&id)))
+        })?;
         Ok((id, secret))
     }
 
     /// Revoke a token: its secret is refused from now on (`401 token_invalid`); its id stays
     /// in the audit log and still names the regions of the consents it registered. Returns
-    /// whether it was active.
+    /// whether it was active. `audit` gives the act's audit rows from that; they are
+    /// written in the same transaction ([`Store::audited`]).
     ///
     /// # Errors
-    /// [`StoreError`].
-    pub fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
-        let n = self.conn()?.execute(
-            "UPDATE tokens SET revoked = 1 WHERE id = ?1 AND revoked = 0",
-            params![id],
-        )?;
-        Ok(n == 1)
+    /// [`StoreError`] (the token is unchanged then).
+    pub fn revoke_token(
+        &self,
+        id: &str,
+        audit: impl FnOnce(bool) -> Vec<AuditEvent>,
+    ) -> Result<bool, StoreError> {
+        self.audited(|tx| {
+            let n = tx.execute(
+                "UPDATE tokens SET revoked = 1 WHERE id = ?1 AND revoked = 0",
+                params![id],
+            )?;
+            Ok((n == 1, audit(n == 1)))
+        })
     }
 
     /// The token whose secret hashes to `hash`, unless revoked.
@@ -1361,9 +1392,12 @@ impl Store {
     // ---- consents
 
     /// Register a consent for the person with `id_number` (normalised 18 characters).
+    /// `audit` gives the act's audit rows from the new reference; they are written in the
+    /// same transaction as the consent ([`Store::audited`]).
     ///
     /// # Errors
-    /// [`StoreError`].
+    /// [`StoreError`] (no consent is stored then).
+    #[allow(clippy::too_many_arguments)]
     pub fn add_consent(
         &self,
         id_number: &str,
@@ -1372,22 +1406,27 @@ impl Store {
         purpose: &str,
         valid_until: &str,
         registered_by: &str,
+        audit: impl FnOnce(&str) -> Vec<AuditEvent>,
     ) -> Result<String, StoreError> {
         let reference = format!("cr_{}", random_hex(12));
-        self.conn()?.execute(
-            "INSERT INTO consents (ref, person_hash, person_masked, scope, purpose, valid_until,
-             created_at, registered_by) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
-            params![
-                reference,
-                self.person_hash(id_number),
-                person_masked,
-                scope.join(","),
-                purpose,
-                valid_until,
-                now_utc(),
-                registered_by
-            ],
-        )?;
+        let person = self.person_hash(id_number);
+        self.audited(|tx| {
+            tx.execute(
+                "INSERT INTO consents (ref, person_hash, person_masked, scope, purpose, valid_until,
+                 created_at, registered_by) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+                params![
+                    reference,
+                    person,
+                    person_masked,
+                    scope.join(","),
+                    purpose,
+                    valid_until,
+                    now_utc(),
+                    registered_by
+                ],
+            )?;
+            Ok(((), audit(&reference)))
+        })?;
         Ok(reference)
     }
 
@@ -1436,16 +1475,24 @@ impl Store {
         Ok(out)
     }
 
-    /// Revoke a consent; false when there is no such (unrevoked) consent.
+    /// Revoke a consent; false when there is no such (unrevoked) consent. `audit` gives the
+    /// act's audit rows from that; they are written in the same transaction
+    /// ([`Store::audited`]).
     ///
     /// # Errors
-    /// [`StoreError`].
-    pub fn revoke_consent(&self, reference: &str) -> Result<bool, StoreError> {
-        let n = self.conn()?.execute(
-            "UPDATE consents SET revoked_at = ?2 WHERE ref = ?1 AND revoked_at IS NULL",
-            params![reference, now_utc()],
-        )?;
-        Ok(n > 0)
+    /// [`StoreError`] (the consent is unchanged then).
+    pub fn revoke_consent(
+        &self,
+        reference: &str,
+        audit: impl FnOnce(bool) -> Vec<AuditEvent>,
+    ) -> Result<bool, StoreError> {
+        self.audited(|tx| {
+            let n = tx.execute(
+                "UPDATE consents SET revoked_at = ?2 WHERE ref = ?1 AND revoked_at IS NULL",
+                params![reference, now_utc()],
+            )?;
+            Ok((n > 0, audit(n > 0)))
+        })
     }
 
     // ---- jobs
@@ -2003,7 +2050,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
         let (id, secret) = s
-            .create_token(&[Role::Intake], &["620503".into()], "window 1")
+            .create_token(&[Role::Intake], &["620503".into()], "window 1", |_| {
+                Vec::new()
+            })
             .unwrap();
         let t = s.token_by_hash(&token_hash(&secret)).unwrap().unwrap();
         assert_eq!(t.id, id);
@@ -2016,5 +2065,98 @@ mod tests {
             .query_row("SELECT hash FROM tokens", [], |r| r.get(0))
             .unwrap();
         assert_ne!(raw, secret);
+    }
+
+    /// A consent or token act is stored with its audit row or not at all: with the row's
+    /// insert refused (a trigger standing in for a failed write), the act fails and nothing
+    /// of it is stored; without the trigger each act and its row are there together.
+    #[test]
+    fn an_act_without_its_audit_row_is_not_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
+        let ev = |action: &str, outcome: &str| AuditEvent {
+            actor: "tok_test".into(),
+            action: action.into(),
+            outcome: outcome.into(),
+            ..AuditEvent::default()
+        };
+        let count = |table: &str| -> i64 {
+            s.conn()
+                .unwrap()
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap()
+        };
+        let consent = s
+            .add_consent(
+                "620503198001011234",
+                "6205**********1234",
+                &["*".into()],
+                "dibao",
+                "2027-01-01",
+                "tok_test",
+                |r| vec![ev("consent_registered", r)],
+            )
+            .unwrap();
+        let (token, secret) = s
+            .create_token(&[Role::Intake], &["620503".into()], "w", |id| {
+                vec![ev("token_created", id)]
+            })
+            .unwrap();
+        assert_eq!(
+            (count("consents"), count("tokens"), count("audit")),
+            (1, 1, 2)
+        );
+        s.conn()
+            .unwrap()
+            .execute_batch(
+                "CREATE TRIGGER refuse_rows BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'no row'); END;",
+            )
+            .unwrap();
+        let refused = s.add_consent(
+            "620503198001011234",
+            "6205**********1234",
+            &["*".into()],
+            "dibao",
+            "2027-01-01",
+            "tok_test",
+            |r| vec![ev("consent_registered", r)],
+        );
+        assert!(refused.is_err());
+        assert!(
+            s.create_token(&[Role::Intake], &["620503".into()], "w", |id| vec![ev(
+                "token_created",
+                id
+            )])
+            .is_err()
+        );
+        assert!(
+            s.revoke_consent(&consent, |_| vec![ev("consent_revoked", "revoked")])
+                .is_err()
+        );
+        assert!(
+            s.revoke_token(&token, |_| vec![ev("token_revoked", "x")])
+                .is_err()
+        );
+        // nothing of the four acts is stored: no new consent or token, nothing revoked
+        assert_eq!(
+            (count("consents"), count("tokens"), count("audit")),
+            (1, 1, 2)
+        );
+        assert!(s.consent(&consent).unwrap().unwrap().revoked_at.is_none());
+        assert!(
+            s.token_by_hash(&token_hash(&secret)).unwrap().is_some(),
+            "the token stays active"
+        );
+        // an act whose rows are written goes through, with its row
+        s.conn()
+            .unwrap()
+            .execute_batch("DROP TRIGGER refuse_rows;")
+            .unwrap();
+        assert!(
+            s.revoke_consent(&consent, |r| vec![ev("consent_revoked", &r.to_string())])
+                .unwrap()
+        );
+        assert_eq!(count("audit"), 3);
+        assert!(s.consent(&consent).unwrap().unwrap().revoked_at.is_some());
     }
 }
