@@ -441,8 +441,11 @@ fn run(cli: Cli) -> Result<i32> {
                 progress: true,
                 strict,
             };
-            // the process ends after the run: its structures go with it
-            crate::batch::leave_memory_to_exit();
+            // the process ends after the run: its structures go with it (not a memory-limited
+            // run's, which frees each slice before the next)
+            if memory_limit.is_none() {
+                crate::batch::leave_memory_to_exit();
+            }
             let summary = match (&partition, &delta, memory_limit) {
                 (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                     bail!("--partition, --delta and --memory-limit are separate modes: give one")

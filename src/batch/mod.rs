@@ -1247,7 +1247,8 @@ static LEAVE_TO_EXIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 /// operating system, which takes the whole heap back at once, instead of freed one
 /// allocation at a time on the run's critical path (~0.2-0.3 s on one core at the end of an
 /// incremental run at 300,000 households, `mi_free` and `munmap` in perf). Library callers
-/// and tests, which go on after a run, do not call it and free as usual.
+/// and tests, which go on after a run, do not call it and free as usual; a memory-limited
+/// run ([`run_limited`]) frees each slice before the next all the same.
 pub fn leave_memory_to_exit() {
     LEAVE_TO_EXIT.store(true, std::sync::atomic::Ordering::Relaxed);
 }
