@@ -2207,3 +2207,89 @@ fn a_delta_header_naming_a_caseload_person_is_masked_in_the_error() {
     );
     assert!(!err.contains(&name), "{err}");
 }
+
+/// An `--out` whose files are links to the previous run's (a `cp -al` snapshot, a symbolic
+/// link) gets new files; the previous run's stay as they were. Found by session 20's attack:
+/// the incremental run truncated its `reports.jsonl` through a hard link, emptying the
+/// previous run's, and then refused the previous run as "shorter than its state says".
+#[test]
+fn a_run_into_links_to_the_previous_run_leaves_the_previous_run_as_it_was() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let (delta, end) = (p.root.join("delta"), p.root.join("end"));
+    make_delta(&data, &delta, &end);
+    let before = p.batch(&data, "before", &[]);
+    let files = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        let mut out = BTreeMap::new();
+        for sub in ["", "state"] {
+            for e in std::fs::read_dir(dir.join(sub)).expect("dir") {
+                let path = e.expect("entry").path();
+                if path.is_file() {
+                    let name = path
+                        .strip_prefix(dir)
+                        .expect("inside")
+                        .display()
+                        .to_string();
+                    out.insert(name, std::fs::read(&path).expect("read"));
+                }
+            }
+        }
+        out
+    };
+    let was = files(&before);
+    assert!(was.contains_key("reports.jsonl") && was.contains_key("state/households.bin"));
+    let plain = p.batch(
+        &data,
+        "plain",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    // every output file of the new folders linked to the previous run's: hard links in one,
+    // symbolic links in the other
+    for (name, link) in [("hard", true), ("symbolic", false)] {
+        let out = p.root.join(name);
+        std::fs::create_dir_all(out.join("state")).expect("mkdir");
+        for f in was.keys() {
+            let (from, to) = (before.join(f), out.join(f));
+            if link {
+                std::fs::hard_link(&from, &to).expect("link");
+            } else {
+                std::os::unix::fs::symlink(&from, &to).expect("symlink");
+            }
+        }
+        let inc = p.batch(
+            &data,
+            name,
+            &["--previous", s(&before), "--delta", s(&delta)],
+        );
+        assert_eq!(files(&before), was, "{name}: the previous run changed");
+        assert_eq!(p.opened(&inc), p.opened(&plain), "{name}");
+        assert_eq!(determinations(&inc), determinations(&plain), "{name}");
+        // a full run with --previous into such a folder: changes.json against the previous
+        // run's own determinations, not this run's written through the link
+        let full = p.root.join(format!("{name}-full"));
+        std::fs::create_dir_all(full.join("state")).expect("mkdir");
+        for f in was.keys() {
+            let (from, to) = (before.join(f), full.join(f));
+            if link {
+                std::fs::hard_link(&from, &to).expect("link");
+            } else {
+                std::os::unix::fs::symlink(&from, &to).expect("symlink");
+            }
+        }
+        let full = p.batch(&end, &format!("{name}-full"), &["--previous", s(&before)]);
+        assert_eq!(files(&before), was, "{name}-full: the previous run changed");
+        let changes: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(full.join("changes.json")).expect("changes"))
+                .expect("json");
+        let plain_changes: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(plain.join("changes.json")).expect("changes"))
+                .expect("json");
+        let flips = plain_changes["flipped"].as_array().map_or(0, Vec::len);
+        assert!(flips > 0, "the delta flips a determination");
+        assert_eq!(
+            changes["flipped"].as_array().map(Vec::len),
+            Some(flips),
+            "{name}-full: {changes}"
+        );
+    }
+}

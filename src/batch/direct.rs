@@ -85,11 +85,13 @@ impl Block {
 }
 
 impl DirectWriter {
-    /// Creates (or truncates) `path`.
+    /// Creates `path` as a new file (a file or link already there is removed, not truncated).
     ///
     /// # Errors
     /// As `File::create`.
     pub(crate) fn create(path: &Path) -> std::io::Result<DirectWriter> {
+        // a new file, never written through a link ([`super::write_fresh`])
+        super::remove_if_present(path)?;
         let opened = OpenOptions::new()
             .write(true)
             .create(true)
@@ -105,13 +107,14 @@ impl DirectWriter {
         }
     }
 
-    /// Creates (or truncates) `path`, written through the page cache: for a file the next run
+    /// Creates `path` as a new file (as [`DirectWriter::create`]), written through the page cache: for a file the next run
     /// reads back soon (the state an incremental run reads record by record), where the cache
     /// spares it the device. The writes still run on the writer's own thread.
     ///
     /// # Errors
     /// As `File::create`.
     pub(crate) fn cached(path: &Path) -> std::io::Result<DirectWriter> {
+        super::remove_if_present(path)?;
         Self::over(File::create(path)?, false, path)
     }
 
@@ -600,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn an_existing_file_is_truncated_and_a_dropped_writer_still_finishes() {
+    fn an_existing_file_is_replaced_and_a_dropped_writer_still_finishes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, vec![b'x'; 3 * CAP]).unwrap();

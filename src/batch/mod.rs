@@ -1238,6 +1238,32 @@ fn write_err(path: &Path) -> impl Fn(std::io::Error) -> BatchError + '_ {
     }
 }
 
+/// Removes the file or link at `path`, if any (not an error when there is none).
+///
+/// # Errors
+/// The removal's, other than "not found".
+pub(crate) fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `bytes` to `path` as a new file: whatever file or link is at `path` is removed
+/// first, not truncated, so that a run never writes through a hard or symbolic link into
+/// another run's files. Found by session 20's attack: an incremental run whose
+/// `--out/reports.jsonl` was a hard link to the previous run's (a `cp -al` snapshot) emptied
+/// the previous run's reports; a full run into a folder whose `state/linked.bin` an
+/// incremental run had linked to the next night's would have overwritten that one's. Every
+/// output file of the batch is made this way ([`direct::DirectWriter`], the CSV writers).
+///
+/// # Errors
+/// The removal's or the write's.
+pub(crate) fn write_fresh(path: &Path, bytes: impl AsRef<[u8]>) -> std::io::Result<()> {
+    remove_if_present(path)?;
+    std::fs::write(path, bytes)
+}
+
 /// Whether a run leaves its largest structures to the operating system at its end instead
 /// of freeing them an allocation at a time ([`leave_memory_to_exit`]).
 static LEAVE_TO_EXIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -2087,7 +2113,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             if let Some(prev) = &opts.previous {
                 let changes = changes(prev, &outcomes, whole_caseload.as_ref())?;
                 let p = opts.out.join("changes.json");
-                std::fs::write(&p, serde_json::to_vec_pretty(&changes).expect("json"))
+                write_fresh(&p, serde_json::to_vec_pretty(&changes).expect("json"))
                     .map_err(write_err(&p))?;
             }
             let qpath = opts.out.join("quarantine.csv");
@@ -2338,7 +2364,7 @@ fn write_summary_files(
     by_region: &ByRegion,
 ) -> Result<Summary, BatchError> {
     let spath = opts.out.join("summary.json");
-    std::fs::write(&spath, serde_json::to_vec_pretty(&summary).expect("json"))
+    write_fresh(&spath, serde_json::to_vec_pretty(&summary).expect("json"))
         .map_err(write_err(&spath))?;
     let hpath = opts.out.join("summary.html");
     let page = crate::render::summary_html(
@@ -2346,7 +2372,7 @@ fn write_summary_files(
         by_region,
         &crate::render::Texts::zh(),
     );
-    std::fs::write(&hpath, page).map_err(write_err(&hpath))?;
+    write_fresh(&hpath, page).map_err(write_err(&hpath))?;
     Ok(summary)
 }
 
@@ -2510,6 +2536,7 @@ fn fired_rules(o: &Outcomes) -> String {
 }
 
 fn write_determinations(path: &Path, outcomes: &[Outcomes]) -> std::io::Result<()> {
+    remove_if_present(path)?;
     let mut w = csv::Writer::from_path(path)?;
     w.write_record(["household_id", "determination", "rules"])?;
     for o in outcomes {

@@ -518,7 +518,7 @@ fn write_caseload_cache(path: &Path, c: &Caseload) -> std::io::Result<()> {
         b.push(u8::from(s.consent));
     }
     b.extend_from_slice(CASELOAD_MAGIC);
-    std::fs::write(path, b)
+    super::write_fresh(path, b)
 }
 
 fn put_u64(b: &mut Vec<u8>, v: u64) {
@@ -986,12 +986,7 @@ fn stream_linked(
     }
 }
 
-fn remove_if_present(path: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
+use super::remove_if_present;
 
 /// Walk a `linked.bin` (or, with [`PATCH_MAGIC`], `linked.patch`) buffer without decoding a
 /// record: `row(source, row, key, at, len)` per linked row, `near(source, row, body)` per
@@ -1153,7 +1148,7 @@ pub(super) fn write_state(
     )?;
     // last: the manifest says the state is whole
     let mpath = dir.join("manifest.json");
-    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
+    super::write_fresh(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))
 }
 
@@ -1246,7 +1241,7 @@ fn write_households<'a>(
     // into the next run's determinations.csv unseen
     let digest = ring::digest::digest(&ring::digest::SHA256, &b);
     b.extend_from_slice(digest.as_ref());
-    std::fs::write(&hpath, b).map_err(write_err(&hpath))
+    super::write_fresh(&hpath, b).map_err(write_err(&hpath))
 }
 
 fn outcome_code(o: Outcome) -> u8 {
@@ -2816,6 +2811,8 @@ pub fn run_incremental(
             // critical path, and the kernel copies the unchanged lines from page to page
             // ([`RangeCopier`]; 300k households: the copy 2.3-3.1 s through this process,
             // 0.4-0.6 s by the kernel).
+            // (a new file: never through a link to the previous run's, [`super::write_fresh`])
+            remove_if_present(&reports_path).map_err(write_err(&reports_path))?;
             let out = std::fs::File::create(&reports_path).map_err(write_err(&reports_path))?;
             // (a previous run that is not what its state says: refused as such, not as a
             // write error)
@@ -3300,7 +3297,7 @@ pub fn run_incremental(
     det.map_err(write_err(&det_path))?;
     households?;
     let cpath = opts.out.join("changes.json");
-    std::fs::write(&cpath, serde_json::to_vec_pretty(&changes).expect("json"))
+    super::write_fresh(&cpath, serde_json::to_vec_pretty(&changes).expect("json"))
         .map_err(write_err(&cpath))?;
 
     // quarantine: caseload entries (read again), previous source entries kept, new ones
@@ -3429,7 +3426,7 @@ pub fn run_incremental(
     if std::fs::hard_link(previous.join("state/caseload.bin"), &cpath).is_err() {
         write_caseload_cache(&cpath, &caseload).map_err(write_err(&cpath))?;
     }
-    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
+    super::write_fresh(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
     timings.insert("state_write".to_string(), tst.elapsed().as_millis());
     timings.insert("write".to_string(), tw.elapsed().as_millis());
@@ -3533,7 +3530,7 @@ fn write_determinations_patched(
             out.extend_from_slice(line);
         }
     }
-    std::fs::write(path, out)
+    super::write_fresh(path, out)
 }
 
 /// The next state's linked rows. While the persons' rows to rewrite stay small beside the
@@ -4152,12 +4149,12 @@ fn merge_slices(
         w.near(s, row, body).map_err(write_err(&lpath))?;
     }
     w.finish().map_err(write_err(&lpath))?;
-    std::fs::write(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
+    super::write_fresh(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
     if let Some(prev) = &opts.previous {
         let changes = super::changes(prev, &outcomes, None)?;
         let p = opts.out.join("changes.json");
-        std::fs::write(&p, serde_json::to_vec_pretty(&changes).expect("json"))
+        super::write_fresh(&p, serde_json::to_vec_pretty(&changes).expect("json"))
             .map_err(write_err(&p))?;
     }
     let source_files: Vec<String> = manifest.sources.iter().map(|m| m.file.clone()).collect();

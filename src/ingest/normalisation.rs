@@ -153,6 +153,12 @@ impl Normalisations {
     /// # Errors
     /// I/O errors.
     pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
+        // a new file: a file or link already there is removed, not written through
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(e);
+        }
         let mut w = csv::Writer::from_writer(std::io::BufWriter::new(std::fs::File::create(path)?));
         w.write_record(["file", "line", "row", "column", "kind", "detail"])?;
         for r in &self.records {

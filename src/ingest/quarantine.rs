@@ -250,6 +250,12 @@ impl Quarantine {
     /// # Errors
     /// I/O errors.
     pub fn write_csv(&self, path: &Path) -> std::io::Result<()> {
+        // a new file: a file or link already there is removed, not written through
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            return Err(e);
+        }
         let mut w = csv::Writer::from_path(path)?;
         w.write_record([
             "file", "line", "row", "column", "value", "reason", "action", "message",
