@@ -1213,10 +1213,24 @@ fn audit(action: AuditAction) -> Result<i32> {
     let s = crate::audit::Store::open(&store, b"")
         .with_context(|| format!("Failed to open the store {}", store.display()))?;
     let c = s.verify_chain()?;
+    // every consent and token act has its row (the chain alone cannot tell a missing one)
+    let unaudited = s.unaudited_acts()?;
+    for act in &unaudited {
+        out!("audit: {act} without its audit row");
+    }
     match c.first_bad {
-        None => {
+        None if unaudited.is_empty() => {
             out!("audit chain ok: {} rows, head {}", c.rows, c.head);
             Ok(0)
+        }
+        None => {
+            out!(
+                "audit chain ok: {} rows, head {}; but {} act(s) without their audit row",
+                c.rows,
+                c.head,
+                unaudited.len()
+            );
+            Ok(1)
         }
         Some((seq, why)) => {
             out!("audit chain BROKEN at row {seq}: {why}");

@@ -1217,6 +1217,52 @@ impl Store {
         Ok(rows)
     }
 
+    /// The consents and tokens the store holds without the audit row of their act: a token
+    /// without its `token_created` row (outcome its id), a revoked token without a
+    /// `token_revoked` row, a consent without its `consent_registered` row (its reference), a
+    /// revoked consent without a `consent_revoked` row (outcome `revoked`). Each as `token
+    /// tok_… created` / `… revoked`, `consent cr_… registered` / `… revoked`; empty when
+    /// every act has its row. Since session 20 an act and its row are one write, so an entry
+    /// here is a store written by an older hedui whose row failed, or a store edited by hand;
+    /// the chain check ([`Store::verify_chain`]) cannot see either.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn unaudited_acts(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.reader()?;
+        let mut out = Vec::new();
+        for (sql, what) in [
+            (
+                "SELECT id FROM tokens WHERE id NOT IN
+                 (SELECT outcome FROM audit WHERE action = 'token_created') ORDER BY id",
+                "token {} created",
+            ),
+            (
+                "SELECT id FROM tokens WHERE revoked = 1 AND id NOT IN
+                 (SELECT outcome FROM audit WHERE action = 'token_revoked') ORDER BY id",
+                "token {} revoked",
+            ),
+            (
+                "SELECT ref FROM consents WHERE ref NOT IN
+                 (SELECT consent_ref FROM audit WHERE action = 'consent_registered') ORDER BY ref",
+                "consent {} registered",
+            ),
+            (
+                "SELECT ref FROM consents WHERE revoked_at IS NOT NULL AND ref NOT IN
+                 (SELECT consent_ref FROM audit WHERE action = 'consent_revoked'
+                  AND outcome = 'revoked') ORDER BY ref",
+                "consent {} revoked",
+            ),
+        ] {
+            let mut st = conn.prepare(sql)?;
+            let ids = st.query_map([], |r| r.get::<_, String>(0))?;
+            for id in ids {
+                out.push(what.replace("{}", &id?));
+            }
+        }
+        Ok(out)
+    }
+
     /// Recompute the hash chain from the first row: a row whose content or `prev_hash` no
     /// longer matches, or a gap in the sequence (a deleted row), is the first bad row. Then
     /// the end: the head file beside the store (written after every commit) must name a row
@@ -2158,5 +2204,70 @@ mod tests {
         );
         assert_eq!(count("audit"), 3);
         assert!(s.consent(&consent).unwrap().unwrap().revoked_at.is_some());
+    }
+
+    /// `unaudited_acts` names each consent or token act the store holds without its row (a
+    /// store edited by hand or written by an older hedui), and none when every act has its.
+    #[test]
+    fn acts_without_their_audit_row_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
+        let ev = |action: &str, outcome: &str, consent_ref: &str| AuditEvent {
+            actor: "cli".into(),
+            action: action.into(),
+            outcome: outcome.into(),
+            consent_ref: consent_ref.into(),
+            ..AuditEvent::default()
+        };
+        let (token, _) = s
+            .create_token(&[Role::Intake], &["620503".into()], "w", |id| {
+                vec![ev("token_created", id, "")]
+            })
+            .unwrap();
+        let consent = s
+            .add_consent(
+                "620503198001011234",
+                "6205**********1234",
+                &["*".into()],
+                "dibao",
+                "2027-01-01",
+                &token,
+                |r| vec![ev("consent_registered", "", r)],
+            )
+            .unwrap();
+        assert!(
+            s.revoke_consent(&consent, |_| vec![ev(
+                "consent_revoked",
+                "revoked",
+                &consent
+            )])
+            .unwrap()
+        );
+        assert_eq!(s.unaudited_acts().unwrap(), Vec::<String>::new());
+        // acts stored without their rows, as before session 20 when a row failed
+        let conn = s.conn().unwrap();
+        conn.execute_batch(
+            "INSERT INTO tokens (id, hash, roles, regions, label, created_at, revoked)
+               VALUES ('tok_0000000000000001', 'h1', 'intake', '*', '', 't', 1);
+             INSERT INTO consents (ref, person_hash, person_masked, scope, purpose, valid_until,
+               created_at, revoked_at, registered_by)
+               VALUES ('cr_000000000001', 'p', 'm', '*', 'x', '2027-01-01', 't', 't', 'cli');",
+        )
+        .unwrap();
+        conn.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [&token])
+            .unwrap();
+        drop(conn);
+        assert_eq!(
+            s.unaudited_acts().unwrap(),
+            [
+                "token tok_0000000000000001 created".to_string(),
+                "token tok_0000000000000001 revoked".into(),
+                format!("token {token} revoked"),
+                "consent cr_000000000001 registered".into(),
+                "consent cr_000000000001 revoked".into(),
+            ]
+        );
+        // the chain itself is intact: only this check sees them
+        assert_eq!(s.verify_chain().unwrap().first_bad, None);
     }
 }
