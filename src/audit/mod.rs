@@ -33,9 +33,11 @@ use serde::Serialize;
 /// Store errors (I/O or SQLite); messages carry no request values.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// SQLite failed.
+    /// SQLite failed. (Its message is in this one's, and SQLite's error is not its `source`:
+    /// as a source a chain printed the cause twice, `store: database is locked: database is
+    /// locked: Error code 5`, found by session 20's attack.)
     #[error("store: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
     /// A lock was poisoned by a panic elsewhere.
     #[error("store: lock poisoned")]
     Poisoned,
@@ -46,6 +48,12 @@ pub enum StoreError {
     /// The store's file could not be created (its path and the system's message).
     #[error("store: {0}")]
     File(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e)
+    }
 }
 
 /// A write for [`Store::write`], committed by the store's writer thread together with the
