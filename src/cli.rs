@@ -1158,16 +1158,9 @@ fn token(action: TokenAction) -> Result<i32> {
             }
             // the revocation and its audit row in one transaction
             s.revoke_token(&id, |was_active| {
-                vec![crate::audit::AuditEvent {
-                    actor: "cli".into(),
-                    action: "token_revoked".into(),
-                    outcome: if was_active {
-                        id.clone()
-                    } else {
-                        format!("{id} already_revoked")
-                    },
-                    ..Default::default()
-                }]
+                vec![crate::audit::AuditEvent::token_revoked(
+                    "cli", &id, was_active,
+                )]
             })?;
             out!("token {id} revoked");
             return Ok(0);
@@ -1193,12 +1186,7 @@ fn token(action: TokenAction) -> Result<i32> {
         .with_context(|| format!("Failed to open the store {}", store.display()))?;
     // the token and its audit row in one transaction
     let (id, secret) = s.create_token(&roles, &region, &label, |id| {
-        vec![crate::audit::AuditEvent {
-            actor: "cli".into(),
-            action: "token_created".into(),
-            outcome: id.to_string(),
-            ..Default::default()
-        }]
+        vec![crate::audit::AuditEvent::token_created("cli", id)]
     })?;
     out!("{id} {secret}");
     say!("token {id} created; the secret above is shown once (only its SHA-256 is stored)");

@@ -1771,12 +1771,7 @@ async fn post_token(
         ));
     }
     let (id, secret) = app.store.create_token(&roles, &t.regions, &t.label, |id| {
-        vec![AuditEvent {
-            actor: token.id.clone(),
-            action: "token_created".into(),
-            outcome: id.to_string(),
-            ..AuditEvent::default()
-        }]
+        vec![AuditEvent::token_created(&token.id, id)]
     })?;
     Ok((
         StatusCode::CREATED,
@@ -1812,16 +1807,7 @@ async fn delete_token(
         return Err(unknown());
     }
     app.store.revoke_token(&id, |was_active| {
-        vec![AuditEvent {
-            actor: token.id.clone(),
-            action: "token_revoked".into(),
-            outcome: if was_active {
-                id.clone()
-            } else {
-                format!("{id} already_revoked")
-            },
-            ..AuditEvent::default()
-        }]
+        vec![AuditEvent::token_revoked(&token.id, &id, was_active)]
     })?;
     Ok((
         StatusCode::OK,

@@ -241,6 +241,34 @@ pub struct AuditEvent {
     pub outcome: String,
 }
 
+impl AuditEvent {
+    /// The row of a token created by `actor` (a token id, or `cli`): outcome the new id, as
+    /// [`Store::unaudited_acts`] looks for it.
+    pub fn token_created(actor: &str, id: &str) -> AuditEvent {
+        AuditEvent {
+            actor: actor.into(),
+            action: "token_created".into(),
+            outcome: id.into(),
+            ..AuditEvent::default()
+        }
+    }
+
+    /// The row of a token revoked by `actor`: outcome its id, or `ID already_revoked` when it
+    /// was not active.
+    pub fn token_revoked(actor: &str, id: &str, was_active: bool) -> AuditEvent {
+        AuditEvent {
+            actor: actor.into(),
+            action: "token_revoked".into(),
+            outcome: if was_active {
+                id.into()
+            } else {
+                format!("{id} already_revoked")
+            },
+            ..AuditEvent::default()
+        }
+    }
+}
+
 /// One audit row as read back.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRow {
