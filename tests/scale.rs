@@ -2245,17 +2245,20 @@ fn a_run_into_links_to_the_previous_run_leaves_the_previous_run_as_it_was() {
     );
     // every output file of the new folders linked to the previous run's: hard links in one,
     // symbolic links in the other
-    for (name, link) in [("hard", true), ("symbolic", false)] {
-        let out = p.root.join(name);
+    // a folder `out` whose files are each a hard (`hard`) or symbolic link to the previous run's
+    let linked = |out: &Path, hard: bool| {
         std::fs::create_dir_all(out.join("state")).expect("mkdir");
         for f in was.keys() {
             let (from, to) = (before.join(f), out.join(f));
-            if link {
+            if hard {
                 std::fs::hard_link(&from, &to).expect("link");
             } else {
                 std::os::unix::fs::symlink(&from, &to).expect("symlink");
             }
         }
+    };
+    for (name, link) in [("hard", true), ("symbolic", false)] {
+        linked(&p.root.join(name), link);
         let inc = p.batch(
             &data,
             name,
@@ -2266,16 +2269,7 @@ fn a_run_into_links_to_the_previous_run_leaves_the_previous_run_as_it_was() {
         assert_eq!(determinations(&inc), determinations(&plain), "{name}");
         // a full run with --previous into such a folder: changes.json against the previous
         // run's own determinations, not this run's written through the link
-        let full = p.root.join(format!("{name}-full"));
-        std::fs::create_dir_all(full.join("state")).expect("mkdir");
-        for f in was.keys() {
-            let (from, to) = (before.join(f), full.join(f));
-            if link {
-                std::fs::hard_link(&from, &to).expect("link");
-            } else {
-                std::os::unix::fs::symlink(&from, &to).expect("symlink");
-            }
-        }
+        linked(&p.root.join(format!("{name}-full")), link);
         let full = p.batch(&end, &format!("{name}-full"), &["--previous", s(&before)]);
         assert_eq!(files(&before), was, "{name}-full: the previous run changed");
         let changes: serde_json::Value =
