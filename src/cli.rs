@@ -429,7 +429,7 @@ fn run(cli: Cli) -> Result<i32> {
             }
             // household aliases keyed by hedui's signing key: the same in every run
             crate::ingest::caseload::set_alias_key(signing.derive_secret(ALIAS_LABEL));
-            let opts = BatchOptions {
+            let mut opts = BatchOptions {
                 caseload,
                 sources,
                 policy,
@@ -446,27 +446,39 @@ fn run(cli: Cli) -> Result<i32> {
             if memory_limit.is_none() {
                 crate::batch::leave_memory_to_exit();
             }
-            let summary = match (&partition, &delta, memory_limit) {
+            match (&partition, &delta, memory_limit) {
                 (Some(_), Some(_), _) | (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
                     bail!("--partition, --delta and --memory-limit are separate modes: give one")
                 }
-                (Some(p), None, None) => {
+                (Some(p), None, None)
                     if p != crate::batch::OTHER_PARTITION
-                        && (p.is_empty() || p.len() > 6 || !p.bytes().all(|b| b.is_ascii_digit()))
-                    {
-                        bail!(
-                            "--partition {p:?}: a region-code prefix is 1 to 6 digits (GB/T 2260: 62 a province, 6205 a prefecture, 620503 a county), or `other` for the households whose region code is not six digits of the policy's region"
-                        )
-                    }
-                    crate::batch::run_partition(&opts, p)
+                        && (p.is_empty()
+                            || p.len() > 6
+                            || !p.bytes().all(|b| b.is_ascii_digit())) =>
+                {
+                    bail!(
+                        "--partition {p:?}: a region-code prefix is 1 to 6 digits (GB/T 2260: 62 a province, 6205 a prefecture, 620503 a county), or `other` for the households whose region code is not six digits of the policy's region"
+                    )
                 }
-                (None, Some(d), None) => {
+                (None, Some(_), None) => {
                     let prev = opts.previous.clone().unwrap_or_default();
-                    crate::batch::run_incremental(&opts, &prev, d)
+                    crate::batch::previous_apart(&prev, &opts.out).context("Batch failed")?;
                 }
-                (None, None, Some(limit)) => crate::batch::run_limited(&opts, limit),
-                (None, None, None) => crate::batch::run(&opts),
+                _ => {}
             }
+            // written into a folder inside --out, put in place when the run succeeds: a
+            // refused run leaves --out as it was
+            let summary = crate::batch::run_published(&mut opts, |opts| {
+                match (&partition, &delta, memory_limit) {
+                    (Some(p), _, _) => crate::batch::run_partition(opts, p),
+                    (None, Some(d), _) => {
+                        let prev = opts.previous.clone().unwrap_or_default();
+                        crate::batch::run_incremental(opts, &prev, d)
+                    }
+                    (None, None, Some(limit)) => crate::batch::run_limited(opts, limit),
+                    (None, None, None) => crate::batch::run(opts),
+                }
+            })
             .context("Batch failed")?;
             if let (Some(p), 0) = (&partition, summary.households) {
                 say!(

@@ -1004,10 +1004,6 @@ fn an_incremental_run_whose_delta_leaves_a_source_stale_or_empty_says_unverified
     assert_eq!(p.opened(&again), b);
 }
 
-/// The state keeps up to 256 rows per period-reading source that are in the period; a delta
-/// removing exactly those (and adding none in the period) leaves an end state whose period
-/// the incremental run cannot tell without reading it: refused (exit 2), never guessed either
-/// way (the end state here still has rows of 2025, which a full run would find).
 /// Found by the s11 and s12 trials: a byte changed inside a line of the previous
 /// `reports.jsonl` (same length) was copied into the incremental run's file, exit 0, and only
 /// `hedui open` refused that report later. Each line's CRC-32 is in `households.bin` now and
@@ -1047,6 +1043,12 @@ fn a_line_changed_in_the_previous_reports_is_refused_by_the_incremental_copy() {
     let mut changed = bytes.clone();
     changed[at] = if changed[at] == b'A' { b'B' } else { b'A' };
     std::fs::write(before.join("reports.jsonl"), &changed).expect("write");
+    // `--out` holds an earlier run's outputs (the night before's folder reused, say): the
+    // refused run leaves them as they were (found by session 20's attack: its copied lines
+    // had replaced the earlier reports.jsonl, beside no summary.json)
+    let after = p.batch(&data, "after", &[]);
+    let was = output_files(&after);
+    assert!(was.contains_key("reports.jsonl") && was.contains_key("state/manifest.json"));
     let out = p.run_batch(
         &data,
         "after",
@@ -1058,27 +1060,64 @@ fn a_line_changed_in_the_previous_reports_is_refused_by_the_incremental_copy() {
         err.contains(&format!("the line at byte {third} ")) && err.contains("CRC-32"),
         "{err}"
     );
+    assert_eq!(output_files(&after), was, "the refused run changed --out");
+    let left: Vec<_> = std::fs::read_dir(&after)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .filter(|n| n.to_string_lossy().starts_with(".hedui"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // and it is still a previous run for the next night
+    let next = p.batch(
+        &data,
+        "next",
+        &["--previous", s(&after), "--delta", s(&delta)],
+    );
+    assert_eq!(p.opened(&next), p.opened(&after));
 }
 
-/// A run that stops while writing its state leaves no `manifest.json` (it goes first and is
-/// written last): the next night cannot take the earlier run's manifest beside this run's new
-/// records for a previous run's state.
+/// Every file of a run's output folder and of its `state/`, by path relative to it.
+fn output_files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for sub in ["", "state"] {
+        for e in std::fs::read_dir(dir.join(sub)).expect("dir") {
+            let path = e.expect("entry").path();
+            if path.is_file() {
+                let name = path
+                    .strip_prefix(dir)
+                    .expect("inside")
+                    .display()
+                    .to_string();
+                out.insert(name, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+/// A run writes into a folder inside `--out` and puts its outputs in place at its end, the
+/// earlier run's `state/manifest.json` removed first and the new `state` moved last. A run
+/// killed on the way leaves that folder (removed by the next run into `--out`, never taken
+/// for outputs) or, killed while putting in place, a state without `manifest.json`: the next
+/// night cannot take the earlier run's manifest beside new records for a previous run's state.
 #[test]
-fn a_run_stopped_while_writing_its_state_is_refused_as_a_previous_run() {
+fn a_run_killed_on_the_way_leaves_nothing_the_next_night_takes() {
     let p = Province::new();
     let data = p.root.join("data");
     let out = p.batch(&data, "night", &[]);
+    let clean = p.opened(&out);
+    // killed before it put its outputs in place: its folder is there, with a lock of a
+    // process that is gone
+    let staging = out.join(".hedui-run-incomplete");
+    std::fs::create_dir_all(staging.join("state")).expect("mkdir");
+    std::fs::write(staging.join("reports.jsonl"), b"half a line").expect("write");
+    std::fs::write(staging.join(".hedui-batch.lock"), b"pid 4000000000\n").expect("write");
+    let again = p.batch(&data, "night", &[]);
+    assert!(!staging.exists());
+    assert_eq!(p.opened(&again), clean);
+    // killed while putting in place: the earlier manifest gone, the records there
     let state = out.join("state");
-    assert!(state.join("manifest.json").is_file());
-    // the second run into the same folder cannot write caseload.bin: a folder stands there
-    std::fs::remove_file(state.join("caseload.bin")).expect("rm");
-    std::fs::create_dir(state.join("caseload.bin")).expect("mkdir");
-    let failed = p.run_batch(&data, "night", &[]);
-    let err = String::from_utf8_lossy(&failed.stderr);
-    assert_eq!(failed.status.code(), Some(2), "{err}");
-    assert!(err.contains("caseload.bin"), "{err}");
-    assert!(!state.join("manifest.json").exists());
-    // its linked records were written anew: without a manifest they are nobody's state
+    std::fs::remove_file(state.join("manifest.json")).expect("rm");
     assert!(state.join("linked.bin").is_file());
     let delta = p.root.join("empty-delta");
     std::fs::create_dir_all(&delta).expect("mkdir");
@@ -1094,6 +1133,10 @@ fn a_run_stopped_while_writing_its_state_is_refused_as_a_previous_run() {
     assert!(!p.root.join("next/reports.jsonl").exists());
 }
 
+/// The state keeps up to 256 rows per period-reading source that are in the period; a delta
+/// removing exactly those (and adding none in the period) leaves an end state whose period
+/// the incremental run cannot tell without reading it: refused (exit 2), never guessed either
+/// way (the end state here still has rows of 2025, which a full run would find).
 #[test]
 fn a_delta_taking_out_every_kept_row_in_the_period_is_refused_not_guessed() {
     let p = Province::new();
@@ -2219,23 +2262,7 @@ fn a_run_into_links_to_the_previous_run_leaves_the_previous_run_as_it_was() {
     let (delta, end) = (p.root.join("delta"), p.root.join("end"));
     make_delta(&data, &delta, &end);
     let before = p.batch(&data, "before", &[]);
-    let files = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
-        let mut out = BTreeMap::new();
-        for sub in ["", "state"] {
-            for e in std::fs::read_dir(dir.join(sub)).expect("dir") {
-                let path = e.expect("entry").path();
-                if path.is_file() {
-                    let name = path
-                        .strip_prefix(dir)
-                        .expect("inside")
-                        .display()
-                        .to_string();
-                    out.insert(name, std::fs::read(&path).expect("read"));
-                }
-            }
-        }
-        out
-    };
+    let files = output_files;
     let was = files(&before);
     assert!(was.contains_key("reports.jsonl") && was.contains_key("state/households.bin"));
     let plain = p.batch(

@@ -45,7 +45,8 @@ mod keep;
 mod scale;
 mod scrub;
 pub use scale::{
-    DeltaError, OTHER_PARTITION, parse_memory_limit, run_incremental, run_limited, run_partition,
+    DeltaError, OTHER_PARTITION, parse_memory_limit, previous_apart, run_incremental, run_limited,
+    run_partition,
 };
 
 /// What a batch run needs.
@@ -1286,6 +1287,112 @@ pub(crate) fn release<T>(x: T) {
     } else {
         drop(x);
     }
+}
+
+/// The folder inside `--out` that a run of [`run_published`] writes into before its outputs
+/// are put in place: removed when the run is refused, and at the start of the next run when
+/// a run was killed.
+pub const STAGING_DIR: &str = ".hedui-run-incomplete";
+
+/// The names a run writes in `--out` (files, and the `state` folder): those of an earlier
+/// run that this one does not write (an earlier incremental run's `changes.json`, say) go
+/// when this run's outputs are put in place, so that `--out` holds one run's outputs only.
+const OUTPUT_NAMES: [&str; 8] = [
+    "reports.jsonl",
+    "determinations.csv",
+    "quarantine.csv",
+    "normalisations.csv",
+    "changes.json",
+    "summary.json",
+    "summary.html",
+    "state",
+];
+
+/// Runs `run` (any of [`run`], [`run_incremental`], [`run_partition`], [`run_limited`]) with
+/// `opts.out` pointing at [`STAGING_DIR`] inside the `--out` folder, and puts the outputs in
+/// place only when it succeeds: a refused run (a previous run whose reports were changed
+/// after it, a delta that cannot be applied, `--strict`, a full disk) leaves `--out` as it
+/// was, an earlier run's outputs there whole, never a half-written `reports.jsonl` beside
+/// them. Found by session 20's attack: an incremental run refused for a changed previous
+/// `reports.jsonl` had already replaced `--out`'s reports with the lines it had copied.
+///
+/// Putting in place renames each output (same file system: no copy); the earlier run's
+/// `state/manifest.json` goes first and the new `state` folder last, so that a process killed
+/// in between leaves no state an incremental run would take. `opts.out` is the `--out`
+/// folder again when this returns.
+///
+/// # Errors
+/// The run's; [`BatchError::Locked`] when another batch writes to `--out`;
+/// [`BatchError::Write`] naming the file that could not be created, removed or renamed.
+pub fn run_published(
+    opts: &mut BatchOptions,
+    run: impl FnOnce(&BatchOptions) -> Result<Summary, BatchError>,
+) -> Result<Summary, BatchError> {
+    let out = opts.out.clone();
+    std::fs::create_dir_all(&out).map_err(write_err(&out))?;
+    let _lock = OutputLock::take(&out)?;
+    let staging = out.join(STAGING_DIR);
+    // a run killed before it put its outputs in place (this one holds the lock: no run is
+    // writing there)
+    remove_any(&staging).map_err(write_err(&staging))?;
+    std::fs::create_dir(&staging).map_err(write_err(&staging))?;
+    opts.out = staging.clone();
+    let result = run(opts);
+    opts.out = out.clone();
+    let summary = match result {
+        Ok(summary) => summary,
+        Err(e) => {
+            if let Err(r) = remove_any(&staging) {
+                tracing::warn!(path = %staging.display(), error = %r, "The refused run's outputs could not be removed.");
+            }
+            return Err(e);
+        }
+    };
+    put_in_place(&staging, &out)?;
+    remove_any(&staging).map_err(write_err(&staging))?;
+    Ok(summary)
+}
+
+/// Removes the file, link or folder (with what it holds) at `path`, if any; a link is
+/// removed, never followed.
+fn remove_any(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves every output in `staging` into `out` (see [`run_published`]).
+fn put_in_place(staging: &Path, out: &Path) -> Result<(), BatchError> {
+    let manifest = out.join("state").join("manifest.json");
+    if out.join("state").is_dir() {
+        remove_if_present(&manifest).map_err(write_err(&manifest))?;
+    }
+    let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(staging)
+        .map_err(write_err(staging))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()
+        .map_err(write_err(staging))?;
+    names.retain(|n| n != ".hedui-batch.lock");
+    for name in OUTPUT_NAMES {
+        if !names.iter().any(|n| n == name) {
+            let p = out.join(name);
+            remove_any(&p).map_err(write_err(&p))?;
+        }
+    }
+    // the state last: it says the outputs beside it are whole
+    names.sort_by_key(|n| n == "state");
+    for name in names {
+        let (from, to) = (staging.join(&name), out.join(&name));
+        // (a folder is not renamed over another, nor over a link to one)
+        if std::fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir() || from.is_dir()) {
+            remove_any(&to).map_err(write_err(&to))?;
+        }
+        std::fs::rename(&from, &to).map_err(write_err(&to))?;
+    }
+    Ok(())
 }
 
 /// Run the batch. Returns the summary (also written to `summary.json`).
@@ -2760,6 +2867,48 @@ fn signed_lines(sealer: &RunSealer, unsigned: Vec<UnsignedReport>) -> Vec<Vec<u8
 #[cfg(test)]
 mod tests {
     use super::same_bytes;
+
+    /// Outputs go in place by rename: an earlier run's outputs this run does not write go, a
+    /// folder of the user's stays, a link in `--out` is replaced (its target left as it was),
+    /// and the new `state` holds the new manifest.
+    #[test]
+    fn outputs_are_put_in_place_and_the_earlier_run_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let (out, staging) = (dir.path().join("out"), dir.path().join("out/.staging"));
+        let elsewhere = dir.path().join("elsewhere.jsonl");
+        std::fs::write(&elsewhere, b"another run's").expect("write");
+        std::fs::create_dir_all(out.join("state")).expect("mkdir");
+        for (name, text) in [
+            ("changes.json", "old changes"),
+            ("summary.json", "old summary"),
+            ("state/manifest.json", "old manifest"),
+            ("state/linked.bin", "old records"),
+            ("notes.txt", "the clerk's"),
+        ] {
+            std::fs::write(out.join(name), text).expect("write");
+        }
+        std::os::unix::fs::symlink(&elsewhere, out.join("reports.jsonl")).expect("link");
+        std::fs::create_dir_all(staging.join("state")).expect("mkdir");
+        for (name, text) in [
+            ("reports.jsonl", "new reports"),
+            ("summary.json", "new summary"),
+            ("state/manifest.json", "new manifest"),
+            (".hedui-batch.lock", "pid 1"),
+        ] {
+            std::fs::write(staging.join(name), text).expect("write");
+        }
+        super::put_in_place(&staging, &out).expect("in place");
+        let read = |n: &str| std::fs::read_to_string(out.join(n)).ok();
+        assert_eq!(read("reports.jsonl").as_deref(), Some("new reports"));
+        assert!(!out.join("reports.jsonl").is_symlink());
+        assert_eq!(std::fs::read(&elsewhere).expect("read"), b"another run's");
+        assert_eq!(read("summary.json").as_deref(), Some("new summary"));
+        assert_eq!(read("state/manifest.json").as_deref(), Some("new manifest"));
+        assert_eq!(read("state/linked.bin"), None);
+        assert_eq!(read("changes.json"), None);
+        assert_eq!(read("notes.txt").as_deref(), Some("the clerk's"));
+        assert_eq!(read(".hedui-batch.lock"), None);
+    }
 
     #[test]
     fn an_id_number_inside_a_note_is_found_and_a_plain_one_is_left_to_its_parse() {

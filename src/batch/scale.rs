@@ -2224,6 +2224,23 @@ fn queried_persons(
     (everyone, named)
 }
 
+/// An incremental run's `--out` is not its `--previous`: the previous run's state and
+/// reports are read while the new ones are written, and a night's outputs stay beside the
+/// next's. (The command line checks `--out` itself; a run writes into a folder inside it,
+/// [`super::run_published`].)
+///
+/// # Errors
+/// [`BatchError::Previous`] when both name the same folder.
+pub fn previous_apart(previous: &Path, out: &Path) -> Result<(), BatchError> {
+    if std::fs::canonicalize(previous).ok() == std::fs::canonicalize(out).ok() {
+        return Err(BatchError::Previous {
+            path: previous.display().to_string(),
+            message: "--out must differ from --previous (the previous run's files are read while the new ones are written)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// `hedui batch --previous DIR --delta DIR`: recompute only the households touched by the
 /// delta (every household with a member or supporter whose ID appears in a delta row or in
 /// a previous row the delta changes, removes or moves), reuse every other household's sealed
@@ -2244,12 +2261,7 @@ pub fn run_incremental(
     let t0 = Instant::now();
     let mut timings = BTreeMap::new();
     std::fs::create_dir_all(&opts.out).map_err(write_err(&opts.out))?;
-    if std::fs::canonicalize(previous).ok() == std::fs::canonicalize(&opts.out).ok() {
-        return Err(BatchError::Previous {
-            path: previous.display().to_string(),
-            message: "--out must differ from --previous (the previous run's files are read while the new ones are written)".into(),
-        });
-    }
+    previous_apart(previous, &opts.out)?;
     let _lock = OutputLock::take(&opts.out)?;
     // an earlier run's repairs log in this folder would pass for this run's, should this run
     // stop before it writes its own (the delta rows' repairs)
