@@ -468,6 +468,10 @@ fn run(cli: Cli) -> Result<i32> {
             }
             // written into a folder inside --out, put in place when the run succeeds: a
             // refused run leaves --out as it was
+            #[allow(
+                clippy::result_large_err,
+                reason = "BatchError names the file, row, column and value; returned once per run"
+            )]
             let summary = crate::batch::run_published(&mut opts, |opts| {
                 match (&partition, &delta, memory_limit) {
                     (Some(p), _, _) => crate::batch::run_partition(opts, p),

@@ -1133,6 +1133,68 @@ fn a_run_killed_on_the_way_leaves_nothing_the_next_night_takes() {
     assert!(!p.root.join("next/reports.jsonl").exists());
 }
 
+/// `--strict` stops an incremental run at a quarantined row as it stops a full run (found by
+/// session 21's attack: a delta row whose balance is not an amount was quarantined and the
+/// run went on, exit 1), and the refused run leaves `--out` as it was.
+#[test]
+fn a_strict_incremental_run_stops_at_a_quarantined_delta_row() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let before = p.batch(&data, "before", &[]);
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let mut m = members.lines();
+    let mh: Vec<&str> = m.next().expect("header").split(',').collect();
+    let mi = mh
+        .iter()
+        .position(|c| *c == "id_number")
+        .expect("id_number");
+    let ids: std::collections::HashSet<&str> =
+        m.map(|l| l.split(',').nth(mi).unwrap_or("")).collect();
+    let bank = std::fs::read_to_string(data.join("bank.csv")).expect("bank");
+    let mut b = bank.lines();
+    let header = b.next().expect("header");
+    let cols: Vec<&str> = header.split(',').collect();
+    let (bi, vi) = (
+        cols.iter()
+            .position(|c| *c == "id_number")
+            .expect("id_number"),
+        cols.iter().position(|c| *c == "balance").expect("balance"),
+    );
+    let mut row: Vec<String> = b
+        .map(|l| l.split(',').map(String::from).collect::<Vec<_>>())
+        .find(|r| ids.contains(r[bi].as_str()))
+        .expect("a member's bank row");
+    row[vi] = "abc".into();
+    let delta = p.root.join("delta");
+    std::fs::create_dir_all(&delta).expect("mkdir");
+    std::fs::write(
+        delta.join("bank.csv"),
+        format!("op,row,{header}\nadd,,{}\n", row.join(",")),
+    )
+    .expect("delta");
+    // without --strict: quarantined, the run goes on
+    let lenient = p.batch(
+        &data,
+        "lenient",
+        &["--previous", s(&before), "--delta", s(&delta)],
+    );
+    assert_eq!(
+        quarantine_lines(&lenient, |l| l.contains("money_not_a_number")).len(),
+        1
+    );
+    // with it: stopped, naming the row; --out (holding the lenient run) as it was
+    let was = output_files(&lenient);
+    let out = p.run_batch(
+        &data,
+        "lenient",
+        &["--previous", s(&before), "--delta", s(&delta), "--strict"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--strict") && err.contains("balance"), "{err}");
+    assert_eq!(output_files(&lenient), was);
+}
+
 /// The state keeps up to 256 rows per period-reading source that are in the period; a delta
 /// removing exactly those (and adding none in the period) leaves an end state whose period
 /// the incremental run cannot tell without reading it: refused (exit 2), never guessed either

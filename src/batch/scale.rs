@@ -51,7 +51,7 @@ use serde_json::json;
 use super::direct::{DirectReader, DirectWriter, LineFault, RangeCopier, check_lines};
 use super::{
     BatchError, BatchOptions, Ctx, FileCounts, Outcomes, OutputLock, PeriodRows, PersonState,
-    SourceSummary, Summary, fired_rules, new_run_id, remove_if_present, run_selected,
+    SourceSummary, Summary, check_strict, fired_rules, new_run_id, remove_if_present, run_selected,
     write_determinations, write_err, write_summary,
 };
 use crate::assess::Household;
@@ -1050,59 +1050,98 @@ fn state_dir(out: &Path) -> Result<PathBuf, BatchError> {
     Ok(dir)
 }
 
-/// Write the part of `state/` a run knows once its sources are linked (see the module docs):
-/// `linked.bin` and `linked.keys` (every row linked by its own valid key, and the near-miss
-/// rows), and `caseload.bin`; a stale `linked.patch` is removed. A full run writes them on a
-/// thread of their own while it assesses (they hold none of its outcomes); [`write_state`]
-/// adds the rest.
-///
-/// # Errors
-/// [`BatchError::Write`] naming the file.
-pub(super) fn write_state_records(
-    opts: &BatchOptions,
-    caseload: &Caseload,
-    record_sets: &[crate::records::CompactSet],
-    near_miss: &[(u8, u64, u64)],
-) -> Result<(), BatchError> {
-    let dir = state_dir(&opts.out)?;
-    // An earlier run's manifest goes first: a run that stops after this would leave new
-    // records beside an old manifest, a state no incremental run may take ([`write_state`]
-    // writes the manifest last, once the state is whole).
-    let mpath = dir.join("manifest.json");
-    remove_if_present(&mpath).map_err(write_err(&mpath))?;
-    let ppath = dir.join("linked.patch");
-    remove_if_present(&ppath).map_err(write_err(&ppath))?;
-    let lpath = dir.join("linked.bin");
-    let linked = || -> std::io::Result<()> {
-        let mut w = LinkedWriter::create(&lpath)?;
-        // The exactly linked records with the keys the scan found; records the error-tolerant
-        // linkage added after them have no valid key of their own and are not kept. One
-        // buffer for every record (7.3 M at 300k households).
-        let mut blob = Vec::with_capacity(512);
-        for (si, set) in record_sets.iter().enumerate() {
+/// `state/linked.bin` and `linked.keys` (see the module docs), written while the sources are
+/// scanned: each source's exactly linked records as soon as it is linked, on a thread of its
+/// own beside the scan ([`StateRecords::add`]), the near-miss rows once every source is read
+/// ([`StateRecords::finish`]). At the end of the assessment they cost ~3 s of CPU at
+/// 300,000 households (their encoding, and the kernel's copy of ~1 GB into the page cache)
+/// when both cores were busy sealing; during the scan a core is partly idle.
+pub(super) struct StateRecords {
+    w: LinkedWriter,
+    path: PathBuf,
+    /// one buffer for every record (7.3 M at 300k households)
+    blob: Vec<u8>,
+}
+
+impl StateRecords {
+    /// Starts `state/linked.bin` of the run writing into `opts.out`. An earlier run's manifest
+    /// goes first: a run that stops after this would leave new records beside an old
+    /// manifest, a state no incremental run may take ([`write_state`] writes the manifest
+    /// last, once the state is whole); a stale `linked.patch` goes too.
+    ///
+    /// # Errors
+    /// [`BatchError::Write`] naming the file.
+    pub(super) fn start(opts: &BatchOptions) -> Result<Self, BatchError> {
+        let dir = state_dir(&opts.out)?;
+        let mpath = dir.join("manifest.json");
+        remove_if_present(&mpath).map_err(write_err(&mpath))?;
+        let ppath = dir.join("linked.patch");
+        remove_if_present(&ppath).map_err(write_err(&ppath))?;
+        let path = dir.join("linked.bin");
+        let w = LinkedWriter::create(&path).map_err(write_err(&path))?;
+        Ok(StateRecords {
+            w,
+            path,
+            blob: Vec::with_capacity(512),
+        })
+    }
+
+    /// Writes the records of source `si` (its index in [`SourceKind::ALL`]; sources in that
+    /// order) that the scan linked by their own valid key. Records the error-tolerant linkage
+    /// adds later have no valid key of their own and are never kept.
+    ///
+    /// # Errors
+    /// [`BatchError::Write`] naming the file.
+    pub(super) fn add(
+        &mut self,
+        si: usize,
+        set: &crate::records::CompactSet,
+    ) -> Result<(), BatchError> {
+        let mut write = || -> std::io::Result<()> {
             for i in 0..set.len() {
                 let (Some(key), Some(row)) = (set.key(i), set.row(i)) else {
                     continue;
                 };
-                blob.clear();
-                if key != crate::records::NO_KEY && set.linked_blob_into(i, &mut blob) {
-                    w.row(si as u8, row, key, &blob)?;
+                self.blob.clear();
+                if key != crate::records::NO_KEY && set.linked_blob_into(i, &mut self.blob) {
+                    self.w.row(si as u8, row, key, &self.blob)?;
                 }
             }
-        }
-        for &(s, row, body) in near_miss {
-            w.near(s, row, body)?;
-        }
-        w.finish()
-    };
-    linked().map_err(write_err(&lpath))?;
-    let cpath = dir.join("caseload.bin");
+            Ok(())
+        };
+        write().map_err(write_err(&self.path))
+    }
+
+    /// Writes the near-miss rows (source, row, 17-digit body) and ends the files.
+    ///
+    /// # Errors
+    /// [`BatchError::Write`] naming the file.
+    pub(super) fn finish(self, near_miss: &[(u8, u64, u64)]) -> Result<(), BatchError> {
+        let StateRecords { mut w, path, .. } = self;
+        near_miss
+            .iter()
+            .try_for_each(|&(s, row, body)| w.near(s, row, body))
+            .and_then(|()| w.finish())
+            .map_err(write_err(&path))
+    }
+}
+
+/// Writes `state/caseload.bin`: the caseload as the run used it (an incremental run with the
+/// same caseload files reads it instead of the files).
+///
+/// # Errors
+/// [`BatchError::Write`] naming the file.
+pub(super) fn write_caseload_state(
+    opts: &BatchOptions,
+    caseload: &Caseload,
+) -> Result<(), BatchError> {
+    let cpath = state_dir(&opts.out)?.join("caseload.bin");
     write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))
 }
 
 /// Write the rest of `state/` for a run, once its households are assessed (see the module
 /// docs): `households.bin`, then `manifest.json` (last: a state without it is refused as a
-/// previous run). [`write_state_records`] writes the other files first.
+/// previous run). [`StateRecords`] and [`write_caseload_state`] write the other files first.
 ///
 /// # Errors
 /// [`BatchError::Write`] naming the file; the caseload's digest cannot be taken.
@@ -2158,7 +2197,29 @@ fn read_deltas(delta_dir: &Path) -> Result<Vec<Option<SourceDelta>>, BatchError>
         for e in entries.flatten() {
             let p = e.path();
             let name = e.file_name().to_string_lossy().to_string();
-            if !p.is_file() || name.starts_with('.') {
+            let refused = |message: String| {
+                Err(BatchError::Delta(DeltaError {
+                    file: p.display().to_string(),
+                    row: "-".into(),
+                    column: "-".into(),
+                    message,
+                }))
+            };
+            // Found by session 21's attack: a delta in a folder inside the delta folder, or
+            // hidden (`.bank.csv`), was passed over, exit 0 with no household recomputed.
+            if p.is_dir() {
+                return refused("a folder inside the delta folder is not read: its changes would be passed over; put the delta files in the delta folder itself".into());
+            }
+            if let Some(hidden) = name.strip_prefix('.') {
+                let stem = hidden.split('.').next().unwrap_or("");
+                if SourceKind::ALL.iter().any(|k| k.name() == stem) {
+                    return refused(format!(
+                        "a hidden file of {stem} is not read: its changes would be passed over; name it {hidden}, or remove it from the delta folder"
+                    ));
+                }
+                continue;
+            }
+            if !p.is_file() {
                 continue;
             }
             let stem = name.split('.').next().unwrap_or("");
@@ -2417,6 +2478,9 @@ pub fn run_incremental(
         );
     }
     let caseload_q = q.entries.len();
+    // --strict: the first quarantined row stops the run, as in a full run over the end state
+    // (found by session 21's attack: an incremental run quarantined a delta row and went on)
+    check_strict(opts.strict, &q)?;
     let (everyone, named) = match persons {
         Some(p) => p,
         None => queried_persons(&caseload),
@@ -3360,6 +3424,10 @@ pub fn run_incremental(
     });
     q.entries.truncate(caseload_q);
     q.entries.extend(source_q);
+    // --strict: any row of the end state quarantined (a delta row's, or one the previous
+    // run's quarantine carries) stops the run, as a full --strict run over the end state stops
+    // at it; the run's outputs are not put in place
+    check_strict(opts.strict, &q)?;
     let qpath = opts.out.join("quarantine.csv");
     q.write_csv(&qpath).map_err(write_err(&qpath))?;
     let delta_norms = crate::ingest::normalisation::Normalisations {
@@ -4481,6 +4549,32 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    /// A folder inside the delta folder, or a hidden file of a source, is refused (session
+    /// 21's attack: both were passed over, exit 0); other hidden files (`.DS_Store`) are not
+    /// delta files and are left alone.
+    #[test]
+    fn a_delta_in_a_folder_or_hidden_is_refused() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(d.path().join("x")).expect("mkdir");
+        std::fs::write(d.path().join("x/bank.csv"), b"op,row\n").expect("write");
+        let e = read_deltas(d.path()).err().expect("refused").to_string();
+        assert!(
+            e.contains("a folder inside the delta folder") && e.contains("/x"),
+            "{e}"
+        );
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join(".bank.csv"), b"op,row\n").expect("write");
+        let e = read_deltas(d.path()).err().expect("refused").to_string();
+        assert!(
+            e.contains("a hidden file of bank") && e.contains(".bank.csv"),
+            "{e}"
+        );
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(d.path().join(".DS_Store"), b"x").expect("write");
+        let read = read_deltas(d.path()).expect("no delta file");
+        assert!(read.iter().all(Option::is_none));
     }
 
     #[test]

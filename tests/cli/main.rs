@@ -1221,8 +1221,10 @@ fn faulty_caseload_rows_empty_extracts_and_near_miss_keys_refer_instead_of_passi
             "a near-miss key of a member makes bank unverified"
         );
     }
-    // 4. a second batch into the same output while one holds it is refused
-    std::fs::write(dir.join(".hedui-batch.lock"), "pid 1").unwrap();
+    // 4. a second batch into the same output while one holds it is refused: here this test
+    // holds the lock as a run does (an exclusive flock on the lock file)
+    let held = std::fs::File::create(dir.join(".hedui-batch.lock")).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
     let (out, _) = c.batch("run/", &[]); // a trailing slash, as a shell completes it
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1231,6 +1233,7 @@ fn faulty_caseload_rows_empty_extracts_and_near_miss_keys_refer_instead_of_passi
         err.contains("run/.hedui-batch.lock") && !err.contains("//"),
         "the lock file's path as it is: {err}"
     );
+    drop(held);
     // 5. a lock left by a run that is gone (killed: no such process here) is taken over, and
     // the next run goes on (found by the s13 trial: a killed night stopped every later one)
     std::fs::write(dir.join(".hedui-batch.lock"), "pid 4000000000\n").unwrap();
