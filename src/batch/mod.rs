@@ -1565,7 +1565,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let pb = progress(opts.progress, SourceKind::ALL.len() as u64, "sources");
     let mut unverified: Vec<(SourceKind, String)> = Vec::new();
     let mut sources: BTreeMap<String, SourceSummary> = BTreeMap::new();
-    let mut record_sets: Vec<CompactSet> = Vec::new();
+    let mut record_sets: Vec<CompactSet> = Vec::with_capacity(12);
     // per source: rows with a valid key by the holder's age band (outside / in the caseload)
     let mut rows_by_age: Vec<[[u64; crate::link::caseload::AGE_BANDS]; 2]> = Vec::with_capacity(12);
     let mut pending: Vec<crate::link::caseload::BatchRow> = Vec::new();
@@ -1577,35 +1577,16 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // rows become evidence here: a reader thread runs ahead, never waiting for this one (a
     // source's linked rows are a few per cent of its extract, and all are kept in the end;
     // with one source of room the scan stalled behind the evidence of the large ones).
-    // Each source's linked records go to `state/linked.bin` as soon as the source is linked,
-    // on a thread of their own that hands the sets back at the scan's end ([`scale::StateRecords`]).
-    let state_records = scale::StateRecords::start(opts)?;
-    let (state_records, state_written, records_ms) = std::thread::scope(
-        |sc| -> Result<_, BatchError> {
-            let (to_state, linked_sets) = std::sync::mpsc::channel::<CompactSet>();
-            let state_writer = sc.spawn(move || {
-                let mut state = state_records;
-                let mut sets = Vec::with_capacity(SourceKind::ALL.len());
-                let (mut written, mut busy) = (Ok(()), 0u128);
-                for set in linked_sets {
-                    let t = Instant::now();
-                    if written.is_ok() {
-                        written = state.add(sets.len(), &set);
-                    }
-                    busy += t.elapsed().as_millis();
-                    sets.push(set);
-                }
-                (state, written, sets, busy)
-            });
-            let (tx, rx) = std::sync::mpsc::sync_channel(SourceKind::ALL.len());
-            let (sources_dir, keys, as_of) = (&opts.sources, &person_keys, opts.as_of);
-            let names = &person_names;
-            // Without the registration extract no row keyed with another person's valid ID is a
-            // candidate (who holds that ID cannot be told: see the pass below), so the scan does
-            // not read `name` for them.
-            let candidates = policy.wrong_valid_id_candidates
-                && FileConnector::locate(sources_dir, SourceKind::HouseholdRegistration).is_ok();
-            sc.spawn(move || {
+    std::thread::scope(|sc| -> Result<(), BatchError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(SourceKind::ALL.len());
+        let (sources_dir, keys, as_of) = (&opts.sources, &person_keys, opts.as_of);
+        let names = &person_names;
+        // Without the registration extract no row keyed with another person's valid ID is a
+        // candidate (who holds that ID cannot be told: see the pass below), so the scan does
+        // not read `name` for them.
+        let candidates = policy.wrong_valid_id_candidates
+            && FileConnector::locate(sources_dir, SourceKind::HouseholdRegistration).is_ok();
+        sc.spawn(move || {
             for kind in SourceKind::ALL {
                 let t = Instant::now();
                 let names = (!names.is_empty() && candidates).then(|| names.clone());
@@ -1662,141 +1643,139 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 }
             }
         });
-            for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
-                pb.set_message(kind.name());
-                // (an error here means the reader panicked: the scope passes the panic on)
-                let Ok((linked, took)) = rx.recv() else {
-                    break;
-                };
-                // the source's time: its scan and link, and its rows' evidence below
-                let ts = Instant::now()
-                    .checked_sub(took)
-                    .unwrap_or_else(Instant::now);
-                match linked {
-                    Err(e) => {
-                        // (the full reason, with the file and the columns, is in summary.json:
-                        // the log keeps to the code, never a value of the file)
-                        tracing::warn!(source = %kind, reason = e.code(), see = "summary.json: sources.<source>.reason", "Source not answered; every household says unverified for it.");
-                        // (the reader's words in it, a header or a sheet's name, may name a
-                        // caseload person)
-                        let reason = scrub.text(&format!("{}: {e}", e.code())).into_owned();
-                        unverified.push((kind, reason.clone()));
-                        sources.insert(
-                            kind.name().into(),
-                            SourceSummary {
-                                status: "unverified",
-                                reason: Some(reason),
-                                counts: None,
-                                households_unverified: 0,
-                                ms: ts.elapsed().as_millis(),
-                            },
-                        );
-                        // (a send fails only when the state's thread is gone: it panicked, and the
-                        // scope passes the panic on)
-                        let _ = to_state.send(CompactSet::default());
-                        rows_by_age.push(Default::default());
-                        // --strict: an extract that is there and was refused whole stops the run
-                        // like a refused row (one that is not there at all is a source not
-                        // queried, as without --strict)
-                        if opts.strict && !matches!(e, ConnectorError::NotFound { .. }) {
-                            return Err(strict_source(kind, &scrub.text(&e.to_string()), e.code()));
-                        }
+        for (si, kind) in SourceKind::ALL.into_iter().enumerate() {
+            pb.set_message(kind.name());
+            // (an error here means the reader panicked: the scope passes the panic on)
+            let Ok((linked, took)) = rx.recv() else {
+                break;
+            };
+            // the source's time: its scan and link, and its rows' evidence below
+            let ts = Instant::now()
+                .checked_sub(took)
+                .unwrap_or_else(Instant::now);
+            match linked {
+                Err(e) => {
+                    // (the full reason, with the file and the columns, is in summary.json:
+                    // the log keeps to the code, never a value of the file)
+                    tracing::warn!(source = %kind, reason = e.code(), see = "summary.json: sources.<source>.reason", "Source not answered; every household says unverified for it.");
+                    // (the reader's words in it, a header or a sheet's name, may name a
+                    // caseload person)
+                    let reason = scrub.text(&format!("{}: {e}", e.code())).into_owned();
+                    unverified.push((kind, reason.clone()));
+                    sources.insert(
+                        kind.name().into(),
+                        SourceSummary {
+                            status: "unverified",
+                            reason: Some(reason),
+                            counts: None,
+                            households_unverified: 0,
+                            ms: ts.elapsed().as_millis(),
+                        },
+                    );
+                    record_sets.push(CompactSet::default());
+                    rows_by_age.push(Default::default());
+                    // --strict: an extract that is there and was refused whole stops the run
+                    // like a refused row (one that is not there at all is a source not
+                    // queried, as without --strict)
+                    if opts.strict && !matches!(e, ConnectorError::NotFound { .. }) {
+                        return Err(strict_source(kind, &scrub.text(&e.to_string()), e.code()));
                     }
-                    Ok((conn, mut l)) => {
-                        let prep = conn.prepared();
-                        let file = l.counts.file.clone();
-                        for r in &prep.rejected {
-                            let mut e = QuarantineEntry::from_rejected(&file, r);
-                            if let std::borrow::Cow::Owned(m) = scrub.text(&e.message) {
-                                e.message = m;
-                            }
-                            // A row refused while reading (cut-off line, a 万元 value that is not
-                            // an amount, …) whose ID names a caseload person: that person's records
-                            // of this source are incomplete, never "no records".
-                            // Two `id_number` headers that disagree (duplicate_column_conflict):
-                            // the row may be either person's, so both are.
-                            let mut pis: Vec<(usize, u64)> = r
-                                .id_number
-                                .iter()
-                                .chain(
-                                    r.other_keys
-                                        .iter()
-                                        .filter(|(c, _)| c == "id_number")
-                                        .map(|(_, v)| v),
-                                )
-                                .filter_map(|raw| IdNumber::parse(raw, opts.as_of).ok())
-                                .filter_map(|(id, _)| {
-                                    person_index.get(&id.key()).map(|&pi| (pi, id.key()))
-                                })
-                                .collect();
-                            pis.dedup();
-                            if !pis.is_empty() {
-                                e.action = Action::Referred;
-                                e.message.push_str(&format!(
+                }
+                Ok((conn, mut l)) => {
+                    let prep = conn.prepared();
+                    let file = l.counts.file.clone();
+                    for r in &prep.rejected {
+                        let mut e = QuarantineEntry::from_rejected(&file, r);
+                        if let std::borrow::Cow::Owned(m) = scrub.text(&e.message) {
+                            e.message = m;
+                        }
+                        // A row refused while reading (cut-off line, a 万元 value that is not
+                        // an amount, …) whose ID names a caseload person: that person's records
+                        // of this source are incomplete, never "no records".
+                        // Two `id_number` headers that disagree (duplicate_column_conflict):
+                        // the row may be either person's, so both are.
+                        let mut pis: Vec<(usize, u64)> = r
+                            .id_number
+                            .iter()
+                            .chain(
+                                r.other_keys
+                                    .iter()
+                                    .filter(|(c, _)| c == "id_number")
+                                    .map(|(_, v)| v),
+                            )
+                            .filter_map(|raw| IdNumber::parse(raw, opts.as_of).ok())
+                            .filter_map(|(id, _)| {
+                                person_index.get(&id.key()).map(|&pi| (pi, id.key()))
+                            })
+                            .collect();
+                        pis.dedup();
+                        if !pis.is_empty() {
+                            e.action = Action::Referred;
+                            e.message.push_str(&format!(
                                 "; the row names a caseload person: their {} evidence is incomplete, household referred",
                                 kind.name()
                             ));
-                            }
-                            for (pi, key) in pis {
-                                let p = &mut persons[pi];
-                                p.mark_row_unreadable(kind);
-                                // kept in the state, so that an incremental run recomputing the
-                                // person marks them again (found by session 17's attack: the
-                                // household turned eligible)
-                                near_miss.push((si as u8, scale::refused_line_row(r.line), key));
-                            }
-                            q.push(e);
                         }
-                        for (bi, (row, raw)) in l.kept.bad.iter().enumerate() {
-                            // second linkage pass (issue 7): decided after every source is read
-                            if let Some(rec) = l.kept.bad_records.records.get(bi) {
-                                pending.push(crate::link::caseload::BatchRow::new(
-                                    si,
-                                    kind,
-                                    q.entries.len(),
-                                    rec.clone(),
-                                    l.kept.bad_names.get(bi).cloned().flatten(),
-                                ));
-                            }
-                            let e = IdNumber::parse(raw, opts.as_of)
-                                .err()
-                                .unwrap_or(crate::domain::IdError::Missing);
-                            // A key that fails only its check character and whose 17-digit body is a
-                            // caseload person's: the row is probably theirs. It is not used (no guess),
-                            // but that person's source is unverified, never read as "no records".
-                            if let crate::domain::IdError::CheckCharacter { .. } = e {
-                                let t = raw.trim().as_bytes();
-                                if t.len() == 18 && t[..17].iter().all(u8::is_ascii_digit) {
-                                    let body = t[..17]
-                                        .iter()
-                                        .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
-                                    // decided after the second linkage pass: the row may be another
-                                    // person's (a same-day neighbour's key with a typo)
-                                    if let Some(&pi) = person_index.get(&body) {
-                                        near_miss.push((si as u8, *row, body));
-                                        check_only.push((pi, kind, q.entries.len()));
-                                    }
+                        for (pi, key) in pis {
+                            let p = &mut persons[pi];
+                            p.mark_row_unreadable(kind);
+                            // kept in the state, so that an incremental run recomputing the
+                            // person marks them again (found by session 17's attack: the
+                            // household turned eligible)
+                            near_miss.push((si as u8, scale::refused_line_row(r.line), key));
+                        }
+                        q.push(e);
+                    }
+                    for (bi, (row, raw)) in l.kept.bad.iter().enumerate() {
+                        // second linkage pass (issue 7): decided after every source is read
+                        if let Some(rec) = l.kept.bad_records.records.get(bi) {
+                            pending.push(crate::link::caseload::BatchRow::new(
+                                si,
+                                kind,
+                                q.entries.len(),
+                                rec.clone(),
+                                l.kept.bad_names.get(bi).cloned().flatten(),
+                            ));
+                        }
+                        let e = IdNumber::parse(raw, opts.as_of)
+                            .err()
+                            .unwrap_or(crate::domain::IdError::Missing);
+                        // A key that fails only its check character and whose 17-digit body is a
+                        // caseload person's: the row is probably theirs. It is not used (no guess),
+                        // but that person's source is unverified, never read as "no records".
+                        if let crate::domain::IdError::CheckCharacter { .. } = e {
+                            let t = raw.trim().as_bytes();
+                            if t.len() == 18 && t[..17].iter().all(u8::is_ascii_digit) {
+                                let body = t[..17]
+                                    .iter()
+                                    .fold(0u64, |a, d| a * 10 + u64::from(d - b'0'));
+                                // decided after the second linkage pass: the row may be another
+                                // person's (a same-day neighbour's key with a typo)
+                                if let Some(&pi) = person_index.get(&body) {
+                                    near_miss.push((si as u8, *row, body));
+                                    check_only.push((pi, kind, q.entries.len()));
                                 }
                             }
-                            let mut entry = QuarantineEntry::at(
-                                &file,
-                                prep.line_of(*row),
-                                Some(*row),
-                                "id_number",
-                                raw,
-                                e.code(),
-                                Action::Rejected,
-                                format!("id_number: {e}; the row cannot be linked to a person"),
-                            );
-                            // The key sits in another field (name and id_number swapped, a
-                            // shifted column): the row is a caseload person's and cannot be
-                            // read, so their records of this source are incomplete, never "no
-                            // records" (a swapped bank row of 50,000 yuan left a family eligible).
-                            // A column that holds an ID number by design (the registration's
-                            // `household_head_id`: the head's, not the row's person) is not such
-                            // a field.
-                            let named = l
-                                .kept
+                        }
+                        let mut entry = QuarantineEntry::at(
+                            &file,
+                            prep.line_of(*row),
+                            Some(*row),
+                            "id_number",
+                            raw,
+                            e.code(),
+                            Action::Rejected,
+                            format!("id_number: {e}; the row cannot be linked to a person"),
+                        );
+                        // The key sits in another field (name and id_number swapped, a
+                        // shifted column): the row is a caseload person's and cannot be
+                        // read, so their records of this source are incomplete, never "no
+                        // records" (a swapped bank row of 50,000 yuan left a family eligible).
+                        // A column that holds an ID number by design (the registration's
+                        // `household_head_id`: the head's, not the row's person) is not such
+                        // a field.
+                        let named =
+                            l.kept
                                 .bad_names
                                 .get(bi)
                                 .and_then(|n| n.as_deref())
@@ -1824,281 +1803,268 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                         .ok()
                                         .and_then(|(id, _)| person_index.get(&id.key()).copied())
                                 });
-                            if let Some(pi) = named {
-                                entry.action = Action::Referred;
-                                entry.message.push_str(&format!(
+                        if let Some(pi) = named {
+                            entry.action = Action::Referred;
+                            entry.message.push_str(&format!(
                                 "; another field of the row holds a caseload person's ID number (columns swapped?): their {} evidence is incomplete, household referred",
                                 kind.name()
                             ));
-                                persons[pi].mark_row_unreadable(kind);
-                            } else if let Some(pi) = embedded_id_numbers(raw)
-                                .iter()
-                                .filter_map(|v| IdNumber::parse(v, opts.as_of).ok())
-                                .find_map(|(id, _)| person_index.get(&id.key()).copied())
-                            {
-                                // Found by session 16's attack: a note in the ID column
-                                // (`备注：<ID> <name> 账户已销户`) naming a caseload person was
-                                // refused as an unreadable ID, and their household left as it was.
-                                entry.action = Action::Referred;
-                                entry.message.push_str(&format!(
+                            persons[pi].mark_row_unreadable(kind);
+                        } else if let Some(pi) = embedded_id_numbers(raw)
+                            .iter()
+                            .filter_map(|v| IdNumber::parse(v, opts.as_of).ok())
+                            .find_map(|(id, _)| person_index.get(&id.key()).copied())
+                        {
+                            // Found by session 16's attack: a note in the ID column
+                            // (`备注：<ID> <name> 账户已销户`) naming a caseload person was
+                            // refused as an unreadable ID, and their household left as it was.
+                            entry.action = Action::Referred;
+                            entry.message.push_str(&format!(
                                 "; the cell holds a caseload person's ID number among other text (a note?): their {} evidence is incomplete, household referred",
                                 kind.name()
                             ));
-                                persons[pi].mark_row_unreadable(kind);
-                            }
-                            q.push(entry);
+                            persons[pi].mark_row_unreadable(kind);
                         }
-                        // second linkage pass (issue 7): rows keyed with another person's valid ID
-                        // that bear a caseload person's name and birth date (unlinked rows: no
-                        // quarantine entry)
-                        for ((id, name), rec) in
-                            l.kept.other_valid.iter().zip(&l.kept.other_records.records)
-                        {
-                            let Some(id) = id else { continue };
-                            if kind == SourceKind::HouseholdRegistration {
-                                // a registration row is its ID's holder's own: a resident outside
-                                // the caseload with a caseload person's name and birth date
-                                if let Some(n) = name
-                                    .as_deref()
-                                    .and_then(crate::link::compare::normalise_name)
-                                {
-                                    homonyms.entry(id.key()).or_default().push(n);
-                                }
-                                continue;
-                            }
-                            pending.push(crate::link::caseload::BatchRow::other_valid_id(
-                                si,
-                                kind,
-                                rec.clone(),
-                                name.clone(),
-                                *id,
-                            ));
-                        }
-                        for (row, raw) in &l.kept.repaired {
-                            norms.id(
-                                At {
-                                    file: &file,
-                                    line: prep.line_of(*row),
-                                    row: Some(*row),
-                                    column: "id_number",
-                                },
-                                raw,
-                                opts.as_of,
-                            );
-                        }
-                        for n in &prep.normalised {
-                            norms.push(
-                                At {
-                                    file: &file,
-                                    line: Some(n.line),
-                                    row: Some(n.row),
-                                    column: &n.column,
-                                },
-                                &n.kind,
-                                n.detail.clone(),
-                            );
-                        }
-                        let parsed = crate::evidence::parsed_columns(kind);
-                        l.counts.quarantined = (l.kept.bad.len() + prep.rejected.len()) as u64;
-                        l.counts.rows += prep.rejected.len() as u64;
-                        l.counts.refused_lines = prep.rejected.len() as u64;
-                        l.counts.encoding = prep.encoding.clone();
-                        l.counts.line_runs = prep.line_runs();
-                        l.counts.delimiter = prep.delimiter;
-                        l.counts.header_map = prep
-                            .header_map
-                            .iter()
-                            .filter(|(a, b)| a != b)
-                            .cloned()
-                            .collect();
-                        l.counts.repeated_header_lines = prep.repeated_headers.clone();
-                        l.counts.notes = prep.notes.clone();
-                        scrub.texts(&mut l.counts.notes);
-                        // whether a caseload person's row is in the rules' period (tax year Y,
-                        // the income window): if none is, is any row of the file?
-                        let mut any_in_period = false;
-                        let repeats = repeated_records(kind, &l.kept.records);
-                        for ri in 0..l.kept.records.len() {
-                            let Some(&pi) =
-                                l.kept.records.key(ri).and_then(|k| person_index.get(&k))
-                            else {
-                                continue;
-                            };
-                            let (Some(row), Some(values)) =
-                                (l.kept.records.row(ri), l.kept.records.values(ri))
-                            else {
-                                continue;
-                            };
-                            let p = &mut persons[pi];
-                            // Found by the s7 attack: a bank row given twice (two overlapping
-                            // exports concatenated) counted its balance twice. A row that repeats
-                            // an earlier row of the same person value for value is counted once
-                            // and refers the household: whether the department meant two is not
-                            // guessed.
-                            if let Some(&first) = repeats.get(&(ri as u32)) {
-                                l.counts.quarantined += 1;
-                                let first_line = l
-                                    .kept
-                                    .records
-                                    .row(first as usize)
-                                    .and_then(|r| prep.line_of(r));
-                                q.push(QuarantineEntry::row_duplicate(
-                                    &file,
-                                    prep.line_of(row),
-                                    row,
-                                    first_line,
-                                    kind,
-                                ));
-                                p.mark_row_unreadable(kind);
-                                continue;
-                            }
-                            match p.evidence.add(kind, &values, &frame, policy) {
-                                Ok(in_scope) => {
-                                    l.counts.linked += 1;
-                                    any_in_period |= in_scope;
-                                    // The values the evidence parsed, when not spelled as §2 says.
-                                    for &(ci, how) in parsed.iter().filter(|_| in_scope) {
-                                        let Some(v) = values.get(ci).copied().flatten() else {
-                                            continue;
-                                        };
-                                        let at = At {
-                                            file: &file,
-                                            line: prep.line_of(row),
-                                            row: Some(row),
-                                            column: kind.columns()[ci].name,
-                                        };
-                                        match how {
-                                            crate::evidence::Parsed::Month => {
-                                                norms.date(at, v, true)
-                                            }
-                                            crate::evidence::Parsed::Day => {
-                                                norms.date(at, v, false)
-                                            }
-                                            crate::evidence::Parsed::Money => norms.money(at, v),
-                                            crate::evidence::Parsed::Year => norms.year(at, v),
-                                        }
-                                    }
-                                    if in_scope {
-                                        p.records.push((si as u8, ri as u32));
-                                    }
-                                }
-                                Err(fe) => {
-                                    l.counts.quarantined += 1;
-                                    if let Some(rec) = l.kept.records.record(ri) {
-                                        q.push(QuarantineEntry::evidence_fault(
-                                            &file,
-                                            prep.line_of(row),
-                                            kind,
-                                            &rec,
-                                            &fe,
-                                        ));
-                                    }
-                                    p.mark_row_unreadable(kind);
-                                }
-                            }
-                        }
-                        // rows = linked + unlinked + quarantined, each counted where it was decided
-                        debug_assert_eq!(
-                            l.counts.rows,
-                            l.counts.linked + l.counts.unlinked + l.counts.quarantined
-                        );
-                        // Found by the s7 attack: last year's tax extract (every row of 2024 when
-                        // Y is 2025) or a social-insurance extract that ends before the income
-                        // window was answered: every person had no income of the period, and
-                        // families over the line were eligible. An extract with no row at all in
-                        // the period the rules read is unverified, never "no income".
-                        // The rows in the period are kept in the state: an incremental run tells
-                        // from them whether its end state still answers for the period.
-                        l.counts.period_rows = if l.counts.rows == 0 {
-                            None
-                        } else {
-                            period_rows(&conn, kind, &frame)
-                        };
-                        // Found by the session-14 attack: a social-insurance extract holding one
-                        // month of the twelve of the window passed (a row was in the period), and
-                        // the contribution bases of the other eleven read as none: a family over
-                        // the line was eligible. Each month of the window must have a row.
-                        let stale = match (&l.counts.period_rows, period_of(kind, &frame)) {
-                            (Some(p), Some((_, what))) if !any_in_period && p.rows.is_empty() => {
-                                Some(out_of_period_reason(conn.path(), &what))
-                            }
-                            (Some(p), Some((_, what))) => {
-                                let missing = months_missing(kind, &frame, p);
-                                (!missing.is_empty())
-                                    .then(|| months_missing_reason(conn.path(), &what, &missing))
-                            }
-                            _ => None,
-                        };
-                        if let Some(reason) = stale {
-                            tracing::warn!(source = %kind, reason = "source_out_of_period", see = "summary.json: sources.<source>.reason", "Source not answered; every household says unverified for it.");
-                            unverified.push((kind, reason.clone()));
-                            sources.insert(
-                                kind.name().into(),
-                                SourceSummary {
-                                    status: "unverified",
-                                    reason: Some(reason.clone()),
-                                    counts: None,
-                                    households_unverified: 0,
-                                    ms: ts.elapsed().as_millis(),
-                                },
-                            );
-                            let _ = to_state.send(l.kept.records);
-                            rows_by_age.push(l.rows_by_age);
-                            pb.inc(1);
-                            check_strict(opts.strict, &q)?;
-                            if opts.strict {
-                                return Err(strict_source(kind, &reason, "source_out_of_period"));
+                        q.push(entry);
+                    }
+                    // second linkage pass (issue 7): rows keyed with another person's valid ID
+                    // that bear a caseload person's name and birth date (unlinked rows: no
+                    // quarantine entry)
+                    for ((id, name), rec) in
+                        l.kept.other_valid.iter().zip(&l.kept.other_records.records)
+                    {
+                        let Some(id) = id else { continue };
+                        if kind == SourceKind::HouseholdRegistration {
+                            // a registration row is its ID's holder's own: a resident outside
+                            // the caseload with a caseload person's name and birth date
+                            if let Some(n) = name
+                                .as_deref()
+                                .and_then(crate::link::compare::normalise_name)
+                            {
+                                homonyms.entry(id.key()).or_default().push(n);
                             }
                             continue;
                         }
-                        // Found by the s7 attack: another county's (or an old) extract links no
-                        // one, and every person reads as having no records of it. Whether a
-                        // caseload holds none of a sparse source's rows cannot be told from the
-                        // file, so this is said, not decided: in the log and summary.json.
-                        // (a memory-limited slice leaves it to the merge, which says it for
-                        // the whole caseload: a slice of a few households may hold none of a
-                        // sparse source's rows, found by the s13 trial)
-                        if l.counts.rows > 0
-                            && l.counts.linked == 0
-                            && l.counts.quarantined == 0
-                            && !persons.is_empty()
-                            && !sel.is_memory_slice()
-                        {
-                            say_another_population(kind, &mut l.counts);
+                        pending.push(crate::link::caseload::BatchRow::other_valid_id(
+                            si,
+                            kind,
+                            rec.clone(),
+                            name.clone(),
+                            *id,
+                        ));
+                    }
+                    for (row, raw) in &l.kept.repaired {
+                        norms.id(
+                            At {
+                                file: &file,
+                                line: prep.line_of(*row),
+                                row: Some(*row),
+                                column: "id_number",
+                            },
+                            raw,
+                            opts.as_of,
+                        );
+                    }
+                    for n in &prep.normalised {
+                        norms.push(
+                            At {
+                                file: &file,
+                                line: Some(n.line),
+                                row: Some(n.row),
+                                column: &n.column,
+                            },
+                            &n.kind,
+                            n.detail.clone(),
+                        );
+                    }
+                    let parsed = crate::evidence::parsed_columns(kind);
+                    l.counts.quarantined = (l.kept.bad.len() + prep.rejected.len()) as u64;
+                    l.counts.rows += prep.rejected.len() as u64;
+                    l.counts.refused_lines = prep.rejected.len() as u64;
+                    l.counts.encoding = prep.encoding.clone();
+                    l.counts.line_runs = prep.line_runs();
+                    l.counts.delimiter = prep.delimiter;
+                    l.counts.header_map = prep
+                        .header_map
+                        .iter()
+                        .filter(|(a, b)| a != b)
+                        .cloned()
+                        .collect();
+                    l.counts.repeated_header_lines = prep.repeated_headers.clone();
+                    l.counts.notes = prep.notes.clone();
+                    scrub.texts(&mut l.counts.notes);
+                    // whether a caseload person's row is in the rules' period (tax year Y,
+                    // the income window): if none is, is any row of the file?
+                    let mut any_in_period = false;
+                    let repeats = repeated_records(kind, &l.kept.records);
+                    for ri in 0..l.kept.records.len() {
+                        let Some(&pi) = l.kept.records.key(ri).and_then(|k| person_index.get(&k))
+                        else {
+                            continue;
+                        };
+                        let (Some(row), Some(values)) =
+                            (l.kept.records.row(ri), l.kept.records.values(ri))
+                        else {
+                            continue;
+                        };
+                        let p = &mut persons[pi];
+                        // Found by the s7 attack: a bank row given twice (two overlapping
+                        // exports concatenated) counted its balance twice. A row that repeats
+                        // an earlier row of the same person value for value is counted once
+                        // and refers the household: whether the department meant two is not
+                        // guessed.
+                        if let Some(&first) = repeats.get(&(ri as u32)) {
+                            l.counts.quarantined += 1;
+                            let first_line = l
+                                .kept
+                                .records
+                                .row(first as usize)
+                                .and_then(|r| prep.line_of(r));
+                            q.push(QuarantineEntry::row_duplicate(
+                                &file,
+                                prep.line_of(row),
+                                row,
+                                first_line,
+                                kind,
+                            ));
+                            p.mark_row_unreadable(kind);
+                            continue;
                         }
+                        match p.evidence.add(kind, &values, &frame, policy) {
+                            Ok(in_scope) => {
+                                l.counts.linked += 1;
+                                any_in_period |= in_scope;
+                                // The values the evidence parsed, when not spelled as §2 says.
+                                for &(ci, how) in parsed.iter().filter(|_| in_scope) {
+                                    let Some(v) = values.get(ci).copied().flatten() else {
+                                        continue;
+                                    };
+                                    let at = At {
+                                        file: &file,
+                                        line: prep.line_of(row),
+                                        row: Some(row),
+                                        column: kind.columns()[ci].name,
+                                    };
+                                    match how {
+                                        crate::evidence::Parsed::Month => norms.date(at, v, true),
+                                        crate::evidence::Parsed::Day => norms.date(at, v, false),
+                                        crate::evidence::Parsed::Money => norms.money(at, v),
+                                        crate::evidence::Parsed::Year => norms.year(at, v),
+                                    }
+                                }
+                                if in_scope {
+                                    p.records.push((si as u8, ri as u32));
+                                }
+                            }
+                            Err(fe) => {
+                                l.counts.quarantined += 1;
+                                if let Some(rec) = l.kept.records.record(ri) {
+                                    q.push(QuarantineEntry::evidence_fault(
+                                        &file,
+                                        prep.line_of(row),
+                                        kind,
+                                        &rec,
+                                        &fe,
+                                    ));
+                                }
+                                p.mark_row_unreadable(kind);
+                            }
+                        }
+                    }
+                    // rows = linked + unlinked + quarantined, each counted where it was decided
+                    debug_assert_eq!(
+                        l.counts.rows,
+                        l.counts.linked + l.counts.unlinked + l.counts.quarantined
+                    );
+                    // Found by the s7 attack: last year's tax extract (every row of 2024 when
+                    // Y is 2025) or a social-insurance extract that ends before the income
+                    // window was answered: every person had no income of the period, and
+                    // families over the line were eligible. An extract with no row at all in
+                    // the period the rules read is unverified, never "no income".
+                    // The rows in the period are kept in the state: an incremental run tells
+                    // from them whether its end state still answers for the period.
+                    l.counts.period_rows = if l.counts.rows == 0 {
+                        None
+                    } else {
+                        period_rows(&conn, kind, &frame)
+                    };
+                    // Found by the session-14 attack: a social-insurance extract holding one
+                    // month of the twelve of the window passed (a row was in the period), and
+                    // the contribution bases of the other eleven read as none: a family over
+                    // the line was eligible. Each month of the window must have a row.
+                    let stale = match (&l.counts.period_rows, period_of(kind, &frame)) {
+                        (Some(p), Some((_, what))) if !any_in_period && p.rows.is_empty() => {
+                            Some(out_of_period_reason(conn.path(), &what))
+                        }
+                        (Some(p), Some((_, what))) => {
+                            let missing = months_missing(kind, &frame, p);
+                            (!missing.is_empty())
+                                .then(|| months_missing_reason(conn.path(), &what, &missing))
+                        }
+                        _ => None,
+                    };
+                    if let Some(reason) = stale {
+                        tracing::warn!(source = %kind, reason = "source_out_of_period", see = "summary.json: sources.<source>.reason", "Source not answered; every household says unverified for it.");
+                        unverified.push((kind, reason.clone()));
                         sources.insert(
                             kind.name().into(),
                             SourceSummary {
-                                status: "answered",
-                                reason: None,
-                                counts: Some(l.counts),
+                                status: "unverified",
+                                reason: Some(reason.clone()),
+                                counts: None,
                                 households_unverified: 0,
                                 ms: ts.elapsed().as_millis(),
                             },
                         );
-                        tracing::debug!(
-                            source = %kind,
-                            records = l.kept.records.len(),
-                            heap_bytes = l.kept.records.heap_bytes(),
-                            "Source linked."
-                        );
-                        let _ = to_state.send(l.kept.records);
+                        record_sets.push(l.kept.records);
                         rows_by_age.push(l.rows_by_age);
+                        pb.inc(1);
+                        check_strict(opts.strict, &q)?;
+                        if opts.strict {
+                            return Err(strict_source(kind, &reason, "source_out_of_period"));
+                        }
+                        continue;
                     }
+                    // Found by the s7 attack: another county's (or an old) extract links no
+                    // one, and every person reads as having no records of it. Whether a
+                    // caseload holds none of a sparse source's rows cannot be told from the
+                    // file, so this is said, not decided: in the log and summary.json.
+                    // (a memory-limited slice leaves it to the merge, which says it for
+                    // the whole caseload: a slice of a few households may hold none of a
+                    // sparse source's rows, found by the s13 trial)
+                    if l.counts.rows > 0
+                        && l.counts.linked == 0
+                        && l.counts.quarantined == 0
+                        && !persons.is_empty()
+                        && !sel.is_memory_slice()
+                    {
+                        say_another_population(kind, &mut l.counts);
+                    }
+                    sources.insert(
+                        kind.name().into(),
+                        SourceSummary {
+                            status: "answered",
+                            reason: None,
+                            counts: Some(l.counts),
+                            households_unverified: 0,
+                            ms: ts.elapsed().as_millis(),
+                        },
+                    );
+                    tracing::debug!(
+                        source = %kind,
+                        records = l.kept.records.len(),
+                        heap_bytes = l.kept.records.heap_bytes(),
+                        "Source linked."
+                    );
+                    record_sets.push(l.kept.records);
+                    rows_by_age.push(l.rows_by_age);
                 }
-                pb.inc(1);
-                check_strict(opts.strict, &q)?;
             }
-            drop(to_state);
-            let (state, written, sets, busy) = state_writer
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p));
-            record_sets = sets;
-            Ok((state, written, busy))
-        },
-    )?;
-    state_written?;
-    state_records.finish(&near_miss)?;
+            pb.inc(1);
+            check_strict(opts.strict, &q)?;
+        }
+        Ok(())
+    })?;
     pb.finish_and_clear();
     timings.insert(
         "sources".to_string(),
@@ -2253,10 +2219,15 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut report_lens: Vec<u64> = Vec::with_capacity(caseload.households.len());
     let mut report_crcs: Vec<u32> = Vec::with_capacity(caseload.households.len());
     let all: Vec<usize> = (0..caseload.households.len()).collect();
-    // `state/caseload.bin` is written beside the assessment, on a thread of its own: it holds
-    // none of its outcomes.
-    let (write_ms, caseload_state) = std::thread::scope(|sc| {
-        let records = sc.spawn(|| scale::write_caseload_state(opts, &caseload));
+    // `state/`'s linked records and caseload are written beside the assessment, on a thread
+    // of their own: they hold none of its outcomes (at 300k households they were ~2 s of the
+    // run's end).
+    let (write_ms, (state_records, records_ms)) = std::thread::scope(|sc| {
+        let records = sc.spawn(|| {
+            let t = Instant::now();
+            let r = scale::write_state_records(opts, &caseload, &record_sets, &near_miss);
+            (r, t.elapsed().as_millis())
+        });
         let reports = std::thread::scope(|sc| -> Result<u128, BatchError> {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(1);
             let writer = sc.spawn(|| -> std::io::Result<u128> {
@@ -2297,7 +2268,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         reports.map(|ms| (ms, records))
     })?;
-    caseload_state?;
+    state_records?;
     pb.finish_and_clear();
     // (the reports' write overlaps the assessment: its own time is `reports_write`)
     timings.insert("assess_seal".to_string(), ta.elapsed().as_millis());

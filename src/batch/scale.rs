@@ -1050,98 +1050,59 @@ fn state_dir(out: &Path) -> Result<PathBuf, BatchError> {
     Ok(dir)
 }
 
-/// `state/linked.bin` and `linked.keys` (see the module docs), written while the sources are
-/// scanned: each source's exactly linked records as soon as it is linked, on a thread of its
-/// own beside the scan ([`StateRecords::add`]), the near-miss rows once every source is read
-/// ([`StateRecords::finish`]). At the end of the assessment they cost ~3 s of CPU at
-/// 300,000 households (their encoding, and the kernel's copy of ~1 GB into the page cache)
-/// when both cores were busy sealing; during the scan a core is partly idle.
-pub(super) struct StateRecords {
-    w: LinkedWriter,
-    path: PathBuf,
-    /// one buffer for every record (7.3 M at 300k households)
-    blob: Vec<u8>,
-}
-
-impl StateRecords {
-    /// Starts `state/linked.bin` of the run writing into `opts.out`. An earlier run's manifest
-    /// goes first: a run that stops after this would leave new records beside an old
-    /// manifest, a state no incremental run may take ([`write_state`] writes the manifest
-    /// last, once the state is whole); a stale `linked.patch` goes too.
-    ///
-    /// # Errors
-    /// [`BatchError::Write`] naming the file.
-    pub(super) fn start(opts: &BatchOptions) -> Result<Self, BatchError> {
-        let dir = state_dir(&opts.out)?;
-        let mpath = dir.join("manifest.json");
-        remove_if_present(&mpath).map_err(write_err(&mpath))?;
-        let ppath = dir.join("linked.patch");
-        remove_if_present(&ppath).map_err(write_err(&ppath))?;
-        let path = dir.join("linked.bin");
-        let w = LinkedWriter::create(&path).map_err(write_err(&path))?;
-        Ok(StateRecords {
-            w,
-            path,
-            blob: Vec::with_capacity(512),
-        })
-    }
-
-    /// Writes the records of source `si` (its index in [`SourceKind::ALL`]; sources in that
-    /// order) that the scan linked by their own valid key. Records the error-tolerant linkage
-    /// adds later have no valid key of their own and are never kept.
-    ///
-    /// # Errors
-    /// [`BatchError::Write`] naming the file.
-    pub(super) fn add(
-        &mut self,
-        si: usize,
-        set: &crate::records::CompactSet,
-    ) -> Result<(), BatchError> {
-        let mut write = || -> std::io::Result<()> {
+/// Write the part of `state/` a run knows once its sources are linked (see the module docs):
+/// `linked.bin` and `linked.keys` (every row linked by its own valid key, and the near-miss
+/// rows), and `caseload.bin`; a stale `linked.patch` is removed. A full run writes them on a
+/// thread of their own while it assesses (they hold none of its outcomes); [`write_state`]
+/// adds the rest.
+///
+/// # Errors
+/// [`BatchError::Write`] naming the file.
+pub(super) fn write_state_records(
+    opts: &BatchOptions,
+    caseload: &Caseload,
+    record_sets: &[crate::records::CompactSet],
+    near_miss: &[(u8, u64, u64)],
+) -> Result<(), BatchError> {
+    let dir = state_dir(&opts.out)?;
+    // An earlier run's manifest goes first: a run that stops after this would leave new
+    // records beside an old manifest, a state no incremental run may take ([`write_state`]
+    // writes the manifest last, once the state is whole).
+    let mpath = dir.join("manifest.json");
+    remove_if_present(&mpath).map_err(write_err(&mpath))?;
+    let ppath = dir.join("linked.patch");
+    remove_if_present(&ppath).map_err(write_err(&ppath))?;
+    let lpath = dir.join("linked.bin");
+    let linked = || -> std::io::Result<()> {
+        let mut w = LinkedWriter::create(&lpath)?;
+        // The exactly linked records with the keys the scan found; records the error-tolerant
+        // linkage added after them have no valid key of their own and are not kept. One
+        // buffer for every record (7.3 M at 300k households).
+        let mut blob = Vec::with_capacity(512);
+        for (si, set) in record_sets.iter().enumerate() {
             for i in 0..set.len() {
                 let (Some(key), Some(row)) = (set.key(i), set.row(i)) else {
                     continue;
                 };
-                self.blob.clear();
-                if key != crate::records::NO_KEY && set.linked_blob_into(i, &mut self.blob) {
-                    self.w.row(si as u8, row, key, &self.blob)?;
+                blob.clear();
+                if key != crate::records::NO_KEY && set.linked_blob_into(i, &mut blob) {
+                    w.row(si as u8, row, key, &blob)?;
                 }
             }
-            Ok(())
-        };
-        write().map_err(write_err(&self.path))
-    }
-
-    /// Writes the near-miss rows (source, row, 17-digit body) and ends the files.
-    ///
-    /// # Errors
-    /// [`BatchError::Write`] naming the file.
-    pub(super) fn finish(self, near_miss: &[(u8, u64, u64)]) -> Result<(), BatchError> {
-        let StateRecords { mut w, path, .. } = self;
-        near_miss
-            .iter()
-            .try_for_each(|&(s, row, body)| w.near(s, row, body))
-            .and_then(|()| w.finish())
-            .map_err(write_err(&path))
-    }
-}
-
-/// Writes `state/caseload.bin`: the caseload as the run used it (an incremental run with the
-/// same caseload files reads it instead of the files).
-///
-/// # Errors
-/// [`BatchError::Write`] naming the file.
-pub(super) fn write_caseload_state(
-    opts: &BatchOptions,
-    caseload: &Caseload,
-) -> Result<(), BatchError> {
-    let cpath = state_dir(&opts.out)?.join("caseload.bin");
+        }
+        for &(s, row, body) in near_miss {
+            w.near(s, row, body)?;
+        }
+        w.finish()
+    };
+    linked().map_err(write_err(&lpath))?;
+    let cpath = dir.join("caseload.bin");
     write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))
 }
 
 /// Write the rest of `state/` for a run, once its households are assessed (see the module
 /// docs): `households.bin`, then `manifest.json` (last: a state without it is refused as a
-/// previous run). [`StateRecords`] and [`write_caseload_state`] write the other files first.
+/// previous run). [`write_state_records`] writes the other files first.
 ///
 /// # Errors
 /// [`BatchError::Write`] naming the file; the caseload's digest cannot be taken.
