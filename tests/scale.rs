@@ -993,6 +993,27 @@ fn an_incremental_run_whose_delta_leaves_a_source_stale_or_empty_says_unverified
     for k in ["determination", "rules", "review_due"] {
         assert_eq!(si[k], sf[k], "{k}");
     }
+    // --strict stops both at the first such source, with the same words (session 21: the
+    // incremental run went on)
+    let stopped = |out: Output| {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        err.lines()
+            .find(|l| l.contains("--strict"))
+            .map(|l| l[l.find("--strict").expect("found")..].to_string())
+            .expect("the --strict line")
+    };
+    let full_strict = stopped(p.run_batch(&end, "full_strict", &["--strict"]));
+    assert!(
+        full_strict.starts_with("--strict: source tax refused as a whole (source_out_of_period)"),
+        "{full_strict}"
+    );
+    let inc_strict = stopped(p.run_batch(
+        &end,
+        "inc_strict",
+        &["--previous", s(&before), "--delta", s(&delta), "--strict"],
+    ));
+    assert_eq!(inc_strict, full_strict);
     // and the next incremental run on it keeps them unverified (a delta to them is refused)
     let empty = p.root.join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir");

@@ -2770,6 +2770,18 @@ pub fn run_incremental(
             touched.insert(body);
         }
     }
+    // --strict: an extract the delta leaves refused as a whole (no data rows, mostly refused
+    // rows, out of the period) stops the run, as it stops a full run over the end state
+    if opts.strict
+        && let Some((si, why)) = newly_unverified.first()
+    {
+        let code = why
+            .split_once(": ")
+            .map(|(c, _)| c)
+            .filter(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .unwrap_or("source_out_of_period");
+        return Err(super::strict_source(SourceKind::ALL[*si], why, code));
+    }
     // Touched households, and every queried person of theirs; every household when a source
     // turned unverified (each report says so).
     let mut recompute = vec![!newly_unverified.is_empty(); caseload.households.len()];
