@@ -409,6 +409,18 @@ fn run(cli: Cli) -> Result<i32> {
                     p.display()
                 );
             }
+            // (session 21's attack: `--out P/state --previous P` wrote a whole run into the
+            // previous run's state folder)
+            if let Some(p) = &previous
+                && let Ok(state) = std::fs::canonicalize(p.join("state"))
+                && resolved(&out).starts_with(&state)
+            {
+                bail!(
+                    "--out {} is inside the state folder of --previous {}: give the new run a folder of its own",
+                    out.display(),
+                    p.display()
+                );
+            }
             if let Some(d) = &delta
                 && !d.is_dir()
             {
@@ -808,6 +820,26 @@ fn print_report_brief(r: &crate::report::VerificationReport) {
         })
         .collect();
     out!("    sources: {}", sources.join(", "));
+}
+
+/// `path` made absolute with its links resolved, also when its last parts do not exist yet
+/// (the longest existing ancestor resolved, the rest appended).
+fn resolved(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut rest = Vec::new();
+    let mut at = abs.as_path();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return abs,
+        }
+    }
 }
 
 fn sibling(path: &Path, name: &str) -> PathBuf {

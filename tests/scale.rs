@@ -1152,6 +1152,18 @@ fn a_run_killed_on_the_way_leaves_nothing_the_next_night_takes() {
     assert!(err.contains("state/manifest.json"), "{err}");
     assert!(err.contains("a run that stopped leaves none"), "{err}");
     assert!(!p.root.join("next/reports.jsonl").exists());
+    // a run into the previous run's state folder is refused (session 21's attack: it wrote a
+    // whole run there)
+    for inside in ["night/state", "night/state/new"] {
+        let into = p.run_batch(&data, inside, &["--previous", s(&out)]);
+        let err = String::from_utf8_lossy(&into.stderr);
+        assert_eq!(into.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("is inside the state folder of --previous"),
+            "{err}"
+        );
+    }
+    assert!(!state.join("reports.jsonl").exists() && !state.join("new").exists());
 }
 
 /// `--strict` stops an incremental run at a quarantined row as it stops a full run (found by
