@@ -2593,13 +2593,26 @@ impl OutputLock {
         // A run that ends removes the file while it holds the lock: a file opened before that
         // and locked after is no longer the lock, and is opened again.
         for _ in 0..100 {
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(failed)?;
+            // Never written through a link (session 21's second attack: a symbolic or hard link
+            // at the lock's name had the file it names overwritten): a lock file is a plain
+            // file of one link, anything else there is removed (a link, never its target) and
+            // the file opened without following a link.
+            if let Ok(m) = std::fs::symlink_metadata(&path)
+                && (!m.file_type().is_file() || m.nlink() != 1)
+            {
+                remove_any(&path).map_err(failed)?;
+            }
+            let mut file = {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .map_err(failed)?
+            };
             match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => {}
                 Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
@@ -2611,8 +2624,8 @@ impl OutputLock {
                 Err(e) => return Err(failed(e.into())),
             }
             let held = file.metadata().map_err(failed)?;
-            match std::fs::metadata(&path) {
-                Ok(m) if m.dev() == held.dev() && m.ino() == held.ino() => {}
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.dev() == held.dev() && m.ino() == held.ino() && held.nlink() == 1 => {}
                 _ => continue,
             }
             let mut text = String::new();
@@ -3003,6 +3016,24 @@ mod tests {
             Err(super::BatchError::Locked { .. })
         ));
         drop(second);
+        // a link at the lock's name: replaced, the file it names left as it was
+        let victim = dir.path().join("victim");
+        for hard in [false, true] {
+            std::fs::write(&victim, "the clerk's").expect("write");
+            let lock = dir.path().join(".hedui-batch.lock");
+            if hard {
+                std::fs::hard_link(&victim, &lock).expect("link");
+            } else {
+                std::os::unix::fs::symlink(&victim, &lock).expect("link");
+            }
+            let held = super::OutputLock::take(dir.path()).expect("taken");
+            assert!(!lock.is_symlink());
+            drop(held);
+            assert_eq!(
+                std::fs::read_to_string(&victim).expect("read"),
+                "the clerk's"
+            );
+        }
     }
 
     /// A `state` in `--out` that links to another run's is moved as a link: the other run's

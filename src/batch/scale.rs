@@ -2171,9 +2171,17 @@ fn read_deltas(delta_dir: &Path) -> Result<Vec<Option<SourceDelta>>, BatchError>
             if p.is_dir() {
                 return refused("a folder inside the delta folder is not read: its changes would be passed over; put the delta files in the delta folder itself".into());
             }
-            if let Some(hidden) = name.strip_prefix('.') {
-                let stem = hidden.split('.').next().unwrap_or("");
-                if SourceKind::ALL.iter().any(|k| k.name() == stem) {
+            let names_source = |n: &str| {
+                let stem = n.split('.').next().unwrap_or("");
+                SourceKind::ALL
+                    .iter()
+                    .any(|k| k.name() == stem)
+                    .then_some(stem.to_string())
+            };
+            if name.starts_with('.') {
+                // (`..bank.csv`, `._bank.csv` too: session 21's second attack)
+                let hidden = name.trim_start_matches(['.', '_']);
+                if let Some(stem) = names_source(hidden) {
                     return refused(format!(
                         "a hidden file of {stem} is not read: its changes would be passed over; name it {hidden}, or remove it from the delta folder"
                     ));
@@ -2181,6 +2189,13 @@ fn read_deltas(delta_dir: &Path) -> Result<Vec<Option<SourceDelta>>, BatchError>
                 continue;
             }
             if !p.is_file() {
+                // a dangling link, a pipe, a socket under a source's name: not read, never
+                // passed over (session 21's second attack)
+                if let Some(stem) = names_source(&name) {
+                    return refused(format!(
+                        "the delta of {stem} is not a file that can be read (a link to nothing, a pipe, a socket?): its changes would be passed over"
+                    ));
+                }
                 continue;
             }
             let stem = name.split('.').next().unwrap_or("");
@@ -4544,8 +4559,20 @@ mod tests {
             e.contains("a hidden file of bank") && e.contains(".bank.csv"),
             "{e}"
         );
+        for hidden in ["..bank.csv", "._bank.csv"] {
+            let d = tempfile::tempdir().expect("tempdir");
+            std::fs::write(d.path().join(hidden), b"op,row\n").expect("write");
+            let e = read_deltas(d.path()).err().expect("refused").to_string();
+            assert!(e.contains("a hidden file of bank"), "{hidden}: {e}");
+        }
+        let d = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::symlink(d.path().join("nowhere"), d.path().join("bank.csv"))
+            .expect("link");
+        let e = read_deltas(d.path()).err().expect("refused").to_string();
+        assert!(e.contains("the delta of bank is not a file"), "{e}");
         let d = tempfile::tempdir().expect("tempdir");
         std::fs::write(d.path().join(".DS_Store"), b"x").expect("write");
+        std::fs::write(d.path().join(".#notes"), b"x").expect("write");
         let read = read_deltas(d.path()).expect("no delta file");
         assert!(read.iter().all(Option::is_none));
     }
