@@ -91,7 +91,7 @@ pub enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
-        /// As-of date D (default: today, UTC).
+        /// As-of date D (default: today in China Standard Time, UTC+08:00).
         #[arg(long)]
         as_of: Option<NaiveDate>,
         /// A previous run's output directory: write changes.json.
@@ -199,7 +199,7 @@ pub enum Command {
         /// Per-source latency and faults (TOML; see `hedui::sim::faults`).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// As-of date for ID-number validation (default: today, UTC).
+        /// As-of date for ID-number validation (default: today in China Standard Time, UTC+08:00).
         #[arg(long)]
         as_of: Option<NaiveDate>,
     },
@@ -321,13 +321,7 @@ pub fn main() -> i32 {
 }
 
 fn today() -> NaiveDate {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.date_naive())
-        .unwrap_or_default()
+    crate::domain::date::today()
 }
 
 fn run(cli: Cli) -> Result<i32> {

@@ -329,7 +329,7 @@ impl App {
         self.settings
             .config
             .as_of
-            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+            .unwrap_or_else(crate::domain::date::today)
     }
 
     /// Append audit rows (waiting for another process's write lock up to the store's busy
@@ -1055,7 +1055,7 @@ async fn post_verification(
             "this token may not act for households of this region",
         ));
     }
-    app.check_consents(&v, chrono::Utc::now().date_naive())?;
+    app.check_consents(&v, crate::domain::date::today())?;
     let id = new_job_id();
     // The request is stored as it came (it parsed, so it is UTF-8 JSON that parses again to
     // the same request): no re-serialisation.
@@ -1538,14 +1538,13 @@ async fn post_consent(
             m,
         )
     };
-    let (idn, _) =
-        IdNumber::parse(&c.id_number, chrono::Utc::now().date_naive()).map_err(|_| {
-            bad(
-                "id_number_invalid",
-                "id_number",
-                "id_number is not a valid resident ID number",
-            )
-        })?;
+    let (idn, _) = IdNumber::parse(&c.id_number, crate::domain::date::today()).map_err(|_| {
+        bad(
+            "id_number_invalid",
+            "id_number",
+            "id_number is not a valid resident ID number",
+        )
+    })?;
     // A region code that is not one (short, letters, not in GB/T 2260) is a format error
     // naming the field, before any region check; full-width digits read as ASCII, as in ID
     // numbers (`RegionCode::parse`).
@@ -1578,7 +1577,7 @@ async fn post_consent(
             "valid_until must be a date YYYY-MM-DD",
         )
     })?;
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::domain::date::today();
     if until < today {
         return Err(bad(
             "consent_expired",
@@ -2052,7 +2051,7 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
             // consents are checked again: one revoked or expired while the server was down
             // stops the job before any department is asked
             .and_then(|v| {
-                app.check_consents(&v, chrono::Utc::now().date_naive())
+                app.check_consents(&v, crate::domain::date::today())
                     .map(|()| v)
                     .map_err(|e| e.code.to_string())
             });
@@ -2228,7 +2227,7 @@ pub fn check(
             Ok(v) => v,
             Err(e) => return refused(e.into()),
         };
-        if let Err(e) = app.check_consents(&v, chrono::Utc::now().date_naive()) {
+        if let Err(e) = app.check_consents(&v, crate::domain::date::today()) {
             return refused(e);
         }
         let id = new_job_id();

@@ -10,6 +10,21 @@ use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
 
+/// Today's date in China Standard Time (UTC+08:00, no daylight saving time): the day that
+/// civil-affairs staff, the departments' records and an applicant's authorization are dated
+/// in. The default as-of date D of a run, the latest D a run accepts, and the day a consent's
+/// `valid_until` is checked against. (Session 21's trial: the UTC date was used, one day
+/// behind from 00:00 to 08:00 in China: a run then defaulted to yesterday, refused today's
+/// date as "after today", and accepted a consent that had ended the day before.)
+pub fn today() -> NaiveDate {
+    day_in_china(chrono::Utc::now())
+}
+
+/// The date in China Standard Time (UTC+08:00) of the instant `t`.
+pub fn day_in_china(t: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    (t + chrono::TimeDelta::hours(8)).date_naive()
+}
+
 /// A calendar month.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month {
@@ -444,6 +459,18 @@ pub fn from_excel_serial(serial: i64) -> Option<NaiveDate> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The China date turns at 16:00 UTC: a run at 07:30 in Beijing is dated that day.
+    #[test]
+    fn the_day_is_china_standard_times() {
+        let at = |t: &str| super::day_in_china(t.parse().expect("instant"));
+        let day = |d: &str| d.parse::<chrono::NaiveDate>().expect("date");
+        assert_eq!(at("2026-12-01T15:59:59Z"), day("2026-12-01"));
+        assert_eq!(at("2026-12-01T16:00:00Z"), day("2026-12-02"));
+        assert_eq!(at("2026-12-01T23:30:00Z"), day("2026-12-02"));
+        assert_eq!(at("2026-12-31T16:00:00Z"), day("2027-01-01"));
+    }
+
     use super::*;
 
     /// Full-width digits and separators, as an input method types them, read as ASCII and

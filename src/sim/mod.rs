@@ -112,13 +112,7 @@ pub struct Loaded {
 }
 
 fn today() -> NaiveDate {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    chrono::DateTime::from_timestamp(secs, 0)
-        .map(|t| t.date_naive())
-        .unwrap_or_default()
+    crate::domain::date::today()
 }
 
 /// Load every source's extract from `data` (in parallel) with the behaviour of `config`.

@@ -16,7 +16,7 @@ pub const COUNTY: &str = "620503";
 /// A consent's `valid_until` inside serve's default `[limits] max_consent_days` (366): 300
 /// days from today (UTC), as `YYYY-MM-DD`.
 pub fn consent_until() -> String {
-    (chrono::Utc::now().date_naive() + chrono::Days::new(300)).to_string()
+    (hedui::domain::date::today() + chrono::Days::new(300)).to_string()
 }
 
 /// The binary under test: cargo's, or `HEDUI_BIN` when set (engineers sharing one target

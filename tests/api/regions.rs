@@ -190,7 +190,7 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
         json!({"id_number": person, "region_code": region, "purpose": "dibao",
                "valid_until": until})
     };
-    let today = chrono::Utc::now().date_naive();
+    let today = hedui::domain::date::today();
     let in_days = |n: u64| (today + chrono::Days::new(n)).to_string();
     for (field, code, body) in [
         (
