@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
+
+use crate::domain::date::today;
 use clap::{Parser, Subcommand};
 
 use crate::assess::Policy;
@@ -318,10 +320,6 @@ pub fn main() -> i32 {
             2
         }
     }
-}
-
-fn today() -> NaiveDate {
-    crate::domain::date::today()
 }
 
 fn run(cli: Cli) -> Result<i32> {

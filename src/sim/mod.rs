@@ -39,6 +39,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::domain::IdNumber;
+use crate::domain::date::today;
 use faults::{FaultState, Outcome, SimConfig};
 use index::SourceIndex;
 
@@ -109,10 +110,6 @@ pub struct Loaded {
     pub seconds: f64,
     /// Bytes held by the indexes.
     pub bytes: usize,
-}
-
-fn today() -> NaiveDate {
-    crate::domain::date::today()
 }
 
 /// Load every source's extract from `data` (in parallel) with the behaviour of `config`.
