@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
-
-use crate::domain::date::today;
 use clap::{Parser, Subcommand};
 
 use crate::assess::Policy;
 use crate::batch::{BatchOptions, Summary};
+use crate::domain::date::today;
 use crate::seal::{
     Opener, RecipientPrivateKey, RecipientPublicKey, SealedReport, SigningKey, VerifyingKey,
 };
