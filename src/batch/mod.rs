@@ -1341,20 +1341,12 @@ pub fn run_published(
     opts.out = staging.clone();
     let result = run(opts);
     opts.out = out.clone();
-    let summary = match result {
-        Ok(summary) => summary,
-        Err(e) => {
-            if let Err(r) = remove_any(&staging) {
-                tracing::warn!(path = %staging.display(), error = %r, "The refused run's outputs could not be removed.");
-            }
-            return Err(e);
-        }
-    };
-    let placed = put_in_place(&staging, &out);
+    let result = result.and_then(|summary| put_in_place(&staging, &out).map(|()| summary));
+    // (what is left there: a refused run's outputs, or this run's that could not be put in place)
     if let Err(e) = remove_any(&staging) {
         tracing::warn!(path = %staging.display(), error = %e, "The run's working folder could not be removed (the next run into this folder removes it).");
     }
-    placed.map(|()| summary)
+    result
 }
 
 /// Removes the file, link or folder (with what it holds) at `path`, if any; a link is
@@ -2597,10 +2589,12 @@ impl OutputLock {
             // at the lock's name had the file it names overwritten): a lock file is a plain
             // file of one link, anything else there is removed (a link, never its target) and
             // the file opened without following a link.
+            // (a folder at its name is not removed: opening it fails, naming the lock)
             if let Ok(m) = std::fs::symlink_metadata(&path)
+                && !m.is_dir()
                 && (!m.file_type().is_file() || m.nlink() != 1)
             {
-                remove_any(&path).map_err(failed)?;
+                remove_if_present(&path).map_err(failed)?;
             }
             let mut file = {
                 use std::os::unix::fs::OpenOptionsExt;
