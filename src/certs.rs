@@ -21,17 +21,24 @@ use rcgen::{
 /// Why certificates could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
-    /// rcgen refused the parameters (a bug, not input).
+    /// rcgen refused the parameters (a bug, not input). Its message is in this one's, and
+    /// it is not the error's `source`, so that an error chain prints it once.
     #[error("certificate generation: {0}")]
-    Generate(#[from] rcgen::Error),
+    Generate(rcgen::Error),
     /// A file could not be written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Write {
         /// The file.
         path: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message; not the `source`, as above).
+        cause: std::io::Error,
     },
+}
+
+impl From<rcgen::Error> for CertError {
+    fn from(e: rcgen::Error) -> CertError {
+        CertError::Generate(e)
+    }
 }
 
 /// The files written by [`generate`].
@@ -56,9 +63,9 @@ pub struct CertFiles {
 }
 
 fn write_file(path: &Path, text: &str, private: bool) -> Result<(), CertError> {
-    let err = |source| CertError::Write {
+    let err = |cause| CertError::Write {
         path: path.display().to_string(),
-        source,
+        cause,
     };
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -117,9 +124,9 @@ fn set_validity(p: &mut CertificateParams, days: u64) {
 /// # Errors
 /// [`CertError::Write`] naming the file that could not be written.
 pub fn generate(out: &Path) -> Result<CertFiles, CertError> {
-    std::fs::create_dir_all(out).map_err(|source| CertError::Write {
+    std::fs::create_dir_all(out).map_err(|cause| CertError::Write {
         path: out.display().to_string(),
-        source,
+        cause,
     })?;
     let files = CertFiles {
         ca: out.join("ca.pem"),

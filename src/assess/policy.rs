@@ -12,12 +12,13 @@ use crate::domain::Fen;
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The file could not be read.
-    #[error("cannot read policy file {path}: {source}")]
+    #[error("cannot read policy file {path}: {cause}")]
     Io {
         /// The file.
         path: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (in the message, and not the error's `source`, so that an error chain
+        /// prints it once).
+        cause: std::io::Error,
     },
     /// The file is not valid TOML for a policy.
     #[error("policy file {path}: {message}")]
@@ -355,9 +356,9 @@ impl Policy {
     /// # Errors
     /// [`PolicyError`] naming the file and the field.
     pub fn load(path: &Path) -> Result<Policy, PolicyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+        let text = std::fs::read_to_string(path).map_err(|cause| PolicyError::Io {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Policy::from_toml(&text, &path.display().to_string())
     }

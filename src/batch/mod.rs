@@ -81,16 +81,19 @@ pub enum BatchError {
     #[error(transparent)]
     Caseload(#[from] crate::ingest::caseload::CaseloadError),
     /// Writing outputs failed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Write {
         /// The file.
         path: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause. (In the message, and not the error's `source`: as a source the CLI's
+        /// error chain printed it twice, `… Is a directory (os error 21): Is a directory
+        /// (os error 21)`.)
+        cause: std::io::Error,
     },
-    /// Sealing failed.
+    /// Sealing failed. (The sealer's message is in this one's, and not the error's `source`,
+    /// so that an error chain prints it once.)
     #[error("sealing failed: {0}")]
-    Seal(#[from] crate::seal::SealError),
+    Seal(crate::seal::SealError),
     /// Another batch is writing to the same output directory.
     #[error(
         "{path} is in use by another hedui batch (its process holds {lock}; the lock ends with it)"
@@ -139,6 +142,12 @@ pub enum BatchError {
         /// What is wrong.
         message: String,
     },
+}
+
+impl From<crate::seal::SealError> for BatchError {
+    fn from(e: crate::seal::SealError) -> BatchError {
+        BatchError::Seal(e)
+    }
 }
 
 /// Per-file accounting: every row is linked, unlinked or quarantined.
@@ -1235,9 +1244,9 @@ pub fn new_run_id(as_of: NaiveDate) -> String {
 }
 
 fn write_err(path: &Path) -> impl Fn(std::io::Error) -> BatchError + '_ {
-    move |source| BatchError::Write {
+    move |cause| BatchError::Write {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }
 
@@ -2578,9 +2587,9 @@ impl OutputLock {
         use std::io::{Read, Seek};
         use std::os::unix::fs::MetadataExt;
         let path = out.join(".hedui-batch.lock");
-        let failed = |source: std::io::Error| BatchError::Write {
+        let failed = |cause: std::io::Error| BatchError::Write {
             path: path.display().to_string(),
-            source,
+            cause,
         };
         // A run that ends removes the file while it holds the lock: a file opened before that
         // and locked after is no longer the lock, and is opened again.

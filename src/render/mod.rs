@@ -43,12 +43,19 @@ pub struct Texts {
 /// Why a texts file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TextsError {
-    /// Not TOML.
+    /// Not TOML. (TOML's message is in this one's, and not the error's `source`, so that an
+    /// error chain prints it once.)
     #[error("texts file is not valid TOML: {0}")]
-    Parse(#[from] toml::de::Error),
+    Parse(toml::de::Error),
     /// A required table or key is missing.
     #[error("texts file lacks {0}")]
     Missing(&'static str),
+}
+
+impl From<toml::de::Error> for TextsError {
+    fn from(e: toml::de::Error) -> TextsError {
+        TextsError::Parse(e)
+    }
 }
 
 impl Texts {

@@ -76,7 +76,7 @@ pub enum SimError {
         error: hedui_connectors::ConnectorError,
     },
     /// Binding or serving failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 

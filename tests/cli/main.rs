@@ -1271,6 +1271,34 @@ fn a_batch_dated_before_the_policy_is_in_force_is_refused() {
     assert!(!out_dir.join("determinations.csv").exists());
 }
 
+/// A file error names the file and the system's cause once: the cause was both in the
+/// error's message and its `source`, so the CLI's error chain printed it twice (`… File
+/// exists (os error 17): File exists (os error 17)`), for a batch's output, a policy file
+/// and the certificates' folder.
+#[test]
+fn a_file_error_names_its_cause_once() {
+    let county = County::new(3);
+    let once = |out: &Output, file: &str, cause: &str| {
+        assert_eq!(out.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(file), "{err}");
+        assert_eq!(err.matches(cause).count(), 1, "{err}");
+    };
+    let file = county.root.join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let (out, _) = county.batch("a-file", &[]);
+    once(&out, "cannot write", "File exists (os error 17)");
+    let missing = county.root.join("no-policy.toml");
+    let (out, _) = county.batch("run", &["--policy", s(&missing)]);
+    once(
+        &out,
+        "cannot read policy file",
+        "No such file or directory (os error 2)",
+    );
+    let out = hedui(&["certs", "--out", s(&file.join("certs"))]);
+    once(&out, "a-file/certs", "Not a directory (os error 20)");
+}
+
 /// Found by the s5 attack: a reports file saved with a UTF-8 BOM (Notepad, or two files
 /// concatenated) failed as "not JSON at line 1 column 1"; an empty file opened nothing and
 /// said nothing. The BOM rule of the department files (../shared/cases C03) holds for JSON.
