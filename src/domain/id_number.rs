@@ -753,8 +753,9 @@ pub(crate) fn separator_class(c: char) -> char {
 
 /// A digit as an ID number may be spelled in free text: ASCII, full-width, a Chinese numeral
 /// (`〇一二…九`, `○` for zero as input methods give it, `零`, `幺`, `两`, and the financial
-/// forms `壹贰叁…`), or another script's decimal digit (Arabic-Indic, the mathematical
-/// alphanumerics, circled and parenthesised digits).
+/// forms `壹贰叁…`), another script's decimal digit (Arabic-Indic, the mathematical
+/// alphanumerics, circled and parenthesised digits), or any character whose NFKC form is
+/// one ASCII digit (superscripts, subscripts).
 pub fn loose_digit(c: char) -> Option<u8> {
     let u = u32::from(c);
     let from = |zero: u32| Some(b'0' + (u - zero) as u8);
@@ -782,6 +783,17 @@ pub fn loose_digit(c: char) -> Option<u8> {
         '七' | '柒' => Some(b'7'),
         '八' | '捌' => Some(b'8'),
         '九' | '玖' => Some(b'9'),
+        // Any other character whose compatibility form is one digit: superscripts and
+        // subscripts (`⁶²⁰⁵⁰³…`, found by session 22's attack in a `purpose`), the other
+        // circled, negative and full-stop forms (Unicode's NFKC, UAX #15).
+        _ if c.is_numeric() && !c.is_ascii() => {
+            use unicode_normalization::UnicodeNormalization;
+            let mut n = std::iter::once(c).nfkc();
+            match (n.next(), n.next()) {
+                (Some(d @ '0'..='9'), None) => Some(d as u8),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -1113,6 +1125,9 @@ mod clean_key_tests {
         spelled.push("6205!0319!7503!2454!0X".to_string());
         spelled.push("⑥②⓪⑤⓪③①⑨⑦⑤⓪③②④⑤④⓪X".to_string());
         spelled.push("٦٢٠٥٠٣١٩٧٥٠٣٢٤٥٤٠X".to_string());
+        // superscript and subscript digits (session 22's attack: passed a `purpose`)
+        spelled.push("⁶²⁰⁵⁰³¹⁹⁷⁵⁰³²⁴⁵⁴⁰X".to_string());
+        spelled.push("₆₂₀₅₀₃₁₉₇₅₀₃₂₄₅₄₀X".to_string());
         spelled.push(format!("{a}: {b}: {c}"));
         spelled.push("620:503:1975:0324:540X".to_string());
         spelled.push("620503:19750324:540:X".to_string());

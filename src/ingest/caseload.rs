@@ -1327,6 +1327,22 @@ pub fn load_caseload(
         );
         match seen.get(&(household, key.clone())) {
             Some(&s) => {
+                // Two sizes of one supporter's household (one row per member supported):
+                // support owed would follow whichever is taken. Found by session 22's
+                // attack: sizes 4 and 50 gave 50, silently, and the household turned eligible.
+                if let (Some(a), Some(b)) = (out.supporters[s].own_household_size, own)
+                    && a != b
+                {
+                    rows.refer_each(
+                        q,
+                        &mut out.households[household],
+                        i,
+                        "own_household_size",
+                        size.get(i).unwrap_or("").trim(),
+                        "own_household_size_conflict",
+                        format!("the supporter's earlier row gives own_household_size {a}: which is right is unclear, so is support owed; household referred (caseload_fault)"),
+                    );
+                }
                 let sup = &mut out.supporters[s];
                 sup.own_household_size = sup.own_household_size.max(own);
                 sup.consent &= has_consent;
@@ -1774,11 +1790,11 @@ mod tests {
     }
 
     #[test]
-    fn one_supporter_of_two_members_is_one_supporter_with_the_largest_household_size() {
+    fn one_supporter_of_two_members_is_one_supporter_with_the_household_size_given() {
         let d = caseload(
             "H1,620503,urban,dibao,full,1000.00,,2026-01-02\nH1,620503,urban,dibao,full,,,\n",
             "H1,620503195809200176,马福祥,applicant,2,C1\nH1,620503196207080319,李建国,spouse,,C1\nH9,620503198703151234,王秀兰,child,,C9\n",
-            "H1,620503198703151234,王秀兰,620503195809200176,child,2,C1-S1\nH1,620503198703151234,王秀兰,620503196207080319,child,4,C1-S1\nH1,620503198703151235,张三,620503196207080319,child,1,C1-S2\n",
+            "H1,620503198703151234,王秀兰,620503195809200176,child,,C1-S1\nH1,620503198703151234,王秀兰,620503196207080319,child,4,C1-S1\nH1,620503198703151235,张三,620503196207080319,child,1,C1-S2\n",
         );
         let (c, q) = load(d.path());
         assert_eq!(
@@ -1806,6 +1822,42 @@ mod tests {
         );
         assert_eq!(q.entries[1].line, Some(4));
         assert_eq!(q.entries[2].value, "6205**********1235");
+    }
+
+    /// Found by session 22's attack: a supporter of two members whose rows gave sizes 4 and 50
+    /// was one supporter of size 50, silently, and the household turned eligible. Two sizes
+    /// given (an empty cell gives none) refer the household, naming the later row; the same
+    /// size twice does not.
+    #[test]
+    fn a_supporter_whose_rows_give_two_household_sizes_refers_the_household() {
+        let d = caseload(
+            "H1,620503,urban,dibao,full,,,\nH2,620503,urban,dibao,full,,,\n",
+            "H1,620503195809200176,马福祥,applicant,,C1\nH1,620503196207080319,李建国,spouse,,C1\nH2,620503197001011232,赵六,applicant,,C2\nH2,620503197202021234,钱七,spouse,,C2\n",
+            "H1,620503198703151234,王秀兰,620503195809200176,child,4,C1-S1\nH1,620503198703151234,王秀兰,620503196207080319,child, 50 ,C1-S1\nH2,620503198703151234,王秀兰,620503197001011232,child,3,C2-S1\nH2,620503198703151234,王秀兰,620503197202021234,child,3,C2-S1\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households[0].faults, vec!["own_household_size_conflict"]);
+        assert!(
+            c.households[1].faults.is_empty(),
+            "{:?}",
+            c.households[1].faults
+        );
+        assert_eq!(c.supporters.len(), 2);
+        assert_eq!(c.supporters[1].own_household_size, Some(3));
+        assert_eq!(q.entries.len(), 1, "{:?}", q.entries);
+        let e = &q.entries[0];
+        assert_eq!(e.reason, "own_household_size_conflict");
+        assert_eq!(e.action, Action::Referred);
+        assert_eq!(
+            (e.line, e.column.as_str(), e.value.as_str()),
+            (Some(3), "own_household_size", "**"),
+            "the value as every quarantined number shows"
+        );
+        assert!(
+            e.message.contains("earlier row gives own_household_size 4"),
+            "{}",
+            e.message
+        );
     }
 
     /// Found by the s7 review: a member `relation` outside §2 (`wife`, `户主`) was read without

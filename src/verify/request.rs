@@ -457,6 +457,20 @@ impl HouseholdRequest {
             // One supporter of two members is one supporter (support owed once, §3).
             if let Some(&j) = sup_index.get(&idn.key()) {
                 let sup: &mut Supporter = &mut supporters[j];
+                // Two sizes of one supporter's household: support owed would follow whichever
+                // is taken (session 22's attack: [4, 50] gave 50, and the household turned
+                // eligible). Refused, as the batch refers it.
+                if let (Some(a), Some(b)) = (sup.own_household_size, size)
+                    && a != b
+                {
+                    return Err(bad(
+                        "own_household_size_conflict",
+                        format!("{f}.own_household_size"),
+                        format!(
+                            "{f} repeats an earlier supporter with another own_household_size ({b}, earlier {a})"
+                        ),
+                    ));
+                }
                 sup.own_household_size = sup.own_household_size.max(size);
                 // Every copy must carry the consent reference of the first one (which is
                 // checked): another reference, valid or not, is refused, never ignored.
@@ -724,6 +738,30 @@ mod tests {
                 "supporters[0].own_household_size"
             )
         );
+        // One supporter of the member sent twice (session 22's attack: sizes 4 and 50 gave
+        // 50, and the household turned eligible): two sizes are refused; one size and none,
+        // or the same twice, are that size.
+        let twice = |a: serde_json::Value, b: serde_json::Value| {
+            household(serde_json::json!([
+                {"id_number": sup, "supports_id_number": member, "relation": "parent",
+                 "own_household_size": a, "consent_ref": "cr_s"},
+                {"id_number": sup, "supports_id_number": member, "relation": "parent",
+                 "own_household_size": b, "consent_ref": "cr_s"}]))
+            .validate(as_of, 20)
+        };
+        let e = twice(4.into(), 50.into()).expect_err("two sizes");
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            (
+                "own_household_size_conflict",
+                "supporters[1].own_household_size"
+            )
+        );
+        for (a, b) in [(4.into(), 4.into()), (4.into(), serde_json::Value::Null)] {
+            let v = twice(a, b).expect("one size");
+            assert_eq!(v.supporters.len(), 1);
+            assert_eq!(v.supporters[0].own_household_size, Some(4));
+        }
     }
 
     /// Found by the s7 attack in the batch (a bank row given twice counted its balance

@@ -337,8 +337,27 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
     assert_eq!(st, 200);
     assert!(ages(&v).iter().all(|a| *a == 0), "{:?}", ages(&v));
 
+    // A method of the client's own making: answered 405, counted as `other` (session 22's
+    // attack had an ID number sent as the method shown as a label of the metrics).
+    let odd = &rows.1[0]["id_number"];
+    let r = api
+        .http
+        .request(
+            reqwest::Method::from_bytes(odd.as_bytes()).unwrap(),
+            format!("{}/v1/verifications", api.base),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
     // Metrics: per-source outcomes, no ID number.
     let (st, text) = api.get("/v1/metrics", "").await;
+    assert!(
+        text.contains(
+            "hedui_http_requests_total{method=\"other\",route=\"/v1/verifications\",status=\"405\"} 1"
+        ),
+        "{text}"
+    );
     assert_eq!(st, 200);
     assert!(
         text.contains("hedui_source_requests_total{source=\"tax\",outcome=\"answered\"}"),
