@@ -181,6 +181,13 @@ pub struct Persons {
 }
 
 impl Persons {
+    /// The position of `id_number` among the persons (normalised as [`HttpSources::persons`]
+    /// normalises them), `None` when it is not one of them.
+    pub fn index_of(&self, id_number: &str) -> Option<usize> {
+        let t = id_number.trim();
+        self.ids.iter().position(|id| id.eq_ignore_ascii_case(t))
+    }
+
     /// How many distinct persons.
     pub fn len(&self) -> usize {
         self.ids.len()
@@ -217,6 +224,12 @@ pub struct SourceAnswer {
     pub persons_cached: usize,
     /// Persons asked of the source in this call.
     pub persons_fetched: usize,
+    /// Per person of the call, in [`Persons`] order ([`Persons::index_of`]): whether their
+    /// answer came from the cache (no request sent for them). Empty when no person was
+    /// looked up (no source configured, no person). `from_cache` and `age` are the call's
+    /// as a whole: an audit row per person reads this (session 22's attack found a person
+    /// asked in this call marked "(cached)" because another person's answer was old).
+    pub cached: Vec<bool>,
     /// HTTP requests sent (all batches, all attempts; a request shared with other
     /// households' calls counts for each of them).
     pub attempts: u32,
@@ -485,6 +498,7 @@ impl HttpSources {
             from_cache: false,
             persons_cached: 0,
             persons_fetched: 0,
+            cached: Vec::new(),
             attempts: 0,
             elapsed: Duration::ZERO,
         };
@@ -515,6 +529,7 @@ impl HttpSources {
             }
             missing.push(i);
         }
+        answer.cached = have.iter().map(Option::is_some).collect();
         answer.persons_cached = wanted.len() - missing.len();
         answer.persons_fetched = missing.len();
         bump(&src.counters.cache_hits, answer.persons_cached as u64);
@@ -672,6 +687,7 @@ impl HttpSources {
                     from_cache: false,
                     persons_cached: 0,
                     persons_fetched: 0,
+                    cached: Vec::new(),
                     attempts: 0,
                     elapsed: Duration::ZERO,
                 })

@@ -1354,11 +1354,14 @@ async fn run_job_timed(
     let mut per_source: Vec<(SourceKind, SourceAnswer)> = Vec::with_capacity(answers.len());
     let mut asked = String::with_capacity(answers.len() * 16);
     let mut outcomes: Vec<String> = vec![String::with_capacity(answers.len() * 32); ids.len()];
-    let source_wait_s = answers.iter().map(|(_, _, s)| *s).fold(0.0, f64::max);
+    let source_wait_s = answers.iter().map(|(_, _, s, _)| *s).fold(0.0, f64::max);
     phases.fan_out = (fanned.duration_since(t).as_secs_f64() - source_wait_s).max(0.0);
-    for (kind, answer, secs) in answers {
+    for (kind, answer, secs, cached) in answers {
         let outcome_code = match &answer {
-            SourceAnswer::Answered { age_s, .. } if *age_s > 0 => "cached".to_string(),
+            // every person's answer from the cache: no request sent
+            SourceAnswer::Answered { .. } if !cached.is_empty() && cached.iter().all(|c| *c) => {
+                "cached".to_string()
+            }
             SourceAnswer::Answered { .. } => "answered".to_string(),
             SourceAnswer::Failed { code, .. } => format!("failed:{code}"),
         };
@@ -1377,15 +1380,19 @@ async fn run_job_timed(
                 }
             }
         }
-        for (out, n) in outcomes.iter_mut().zip(counts) {
+        for ((out, n), from_cache) in outcomes.iter_mut().zip(counts).zip(&cached) {
             use std::fmt::Write as _;
             if !out.is_empty() {
                 out.push(';');
             }
             let _ = match &answer {
                 SourceAnswer::Failed { code, .. } => write!(out, "{}=failed:{code}", kind.name()),
-                SourceAnswer::Answered { age_s, .. } => {
-                    let cached = if *age_s > 0 { " (cached)" } else { "" };
+                // "(cached)" only for a person whose answer came from the cache: no request
+                // was sent for them. (Until session 22 it followed the answer's age, which is
+                // its oldest part's: a person asked in this call read as cached beside a
+                // cached one, and one asked again within the second read as asked.)
+                SourceAnswer::Answered { .. } => {
+                    let cached = if *from_cache { " (cached)" } else { "" };
                     match n {
                         0 => write!(out, "{}=no_records{cached}", kind.name()),
                         n => write!(out, "{}=records:{n}{cached}", kind.name()),

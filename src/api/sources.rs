@@ -94,27 +94,41 @@ impl Sources {
         }
     }
 
-    /// Ask every configured source at once; returns each source's answer and seconds.
-    /// The calls run concurrently inside the caller's task (one task per verification
-    /// instead of one per source: under load the spawns and wake-ups of twelve tasks per
-    /// household cost more than polling twelve futures).
+    /// Ask every configured source at once; returns each source's answer, seconds, and per
+    /// ID number of `ids` (in its order) whether that person's answer came from the cache
+    /// (no request sent for them: what their audit row says). The calls run concurrently
+    /// inside the caller's task (one task per verification instead of one per source: under
+    /// load the spawns and wake-ups of twelve tasks per household cost more than polling
+    /// twelve futures).
     pub async fn fan_out(
         self: &Arc<Self>,
         ids: Arc<Vec<String>>,
-    ) -> Vec<(SourceKind, SourceAnswer, f64)> {
+    ) -> Vec<(SourceKind, SourceAnswer, f64, Vec<bool>)> {
         // the persons normalised and keyed once for all sources
         let persons = self.http.as_ref().map(|h| h.persons(&ids));
         let persons = persons.as_ref();
+        let ids = &ids;
         let calls = self.kinds.iter().map(|&kind| async move {
             let t = Instant::now();
-            let a = match (&self.http, persons) {
-                (Some(http), Some(p)) => answer_of(kind, http.fetch_persons(kind, p).await),
-                _ => not_configured(kind),
+            let (a, cached) = match (&self.http, persons) {
+                (Some(http), Some(p)) => {
+                    let a = http.fetch_persons(kind, p).await;
+                    let cached = ids
+                        .iter()
+                        .map(|id| {
+                            p.index_of(id)
+                                .and_then(|i| a.cached.get(i).copied())
+                                .unwrap_or(false)
+                        })
+                        .collect();
+                    (answer_of(kind, a), cached)
+                }
+                _ => (not_configured(kind), vec![false; ids.len()]),
             };
-            (kind, a, t.elapsed().as_secs_f64())
+            (kind, a, t.elapsed().as_secs_f64(), cached)
         });
         let mut out = join_all(calls.collect()).await;
-        out.sort_by_key(|(k, _, _)| *k);
+        out.sort_by_key(|(k, _, _, _)| *k);
         out
     }
 }

@@ -1098,3 +1098,88 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains(&format!("row {victim}")), "{text}");
 }
+
+/// Found by session 22's attack: a person's `source_query` row said " (cached)" when the
+/// source's answer was a second old or more, which is its oldest part's age: a person asked
+/// in this call read as cached beside a cached one, and a person answered from the cache
+/// within the second read as asked. Now " (cached)" is said for each person whose answer
+/// came from the cache, and only for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_audit_row_says_cached_exactly_when_their_answer_came_from_the_cache() {
+    let w = World::new(20);
+    let (_sim, sim_addr) = w.sim(FAST);
+    let cfg = w.serve_config(&sim_addr, "");
+    let (_serve, addr) = w.serve(&cfg);
+    let api = Api::new(&w, &addr);
+    let (_, intake) = w.token("intake", COUNTY);
+    let hh = clean_households(&w, 2);
+    let mut consents = BTreeMap::new();
+    for rows in &hh {
+        for p in rows.1.iter().chain(&rows.2) {
+            consents.insert(
+                p["id_number"].clone(),
+                api.consent(&intake, &p["id_number"]).await,
+            );
+        }
+    }
+    let masked = |id: &str| {
+        hedui::domain::IdNumber::parse(id, chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
+            .unwrap()
+            .0
+            .masked()
+    };
+    // per masked person of the job: how many of the 12 sources say " (cached)"
+    let cached = |job: &str| -> BTreeMap<String, usize> {
+        let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
+        let rows: Vec<(String, String)> = conn
+            .prepare(
+                "SELECT person, outcome FROM audit WHERE action = 'source_query' AND job_id = ?1",
+            )
+            .unwrap()
+            .query_map([job], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        rows.into_iter()
+            .map(|(p, o)| {
+                assert_eq!(o.split(';').count(), 12, "{o}");
+                (p, o.split(';').filter(|s| s.ends_with(" (cached)")).count())
+            })
+            .collect()
+    };
+    let persons = |rows: &Rows| -> Vec<String> {
+        rows.1
+            .iter()
+            .chain(&rows.2)
+            .map(|p| masked(&p["id_number"]))
+            .collect()
+    };
+    // asked: no person cached
+    let (st, v) = verify(&api, &intake, &request(&hh[0], &consents)).await;
+    assert_eq!(st, 200, "{v}");
+    let first = cached(v["id"].as_str().unwrap());
+    assert_eq!(first.len(), persons(&hh[0]).len());
+    assert!(first.values().all(|n| *n == 0), "{first:?}");
+    // the same household again at once: every person from the cache, though under a second old
+    let (st, v) = verify(&api, &intake, &request(&hh[0], &consents)).await;
+    assert_eq!(st, 200, "{v}");
+    let again = cached(v["id"].as_str().unwrap());
+    assert_eq!(again.len(), first.len());
+    assert!(again.values().all(|n| *n == 12), "{again:?}");
+    // a second later, the other household with the first one's applicant as a supporter:
+    // only that person is cached
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let known = hh[0].1[0]["id_number"].clone();
+    let mut body = request(&hh[1], &consents);
+    body["supporters"].as_array_mut().unwrap().push(json!({
+        "id_number": known, "supports_id_number": hh[1].1[0]["id_number"],
+        "relation": "child", "own_household_size": 2, "consent_ref": consents[&known],
+    }));
+    let (st, v) = verify(&api, &intake, &body).await;
+    assert_eq!(st, 200, "{v}");
+    let mixed = cached(v["id"].as_str().unwrap());
+    assert_eq!(mixed.get(&masked(&known)), Some(&12), "{mixed:?}");
+    for p in persons(&hh[1]) {
+        assert_eq!(mixed.get(&p), Some(&0), "{p}: {mixed:?}");
+    }
+}
