@@ -812,15 +812,11 @@ impl HttpSources {
         }
     }
 
-    /// One request for a group of waiters; each gets its own persons' records.
-    async fn answer_group(&self, kind: SourceKind, group: Vec<Waiter>) {
-        if group.len() == 1 {
-            if let Some(w) = group.into_iter().next() {
-                let r = self.request_batch(kind, w.ids).await;
-                let _ = w.reply.send(r);
-            }
-            return;
-        }
+    /// One request for a group of waiters; each gets its own persons' records. The request
+    /// (its retries included) is given up when every waiter is gone: a verification stopped
+    /// because a consent was revoked drops its waiter, and nothing more may be asked for it
+    /// (session 22's attack: the retries of a shared request went on after the revocation).
+    async fn answer_group(&self, kind: SourceKind, mut group: Vec<Waiter>) {
         let mut seen = HashSet::new();
         let ids: Vec<String> = group
             .iter()
@@ -828,7 +824,26 @@ impl HttpSources {
             .filter(|id| seen.insert(id.as_str()))
             .cloned()
             .collect();
-        let (result, attempts) = self.request_batch(kind, ids).await;
+        let answered = {
+            let all_gone = async {
+                for w in &mut group {
+                    w.reply.closed().await;
+                }
+            };
+            tokio::select! {
+                answered = self.request_batch(kind, ids) => Some(answered),
+                () = all_gone => None,
+            }
+        };
+        let Some((result, attempts)) = answered else {
+            return;
+        };
+        if group.len() == 1 {
+            if let Some(w) = group.into_iter().next() {
+                let _ = w.reply.send((result, attempts));
+            }
+            return;
+        }
         match result {
             Err(f) => {
                 for w in group {

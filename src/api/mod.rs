@@ -75,7 +75,7 @@ use crate::verify::{HouseholdRequest, InputError, SourceAnswer, ValidHousehold};
 pub use config::{ConfigError, Settings};
 use metrics::Metrics;
 use sources::Sources;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 /// Longest `?wait=` accepted, seconds (longer ones are `wait_invalid`; any wait is capped at
 /// `[limits] wait_cap_s`). Session 17's attack: `wait=99999999999999999999999` was taken.
@@ -206,7 +206,81 @@ pub struct App {
     /// field, and when that was ([`App::refused`]).
     unauthenticated: Mutex<(Option<Instant>, RefusalCounts)>,
     /// Set when the server is told to stop ([`App::stop`]).
-    stopping: std::sync::atomic::AtomicBool,
+    stopping: AtomicBool,
+    /// The verifications under way, by their consent references ([`Running`]).
+    running: Arc<Running>,
+}
+
+/// The verifications under way with the consent references they use, so that a consent
+/// revoked while one of them asks the departments stops it (its retries included). Found by
+/// session 22's attack: a revocation answered `200 revoked` while a job's retries went on
+/// asking the departments about the person for seconds, and the job then made its report.
+///
+/// A job is registered before its consents are checked and stays so until its departments
+/// have answered: a revocation committed before the check is refused by the check, one
+/// committed after it finds the job here ([`Running::stop`] after the commit).
+#[derive(Default)]
+pub struct Running {
+    next: AtomicU64,
+    jobs: Mutex<HashMap<u64, RunningJob>>,
+}
+
+/// A registered verification: its consent references and the signal that stops it.
+type RunningJob = (Vec<String>, Arc<tokio::sync::Notify>);
+
+/// A verification's place among the [`Running`] ones; removed when dropped.
+pub struct RunGuard {
+    running: Arc<Running>,
+    key: u64,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+impl Running {
+    /// Register a verification using these consent references.
+    pub fn register(self: &Arc<Self>, consents: Vec<String>) -> RunGuard {
+        let key = self.next.fetch_add(1, Ordering::Relaxed);
+        let stop = Arc::new(tokio::sync::Notify::new());
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.insert(key, (consents, stop.clone()));
+        }
+        RunGuard {
+            running: self.clone(),
+            key,
+            stop,
+        }
+    }
+
+    /// Stop every registered verification that uses `consent` (it is refused, whether it
+    /// waits to start or asks the departments); returns how many.
+    pub fn stop(&self, consent: &str) -> usize {
+        let Ok(jobs) = self.jobs.lock() else {
+            return 0;
+        };
+        let mut n = 0;
+        for (consents, stop) in jobs.values() {
+            if consents.iter().any(|c| c == consent) {
+                // a permit: a job not yet waiting on it finds it when it does
+                stop.notify_one();
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+impl RunGuard {
+    /// Resolves when a consent of the verification is revoked.
+    pub async fn stopped(&self) {
+        self.stop.notified().await;
+    }
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.running.jobs.lock() {
+            jobs.remove(&self.key);
+        }
+    }
 }
 
 /// Refusals counted by code and field (the actor's rows not written yet).
@@ -287,7 +361,8 @@ impl App {
             metrics: Metrics::default(),
             sealing: Mutex::new(None),
             unauthenticated: Mutex::new((None, HashMap::new())),
-            stopping: std::sync::atomic::AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            running: Arc::new(Running::default()),
         }))
     }
 
@@ -1055,6 +1130,8 @@ async fn post_verification(
             "this token may not act for households of this region",
         ));
     }
+    // registered before its consents are checked: a revocation after the check stops it
+    let guard = app.running.register(consent_refs(&v));
     app.check_consents(&v, crate::domain::date::today())?;
     let id = new_job_id();
     // The request is stored as it came (it parsed, so it is UTF-8 JSON that parses again to
@@ -1098,10 +1175,12 @@ async fn post_verification(
             created_at: crate::audit::now_utc(),
         },
         accepted,
+        accepted_taken: Arc::new(AtomicBool::new(false)),
     });
     let claim_of = delivery.as_ref().map(|d| d.claim.clone());
+    let accepted_taken = delivery.as_ref().map(|d| d.accepted_taken.clone());
     let intake = started.elapsed().as_secs_f64();
-    let rx = start_job(&app, id.clone(), v, token.id.clone(), delivery);
+    let rx = start_job(&app, id.clone(), v, token.id.clone(), delivery, guard);
     if let (Some(secs), Some(delivery)) = (wait, claim_of) {
         let mut rx = rx;
         // The watch guard is dropped at once (it must not live across an await).
@@ -1130,7 +1209,11 @@ async fn post_verification(
                     .and_then(|d| d.clone()),
             },
         };
-        if let Some(f) = finished {
+        if let Some(JobEnd::Refused) = finished {
+            // stored as refused by the job (with this request's `verification_accepted`)
+            return fetch_report(&app, &token, &id, StatusCode::OK);
+        }
+        if let Some(JobEnd::Done(f)) = finished {
             if !f.fetched_audited {
                 let fetched = AuditEvent {
                     actor: token.id.clone(),
@@ -1160,8 +1243,14 @@ async fn post_verification(
         }
     }
     // Not handed out at once: the job (queued, with its request) is stored before the `202`
-    // unless it is stored already (its report may have been committed meanwhile).
-    if let Some(w) = stored {
+    // unless it is stored already (its report may have been committed meanwhile), with its
+    // `verification_accepted` row unless the job wrote that already (see [`Delivery`]).
+    if let Some(mut w) = stored {
+        if accepted_taken.is_some_and(|t| t.swap(true, Ordering::AcqRel))
+            && let Write::Job { events, .. } = &mut w
+        {
+            events.clear();
+        }
         app.store.write(w).await?;
     }
     Ok((
@@ -1205,7 +1294,7 @@ fn fetch_report(app: &App, token: &Token, id: &str, ok: StatusCode) -> Result<Re
             StatusCode::FORBIDDEN,
             axum::Extension(NotRefused),
             axum::Json(json!({"id": id, "status": "refused", "code": job.determination,
-                "message": "the job was refused before any department was asked (e.g. a consent revoked while it waited)"})),
+                "message": "the job was refused and made no report: a consent it uses was revoked (or had ended) while it waited or while the departments were asked; the audit log says which departments, if any, had been asked"})),
         )
             .into_response()),
         _ => Ok((
@@ -1274,12 +1363,16 @@ async fn get_verification(
 }
 
 /// A `?wait=` job's link to its waiter: the [`claim`], and the job row and its
-/// `verification_accepted` row, not stored yet. The job inserts them with its report when it
-/// claims delivery; otherwise its waiter stores them before answering `202`.
+/// `verification_accepted` row, not stored yet. The job inserts the row with its report when
+/// it claims delivery; otherwise its waiter stores it before answering `202`. The
+/// `verification_accepted` row is written by whichever of the two takes `accepted_taken`
+/// first: the job with its `source_query_sent` row, before any department is asked (so that
+/// the log reads accepted, sent, …), or a waiter that gave up before that.
 struct Delivery {
     claim: Arc<AtomicU8>,
     new_job: NewJob,
     accepted: AuditEvent,
+    accepted_taken: Arc<AtomicBool>,
 }
 
 /// Start (or resume) a job in the background; the receiver turns `true` when it is done.
@@ -1289,16 +1382,19 @@ fn start_job(
     v: ValidHousehold,
     actor: String,
     delivery: Option<Delivery>,
-) -> watch::Receiver<Option<Arc<Finished>>> {
+    guard: RunGuard,
+) -> watch::Receiver<Option<JobEnd>> {
     let (tx, rx) = watch::channel(None);
     let app = app.clone();
     let spawned = Instant::now();
     tokio::spawn(async move {
-        match run_job_timed(&app, &id, &v, &actor, delivery, spawned).await {
+        match run_job_timed(&app, &id, &v, &actor, delivery, spawned, &guard).await {
             // A waiter gone (timed out, disconnected) is fine: the report is stored.
-            Ok(done) => drop(tx.send(Some(Arc::new(done)))),
+            Ok(done) => drop(tx.send(Some(JobEnd::Done(Arc::new(done))))),
+            // stored as refused: a waiter answers from the job's row
+            Err(JobError::Refused) => drop(tx.send(Some(JobEnd::Refused))),
             // The sender is dropped unsent: a waiter answers 202 and the job is resumed.
-            Err(e) => {
+            Err(JobError::Failed(e)) => {
                 tracing::error!(job = %id, error = %e, "A verification could not be finished; it stays queued and is resumed at the next start.");
             }
         }
@@ -1317,9 +1413,43 @@ pub async fn run_job(
     v: &ValidHousehold,
     actor: &str,
 ) -> Result<String, String> {
-    run_job_timed(app, id, v, actor, None, Instant::now())
-        .await
-        .map(|f| f.sealed)
+    let guard = app.running.register(consent_refs(v));
+    match run_job_timed(app, id, v, actor, None, Instant::now(), &guard).await {
+        Ok(f) => Ok(f.sealed),
+        Err(JobError::Refused) => {
+            Err("refused: a consent was revoked while the departments were asked".into())
+        }
+        Err(JobError::Failed(e)) => Err(e),
+    }
+}
+
+/// The consent references of a household's persons (what [`Running`] keys a job by).
+fn consent_refs(v: &ValidHousehold) -> Vec<String> {
+    v.persons.iter().map(|(_, _, r)| r.clone()).collect()
+}
+
+/// How a job ended, as its `?wait=` waiter learns it.
+#[derive(Clone)]
+enum JobEnd {
+    /// Its report, stored.
+    Done(Arc<Finished>),
+    /// Refused while it ran (a consent revoked), stored so.
+    Refused,
+}
+
+/// Why [`run_job_timed`] made no report.
+enum JobError {
+    /// It failed (sealing, the store): the job stays queued.
+    Failed(String),
+    /// A consent was revoked while the departments were asked: stored as refused, with its
+    /// audit rows.
+    Refused,
+}
+
+impl From<String> for JobError {
+    fn from(e: String) -> JobError {
+        JobError::Failed(e)
+    }
 }
 
 /// [`run_job`], also saying how long the slowest source took; with `delivery` (a `?wait=`
@@ -1332,7 +1462,8 @@ async fn run_job_timed(
     actor: &str,
     delivery: Option<Delivery>,
     spawned: Instant,
-) -> Result<Finished, String> {
+    guard: &RunGuard,
+) -> Result<Finished, JobError> {
     let t = Instant::now();
     let mut phases = Phases {
         start: t.duration_since(spawned).as_secs_f64(),
@@ -1340,7 +1471,54 @@ async fn run_job_timed(
     };
     let as_of = app.as_of();
     let ids: Arc<Vec<String>> = Arc::new(v.persons.iter().map(|(_, id, _)| id.expose()).collect());
-    let answers = app.sources.fan_out(ids.clone()).await;
+    // Written before any department is asked, so that a server that dies during the fan-out
+    // leaves the queries it sent audited (session 22's attack: the `source_query` rows came
+    // only with the report, and a job killed in its fan-out left none). One row for the job:
+    // the persons (masked) and their consents, the sources to be asked.
+    let sent = AuditEvent {
+        actor: actor.to_string(),
+        action: "source_query_sent".into(),
+        job_id: id.to_string(),
+        purpose: v.purpose.clone(),
+        consent_ref: consent_refs(v).join(","),
+        person: v
+            .persons
+            .iter()
+            .map(|(_, idn, _)| idn.masked())
+            .collect::<Vec<_>>()
+            .join(","),
+        source: app
+            .sources
+            .kinds()
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        outcome: format!("persons:{}", v.persons.len()),
+    };
+    // a `?wait=` job's acceptance goes first, unless its waiter gave up and wrote it
+    let mut ahead = Vec::with_capacity(2);
+    if let Some(d) = &delivery
+        && !d.accepted_taken.swap(true, Ordering::AcqRel)
+    {
+        ahead.push(d.accepted.clone());
+    }
+    ahead.push(sent);
+    app.store
+        .write(Write::Audit(ahead))
+        .await
+        .map_err(|e| e.to_string())?;
+    // A consent revoked before the fan-out or while the departments are asked stops it, its
+    // retries included (the requests in flight are dropped), and the job is refused. (A
+    // revocation's signal waits for the job: `biased` looks at it first.)
+    let answers = tokio::select! {
+        biased;
+        () = guard.stopped() => {
+            refuse_running(app, id, actor, delivery).await?;
+            return Err(JobError::Refused);
+        }
+        answers = app.sources.fan_out(ids.clone()) => answers,
+    };
     let fanned = Instant::now();
     let policy = &app.settings.policy;
     let frame = Frame::new(as_of, policy);
@@ -1463,14 +1641,9 @@ async fn run_job_timed(
             )
             .is_ok()
     });
-    let mut insert = None;
-    if let Some(d) = delivery {
-        insert = Some(d.new_job);
-        if fetched_audited {
-            // the job was not stored: its acceptance is logged with it
-            events.insert(0, d.accepted);
-        }
-    }
+    // (its `verification_accepted` row went with `source_query_sent`, or with its waiter's
+    // write of the job)
+    let insert = delivery.map(|d| d.new_job);
     if fetched_audited {
         events.push(AuditEvent {
             actor: actor.to_string(),
@@ -1497,7 +1670,9 @@ async fn run_job_timed(
         .await
         .map_err(|e| e.to_string())?;
     let Write::Finish { sealed, .. } = done else {
-        return Err("the store handed back another write".into());
+        return Err(JobError::Failed(
+            "the store handed back another write".into(),
+        ));
     };
     let committed = Instant::now();
     phases.commit = committed.duration_since(sealed_at).as_secs_f64();
@@ -1509,6 +1684,54 @@ async fn run_job_timed(
         fetched_audited,
         phases,
     })
+}
+
+/// A running job stopped by a revoked consent: stored as `refused` (`consent_revoked`) with
+/// its `job_refused` row; a `?wait=` job not stored yet is inserted so (its waiter answers
+/// from the stored row, `403`), or, when its waiter gave up and stores it as `queued`, the two
+/// writes end `refused` in either order.
+///
+/// # Errors
+/// The store's message (the job then stays as it was: queued, resumed at the next start,
+/// where its consent is checked again and it is refused).
+async fn refuse_running(
+    app: &Arc<App>,
+    id: &str,
+    actor: &str,
+    delivery: Option<Delivery>,
+) -> Result<(), String> {
+    let mut events = Vec::with_capacity(1);
+    let mut insert = None;
+    if let Some(d) = delivery {
+        // a waiter still waiting answers from the stored row; one that gave up stores the
+        // job itself (its `queued` row and this `refused` one, in either order, end refused)
+        let _ = d.claim.compare_exchange(
+            claim::OPEN,
+            claim::DELIVER,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        insert = Some(d.new_job);
+    }
+    events.push(AuditEvent {
+        actor: actor.to_string(),
+        action: "job_refused".into(),
+        job_id: id.to_string(),
+        outcome:
+            "consent_revoked: a consent was revoked while the departments were asked; no report"
+                .into(),
+        ..AuditEvent::default()
+    });
+    tracing::info!(job = %id, "A verification was stopped: a consent it uses was revoked.");
+    app.store
+        .write(Write::Refuse {
+            id: id.to_string(),
+            code: "consent_revoked".into(),
+            events,
+            insert,
+        })
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Deserialize)]
@@ -1708,6 +1931,8 @@ async fn delete_consent(
     // revocation is rare: the caches fill again on the next verifications.)
     if revoked {
         app.sources.clear_caches();
+        // the verifications using it stop (their fan-out and retries), after the commit
+        app.running.stop(&reference);
     }
     Ok((
         StatusCode::OK,
@@ -2058,12 +2283,13 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
             // consents are checked again: one revoked or expired while the server was down
             // stops the job before any department is asked
             .and_then(|v| {
+                let guard = app.running.register(consent_refs(&v));
                 app.check_consents(&v, crate::domain::date::today())
-                    .map(|()| v)
+                    .map(|()| (v, guard))
                     .map_err(|e| e.code.to_string())
             });
         match v {
-            Ok(v) => {
+            Ok((v, guard)) => {
                 app.audit_act(&[AuditEvent {
                     actor: "system".into(),
                     action: "job_resumed".into(),
@@ -2071,7 +2297,7 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
                     purpose: v.purpose.clone(),
                     ..AuditEvent::default()
                 }]);
-                start_job(app, job.id.clone(), v, job.token_id.clone(), None);
+                start_job(app, job.id.clone(), v, job.token_id.clone(), None, guard);
                 n += 1;
             }
             Err(code) => {

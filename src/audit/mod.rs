@@ -93,6 +93,19 @@ pub enum Write {
         /// meanwhile, updated), so the report and the job row are one write.
         insert: Option<NewJob>,
     },
+    /// A job refused while it ran (a consent revoked during its fan-out): the row marked
+    /// `refused` with `code`, its request dropped; with `insert` (a `?wait=` job not stored
+    /// yet) inserted so, or, if its waiter stored it as `queued` meanwhile, updated.
+    Refuse {
+        /// Job id.
+        id: String,
+        /// The reason code (`consent_revoked`).
+        code: String,
+        /// Audit rows appended with it.
+        events: Vec<AuditEvent>,
+        /// As [`Write::Finish`]'s.
+        insert: Option<NewJob>,
+    },
     /// [`Store::audit`].
     Audit(Vec<AuditEvent>),
 }
@@ -576,6 +589,40 @@ fn apply(tx: &Connection, w: &Write, head: &mut Head) -> Result<(), StoreError> 
                         id,
                         sealed,
                         determination,
+                        now_utc(),
+                        j.token_id,
+                        j.region_code,
+                        j.created_at
+                    ])?,
+            };
+            Ok(())
+        }
+        Write::Refuse {
+            id,
+            code,
+            events,
+            insert,
+        } => {
+            append_events(tx, events, head)?;
+            match insert {
+                None => tx
+                    .prepare_cached(
+                        "UPDATE jobs SET status = 'refused', determination = ?2, request = NULL,
+                         finished_at = ?3 WHERE id = ?1",
+                    )?
+                    .execute(params![id, code, now_utc()])?,
+                Some(j) => tx
+                    .prepare_cached(
+                        "INSERT INTO jobs (id, token_id, region_code, status, determination,
+                         created_at, finished_at)
+                         VALUES (?1,?4,?5,'refused',?2,?6,?3)
+                         ON CONFLICT(id) DO UPDATE SET status = 'refused',
+                         determination = excluded.determination, request = NULL,
+                         finished_at = excluded.finished_at",
+                    )?
+                    .execute(params![
+                        id,
+                        code,
                         now_utc(),
                         j.token_id,
                         j.region_code,

@@ -265,6 +265,32 @@ fn rand_suffix() -> String {
     N.fetch_add(1, Ordering::Relaxed).to_string()
 }
 
+/// HTTP requests that reached `source` at the sim at `sim_addr` (its `/v1/stats`, over
+/// mutual TLS with the client certificate the server uses).
+pub async fn sim_requests(world: &World, sim_addr: &str, source: &str) -> u64 {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let ca = std::fs::read(world.path("certs/ca.pem")).unwrap();
+    let mut pem = std::fs::read(world.path("certs/client.pem")).unwrap();
+    pem.extend(std::fs::read(world.path("certs/client.key")).unwrap());
+    let stats: serde_json::Value = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .use_rustls_tls()
+        .build()
+        .unwrap()
+        .get(format!(
+            "https://localhost:{}/v1/stats",
+            sim_addr.rsplit(':').next().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["sources"][source]["requests"].as_u64().unwrap()
+}
+
 /// An HTTPS client trusting the test CA.
 pub fn client(world: &World) -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();

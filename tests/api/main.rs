@@ -1183,3 +1183,158 @@ async fn a_persons_audit_row_says_cached_exactly_when_their_answer_came_from_the
         assert_eq!(mixed.get(&p), Some(&0), "{p}: {mixed:?}");
     }
 }
+
+/// The audit actions of a job, in the order written.
+fn job_actions(w: &World, job: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
+    conn.prepare("SELECT action FROM audit WHERE job_id = ?1 ORDER BY rowid")
+        .unwrap()
+        .query_map([job], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Found by session 22's attack: a consent revoked while a job asked the departments was
+/// answered `200 revoked`, and the job's retries went on asking about the person for seconds,
+/// then made its report. Now the revocation stops the job's fan-out, retries included, and
+/// the job is refused (no report), with and without `?wait=`. Its queries are audited before
+/// they are sent (`source_query_sent`): before, they were written only with the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consent_revoked_while_the_departments_are_asked_stops_the_job_and_its_retries() {
+    let w = World::new(20);
+    // tax answers after 1.5 s; each attempt gives up after 0.4 s, and is tried 4 times
+    let (_sim, sim_addr) = w.sim(
+        "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 1500 }\n",
+    );
+    let cfg = w.serve_config(
+        &sim_addr,
+        "cache_ttl_s = 0\ntimeout_ms = 400\nretries = 3\nbackoff_base_ms = 100",
+    );
+    let (_serve, addr) = w.serve(&cfg);
+    let api = Api::new(&w, &addr);
+    let (_, intake) = w.token("intake", COUNTY);
+    let hh = clean_households(&w, 2);
+    let mut consents = BTreeMap::new();
+    for rows in &hh {
+        for p in rows.1.iter().chain(&rows.2) {
+            consents.insert(
+                p["id_number"].clone(),
+                api.consent(&intake, &p["id_number"]).await,
+            );
+        }
+    }
+
+    // Without `?wait=`: accepted, then a member's consent revoked during the fan-out.
+    let (st, v) = api
+        .post("/v1/verifications", &intake, &request(&hh[0], &consents))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let job = v["id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let person = hh[0].1[0]["id_number"].clone();
+    assert_eq!(api.revoke_consent(&intake, &consents[&person]).await, 200);
+    let t = Instant::now();
+    let body = loop {
+        let (st, body) = api.get(&format!("/v1/verifications/{job}"), &intake).await;
+        if st == 403 {
+            break body;
+        }
+        assert_eq!(st, 202, "{body}");
+        assert!(t.elapsed() < Duration::from_secs(3), "not refused in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["status"], "refused");
+    assert_eq!(body["code"], "consent_revoked");
+    // no attempt after the refusal (the retries would have gone on for ~1.5 s more)
+    let then = sim_requests(&w, &sim_addr, "tax").await;
+    assert!(then >= 1);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(sim_requests(&w, &sim_addr, "tax").await, then);
+    assert_eq!(
+        job_actions(&w, &job),
+        vec!["verification_accepted", "source_query_sent", "job_refused"]
+    );
+    let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
+    let (persons, sources): (String, String) = conn
+        .query_row(
+            "SELECT person, source FROM audit WHERE job_id = ?1 AND action = 'source_query_sent'",
+            [&job],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        persons.split(',').count(),
+        hh[0].1.len() + hh[0].2.len(),
+        "{persons}"
+    );
+    assert!(!persons.contains(&person), "masked: {persons}");
+    assert_eq!(sources.split(',').count(), 12, "{sources}");
+
+    // With `?wait=`: the waiting request itself is answered 403, at once.
+    let body = request(&hh[1], &consents);
+    let waiting = {
+        let api = Api::new(&w, &addr);
+        let intake = intake.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let (st, v) = verify(&api, &intake, &body).await;
+            (st, v, t.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let person = hh[1].1[0]["id_number"].clone();
+    assert_eq!(api.revoke_consent(&intake, &consents[&person]).await, 200);
+    let (st, v, took) = waiting.await.unwrap();
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(
+        (&v["status"], &v["code"]),
+        (&json!("refused"), &json!("consent_revoked"))
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let job = v["id"].as_str().unwrap();
+    assert_eq!(
+        job_actions(&w, job),
+        vec!["verification_accepted", "source_query_sent", "job_refused"]
+    );
+}
+
+/// Found by session 22's attack: the queries of a job were audited only with its report, so a
+/// server killed while the departments were being asked left them unaudited. The job's
+/// `source_query_sent` row is committed before any department is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_of_a_job_killed_during_its_fan_out_are_audited() {
+    let w = World::new(20);
+    let (_sim, sim_addr) = w.sim(
+        "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 5000 }\n",
+    );
+    let cfg = w.serve_config(&sim_addr, "cache_ttl_s = 0\ntimeout_ms = 8000\nretries = 0");
+    let (serve, addr) = w.serve(&cfg);
+    let api = Api::new(&w, &addr);
+    let (_, intake) = w.token("intake", COUNTY);
+    let hh = clean_households(&w, 1);
+    let mut consents = BTreeMap::new();
+    for p in hh[0].1.iter().chain(&hh[0].2) {
+        consents.insert(
+            p["id_number"].clone(),
+            api.consent(&intake, &p["id_number"]).await,
+        );
+    }
+    let (st, v) = api
+        .post("/v1/verifications", &intake, &request(&hh[0], &consents))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let job = v["id"].as_str().unwrap().to_string();
+    // the departments asked (tax still answering), then the server killed
+    let t = Instant::now();
+    while sim_requests(&w, &sim_addr, "tax").await == 0 {
+        assert!(t.elapsed() < Duration::from_secs(3), "tax never asked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(serve);
+    assert_eq!(
+        job_actions(&w, &job),
+        vec!["verification_accepted", "source_query_sent"]
+    );
+}
