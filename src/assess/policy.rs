@@ -858,7 +858,17 @@ impl Policy {
                 f.income.employment_deduction_pct,
                 EMPLOYMENT_DEDUCTION_MAX_PCT,
             )?,
-            support_share_pct: pct("support.share_pct", f.support.share_pct, 100)?,
+            // 0 % would leave no supporter owing anything, silently (session 22's attack):
+            // refused as the multiple above 10 × S is.
+            support_share_pct: match f.support.share_pct {
+                0 => {
+                    return Err(invalid(
+                        "support.share_pct",
+                        "0: no supporter would owe anything (DESIGN §3 counts support owed; a unit slip?)".into(),
+                    ));
+                }
+                v => pct("support.share_pct", v, 100)?,
+            },
             wrong_valid_id_candidates: f
                 .possible_match
                 .as_ref()
@@ -1088,6 +1098,12 @@ mod tests {
                 "threshold_standard_multiple",
                 "\"-1.5\"",
                 "policy file t.toml: support.threshold_standard_multiple: -1.50: the multiple of S a supporter keeps per person must be above 0",
+            ),
+            (
+                "support",
+                "share_pct",
+                "0",
+                "policy file t.toml: support.share_pct: 0: no supporter would owe anything (DESIGN §3 counts support owed; a unit slip?)",
             ),
             (
                 "support",
