@@ -812,11 +812,12 @@ impl HttpSources {
         }
     }
 
-    /// One request for a group of waiters; each gets its own persons' records. The request
-    /// (its retries included) is given up when every waiter is gone: a verification stopped
-    /// because a consent was revoked drops its waiter, and nothing more may be asked for it
-    /// (session 22's attack: the retries of a shared request went on after the revocation).
-    async fn answer_group(&self, kind: SourceKind, mut group: Vec<Waiter>) {
+    /// One request for a group of waiters; each gets its own persons' records. A retry asks
+    /// only for the persons of the waiters still waiting, and none is sent when every waiter
+    /// is gone: a verification stopped because a consent was revoked drops its waiter, and
+    /// nothing more may be asked for it (session 22's attacks: the retries went on after the
+    /// revocation, then a shared request's retry still carried the person).
+    async fn answer_group(&self, kind: SourceKind, group: Vec<Waiter>) {
         let mut seen = HashSet::new();
         let ids: Vec<String> = group
             .iter()
@@ -824,20 +825,18 @@ impl HttpSources {
             .filter(|id| seen.insert(id.as_str()))
             .cloned()
             .collect();
-        let answered = {
-            let all_gone = async {
-                for w in &mut group {
-                    w.reply.closed().await;
-                }
-            };
-            tokio::select! {
-                answered = self.request_batch(kind, ids) => Some(answered),
-                () = all_gone => None,
-            }
+        // the persons of the waiters still waiting, for each retry
+        let live = || -> Vec<String> {
+            let mut seen = HashSet::new();
+            group
+                .iter()
+                .filter(|w| !w.reply.is_closed())
+                .flat_map(|w| w.ids.iter())
+                .filter(|id| seen.insert(id.as_str()))
+                .cloned()
+                .collect()
         };
-        let Some((result, attempts)) = answered else {
-            return;
-        };
+        let (result, attempts) = self.request_batch_for(kind, ids, Some(&live)).await;
         if group.len() == 1 {
             if let Some(w) = group.into_iter().next() {
                 let _ = w.reply.send((result, attempts));
@@ -883,6 +882,20 @@ impl HttpSources {
 
     /// One batch with its retries, under the breaker.
     async fn request_batch(&self, kind: SourceKind, ids: Vec<String>) -> BatchResult {
+        self.request_batch_for(kind, ids, None).await
+    }
+
+    /// [`HttpSources::request_batch`]; with `live`, each retry asks only for the persons
+    /// `live` still names (the persons of the waiters still waiting), and none is sent when
+    /// it names none. A request shared by several households' verifications must not ask
+    /// again about a person whose verification was stopped (a consent revoked): found by
+    /// session 22's second attack, a shared request's retry still carried that person.
+    async fn request_batch_for(
+        &self,
+        kind: SourceKind,
+        mut ids: Vec<String>,
+        live: Option<&(dyn Fn() -> Vec<String> + Sync)>,
+    ) -> BatchResult {
         let Some(src) = self.inner.sources.get(&kind) else {
             return (Err(HttpFailure::NotConfigured), 0);
         };
@@ -892,14 +905,26 @@ impl HttpSources {
             bump(&src.counters.circuit_rejections, 1);
             return (Err(HttpFailure::CircuitOpen), 0);
         }
-        let asked: HashSet<&str> = ids.iter().map(String::as_str).collect();
         let mut attempts = 0u32;
+        let mut abandoned = false;
         let result = loop {
+            if attempts > 0
+                && let Some(live) = live
+            {
+                ids = live();
+                if ids.is_empty() {
+                    abandoned = true;
+                    break Err(HttpFailure::Unreachable {
+                        detail: "no verification waits for this request any more".into(),
+                    });
+                }
+            }
             attempts += 1;
             bump(&src.counters.requests, 1);
             if attempts > 1 {
                 bump(&src.counters.retries, 1);
             }
+            let asked: HashSet<&str> = ids.iter().map(String::as_str).collect();
             let (failure, retry) = match self.attempt(kind, src, &ids, &asked, probe).await {
                 Ok(ok) => break Ok(ok),
                 Err(e) => e,
@@ -919,8 +944,9 @@ impl HttpSources {
             );
             tokio::time::sleep(wait).await;
         };
-        // a call stopped because the breaker opened while it waited tells nothing new
-        if !matches!(result, Err(HttpFailure::CircuitOpen)) {
+        // a call stopped because the breaker opened while it waited, or given up because no
+        // one waits for it, tells nothing new
+        if !abandoned && !matches!(result, Err(HttpFailure::CircuitOpen)) {
             src.breaker.record(result.is_ok());
         }
         if let Err(f) = &result {

@@ -1402,8 +1402,14 @@ fn start_job(
     rx
 }
 
-/// Run one verification: fan out, link, assess, seal, store, audit. Shared with
-/// `hedui check` (which has no HTTP in front).
+/// Run one verification: fan out, link, assess, seal, store, audit, for `hedui check` (which
+/// has no HTTP in front; the service runs the same steps in [`start_job`]).
+///
+/// Returns the sealed report, or `None` when the job was refused because a consent it uses
+/// was revoked (or ended) while it ran: `hedui serve`, another process, revokes in the store,
+/// so the store is looked at every [`CONSENT_RECHECK`] until the departments have answered
+/// (session 22's second attack: `hedui check` went on asking, 29 requests, and made its
+/// report).
 ///
 /// # Errors
 /// A message when sealing or the store fails (the job stays queued).
@@ -1412,16 +1418,35 @@ pub async fn run_job(
     id: &str,
     v: &ValidHousehold,
     actor: &str,
-) -> Result<String, String> {
+) -> Result<Option<String>, String> {
     let guard = app.running.register(consent_refs(v));
-    match run_job_timed(app, id, v, actor, None, Instant::now(), &guard).await {
-        Ok(f) => Ok(f.sealed),
-        Err(JobError::Refused) => {
-            Err("refused: a consent was revoked while the departments were asked".into())
-        }
+    let watcher = {
+        let (app, v, stop) = (app.clone(), v.clone(), guard.stop.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CONSENT_RECHECK).await;
+                if app
+                    .check_consents(&v, crate::domain::date::today())
+                    .is_err()
+                {
+                    stop.notify_one();
+                    return;
+                }
+            }
+        })
+    };
+    let done = run_job_timed(app, id, v, actor, None, Instant::now(), &guard).await;
+    watcher.abort();
+    match done {
+        Ok(f) => Ok(Some(f.sealed)),
+        Err(JobError::Refused) => Ok(None),
         Err(JobError::Failed(e)) => Err(e),
     }
 }
+
+/// How often `hedui check` ([`run_job`]) looks in the store for a consent revoked by another
+/// process while its departments are asked.
+pub const CONSENT_RECHECK: Duration = Duration::from_millis(200);
 
 /// The consent references of a household's persons (what [`Running`] keys a job by).
 fn consent_refs(v: &ValidHousehold) -> Vec<String> {
@@ -1564,7 +1589,13 @@ async fn run_job_timed(
                 out.push(';');
             }
             let _ = match &answer {
-                SourceAnswer::Failed { code, .. } => write!(out, "{}=failed:{code}", kind.name()),
+                // a person answered from the cache beside others whose request failed: the
+                // call failed (the source is unverified for the household), but no request
+                // was sent for them (session 22's second attack)
+                SourceAnswer::Failed { code, .. } => {
+                    let cached = if *from_cache { " (cached)" } else { "" };
+                    write!(out, "{}=failed:{code}{cached}", kind.name())
+                }
                 // "(cached)" only for a person whose answer came from the cache: no request
                 // was sent for them. (Until session 22 it followed the answer's age, which is
                 // its oldest part's: a person asked in this call read as cached beside a
@@ -2395,8 +2426,9 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
 /// `hedui check --config FILE household.json`: the same verification as
 /// `POST /v1/verifications`, from the command line (actor `cli` in the audit log). Writes
 /// the sealed report to `out` (or stdout) and returns the exit code: 0 eligible,
-/// 1 referred, 3 ineligible, 4 refused (bad input or consent; the reason on stderr as
-/// `{"code","field","message"}`), 2 failed.
+/// 1 referred, 3 ineligible, 4 refused (bad input or consent, the reason on stderr as
+/// `{"code","field","message"}`; or a consent revoked while the departments were asked, by
+/// `hedui serve` in the same store, [`run_job`]), 2 failed.
 ///
 /// # Errors
 /// Start-up failures (config, store).
@@ -2425,10 +2457,16 @@ pub fn check(
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or(std::path::Path::new("."));
             if !dir.is_dir() {
+                // (session 22's attack: a file at the folder's place was said not to exist)
                 anyhow::bail!(
-                    "Failed to create {}: the folder {} does not exist",
+                    "Failed to create {}: {} {}",
                     p.display(),
-                    dir.display()
+                    dir.display(),
+                    if dir.exists() {
+                        "is not a folder"
+                    } else {
+                        "does not exist"
+                    }
                 );
             }
         }
@@ -2478,9 +2516,15 @@ pub fn check(
                 ..AuditEvent::default()
             }],
         )?;
-        let sealed = run_job(&app, &id, &v, "cli")
+        let Some(sealed) = run_job(&app, &id, &v, "cli")
             .await
-            .map_err(anyhow::Error::msg)?;
+            .map_err(anyhow::Error::msg)?
+        else {
+            say!(
+                "verification {id}: refused (consent_revoked: a consent was revoked while the departments were asked; no report)"
+            );
+            return Ok(4);
+        };
         match out {
             Some(p) => std::fs::write(p, &sealed)
                 .with_context(|| format!("Failed to write {}", p.display()))?,

@@ -751,6 +751,29 @@ pub(crate) fn separator_class(c: char) -> char {
     }
 }
 
+/// The first code point (the digit zero) of each run of decimal digits in Unicode 15.0
+/// (general category Nd: every run is the ten digits 0-9 in order), ascending. Generated from
+/// Python's `unicodedata` (Unicode 14.0: `category == "Nd" and decimal == 0`), with Unicode
+/// 15.0's two new runs (Kawi U+11F50, Nag Mundari U+1E4F0).
+const DECIMAL_ZEROS: [u32; 68] = [
+    0x30, 0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66,
+    0xDE6, 0xE50, 0xED0, 0xF20, 0x1040, 0x1090, 0x17E0, 0x1810, 0x1946, 0x19D0, 0x1A80, 0x1A90,
+    0x1B50, 0x1BB0, 0x1C40, 0x1C50, 0xA620, 0xA8D0, 0xA900, 0xA9D0, 0xA9F0, 0xAA50, 0xABF0, 0xFF10,
+    0x104A0, 0x10D30, 0x11066, 0x110F0, 0x11136, 0x111D0, 0x112F0, 0x11450, 0x114D0, 0x11650,
+    0x116C0, 0x11730, 0x118E0, 0x11950, 0x11C50, 0x11D50, 0x11DA0, 0x11F50, 0x16A60, 0x16AC0,
+    0x16B50, 0x1D7CE, 0x1D7D8, 0x1D7E2, 0x1D7EC, 0x1D7F6, 0x1E140, 0x1E2F0, 0x1E4F0, 0x1E950,
+    0x1FBF0,
+];
+
+/// The value of a decimal digit of any script (Thai `๖`, Bengali `৬`, Tibetan `༦`, …:
+/// [`DECIMAL_ZEROS`]), `None` for any other character.
+fn decimal_digit(c: char) -> Option<u8> {
+    let u = u32::from(c);
+    let at = DECIMAL_ZEROS.partition_point(|z| *z <= u).checked_sub(1)?;
+    let d = u - DECIMAL_ZEROS[at];
+    (d < 10).then_some(d as u8)
+}
+
 /// A digit as an ID number may be spelled in free text: ASCII, full-width, a Chinese numeral
 /// (`〇一二…九`, `○` for zero as input methods give it, `零`, `幺`, `两`, and the financial
 /// forms `壹贰叁…`), another script's decimal digit (Arabic-Indic, the mathematical
@@ -783,17 +806,21 @@ pub fn loose_digit(c: char) -> Option<u8> {
         '七' | '柒' => Some(b'7'),
         '八' | '捌' => Some(b'8'),
         '九' | '玖' => Some(b'9'),
-        // Any other character whose compatibility form is one digit: superscripts and
-        // subscripts (`⁶²⁰⁵⁰³…`, found by session 22's attack in a `purpose`), the other
-        // circled, negative and full-stop forms (Unicode's NFKC, UAX #15).
-        _ if c.is_numeric() && !c.is_ascii() => {
+        // digit full stop and digit comma (`⒍`, `🄇`)
+        '\u{1f100}' => Some(b'0'),
+        '\u{1f101}'..='\u{1f10a}' => Some(b'0' + (u - 0x1f101) as u8),
+        // Any other character that is a decimal digit of its script (Thai, Bengali, Tibetan,
+        // Mongolian, …) or whose compatibility form is one digit: superscripts and subscripts
+        // (`⁶²⁰⁵⁰³…`), the other circled and negative forms (Unicode's NFKC, UAX #15). Found
+        // by session 22's attacks in a `purpose` and a household_id.
+        _ if c.is_numeric() && !c.is_ascii() => decimal_digit(c).map(|d| b'0' + d).or_else(|| {
             use unicode_normalization::UnicodeNormalization;
             let mut n = std::iter::once(c).nfkc();
             match (n.next(), n.next()) {
                 (Some(d @ '0'..='9'), None) => Some(d as u8),
                 _ => None,
             }
-        }
+        }),
         _ => None,
     }
 }
@@ -801,7 +828,10 @@ pub fn loose_digit(c: char) -> Option<u8> {
 /// Whether `c` may stand for the check character X: the Latin letter (either case, ASCII or
 /// full-width), the multiplication sign and the Roman numeral ten.
 fn is_loose_check(c: char) -> bool {
-    matches!(c, 'X' | 'x' | 'Ｘ' | 'ｘ' | '×' | 'Ⅹ' | 'ⅹ')
+    matches!(
+        c,
+        'X' | 'x' | 'Ｘ' | 'ｘ' | '×' | 'Ⅹ' | 'ⅹ' | '\u{02e3}' | '\u{2093}' | '\u{1d66}'
+    )
 }
 
 /// The byte ranges of `text` that spell an 18-character resident ID number loosely: its
@@ -1125,9 +1155,27 @@ mod clean_key_tests {
         spelled.push("6205!0319!7503!2454!0X".to_string());
         spelled.push("⑥②⓪⑤⓪③①⑨⑦⑤⓪③②④⑤④⓪X".to_string());
         spelled.push("٦٢٠٥٠٣١٩٧٥٠٣٢٤٥٤٠X".to_string());
-        // superscript and subscript digits (session 22's attack: passed a `purpose`)
+        // superscript and subscript digits, other scripts' decimal digits, digit full stops
+        // and commas, a modifier or subscript x, superscript minus between groups (session
+        // 22's two attacks: each passed a `purpose` or a household_id)
         spelled.push("⁶²⁰⁵⁰³¹⁹⁷⁵⁰³²⁴⁵⁴⁰X".to_string());
         spelled.push("₆₂₀₅₀₃₁₉₇₅₀₃₂₄₅₄₀X".to_string());
+        spelled.push("⁶²⁰⁵⁰³¹⁹⁷⁵⁰³²⁴⁵⁴⁰ˣ".to_string());
+        spelled.push("₆₂₀₅₀₃₁₉₇₅₀₃₂₄₅₄₀ₓ".to_string());
+        spelled.push("⁶²⁰⁵⁰³⁻¹⁹⁷⁵⁰³²⁴⁻⁵⁴⁰X".to_string());
+        for zero in [0x0e50u32, 0x09e6, 0x0f20, 0x1810, 0x17e0, 0x1040, 0x07c0] {
+            let digit = |d: u8| char::from_u32(zero + u32::from(d - b'0')).unwrap();
+            spelled.push(id[..17].bytes().map(digit).chain(['X']).collect());
+        }
+        // digit commas (U+1F101 is zero)
+        spelled.push(
+            id[..17]
+                .bytes()
+                .map(|d| char::from_u32(0x1f101 + u32::from(d - b'0')).unwrap())
+                .chain(['X'])
+                .collect(),
+        );
+        spelled.push("⒍⒉🄀⒌🄀⒊⒈⒐⒎⒌🄀⒊⒉⒋⒌⒋🄀X".to_string());
         spelled.push(format!("{a}: {b}: {c}"));
         spelled.push("620:503:1975:0324:540X".to_string());
         spelled.push("620503:19750324:540:X".to_string());

@@ -90,8 +90,23 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
     ]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no-such-dir"));
+    assert!(err.contains("no-such-dir does not exist"), "{err}");
     assert!(!err.contains("placeholder"), "{err}");
+    assert_eq!(source_queries(&w), queried);
+    // a file where the folder should be is said to be one (session 22's attack: "does not
+    // exist")
+    std::fs::write(w.path("a-file"), "not a folder").unwrap();
+    let out = hedui(&[
+        "check",
+        "--config",
+        s(&cfg),
+        s(&household),
+        "--out",
+        s(&w.path("a-file/report.json")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a-file is not a folder"), "{err}");
     assert_eq!(source_queries(&w), queried);
 
     // The README's example cache secret, pasted as it is: said (found by the s7 newcomer).
@@ -143,4 +158,89 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
         "an earlier report"
     );
     assert_eq!(source_queries(&w), queried);
+}
+
+/// Found by session 22's second attack: a consent revoked through `hedui serve` while
+/// `hedui check` (another process, the same store) asked the departments was not seen, and
+/// check went on asking and made its report. It looks at the store while it runs: it stops,
+/// makes no report and exits 4, with the job refused and audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_stops_when_serve_revokes_a_consent_while_the_departments_are_asked() {
+    let w = World::new(20);
+    let rows = clean_households(&w, 1).remove(0);
+    // tax answers after 1.5 s; each attempt gives up after 0.4 s, and is tried 4 times
+    let (_sim, sim_addr) = w.sim(
+        "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 1500 }\n",
+    );
+    let cfg = w.serve_config(
+        &sim_addr,
+        "cache_ttl_s = 0\ntimeout_ms = 400\nretries = 3\nbackoff_base_ms = 100",
+    );
+    let (_serve, addr) = w.serve(&cfg);
+    let api = Api::new(&w, &addr);
+    let (_, intake) = w.token("intake", COUNTY);
+    let mut consents = BTreeMap::new();
+    for p in rows.1.iter().chain(&rows.2) {
+        consents.insert(
+            p["id_number"].clone(),
+            api.consent(&intake, &p["id_number"]).await,
+        );
+    }
+    let household = w.path("household.json");
+    std::fs::write(&household, request(&rows, &consents).to_string()).unwrap();
+    let report = w.path("check-report.json");
+    let check = std::process::Command::new(bin())
+        .args([
+            "check",
+            "--config",
+            s(&cfg),
+            s(&household),
+            "--out",
+            s(&report),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // revoked once check has asked tax
+    let t = Instant::now();
+    while sim_requests(&w, &sim_addr, "tax").await == 0 {
+        assert!(t.elapsed() < Duration::from_secs(5), "tax never asked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let person = rows.1[0]["id_number"].clone();
+    assert_eq!(api.revoke_consent(&intake, &consents[&person]).await, 200);
+    let out = tokio::task::spawn_blocking(move || check.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("refused (consent_revoked"), "{err}");
+    assert!(!report.exists());
+    // no request after the refusal (the retries would have gone on for ~1.5 s more)
+    let then = sim_requests(&w, &sim_addr, "tax").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sim_requests(&w, &sim_addr, "tax").await, then);
+    assert_eq!(source_queries(&w), 0, "no source_query rows: no report");
+    let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
+    let actions: Vec<String> = conn
+        .prepare(
+            "SELECT action FROM audit WHERE job_id = (SELECT id FROM jobs WHERE token_id = 'cli')
+             ORDER BY rowid",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        actions,
+        vec!["verification_accepted", "source_query_sent", "job_refused"]
+    );
+    let status: String = conn
+        .query_row("SELECT status FROM jobs WHERE token_id = 'cli'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(status, "refused");
 }

@@ -1338,3 +1338,90 @@ async fn queries_of_a_job_killed_during_its_fan_out_are_audited() {
         vec!["verification_accepted", "source_query_sent"]
     );
 }
+
+/// Found by session 22's second attack: a person answered from the cache beside a person
+/// whose request failed had the failure in their `source_query` row as if asked. The call
+/// failed (the source is unverified for the household), and the row says the person's answer
+/// was the cache's: ` (cached)` after the failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_person_beside_a_failed_request_is_marked_cached_in_the_audit() {
+    let w = World::new(20);
+    let sim_config = |faults: &str| {
+        let p = w.path(&format!("sim-{}.toml", faults.len()));
+        std::fs::write(&p, faults).unwrap();
+        p
+    };
+    let sim_on = |listen: &str, config: &std::path::Path| {
+        spawn_listening(&[
+            "sim",
+            "--data",
+            s(&w.path("data")),
+            "--listen",
+            listen,
+            "--certs",
+            s(&w.path("certs")),
+            "--config",
+            s(config),
+            "--as-of",
+            AS_OF,
+        ])
+    };
+    let (sim, sim_addr) = sim_on("127.0.0.1:0", &sim_config(FAST));
+    let cfg = w.serve_config(&sim_addr, "retries = 0");
+    let (_serve, addr) = w.serve(&cfg);
+    let api = Api::new(&w, &addr);
+    let (_, intake) = w.token("intake", COUNTY);
+    let hh = clean_households(&w, 2);
+    let mut consents = BTreeMap::new();
+    for rows in &hh {
+        for p in rows.1.iter().chain(&rows.2) {
+            consents.insert(
+                p["id_number"].clone(),
+                api.consent(&intake, &p["id_number"]).await,
+            );
+        }
+    }
+    // the first household answered (and cached) while tax works
+    let (st, v) = verify(&api, &intake, &request(&hh[0], &consents)).await;
+    assert_eq!(st, 200, "{v}");
+    // then tax fails for everyone: the same sim's address, every tax answer a 503
+    drop(sim);
+    let (_sim, again) = sim_on(
+        &sim_addr,
+        &sim_config(&format!("{FAST}[sources.tax]\nerror_rate = 1.0\n")),
+    );
+    assert_eq!(again, sim_addr);
+    let known = hh[0].1[0]["id_number"].clone();
+    let mut body = request(&hh[1], &consents);
+    body["supporters"].as_array_mut().unwrap().push(json!({
+        "id_number": known, "supports_id_number": hh[1].1[0]["id_number"],
+        "relation": "child", "own_household_size": 2, "consent_ref": consents[&known],
+    }));
+    let (st, v) = verify(&api, &intake, &body).await;
+    assert_eq!(st, 200, "{v}");
+    let masked = |id: &str| {
+        hedui::domain::IdNumber::parse(id, chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
+            .unwrap()
+            .0
+            .masked()
+    };
+    let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
+    let rows: BTreeMap<String, String> = conn
+        .prepare("SELECT person, outcome FROM audit WHERE action = 'source_query' AND job_id = ?1")
+        .unwrap()
+        .query_map([v["id"].as_str().unwrap()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let tax = |person: &str| -> String {
+        rows[person]
+            .split(';')
+            .find(|o| o.starts_with("tax="))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(tax(&masked(&known)), "tax=failed:source_error (cached)");
+    for p in hh[1].1.iter().chain(&hh[1].2) {
+        assert_eq!(tax(&masked(&p["id_number"])), "tax=failed:source_error");
+    }
+}

@@ -528,6 +528,40 @@ async fn a_5xx_is_retried_then_fails() {
     assert_eq!(a.attempts, 1);
 }
 
+/// Found by session 22's second attack: two households' calls sharing one request, the
+/// request failing and retried, and one call stopped (its verification refused when a consent
+/// was revoked): the retries still asked about the stopped call's person. A retry asks only
+/// for the persons of the calls still waiting.
+#[tokio::test]
+async fn a_retry_of_a_shared_request_leaves_out_the_persons_of_a_call_that_stopped() {
+    // every answer a 503 after 150 ms: the first attempt is in flight when one call stops
+    let sim = Sim::start("[sources.real_estate]\nerror_rate = 1.0\nlatency = { fixed_ms = 150 }\n");
+    let t = transport(&sim, |s| s.retries = 3);
+    let all = members();
+    let shared = all[0].clone();
+    let (a_ids, b_ids) = (
+        vec![all[1].clone(), shared.clone()],
+        vec![all[2].clone(), shared.clone()],
+    );
+    let a = {
+        let t = t.clone();
+        tokio::spawn(async move { t.fetch(SourceKind::RealEstate, &a_ids).await })
+    };
+    let b = {
+        let t = t.clone();
+        tokio::spawn(async move { t.fetch(SourceKind::RealEstate, &b_ids).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    a.abort();
+    let b = b.await.expect("the call ran");
+    assert_eq!(b.failure(), Some(&HttpFailure::Status { status: 503 }));
+    assert_eq!(b.attempts, 4);
+    let stats = sim.stats().await;
+    // one shared first request of 3 persons, then 3 retries of B's 2
+    assert_eq!(stats["sources"]["real_estate"]["requests"], 4);
+    assert_eq!(stats["sources"]["real_estate"]["persons"], 3 + 3 * 2);
+}
+
 /// Found by the s9 attack: a row the sim's reader refused (a member's bank row cut short) was
 /// left out without a word, and the sim answered that person "no records" (no deposit: the
 /// household was eligible). A request naming such a person is answered with an error; the

@@ -26,7 +26,7 @@ pub fn is_invisible(c: char) -> bool {
 
 /// Whether `c` may stand between the digits of a number written in groups
 /// (`6205 0319 7503 2454 0X`, `620503-1975-0324-540X`, `6205.0319.…`, `6 2 0 5 …`): white
-/// space (U+3000 too), hyphens and dashes, full stops and middle dots, `/`, `_` and commas,
+/// space (U+3000 too), hyphens and dashes (superscript and subscript minus too), full stops and middle dots, `/`, `_` and commas,
 /// ASCII or full-width, and the characters that print as nothing ([`is_invisible`]:
 /// `6\u{200b}2\u{200b}0…` reads as `620…`; session 17's attack named such a key back as
 /// `6?2?0?…` and took such a token label).
@@ -45,6 +45,8 @@ pub fn is_digit_separator(c: char) -> bool {
             '-' | '\u{2010}'
                 ..='\u{2015}'
                     | '\u{2212}'
+                    | '\u{207b}'
+                    | '\u{208b}'
                     | '\u{ff0d}'
                     | '.'
                     | '\u{ff0e}'
