@@ -906,17 +906,13 @@ impl HttpSources {
             return (Err(HttpFailure::CircuitOpen), 0);
         }
         let mut attempts = 0u32;
-        let mut abandoned = false;
         let result = loop {
             if attempts > 0
                 && let Some(live) = live
             {
                 ids = live();
                 if ids.is_empty() {
-                    abandoned = true;
-                    break Err(HttpFailure::Unreachable {
-                        detail: "no verification waits for this request any more".into(),
-                    });
+                    break Err(abandoned());
                 }
             }
             attempts += 1;
@@ -924,8 +920,7 @@ impl HttpSources {
             if attempts > 1 {
                 bump(&src.counters.retries, 1);
             }
-            let asked: HashSet<&str> = ids.iter().map(String::as_str).collect();
-            let (failure, retry) = match self.attempt(kind, src, &ids, &asked, probe).await {
+            let (failure, retry) = match self.attempt(kind, src, &ids, live, probe).await {
                 Ok(ok) => break Ok(ok),
                 Err(e) => e,
             };
@@ -946,7 +941,8 @@ impl HttpSources {
         };
         // a call stopped because the breaker opened while it waited, or given up because no
         // one waits for it, tells nothing new
-        if !abandoned && !matches!(result, Err(HttpFailure::CircuitOpen)) {
+        let given_up = matches!(&result, Err(f) if *f == abandoned());
+        if !given_up && !matches!(result, Err(HttpFailure::CircuitOpen)) {
             src.breaker.record(result.is_ok());
         }
         if let Err(f) = &result {
@@ -961,20 +957,20 @@ impl HttpSources {
     }
 
     /// One HTTP request: send, read, check.
+    ///
+    /// With `live`, the persons are those `live` names once the request has its slot (a
+    /// request waits for one behind others to a slow source: a verification stopped meanwhile
+    /// is not asked about; session 22's third attack), and none is sent when it names none.
     async fn attempt(
         &self,
         kind: SourceKind,
         src: &Source,
         ids: &[String],
-        asked: &HashSet<&str>,
+        live: Option<&(dyn Fn() -> Vec<String> + Sync)>,
         probe: bool,
     ) -> Result<Vec<Record>, (HttpFailure, Retry)> {
         let timeout_ms = src.ep.timeout_ms;
         let request_id = format!("{:032x}", rand::rng().random::<u128>());
-        let body = QueryRequest {
-            request_id: request_id.clone(),
-            id_numbers: ids.to_vec(),
-        };
         // `timeout_ms` counts from asking for a slot: a call queued behind a hanging source
         // times out on time instead of after the calls ahead of it (unbounded otherwise).
         let limit = Duration::from_millis(timeout_ms);
@@ -990,6 +986,18 @@ impl HttpSources {
                     Retry::No,
                 )
             })?,
+        };
+        let now_live = live.map(|l| l());
+        let ids: &[String] = match &now_live {
+            Some(l) if l.is_empty() => return Err((abandoned(), Retry::No)),
+            Some(l) => l,
+            None => ids,
+        };
+        let asked: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let asked = &asked;
+        let body = QueryRequest {
+            request_id: request_id.clone(),
+            id_numbers: ids.to_vec(),
         };
         let left = limit
             .saturating_sub(asked_at.elapsed())
@@ -1073,6 +1081,14 @@ impl HttpSources {
             bytes.extend_from_slice(&chunk);
         }
         check_answer(kind, &request_id, asked, &bytes).map_err(|f| (f, Retry::No))
+    }
+}
+
+/// The failure of a request given up because no verification waits for it any more (each
+/// stopped: a consent revoked); never recorded by the breaker.
+fn abandoned() -> HttpFailure {
+    HttpFailure::Unreachable {
+        detail: "no verification waits for this request any more".into(),
     }
 }
 

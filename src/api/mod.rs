@@ -1523,16 +1523,20 @@ async fn run_job_timed(
     };
     // a `?wait=` job's acceptance goes first, unless its waiter gave up and wrote it
     let mut ahead = Vec::with_capacity(2);
-    if let Some(d) = &delivery
-        && !d.accepted_taken.swap(true, Ordering::AcqRel)
-    {
+    let took_accepted = delivery
+        .as_ref()
+        .is_some_and(|d| !d.accepted_taken.swap(true, Ordering::AcqRel));
+    if let (true, Some(d)) = (took_accepted, &delivery) {
         ahead.push(d.accepted.clone());
     }
     ahead.push(sent);
-    app.store
-        .write(Write::Audit(ahead))
-        .await
-        .map_err(|e| e.to_string())?;
+    if let Err(e) = app.store.write(Write::Audit(ahead)).await {
+        // not written: the waiter that stores the job writes its acceptance
+        if let (true, Some(d)) = (took_accepted, &delivery) {
+            d.accepted_taken.store(false, Ordering::Release);
+        }
+        return Err(JobError::Failed(e.to_string()));
+    }
     // A consent revoked before the fan-out or while the departments are asked stops it, its
     // retries included (the requests in flight are dropped), and the job is refused. (A
     // revocation's signal waits for the job: `biased` looks at it first.)

@@ -604,7 +604,8 @@ pub fn spelled_digit_runs_through(
     also: impl Fn(char) -> bool,
 ) -> Vec<(std::ops::Range<usize>, usize)> {
     let chars: Vec<(usize, char)> = s.char_indices().collect();
-    let is_digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    let is_digit =
+        |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c) || other_digit(c).is_some();
     let is_check = |c: char| matches!(c, 'X' | 'x' | 'Ｘ' | 'ｘ');
     let is_separator = |c: char| is_digit_separator(c) || (also(c) && !is_digit(c) && !is_check(c));
     // `read`: one ASCII byte per character kept (a digit, `X`/`x`, `#` for any other);
@@ -630,7 +631,7 @@ pub fn spelled_digit_runs_through(
             '０'..='９' => b'0' + (u32::from(c) - u32::from('０')) as u8,
             'Ｘ' => b'X',
             'ｘ' => b'x',
-            _ => b'#',
+            _ => other_digit(c).unwrap_or(b'#'),
         });
         at.push((b, b + c.len_utf8()));
         i += 1;
@@ -698,6 +699,10 @@ pub fn is_loose_separator(c: char) -> bool {
     matches!(
         ascii,
         ':' | '+'
+            | '\u{207a}'
+            | '\u{207c}'
+            | '\u{208a}'
+            | '\u{208c}'
             | '|'
             | ';'
             | '~'
@@ -796,6 +801,8 @@ pub fn loose_digit(c: char) -> Option<u8> {
         '\u{2780}'..='\u{2788}' => Some(b'1' + (u - 0x2780) as u8),
         '\u{278a}'..='\u{2792}' => Some(b'1' + (u - 0x278a) as u8),
         '\u{24ea}' | '\u{24ff}' | '\u{1f10b}' | '\u{1f10c}' => Some(b'0'),
+        // double circled digits (`⓵`…`⓽`)
+        '\u{24f5}'..='\u{24fd}' => Some(b'1' + (u - 0x24f5) as u8),
         '〇' | '○' | '零' => Some(b'0'),
         '一' | '壹' | '幺' => Some(b'1'),
         '二' | '贰' | '貳' | '两' | '兩' => Some(b'2'),
@@ -931,10 +938,20 @@ fn has_id_window(spelled: &str) -> bool {
             '0'..='9' | 'X' | 'x' => Some(c.to_ascii_uppercase() as u8),
             '０'..='９' => Some(b'0' + (u32::from(c) - u32::from('０')) as u8),
             'Ｘ' | 'ｘ' => Some(b'X'),
-            _ => None,
+            _ => other_digit(c),
         })
         .collect();
     [18, 15].iter().any(|&w| read.windows(w).any(id_shaped))
+}
+
+/// A digit of another script or a digit form ([`loose_digit`]: Thai `๖`, superscript `⁶`,
+/// `⑥`, …) as ASCII, but not the Chinese numerals, which ordinary text is full of: what
+/// [`spelled_digit_runs`] reads besides ASCII and full-width digits (session 22's third
+/// attack: Thai or superscript digits one at a time between spaces passed the ID checks).
+fn other_digit(c: char) -> Option<u8> {
+    (!c.is_ascii() && !matches!(c, '\u{3000}'..='\u{9fff}' | '○'))
+        .then(|| loose_digit(c))
+        .flatten()
 }
 
 /// Whether `b` (ASCII digits, `X` last) has the form of a resident ID number: 18 characters
@@ -1176,6 +1193,11 @@ mod clean_key_tests {
                 .collect(),
         );
         spelled.push("⒍⒉🄀⒌🄀⒊⒈⒐⒎⒌🄀⒊⒉⒋⒌⒋🄀X".to_string());
+        // session 22's third attack: double circled digits, superscript plus and equals
+        // between groups
+        spelled.push("⓺⓶⓪⓹⓪⓷⓵⓽⓻⓹⓪⓷⓶⓸⓹⓸⓪X".replace('⓪', "⓿"));
+        spelled.push("⁶²⁰⁵⁰³⁺¹⁹⁷⁵⁰³²⁴⁺⁵⁴⁰ˣ".to_string());
+        spelled.push("⁶²⁰⁵⁰³⁼¹⁹⁷⁵⁰³²⁴⁼⁵⁴⁰X".to_string());
         spelled.push(format!("{a}: {b}: {c}"));
         spelled.push("620:503:1975:0324:540X".to_string());
         spelled.push("620503:19750324:540:X".to_string());
@@ -1193,6 +1215,23 @@ mod clean_key_tests {
             assert_eq!(read, 18, "{text}: {got}");
             assert!(holds_id_like(&text), "{text}");
             assert!(holds_id_number(&text), "{text}");
+        }
+        // One character at a time (session 22's third attack): a keycap or a combining mark
+        // after each digit, other scripts' digits between spaces or hyphens. Not a grouping
+        // `loose_id_numbers` reads; the ID checks read it as they read the ASCII spelling.
+        let thai = |d: char| char::from_u32(0x0e50 + d.to_digit(10).unwrap()).unwrap();
+        let one_at_a_time: [String; 4] = [
+            id[..17]
+                .chars()
+                .flat_map(|d| [d, '\u{fe0f}', '\u{20e3}'])
+                .collect(),
+            id[..17].chars().flat_map(|d| [d, '\u{0301}']).collect(),
+            id[..17].chars().flat_map(|d| [thai(d), ' ']).collect(),
+            id[..17].chars().flat_map(|d| [thai(d), '-']).collect(),
+        ];
+        for s in one_at_a_time {
+            let text = format!("申请人 {s}X 复核");
+            assert!(holds_id_like(&text), "{text}");
         }
         // a wrong check character, 17 characters, times, offsets, sums and ranges: none
         for text in [

@@ -562,6 +562,35 @@ async fn a_retry_of_a_shared_request_leaves_out_the_persons_of_a_call_that_stopp
     assert_eq!(stats["sources"]["real_estate"]["persons"], 3 + 3 * 2);
 }
 
+/// Found by session 22's third attack: a shared request waiting for a free connection to a
+/// source (`max_in_flight`) was sent with the persons it was made with, though one of its
+/// calls had stopped meanwhile. The persons are those still waited for once it has its slot.
+#[tokio::test]
+async fn a_shared_request_waiting_for_a_slot_leaves_out_the_persons_of_a_call_that_stopped() {
+    let sim = Sim::start("[sources.real_estate]\nlatency = { fixed_ms = 300 }\n");
+    let t = transport(&sim, |s| s.max_in_flight = 1);
+    let all = members();
+    let shared = all[0].clone();
+    let call = |ids: Vec<String>| {
+        let t = t.clone();
+        tokio::spawn(async move { t.fetch(SourceKind::RealEstate, &ids).await })
+    };
+    // C holds the one slot for 300 ms; A and B wait for it in one request
+    let c = call(vec![all[3].clone()]);
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    let a = call(vec![all[1].clone(), shared.clone()]);
+    let b = call(vec![all[2].clone(), shared.clone()]);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    a.abort();
+    let (b, c) = (b.await.expect("B ran"), c.await.expect("C ran"));
+    assert_eq!(b.failure(), None);
+    assert_eq!(c.failure(), None);
+    let stats = sim.stats().await;
+    assert_eq!(stats["sources"]["real_estate"]["requests"], 2);
+    // C's one person, then B's two: A's own person never asked
+    assert_eq!(stats["sources"]["real_estate"]["persons"], 1 + 2);
+}
+
 /// Found by the s9 attack: a row the sim's reader refused (a member's bank row cut short) was
 /// left out without a word, and the sim answered that person "no records" (no deposit: the
 /// household was eligible). A request naming such a person is answered with an error; the

@@ -40,6 +40,9 @@ pub fn is_invisible(c: char) -> bool {
 pub fn is_digit_separator(c: char) -> bool {
     c.is_whitespace()
         || is_invisible(c)
+        // combining marks, the keycap and variation selectors after a digit (`6️⃣`, `6́`):
+        // between two digits they join them (session 22's third attack)
+        || matches!(c, '\u{0300}'..='\u{036f}' | '\u{20d0}'..='\u{20ff}' | '\u{fe00}'..='\u{fe0f}')
         || matches!(
             c,
             '-' | '\u{2010}'
