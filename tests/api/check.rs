@@ -168,14 +168,8 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
 async fn check_stops_when_serve_revokes_a_consent_while_the_departments_are_asked() {
     let w = World::new(20);
     let rows = clean_households(&w, 1).remove(0);
-    // tax answers after 1.5 s; each attempt gives up after 0.4 s, and is tried 4 times
-    let (_sim, sim_addr) = w.sim(
-        "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 1500 }\n",
-    );
-    let cfg = w.serve_config(
-        &sim_addr,
-        "cache_ttl_s = 0\ntimeout_ms = 400\nretries = 3\nbackoff_base_ms = 100",
-    );
+    let (_sim, sim_addr) = w.sim(SLOW_TAX);
+    let cfg = w.serve_config(&sim_addr, RETRYING);
     let (_serve, addr) = w.serve(&cfg);
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);

@@ -186,6 +186,20 @@ async fn verify(api: &Api, token: &str, body: &Value) -> (u16, Value) {
 
 const FAST: &str = "[defaults]\nlatency = { fixed_ms = 2 }\n";
 
+/// Sim faults with tax answering after 1.5 s (the others at once), and the serve settings that
+/// make each attempt give up after 0.4 s and try 4 times: a job that asks tax for ~2 s.
+const SLOW_TAX: &str =
+    "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 1500 }\n";
+const RETRYING: &str = "cache_ttl_s = 0\ntimeout_ms = 400\nretries = 3\nbackoff_base_ms = 100";
+
+/// A valid ID number masked as the audit log shows it.
+fn masked(id: &str) -> String {
+    hedui::domain::IdNumber::parse(id, chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
+        .unwrap()
+        .0
+        .masked()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
     let w = World::new(60);
@@ -1122,12 +1136,6 @@ async fn a_persons_audit_row_says_cached_exactly_when_their_answer_came_from_the
             );
         }
     }
-    let masked = |id: &str| {
-        hedui::domain::IdNumber::parse(id, chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
-            .unwrap()
-            .0
-            .masked()
-    };
     // per masked person of the job: how many of the 12 sources say " (cached)"
     let cached = |job: &str| -> BTreeMap<String, usize> {
         let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
@@ -1203,14 +1211,8 @@ fn job_actions(w: &World, job: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consent_revoked_while_the_departments_are_asked_stops_the_job_and_its_retries() {
     let w = World::new(20);
-    // tax answers after 1.5 s; each attempt gives up after 0.4 s, and is tried 4 times
-    let (_sim, sim_addr) = w.sim(
-        "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 1500 }\n",
-    );
-    let cfg = w.serve_config(
-        &sim_addr,
-        "cache_ttl_s = 0\ntimeout_ms = 400\nretries = 3\nbackoff_base_ms = 100",
-    );
+    let (_sim, sim_addr) = w.sim(SLOW_TAX);
+    let cfg = w.serve_config(&sim_addr, RETRYING);
     let (_serve, addr) = w.serve(&cfg);
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);
@@ -1399,12 +1401,6 @@ async fn a_cached_person_beside_a_failed_request_is_marked_cached_in_the_audit()
     }));
     let (st, v) = verify(&api, &intake, &body).await;
     assert_eq!(st, 200, "{v}");
-    let masked = |id: &str| {
-        hedui::domain::IdNumber::parse(id, chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
-            .unwrap()
-            .0
-            .masked()
-    };
     let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
     let rows: BTreeMap<String, String> = conn
         .prepare("SELECT person, outcome FROM audit WHERE action = 'source_query' AND job_id = ?1")
