@@ -21,13 +21,7 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
     let (_serve, addr) = w.serve(&cfg);
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);
-    let mut consents = BTreeMap::new();
-    for p in rows.1.iter().chain(&rows.2) {
-        consents.insert(
-            p["id_number"].clone(),
-            api.consent(&intake, &p["id_number"]).await,
-        );
-    }
+    let consents = register_consents(&api, &intake, rows.1.iter().chain(&rows.2)).await;
     // a consent for no source at all is refused, naming the field
     let (st, v) = api
         .post(
@@ -173,13 +167,7 @@ async fn check_stops_when_serve_revokes_a_consent_while_the_departments_are_aske
     let (_serve, addr) = w.serve(&cfg);
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);
-    let mut consents = BTreeMap::new();
-    for p in rows.1.iter().chain(&rows.2) {
-        consents.insert(
-            p["id_number"].clone(),
-            api.consent(&intake, &p["id_number"]).await,
-        );
-    }
+    let consents = register_consents(&api, &intake, rows.1.iter().chain(&rows.2)).await;
     let household = w.path("household.json");
     std::fs::write(&household, request(&rows, &consents).to_string()).unwrap();
     let report = w.path("check-report.json");

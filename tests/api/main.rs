@@ -192,6 +192,23 @@ const SLOW_TAX: &str =
     "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 1500 }\n";
 const RETRYING: &str = "cache_ttl_s = 0\ntimeout_ms = 400\nretries = 3\nbackoff_base_ms = 100";
 
+/// A consent registered by `token` for each of `persons` (caseload rows): ID number →
+/// consent reference.
+async fn register_consents<'a>(
+    api: &Api,
+    token: &str,
+    persons: impl IntoIterator<Item = &'a BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut consents = BTreeMap::new();
+    for p in persons {
+        consents.insert(
+            p["id_number"].clone(),
+            api.consent(token, &p["id_number"]).await,
+        );
+    }
+    consents
+}
+
 /// A valid ID number masked as the audit log shows it.
 fn masked(id: &str) -> String {
     hedui::domain::IdNumber::parse(id, chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap())
@@ -320,13 +337,7 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
 
     // The same household again: answered from the cache, the report says how old.
     let rows = &hh[2];
-    let mut consents = BTreeMap::new();
-    for p in rows.1.iter().chain(&rows.2) {
-        consents.insert(
-            p["id_number"].clone(),
-            api.consent(&intake, &p["id_number"]).await,
-        );
-    }
+    let mut consents = register_consents(&api, &intake, rows.1.iter().chain(&rows.2)).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // the answers' ages (s) of the household's verified report
     let ages = |v: &Value| -> Vec<u64> {
@@ -442,13 +453,7 @@ async fn fan_out_takes_about_the_slowest_source_not_the_sum() {
     let hh = clean_households(&w, 3);
     let mut times = Vec::new();
     for rows in &hh {
-        let mut consents = BTreeMap::new();
-        for p in rows.1.iter().chain(&rows.2) {
-            consents.insert(
-                p["id_number"].clone(),
-                api.consent(&intake, &p["id_number"]).await,
-            );
-        }
+        let consents = register_consents(&api, &intake, rows.1.iter().chain(&rows.2)).await;
         let body = request(rows, &consents);
         let t = Instant::now();
         let (st, v) = verify(&api, &intake, &body).await;
@@ -487,13 +492,7 @@ async fn a_failing_source_makes_the_report_referred_with_source_unverified() {
     let (_serve, addr) = w.serve(&cfg);
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);
-    let mut consents = BTreeMap::new();
-    for p in rows.1.iter().chain(&rows.2) {
-        consents.insert(
-            p["id_number"].clone(),
-            api.consent(&intake, &p["id_number"]).await,
-        );
-    }
+    let consents = register_consents(&api, &intake, rows.1.iter().chain(&rows.2)).await;
     let (st, v) = verify(&api, &intake, &request(rows, &consents)).await;
     assert_eq!(st, 200, "{v}");
     let r = w.open(&v["sealed_report"]);
@@ -1127,15 +1126,12 @@ async fn a_persons_audit_row_says_cached_exactly_when_their_answer_came_from_the
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);
     let hh = clean_households(&w, 2);
-    let mut consents = BTreeMap::new();
-    for rows in &hh {
-        for p in rows.1.iter().chain(&rows.2) {
-            consents.insert(
-                p["id_number"].clone(),
-                api.consent(&intake, &p["id_number"]).await,
-            );
-        }
-    }
+    let consents = register_consents(
+        &api,
+        &intake,
+        hh.iter().flat_map(|r| r.1.iter().chain(&r.2)),
+    )
+    .await;
     // per masked person of the job: how many of the 12 sources say " (cached)"
     let cached = |job: &str| -> BTreeMap<String, usize> {
         let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
@@ -1217,15 +1213,12 @@ async fn a_consent_revoked_while_the_departments_are_asked_stops_the_job_and_its
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);
     let hh = clean_households(&w, 2);
-    let mut consents = BTreeMap::new();
-    for rows in &hh {
-        for p in rows.1.iter().chain(&rows.2) {
-            consents.insert(
-                p["id_number"].clone(),
-                api.consent(&intake, &p["id_number"]).await,
-            );
-        }
-    }
+    let consents = register_consents(
+        &api,
+        &intake,
+        hh.iter().flat_map(|r| r.1.iter().chain(&r.2)),
+    )
+    .await;
 
     // Without `?wait=`: accepted, then a member's consent revoked during the fan-out.
     let (st, v) = api
@@ -1316,13 +1309,7 @@ async fn queries_of_a_job_killed_during_its_fan_out_are_audited() {
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);
     let hh = clean_households(&w, 1);
-    let mut consents = BTreeMap::new();
-    for p in hh[0].1.iter().chain(&hh[0].2) {
-        consents.insert(
-            p["id_number"].clone(),
-            api.consent(&intake, &p["id_number"]).await,
-        );
-    }
+    let consents = register_consents(&api, &intake, hh[0].1.iter().chain(&hh[0].2)).await;
     let (st, v) = api
         .post("/v1/verifications", &intake, &request(&hh[0], &consents))
         .await;
@@ -1374,15 +1361,12 @@ async fn a_cached_person_beside_a_failed_request_is_marked_cached_in_the_audit()
     let api = Api::new(&w, &addr);
     let (_, intake) = w.token("intake", COUNTY);
     let hh = clean_households(&w, 2);
-    let mut consents = BTreeMap::new();
-    for rows in &hh {
-        for p in rows.1.iter().chain(&rows.2) {
-            consents.insert(
-                p["id_number"].clone(),
-                api.consent(&intake, &p["id_number"]).await,
-            );
-        }
-    }
+    let consents = register_consents(
+        &api,
+        &intake,
+        hh.iter().flat_map(|r| r.1.iter().chain(&r.2)),
+    )
+    .await;
     // the first household answered (and cached) while tax works
     let (st, v) = verify(&api, &intake, &request(&hh[0], &consents)).await;
     assert_eq!(st, 200, "{v}");
