@@ -145,7 +145,8 @@ pub enum Command {
         config: PathBuf,
     },
     /// Verify one household (JSON, as POST /v1/verifications) from the command line.
-    /// Exit 0 eligible, 1 referred, 3 ineligible, 4 refused, 2 failed.
+    /// Exit 0 eligible, 1 referred, 3 ineligible, 4 refused, 2 failed, 130 interrupted
+    /// (Ctrl-C or SIGTERM while the departments are asked: the job is stored refused, no report).
     Check {
         /// The service config (TOML).
         #[arg(long)]

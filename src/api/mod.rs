@@ -1152,7 +1152,7 @@ async fn post_verification(
         id: id.clone(),
         token_id: token.id.clone(),
         region_code: v.household.region_code.clone(),
-        request: text,
+        request: Some(text),
         events: vec![accepted.clone()],
         if_absent: wait.is_some(),
     };
@@ -2450,6 +2450,10 @@ pub fn check(
     // cannot be written would leave audited source queries behind for nothing). Nothing is
     // created, truncated or removed until the sealed report exists.
     if let Some(p) = out {
+        if p.is_dir() {
+            // (session 22's attack: the raw `Is a directory (os error 21)`)
+            anyhow::bail!("Failed to open {} for writing: it is a folder", p.display());
+        }
         if p.exists() {
             std::fs::OpenOptions::new()
                 .write(true)
@@ -2506,11 +2510,15 @@ pub fn check(
             return refused(e);
         }
         let id = new_job_id();
+        // Stored without its request: this process alone waits for the report, so a check
+        // interrupted before it ends is never resumed by a `hedui serve` on the same store
+        // (session 22's attack: serve resumed it, asking the departments for a report nobody
+        // would read, and the request's ID numbers stayed in the store).
         app.store.insert_job(
             &id,
             "cli",
             &v.household.region_code,
-            &serde_json::to_string(&req)?,
+            None,
             &[AuditEvent {
                 actor: "cli".into(),
                 action: "verification_accepted".into(),
@@ -2520,10 +2528,31 @@ pub fn check(
                 ..AuditEvent::default()
             }],
         )?;
-        let Some(sealed) = run_job(&app, &id, &v, "cli")
-            .await
-            .map_err(anyhow::Error::msg)?
-        else {
+        let done = tokio::select! {
+            done = run_job(&app, &id, &v, "cli") => done,
+            signal = interrupted() => {
+                // The fan-out is dropped with `run_job`'s future: no request is sent after
+                // this. The departments already asked stay audited (`source_query_sent`).
+                let code = "interrupted";
+                app.store.write(Write::Refuse {
+                    id: id.clone(),
+                    code: code.into(),
+                    events: vec![AuditEvent {
+                        actor: "cli".into(),
+                        action: "job_refused".into(),
+                        job_id: id.clone(),
+                        outcome: format!("{code}: {signal} while the departments were asked; no report"),
+                        ..AuditEvent::default()
+                    }],
+                    insert: None,
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("Failed to mark the interrupted verification {id} refused: {e}"))?;
+                say!("verification {id}: refused ({code}: {signal} while the departments were asked; no report)");
+                return Ok(EXIT_INTERRUPTED);
+            }
+        };
+        let Some(sealed) = done.map_err(anyhow::Error::msg)? else {
             say!(
                 "verification {id}: refused (consent_revoked: a consent was revoked while the departments were asked; no report)"
             );
@@ -2551,6 +2580,29 @@ pub fn check(
             _ => 2,
         })
     })
+}
+
+/// `hedui check`'s exit code when it was interrupted (SIGINT, Ctrl-C, or SIGTERM) while the
+/// departments were asked: 128 + SIGINT, the shells' convention. The job is stored refused
+/// (`interrupted`), with its `job_refused` audit row; no report.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM; says which. A signal whose handler cannot be set up
+/// is never awaited (the process then ends by the signal's default action, as before).
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let wait = |kind: SignalKind| async move {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = wait(SignalKind::interrupt()) => "interrupted (SIGINT)",
+        () = wait(SignalKind::terminate()) => "terminated (SIGTERM)",
+    }
 }
 
 #[cfg(test)]

@@ -69,8 +69,9 @@ pub enum Write {
         token_id: String,
         /// Household region.
         region_code: String,
-        /// Request JSON.
-        request: String,
+        /// Request JSON (with the persons' ID numbers: kept only while the job may be resumed
+        /// by `hedui serve`; `None` for a job nobody would resume, `hedui check`'s).
+        request: Option<String>,
         /// Audit rows appended with it.
         events: Vec<AuditEvent>,
         /// Whether the job may already be stored by its own [`Write::Finish`] with `insert`
@@ -1628,6 +1629,10 @@ impl Store {
 
     /// Store an accepted job with its request (before the client is answered) and append
     /// `events` (its `verification_accepted` row) to the audit chain, in one transaction.
+    /// `request: None` stores the job without its request: a job that is never resumed
+    /// (`hedui check`'s, whose process alone waits for its report) keeps no ID numbers in
+    /// the store, and a `hedui serve` started later passes it over ([`Store::unfinished_jobs`]
+    /// lists it; the resume skips a job without a request).
     ///
     /// # Errors
     /// [`StoreError`] (nothing is stored then).
@@ -1636,14 +1641,14 @@ impl Store {
         id: &str,
         token_id: &str,
         region_code: &str,
-        request: &str,
+        request: Option<&str>,
         events: &[AuditEvent],
     ) -> Result<(), StoreError> {
         self.write_now(&Write::Job {
             id: id.into(),
             token_id: token_id.into(),
             region_code: region_code.into(),
-            request: request.into(),
+            request: request.map(str::to_string),
             events: events.to_vec(),
             if_absent: false,
         })
@@ -1945,7 +1950,7 @@ mod tests {
             assert!(started.elapsed() >= std::time::Duration::from_millis(250));
         };
         waited(&|| s.audit(&[ev(1)]));
-        waited(&|| s.insert_job("v_1", "tok_1", "620503", "{}", &[ev(2)]));
+        waited(&|| s.insert_job("v_1", "tok_1", "620503", Some("{}"), &[ev(2)]));
         waited(&|| s.finish_job("v_1", "{}", "eligible", &[ev(3)]));
         waited(&|| {
             apply_group(&mut s.conn().unwrap(), &[&Write::Audit(vec![ev(4)])])
@@ -2038,7 +2043,7 @@ mod tests {
             id: format!("v_{i:024x}"),
             token_id: "tok_1".into(),
             region_code: "620503".into(),
-            request: "{}".into(),
+            request: Some("{}".into()),
             events: vec![ev(i), ev(i + 1000)],
             if_absent: false,
         }

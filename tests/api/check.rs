@@ -102,6 +102,21 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a-file is not a folder"), "{err}");
     assert_eq!(source_queries(&w), queried);
+    // a folder as the report's file is said to be one (session 22's attack: the raw
+    // `Is a directory (os error 21)`), before anything is asked
+    let out = hedui(&[
+        "check",
+        "--config",
+        s(&cfg),
+        s(&household),
+        "--out",
+        s(&w.root),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("for writing: it is a folder"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    assert_eq!(source_queries(&w), queried);
 
     // The README's example cache secret, pasted as it is: said (found by the s7 newcomer).
     let pasted = w.path("pasted.toml");
@@ -225,4 +240,131 @@ async fn check_stops_when_serve_revokes_a_consent_while_the_departments_are_aske
         })
         .unwrap();
     assert_eq!(status, "refused");
+}
+
+/// Found by session 22's third attack: a `hedui check` interrupted while it asked the
+/// departments left its job `queued` with its request (the persons' ID numbers) in the store,
+/// and the next `hedui serve` on the store resumed it, asking the departments again for a
+/// report nobody would read. Now: Ctrl-C (SIGINT) stores the job refused (`interrupted`,
+/// audited) and exits 130; a check killed outright leaves its job `queued` without a request;
+/// a server started afterwards resumes neither and asks no department.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_check_is_refused_and_never_resumed_by_serve() {
+    let w = World::new(20);
+    let rows = clean_households(&w, 1).remove(0);
+    let (_sim, sim_addr) = w.sim(SLOW_TAX);
+    let cfg = w.serve_config(&sim_addr, RETRYING);
+    let consents = {
+        let (_serve, addr) = w.serve(&cfg);
+        let api = Api::new(&w, &addr);
+        let (_, intake) = w.token("intake", COUNTY);
+        register_consents(&api, &intake, rows.1.iter().chain(&rows.2)).await
+    };
+    let household = w.path("household.json");
+    std::fs::write(&household, request(&rows, &consents).to_string()).unwrap();
+    let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
+    let cli_jobs =
+        |conn: &rusqlite::Connection| -> Vec<(String, String, Option<String>, Option<String>)> {
+            conn.prepare(
+            "SELECT id, status, determination, request FROM jobs WHERE token_id = 'cli' ORDER BY created_at, rowid",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+        };
+    let mut asked = 0;
+    for signal in ["-INT", "-KILL"] {
+        let report = w.path(&format!("check{signal}.json"));
+        let check = std::process::Command::new(bin())
+            .args([
+                "check",
+                "--config",
+                s(&cfg),
+                s(&household),
+                "--out",
+                s(&report),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while sim_requests(&w, &sim_addr, "tax").await == asked {
+            assert!(t.elapsed() < Duration::from_secs(10), "tax never asked");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let kill = std::process::Command::new("kill")
+            .args([signal, &check.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let out = tokio::task::spawn_blocking(move || check.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if signal == "-INT" {
+            assert_eq!(out.status.code(), Some(130), "{err}");
+            assert!(
+                err.contains("refused (interrupted: interrupted (SIGINT)"),
+                "{err}"
+            );
+        } else {
+            assert_eq!(out.status.code(), None, "killed by the signal: {err}");
+        }
+        assert!(!report.exists());
+        // no request after the interruption (the retries would have gone on ~1.5 s more)
+        asked = sim_requests(&w, &sim_addr, "tax").await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert_eq!(sim_requests(&w, &sim_addr, "tax").await, asked, "{signal}");
+    }
+    let jobs = cli_jobs(&conn);
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert_eq!(
+        (
+            jobs[0].1.as_str(),
+            jobs[0].2.as_deref(),
+            jobs[0].3.as_deref()
+        ),
+        ("refused", Some("interrupted"), None)
+    );
+    assert_eq!(
+        (
+            jobs[1].1.as_str(),
+            jobs[1].2.as_deref(),
+            jobs[1].3.as_deref()
+        ),
+        ("queued", None, None),
+        "killed: queued, no request (no ID numbers) kept"
+    );
+    let actions = |job: &str| -> Vec<String> {
+        conn.prepare("SELECT action FROM audit WHERE job_id = ?1 ORDER BY rowid")
+            .unwrap()
+            .query_map([job], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(
+        actions(&jobs[0].0),
+        vec!["verification_accepted", "source_query_sent", "job_refused"]
+    );
+    assert_eq!(
+        actions(&jobs[1].0),
+        vec!["verification_accepted", "source_query_sent"]
+    );
+    // a server started on the store resumes neither: no department is asked
+    let (_serve, _addr) = w.serve(&cfg);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(sim_requests(&w, &sim_addr, "tax").await, asked);
+    assert_eq!(cli_jobs(&conn), jobs);
+    let resumed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit WHERE action = 'job_resumed'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(resumed, 0);
 }
