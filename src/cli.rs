@@ -131,7 +131,8 @@ pub enum Command {
         trust_embedded_signer: bool,
         /// The reports file (`reports.jsonl`) or one envelope (`.json`).
         file: PathBuf,
-        /// Only this household (pretty JSON); without it, every report as JSON lines.
+        /// Only this household (pretty JSON); without it, every report as JSON lines (one
+        /// envelope saved pretty-printed, `jq .sealed_report`, opens pretty-printed).
         #[arg(long)]
         household: Option<String>,
         /// `json` (default), `html` (the 核对报告 page) or `receipt` (the applicant's 数据查询回执); pages need `--household`.
@@ -920,9 +921,16 @@ fn open(
     // part of the JSON: at the start of the file and of any line it is skipped, as the
     // department-file reader does (../shared/cases C03, "the same BOM rule for JSON inputs").
     let unbom = |l: &str| -> String { l.trim().trim_start_matches('\u{feff}').trim().to_string() };
+    // A pretty-printed envelope (several lines, one JSON value: `jq .sealed_report > f.json`)
+    // opens to a pretty-printed report; JSON lines, also of one line, to JSON lines (the
+    // newcomer trial of session 22: one envelope opened to one long line).
+    let mut pretty = false;
     let entries: Vec<(usize, Result<SealedReport, serde_json::Error>)> =
         match serde_json::from_str::<SealedReport>(&unbom(&text)) {
-            Ok(env) => vec![(0, Ok(env))],
+            Ok(env) => {
+                pretty = text.trim().lines().count() > 1;
+                vec![(0, Ok(env))]
+            }
             Err(_) => {
                 // With --household only the lines that can hold its report id are parsed (the
                 // id is `<run>/<household>`; a line without that text cannot be its envelope).
@@ -1053,6 +1061,10 @@ fn open(
                             out.write_all(page.as_bytes())?;
                         }
                     }
+                } else if pretty {
+                    let v: serde_json::Value = serde_json::from_slice(&plain)
+                        .context("Failed to parse an opened report")?;
+                    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
                 } else {
                     out.write_all(&plain)?;
                     out.write_all(b"\n")?;

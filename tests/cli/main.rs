@@ -446,13 +446,31 @@ fn a_changed_byte_or_a_wrong_key_makes_open_fail_clearly() {
     let env: serde_json::Value = serde_json::from_str(first).unwrap();
     let pretty = c.root.join("one.json");
     std::fs::write(&pretty, serde_json::to_string_pretty(&env).unwrap()).unwrap();
-    let opened: serde_json::Value = serde_json::from_str(&ok(&hedui(&[
+    let text_out = ok(&hedui(&[
         "open",
         "--key",
         s(&c.key("civil.key")),
         s(&pretty),
-    ])))
-    .expect("one opened report");
+    ]));
+    let opened: serde_json::Value = serde_json::from_str(&text_out).expect("one opened report");
+    // ... and is printed pretty (the s22 trial: one long line); a line of JSON lines stays one
+    assert_eq!(
+        text_out,
+        format!("{}\n", serde_json::to_string_pretty(&opened).unwrap())
+    );
+    let one_line = c.root.join("one.jsonl");
+    std::fs::write(&one_line, format!("{first}\n")).unwrap();
+    let line_out = ok(&hedui(&[
+        "open",
+        "--key",
+        s(&c.key("civil.key")),
+        s(&one_line),
+    ]));
+    assert_eq!(line_out.lines().count(), 1, "{line_out}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&line_out).unwrap(),
+        opened
+    );
     assert_eq!(
         format!(
             "{}/{}",
