@@ -2409,3 +2409,170 @@ fn a_run_into_links_to_the_previous_run_leaves_the_previous_run_as_it_was() {
         );
     }
 }
+
+/// Found by session 23's attack: an incremental run took no notice of delta rows a full run on
+/// the end state sends to the error-tolerant pass. Its caseload comes from the previous state,
+/// which keeps no names, so the index of the caseload persons' names and birth dates it tested
+/// the delta's rows against was empty: a bank row keyed with another person's valid ID and
+/// bearing a member's name and birth date was applied (eligible) where a full run made it a
+/// possible match (referred); so was a delta taking out the registration of a namesake (a
+/// resident outside the caseload with a member's name and birth date), whose own rows a full
+/// run then makes candidates. Now the state keeps the index as hashes and the namesakes'
+/// registration rows as pseudonyms; a delta that changes what a full run sends to the pass is
+/// refused, and one that does not (the namesake's own row, a registration row taken out and
+/// written again) is applied, equal to a full run on its end state.
+#[test]
+fn an_incremental_run_refuses_a_delta_a_full_run_would_send_to_the_error_tolerant_pass() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let header: Vec<&str> = members.lines().next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (id_col, name_col) = (col("id_number"), col("name"));
+    let x: Vec<String> = members
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect::<Vec<_>>())
+        .find(|r| {
+            r[id_col].len() == 18 && r[id_col].starts_with("620503") && !r[name_col].is_empty()
+        })
+        .expect("a 620503 member");
+    let (id, name) = (x[id_col].clone(), x[name_col].clone());
+    let foreign = |seq: &str| with_check(&format!("620521{}{seq}{}", &id[6..14], &id[16..17]));
+    let registration =
+        std::fs::read_to_string(data.join("household_registration.csv")).expect("registration");
+    let reg_header = registration.lines().next().expect("header").to_string();
+    // the namesake: registered under the member's name and birth date with an ID of its own
+    let own_reg = registration
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .expect("the member's registration row");
+    let namesake_reg = own_reg.replacen(&id, &foreign("97"), 1);
+    let mut reg = registration.clone();
+    reg.push_str(&format!("{namesake_reg}\n"));
+    std::fs::write(data.join("household_registration.csv"), &reg).expect("write");
+    let namesake_row = reg.lines().count() - 2;
+    let bank = std::fs::read_to_string(data.join("bank.csv")).expect("bank");
+    let bank_header = bank.lines().next().expect("header").to_string();
+    let bank_row = |who: &str, account: &str| {
+        format!("{who},{name},B0002H,6228****{account},current,9000000.00,2026-10-29\n")
+    };
+    // the namesake's own deposit: theirs in a full run, no candidate
+    let mut bank_now = bank.clone();
+    bank_now.push_str(&bank_row(&foreign("97"), "0007"));
+    std::fs::write(data.join("bank.csv"), &bank_now).expect("write");
+    let manifest = |out: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("state/manifest.json")).expect("manifest"))
+            .expect("json")
+    };
+    let prev = p.batch(&data, "prev", &[]);
+    assert_eq!(manifest(&prev)["error_tolerant_rows"], 0);
+    assert_eq!(
+        manifest(&prev)["namesakes"].as_array().map(Vec::len),
+        Some(1),
+        "the namesake's registration row, as pseudonyms"
+    );
+    let state = std::fs::read(prev.join("state/manifest.json")).expect("manifest");
+    let state = String::from_utf8_lossy(&state);
+    assert!(!state.contains(&foreign("97")) && !state.contains(&name));
+
+    // Each delta: (what it is, its files, the end state's files, the refusal's words if an
+    // incremental run may not apply it).
+    type Files = Vec<(&'static str, String)>;
+    let cases: Vec<(&str, Files, Files, Option<&str>)> = vec![
+        (
+            "a row keyed with an unregistered ID, bearing the member's name: a candidate",
+            vec![(
+                "bank.csv",
+                format!(
+                    "op,row,{bank_header}\nadd,,{}",
+                    bank_row(&foreign("99"), "0009")
+                ),
+            )],
+            vec![(
+                "bank.csv",
+                format!("{bank_now}{}", bank_row(&foreign("99"), "0009")),
+            )],
+            Some("carry a valid ID number of a person outside the caseload"),
+        ),
+        (
+            "another row of the namesake's own: not a candidate",
+            vec![(
+                "bank.csv",
+                format!(
+                    "op,row,{bank_header}\nadd,,{}",
+                    bank_row(&foreign("97"), "0008")
+                ),
+            )],
+            vec![(
+                "bank.csv",
+                format!("{bank_now}{}", bank_row(&foreign("97"), "0008")),
+            )],
+            None,
+        ),
+        (
+            "the namesake's registration taken out: their deposit becomes a candidate",
+            vec![(
+                "household_registration.csv",
+                format!(
+                    "op,row,{reg_header}\nremove,{namesake_row}{}\n",
+                    ",".repeat(9)
+                ),
+            )],
+            vec![("household_registration.csv", registration.clone())],
+            Some("take out the registration of a resident outside the caseload"),
+        ),
+        (
+            "the namesake's registration taken out and written again: nothing changes",
+            vec![(
+                "household_registration.csv",
+                format!(
+                    "op,row,{reg_header}\nremove,{namesake_row}{}\nadd,,{namesake_reg}\n",
+                    ",".repeat(9)
+                ),
+            )],
+            vec![("household_registration.csv", reg.clone())],
+            None,
+        ),
+    ];
+    for (i, (what, delta_files, end_files, refused)) in cases.into_iter().enumerate() {
+        let delta = p.root.join(format!("delta{i}"));
+        let end = p.root.join(format!("end{i}"));
+        std::fs::create_dir_all(&delta).expect("mkdir");
+        copy_dir(&data, &end);
+        for (f, body) in &delta_files {
+            std::fs::write(delta.join(f), body).expect("delta");
+        }
+        for (f, body) in &end_files {
+            std::fs::write(end.join(f), body).expect("end");
+        }
+        let full = p.batch(&end, &format!("full{i}"), &[]);
+        let out = p.run_batch(
+            &data,
+            &format!("inc{i}"),
+            &["--previous", s(&prev), "--delta", s(&delta)],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        match refused {
+            Some(words) => {
+                assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+                assert!(err.contains(words), "{what}: {err}");
+                assert!(err.contains("run a full batch"), "{what}: {err}");
+                // ... because the full run sends a row to the pass
+                assert_eq!(manifest(&full)["error_tolerant_rows"], 1, "{what}");
+            }
+            None => {
+                assert!(matches!(out.status.code(), Some(0 | 1)), "{what}: {err}");
+                let inc = p.root.join(format!("inc{i}"));
+                assert_eq!(manifest(&full)["error_tolerant_rows"], 0, "{what}");
+                assert_eq!(p.opened(&inc), p.opened(&full), "{what}");
+                assert_eq!(determinations(&inc), determinations(&full), "{what}");
+                assert_eq!(
+                    manifest(&inc)["namesakes"],
+                    manifest(&full)["namesakes"],
+                    "{what}"
+                );
+            }
+        }
+    }
+}

@@ -373,6 +373,15 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
                 c.name
             ));
         }
+        if is_two_decimal_column(&c.name)
+            && let Some(dtype) = headers.get(c.src).and_then(|h| schema.get(h.as_str()))
+            && *dtype == DataType::Float32
+        {
+            notes.push(format!(
+                "column {}: amounts stored as float32 read to the hundredth below 131,072 (float32 holds no finer step there); a larger value cannot be told to the fen and is refused",
+                c.name
+            ));
+        }
     }
     for (name, dtype) in schema.iter() {
         if let DataType::Datetime(_, Some(zone)) = dtype {
@@ -451,6 +460,40 @@ pub fn hundredths_text(v: f64) -> String {
     } else {
         format!("{v}")
     }
+}
+
+/// A float32 value of a Parquet amount column as the amount's text to the hundredth, when
+/// exactly one whole number of hundredths has this float32 as its nearest: below 131,072
+/// (2^17) in size, where float32's spacing is under a hundredth (`12.34f32` → `12.34`).
+/// Otherwise the float's exact value in full (`615146.0625` for a balance of 615,146.09 stored
+/// as float32), which the column's reader refuses (more than 2 decimals): the fen cannot be
+/// told.
+///
+/// Found by session 23's attack: float32 amounts were read through their shortest text,
+/// 615146.09 as `615146.06` and 16777217.00 as `16777216`, silently.
+pub fn hundredths_text32(v: f32) -> String {
+    let h = (f64::from(v) * 100.0).round();
+    if v.is_finite() && v.abs() < 131_072.0 && ((h / 100.0) as f32) == v {
+        let h = h as i64;
+        let sign = if h < 0 { "-" } else { "" };
+        let a = h.unsigned_abs();
+        format!("{sign}{}.{:02}", a / 100, a % 100)
+    } else {
+        // (f64 holds every float32 exactly; its shortest text is the float32's exact value)
+        format!("{}", f64::from(v))
+    }
+}
+
+/// A Parquet float32 column of amounts as their text to the hundredth ([`hundredths_text32`]).
+fn hundredths_floats32(e: Expr) -> Expr {
+    e.map(
+        |c: Column| {
+            let ca = c.f32()?;
+            let out: StringChunked = ca.iter().map(|v| v.map(hundredths_text32)).collect();
+            Ok(out.with_name(c.name().clone()).into_series().into())
+        },
+        |_, f| Ok(Field::new(f.name().clone(), DataType::String)),
+    )
 }
 
 /// A Parquet float64 column of amounts as their text to the hundredth ([`hundredths_text`]).
@@ -601,6 +644,9 @@ pub fn scan_prepared_rows(
                     }
                     Some(DataType::Float64) if rename && is_two_decimal_column(c) => {
                         hundredths_floats(col(src.clone()))
+                    }
+                    Some(DataType::Float32) if rename && is_two_decimal_column(c) => {
+                        hundredths_floats32(col(src.clone()))
                     }
                     Some(dtype) => crate::file::temporal_text(col(src.clone()), dtype),
                     None => col(src.clone()),

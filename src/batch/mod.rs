@@ -1574,6 +1574,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // residents outside the caseload who bear a caseload person's name and birth date (their
     // registration rows): ID key → normalised names
     let mut homonyms: HashMap<u64, Vec<String>> = HashMap::new();
+    // the same, as the state keeps them for an incremental run: (registration row, ID, name)
+    // pseudonyms ([`scale::Namesake`])
+    let mut namesakes: Vec<scale::Namesake> = Vec::new();
     // The next sources are scanned and linked (polars, on its own threads) while this one's
     // rows become evidence here: a reader thread runs ahead, never waiting for this one (a
     // source's linked rows are a few per cent of its extract, and all are kept in the end;
@@ -1709,6 +1712,23 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                 person_index.get(&id.key()).map(|&pi| (pi, id.key()))
                             })
                             .collect();
+                        if pis.is_empty() {
+                            // A row refused whole (a stray delimiter, a line cut short) has its
+                            // fields out of place: an ID number anywhere in it names its person
+                            // (found by session 23's attack: an unquoted comma in a company
+                            // name before a last `id_number` column dropped the row of a
+                            // shareholding, and the household turned eligible).
+                            pis = r
+                                .raw
+                                .split(|c: char| !c.is_alphanumeric())
+                                .filter(|t| t.chars().count() >= 15)
+                                .filter_map(|t| IdNumber::parse(t, opts.as_of).ok())
+                                .filter_map(|(id, _)| {
+                                    person_index.get(&id.key()).map(|&pi| (pi, id.key()))
+                                })
+                                .collect();
+                            pis.sort_unstable();
+                        }
                         pis.dedup();
                         if !pis.is_empty() {
                             e.action = Action::Referred;
@@ -1842,6 +1862,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                                 .as_deref()
                                 .and_then(crate::link::compare::normalise_name)
                             {
+                                namesakes.push(scale::Namesake::new(rec.row, id.key(), &n));
                                 homonyms.entry(id.key()).or_default().push(n);
                             }
                             continue;
@@ -2105,6 +2126,16 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         });
         !own
     });
+    if sel.is_slice() && !pending.is_empty() {
+        // The pass's model (m/u probabilities, holding rates) is measured on the run's own
+        // exact links and pending rows: a slice measures it on its own, so its fuzzy links
+        // and possible matches can differ from a full run's (found by session 23's attacks:
+        // determinations of dirty data differed between a full run and its partitions).
+        tracing::warn!(
+            rows = pending.len(),
+            "This run is a slice of the caseload (--partition, or a --memory-limit slice) and sends source rows to the error-tolerant linkage pass, whose model is fitted on the slice's own links: its fuzzy links and possible matches (and the determinations they decide) can differ from a full run's. Only data whose keys all link exactly gives exactly a full run's slice."
+        );
+    }
     let fuzzy = crate::link::caseload::apply_batch_pass(
         &caseload,
         &person_index,
@@ -2226,7 +2257,13 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let (write_ms, (state_records, records_ms)) = std::thread::scope(|sc| {
         let records = sc.spawn(|| {
             let t = Instant::now();
-            let r = scale::write_state_records(opts, &caseload, &record_sets, &near_miss);
+            let r = scale::write_state_records(
+                opts,
+                &caseload,
+                &record_sets,
+                &near_miss,
+                &person_names,
+            );
             (r, t.elapsed().as_millis())
         });
         let reports = std::thread::scope(|sc| -> Result<u128, BatchError> {
@@ -2304,6 +2341,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 &report_lens,
                 &report_crcs,
                 pending.len() as u64,
+                namesakes,
             )
         },
     );

@@ -211,6 +211,59 @@ struct Manifest {
     /// `None` in a state written before this field existed.
     #[serde(default)]
     error_tolerant_rows: Option<u64>,
+    /// The household registration's rows of residents outside the caseload who bear a
+    /// caseload person's name and birth date ([`Namesake`], by row). A full run drops a row
+    /// of another source keyed with such a resident's ID and bearing that name as the
+    /// resident's own, and makes any other one a candidate of the error-tolerant pass; an
+    /// incremental run decides its delta's rows by them, and refuses a delta that changes
+    /// them. `None` in a state written before session 23.
+    #[serde(default)]
+    namesakes: Option<Vec<Namesake>>,
+}
+
+/// A namesake's registration row as the state keeps it: the row of the extract, and
+/// pseudonyms (the first 8 bytes of SHA-256, as a little-endian integer) of the resident's ID
+/// key ([`IdNumber::key`]) and of their normalised name ([`crate::link::compare::normalise_name`]):
+/// no ID number or name of a resident outside the caseload is written to the state.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct Namesake {
+    /// 0-based data row of the registration extract.
+    pub row: u64,
+    /// Pseudonym of the ID key.
+    pub id: u64,
+    /// Pseudonym of the normalised name.
+    pub name: u64,
+}
+
+impl Namesake {
+    pub(crate) fn new(row: u64, key: u64, normalised_name: &str) -> Namesake {
+        Namesake {
+            row,
+            id: Namesake::id_of(key),
+            name: Namesake::name_of(normalised_name),
+        }
+    }
+
+    /// The pseudonym of an ID key.
+    pub(crate) fn id_of(key: u64) -> u64 {
+        pseudonym(b"id", &key.to_le_bytes())
+    }
+
+    /// The pseudonym of a normalised name.
+    pub(crate) fn name_of(normalised_name: &str) -> u64 {
+        pseudonym(b"name", normalised_name.as_bytes())
+    }
+}
+
+/// The first 8 bytes of SHA-256(`what` ‖ 0 ‖ `bytes`), little-endian: stable across builds
+/// and machines (the state is read by the next night's hedui).
+fn pseudonym(what: &[u8], bytes: &[u8]) -> u64 {
+    let mut c = ring::digest::Context::new(&ring::digest::SHA256);
+    c.update(what);
+    c.update(&[0]);
+    c.update(bytes);
+    let d = c.finish();
+    u64::from_le_bytes(d.as_ref()[..8].try_into().expect("8 bytes"))
 }
 
 #[derive(Serialize, Deserialize, Clone)]
@@ -457,14 +510,20 @@ impl LinkedRow {
 
 // ---------------------------------------------------------------- caseload cache
 
-const CASELOAD_MAGIC: &[u8; 8] = b"HEDUIC1\n";
+/// (`HEDUIC2`: with the hashes of the names index, session 23; a `HEDUIC1` cache is not
+/// read, the caseload files are)
+const CASELOAD_MAGIC: &[u8; 8] = b"HEDUIC2\n";
 
 /// `state/caseload.bin`: the caseload a run used (households, members, supporters, rows
 /// read; the partition's slice for a partition run), so that an incremental run, whose
 /// caseload files must hash to the same digest, decodes it instead of reading and checking
 /// the files again. Names are not kept (only the full run's error-tolerant linkage uses
 /// them). It holds ID numbers: the same access rules as `linked.bin`.
-fn write_caseload_cache(path: &Path, c: &Caseload) -> std::io::Result<()> {
+fn write_caseload_cache(
+    path: &Path,
+    c: &Caseload,
+    named: &crate::link::caseload::NameDateIndex,
+) -> std::io::Result<()> {
     remove_if_present(path)?;
     let mut b: Vec<u8> = Vec::with_capacity(64 * (c.households.len() + c.members.len()));
     b.extend_from_slice(CASELOAD_MAGIC);
@@ -516,6 +575,14 @@ fn write_caseload_cache(path: &Path, c: &Caseload) -> std::io::Result<()> {
         put_str(&mut b, Some(&s.relation));
         put_opt_i64(&mut b, s.own_household_size);
         b.push(u8::from(s.consent));
+    }
+    // the queried persons' names as the index of names and birth dates hashes them (no name
+    // itself), with the build's probe value
+    put_u64(&mut b, crate::link::caseload::NameDateIndex::probe());
+    let hashes = named.hashes();
+    put_u64(&mut b, hashes.len() as u64);
+    for h in hashes {
+        put_u64(&mut b, h);
     }
     b.extend_from_slice(CASELOAD_MAGIC);
     super::write_fresh(path, b)
@@ -597,7 +664,11 @@ impl<'a> Cursor<'a> {
 
 /// `state/caseload.bin` read back; `None` when it is missing, truncated or not hedui's
 /// (the incremental run then reads the caseload files).
-fn read_caseload_cache(path: &Path) -> Option<Caseload> {
+/// The caseload a run kept in its state ([`write_caseload_cache`]), with its names index
+/// (`None` when made by a build with another hash function).
+fn read_caseload_cache(
+    path: &Path,
+) -> Option<(Caseload, Option<crate::link::caseload::NameDateIndex>)> {
     let b = std::fs::read(path).ok()?;
     let mut c = Cursor { b: &b, at: 0 };
     if c.take(8)? != CASELOAD_MAGIC {
@@ -668,7 +739,11 @@ fn read_caseload_cache(path: &Path) -> Option<Caseload> {
             name: None,
         });
     }
-    (c.take(8)? == CASELOAD_MAGIC && c.at == b.len()).then_some(out)
+    let probe = c.u64()?;
+    let n = c.len()?;
+    let hashes = (0..n).map(|_| c.u64()).collect::<Option<Vec<u64>>>()?;
+    let named = crate::link::caseload::NameDateIndex::from_hashes(probe, hashes);
+    (c.take(8)? == CASELOAD_MAGIC && c.at == b.len()).then_some((out, named))
 }
 
 #[cfg(test)]
@@ -1063,6 +1138,7 @@ pub(super) fn write_state_records(
     caseload: &Caseload,
     record_sets: &[crate::records::CompactSet],
     near_miss: &[(u8, u64, u64)],
+    named: &crate::link::caseload::NameDateIndex,
 ) -> Result<(), BatchError> {
     let dir = state_dir(&opts.out)?;
     // An earlier run's manifest goes first: a run that stops after this would leave new
@@ -1097,7 +1173,7 @@ pub(super) fn write_state_records(
     };
     linked().map_err(write_err(&lpath))?;
     let cpath = dir.join("caseload.bin");
-    write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))
+    write_caseload_cache(&cpath, caseload, named).map_err(write_err(&cpath))
 }
 
 /// Write the rest of `state/` for a run, once its households are assessed (see the module
@@ -1116,7 +1192,10 @@ pub(super) fn write_state(
     report_lens: &[u64],
     report_crcs: &[u32],
     error_tolerant_rows: u64,
+    mut namesakes: Vec<Namesake>,
 ) -> Result<(), BatchError> {
+    namesakes.sort_unstable();
+    namesakes.dedup();
     let dir = state_dir(&opts.out)?;
     let sealer_ids: Vec<String> = opts.recipients.iter().map(|r| r.key_id()).collect();
     let manifest = Manifest {
@@ -1134,6 +1213,7 @@ pub(super) fn write_state(
             .map(|k| source_state(k.name(), sources.get(k.name())))
             .collect(),
         error_tolerant_rows: Some(error_tolerant_rows),
+        namesakes: Some(namesakes),
     };
     let at = offsets_in_order(report_lens);
     write_households(
@@ -2314,9 +2394,33 @@ pub fn run_incremental(
             // says the files are the same); else the files are read.
             // Its queried persons are indexed here too, off the critical path (the cache holds
             // a partition's slice already; caseload files read again are sliced below first).
-            if let Some(c) = read_caseload_cache(&previous.join("state/caseload.bin")) {
-                let persons = queried_persons(&c);
-                return Ok((digest, c, None, tc.elapsed().as_millis(), Some(persons)));
+            if let Some((c, kept)) = read_caseload_cache(&previous.join("state/caseload.bin")) {
+                let (everyone, _) = queried_persons(&c);
+                // The state keeps no names: the index of the queried persons' names and birth
+                // dates (the delta's rows keyed with another person's valid ID are tested
+                // against it) is the one the state keeps as hashes, else it is made from the
+                // caseload files' names (found by session 23's attack: it was empty, and such
+                // a row went unnoticed).
+                let named = if let Some(kept) = kept {
+                    kept
+                } else if opts.policy.wrong_valid_id_candidates {
+                    let names = crate::ingest::caseload::person_names(&opts.caseload, opts.as_of)?;
+                    crate::link::caseload::NameDateIndex::new(
+                        names
+                            .iter()
+                            .filter(|(id, _)| everyone.contains(&id.key()))
+                            .map(|(id, n)| (id, Some(n.as_str()))),
+                    )
+                } else {
+                    crate::link::caseload::NameDateIndex::default()
+                };
+                return Ok((
+                    digest,
+                    c,
+                    None,
+                    tc.elapsed().as_millis(),
+                    Some((everyone, named)),
+                ));
             }
             let mut q = Quarantine::default();
             let full = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
@@ -2997,9 +3101,25 @@ pub fn run_incremental(
                 .is_some_and(|s| s.status == "answered")
                 && !newly_unverified.iter().any(|(u, _)| *u == i)
         });
+    let reg_si = SourceKind::ALL
+        .iter()
+        .position(|k| *k == SourceKind::HouseholdRegistration)
+        .expect("a source");
+    let namesakes_prev = prev.manifest.namesakes.clone();
     let (viewed, keyed) = std::thread::scope(|sc| {
         let (maps, everyone, as_of, named) = (&maps, &everyone, opts.as_of, &named);
+        let namesakes_prev = &namesakes_prev;
         let keyed = sc.spawn(move || {
+            // The previous run's namesakes ([`Namesake`]): whose ID and name a row of another
+            // source may bear as the namesake's own.
+            let own: ahash::AHashSet<(u64, u64)> = namesakes_prev
+                .iter()
+                .flatten()
+                .map(|n| (n.id, n.name))
+                .collect();
+            let candidates = policy.wrong_valid_id_candidates && registration;
+            // namesakes' registration rows the delta adds or rewrites (with their end rows)
+            let mut namesakes_added: Vec<Namesake> = Vec::new();
             let mut fresh_buf: Vec<u8> = Vec::new();
             let mut fresh_rows: Vec<LinkedRow> = Vec::new();
             // Quarantine of source rows: the previous entries, less the rows the delta takes out and
@@ -3034,16 +3154,39 @@ pub fn run_incremental(
                         }
                         Ok((id, _)) => {
                             let name = d.names.get(k).and_then(|n| n.as_deref());
-                            if policy.wrong_valid_id_candidates
-                                && registration
-                                && SourceKind::ALL[si] != SourceKind::HouseholdRegistration
+                            if !(candidates
                                 && name.is_some_and(|n| {
                                     named.matches(
                                         crate::link::caseload::NameDateIndex::date_of(id),
                                         n,
                                     )
-                                })
+                                }))
                             {
+                                continue;
+                            }
+                            // (the pseudonyms of the resident and the name, as the state keeps
+                            // them)
+                            let pair = name
+                                .and_then(crate::link::compare::normalise_name)
+                                .map(|n| (Namesake::id_of(id.key()), Namesake::name_of(&n)));
+                            if si == reg_si {
+                                // A namesake's registration row added or rewritten: a full run
+                                // decides other rows by it (compared below with those taken
+                                // out). A state that does not keep them cannot tell.
+                                if namesakes_prev.is_none() {
+                                    other_new[si] += 1;
+                                } else if let Some((id, name)) = pair {
+                                    namesakes_added.push(Namesake {
+                                        row: end_row,
+                                        id,
+                                        name,
+                                    });
+                                }
+                            } else if namesakes_prev.is_none()
+                                || pair.is_none_or(|p| !own.contains(&p))
+                            {
+                                // a candidate of the full run's pass (unless the registration
+                                // gives the ID to a resident of that name: the row is theirs)
                                 other_new[si] += 1;
                             }
                         }
@@ -3051,8 +3194,47 @@ pub fn run_incremental(
                     }
                 }
             }
+            // The end state's namesakes: the previous ones the delta leaves, where they now
+            // stand, and those it adds. What a full run decides by is which residents bear
+            // which names (a resident's row taken out and written again elsewhere, as a
+            // nightly delta does, changes nothing): when that differs, the run is refused.
+            let mut namesakes_changed = [0usize; SourceKind::ALL.len()];
+            let m = maps[reg_si].as_ref();
+            if candidates && namesakes_prev.is_none() && deltas[reg_si].is_some() {
+                // (a state written before session 23 does not say which rows are theirs)
+                other_new[reg_si] += m.map_or(0, |m| m.gone.len());
+            }
+            let namesakes_now: Option<Vec<Namesake>> = namesakes_prev.as_ref().map(|ns| {
+                let mut now: Vec<Namesake> = ns
+                    .iter()
+                    .filter(|n| m.is_none_or(|m| !m.gone.contains(&n.row)))
+                    .map(|n| Namesake {
+                        row: m
+                            .and_then(|m| m.moved.get(&n.row).copied())
+                            .unwrap_or(n.row),
+                        ..*n
+                    })
+                    .chain(namesakes_added.iter().copied())
+                    .collect();
+                now.sort_unstable();
+                now.dedup();
+                let pairs = |v: &[Namesake]| -> BTreeSet<(u64, u64)> {
+                    v.iter().map(|n| (n.id, n.name)).collect()
+                };
+                let (before, after) = (pairs(ns), pairs(&now));
+                namesakes_changed[reg_si] = before.symmetric_difference(&after).count();
+                now
+            });
             drop(deltas);
-            (fresh_buf, fresh_rows, drop_q, bad_new, other_new)
+            (
+                fresh_buf,
+                fresh_rows,
+                drop_q,
+                bad_new,
+                other_new,
+                namesakes_changed,
+                namesakes_now,
+            )
         });
         // the rows of the persons wanted (their records read), every other row counted
         let viewed = prev.pick(keys_path.as_deref(), |r| {
@@ -3082,7 +3264,7 @@ pub fn run_incremental(
             .unwrap_or(r.row);
         end_linked.push(LinkedRow { row, ..r });
     }
-    let (fresh_buf, fresh_rows, mut drop_q, bad_new, other_new) =
+    let (fresh_buf, fresh_rows, mut drop_q, bad_new, other_new, namesakes_changed, namesakes_now) =
         keyed.unwrap_or_else(|p| std::panic::resume_unwind(p));
     // (after the previous rows, as before)
     end_linked.extend(fresh_rows);
@@ -3116,6 +3298,11 @@ pub fn run_incremental(
         delta_dir,
         &other_new,
         "carry a valid ID number of a person outside the caseload with the name and birth date of a caseload person",
+    )?;
+    needs_full_run(
+        delta_dir,
+        &namesakes_changed,
+        "add, change or take out the registration of a resident outside the caseload who bears a caseload person's name and birth date (a full run decides by it whether that resident's rows are theirs or a caseload person's)",
     )?;
     for r in &end_linked {
         linked_now[r.source as usize] += 1;
@@ -3484,13 +3671,14 @@ pub fn run_incremental(
     let manifest = Manifest {
         run_id: run_id.clone(),
         sources: new_sources,
+        namesakes: namesakes_now,
         ..prev.manifest.clone()
     };
     write_linked_state(&prev, &sdir, &patch_persons, &end_linked, &end_near, bufs)?;
     let cpath = sdir.join("caseload.bin");
     remove_if_present(&cpath).map_err(write_err(&cpath))?;
     if std::fs::hard_link(previous.join("state/caseload.bin"), &cpath).is_err() {
-        write_caseload_cache(&cpath, &caseload).map_err(write_err(&cpath))?;
+        write_caseload_cache(&cpath, &caseload, &named).map_err(write_err(&cpath))?;
     }
     super::write_fresh(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
         .map_err(write_err(&mpath))?;
@@ -4159,6 +4347,17 @@ fn merge_slices(
         .iter()
         .map(|p| p.manifest.error_tolerant_rows)
         .sum::<Option<u64>>();
+    // each slice's namesakes (of its own persons' names; one row may be several slices')
+    manifest.namesakes = prevs
+        .iter()
+        .map(|p| p.manifest.namesakes.clone())
+        .collect::<Option<Vec<_>>>()
+        .map(|all| {
+            let mut all: Vec<Namesake> = all.into_iter().flatten().collect();
+            all.sort_unstable();
+            all.dedup();
+            all
+        });
     for (st, (_, s)) in manifest
         .sources
         .iter_mut()
@@ -4181,7 +4380,9 @@ fn merge_slices(
     // A person in two slices (a supporter of households in both) has their rows in each:
     // each (source, row) is written once.
     let cpath = sdir.join("caseload.bin");
-    write_caseload_cache(&cpath, caseload).map_err(write_err(&cpath))?;
+    // (the whole caseload, with its names: its queried persons' index as one run's)
+    write_caseload_cache(&cpath, caseload, &queried_persons(caseload).1)
+        .map_err(write_err(&cpath))?;
     let ppath = sdir.join("linked.patch");
     remove_if_present(&ppath).map_err(write_err(&ppath))?;
     let lpath = sdir.join("linked.bin");

@@ -1304,6 +1304,33 @@ impl NameDateIndex {
         )
     }
 
+    /// The index's hashes, sorted: what an incremental run's state keeps of the caseload's
+    /// names ([`NameDateIndex::from_hashes`]), no name itself.
+    pub fn hashes(&self) -> Vec<u64> {
+        let mut h: Vec<u64> = self.keys.iter().copied().collect();
+        h.sort_unstable();
+        h
+    }
+
+    /// A value of this build's hash function (of a fixed date and name): an index is rebuilt
+    /// from kept hashes only by a build whose probe is the same ([`NameDateIndex::from_hashes`]).
+    pub fn probe() -> u64 {
+        NameDateIndex::default().hash(20_261_101, "核对")
+    }
+
+    /// The index whose hashes are `hashes` ([`NameDateIndex::hashes`]), when they were made by
+    /// a build with this one's `probe` ([`NameDateIndex::probe`]); `None` otherwise (another
+    /// hash function: the caller indexes the names again).
+    pub fn from_hashes(probe: u64, hashes: Vec<u64>) -> Option<Self> {
+        let mut ix = NameDateIndex::default();
+        if ix.hash(20_261_101, "核对") != probe {
+            return None;
+        }
+        ix.keys = hashes.into_iter().collect();
+        ix.bits = KeyBits::new(ix.keys.iter().copied());
+        Some(ix)
+    }
+
     fn hash(&self, date: u32, name: &str) -> u64 {
         use std::hash::{BuildHasher, Hasher};
         let mut h = self.hasher.build_hasher();

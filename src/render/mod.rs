@@ -177,6 +177,10 @@ impl Texts {
 }
 
 /// HTML-escape a value for text or a quoted attribute, masking ID-like digit runs first.
+/// Bidirectional formatting characters (U+202A–U+202E embeddings and overrides, U+2066–U+2069
+/// isolates, U+200E/U+200F/U+061C marks) are dropped: a department value holding a
+/// right-to-left override would show the rest of its cell, or of the page's line, reversed
+/// (found by session 23's attack in the receipt's cells).
 pub fn escape(s: &str) -> String {
     let masked = mask_digit_runs(s);
     let mut out = String::with_capacity(masked.len() + 8);
@@ -187,6 +191,11 @@ pub fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
+            '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{061c}' => {}
             c => out.push(c),
         }
     }

@@ -968,6 +968,12 @@ fn digit_runs_of_an_id_or_card_are_masked_and_shorter_numbers_are_not() {
         "&lt;12345678901234&gt;",
         "14 digits are left alone"
     );
+    // session 23's attack: a right-to-left override in a department value reversed the rest
+    // of the receipt's cell
+    assert_eq!(
+        escape("\u{202e}evil\u{202c}名 \u{2067}x\u{2069}\u{200f}<"),
+        "evil名 x&lt;"
+    );
 }
 
 #[test]

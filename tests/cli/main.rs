@@ -1546,3 +1546,118 @@ fn demo_keep_refuses_a_foreign_directory_and_replaces_its_own() {
         assert!(mine.join("run").join("reports.jsonl").exists());
     }
 }
+
+/// Found by session 23's attack: a bank extract whose `id_number` column is its last, with an
+/// unquoted comma in an earlier field of a member's row (`6222,1047`), had the row refused
+/// whole (`row_field_count`) and not said to be the member's: the field at the header's
+/// `id_number` position was not the ID, the source read as answered and the deposit as none.
+/// An ID number anywhere in a refused row now names its person: referred, unverified.
+#[test]
+fn a_row_refused_whole_names_its_person_wherever_its_id_number_stands() {
+    let c = County::new(20);
+    let eligible = eligible_members(&c);
+    let (id, household) = eligible[0].clone();
+    let bank_path = c.data().join("bank.csv");
+    let bank = std::fs::read_to_string(&bank_path).unwrap();
+    let header: Vec<String> = bank
+        .lines()
+        .next()
+        .unwrap()
+        .split(',')
+        .map(String::from)
+        .collect();
+    let idc = header.iter().position(|h| h == "id_number").unwrap();
+    // the same file with `id_number` moved to the end
+    let last = |l: &str| -> String {
+        let mut f: Vec<&str> = l.split(',').collect();
+        let v = f.remove(idc);
+        f.push(v);
+        f.join(",")
+    };
+    let mut moved: String = bank.lines().map(|l| last(l) + "\n").collect();
+    let row: Vec<String> = header
+        .iter()
+        .filter(|h| *h != "id_number")
+        .map(|h| match h.as_str() {
+            "name" => "王秀兰".into(),
+            "institution_code" => "B0001H".into(),
+            "account_no_masked" => "6222,1047".into(),
+            "product" => "current".into(),
+            "balance" => "500000.00".into(),
+            _ => "2026-10-30".into(),
+        })
+        .collect();
+    moved.push_str(&format!("{},{id}\n", row.join(",")));
+    std::fs::write(&bank_path, moved).unwrap();
+    let (out, dir) = c.batch("run", &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let dets = std::fs::read_to_string(dir.join("determinations.csv")).unwrap();
+    assert!(
+        dets.lines()
+            .any(|d| d.starts_with(&format!("{household},referred,"))
+                && d.contains("source_unverified:referred")),
+        "{household}: {dets}"
+    );
+    let q = std::fs::read_to_string(dir.join("quarantine.csv")).unwrap();
+    let line = q
+        .lines()
+        .find(|l| l.contains("row_field_count"))
+        .expect("the row");
+    assert!(
+        line.contains("referred") && line.contains("the row names a caseload person"),
+        "{line}"
+    );
+    assert!(!q.contains(&id), "{q}");
+}
+
+/// Found by session 23's attack: a supporters table of a header alone ran clean, and 12 more
+/// households of 200 were eligible (nobody owed support). A caseload may have no supporter, so
+/// it is read, but said: a warning and a note of the file in summary.json.
+#[test]
+fn a_supporters_table_of_a_header_alone_is_said() {
+    let c = County::new(20);
+    let path = c.data().join("supporters.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{}\n", text.lines().next().unwrap())).unwrap();
+    let (out, dir) = c.batch("run", &[]);
+    assert!(matches!(out.status.code(), Some(0 | 1)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no supporter is counted for any household"),
+        "{err}"
+    );
+    let s = summary(&dir);
+    let files = s["caseload"]["files"].as_array().expect("files");
+    let note = files
+        .iter()
+        .find(|f| f["file"] == "supporters.csv")
+        .expect("supporters.csv");
+    assert!(
+        note["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("a failed export?")),
+        "{note}"
+    );
+}
+
+/// Found by session 23's attack: one line of `reports.jsonl` that is not UTF-8 made `open`
+/// refuse the whole file (`stream did not contain valid UTF-8`), and `--household` with an id
+/// holding `"` or `\` never found its report (the line holds it JSON-escaped).
+#[test]
+fn open_names_a_line_that_is_not_utf8_and_opens_the_rest() {
+    let c = County::new(6);
+    let (_, dir) = c.batch("run", &[]);
+    let path = dir.join("reports.jsonl");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let first_end = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    bytes.splice(first_end..first_end, b"x\xffy\n".iter().copied());
+    let bad = c.root.join("bad.jsonl");
+    std::fs::write(&bad, &bytes).unwrap();
+    let out = hedui(&["open", "--key", s(&c.key("civil.key")), s(&bad)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":2: not a sealed report"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 6);
+}

@@ -1045,6 +1045,70 @@ fn a_parquet_amount_stored_as_float64_reads_to_the_fen_through_float_rounding() 
     assert_eq!(balances, [Some("12329.78"), Some("0.125"), None]);
 }
 
+/// Found by session 23's attack: a float32 amount column was read through the floats'
+/// shortest text, 615146.09 as `615146.06` and 16777217.00 as `16777216`, with no note and
+/// nothing refused. Below 131,072 a float32 is one whole number of hundredths; above, the fen
+/// cannot be told and the value is refused (its exact value has more than 2 decimals).
+#[test]
+fn a_parquet_amount_stored_as_float32_reads_to_the_fen_or_is_refused() {
+    for (v, text) in [
+        (12.34f32, "12.34"),
+        (-0.3f32, "-0.30"),
+        (0.0f32, "0.00"),
+        (99_999.99f32, "99999.99"),
+        (131_071.99f32, "131071.99"),
+        (615_146.09f32, "615146.0625"),
+        (16_777_217.0f32, "16777216"),
+        (131_072.0f32, "131072"),
+        (12.345f32, "12.345000267028809"),
+        (f32::NAN, "NaN"),
+    ] {
+        assert_eq!(super::hundredths_text32(v), text, "{v:?}");
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("bank.parquet");
+    let mut df = df!(
+        "id_number" => [ID1, ID2, ID3],
+        "name" => ["甲", "乙", "丙"],
+        "institution_code" => ["B1", "B1", "B1"],
+        "account_no_masked" => ["6222****0001", "6222****0002", "6222****0003"],
+        "product" => ["current", "current", "time"],
+        "balance" => [Some(12.34f32), Some(615_146.09f32), None],
+        "as_of_date" => ["2026-10-30", "2026-10-30", "2026-10-30"],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(&p).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    let req = [
+        "id_number",
+        "name",
+        "institution_code",
+        "account_no_masked",
+        "product",
+        "balance",
+        "as_of_date",
+    ];
+    let prep = prepare(&p, "bank", &req).unwrap();
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.starts_with("column balance: amounts stored as float32")),
+        "{:?}",
+        prep.notes
+    );
+    let out = scan_prepared(&prep, &req).unwrap().collect().unwrap();
+    let out = crate::file::text_columns(out, &[]).unwrap();
+    let balances: Vec<Option<&str>> = out
+        .column("balance")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(balances, [Some("12.34"), Some("615146.0625"), None]);
+}
+
 /// Found by the s9 attack: a Parquet date or timestamp beyond chrono's range (a corrupt file,
 /// nanoseconds written into a millisecond column) made polars panic while writing it as text
 /// ("out-of-range date"), ending the run. Such a value reads as its stored integer, which the
