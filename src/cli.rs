@@ -490,9 +490,17 @@ fn run(cli: Cli) -> Result<i32> {
             })
             .context("Batch failed")?;
             if let (Some(p), 0) = (&partition, summary.households) {
-                say!(
-                    "warning: no household of the caseload has a region code starting with {p}: nothing was verified"
-                );
+                if p == crate::batch::OTHER_PARTITION {
+                    // (the newcomer trial of session 23: "starting with other" read as if
+                    // `other` were a prefix)
+                    say!(
+                        "warning: every household of the caseload has a region code of the policy's region: partition other holds none, nothing was verified"
+                    );
+                } else {
+                    say!(
+                        "warning: no household of the caseload has a region code starting with {p}: nothing was verified"
+                    );
+                }
             }
             if let Some(n) = summary.caseload["households_in_no_region_partition"]
                 .as_u64()

@@ -336,6 +336,15 @@ fn the_union_of_region_partitions_is_the_full_run() {
             .expect("n")
     };
     assert!(linked(&a) > 0 && linked(&b) > 0);
+    // no household outside the counties: `other` holds none, and says so in its own words
+    // (the s23 trial: "a region code starting with other")
+    let other = p.run_batch(&data, "other", &["--partition", "other"]);
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        err.contains("partition other holds none, nothing was verified"),
+        "{err}"
+    );
+    assert!(!err.contains("starting with other"), "{err}");
 
     // --memory-limit far below the estimate runs slices one after another: same output
     let lim = p.batch(&data, "limited", &["--memory-limit", "1M"]);
