@@ -2331,14 +2331,20 @@ fn read_deltas(delta_dir: &Path) -> Result<Vec<Option<SourceDelta>>, BatchError>
 fn queried_persons(
     caseload: &Caseload,
 ) -> (ahash::AHashSet<u64>, crate::link::caseload::NameDateIndex) {
+    let everyone = queried_keys(caseload);
+    let named =
+        crate::link::caseload::NameDateIndex::of_caseload(caseload, |key| everyone.contains(&key));
+    (everyone, named)
+}
+
+/// The ID keys of the persons a run over `caseload` queries.
+fn queried_keys(caseload: &Caseload) -> ahash::AHashSet<u64> {
     let mut everyone: ahash::AHashSet<u64> =
         ahash::AHashSet::with_capacity(caseload.members.len() + caseload.supporters.len());
     for id in caseload.queried_ids() {
         everyone.insert(id.key());
     }
-    let named =
-        crate::link::caseload::NameDateIndex::of_caseload(caseload, |key| everyone.contains(&key));
-    (everyone, named)
+    everyone
 }
 
 /// An incremental run's `--out` is not its `--previous`: the previous run's state and
@@ -2395,7 +2401,7 @@ pub fn run_incremental(
             // Its queried persons are indexed here too, off the critical path (the cache holds
             // a partition's slice already; caseload files read again are sliced below first).
             if let Some((c, kept)) = read_caseload_cache(&previous.join("state/caseload.bin")) {
-                let (everyone, _) = queried_persons(&c);
+                let everyone = queried_keys(&c);
                 // The state keeps no names: the index of the queried persons' names and birth
                 // dates (the delta's rows keyed with another person's valid ID are tested
                 // against it) is the one the state keeps as hashes, else it is made from the

@@ -599,8 +599,9 @@ fn parse_ids(c: &StringChunked, as_of: NaiveDate) -> Vec<ParsedId> {
 /// caseload files in `dir` by the same reader as [`load_caseload`] (encodings, headers), for
 /// every row with a name and an ID [`IdNumber::parse`] accepts: a superset of the named
 /// persons `load_caseload` keeps (it checks nothing else). For an incremental run whose
-/// caseload comes from the previous run's state, which keeps no names: the index of the
-/// caseload persons' names and birth dates its delta's rows are tested against.
+/// caseload comes from the previous run's state (which keeps no names) when the names index
+/// kept there was hashed by another build (`NameDateIndex::from_hashes` refuses it): the
+/// index of the caseload persons' names and birth dates its delta's rows are tested against.
 ///
 /// # Errors
 /// [`CaseloadError`] when a table cannot be read (as `load_caseload`'s).
