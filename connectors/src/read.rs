@@ -453,10 +453,7 @@ pub fn hundredths_text(v: f64) -> String {
     let h = hundredths.round();
     let tolerance = (h.abs() * 1e-12).max(1e-6);
     if v.is_finite() && h.abs() < 9.0e15 && (hundredths - h).abs() <= tolerance {
-        let h = h as i64;
-        let sign = if h < 0 { "-" } else { "" };
-        let a = h.unsigned_abs();
-        format!("{sign}{}.{:02}", a / 100, a % 100)
+        hundredths_of(h as i64)
     } else {
         format!("{v}")
     }
@@ -474,34 +471,30 @@ pub fn hundredths_text(v: f64) -> String {
 pub fn hundredths_text32(v: f32) -> String {
     let h = (f64::from(v) * 100.0).round();
     if v.is_finite() && v.abs() < 131_072.0 && ((h / 100.0) as f32) == v {
-        let h = h as i64;
-        let sign = if h < 0 { "-" } else { "" };
-        let a = h.unsigned_abs();
-        format!("{sign}{}.{:02}", a / 100, a % 100)
+        hundredths_of(h as i64)
     } else {
         // (f64 holds every float32 exactly; its shortest text is the float32's exact value)
         format!("{}", f64::from(v))
     }
 }
 
-/// A Parquet float32 column of amounts as their text to the hundredth ([`hundredths_text32`]).
-fn hundredths_floats32(e: Expr) -> Expr {
-    e.map(
-        |c: Column| {
-            let ca = c.f32()?;
-            let out: StringChunked = ca.iter().map(|v| v.map(hundredths_text32)).collect();
-            Ok(out.with_name(c.name().clone()).into_series().into())
-        },
-        |_, f| Ok(Field::new(f.name().clone(), DataType::String)),
-    )
+/// `h` hundredths as an amount's text: `-0.30`, `71180.00`.
+fn hundredths_of(h: i64) -> String {
+    let sign = if h < 0 { "-" } else { "" };
+    let a = h.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
 }
 
-/// A Parquet float64 column of amounts as their text to the hundredth ([`hundredths_text`]).
+/// A Parquet float64 or float32 column of amounts as their text to the hundredth
+/// ([`hundredths_text`], [`hundredths_text32`]).
 fn hundredths_floats(e: Expr) -> Expr {
     e.map(
         |c: Column| {
-            let ca = c.f64()?;
-            let out: StringChunked = ca.iter().map(|v| v.map(hundredths_text)).collect();
+            let out: StringChunked = if c.dtype() == &DataType::Float32 {
+                c.f32()?.iter().map(|v| v.map(hundredths_text32)).collect()
+            } else {
+                c.f64()?.iter().map(|v| v.map(hundredths_text)).collect()
+            };
             Ok(out.with_name(c.name().clone()).into_series().into())
         },
         |_, f| Ok(Field::new(f.name().clone(), DataType::String)),
@@ -642,11 +635,10 @@ pub fn scan_prepared_rows(
                     Some(dtype) if rename && is_integer_column(c) && dtype.is_float() => {
                         whole_floats(col(src.clone()))
                     }
-                    Some(DataType::Float64) if rename && is_two_decimal_column(c) => {
+                    Some(DataType::Float64 | DataType::Float32)
+                        if rename && is_two_decimal_column(c) =>
+                    {
                         hundredths_floats(col(src.clone()))
-                    }
-                    Some(DataType::Float32) if rename && is_two_decimal_column(c) => {
-                        hundredths_floats32(col(src.clone()))
                     }
                     Some(dtype) => crate::file::temporal_text(col(src.clone()), dtype),
                     None => col(src.clone()),

@@ -12,6 +12,28 @@ fn source_queries(w: &World) -> i64 {
     .unwrap()
 }
 
+/// `hedui check --config CFG HOUSEHOLD --out REPORT` started in the background, its output
+/// piped.
+fn spawn_check(
+    cfg: &std::path::Path,
+    household: &std::path::Path,
+    report: &std::path::Path,
+) -> std::process::Child {
+    std::process::Command::new(bin())
+        .args([
+            "check",
+            "--config",
+            s(cfg),
+            s(household),
+            "--out",
+            s(report),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_querying() {
     let w = World::new(20);
@@ -186,19 +208,7 @@ async fn check_stops_when_serve_revokes_a_consent_while_the_departments_are_aske
     let household = w.path("household.json");
     std::fs::write(&household, request(&rows, &consents).to_string()).unwrap();
     let report = w.path("check-report.json");
-    let check = std::process::Command::new(bin())
-        .args([
-            "check",
-            "--config",
-            s(&cfg),
-            s(&household),
-            "--out",
-            s(&report),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let check = spawn_check(&cfg, &household, &report);
     // revoked once check has asked tax
     let t = Instant::now();
     while sim_requests(&w, &sim_addr, "tax").await == 0 {
@@ -277,19 +287,7 @@ async fn an_interrupted_check_is_refused_and_never_resumed_by_serve() {
     let mut asked = 0;
     for signal in ["-INT", "-KILL"] {
         let report = w.path(&format!("check{signal}.json"));
-        let check = std::process::Command::new(bin())
-            .args([
-                "check",
-                "--config",
-                s(&cfg),
-                s(&household),
-                "--out",
-                s(&report),
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let check = spawn_check(&cfg, &household, &report);
         let t = Instant::now();
         while sim_requests(&w, &sim_addr, "tax").await == asked {
             assert!(t.elapsed() < Duration::from_secs(10), "tax never asked");
