@@ -95,50 +95,33 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
         "one audited query row per person, naming every source"
     );
 
-    // An output that cannot be written is refused before any source is asked.
-    let out = hedui(&[
-        "check",
-        "--config",
-        s(&cfg),
-        s(&household),
-        "--out",
-        s(&w.path("no-such-dir/report.json")),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // An output that cannot be written is refused (exit 2) before any source is asked.
+    let refused_out = |path: &std::path::Path| -> String {
+        let out = hedui(&[
+            "check",
+            "--config",
+            s(&cfg),
+            s(&household),
+            "--out",
+            s(path),
+        ]);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(source_queries(&w), queried);
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refused_out(&w.path("no-such-dir/report.json"));
     assert!(err.contains("no-such-dir does not exist"), "{err}");
     assert!(!err.contains("placeholder"), "{err}");
-    assert_eq!(source_queries(&w), queried);
     // a file where the folder should be is said to be one (session 22's attack: "does not
     // exist")
     std::fs::write(w.path("a-file"), "not a folder").unwrap();
-    let out = hedui(&[
-        "check",
-        "--config",
-        s(&cfg),
-        s(&household),
-        "--out",
-        s(&w.path("a-file/report.json")),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused_out(&w.path("a-file/report.json"));
     assert!(err.contains("a-file is not a folder"), "{err}");
-    assert_eq!(source_queries(&w), queried);
     // a folder as the report's file is said to be one (session 22's attack: the raw
-    // `Is a directory (os error 21)`), before anything is asked
-    let out = hedui(&[
-        "check",
-        "--config",
-        s(&cfg),
-        s(&household),
-        "--out",
-        s(&w.root),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // `Is a directory (os error 21)`)
+    let err = refused_out(&w.root);
     assert!(err.contains("for writing: it is a folder"), "{err}");
     assert!(!err.contains("os error"), "{err}");
-    assert_eq!(source_queries(&w), queried);
 
     // The README's example cache secret, pasted as it is: said (found by the s7 newcomer).
     let pasted = w.path("pasted.toml");
@@ -336,20 +319,12 @@ async fn an_interrupted_check_is_refused_and_never_resumed_by_serve() {
         ("queued", None, None),
         "killed: queued, no request (no ID numbers) kept"
     );
-    let actions = |job: &str| -> Vec<String> {
-        conn.prepare("SELECT action FROM audit WHERE job_id = ?1 ORDER BY rowid")
-            .unwrap()
-            .query_map([job], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
     assert_eq!(
-        actions(&jobs[0].0),
+        job_actions(&w, &jobs[0].0),
         vec!["verification_accepted", "source_query_sent", "job_refused"]
     );
     assert_eq!(
-        actions(&jobs[1].0),
+        job_actions(&w, &jobs[1].0),
         vec!["verification_accepted", "source_query_sent"]
     );
     // a server started on the store resumes neither: no department is asked

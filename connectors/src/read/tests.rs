@@ -1000,6 +1000,26 @@ fn a_parquet_amount_stored_as_float64_reads_to_the_fen_through_float_rounding() 
     ] {
         assert_eq!(super::hundredths_text(v), text, "{v:?}");
     }
+    let (notes, balances) = bank_balances(Series::new(
+        "balance".into(),
+        [Some(12329.78f64 + 0.1 + 0.2 - 0.3), Some(0.125), None],
+    ));
+    assert!(
+        notes
+            .iter()
+            .any(|n| n
+                .starts_with("column balance: amounts stored as float64 read to the hundredth")),
+        "{notes:?}"
+    );
+    assert_eq!(
+        balances,
+        [Some("12329.78".into()), Some("0.125".into()), None]
+    );
+}
+
+/// A Parquet bank extract of three rows whose `balance` column is `balance`, read as the
+/// reader reads it: the file's notes and the balances as text.
+fn bank_balances(balance: Series) -> (Vec<String>, Vec<Option<String>>) {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("bank.parquet");
     let mut df = df!(
@@ -1008,7 +1028,7 @@ fn a_parquet_amount_stored_as_float64_reads_to_the_fen_through_float_rounding() 
         "institution_code" => ["B1", "B1", "B1"],
         "account_no_masked" => ["6222****0001", "6222****0002", "6222****0003"],
         "product" => ["current", "current", "time"],
-        "balance" => [Some(12329.78f64 + 0.1 + 0.2 - 0.3), Some(0.125), None],
+        "balance" => balance,
         "as_of_date" => ["2026-10-30", "2026-10-30", "2026-10-30"],
     )
     .unwrap();
@@ -1025,24 +1045,17 @@ fn a_parquet_amount_stored_as_float64_reads_to_the_fen_through_float_rounding() 
         "as_of_date",
     ];
     let prep = prepare(&p, "bank", &req).unwrap();
-    assert!(
-        prep.notes
-            .iter()
-            .any(|n| n
-                .starts_with("column balance: amounts stored as float64 read to the hundredth")),
-        "{:?}",
-        prep.notes
-    );
     let out = scan_prepared(&prep, &req).unwrap().collect().unwrap();
     let out = crate::file::text_columns(out, &[]).unwrap();
-    let balances: Vec<Option<&str>> = out
+    let balances = out
         .column("balance")
         .unwrap()
         .str()
         .unwrap()
         .iter()
+        .map(|v| v.map(str::to_string))
         .collect();
-    assert_eq!(balances, [Some("12329.78"), Some("0.125"), None]);
+    (prep.notes.clone(), balances)
 }
 
 /// Found by session 23's attack: a float32 amount column was read through the floats'
@@ -1065,48 +1078,20 @@ fn a_parquet_amount_stored_as_float32_reads_to_the_fen_or_is_refused() {
     ] {
         assert_eq!(super::hundredths_text32(v), text, "{v:?}");
     }
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("bank.parquet");
-    let mut df = df!(
-        "id_number" => [ID1, ID2, ID3],
-        "name" => ["甲", "乙", "丙"],
-        "institution_code" => ["B1", "B1", "B1"],
-        "account_no_masked" => ["6222****0001", "6222****0002", "6222****0003"],
-        "product" => ["current", "current", "time"],
-        "balance" => [Some(12.34f32), Some(615_146.09f32), None],
-        "as_of_date" => ["2026-10-30", "2026-10-30", "2026-10-30"],
-    )
-    .unwrap();
-    ParquetWriter::new(std::fs::File::create(&p).unwrap())
-        .finish(&mut df)
-        .unwrap();
-    let req = [
-        "id_number",
-        "name",
-        "institution_code",
-        "account_no_masked",
-        "product",
-        "balance",
-        "as_of_date",
-    ];
-    let prep = prepare(&p, "bank", &req).unwrap();
+    let (notes, balances) = bank_balances(Series::new(
+        "balance".into(),
+        [Some(12.34f32), Some(615_146.09f32), None],
+    ));
     assert!(
-        prep.notes
+        notes
             .iter()
             .any(|n| n.starts_with("column balance: amounts stored as float32")),
-        "{:?}",
-        prep.notes
+        "{notes:?}"
     );
-    let out = scan_prepared(&prep, &req).unwrap().collect().unwrap();
-    let out = crate::file::text_columns(out, &[]).unwrap();
-    let balances: Vec<Option<&str>> = out
-        .column("balance")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .collect();
-    assert_eq!(balances, [Some("12.34"), Some("615146.0625"), None]);
+    assert_eq!(
+        balances,
+        [Some("12.34".into()), Some("615146.0625".into()), None]
+    );
 }
 
 /// Found by the s9 attack: a Parquet date or timestamp beyond chrono's range (a corrupt file,
