@@ -494,7 +494,7 @@ fn run(cli: Cli) -> Result<i32> {
                     // (the newcomer trial of session 23: "starting with other" read as if
                     // `other` were a prefix)
                     say!(
-                        "warning: every household of the caseload has a region code of the policy's region: partition other holds none, nothing was verified"
+                        "warning: every household of the caseload has a county code of the policy's region: partition other holds none, nothing was verified"
                     );
                 } else {
                     say!(
@@ -507,7 +507,7 @@ fn run(cli: Cli) -> Result<i32> {
                 .filter(|n| *n > 0)
             {
                 say!(
-                    "warning: {n} households of the caseload have a region code that is not six digits of the policy's region (empty, damaged, another province's): no region partition holds them; run `--partition other` for them"
+                    "warning: {n} households of the caseload have a region code that is not a county of the policy's region (empty, damaged, another province's, or no current GB/T 2260 county-level code such as a prefecture's own): no region partition holds them; run `--partition other` for them"
                 );
             }
             print_summary(&summary, &opts.out);

@@ -207,7 +207,9 @@ fn namesake_across_slices(data: &Path) -> (String, String) {
 }
 
 /// Found by session 16's attack: a household whose region code is empty, damaged or another
-/// province's was in no `--partition` slice, though the full run refers it.
+/// province's was in no `--partition` slice, though the full run refers it. And by session
+/// 23's: one whose code is six digits of the region but no county's (a prefecture's own
+/// `620500`, `629999`) was in the prefecture's partition but in no county's nor `other`.
 #[test]
 fn households_no_region_partition_holds_are_the_other_partition() {
     let p = Province::new();
@@ -219,9 +221,9 @@ fn households_no_region_partition_holds_are_the_other_partition() {
         .split(',')
         .position(|c| c == "region_code")
         .expect("region_code column");
-    for (line, code) in lines[1..5]
+    for (line, code) in lines[1..7]
         .iter_mut()
-        .zip(["", "6205", "110101", "62-05-03"])
+        .zip(["", "6205", "110101", "62-05-03", "620500", "629999"])
     {
         let mut cells: Vec<&str> = line.split(',').collect();
         cells[at] = code;
@@ -235,19 +237,35 @@ fn households_no_region_partition_holds_are_the_other_partition() {
     ok(&out);
     let other = p.root.join("other");
     let mut union = p.opened(&a);
-    assert_eq!(union.len(), 156);
+    assert_eq!(union.len(), 154);
     union.extend(p.opened(&b));
     let rest = p.opened(&other);
-    assert_eq!(rest.len(), 4);
-    assert!(
-        rest.values().all(|r| r["determination"] == "referred"
-            && r["findings"]
-                .as_array()
-                .expect("findings")
-                .iter()
-                .any(|f| f["rule"] == "caseload_fault")),
+    assert_eq!(rest.len(), 6);
+    // the four damaged or foreign codes are referred as caseload faults; the two codes of the
+    // region that name no county are assessed as in the full run (compared below)
+    let faulted = |r: &serde_json::Value| {
+        r["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|f| f["rule"] == "caseload_fault")
+    };
+    assert_eq!(
+        rest.values()
+            .filter(|r| r["determination"] == "referred" && faulted(r))
+            .count(),
+        4,
         "{rest:?}"
     );
+    assert!(
+        rest.values()
+            .filter(|r| ["620500", "629999"].contains(&r["region_code"].as_str().unwrap_or("")))
+            .all(|r| !faulted(r)),
+        "{rest:?}"
+    );
+    // the prefecture's partition holds neither: the prefectures and `other` are the whole too
+    let prefecture = p.batch(&data, "p0500", &["--partition", "6205"]);
+    assert_eq!(p.opened(&prefecture).len(), 154 + 120);
     union.extend(rest);
     assert_eq!(union, p.opened(&full));
     // the household of another province is quarantined as such (session 16's second attack:
@@ -258,13 +276,13 @@ fn households_no_region_partition_holds_are_the_other_partition() {
     // a region partition says how many households none holds
     assert_eq!(
         summary(&a)["caseload"]["households_in_no_region_partition"],
-        4
+        6
     );
     let warned =
         String::from_utf8_lossy(&p.run_batch(&data, "p503b", &["--partition", "6205"]).stderr)
             .to_string();
     assert!(
-        warned.contains("4 households of the caseload have a region code that is not six digits of the policy's region"),
+        warned.contains("6 households of the caseload have a region code that is not a county of the policy's region"),
         "{warned}"
     );
     assert!(

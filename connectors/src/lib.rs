@@ -19,7 +19,7 @@ pub mod read;
 pub mod schema;
 
 pub use file::{FileConnector, FileFormat};
-pub use read::{FieldMap, Prepared, Rejected, prepare, prepare_generic};
+pub use read::{FieldMap, FileStamp, Prepared, Rejected, prepare, prepare_generic};
 pub use schema::{CaseloadTable, ColumnKind, ColumnSpec, SourceKind};
 
 /// What a connector answered for a set of persons.

@@ -54,13 +54,40 @@ use std::path::Path;
 use polars::prelude::*;
 
 pub(crate) use common::*;
-pub use common::{Normalised, Prepared, Rejected, TextTable};
+pub use common::{FileStamp, Normalised, Prepared, Rejected, TextTable};
 pub use fieldmap::{FieldMap, MoneyUnit, TABLES, TextEncoding};
 
 use crate::ConnectorError;
 use crate::file::FileFormat;
 
 impl Prepared {
+    /// Whether the original file was changed or replaced since reading began (its
+    /// [`FileStamp`] differs, or it is gone): a run that reads it more than once (its row
+    /// counts, then its rows) would mix two versions. Call it after the last read. Found by
+    /// session 24's attack: a `bank.csv` replaced during a batch gave the summary's row
+    /// counts of one version and the reports' rows of the other, silently.
+    ///
+    /// # Errors
+    /// [`ConnectorError::Unreadable`] saying what changed (no value of the file).
+    pub fn changed_since_read(&self) -> Result<(), ConnectorError> {
+        let Some(then) = self.stamp else {
+            return Ok(());
+        };
+        let message = match FileStamp::of(&self.source) {
+            Some(now) if now == then => return Ok(()),
+            Some(_) => {
+                "the file was changed or replaced while the run read it (its size, modification time or inode differs from when reading began), so its rows may come from two versions; it is not read (run again once the export has landed)"
+            }
+            None => {
+                "the file was removed or became unreadable while the run read it; it is not read"
+            }
+        };
+        Err(ConnectorError::Unreadable {
+            path: self.source.display().to_string(),
+            message: message.to_string(),
+        })
+    }
+
     /// Read the whole prepared file as text (for small tables: the caseload, tests).
     ///
     /// # Errors
@@ -165,6 +192,8 @@ fn prepare_inner(
     map: Option<&FieldMap>,
     required: &[&str],
 ) -> Result<Prepared, ConnectorError> {
+    // (taken before the first byte is read: a file replaced after it is told by the stamp)
+    let stamp = FileStamp::of(path);
     let (format, mut notes) = detect_format(path)?;
     let unterminated =
         matches!(format, FileFormat::Csv | FileFormat::JsonLines) && ends_without_line_break(path);
@@ -181,7 +210,7 @@ fn prepare_inner(
         map,
         required,
     };
-    let prep = match format {
+    let mut prep = match format {
         FileFormat::Csv => text::prepare_text(&ctx, notes),
         FileFormat::Workbook => workbook::prepare_workbook(&ctx, notes),
         FileFormat::JsonLines => jsonl::prepare_jsonl(&ctx, notes),
@@ -210,6 +239,7 @@ fn prepare_inner(
             });
         }
     }
+    prep.stamp = stamp;
     Ok(prep)
 }
 
@@ -411,6 +441,7 @@ fn prepare_parquet(ctx: &Ctx, notes: Vec<String>) -> Result<Prepared, ConnectorE
         normalised: Vec::new(),
         notes,
         _temp: None,
+        stamp: None,
     })
 }
 

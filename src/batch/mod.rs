@@ -1490,7 +1490,15 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     let mut q = Quarantine::default();
 
     // ---- caseload
-    let mut loaded = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+    // (its digest, which the state records, taken beside the read; both between two looks at
+    // the files, so that they are of the same files: session 24's attack)
+    let stamps = scale::caseload_stamps(&opts.caseload);
+    let (loaded, caseload_digest) = rayon::join(
+        || load_caseload(&opts.caseload, opts.as_of, &mut q),
+        || scale::caseload_digest(&opts.caseload),
+    );
+    let (mut loaded, caseload_digest) = (loaded?, caseload_digest?);
+    scale::caseload_unchanged(&opts.caseload, &stamps)?;
     region_entries(&loaded, &opts.policy, &mut q);
     // every caseload name (the whole caseload's: a slice's notes may name a person of
     // another), masked in the reader's words the run passes on
@@ -1506,7 +1514,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         loaded
             .households
             .iter()
-            .filter(|h| !policy.covers_region(&h.region_code))
+            .filter(|h| !scale::in_region_partitions(policy, &h.region_code))
             .count() as u64
     });
     // (a slice's changes.json counts as gone only households no longer in the caseload)
@@ -1597,6 +1605,9 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 let linked = FileConnector::locate(sources_dir, kind)
                     .and_then(|c| link_source(&c, keys, names, as_of, SCAN_RANGE_BYTES).map(|l| (c, l)))
                     .and_then(|(c, l)| {
+                        // an extract replaced while it was read: its counts and its rows may be
+                        // of two versions (session 24's attack)
+                        c.prepared().changed_since_read()?;
                         // An extract of a whole population with no rows is a failed export, not
                         // "nobody has anything": it is unverified, never read as no records.
                         let bad = l.kept.bad.len() as u64;
@@ -2342,6 +2353,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 &report_crcs,
                 pending.len() as u64,
                 namesakes,
+                caseload_digest,
             )
         },
     );

@@ -63,11 +63,27 @@ use crate::report::{Determination, Outcome};
 use crate::seal::RunSealer;
 
 /// `--partition other`: the households that no partition of region prefixes holds, because
-/// their region code is not six digits of the policy's region (empty, damaged, another
-/// province's). With it, the county partitions of a province cover the whole caseload.
-/// Found by session 16's attack: such households were in no partition, so the union of the
-/// partitions lacked them (one of them ineligible), while the full run refers them.
+/// their region code is not a county of the policy's region ([`in_region_partitions`]):
+/// empty, damaged or another province's (the full run refers these), or six digits of the
+/// region that name no current county-level division (a prefecture's own `620500`, a
+/// retired or unknown `629999`; assessed as in a full run). With it, the county partitions
+/// of a province cover the whole caseload. Found by session 16's attack (damaged codes) and
+/// session 23's (a prefecture's own code): such households were in no county's partition,
+/// so the union of the partitions lacked them.
 pub const OTHER_PARTITION: &str = "other";
+
+/// Whether a household of region code `region_code` is in the region partitions
+/// (`--partition PREFIX`): six ASCII digits of the policy's region
+/// ([`crate::assess::Policy::covers_region`]) that are a current county-level code of GB/T
+/// 2260 ([`crate::domain::region::is_county`]), so that every such household is in exactly
+/// one county's partition and the others in [`OTHER_PARTITION`].
+pub(crate) fn in_region_partitions(policy: &crate::assess::Policy, region_code: &str) -> bool {
+    policy.covers_region(region_code)
+        && region_code
+            .trim()
+            .parse::<u32>()
+            .is_ok_and(crate::domain::region::is_county)
+}
 
 /// Which households a run covers.
 pub(super) struct Selection {
@@ -88,17 +104,18 @@ impl Selection {
         }
     }
 
-    /// Households whose region code is six digits of the policy's region
-    /// ([`crate::assess::Policy::covers_region`]) starting with `prefix`; with `prefix`
-    /// [`OTHER_PARTITION`], the others (an empty or damaged code, another province's).
+    /// Households whose region code is a county of the policy's region
+    /// ([`in_region_partitions`]) starting with `prefix`; with `prefix` [`OTHER_PARTITION`],
+    /// the others (an empty or damaged code, another province's, no county's).
     pub fn region(prefix: &str, policy: &crate::assess::Policy) -> Selection {
         let p = prefix.to_string();
         let policy = policy.clone();
         let keep: KeepHousehold = if prefix == OTHER_PARTITION {
-            Box::new(move |_, h| !policy.covers_region(&h.region_code))
+            Box::new(move |_, h| !in_region_partitions(&policy, &h.region_code))
         } else {
             Box::new(move |_, h| {
-                policy.covers_region(&h.region_code) && h.region_code.trim().starts_with(&p)
+                in_region_partitions(&policy, &h.region_code)
+                    && h.region_code.trim().starts_with(&p)
             })
         };
         Selection {
@@ -429,7 +446,7 @@ fn policy_digest(policy: &crate::assess::Policy) -> String {
     hex::encode(ring::digest::digest(&ring::digest::SHA256, &json).as_ref())
 }
 
-fn caseload_digest(dir: &Path) -> Result<String, BatchError> {
+pub(super) fn caseload_digest(dir: &Path) -> Result<String, BatchError> {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for table in ["households", "members", "supporters"] {
         if let Some((path, _)) = locate(dir, table) {
@@ -462,6 +479,51 @@ fn caseload_digest(dir: &Path) -> Result<String, BatchError> {
         }
     }
     Ok(hex::encode(ctx.finish().as_ref()))
+}
+
+/// The caseload tables' files as they are now ([`hedui_connectors::FileStamp`], in table
+/// order; `None` for a table not there): taken before the caseload is read and compared
+/// after its digest is taken ([`caseload_unchanged`]).
+pub(super) fn caseload_stamps(dir: &Path) -> Vec<Option<hedui_connectors::FileStamp>> {
+    ["households", "members", "supporters"]
+        .into_iter()
+        .map(|t| locate(dir, t).and_then(|(p, _)| hedui_connectors::FileStamp::of(&p)))
+        .collect()
+}
+
+/// That the caseload's files are as `before` ([`caseload_stamps`]): the rows read and the
+/// digest the state records are then of the same files. Found by session 24's attack: a
+/// `households.csv` replaced between the read and the digest (taken at the run's end) gave a
+/// state whose digest named the new file and whose cached caseload was the old one, so the
+/// next night's incremental run verified the old caseload, silently.
+///
+/// # Errors
+/// [`CaseloadError::Table`] (the file changed while the run read it; run again).
+pub(super) fn caseload_unchanged(
+    dir: &Path,
+    before: &[Option<hedui_connectors::FileStamp>],
+) -> Result<(), BatchError> {
+    let now = caseload_stamps(dir);
+    for ((table, a), b) in ["households", "members", "supporters"]
+        .into_iter()
+        .zip(before)
+        .zip(&now)
+    {
+        if a != b {
+            let path = locate(dir, table)
+                .map(|(p, _)| p.display().to_string())
+                .unwrap_or_else(|| dir.join(table).display().to_string());
+            return Err(crate::ingest::caseload::CaseloadError::Table {
+                table,
+                cause: hedui_connectors::ConnectorError::Unreadable {
+                    path,
+                    message: "the file was changed, replaced or removed while the run read it (its size, modification time or inode differs from when reading began); nothing was verified (run again once the caseload export has landed)".into(),
+                },
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// One linked row in `linked.bin` / `linked.patch`: source, row, person key and the encoded
@@ -1193,6 +1255,7 @@ pub(super) fn write_state(
     report_crcs: &[u32],
     error_tolerant_rows: u64,
     mut namesakes: Vec<Namesake>,
+    caseload_digest: String,
 ) -> Result<(), BatchError> {
     namesakes.sort_unstable();
     namesakes.dedup();
@@ -1206,7 +1269,7 @@ pub(super) fn write_state(
         policy_digest: Some(policy_digest(&opts.policy)),
         partition: partition.clone(),
         recipients: sealer_ids,
-        caseload_digest: caseload_digest(&opts.caseload)?,
+        caseload_digest,
         households: outcomes.len(),
         sources: SourceKind::ALL
             .iter()
@@ -2395,6 +2458,7 @@ pub fn run_incremental(
     let (caseload_read, prev, deltas_read) = std::thread::scope(|sc| {
         let c = sc.spawn(|| -> Result<_, BatchError> {
             let tc = Instant::now();
+            let stamps = caseload_stamps(&opts.caseload);
             let digest = caseload_digest(&opts.caseload)?;
             // The previous run's caseload as it used it, when its state has it (the digest
             // says the files are the same); else the files are read.
@@ -2420,6 +2484,7 @@ pub fn run_incremental(
                 } else {
                     crate::link::caseload::NameDateIndex::default()
                 };
+                caseload_unchanged(&opts.caseload, &stamps)?;
                 return Ok((
                     digest,
                     c,
@@ -2430,6 +2495,7 @@ pub fn run_incremental(
             }
             let mut q = Quarantine::default();
             let full = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+            caseload_unchanged(&opts.caseload, &stamps)?;
             super::region_entries(&full, &opts.policy, &mut q);
             Ok((digest, full, Some(q), tc.elapsed().as_millis(), None))
         });
@@ -4635,6 +4701,45 @@ fn needs_full_run(delta_dir: &Path, per_source: &[usize], carry: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by session 24's attack: the caseload read and its digest (which the state
+    /// records for the next night) could be of two versions of a file replaced mid-run. A
+    /// caseload changed, replaced or removed between the two looks is refused, naming the table.
+    #[test]
+    fn a_caseload_file_changed_between_the_read_and_the_digest_is_refused() {
+        let d = tempfile::tempdir().expect("tmp");
+        let write =
+            |name: &str, text: &str| std::fs::write(d.path().join(name), text).expect("write");
+        write("households.csv", "household_id,region_code\nH1,620503\n");
+        write("members.csv", "household_id,id_number,name\n");
+        let before = caseload_stamps(d.path());
+        assert_eq!(before.iter().filter(|s| s.is_some()).count(), 2);
+        assert!(caseload_unchanged(d.path(), &before).is_ok());
+        write(
+            "households.csv",
+            "household_id,region_code\nH1,620503\nH2,620503\n",
+        );
+        let err = caseload_unchanged(d.path(), &before)
+            .expect_err("changed")
+            .to_string();
+        assert!(
+            err.starts_with("caseload table households: ")
+                && err.contains("households.csv: unreadable: the file was changed, replaced or removed while the run read it"),
+            "{err}"
+        );
+        // a table that appears (supporters) is a change too; one that goes is
+        let before = caseload_stamps(d.path());
+        write("supporters.csv", "household_id,id_number\n");
+        assert!(caseload_unchanged(d.path(), &before).is_err());
+        let before = caseload_stamps(d.path());
+        std::fs::remove_file(d.path().join("members.csv")).expect("rm");
+        assert!(
+            caseload_unchanged(d.path(), &before)
+                .expect_err("gone")
+                .to_string()
+                .contains("caseload table members")
+        );
+    }
 
     /// A refused line taken out moves every data row after it one line up; runs that then
     /// share an offset are one; the reader's note counts the lines left.

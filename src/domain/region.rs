@@ -124,6 +124,15 @@ pub fn is_current(code: u32) -> bool {
     table().contains_key(&code)
 }
 
+/// Whether `code` is a current county-level division of the bundled table (a county, a
+/// county-level city or district; not a prefecture's or province's own code, nor a 市辖区
+/// grouping): the unit of a `--partition` by county.
+pub fn is_county(code: u32) -> bool {
+    table()
+        .get(&code)
+        .is_some_and(|d| d.level == "county" && d.name != "市辖区")
+}
+
 /// The county-level codes under a province (`62`), prefecture (`6205`) or county prefix,
 /// sorted. Only real county-level divisions (no 市辖区 groupings).
 pub fn counties_under(prefix: u32) -> Vec<u32> {
@@ -151,6 +160,16 @@ mod tests {
         assert_eq!(r.name(), "麦积区");
         assert_eq!(r.full_name(), "甘肃省天水市麦积区");
         assert_eq!(r.level(), "county");
+    }
+
+    #[test]
+    fn only_real_county_level_codes_are_counties() {
+        assert!(is_county(620503));
+        assert!(is_county(620521));
+        // a prefecture's and a province's own code, a 市辖区 grouping, no division at all
+        for code in [620500, 620000, 620101, 629999, 0] {
+            assert!(!is_county(code), "{code}");
+        }
     }
 
     #[test]

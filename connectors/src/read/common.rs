@@ -51,6 +51,40 @@ pub struct Prepared {
     pub notes: Vec<String>,
     /// Owns the temp dir of a rewritten file.
     pub(crate) _temp: Option<tempfile::TempDir>,
+    /// The original file as it was when reading began ([`FileStamp`]): see
+    /// [`Prepared::changed_since_read`].
+    pub(crate) stamp: Option<FileStamp>,
+}
+
+/// What identifies a file's contents without reading them: its length, modification time
+/// and (on Unix) device and inode. A file rewritten in place changes its length or
+/// modification time; one replaced by a rename (how exports usually land) changes its inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    dev: u64,
+    ino: u64,
+}
+
+impl FileStamp {
+    /// The stamp of the file at `path` now (links followed); `None` when it cannot be read.
+    pub fn of(path: &std::path::Path) -> Option<FileStamp> {
+        let m = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let (dev, ino) = {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        };
+        #[cfg(not(unix))]
+        let (dev, ino) = (0, 0);
+        Some(FileStamp {
+            len: m.len(),
+            modified: m.modified().ok(),
+            dev,
+            ino,
+        })
+    }
 }
 
 /// A value the reader changed on its way into the prepared file.

@@ -509,5 +509,6 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
         normalised,
         notes: pnotes,
         _temp: Some(dir),
+        stamp: None,
     })
 }

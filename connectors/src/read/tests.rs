@@ -3199,3 +3199,47 @@ fn a_sheet_named_after_a_person_or_by_an_id_number_is_masked_in_notes_and_errors
         }
     }
 }
+
+/// Found by session 24's attack: an extract replaced while a run read it (a nightly export
+/// landing mid-run) gave row counts of one version and rows of the other. A file rewritten in
+/// place, replaced by a rename or removed after reading began is told; one left alone is not.
+#[test]
+fn a_file_changed_after_reading_began_is_told() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!("id_number,name\n{ID1},王秀兰\n{ID2},李建国\n");
+    let p = write(d.path(), "members.csv", text.as_bytes());
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    assert!(prep.changed_since_read().is_ok());
+    // rewritten in place, one row fewer
+    write(
+        d.path(),
+        "members.csv",
+        format!("id_number,name\n{ID1},王秀兰\n").as_bytes(),
+    );
+    let err = prep.changed_since_read().unwrap_err();
+    assert_eq!(err.code(), "source_unreadable");
+    assert!(
+        err.to_string().contains(
+            "members.csv: unreadable: the file was changed or replaced while the run read it"
+        ),
+        "{err}"
+    );
+    // replaced by a rename with the same bytes (another inode)
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    let landed = write(
+        d.path(),
+        "landing.csv",
+        format!("id_number,name\n{ID1},王秀兰\n").as_bytes(),
+    );
+    std::fs::rename(&landed, &p).unwrap();
+    assert!(prep.changed_since_read().is_err());
+    // removed
+    let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    assert!(
+        prep.changed_since_read()
+            .unwrap_err()
+            .to_string()
+            .contains("was removed or became unreadable")
+    );
+}

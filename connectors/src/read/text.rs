@@ -947,6 +947,7 @@ fn attempt(
             normalised: Vec::new(),
             notes: Vec::new(),
             _temp: None,
+            stamp: None,
         });
     }
     pass.write()
@@ -1379,6 +1380,7 @@ impl Pass<'_> {
             normalised,
             notes,
             _temp: Some(dir),
+            stamp: None,
         })
     }
 }

@@ -866,5 +866,6 @@ pub(super) fn prepare_workbook(
         normalised,
         notes,
         _temp: Some(dir),
+        stamp: None,
     })
 }
