@@ -363,11 +363,25 @@ pub(crate) fn mask_name_runs(s: &str) -> String {
 // the main crate's `domain::id_number` reads ID numbers through.
 include!("separators.rs");
 
-/// An ASCII or full-width digit's value.
+/// An ASCII or full-width digit's value, or a Chinese numeral's (`〇`/`零` to `九`, and the
+/// financial forms `壹`…`玖`), as ID numbers are spelled in text. Found by session 24's
+/// attack: a header cell `六二〇五〇三一九七五〇三二四五四〇X` was shown as
+/// `六*〇五〇三一九七五〇三二四五四〇X` (its first two numerals masked as a name, the rest
+/// as written), so the birth date and sequence of a caseload person were in summary.json.
 fn digit_of(c: char) -> Option<u8> {
     match c {
         '0'..='9' => Some(c as u8 - b'0'),
         '０'..='９' => Some((u32::from(c) - u32::from('０')) as u8),
+        '〇' | '○' | '零' => Some(0),
+        '一' | '壹' | '幺' => Some(1),
+        '二' | '贰' | '貳' | '两' | '兩' => Some(2),
+        '三' | '叁' | '參' => Some(3),
+        '四' | '肆' => Some(4),
+        '五' | '伍' => Some(5),
+        '六' | '陆' | '陸' => Some(6),
+        '七' | '柒' => Some(7),
+        '八' | '捌' => Some(8),
+        '九' | '玖' => Some(9),
         _ => None,
     }
 }

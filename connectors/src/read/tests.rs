@@ -3094,6 +3094,10 @@ fn a_name_in_a_header_cell_is_masked_whatever_stands_around_it() {
         // an ID number in any spelling, however grouped
         ("6205-0319-7503-2454-0X", "6205**********540X"),
         ("６２０５０３１９７５０３２４５４０Ｘ", "6205**********540X"),
+        // in Chinese numerals, ordinary and financial (session 24's attack: `六*〇五〇三…`)
+        ("六二〇五〇三一九七五〇三二四五四〇X", "6205**********540X"),
+        ("陆贰零伍零叁壹玖柒伍零叁贰肆伍肆零X", "6205**********540X"),
+        ("户主六二〇五〇三一九七五〇三二四五四〇X", "户主6205**********540X"),
     ] {
         assert_eq!(shown_header(header), shown, "{header}");
     }
@@ -3116,6 +3120,8 @@ fn a_name_in_a_header_cell_is_masked_whatever_stands_around_it() {
         "Remark 1",
         "2025-10",
         "2026.01.01-2026.12.31",
+        "二〇二六年收入",
+        "第一季度",
     ] {
         assert_eq!(shown_header(header), header, "{header}");
     }
