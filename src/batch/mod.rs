@@ -1698,6 +1698,13 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                 }
                 Ok((conn, mut l)) => {
                     let prep = conn.prepared();
+                    if prep
+                        .notes
+                        .iter()
+                        .any(|n| n.starts_with("also in the folder and not read"))
+                    {
+                        tracing::warn!(source = %kind, see = "summary.json: sources.<source>.notes", "Another file of this source is in the folder and not read.");
+                    }
                     let file = l.counts.file.clone();
                     for r in &prep.rejected {
                         let mut e = QuarantineEntry::from_rejected(&file, r);

@@ -444,7 +444,9 @@ impl IdNumber {
         if (y as i32, m, d) > (as_of.year(), as_of.month(), as_of.day()) {
             return Err(IdError::FutureBirthDate(ymd()));
         }
-        if as_of.year() - y as i32 > MAX_AGE_YEARS {
+        // (to the day: 130 years and a day before the as-of date is more than 130 years,
+        // found by session 24's attack, which the comparison of years let through)
+        if (y as i32 + MAX_AGE_YEARS, m, d) < (as_of.year(), as_of.month(), as_of.day()) {
             return Err(IdError::ImplausibleBirthDate);
         }
         Ok(IdNumber(
@@ -488,7 +490,9 @@ impl IdNumber {
         if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
             return None;
         }
-        if (y, m, d) > (as_of.y, as_of.m, as_of.d) || as_of.y as i32 - y as i32 > MAX_AGE_YEARS {
+        if (y, m, d) > (as_of.y, as_of.m, as_of.d)
+            || (y as i32 + MAX_AGE_YEARS, m, d) < (as_of.y as i32, as_of.m, as_of.d)
+        {
             return None;
         }
         Some((body, y))
@@ -1480,8 +1484,15 @@ mod tests {
             IdNumber::parse(&raw, d(AS_OF)).unwrap_err().code(),
             "id_future_birth_date"
         );
-        // born 1800: a valid check character, nobody alive; 130 years back is still accepted
-        for (body, ok) in [(b"62050318000304123", false), (b"62050318960101123", true)] {
+        // born 1800: a valid check character, nobody alive; 130 years back to the day is
+        // still accepted, a day more is not (session 24's attack)
+        for (body, ok) in [
+            (b"62050318000304123", false),
+            (b"62050318960101123", false),
+            // AS_OF is 2026-11-01: born 1896-11-01, and 1896-10-31
+            (b"62050318961101123", true),
+            (b"62050318961031123", false),
+        ] {
             let c = check_character(body);
             let raw = format!("{}{}", std::str::from_utf8(body).unwrap(), c as char);
             let r = IdNumber::parse(&raw, d(AS_OF));

@@ -168,7 +168,20 @@ fn read_columns(
     // The same reader as the sources: encodings, workbooks, Chinese headers, repeated
     // headers; rows refused while decoding are quarantined by the caller (with their
     // physical line), which refers their household where it can be identified.
-    let prep = prepare(&path, t.name(), cols).map_err(table_err)?;
+    let mut prep = prepare(&path, t.name(), cols).map_err(table_err)?;
+    // Another file of the table beside it is not read: said, as for a source (found by
+    // session 24's trial: `households.parquet` beside `households.csv`, not a word).
+    let others = hedui_connectors::file::passed_over(dir, t.name(), &path);
+    if !others.is_empty() {
+        tracing::warn!(
+            table = t.name(),
+            "Another file of this caseload table is in the folder and not read; see summary.json: caseload.files."
+        );
+        prep.notes.push(format!(
+            "also in the folder and not read: {} (one file per table is read, the first of .parquet, .csv, …); remove the others, or check that this is the caseload meant",
+            others.join(", ")
+        ));
+    }
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

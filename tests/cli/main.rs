@@ -1642,6 +1642,52 @@ fn a_supporters_table_of_a_header_alone_is_said() {
     );
 }
 
+/// Found by session 24's trial: `households.parquet` beside `households.csv` was read with
+/// not a word of the other (a source's second file was named in summary.json only). Both are
+/// named in summary.json and warned of on stderr.
+#[test]
+fn a_second_file_of_a_caseload_table_or_a_source_is_named_and_warned_of() {
+    let c = County::new(20);
+    for name in ["households", "bank"] {
+        std::fs::copy(
+            c.data().join(format!("{name}.csv")),
+            c.data().join(format!("{name}.tsv")),
+        )
+        .unwrap();
+    }
+    let (out, dir) = c.batch("run", &[]);
+    assert!(matches!(out.status.code(), Some(0 | 1)));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Another file of this caseload table is in the folder and not read")
+            && err.contains("table=\"households\"")
+            && err.contains("Another file of this source is in the folder and not read")
+            && err.contains("source=bank"),
+        "{err}"
+    );
+    let s = summary(&dir);
+    let said = |notes: &serde_json::Value, file: &str| {
+        notes.as_array().unwrap().iter().any(|n| {
+            n.as_str()
+                .unwrap()
+                .contains(&format!("also in the folder and not read: {file}"))
+        })
+    };
+    let households = s["caseload"]["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["file"] == "households.csv")
+        .expect("households.csv")
+        .clone();
+    assert!(said(&households["notes"], "households.tsv"), "{households}");
+    assert!(
+        said(&s["sources"]["bank"]["counts"]["notes"], "bank.tsv"),
+        "{}",
+        s["sources"]["bank"]
+    );
+}
+
 /// Found by session 23's attack: one line of `reports.jsonl` that is not UTF-8 made `open`
 /// refuse the whole file (`stream did not contain valid UTF-8`), and `--household` with an id
 /// holding `"` or `\` never found its report (the line holds it JSON-escaped).

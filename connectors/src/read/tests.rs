@@ -3097,7 +3097,10 @@ fn a_name_in_a_header_cell_is_masked_whatever_stands_around_it() {
         // in Chinese numerals, ordinary and financial (session 24's attack: `六*〇五〇三…`)
         ("六二〇五〇三一九七五〇三二四五四〇X", "6205**********540X"),
         ("陆贰零伍零叁壹玖柒伍零叁贰肆伍肆零X", "6205**********540X"),
-        ("户主六二〇五〇三一九七五〇三二四五四〇X", "户主6205**********540X"),
+        (
+            "户主六二〇五〇三一九七五〇三二四五四〇X",
+            "户主6205**********540X",
+        ),
     ] {
         assert_eq!(shown_header(header), shown, "{header}");
     }
