@@ -32,6 +32,9 @@ as_of=${AS_OF:-2026-11-01}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 [ -x "$hedui" ] || { echo "build first: cargo build --release" >&2; exit 2; }
+# (the s24 trial: a clone without ../shared beside it failed with Python's "can't open file")
+[ -f "$peers/reference.py" ] || { echo "no reference at $peers/reference.py: link the shared folder beside the clone (README: \"What is not in this repository\") or set PEERS=/path/to/shared/peers" >&2; exit 2; }
+[ -x "$py" ] || { echo "no python at $py: set PY= to the venv's python of ../shared/peers/README.md \"Install\"" >&2; exit 2; }
 "$hedui" keygen --out "$work/keys" >/dev/null
 for i in $(seq 1 "$runs"); do
   /usr/bin/time -f "hedui %e %U %S %M" -a -o "$work/times" \
