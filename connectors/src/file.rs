@@ -89,7 +89,54 @@ pub fn passed_over(dir: &Path, stem: &str, chosen: &Path) -> Vec<String> {
 
 fn expected(dir: &Path, stem: &str) -> String {
     let exts: Vec<&str> = EXTENSIONS.iter().map(|(e, _)| *e).collect();
-    format!("{}/{stem}.{{{}}}", dir.display(), exts.join(","))
+    let mut s = format!("{}/{stem}.{{{}}}", dir.display(), exts.join(","));
+    let near = near_misses(dir, stem);
+    if !near.is_empty() {
+        s.push_str("; in the folder instead: ");
+        s.push_str(&near.join(", "));
+    }
+    s
+}
+
+/// What in `dir` looks like the file of `stem` and is not read as it (found by session 24's
+/// attack: a folder, a link to nothing or a FIFO named `bank.csv`, and `BANK.CSV`, were all
+/// "no file for bank"): entries named `stem.…` in any case, each with why it is not read.
+/// Sorted; at most 5.
+pub fn near_misses(dir: &Path, stem: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let prefix = format!("{stem}.").to_lowercase();
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.to_lowercase().starts_with(&prefix) {
+                return None;
+            }
+            let ext = &name[prefix.len()..];
+            let known = EXTENSIONS.iter().any(|(x, _)| ext.eq_ignore_ascii_case(x));
+            let located = EXTENSIONS
+                .iter()
+                .any(|(x, _)| ext == *x || ext == x.to_ascii_uppercase())
+                && name.starts_with(stem);
+            let path = e.path();
+            let why = match (std::fs::metadata(&path), std::fs::symlink_metadata(&path)) {
+                (Err(_), Ok(l)) if l.file_type().is_symlink() => "a link to nothing",
+                (Ok(m), _) if m.is_dir() => "a folder, not a file",
+                (Ok(m), _) if !m.is_file() => "not a regular file: a FIFO, socket or device",
+                (Err(_), _) => "cannot be read",
+                (Ok(_), _) if !known => "an extension hedui does not read: unpack or rename it",
+                (Ok(_), _) if !located => "the name differs in case: rename it",
+                // (read: it is the file located)
+                (Ok(_), _) => return None,
+            };
+            Some(format!("{name} ({why})"))
+        })
+        .collect();
+    out.sort();
+    out.truncate(5);
+    out
 }
 
 fn unreadable(path: &Path, e: impl std::fmt::Display) -> ConnectorError {
@@ -479,6 +526,27 @@ impl Connector for FileConnector {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// Found by session 24's attack: a folder, a link to nothing or a FIFO named `bank.csv`,
+    /// and `BANK.CSV`, were all "no file for bank": the error now says what is there.
+    #[test]
+    fn a_missing_extract_names_what_stands_in_its_place() {
+        let d = tempfile::tempdir().unwrap();
+        let said = |d: &Path| match FileConnector::locate(d, SourceKind::Bank) {
+            Err(e @ ConnectorError::NotFound { .. }) => e.to_string(),
+            other => panic!("{:?}", other.map(|c| c.path().to_path_buf())),
+        };
+        assert!(!said(d.path()).contains("instead"));
+        std::fs::create_dir(d.path().join("bank.csv")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("gone.csv"), d.path().join("bank.tsv")).unwrap();
+        std::fs::write(d.path().join("BANK.CSV"), "id_number\n").unwrap();
+        std::fs::write(d.path().join("bank.csv.gz"), "x").unwrap();
+        let e = said(d.path());
+        assert!(
+            e.ends_with("; in the folder instead: BANK.CSV (the name differs in case: rename it), bank.csv (a folder, not a file), bank.csv.gz (an extension hedui does not read: unpack or rename it), bank.tsv (a link to nothing))"),
+            "{e}"
+        );
+    }
 
     /// Found by the session-14 attack: of `bank.csv` and `bank.tsv`, one was read and the
     /// other passed over without a word. The one read says which it passed over.
