@@ -225,8 +225,9 @@ pub struct Running {
     jobs: Mutex<HashMap<u64, RunningJob>>,
 }
 
-/// A registered verification: its consent references and the signal that stops it.
-type RunningJob = (Vec<String>, Arc<tokio::sync::Notify>);
+/// A registered verification: its consent references, the signal that stops it, and its job
+/// id once known ([`RunGuard::job`]).
+type RunningJob = (Vec<String>, Arc<tokio::sync::Notify>, Option<String>);
 
 /// A verification's place among the [`Running`] ones; removed when dropped.
 pub struct RunGuard {
@@ -241,7 +242,7 @@ impl Running {
         let key = self.next.fetch_add(1, Ordering::Relaxed);
         let stop = Arc::new(tokio::sync::Notify::new());
         if let Ok(mut jobs) = self.jobs.lock() {
-            jobs.insert(key, (consents, stop.clone()));
+            jobs.insert(key, (consents, stop.clone(), None));
         }
         RunGuard {
             running: self.clone(),
@@ -257,7 +258,7 @@ impl Running {
             return 0;
         };
         let mut n = 0;
-        for (consents, stop) in jobs.values() {
+        for (consents, stop, _) in jobs.values() {
             if consents.iter().any(|c| c == consent) {
                 // a permit: a job not yet waiting on it finds it when it does
                 stop.notify_one();
@@ -268,7 +269,26 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Whether the job `id` is under way in this process (`GET` says `running`, not `queued`:
+    /// found in session 23, a job asking the departments read as queued).
+    pub fn has_job(&self, id: &str) -> bool {
+        self.jobs
+            .lock()
+            .is_ok_and(|jobs| jobs.values().any(|(_, _, j)| j.as_deref() == Some(id)))
+    }
+}
+
 impl RunGuard {
+    /// Name the job this verification runs as (see [`Running::has_job`]).
+    pub fn job(&self, id: &str) {
+        if let Ok(mut jobs) = self.running.jobs.lock()
+            && let Some(j) = jobs.get_mut(&self.key)
+        {
+            j.2 = Some(id.to_string());
+        }
+    }
+
     /// Resolves when a consent of the verification is revoked.
     pub async fn stopped(&self) {
         self.stop.notified().await;
@@ -1255,7 +1275,7 @@ async fn post_verification(
     }
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({"id": id, "status": "queued"})),
+        axum::Json(json!({"id": id, "status": queued_or_running(&app, &id)})),
     )
         .into_response())
 }
@@ -1299,9 +1319,19 @@ fn fetch_report(app: &App, token: &Token, id: &str, ok: StatusCode) -> Result<Re
             .into_response()),
         _ => Ok((
             StatusCode::ACCEPTED,
-            axum::Json(json!({"id": id, "status": "queued"})),
+            axum::Json(json!({"id": id, "status": queued_or_running(app, id)})),
         )
             .into_response()),
+    }
+}
+
+/// A job not done nor refused: `running` while this process runs it (asks the departments,
+/// seals), else `queued` (waiting to be resumed at the next start).
+fn queued_or_running(app: &App, id: &str) -> &'static str {
+    if app.running.has_job(id) {
+        "running"
+    } else {
+        "queued"
     }
 }
 
@@ -1387,6 +1417,7 @@ fn start_job(
     let (tx, rx) = watch::channel(None);
     let app = app.clone();
     let spawned = Instant::now();
+    guard.job(&id);
     tokio::spawn(async move {
         match run_job_timed(&app, &id, &v, &actor, delivery, spawned, &guard).await {
             // A waiter gone (timed out, disconnected) is fine: the report is stored.

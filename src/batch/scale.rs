@@ -3757,6 +3757,13 @@ pub fn run_incremental(
     timings.insert("state_write".to_string(), tst.elapsed().as_millis());
     timings.insert("write".to_string(), tw.elapsed().as_millis());
     let persons_queried = everyone.len();
+    // The caseload's files and ID repairs are the previous run's (the same files, by their
+    // digest): its summary says them, the cached caseload does not (found in session 23: an
+    // incremental run's `caseload.files` was empty and its `key_repairs` none).
+    let prev_caseload: Option<serde_json::Value> = std::fs::read(prev.dir.join("summary.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|mut v| v["caseload"].take());
     // counted (timings aside), and what is no longer needed freed (or left to the process's
     // exit), while the reports are still copied rather than after
     let (mut summary, by_region) = super::summarize(
@@ -3798,6 +3805,18 @@ pub fn run_incremental(
         .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
     timings.insert("reports_copy".to_string(), copy_ms);
     timings.insert("total".to_string(), t0.elapsed().as_millis());
+    if let Some(pc) = prev_caseload {
+        for key in ["files", "key_repairs"] {
+            let empty = summary.caseload[key]
+                .as_array()
+                .map(Vec::is_empty)
+                .or_else(|| summary.caseload[key].as_object().map(|o| o.is_empty()))
+                .unwrap_or(true);
+            if empty && !pc[key].is_null() {
+                summary.caseload[key] = pc[key].clone();
+            }
+        }
+    }
     summary.timings_ms = timings;
     super::write_summary_files(opts, summary, &by_region)
 }
@@ -4111,12 +4130,16 @@ fn largest_extract(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// At most this many slices when `--memory-limit` is below or near the run's floor
+/// ([`run_limited`]).
+pub const MAX_SLICES_NEAR_FLOOR: u64 = 8;
+
 /// `hedui batch --memory-limit SIZE`: when the estimated footprint of one run exceeds the
 /// limit, run slices of the caseload one after another (region partitions, split further by
 /// household ranges when one region is too big) and merge their outputs into `--out`: the
 /// same reports, determinations and counts as one run. The program, the polars engine's
 /// buffers, the largest extract and the caseload are the floor: a limit below or near it
-/// still completes, in slices of no less than an eighth of the floor, and says so.
+/// still completes, in at most [`MAX_SLICES_NEAR_FLOOR`] slices, and says so.
 ///
 /// # Errors
 /// As [`super::run`].
@@ -4164,20 +4187,24 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     // run still completes in the smallest slices, and says so (found by the s13 trial:
     // `--memory-limit 100M` peaked at 120 MB without a word).
     let floor = estimate_bytes(0, total_persons, largest);
-    // No slice is planned smaller than an eighth of the floor: below that, slices no longer
-    // lower the peak (the floor is most of it) and only multiply the passes over the extracts
-    // (found by session 24's trial: `--memory-limit 200M` on the demo county, floor 245 MiB,
-    // ran 126 slices in 3 min against 6.6 s, and peaked higher than `300M` in 3 slices).
-    let least = (floor / 8).max(1 << 20);
-    if limit < floor + floor / 4 {
+    // Below or near the floor the run is cut into at most MAX_SLICES_NEAR_FLOOR slices: more
+    // no longer lower the peak (the floor is most of it) and only multiply the passes over
+    // the extracts (found by session 24's trial: `--memory-limit 200M` on the demo county,
+    // floor 245 MiB, ran 126 slices in 3 min against 6.6 s, and peaked higher than `300M` in
+    // 3 slices).
+    let near_floor = limit < floor + floor / 4;
+    if near_floor {
         tracing::warn!(
             limit_mib = limit >> 20,
             floor_mib = floor >> 20,
-            "--memory-limit is below or near this run's floor (the program, the engine's buffers, the largest extract and the caseload): no slicing keeps it; the run completes in slices of about an eighth of the floor, and its peak may be above the limit."
+            "--memory-limit is below or near this run's floor (the program, the engine's buffers, the largest extract and the caseload): no slicing keeps it; the run completes in at most {MAX_SLICES_NEAR_FLOOR} slices, and its peak may be above the limit."
         );
     }
-    let budget = limit.saturating_sub(floor).max(least);
-    let persons_per_slice = (budget / per_person.max(1)).max(200);
+    let budget = limit.saturating_sub(floor).max(1 << 20);
+    let mut persons_per_slice = (budget / per_person.max(1)).max(200);
+    if near_floor {
+        persons_per_slice = persons_per_slice.max(total_persons.div_ceil(MAX_SLICES_NEAR_FLOOR));
+    }
     let mut by_region: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, h) in caseload.households.iter().enumerate() {
         by_region.entry(h.region_code.as_str()).or_default().push(i);

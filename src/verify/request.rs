@@ -853,7 +853,7 @@ mod tests {
         h.declared_financial_assets = Some("1234.50".into());
         let v = h.validate(as_of, 20).unwrap();
         assert_eq!(v.household.declared_financial_assets, Some(Fen(123_450)));
-        // born 1800: a valid check character, but nobody alive; 131 years is refused, 130 is not
+        // born 1800: a valid check character, but nobody alive
         let old = make_id(620503, d(1800, 3, 4), 12).expose();
         let e = household(
             serde_json::json!([{"id_number": old, "relation": "parent", "consent_ref": "c"}]),
@@ -865,12 +865,18 @@ mod tests {
             ("id_number_invalid", "supporters[0].id_number")
         );
         assert!(!e.message.contains(&old));
-        let oldest = make_id(620503, d(1896, 1, 1), 12).expose();
-        let v = household(
-            serde_json::json!([{"id_number": oldest, "relation": "parent", "consent_ref": "c"}]),
-        )
-        .validate(as_of, 20);
-        assert!(v.is_ok(), "{v:?}");
+        // 130 years to the day before the as-of date is accepted, a day more is not (session
+        // 24's attack: the years alone were compared, so 1896-01-01 passed against 2026-11-01)
+        use chrono::Datelike;
+        let born = d(as_of.year() - 130, as_of.month(), as_of.day());
+        for (birth, ok) in [(born, true), (born - chrono::Days::new(1), false)] {
+            let id = make_id(620503, birth, 12).expose();
+            let v = household(
+                serde_json::json!([{"id_number": id, "relation": "parent", "consent_ref": "c"}]),
+            )
+            .validate(as_of, 20);
+            assert_eq!(v.is_ok(), ok, "{birth}: {v:?}");
+        }
     }
 
     /// Found by the s5 attack on the API: `APP\u{202e}1000-PPA` was accepted and logged,
