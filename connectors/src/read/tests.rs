@@ -3242,6 +3242,17 @@ fn a_file_changed_after_reading_began_is_told() {
     );
     std::fs::rename(&landed, &p).unwrap();
     assert!(prep.changed_since_read().is_err());
+    // a file rewritten into a copy (GBK decoded) is read from the copy after `prepare`: its
+    // original may change then without mixing two versions
+    let g = write(
+        d.path(),
+        "gbk.csv",
+        &gbk(&format!("身份证号,姓名\n{ID1},王秀兰\n")),
+    );
+    let prep = prepare(&g, "members", MEMBERS_MIN).unwrap();
+    assert!(!prep.is_passthrough());
+    write(d.path(), "gbk.csv", b"id_number,name\n");
+    assert!(prep.changed_since_read().is_ok());
     // removed
     let prep = prepare(&p, "members", MEMBERS_MIN).unwrap();
     std::fs::remove_file(&p).unwrap();
