@@ -815,7 +815,16 @@ impl Policy {
                     "must be below match_weight (a possible match is weaker than a match)".into(),
                 ));
             }
-            None => crate::link::caseload::DEFAULT_THRESHOLDS,
+            None => {
+                // (optional by design, but not silently: session 21's list)
+                tracing::warn!(
+                    policy = %f.id,
+                    match_weight = crate::link::caseload::DEFAULT_THRESHOLDS.match_weight,
+                    possible_match_weight = crate::link::caseload::DEFAULT_THRESHOLDS.possible_match,
+                    "The policy has no [possible_match] table: the error-tolerant linkage uses its default thresholds (bits)."
+                );
+                crate::link::caseload::DEFAULT_THRESHOLDS
+            }
         };
 
         let mut clauses = std::collections::BTreeMap::new();

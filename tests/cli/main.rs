@@ -1688,6 +1688,40 @@ fn a_second_file_of_a_caseload_table_or_a_source_is_named_and_warned_of() {
     );
 }
 
+/// A policy without `[possible_match]` (optional) takes the linkage defaults: said on stderr
+/// (it was silent: session 21's list), and the run goes on.
+#[test]
+fn a_policy_without_possible_match_says_it_takes_the_defaults() {
+    let c = County::new(10);
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/gansu-illustrative-2026.toml"),
+    )
+    .unwrap();
+    let mut kept = Vec::new();
+    let mut skipping = false;
+    for line in text.lines() {
+        if line.starts_with('[') {
+            skipping = line.trim() == "[possible_match]";
+        }
+        if !skipping {
+            kept.push(line);
+        }
+    }
+    assert!(kept.len() < text.lines().count());
+    let policy = c.root.join("policy.toml");
+    std::fs::write(&policy, kept.join("\n") + "\n").unwrap();
+    let (out, _) = c.batch("run", &["--policy", s(&policy)]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("The policy has no [possible_match] table: the error-tolerant linkage uses its default thresholds (bits).")
+            && err.contains("match_weight=3") && err.contains("possible_match_weight=-2.5"),
+        "{err}"
+    );
+    let (out, _) = c.batch("bundled", &[]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("no [possible_match]"));
+}
+
 /// Found by session 23's attack: one line of `reports.jsonl` that is not UTF-8 made `open`
 /// refuse the whole file (`stream did not contain valid UTF-8`), and `--household` with an id
 /// holding `"` or `\` never found its report (the line holds it JSON-escaped).
