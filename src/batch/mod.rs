@@ -1703,7 +1703,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         .iter()
                         .any(|n| n.starts_with("also in the folder and not read"))
                     {
-                        tracing::warn!(source = %kind, see = "summary.json: sources.<source>.notes", "Another file of this source is in the folder and not read.");
+                        tracing::warn!(source = %kind, see = "summary.json: sources.<source>.counts.notes", "Another file of this source is in the folder and not read.");
                     }
                     let file = l.counts.file.clone();
                     for r in &prep.rejected {
