@@ -498,7 +498,7 @@ fn run(cli: Cli) -> Result<i32> {
                     );
                 } else {
                     say!(
-                        "warning: no household of the caseload has a region code starting with {p}: nothing was verified"
+                        "warning: no household of the caseload has a county's region code starting with {p}: nothing was verified (a code that is no current county's, such as a prefecture's own 620500, is in --partition other)"
                     );
                 }
             }

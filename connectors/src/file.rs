@@ -101,25 +101,34 @@ fn expected(dir: &Path, stem: &str) -> String {
 /// What in `dir` looks like the file of `stem` and is not read as it (found by session 24's
 /// attack: a folder, a link to nothing or a FIFO named `bank.csv`, and `BANK.CSV`, were all
 /// "no file for bank"): entries named `stem.…` in any case, each with why it is not read.
-/// Sorted; at most 5.
+/// Names are shown as notes show a file's words ([`crate::read::shown_text`]: ID-like digit
+/// runs and name-shaped Han runs masked, a file may be named after a person) with control
+/// characters escaped. Sorted; at most 5.
 pub fn near_misses(dir: &Path, stem: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    let prefix = format!("{stem}.").to_lowercase();
     let mut out: Vec<String> = entries
         .filter_map(Result::ok)
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            if !name.to_lowercase().starts_with(&prefix) {
+            // (compared character by character: a lower-cased name may be shorter in bytes,
+            // `K` U+212A is `k`, so no byte offset of one is cut in the other)
+            let mut chars = name.chars();
+            let same_stem = stem.chars().all(|c| {
+                chars
+                    .next()
+                    .is_some_and(|n| n.to_lowercase().eq(c.to_lowercase()))
+            });
+            if !same_stem || chars.next() != Some('.') {
                 return None;
             }
-            let ext = &name[prefix.len()..];
+            let ext: String = chars.collect();
             let known = EXTENSIONS.iter().any(|(x, _)| ext.eq_ignore_ascii_case(x));
-            let located = EXTENSIONS
-                .iter()
-                .any(|(x, _)| ext == *x || ext == x.to_ascii_uppercase())
-                && name.starts_with(stem);
+            let located = name.starts_with(stem)
+                && EXTENSIONS
+                    .iter()
+                    .any(|(x, _)| ext == *x || ext == x.to_ascii_uppercase());
             let path = e.path();
             let why = match (std::fs::metadata(&path), std::fs::symlink_metadata(&path)) {
                 (Err(_), Ok(l)) if l.file_type().is_symlink() => "a link to nothing",
@@ -131,7 +140,17 @@ pub fn near_misses(dir: &Path, stem: &str) -> Vec<String> {
                 // (read: it is the file located)
                 (Ok(_), _) => return None,
             };
-            Some(format!("{name} ({why})"))
+            let shown: String = crate::read::shown_text(&name)
+                .chars()
+                .flat_map(|c| {
+                    if c.is_control() {
+                        c.escape_default().collect::<Vec<_>>()
+                    } else {
+                        vec![c]
+                    }
+                })
+                .collect();
+            Some(format!("{shown} ({why})"))
         })
         .collect();
     out.sort();
@@ -541,6 +560,31 @@ mod tests {
         std::os::unix::fs::symlink(d.path().join("gone.csv"), d.path().join("bank.tsv")).unwrap();
         std::fs::write(d.path().join("BANK.CSV"), "id_number\n").unwrap();
         std::fs::write(d.path().join("bank.csv.gz"), "x").unwrap();
+        // the Kelvin sign is `k` in lower case, one byte shorter (session 24's second
+        // attack: a panic, "byte index 5 is not a char boundary")
+        let kelvin = tempfile::tempdir().unwrap();
+        std::fs::write(kelvin.path().join("BAN\u{212A}.csv"), "x").unwrap();
+        assert!(
+            said(kelvin.path()).contains("BAN\u{212A}.csv (the name differs in case: rename it)")
+        );
+        // a file named after a person or by an ID number is shown masked, a new line escaped
+        let named = tempfile::tempdir().unwrap();
+        for n in [
+            "bank.王小明.csv",
+            "bank.62050319750324540X.csv",
+            "bank.a\nb.csv",
+        ] {
+            std::fs::write(named.path().join(n), "x").unwrap();
+        }
+        let e = said(named.path());
+        assert!(
+            !e.contains("小明")
+                && !e.contains("0319750324")
+                && !e.contains('\n')
+                && e.contains("bank.6205**********540X.csv")
+                && e.contains("bank.a\\nb.csv"),
+            "{e}"
+        );
         let e = said(d.path());
         assert!(
             e.ends_with("; in the folder instead: BANK.CSV (the name differs in case: rename it), bank.csv (a folder, not a file), bank.csv.gz (an extension hedui does not read: unpack or rename it), bank.tsv (a link to nothing))"),

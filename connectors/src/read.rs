@@ -44,6 +44,7 @@ mod common;
 mod fieldmap;
 mod jsonl;
 mod shown;
+pub(crate) use shown::shown_text;
 mod text;
 mod workbook;
 

@@ -2384,14 +2384,50 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
     n
 }
 
+/// Take the store's server lock, `<store>.serve.lock` beside it (an `flock`, released when the
+/// process ends however it ends).
+///
+/// # Errors
+/// Another `hedui serve` holds it (naming the store and the lock), or the lock file cannot be
+/// opened.
+fn lock_store_for_serve(store: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use anyhow::Context;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = store.as_os_str().to_owned();
+    name.push(".serve.lock");
+    let path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .with_context(|| format!("Failed to open the store's server lock {}", path.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(anyhow::anyhow!(
+            "another hedui serve uses the store {} (it holds {}): one server per store (a second would resume the first's running jobs and ask the departments again); stop it, or give this one a store of its own",
+            store.display(),
+            path.display()
+        )),
+        Err(e) => Err(std::io::Error::from(e))
+            .with_context(|| format!("Failed to lock {}", path.display())),
+    }
+}
+
 /// `hedui serve`: load the config, open the store, resume jobs, serve HTTPS until killed.
 ///
 /// # Errors
-/// Start-up failures (config, TLS files, binding), as messages naming the file or key.
+/// Start-up failures (config, TLS files, binding, another server on the store), as messages naming the file or key.
 pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Settings::load(config)?;
+    // One server per store: a second one resumed the first's running jobs (asking the
+    // departments again) and read them as `queued` (session 24's second attack). Held until
+    // the process ends; `hedui check` shares the store with a server by design.
+    let _one_server = lock_store_for_serve(&settings.config.store)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .global_queue_interval(

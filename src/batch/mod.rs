@@ -142,6 +142,15 @@ pub enum BatchError {
         /// What is wrong.
         message: String,
     },
+    /// A source extract was changed, replaced or removed between the slices of a
+    /// memory-limited run ([`scale::run_limited`]): the slices would mix two versions.
+    #[error(
+        "{path}: the file was changed, replaced or removed while the run read it slice by slice (--memory-limit): its slices would mix two versions; nothing was written to the output (run again once the export has landed)"
+    )]
+    ChangedBetweenSlices {
+        /// The extract.
+        path: String,
+    },
 }
 
 impl From<crate::seal::SealError> for BatchError {

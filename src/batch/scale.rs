@@ -3816,6 +3816,29 @@ pub fn run_incremental(
                 summary.caseload[key] = pc[key].clone();
             }
         }
+        // What else stands in the caseload folder is of tonight, not of the previous run's
+        // (session 24's second attack: a `households.tsv` come or gone since was not said, or
+        // still said)
+        if let Some(files) = summary.caseload["files"].as_array_mut() {
+            for f in files {
+                let name = f["file"].as_str().unwrap_or("").to_string();
+                let table = name.split('.').next().unwrap_or("").to_string();
+                if let Some(notes) = f["notes"].as_array_mut() {
+                    notes.retain(|n| {
+                        !n.as_str()
+                            .is_some_and(|n| n.starts_with(crate::ingest::caseload::PASSED_OVER))
+                    });
+                    notes.extend(
+                        crate::ingest::caseload::passed_over_note(
+                            &opts.caseload,
+                            &table,
+                            &opts.caseload.join(&name),
+                        )
+                        .map(serde_json::Value::from),
+                    );
+                }
+            }
+        }
     }
     summary.timings_ms = timings;
     super::write_summary_files(opts, summary, &by_region)
@@ -4151,7 +4174,24 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     super::LEAVE_TO_EXIT.store(false, std::sync::atomic::Ordering::Relaxed);
     let t0 = Instant::now();
     let mut q = Quarantine::default();
+    // The files as they were when the run began: each slice reads them again, and the merge
+    // reads the caseload again, so a file replaced between two slices would give a merged
+    // output of two versions (session 24's second attack: households lost and reported twice,
+    // determinations that match neither extract). Compared after the last slice and after the
+    // merge's read of the caseload.
+    let caseload_before = caseload_stamps(&opts.caseload);
+    let sources_now = |dir: &Path| -> Vec<(String, Option<hedui_connectors::FileStamp>)> {
+        SourceKind::ALL
+            .iter()
+            .map(|k| match locate(dir, k.name()) {
+                Some((p, _)) => (p.display().to_string(), hedui_connectors::FileStamp::of(&p)),
+                None => (dir.join(k.name()).display().to_string(), None),
+            })
+            .collect()
+    };
+    let sources_before = sources_now(&opts.sources);
     let caseload = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
+    caseload_unchanged(&opts.caseload, &caseload_before)?;
     // as one run (found by session 17's attack: the sliced run's quarantine lacked them)
     super::region_entries(&caseload, &opts.policy, &mut q);
     let persons_of = |hs: &[usize]| -> u64 {
@@ -4213,12 +4253,15 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     let mut slices: Vec<Vec<usize>> = Vec::new();
     let mut cur: Vec<usize> = Vec::new();
     let per_slice = ((persons_per_slice as f64) / persons_per_household) as usize;
+    // (filled region after region, a region split where a slice is full: closing a slice
+    // at a region that does not fit made up to twice the slices planned, found by session
+    // 24's second attack: 15 slices for 15 small counties under a limit of 8)
     for (_, hs) in by_region {
-        for chunk in hs.chunks(per_slice.max(1)) {
-            if cur.len() + chunk.len() > per_slice && !cur.is_empty() {
+        for h in hs {
+            cur.push(h);
+            if cur.len() >= per_slice.max(1) {
                 slices.push(std::mem::take(&mut cur));
             }
-            cur.extend_from_slice(chunk);
         }
     }
     if !cur.is_empty() {
@@ -4274,6 +4317,12 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
         Some(c) => c,
         None => load_caseload(&opts.caseload, opts.as_of, &mut Quarantine::default())?,
     };
+    caseload_unchanged(&opts.caseload, &caseload_before)?;
+    for ((path, a), (_, b)) in sources_before.into_iter().zip(sources_now(&opts.sources)) {
+        if a != b {
+            return Err(BatchError::ChangedBetweenSlices { path });
+        }
+    }
     merge_slices(
         opts,
         &caseload,

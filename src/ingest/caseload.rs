@@ -136,6 +136,27 @@ fn read(
     read_columns(dir, t, &cols, norms)
 }
 
+/// The note (and a warning on stderr) when another file of caseload table `table` stands in
+/// `dir` beside the one read, `chosen`: it is not read, as for a source (found by session 24's
+/// trial: `households.parquet` beside `households.csv`, not a word). `None` when there is none.
+pub fn passed_over_note(dir: &Path, table: &str, chosen: &Path) -> Option<String> {
+    let others = hedui_connectors::file::passed_over(dir, table, chosen);
+    if others.is_empty() {
+        return None;
+    }
+    tracing::warn!(
+        table,
+        "Another file of this caseload table is in the folder and not read; see summary.json: caseload.files."
+    );
+    Some(format!(
+        "{PASSED_OVER} {} (one file per table is read, the first of .parquet, .csv, …); remove the others, or check that this is the caseload meant",
+        others.join(", ")
+    ))
+}
+
+/// How [`passed_over_note`] begins.
+pub const PASSED_OVER: &str = "also in the folder and not read:";
+
 /// [`read`] of the columns `cols` of the table only.
 fn read_columns(
     dir: &Path,
@@ -177,19 +198,7 @@ fn read_columns(
     // headers; rows refused while decoding are quarantined by the caller (with their
     // physical line), which refers their household where it can be identified.
     let mut prep = prepare(&path, t.name(), cols).map_err(table_err)?;
-    // Another file of the table beside it is not read: said, as for a source (found by
-    // session 24's trial: `households.parquet` beside `households.csv`, not a word).
-    let others = hedui_connectors::file::passed_over(dir, t.name(), &path);
-    if !others.is_empty() {
-        tracing::warn!(
-            table = t.name(),
-            "Another file of this caseload table is in the folder and not read; see summary.json: caseload.files."
-        );
-        prep.notes.push(format!(
-            "also in the folder and not read: {} (one file per table is read, the first of .parquet, .csv, …); remove the others, or check that this is the caseload meant",
-            others.join(", ")
-        ));
-    }
+    prep.notes.extend(passed_over_note(dir, t.name(), &path));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -902,6 +902,16 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     assert_eq!((st, v["status"].as_str()), (202, Some("running")), "{v}");
     let waited = v["id"].as_str().unwrap().to_string();
 
+    // --- a second server on the same store is refused: it would resume the first's running
+    // jobs and ask the departments again (session 24's second attack)
+    let second = hedui(&["serve", "--config", s(&cfg)]);
+    assert_eq!(second.status.code(), Some(2), "{second:?}");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another hedui serve uses the store") && err.contains("hedui.db.serve.lock"),
+        "{err}"
+    );
+
     // --- kill the server while the jobs run (sources take 1.5 s); restart; they finish
     for j in [&job, &waited] {
         let (st, text) = api.get(&format!("/v1/verifications/{j}"), &intake_a).await;

@@ -268,7 +268,9 @@ fn is_word(run: &[char]) -> bool {
 /// four characters that are no word (`Some(0)`), or a role word and two to four such
 /// characters (`Some(len of the role)`).
 fn name_start(run: &[char]) -> Option<usize> {
-    let plain = |r: &[char]| (2..=4).contains(&r.len()) && !is_word(r);
+    let plain = |r: &[char]| {
+        (2..=4).contains(&r.len()) && !is_word(r) && !r.iter().all(|&c| is_date_han(c))
+    };
     if plain(run) {
         return Some(0);
     }
@@ -276,6 +278,14 @@ fn name_start(run: &[char]) -> Option<usize> {
         let role: Vec<char> = role.chars().collect();
         (run.starts_with(&role) && plain(&run[role.len()..])).then_some(role.len())
     })
+}
+
+/// A Han character of a number, a date or a range of dates written out (`十二月`, `二六年`,
+/// `第一季度`, `一日至二`): a run
+/// of these alone is no name (found by session 24's second attack: `十二月` was shown `十**`).
+fn is_date_han(c: char) -> bool {
+    "〇○零一二三四五六七八九十百千万两壹贰叁肆伍陆柒捌玖拾佰仟年月日号时分秒季度周第至到"
+        .contains(c)
 }
 
 /// Mask the Han runs of `s` that have a name's shape (see the module docs): the name's first
@@ -416,7 +426,11 @@ pub(crate) fn mask_digit_runs(s: &str) -> String {
             }
             let n: usize = groups.iter().map(Vec::len).sum();
             let mut k = j;
-            while k < chars.len() && is_digit_separator(chars[k]) {
+            // (a tens sign between numerals, `贰拾肆`, is read through as a separator: a
+            // number so spelled was shown with its tail readable, session 24's second attack)
+            while k < chars.len()
+                && (is_digit_separator(chars[k]) || matches!(chars[k], '十' | '拾'))
+            {
                 k += 1;
             }
             if n == 17 && matches!(chars.get(k), Some('X' | 'x' | 'Ｘ' | 'ｘ')) {

@@ -3101,6 +3101,15 @@ fn a_name_in_a_header_cell_is_masked_whatever_stands_around_it() {
             "户主六二〇五〇三一九七五〇三二四五四〇X",
             "户主6205**********540X",
         ),
+        // a tens sign between numerals (the number written as it is read aloud)
+        (
+            "陆贰零伍零叁壹玖柒伍零叁贰拾肆伍肆零X",
+            "6205**********540X",
+        ),
+        (
+            "六二〇五〇三一九七五〇三二十四五四〇X",
+            "6205**********540X",
+        ),
     ] {
         assert_eq!(shown_header(header), shown, "{header}");
     }
@@ -3125,6 +3134,8 @@ fn a_name_in_a_header_cell_is_masked_whatever_stands_around_it() {
         "2026.01.01-2026.12.31",
         "二〇二六年收入",
         "第一季度",
+        "十二月",
+        "二〇二六年〇一月〇一日至二〇二六年十二月三十一日",
     ] {
         assert_eq!(shown_header(header), header, "{header}");
     }
