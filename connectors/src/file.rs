@@ -101,9 +101,9 @@ fn expected(dir: &Path, stem: &str) -> String {
 /// What in `dir` looks like the file of `stem` and is not read as it (found by session 24's
 /// attack: a folder, a link to nothing or a FIFO named `bank.csv`, and `BANK.CSV`, were all
 /// "no file for bank"): entries named `stem.…` in any case, each with why it is not read.
-/// Names are shown as notes show a file's words ([`crate::read::shown_text`]: ID-like digit
-/// runs and name-shaped Han runs masked, a file may be named after a person) with control
-/// characters escaped. Sorted; at most 5.
+/// A name is shown with its parts after the stem only when they are short ASCII words
+/// (`bank.csv.gz`), any other part as `…` (`bank.….csv`: a file may be named after a person or
+/// by an ID number). Sorted; at most 5.
 pub fn near_misses(dir: &Path, stem: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -140,16 +140,25 @@ pub fn near_misses(dir: &Path, stem: &str) -> Vec<String> {
                 // (read: it is the file located)
                 (Ok(_), _) => return None,
             };
-            let shown: String = crate::read::shown_text(&name)
-                .chars()
-                .flat_map(|c| {
-                    if c.is_control() {
-                        c.escape_default().collect::<Vec<_>>()
+            // the name's parts after the stem as they are only when they are short ASCII words
+            // (`csv`, `gz`, `bak`), each other part `…`: a file may be named after a person,
+            // by an ID number in any script, or hold controls and bidi overrides (session 24's
+            // second and third attacks)
+            let stem_written: String = name.chars().take(stem.chars().count()).collect();
+            let rest = &name[stem_written.len()..];
+            let shown: String = std::iter::once(stem_written)
+                .chain(rest.split('.').skip(1).map(|part| {
+                    if !part.is_empty()
+                        && part.len() <= 5
+                        && part.bytes().all(|b| b.is_ascii_alphanumeric())
+                    {
+                        part.to_string()
                     } else {
-                        vec![c]
+                        "…".to_string()
                     }
-                })
-                .collect();
+                }))
+                .collect::<Vec<_>>()
+                .join(".");
             Some(format!("{shown} ({why})"))
         })
         .collect();
@@ -576,13 +585,14 @@ mod tests {
         ] {
             std::fs::write(named.path().join(n), "x").unwrap();
         }
+        std::fs::write(named.path().join("bank.\u{202e}vsc.lmx"), "x").unwrap();
+        std::fs::write(named.path().join("bank.户主徐萍霞的存款.csv"), "x").unwrap();
         let e = said(named.path());
+        let odd = "bank.….csv (an extension hedui does not read: unpack or rename it)";
         assert!(
-            !e.contains("小明")
-                && !e.contains("0319750324")
-                && !e.contains('\n')
-                && e.contains("bank.6205**********540X.csv")
-                && e.contains("bank.a\\nb.csv"),
+            e.ends_with(&format!(
+                "; in the folder instead: {odd}, {odd}, {odd}, {odd}, bank.….lmx (an extension hedui does not read: unpack or rename it))"
+            )),
             "{e}"
         );
         let e = said(d.path());

@@ -44,7 +44,6 @@ mod common;
 mod fieldmap;
 mod jsonl;
 mod shown;
-pub(crate) use shown::shown_text;
 mod text;
 mod workbook;
 

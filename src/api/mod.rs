@@ -2384,35 +2384,31 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
     n
 }
 
-/// Take the store's server lock, `<store>.serve.lock` beside it (an `flock`, released when the
-/// process ends however it ends).
+/// Take the store's server lock: an `flock` on the store's database file itself (created
+/// empty when it is not there yet; SQLite reads an empty file as a new database), so that a
+/// second server finds it whatever name it is given (a symbolic or hard link: session 24's
+/// third attack, against a lock file named after the path). Released when the process ends
+/// however it ends; SQLite's own locks are of another kind (`fcntl`) and the file stays open.
 ///
 /// # Errors
-/// Another `hedui serve` holds it (naming the store and the lock), or the lock file cannot be
-/// opened.
+/// Another `hedui serve` holds it (naming the store), or the file cannot be opened.
 fn lock_store_for_serve(store: &std::path::Path) -> anyhow::Result<std::fs::File> {
     use anyhow::Context;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut name = store.as_os_str().to_owned();
-    name.push(".serve.lock");
-    let path = std::path::PathBuf::from(name);
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .with_context(|| format!("Failed to open the store's server lock {}", path.display()))?;
+        .open(store)
+        .with_context(|| format!("Failed to open the store {}", store.display()))?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(file),
         Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(anyhow::anyhow!(
-            "another hedui serve uses the store {} (it holds {}): one server per store (a second would resume the first's running jobs and ask the departments again); stop it, or give this one a store of its own",
-            store.display(),
-            path.display()
+            "another hedui serve uses the store {}: one server per store (a second would resume the first's running jobs and ask the departments again); stop it, or give this one a store of its own",
+            store.display()
         )),
         Err(e) => Err(std::io::Error::from(e))
-            .with_context(|| format!("Failed to lock {}", path.display())),
+            .with_context(|| format!("Failed to lock the store {}", store.display())),
     }
 }
 

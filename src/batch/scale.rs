@@ -4252,7 +4252,12 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     let persons_per_household = (total_persons as f64 / all.len().max(1) as f64).max(1.0);
     let mut slices: Vec<Vec<usize>> = Vec::new();
     let mut cur: Vec<usize> = Vec::new();
-    let per_slice = ((persons_per_slice as f64) / persons_per_household) as usize;
+    let mut per_slice = ((persons_per_slice as f64) / persons_per_household) as usize;
+    if near_floor {
+        // (in households too: the persons' count rounded down made a ninth slice of one
+        // household, session 24's third attack)
+        per_slice = per_slice.max(all.len().div_ceil(MAX_SLICES_NEAR_FLOOR as usize));
+    }
     // (filled region after region, a region split where a slice is full: closing a slice
     // at a region that does not fit made up to twice the slices planned, found by session
     // 24's second attack: 15 slices for 15 small counties under a limit of 8)

@@ -908,9 +908,34 @@ async fn consent_tokens_regions_bad_input_audit_and_restart() {
     assert_eq!(second.status.code(), Some(2), "{second:?}");
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
-        err.contains("another hedui serve uses the store") && err.contains("hedui.db.serve.lock"),
+        err.contains("another hedui serve uses the store") && err.contains("hedui.db"),
         "{err}"
     );
+    // ... whatever name it is given: a symbolic or a hard link (session 24's third attack)
+    for (name, link) in [
+        ("via-symlink.toml", w.path("link.db")),
+        ("via-hardlink.toml", w.path("hard.db")),
+    ] {
+        if name.contains("sym") {
+            std::os::unix::fs::symlink(w.path("hedui.db"), &link).unwrap();
+        } else {
+            std::fs::hard_link(w.path("hedui.db"), &link).unwrap();
+        }
+        let link_name = link.file_name().unwrap().to_str().unwrap();
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            r#"store = "hedui.db""#,
+            &format!(r#"store = "{link_name}""#),
+        );
+        assert!(text.contains(link_name), "the config names the store");
+        let other = w.path(name);
+        std::fs::write(&other, text).unwrap();
+        let second = hedui(&["serve", "--config", s(&other)]);
+        assert_eq!(second.status.code(), Some(2), "{name}: {second:?}");
+        assert!(
+            String::from_utf8_lossy(&second.stderr).contains("another hedui serve uses the store"),
+            "{name}: {second:?}"
+        );
+    }
 
     // --- kill the server while the jobs run (sources take 1.5 s); restart; they finish
     for j in [&job, &waited] {

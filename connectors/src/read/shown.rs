@@ -268,9 +268,7 @@ fn is_word(run: &[char]) -> bool {
 /// four characters that are no word (`Some(0)`), or a role word and two to four such
 /// characters (`Some(len of the role)`).
 fn name_start(run: &[char]) -> Option<usize> {
-    let plain = |r: &[char]| {
-        (2..=4).contains(&r.len()) && !is_word(r) && !r.iter().all(|&c| is_date_han(c))
-    };
+    let plain = |r: &[char]| (2..=4).contains(&r.len()) && !is_word(r) && !is_date_phrase(r);
     if plain(run) {
         return Some(0);
     }
@@ -280,12 +278,19 @@ fn name_start(run: &[char]) -> Option<usize> {
     })
 }
 
-/// A Han character of a number, a date or a range of dates written out (`十二月`, `二六年`,
-/// `第一季度`, `一日至二`): a run
-/// of these alone is no name (found by session 24's second attack: `十二月` was shown `十**`).
-fn is_date_han(c: char) -> bool {
-    "〇○零一二三四五六七八九十百千万两壹贰叁肆伍陆柒捌玖拾佰仟年月日号时分秒季度周第至到"
-        .contains(c)
+/// A run of Han characters that is a number, a date or a range of dates written out
+/// (`十二月`, `二六年`, `第一季度`, `一日至二`): numerals and date words only, with a unit of
+/// time among them (年, 月, 日, 号, 季度), and so no name (found by session 24's second
+/// attack: `十二月` was shown `十**`). Numerals alone are not enough: 陆, 伍, 万, 周 are
+/// surnames (`陆一` is a name; the third attack).
+fn is_date_phrase(run: &[char]) -> bool {
+    let date_han = |c: char| {
+        "〇○零一二三四五六七八九十百千万两壹贰叁肆伍陆柒捌玖拾佰仟年月日号时分秒季度周第至到"
+            .contains(c)
+    };
+    run.iter().all(|&c| date_han(c))
+        && (run.iter().any(|c| "年月日号".contains(*c))
+            || run.windows(2).any(|w| w == ['季', '度']))
 }
 
 /// Mask the Han runs of `s` that have a name's shape (see the module docs): the name's first
@@ -426,10 +431,12 @@ pub(crate) fn mask_digit_runs(s: &str) -> String {
             }
             let n: usize = groups.iter().map(Vec::len).sum();
             let mut k = j;
-            // (a tens sign between numerals, `贰拾肆`, is read through as a separator: a
+            // (a tens, hundreds or thousands sign between numerals, `贰拾肆`, `一千九百`, is read
+            // through as a separator: a
             // number so spelled was shown with its tail readable, session 24's second attack)
             while k < chars.len()
-                && (is_digit_separator(chars[k]) || matches!(chars[k], '十' | '拾'))
+                && (is_digit_separator(chars[k])
+                    || matches!(chars[k], '十' | '拾' | '百' | '佰' | '千' | '仟'))
             {
                 k += 1;
             }

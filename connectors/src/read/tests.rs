@@ -3110,6 +3110,17 @@ fn a_name_in_a_header_cell_is_masked_whatever_stands_around_it() {
             "六二〇五〇三一九七五〇三二十四五四〇X",
             "6205**********540X",
         ),
+        (
+            "六二〇五〇三一千九百七十五〇三二十四五四〇X",
+            "6205**********540X",
+        ),
+        (
+            "陆贰零伍零叁壹仟玖佰柒拾伍零叁贰拾肆伍肆零X",
+            "6205**********540X",
+        ),
+        // a name of numeral characters is a name (陆, 万, 周 are surnames)
+        ("陆一", "陆*"),
+        ("万千", "万*"),
     ] {
         assert_eq!(shown_header(header), shown, "{header}");
     }
