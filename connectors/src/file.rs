@@ -89,13 +89,17 @@ pub fn passed_over(dir: &Path, stem: &str, chosen: &Path) -> Vec<String> {
 
 fn expected(dir: &Path, stem: &str) -> String {
     let exts: Vec<&str> = EXTENSIONS.iter().map(|(e, _)| *e).collect();
-    let mut s = format!("{}/{stem}.{{{}}}", dir.display(), exts.join(","));
+    format!("{}/{stem}.{{{}}}", dir.display(), exts.join(",")) + &instead(dir, stem)
+}
+
+/// `; in the folder instead: …` ([`near_misses`]) for a "looked for" message, or empty.
+pub fn instead(dir: &Path, stem: &str) -> String {
     let near = near_misses(dir, stem);
-    if !near.is_empty() {
-        s.push_str("; in the folder instead: ");
-        s.push_str(&near.join(", "));
+    if near.is_empty() {
+        String::new()
+    } else {
+        format!("; in the folder instead: {}", near.join(", "))
     }
-    s
 }
 
 /// What in `dir` looks like the file of `stem` and is not read as it (found by session 24's

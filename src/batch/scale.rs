@@ -485,9 +485,24 @@ pub(super) fn caseload_digest(dir: &Path) -> Result<String, BatchError> {
 /// order; `None` for a table not there): taken before the caseload is read and compared
 /// after its digest is taken ([`caseload_unchanged`]).
 pub(super) fn caseload_stamps(dir: &Path) -> Vec<Option<hedui_connectors::FileStamp>> {
-    ["households", "members", "supporters"]
+    file_stamps(dir, ["households", "members", "supporters"])
         .into_iter()
-        .map(|t| locate(dir, t).and_then(|(p, _)| hedui_connectors::FileStamp::of(&p)))
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// Per table name (a stem [`locate`] looks for in `dir`): the file's path as found (or
+/// `dir/stem` when there is none) and its [`hedui_connectors::FileStamp`].
+fn file_stamps<'a>(
+    dir: &Path,
+    stems: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, Option<hedui_connectors::FileStamp>)> {
+    stems
+        .into_iter()
+        .map(|t| match locate(dir, t) {
+            Some((p, _)) => (p.display().to_string(), hedui_connectors::FileStamp::of(&p)),
+            None => (dir.join(t).display().to_string(), None),
+        })
         .collect()
 }
 
@@ -4180,16 +4195,8 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     // determinations that match neither extract). Compared after the last slice and after the
     // merge's read of the caseload.
     let caseload_before = caseload_stamps(&opts.caseload);
-    let sources_now = |dir: &Path| -> Vec<(String, Option<hedui_connectors::FileStamp>)> {
-        SourceKind::ALL
-            .iter()
-            .map(|k| match locate(dir, k.name()) {
-                Some((p, _)) => (p.display().to_string(), hedui_connectors::FileStamp::of(&p)),
-                None => (dir.join(k.name()).display().to_string(), None),
-            })
-            .collect()
-    };
-    let sources_before = sources_now(&opts.sources);
+    let sources_now = || file_stamps(&opts.sources, SourceKind::ALL.iter().map(|k| k.name()));
+    let sources_before = sources_now();
     let caseload = load_caseload(&opts.caseload, opts.as_of, &mut q)?;
     caseload_unchanged(&opts.caseload, &caseload_before)?;
     // as one run (found by session 17's attack: the sliced run's quarantine lacked them)
@@ -4323,7 +4330,7 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
         None => load_caseload(&opts.caseload, opts.as_of, &mut Quarantine::default())?,
     };
     caseload_unchanged(&opts.caseload, &caseload_before)?;
-    for ((path, a), (_, b)) in sources_before.into_iter().zip(sources_now(&opts.sources)) {
+    for ((path, a), (_, b)) in sources_before.into_iter().zip(sources_now()) {
         if a != b {
             return Err(BatchError::ChangedBetweenSlices { path });
         }

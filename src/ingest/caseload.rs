@@ -168,19 +168,12 @@ fn read_columns(
         table: t.name(),
         cause: ConnectorError::NotFound {
             source_name: t.name(),
-            expected: {
-                let near = hedui_connectors::file::near_misses(dir, t.name());
-                format!(
-                    "{}/{}.csv, .parquet, .xlsx, .tsv or .jsonl{}",
-                    dir.display(),
-                    t.name(),
-                    if near.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; in the folder instead: {}", near.join(", "))
-                    }
-                )
-            },
+            expected: format!(
+                "{}/{}.csv, .parquet, .xlsx, .tsv or .jsonl{}",
+                dir.display(),
+                t.name(),
+                hedui_connectors::file::instead(dir, t.name())
+            ),
         },
     })?;
     let table_err = |source| CaseloadError::Table {
