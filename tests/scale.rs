@@ -1172,8 +1172,21 @@ fn a_run_killed_on_the_way_leaves_nothing_the_next_night_takes() {
     std::fs::create_dir_all(staging.join("state")).expect("mkdir");
     std::fs::write(staging.join("reports.jsonl"), b"half a line").expect("write");
     std::fs::write(staging.join(".hedui-batch.lock"), b"pid 4000000000\n").expect("write");
-    let again = p.batch(&data, "night", &[]);
+    // and a --memory-limit run killed between its slices left their folder (raw ID numbers
+    // in the slices' states): the next run into --out removes it and says so
+    let slices = out.join(".hedui-slicesK1lled");
+    std::fs::create_dir_all(slices.join("slice0/state")).expect("mkdir");
+    std::fs::write(slices.join("slice0/state/linked.bin"), b"raw IDs").expect("write");
+    let again = p.run_batch(&data, "night", &[]);
+    ok(&again);
+    let err = String::from_utf8_lossy(&again.stderr).into_owned();
+    let again = p.root.join("night");
     assert!(!staging.exists());
+    assert!(!slices.exists());
+    assert!(
+        err.contains("Removed the slices folder of a --memory-limit run that stopped"),
+        "{err}"
+    );
     assert_eq!(p.opened(&again), clean);
     // killed while putting in place: the earlier manifest gone, the records there
     let state = out.join("state");
@@ -1540,6 +1553,60 @@ fn memory_limited_slices_say_another_population_only_as_one_run_does() {
             note(&one_dir)
         );
     }
+}
+
+/// A person in households of two slices (a member of the first slice's household, a
+/// supporter of the last slice's) has their rows counted `linked` once by a memory-limited
+/// run, as by one run. Until session 25 each slice counted them (README said so).
+#[test]
+fn a_person_in_two_slices_is_counted_linked_once_by_a_memory_limited_run() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let mut lines = members.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |h: &str| header.iter().position(|x| *x == h).expect("column");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // the first member (a 620503 household, the first slice's) supports the last member (a
+    // 620502 household, the last slice's)
+    let (first, last) = (&rows[0], &rows[rows.len() - 1]);
+    assert!(first[col("household_id")].starts_with("620503"));
+    assert!(last[col("household_id")].starts_with("620502"));
+    let supporters = data.join("supporters.csv");
+    let mut text = std::fs::read_to_string(&supporters).expect("supporters");
+    text.push_str(&format!(
+        "{},{},{},{},child,1,SQ-620502-2026-9999999-S1\n",
+        first[col("id_number")],
+        first[col("name")],
+        last[col("household_id")],
+        last[col("id_number")],
+    ));
+    std::fs::write(&supporters, text).expect("write");
+    let one = p.batch(&data, "one", &[]);
+    let lim = p.batch(&data, "lim", &["--memory-limit", "1M"]);
+    assert!(
+        summary(&lim)["timings_ms"]["slices"]
+            .as_u64()
+            .expect("slices")
+            >= 2
+    );
+    assert_eq!(p.opened(&lim), p.opened(&one));
+    let (sl, so) = (summary(&lim), summary(&one));
+    for src in ["household_registration", "tax", "bank", "social_insurance"] {
+        for c in ["rows", "linked", "unlinked", "quarantined"] {
+            assert_eq!(
+                sl["sources"][src]["counts"][c], so["sources"][src]["counts"][c],
+                "{src} {c}"
+            );
+        }
+    }
+    // the person's registration row is linked (in both households' reports)
+    assert!(
+        so["sources"]["household_registration"]["counts"]["linked"]
+            .as_u64()
+            .expect("linked")
+            > 0
+    );
 }
 
 /// ASCII digits and `X` as their full-width forms (U+FF10-U+FF19, U+FF38).

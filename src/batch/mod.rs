@@ -1355,6 +1355,7 @@ pub fn run_published(
     // a run killed before it put its outputs in place (this one holds the lock: no run is
     // writing there)
     remove_any(&staging).map_err(write_err(&staging))?;
+    remove_killed_slices(&out)?;
     std::fs::create_dir(&staging).map_err(write_err(&staging))?;
     opts.out = staging.clone();
     let result = run(opts);
@@ -1365,6 +1366,32 @@ pub fn run_published(
         tracing::warn!(path = %staging.display(), error = %e, "The run's working folder could not be removed (the next run into this folder removes it).");
     }
     result
+}
+
+/// Removes the slices folders ([`scale::SLICES_PREFIX`]) a `--memory-limit` run killed
+/// before its merge left in `out`: their states hold the slices' persons' raw ID numbers
+/// (folders 0700). Called holding `out`'s lock, so no run is writing there. Left until
+/// removed by hand before session 25.
+///
+/// # Errors
+/// [`BatchError::Write`] naming the folder that could not be read or removed.
+fn remove_killed_slices(out: &Path) -> Result<(), BatchError> {
+    for entry in std::fs::read_dir(out).map_err(write_err(out))? {
+        let entry = entry.map_err(write_err(out))?;
+        let name = entry.file_name();
+        if name
+            .as_encoded_bytes()
+            .starts_with(scale::SLICES_PREFIX.as_bytes())
+        {
+            let path = entry.path();
+            remove_any(&path).map_err(write_err(&path))?;
+            tracing::warn!(
+                path = %path.display(),
+                "Removed the slices folder of a --memory-limit run that stopped before its merge (it held the slices' states)."
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Removes the file, link or folder (with what it holds) at `path`, if any; a link is
@@ -1542,6 +1569,12 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     for id in caseload.queried_ids() {
         let n = person_index.len();
         person_index.entry(id.key()).or_insert(n);
+    }
+    // whether this run counts each person's linked rows (a memory-limited slice counts a
+    // person in households of two slices in the first only)
+    let mut counted = vec![true; person_index.len()];
+    for (&key, &pi) in person_index.iter() {
+        counted[pi] = sel.counts_person(key);
     }
     let mut persons: Vec<PersonState> = (0..person_index.len())
         .map(|_| PersonState {
@@ -1981,7 +2014,12 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                         }
                         match p.evidence.add(kind, &values, &frame, policy) {
                             Ok(in_scope) => {
-                                l.counts.linked += 1;
+                                if counted[pi] {
+                                    l.counts.linked += 1;
+                                } else {
+                                    // (another slice's count; rows still add up here)
+                                    l.counts.unlinked += 1;
+                                }
                                 any_in_period |= in_scope;
                                 // The values the evidence parsed, when not spelled as §2 says.
                                 for &(ci, how) in parsed.iter().filter(|_| in_scope) {
@@ -2230,7 +2268,11 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
                     rs.push_record(&row.record);
                 }
                 if let Some(c) = counts {
-                    c.linked += 1;
+                    if counted[link.person] {
+                        c.linked += 1;
+                    } else {
+                        c.unlinked += 1;
+                    }
                     c.quarantined -= 1;
                 }
                 linked_rows.insert(qi);

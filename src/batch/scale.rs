@@ -38,6 +38,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hedui_connectors::file::{locate, text_columns};
@@ -90,7 +91,15 @@ pub(super) struct Selection {
     /// The region prefix (`--partition`), recorded in the state.
     pub prefix: Option<String>,
     keep: Option<KeepHousehold>,
+    /// In a memory-limited slice, the persons (ID keys) whose linked rows this slice counts
+    /// in `summary.json`'s `linked`: each person in the first slice holding one of their
+    /// households, so that a person in households of two slices is counted once (until
+    /// session 25 in each). `None`: every person of the selection.
+    counts: Option<CountsPerson>,
 }
+
+/// A slice's person test: ID key → whether the slice counts the person's linked rows.
+type CountsPerson = Box<dyn Fn(u64) -> bool + Sync>;
 
 /// A slice's household test: (caseload index, household) → whether the slice holds it.
 type KeepHousehold = Box<dyn Fn(usize, &Household) -> bool + Sync>;
@@ -101,6 +110,7 @@ impl Selection {
         Selection {
             prefix: None,
             keep: None,
+            counts: None,
         }
     }
 
@@ -121,12 +131,18 @@ impl Selection {
         Selection {
             prefix: Some(prefix.to_string()),
             keep: Some(keep),
+            counts: None,
         }
     }
 
     /// Whether this is a `--partition` of region prefixes (not [`OTHER_PARTITION`]).
     pub fn is_region_prefix(&self) -> bool {
         self.prefix.as_deref().is_some_and(|p| p != OTHER_PARTITION)
+    }
+
+    /// Whether this selection counts `key`'s linked rows (see the field `counts`).
+    pub fn counts_person(&self, key: u64) -> bool {
+        self.counts.as_ref().is_none_or(|f| f(key))
     }
 
     /// Whether this selects a part of the caseload (a partition or a memory-limited slice).
@@ -4172,6 +4188,11 @@ fn largest_extract(dir: &Path) -> u64 {
 /// ([`run_limited`]).
 pub const MAX_SLICES_NEAR_FLOOR: u64 = 8;
 
+/// The name prefix of the folder (beside the staging folder, in `--out`) where
+/// [`run_limited`] writes its slices' outputs before the merge; removed when the run ends,
+/// and by the next run into `--out` when a run was killed before (`run_published`).
+pub(crate) const SLICES_PREFIX: &str = ".hedui-slices";
+
 /// `hedui batch --memory-limit SIZE`: when the estimated footprint of one run exceeds the
 /// limit, run slices of the caseload one after another (region partitions, split further by
 /// household ranges when one region is too big) and merge their outputs into `--out`: the
@@ -4288,7 +4309,7 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
         "The estimated footprint exceeds --memory-limit: slices one after another."
     );
     let work = tempfile::Builder::new()
-        .prefix(".hedui-slices")
+        .prefix(SLICES_PREFIX)
         .tempdir_in(opts.out.parent().unwrap_or(Path::new(".")))
         .map_err(write_err(&opts.out))?;
     let mut slice_of = vec![usize::MAX; caseload.households.len()];
@@ -4297,13 +4318,29 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
             slice_of[h] = k;
         }
     }
+    // each person's first slice: the one that counts their linked rows
+    let mut first_slice: HashMap<u64, usize> = HashMap::new();
+    for (id, h) in caseload
+        .members
+        .iter()
+        .map(|m| (&m.id, m.household))
+        .chain(caseload.supporters.iter().map(|s| (&s.id, s.household)))
+    {
+        if let Ok(id) = id {
+            let k = first_slice.entry(id.key()).or_insert(slice_of[h]);
+            *k = (*k).min(slice_of[h]);
+        }
+    }
+    let first_slice = Arc::new(first_slice);
     let mut caseload_held = Some(caseload);
     let mut slice_summaries = Vec::new();
     for (k, s) in slices.iter().enumerate() {
         let set: HashSet<usize> = s.iter().copied().collect();
+        let first = first_slice.clone();
         let sel = Selection {
             prefix: None,
             keep: Some(Box::new(move |i, _| set.contains(&i))),
+            counts: Some(Box::new(move |key| first.get(&key) == Some(&k))),
         };
         let o = BatchOptions {
             caseload: opts.caseload.clone(),
@@ -4474,7 +4511,8 @@ fn merge_slices(
     q.entries.extend(source_q);
     let qpath = opts.out.join("quarantine.csv");
     q.write_csv(&qpath).map_err(write_err(&qpath))?;
-    // sources: rows and invalid keys are the same in every slice; linked rows add up
+    // sources: rows and invalid keys are the same in every slice; linked rows add up (each
+    // person's in the first slice holding them, `Selection::counts_person`)
     let mut sources: BTreeMap<String, SourceSummary> = summaries[0].sources.clone();
     for (name, s) in &mut sources {
         if let Some(c) = &mut s.counts {
