@@ -1024,8 +1024,9 @@ async fn read_body(app: &App, body: Body) -> Result<Bytes, ApiError> {
     use http_body_util::BodyExt as _;
     let limit = app.settings.config.limits.max_body_bytes;
     // An oversized body is read on (and thrown away) up to DRAIN_BYTES before the 413: a
-    // refusal sent while the client is still sending resets an HTTP/2 stream, and the
-    // client would see a reset instead of the reason.
+    // refusal sent while the client is still sending resets the connection (an HTTP/2
+    // stream, when serve still spoke HTTP/2), and the client would see a reset instead of
+    // the reason.
     const DRAIN_BYTES: usize = 8 << 20;
     let mut body = body;
     let read = tokio::time::timeout(std::time::Duration::from_secs(15), async {
@@ -2439,6 +2440,15 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         // two segments waits for the client's delayed ACK (40 ms).
         let tls = crate::certs::server_tls_config(&settings.config.tls_cert, &settings.config.tls_key, None)
             .map_err(|e| anyhow::anyhow!("Failed to load the TLS certificate/key: {e}"))?;
+        // HTTP/1.1 only: hyper's header timeout (below) is HTTP/1's, and over HTTP/2 a client
+        // that never finished a HEADERS frame, or opened no stream, kept its connection for
+        // ever (session 25's attack: 150 such connections starved a server of its file
+        // descriptors). The departments' sources are still asked over HTTP/2.
+        let tls = {
+            let mut cfg = std::sync::Arc::unwrap_or_clone(tls);
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            std::sync::Arc::new(cfg)
+        };
         let listen = settings.config.listen;
         let app = App::new(settings).map_err(anyhow::Error::msg)?;
         // refusals without a usable token: written within a second or two, and when stopped
@@ -2474,8 +2484,9 @@ pub fn serve(config: &std::path::Path) -> anyhow::Result<()> {
         println!("hedui serve: listening on https://{addr} ({} sources; {resumed} unfinished jobs resumed)", app.sources.kinds().len());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let mut server =
-            axum_server::from_tcp(std_listener)?.acceptor(crate::certs::tls_acceptor(tls));
+        let mut server = axum_server::from_tcp(std_listener)?
+            .acceptor(crate::certs::tls_acceptor(tls))
+            .http1_only();
         // A client that never finishes its headers is dropped after 10 s (without a timer
         // hyper waits forever: thousands of such connections starved the server).
         server

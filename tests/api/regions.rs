@@ -172,8 +172,27 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
         (v["code"].as_str(), v["field"].as_str()),
         (Some("path_invalid"), Some("path"))
     );
-    // a body far over the limit (16 KiB here) is answered 413 with its reason over HTTP/2,
-    // not a reset stream: hedui reads it on before refusing
+    // HTTP/1.1 only (session 25's attack: over HTTP/2 a client that never finished its
+    // headers kept its connection for ever, hyper's header timeout being HTTP/1's): ALPN
+    // says http/1.1, and a client that speaks only HTTP/2 is refused at the handshake
+    let health = format!("{}/v1/health", api.base);
+    let r = api.http.get(&health).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.version()),
+        (200, reqwest::Version::HTTP_11)
+    );
+    let h2_only = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(w.path("certs/ca.pem")).unwrap())
+                .unwrap(),
+        )
+        .use_rustls_tls()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    assert!(h2_only.get(&health).send().await.is_err());
+    // a body far over the limit (16 KiB here) is answered 413 with its reason, not a reset
+    // connection: hedui reads it on before refusing
     let (st, text) = api
         .post_raw("/v1/verifications", &intake_b, vec![b' '; 2 << 20])
         .await;
