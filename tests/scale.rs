@@ -1600,6 +1600,27 @@ fn a_person_in_two_slices_is_counted_linked_once_by_a_memory_limited_run() {
             );
         }
     }
+    // every report sealed under the run's one id (until session 25 each slice's own)
+    let ids: std::collections::BTreeSet<String> =
+        std::fs::read_to_string(lim.join("reports.jsonl"))
+            .expect("reports")
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("an envelope");
+                v["run_id"].as_str().expect("run_id").to_string()
+            })
+            .collect();
+    assert_eq!(
+        ids.into_iter().collect::<Vec<_>>(),
+        vec![sl["run_id"].as_str().expect("run id").to_string()]
+    );
+    // the slices folder is gone once merged
+    assert!(std::fs::read_dir(&lim).expect("out").all(|e| {
+        !e.expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".hedui-slices")
+    }));
     // the person's registration row is linked (in both households' reports)
     assert!(
         so["sources"]["household_registration"]["counts"]["linked"]

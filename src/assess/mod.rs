@@ -172,7 +172,8 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     for m in &view.members {
         if let Some(e) = m.queried() {
             income += e.income_x100(policy) * 100;
-            fin += e.financial_assets;
+            // (saturating: each person's total is bounded, evidence::MAX_PERSON_TOTAL_FEN)
+            fin = fin.saturating_add(e.financial_assets);
             has_wage |= e.wage() > 0;
         }
     }

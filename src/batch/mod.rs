@@ -1522,7 +1522,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     }
     let policy = &opts.policy;
     let frame = Frame::new(opts.as_of, policy);
-    let run_id = new_run_id(opts.as_of);
+    let run_id = sel.run_id.clone().unwrap_or_else(|| new_run_id(opts.as_of));
     let mut q = Quarantine::default();
 
     // ---- caseload

@@ -96,6 +96,10 @@ pub(super) struct Selection {
     /// households, so that a person in households of two slices is counted once (until
     /// session 25 in each). `None`: every person of the selection.
     counts: Option<CountsPerson>,
+    /// In a memory-limited slice, the run's id (every slice seals its reports under the one
+    /// id the merged run's summary and state name; until session 25 each slice made its own,
+    /// and reports named run ids no output of the run held). `None`: a new id.
+    pub(super) run_id: Option<String>,
 }
 
 /// A slice's person test: ID key → whether the slice counts the person's linked rows.
@@ -111,6 +115,7 @@ impl Selection {
             prefix: None,
             keep: None,
             counts: None,
+            run_id: None,
         }
     }
 
@@ -132,6 +137,7 @@ impl Selection {
             prefix: Some(prefix.to_string()),
             keep: Some(keep),
             counts: None,
+            run_id: None,
         }
     }
 
@@ -4310,6 +4316,7 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
     );
     let work = tempfile::Builder::new()
         .prefix(SLICES_PREFIX)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir_in(opts.out.parent().unwrap_or(Path::new(".")))
         .map_err(write_err(&opts.out))?;
     let mut slice_of = vec![usize::MAX; caseload.households.len()];
@@ -4332,6 +4339,8 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
         }
     }
     let first_slice = Arc::new(first_slice);
+    // one run id for every slice's reports (and the merged summary and state)
+    let run_id = super::new_run_id(opts.as_of);
     let mut caseload_held = Some(caseload);
     let mut slice_summaries = Vec::new();
     for (k, s) in slices.iter().enumerate() {
@@ -4341,6 +4350,7 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
             prefix: None,
             keep: Some(Box::new(move |i, _| set.contains(&i))),
             counts: Some(Box::new(move |key| first.get(&key) == Some(&k))),
+            run_id: Some(run_id.clone()),
         };
         let o = BatchOptions {
             caseload: opts.caseload.clone(),

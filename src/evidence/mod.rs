@@ -103,6 +103,35 @@ pub struct PersonEvidence {
     pub out_of_pocket: i64,
 }
 
+/// The most a person's total of one kind (wages, other income, benefits, financial assets,
+/// medical cost) may reach, in fen: 10^14 yuan, more than any person holds; each value is
+/// at most 10^12 yuan (the money parser's bound).
+pub const MAX_PERSON_TOTAL_FEN: i64 = 10_000_000_000_000_000;
+
+/// Adds `v` (fen) to the person's total `acc`; nothing is added when the sum would pass
+/// [`MAX_PERSON_TOTAL_FEN`].
+///
+/// # Errors
+/// [`FieldError`] `money_total_too_large` naming `column`: the row is refused (the person's
+/// source incomplete, the household referred). Found by session 25's attack: 92,300 bank
+/// rows of 999,999,999,999.99 yuan wrapped the 64-bit total round to a negative amount, and
+/// the household was eligible.
+fn add_to(acc: &mut i64, v: i64, column: &'static str) -> Result<(), FieldError> {
+    match acc.checked_add(v) {
+        Some(t) if t.abs() <= MAX_PERSON_TOTAL_FEN => {
+            *acc = t;
+            Ok(())
+        }
+        _ => Err(FieldError {
+            column,
+            code: "money_total_too_large",
+            message: format!(
+                "{column}: with this row the person's total passes 10^14 yuan, more than any person holds (a unit or digits wrong, rows repeated?); the row is not added"
+            ),
+        }),
+    }
+}
+
 impl PersonEvidence {
     /// W = max(tax wages+labour, contribution bases).
     pub fn wage(&self) -> i64 {
@@ -159,8 +188,10 @@ impl PersonEvidence {
                 let t = r.enumerated("income_type")?;
                 let g = r.money("gross_income")?;
                 match t {
-                    "wages" | "labour" => self.tax_wages += g,
-                    "business" | "property_lease" | "interest_dividend" => self.tax_other += g,
+                    "wages" | "labour" => add_to(&mut self.tax_wages, g, "gross_income")?,
+                    "business" | "property_lease" | "interest_dividend" => {
+                        add_to(&mut self.tax_other, g, "gross_income")?;
+                    }
                     _ => return Ok(false),
                 }
                 Ok(true)
@@ -173,17 +204,19 @@ impl PersonEvidence {
                 let rec = r.enumerated("record_type")?;
                 let amount = r.money("amount")?;
                 match (ins, rec) {
-                    ("employee_pension", "contribution") => self.contribution_wages += amount,
+                    ("employee_pension", "contribution") => {
+                        add_to(&mut self.contribution_wages, amount, "amount")?;
+                    }
                     ("resident_pension", "benefit") if frame.exclude_resident_pension => {
                         return Ok(false);
                     }
-                    (_, "benefit") => self.benefits += amount,
+                    (_, "benefit") => add_to(&mut self.benefits, amount, "amount")?,
                     _ => return Ok(false),
                 }
                 Ok(true)
             }
             SourceKind::Bank | SourceKind::InternetFinance => {
-                self.financial_assets += r.money("balance")?;
+                add_to(&mut self.financial_assets, r.money("balance")?, "balance")?;
                 Ok(true)
             }
             // Missing is not zero: an empty amount the financial-assets test adds is unknown,
@@ -192,7 +225,10 @@ impl PersonEvidence {
             // `cash_value` read as 0 turned two households eligible. (Neither generator nor
             // the reference's data leaves them empty; the reference reads an empty one as 0.)
             SourceKind::Securities => {
-                self.financial_assets += r.money("market_value")? + r.money("cash_balance")?;
+                let v = r
+                    .money("market_value")?
+                    .saturating_add(r.money("cash_balance")?);
+                add_to(&mut self.financial_assets, v, "market_value")?;
                 Ok(true)
             }
             SourceKind::CommercialInsurance => {
@@ -201,11 +237,12 @@ impl PersonEvidence {
                 let kind = r.raw("product_type");
                 let no_cash_value =
                     kind.is_some_and(|k| NO_CASH_VALUE.iter().any(|n| n.eq_ignore_ascii_case(k)));
-                self.financial_assets += if no_cash_value {
+                let v = if no_cash_value {
                     r.money_or_zero("cash_value")?
                 } else {
                     r.money("cash_value")?
                 };
+                add_to(&mut self.financial_assets, v, "cash_value")?;
                 Ok(true)
             }
             SourceKind::VehicleVessel => {
@@ -306,7 +343,11 @@ impl PersonEvidence {
                 if !scoped {
                     return Ok(false);
                 }
-                self.out_of_pocket += r.money("out_of_pocket")?;
+                add_to(
+                    &mut self.out_of_pocket,
+                    r.money("out_of_pocket")?,
+                    "out_of_pocket",
+                )?;
                 Ok(true)
             }
             SourceKind::ProvidentFund => {
@@ -854,6 +895,31 @@ mod tests {
         }
         // the good row stands alone: nothing was subtracted or wrapped around
         assert_eq!(e.financial_assets, 500_000);
+    }
+
+    /// Found by session 25's attack: 92,300 bank rows of 999,999,999,999.99 yuan (each under
+    /// the money parser's bound) wrapped the person's total round to a negative amount, and
+    /// the household was eligible. The total stops at 10^14 yuan: the row that would pass it
+    /// is refused, and nothing of it is added.
+    #[test]
+    fn a_total_past_ten_to_the_fourteen_yuan_refuses_the_row_never_wraps() {
+        let (f, p) = frame();
+        let mut e = PersonEvidence::default();
+        let row = vals(&[
+            "ICBC",
+            "6217****0001",
+            "current",
+            "999999999999.99",
+            "2026-10-01",
+        ]);
+        for _ in 0..100 {
+            e.add(SourceKind::Bank, &row, &f, &p).unwrap();
+        }
+        assert_eq!(e.financial_assets, 100 * 99_999_999_999_999);
+        let err = e.add(SourceKind::Bank, &row, &f, &p).unwrap_err();
+        assert_eq!((err.column, err.code), ("balance", "money_total_too_large"));
+        assert_eq!(e.financial_assets, 100 * 99_999_999_999_999);
+        assert!(e.financial_assets <= MAX_PERSON_TOTAL_FEN);
     }
 
     /// A residential `real_estate` row of 80 m² with the share `share`.

@@ -362,6 +362,12 @@ fn vocab_value(
 /// or absence (`拒绝`, `不同意`, `未签字`, `未提供`, `待签`, `暂无`: found by the session-14
 /// attack, each read as a consent and the person queried). A placeholder read as a reference
 /// let a person be queried without consent and kept the household from `consent_missing`.
+///
+/// And a reference is the number of an authorisation (授权书编号): it holds a digit other
+/// than 0 (ASCII or full-width), or is one `hedui serve` registered (`cr_` and 12 hexadecimal
+/// digits). Found by session 25's attack: the list of words could not be whole (`拒签`,
+/// `未收到`, `空`, `不详`, `#N/A`, `<NA>`, `—`, `x`, `?`, `refused` were each read as a
+/// consent).
 fn consent_given(raw: Option<&str>) -> bool {
     /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
     const NOT_GIVEN: [&str; 12] = [
@@ -398,6 +404,10 @@ fn consent_given(raw: Option<&str>) -> bool {
         // (an ASCII reference, as most are, holds none of the phrases: one pass over its
         // bytes instead of twelve searches, on every member and supporter row)
         && (v.is_ascii() || !NOT_GIVEN.iter().any(|p| v.contains(p)))
+        && (v.chars().any(|c| matches!(c, '1'..='9' | '１'..='９'))
+            || v.strip_prefix("cr_").is_some_and(|h| {
+                h.len() == 12 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            }))
 }
 
 fn col<'a>(df: &'a DataFrame, name: &str) -> &'a StringChunked {
@@ -699,6 +709,18 @@ pub fn load_caseload(
 
     let (df, file, prep) = read(dir, CaseloadTable::Households, &mut out.normalisations)?;
     out.files.push(file_note(&file, &prep));
+    // Found by session 25's attack: a households table with a header and no rows ran as a
+    // caseload of none, exit 0, "households 0": a night's job verifying nobody said nothing.
+    // A caseload holds households, so it is a failed export, as an empty members table is.
+    if df.height() == 0 && prep.rejected.is_empty() {
+        return Err(CaseloadError::Table {
+            table: CaseloadTable::Households.name(),
+            cause: ConnectorError::Unreadable {
+                path: dir.join(&file).display().to_string(),
+                message: "no data rows under the header: no household to verify (a failed export?); the caseload is not read".into(),
+            },
+        });
+    }
     let rows = Rows {
         file: &file,
         prep: &prep,
@@ -2205,11 +2227,47 @@ mod tests {
             "暂无",
             "未提供",
             "本人拒绝签署",
+            // found by session 25's attack, each read as a consent: no number in them
+            "拒签",
+            "已拒签",
+            "没签",
+            "不签",
+            "无授权书",
+            "未收到",
+            "未提交",
+            "refused",
+            "空",
+            "缺失",
+            "暂缺",
+            "（无）",
+            "(空)",
+            "不详",
+            "未知",
+            "待核实",
+            "#N/A",
+            "#VALUE!",
+            "<NA>",
+            "NA",
+            "—",
+            "——",
+            "--",
+            "x",
+            "?",
+            "000",
+            "cr_abcdefabcdeg",
         ] {
             assert!(!consent_given(Some(v)), "{v:?}");
         }
         assert!(!consent_given(None));
-        for v in ["C1", "SQ-620503-2026-0000001", "cr_0a1b", "无2026-01"] {
+        for v in [
+            "C1",
+            "SQ-620503-2026-0000001",
+            "cr_0a1b",
+            "无2026-01",
+            "授权书第０３号",
+            "cr_abcdefabcdef",
+            "cr_000000000000",
+        ] {
             assert!(consent_given(Some(v)), "{v:?}");
         }
         let d = caseload(

@@ -414,10 +414,16 @@ pub fn second_pass(
             // agreeing evidence other than the name: an ID level, birth date or gender above 0 bits
             // (how often persons like the candidate hold such records says how likely the row is
             // theirs among the name's bearers, not that it is: it is no identity evidence)
+            // A same-source contribution is evidence only when a value is shared: a row that
+            // shares nothing with the candidate's records (`nothing_shared`, `not_shared`) may
+            // weigh above 0 bits by how often holders' rows share nothing, and made a bank row
+            // of a member's name, a balance and no other cell a match that made a family
+            // ineligible (session 25's attack).
             let name_only = waterfall
                 .iter()
                 .skip(2)
                 .filter(|c| !c.comparison.starts_with("holding_rate:"))
+                .filter(|c| !c.comparison.starts_with("same_source:") || c.level == "shared")
                 .all(|c| c.weight <= 0.0 || c.level == "null");
             // A link that rests on the name alone is shown to a clerk, never used by a rule: on
             // the gen.py --dirty county 1 of 146 such links was a stranger's row, and it made a

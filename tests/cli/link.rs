@@ -479,3 +479,46 @@ fn an_ineligible_household_that_a_possible_match_would_lift_is_referred() {
         }
     }
 }
+
+/// A bank row with no ID that gives a member's name and a balance of 900,000 yuan, its other
+/// cells empty, shares nothing with the member's records: its link rests on the name alone,
+/// a possible match a clerk sees and no rule uses, and the household is referred. Found by
+/// session 25's attack: the row's `same_source:record nothing_shared` (+0.33 bits) was taken
+/// for evidence beside the name, and the household was ineligible.
+#[test]
+fn a_row_of_a_members_name_and_a_balance_and_nothing_else_is_never_linked() {
+    let c = super::County::new(60);
+    let data = c.data();
+    let (out, base) = c.batch("base", &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let members = csv(&data.join("members.csv"));
+    let base_reports = c.open_all(&base);
+    let report = |reports: &[serde_json::Value], h: &str| {
+        reports
+            .iter()
+            .find(|r| r["household_id"] == h)
+            .cloned()
+            .expect("the household's report")
+    };
+    let m = members
+        .iter()
+        .find(|m| report(&base_reports, &m[2])["determination"] == "eligible")
+        .expect("a member of an eligible household");
+    let (name, household) = (m[1].clone(), m[2].clone());
+    let report = |reports: &[serde_json::Value]| report(reports, &household);
+    let mut text = std::fs::read_to_string(data.join("bank.csv")).unwrap();
+    assert!(text.starts_with("id_number,name,institution_code,account_no_masked,product,balance,"));
+    text.push_str(&format!(",{name},,,,900000.00,\n"));
+    std::fs::write(data.join("bank.csv"), text).unwrap();
+    let (_, run) = c.batch("run", &[]);
+    let r = report(&c.open_all(&run));
+    assert_eq!(r["determination"], "referred", "{:?}", r["findings"]);
+    assert!(
+        r["fuzzy_links"].as_array().is_none_or(Vec::is_empty),
+        "{:?}",
+        r["fuzzy_links"]
+    );
+    let pm = r["possible_matches"].as_array().expect("possible matches");
+    assert_eq!(pm.len(), 1, "{pm:?}");
+    assert_eq!(pm[0]["source"], "bank");
+}

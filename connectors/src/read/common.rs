@@ -320,6 +320,46 @@ impl Ctx<'_> {
     }
 }
 
+/// Whether a line above the header is a data row rather than a title: three or more
+/// non-empty cells, or a cell holding what may be an ID number (a run of 15 or more digits,
+/// ASCII or full-width, spaces and dashes inside it read through, or a number in scientific
+/// notation as a spreadsheet writes a long one). A title (`2026年10月存款明细`, `单位：万元`,
+/// `制表日期：20261031`) has at most two cells and no such number.
+///
+/// Found by session 25's attack: every line above the header was skipped as a title, so a
+/// data row placed or sorted there (an export without a header joined before one with it)
+/// was lost with a note: a member's earnings row read as no income, a deposit as none.
+pub(crate) fn data_row_above_header<S: AsRef<str>>(cells: &[S]) -> bool {
+    let filled: Vec<&str> = cells
+        .iter()
+        .map(|c| c.as_ref().trim())
+        .filter(|c| !c.is_empty())
+        .collect();
+    filled.len() >= 3 || filled.iter().any(|c| id_like_number(c))
+}
+
+/// A run of 15 or more digits (ASCII or full-width; spaces, dashes and full-width spaces
+/// inside it read through), or a number in scientific notation (`6.20503E+17`).
+fn id_like_number(cell: &str) -> bool {
+    let mut run = 0usize;
+    for c in cell.chars() {
+        match c {
+            '0'..='9' | '０'..='９' => {
+                run += 1;
+                if run >= 15 {
+                    return true;
+                }
+            }
+            ' ' | '-' | '\u{3000}' | '－' if run > 0 => {}
+            _ => run = 0,
+        }
+    }
+    let t = cell.trim();
+    t.contains(['E', 'e'])
+        && t.parse::<f64>()
+            .is_ok_and(|v| v.is_finite() && v.abs() >= 1e14)
+}
+
 /// Pick the header among the first records: with a field map, the first record that maps
 /// every required column, else the one that maps the most (ties: the first); without one,
 /// the first record. Returns the index into `records`.

@@ -4,8 +4,10 @@
 //! start of a later line (files concatenated) is removed and reported. Keys are mapped like
 //! headers, from the keys of the first 1,000 objects (producers leave out null keys).
 //! Values are written as text: strings as they are, numbers in their shortest exact form,
-//! `null` as empty. An ID number given as a JSON number is refused (`id_json_number`: IDs
-//! are strings, §2, and a number may have passed through a double); a line that is not JSON
+//! `null` as empty. An ID number given as a JSON number (`id_json_number`: IDs are strings,
+//! §2, and a number may have passed through a double) is read as its digits when it has at
+//! most 15, else written in scientific notation and refused by the ID parser, the row
+//! offered to the error-tolerant linkage (as a workbook's number cell); a line that is not JSON
 //! (`json_invalid`) or not an object (`json_not_object`) is refused with its line. A key
 //! that a column is read from and that appears twice in one object with different values
 //! (`json_duplicate_key`), or two keys of one field (`balance` and `余额`) holding different
@@ -178,10 +180,7 @@ fn convert(
             reason: "json_nested_value",
             message: "a list or object where a single value belongs".into(),
         }),
-        (Value::Number(_), ValueKind::Id) => Err(Issue {
-            reason: "id_json_number",
-            message: "the ID number is a JSON number, not a string: digits (or the X) may have been lost on the way; send IDs as strings".into(),
-        }),
+        (Value::Number(n), ValueKind::Id) => Ok(id_number_value(n)),
         (Value::Number(n), ValueKind::Money) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), ..) => money_exact(&i.to_string(), unit).map(|t| (t, number_change(false))),
             (None, Some(u), _) => {
@@ -217,6 +216,47 @@ fn convert(
 
 /// What a conversion changed: (kind, detail) for the per-row log.
 type Change = Option<(&'static str, String)>;
+
+/// An ID number given as a JSON number, as text, with what that changed (`id_json_number` in
+/// the per-row log). IDs are strings (§2), and a number may have passed through a double
+/// (JavaScript's numbers keep 15-17 significant digits and no X).
+///
+/// A whole number of up to 15 digits (a legacy 15-digit number) is exact in a double: its
+/// digits. Any other number (18 digits, a fraction, an exponent) is written in scientific
+/// notation with 15 significant digits (`6.20503197503245E+17`), which the ID parser refuses
+/// as digits lost, never repaired: the row goes on, quarantined with its row number, to the
+/// error-tolerant linkage as the same value in a CSV or a workbook does. Found by session
+/// 25's attack: the line was refused while reading, so a caseload person's deposit keyed so
+/// never reached the linkage and the family stayed eligible, where the same row in a CSV
+/// was a possible match and the household referred.
+fn id_number_value(n: &serde_json::Number) -> (String, Change) {
+    if let Some(u) = n.as_u64().filter(|u| *u < 1_000_000_000_000_000) {
+        return (
+            u.to_string(),
+            Some((
+                "id_json_number",
+                "an ID number given as a JSON number of at most 15 digits (exact in a double), read as its digits; send IDs as strings".into(),
+            )),
+        );
+    }
+    let v = n.as_f64().unwrap_or(f64::NAN);
+    let text = if v.is_finite() {
+        let t = format!("{v:.14E}");
+        match t.split_once('E') {
+            Some((m, e)) if !e.starts_with('-') => format!("{m}E+{e}"),
+            _ => t,
+        }
+    } else {
+        n.to_string()
+    };
+    (
+        text,
+        Some((
+            "id_json_number",
+            "an ID number given as a JSON number: digits (or the X) may have been lost on the way; written in scientific notation and refused as an ID number, never repaired (send IDs as strings)".into(),
+        )),
+    )
+}
 
 fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepared, Stop> {
     let mut rdr = BufReader::with_capacity(1 << 20, open_decoded(ctx, chosen)?);

@@ -18,9 +18,10 @@ use encoding_rs::{DecoderResult, Encoding, GB18030, UTF_16BE, UTF_16LE};
 use super::fieldmap::{Mapping, ValueKind, norm};
 use super::{
     Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
-    choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
-    lines_list, mapping_notes, maybe_total, money_change, money_text, pick_source, repeats_only,
-    subtotal_cell, subtotal_row, switched_mapping_notes, total_marker,
+    choose_header, data_row_above_header, header_again, header_switch_note,
+    header_unreadable_message, key_like, lines_list, mapping_notes, maybe_total, money_change,
+    money_text, pick_source, repeats_only, subtotal_cell, subtotal_row, switched_mapping_notes,
+    total_marker,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -907,7 +908,7 @@ fn attempt(
     }
     if header_line > 1 {
         notes.push(format!(
-            "lines 1-{} above the header (titles) skipped; header at line {header_line}",
+            "lines 1-{} above the header: titles skipped, data rows refused; header at line {header_line}",
             header_line - 1
         ));
     }
@@ -1107,7 +1108,27 @@ impl Pass<'_> {
                 fields.push(std::str::from_utf8(f).map_err(|_| Stop::NotUtf8)?);
             }
             if line < self.header_line {
-                preamble.push(line);
+                if !data_row_above_header(&fields) {
+                    preamble.push(line);
+                    continue;
+                }
+                // a data row above the header: refused with its keys read where the header
+                // puts them (its person's household referred), never skipped as a title
+                let sep = (self.delimiter as char).to_string();
+                rejected.push(Rejected {
+                    line,
+                    column: String::new(),
+                    raw: fields.join(&sep),
+                    reason: "row_above_header".into(),
+                    message: format!(
+                        "line {line}: a row of {} values above the header (line {}): a data row placed or sorted above the header, or an export without a header joined before one with it? The row is not read; move it below the header",
+                        fields.iter().filter(|f| !f.trim().is_empty()).count(),
+                        self.header_line
+                    ),
+                    household_id: Self::household_id_of(self.mapping, &fields),
+                    id_number: Self::column_of(self.mapping, &fields, "id_number"),
+                    other_keys: Vec::new(),
+                });
                 continue;
             }
             if line == self.header_line {

@@ -24,9 +24,10 @@ use super::fieldmap::{MappedColumn, Mapping, ValueKind, norm};
 use super::shown::shown_sheet;
 use super::{
     Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
-    choose_header, header_again, header_switch_note, header_unreadable_message, key_like,
-    lines_list, mapping_notes, maybe_total, money_change, money_exact, money_from_f64, money_text,
-    number_text, pick_source, repeats_only, subtotal_cell, subtotal_row, switched_mapping_notes,
+    choose_header, data_row_above_header, header_again, header_switch_note,
+    header_unreadable_message, key_like, lines_list, mapping_notes, maybe_total, money_change,
+    money_exact, money_from_f64, money_text, number_text, pick_source, repeats_only, subtotal_cell,
+    subtotal_row, switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -450,7 +451,7 @@ pub(super) fn prepare_workbook(
     }
     if header_idx > 0 {
         notes.push(format!(
-            "sheet rows above the header (titles) skipped; header at row {header_line}"
+            "sheet rows above the header: titles skipped, data rows refused; header at row {header_line}"
         ));
     }
     mapping_notes(&mapping, header_line, &mut notes);
@@ -605,6 +606,42 @@ pub(super) fn prepare_workbook(
             }
         };
         last_sheet_end = row0 + rows.len() as u64;
+        // the first sheet's rows above the header: a title is skipped, a data row refused
+        // (`data_row_above_header`; session 25's attack: such a row was skipped as a title)
+        if si == 0 {
+            for (i, row) in rows.iter().enumerate().take(start.saturating_sub(1)) {
+                if blank(row) {
+                    continue;
+                }
+                let texts: Vec<String> = row.iter().map(cell_text).collect();
+                if !data_row_above_header(&texts) {
+                    continue;
+                }
+                let line = line_of(i);
+                let key_of = |field: &str| {
+                    mapping
+                        .cols
+                        .iter()
+                        .find(|c| c.name == field)
+                        .and_then(|h| texts.get(h.src))
+                        .map(|v| v.trim().to_string())
+                        .filter(|v| !v.is_empty())
+                };
+                rejected.push(Rejected {
+                    line,
+                    column: String::new(),
+                    raw: texts.join(","),
+                    reason: "row_above_header".into(),
+                    message: format!(
+                        "sheet row {line}: a row of {} values above the header (row {header_line}): a data row placed or sorted above the header? The row is not read; move it below the header",
+                        texts.iter().filter(|t| !t.trim().is_empty()).count()
+                    ),
+                    household_id: key_of("household_id"),
+                    id_number: key_of("id_number"),
+                    other_keys: Vec::new(),
+                });
+            }
+        }
         for (i, row) in rows.iter().enumerate().skip(start) {
             let line = line_of(i);
             let active = switched.as_ref().unwrap_or(&mapping);
