@@ -4485,10 +4485,16 @@ fn merge_slices(
     // alone, the second such row of an extract was lost; found by the session-14 attack). Its
     // action is `referred` in the slice whose person its ID names, `rejected` in the others:
     // the referral is kept, as one run makes it.
+    // A row whose key cannot be read (an `id_number` entry) goes to every slice's
+    // error-tolerant pass: a slice that links it writes no entry, the others "cannot be
+    // linked", and the slice holding a possible match says so. The row is linked when a slice
+    // left it out (found by session 25's attack: the merge kept "cannot be linked" for rows
+    // the run's reports link, and the possible-match wording of another slice was lost).
     let mut q = caseload_q;
     type EntryKey = (String, Option<u64>, Option<u64>, String, String);
-    let mut seen: HashMap<EntryKey, usize> = HashMap::new();
+    let mut seen: HashMap<EntryKey, (usize, usize)> = HashMap::new();
     let mut source_q: Vec<QuarantineEntry> = Vec::new();
+    let says_possible = |e: &QuarantineEntry| e.message.contains("a possible match");
     for p in &prevs {
         for e in read_quarantine(&p.dir.join("quarantine.csv"), &p.manifest)? {
             let key = (
@@ -4498,19 +4504,37 @@ fn merge_slices(
                 e.column.clone(),
                 e.reason.clone(),
             );
-            match seen.get(&key) {
-                Some(&i) => {
-                    if source_q[i].action == Action::Rejected && e.action == Action::Referred {
-                        source_q[i] = e;
+            match seen.get_mut(&key) {
+                Some((i, n)) => {
+                    *n += 1;
+                    let kept = &source_q[*i];
+                    if (kept.action == Action::Rejected && e.action == Action::Referred)
+                        || (kept.action == e.action && !says_possible(kept) && says_possible(&e))
+                    {
+                        source_q[*i] = e;
                     }
                 }
                 None => {
-                    seen.insert(key, source_q.len());
+                    seen.insert(key, (source_q.len(), 1));
                     source_q.push(e);
                 }
             }
         }
     }
+    let linked_somewhere: HashSet<usize> = seen
+        .values()
+        .filter(|&&(i, n)| {
+            n < prevs.len() && source_q[i].column == "id_number" && source_q[i].row.is_some()
+        })
+        .map(|&(i, _)| i)
+        .collect();
+    drop(seen);
+    let mut source_q: Vec<QuarantineEntry> = source_q
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !linked_somewhere.contains(i))
+        .map(|(_, e)| e)
+        .collect();
     let order: Vec<String> = prevs[0]
         .manifest
         .sources

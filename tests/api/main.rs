@@ -269,7 +269,7 @@ async fn on_demand_reports_agree_with_the_batch_for_the_same_households() {
         ("name", "王测试"),
         ("relation", "applicant"),
         ("disability_grade", ""),
-        ("consent_ref", "C-HAND"),
+        ("consent_ref", "C-HAND-0001"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
