@@ -1700,7 +1700,10 @@ fn a_memory_limited_run_quarantines_what_one_run_does_when_keys_are_damaged() {
         v
     };
     let linked = fuzzy(&one);
-    assert!(linked.len() >= 4, "rows linked by the error-tolerant pass: {linked:?}");
+    assert!(
+        linked.len() >= 4,
+        "rows linked by the error-tolerant pass: {linked:?}"
+    );
     assert_eq!(fuzzy(&lim), linked);
     assert_eq!(determinations(&lim), determinations(&one));
     let quarantine = |o: &Path| std::fs::read_to_string(o.join("quarantine.csv")).expect("q");

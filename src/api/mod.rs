@@ -2674,8 +2674,8 @@ async fn interrupted() -> &'static str {
         }
     };
     tokio::select! {
-        () = wait(SignalKind::interrupt()) => "interrupted (SIGINT)",
-        () = wait(SignalKind::terminate()) => "terminated (SIGTERM)",
+        () = wait(SignalKind::interrupt()) => "SIGINT (Ctrl-C)",
+        () = wait(SignalKind::terminate()) => "SIGTERM",
     }
 }
 

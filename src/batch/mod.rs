@@ -1556,6 +1556,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
     // (a slice's changes.json counts as gone only households no longer in the caseload)
     let whole_caseload: Option<HashSet<String>> = (sel.is_slice() && opts.previous.is_some())
         .then(|| loaded.households.iter().map(|h| h.id.clone()).collect());
+    let households_in_caseload = loaded.households.len();
     let mut caseload = sel.slice(loaded);
     caseload.in_no_region_partition = in_no_region_partition;
     let caseload_key_repairs: BTreeMap<String, u64> = norms
@@ -2191,7 +2192,8 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         });
         !own
     });
-    if sel.is_slice() && !pending.is_empty() {
+    // (a slice holding every household is the full run: said only of a part, the s25 trial)
+    if sel.is_slice() && caseload.households.len() < households_in_caseload && !pending.is_empty() {
         // The pass's model (m/u probabilities, holding rates) is measured on the run's own
         // exact links and pending rows: a slice measures it on its own, so its fuzzy links
         // and possible matches can differ from a full run's (found by session 23's attacks:

@@ -288,7 +288,7 @@ async fn an_interrupted_check_is_refused_and_never_resumed_by_serve() {
         if signal == "-INT" {
             assert_eq!(out.status.code(), Some(130), "{err}");
             assert!(
-                err.contains("refused (interrupted: interrupted (SIGINT)"),
+                err.contains("refused (interrupted: SIGINT (Ctrl-C) while"),
                 "{err}"
             );
         } else {
