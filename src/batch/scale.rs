@@ -2501,7 +2501,12 @@ pub fn run_incremental(
             // says the files are the same); else the files are read.
             // Its queried persons are indexed here too, off the critical path (the cache holds
             // a partition's slice already; caseload files read again are sliced below first).
-            if let Some((c, kept)) = read_caseload_cache(&previous.join("state/caseload.bin")) {
+            // (a cache of no household is not taken: the files are read, and a households
+            // table of a header alone refused as by a full run; session 25's fourth attack
+            // had a state of an earlier build run 0 households with exit 1)
+            if let Some((c, kept)) = read_caseload_cache(&previous.join("state/caseload.bin"))
+                .filter(|(c, _)| !c.households.is_empty())
+            {
                 let everyone = queried_keys(&c);
                 // The state keeps no names: the index of the queried persons' names and birth
                 // dates (the delta's rows keyed with another person's valid ID are tested

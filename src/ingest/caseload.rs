@@ -364,25 +364,39 @@ fn vocab_value(
 /// let a person be queried without consent and kept the household from `consent_missing`.
 ///
 /// And a reference is the number of an authorisation (授权书编号): it holds a digit other
-/// than 0 (ASCII or full-width), or is one `hedui serve` registered (`cr_` and 12 hexadecimal
+/// than 0 (ASCII or full-width), or is one `hedui serve` registered (`cr_` and 24 hexadecimal
 /// digits). Found by session 25's attack: the list of words could not be whole (`拒签`,
 /// `未收到`, `空`, `不详`, `#N/A`, `<NA>`, `—`, `x`, `?`, `refused` were each read as a
 /// consent).
 fn consent_given(raw: Option<&str>) -> bool {
     /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
-    const NOT_GIVEN: [&str; 12] = [
-        "拒绝",
+    const NOT_GIVEN: [&str; 20] = [
+        "拒", // 拒绝, 拒签 (session 25's fourth attack: 拒签2026-10-31 read as a consent)
         "不同意",
-        "未签",
-        "未授权",
-        "未同意",
-        "未提供",
-        "未填",
-        "未取得",
+        "不签",
+        "没签",
+        "未", // 未签, 未授权, 未收到, 未提交, … (a consent given is never 未-anything)
         "待签",
         "待补",
         "暂无",
-        "撤回",
+        "暂缺",
+        "撤", // 撤回, 撤销
+        "过期",
+        "失效",
+        "作废",
+        "注销",
+        "无授权",
+        "缺失",
+        "不详",
+        "否",
+        "没有",
+        "尚未",
+    ];
+    /// The same in ASCII, read case-insensitively anywhere in the value (`refused 2026-10-31`,
+    /// `REVOKED 2026-03-01`: session 25's fourth attack).
+    const NOT_GIVEN_ASCII: [&str; 12] = [
+        "refus", "revok", "expir", "declin", "denied", "withdr", "cancel", "invalid", "pending",
+        "missing", "unknown", "n/a",
     ];
     const REFUSALS: [&str; 9] = [
         "否",
@@ -404,9 +418,13 @@ fn consent_given(raw: Option<&str>) -> bool {
         // (an ASCII reference, as most are, holds none of the phrases: one pass over its
         // bytes instead of twelve searches, on every member and supporter row)
         && (v.is_ascii() || !NOT_GIVEN.iter().any(|p| v.contains(p)))
+        && {
+            let lower = v.to_ascii_lowercase();
+            !NOT_GIVEN_ASCII.iter().any(|p| lower.contains(p))
+        }
         && (v.chars().any(|c| matches!(c, '1'..='9' | '１'..='９'))
             || v.strip_prefix("cr_").is_some_and(|h| {
-                h.len() == 12 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                h.len() == 24 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
             }))
 }
 
@@ -2254,7 +2272,16 @@ mod tests {
             "x",
             "?",
             "000",
-            "cr_abcdefabcdeg",
+            "cr_abcdefabcdefabcdefabcdeg",
+            // found by session 25's fourth attack: a refusal with its date or number
+            "拒签2026-10-31",
+            "已拒签（2026年10月）",
+            "refused 2026-10-31",
+            "REVOKED 2026-03-01",
+            "撤销2026-03",
+            "已过期（2025年签）",
+            "未收到 2026.10",
+            "不签1",
         ] {
             assert!(!consent_given(Some(v)), "{v:?}");
         }
@@ -2265,8 +2292,8 @@ mod tests {
             "cr_0a1b",
             "无2026-01",
             "授权书第０３号",
-            "cr_abcdefabcdef",
-            "cr_000000000000",
+            "cr_abcdefabcdefabcdefabcdef",
+            "cr_000000000000000000000000",
         ] {
             assert!(consent_given(Some(v)), "{v:?}");
         }

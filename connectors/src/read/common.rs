@@ -320,44 +320,58 @@ impl Ctx<'_> {
     }
 }
 
-/// Whether a line above the header is a data row rather than a title: three or more
-/// non-empty cells, or a cell holding what may be an ID number (a run of 15 or more digits,
-/// ASCII or full-width, spaces and dashes inside it read through, or a number in scientific
-/// notation as a spreadsheet writes a long one). A title (`2026年10月存款明细`, `单位：万元`,
-/// `制表日期：20261031`) has at most two cells and no such number.
+/// Whether a line above the header is a data row rather than a title, read under the
+/// header's `mapping`: the cell where the header puts `id_number` holds an ID number (15 to
+/// 18 digits or an X, ASCII or full-width, spaces and dashes read through, or a number in
+/// scientific notation as a spreadsheet writes a long one), or at least three cells and at
+/// least half as many as the header names are filled and none of them is a label and its
+/// value (`制表日期：2026年10月31日`, `Page: 1`). A title (`2026年10月存款明细`, `单位：万元`,
+/// `填报单位：…,制表人：…,制表日期：…`, `查询批次号：202610311530120001`) is none of these.
 ///
-/// Found by session 25's attack: every line above the header was skipped as a title, so a
+/// Found by session 25's attacks: every line above the header was skipped as a title, so a
 /// data row placed or sorted there (an export without a header joined before one with it)
-/// was lost with a note: a member's earnings row read as no income, a deposit as none.
-pub(crate) fn data_row_above_header<S: AsRef<str>>(cells: &[S]) -> bool {
+/// was lost with a note (a member's earnings row read as no income, a deposit as none); and
+/// the first rule (three cells, or 15 digits anywhere) refused real title blocks.
+pub(crate) fn data_row_above_header<S: AsRef<str>>(cells: &[S], mapping: &Mapping) -> bool {
+    let id_cell = mapping
+        .cols
+        .iter()
+        .find(|c| c.name == "id_number")
+        .and_then(|c| cells.get(c.src));
+    if id_cell.is_some_and(|c| id_like_cell(c.as_ref())) {
+        return true;
+    }
     let filled: Vec<&str> = cells
         .iter()
         .map(|c| c.as_ref().trim())
         .filter(|c| !c.is_empty())
         .collect();
-    filled.len() >= 3 || filled.iter().any(|c| id_like_number(c))
+    let named = mapping.header_map.len().max(mapping.cols.len());
+    filled.len() >= 3
+        && filled.len() * 2 >= named
+        && !filled.iter().any(|c| c.contains(['：', ':']))
 }
 
-/// A run of 15 or more digits (ASCII or full-width; spaces, dashes and full-width spaces
-/// inside it read through), or a number in scientific notation (`6.20503E+17`).
-fn id_like_number(cell: &str) -> bool {
-    let mut run = 0usize;
-    for c in cell.chars() {
+/// A cell that is an ID number as a department may write it: 15 to 18 digits (ASCII or
+/// full-width; spaces, dashes and full-width spaces between them), the last may be an X; or
+/// a number in scientific notation of 10^14 or more (`6.20503E+17`).
+fn id_like_cell(cell: &str) -> bool {
+    let t = cell.trim().trim_matches(['\'', '"', '=']);
+    let mut digits = 0usize;
+    let mut x = false;
+    for c in t.chars() {
         match c {
-            '0'..='9' | '０'..='９' => {
-                run += 1;
-                if run >= 15 {
-                    return true;
-                }
+            '0'..='9' | '０'..='９' if !x => digits += 1,
+            'X' | 'x' | 'Ｘ' | 'ｘ' if !x && digits >= 14 => x = true,
+            ' ' | '-' | '\u{3000}' | '－' => {}
+            _ => {
+                return t.contains(['E', 'e'])
+                    && t.parse::<f64>()
+                        .is_ok_and(|v| v.is_finite() && v.abs() >= 1e14);
             }
-            ' ' | '-' | '\u{3000}' | '－' if run > 0 => {}
-            _ => run = 0,
         }
     }
-    let t = cell.trim();
-    t.contains(['E', 'e'])
-        && t.parse::<f64>()
-            .is_ok_and(|v| v.is_finite() && v.abs() >= 1e14)
+    (15..=18).contains(&(digits + usize::from(x)))
 }
 
 /// Pick the header among the first records: with a field map, the first record that maps

@@ -908,12 +908,19 @@ fn attempt(
     }
     if header_line > 1 {
         notes.push(format!(
-            "lines 1-{} above the header: titles skipped, data rows refused; header at line {header_line}",
+            "lines 1-{} above the header: titles skipped, data rows read; header at line {header_line}",
             header_line - 1
         ));
     }
     mapping_notes(&mapping, header_line, notes);
-    match apply_declared_unit(&mut mapping, &records[..pick], &records[pick]) {
+    // (a data row above the header, refused below, declares no unit: session 25's attack,
+    // a product cell `理财（万元）` in one scaled every balance of the file)
+    let titles: Vec<(u64, Vec<String>)> = records[..pick]
+        .iter()
+        .filter(|(_, cells)| !data_row_above_header(cells, &mapping))
+        .cloned()
+        .collect();
+    match apply_declared_unit(&mut mapping, &titles, &records[pick]) {
         Ok(note) => notes.extend(note),
         Err(message) => return Err(Stop::Fail(ctx.unreadable(message))),
     }
@@ -1089,6 +1096,8 @@ impl Pass<'_> {
         // the ID of the data row above (a per-person subtotal repeats it: [`subtotal_cell`])
         let mut last_id = String::new();
         let (mut repeated, mut blank, mut preamble) = (Vec::new(), Vec::new(), Vec::new());
+        // the data rows above the header, read as the table's ([`data_row_above_header`])
+        let mut above: Vec<u64> = Vec::new();
         // the header the rows are read under: the first, until a different one inside the
         // table ([`header_again`])
         let mut switched: Option<Mapping> = None;
@@ -1108,28 +1117,15 @@ impl Pass<'_> {
                 fields.push(std::str::from_utf8(f).map_err(|_| Stop::NotUtf8)?);
             }
             if line < self.header_line {
-                if !data_row_above_header(&fields) {
+                if !data_row_above_header(&fields, self.mapping) {
                     preamble.push(line);
                     continue;
                 }
-                // a data row above the header: refused with its keys read where the header
-                // puts them (its person's household referred), never skipped as a title
-                let sep = (self.delimiter as char).to_string();
-                rejected.push(Rejected {
-                    line,
-                    column: String::new(),
-                    raw: fields.join(&sep),
-                    reason: "row_above_header".into(),
-                    message: format!(
-                        "line {line}: a row of {} values above the header (line {}): a data row placed or sorted above the header, or an export without a header joined before one with it? The row is not read; move it below the header",
-                        fields.iter().filter(|f| !f.trim().is_empty()).count(),
-                        self.header_line
-                    ),
-                    household_id: Self::household_id_of(self.mapping, &fields),
-                    id_number: Self::column_of(self.mapping, &fields, "id_number"),
-                    other_keys: Vec::new(),
-                });
-                continue;
+                // a data row above the header (an export without a header joined before one
+                // with it, a row sorted there): read as a row of the table, never skipped as a
+                // title (session 25's attacks; refusing it lost a row whose ID needs the
+                // error-tolerant linkage)
+                above.push(line);
             }
             if line == self.header_line {
                 continue;
@@ -1358,6 +1354,13 @@ impl Pass<'_> {
             notes.push(format!(
                 "title lines skipped above the header: {}",
                 lines_list(&preamble)
+            ));
+        }
+        if !above.is_empty() {
+            notes.push(format!(
+                "data rows above the header (line {}) read as rows of the table (an export without a header joined before one with it, or rows sorted above it?): lines {}",
+                self.header_line,
+                lines_list(&above)
             ));
         }
         let repeats = repeats_only(&repeated, &switched_at);

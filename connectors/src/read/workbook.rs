@@ -451,12 +451,14 @@ pub(super) fn prepare_workbook(
     }
     if header_idx > 0 {
         notes.push(format!(
-            "sheet rows above the header: titles skipped, data rows refused; header at row {header_line}"
+            "sheet rows above the header: titles skipped, data rows read; header at row {header_line}"
         ));
     }
     mapping_notes(&mapping, header_line, &mut notes);
+    // (a data row above the header, refused below, declares no unit)
     let titles: Vec<(u64, Vec<String>)> = firsts[..pick]
         .iter()
+        .filter(|(_, cells)| !data_row_above_header(cells, &mapping))
         .map(|(i, cells)| (line_of(*i as usize), cells.clone()))
         .collect();
     let header_row = (header_line, header.clone());
@@ -606,43 +608,34 @@ pub(super) fn prepare_workbook(
             }
         };
         last_sheet_end = row0 + rows.len() as u64;
-        // the first sheet's rows above the header: a title is skipped, a data row refused
-        // (`data_row_above_header`; session 25's attack: such a row was skipped as a title)
+        // the first sheet's rows above the header: a title is skipped, a data row read as a
+        // row of the table (`data_row_above_header`; session 25's attacks: such a row was
+        // skipped as a title)
+        let mut above: Vec<usize> = Vec::new();
         if si == 0 {
             for (i, row) in rows.iter().enumerate().take(start.saturating_sub(1)) {
                 if blank(row) {
                     continue;
                 }
                 let texts: Vec<String> = row.iter().map(cell_text).collect();
-                if !data_row_above_header(&texts) {
-                    continue;
+                if data_row_above_header(&texts, &mapping) {
+                    above.push(i);
                 }
-                let line = line_of(i);
-                let key_of = |field: &str| {
-                    mapping
-                        .cols
-                        .iter()
-                        .find(|c| c.name == field)
-                        .and_then(|h| texts.get(h.src))
-                        .map(|v| v.trim().to_string())
-                        .filter(|v| !v.is_empty())
-                };
-                rejected.push(Rejected {
-                    line,
-                    column: String::new(),
-                    raw: texts.join(","),
-                    reason: "row_above_header".into(),
-                    message: format!(
-                        "sheet row {line}: a row of {} values above the header (row {header_line}): a data row placed or sorted above the header? The row is not read; move it below the header",
-                        texts.iter().filter(|t| !t.trim().is_empty()).count()
-                    ),
-                    household_id: key_of("household_id"),
-                    id_number: key_of("id_number"),
-                    other_keys: Vec::new(),
-                });
+            }
+            if !above.is_empty() {
+                let lines: Vec<u64> = above.iter().map(|&i| line_of(i)).collect();
+                notes.push(format!(
+                    "data rows above the header (row {header_line}) read as rows of the table (rows sorted above it?): sheet rows {}",
+                    lines_list(&lines)
+                ));
             }
         }
-        for (i, row) in rows.iter().enumerate().skip(start) {
+        for (i, row) in above
+            .iter()
+            .copied()
+            .chain(start..rows.len())
+            .map(|i| (i, &rows[i]))
+        {
             let line = line_of(i);
             let active = switched.as_ref().unwrap_or(&mapping);
             if blank(row) {
