@@ -370,17 +370,34 @@ fn vocab_value(
 /// consent).
 fn consent_given(raw: Option<&str>) -> bool {
     /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
-    const NOT_GIVEN: [&str; 20] = [
+    const NOT_GIVEN: [&str; 40] = [
+        // (phrases, not single characters: 未央区 and 撤县设区 are in real references,
+        // session 25's fifth attack)
         "拒", // 拒绝, 拒签 (session 25's fourth attack: 拒签2026-10-31 read as a consent)
         "不同意",
         "不签",
+        "不授权",
+        "不予",
+        "不愿",
         "没签",
-        "未", // 未签, 未授权, 未收到, 未提交, … (a consent given is never 未-anything)
+        "没同意",
+        "未签",
+        "未授权",
+        "未同意",
+        "未提供",
+        "未提交",
+        "未收到",
+        "未填",
+        "未取得",
+        "未获",
+        "未附",
+        "尚未",
         "待签",
         "待补",
         "暂无",
         "暂缺",
-        "撤", // 撤回, 撤销
+        "撤回",
+        "撤销",
         "过期",
         "失效",
         "作废",
@@ -388,15 +405,21 @@ fn consent_given(raw: Option<&str>) -> bool {
         "无授权",
         "缺失",
         "不详",
+        "放弃",
+        "退回",
         "否",
         "没有",
-        "尚未",
+        "未知",
+        "待核实",
+        "空",
+        "无效",
     ];
-    /// The same in ASCII, read case-insensitively anywhere in the value (`refused 2026-10-31`,
-    /// `REVOKED 2026-03-01`: session 25's fourth attack).
-    const NOT_GIVEN_ASCII: [&str; 12] = [
-        "refus", "revok", "expir", "declin", "denied", "withdr", "cancel", "invalid", "pending",
-        "missing", "unknown", "n/a",
+    /// The same in ASCII, read case-insensitively as words or their beginnings
+    /// (`refused 2026-10-31`, `REVOKED 2026-03-01`, `not signed`, `opt-out`: session 25's
+    /// fourth and fifth attacks).
+    const NOT_GIVEN_ASCII: [&str; 17] = [
+        "refus", "reject", "revok", "expir", "declin", "denied", "deny", "withdr", "cancel",
+        "invalid", "pending", "missing", "unknown", "not", "no", "opt", "na",
     ];
     const REFUSALS: [&str; 9] = [
         "否",
@@ -419,8 +442,19 @@ fn consent_given(raw: Option<&str>) -> bool {
         // bytes instead of twelve searches, on every member and supporter row)
         && (v.is_ascii() || !NOT_GIVEN.iter().any(|p| v.contains(p)))
         && {
+            // ASCII words (runs of letters): `no` and `not` only whole, the others as a
+            // word's beginning (`SQ-NOTE-1` and `SQ-2026-WEIQIAN-001` are references)
             let lower = v.to_ascii_lowercase();
-            !NOT_GIVEN_ASCII.iter().any(|p| lower.contains(p))
+            !lower.contains("n/a")
+                && !lower
+                .split(|c: char| !c.is_ascii_alphabetic())
+                .filter(|w| !w.is_empty())
+                .any(|w| {
+                    NOT_GIVEN_ASCII.iter().any(|p| match *p {
+                        "no" | "not" | "opt" | "na" => w == *p,
+                        _ => w.starts_with(p),
+                    })
+                })
         }
         && (v.chars().any(|c| matches!(c, '1'..='9' | '１'..='９'))
             || v.strip_prefix("cr_").is_some_and(|h| {
@@ -2282,6 +2316,19 @@ mod tests {
             "已过期（2025年签）",
             "未收到 2026.10",
             "不签1",
+            // and its fifth
+            "REJECTED 2026-10-31",
+            "not signed 2026-10-31",
+            "no consent 2026",
+            "opt-out 2026-10-31",
+            "不授权2026-10-31",
+            "本人不予授权(2026)",
+            "不愿意签字2026-10",
+            "没同意2026",
+            "放弃 2026-10-31",
+            "退回2026-10",
+            "n/a 1",
+            "NA 2026",
         ] {
             assert!(!consent_given(Some(v)), "{v:?}");
         }
@@ -2293,6 +2340,10 @@ mod tests {
             "无2026-01",
             "授权书第０３号",
             "cr_abcdefabcdefabcdefabcdef",
+            "未央民授字〔2026〕第15号",
+            "撤县设区后换发2026-015",
+            "SQ-2026-WEIQIAN-001",
+            "SQ-NOTE-1",
             "cr_000000000000000000000000",
         ] {
             assert!(consent_given(Some(v)), "{v:?}");

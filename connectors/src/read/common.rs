@@ -349,7 +349,25 @@ pub(crate) fn data_row_above_header<S: AsRef<str>>(cells: &[S], mapping: &Mappin
     let named = mapping.header_map.len().max(mapping.cols.len());
     filled.len() >= 3
         && filled.len() * 2 >= named
-        && !filled.iter().any(|c| c.contains(['：', ':']))
+        && !filled.iter().any(|c| label_cell(c))
+        // a value of a row holds a digit somewhere (an amount, a date, a code); a group
+        // header over merged cells (`成员信息,,,家庭关系,,授权信息`) holds none
+        && filled.iter().any(|c| c.chars().any(|ch| ch.is_ascii_digit() || ('０'..='９').contains(&ch)))
+        // a row of column numbers (`1,2,3,4,5,6,7`) is a title
+        && !filled.iter().all(|c| c.len() <= 3 && c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A cell that is a label and its value (`制表日期：2026年10月31日`, `Page: 1`): text without
+/// digits before a colon (a time, `2026-10-30 09:15:00`, is a value: session 25's fifth attack
+/// had a deposit row with one skipped as a title).
+fn label_cell(cell: &str) -> bool {
+    cell.find(['：', ':']).is_some_and(|i| {
+        let head = cell[..i].trim();
+        !head.is_empty()
+            && !head
+                .chars()
+                .any(|c| c.is_ascii_digit() || ('０'..='９').contains(&c))
+    })
 }
 
 /// A cell that is an ID number as a department may write it: 15 to 18 digits (ASCII or

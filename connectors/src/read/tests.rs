@@ -3360,6 +3360,26 @@ fn a_data_row_above_the_header_is_read_not_skipped_as_a_title() {
         "{:?}",
         prep.notes
     );
+    // a group header over merged cells and a row of column numbers are titles; a row with
+    // no ID and a time in a cell is a data row (session 25's fifth attack: skipped as a title,
+    // its 900,000 yuan lost)
+    let text = format!(
+        "账户信息,,,余额信息,\n\
+         1,2,3,4,5\n\
+         ,王秀兰,活期,900000.00,2026-10-30 09:15:00\n\
+         身份证号,姓名,产品,余额,余额日期\n\
+         {ID2},李建国,活期,12.50,2026-10-30\n"
+    );
+    let p = write(d.path(), "bank3.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["900000.00", "12.50"]);
+    assert!(
+        prep.notes
+            .iter()
+            .any(|n| n.contains("title lines skipped above the header: 1, 2")),
+        "{:?}",
+        prep.notes
+    );
     // the same in a workbook
     let x = d.path().join("bank.xlsx");
     workbook(
