@@ -1555,6 +1555,32 @@ fn memory_limited_slices_say_another_population_only_as_one_run_does() {
     }
 }
 
+/// One run and a `--memory-limit 1M` run (two or more slices) of `data`: (`one`, `lim`).
+fn one_run_and_sliced(p: &Province, data: &Path) -> (PathBuf, PathBuf) {
+    let one = p.batch(data, "one", &[]);
+    let lim = p.batch(data, "lim", &["--memory-limit", "1M"]);
+    assert!(
+        summary(&lim)["timings_ms"]["slices"]
+            .as_u64()
+            .expect("slices")
+            >= 2
+    );
+    (one, lim)
+}
+
+/// The row accounting of `sources` in `a`'s summary.json equals `b`'s.
+fn same_source_counts(a: &Path, b: &Path, sources: &[&str]) {
+    let (sa, sb) = (summary(a), summary(b));
+    for src in sources {
+        for c in ["rows", "linked", "unlinked", "quarantined"] {
+            assert_eq!(
+                sa["sources"][src]["counts"][c], sb["sources"][src]["counts"][c],
+                "{src} {c}"
+            );
+        }
+    }
+}
+
 /// A person in households of two slices (a member of the first slice's household, a
 /// supporter of the last slice's) has their rows counted `linked` once by a memory-limited
 /// run, as by one run. Until session 25 each slice counted them (README said so).
@@ -1582,24 +1608,13 @@ fn a_person_in_two_slices_is_counted_linked_once_by_a_memory_limited_run() {
         last[col("id_number")],
     ));
     std::fs::write(&supporters, text).expect("write");
-    let one = p.batch(&data, "one", &[]);
-    let lim = p.batch(&data, "lim", &["--memory-limit", "1M"]);
-    assert!(
-        summary(&lim)["timings_ms"]["slices"]
-            .as_u64()
-            .expect("slices")
-            >= 2
-    );
+    let (one, lim) = one_run_and_sliced(&p, &data);
     assert_eq!(p.opened(&lim), p.opened(&one));
-    let (sl, so) = (summary(&lim), summary(&one));
-    for src in ["household_registration", "tax", "bank", "social_insurance"] {
-        for c in ["rows", "linked", "unlinked", "quarantined"] {
-            assert_eq!(
-                sl["sources"][src]["counts"][c], so["sources"][src]["counts"][c],
-                "{src} {c}"
-            );
-        }
-    }
+    same_source_counts(
+        &lim,
+        &one,
+        &["household_registration", "tax", "bank", "social_insurance"],
+    );
     // every report sealed under the run's one id (until session 25 each slice's own)
     let ids: std::collections::BTreeSet<String> =
         std::fs::read_to_string(lim.join("reports.jsonl"))
@@ -1612,7 +1627,12 @@ fn a_person_in_two_slices_is_counted_linked_once_by_a_memory_limited_run() {
             .collect();
     assert_eq!(
         ids.into_iter().collect::<Vec<_>>(),
-        vec![sl["run_id"].as_str().expect("run id").to_string()]
+        vec![
+            summary(&lim)["run_id"]
+                .as_str()
+                .expect("run id")
+                .to_string()
+        ]
     );
     // the slices folder is gone once merged
     assert!(std::fs::read_dir(&lim).expect("out").all(|e| {
@@ -1623,7 +1643,7 @@ fn a_person_in_two_slices_is_counted_linked_once_by_a_memory_limited_run() {
     }));
     // the person's registration row is linked (in both households' reports)
     assert!(
-        so["sources"]["household_registration"]["counts"]["linked"]
+        summary(&one)["sources"]["household_registration"]["counts"]["linked"]
             .as_u64()
             .expect("linked")
             > 0
@@ -1667,14 +1687,7 @@ fn a_memory_limited_run_quarantines_what_one_run_does_when_keys_are_damaged() {
         .collect();
     assert!(n >= 4, "bank rows of the damaged members: {n}");
     std::fs::write(&path, text).expect("write");
-    let one = p.batch(&data, "one", &[]);
-    let lim = p.batch(&data, "lim", &["--memory-limit", "1M"]);
-    assert!(
-        summary(&lim)["timings_ms"]["slices"]
-            .as_u64()
-            .expect("slices")
-            >= 2
-    );
+    let (one, lim) = one_run_and_sliced(&p, &data);
     // the rows each household links by the error-tolerant pass (their weights may differ a
     // little: each slice fits its model on its own links, README "Bounded memory")
     let fuzzy = |o: &Path| -> Vec<(String, String, u64)> {
@@ -1708,13 +1721,7 @@ fn a_memory_limited_run_quarantines_what_one_run_does_when_keys_are_damaged() {
     assert_eq!(determinations(&lim), determinations(&one));
     let quarantine = |o: &Path| std::fs::read_to_string(o.join("quarantine.csv")).expect("q");
     assert_eq!(quarantine(&lim), quarantine(&one));
-    let (sl, so) = (summary(&lim), summary(&one));
-    for c in ["rows", "linked", "unlinked", "quarantined"] {
-        assert_eq!(
-            sl["sources"]["bank"]["counts"][c], so["sources"]["bank"]["counts"][c],
-            "bank {c}"
-        );
-    }
+    same_source_counts(&lim, &one, &["bank"]);
 }
 
 /// ASCII digits and `X` as their full-width forms (U+FF10-U+FF19, U+FF38).
@@ -1807,14 +1814,7 @@ fn a_memory_limited_run_logs_the_repairs_one_run_logs() {
     assert!(ours > 30 && others > 100, "{ours} {others}");
     std::fs::write(data.join("bank.csv"), out).expect("bank");
 
-    let one = p.batch(&data, "one", &[]);
-    let lim = p.batch(&data, "lim", &["--memory-limit", "1M"]);
-    assert!(
-        summary(&lim)["timings_ms"]["slices"]
-            .as_u64()
-            .expect("slices")
-            >= 2
-    );
+    let (one, lim) = one_run_and_sliced(&p, &data);
     let log = |o: &Path| std::fs::read_to_string(o.join("normalisations.csv")).expect("log");
     let (lo, ll) = (log(&one), log(&lim));
     // what the log holds: the two caseload IDs, the bank's repaired IDs of both kinds, the

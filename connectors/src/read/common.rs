@@ -392,6 +392,19 @@ fn id_like_cell(cell: &str) -> bool {
     (15..=18).contains(&(digits + usize::from(x)))
 }
 
+/// A number of more than 15 digits as a spreadsheet shows it, in scientific notation with 15
+/// significant digits (`6.20503199410116E+17`): the form the ID parser refuses as digits lost,
+/// never repaired. Used for ID numbers held in a workbook's number cell and given as JSON
+/// numbers.
+pub(crate) fn scientific_15(v: f64) -> String {
+    let text = format!("{v:.14E}");
+    // (Rust writes `6.20503199410116E17`; the sign of the exponent as a spreadsheet shows it)
+    match text.split_once('E') {
+        Some((m, e)) if !e.starts_with('-') => format!("{m}E+{e}"),
+        _ => text,
+    }
+}
+
 /// Pick the header among the first records: with a field map, the first record that maps
 /// every required column, else the one that maps the most (ties: the first); without one,
 /// the first record. Returns the index into `records`.

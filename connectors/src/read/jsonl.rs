@@ -241,11 +241,7 @@ fn id_number_value(n: &serde_json::Number) -> (String, Change) {
     }
     let v = n.as_f64().unwrap_or(f64::NAN);
     let text = if v.is_finite() {
-        let t = format!("{v:.14E}");
-        match t.split_once('E') {
-            Some((m, e)) if !e.starts_with('-') => format!("{m}E+{e}"),
-            _ => t,
-        }
+        super::scientific_15(v)
     } else {
         n.to_string()
     };

@@ -26,8 +26,8 @@ use super::{
     Changes, Ctx, HeaderAgain, Issue, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, data_row_above_header, header_again, header_switch_note,
     header_unreadable_message, key_like, lines_list, mapping_notes, maybe_total, money_change,
-    money_exact, money_from_f64, money_text, number_text, pick_source, repeats_only, subtotal_cell,
-    subtotal_row, switched_mapping_notes,
+    money_exact, money_from_f64, money_text, number_text, pick_source, repeats_only, scientific_15,
+    subtotal_cell, subtotal_row, switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -146,12 +146,7 @@ fn id_number_cell(v: f64) -> (String, Change) {
             )),
         );
     }
-    let text = format!("{v:.14E}");
-    // (Rust writes `6.20503199410116E17`; the sign of the exponent as a spreadsheet shows it)
-    let text = match text.split_once('E') {
-        Some((m, e)) if !e.starts_with('-') => format!("{m}E+{e}"),
-        _ => text,
-    };
+    let text = scientific_15(v);
     (
         text,
         Some((
