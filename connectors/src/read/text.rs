@@ -913,7 +913,7 @@ fn attempt(
         ));
     }
     mapping_notes(&mapping, header_line, notes);
-    // (a data row above the header, refused below, declares no unit: session 25's attack,
+    // (a data row above the header, read below as a row, declares no unit: session 25's attack,
     // a product cell `理财（万元）` in one scaled every balance of the file)
     let titles: Vec<(u64, Vec<String>)> = records[..pick]
         .iter()

@@ -450,7 +450,7 @@ pub(super) fn prepare_workbook(
         ));
     }
     mapping_notes(&mapping, header_line, &mut notes);
-    // (a data row above the header, refused below, declares no unit)
+    // (a data row above the header, read below as a row, declares no unit)
     let titles: Vec<(u64, Vec<String>)> = firsts[..pick]
         .iter()
         .filter(|(_, cells)| !data_row_above_header(cells, &mapping))
