@@ -107,6 +107,7 @@ fn households() -> (Vec<Household>, Vec<Vec<PersonEvidence>>, Policy) {
             declared_financial_assets: Some(Fen(500_000)),
             last_verified: None,
             faults: Vec::new(),
+            at: None,
         });
         let mut persons = Vec::new();
         for m in 0..MEMBERS {

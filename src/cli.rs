@@ -1089,11 +1089,24 @@ fn open(
                 }
             }
             Err(e) => {
+                // The report_id of an envelope that does not open is anyone's text: shown
+                // only when it is plain ASCII holding no ID number (found by session 26's
+                // attack: `62050319750324540X 徐萍霞` was printed whole).
+                let rid = &env.report_id;
+                let shown = if rid.is_ascii()
+                    && rid.len() <= 120
+                    && !rid.chars().any(|c| c.is_ascii_control())
+                    && !crate::domain::id_number::holds_id_like(rid)
+                {
+                    rid.clone()
+                } else {
+                    "(its report_id is not shown: it may hold an ID number or a name)".into()
+                };
                 say!(
                     "hedui: {}:{}: cannot open report {}: {e}",
                     file.display(),
                     i + 1,
-                    env.report_id
+                    shown
                 );
                 failures += 1;
             }

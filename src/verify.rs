@@ -371,6 +371,7 @@ mod possible_match_tests {
             declared_financial_assets: None,
             last_verified: Some(day("2026-10-01")),
             faults: Vec::new(),
+            at: None,
         };
         let id = make_id(620503, day("1970-01-01"), 101);
         let member = Member {

@@ -1932,7 +1932,13 @@ async fn post_consent(
                 purpose: purpose.clone(),
                 consent_ref: reference.to_string(),
                 person: idn.masked(),
-                outcome: format!("scope:{}; valid_until:{until}", scope.join(",")),
+                // (the person's keyed hash too, so that `audit verify` finds a consent
+                // whose person, scope or term was edited in the store: session 26's attack)
+                outcome: format!(
+                    "scope:{}; valid_until:{until}; person:{}",
+                    scope.join(","),
+                    app.store.person_hash(&idn.expose())
+                ),
                 ..AuditEvent::default()
             }]
         },
@@ -2349,6 +2355,14 @@ pub fn resume_jobs(app: &Arc<App>) -> usize {
             })
             // consents are checked again: one revoked or expired while the server was down
             // stops the job before any department is asked
+            // and the token that posted it: one revoked while the server was down stops it
+            // too (found by session 26's attack: the job was resumed and 12 departments asked
+            // under a token revoked before the restart)
+            .and_then(|v| match app.store.active_token_by_id(&job.token_id) {
+                Ok(Some(_)) => Ok(v),
+                Ok(None) => Err("token_revoked".to_string()),
+                Err(_) => Err("store_unreadable".to_string()),
+            })
             .and_then(|v| {
                 let guard = app.running.register(consent_refs(&v));
                 app.check_consents(&v, crate::domain::date::today())

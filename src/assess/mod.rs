@@ -44,6 +44,10 @@ pub struct Household {
     /// Faults of the caseload rows of this household (reason codes); any refers it
     /// (rule `caseload_fault`).
     pub faults: Vec<String>,
+    /// Where its `households` row is: (line of the file, data row from 0), for the quarantine
+    /// entries about the household; `None` from the API, from a previous run's state, and for
+    /// a row the reader refused.
+    pub at: Option<(Option<u64>, u64)>,
 }
 
 impl Household {
@@ -178,6 +182,9 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
         }
     }
     let mut support_total: i128 = 0;
+    // what support owed may be above `support_total` where a supporter's own household size
+    // is not given (the amount at size 1 less the least one counted)
+    let mut support_unknown: i128 = 0;
     let mut supporter_flags = Vec::new();
     let mut size_missing = false;
     for (i, s) in view.supporters.iter().enumerate() {
@@ -193,6 +200,7 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
                 None => {
                     let least = owed_at(MAX_OWN_HOUSEHOLD_SIZE);
                     size_missing |= owed_at(1) != least;
+                    support_unknown += owed_at(1) - least;
                     least
                 }
             };
@@ -249,12 +257,22 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     };
     let unqueried_income = unqueried(&[&view.members, &view.supporters]);
     let unqueried_assets = unqueried(&[&view.members]);
+    // The standard S is the area's (DESIGN §3): an `area` outside the vocabulary
+    // (`area_unknown`, a caseload fault) leaves S unknown, and the per-capita tests against it
+    // settle nothing. Found by session 26's attack: `城镇` was assessed against the rural
+    // standard (the one `Policy::standard_year` gives any other value) and the household
+    // `ineligible` on 514.68 yuan a head where its urban standard made it eligible.
+    let area_known = matches!(h.area.as_str(), "urban" | "rural");
     let settle =
         |fails: bool, reads: &[SourceKind], not_queried: usize, mut evidence: serde_json::Value| {
             // (with a member missing, the household's figure moves either way: their income
             // adds to the total and they divide it)
             if members_incomplete {
                 evidence["members_incomplete"] = json!(true);
+                return (Outcome::Referred, evidence);
+            }
+            if !area_known {
+                evidence["standard_unknown"] = json!("area");
                 return (Outcome::Referred, evidence);
             }
             let mut missing: Vec<&str> = view
@@ -281,7 +299,7 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
             (outcome, evidence)
         };
     if n > 0 {
-        let (outcome, evidence) = settle(
+        let (mut outcome, mut evidence) = settle(
             income >= s_year * n * X,
             &[SourceKind::Tax, SourceKind::SocialInsurance],
             unqueried_income,
@@ -293,6 +311,17 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
                 "dibao_standard_monthly": s_month,
             }),
         );
+        // A supporter's own household size not given: support owed is counted at its least,
+        // a lower bound. Past the standard on it the household fails whatever the size; under
+        // it, it passes only if it passes at the most the sizes allow (size 1). Found by
+        // session 26's attack: the finding read `eligible` with support owed `0.00` where
+        // the support at any size from 1 up made the household ineligible.
+        if outcome == Outcome::Eligible && income + support_unknown >= s_year * n * X {
+            outcome = Outcome::Referred;
+            evidence["support_owed_unknown"] = json!(true);
+            evidence["support_owed_annual_at_most"] =
+                json!(yuan_x(support_total + support_unknown, X));
+        }
         findings.push(finding(policy, "income", outcome, evidence));
         let (outcome, evidence) = settle(
             12 * i128::from(fin) > i128::from(policy.asset_months) * s_year * n,
@@ -473,7 +502,17 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     let any_referred = findings.iter().any(|f| f.outcome == Outcome::Referred);
     let gradual = h.programme == "dibao" && income_fails && !other_ineligible && has_wage && n > 0;
     let spellings = h.faults.iter().any(|f| f == HOUSEHOLD_SPELLINGS);
-    let determination = if spellings {
+    // A household outside the policy's region: none of this policy's rules is the household's
+    // (its standards, its asset lines); the quarantine says it is referred, and it is. Found
+    // by session 26's attack: 25 of 100 households outside a policy's region came out
+    // `ineligible` on its standards, their quarantine rows saying "referred".
+    // A `programme` outside the vocabulary: the gradual exit (dibao's) may be the household's.
+    let programme_unknown = h.faults.iter().any(|f| f == "programme_unknown")
+        && income_fails
+        && !other_ineligible
+        && has_wage
+        && n > 0;
+    let determination = if spellings || !policy.covers_region(&h.region_code) || programme_unknown {
         Determination::Referred
     } else if gradual {
         findings.push(finding(

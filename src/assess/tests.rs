@@ -272,6 +272,7 @@ fn household(area: &str) -> Case {
             declared_financial_assets: None,
             last_verified: Some(day("2026-10-01")),
             faults: Vec::new(),
+            at: None,
         },
         members: Vec::new(),
         supporters: Vec::new(),
@@ -710,10 +711,23 @@ fn an_own_household_size_not_given_is_never_read_as_one_the_household_is_referre
         finding(&a, "income").evidence["support_owed_annual"],
         "0.00"
     );
+    // Found by session 26's attack: the income finding read `eligible` on the least support
+    // owed; at most (size 1) it is 16,200, 1,450.00 a month: the finding is referred.
     assert_eq!(
         flagged(&a),
-        vec![("caseload_fault", Outcome::Referred)],
+        vec![
+            ("income", Outcome::Referred),
+            ("caseload_fault", Outcome::Referred)
+        ],
         "the size decides: a clerk must ask for it"
+    );
+    let e = &finding(&a, "income").evidence;
+    assert_eq!(
+        (
+            &e["support_owed_unknown"],
+            &e["support_owed_annual_at_most"]
+        ),
+        (&serde_json::json!(true), &serde_json::json!("16200.00"))
     );
     assert_eq!(
         finding(&a, "caseload_fault").evidence["faults"],
@@ -2084,4 +2098,55 @@ fn a_household_outside_the_policy_region_is_referred_not_assessed_silently() {
         c.household.region_code = region.into();
         assert_eq!(c.assess().determination, Eligible, "region {region:?}");
     }
+    // Found by session 26's attack: outside the policy's region an ineligible finding (here
+    // a private car, or income on this region's standard) outranked the referral, though the
+    // policy is not the household's: such a household is `referred` whatever its findings.
+    let car = urban().member(member().with(vehicle("car", "private", "60000.00", "normal")));
+    let rich = urban().member(member().with(tax("2025", "interest_dividend", "99999.00")));
+    for c in [car, rich] {
+        assert_eq!(c.assess().determination, Ineligible);
+        let mut c = c.clone();
+        c.household.region_code = "110101".into();
+        assert_eq!(c.assess().determination, Referred);
+    }
+}
+
+/// Found by session 26's attack: an `area` outside the vocabulary (`城镇`, a caseload fault
+/// the batch quarantines) was assessed against the rural standard, the one
+/// `Policy::standard_year` gives any value but `urban`: an urban family eligible at 514.68
+/// yuan a head came out `ineligible`. The standard is unknown: the per-capita tests settle
+/// nothing (`standard_unknown`), the rules that use no standard still do.
+#[test]
+fn an_area_outside_the_vocabulary_settles_no_test_against_the_standard() {
+    // 514.68 a head: eligible in town (700), ineligible in the country (416.67)
+    let earns = |c: Case| c.member(member().with(tax("2025", "interest_dividend", "6176.16")));
+    assert_eq!(earns(urban()).assess().determination, Eligible);
+    assert_eq!(earns(rural()).assess().determination, Ineligible);
+    let a = earns(household("城镇")).assess();
+    assert_eq!(a.determination, Referred);
+    assert_eq!(outcome(&a, "income"), Outcome::Referred);
+    assert_eq!(finding(&a, "income").evidence["standard_unknown"], "area");
+    assert_eq!(outcome(&a, "financial_assets"), Outcome::Referred);
+    // a private car is ineligible under either standard
+    let a = household("城镇")
+        .member(member().with(vehicle("car", "private", "60000.00", "normal")))
+        .assess();
+    assert_eq!(a.determination, Ineligible);
+    assert_eq!(outcome(&a, "vehicle"), Outcome::Ineligible);
+}
+
+/// A `programme` outside the vocabulary: whether dibao's gradual exit applies is unknown, so
+/// a household that fails only on income with wage income is referred, not ineligible.
+#[test]
+fn an_unknown_programme_does_not_decide_the_gradual_exit() {
+    let case = |programme: &str| {
+        urban()
+            .programme(programme)
+            .member(member().with(tax("2025", "wages", "99999.00")))
+    };
+    assert_eq!(case("dibao").assess().determination, Eligible);
+    assert_eq!(case("tekun").assess().determination, Ineligible);
+    let mut c = case("低保户");
+    c.household.faults.push("programme_unknown".into());
+    assert_eq!(c.assess().determination, Referred);
 }

@@ -710,6 +710,22 @@ fn checkpoint_round(
     started
 }
 
+/// The WAL copied and cut to nothing (`PRAGMA wal_checkpoint(TRUNCATE)`), when no one is
+/// using it: a WAL started over keeps its earlier pages in the file (up to 64 MiB) until they
+/// are written over, and those pages hold what later writes removed (a finished job's request,
+/// with its persons' ID numbers and names: session 26's attack found 12 copies in
+/// `hedui.db-wal`). Called by the checkpoint thread when it started the WAL over at an idle
+/// round; a busy WAL is left to the next one.
+fn scrub_wal(c: &Connection) {
+    match wal_checkpoint(c, "TRUNCATE") {
+        Ok((0, _, _)) => tracing::debug!("The WAL was cut to nothing."),
+        Ok(_) => tracing::debug!("The WAL is busy; it is cut at a later idle round."),
+        Err(e) => {
+            checkpoint_failed(&e);
+        }
+    }
+}
+
 /// `PRAGMA wal_checkpoint(mode)` on `c`: (busy, pages in the WAL, pages copied).
 fn wal_checkpoint(c: &Connection, mode: &str) -> rusqlite::Result<(i64, i64, i64)> {
     c.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
@@ -789,10 +805,15 @@ impl Keeper {
     fn round(&mut self) {
         self.sync_wal();
         let n = self.synced;
-        if n.saturating_sub(self.copied) >= CHECKPOINT_COMMITS
-            || (n != self.copied && self.copied_at.elapsed() >= CHECKPOINT_IDLE)
-        {
-            checkpoint_round(&self.c, &self.writer, &self.long_hold, WAL_RESTART_PAGES);
+        let busy = n.saturating_sub(self.copied) >= CHECKPOINT_COMMITS;
+        if busy || (n != self.copied && self.copied_at.elapsed() >= CHECKPOINT_IDLE) {
+            let started =
+                checkpoint_round(&self.c, &self.writer, &self.long_hold, WAL_RESTART_PAGES);
+            // (idle: the WAL cut to nothing, see `scrub_wal`; under load it is only started
+            // over, as the serve benchmarks measured)
+            if started && !busy {
+                scrub_wal(&self.c);
+            }
             self.copied = n;
             self.copied_at = std::time::Instant::now();
         }
@@ -854,6 +875,18 @@ fn write_head(conn: &Connection, head_path: &Path, who: &str) {
         )
         .optional();
     let Ok(Some((seq, hash))) = head else { return };
+    let exists = head_path.exists();
+    // A store that has had a head file never makes a new one: a missing head file is
+    // evidence (rows deleted from the end, then the head removed) that every `audit verify`
+    // keeps naming. Found by session 26's attack: the first `verify` said "head file
+    // missing", and closing its store wrote a new head at the cut, so the second said
+    // `chain ok`.
+    if !exists && had_head(conn) {
+        tracing::error!(
+            "The audit head file is missing, though this store had one: it is not made again (evidence). Run `hedui audit verify`."
+        );
+        return;
+    }
     // The head never moves past evidence: if the row it records is gone or changed (rows
     // deleted from the end, then new rows appended under the same numbers), it stays as it
     // is, so `audit verify` keeps naming the break instead of a later write erasing it.
@@ -885,8 +918,35 @@ fn write_head(conn: &Connection, head_path: &Path, who: &str) {
     let r = private_file(&tmp)
         .and_then(|mut f| f.write_all(format!("{seq} {hash}\n").as_bytes()))
         .and_then(|()| std::fs::rename(&tmp, head_path));
-    if let Err(e) = r {
-        tracing::warn!(error = %e, "The audit head file could not be written.");
+    match r {
+        Err(e) => tracing::warn!(error = %e, "The audit head file could not be written."),
+        // (the store records that it has a head file; if this write fails, the next open
+        // records it: `Store::open`)
+        Ok(()) if !exists => mark_head(conn),
+        Ok(()) => {}
+    }
+}
+
+/// Whether the store records that it has had an audit head file (`store_meta` `audit_head`).
+fn had_head(conn: &Connection) -> bool {
+    conn.query_row(
+        "SELECT 1 FROM store_meta WHERE k = 'audit_head'",
+        [],
+        |_| Ok(()),
+    )
+    .optional()
+    .ok()
+    .flatten()
+    .is_some()
+}
+
+/// Record in the store that it has an audit head file (see [`write_head`]).
+fn mark_head(conn: &Connection) {
+    if let Err(e) = conn.execute(
+        "INSERT OR IGNORE INTO store_meta (k, v) VALUES ('audit_head', '1')",
+        [],
+    ) {
+        tracing::warn!(error = %e, "The store could not record that it has an audit head file; its next open does.");
     }
 }
 
@@ -1111,6 +1171,15 @@ impl Store {
              CREATE TABLE IF NOT EXISTS store_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);",
         )?;
         conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)?;
+        // A value deleted or overwritten (a finished job's request, with its persons' ID
+        // numbers and names) is overwritten with zeros in the database file, not left in its
+        // free pages. Found by session 26's attack: `request = NULL` left 4 copies of a
+        // request in `hedui.db` (and 12 in the WAL, which the checkpoint thread now cuts to
+        // nothing when it starts it over: `checkpoint_round`).
+        conn.pragma_update(None, "secure_delete", "ON")?;
+        if head_path_of(path).exists() {
+            mark_head(&conn);
+        }
         let read = Connection::open(path)?;
         read.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -1344,6 +1413,60 @@ impl Store {
                 out.push(what.replace("{}", &id?));
             }
         }
+        // The other way: an act the log holds that the store no longer shows (a revoked
+        // token or consent made active again), and a consent whose scope, term or person
+        // differ from its registration row. Found by session 26's attack: such edits with
+        // sqlite3 verified `chain ok` and the server acted on them (a revoked token's job
+        // done, a person verified under another's consent).
+        for (sql, what) in [
+            (
+                "SELECT id FROM tokens WHERE revoked = 0 AND id IN
+                 (SELECT outcome FROM audit WHERE action = 'token_revoked') ORDER BY id",
+                "token {} revoked in the audit log but active in the store",
+            ),
+            (
+                "SELECT ref FROM consents WHERE revoked_at IS NULL AND ref IN
+                 (SELECT consent_ref FROM audit WHERE action = 'consent_revoked'
+                  AND outcome = 'revoked') ORDER BY ref",
+                "consent {} revoked in the audit log but not in the store",
+            ),
+        ] {
+            let mut st = conn.prepare(sql)?;
+            let ids = st.query_map([], |r| r.get::<_, String>(0))?;
+            for id in ids {
+                out.push(what.replace("{}", &id?));
+            }
+        }
+        let mut st = conn.prepare(
+            "SELECT c.ref, c.scope, c.valid_until, c.person_hash, c.person_masked, a.outcome, a.person
+             FROM consents c JOIN audit a ON a.consent_ref = c.ref
+             AND a.action = 'consent_registered' ORDER BY c.ref, a.seq",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        for row in rows {
+            let (reference, scope, until, hash, masked, outcome, person) = row?;
+            let registered = format!("scope:{scope}; valid_until:{until}");
+            // (rows before session 26 hold no `; person:` part)
+            let same = match outcome.split_once("; person:") {
+                Some((terms, h)) => terms == registered && h == hash,
+                None => outcome == registered,
+            };
+            if !same || person != masked {
+                out.push(format!(
+                    "consent {reference} differs from its consent_registered row (scope, term or person edited in the store)"
+                ));
+            }
+        }
         Ok(out)
     }
 
@@ -1425,7 +1548,7 @@ impl Store {
             first_bad: Some((n + 1, why)),
         };
         match (&anchor, anchor_hash) {
-            (None, _) if n > 0 => {
+            (None, _) if n > 0 || had_head(&conn) => {
                 return Ok(tail(format!(
                     "the head file {} is missing or unreadable: rows deleted from the end cannot be ruled out",
                     self.head_path.display()
@@ -1513,6 +1636,14 @@ impl Store {
     /// [`StoreError`].
     pub fn token_by_id(&self, id: &str) -> Result<Option<Token>, StoreError> {
         self.token_where("id = ?1", id)
+    }
+
+    /// A token by its id when it is not revoked.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    pub fn active_token_by_id(&self, id: &str) -> Result<Option<Token>, StoreError> {
+        self.token_where("id = ?1 AND revoked = 0", id)
     }
 
     fn token_where(&self, condition: &str, key: &str) -> Result<Option<Token>, StoreError> {
@@ -2029,13 +2160,68 @@ mod tests {
         assert!(s.verify_chain().unwrap().first_bad.is_some());
         s.audit(&[ev(1)]).unwrap();
         assert!(s.verify_chain().unwrap().first_bad.is_some());
-        // a fresh store of the same rows (the head file set aside by the operator) verifies
-        std::fs::remove_file(dir.path().join("s.db.audit-head")).unwrap();
+        // The head file removed: no write, no verify and no new store of the same file makes
+        // a new one (found by session 26's attack: closing the store of a first `verify`
+        // that said "missing" wrote a head at the cut, and the second said `chain ok`)
+        let head = dir.path().join("s.db.audit-head");
+        std::fs::remove_file(&head).unwrap();
         s.audit(&[ev(2)]).unwrap();
-        assert!(s.verify_chain().unwrap().first_bad.is_none());
-        std::fs::remove_file(dir.path().join("s.db.audit-head")).unwrap();
         let bad = s.verify_chain().unwrap().first_bad.unwrap();
         assert!(bad.1.contains("missing or unreadable"), "{bad:?}");
+        drop(s);
+        let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
+        let bad = s.verify_chain().unwrap().first_bad.unwrap();
+        assert!(bad.1.contains("missing or unreadable"), "{bad:?}");
+        drop(s);
+        assert!(!head.exists());
+        // an emptied log too
+        let s = Store::open(&dir.path().join("s.db"), b"k").unwrap();
+        s.conn().unwrap().execute("DELETE FROM audit", []).unwrap();
+        let bad = s.verify_chain().unwrap().first_bad.unwrap();
+        assert!(bad.1.contains("missing or unreadable"), "{bad:?}");
+        // a store that never had a head file (a new one) makes its first
+        let dir2 = tempfile::tempdir().unwrap();
+        let s2 = Store::open(&dir2.path().join("s.db"), b"k").unwrap();
+        assert!(s2.verify_chain().unwrap().first_bad.is_none());
+        s2.audit(&[ev(1)]).unwrap();
+        drop(s2);
+        assert!(dir2.path().join("s.db.audit-head").exists());
+    }
+
+    /// Found by session 26's attack: a finished job's request (`request = NULL`) stayed in the
+    /// database file's free pages and in the WAL, with its persons' ID numbers and names.
+    #[test]
+    fn a_finished_jobs_request_leaves_no_copy_in_the_store_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let s = Store::open(&path, b"k").unwrap();
+        let secret = "62050319750324540X-XU-PINGXIA-REQUEST";
+        for i in 0..20 {
+            let id = format!("v_{i:024x}");
+            s.insert_job(
+                &id,
+                "tok_1",
+                "620503",
+                Some(&format!(
+                    "{{\"id_number\":\"{secret}\",\"pad\":\"{}\"}}",
+                    "x".repeat(3000)
+                )),
+                &[ev(i)],
+            )
+            .unwrap();
+            s.finish_job(&id, "sealed", "eligible", &[ev(i + 100)])
+                .unwrap();
+        }
+        let c = Connection::open(&path).unwrap();
+        wal_checkpoint(&c, "PASSIVE").unwrap();
+        scrub_wal(&c);
+        let holds = |f: &str| {
+            let b = std::fs::read(dir.path().join(f)).unwrap_or_default();
+            b.windows(secret.len())
+                .filter(|w| *w == secret.as_bytes())
+                .count()
+        };
+        assert_eq!((holds("s.db"), holds("s.db-wal")), (0, 0));
     }
 
     fn job(i: usize) -> Write {
@@ -2312,17 +2498,35 @@ mod tests {
                 vec![ev("token_created", id, "")]
             })
             .unwrap();
-        let consent = s
-            .add_consent(
-                "620503198001011234",
-                "6205**********1234",
+        // (a registration row as `hedui serve` writes it: terms, the person's keyed hash)
+        let registered = format!(
+            "scope:*; valid_until:2027-01-01; person:{}",
+            s.person_hash("620503198001011234")
+        );
+        let register = |id: &str, masked: &str, outcome: &str| {
+            s.add_consent(
+                id,
+                masked,
                 &["*".into()],
                 "dibao",
                 "2027-01-01",
                 &token,
-                |r| vec![ev("consent_registered", "", r)],
+                |r| {
+                    vec![AuditEvent {
+                        person: masked.into(),
+                        ..ev("consent_registered", outcome, r)
+                    }]
+                },
             )
-            .unwrap();
+            .unwrap()
+        };
+        let consent = register("620503198001011234", "6205**********1234", &registered);
+        // and one as before session 26 (no person's hash in the row)
+        let older = register(
+            "620503198001021230",
+            "6205**********1230",
+            "scope:*; valid_until:2027-01-01",
+        );
         assert!(
             s.revoke_consent(&consent, |_| vec![ev(
                 "consent_revoked",
@@ -2355,6 +2559,54 @@ mod tests {
                 "consent cr_000000000001 revoked".into(),
             ]
         );
+        // Found by session 26's attack: a revocation undone, a term, scope or person edited
+        // in the store (the chain intact) were not named.
+        s.conn()
+            .unwrap()
+            .execute("UPDATE tokens SET revoked = 0 WHERE id = ?1", [&token])
+            .unwrap();
+        assert!(
+            s.revoke_token(&token, |_| vec![ev("token_revoked", &token, "")])
+                .unwrap()
+        );
+        let conn = s.conn().unwrap();
+        conn.execute("UPDATE tokens SET revoked = 0 WHERE id = ?1", [&token])
+            .unwrap();
+        let (hash_of_older,): (String,) = conn
+            .query_row(
+                "SELECT person_hash FROM consents WHERE ref = ?1",
+                [&older],
+                |r| Ok((r.get(0)?,)),
+            )
+            .unwrap();
+        conn.execute(
+            "UPDATE consents SET revoked_at = NULL, person_hash = ?2 WHERE ref = ?1",
+            [&consent, &hash_of_older],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE consents SET valid_until = '2099-12-31' WHERE ref = ?1",
+            [&older],
+        )
+        .unwrap();
+        drop(conn);
+        let named = s.unaudited_acts().unwrap();
+        let mut want = vec![
+            format!("token {token} revoked in the audit log but active in the store"),
+            format!("consent {consent} revoked in the audit log but not in the store"),
+        ];
+        let mut edited = vec![
+            format!(
+                "consent {consent} differs from its consent_registered row (scope, term or person edited in the store)"
+            ),
+            format!(
+                "consent {older} differs from its consent_registered row (scope, term or person edited in the store)"
+            ),
+        ];
+        edited.sort();
+        want.extend(edited);
+        assert_eq!(named.len(), 4 + want.len(), "{named:?}");
+        assert_eq!(named[4..], want[..], "{named:?}");
         // the chain itself is intact: only this check sees them
         assert_eq!(s.verify_chain().unwrap().first_bad, None);
     }

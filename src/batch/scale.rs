@@ -807,6 +807,7 @@ fn read_caseload_cache(
             declared_financial_assets: dfin,
             last_verified,
             faults,
+            at: None,
         });
     }
     let households = out.households.len();

@@ -654,6 +654,7 @@ pub fn spelled_digit_runs_through(
 /// 16 digits once joined: found refused after session 17's fix) is not an ID number.
 pub fn holds_id_like(text: &str) -> bool {
     !loose_id_numbers(text).is_empty()
+        || scattered_id_number(text)
         || spelled_digit_runs(text).iter().any(|(r, n)| {
             if *n < 15 {
                 return false;
@@ -666,12 +667,53 @@ pub fn holds_id_like(text: &str) -> bool {
         })
 }
 
+/// Whether `text` holds the 18 characters of a resident ID number in order with any other
+/// text between them (`620503 1975年03月24日 540X`, `region 620503 born 19750324 seq 540X`,
+/// `a620503b19750324c540X`, `证号620503197503后段24540X`): its digits (ASCII, full-width,
+/// other scripts' decimal digits; not Chinese numerals, common in text) and an `X` right
+/// after a digit, read as one sequence, hold 18 in a row that are a valid number today
+/// ([`IdNumber::parse`]: a birth date not after today, the check character) under a current
+/// county-level code of GB/T 2260 (not ending in `00`: a time range's `150800…` reads as a
+/// prefecture's code; a number under a retired code is found only by [`loose_id_numbers`]'s
+/// groups). Found by session 26's
+/// attack: such spellings passed the `purpose`, `label` and `household_id` checks, which read
+/// digits in groups only through separators, and were written into every audit row and a
+/// sealed envelope's clear `report_id`. A false reading needs a county's code, a past date and
+/// a check character to come together: a text so refused can be written otherwise, an ID
+/// number in the audit log cannot be taken back.
+pub fn scattered_id_number(text: &str) -> bool {
+    let mut seq: Vec<u8> = Vec::new();
+    let mut after_digit = false;
+    for c in text.chars() {
+        let han_numeral = ('\u{4e00}'..='\u{9fff}').contains(&c) || c == '〇';
+        let d = if han_numeral { None } else { loose_digit(c) };
+        if let Some(d) = d {
+            seq.push(d);
+            after_digit = true;
+        } else if after_digit && is_loose_check(c) {
+            seq.push(b'X');
+            after_digit = false;
+        } else if !c.is_whitespace() {
+            after_digit = false;
+        }
+    }
+    let as_of = crate::domain::date::today();
+    seq.windows(18).any(|w| {
+        let code = std::str::from_utf8(&w[..6])
+            .ok()
+            .and_then(|c| c.parse::<u32>().ok());
+        code.is_some_and(|c| c % 100 != 0 && crate::domain::region::is_current(c))
+            && std::str::from_utf8(w).is_ok_and(|t| IdNumber::parse(t, as_of).is_ok())
+    })
+}
+
 /// Whether `text` holds a resident ID number in any spelling ([`spelled_digit_runs`]):
 /// 18 or 15 characters in a row, contiguous or in groups, of an ID number's form
 /// ([`id_shaped`]). Unlike [`holds_id_like`] a long number of another form (a department's
 /// 18-digit household code) is none: for values that must be shown when they are not one.
 pub fn holds_id_number(text: &str) -> bool {
     !loose_id_numbers(text).is_empty()
+        || scattered_id_number(text)
         || spelled_digit_runs(text)
             .iter()
             .any(|(r, _)| has_id_window(&text[r.clone()]))
@@ -1109,6 +1151,27 @@ mod clean_key_tests {
         }
         // a legacy 15-digit number in groups
         assert!(holds_id_like("review 620503 750324 540"));
+        // found by session 26's attack: the digits in order with other text between them
+        for text in [
+            "620503 1975年03月24日 540X",
+            "region 620503 born 19750324 seq 540X",
+            "a620503b19750324c540X",
+            "证号620503197503后段24540X",
+            "APP-620503-1975年03月24日-540X",
+            "６２０５０３号 一九七五 19750324 号 540x",
+        ] {
+            assert!(holds_id_like(text), "{text}");
+            assert!(holds_id_number(text), "{text}");
+        }
+        // and what must still pass: a wrong check character, no province, an X in a word
+        for text in [
+            "620503 1975年03月24日 5401",
+            "990503 1975年03月24日 5403",
+            "低保 2026年复核 第3批 620503-2026-00001",
+            "tax 620503 next 19750324 540 text",
+        ] {
+            assert!(!scattered_id_number(text), "{text}");
+        }
         // dates, amounts, ids of applications and short numbers are no ID numbers
         for text in [
             "dibao application",
@@ -1256,11 +1319,14 @@ mod clean_key_tests {
             "联系人电话 0931-8600432；19306255599",
             "存款 18,805.00+93,210.00=112,015.00",
             "APP:2026:0115:0800:2026:0115:1800",
-            "620503:19750324-540X",
         ] {
             assert!(loose_id_numbers(text).is_empty(), "{text}");
             assert!(!holds_id_like(text), "{text}");
         }
+        // two kinds of separator are no loose reading, but a valid number under a county's
+        // code is found with any text between its digits (session 26: `scattered_id_number`)
+        assert!(loose_id_numbers("620503:19750324-540X").is_empty());
+        assert!(holds_id_like("620503:19750324-540X"));
     }
 
     /// Session 17's attack (repros 02 and 04): an ID number with a character that prints as

@@ -370,7 +370,7 @@ fn vocab_value(
 /// consent).
 fn consent_given(raw: Option<&str>) -> bool {
     /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
-    const NOT_GIVEN: [&str; 40] = [
+    const NOT_GIVEN: [&str; 50] = [
         // (phrases, not single characters: 未央区 and 撤县设区 are in real references,
         // session 25's fifth attack)
         "拒", // 拒绝, 拒签 (session 25's fourth attack: 拒签2026-10-31 read as a consent)
@@ -413,13 +413,47 @@ fn consent_given(raw: Option<&str>) -> bool {
         "待核实",
         "空",
         "无效",
+        // (session 26's attack: 取消授权, 终止授权, 停止授权, 解除授权, 不配合, 不肯签字,
+        // 已撤, 暂不提供)
+        "取消",
+        "终止",
+        "停止",
+        "解除",
+        "不配合",
+        "不肯",
+        "已撤",
+        "暂不",
+        "不提供",
+        "不签署",
     ];
     /// The same in ASCII, read case-insensitively as words or their beginnings
     /// (`refused 2026-10-31`, `REVOKED 2026-03-01`, `not signed`, `opt-out`: session 25's
     /// fourth and fifth attacks).
-    const NOT_GIVEN_ASCII: [&str; 17] = [
-        "refus", "reject", "revok", "expir", "declin", "denied", "deny", "withdr", "cancel",
-        "invalid", "pending", "missing", "unknown", "not", "no", "opt", "na",
+    const NOT_GIVEN_ASCII: [&str; 24] = [
+        "refus",
+        "reject",
+        "revok",
+        "expir",
+        "declin",
+        "denied",
+        "deny",
+        "withdr",
+        "cancel",
+        "invalid",
+        "pending",
+        "missing",
+        "unknown",
+        "not",
+        "no",
+        "opt",
+        "na",
+        "null",
+        "nil",
+        "none",
+        "nein",
+        "nan",
+        "undefined",
+        "unsign",
     ];
     const REFUSALS: [&str; 9] = [
         "否",
@@ -432,9 +466,66 @@ fn consent_given(raw: Option<&str>) -> bool {
         "no",
         "false",
     ];
+    /// The phrases' characters in traditional form (`撤銷`, `未簽`: session 26's attack), read
+    /// as their simplified ones.
+    const TRADITIONAL: [(char, char); 22] = [
+        ('簽', '签'),
+        ('銷', '销'),
+        ('過', '过'),
+        ('沒', '没'),
+        ('無', '无'),
+        ('權', '权'),
+        ('願', '愿'),
+        ('獲', '获'),
+        ('詳', '详'),
+        ('棄', '弃'),
+        ('廢', '废'),
+        ('註', '注'),
+        ('絕', '绝'),
+        ('補', '补'),
+        ('暫', '暂'),
+        ('實', '实'),
+        ('終', '终'),
+        ('與', '与'),
+        ('効', '效'),
+        ('則', '则'),
+        ('處', '处'),
+        ('見', '见'),
+    ];
     let Some(v) = raw.map(str::trim) else {
         return false;
     };
+    // Full-width letters and digits as ASCII, traditional characters as simplified
+    // (`ＲＥＦＵＳＥＤ 2026-10-31`, `撤銷2026-10-01`: session 26's attack read both as consents).
+    let folded: String;
+    let v = if v.is_ascii() {
+        v
+    } else {
+        use unicode_normalization::UnicodeNormalization;
+        folded = v
+            .nfkc()
+            .map(|c| {
+                TRADITIONAL
+                    .iter()
+                    .find(|(t, _)| *t == c)
+                    .map_or(c, |(_, s)| *s)
+            })
+            .collect();
+        folded.trim()
+    };
+    // A value whose only Han characters are one word of absence (`无 2026-10-31`, `空1`):
+    // a placeholder with a date or number beside it.
+    let han: String = v
+        .chars()
+        .filter(|c| !c.is_ascii() && c.is_alphabetic())
+        .collect();
+    if [
+        "无", "空", "否", "缺", "未", "没", "不", "撤", "拒", "略", "暂无", "待定",
+    ]
+    .contains(&han.as_str())
+    {
+        return false;
+    }
     !v.is_empty()
         && !crate::domain::id_number::PLACEHOLDERS.contains(&v)
         && !REFUSALS.iter().any(|r| v.eq_ignore_ascii_case(r))
@@ -445,13 +536,17 @@ fn consent_given(raw: Option<&str>) -> bool {
             // ASCII words (runs of letters): `no` and `not` only whole, the others as a
             // word's beginning (`SQ-NOTE-1` and `SQ-2026-WEIQIAN-001` are references)
             let lower = v.to_ascii_lowercase();
+            // (a spreadsheet's error values: `#REF!1` and `#N/A` hold no reference)
             !lower.contains("n/a")
+                && !["#ref!", "#value!", "#name?", "#div/0!", "#null!", "#num!", "#error", "#spill!"]
+                    .iter()
+                    .any(|e| lower.contains(e))
                 && !lower
                 .split(|c: char| !c.is_ascii_alphabetic())
                 .filter(|w| !w.is_empty())
                 .any(|w| {
                     NOT_GIVEN_ASCII.iter().any(|p| match *p {
-                        "no" | "not" | "opt" | "na" => w == *p,
+                        "no" | "not" | "opt" | "na" | "nil" | "nan" | "none" | "null" => w == *p,
                         _ => w.starts_with(p),
                     })
                 })
@@ -607,12 +702,25 @@ fn log_household_key(
 /// Rows the reader refused in a member or supporter table: the household is referred
 /// (`fault`, rule `caseload_fault`) when the row's household_id names one; otherwise the
 /// row is quarantined saying that no household could be referred.
+///
+/// A row refused whole (a ragged line: a comma inside an unquoted name shifts every value
+/// after it) may hold its household's id in another column: when the `household_id` cell
+/// names none, each value of the row that is a household's id names it, and failing that
+/// each that is the ID number of a person member of exactly one household (`person_household`:
+/// the member themselves, or the member a supporter supports). Found by session 26's attack:
+/// such a row dropped the member, "no household could be referred", and the household was
+/// assessed without them (6 of 200 households ineligible → eligible).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the caseload's parts the referral reads, each named"
+)]
 fn refuse_person_rows(
     prep: &Prepared,
     file: &str,
     what: &str,
     fault: &str,
     index: &HashMap<String, usize>,
+    person_household: &dyn Fn(&str) -> Option<usize>,
     households: &mut [Household],
     q: &mut Quarantine,
 ) {
@@ -637,6 +745,29 @@ fn refuse_person_rows(
             .filter_map(|h| index.get(household_key_cow(h).as_ref()).copied())
             .collect();
         found.dedup();
+        if found.is_empty() && r.reason != "duplicate_column_conflict" {
+            let cells: Vec<&str> = r
+                .raw
+                .split([',', '\t', ';', '|'])
+                .map(|c| c.trim().trim_matches(['"', '\'']).trim())
+                .filter(|c| !c.is_empty())
+                .collect();
+            let by = |found: &mut Vec<usize>, f: &dyn Fn(&str) -> Option<usize>| {
+                for c in cells.iter().chain(r.id_number.as_deref().iter()) {
+                    if let Some(h) = f(c)
+                        && !found.contains(&h)
+                    {
+                        found.push(h);
+                    }
+                }
+            };
+            by(&mut found, &|c| {
+                index.get(household_key_cow(c).as_ref()).copied()
+            });
+            if found.is_empty() {
+                by(&mut found, person_household);
+            }
+        }
         for &h in &found {
             households[h].faults.push(fault.to_string());
             // a member row the household cannot count: its members are incomplete, and no
@@ -1031,6 +1162,7 @@ pub fn load_caseload(
             declared_financial_assets,
             last_verified,
             faults,
+            at: Some((prep.line_of(i as u64), i as u64)),
         });
     }
 
@@ -1060,6 +1192,7 @@ pub fn load_caseload(
                     declared_financial_assets: None,
                     last_verified: None,
                     faults: vec!["household_row_unreadable".into()],
+                    at: None,
                 });
                 e.action = Action::Referred;
                 e.message = format!(
@@ -1204,15 +1337,6 @@ pub fn load_caseload(
         });
     }
 
-    refuse_person_rows(
-        &prep,
-        &file,
-        "member",
-        "member_row_unreadable",
-        &index,
-        &mut out.households,
-        q,
-    );
     // The households each person is a member of (to place orphan rows without guessing:
     // only a person who is a member of exactly one household identifies it).
     let mut member_of: HashMap<u64, Vec<usize>> = HashMap::new();
@@ -1260,6 +1384,16 @@ pub fn load_caseload(
             _ => None,
         }
     };
+    refuse_person_rows(
+        &prep,
+        &file,
+        "member",
+        "member_row_unreadable",
+        &index,
+        &only_household,
+        &mut out.households,
+        q,
+    );
     // The households whose member rows carry each consent reference (the application's
     // authorisation, shared by its members): built only when a member row has no household.
     // (compared as household ids are: NFKC, case and spaces aside, so that a full-width or
@@ -1323,6 +1457,38 @@ pub fn load_caseload(
             ),
         };
         q.push(rows.entry(i, "household_id", h, "member_orphan", action, message));
+    }
+    // A household without any row in the members table: nobody of it can be counted, and it
+    // is referred (`household_composition`: `no_members`); the caseload is at fault, so its
+    // households row is quarantined like any other row the run could not use. Found by
+    // session 26's attack: such a household ran clean, exit 0. (A member row refused or
+    // placed by its consent has said so already.)
+    let mut has_member = vec![false; out.households.len()];
+    for m in &out.members {
+        if let Some(h) = has_member.get_mut(m.household) {
+            *h = true;
+        }
+    }
+    for (h, household) in out.households.iter().enumerate() {
+        let said = household.faults.iter().any(|f| {
+            f == crate::assess::MEMBER_MISSING
+                || f == "member_row_unreadable"
+                || f == "member_orphan"
+                // (a second spelling's members are read as the first's, and it is referred)
+                || f == crate::assess::HOUSEHOLD_SPELLINGS
+        });
+        if !has_member[h] && !said {
+            q.push(QuarantineEntry::at(
+                &hh_at.0,
+                household.at.and_then(|(line, _)| line),
+                household.at.map(|(_, row)| row),
+                "household_id",
+                &household.id,
+                "household_no_members",
+                Action::Referred,
+                "the household has no row in the members table: nobody of it can be counted; household referred (household_composition)".into(),
+            ));
+        }
     }
 
     let (df, file, prep) = read(dir, CaseloadTable::Supporters, &mut out.normalisations)?;
@@ -1526,6 +1692,7 @@ pub fn load_caseload(
         "supporter",
         "supporter_row_unreadable",
         &index,
+        &only_household,
         &mut out.households,
         q,
     );
@@ -1533,17 +1700,15 @@ pub fn load_caseload(
     Ok(out)
 }
 
-/// A household whose id holds a name of its members or supporters (`张伟家`, `户主张伟`),
+/// A household whose id holds a name of its members or supporters (`张伟家`, `户主张伟`), or
+/// (an id not in ASCII) of any caseload person,
 /// compared without spaces and name separators, two characters or more, goes by its alias
 /// ([`household_alias`]), logged as `household_id_withheld` at its households row (`at`:
 /// file and line per household read from a row). Found by session 17's second attack: such
 /// ids were printed in determinations.csv and the envelopes' clear `report_id`.
 fn withhold_names(out: &mut Caseload, at: &(String, Vec<(Option<u64>, u64)>)) {
-    let bare = |t: &str| -> String {
-        t.chars()
-            .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '.' | '．' | '-' | '。' | '•'))
-            .collect()
-    };
+    // (letters and digits only, any script: `唐_香_霞` and `徐（萍）霞` too, session 26)
+    let bare = crate::domain::name::letters_of;
     let mut names: Vec<Vec<String>> = vec![Vec::new(); out.households.len()];
     let persons = out
         .members
@@ -1562,12 +1727,36 @@ fn withhold_names(out: &mut Caseload, at: &(String, Vec<(Option<u64>, u64)>)) {
             }
         }
     }
-    for (h, hh) in out.households.iter_mut().enumerate() {
-        if hh.id.starts_with("households-") || names[h].is_empty() {
+    // Any caseload person's name, for the ids that are not ASCII: found by session 26's
+    // attack, `户主<name>户` with the name of a member of another household was printed.
+    // (Every run of 2-12 characters of such an id is looked up: ids are short.)
+    let everyone: HashSet<&str> = if out.households.iter().any(|h| !h.id.is_ascii()) {
+        names.iter().flatten().map(String::as_str).collect()
+    } else {
+        HashSet::new()
+    };
+    let anyones = |id: &str| -> bool {
+        let at: Vec<usize> = id
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([id.len()])
+            .collect();
+        (0..at.len())
+            .any(|a| (a + 2..at.len().min(a + 13)).any(|b| everyone.contains(&id[at[a]..at[b]])))
+    };
+    let mut aliases = Vec::new();
+    for (h, hh) in out.households.iter().enumerate() {
+        if hh.id.starts_with("households-") {
             continue;
         }
         let id = bare(&hh.id);
-        if names[h].iter().any(|n| id.contains(n.as_str())) {
+        if names[h].iter().any(|n| id.contains(n.as_str())) || (!id.is_ascii() && anyones(&id)) {
+            aliases.push(h);
+        }
+    }
+    for h in aliases {
+        let hh = &mut out.households[h];
+        {
             let alias = household_alias(&hh.id);
             if let Some(&(line, row)) = at.1.get(h) {
                 out.normalisations.push(
@@ -1804,6 +1993,8 @@ mod tests {
                 ("household_id_spellings", Some(7)),
                 ("household_id_spellings", Some(9)),
                 ("household_id_spellings", Some(11)),
+                // (the listed-twice household has no member row of its own: since session 26)
+                ("household_no_members", Some(4)),
             ]
         );
     }
@@ -1845,7 +2036,12 @@ mod tests {
         assert_eq!(ids, vec!["H1", &a, &b, "620503000000000001"]);
         let placed: Vec<usize> = c.members.iter().map(|m| m.household).collect();
         assert_eq!(placed, vec![1, 2]);
-        assert!(q.entries.is_empty(), "not a fault");
+        // (not a fault; a household without member rows is said, since session 26)
+        assert!(
+            q.entries.iter().all(|e| e.reason == "household_no_members"),
+            "{:?}",
+            q.entries
+        );
         let withheld: Vec<(Option<u64>, &str)> = c
             .normalisations
             .records
@@ -1865,7 +2061,7 @@ mod tests {
             d.path(),
             "households.csv",
             "household_id,region_code,area,programme,category,declared_annual_income,declared_financial_assets,last_verified\n\
-             马福祥家,620503,urban,dibao,full,,,\n户主-李 建国,620503,urban,dibao,full,,,\n王家,620503,urban,dibao,full,,,\n",
+             马福祥家,620503,urban,dibao,full,,,\n户主-李 建国,620503,urban,dibao,full,,,\n王家,620503,urban,dibao,full,,,\n张家-马福祥,620503,urban,dibao,full,,,\n",
         );
         write(
             d.path(),
@@ -1873,7 +2069,8 @@ mod tests {
             "household_id,id_number,name,relation,disability_grade,consent_ref\n\
              马福祥家,620503195809200176,马福祥,applicant,,C1\n\
              户主-李 建国,620503196207080319,李建国,applicant,,C2\n\
-             王家,620503198001010012,王·芳,applicant,,C3\n",
+             王家,620503198001010012,王·芳,applicant,,C3\n\
+             张家-马福祥,620503197001011232,张三,applicant,,C4\n",
         );
         write(
             d.path(),
@@ -1883,7 +2080,9 @@ mod tests {
         let (c, _) = load(d.path());
         let ids: Vec<&str> = c.households.iter().map(|h| h.id.as_str()).collect();
         let (a, b) = (household_alias("马福祥家"), household_alias("户主-李建国"));
-        assert_eq!(ids, vec![a.as_str(), b.as_str(), "王家"]);
+        // (found by session 26's attack: the name of another household's member was printed)
+        let other = household_alias("张家-马福祥");
+        assert_eq!(ids, vec![a.as_str(), b.as_str(), "王家", other.as_str()]);
         let logged: Vec<Option<u64>> = c
             .normalisations
             .records
@@ -1891,7 +2090,7 @@ mod tests {
             .filter(|n| n.kind == "household_id_withheld")
             .map(|n| n.row)
             .collect();
-        assert_eq!(logged, vec![Some(0), Some(1)]);
+        assert_eq!(logged, vec![Some(0), Some(1), Some(3)]);
         assert!(
             c.normalisations
                 .records
@@ -2108,7 +2307,14 @@ mod tests {
             .iter()
             .map(|e| (e.reason.as_str(), e.line))
             .collect();
-        assert_eq!(reasons, vec![("region_code_invalid", Some(3))]);
+        // (H2 has no member row: `household_no_members`, since session 26)
+        assert_eq!(
+            reasons,
+            vec![
+                ("region_code_invalid", Some(3)),
+                ("household_no_members", Some(3))
+            ]
+        );
         let logged: Vec<(&str, &str, Option<u64>)> = c
             .normalisations
             .records
@@ -2248,9 +2454,74 @@ mod tests {
                 (Some(2), "area", "area_unknown", "**"),
                 (Some(2), "programme", "programme_unknown", "**"),
                 (Some(3), "region_code", "region_code_invalid", ""),
+                // (no member rows for the second and third households)
+                (Some(3), "household_id", "household_no_members", "**"),
+                (Some(4), "household_id", "household_no_members", "**"),
             ]
         );
         assert!(q.entries.iter().all(|e| e.action == Action::Referred));
+    }
+
+    /// Found by session 26's attack: a member row with an unquoted comma in its name, in a
+    /// table whose `household_id` column comes after the name, was refused (ragged) with "no
+    /// household could be referred" and the household assessed without the member. The
+    /// household id found elsewhere in the row, or (a supporter's row) the member supported,
+    /// names it now; a row naming none is still quarantined as such.
+    #[test]
+    fn a_ragged_person_row_refers_the_household_its_values_name() {
+        let d = caseload(
+            "H1,620503,urban,dibao,full,,,\nH2,620503,urban,dibao,full,,,\nH3,620503,urban,dibao,full,,,\n",
+            "",
+            "",
+        );
+        write(
+            d.path(),
+            "members.csv",
+            "id_number,name,household_id,relation,disability_grade,consent_ref\n\
+             620503195809200176,马福祥,H1,applicant,,C1\n\
+             620503196207080319,李,建国,H1,spouse,,C1\n\
+             620503198703151234,王秀兰,H2,applicant,,C2\n\
+             620502197501010467,张秀英,H3,applicant,,C3\n\
+             620503197001011232,赵,六,X9,child,,C9\n",
+        );
+        write(
+            d.path(),
+            "supporters.csv",
+            "id_number,name,supports_id_number,household_id,relation,own_household_size,consent_ref\n\
+             620503198302140462,郑,国庆,620502197501010467,H3,child,2,C3\n\
+             620503197911203575,周,建华,620503197001011239,H8,child,2,C8\n\
+             620503198801010013,马一,620503195809200176,H1,child,2,C1\n\
+             620503198901010029,马二,620503195809200176,H1,child,2,C1\n\
+             620503199001010036,马三,620503195809200176,H1,child,2,C1\n",
+        );
+        let (c, q) = load(d.path());
+        let faults: Vec<Vec<&str>> = c
+            .households
+            .iter()
+            .map(|h| h.faults.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            faults,
+            vec![
+                vec!["member_row_unreadable", crate::assess::MEMBER_MISSING],
+                vec![],
+                vec!["supporter_row_unreadable"],
+            ]
+        );
+        let got: Vec<(Option<u64>, &str, Action)> = q
+            .entries
+            .iter()
+            .map(|e| (e.line, e.reason.as_str(), e.action))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(3), "row_field_count", Action::Referred),
+                (Some(6), "row_field_count", Action::Rejected),
+                (Some(2), "row_field_count", Action::Referred),
+                (Some(3), "row_field_count", Action::Rejected),
+            ]
+        );
     }
 
     /// Found by the s5 attack: a members row with consent_ref `无`, `N/A`, `-`, `0` or `否`
@@ -2329,6 +2600,26 @@ mod tests {
             "退回2026-10",
             "n/a 1",
             "NA 2026",
+            // found by session 26's attack: other words, traditional and full-width forms,
+            // a placeholder with a date, spreadsheet errors and ASCII nulls
+            "取消授权2026-10-01",
+            "终止授权 2026-10-01",
+            "停止授权2026.10",
+            "解除授权2026",
+            "撤銷2026-10-01",
+            "未簽2026",
+            "ＲＥＦＵＳＥＤ 2026-10-31",
+            "不配合2026",
+            "本人不肯签字(2026)",
+            "已撤2026",
+            "暂不提供2026",
+            "无 2026-10-31",
+            "无2026-01",
+            "空1",
+            "nein 2026",
+            "#REF!1",
+            "NULL1",
+            "null 2026",
         ] {
             assert!(!consent_given(Some(v)), "{v:?}");
         }
@@ -2337,8 +2628,8 @@ mod tests {
             "C1",
             "SQ-620503-2026-0000001",
             "cr_0a1b",
-            "无2026-01",
             "授权书第０３号",
+            "無錫民授2026-3",
             "cr_abcdefabcdefabcdefabcdef",
             "未央民授字〔2026〕第15号",
             "撤县设区后换发2026-015",
@@ -2467,6 +2758,12 @@ mod tests {
             .iter()
             .map(|e| (e.line, e.column.as_str(), e.reason.as_str()))
             .collect();
-        assert_eq!(got, vec![(Some(2), "last_verified", "date_after_as_of")]);
+        assert_eq!(
+            got,
+            vec![
+                (Some(2), "last_verified", "date_after_as_of"),
+                (Some(3), "household_id", "household_no_members")
+            ]
+        );
     }
 }

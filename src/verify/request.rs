@@ -151,6 +151,8 @@ fn household_id_holds_id(hid: &str, as_of: NaiveDate) -> bool {
     if loose_id_numbers(hid)
         .into_iter()
         .any(|r| IdNumber::parse(&crate::domain::id_number::loose_read(&hid[r]), as_of).is_ok())
+        // (its digits with other text between them: session 26's attack)
+        || crate::domain::id_number::scattered_id_number(hid)
     {
         return true;
     }
@@ -247,11 +249,7 @@ impl HouseholdRequest {
     /// separators (`徐 明远`, `买买提·吐尔逊`), names of two characters or more. One rule for
     /// every such field.
     fn holds_a_name(&self, text: &str) -> bool {
-        let bare = |t: &str| -> String {
-            t.chars()
-                .filter(|c| !c.is_whitespace() && !matches!(c, '·' | '.' | '．' | '-' | '。'))
-                .collect()
-        };
+        let bare = crate::domain::name::letters_of;
         let text = bare(text);
         self.members
             .iter()
@@ -371,6 +369,7 @@ impl HouseholdRequest {
             )?,
             last_verified,
             faults: Vec::new(),
+            at: None,
         };
         let mut persons = Vec::with_capacity(n);
         let mut members = Vec::with_capacity(self.members.len());
@@ -1044,6 +1043,11 @@ mod tests {
             "徐 明远 年审",
             "dibao 买买提吐尔逊",
             "赡养 买买提·吐尔逊",
+            // session 26's attack: other separators, full-width letters
+            "低保 徐明_远",
+            "低保 徐明、远",
+            "低保 徐（明）远",
+            "低保 徐\u{3000}明远",
         ] {
             let mut h = with_names();
             h.purpose = Some(purpose.into());
@@ -1061,5 +1065,26 @@ mod tests {
             h.purpose = Some(purpose.into());
             assert!(h.validate(as_of, 20).is_ok(), "{purpose}");
         }
+        // a name given with a zero-width space or in full-width letters (session 26's attack)
+        let mut h = with_names();
+        h.members[0].name = Some("ＸＵ Ｍｉｎｇｙｕａｎ".into());
+        h.purpose = Some("dibao XU Mingyuan".into());
+        assert_eq!(h.validate(as_of, 20).unwrap_err().code, "purpose_invalid");
+        // and an ID number's digits with text between them, in a purpose or household_id
+        let mut h = with_names();
+        h.purpose = Some(format!(
+            "低保 {} 年{}月{}日 {}",
+            &s[..6],
+            &s[6..10],
+            &s[10..14],
+            &s[14..]
+        ));
+        assert_eq!(h.validate(as_of, 20).unwrap_err().code, "purpose_invalid");
+        let mut h = with_names();
+        h.household_id = format!("APP-{}-{}年{}-{}", &s[..6], &s[6..10], &s[10..14], &s[14..]);
+        assert_eq!(
+            h.validate(as_of, 20).unwrap_err().code,
+            "household_id_invalid"
+        );
     }
 }

@@ -1442,3 +1442,74 @@ async fn a_cached_person_beside_a_failed_request_is_marked_cached_in_the_audit()
         assert_eq!(tax(&masked(&p["id_number"])), "tax=failed:source_error");
     }
 }
+
+/// Found by session 26's attack: a job of a token revoked while the server was down (killed
+/// during the job's fan-out, `hedui token revoke`, started again) was resumed: 12 departments
+/// asked and a report built under the revoked token. Resumed jobs are refused
+/// (`token_revoked`) before any department is asked, as for a revoked consent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_of_a_token_revoked_while_the_server_was_down_is_not_resumed() {
+    let w = World::new(20);
+    let (_sim, sim_addr) = w.sim(
+        "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 5000 }\n",
+    );
+    let cfg = w.serve_config(&sim_addr, "cache_ttl_s = 0\ntimeout_ms = 8000\nretries = 0");
+    let (serve, addr) = w.serve(&cfg);
+    let api = Api::new(&w, &addr);
+    let (intake_id, intake) = w.token("intake", COUNTY);
+    let hh = clean_households(&w, 1);
+    let consents = register_consents(&api, &intake, hh[0].1.iter().chain(&hh[0].2)).await;
+    let (st, v) = api
+        .post("/v1/verifications", &intake, &request(&hh[0], &consents))
+        .await;
+    assert_eq!(st, 202, "{v}");
+    let job = v["id"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    while sim_requests(&w, &sim_addr, "tax").await == 0 {
+        assert!(t.elapsed() < Duration::from_secs(3), "tax never asked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &serve.0.id().to_string()])
+        .status();
+    drop(serve);
+    ok(&hedui(&[
+        "token",
+        "revoke",
+        "--store",
+        s(&w.path("hedui.db")),
+        "--id",
+        &intake_id,
+    ]));
+    let asked = sim_requests(&w, &sim_addr, "tax").await;
+    let (_serve2, _addr2) = w.serve(&cfg);
+    let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();
+    let t = Instant::now();
+    let status = loop {
+        let (status, determination): (String, Option<String>) = conn
+            .query_row(
+                "SELECT status, determination FROM jobs WHERE id = ?1",
+                [&job],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        if status != "queued" && status != "running" {
+            break (status, determination);
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        status,
+        ("refused".to_string(), Some("token_revoked".to_string()))
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sim_requests(&w, &sim_addr, "tax").await, asked);
+    let actions = job_actions(&w, &job);
+    assert_eq!(
+        actions.last().map(String::as_str),
+        Some("job_refused"),
+        "{actions:?}"
+    );
+    assert!(!actions.iter().any(|a| a == "job_resumed"), "{actions:?}");
+}

@@ -510,6 +510,20 @@ fn a_changed_byte_or_a_wrong_key_makes_open_fail_clearly() {
         out.stdout.is_empty(),
         "nothing of a tampered report is printed"
     );
+    // an envelope whose clear report_id was given an ID number and a name: not echoed
+    // (session 26's attack)
+    let mut env2: serde_json::Value = serde_json::from_str(first.trim()).unwrap();
+    env2["report_id"] = serde_json::json!("62050319750324540X 徐萍霞");
+    let renamed = c.root.join("renamed.jsonl");
+    std::fs::write(&renamed, format!("{env2}\n")).unwrap();
+    let out = hedui(&["open", "--key", s(&c.key("civil.key")), s(&renamed)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open report (its report_id is not shown"),
+        "{err}"
+    );
+    assert!(!err.contains("540X") && !err.contains("徐萍霞"), "{err}");
 
     // without a trusted signer (the key alone in its folder): refused, unless asked for
     let alone = c.root.join("alone");

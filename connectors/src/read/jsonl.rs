@@ -50,6 +50,8 @@ enum Line {
 struct Checked {
     map: serde_json::Map<String, Value>,
     dups: Vec<(String, Value)>,
+    /// Numbers beyond a double's range, read as strings (`quote_huge_numbers`).
+    huge: Vec<String>,
 }
 
 impl<'de> serde::Deserialize<'de> for Checked {
@@ -73,7 +75,11 @@ impl<'de> serde::Deserialize<'de> for Checked {
                         map.insert(k, v);
                     }
                 }
-                Ok(Checked { map, dups })
+                Ok(Checked {
+                    map,
+                    dups,
+                    huge: Vec::new(),
+                })
             }
         }
         d.deserialize_map(Visit)
@@ -136,6 +142,7 @@ fn parse_line(text: &str, line: u64) -> Line {
         Ok(Value::Object(m)) => Line::Object(Checked {
             map: m,
             dups: Vec::new(),
+            huge: Vec::new(),
         }),
         Ok(_) => Line::Bad(Rejected {
             line,
@@ -147,20 +154,93 @@ fn parse_line(text: &str, line: u64) -> Line {
             id_number: None,
             other_keys: Vec::new(),
         }),
-        Err(e) => Line::Bad(Rejected {
-            line,
-            column: String::new(),
-            raw: t.to_string(),
-            reason: "json_invalid".into(),
-            message: format!(
-                "line {line}: not JSON (column {} of the line); the line is not read",
-                e.column()
-            ),
-            household_id: None,
-            id_number: None,
-            other_keys: Vec::new(),
-        }),
+        Err(_) if quote_huge_numbers(t).is_some() => {
+            let (q, huge) = quote_huge_numbers(t).unwrap_or_default();
+            match parse_line(&q, line) {
+                Line::Object(mut c) => {
+                    c.huge = huge;
+                    Line::Object(c)
+                }
+                // (still not JSON: refused as the line was written)
+                _ => invalid(t, line),
+            }
+        }
+        Err(_) => invalid(t, line),
     }
+}
+
+/// A line that is not JSON, refused with the column serde_json stopped at.
+fn invalid(t: &str, line: u64) -> Line {
+    let column = serde_json::from_str::<Value>(t)
+        .err()
+        .map_or(0, |e| e.column());
+    Line::Bad(Rejected {
+        line,
+        column: String::new(),
+        raw: t.to_string(),
+        reason: "json_invalid".into(),
+        message: format!(
+            "line {line}: not JSON (column {column} of the line); the line is not read"
+        ),
+        household_id: None,
+        id_number: None,
+        other_keys: Vec::new(),
+    })
+}
+
+/// The line with every number outside a double's range (`6.2e400`, which serde_json refuses
+/// as "number out of range") written as a string, and those numbers' texts; `None` where the
+/// line holds none. Such a number is read as the text a CSV cell holding it would be: under
+/// an ID column refused as an ID (scientific notation) and offered to the error-tolerant
+/// linkage, under an amount column refused as an amount, each with its column named. Found
+/// by session 25's attack D: the whole line was refused as not JSON, naming no person, where
+/// the same text in a CSV was a possible match and the household referred.
+fn quote_huge_numbers(t: &str) -> Option<(String, Vec<String>)> {
+    let mut out = String::with_capacity(t.len() + 8);
+    let mut huge = Vec::new();
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = t.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        if c == '"' {
+            in_string = true;
+            out.push(c);
+            continue;
+        }
+        if c == '-' || c.is_ascii_digit() {
+            let mut end = i + c.len_utf8();
+            while let Some(&(j, d)) = chars.peek() {
+                if d.is_ascii_digit() || matches!(d, '.' | 'e' | 'E' | '+' | '-') {
+                    end = j + d.len_utf8();
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let token = &t[i..end];
+            if token.parse::<f64>().is_ok_and(f64::is_infinite) {
+                out.push('"');
+                out.push_str(token);
+                out.push('"');
+                huge.push(token.to_string());
+            } else {
+                out.push_str(token);
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    (!huge.is_empty()).then_some((out, huge))
 }
 
 /// One JSON value as text for a column.
@@ -214,6 +294,9 @@ fn convert(
     }
 }
 
+/// The per-row log's detail of an ID number given as a JSON number beyond a double's range.
+const HUGE_ID: &str = "an ID number given as a JSON number beyond a double's range, read as its text and refused as an ID number, never repaired (send IDs as strings)";
+
 /// What a conversion changed: (kind, detail) for the per-row log.
 type Change = Option<(&'static str, String)>;
 
@@ -230,6 +313,7 @@ type Change = Option<(&'static str, String)>;
 /// never reached the linkage and the family stayed eligible, where the same row in a CSV
 /// was a possible match and the household referred.
 fn id_number_value(n: &serde_json::Number) -> (String, Change) {
+    // (a number beyond a double's range never reaches here: `quote_huge_numbers`)
     if let Some(u) = n.as_u64().filter(|u| *u < 1_000_000_000_000_000) {
         return (
             u.to_string(),
@@ -349,7 +433,7 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
                       sink: &mut Sink,
                       rejected: &mut Vec<Rejected>|
      -> Result<(), Stop> {
-        let Checked { map: m, dups } = match parsed {
+        let Checked { map: m, dups, huge } = match parsed {
             Line::Blank => {
                 blanks.push(l);
                 return Ok(());
@@ -479,6 +563,10 @@ fn attempt(ctx: &Ctx, chosen: Chosen, notes: &mut Vec<String>) -> Result<Prepare
             };
             match convert(v, c.kind, unit, &mut changes, &c.name) {
                 Ok((t, change)) => {
+                    let change = change.or_else(|| {
+                        matches!((v, c.kind), (Value::String(s), ValueKind::Id) if huge.contains(s))
+                            .then(|| ("id_json_number", HUGE_ID.to_string()))
+                    });
                     if let Some((kind, detail)) = change {
                         pending.push((c.name.clone(), kind, detail));
                     }

@@ -1969,12 +1969,47 @@ fn a_refused_json_line_names_its_person_under_any_key_spelling_and_when_cut_shor
         vec![
             (1, "json_nested_value", Some(ID1)),
             (2, "json_invalid", Some(ID2)),
-            (3, "json_invalid", Some(ID3)),
             (4, "json_invalid", None),
             (5, "json_invalid", None),
         ]
     );
-    assert_eq!(table(&prep).values("balance"), vec!["1.5"]);
+    // (line 3's `1e400`, beyond a double's range, is read as its text since session 26, and
+    // refused as an amount with its row: `a_json_number_beyond_a_doubles_range_is_read_as_its_text`)
+    assert_eq!(table(&prep).values("balance"), vec!["1e400", "1.5"]);
+}
+
+/// Found by session 25's attack D: a JSON number beyond a double's range (`6.2e400`) made
+/// serde_json refuse the whole line (`json_invalid`, naming no person), where the same text
+/// in a CSV is read, refused as an ID and offered to the error-tolerant linkage. Such a
+/// number is now read as its text: under `id_number` logged `id_json_number`; a string
+/// holding such text, and numbers within range, as before; a line still not JSON refused.
+#[test]
+fn a_json_number_beyond_a_doubles_range_is_read_as_its_text() {
+    let d = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{{\"id_number\": 6.2e400, \"name\": \"王秀兰\", \"balance\": \"1.00\"}}\n\
+         {{\"id_number\": \"{ID1}\", \"name\": \"a 1e999 \\\" -9e999\", \"balance\": -1E+400}}\n\
+         {{\"id_number\": \"{ID2}\", \"name\": \"b\", \"balance\": 2.5e3}}\n\
+         {{\"id_number\": 7e400, \"name\": \"c\", \"balance\": 1e400\n"
+    );
+    let p = write(d.path(), "bank.jsonl", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(t.values("id_number"), vec!["6.2e400", ID1, ID2]);
+    assert_eq!(t.values("name"), vec!["王秀兰", "a 1e999 \" -9e999", "b"]);
+    assert_eq!(t.values("balance"), vec!["1.00", "-1E+400", "2500.00"]);
+    let logged: Vec<(u64, &str, &str)> = prep
+        .normalised
+        .iter()
+        .map(|n| (n.line, n.column.as_str(), n.kind.as_str()))
+        .collect();
+    assert_eq!(logged, vec![(1, "id_number", "id_json_number")]);
+    let refused: Vec<(u64, &str)> = prep
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(refused, vec![(4, "json_invalid")]);
 }
 
 #[test]
