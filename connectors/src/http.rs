@@ -598,10 +598,13 @@ impl HttpSources {
             }
             if let Some(f) = first_failure {
                 bump(&src.counters.calls_failed, 1);
-                // Persons of the batches that did succeed are still worth caching.
+                // Nothing of a call that failed is cached, the batches that succeeded
+                // included: the call's audit rows say it failed for every person asked, and a
+                // record kept from it would be answered later as the cache's with no row
+                // saying it was received (found by session 26's attack; until then the
+                // succeeded batches' persons were cached).
                 answer.outcome = failed(kind, f, answer.attempts);
                 answer.elapsed = started.elapsed();
-                self.cache_batch_answers(src, &keys, &have, epoch).await;
                 return answer;
             }
             // Persons asked that the source holds nothing for: an empty answer each.

@@ -391,13 +391,42 @@ impl Policy {
             let line = e
                 .span()
                 .map(|r| text[..r.start.min(text.len())].matches('\n').count() + 1);
+            // Where: the table the line is in and the key it sets, each only when it is a
+            // plain name (found by session 26's attack: "line 40: missing field `clause`"
+            // and "line 39: duplicate key" named neither `vehicle.clause` nor the key).
+            let plain = |t: &str| {
+                !t.is_empty()
+                    && t.len() <= 64
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            };
+            let place = line.map(|l| {
+                let lines: Vec<&str> = text.lines().take(l).collect();
+                let table = lines
+                    .iter()
+                    .rev()
+                    .map(|t| t.trim())
+                    .find(|t| t.starts_with('['))
+                    .map(|t| t.trim_matches(['[', ']']).trim())
+                    .filter(|t| plain(t));
+                let key = lines
+                    .last()
+                    .map(|t| t.trim())
+                    .filter(|t| !t.starts_with('['))
+                    .and_then(|t| t.split_once('='))
+                    .map(|(k, _)| k.trim().trim_matches('"'))
+                    .filter(|k| plain(k));
+                let at = match (table, key) {
+                    (Some(t), Some(k)) => format!(" (key `{t}.{k}`)"),
+                    (Some(t), None) => format!(" (table `{t}`)"),
+                    (None, Some(k)) => format!(" (key `{k}`)"),
+                    (None, None) => String::new(),
+                };
+                format!("line {l}{at}: ")
+            });
             PolicyError::Parse {
                 path: origin.into(),
-                message: format!(
-                    "{}{}",
-                    line.map(|l| format!("line {l}: ")).unwrap_or_default(),
-                    e.message()
-                ),
+                message: format!("{}{}", place.unwrap_or_default(), e.message()),
             }
         })?;
         Policy::validate(f, origin)
@@ -1482,6 +1511,36 @@ mod tests {
         assert_eq!(
             refused("possible_match", "possible_match_weight", "4.0"),
             "policy file t.toml: possible_match.possible_match_weight: must be below match_weight (a possible match is weaker than a match)"
+        );
+    }
+
+    /// Found by session 26's attack: toml's own messages named neither the table of a
+    /// missing field nor a key given twice.
+    #[test]
+    fn a_missing_field_or_a_key_twice_names_its_table_and_key() {
+        let text = include_str!("../../policies/gansu-illustrative-2026.toml");
+        let clause = text
+            .lines()
+            .skip_while(|l| *l != "[vehicle]")
+            .nth(1)
+            .unwrap();
+        let no_clause = text.replacen(&format!("[vehicle]\n{clause}\n"), "[vehicle]\n", 1);
+        let e = Policy::from_toml(&no_clause, "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("(table `vehicle`)") && e.contains("clause"),
+            "{e}"
+        );
+        let twice = text.replacen(
+            "months_of_standard = 24",
+            "months_of_standard = 24\nmonths_of_standard = 12",
+            1,
+        );
+        let e = Policy::from_toml(&twice, "t.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("(key `financial_assets.months_of_standard`)"),
+            "{e}"
         );
     }
 

@@ -646,6 +646,22 @@ async fn a_person_whose_row_the_reader_refused_is_an_error_never_no_records() {
     let want = values(file_rows(SourceKind::Bank, std::slice::from_ref(&other)));
     assert!(!want.is_empty());
     assert_eq!(values(answer_rows(&b.outcome)), want);
+    // One person per request: the other's request answers, the refused one's fails, so the
+    // call fails, and nothing of it is cached (found by session 26's attack: the other's
+    // records were, and a later verification took them from the cache though the audit said
+    // the call had failed for them).
+    let t1 = transport(&sim, |s| s.batch_size = 1);
+    let a = t1
+        .fetch(SourceKind::Bank, &[holder.clone(), other.clone()])
+        .await;
+    assert_eq!(code(&a), "source_error");
+    let before = sim.requests(SourceKind::Bank).await;
+    let b = t1
+        .fetch(SourceKind::Bank, std::slice::from_ref(&other))
+        .await;
+    assert_eq!((b.from_cache, b.persons_cached), (false, 0));
+    assert_eq!(sim.requests(SourceKind::Bank).await, before + 1);
+    assert_eq!(values(answer_rows(&b.outcome)), want);
 }
 
 #[tokio::test]
