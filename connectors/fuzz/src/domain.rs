@@ -14,3 +14,6 @@ mod spelling;
 pub use spelling::{half_width, spreadsheet_text, whole_number_text, year_spelling};
 #[allow(unused_imports)]
 pub(crate) use spelling::{full_width_points, spreadsheet_detail};
+// (`id_number::scattered_id_number` reads the region table since session 26)
+#[path = "../../../src/domain/region.rs"]
+pub mod region;

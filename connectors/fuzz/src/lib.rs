@@ -1,7 +1,7 @@
 //! The code under fuzzing, compiled from its own source files without polars: the text
 //! reading front-end of `hedui-connectors` (`connectors/src/read/{common,fieldmap,text}.rs`,
 //! the source registry `connectors/src/schema.rs`) and the domain normalisers of `hedui`
-//! (`src/domain/{id_number,name,date,money}.rs`).
+//! (`src/domain/{id_number,name,date,money,region}.rs`).
 //!
 //! The module tree mirrors the crates' (`crate::read`, `crate::schema`, `crate::file`,
 //! `crate::ConnectorError`) so that the included files compile unchanged. Two small stand-ins
