@@ -433,6 +433,15 @@ fn random_hex(n: usize) -> String {
     hex::encode(b)
 }
 
+/// A token's terms as its `token_created` row keeps them (`purpose`): roles, regions and the
+/// first 16 hexadecimal digits of its secret's hash, each as the `tokens` table holds it.
+fn token_terms(roles: &str, regions: &str, hash: &str) -> String {
+    format!(
+        "roles:{roles}; regions:{regions}; secret_hash:{}",
+        hash.get(..16).unwrap_or(hash)
+    )
+}
+
 /// SHA-256 of a token secret, hex (what the store keeps).
 pub fn token_hash(secret: &str) -> String {
     hex::encode(digest::digest(&digest::SHA256, secret.as_bytes()))
@@ -715,14 +724,18 @@ fn checkpoint_round(
 /// are written over, and those pages hold what later writes removed (a finished job's request,
 /// with its persons' ID numbers and names: session 26's attack found 12 copies in
 /// `hedui.db-wal`). Called by the checkpoint thread when it started the WAL over at an idle
-/// round; a busy WAL is left to the next one.
-fn scrub_wal(c: &Connection) {
+/// round; a busy WAL is tried again every idle period (`Keeper::round`). `true` when cut.
+fn scrub_wal(c: &Connection) -> bool {
     match wal_checkpoint(c, "TRUNCATE") {
-        Ok((0, _, _)) => tracing::debug!("The WAL was cut to nothing."),
-        Ok(_) => tracing::debug!("The WAL is busy; it is cut at a later idle round."),
-        Err(e) => {
-            checkpoint_failed(&e);
+        Ok((0, _, _)) => {
+            tracing::debug!("The WAL was cut to nothing.");
+            true
         }
+        Ok(_) => {
+            tracing::debug!("The WAL is busy; it is cut at a later idle round.");
+            false
+        }
+        Err(e) => checkpoint_failed(&e),
     }
 }
 
@@ -799,6 +812,8 @@ struct Keeper {
     synced: u64,
     copied: u64,
     copied_at: std::time::Instant,
+    /// `commits` when the WAL was last cut to nothing ([`scrub_wal`]).
+    scrubbed: u64,
 }
 
 impl Keeper {
@@ -806,15 +821,27 @@ impl Keeper {
         self.sync_wal();
         let n = self.synced;
         let busy = n.saturating_sub(self.copied) >= CHECKPOINT_COMMITS;
-        if busy || (n != self.copied && self.copied_at.elapsed() >= CHECKPOINT_IDLE) {
+        let idle = self.copied_at.elapsed() >= CHECKPOINT_IDLE;
+        if busy || (n != self.copied && idle) {
             let started =
                 checkpoint_round(&self.c, &self.writer, &self.long_hold, WAL_RESTART_PAGES);
             // (idle: the WAL cut to nothing, see `scrub_wal`; under load it is only started
             // over, as the serve benchmarks measured)
-            if started && !busy {
-                scrub_wal(&self.c);
+            if started && !busy && scrub_wal(&self.c) {
+                self.scrubbed = n;
             }
             self.copied = n;
+            self.copied_at = std::time::Instant::now();
+        } else if self.scrubbed != n && idle {
+            // Not cut since the last commits (a reader held the WAL, or the last copy came
+            // at the end of a burst): tried again every idle period until it is. Found by
+            // session 26's second attack: a reader open at the one idle round left the
+            // finished requests in the WAL for good.
+            if checkpoint_round(&self.c, &self.writer, &self.long_hold, WAL_RESTART_PAGES)
+                && scrub_wal(&self.c)
+            {
+                self.scrubbed = n;
+            }
             self.copied_at = std::time::Instant::now();
         }
         keep_head(&self.c, &self.head_path, &mut self.head);
@@ -1204,6 +1231,7 @@ impl Store {
                 synced: 0,
                 copied: 0,
                 copied_at: std::time::Instant::now(),
+                scrubbed: 0,
             };
             std::thread::Builder::new()
                 .name("hedui-store-checkpoint".into())
@@ -1438,7 +1466,8 @@ impl Store {
             }
         }
         let mut st = conn.prepare(
-            "SELECT c.ref, c.scope, c.valid_until, c.person_hash, c.person_masked, a.outcome, a.person
+            "SELECT c.ref, c.scope, c.valid_until, c.person_hash, c.person_masked, a.outcome, a.person,
+             c.registered_by, a.actor
              FROM consents c JOIN audit a ON a.consent_ref = c.ref
              AND a.action = 'consent_registered' ORDER BY c.ref, a.seq",
         )?;
@@ -1450,20 +1479,51 @@ impl Store {
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, String>(5)?,
-                r.get::<_, String>(6)?,
+                (
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                ),
             ))
         })?;
         for row in rows {
-            let (reference, scope, until, hash, masked, outcome, person) = row?;
+            let (reference, scope, until, hash, masked, outcome, (person, by, actor)) = row?;
             let registered = format!("scope:{scope}; valid_until:{until}");
             // (rows before session 26 hold no `; person:` part)
             let same = match outcome.split_once("; person:") {
                 Some((terms, h)) => terms == registered && h == hash,
                 None => outcome == registered,
             };
-            if !same || person != masked {
+            // (who registered it: the row's actor; session 26's second attack gave a consent
+            // to another county's token)
+            if !same || person != masked || by != actor {
                 out.push(format!(
                     "consent {reference} differs from its consent_registered row (scope, term or person edited in the store)"
+                ));
+            }
+        }
+        // A token's terms against its `token_created` row (rows before session 26 hold none).
+        let mut st = conn.prepare(
+            "SELECT t.id, t.roles, t.regions, t.hash, a.purpose FROM tokens t JOIN audit a
+             ON a.outcome = t.id AND a.action = 'token_created' AND a.purpose <> ''
+             ORDER BY t.id, a.seq",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                token_terms(
+                    &r.get::<_, String>(1)?,
+                    &r.get::<_, String>(2)?,
+                    &r.get::<_, String>(3)?,
+                ),
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, terms, recorded) = row?;
+            if terms != recorded {
+                out.push(format!(
+                    "token {id} differs from its token_created row (roles, regions or secret edited in the store)"
                 ));
             }
         }
@@ -1550,7 +1610,7 @@ impl Store {
         match (&anchor, anchor_hash) {
             (None, _) if n > 0 || had_head(&conn) => {
                 return Ok(tail(format!(
-                    "the head file {} is missing or unreadable: rows deleted from the end cannot be ruled out",
+                    "the head file {} is missing or unreadable: rows deleted from the end cannot be ruled out (a store that had a head file never makes a new one; to anchor a copied or restored store anew, delete the row `audit_head` of its table store_meta)",
                     self.head_path.display()
                 )));
             }
@@ -1591,12 +1651,23 @@ impl Store {
         let id = format!("tok_{}", random_hex(8));
         let secret = format!("hd_{}", random_hex(32));
         let roles_s: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        let hash = token_hash(&secret);
+        // the token's terms in its `token_created` row, so that `audit verify` finds them
+        // edited in the store (session 26's second attack widened a token's regions with
+        // sqlite3, unseen)
+        let terms = token_terms(&roles_s.join(","), &regions.join(","), &hash);
         self.audited(|tx| {
             tx.execute(
                 "INSERT INTO tokens (id, hash, roles, regions, label, created_at) VALUES (?1,?2,?3,?4,?5,?6)",
-                params![id, token_hash(&secret), roles_s.join(","), regions.join(","), label, now_utc()],
+                params![id, hash, roles_s.join(","), regions.join(","), label, now_utc()],
             )?;
-            Ok(((), audit(&id)))
+            let mut events = audit(&id);
+            for e in &mut events {
+                if e.action == "token_created" && e.outcome == id && e.purpose.is_empty() {
+                    e.purpose = terms.clone();
+                }
+            }
+            Ok(((), events))
         })?;
         Ok((id, secret))
     }
@@ -2212,15 +2283,45 @@ mod tests {
             s.finish_job(&id, "sealed", "eligible", &[ev(i + 100)])
                 .unwrap();
         }
-        let c = Connection::open(&path).unwrap();
-        wal_checkpoint(&c, "PASSIVE").unwrap();
-        scrub_wal(&c);
         let holds = |f: &str| {
             let b = std::fs::read(dir.path().join(f)).unwrap_or_default();
             b.windows(secret.len())
                 .filter(|w| *w == secret.as_bytes())
                 .count()
         };
+        assert!(holds("s.db-wal") > 0, "the test writes what it looks for");
+        // the checkpoint thread's rounds, an idle period apart, while a reader holds the WAL
+        // (found by session 26's second attack: the one idle round failed, and none came
+        // after), then without it
+        let c = Connection::open(&path).unwrap();
+        c.busy_timeout(std::time::Duration::from_millis(50))
+            .unwrap();
+        let n = s.commits.load(Ordering::Acquire);
+        let mut keeper = Keeper {
+            c,
+            writer: s.conn.clone(),
+            long_hold: s.long_hold.clone(),
+            wal_path: wal_path_of(&path),
+            head_path: dir.path().join("keeper-head"),
+            head: None,
+            commits: s.commits.clone(),
+            synced: n,
+            copied: 0,
+            copied_at: std::time::Instant::now() - CHECKPOINT_IDLE,
+            scrubbed: 0,
+        };
+        let mut reader = Connection::open(&path).unwrap();
+        let tx = reader.transaction().unwrap();
+        let _: i64 = tx
+            .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+            .unwrap();
+        keeper.round();
+        assert_eq!((keeper.copied, keeper.scrubbed), (n, 0), "busy: not cut");
+        assert!(holds("s.db-wal") > 0);
+        drop(tx);
+        keeper.copied_at = std::time::Instant::now() - CHECKPOINT_IDLE;
+        keeper.round();
+        assert_eq!(keeper.scrubbed, n, "cut at the next idle round");
         assert_eq!((holds("s.db"), holds("s.db-wal")), (0, 0));
     }
 
@@ -2514,6 +2615,7 @@ mod tests {
                 |r| {
                     vec![AuditEvent {
                         person: masked.into(),
+                        actor: token.clone(),
                         ..ev("consent_registered", outcome, r)
                     }]
                 },
@@ -2607,6 +2709,41 @@ mod tests {
         want.extend(edited);
         assert_eq!(named.len(), 4 + want.len(), "{named:?}");
         assert_eq!(named[4..], want[..], "{named:?}");
+        // a token's regions widened, a consent given to another token (session 26's second
+        // attack: both unseen, and the server acted on them)
+        let third = register(
+            "620503198001031237",
+            "6205**********1237",
+            &format!(
+                "scope:*; valid_until:2027-01-01; person:{}",
+                s.person_hash("620503198001031237")
+            ),
+        );
+        assert_eq!(s.unaudited_acts().unwrap(), named);
+        let conn = s.conn().unwrap();
+        conn.execute(
+            "UPDATE tokens SET regions = '620502' WHERE id = ?1",
+            [&token],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE consents SET registered_by = 'tok_other' WHERE ref = ?1",
+            [&third],
+        )
+        .unwrap();
+        drop(conn);
+        let now = s.unaudited_acts().unwrap();
+        for w in [
+            format!(
+                "consent {third} differs from its consent_registered row (scope, term or person edited in the store)"
+            ),
+            format!(
+                "token {token} differs from its token_created row (roles, regions or secret edited in the store)"
+            ),
+        ] {
+            assert!(now.contains(&w), "{w} in {now:?}");
+        }
+        assert_eq!(now.len(), named.len() + 2, "{now:?}");
         // the chain itself is intact: only this check sees them
         assert_eq!(s.verify_chain().unwrap().first_bad, None);
     }

@@ -371,7 +371,7 @@ fn vocab_value(
 /// consent).
 fn consent_given(raw: Option<&str>) -> bool {
     /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
-    const NOT_GIVEN: [&str; 50] = [
+    const NOT_GIVEN: [&str; 43] = [
         // (phrases, not single characters: 未央区 and 撤县设区 are in real references,
         // session 25's fifth attack)
         "拒", // 拒绝, 拒签 (session 25's fourth attack: 拒签2026-10-31 read as a consent)
@@ -382,55 +382,59 @@ fn consent_given(raw: Option<&str>) -> bool {
         "不愿",
         "没签",
         "没同意",
+        "没有",
         "未签",
         "未授权",
         "未同意",
-        "未提供",
-        "未提交",
-        "未收到",
-        "未填",
-        "未取得",
-        "未获",
-        "未附",
+        "未知",
         "尚未",
-        "待签",
-        "待补",
+        "尚无",
         "暂无",
         "暂缺",
+        "暂不",
+        "待补",
+        "待核实",
         "撤回",
         "撤销",
+        "已撤",
         "过期",
         "失效",
         "作废",
+        "废止",
         "注销",
+        "驳回",
+        "禁止",
         "无授权",
+        "无效",
         "缺失",
+        "缺少",
         "不详",
         "放弃",
         "退回",
         "否",
-        "没有",
-        "未知",
-        "待核实",
-        "空",
-        "无效",
-        // (session 26's attack: 取消授权, 终止授权, 停止授权, 解除授权, 不配合, 不肯签字,
-        // 已撤, 暂不提供)
-        "取消",
-        "终止",
-        "停止",
-        "解除",
+        "空白",
+        "为空",
         "不配合",
         "不肯",
-        "已撤",
-        "暂不",
         "不提供",
-        "不签署",
     ];
+    /// A word of negation or absence followed, within the next four characters, by a word of
+    /// signing, authorising or handing in (`未上传`, `待审核`, `无签字`, `缺授权书`,
+    /// `未经本人同意`, `材料不全`: session 26's second attack), or a verb of ending followed
+    /// by one of consent (`取消授权`, `解除同意`; `解除冻结` is a reference's words).
+    const NEGATIONS: [&str; 10] = ["未", "待", "无", "缺", "没", "不", "非", "尚", "暂", "免"];
+    const ENDINGS: [&str; 5] = ["取消", "终止", "停止", "解除", "收回"];
+    const CONSENT_WORDS: [&str; 19] = [
+        "签", "授", "同意", "提供", "提交", "上传", "录入", "回收", "审核", "收到", "附", "填",
+        "取得", "获", "经", "全", "齐", "交", "许可",
+    ];
+    /// Place names that begin with a word of negation, in real references (`未央民授字…`).
+    const PLACES: [&str; 6] = ["未央", "无锡", "无为", "无极", "无棣", "无锡"];
     /// The same in ASCII, read case-insensitively as words or their beginnings
     /// (`refused 2026-10-31`, `REVOKED 2026-03-01`, `not signed`, `opt-out`: session 25's
-    /// fourth and fifth attacks).
-    const NOT_GIVEN_ASCII: [&str; 24] = [
+    /// fourth and fifth attacks; joined-up ones, `NoConsent`, `NOTSIGNED`, and `VOID`,
+    /// `terminated`, `rescinded`, `disagree`, `TBD`: session 26's second).
+    const NOT_GIVEN_ASCII: [&str; 30] = [
         "refus",
         "reject",
         "revok",
@@ -446,16 +450,26 @@ fn consent_given(raw: Option<&str>) -> bool {
         "unknown",
         "not",
         "no",
+        "non",
         "opt",
         "na",
-        "null",
-        "nil",
-        "none",
+        "tbd",
         "nein",
-        "nan",
         "undefined",
         "unsign",
+        "uncons",
+        "noconsent",
+        "nonconsent",
+        "notsign",
+        "void",
+        "termin",
+        "rescind",
+        "disagree",
     ];
+    /// Placeholders of "no value" that are refusals only as the value's one word (`NULL1`,
+    /// `null 2026`, `NaN`), not inside a reference (`LZ-NAN-2026-0001`, `SQ-NIL-01`:
+    /// session 26's second attack found them refused).
+    const ALONE_ASCII: [&str; 4] = ["null", "nil", "none", "nan"];
     const REFUSALS: [&str; 9] = [
         "否",
         "未签",
@@ -467,9 +481,9 @@ fn consent_given(raw: Option<&str>) -> bool {
         "no",
         "false",
     ];
-    /// The phrases' characters in traditional form (`撤銷`, `未簽`: session 26's attack), read
-    /// as their simplified ones.
-    const TRADITIONAL: [(char, char); 22] = [
+    /// The phrases' characters in traditional form (`撤銷`, `未簽`, `未經`: session 26's
+    /// attacks), read as their simplified ones.
+    const TRADITIONAL: [(char, char); 28] = [
         ('簽', '签'),
         ('銷', '销'),
         ('過', '过'),
@@ -492,6 +506,12 @@ fn consent_given(raw: Option<&str>) -> bool {
         ('則', '则'),
         ('處', '处'),
         ('見', '见'),
+        ('經', '经'),
+        ('錫', '锡'),
+        ('審', '审'),
+        ('錄', '录'),
+        ('傳', '传'),
+        ('齊', '齐'),
     ];
     let Some(v) = raw.map(str::trim) else {
         return false;
@@ -514,40 +534,63 @@ fn consent_given(raw: Option<&str>) -> bool {
             .collect();
         folded.trim()
     };
-    // A value whose only Han characters are one word of absence (`无 2026-10-31`, `空1`):
-    // a placeholder with a date or number beside it.
-    let han: String = v
-        .chars()
-        .filter(|c| !c.is_ascii() && c.is_alphabetic())
-        .collect();
-    if [
-        "无", "空", "否", "缺", "未", "没", "不", "撤", "拒", "略", "暂无", "待定",
-    ]
-    .contains(&han.as_str())
-    {
-        return false;
+    if !v.is_ascii() {
+        // A value whose only Han characters are one word of absence (`无 2026-10-31`, `空1`):
+        // a placeholder with a date or number beside it.
+        let han: String = v
+            .chars()
+            .filter(|c| !c.is_ascii() && c.is_alphabetic())
+            .collect();
+        if [
+            "无", "空", "否", "缺", "未", "没", "不", "撤", "拒", "略", "暂无", "待定", "尚无",
+            "暂缺", "缺少", "待补", "空白",
+        ]
+        .contains(&han.as_str())
+        {
+            return false;
+        }
+        if NOT_GIVEN.iter().any(|p| v.contains(p)) {
+            return false;
+        }
+        // a word of negation (not the start of a place name) or of ending, then within four
+        // characters a word of consent
+        let negated = |words: &[&str], skip_places: bool| {
+            words.iter().any(|w| {
+                v.match_indices(w).any(|(at, _)| {
+                    if skip_places && PLACES.iter().any(|p| v[at..].starts_with(p)) {
+                        return false;
+                    }
+                    let after: String = v[at + w.len()..].chars().take(4).collect();
+                    CONSENT_WORDS.iter().any(|k| after.contains(k))
+                })
+            })
+        };
+        if negated(&NEGATIONS, true) || negated(&ENDINGS, false) {
+            return false;
+        }
     }
     !v.is_empty()
         && !crate::domain::id_number::PLACEHOLDERS.contains(&v)
         && !REFUSALS.iter().any(|r| v.eq_ignore_ascii_case(r))
-        // (an ASCII reference, as most are, holds none of the phrases: one pass over its
-        // bytes instead of twelve searches, on every member and supporter row)
-        && (v.is_ascii() || !NOT_GIVEN.iter().any(|p| v.contains(p)))
         && {
             // ASCII words (runs of letters): `no` and `not` only whole, the others as a
             // word's beginning (`SQ-NOTE-1` and `SQ-2026-WEIQIAN-001` are references)
             let lower = v.to_ascii_lowercase();
-            // (a spreadsheet's error values: `#REF!1` and `#N/A` hold no reference)
-            !lower.contains("n/a")
-                && !["#ref!", "#value!", "#name?", "#div/0!", "#null!", "#num!", "#error", "#spill!"]
-                    .iter()
-                    .any(|e| lower.contains(e))
-                && !lower
+            let words: Vec<&str> = lower
                 .split(|c: char| !c.is_ascii_alphabetic())
                 .filter(|w| !w.is_empty())
-                .any(|w| {
+                .collect();
+            // (a spreadsheet's error values: `#REF!1` and `#N/A` hold no reference)
+            !lower.contains("n/a")
+                && ![
+                    "#ref!", "#value!", "#name?", "#div/0!", "#null!", "#num!", "#error", "#spill!",
+                ]
+                .iter()
+                .any(|e| lower.contains(e))
+                && !matches!(words.as_slice(), [w] if ALONE_ASCII.contains(w))
+                && !words.iter().any(|w| {
                     NOT_GIVEN_ASCII.iter().any(|p| match *p {
-                        "no" | "not" | "opt" | "na" | "nil" | "nan" | "none" | "null" => w == *p,
+                        "no" | "not" | "non" | "opt" | "na" | "tbd" | "void" => w == p,
                         _ => w.starts_with(p),
                     })
                 })
@@ -705,10 +748,12 @@ fn log_household_key(
 /// row is quarantined saying that no household could be referred.
 ///
 /// A row refused whole (a ragged line: a comma inside an unquoted name shifts every value
-/// after it) may hold its household's id in another column: when the `household_id` cell
-/// names none, each value of the row that is a household's id names it, and failing that
-/// each that is the ID number of a person member of exactly one household (`person_household`:
-/// the member themselves, or the member a supporter supports). Found by session 26's attack:
+/// after it) may hold its household's id further on: the reader offers the fields it may
+/// have moved to (`other_keys`), and the one that is a household's id names it; failing
+/// that, each value of the row that is the ID number of a person member of exactly one
+/// household (`person_household`: the member themselves, or the member a supporter supports).
+/// Not any cell equal to a household id: with numeric ids `1`-`10` a disability grade `2`
+/// named a household (session 26's second attack). Found by session 26's attack:
 /// such a row dropped the member, "no household could be referred", and the household was
 /// assessed without them (6 of 200 households ineligible → eligible).
 #[allow(
@@ -746,27 +791,22 @@ fn refuse_person_rows(
             .filter_map(|h| index.get(household_key_cow(h).as_ref()).copied())
             .collect();
         found.dedup();
+        // (a ragged row's household_id may stand further on: the reader offers the fields
+        // it may have moved to in `other_keys`, above; failing those, an ID number anywhere
+        // in the row of a person member of one household names it)
         if found.is_empty() && r.reason != "duplicate_column_conflict" {
-            let cells: Vec<&str> = r
+            for c in r
                 .raw
                 .split([',', '\t', ';', '|'])
                 .map(|c| c.trim().trim_matches(['"', '\'']).trim())
                 .filter(|c| !c.is_empty())
-                .collect();
-            let by = |found: &mut Vec<usize>, f: &dyn Fn(&str) -> Option<usize>| {
-                for c in cells.iter().chain(r.id_number.as_deref().iter()) {
-                    if let Some(h) = f(c)
-                        && !found.contains(&h)
-                    {
-                        found.push(h);
-                    }
+                .chain(r.id_number.as_deref())
+            {
+                if let Some(h) = person_household(c)
+                    && !found.contains(&h)
+                {
+                    found.push(h);
                 }
-            };
-            by(&mut found, &|c| {
-                index.get(household_key_cow(c).as_ref()).copied()
-            });
-            if found.is_empty() {
-                by(&mut found, person_household);
             }
         }
         for &h in &found {
@@ -2641,6 +2681,32 @@ mod tests {
             "#REF!1",
             "NULL1",
             "null 2026",
+            // and its second: other negations, joined-up ASCII words
+            "未上传 2026-10-31",
+            "未录入1",
+            "未回收1",
+            "待提供1",
+            "待审核1",
+            "无签字1",
+            "无同意书1",
+            "缺授权书1",
+            "缺少 1",
+            "材料不全 1",
+            "驳回1",
+            "禁止查询1",
+            "未经本人同意1",
+            "废止1",
+            "未經同意 1",
+            "尚無 1",
+            "NoConsent1",
+            "NOTSIGNED1",
+            "VOID 1",
+            "terminated 1",
+            "rescinded 1",
+            "disagree 1",
+            "TBD 1",
+            "non-consent 1",
+            "unconsented 1",
         ] {
             assert!(!consent_given(Some(v)), "{v:?}");
         }
@@ -2651,6 +2717,13 @@ mod tests {
             "cr_0a1b",
             "授权书第０３号",
             "無錫民授2026-3",
+            // session 26's second attack: real references the first fix refused
+            "LZ-NAN-2026-0001",
+            "GS-NAN-QU-2026-001",
+            "SQ-NIL-01",
+            "解除冻结-2026-001",
+            "航空港区-2026-001",
+            "空港新区-2026-001",
             "cr_abcdefabcdefabcdefabcdef",
             "未央民授字〔2026〕第15号",
             "撤县设区后换发2026-015",

@@ -1258,7 +1258,24 @@ impl Pass<'_> {
                     ),
                     household_id: Self::household_id_of(active, &fields),
                     id_number: Self::column_of(active, &fields, "id_number"),
-                    other_keys: Vec::new(),
+                    // A row longer than the header (a delimiter inside an unquoted value
+                    // before it) holds its household_id up to that many fields further on:
+                    // each is offered, the caseload refers the one that is a household
+                    // (session 26's attack: the name's comma shifted it, and no household
+                    // was referred).
+                    other_keys: active
+                        .cols
+                        .iter()
+                        .find(|c| c.name == "household_id")
+                        .map(|c| {
+                            (1..=fields.len().saturating_sub(width))
+                                .filter_map(|j| fields.get(c.src + j))
+                                .map(|v| v.trim())
+                                .filter(|v| !v.is_empty())
+                                .map(|v| ("household_id".to_string(), v.to_string()))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 });
                 continue;
             }
