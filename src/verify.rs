@@ -284,11 +284,16 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
             id: input.policy.id.clone(),
             title: input.policy.title.clone(),
             illustrative: input.policy.illustrative,
-            dibao_standard_monthly: crate::domain::Fen(crate::domain::money::div_round_half_up(
-                i128::from(s_year),
-                12,
-            ) as i64)
-            .to_yuan(),
+            // (empty for an `area` outside the vocabulary: no standard is the household's,
+            // and the rules applied none; the session 26 trial read the rural one as applied)
+            dibao_standard_monthly: if matches!(hh.area.as_str(), "urban" | "rural") {
+                crate::domain::Fen(
+                    crate::domain::money::div_round_half_up(i128::from(s_year), 12) as i64,
+                )
+                .to_yuan()
+            } else {
+                String::new()
+            },
         },
         fuzzy_links: Vec::new(),
         possible_matches: Vec::new(),

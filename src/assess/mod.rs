@@ -273,6 +273,13 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
             }
             if !area_known {
                 evidence["standard_unknown"] = json!("area");
+                // (no standard shown: the session 26 trial read the rural one beside
+                // `standard_unknown` as applied)
+                for k in ["dibao_standard_monthly", "threshold_per_capita"] {
+                    if evidence.get(k).is_some() {
+                        evidence[k] = serde_json::Value::Null;
+                    }
+                }
                 return (Outcome::Referred, evidence);
             }
             let mut missing: Vec<&str> = view

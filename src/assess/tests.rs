@@ -2126,6 +2126,8 @@ fn an_area_outside_the_vocabulary_settles_no_test_against_the_standard() {
     assert_eq!(a.determination, Referred);
     assert_eq!(outcome(&a, "income"), Outcome::Referred);
     assert_eq!(finding(&a, "income").evidence["standard_unknown"], "area");
+    assert!(finding(&a, "income").evidence["dibao_standard_monthly"].is_null());
+    assert!(finding(&a, "financial_assets").evidence["threshold_per_capita"].is_null());
     assert_eq!(outcome(&a, "financial_assets"), Outcome::Referred);
     // a private car is ineligible under either standard
     let a = household("城镇")
