@@ -371,7 +371,7 @@ fn vocab_value(
 /// consent).
 fn consent_given(raw: Option<&str>) -> bool {
     /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
-    const NOT_GIVEN: [&str; 43] = [
+    const NOT_GIVEN: [&str; 76] = [
         // (phrases, not single characters: 未央区 and 撤县设区 are in real references,
         // session 25's fifth attack)
         "拒", // 拒绝, 拒签 (session 25's fourth attack: 拒签2026-10-31 read as a consent)
@@ -417,24 +417,59 @@ fn consent_given(raw: Option<&str>) -> bool {
         "不配合",
         "不肯",
         "不提供",
+        // (the phrases of 待, 不, 缺 and 暂 that are refusals: session 26's attacks)
+        "待提供",
+        "待审核",
+        "待确认",
+        "待处理",
+        "待签",
+        "待补",
+        "待核",
+        "缺授",
+        "缺件",
+        "不全",
+        "不允许",
+        "不接受",
+        "不认可",
+        "不让",
+        "反对",
+        "到期",
+        "逾期",
+        "退件",
+        "失联",
+        "联系不上",
+        "未到场",
+        "未完成",
+        "未提供",
+        "未提交",
+        "未收到",
+        "未填",
+        "未取得",
+        "未获",
+        "未附",
+        "未上传",
+        "未录入",
+        "未回收",
+        "暂停",
     ];
-    /// A word of negation or absence followed, within the next four characters, by a word of
-    /// signing, authorising or handing in (`未上传`, `待审核`, `无签字`, `缺授权书`,
-    /// `未经本人同意`, `材料不全`: session 26's second attack), or a verb of ending followed
-    /// by one of consent (`取消授权`, `解除同意`; `解除冻结` is a reference's words).
-    const NEGATIONS: [&str; 10] = ["未", "待", "无", "缺", "没", "不", "非", "尚", "暂", "免"];
+    /// A word of negation followed, within the next sixteen characters, by a word of signing,
+    /// authorising or consenting (`未上传授权书`, `未能在规定期限内签字`, `无签字`,
+    /// `未经本人同意`, `未于2026年10月31日前签字`: session 26's second and third attacks). Only 未, 无 and 没: 待, 不, 尚,
+    /// 暂, 缺 begin ordinary words of real references (`低保待遇授权…`, `不动产授权…`,
+    /// `尚志民授…`, `依暂行办法授权…`: the third attack), so their refusals are phrases above.
+    const NEGATIONS: [&str; 3] = ["未", "无", "没"];
+    /// A verb of ending followed by a word of consent (`取消授权`, `解除同意`; `解除冻结` is a
+    /// reference's words).
     const ENDINGS: [&str; 5] = ["取消", "终止", "停止", "解除", "收回"];
-    const CONSENT_WORDS: [&str; 19] = [
-        "签", "授", "同意", "提供", "提交", "上传", "录入", "回收", "审核", "收到", "附", "填",
-        "取得", "获", "经", "全", "齐", "交", "许可",
-    ];
-    /// Place names that begin with a word of negation, in real references (`未央民授字…`).
-    const PLACES: [&str; 6] = ["未央", "无锡", "无为", "无极", "无棣", "无锡"];
+    const CONSENT_WORDS: [&str; 4] = ["签", "授权", "同意", "许可"];
+    /// Words that begin with a negation in real references: places (`未央民授字…`,
+    /// `無錫民授…`) and `未来` (a given name, `王未来已签`).
+    const PLACES: [&str; 7] = ["未央", "无锡", "无为", "无极", "无棣", "未来", "无量"];
     /// The same in ASCII, read case-insensitively as words or their beginnings
     /// (`refused 2026-10-31`, `REVOKED 2026-03-01`, `not signed`, `opt-out`: session 25's
     /// fourth and fifth attacks; joined-up ones, `NoConsent`, `NOTSIGNED`, and `VOID`,
     /// `terminated`, `rescinded`, `disagree`, `TBD`: session 26's second).
-    const NOT_GIVEN_ASCII: [&str; 30] = [
+    const NOT_GIVEN_ASCII: [&str; 33] = [
         "refus",
         "reject",
         "revok",
@@ -462,9 +497,12 @@ fn consent_given(raw: Option<&str>) -> bool {
         "nonconsent",
         "notsign",
         "void",
-        "termin",
+        "terminat",
         "rescind",
         "disagree",
+        "unauth",
+        "tbc",
+        "without",
     ];
     /// Placeholders of "no value" that are refusals only as the value's one word (`NULL1`,
     /// `null 2026`, `NaN`), not inside a reference (`LZ-NAN-2026-0001`, `SQ-NIL-01`:
@@ -483,7 +521,7 @@ fn consent_given(raw: Option<&str>) -> bool {
     ];
     /// The phrases' characters in traditional form (`撤銷`, `未簽`, `未經`: session 26's
     /// attacks), read as their simplified ones.
-    const TRADITIONAL: [(char, char); 28] = [
+    const TRADITIONAL: [(char, char); 37] = [
         ('簽', '签'),
         ('銷', '销'),
         ('過', '过'),
@@ -512,6 +550,15 @@ fn consent_given(raw: Option<&str>) -> bool {
         ('錄', '录'),
         ('傳', '传'),
         ('齊', '齐'),
+        ('駁', '驳'),
+        ('確', '确'),
+        ('認', '认'),
+        ('聯', '联'),
+        ('繫', '系'),
+        ('許', '许'),
+        ('讓', '让'),
+        ('對', '对'),
+        ('場', '场'),
     ];
     let Some(v) = raw.map(str::trim) else {
         return false;
@@ -554,18 +601,18 @@ fn consent_given(raw: Option<&str>) -> bool {
         }
         // a word of negation (not the start of a place name) or of ending, then within four
         // characters a word of consent
-        let negated = |words: &[&str], skip_places: bool| {
+        let negated = |words: &[&str], within: usize| {
             words.iter().any(|w| {
                 v.match_indices(w).any(|(at, _)| {
-                    if skip_places && PLACES.iter().any(|p| v[at..].starts_with(p)) {
+                    if PLACES.iter().any(|p| v[at..].starts_with(p)) {
                         return false;
                     }
-                    let after: String = v[at + w.len()..].chars().take(4).collect();
+                    let after: String = v[at + w.len()..].chars().take(within).collect();
                     CONSENT_WORDS.iter().any(|k| after.contains(k))
                 })
             })
         };
-        if negated(&NEGATIONS, true) || negated(&ENDINGS, false) {
+        if negated(&NEGATIONS, 16) || negated(&ENDINGS, 4) {
             return false;
         }
     }
@@ -576,10 +623,21 @@ fn consent_given(raw: Option<&str>) -> bool {
             // ASCII words (runs of letters): `no` and `not` only whole, the others as a
             // word's beginning (`SQ-NOTE-1` and `SQ-2026-WEIQIAN-001` are references)
             let lower = v.to_ascii_lowercase();
-            let words: Vec<&str> = lower
-                .split(|c: char| !c.is_ascii_alphabetic())
-                .filter(|w| !w.is_empty())
-                .collect();
+            // the ASCII words with the byte after each
+            let b = lower.as_bytes();
+            let mut words: Vec<(&str, Option<u8>)> = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i].is_ascii_alphabetic() {
+                    let start = i;
+                    while i < b.len() && b[i].is_ascii_alphabetic() {
+                        i += 1;
+                    }
+                    words.push((&lower[start..i], b.get(i).copied()));
+                } else {
+                    i += 1;
+                }
+            }
             // (a spreadsheet's error values: `#REF!1` and `#N/A` hold no reference)
             !lower.contains("n/a")
                 && ![
@@ -587,10 +645,18 @@ fn consent_given(raw: Option<&str>) -> bool {
                 ]
                 .iter()
                 .any(|e| lower.contains(e))
-                && !matches!(words.as_slice(), [w] if ALONE_ASCII.contains(w))
-                && !words.iter().any(|w| {
+                // (a number at or below zero, `-1`, `0`: a spreadsheet's "no")
+                && !v.parse::<i64>().is_ok_and(|n| n <= 0)
+                && !matches!(words.as_slice(), [(w, _)] if ALONE_ASCII.contains(w))
+                && !words.iter().any(|(w, next)| {
                     NOT_GIVEN_ASCII.iter().any(|p| match *p {
-                        "no" | "not" | "non" | "opt" | "na" | "tbd" | "void" => w == p,
+                        // (`No.2026-015`, `NO:20260015`, `№2026015`: "number", session 26's
+                        // third attack)
+                        "no" => {
+                            *w == "no"
+                                && !next.is_some_and(|c| matches!(c, b'.' | b':' | b'#' | b'0'..=b'9'))
+                        }
+                        "not" | "non" | "opt" | "na" | "tbd" | "tbc" | "void" | "without" => w == p,
                         _ => w.starts_with(p),
                     })
                 })
@@ -779,17 +845,31 @@ fn refuse_person_rows(
         }
         // Two `household_id` headers that disagree (duplicate_column_conflict): the row may
         // be either household's, so both are referred.
-        let mut found: Vec<usize> = r
-            .household_id
-            .iter()
-            .chain(
-                r.other_keys
-                    .iter()
-                    .filter(|(c, _)| c == "household_id")
-                    .map(|(_, v)| v),
-            )
-            .filter_map(|h| index.get(household_key_cow(h).as_ref()).copied())
-            .collect();
+        let lookup = |h: &String| index.get(household_key_cow(h).as_ref()).copied();
+        let others = || {
+            r.other_keys
+                .iter()
+                .filter(|(c, _)| c == "household_id")
+                .map(|(_, v)| v)
+        };
+        let mut found: Vec<usize> = if r.reason == "duplicate_column_conflict" {
+            r.household_id
+                .iter()
+                .chain(others())
+                .filter_map(lookup)
+                .collect()
+        } else {
+            // a ragged row: its own cell first, else the first field further on that names a
+            // household (not every one: a disability grade `2` named household `2` beside the
+            // row's own, session 26's third attack)
+            r.household_id
+                .iter()
+                .filter_map(lookup)
+                .next()
+                .or_else(|| others().filter_map(lookup).next())
+                .into_iter()
+                .collect()
+        };
         found.dedup();
         // (a ragged row's household_id may stand further on: the reader offers the fields
         // it may have moved to in `other_keys`, above; failing those, an ID number anywhere
@@ -2707,6 +2787,30 @@ mod tests {
             "TBD 1",
             "non-consent 1",
             "unconsented 1",
+            // and its third
+            "不允许查询 2026-10-31",
+            "本人不接受 2026-10-31",
+            "本人反对查询 2026-10-31",
+            "不认可 2026-10-31",
+            "不让查 1",
+            "授权已到期 2026-09-30",
+            "授权逾期 2026-09-30",
+            "授权暂停 2026-10-01",
+            "授权未完成 2026-10-01",
+            "待确认 2026-10-31",
+            "待处理 1",
+            "缺件 2026-10-31",
+            "退件 2026-10-31",
+            "联系不上 2026-10-31",
+            "失联 2026-10-31",
+            "本人未到场 2026-10-31",
+            "未能在规定期限内签字 2026-10-31",
+            "未于2026年10月31日前签字",
+            "駁回 2026-10-31",
+            "unauthorized 2026-10-31",
+            "without consent 2026",
+            "TBC 1",
+            "-1",
         ] {
             assert!(!consent_given(Some(v)), "{v:?}");
         }
@@ -2724,6 +2828,22 @@ mod tests {
             "解除冻结-2026-001",
             "航空港区-2026-001",
             "空港新区-2026-001",
+            // session 26's third attack: real references the second fix refused
+            "尚志民授2026-3",
+            "尚义民授〔2026〕5号",
+            "低保待遇授权2026-015",
+            "待遇审核表2026-001",
+            "特困供养待遇申请授权书2026-01",
+            "不动产授权2026-01",
+            "接待窗口签收2026-001",
+            "依暂行办法授权2026-15",
+            "尚红梅签字 2026-10-31",
+            "王未来已签 2026-10-31",
+            "SQ-TERMINAL3-2026-01",
+            "No.2026-015",
+            "NO:20260015",
+            "甘民授No.15",
+            "№2026015",
             "cr_abcdefabcdefabcdefabcdef",
             "未央民授字〔2026〕第15号",
             "撤县设区后换发2026-015",
