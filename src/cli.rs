@@ -1196,10 +1196,15 @@ pub fn print_summary(s: &Summary, out: &Path) {
         "  timings (ms): {}",
         s.timings_ms
             .iter()
+            // (a memory-limited run's count of slices is no time: printed on its own below)
+            .filter(|(k, _)| k.as_str() != "slices")
             .map(|(k, v)| format!("{k} {v}"))
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if let Some(n) = s.timings_ms.get("slices") {
+        out!("  slices: {n} (memory limit)");
+    }
     // the files this run wrote (an incremental run writes changes.json and, for now, no
     // normalisations.csv: its source rows' repairs are those of the previous run and the delta)
     let written: Vec<&str> = [
@@ -1272,7 +1277,9 @@ fn token(action: TokenAction) -> Result<i32> {
         vec![crate::audit::AuditEvent::token_created("cli", id)]
     })?;
     out!("{id} {secret}");
-    say!("token {id} created; the secret above is shown once (only its SHA-256 is stored)");
+    say!(
+        "token {id} created; its secret (hd_…, printed on standard output) is shown once (only its SHA-256 is stored)"
+    );
     Ok(0)
 }
 

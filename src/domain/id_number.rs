@@ -685,7 +685,28 @@ pub fn scattered_id_number(text: &str) -> bool {
     // the runs of digits (an `X` right after one ends it) and the text after each
     let mut groups: Vec<(Vec<u8>, String)> = Vec::new();
     let mut in_digits = false;
+    // (spaces after a group's last digit: an `X` after them is still its check character,
+    // `540 X`: session 26's sixth attack)
+    let mut spaced = false;
     for c in text.chars() {
+        if in_digits && c.is_whitespace() {
+            spaced = true;
+            if let Some(g) = groups.last_mut() {
+                g.1.push(c);
+            }
+            continue;
+        }
+        if spaced {
+            spaced = false;
+            in_digits = false;
+            if is_loose_check(c) {
+                if let Some(g) = groups.last_mut() {
+                    g.0.push(b'X');
+                    g.1.clear();
+                }
+                continue;
+            }
+        }
         let han_numeral = ('\u{4e00}'..='\u{9fff}').contains(&c) || c == '〇';
         let d = if han_numeral { None } else { loose_digit(c) };
         match d {
@@ -744,6 +765,14 @@ pub fn scattered_id_number(text: &str) -> bool {
         else {
             return Vec::new();
         };
+        // (a county's code written against the year, `6205031975年3月24日`: the first six
+        // digits go before the date; session 26's sixth attack)
+        let (lead, y) = if y.0.len() == 10 {
+            (&y.0[..6], (y.0[6..].to_vec(), y.1.clone()))
+        } else {
+            (&y.0[..0], y.clone())
+        };
+        let y = &y;
         let ok = matches!(y.0.len(), 2 | 4)
             && (1..=2).contains(&m.0.len())
             && (1..=2).contains(&d.0.len())
@@ -765,12 +794,16 @@ pub fn scattered_id_number(text: &str) -> bool {
         years
             .into_iter()
             .map(|c| {
-                format!(
-                    "{c:04}{:02}{:02}",
-                    num(&m.0).unwrap_or(0),
-                    num(&d.0).unwrap_or(0)
-                )
-                .into_bytes()
+                let mut b = lead.to_vec();
+                b.extend(
+                    format!(
+                        "{c:04}{:02}{:02}",
+                        num(&m.0).unwrap_or(0),
+                        num(&d.0).unwrap_or(0)
+                    )
+                    .into_bytes(),
+                );
+                b
             })
             .collect()
     };
@@ -1300,6 +1333,9 @@ mod clean_key_tests {
             "2026.10.8受理 2026.10.9复核 2026.10.10审批 申请人 620503 1975年3月24日 540X",
             "26.10.8受理 26.10.9复核 申请人 620503 1975年3月24日 540X",
             "申请人 620503 1975 3 24 540X",
+            // and its sixth
+            "6205031975年3月24日540X",
+            "620503 1975年3月24日 540 X",
         ] {
             assert!(holds_id_like(text), "{text}");
         }

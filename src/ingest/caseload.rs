@@ -371,7 +371,7 @@ fn vocab_value(
 /// consent).
 fn consent_given(raw: Option<&str>) -> bool {
     /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
-    const NOT_GIVEN: [&str; 76] = [
+    const NOT_GIVEN: [&str; 75] = [
         // (phrases, not single characters: 未央区 and 撤县设区 are in real references,
         // session 25's fifth attack)
         "拒", // 拒绝, 拒签 (session 25's fourth attack: 拒签2026-10-31 read as a consent)
@@ -433,7 +433,6 @@ fn consent_given(raw: Option<&str>) -> bool {
         "不认可",
         "不让",
         "反对",
-        "到期",
         "逾期",
         "退件",
         "失联",
@@ -453,23 +452,55 @@ fn consent_given(raw: Option<&str>) -> bool {
         "暂停",
     ];
     /// A word of negation followed, within the next sixteen characters, by a word of signing,
-    /// authorising or consenting (`未上传授权书`, `未能在规定期限内签字`, `无签字`,
-    /// `未经本人同意`, `未于2026年10月31日前签字`: session 26's second and third attacks). Only 未, 无 and 没: 待, 不, 尚,
-    /// 暂, 缺 begin ordinary words of real references (`低保待遇授权…`, `不动产授权…`,
-    /// `尚志民授…`, `依暂行办法授权…`: the third attack), so their refusals are phrases above.
-    const NEGATIONS: [&str; 3] = ["未", "无", "没"];
+    /// authorising or handing in (`未上传授权书`, `未能在规定期限内签字`, `无签字`,
+    /// `非本人签字`, `待本人签字`, `不想授权`: session 26's attacks), unless the negation begins
+    /// an ordinary word of real references ([`ORDINARY`]).
+    const NEGATIONS: [&str; 7] = ["未", "无", "没", "不", "待", "非", "缺"];
     /// A verb of ending followed by a word of consent (`取消授权`, `解除同意`; `解除冻结` is a
     /// reference's words).
     const ENDINGS: [&str; 5] = ["取消", "终止", "停止", "解除", "收回"];
-    const CONSENT_WORDS: [&str; 4] = ["签", "授权", "同意", "许可"];
-    /// Words that begin with a negation in real references: places (`未央民授字…`,
-    /// `無錫民授…`) and `未来` (a given name, `王未来已签`).
-    const PLACES: [&str; 7] = ["未央", "无锡", "无为", "无极", "无棣", "未来", "无量"];
+    const CONSENT_WORDS: [&str; 13] = [
+        "签", "授", "同意", "许可", "交", "齐", "审核", "提供", "提交", "上传", "录入", "确认",
+        "盖章",
+    ];
+    /// A word of consent followed within four characters by one of absence, failure or lapse
+    /// (`授权书未交`, `材料未齐`, `授权审核未通过`, `签字不完整`, `授权超期`, `授权书遗失`,
+    /// `签名不符`, `授权书：无`: session 26's sixth attack).
+    const CONSENTED: [&str; 5] = ["授", "签", "同意", "材料", "许可"];
+    const LAPSES: [&str; 15] = [
+        "未", "没", "不", "无", "缺", "超期", "期满", "遗失", "后补", "逾期", "到期", "过期",
+        "失效", "作废", "撤",
+    ];
+    /// Ordinary words that begin with a negation in real references: places (`未央民授字…`,
+    /// `無錫民授…`), `未来` (a given name), and the words of the persons or matters an
+    /// authorisation is for (`未成年人监护人授权书…`, `无民事行为能力人…代签`, `无房户授权…`,
+    /// `低保待遇授权…`, `不动产授权…`, `接待窗口签收…`: session 26's attacks found them refused).
+    const ORDINARY: [&str; 19] = [
+        "未央",
+        "无锡",
+        "无为",
+        "无极",
+        "无棣",
+        "无量",
+        "未来",
+        "未成年",
+        "未婚",
+        "无民事",
+        "无劳动",
+        "无房",
+        "无业",
+        "无固定",
+        "待遇",
+        "不动产",
+        "非遗",
+        "缺陷",
+        "待岗",
+    ];
     /// The same in ASCII, read case-insensitively as words or their beginnings
     /// (`refused 2026-10-31`, `REVOKED 2026-03-01`, `not signed`, `opt-out`: session 25's
     /// fourth and fifth attacks; joined-up ones, `NoConsent`, `NOTSIGNED`, and `VOID`,
     /// `terminated`, `rescinded`, `disagree`, `TBD`: session 26's second).
-    const NOT_GIVEN_ASCII: [&str; 33] = [
+    const NOT_GIVEN_ASCII: [&str; 43] = [
         "refus",
         "reject",
         "revok",
@@ -503,6 +534,16 @@ fn consent_given(raw: Option<&str>) -> bool {
         "unauth",
         "tbc",
         "without",
+        "never",
+        "await",
+        "lapse",
+        "retract",
+        "withheld",
+        "optout",
+        "notgiv",
+        "false",
+        "none",
+        "null",
     ];
     /// Placeholders of "no value" that are refusals only as the value's one word (`NULL1`,
     /// `null 2026`, `NaN`), not inside a reference (`LZ-NAN-2026-0001`, `SQ-NIL-01`:
@@ -601,18 +642,36 @@ fn consent_given(raw: Option<&str>) -> bool {
         }
         // a word of negation (not the start of a place name) or of ending, then within four
         // characters a word of consent
-        let negated = |words: &[&str], within: usize| {
+        // (`接待` ends in 待: the word before a negation is looked at too)
+        let ordinary = |at: usize| {
+            ORDINARY.iter().any(|p| v[at..].starts_with(p))
+                || v[..at].ends_with('接') && v[at..].starts_with('待')
+        };
+        let followed = |words: &[&str], within: usize, by: &[&str]| {
             words.iter().any(|w| {
                 v.match_indices(w).any(|(at, _)| {
-                    if PLACES.iter().any(|p| v[at..].starts_with(p)) {
+                    if ordinary(at) {
                         return false;
                     }
                     let after: String = v[at + w.len()..].chars().take(within).collect();
-                    CONSENT_WORDS.iter().any(|k| after.contains(k))
+                    by.iter().any(|k| after.contains(k))
                 })
             })
         };
-        if negated(&NEGATIONS, 16) || negated(&ENDINGS, 4) {
+        // (a lapse after a consent word, unless the lapse begins an ordinary word itself)
+        let lapsed = CONSENTED.iter().any(|w| {
+            v.match_indices(w).any(|(at, _)| {
+                let from = at + w.len();
+                let after: String = v[from..].chars().take(4).collect();
+                LAPSES
+                    .iter()
+                    .any(|k| after.match_indices(k).any(|(i, _)| !ordinary(from + i)))
+            })
+        });
+        if followed(&NEGATIONS, 16, &CONSENT_WORDS)
+            || followed(&ENDINGS, 4, &CONSENT_WORDS)
+            || lapsed
+        {
             return false;
         }
     }
@@ -656,7 +715,8 @@ fn consent_given(raw: Option<&str>) -> bool {
                             *w == "no"
                                 && !next.is_some_and(|c| matches!(c, b'.' | b':' | b'#' | b'0'..=b'9'))
                         }
-                        "not" | "non" | "opt" | "na" | "tbd" | "tbc" | "void" | "without" => w == p,
+                        "not" | "non" | "opt" | "na" | "tbd" | "tbc" | "void" | "without"
+                        | "never" | "false" | "none" | "null" => w == p,
                         _ => w.starts_with(p),
                     })
                 })
@@ -852,6 +912,13 @@ fn refuse_person_rows(
                 .filter(|(c, _)| c == "household_id")
                 .map(|(_, v)| v)
         };
+        // Two household_id headers that disagree: both. A ragged row: its own cell and the
+        // first field further on that names a household, both when both do: a comma before
+        // the household_id column leaves the previous column's value in its cell (an income
+        // `200` naming household 200, session 26's sixth attack, where taking the own cell
+        // alone dropped the member), a comma after it leaves the right id there and another
+        // value further on (a disability grade `2`, the fifth attack). A second household
+        // referred is looked at; a member lost is not.
         let mut found: Vec<usize> = if r.reason == "duplicate_column_conflict" {
             r.household_id
                 .iter()
@@ -859,15 +926,10 @@ fn refuse_person_rows(
                 .filter_map(lookup)
                 .collect()
         } else {
-            // a ragged row: its own cell first, else the first field further on that names a
-            // household (not every one: a disability grade `2` named household `2` beside the
-            // row's own, session 26's third attack)
             r.household_id
                 .iter()
                 .filter_map(lookup)
-                .next()
-                .or_else(|| others().filter_map(lookup).next())
-                .into_iter()
+                .chain(others().filter_map(lookup).next())
                 .collect()
         };
         found.dedup();
@@ -2811,6 +2873,38 @@ mod tests {
             "without consent 2026",
             "TBC 1",
             "-1",
+            // and its sixth
+            "不想授权 2026-10-31",
+            "本人不再同意查询 2026-10-01",
+            "不给授权 2026-10-31",
+            "非本人签字 2026-10-31",
+            "待本人签字 2026-11-05",
+            "授权书未交 2026-10-31",
+            "材料未齐 2026-10-31",
+            "授权书未审核 2026-10-31",
+            "授权书没交 2026-10-31",
+            "授权书：无 2026-10-31",
+            "签字：无 1",
+            "授权书缺 2026-10-31",
+            "签字不完整 2026-10-31",
+            "授权超期 2026-10-31",
+            "授权期满 2026-10-31",
+            "授权审核未通过 2026-10-31",
+            "授权审核不通过 2026-10-31",
+            "授权未确认 2026-10-31",
+            "授权书未盖章 2026-10-31",
+            "授权书遗失 2026-10-31",
+            "签名不符 2026-10-31",
+            "授权书后补 2026-10-31",
+            "None given 2026-10-31",
+            "Never signed 2026-10-31",
+            "awaiting signature 2026-10-31",
+            "lapsed 2026-10-31",
+            "retracted 2026-10-31",
+            "withheld 2026-10-31",
+            "OptOut 2026-10-31",
+            "NOTGIVEN 2026-10-31",
+            "FALSE 2026-10-31",
         ] {
             assert!(!consent_given(Some(v)), "{v:?}");
         }
@@ -2844,6 +2938,18 @@ mod tests {
             "NO:20260015",
             "甘民授No.15",
             "№2026015",
+            // and its sixth
+            "未成年人监护人授权书编号2026-015",
+            "未成年子女授权2026-01",
+            "无民事行为能力人监护人代签2026-03",
+            "无劳动能力人员授权书2026-15",
+            "授权2026-015（到期日2027-10-31）",
+            "无房户授权2026-0012",
+            "无业人员授权书2026-08",
+            "未婚子女授权书2026-02",
+            "甘民授〔2026〕15号",
+            "社救字〔2026〕第21号",
+            "麦民低保授〔2026〕3号",
             "cr_abcdefabcdefabcdefabcdef",
             "未央民授字〔2026〕第15号",
             "撤县设区后换发2026-015",

@@ -907,10 +907,17 @@ fn attempt(
         return Err(Stop::Fail(e));
     }
     if header_line > 1 {
-        notes.push(format!(
-            "lines 1-{} above the header: titles skipped, data rows read; header at line {header_line}",
-            header_line - 1
-        ));
+        // (what each line was is in the notes that follow: the session 26 trial read "data
+        // rows read" where there were none)
+        notes.push(if header_line == 2 {
+            "line 1 above the header (a title or a data row: see the notes); header at line 2"
+                .to_string()
+        } else {
+            format!(
+                "lines 1-{} above the header (titles or data rows: see the notes); header at line {header_line}",
+                header_line - 1
+            )
+        });
     }
     mapping_notes(&mapping, header_line, notes);
     // (a data row above the header, read below as a row, declares no unit: session 25's attack,

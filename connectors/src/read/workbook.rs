@@ -446,7 +446,7 @@ pub(super) fn prepare_workbook(
     }
     if header_idx > 0 {
         notes.push(format!(
-            "sheet rows above the header: titles skipped, data rows read; header at row {header_line}"
+            "sheet rows above the header (titles or data rows: see the notes); header at row {header_line}"
         ));
     }
     mapping_notes(&mapping, header_line, &mut notes);
