@@ -514,12 +514,12 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     // by session 26's attack: 25 of 100 households outside a policy's region came out
     // `ineligible` on its standards, their quarantine rows saying "referred".
     // A `programme` outside the vocabulary: the gradual exit (dibao's) may be the household's.
-    let programme_unknown = h.faults.iter().any(|f| f == "programme_unknown")
+    let gradual_unknown = h.faults.iter().any(|f| f == "programme_unknown")
         && income_fails
         && !other_ineligible
         && has_wage
         && n > 0;
-    let determination = if spellings || !policy.covers_region(&h.region_code) || programme_unknown {
+    let determination = if spellings || !policy.covers_region(&h.region_code) || gradual_unknown {
         Determination::Referred
     } else if gradual {
         findings.push(finding(

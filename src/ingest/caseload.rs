@@ -371,7 +371,7 @@ fn vocab_value(
 /// consent).
 fn consent_given(raw: Option<&str>) -> bool {
     /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
-    const NOT_GIVEN: [&str; 75] = [
+    const NOT_GIVEN: [&str; 74] = [
         // (phrases, not single characters: 未央区 and 撤县设区 are in real references,
         // session 25's fifth attack)
         "拒", // 拒绝, 拒签 (session 25's fourth attack: 拒签2026-10-31 read as a consent)
@@ -423,7 +423,6 @@ fn consent_given(raw: Option<&str>) -> bool {
         "待确认",
         "待处理",
         "待签",
-        "待补",
         "待核",
         "缺授",
         "缺件",
