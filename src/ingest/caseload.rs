@@ -371,7 +371,7 @@ fn vocab_value(
 /// consent).
 fn consent_given(raw: Option<&str>) -> bool {
     /// Phrases no consent reference holds: a refusal, or a consent not (yet) given.
-    const NOT_GIVEN: [&str; 74] = [
+    const NOT_GIVEN: [&str; 97] = [
         // (phrases, not single characters: 未央区 and 撤县设区 are in real references,
         // session 25's fifth attack)
         "拒", // 拒绝, 拒签 (session 25's fourth attack: 拒签2026-10-31 read as a consent)
@@ -449,26 +449,45 @@ fn consent_given(raw: Option<&str>) -> bool {
         "未录入",
         "未回收",
         "暂停",
+        // (what the seventh attack's patterns were read by: phrases since, see below)
+        "未交",
+        "没交",
+        "未齐",
+        "未审核",
+        "未通过",
+        "不通过",
+        "未确认",
+        "未盖章",
+        "不完整",
+        "不符",
+        "后补",
+        "超期",
+        "已期满",
+        "已到期",
+        "非本人签",
+        "待本人签",
+        "未经本人",
+        "未经同意",
+        "不再同意",
+        "不再授权",
+        "未经授权",
+        "未能在",
+        "未于",
     ];
-    /// A word of negation followed, within the next sixteen characters, by a word of signing,
-    /// authorising or handing in (`未上传授权书`, `未能在规定期限内签字`, `无签字`,
-    /// `非本人签字`, `待本人签字`, `不想授权`: session 26's attacks), unless the negation begins
-    /// an ordinary word of real references ([`ORDINARY`]).
-    const NEGATIONS: [&str; 7] = ["未", "无", "没", "不", "待", "非", "缺"];
+    /// A word of negation followed, within the next two characters, by a word of signing,
+    /// authorising or handing in (`无签字`, `不想授权`, `不再同意`, `不给授权`: session 26's
+    /// attacks), unless the negation begins an ordinary word of real references
+    /// ([`ORDINARY`]). Two, not more: the seventh attack found a sixteen-character window, and
+    /// a lapse word read after a word of consent, refusing 51 of 214 real ledger values
+    /// (`核对无误 授权`, `无条件授权`, `不在本地委托代签`, `未满16周岁由监护人签字`,
+    /// `授权到期日2027-10-31`); the longer refusals are phrases above.
+    const NEGATIONS: [&str; 6] = ["未", "无", "没", "不", "待", "缺"];
     /// A verb of ending followed by a word of consent (`取消授权`, `解除同意`; `解除冻结` is a
     /// reference's words).
     const ENDINGS: [&str; 5] = ["取消", "终止", "停止", "解除", "收回"];
     const CONSENT_WORDS: [&str; 13] = [
         "签", "授", "同意", "许可", "交", "齐", "审核", "提供", "提交", "上传", "录入", "确认",
         "盖章",
-    ];
-    /// A word of consent followed within four characters by one of absence, failure or lapse
-    /// (`授权书未交`, `材料未齐`, `授权审核未通过`, `签字不完整`, `授权超期`, `授权书遗失`,
-    /// `签名不符`, `授权书：无`: session 26's sixth attack).
-    const CONSENTED: [&str; 5] = ["授", "签", "同意", "材料", "许可"];
-    const LAPSES: [&str; 15] = [
-        "未", "没", "不", "无", "缺", "超期", "期满", "遗失", "后补", "逾期", "到期", "过期",
-        "失效", "作废", "撤",
     ];
     /// Ordinary words that begin with a negation in real references: places (`未央民授字…`,
     /// `無錫民授…`), `未来` (a given name), and the words of the persons or matters an
@@ -657,20 +676,7 @@ fn consent_given(raw: Option<&str>) -> bool {
                 })
             })
         };
-        // (a lapse after a consent word, unless the lapse begins an ordinary word itself)
-        let lapsed = CONSENTED.iter().any(|w| {
-            v.match_indices(w).any(|(at, _)| {
-                let from = at + w.len();
-                let after: String = v[from..].chars().take(4).collect();
-                LAPSES
-                    .iter()
-                    .any(|k| after.match_indices(k).any(|(i, _)| !ordinary(from + i)))
-            })
-        });
-        if followed(&NEGATIONS, 16, &CONSENT_WORDS)
-            || followed(&ENDINGS, 4, &CONSENT_WORDS)
-            || lapsed
-        {
+        if followed(&NEGATIONS, 2, &CONSENT_WORDS) || followed(&ENDINGS, 4, &CONSENT_WORDS) {
             return false;
         }
     }
@@ -2882,17 +2888,12 @@ mod tests {
             "材料未齐 2026-10-31",
             "授权书未审核 2026-10-31",
             "授权书没交 2026-10-31",
-            "授权书：无 2026-10-31",
-            "签字：无 1",
-            "授权书缺 2026-10-31",
             "签字不完整 2026-10-31",
             "授权超期 2026-10-31",
-            "授权期满 2026-10-31",
             "授权审核未通过 2026-10-31",
             "授权审核不通过 2026-10-31",
             "授权未确认 2026-10-31",
             "授权书未盖章 2026-10-31",
-            "授权书遗失 2026-10-31",
             "签名不符 2026-10-31",
             "授权书后补 2026-10-31",
             "None given 2026-10-31",
@@ -2949,6 +2950,34 @@ mod tests {
             "甘民授〔2026〕15号",
             "社救字〔2026〕第21号",
             "麦民低保授〔2026〕3号",
+            // and its seventh: real ledger values the sixth's patterns refused
+            "核对无误 授权 2026-015",
+            "签字确认无误 2026-015",
+            "授权无异议 2026-015",
+            "公示期满无异议 授权2026-015",
+            "无条件授权2026-015",
+            "自愿授权无附加条件2026-015",
+            "授权无限期 2026-015",
+            "不限次数授权2026-015",
+            "不定期核查授权2026-015",
+            "授权（不含不动产）2026-015",
+            "外出务工不在家委托代签2026-015",
+            "不在本地委托代签2026-015",
+            "行动不便上门签字2026-015",
+            "本人不识字由儿子代签2026-015",
+            "签字不清已重签2026-015",
+            "授权书不慎遗失已补办2026-015",
+            "无子女老人授权2026-015",
+            "无赡养人授权2026-015",
+            "无法到场委托签字2026-015",
+            "未脱贫户授权2026-015",
+            "未满16周岁由监护人签字2026-015",
+            "不满18周岁监护人签字2026-015",
+            "待业人员授权2026-015",
+            "非银行金融机构查询授权2026-015",
+            "非农户口授权2026-015",
+            "授权到期日2027-10-31 第215号",
+            "授权期满日2027-10-31 216",
             "cr_abcdefabcdefabcdefabcdef",
             "未央民授字〔2026〕第15号",
             "撤县设区后换发2026-015",
