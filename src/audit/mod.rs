@@ -1434,19 +1434,11 @@ impl Store {
                   AND outcome = 'revoked') ORDER BY ref",
                 "consent {} revoked",
             ),
-        ] {
-            let mut st = conn.prepare(sql)?;
-            let ids = st.query_map([], |r| r.get::<_, String>(0))?;
-            for id in ids {
-                out.push(what.replace("{}", &id?));
-            }
-        }
-        // The other way: an act the log holds that the store no longer shows (a revoked
-        // token or consent made active again), and a consent whose scope, term or person
-        // differ from its registration row. Found by session 26's attack: such edits with
-        // sqlite3 verified `chain ok` and the server acted on them (a revoked token's job
-        // done, a person verified under another's consent).
-        for (sql, what) in [
+            // The other way: an act the log holds that the store no longer shows (a revoked
+            // token or consent made active again; below, a consent or token whose terms
+            // differ from its registration row). Found by session 26's attack: such edits
+            // with sqlite3 verified `chain ok` and the server acted on them (a revoked token's
+            // job done, a person verified under another's consent).
             (
                 "SELECT id FROM tokens WHERE revoked = 0 AND id IN
                  (SELECT outcome FROM audit WHERE action = 'token_revoked') ORDER BY id",

@@ -1332,20 +1332,25 @@ async fn a_consent_revoked_while_the_departments_are_asked_stops_the_job_and_its
     );
 }
 
-/// Found by session 22's attack: the queries of a job were audited only with its report, so a
-/// server killed while the departments were being asked left them unaudited. The job's
-/// `source_query_sent` row is committed before any department is asked.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queries_of_a_job_killed_during_its_fan_out_are_audited() {
-    let w = World::new(20);
-    let (_sim, sim_addr) = w.sim(
+/// A job posted to a server killed (SIGKILL) while the departments were being asked: tax
+/// answers in 5 s, the server is killed once tax was asked.
+struct KilledJob {
+    _sim: Proc,
+    sim_addr: String,
+    cfg: std::path::PathBuf,
+    job: String,
+    intake_id: String,
+}
+
+async fn job_killed_during_fan_out(w: &World) -> KilledJob {
+    let (sim, sim_addr) = w.sim(
         "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 5000 }\n",
     );
     let cfg = w.serve_config(&sim_addr, "cache_ttl_s = 0\ntimeout_ms = 8000\nretries = 0");
     let (serve, addr) = w.serve(&cfg);
-    let api = Api::new(&w, &addr);
-    let (_, intake) = w.token("intake", COUNTY);
-    let hh = clean_households(&w, 1);
+    let api = Api::new(w, &addr);
+    let (intake_id, intake) = w.token("intake", COUNTY);
+    let hh = clean_households(w, 1);
     let consents = register_consents(&api, &intake, hh[0].1.iter().chain(&hh[0].2)).await;
     let (st, v) = api
         .post("/v1/verifications", &intake, &request(&hh[0], &consents))
@@ -1354,11 +1359,28 @@ async fn queries_of_a_job_killed_during_its_fan_out_are_audited() {
     let job = v["id"].as_str().unwrap().to_string();
     // the departments asked (tax still answering), then the server killed
     let t = Instant::now();
-    while sim_requests(&w, &sim_addr, "tax").await == 0 {
+    while sim_requests(w, &sim_addr, "tax").await == 0 {
         assert!(t.elapsed() < Duration::from_secs(3), "tax never asked");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(serve);
+    KilledJob {
+        _sim: sim,
+        sim_addr,
+        cfg,
+        job,
+        intake_id,
+    }
+}
+
+/// Found by session 22's attack: the queries of a job were audited only with its report, so a
+/// server killed while the departments were being asked left them unaudited. The job's
+/// `source_query_sent` row is committed before any department is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_of_a_job_killed_during_its_fan_out_are_audited() {
+    let w = World::new(20);
+    let k = job_killed_during_fan_out(&w).await;
+    let job = k.job;
     assert_eq!(
         job_actions(&w, &job),
         vec!["verification_accepted", "source_query_sent"]
@@ -1450,29 +1472,13 @@ async fn a_cached_person_beside_a_failed_request_is_marked_cached_in_the_audit()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_of_a_token_revoked_while_the_server_was_down_is_not_resumed() {
     let w = World::new(20);
-    let (_sim, sim_addr) = w.sim(
-        "[defaults]\nlatency = { fixed_ms = 2 }\n[sources.tax]\nlatency = { fixed_ms = 5000 }\n",
-    );
-    let cfg = w.serve_config(&sim_addr, "cache_ttl_s = 0\ntimeout_ms = 8000\nretries = 0");
-    let (serve, addr) = w.serve(&cfg);
-    let api = Api::new(&w, &addr);
-    let (intake_id, intake) = w.token("intake", COUNTY);
-    let hh = clean_households(&w, 1);
-    let consents = register_consents(&api, &intake, hh[0].1.iter().chain(&hh[0].2)).await;
-    let (st, v) = api
-        .post("/v1/verifications", &intake, &request(&hh[0], &consents))
-        .await;
-    assert_eq!(st, 202, "{v}");
-    let job = v["id"].as_str().unwrap().to_string();
-    let t = Instant::now();
-    while sim_requests(&w, &sim_addr, "tax").await == 0 {
-        assert!(t.elapsed() < Duration::from_secs(3), "tax never asked");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &serve.0.id().to_string()])
-        .status();
-    drop(serve);
+    let KilledJob {
+        _sim,
+        sim_addr,
+        cfg,
+        job,
+        intake_id,
+    } = job_killed_during_fan_out(&w).await;
     ok(&hedui(&[
         "token",
         "revoke",
