@@ -1659,12 +1659,7 @@ fn a_person_in_two_slices_is_counted_linked_once_by_a_memory_limited_run() {
 fn a_memory_limited_run_quarantines_what_one_run_does_when_keys_are_damaged() {
     let p = Province::new();
     let data = p.root.join("data");
-    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
-    let ids: Vec<String> = members
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').next().expect("id").to_string())
-        .collect();
+    let ids = member_ids(&data);
     let damaged: Vec<&String> = ids.iter().take(4).chain(ids.iter().rev().take(4)).collect();
     let wrong = |id: &str| {
         let (body, check) = id.split_at(17);
@@ -1743,12 +1738,8 @@ fn full_width(s: &str) -> String {
 fn a_memory_limited_run_logs_the_repairs_one_run_logs() {
     let p = Province::new();
     let data = p.root.join("data");
+    let ids = member_ids(&data);
     let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
-    let ids: Vec<String> = members
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').next().map(str::to_string))
-        .collect();
     // one member of each county keyed in full-width digits in the caseload
     let mut edited = String::new();
     let (mut a, mut b) = (false, false);
@@ -2789,4 +2780,14 @@ fn an_incremental_run_refuses_a_delta_a_full_run_would_send_to_the_error_toleran
             }
         }
     }
+}
+
+/// The `id_number` of every row of `data/members.csv` (its first column), in file order.
+fn member_ids(data: &Path) -> Vec<String> {
+    std::fs::read_to_string(data.join("members.csv"))
+        .expect("members")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next().map(str::to_string))
+        .collect()
 }

@@ -202,6 +202,18 @@ key = "certs/client.key"
         )
     }
 
+    /// `hedui token revoke` of token `id` on the world's store (the operator's command line).
+    pub fn revoke_token(&self, id: &str) {
+        ok(&hedui(&[
+            "token",
+            "revoke",
+            "--store",
+            s(&self.path("hedui.db")),
+            "--id",
+            id,
+        ]));
+    }
+
     /// `hedui batch` over `caseload` and the generated extracts into `out`, opened with the
     /// civil-affairs key: every report, by household id.
     pub fn batch_reports(&self, caseload: &Path, out: &str) -> BTreeMap<String, Value> {

@@ -1479,14 +1479,7 @@ async fn a_job_of_a_token_revoked_while_the_server_was_down_is_not_resumed() {
         job,
         intake_id,
     } = job_killed_during_fan_out(&w).await;
-    ok(&hedui(&[
-        "token",
-        "revoke",
-        "--store",
-        s(&w.path("hedui.db")),
-        "--id",
-        &intake_id,
-    ]));
+    w.revoke_token(&intake_id);
     let asked = sim_requests(&w, &sim_addr, "tax").await;
     let (_serve2, _addr2) = w.serve(&cfg);
     let conn = rusqlite::Connection::open(w.path("hedui.db")).unwrap();

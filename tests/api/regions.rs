@@ -275,14 +275,7 @@ async fn admins_and_auditors_of_a_county_stay_in_their_county() {
         .await;
     assert_eq!((st, &v["code"]), (403, &json!("region_forbidden")), "{v}");
     // the command line revokes too (the operator of the store)
-    ok(&hedui(&[
-        "token",
-        "revoke",
-        "--store",
-        s(&w.path("hedui.db")),
-        "--id",
-        &intake_b_id,
-    ]));
+    w.revoke_token(&intake_b_id);
     let (st, _) = api
         .get(&format!("/v1/verifications/{job}"), &intake_b)
         .await;
