@@ -153,14 +153,19 @@ pub struct VerificationReport {
     pub as_of: String,
     /// The determination.
     pub determination: Determination,
-    /// Household income / 12 / members, yuan, half-up to the fen (null without members).
+    /// Household income / 12 / members, yuan, half-up to the fen (null without members, and
+    /// when a source of the income finding did not answer, a person was not queried or a
+    /// member row not counted: missing is never zero; the partial sum is in the finding's
+    /// `partial_totals`).
     pub per_capita_monthly_income: Option<String>,
-    /// Financial assets / members, yuan, half-up to the fen (null without members).
+    /// Financial assets / members, yuan, half-up to the fen (null as
+    /// `per_capita_monthly_income`, for the financial-asset sources).
     pub per_capita_financial_assets: Option<String>,
-    /// Household yearly income including support owed, yuan (half-up).
-    pub household_income_annual: String,
-    /// Household financial assets, yuan.
-    pub financial_assets_total: String,
+    /// Household yearly income including support owed, yuan (half-up); null when not every
+    /// record of it is known (as `per_capita_monthly_income`).
+    pub household_income_annual: Option<String>,
+    /// Household financial assets, yuan; null when not every record of it is known.
+    pub financial_assets_total: Option<String>,
     /// Member rows counted.
     pub members: u32,
     /// Whether a periodic review is due.

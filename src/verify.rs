@@ -269,12 +269,15 @@ pub fn build_report(input: &ReportInput<'_>) -> (VerificationReport, Option<i64>
         determination: a.determination,
         per_capita_monthly_income: a.per_capita_monthly_income.map(|f| f.to_yuan()),
         per_capita_financial_assets: a.per_capita_financial_assets.map(|f| f.to_yuan()),
-        household_income_annual: crate::domain::Fen(crate::domain::money::div_round_half_up(
-            a.income_x10000,
-            10_000,
-        ) as i64)
-        .to_yuan(),
-        financial_assets_total: crate::domain::Fen(a.financial_assets).to_yuan(),
+        household_income_annual: a.income_whole.then(|| {
+            crate::domain::Fen(
+                crate::domain::money::div_round_half_up(a.income_x10000, 10_000) as i64,
+            )
+            .to_yuan()
+        }),
+        financial_assets_total: a
+            .assets_whole
+            .then(|| crate::domain::Fen(a.financial_assets).to_yuan()),
         members: a.members,
         review_due: a.review_due,
         findings: a.findings,

@@ -785,22 +785,42 @@ fn an_incremental_run_equals_a_full_run_on_the_end_state() {
     );
     assert!(!err.contains(&row[0]), "the ID number is not echoed: {err}");
 
-    // A previous run whose error-tolerant pass had work cannot be continued incrementally.
-    let manifest_path = again.join("state/manifest.json");
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest_path).expect("manifest")).expect("json");
-    assert_eq!(m["error_tolerant_rows"], 0);
-    m["error_tolerant_rows"] = serde_json::json!(3);
-    std::fs::write(&manifest_path, m.to_string()).expect("write");
+    // A previous run whose error-tolerant pass had work cannot be continued incrementally
+    // (its manifest says so: since session 27 an edited manifest is refused by its seal, so
+    // the run is made on data with two bank rows whose ID number is missing).
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(again.join("state/manifest.json")).expect("manifest"),
+    )
+    .expect("json");
+    assert_eq!(manifest["error_tolerant_rows"], 0);
+    let dirty = p.root.join("dirty");
+    copy_dir(&end, &dirty);
+    let bank = std::fs::read_to_string(dirty.join("bank.csv")).expect("bank");
+    let lines: Vec<String> = bank
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match (i, l.split_once(',')) {
+            (1 | 2, Some((_, rest))) => format!(",{rest}"),
+            _ => l.to_string(),
+        })
+        .collect();
+    std::fs::write(dirty.join("bank.csv"), lines.join("\n") + "\n").expect("write");
+    let tolerant = p.run_batch(&dirty, "tolerant", &[]);
+    assert_eq!(tolerant.status.code(), Some(1), "rows quarantined");
     let out = p.run_batch(
-        &end,
+        &dirty,
         "refused2",
-        &["--previous", s(&again), "--delta", s(&empty)],
+        &[
+            "--previous",
+            s(&p.root.join("tolerant")),
+            "--delta",
+            s(&empty),
+        ],
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("sent 3 source rows with an invalid or missing ID number"),
+        err.contains("sent 2 source rows with an invalid or missing ID number"),
         "{err}"
     );
 }
@@ -2790,4 +2810,129 @@ fn member_ids(data: &Path) -> Vec<String> {
         .skip(1)
         .filter_map(|l| l.split(',').next().map(str::to_string))
         .collect()
+}
+
+/// Found by session 27's attack: the state's files were not tied to each other nor to the
+/// run's key. A chain's second night without its `linked.patch`, or with the first night's,
+/// the first night's manifest, an edited `caseload.bin`, an edited manifest, or a run under
+/// another signing key were all taken (exit 0), and reports differed from a full run's (31 of
+/// 101 ineligible households eligible without the patch). Each is refused now, exit 2,
+/// nothing written; the intact chain runs.
+#[test]
+fn an_incremental_run_refuses_a_state_not_as_its_run_left_it() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let first = p.batch(&data, "first", &[]);
+    let bank = std::fs::read_to_string(data.join("bank.csv")).expect("bank");
+    let header = bank.lines().next().expect("header");
+    // night 1 changes a bank row of a member, night 2 one of another member: each night's
+    // patch holds the members touched since the base
+    let members = member_ids(&data);
+    let of_members: Vec<(usize, &str)> = bank
+        .lines()
+        .skip(1)
+        .enumerate()
+        .filter(|(_, l)| members.iter().any(|m| l.starts_with(&format!("{m},"))))
+        .collect();
+    let (a, b) = (of_members[0], of_members[of_members.len() - 1]);
+    assert_ne!(a.1.split(',').next(), b.1.split(',').next());
+    let night = |k: usize, (row, line): (usize, &str)| {
+        let delta = p.root.join(format!("delta{k}"));
+        std::fs::create_dir_all(&delta).expect("delta");
+        std::fs::write(
+            delta.join("bank.csv"),
+            format!("op,row,{header}\nchange,{row},{line}\n"),
+        )
+        .expect("delta");
+        delta
+    };
+    let (d1, d2) = (night(1, a), night(2, b));
+    let second = p.batch(
+        &data,
+        "second",
+        &["--previous", s(&first), "--delta", s(&d1)],
+    );
+    let third = p.batch(
+        &data,
+        "third",
+        &["--previous", s(&second), "--delta", s(&d2)],
+    );
+    assert!(third.join("state/linked.patch").exists());
+    let fourth = |previous: &Path, out: &str, extra: &[&str]| {
+        let mut args = vec!["--previous", s(previous), "--delta", s(&d1)];
+        args.extend_from_slice(extra);
+        let o = p.run_batch(&data, out, &args);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let copy = |name: &str, edit: &dyn Fn(&Path)| {
+        let to = p.root.join(name);
+        copy_dir(&third, &to);
+        edit(&to.join("state"));
+        to
+    };
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (
+            copy("no-patch", &|st| {
+                std::fs::remove_file(st.join("linked.patch")).expect("rm")
+            }),
+            "state/linked.patch is missing or differs",
+        ),
+        (
+            copy("old-patch", &|st| {
+                std::fs::copy(second.join("state/linked.patch"), st.join("linked.patch"))
+                    .expect("cp");
+            }),
+            "state/linked.patch is missing or differs",
+        ),
+        (
+            copy("old-manifest", &|st| {
+                for f in ["manifest.json", "manifest.mac"] {
+                    std::fs::copy(second.join("state").join(f), st.join(f)).expect("cp");
+                }
+            }),
+            "differs from what the run that wrote the state left",
+        ),
+        (
+            copy("edited-caseload", &|st| {
+                let path = st.join("caseload.bin");
+                let mut b = std::fs::read(&path).expect("caseload.bin");
+                let at = b
+                    .windows(5)
+                    .position(|w| w == b"urban")
+                    .expect("an urban household");
+                b[at..at + 5].copy_from_slice(b"rural");
+                std::fs::remove_file(&path).expect("rm (a hard link)");
+                std::fs::write(&path, b).expect("write");
+            }),
+            "state/caseload.bin is missing or differs",
+        ),
+        (
+            copy("edited-manifest", &|st| {
+                let path = st.join("manifest.json");
+                let m = std::fs::read_to_string(&path).expect("manifest");
+                std::fs::write(&path, m.replacen("\"rows\": ", "\"rows\": 1", 1)).expect("write");
+            }),
+            "does not match state/manifest.mac",
+        ),
+    ];
+    for (k, (previous, said)) in cases.iter().enumerate() {
+        let out = format!("refused{k}");
+        let (code, err) = fourth(previous, &out, &[]);
+        assert_eq!(code, Some(2), "{previous:?}: {err}");
+        assert!(err.contains(said), "{previous:?}: {err}");
+        assert!(!p.root.join(&out).join("reports.jsonl").exists());
+    }
+    // another signing key
+    ok(&hedui(&["keygen", "--out", s(&p.root.join("keys2"))]));
+    let other = p.root.join("keys2/hedui-signing.key");
+    let (code, err) = fourth(&third, "other-key", &["--signing-key", s(&other)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("signed by another key"), "{err}");
+    // the intact chain
+    let (code, err) = fourth(&third, "intact", &[]);
+    assert!(matches!(code, Some(0 | 1)), "{err}");
+    assert!(p.root.join("intact/reports.jsonl").exists());
 }

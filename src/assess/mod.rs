@@ -67,6 +67,28 @@ impl Household {
 /// it): `income` and `financial_assets` are referred.
 pub const MEMBER_MISSING: &str = "member_missing";
 
+/// The caseload fault of a household whose members hold no `applicant`, or more than one
+/// (DESIGN §2: `relation` is each member's relation to the one applicant): referred
+/// (`caseload_fault`).
+pub const APPLICANT_COUNT: &str = "applicant_count";
+
+/// Whether the caseload `faults` of a household say already that its members are not as
+/// read: a relation outside the vocabulary, a member row refused or unreadable, a second
+/// spelling or a duplicate of the household (whose members are read as one family's). Then
+/// [`APPLICANT_COUNT`] is not said as well: the applicant may be that row.
+pub fn members_said(faults: &[String]) -> bool {
+    faults.iter().any(|f| {
+        [
+            "relation_unknown",
+            MEMBER_MISSING,
+            "member_row_unreadable",
+            HOUSEHOLD_SPELLINGS,
+            "household_duplicate",
+        ]
+        .contains(&f.as_str())
+    })
+}
+
 /// The caseload fault of a household whose id two households rows spell differently, the
 /// same after [`crate::ingest::caseload::household_key`] (`620503H0000001` and
 /// `620503h0000001`, or a full-width copy): the members rows of both spellings are read as one
@@ -139,10 +161,19 @@ pub struct Assessment {
     pub income_x10000: i128,
     /// Household financial assets, fen.
     pub financial_assets: i64,
-    /// Per-capita monthly income, fen, half-up (None without members).
+    /// Per-capita monthly income, fen, half-up (None without members, and when not
+    /// `income_whole`).
     pub per_capita_monthly_income: Option<Fen>,
-    /// Per-capita financial assets, fen, half-up (None without members).
+    /// Per-capita financial assets, fen, half-up (None without members, and when not
+    /// `assets_whole`).
     pub per_capita_financial_assets: Option<Fen>,
+    /// Whether `income_x10000` is over every record of the household: every source the income
+    /// finding reads answered, every person was queried and every member row counted. When
+    /// not, `per_capita_monthly_income` is None and the figures are a partial sum
+    /// (`partial_totals` in the finding's evidence), never the household's.
+    pub income_whole: bool,
+    /// As `income_whole`, for `financial_assets`.
+    pub assets_whole: bool,
     /// Whether a periodic review is due.
     pub review_due: bool,
 }
@@ -263,6 +294,18 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     // standard (the one `Policy::standard_year` gives any other value) and the household
     // `ineligible` on 514.68 yuan a head where its urban standard made it eligible.
     let area_known = matches!(h.area.as_str(), "urban" | "rural");
+    // Whether a total is over every record of the household: no source it reads unanswered,
+    // every person queried, every member row counted. Otherwise it is the sum of what answered,
+    // never the household's figure: the report shows it under `partial_totals` and its
+    // headline figure is null (found by session 27's attack: with the bank failing, the
+    // report's `financial_assets_total` read `0.00` beside `unverified_sources: ["bank"]`).
+    let answered_all = |reads: &[SourceKind], not_queried: usize| {
+        !members_incomplete
+            && not_queried == 0
+            && !view.unverified.iter().any(|(k, _)| reads.contains(k))
+    };
+    let income_whole = answered_all(INCOME_SOURCES, unqueried_income);
+    let assets_whole = answered_all(ASSET_SOURCES, unqueried_assets);
     let settle =
         |fails: bool, reads: &[SourceKind], not_queried: usize, mut evidence: serde_json::Value| {
             // (with a member missing, the household's figure moves either way: their income
@@ -308,7 +351,7 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     if n > 0 {
         let (mut outcome, mut evidence) = settle(
             income >= s_year * n * X,
-            &[SourceKind::Tax, SourceKind::SocialInsurance],
+            INCOME_SOURCES,
             unqueried_income,
             json!({
                 "household_income_annual": yuan_x(income, X),
@@ -329,15 +372,20 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
             evidence["support_owed_annual_at_most"] =
                 json!(yuan_x(support_total + support_unknown, X));
         }
+        if !income_whole {
+            partial_totals(
+                &mut evidence,
+                &[
+                    "household_income_annual",
+                    "support_owed_annual",
+                    "per_capita_monthly_income",
+                ],
+            );
+        }
         findings.push(finding(policy, "income", outcome, evidence));
-        let (outcome, evidence) = settle(
+        let (outcome, mut evidence) = settle(
             12 * i128::from(fin) > i128::from(policy.asset_months) * s_year * n,
-            &[
-                SourceKind::Bank,
-                SourceKind::Securities,
-                SourceKind::CommercialInsurance,
-                SourceKind::InternetFinance,
-            ],
+            ASSET_SOURCES,
             unqueried_assets,
             json!({
                 "financial_assets_total": Fen(fin).to_yuan(),
@@ -345,6 +393,12 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
                 "threshold_per_capita": yuan_x(i128::from(policy.asset_months) * s_year, 12),
             }),
         );
+        if !assets_whole {
+            partial_totals(
+                &mut evidence,
+                &["financial_assets_total", "per_capita_financial_assets"],
+            );
+        }
         findings.push(finding(policy, "financial_assets", outcome, evidence));
     }
 
@@ -491,6 +545,18 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
     if !policy.covers_region(&h.region_code) {
         faults.push("region_not_in_policy".into());
     }
+    // Relations are the applicant's (DESIGN §2 `relation`): a household of members none of
+    // whom is the applicant, or two, is a damaged record (two families merged, a row's
+    // relation mistyped). Not said again where a member's relation or row is already a fault
+    // (the applicant may be that row). Found by session 26's attack: both ran clean.
+    let applicants = view
+        .members
+        .iter()
+        .filter(|m| m.relation == "applicant")
+        .count();
+    if n > 0 && applicants != 1 && !members_said(&h.faults) {
+        faults.push(APPLICANT_COUNT.into());
+    }
     if !faults.is_empty() {
         findings.push(finding(
             policy,
@@ -606,10 +672,36 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
         members: n as u32,
         income_x10000: income,
         financial_assets: fin,
-        per_capita_monthly_income: per_capita_income,
-        per_capita_financial_assets: per_capita_fin,
+        per_capita_monthly_income: per_capita_income.filter(|_| income_whole),
+        per_capita_financial_assets: per_capita_fin.filter(|_| assets_whole),
+        income_whole,
+        assets_whole,
         review_due,
     }
+}
+
+/// The sources the income finding reads (DESIGN §3: wages, pensions, benefits, business and
+/// property income from tax; contribution bases from social insurance).
+const INCOME_SOURCES: &[SourceKind] = &[SourceKind::Tax, SourceKind::SocialInsurance];
+/// The sources the financial-assets finding reads (DESIGN §3).
+const ASSET_SOURCES: &[SourceKind] = &[
+    SourceKind::Bank,
+    SourceKind::Securities,
+    SourceKind::CommercialInsurance,
+    SourceKind::InternetFinance,
+];
+
+/// Move the figures `keys` of a finding's `evidence` under `partial_totals` and set them null:
+/// the sums over the records that answered, not the household's (a source unanswered, a
+/// person not queried, a member row not counted).
+fn partial_totals(evidence: &mut serde_json::Value, keys: &[&str]) {
+    let mut part = serde_json::Map::new();
+    for k in keys {
+        if let Some(v) = evidence.get_mut(*k) {
+            part.insert((*k).to_string(), v.take());
+        }
+    }
+    evidence["partial_totals"] = serde_json::Value::Object(part);
 }
 
 /// The declared-vs-verified income gap in fen (verified − declared), for ranking.

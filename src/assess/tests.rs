@@ -1484,6 +1484,61 @@ fn a_total_within_its_limit_over_an_unanswered_source_is_referred_never_eligible
     assert_eq!(b.determination, Ineligible);
 }
 
+/// Found by session 27's attack: with the bank failing, the report's headline
+/// `financial_assets_total` and `per_capita_financial_assets` read `0.00` (and the income
+/// figures likewise with tax failing): "no assets" for a source nobody read. A total over
+/// sources not all answered is null; the sum of what answered is under `partial_totals`.
+#[test]
+fn a_total_over_an_unanswered_source_is_null_and_its_answered_part_is_shown_apart() {
+    let whole = urban().member(
+        member()
+            .with(bank("2972.30"))
+            .with(tax("2025", "wages", "12000.00")),
+    );
+    let a = whole.assess();
+    assert!(a.income_whole && a.assets_whole);
+    assert_eq!(a.per_capita_financial_assets, fen("2972.30"));
+    assert!(
+        finding(&a, "financial_assets")
+            .evidence
+            .get("partial_totals")
+            .is_none()
+    );
+    // (an unanswered source's records are none: the bank's are counted, the internet
+    // finance platform's and the tax office's are not known)
+    let a = urban()
+        .member(member().with(bank("2972.30")))
+        .unverified(SourceKind::InternetFinance)
+        .unverified(SourceKind::Tax)
+        .assess();
+    assert!(!a.income_whole && !a.assets_whole);
+    assert_eq!(a.per_capita_financial_assets, None);
+    assert_eq!(a.per_capita_monthly_income, None);
+    let assets = &finding(&a, "financial_assets").evidence;
+    assert_eq!(assets["financial_assets_total"], json!(null));
+    assert_eq!(assets["per_capita_financial_assets"], json!(null));
+    assert_eq!(
+        assets["partial_totals"],
+        json!({"financial_assets_total": "2972.30", "per_capita_financial_assets": "2972.30"})
+    );
+    let income = &finding(&a, "income").evidence;
+    assert_eq!(income["household_income_annual"], json!(null));
+    assert_eq!(
+        income["partial_totals"],
+        json!({"household_income_annual": "0.00", "support_owed_annual": "0.00", "per_capita_monthly_income": "0.00"})
+    );
+    // a person not queried (no consent) leaves the totals partial too
+    let a = urban()
+        .member(member().with(bank("100.00")))
+        .member(person("spouse").without_consent())
+        .assess();
+    assert!(!a.income_whole && !a.assets_whole);
+    assert_eq!(
+        finding(&a, "financial_assets").evidence["partial_totals"]["financial_assets_total"],
+        json!("100.00")
+    );
+}
+
 #[test]
 fn an_ineligible_finding_from_answered_sources_stands_when_another_source_failed() {
     let a = urban()
@@ -2151,4 +2206,35 @@ fn an_unknown_programme_does_not_decide_the_gradual_exit() {
     let mut c = case("低保户");
     c.household.faults.push("programme_unknown".into());
     assert_eq!(c.assess().determination, Referred);
+}
+
+/// Found by session 26's attack: a household of two applicants (two families merged) or of
+/// none (the applicant's row mistyped) ran clean. Each is referred (`caseload_fault`:
+/// `applicant_count`); a household whose relation is already a fault is not told twice.
+#[test]
+fn a_household_without_its_one_applicant_is_referred() {
+    let one = urban().member(member().with(bank("100.00")));
+    assert_eq!(one.assess().determination, Eligible);
+    let two = one.clone().member(person("applicant"));
+    let none = urban().member(person("spouse")).member(person("child"));
+    for (what, c) in [("two", two), ("none", none)] {
+        let a = c.assess();
+        assert_eq!(a.determination, Referred, "{what}");
+        assert_eq!(
+            flagged(&a),
+            vec![("caseload_fault", Outcome::Referred)],
+            "{what}"
+        );
+        assert_eq!(
+            finding(&a, "caseload_fault").evidence,
+            serde_json::json!({"faults": ["applicant_count"]}),
+            "{what}"
+        );
+    }
+    let mut said = urban().member(person("spouse"));
+    said.household.faults.push("relation_unknown".into());
+    assert_eq!(
+        finding(&said.assess(), "caseload_fault").evidence,
+        serde_json::json!({"faults": ["relation_unknown"]})
+    );
 }

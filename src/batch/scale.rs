@@ -258,6 +258,176 @@ struct Manifest {
     /// them. `None` in a state written before session 23.
     #[serde(default)]
     namesakes: Option<Vec<Namesake>>,
+    /// The state's other files as this run left them ([`seal_files`]): name → length and
+    /// SHA-256 (`linked.bin`: its length only, its records are read by offset and never
+    /// whole). The manifest itself is sealed by `manifest.mac`. `None` in a state written
+    /// before session 27 (refused: run a full batch).
+    #[serde(default)]
+    files: Option<BTreeMap<String, FileSeal>>,
+}
+
+/// A state file's length and SHA-256 (hex; `None` for `linked.bin`) in [`Manifest::files`].
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+struct FileSeal {
+    len: u64,
+    sha256: Option<String>,
+}
+
+/// The state files [`Manifest::files`] seals (those present), and whether by content.
+const SEALED_FILES: [(&str, bool); 5] = [
+    ("households.bin", true),
+    ("caseload.bin", true),
+    ("linked.keys", true),
+    ("linked.patch", true),
+    ("linked.bin", false),
+];
+
+/// The sealed files a state may lack ([`read_sealed_manifest`]): caches of what the state
+/// holds otherwise.
+const CACHES: [&str; 2] = ["caseload.bin", "linked.keys"];
+
+/// Label of the key of `manifest.mac` ([`crate::seal::SigningKey::derive_secret`]).
+const STATE_MAC_LABEL: &[u8] = b"hedui state manifest mac v1";
+
+/// The seals of the state files in `dir` ([`SEALED_FILES`] that exist), hashed in parallel.
+fn seal_files(dir: &Path) -> std::io::Result<BTreeMap<String, FileSeal>> {
+    SEALED_FILES
+        .par_iter()
+        .filter_map(|&(name, by_content)| {
+            let path = dir.join(name);
+            let len = match std::fs::metadata(&path) {
+                Ok(m) => m.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                Err(e) => return Some(Err(e)),
+            };
+            let sha256 = if by_content {
+                match sha256_file(&path) {
+                    Ok(d) => Some(d),
+                    Err(e) => return Some(Err(e)),
+                }
+            } else {
+                None
+            };
+            Some(Ok((name.to_string(), FileSeal { len, sha256 })))
+        })
+        .collect()
+}
+
+/// SHA-256 of the file at `path`, hex, read in 1 MiB blocks.
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(hex::encode(ctx.finish().as_ref()))
+}
+
+/// Write `manifest` (its [`Manifest::files`] set from the state files in `dir` as they are
+/// now) as `dir/manifest.json`, then `dir/manifest.mac`: HMAC-SHA256 of the manifest's bytes
+/// under a key derived from the run's signing key ([`STATE_MAC_LABEL`]). Found by session
+/// 27's attack: a missing `linked.patch`, one or a manifest of an earlier night, an edited
+/// `caseload.bin` or manifest, or a run with another signing key were all taken, and the
+/// incremental run's reports (signed) differed from a full run's.
+fn write_manifest(
+    dir: &Path,
+    manifest: &mut Manifest,
+    signing: &crate::seal::SigningKey,
+) -> Result<(), BatchError> {
+    manifest.files = Some(seal_files(dir).map_err(write_err(dir))?);
+    let bytes = serde_json::to_vec_pretty(&manifest).expect("json");
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &signing.derive_secret(STATE_MAC_LABEL),
+    );
+    let mac = hex::encode(ring::hmac::sign(&key, &bytes).as_ref());
+    let mpath = dir.join("manifest.json");
+    super::write_fresh(&mpath, bytes).map_err(write_err(&mpath))?;
+    let macpath = dir.join("manifest.mac");
+    super::write_fresh(&macpath, format!("{mac}\n")).map_err(write_err(&macpath))
+}
+
+/// The manifest of the state in `state`, checked: `manifest.mac` must be its HMAC under
+/// `signing` ([`write_manifest`]) and each file [`Manifest::files`] names for `with_linked`
+/// (all, or only `households.bin`) must have its length and SHA-256. The error's text says
+/// which check failed, never a value of a person.
+fn read_sealed_manifest(
+    state: &Path,
+    signing: &crate::seal::SigningKey,
+    with_linked: bool,
+) -> Result<Manifest, String> {
+    let bytes = std::fs::read(state.join("manifest.json"))
+        .map_err(|e| format!("state/manifest.json: {e} (an incremental run needs the state a finished run of this version writes: a run that stopped leaves none)"))?;
+    let mac = std::fs::read_to_string(state.join("manifest.mac")).map_err(|e| {
+        format!("state/manifest.mac: {e} (a state written before session 27, or not whole: run a full batch)")
+    })?;
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &signing.derive_secret(STATE_MAC_LABEL),
+    );
+    let sealed = hex::decode(mac.trim())
+        .ok()
+        .is_some_and(|m| ring::hmac::verify(&key, &bytes, &m).is_ok());
+    if !sealed {
+        return Err("state/manifest.json does not match state/manifest.mac under this run's signing key: the previous run was signed by another key, or its manifest was edited or replaced (run a full batch)".into());
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| format!("state/manifest.json: {e}"))?;
+    let Some(files) = &manifest.files else {
+        return Err("state/manifest.json lists no state files (written before session 27: run a full batch)".into());
+    };
+    let mut checks: Vec<(&String, &FileSeal)> = files
+        .iter()
+        .filter(|(name, _)| with_linked || name.as_str() == "households.bin")
+        .collect();
+    // a file the run left is missing from the list: `linked.patch` put in from another night
+    for &(name, _) in &SEALED_FILES {
+        if (with_linked || name == "households.bin")
+            && !files.contains_key(name)
+            && state.join(name).exists()
+        {
+            return Err(format!(
+                "state/{name} was not left by the run that wrote the state (from another run?): run a full batch"
+            ));
+        }
+    }
+    checks.sort_by(|a, b| a.0.cmp(b.0));
+    checks
+        .par_iter()
+        .map(|(name, seal)| {
+            let path = state.join(name.as_str());
+            let differs = || {
+                format!("state/{name} is missing or differs from what the run that wrote the state left (its length or SHA-256 in manifest.json): edited, truncated or from another run (run a full batch)")
+            };
+            let len = match std::fs::metadata(&path) {
+                Ok(m) => m.len(),
+                // the caches a state may lack: the caseload is read from its files, the
+                // linked rows' index from `linked.bin` (a state of an older run has neither)
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        && CACHES.contains(&name.as_str()) =>
+                {
+                    return Ok(());
+                }
+                Err(_) => return Err(differs()),
+            };
+            if len != seal.len {
+                return Err(differs());
+            }
+            if let Some(want) = &seal.sha256
+                && sha256_file(&path).map_err(|_| differs())? != *want
+            {
+                return Err(differs());
+            }
+            Ok(())
+        })
+        .collect::<Result<(), String>>()?;
+    Ok(manifest)
 }
 
 /// A namesake's registration row as the state keeps it: the row of the extract, and
@@ -327,6 +497,10 @@ struct SourceState {
     header_map: Vec<(String, String)>,
     #[serde(default)]
     notes: Vec<String>,
+    /// Lines that repeat the header ([`super::FileCounts::repeated_header_lines`]), carried
+    /// to an incremental run's summary with the notes (found missing by session 27's attack).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    repeated_header_lines: Vec<u64>,
     /// Rows of the extract in the period its rules read (tax, medical and social insurance):
     /// an incremental run's end state answers for the period while one of them stays or a
     /// delta row is in it. `None` for other sources and in a state written before it existed.
@@ -1299,7 +1473,7 @@ pub(super) fn write_state(
     namesakes.dedup();
     let dir = state_dir(&opts.out)?;
     let sealer_ids: Vec<String> = opts.recipients.iter().map(|r| r.key_id()).collect();
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         version: 1,
         run_id: run_id.to_string(),
         as_of: opts.as_of.to_string(),
@@ -1315,6 +1489,7 @@ pub(super) fn write_state(
             .collect(),
         error_tolerant_rows: Some(error_tolerant_rows),
         namesakes: Some(namesakes),
+        files: None,
     };
     let at = offsets_in_order(report_lens);
     write_households(
@@ -1326,9 +1501,7 @@ pub(super) fn write_state(
         ),
     )?;
     // last: the manifest says the state is whole
-    let mpath = dir.join("manifest.json");
-    super::write_fresh(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
-        .map_err(write_err(&mpath))
+    write_manifest(&dir, &mut manifest, &opts.signing)
 }
 
 fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
@@ -1347,6 +1520,7 @@ fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
         delimiter: c.delimiter,
         header_map: c.header_map,
         notes: c.notes,
+        repeated_header_lines: c.repeated_header_lines,
         period_rows: c.period_rows,
         line_runs: c.line_runs,
         refused_lines: c.refused_lines,
@@ -1706,23 +1880,23 @@ enum RowIndex {
 /// its rows' ID numbers.
 type Planned = (Option<(u64, Result<RowMap, BatchError>)>, Vec<u64>);
 
-fn load_previous(dir: &Path) -> Result<PreviousRun, BatchError> {
-    load_state(dir, true)
+fn load_previous(dir: &Path, signing: &crate::seal::SigningKey) -> Result<PreviousRun, BatchError> {
+    load_state(dir, true, signing)
 }
 
 /// A previous run's state; `linked.bin` and `linked.patch` only when `with_linked` (else
 /// left on disk).
-fn load_state(dir: &Path, with_linked: bool) -> Result<PreviousRun, BatchError> {
+fn load_state(
+    dir: &Path,
+    with_linked: bool,
+    signing: &crate::seal::SigningKey,
+) -> Result<PreviousRun, BatchError> {
     let err = |m: String| BatchError::Previous {
         path: dir.display().to_string(),
         message: m,
     };
     let state = dir.join("state");
-    let manifest: Manifest = read_manifest(&state).map_err(|m| {
-            err(format!(
-                "state/manifest.json: {m} (an incremental run needs the state a finished run of this version writes: a run that stopped leaves none)"
-            ))
-        })?;
+    let manifest = read_sealed_manifest(&state, signing, with_linked).map_err(err)?;
     let households = std::fs::read(state.join("households.bin"))
         .map_err(|e| err(format!("state/households.bin: {e}")))
         .and_then(|b| {
@@ -2321,6 +2495,18 @@ fn plan_rows(prev_rows: u64, delta: &SourceDelta) -> Result<RowMap, BatchError> 
         }
         moved.insert(src, hole);
     }
+    // A changed row that is among the last rows moves too: its new values end where it moved
+    // (found by session 27's attack: a `change` of the last row with a `remove` of row 0 kept
+    // the old row number, past the end state's end, and the next night's `remove` of the row
+    // at its real place left the record counted).
+    for (d, end) in delta.rows.iter().zip(delta_rows.iter_mut()) {
+        if d.op == Op::Change
+            && let Some(r) = end
+            && let Some(&to) = moved.get(r)
+        {
+            *r = to;
+        }
+    }
     Ok(RowMap {
         gone,
         moved,
@@ -2574,7 +2760,7 @@ pub fn run_incremental(
         });
         // the state, and the (source, row, person) of each of its linked rows, read while
         // the delta is (the rows the delta takes out are looked up in it)
-        let prev = load_previous(previous).and_then(|prev| {
+        let prev = load_previous(previous, &opts.signing).and_then(|prev| {
             let keys = previous.join("state/linked.keys");
             // (read once the delta is known; its near-miss rows are read then)
             if linked_keys_v2(&keys) {
@@ -3773,6 +3959,7 @@ pub fn run_incremental(
                     delimiter: st.delimiter,
                     header_map: st.header_map.clone(),
                     notes: st.notes.clone(),
+                    repeated_header_lines: st.repeated_header_lines.clone(),
                     ..FileCounts::default()
                 }),
                 households_unverified: 0,
@@ -3783,7 +3970,7 @@ pub fn run_incremental(
 
     // state for the next night
     let tst = Instant::now();
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         run_id: run_id.clone(),
         sources: new_sources,
         namesakes: namesakes_now,
@@ -3795,8 +3982,7 @@ pub fn run_incremental(
     if std::fs::hard_link(previous.join("state/caseload.bin"), &cpath).is_err() {
         write_caseload_cache(&cpath, &caseload, &named).map_err(write_err(&cpath))?;
     }
-    super::write_fresh(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
-        .map_err(write_err(&mpath))?;
+    write_manifest(&sdir, &mut manifest, &opts.signing)?;
     timings.insert("state_write".to_string(), tst.elapsed().as_millis());
     timings.insert("write".to_string(), tw.elapsed().as_millis());
     let persons_queried = everyone.len();
@@ -4436,7 +4622,7 @@ fn merge_slices(
     remove_if_present(&npath).map_err(write_err(&npath))?;
     // the slices' households only: their linked rows are streamed below, never all held
     let prevs: Vec<PreviousRun> = (0..slices.len())
-        .map(|k| load_state(&work.join(format!("slice{k}")), false))
+        .map(|k| load_state(&work.join(format!("slice{k}")), false, &opts.signing))
         .collect::<Result<_, _>>()?;
     // position of household h inside its slice
     let mut pos = vec![0usize; caseload.households.len()];
@@ -4660,8 +4846,7 @@ fn merge_slices(
         w.near(s, row, body).map_err(write_err(&lpath))?;
     }
     w.finish().map_err(write_err(&lpath))?;
-    super::write_fresh(&mpath, serde_json::to_vec_pretty(&manifest).expect("json"))
-        .map_err(write_err(&mpath))?;
+    write_manifest(&sdir, &mut manifest, &opts.signing)?;
     if let Some(prev) = &opts.previous {
         let changes = super::changes(prev, &outcomes, None)?;
         let p = opts.out.join("changes.json");
@@ -5170,6 +5355,23 @@ mod tests {
         assert_eq!(m.rows, 7);
         assert_eq!(m.delta_rows[4], Some(1));
         assert_eq!(m.moved, HashMap::from([(7, 4)]));
+    }
+
+    /// Found by session 27's attack: a `change` of one of the last rows kept its old row
+    /// where the removals moved it (past the end state's end).
+    #[test]
+    fn a_changed_row_among_the_last_rows_moves_with_them() {
+        // 10 rows; change 9, remove 0 and 3: the end state has 8 rows (0-7); the last
+        // remaining rows, 9 (changed) then 8, move into rows 0 and 3
+        let d = delta(&[
+            (Op::Change, Some(9)),
+            (Op::Remove, Some(0)),
+            (Op::Remove, Some(3)),
+        ]);
+        let m = plan_rows(10, &d).expect("a valid delta");
+        assert_eq!(m.rows, 8);
+        assert_eq!(m.moved, HashMap::from([(9, 0), (8, 3)]));
+        assert_eq!(m.delta_rows, vec![Some(0), None, None]);
     }
 
     #[test]

@@ -341,8 +341,10 @@ impl Rows<'_> {
     }
 }
 
-/// A vocabulary value, case and spaces normalised (`Urban` → `urban`); an unknown or (when
-/// required) empty value is kept as given and recorded as a fault of the household.
+/// A vocabulary value, case, spaces and full-width letters normalised (`Urban`, `ｕｒｂａｎ`
+/// → `urban`, as the API reads them: [`crate::verify::request`]); an unknown or (when
+/// required) empty value is kept as given and recorded as a fault of the household. (Found
+/// by session 26's attack: a full-width `ａｐｐｌｉｃａｎｔ` was refused as a relation.)
 fn vocab_value(
     raw: Option<&str>,
     allowed: &[&str],
@@ -350,11 +352,40 @@ fn vocab_value(
     column: &str,
     faults: &mut Vec<String>,
 ) -> String {
-    let v = raw.unwrap_or("").trim().to_lowercase();
+    let raw = raw.unwrap_or("");
+    let folded = crate::domain::half_width(raw);
+    let v = folded.as_deref().unwrap_or(raw).trim().to_lowercase();
     if (v.is_empty() && !optional) || (!v.is_empty() && !allowed.contains(&v.as_str())) {
         faults.push(format!("{column}_unknown"));
     }
     v
+}
+
+/// Log a vocabulary value of `column` at data row `i` written in full-width characters
+/// (`ａｐｐｌｉｃａｎｔ`), read as ASCII by [`vocab_value`] (`vocabulary_fullwidth`).
+fn log_full_width(
+    norms: &mut Normalisations,
+    rows: &Rows,
+    i: usize,
+    column: &str,
+    raw: Option<&str>,
+) {
+    let Some(raw) = raw.filter(|r| crate::domain::half_width(r).is_some()) else {
+        return;
+    };
+    norms.push(
+        At {
+            file: rows.file,
+            line: rows.prep.line_of(i as u64),
+            row: Some(i as u64),
+            column,
+        },
+        "vocabulary_fullwidth",
+        format!(
+            "full-width characters ({}) → ASCII",
+            crate::domain::full_width_points(raw)
+        ),
+    );
 }
 
 /// Whether a `consent_ref` cell records a consent: not empty, not a placeholder of "no
@@ -1265,6 +1296,13 @@ pub fn load_caseload(
             "category",
             &mut faults,
         );
+        for (column, raw) in [
+            ("area", area.get(i)),
+            ("programme", programme.get(i)),
+            ("category", category.get(i)),
+        ] {
+            log_full_width(&mut out.normalisations, &rows, i, column, raw);
+        }
         // Each refused value is named in quarantine.csv (file, line, column, value, reason):
         // the household is referred (caseload_fault), and the clerk must see why.
         for fault in &faults {
@@ -1517,6 +1555,7 @@ pub fn load_caseload(
             rel.get(i),
             MEMBER_RELATIONS,
         );
+        log_full_width(&mut out.normalisations, &rows, i, "relation", rel.get(i));
         member_rows.push(i);
         out.members.push(Member {
             household,
@@ -1682,6 +1721,35 @@ pub fn load_caseload(
             ));
         }
     }
+    // Members none of whom is the applicant, or two: the rules refer the household
+    // (`caseload_fault`: `applicant_count`, [`crate::assess::APPLICANT_COUNT`]); its
+    // households row is quarantined so that the clerk sees which household to correct (not
+    // when a member's relation or row has said so already).
+    let mut applicants = vec![0usize; out.households.len()];
+    for m in &out.members {
+        if m.relation == "applicant"
+            && let Some(a) = applicants.get_mut(m.household)
+        {
+            *a += 1;
+        }
+    }
+    for (h, household) in out.households.iter().enumerate() {
+        if has_member[h] && applicants[h] != 1 && !crate::assess::members_said(&household.faults) {
+            q.push(QuarantineEntry::at(
+                &hh_at.0,
+                household.at.and_then(|(line, _)| line),
+                household.at.map(|(_, row)| row),
+                "household_id",
+                &household.id,
+                crate::assess::APPLICANT_COUNT,
+                Action::Referred,
+                format!(
+                    "the household's members hold {} `applicant` relations, one expected (each relation is to the applicant, §2); household referred (caseload_fault)",
+                    applicants[h]
+                ),
+            ));
+        }
+    }
 
     let (df, file, prep) = read(dir, CaseloadTable::Supporters, &mut out.normalisations)?;
     let mut note = file_note(&file, &prep);
@@ -1724,6 +1792,8 @@ pub fn load_caseload(
     .map(|c| col(&df, c));
     let parsed = parse_ids(idn, as_of);
     let mut seen: HashMap<(usize, String), usize> = HashMap::new();
+    // (household, supporter key, supported member's key) → relation, as first given
+    let mut relations: HashMap<(usize, String, u64), String> = HashMap::new();
     let mut flagged: HashSet<(usize, String)> = HashSet::new();
     let supports = col(&df, "supports_id_number");
     for (i, parsed_id) in parsed.iter().enumerate() {
@@ -1800,8 +1870,10 @@ pub fn load_caseload(
             }
             continue;
         }
+        let mut supported_key = None;
         if let Some(sup) = supports.get(i).map(str::trim).filter(|v| !v.is_empty()) {
             let parsed_sup = IdNumber::parse(sup, as_of);
+            supported_key = parsed_sup.as_ref().ok().map(|(s, _)| s.key());
             // (its repairs logged like an id_number's: found unlogged by session 26's attack)
             if let Ok((_, repairs)) = &parsed_sup {
                 out.normalisations.id_repairs(
@@ -1858,6 +1930,36 @@ pub fn load_caseload(
             rel.get(i),
             SUPPORTER_RELATIONS,
         );
+        log_full_width(&mut out.normalisations, &rows, i, "relation", rel.get(i));
+        // One supporter's relation to one member given twice, differently (`child`, then
+        // `parent`): which is meant is not guessed, as the API refuses it (found by session
+        // 27's attack on the API, where the second was dropped). A relation to another member
+        // may differ: a separated spouse is the parent of a child member.
+        if let Some(to) = supported_key {
+            match relations.get(&(household, key.clone(), to)) {
+                Some(r)
+                    if *r != relation
+                        && [r, &relation]
+                            .iter()
+                            .all(|v| SUPPORTER_RELATIONS.contains(&v.as_str())) =>
+                {
+                    let r = r.clone();
+                    rows.refer_each(
+                        q,
+                        &mut out.households[household],
+                        i,
+                        "relation",
+                        rel.get(i).unwrap_or(""),
+                        "relation_conflict",
+                        format!("the supporter's earlier row gives relation {r} to the same member: which is right is unclear; household referred (caseload_fault)"),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    relations.insert((household, key.clone(), to), relation.clone());
+                }
+            }
+        }
         match seen.get(&(household, key.clone())) {
             Some(&s) => {
                 // Two sizes of one supporter's household (one row per member supported):
@@ -2390,6 +2492,40 @@ mod tests {
         assert_eq!(q.entries[2].value, "6205**********1235");
     }
 
+    /// Found by session 27's attack (on the API): a supporter of one member given twice with
+    /// two relations kept the first without a word. The household is referred naming the
+    /// later row (`relation_conflict`); a relation to another member may differ.
+    #[test]
+    fn a_supporter_of_one_member_with_two_relations_refers_the_household() {
+        let d = caseload(
+            "H1,620503,urban,dibao,,,,\nH2,620503,urban,dibao,,,,\n",
+            "H1,620503195809200176,马福祥,applicant,,C1\nH1,620503196207080319,李建国,child,,C1\n\
+             H2,620503198703151234,王秀兰,applicant,,C2\nH2,620502197501010467,张秀英,child,,C2\n",
+            "H1,620503197001011232,张三,620503195809200176,child,2,C1-S1\n\
+             H1,620503197001011232,张三,620503195809200176,Parent,2,C1-S1\n\
+             H2,620503197001011232,张三,620503198703151234,spouse,2,C2-S1\n\
+             H2,620503197001011232,张三,620502197501010467,parent,2,C2-S1\n",
+        );
+        let (c, q) = load(d.path());
+        assert_eq!(c.households[0].faults, vec!["relation_conflict"]);
+        assert!(
+            c.households[1].faults.is_empty(),
+            "{:?}",
+            c.households[1].faults
+        );
+        let got: Vec<(&str, Option<u64>, &str)> = q
+            .entries
+            .iter()
+            .map(|e| (e.reason.as_str(), e.line, e.column.as_str()))
+            .collect();
+        assert_eq!(got, vec![("relation_conflict", Some(3), "relation")]);
+        assert!(
+            q.entries[0].message.contains("relation child"),
+            "{}",
+            q.entries[0].message
+        );
+    }
+
     /// Found by session 22's attack: a supporter of two members whose rows gave sizes 4 and 50
     /// was one supporter of size 50, silently, and the household turned eligible. Two sizes
     /// given (an empty cell gives none) refer the household, naming the later row; the same
@@ -2535,6 +2671,84 @@ mod tests {
             vec![
                 ("region_fullwidth", "households.csv", Some(2)),
                 ("region_fullwidth", "households.csv", Some(3))
+            ]
+        );
+    }
+
+    /// Found by session 26's attack: a household of two applicants or of none ran clean,
+    /// exit 0. Its households row is quarantined (`applicant_count`, referred; the rules say
+    /// `caseload_fault`), not when a member's relation or a second spelling said so already.
+    #[test]
+    fn a_household_of_two_applicants_or_none_is_quarantined() {
+        let d = caseload(
+            "H1,620503,urban,dibao,,,,\nH2,620503,urban,dibao,,,,\nH3,620503,urban,dibao,,,,\nH4,620503,urban,dibao,,,,\n",
+            "H1,620503195809200176,马福祥,applicant,,C1\n\
+             H1,620503196207080319,李建国,applicant,,C1\n\
+             H2,620503198703151234,王秀兰,spouse,,C2\n\
+             H3,620502197501010467,张秀英,applicant,,C3\n\
+             H4,620503197001011232,张三,husband,,C4\n",
+            "",
+        );
+        let (_, q) = load(d.path());
+        let got: Vec<(&str, Option<u64>, &str)> = q
+            .entries
+            .iter()
+            .map(|e| (e.reason.as_str(), e.line, e.column.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("relation_unknown", Some(6), "relation"),
+                ("applicant_count", Some(2), "household_id"),
+                ("applicant_count", Some(3), "household_id"),
+            ]
+        );
+        assert!(q.entries[1].message.contains("hold 2 `applicant`"));
+        assert!(q.entries[2].message.contains("hold 0 `applicant`"));
+        assert!(q.entries.iter().all(|e| e.action == Action::Referred));
+    }
+
+    /// Found by session 26's attack: a full-width `ａｐｐｌｉｃａｎｔ` was refused as a relation
+    /// (`relation_unknown`, the household referred). Full-width vocabulary values are read as
+    /// ASCII and logged; a value outside the vocabulary in any width is still refused.
+    #[test]
+    fn a_full_width_vocabulary_value_is_read_as_ascii_and_logged() {
+        let d = caseload(
+            "H1,620503,ｕｒｂａｎ,ＤＩＢＡＯ,ｆｕｌｌ,,,\nH2,620503,urban,dibao,,,,\n",
+            "H1,620503195809200176,马福祥,ａｐｐｌｉｃａｎｔ,,C1\n\
+             H2,620503196207080319,李建国,ａｐｐｌｉｃａｎｔ\u{3000},,C2\n\
+             H2,620503198703151234,王秀兰,ｗｉｆｅ,,C2\n",
+            "",
+        );
+        let (c, q) = load(d.path());
+        let h = &c.households[0];
+        assert_eq!((h.area.as_str(), h.programme.as_str()), ("urban", "dibao"));
+        assert!(h.faults.is_empty(), "{:?}", h.faults);
+        assert_eq!(c.members[0].relation, "applicant");
+        assert_eq!(c.members[1].relation, "applicant");
+        assert_eq!(c.households[1].faults, vec!["relation_unknown"]);
+        let refused: Vec<(&str, Option<u64>)> = q
+            .entries
+            .iter()
+            .map(|e| (e.reason.as_str(), e.line))
+            .collect();
+        assert_eq!(refused, vec![("relation_unknown", Some(4))]);
+        let logged: Vec<(&str, &str, Option<u64>)> = c
+            .normalisations
+            .records
+            .iter()
+            .filter(|n| n.kind == "vocabulary_fullwidth")
+            .map(|n| (n.column.as_str(), n.file.as_str(), n.line))
+            .collect();
+        assert_eq!(
+            logged,
+            vec![
+                ("area", "households.csv", Some(2)),
+                ("programme", "households.csv", Some(2)),
+                ("category", "households.csv", Some(2)),
+                ("relation", "members.csv", Some(2)),
+                ("relation", "members.csv", Some(3)),
+                ("relation", "members.csv", Some(4)),
             ]
         );
     }

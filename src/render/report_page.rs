@@ -246,14 +246,8 @@ fn overview(h: &mut Html, r: &VerificationReport, lang: &Texts) {
         ),
         ("as_of", r.as_of.clone()),
         ("review_due", review),
-        (
-            "household_income_annual",
-            money(&Some(r.household_income_annual.clone())),
-        ),
-        (
-            "financial_assets_total",
-            money(&Some(r.financial_assets_total.clone())),
-        ),
+        ("household_income_annual", money(&r.household_income_annual)),
+        ("financial_assets_total", money(&r.financial_assets_total)),
         (
             "per_capita_monthly_income",
             money(&r.per_capita_monthly_income),

@@ -341,8 +341,8 @@ fn sample() -> VerificationReport {
         determination: Determination::Ineligible,
         per_capita_monthly_income: Some("578.53".into()),
         per_capita_financial_assets: Some("1734.27".into()),
-        household_income_annual: "20828.16".into(),
-        financial_assets_total: "5202.81".into(),
+        household_income_annual: Some("20828.16".into()),
+        financial_assets_total: Some("5202.81".into()),
         members: 3,
         review_due: true,
         findings: vec![

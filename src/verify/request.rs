@@ -170,7 +170,9 @@ fn household_id_holds_id(hid: &str, as_of: NaiveDate) -> bool {
 }
 
 fn one_of(v: &str, allowed: &[&str], field: &str) -> Result<String, InputError> {
-    let t = v.trim().to_lowercase();
+    // full-width letters (`ａｐｐｌｉｃａｎｔ`) read as ASCII, as the batch's caseload reads them
+    let folded = crate::domain::half_width(v);
+    let t = folded.as_deref().unwrap_or(v).trim().to_lowercase();
     if allowed.contains(&t.as_str()) {
         Ok(t)
     } else {
@@ -412,6 +414,8 @@ impl HouseholdRequest {
         }
         let mut supporters: Vec<Supporter> = Vec::with_capacity(self.supporters.len());
         let mut sup_index: HashMap<u64, usize> = HashMap::new();
+        // (supporter, supported member) → relation, as first given
+        let mut relations: HashMap<(u64, u64), String> = HashMap::new();
         for (i, s) in self.supporters.iter().enumerate() {
             let f = format!("supporters[{i}]");
             let idn = id(&s.id_number, format!("{f}.id_number"), as_of)?;
@@ -423,6 +427,7 @@ impl HouseholdRequest {
                     format!("{f} is the same person as a member of the household"),
                 ));
             }
+            let relation = one_of(&s.relation, SUPPORTER_RELATIONS, &format!("{f}.relation"))?;
             if let Some(sup) = s
                 .supports_id_number
                 .as_deref()
@@ -438,8 +443,26 @@ impl HouseholdRequest {
                         format!("{f}.supports_id_number names no member of the household"),
                     ));
                 }
+                // One supporter's relation to one member given twice, differently (`child`,
+                // then `parent`): which is meant is not guessed (found by session 27's
+                // attack: the second was dropped without a word). A relation to another
+                // member may differ (a separated spouse is the parent of a child member).
+                match relations.get(&(idn.key(), supported.key())) {
+                    Some(r) if *r != relation => {
+                        return Err(bad(
+                            "relation_conflict",
+                            format!("{f}.relation"),
+                            format!(
+                                "{f} repeats an earlier supporter of the same member with another relation ({relation}, earlier {r})"
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        relations.insert((idn.key(), supported.key()), relation.clone());
+                    }
+                }
             }
-            let relation = one_of(&s.relation, SUPPORTER_RELATIONS, &format!("{f}.relation"))?;
             // absent: not given (never read as 1; the rules refer the household when support
             // owed depends on it, `crate::assess::PersonView::own_household_size`)
             let size = match s.own_household_size {
@@ -761,6 +784,34 @@ mod tests {
             assert_eq!(v.supporters.len(), 1);
             assert_eq!(v.supporters[0].own_household_size, Some(4));
         }
+    }
+
+    /// Found by session 27's attack: a supporter of one member given twice with two
+    /// relations was accepted and the second dropped without a word.
+    #[test]
+    fn a_supporter_of_one_member_given_twice_with_two_relations_is_refused() {
+        let as_of = d(2026, 11, 1);
+        let member = make_id(620503, d(1980, 1, 1), 123).expose();
+        let sup = make_id(620503, d(1950, 1, 1), 125).expose();
+        let twice = |a: &str, b: &str| {
+            household(serde_json::json!([
+                {"id_number": sup, "supports_id_number": member, "relation": a, "consent_ref": "cr_s"},
+                {"id_number": sup, "supports_id_number": member, "relation": b, "consent_ref": "cr_s"}]))
+            .validate(as_of, 20)
+        };
+        let e = twice("child", "parent").expect_err("two relations");
+        assert_eq!(
+            (e.code, e.field.as_str()),
+            ("relation_conflict", "supporters[1].relation")
+        );
+        assert!(
+            e.message.contains("(parent, earlier child)"),
+            "{}",
+            e.message
+        );
+        let v = twice("parent", " Parent ").expect("one relation");
+        assert_eq!(v.supporters.len(), 1);
+        assert_eq!(v.supporters[0].relation, "parent");
     }
 
     /// Found by the s7 attack in the batch (a bank row given twice counted its balance
