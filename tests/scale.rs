@@ -2812,10 +2812,11 @@ fn member_ids(data: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Found by session 27's attack: the state's files were not tied to each other nor to the
+/// Found by session 27's attacks: the state's files were not tied to each other nor to the
 /// run's key. A chain's second night without its `linked.patch`, or with the first night's,
-/// the first night's manifest, an edited `caseload.bin`, an edited manifest, or a run under
-/// another signing key were all taken (exit 0), and reports differed from a full run's (31 of
+/// the first night's manifest, an edited `caseload.bin`, an edited manifest, an edited
+/// `quarantine.csv` or edited `determinations.csv` (both carried into the next night), or a
+/// run under another signing key were all taken (exit 0), and reports differed from a full run's (31 of
 /// 101 ineligible households eligible without the patch). Each is refused now, exit 2,
 /// nothing written; the intact chain runs.
 #[test]
@@ -2916,6 +2917,27 @@ fn an_incremental_run_refuses_a_state_not_as_its_run_left_it() {
                 std::fs::write(&path, m.replacen("\"rows\": ", "\"rows\": 1", 1)).expect("write");
             }),
             "does not match state/manifest.mac",
+        ),
+        (
+            // the run's quarantine (carried into the next) and determinations, beside the state
+            copy("edited-quarantine", &|st| {
+                let path = st.join("../quarantine.csv");
+                let q = std::fs::read_to_string(&path).expect("quarantine");
+                std::fs::write(
+                    &path,
+                    format!("{q}bank.csv,2,0,balance,x,money_not_a_number,rejected,forged\n"),
+                )
+                .expect("write");
+            }),
+            "quarantine.csv is missing or differs",
+        ),
+        (
+            copy("edited-determinations", &|st| {
+                let path = st.join("../determinations.csv");
+                let d = std::fs::read_to_string(&path).expect("determinations");
+                std::fs::write(&path, d.replace(",ineligible,", ",eligible,")).expect("write");
+            }),
+            "determinations.csv is missing or differs",
         ),
     ];
     for (k, (previous, said)) in cases.iter().enumerate() {

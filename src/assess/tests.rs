@@ -1778,6 +1778,91 @@ fn a_dibao_household_without_wage_income_gets_no_gradual_exit() {
     assert_eq!(b.determination, Ineligible);
 }
 
+/// Found by session 27's attack: a dibao household with a pension over the standard and
+/// wages known only to the tax office was `eligible` in its exit period with the tax office
+/// up and `ineligible` with it down (the wage read as none). Whether the exit applies cannot
+/// be told without a source that may hold wages, or a member not queried: referred.
+#[test]
+fn a_dibao_household_whose_wage_source_did_not_answer_is_referred_not_refused_the_exit() {
+    let pension = member().with(tax("2025", "interest_dividend", "20000.00"));
+    let down = urban()
+        .programme("dibao")
+        .member(pension.clone())
+        .unverified(SourceKind::Tax);
+    let a = down.assess();
+    assert_eq!(finding(&a, "income").outcome, Outcome::Ineligible);
+    assert_eq!(
+        finding(&a, "income").evidence["gradual_exit_unknown"],
+        json!("wage_income_unknown")
+    );
+    assert_eq!(a.determination, Referred);
+    // another programme has no exit: ineligible stands
+    let low = urban()
+        .programme("low_income")
+        .member(pension.clone())
+        .unverified(SourceKind::Tax)
+        .assess();
+    assert_eq!(low.determination, Ineligible);
+    // a member not queried hides their wage too
+    let unqueried = urban()
+        .programme("dibao")
+        .member(pension.clone())
+        .member(person("spouse").without_consent())
+        .assess();
+    assert_eq!(unqueried.determination, Referred);
+    // a wage seen (social insurance) settles it: the exit applies (referred for the
+    // unanswered source)
+    let seen = urban()
+        .programme("dibao")
+        .member(pension.with_all(si_months(
+            "2025-11",
+            "2026-10",
+            "employee_pension",
+            "contribution",
+            "5000.00",
+        )))
+        .unverified(SourceKind::Tax)
+        .assess();
+    assert!(has(&seen, "gradual_exit"));
+    assert!(
+        finding(&seen, "income")
+            .evidence
+            .get("gradual_exit_unknown")
+            .is_none()
+    );
+}
+
+/// Found by session 27's attack: over a partial income (the tax office down) the medical cost
+/// read as above the household's income, and the declared gap as "verified". The comparison
+/// is null ("cannot tell") and the gap `verified_at_least`.
+#[test]
+fn informational_findings_over_a_partial_income_say_so() {
+    let a = urban()
+        .member(member().with(medical("2025", "3000.00")))
+        .unverified(SourceKind::Tax)
+        .assess();
+    assert_eq!(
+        finding(&a, "single_person_option").evidence,
+        json!({"disability": false, "medical_cost_above_income": null})
+    );
+    let b = urban()
+        .member(member().with_all(si_months(
+            "2025-11",
+            "2026-10",
+            "employee_pension",
+            "contribution",
+            "5000.00",
+        )))
+        .unverified(SourceKind::Tax);
+    let mut b = b;
+    b.household.declared_annual_income = fen("1000.00");
+    let gap = b.assess();
+    let income_gap = &finding(&gap, "declared_gap").evidence["income"];
+    assert!(income_gap.get("verified").is_none(), "{income_gap}");
+    assert_eq!(income_gap["declared"], json!("1000.00"));
+    assert!(income_gap["verified_at_least"].is_string(), "{income_gap}");
+}
+
 #[test]
 fn gradual_exit_does_not_cover_another_ineligible_finding() {
     let a = urban()
@@ -2231,6 +2316,22 @@ fn a_household_without_its_one_applicant_is_referred() {
             "{what}"
         );
     }
+    // two applicants may be two families: referred though a finding is ineligible; none is
+    // one family whose relation was mistyped: its ineligible finding stands
+    let rich = || member().with(bank("900000.00"));
+    let two = urban().member(rich()).member(person("applicant")).assess();
+    assert_eq!(
+        finding(&two, "financial_assets").outcome,
+        Outcome::Ineligible
+    );
+    assert_eq!(two.determination, Referred);
+    let none = urban()
+        .member(P {
+            relation: "spouse",
+            ..rich()
+        })
+        .assess();
+    assert_eq!(none.determination, Ineligible);
     let mut said = urban().member(person("spouse"));
     said.household.faults.push("relation_unknown".into());
     assert_eq!(

@@ -2420,7 +2420,7 @@ fn run_selected(opts: &BatchOptions, sel: &scale::Selection) -> Result<Summary, 
         },
     );
     outputs?;
-    state?;
+    state?.seal(&opts.signing)?;
     timings.insert("write".to_string(), tw.elapsed().as_millis());
     timings.insert("total".to_string(), t0.elapsed().as_millis());
     let summary = write_summary(
@@ -2838,6 +2838,8 @@ fn fired_rules(o: &Outcomes) -> String {
     v.join(";")
 }
 
+/// Write `determinations.csv`: `household_id,determination,rules` and one line per outcome
+/// (rules as [`fired_rules`]), CSV-quoted where a household id needs it.
 fn write_determinations(path: &Path, outcomes: &[Outcomes]) -> std::io::Result<()> {
     remove_if_present(path)?;
     let mut w = csv::Writer::from_path(path)?;

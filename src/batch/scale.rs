@@ -273,9 +273,14 @@ struct FileSeal {
     sha256: Option<String>,
 }
 
-/// The state files [`Manifest::files`] seals (those present), and whether by content.
-const SEALED_FILES: [(&str, bool); 5] = [
+/// The state files [`Manifest::files`] seals (those present), and whether by content: the
+/// run's `quarantine.csv` and `determinations.csv` beside the state too (an incremental run
+/// carries the previous run's quarantine entries; found by session 27's attack, an emptied
+/// or edited one was taken).
+const SEALED_FILES: [(&str, bool); 7] = [
     ("households.bin", true),
+    ("../quarantine.csv", true),
+    ("../determinations.csv", true),
     ("caseload.bin", true),
     ("linked.keys", true),
     ("linked.patch", true),
@@ -285,6 +290,14 @@ const SEALED_FILES: [(&str, bool); 5] = [
 /// The sealed files a state may lack ([`read_sealed_manifest`]): caches of what the state
 /// holds otherwise.
 const CACHES: [&str; 2] = ["caseload.bin", "linked.keys"];
+
+/// A sealed file's name as an error names it: `state/linked.patch`, `quarantine.csv`.
+fn shown(name: &str) -> String {
+    match name.strip_prefix("../") {
+        Some(beside) => beside.to_string(),
+        None => format!("state/{name}"),
+    }
+}
 
 /// Label of the key of `manifest.mac` ([`crate::seal::SigningKey::derive_secret`]).
 const STATE_MAC_LABEL: &[u8] = b"hedui state manifest mac v1";
@@ -392,7 +405,8 @@ fn read_sealed_manifest(
             && state.join(name).exists()
         {
             return Err(format!(
-                "state/{name} was not left by the run that wrote the state (from another run?): run a full batch"
+                "{} was not left by the run that wrote the state (from another run?): run a full batch",
+                shown(name)
             ));
         }
     }
@@ -402,7 +416,7 @@ fn read_sealed_manifest(
         .map(|(name, seal)| {
             let path = state.join(name.as_str());
             let differs = || {
-                format!("state/{name} is missing or differs from what the run that wrote the state left (its length or SHA-256 in manifest.json): edited, truncated or from another run (run a full batch)")
+                format!("{} is missing or differs from what the run that wrote the state left (its length or SHA-256 in state/manifest.json): edited, truncated or from another run (run a full batch)", shown(name))
             };
             let len = match std::fs::metadata(&path) {
                 Ok(m) => m.len(),
@@ -1468,12 +1482,12 @@ pub(super) fn write_state(
     error_tolerant_rows: u64,
     mut namesakes: Vec<Namesake>,
     caseload_digest: String,
-) -> Result<(), BatchError> {
+) -> Result<UnsealedState, BatchError> {
     namesakes.sort_unstable();
     namesakes.dedup();
     let dir = state_dir(&opts.out)?;
     let sealer_ids: Vec<String> = opts.recipients.iter().map(|r| r.key_id()).collect();
-    let mut manifest = Manifest {
+    let manifest = Manifest {
         version: 1,
         run_id: run_id.to_string(),
         as_of: opts.as_of.to_string(),
@@ -1500,8 +1514,26 @@ pub(super) fn write_state(
                 .map(|(at, (&len, &crc))| (at, len, Some(crc))),
         ),
     )?;
-    // last: the manifest says the state is whole
-    write_manifest(&dir, &mut manifest, &opts.signing)
+    // the manifest last, once the run's `quarantine.csv` and `determinations.csv` are written
+    // too ([`UnsealedState::seal`]): it says the state is whole
+    Ok(UnsealedState { dir, manifest })
+}
+
+/// A full run's state written but its manifest ([`write_state`]): sealed by
+/// [`UnsealedState::seal`] once the run's other outputs the seal covers are written.
+pub(super) struct UnsealedState {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl UnsealedState {
+    /// Write the manifest and its MAC ([`write_manifest`]).
+    ///
+    /// # Errors
+    /// [`BatchError`] when a file cannot be read or written.
+    pub(super) fn seal(mut self, signing: &crate::seal::SigningKey) -> Result<(), BatchError> {
+        write_manifest(&self.dir, &mut self.manifest, signing)
+    }
 }
 
 fn source_state(name: &str, s: Option<&SourceSummary>) -> SourceState {
@@ -3832,16 +3864,12 @@ pub fn run_incremental(
     // (an earlier run's manifest first: it is written last, once the state is whole)
     let mpath = sdir.join("manifest.json");
     remove_if_present(&mpath).map_err(write_err(&mpath))?;
-    // determinations.csv and the state's households.bin, side by side
+    // determinations.csv and the state's households.bin, side by side. Every line is
+    // rendered from the outcomes (the recomputed ones and the sealed state's): none is copied
+    // from the previous run's file, which the state's seal does not cover (found by session
+    // 27's attack: its 70 `ineligible` lines edited to `eligible` were copied as they stood).
     let (det, households) = rayon::join(
-        || {
-            write_determinations_patched(
-                &det_path,
-                &previous.join("determinations.csv"),
-                &outcomes,
-                &recompute,
-            )
-        },
+        || super::write_determinations(&det_path, &outcomes),
         || write_households(&sdir, outcomes.iter().zip(lines.iter().copied())),
     );
     det.map_err(write_err(&det_path))?;
@@ -4035,6 +4063,14 @@ pub fn run_incremental(
     timings.insert("reports_copy".to_string(), copy_ms);
     timings.insert("total".to_string(), t0.elapsed().as_millis());
     if let Some(pc) = prev_caseload {
+        // (the same caseload: a partition run's count of households in no region partition
+        // too; found missing by session 27's attack)
+        if summary.caseload["households_in_no_region_partition"].is_null()
+            && !pc["households_in_no_region_partition"].is_null()
+        {
+            summary.caseload["households_in_no_region_partition"] =
+                pc["households_in_no_region_partition"].clone();
+        }
         for key in ["files", "key_repairs"] {
             let empty = summary.caseload[key]
                 .as_array()
@@ -4071,63 +4107,6 @@ pub fn run_incremental(
     }
     summary.timings_ms = timings;
     super::write_summary_files(opts, summary, &by_region)
-}
-
-/// `determinations.csv` of an incremental run (as [`write_determinations`] writes it): the
-/// lines of the households not recomputed (`recompute[h]` false) copied from the previous
-/// run's file `prev` (the same outcome gives the same line), the recomputed households'
-/// lines rendered. The whole file is rendered instead when `prev` is not one line per
-/// household of `outcomes`, in this order, each starting with its household id.
-fn write_determinations_patched(
-    path: &Path,
-    prev: &Path,
-    outcomes: &[Outcomes],
-    recompute: &[bool],
-) -> std::io::Result<()> {
-    let render = |fields: [&str; 3]| -> std::io::Result<Vec<u8>> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record(fields)?;
-        w.into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))
-    };
-    let Ok(old) = std::fs::read(prev) else {
-        return write_determinations(path, outcomes);
-    };
-    let header = render(["household_id", "determination", "rules"])?;
-    let mut lines = old.split_inclusive(|&b| b == b'\n');
-    let lines_match = lines.next() == Some(header.as_slice()) && {
-        let body: Vec<&[u8]> = lines.collect();
-        (body.len() == outcomes.len()
-            && body.iter().zip(outcomes).all(|(l, o)| {
-                l.ends_with(b"\n")
-                    && l.starts_with(o.household_id.as_bytes())
-                    && l.get(o.household_id.len()) == Some(&b',')
-            }))
-        .then_some(body)
-    }
-    .is_some();
-    if !lines_match || recompute.len() != outcomes.len() {
-        return write_determinations(path, outcomes);
-    }
-    let mut out = Vec::with_capacity(old.len() + 4096);
-    out.extend_from_slice(&header);
-    for ((line, o), &fresh) in old
-        .split_inclusive(|&b| b == b'\n')
-        .skip(1)
-        .zip(outcomes)
-        .zip(recompute)
-    {
-        if fresh {
-            out.extend_from_slice(&render([
-                o.household_id.as_str(),
-                o.determination.as_str(),
-                &fired_rules(o),
-            ])?);
-        } else {
-            out.extend_from_slice(line);
-        }
-    }
-    super::write_fresh(path, out)
 }
 
 /// The next state's linked rows. While the persons' rows to rewrite stay small beside the

@@ -370,7 +370,15 @@ fn chart_figure(h: &mut Html, r: &VerificationReport, lang: &Texts) {
     );
     h.el("h3", "", &lang.ui("chart_heading"));
     h.raw("<figure class=\"chart\">");
-    h.raw(&chart::limit_bars(&rows, &lang.ui("chart_no_value"), &aria));
+    // (a figure is null without members, or over a total not whole: a source that did not
+    // answer, a person not queried; found by session 27's attack, the page said "no members"
+    // for a household of two)
+    let no_value = if r.members == 0 {
+        lang.ui("chart_no_value")
+    } else {
+        lang.ui("chart_no_value_partial")
+    };
+    h.raw(&chart::limit_bars(&rows, &no_value, &aria));
     h.el("figcaption", "", &lang.ui("chart_caption"))
         .raw("</figure>\n");
 }

@@ -672,9 +672,15 @@ fn the_chart_compares_income_with_the_standard_and_assets_with_the_threshold() {
     over.per_capita_monthly_income = Some("812.00".into());
     let page = report_html(&over, &Texts::zh());
     assert!(page.contains("fill=\"#c62828\""), "above the standard: red");
+    // null figures: of a household without members, or (session 27's attack: the page said
+    // "no members" for a household of two) over a total not whole
     let mut none = sample();
     none.per_capita_monthly_income = None;
     none.per_capita_financial_assets = None;
+    let partial = report_html(&none, &Texts::zh());
+    assert!(partial.contains("无法确定（有数据源未答复或人员未查询"));
+    assert!(!partial.contains("无家庭成员"));
+    none.members = 0;
     assert!(report_html(&none, &Texts::zh()).contains("无法计算（无家庭成员）"));
 }
 
