@@ -462,7 +462,8 @@ fn run(cli: Cli) -> Result<i32> {
                             || !p.bytes().all(|b| b.is_ascii_digit())) =>
                 {
                     bail!(
-                        "--partition {p:?}: a region-code prefix is 1 to 6 digits (GB/T 2260: 62 a province, 6205 a prefecture, 620503 a county), or `other` for the households whose region code is not six digits of the policy's region"
+                        "--partition {}: a region-code prefix is 1 to 6 digits (GB/T 2260: 62 a province, 6205 a prefecture, 620503 a county), or `other` for the households whose region code is not six digits of the policy's region",
+                        typed(p)
                     )
                 }
                 (None, Some(_), None) => {
@@ -539,7 +540,7 @@ fn run(cli: Cli) -> Result<i32> {
             wrong_valid_ids,
         } => {
             let region_code = crate::domain::RegionCode::parse(&region)
-                .with_context(|| format!("--region {region}"))?;
+                .with_context(|| format!("--region {}", typed(&region)))?;
             if region_code.level() != "county" {
                 bail!(
                     "--region {region} ({}) is not a county-level code",
@@ -1263,7 +1264,10 @@ fn token(action: TokenAction) -> Result<i32> {
         .collect::<Result<Vec<_>>>()?;
     for r in &region {
         if !(r == "*" || (!r.is_empty() && r.len() <= 6 && r.bytes().all(|b| b.is_ascii_digit()))) {
-            bail!("--region {r}: a region-code prefix of 1-6 digits, or *");
+            bail!(
+                "--region {}: a region-code prefix of 1-6 digits, or *",
+                typed(r)
+            );
         }
     }
     // as `POST /v1/tokens` (label_invalid): the label is stored and listed
@@ -1336,4 +1340,15 @@ fn envelope_error(e: &serde_json::Error) -> String {
         serde_json::error::Category::Io => "unreadable".into(),
     };
     format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+/// A value typed on the command line as an error quotes it: masked when it is long enough to
+/// be an ID number (15 characters or more: an ID typed where a region code was meant is not
+/// printed, nor logged by a terminal recorder), else quoted as typed.
+fn typed(v: &str) -> String {
+    if v.chars().count() >= 15 {
+        crate::ingest::quarantine::mask_value(v)
+    } else {
+        format!("{v:?}")
+    }
 }

@@ -673,6 +673,26 @@ fn gen_is_deterministic_and_names_a_bad_region() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("629999"));
+    // an ID number typed where a region code was meant is masked in the error (session 27)
+    let (data, out_dir, keys) = (d.path().join("a"), d.path().join("d"), d.path().join("k"));
+    ok(&hedui(&["keygen", "--out", s(&keys)]));
+    let recipient = keys.join("civil.pub");
+    for args in [
+        &["gen", "--households", "5", "--region", "62050319750324540X"][..],
+        &["batch", "--partition", "62050319750324540X"][..],
+    ] {
+        let mut args = args.to_vec();
+        if args[0] == "batch" {
+            args.extend(["--caseload", s(&data), "--sources", s(&data)]);
+            args.extend(["--recipient", s(&recipient)]);
+        }
+        args.extend(["--out", s(&out_dir)]);
+        let out = hedui(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("6205**********540X"), "{err}");
+        assert!(!err.contains("197503"), "{err}");
+    }
 }
 
 #[test]
