@@ -640,16 +640,24 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
             .is_some_and(|g| policy.single_person_grades.contains(&g))
     });
     let max_oop = queried.iter().map(|e| e.out_of_pocket).max().unwrap_or(0);
-    // (over a partial income the cost may be above it and not above the household's: null,
-    // "cannot tell"; found by session 27's attack: the option fired with the tax office down
-    // and not with it up)
+    // Over a partial income a cost above it may not be above the household's, and below a
+    // partial cost (the medical insurer did not answer, a member not queried) the cost may be
+    // higher: null, "cannot tell" (found by session 27's attacks: the option fired with the
+    // tax office down and not with it up, and read `false` without the insurer's file).
     let medical = n > 0 && i128::from(max_oop) * X > income;
+    let oop_whole = !members_incomplete
+        && view.members.iter().all(|m| m.queried().is_some())
+        && !view
+            .unverified
+            .iter()
+            .any(|(k, _)| *k == SourceKind::MedicalInsurance);
+    let medical_known = if medical { income_whole } else { oop_whole };
     if severe || medical {
         findings.push(finding(
             policy,
             "single_person_option",
             Outcome::Info,
-            json!({"disability": severe, "medical_cost_above_income": (income_whole || !medical).then_some(medical)}),
+            json!({"disability": severe, "medical_cost_above_income": medical_known.then_some(medical)}),
         ));
     }
     let mut gap = serde_json::Map::new();

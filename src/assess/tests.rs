@@ -1845,6 +1845,15 @@ fn informational_findings_over_a_partial_income_say_so() {
         finding(&a, "single_person_option").evidence,
         json!({"disability": false, "medical_cost_above_income": null})
     );
+    // a cost below the income read while the insurer did not answer: cannot tell either
+    let insurer_down = urban()
+        .member(member().grade(1).with(tax("2025", "wages", "60000.00")))
+        .unverified(SourceKind::MedicalInsurance)
+        .assess();
+    assert_eq!(
+        finding(&insurer_down, "single_person_option").evidence,
+        json!({"disability": true, "medical_cost_above_income": null})
+    );
     let b = urban()
         .member(member().with_all(si_months(
             "2025-11",
