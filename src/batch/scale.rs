@@ -3865,9 +3865,9 @@ pub fn run_incremental(
     let mpath = sdir.join("manifest.json");
     remove_if_present(&mpath).map_err(write_err(&mpath))?;
     // determinations.csv and the state's households.bin, side by side. Every line is
-    // rendered from the outcomes (the recomputed ones and the sealed state's): none is copied
-    // from the previous run's file, which the state's seal does not cover (found by session
-    // 27's attack: its 70 `ineligible` lines edited to `eligible` were copied as they stood).
+    // rendered from the outcomes (the recomputed ones and the sealed state's), none copied
+    // from the previous run's file (found by session 27's attack: its 70 `ineligible` lines
+    // edited to `eligible` were copied as they stood; the file is sealed now as well).
     let (det, households) = rayon::join(
         || super::write_determinations(&det_path, &outcomes),
         || write_households(&sdir, outcomes.iter().zip(lines.iter().copied())),
