@@ -2289,11 +2289,7 @@ mod tests {
         assert_eq!(c.households[0].area, "urban");
         let placed: Vec<usize> = c.members.iter().map(|m| m.household).collect();
         assert_eq!(placed, vec![0, 0]);
-        let mut reasons: Vec<(&str, Option<u64>)> = q
-            .entries
-            .iter()
-            .map(|e| (e.reason.as_str(), e.line))
-            .collect();
+        let mut reasons = reasons_at(&q);
         reasons.sort();
         assert_eq!(
             reasons,
@@ -2415,6 +2411,22 @@ mod tests {
         (c, q)
     }
 
+    /// Each quarantine entry's reason and line.
+    fn reasons_at(q: &Quarantine) -> Vec<(&str, Option<u64>)> {
+        q.entries
+            .iter()
+            .map(|e| (e.reason.as_str(), e.line))
+            .collect()
+    }
+
+    /// Each quarantine entry's reason, line and column.
+    fn reasons_at_columns(q: &Quarantine) -> Vec<(&str, Option<u64>, &str)> {
+        q.entries
+            .iter()
+            .map(|e| (e.reason.as_str(), e.line, e.column.as_str()))
+            .collect()
+    }
+
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::write(dir.join(name), text).unwrap();
     }
@@ -2513,11 +2525,7 @@ mod tests {
             "{:?}",
             c.households[1].faults
         );
-        let got: Vec<(&str, Option<u64>, &str)> = q
-            .entries
-            .iter()
-            .map(|e| (e.reason.as_str(), e.line, e.column.as_str()))
-            .collect();
+        let got = reasons_at_columns(&q);
         assert_eq!(got, vec![("relation_conflict", Some(3), "relation")]);
         assert!(
             q.entries[0].message.contains("relation child"),
@@ -2646,11 +2654,7 @@ mod tests {
         assert_eq!(c.households[0].region_code, "620503");
         assert!(c.households[0].faults.is_empty());
         assert_eq!(c.households[1].faults, vec!["region_code_invalid"]);
-        let reasons: Vec<(&str, Option<u64>)> = q
-            .entries
-            .iter()
-            .map(|e| (e.reason.as_str(), e.line))
-            .collect();
+        let reasons = reasons_at(&q);
         // (H2 has no member row: `household_no_members`, since session 26)
         assert_eq!(
             reasons,
@@ -2690,11 +2694,7 @@ mod tests {
             "",
         );
         let (_, q) = load(d.path());
-        let got: Vec<(&str, Option<u64>, &str)> = q
-            .entries
-            .iter()
-            .map(|e| (e.reason.as_str(), e.line, e.column.as_str()))
-            .collect();
+        let got = reasons_at_columns(&q);
         assert_eq!(
             got,
             vec![
@@ -2727,11 +2727,7 @@ mod tests {
         assert_eq!(c.members[0].relation, "applicant");
         assert_eq!(c.members[1].relation, "applicant");
         assert_eq!(c.households[1].faults, vec!["relation_unknown"]);
-        let refused: Vec<(&str, Option<u64>)> = q
-            .entries
-            .iter()
-            .map(|e| (e.reason.as_str(), e.line))
-            .collect();
+        let refused = reasons_at(&q);
         assert_eq!(refused, vec![("relation_unknown", Some(4))]);
         let logged: Vec<(&str, &str, Option<u64>)> = c
             .normalisations
