@@ -90,6 +90,32 @@ pub fn half_width(raw: &str) -> Option<String> {
     )
 }
 
+/// Zero-width and byte-order-mark characters (U+200B–U+200F, U+2060, U+FEFF): invisible in
+/// a spreadsheet, typed by copying from web pages and word processors.
+pub(crate) fn invisible(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
+}
+
+/// A vocabulary word (`urban`, `applicant`, `child`) as written in a department's file, ready
+/// to be matched: full-width forms as ASCII ([`half_width`]) and invisible characters
+/// ([`invisible`]) removed; `None` when `raw` has neither. Case and spaces are the caller's.
+/// (Found by session 27's attack: `child` followed by U+200B was refused as `relation_unknown`.)
+pub fn vocabulary_fold(raw: &str) -> Option<String> {
+    let folded = half_width(raw);
+    let t = folded.as_deref().unwrap_or(raw);
+    if t.chars().any(invisible) {
+        Some(t.chars().filter(|&c| !invisible(c)).collect())
+    } else {
+        folded
+    }
+}
+
+/// The distinct invisible characters of `raw` ([`invisible`]), as code points, for a
+/// normalisation detail.
+pub(crate) fn invisible_points(raw: &str) -> String {
+    super::id_number::code_points(raw.chars().filter(|&c| invisible(c)))
+}
+
 /// The distinct full-width characters of `raw`, as code points, for a normalisation detail.
 pub(crate) fn full_width_points(raw: &str) -> String {
     super::id_number::code_points(

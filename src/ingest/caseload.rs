@@ -341,8 +341,9 @@ impl Rows<'_> {
     }
 }
 
-/// A vocabulary value, case, spaces and full-width letters normalised (`Urban`, `ｕｒｂａｎ`
-/// → `urban`, as the API reads them: [`crate::verify::request`]); an unknown or (when
+/// A vocabulary value, case, spaces, full-width letters and invisible characters normalised
+/// (`Urban`, `ｕｒｂａｎ`, `child` + U+200B → `urban`, `child`, as the API reads them:
+/// [`crate::verify::request`], [`crate::domain::vocabulary_fold`]); an unknown or (when
 /// required) empty value is kept as given and recorded as a fault of the household. (Found
 /// by session 26's attack: a full-width `ａｐｐｌｉｃａｎｔ` was refused as a relation.)
 fn vocab_value(
@@ -353,7 +354,7 @@ fn vocab_value(
     faults: &mut Vec<String>,
 ) -> String {
     let raw = raw.unwrap_or("");
-    let folded = crate::domain::half_width(raw);
+    let folded = crate::domain::vocabulary_fold(raw);
     let v = folded.as_deref().unwrap_or(raw).trim().to_lowercase();
     if (v.is_empty() && !optional) || (!v.is_empty() && !allowed.contains(&v.as_str())) {
         faults.push(format!("{column}_unknown"));
@@ -362,30 +363,44 @@ fn vocab_value(
 }
 
 /// Log a vocabulary value of `column` at data row `i` written in full-width characters
-/// (`ａｐｐｌｉｃａｎｔ`), read as ASCII by [`vocab_value`] (`vocabulary_fullwidth`).
-fn log_full_width(
+/// (`ａｐｐｌｉｃａｎｔ`, `vocabulary_fullwidth`) or holding invisible ones (zero-width, BOM:
+/// `vocabulary_invisible`), as [`vocab_value`] reads it.
+fn log_vocabulary_spelling(
     norms: &mut Normalisations,
     rows: &Rows,
     i: usize,
     column: &str,
     raw: Option<&str>,
 ) {
-    let Some(raw) = raw.filter(|r| crate::domain::half_width(r).is_some()) else {
+    let Some(raw) = raw else {
         return;
     };
-    norms.push(
-        At {
-            file: rows.file,
-            line: rows.prep.line_of(i as u64),
-            row: Some(i as u64),
-            column,
-        },
-        "vocabulary_fullwidth",
-        format!(
-            "full-width characters ({}) → ASCII",
-            crate::domain::full_width_points(raw)
-        ),
-    );
+    let at = || At {
+        file: rows.file,
+        line: rows.prep.line_of(i as u64),
+        row: Some(i as u64),
+        column,
+    };
+    if crate::domain::half_width(raw).is_some() {
+        norms.push(
+            at(),
+            "vocabulary_fullwidth",
+            format!(
+                "full-width characters ({}) → ASCII",
+                crate::domain::full_width_points(raw)
+            ),
+        );
+    }
+    if raw.chars().any(crate::domain::spelling_invisible) {
+        norms.push(
+            at(),
+            "vocabulary_invisible",
+            format!(
+                "invisible characters ({}) removed",
+                crate::domain::invisible_points(raw)
+            ),
+        );
+    }
 }
 
 /// Whether a `consent_ref` cell records a consent: not empty, not a placeholder of "no
@@ -846,9 +861,7 @@ pub fn household_alias(key: &str) -> String {
 }
 
 /// Zero-width and BOM characters, which a household id is matched without.
-fn invisible(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
-}
+use crate::domain::spelling_invisible as invisible;
 
 /// What [`household_key`] changed in `raw` (trimmed) to make `key`, for the normalisation log
 /// (`household_id_normalised`): `None` when `raw` is its own key. Found by the session-14
@@ -1301,7 +1314,7 @@ pub fn load_caseload(
             ("programme", programme.get(i)),
             ("category", category.get(i)),
         ] {
-            log_full_width(&mut out.normalisations, &rows, i, column, raw);
+            log_vocabulary_spelling(&mut out.normalisations, &rows, i, column, raw);
         }
         // Each refused value is named in quarantine.csv (file, line, column, value, reason):
         // the household is referred (caseload_fault), and the clerk must see why.
@@ -1555,7 +1568,7 @@ pub fn load_caseload(
             rel.get(i),
             MEMBER_RELATIONS,
         );
-        log_full_width(&mut out.normalisations, &rows, i, "relation", rel.get(i));
+        log_vocabulary_spelling(&mut out.normalisations, &rows, i, "relation", rel.get(i));
         member_rows.push(i);
         out.members.push(Member {
             household,
@@ -1930,7 +1943,7 @@ pub fn load_caseload(
             rel.get(i),
             SUPPORTER_RELATIONS,
         );
-        log_full_width(&mut out.normalisations, &rows, i, "relation", rel.get(i));
+        log_vocabulary_spelling(&mut out.normalisations, &rows, i, "relation", rel.get(i));
         // One supporter's relation to one member given twice, differently (`child`, then
         // `parent`): which is meant is not guessed, as the API refuses it (found by session
         // 27's attack on the API, where the second was dropped). A relation to another member
@@ -2745,6 +2758,45 @@ mod tests {
                 ("relation", "members.csv", Some(2)),
                 ("relation", "members.csv", Some(3)),
                 ("relation", "members.csv", Some(4)),
+            ]
+        );
+    }
+
+    /// Noticed in session 27: a relation copied with a zero-width space (`child` + U+200B) was
+    /// refused as `relation_unknown` and referred its household; an area with a BOM too.
+    #[test]
+    fn a_vocabulary_value_with_invisible_characters_is_read_without_them_and_logged() {
+        let d = caseload(
+            "H1,620503,\u{feff}rural,dibao,class2,,,\n",
+            "H1,620503195809200176,马福祥,applicant,,C1\n\
+             H1,620503198703151234,王秀兰,spo\u{200b}use,,C1\n",
+            "H1,620503198003100014,马强,620503195809200176,child\u{200b}\u{200d},2,C1\n",
+        );
+        let (c, q) = load(d.path());
+        let h = &c.households[0];
+        assert_eq!(h.area, "rural");
+        assert!(h.faults.is_empty(), "{:?}", h.faults);
+        assert_eq!(c.members[1].relation, "spouse");
+        assert_eq!(c.supporters[0].relation, "child");
+        assert_eq!(reasons_at(&q), vec![]);
+        let logged: Vec<(&str, &str, Option<u64>, &str)> = c
+            .normalisations
+            .records
+            .iter()
+            .filter(|n| n.kind == "vocabulary_invisible")
+            .map(|n| (n.column.as_str(), n.file.as_str(), n.line, n.detail.as_str()))
+            .collect();
+        assert_eq!(
+            logged,
+            vec![
+                ("area", "households.csv", Some(2), "invisible characters (U+FEFF) removed"),
+                ("relation", "members.csv", Some(3), "invisible characters (U+200B) removed"),
+                (
+                    "relation",
+                    "supporters.csv",
+                    Some(2),
+                    "invisible characters (U+200B, U+200D) removed"
+                ),
             ]
         );
     }

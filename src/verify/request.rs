@@ -170,8 +170,9 @@ fn household_id_holds_id(hid: &str, as_of: NaiveDate) -> bool {
 }
 
 fn one_of(v: &str, allowed: &[&str], field: &str) -> Result<String, InputError> {
-    // full-width letters (`ａｐｐｌｉｃａｎｔ`) read as ASCII, as the batch's caseload reads them
-    let folded = crate::domain::half_width(v);
+    // full-width letters (`ａｐｐｌｉｃａｎｔ`) read as ASCII and invisible characters
+    // removed, as the batch's caseload reads them
+    let folded = crate::domain::vocabulary_fold(v);
     let t = folded.as_deref().unwrap_or(v).trim().to_lowercase();
     if allowed.contains(&t.as_str()) {
         Ok(t)
@@ -736,6 +737,24 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// The request reads a vocabulary word as the batch's caseload does: full-width letters
+    /// as ASCII, zero-width characters and a BOM removed; any other word is refused.
+    #[test]
+    fn a_vocabulary_word_is_read_without_width_or_invisible_characters() {
+        let as_of = d(2026, 11, 1);
+        let mut h = household(serde_json::json!([]));
+        h.area = "\u{feff}ｒｕｒａｌ".into();
+        h.programme = "di\u{200b}bao".into();
+        let v = h.validate(as_of, 20).expect("valid");
+        assert_eq!(
+            (v.household.area.as_str(), v.household.programme.as_str()),
+            ("rural", "dibao")
+        );
+        h.area = "城镇".into();
+        let e = h.validate(as_of, 20).expect_err("not a word of the vocabulary");
+        assert_eq!((e.code, e.field.as_str()), ("value_unknown", "area"));
     }
 
     /// An absent own_household_size is not given (never 1); one out of 1-50 is refused.
