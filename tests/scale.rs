@@ -1670,6 +1670,60 @@ fn a_person_in_two_slices_is_counted_linked_once_by_a_memory_limited_run() {
     );
 }
 
+/// A member of a household of the last slice who is also a supporter, without consent, of a
+/// household of the first is queried in the last slice only: a memory-limited run counts their rows `linked` there, as one run counts them once.
+/// Found by session 28's attack: the first slice holding them was chosen to count them
+/// (consent aside), where they are not queried, so neither slice counted them (18 rows
+/// `unlinked` that one run called linked).
+#[test]
+fn a_person_queried_in_a_later_slice_only_is_counted_linked_by_it() {
+    let p = Province::new();
+    let data = p.root.join("data");
+    let members = std::fs::read_to_string(data.join("members.csv")).expect("members");
+    let mut lines = members.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |h: &str| header.iter().position(|x| *x == h).expect("column");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // the last 620503 household's member (the last slice's: the slices are filled region
+    // after region, 620502 first) supports a 620502 household's member (the first slice's)
+    let person = rows
+        .iter()
+        .rev()
+        .find(|r| r[col("household_id")].starts_with("620503"))
+        .expect("a 620503 member");
+    let supported = &rows[rows.len() - 1];
+    assert!(supported[col("household_id")].starts_with("620502"));
+    let supporters = data.join("supporters.csv");
+    let mut text = std::fs::read_to_string(&supporters).expect("supporters");
+    // (no consent_ref: not queried as this household's supporter)
+    text.push_str(&format!(
+        "{},{},{},{},parent,2,\n",
+        person[col("id_number")],
+        person[col("name")],
+        supported[col("household_id")],
+        supported[col("id_number")],
+    ));
+    std::fs::write(&supporters, text).expect("write");
+    let (one, lim) = one_run_and_sliced(&p, &data);
+    // the row is read as a supporter's (no quarantine entry for it)
+    assert_eq!(
+        quarantine_lines(&one, |l| l.starts_with("supporters.csv")),
+        Vec::<String>::new()
+    );
+    assert_eq!(p.opened(&lim), p.opened(&one));
+    same_source_counts(
+        &lim,
+        &one,
+        &[
+            "household_registration",
+            "tax",
+            "bank",
+            "social_insurance",
+            "medical_insurance",
+        ],
+    );
+}
+
 /// Bank rows of members of the first and the last slice keyed with a wrong check character
 /// go to the error-tolerant pass: a memory-limited run links them as one run does, and its
 /// quarantine.csv is one run's, line for line. Found by session 25's attack: the merge kept

@@ -4496,13 +4496,23 @@ pub fn run_limited(opts: &BatchOptions, limit: u64) -> Result<Summary, BatchErro
             slice_of[h] = k;
         }
     }
-    // each person's first slice: the one that counts their linked rows
+    // each person's first slice: the one that counts their linked rows, of those where the
+    // person is queried (with consent, as `Caseload::queried_ids`): found by session 28's
+    // attack, a member queried in a later slice and a supporter without consent in an earlier
+    // one had their rows counted as linked by neither
     let mut first_slice: HashMap<u64, usize> = HashMap::new();
     for (id, h) in caseload
         .members
         .iter()
+        .filter(|m| m.consent)
         .map(|m| (&m.id, m.household))
-        .chain(caseload.supporters.iter().map(|s| (&s.id, s.household)))
+        .chain(
+            caseload
+                .supporters
+                .iter()
+                .filter(|s| s.consent)
+                .map(|s| (&s.id, s.household)),
+        )
     {
         if let Ok(id) = id {
             let k = first_slice.entry(id.key()).or_insert(slice_of[h]);

@@ -2784,13 +2784,30 @@ mod tests {
             .records
             .iter()
             .filter(|n| n.kind == "vocabulary_invisible")
-            .map(|n| (n.column.as_str(), n.file.as_str(), n.line, n.detail.as_str()))
+            .map(|n| {
+                (
+                    n.column.as_str(),
+                    n.file.as_str(),
+                    n.line,
+                    n.detail.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             logged,
             vec![
-                ("area", "households.csv", Some(2), "invisible characters (U+FEFF) removed"),
-                ("relation", "members.csv", Some(3), "invisible characters (U+200B) removed"),
+                (
+                    "area",
+                    "households.csv",
+                    Some(2),
+                    "invisible characters (U+FEFF) removed"
+                ),
+                (
+                    "relation",
+                    "members.csv",
+                    Some(3),
+                    "invisible characters (U+200B) removed"
+                ),
                 (
                     "relation",
                     "supporters.csv",

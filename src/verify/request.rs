@@ -753,7 +753,9 @@ mod tests {
             ("rural", "dibao")
         );
         h.area = "城镇".into();
-        let e = h.validate(as_of, 20).expect_err("not a word of the vocabulary");
+        let e = h
+            .validate(as_of, 20)
+            .expect_err("not a word of the vocabulary");
         assert_eq!((e.code, e.field.as_str()), ("value_unknown", "area"));
     }
 
