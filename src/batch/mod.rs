@@ -655,9 +655,11 @@ fn is_candidate(
 
 /// The ID numbers an ID cell's text may hold inside other text (`备注：<ID> 王某 账户已销户`):
 /// runs of 17 digits and a digit or `X`/`x`, or of 15 digits, once full-width digits read as
-/// ASCII and spaces or hyphens between digits are left out (`620503 19370809 9882`,
-/// `６２０５…`: found by session 16's second attack). None when the cell is only that run (a
-/// plain ID, which its parse decides).
+/// ASCII and separators between digits are left out (spaces, hyphens, dots, slashes,
+/// underscores, dashes, no-break and zero-width spaces: `620503 19370809 9882`,
+/// `620503－19380312－2411`, `６２０５…`: found by session 16's second attack and, the
+/// separators beyond spaces and hyphens, session 28's). None when the cell is only that run as
+/// written (a plain ID, which its parse decides).
 fn embedded_id_numbers(raw: &str) -> Vec<String> {
     let chars: Vec<char> = raw
         .chars()
@@ -673,12 +675,28 @@ fn embedded_id_numbers(raw: &str) -> Vec<String> {
         let between_digits = i > 0
             && chars[i - 1].is_ascii_digit()
             && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
-        if between_digits && matches!(c, ' ' | '\u{3000}' | '-' | '－') {
+        if between_digits
+            && matches!(
+                c,
+                ' ' | '\u{3000}'
+                    | '-'
+                    | '－'
+                    | '.'
+                    | '/'
+                    | '_'
+                    | '—'
+                    | '–'
+                    | '\u{a0}'
+                    | '\u{2007}'
+                    | '\u{202f}'
+                    | '\u{200b}'..='\u{200d}' | '\u{2060}'
+            )
+        {
             continue;
         }
         text.push(c);
     }
-    let whole = text.trim().to_string();
+    let whole = raw.trim().to_string();
     crate::domain::id_number::digit_runs(&text)
         .map(|r| &text[r])
         .filter(|run| (run.len() == 18 || run.len() == 15) && *run != whole)
@@ -3249,6 +3267,18 @@ mod tests {
             "620503-19941011-6704 已核实",
         ] {
             assert_eq!(runs(note), vec!["620503199410116704"], "{note}");
+        }
+        // the number alone, grouped by separators its parse refuses (session 28's attack:
+        // the row was quarantined, the member's household not referred)
+        for cell in [
+            "620503－19941011－6704",
+            "620503.19941011.6704",
+            "620503/19941011/6704",
+            "620503_19941011_6704",
+            "620503\u{a0}19941011\u{a0}6704",
+            "620503\u{200b}199410116704",
+        ] {
+            assert_eq!(runs(cell), vec!["620503199410116704"], "{cell}");
         }
     }
 

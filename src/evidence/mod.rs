@@ -662,6 +662,15 @@ impl<'a, S: AsRef<str>> Row<'a, S> {
             if let Some(word) = allowed.iter().find(|w| w.eq_ignore_ascii_case(v)) {
                 return Ok(word);
             }
+            // `ｃａｒ`, `car` + U+200B: full-width and invisible characters as the caseload
+            // reads them (session 28's attack: refused here, read there)
+            if let Some(folded) = crate::domain::vocabulary_fold(v)
+                && let Some(word) = allowed
+                    .iter()
+                    .find(|w| w.eq_ignore_ascii_case(folded.trim()))
+            {
+                return Ok(word);
+            }
             return Err(FieldError {
                 column,
                 code: "value_unknown",
@@ -1104,6 +1113,30 @@ mod tests {
             .add(
                 SourceKind::VehicleVessel,
                 &vals(&["甘E1", "spaceship", "private", "1.00", "", "normal"]),
+                &f,
+                &p,
+            )
+            .unwrap_err();
+        assert_eq!((err.column, err.code), ("kind", "value_unknown"));
+        // full-width and invisible characters are read as the caseload reads them
+        e.add(
+            SourceKind::VehicleVessel,
+            &vals(&["甘E1", "ｃａｒ", "private\u{200b}", "1.00", "", "normal"]),
+            &f,
+            &p,
+        )
+        .expect("a car, privately used");
+        let err = e
+            .add(
+                SourceKind::VehicleVessel,
+                &vals(&[
+                    "甘E2",
+                    "ｓｐａｃｅｓｈｉｐ",
+                    "private",
+                    "1.00",
+                    "",
+                    "normal",
+                ]),
                 &f,
                 &p,
             )

@@ -381,7 +381,12 @@ fn id_like_cell(cell: &str) -> bool {
         match c {
             '0'..='9' | '０'..='９' if !x => digits += 1,
             'X' | 'x' | 'Ｘ' | 'ｘ' if !x && digits >= 14 => x = true,
-            ' ' | '-' | '\u{3000}' | '－' => {}
+            // separators between the groups, visible or not (found by session 28's attack:
+            // a row above the header whose ID was grouped with U+00A0 or held a U+200B was
+            // skipped as a title, in no count)
+            ' ' | '-' | '\u{3000}' | '－' | '\u{a0}' | '\u{2007}' | '\u{202f}' | '\u{200b}'
+            | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}' | '\t' | '.' | '/' | '_' | '—'
+            | '–' => {}
             _ => {
                 return t.contains(['E', 'e'])
                     && t.parse::<f64>()
@@ -502,7 +507,48 @@ pub(crate) fn total_marker(v: &str) -> bool {
     if v.len() > 60 {
         return false;
     }
-    let n: String = super::fieldmap::norm(v)
+    let n = total_norm(v);
+    let n = n
+        .strip_suffix("万元")
+        .or_else(|| n.strip_suffix('元'))
+        .unwrap_or(&n);
+    if matches!(n, "total" | "subtotal" | "grandtotal" | "sum" | "累计") {
+        return true;
+    }
+    n.chars().count() <= 6
+        && !n.chars().any(|c| c.is_ascii_digit())
+        && TOTAL_WORDS
+            .iter()
+            .any(|w| n.starts_with(w) || n.ends_with(w))
+}
+
+/// The words of a subtotal or total ([`total_marker`]).
+const TOTAL_WORDS: [&str; 5] = ["小计", "合计", "总计", "共计", "汇总"];
+
+/// Whether a cell of a row that repeats the ID of the row above, every other text column
+/// empty, says the row is that person's subtotal ([`subtotal_cell`]'s third shape): as
+/// [`total_marker`], or any length and digits allowed, it holds `小计`, `合计`, `总计`, `共计`
+/// or `汇总` anywhere (`小计(1笔)`, `合计1笔`, `个人存款余额合计`, `本户存款合计数`), or starts
+/// with `total`, `subtotal` or `grandtotal` (`TOTAL AMOUNT`). Found by session 28's attack:
+/// those labels were read as a second deposit of the person's.
+pub(crate) fn person_total_marker(v: &str) -> bool {
+    if v.len() > 120 {
+        return false;
+    }
+    if total_marker(v) {
+        return true;
+    }
+    let n = total_norm(v);
+    TOTAL_WORDS.iter().any(|w| n.contains(w))
+        || ["total", "subtotal", "grandtotal"]
+            .iter()
+            .any(|w| n.starts_with(w))
+}
+
+/// A cell as [`total_marker`] reads it: spaces, brackets, colons, full-width forms and case
+/// removed, traditional forms read as simplified.
+fn total_norm(v: &str) -> String {
+    super::fieldmap::norm(v)
         .chars()
         .filter_map(|c| match c {
             '(' | ')' | '[' | ']' | '（' | '）' | '【' | '】' | '〔' | '〕' | ':' | '：' | '<'
@@ -517,18 +563,7 @@ pub(crate) fn total_marker(v: &str) -> bool {
             '餘' => Some('余'),
             c => Some(c),
         })
-        .collect();
-    let n = n
-        .strip_suffix("万元")
-        .or_else(|| n.strip_suffix('元'))
-        .unwrap_or(&n);
-    if matches!(n, "total" | "subtotal" | "grandtotal" | "sum" | "累计") {
-        return true;
-    }
-    const CORE: [&str; 5] = ["小计", "合计", "总计", "共计", "汇总"];
-    n.chars().count() <= 6
-        && !n.chars().any(|c| c.is_ascii_digit())
-        && CORE.iter().any(|w| n.starts_with(w) || n.ends_with(w))
+        .collect()
 }
 
 /// A quick test of a field's bytes before [`total_marker`], for the scan that decides whether
@@ -580,13 +615,18 @@ pub(crate) fn subtotal_cell(
     cols: &[super::fieldmap::MappedColumn],
     prev_id: Option<&str>,
 ) -> Option<usize> {
-    let marked: Vec<usize> = texts
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.is_some_and(|t| maybe_total(t.as_bytes()) && total_marker(t)))
-        .map(|(i, _)| i)
-        .collect();
-    if marked.is_empty() {
+    let marked_by = |test: fn(&str) -> bool| -> Vec<usize> {
+        texts
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_some_and(|t| maybe_total(t.as_bytes()) && test(t)))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let marked = marked_by(total_marker);
+    // (a person's subtotal under their rows may say more: [`person_total_marker`])
+    let person_marked = marked_by(person_total_marker);
+    if person_marked.is_empty() {
         return None;
     }
     let cell = |c: &super::fieldmap::MappedColumn| {
@@ -619,7 +659,7 @@ pub(crate) fn subtotal_cell(
     if key_col.name != "id_number" || prev_id.is_none_or(|p| p.trim() != key) {
         return None;
     }
-    marked.iter().copied().find(|&m| {
+    person_marked.iter().copied().find(|&m| {
         cols.iter().all(|c| {
             c.src == m
                 || matches!(c.name.as_str(), "name" | "id_number" | "household_id")
@@ -689,13 +729,38 @@ pub(crate) type Declared = Result<MoneyUnit, &'static str>;
 /// `金额（万元）`). Empty when it declares none (`单位：人`, `填报单位：麦积区税务局`).
 /// Found by the session-15 attacks: a `单位：万元` title read its amounts in yuan.
 pub(crate) fn declared_units(cell: &str) -> Vec<Declared> {
-    let n = fieldmap::norm(cell);
-    let word_at = |t: &str| UNIT_WORDS.iter().find(|(w, _)| t.starts_with(w)).copied();
+    // (traditional forms as simplified: `單位：萬元`, session 28's attack)
+    let n: String = fieldmap::norm(cell)
+        .chars()
+        .map(|c| match c {
+            '萬' => '万',
+            '單' => '单',
+            c => c,
+        })
+        .collect();
+    let word_at = |t: &str| {
+        UNIT_WORDS
+            .iter()
+            .find(|(w, _)| t.starts_with(w))
+            .copied()
+            // `单位：万` and `单位：10000元` (session 28's attack: read as no declaration, the
+            // amounts in yuan); 万 only where the cell or its bracket ends (`单位：万州区…`
+            // is a place)
+            .or_else(|| {
+                t.strip_prefix('万')
+                    .filter(|r| r.is_empty() || r.starts_with([')', ']', ',', '、', '。', ';']))
+                    .map(|_| ("万", Some(MoneyUnit::Wan)))
+            })
+            .or_else(|| {
+                t.starts_with("10000元")
+                    .then_some(("10000元", Some(MoneyUnit::Wan)))
+            })
+    };
     let mut out = Vec::new();
     let mut rest = n.as_str();
     while let Some(pos) = rest.find("单位") {
         rest = &rest[pos + "单位".len()..];
-        let mut t = rest.trim_start_matches([':', '=', '(', '[']);
+        let mut t = rest.trim_start_matches([':', '=', '(', '[', '-', '—', '–', '~', '_']);
         // a list of units after one `单位` (`单位：元、万元`) declares each
         while let Some((w, u)) = word_at(t) {
             out.push(u.ok_or(w));
@@ -726,7 +791,31 @@ pub(crate) fn declared_units(cell: &str) -> Vec<Declared> {
             out.push(u.ok_or(*w));
         }
     }
+    // 万元 written in any other way (`金额：万元`, `（金额：万元）`, `万元人民币`, `以万元为单位`,
+    // `余额(万)`): a unit the amounts may be in, which this cannot read as declared; refused
+    // rather than read as yuan (session 28's attack: each was skipped as a plain title and
+    // the amounts under it read 10,000 times too small). Not a value's unit (`1.5万元`).
+    if out.is_empty() && wan_mentioned(&n) {
+        out.push(Err(WAN_UNDECLARED));
+    }
     out
+}
+
+/// The spelling [`declared_units`] gives a 万元 it cannot read as declared.
+const WAN_UNDECLARED: &str = "万元 outside a 单位 declaration";
+
+/// Whether normalised text mentions 万元 (or 万 closing a bracket or the text) other than
+/// after a number (`1.5万元` is a value).
+fn wan_mentioned(n: &str) -> bool {
+    n.char_indices().any(|(i, c)| {
+        let after = &n[i + c.len_utf8()..];
+        c == '万'
+            && (after.starts_with('元') || after.is_empty() || after.starts_with([')', ']']))
+            && !n[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|p| p.is_ascii_digit() || p == '.')
+    })
 }
 
 /// One unit from what cells declare ([`declared_units`]): `Ok(None)` none, `Ok(Some(u))` one
@@ -736,6 +825,12 @@ fn one_unit(declared: impl Iterator<Item = Declared>) -> Result<Option<MoneyUnit
     let mut unit = None;
     for d in declared {
         match d {
+            Err(WAN_UNDECLARED) => {
+                return Err(
+                    "万元 in words hedui does not read as a declaration (write 单位：万元)"
+                        .to_string(),
+                );
+            }
             Err(w) => {
                 return Err(format!(
                     "the unit {w}, which hedui does not read (元 and 万元 only)"
@@ -918,7 +1013,9 @@ pub(crate) fn header_again(ctx: &Ctx, current: &Mapping, fields: &[&str]) -> Opt
             )
         });
     }
-    if filled.len() <= 2 && filled.len() * 2 <= fields.len() {
+    // (or a title line of one or two fields, unpadded: found by session 28's attack, the
+    // 万元 rows after it read as yuan)
+    if filled.len() <= 2 && (filled.len() * 2 <= fields.len() || fields.len() <= 2) {
         let declared: Vec<Declared> = filled.iter().flat_map(|(_, f)| declared_units(f)).collect();
         if !declared.is_empty() {
             return Some(match one_unit(declared.into_iter()) {

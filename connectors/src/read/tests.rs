@@ -2615,6 +2615,10 @@ fn a_header_in_other_units_inside_the_table_reads_the_rows_after_it_in_its_unit(
     );
     for (inside, lacks) in [
         ("单位：万元,,", "a title declaring the unit 万元"),
+        // unpadded, as where two exports are joined (session 28's attack: quarantined as a
+        // ragged row, the 万元 rows after it read as yuan)
+        ("单位：万元", "a title declaring the unit 万元"),
+        ("金额：万元,,", "万元 in words hedui does not read"),
         (",,万元", "a row of units"),
         ("ID,NAME_CN,收入额(万元)", "no header of id_number"),
     ] {
@@ -2643,6 +2647,30 @@ fn a_header_in_other_units_inside_the_table_reads_the_rows_after_it_in_its_unit(
             Err("the unit 千元, which hedui does not read"),
         ),
         ("单位：元、万元", Err("both 元 and 万元")),
+        // session 28's attack: each of these was skipped as a plain title, read as yuan
+        ("单位：万", Ok("15000.00")),
+        ("金额单位：万", Ok("15000.00")),
+        ("单位：萬元", Ok("15000.00")),
+        ("單位：萬元", Ok("15000.00")),
+        ("单位—万元", Ok("15000.00")),
+        ("单位：10000元", Ok("15000.00")),
+        ("填报单位：万州区民政局", Ok("1.5")),
+        (
+            "金额：万元",
+            Err("万元 in words hedui does not read as a declaration"),
+        ),
+        (
+            "2025年存款明细表（金额：万元）",
+            Err("万元 in words hedui does not read as a declaration"),
+        ),
+        (
+            "万元人民币",
+            Err("万元 in words hedui does not read as a declaration"),
+        ),
+        (
+            "以万元为单位",
+            Err("万元 in words hedui does not read as a declaration"),
+        ),
     ] {
         let text = format!("{title},,\nid_number,name,balance\n{ID1},a,1.5\n");
         let p = write(d.path(), "b14.csv", text.as_bytes());
@@ -2887,6 +2915,13 @@ fn subtotal_spellings_are_refused_and_a_person_named_heji_is_read() {
         format!("{ID1},王秀兰,,100.00,小计"),
         format!("{ID1},合計人数,,100.00,"),
         format!("{ID1},Grand Total,,100.00,"),
+        // longer and numbered labels under the person's rows (session 28's attack: each
+        // counted as a second deposit)
+        format!("{ID1},王秀兰,小计(1笔),100.00,"),
+        format!("{ID1},王秀兰,合计1笔,100.00,"),
+        format!("{ID1},王秀兰,个人存款余额合计,100.00,"),
+        format!("{ID1},王秀兰,本户存款合计数,100.00,"),
+        format!("{ID1},王秀兰,TOTAL AMOUNT,100.00,"),
     ];
     text.push_str(&format!("{ID1},王秀兰,活期,100.00,\n"));
     for r in &subtotals {
@@ -2908,7 +2943,7 @@ fn subtotal_spellings_are_refused_and_a_person_named_heji_is_read() {
         .collect();
     assert_eq!(
         lines,
-        (3..=10).collect::<Vec<u64>>(),
+        (3..=15).collect::<Vec<u64>>(),
         "{:?}",
         refused(&prep)
     );
@@ -3338,6 +3373,26 @@ fn a_file_changed_after_reading_began_is_told() {
 /// with as many cells as half the header's and no label-and-value cell, is a data row: read
 /// as a row of the table (noted); a title (a department's title block, a batch number) is
 /// still skipped and declares a unit only if it is a title. CSV and workbook.
+/// Found by session 28's attack: a data row above the header whose ID is grouped with
+/// no-break spaces (U+00A0), or holds a zero-width space, was skipped as a title and in no
+/// count; it is read, as the same ID grouped with spaces is.
+#[test]
+fn a_data_row_above_the_header_with_invisible_separators_in_its_id_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let nbsp = format!("{}\u{a0}{}\u{a0}{}", &ID1[..6], &ID1[6..14], &ID1[14..]);
+    let zw = format!("{}\u{200b}{}", &ID2[..6], &ID2[6..]);
+    let text = format!(
+        "{nbsp},王秀兰,900000.00\n{zw},李建国,5.00\n身份证号,姓名,余额\n{ID1},王秀兰,12.50\n"
+    );
+    let p = write(d.path(), "bank.csv", text.as_bytes());
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    // (as written: the ID parser reads the separators through, as in the table's rows)
+    assert_eq!(t.values("id_number"), vec![nbsp.as_str(), zw.as_str(), ID1]);
+    assert_eq!(t.values("balance"), vec!["900000.00", "5.00", "12.50"]);
+    assert_eq!(prep.line_of_row, Some(vec![1, 2, 4]));
+}
+
 #[test]
 fn a_data_row_above_the_header_is_read_not_skipped_as_a_title() {
     let d = tempfile::tempdir().unwrap();

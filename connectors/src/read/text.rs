@@ -20,8 +20,8 @@ use super::{
     Changes, Ctx, HeaderAgain, Normalised, Prepared, Rejected, Sink, apply_declared_unit,
     choose_header, data_row_above_header, header_again, header_switch_note,
     header_unreadable_message, key_like, lines_list, mapping_notes, maybe_total, money_change,
-    money_text, pick_source, repeats_only, subtotal_cell, subtotal_row, switched_mapping_notes,
-    total_marker,
+    money_text, person_total_marker, pick_source, repeats_only, subtotal_cell, subtotal_row,
+    switched_mapping_notes,
 };
 use crate::ConnectorError;
 use crate::file::FileFormat;
@@ -1064,10 +1064,9 @@ impl Pass<'_> {
                 return Err(Stop::Rewrite);
             }
             // a subtotal or total row, in any column: the rewrite decides
-            if rdr
-                .fields()
-                .any(|f| maybe_total(f) && total_marker(std::str::from_utf8(f).unwrap_or("")))
-            {
+            if rdr.fields().any(|f| {
+                maybe_total(f) && person_total_marker(std::str::from_utf8(f).unwrap_or(""))
+            }) {
                 return Err(Stop::Rewrite);
             }
             expected_line += 1;
