@@ -973,6 +973,9 @@ fn open(
         );
     }
     let mut not_sealed = 0usize;
+    let entries_len = entries.len();
+    // (errors opening reports, by their text: how many times each was met)
+    let mut same_error: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     // Each household once, and one as-of date: a run's file holds one report per household,
     // all of one date (an incremental run copies lines only from a run of the same date).
     // Found by session 17's attack: an older run's authentic line swapped in, or two runs'
@@ -1103,17 +1106,43 @@ fn open(
                 } else {
                     "(its report_id is not shown: it may hold an ID number or a name)".into()
                 };
-                say!(
-                    "hedui: {}:{}: cannot open report {}: {e}",
-                    file.display(),
-                    i + 1,
-                    shown
-                );
+                // The same error three times is said three times, then counted: a key that
+                // is not the file's recipient's is one message, not one per report (found
+                // by the session 28 trial: 300 identical lines and no count).
+                let said = same_error.entry(e.to_string()).or_insert(0usize);
+                *said += 1;
+                if *said <= 3 {
+                    say!(
+                        "hedui: {}:{}: cannot open report {}: {e}",
+                        file.display(),
+                        i + 1,
+                        shown
+                    );
+                }
                 failures += 1;
             }
         }
     }
     out.flush()?;
+    let mut repeated: Vec<(&String, &usize)> = same_error.iter().filter(|(_, n)| **n > 3).collect();
+    repeated.sort();
+    for (e, n) in repeated {
+        say!(
+            "hedui: {}: {} more reports cannot be opened: {e}",
+            file.display(),
+            n - 3
+        );
+    }
+    let opened_lines = entries_len - failures;
+    if failures > 0 && household.is_none() {
+        say!(
+            "hedui: {}: {} of {} lines opened, {} not (exit 1)",
+            file.display(),
+            opened_lines,
+            entries_len,
+            failures
+        );
+    }
     if not_sealed > 3 {
         say!(
             "hedui: {}: {} more lines are not sealed reports (is this a reports.jsonl of `hedui batch` or a saved sealed_report?)",
@@ -1130,7 +1159,25 @@ fn open(
         } else {
             h.to_string()
         };
-        bail!("no report for household {shown} in {}", file.display());
+        // how the file's households are spelled, from its first report id (the session 28
+        // trial asked for 620503H0000003, `hedui gen`'s spelling, of gen.py's HH6205030000003)
+        let example = text
+            .lines()
+            .find_map(|l| {
+                let at = l.find("\"report_id\":\"")? + 13;
+                let rid = &l[at..at + l[at..].find('"')?];
+                rid.split_once('/').map(|(_, h)| h.to_string())
+            })
+            .filter(|h| {
+                h.is_ascii() && h.len() <= 40 && !crate::domain::id_number::holds_id_like(h)
+            });
+        match example {
+            Some(ex) => bail!(
+                "no report for household {shown} in {} (its households are spelled like {ex})",
+                file.display()
+            ),
+            None => bail!("no report for household {shown} in {}", file.display()),
+        }
     }
     Ok(if failures > 0 { 1 } else { 0 })
 }

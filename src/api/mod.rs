@@ -333,6 +333,9 @@ struct Finished {
     fetched_audited: bool,
     /// Where the job's own time went, seconds: [`Phases`].
     phases: Phases,
+    /// The sources that did not answer, as `name (code)` (`tax (source_unreachable)`): what
+    /// `hedui check` says beside the determination.
+    unverified: Vec<String>,
 }
 
 /// A verification's time by phase, seconds (`hedui_verification_phase_seconds`): the job
@@ -1437,7 +1440,8 @@ fn start_job(
 /// Run one verification: fan out, link, assess, seal, store, audit, for `hedui check` (which
 /// has no HTTP in front; the service runs the same steps in [`start_job`]).
 ///
-/// Returns the sealed report, or `None` when the job was refused because a consent it uses
+/// Returns the sealed report and the sources that did not answer (`name (code)`), or `None`
+/// when the job was refused because a consent it uses
 /// was revoked (or ended) while it ran: `hedui serve`, another process, revokes in the store,
 /// so the store is looked at every [`CONSENT_RECHECK`] until the departments have answered
 /// (session 22's second attack: `hedui check` went on asking, 29 requests, and made its
@@ -1450,7 +1454,7 @@ pub async fn run_job(
     id: &str,
     v: &ValidHousehold,
     actor: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<(String, Vec<String>)>, String> {
     let guard = app.running.register(consent_refs(v));
     let watcher = {
         let (app, v, stop) = (app.clone(), v.clone(), guard.stop.clone());
@@ -1470,7 +1474,7 @@ pub async fn run_job(
     let done = run_job_timed(app, id, v, actor, None, Instant::now(), &guard).await;
     watcher.abort();
     match done {
-        Ok(f) => Ok(Some(f.sealed)),
+        Ok(f) => Ok(Some((f.sealed, f.unverified))),
         Err(JobError::Refused) => Ok(None),
         Err(JobError::Failed(e)) => Err(e),
     }
@@ -1595,6 +1599,7 @@ async fn run_job_timed(
     let mut outcomes: Vec<String> = vec![String::with_capacity(answers.len() * 32); ids.len()];
     let source_wait_s = answers.iter().map(|(_, _, s, _)| *s).fold(0.0, f64::max);
     phases.fan_out = (fanned.duration_since(t).as_secs_f64() - source_wait_s).max(0.0);
+    let mut unverified: Vec<String> = Vec::new();
     for (kind, answer, secs, cached) in answers {
         let outcome_code = match &answer {
             // every person's answer from the cache: no request sent
@@ -1602,7 +1607,10 @@ async fn run_job_timed(
                 "cached".to_string()
             }
             SourceAnswer::Answered { .. } => "answered".to_string(),
-            SourceAnswer::Failed { code, .. } => format!("failed:{code}"),
+            SourceAnswer::Failed { code, .. } => {
+                unverified.push(format!("{} ({code})", kind.name()));
+                format!("failed:{code}")
+            }
         };
         app.metrics.source(kind.name(), &outcome_code, secs);
         if !asked.is_empty() {
@@ -1750,6 +1758,7 @@ async fn run_job_timed(
         source_wait_s,
         fetched_audited,
         phases,
+        unverified,
     })
 }
 
@@ -2640,7 +2649,7 @@ pub fn check(
                 return Ok(EXIT_INTERRUPTED);
             }
         };
-        let Some(sealed) = done.map_err(anyhow::Error::msg)? else {
+        let Some((sealed, unverified)) = done.map_err(anyhow::Error::msg)? else {
             say!(
                 "verification {id}: refused (consent_revoked: a consent was revoked while the departments were asked; no report)"
             );
@@ -2661,6 +2670,16 @@ pub fn check(
             .and_then(|j| j.determination)
             .unwrap_or_default();
         say!("verification {id}: {det}");
+        // Which departments did not answer, and why (codes only: a department's own words may
+        // echo what it was asked): the intake engineer running the check holds no key to the
+        // report (found by the session 28 trial: `referred` and nothing else when every
+        // department was unreachable).
+        if !unverified.is_empty() {
+            say!(
+                "  unverified sources: {} (details in the sealed report and the audit log)",
+                unverified.join(", ")
+            );
+        }
         Ok(match det.as_str() {
             "eligible" => 0,
             "referred" => 1,

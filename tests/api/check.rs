@@ -88,12 +88,50 @@ async fn check_on_the_command_line_agrees_with_the_api_and_refuses_before_queryi
     );
     let sealed: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(essence(&w.open(&sealed)), essence(&via_api));
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("unverified sources"),
+        "every department answered"
+    );
     let queried = source_queries(&w);
     let persons = (rows.1.len() + rows.2.len()) as i64;
     assert_eq!(
         queried, persons,
         "one audited query row per person, naming every source"
     );
+    // With every department down, the check says which did not answer and why, beside its
+    // determination (the session 28 trial: `referred` and nothing else)
+    let down = w.path("down.toml");
+    std::fs::write(
+        &down,
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(sim_addr.as_str(), "127.0.0.1:9"),
+    )
+    .unwrap();
+    let out_down = hedui(&[
+        "check",
+        "--config",
+        s(&down),
+        s(&household),
+        "--out",
+        s(&w.path("down-report.json")),
+    ]);
+    let err = String::from_utf8_lossy(&out_down.stderr);
+    assert_eq!(out_down.status.code(), Some(1), "{err}");
+    let said = err
+        .lines()
+        .find(|l| l.starts_with("  unverified sources: "))
+        .unwrap_or_else(|| panic!("{err}"));
+    for k in hedui::SourceKind::ALL {
+        assert!(
+            said.contains(&format!("{} (source_unreachable)", k.name())),
+            "{}: {said}",
+            k.name()
+        );
+    }
+    // (each person asked again, and audited)
+    let queried = source_queries(&w);
+    assert_eq!(queried, 2 * persons);
 
     // An output that cannot be written is refused (exit 2) before any source is asked.
     let refused_out = |path: &std::path::Path| -> String {

@@ -2,7 +2,7 @@
 //! refuses or cannot place (run the real binary on a generated county, then damage it the
 //! way department exports are damaged).
 
-use super::{County, summary};
+use super::{County, hedui, ok, s, summary};
 
 /// The 15-digit legacy form of an 18-digit ID born in the 1900s.
 fn legacy15(id: &str) -> String {
@@ -1265,5 +1265,59 @@ fn a_date_no_rule_reads_is_read_logged_or_refused() {
             "as_of_date",
             "date_slash"
         )
+    );
+}
+
+/// `open` with a key the reports are not sealed to says the error three times, then how many
+/// more, then how many lines opened; and a household it does not hold is said with how the
+/// file spells its households. Found by the session 28 trial: one identical line per report
+/// (300, and 30,000 on a county), no count; `no report for household 620503H0000003` for a
+/// gen.py file whose households are `HH…`.
+#[test]
+fn open_with_another_key_says_the_error_thrice_then_counts() {
+    let c = County::new(20);
+    let (_, dir) = c.batch("run", &[]);
+    let other = c.root.join("other");
+    ok(&hedui(&["keygen", "--out", s(&other)]));
+    let out = hedui(&[
+        "open",
+        "--key",
+        s(&other.join("civil.key")),
+        "--signer",
+        s(&c.key("hedui-signing.pub")),
+        s(&dir.join("reports.jsonl")),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = err.lines().collect();
+    assert_eq!(said.len(), 5, "{err}");
+    assert!(
+        said[..3].iter().all(|l| l.contains("cannot open report")),
+        "{err}"
+    );
+    assert!(
+        said[3].contains(
+            "reports.jsonl: 17 more reports cannot be opened: this report is not sealed to key"
+        ),
+        "{err}"
+    );
+    assert!(
+        said[4].ends_with("0 of 20 lines opened, 20 not (exit 1)"),
+        "{err}"
+    );
+    let out = hedui(&[
+        "open",
+        "--key",
+        s(&c.key("civil.key")),
+        s(&dir.join("reports.jsonl")),
+        "--household",
+        "HH6205030000003",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no report for household HH6205030000003")
+            && err.contains("(its households are spelled like 620503H0000001)"),
+        "{err}"
     );
 }
