@@ -43,6 +43,7 @@
 mod common;
 mod fieldmap;
 mod jsonl;
+mod numfmt;
 mod shown;
 mod text;
 mod workbook;

@@ -99,7 +99,9 @@ pub struct Normalised {
     /// Stable kind code: `money_wan` (万元 → yuan ×10,000), `money_unit_suffix` (a 元 suffix
     /// removed), `money_float_noise` (a number cell's binary noise past 15 significant
     /// digits dropped, [`money_from_f64`]), `date_excel_serial` (a workbook date cell by the
-    /// 1900 date system rule), `date_excel_serial_1904`.
+    /// 1900 date system rule), `date_excel_serial_1904`, `money_wan_number_format` (an .xlsx
+    /// number cell formatted `0.00"万元"`, ×10,000), `money_yuan_shown_in_wan` (formatted
+    /// `0!.0000"万"`: yuan as stored, [`super::numfmt`]).
     pub kind: String,
     /// What changed, never the value.
     pub detail: String,

@@ -1742,6 +1742,95 @@ fn a_workbook_numeric_id_cell_is_written_in_scientific_notation_and_money_and_da
     );
 }
 
+/// Found by session 28's attack: an amount cell holding 12.5 formatted `0.00"万元"` shows
+/// 12.50万元 in every spreadsheet and was read as 12.50 yuan. The format is read: in 万元 →
+/// ×10,000; a yuan amount shown in 万 (`0!.0000"万"`) → yuan as stored; a unit hedui does not
+/// convert, or 万 against a header in 元, refuses the row.
+#[test]
+fn an_amount_cell_formatted_in_wan_is_read_by_its_format() {
+    use rust_xlsxwriter::{Format, Workbook};
+    let d = tempfile::tempdir().unwrap();
+    let write = |name: &str, header: &str, cells: &[(&str, f64, &str)]| {
+        let p = d.path().join(name);
+        let mut wb = Workbook::new();
+        let ws = wb.add_worksheet();
+        for (c, h) in ["身份证号", "姓名", header].into_iter().enumerate() {
+            ws.write_string(0, c as u16, h).unwrap();
+        }
+        for (r, (id, v, fmt)) in cells.iter().enumerate() {
+            let r = r as u32 + 1;
+            ws.write_string(r, 0, *id).unwrap();
+            ws.write_string(r, 1, "王秀兰").unwrap();
+            ws.write_number_with_format(r, 2, *v, &Format::new().set_num_format(*fmt))
+                .unwrap();
+        }
+        wb.save(&p).unwrap();
+        p
+    };
+    let p = write(
+        "bank.xlsx",
+        "余额",
+        &[
+            (ID1, 12.5, "0.00\"万元\""),
+            (ID2, 123456.0, "0!.0000\"万\""),
+            (ID3, 1.25, "0.00\"千元\""),
+            (ID1, 300.0, "#,##0.00"),
+            (ID2, 0.75, "#,##0.00\"萬元\";-#,##0.00\"萬元\""),
+            (ID3, -2.5, "0.00\"万元\";-0.00"),
+        ],
+    );
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    let t = table(&prep);
+    assert_eq!(
+        t.values("balance"),
+        vec!["125000.00", "123456.00", "300.00", "7500.00", "-2.50"]
+    );
+    assert_eq!(prep.line_of_row, Some(vec![2, 3, 5, 6, 7]));
+    assert_eq!(
+        refused(&prep),
+        vec![(4, "balance", "money_unit_in_cell_format")]
+    );
+    let logged: Vec<(u64, &str)> = prep
+        .normalised
+        .iter()
+        .filter(|n| n.column == "balance")
+        .map(|n| (n.line, n.kind.as_str()))
+        .collect();
+    assert_eq!(
+        logged,
+        vec![
+            (2, "money_wan_number_format"),
+            (3, "money_yuan_shown_in_wan"),
+            (6, "money_wan_number_format")
+        ]
+    );
+    // a header in 元 and a format in 万元: refused, naming the format
+    let p = write(
+        "bank2.xlsx",
+        "余额(元)",
+        &[(ID1, 12.5, "0.00\"万元\""), (ID2, 8.0, "0.00")],
+    );
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(table(&prep).values("balance"), vec!["8.00"]);
+    assert_eq!(refused(&prep), vec![(2, "balance", "money_unit_conflict")]);
+    assert!(
+        prep.rejected[0].message.contains("0.00\"万元\""),
+        "{}",
+        prep.rejected[0].message
+    );
+    // a header in 万元 and a yuan amount shown in 万: yuan, as stored
+    let p = write(
+        "bank3.xlsx",
+        "余额(万元)",
+        &[(ID1, 123456.0, "0!.0000\"万\""), (ID2, 1.5, "0.00")],
+    );
+    let prep = prepare(&p, "bank", &["id_number", "name", "balance"]).unwrap();
+    assert_eq!(
+        table(&prep).values("balance"),
+        vec!["123456.00", "15000.00"]
+    );
+}
+
 /// A bank workbook at `p`: the header, `rows` rows of one account, and one text cell `note`
 /// at (row, column), 0-based.
 fn bank_with_note(p: &Path, rows: u32, note: (u32, u16)) {

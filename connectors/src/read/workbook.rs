@@ -267,6 +267,62 @@ fn convert(
     }
 }
 
+/// The unit a number cell of an amount column is read in, given its number format `code`
+/// (None: an .xls/.ods cell, or no style) and the column's unit from its header or a title
+/// (`unit`), and the per-row log's record of a format that decided it ([`format_unit`]):
+/// - `0.00"万元"`: 万元, ×10,000 (`money_wan_number_format`); refused as
+///   `money_unit_conflict` when the header or a title says 元;
+/// - `0!.0000"万"` (a yuan amount shown in 万): yuan, as stored, whatever a title says
+///   (`money_yuan_shown_in_wan`);
+/// - another count word (千, 百万, 亿), or sections that disagree: refused as
+///   `money_unit_in_cell_format`.
+fn format_cell_unit(
+    code: Option<&str>,
+    v: f64,
+    unit: Option<super::MoneyUnit>,
+) -> Result<(Option<super::MoneyUnit>, Change), Issue> {
+    use super::MoneyUnit::{Wan, Yuan};
+    use super::numfmt::{FormatUnit, format_unit};
+    let Some(code) = code else {
+        return Ok((unit, None));
+    };
+    // (a format is the workbook's, not a person's; cut short all the same)
+    let shown: String = code.chars().take(40).collect();
+    match format_unit(code, v) {
+        FormatUnit::Plain => Ok((unit, None)),
+        FormatUnit::Wan if unit == Some(Yuan) => Err(Issue {
+            reason: "money_unit_conflict",
+            message: format!(
+                "the cell's number format `{shown}` shows 万元 while the column's header or title says 元: which one holds cannot be told; format the amounts as plain numbers in one unit and export again"
+            ),
+        }),
+        FormatUnit::Wan => Ok((
+            Some(Wan),
+            Some((
+                "money_wan_number_format",
+                format!(
+                    "a number cell formatted `{shown}` (shown in 万元) → yuan, ×10,000 exactly"
+                ),
+            )),
+        )),
+        FormatUnit::YuanShownInWan => Ok((
+            Some(Yuan),
+            Some((
+                "money_yuan_shown_in_wan",
+                format!(
+                    "a number cell formatted `{shown}`: a yuan amount shown in 万 (a literal decimal point or a scaling comma), read in yuan as stored"
+                ),
+            )),
+        )),
+        FormatUnit::Unclear => Err(Issue {
+            reason: "money_unit_in_cell_format",
+            message: format!(
+                "the cell's number format `{shown}` shows a unit hedui does not convert (千, 百万, 亿, or 万 in some of its sections only): the amount's unit cannot be told; export the amounts in yuan or 万元"
+            ),
+        }),
+    }
+}
+
 /// Whether the cell at `at` (absolute) of `sheet` holds a formula. The sheet's formulas are
 /// read into `formulas` on the first call (a second parse of the sheet: only for a cell that
 /// reads empty or 0); a workbook whose formulas cannot be read has none.
@@ -529,6 +585,9 @@ pub(super) fn prepare_workbook(
         // its result (as openpyxl and many export tools write it) read as an empty cell, and
         // an empty amount as 0: households turned eligible on securities nobody read.
         let mut formulas: Option<Option<calamine::Range<String>>> = None;
+        // The sheet's cell styles, read at the first number cell of an amount column (a
+        // third parse of the sheet); an .xls or .ods workbook has none here.
+        let mut styles: Option<Option<calamine::StyleRange>> = None;
         // A hidden sheet: found by session 16's attack, a hidden `上月备份` (last month's
         // copy) with the table's header was read as the table continuing, and its accounts
         // counted again. A hidden sheet with the header is refused (a copy and a continuation
@@ -810,6 +869,44 @@ pub(super) fn prepare_workbook(
                         break;
                     }
                 }
+                // the cell's number format may show a unit ([`format_unit`]; xlsx only)
+                let mut format_change: Change = None;
+                let unit = match (cell, c.kind) {
+                    (Data::Int(_) | Data::Float(_), ValueKind::Money) => {
+                        let v = match cell {
+                            Data::Int(n) => *n as f64,
+                            Data::Float(f) => *f,
+                            _ => unreachable!("matched above"),
+                        };
+                        let at = (row0 as u32 + i as u32, col0 + src as u32);
+                        let code = styles
+                            .get_or_insert_with(|| wb.worksheet_style(sheet_name).ok())
+                            .as_ref()
+                            .and_then(|s| s.get(at))
+                            .and_then(|s| s.number_format.as_ref())
+                            .map(|f| f.format_code.clone());
+                        match format_cell_unit(code.as_deref(), v, unit) {
+                            Ok((u, change)) => {
+                                if change.is_some() {
+                                    changes.add(format!(
+                                        "column `{}`: number cells whose number format shows 万 read by it",
+                                        c.name
+                                    ));
+                                }
+                                format_change = change;
+                                u
+                            }
+                            Err(issue) => {
+                                let mut r = issue.at(line, &c.name, &cell_text(cell));
+                                (r.household_id, r.id_number) =
+                                    (key_of("household_id"), key_of("id_number"));
+                                bad = Some(r);
+                                break;
+                            }
+                        }
+                    }
+                    _ => unit,
+                };
                 match convert(cell, c.kind, unit, &mut changes, &c.name) {
                     Ok((v, change)) => {
                         if merged.contains(&(row0 as u32 + i as u32, col0 + src as u32)) {
@@ -821,7 +918,8 @@ pub(super) fn prepare_workbook(
                                 detail: "a cell merged with the one above it: the merged cell's value read for this row, as the sheet shows it".into(),
                             });
                         }
-                        if let Some((kind, detail)) = change {
+                        if let Some((kind, detail)) = format_change.into_iter().chain(change).next()
+                        {
                             normalised.push(Normalised {
                                 line,
                                 row: sink.rows(),
