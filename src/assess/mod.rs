@@ -593,8 +593,18 @@ pub fn assess(view: &HouseholdView<'_>, policy: &Policy, as_of: NaiveDate) -> As
                 .any(|(k, _)| INCOME_SOURCES.contains(k)));
     let exit_unknown =
         h.programme == "dibao" && income_fails && !other_ineligible && wage_unknown && n > 0;
-    if exit_unknown && let Some(f) = findings.iter_mut().find(|f| f.rule == "income") {
-        f.evidence["gradual_exit_unknown"] = json!("wage_income_unknown");
+    if exit_unknown {
+        if let Some(f) = findings.iter_mut().find(|f| f.rule == "income") {
+            f.evidence["gradual_exit_unknown"] = json!("wage_income_unknown");
+        }
+        // the referral's rule, said where the rules are listed (determinations.csv showed
+        // `income:ineligible` alone beside `referred`: session 27's note)
+        findings.push(finding(
+            policy,
+            "gradual_exit",
+            Outcome::Referred,
+            json!({"months": policy.gradual_exit_months, "applies": null, "why": "wage_income_unknown"}),
+        ));
     }
     let spellings = h.faults.iter().any(|f| f == HOUSEHOLD_SPELLINGS);
     // A household outside the policy's region: none of this policy's rules is the household's

@@ -1795,6 +1795,12 @@ fn a_dibao_household_whose_wage_source_did_not_answer_is_referred_not_refused_th
         finding(&a, "income").evidence["gradual_exit_unknown"],
         json!("wage_income_unknown")
     );
+    // the referral's rule is listed (determinations.csv: `gradual_exit:referred`)
+    assert_eq!(finding(&a, "gradual_exit").outcome, Outcome::Referred);
+    assert_eq!(
+        finding(&a, "gradual_exit").evidence,
+        json!({"months": 6, "applies": null, "why": "wage_income_unknown"})
+    );
     assert_eq!(a.determination, Referred);
     // another programme has no exit: ineligible stands
     let low = urban()
@@ -1803,6 +1809,7 @@ fn a_dibao_household_whose_wage_source_did_not_answer_is_referred_not_refused_th
         .unverified(SourceKind::Tax)
         .assess();
     assert_eq!(low.determination, Ineligible);
+    assert!(!has(&low, "gradual_exit"));
     // a member not queried hides their wage too
     let unqueried = urban()
         .programme("dibao")

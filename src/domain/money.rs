@@ -185,7 +185,7 @@ impl fmt::Display for Fen {
 /// Kinds: `money_fullwidth` (U+FF10–U+FF19 digits and other full-width forms),
 /// `money_thousands` (U+002C separators), `money_currency_sign` (U+00A5/U+FFE5),
 /// `money_plus_sign`, `money_whitespace`, `money_zero_decimals` (zeros beyond the fen),
-/// `money_negative_zero` (`-0`, `-0.00`: read as 0),
+/// `money_negative_zero` (`-0`, `-0.00`: read as 0), `money_trailing_point` (`900000.`),
 /// `money_spreadsheet_formula` (`="…"`), `money_spreadsheet_quote` (a leading `'`).
 pub fn spelling(raw: &str) -> Vec<(&'static str, String)> {
     if let Some((inner, marker)) = super::spreadsheet_text(raw) {
@@ -231,6 +231,14 @@ pub fn spelling(raw: &str) -> Vec<(&'static str, String)> {
             return vec![(
                 "money_negative_zero",
                 "a minus sign before zero dropped: read as 0".to_string(),
+            )];
+        }
+        // `900000.`: a point with no decimals (session 28's attack: read with no log row)
+        if body.last() == Some(&b'.') {
+            return vec![(
+                "money_trailing_point",
+                "a decimal point with no decimals after it (U+002E) dropped: read as a whole amount"
+                    .to_string(),
             )];
         }
         return Vec::new();
@@ -308,6 +316,11 @@ mod tests {
         );
         assert!(spelling("１４，０６").is_empty());
         assert!(spelling("1234.56").is_empty());
+        // a point with no decimals is read and logged
+        assert_eq!(Fen::parse_yuan("900000."), Ok(Fen(90_000_000)));
+        let kinds: Vec<&str> = spelling("900000.").iter().map(|k| k.0).collect();
+        assert_eq!(kinds, ["money_trailing_point"]);
+        assert_eq!(spelling("-5.").len(), 1);
     }
 
     /// Found left by sessions 9-13: `="1234.50"` (a spreadsheet export keeping a cell as

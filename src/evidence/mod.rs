@@ -463,7 +463,9 @@ pub fn read_key<S: AsRef<str>>(kind: SourceKind, values: &[Option<S>]) -> Vec<u8
 /// The values of a `kind` record as the rules read them, for telling a record that repeats
 /// an earlier one of the same person (`row_duplicate`): dates as ISO days, months as
 /// `YYYY-MM`, amounts and two-decimal numbers with two decimals, whole numbers as digits,
-/// every value trimmed, an empty one `None`. A value that does not read is kept as written
+/// vocabulary words as the §2 word, free text in ASCII upper case, half-width and without
+/// invisible characters (session 28's attack: `b0005h`/`Current` and `B0005H`/`current`,
+/// one account given twice, counted twice), every value trimmed, an empty one `None`. A value that does not read is kept as written
 /// (its row is refused anyway). Values already in §2 form are borrowed, not parsed.
 ///
 /// Found by the s9 attack: a bank row given twice, once with `2026/10/31` and once with
@@ -509,6 +511,23 @@ pub fn read_values<'a, S: AsRef<str>>(
                     .parse::<i64>()
                     .ok()
                     .map(|n| n.to_string()),
+                // a vocabulary word as the rules read it (`Current`, `ｃｕｒｒｅｎｔ`)
+                K::Enum(allowed) if !allowed.contains(&t) => {
+                    let folded = crate::domain::vocabulary_fold(t);
+                    let f = folded.as_deref().map_or(t, str::trim);
+                    allowed
+                        .iter()
+                        .find(|w| w.eq_ignore_ascii_case(f))
+                        .map(|w| (*w).to_string())
+                }
+                // free text (an account number `b0005h` / `B0005H`) in one case, half-width
+                // and without invisible characters
+                K::Text if b.iter().any(|c| c.is_ascii_lowercase()) || !b.is_ascii() => {
+                    let folded = crate::domain::vocabulary_fold(t);
+                    let f = folded.as_deref().map_or(t, str::trim);
+                    (f != t || f.bytes().any(|c| c.is_ascii_lowercase()))
+                        .then(|| f.to_ascii_uppercase())
+                }
                 _ => None,
             };
             Some(read.map_or(Cow::Borrowed(t), Cow::Owned))
@@ -1103,6 +1122,25 @@ mod tests {
         let key = |y: &str| read_key(SourceKind::Tax, &vals(&[y, "wages", "1.00", "0.00"]));
         assert_eq!(key("２０２５"), key("2025"));
         assert_eq!(key("=\"2025\""), key("2025"));
+        // an account in another letter case, full-width, or with a zero-width space, and its
+        // product word in another case, is the same account (session 28's attack: counted
+        // twice); another account or balance is not
+        let bank = |code: &str, acct: &str, product: &str, bal: &str| {
+            read_key(
+                SourceKind::Bank,
+                &vals(&[code, acct, product, bal, "2026-10-31"]),
+            )
+        };
+        let one = bank("B01", "B0005H", "current", "100.00");
+        assert_eq!(bank("b01", "b0005h", "Current", "100.00"), one);
+        assert_eq!(bank("B01", "Ｂ０００５Ｈ", "CURRENT", "100"), one);
+        assert_eq!(
+            bank("B01", "B0005\u{200B}H", "ｃｕｒｒｅｎｔ", "100.00"),
+            one
+        );
+        assert_ne!(bank("B01", "B0005I", "current", "100.00"), one);
+        assert_ne!(bank("B01", "B0005H", "current", "100.01"), one);
+        assert_ne!(bank("B01", "B0005H", "time", "100.00"), one);
     }
 
     #[test]

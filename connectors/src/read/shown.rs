@@ -120,6 +120,14 @@ const COMMON_WORDS: &[&str] = &[
     "千元",
     "百元",
     "亿元",
+    // traditional spellings of the units (session 28's attack: `余额（萬元）` refused with
+    // its unit masked as `萬*`)
+    "萬元",
+    "仟元",
+    "佰元",
+    "億元",
+    "单位",
+    "單位",
     "人民币",
     "币值",
     "数据",

@@ -3317,6 +3317,8 @@ fn a_name_in_a_header_cell_is_masked_whatever_stands_around_it() {
         "第一季度",
         "十二月",
         "二〇二六年〇一月〇一日至二〇二六年十二月三十一日",
+        "余额（萬元）",
+        "金额[單位:億元]",
     ] {
         assert_eq!(shown_header(header), header, "{header}");
     }
