@@ -16,11 +16,12 @@ pub use name::{Name, NameError, NameRepair};
 pub use region::{RegionCode, RegionError};
 
 mod spelling;
+pub use spelling::{
+    chinese_vocabulary_word, half_width, spreadsheet_text, vocabulary_fold, whole_number_text,
+    year_spelling,
+};
 pub(crate) use spelling::{
     full_width_points, invisible as spelling_invisible, invisible_points, spreadsheet_detail,
-};
-pub use spelling::{
-    half_width, spreadsheet_text, vocabulary_fold, whole_number_text, year_spelling,
 };
 
 #[cfg(test)]

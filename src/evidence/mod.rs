@@ -518,7 +518,9 @@ pub fn read_values<'a, S: AsRef<str>>(
                     allowed
                         .iter()
                         .find(|w| w.eq_ignore_ascii_case(f))
-                        .map(|w| (*w).to_string())
+                        .copied()
+                        .or_else(|| crate::domain::chinese_vocabulary_word(t, allowed))
+                        .map(str::to_string)
                 }
                 // free text (an account number `b0005h` / `B0005H`) in one case, half-width
                 // and without invisible characters
@@ -688,6 +690,10 @@ impl<'a, S: AsRef<str>> Row<'a, S> {
                     .iter()
                     .find(|w| w.eq_ignore_ascii_case(folded.trim()))
             {
+                return Ok(word);
+            }
+            // `活期`, `工资薪金所得`: a Chinese word for a §2 word (since session 29)
+            if let Some(word) = crate::domain::chinese_vocabulary_word(v, allowed) {
                 return Ok(word);
             }
             return Err(FieldError {
@@ -1180,6 +1186,36 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!((err.column, err.code), ("kind", "value_unknown"));
+        // Chinese words for the vocabulary are the words (since session 29): a business car
+        // (营运) sets business_vehicle; one scrapped (报废) sets nothing
+        let mut e = PersonEvidence::default();
+        e.add(
+            SourceKind::VehicleVessel,
+            &vals(&["甘E3", "car", "营运", "1.00", "", "正常"]),
+            &f,
+            &p,
+        )
+        .expect("a business car");
+        assert!(e.business_vehicle && !e.private_vehicle);
+        let mut e = PersonEvidence::default();
+        e.add(
+            SourceKind::VehicleVessel,
+            &vals(&["甘E4", "car", "非营运", "1.00", "", "报废"]),
+            &f,
+            &p,
+        )
+        .expect("a scrapped car");
+        assert!(!e.business_vehicle && !e.private_vehicle);
+        // tax: 工资、薪金所得 is wages
+        let mut e = PersonEvidence::default();
+        e.add(
+            SourceKind::Tax,
+            &vals(&["2025", "工资、薪金所得", "1200.00", "0.00"]),
+            &f,
+            &p,
+        )
+        .expect("wages");
+        assert_eq!((e.tax_wages, e.tax_other), (120_000, 0));
     }
 
     #[test]

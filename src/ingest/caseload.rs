@@ -319,7 +319,7 @@ impl Rows<'_> {
         household: &mut Household,
         i: usize,
         raw: Option<&str>,
-        allowed: &[&str],
+        allowed: &[&'static str],
     ) -> String {
         let mut faults = Vec::new();
         let v = vocab_value(raw, allowed, false, "relation", &mut faults);
@@ -343,12 +343,14 @@ impl Rows<'_> {
 
 /// A vocabulary value, case, spaces, full-width letters and invisible characters normalised
 /// (`Urban`, `ｕｒｂａｎ`, `child` + U+200B → `urban`, `child`, as the API reads them:
-/// [`crate::verify::request`], [`crate::domain::vocabulary_fold`]); an unknown or (when
+/// [`crate::verify::request`], [`crate::domain::vocabulary_fold`]), a Chinese word read as
+/// the §2 word it stands for (`配偶` → `spouse`, `城镇` → `urban`:
+/// [`crate::domain::chinese_vocabulary_word`], since session 29); an unknown or (when
 /// required) empty value is kept as given and recorded as a fault of the household. (Found
 /// by session 26's attack: a full-width `ａｐｐｌｉｃａｎｔ` was refused as a relation.)
 fn vocab_value(
     raw: Option<&str>,
-    allowed: &[&str],
+    allowed: &[&'static str],
     optional: bool,
     column: &str,
     faults: &mut Vec<String>,
@@ -356,6 +358,12 @@ fn vocab_value(
     let raw = raw.unwrap_or("");
     let folded = crate::domain::vocabulary_fold(raw);
     let v = folded.as_deref().unwrap_or(raw).trim().to_lowercase();
+    if !v.is_empty()
+        && !allowed.contains(&v.as_str())
+        && let Some(word) = crate::domain::chinese_vocabulary_word(raw, allowed)
+    {
+        return word.to_string();
+    }
     if (v.is_empty() && !optional) || (!v.is_empty() && !allowed.contains(&v.as_str())) {
         faults.push(format!("{column}_unknown"));
     }
@@ -364,17 +372,32 @@ fn vocab_value(
 
 /// Log a vocabulary value of `column` at data row `i` written in full-width characters
 /// (`ａｐｐｌｉｃａｎｔ`, `vocabulary_fullwidth`) or holding invisible ones (zero-width, BOM:
-/// `vocabulary_invisible`), as [`vocab_value`] reads it.
+/// `vocabulary_invisible`), or a Chinese word for a word of `allowed` (`vocabulary_chinese`),
+/// as [`vocab_value`] reads it.
 fn log_vocabulary_spelling(
     norms: &mut Normalisations,
     rows: &Rows,
     i: usize,
     column: &str,
     raw: Option<&str>,
+    allowed: &[&'static str],
 ) {
     let Some(raw) = raw else {
         return;
     };
+    if let Some(word) = crate::domain::chinese_vocabulary_word(raw, allowed) {
+        norms.push(
+            At {
+                file: rows.file,
+                line: rows.prep.line_of(i as u64),
+                row: Some(i as u64),
+                column,
+            },
+            "vocabulary_chinese",
+            format!("a Chinese word for `{word}` read as it"),
+        );
+        return;
+    }
     let at = || At {
         file: rows.file,
         line: rows.prep.line_of(i as u64),
@@ -1294,27 +1317,24 @@ pub fn load_caseload(
                 }
             });
         let mut faults = Vec::new();
-        let area_v = vocab_value(area.get(i), &["urban", "rural"], false, "area", &mut faults);
+        const AREAS: &[&str] = &["urban", "rural"];
+        const PROGRAMMES: &[&str] = &["dibao", "tekun", "low_income", "applicant"];
+        const CATEGORIES: &[&str] = &["full", "partial", "class1", "class2", "class3", "class4"];
+        let area_v = vocab_value(area.get(i), AREAS, false, "area", &mut faults);
         let programme_v = vocab_value(
             programme.get(i),
-            &["dibao", "tekun", "low_income", "applicant"],
+            PROGRAMMES,
             false,
             "programme",
             &mut faults,
         );
-        let category_v = vocab_value(
-            category.get(i),
-            &["full", "partial", "class1", "class2", "class3", "class4"],
-            true,
-            "category",
-            &mut faults,
-        );
-        for (column, raw) in [
-            ("area", area.get(i)),
-            ("programme", programme.get(i)),
-            ("category", category.get(i)),
+        let category_v = vocab_value(category.get(i), CATEGORIES, true, "category", &mut faults);
+        for (column, raw, allowed) in [
+            ("area", area.get(i), AREAS),
+            ("programme", programme.get(i), PROGRAMMES),
+            ("category", category.get(i), CATEGORIES),
         ] {
-            log_vocabulary_spelling(&mut out.normalisations, &rows, i, column, raw);
+            log_vocabulary_spelling(&mut out.normalisations, &rows, i, column, raw, allowed);
         }
         // Each refused value is named in quarantine.csv (file, line, column, value, reason):
         // the household is referred (caseload_fault), and the clerk must see why.
@@ -1568,7 +1588,14 @@ pub fn load_caseload(
             rel.get(i),
             MEMBER_RELATIONS,
         );
-        log_vocabulary_spelling(&mut out.normalisations, &rows, i, "relation", rel.get(i));
+        log_vocabulary_spelling(
+            &mut out.normalisations,
+            &rows,
+            i,
+            "relation",
+            rel.get(i),
+            MEMBER_RELATIONS,
+        );
         member_rows.push(i);
         out.members.push(Member {
             household,
@@ -1943,7 +1970,14 @@ pub fn load_caseload(
             rel.get(i),
             SUPPORTER_RELATIONS,
         );
-        log_vocabulary_spelling(&mut out.normalisations, &rows, i, "relation", rel.get(i));
+        log_vocabulary_spelling(
+            &mut out.normalisations,
+            &rows,
+            i,
+            "relation",
+            rel.get(i),
+            SUPPORTER_RELATIONS,
+        );
         // One supporter's relation to one member given twice, differently (`child`, then
         // `parent`): which is meant is not guessed, as the API refuses it (found by session
         // 27's attack on the API, where the second was dropped). A relation to another member
@@ -2818,6 +2852,114 @@ mod tests {
         );
     }
 
+    /// Noticed in session 27: Chinese words for the vocabulary (`配偶`, `城镇`), as the
+    /// departments write them, were refused and the household referred. They are read as
+    /// the §2 word and logged (`vocabulary_chinese`); `户主` (the head need not be the
+    /// applicant) and a one-character `女` stay refused.
+    #[test]
+    fn a_chinese_vocabulary_word_is_read_as_its_word_and_logged() {
+        let d = caseload(
+            "H1,620503,城镇,低保,差额,,,\nH2,620503,农村,特困供养,,,,\n",
+            "H1,620503195809200176,马福祥,申请人,,C1\n\
+             H1,620503198703151234,王秀兰,配偶,,C1\n\
+             H2,620503196001010016,马大,户主,,C2\n\
+             H2,620503200501010011,马小,女,,C2\n",
+            "H1,620503198003100014,马强,620503195809200176,子女,2,C1\n",
+        );
+        let (c, q) = load(d.path());
+        let h = &c.households[0];
+        assert_eq!(
+            (h.area.as_str(), h.programme.as_str(), h.category.as_str()),
+            ("urban", "dibao", "partial")
+        );
+        assert!(h.faults.is_empty(), "{:?}", h.faults);
+        assert_eq!(
+            (
+                c.households[1].area.as_str(),
+                c.households[1].programme.as_str()
+            ),
+            ("rural", "tekun")
+        );
+        assert_eq!(c.members[0].relation, "applicant");
+        assert_eq!(c.members[1].relation, "spouse");
+        assert_eq!(c.supporters[0].relation, "child");
+        // 户主 and 女: refused, the household referred
+        assert_eq!(
+            reasons_at_columns(&q),
+            vec![
+                ("relation_unknown", Some(4), "relation"),
+                ("relation_unknown", Some(5), "relation")
+            ]
+        );
+        let logged: Vec<(&str, &str, Option<u64>, &str)> = c
+            .normalisations
+            .records
+            .iter()
+            .filter(|n| n.kind == "vocabulary_chinese")
+            .map(|n| {
+                (
+                    n.file.as_str(),
+                    n.column.as_str(),
+                    n.line,
+                    n.detail.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            logged,
+            vec![
+                (
+                    "households.csv",
+                    "area",
+                    Some(2),
+                    "a Chinese word for `urban` read as it"
+                ),
+                (
+                    "households.csv",
+                    "programme",
+                    Some(2),
+                    "a Chinese word for `dibao` read as it"
+                ),
+                (
+                    "households.csv",
+                    "category",
+                    Some(2),
+                    "a Chinese word for `partial` read as it"
+                ),
+                (
+                    "households.csv",
+                    "area",
+                    Some(3),
+                    "a Chinese word for `rural` read as it"
+                ),
+                (
+                    "households.csv",
+                    "programme",
+                    Some(3),
+                    "a Chinese word for `tekun` read as it"
+                ),
+                (
+                    "members.csv",
+                    "relation",
+                    Some(2),
+                    "a Chinese word for `applicant` read as it"
+                ),
+                (
+                    "members.csv",
+                    "relation",
+                    Some(3),
+                    "a Chinese word for `spouse` read as it"
+                ),
+                (
+                    "supporters.csv",
+                    "relation",
+                    Some(2),
+                    "a Chinese word for `child` read as it"
+                ),
+            ]
+        );
+    }
+
     /// Found by the session-14 attack: a member row's household_id in lower case or with a
     /// zero-width space matched its household with no record of the change.
     #[test]
@@ -2911,7 +3053,7 @@ mod tests {
     #[test]
     fn a_refused_household_value_is_quarantined_naming_line_column_and_reason() {
         let d = caseload(
-            "H1,620503,城镇,低保,Partial,,,\nH2,,urban,dibao,,,,\nH3,620503,Rural,DIBAO,class1,,,\n",
+            "H1,620503,城里,救济,Partial,,,\nH2,,urban,dibao,,,,\nH3,620503,Rural,DIBAO,class1,,,\n",
             "",
             "",
         );

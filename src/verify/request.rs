@@ -169,13 +169,16 @@ fn household_id_holds_id(hid: &str, as_of: NaiveDate) -> bool {
     })
 }
 
-fn one_of(v: &str, allowed: &[&str], field: &str) -> Result<String, InputError> {
+fn one_of(v: &str, allowed: &[&'static str], field: &str) -> Result<String, InputError> {
     // full-width letters (`ａｐｐｌｉｃａｎｔ`) read as ASCII and invisible characters
-    // removed, as the batch's caseload reads them
+    // removed, and a Chinese word (`配偶`) as the §2 word it stands for, as the batch's
+    // caseload reads them
     let folded = crate::domain::vocabulary_fold(v);
     let t = folded.as_deref().unwrap_or(v).trim().to_lowercase();
     if allowed.contains(&t.as_str()) {
         Ok(t)
+    } else if let Some(word) = crate::domain::chinese_vocabulary_word(v, allowed) {
+        Ok(word.to_string())
     } else {
         Err(bad(
             "value_unknown",
@@ -752,7 +755,15 @@ mod tests {
             (v.household.area.as_str(), v.household.programme.as_str()),
             ("rural", "dibao")
         );
+        // a Chinese word for a §2 word is that word (since session 29), as the caseload reads it
         h.area = "城镇".into();
+        h.programme = "最低生活保障".into();
+        let v = h.validate(as_of, 20).expect("valid");
+        assert_eq!(
+            (v.household.area.as_str(), v.household.programme.as_str()),
+            ("urban", "dibao")
+        );
+        h.area = "城里".into();
         let e = h
             .validate(as_of, 20)
             .expect_err("not a word of the vocabulary");
