@@ -2466,6 +2466,23 @@ mod tests {
             .collect()
     }
 
+    /// The normalisation log's records of `kind`: column, file, line and detail.
+    fn logged_as<'a>(c: &'a Caseload, kind: &str) -> Vec<(&'a str, &'a str, Option<u64>, &'a str)> {
+        c.normalisations
+            .records
+            .iter()
+            .filter(|n| n.kind == kind)
+            .map(|n| {
+                (
+                    n.column.as_str(),
+                    n.file.as_str(),
+                    n.line,
+                    n.detail.as_str(),
+                )
+            })
+            .collect()
+    }
+
     /// Each quarantine entry's reason, line and column.
     fn reasons_at_columns(q: &Quarantine) -> Vec<(&str, Option<u64>, &str)> {
         q.entries
@@ -2813,22 +2830,8 @@ mod tests {
         assert_eq!(c.members[1].relation, "spouse");
         assert_eq!(c.supporters[0].relation, "child");
         assert_eq!(reasons_at(&q), vec![]);
-        let logged: Vec<(&str, &str, Option<u64>, &str)> = c
-            .normalisations
-            .records
-            .iter()
-            .filter(|n| n.kind == "vocabulary_invisible")
-            .map(|n| {
-                (
-                    n.column.as_str(),
-                    n.file.as_str(),
-                    n.line,
-                    n.detail.as_str(),
-                )
-            })
-            .collect();
         assert_eq!(
-            logged,
+            logged_as(&c, "vocabulary_invisible"),
             vec![
                 (
                     "area",
@@ -2891,68 +2894,54 @@ mod tests {
                 ("relation_unknown", Some(5), "relation")
             ]
         );
-        let logged: Vec<(&str, &str, Option<u64>, &str)> = c
-            .normalisations
-            .records
-            .iter()
-            .filter(|n| n.kind == "vocabulary_chinese")
-            .map(|n| {
-                (
-                    n.file.as_str(),
-                    n.column.as_str(),
-                    n.line,
-                    n.detail.as_str(),
-                )
-            })
-            .collect();
         assert_eq!(
-            logged,
+            logged_as(&c, "vocabulary_chinese"),
             vec![
                 (
-                    "households.csv",
                     "area",
+                    "households.csv",
                     Some(2),
                     "a Chinese word for `urban` read as it"
                 ),
                 (
-                    "households.csv",
                     "programme",
+                    "households.csv",
                     Some(2),
                     "a Chinese word for `dibao` read as it"
                 ),
                 (
-                    "households.csv",
                     "category",
+                    "households.csv",
                     Some(2),
                     "a Chinese word for `partial` read as it"
                 ),
                 (
-                    "households.csv",
                     "area",
+                    "households.csv",
                     Some(3),
                     "a Chinese word for `rural` read as it"
                 ),
                 (
-                    "households.csv",
                     "programme",
+                    "households.csv",
                     Some(3),
                     "a Chinese word for `tekun` read as it"
                 ),
                 (
-                    "members.csv",
                     "relation",
+                    "members.csv",
                     Some(2),
                     "a Chinese word for `applicant` read as it"
                 ),
                 (
-                    "members.csv",
                     "relation",
+                    "members.csv",
                     Some(3),
                     "a Chinese word for `spouse` read as it"
                 ),
                 (
-                    "supporters.csv",
                     "relation",
+                    "supporters.csv",
                     Some(2),
                     "a Chinese word for `child` read as it"
                 ),
